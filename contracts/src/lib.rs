@@ -1,0 +1,13 @@
+//! The wire contract of the two vendor APIs linkbox reproduces: request and response types
+//! with serde, `schemars` and `utoipa` derives, and the documented constants (bounds, enums,
+//! error codes and messages) that the server validates with and the schemas are built from.
+//!
+//! # Layout
+//! - [`m2m`]: LeapFinancial's M2M partner-link API (`/partner/...`).
+//! - [`timefmt`]: the timestamp formats both vendors put on the wire.
+//!
+//! Everything here is data: no I/O, no server logic. The server, the generated schemas and
+//! the contract suite all read the same constants, so a bound changes in exactly one place.
+
+pub mod m2m;
+pub mod timefmt;

@@ -1,0 +1,105 @@
+//! The `linkbox` command line (clap). Every flag can also be set through an environment
+//! variable `LINKBOX_<FLAG>`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{FileConfig, Options, RateLimits};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "linkbox",
+    version,
+    about = "A local sandbox of the M2M and Leaf magic-link APIs"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the sandbox.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "LINKBOX_ADDR", default_value = "127.0.0.1:8642")]
+    pub addr: SocketAddr,
+    /// Base URL of the links linkbox hands out (default: http://ADDR as bound).
+    #[arg(long, env = "LINKBOX_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// TOML file of partners, Leaf accounts and flows (default: open mode).
+    #[arg(long, env = "LINKBOX_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Enforce the vendor's documented rate limits, or none.
+    #[arg(
+        long,
+        env = "LINKBOX_RATE_LIMITS",
+        value_enum,
+        default_value = "documented"
+    )]
+    pub rate_limits: RateLimits,
+    /// Base of M2M widget URLs (default: PUBLIC_URL/widget), e.g.
+    /// https://widget.m2m.leapfinancial.com to reproduce production URLs.
+    #[arg(long, env = "LINKBOX_M2M_WIDGET_BASE")]
+    pub m2m_widget_base: Option<String>,
+    /// Log lines on stderr as text or JSON.
+    #[arg(long, env = "LINKBOX_LOG_FORMAT", value_enum, default_value = "pretty")]
+    pub log_format: LogFormat,
+}
+
+impl ServeArgs {
+    /// The options these flags set, with the config file read and checked.
+    pub fn options(&self) -> anyhow::Result<Options> {
+        Ok(Options {
+            public_url: self.public_url.clone(),
+            m2m_widget_base: self.m2m_widget_base.clone(),
+            rate_limits: Some(self.rate_limits),
+            file: self.config.as_deref().map(FileConfig::load).transpose()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_defaults_to_the_documented_address_and_limits() {
+        let cli = Cli::try_parse_from(["linkbox", "serve"]).expect("parses");
+        let Command::Serve(args) = cli.command;
+        assert_eq!(args.addr, "127.0.0.1:8642".parse().expect("addr"));
+        assert_eq!(args.rate_limits, RateLimits::Documented);
+        assert_eq!(args.log_format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn flags_parse() {
+        let cli = Cli::try_parse_from([
+            "linkbox",
+            "serve",
+            "--addr",
+            "[::1]:0",
+            "--rate-limits",
+            "off",
+            "--log-format",
+            "json",
+        ])
+        .expect("parses");
+        let Command::Serve(args) = cli.command;
+        assert_eq!(args.addr, "[::1]:0".parse().expect("addr"));
+        assert_eq!(args.rate_limits, RateLimits::Off);
+        assert_eq!(args.log_format, LogFormat::Json);
+    }
+}

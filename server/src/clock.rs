@@ -1,0 +1,157 @@
+//! The sandbox clock: real time plus an offset, optionally frozen.
+//!
+//! Every timestamp, expiry, rate-limit window and token lifetime reads this clock, so moving
+//! it forward expires links at once. Nothing in linkbox sleeps until an expiry: expiry is a
+//! comparison against [`Clock::now`].
+
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use time::{Duration, OffsetDateTime};
+
+/// A cheap-to-clone handle on the one sandbox clock.
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    state: Arc<RwLock<State>>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct State {
+    /// Added to real time.
+    offset: Duration,
+    /// When set, the clock reads this instant until unfrozen.
+    frozen_at: Option<OffsetDateTime>,
+}
+
+/// What the clock reads and how it is set, as reported by the control API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockReading {
+    pub now: OffsetDateTime,
+    pub offset: Duration,
+    pub frozen: bool,
+}
+
+impl Clock {
+    /// A clock that reads real time.
+    pub fn new() -> Clock {
+        Clock::default()
+    }
+
+    /// The sandbox's current time, to the millisecond (the precision both APIs show).
+    pub fn now(&self) -> OffsetDateTime {
+        let state = *self.state.read();
+        truncate_to_millis(state.frozen_at.unwrap_or_else(|| real_now() + state.offset))
+    }
+
+    pub fn reading(&self) -> ClockReading {
+        let state = *self.state.read();
+        ClockReading {
+            now: truncate_to_millis(state.frozen_at.unwrap_or_else(|| real_now() + state.offset)),
+            offset: state.offset,
+            frozen: state.frozen_at.is_some(),
+        }
+    }
+
+    /// Moves the clock by `by` (forward when positive), frozen or not.
+    pub fn advance(&self, by: Duration) {
+        let mut state = self.state.write();
+        state.offset += by;
+        if let Some(frozen) = state.frozen_at.as_mut() {
+            *frozen += by;
+        }
+    }
+
+    /// Sets the clock so that it reads `to` now.
+    pub fn set_to(&self, to: OffsetDateTime) {
+        let mut state = self.state.write();
+        state.offset = to - real_now();
+        if state.frozen_at.is_some() {
+            state.frozen_at = Some(to);
+        }
+    }
+
+    /// Freezes the clock at its current reading, or lets it run again from there.
+    pub fn set_frozen(&self, frozen: bool) {
+        let mut state = self.state.write();
+        match (frozen, state.frozen_at) {
+            (true, None) => state.frozen_at = Some(real_now() + state.offset),
+            (false, Some(at)) => {
+                state.offset = at - real_now();
+                state.frozen_at = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Restores an offset saved earlier (persistence, snapshots).
+    pub fn set_offset(&self, offset: Duration) {
+        let mut state = self.state.write();
+        state.offset = offset;
+    }
+}
+
+fn real_now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn truncate_to_millis(at: OffsetDateTime) -> OffsetDateTime {
+    let nanos = at.nanosecond();
+    at.replace_nanosecond(nanos - nanos % 1_000_000)
+        .unwrap_or(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn a_new_clock_reads_real_time() {
+        let clock = Clock::new();
+        let drift = clock.now() - OffsetDateTime::now_utc();
+        assert!(drift.abs() < Duration::seconds(1), "drift {drift}");
+    }
+
+    #[test]
+    fn advancing_moves_the_reading_forward() {
+        let clock = Clock::new();
+        let before = clock.now();
+        clock.advance(Duration::hours(2));
+        let moved = clock.now() - before;
+        assert!(moved >= Duration::hours(2) && moved < Duration::hours(2) + Duration::seconds(1));
+        assert_eq!(clock.reading().offset, Duration::hours(2));
+    }
+
+    #[test]
+    fn a_frozen_clock_stands_still_until_advanced() {
+        let clock = Clock::new();
+        clock.set_to(datetime!(2030-01-01 00:00 UTC));
+        clock.set_frozen(true);
+        let first = clock.now();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(clock.now(), first);
+        clock.advance(Duration::seconds(90));
+        assert_eq!(clock.now(), first + Duration::seconds(90));
+        assert!(clock.reading().frozen);
+    }
+
+    #[test]
+    fn unfreezing_runs_on_from_the_frozen_reading() {
+        let clock = Clock::new();
+        clock.set_frozen(true);
+        clock.set_to(datetime!(2031-06-01 12:00 UTC));
+        clock.set_frozen(false);
+        let drift = clock.now() - datetime!(2031-06-01 12:00 UTC);
+        assert!(
+            drift >= Duration::ZERO && drift < Duration::seconds(1),
+            "drift {drift}"
+        );
+        assert!(!clock.reading().frozen);
+    }
+
+    #[test]
+    fn readings_have_millisecond_precision() {
+        let clock = Clock::new();
+        assert_eq!(clock.now().nanosecond() % 1_000_000, 0);
+    }
+}

@@ -1,0 +1,280 @@
+//! What a running sandbox is configured with: the command-line options resolved against the
+//! bound address, and the optional TOML file of partners, Leaf accounts and flows.
+//!
+//! Without a file (or with a file that lists no partners) the M2M API runs in *open mode*:
+//! every well-formed `m2m_test_` key is its own partner. Likewise for Leaf accounts.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use linkbox_contracts::m2m;
+use serde::Deserialize;
+
+/// Whether the documented rate limits are enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RateLimits {
+    /// 100 creates and 1000 other requests per partner per minute, as the vendor documents.
+    Documented,
+    /// No limits (load tests, benchmarks).
+    Off,
+}
+
+/// Everything a running sandbox reads its behaviour from; built once at startup.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Base of every URL linkbox hands out for its own pages, without a trailing slash.
+    pub public_url: String,
+    /// Base of M2M widget URLs: `{m2m_widget_base}/{linkId}/{flow}`.
+    pub m2m_widget_base: String,
+    pub rate_limits: RateLimits,
+    /// Flows `POST /partner/links` accepts; the first is not special, the default is `m2m-basic`.
+    pub flows: Vec<String>,
+    /// Configured partners; empty means open mode.
+    pub partners: Vec<PartnerConfig>,
+    /// Configured Leaf accounts; empty means open mode.
+    pub leaf_accounts: Vec<LeafAccountConfig>,
+}
+
+/// The options of `linkbox serve` that shape [`Settings`], before the address is bound.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub public_url: Option<String>,
+    pub m2m_widget_base: Option<String>,
+    pub rate_limits: Option<RateLimits>,
+    pub file: Option<FileConfig>,
+}
+
+impl Settings {
+    /// Resolves `options` against the address actually bound, so that `--addr 127.0.0.1:0`
+    /// still hands out working URLs.
+    pub fn resolve(options: Options, bound: SocketAddr) -> Settings {
+        let public_url = options
+            .public_url
+            .map(|url| url.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| format!("http://{bound}"));
+        let m2m_widget_base = options
+            .m2m_widget_base
+            .map(|url| url.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| format!("{public_url}/widget"));
+        let file = options.file.unwrap_or_default();
+        let flows = if file.flows.is_empty() {
+            vec![m2m::DEFAULT_FLOW.to_owned()]
+        } else {
+            file.flows
+        };
+        Settings {
+            public_url,
+            m2m_widget_base,
+            rate_limits: options.rate_limits.unwrap_or(RateLimits::Documented),
+            flows,
+            partners: file.partners,
+            leaf_accounts: file.leaf_accounts,
+        }
+    }
+}
+
+/// The `--config` TOML file.
+///
+/// ```toml
+/// flows = ["m2m-basic", "m2m-express"]
+///
+/// [[partners]]
+/// slug = "acme"
+/// keys = ["m2m_test_0123456789abcdefghijklmnopqrstuv"]
+/// webhook_url = "http://127.0.0.1:9000/hooks"
+/// webhook_secret = "whsec_0123456789abcdefghijklmn"
+/// default_expires_in_minutes = 120
+/// theme = "dark"
+/// suspended = false
+///
+/// [[leaf_accounts]]
+/// username = "qa@example.com"
+/// password = "secret"
+/// max_usage = 5
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub flows: Vec<String>,
+    #[serde(default)]
+    pub partners: Vec<PartnerConfig>,
+    #[serde(default)]
+    pub leaf_accounts: Vec<LeafAccountConfig>,
+}
+
+/// One configured M2M partner.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerConfig {
+    /// Lowercase letters and digits; appears in every id (`link_<slug>_...`).
+    pub slug: String,
+    /// Its `m2m_test_` keys.
+    pub keys: Vec<String>,
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<String>,
+    pub default_expires_in_minutes: Option<u32>,
+    pub theme: Option<String>,
+    #[serde(default)]
+    pub suspended: bool,
+}
+
+/// One configured Leaf account.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeafAccountConfig {
+    pub username: String,
+    pub password: String,
+    /// Accesses a magic link allows; 3 unless set.
+    pub max_usage: Option<u32>,
+}
+
+impl FileConfig {
+    /// Reads and checks a config file; every problem names the file.
+    pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        FileConfig::parse(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
+        let config: FileConfig = toml::from_str(text)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        let mut slugs = HashSet::new();
+        let mut keys = HashSet::new();
+        for flow in &self.flows {
+            if flow.is_empty() {
+                bail!("flows must not contain an empty name");
+            }
+        }
+        for partner in &self.partners {
+            let slug = &partner.slug;
+            if slug.is_empty()
+                || !slug
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            {
+                bail!("partner slug {slug:?} must be lowercase letters and digits");
+            }
+            if !slugs.insert(slug.as_str()) {
+                bail!("partner slug {slug:?} appears twice");
+            }
+            if partner.keys.is_empty() {
+                bail!("partner {slug:?} has no keys");
+            }
+            for key in &partner.keys {
+                if !m2m::is_test_key(key) {
+                    bail!(
+                        "partner {slug:?}: key {key:?} is not `{}` followed by {} letters or digits",
+                        m2m::TEST_KEY_PREFIX,
+                        m2m::KEY_SECRET_LEN
+                    );
+                }
+                if !keys.insert(key.as_str()) {
+                    bail!("key {key:?} is configured twice");
+                }
+            }
+            if let Some(minutes) = partner.default_expires_in_minutes
+                && !(m2m::EXPIRES_IN_MINUTES_MIN..=m2m::EXPIRES_IN_MINUTES_MAX).contains(&minutes)
+            {
+                bail!(
+                    "partner {slug:?}: default_expires_in_minutes must be between {} and {}",
+                    m2m::EXPIRES_IN_MINUTES_MIN,
+                    m2m::EXPIRES_IN_MINUTES_MAX
+                );
+            }
+            if let Some(url) = &partner.webhook_url {
+                url::Url::parse(url)
+                    .with_context(|| format!("partner {slug:?}: webhook_url {url:?}"))?;
+            }
+        }
+        let mut usernames = HashSet::new();
+        for account in &self.leaf_accounts {
+            if account.username.is_empty() || account.password.is_empty() {
+                bail!("a Leaf account needs a non-empty username and password");
+            }
+            if !usernames.insert(account.username.as_str()) {
+                bail!("Leaf account {:?} appears twice", account.username);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "m2m_test_0123456789abcdefghijklmnopqrstuv";
+
+    #[test]
+    fn a_full_file_parses() {
+        let config = FileConfig::parse(&format!(
+            r#"
+            flows = ["m2m-basic", "m2m-express"]
+            [[partners]]
+            slug = "acme"
+            keys = ["{KEY}"]
+            default_expires_in_minutes = 120
+            suspended = true
+            [[leaf_accounts]]
+            username = "qa"
+            password = "pw"
+            max_usage = 5
+            "#
+        ));
+        let config = config.expect("valid config");
+        assert_eq!(config.flows, ["m2m-basic", "m2m-express"]);
+        assert_eq!(config.partners[0].default_expires_in_minutes, Some(120));
+        assert!(config.partners[0].suspended);
+        assert_eq!(config.leaf_accounts[0].max_usage, Some(5));
+    }
+
+    #[test]
+    fn malformed_keys_bad_slugs_and_unknown_fields_are_refused() {
+        let bad_key =
+            "[[partners]]\nslug = \"acme\"\nkeys = [\"m2m_live_0123456789abcdefghijklmnopqrstuv\"]";
+        assert!(FileConfig::parse(bad_key).is_err());
+        let bad_slug = format!("[[partners]]\nslug = \"Acme!\"\nkeys = [\"{KEY}\"]");
+        assert!(FileConfig::parse(&bad_slug).is_err());
+        assert!(FileConfig::parse("colour = \"red\"").is_err());
+        let bad_expiry = format!(
+            "[[partners]]\nslug = \"a\"\nkeys = [\"{KEY}\"]\ndefault_expires_in_minutes = 4"
+        );
+        assert!(FileConfig::parse(&bad_expiry).is_err());
+    }
+
+    #[test]
+    fn urls_default_to_the_bound_address() {
+        let bound: SocketAddr = "127.0.0.1:4321".parse().expect("addr");
+        let settings = Settings::resolve(Options::default(), bound);
+        assert_eq!(settings.public_url, "http://127.0.0.1:4321");
+        assert_eq!(settings.m2m_widget_base, "http://127.0.0.1:4321/widget");
+        assert_eq!(settings.flows, [m2m::DEFAULT_FLOW]);
+        assert_eq!(settings.rate_limits, RateLimits::Documented);
+    }
+
+    #[test]
+    fn explicit_bases_win_and_lose_their_trailing_slash() {
+        let bound: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        let settings = Settings::resolve(
+            Options {
+                public_url: Some("https://sandbox.example/".into()),
+                m2m_widget_base: Some("https://widget.m2m.leapfinancial.com/".into()),
+                ..Options::default()
+            },
+            bound,
+        );
+        assert_eq!(settings.public_url, "https://sandbox.example");
+        assert_eq!(
+            settings.m2m_widget_base,
+            "https://widget.m2m.leapfinancial.com"
+        );
+    }
+}

@@ -1,0 +1,62 @@
+//! linkbox: a local, stateful sandbox of LeapFinancial's M2M partner-link API and Leaf
+//! Agriculture's magic-link API.
+//!
+//! # Layout
+//! - [`app`]: the [`App`] handle every route holds (settings, store, clock).
+//! - [`config`]: command-line options resolved into [`Settings`], and the TOML config file.
+//! - [`clock`]: the sandbox clock every timestamp and expiry reads.
+//! - [`store`]: all state, behind one handle, locked per tenant.
+//! - [`m2m`]: the M2M partner API under `/partner`.
+//! - [`control`]: linkbox's own `/_sandbox` API and its error envelope.
+//! - [`http`]: the connection loop, body and query plumbing shared by the APIs.
+//! - [`ratelimit`]: per-minute windows on the sandbox clock.
+//! - [`cli`]: the `linkbox` command line.
+//!
+//! The binary binds its listener first and then serves it ([`serve`]); tests do the same on
+//! port 0, so nothing ever polls for readiness.
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod control;
+pub mod http;
+pub mod m2m;
+pub mod ratelimit;
+pub mod store;
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+
+pub use app::App;
+pub use config::{Options, Settings};
+
+/// Every route of the sandbox.
+pub fn routes(app: App) -> BoxedFilter<(Response,)> {
+    m2m::routes(app.clone())
+        .or(control::routes(app))
+        .unify()
+        .or(control::fallback())
+        .unify()
+        .boxed()
+}
+
+/// Serves `app` on an already bound `listener` until `shutdown` completes.
+pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output = ()>) {
+    http::serve(listener, routes(app), shutdown).await;
+}
+
+/// Resolves `options` against the listener's address and serves a fresh sandbox.
+pub async fn run(
+    listener: TcpListener,
+    options: Options,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let settings = Settings::resolve(options, listener.local_addr()?);
+    serve(listener, App::new(settings), shutdown).await;
+    Ok(())
+}

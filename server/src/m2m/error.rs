@@ -1,0 +1,182 @@
+//! Every way an M2M request can fail, and the one function that renders it in the vendor's
+//! envelope: `{"success": false, "error": {"code", "message"}}`.
+
+use std::borrow::Cow;
+
+use http::{HeaderValue, StatusCode, header};
+use linkbox_contracts::m2m::{ErrorCode, ErrorDetail, ErrorEnvelope, messages};
+use warp::reply::Response;
+
+use crate::http::{BodyError, json};
+use crate::store::m2m::{KeyError, LinkError};
+
+/// A failed M2M request: status, code and message all follow from the variant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("{}", messages::MISSING_AUTH)]
+    MissingAuth,
+    #[error("{}", messages::INVALID_API_KEY)]
+    InvalidApiKey,
+    #[error("{}", messages::PARTNER_SUSPENDED)]
+    PartnerSuspended,
+    /// A validation failure: the first violation found.
+    #[error("{0}")]
+    InvalidRequest(Cow<'static, str>),
+    #[error("{}", messages::BODY_TOO_LARGE)]
+    PayloadTooLarge,
+    #[error("{0}")]
+    NotFound(Cow<'static, str>),
+    #[error("{}", messages::ACTIVE_LINK_EXISTS)]
+    ActiveLinkExists,
+    #[error("{}", messages::LINK_EXPIRED)]
+    LinkExpired,
+    #[error("{}", messages::REFERENCE_ID_MISMATCH)]
+    ReferenceIdMismatch,
+    #[error("{}", messages::RATE_LIMITED)]
+    RateLimited { retry_after_secs: u64 },
+}
+
+impl ApiError {
+    pub fn invalid(message: impl Into<Cow<'static, str>>) -> ApiError {
+        ApiError::InvalidRequest(message.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MissingAuth | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            ApiError::PartnerSuspended => StatusCode::FORBIDDEN,
+            ApiError::InvalidRequest(_) | ApiError::LinkExpired | ApiError::ReferenceIdMismatch => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::ActiveLinkExists => StatusCode::CONFLICT,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::MissingAuth => ErrorCode::Unauthorized,
+            ApiError::InvalidApiKey => ErrorCode::InvalidApiKey,
+            ApiError::PartnerSuspended => ErrorCode::PartnerSuspended,
+            ApiError::InvalidRequest(_) | ApiError::PayloadTooLarge => ErrorCode::InvalidRequest,
+            ApiError::NotFound(_) => ErrorCode::ResourceNotFound,
+            ApiError::ActiveLinkExists => ErrorCode::ActiveLinkExists,
+            ApiError::LinkExpired => ErrorCode::LinkExpired,
+            ApiError::ReferenceIdMismatch => ErrorCode::ReferenceIdMismatch,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimitExceeded,
+        }
+    }
+
+    /// The response: the envelope, plus `Retry-After` on a 429.
+    pub fn into_response(self) -> Response {
+        let mut response = error_response(self.status(), self.code(), self.to_string());
+        if let ApiError::RateLimited { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
+    }
+}
+
+/// The vendor's error envelope with any status, code and message (faults reuse it).
+pub fn error_response(status: StatusCode, code: ErrorCode, message: String) -> Response {
+    json(
+        status,
+        &ErrorEnvelope {
+            success: false,
+            error: ErrorDetail { code, message },
+        },
+    )
+}
+
+/// Turns a handler's outcome into the response.
+pub fn render(outcome: Result<Response, ApiError>) -> Response {
+    outcome.unwrap_or_else(ApiError::into_response)
+}
+
+impl From<KeyError> for ApiError {
+    fn from(error: KeyError) -> ApiError {
+        match error {
+            KeyError::Invalid => ApiError::InvalidApiKey,
+            KeyError::Suspended => ApiError::PartnerSuspended,
+        }
+    }
+}
+
+impl From<LinkError> for ApiError {
+    fn from(error: LinkError) -> ApiError {
+        match error {
+            LinkError::LinkNotFound => ApiError::NotFound(messages::LINK_NOT_FOUND.into()),
+            LinkError::DataRequestNotFound => {
+                ApiError::NotFound(messages::DATA_REQUEST_NOT_FOUND.into())
+            }
+            LinkError::ActiveLinkExists => ApiError::ActiveLinkExists,
+            LinkError::Expired => ApiError::LinkExpired,
+            LinkError::Revoked | LinkError::NotRevocable => {
+                ApiError::invalid(messages::ONLY_ACTIVE_REVOCABLE)
+            }
+            LinkError::AlreadyFulfilled => ApiError::invalid(messages::DATA_REQUEST_FULFILLED),
+            LinkError::ReferenceIdMismatch => ApiError::ReferenceIdMismatch,
+        }
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(error: BodyError) -> ApiError {
+        match error {
+            BodyError::TooLarge => ApiError::PayloadTooLarge,
+            BodyError::Unreadable => ApiError::invalid(messages::INVALID_JSON),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_error_has_its_status_and_code() {
+        let cases = [
+            (ApiError::MissingAuth, 401, ErrorCode::Unauthorized),
+            (ApiError::InvalidApiKey, 401, ErrorCode::InvalidApiKey),
+            (ApiError::PartnerSuspended, 403, ErrorCode::PartnerSuspended),
+            (ApiError::invalid("x"), 400, ErrorCode::InvalidRequest),
+            (
+                ApiError::NotFound("x".into()),
+                404,
+                ErrorCode::ResourceNotFound,
+            ),
+            (ApiError::ActiveLinkExists, 409, ErrorCode::ActiveLinkExists),
+            (ApiError::LinkExpired, 400, ErrorCode::LinkExpired),
+            (
+                ApiError::ReferenceIdMismatch,
+                400,
+                ErrorCode::ReferenceIdMismatch,
+            ),
+            (
+                ApiError::RateLimited {
+                    retry_after_secs: 3,
+                },
+                429,
+                ErrorCode::RateLimitExceeded,
+            ),
+            (ApiError::PayloadTooLarge, 413, ErrorCode::InvalidRequest),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error:?}");
+            assert_eq!(error.code(), code, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn a_429_says_when_to_retry() {
+        let response = ApiError::RateLimited {
+            retry_after_secs: 17,
+        }
+        .into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "17");
+    }
+}

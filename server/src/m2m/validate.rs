@@ -1,0 +1,517 @@
+//! Validation of M2M request bodies and queries, in the vendor's words.
+//!
+//! Bodies are read as JSON values and checked field by field in a fixed order, so the error
+//! names the *first* violation, as the vendor does. Fields a body carries that the API does
+//! not know are ignored (as the real API does) but named, for the `X-Linkbox-Warning` header.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use linkbox_contracts::m2m::{
+    self as wire, Language, LinkStatus, PAYMENT_METHOD_TYPES, Visibility, messages,
+};
+use linkbox_contracts::timefmt;
+use serde_json::{Map, Value};
+use time::Duration;
+use time::macros::format_description;
+
+use super::error::ApiError;
+use crate::http::{BodyError, is_json, query_pairs};
+use crate::store::m2m::{LinkFilter, NewLink};
+
+/// Fields of `POST /partner/links`.
+const CREATE_FIELDS: [&str; 8] = [
+    "referenceId",
+    "expiresInMinutes",
+    "userData",
+    "metadata",
+    "flow",
+    "theme",
+    "language",
+    "callbackUrl",
+];
+/// Query parameters of `GET /partner/links`.
+const LIST_PARAMS: [&str; 7] = [
+    "page",
+    "limit",
+    "from",
+    "to",
+    "visibility",
+    "status",
+    "referenceId",
+];
+
+/// A request body as JSON: `None` when the body is empty. A non-empty body must say it is
+/// JSON and parse as JSON.
+pub fn json_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BodyError>,
+) -> Result<Option<Value>, ApiError> {
+    let body = body?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if !is_json(headers) {
+        return Err(ApiError::invalid(messages::CONTENT_TYPE));
+    }
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|_| ApiError::invalid(messages::INVALID_JSON))
+}
+
+/// The body as an object; an empty body counts as `{}`, as the vendor's JSON parser does.
+fn object(body: Option<Value>) -> Result<Map<String, Value>, ApiError> {
+    match body {
+        None => Ok(Map::new()),
+        Some(Value::Object(map)) => Ok(map),
+        Some(_) => Err(ApiError::invalid(messages::BODY_NOT_OBJECT)),
+    }
+}
+
+/// Names of the fields `body` carries that are not in `known`.
+pub fn unknown_fields(body: &Map<String, Value>, known: &[&str]) -> Vec<String> {
+    body.keys()
+        .filter(|key| !known.contains(&key.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// The value of an optional field; `null` counts as absent.
+fn optional<'a>(body: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
+    body.get(field).filter(|value| !value.is_null())
+}
+
+fn must_be_string(field: &str) -> ApiError {
+    ApiError::invalid(format!("The {field} field must be a string"))
+}
+
+/// A required, non-empty string field, within `max_len` characters.
+fn required_reference_id(body: &Map<String, Value>) -> Result<String, ApiError> {
+    match optional(body, "referenceId") {
+        None => Err(ApiError::invalid(messages::REFERENCE_ID_REQUIRED)),
+        Some(Value::String(text)) if text.trim().is_empty() => {
+            Err(ApiError::invalid(messages::REFERENCE_ID_REQUIRED))
+        }
+        Some(Value::String(text)) if text.chars().count() > wire::REFERENCE_ID_MAX_LEN => {
+            Err(ApiError::invalid(messages::REFERENCE_ID_TOO_LONG))
+        }
+        Some(Value::String(text)) => Ok(text.clone()),
+        Some(_) => Err(must_be_string("referenceId")),
+    }
+}
+
+/// A validated create-link request and the unknown fields it carried.
+pub struct CreateLink {
+    pub link: NewLink,
+    pub ignored: Vec<String>,
+}
+
+/// Validates a `POST /partner/links` body against the accepted `flows`.
+pub fn create_link(body: Option<Value>, flows: &[String]) -> Result<CreateLink, ApiError> {
+    let body = object(body)?;
+    let reference_id = required_reference_id(&body)?;
+    let expires_in = optional(&body, "expiresInMinutes")
+        .map(expires_in_minutes)
+        .transpose()?;
+    let user_data = optional(&body, "userData").map(user_data).transpose()?;
+    let metadata = match optional(&body, "metadata") {
+        None => None,
+        Some(value @ Value::Object(_)) => Some(value.clone()),
+        Some(_) => return Err(ApiError::invalid(messages::METADATA)),
+    };
+    let flow: Arc<str> = match optional(&body, "flow") {
+        None => wire::DEFAULT_FLOW.into(),
+        Some(Value::String(flow)) if flows.iter().any(|known| known == flow) => {
+            flow.as_str().into()
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(format!(
+                "The flow field must be one of: {}",
+                flows.join(", ")
+            )));
+        }
+    };
+    let theme = match optional(&body, "theme") {
+        None => None,
+        Some(Value::String(theme)) => Some(theme.clone()),
+        Some(_) => return Err(must_be_string("theme")),
+    };
+    let language = match optional(&body, "language") {
+        None => None,
+        Some(value) => Some(
+            value
+                .as_str()
+                .and_then(Language::parse)
+                .ok_or_else(|| ApiError::invalid(messages::LANGUAGE))?,
+        ),
+    };
+    let callback_url = optional(&body, "callbackUrl")
+        .map(|value| {
+            value
+                .as_str()
+                .filter(|url| is_acceptable_callback(url))
+                .map(str::to_owned)
+                .ok_or_else(|| ApiError::invalid(messages::CALLBACK_URL))
+        })
+        .transpose()?;
+    Ok(CreateLink {
+        ignored: unknown_fields(&body, &CREATE_FIELDS),
+        link: NewLink {
+            reference_id,
+            expires_in,
+            user_data,
+            metadata,
+            flow,
+            theme,
+            language,
+            callback_url,
+        },
+    })
+}
+
+fn expires_in_minutes(value: &Value) -> Result<Duration, ApiError> {
+    let minutes = value
+        .as_f64()
+        .filter(|minutes| {
+            (f64::from(wire::EXPIRES_IN_MINUTES_MIN)..=f64::from(wire::EXPIRES_IN_MINUTES_MAX))
+                .contains(minutes)
+        })
+        .ok_or_else(|| ApiError::invalid(messages::EXPIRES_IN_MINUTES))?;
+    Ok(Duration::milliseconds((minutes * 60_000.0).round() as i64))
+}
+
+/// An https URL, or http to a loopback host for local receivers. [doc + design]
+pub fn is_acceptable_callback(text: &str) -> bool {
+    let Ok(url) = url::Url::parse(text) else {
+        return false;
+    };
+    match url.scheme() {
+        "https" => url.host().is_some(),
+        "http" => match url.host() {
+            Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip == std::net::Ipv4Addr::LOCALHOST,
+            Some(url::Host::Ipv6(ip)) => ip == std::net::Ipv6Addr::LOCALHOST,
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// Checks `userData` (required to carry a payment method) and returns it as given.
+fn user_data(value: &Value) -> Result<Value, ApiError> {
+    let Value::Object(data) = value else {
+        return Err(ApiError::invalid(messages::USER_DATA));
+    };
+    check_user_data_fields(data)?;
+    match optional(data, "paymentMethod") {
+        None => Err(ApiError::invalid(messages::PAYMENT_METHOD_REQUIRED)),
+        Some(_) => Ok(value.clone()),
+    }
+}
+
+/// Type checks of the documented `userData` fields that are present.
+fn check_user_data_fields(data: &Map<String, Value>) -> Result<(), ApiError> {
+    if let Some(name) = optional(data, "name") {
+        let Value::Object(name) = name else {
+            return Err(ApiError::invalid(
+                "The userData.name field must be an object",
+            ));
+        };
+        for part in ["firstName", "secondName", "lastName", "secondLastName"] {
+            if optional(name, part).is_some_and(|value| !value.is_string()) {
+                return Err(must_be_string(&format!("userData.name.{part}")));
+            }
+        }
+    }
+    for field in ["idNumber", "idType", "idImage"] {
+        if optional(data, field).is_some_and(|value| !value.is_string()) {
+            return Err(must_be_string(&format!("userData.{field}")));
+        }
+    }
+    if let Some(dob) = optional(data, "dob") {
+        let valid = dob.as_str().is_some_and(|text| {
+            time::Date::parse(text, format_description!("[year]-[month]-[day]")).is_ok()
+        });
+        if !valid {
+            return Err(ApiError::invalid(
+                "The userData.dob field must be a date in YYYY-MM-DD format",
+            ));
+        }
+    }
+    if let Some(method) = optional(data, "paymentMethod") {
+        let Value::Object(method) = method else {
+            return Err(ApiError::invalid(
+                "The userData.paymentMethod field must be an object",
+            ));
+        };
+        let kind = method.get("type").and_then(Value::as_str);
+        if !kind.is_some_and(|kind| PAYMENT_METHOD_TYPES.contains(&kind)) {
+            return Err(ApiError::invalid(format!(
+                "The userData.paymentMethod.type field must be one of: {}",
+                PAYMENT_METHOD_TYPES.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A validated `GET /partner/links` query.
+#[derive(Debug)]
+pub struct ListLinks {
+    pub page: u32,
+    pub limit: u32,
+    pub filter: LinkFilter,
+    pub ignored: Vec<String>,
+}
+
+/// Validates the query of `GET /partner/links`; when a parameter repeats, the last wins.
+pub fn list_links(raw_query: &str) -> Result<ListLinks, ApiError> {
+    let mut query = ListLinks {
+        page: wire::DEFAULT_PAGE,
+        limit: wire::DEFAULT_LIMIT,
+        filter: LinkFilter::default(),
+        ignored: Vec::new(),
+    };
+    for (name, value) in query_pairs(raw_query) {
+        match name.as_str() {
+            "page" => {
+                query.page = value.parse().ok().filter(|page| *page >= 1).ok_or_else(|| {
+                    ApiError::invalid(
+                        "The page query parameter must be an integer greater than or equal to 1",
+                    )
+                })?;
+            }
+            "limit" => {
+                query.limit = value
+                    .parse()
+                    .ok()
+                    .filter(|limit| (1..=wire::MAX_LIMIT).contains(limit))
+                    .ok_or_else(|| {
+                        ApiError::invalid(format!(
+                            "The limit query parameter must be an integer between 1 and {}",
+                            wire::MAX_LIMIT
+                        ))
+                    })?;
+            }
+            "from" | "to" => {
+                let at = timefmt::parse(&value).ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "The {name} query parameter must be an ISO 8601 date-time"
+                    ))
+                })?;
+                if name == "from" {
+                    query.filter.from = Some(at);
+                } else {
+                    query.filter.to = Some(at);
+                }
+            }
+            "visibility" => {
+                query.filter.visibility = Some(match value.as_str() {
+                    "active" => Visibility::Active,
+                    "expired" => Visibility::Expired,
+                    _ => {
+                        return Err(ApiError::invalid(
+                            "The visibility query parameter must be one of: active, expired",
+                        ));
+                    }
+                });
+            }
+            "status" => {
+                query.filter.status = Some(
+                    LinkStatus::ALL
+                        .into_iter()
+                        .find(|status| status.as_str() == value)
+                        .ok_or_else(|| {
+                            ApiError::invalid(
+                                "The status query parameter must be one of: created, opened, revoked",
+                            )
+                        })?,
+                );
+            }
+            "referenceId" => query.filter.reference_id = Some(value),
+            _ if !LIST_PARAMS.contains(&name.as_str()) && !query.ignored.contains(&name) => {
+                query.ignored.push(name);
+            }
+            _ => {}
+        }
+    }
+    Ok(query)
+}
+
+/// A validated revoke body: the optional reason, and unknown fields.
+pub fn revoke(body: Option<Value>) -> Result<(Option<String>, Vec<String>), ApiError> {
+    let body = object(body)?;
+    let reason = match optional(&body, "reason") {
+        None => None,
+        Some(Value::String(reason)) => Some(reason.clone()),
+        Some(_) => return Err(must_be_string("reason")),
+    };
+    Ok((reason, unknown_fields(&body, &["reason"])))
+}
+
+/// A validated fulfil body.
+pub struct Fulfil {
+    pub reference_id: String,
+    pub user_data: Value,
+    pub ignored: Vec<String>,
+}
+
+/// Validates a `PUT /partner/data-requests/{id}` body.
+pub fn fulfil(body: Option<Value>) -> Result<Fulfil, ApiError> {
+    let body = object(body)?;
+    let reference_id = required_reference_id(&body)?;
+    let user_data = match optional(&body, "userData") {
+        None => return Err(ApiError::invalid(messages::USER_DATA_REQUIRED)),
+        Some(Value::Object(data)) => {
+            check_user_data_fields(data)?;
+            Value::Object(data.clone())
+        }
+        Some(_) => return Err(ApiError::invalid(messages::USER_DATA)),
+    };
+    Ok(Fulfil {
+        reference_id,
+        user_data,
+        ignored: unknown_fields(&body, &["referenceId", "userData"]),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn flows() -> Vec<String> {
+        vec![wire::DEFAULT_FLOW.to_owned()]
+    }
+
+    fn create(body: Value) -> Result<CreateLink, ApiError> {
+        create_link(Some(body), &flows())
+    }
+
+    fn message(result: Result<CreateLink, ApiError>) -> String {
+        match result {
+            Ok(_) => "accepted".into(),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_seed_example_is_accepted_with_its_values() {
+        let created = create(json!({
+            "referenceId": "user-12345", "expiresInMinutes": 120,
+            "metadata": {"orderId": "ORD-2026-001", "campaign": "february-promo"},
+            "flow": "m2m-basic", "theme": "dark", "language": "es",
+            "callbackUrl": "https://api.example.com/callbacks/m2m"
+        }))
+        .expect("valid");
+        assert_eq!(created.link.reference_id, "user-12345");
+        assert_eq!(created.link.expires_in, Some(Duration::minutes(120)));
+        assert_eq!(created.link.language, Some(Language::Es));
+        assert!(created.ignored.is_empty());
+    }
+
+    #[test]
+    fn reference_id_is_required_non_empty_and_bounded() {
+        assert_eq!(message(create(json!({}))), messages::REFERENCE_ID_REQUIRED);
+        assert_eq!(
+            message(create(json!({"referenceId": ""}))),
+            messages::REFERENCE_ID_REQUIRED
+        );
+        assert_eq!(
+            message(create(json!({"referenceId": null}))),
+            messages::REFERENCE_ID_REQUIRED
+        );
+        assert_eq!(
+            message(create(json!({"referenceId": 7}))),
+            "The referenceId field must be a string"
+        );
+        assert_eq!(
+            message(create(json!({"referenceId": "x".repeat(255)}))),
+            "accepted"
+        );
+        assert_eq!(
+            message(create(json!({"referenceId": "x".repeat(256)}))),
+            messages::REFERENCE_ID_TOO_LONG
+        );
+    }
+
+    #[test]
+    fn expiry_bounds_are_inclusive() {
+        for (minutes, outcome) in [
+            (json!(4), messages::EXPIRES_IN_MINUTES),
+            (json!(5), "accepted"),
+            (json!(10080), "accepted"),
+            (json!(10081), messages::EXPIRES_IN_MINUTES),
+            (json!("120"), messages::EXPIRES_IN_MINUTES),
+            (json!(4.99), messages::EXPIRES_IN_MINUTES),
+        ] {
+            let result = create(json!({"referenceId": "r", "expiresInMinutes": minutes}));
+            assert_eq!(message(result), outcome, "{minutes}");
+        }
+    }
+
+    #[test]
+    fn callback_urls_must_be_https_or_loopback_http() {
+        for (url, ok) in [
+            ("https://api.example.com/hook", true),
+            ("http://127.0.0.1:9000/hook", true),
+            ("http://localhost/hook", true),
+            ("http://[::1]:9000/hook", true),
+            ("http://api.example.com/hook", false),
+            ("ftp://api.example.com/hook", false),
+            ("not a url", false),
+        ] {
+            assert_eq!(is_acceptable_callback(url), ok, "{url}");
+        }
+    }
+
+    #[test]
+    fn the_first_violation_is_reported() {
+        let result = create(json!({"referenceId": "r", "expiresInMinutes": 1, "language": "fr"}));
+        assert_eq!(message(result), messages::EXPIRES_IN_MINUTES);
+    }
+
+    #[test]
+    fn user_data_needs_a_payment_method() {
+        assert_eq!(
+            message(create(
+                json!({"referenceId": "r", "userData": {"idType": "CURP"}})
+            )),
+            messages::PAYMENT_METHOD_REQUIRED
+        );
+        assert_eq!(
+            message(create(json!({"referenceId": "r", "userData": []}))),
+            messages::USER_DATA
+        );
+        assert_eq!(
+            message(create(json!({"referenceId": "r",
+                "userData": {"paymentMethod": {"type": "bank_account"}}}))),
+            "accepted"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_but_named() {
+        let created = create(json!({"referenceId": "r", "expiresInMinute": 5})).expect("valid");
+        assert_eq!(created.ignored, ["expiresInMinute"]);
+    }
+
+    #[test]
+    fn list_queries_default_and_validate() {
+        let query = list_links("").expect("defaults");
+        assert_eq!((query.page, query.limit), (1, 20));
+        assert!(list_links("limit=100&page=3&status=opened&visibility=expired").is_ok());
+        for bad in [
+            "page=0",
+            "limit=0",
+            "limit=101",
+            "status=done",
+            "visibility=all",
+            "from=x",
+        ] {
+            assert!(list_links(bad).is_err(), "{bad}");
+        }
+        assert_eq!(list_links("pageSize=5").expect("ok").ignored, ["pageSize"]);
+    }
+}

@@ -1,0 +1,865 @@
+//! M2M partners and everything they own: links, users (one per `referenceId`), data requests,
+//! webhook settings and rate-limit windows.
+//!
+//! [`Partners`] resolves an API key to a [`Partner`]; each partner's state sits behind its
+//! own mutex and is changed only through the intention-revealing methods below, which also
+//! enforce the lifecycle rules of `m2m.md` (one active link per user, revoke rules, data
+//! request states). Views are built here, in the wire types of `linkbox-contracts`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use linkbox_contracts::m2m::{
+    self as wire, CIP_FIELDS, DataRequestStatus, Language, LinkStatus, Visibility,
+};
+use linkbox_contracts::timefmt;
+use parking_lot::{Mutex, RwLock};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use super::ids;
+use crate::config::{PartnerConfig, Settings};
+use crate::ratelimit::{Limit, Window};
+
+/// Why a key was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("the key is malformed, unknown, revoked or a live key")]
+    Invalid,
+    #[error("the partner is suspended")]
+    Suspended,
+}
+
+/// A lifecycle rule a request broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    #[error("link not found")]
+    LinkNotFound,
+    #[error("the user already has an active link")]
+    ActiveLinkExists,
+    #[error("the link has expired")]
+    Expired,
+    #[error("the link is revoked")]
+    Revoked,
+    #[error("only created or opened links can be revoked")]
+    NotRevocable,
+    #[error("data request not found")]
+    DataRequestNotFound,
+    #[error("the data request is already fulfilled")]
+    AlreadyFulfilled,
+    #[error("the referenceId does not match the data request's")]
+    ReferenceIdMismatch,
+}
+
+/// The partner table: API key → partner.
+pub struct Partners {
+    by_key: RwLock<HashMap<Box<str>, Arc<Partner>>>,
+    /// Config mode: only the keys loaded at startup exist.
+    closed: bool,
+    widget_base: Arc<str>,
+}
+
+impl Partners {
+    pub fn new(settings: &Settings) -> Partners {
+        let widget_base: Arc<str> = settings.m2m_widget_base.as_str().into();
+        let mut by_key = HashMap::new();
+        for config in &settings.partners {
+            let partner = Arc::new(Partner::configured(config, widget_base.clone()));
+            for key in &config.keys {
+                by_key.insert(key.as_str().into(), partner.clone());
+            }
+        }
+        Partners {
+            closed: !settings.partners.is_empty(),
+            by_key: RwLock::new(by_key),
+            widget_base,
+        }
+    }
+
+    /// The partner a key belongs to. In open mode every well-formed `m2m_test_` key is its
+    /// own partner, created on first use; `m2m_live_` keys are always refused.
+    pub fn authenticate(&self, key: &str) -> Result<Arc<Partner>, KeyError> {
+        if !wire::is_test_key(key) {
+            return Err(KeyError::Invalid);
+        }
+        if let Some(partner) = self.by_key.read().get(key) {
+            return partner.check_active();
+        }
+        if self.closed {
+            return Err(KeyError::Invalid);
+        }
+        let partner = self
+            .by_key
+            .write()
+            .entry(key.into())
+            .or_insert_with(|| Arc::new(Partner::open(key, self.widget_base.clone())))
+            .clone();
+        partner.check_active()
+    }
+
+    /// Every partner known so far (each once, however many keys it has).
+    pub fn all(&self) -> Vec<Arc<Partner>> {
+        let mut partners: Vec<Arc<Partner>> = self.by_key.read().values().cloned().collect();
+        partners.sort_by(|a, b| a.slug.cmp(&b.slug));
+        partners.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        partners
+    }
+}
+
+/// The open-mode slug of a key: `p` + 8 hex digits of its SHA-256.
+pub fn open_mode_slug(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    format!("p{}", hex::encode(&digest[..4]))
+}
+
+/// One M2M partner: fixed settings plus mutable state.
+pub struct Partner {
+    pub slug: Arc<str>,
+    pub suspended: bool,
+    pub default_expires_in_minutes: u32,
+    pub theme: Option<String>,
+    widget_base: Arc<str>,
+    state: Mutex<PartnerState>,
+}
+
+#[derive(Default)]
+struct PartnerState {
+    /// In creation order; a link's index never changes.
+    links: Vec<Link>,
+    link_index: HashMap<u64, u32>,
+    users: Vec<User>,
+    user_index: HashMap<Box<str>, u32>,
+    data_requests: HashMap<u64, DataRequest>,
+    webhook_url: Option<String>,
+    webhook_secret: String,
+    create_window: Window,
+    other_window: Window,
+}
+
+struct Link {
+    suffix: u64,
+    user: u32,
+    status: LinkStatus,
+    token: Uuid,
+    flow: Arc<str>,
+    theme: Option<Box<str>>,
+    language: Option<Language>,
+    callback_url: Option<Box<str>>,
+    metadata: Option<Box<Value>>,
+    created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    opened_at: Option<OffsetDateTime>,
+    revoked_at: Option<OffsetDateTime>,
+    revoke_reason: Option<Box<str>>,
+    operation_id: Option<Box<str>>,
+}
+
+impl Link {
+    fn is_expired(&self, now: OffsetDateTime) -> bool {
+        self.status != LinkStatus::Revoked && self.expires_at <= now
+    }
+
+    fn is_active(&self, now: OffsetDateTime) -> bool {
+        self.status != LinkStatus::Revoked && self.expires_at > now
+    }
+}
+
+struct User {
+    suffix: [u8; 6],
+    reference_id: Box<str>,
+    data: Option<Value>,
+    /// This user's links, oldest first. Only the last can be active: a new link is refused
+    /// while another is.
+    links: Vec<u32>,
+}
+
+struct DataRequest {
+    suffix: u64,
+    link: u32,
+    required_fields: Vec<String>,
+    fulfilled_at: Option<OffsetDateTime>,
+}
+
+/// A validated `POST /partner/links` body.
+#[derive(Debug, Clone, Default)]
+pub struct NewLink {
+    pub reference_id: String,
+    /// `None`: the partner's default.
+    pub expires_in: Option<Duration>,
+    pub user_data: Option<Value>,
+    pub metadata: Option<Value>,
+    pub flow: Arc<str>,
+    pub theme: Option<String>,
+    pub language: Option<Language>,
+    pub callback_url: Option<String>,
+}
+
+/// The list filters of `GET /partner/links`, already validated.
+#[derive(Debug, Clone, Default)]
+pub struct LinkFilter {
+    pub from: Option<OffsetDateTime>,
+    pub to: Option<OffsetDateTime>,
+    pub visibility: Option<Visibility>,
+    pub status: Option<LinkStatus>,
+    pub reference_id: Option<String>,
+}
+
+/// What the end user's device told the widget when opening a link.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceInfo {
+    pub user_agent: Option<String>,
+    pub platform: Option<String>,
+    pub language: Option<String>,
+}
+
+/// The outcome of opening a link as the end user.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    pub link: wire::LinkDetail,
+    /// True only the first time: `openedAt` is set once and `link.opened` sent once.
+    pub first_open: bool,
+    /// The data request created by this open, when the user's CIP data is incomplete.
+    pub data_request: Option<DataRequestView>,
+}
+
+/// A data request as the webhook and the control API show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataRequestView {
+    pub data_request_id: String,
+    pub reference_id: String,
+    pub link_id: String,
+    pub required_fields: Vec<String>,
+    pub status: DataRequestStatus,
+    pub expires_at: OffsetDateTime,
+}
+
+impl Partner {
+    fn configured(config: &PartnerConfig, widget_base: Arc<str>) -> Partner {
+        let state = PartnerState {
+            webhook_url: config.webhook_url.clone(),
+            webhook_secret: config
+                .webhook_secret
+                .clone()
+                .unwrap_or_else(new_webhook_secret),
+            ..PartnerState::default()
+        };
+        Partner {
+            slug: config.slug.as_str().into(),
+            suspended: config.suspended,
+            default_expires_in_minutes: config
+                .default_expires_in_minutes
+                .unwrap_or(wire::DEFAULT_EXPIRES_IN_MINUTES),
+            theme: config.theme.clone(),
+            widget_base,
+            state: Mutex::new(state),
+        }
+    }
+
+    fn open(key: &str, widget_base: Arc<str>) -> Partner {
+        Partner {
+            slug: open_mode_slug(key).into(),
+            suspended: false,
+            default_expires_in_minutes: wire::DEFAULT_EXPIRES_IN_MINUTES,
+            theme: None,
+            widget_base,
+            state: Mutex::new(PartnerState {
+                webhook_secret: new_webhook_secret(),
+                ..PartnerState::default()
+            }),
+        }
+    }
+
+    fn check_active(self: &Arc<Self>) -> Result<Arc<Partner>, KeyError> {
+        if self.suspended {
+            Err(KeyError::Suspended)
+        } else {
+            Ok(self.clone())
+        }
+    }
+
+    /// Counts one request against the partner's per-minute window for create-link (`create`)
+    /// or every other endpoint; `Err` carries the seconds until the window reopens.
+    pub fn admit(&self, create: bool, limit: Limit, now: OffsetDateTime) -> Result<(), u64> {
+        let mut state = self.state.lock();
+        let window = if create {
+            &mut state.create_window
+        } else {
+            &mut state.other_window
+        };
+        window.admit(limit, now)
+    }
+
+    /// Creates a link, and the user on the first link for its `referenceId`; a returning
+    /// user's `userData` is merged with the new one.
+    pub fn create_link(
+        &self,
+        new: NewLink,
+        now: OffsetDateTime,
+    ) -> Result<wire::CreatedLink, LinkError> {
+        let expires_in = new
+            .expires_in
+            .unwrap_or_else(|| Duration::minutes(i64::from(self.default_expires_in_minutes)));
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        let user_index = match state.user_index.get(new.reference_id.as_str()) {
+            Some(&index) => {
+                let user = &state.users[index as usize];
+                if let Some(&last) = user.links.last()
+                    && state.links[last as usize].is_active(now)
+                {
+                    return Err(LinkError::ActiveLinkExists);
+                }
+                index
+            }
+            None => {
+                let index = state.users.len() as u32;
+                state.users.push(User {
+                    suffix: ids::alnum6(),
+                    reference_id: new.reference_id.as_str().into(),
+                    data: None,
+                    links: Vec::new(),
+                });
+                state
+                    .user_index
+                    .insert(new.reference_id.as_str().into(), index);
+                index
+            }
+        };
+        let mut suffix = ids::hex48();
+        while state.link_index.contains_key(&suffix) {
+            suffix = ids::hex48();
+        }
+        let link_index = state.links.len() as u32;
+        let user = &mut state.users[user_index as usize];
+        if let Some(data) = new.user_data {
+            merge_into(&mut user.data, data);
+        }
+        user.links.push(link_index);
+        state.links.push(Link {
+            suffix,
+            user: user_index,
+            status: LinkStatus::Created,
+            token: Uuid::new_v4(),
+            flow: new.flow,
+            theme: new.theme.map(Into::into),
+            language: new.language,
+            callback_url: new.callback_url.map(Into::into),
+            metadata: new.metadata.map(Box::new),
+            created_at: now,
+            expires_at: now + expires_in,
+            opened_at: None,
+            revoked_at: None,
+            revoke_reason: None,
+            operation_id: None,
+        });
+        state.link_index.insert(suffix, link_index);
+        let link = &state.links[link_index as usize];
+        Ok(wire::CreatedLink {
+            link_id: self.link_id(link.suffix),
+            reference_id: new.reference_id,
+            status: link.status,
+            url: self.url(link),
+            token: link.token.to_string(),
+            expires_at: timefmt::millis(link.expires_at),
+            created_at: timefmt::millis(link.created_at),
+        })
+    }
+
+    /// One page of links, newest first, and the number matching the filter.
+    pub fn list_links(
+        &self,
+        filter: &LinkFilter,
+        page: u32,
+        limit: u32,
+        now: OffsetDateTime,
+    ) -> (Vec<wire::LinkItem>, u64) {
+        let state = self.state.lock();
+        let skip = (page.saturating_sub(1) as usize).saturating_mul(limit as usize);
+        let take = limit as usize;
+        let matches = |link: &Link| {
+            filter.from.is_none_or(|from| link.created_at >= from)
+                && filter.to.is_none_or(|to| link.created_at <= to)
+                && filter.status.is_none_or(|status| link.status == status)
+                && filter.visibility.is_none_or(|visibility| match visibility {
+                    Visibility::Active => link.is_active(now),
+                    Visibility::Expired => link.is_expired(now),
+                })
+        };
+        let candidates: Box<dyn DoubleEndedIterator<Item = &Link>> = match &filter.reference_id {
+            Some(reference_id) => match state.user_index.get(reference_id.as_str()) {
+                Some(&user) => Box::new(
+                    state.users[user as usize]
+                        .links
+                        .iter()
+                        .map(|&index| &state.links[index as usize]),
+                ),
+                None => Box::new(std::iter::empty()),
+            },
+            None => Box::new(state.links.iter()),
+        };
+        let mut total = 0u64;
+        let mut items = Vec::with_capacity(take.min(64));
+        for link in candidates.rev().filter(|link| matches(link)) {
+            if total as usize >= skip && items.len() < take {
+                items.push(self.item(&state, link));
+            }
+            total += 1;
+        }
+        (items, total)
+    }
+
+    /// A link of this partner, with its detail fields.
+    pub fn link(&self, link_id: &str) -> Result<wire::LinkDetail, LinkError> {
+        let state = self.state.lock();
+        let index = self.find_link(&state, link_id)?;
+        Ok(self.detail(&state, &state.links[index]))
+    }
+
+    /// Revokes a created or opened link that has not expired.
+    pub fn revoke_link(
+        &self,
+        link_id: &str,
+        reason: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<wire::RevokedLink, LinkError> {
+        let mut state = self.state.lock();
+        let index = self.find_link(&state, link_id)?;
+        let link = &mut state.links[index];
+        if link.status == LinkStatus::Revoked {
+            return Err(LinkError::NotRevocable);
+        }
+        if link.is_expired(now) {
+            return Err(LinkError::Expired);
+        }
+        link.status = LinkStatus::Revoked;
+        link.revoked_at = Some(now);
+        link.revoke_reason = reason.map(Into::into);
+        Ok(wire::RevokedLink {
+            link_id: self.link_id(link.suffix),
+            status: LinkStatus::Revoked,
+            revoked_at: timefmt::millis(now),
+        })
+    }
+
+    /// Opens a link as its end user would: the first open sets `opened`/`openedAt` and, when
+    /// the user's CIP data is incomplete, creates a data request for the missing fields.
+    pub fn open_link(&self, link_id: &str, now: OffsetDateTime) -> Result<Opened, LinkError> {
+        let mut state = self.state.lock();
+        let index = self.find_link(&state, link_id)?;
+        let link = &state.links[index];
+        if link.status == LinkStatus::Revoked {
+            return Err(LinkError::Revoked);
+        }
+        if link.is_expired(now) {
+            return Err(LinkError::Expired);
+        }
+        let first_open = link.opened_at.is_none();
+        let mut data_request = None;
+        if first_open {
+            let missing = missing_cip_fields(state.users[link.user as usize].data.as_ref());
+            let expires_at = link.expires_at;
+            let link_ref = &mut state.links[index];
+            link_ref.status = LinkStatus::Opened;
+            link_ref.opened_at = Some(now);
+            if !missing.is_empty() {
+                let mut suffix = ids::hex48();
+                while state.data_requests.contains_key(&suffix) {
+                    suffix = ids::hex48();
+                }
+                state.data_requests.insert(
+                    suffix,
+                    DataRequest {
+                        suffix,
+                        link: index as u32,
+                        required_fields: missing,
+                        fulfilled_at: None,
+                    },
+                );
+                data_request = self.data_request_view(&state, suffix, now, expires_at);
+            }
+        }
+        Ok(Opened {
+            link: self.detail(&state, &state.links[index]),
+            first_open,
+            data_request,
+        })
+    }
+
+    /// The data requests of this partner, newest first by link.
+    pub fn data_requests(&self, now: OffsetDateTime) -> Vec<DataRequestView> {
+        let state = self.state.lock();
+        let mut suffixes: Vec<(u32, u64)> = state
+            .data_requests
+            .values()
+            .map(|request| (request.link, request.suffix))
+            .collect();
+        suffixes.sort_unstable_by(|a, b| b.cmp(a));
+        suffixes
+            .into_iter()
+            .filter_map(|(link, suffix)| {
+                let expires_at = state.links[link as usize].expires_at;
+                self.data_request_view(&state, suffix, now, expires_at)
+            })
+            .collect()
+    }
+
+    /// Fulfils a pending data request: checks its state and `referenceId`, then merges
+    /// `user_data` into the user's data.
+    pub fn fulfil_data_request(
+        &self,
+        data_request_id: &str,
+        reference_id: &str,
+        user_data: Value,
+        now: OffsetDateTime,
+    ) -> Result<wire::FulfilledDataRequest, LinkError> {
+        let mut state = self.state.lock();
+        let suffix = ids::suffix_of(data_request_id, "dr", &self.slug)
+            .and_then(ids::parse_hex48)
+            .filter(|suffix| state.data_requests.contains_key(suffix))
+            .ok_or(LinkError::DataRequestNotFound)?;
+        let request = &state.data_requests[&suffix];
+        let link = &state.links[request.link as usize];
+        if request.fulfilled_at.is_some() {
+            return Err(LinkError::AlreadyFulfilled);
+        }
+        if link.is_expired(now) {
+            return Err(LinkError::Expired);
+        }
+        let user_index = link.user as usize;
+        if &*state.users[user_index].reference_id != reference_id {
+            return Err(LinkError::ReferenceIdMismatch);
+        }
+        let link_id = self.link_id(link.suffix);
+        merge_into(&mut state.users[user_index].data, user_data);
+        if let Some(request) = state.data_requests.get_mut(&suffix) {
+            request.fulfilled_at = Some(now);
+        }
+        Ok(wire::FulfilledDataRequest {
+            data_request_id: data_request_id.to_owned(),
+            status: DataRequestStatus::Fulfilled,
+            link_id,
+            message: wire::messages::DATA_REQUEST_FULFILLED_OK.to_owned(),
+            fulfilled_at: timefmt::millis(now),
+        })
+    }
+
+    /// Replaces the webhook signing secret; the old one stops signing at once.
+    pub fn regenerate_webhook_secret(&self) -> String {
+        let secret = new_webhook_secret();
+        self.state.lock().webhook_secret = secret.clone();
+        secret
+    }
+
+    /// The current webhook signing secret.
+    pub fn webhook_secret(&self) -> String {
+        self.state.lock().webhook_secret.clone()
+    }
+
+    /// The partner-level webhook URL (the vendor's portal setting).
+    pub fn webhook_url(&self) -> Option<String> {
+        self.state.lock().webhook_url.clone()
+    }
+
+    pub fn set_webhook_url(&self, url: Option<String>) {
+        self.state.lock().webhook_url = url;
+    }
+
+    /// Number of stored links.
+    pub fn link_count(&self) -> usize {
+        self.state.lock().links.len()
+    }
+
+    fn find_link(&self, state: &PartnerState, link_id: &str) -> Result<usize, LinkError> {
+        ids::suffix_of(link_id, "link", &self.slug)
+            .and_then(ids::parse_hex48)
+            .and_then(|suffix| state.link_index.get(&suffix))
+            .map(|&index| index as usize)
+            .ok_or(LinkError::LinkNotFound)
+    }
+
+    fn link_id(&self, suffix: u64) -> String {
+        format!("link_{}_{}", self.slug, ids::fmt_hex48(suffix))
+    }
+
+    fn url(&self, link: &Link) -> String {
+        format!(
+            "{}/link_{}_{}/{}",
+            self.widget_base,
+            self.slug,
+            ids::fmt_hex48(link.suffix),
+            link.flow
+        )
+    }
+
+    fn item(&self, state: &PartnerState, link: &Link) -> wire::LinkItem {
+        let user = &state.users[link.user as usize];
+        wire::LinkItem {
+            link_id: self.link_id(link.suffix),
+            reference_id: user.reference_id.to_string(),
+            status: link.status,
+            url: self.url(link),
+            expires_at: timefmt::millis(link.expires_at),
+            created_at: timefmt::millis(link.created_at),
+            opened_at: link.opened_at.map(timefmt::millis),
+            user_id: format!("user_{}_{}", self.slug, ids::fmt_alnum6(&user.suffix)),
+            operation_id: link.operation_id.as_deref().map(str::to_owned),
+            user_data: user.data.clone(),
+        }
+    }
+
+    fn detail(&self, state: &PartnerState, link: &Link) -> wire::LinkDetail {
+        wire::LinkDetail {
+            item: self.item(state, link),
+            token: link.token.to_string(),
+            metadata: link.metadata.as_deref().cloned(),
+            flow: link.flow.to_string(),
+            theme: link.theme.as_deref().map(str::to_owned),
+            language: link.language,
+            callback_url: link.callback_url.as_deref().map(str::to_owned),
+            revoked_at: link.revoked_at.map(timefmt::millis),
+            revoke_reason: link.revoke_reason.as_deref().map(str::to_owned),
+        }
+    }
+
+    fn data_request_view(
+        &self,
+        state: &PartnerState,
+        suffix: u64,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Option<DataRequestView> {
+        let request = state.data_requests.get(&suffix)?;
+        let link = &state.links[request.link as usize];
+        let status = match request.fulfilled_at {
+            Some(_) => DataRequestStatus::Fulfilled,
+            None if link.is_expired(now) => DataRequestStatus::Expired,
+            None => DataRequestStatus::Pending,
+        };
+        Some(DataRequestView {
+            data_request_id: format!("dr_{}_{}", self.slug, ids::fmt_hex48(suffix)),
+            reference_id: state.users[link.user as usize].reference_id.to_string(),
+            link_id: self.link_id(link.suffix),
+            required_fields: request.required_fields.clone(),
+            status,
+            expires_at,
+        })
+    }
+}
+
+fn new_webhook_secret() -> String {
+    format!(
+        "{}{}",
+        wire::WEBHOOK_SECRET_PREFIX,
+        ids::alphanumeric(wire::WEBHOOK_SECRET_LEN)
+    )
+}
+
+/// Merges `patch` into `target`: objects key by key (recursively), anything else replaced.
+fn merge_into(target: &mut Option<Value>, patch: Value) {
+    match target {
+        Some(existing) => merge_value(existing, patch),
+        None => *target = Some(patch),
+    }
+}
+
+fn merge_value(target: &mut Value, patch: Value) {
+    match (target, patch) {
+        (Value::Object(target), Value::Object(patch)) => merge_objects(target, patch),
+        (target, patch) => *target = patch,
+    }
+}
+
+fn merge_objects(target: &mut Map<String, Value>, patch: Map<String, Value>) {
+    for (key, value) in patch {
+        match target.get_mut(&key) {
+            Some(existing) => merge_value(existing, value),
+            None => {
+                target.insert(key, value);
+            }
+        }
+    }
+}
+
+/// The CIP fields (dot paths) that `data` lacks or holds empty.
+fn missing_cip_fields(data: Option<&Value>) -> Vec<String> {
+    CIP_FIELDS
+        .iter()
+        .filter(|path| {
+            let value = path
+                .split('.')
+                .try_fold(data.unwrap_or(&Value::Null), |value, key| value.get(key));
+            !matches!(value, Some(Value::String(text)) if !text.trim().is_empty())
+        })
+        .map(|path| (*path).to_owned())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Options;
+    use serde_json::json;
+    use time::macros::datetime;
+
+    const KEY: &str = "m2m_test_0123456789abcdefghijklmnopqrstuv";
+    const NOW: OffsetDateTime = datetime!(2026-02-10 12:00 UTC);
+
+    fn partner() -> Arc<Partner> {
+        let settings = Settings::resolve(Options::default(), ([127, 0, 0, 1], 8642).into());
+        Partners::new(&settings)
+            .authenticate(KEY)
+            .expect("open mode accepts test keys")
+    }
+
+    fn new_link(reference_id: &str) -> NewLink {
+        NewLink {
+            reference_id: reference_id.into(),
+            flow: wire::DEFAULT_FLOW.into(),
+            ..NewLink::default()
+        }
+    }
+
+    #[test]
+    fn open_mode_slugs_are_p_and_eight_hex_digits() {
+        let slug = open_mode_slug(KEY);
+        assert_eq!(slug.len(), 9);
+        assert!(slug.starts_with('p'));
+        assert!(slug[1..].bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(partner().slug.as_ref(), slug);
+    }
+
+    #[test]
+    fn a_second_link_for_an_active_user_conflicts_until_the_first_expires() {
+        let partner = partner();
+        partner
+            .create_link(new_link("u1"), NOW)
+            .expect("first link");
+        assert_eq!(
+            partner.create_link(new_link("u1"), NOW).err(),
+            Some(LinkError::ActiveLinkExists)
+        );
+        let later = NOW + Duration::minutes(60);
+        assert!(partner.create_link(new_link("u1"), later).is_ok());
+    }
+
+    #[test]
+    fn returning_users_keep_their_id_and_merge_user_data() {
+        let partner = partner();
+        let mut first = new_link("u1");
+        first.user_data = Some(json!({"name": {"firstName": "Ana"}, "idType": "CURP"}));
+        let created = partner.create_link(first, NOW).expect("first");
+        partner
+            .revoke_link(&created.link_id, None, NOW)
+            .expect("revoke");
+        let mut second = new_link("u1");
+        second.user_data = Some(json!({"name": {"lastName": "Ruiz"}, "idType": "INE"}));
+        let created_again = partner.create_link(second, NOW).expect("second");
+        let first_detail = partner.link(&created.link_id).expect("first");
+        let second_detail = partner.link(&created_again.link_id).expect("second");
+        assert_eq!(first_detail.item.user_id, second_detail.item.user_id);
+        assert_eq!(
+            second_detail.item.user_data,
+            Some(json!({"name": {"firstName": "Ana", "lastName": "Ruiz"}, "idType": "INE"}))
+        );
+    }
+
+    #[test]
+    fn opening_an_incomplete_user_creates_one_data_request_for_the_missing_fields() {
+        let partner = partner();
+        let mut new = new_link("u1");
+        new.user_data = Some(json!({"name": {"firstName": "Ana", "secondName": "María",
+            "lastName": "Ruiz", "secondLastName": "Soto"}, "idType": "CURP"}));
+        let created = partner.create_link(new, NOW).expect("link");
+        let opened = partner.open_link(&created.link_id, NOW).expect("open");
+        assert!(opened.first_open);
+        assert_eq!(opened.link.item.status, LinkStatus::Opened);
+        let request = opened.data_request.expect("a data request");
+        assert_eq!(request.required_fields, ["idNumber", "dob"]);
+        assert_eq!(request.expires_at, NOW + Duration::minutes(60));
+        let again = partner
+            .open_link(&created.link_id, NOW + Duration::minutes(1))
+            .expect("open");
+        assert!(!again.first_open);
+        assert!(again.data_request.is_none());
+        assert_eq!(again.link.item.opened_at, Some(timefmt::millis(NOW)));
+    }
+
+    #[test]
+    fn a_complete_user_gets_no_data_request() {
+        assert!(
+            missing_cip_fields(Some(&json!({"name": {"firstName": "A", "secondName": "B",
+            "lastName": "C", "secondLastName": "D"}, "idNumber": "1", "idType": "CURP",
+            "dob": "1990-01-01"})))
+            .is_empty()
+        );
+        assert_eq!(missing_cip_fields(None).len(), CIP_FIELDS.len());
+    }
+
+    #[test]
+    fn fulfilling_checks_state_then_reference_then_merges() {
+        let partner = partner();
+        let created = partner.create_link(new_link("u1"), NOW).expect("link");
+        let request = partner
+            .open_link(&created.link_id, NOW)
+            .expect("open")
+            .data_request
+            .expect("request");
+        let id = request.data_request_id;
+        assert_eq!(
+            partner
+                .fulfil_data_request(&id, "other", json!({}), NOW)
+                .err(),
+            Some(LinkError::ReferenceIdMismatch)
+        );
+        let done = partner
+            .fulfil_data_request(&id, "u1", json!({"dob": "1990-01-01"}), NOW)
+            .expect("fulfil");
+        assert_eq!(done.status, DataRequestStatus::Fulfilled);
+        assert_eq!(
+            partner.fulfil_data_request(&id, "u1", json!({}), NOW).err(),
+            Some(LinkError::AlreadyFulfilled)
+        );
+        let detail = partner.link(&created.link_id).expect("detail");
+        assert_eq!(detail.item.user_data, Some(json!({"dob": "1990-01-01"})));
+    }
+
+    #[test]
+    fn revoking_twice_or_after_expiry_is_refused() {
+        let partner = partner();
+        let created = partner.create_link(new_link("u1"), NOW).expect("link");
+        partner
+            .revoke_link(&created.link_id, Some("fraud".into()), NOW)
+            .expect("revoke");
+        assert_eq!(
+            partner.revoke_link(&created.link_id, None, NOW).err(),
+            Some(LinkError::NotRevocable)
+        );
+        let other = partner.create_link(new_link("u2"), NOW).expect("link");
+        assert_eq!(
+            partner
+                .revoke_link(&other.link_id, None, NOW + Duration::hours(2))
+                .err(),
+            Some(LinkError::Expired)
+        );
+    }
+
+    #[test]
+    fn lists_are_newest_first_and_count_every_match() {
+        let partner = partner();
+        for i in 0..5 {
+            partner
+                .create_link(new_link(&format!("u{i}")), NOW + Duration::seconds(i))
+                .expect("link");
+        }
+        let (items, total) = partner.list_links(&LinkFilter::default(), 2, 2, NOW);
+        assert_eq!(total, 5);
+        let refs: Vec<_> = items
+            .iter()
+            .map(|item| item.reference_id.as_str())
+            .collect();
+        assert_eq!(refs, ["u2", "u1"]);
+    }
+}

@@ -1,0 +1,40 @@
+//! The sandbox's state behind one cheap-to-clone handle.
+//!
+//! Tenants are the unit of locking: a request takes a brief read lock on the tenant table to
+//! find its tenant, then that tenant's own mutex. No lock is ever held across an `.await`, and
+//! no global write lock guards the links, so one tenant's growth never stalls another's
+//! requests.
+//!
+//! - [`m2m`]: partners, their links, users and data requests.
+
+pub mod ids;
+pub mod m2m;
+
+use std::sync::Arc;
+
+use crate::config::Settings;
+
+/// The handle every route holds.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    m2m: m2m::Partners,
+}
+
+impl Store {
+    pub fn new(settings: &Settings) -> Store {
+        Store {
+            shared: Arc::new(Shared {
+                m2m: m2m::Partners::new(settings),
+            }),
+        }
+    }
+
+    /// The M2M partners.
+    pub fn m2m(&self) -> &m2m::Partners {
+        &self.shared.m2m
+    }
+}

@@ -1,0 +1,204 @@
+//! Shared helpers for the end-to-end tests: [`spawn_app`] starts a sandbox on a free
+//! loopback port inside the test's runtime and returns a [`TestApp`] with one method per
+//! request the tests make, plus direct handles on the app's clock and store.
+
+use std::net::SocketAddr;
+
+use linkbox::{App, Options, Settings};
+use reqwest::Method;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// A running sandbox and a client for it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// The app itself: its clock and store, for what the HTTP API cannot (yet) reach.
+    pub app: App,
+    pub client: reqwest::Client,
+    _shutdown: oneshot::Sender<()>,
+}
+
+/// A sandbox in open mode with the documented rate limits.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+/// A sandbox with the given options (config file, rate limits, URL bases).
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("bound address");
+    let app = App::new(Settings::resolve(options, addr));
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    tokio::spawn(linkbox::serve(listener, app.clone(), async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        base: format!("http://{addr}"),
+        app,
+        client: reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("http client"),
+        _shutdown: shutdown,
+    }
+}
+
+/// A well-formed sandbox key, distinct for each `n`.
+pub fn test_key(n: u32) -> String {
+    format!("m2m_test_{n:0>32}")
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    /// The body as JSON, or `Value::Null` when it is not JSON.
+    pub json: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// Every value of a repeated header.
+    pub fn header_all(&self, name: &str) -> Vec<String> {
+        self.headers
+            .get_all(name)
+            .iter()
+            .filter_map(|value| value.to_str().ok().map(str::to_owned))
+            .collect()
+    }
+
+    /// `data` of an M2M success envelope.
+    pub fn data(&self) -> &Value {
+        &self.json["data"]
+    }
+}
+
+/// Asserts an M2M error: status, `application/json`, and the exact envelope.
+#[track_caller]
+pub fn assert_m2m_error(reply: &Reply, status: u16, code: &str, message: &str) {
+    assert_eq!(reply.status, status, "status of {reply:?}");
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/json"),
+        "content type of {reply:?}"
+    );
+    assert_eq!(
+        reply.json,
+        serde_json::json!({"success": false, "error": {"code": code, "message": message}}),
+        "body of {reply:?}"
+    );
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends any request: `headers` as given, `body` raw.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        let mut request = self.client.request(method, self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.expect("request reaches the sandbox");
+        read(response).await
+    }
+
+    /// An M2M request with `X-API-Key: key` and, when given, a JSON body.
+    pub async fn m2m(&self, method: Method, path: &str, key: &str, body: Option<&Value>) -> Reply {
+        let mut headers = vec![("x-api-key", key)];
+        if body.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        let body = body.map(|body| serde_json::to_vec(body).expect("json"));
+        self.send(method, path, &headers, body).await
+    }
+
+    /// `POST /partner/links`.
+    pub async fn create_link(&self, key: &str, body: &Value) -> Reply {
+        self.m2m(Method::POST, "/partner/links", key, Some(body))
+            .await
+    }
+
+    /// `POST /partner/links` for `reference_id` with nothing else; asserts the 201 and
+    /// returns `data`.
+    pub async fn create_link_for(&self, key: &str, reference_id: &str) -> Value {
+        let reply = self
+            .create_link(key, &serde_json::json!({"referenceId": reference_id}))
+            .await;
+        assert_eq!(reply.status, 201, "create {reference_id}: {reply:?}");
+        reply.json["data"].clone()
+    }
+
+    /// `GET /partner/links?{query}`.
+    pub async fn list_links(&self, key: &str, query: &str) -> Reply {
+        self.m2m(Method::GET, &format!("/partner/links?{query}"), key, None)
+            .await
+    }
+
+    /// `GET /partner/links/{id}`.
+    pub async fn get_link(&self, key: &str, link_id: &str) -> Reply {
+        self.m2m(Method::GET, &format!("/partner/links/{link_id}"), key, None)
+            .await
+    }
+
+    /// `POST /partner/links/{id}/revoke`, with an optional body.
+    pub async fn revoke_link(&self, key: &str, link_id: &str, body: Option<&Value>) -> Reply {
+        self.m2m(
+            Method::POST,
+            &format!("/partner/links/{link_id}/revoke"),
+            key,
+            body,
+        )
+        .await
+    }
+
+    /// `PUT /partner/data-requests/{id}`.
+    pub async fn fulfil_data_request(&self, key: &str, id: &str, body: &Value) -> Reply {
+        self.m2m(
+            Method::PUT,
+            &format!("/partner/data-requests/{id}"),
+            key,
+            Some(body),
+        )
+        .await
+    }
+
+    /// Advances the sandbox clock.
+    pub fn advance_clock(&self, seconds: i64) {
+        self.app.clock.advance(time::Duration::seconds(seconds));
+    }
+}
+
+async fn read(response: reqwest::Response) -> Reply {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("read the body");
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Reply {
+        status,
+        headers,
+        text,
+        json,
+    }
+}
