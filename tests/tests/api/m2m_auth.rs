@@ -1,0 +1,148 @@
+//! M2M authentication and tenancy: missing, malformed, live, unknown and suspended keys, the
+//! Bearer alternative, and one partner never seeing another's links.
+
+use linkbox::Options;
+use linkbox::config::FileConfig;
+use linkbox_contracts::m2m::messages;
+use linkbox_tests::{assert_m2m_error, spawn_app, spawn_app_with, test_key};
+use reqwest::Method;
+use serde_json::json;
+
+const ACME: &str = "m2m_test_acmeacmeacmeacmeacmeacmeacmeacme";
+const FROZEN: &str = "m2m_test_frozenfrozenfrozenfrozenfrozen00";
+
+fn config_mode() -> Options {
+    let config = FileConfig::parse(&format!(
+        r#"
+        [[partners]]
+        slug = "acme"
+        keys = ["{ACME}"]
+        default_expires_in_minutes = 120
+
+        [[partners]]
+        slug = "frozen"
+        keys = ["{FROZEN}"]
+        suspended = true
+        "#
+    ))
+    .expect("valid config");
+    Options {
+        file: Some(config),
+        ..Options::default()
+    }
+}
+
+#[tokio::test]
+async fn a_request_without_a_key_is_unauthorized() {
+    let app = spawn_app().await;
+    let reply = app.send(Method::GET, "/partner/links", &[], None).await;
+    assert_m2m_error(&reply, 401, "UNAUTHORIZED", messages::MISSING_AUTH);
+}
+
+#[tokio::test]
+async fn malformed_and_live_keys_are_invalid() {
+    let app = spawn_app().await;
+    for key in [
+        "nope",
+        "m2m_test_short",
+        "m2m_test_0123456789abcdefghijklmnopqrstu!",
+        "m2m_live_0123456789abcdefghijklmnopqrstuv",
+    ] {
+        let reply = app.list_links(key, "").await;
+        assert_m2m_error(&reply, 401, "INVALID_API_KEY", messages::INVALID_API_KEY);
+    }
+}
+
+#[tokio::test]
+async fn a_bearer_token_works_like_the_api_key_header() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let created = app.create_link_for(&key, "user-1").await;
+    let bearer = format!("Bearer {key}");
+    let reply = app
+        .send(
+            Method::GET,
+            &format!(
+                "/partner/links/{}",
+                created["linkId"].as_str().unwrap_or_default()
+            ),
+            &[("authorization", &bearer)],
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.data()["linkId"], created["linkId"]);
+}
+
+#[tokio::test]
+async fn config_mode_accepts_only_configured_keys() {
+    let app = spawn_app_with(config_mode()).await;
+    let reply = app.list_links(&test_key(1), "").await;
+    assert_m2m_error(&reply, 401, "INVALID_API_KEY", messages::INVALID_API_KEY);
+    let created = app.create_link_for(ACME, "user-1").await;
+    assert!(
+        created["linkId"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("link_acme_")),
+        "{created}"
+    );
+}
+
+#[tokio::test]
+async fn config_mode_uses_the_partner_default_expiry() {
+    let app = spawn_app_with(config_mode()).await;
+    let created = app.create_link_for(ACME, "user-1").await;
+    let created_at =
+        linkbox_contracts::timefmt::parse(created["createdAt"].as_str().unwrap_or_default());
+    let expires_at =
+        linkbox_contracts::timefmt::parse(created["expiresAt"].as_str().unwrap_or_default());
+    let (Some(created_at), Some(expires_at)) = (created_at, expires_at) else {
+        panic!("timestamps in {created}");
+    };
+    assert_eq!(expires_at - created_at, time::Duration::minutes(120));
+}
+
+#[tokio::test]
+async fn a_suspended_partner_is_forbidden() {
+    let app = spawn_app_with(config_mode()).await;
+    let reply = app.create_link(FROZEN, &json!({"referenceId": "u"})).await;
+    assert_m2m_error(
+        &reply,
+        403,
+        "PARTNER_SUSPENDED",
+        messages::PARTNER_SUSPENDED,
+    );
+}
+
+#[tokio::test]
+async fn another_partners_link_is_not_found_anywhere() {
+    let app = spawn_app().await;
+    let (owner, stranger) = (test_key(1), test_key(2));
+    let created = app.create_link_for(&owner, "user-1").await;
+    let link_id = created["linkId"].as_str().unwrap_or_default().to_owned();
+
+    let reply = app.get_link(&stranger, &link_id).await;
+    assert_m2m_error(&reply, 404, "RESOURCE_NOT_FOUND", messages::LINK_NOT_FOUND);
+    let reply = app.revoke_link(&stranger, &link_id, None).await;
+    assert_m2m_error(&reply, 404, "RESOURCE_NOT_FOUND", messages::LINK_NOT_FOUND);
+    let reply = app.list_links(&stranger, "").await;
+    assert_eq!(reply.data()["items"], json!([]));
+    assert_eq!(reply.data()["pagination"]["total"], 0);
+
+    // The stranger may use the same referenceId without a conflict.
+    app.create_link_for(&stranger, "user-1").await;
+    assert_eq!(app.get_link(&owner, &link_id).await.status, 200);
+}
+
+#[tokio::test]
+async fn open_mode_partners_are_named_after_a_hash_of_their_key() {
+    let app = spawn_app().await;
+    let created = app.create_link_for(&test_key(7), "user-1").await;
+    let slug = linkbox::store::m2m::open_mode_slug(&test_key(7));
+    assert!(
+        created["linkId"]
+            .as_str()
+            .is_some_and(|id| id.starts_with(&format!("link_{slug}_"))),
+        "{created}"
+    );
+}

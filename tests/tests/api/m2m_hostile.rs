@@ -1,0 +1,178 @@
+//! Hostile and malformed input under `/partner`: whatever arrives, the answer is the M2M
+//! envelope in JSON — never plain text, never a 500.
+
+use linkbox_tests::{Reply, spawn_app, test_key};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+#[track_caller]
+fn assert_enveloped_error(reply: &Reply, context: &str) {
+    assert!(
+        (400..500).contains(&reply.status),
+        "{context}: status {} {}",
+        reply.status,
+        reply.text
+    );
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/json"),
+        "{context}"
+    );
+    assert_eq!(reply.json["success"], false, "{context}: {}", reply.text);
+    assert!(reply.json["error"]["code"].is_string(), "{context}");
+    assert!(reply.json["error"]["message"].is_string(), "{context}");
+    let keys = reply.json.as_object().map(|map| map.len());
+    assert_eq!(keys, Some(2), "{context}: no extra envelope fields");
+}
+
+#[tokio::test]
+async fn wrong_types_in_every_field_are_refused_in_the_envelope() {
+    let app = spawn_app().await;
+    let wrong = [
+        json!(1),
+        json!(1.5),
+        json!(true),
+        json!([]),
+        json!({}),
+        json!("x"),
+        json!(-1),
+    ];
+    let fields = [
+        "referenceId",
+        "expiresInMinutes",
+        "userData",
+        "metadata",
+        "flow",
+        "theme",
+        "language",
+        "callbackUrl",
+    ];
+    for field in fields {
+        for value in &wrong {
+            let mut body = json!({"referenceId": format!("{field}-{value}")});
+            body[field] = value.clone();
+            let reply = app.create_link(&test_key(1), &body).await;
+            assert!(
+                reply.status == 201 || reply.status == 400,
+                "{field}={value}: {reply:?}"
+            );
+            if reply.status == 400 {
+                assert_enveloped_error(&reply, &format!("{field}={value}"));
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn malformed_bodies_never_escape_the_envelope() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let huge = format!("{{\"referenceId\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    let bodies: Vec<(&str, Vec<u8>)> = vec![
+        ("invalid utf-8", b"{\"referenceId\": \"\xff\xfe\"}".to_vec()),
+        ("nul bytes", b"{\"referenceId\": \"a\0b\"}\0".to_vec()),
+        ("deep nesting", deep.into_bytes()),
+        ("huge string", huge.into_bytes()),
+        ("truncated", b"{\"referenceId\"".to_vec()),
+        ("a bare string", b"\"hello\"".to_vec()),
+        ("null", b"null".to_vec()),
+        (
+            "duplicate keys",
+            b"{\"referenceId\": 1, \"referenceId\": {}}".to_vec(),
+        ),
+    ];
+    for path in [
+        "/partner/links",
+        "/partner/links/link_x_000000000000/revoke",
+    ] {
+        for (name, body) in &bodies {
+            let reply = app
+                .send(
+                    Method::POST,
+                    path,
+                    &[("x-api-key", &key), ("content-type", "application/json")],
+                    Some(body.clone()),
+                )
+                .await;
+            if reply.status != 404 {
+                assert_enveloped_error(&reply, &format!("{path} {name}"));
+            }
+            assert_ne!(reply.header("content-type"), Some("text/plain"), "{name}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn unknown_paths_and_wrong_methods_answer_404_in_the_envelope() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let cases = [
+        (Method::DELETE, "/partner/links"),
+        (Method::PUT, "/partner/links"),
+        (Method::PATCH, "/partner/links/link_x_000000000000"),
+        (Method::GET, "/partner/links/link_x_000000000000/revoke"),
+        (Method::POST, "/partner/data-requests/dr_x_000000000000"),
+        (Method::GET, "/partner/webhooks/config/regenerate-secret"),
+        (Method::GET, "/partner"),
+        (Method::GET, "/partner/nothing/here"),
+        (Method::OPTIONS, "/partner/links"),
+    ];
+    for (method, path) in cases {
+        let reply = app
+            .send(method.clone(), path, &[("x-api-key", &key)], None)
+            .await;
+        assert_eq!(reply.status, 404, "{method} {path}");
+        assert_enveloped_error(&reply, &format!("{method} {path}"));
+        assert_eq!(
+            reply.json["error"],
+            json!({"code": "RESOURCE_NOT_FOUND", "message": format!("Cannot {method} {path}")})
+        );
+    }
+}
+
+#[tokio::test]
+async fn hostile_headers_and_queries_get_the_envelope() {
+    let app = spawn_app().await;
+    let long_key = "m2m_test_".to_owned() + &"a".repeat(10_000);
+    let reply = app
+        .send(
+            Method::GET,
+            "/partner/links",
+            &[("x-api-key", &long_key)],
+            None,
+        )
+        .await;
+    assert_enveloped_error(&reply, "long key");
+    let reply = app
+        .send(
+            Method::GET,
+            "/partner/links?page=%FF%FE&limit=%00",
+            &[("x-api-key", &test_key(1))],
+            None,
+        )
+        .await;
+    assert_enveloped_error(&reply, "garbage query");
+    let reply = app
+        .send(
+            Method::GET,
+            "/partner/links?page=99999999999999999999",
+            &[("x-api-key", &test_key(1))],
+            None,
+        )
+        .await;
+    assert_enveloped_error(&reply, "overflowing page");
+}
+
+#[tokio::test]
+async fn paths_outside_the_apis_answer_in_linkboxs_own_envelope() {
+    let app = spawn_app().await;
+    let reply = app.send(Method::GET, "/nowhere", &[], None).await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(
+        reply.json,
+        json!({"error": {"code": "NOT_FOUND", "message": "No route for GET /nowhere"}})
+    );
+    assert_ne!(reply.json, Value::Null);
+}

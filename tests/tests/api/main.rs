@@ -1,0 +1,8 @@
+//! End-to-end tests over real loopback sockets: one binary, one module per API area.
+
+mod m2m_auth;
+mod m2m_create;
+mod m2m_data_requests;
+mod m2m_hostile;
+mod m2m_limits;
+mod m2m_links;
