@@ -4,10 +4,14 @@
 //!
 //! # Layout
 //! - [`m2m`]: LeapFinancial's M2M partner-link API (`/partner/...`).
+//! - [`openapi`]: the OpenAPI 3.1 document built from these types.
+//! - [`schemas`]: the JSON Schema of every wire type, one file each.
 //! - [`timefmt`]: the timestamp formats both vendors put on the wire.
 //!
 //! Everything here is data: no I/O, no server logic. The server, the generated schemas and
 //! the contract suite all read the same constants, so a bound changes in exactly one place.
 
 pub mod m2m;
+pub mod openapi;
+pub mod schemas;
 pub mod timefmt;

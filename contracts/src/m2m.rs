@@ -19,6 +19,15 @@ pub const KEY_SECRET_LEN: usize = 32;
 /// Pattern of a well-formed sandbox key.
 pub const TEST_KEY_PATTERN: &str = "^m2m_test_[A-Za-z0-9]{32}$";
 
+/// Pattern of a link id: `link_<partnerSlug>_<12 lowercase hex>`. [ex]
+pub const LINK_ID_PATTERN: &str = "^link_[a-z0-9]+_[0-9a-f]{12}$";
+/// Pattern of a user id: `user_<partnerSlug>_<6 alphanumerics>`. [ex]
+pub const USER_ID_PATTERN: &str = "^user_[a-z0-9]+_[A-Za-z0-9]{6}$";
+/// Pattern of a data request id: `dr_<partnerSlug>_<12 lowercase hex>`. [ex]
+pub const DATA_REQUEST_ID_PATTERN: &str = "^dr_[a-z0-9]+_[0-9a-f]{12}$";
+/// Pattern of a webhook signing secret. [ex]
+pub const WEBHOOK_SECRET_PATTERN: &str = "^whsec_[A-Za-z0-9]{24}$";
+
 /// Lower bound of `expiresInMinutes`. [doc]
 pub const EXPIRES_IN_MINUTES_MIN: u32 = 5;
 /// Upper bound of `expiresInMinutes` (seven days). [doc]
@@ -207,12 +216,12 @@ pub enum DataRequestStatus {
 #[serde(rename_all = "camelCase")]
 pub struct CreateLinkRequest {
     /// Your identifier of the end user; links for the same one share an M2M user.
-    #[schemars(length(min = 1, max = 255))]
+    #[schemars(length(min = 1, max = REFERENCE_ID_MAX_LEN))]
     #[schema(min_length = 1, max_length = 255, example = "user-12345")]
     pub reference_id: String,
     /// Link lifetime; defaults to the partner's setting (60 unless configured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 5, max = 10080))]
+    #[schemars(range(min = EXPIRES_IN_MINUTES_MIN, max = EXPIRES_IN_MINUTES_MAX))]
     #[schema(minimum = 5, maximum = 10080, example = 120)]
     pub expires_in_minutes: Option<f64>,
     /// Pre-filled user data; `paymentMethod` is required when present.
@@ -305,12 +314,22 @@ pub struct CashPickup {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedLink {
+    #[schema(pattern = "^link_[a-z0-9]+_[0-9a-f]{12}$")]
+    #[schemars(regex(pattern = LINK_ID_PATTERN))]
     pub link_id: String,
     pub reference_id: String,
     pub status: LinkStatus,
+    #[schema(format = "uri")]
+    #[schemars(url)]
     pub url: String,
+    #[schema(format = "uuid")]
+    #[schemars(extend("format" = "uuid"))]
     pub token: String,
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub expires_at: String,
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub created_at: String,
 }
 
@@ -318,13 +337,25 @@ pub struct CreatedLink {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LinkItem {
+    #[schema(pattern = "^link_[a-z0-9]+_[0-9a-f]{12}$")]
+    #[schemars(regex(pattern = LINK_ID_PATTERN))]
     pub link_id: String,
     pub reference_id: String,
     pub status: LinkStatus,
+    #[schema(format = "uri")]
+    #[schemars(url)]
     pub url: String,
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub expires_at: String,
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub created_at: String,
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub opened_at: Option<String>,
+    #[schema(pattern = "^user_[a-z0-9]+_[A-Za-z0-9]{6}$")]
+    #[schemars(regex(pattern = USER_ID_PATTERN))]
     pub user_id: String,
     pub operation_id: Option<String>,
     #[schema(value_type = Option<Object>)]
@@ -337,6 +368,8 @@ pub struct LinkItem {
 pub struct LinkDetail {
     #[serde(flatten)]
     pub item: LinkItem,
+    #[schema(format = "uuid")]
+    #[schemars(extend("format" = "uuid"))]
     pub token: String,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
@@ -344,6 +377,8 @@ pub struct LinkDetail {
     pub theme: Option<String>,
     pub language: Option<Language>,
     pub callback_url: Option<String>,
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub revoked_at: Option<String>,
     pub revoke_reason: Option<String>,
 }
@@ -376,8 +411,12 @@ pub struct RevokeRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RevokedLink {
+    #[schema(pattern = "^link_[a-z0-9]+_[0-9a-f]{12}$")]
+    #[schemars(regex(pattern = LINK_ID_PATTERN))]
     pub link_id: String,
     pub status: LinkStatus,
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub revoked_at: String,
 }
 
@@ -393,10 +432,16 @@ pub struct FulfilDataRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FulfilledDataRequest {
+    #[schema(pattern = "^dr_[a-z0-9]+_[0-9a-f]{12}$")]
+    #[schemars(regex(pattern = DATA_REQUEST_ID_PATTERN))]
     pub data_request_id: String,
     pub status: DataRequestStatus,
+    #[schema(pattern = "^link_[a-z0-9]+_[0-9a-f]{12}$")]
+    #[schemars(regex(pattern = LINK_ID_PATTERN))]
     pub link_id: String,
     pub message: String,
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub fulfilled_at: String,
 }
 
@@ -404,8 +449,64 @@ pub struct FulfilledDataRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegeneratedSecret {
+    #[schema(pattern = "^whsec_[A-Za-z0-9]{24}$")]
+    #[schemars(regex(pattern = WEBHOOK_SECRET_PATTERN))]
     pub webhook_secret: String,
     pub message: String,
+}
+
+/// The query of `GET /partner/links`. [doc]
+#[derive(
+    Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, utoipa::IntoParams,
+)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListLinksQuery {
+    /// 1-based page number.
+    #[param(minimum = 1, default = 1)]
+    #[schemars(range(min = 1))]
+    pub page: Option<u32>,
+    /// Page size.
+    #[param(minimum = 1, maximum = 100, default = 20)]
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: Option<u32>,
+    /// Only links created at or after this instant.
+    #[param(format = DateTime)]
+    pub from: Option<String>,
+    /// Only links created at or before this instant.
+    #[param(format = DateTime)]
+    pub to: Option<String>,
+    /// `active`: neither expired nor revoked; `expired`: expired and not revoked.
+    pub visibility: Option<Visibility>,
+    pub status: Option<LinkStatus>,
+    /// Only the links of this end user.
+    pub reference_id: Option<String>,
+}
+
+macro_rules! success_envelope {
+    ($(#[$doc:meta] $name:ident($data:ty);)*) => {$(
+        #[$doc]
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            /// Always `true`.
+            pub success: bool,
+            pub data: $data,
+        }
+    )*};
+}
+
+success_envelope! {
+    /// 201 of `POST /partner/links`.
+    CreateLinkResponse(CreatedLink);
+    /// 200 of `GET /partner/links`.
+    ListLinksResponse(LinkPage);
+    /// 200 of `GET /partner/links/{linkId}`.
+    LinkDetailResponse(LinkDetail);
+    /// 200 of `POST /partner/links/{linkId}/revoke`.
+    RevokeLinkResponse(RevokedLink);
+    /// 200 of `PUT /partner/data-requests/{dataRequestId}`.
+    FulfilDataRequestResponse(FulfilledDataRequest);
 }
 
 /// Whether `key` is a well-formed sandbox key (`m2m_test_` + 32 alphanumerics).

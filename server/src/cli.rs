@@ -23,6 +23,20 @@ pub struct Cli {
 pub enum Command {
     /// Run the sandbox.
     Serve(ServeArgs),
+    /// Print the OpenAPI document of everything linkbox serves.
+    Openapi(OpenapiArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OpenapiArgs {
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: DocFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DocFormat {
+    Json,
+    Yaml,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -78,7 +92,9 @@ mod tests {
     #[test]
     fn serve_defaults_to_the_documented_address_and_limits() {
         let cli = Cli::try_parse_from(["linkbox", "serve"]).expect("parses");
-        let Command::Serve(args) = cli.command;
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
         assert_eq!(args.addr, "127.0.0.1:8642".parse().expect("addr"));
         assert_eq!(args.rate_limits, RateLimits::Documented);
         assert_eq!(args.log_format, LogFormat::Pretty);
@@ -97,7 +113,9 @@ mod tests {
             "json",
         ])
         .expect("parses");
-        let Command::Serve(args) = cli.command;
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
         assert_eq!(args.addr, "[::1]:0".parse().expect("addr"));
         assert_eq!(args.rate_limits, RateLimits::Off);
         assert_eq!(args.log_format, LogFormat::Json);

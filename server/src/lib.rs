@@ -8,6 +8,7 @@
 //! - [`store`]: all state, behind one handle, locked per tenant.
 //! - [`m2m`]: the M2M partner API under `/partner`.
 //! - [`control`]: linkbox's own `/_sandbox` API and its error envelope.
+//! - [`docs`]: `/openapi.json` and the Swagger UI at `/docs`.
 //! - [`http`]: the connection loop, body and query plumbing shared by the APIs.
 //! - [`ratelimit`]: per-minute windows on the sandbox clock.
 //! - [`cli`]: the `linkbox` command line.
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod docs;
 pub mod http;
 pub mod m2m;
 pub mod ratelimit;
@@ -39,6 +41,8 @@ pub use config::{Options, Settings};
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     m2m::routes(app.clone())
         .or(control::routes(app))
+        .unify()
+        .or(docs::routes())
         .unify()
         .or(control::fallback())
         .unify()

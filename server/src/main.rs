@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use linkbox::cli::{Cli, Command, LogFormat, ServeArgs};
+use linkbox::cli::{Cli, Command, DocFormat, LogFormat, ServeArgs};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -13,6 +13,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Openapi(args) => print_openapi(args.format),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -37,6 +38,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     linkbox::run(listener, options, shutdown_signal()).await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_openapi(format: DocFormat) -> anyhow::Result<()> {
+    let text = match format {
+        DocFormat::Json => linkbox_contracts::openapi::json(),
+        DocFormat::Yaml => linkbox_contracts::openapi::yaml(),
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(())
 }
 

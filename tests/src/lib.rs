@@ -100,6 +100,28 @@ pub fn assert_m2m_error(reply: &Reply, status: u16, code: &str, message: &str) {
     );
 }
 
+/// Asserts that `reply`'s body validates against the committed schema `schemas/{path}`.
+#[track_caller]
+pub fn assert_matches_schema(reply: &Reply, path: &str) {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../schemas")
+        .join(path);
+    let text = std::fs::read_to_string(&file)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", file.display()));
+    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(&reply.json)
+        .map(|error| format!("{error} at {}", error.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{path} rejects {}:\n{}",
+        reply.text,
+        errors.join("\n")
+    );
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

@@ -1,7 +1,10 @@
 //! `cargo xtask <task>`: the project's automation, in Rust, in the workspace.
 //!
 //! - `ci`: what CI runs — `cargo fmt --check`, `cargo clippy --all-targets -D warnings`,
-//!   then every test of the workspace.
+//!   the codegen check, then every test of the workspace.
+//! - `codegen [--check]`: the generated OpenAPI document and JSON Schemas ([`codegen`]).
+
+mod codegen;
 
 use std::process::{Command, ExitCode};
 
@@ -11,6 +14,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("codegen") => codegen::run(&workspace_root(), args.iter().any(|arg| arg == "--check")),
         Some(other) => Err(anyhow::anyhow!("unknown task {other:?}\n\n{USAGE}")),
         None => Err(anyhow::anyhow!("{USAGE}")),
     };
@@ -23,7 +27,11 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask <task>\n\ntasks:\n  ci    fmt check, clippy, tests";
+const USAGE: &str = "usage: cargo xtask <task>
+
+tasks:
+  ci                 fmt check, clippy, codegen check, tests
+  codegen [--check]  write (or check) openapi/ and schemas/";
 
 fn ci() -> anyhow::Result<()> {
     cargo(&["fmt", "--all", "--", "--check"])?;

@@ -1,5 +1,6 @@
 //! End-to-end tests over real loopback sockets: one binary, one module per API area.
 
+mod docs;
 mod m2m_auth;
 mod m2m_create;
 mod m2m_data_requests;

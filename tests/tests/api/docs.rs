@@ -1,0 +1,146 @@
+//! The contract as a document: `/openapi.json` is the committed file, `/docs` browses it,
+//! and real responses of every M2M endpoint validate against the committed schemas.
+
+use linkbox_tests::{Reply, assert_matches_schema, spawn_app, test_key};
+use reqwest::Method;
+use serde_json::json;
+
+#[tokio::test]
+async fn openapi_json_is_the_committed_document_byte_for_byte() {
+    let app = spawn_app().await;
+    let reply = app.send(Method::GET, "/openapi.json", &[], None).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let committed = include_str!("../../../openapi/linkbox.openapi.json");
+    assert!(
+        reply.text == committed,
+        "served document differs from the committed one"
+    );
+    assert_eq!(reply.json["openapi"], "3.1.0");
+}
+
+#[tokio::test]
+async fn docs_serve_a_swagger_ui_pointing_at_the_document() {
+    let app = spawn_app().await;
+    let index = app.send(Method::GET, "/docs/", &[], None).await;
+    assert_eq!(index.status, 200);
+    assert!(
+        index
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/html"))
+    );
+    assert!(index.text.contains("swagger"), "{}", index.text);
+    let init = app
+        .send(Method::GET, "/docs/swagger-initializer.js", &[], None)
+        .await;
+    assert_eq!(init.status, 200);
+    assert!(init.text.contains("/openapi.json"), "{}", init.text);
+    let missing = app.send(Method::GET, "/docs/nope.js", &[], None).await;
+    assert_eq!(missing.status, 404);
+}
+
+#[tokio::test]
+async fn every_m2m_response_validates_against_its_schema() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let created = app
+        .create_link(
+            &key,
+            &json!({"referenceId": "u1", "metadata": {"a": 1}, "language": "es", "theme": "dark"}),
+        )
+        .await;
+    assert_matches_schema(&created, "m2m/CreateLinkResponse.json");
+    let link_id = created.data()["linkId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+
+    assert_matches_schema(
+        &app.list_links(&key, "").await,
+        "m2m/ListLinksResponse.json",
+    );
+    assert_matches_schema(
+        &app.get_link(&key, &link_id).await,
+        "m2m/LinkDetailResponse.json",
+    );
+
+    let partner = app.app.store.m2m().authenticate(&key).expect("partner");
+    let opened = partner
+        .open_link(&link_id, app.app.clock.now())
+        .expect("open");
+    let request = opened.data_request.expect("request");
+    let fulfilled = app
+        .fulfil_data_request(
+            &key,
+            &request.data_request_id,
+            &json!({"referenceId": "u1", "userData": {"dob": "1990-01-01"}}),
+        )
+        .await;
+    assert_matches_schema(&fulfilled, "m2m/FulfilDataRequestResponse.json");
+    assert_matches_schema(
+        &app.list_links(&key, "").await,
+        "m2m/ListLinksResponse.json",
+    );
+
+    let revoked = app
+        .revoke_link(&key, &link_id, Some(&json!({"reason": "r"})))
+        .await;
+    assert_matches_schema(&revoked, "m2m/RevokeLinkResponse.json");
+    assert_matches_schema(
+        &app.get_link(&key, &link_id).await,
+        "m2m/LinkDetailResponse.json",
+    );
+
+    let secret = app
+        .m2m(
+            Method::POST,
+            "/partner/webhooks/config/regenerate-secret",
+            &key,
+            None,
+        )
+        .await;
+    assert_matches_schema(&secret, "m2m/RegeneratedSecret.json");
+}
+
+#[tokio::test]
+async fn every_m2m_error_validates_against_the_error_schema() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let errors: Vec<Reply> = vec![
+        app.send(Method::GET, "/partner/links", &[], None).await,
+        app.list_links("m2m_live_0123456789abcdefghijklmnopqrstuv", "")
+            .await,
+        app.create_link(&key, &json!({})).await,
+        app.get_link(&key, "link_x_000000000000").await,
+        app.send(
+            Method::DELETE,
+            "/partner/links",
+            &[("x-api-key", &key)],
+            None,
+        )
+        .await,
+    ];
+    for reply in &errors {
+        assert!(reply.status >= 400);
+        assert_matches_schema(reply, "m2m/ErrorEnvelope.json");
+    }
+}
+
+#[tokio::test]
+async fn the_schema_rejects_what_the_server_rejects_at_the_bounds() {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../../schemas/m2m/CreateLinkRequest.json"))
+            .expect("schema");
+    let validator = jsonschema::validator_for(&schema).expect("compiles");
+    let app = spawn_app().await;
+    for (i, minutes) in [4, 5, 10080, 10081].into_iter().enumerate() {
+        let body = json!({"referenceId": format!("u{i}"), "expiresInMinutes": minutes});
+        let accepted = app.create_link(&test_key(1), &body).await.status == 201;
+        assert_eq!(validator.is_valid(&body), accepted, "{minutes}");
+    }
+    for (i, language) in ["en", "es", "fr"].into_iter().enumerate() {
+        let body = json!({"referenceId": format!("l{i}"), "language": language});
+        let accepted = app.create_link(&test_key(1), &body).await.status == 201;
+        assert_eq!(validator.is_valid(&body), accepted, "{language}");
+    }
+}
