@@ -2,8 +2,10 @@
 //!
 //! - `ci`: what CI runs — `cargo fmt --check`, `cargo clippy --all-targets -D warnings`,
 //!   the codegen check, then every test of the workspace.
+//! - `bench [--quick]`: throughput, latency, memory and start-up, measured ([`bench`]).
 //! - `codegen [--check]`: the generated OpenAPI document and JSON Schemas ([`codegen`]).
 
+mod bench;
 mod codegen;
 
 use std::process::{Command, ExitCode};
@@ -14,6 +16,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("bench") => bench::run(&workspace_root(), args.iter().any(|arg| arg == "--quick")),
         Some("codegen") => codegen::run(&workspace_root(), args.iter().any(|arg| arg == "--check")),
         Some(other) => Err(anyhow::anyhow!("unknown task {other:?}\n\n{USAGE}")),
         None => Err(anyhow::anyhow!("{USAGE}")),
@@ -31,7 +34,8 @@ const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
   ci                 fmt check, clippy, codegen check, tests
-  codegen [--check]  write (or check) openapi/ and schemas/";
+  codegen [--check]  write (or check) openapi/ and schemas/
+  bench [--quick]    measure a release build on loopback (target/bench/)";
 
 fn ci() -> anyhow::Result<()> {
     cargo(&["fmt", "--all", "--", "--check"])?;

@@ -1,0 +1,240 @@
+//! `cargo xtask bench`: starts a release build of linkbox on loopback and measures it with
+//! the in-tree load generator ([`load`]), side by side in one run: the health endpoint (the
+//! ceiling of this process on this machine), create/get/list links, the store growing past a
+//! million links, memory per link, idle memory and start-up time. Prints a table and writes
+//! `target/bench/bench.json` and `target/bench/bench.svg`.
+
+mod load;
+mod report;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use http::Method;
+
+use load::{MakeRequest, request};
+pub use report::Report;
+
+/// Connections the load generator keeps open, as in the issue's wrk runs.
+const CONNECTIONS: usize = 64;
+/// How long each throughput scenario runs.
+const SCENARIO: Duration = Duration::from_secs(5);
+/// Links the growth phase stores in one partner.
+const GROWTH_LINKS: u64 = 1_000_000;
+
+const KEYS: [&str; 4] = [
+    "m2m_test_bench000000000000000000000000000",
+    "m2m_test_bench111111111111111111111111111",
+    "m2m_test_bench222222222222222222222222222",
+    "m2m_test_bench333333333333333333333333333",
+];
+
+pub fn run(root: &Path, quick: bool) -> anyhow::Result<()> {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--quiet", "-p", "linkbox"])
+        .current_dir(root)
+        .status()?;
+    if !status.success() {
+        bail!("release build failed");
+    }
+    let binary = root.join("target/release/linkbox");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(measure(&binary, quick))?;
+    let out = root.join("target/bench");
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(out.join("bench.json"), report.json()?)?;
+    std::fs::write(out.join("bench.svg"), report.svg())?;
+    println!("{}", report.table());
+    println!("written: target/bench/bench.json, target/bench/bench.svg");
+    Ok(())
+}
+
+/// A linkbox process on a free loopback port, killed on drop.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(binary: &Path) -> anyhow::Result<(Server, Instant)> {
+        let started = Instant::now();
+        let mut child = Command::new(binary)
+            .args(["serve", "--addr", "127.0.0.1:0", "--rate-limits", "off"])
+            .env("LINKBOX_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .with_context(|| format!("unexpected first line {line:?}"))?
+            .parse()?;
+        Ok((Server { child, addr }, started))
+    }
+
+    /// Resident memory in KiB.
+    fn rss_kib(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .context("no VmRSS")
+    }
+}
+
+async fn measure(binary: &Path, quick: bool) -> anyhow::Result<Report> {
+    let (server, started) = Server::start(binary)?;
+    let addr = server.addr;
+    let startup = first_answer(addr, started).await?;
+    let idle_rss_kib = server.rss_kib()?;
+    let duration = if quick {
+        Duration::from_secs(1)
+    } else {
+        SCENARIO
+    };
+    let mut report = Report::new(startup, idle_rss_kib);
+
+    let health: MakeRequest =
+        Arc::new(move |_| request(Method::GET, addr, "/_sandbox/health", &[], None));
+    let outcome = load::run(addr, CONNECTIONS, duration, None, health).await?;
+    report.add("GET /_sandbox/health", &outcome, None);
+
+    let create: MakeRequest = Arc::new(move |n| {
+        let key = KEYS[(n % KEYS.len() as u64) as usize];
+        request(
+            Method::POST,
+            addr,
+            "/partner/links",
+            &[("x-api-key", key)],
+            Some(format!(
+                "{{\"referenceId\":\"bench-{n}\",\"expiresInMinutes\":120,\
+                 \"metadata\":{{\"orderId\":\"ORD-{n}\"}},\"language\":\"es\"}}"
+            )),
+        )
+    });
+    let before = server.rss_kib()?;
+    let outcome = load::run(addr, CONNECTIONS, duration, None, create).await?;
+    report.add(
+        "POST /partner/links",
+        &outcome,
+        Some("GET /_sandbox/health"),
+    );
+    let created = outcome.requests;
+
+    let link_id = create_one(addr).await?;
+    let path = format!("/partner/links/{link_id}");
+    let get: MakeRequest =
+        Arc::new(move |_| request(Method::GET, addr, &path, &[("x-api-key", KEYS[0])], None));
+    let outcome = load::run(addr, CONNECTIONS, duration, None, get).await?;
+    report.add(
+        "GET /partner/links/{id}",
+        &outcome,
+        Some("GET /_sandbox/health"),
+    );
+
+    let list: MakeRequest = Arc::new(move |_| {
+        request(
+            Method::GET,
+            addr,
+            "/partner/links?limit=20",
+            &[("x-api-key", KEYS[1])],
+            None,
+        )
+    });
+    let outcome = load::run(addr, CONNECTIONS, duration, None, list).await?;
+    report.add(
+        "GET /partner/links?limit=20",
+        &outcome,
+        Some("GET /_sandbox/health"),
+    );
+
+    let after = server.rss_kib()?;
+    report.note_memory(created, before, after);
+
+    if !quick {
+        let growth_key = "m2m_test_growth00000000000000000000000000";
+        let grow: MakeRequest = Arc::new(move |n| {
+            request(
+                Method::POST,
+                addr,
+                "/partner/links",
+                &[("x-api-key", growth_key)],
+                Some(format!("{{\"referenceId\":\"g-{n}\"}}")),
+            )
+        });
+        let before = server.rss_kib()?;
+        let outcome = load::run(
+            addr,
+            CONNECTIONS,
+            Duration::from_secs(600),
+            Some(GROWTH_LINKS),
+            grow,
+        )
+        .await?;
+        let after = server.rss_kib()?;
+        report.add("POST /partner/links to 1M in one partner", &outcome, None);
+        report.note_growth(outcome.requests, before, after);
+    }
+    Ok(report)
+}
+
+/// Time from process start to the first answered request.
+async fn first_answer(addr: SocketAddr, started: Instant) -> anyhow::Result<Duration> {
+    loop {
+        let probe: MakeRequest =
+            Arc::new(move |_| request(Method::GET, addr, "/_sandbox/health", &[], None));
+        if let Ok(outcome) = load::run(addr, 1, Duration::from_secs(5), Some(1), probe).await
+            && outcome.requests == 1
+        {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            bail!("linkbox did not answer within 10 s");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+async fn create_one(addr: SocketAddr) -> anyhow::Result<String> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let response = sender
+        .send_request(request(
+            Method::POST,
+            addr,
+            "/partner/links",
+            &[("x-api-key", KEYS[0])],
+            Some("{\"referenceId\":\"bench-get\"}".into()),
+        ))
+        .await?;
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await?
+        .to_bytes();
+    let value: serde_json::Value = serde_json::from_slice(&body)?;
+    value["data"]["linkId"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no linkId in the create response {value}"))
+}

@@ -1,0 +1,180 @@
+//! The benchmark's findings: a table for the terminal, JSON for tools, and a small SVG bar
+//! chart of requests per second.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::load::Outcome;
+
+/// One measured scenario.
+#[derive(Debug, Clone)]
+struct Row {
+    name: String,
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    requests: u64,
+    errors: u64,
+    /// Name of the row this one is compared with.
+    versus: Option<String>,
+}
+
+/// Everything one `cargo xtask bench` run measured.
+#[derive(Debug, Clone)]
+pub struct Report {
+    startup: Duration,
+    idle_rss_kib: u64,
+    rows: Vec<Row>,
+    memory: Vec<(String, Value)>,
+}
+
+impl Report {
+    pub fn new(startup: Duration, idle_rss_kib: u64) -> Report {
+        Report {
+            startup,
+            idle_rss_kib,
+            rows: Vec::new(),
+            memory: Vec::new(),
+        }
+    }
+
+    pub fn add(&mut self, name: &str, outcome: &Outcome, versus: Option<&str>) {
+        self.rows.push(Row {
+            name: name.to_owned(),
+            per_second: outcome.per_second(),
+            p50_ms: outcome.quantile_ms(0.5),
+            p99_ms: outcome.quantile_ms(0.99),
+            max_ms: outcome.max_ms(),
+            requests: outcome.requests,
+            errors: outcome.errors,
+            versus: versus.map(str::to_owned),
+        });
+    }
+
+    /// Resident memory added by `links` stored links.
+    pub fn note_memory(&mut self, links: u64, before_kib: u64, after_kib: u64) {
+        self.memory.push((
+            "mixed scenarios".into(),
+            per_link(links, before_kib, after_kib),
+        ));
+    }
+
+    pub fn note_growth(&mut self, links: u64, before_kib: u64, after_kib: u64) {
+        self.memory.push((
+            "growth to 1M links".into(),
+            per_link(links, before_kib, after_kib),
+        ));
+    }
+
+    fn ratio(&self, row: &Row) -> Option<f64> {
+        let versus = row.versus.as_deref()?;
+        let base = self.rows.iter().find(|other| other.name == versus)?;
+        Some(row.per_second / base.per_second)
+    }
+
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{:<42} {:>10} {:>8} {:>8} {:>9} {:>7} {:>14}\n",
+            "scenario", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "ratio"
+        );
+        for row in &self.rows {
+            let ratio = self
+                .ratio(row)
+                .map(|ratio| format!("{ratio:.2}x health"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "{:<42} {:>10.0} {:>8.2} {:>8.2} {:>9.2} {:>7} {:>14}\n",
+                row.name, row.per_second, row.p50_ms, row.p99_ms, row.max_ms, row.errors, ratio
+            ));
+        }
+        out.push_str(&format!(
+            "\nstart to first answer: {:.1} ms; idle RSS: {:.1} MiB\n",
+            self.startup.as_secs_f64() * 1000.0,
+            self.idle_rss_kib as f64 / 1024.0
+        ));
+        for (name, memory) in &self.memory {
+            out.push_str(&format!(
+                "memory per stored link ({name}): {} bytes over {} links\n",
+                memory["bytesPerLink"], memory["links"]
+            ));
+        }
+        out
+    }
+
+    pub fn json(&self) -> anyhow::Result<String> {
+        let rows: Vec<Value> = self
+            .rows
+            .iter()
+            .map(|row| {
+                json!({
+                    "scenario": row.name,
+                    "requestsPerSecond": row.per_second.round(),
+                    "p50Ms": row.p50_ms,
+                    "p99Ms": row.p99_ms,
+                    "maxMs": row.max_ms,
+                    "requests": row.requests,
+                    "errors": row.errors,
+                    "ratio": self.ratio(row),
+                    "versus": row.versus,
+                })
+            })
+            .collect();
+        let memory: serde_json::Map<String, Value> = self.memory.iter().cloned().collect();
+        Ok(serde_json::to_string_pretty(&json!({
+            "startupMs": self.startup.as_secs_f64() * 1000.0,
+            "idleRssKib": self.idle_rss_kib,
+            "scenarios": rows,
+            "memory": memory,
+        }))?)
+    }
+
+    /// Horizontal bars of requests per second.
+    pub fn svg(&self) -> String {
+        let width = 720.0;
+        let bar_area = 360.0;
+        let row_height = 28.0;
+        let height = 20.0 + row_height * self.rows.len() as f64;
+        let top = self
+            .rows
+            .iter()
+            .map(|row| row.per_second)
+            .fold(1.0, f64::max);
+        let mut out = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
+             font-family=\"sans-serif\" font-size=\"12\">\n"
+        );
+        for (i, row) in self.rows.iter().enumerate() {
+            let y = 10.0 + row_height * i as f64;
+            let bar = bar_area * row.per_second / top;
+            out.push_str(&format!(
+                "  <text x=\"0\" y=\"{:.0}\">{}</text>\n  <rect x=\"300\" y=\"{y:.0}\" width=\"{bar:.0}\" \
+                 height=\"18\" fill=\"#3b7dd8\"/>\n  <text x=\"{:.0}\" y=\"{:.0}\">{:.0} req/s</text>\n",
+                y + 13.0,
+                escape(&row.name),
+                305.0 + bar,
+                y + 13.0,
+                row.per_second
+            ));
+        }
+        out.push_str("</svg>\n");
+        out
+    }
+}
+
+fn per_link(links: u64, before_kib: u64, after_kib: u64) -> Value {
+    let bytes = after_kib.saturating_sub(before_kib) * 1024;
+    json!({
+        "links": links,
+        "rssBeforeKib": before_kib,
+        "rssAfterKib": after_kib,
+        "bytesPerLink": if links == 0 { 0 } else { bytes / links },
+    })
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
