@@ -169,7 +169,7 @@ fn per_link(links: u64, before_kib: u64, after_kib: u64) -> Value {
         "links": links,
         "rssBeforeKib": before_kib,
         "rssAfterKib": after_kib,
-        "bytesPerLink": if links == 0 { 0 } else { bytes / links },
+        "bytesPerLink": bytes.checked_div(links).unwrap_or(0),
     })
 }
 
