@@ -12,7 +12,7 @@ use http::header;
 use linkbox_contracts::m2m::webhook_headers;
 use tokio::task::JoinSet;
 
-use super::{Attempt, Job, Webhooks, sign};
+use super::{Attempt, Job, sign};
 use crate::app::App;
 
 /// Longest the engine sleeps without looking at the clock.
@@ -125,11 +125,4 @@ fn describe(error: &reqwest::Error, app: &App) -> String {
         source = cause.source();
     }
     text
-}
-
-impl Webhooks {
-    /// Starts the engine for `app` on the current runtime; it stops when `shutdown` completes.
-    pub fn start(app: App, shutdown: impl Future<Output = ()> + Send + 'static) {
-        tokio::spawn(run(app, shutdown));
-    }
 }
