@@ -6,6 +6,7 @@
 //! - [`m2m`]: LeapFinancial's M2M partner-link API (`/partner/...`).
 //! - [`openapi`]: the OpenAPI 3.1 document built from these types.
 //! - [`schemas`]: the JSON Schema of every wire type, one file each.
+//! - [`sandbox`]: linkbox's own control API (`/_sandbox/...`).
 //! - [`timefmt`]: the timestamp formats both vendors put on the wire.
 //!
 //! Everything here is data: no I/O, no server logic. The server, the generated schemas and
@@ -13,5 +14,6 @@
 
 pub mod m2m;
 pub mod openapi;
+pub mod sandbox;
 pub mod schemas;
 pub mod timefmt;

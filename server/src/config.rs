@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use linkbox_contracts::m2m;
+use linkbox_contracts::{m2m, sandbox};
 use serde::Deserialize;
 
 /// Whether the documented rate limits are enforced.
@@ -35,6 +35,13 @@ pub struct Settings {
     pub partners: Vec<PartnerConfig>,
     /// Configured Leaf accounts; empty means open mode.
     pub leaf_accounts: Vec<LeafAccountConfig>,
+    /// `--admin-token`: the Bearer token that sees every tenant in the control API. When
+    /// unset, a control request without any key is an admin request.
+    pub admin_token: Option<String>,
+    /// `--journal-size`: how many requests the journal keeps (at least 1).
+    pub journal_size: usize,
+    /// How long a webhook receiver may take to answer; 30 s as documented (tests shorten it).
+    pub webhook_timeout: std::time::Duration,
 }
 
 /// The options of `linkbox serve` that shape [`Settings`], before the address is bound.
@@ -44,6 +51,9 @@ pub struct Options {
     pub m2m_widget_base: Option<String>,
     pub rate_limits: Option<RateLimits>,
     pub file: Option<FileConfig>,
+    pub admin_token: Option<String>,
+    pub journal_size: Option<usize>,
+    pub webhook_timeout: Option<std::time::Duration>,
 }
 
 impl Settings {
@@ -71,6 +81,16 @@ impl Settings {
             flows,
             partners: file.partners,
             leaf_accounts: file.leaf_accounts,
+            admin_token: options.admin_token.filter(|token| !token.is_empty()),
+            journal_size: options
+                .journal_size
+                .unwrap_or(sandbox::DEFAULT_JOURNAL_SIZE)
+                .max(1),
+            webhook_timeout: options
+                .webhook_timeout
+                .unwrap_or(std::time::Duration::from_secs(
+                    sandbox::WEBHOOK_TIMEOUT_SECS,
+                )),
         }
     }
 }

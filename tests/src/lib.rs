@@ -1,6 +1,9 @@
 //! Shared helpers for the end-to-end tests: [`spawn_app`] starts a sandbox on a free
 //! loopback port inside the test's runtime and returns a [`TestApp`] with one method per
 //! request the tests make, plus direct handles on the app's clock and store.
+//! [`receiver`] is a loopback webhook receiver.
+
+pub mod receiver;
 
 use std::net::SocketAddr;
 
@@ -204,6 +207,56 @@ impl TestApp {
             Some(body),
         )
         .await
+    }
+
+    /// A control API request (`/_sandbox/...`) with an optional `X-API-Key` and JSON body.
+    pub async fn control(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
+        let mut headers = Vec::new();
+        if let Some(key) = key {
+            headers.push(("x-api-key", key));
+        }
+        if body.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        let body = body.map(|body| serde_json::to_vec(body).expect("json"));
+        self.send(method, &format!("/_sandbox{path}"), &headers, body)
+            .await
+    }
+
+    /// `POST /_sandbox/clock {"advanceSeconds": seconds}`; asserts the 200.
+    pub async fn move_clock(&self, key: &str, seconds: i64) {
+        let reply = self
+            .control(
+                Method::POST,
+                "/clock",
+                Some(key),
+                Some(&serde_json::json!({"advanceSeconds": seconds})),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "move the clock: {reply:?}");
+    }
+
+    /// `POST /partner/webhooks/config/regenerate-secret`; returns the new secret.
+    pub async fn regenerate_secret(&self, key: &str) -> String {
+        let reply = self
+            .m2m(
+                Method::POST,
+                "/partner/webhooks/config/regenerate-secret",
+                key,
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 200, "regenerate: {reply:?}");
+        reply.json["webhookSecret"]
+            .as_str()
+            .expect("a secret")
+            .to_owned()
     }
 
     /// Advances the sandbox clock.

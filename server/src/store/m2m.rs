@@ -23,6 +23,13 @@ use super::ids;
 use crate::config::{PartnerConfig, Settings};
 use crate::ratelimit::{Limit, Window};
 
+mod operations;
+mod snapshot;
+#[cfg(test)]
+mod tests_support;
+
+pub use operations::{NewOperation, OperationError};
+
 /// Why a key was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
@@ -136,6 +143,8 @@ struct PartnerState {
     webhook_secret: String,
     create_window: Window,
     other_window: Window,
+    /// The latest operation of each link (by link index), made through the control API.
+    operations: HashMap<u32, operations::Operation>,
 }
 
 struct Link {
