@@ -4,10 +4,12 @@
 //!
 //! # Layout
 //! - [`m2m`]: LeapFinancial's M2M partner-link API (`/partner/...`).
+//! - [`leaf`]: Leaf Agriculture's magic-link API (`/api/authenticate`, `/services/...`).
 //! - [`timefmt`]: the timestamp formats both vendors put on the wire.
 //!
 //! Everything here is data: no I/O, no server logic. The server, the generated schemas and
 //! the contract suite all read the same constants, so a bound changes in exactly one place.
 
+pub mod leaf;
 pub mod m2m;
 pub mod timefmt;

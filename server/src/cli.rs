@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// https://widget.m2m.leapfinancial.com to reproduce production URLs.
     #[arg(long, env = "LINKBOX_M2M_WIDGET_BASE")]
     pub m2m_widget_base: Option<String>,
+    /// Base of Leaf magic links (default: PUBLIC_URL/magic-link), e.g.
+    /// https://magic-link.withleaf.io to reproduce production URLs.
+    #[arg(long, env = "LINKBOX_LEAF_LINK_BASE")]
+    pub leaf_link_base: Option<String>,
     /// Log lines on stderr as text or JSON.
     #[arg(long, env = "LINKBOX_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
@@ -65,6 +69,7 @@ impl ServeArgs {
         Ok(Options {
             public_url: self.public_url.clone(),
             m2m_widget_base: self.m2m_widget_base.clone(),
+            leaf_link_base: self.leaf_link_base.clone(),
             rate_limits: Some(self.rate_limits),
             file: self.config.as_deref().map(FileConfig::load).transpose()?,
         })

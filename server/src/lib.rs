@@ -7,6 +7,7 @@
 //! - [`clock`]: the sandbox clock every timestamp and expiry reads.
 //! - [`store`]: all state, behind one handle, locked per tenant.
 //! - [`m2m`]: the M2M partner API under `/partner`.
+//! - [`leaf`]: the Leaf magic-link API under `/api` and `/services`.
 //! - [`control`]: linkbox's own `/_sandbox` API and its error envelope.
 //! - [`http`]: the connection loop, body and query plumbing shared by the APIs.
 //! - [`ratelimit`]: per-minute windows on the sandbox clock.
@@ -21,6 +22,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod http;
+pub mod leaf;
 pub mod m2m;
 pub mod ratelimit;
 pub mod store;
@@ -38,6 +40,8 @@ pub use config::{Options, Settings};
 /// Every route of the sandbox.
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     m2m::routes(app.clone())
+        .or(leaf::routes(app.clone()))
+        .unify()
         .or(control::routes(app))
         .unify()
         .or(control::fallback())
