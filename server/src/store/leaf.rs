@@ -280,7 +280,11 @@ impl Account {
     pub fn user(&self, id: &str) -> Result<wire::LeafUser, LeafError> {
         let state = self.state.lock();
         let id = state.user_id(id)?;
-        Ok(state.users[&id].view(id))
+        state
+            .users
+            .get(&id)
+            .map(|user| user.view(id))
+            .ok_or(LeafError::UserNotFound)
     }
 
     /// `GET /users`: one page, oldest first, and the number of matches.
@@ -291,25 +295,29 @@ impl Account {
         size: u32,
     ) -> (Vec<wire::LeafUser>, u64) {
         let state = self.state.lock();
-        let matching = state.user_order.values().filter(|id| {
-            let fields = &state.users[*id].fields;
-            filter
-                .email
-                .as_ref()
-                .is_none_or(|email| *email == fields.email)
-                && filter.name.as_ref().is_none_or(|name| *name == fields.name)
-                && filter
-                    .external_id
+        let matching: Vec<(&Uuid, &User)> = state
+            .user_order
+            .values()
+            .filter_map(|id| state.users.get(id).map(|user| (id, user)))
+            .filter(|(_, user)| {
+                let fields = &user.fields;
+                filter
+                    .email
                     .as_ref()
-                    .is_none_or(|external| fields.external_id.as_ref() == Some(external))
-        });
-        let all: Vec<&Uuid> = matching.collect();
-        let total = all.len() as u64;
-        let items = all
+                    .is_none_or(|email| *email == fields.email)
+                    && filter.name.as_ref().is_none_or(|name| *name == fields.name)
+                    && filter
+                        .external_id
+                        .as_ref()
+                        .is_none_or(|external| fields.external_id.as_ref() == Some(external))
+            })
+            .collect();
+        let total = matching.len() as u64;
+        let items = matching
             .into_iter()
             .skip(page as usize * size as usize)
             .take(size as usize)
-            .map(|id| state.users[id].view(*id))
+            .map(|(id, user)| user.view(*id))
             .collect();
         (items, total)
     }
@@ -377,7 +385,11 @@ impl Account {
                 let existing = state
                     .user_order
                     .values()
-                    .find(|id| state.users[*id].fields.external_id.as_deref() == Some(&external_id))
+                    .find(|id| {
+                        state.users.get(*id).is_some_and(|user| {
+                            user.fields.external_id.as_deref() == Some(&external_id)
+                        })
+                    })
                     .copied();
                 match existing {
                     Some(id) => id,
