@@ -12,7 +12,6 @@ use super::auth::authorize;
 use super::error::{ApiError, render};
 use super::{Request, add_paging_headers, no_content, request, respond, validate};
 use crate::app::App;
-use crate::store::leaf::LinkOwner;
 
 /// The magic-link routes, relative to `/services/widgets/api`.
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
@@ -120,12 +119,8 @@ fn create_for_user(
 ) -> Result<Response, ApiError> {
     let account = authorize(&request.app, &request.headers)?;
     let body = validate::json_object(&request.headers, request.body.clone())?;
-    let create = validate::create_link(widget, body, false)?;
-    let created = account.create_magic_link(
-        LinkOwner::Existing(leaf_user_id.to_owned()),
-        create.link,
-        request.app.clock.now(),
-    )?;
+    let create = validate::create_link(widget, body, Some(leaf_user_id))?;
+    let created = account.create_magic_link(create.owner, create.link, request.app.clock.now())?;
     Ok(respond(StatusCode::OK, &created, &create.ignored))
 }
 
@@ -133,8 +128,7 @@ fn create_for_user(
 fn create_with_user(request: &Request, widget: Widget) -> Result<Response, ApiError> {
     let account = authorize(&request.app, &request.headers)?;
     let body = validate::json_object(&request.headers, request.body.clone())?;
-    let create = validate::create_link(widget, body, true)?;
-    let owner = create.owner.ok_or_else(|| request.no_endpoint())?;
-    let created = account.create_magic_link(owner, create.link, request.app.clock.now())?;
+    let create = validate::create_link(widget, body, None)?;
+    let created = account.create_magic_link(create.owner, create.link, request.app.clock.now())?;
     Ok(respond(StatusCode::OK, &created, &create.ignored))
 }

@@ -184,3 +184,84 @@ fn add_paging_headers(
         headers.insert(header::LINK, value);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Options, Settings};
+
+    fn app() -> App {
+        App::new(Settings::resolve(
+            Options::default(),
+            "127.0.0.1:1".parse().expect("addr"),
+        ))
+    }
+
+    async fn problem(method: &str, path: &str) -> (u16, serde_json::Value) {
+        let response = warp::test::request()
+            .method(method)
+            .path(path)
+            .reply(&routes(app()))
+            .await;
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let body = serde_json::from_slice(response.body()).expect("json");
+        (response.status().as_u16(), body)
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_under_api_and_services_are_404_problems() {
+        for path in ["/api/unknown", "/services/widgets/api/nothing"] {
+            let (status, body) = problem("GET", path).await;
+            assert_eq!(status, 404);
+            assert_eq!(body["path"], path);
+            assert_eq!(body["message"], "error.http.404");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_known_path_with_another_method_is_a_405_problem() {
+        let (status, body) = problem("DELETE", "/services/widgets/api/magic-link/provider").await;
+        assert_eq!(status, 405);
+        assert_eq!(body["title"], "Method Not Allowed");
+    }
+
+    #[tokio::test]
+    async fn a_request_without_a_token_is_a_401_problem() {
+        let (status, body) = problem("GET", "/services/usermanagement/api/users").await;
+        assert_eq!(status, 401);
+        assert_eq!(
+            body["detail"],
+            linkbox_contracts::leaf::messages::FULL_AUTH_REQUIRED
+        );
+    }
+
+    #[test]
+    fn paging_links_follow_jhipsters_order_and_keep_other_parameters() {
+        let request = Request {
+            app: app(),
+            method: Method::GET,
+            path: "/p".into(),
+            headers: HeaderMap::new(),
+            query: String::new(),
+            body: Ok(Bytes::new()),
+        };
+        let mut response = no_content();
+        let pairs = vec![("leafUserId".to_owned(), "u".to_owned())];
+        add_paging_headers(
+            &mut response,
+            &request,
+            &pairs,
+            Page { page: 0, size: 2 },
+            0,
+        );
+        assert_eq!(response.headers()[TOTAL_COUNT_HEADER], "0");
+        assert_eq!(
+            response.headers()[header::LINK],
+            "<http://127.0.0.1:1/p?leafUserId=u&page=0&size=2>; rel=\"last\",\
+             <http://127.0.0.1:1/p?leafUserId=u&page=0&size=2>; rel=\"first\""
+        );
+    }
+}

@@ -197,17 +197,16 @@ pub fn login(body: Map<String, Value>) -> Result<Login, ApiError> {
 #[derive(Debug)]
 pub struct CreateLink {
     pub link: NewMagicLink,
-    /// `Some` on the create-with-user paths.
-    pub owner: Option<LinkOwner>,
+    pub owner: LinkOwner,
     pub ignored: Vec<String>,
 }
 
-/// Validates the body of a `widget` create; `with_user` for `POST /magic-link/{type}`, which
-/// creates (or reuses) the user by `externalId`.
+/// Validates the body of a `widget` create for the existing user `leaf_user_id`, or, without
+/// one (`POST /magic-link/{type}`), for the user the body's `externalId` names.
 pub fn create_link(
     widget: Widget,
     body: Map<String, Value>,
-    with_user: bool,
+    leaf_user_id: Option<&str>,
 ) -> Result<CreateLink, ApiError> {
     let mut check = Checker::new(widget.object_name());
     let mut known = vec!["expiresIn", "settings"];
@@ -261,18 +260,19 @@ pub fn create_link(
             LinkSettings::default()
         }
     };
-    let owner = if with_user {
-        known.extend(["externalId", "name", "email"]);
-        let external_id = check.required_string(&body, "externalId");
-        let name = check.optional_string(&body, "name", "name");
-        let email = check.optional_string(&body, "email", "email");
-        Some(LinkOwner::ByExternalId {
-            external_id: external_id.unwrap_or_default(),
-            name,
-            email,
-        })
-    } else {
-        None
+    let owner = match leaf_user_id {
+        Some(id) => LinkOwner::Existing(id.to_owned()),
+        None => {
+            known.extend(["externalId", "name", "email"]);
+            let external_id = check.required_string(&body, "externalId");
+            let name = check.optional_string(&body, "name", "name");
+            let email = check.optional_string(&body, "email", "email");
+            LinkOwner::ByExternalId {
+                external_id: external_id.unwrap_or_default(),
+                name,
+                email,
+            }
+        }
     };
     check.finish(())?;
     let mut all_ignored = unknown_fields(&body, &known, "");
@@ -519,7 +519,7 @@ mod tests {
             let result = create_link(
                 Widget::FileUpload,
                 object(json!({"expiresIn": value})),
-                false,
+                Some("u"),
             );
             assert_eq!(result.is_ok(), ok, "{value}");
         }
@@ -527,14 +527,14 @@ mod tests {
 
     #[test]
     fn defaults_fill_an_empty_provider_body() {
-        let created = create_link(Widget::Provider, Map::new(), false).expect("valid");
+        let created = create_link(Widget::Provider, Map::new(), Some("u")).expect("valid");
         assert_eq!(created.link.expires_in, Duration::seconds(900));
         assert_eq!(
             created.link.kind,
             LinkKind::Provider(vec![AllowedProvider::All])
         );
         assert_eq!(created.link.settings, LinkSettings::default());
-        assert!(created.owner.is_none());
+        assert!(matches!(created.owner, LinkOwner::Existing(ref id) if id == "u"));
     }
 
     #[test]
@@ -547,7 +547,7 @@ mod tests {
                              "headerImage": 3, "companyName": false,
                              "showLeafUserName": "yes", "disconnectEnabled": 1}
             })),
-            true,
+            None,
         );
         assert_eq!(
             fields(result),
@@ -569,16 +569,16 @@ mod tests {
     fn authentication_links_need_one_real_provider() {
         for provider in Provider::ALL {
             let body = object(json!({"provider": provider.as_str()}));
-            let created = create_link(Widget::Authentication, body, false).expect("valid");
+            let created = create_link(Widget::Authentication, body, Some("u")).expect("valid");
             assert_eq!(created.link.kind, LinkKind::Authentication(provider));
         }
         assert_eq!(
-            fields(create_link(Widget::Authentication, Map::new(), false)),
+            fields(create_link(Widget::Authentication, Map::new(), Some("u"))),
             ["provider"]
         );
         let all = object(json!({"provider": "All"}));
         assert_eq!(
-            fields(create_link(Widget::Authentication, all, false)),
+            fields(create_link(Widget::Authentication, all, Some("u"))),
             ["provider"]
         );
     }
@@ -586,11 +586,11 @@ mod tests {
     #[test]
     fn allowed_providers_take_the_seven_and_all() {
         let body = object(json!({"allowedProviders": ["JohnDeere", "Stara", "All"]}));
-        assert!(create_link(Widget::Provider, body, false).is_ok());
+        assert!(create_link(Widget::Provider, body, Some("u")).is_ok());
         for bad in [json!(["Other"]), json!("All"), json!([1])] {
             let body = object(json!({ "allowedProviders": bad }));
             assert_eq!(
-                fields(create_link(Widget::Provider, body, false)),
+                fields(create_link(Widget::Provider, body, Some("u"))),
                 ["allowedProviders"]
             );
         }
@@ -602,7 +602,7 @@ mod tests {
             "provider": "CNHI", "colour": 1,
             "settings": {"disconnectedEnabled": true}
         }));
-        let created = create_link(Widget::Provider, body, false).expect("valid");
+        let created = create_link(Widget::Provider, body, Some("u")).expect("valid");
         assert_eq!(
             created.ignored,
             ["colour", "provider", "settings.disconnectedEnabled"]
