@@ -75,6 +75,10 @@ pub struct ServeArgs {
     /// How many requests the journal (`GET /_sandbox/requests`) keeps.
     #[arg(long, env = "LINKBOX_JOURNAL_SIZE", default_value_t = linkbox_contracts::sandbox::DEFAULT_JOURNAL_SIZE as u64, value_parser = clap::value_parser!(u64).range(1..))]
     pub journal_size: u64,
+    /// Base of Leaf magic links (default: PUBLIC_URL/magic-link), e.g.
+    /// https://magic-link.withleaf.io to reproduce production URLs.
+    #[arg(long, env = "LINKBOX_LEAF_LINK_BASE")]
+    pub leaf_link_base: Option<String>,
     /// Log lines on stderr as text or JSON.
     #[arg(long, env = "LINKBOX_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
@@ -86,6 +90,7 @@ impl ServeArgs {
         Ok(Options {
             public_url: self.public_url.clone(),
             m2m_widget_base: self.m2m_widget_base.clone(),
+            leaf_link_base: self.leaf_link_base.clone(),
             rate_limits: Some(self.rate_limits),
             file: self.config.as_deref().map(FileConfig::load).transpose()?,
             admin_token: self.admin_token.clone(),

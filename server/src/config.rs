@@ -28,6 +28,8 @@ pub struct Settings {
     pub public_url: String,
     /// Base of M2M widget URLs: `{m2m_widget_base}/{linkId}/{flow}`.
     pub m2m_widget_base: String,
+    /// Base of Leaf magic links: `{leaf_link_base}/{magicLinkId}`.
+    pub leaf_link_base: String,
     pub rate_limits: RateLimits,
     /// Flows `POST /partner/links` accepts; the first is not special, the default is `m2m-basic`.
     pub flows: Vec<String>,
@@ -49,6 +51,7 @@ pub struct Settings {
 pub struct Options {
     pub public_url: Option<String>,
     pub m2m_widget_base: Option<String>,
+    pub leaf_link_base: Option<String>,
     pub rate_limits: Option<RateLimits>,
     pub file: Option<FileConfig>,
     pub admin_token: Option<String>,
@@ -68,6 +71,10 @@ impl Settings {
             .m2m_widget_base
             .map(|url| url.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| format!("{public_url}/widget"));
+        let leaf_link_base = options
+            .leaf_link_base
+            .map(|url| url.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| format!("{public_url}/magic-link"));
         let file = options.file.unwrap_or_default();
         let flows = if file.flows.is_empty() {
             vec![m2m::DEFAULT_FLOW.to_owned()]
@@ -77,6 +84,7 @@ impl Settings {
         Settings {
             public_url,
             m2m_widget_base,
+            leaf_link_base,
             rate_limits: options.rate_limits.unwrap_or(RateLimits::Documented),
             flows,
             partners: file.partners,
@@ -276,6 +284,7 @@ mod tests {
         let settings = Settings::resolve(Options::default(), bound);
         assert_eq!(settings.public_url, "http://127.0.0.1:4321");
         assert_eq!(settings.m2m_widget_base, "http://127.0.0.1:4321/widget");
+        assert_eq!(settings.leaf_link_base, "http://127.0.0.1:4321/magic-link");
         assert_eq!(settings.flows, [m2m::DEFAULT_FLOW]);
         assert_eq!(settings.rate_limits, RateLimits::Documented);
     }
@@ -287,6 +296,7 @@ mod tests {
             Options {
                 public_url: Some("https://sandbox.example/".into()),
                 m2m_widget_base: Some("https://widget.m2m.leapfinancial.com/".into()),
+                leaf_link_base: Some("https://magic-link.withleaf.io/".into()),
                 ..Options::default()
             },
             bound,
@@ -296,5 +306,6 @@ mod tests {
             settings.m2m_widget_base,
             "https://widget.m2m.leapfinancial.com"
         );
+        assert_eq!(settings.leaf_link_base, "https://magic-link.withleaf.io");
     }
 }

@@ -7,6 +7,7 @@
 //! - [`clock`]: the sandbox clock every timestamp and expiry reads.
 //! - [`store`]: all state, behind one handle, locked per tenant.
 //! - [`m2m`]: the M2M partner API under `/partner`.
+//! - [`leaf`]: the Leaf magic-link API under `/api` and `/services`.
 //! - [`control`]: linkbox's own `/_sandbox` API and its error envelope; also the request
 //!   journal and the fault gate wrapped around every route.
 //! - [`webhooks`]: the signed M2M webhook queue and the engine that delivers it.
@@ -25,6 +26,7 @@ pub mod config;
 pub mod control;
 pub mod docs;
 pub mod http;
+pub mod leaf;
 pub mod m2m;
 pub mod ratelimit;
 pub mod store;
@@ -43,6 +45,8 @@ pub use config::{Options, Settings};
 /// Every route of the sandbox, behind the fault gate, inside the request journal.
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     let endpoints = m2m::routes(app.clone())
+        .or(leaf::routes(app.clone()))
+        .unify()
         .or(control::routes(app.clone()))
         .unify()
         .or(docs::routes())

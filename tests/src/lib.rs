@@ -125,7 +125,105 @@ pub fn assert_matches_schema(reply: &Reply, path: &str) {
     );
 }
 
+/// Asserts a Leaf problem: status, `application/problem+json`, and the exact JHipster fields
+/// (`type` problem-with-message, `title`, `status`, `path`, `message: error.http.<status>`).
+#[track_caller]
+pub fn assert_leaf_problem(reply: &Reply, status: u16, title: &str, path: &str) {
+    assert_eq!(reply.status, status, "status of {reply:?}");
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json"),
+        "content type of {reply:?}"
+    );
+    let body = &reply.json;
+    assert_eq!(
+        body["type"], "https://www.jhipster.tech/problem/problem-with-message",
+        "type of {reply:?}"
+    );
+    assert_eq!(body["title"], title, "title of {reply:?}");
+    assert_eq!(body["status"], status, "status field of {reply:?}");
+    assert_eq!(body["path"], path, "path of {reply:?}");
+    assert_eq!(
+        body["message"],
+        format!("error.http.{status}"),
+        "message of {reply:?}"
+    );
+    assert!(body["detail"].is_string(), "detail of {reply:?}");
+}
+
+/// Asserts a Leaf validation problem and returns its `fieldErrors` as `field` names.
+#[track_caller]
+pub fn assert_leaf_violations(reply: &Reply, path: &str) -> Vec<String> {
+    assert_eq!(reply.status, 400, "status of {reply:?}");
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json"),
+        "content type of {reply:?}"
+    );
+    let body = &reply.json;
+    assert_eq!(
+        body["type"], "https://www.jhipster.tech/problem/constraint-violation",
+        "type of {reply:?}"
+    );
+    assert_eq!(
+        body["title"], "Method argument not valid",
+        "title of {reply:?}"
+    );
+    assert_eq!(body["message"], "error.validation", "message of {reply:?}");
+    assert_eq!(body["path"], path, "path of {reply:?}");
+    body["fieldErrors"]
+        .as_array()
+        .expect("fieldErrors")
+        .iter()
+        .map(|error| {
+            assert!(error["objectName"].is_string(), "objectName in {reply:?}");
+            assert!(error["message"].is_string(), "message in {reply:?}");
+            error["field"].as_str().expect("field").to_owned()
+        })
+        .collect()
+}
+
 impl TestApp {
+    /// `POST /api/authenticate` for `username` (any password works in open mode); asserts
+    /// the 200 and returns the token.
+    pub async fn authenticate(&self, username: &str) -> String {
+        let reply = self
+            .send(
+                Method::POST,
+                "/api/authenticate",
+                &[("content-type", "application/json")],
+                Some(
+                    serde_json::to_vec(
+                        &serde_json::json!({"username": username, "password": "secret"}),
+                    )
+                    .expect("json"),
+                ),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "authenticate {username}: {reply:?}");
+        reply.json["id_token"]
+            .as_str()
+            .expect("id_token")
+            .to_owned()
+    }
+
+    /// A Leaf request with `Authorization: Bearer token` and, when given, a JSON body.
+    pub async fn leaf(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> Reply {
+        let authorization = format!("Bearer {token}");
+        let mut headers = vec![("authorization", authorization.as_str())];
+        if body.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        let body = body.map(|body| serde_json::to_vec(body).expect("json"));
+        self.send(method, path, &headers, body).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
