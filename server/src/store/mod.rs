@@ -9,6 +9,7 @@
 //! - [`leaf`]: Leaf accounts, their users and magic links.
 
 pub mod ids;
+pub mod index;
 pub mod leaf;
 pub mod m2m;
 
