@@ -23,6 +23,8 @@ pub const DEFAULT_EXPIRES_IN: u32 = 900;
 pub const DEFAULT_MAX_USAGE: u32 = 3;
 /// `settings.backgroundColor` when the request sets none. [doc]
 pub const DEFAULT_BACKGROUND_COLOR: &str = "#F5F5F5";
+/// `#RGB` or `#RRGGBB`. [design]
+pub const BACKGROUND_COLOR_PATTERN: &str = "^#([0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})$";
 /// `allowedProviders` of a provider link that names none. [doc]
 pub const ALL_PROVIDERS: &str = "All";
 
@@ -283,6 +285,7 @@ pub struct TokenClaims {
 pub struct LinkSettings {
     /// `#RGB` or `#RRGGBB`; [`DEFAULT_BACKGROUND_COLOR`] unless set.
     #[schema(example = "#F5F5F5")]
+    #[schemars(regex(pattern = BACKGROUND_COLOR_PATTERN))]
     pub background_color: String,
     /// URL of the company logo.
     pub company_logo: Option<String>,
@@ -356,9 +359,14 @@ pub struct LinkSettingsRequest {
 #[serde(rename_all = "camelCase")]
 pub struct MagicLinkCreated {
     pub id: String,
+    #[schema(format = "uuid")]
+    #[schemars(extend("format" = "uuid"))]
     pub leaf_user_id: String,
+    #[schema(format = "uri")]
+    #[schemars(url)]
     pub link: String,
     #[schema(example = "2010-10-10T10:10:10.000000000Z")]
+    #[schemars(extend("format" = "date-time"))]
     pub expires_at: String,
 }
 
@@ -367,11 +375,21 @@ pub struct MagicLinkCreated {
 #[serde(rename_all = "camelCase")]
 pub struct MagicLink {
     pub id: String,
+    #[schema(format = "uri")]
+    #[schemars(url)]
     pub link: String,
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub created_at: String,
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub expires_at: String,
     /// `null` until the link's page is first opened.
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub last_accessed_at: Option<String>,
+    #[schema(format = "uuid")]
+    #[schemars(extend("format" = "uuid"))]
     pub leaf_user_id: String,
     pub max_usage: u32,
     pub usage_count: u32,
@@ -416,6 +434,8 @@ pub struct ProviderCredentials {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LeafUser {
+    #[schema(format = "uuid")]
+    #[schemars(extend("format" = "uuid"))]
     pub id: String,
     pub name: String,
     pub email: String,

@@ -30,6 +30,15 @@ pub mod codes {
     pub const TENANT_REQUIRED: &str = "TENANT_REQUIRED";
 }
 
+/// `GET /_sandbox/health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+pub struct Health {
+    /// Always `ok` while the process answers.
+    pub status: String,
+    /// linkbox's version.
+    pub version: String,
+}
+
 /// linkbox's error body: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 pub struct SandboxErrorBody {

@@ -106,6 +106,12 @@ pub fn assert_m2m_error(reply: &Reply, status: u16, code: &str, message: &str) {
 /// Asserts that `reply`'s body validates against the committed schema `schemas/{path}`.
 #[track_caller]
 pub fn assert_matches_schema(reply: &Reply, path: &str) {
+    assert_json_matches_schema(&reply.json, path);
+}
+
+/// Asserts that `json` validates against the committed schema `schemas/{path}`.
+#[track_caller]
+pub fn assert_json_matches_schema(json: &Value, path: &str) {
     let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../schemas")
         .join(path);
@@ -114,13 +120,12 @@ pub fn assert_matches_schema(reply: &Reply, path: &str) {
     let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
     let errors: Vec<String> = validator
-        .iter_errors(&reply.json)
+        .iter_errors(json)
         .map(|error| format!("{error} at {}", error.instance_path()))
         .collect();
     assert!(
         errors.is_empty(),
-        "{path} rejects {}:\n{}",
-        reply.text,
+        "{path} rejects {json}:\n{}",
         errors.join("\n")
     );
 }

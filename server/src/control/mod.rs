@@ -60,12 +60,6 @@ pub fn error(status: StatusCode, code: &'static str, message: String) -> Respons
     )
 }
 
-#[derive(Debug, Serialize)]
-struct Health {
-    status: &'static str,
-    version: &'static str,
-}
-
 /// The control API's routes.
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     let endpoints = clock::routes(app.clone())
@@ -101,9 +95,9 @@ fn health() -> BoxedFilter<(Response,)> {
         .map(|| {
             crate::http::json(
                 StatusCode::OK,
-                &Health {
-                    status: "ok",
-                    version: env!("CARGO_PKG_VERSION"),
+                &linkbox_contracts::sandbox::Health {
+                    status: "ok".to_owned(),
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
                 },
             )
         })
