@@ -72,7 +72,6 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
     }
 }
 
-
 /// `{"success": true, "data": ...}` with `status`, naming each ignored request field.
 fn success<T: Serialize>(status: http::StatusCode, data: T, ignored: &[String]) -> Response {
     let mut response = crate::http::json(
