@@ -1,8 +1,11 @@
 //! End-to-end tests over real loopback sockets: one binary, one module per API area.
 
+mod connections;
 mod control;
 mod docs;
+mod hostile;
 mod leaf;
+mod load;
 mod m2m_auth;
 mod m2m_create;
 mod m2m_data_requests;
