@@ -33,6 +33,8 @@ pub mod leaf;
 pub mod m2m;
 pub mod pages;
 pub mod ratelimit;
+pub mod seed;
+pub mod seed_cli;
 pub mod store;
 pub mod webhooks;
 

@@ -37,6 +37,7 @@ pub mod leaf;
 pub mod m2m;
 pub mod reset;
 pub mod scope;
+pub mod seed;
 pub mod snapshot;
 pub mod webhooks;
 
@@ -84,7 +85,9 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .unify()
         .or(faults::routes(app.clone()))
         .unify()
-        .or(snapshot::routes(app))
+        .or(snapshot::routes(app.clone()))
+        .unify()
+        .or(seed::routes(app))
         .unify();
     health()
         .or(warp::path("_sandbox").and(endpoints))
