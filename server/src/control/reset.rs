@@ -27,6 +27,10 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
                         app.webhooks.forget_tenant(&partner.slug);
                         "tenant"
                     }
+                    Scope::Leaf(account, _) => {
+                        account.reset();
+                        "tenant"
+                    }
                     Scope::Admin => {
                         for partner in app.store.m2m().all() {
                             partner.reset();

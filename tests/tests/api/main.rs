@@ -12,4 +12,5 @@ mod m2m_data_requests;
 mod m2m_hostile;
 mod m2m_limits;
 mod m2m_links;
+mod pages;
 mod webhooks;
