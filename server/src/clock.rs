@@ -9,6 +9,8 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use time::{Duration, OffsetDateTime};
 
+use crate::persist::Sink;
+
 /// A cheap-to-clone handle on the one sandbox clock.
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
@@ -16,6 +18,8 @@ pub struct Clock {
     /// Woken whenever the clock is set, so work scheduled on the sandbox clock (webhook
     /// retries) runs at once instead of at its next periodic check.
     moved: Arc<tokio::sync::Notify>,
+    /// Where each setting of the clock is kept (the state file, or nowhere).
+    sink: Sink,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -38,6 +42,20 @@ impl Clock {
     /// A clock that reads real time.
     pub fn new() -> Clock {
         Clock::default()
+    }
+
+    /// A clock reading real time whose every setting is written through `sink`.
+    pub fn with_sink(sink: Sink) -> Clock {
+        Clock {
+            sink,
+            ..Clock::default()
+        }
+    }
+
+    /// Keeps the new setting, inside the lock that made it so writes stay in order.
+    fn persist(&self, state: &State) {
+        self.sink
+            .record(|changes| changes.clock(state.offset, state.frozen_at));
     }
 
     /// The sandbox's current time, to the millisecond (the precision both APIs show).
@@ -73,6 +91,7 @@ impl Clock {
             if let Some(frozen) = state.frozen_at.as_mut() {
                 *frozen += by;
             }
+            self.persist(&state);
         }
         self.tell_moved();
     }
@@ -85,6 +104,7 @@ impl Clock {
             if state.frozen_at.is_some() {
                 state.frozen_at = Some(to);
             }
+            self.persist(&state);
         }
         self.tell_moved();
     }
@@ -101,19 +121,33 @@ impl Clock {
                 }
                 _ => {}
             }
+            self.persist(&state);
         }
         self.tell_moved();
     }
 
     /// Restores an offset saved earlier (persistence, snapshots).
     pub fn set_offset(&self, offset: Duration) {
-        self.state.write().offset = offset;
+        let mut state = self.state.write();
+        state.offset = offset;
+        self.persist(&state);
+        drop(state);
+        self.tell_moved();
+    }
+
+    /// Restores a setting kept in the state file: the offset, and the reading it is frozen
+    /// at, if it is.
+    pub fn restore(&self, offset: Duration, frozen_at: Option<OffsetDateTime>) {
+        *self.state.write() = State { offset, frozen_at };
         self.tell_moved();
     }
 
     /// Back to real time, running.
     pub fn reset(&self) {
-        *self.state.write() = State::default();
+        let mut state = self.state.write();
+        *state = State::default();
+        self.persist(&state);
+        drop(state);
         self.tell_moved();
     }
 }

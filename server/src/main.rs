@@ -31,12 +31,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", args.addr))?;
     let addr = listener.local_addr()?;
+    // A state file is loaded (or refused) before the sandbox says it is listening.
+    let app = linkbox::open(&listener, options)?;
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on http://{addr}")?;
         stdout.flush()?;
     }
-    linkbox::run(listener, options, shutdown_signal()).await?;
+    linkbox::serve(listener, app, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
 }
