@@ -475,6 +475,61 @@ async fn resets_and_snapshot_restores_are_kept() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaf_account_reset_is_kept() {
+    let dir = TempDir::new("leaf-reset");
+    let state = dir.file("state.db");
+    let sandbox = Sandbox::start(&state);
+    let token = sandbox
+        .client
+        .post(format!("{}/api/authenticate", sandbox.base))
+        .json(&json!({"username": "reset", "password": "pw"}))
+        .send()
+        .await
+        .expect("answered")
+        .json::<Value>()
+        .await
+        .expect("json")["id_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let links = format!("{}/services/widgets/api/magic-link/provider", sandbox.base);
+    let created = sandbox
+        .client
+        .post(&links)
+        .bearer_auth(&token)
+        .json(&json!({"externalId": "farm"}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(created.status().as_u16(), 200);
+    let reset = sandbox
+        .client
+        .post(format!("{}/_sandbox/reset", sandbox.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(reset.status().as_u16(), 200);
+    sandbox.kill();
+
+    let sandbox = Sandbox::start(&state);
+    let listed: Value = sandbox
+        .client
+        .get(format!(
+            "{}/services/widgets/api/magic-link/provider",
+            sandbox.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed, json!([]), "the reset was kept");
+}
+
 /// Runs the binary on `state`, expecting a refusal: non-zero exit and a message naming the
 /// file; the file's bytes must be exactly as they were, and nothing created beside it.
 fn assert_refused(state: &Path, says: &str) {

@@ -596,9 +596,14 @@ impl Account {
             .unwrap_or_default()
     }
 
-    /// Forgets every user, link and upload of this account.
+    /// Forgets every user, link and upload of this account (in the state file too).
     pub fn reset(&self) {
-        *self.state.lock() = AccountState::default();
+        let mut state = self.state.lock();
+        *state = AccountState::default();
+        self.sink.record(|changes| {
+            changes.clear_tenant(crate::persist::Table::LeafUsers, &self.username);
+            changes.clear_tenant(crate::persist::Table::LeafMagicLinks, &self.username);
+        });
     }
 
     fn link_url(&self, id: &str) -> String {
