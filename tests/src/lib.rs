@@ -365,7 +365,10 @@ impl TestApp {
 
     /// Advances the sandbox clock.
     pub fn advance_clock(&self, seconds: i64) {
-        self.app.clock.advance(time::Duration::seconds(seconds));
+        self.app
+            .clock
+            .advance(time::Duration::seconds(seconds))
+            .expect("in range");
     }
 }
 

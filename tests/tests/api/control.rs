@@ -170,6 +170,41 @@ async fn reset_forgets_only_the_callers_tenant() {
 }
 
 #[tokio::test]
+async fn an_admin_reset_forgets_leaf_accounts_too() {
+    let app = spawn_app().await;
+    let token = app.authenticate("reset@example.com").await;
+    let created = app
+        .leaf(
+            Method::POST,
+            "/services/widgets/api/magic-link/provider",
+            &token,
+            Some(&json!({"externalId": "farm-1"})),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{created:?}");
+    let everything = app.control(Method::POST, "/reset", None, None).await;
+    assert_eq!(everything.json["scope"], "all");
+    let links = app
+        .leaf(
+            Method::GET,
+            "/services/widgets/api/magic-link/provider",
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(links.json, json!([]));
+    let users = app
+        .leaf(
+            Method::GET,
+            "/services/usermanagement/api/users",
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(users.json, json!([]));
+}
+
+#[tokio::test]
 async fn an_admin_token_is_needed_for_keyless_calls_once_configured() {
     let app = spawn_app_with(Options {
         admin_token: Some("s3cret".into()),
@@ -415,4 +450,43 @@ async fn unknown_control_paths_answer_in_linkboxs_envelope() {
         )
         .await;
     assert_control_error(&bad_body, 400, "INVALID_REQUEST");
+}
+
+#[tokio::test]
+async fn the_clock_cannot_be_moved_past_its_years_and_keeps_serving() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let set = app
+        .control(
+            Method::POST,
+            "/clock",
+            Some(&key),
+            Some(&json!({"setTo": "8999-12-31T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{set:?}");
+    let far = app
+        .control(
+            Method::POST,
+            "/clock",
+            Some(&key),
+            Some(&json!({"advanceSeconds": 86_400 * 800})),
+        )
+        .await;
+    assert_control_error(&far, 400, "INVALID_REQUEST");
+    let beyond = app
+        .control(
+            Method::POST,
+            "/clock",
+            Some(&key),
+            Some(&json!({"setTo": "9999-12-31T23:59:59Z"})),
+        )
+        .await;
+    assert_control_error(&beyond, 400, "INVALID_REQUEST");
+    assert_eq!(
+        app.create_link(&key, &json!({"referenceId": "u"}))
+            .await
+            .status,
+        201
+    );
 }
