@@ -159,7 +159,7 @@ fn sign_in(error: Option<&str>) -> Markup {
                 p { label { "M2M API key " input name="key" type="password" autocomplete="off"; } }
                 p { "or" }
                 p { label { "Leaf id_token (or admin token) " input name="token" type="password" autocomplete="off"; } }
-                button type="submit" { "Open" }
+                button #sign-in type="submit" { "Open" }
             }
         }
     };
