@@ -4,8 +4,10 @@
 //!
 //! # Layout
 //! - [`m2m`]: LeapFinancial's M2M partner-link API (`/partner/...`).
+//! - [`leaf`]: Leaf Agriculture's magic-link API (`/api/authenticate`, `/services/...`).
 //! - [`openapi`]: the OpenAPI 3.1 document built from these types.
 //! - [`schemas`]: the JSON Schema of every wire type, one file each.
+//! - [`sandbox`]: linkbox's own control API (`/_sandbox/...`).
 //! - `suite` (feature `suite`): the contract suite and its runner, run by
 //!   `cargo xtask contract`.
 //! - [`timefmt`]: the timestamp formats both vendors put on the wire.
@@ -13,8 +15,10 @@
 //! Everything here is data: no I/O, no server logic. The server, the generated schemas and
 //! the contract suite all read the same constants, so a bound changes in exactly one place.
 
+pub mod leaf;
 pub mod m2m;
 pub mod openapi;
+pub mod sandbox;
 pub mod schemas;
 #[cfg(feature = "suite")]
 pub mod suite;

@@ -509,6 +509,135 @@ success_envelope! {
     FulfilDataRequestResponse(FulfilledDataRequest);
 }
 
+/// Webhook event names. [doc]
+pub mod events {
+    pub const LINK_CREATED: &str = "link.created";
+    pub const LINK_OPENED: &str = "link.opened";
+    pub const USER_DATA_REQUEST: &str = "user.data_request";
+    pub const OPERATION_CREATED: &str = "operation.created";
+    pub const OPERATION_CANCELLED: &str = "operation.cancelled";
+}
+
+/// Webhook request headers. [doc]
+pub mod webhook_headers {
+    pub const EVENT: &str = "x-m2m-event";
+    pub const TIMESTAMP: &str = "x-m2m-timestamp";
+    pub const SIGNATURE: &str = "x-m2m-signature";
+    /// The signature header's value starts with this, then lowercase hex.
+    pub const SIGNATURE_PREFIX: &str = "sha256=";
+}
+
+/// The body of every webhook: `{"event", "timestamp", "data"}`. [doc]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+pub struct WebhookPayload<T> {
+    pub event: String,
+    /// When the event happened, on the sandbox clock.
+    pub timestamp: String,
+    pub data: T,
+}
+
+/// `data` of `link.created`. [doc]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkCreatedEvent {
+    pub link_id: String,
+    pub reference_id: String,
+    pub url: String,
+    pub status: LinkStatus,
+    pub expires_at: String,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
+
+/// What the end user's device reported when opening a link. [doc]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceInfo {
+    pub user_agent: Option<String>,
+    pub platform: Option<String>,
+    pub language: Option<String>,
+}
+
+/// `data` of `link.opened`, sent on the first open only. [doc]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkOpenedEvent {
+    pub link_id: String,
+    pub reference_id: String,
+    pub opened_at: String,
+    pub device_info: DeviceInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
+
+/// `data` of `user.data_request`. [doc]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DataRequestEvent {
+    pub data_request_id: String,
+    pub reference_id: String,
+    pub link_id: String,
+    /// Dot paths into `userData`, e.g. `name.lastName`.
+    pub required_fields: Vec<String>,
+    /// Full URL of `PUT /partner/data-requests/{dataRequestId}`.
+    pub reply_endpoint: String,
+    /// The link's expiry.
+    pub expires_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
+
+/// Amounts of an operation. [doc: send, receive, fee; design: currencies]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationAmount {
+    pub send: f64,
+    pub receive: f64,
+    pub fee: f64,
+    pub send_currency: String,
+    pub receive_currency: String,
+}
+
+/// Status of an operation. [design]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OperationStatus {
+    Completed,
+    Cancelled,
+}
+
+/// `data` of `operation.created`. [doc]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationCreatedEvent {
+    pub operation_id: String,
+    pub reference_id: String,
+    pub link_id: String,
+    pub amount: OperationAmount,
+    pub status: OperationStatus,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
+
+/// `data` of `operation.cancelled`. [doc; `cancelledAt` design]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationCancelledEvent {
+    pub operation_id: String,
+    pub reference_id: String,
+    pub link_id: String,
+    pub cancelled_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
+
 /// Whether `key` is a well-formed sandbox key (`m2m_test_` + 32 alphanumerics).
 pub fn is_test_key(key: &str) -> bool {
     key.strip_prefix(TEST_KEY_PREFIX).is_some_and(|secret| {

@@ -3,7 +3,7 @@
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
-use crate::m2m;
+use crate::{leaf, m2m, sandbox};
 
 /// The note every generated file carries.
 pub const GENERATED: &str =
@@ -13,13 +13,20 @@ pub const GENERATED: &str =
 pub fn all() -> Vec<(String, Schema)> {
     let mut out = Vec::new();
     m2m_types(&mut out);
+    leaf_types(&mut out);
+    sandbox_types(&mut out);
     out
 }
 
 fn push<T: JsonSchema>(out: &mut Vec<(String, Schema)>, api: &str) {
+    push_as::<T>(out, api, &T::schema_name());
+}
+
+/// For generic types, whose schema name does not tell their instances apart.
+fn push_as<T: JsonSchema>(out: &mut Vec<(String, Schema)>, api: &str, name: &str) {
     let mut schema = SchemaGenerator::default().into_root_schema_for::<T>();
     schema.insert("$comment".into(), GENERATED.into());
-    out.push((format!("{api}/{}.json", T::schema_name()), schema));
+    out.push((format!("{api}/{name}.json"), schema));
 }
 
 fn m2m_types(out: &mut Vec<(String, Schema)>) {
@@ -35,6 +42,51 @@ fn m2m_types(out: &mut Vec<(String, Schema)>) {
     push::<m2m::FulfilDataRequestResponse>(out, api);
     push::<m2m::RegeneratedSecret>(out, api);
     push::<m2m::ErrorEnvelope>(out, api);
+    push_as::<m2m::WebhookPayload<m2m::LinkCreatedEvent>>(out, api, "LinkCreatedWebhook");
+    push_as::<m2m::WebhookPayload<m2m::LinkOpenedEvent>>(out, api, "LinkOpenedWebhook");
+    push_as::<m2m::WebhookPayload<m2m::DataRequestEvent>>(out, api, "DataRequestWebhook");
+    push_as::<m2m::WebhookPayload<m2m::OperationCreatedEvent>>(out, api, "OperationCreatedWebhook");
+    push_as::<m2m::WebhookPayload<m2m::OperationCancelledEvent>>(
+        out,
+        api,
+        "OperationCancelledWebhook",
+    );
+}
+
+fn leaf_types(out: &mut Vec<(String, Schema)>) {
+    let api = "leaf";
+    push::<leaf::AuthenticateRequest>(out, api);
+    push::<leaf::AuthenticateResponse>(out, api);
+    push::<leaf::TokenClaims>(out, api);
+    push::<leaf::CreateMagicLinkRequest>(out, api);
+    push::<leaf::MagicLinkCreated>(out, api);
+    push::<leaf::MagicLink>(out, api);
+    push::<Vec<leaf::MagicLink>>(out, api);
+    push::<leaf::LeafUserRequest>(out, api);
+    push::<leaf::LeafUser>(out, api);
+    push::<Vec<leaf::LeafUser>>(out, api);
+    push::<leaf::Problem>(out, api);
+}
+
+fn sandbox_types(out: &mut Vec<(String, Schema)>) {
+    let api = "sandbox";
+    push::<sandbox::Health>(out, api);
+    push::<sandbox::SandboxErrorBody>(out, api);
+    push::<sandbox::ClockView>(out, api);
+    push::<sandbox::ClockChange>(out, api);
+    push::<sandbox::ResetDone>(out, api);
+    push::<sandbox::OpenLinkRequest>(out, api);
+    push::<sandbox::OpenedLink>(out, api);
+    push::<sandbox::OperationRequest>(out, api);
+    push::<sandbox::OperationView>(out, api);
+    push::<sandbox::JournalPage>(out, api);
+    push::<sandbox::DeliveryPage>(out, api);
+    push::<sandbox::DeliveryView>(out, api);
+    push::<sandbox::WebhookConfig>(out, api);
+    push::<sandbox::FaultRequest>(out, api);
+    push::<sandbox::FaultView>(out, api);
+    push::<sandbox::FaultPage>(out, api);
+    push::<sandbox::M2mSnapshot>(out, api);
 }
 
 #[cfg(test)]

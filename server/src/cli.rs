@@ -68,6 +68,17 @@ pub struct ServeArgs {
     /// https://widget.m2m.leapfinancial.com to reproduce production URLs.
     #[arg(long, env = "LINKBOX_M2M_WIDGET_BASE")]
     pub m2m_widget_base: Option<String>,
+    /// Bearer token that sees every tenant in the control API (default: a control request
+    /// without any key is an admin request).
+    #[arg(long, env = "LINKBOX_ADMIN_TOKEN")]
+    pub admin_token: Option<String>,
+    /// How many requests the journal (`GET /_sandbox/requests`) keeps.
+    #[arg(long, env = "LINKBOX_JOURNAL_SIZE", default_value_t = linkbox_contracts::sandbox::DEFAULT_JOURNAL_SIZE as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub journal_size: u64,
+    /// Base of Leaf magic links (default: PUBLIC_URL/magic-link), e.g.
+    /// https://magic-link.withleaf.io to reproduce production URLs.
+    #[arg(long, env = "LINKBOX_LEAF_LINK_BASE")]
+    pub leaf_link_base: Option<String>,
     /// Log lines on stderr as text or JSON.
     #[arg(long, env = "LINKBOX_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
@@ -79,8 +90,12 @@ impl ServeArgs {
         Ok(Options {
             public_url: self.public_url.clone(),
             m2m_widget_base: self.m2m_widget_base.clone(),
+            leaf_link_base: self.leaf_link_base.clone(),
             rate_limits: Some(self.rate_limits),
             file: self.config.as_deref().map(FileConfig::load).transpose()?,
+            admin_token: self.admin_token.clone(),
+            journal_size: Some(usize::try_from(self.journal_size).unwrap_or(usize::MAX)),
+            webhook_timeout: None,
         })
     }
 }
@@ -119,5 +134,24 @@ mod tests {
         assert_eq!(args.addr, "[::1]:0".parse().expect("addr"));
         assert_eq!(args.rate_limits, RateLimits::Off);
         assert_eq!(args.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn the_admin_token_and_journal_size_are_flags() {
+        let cli = Cli::try_parse_from([
+            "linkbox",
+            "serve",
+            "--admin-token",
+            "t0ken",
+            "--journal-size",
+            "5",
+        ])
+        .expect("parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        assert_eq!(args.admin_token.as_deref(), Some("t0ken"));
+        assert_eq!(args.journal_size, 5);
+        assert!(Cli::try_parse_from(["linkbox", "serve", "--journal-size", "0"]).is_err());
     }
 }

@@ -13,6 +13,9 @@ use time::{Duration, OffsetDateTime};
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
     state: Arc<RwLock<State>>,
+    /// Woken whenever the clock is set, so work scheduled on the sandbox clock (webhook
+    /// retries) runs at once instead of at its next periodic check.
+    moved: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -52,41 +55,66 @@ impl Clock {
         }
     }
 
+    /// Completes after the next time the clock is advanced, set, frozen or unfrozen (or at
+    /// once if that happened since the last wait). Meant for one waiter: the webhook engine.
+    pub async fn moved(&self) {
+        self.moved.notified().await;
+    }
+
+    fn tell_moved(&self) {
+        self.moved.notify_one();
+    }
+
     /// Moves the clock by `by` (forward when positive), frozen or not.
     pub fn advance(&self, by: Duration) {
-        let mut state = self.state.write();
-        state.offset += by;
-        if let Some(frozen) = state.frozen_at.as_mut() {
-            *frozen += by;
+        {
+            let mut state = self.state.write();
+            state.offset += by;
+            if let Some(frozen) = state.frozen_at.as_mut() {
+                *frozen += by;
+            }
         }
+        self.tell_moved();
     }
 
     /// Sets the clock so that it reads `to` now.
     pub fn set_to(&self, to: OffsetDateTime) {
-        let mut state = self.state.write();
-        state.offset = to - real_now();
-        if state.frozen_at.is_some() {
-            state.frozen_at = Some(to);
+        {
+            let mut state = self.state.write();
+            state.offset = to - real_now();
+            if state.frozen_at.is_some() {
+                state.frozen_at = Some(to);
+            }
         }
+        self.tell_moved();
     }
 
     /// Freezes the clock at its current reading, or lets it run again from there.
     pub fn set_frozen(&self, frozen: bool) {
-        let mut state = self.state.write();
-        match (frozen, state.frozen_at) {
-            (true, None) => state.frozen_at = Some(real_now() + state.offset),
-            (false, Some(at)) => {
-                state.offset = at - real_now();
-                state.frozen_at = None;
+        {
+            let mut state = self.state.write();
+            match (frozen, state.frozen_at) {
+                (true, None) => state.frozen_at = Some(real_now() + state.offset),
+                (false, Some(at)) => {
+                    state.offset = at - real_now();
+                    state.frozen_at = None;
+                }
+                _ => {}
             }
-            _ => {}
         }
+        self.tell_moved();
     }
 
     /// Restores an offset saved earlier (persistence, snapshots).
     pub fn set_offset(&self, offset: Duration) {
-        let mut state = self.state.write();
-        state.offset = offset;
+        self.state.write().offset = offset;
+        self.tell_moved();
+    }
+
+    /// Back to real time, running.
+    pub fn reset(&self) {
+        *self.state.write() = State::default();
+        self.tell_moved();
     }
 }
 

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use linkbox_contracts::m2m;
+use linkbox_contracts::{m2m, sandbox};
 use serde::Deserialize;
 
 /// Whether the documented rate limits are enforced.
@@ -28,6 +28,8 @@ pub struct Settings {
     pub public_url: String,
     /// Base of M2M widget URLs: `{m2m_widget_base}/{linkId}/{flow}`.
     pub m2m_widget_base: String,
+    /// Base of Leaf magic links: `{leaf_link_base}/{magicLinkId}`.
+    pub leaf_link_base: String,
     pub rate_limits: RateLimits,
     /// Flows `POST /partner/links` accepts; the first is not special, the default is `m2m-basic`.
     pub flows: Vec<String>,
@@ -35,6 +37,13 @@ pub struct Settings {
     pub partners: Vec<PartnerConfig>,
     /// Configured Leaf accounts; empty means open mode.
     pub leaf_accounts: Vec<LeafAccountConfig>,
+    /// `--admin-token`: the Bearer token that sees every tenant in the control API. When
+    /// unset, a control request without any key is an admin request.
+    pub admin_token: Option<String>,
+    /// `--journal-size`: how many requests the journal keeps (at least 1).
+    pub journal_size: usize,
+    /// How long a webhook receiver may take to answer; 30 s as documented (tests shorten it).
+    pub webhook_timeout: std::time::Duration,
 }
 
 /// The options of `linkbox serve` that shape [`Settings`], before the address is bound.
@@ -42,8 +51,12 @@ pub struct Settings {
 pub struct Options {
     pub public_url: Option<String>,
     pub m2m_widget_base: Option<String>,
+    pub leaf_link_base: Option<String>,
     pub rate_limits: Option<RateLimits>,
     pub file: Option<FileConfig>,
+    pub admin_token: Option<String>,
+    pub journal_size: Option<usize>,
+    pub webhook_timeout: Option<std::time::Duration>,
 }
 
 impl Settings {
@@ -58,6 +71,10 @@ impl Settings {
             .m2m_widget_base
             .map(|url| url.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| format!("{public_url}/widget"));
+        let leaf_link_base = options
+            .leaf_link_base
+            .map(|url| url.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| format!("{public_url}/magic-link"));
         let file = options.file.unwrap_or_default();
         let flows = if file.flows.is_empty() {
             vec![m2m::DEFAULT_FLOW.to_owned()]
@@ -67,10 +84,21 @@ impl Settings {
         Settings {
             public_url,
             m2m_widget_base,
+            leaf_link_base,
             rate_limits: options.rate_limits.unwrap_or(RateLimits::Documented),
             flows,
             partners: file.partners,
             leaf_accounts: file.leaf_accounts,
+            admin_token: options.admin_token.filter(|token| !token.is_empty()),
+            journal_size: options
+                .journal_size
+                .unwrap_or(sandbox::DEFAULT_JOURNAL_SIZE)
+                .max(1),
+            webhook_timeout: options
+                .webhook_timeout
+                .unwrap_or(std::time::Duration::from_secs(
+                    sandbox::WEBHOOK_TIMEOUT_SECS,
+                )),
         }
     }
 }
@@ -256,6 +284,7 @@ mod tests {
         let settings = Settings::resolve(Options::default(), bound);
         assert_eq!(settings.public_url, "http://127.0.0.1:4321");
         assert_eq!(settings.m2m_widget_base, "http://127.0.0.1:4321/widget");
+        assert_eq!(settings.leaf_link_base, "http://127.0.0.1:4321/magic-link");
         assert_eq!(settings.flows, [m2m::DEFAULT_FLOW]);
         assert_eq!(settings.rate_limits, RateLimits::Documented);
     }
@@ -267,6 +296,7 @@ mod tests {
             Options {
                 public_url: Some("https://sandbox.example/".into()),
                 m2m_widget_base: Some("https://widget.m2m.leapfinancial.com/".into()),
+                leaf_link_base: Some("https://magic-link.withleaf.io/".into()),
                 ..Options::default()
             },
             bound,
@@ -276,5 +306,6 @@ mod tests {
             settings.m2m_widget_base,
             "https://widget.m2m.leapfinancial.com"
         );
+        assert_eq!(settings.leaf_link_base, "https://magic-link.withleaf.io");
     }
 }

@@ -7,7 +7,10 @@
 //! - [`clock`]: the sandbox clock every timestamp and expiry reads.
 //! - [`store`]: all state, behind one handle, locked per tenant.
 //! - [`m2m`]: the M2M partner API under `/partner`.
-//! - [`control`]: linkbox's own `/_sandbox` API and its error envelope.
+//! - [`leaf`]: the Leaf magic-link API under `/api` and `/services`.
+//! - [`control`]: linkbox's own `/_sandbox` API and its error envelope; also the request
+//!   journal and the fault gate wrapped around every route.
+//! - [`webhooks`]: the signed M2M webhook queue and the engine that delivers it.
 //! - [`docs`]: `/openapi.json` and the Swagger UI at `/docs`.
 //! - [`http`]: the connection loop, body and query plumbing shared by the APIs.
 //! - [`ratelimit`]: per-minute windows on the sandbox clock.
@@ -23,9 +26,11 @@ pub mod config;
 pub mod control;
 pub mod docs;
 pub mod http;
+pub mod leaf;
 pub mod m2m;
 pub mod ratelimit;
 pub mod store;
+pub mod webhooks;
 
 use std::future::Future;
 
@@ -37,21 +42,32 @@ use warp::reply::Response;
 pub use app::App;
 pub use config::{Options, Settings};
 
-/// Every route of the sandbox.
+/// Every route of the sandbox, behind the fault gate, inside the request journal.
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
-    m2m::routes(app.clone())
-        .or(control::routes(app))
+    let endpoints = m2m::routes(app.clone())
+        .or(leaf::routes(app.clone()))
+        .unify()
+        .or(control::routes(app.clone()))
         .unify()
         .or(docs::routes())
         .unify()
         .or(control::fallback())
         .unify()
-        .boxed()
+        .boxed();
+    let gated = control::faults::gated(app.clone(), endpoints);
+    control::journal::recorded(app, gated)
 }
 
-/// Serves `app` on an already bound `listener` until `shutdown` completes.
+/// Serves `app` on an already bound `listener` until `shutdown` completes, with the webhook
+/// engine running alongside and stopped after the last connection closes.
 pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output = ()>) {
+    let (stop_engine, engine_stopped) = tokio::sync::oneshot::channel::<()>();
+    let engine = tokio::spawn(webhooks::engine::run(app.clone(), async {
+        let _ = engine_stopped.await;
+    }));
     http::serve(listener, routes(app), shutdown).await;
+    let _ = stop_engine.send(());
+    let _ = engine.await;
 }
 
 /// Resolves `options` against the listener's address and serves a fresh sandbox.

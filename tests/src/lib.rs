@@ -1,6 +1,9 @@
 //! Shared helpers for the end-to-end tests: [`spawn_app`] starts a sandbox on a free
 //! loopback port inside the test's runtime and returns a [`TestApp`] with one method per
 //! request the tests make, plus direct handles on the app's clock and store.
+//! [`receiver`] is a loopback webhook receiver.
+
+pub mod receiver;
 
 use std::net::SocketAddr;
 
@@ -103,6 +106,12 @@ pub fn assert_m2m_error(reply: &Reply, status: u16, code: &str, message: &str) {
 /// Asserts that `reply`'s body validates against the committed schema `schemas/{path}`.
 #[track_caller]
 pub fn assert_matches_schema(reply: &Reply, path: &str) {
+    assert_json_matches_schema(&reply.json, path);
+}
+
+/// Asserts that `json` validates against the committed schema `schemas/{path}`.
+#[track_caller]
+pub fn assert_json_matches_schema(json: &Value, path: &str) {
     let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../schemas")
         .join(path);
@@ -111,18 +120,115 @@ pub fn assert_matches_schema(reply: &Reply, path: &str) {
     let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
     let errors: Vec<String> = validator
-        .iter_errors(&reply.json)
+        .iter_errors(json)
         .map(|error| format!("{error} at {}", error.instance_path()))
         .collect();
     assert!(
         errors.is_empty(),
-        "{path} rejects {}:\n{}",
-        reply.text,
+        "{path} rejects {json}:\n{}",
         errors.join("\n")
     );
 }
 
+/// Asserts a Leaf problem: status, `application/problem+json`, and the exact JHipster fields
+/// (`type` problem-with-message, `title`, `status`, `path`, `message: error.http.<status>`).
+#[track_caller]
+pub fn assert_leaf_problem(reply: &Reply, status: u16, title: &str, path: &str) {
+    assert_eq!(reply.status, status, "status of {reply:?}");
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json"),
+        "content type of {reply:?}"
+    );
+    let body = &reply.json;
+    assert_eq!(
+        body["type"], "https://www.jhipster.tech/problem/problem-with-message",
+        "type of {reply:?}"
+    );
+    assert_eq!(body["title"], title, "title of {reply:?}");
+    assert_eq!(body["status"], status, "status field of {reply:?}");
+    assert_eq!(body["path"], path, "path of {reply:?}");
+    assert_eq!(
+        body["message"],
+        format!("error.http.{status}"),
+        "message of {reply:?}"
+    );
+    assert!(body["detail"].is_string(), "detail of {reply:?}");
+}
+
+/// Asserts a Leaf validation problem and returns its `fieldErrors` as `field` names.
+#[track_caller]
+pub fn assert_leaf_violations(reply: &Reply, path: &str) -> Vec<String> {
+    assert_eq!(reply.status, 400, "status of {reply:?}");
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json"),
+        "content type of {reply:?}"
+    );
+    let body = &reply.json;
+    assert_eq!(
+        body["type"], "https://www.jhipster.tech/problem/constraint-violation",
+        "type of {reply:?}"
+    );
+    assert_eq!(
+        body["title"], "Method argument not valid",
+        "title of {reply:?}"
+    );
+    assert_eq!(body["message"], "error.validation", "message of {reply:?}");
+    assert_eq!(body["path"], path, "path of {reply:?}");
+    body["fieldErrors"]
+        .as_array()
+        .expect("fieldErrors")
+        .iter()
+        .map(|error| {
+            assert!(error["objectName"].is_string(), "objectName in {reply:?}");
+            assert!(error["message"].is_string(), "message in {reply:?}");
+            error["field"].as_str().expect("field").to_owned()
+        })
+        .collect()
+}
+
 impl TestApp {
+    /// `POST /api/authenticate` for `username` (any password works in open mode); asserts
+    /// the 200 and returns the token.
+    pub async fn authenticate(&self, username: &str) -> String {
+        let reply = self
+            .send(
+                Method::POST,
+                "/api/authenticate",
+                &[("content-type", "application/json")],
+                Some(
+                    serde_json::to_vec(
+                        &serde_json::json!({"username": username, "password": "secret"}),
+                    )
+                    .expect("json"),
+                ),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "authenticate {username}: {reply:?}");
+        reply.json["id_token"]
+            .as_str()
+            .expect("id_token")
+            .to_owned()
+    }
+
+    /// A Leaf request with `Authorization: Bearer token` and, when given, a JSON body.
+    pub async fn leaf(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> Reply {
+        let authorization = format!("Bearer {token}");
+        let mut headers = vec![("authorization", authorization.as_str())];
+        if body.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        let body = body.map(|body| serde_json::to_vec(body).expect("json"));
+        self.send(method, path, &headers, body).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -204,6 +310,56 @@ impl TestApp {
             Some(body),
         )
         .await
+    }
+
+    /// A control API request (`/_sandbox/...`) with an optional `X-API-Key` and JSON body.
+    pub async fn control(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
+        let mut headers = Vec::new();
+        if let Some(key) = key {
+            headers.push(("x-api-key", key));
+        }
+        if body.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        let body = body.map(|body| serde_json::to_vec(body).expect("json"));
+        self.send(method, &format!("/_sandbox{path}"), &headers, body)
+            .await
+    }
+
+    /// `POST /_sandbox/clock {"advanceSeconds": seconds}`; asserts the 200.
+    pub async fn move_clock(&self, key: &str, seconds: i64) {
+        let reply = self
+            .control(
+                Method::POST,
+                "/clock",
+                Some(key),
+                Some(&serde_json::json!({"advanceSeconds": seconds})),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "move the clock: {reply:?}");
+    }
+
+    /// `POST /partner/webhooks/config/regenerate-secret`; returns the new secret.
+    pub async fn regenerate_secret(&self, key: &str) -> String {
+        let reply = self
+            .m2m(
+                Method::POST,
+                "/partner/webhooks/config/regenerate-secret",
+                key,
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 200, "regenerate: {reply:?}");
+        reply.json["webhookSecret"]
+            .as_str()
+            .expect("a secret")
+            .to_owned()
     }
 
     /// Advances the sandbox clock.

@@ -578,7 +578,22 @@ pub fn schema_for(
             }
         }
         Dialect::Leaf => leaf_schema(method.as_str(), &segments, status),
-        Dialect::Sandbox => None,
+        Dialect::Sandbox => sandbox_schema(method.as_str(), &segments, status),
+    }
+}
+
+fn sandbox_schema(method: &str, segments: &[&str], status: u16) -> Option<&'static str> {
+    if status >= 400 {
+        return Some("sandbox/SandboxErrorBody.json");
+    }
+    match (method, segments) {
+        ("GET", ["_sandbox", "health"]) => Some("sandbox/Health.json"),
+        (_, ["_sandbox", "clock"]) => Some("sandbox/ClockView.json"),
+        ("POST", ["_sandbox", "reset"]) if status == 200 => Some("sandbox/ResetDone.json"),
+        ("POST", ["_sandbox", "m2m", "links", _, "open"]) => Some("sandbox/OpenedLink.json"),
+        ("GET", ["_sandbox", "requests"]) => Some("sandbox/JournalPage.json"),
+        ("GET", ["_sandbox", "webhooks"]) => Some("sandbox/DeliveryPage.json"),
+        _ => None,
     }
 }
 
@@ -595,14 +610,14 @@ fn leaf_schema(method: &str, segments: &[&str], status: u16) -> Option<&'static 
             Some("leaf/MagicLink.json")
         }
         ("GET", ["services", "widgets", "api", "magic-link", _], 200) => {
-            Some("leaf/MagicLinkList.json")
+            Some("leaf/Array_of_MagicLink.json")
         }
         ("GET", ["services", "usermanagement", "api", "users", _], 200)
         | ("POST" | "PUT", ["services", "usermanagement", "api", "users", ..], 200 | 201) => {
             Some("leaf/LeafUser.json")
         }
         ("GET", ["services", "usermanagement", "api", "users"], 200) => {
-            Some("leaf/LeafUserList.json")
+            Some("leaf/Array_of_LeafUser.json")
         }
         _ => None,
     }

@@ -15,6 +15,11 @@ use serde::Serialize;
 use warp::Filter;
 use warp::reply::Response;
 
+/// Marks a response whose connection is to be closed without sending it (an injected
+/// `drop` fault); the connection loop honours it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DropConnection;
+
 /// Why a request body could not be taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {

@@ -8,8 +8,8 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tower_service::Service;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
@@ -27,6 +27,25 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let service = warp::service(filter);
+    // A response marked `DropConnection` becomes a service error, which makes hyper close
+    // the connection without answering.
+    let service = hyper::service::service_fn(move |request| {
+        let mut service = service.clone();
+        async move {
+            let response = match service.call(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+            if response
+                .extensions()
+                .get::<super::DropConnection>()
+                .is_some()
+            {
+                return Err(Dropped);
+            }
+            Ok(response)
+        }
+    });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -50,7 +69,7 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 let connection = builder.serve_connection_with_upgrades(
                     TokioIo::new(stream),
-                    TowerToHyperService::new(service.clone()),
+                    service.clone(),
                 );
                 let connection = graceful.watch(connection.into_owned());
                 tokio::spawn(async move {
@@ -70,3 +89,8 @@ pub async fn serve(
         tracing::warn!("shutdown grace period over; closing the remaining connections");
     }
 }
+
+/// The error that closes a connection on purpose.
+#[derive(Debug, thiserror::Error)]
+#[error("connection dropped by an injected fault")]
+struct Dropped;

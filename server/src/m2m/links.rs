@@ -51,7 +51,12 @@ fn create_link(
     let partner = authorize(app, headers, Quota::CreateLink)?;
     let body = validate::json_body(headers, body)?;
     let request = validate::create_link(body, &app.settings.flows)?;
+    let (metadata, callback_url) = (
+        request.link.metadata.clone(),
+        request.link.callback_url.clone(),
+    );
     let created = partner.create_link(request.link, app.clock.now())?;
+    crate::webhooks::events::link_created(app, &partner, &created, metadata, callback_url);
     Ok(success(StatusCode::CREATED, created, &request.ignored))
 }
 

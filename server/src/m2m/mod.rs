@@ -6,7 +6,7 @@
 //! unknown path or wrong method — falls through to [`fallback`], which answers 404 in the
 //! same envelope, as the vendor's Express-style router does [design].
 
-mod auth;
+pub(crate) mod auth;
 mod data_requests;
 pub mod error;
 mod links;

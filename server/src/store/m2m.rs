@@ -20,8 +20,16 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::ids;
+use super::index::ShardedMap;
 use crate::config::{PartnerConfig, Settings};
 use crate::ratelimit::{Limit, Window};
+
+mod operations;
+mod snapshot;
+#[cfg(test)]
+mod tests_support;
+
+pub use operations::{NewOperation, OperationError};
 
 /// Why a key was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -128,14 +136,16 @@ pub struct Partner {
 struct PartnerState {
     /// In creation order; a link's index never changes.
     links: Vec<Link>,
-    link_index: HashMap<u64, u32>,
+    link_index: ShardedMap<u64, u32>,
     users: Vec<User>,
-    user_index: HashMap<Box<str>, u32>,
+    user_index: ShardedMap<Box<str>, u32>,
     data_requests: HashMap<u64, DataRequest>,
     webhook_url: Option<String>,
     webhook_secret: String,
     create_window: Window,
     other_window: Window,
+    /// The latest operation of each link (by link index), made through the control API.
+    operations: HashMap<u32, operations::Operation>,
 }
 
 struct Link {
@@ -388,21 +398,35 @@ impl Partner {
                     Visibility::Expired => link.is_expired(now),
                 })
         };
-        let candidates: Box<dyn DoubleEndedIterator<Item = &Link>> = match &filter.reference_id {
-            Some(reference_id) => match state.user_index.get(reference_id.as_str()) {
-                Some(&user) => Box::new(
-                    state.users[user as usize]
-                        .links
-                        .iter()
-                        .map(|&index| &state.links[index as usize]),
-                ),
-                None => Box::new(std::iter::empty()),
-            },
-            None => Box::new(state.links.iter()),
+        // The candidates, oldest first: one user's links, or all of them.
+        let user_links: Option<&[u32]> = filter.reference_id.as_ref().map(|reference_id| {
+            state
+                .user_index
+                .get(reference_id.as_str())
+                .map_or(&[][..], |&user| state.users[user as usize].links.as_slice())
+        });
+        let count = user_links.map_or(state.links.len(), <[u32]>::len);
+        let candidate = |i: usize| match user_links {
+            Some(links) => &state.links[links[i] as usize],
+            None => &state.links[i],
         };
+        let unfiltered = filter.from.is_none()
+            && filter.to.is_none()
+            && filter.status.is_none()
+            && filter.visibility.is_none();
+        if unfiltered {
+            // Every candidate matches: walk only the requested page.
+            let items = (0..count)
+                .rev()
+                .skip(skip)
+                .take(take)
+                .map(|i| self.item(&state, candidate(i)))
+                .collect();
+            return (items, count as u64);
+        }
         let mut total = 0u64;
         let mut items = Vec::with_capacity(take.min(64));
-        for link in candidates.rev().filter(|link| matches(link)) {
+        for link in (0..count).rev().map(candidate).filter(|link| matches(link)) {
             if total as usize >= skip && items.len() < take {
                 items.push(self.item(&state, link));
             }

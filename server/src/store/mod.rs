@@ -6,8 +6,11 @@
 //! requests.
 //!
 //! - [`m2m`]: partners, their links, users and data requests.
+//! - [`leaf`]: Leaf accounts, their users and magic links.
 
 pub mod ids;
+pub mod index;
+pub mod leaf;
 pub mod m2m;
 
 use std::sync::Arc;
@@ -22,6 +25,7 @@ pub struct Store {
 
 struct Shared {
     m2m: m2m::Partners,
+    leaf: leaf::Accounts,
 }
 
 impl Store {
@@ -29,6 +33,7 @@ impl Store {
         Store {
             shared: Arc::new(Shared {
                 m2m: m2m::Partners::new(settings),
+                leaf: leaf::Accounts::new(settings),
             }),
         }
     }
@@ -36,5 +41,10 @@ impl Store {
     /// The M2M partners.
     pub fn m2m(&self) -> &m2m::Partners {
         &self.shared.m2m
+    }
+
+    /// The Leaf accounts.
+    pub fn leaf(&self) -> &leaf::Accounts {
+        &self.shared.leaf
     }
 }

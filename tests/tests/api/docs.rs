@@ -144,3 +144,256 @@ async fn the_schema_rejects_what_the_server_rejects_at_the_bounds() {
         assert_eq!(validator.is_valid(&body), accepted, "{language}");
     }
 }
+
+#[tokio::test]
+async fn every_leaf_response_validates_against_its_schema() {
+    let app = spawn_app().await;
+    let auth = app
+        .send(
+            Method::POST,
+            "/api/authenticate",
+            &[("content-type", "application/json")],
+            Some(br#"{"username": "schema@example.com", "password": "pw"}"#.to_vec()),
+        )
+        .await;
+    assert_matches_schema(&auth, "leaf/AuthenticateResponse.json");
+    let token = auth.json["id_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let users = "/services/usermanagement/api/users";
+    let user = app
+        .leaf(
+            Method::POST,
+            users,
+            &token,
+            Some(&json!({"name": "Ana", "email": "a@example.com", "externalId": "f-1"})),
+        )
+        .await;
+    assert_eq!(user.status, 201, "{user:?}");
+    assert_matches_schema(&user, "leaf/LeafUser.json");
+    let user_id = user.json["id"].as_str().unwrap_or_default().to_owned();
+    assert_matches_schema(
+        &app.leaf(Method::GET, users, &token, None).await,
+        "leaf/Array_of_LeafUser.json",
+    );
+
+    let widgets = "/services/widgets/api/magic-link";
+    for (kind, body) in [
+        (
+            "provider",
+            json!({"allowedProviders": ["JohnDeere"], "settings": {"companyName": "Acme"}}),
+        ),
+        ("authentication", json!({"provider": "CNHI"})),
+        ("file-upload", json!({"expiresIn": 3600})),
+    ] {
+        let created = app
+            .leaf(
+                Method::POST,
+                &format!("{widgets}/users/{user_id}/{kind}"),
+                &token,
+                Some(&body),
+            )
+            .await;
+        assert_eq!(created.status, 200, "{created:?}");
+        assert_matches_schema(&created, "leaf/MagicLinkCreated.json");
+        let id = created.json["id"].as_str().unwrap_or_default().to_owned();
+        let one = app
+            .leaf(Method::GET, &format!("{widgets}/{kind}/{id}"), &token, None)
+            .await;
+        assert_matches_schema(&one, "leaf/MagicLink.json");
+        let all = app
+            .leaf(Method::GET, &format!("{widgets}/{kind}"), &token, None)
+            .await;
+        assert_matches_schema(&all, "leaf/Array_of_MagicLink.json");
+    }
+    let with_user = app
+        .leaf(
+            Method::POST,
+            &format!("{widgets}/provider"),
+            &token,
+            Some(&json!({"externalId": "f-2"})),
+        )
+        .await;
+    assert_matches_schema(&with_user, "leaf/MagicLinkCreated.json");
+
+    let problems = vec![
+        app.leaf(Method::GET, users, "forged", None).await,
+        app.leaf(
+            Method::POST,
+            &format!("{widgets}/provider"),
+            &token,
+            Some(&json!({"expiresIn": 1})),
+        )
+        .await,
+        app.leaf(
+            Method::GET,
+            &format!("{widgets}/provider/nope"),
+            &token,
+            None,
+        )
+        .await,
+        app.leaf(Method::PATCH, &format!("{widgets}/provider"), &token, None)
+            .await,
+    ];
+    for reply in &problems {
+        assert!(reply.status >= 400, "{reply:?}");
+        assert_matches_schema(reply, "leaf/Problem.json");
+    }
+}
+
+#[tokio::test]
+async fn every_control_response_validates_against_its_schema() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let receiver = linkbox_tests::receiver::Receiver::start().await;
+    let health = app.send(Method::GET, "/_sandbox/health", &[], None).await;
+    assert_matches_schema(&health, "sandbox/Health.json");
+    assert_matches_schema(
+        &app.control(Method::GET, "/clock", Some(&key), None)
+            .await,
+        "sandbox/ClockView.json",
+    );
+    assert_matches_schema(
+        &app.control(
+            Method::POST,
+            "/clock",
+            Some(&key),
+            Some(&json!({"advanceSeconds": 1})),
+        )
+        .await,
+        "sandbox/ClockView.json",
+    );
+    let created = app
+        .create_link(
+            &key,
+            &json!({"referenceId": "u1", "callbackUrl": receiver.url}),
+        )
+        .await;
+    let link_id = created.data()["linkId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let opened = app
+        .control(
+            Method::POST,
+            &format!("/m2m/links/{link_id}/open"),
+            Some(&key),
+            Some(&json!({"userAgent": "test", "platform": "web", "language": "es"})),
+        )
+        .await;
+    assert_matches_schema(&opened, "sandbox/OpenedLink.json");
+    let operation = app
+        .control(
+            Method::POST,
+            &format!("/m2m/links/{link_id}/operation"),
+            Some(&key),
+            Some(&json!({"amount": 100})),
+        )
+        .await;
+    assert_eq!(operation.status, 201, "{operation:?}");
+    assert_matches_schema(&operation, "sandbox/OperationView.json");
+    let cancelled = app
+        .control(
+            Method::POST,
+            &format!("/m2m/links/{link_id}/operation/cancel"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_matches_schema(&cancelled, "sandbox/OperationView.json");
+
+    for (event, schema) in [
+        ("link.created", "m2m/LinkCreatedWebhook.json"),
+        ("link.opened", "m2m/LinkOpenedWebhook.json"),
+        ("user.data_request", "m2m/DataRequestWebhook.json"),
+        ("operation.created", "m2m/OperationCreatedWebhook.json"),
+        ("operation.cancelled", "m2m/OperationCancelledWebhook.json"),
+    ] {
+        let received = receiver.wait_for_event(event).await;
+        linkbox_tests::assert_json_matches_schema(&received.json, schema);
+    }
+
+    let webhooks = app
+        .control(Method::GET, "/webhooks", Some(&key), None)
+        .await;
+    assert_matches_schema(&webhooks, "sandbox/DeliveryPage.json");
+    let delivery = webhooks.json["deliveries"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let replayed = app
+        .control(
+            Method::POST,
+            &format!("/webhooks/{delivery}/replay"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_matches_schema(&replayed, "sandbox/DeliveryView.json");
+    assert_matches_schema(
+        &app.control(Method::GET, "/requests", Some(&key), None)
+            .await,
+        "sandbox/JournalPage.json",
+    );
+    let fault = app
+        .control(
+            Method::POST,
+            "/faults",
+            Some(&key),
+            Some(&json!({"path": "/partner/nothing", "status": 503, "times": 1})),
+        )
+        .await;
+    assert_matches_schema(&fault, "sandbox/FaultView.json");
+    assert_matches_schema(
+        &app.control(Method::GET, "/faults", Some(&key), None)
+            .await,
+        "sandbox/FaultPage.json",
+    );
+    assert_matches_schema(
+        &app.control(
+            Method::PUT,
+            "/m2m/webhook-config",
+            Some(&key),
+            Some(&json!({"url": receiver.url})),
+        )
+        .await,
+        "sandbox/WebhookConfig.json",
+    );
+    let snapshot = app
+        .control(Method::GET, "/snapshot", Some(&key), None)
+        .await;
+    assert_matches_schema(&snapshot, "sandbox/M2mSnapshot.json");
+    assert_matches_schema(
+        &app.control(Method::POST, "/reset", Some(&key), None)
+            .await,
+        "sandbox/ResetDone.json",
+    );
+    let errors = vec![
+        app.control(
+            Method::GET,
+            "/clock",
+            Some("m2m_live_0123456789abcdefghijklmnopqrstuv"),
+            None,
+        )
+        .await,
+        app.control(
+            Method::POST,
+            "/clock",
+            Some(&key),
+            Some(&json!({})),
+        )
+        .await,
+        app.control(
+            Method::POST,
+            "/m2m/links/link_x_000000000000/open",
+            Some(&key),
+            None,
+        )
+        .await,
+    ];
+    for reply in &errors {
+        assert!(reply.status >= 400, "{reply:?}");
+        assert_matches_schema(reply, "sandbox/SandboxErrorBody.json");
+    }
+}

@@ -1,10 +1,12 @@
 //! `cargo xtask bench`: starts a release build of linkbox on loopback and measures it with
 //! the in-tree load generator ([`load`]), side by side in one run: the health endpoint (the
 //! ceiling of this process on this machine), create/get/list links, the store growing past a
-//! million links, memory per link, idle memory and start-up time. Prints a table and writes
+//! million links, memory per link, idle memory and start-up time — and the same create-link
+//! request against WireMock and Prism ([`peers`]). Prints a table and writes
 //! `target/bench/bench.json` and `target/bench/bench.svg`.
 
 mod load;
+mod peers;
 mod report;
 
 use std::io::{BufRead, BufReader};
@@ -46,8 +48,13 @@ pub fn run(root: &Path, quick: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let report = runtime.block_on(measure(&binary, quick))?;
     let out = root.join("target/bench");
+    let mut report = runtime.block_on(measure(&binary, quick))?;
+    if quick {
+        report.skip_peers("--quick");
+    } else {
+        runtime.block_on(measure_peers(root, &out.join("peers"), &mut report));
+    }
     std::fs::create_dir_all(&out)?;
     std::fs::write(out.join("bench.json"), report.json()?)?;
     std::fs::write(out.join("bench.svg"), report.svg())?;
@@ -196,6 +203,51 @@ async fn measure(binary: &Path, quick: bool) -> anyhow::Result<Report> {
         report.note_growth(outcome.requests, before, after);
     }
     Ok(report)
+}
+
+/// The create-link request against each peer, as far as each can be installed and started.
+async fn measure_peers(root: &Path, dir: &Path, report: &mut Report) {
+    if let Err(error) = peers::install(dir) {
+        report.skip_peers(&format!("{error:#}"));
+        return;
+    }
+    let document = root.join("openapi/linkbox.openapi.json");
+    let started = [peers::wiremock(dir), peers::prism(dir, &document)];
+    for peer in started {
+        let peer = match peer {
+            Ok(peer) => peer,
+            Err(error) => {
+                report.skip_peers(&format!("{error:#}"));
+                continue;
+            }
+        };
+        let addr = peer.addr;
+        let create: MakeRequest = Arc::new(move |n| {
+            request(
+                Method::POST,
+                addr,
+                "/partner/links",
+                &[("x-api-key", KEYS[0])],
+                Some(format!(
+                    "{{\"referenceId\":\"bench-{n}\",\"expiresInMinutes\":120,\
+                     \"metadata\":{{\"orderId\":\"ORD-{n}\"}},\"language\":\"es\"}}"
+                )),
+            )
+        });
+        // A short warm-up (the JVM compiles as it goes), then the measured run.
+        let _ = load::run(
+            addr,
+            CONNECTIONS,
+            Duration::from_secs(3),
+            None,
+            create.clone(),
+        )
+        .await;
+        match load::run(addr, CONNECTIONS, SCENARIO, None, create).await {
+            Ok(outcome) => report.add_peer(peer.name, &outcome),
+            Err(error) => report.skip_peers(&format!("{}: {error:#}", peer.name)),
+        }
+    }
 }
 
 /// Time from process start to the first answered request.

@@ -28,6 +28,8 @@ pub struct Report {
     idle_rss_kib: u64,
     rows: Vec<Row>,
     memory: Vec<(String, Value)>,
+    /// Why a peer was not measured.
+    skipped: Vec<String>,
 }
 
 impl Report {
@@ -37,6 +39,7 @@ impl Report {
             idle_rss_kib,
             rows: Vec::new(),
             memory: Vec::new(),
+            skipped: Vec::new(),
         }
     }
 
@@ -51,6 +54,15 @@ impl Report {
             errors: outcome.errors,
             versus: versus.map(str::to_owned),
         });
+    }
+
+    /// A peer's create-link run; its ratio is linkbox's create over the peer's.
+    pub fn add_peer(&mut self, name: &str, outcome: &Outcome) {
+        self.add(&format!("{name}: POST /partner/links"), outcome, None);
+    }
+
+    pub fn skip_peers(&mut self, why: &str) {
+        self.skipped.push(why.to_owned());
     }
 
     /// Resident memory added by `links` stored links.
@@ -74,6 +86,24 @@ impl Report {
         Some(row.per_second / base.per_second)
     }
 
+    /// linkbox's create-link rate over each peer's, measured in this run.
+    fn peer_ratios(&self) -> Vec<(String, f64)> {
+        let Some(ours) = self
+            .rows
+            .iter()
+            .find(|row| row.name == "POST /partner/links")
+        else {
+            return Vec::new();
+        };
+        self.rows
+            .iter()
+            .filter_map(|row| {
+                let peer = row.name.strip_suffix(": POST /partner/links")?;
+                Some((peer.to_owned(), ours.per_second / row.per_second))
+            })
+            .collect()
+    }
+
     pub fn table(&self) -> String {
         let mut out = format!(
             "{:<42} {:>10} {:>8} {:>8} {:>9} {:>7} {:>14}\n",
@@ -94,6 +124,12 @@ impl Report {
             self.startup.as_secs_f64() * 1000.0,
             self.idle_rss_kib as f64 / 1024.0
         ));
+        for (peer, ratio) in self.peer_ratios() {
+            out.push_str(&format!("linkbox create-link vs {peer}: {ratio:.1}x\n"));
+        }
+        for why in &self.skipped {
+            out.push_str(&format!("peer not measured: {why}\n"));
+        }
         for (name, memory) in &self.memory {
             out.push_str(&format!(
                 "memory per stored link ({name}): {} bytes over {} links\n",
@@ -127,6 +163,8 @@ impl Report {
             "idleRssKib": self.idle_rss_kib,
             "scenarios": rows,
             "memory": memory,
+            "versusPeers": self.peer_ratios().into_iter().map(|(peer, ratio)| (peer, json!(ratio))).collect::<serde_json::Map<String, Value>>(),
+            "peersNotMeasured": self.skipped,
         }))?)
     }
 

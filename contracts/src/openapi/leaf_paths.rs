@@ -1,0 +1,327 @@
+//! Documentation items of the Leaf operations: `/api/authenticate`, the Leaf users of
+//! `/services/usermanagement/api`, and the fifteen magic-link endpoints (plus the legacy
+//! singular create paths) of `/services/widgets/api`.
+
+#![allow(dead_code)]
+
+use crate::leaf::*;
+
+/// Authenticate
+///
+/// Exchanges credentials for a bearer token: valid 24 h, or 30 days with `rememberMe`.
+#[utoipa::path(
+    post,
+    path = "/api/authenticate",
+    tag = "Leaf",
+    operation_id = "authenticate",
+    request_body(content = AuthenticateRequest, content_type = "application/json",
+        example = json!({"username": "you@example.com", "password": "secret", "rememberMe": true})),
+    responses(
+        (status = 200, description = "A bearer token", body = AuthenticateResponse),
+        (status = 400, description = "Missing or malformed credentials", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 401, description = "Bad credentials", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 413, description = "Body over 10 MiB", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem,
+            content_type = "application/problem+json"),
+    )
+)]
+pub fn authenticate() {}
+
+/// List Leaf users
+///
+/// Filters match exactly; always paged (0-based `page`, `size` ≤ 100).
+#[utoipa::path(
+    get,
+    path = "/services/usermanagement/api/users",
+    tag = "Leaf",
+    operation_id = "listLeafUsers",
+    params(
+        ("email" = Option<String>, Query, description = "Only users with this email"),
+        ("name" = Option<String>, Query, description = "Only users with this name"),
+        ("externalId" = Option<String>, Query, description = "Only the user with this externalId"),
+        ("page" = Option<u32>, Query, description = "0-based page", minimum = 0),
+        ("size" = Option<u32>, Query, description = "Page size", minimum = 1, maximum = 100),
+    ),
+    responses(
+        (status = 200, description = "The users", body = Vec<LeafUser>,
+            headers(("X-Total-Count" = u64, description = "Users matching"),
+                ("Link" = String, description = "next/prev/last/first pages"))),
+        (status = 400, description = "Bad paging", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired token", body = Problem,
+            content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub fn list_users() {}
+
+/// Get a Leaf user
+#[utoipa::path(
+    get,
+    path = "/services/usermanagement/api/users/{id}",
+    tag = "Leaf",
+    operation_id = "getLeafUser",
+    params(("id" = String, Path, description = "The Leaf user's UUID")),
+    responses(
+        (status = 200, description = "The user", body = LeafUser),
+        (status = 401, description = "Missing, invalid or expired token", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 404, description = "Unknown user, or another account's", body = Problem,
+            content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub fn get_user() {}
+
+/// Create a Leaf user
+#[utoipa::path(
+    post,
+    path = "/services/usermanagement/api/users",
+    tag = "Leaf",
+    operation_id = "createLeafUser",
+    request_body(content = LeafUserRequest, content_type = "application/json",
+        example = json!({"name": "Ana Ruiz", "email": "ana@example.com", "externalId": "farm-42"})),
+    responses(
+        (status = 201, description = "Created", body = LeafUser,
+            headers(("Location" = String, description = "The new user's URL"))),
+        (status = 400, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired token", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 413, description = "Body over 10 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub fn create_user() {}
+
+/// Replace a Leaf user
+///
+/// Full replace; the body's `id` must equal the path's.
+#[utoipa::path(
+    put,
+    path = "/services/usermanagement/api/users/{id}",
+    tag = "Leaf",
+    operation_id = "replaceLeafUser",
+    params(("id" = String, Path, description = "The Leaf user's UUID")),
+    request_body(content = LeafUserRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Replaced", body = LeafUser),
+        (status = 400, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired token", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 404, description = "Unknown user", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 10 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub fn replace_user() {}
+
+/// Delete a Leaf user
+#[utoipa::path(
+    delete,
+    path = "/services/usermanagement/api/users/{id}",
+    tag = "Leaf",
+    operation_id = "deleteLeafUser",
+    params(("id" = String, Path, description = "The Leaf user's UUID")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing, invalid or expired token", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 404, description = "Unknown user", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub fn delete_user() {}
+
+/// The five endpoints of one widget type, and its legacy singular create path.
+macro_rules! magic_link_paths {
+    (
+        $module:ident, $label:literal, $id:literal,
+        list: $list:literal, one: $one:literal, for_user: $for_user:literal,
+        legacy: $legacy:literal, with_user: $with_user:literal,
+        example: $example:tt
+    ) => {
+        pub mod $module {
+            #![allow(dead_code, deprecated)]
+
+            use crate::leaf::*;
+
+            #[doc = concat!("List ", $label, " magic links")]
+            ///
+            /// A bare array, newest first; paged (with `X-Total-Count` and `Link`) only when
+            /// `page` or `size` is given.
+            #[utoipa::path(
+                get,
+                path = $list,
+                tag = "Leaf",
+                operation_id = concat!("list", $id, "MagicLink"),
+                params(
+                    ("leafUserId" = Option<String>, Query, description = "Only this user's links"),
+                    ("page" = Option<u32>, Query, description = "0-based page", minimum = 0),
+                    ("size" = Option<u32>, Query, description = "Page size", minimum = 1, maximum = 100),
+                ),
+                responses(
+                    (status = 200, description = "The links", body = Vec<MagicLink>),
+                    (status = 400, description = "Bad paging", body = Problem,
+                        content_type = "application/problem+json"),
+                    (status = 401, description = "Missing, invalid or expired token", body = Problem,
+                        content_type = "application/problem+json"),
+                ),
+                security(("bearer" = []))
+            )]
+            pub fn list() {}
+
+            #[doc = concat!("Get a ", $label, " magic link")]
+            #[utoipa::path(
+                get,
+                path = $one,
+                tag = "Leaf",
+                operation_id = concat!("get", $id, "MagicLink"),
+                params(("magicLinkId" = String, Path, description = "The link's id")),
+                responses(
+                    (status = 200, description = "The link (timestamps with 3 fraction digits)",
+                        body = MagicLink),
+                    (status = 401, description = "Missing, invalid or expired token", body = Problem,
+                        content_type = "application/problem+json"),
+                    (status = 404, description = "Unknown link, another type's, or another account's",
+                        body = Problem, content_type = "application/problem+json"),
+                ),
+                security(("bearer" = []))
+            )]
+            pub fn get() {}
+
+            #[doc = concat!("Delete a ", $label, " magic link")]
+            #[utoipa::path(
+                delete,
+                path = $one,
+                tag = "Leaf",
+                operation_id = concat!("delete", $id, "MagicLink"),
+                params(("magicLinkId" = String, Path, description = "The link's id")),
+                responses(
+                    (status = 204, description = "Deleted"),
+                    (status = 401, description = "Missing, invalid or expired token", body = Problem,
+                        content_type = "application/problem+json"),
+                    (status = 404, description = "Unknown link", body = Problem,
+                        content_type = "application/problem+json"),
+                ),
+                security(("bearer" = []))
+            )]
+            pub fn delete() {}
+
+            #[doc = concat!("Create a ", $label, " magic link for an existing Leaf user")]
+            #[utoipa::path(
+                post,
+                path = $for_user,
+                tag = "Leaf",
+                operation_id = concat!("createForUser", $id, "MagicLink"),
+                params(("leafUserId" = String, Path, description = "The Leaf user's UUID")),
+                request_body(content = CreateMagicLinkRequest, content_type = "application/json",
+                    example = json!($example)),
+                responses(
+                    (status = 200, description = "Created (expiresAt with 9 fraction digits)",
+                        body = MagicLinkCreated),
+                    (status = 400, description = "Every violation, in fieldErrors", body = Problem,
+                        content_type = "application/problem+json"),
+                    (status = 401, description = "Missing, invalid or expired token", body = Problem,
+                        content_type = "application/problem+json"),
+                    (status = 404, description = "Leaf user not found", body = Problem,
+                        content_type = "application/problem+json"),
+                    (status = 413, description = "Body over 10 MiB", body = Problem,
+                        content_type = "application/problem+json"),
+                    (status = 415, description = "Not JSON", body = Problem,
+                        content_type = "application/problem+json"),
+                ),
+                security(("bearer" = []))
+            )]
+            pub fn create_for_user() {}
+
+            #[doc = concat!("Create a ", $label, " magic link (legacy singular path)")]
+            ///
+            /// The path the vendor used until November 2023; still accepted.
+            #[utoipa::path(
+                post,
+                path = $legacy,
+                tag = "Leaf",
+                operation_id = concat!("createLegacy", $id, "MagicLink"),
+                params(("leafUserId" = String, Path, description = "The Leaf user's UUID")),
+                request_body(content = CreateMagicLinkRequest, content_type = "application/json"),
+                responses(
+                    (status = 200, description = "Created", body = MagicLinkCreated),
+                    (status = 400, description = "Every violation, in fieldErrors", body = Problem,
+                        content_type = "application/problem+json"),
+                    (status = 401, description = "Missing, invalid or expired token", body = Problem,
+                        content_type = "application/problem+json"),
+                    (status = 404, description = "Leaf user not found", body = Problem,
+                        content_type = "application/problem+json"),
+                    (status = 413, description = "Body over 10 MiB", body = Problem,
+                        content_type = "application/problem+json"),
+                    (status = 415, description = "Not JSON", body = Problem,
+                        content_type = "application/problem+json"),
+                ),
+                security(("bearer" = []))
+            )]
+            #[deprecated = "the vendor renamed this path to /magic-link/users/{leafUserId}/... in November 2023"]
+            pub fn create_legacy() {}
+
+            #[doc = concat!("Create a ", $label, " magic link and its Leaf user")]
+            ///
+            /// `externalId` is required: it creates the Leaf user, or reuses the account's user
+            /// with that `externalId`.
+            #[utoipa::path(
+                post,
+                path = $with_user,
+                tag = "Leaf",
+                operation_id = concat!("createWithUser", $id, "MagicLink"),
+                request_body(content = CreateMagicLinkRequest, content_type = "application/json"),
+                responses(
+                    (status = 200, description = "Created", body = MagicLinkCreated),
+                    (status = 400, description = "Every violation, in fieldErrors", body = Problem,
+                        content_type = "application/problem+json"),
+                    (status = 401, description = "Missing, invalid or expired token", body = Problem,
+                        content_type = "application/problem+json"),
+                    (status = 413, description = "Body over 10 MiB", body = Problem,
+                        content_type = "application/problem+json"),
+                    (status = 415, description = "Not JSON", body = Problem,
+                        content_type = "application/problem+json"),
+                ),
+                security(("bearer" = []))
+            )]
+            pub fn create_with_user() {}
+        }
+    };
+}
+
+magic_link_paths!(
+    provider, "provider", "Provider",
+    list: "/services/widgets/api/magic-link/provider",
+    one: "/services/widgets/api/magic-link/provider/{magicLinkId}",
+    for_user: "/services/widgets/api/magic-link/users/{leafUserId}/provider",
+    legacy: "/services/widgets/api/magic-link/user/{leafUserId}/provider",
+    with_user: "/services/widgets/api/magic-link/provider",
+    example: {"expiresIn": 900, "allowedProviders": ["JohnDeere", "ClimateFieldView"],
+        "settings": {"backgroundColor": "#F5F5F5", "companyName": "Acme Farms",
+            "showLeafUserName": true, "disconnectEnabled": false}}
+);
+
+magic_link_paths!(
+    authentication, "authentication", "Authentication",
+    list: "/services/widgets/api/magic-link/authentication",
+    one: "/services/widgets/api/magic-link/authentication/{magicLinkId}",
+    for_user: "/services/widgets/api/magic-link/users/{leafUserId}/authentication",
+    legacy: "/services/widgets/api/magic-link/user/{leafUserId}/authentication",
+    with_user: "/services/widgets/api/magic-link/authentication",
+    example: {"expiresIn": 900, "provider": "JohnDeere"}
+);
+
+magic_link_paths!(
+    file_upload, "file upload", "FileUpload",
+    list: "/services/widgets/api/magic-link/file-upload",
+    one: "/services/widgets/api/magic-link/file-upload/{magicLinkId}",
+    for_user: "/services/widgets/api/magic-link/users/{leafUserId}/file-upload",
+    legacy: "/services/widgets/api/magic-link/user/{leafUserId}/file-upload",
+    with_user: "/services/widgets/api/magic-link/file-upload",
+    example: {"expiresIn": 3600, "settings": {"companyName": "Acme Farms"}}
+);

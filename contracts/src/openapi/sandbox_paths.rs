@@ -1,0 +1,210 @@
+//! Documentation items of linkbox's own control API (`/_sandbox/...`). Every endpoint but
+//! health is scoped by the caller's `X-API-Key` (or Bearer key); an admin token sees all.
+
+#![allow(dead_code)]
+
+use crate::sandbox::*;
+
+/// Health
+#[utoipa::path(get, path = "/_sandbox/health", tag = "Sandbox", operation_id = "health",
+    responses((status = 200, description = "The process answers", body = Health)))]
+pub fn health() {}
+
+/// Forget state
+///
+/// The caller's partner's links, users, deliveries, journal and faults; everything as admin.
+#[utoipa::path(post, path = "/_sandbox/reset", tag = "Sandbox", operation_id = "reset",
+    responses(
+        (status = 200, description = "Forgotten", body = ResetDone),
+        (status = 401, description = "Unknown key", body = SandboxErrorBody),
+    ),
+    security(("apiKey" = []), ("bearer" = []), ()))]
+pub fn reset() {}
+
+/// Read the sandbox clock
+#[utoipa::path(get, path = "/_sandbox/clock", tag = "Sandbox", operation_id = "getClock",
+    responses(
+        (status = 200, description = "What the clock reads", body = ClockView),
+        (status = 401, description = "Unknown key", body = SandboxErrorBody),
+    ),
+    security(("apiKey" = []), ("bearer" = []), ()))]
+pub fn get_clock() {}
+
+/// Move, set, freeze or unfreeze the sandbox clock
+///
+/// Exactly one of `advanceSeconds`, `setTo`, `frozen`. Due webhook retries fire at once.
+#[utoipa::path(post, path = "/_sandbox/clock", tag = "Sandbox", operation_id = "setClock",
+    request_body(content = ClockChange, content_type = "application/json",
+        example = json!({"advanceSeconds": 3600})),
+    responses(
+        (status = 200, description = "What the clock reads now", body = ClockView),
+        (status = 400, description = "Not exactly one field", body = SandboxErrorBody),
+        (status = 401, description = "Unknown key", body = SandboxErrorBody),
+    ),
+    security(("apiKey" = []), ("bearer" = []), ()))]
+pub fn set_clock() {}
+
+/// Open a link as its end user
+///
+/// The first open sets `opened`/`openedAt`, sends `link.opened`, and `user.data_request` when
+/// the user's CIP data is incomplete.
+#[utoipa::path(post, path = "/_sandbox/m2m/links/{linkId}/open", tag = "Sandbox",
+    operation_id = "openLink",
+    params(("linkId" = String, Path, description = "The link's id")),
+    request_body(content = OpenLinkRequest, content_type = "application/json",
+        example = json!({"userAgent": "Mozilla/5.0", "platform": "web", "language": "es"})),
+    responses(
+        (status = 200, description = "Opened", body = OpenedLink),
+        (status = 400, description = "Invalid body", body = SandboxErrorBody),
+        (status = 401, description = "Missing or unknown key", body = SandboxErrorBody),
+        (status = 404, description = "Unknown link", body = SandboxErrorBody),
+        (status = 409, description = "Expired or revoked", body = SandboxErrorBody),
+    ),
+    security(("apiKey" = []), ("bearer" = [])))]
+pub fn open_link() {}
+
+/// Complete a transfer as the end user
+///
+/// Sends `operation.created`.
+#[utoipa::path(post, path = "/_sandbox/m2m/links/{linkId}/operation", tag = "Sandbox",
+    operation_id = "createOperation",
+    params(("linkId" = String, Path, description = "The link's id")),
+    request_body(content = OperationRequest, content_type = "application/json",
+        example = json!({"amount": 100})),
+    responses(
+        (status = 201, description = "Created", body = OperationView),
+        (status = 400, description = "Invalid body", body = SandboxErrorBody),
+        (status = 401, description = "Missing or unknown key", body = SandboxErrorBody),
+        (status = 404, description = "Unknown link", body = SandboxErrorBody),
+        (status = 409, description = "Not opened, expired, revoked, or an operation exists",
+            body = SandboxErrorBody),
+    ),
+    security(("apiKey" = []), ("bearer" = [])))]
+pub fn create_operation() {}
+
+/// Cancel the transfer as the end user
+///
+/// Sends `operation.cancelled`.
+#[utoipa::path(post, path = "/_sandbox/m2m/links/{linkId}/operation/cancel", tag = "Sandbox",
+    operation_id = "cancelOperation",
+    params(("linkId" = String, Path, description = "The link's id")),
+    responses(
+        (status = 200, description = "Cancelled", body = OperationView),
+        (status = 401, description = "Missing or unknown key", body = SandboxErrorBody),
+        (status = 404, description = "Unknown link", body = SandboxErrorBody),
+        (status = 409, description = "No live operation", body = SandboxErrorBody),
+    ),
+    security(("apiKey" = []), ("bearer" = [])))]
+pub fn cancel_operation() {}
+
+/// Set the partner's webhook URL
+///
+/// What the vendor sets in its portal.
+#[utoipa::path(put, path = "/_sandbox/m2m/webhook-config", tag = "Sandbox",
+    operation_id = "setWebhookConfig",
+    request_body(content = WebhookConfig, content_type = "application/json",
+        example = json!({"url": "http://127.0.0.1:9000/hooks"})),
+    responses(
+        (status = 200, description = "Set", body = WebhookConfig),
+        (status = 400, description = "Not https or loopback http, or no partner", body = SandboxErrorBody),
+        (status = 401, description = "Missing or unknown key", body = SandboxErrorBody),
+    ),
+    security(("apiKey" = []), ("bearer" = [])))]
+pub fn set_webhook_config() {}
+
+/// The request journal
+#[utoipa::path(get, path = "/_sandbox/requests", tag = "Sandbox", operation_id = "listRequests",
+    params(
+        ("method" = Option<String>, Query, description = "Only this method"),
+        ("path" = Option<String>, Query, description = "Exact path, or a prefix ending in *"),
+        ("status" = Option<String>, Query, description = "A status (404) or a class (4xx)"),
+    ),
+    responses(
+        (status = 200, description = "Newest first", body = JournalPage),
+        (status = 400, description = "Bad filter", body = SandboxErrorBody),
+        (status = 401, description = "Unknown key", body = SandboxErrorBody),
+    ),
+    security(("apiKey" = []), ("bearer" = []), ()))]
+pub fn list_requests() {}
+
+/// Clear the request journal
+#[utoipa::path(delete, path = "/_sandbox/requests", tag = "Sandbox", operation_id = "clearRequests",
+    responses(
+        (status = 204, description = "Cleared"),
+        (status = 401, description = "Unknown key", body = SandboxErrorBody),
+    ),
+    security(("apiKey" = []), ("bearer" = []), ()))]
+pub fn clear_requests() {}
+
+/// Webhook deliveries
+#[utoipa::path(get, path = "/_sandbox/webhooks", tag = "Sandbox", operation_id = "listWebhooks",
+    responses(
+        (status = 200, description = "Newest first, with every attempt", body = DeliveryPage),
+        (status = 401, description = "Unknown key", body = SandboxErrorBody),
+    ),
+    security(("apiKey" = []), ("bearer" = []), ()))]
+pub fn list_webhooks() {}
+
+/// Send a delivery again
+#[utoipa::path(post, path = "/_sandbox/webhooks/{deliveryId}/replay", tag = "Sandbox",
+    operation_id = "replayWebhook",
+    params(("deliveryId" = String, Path, description = "The delivery's id")),
+    responses(
+        (status = 202, description = "Queued with a fresh schedule", body = DeliveryView),
+        (status = 401, description = "Unknown key", body = SandboxErrorBody),
+        (status = 404, description = "Unknown delivery", body = SandboxErrorBody),
+        (status = 409, description = "An attempt is in flight", body = SandboxErrorBody),
+    ),
+    security(("apiKey" = []), ("bearer" = []), ()))]
+pub fn replay_webhook() {}
+
+/// Inject a fault
+#[utoipa::path(post, path = "/_sandbox/faults", tag = "Sandbox", operation_id = "addFault",
+    request_body(content = FaultRequest, content_type = "application/json",
+        example = json!({"method": "POST", "path": "/partner/links", "status": 429, "times": 1})),
+    responses(
+        (status = 201, description = "Armed", body = FaultView),
+        (status = 400, description = "Invalid fault", body = SandboxErrorBody),
+        (status = 401, description = "Unknown key", body = SandboxErrorBody),
+    ),
+    security(("apiKey" = []), ("bearer" = []), ()))]
+pub fn add_fault() {}
+
+/// The armed faults
+#[utoipa::path(get, path = "/_sandbox/faults", tag = "Sandbox", operation_id = "listFaults",
+    responses(
+        (status = 200, description = "Armed faults", body = FaultPage),
+        (status = 401, description = "Unknown key", body = SandboxErrorBody),
+    ),
+    security(("apiKey" = []), ("bearer" = []), ()))]
+pub fn list_faults() {}
+
+/// Disarm every fault
+#[utoipa::path(delete, path = "/_sandbox/faults", tag = "Sandbox", operation_id = "clearFaults",
+    responses(
+        (status = 204, description = "Cleared"),
+        (status = 401, description = "Unknown key", body = SandboxErrorBody),
+    ),
+    security(("apiKey" = []), ("bearer" = []), ()))]
+pub fn clear_faults() {}
+
+/// The partner's whole state
+#[utoipa::path(get, path = "/_sandbox/snapshot", tag = "Sandbox", operation_id = "getSnapshot",
+    responses(
+        (status = 200, description = "Users, links, data requests, operations", body = M2mSnapshot),
+        (status = 400, description = "No partner (admin)", body = SandboxErrorBody),
+        (status = 401, description = "Missing or unknown key", body = SandboxErrorBody),
+    ),
+    security(("apiKey" = []), ("bearer" = [])))]
+pub fn get_snapshot() {}
+
+/// Restore the partner's state
+#[utoipa::path(put, path = "/_sandbox/snapshot", tag = "Sandbox", operation_id = "putSnapshot",
+    request_body(content = M2mSnapshot, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Restored", body = M2mSnapshot),
+        (status = 400, description = "Invalid snapshot, or another partner's", body = SandboxErrorBody),
+        (status = 401, description = "Missing or unknown key", body = SandboxErrorBody),
+    ),
+    security(("apiKey" = []), ("bearer" = [])))]
+pub fn put_snapshot() {}

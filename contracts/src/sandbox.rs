@@ -1,0 +1,354 @@
+//! linkbox's own control API under `/_sandbox`: request and response bodies, and the error
+//! envelope `{"error": {"code", "message"}}` every control endpoint fails with.
+//!
+//! None of this exists at the vendors; it is how a partner's tests and QA drive the sandbox
+//! (move the clock, play the end user, inspect requests and webhooks, inject faults).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::m2m::{Language, LinkStatus, OperationAmount, OperationStatus};
+
+/// Default number of requests the journal keeps (`--journal-size`).
+pub const DEFAULT_JOURNAL_SIZE: usize = 1_000;
+/// Seconds after which a webhook receiver that has not answered counts as failed. [doc]
+pub const WEBHOOK_TIMEOUT_SECS: u64 = 30;
+/// Delay before each webhook attempt after the previous one: immediately, then +1 min,
+/// +5 min, +30 min, +2 h. [doc]
+pub const WEBHOOK_RETRY_DELAYS_SECS: [i64; 5] = [0, 60, 300, 1_800, 7_200];
+
+/// The control API's error codes.
+pub mod codes {
+    pub const UNAUTHORIZED: &str = "UNAUTHORIZED";
+    pub const INVALID_API_KEY: &str = "INVALID_API_KEY";
+    pub const PARTNER_SUSPENDED: &str = "PARTNER_SUSPENDED";
+    pub const INVALID_REQUEST: &str = "INVALID_REQUEST";
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    pub const CONFLICT: &str = "CONFLICT";
+    pub const TENANT_REQUIRED: &str = "TENANT_REQUIRED";
+}
+
+/// `GET /_sandbox/health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+pub struct Health {
+    /// Always `ok` while the process answers.
+    pub status: String,
+    /// linkbox's version.
+    pub version: String,
+}
+
+/// linkbox's error body: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+pub struct SandboxErrorBody {
+    pub error: SandboxErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+pub struct SandboxErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+/// `GET /_sandbox/clock`, and the answer to `POST /_sandbox/clock`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClockView {
+    /// What the sandbox clock reads.
+    pub now: String,
+    /// Seconds the clock is ahead of real time (negative when behind).
+    pub offset_seconds: i64,
+    pub frozen: bool,
+}
+
+/// `POST /_sandbox/clock`: exactly one of the fields.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClockChange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advance_seconds: Option<i64>,
+    /// An RFC 3339 instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen: Option<bool>,
+}
+
+/// `POST /_sandbox/reset`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetDone {
+    /// `tenant` (the caller's partner) or `all` (admin).
+    pub scope: String,
+}
+
+/// `POST /_sandbox/m2m/links/{linkId}/open`: what the end user's device reports.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenLinkRequest {
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    #[serde(default)]
+    pub platform: Option<String>,
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+/// A data request, as the control API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DataRequestView {
+    pub data_request_id: String,
+    pub required_fields: Vec<String>,
+    pub reply_endpoint: String,
+    pub expires_at: String,
+}
+
+/// Answer to opening a link as the end user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenedLink {
+    pub link_id: String,
+    pub status: LinkStatus,
+    pub opened_at: Option<String>,
+    /// True only on the first open, which alone sends `link.opened`.
+    pub first_open: bool,
+    /// The data request this open created, when the user's CIP data is incomplete.
+    pub data_request: Option<DataRequestView>,
+}
+
+/// `POST /_sandbox/m2m/links/{linkId}/operation`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationRequest {
+    /// The amount sent, > 0.
+    pub amount: f64,
+    /// Default 0.
+    #[serde(default)]
+    pub fee: Option<f64>,
+    /// receive = (amount - fee) × exchangeRate; default 1.
+    #[serde(default)]
+    pub exchange_rate: Option<f64>,
+    /// Default `USD`.
+    #[serde(default)]
+    pub send_currency: Option<String>,
+    /// Default the send currency.
+    #[serde(default)]
+    pub receive_currency: Option<String>,
+}
+
+/// An operation, as the control API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationView {
+    pub operation_id: String,
+    pub link_id: String,
+    pub reference_id: String,
+    pub amount: OperationAmount,
+    pub status: OperationStatus,
+    pub created_at: String,
+    pub cancelled_at: Option<String>,
+}
+
+/// One request the journal kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalEntry {
+    /// Increases by one per recorded request.
+    pub seq: u64,
+    pub method: String,
+    pub path: String,
+    /// The raw query string, when there was one.
+    pub query: Option<String>,
+    pub status: u16,
+    /// True when a fault dropped the connection instead of answering `status`.
+    pub dropped: bool,
+    /// When it arrived, on the sandbox clock.
+    pub time: String,
+    /// The partner slug of the key presented, if any.
+    pub tenant: Option<String>,
+    pub duration_ms: u64,
+}
+
+/// `GET /_sandbox/requests`: newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalPage {
+    pub requests: Vec<JournalEntry>,
+    /// How many requests the journal keeps (`--journal-size`); older ones are dropped.
+    pub capacity: usize,
+}
+
+/// Outcome of a webhook delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt (or being attempted).
+    Pending,
+    /// A receiver answered 2xx.
+    Delivered,
+    /// Every scheduled attempt failed; replay it to try again.
+    Failed,
+}
+
+/// One attempt to deliver a webhook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryAttempt {
+    /// When it was sent, on the sandbox clock.
+    pub at: String,
+    /// Where it was sent, if anywhere.
+    pub url: Option<String>,
+    /// The receiver's status code, when it answered.
+    pub status_code: Option<u16>,
+    /// Why there is no status code (timeout, refused, no URL).
+    pub error: Option<String>,
+    pub duration_ms: u64,
+}
+
+/// A webhook delivery and every attempt made at it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryView {
+    pub id: String,
+    pub event: String,
+    /// The link's `callbackUrl`, else the partner's webhook URL as it is now.
+    pub url: Option<String>,
+    pub status: DeliveryStatus,
+    pub attempts: Vec<DeliveryAttempt>,
+    /// On the sandbox clock; null once delivered or failed.
+    pub next_attempt_at: Option<String>,
+    pub created_at: String,
+    pub tenant: String,
+    /// The exact body sent.
+    #[schema(value_type = Object)]
+    pub payload: Value,
+}
+
+/// `GET /_sandbox/webhooks`: newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+pub struct DeliveryPage {
+    pub deliveries: Vec<DeliveryView>,
+}
+
+/// `PUT /_sandbox/m2m/webhook-config`: the partner's webhook URL (null clears it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+pub struct WebhookConfig {
+    pub url: Option<String>,
+}
+
+/// `POST /_sandbox/faults`: what to do to matching requests.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultRequest {
+    /// HTTP method to match; any when absent.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Path to match exactly, or a prefix when it ends with `*`; any when absent.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Answer with this status instead of the real handler.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Answer with this body (JSON; a string is sent as text). Without it a faulted status
+    /// answers in the vendor's own error shape.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub body: Option<Value>,
+    /// Wait this long (real time) before answering.
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+    /// Close the connection without an answer.
+    #[serde(default)]
+    pub drop: Option<bool>,
+    /// Chance (0..=1) that a matching request is faulted; default 1.
+    #[serde(default)]
+    pub probability: Option<f64>,
+    /// Fault this many matching requests, then stop; unlimited when absent.
+    #[serde(default)]
+    pub times: Option<u32>,
+}
+
+/// A fault in force.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultView {
+    pub id: String,
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub status: Option<u16>,
+    #[schema(value_type = Option<Object>)]
+    pub body: Option<Value>,
+    pub delay_ms: Option<u64>,
+    pub drop: bool,
+    pub probability: f64,
+    /// Faults left; null when unlimited.
+    pub remaining: Option<u32>,
+    /// How many requests it has faulted.
+    pub hits: u64,
+    /// The partner whose requests it applies to; null for every request (admin).
+    pub tenant: Option<String>,
+}
+
+/// `GET /_sandbox/faults`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+pub struct FaultPage {
+    pub faults: Vec<FaultView>,
+}
+
+/// `GET|PUT /_sandbox/snapshot`: one partner's whole M2M state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct M2mSnapshot {
+    /// Format version; 1.
+    pub version: u32,
+    /// The partner slug every id embeds; a snapshot restores only into the same partner.
+    pub partner: String,
+    pub webhook_url: Option<String>,
+    /// Oldest first.
+    pub users: Vec<SnapshotUser>,
+    /// In creation order.
+    pub links: Vec<SnapshotLink>,
+    pub data_requests: Vec<SnapshotDataRequest>,
+    pub operations: Vec<OperationView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotUser {
+    pub user_id: String,
+    pub reference_id: String,
+    #[schema(value_type = Option<Object>)]
+    pub user_data: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotLink {
+    pub link_id: String,
+    pub reference_id: String,
+    pub status: LinkStatus,
+    pub token: String,
+    pub flow: String,
+    pub theme: Option<String>,
+    pub language: Option<Language>,
+    pub callback_url: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    pub created_at: String,
+    pub expires_at: String,
+    pub opened_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub revoke_reason: Option<String>,
+    pub operation_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotDataRequest {
+    pub data_request_id: String,
+    pub link_id: String,
+    pub required_fields: Vec<String>,
+    pub fulfilled_at: Option<String>,
+}

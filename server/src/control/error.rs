@@ -1,0 +1,140 @@
+//! Every way a control request can fail, rendered in one place into linkbox's own envelope
+//! `{"error": {"code", "message"}}` (see [`super::error`]).
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use http::StatusCode;
+use linkbox_contracts::sandbox::codes;
+use serde::de::DeserializeOwned;
+use warp::reply::Response;
+
+use crate::http::BodyError;
+use crate::store::m2m::{KeyError, LinkError, OperationError};
+
+/// A failed control request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    #[error(
+        "Missing authentication. Provide X-API-Key (or Bearer) with a partner key, or the admin token as a Bearer token."
+    )]
+    MissingAuth,
+    #[error("Invalid or revoked API key")]
+    InvalidKey,
+    #[error("Partner account is suspended or not found")]
+    Suspended,
+    #[error("{0}")]
+    Invalid(Cow<'static, str>),
+    #[error("Request body must not exceed the limit")]
+    TooLarge,
+    #[error("{0}")]
+    NotFound(Cow<'static, str>),
+    /// A lifecycle rule: the code says which.
+    #[error("{1}")]
+    Conflict(&'static str, Cow<'static, str>),
+    #[error("This endpoint acts on one partner: call it with that partner's X-API-Key")]
+    TenantRequired,
+}
+
+impl ControlError {
+    pub fn invalid(message: impl Into<Cow<'static, str>>) -> ControlError {
+        ControlError::Invalid(message.into())
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ControlError::MissingAuth => (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED),
+            ControlError::InvalidKey => (StatusCode::UNAUTHORIZED, codes::INVALID_API_KEY),
+            ControlError::Suspended => (StatusCode::FORBIDDEN, codes::PARTNER_SUSPENDED),
+            ControlError::Invalid(_) => (StatusCode::BAD_REQUEST, codes::INVALID_REQUEST),
+            ControlError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, codes::INVALID_REQUEST),
+            ControlError::NotFound(_) => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
+            ControlError::Conflict(code, _) => (StatusCode::CONFLICT, code),
+            ControlError::TenantRequired => (StatusCode::BAD_REQUEST, codes::TENANT_REQUIRED),
+        }
+    }
+
+    pub fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        super::error(status, code, self.to_string())
+    }
+}
+
+/// Turns a control handler's outcome into the response.
+pub fn render(outcome: Result<Response, ControlError>) -> Response {
+    outcome.unwrap_or_else(ControlError::into_response)
+}
+
+/// The body parsed as `T`; an empty body is `T::default()`.
+pub fn json_or_default<T: DeserializeOwned + Default>(
+    body: Result<Bytes, BodyError>,
+) -> Result<T, ControlError> {
+    let body = body?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    parse(&body)
+}
+
+/// The body parsed as `T`; required.
+pub fn json<T: DeserializeOwned>(body: Result<Bytes, BodyError>) -> Result<T, ControlError> {
+    let body = body?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ControlError::invalid("Request body is required"));
+    }
+    parse(&body)
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
+    serde_json::from_slice(body)
+        .map_err(|error| ControlError::invalid(format!("Invalid request body: {error}")))
+}
+
+impl From<BodyError> for ControlError {
+    fn from(error: BodyError) -> ControlError {
+        match error {
+            BodyError::TooLarge => ControlError::TooLarge,
+            BodyError::Unreadable => ControlError::invalid("Request body could not be read"),
+        }
+    }
+}
+
+impl From<KeyError> for ControlError {
+    fn from(error: KeyError) -> ControlError {
+        match error {
+            KeyError::Invalid => ControlError::InvalidKey,
+            KeyError::Suspended => ControlError::Suspended,
+        }
+    }
+}
+
+const LINK_NOT_FOUND: &str = "Link not found";
+
+impl From<LinkError> for ControlError {
+    fn from(error: LinkError) -> ControlError {
+        match error {
+            LinkError::LinkNotFound => ControlError::NotFound(LINK_NOT_FOUND.into()),
+            LinkError::Expired => {
+                ControlError::Conflict("LINK_EXPIRED", "Magic link has expired".into())
+            }
+            LinkError::Revoked | LinkError::NotRevocable => {
+                ControlError::Conflict("LINK_REVOKED", "The link is revoked".into())
+            }
+            other => ControlError::Conflict(codes::CONFLICT, other.to_string().into()),
+        }
+    }
+}
+
+impl From<OperationError> for ControlError {
+    fn from(error: OperationError) -> ControlError {
+        let code = match error {
+            OperationError::LinkNotFound => return ControlError::NotFound(LINK_NOT_FOUND.into()),
+            OperationError::Expired => "LINK_EXPIRED",
+            OperationError::Revoked => "LINK_REVOKED",
+            OperationError::NotOpened => "LINK_NOT_OPENED",
+            OperationError::OperationExists => "OPERATION_EXISTS",
+            OperationError::NoOperation => "NO_OPERATION",
+        };
+        ControlError::Conflict(code, error.to_string().into())
+    }
+}

@@ -1,0 +1,217 @@
+//! Every way a Leaf request can fail, and the one function that renders it in JHipster's
+//! problem format (`application/problem+json`), with the request's path.
+
+use std::borrow::Cow;
+
+use http::{HeaderValue, Method, StatusCode, header};
+use linkbox_contracts::leaf::{
+    CONSTRAINT_VIOLATION, FieldError, PROBLEM_CONTENT_TYPE, PROBLEM_WITH_MESSAGE, Problem,
+    VALIDATION_MESSAGE, http_message, messages,
+};
+use warp::reply::Response;
+
+use crate::http::{BodyError, json_with};
+use crate::store::leaf::LeafError;
+
+/// A failed Leaf request: status, title and detail all follow from the variant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// No bearer token, or not a `Bearer` authorization.
+    #[error("{}", messages::FULL_AUTH_REQUIRED)]
+    MissingToken,
+    /// A token that does not verify: malformed, forged, foreign or of an unknown account.
+    #[error("{}", messages::INVALID_TOKEN)]
+    InvalidToken,
+    #[error("{}", messages::EXPIRED_TOKEN)]
+    ExpiredToken,
+    #[error("{}", messages::BAD_CREDENTIALS)]
+    BadCredentials,
+    /// A body that breaks field rules: every violation, in field order.
+    #[error("{} ({} violations)", messages::METHOD_ARGUMENT_NOT_VALID, .0.len())]
+    Invalid(Vec<FieldError>),
+    /// A request that cannot be read at all (not JSON, not an object, bad query).
+    #[error("{0}")]
+    BadRequest(Cow<'static, str>),
+    #[error("Content type '{0}' not supported")]
+    UnsupportedMediaType(String),
+    #[error("{}", messages::BODY_TOO_LARGE)]
+    PayloadTooLarge,
+    #[error("{}", messages::LEAF_USER_NOT_FOUND)]
+    UserNotFound,
+    #[error("{}", messages::MAGIC_LINK_NOT_FOUND)]
+    LinkNotFound,
+    /// No endpoint at this path.
+    #[error("No endpoint {method} {path}")]
+    NoEndpoint { method: Method, path: String },
+    /// The path exists, but not with this method.
+    #[error("Request method '{method}' not supported")]
+    MethodNotAllowed { method: Method, allow: &'static str },
+}
+
+impl ApiError {
+    pub fn bad_request(detail: impl Into<Cow<'static, str>>) -> ApiError {
+        ApiError::BadRequest(detail.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MissingToken
+            | ApiError::InvalidToken
+            | ApiError::ExpiredToken
+            | ApiError::BadCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::Invalid(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UserNotFound | ApiError::LinkNotFound | ApiError::NoEndpoint { .. } => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    pub fn title(&self) -> &'static str {
+        match self {
+            ApiError::MissingToken
+            | ApiError::InvalidToken
+            | ApiError::ExpiredToken
+            | ApiError::BadCredentials => messages::UNAUTHORIZED,
+            ApiError::Invalid(_) => messages::METHOD_ARGUMENT_NOT_VALID,
+            ApiError::BadRequest(_) => messages::BAD_REQUEST,
+            ApiError::UnsupportedMediaType(_) => messages::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge => messages::PAYLOAD_TOO_LARGE,
+            ApiError::UserNotFound => messages::LEAF_USER_NOT_FOUND,
+            ApiError::LinkNotFound => messages::MAGIC_LINK_NOT_FOUND,
+            ApiError::NoEndpoint { .. } => messages::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => messages::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    /// The problem body for a request to `path`.
+    pub fn problem(&self, path: &str) -> Problem {
+        let status = self.status().as_u16();
+        let (kind, message, field_errors) = match self {
+            ApiError::Invalid(errors) => (
+                CONSTRAINT_VIOLATION,
+                VALIDATION_MESSAGE.to_owned(),
+                Some(errors.clone()),
+            ),
+            _ => (PROBLEM_WITH_MESSAGE, http_message(status), None),
+        };
+        Problem {
+            kind: kind.to_owned(),
+            title: self.title().to_owned(),
+            status,
+            detail: self.to_string(),
+            path: path.to_owned(),
+            message,
+            field_errors,
+        }
+    }
+
+    /// The response: the problem, plus `Allow` on a 405 and `WWW-Authenticate` on a 401.
+    pub fn into_response(self, path: &str) -> Response {
+        let mut response = json_with(self.status(), PROBLEM_CONTENT_TYPE, &self.problem(path));
+        match &self {
+            ApiError::MethodNotAllowed { allow, .. } => {
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            ApiError::MissingToken | ApiError::InvalidToken | ApiError::ExpiredToken => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// Turns a handler's outcome for a request to `path` into the response.
+pub fn render(path: &str, outcome: Result<Response, ApiError>) -> Response {
+    outcome.unwrap_or_else(|error| error.into_response(path))
+}
+
+impl From<LeafError> for ApiError {
+    fn from(error: LeafError) -> ApiError {
+        match error {
+            LeafError::UserNotFound => ApiError::UserNotFound,
+            LeafError::LinkNotFound | LeafError::LinkExpired | LeafError::LinkUsedUp => {
+                ApiError::LinkNotFound
+            }
+            LeafError::ExternalIdTaken => ApiError::Invalid(vec![FieldError {
+                object_name: linkbox_contracts::leaf::objects::LEAF_USER.to_owned(),
+                field: "externalId".to_owned(),
+                message: messages::EXTERNAL_ID_TAKEN.to_owned(),
+            }]),
+        }
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(error: BodyError) -> ApiError {
+        match error {
+            BodyError::TooLarge => ApiError::PayloadTooLarge,
+            BodyError::Unreadable => ApiError::bad_request(messages::UNREADABLE_BODY),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_its_status_and_title() {
+        let cases = [
+            (ApiError::MissingToken, 401, messages::UNAUTHORIZED),
+            (ApiError::ExpiredToken, 401, messages::UNAUTHORIZED),
+            (ApiError::BadCredentials, 401, messages::UNAUTHORIZED),
+            (
+                ApiError::Invalid(Vec::new()),
+                400,
+                messages::METHOD_ARGUMENT_NOT_VALID,
+            ),
+            (ApiError::bad_request("x"), 400, messages::BAD_REQUEST),
+            (
+                ApiError::UnsupportedMediaType("text/plain".into()),
+                415,
+                messages::UNSUPPORTED_MEDIA_TYPE,
+            ),
+            (ApiError::PayloadTooLarge, 413, messages::PAYLOAD_TOO_LARGE),
+            (ApiError::UserNotFound, 404, "Leaf user not found"),
+            (ApiError::LinkNotFound, 404, messages::MAGIC_LINK_NOT_FOUND),
+            (
+                ApiError::MethodNotAllowed {
+                    method: Method::PATCH,
+                    allow: "GET",
+                },
+                405,
+                messages::METHOD_NOT_ALLOWED,
+            ),
+        ];
+        for (error, status, title) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error:?}");
+            assert_eq!(error.title(), title, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn a_validation_problem_lists_its_field_errors() {
+        let problem = ApiError::Invalid(vec![FieldError {
+            object_name: "o".into(),
+            field: "expiresIn".into(),
+            message: "m".into(),
+        }])
+        .problem("/p");
+        assert_eq!(problem.kind, CONSTRAINT_VIOLATION);
+        assert_eq!(problem.message, VALIDATION_MESSAGE);
+        assert_eq!(problem.field_errors.map(|errors| errors.len()), Some(1));
+        let other = ApiError::LinkNotFound.problem("/p");
+        assert_eq!(other.kind, PROBLEM_WITH_MESSAGE);
+        assert_eq!(other.message, "error.http.404");
+        assert_eq!(other.path, "/p");
+        assert!(other.field_errors.is_none());
+    }
+}

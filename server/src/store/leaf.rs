@@ -1,0 +1,713 @@
+//! Leaf accounts and everything they own: Leaf users (with their provider connections) and
+//! magic links.
+//!
+//! [`Accounts`] checks credentials and resolves a username to an [`Account`]; each account's
+//! state sits behind its own mutex and is changed only through the methods below, which keep
+//! the rules of `leaf.md` (create-or-reuse by `externalId`, links only for the account's own
+//! users, per-widget lookups). Views are built here, in the wire types of `linkbox-contracts`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use linkbox_contracts::leaf::{
+    self as wire, AllowedProvider, LinkSettings, Provider, ProviderCredentials, Widget,
+};
+use linkbox_contracts::timefmt;
+use parking_lot::{Mutex, RwLock};
+use rand::RngCore;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::config::Settings;
+
+/// Why a request about a user or a link could not be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LeafError {
+    #[error("Leaf user not found")]
+    UserNotFound,
+    #[error("magic link not found")]
+    LinkNotFound,
+    #[error("another Leaf user already has this externalId")]
+    ExternalIdTaken,
+    #[error("the magic link has expired")]
+    LinkExpired,
+    #[error("the magic link has been used up")]
+    LinkUsedUp,
+}
+
+/// The account table: username → account, plus the token signing secret.
+pub struct Accounts {
+    by_name: RwLock<HashMap<Box<str>, Arc<Account>>>,
+    /// Config mode: username → (password, maxUsage). Empty in open mode.
+    configured: HashMap<String, (String, u32)>,
+    /// HS256 secret of this process's tokens: random, so no token outlives the process.
+    secret: [u8; 32],
+    link_base: Arc<str>,
+}
+
+impl Accounts {
+    pub fn new(settings: &Settings) -> Accounts {
+        let configured = settings
+            .leaf_accounts
+            .iter()
+            .map(|account| {
+                (
+                    account.username.clone(),
+                    (
+                        account.password.clone(),
+                        account.max_usage.unwrap_or(wire::DEFAULT_MAX_USAGE),
+                    ),
+                )
+            })
+            .collect();
+        let mut secret = [0u8; 32];
+        rand::rng().fill_bytes(&mut secret);
+        Accounts {
+            by_name: RwLock::new(HashMap::new()),
+            configured,
+            secret,
+            link_base: settings.leaf_link_base.as_str().into(),
+        }
+    }
+
+    /// Whether `username` may log in with `password`: in open mode any non-empty pair.
+    pub fn check_password(&self, username: &str, password: &str) -> bool {
+        if self.configured.is_empty() {
+            return !username.is_empty() && !password.is_empty();
+        }
+        self.configured
+            .get(username)
+            .is_some_and(|(expected, _)| expected == password)
+    }
+
+    /// The secret tokens are signed with.
+    pub fn signing_secret(&self) -> &[u8] {
+        &self.secret
+    }
+
+    /// The account of `username`, created on first use; `None` for a name no configured
+    /// account has (or an empty one).
+    pub fn account(&self, username: &str) -> Option<Arc<Account>> {
+        if username.is_empty() {
+            return None;
+        }
+        if let Some(account) = self.by_name.read().get(username) {
+            return Some(account.clone());
+        }
+        let max_usage = if self.configured.is_empty() {
+            wire::DEFAULT_MAX_USAGE
+        } else {
+            self.configured.get(username)?.1
+        };
+        let account = self
+            .by_name
+            .write()
+            .entry(username.into())
+            .or_insert_with(|| {
+                Arc::new(Account {
+                    username: username.into(),
+                    max_usage,
+                    link_base: self.link_base.clone(),
+                    state: Mutex::new(AccountState::default()),
+                })
+            })
+            .clone();
+        Some(account)
+    }
+
+    /// Records that the user behind `leaf_user_id` connected `provider` (hosted page,
+    /// control API).
+    pub fn connect_provider(
+        &self,
+        account: &str,
+        leaf_user_id: &str,
+        provider: Provider,
+        now: OffsetDateTime,
+    ) -> Result<wire::LeafUser, LeafError> {
+        self.account(account)
+            .ok_or(LeafError::UserNotFound)?
+            .connect_provider(leaf_user_id, provider, now)
+    }
+
+    /// Counts one access of a magic link's page (hosted page, control API).
+    pub fn access_magic_link(
+        &self,
+        account: &str,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<wire::MagicLink, LeafError> {
+        self.account(account)
+            .ok_or(LeafError::LinkNotFound)?
+            .access_magic_link(id, now)
+    }
+}
+
+/// One Leaf account (a tenant): fixed settings plus mutable state.
+pub struct Account {
+    pub username: Arc<str>,
+    /// Accesses each of its magic links allows.
+    pub max_usage: u32,
+    link_base: Arc<str>,
+    state: Mutex<AccountState>,
+}
+
+#[derive(Default)]
+struct AccountState {
+    users: HashMap<Uuid, User>,
+    /// Creation sequence → user id: the users' listing order.
+    user_order: BTreeMap<u64, Uuid>,
+    links: HashMap<String, Link>,
+    /// Creation sequence → link id: newest last, listed newest first.
+    link_order: BTreeMap<u64, String>,
+    next_seq: u64,
+}
+
+struct User {
+    seq: u64,
+    fields: UserFields,
+    credentials: HashMap<Provider, ProviderCredentials>,
+}
+
+/// The fields of a Leaf user a client sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserFields {
+    pub name: String,
+    pub email: String,
+    pub phone: Option<String>,
+    pub address: Option<String>,
+    pub external_id: Option<String>,
+}
+
+/// The user filters of `GET /users`, already validated; each is an exact match.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub external_id: Option<String>,
+}
+
+/// What distinguishes the three kinds of link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkKind {
+    Provider(Vec<AllowedProvider>),
+    Authentication(Provider),
+    FileUpload,
+}
+
+impl LinkKind {
+    pub fn widget(&self) -> Widget {
+        match self {
+            LinkKind::Provider(_) => Widget::Provider,
+            LinkKind::Authentication(_) => Widget::Authentication,
+            LinkKind::FileUpload => Widget::FileUpload,
+        }
+    }
+}
+
+/// A validated create body.
+#[derive(Debug, Clone)]
+pub struct NewMagicLink {
+    pub kind: LinkKind,
+    pub expires_in: Duration,
+    pub settings: LinkSettings,
+}
+
+/// Whose link it is: an existing user, or the one with an `externalId` (created if new).
+#[derive(Debug, Clone)]
+pub enum LinkOwner {
+    Existing(String),
+    ByExternalId {
+        external_id: String,
+        name: Option<String>,
+        email: Option<String>,
+    },
+}
+
+struct Link {
+    seq: u64,
+    user: Uuid,
+    kind: LinkKind,
+    settings: LinkSettings,
+    created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    last_accessed_at: Option<OffsetDateTime>,
+    usage_count: u32,
+}
+
+/// A new magicLinkId: the URL-safe base64 text, without padding, of a random UUID's string.
+/// Leaf's ids are standard base64; the URL-safe alphabet keeps every id usable as a path
+/// segment of the hosted page and the API.
+pub fn new_magic_link_id() -> String {
+    URL_SAFE_NO_PAD.encode(Uuid::new_v4().to_string())
+}
+
+impl AccountState {
+    fn next_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    fn external_id_taken(&self, external_id: &str, except: Option<Uuid>) -> bool {
+        self.users.iter().any(|(id, user)| {
+            Some(*id) != except && user.fields.external_id.as_deref() == Some(external_id)
+        })
+    }
+
+    fn user_id(&self, id: &str) -> Result<Uuid, LeafError> {
+        Uuid::parse_str(id)
+            .ok()
+            .filter(|id| self.users.contains_key(id))
+            .ok_or(LeafError::UserNotFound)
+    }
+}
+
+impl Account {
+    /// `POST /users`.
+    pub fn create_user(&self, fields: UserFields) -> Result<wire::LeafUser, LeafError> {
+        let mut state = self.state.lock();
+        if let Some(external_id) = &fields.external_id
+            && state.external_id_taken(external_id, None)
+        {
+            return Err(LeafError::ExternalIdTaken);
+        }
+        let id = Uuid::new_v4();
+        Ok(insert_user(&mut state, id, fields).view(id))
+    }
+
+    /// `GET /users/{id}`.
+    pub fn user(&self, id: &str) -> Result<wire::LeafUser, LeafError> {
+        let state = self.state.lock();
+        let id = state.user_id(id)?;
+        state
+            .users
+            .get(&id)
+            .map(|user| user.view(id))
+            .ok_or(LeafError::UserNotFound)
+    }
+
+    /// `GET /users`: one page, oldest first, and the number of matches.
+    pub fn list_users(
+        &self,
+        filter: &UserFilter,
+        page: u32,
+        size: u32,
+    ) -> (Vec<wire::LeafUser>, u64) {
+        let state = self.state.lock();
+        let matching: Vec<(&Uuid, &User)> = state
+            .user_order
+            .values()
+            .filter_map(|id| state.users.get(id).map(|user| (id, user)))
+            .filter(|(_, user)| {
+                let fields = &user.fields;
+                filter
+                    .email
+                    .as_ref()
+                    .is_none_or(|email| *email == fields.email)
+                    && filter.name.as_ref().is_none_or(|name| *name == fields.name)
+                    && filter
+                        .external_id
+                        .as_ref()
+                        .is_none_or(|external| fields.external_id.as_ref() == Some(external))
+            })
+            .collect();
+        let total = matching.len() as u64;
+        let items = matching
+            .into_iter()
+            .skip(page as usize * size as usize)
+            .take(size as usize)
+            .map(|(id, user)| user.view(*id))
+            .collect();
+        (items, total)
+    }
+
+    /// `PUT /users/{id}`: replaces every client-set field; connections stay.
+    pub fn replace_user(&self, id: &str, fields: UserFields) -> Result<wire::LeafUser, LeafError> {
+        let mut state = self.state.lock();
+        let id = state.user_id(id)?;
+        if let Some(external_id) = &fields.external_id
+            && state.external_id_taken(external_id, Some(id))
+        {
+            return Err(LeafError::ExternalIdTaken);
+        }
+        let user = state.users.get_mut(&id).ok_or(LeafError::UserNotFound)?;
+        user.fields = fields;
+        Ok(user.view(id))
+    }
+
+    /// `DELETE /users/{id}`. Its magic links stay listed, as records of what was sent.
+    pub fn delete_user(&self, id: &str) -> Result<(), LeafError> {
+        let mut state = self.state.lock();
+        let id = state.user_id(id)?;
+        if let Some(user) = state.users.remove(&id) {
+            state.user_order.remove(&user.seq);
+        }
+        Ok(())
+    }
+
+    /// Fills the user's credentials object for `provider`.
+    pub fn connect_provider(
+        &self,
+        leaf_user_id: &str,
+        provider: Provider,
+        now: OffsetDateTime,
+    ) -> Result<wire::LeafUser, LeafError> {
+        let mut state = self.state.lock();
+        let id = state.user_id(leaf_user_id)?;
+        let user = state.users.get_mut(&id).ok_or(LeafError::UserNotFound)?;
+        user.credentials.insert(
+            provider,
+            ProviderCredentials {
+                id: Uuid::new_v4().to_string(),
+                status: "VALID".to_owned(),
+                created_time: timefmt::millis(now),
+            },
+        );
+        Ok(user.view(id))
+    }
+
+    /// Creates a magic link for `owner`.
+    pub fn create_magic_link(
+        &self,
+        owner: LinkOwner,
+        link: NewMagicLink,
+        now: OffsetDateTime,
+    ) -> Result<wire::MagicLinkCreated, LeafError> {
+        let mut state = self.state.lock();
+        let user = match owner {
+            LinkOwner::Existing(id) => state.user_id(&id)?,
+            LinkOwner::ByExternalId {
+                external_id,
+                name,
+                email,
+            } => {
+                let existing = state
+                    .user_order
+                    .values()
+                    .find(|id| {
+                        state.users.get(*id).is_some_and(|user| {
+                            user.fields.external_id.as_deref() == Some(&external_id)
+                        })
+                    })
+                    .copied();
+                match existing {
+                    Some(id) => id,
+                    None => {
+                        let id = Uuid::new_v4();
+                        let fields = UserFields {
+                            name: name.unwrap_or_else(|| external_id.clone()),
+                            email: email.unwrap_or_else(|| external_id.clone()),
+                            phone: None,
+                            address: None,
+                            external_id: Some(external_id),
+                        };
+                        insert_user(&mut state, id, fields);
+                        id
+                    }
+                }
+            }
+        };
+        let mut settings = link.settings;
+        if link.kind == LinkKind::FileUpload {
+            settings.disconnect_enabled = false;
+        }
+        let id = new_magic_link_id();
+        let seq = state.next_seq();
+        let expires_at = now + link.expires_in;
+        state.link_order.insert(seq, id.clone());
+        state.links.insert(
+            id.clone(),
+            Link {
+                seq,
+                user,
+                kind: link.kind,
+                settings,
+                created_at: now,
+                expires_at,
+                last_accessed_at: None,
+                usage_count: 0,
+            },
+        );
+        Ok(wire::MagicLinkCreated {
+            link: self.link_url(&id),
+            id,
+            leaf_user_id: user.to_string(),
+            expires_at: timefmt::nanos(expires_at),
+        })
+    }
+
+    /// A `widget` link of this account; a link of another widget is not found.
+    pub fn magic_link(&self, widget: Widget, id: &str) -> Result<wire::MagicLink, LeafError> {
+        let state = self.state.lock();
+        let link = state
+            .links
+            .get(id)
+            .filter(|link| link.kind.widget() == widget)
+            .ok_or(LeafError::LinkNotFound)?;
+        Ok(self.view(id, link))
+    }
+
+    /// The account's `widget` links, newest first, optionally of one user and paged
+    /// (`(page, size)`); with the number of matches.
+    pub fn list_magic_links(
+        &self,
+        widget: Widget,
+        leaf_user_id: Option<&str>,
+        page: Option<(u32, u32)>,
+    ) -> (Vec<wire::MagicLink>, u64) {
+        let state = self.state.lock();
+        let user = leaf_user_id.map(|id| Uuid::parse_str(id).ok());
+        let matching: Vec<(&String, &Link)> = state
+            .link_order
+            .values()
+            .rev()
+            .filter_map(|id| state.links.get(id).map(|link| (id, link)))
+            .filter(|(_, link)| link.kind.widget() == widget)
+            .filter(|(_, link)| user.is_none_or(|user| user == Some(link.user)))
+            .collect();
+        let total = matching.len() as u64;
+        let (skip, take) = match page {
+            Some((page, size)) => (page as usize * size as usize, size as usize),
+            None => (0, usize::MAX),
+        };
+        let items = matching
+            .into_iter()
+            .skip(skip)
+            .take(take)
+            .map(|(id, link)| self.view(id, link))
+            .collect();
+        (items, total)
+    }
+
+    /// Deletes a `widget` link of this account.
+    pub fn delete_magic_link(&self, widget: Widget, id: &str) -> Result<(), LeafError> {
+        let mut state = self.state.lock();
+        match state.links.get(id) {
+            Some(link) if link.kind.widget() == widget => {
+                let seq = link.seq;
+                state.links.remove(id);
+                state.link_order.remove(&seq);
+                Ok(())
+            }
+            _ => Err(LeafError::LinkNotFound),
+        }
+    }
+
+    /// Counts one access of a link's page, of any widget; refused once it has expired or
+    /// been used `maxUsage` times.
+    pub fn access_magic_link(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<wire::MagicLink, LeafError> {
+        let mut state = self.state.lock();
+        let link = state.links.get_mut(id).ok_or(LeafError::LinkNotFound)?;
+        if link.expires_at <= now {
+            return Err(LeafError::LinkExpired);
+        }
+        if link.usage_count >= self.max_usage {
+            return Err(LeafError::LinkUsedUp);
+        }
+        link.usage_count += 1;
+        link.last_accessed_at = Some(now);
+        Ok(self.view(id, link))
+    }
+
+    fn link_url(&self, id: &str) -> String {
+        format!("{}/{id}", self.link_base)
+    }
+
+    fn view(&self, id: &str, link: &Link) -> wire::MagicLink {
+        let (allowed_providers, provider) = match &link.kind {
+            LinkKind::Provider(allowed) => (Some(allowed.clone()), None),
+            LinkKind::Authentication(provider) => (None, Some(*provider)),
+            LinkKind::FileUpload => (None, None),
+        };
+        wire::MagicLink {
+            id: id.to_owned(),
+            link: self.link_url(id),
+            created_at: timefmt::millis(link.created_at),
+            expires_at: timefmt::millis(link.expires_at),
+            last_accessed_at: link.last_accessed_at.map(timefmt::millis),
+            leaf_user_id: link.user.to_string(),
+            max_usage: self.max_usage,
+            usage_count: link.usage_count,
+            widget: link.kind.widget(),
+            settings: link.settings.clone(),
+            allowed_providers,
+            provider,
+        }
+    }
+}
+
+fn insert_user(state: &mut AccountState, id: Uuid, fields: UserFields) -> &User {
+    let seq = state.next_seq();
+    state.user_order.insert(seq, id);
+    state.users.entry(id).or_insert(User {
+        seq,
+        fields,
+        credentials: HashMap::new(),
+    })
+}
+
+impl User {
+    fn view(&self, id: Uuid) -> wire::LeafUser {
+        let credentials = |provider| self.credentials.get(&provider).cloned();
+        wire::LeafUser {
+            id: id.to_string(),
+            name: self.fields.name.clone(),
+            email: self.fields.email.clone(),
+            phone: self.fields.phone.clone(),
+            address: self.fields.address.clone(),
+            external_id: self.fields.external_id.clone(),
+            john_deere_credentials: credentials(Provider::JohnDeere),
+            climate_field_view_credentials: credentials(Provider::ClimateFieldView),
+            cnhi_credentials: credentials(Provider::Cnhi),
+            trimble_credentials: credentials(Provider::Trimble),
+            ag_leader_credentials: credentials(Provider::AgLeader),
+            raven_slingshot_credentials: credentials(Provider::RavenSlingshot),
+            stara_credentials: credentials(Provider::Stara),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{LeafAccountConfig, Options};
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2030-01-01 00:00 UTC);
+
+    fn accounts(configured: Vec<LeafAccountConfig>) -> Accounts {
+        let mut settings =
+            Settings::resolve(Options::default(), "127.0.0.1:1".parse().expect("addr"));
+        settings.leaf_accounts = configured;
+        Accounts::new(&settings)
+    }
+
+    fn provider_link() -> NewMagicLink {
+        NewMagicLink {
+            kind: LinkKind::Provider(vec![AllowedProvider::All]),
+            expires_in: Duration::seconds(900),
+            settings: LinkSettings::default(),
+        }
+    }
+
+    fn by_external_id(external_id: &str) -> LinkOwner {
+        LinkOwner::ByExternalId {
+            external_id: external_id.into(),
+            name: None,
+            email: None,
+        }
+    }
+
+    #[test]
+    fn magic_link_ids_are_unpadded_url_safe_base64_of_a_uuid() {
+        for _ in 0..50 {
+            let id = new_magic_link_id();
+            assert_eq!(id.len(), 48);
+            assert!(
+                id.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            );
+            let decoded = URL_SAFE_NO_PAD.decode(&id).expect("base64");
+            let text = String::from_utf8(decoded).expect("utf-8");
+            assert!(Uuid::parse_str(&text).is_ok(), "{text}");
+        }
+    }
+
+    #[test]
+    fn open_mode_accepts_any_non_empty_credentials() {
+        let accounts = accounts(Vec::new());
+        assert!(accounts.check_password("anyone", "x"));
+        assert!(!accounts.check_password("", "x"));
+        assert!(!accounts.check_password("anyone", ""));
+        assert_eq!(
+            accounts.account("anyone").expect("account").max_usage,
+            wire::DEFAULT_MAX_USAGE
+        );
+    }
+
+    #[test]
+    fn config_mode_knows_only_its_accounts_and_their_max_usage() {
+        let accounts = accounts(vec![LeafAccountConfig {
+            username: "qa".into(),
+            password: "pw".into(),
+            max_usage: Some(5),
+        }]);
+        assert!(accounts.check_password("qa", "pw"));
+        assert!(!accounts.check_password("qa", "wrong"));
+        assert!(!accounts.check_password("other", "pw"));
+        assert!(accounts.account("other").is_none());
+        assert_eq!(accounts.account("qa").expect("account").max_usage, 5);
+    }
+
+    #[test]
+    fn the_same_external_id_reuses_the_user() {
+        let account = accounts(Vec::new()).account("a").expect("account");
+        let first = account
+            .create_magic_link(by_external_id("ext"), provider_link(), NOW)
+            .expect("created");
+        let second = account
+            .create_magic_link(by_external_id("ext"), provider_link(), NOW)
+            .expect("created");
+        assert_eq!(first.leaf_user_id, second.leaf_user_id);
+        let user = account.user(&first.leaf_user_id).expect("user");
+        assert_eq!((user.name.as_str(), user.email.as_str()), ("ext", "ext"));
+    }
+
+    #[test]
+    fn accesses_count_until_the_link_is_used_up_or_expired() {
+        let accounts = accounts(Vec::new());
+        let account = accounts.account("a").expect("account");
+        let link = account
+            .create_magic_link(by_external_id("e"), provider_link(), NOW)
+            .expect("created");
+        for count in 1..=3 {
+            let view = accounts
+                .access_magic_link("a", &link.id, NOW)
+                .expect("access");
+            assert_eq!(view.usage_count, count);
+            assert_eq!(
+                view.last_accessed_at.as_deref(),
+                Some("2030-01-01T00:00:00.000Z")
+            );
+        }
+        assert_eq!(
+            accounts.access_magic_link("a", &link.id, NOW),
+            Err(LeafError::LinkUsedUp)
+        );
+        let other = account
+            .create_magic_link(by_external_id("e"), provider_link(), NOW)
+            .expect("created");
+        assert_eq!(
+            account.access_magic_link(&other.id, NOW + Duration::seconds(900)),
+            Err(LeafError::LinkExpired)
+        );
+    }
+
+    #[test]
+    fn connecting_a_provider_fills_its_credentials() {
+        let accounts = accounts(Vec::new());
+        let account = accounts.account("a").expect("account");
+        let user = account
+            .create_user(UserFields {
+                name: "n".into(),
+                email: "e".into(),
+                ..UserFields::default()
+            })
+            .expect("created");
+        assert!(user.stara_credentials.is_none());
+        let connected = accounts
+            .connect_provider("a", &user.id, Provider::Stara, NOW)
+            .expect("connected");
+        assert!(connected.stara_credentials.is_some());
+        assert!(connected.john_deere_credentials.is_none());
+        assert_eq!(
+            accounts.connect_provider("b", &user.id, Provider::Stara, NOW),
+            Err(LeafError::UserNotFound)
+        );
+    }
+}

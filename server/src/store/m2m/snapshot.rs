@@ -1,0 +1,324 @@
+//! A partner's whole M2M state as the control API shows it (`GET /_sandbox/snapshot`), its
+//! restore (`PUT`), its reset, and the tenant lookups the control API needs.
+//!
+//! A snapshot keeps ids as the partner saw them, so it restores only into the partner whose
+//! slug they embed. The webhook secret and the rate-limit windows are not part of it: the
+//! secret is shown once [doc], and windows are not state a test sets up.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use linkbox_contracts::m2m::OperationStatus;
+use linkbox_contracts::sandbox::{M2mSnapshot, SnapshotDataRequest, SnapshotLink, SnapshotUser};
+use linkbox_contracts::{m2m as wire, timefmt};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::operations::Operation;
+use super::{DataRequest, Link, Partner, PartnerState, Partners, User, ids, open_mode_slug};
+
+/// Snapshot format version.
+const VERSION: u32 = 1;
+
+impl Partners {
+    /// The tenant (partner slug) a key names, without creating a partner or checking
+    /// suspension: for recording and scoping, not for authorizing.
+    pub fn tenant_of(&self, key: &str) -> Option<Arc<str>> {
+        if !wire::is_test_key(key) {
+            return None;
+        }
+        if let Some(partner) = self.by_key.read().get(key) {
+            return Some(partner.slug.clone());
+        }
+        (!self.closed).then(|| open_mode_slug(key).into())
+    }
+
+    /// The partner with `slug`, if it has been seen.
+    pub fn by_slug(&self, slug: &str) -> Option<Arc<Partner>> {
+        self.by_key
+            .read()
+            .values()
+            .find(|partner| &*partner.slug == slug)
+            .cloned()
+    }
+}
+
+impl Partner {
+    /// Forgets every link, user, data request and operation, and the rate-limit windows;
+    /// keeps the webhook URL and secret (portal settings).
+    pub fn reset(&self) {
+        let mut state = self.state.lock();
+        let webhook_url = state.webhook_url.take();
+        let webhook_secret = std::mem::take(&mut state.webhook_secret);
+        *state = PartnerState {
+            webhook_url,
+            webhook_secret,
+            ..PartnerState::default()
+        };
+    }
+
+    /// The partner's whole state.
+    pub fn snapshot(&self) -> M2mSnapshot {
+        let state = self.state.lock();
+        let users = state
+            .users
+            .iter()
+            .map(|user| SnapshotUser {
+                user_id: self.user_id(user),
+                reference_id: user.reference_id.to_string(),
+                user_data: user.data.clone(),
+            })
+            .collect();
+        let links = state
+            .links
+            .iter()
+            .map(|link| SnapshotLink {
+                link_id: self.link_id(link.suffix),
+                reference_id: state.users[link.user as usize].reference_id.to_string(),
+                status: link.status,
+                token: link.token.to_string(),
+                flow: link.flow.to_string(),
+                theme: link.theme.as_deref().map(str::to_owned),
+                language: link.language,
+                callback_url: link.callback_url.as_deref().map(str::to_owned),
+                metadata: link.metadata.as_deref().cloned(),
+                created_at: timefmt::millis(link.created_at),
+                expires_at: timefmt::millis(link.expires_at),
+                opened_at: link.opened_at.map(timefmt::millis),
+                revoked_at: link.revoked_at.map(timefmt::millis),
+                revoke_reason: link.revoke_reason.as_deref().map(str::to_owned),
+                operation_id: link.operation_id.as_deref().map(str::to_owned),
+            })
+            .collect();
+        let mut data_requests: Vec<&DataRequest> = state.data_requests.values().collect();
+        data_requests.sort_by_key(|request| (request.link, request.suffix));
+        let data_requests = data_requests
+            .into_iter()
+            .map(|request| SnapshotDataRequest {
+                data_request_id: format!("dr_{}_{}", self.slug, ids::fmt_hex48(request.suffix)),
+                link_id: self.link_id(state.links[request.link as usize].suffix),
+                required_fields: request.required_fields.clone(),
+                fulfilled_at: request.fulfilled_at.map(timefmt::millis),
+            })
+            .collect();
+        let mut operation_links: Vec<u32> = state.operations.keys().copied().collect();
+        operation_links.sort_unstable();
+        let operations = operation_links
+            .into_iter()
+            .map(|index| self.operation_view(&state, index as usize))
+            .collect();
+        M2mSnapshot {
+            version: VERSION,
+            partner: self.slug.to_string(),
+            webhook_url: state.webhook_url.clone(),
+            users,
+            links,
+            data_requests,
+            operations,
+        }
+    }
+
+    /// Replaces the partner's state with `snapshot`; on any error nothing changes.
+    pub fn restore(&self, snapshot: M2mSnapshot) -> Result<(), String> {
+        let restored = self.rebuild(snapshot)?;
+        let mut state = self.state.lock();
+        let webhook_secret = std::mem::take(&mut state.webhook_secret);
+        *state = PartnerState {
+            webhook_secret,
+            ..restored
+        };
+        Ok(())
+    }
+
+    fn rebuild(&self, snapshot: M2mSnapshot) -> Result<PartnerState, String> {
+        if snapshot.version != VERSION {
+            return Err(format!(
+                "Unsupported snapshot version {}: expected {VERSION}",
+                snapshot.version
+            ));
+        }
+        if snapshot.partner != *self.slug {
+            return Err(format!(
+                "The snapshot belongs to partner {:?}, not to the caller's partner {:?}",
+                snapshot.partner, self.slug
+            ));
+        }
+        let mut state = PartnerState {
+            webhook_url: snapshot.webhook_url,
+            ..PartnerState::default()
+        };
+        for user in snapshot.users {
+            let suffix = ids::suffix_of(&user.user_id, "user", &self.slug)
+                .and_then(|text| <[u8; 6]>::try_from(text.as_bytes()).ok())
+                .filter(|bytes| bytes.iter().all(u8::is_ascii_alphanumeric))
+                .ok_or_else(|| format!("Invalid userId {:?}", user.user_id))?;
+            let index = state.users.len() as u32;
+            if state
+                .user_index
+                .insert(user.reference_id.as_str().into(), index)
+                .is_some()
+            {
+                return Err(format!("referenceId {:?} appears twice", user.reference_id));
+            }
+            state.users.push(User {
+                suffix,
+                reference_id: user.reference_id.into(),
+                data: user.user_data,
+                links: Vec::new(),
+            });
+        }
+        let mut operation_ids: HashMap<String, u32> = HashMap::new();
+        for link in snapshot.links {
+            let suffix = self.parse_link_id(&link.link_id)?;
+            let user = *state
+                .user_index
+                .get(link.reference_id.as_str())
+                .ok_or_else(|| format!("Link {} names an unknown referenceId", link.link_id))?;
+            let index = state.links.len() as u32;
+            if state.link_index.insert(suffix, index).is_some() {
+                return Err(format!("linkId {:?} appears twice", link.link_id));
+            }
+            if let Some(operation_id) = &link.operation_id {
+                operation_ids.insert(operation_id.clone(), index);
+            }
+            state.users[user as usize].links.push(index);
+            state.links.push(Link {
+                suffix,
+                user,
+                status: link.status,
+                token: Uuid::parse_str(&link.token)
+                    .map_err(|_| format!("Invalid token of link {}", link.link_id))?,
+                flow: link.flow.into(),
+                theme: link.theme.map(Into::into),
+                language: link.language,
+                callback_url: link.callback_url.map(Into::into),
+                metadata: link.metadata.map(Box::new),
+                created_at: time_of(&link.created_at)?,
+                expires_at: time_of(&link.expires_at)?,
+                opened_at: link.opened_at.as_deref().map(time_of).transpose()?,
+                revoked_at: link.revoked_at.as_deref().map(time_of).transpose()?,
+                revoke_reason: link.revoke_reason.map(Into::into),
+                operation_id: link.operation_id.map(Into::into),
+            });
+        }
+        for request in snapshot.data_requests {
+            let suffix = ids::suffix_of(&request.data_request_id, "dr", &self.slug)
+                .and_then(ids::parse_hex48)
+                .ok_or_else(|| format!("Invalid dataRequestId {:?}", request.data_request_id))?;
+            let link = self.parse_link_id(&request.link_id)?;
+            let link = *state.link_index.get(&link).ok_or_else(|| {
+                format!(
+                    "Data request {} names an unknown link",
+                    request.data_request_id
+                )
+            })?;
+            state.data_requests.insert(
+                suffix,
+                DataRequest {
+                    suffix,
+                    link,
+                    required_fields: request.required_fields,
+                    fulfilled_at: request.fulfilled_at.as_deref().map(time_of).transpose()?,
+                },
+            );
+        }
+        for operation in snapshot.operations {
+            let suffix = ids::suffix_of(&operation.operation_id, "op", &self.slug)
+                .and_then(|text| <[u8; 6]>::try_from(text.as_bytes()).ok())
+                .ok_or_else(|| format!("Invalid operationId {:?}", operation.operation_id))?;
+            let link = *operation_ids.get(&operation.operation_id).ok_or_else(|| {
+                format!(
+                    "Operation {} is not the operationId of any link",
+                    operation.operation_id
+                )
+            })?;
+            let cancelled_at = operation.cancelled_at.as_deref().map(time_of).transpose()?;
+            if (operation.status == OperationStatus::Cancelled) != cancelled_at.is_some() {
+                return Err(format!(
+                    "Operation {}: status and cancelledAt disagree",
+                    operation.operation_id
+                ));
+            }
+            state.operations.insert(
+                link,
+                Operation {
+                    suffix,
+                    amount: operation.amount,
+                    created_at: time_of(&operation.created_at)?,
+                    cancelled_at,
+                },
+            );
+        }
+        Ok(state)
+    }
+
+    fn parse_link_id(&self, link_id: &str) -> Result<u64, String> {
+        ids::suffix_of(link_id, "link", &self.slug)
+            .and_then(ids::parse_hex48)
+            .ok_or_else(|| format!("Invalid linkId {link_id:?}"))
+    }
+
+    fn user_id(&self, user: &User) -> String {
+        format!("user_{}_{}", self.slug, ids::fmt_alnum6(&user.suffix))
+    }
+}
+
+fn time_of(text: &str) -> Result<OffsetDateTime, String> {
+    timefmt::parse(text).ok_or_else(|| format!("Invalid timestamp {text:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests_support::{KEY, NOW, new_link, partner};
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_snapshot_restores_to_an_equal_snapshot_after_a_reset() {
+        let partner = partner();
+        let mut first = new_link("u1");
+        first.metadata = Some(json!({"orderId": "A1"}));
+        let link = partner.create_link(first, NOW).expect("link");
+        partner.open_link(&link.link_id, NOW).expect("open");
+        partner.create_link(new_link("u2"), NOW).expect("link");
+        partner.set_webhook_url(Some("http://127.0.0.1:9/hooks".into()));
+        let before = partner.snapshot();
+        assert_eq!(before.links.len(), 2);
+        assert_eq!(before.data_requests.len(), 1);
+        partner.reset();
+        assert_eq!(partner.link_count(), 0);
+        assert_eq!(
+            partner.webhook_url().as_deref(),
+            Some("http://127.0.0.1:9/hooks")
+        );
+        partner.restore(before.clone()).expect("restore");
+        assert_eq!(partner.snapshot(), before);
+        assert!(partner.link(&link.link_id).is_ok());
+    }
+
+    #[test]
+    fn a_snapshot_of_another_partner_is_refused_and_changes_nothing() {
+        let partner = partner();
+        partner.create_link(new_link("u1"), NOW).expect("link");
+        let mut foreign = partner.snapshot();
+        foreign.partner = "someoneelse".into();
+        foreign.links.clear();
+        assert!(partner.restore(foreign).is_err());
+        assert_eq!(partner.link_count(), 1);
+    }
+
+    #[test]
+    fn tenant_of_names_the_open_mode_slug_without_creating_a_partner() {
+        let settings = crate::config::Settings::resolve(
+            crate::config::Options::default(),
+            ([127, 0, 0, 1], 1).into(),
+        );
+        let partners = Partners::new(&settings);
+        assert_eq!(
+            partners.tenant_of(KEY).as_deref(),
+            Some(&*open_mode_slug(KEY))
+        );
+        assert!(partners.all().is_empty());
+        assert_eq!(partners.tenant_of("m2m_live_x"), None);
+    }
+}

@@ -1,0 +1,128 @@
+//! The background task that delivers webhooks, off every request path.
+//!
+//! It wakes when a delivery is queued or replayed, when the sandbox clock is moved (so
+//! `POST /_sandbox/clock` fires due retries at once), when an attempt finishes, and at least
+//! once a second for the clock's own passage. Each attempt runs in its own task, so a slow
+//! receiver holds up nothing but itself; all of them are aborted on shutdown.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use http::header;
+use linkbox_contracts::m2m::webhook_headers;
+use tokio::task::JoinSet;
+
+use super::{Attempt, Job, sign};
+use crate::app::App;
+
+/// Longest the engine sleeps without looking at the clock.
+const MAX_IDLE: Duration = Duration::from_secs(1);
+
+/// Delivers due webhooks until `shutdown` completes.
+pub async fn run(app: App, shutdown: impl Future<Output = ()>) {
+    let client = match reqwest::Client::builder()
+        .no_proxy()
+        .timeout(app.settings.webhook_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "webhook client could not be built; no webhooks will be sent");
+            return;
+        }
+    };
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut attempts = JoinSet::new();
+    loop {
+        let now = app.clock.now();
+        for job in app.webhooks.take_due(now) {
+            attempts.spawn(attempt(client.clone(), app.clone(), job));
+        }
+        let idle = app
+            .webhooks
+            .next_due()
+            .map(|due| (due - app.clock.now()).clamp(time::Duration::ZERO, time::Duration::SECOND))
+            .and_then(|wait| Duration::try_from(wait).ok())
+            .unwrap_or(MAX_IDLE)
+            .max(Duration::from_millis(5));
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = app.webhooks.woken() => {}
+            () = app.clock.moved() => {}
+            Some(_) = attempts.join_next() => {}
+            () = tokio::time::sleep(idle) => {}
+        }
+    }
+    attempts.abort_all();
+}
+
+/// Makes one attempt and records it, reading the URL and the secret now.
+async fn attempt(client: reqwest::Client, app: App, job: Job) {
+    let at = app.clock.now();
+    let url = job
+        .callback_url
+        .clone()
+        .or_else(|| job.partner.webhook_url());
+    let started = Instant::now();
+    let (status_code, error) = match &url {
+        None => (
+            None,
+            Some(
+                "no webhook URL: the link has no callbackUrl and the partner has no webhook URL \
+                 (set one with PUT /_sandbox/m2m/webhook-config)"
+                    .to_owned(),
+            ),
+        ),
+        Some(url) => {
+            let timestamp = at.unix_timestamp();
+            let secret = job.partner.webhook_secret();
+            let sent = client
+                .post(url)
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(webhook_headers::EVENT, job.event)
+                .header(webhook_headers::TIMESTAMP, timestamp.to_string())
+                .header(
+                    webhook_headers::SIGNATURE,
+                    sign::signature(&secret, timestamp, &job.body),
+                )
+                .body(job.body.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(response) => (Some(response.status().as_u16()), None),
+                Err(error) => (None, Some(describe(&error, &app))),
+            }
+        }
+    };
+    let outcome = Attempt {
+        at,
+        url,
+        status_code,
+        error,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    tracing::debug!(delivery = %job.id, event = job.event, status = ?outcome.status_code, error = ?outcome.error, "webhook attempt");
+    app.webhooks.record_attempt(&job.id, outcome);
+}
+
+fn describe(error: &reqwest::Error, app: &App) -> String {
+    if error.is_timeout() {
+        return format!(
+            "timed out after {} ms without an answer",
+            app.settings.webhook_timeout.as_millis()
+        );
+    }
+    let mut text = if error.is_connect() {
+        "could not connect".to_owned()
+    } else {
+        "request failed".to_owned()
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

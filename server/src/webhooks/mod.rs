@@ -1,0 +1,442 @@
+//! Signed M2M webhooks: the delivery queue and its records.
+//!
+//! Facade: [`Webhooks`] (held by the [`App`](crate::App)) — `enqueue` is a cheap push under a
+//! short lock that wakes the engine; `deliveries`, `replay` and `forget_*` serve the control
+//! API. [`events`] builds each documented event's payload. Internal: [`engine`] is the one
+//! background task that makes attempts, and [`sign`] computes `X-M2M-Signature`.
+//!
+//! Rules [doc unless marked]: five attempts, each after the previous one by 0 s, 1 min,
+//! 5 min, 30 min, 2 h *on the sandbox clock*; any 2xx delivers; otherwise, after the fifth,
+//! the delivery is failed and replayable. Where to send and which secret signs are read when
+//! each attempt is made, so a new webhook URL or a regenerated secret applies from the next
+//! attempt on. A delivery with no URL to go to records a failed attempt saying so and keeps
+//! its schedule [design], so setting the URL later still delivers it.
+
+pub mod engine;
+pub mod events;
+pub mod sign;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use linkbox_contracts::sandbox::{
+    DeliveryAttempt, DeliveryStatus, DeliveryView, WEBHOOK_RETRY_DELAYS_SECS,
+};
+use linkbox_contracts::timefmt;
+use parking_lot::Mutex;
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+use tokio::sync::Notify;
+
+use crate::store::ids;
+use crate::store::m2m::Partner;
+
+/// Finished deliveries beyond this many are forgotten, oldest first; pending ones never are.
+const MAX_KEPT_DELIVERIES: usize = 10_000;
+
+/// The delay before attempt number `step` (0-based), or `None` when the schedule is over.
+pub fn delay_before_attempt(step: usize) -> Option<Duration> {
+    WEBHOOK_RETRY_DELAYS_SECS
+        .get(step)
+        .map(|secs| Duration::seconds(*secs))
+}
+
+/// Cheap to clone: the queue and the records are shared.
+#[derive(Clone, Default)]
+pub struct Webhooks {
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    deliveries: Mutex<VecDeque<Delivery>>,
+    /// Woken on every enqueue and replay.
+    wake: Notify,
+}
+
+struct Delivery {
+    id: String,
+    partner: Arc<Partner>,
+    event: &'static str,
+    /// The exact body, fixed at the event: retries resend the same bytes.
+    body: Bytes,
+    /// The link's `callbackUrl`; when absent the partner's URL is read at each attempt.
+    callback_url: Option<String>,
+    status: DeliveryStatus,
+    attempts: Vec<Attempt>,
+    /// Index into the retry schedule of the next attempt.
+    step: usize,
+    next_attempt_at: Option<OffsetDateTime>,
+    in_flight: bool,
+    created_at: OffsetDateTime,
+}
+
+/// The outcome of one attempt, as the engine reports it.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub at: OffsetDateTime,
+    pub url: Option<String>,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub duration_ms: u64,
+}
+
+impl Attempt {
+    fn succeeded(&self) -> bool {
+        self.status_code
+            .is_some_and(|code| (200..300).contains(&code))
+    }
+}
+
+/// One attempt the engine is to make now.
+pub struct Job {
+    pub id: String,
+    pub partner: Arc<Partner>,
+    pub event: &'static str,
+    pub body: Bytes,
+    pub callback_url: Option<String>,
+}
+
+/// Whose deliveries a caller sees.
+#[derive(Clone, Copy)]
+pub enum Visible<'a> {
+    All,
+    Tenant(&'a str),
+}
+
+impl Visible<'_> {
+    fn sees(&self, delivery: &Delivery) -> bool {
+        match self {
+            Visible::All => true,
+            Visible::Tenant(slug) => &*delivery.partner.slug == *slug,
+        }
+    }
+}
+
+/// Why a replay was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayError {
+    #[error("Delivery not found")]
+    NotFound,
+    #[error("The delivery is being attempted right now; try again when it has finished")]
+    InFlight,
+}
+
+impl Webhooks {
+    pub fn new() -> Webhooks {
+        Webhooks::default()
+    }
+
+    /// Queues `event` for `partner`, first attempt due at once; returns the delivery id.
+    /// Never waits on the network: the engine makes the attempt.
+    pub fn enqueue(
+        &self,
+        partner: &Arc<Partner>,
+        event: &'static str,
+        data: impl Serialize,
+        callback_url: Option<String>,
+        now: OffsetDateTime,
+    ) -> String {
+        let payload = linkbox_contracts::m2m::WebhookPayload {
+            event: event.to_owned(),
+            timestamp: timefmt::millis(now),
+            data,
+        };
+        let body = serde_json::to_vec(&payload).unwrap_or_else(|error| {
+            tracing::error!(%error, event, "webhook payload did not serialize");
+            b"{}".to_vec()
+        });
+        let id = format!("whd_{}", ids::fmt_hex48(ids::hex48()));
+        let delivery = Delivery {
+            id: id.clone(),
+            partner: partner.clone(),
+            event,
+            body: body.into(),
+            callback_url,
+            status: DeliveryStatus::Pending,
+            attempts: Vec::new(),
+            step: 0,
+            next_attempt_at: Some(now),
+            in_flight: false,
+            created_at: now,
+        };
+        {
+            let mut deliveries = self.shared.deliveries.lock();
+            deliveries.push_back(delivery);
+            trim(&mut deliveries);
+        }
+        self.shared.wake.notify_one();
+        id
+    }
+
+    /// Marks every delivery due at `now` as in flight and hands it to the engine.
+    pub fn take_due(&self, now: OffsetDateTime) -> Vec<Job> {
+        let mut deliveries = self.shared.deliveries.lock();
+        deliveries
+            .iter_mut()
+            .filter(|delivery| {
+                delivery.status == DeliveryStatus::Pending
+                    && !delivery.in_flight
+                    && delivery.next_attempt_at.is_some_and(|at| at <= now)
+            })
+            .map(|delivery| {
+                delivery.in_flight = true;
+                Job {
+                    id: delivery.id.clone(),
+                    partner: delivery.partner.clone(),
+                    event: delivery.event,
+                    body: delivery.body.clone(),
+                    callback_url: delivery.callback_url.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// When the earliest waiting delivery falls due.
+    pub fn next_due(&self) -> Option<OffsetDateTime> {
+        self.shared
+            .deliveries
+            .lock()
+            .iter()
+            .filter(|delivery| delivery.status == DeliveryStatus::Pending && !delivery.in_flight)
+            .filter_map(|delivery| delivery.next_attempt_at)
+            .min()
+    }
+
+    /// Records an attempt and schedules the next one, or settles the delivery.
+    pub fn record_attempt(&self, id: &str, attempt: Attempt) {
+        let mut deliveries = self.shared.deliveries.lock();
+        // Gone when a reset forgot it while the attempt was in flight.
+        let Some(delivery) = deliveries.iter_mut().find(|delivery| delivery.id == id) else {
+            return;
+        };
+        delivery.in_flight = false;
+        delivery.step += 1;
+        let at = attempt.at;
+        let succeeded = attempt.succeeded();
+        delivery.attempts.push(attempt);
+        if succeeded {
+            delivery.status = DeliveryStatus::Delivered;
+            delivery.next_attempt_at = None;
+        } else if let Some(delay) = delay_before_attempt(delivery.step) {
+            delivery.next_attempt_at = Some(at + delay);
+        } else {
+            delivery.status = DeliveryStatus::Failed;
+            delivery.next_attempt_at = None;
+        }
+    }
+
+    /// Sends a delivery again, whatever its status, with a fresh schedule; its earlier
+    /// attempts stay on record.
+    pub fn replay(
+        &self,
+        id: &str,
+        visible: Visible<'_>,
+        now: OffsetDateTime,
+    ) -> Result<DeliveryView, ReplayError> {
+        let view = {
+            let mut deliveries = self.shared.deliveries.lock();
+            let delivery = deliveries
+                .iter_mut()
+                .find(|delivery| delivery.id == id && visible.sees(delivery))
+                .ok_or(ReplayError::NotFound)?;
+            if delivery.in_flight {
+                return Err(ReplayError::InFlight);
+            }
+            delivery.status = DeliveryStatus::Pending;
+            delivery.step = 0;
+            delivery.next_attempt_at = Some(now);
+            Unresolved::of(delivery)
+        };
+        self.shared.wake.notify_one();
+        Ok(view.resolve())
+    }
+
+    /// The deliveries `visible` sees, newest first.
+    pub fn deliveries(&self, visible: Visible<'_>) -> Vec<DeliveryView> {
+        let unresolved: Vec<Unresolved> = self
+            .shared
+            .deliveries
+            .lock()
+            .iter()
+            .rev()
+            .filter(|delivery| visible.sees(delivery))
+            .map(Unresolved::of)
+            .collect();
+        // Partner locks are taken only after the queue's is released.
+        unresolved.into_iter().map(Unresolved::resolve).collect()
+    }
+
+    /// Forgets one tenant's deliveries (its reset).
+    pub fn forget_tenant(&self, slug: &str) {
+        self.shared
+            .deliveries
+            .lock()
+            .retain(|delivery| &*delivery.partner.slug != slug);
+    }
+
+    /// Forgets every delivery (admin reset).
+    pub fn forget_all(&self) {
+        self.shared.deliveries.lock().clear();
+    }
+
+    /// Completes when something was enqueued or replayed since the last call.
+    pub async fn woken(&self) {
+        self.shared.wake.notified().await;
+    }
+}
+
+/// Drops the oldest finished deliveries beyond the cap.
+fn trim(deliveries: &mut VecDeque<Delivery>) {
+    let mut excess = deliveries.len().saturating_sub(MAX_KEPT_DELIVERIES);
+    if excess == 0 {
+        return;
+    }
+    deliveries.retain(|delivery| {
+        if excess > 0 && delivery.status != DeliveryStatus::Pending {
+            excess -= 1;
+            false
+        } else {
+            true
+        }
+    });
+}
+
+/// A delivery copied out under the queue's lock, its URL still to read from the partner.
+struct Unresolved {
+    view: DeliveryView,
+    partner: Arc<Partner>,
+}
+
+impl Unresolved {
+    fn of(delivery: &Delivery) -> Unresolved {
+        Unresolved {
+            partner: delivery.partner.clone(),
+            view: DeliveryView {
+                id: delivery.id.clone(),
+                event: delivery.event.to_owned(),
+                url: delivery.callback_url.clone(),
+                status: delivery.status,
+                attempts: delivery
+                    .attempts
+                    .iter()
+                    .map(|attempt| DeliveryAttempt {
+                        at: timefmt::millis(attempt.at),
+                        url: attempt.url.clone(),
+                        status_code: attempt.status_code,
+                        error: attempt.error.clone(),
+                        duration_ms: attempt.duration_ms,
+                    })
+                    .collect(),
+                next_attempt_at: delivery.next_attempt_at.map(timefmt::millis),
+                created_at: timefmt::millis(delivery.created_at),
+                tenant: delivery.partner.slug.to_string(),
+                payload: serde_json::from_slice(&delivery.body).unwrap_or_default(),
+            },
+        }
+    }
+
+    fn resolve(mut self) -> DeliveryView {
+        if self.view.url.is_none() {
+            self.view.url = self.partner.webhook_url();
+        }
+        self.view
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Options, Settings};
+    use crate::store::m2m::Partners;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-02-10 12:00 UTC);
+
+    fn partner() -> Arc<Partner> {
+        let settings = Settings::resolve(Options::default(), ([127, 0, 0, 1], 1).into());
+        Partners::new(&settings)
+            .authenticate("m2m_test_0123456789abcdefghijklmnopqrstuv")
+            .expect("open mode")
+    }
+
+    fn failed_at(at: OffsetDateTime) -> Attempt {
+        Attempt {
+            at,
+            url: None,
+            status_code: Some(500),
+            error: None,
+            duration_ms: 1,
+        }
+    }
+
+    #[test]
+    fn the_retry_schedule_is_now_then_1_5_30_and_120_minutes() {
+        let delays: Vec<i64> = (0..6)
+            .map_while(delay_before_attempt)
+            .map(|delay| delay.whole_minutes())
+            .collect();
+        assert_eq!(delays, [0, 1, 5, 30, 120]);
+    }
+
+    #[test]
+    fn each_failed_attempt_schedules_the_next_until_the_fifth_fails_the_delivery() {
+        let webhooks = Webhooks::new();
+        let id = webhooks.enqueue(&partner(), "link.created", (), None, NOW);
+        let mut now = NOW;
+        for (attempt, minutes) in [1, 5, 30, 120].into_iter().enumerate() {
+            assert_eq!(webhooks.take_due(now).len(), 1, "attempt {attempt}");
+            webhooks.record_attempt(&id, failed_at(now));
+            let next = now + Duration::minutes(minutes);
+            assert!(webhooks.take_due(next - Duration::seconds(1)).is_empty());
+            assert_eq!(webhooks.next_due(), Some(next));
+            now = next;
+        }
+        assert_eq!(webhooks.take_due(now).len(), 1);
+        webhooks.record_attempt(&id, failed_at(now));
+        let view = &webhooks.deliveries(Visible::All)[0];
+        assert_eq!(view.status, DeliveryStatus::Failed);
+        assert_eq!(view.attempts.len(), 5);
+        assert_eq!(view.next_attempt_at, None);
+        assert_eq!(webhooks.next_due(), None);
+    }
+
+    #[test]
+    fn a_2xx_delivers_and_a_replay_starts_a_fresh_schedule() {
+        let webhooks = Webhooks::new();
+        let id = webhooks.enqueue(&partner(), "link.created", (), None, NOW);
+        webhooks.take_due(NOW);
+        let mut ok = failed_at(NOW);
+        ok.status_code = Some(204);
+        webhooks.record_attempt(&id, ok);
+        assert_eq!(
+            webhooks.deliveries(Visible::All)[0].status,
+            DeliveryStatus::Delivered
+        );
+        assert!(webhooks.take_due(NOW + Duration::days(1)).is_empty());
+        let later = NOW + Duration::hours(1);
+        let replayed = webhooks.replay(&id, Visible::All, later).expect("replay");
+        assert_eq!(replayed.status, DeliveryStatus::Pending);
+        assert_eq!(webhooks.take_due(later).len(), 1);
+        assert_eq!(
+            webhooks.replay(&id, Visible::All, later),
+            Err(ReplayError::InFlight)
+        );
+    }
+
+    #[test]
+    fn other_tenants_neither_see_nor_replay_a_delivery() {
+        let webhooks = Webhooks::new();
+        let id = webhooks.enqueue(&partner(), "link.created", (), None, NOW);
+        assert!(webhooks.deliveries(Visible::Tenant("someone")).is_empty());
+        assert_eq!(
+            webhooks
+                .replay(&id, Visible::Tenant("someone"), NOW)
+                .map(|_| ()),
+            Err(ReplayError::NotFound)
+        );
+        webhooks.forget_tenant("someone");
+        assert_eq!(webhooks.deliveries(Visible::All).len(), 1);
+    }
+}

@@ -1,0 +1,418 @@
+//! The `/_sandbox` control API over real sockets: clock, tenancy, reset, journal, faults and
+//! snapshots.
+
+use std::time::{Duration, Instant};
+
+use linkbox::Options;
+use linkbox_tests::{Reply, TestApp, assert_m2m_error, spawn_app, spawn_app_with, test_key};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+#[track_caller]
+fn assert_control_error(reply: &Reply, status: u16, code: &str) {
+    assert_eq!(reply.status, status, "status of {reply:?}");
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(reply.json["error"]["code"], code, "{reply:?}");
+    assert!(reply.json["error"]["message"].is_string(), "{reply:?}");
+}
+
+async fn add_fault(app: &TestApp, key: &str, fault: Value) {
+    let reply = app
+        .control(Method::POST, "/faults", Some(key), Some(&fault))
+        .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+}
+
+#[tokio::test]
+async fn health_answers_without_a_key() {
+    let app = spawn_app().await;
+    let reply = app.control(Method::GET, "/health", None, None).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json["status"], "ok");
+}
+
+#[tokio::test]
+async fn the_clock_can_be_read_advanced_set_and_frozen() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let reading = app.control(Method::GET, "/clock", Some(&key), None).await;
+    assert_eq!(reading.json["offsetSeconds"], 0);
+    assert_eq!(reading.json["frozen"], false);
+    let moved = app
+        .control(
+            Method::POST,
+            "/clock",
+            Some(&key),
+            Some(&json!({"advanceSeconds": 3600})),
+        )
+        .await;
+    assert_eq!(moved.json["offsetSeconds"], 3600);
+    let set = app
+        .control(
+            Method::POST,
+            "/clock",
+            Some(&key),
+            Some(&json!({"setTo": "2030-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert!(
+        set.json["now"]
+            .as_str()
+            .expect("now")
+            .starts_with("2030-01-01T00:00:0")
+    );
+    let frozen = app
+        .control(
+            Method::POST,
+            "/clock",
+            Some(&key),
+            Some(&json!({"frozen": true})),
+        )
+        .await;
+    assert_eq!(frozen.json["frozen"], true);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let later = app.control(Method::GET, "/clock", Some(&key), None).await;
+    assert_eq!(later.json["now"], frozen.json["now"]);
+    let both = app
+        .control(
+            Method::POST,
+            "/clock",
+            Some(&key),
+            Some(&json!({"advanceSeconds": 1, "frozen": false})),
+        )
+        .await;
+    assert_control_error(&both, 400, "INVALID_REQUEST");
+    let bad = app
+        .control(
+            Method::POST,
+            "/clock",
+            Some(&key),
+            Some(&json!({"setTo": "tomorrow"})),
+        )
+        .await;
+    assert_control_error(&bad, 400, "INVALID_REQUEST");
+}
+
+#[tokio::test]
+async fn advancing_the_clock_expires_a_link_and_frees_its_user() {
+    let app = spawn_app().await;
+    let key = test_key(2);
+    let link = app.create_link_for(&key, "u1").await;
+    let conflict = app.create_link(&key, &json!({"referenceId": "u1"})).await;
+    assert_eq!(conflict.status, 409);
+    app.move_clock(&key, 3600).await;
+    let revoke = app
+        .revoke_link(&key, link["linkId"].as_str().expect("id"), None)
+        .await;
+    assert_m2m_error(&revoke, 400, "LINK_EXPIRED", "Magic link has expired");
+    app.create_link_for(&key, "u1").await;
+}
+
+#[tokio::test]
+async fn another_tenant_sees_nothing_and_gets_404_for_foreign_links() {
+    let app = spawn_app().await;
+    let (mine, theirs) = (test_key(3), test_key(4));
+    let link = app.create_link_for(&mine, "u1").await;
+    let link_id = link["linkId"].as_str().expect("id");
+    let open = app
+        .control(
+            Method::POST,
+            &format!("/m2m/links/{link_id}/open"),
+            Some(&theirs),
+            None,
+        )
+        .await;
+    assert_control_error(&open, 404, "NOT_FOUND");
+    let journal = app
+        .control(Method::GET, "/requests", Some(&theirs), None)
+        .await;
+    assert_eq!(journal.json["requests"], json!([]));
+    let webhooks = app
+        .control(Method::GET, "/webhooks", Some(&theirs), None)
+        .await;
+    assert_eq!(webhooks.json["deliveries"], json!([]));
+    let own = app
+        .control(Method::GET, "/requests", Some(&mine), None)
+        .await;
+    assert_eq!(own.json["requests"].as_array().map(Vec::len), Some(1));
+    let admin = app.control(Method::GET, "/webhooks", None, None).await;
+    assert_eq!(admin.json["deliveries"].as_array().map(Vec::len), Some(1));
+    let bad_key = app
+        .control(Method::GET, "/requests", Some("m2m_test_short"), None)
+        .await;
+    assert_control_error(&bad_key, 401, "INVALID_API_KEY");
+}
+
+#[tokio::test]
+async fn reset_forgets_only_the_callers_tenant() {
+    let app = spawn_app().await;
+    let (mine, theirs) = (test_key(5), test_key(6));
+    app.create_link_for(&mine, "u1").await;
+    app.create_link_for(&theirs, "u1").await;
+    let reset = app.control(Method::POST, "/reset", Some(&mine), None).await;
+    assert_eq!(reset.json["scope"], "tenant");
+    let list = app.list_links(&mine, "").await;
+    assert_eq!(list.data()["pagination"]["total"], 0);
+    let journal = app
+        .control(Method::GET, "/requests", Some(&mine), None)
+        .await;
+    assert_eq!(journal.json["requests"].as_array().map(Vec::len), Some(1));
+    let webhooks = app
+        .control(Method::GET, "/webhooks", Some(&mine), None)
+        .await;
+    assert_eq!(webhooks.json["deliveries"], json!([]));
+    let other = app.list_links(&theirs, "").await;
+    assert_eq!(other.data()["pagination"]["total"], 1);
+    let everything = app.control(Method::POST, "/reset", None, None).await;
+    assert_eq!(everything.json["scope"], "all");
+    let other = app.list_links(&theirs, "").await;
+    assert_eq!(other.data()["pagination"]["total"], 0);
+}
+
+#[tokio::test]
+async fn an_admin_token_is_needed_for_keyless_calls_once_configured() {
+    let app = spawn_app_with(Options {
+        admin_token: Some("s3cret".into()),
+        ..Options::default()
+    })
+    .await;
+    let keyless = app.control(Method::GET, "/webhooks", None, None).await;
+    assert_control_error(&keyless, 401, "UNAUTHORIZED");
+    let admin = app
+        .send(
+            Method::GET,
+            "/_sandbox/webhooks",
+            &[("authorization", "Bearer s3cret")],
+            None,
+        )
+        .await;
+    assert_eq!(admin.status, 200, "{admin:?}");
+    let snapshot = app
+        .send(
+            Method::GET,
+            "/_sandbox/snapshot",
+            &[("authorization", "Bearer s3cret")],
+            None,
+        )
+        .await;
+    assert_control_error(&snapshot, 400, "TENANT_REQUIRED");
+}
+
+#[tokio::test]
+async fn the_journal_keeps_only_the_last_journal_size_requests_and_filters_them() {
+    let app = spawn_app_with(Options {
+        journal_size: Some(5),
+        ..Options::default()
+    })
+    .await;
+    let key = test_key(7);
+    for n in 0..4 {
+        app.create_link_for(&key, &format!("u{n}")).await;
+    }
+    for _ in 0..3 {
+        app.get_link(&key, "link_nope_000000000000").await;
+    }
+    let journal = app
+        .control(Method::GET, "/requests", Some(&key), None)
+        .await;
+    assert_eq!(journal.json["capacity"], 5);
+    let requests = journal.json["requests"].as_array().expect("requests");
+    assert_eq!(requests.len(), 5);
+    assert_eq!(requests[0]["status"], 404);
+    assert_eq!(requests[0]["method"], "GET");
+    assert!(requests[0]["tenant"].is_string());
+    assert!(requests[0]["time"].is_string());
+    let created = app
+        .control(
+            Method::GET,
+            "/requests?method=POST&status=201",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(created.json["requests"].as_array().map(Vec::len), Some(2));
+    let by_path = app
+        .control(
+            Method::GET,
+            "/requests?path=/partner/links/*",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(by_path.json["requests"].as_array().map(Vec::len), Some(3));
+    let cleared = app
+        .control(Method::DELETE, "/requests", Some(&key), None)
+        .await;
+    assert_eq!(cleared.status, 204);
+    let empty = app
+        .control(Method::GET, "/requests", Some(&key), None)
+        .await;
+    assert_eq!(empty.json["requests"], json!([]));
+}
+
+#[tokio::test]
+async fn a_fault_with_times_answers_in_the_vendors_shape_then_stops() {
+    let app = spawn_app().await;
+    let key = test_key(8);
+    add_fault(
+        &app,
+        &key,
+        json!({"method": "POST", "path": "/partner/links", "status": 429, "times": 2}),
+    )
+    .await;
+    for _ in 0..2 {
+        let reply = app.create_link(&key, &json!({"referenceId": "u1"})).await;
+        assert_m2m_error(
+            &reply,
+            429,
+            "RATE_LIMIT_EXCEEDED",
+            "Too many requests, please retry later",
+        );
+        assert_eq!(reply.header("retry-after"), Some("60"));
+    }
+    app.create_link_for(&key, "u1").await;
+    let faults = app.control(Method::GET, "/faults", Some(&key), None).await;
+    assert_eq!(faults.json["faults"], json!([]));
+    add_fault(&app, &key, json!({"path": "/partner/*", "status": 503})).await;
+    let reply = app.list_links(&key, "").await;
+    assert_m2m_error(&reply, 503, "INTERNAL_ERROR", "Internal server error");
+    let other = app.list_links(&test_key(9), "").await;
+    assert_eq!(other.status, 200, "another tenant is untouched");
+    let cleared = app
+        .control(Method::DELETE, "/faults", Some(&key), None)
+        .await;
+    assert_eq!(cleared.status, 204);
+    assert_eq!(app.list_links(&key, "").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_fault_with_probability_zero_never_fires_and_one_always_does() {
+    let app = spawn_app().await;
+    let key = test_key(10);
+    add_fault(&app, &key, json!({"status": 500, "probability": 0})).await;
+    for _ in 0..5 {
+        assert_eq!(app.list_links(&key, "").await.status, 200);
+    }
+    app.control(Method::DELETE, "/faults", Some(&key), None)
+        .await;
+    add_fault(
+        &app,
+        &key,
+        json!({"status": 500, "probability": 1, "body": {"custom": true}}),
+    )
+    .await;
+    for _ in 0..5 {
+        let reply = app.list_links(&key, "").await;
+        assert_eq!(reply.status, 500);
+        assert_eq!(reply.json, json!({"custom": true}));
+    }
+    let faults = app.control(Method::GET, "/faults", Some(&key), None).await;
+    assert_eq!(faults.json["faults"][0]["hits"], 5);
+}
+
+#[tokio::test]
+async fn a_delay_fault_slows_the_real_answer_and_a_drop_fault_closes_the_connection() {
+    let app = spawn_app().await;
+    let key = test_key(11);
+    add_fault(
+        &app,
+        &key,
+        json!({"path": "/partner/links", "delayMs": 300, "times": 1}),
+    )
+    .await;
+    let started = Instant::now();
+    let reply = app.list_links(&key, "").await;
+    assert_eq!(reply.status, 200);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    add_fault(&app, &key, json!({"drop": true, "times": 1})).await;
+    let dropped = app
+        .client
+        .get(app.url("/partner/links"))
+        .header("x-api-key", &key)
+        .send()
+        .await;
+    assert!(dropped.is_err(), "{dropped:?}");
+    assert_eq!(app.list_links(&key, "").await.status, 200);
+    let journal = app
+        .control(
+            Method::GET,
+            "/requests?path=/partner/links",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(journal.json["requests"][1]["dropped"], true);
+    let bad = app
+        .control(
+            Method::POST,
+            "/faults",
+            Some(&key),
+            Some(&json!({"probability": 2})),
+        )
+        .await;
+    assert_control_error(&bad, 400, "INVALID_REQUEST");
+}
+
+#[tokio::test]
+async fn a_snapshot_round_trips_through_a_reset() {
+    let app = spawn_app().await;
+    let key = test_key(12);
+    let link = app.create_link_for(&key, "u1").await;
+    let link_id = link["linkId"].as_str().expect("id");
+    app.control(
+        Method::POST,
+        &format!("/m2m/links/{link_id}/open"),
+        Some(&key),
+        None,
+    )
+    .await;
+    app.control(
+        Method::POST,
+        &format!("/m2m/links/{link_id}/operation"),
+        Some(&key),
+        Some(&json!({"amount": 25})),
+    )
+    .await;
+    app.create_link_for(&key, "u2").await;
+    let before = app
+        .control(Method::GET, "/snapshot", Some(&key), None)
+        .await;
+    assert_eq!(before.status, 200);
+    assert_eq!(before.json["links"].as_array().map(Vec::len), Some(2));
+    app.control(Method::POST, "/reset", Some(&key), None).await;
+    assert_eq!(app.get_link(&key, link_id).await.status, 404);
+    let restored = app
+        .control(Method::PUT, "/snapshot", Some(&key), Some(&before.json))
+        .await;
+    assert_eq!(restored.status, 200, "{restored:?}");
+    let after = app
+        .control(Method::GET, "/snapshot", Some(&key), None)
+        .await;
+    assert_eq!(after.json, before.json);
+    assert_eq!(app.get_link(&key, link_id).await.status, 200);
+    let foreign = app
+        .control(
+            Method::PUT,
+            "/snapshot",
+            Some(&test_key(13)),
+            Some(&before.json),
+        )
+        .await;
+    assert_control_error(&foreign, 400, "INVALID_REQUEST");
+}
+
+#[tokio::test]
+async fn unknown_control_paths_answer_in_linkboxs_envelope() {
+    let app = spawn_app().await;
+    let reply = app.control(Method::GET, "/nope", None, None).await;
+    assert_control_error(&reply, 404, "NOT_FOUND");
+    let bad_body = app
+        .send(
+            Method::POST,
+            "/_sandbox/clock",
+            &[("content-type", "application/json")],
+            Some(b"{".to_vec()),
+        )
+        .await;
+    assert_control_error(&bad_body, 400, "INVALID_REQUEST");
+}

@@ -1,0 +1,362 @@
+//! Signed M2M webhooks received by a real loopback receiver: payloads, headers, signatures,
+//! retries on the sandbox clock, timeouts, replay and secret rotation.
+
+use std::time::{Duration, Instant};
+
+use linkbox::Options;
+use linkbox_tests::receiver::{Receiver, verify};
+use linkbox_tests::{TestApp, spawn_app_with, test_key};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+async fn sandbox() -> TestApp {
+    spawn_app_with(Options {
+        webhook_timeout: Some(Duration::from_millis(300)),
+        ..Options::default()
+    })
+    .await
+}
+
+async fn create_with_callback(app: &TestApp, key: &str, receiver: &Receiver, body: Value) -> Value {
+    let mut body = body;
+    body["callbackUrl"] = json!(receiver.url);
+    let reply = app.create_link(key, &body).await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    reply.json["data"].clone()
+}
+
+async fn deliveries(app: &TestApp, key: &str) -> Vec<Value> {
+    let reply = app.control(Method::GET, "/webhooks", Some(key), None).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply.json["deliveries"]
+        .as_array()
+        .expect("deliveries")
+        .clone()
+}
+
+fn attempts(delivery: &Value) -> usize {
+    delivery["attempts"].as_array().map_or(0, Vec::len)
+}
+
+/// Polls the delivery list until `check` holds for the first delivery of `event`.
+async fn wait_for_delivery(
+    app: &TestApp,
+    key: &str,
+    event: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = deliveries(app, key)
+            .await
+            .into_iter()
+            .find(|delivery| delivery["event"] == event);
+        if let Some(delivery) = found.filter(|delivery| check(delivery)) {
+            return delivery;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "delivery of {event} never got there"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn link_created_arrives_signed_with_the_documented_headers_and_payload() {
+    let app = sandbox().await;
+    let receiver = Receiver::start().await;
+    let key = test_key(1);
+    let secret = app.regenerate_secret(&key).await;
+    let link = create_with_callback(
+        &app,
+        &key,
+        &receiver,
+        json!({"referenceId": "u1", "metadata": {"orderId": "A1"}}),
+    )
+    .await;
+    let received = receiver.wait_for_event("link.created").await;
+    assert_eq!(received.header("content-type"), "application/json");
+    assert!(verify(&received, &secret), "signature of {received:?}");
+    assert!(!verify(&received, "whsec_wrong"));
+    let timestamp: i64 = received
+        .header("x-m2m-timestamp")
+        .parse()
+        .expect("unix seconds");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!((timestamp - now).abs() < 5);
+    assert_eq!(received.json["event"], "link.created");
+    assert!(
+        received.json["timestamp"]
+            .as_str()
+            .expect("iso")
+            .ends_with('Z')
+    );
+    assert_eq!(
+        received.json["data"],
+        json!({
+            "linkId": link["linkId"], "referenceId": "u1", "url": link["url"],
+            "status": "created", "expiresAt": link["expiresAt"], "createdAt": link["createdAt"],
+            "metadata": {"orderId": "A1"}
+        })
+    );
+    let delivered =
+        wait_for_delivery(&app, &key, "link.created", |d| d["status"] == "delivered").await;
+    assert_eq!(delivered["attempts"][0]["statusCode"], 200);
+    assert_eq!(delivered["url"], receiver.url);
+}
+
+#[tokio::test]
+async fn opening_sends_link_opened_once_and_a_data_request_that_can_be_fulfilled() {
+    let app = sandbox().await;
+    let receiver = Receiver::start().await;
+    let key = test_key(2);
+    let secret = app.regenerate_secret(&key).await;
+    let link = create_with_callback(&app, &key, &receiver, json!({"referenceId": "u2"})).await;
+    let link_id = link["linkId"].as_str().expect("id");
+    let open_path = format!("/m2m/links/{link_id}/open");
+    let device = json!({"userAgent": "Mozilla/5.0", "platform": "iOS", "language": "es"});
+    let opened = app
+        .control(Method::POST, &open_path, Some(&key), Some(&device))
+        .await;
+    assert_eq!(opened.status, 200, "{opened:?}");
+    assert_eq!(opened.json["firstOpen"], true);
+    let received = receiver.wait_for(3).await;
+    let opened_event = received
+        .iter()
+        .find(|r| r.event() == "link.opened")
+        .expect("link.opened");
+    assert!(verify(opened_event, &secret));
+    assert_eq!(opened_event.json["data"]["deviceInfo"], device);
+    assert_eq!(
+        opened_event.json["data"]["openedAt"],
+        opened.json["openedAt"]
+    );
+    let request = received
+        .iter()
+        .find(|r| r.event() == "user.data_request")
+        .expect("user.data_request");
+    let data = &request.json["data"];
+    let id = data["dataRequestId"].as_str().expect("id");
+    assert_eq!(data["linkId"], link_id);
+    assert_eq!(data["referenceId"], "u2");
+    assert_eq!(data["expiresAt"], link["expiresAt"]);
+    assert_eq!(data["requiredFields"].as_array().map(Vec::len), Some(7));
+    assert_eq!(
+        data["replyEndpoint"],
+        format!("{}/partner/data-requests/{id}", app.base)
+    );
+    let again = app
+        .control(Method::POST, &open_path, Some(&key), None)
+        .await;
+    assert_eq!(again.json["firstOpen"], false);
+    let fulfilled = app
+        .fulfil_data_request(
+            &key,
+            id,
+            &json!({"referenceId": "u2", "userData": {"dob": "1990-01-01"}}),
+        )
+        .await;
+    assert_eq!(fulfilled.status, 200, "{fulfilled:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(receiver.received().len(), 3, "a second open sends nothing");
+}
+
+#[tokio::test]
+async fn operations_send_created_and_cancelled_events_and_set_the_operation_id() {
+    let app = sandbox().await;
+    let receiver = Receiver::start().await;
+    let key = test_key(3);
+    let link = create_with_callback(&app, &key, &receiver, json!({"referenceId": "u3"})).await;
+    let link_id = link["linkId"].as_str().expect("id");
+    let path = format!("/m2m/links/{link_id}/operation");
+    let amount = json!({"amount": 100, "fee": 2.5});
+    let too_early = app
+        .control(Method::POST, &path, Some(&key), Some(&amount))
+        .await;
+    assert_eq!(too_early.status, 409);
+    assert_eq!(too_early.json["error"]["code"], "LINK_NOT_OPENED");
+    let open_path = format!("/m2m/links/{link_id}/open");
+    app.control(Method::POST, &open_path, Some(&key), None)
+        .await;
+    let created = app
+        .control(Method::POST, &path, Some(&key), Some(&amount))
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let operation_id = created.json["operationId"]
+        .as_str()
+        .expect("op id")
+        .to_owned();
+    let slug = link_id.split('_').nth(1).expect("slug");
+    let prefix = format!("op_{slug}_");
+    assert!(operation_id.starts_with(&prefix));
+    assert_eq!(operation_id.len(), prefix.len() + 6);
+    let detail = app.get_link(&key, link_id).await;
+    assert_eq!(detail.data()["operationId"], operation_id.as_str());
+    let event = receiver.wait_for_event("operation.created").await;
+    assert_eq!(event.json["data"]["operationId"], operation_id.as_str());
+    assert_eq!(event.json["data"]["amount"]["send"], 100.0);
+    assert_eq!(event.json["data"]["amount"]["receive"], 97.5);
+    assert_eq!(event.json["data"]["status"], "completed");
+    let cancelled = app
+        .control(Method::POST, &format!("{path}/cancel"), Some(&key), None)
+        .await;
+    assert_eq!(cancelled.status, 200, "{cancelled:?}");
+    let event = receiver.wait_for_event("operation.cancelled").await;
+    assert_eq!(event.json["data"]["operationId"], operation_id.as_str());
+    assert_eq!(
+        event.json["data"]["cancelledAt"],
+        cancelled.json["cancelledAt"]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_delivery_is_retried_when_the_clock_moves_a_minute_and_not_before() {
+    let app = sandbox().await;
+    let receiver = Receiver::start().await;
+    receiver.answer_with(&[500]);
+    let key = test_key(4);
+    create_with_callback(&app, &key, &receiver, json!({"referenceId": "u4"})).await;
+    receiver.wait_for(1).await;
+    let pending = wait_for_delivery(&app, &key, "link.created", |d| attempts(d) == 1).await;
+    assert_eq!(pending["status"], "pending");
+    assert_eq!(pending["attempts"][0]["statusCode"], 500);
+    assert!(pending["nextAttemptAt"].is_string());
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "no retry before the clock moves"
+    );
+    app.move_clock(&key, 50).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "no retry before a full minute"
+    );
+    app.move_clock(&key, 10).await;
+    let received = receiver.wait_for(2).await;
+    assert_eq!(
+        received[0].body, received[1].body,
+        "a retry resends the same body"
+    );
+    let delivered =
+        wait_for_delivery(&app, &key, "link.created", |d| d["status"] == "delivered").await;
+    assert_eq!(attempts(&delivered), 2);
+    assert_eq!(delivered["nextAttemptAt"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_neither_slows_the_api_nor_loses_the_delivery() {
+    let app = sandbox().await;
+    let receiver = Receiver::start().await;
+    receiver.hang();
+    let key = test_key(5);
+    let started = Instant::now();
+    for n in 0..3 {
+        create_with_callback(
+            &app,
+            &key,
+            &receiver,
+            json!({"referenceId": format!("u{n}")}),
+        )
+        .await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "took {:?}",
+        started.elapsed()
+    );
+    let timed_out = wait_for_delivery(&app, &key, "link.created", |d| attempts(d) > 0).await;
+    assert_eq!(timed_out["status"], "pending");
+    let error = timed_out["attempts"][0]["error"]
+        .as_str()
+        .expect("an error");
+    assert!(error.contains("timed out"), "{error}");
+    assert!(timed_out["nextAttemptAt"].is_string());
+}
+
+#[tokio::test]
+async fn a_replayed_delivery_is_sent_again() {
+    let app = sandbox().await;
+    let receiver = Receiver::start().await;
+    let key = test_key(6);
+    create_with_callback(&app, &key, &receiver, json!({"referenceId": "u6"})).await;
+    let delivered =
+        wait_for_delivery(&app, &key, "link.created", |d| d["status"] == "delivered").await;
+    let id = delivered["id"].as_str().expect("id");
+    let replay = app
+        .control(
+            Method::POST,
+            &format!("/webhooks/{id}/replay"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(replay.status, 202, "{replay:?}");
+    let received = receiver.wait_for(2).await;
+    assert_eq!(received[1].body, received[0].body);
+    let missing = app
+        .control(
+            Method::POST,
+            "/webhooks/whd_000000000000/replay",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json["error"]["code"], "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn a_regenerated_secret_signs_the_next_attempt() {
+    let app = sandbox().await;
+    let receiver = Receiver::start().await;
+    receiver.answer_with(&[503]);
+    let key = test_key(7);
+    let old = app.regenerate_secret(&key).await;
+    create_with_callback(&app, &key, &receiver, json!({"referenceId": "u7"})).await;
+    let first = receiver.wait_for(1).await.remove(0);
+    assert!(verify(&first, &old));
+    let new = app.regenerate_secret(&key).await;
+    app.move_clock(&key, 60).await;
+    let second = receiver.wait_for(2).await.remove(1);
+    assert!(
+        verify(&second, &new),
+        "the retry is signed with the new secret"
+    );
+    assert!(!verify(&second, &old));
+}
+
+#[tokio::test]
+async fn without_a_url_the_attempt_fails_clearly_and_the_portal_url_receives_the_retry() {
+    let app = sandbox().await;
+    let receiver = Receiver::start().await;
+    let key = test_key(8);
+    app.create_link_for(&key, "u8").await;
+    let failed = wait_for_delivery(&app, &key, "link.created", |d| attempts(d) > 0).await;
+    let error = failed["attempts"][0]["error"].as_str().expect("error");
+    assert!(error.contains("no webhook URL"), "{error}");
+    let config = app
+        .control(
+            Method::PUT,
+            "/m2m/webhook-config",
+            Some(&key),
+            Some(&json!({"url": receiver.url})),
+        )
+        .await;
+    assert_eq!(config.status, 200, "{config:?}");
+    let bad = app
+        .control(
+            Method::PUT,
+            "/m2m/webhook-config",
+            Some(&key),
+            Some(&json!({"url": "http://example.com/x"})),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    app.move_clock(&key, 60).await;
+    let received = receiver.wait_for_event("link.created").await;
+    assert_eq!(received.json["data"]["referenceId"], "u8");
+}
