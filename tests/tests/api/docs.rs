@@ -250,8 +250,7 @@ async fn every_control_response_validates_against_its_schema() {
     let health = app.send(Method::GET, "/_sandbox/health", &[], None).await;
     assert_matches_schema(&health, "sandbox/Health.json");
     assert_matches_schema(
-        &app.control(Method::GET, "/clock", Some(&key), None)
-            .await,
+        &app.control(Method::GET, "/clock", Some(&key), None).await,
         "sandbox/ClockView.json",
     );
     assert_matches_schema(
@@ -346,8 +345,7 @@ async fn every_control_response_validates_against_its_schema() {
         .await;
     assert_matches_schema(&fault, "sandbox/FaultView.json");
     assert_matches_schema(
-        &app.control(Method::GET, "/faults", Some(&key), None)
-            .await,
+        &app.control(Method::GET, "/faults", Some(&key), None).await,
         "sandbox/FaultPage.json",
     );
     assert_matches_schema(
@@ -365,8 +363,7 @@ async fn every_control_response_validates_against_its_schema() {
         .await;
     assert_matches_schema(&snapshot, "sandbox/M2mSnapshot.json");
     assert_matches_schema(
-        &app.control(Method::POST, "/reset", Some(&key), None)
-            .await,
+        &app.control(Method::POST, "/reset", Some(&key), None).await,
         "sandbox/ResetDone.json",
     );
     let errors = vec![
@@ -377,13 +374,8 @@ async fn every_control_response_validates_against_its_schema() {
             None,
         )
         .await,
-        app.control(
-            Method::POST,
-            "/clock",
-            Some(&key),
-            Some(&json!({})),
-        )
-        .await,
+        app.control(Method::POST, "/clock", Some(&key), Some(&json!({})))
+            .await,
         app.control(
             Method::POST,
             "/m2m/links/link_x_000000000000/open",
