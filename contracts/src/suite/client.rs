@@ -163,6 +163,8 @@ struct CaseState {
     m2m_key: Option<String>,
     leaf_token: Option<String>,
     created: Vec<Created>,
+    /// Every marked id handed out, for the sweep after an interruption.
+    marks: Vec<String>,
 }
 
 impl Ctx {
@@ -194,7 +196,9 @@ impl Ctx {
     /// `externalId` and Leaf username the suite sends is one of these.
     pub fn mark(&self, label: &str) -> String {
         let n = self.shared.counter.fetch_add(1, Ordering::Relaxed);
-        format!("contract-{label}-{}-{n}", self.shared.run_id)
+        let mark = format!("contract-{label}-{}-{n}", self.shared.run_id);
+        self.state().marks.push(mark.clone());
+        mark
     }
 
     /// The case's M2M key: the target's, or a fresh sandbox key (a new partner in open mode).
@@ -341,6 +345,60 @@ impl Ctx {
             };
             let _ = request.untracked().send().await;
         }
+    }
+
+    /// After an interruption a create may have reached the server without its reply reaching
+    /// the case. Looks up each id this case marked and removes what is still there: active
+    /// M2M links by `referenceId`, Leaf users by `externalId`. Only this run's marks.
+    pub(crate) async fn sweep(&self) {
+        let marks = std::mem::take(&mut self.state().marks);
+        let key = self.state().m2m_key.clone();
+        let token = self.state().leaf_token.clone();
+        for mark in marks {
+            if let Some(key) = &key {
+                let query = format!("/partner/links?referenceId={mark}&visibility=active");
+                let listed = self
+                    .m2m(Method::GET, &query)
+                    .auth(Auth::Key(key.clone()))
+                    .untracked()
+                    .send()
+                    .await;
+                for link in listed.iter().flat_map(|reply| {
+                    reply.json["data"]["items"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                }) {
+                    if let Some(link_id) = link["linkId"].as_str() {
+                        self.track(Created::M2mLink {
+                            key: key.clone(),
+                            link_id: link_id.to_owned(),
+                        });
+                    }
+                }
+            }
+            if let Some(token) = &token {
+                let query = format!("/services/usermanagement/api/users?externalId={mark}");
+                let listed = self
+                    .leaf(Method::GET, &query)
+                    .auth(Auth::Bearer(token.clone()))
+                    .untracked()
+                    .send()
+                    .await;
+                for user in listed
+                    .iter()
+                    .flat_map(|reply| reply.json.as_array().cloned().unwrap_or_default())
+                {
+                    if let Some(id) = user["id"].as_str() {
+                        self.track(Created::LeafUser {
+                            token: token.clone(),
+                            id: id.to_owned(),
+                        });
+                    }
+                }
+            }
+        }
+        self.cleanup().await;
     }
 
     fn track(&self, created: Created) {

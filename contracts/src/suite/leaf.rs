@@ -869,7 +869,7 @@ fn listing() -> Vec<Case> {
                 let total = reply
                     .header("x-total-count")
                     .and_then(|value| value.parse::<u64>().ok());
-                if !total.is_some_and(|total| total >= 2) {
+                if total.is_none_or(|total| total < 2) {
                     return Err(reply.failure(
                         "header x-total-count",
                         ">= 2",

@@ -299,6 +299,7 @@ pub async fn run(
         };
         cx.cleanup().await;
         let Some(result) = outcome else {
+            cx.sweep().await;
             report.interrupted = true;
             let _ = writeln!(
                 out,
