@@ -463,7 +463,7 @@ pub struct RegeneratedSecret {
 #[into_params(parameter_in = Query)]
 pub struct ListLinksQuery {
     /// 1-based page number.
-    #[param(minimum = 1, default = 1)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 4294967295_u64, default = 1)]
     #[schemars(range(min = 1))]
     pub page: Option<u32>,
     /// Page size.

@@ -26,6 +26,13 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("{0}")]
     NotFound(Cow<'static, str>),
+    /// A path the API serves, with a method it does not; `allowed` goes in `Allow`.
+    #[error("Cannot {method} {path}: allowed methods are {allowed}")]
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allowed: &'static str,
+    },
     #[error("{}", messages::ACTIVE_LINK_EXISTS)]
     ActiveLinkExists,
     #[error("{}", messages::LINK_EXPIRED)]
@@ -50,6 +57,7 @@ impl ApiError {
             }
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::ActiveLinkExists => StatusCode::CONFLICT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
@@ -60,7 +68,9 @@ impl ApiError {
             ApiError::MissingAuth => ErrorCode::Unauthorized,
             ApiError::InvalidApiKey => ErrorCode::InvalidApiKey,
             ApiError::PartnerSuspended => ErrorCode::PartnerSuspended,
-            ApiError::InvalidRequest(_) | ApiError::PayloadTooLarge => ErrorCode::InvalidRequest,
+            ApiError::InvalidRequest(_)
+            | ApiError::PayloadTooLarge
+            | ApiError::MethodNotAllowed { .. } => ErrorCode::InvalidRequest,
             ApiError::NotFound(_) => ErrorCode::ResourceNotFound,
             ApiError::ActiveLinkExists => ErrorCode::ActiveLinkExists,
             ApiError::LinkExpired => ErrorCode::LinkExpired,
@@ -72,10 +82,18 @@ impl ApiError {
     /// The response: the envelope, plus `Retry-After` on a 429.
     pub fn into_response(self) -> Response {
         let mut response = error_response(self.status(), self.code(), self.to_string());
-        if let ApiError::RateLimited { retry_after_secs } = self {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        match self {
+            ApiError::RateLimited { retry_after_secs } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            ApiError::MethodNotAllowed { allowed, .. } => {
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allowed));
+            }
+            _ => {}
         }
         response
     }

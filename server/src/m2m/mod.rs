@@ -3,8 +3,9 @@
 //!
 //! Handlers return `Result<Response, ApiError>`; [`error::render`] is the one place an error
 //! becomes the vendor's envelope. Every request under `/partner` that no endpoint takes —
-//! unknown path or wrong method — falls through to [`fallback`], which answers 404 in the
-//! same envelope, as the vendor's Express-style router does [design].
+//! unknown path or wrong method — falls through to [`fallback`], which answers in the same
+//! envelope: 404 for an unknown path, 405 with `Allow` for a known path and another method
+//! [design].
 
 pub(crate) mod auth;
 mod data_requests;
@@ -41,9 +42,56 @@ fn fallback() -> BoxedFilter<(Response,)> {
     warp::method()
         .and(warp::path::full())
         .map(|method: Method, path: FullPath| {
-            ApiError::NotFound(format!("Cannot {method} {}", path.as_str()).into()).into_response()
+            let path = path.as_str();
+            match allowed_methods(path) {
+                Some(allowed) => ApiError::MethodNotAllowed {
+                    method: method.to_string(),
+                    path: path.to_owned(),
+                    allowed,
+                }
+                .into_response(),
+                None => {
+                    ApiError::NotFound(format!("Cannot {method} {path}").into()).into_response()
+                }
+            }
         })
         .boxed()
+}
+
+/// The methods the M2M API serves on `path`, or `None` for a path it does not serve. Kept
+/// beside the routes above; `tests::every_route_is_in_the_method_table` holds them together.
+fn allowed_methods(path: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["partner", "links"] => Some("GET, POST"),
+        ["partner", "links", id] if !id.is_empty() => Some("GET"),
+        ["partner", "links", id, "revoke"] if !id.is_empty() => Some("POST"),
+        ["partner", "data-requests", id] if !id.is_empty() => Some("PUT"),
+        ["partner", "webhooks", "config", "regenerate-secret"] => Some("POST"),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_in_the_method_table() {
+        for (method, path) in [
+            ("GET", "/partner/links"),
+            ("POST", "/partner/links"),
+            ("GET", "/partner/links/link_x_000000000000"),
+            ("POST", "/partner/links/link_x_000000000000/revoke"),
+            ("PUT", "/partner/data-requests/dr_x_000000000000"),
+            ("POST", "/partner/webhooks/config/regenerate-secret"),
+        ] {
+            let allowed = allowed_methods(path).unwrap_or_default();
+            assert!(allowed.split(", ").any(|m| m == method), "{method} {path}");
+        }
+        assert_eq!(allowed_methods("/partner"), None);
+        assert_eq!(allowed_methods("/partner/links/x/y"), None);
+    }
 }
 
 /// `{"success": true, "data": ...}` with `status`, naming each ignored request field.

@@ -104,21 +104,17 @@ async fn malformed_bodies_never_escape_the_envelope() {
 }
 
 #[tokio::test]
-async fn unknown_paths_and_wrong_methods_answer_404_in_the_envelope() {
+async fn unknown_paths_answer_404_in_the_envelope() {
     let app = spawn_app().await;
     let key = test_key(1);
-    let cases = [
-        (Method::DELETE, "/partner/links"),
-        (Method::PUT, "/partner/links"),
-        (Method::PATCH, "/partner/links/link_x_000000000000"),
-        (Method::GET, "/partner/links/link_x_000000000000/revoke"),
-        (Method::POST, "/partner/data-requests/dr_x_000000000000"),
-        (Method::GET, "/partner/webhooks/config/regenerate-secret"),
+    for (method, path) in [
         (Method::GET, "/partner"),
         (Method::GET, "/partner/nothing/here"),
-        (Method::OPTIONS, "/partner/links"),
-    ];
-    for (method, path) in cases {
+        (
+            Method::POST,
+            "/partner/links/link_x_000000000000/revoke/again",
+        ),
+    ] {
         let reply = app
             .send(method.clone(), path, &[("x-api-key", &key)], None)
             .await;
@@ -127,6 +123,46 @@ async fn unknown_paths_and_wrong_methods_answer_404_in_the_envelope() {
         assert_eq!(
             reply.json["error"],
             json!({"code": "RESOURCE_NOT_FOUND", "message": format!("Cannot {method} {path}")})
+        );
+    }
+}
+
+#[tokio::test]
+async fn wrong_methods_answer_405_with_allow_in_the_envelope() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let cases = [
+        (Method::DELETE, "/partner/links", "GET, POST"),
+        (Method::PUT, "/partner/links", "GET, POST"),
+        (Method::OPTIONS, "/partner/links", "GET, POST"),
+        (Method::PATCH, "/partner/links/link_x_000000000000", "GET"),
+        (
+            Method::GET,
+            "/partner/links/link_x_000000000000/revoke",
+            "POST",
+        ),
+        (
+            Method::POST,
+            "/partner/data-requests/dr_x_000000000000",
+            "PUT",
+        ),
+        (
+            Method::GET,
+            "/partner/webhooks/config/regenerate-secret",
+            "POST",
+        ),
+    ];
+    for (method, path, allowed) in cases {
+        let reply = app
+            .send(method.clone(), path, &[("x-api-key", &key)], None)
+            .await;
+        assert_eq!(reply.status, 405, "{method} {path}");
+        assert_eq!(reply.header("allow"), Some(allowed), "{method} {path}");
+        assert_enveloped_error(&reply, &format!("{method} {path}"));
+        assert_eq!(
+            reply.json["error"],
+            json!({"code": "INVALID_REQUEST",
+                "message": format!("Cannot {method} {path}: allowed methods are {allowed}")})
         );
     }
 }
