@@ -211,13 +211,11 @@ async fn an_interrupted_run_cleans_up_the_case_in_flight() {
     let proxy = proxy::start(
         &app.base,
         proxy::Fault::response(move |request, response| {
-            if request.method == "POST"
-                && request.path == "/partner/links"
+            if request.is("POST", "/partner/links")
                 && response.status == 201
+                && let Some(sender) = created.lock().expect("lock").take()
             {
-                if let Some(sender) = created.lock().expect("lock").take() {
-                    let _ = sender.send(());
-                }
+                let _ = sender.send(());
             }
         }),
     )
