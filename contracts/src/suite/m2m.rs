@@ -129,6 +129,7 @@ pub fn cases() -> Vec<Case> {
     all.extend(revoking());
     all.extend(data_requests());
     all.extend(webhook_secret());
+    all.extend(webhooks());
     all.extend(rate_limits());
     all
 }
@@ -1708,6 +1709,151 @@ fn webhook_secret() -> Vec<Case> {
                 Ok(())
             }
         ),
+    ]
+}
+
+/// The payload of the first `event` delivery for `link_id`, from linkbox's delivery log.
+async fn delivered(cx: &Ctx, event: &str, link_id: &str) -> Result<Value, Failure> {
+    let reply = cx.control(Method::GET, "/_sandbox/webhooks").send().await?;
+    reply.status(200)?;
+    reply.json["deliveries"]
+        .as_array()
+        .and_then(|deliveries| {
+            deliveries.iter().find(|delivery| {
+                delivery["event"] == event && delivery["payload"]["data"]["linkId"] == link_id
+            })
+        })
+        .map(|delivery| delivery["payload"].clone())
+        .ok_or_else(|| {
+            reply.failure(
+                "body /deliveries",
+                format!("a {event} for {link_id}"),
+                &reply.text,
+            )
+        })
+}
+
+fn expect_keys(payload: &Value, what: &str, keys: &[&str]) -> Result<(), Failure> {
+    for key in keys {
+        if payload["data"].get(key).is_none() {
+            return Err(Failure::new(
+                format!("webhook {what}"),
+                format!("data.{key}"),
+                "present",
+                payload,
+            ));
+        }
+    }
+    Ok(())
+}
+
+// Webhook payloads are [doc]; linkbox's delivery log is how a local run sees them.
+fn webhooks() -> Vec<Case> {
+    const HOOK: &str = "http://127.0.0.1:9/contract-hook";
+    vec![
+        local_case!("m2m.webhooks.link-created-payload", Doc, |cx| async move {
+            let link = cx
+                .create_link(json!({"referenceId": cx.mark("ref"), "callbackUrl": HOOK}))
+                .await?;
+            let payload = delivered(&cx, "link.created", &text(&link, "linkId")).await?;
+            expect_keys(
+                &payload,
+                "link.created",
+                &[
+                    "linkId",
+                    "referenceId",
+                    "url",
+                    "status",
+                    "expiresAt",
+                    "createdAt",
+                ],
+            )?;
+            if payload["event"] != "link.created" || !payload["timestamp"].is_string() {
+                return Err(Failure::new(
+                    "webhook link.created",
+                    "event and timestamp",
+                    "link.created, a string",
+                    &payload,
+                ));
+            }
+            Ok(())
+        }),
+        local_case!("m2m.webhooks.metadata-in-payload", Doc, |cx| async move {
+            let metadata = json!({"orderId": "ORD-2026-001"});
+            let link = cx
+                .create_link(json!({"referenceId": cx.mark("ref"), "callbackUrl": HOOK, "metadata": metadata}))
+                .await?;
+            let payload = delivered(&cx, "link.created", &text(&link, "linkId")).await?;
+            if payload["data"]["metadata"] != metadata {
+                return Err(Failure::new(
+                    "webhook link.created",
+                    "data.metadata",
+                    metadata,
+                    &payload["data"],
+                ));
+            }
+            Ok(())
+        }),
+        local_case!("m2m.webhooks.link-opened-payload", Doc, |cx| async move {
+            let link = cx
+                .create_link(json!({"referenceId": cx.mark("ref"), "callbackUrl": HOOK}))
+                .await?;
+            cx.open_link(&text(&link, "linkId")).await?;
+            let payload = delivered(&cx, "link.opened", &text(&link, "linkId")).await?;
+            expect_keys(
+                &payload,
+                "link.opened",
+                &["linkId", "referenceId", "openedAt", "deviceInfo"],
+            )?;
+            let device = &payload["data"]["deviceInfo"];
+            if device["userAgent"] != "contract-suite"
+                || device["platform"] != "test"
+                || device["language"] != "en"
+            {
+                return Err(Failure::new(
+                    "webhook link.opened",
+                    "data.deviceInfo",
+                    "contract-suite / test / en",
+                    device,
+                ));
+            }
+            Ok(())
+        }),
+        local_case!("m2m.webhooks.data-request-payload", Doc, |cx| async move {
+            let link = cx
+                .create_link(json!({"referenceId": cx.mark("ref"), "callbackUrl": HOOK}))
+                .await?;
+            let link_id = text(&link, "linkId");
+            let opened = cx.open_link(&link_id).await?;
+            let id = opened.string("/dataRequest/dataRequestId")?;
+            let payload = delivered(&cx, "user.data_request", &link_id).await?;
+            expect_keys(
+                &payload,
+                "user.data_request",
+                &[
+                    "dataRequestId",
+                    "referenceId",
+                    "linkId",
+                    "requiredFields",
+                    "replyEndpoint",
+                    "expiresAt",
+                ],
+            )?;
+            let endpoint = payload["data"]["replyEndpoint"]
+                .as_str()
+                .unwrap_or_default();
+            if !endpoint.ends_with(&format!("/partner/data-requests/{id}"))
+                || payload["data"]["expiresAt"] != link["expiresAt"]
+            {
+                return Err(Failure::new(
+                    "webhook user.data_request",
+                    "replyEndpoint / expiresAt",
+                    format!("…/partner/data-requests/{id} / {}", link["expiresAt"]),
+                    &payload["data"],
+                ));
+            }
+            Ok(())
+        }),
     ]
 }
 

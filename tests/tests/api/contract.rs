@@ -279,6 +279,8 @@ async fn a_wrong_default_expiry_is_caught() {
         set(&[
             "m2m.create.default-expiry-60-minutes",
             "m2m.detail.matches-create",
+            // The data request's expiry is the link's real one, not what the create claimed.
+            "m2m.webhooks.data-request-payload",
         ]),
         "{output}"
     );
