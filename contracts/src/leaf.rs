@@ -337,6 +337,106 @@ pub struct CreateMagicLinkRequest {
 }
 
 /// `settings` in a create body: every field optional. [doc]
+/// Documentation of each create body, per widget type and path: what each one reads. The
+/// server parses all of them through [`CreateMagicLinkRequest`]; fields a body's type does not
+/// list are ignored (and named in `X-Linkbox-Warning`).
+pub mod requests {
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+    use utoipa::ToSchema;
+
+    use super::{AllowedProvider, LinkSettingsRequest, Provider};
+
+    /// `POST /magic-link/users/{leafUserId}/provider`. [doc]
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ProviderLinkRequest {
+        /// Seconds; default 900.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(range(min = super::EXPIRES_IN_MIN, max = super::EXPIRES_IN_MAX))]
+        #[schema(minimum = 900, maximum = 31622400)]
+        pub expires_in: Option<u32>,
+        /// Default `["All"]`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub allowed_providers: Option<Vec<AllowedProvider>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub settings: Option<LinkSettingsRequest>,
+    }
+
+    /// `POST /magic-link/users/{leafUserId}/authentication`. [doc]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct AuthenticationLinkRequest {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(range(min = super::EXPIRES_IN_MIN, max = super::EXPIRES_IN_MAX))]
+        #[schema(minimum = 900, maximum = 31622400)]
+        pub expires_in: Option<u32>,
+        /// The one provider; never `All`.
+        pub provider: Provider,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub settings: Option<LinkSettingsRequest>,
+    }
+
+    /// `POST /magic-link/users/{leafUserId}/file-upload`. [doc]
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct FileUploadLinkRequest {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(range(min = super::EXPIRES_IN_MIN, max = super::EXPIRES_IN_MAX))]
+        #[schema(minimum = 900, maximum = 31622400)]
+        pub expires_in: Option<u32>,
+        /// `disconnectEnabled` is ignored and stays false on file-upload links.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub settings: Option<LinkSettingsRequest>,
+    }
+
+    /// The Leaf user a create-with-user body creates or reuses. [doc]
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct NewLeafUser {
+        /// Required: creates the Leaf user, or reuses the account's user with it.
+        #[schemars(length(min = 1))]
+        #[schema(min_length = 1)]
+        pub external_id: String,
+        /// Defaults to `externalId`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        /// Defaults to `externalId`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub email: Option<String>,
+    }
+
+    /// `POST /magic-link/provider`. [doc]
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ProviderLinkWithUserRequest {
+        #[serde(flatten)]
+        pub link: ProviderLinkRequest,
+        #[serde(flatten)]
+        pub user: NewLeafUser,
+    }
+
+    /// `POST /magic-link/authentication`. [doc]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct AuthenticationLinkWithUserRequest {
+        #[serde(flatten)]
+        pub link: AuthenticationLinkRequest,
+        #[serde(flatten)]
+        pub user: NewLeafUser,
+    }
+
+    /// `POST /magic-link/file-upload`. [doc]
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct FileUploadLinkWithUserRequest {
+        #[serde(flatten)]
+        pub link: FileUploadLinkRequest,
+        #[serde(flatten)]
+        pub user: NewLeafUser,
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LinkSettingsRequest {

@@ -59,6 +59,12 @@ fn leaf_types(out: &mut Vec<(String, Schema)>) {
     push::<leaf::AuthenticateResponse>(out, api);
     push::<leaf::TokenClaims>(out, api);
     push::<leaf::CreateMagicLinkRequest>(out, api);
+    push::<leaf::requests::ProviderLinkRequest>(out, api);
+    push::<leaf::requests::AuthenticationLinkRequest>(out, api);
+    push::<leaf::requests::FileUploadLinkRequest>(out, api);
+    push::<leaf::requests::ProviderLinkWithUserRequest>(out, api);
+    push::<leaf::requests::AuthenticationLinkWithUserRequest>(out, api);
+    push::<leaf::requests::FileUploadLinkWithUserRequest>(out, api);
     push::<leaf::MagicLinkCreated>(out, api);
     push::<leaf::MagicLink>(out, api);
     push::<Vec<leaf::MagicLink>>(out, api);

@@ -42,7 +42,7 @@ pub fn authenticate() {}
         ("email" = Option<String>, Query, description = "Only users with this email"),
         ("name" = Option<String>, Query, description = "Only users with this name"),
         ("externalId" = Option<String>, Query, description = "Only the user with this externalId"),
-        ("page" = Option<u32>, Query, description = "0-based page", minimum = 0),
+        ("page" = Option<i64>, Query, description = "0-based page", minimum = 0, maximum = 4294967295_u64),
         ("size" = Option<u32>, Query, description = "Page size", minimum = 1, maximum = 100),
     ),
     responses(
@@ -119,6 +119,26 @@ pub fn create_user() {}
 )]
 pub fn replace_user() {}
 
+/// Replace a Leaf user named by the body's `id`
+#[utoipa::path(
+    put,
+    path = "/services/usermanagement/api/users",
+    tag = "Leaf",
+    operation_id = "replaceLeafUserById",
+    request_body(content = LeafUserRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Replaced", body = LeafUser),
+        (status = 400, description = "Invalid body, or no id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired token", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 404, description = "Unknown user", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 10 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub fn replace_user_by_body() {}
+
 /// Delete a Leaf user
 #[utoipa::path(
     delete,
@@ -140,6 +160,8 @@ pub fn delete_user() {}
 macro_rules! magic_link_paths {
     (
         $module:ident, $label:literal, $id:literal,
+        for_user_body: $for_user_body:ty,
+        with_user_body: $with_user_body:ty,
         list: $list:literal, one: $one:literal, for_user: $for_user:literal,
         legacy: $legacy:literal, with_user: $with_user:literal,
         example: $example:tt
@@ -147,6 +169,7 @@ macro_rules! magic_link_paths {
         pub mod $module {
             #![allow(dead_code, deprecated)]
 
+            use crate::leaf::requests::*;
             use crate::leaf::*;
 
             #[doc = concat!("List ", $label, " magic links")]
@@ -160,7 +183,7 @@ macro_rules! magic_link_paths {
                 operation_id = concat!("list", $id, "MagicLink"),
                 params(
                     ("leafUserId" = Option<String>, Query, description = "Only this user's links"),
-                    ("page" = Option<u32>, Query, description = "0-based page", minimum = 0),
+                    ("page" = Option<i64>, Query, description = "0-based page", minimum = 0, maximum = 4294967295_u64),
                     ("size" = Option<u32>, Query, description = "Page size", minimum = 1, maximum = 100),
                 ),
                 responses(
@@ -218,7 +241,8 @@ macro_rules! magic_link_paths {
                 tag = "Leaf",
                 operation_id = concat!("createForUser", $id, "MagicLink"),
                 params(("leafUserId" = String, Path, description = "The Leaf user's UUID")),
-                request_body(content = CreateMagicLinkRequest, content_type = "application/json",
+                request_body(content = $for_user_body, content_type = "application/json",
+                    description = "The link's settings",
                     example = json!($example)),
                 responses(
                     (status = 200, description = "Created (expiresAt with 9 fraction digits)",
@@ -247,7 +271,8 @@ macro_rules! magic_link_paths {
                 tag = "Leaf",
                 operation_id = concat!("createLegacy", $id, "MagicLink"),
                 params(("leafUserId" = String, Path, description = "The Leaf user's UUID")),
-                request_body(content = CreateMagicLinkRequest, content_type = "application/json"),
+                request_body(content = $for_user_body, content_type = "application/json",
+                    description = "The link's settings"),
                 responses(
                     (status = 200, description = "Created", body = MagicLinkCreated),
                     (status = 400, description = "Every violation, in fieldErrors", body = Problem,
@@ -275,7 +300,7 @@ macro_rules! magic_link_paths {
                 path = $with_user,
                 tag = "Leaf",
                 operation_id = concat!("createWithUser", $id, "MagicLink"),
-                request_body(content = CreateMagicLinkRequest, content_type = "application/json"),
+                request_body(content = $with_user_body, content_type = "application/json"),
                 responses(
                     (status = 200, description = "Created", body = MagicLinkCreated),
                     (status = 400, description = "Every violation, in fieldErrors", body = Problem,
@@ -296,6 +321,8 @@ macro_rules! magic_link_paths {
 
 magic_link_paths!(
     provider, "provider", "Provider",
+    for_user_body: Option<ProviderLinkRequest>,
+    with_user_body: ProviderLinkWithUserRequest,
     list: "/services/widgets/api/magic-link/provider",
     one: "/services/widgets/api/magic-link/provider/{magicLinkId}",
     for_user: "/services/widgets/api/magic-link/users/{leafUserId}/provider",
@@ -308,6 +335,8 @@ magic_link_paths!(
 
 magic_link_paths!(
     authentication, "authentication", "Authentication",
+    for_user_body: AuthenticationLinkRequest,
+    with_user_body: AuthenticationLinkWithUserRequest,
     list: "/services/widgets/api/magic-link/authentication",
     one: "/services/widgets/api/magic-link/authentication/{magicLinkId}",
     for_user: "/services/widgets/api/magic-link/users/{leafUserId}/authentication",
@@ -318,6 +347,8 @@ magic_link_paths!(
 
 magic_link_paths!(
     file_upload, "file upload", "FileUpload",
+    for_user_body: Option<FileUploadLinkRequest>,
+    with_user_body: FileUploadLinkWithUserRequest,
     list: "/services/widgets/api/magic-link/file-upload",
     one: "/services/widgets/api/magic-link/file-upload/{magicLinkId}",
     for_user: "/services/widgets/api/magic-link/users/{leafUserId}/file-upload",

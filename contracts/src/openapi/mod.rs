@@ -35,6 +35,7 @@ mod sandbox_paths;
         leaf_paths::get_user,
         leaf_paths::create_user,
         leaf_paths::replace_user,
+        leaf_paths::replace_user_by_body,
         leaf_paths::delete_user,
         leaf_paths::provider::list,
         leaf_paths::provider::get,

@@ -72,28 +72,6 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_route_is_in_the_method_table() {
-        for (method, path) in [
-            ("GET", "/partner/links"),
-            ("POST", "/partner/links"),
-            ("GET", "/partner/links/link_x_000000000000"),
-            ("POST", "/partner/links/link_x_000000000000/revoke"),
-            ("PUT", "/partner/data-requests/dr_x_000000000000"),
-            ("POST", "/partner/webhooks/config/regenerate-secret"),
-        ] {
-            let allowed = allowed_methods(path).unwrap_or_default();
-            assert!(allowed.split(", ").any(|m| m == method), "{method} {path}");
-        }
-        assert_eq!(allowed_methods("/partner"), None);
-        assert_eq!(allowed_methods("/partner/links/x/y"), None);
-    }
-}
-
 /// `{"success": true, "data": ...}` with `status`, naming each ignored request field.
 fn success<T: Serialize>(status: http::StatusCode, data: T, ignored: &[String]) -> Response {
     let mut response = crate::http::json(
@@ -117,5 +95,27 @@ pub fn add_warnings(response: &mut Response, ignored: &[String]) {
         if let Ok(value) = HeaderValue::from_str(&text) {
             response.headers_mut().append(WARNING_HEADER, value);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_in_the_method_table() {
+        for (method, path) in [
+            ("GET", "/partner/links"),
+            ("POST", "/partner/links"),
+            ("GET", "/partner/links/link_x_000000000000"),
+            ("POST", "/partner/links/link_x_000000000000/revoke"),
+            ("PUT", "/partner/data-requests/dr_x_000000000000"),
+            ("POST", "/partner/webhooks/config/regenerate-secret"),
+        ] {
+            let allowed = allowed_methods(path).unwrap_or_default();
+            assert!(allowed.split(", ").any(|m| m == method), "{method} {path}");
+        }
+        assert_eq!(allowed_methods("/partner"), None);
+        assert_eq!(allowed_methods("/partner/links/x/y"), None);
     }
 }

@@ -178,6 +178,47 @@ async fn measure(binary: &Path, quick: bool) -> anyhow::Result<Report> {
     let after = server.rss_kib()?;
     report.note_memory(created, before, after);
 
+    let leaf = LeafFixture::create(addr).await?;
+    let authorization = format!("Bearer {}", leaf.token);
+    let create_path = format!(
+        "/services/widgets/api/magic-link/users/{}/provider",
+        leaf.user_id
+    );
+    let leaf_create: MakeRequest = {
+        let authorization = authorization.clone();
+        Arc::new(move |_| {
+            request(
+                Method::POST,
+                addr,
+                &create_path,
+                &[("authorization", &authorization)],
+                Some("{\"expiresIn\":3600,\"allowedProviders\":[\"JohnDeere\"]}".into()),
+            )
+        })
+    };
+    let outcome = load::run(addr, CONNECTIONS, duration, None, leaf_create).await?;
+    report.add(
+        "POST Leaf magic-link (provider)",
+        &outcome,
+        Some("GET /_sandbox/health"),
+    );
+    let get_path = format!("/services/widgets/api/magic-link/provider/{}", leaf.link_id);
+    let leaf_get: MakeRequest = Arc::new(move |_| {
+        request(
+            Method::GET,
+            addr,
+            &get_path,
+            &[("authorization", &authorization)],
+            None,
+        )
+    });
+    let outcome = load::run(addr, CONNECTIONS, duration, None, leaf_get).await?;
+    report.add(
+        "GET Leaf magic-link",
+        &outcome,
+        Some("GET /_sandbox/health"),
+    );
+
     if !quick {
         let growth_key = "m2m_test_growth00000000000000000000000000";
         let grow: MakeRequest = Arc::new(move |n| {
@@ -267,24 +308,81 @@ async fn first_answer(addr: SocketAddr, started: Instant) -> anyhow::Result<Dura
     }
 }
 
-async fn create_one(addr: SocketAddr) -> anyhow::Result<String> {
+/// Sends one request and reads its JSON answer.
+async fn call(
+    addr: SocketAddr,
+    request: http::Request<http_body_util::Full<bytes::Bytes>>,
+) -> anyhow::Result<serde_json::Value> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     tokio::spawn(conn);
-    let response = sender
-        .send_request(request(
+    let response = sender.send_request(request).await?;
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await?
+        .to_bytes();
+    Ok(serde_json::from_slice(&body)?)
+}
+
+/// A Leaf account with one user and one provider link, for the Leaf scenarios.
+struct LeafFixture {
+    token: String,
+    user_id: String,
+    link_id: String,
+}
+
+impl LeafFixture {
+    async fn create(addr: SocketAddr) -> anyhow::Result<LeafFixture> {
+        let auth = call(
+            addr,
+            request(
+                Method::POST,
+                addr,
+                "/api/authenticate",
+                &[],
+                Some("{\"username\":\"bench\",\"password\":\"bench\"}".into()),
+            ),
+        )
+        .await?;
+        let token = auth["id_token"].as_str().context("no id_token")?.to_owned();
+        let authorization = format!("Bearer {token}");
+        let created = call(
+            addr,
+            request(
+                Method::POST,
+                addr,
+                "/services/widgets/api/magic-link/provider",
+                &[("authorization", &authorization)],
+                Some("{\"externalId\":\"bench-farm\"}".into()),
+            ),
+        )
+        .await?;
+        Ok(LeafFixture {
+            token,
+            user_id: created["leafUserId"]
+                .as_str()
+                .context("no leafUserId")?
+                .to_owned(),
+            link_id: created["id"]
+                .as_str()
+                .context("no magic link id")?
+                .to_owned(),
+        })
+    }
+}
+
+async fn create_one(addr: SocketAddr) -> anyhow::Result<String> {
+    let value = call(
+        addr,
+        request(
             Method::POST,
             addr,
             "/partner/links",
             &[("x-api-key", KEYS[0])],
             Some("{\"referenceId\":\"bench-get\"}".into()),
-        ))
-        .await?;
-    let body = http_body_util::BodyExt::collect(response.into_body())
-        .await?
-        .to_bytes();
-    let value: serde_json::Value = serde_json::from_slice(&body)?;
+        ),
+    )
+    .await?;
     value["data"]["linkId"]
         .as_str()
         .map(str::to_owned)
