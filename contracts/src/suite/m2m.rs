@@ -647,7 +647,8 @@ fn create() -> Vec<Case> {
     ]
 }
 
-/// `(case id, field, value, message)` of each documented bound, for the paired cases.
+/// Request validation: the documented status and code (`[doc]`), and linkbox's wording of the
+/// message (`[design]`), as separate cases so drift in one does not hide the other.
 fn validation() -> Vec<Case> {
     vec![
         case!("m2m.validate.reference-id-missing", Doc, |cx| async move {
@@ -1857,60 +1858,89 @@ fn webhooks() -> Vec<Case> {
     ]
 }
 
+/// Runs `body` with the sandbox clock frozen, so a window cannot roll over mid-case (linkbox
+/// counts calendar minutes); unfreezes it whatever the outcome.
+async fn frozen<F>(cx: &Ctx, body: F) -> Result<(), Failure>
+where
+    F: std::future::Future<Output = Result<(), Failure>>,
+{
+    let freeze = |frozen: bool| {
+        cx.control(Method::POST, "/_sandbox/clock")
+            .json(&json!({"frozen": frozen}))
+            .send()
+    };
+    freeze(true).await?.status(200)?;
+    let outcome = body.await;
+    freeze(false).await?.status(200)?;
+    outcome
+}
+
 // Tripping a limit on purpose is for the local sandbox; a target run paces itself instead.
 fn rate_limits() -> Vec<Case> {
     vec![
         local_case!("m2m.rate-limit.create-101st-429", Doc, |cx| async move {
-            for _ in 0..100 {
-                cx.create_plain_link().await?;
-            }
-            post(&cx, json!({"referenceId": cx.mark("ref")}))
-                .await?
-                .status(429)?;
-            Ok(())
-        }),
-        local_case!(
-            "m2m.rate-limit.429-body-and-retry-after",
-            Design,
-            |cx| async move {
-                for _ in 0..100 {
-                    cx.create_plain_link().await?;
-                }
-                let reply = post(&cx, json!({"referenceId": cx.mark("ref")})).await?;
-                reply.m2m_error(
-                    429,
-                    "RATE_LIMIT_EXCEEDED",
-                    "Too many requests, please retry later",
-                )?;
-                let retry = reply.header("retry-after").unwrap_or("absent");
-                if retry.parse::<u64>().is_err() {
-                    return Err(reply.failure("header retry-after", "whole seconds", retry));
-                }
-                Ok(())
-            }
-        ),
-        local_case!(
-            "m2m.rate-limit.reads-have-their-own-window",
-            Doc,
-            |cx| async move {
+            frozen(&cx, async {
                 for _ in 0..100 {
                     cx.create_plain_link().await?;
                 }
                 post(&cx, json!({"referenceId": cx.mark("ref")}))
                     .await?
                     .status(429)?;
-                list(&cx, "limit=1").await?.status(200)?;
                 Ok(())
+            })
+            .await
+        }),
+        local_case!(
+            "m2m.rate-limit.429-body-and-retry-after",
+            Design,
+            |cx| async move {
+                frozen(&cx, async {
+                    for _ in 0..100 {
+                        cx.create_plain_link().await?;
+                    }
+                    let reply = post(&cx, json!({"referenceId": cx.mark("ref")})).await?;
+                    reply.m2m_error(
+                        429,
+                        "RATE_LIMIT_EXCEEDED",
+                        "Too many requests, please retry later",
+                    )?;
+                    let retry = reply.header("retry-after").unwrap_or("absent");
+                    if retry.parse::<u64>().is_err() {
+                        return Err(reply.failure("header retry-after", "whole seconds", retry));
+                    }
+                    Ok(())
+                })
+                .await
+            }
+        ),
+        local_case!(
+            "m2m.rate-limit.reads-have-their-own-window",
+            Doc,
+            |cx| async move {
+                frozen(&cx, async {
+                    for _ in 0..100 {
+                        cx.create_plain_link().await?;
+                    }
+                    post(&cx, json!({"referenceId": cx.mark("ref")}))
+                        .await?
+                        .status(429)?;
+                    list(&cx, "limit=1").await?.status(200)?;
+                    Ok(())
+                })
+                .await
             }
         ),
         local_case!("m2m.rate-limit.other-1001st-429", Doc, |cx| async move {
-            for _ in 0..1000 {
-                list(&cx, "limit=1").await?.status(200)?;
-            }
-            list(&cx, "limit=1")
-                .await?
-                .m2m_code(429, "RATE_LIMIT_EXCEEDED")?;
-            Ok(())
+            frozen(&cx, async {
+                for _ in 0..1000 {
+                    list(&cx, "limit=1").await?.status(200)?;
+                }
+                list(&cx, "limit=1")
+                    .await?
+                    .m2m_code(429, "RATE_LIMIT_EXCEEDED")?;
+                Ok(())
+            })
+            .await
         }),
     ]
 }
