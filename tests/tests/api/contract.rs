@@ -245,6 +245,60 @@ async fn an_interrupted_run_cleans_up_the_case_in_flight() {
     );
 }
 
+#[tokio::test]
+async fn against_a_target_failures_are_grouped_by_what_they_mean() {
+    let app = spawn_app().await;
+    // One [doc] fact broken (the documented message) and one [design] guess (404 for an
+    // unknown link): the report must tell the vendor's drift from linkbox's.
+    let base = proxy::start(
+        &app.base,
+        proxy::Fault::response(|request, response| {
+            response.edit_json(|body| {
+                if body["error"]["code"] == "ACTIVE_LINK_EXISTS" {
+                    body["error"]["message"] = "User has an active link".into();
+                }
+            });
+            if request.is("GET", "/partner/links/link_p00000000_000000000000")
+                && response.status == 404
+            {
+                response.status = 400;
+            }
+        }),
+    )
+    .await;
+    let options = Options {
+        base,
+        target: Some(Credentials {
+            m2m_key: Some(linkbox_tests::test_key(7003)),
+            leaf_token: None,
+        }),
+        only: Only::All,
+        api: Some(Api::M2m),
+        filter: None,
+    };
+    let (report, output) = run(&options).await;
+    assert_eq!(
+        failed(&report),
+        set(&[
+            "m2m.detail.unknown-id-404",
+            "m2m.envelope.error-shape-exact",
+            "m2m.lifecycle.second-active-link-409",
+        ]),
+        "{output}"
+    );
+    let drift = report.drift();
+    let (vendor, guessed) = drift
+        .split_once("linkbox guessed wrong")
+        .expect("both groups");
+    assert!(vendor.contains("the vendor differs from its docs ([doc] cases failed): 1"));
+    assert!(vendor.contains("m2m.lifecycle.second-active-link-409"));
+    assert!(guessed.contains("m2m.detail.unknown-id-404"));
+    assert!(guessed.contains("m2m.envelope.error-shape-exact"));
+    assert!(!guessed.contains("second-active-link"));
+    let summary = format!("{} passed, 3 failed\n", report.results.len() - 3);
+    assert!(output.ends_with(&summary), "{output}");
+}
+
 /// Runs every case through a proxy applying `fault` and returns the failing ids.
 async fn failing_under(fault: proxy::Fault) -> (BTreeSet<&'static str>, Report, String) {
     let app = spawn_app().await;
