@@ -59,7 +59,6 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--filter" => parsed.filter = Some(value()?),
             "--junit" => parsed.junit = Some(value()?),
             "--json" => parsed.json = Some(value()?),
-            "--help" | "-h" => return Err("help".into()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -71,6 +70,10 @@ fn parse(args: &[String]) -> Result<Args, String> {
 
 /// Runs the task; every outcome is an exit code.
 pub fn run(args: &[String]) -> ExitCode {
+    if args.iter().any(|arg| arg == "--help" || arg == "-h") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     let args = match parse(args) {
         Ok(args) => args,
         Err(message) => {
