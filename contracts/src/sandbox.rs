@@ -352,3 +352,40 @@ pub struct SnapshotDataRequest {
     pub required_fields: Vec<String>,
     pub fulfilled_at: Option<String>,
 }
+
+/// `POST /_sandbox/leaf/magic-links/{id}/connect`: the provider the end user connects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LeafConnectRequest {
+    /// One of the providers the link allows (`JohnDeere`, `CNHI`, ...).
+    pub provider: String,
+}
+
+/// `POST /_sandbox/seed`: fake users and links for the caller's tenant.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedRequest {
+    /// `m2m` (needs a partner key) or `leaf` (needs a Leaf token).
+    pub api: String,
+    /// How many links, 1 to 1000.
+    pub count: u32,
+    /// The same seed gives the same data; absent: a random one, echoed in the answer.
+    #[serde(default)]
+    pub rng_seed: Option<u64>,
+    /// Relative weights of the link states (m2m: created, opened, completed, cancelled,
+    /// revoked, expired; leaf: provider, authentication, fileUpload, usedUp, expired).
+    #[serde(default)]
+    pub mix: Option<std::collections::BTreeMap<String, u32>>,
+}
+
+/// Answer to `POST /_sandbox/seed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SeedResult {
+    pub api: String,
+    pub rng_seed: u64,
+    /// The created link ids, in creation order.
+    pub created: Vec<String>,
+    /// The state each link was left in, in the same order.
+    pub states: Vec<String>,
+}

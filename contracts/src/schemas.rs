@@ -93,6 +93,9 @@ fn sandbox_types(out: &mut Vec<(String, Schema)>) {
     push::<sandbox::FaultView>(out, api);
     push::<sandbox::FaultPage>(out, api);
     push::<sandbox::M2mSnapshot>(out, api);
+    push::<sandbox::LeafConnectRequest>(out, api);
+    push::<sandbox::SeedRequest>(out, api);
+    push::<sandbox::SeedResult>(out, api);
 }
 
 #[cfg(test)]

@@ -25,6 +25,30 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print the OpenAPI document of everything linkbox serves.
     Openapi(OpenapiArgs),
+    /// Seed fake links into a running sandbox through its control API.
+    Seed(SeedArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SeedArgs {
+    /// The running sandbox, e.g. http://127.0.0.1:8642
+    #[arg(long, env = "LINKBOX_TARGET")]
+    pub target: String,
+    /// Which API's links to seed.
+    #[arg(long, value_parser = ["m2m", "leaf"])]
+    pub api: String,
+    /// How many links.
+    #[arg(long)]
+    pub count: u32,
+    /// The partner key (for --api m2m).
+    #[arg(long, env = "LINKBOX_KEY", conflicts_with = "token")]
+    pub key: Option<String>,
+    /// The Leaf id_token (for --api leaf).
+    #[arg(long, env = "LINKBOX_TOKEN")]
+    pub token: Option<String>,
+    /// The same seed gives the same data (default: a random one, printed on stderr).
+    #[arg(long)]
+    pub rng_seed: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -82,6 +106,13 @@ pub struct ServeArgs {
     /// Log lines on stderr as text or JSON.
     #[arg(long, env = "LINKBOX_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
+    /// Start with N fake links per API for a demo partner and a demo Leaf account, whose
+    /// credentials are printed after the `listening on` line.
+    #[arg(long, env = "LINKBOX_SEED", default_value_t = 0)]
+    pub seed: u32,
+    /// The seed of the fake data of --seed.
+    #[arg(long, env = "LINKBOX_RNG_SEED", default_value_t = 1)]
+    pub rng_seed: u64,
 }
 
 impl ServeArgs {

@@ -11,6 +11,9 @@
 //! - [`control`]: linkbox's own `/_sandbox` API and its error envelope; also the request
 //!   journal and the fault gate wrapped around every route.
 //! - [`webhooks`]: the signed M2M webhook queue and the engine that delivers it.
+//! - [`pages`]: the hosted HTML pages — the M2M widget, the Leaf magic-link page — and the
+//!   dashboard at `/_sandbox/ui`.
+//! - [`seed`]: deterministic fake data for QA and the `--seed` demo.
 //! - [`docs`]: `/openapi.json` and the Swagger UI at `/docs`.
 //! - [`http`]: the connection loop, body and query plumbing shared by the APIs.
 //! - [`ratelimit`]: per-minute windows on the sandbox clock.
@@ -28,7 +31,10 @@ pub mod docs;
 pub mod http;
 pub mod leaf;
 pub mod m2m;
+pub mod pages;
 pub mod ratelimit;
+pub mod seed;
+pub mod seed_cli;
 pub mod store;
 pub mod webhooks;
 
@@ -48,6 +54,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .or(leaf::routes(app.clone()))
         .unify()
         .or(control::routes(app.clone()))
+        .unify()
+        .or(pages::routes(app.clone()))
         .unify()
         .or(docs::routes())
         .unify()

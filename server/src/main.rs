@@ -14,6 +14,7 @@ async fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Openapi(args) => print_openapi(args.format),
+        Command::Seed(args) => linkbox::seed_cli::run(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -36,7 +37,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         writeln!(stdout, "listening on http://{addr}")?;
         stdout.flush()?;
     }
-    linkbox::run(listener, options, shutdown_signal()).await?;
+    let app = linkbox::App::new(linkbox::Settings::resolve(options, addr));
+    if args.seed > 0 {
+        let demo = linkbox::seed::demo(&app, args.seed, args.rng_seed)?;
+        let mut stdout = std::io::stdout().lock();
+        for line in demo.lines() {
+            writeln!(stdout, "{line}")?;
+        }
+        stdout.flush()?;
+    }
+    linkbox::serve(listener, app, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
 }

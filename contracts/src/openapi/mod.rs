@@ -72,6 +72,9 @@ mod sandbox_paths;
         sandbox_paths::clear_faults,
         sandbox_paths::get_snapshot,
         sandbox_paths::put_snapshot,
+        sandbox_paths::access_magic_link,
+        sandbox_paths::connect_magic_link,
+        sandbox_paths::seed,
     ),
     components(schemas(
         m2m::Visibility,

@@ -208,3 +208,48 @@ pub fn get_snapshot() {}
     ),
     security(("apiKey" = []), ("bearer" = [])))]
 pub fn put_snapshot() {}
+
+/// Count an access to a Leaf magic link, as its hosted page does
+#[utoipa::path(post, path = "/_sandbox/leaf/magic-links/{id}/access", tag = "Sandbox",
+    operation_id = "accessMagicLink",
+    params(("id" = String, Path, description = "The magic link's id")),
+    responses(
+        (status = 200, description = "The link after the access", body = crate::leaf::MagicLink),
+        (status = 401, description = "Missing or invalid Leaf token", body = SandboxErrorBody),
+        (status = 404, description = "Unknown link, or another account's", body = SandboxErrorBody),
+        (status = 410, description = "Expired or used up", body = SandboxErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub fn access_magic_link() {}
+
+/// Connect a provider through a Leaf magic link
+///
+/// Fills the Leaf user's credentials object for that provider.
+#[utoipa::path(post, path = "/_sandbox/leaf/magic-links/{id}/connect", tag = "Sandbox",
+    operation_id = "connectMagicLink",
+    params(("id" = String, Path, description = "The magic link's id")),
+    request_body(content = LeafConnectRequest, content_type = "application/json",
+        example = json!({"provider": "JohnDeere"})),
+    responses(
+        (status = 200, description = "The Leaf user, credentials filled", body = crate::leaf::LeafUser),
+        (status = 400, description = "A provider the link does not allow", body = SandboxErrorBody),
+        (status = 401, description = "Missing or invalid Leaf token", body = SandboxErrorBody),
+        (status = 404, description = "Unknown link, or another account's", body = SandboxErrorBody),
+        (status = 410, description = "Expired", body = SandboxErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub fn connect_magic_link() {}
+
+/// Seed fake users and links
+///
+/// Deterministic for a given `rngSeed`, into the caller's tenant.
+#[utoipa::path(post, path = "/_sandbox/seed", tag = "Sandbox", operation_id = "seed",
+    request_body(content = SeedRequest, content_type = "application/json",
+        example = json!({"api": "m2m", "count": 20, "rngSeed": 7})),
+    responses(
+        (status = 201, description = "Created", body = SeedResult),
+        (status = 400, description = "Invalid request", body = SandboxErrorBody),
+        (status = 401, description = "Missing or unknown credentials", body = SandboxErrorBody),
+    ),
+    security(("apiKey" = []), ("bearer" = [])))]
+pub fn seed() {}

@@ -34,6 +34,15 @@ pub enum ControlError {
     Conflict(&'static str, Cow<'static, str>),
     #[error("This endpoint acts on one partner: call it with that partner's X-API-Key")]
     TenantRequired,
+    #[error(
+        "This endpoint acts on one Leaf account: call it with Authorization: Bearer <id_token>"
+    )]
+    LeafTokenRequired,
+    #[error("The bearer token has expired")]
+    ExpiredToken,
+    /// A Leaf link that can no longer be used: the code says why.
+    #[error("{1}")]
+    Gone(&'static str, Cow<'static, str>),
 }
 
 impl ControlError {
@@ -50,7 +59,11 @@ impl ControlError {
             ControlError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, codes::INVALID_REQUEST),
             ControlError::NotFound(_) => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
             ControlError::Conflict(code, _) => (StatusCode::CONFLICT, code),
-            ControlError::TenantRequired => (StatusCode::BAD_REQUEST, codes::TENANT_REQUIRED),
+            ControlError::TenantRequired | ControlError::LeafTokenRequired => {
+                (StatusCode::BAD_REQUEST, codes::TENANT_REQUIRED)
+            }
+            ControlError::ExpiredToken => (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED),
+            ControlError::Gone(code, _) => (StatusCode::GONE, code),
         }
     }
 

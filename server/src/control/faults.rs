@@ -31,7 +31,6 @@ use super::scope::Scope;
 use super::with_app;
 use crate::app::App;
 use crate::http::{DropConnection, body};
-use crate::m2m::auth::presented_key;
 use crate::m2m::error::error_response;
 use crate::store::ids;
 
@@ -290,7 +289,7 @@ pub fn gated(app: App, inner: BoxedFilter<(Response,)>) -> BoxedFilter<(Response
                 if is_control(path) {
                     return Err(warp::reject::not_found());
                 }
-                let tenant = presented_key(&headers).and_then(|key| app.store.m2m().tenant_of(key));
+                let tenant = super::scope::request_tenant(&app, &headers);
                 let Some(strike) = app.faults.strike(&method, path, tenant.as_deref()) else {
                     return Err(warp::reject::not_found());
                 };

@@ -24,7 +24,6 @@ use super::scope::Scope;
 use super::with_app;
 use crate::app::App;
 use crate::http::{DropConnection, query_pairs, raw_query};
-use crate::m2m::auth::presented_key;
 
 /// The journal handle: cheap to clone, bounded, oldest entries dropped first.
 #[derive(Clone)]
@@ -223,8 +222,7 @@ pub fn recorded(app: App, inner: BoxedFilter<(Response,)>) -> BoxedFilter<(Respo
                         status: response.status().as_u16(),
                         dropped: response.extensions().get::<DropConnection>().is_some(),
                         time,
-                        tenant: presented_key(&headers)
-                            .and_then(|key| app.store.m2m().tenant_of(key)),
+                        tenant: super::scope::request_tenant(&app, &headers),
                         duration_ms: u64::try_from(started.elapsed().as_millis())
                             .unwrap_or(u64::MAX),
                     });

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use http::{HeaderMap, StatusCode};
 use linkbox_contracts::m2m::{DeviceInfo, OperationAmount};
 use linkbox_contracts::sandbox::{
-    DataRequestView, OpenLinkRequest, OpenedLink, OperationRequest, WebhookConfig,
+    DataRequestView, OpenLinkRequest, OpenedLink, OperationRequest, OperationView, WebhookConfig,
 };
 use linkbox_contracts::timefmt;
 use warp::Filter;
@@ -20,7 +20,7 @@ use super::with_app;
 use crate::app::App;
 use crate::http::body;
 use crate::m2m::validate::is_acceptable_callback;
-use crate::store::m2m::NewOperation;
+use crate::store::m2m::{NewOperation, Partner};
 use crate::webhooks::events;
 
 const MAX_BODY: usize = 64 * 1024;
@@ -63,6 +63,18 @@ fn open_link(
     device: OpenLinkRequest,
 ) -> Result<Response, ControlError> {
     let partner = scope.link_owner(app, link_id)?;
+    let view = open_as_end_user(app, &partner, link_id, device)?;
+    Ok(crate::http::json(StatusCode::OK, &view))
+}
+
+/// Opens `link_id` as its end user: the first open sends `link.opened` and, when the user's
+/// CIP data is incomplete, `user.data_request`. The widget page opens links through here.
+pub fn open_as_end_user(
+    app: &App,
+    partner: &Arc<Partner>,
+    link_id: &str,
+    device: OpenLinkRequest,
+) -> Result<OpenedLink, ControlError> {
     let opened = partner.open_link(link_id, app.clock.now())?;
     if opened.first_open {
         let device = DeviceInfo {
@@ -70,12 +82,12 @@ fn open_link(
             platform: device.platform,
             language: device.language,
         };
-        events::link_opened(app, &partner, &opened.link, device);
+        events::link_opened(app, partner, &opened.link, device);
     }
     if let Some(request) = &opened.data_request {
-        events::data_request(app, &partner, &opened.link, request);
+        events::data_request(app, partner, &opened.link, request);
     }
-    let view = OpenedLink {
+    Ok(OpenedLink {
         link_id: opened.link.item.link_id.clone(),
         status: opened.link.item.status,
         opened_at: opened.link.item.opened_at.clone(),
@@ -86,8 +98,35 @@ fn open_link(
             required_fields: request.required_fields,
             expires_at: timefmt::millis(request.expires_at),
         }),
-    };
-    Ok(crate::http::json(StatusCode::OK, &view))
+    })
+}
+
+/// Completes a transfer on `link_id` and sends `operation.created`. The widget page's
+/// "complete" button comes through here.
+pub fn complete_operation(
+    app: &App,
+    partner: &Arc<Partner>,
+    link_id: &str,
+    request: OperationRequest,
+) -> Result<OperationView, ControlError> {
+    let request = new_operation(request)?;
+    let operation = partner.create_operation(link_id, request, app.clock.now())?;
+    let link = partner.link(link_id)?;
+    events::operation_created(app, partner, &link, &operation);
+    Ok(operation)
+}
+
+/// Cancels `link_id`'s live operation and sends `operation.cancelled`. The widget page's
+/// "cancel" button comes through here.
+pub fn cancel_operation(
+    app: &App,
+    partner: &Arc<Partner>,
+    link_id: &str,
+) -> Result<OperationView, ControlError> {
+    let operation = partner.cancel_operation(link_id, app.clock.now())?;
+    let link = partner.link(link_id)?;
+    events::operation_cancelled(app, partner, &link, &operation);
+    Ok(operation)
 }
 
 /// POST /_sandbox/m2m/links/{linkId}/operation {amount, fee?, exchangeRate?, sendCurrency?, receiveCurrency?}
@@ -100,11 +139,9 @@ fn operation(app: App) -> BoxedFilter<(Response,)> {
         .map(|link_id: String, app: App, headers: HeaderMap, body| {
             render((|| {
                 let scope = Scope::of(&app, &headers)?;
-                let request = new_operation(json(body)?)?;
+                let request: OperationRequest = json(body)?;
                 let partner = scope.link_owner(&app, &link_id)?;
-                let operation = partner.create_operation(&link_id, request, app.clock.now())?;
-                let link = partner.link(&link_id)?;
-                events::operation_created(&app, &partner, &link, &operation);
+                let operation = complete_operation(&app, &partner, &link_id, request)?;
                 Ok(crate::http::json(StatusCode::CREATED, &operation))
             })())
         })
@@ -121,9 +158,7 @@ fn cancel(app: App) -> BoxedFilter<(Response,)> {
             render((|| {
                 let scope = Scope::of(&app, &headers)?;
                 let partner = scope.link_owner(&app, &link_id)?;
-                let operation = partner.cancel_operation(&link_id, app.clock.now())?;
-                let link = partner.link(&link_id)?;
-                events::operation_cancelled(&app, &partner, &link, &operation);
+                let operation = cancel_operation(&app, &partner, &link_id)?;
                 Ok(crate::http::json(StatusCode::OK, &operation))
             })())
         })

@@ -12,9 +12,11 @@
 //! `INVALID_REQUEST` (bad body or query; the message names the field), 400 `TENANT_REQUIRED`
 //! (an admin call to an endpoint that acts on one partner), 404 `NOT_FOUND`, 409 with a
 //! lifecycle code (`LINK_EXPIRED`, `LINK_REVOKED`, `LINK_NOT_OPENED`, `OPERATION_EXISTS`,
-//! `NO_OPERATION`, `DELIVERY_IN_FLIGHT`), 413 for an oversized body.
+//! `NO_OPERATION`, `DELIVERY_IN_FLIGHT`), 410 `LINK_EXPIRED` / `LINK_USED_UP` for a Leaf link
+//! that can no longer be used, 413 for an oversized body.
 //!
-//! One file per concern: [`clock`], [`m2m`] (playing the end user and the portal),
+//! One file per concern: [`clock`], [`m2m`] (playing the end user and the portal), [`leaf`]
+//! (playing the Leaf end user), [`seed`] (fake data),
 //! [`webhooks`], [`journal`] (also the recording wrapper), [`faults`] (also the gate),
 //! [`snapshot`], [`reset`].
 
@@ -31,9 +33,11 @@ pub mod clock;
 pub mod error;
 pub mod faults;
 pub mod journal;
+pub mod leaf;
 pub mod m2m;
 pub mod reset;
 pub mod scope;
+pub mod seed;
 pub mod snapshot;
 pub mod webhooks;
 
@@ -67,13 +71,17 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .unify()
         .or(m2m::routes(app.clone()))
         .unify()
+        .or(leaf::routes(app.clone()))
+        .unify()
         .or(webhooks::routes(app.clone()))
         .unify()
         .or(journal::routes(app.clone()))
         .unify()
         .or(faults::routes(app.clone()))
         .unify()
-        .or(snapshot::routes(app))
+        .or(snapshot::routes(app.clone()))
+        .unify()
+        .or(seed::routes(app))
         .unify();
     health()
         .or(warp::path("_sandbox").and(endpoints))

@@ -1,6 +1,7 @@
 //! `POST /_sandbox/reset`: a partner key forgets that partner's links, users, data requests,
 //! operations, webhook deliveries, journal entries and faults (its webhook URL and secret
-//! stay, like portal settings). Admin forgets everything and puts the clock back on real time.
+//! stay, like portal settings); a Leaf token forgets that account's users and magic links.
+//! Admin forgets everything, in both APIs, and puts the clock back on real time.
 
 use http::{HeaderMap, StatusCode};
 use linkbox_contracts::sandbox::ResetDone;
@@ -27,9 +28,16 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
                         app.webhooks.forget_tenant(&partner.slug);
                         "tenant"
                     }
+                    Scope::Leaf(account, _) => {
+                        account.reset();
+                        "tenant"
+                    }
                     Scope::Admin => {
                         for partner in app.store.m2m().all() {
                             partner.reset();
+                        }
+                        for account in app.store.leaf().all() {
+                            account.reset();
                         }
                         app.webhooks.forget_all();
                         app.clock.reset();

@@ -117,6 +117,22 @@ impl Accounts {
         Some(account)
     }
 
+    /// Every account seen so far, by username.
+    pub fn all(&self) -> Vec<Arc<Account>> {
+        let mut accounts: Vec<Arc<Account>> = self.by_name.read().values().cloned().collect();
+        accounts.sort_by(|a, b| a.username.cmp(&b.username));
+        accounts
+    }
+
+    /// The account owning magic link `id`, whatever its widget: the hosted page is reached
+    /// without a token, so it finds the link by id alone (ids are random UUIDs).
+    pub fn owner_of_link(&self, id: &str) -> Option<Arc<Account>> {
+        let accounts: Vec<Arc<Account>> = self.by_name.read().values().cloned().collect();
+        accounts
+            .into_iter()
+            .find(|account| account.state.lock().links.contains_key(id))
+    }
+
     /// Records that the user behind `leaf_user_id` connected `provider` (hosted page,
     /// control API).
     pub fn connect_provider(
@@ -162,6 +178,16 @@ struct AccountState {
     /// Creation sequence → link id: newest last, listed newest first.
     link_order: BTreeMap<u64, String>,
     next_seq: u64,
+    /// Files uploaded through file-upload links' hosted pages, by link id: metadata only.
+    uploads: HashMap<String, Vec<Upload>>,
+}
+
+/// A file taken by a file-upload link's page: what it was, not what it held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub file_name: String,
+    pub size: u64,
+    pub uploaded_at: OffsetDateTime,
 }
 
 struct User {
@@ -512,6 +538,38 @@ impl Account {
         link.usage_count += 1;
         link.last_accessed_at = Some(now);
         Ok(self.view(id, link))
+    }
+
+    /// A link of any widget, without counting an access.
+    pub fn find_magic_link(&self, id: &str) -> Result<wire::MagicLink, LeafError> {
+        let state = self.state.lock();
+        let link = state.links.get(id).ok_or(LeafError::LinkNotFound)?;
+        Ok(self.view(id, link))
+    }
+
+    /// Records a file uploaded through link `id`'s page.
+    pub fn record_upload(&self, id: &str, upload: Upload) -> Result<(), LeafError> {
+        let mut state = self.state.lock();
+        if !state.links.contains_key(id) {
+            return Err(LeafError::LinkNotFound);
+        }
+        state.uploads.entry(id.to_owned()).or_default().push(upload);
+        Ok(())
+    }
+
+    /// The files uploaded through link `id`'s page, oldest first.
+    pub fn uploads(&self, id: &str) -> Vec<Upload> {
+        self.state
+            .lock()
+            .uploads
+            .get(id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Forgets every user, link and upload of this account.
+    pub fn reset(&self) {
+        *self.state.lock() = AccountState::default();
     }
 
     fn link_url(&self, id: &str) -> String {

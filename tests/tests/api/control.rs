@@ -170,6 +170,41 @@ async fn reset_forgets_only_the_callers_tenant() {
 }
 
 #[tokio::test]
+async fn an_admin_reset_forgets_leaf_accounts_too() {
+    let app = spawn_app().await;
+    let token = app.authenticate("reset@example.com").await;
+    let created = app
+        .leaf(
+            Method::POST,
+            "/services/widgets/api/magic-link/provider",
+            &token,
+            Some(&json!({"externalId": "farm-1"})),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{created:?}");
+    let everything = app.control(Method::POST, "/reset", None, None).await;
+    assert_eq!(everything.json["scope"], "all");
+    let links = app
+        .leaf(
+            Method::GET,
+            "/services/widgets/api/magic-link/provider",
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(links.json, json!([]));
+    let users = app
+        .leaf(
+            Method::GET,
+            "/services/usermanagement/api/users",
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(users.json, json!([]));
+}
+
+#[tokio::test]
 async fn an_admin_token_is_needed_for_keyless_calls_once_configured() {
     let app = spawn_app_with(Options {
         admin_token: Some("s3cret".into()),

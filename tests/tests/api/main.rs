@@ -1,13 +1,17 @@
 //! End-to-end tests over real loopback sockets: one binary, one module per API area.
 
+mod connections;
 mod contract;
 mod control;
 mod docs;
+mod hostile;
 mod leaf;
+mod load;
 mod m2m_auth;
 mod m2m_create;
 mod m2m_data_requests;
 mod m2m_hostile;
 mod m2m_limits;
 mod m2m_links;
+mod pages;
 mod webhooks;

@@ -89,6 +89,16 @@ impl Partner {
         Ok(self.operation_view(&state, index))
     }
 
+    /// The link's latest operation, live or cancelled, if it has had one.
+    pub fn operation(&self, link_id: &str) -> Option<OperationView> {
+        let state = self.state.lock();
+        let index = self.find_link(&state, link_id).ok()?;
+        state
+            .operations
+            .contains_key(&(index as u32))
+            .then(|| self.operation_view(&state, index))
+    }
+
     fn live_link(
         &self,
         state: &PartnerState,

@@ -1,0 +1,111 @@
+//! The hosted pages, server-rendered HTML that works without JavaScript and fetches nothing
+//! from the network (inline CSS only): what an end user sees — the M2M widget
+//! ([`widget`], `/widget/{linkId}/{flow}`) and the Leaf magic-link page ([`magic_link`],
+//! `/magic-link/{id}`) — and the QA dashboard ([`dashboard`], `/_sandbox/ui`).
+//!
+//! Every value reaches the HTML through `maud`, which escapes it; nothing here builds markup
+//! from strings. Pages change state only through the same functions as the control API.
+
+pub mod dashboard;
+pub mod magic_link;
+pub mod widget;
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+
+use crate::app::App;
+use crate::http::BodyError;
+
+/// Every page.
+pub fn routes(app: App) -> BoxedFilter<(Response,)> {
+    widget::routes(app.clone())
+        .or(magic_link::routes(app.clone()))
+        .unify()
+        .or(dashboard::routes(app))
+        .unify()
+        .boxed()
+}
+
+/// An HTML response; pages show live state, so nothing is cached.
+pub fn html(status: StatusCode, markup: Markup) -> Response {
+    let mut response = Response::new(markup.into_string().into());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `303 See Other` to `location`, a path on this sandbox.
+pub fn see_other(location: &str) -> Response {
+    let mut response = Response::new(Bytes::new().into());
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// A whole document: `lang`, a title, the page's own style after the shared one.
+pub fn document(lang: &str, title: &str, style: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang=(lang) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                style { (PreEscaped(BASE_STYLE)) (PreEscaped(style)) }
+            }
+            body { (body) }
+        }
+    }
+}
+
+/// Shared CSS. Static text, never built from values.
+const BASE_STYLE: &str = "\
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#1d2433}\
+main{max-width:40rem;margin:2rem auto;padding:1.5rem;border-radius:12px;background:#fff;\
+box-shadow:0 2px 12px rgba(0,0,0,.08)}\
+h1{font-size:1.4rem;margin-top:0}dl{display:grid;grid-template-columns:max-content 1fr;\
+gap:.3rem 1rem}dt{font-weight:600}dd{margin:0;word-break:break-all}\
+button{font:inherit;padding:.5rem 1rem;border-radius:8px;border:1px solid #0b5cad;\
+background:#0b5cad;color:#fff;cursor:pointer;margin:.2rem 0}\
+button.secondary{background:#fff;color:#0b5cad}\
+.flash{padding:.6rem 1rem;border-radius:8px;background:#e6f4ea;margin-bottom:1rem}\
+.error{padding:.6rem 1rem;border-radius:8px;background:#fdecea;margin-bottom:1rem}\
+table{border-collapse:collapse;width:100%;font-size:.85rem}\
+th,td{border-bottom:1px solid #e3e6ea;padding:.3rem .4rem;text-align:left;vertical-align:top}\
+code{font-size:.85em}";
+
+/// The pairs of an `application/x-www-form-urlencoded` body; an unreadable body has none.
+pub fn form_pairs(body: Result<Bytes, BodyError>) -> Vec<(String, String)> {
+    body.map(|bytes| {
+        form_urlencoded::parse(&bytes)
+            .into_owned()
+            .collect::<Vec<_>>()
+    })
+    .unwrap_or_default()
+}
+
+/// The last value of `name` among `pairs`, trimmed, if not empty.
+pub fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .rev()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.trim())
+        .filter(|value| !value.is_empty())
+}
+
+/// One path segment, percent-encoded.
+pub fn segment(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}

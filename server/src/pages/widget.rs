@@ -1,0 +1,472 @@
+//! The M2M widget, `GET /widget/{linkId}/{flow}`: the end user's page a link's `url` points
+//! at. It is reached without an API key, so the link is found across partners by the slug
+//! its id embeds. Opening it opens the link exactly as `POST /_sandbox/m2m/links/{id}/open`
+//! does (same function, same webhooks); its two forms complete or cancel a transfer through
+//! the same functions as the control API's `.../operation` and `.../operation/cancel`, then
+//! redirect back (POST, redirect, GET), which opens nothing new: only the first open counts.
+//!
+//! Text comes in English and Spanish: `?lang=en|es`, else the link's `language`, else the
+//! browser's `Accept-Language`, else English. Revoked or expired: 410; unknown: 404.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, StatusCode, header};
+use linkbox_contracts::m2m::{LinkDetail, LinkStatus};
+use linkbox_contracts::sandbox::{OpenLinkRequest, OperationRequest, OperationView};
+use maud::{Markup, html};
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+
+use super::{document, field, form_pairs, html as page, see_other, segment};
+use crate::app::App;
+use crate::control::error::ControlError;
+use crate::control::m2m::{cancel_operation, complete_operation, open_as_end_user};
+use crate::control::scope::Scope;
+use crate::control::with_app;
+use crate::http::{body, query_pairs, raw_query};
+use crate::store::m2m::{DataRequestView, Partner};
+
+/// The amount the "complete" form suggests.
+const DEFAULT_AMOUNT: &str = "100.00";
+
+pub fn routes(app: App) -> BoxedFilter<(Response,)> {
+    let show = warp::path!("widget" / String / String)
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(warp::header::headers_cloned())
+        .and(raw_query())
+        .map(show)
+        .boxed();
+    let act = warp::path!("widget" / String / String / String)
+        .and(warp::post())
+        .and(with_app(app))
+        .and(warp::header::headers_cloned())
+        .and(raw_query())
+        .and(body(4 * 1024))
+        .map(act)
+        .boxed();
+    show.or(act).unify().boxed()
+}
+
+/// Which language the page speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    Es,
+}
+
+impl Lang {
+    fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Es => "es",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Lang> {
+        match text.get(..2).map(str::to_ascii_lowercase).as_deref() {
+            Some("en") => Some(Lang::En),
+            Some("es") => Some(Lang::Es),
+            _ => None,
+        }
+    }
+
+    fn text(self) -> &'static Text {
+        match self {
+            Lang::En => &EN,
+            Lang::Es => &ES,
+        }
+    }
+}
+
+/// Every visible string of the widget, per language.
+pub struct Text {
+    title: &'static str,
+    link: &'static str,
+    reference: &'static str,
+    status: &'static str,
+    opened_at: &'static str,
+    expires_at: &'static str,
+    theme: &'static str,
+    language: &'static str,
+    default_theme: &'static str,
+    created: &'static str,
+    opened: &'static str,
+    revoked: &'static str,
+    transfer: &'static str,
+    amount: &'static str,
+    complete: &'static str,
+    cancel: &'static str,
+    operation: &'static str,
+    completed: &'static str,
+    cancelled: &'static str,
+    no_operation: &'static str,
+    data_request: &'static str,
+    pending: &'static str,
+    fulfilled: &'static str,
+    expired_request: &'static str,
+    required: &'static str,
+    done_completed: &'static str,
+    done_cancelled: &'static str,
+    gone_title: &'static str,
+    gone_expired: &'static str,
+    gone_revoked: &'static str,
+    missing_title: &'static str,
+    missing_body: &'static str,
+    refused: &'static str,
+}
+
+static EN: Text = Text {
+    title: "Send money",
+    link: "Link",
+    reference: "Reference",
+    status: "Status",
+    opened_at: "Opened at",
+    expires_at: "Expires at",
+    theme: "Theme",
+    language: "Language",
+    default_theme: "default",
+    created: "created",
+    opened: "opened",
+    revoked: "revoked",
+    transfer: "Your transfer",
+    amount: "Amount (USD)",
+    complete: "Complete transfer",
+    cancel: "Cancel transfer",
+    operation: "Operation",
+    completed: "completed",
+    cancelled: "cancelled",
+    no_operation: "No transfer yet.",
+    data_request: "We need more information",
+    pending: "pending",
+    fulfilled: "received",
+    expired_request: "expired",
+    required: "Requested",
+    done_completed: "Transfer completed.",
+    done_cancelled: "Transfer cancelled.",
+    gone_title: "This link can no longer be used",
+    gone_expired: "The link has expired. Ask for a new one.",
+    gone_revoked: "The link was revoked. Ask for a new one.",
+    missing_title: "Link not found",
+    missing_body: "There is no link at this address.",
+    refused: "That could not be done",
+};
+
+static ES: Text = Text {
+    title: "Enviar dinero",
+    link: "Enlace",
+    reference: "Referencia",
+    status: "Estado",
+    opened_at: "Abierto el",
+    expires_at: "Vence el",
+    theme: "Tema",
+    language: "Idioma",
+    default_theme: "predeterminado",
+    created: "creado",
+    opened: "abierto",
+    revoked: "revocado",
+    transfer: "Tu envío",
+    amount: "Monto (USD)",
+    complete: "Completar envío",
+    cancel: "Cancelar envío",
+    operation: "Operación",
+    completed: "completada",
+    cancelled: "cancelada",
+    no_operation: "Todavía no hay envío.",
+    data_request: "Necesitamos más información",
+    pending: "pendiente",
+    fulfilled: "recibida",
+    expired_request: "vencida",
+    required: "Solicitado",
+    done_completed: "Envío completado.",
+    done_cancelled: "Envío cancelado.",
+    gone_title: "Este enlace ya no se puede usar",
+    gone_expired: "El enlace venció. Pide uno nuevo.",
+    gone_revoked: "El enlace fue revocado. Pide uno nuevo.",
+    missing_title: "Enlace no encontrado",
+    missing_body: "No hay ningún enlace en esta dirección.",
+    refused: "No se pudo realizar",
+};
+
+/// GET /widget/{linkId}/{flow}
+fn show(link_id: String, flow: String, app: App, headers: HeaderMap, query: String) -> Response {
+    let query = query_pairs(&query);
+    let (partner, detail) = match find(&app, &link_id, &flow) {
+        Ok(found) => found,
+        Err(error) => return refusal(choose_lang(&query, None, &headers), &error),
+    };
+    let lang = choose_lang(&query, Some(&detail), &headers);
+    let device = OpenLinkRequest {
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned),
+        platform: Some("web".to_owned()),
+        language: Some(lang.code().to_owned()),
+    };
+    if let Err(error) = open_as_end_user(&app, &partner, &link_id, device) {
+        return refusal(lang, &error);
+    }
+    let flash = match field(&query, "done") {
+        Some("completed") => Some(lang.text().done_completed),
+        Some("cancelled") => Some(lang.text().done_cancelled),
+        _ => None,
+    };
+    render(&app, &partner, &link_id, lang, flash)
+}
+
+/// POST /widget/{linkId}/{flow}/operation {amount} and POST /widget/{linkId}/{flow}/cancel
+fn act(
+    link_id: String,
+    flow: String,
+    action: String,
+    app: App,
+    headers: HeaderMap,
+    query: String,
+    body: Result<bytes::Bytes, crate::http::BodyError>,
+) -> Response {
+    let query = query_pairs(&query);
+    let (partner, detail) = match find(&app, &link_id, &flow) {
+        Ok(found) => found,
+        Err(error) => return refusal(choose_lang(&query, None, &headers), &error),
+    };
+    let lang = choose_lang(&query, Some(&detail), &headers);
+    let form = form_pairs(body);
+    let outcome = match action.as_str() {
+        "operation" => {
+            let amount = field(&form, "amount")
+                .unwrap_or(DEFAULT_AMOUNT)
+                .parse::<f64>()
+                .unwrap_or(f64::NAN);
+            let request = OperationRequest {
+                amount,
+                ..OperationRequest::default()
+            };
+            complete_operation(&app, &partner, &link_id, request).map(|_| "completed")
+        }
+        "cancel" => cancel_operation(&app, &partner, &link_id).map(|_| "cancelled"),
+        _ => Err(ControlError::NotFound("No such action".into())),
+    };
+    match outcome {
+        Ok(done) => see_other(&format!(
+            "/widget/{}/{}?lang={}&done={done}",
+            segment(&link_id),
+            segment(&flow),
+            lang.code()
+        )),
+        Err(error) => refusal(lang, &error),
+    }
+}
+
+/// The link's partner and detail, when the id names a link whose flow is `flow`.
+fn find(app: &App, link_id: &str, flow: &str) -> Result<(Arc<Partner>, LinkDetail), ControlError> {
+    let not_found = || ControlError::NotFound("Link not found".into());
+    let partner = Scope::Admin.link_owner(app, link_id)?;
+    let detail = partner.link(link_id).map_err(|_| not_found())?;
+    if detail.flow != flow {
+        return Err(not_found());
+    }
+    Ok((partner, detail))
+}
+
+fn choose_lang(query: &[(String, String)], link: Option<&LinkDetail>, headers: &HeaderMap) -> Lang {
+    field(query, "lang")
+        .and_then(Lang::parse)
+        .or_else(|| {
+            link.and_then(|link| link.language).and_then(|language| {
+                serde_json::to_value(language)
+                    .ok()
+                    .and_then(|value| value.as_str().and_then(Lang::parse))
+            })
+        })
+        .or_else(|| {
+            headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|value| value.to_str().ok())
+                .and_then(Lang::parse)
+        })
+        .unwrap_or(Lang::En)
+}
+
+/// The page of a live link.
+fn render(
+    app: &App,
+    partner: &Arc<Partner>,
+    link_id: &str,
+    lang: Lang,
+    flash: Option<&str>,
+) -> Response {
+    let text = lang.text();
+    let Ok(detail) = partner.link(link_id) else {
+        return refusal(lang, &ControlError::NotFound("Link not found".into()));
+    };
+    let operation = partner.operation(link_id);
+    let request = partner
+        .data_requests(app.clock.now())
+        .into_iter()
+        .find(|request| request.link_id == link_id);
+    let theme = detail
+        .theme
+        .clone()
+        .or_else(|| partner.theme.clone())
+        .unwrap_or_else(|| text.default_theme.to_owned());
+    let status = match detail.item.status {
+        LinkStatus::Created => text.created,
+        LinkStatus::Opened => text.opened,
+        LinkStatus::Revoked => text.revoked,
+    };
+    let action = |what: &str| {
+        format!(
+            "/widget/{}/{}/{what}?lang={}",
+            segment(link_id),
+            segment(&detail.flow),
+            lang.code()
+        )
+    };
+    let live_operation = operation
+        .as_ref()
+        .is_some_and(|operation| operation.cancelled_at.is_none());
+    let body = html! {
+        main class={ "theme-" (theme_class(&theme)) } {
+            @if let Some(flash) = flash { p.flash role="status" { (flash) } }
+            h1 { (text.title) }
+            dl {
+                dt { (text.link) } dd { code { (detail.item.link_id) } }
+                dt { (text.reference) } dd { (detail.item.reference_id) }
+                dt { (text.status) } dd #status { (status) }
+                @if let Some(opened_at) = &detail.item.opened_at {
+                    dt { (text.opened_at) } dd { (opened_at) }
+                }
+                dt { (text.expires_at) } dd { (detail.item.expires_at) }
+                dt { (text.theme) } dd #theme { (theme) }
+                dt { (text.language) } dd { (lang.code()) }
+            }
+            @if let Some(request) = &request { (data_request(text, request)) }
+            h2 { (text.transfer) }
+            (operation_state(text, operation.as_ref()))
+            @if live_operation {
+                form method="post" action=(action("cancel")) {
+                    button.secondary #cancel type="submit" { (text.cancel) }
+                }
+            } @else {
+                form method="post" action=(action("operation")) {
+                    label { (text.amount) " "
+                        input name="amount" type="number" min="0.01" step="0.01"
+                            value=(DEFAULT_AMOUNT);
+                    }
+                    " "
+                    button #complete type="submit" { (text.complete) }
+                }
+            }
+        }
+    };
+    page(
+        StatusCode::OK,
+        document(lang.code(), text.title, theme_style(&theme), body),
+    )
+}
+
+fn data_request(text: &Text, request: &DataRequestView) -> Markup {
+    let state = match request.status {
+        linkbox_contracts::m2m::DataRequestStatus::Pending => text.pending,
+        linkbox_contracts::m2m::DataRequestStatus::Fulfilled => text.fulfilled,
+        linkbox_contracts::m2m::DataRequestStatus::Expired => text.expired_request,
+    };
+    html! {
+        section #data-request {
+            h2 { (text.data_request) }
+            dl {
+                dt { (text.status) } dd #data-request-status { (state) }
+                dt { (text.required) } dd {
+                    @for field in &request.required_fields { code { (field) } " " }
+                }
+            }
+        }
+    }
+}
+
+fn operation_state(text: &Text, operation: Option<&OperationView>) -> Markup {
+    match operation {
+        None => html! { p #operation { (text.no_operation) } },
+        Some(operation) => html! {
+            p #operation {
+                (text.operation) " " code { (operation.operation_id) } ": "
+                @if operation.cancelled_at.is_some() { (text.cancelled) } @else { (text.completed) }
+                " — " (format!("{:.2}", operation.amount.send)) " " (operation.amount.send_currency)
+            }
+        },
+    }
+}
+
+/// A 404 or 410 page saying why, or the refusal of a button.
+fn refusal(lang: Lang, error: &ControlError) -> Response {
+    let text = lang.text();
+    let (status, title, body): (StatusCode, &str, String) = match error {
+        ControlError::NotFound(_) => (
+            StatusCode::NOT_FOUND,
+            text.missing_title,
+            text.missing_body.into(),
+        ),
+        ControlError::Conflict("LINK_EXPIRED", _) => {
+            (StatusCode::GONE, text.gone_title, text.gone_expired.into())
+        }
+        ControlError::Conflict("LINK_REVOKED", _) => {
+            (StatusCode::GONE, text.gone_title, text.gone_revoked.into())
+        }
+        ControlError::Invalid(_) => (StatusCode::BAD_REQUEST, text.refused, error.to_string()),
+        _ => (StatusCode::CONFLICT, text.refused, error.to_string()),
+    };
+    page(
+        status,
+        document(
+            lang.code(),
+            title,
+            "",
+            html! { main { h1 { (title) } p.error #reason { (body) } } },
+        ),
+    )
+}
+
+/// A CSS class from a theme name: letters, digits and dashes only.
+fn theme_class(theme: &str) -> String {
+    theme
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// The partner's theme: `dark` is dark, anything else the light default.
+fn theme_style(theme: &str) -> &'static str {
+    if theme.eq_ignore_ascii_case("dark") {
+        "body{background:#10151c}main{background:#1c2430;color:#e8edf3}\
+         button.secondary{background:#1c2430;color:#8cc4ff}"
+    } else {
+        "body{background:#eef2f6}"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn languages_parse_from_codes_and_accept_language() {
+        assert_eq!(Lang::parse("es"), Some(Lang::Es));
+        assert_eq!(Lang::parse("es-MX,es;q=0.9"), Some(Lang::Es));
+        assert_eq!(Lang::parse("EN"), Some(Lang::En));
+        assert_eq!(Lang::parse("fr"), None);
+        assert_eq!(Lang::parse("e"), None);
+    }
+
+    #[test]
+    fn theme_classes_keep_only_safe_characters() {
+        assert_eq!(theme_class("Dark Mode\"><"), "dark-mode---");
+    }
+}

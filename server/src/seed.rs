@@ -1,0 +1,559 @@
+//! Deterministic fake data for QA (`POST /_sandbox/seed`, `linkbox seed`) and the newcomer
+//! demo (`linkbox serve --seed N`): realistic M2M end users and Leaf farmers (crate `fake`),
+//! links in a mix of states.
+//!
+//! Every random choice — names, emails, CURP-like ids, dates of birth, bank accounts, farms,
+//! states, amounts, ages — comes from one ChaCha8 generator seeded with `rngSeed`, so the
+//! same seed gives the same *data*. Ids (`linkId`, `userId`, magic-link ids, Leaf user ids)
+//! stay random: the store mints them, as it does for every other link. Times are relative
+//! to the sandbox clock at seeding. Seeding sends no webhooks: it writes history, it does
+//! not replay it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use fake::Fake;
+use fake::RngExt;
+use fake::faker::address::en::{BuildingNumber, CityName, StateAbbr, StreetName};
+use fake::faker::internet::en::FreeEmailProvider;
+use fake::faker::name::en::{FirstName as EnFirstName, LastName as EnLastName};
+use fake::faker::name::pt_br::{FirstName, LastName};
+use fake::faker::phone_number::en::CellNumber;
+use fake::rand::SeedableRng;
+use linkbox_contracts::leaf::{AllowedProvider, LinkSettings, Provider};
+use linkbox_contracts::m2m::{DEFAULT_FLOW, Language, OperationAmount};
+use linkbox_contracts::sandbox::SeedResult;
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+
+use crate::app::App;
+use crate::store::leaf::{Account, LeafError, LinkKind, LinkOwner, NewMagicLink, UserFields};
+use crate::store::m2m::{LinkError, NewLink, NewOperation, Partner};
+
+/// Most links one request seeds.
+pub const MAX_COUNT: u32 = 1000;
+
+/// Why a seed request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SeedError {
+    #[error("The count field must be between 1 and {MAX_COUNT}")]
+    Count,
+    #[error("The mix field has an unknown state {0:?}; known: {1}")]
+    UnknownState(String, &'static str),
+    #[error("The mix field must give at least one state a weight above 0")]
+    EmptyMix,
+}
+
+const M2M_STATES: [&str; 6] = [
+    "created",
+    "opened",
+    "completed",
+    "cancelled",
+    "revoked",
+    "expired",
+];
+const M2M_WEIGHTS: [u32; 6] = [3, 3, 2, 1, 1, 2];
+const LEAF_STATES: [&str; 5] = [
+    "provider",
+    "authentication",
+    "fileUpload",
+    "usedUp",
+    "expired",
+];
+const LEAF_WEIGHTS: [u32; 5] = [4, 3, 2, 1, 1];
+
+/// Weights per state, in the order of `states`.
+fn weights(
+    states: &'static [&'static str],
+    defaults: &[u32],
+    mix: Option<&BTreeMap<String, u32>>,
+) -> Result<Vec<u32>, SeedError> {
+    let Some(mix) = mix else {
+        return Ok(defaults.to_vec());
+    };
+    let known = if states.len() == M2M_STATES.len() {
+        "created, opened, completed, cancelled, revoked, expired"
+    } else {
+        "provider, authentication, fileUpload, usedUp, expired"
+    };
+    if let Some(unknown) = mix.keys().find(|key| !states.contains(&key.as_str())) {
+        return Err(SeedError::UnknownState(unknown.clone(), known));
+    }
+    let weights: Vec<u32> = states
+        .iter()
+        .map(|state| mix.get(*state).copied().unwrap_or(0))
+        .collect();
+    if weights.iter().all(|weight| *weight == 0) {
+        return Err(SeedError::EmptyMix);
+    }
+    Ok(weights)
+}
+
+fn pick(rng: &mut ChaCha8Rng, weights: &[u32]) -> usize {
+    let total: u32 = weights.iter().sum();
+    let mut roll = rng.random_range(0..total);
+    for (index, weight) in weights.iter().enumerate() {
+        if roll < *weight {
+            return index;
+        }
+        roll -= weight;
+    }
+    weights.len() - 1
+}
+
+fn check_count(count: u32) -> Result<(), SeedError> {
+    if (1..=MAX_COUNT).contains(&count) {
+        Ok(())
+    } else {
+        Err(SeedError::Count)
+    }
+}
+
+fn digits(rng: &mut ChaCha8Rng, n: usize) -> String {
+    (0..n)
+        .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+        .collect()
+}
+
+fn letters(rng: &mut ChaCha8Rng, n: usize) -> String {
+    (0..n)
+        .map(|_| char::from(b'A' + rng.random_range(0..26u8)))
+        .collect()
+}
+
+/// The first ASCII letter of `name`, upper case (`X` when there is none).
+fn initial(name: &str) -> char {
+    name.chars()
+        .find(char::is_ascii_alphabetic)
+        .map_or('X', |c| c.to_ascii_uppercase())
+}
+
+/// Seeds `count` M2M links for `partner`.
+pub fn seed_m2m(
+    app: &App,
+    partner: &Arc<Partner>,
+    count: u32,
+    rng_seed: u64,
+    mix: Option<&BTreeMap<String, u32>>,
+) -> Result<SeedResult, SeedError> {
+    check_count(count)?;
+    let weights = weights(&M2M_STATES, &M2M_WEIGHTS, mix)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
+    let now = app.clock.now();
+    let mut result = SeedResult {
+        api: "m2m".into(),
+        rng_seed,
+        created: Vec::new(),
+        states: Vec::new(),
+    };
+    for _ in 0..count {
+        let state = M2M_STATES[pick(&mut rng, &weights)];
+        let link = fake_m2m_link(&mut rng);
+        let expires_minutes: i64 = [60, 240, 1440, 10080][rng.random_range(0..4usize)];
+        let age = if state == "expired" {
+            Duration::minutes(expires_minutes + rng.random_range(1..2880i64))
+        } else {
+            Duration::minutes(rng.random_range(0..expires_minutes / 2))
+        };
+        let created_at = now - age;
+        let mut new = link;
+        new.expires_in = Some(Duration::minutes(expires_minutes));
+        let created = create_unique(partner, new, created_at);
+        let Some(created) = created else { continue };
+        let id = created.link_id;
+        let step = |minutes: i64| created_at + Duration::minutes(minutes).min(age);
+        match state {
+            "opened" | "completed" | "cancelled" => {
+                let _ = partner.open_link(&id, step(2));
+                if state != "opened" {
+                    let send = f64::from(rng.random_range(2000..200_000u32)) / 100.0;
+                    let fee = 2.99;
+                    let rate = f64::from(rng.random_range(1650..2050u32)) / 100.0;
+                    let operation = NewOperation {
+                        amount: OperationAmount {
+                            send,
+                            receive: ((send - fee) * rate * 100.0).round() / 100.0,
+                            fee,
+                            send_currency: "USD".into(),
+                            receive_currency: "MXN".into(),
+                        },
+                    };
+                    let _ = partner.create_operation(&id, operation, step(4));
+                    if state == "cancelled" {
+                        let _ = partner.cancel_operation(&id, step(6));
+                    }
+                }
+            }
+            "revoked" => {
+                let reason = ["customer request", "duplicate link", "fraud review"]
+                    [rng.random_range(0..3usize)];
+                let _ = partner.revoke_link(&id, Some(reason.into()), step(3));
+            }
+            _ => {}
+        }
+        result.created.push(id);
+        result.states.push(state.to_owned());
+    }
+    Ok(result)
+}
+
+/// Creates the link; a `referenceId` that already has an active link (the same seed run
+/// twice on one partner) gets a numbered suffix instead.
+fn create_unique(
+    partner: &Partner,
+    new: NewLink,
+    now: OffsetDateTime,
+) -> Option<linkbox_contracts::m2m::CreatedLink> {
+    let base = new.reference_id.clone();
+    for attempt in 1..100 {
+        let mut candidate = new.clone();
+        if attempt > 1 {
+            candidate.reference_id = format!("{base}-{attempt}");
+        }
+        match partner.create_link(candidate, now) {
+            Ok(created) => return Some(created),
+            Err(LinkError::ActiveLinkExists) => continue,
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// A Mexican end user sending money home: full or partial CIP data, a bank account or a
+/// cash pick-up.
+fn fake_m2m_link(rng: &mut ChaCha8Rng) -> NewLink {
+    let first: String = FirstName().fake_with_rng(rng);
+    let second: String = FirstName().fake_with_rng(rng);
+    let last: String = LastName().fake_with_rng(rng);
+    let second_last: String = LastName().fake_with_rng(rng);
+    let year = rng.random_range(1955..=2005u32);
+    let month = rng.random_range(1..=12u32);
+    let day = rng.random_range(1..=28u32);
+    let sex = if rng.random_bool(0.5) { 'H' } else { 'M' };
+    let state = ["DF", "JC", "NL", "PL", "GT", "MC", "VZ", "OC"][rng.random_range(0..8usize)];
+    let curp = format!(
+        "{}{}{}{}{:02}{month:02}{day:02}{sex}{state}{}{}",
+        initial(&last),
+        'X',
+        initial(&second_last),
+        initial(&first),
+        year % 100,
+        letters(rng, 3),
+        digits(rng, 2)
+    );
+    let payment = if rng.random_bool(0.8) {
+        json!({"type": "bank_account", "bankAccount": {"country": "MX", "accountNumber": digits(rng, 18)}})
+    } else {
+        json!({"type": "cash", "cash": {"provider": "OXXO", "reference": digits(rng, 10)}})
+    };
+    let mut user = json!({
+        "name": {"firstName": first, "secondName": second, "lastName": last,
+                 "secondLastName": second_last},
+        "idNumber": curp,
+        "idType": "CURP",
+        "dob": format!("{year:04}-{month:02}-{day:02}"),
+        "paymentMethod": payment,
+    });
+    // Two in five users lack CIP fields, so opening their links asks for data.
+    if rng.random_bool(0.4)
+        && let Some(object) = user.as_object_mut()
+    {
+        object.remove("dob");
+        if rng.random_bool(0.5) {
+            object.remove("idNumber");
+        }
+    }
+    let language = if rng.random_bool(0.6) {
+        Language::Es
+    } else {
+        Language::En
+    };
+    let campaign = ["spring-promo", "referral", "organic"][rng.random_range(0..3usize)];
+    NewLink {
+        reference_id: format!("cust-{}", digits(rng, 8)),
+        expires_in: None,
+        user_data: Some(user),
+        metadata: Some(json!({
+            "orderId": format!("ORD-{}", digits(rng, 6)),
+            "campaign": campaign,
+        })),
+        flow: DEFAULT_FLOW.into(),
+        theme: rng.random_bool(0.3).then(|| "dark".to_owned()),
+        language: Some(language),
+        callback_url: None,
+    }
+}
+
+/// Seeds `count` Leaf magic links (each with its own farmer) for `account`.
+pub fn seed_leaf(
+    app: &App,
+    account: &Arc<Account>,
+    count: u32,
+    rng_seed: u64,
+    mix: Option<&BTreeMap<String, u32>>,
+) -> Result<SeedResult, SeedError> {
+    check_count(count)?;
+    let weights = weights(&LEAF_STATES, &LEAF_WEIGHTS, mix)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
+    let now = app.clock.now();
+    let mut result = SeedResult {
+        api: "leaf".into(),
+        rng_seed,
+        created: Vec::new(),
+        states: Vec::new(),
+    };
+    for _ in 0..count {
+        let state = LEAF_STATES[pick(&mut rng, &weights)];
+        let (fields, farm) = fake_farmer(&mut rng);
+        let Some(user) = create_user_unique(account, fields) else {
+            continue;
+        };
+        let kind = match state {
+            "authentication" => LinkKind::Authentication(random_provider(&mut rng)),
+            "fileUpload" => LinkKind::FileUpload,
+            _ => LinkKind::Provider(if rng.random_bool(0.4) {
+                vec![AllowedProvider::All]
+            } else {
+                let mut picked: Vec<AllowedProvider> = Provider::ALL
+                    .into_iter()
+                    .filter(|_| rng.random_bool(0.4))
+                    .map(AllowedProvider::from)
+                    .collect();
+                if picked.is_empty() {
+                    picked.push(AllowedProvider::JohnDeere);
+                }
+                picked
+            }),
+        };
+        let expires_in = Duration::seconds(rng.random_range(900..=7 * 24 * 3600i64));
+        let age = if state == "expired" {
+            expires_in + Duration::minutes(rng.random_range(1..2880i64))
+        } else {
+            Duration::seconds(rng.random_range(0..=expires_in.whole_seconds() / 2))
+        };
+        let created_at = now - age;
+        let colors = [
+            "#F5F5F5", "#E8F5E9", "#FFF8E1", "#E3F2FD", "#FBE9E7", "#2E7D32",
+        ];
+        let settings = LinkSettings {
+            background_color: colors[rng.random_range(0..colors.len())].to_owned(),
+            company_name: Some(farm),
+            show_leaf_user_name: rng.random_bool(0.5),
+            disconnect_enabled: rng.random_bool(0.3),
+            ..LinkSettings::default()
+        };
+        let new = NewMagicLink {
+            kind,
+            expires_in,
+            settings,
+        };
+        let Ok(created) =
+            account.create_magic_link(LinkOwner::Existing(user.clone()), new, created_at)
+        else {
+            continue;
+        };
+        let uses = match state {
+            "usedUp" => account.max_usage,
+            "expired" => rng.random_range(0..=account.max_usage),
+            _ => rng.random_range(0..account.max_usage),
+        };
+        for use_number in 0..uses {
+            let at = created_at + Duration::seconds(i64::from(use_number) + 1).min(age);
+            let _ = account.access_magic_link(&created.id, at);
+        }
+        if uses > 0
+            && rng.random_bool(0.5)
+            && let Ok(link) = account.find_magic_link(&created.id)
+            && let Some(provider) = crate::control::leaf::allowed_providers(&link).first()
+        {
+            let _ = account.connect_provider(&user, *provider, created_at.min(now));
+        }
+        result.created.push(created.id);
+        result.states.push(state.to_owned());
+    }
+    Ok(result)
+}
+
+fn random_provider(rng: &mut ChaCha8Rng) -> Provider {
+    Provider::ALL[rng.random_range(0..Provider::ALL.len())]
+}
+
+/// Creates the user; an `externalId` already taken (the same seed run twice on one
+/// account) gets a numbered suffix instead. Returns the user's id.
+fn create_user_unique(account: &Account, fields: UserFields) -> Option<String> {
+    let base = fields.external_id.clone().unwrap_or_default();
+    for attempt in 1..100 {
+        let mut candidate = fields.clone();
+        if attempt > 1 {
+            candidate.external_id = Some(format!("{base}-{attempt}"));
+        }
+        match account.create_user(candidate) {
+            Ok(user) => return Some(user.id),
+            Err(LeafError::ExternalIdTaken) => continue,
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// A farmer in the US Midwest and the name of their farm.
+fn fake_farmer(rng: &mut ChaCha8Rng) -> (UserFields, String) {
+    let first: String = EnFirstName().fake_with_rng(rng);
+    let last: String = EnLastName().fake_with_rng(rng);
+    let provider: String = FreeEmailProvider().fake_with_rng(rng);
+    let email = format!(
+        "{}.{}@{provider}",
+        first.to_ascii_lowercase(),
+        last.to_ascii_lowercase()
+    )
+    .replace(' ', "");
+    let street: String = StreetName().fake_with_rng(rng);
+    let number: String = BuildingNumber().fake_with_rng(rng);
+    let city: String = CityName().fake_with_rng(rng);
+    let state: String = StateAbbr().fake_with_rng(rng);
+    let phone: String = CellNumber().fake_with_rng(rng);
+    let farm_last: String = EnLastName().fake_with_rng(rng);
+    let farm = format!(
+        "{farm_last} {}",
+        [
+            "Family Farms",
+            "Acres",
+            "Ranch",
+            "Grain Co.",
+            "Orchards",
+            "Dairy"
+        ][rng.random_range(0..6usize)]
+    );
+    let fields = UserFields {
+        name: format!("{first} {last}"),
+        email,
+        phone: Some(phone),
+        address: Some(format!("{number} {street}, {city}, {state}")),
+        external_id: Some(format!("farm-{}", digits(rng, 6))),
+    };
+    (fields, farm)
+}
+
+/// The demo tenants of `linkbox serve --seed N`.
+pub struct Demo {
+    pub key: String,
+    pub username: String,
+    pub password: String,
+    pub token: String,
+    pub public_url: String,
+}
+
+impl Demo {
+    /// What `serve` prints after its `listening on` line.
+    pub fn lines(&self) -> Vec<String> {
+        vec![
+            format!("demo M2M key: {}", self.key),
+            format!(
+                "demo Leaf account: username {} password {}",
+                self.username, self.password
+            ),
+            format!("demo Leaf token: {}", self.token),
+            format!(
+                "dashboard: {}/_sandbox/ui (paste the key or the token)",
+                self.public_url
+            ),
+        ]
+    }
+}
+
+/// The demo partner's key in open mode.
+pub const DEMO_KEY: &str = "m2m_test_demo0000000000000000000000000000";
+/// The demo Leaf account in open mode.
+pub const DEMO_USER: &str = "demo";
+pub const DEMO_PASSWORD: &str = "demo";
+
+/// Seeds `count` links per API for the demo partner and Leaf account: in open mode
+/// [`DEMO_KEY`] and `demo`/`demo`; with a config file, the first configured partner and
+/// Leaf account.
+pub fn demo(app: &App, count: u32, rng_seed: u64) -> anyhow::Result<Demo> {
+    let settings = &app.settings;
+    let key = settings
+        .partners
+        .first()
+        .and_then(|partner| partner.keys.first().cloned())
+        .unwrap_or_else(|| DEMO_KEY.to_owned());
+    let (username, password) = settings
+        .leaf_accounts
+        .first()
+        .map(|account| (account.username.clone(), account.password.clone()))
+        .unwrap_or_else(|| (DEMO_USER.to_owned(), DEMO_PASSWORD.to_owned()));
+    let partner = app
+        .store
+        .m2m()
+        .authenticate(&key)
+        .map_err(|error| anyhow::anyhow!("demo partner: {error}"))?;
+    let account = app
+        .store
+        .leaf()
+        .account(&username)
+        .ok_or_else(|| anyhow::anyhow!("demo Leaf account {username} is not configured"))?;
+    seed_m2m(app, &partner, count.min(MAX_COUNT), rng_seed, None)?;
+    seed_leaf(app, &account, count.min(MAX_COUNT), rng_seed, None)?;
+    let token = crate::leaf::issue_token(app.store.leaf(), &username, true, app.clock.now())
+        .map_err(|_| anyhow::anyhow!("the demo token did not sign"))?;
+    Ok(Demo {
+        key,
+        username,
+        password,
+        token,
+        public_url: settings.public_url.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_draws_the_same_people() {
+        let one = fake_m2m_link(&mut ChaCha8Rng::seed_from_u64(7));
+        let two = fake_m2m_link(&mut ChaCha8Rng::seed_from_u64(7));
+        let other = fake_m2m_link(&mut ChaCha8Rng::seed_from_u64(8));
+        assert_eq!(one.user_data, two.user_data);
+        assert_eq!(one.reference_id, two.reference_id);
+        assert_ne!(one.user_data, other.user_data);
+        let farmer = fake_farmer(&mut ChaCha8Rng::seed_from_u64(7));
+        assert_eq!(farmer, fake_farmer(&mut ChaCha8Rng::seed_from_u64(7)));
+    }
+
+    #[test]
+    fn curp_like_ids_have_eighteen_characters() {
+        for seed in 0..20 {
+            let link = fake_m2m_link(&mut ChaCha8Rng::seed_from_u64(seed));
+            if let Some(id) = link
+                .user_data
+                .as_ref()
+                .and_then(|data| data["idNumber"].as_str())
+            {
+                assert_eq!(id.len(), 18, "{id}");
+            }
+        }
+    }
+
+    #[test]
+    fn mixes_name_known_states_with_some_weight() {
+        let mut mix = BTreeMap::new();
+        mix.insert("revoked".to_owned(), 1);
+        assert_eq!(
+            weights(&M2M_STATES, &M2M_WEIGHTS, Some(&mix)),
+            Ok(vec![0, 0, 0, 0, 1, 0])
+        );
+        mix.insert("bogus".to_owned(), 1);
+        assert!(matches!(
+            weights(&M2M_STATES, &M2M_WEIGHTS, Some(&mix)),
+            Err(SeedError::UnknownState(..))
+        ));
+        let zero: BTreeMap<String, u32> = [("created".to_owned(), 0)].into();
+        assert_eq!(
+            weights(&M2M_STATES, &M2M_WEIGHTS, Some(&zero)),
+            Err(SeedError::EmptyMix)
+        );
+        assert_eq!(check_count(0), Err(SeedError::Count));
+    }
+}

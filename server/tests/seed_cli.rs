@@ -1,0 +1,60 @@
+//! `linkbox seed` against a running sandbox: the built binary, over a real socket.
+
+use std::process::Command;
+
+use linkbox::{App, Options, Settings};
+use tokio::net::TcpListener;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linkbox_seed_prints_one_created_id_per_line_in_batches() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = App::new(Settings::resolve(Options::default(), addr));
+    tokio::spawn(linkbox::serve(
+        listener,
+        app.clone(),
+        std::future::pending(),
+    ));
+    let key = "m2m_test_cli00000000000000000000000000000";
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_linkbox"))
+            .args([
+                "seed",
+                "--target",
+                &format!("http://{addr}"),
+                "--api",
+                "m2m",
+            ])
+            .args(["--count", "150", "--key", key, "--rng-seed", "9"])
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joins");
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).expect("utf-8");
+    let ids: Vec<&str> = stdout.lines().collect();
+    assert_eq!(ids.len(), 150);
+    assert!(ids.iter().all(|id| id.starts_with("link_p")), "{stdout}");
+    let partner = app.store.m2m().authenticate(key).expect("partner");
+    assert_eq!(partner.link_count(), 150);
+}
+
+#[test]
+fn linkbox_seed_fails_clearly_without_a_sandbox() {
+    let output = Command::new(env!("CARGO_BIN_EXE_linkbox"))
+        .args([
+            "seed",
+            "--target",
+            "http://127.0.0.1:9",
+            "--api",
+            "leaf",
+            "--count",
+            "1",
+        ])
+        .args(["--token", "x"])
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("linkbox:"));
+}

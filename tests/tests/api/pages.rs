@@ -1,0 +1,552 @@
+//! The hosted pages, the dashboard, the Leaf control endpoints and seeding, over real
+//! sockets: every page state, the forms, and the webhooks they send.
+
+use linkbox_tests::receiver::Receiver;
+use linkbox_tests::{Reply, TestApp, spawn_app, test_key};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+
+async fn link_with_receiver(app: &TestApp, key: &str, receiver: &Receiver, body: Value) -> Value {
+    let mut body = body;
+    body["callbackUrl"] = json!(receiver.url);
+    let reply = app.create_link(key, &body).await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    reply.json["data"].clone()
+}
+
+fn path_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest[rest.find('/').unwrap_or(rest.len())..].to_owned()
+}
+
+async fn get(app: &TestApp, path: &str) -> Reply {
+    app.send(Method::GET, path, &[], None).await
+}
+
+async fn post_form(app: &TestApp, path: &str, form: &str) -> Reply {
+    app.send(Method::POST, path, &[FORM], Some(form.as_bytes().to_vec()))
+        .await
+}
+
+fn complete_user() -> Value {
+    json!({"name": {"firstName": "Ana", "secondName": "María", "lastName": "Ruiz",
+        "secondLastName": "Soto"}, "idNumber": "RUSA900101MDFZTN09", "idType": "CURP",
+        "dob": "1990-01-01", "paymentMethod": {"type": "bank_account",
+        "bankAccount": {"country": "MX", "accountNumber": "012345678901234567"}}})
+}
+
+#[tokio::test]
+async fn opening_the_widget_opens_the_link_and_sends_its_webhooks() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    let key = test_key(1);
+    let link = link_with_receiver(&app, &key, &receiver, json!({"referenceId": "u1"})).await;
+    let page = get(&app, &path_of(link["url"].as_str().expect("url"))).await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(
+        page.header("content-type")
+            .is_some_and(|t| t.starts_with("text/html"))
+    );
+    assert!(page.text.contains("id=\"status\">opened<"), "{}", page.text);
+    assert!(page.text.contains("id=\"data-request-status\">pending<"));
+    let detail = app
+        .get_link(&key, link["linkId"].as_str().expect("id"))
+        .await;
+    assert_eq!(detail.data()["status"], "opened");
+    assert!(detail.data()["openedAt"].is_string());
+    receiver.wait_for_event("link.opened").await;
+    receiver.wait_for_event("user.data_request").await;
+    // A second visit opens nothing new.
+    get(&app, &path_of(link["url"].as_str().expect("url"))).await;
+    let events: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| r.event().to_owned())
+        .collect();
+    assert_eq!(
+        events.iter().filter(|e| *e == "link.opened").count(),
+        1,
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_complete_user_sees_no_data_request_and_spanish_links_speak_spanish() {
+    let app = spawn_app().await;
+    let key = test_key(2);
+    let created = app
+        .create_link(
+            &key,
+            &json!({"referenceId": "u2", "language": "es", "userData": complete_user()}),
+        )
+        .await;
+    let url = path_of(created.data()["url"].as_str().expect("url"));
+    let page = get(&app, &url).await;
+    assert!(page.text.contains("<html lang=\"es\">"));
+    assert!(page.text.contains("Completar envío"));
+    assert!(!page.text.contains("data-request"));
+    let english = get(&app, &format!("{url}?lang=en")).await;
+    assert!(english.text.contains("Complete transfer"));
+    assert!(english.text.contains("<html lang=\"en\">"));
+}
+
+#[tokio::test]
+async fn revoked_expired_and_unknown_widgets_say_why() {
+    let app = spawn_app().await;
+    let key = test_key(3);
+    let revoked = app.create_link_for(&key, "r1").await;
+    let id = revoked["linkId"].as_str().expect("id");
+    app.revoke_link(&key, id, None).await;
+    let page = get(&app, &path_of(revoked["url"].as_str().expect("url"))).await;
+    assert_eq!(page.status, 410);
+    assert!(page.text.contains("revoked"), "{}", page.text);
+    let expiring = app.create_link_for(&key, "e1").await;
+    app.move_clock(&key, 3601).await;
+    let page = get(&app, &path_of(expiring["url"].as_str().expect("url"))).await;
+    assert_eq!(page.status, 410);
+    assert!(page.text.contains("expired"));
+    let slug_link = id.rsplit_once('_').expect("id").0;
+    let unknown = get(&app, &format!("/widget/{slug_link}_000000000000/m2m-basic")).await;
+    assert_eq!(unknown.status, 404);
+    assert!(unknown.text.contains("Link not found"));
+    assert_eq!(
+        get(&app, "/widget/link_nobody_000000000000/m2m-basic")
+            .await
+            .status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn the_widget_forms_complete_and_cancel_a_transfer_with_webhooks() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    let key = test_key(4);
+    let body = json!({"referenceId": "u4", "userData": complete_user()});
+    let link = link_with_receiver(&app, &key, &receiver, body).await;
+    let url = path_of(link["url"].as_str().expect("url"));
+    get(&app, &url).await;
+    let done = post_form(&app, &format!("{url}/operation"), "amount=250.50").await;
+    assert_eq!(done.status, 200, "{done:?}");
+    assert!(done.text.contains("Transfer completed."));
+    let created = receiver.wait_for_event("operation.created").await;
+    assert_eq!(created.json["data"]["amount"]["send"], 250.5);
+    let twice = post_form(&app, &format!("{url}/operation"), "amount=1").await;
+    assert_eq!(twice.status, 409);
+    let cancelled = post_form(&app, &format!("{url}/cancel"), "").await;
+    assert!(cancelled.text.contains("Transfer cancelled."));
+    receiver.wait_for_event("operation.cancelled").await;
+    let bad = post_form(&app, &format!("{url}/operation"), "amount=-3").await;
+    assert_eq!(bad.status, 400);
+}
+
+async fn leaf_link(app: &TestApp, token: &str, widget: &str, body: Value) -> Value {
+    let reply = app
+        .leaf(
+            Method::POST,
+            &format!("/services/widgets/api/magic-link/{widget}"),
+            token,
+            Some(&body),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply.json.clone()
+}
+
+#[tokio::test]
+async fn the_leaf_page_counts_accesses_until_used_up_and_is_styled_by_its_settings() {
+    let app = spawn_app().await;
+    let token = app.authenticate("farmco").await;
+    let link = leaf_link(&app, &token, "provider", json!({"externalId": "f1", "name": "Ann Farmer",
+        "allowedProviders": ["JohnDeere", "Stara"],
+        "settings": {"backgroundColor": "#123456", "companyName": "Ann's <Acres>", "showLeafUserName": true}})).await;
+    let path = path_of(link["link"].as_str().expect("link"));
+    for visit in 1..=3 {
+        let page = get(&app, &path).await;
+        assert_eq!(page.status, 200);
+        assert!(
+            page.text.contains(&format!("Visit {visit} of 3")),
+            "{}",
+            page.text
+        );
+        assert!(page.text.contains("background:#123456"));
+        assert!(page.text.contains("Hello, Ann Farmer"));
+        assert!(
+            page.text.contains("Ann&#39;s &lt;Acres&gt;")
+                || page.text.contains("Ann's &lt;Acres&gt;")
+        );
+        assert_eq!(page.text.matches("data-provider=").count(), 2);
+    }
+    let id = link["id"].as_str().expect("id");
+    let view = app
+        .leaf(
+            Method::GET,
+            &format!("/services/widgets/api/magic-link/provider/{id}"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(view.json["usageCount"], 3);
+    assert!(view.json["lastAccessedAt"].is_string());
+    let used_up = get(&app, &path).await;
+    assert_eq!(used_up.status, 410);
+    assert!(used_up.text.contains("used up"));
+    let other = leaf_link(&app, &token, "provider", json!({"externalId": "f2"})).await;
+    let page = get(&app, &path_of(other["link"].as_str().expect("link"))).await;
+    assert_eq!(
+        page.text.matches("data-provider=").count(),
+        7,
+        "All: seven buttons"
+    );
+    assert!(!page.text.contains("Hello,"), "showLeafUserName is off");
+    app.advance_clock(901);
+    let expired = get(&app, &path_of(other["link"].as_str().expect("link"))).await;
+    assert_eq!(expired.status, 410);
+    assert!(expired.text.contains("expired"));
+    assert_eq!(get(&app, "/magic-link/nothing-here").await.status, 404);
+}
+
+#[tokio::test]
+async fn connecting_on_the_page_fills_the_users_credentials() {
+    let app = spawn_app().await;
+    let token = app.authenticate("farmco").await;
+    let link = leaf_link(
+        &app,
+        &token,
+        "authentication",
+        json!({"externalId": "f1", "provider": "CNHI"}),
+    )
+    .await;
+    let path = path_of(link["link"].as_str().expect("link"));
+    let page = get(&app, &path).await;
+    assert_eq!(page.text.matches("data-provider=").count(), 1);
+    let refused = post_form(&app, &format!("{path}/connect"), "provider=Stara").await;
+    assert_eq!(refused.status, 400);
+    let connected = post_form(&app, &format!("{path}/connect"), "provider=CNHI").await;
+    assert_eq!(connected.status, 200, "{connected:?}");
+    assert!(connected.text.contains("Connected: CNHI"));
+    let user = app
+        .leaf(
+            Method::GET,
+            &format!(
+                "/services/usermanagement/api/users/{}",
+                link["leafUserId"].as_str().expect("user")
+            ),
+            &token,
+            None,
+        )
+        .await;
+    assert!(user.json["cnhiCredentials"].is_object(), "{user:?}");
+    assert!(user.json["staraCredentials"].is_null());
+}
+
+fn multipart(name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "linkboxBoundary7";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn file_upload_links_take_zips_only_and_not_too_large() {
+    let app = spawn_app().await;
+    let token = app.authenticate("farmco").await;
+    let link = leaf_link(&app, &token, "file-upload", json!({"externalId": "f1"})).await;
+    let path = path_of(link["link"].as_str().expect("link"));
+    assert!(get(&app, &path).await.text.contains("multipart/form-data"));
+    let upload = format!("{path}/upload");
+    let (content_type, body) = multipart(
+        "fields.zip",
+        b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+    );
+    let ok = app
+        .send(
+            Method::POST,
+            &upload,
+            &[("content-type", &content_type)],
+            Some(body),
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert!(ok.text.contains("fields.zip"));
+    let (content_type, body) = multipart("notes.txt", b"hello");
+    let refused = app
+        .send(
+            Method::POST,
+            &upload,
+            &[("content-type", &content_type)],
+            Some(body),
+        )
+        .await;
+    assert_eq!(refused.status, 415);
+    let mut big = b"PK\x03\x04".to_vec();
+    big.resize(25 * 1024 * 1024 + 1, 0);
+    let (content_type, body) = multipart("big.zip", &big);
+    let too_big = app
+        .send(
+            Method::POST,
+            &upload,
+            &[("content-type", &content_type)],
+            Some(body),
+        )
+        .await;
+    assert_eq!(too_big.status, 413);
+}
+
+#[tokio::test]
+async fn the_leaf_control_endpoints_count_accesses_and_connect_only_for_their_account() {
+    let app = spawn_app().await;
+    let token = app.authenticate("farmco").await;
+    let other = app.authenticate("otherco").await;
+    let link = leaf_link(
+        &app,
+        &token,
+        "provider",
+        json!({"externalId": "f1", "allowedProviders": ["Trimble"]}),
+    )
+    .await;
+    let id = link["id"].as_str().expect("id");
+    let access = format!("/_sandbox/leaf/magic-links/{id}/access");
+    let connect = format!("/_sandbox/leaf/magic-links/{id}/connect");
+    let bearer = |token: &str| format!("Bearer {token}");
+    let mine = bearer(&token);
+    let theirs = bearer(&other);
+    let counted = app
+        .send(Method::POST, &access, &[("authorization", &mine)], None)
+        .await;
+    assert_eq!(counted.status, 200, "{counted:?}");
+    assert_eq!(counted.json["usageCount"], 1);
+    let foreign = app
+        .send(Method::POST, &access, &[("authorization", &theirs)], None)
+        .await;
+    assert_eq!(foreign.status, 404);
+    assert_eq!(foreign.json["error"]["code"], "NOT_FOUND");
+    let json_type = ("content-type", "application/json");
+    let body = |provider: &str| Some(json!({"provider": provider}).to_string().into_bytes());
+    let refused = app
+        .send(
+            Method::POST,
+            &connect,
+            &[("authorization", &mine), json_type],
+            body("Stara"),
+        )
+        .await;
+    assert_eq!(refused.status, 400);
+    let foreign = app
+        .send(
+            Method::POST,
+            &connect,
+            &[("authorization", &theirs), json_type],
+            body("Trimble"),
+        )
+        .await;
+    assert_eq!(foreign.status, 404);
+    let user = app
+        .send(
+            Method::POST,
+            &connect,
+            &[("authorization", &mine), json_type],
+            body("Trimble"),
+        )
+        .await;
+    assert_eq!(user.status, 200, "{user:?}");
+    assert!(user.json["trimbleCredentials"].is_object());
+    for _ in 0..2 {
+        app.send(Method::POST, &access, &[("authorization", &mine)], None)
+            .await;
+    }
+    let gone = app
+        .send(Method::POST, &access, &[("authorization", &mine)], None)
+        .await;
+    assert_eq!(gone.status, 410);
+    assert_eq!(gone.json["error"]["code"], "LINK_USED_UP");
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_a_tenant_escapes_everything_and_its_forms_work() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    receiver.answer_with(&[500]);
+    let key = test_key(5);
+    link_with_receiver(
+        &app,
+        &key,
+        &receiver,
+        json!({"referenceId": "<script>alert(1)</script>"}),
+    )
+    .await;
+    receiver.wait_for(1).await;
+    let board = get(&app, &format!("/_sandbox/ui?key={key}")).await;
+    assert_eq!(board.status, 200);
+    assert!(!board.text.contains("<script>alert(1)</script>"));
+    assert!(board.text.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(board.text.contains("link.created"));
+    assert!(board.text.contains("id=\"journal\""));
+    let delivery = app
+        .control(Method::GET, "/webhooks", Some(&key), None)
+        .await
+        .json["deliveries"][0]["id"]
+        .as_str()
+        .expect("delivery")
+        .to_owned();
+    let replayed = post_form(
+        &app,
+        "/_sandbox/ui/replay",
+        &format!("key={key}&delivery={delivery}"),
+    )
+    .await;
+    assert!(replayed.text.contains("queued again"), "{}", replayed.text);
+    receiver.wait_for(2).await;
+    let before = app.app.clock.now();
+    let moved = post_form(
+        &app,
+        "/_sandbox/ui/clock",
+        &format!("key={key}&advanceSeconds=7200"),
+    )
+    .await;
+    assert!(moved.text.contains("Clock moved by 7200 s."));
+    assert!(app.app.clock.now() - before >= time::Duration::hours(2));
+    let token = app.authenticate("farmco").await;
+    let leaf = post_form(&app, "/_sandbox/ui", &format!("token={token}")).await;
+    assert!(leaf.text.contains("Leaf account farmco"));
+    assert!(
+        !leaf.text.contains("&lt;script&gt;"),
+        "another tenant's links stay hidden"
+    );
+    let signed_out = get(&app, "/_sandbox/ui").await;
+    assert!(signed_out.text.contains("name=\"key\""));
+    let bad = get(&app, "/_sandbox/ui?key=nope").await;
+    assert_eq!(bad.status, 401);
+}
+
+async fn seed(app: &TestApp, headers: &[(&str, &str)], body: Value) -> Reply {
+    let mut headers = headers.to_vec();
+    headers.push(("content-type", "application/json"));
+    app.send(
+        Method::POST,
+        "/_sandbox/seed",
+        &headers,
+        Some(body.to_string().into_bytes()),
+    )
+    .await
+}
+
+/// What seeding makes deterministic: everything but ids and times.
+async fn m2m_data(app: &TestApp, key: &str) -> Vec<Value> {
+    let list = app.list_links(key, "limit=100").await;
+    let mut items: Vec<Value> = list.data()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| {
+            json!([
+                item["referenceId"],
+                item["status"],
+                item["userData"],
+                item["operationId"].is_string()
+            ])
+        })
+        .collect();
+    items.sort_by_key(|item| item.to_string());
+    items
+}
+
+#[tokio::test]
+async fn seeding_the_same_rng_seed_gives_the_same_data() {
+    let app = spawn_app().await;
+    let (a, b, c) = (test_key(6), test_key(7), test_key(8));
+    for key in [&a, &b] {
+        let reply = seed(
+            &app,
+            &[("x-api-key", key)],
+            json!({"api": "m2m", "count": 30, "rngSeed": 42}),
+        )
+        .await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+        assert_eq!(reply.json["created"].as_array().expect("ids").len(), 30);
+    }
+    seed(
+        &app,
+        &[("x-api-key", &c)],
+        json!({"api": "m2m", "count": 30, "rngSeed": 43}),
+    )
+    .await;
+    let (one, two, three) = (
+        m2m_data(&app, &a).await,
+        m2m_data(&app, &b).await,
+        m2m_data(&app, &c).await,
+    );
+    assert_eq!(one, two);
+    assert_ne!(one, three);
+    let statuses: std::collections::BTreeSet<String> = one
+        .iter()
+        .map(|item| item[1].as_str().expect("status").to_owned())
+        .collect();
+    assert_eq!(
+        statuses.len(),
+        3,
+        "created, opened and revoked all appear: {statuses:?}"
+    );
+
+    let leaf_users = |token: String| {
+        let app = &app;
+        async move {
+            let bearer = format!("Bearer {token}");
+            let reply = seed(
+                app,
+                &[("authorization", &bearer)],
+                json!({"api": "leaf", "count": 10, "rngSeed": 42}),
+            )
+            .await;
+            assert_eq!(reply.status, 201, "{reply:?}");
+            let users = app
+                .leaf(
+                    Method::GET,
+                    "/services/usermanagement/api/users?size=100",
+                    &token,
+                    None,
+                )
+                .await;
+            let mut names: Vec<Value> = users
+                .json
+                .as_array()
+                .expect("users")
+                .iter()
+                .map(|user| {
+                    json!([
+                        user["name"],
+                        user["email"],
+                        user["externalId"],
+                        user["address"]
+                    ])
+                })
+                .collect();
+            names.sort_by_key(|user| user.to_string());
+            names
+        }
+    };
+    let first = leaf_users(app.authenticate("farm-a").await).await;
+    let second = leaf_users(app.authenticate("farm-b").await).await;
+    assert_eq!(first.len(), 10);
+    assert_eq!(first, second);
+    let refused = seed(
+        &app,
+        &[("x-api-key", &a)],
+        json!({"api": "leaf", "count": 1}),
+    )
+    .await;
+    assert_eq!(refused.status, 400);
+    let bad_mix = seed(
+        &app,
+        &[("x-api-key", &a)],
+        json!({"api": "m2m", "count": 1, "mix": {"nope": 1}}),
+    )
+    .await;
+    assert_eq!(bad_mix.status, 400);
+}
