@@ -129,6 +129,7 @@ pub fn cases() -> Vec<Case> {
     all.extend(users());
     all.extend(auth());
     all.extend(tenancy());
+    all.extend(usage());
     all
 }
 
@@ -1297,6 +1298,61 @@ fn tenancy() -> Vec<Case> {
                     .send()
                     .await?;
                 reply.status(200)?.body(json!([]))?;
+                Ok(())
+            }
+        ),
+    ]
+}
+
+/// Plays the end user on a Leaf link through the control API, as the link's account.
+async fn as_end_user(cx: &Ctx, id: &str, action: &str, body: Value) -> Result<Reply, Failure> {
+    let token = cx.leaf_token().await?;
+    let reply = cx
+        .control(
+            Method::POST,
+            &format!("/_sandbox/leaf/magic-links/{id}/{action}"),
+        )
+        .auth(Auth::Bearer(token))
+        .json(&body)
+        .send()
+        .await?;
+    reply.status(200)?;
+    Ok(reply)
+}
+
+fn usage() -> Vec<Case> {
+    vec![
+        local_case!("leaf.usage.access-counts", Design, |cx| async move {
+            let id = PROVIDER.create(&cx, json!({})).await?.string("/id")?;
+            as_end_user(&cx, &id, "access", json!({})).await?;
+            as_end_user(&cx, &id, "access", json!({})).await?;
+            let reply = cx.leaf(Method::GET, &PROVIDER.one(&id)).send().await?;
+            reply.status(200)?.eq("/usageCount", json!(2))?;
+            reply.timestamp("/lastAccessedAt", 3)?;
+            Ok(())
+        }),
+        local_case!(
+            "leaf.usage.connect-fills-the-user-credentials",
+            Design,
+            |cx| async move {
+                let created = PROVIDER
+                    .create(&cx, json!({"allowedProviders": ["JohnDeere"]}))
+                    .await?;
+                let (id, user) = (created.string("/id")?, created.string("/leafUserId")?);
+                as_end_user(&cx, &id, "access", json!({})).await?;
+                as_end_user(&cx, &id, "connect", json!({"provider": "JohnDeere"})).await?;
+                let reply = cx
+                    .leaf(Method::GET, &format!("{USERS}/{user}"))
+                    .send()
+                    .await?;
+                let credentials = reply.status(200)?.get("/johnDeereCredentials")?;
+                if !credentials.is_object() {
+                    return Err(reply.failure(
+                        "body /johnDeereCredentials",
+                        "an object",
+                        credentials,
+                    ));
+                }
                 Ok(())
             }
         ),
