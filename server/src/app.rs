@@ -1,5 +1,5 @@
-//! The application handle every route holds: settings, the store, the sandbox clock, and
-//! the control API's webhook queue, request journal and faults.
+//! The application handle every route holds: settings, the store, the sandbox clock, the
+//! control API's webhook queue, request journal and faults, and the state file's sink.
 
 use std::sync::Arc;
 
@@ -7,6 +7,7 @@ use crate::clock::Clock;
 use crate::config::{RateLimits, Settings};
 use crate::control::faults::Faults;
 use crate::control::journal::Journal;
+use crate::persist::{self, Sink};
 use crate::ratelimit::Limit;
 use crate::store::Store;
 use crate::webhooks::Webhooks;
@@ -23,18 +24,35 @@ pub struct App {
     pub journal: Journal,
     /// Injected faults.
     pub faults: Faults,
+    /// Where changes are kept: nowhere, or the `--state` file.
+    pub sink: Sink,
 }
 
 impl App {
     /// A fresh, empty sandbox on a clock reading real time.
     pub fn new(settings: Settings) -> App {
+        App::with_sink(settings, Sink::off())
+    }
+
+    /// The sandbox `settings` describe: in memory, or the one kept in the `--state` file
+    /// (created if new).
+    pub fn open(settings: Settings) -> Result<App, persist::OpenError> {
+        match settings.state.clone() {
+            None => Ok(App::new(settings)),
+            Some(path) => persist::open(&path, settings),
+        }
+    }
+
+    /// An empty sandbox whose every change goes through `sink`.
+    pub(crate) fn with_sink(settings: Settings, sink: Sink) -> App {
         App {
-            store: Store::new(&settings),
-            webhooks: Webhooks::new(),
+            store: Store::with_sink(&settings, sink.clone()),
+            webhooks: Webhooks::with_sink(sink.clone()),
             journal: Journal::new(settings.journal_size),
             faults: Faults::new(),
             settings: Arc::new(settings),
-            clock: Clock::new(),
+            clock: Clock::with_sink(sink.clone()),
+            sink,
         }
     }
 

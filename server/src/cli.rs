@@ -103,6 +103,10 @@ pub struct ServeArgs {
     /// https://magic-link.withleaf.io to reproduce production URLs.
     #[arg(long, env = "LINKBOX_LEAF_LINK_BASE")]
     pub leaf_link_base: Option<String>,
+    /// Keep every change in this SQLite file, durable before each response, and start from
+    /// what it holds (default: in memory only).
+    #[arg(long, env = "LINKBOX_STATE")]
+    pub state: Option<PathBuf>,
     /// Log lines on stderr as text or JSON.
     #[arg(long, env = "LINKBOX_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
@@ -127,6 +131,7 @@ impl ServeArgs {
             admin_token: self.admin_token.clone(),
             journal_size: Some(usize::try_from(self.journal_size).unwrap_or(usize::MAX)),
             webhook_timeout: None,
+            state: self.state.clone(),
         })
     }
 }

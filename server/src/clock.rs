@@ -9,6 +9,8 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use time::{Duration, OffsetDateTime};
 
+use crate::persist::Sink;
+
 /// A cheap-to-clone handle on the one sandbox clock.
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
@@ -16,6 +18,8 @@ pub struct Clock {
     /// Woken whenever the clock is set, so work scheduled on the sandbox clock (webhook
     /// retries) runs at once instead of at its next periodic check.
     moved: Arc<tokio::sync::Notify>,
+    /// Where each setting of the clock is kept (the state file, or nowhere).
+    sink: Sink,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -40,16 +44,30 @@ impl Clock {
         Clock::default()
     }
 
+    /// A clock reading real time whose every setting is written through `sink`.
+    pub fn with_sink(sink: Sink) -> Clock {
+        Clock {
+            sink,
+            ..Clock::default()
+        }
+    }
+
+    /// Keeps the new setting, inside the lock that made it so writes stay in order.
+    fn persist(&self, state: &State) {
+        self.sink
+            .record(|changes| changes.clock(state.offset, state.frozen_at));
+    }
+
     /// The sandbox's current time, to the millisecond (the precision both APIs show).
     pub fn now(&self) -> OffsetDateTime {
         let state = *self.state.read();
-        truncate_to_millis(state.frozen_at.unwrap_or_else(|| real_now() + state.offset))
+        truncate_to_millis(state.frozen_at.unwrap_or_else(|| offset_now(state.offset)))
     }
 
     pub fn reading(&self) -> ClockReading {
         let state = *self.state.read();
         ClockReading {
-            now: truncate_to_millis(state.frozen_at.unwrap_or_else(|| real_now() + state.offset)),
+            now: truncate_to_millis(state.frozen_at.unwrap_or_else(|| offset_now(state.offset))),
             offset: state.offset,
             frozen: state.frozen_at.is_some(),
         }
@@ -66,27 +84,34 @@ impl Clock {
     }
 
     /// Moves the clock by `by` (forward when positive), frozen or not.
-    pub fn advance(&self, by: Duration) {
+    pub fn advance(&self, by: Duration) -> Result<(), OutOfRange> {
         {
             let mut state = self.state.write();
+            let reading = state.frozen_at.unwrap_or_else(|| offset_now(state.offset));
+            check_range(reading.checked_add(by))?;
             state.offset += by;
             if let Some(frozen) = state.frozen_at.as_mut() {
                 *frozen += by;
             }
+            self.persist(&state);
         }
         self.tell_moved();
+        Ok(())
     }
 
     /// Sets the clock so that it reads `to` now.
-    pub fn set_to(&self, to: OffsetDateTime) {
+    pub fn set_to(&self, to: OffsetDateTime) -> Result<(), OutOfRange> {
+        check_range(Some(to))?;
         {
             let mut state = self.state.write();
             state.offset = to - real_now();
             if state.frozen_at.is_some() {
                 state.frozen_at = Some(to);
             }
+            self.persist(&state);
         }
         self.tell_moved();
+        Ok(())
     }
 
     /// Freezes the clock at its current reading, or lets it run again from there.
@@ -101,21 +126,63 @@ impl Clock {
                 }
                 _ => {}
             }
+            self.persist(&state);
         }
         self.tell_moved();
     }
 
     /// Restores an offset saved earlier (persistence, snapshots).
     pub fn set_offset(&self, offset: Duration) {
-        self.state.write().offset = offset;
+        let mut state = self.state.write();
+        state.offset = offset;
+        self.persist(&state);
+        drop(state);
+        self.tell_moved();
+    }
+
+    /// Restores a setting kept in the state file: the offset, and the reading it is frozen
+    /// at, if it is.
+    pub fn restore(&self, offset: Duration, frozen_at: Option<OffsetDateTime>) {
+        *self.state.write() = State { offset, frozen_at };
         self.tell_moved();
     }
 
     /// Back to real time, running.
     pub fn reset(&self) {
-        *self.state.write() = State::default();
+        let mut state = self.state.write();
+        *state = State::default();
+        self.persist(&state);
+        drop(state);
         self.tell_moved();
     }
+}
+
+/// The years the sandbox clock may show: wide enough for any test, narrow enough that every
+/// expiry computed from it (a year at most) stays representable.
+pub const YEARS: std::ops::RangeInclusive<i32> = 1970..=9000;
+
+/// A clock change that would leave [`YEARS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the sandbox clock must stay between the years 1970 and 9000")]
+pub struct OutOfRange;
+
+fn check_range(reading: Option<OffsetDateTime>) -> Result<(), OutOfRange> {
+    match reading {
+        Some(at) if YEARS.contains(&at.year()) => Ok(()),
+        _ => Err(OutOfRange),
+    }
+}
+
+/// Real time plus `offset`; an offset restored from elsewhere that overflows saturates
+/// instead of panicking.
+fn offset_now(offset: Duration) -> OffsetDateTime {
+    real_now()
+        .checked_add(offset)
+        .unwrap_or(if offset.is_negative() {
+            OffsetDateTime::UNIX_EPOCH
+        } else {
+            time::macros::datetime!(9000-12-31 23:59:59 UTC)
+        })
 }
 
 fn real_now() -> OffsetDateTime {
@@ -144,7 +211,7 @@ mod tests {
     fn advancing_moves_the_reading_forward() {
         let clock = Clock::new();
         let before = clock.now();
-        clock.advance(Duration::hours(2));
+        clock.advance(Duration::hours(2)).expect("in range");
         let moved = clock.now() - before;
         assert!(moved >= Duration::hours(2) && moved < Duration::hours(2) + Duration::seconds(1));
         assert_eq!(clock.reading().offset, Duration::hours(2));
@@ -153,12 +220,14 @@ mod tests {
     #[test]
     fn a_frozen_clock_stands_still_until_advanced() {
         let clock = Clock::new();
-        clock.set_to(datetime!(2030-01-01 00:00 UTC));
+        clock
+            .set_to(datetime!(2030-01-01 00:00 UTC))
+            .expect("in range");
         clock.set_frozen(true);
         let first = clock.now();
         std::thread::sleep(std::time::Duration::from_millis(5));
         assert_eq!(clock.now(), first);
-        clock.advance(Duration::seconds(90));
+        clock.advance(Duration::seconds(90)).expect("in range");
         assert_eq!(clock.now(), first + Duration::seconds(90));
         assert!(clock.reading().frozen);
     }
@@ -167,7 +236,9 @@ mod tests {
     fn unfreezing_runs_on_from_the_frozen_reading() {
         let clock = Clock::new();
         clock.set_frozen(true);
-        clock.set_to(datetime!(2031-06-01 12:00 UTC));
+        clock
+            .set_to(datetime!(2031-06-01 12:00 UTC))
+            .expect("in range");
         clock.set_frozen(false);
         let drift = clock.now() - datetime!(2031-06-01 12:00 UTC);
         assert!(
@@ -175,6 +246,27 @@ mod tests {
             "drift {drift}"
         );
         assert!(!clock.reading().frozen);
+    }
+
+    #[test]
+    fn the_clock_refuses_to_leave_its_years_and_never_panics() {
+        let clock = Clock::new();
+        clock
+            .set_to(datetime!(8999-12-31 00:00 UTC))
+            .expect("in range");
+        assert_eq!(clock.advance(Duration::days(800)), Err(OutOfRange));
+        assert_eq!(
+            clock.set_to(datetime!(9999-12-31 00:00 UTC)),
+            Err(OutOfRange)
+        );
+        assert_eq!(
+            clock.set_to(datetime!(1969-12-31 00:00 UTC)),
+            Err(OutOfRange)
+        );
+        assert_eq!(clock.now().year(), 8999);
+        // An offset restored from elsewhere that overflows saturates instead of panicking.
+        clock.set_offset(Duration::MAX);
+        assert_eq!(clock.now().year(), 9000);
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct Settings {
     pub journal_size: usize,
     /// How long a webhook receiver may take to answer; 30 s as documented (tests shorten it).
     pub webhook_timeout: std::time::Duration,
+    /// `--state`: the SQLite file every change is kept in; `None` keeps everything in memory.
+    pub state: Option<std::path::PathBuf>,
 }
 
 /// The options of `linkbox serve` that shape [`Settings`], before the address is bound.
@@ -57,6 +59,7 @@ pub struct Options {
     pub admin_token: Option<String>,
     pub journal_size: Option<usize>,
     pub webhook_timeout: Option<std::time::Duration>,
+    pub state: Option<std::path::PathBuf>,
 }
 
 impl Settings {
@@ -99,6 +102,7 @@ impl Settings {
                 .unwrap_or(std::time::Duration::from_secs(
                     sandbox::WEBHOOK_TIMEOUT_SECS,
                 )),
+            state: options.state,
         }
     }
 }

@@ -14,6 +14,8 @@
 //! - [`pages`]: the hosted HTML pages — the M2M widget, the Leaf magic-link page — and the
 //!   dashboard at `/_sandbox/ui`.
 //! - [`seed`]: deterministic fake data for QA and the `--seed` demo.
+//! - [`persist`]: `--state FILE`, every change written through to SQLite before its
+//!   response leaves.
 //! - [`docs`]: `/openapi.json` and the Swagger UI at `/docs`.
 //! - [`http`]: the connection loop, body and query plumbing shared by the APIs.
 //! - [`ratelimit`]: per-minute windows on the sandbox clock.
@@ -32,6 +34,7 @@ pub mod http;
 pub mod leaf;
 pub mod m2m;
 pub mod pages;
+pub mod persist;
 pub mod ratelimit;
 pub mod seed;
 pub mod seed_cli;
@@ -48,7 +51,8 @@ use warp::reply::Response;
 pub use app::App;
 pub use config::{Options, Settings};
 
-/// Every route of the sandbox, behind the fault gate, inside the request journal.
+/// Every route of the sandbox, behind the fault gate, inside the request journal; with a
+/// state file, each response waits until what it changed is durable.
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     let endpoints = m2m::routes(app.clone())
         .or(leaf::routes(app.clone()))
@@ -63,28 +67,44 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .unify()
         .boxed();
     let gated = control::faults::gated(app.clone(), endpoints);
-    control::journal::recorded(app, gated)
+    let recorded = control::journal::recorded(app.clone(), gated);
+    persist::durable(&app, recorded)
 }
 
 /// Serves `app` on an already bound `listener` until `shutdown` completes, with the webhook
-/// engine running alongside and stopped after the last connection closes.
+/// engine running alongside and stopped after the last connection closes; then closes the
+/// state file, if any, with everything committed.
 pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output = ()>) {
     let (stop_engine, engine_stopped) = tokio::sync::oneshot::channel::<()>();
     let engine = tokio::spawn(webhooks::engine::run(app.clone(), async {
         let _ = engine_stopped.await;
     }));
-    http::serve(listener, routes(app), shutdown).await;
+    http::serve(listener, routes(app.clone()), shutdown).await;
     let _ = stop_engine.send(());
     let _ = engine.await;
+    let sink = app.sink.clone();
+    if tokio::task::spawn_blocking(move || sink.close())
+        .await
+        .is_err()
+    {
+        tracing::error!("closing the state file failed");
+    }
 }
 
-/// Resolves `options` against the listener's address and serves a fresh sandbox.
+/// Resolves `options` against the listener's address and opens the sandbox they describe:
+/// fresh, or loaded from the `--state` file. Fails on a state file linkbox cannot use.
+pub fn open(listener: &TcpListener, options: Options) -> std::io::Result<App> {
+    let settings = Settings::resolve(options, listener.local_addr()?);
+    App::open(settings).map_err(std::io::Error::other)
+}
+
+/// Opens the sandbox `options` describe and serves it.
 pub async fn run(
     listener: TcpListener,
     options: Options,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let settings = Settings::resolve(options, listener.local_addr()?);
-    serve(listener, App::new(settings), shutdown).await;
+    let app = open(&listener, options)?;
+    serve(listener, app, shutdown).await;
     Ok(())
 }

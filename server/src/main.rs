@@ -32,12 +32,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", args.addr))?;
     let addr = listener.local_addr()?;
+    // A state file is loaded (or refused) before the sandbox says it is listening.
+    let app = linkbox::open(&listener, options)?;
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on http://{addr}")?;
         stdout.flush()?;
     }
-    let app = linkbox::App::new(linkbox::Settings::resolve(options, addr));
     if args.seed > 0 {
         let demo = linkbox::seed::demo(&app, args.seed, args.rng_seed)?;
         let mut stdout = std::io::stdout().lock();

@@ -1,8 +1,9 @@
 //! Shared helpers for the end-to-end tests: [`spawn_app`] starts a sandbox on a free
 //! loopback port inside the test's runtime and returns a [`TestApp`] with one method per
 //! request the tests make, plus direct handles on the app's clock and store.
-//! [`receiver`] is a loopback webhook receiver.
+//! [`receiver`] is a loopback webhook receiver; [`browser`] a headless Chromium.
 
+pub mod browser;
 pub mod receiver;
 
 use std::net::SocketAddr;
@@ -364,7 +365,10 @@ impl TestApp {
 
     /// Advances the sandbox clock.
     pub fn advance_clock(&self, seconds: i64) {
-        self.app.clock.advance(time::Duration::seconds(seconds));
+        self.app
+            .clock
+            .advance(time::Duration::seconds(seconds))
+            .expect("in range");
     }
 }
 

@@ -58,18 +58,19 @@ fn apply(app: &App, change: ClockChange) -> Result<(), ControlError> {
                     "The advanceSeconds field must be within a century",
                 ));
             }
-            app.clock.advance(time::Duration::seconds(seconds));
+            app.clock
+                .advance(time::Duration::seconds(seconds))
+                .map_err(|error| {
+                    ControlError::invalid(format!("The advanceSeconds field moves {error}"))
+                })?;
         }
         (None, Some(to), None) => {
             let to = timefmt::parse(&to).ok_or_else(|| {
                 ControlError::invalid("The setTo field must be an RFC 3339 timestamp")
             })?;
-            if !(1970..=9999).contains(&to.year()) {
-                return Err(ControlError::invalid(
-                    "The setTo field must be between the years 1970 and 9999",
-                ));
-            }
-            app.clock.set_to(to);
+            app.clock.set_to(to).map_err(|_| {
+                ControlError::invalid("The setTo field must be between the years 1970 and 9000")
+            })?;
         }
         (None, None, Some(frozen)) => app.clock.set_frozen(frozen),
         _ => {

@@ -62,7 +62,7 @@ pub fn issue_token(
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims,
-        &EncodingKey::from_secret(accounts.signing_secret()),
+        &EncodingKey::from_secret(&accounts.signing_secret()),
     )
     .map_err(|error| {
         tracing::error!(%error, "token did not sign");
@@ -78,7 +78,7 @@ pub fn verify(accounts: &Accounts, token: &str) -> Result<TokenClaims, ApiError>
     validation.set_required_spec_claims(&["exp", "sub"]);
     jsonwebtoken::decode::<TokenClaims>(
         token,
-        &DecodingKey::from_secret(accounts.signing_secret()),
+        &DecodingKey::from_secret(&accounts.signing_secret()),
         &validation,
     )
     .map(|data| data.claims)

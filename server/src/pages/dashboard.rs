@@ -82,10 +82,12 @@ fn act(app: &App, action: &str, form: &[(String, String)]) -> Option<Result<Stri
         "clock" => {
             let seconds = field(form, "advanceSeconds").and_then(|value| value.parse::<i64>().ok());
             match seconds {
-                Some(seconds) if seconds.abs() <= 100 * 366 * 24 * 3600 => {
-                    app.clock.advance(time::Duration::seconds(seconds));
-                    Some(Ok(format!("Clock moved by {seconds} s.")))
-                }
+                Some(seconds) if seconds.abs() <= 100 * 366 * 24 * 3600 => Some(
+                    app.clock
+                        .advance(time::Duration::seconds(seconds))
+                        .map(|()| format!("Clock moved by {seconds} s."))
+                        .map_err(|error| format!("Not moved: {error}.")),
+                ),
                 _ => Some(Err(
                     "advanceSeconds must be a whole number of seconds".into()
                 )),
@@ -157,7 +159,7 @@ fn sign_in(error: Option<&str>) -> Markup {
                 p { label { "M2M API key " input name="key" type="password" autocomplete="off"; } }
                 p { "or" }
                 p { label { "Leaf id_token (or admin token) " input name="token" type="password" autocomplete="off"; } }
-                button type="submit" { "Open" }
+                button #sign-in type="submit" { "Open" }
             }
         }
     };

@@ -21,6 +21,9 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::config::Settings;
+use crate::persist::Sink;
+
+pub mod persisted;
 
 /// Why a request about a user or a link could not be served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -42,13 +45,21 @@ pub struct Accounts {
     by_name: RwLock<HashMap<Box<str>, Arc<Account>>>,
     /// Config mode: username → (password, maxUsage). Empty in open mode.
     configured: HashMap<String, (String, u32)>,
-    /// HS256 secret of this process's tokens: random, so no token outlives the process.
-    secret: [u8; 32],
+    /// HS256 secret of the tokens: random, so in memory no token outlives the process; with
+    /// a state file it is kept there, so tokens outlive restarts.
+    secret: RwLock<[u8; 32]>,
     link_base: Arc<str>,
+    sink: Sink,
 }
 
 impl Accounts {
+    /// In memory.
     pub fn new(settings: &Settings) -> Accounts {
+        Accounts::with_sink(settings, Sink::off())
+    }
+
+    /// Writing every change through `sink`.
+    pub fn with_sink(settings: &Settings, sink: Sink) -> Accounts {
         let configured = settings
             .leaf_accounts
             .iter()
@@ -67,8 +78,9 @@ impl Accounts {
         Accounts {
             by_name: RwLock::new(HashMap::new()),
             configured,
-            secret,
+            secret: RwLock::new(secret),
             link_base: settings.leaf_link_base.as_str().into(),
+            sink,
         }
     }
 
@@ -83,8 +95,8 @@ impl Accounts {
     }
 
     /// The secret tokens are signed with.
-    pub fn signing_secret(&self) -> &[u8] {
-        &self.secret
+    pub fn signing_secret(&self) -> [u8; 32] {
+        *self.secret.read()
     }
 
     /// The account of `username`, created on first use; `None` for a name no configured
@@ -110,6 +122,7 @@ impl Accounts {
                     username: username.into(),
                     max_usage,
                     link_base: self.link_base.clone(),
+                    sink: self.sink.clone(),
                     state: Mutex::new(AccountState::default()),
                 })
             })
@@ -166,6 +179,7 @@ pub struct Account {
     /// Accesses each of its magic links allows.
     pub max_usage: u32,
     link_base: Arc<str>,
+    sink: Sink,
     state: Mutex<AccountState>,
 }
 
@@ -299,7 +313,9 @@ impl Account {
             return Err(LeafError::ExternalIdTaken);
         }
         let id = Uuid::new_v4();
-        Ok(insert_user(&mut state, id, fields).view(id))
+        let user = insert_user(&mut state, id, fields);
+        self.sink.record(|changes| self.put_user(changes, id, user));
+        Ok(user.view(id))
     }
 
     /// `GET /users/{id}`.
@@ -359,6 +375,7 @@ impl Account {
         }
         let user = state.users.get_mut(&id).ok_or(LeafError::UserNotFound)?;
         user.fields = fields;
+        self.sink.record(|changes| self.put_user(changes, id, user));
         Ok(user.view(id))
     }
 
@@ -369,6 +386,8 @@ impl Account {
         if let Some(user) = state.users.remove(&id) {
             state.user_order.remove(&user.seq);
         }
+        self.sink
+            .record(|changes| self.delete_user_row(changes, id));
         Ok(())
     }
 
@@ -390,6 +409,7 @@ impl Account {
                 created_time: timefmt::millis(now),
             },
         );
+        self.sink.record(|changes| self.put_user(changes, id, user));
         Ok(user.view(id))
     }
 
@@ -428,7 +448,8 @@ impl Account {
                             address: None,
                             external_id: Some(external_id),
                         };
-                        insert_user(&mut state, id, fields);
+                        let user = insert_user(&mut state, id, fields);
+                        self.sink.record(|changes| self.put_user(changes, id, user));
                         id
                     }
                 }
@@ -455,6 +476,11 @@ impl Account {
                 usage_count: 0,
             },
         );
+        self.sink.record(|changes| {
+            if let Some(link) = state.links.get(&id) {
+                self.put_link(changes, &id, link);
+            }
+        });
         Ok(wire::MagicLinkCreated {
             link: self.link_url(&id),
             id,
@@ -514,6 +540,8 @@ impl Account {
                 let seq = link.seq;
                 state.links.remove(id);
                 state.link_order.remove(&seq);
+                self.sink
+                    .record(|changes| self.delete_link_row(changes, id));
                 Ok(())
             }
             _ => Err(LeafError::LinkNotFound),
@@ -537,6 +565,7 @@ impl Account {
         }
         link.usage_count += 1;
         link.last_accessed_at = Some(now);
+        self.sink.record(|changes| self.put_link(changes, id, link));
         Ok(self.view(id, link))
     }
 
@@ -567,9 +596,14 @@ impl Account {
             .unwrap_or_default()
     }
 
-    /// Forgets every user, link and upload of this account.
+    /// Forgets every user, link and upload of this account (in the state file too).
     pub fn reset(&self) {
-        *self.state.lock() = AccountState::default();
+        let mut state = self.state.lock();
+        *state = AccountState::default();
+        self.sink.record(|changes| {
+            changes.clear_tenant(crate::persist::Table::LeafUsers, &self.username);
+            changes.clear_tenant(crate::persist::Table::LeafMagicLinks, &self.username);
+        });
     }
 
     fn link_url(&self, id: &str) -> String {

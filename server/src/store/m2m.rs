@@ -22,9 +22,11 @@ use uuid::Uuid;
 use super::ids;
 use super::index::ShardedMap;
 use crate::config::{PartnerConfig, Settings};
+use crate::persist::Sink;
 use crate::ratelimit::{Limit, Window};
 
 mod operations;
+pub mod persisted;
 mod snapshot;
 #[cfg(test)]
 mod tests_support;
@@ -67,14 +69,25 @@ pub struct Partners {
     /// Config mode: only the keys loaded at startup exist.
     closed: bool,
     widget_base: Arc<str>,
+    sink: Sink,
 }
 
 impl Partners {
+    /// In memory.
     pub fn new(settings: &Settings) -> Partners {
+        Partners::with_sink(settings, Sink::off())
+    }
+
+    /// Writing every change through `sink`.
+    pub fn with_sink(settings: &Settings, sink: Sink) -> Partners {
         let widget_base: Arc<str> = settings.m2m_widget_base.as_str().into();
         let mut by_key = HashMap::new();
         for config in &settings.partners {
-            let partner = Arc::new(Partner::configured(config, widget_base.clone()));
+            let partner = Arc::new(Partner::configured(
+                config,
+                widget_base.clone(),
+                sink.clone(),
+            ));
             for key in &config.keys {
                 by_key.insert(key.as_str().into(), partner.clone());
             }
@@ -83,6 +96,7 @@ impl Partners {
             closed: !settings.partners.is_empty(),
             by_key: RwLock::new(by_key),
             widget_base,
+            sink,
         }
     }
 
@@ -102,7 +116,11 @@ impl Partners {
             .by_key
             .write()
             .entry(key.into())
-            .or_insert_with(|| Arc::new(Partner::open(key, self.widget_base.clone())))
+            .or_insert_with(|| {
+                let partner = Partner::open(key, self.widget_base.clone(), self.sink.clone());
+                partner.persist_settings(&partner.state.lock());
+                Arc::new(partner)
+            })
             .clone();
         partner.check_active()
     }
@@ -128,7 +146,10 @@ pub struct Partner {
     pub suspended: bool,
     pub default_expires_in_minutes: u32,
     pub theme: Option<String>,
+    /// The key an open-mode partner was created by (its slug is derived from it).
+    key: Option<Box<str>>,
     widget_base: Arc<str>,
+    sink: Sink,
     state: Mutex<PartnerState>,
 }
 
@@ -247,7 +268,7 @@ pub struct DataRequestView {
 }
 
 impl Partner {
-    fn configured(config: &PartnerConfig, widget_base: Arc<str>) -> Partner {
+    fn configured(config: &PartnerConfig, widget_base: Arc<str>, sink: Sink) -> Partner {
         let state = PartnerState {
             webhook_url: config.webhook_url.clone(),
             webhook_secret: config
@@ -263,18 +284,22 @@ impl Partner {
                 .default_expires_in_minutes
                 .unwrap_or(wire::DEFAULT_EXPIRES_IN_MINUTES),
             theme: config.theme.clone(),
+            key: None,
             widget_base,
+            sink,
             state: Mutex::new(state),
         }
     }
 
-    fn open(key: &str, widget_base: Arc<str>) -> Partner {
+    fn open(key: &str, widget_base: Arc<str>, sink: Sink) -> Partner {
         Partner {
             slug: open_mode_slug(key).into(),
             suspended: false,
             default_expires_in_minutes: wire::DEFAULT_EXPIRES_IN_MINUTES,
             theme: None,
+            key: Some(key.into()),
             widget_base,
+            sink,
             state: Mutex::new(PartnerState {
                 webhook_secret: new_webhook_secret(),
                 ..PartnerState::default()
@@ -366,6 +391,10 @@ impl Partner {
             operation_id: None,
         });
         state.link_index.insert(suffix, link_index);
+        self.sink.record(|changes| {
+            self.put_user(changes, state, user_index as usize);
+            self.put_link(changes, state, link_index as usize);
+        });
         let link = &state.links[link_index as usize];
         Ok(wire::CreatedLink {
             link_id: self.link_id(link.suffix),
@@ -461,8 +490,11 @@ impl Partner {
         link.status = LinkStatus::Revoked;
         link.revoked_at = Some(now);
         link.revoke_reason = reason.map(Into::into);
+        let suffix = link.suffix;
+        self.sink
+            .record(|changes| self.put_link(changes, &state, index));
         Ok(wire::RevokedLink {
-            link_id: self.link_id(link.suffix),
+            link_id: self.link_id(suffix),
             status: LinkStatus::Revoked,
             revoked_at: timefmt::millis(now),
         })
@@ -503,7 +535,11 @@ impl Partner {
                     },
                 );
                 data_request = self.data_request_view(&state, suffix, now, expires_at);
+                self.sink
+                    .record(|changes| self.put_data_request(changes, &state, suffix));
             }
+            self.sink
+                .record(|changes| self.put_link(changes, &state, index));
         }
         Ok(Opened {
             link: self.detail(&state, &state.links[index]),
@@ -561,6 +597,10 @@ impl Partner {
         if let Some(request) = state.data_requests.get_mut(&suffix) {
             request.fulfilled_at = Some(now);
         }
+        self.sink.record(|changes| {
+            self.put_user(changes, &state, user_index);
+            self.put_data_request(changes, &state, suffix);
+        });
         Ok(wire::FulfilledDataRequest {
             data_request_id: data_request_id.to_owned(),
             status: DataRequestStatus::Fulfilled,
@@ -573,7 +613,9 @@ impl Partner {
     /// Replaces the webhook signing secret; the old one stops signing at once.
     pub fn regenerate_webhook_secret(&self) -> String {
         let secret = new_webhook_secret();
-        self.state.lock().webhook_secret = secret.clone();
+        let mut state = self.state.lock();
+        state.webhook_secret = secret.clone();
+        self.persist_settings(&state);
         secret
     }
 
@@ -588,7 +630,9 @@ impl Partner {
     }
 
     pub fn set_webhook_url(&self, url: Option<String>) {
-        self.state.lock().webhook_url = url;
+        let mut state = self.state.lock();
+        state.webhook_url = url;
+        self.persist_settings(&state);
     }
 
     /// Number of stored links.

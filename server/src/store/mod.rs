@@ -16,6 +16,7 @@ pub mod m2m;
 use std::sync::Arc;
 
 use crate::config::Settings;
+use crate::persist::Sink;
 
 /// The handle every route holds.
 #[derive(Clone)]
@@ -29,11 +30,17 @@ struct Shared {
 }
 
 impl Store {
+    /// In memory.
     pub fn new(settings: &Settings) -> Store {
+        Store::with_sink(settings, Sink::off())
+    }
+
+    /// Writing every change through `sink` (the state file).
+    pub fn with_sink(settings: &Settings, sink: Sink) -> Store {
         Store {
             shared: Arc::new(Shared {
-                m2m: m2m::Partners::new(settings),
-                leaf: leaf::Accounts::new(settings),
+                m2m: m2m::Partners::with_sink(settings, sink.clone()),
+                leaf: leaf::Accounts::with_sink(settings, sink),
             }),
         }
     }

@@ -14,10 +14,12 @@
 
 pub mod engine;
 pub mod events;
+mod persisted;
 pub mod sign;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use linkbox_contracts::sandbox::{
@@ -29,6 +31,7 @@ use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Notify;
 
+use crate::persist::Sink;
 use crate::store::ids;
 use crate::store::m2m::Partner;
 
@@ -53,10 +56,14 @@ struct Shared {
     deliveries: Mutex<VecDeque<Delivery>>,
     /// Woken on every enqueue and replay.
     wake: Notify,
+    /// The queue position of the next delivery (its order in the state file).
+    next_seq: AtomicU64,
+    sink: Sink,
 }
 
 struct Delivery {
     id: String,
+    seq: u64,
     partner: Arc<Partner>,
     event: &'static str,
     /// The exact body, fixed at the event: retries resend the same bytes.
@@ -124,8 +131,19 @@ pub enum ReplayError {
 }
 
 impl Webhooks {
+    /// In memory.
     pub fn new() -> Webhooks {
         Webhooks::default()
+    }
+
+    /// Writing every change through `sink`.
+    pub fn with_sink(sink: Sink) -> Webhooks {
+        Webhooks {
+            shared: Arc::new(Shared {
+                sink,
+                ..Shared::default()
+            }),
+        }
     }
 
     /// Queues `event` for `partner`, first attempt due at once; returns the delivery id.
@@ -150,6 +168,7 @@ impl Webhooks {
         let id = format!("whd_{}", ids::fmt_hex48(ids::hex48()));
         let delivery = Delivery {
             id: id.clone(),
+            seq: self.shared.next_seq.fetch_add(1, Ordering::Relaxed),
             partner: partner.clone(),
             event,
             body: body.into(),
@@ -163,8 +182,16 @@ impl Webhooks {
         };
         {
             let mut deliveries = self.shared.deliveries.lock();
+            self.shared
+                .sink
+                .record(|changes| persisted::put(changes, &delivery));
             deliveries.push_back(delivery);
-            trim(&mut deliveries);
+            let trimmed = trim(&mut deliveries);
+            if !trimmed.is_empty() {
+                self.shared
+                    .sink
+                    .record(|changes| persisted::delete(changes, &trimmed));
+            }
         }
         self.shared.wake.notify_one();
         id
@@ -225,6 +252,9 @@ impl Webhooks {
             delivery.status = DeliveryStatus::Failed;
             delivery.next_attempt_at = None;
         }
+        self.shared
+            .sink
+            .record(|changes| persisted::put(changes, delivery));
     }
 
     /// Sends a delivery again, whatever its status, with a fresh schedule; its earlier
@@ -247,6 +277,9 @@ impl Webhooks {
             delivery.status = DeliveryStatus::Pending;
             delivery.step = 0;
             delivery.next_attempt_at = Some(now);
+            self.shared
+                .sink
+                .record(|changes| persisted::put(changes, delivery));
             Unresolved::of(delivery)
         };
         self.shared.wake.notify_one();
@@ -270,15 +303,18 @@ impl Webhooks {
 
     /// Forgets one tenant's deliveries (its reset).
     pub fn forget_tenant(&self, slug: &str) {
+        let mut deliveries = self.shared.deliveries.lock();
+        deliveries.retain(|delivery| &*delivery.partner.slug != slug);
         self.shared
-            .deliveries
-            .lock()
-            .retain(|delivery| &*delivery.partner.slug != slug);
+            .sink
+            .record(|changes| persisted::forget_tenant(changes, slug));
     }
 
     /// Forgets every delivery (admin reset).
     pub fn forget_all(&self) {
-        self.shared.deliveries.lock().clear();
+        let mut deliveries = self.shared.deliveries.lock();
+        deliveries.clear();
+        self.shared.sink.record(persisted::forget_all);
     }
 
     /// Completes when something was enqueued or replayed since the last call.
@@ -287,20 +323,24 @@ impl Webhooks {
     }
 }
 
-/// Drops the oldest finished deliveries beyond the cap.
-fn trim(deliveries: &mut VecDeque<Delivery>) {
+/// Drops the oldest finished deliveries beyond the cap; returns what it dropped.
+fn trim(deliveries: &mut VecDeque<Delivery>) -> Vec<Delivery> {
     let mut excess = deliveries.len().saturating_sub(MAX_KEPT_DELIVERIES);
+    let mut dropped = Vec::new();
     if excess == 0 {
-        return;
+        return dropped;
     }
-    deliveries.retain(|delivery| {
+    let mut kept = VecDeque::with_capacity(deliveries.len());
+    for delivery in deliveries.drain(..) {
         if excess > 0 && delivery.status != DeliveryStatus::Pending {
             excess -= 1;
-            false
+            dropped.push(delivery);
         } else {
-            true
+            kept.push_back(delivery);
         }
-    });
+    }
+    *deliveries = kept;
+    dropped
 }
 
 /// A delivery copied out under the queue's lock, its URL still to read from the partner.

@@ -451,3 +451,42 @@ async fn unknown_control_paths_answer_in_linkboxs_envelope() {
         .await;
     assert_control_error(&bad_body, 400, "INVALID_REQUEST");
 }
+
+#[tokio::test]
+async fn the_clock_cannot_be_moved_past_its_years_and_keeps_serving() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let set = app
+        .control(
+            Method::POST,
+            "/clock",
+            Some(&key),
+            Some(&json!({"setTo": "8999-12-31T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{set:?}");
+    let far = app
+        .control(
+            Method::POST,
+            "/clock",
+            Some(&key),
+            Some(&json!({"advanceSeconds": 86_400 * 800})),
+        )
+        .await;
+    assert_control_error(&far, 400, "INVALID_REQUEST");
+    let beyond = app
+        .control(
+            Method::POST,
+            "/clock",
+            Some(&key),
+            Some(&json!({"setTo": "9999-12-31T23:59:59Z"})),
+        )
+        .await;
+    assert_control_error(&beyond, 400, "INVALID_REQUEST");
+    assert_eq!(
+        app.create_link(&key, &json!({"referenceId": "u"}))
+            .await
+            .status,
+        201
+    );
+}

@@ -51,6 +51,10 @@ struct Fixture {
     token: String,
     link: String,
     user: String,
+    /// The only key that arms faults: a fault (even a dropping one) touches only requests made
+    /// with the key that armed it, and this one makes none. Faults armed without credentials
+    /// would be an admin's and touch everything, so hostile credentials never reach that path.
+    fault_key: String,
 }
 
 fn fixture() -> &'static Fixture {
@@ -62,7 +66,16 @@ fn fixture() -> &'static Fixture {
             .build()
             .expect("runtime");
         let (app, key, token, link, user) = runtime.block_on(async {
-            let app = spawn_app_unlimited().await;
+            let mut app = spawn_app_unlimited().await;
+            // A fresh connection per request: after answering a request whose body it did
+            // not read (a GET with a body), the server closes that connection, and a pooled
+            // client racing to reuse it would report a broken pipe that says nothing about
+            // the answer.
+            app.client = reqwest::Client::builder()
+                .no_proxy()
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("client");
             let key = test_key(99);
             let link = app.create_link_for(&key, "hostile-base").await["linkId"]
                 .as_str()
@@ -87,6 +100,7 @@ fn fixture() -> &'static Fixture {
             token,
             link,
             user,
+            fault_key: test_key(98),
         }
     })
 }
@@ -232,7 +246,9 @@ fn send(endpoint: usize, body: Vec<u8>, query: String, header: String, authed: b
         .replace("{user}", &fixture.user);
     let bearer = format!("Bearer {}", fixture.token);
     let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
-    if authed {
+    if path == "/_sandbox/faults" {
+        headers.push(("x-api-key", &fixture.fault_key));
+    } else if authed {
         if path.starts_with("/api") || path.starts_with("/services") {
             headers.push(("authorization", &bearer));
         } else {

@@ -102,7 +102,8 @@ async fn created_at_reads_the_sandbox_clock() {
     let app = spawn_app().await;
     app.app
         .clock
-        .set_to(time::macros::datetime!(2026-02-10 12:00 UTC));
+        .set_to(time::macros::datetime!(2026-02-10 12:00 UTC))
+        .expect("in range");
     app.app.clock.set_frozen(true);
     let reply = create(&app, seed_example()).await;
     assert_eq!(reply.data()["createdAt"], "2026-02-10T12:00:00.000Z");

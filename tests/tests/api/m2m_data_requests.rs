@@ -24,7 +24,8 @@ async fn fulfilling_merges_the_data_and_answers_in_the_documented_shape() {
     let app = spawn_app().await;
     app.app
         .clock
-        .set_to(time::macros::datetime!(2026-02-10 12:00 UTC));
+        .set_to(time::macros::datetime!(2026-02-10 12:00 UTC))
+        .expect("in range");
     app.app.clock.set_frozen(true);
     let key = test_key(1);
     let (link_id, id) = open_incomplete(&app, "user-1").await;

@@ -12,7 +12,10 @@ use time::macros::datetime;
 /// A sandbox whose frozen clock stands 15 s into a minute.
 async fn frozen_app(options: Options) -> TestApp {
     let app = spawn_app_with(options).await;
-    app.app.clock.set_to(datetime!(2026-02-10 12:00:15 UTC));
+    app.app
+        .clock
+        .set_to(datetime!(2026-02-10 12:00:15 UTC))
+        .expect("in range");
     app.app.clock.set_frozen(true);
     app
 }

@@ -21,7 +21,10 @@ fn ids(reply: &linkbox_tests::Reply) -> Vec<String> {
 /// A sandbox on a frozen clock with `n` links for `u0..u{n-1}`, one second apart.
 async fn with_links(n: usize) -> TestApp {
     let app = spawn_app().await;
-    app.app.clock.set_to(datetime!(2026-02-10 12:00 UTC));
+    app.app
+        .clock
+        .set_to(datetime!(2026-02-10 12:00 UTC))
+        .expect("in range");
     app.app.clock.set_frozen(true);
     for i in 0..n {
         app.create_link_for(&test_key(1), &format!("u{i}")).await;

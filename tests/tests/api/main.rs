@@ -1,5 +1,6 @@
 //! End-to-end tests over real loopback sockets: one binary, one module per API area.
 
+mod browser;
 mod connections;
 mod contract;
 mod control;

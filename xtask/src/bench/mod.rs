@@ -1,8 +1,9 @@
 //! `cargo xtask bench`: starts a release build of linkbox on loopback and measures it with
 //! the in-tree load generator ([`load`]), side by side in one run: the health endpoint (the
 //! ceiling of this process on this machine), create/get/list links, the store growing past a
-//! million links, memory per link, idle memory and start-up time — and the same create-link
-//! request against WireMock and Prism ([`peers`]). Prints a table and writes
+//! million links, memory per link, idle memory and start-up time; create-link again with
+//! `--state` (a fresh SQLite file), as a ratio of the in-memory rate — and the same
+//! create-link request against WireMock and Prism ([`peers`]). Prints a table and writes
 //! `target/bench/bench.json` and `target/bench/bench.svg`.
 
 mod load;
@@ -49,7 +50,8 @@ pub fn run(root: &Path, quick: bool) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let out = root.join("target/bench");
-    let mut report = runtime.block_on(measure(&binary, quick))?;
+    std::fs::create_dir_all(&out)?;
+    let mut report = runtime.block_on(measure(&binary, quick, &out.join("state.db")))?;
     if quick {
         report.skip_peers("--quick");
     } else {
@@ -77,10 +79,11 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn start(binary: &Path) -> anyhow::Result<(Server, Instant)> {
+    fn start(binary: &Path, extra: &[&std::ffi::OsStr]) -> anyhow::Result<(Server, Instant)> {
         let started = Instant::now();
         let mut child = Command::new(binary)
             .args(["serve", "--addr", "127.0.0.1:0", "--rate-limits", "off"])
+            .args(extra)
             .env("LINKBOX_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -109,8 +112,8 @@ impl Server {
     }
 }
 
-async fn measure(binary: &Path, quick: bool) -> anyhow::Result<Report> {
-    let (server, started) = Server::start(binary)?;
+async fn measure(binary: &Path, quick: bool, state: &Path) -> anyhow::Result<Report> {
+    let (server, started) = Server::start(binary, &[])?;
     let addr = server.addr;
     let startup = first_answer(addr, started).await?;
     let idle_rss_kib = server.rss_kib()?;
@@ -126,27 +129,20 @@ async fn measure(binary: &Path, quick: bool) -> anyhow::Result<Report> {
     let outcome = load::run(addr, CONNECTIONS, duration, None, health).await?;
     report.add("GET /_sandbox/health", &outcome, None);
 
-    let create: MakeRequest = Arc::new(move |n| {
-        let key = KEYS[(n % KEYS.len() as u64) as usize];
-        request(
-            Method::POST,
-            addr,
-            "/partner/links",
-            &[("x-api-key", key)],
-            Some(format!(
-                "{{\"referenceId\":\"bench-{n}\",\"expiresInMinutes\":120,\
-                 \"metadata\":{{\"orderId\":\"ORD-{n}\"}},\"language\":\"es\"}}"
-            )),
-        )
-    });
     let before = server.rss_kib()?;
-    let outcome = load::run(addr, CONNECTIONS, duration, None, create).await?;
+    let outcome = load::run(addr, CONNECTIONS, duration, None, create_links(addr)).await?;
     report.add(
         "POST /partner/links",
         &outcome,
         Some("GET /_sandbox/health"),
     );
     let created = outcome.requests;
+    report.add_compared(
+        STATE_ROW,
+        &with_state_file(binary, state, duration).await?,
+        "POST /partner/links",
+        "in memory",
+    );
 
     let link_id = create_one(addr).await?;
     let path = format!("/partner/links/{link_id}");
@@ -244,6 +240,54 @@ async fn measure(binary: &Path, quick: bool) -> anyhow::Result<Report> {
         report.note_growth(outcome.requests, before, after);
     }
     Ok(report)
+}
+
+/// The row of create-link with `--state`.
+const STATE_ROW: &str = "POST /partner/links --state FILE";
+
+/// The create-link request of every scenario: four partners in turn, each body distinct.
+fn create_links(addr: SocketAddr) -> MakeRequest {
+    Arc::new(move |n| {
+        let key = KEYS[(n % KEYS.len() as u64) as usize];
+        request(
+            Method::POST,
+            addr,
+            "/partner/links",
+            &[("x-api-key", key)],
+            Some(format!(
+                "{{\"referenceId\":\"bench-{n}\",\"expiresInMinutes\":120,\
+                 \"metadata\":{{\"orderId\":\"ORD-{n}\"}},\"language\":\"es\"}}"
+            )),
+        )
+    })
+}
+
+/// Create-link against a second linkbox writing through to a fresh state file, with the
+/// same connections for the same time as the in-memory run.
+async fn with_state_file(
+    binary: &Path,
+    state: &Path,
+    duration: Duration,
+) -> anyhow::Result<load::Outcome> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = state.as_os_str().to_owned();
+        path.push(suffix);
+        match std::fs::remove_file(&path) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error.into()),
+            _ => {}
+        }
+    }
+    let (server, _) = Server::start(binary, &["--state".as_ref(), state.as_os_str()])?;
+    let outcome = load::run(
+        server.addr,
+        CONNECTIONS,
+        duration,
+        None,
+        create_links(server.addr),
+    )
+    .await?;
+    drop(server);
+    Ok(outcome)
 }
 
 /// The create-link request against each peer, as far as each can be installed and started.

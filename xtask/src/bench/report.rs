@@ -19,6 +19,8 @@ struct Row {
     errors: u64,
     /// Name of the row this one is compared with.
     versus: Option<String>,
+    /// How the ratio column names that row.
+    versus_label: &'static str,
 }
 
 /// Everything one `cargo xtask bench` run measured.
@@ -44,6 +46,27 @@ impl Report {
     }
 
     pub fn add(&mut self, name: &str, outcome: &Outcome, versus: Option<&str>) {
+        self.push(name, outcome, versus, "health");
+    }
+
+    /// A row whose ratio is its rate over the `versus` row's, labelled `label`.
+    pub fn add_compared(
+        &mut self,
+        name: &str,
+        outcome: &Outcome,
+        versus: &str,
+        label: &'static str,
+    ) {
+        self.push(name, outcome, Some(versus), label);
+    }
+
+    fn push(
+        &mut self,
+        name: &str,
+        outcome: &Outcome,
+        versus: Option<&str>,
+        versus_label: &'static str,
+    ) {
         self.rows.push(Row {
             name: name.to_owned(),
             per_second: outcome.per_second(),
@@ -53,6 +76,7 @@ impl Report {
             requests: outcome.requests,
             errors: outcome.errors,
             versus: versus.map(str::to_owned),
+            versus_label,
         });
     }
 
@@ -86,6 +110,14 @@ impl Report {
         Some(row.per_second / base.per_second)
     }
 
+    /// The create-link rate with a state file over the in-memory one, in this run.
+    fn state_file_ratio(&self) -> Option<f64> {
+        self.rows
+            .iter()
+            .find(|row| row.versus_label == "in memory")
+            .and_then(|row| self.ratio(row))
+    }
+
     /// linkbox's create-link rate over each peer's, measured in this run.
     fn peer_ratios(&self) -> Vec<(String, f64)> {
         let Some(ours) = self
@@ -106,16 +138,16 @@ impl Report {
 
     pub fn table(&self) -> String {
         let mut out = format!(
-            "{:<42} {:>10} {:>8} {:>8} {:>9} {:>7} {:>14}\n",
+            "{:<42} {:>10} {:>8} {:>8} {:>9} {:>7} {:>16}\n",
             "scenario", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "ratio"
         );
         for row in &self.rows {
             let ratio = self
                 .ratio(row)
-                .map(|ratio| format!("{ratio:.2}x health"))
+                .map(|ratio| format!("{ratio:.2}x {}", row.versus_label))
                 .unwrap_or_default();
             out.push_str(&format!(
-                "{:<42} {:>10.0} {:>8.2} {:>8.2} {:>9.2} {:>7} {:>14}\n",
+                "{:<42} {:>10.0} {:>8.2} {:>8.2} {:>9.2} {:>7} {:>16}\n",
                 row.name, row.per_second, row.p50_ms, row.p99_ms, row.max_ms, row.errors, ratio
             ));
         }
@@ -124,6 +156,11 @@ impl Report {
             self.startup.as_secs_f64() * 1000.0,
             self.idle_rss_kib as f64 / 1024.0
         ));
+        if let Some(ratio) = self.state_file_ratio() {
+            out.push_str(&format!(
+                "create-link with --state: {ratio:.2} of the in-memory rate\n"
+            ));
+        }
         for (peer, ratio) in self.peer_ratios() {
             out.push_str(&format!("linkbox create-link vs {peer}: {ratio:.1}x\n"));
         }
@@ -163,6 +200,7 @@ impl Report {
             "idleRssKib": self.idle_rss_kib,
             "scenarios": rows,
             "memory": memory,
+            "stateFileVsInMemory": self.state_file_ratio(),
             "versusPeers": self.peer_ratios().into_iter().map(|(peer, ratio)| (peer, json!(ratio))).collect::<serde_json::Map<String, Value>>(),
             "peersNotMeasured": self.skipped,
         }))?)

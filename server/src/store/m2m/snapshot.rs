@@ -18,7 +18,7 @@ use super::operations::Operation;
 use super::{DataRequest, Link, Partner, PartnerState, Partners, User, ids, open_mode_slug};
 
 /// Snapshot format version.
-const VERSION: u32 = 1;
+pub(super) const VERSION: u32 = 1;
 
 impl Partners {
     /// The tenant (partner slug) a key names, without creating a partner or checking
@@ -55,6 +55,7 @@ impl Partner {
             webhook_secret,
             ..PartnerState::default()
         };
+        self.sink.record(|changes| self.clear_state(changes));
     }
 
     /// The partner's whole state.
@@ -63,43 +64,18 @@ impl Partner {
         let users = state
             .users
             .iter()
-            .map(|user| SnapshotUser {
-                user_id: self.user_id(user),
-                reference_id: user.reference_id.to_string(),
-                user_data: user.data.clone(),
-            })
+            .map(|user| self.snapshot_user(user))
             .collect();
         let links = state
             .links
             .iter()
-            .map(|link| SnapshotLink {
-                link_id: self.link_id(link.suffix),
-                reference_id: state.users[link.user as usize].reference_id.to_string(),
-                status: link.status,
-                token: link.token.to_string(),
-                flow: link.flow.to_string(),
-                theme: link.theme.as_deref().map(str::to_owned),
-                language: link.language,
-                callback_url: link.callback_url.as_deref().map(str::to_owned),
-                metadata: link.metadata.as_deref().cloned(),
-                created_at: timefmt::millis(link.created_at),
-                expires_at: timefmt::millis(link.expires_at),
-                opened_at: link.opened_at.map(timefmt::millis),
-                revoked_at: link.revoked_at.map(timefmt::millis),
-                revoke_reason: link.revoke_reason.as_deref().map(str::to_owned),
-                operation_id: link.operation_id.as_deref().map(str::to_owned),
-            })
+            .map(|link| self.snapshot_link(&state, link))
             .collect();
         let mut data_requests: Vec<&DataRequest> = state.data_requests.values().collect();
         data_requests.sort_by_key(|request| (request.link, request.suffix));
         let data_requests = data_requests
             .into_iter()
-            .map(|request| SnapshotDataRequest {
-                data_request_id: format!("dr_{}_{}", self.slug, ids::fmt_hex48(request.suffix)),
-                link_id: self.link_id(state.links[request.link as usize].suffix),
-                required_fields: request.required_fields.clone(),
-                fulfilled_at: request.fulfilled_at.map(timefmt::millis),
-            })
+            .map(|request| self.snapshot_data_request(&state, request))
             .collect();
         let mut operation_links: Vec<u32> = state.operations.keys().copied().collect();
         operation_links.sort_unstable();
@@ -127,6 +103,10 @@ impl Partner {
             webhook_secret,
             ..restored
         };
+        self.sink.record(|changes| {
+            self.clear_state(changes);
+            self.put_all(changes, &state);
+        });
         Ok(())
     }
 
@@ -260,6 +240,47 @@ impl Partner {
 
     fn user_id(&self, user: &User) -> String {
         format!("user_{}_{}", self.slug, ids::fmt_alnum6(&user.suffix))
+    }
+
+    pub(super) fn snapshot_user(&self, user: &User) -> SnapshotUser {
+        SnapshotUser {
+            user_id: self.user_id(user),
+            reference_id: user.reference_id.to_string(),
+            user_data: user.data.clone(),
+        }
+    }
+
+    pub(super) fn snapshot_link(&self, state: &PartnerState, link: &Link) -> SnapshotLink {
+        SnapshotLink {
+            link_id: self.link_id(link.suffix),
+            reference_id: state.users[link.user as usize].reference_id.to_string(),
+            status: link.status,
+            token: link.token.to_string(),
+            flow: link.flow.to_string(),
+            theme: link.theme.as_deref().map(str::to_owned),
+            language: link.language,
+            callback_url: link.callback_url.as_deref().map(str::to_owned),
+            metadata: link.metadata.as_deref().cloned(),
+            created_at: timefmt::millis(link.created_at),
+            expires_at: timefmt::millis(link.expires_at),
+            opened_at: link.opened_at.map(timefmt::millis),
+            revoked_at: link.revoked_at.map(timefmt::millis),
+            revoke_reason: link.revoke_reason.as_deref().map(str::to_owned),
+            operation_id: link.operation_id.as_deref().map(str::to_owned),
+        }
+    }
+
+    pub(super) fn snapshot_data_request(
+        &self,
+        state: &PartnerState,
+        request: &DataRequest,
+    ) -> SnapshotDataRequest {
+        SnapshotDataRequest {
+            data_request_id: format!("dr_{}_{}", self.slug, ids::fmt_hex48(request.suffix)),
+            link_id: self.link_id(state.links[request.link as usize].suffix),
+            required_fields: request.required_fields.clone(),
+            fulfilled_at: request.fulfilled_at.map(timefmt::millis),
+        }
     }
 }
 

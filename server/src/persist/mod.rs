@@ -1,0 +1,380 @@
+//! `--state FILE`: write-through persistence of the whole sandbox to one SQLite file.
+//!
+//! Reads are always served from memory; the file is only written. Facade: [`Sink`], the
+//! handle the store, the clock and the webhook queue hold. Every mutating method describes
+//! what it changed to its sink *inside the lock that guards the change*, so the order of the
+//! writes in the queue is the order of the changes in memory. [`durable`] wraps every route:
+//! a response leaves only once everything queued before it has been committed, so `kill -9`
+//! at any moment loses nothing a client saw. In memory (no `--state`) the sink is off: the
+//! describing closure never runs and nothing is serialized.
+//!
+//! Internal: [`schema`] recognises, creates and migrates the file; [`writer`] is the one
+//! thread that owns the connection and commits whatever has queued up in one transaction
+//! (group commit); [`load`] reads a file back into a fresh [`App`].
+//!
+//! # Tables
+//! Every entity table has the same shape — `tenant TEXT, id TEXT, position INTEGER, doc
+//! TEXT` (JSON), keyed by `(tenant, id)`; `position` orders rows within a tenant:
+//!
+//! | table | tenant | id | position | doc |
+//! |---|---|---|---|---|
+//! | `m2m_partners` | slug | slug | 0 | `{key, webhookUrl, webhookSecret}` |
+//! | `m2m_users` | slug | `user_…` | creation index | snapshot user |
+//! | `m2m_links` | slug | `link_…` | creation index | snapshot link |
+//! | `m2m_data_requests` | slug | `dr_…` | link index | snapshot data request |
+//! | `m2m_operations` | slug | `link_…` (one per link) | link index | operation view |
+//! | `leaf_users` | username | user UUID | creation sequence | fields and credentials |
+//! | `leaf_magic_links` | username | magicLinkId | creation sequence | link, usage count |
+//! | `webhook_deliveries` | slug | `whd_…` | queue order | body, attempts, schedule |
+//!
+//! plus `meta(app, schema_version)`, `clock(id = 1, offset_ms, frozen_at)` and
+//! `secrets(name, value)` (the Leaf token signing key, so issued tokens stay valid).
+
+mod load;
+pub mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use parking_lot::{Condvar, Mutex};
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+use tokio::sync::watch;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+
+use crate::app::App;
+use crate::config::Settings;
+
+pub use schema::OpenError;
+
+/// An entity table: all share the layout `(tenant, id, position, doc)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    M2mPartners,
+    M2mUsers,
+    M2mLinks,
+    M2mDataRequests,
+    M2mOperations,
+    LeafUsers,
+    LeafMagicLinks,
+    WebhookDeliveries,
+}
+
+impl Table {
+    pub const ALL: [Table; 8] = [
+        Table::M2mPartners,
+        Table::M2mUsers,
+        Table::M2mLinks,
+        Table::M2mDataRequests,
+        Table::M2mOperations,
+        Table::LeafUsers,
+        Table::LeafMagicLinks,
+        Table::WebhookDeliveries,
+    ];
+
+    /// The tables a partner's reset or snapshot restore replaces.
+    pub const M2M_STATE: [Table; 4] = [
+        Table::M2mUsers,
+        Table::M2mLinks,
+        Table::M2mDataRequests,
+        Table::M2mOperations,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Table::M2mPartners => "m2m_partners",
+            Table::M2mUsers => "m2m_users",
+            Table::M2mLinks => "m2m_links",
+            Table::M2mDataRequests => "m2m_data_requests",
+            Table::M2mOperations => "m2m_operations",
+            Table::LeafUsers => "leaf_users",
+            Table::LeafMagicLinks => "leaf_magic_links",
+            Table::WebhookDeliveries => "webhook_deliveries",
+        }
+    }
+}
+
+/// One change to the file.
+#[derive(Debug)]
+enum Write {
+    Put {
+        table: Table,
+        tenant: Arc<str>,
+        id: String,
+        position: i64,
+        doc: String,
+    },
+    Delete {
+        table: Table,
+        tenant: Arc<str>,
+        id: String,
+    },
+    ClearTenant {
+        table: Table,
+        tenant: Arc<str>,
+    },
+    ClearTable(Table),
+    Clock {
+        offset_ms: i64,
+        frozen_at: Option<String>,
+    },
+    Secret {
+        name: &'static str,
+        value: String,
+    },
+}
+
+/// The changes one store operation made, described for the file.
+#[derive(Default)]
+pub struct Changes {
+    writes: Vec<Write>,
+    error: Option<String>,
+}
+
+impl Changes {
+    /// Inserts or replaces a row.
+    pub fn put(
+        &mut self,
+        table: Table,
+        tenant: &Arc<str>,
+        id: impl Into<String>,
+        position: u64,
+        doc: &impl Serialize,
+    ) {
+        match serde_json::to_string(doc) {
+            Ok(doc) => self.writes.push(Write::Put {
+                table,
+                tenant: tenant.clone(),
+                id: id.into(),
+                position: i64::try_from(position).unwrap_or(i64::MAX),
+                doc,
+            }),
+            Err(error) => self.error = Some(format!("a {} row: {error}", table.name())),
+        }
+    }
+
+    pub fn delete(&mut self, table: Table, tenant: &Arc<str>, id: impl Into<String>) {
+        self.writes.push(Write::Delete {
+            table,
+            tenant: tenant.clone(),
+            id: id.into(),
+        });
+    }
+
+    /// Deletes every row of one tenant in `table`.
+    pub fn clear_tenant(&mut self, table: Table, tenant: &Arc<str>) {
+        self.writes.push(Write::ClearTenant {
+            table,
+            tenant: tenant.clone(),
+        });
+    }
+
+    pub fn clear_table(&mut self, table: Table) {
+        self.writes.push(Write::ClearTable(table));
+    }
+
+    pub fn clock(&mut self, offset: Duration, frozen_at: Option<OffsetDateTime>) {
+        self.writes.push(Write::Clock {
+            offset_ms: i64::try_from(offset.whole_milliseconds()).unwrap_or(i64::MAX),
+            frozen_at: frozen_at.map(linkbox_contracts::timefmt::nanos),
+        });
+    }
+
+    pub fn secret(&mut self, name: &'static str, value: String) {
+        self.writes.push(Write::Secret { name, value });
+    }
+}
+
+/// Where changes go: nowhere (in memory), or the state file's write queue. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Sink(Option<Arc<Queue>>);
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            None => f.write_str("Sink(memory)"),
+            Some(queue) => write!(f, "Sink({})", queue.path.display()),
+        }
+    }
+}
+
+/// Why a change was not made durable.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the state file {path} could not be written: {reason}")]
+pub struct WriteFailed {
+    pub path: PathBuf,
+    pub reason: Arc<str>,
+}
+
+struct Queue {
+    path: PathBuf,
+    pending: Mutex<Pending>,
+    /// Wakes the writer.
+    wake: Condvar,
+    /// Changes recorded so far; a response waits until `committed` reaches the value it
+    /// read.
+    recorded: AtomicU64,
+    progress: watch::Sender<Progress>,
+    /// While a file is being loaded, its own rows are not written back.
+    muted: AtomicBool,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct Pending {
+    writes: Vec<Write>,
+    closing: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    committed: u64,
+    failed: Option<Arc<str>>,
+}
+
+impl Sink {
+    /// In memory: records nothing.
+    pub fn off() -> Sink {
+        Sink(None)
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Queues the changes `describe` lists. `describe` runs only when there is a file, and
+    /// must be called inside the lock that guarded the change, so that queue order is
+    /// memory order.
+    pub fn record(&self, describe: impl FnOnce(&mut Changes)) {
+        let Some(queue) = &self.0 else {
+            return;
+        };
+        if queue.muted.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut changes = Changes::default();
+        describe(&mut changes);
+        if let Some(error) = changes.error {
+            tracing::error!(%error, "a change could not be serialized");
+            queue.progress.send_modify(|progress| {
+                progress.failed.get_or_insert_with(|| error.into());
+            });
+        }
+        if changes.writes.is_empty() {
+            return;
+        }
+        {
+            let mut pending = queue.pending.lock();
+            pending.writes.append(&mut changes.writes);
+            queue.recorded.fetch_add(1, Ordering::Release);
+        }
+        queue.wake.notify_one();
+    }
+
+    /// Completes once every change recorded before the call is committed to the file.
+    pub async fn settled(&self) -> Result<(), WriteFailed> {
+        let Some(queue) = &self.0 else {
+            return Ok(());
+        };
+        let target = queue.recorded.load(Ordering::Acquire);
+        let done = |progress: &Progress| progress.committed >= target || progress.failed.is_some();
+        let settled = {
+            let progress = queue.progress.borrow();
+            done(&progress).then(|| progress.failed.clone())
+        };
+        let failed = match settled {
+            Some(failed) => failed,
+            None => {
+                let mut receiver = queue.progress.subscribe();
+                match receiver.wait_for(done).await {
+                    Ok(progress) => progress.failed.clone(),
+                    Err(_) => Some("the writer stopped".into()),
+                }
+            }
+        };
+        match failed {
+            None => Ok(()),
+            Some(reason) => Err(WriteFailed {
+                path: queue.path.clone(),
+                reason,
+            }),
+        }
+    }
+
+    /// Commits what is queued, checkpoints the write-ahead log into the file and stops the
+    /// writer. Blocks; later changes are no longer written.
+    pub fn close(&self) {
+        let Some(queue) = &self.0 else {
+            return;
+        };
+        queue.pending.lock().closing = true;
+        queue.wake.notify_one();
+        if let Some(writer) = queue.writer.lock().take()
+            && writer.join().is_err()
+        {
+            tracing::error!("the state file writer panicked");
+        }
+    }
+}
+
+/// Opens (or creates) the state file at `path` and returns the sandbox it holds, its sink
+/// writing through to the file. Refuses, without changing a byte, a file that is not a
+/// linkbox state file or was written by a newer linkbox.
+pub fn open(path: &Path, settings: Settings) -> Result<App, OpenError> {
+    let mut connection = schema::open(path)?;
+    let (progress, _) = watch::channel(Progress::default());
+    let queue = Arc::new(Queue {
+        path: path.to_owned(),
+        pending: Mutex::new(Pending::default()),
+        wake: Condvar::new(),
+        recorded: AtomicU64::new(0),
+        progress,
+        muted: AtomicBool::new(true),
+        writer: Mutex::new(None),
+    });
+    let sink = Sink(Some(queue.clone()));
+    let app = App::with_sink(settings, sink.clone());
+    load::load(&connection, &app).map_err(|error| OpenError::corrupt(path, error))?;
+    queue.muted.store(false, Ordering::Relaxed);
+    load::write_defaults(&app);
+    schema::start_writing(&mut connection).map_err(|error| OpenError::corrupt(path, error))?;
+    let handle = std::thread::Builder::new()
+        .name("linkbox-state".into())
+        .spawn({
+            let queue = queue.clone();
+            move || writer::run(&queue, connection)
+        })
+        .map_err(|error| OpenError::Io(path.to_owned(), error))?;
+    *queue.writer.lock() = Some(handle);
+    tracing::info!(path = %path.display(), "state file open");
+    Ok(app)
+}
+
+/// Holds every response of `filter` until the changes it made (and any made before it) are
+/// committed; with no state file, `filter` itself.
+pub fn durable(app: &App, filter: BoxedFilter<(Response,)>) -> BoxedFilter<(Response,)> {
+    if !app.sink.is_on() {
+        return filter;
+    }
+    let sink = app.sink.clone();
+    filter
+        .and(warp::any().map(move || sink.clone()))
+        .then(|response: Response, sink: Sink| async move {
+            match sink.settled().await {
+                Ok(()) => response,
+                Err(error) => {
+                    tracing::error!(%error, "answering 503: the change is not durable");
+                    crate::control::error(
+                        http::StatusCode::SERVICE_UNAVAILABLE,
+                        "STATE_NOT_SAVED",
+                        error.to_string(),
+                    )
+                }
+            }
+        })
+        .boxed()
+}

@@ -1,0 +1,298 @@
+//! Recognising, creating and migrating a state file.
+//!
+//! A linkbox state file is a SQLite database whose header carries linkbox's
+//! `application_id` and whose `meta` table names the app and the schema version. Anything
+//! else — not SQLite, another program's database, a damaged file, a newer schema — is refused
+//! before a single byte of it is written. A new (or empty) file starts at version 0 (just
+//! `meta`) and is brought to [`LATEST`] by the same [`MIGRATIONS`] an older file goes
+//! through, each step in its own transaction with the version it reaches.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags, Transaction};
+
+/// `LNKB`, in the SQLite header (offset 68): tells linkbox's files from any other program's.
+pub const APPLICATION_ID: u32 = 0x4C4E_4B42;
+/// The `meta.app` of every linkbox state file.
+pub const APP: &str = "linkbox";
+/// The schema version this build writes.
+pub const LATEST: u32 = 1;
+
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// One forward step: run `sql` on a file at version `to - 1` to reach version `to`.
+pub struct Migration {
+    pub to: u32,
+    pub sql: &'static str,
+}
+
+/// Every step from version 0, in order.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    to: 1,
+    sql: "
+        CREATE TABLE m2m_partners (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id)) WITHOUT ROWID;
+        CREATE TABLE m2m_users (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id)) WITHOUT ROWID;
+        CREATE TABLE m2m_links (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id)) WITHOUT ROWID;
+        CREATE TABLE m2m_data_requests (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id)) WITHOUT ROWID;
+        CREATE TABLE m2m_operations (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id)) WITHOUT ROWID;
+        CREATE TABLE leaf_users (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id)) WITHOUT ROWID;
+        CREATE TABLE leaf_magic_links (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id)) WITHOUT ROWID;
+        CREATE TABLE webhook_deliveries (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id)) WITHOUT ROWID;
+        CREATE TABLE clock (id INTEGER PRIMARY KEY CHECK (id = 1), offset_ms INTEGER NOT NULL, frozen_at TEXT);
+        CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    ",
+}];
+
+/// Why a state file cannot be used. Every message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot use state file {0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error(
+        "state file {0} is not a SQLite database, so not a linkbox state file; refusing to touch it"
+    )]
+    NotSqlite(PathBuf),
+    #[error("state file {0} is a SQLite database of another program ({1}); refusing to touch it")]
+    Foreign(PathBuf, String),
+    #[error(
+        "state file {path} has schema version {found}, newer than the {LATEST} this linkbox reads; use a newer linkbox"
+    )]
+    TooNew { path: PathBuf, found: u32 },
+    #[error("state file {0} is damaged or unreadable: {1}")]
+    Corrupt(PathBuf, String),
+}
+
+impl OpenError {
+    pub fn corrupt(path: &Path, error: impl std::fmt::Display) -> OpenError {
+        OpenError::Corrupt(path.to_owned(), error.to_string())
+    }
+}
+
+/// Opens `path` as a linkbox state file at [`LATEST`], creating it if it does not exist or
+/// is empty. A file that is not one is refused before anything is written to it.
+pub fn open(path: &Path) -> Result<Connection, OpenError> {
+    let fresh = match std::fs::metadata(path) {
+        Ok(metadata) => metadata.len() == 0,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => true,
+        Err(error) => return Err(OpenError::Io(path.to_owned(), error)),
+    };
+    if !fresh {
+        check_header(path)?;
+    }
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|error| OpenError::corrupt(path, error))?;
+    let mut connection = connection;
+    if fresh {
+        initialize(&mut connection).map_err(|error| OpenError::corrupt(path, error))?;
+    }
+    let version = version(&connection, path)?;
+    if version > LATEST {
+        return Err(OpenError::TooNew {
+            path: path.to_owned(),
+            found: version,
+        });
+    }
+    migrate(&mut connection, version, MIGRATIONS)
+        .map_err(|error| OpenError::corrupt(path, error))?;
+    Ok(connection)
+}
+
+/// Write-ahead logging, so readers of the file (the `sqlite3` shell) never block the
+/// writer; `synchronous = FULL`, so a commit is on disk (not only in the OS cache) before
+/// any response waits on it — one fsync per group commit.
+pub fn start_writing(connection: &mut Connection) -> rusqlite::Result<()> {
+    connection
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
+/// Refuses a file whose first page is not SQLite's, or is another program's.
+fn check_header(path: &Path) -> Result<(), OpenError> {
+    let mut header = [0u8; 100];
+    let mut file =
+        std::fs::File::open(path).map_err(|error| OpenError::Io(path.to_owned(), error))?;
+    let mut read = 0;
+    while read < header.len() {
+        match file.read(&mut header[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(error) => return Err(OpenError::Io(path.to_owned(), error)),
+        }
+    }
+    if read < header.len() || &header[..16] != SQLITE_MAGIC {
+        return Err(OpenError::NotSqlite(path.to_owned()));
+    }
+    let application_id = u32::from_be_bytes([header[68], header[69], header[70], header[71]]);
+    if application_id != APPLICATION_ID {
+        return Err(OpenError::Foreign(
+            path.to_owned(),
+            format!("application_id {application_id:#010x}, not linkbox's {APPLICATION_ID:#010x}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Version 0: linkbox's application id and `meta`, nothing else.
+fn initialize(connection: &mut Connection) -> rusqlite::Result<()> {
+    let transaction = connection.transaction()?;
+    transaction.pragma_update(None, "application_id", APPLICATION_ID)?;
+    transaction
+        .execute_batch("CREATE TABLE meta (app TEXT NOT NULL, schema_version INTEGER NOT NULL);")?;
+    transaction.execute(
+        "INSERT INTO meta (app, schema_version) VALUES (?1, 0)",
+        [APP],
+    )?;
+    transaction.commit()
+}
+
+/// The schema version `meta` records, after checking it is linkbox's.
+fn version(connection: &Connection, path: &Path) -> Result<u32, OpenError> {
+    let row = connection.query_row("SELECT app, schema_version FROM meta", [], |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+    });
+    match row {
+        Ok((app, version)) if app == APP => u32::try_from(version)
+            .map_err(|_| OpenError::corrupt(path, format!("schema version {version}"))),
+        Ok((app, _)) => Err(OpenError::Foreign(
+            path.to_owned(),
+            format!("meta.app is {app:?}"),
+        )),
+        Err(rusqlite::Error::SqliteFailure(error, Some(message)))
+            if error.code == rusqlite::ErrorCode::Unknown && message.contains("no such table") =>
+        {
+            Err(OpenError::Foreign(
+                path.to_owned(),
+                "it has no meta table".into(),
+            ))
+        }
+        Err(error) => Err(OpenError::corrupt(path, error)),
+    }
+}
+
+/// Applies every step of `migrations` beyond `from`, in order, each in its own transaction
+/// that also records the version reached. Returns the version reached.
+pub fn migrate(
+    connection: &mut Connection,
+    from: u32,
+    migrations: &[Migration],
+) -> rusqlite::Result<u32> {
+    let mut version = from;
+    for migration in migrations.iter().filter(|migration| migration.to > from) {
+        let transaction = connection.transaction()?;
+        step(&transaction, migration)?;
+        transaction.commit()?;
+        tracing::info!(version = migration.to, "state file migrated");
+        version = migration.to;
+    }
+    Ok(version)
+}
+
+fn step(transaction: &Transaction<'_>, migration: &Migration) -> rusqlite::Result<()> {
+    transaction.execute_batch(migration.sql)?;
+    transaction.execute("UPDATE meta SET schema_version = ?1", [migration.to])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory_at_version_zero() -> Connection {
+        let mut connection = Connection::open_in_memory().expect("in-memory database");
+        initialize(&mut connection).expect("initialized");
+        connection
+    }
+
+    fn schema_version(connection: &Connection) -> u32 {
+        connection
+            .query_row("SELECT schema_version FROM meta", [], |row| row.get(0))
+            .expect("meta")
+    }
+
+    #[test]
+    fn the_migrations_count_up_from_one_without_gaps() {
+        for (index, migration) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(migration.to as usize, index + 1);
+        }
+        assert_eq!(
+            MIGRATIONS.last().map(|migration| migration.to),
+            Some(LATEST)
+        );
+    }
+
+    #[test]
+    fn a_version_zero_file_is_migrated_to_the_latest_layout() {
+        let mut connection = memory_at_version_zero();
+        assert_eq!(schema_version(&connection), 0);
+        assert_eq!(
+            migrate(&mut connection, 0, MIGRATIONS).expect("migrated"),
+            LATEST
+        );
+        assert_eq!(schema_version(&connection), LATEST);
+        for table in crate::persist::Table::ALL {
+            connection
+                .execute(
+                    &format!(
+                        "INSERT INTO {} (tenant, id, position, doc) VALUES ('t', 'i', 0, '{{}}')",
+                        table.name()
+                    ),
+                    [],
+                )
+                .expect("the table exists with the shared layout");
+        }
+    }
+
+    #[test]
+    fn only_pending_steps_run_and_in_order() {
+        let steps = [
+            Migration {
+                to: 1,
+                sql: "CREATE TABLE log (step INTEGER);",
+            },
+            Migration {
+                to: 2,
+                sql: "INSERT INTO log VALUES (2);",
+            },
+            Migration {
+                to: 3,
+                sql: "INSERT INTO log VALUES (3);",
+            },
+        ];
+        let mut connection = memory_at_version_zero();
+        assert_eq!(migrate(&mut connection, 0, &steps[..2]).expect("to 2"), 2);
+        assert_eq!(migrate(&mut connection, 2, &steps).expect("to 3"), 3);
+        let log: Vec<i64> = connection
+            .prepare("SELECT step FROM log ORDER BY rowid")
+            .expect("prepare")
+            .query_map([], |row| row.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(log, [2, 3]);
+        assert_eq!(schema_version(&connection), 3);
+    }
+
+    #[test]
+    fn a_failing_step_leaves_the_previous_version_in_place() {
+        let steps = [
+            Migration {
+                to: 1,
+                sql: "CREATE TABLE a (x);",
+            },
+            Migration {
+                to: 2,
+                sql: "THIS IS NOT SQL;",
+            },
+        ];
+        let mut connection = memory_at_version_zero();
+        assert!(migrate(&mut connection, 0, &steps).is_err());
+        assert_eq!(schema_version(&connection), 1);
+    }
+}

@@ -1,0 +1,145 @@
+//! The one thread that writes the state file. It sleeps until changes are queued, takes
+//! *all* of them, commits them in one transaction and then tells every waiting response how
+//! far the file has got. While it commits (one fsync), new changes pile up and go into the
+//! next transaction together: the busier the sandbox, the larger the batches, so durability
+//! costs one fsync per batch rather than per request.
+
+use std::sync::Arc;
+
+use rusqlite::{Connection, params};
+
+use super::{Queue, Table, Write};
+
+pub(super) fn run(queue: &Arc<Queue>, mut connection: Connection) {
+    connection.set_prepared_statement_cache_capacity(4 * Table::ALL.len() + 8);
+    let statements = Statements::new();
+    let mut failed = false;
+    loop {
+        let (writes, upto, closing) = {
+            let mut pending = queue.pending.lock();
+            while pending.writes.is_empty() && !pending.closing {
+                queue.wake.wait(&mut pending);
+            }
+            let upto = queue.recorded.load(std::sync::atomic::Ordering::Acquire);
+            (std::mem::take(&mut pending.writes), upto, pending.closing)
+        };
+        // After a failure the file no longer matches memory: nothing more is written, and
+        // every response says so.
+        if !writes.is_empty() && !failed {
+            match commit(&mut connection, &statements, &writes) {
+                Ok(()) => queue
+                    .progress
+                    .send_modify(|progress| progress.committed = upto),
+                Err(error) => {
+                    failed = true;
+                    tracing::error!(%error, path = %queue.path.display(), "state file write failed");
+                    queue.progress.send_modify(|progress| {
+                        progress
+                            .failed
+                            .get_or_insert_with(|| error.to_string().into());
+                    });
+                }
+            }
+        }
+        if closing && queue.pending.lock().writes.is_empty() {
+            break;
+        }
+    }
+    if let Err(error) = connection.pragma_update(None, "wal_checkpoint", "TRUNCATE") {
+        tracing::warn!(%error, "state file checkpoint failed; the write-ahead log still holds every change");
+    }
+    if let Err((_, error)) = connection.close() {
+        tracing::warn!(%error, "state file did not close cleanly");
+    }
+}
+
+/// The SQL of each statement, per table, built once so the statement cache is keyed by it.
+struct Statements {
+    put: Vec<String>,
+    delete: Vec<String>,
+    clear_tenant: Vec<String>,
+    clear_table: Vec<String>,
+}
+
+impl Statements {
+    fn new() -> Statements {
+        let each =
+            |sql: fn(&str) -> String| Table::ALL.iter().map(|table| sql(table.name())).collect();
+        Statements {
+            put: each(|table| {
+                format!(
+                    "INSERT INTO {table} (tenant, id, position, doc) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (tenant, id) DO UPDATE SET position = excluded.position, doc = excluded.doc"
+                )
+            }),
+            delete: each(|table| format!("DELETE FROM {table} WHERE tenant = ?1 AND id = ?2")),
+            clear_tenant: each(|table| format!("DELETE FROM {table} WHERE tenant = ?1")),
+            clear_table: each(|table| format!("DELETE FROM {table}")),
+        }
+    }
+}
+
+fn index(table: Table) -> usize {
+    Table::ALL
+        .iter()
+        .position(|other| *other == table)
+        .unwrap_or_default()
+}
+
+fn commit(
+    connection: &mut Connection,
+    statements: &Statements,
+    writes: &[Write],
+) -> rusqlite::Result<()> {
+    let transaction = connection.transaction()?;
+    for write in writes {
+        match write {
+            Write::Put {
+                table,
+                tenant,
+                id,
+                position,
+                doc,
+            } => {
+                transaction
+                    .prepare_cached(&statements.put[index(*table)])?
+                    .execute(params![&**tenant, id, position, doc])?;
+            }
+            Write::Delete { table, tenant, id } => {
+                transaction
+                    .prepare_cached(&statements.delete[index(*table)])?
+                    .execute(params![&**tenant, id])?;
+            }
+            Write::ClearTenant { table, tenant } => {
+                transaction
+                    .prepare_cached(&statements.clear_tenant[index(*table)])?
+                    .execute(params![&**tenant])?;
+            }
+            Write::ClearTable(table) => {
+                transaction
+                    .prepare_cached(&statements.clear_table[index(*table)])?
+                    .execute([])?;
+            }
+            Write::Clock {
+                offset_ms,
+                frozen_at,
+            } => {
+                transaction
+                    .prepare_cached(
+                        "INSERT INTO clock (id, offset_ms, frozen_at) VALUES (1, ?1, ?2) \
+                         ON CONFLICT (id) DO UPDATE SET offset_ms = excluded.offset_ms, frozen_at = excluded.frozen_at",
+                    )?
+                    .execute(params![offset_ms, frozen_at])?;
+            }
+            Write::Secret { name, value } => {
+                transaction
+                    .prepare_cached(
+                        "INSERT INTO secrets (name, value) VALUES (?1, ?2) \
+                         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    )?
+                    .execute(params![name, value])?;
+            }
+        }
+    }
+    transaction.commit()
+}

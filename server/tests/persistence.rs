@@ -1,0 +1,797 @@
+//! `linkbox serve --state FILE` as a user runs it: the real binary, killed with SIGKILL at
+//! random moments, restarted on the same file, and checked over real sockets for every
+//! change it acknowledged. Also: files it must refuse without touching them.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use warp::Filter;
+
+const KEY: &str = "m2m_test_persist0000000000000000000000000";
+
+fn key(n: usize) -> String {
+    format!("m2m_test_{n:0>32}")
+}
+
+/// A directory of its own under the system's temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "linkbox-{name}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("temporary directory");
+        TempDir(dir)
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The linkbox binary serving a state file on a free loopback port.
+struct Sandbox {
+    child: Child,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Sandbox {
+    fn start(state: &Path) -> Sandbox {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_linkbox"))
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--rate-limits",
+                "off",
+                "--state",
+            ])
+            .arg(state)
+            .env("LINKBOX_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("linkbox starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("first line");
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Sandbox {
+            child,
+            base,
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client"),
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    fn kill(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reaped");
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request answered");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str, key: Option<&str>) -> Value {
+        let (status, body) = self.send(reqwest::Method::GET, path, key, None).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// Every link id of `key`'s partner, oldest first.
+    async fn link_ids(&self, key: &str) -> Vec<String> {
+        let mut ids = Vec::new();
+        for page in 1.. {
+            let body = self
+                .get(&format!("/partner/links?limit=100&page={page}"), Some(key))
+                .await;
+            let items = body["data"]["items"].as_array().expect("items").clone();
+            ids.extend(
+                items
+                    .iter()
+                    .map(|item| item["linkId"].as_str().expect("linkId").to_owned()),
+            );
+            if page
+                >= body["data"]["pagination"]["totalPages"]
+                    .as_u64()
+                    .expect("pages")
+            {
+                break;
+            }
+        }
+        ids.reverse();
+        ids
+    }
+
+    async fn create_link(&self, key: &str, reference_id: &str) -> String {
+        let (status, body) = self
+            .send(
+                reqwest::Method::POST,
+                "/partner/links",
+                Some(key),
+                Some(json!({"referenceId": reference_id})),
+            )
+            .await;
+        assert_eq!(status, 201, "create: {body}");
+        body["data"]["linkId"].as_str().expect("linkId").to_owned()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Asserts every acknowledged id is listed exactly once.
+#[track_caller]
+fn assert_all_there_once(listed: &[String], acknowledged: &[String]) {
+    let mut sorted = listed.to_vec();
+    sorted.sort();
+    let before = sorted.len();
+    sorted.dedup();
+    assert_eq!(sorted.len(), before, "a link is listed twice");
+    for id in acknowledged {
+        assert!(
+            sorted.binary_search(id).is_ok(),
+            "acknowledged {id} was lost"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_create_survives_kill_9_at_random_moments() {
+    let dir = TempDir::new("kill");
+    let state = dir.file("state.db");
+    let mut acknowledged: Vec<String> = Vec::new();
+    for round in 0..20 {
+        let sandbox = Sandbox::start(&state);
+        assert_all_there_once(&sandbox.link_ids(KEY).await, &acknowledged);
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let mut workers = Vec::new();
+        for worker in 0..16 {
+            let (client, url, acked) = (
+                sandbox.client.clone(),
+                format!("{}/partner/links", sandbox.base),
+                acked.clone(),
+            );
+            // Creates until the process dies under it.
+            workers.push(tokio::spawn(async move {
+                for n in 0.. {
+                    let sent = client
+                        .post(&url)
+                        .header("x-api-key", KEY)
+                        .json(&json!({"referenceId": format!("r{round}-w{worker}-{n}")}))
+                        .send()
+                        .await;
+                    let Ok(response) = sent else { return };
+                    let status = response.status().as_u16();
+                    let Ok(body) = response.json::<Value>().await else {
+                        return;
+                    };
+                    assert_eq!(status, 201, "{body}");
+                    let id = body["data"]["linkId"].as_str().expect("linkId").to_owned();
+                    acked.lock().push(id);
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(rand::random_range(5..150))).await;
+        sandbox.kill();
+        for worker in workers {
+            worker.await.expect("worker");
+        }
+        acknowledged.extend(acked.lock().drain(..));
+    }
+    let sandbox = Sandbox::start(&state);
+    assert_all_there_once(&sandbox.link_ids(KEY).await, &acknowledged);
+    assert!(
+        acknowledged.len() > 100,
+        "only {} creates acknowledged",
+        acknowledged.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_creates_over_fifty_keys_are_all_there_after_a_restart() {
+    let dir = TempDir::new("fifty");
+    let state = dir.file("state.db");
+    let sandbox = Sandbox::start(&state);
+    let mut creates = Vec::new();
+    for n in 0..1000 {
+        let (client, url) = (
+            sandbox.client.clone(),
+            format!("{}/partner/links", sandbox.base),
+        );
+        creates.push(tokio::spawn(async move {
+            let key = key(n % 50);
+            let response = client
+                .post(url)
+                .header("x-api-key", &key)
+                .json(&json!({"referenceId": format!("user-{n}")}))
+                .send()
+                .await
+                .expect("answered");
+            assert_eq!(response.status().as_u16(), 201);
+            let body: Value = response.json().await.expect("json");
+            (
+                key,
+                body["data"]["linkId"].as_str().expect("linkId").to_owned(),
+            )
+        }));
+    }
+    let mut created: Vec<(String, String)> = Vec::new();
+    for create in creates {
+        created.push(create.await.expect("create"));
+    }
+    sandbox.kill();
+    let sandbox = Sandbox::start(&state);
+    for n in 0..50 {
+        let key = key(n);
+        let mine: Vec<String> = created
+            .iter()
+            .filter(|(owner, _)| *owner == key)
+            .map(|(_, id)| id.clone())
+            .collect();
+        let listed = sandbox.link_ids(&key).await;
+        assert_eq!(listed.len(), 20, "key {n}");
+        assert_all_there_once(&listed, &mine);
+    }
+}
+
+/// A webhook receiver that answers the statuses it is given, then 200.
+struct Receiver {
+    url: String,
+    statuses: Arc<Mutex<Vec<u16>>>,
+    bodies: Arc<Mutex<Vec<bytes::Bytes>>>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Receiver {
+    async fn start(statuses: &[u16]) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/hooks", listener.local_addr().expect("addr"));
+        let statuses = Arc::new(Mutex::new(
+            statuses.iter().rev().copied().collect::<Vec<_>>(),
+        ));
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let filter = warp::post()
+            .and(warp::body::bytes())
+            .map({
+                let (statuses, bodies) = (statuses.clone(), bodies.clone());
+                move |body: bytes::Bytes| {
+                    bodies.lock().push(body);
+                    let status = statuses.lock().pop().unwrap_or(200);
+                    let mut response = warp::reply::Response::new(Vec::new().into());
+                    *response.status_mut() = http::StatusCode::from_u16(status).expect("status");
+                    response
+                }
+            })
+            .boxed();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(linkbox::http::serve(listener, filter, async {
+            let _ = stopped.await;
+        }));
+        Receiver {
+            url,
+            statuses,
+            bodies,
+            _stop: stop,
+        }
+    }
+
+    async fn wait_for(&self, count: usize) {
+        for _ in 0..500 {
+            if self.bodies.lock().len() >= count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the receiver never got {count} requests");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clock_tokens_and_a_pending_webhook_retry_survive_kill_9() {
+    let dir = TempDir::new("retry");
+    let state = dir.file("state.db");
+    let receiver = Receiver::start(&[500]).await;
+    let sandbox = Sandbox::start(&state);
+    let (status, _) = sandbox
+        .send(
+            reqwest::Method::PUT,
+            "/_sandbox/m2m/webhook-config",
+            Some(KEY),
+            Some(json!({"url": receiver.url})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = sandbox
+        .send(
+            reqwest::Method::POST,
+            "/_sandbox/clock",
+            None,
+            Some(json!({"advanceSeconds": 86_400})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, token) = sandbox
+        .send(
+            reqwest::Method::POST,
+            "/api/authenticate",
+            None,
+            Some(json!({"username": "qa", "password": "pw"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let token = token["id_token"].as_str().expect("token").to_owned();
+    let link = sandbox.create_link(KEY, "u1").await;
+    receiver.wait_for(1).await;
+    // Seen through the API, the failed first attempt is durable.
+    let mut deliveries = Value::Null;
+    for _ in 0..500 {
+        deliveries = sandbox.get("/_sandbox/webhooks", Some(KEY)).await["deliveries"].clone();
+        if deliveries[0]["attempts"]
+            .as_array()
+            .is_some_and(|attempts| attempts.len() == 1)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(deliveries[0]["status"], "pending", "{deliveries}");
+    sandbox.kill();
+
+    let sandbox = Sandbox::start(&state);
+    assert_eq!(
+        sandbox.get("/_sandbox/clock", None).await["offsetSeconds"],
+        86_400
+    );
+    let users = sandbox
+        .client
+        .get(format!(
+            "{}/services/usermanagement/api/users",
+            sandbox.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(
+        users.status().as_u16(),
+        200,
+        "a token issued before the restart"
+    );
+    let restored = sandbox.get("/_sandbox/webhooks", Some(KEY)).await["deliveries"].clone();
+    assert_eq!(restored, deliveries, "the delivery as it was");
+    assert_eq!(sandbox.link_ids(KEY).await, [link]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        receiver.bodies.lock().len(),
+        1,
+        "the retry waits for its time"
+    );
+    let (status, _) = sandbox
+        .send(
+            reqwest::Method::POST,
+            "/_sandbox/clock",
+            None,
+            Some(json!({"advanceSeconds": 61})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    receiver.wait_for(2).await;
+    let bodies = receiver.bodies.lock().clone();
+    assert_eq!(bodies[0], bodies[1], "a retry resends the same bytes");
+    assert!(receiver.statuses.lock().is_empty());
+    let mut status = Value::Null;
+    for _ in 0..500 {
+        status =
+            sandbox.get("/_sandbox/webhooks", Some(KEY)).await["deliveries"][0]["status"].clone();
+        if status == "delivered" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(status, "delivered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resets_and_snapshot_restores_are_kept() {
+    let dir = TempDir::new("reset");
+    let state = dir.file("state.db");
+    let sandbox = Sandbox::start(&state);
+    for n in 0..3 {
+        sandbox.create_link(KEY, &format!("u{n}")).await;
+    }
+    let snapshot = sandbox.get("/_sandbox/snapshot", Some(KEY)).await;
+    let (status, _) = sandbox
+        .send(reqwest::Method::POST, "/_sandbox/reset", Some(KEY), None)
+        .await;
+    assert_eq!(status, 200);
+    sandbox.kill();
+
+    let sandbox = Sandbox::start(&state);
+    assert!(sandbox.link_ids(KEY).await.is_empty(), "the reset was kept");
+    let (status, _) = sandbox
+        .send(
+            reqwest::Method::PUT,
+            "/_sandbox/snapshot",
+            Some(KEY),
+            Some(snapshot.clone()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    sandbox.kill();
+
+    let sandbox = Sandbox::start(&state);
+    assert_eq!(
+        sandbox.get("/_sandbox/snapshot", Some(KEY)).await,
+        snapshot,
+        "the restore was kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaf_account_reset_is_kept() {
+    let dir = TempDir::new("leaf-reset");
+    let state = dir.file("state.db");
+    let sandbox = Sandbox::start(&state);
+    let token = sandbox
+        .client
+        .post(format!("{}/api/authenticate", sandbox.base))
+        .json(&json!({"username": "reset", "password": "pw"}))
+        .send()
+        .await
+        .expect("answered")
+        .json::<Value>()
+        .await
+        .expect("json")["id_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let links = format!("{}/services/widgets/api/magic-link/provider", sandbox.base);
+    let created = sandbox
+        .client
+        .post(&links)
+        .bearer_auth(&token)
+        .json(&json!({"externalId": "farm"}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(created.status().as_u16(), 200);
+    let reset = sandbox
+        .client
+        .post(format!("{}/_sandbox/reset", sandbox.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(reset.status().as_u16(), 200);
+    sandbox.kill();
+
+    let sandbox = Sandbox::start(&state);
+    let listed: Value = sandbox
+        .client
+        .get(format!(
+            "{}/services/widgets/api/magic-link/provider",
+            sandbox.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed, json!([]), "the reset was kept");
+}
+
+/// Runs the binary on `state`, expecting a refusal: non-zero exit and a message naming the
+/// file; the file's bytes must be exactly as they were, and nothing created beside it.
+fn assert_refused(state: &Path, says: &str) {
+    let before = std::fs::read(state).expect("file");
+    let listing = |dir: &Path| {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .expect("dir")
+            .map(|entry| entry.expect("entry").file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let dir = state.parent().expect("parent");
+    let files_before = listing(dir);
+    let output = Command::new(env!("CARGO_BIN_EXE_linkbox"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--state"])
+        .arg(state)
+        .env("LINKBOX_LOG", "warn")
+        .output()
+        .expect("ran");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "accepted {}: {stderr}",
+        state.display()
+    );
+    assert!(output.stdout.is_empty(), "it never listened");
+    assert!(
+        stderr.contains(&*state.to_string_lossy()),
+        "names the file: {stderr}"
+    );
+    assert!(stderr.contains(says), "says {says:?}: {stderr}");
+    assert_eq!(
+        std::fs::read(state).expect("file"),
+        before,
+        "the file is untouched"
+    );
+    assert_eq!(listing(dir), files_before, "nothing created beside it");
+}
+
+/// A linkbox state file at the latest version with a few rows, closed.
+fn linkbox_file(path: &Path) {
+    let connection = linkbox::persist::schema::open(path).expect("created");
+    for n in 0..200 {
+        connection
+            .execute(
+                "INSERT INTO m2m_links (tenant, id, position, doc) VALUES ('p', ?1, ?2, '{}')",
+                rusqlite::params![format!("link_{n}"), n],
+            )
+            .expect("row");
+    }
+    drop(connection);
+}
+
+#[test]
+fn files_that_are_not_linkbox_state_are_refused_untouched() {
+    let dir = TempDir::new("refuse");
+
+    let text = dir.file("notes.txt");
+    std::fs::write(&text, "a shopping list, not a database\n".repeat(20)).expect("write");
+    assert_refused(&text, "not a SQLite database");
+
+    let other = dir.file("other.sqlite");
+    let connection = rusqlite::Connection::open(&other).expect("sqlite");
+    connection
+        .execute_batch("CREATE TABLE meta (app TEXT, schema_version INTEGER); INSERT INTO meta VALUES ('linkbox', 1);")
+        .expect("other program's tables");
+    drop(connection);
+    assert_refused(&other, "another program");
+
+    let damaged = dir.file("damaged.db");
+    linkbox_file(&damaged);
+    let mut bytes = std::fs::read(&damaged).expect("file");
+    let page = 4096;
+    assert!(bytes.len() > 2 * page);
+    for byte in &mut bytes[page..2 * page] {
+        *byte = 0xA5;
+    }
+    std::fs::write(&damaged, bytes).expect("damage");
+    assert_refused(&damaged, "damaged");
+}
+
+#[test]
+fn a_file_of_a_newer_schema_is_refused_untouched() {
+    let dir = TempDir::new("newer");
+    let state = dir.file("state.db");
+    linkbox_file(&state);
+    let connection = rusqlite::Connection::open(&state).expect("sqlite");
+    connection
+        .execute(
+            "UPDATE meta SET schema_version = ?1",
+            [linkbox::persist::schema::LATEST + 1],
+        )
+        .expect("bumped");
+    drop(connection);
+    assert_refused(&state, "newer");
+}
+
+fn settings(state: &Path) -> linkbox::Settings {
+    linkbox::Settings::resolve(
+        linkbox::Options {
+            state: Some(state.to_owned()),
+            ..linkbox::Options::default()
+        },
+        "127.0.0.1:1".parse().expect("addr"),
+    )
+}
+
+/// Everything a reopened file must give back, as the APIs show it.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    snapshot: linkbox_contracts::sandbox::M2mSnapshot,
+    webhook_secret: String,
+    deliveries: Vec<linkbox_contracts::sandbox::DeliveryView>,
+    clock_offset: time::Duration,
+    frozen: bool,
+    leaf_users: Vec<linkbox_contracts::leaf::LeafUser>,
+    leaf_links: Vec<linkbox_contracts::leaf::MagicLink>,
+    signing_secret: String,
+}
+
+fn seen(app: &linkbox::App) -> Seen {
+    let partner = app.store.m2m().authenticate(KEY).expect("partner");
+    let account = app.store.leaf().account("qa").expect("account");
+    Seen {
+        snapshot: partner.snapshot(),
+        webhook_secret: partner.webhook_secret(),
+        deliveries: app.webhooks.deliveries(linkbox::webhooks::Visible::All),
+        clock_offset: app.clock.reading().offset,
+        frozen: app.clock.reading().frozen,
+        leaf_users: account
+            .list_users(&linkbox::store::leaf::UserFilter::default(), 0, 100)
+            .0,
+        leaf_links: account
+            .list_magic_links(linkbox_contracts::leaf::Widget::Provider, None, None)
+            .0,
+        signing_secret: app.store.leaf().signing_secret_hex(),
+    }
+}
+
+#[tokio::test]
+async fn every_kind_of_state_reads_back_as_it_was_written() {
+    use linkbox::store::leaf::{LinkKind, LinkOwner, NewMagicLink, UserFields};
+    use linkbox::store::m2m::{NewLink, NewOperation};
+    use linkbox_contracts::leaf::{AllowedProvider, LinkSettings, Provider};
+
+    let dir = TempDir::new("roundtrip");
+    let state = dir.file("state.db");
+    let app = linkbox::App::open(settings(&state)).expect("opened");
+    app.clock
+        .advance(time::Duration::hours(5))
+        .expect("in range");
+    app.clock.set_frozen(true);
+    let now = app.clock.now();
+    let partner = app.store.m2m().authenticate(KEY).expect("partner");
+    partner.set_webhook_url(Some("http://127.0.0.1:9/hooks".into()));
+    partner.regenerate_webhook_secret();
+    let new_link = |reference_id: &str| NewLink {
+        reference_id: reference_id.into(),
+        flow: "m2m-basic".into(),
+        user_data: Some(json!({"name": {"firstName": "Ana"}})),
+        metadata: Some(json!({"orderId": reference_id})),
+        ..NewLink::default()
+    };
+    let opened = partner.create_link(new_link("u1"), now).expect("link");
+    let request = partner
+        .open_link(&opened.link_id, now)
+        .expect("opened")
+        .data_request
+        .expect("a data request");
+    partner
+        .fulfil_data_request(
+            &request.data_request_id,
+            "u1",
+            json!({"dob": "1990-01-01"}),
+            now,
+        )
+        .expect("fulfilled");
+    let amount = linkbox_contracts::m2m::OperationAmount {
+        send: 100.0,
+        receive: 97.0,
+        fee: 3.0,
+        send_currency: "USD".into(),
+        receive_currency: "USD".into(),
+    };
+    partner
+        .create_operation(
+            &opened.link_id,
+            NewOperation {
+                amount: amount.clone(),
+            },
+            now,
+        )
+        .expect("operation");
+    partner
+        .cancel_operation(&opened.link_id, now)
+        .expect("cancelled");
+    partner
+        .create_operation(&opened.link_id, NewOperation { amount }, now)
+        .expect("a second operation");
+    let revoked = partner.create_link(new_link("u2"), now).expect("link");
+    partner
+        .revoke_link(&revoked.link_id, Some("fraud".into()), now)
+        .expect("revoked");
+    app.webhooks.enqueue(
+        &partner,
+        "link.created",
+        json!({"linkId": opened.link_id}),
+        None,
+        now,
+    );
+
+    let accounts = app.store.leaf();
+    let account = accounts.account("qa").expect("account");
+    let user = account
+        .create_user(UserFields {
+            name: "Farmer".into(),
+            email: "f@example.com".into(),
+            external_id: Some("farmer-1".into()),
+            ..UserFields::default()
+        })
+        .expect("user");
+    accounts
+        .connect_provider("qa", &user.id, Provider::JohnDeere, now)
+        .expect("connected");
+    let gone = account
+        .create_user(UserFields {
+            name: "Gone".into(),
+            email: "g@example.com".into(),
+            ..UserFields::default()
+        })
+        .expect("user");
+    account.delete_user(&gone.id).expect("deleted");
+    let provider_link = || NewMagicLink {
+        kind: LinkKind::Provider(vec![AllowedProvider::All]),
+        expires_in: time::Duration::hours(1),
+        settings: LinkSettings::default(),
+    };
+    let link = account
+        .create_magic_link(LinkOwner::Existing(user.id.clone()), provider_link(), now)
+        .expect("magic link");
+    accounts
+        .access_magic_link("qa", &link.id, now)
+        .expect("accessed");
+    accounts
+        .access_magic_link("qa", &link.id, now)
+        .expect("accessed");
+    let deleted = account
+        .create_magic_link(LinkOwner::Existing(user.id.clone()), provider_link(), now)
+        .expect("magic link");
+    account
+        .delete_magic_link(linkbox_contracts::leaf::Widget::Provider, &deleted.id)
+        .expect("deleted");
+
+    let before = seen(&app);
+    assert_eq!(before.snapshot.operations.len(), 1);
+    assert_eq!(before.leaf_links[0].usage_count, 2);
+    app.sink.settled().await.expect("durable");
+    app.sink.close();
+    drop(app);
+
+    let app = linkbox::App::open(settings(&state)).expect("reopened");
+    assert_eq!(seen(&app), before);
+    app.sink.close();
+}
