@@ -66,14 +66,7 @@ async fn attempt(client: reqwest::Client, app: App, job: Job) {
         .or_else(|| job.partner.webhook_url());
     let started = Instant::now();
     let (status_code, error) = match &url {
-        None => (
-            None,
-            Some(
-                "no webhook URL: the link has no callbackUrl and the partner has no webhook URL \
-                 (set one with PUT /_sandbox/m2m/webhook-config)"
-                    .to_owned(),
-            ),
-        ),
+        None => (None, Some(super::NO_URL.to_owned())),
         Some(url) => {
             let timestamp = at.unix_timestamp();
             let secret = job.partner.webhook_secret();

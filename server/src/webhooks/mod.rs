@@ -166,7 +166,12 @@ impl Webhooks {
             b"{}".to_vec()
         });
         let id = format!("whd_{}", ids::fmt_hex48(ids::hex48()));
-        let delivery = Delivery {
+        // With nowhere to send it, the delivery fails at once instead of waiting out a
+        // retry schedule: pending deliveries are never dropped, and a sandbox under load
+        // without any webhook URL would otherwise hold every one of them. It stays
+        // replayable once a URL is set.
+        let nowhere = callback_url.is_none() && partner.webhook_url().is_none();
+        let mut delivery = Delivery {
             id: id.clone(),
             seq: self.shared.next_seq.fetch_add(1, Ordering::Relaxed),
             partner: partner.clone(),
@@ -180,6 +185,18 @@ impl Webhooks {
             in_flight: false,
             created_at: now,
         };
+        if nowhere {
+            delivery.status = DeliveryStatus::Failed;
+            delivery.next_attempt_at = None;
+            delivery.step = 1;
+            delivery.attempts.push(Attempt {
+                at: now,
+                url: None,
+                status_code: None,
+                error: Some(NO_URL.to_owned()),
+                duration_ms: 0,
+            });
+        }
         {
             let mut deliveries = self.shared.deliveries.lock();
             self.shared
@@ -192,6 +209,9 @@ impl Webhooks {
                     .sink
                     .record(|changes| persisted::delete(changes, &trimmed));
             }
+        }
+        if nowhere {
+            return id;
         }
         self.shared.wake.notify_one();
         id
@@ -325,8 +345,16 @@ impl Webhooks {
 
 /// Drops the oldest finished deliveries beyond the cap; returns what it dropped.
 fn trim(deliveries: &mut VecDeque<Delivery>) -> Vec<Delivery> {
-    let mut excess = deliveries.len().saturating_sub(MAX_KEPT_DELIVERIES);
     let mut dropped = Vec::new();
+    // The common case: the oldest are finished, and go one at a time from the front.
+    while deliveries.len() > MAX_KEPT_DELIVERIES
+        && deliveries
+            .front()
+            .is_some_and(|delivery| delivery.status != DeliveryStatus::Pending)
+    {
+        dropped.extend(deliveries.pop_front());
+    }
+    let mut excess = deliveries.len().saturating_sub(MAX_KEPT_DELIVERIES);
     if excess == 0 {
         return dropped;
     }
@@ -342,6 +370,10 @@ fn trim(deliveries: &mut VecDeque<Delivery>) -> Vec<Delivery> {
     *deliveries = kept;
     dropped
 }
+
+/// The error recorded when a delivery has neither a `callbackUrl` nor a partner URL.
+pub const NO_URL: &str = "no webhook URL: the link has no callbackUrl and the partner has no \
+     webhook URL (set one with PUT /_sandbox/m2m/webhook-config, then replay)";
 
 /// A delivery copied out under the queue's lock, its URL still to read from the partner.
 struct Unresolved {
@@ -412,6 +444,27 @@ mod tests {
     }
 
     #[test]
+    fn a_delivery_with_nowhere_to_go_fails_at_once_without_waking_the_engine() {
+        let webhooks = Webhooks::new();
+        webhooks.enqueue(&partner(), "link.created", (), None, NOW);
+        let view = &webhooks.deliveries(Visible::All)[0];
+        assert_eq!(view.status, DeliveryStatus::Failed);
+        assert_eq!(view.attempts.len(), 1);
+        assert_eq!(view.attempts[0].error.as_deref(), Some(NO_URL));
+        assert!(webhooks.take_due(NOW).is_empty());
+        assert_eq!(webhooks.next_due(), None);
+    }
+
+    #[test]
+    fn finished_deliveries_beyond_the_bound_are_dropped_oldest_first() {
+        let webhooks = Webhooks::new();
+        for _ in 0..MAX_KEPT_DELIVERIES + 5 {
+            webhooks.enqueue(&partner(), "link.created", (), None, NOW);
+        }
+        assert_eq!(webhooks.deliveries(Visible::All).len(), MAX_KEPT_DELIVERIES);
+    }
+
+    #[test]
     fn the_retry_schedule_is_now_then_1_5_30_and_120_minutes() {
         let delays: Vec<i64> = (0..6)
             .map_while(delay_before_attempt)
@@ -423,7 +476,8 @@ mod tests {
     #[test]
     fn each_failed_attempt_schedules_the_next_until_the_fifth_fails_the_delivery() {
         let webhooks = Webhooks::new();
-        let id = webhooks.enqueue(&partner(), "link.created", (), None, NOW);
+        let url = Some("http://127.0.0.1:9/hooks".to_owned());
+        let id = webhooks.enqueue(&partner(), "link.created", (), url, NOW);
         let mut now = NOW;
         for (attempt, minutes) in [1, 5, 30, 120].into_iter().enumerate() {
             assert_eq!(webhooks.take_due(now).len(), 1, "attempt {attempt}");

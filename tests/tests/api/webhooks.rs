@@ -330,7 +330,7 @@ async fn a_regenerated_secret_signs_the_next_attempt() {
 }
 
 #[tokio::test]
-async fn without_a_url_the_attempt_fails_clearly_and_the_portal_url_receives_the_retry() {
+async fn without_a_url_the_delivery_fails_at_once_and_a_replay_reaches_the_portal_url() {
     let app = sandbox().await;
     let receiver = Receiver::start().await;
     let key = test_key(8);
@@ -338,6 +338,8 @@ async fn without_a_url_the_attempt_fails_clearly_and_the_portal_url_receives_the
     let failed = wait_for_delivery(&app, &key, "link.created", |d| attempts(d) > 0).await;
     let error = failed["attempts"][0]["error"].as_str().expect("error");
     assert!(error.contains("no webhook URL"), "{error}");
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["nextAttemptAt"], Value::Null);
     let config = app
         .control(
             Method::PUT,
@@ -356,7 +358,16 @@ async fn without_a_url_the_attempt_fails_clearly_and_the_portal_url_receives_the
         )
         .await;
     assert_eq!(bad.status, 400);
-    app.move_clock(&key, 60).await;
+    let id = failed["id"].as_str().unwrap_or_default();
+    let replay = app
+        .control(
+            Method::POST,
+            &format!("/webhooks/{id}/replay"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(replay.status, 202, "{replay:?}");
     let received = receiver.wait_for_event("link.created").await;
     assert_eq!(received.json["data"]["referenceId"], "u8");
 }
