@@ -4,9 +4,11 @@
 //!   the codegen check, then every test of the workspace.
 //! - `bench [--quick]`: throughput, latency, memory and start-up, measured ([`bench`]).
 //! - `codegen [--check]`: the generated OpenAPI document and JSON Schemas ([`codegen`]).
+//! - `contract [...]`: the contract suite against linkbox or a deployment ([`contract`]).
 
 mod bench;
 mod codegen;
+mod contract;
 
 use std::process::{Command, ExitCode};
 
@@ -14,6 +16,9 @@ use anyhow::{Context, bail};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("contract") {
+        return contract::run(&args[1..]);
+    }
     let outcome = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("bench") => bench::run(&workspace_root(), args.iter().any(|arg| arg == "--quick")),
@@ -35,7 +40,8 @@ const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   ci                 fmt check, clippy, codegen check, tests
   codegen [--check]  write (or check) openapi/ and schemas/
-  bench [--quick]    measure a release build on loopback (target/bench/)";
+  bench [--quick]    measure a release build on loopback (target/bench/)
+  contract [...]     the contract suite (`cargo xtask contract --help`)";
 
 fn ci() -> anyhow::Result<()> {
     cargo(&["fmt", "--all", "--", "--check"])?;
@@ -48,6 +54,9 @@ fn ci() -> anyhow::Result<()> {
         "warnings",
     ])?;
     cargo(&["test", "--workspace"])?;
+    if contract::run(&[]) != ExitCode::SUCCESS {
+        bail!("the contract suite failed against linkbox");
+    }
     Ok(())
 }
 

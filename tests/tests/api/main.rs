@@ -2,6 +2,7 @@
 
 mod browser;
 mod connections;
+mod contract;
 mod control;
 mod docs;
 mod hostile;

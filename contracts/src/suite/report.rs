@@ -1,0 +1,392 @@
+//! What a run tells people and CI: a progress line per case, a failure block (the request,
+//! then expected and actual side by side), the drift report against a target, the summary
+//! line `N passed, N failed`, JUnit XML and JSON.
+
+use std::io::Write;
+use std::time::Duration;
+
+use quick_xml::Writer;
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+use serde_json::{Value, json};
+
+use super::{Api, Failure, Source};
+
+/// How one case ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Pass,
+    Fail(Failure),
+}
+
+/// One case's result.
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    pub id: &'static str,
+    pub api: Api,
+    pub source: Source,
+    pub outcome: Outcome,
+    pub duration: Duration,
+}
+
+impl CaseResult {
+    pub fn failure(&self) -> Option<&Failure> {
+        match &self.outcome {
+            Outcome::Pass => None,
+            Outcome::Fail(failure) => Some(failure),
+        }
+    }
+}
+
+/// A whole run.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The deployment's base URL; `None` for an in-process run.
+    pub target: Option<String>,
+    pub results: Vec<CaseResult>,
+    /// Ctrl-C stopped the run early.
+    pub interrupted: bool,
+}
+
+impl Report {
+    pub fn new(target: Option<String>) -> Report {
+        Report {
+            target,
+            results: Vec::new(),
+            interrupted: false,
+        }
+    }
+
+    pub fn passed(&self) -> usize {
+        self.results
+            .iter()
+            .filter(|result| result.outcome == Outcome::Pass)
+            .count()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.results.len() - self.passed()
+    }
+
+    /// Ids of the failing cases, in run order.
+    pub fn failed_ids(&self) -> Vec<&'static str> {
+        self.results
+            .iter()
+            .filter(|result| result.failure().is_some())
+            .map(|result| result.id)
+            .collect()
+    }
+
+    /// 0 all passed; 1 a case failed; 2 the target stopped answering; 130 interrupted.
+    pub fn exit_code(&self) -> u8 {
+        if self.interrupted {
+            130
+        } else if self
+            .results
+            .iter()
+            .any(|result| result.failure().is_some_and(|failure| failure.connection))
+        {
+            2
+        } else if self.failed() > 0 {
+            1
+        } else {
+            0
+        }
+    }
+
+    /// `N passed, N failed`.
+    pub fn summary(&self) -> String {
+        format!("{} passed, {} failed", self.passed(), self.failed())
+    }
+
+    /// Against a target: the failures grouped by what they mean. Empty in-process.
+    pub fn drift(&self) -> String {
+        if self.target.is_none() {
+            return String::new();
+        }
+        let mut out = String::new();
+        let groups = [
+            (
+                Source::Doc,
+                "the vendor differs from its docs ([doc] cases failed)",
+            ),
+            (
+                Source::Design,
+                "linkbox guessed wrong — update the spec ([design] cases failed)",
+            ),
+        ];
+        for (source, title) in groups {
+            let failed: Vec<&CaseResult> = self
+                .results
+                .iter()
+                .filter(|result| result.source == source && result.failure().is_some())
+                .collect();
+            if failed.is_empty() {
+                continue;
+            }
+            out.push_str(&format!("drift: {title}: {}\n", failed.len()));
+            for result in failed {
+                if let Some(failure) = result.failure() {
+                    out.push_str(&format!(
+                        "  {}: {} expected {}, got {}\n",
+                        result.id,
+                        failure.check,
+                        one_line(&failure.expected, 80),
+                        one_line(&failure.actual, 80)
+                    ));
+                }
+            }
+        }
+        if out.is_empty() {
+            out.push_str("drift: none — the target matches the spec\n");
+        }
+        out
+    }
+
+    /// Writes the drift report (against a target) and the summary line.
+    pub fn write_end(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let drift = self.drift();
+        if !drift.is_empty() {
+            writeln!(out)?;
+            write!(out, "{drift}")?;
+        }
+        writeln!(out)?;
+        writeln!(out, "{}", self.summary())
+    }
+
+    /// JUnit XML: one `testsuite` per API, one `testcase` per case.
+    pub fn junit(&self) -> String {
+        let mut writer = Writer::new_with_indent(Vec::new(), b' ', 2);
+        // Writing into a Vec cannot fail; each result is still checked.
+        let _ = self.write_junit(&mut writer);
+        String::from_utf8_lossy(&writer.into_inner()).into_owned()
+    }
+
+    fn write_junit(&self, writer: &mut Writer<Vec<u8>>) -> std::io::Result<()> {
+        writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+        let total_time: f64 = self
+            .results
+            .iter()
+            .map(|result| result.duration.as_secs_f64())
+            .sum();
+        let mut suites = BytesStart::new("testsuites");
+        suites.push_attribute(("name", "linkbox contract suite"));
+        suites.push_attribute(("tests", self.results.len().to_string().as_str()));
+        suites.push_attribute(("failures", self.failed().to_string().as_str()));
+        suites.push_attribute(("time", format!("{total_time:.3}").as_str()));
+        writer.write_event(Event::Start(suites))?;
+        for api in [Api::M2m, Api::Leaf, Api::Sandbox] {
+            let results: Vec<&CaseResult> = self
+                .results
+                .iter()
+                .filter(|result| result.api == api)
+                .collect();
+            if results.is_empty() {
+                continue;
+            }
+            let failures = results
+                .iter()
+                .filter(|result| result.failure().is_some())
+                .count();
+            let mut suite = BytesStart::new("testsuite");
+            suite.push_attribute(("name", api.name()));
+            suite.push_attribute(("tests", results.len().to_string().as_str()));
+            suite.push_attribute(("failures", failures.to_string().as_str()));
+            writer.write_event(Event::Start(suite))?;
+            for result in results {
+                let mut case = BytesStart::new("testcase");
+                case.push_attribute(("classname", format!("contract.{}", api.name()).as_str()));
+                case.push_attribute(("name", result.id));
+                case.push_attribute((
+                    "time",
+                    format!("{:.3}", result.duration.as_secs_f64()).as_str(),
+                ));
+                writer.write_event(Event::Start(case))?;
+                writer.write_event(Event::Start(BytesStart::new("properties")))?;
+                let mut property = BytesStart::new("property");
+                property.push_attribute(("name", "source"));
+                property.push_attribute(("value", result.source.name()));
+                writer.write_event(Event::Empty(property))?;
+                writer.write_event(Event::End(BytesEnd::new("properties")))?;
+                if let Some(failure) = result.failure() {
+                    let mut element = BytesStart::new("failure");
+                    element.push_attribute((
+                        "message",
+                        format!(
+                            "{}: expected {}, got {}",
+                            failure.check,
+                            one_line(&failure.expected, 200),
+                            one_line(&failure.actual, 200)
+                        )
+                        .as_str(),
+                    ));
+                    element.push_attribute(("type", result.source.name()));
+                    writer.write_event(Event::Start(element))?;
+                    writer.write_event(Event::Text(BytesText::new(&failure_block(failure))))?;
+                    writer.write_event(Event::End(BytesEnd::new("failure")))?;
+                }
+                writer.write_event(Event::End(BytesEnd::new("testcase")))?;
+            }
+            writer.write_event(Event::End(BytesEnd::new("testsuite")))?;
+        }
+        writer.write_event(Event::End(BytesEnd::new("testsuites")))?;
+        Ok(())
+    }
+
+    /// The run as JSON: summary counts and every case with its outcome.
+    pub fn json(&self) -> Value {
+        let cases: Vec<Value> = self
+            .results
+            .iter()
+            .map(|result| {
+                let mut case = json!({
+                    "id": result.id,
+                    "api": result.api.name(),
+                    "source": result.source.name(),
+                    "outcome": if result.failure().is_some() { "fail" } else { "pass" },
+                    "durationMs": result.duration.as_millis() as u64,
+                });
+                if let Some(failure) = result.failure() {
+                    case["failure"] = json!({
+                        "request": failure.request,
+                        "check": failure.check,
+                        "expected": failure.expected,
+                        "actual": failure.actual,
+                        "connection": failure.connection,
+                    });
+                }
+                case
+            })
+            .collect();
+        json!({
+            "target": self.target,
+            "passed": self.passed(),
+            "failed": self.failed(),
+            "interrupted": self.interrupted,
+            "cases": cases,
+        })
+    }
+}
+
+/// `[ 12/140] PASS m2m.create.default-expiry [doc]`, and the failure block under a failure.
+pub fn write_progress(
+    out: &mut (dyn Write + Send),
+    index: usize,
+    total: usize,
+    result: &CaseResult,
+) -> std::io::Result<()> {
+    let width = total.to_string().len();
+    let verdict = if result.failure().is_some() {
+        "FAIL"
+    } else {
+        "PASS"
+    };
+    writeln!(
+        out,
+        "[{index:>width$}/{total}] {verdict} {} {}",
+        result.id,
+        result.source.tag()
+    )?;
+    if let Some(failure) = result.failure() {
+        write!(out, "{}", failure_block(failure))?;
+    }
+    out.flush()
+}
+
+/// The request, what was checked, and expected beside actual.
+pub fn failure_block(failure: &Failure) -> String {
+    let expected = one_line(&failure.expected, 300);
+    let actual = one_line(&failure.actual, 300);
+    let mut text = format!(
+        "      request:  {}\n      check:    {}\n",
+        one_line(&failure.request, 300),
+        failure.check
+    );
+    let column = expected.chars().count().max("expected".len());
+    if column <= 48 && actual.chars().count() <= 72 {
+        text.push_str(&format!(
+            "      {:<column$} | {}\n      {:<column$} | {}\n",
+            "expected", "actual", expected, actual
+        ));
+    } else {
+        text.push_str(&format!(
+            "      expected: {expected}\n      actual:   {actual}\n"
+        ));
+    }
+    text
+}
+
+/// `text` on one line, at most `max` characters.
+fn one_line(text: &str, max: usize) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .collect();
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        let mut cut: String = flat.chars().take(max).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Report {
+        let mut report = Report::new(Some("http://127.0.0.1:1".into()));
+        report.results.push(CaseResult {
+            id: "m2m.create.default-expiry",
+            api: Api::M2m,
+            source: Source::Doc,
+            outcome: Outcome::Pass,
+            duration: Duration::from_millis(3),
+        });
+        report.results.push(CaseResult {
+            id: "m2m.create.status-201",
+            api: Api::M2m,
+            source: Source::Design,
+            outcome: Outcome::Fail(Failure::new(
+                "POST /partner/links {\"a\":\"<&>\"}",
+                "status",
+                201,
+                "200 <oops> & \"quotes\"",
+            )),
+            duration: Duration::from_millis(4),
+        });
+        report
+    }
+
+    #[test]
+    fn the_summary_and_exit_code_count_failures() {
+        let report = sample();
+        assert_eq!(report.summary(), "1 passed, 1 failed");
+        assert_eq!(report.exit_code(), 1);
+        assert!(
+            report
+                .drift()
+                .contains("linkbox guessed wrong — update the spec")
+        );
+        assert!(!report.drift().contains("vendor differs"));
+    }
+
+    #[test]
+    fn junit_escapes_what_it_quotes() {
+        let xml = sample().junit();
+        assert!(xml.contains("&lt;oops&gt; &amp; "), "{xml}");
+        assert!(xml.contains("tests=\"2\""));
+        assert!(!xml.contains("<oops>"));
+    }
+
+    #[test]
+    fn progress_lines_pad_the_index_to_the_total() {
+        let report = sample();
+        let mut out = Vec::new();
+        write_progress(&mut out, 1, 140, &report.results[0]).expect("write");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "[  1/140] PASS m2m.create.default-expiry [doc]\n"
+        );
+    }
+}

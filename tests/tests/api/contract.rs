@@ -1,0 +1,686 @@
+//! The contract suite against an in-process linkbox — it must pass — and against deliberately
+//! wrong servers: linkbox behind a small proxy that changes one documented behaviour, where
+//! the suite must name exactly the cases that behaviour breaks.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+
+use linkbox_contracts::suite::{self, Api, Credentials, Only, Options, Report, Source, UsageError};
+use linkbox_tests::spawn_app;
+use serde_json::Value;
+
+/// Runs the suite with `options`, never interrupted; returns the report and the output.
+async fn run(options: &Options) -> (Report, String) {
+    run_until(options, std::future::pending()).await
+}
+
+async fn run_until(options: &Options, interrupt: impl Future<Output = ()>) -> (Report, String) {
+    let mut out = Vec::new();
+    let report = suite::run(options, interrupt, &mut out)
+        .await
+        .expect("the suite starts");
+    report.write_end(&mut out).expect("write the end");
+    (report, String::from_utf8_lossy(&out).into_owned())
+}
+
+fn failed(report: &Report) -> BTreeSet<&'static str> {
+    report.failed_ids().into_iter().collect()
+}
+
+#[tokio::test]
+async fn every_case_passes_against_linkbox() {
+    let app = spawn_app().await;
+    let (report, output) = run(&Options::in_process(&app.base)).await;
+    assert_eq!(report.failed(), 0, "{output}");
+    assert_eq!(report.exit_code(), 0);
+    let count = |api: Api| report.results.iter().filter(|r| r.api == api).count();
+    assert!(report.results.len() > 100, "{} cases", report.results.len());
+    assert!(count(Api::M2m) > 50 && count(Api::Leaf) > 50 && count(Api::Sandbox) > 0);
+    let last = output.lines().last().unwrap_or_default();
+    assert_eq!(last, format!("{} passed, 0 failed", report.results.len()));
+    let width = report.results.len().to_string().len();
+    assert!(
+        output
+            .lines()
+            .next()
+            .is_some_and(|line| line.starts_with(&format!(
+                "[{:>width$}/{}] PASS ",
+                1,
+                report.results.len()
+            ))),
+        "{output}"
+    );
+}
+
+#[tokio::test]
+async fn junit_output_parses_with_one_testcase_per_case() {
+    let app = spawn_app().await;
+    let mut options = Options::in_process(&app.base);
+    options.api = Some(Api::M2m);
+    options.filter = Some("validate".into());
+    let (report, _) = run(&options).await;
+    let xml = report.junit();
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let (mut testcases, mut depth) = (Vec::new(), 0i32);
+    loop {
+        match reader.read_event().expect("well-formed JUnit XML") {
+            quick_xml::events::Event::Start(element) => {
+                depth += 1;
+                if element.name().as_ref() == b"testcase" {
+                    let name = element
+                        .try_get_attribute("name")
+                        .expect("attribute")
+                        .expect("name")
+                        .unescape_value()
+                        .expect("text")
+                        .into_owned();
+                    testcases.push(name);
+                }
+            }
+            quick_xml::events::Event::End(_) => depth -= 1,
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert_eq!(depth, 0, "balanced elements");
+    let ids: Vec<String> = report.results.iter().map(|r| r.id.to_owned()).collect();
+    assert_eq!(testcases, ids);
+    let json = report.json();
+    assert_eq!(json["cases"].as_array().map(Vec::len), Some(ids.len()));
+}
+
+#[tokio::test]
+async fn a_live_key_is_refused_before_any_connection() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let options = Options {
+        base: format!("http://{}", listener.local_addr().expect("addr")),
+        target: Some(Credentials {
+            m2m_key: Some("m2m_live_0123456789abcdefghijklmnopqrstuv".into()),
+            leaf_token: None,
+        }),
+        only: Only::All,
+        api: None,
+        filter: None,
+    };
+    let mut out = Vec::new();
+    let error = suite::run(&options, std::future::pending(), &mut out)
+        .await
+        .expect_err("refused");
+    assert!(matches!(error, UsageError::LiveKey), "{error}");
+    let attempt =
+        tokio::time::timeout(std::time::Duration::from_millis(200), listener.accept()).await;
+    assert!(attempt.is_err(), "the suite connected to the target");
+}
+
+#[tokio::test]
+async fn an_unreachable_target_is_a_connection_error() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let options = Options {
+        base: format!("http://127.0.0.1:{port}"),
+        target: Some(Credentials {
+            m2m_key: Some(linkbox_tests::test_key(1)),
+            leaf_token: None,
+        }),
+        only: Only::Documented,
+        api: None,
+        filter: None,
+    };
+    let mut out = Vec::new();
+    let error = suite::run(&options, std::future::pending(), &mut out)
+        .await
+        .expect_err("nothing listens");
+    assert!(matches!(error, UsageError::Connection(_)), "{error}");
+}
+
+/// A Leaf token for a fresh account of the in-process sandbox.
+async fn leaf_token(app: &linkbox_tests::TestApp, username: &str) -> String {
+    let reply: Value = app
+        .client
+        .post(app.url("/api/authenticate"))
+        .json(&serde_json::json!({"username": username, "password": "p", "rememberMe": true}))
+        .send()
+        .await
+        .expect("authenticate")
+        .json()
+        .await
+        .expect("json");
+    reply["id_token"].as_str().expect("token").to_owned()
+}
+
+#[tokio::test]
+async fn a_target_run_is_documented_only_and_leaves_nothing_behind() {
+    let app = spawn_app().await;
+    let key = linkbox_tests::test_key(7001);
+    let token = leaf_token(&app, "contract-target").await;
+    // Something the suite did not create, which it must not touch.
+    let mine = app.create_link_for(&key, "not-the-suite").await;
+    let options = Options {
+        base: app.base.clone(),
+        target: Some(Credentials {
+            m2m_key: Some(key.clone()),
+            leaf_token: Some(token.clone()),
+        }),
+        only: Only::Documented,
+        api: None,
+        filter: None,
+    };
+    let (report, output) = run(&options).await;
+    assert_eq!(report.failed(), 0, "{output}");
+    assert!(report.results.iter().all(|r| r.source == Source::Doc));
+    assert!(output.contains("drift: none"), "{output}");
+
+    let links = app.list_links(&key, "limit=100&status=created").await;
+    let items = links.json["data"]["items"].as_array().expect("items");
+    let ids: Vec<&str> = items.iter().filter_map(|i| i["linkId"].as_str()).collect();
+    assert_eq!(
+        ids,
+        [mine["linkId"].as_str().expect("id")],
+        "only ours stays active"
+    );
+    for path in [
+        "/services/widgets/api/magic-link/provider",
+        "/services/widgets/api/magic-link/authentication",
+        "/services/widgets/api/magic-link/file-upload",
+        "/services/usermanagement/api/users",
+    ] {
+        let reply = app
+            .send(
+                reqwest::Method::GET,
+                path,
+                &[("authorization", &format!("Bearer {token}"))],
+                None,
+            )
+            .await;
+        assert_eq!(reply.json, serde_json::json!([]), "{path} after the run");
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_run_cleans_up_the_case_in_flight() {
+    let app = spawn_app().await;
+    let key = linkbox_tests::test_key(7002);
+    let (created, seen) = tokio::sync::oneshot::channel::<()>();
+    let created = Arc::new(std::sync::Mutex::new(Some(created)));
+    // Interrupt as soon as the pagination case has created its first link.
+    let proxy = proxy::start(
+        &app.base,
+        proxy::Fault::response(move |request, response| {
+            if request.is("POST", "/partner/links")
+                && response.status == 201
+                && let Some(sender) = created.lock().expect("lock").take()
+            {
+                let _ = sender.send(());
+            }
+        }),
+    )
+    .await;
+    let options = Options {
+        base: proxy.clone(),
+        target: Some(Credentials {
+            m2m_key: Some(key.clone()),
+            leaf_token: None,
+        }),
+        only: Only::Documented,
+        api: Some(Api::M2m),
+        filter: Some("m2m.list.pagination-arithmetic".into()),
+    };
+    let (report, output) = run_until(&options, async {
+        let _ = seen.await;
+    })
+    .await;
+    assert!(report.interrupted, "{output}");
+    assert_eq!(report.exit_code(), 130);
+    assert!(output.contains("interrupted during m2m.list.pagination-arithmetic"));
+    let active = app.list_links(&key, "visibility=active").await;
+    assert_eq!(
+        active.json["data"]["pagination"]["total"], 0,
+        "{}",
+        active.text
+    );
+}
+
+#[tokio::test]
+async fn against_a_target_failures_are_grouped_by_what_they_mean() {
+    let app = spawn_app().await;
+    // One [doc] fact broken (the documented message) and one [design] guess (404 for an
+    // unknown link): the report must tell the vendor's drift from linkbox's.
+    let base = proxy::start(
+        &app.base,
+        proxy::Fault::response(|request, response| {
+            response.edit_json(|body| {
+                if body["error"]["code"] == "ACTIVE_LINK_EXISTS" {
+                    body["error"]["message"] = "User has an active link".into();
+                }
+            });
+            if request.is("GET", "/partner/links/link_p00000000_000000000000")
+                && response.status == 404
+            {
+                response.status = 400;
+            }
+        }),
+    )
+    .await;
+    let options = Options {
+        base,
+        target: Some(Credentials {
+            m2m_key: Some(linkbox_tests::test_key(7003)),
+            leaf_token: None,
+        }),
+        only: Only::All,
+        api: Some(Api::M2m),
+        filter: None,
+    };
+    let (report, output) = run(&options).await;
+    assert_eq!(
+        failed(&report),
+        set(&[
+            "m2m.detail.unknown-id-404",
+            "m2m.envelope.error-shape-exact",
+            "m2m.lifecycle.second-active-link-409",
+        ]),
+        "{output}"
+    );
+    let drift = report.drift();
+    let (vendor, guessed) = drift
+        .split_once("linkbox guessed wrong")
+        .expect("both groups");
+    assert!(vendor.contains("the vendor differs from its docs ([doc] cases failed): 1"));
+    assert!(vendor.contains("m2m.lifecycle.second-active-link-409"));
+    assert!(guessed.contains("m2m.detail.unknown-id-404"));
+    assert!(guessed.contains("m2m.envelope.error-shape-exact"));
+    assert!(!guessed.contains("second-active-link"));
+    let summary = format!("{} passed, 3 failed\n", report.results.len() - 3);
+    assert!(output.ends_with(&summary), "{output}");
+}
+
+/// Runs every case through a proxy applying `fault` and returns the failing ids.
+async fn failing_under(fault: proxy::Fault) -> (BTreeSet<&'static str>, Report, String) {
+    let app = spawn_app().await;
+    let base = proxy::start(&app.base, fault).await;
+    let (report, output) = run(&Options::in_process(base)).await;
+    (failed(&report), report, output)
+}
+
+fn set(ids: &[&'static str]) -> BTreeSet<&'static str> {
+    ids.iter().copied().collect()
+}
+
+fn shift_millis(text: &str, seconds: i64) -> String {
+    let at = linkbox_contracts::timefmt::parse(text).expect("timestamp");
+    linkbox_contracts::timefmt::millis(at + time::Duration::seconds(seconds))
+}
+
+#[tokio::test]
+async fn a_wrong_default_expiry_is_caught() {
+    let (failing, report, output) = failing_under(proxy::Fault::response(|request, response| {
+        let defaulted = !request.body.contains("expiresInMinutes");
+        if request.is("POST", "/partner/links") && response.status == 201 && defaulted {
+            response.edit_json(|body| {
+                let expires = body["data"]["expiresAt"].as_str().unwrap_or_default();
+                body["data"]["expiresAt"] = shift_millis(expires, 60).into();
+            });
+        }
+    }))
+    .await;
+    assert_eq!(
+        failing,
+        set(&[
+            "m2m.create.default-expiry-60-minutes",
+            "m2m.detail.matches-create",
+            // The data request's expiry is the link's real one, not what the create claimed.
+            "m2m.webhooks.data-request-payload",
+        ]),
+        "{output}"
+    );
+    assert_eq!(report.exit_code(), 1);
+    assert!(output.contains("expected | actual") || output.contains("expected: 3600 s"));
+    assert!(
+        output.contains("3600 s") && output.contains("3660 s"),
+        "{output}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_not_found_status_is_caught() {
+    let (failing, _, output) = failing_under(proxy::Fault::response(|request, response| {
+        let detail = request.method == "GET"
+            && request.path.starts_with("/partner/links/")
+            && !request.path.ends_with("/revoke");
+        if detail && response.status == 404 {
+            response.status = 400;
+        }
+    }))
+    .await;
+    assert_eq!(
+        failing,
+        set(&[
+            "m2m.detail.other-partner-404",
+            "m2m.detail.unknown-id-404",
+            "m2m.envelope.error-shape-exact",
+            "sandbox.reset.forgets-the-partner-links",
+        ]),
+        "{output}"
+    );
+}
+
+#[tokio::test]
+async fn a_create_answering_200_instead_of_201_fails_every_create_and_only_creates() {
+    let (failing, report, output) = failing_under(proxy::Fault::response(|request, response| {
+        if request.is("POST", "/partner/links") && response.status == 201 {
+            response.status = 200;
+        }
+    }))
+    .await;
+    assert!(failing.contains("m2m.create.status-201"), "{output}");
+    for result in &report.results {
+        let Some(failure) = result.failure() else {
+            continue;
+        };
+        assert!(
+            failure.request.starts_with("POST /partner/links ")
+                && failure.check == "status"
+                && failure.expected == "201"
+                && failure.actual.starts_with("200 "),
+            "{}: {failure:?}",
+            result.id
+        );
+    }
+    for untouched in [
+        "m2m.auth.no-key-401",
+        "m2m.list.limit-0-rejected",
+        "m2m.validate.reference-id-missing",
+        "leaf.provider.create-status-200",
+    ] {
+        assert!(!failing.contains(untouched), "{untouched}");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_message_is_caught() {
+    let (failing, _, output) = failing_under(proxy::Fault::response(|_, response| {
+        response.edit_json(|body| {
+            if body["error"]["code"] == "ACTIVE_LINK_EXISTS" {
+                body["error"]["message"] = "User has an active link".into();
+            }
+        });
+    }))
+    .await;
+    assert_eq!(
+        failing,
+        set(&["m2m.lifecycle.second-active-link-409"]),
+        "{output}"
+    );
+    assert!(output.contains("User already has an active link"));
+}
+
+#[tokio::test]
+async fn a_timestamp_with_two_fraction_digits_is_caught() {
+    let (failing, _, output) = failing_under(proxy::Fault::response(|request, response| {
+        if request.method == "POST" && request.path.ends_with("/revoke") {
+            response.edit_json(|body| {
+                if let Some(at) = body["data"]["revokedAt"].as_str() {
+                    // 2026-02-10T12:00:00.123Z → 2026-02-10T12:00:00.12Z
+                    body["data"]["revokedAt"] = format!("{}Z", &at[..at.len() - 2]).into();
+                }
+            });
+        }
+    }))
+    .await;
+    assert_eq!(
+        failing,
+        set(&["m2m.revoke.reason-kept", "m2m.revoke.revoked-at-millis"]),
+        "{output}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_field_is_caught_by_the_schema() {
+    let (failing, report, output) = failing_under(proxy::Fault::response(|request, response| {
+        if request.method == "PUT" && request.path.starts_with("/partner/data-requests/") {
+            response.edit_json(|body| {
+                if let Some(data) = body.get_mut("data").and_then(Value::as_object_mut) {
+                    data.remove("fulfilledAt");
+                }
+            });
+        }
+    }))
+    .await;
+    assert_eq!(
+        failing,
+        set(&[
+            "m2m.data-request.already-fulfilled-400",
+            "m2m.data-request.fulfil-200",
+            "m2m.data-request.merged-into-user",
+        ]),
+        "{output}"
+    );
+    let failure = report
+        .results
+        .iter()
+        .find_map(|r| (r.id == "m2m.data-request.merged-into-user").then(|| r.failure()))
+        .flatten()
+        .expect("failure");
+    assert_eq!(failure.check, "schema m2m/FulfilDataRequestResponse.json");
+}
+
+#[tokio::test]
+async fn an_ignored_status_filter_is_caught() {
+    let (failing, _, output) = failing_under(proxy::Fault::request(|request| {
+        if request.is("GET", "/partner/links") {
+            let kept: Vec<&str> = request
+                .query
+                .split('&')
+                .filter(|pair| !pair.starts_with("status="))
+                .collect();
+            request.query = kept.join("&");
+        }
+    }))
+    .await;
+    assert_eq!(
+        failing,
+        set(&[
+            "m2m.list.filter-status-created",
+            "m2m.list.filter-status-opened",
+            "m2m.list.filter-status-revoked",
+            "m2m.list.unknown-status-rejected",
+        ]),
+        "{output}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrapped_list_is_caught() {
+    let (failing, _, output) = failing_under(proxy::Fault::response(|request, response| {
+        if request.is("GET", "/services/usermanagement/api/users") && response.status == 200 {
+            response.edit_json(|body| *body = serde_json::json!({"content": body.take()}));
+        }
+    }))
+    .await;
+    assert_eq!(
+        failing,
+        set(&[
+            "leaf.users.filter-external-id",
+            "leaf.users.list-bare-array",
+        ]),
+        "{output}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_content_type_is_caught() {
+    let (failing, _, output) = failing_under(proxy::Fault::response(|request, response| {
+        if request.is("GET", "/partner/links") && response.status == 200 {
+            response.set_header("content-type", "text/plain; charset=utf-8");
+        }
+    }))
+    .await;
+    assert_eq!(failing, set(&["m2m.envelope.success-shape"]), "{output}");
+}
+
+/// A proxy on `127.0.0.1:0` that forwards to an in-process linkbox and rewrites one thing.
+mod proxy {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use http::{HeaderMap, HeaderName, HeaderValue, Method};
+    use serde_json::Value;
+    use warp::Filter;
+    use warp::path::FullPath;
+
+    /// The request as the proxy forwards it.
+    pub struct Request {
+        pub method: String,
+        pub path: String,
+        /// The raw query, without `?`.
+        pub query: String,
+        pub body: String,
+    }
+
+    impl Request {
+        pub fn is(&self, method: &str, path: &str) -> bool {
+            self.method == method && self.path == path
+        }
+    }
+
+    /// The response as the proxy returns it.
+    pub struct Response {
+        pub status: u16,
+        pub headers: HeaderMap,
+        pub body: Bytes,
+    }
+
+    impl Response {
+        /// Rewrites a JSON body in place; other bodies are left alone.
+        pub fn edit_json(&mut self, edit: impl FnOnce(&mut Value)) {
+            if let Ok(mut json) = serde_json::from_slice::<Value>(&self.body) {
+                edit(&mut json);
+                self.body = Bytes::from(json.to_string());
+            }
+        }
+
+        pub fn set_header(&mut self, name: &'static str, value: &'static str) {
+            self.headers.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+    }
+
+    type OnRequest = dyn Fn(&mut Request) + Send + Sync;
+    type OnResponse = dyn Fn(&Request, &mut Response) + Send + Sync;
+
+    /// What the proxy changes.
+    #[derive(Clone)]
+    pub struct Fault {
+        on_request: Arc<OnRequest>,
+        on_response: Arc<OnResponse>,
+    }
+
+    impl Fault {
+        pub fn request(edit: impl Fn(&mut Request) + Send + Sync + 'static) -> Fault {
+            Fault {
+                on_request: Arc::new(edit),
+                on_response: Arc::new(|_, _| {}),
+            }
+        }
+
+        pub fn response(edit: impl Fn(&Request, &mut Response) + Send + Sync + 'static) -> Fault {
+            Fault {
+                on_request: Arc::new(|_| {}),
+                on_response: Arc::new(edit),
+            }
+        }
+    }
+
+    /// Starts the proxy in front of `upstream`; returns its base URL.
+    pub async fn start(upstream: &str, fault: Fault) -> String {
+        let upstream = upstream.to_owned();
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+        let route = warp::method()
+            .and(warp::path::full())
+            .and(query)
+            .and(warp::header::headers_cloned())
+            .and(warp::body::bytes())
+            .then(
+                move |method: Method,
+                      path: FullPath,
+                      query: String,
+                      headers: HeaderMap,
+                      body: Bytes| {
+                    let (client, upstream, fault) =
+                        (client.clone(), upstream.clone(), fault.clone());
+                    async move {
+                        forward(
+                            &client, &upstream, &fault, method, path, query, headers, body,
+                        )
+                        .await
+                    }
+                },
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        tokio::spawn(linkbox::http::serve(
+            listener,
+            route.boxed(),
+            std::future::pending(),
+        ));
+        format!("http://{addr}")
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn forward(
+        client: &reqwest::Client,
+        upstream: &str,
+        fault: &Fault,
+        method: Method,
+        path: FullPath,
+        query: String,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> warp::reply::Response {
+        let mut request = Request {
+            method: method.to_string(),
+            path: path.as_str().to_owned(),
+            query,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        };
+        (fault.on_request)(&mut request);
+        let mut url = format!("{upstream}{}", request.path);
+        if !request.query.is_empty() {
+            url = format!("{url}?{}", request.query);
+        }
+        let mut outgoing = client.request(method, url).body(body);
+        for (name, value) in &headers {
+            if name != http::header::HOST && name != http::header::CONTENT_LENGTH {
+                outgoing = outgoing.header(name, value);
+            }
+        }
+        let upstream_response = outgoing.send().await.expect("linkbox answers");
+        let mut response = Response {
+            status: upstream_response.status().as_u16(),
+            headers: upstream_response.headers().clone(),
+            body: upstream_response.bytes().await.expect("body"),
+        };
+        (fault.on_response)(&request, &mut response);
+        let mut reply = warp::reply::Response::new(response.body.into());
+        *reply.status_mut() = http::StatusCode::from_u16(response.status).expect("status");
+        for (name, value) in &response.headers {
+            if name != http::header::CONTENT_LENGTH && name != http::header::TRANSFER_ENCODING {
+                reply.headers_mut().append(name, value.clone());
+            }
+        }
+        reply
+    }
+}
