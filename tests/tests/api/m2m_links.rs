@@ -18,6 +18,15 @@ fn ids(reply: &linkbox_tests::Reply) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The id of the partner's newest link.
+async fn newest_link_id(app: &TestApp, key: &str) -> String {
+    let listed = app.list_links(key, "").await;
+    listed.data()["items"][0]["linkId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// A sandbox on a frozen clock with `n` links for `u0..u{n-1}`, one second apart.
 async fn with_links(n: usize) -> TestApp {
     let app = spawn_app().await;
@@ -258,11 +267,7 @@ async fn an_unknown_link_is_not_found() {
 async fn revoking_returns_the_revoked_link_and_keeps_the_reason() {
     let app = with_links(1).await;
     let key = test_key(1);
-    let listed = app.list_links(&key, "").await;
-    let link_id = listed.data()["items"][0]["linkId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let link_id = newest_link_id(&app, &key).await;
     let reply = app
         .revoke_link(&key, &link_id, Some(&json!({"reason": "user asked"})))
         .await;
@@ -281,11 +286,7 @@ async fn revoking_returns_the_revoked_link_and_keeps_the_reason() {
 async fn revoking_without_a_body_works() {
     let app = with_links(1).await;
     let key = test_key(1);
-    let listed = app.list_links(&key, "").await;
-    let link_id = listed.data()["items"][0]["linkId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let link_id = newest_link_id(&app, &key).await;
     let reply = app
         .send(
             reqwest::Method::POST,
@@ -301,11 +302,7 @@ async fn revoking_without_a_body_works() {
 async fn a_revoked_link_cannot_be_revoked_again() {
     let app = with_links(1).await;
     let key = test_key(1);
-    let listed = app.list_links(&key, "").await;
-    let link_id = listed.data()["items"][0]["linkId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let link_id = newest_link_id(&app, &key).await;
     app.revoke_link(&key, &link_id, None).await;
     let reply = app.revoke_link(&key, &link_id, None).await;
     assert_m2m_error(
@@ -320,11 +317,7 @@ async fn a_revoked_link_cannot_be_revoked_again() {
 async fn an_expired_link_cannot_be_revoked() {
     let app = with_links(1).await;
     let key = test_key(1);
-    let listed = app.list_links(&key, "").await;
-    let link_id = listed.data()["items"][0]["linkId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let link_id = newest_link_id(&app, &key).await;
     app.advance_clock(60 * 60);
     let reply = app.revoke_link(&key, &link_id, None).await;
     assert_m2m_error(&reply, 400, "LINK_EXPIRED", messages::LINK_EXPIRED);
@@ -334,11 +327,7 @@ async fn an_expired_link_cannot_be_revoked() {
 async fn a_revoke_reason_must_be_a_string() {
     let app = with_links(1).await;
     let key = test_key(1);
-    let listed = app.list_links(&key, "").await;
-    let link_id = listed.data()["items"][0]["linkId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let link_id = newest_link_id(&app, &key).await;
     let reply = app
         .revoke_link(&key, &link_id, Some(&json!({"reason": 5})))
         .await;
