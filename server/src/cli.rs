@@ -107,6 +107,10 @@ pub struct ServeArgs {
     /// what it holds (default: in memory only).
     #[arg(long, env = "LINKBOX_STATE")]
     pub state: Option<PathBuf>,
+    /// Deliver webhooks to non-loopback hosts too (default: only 127.0.0.0/8, ::1 and
+    /// localhost; any other URL gets a failed attempt and no network traffic).
+    #[arg(long, env = "LINKBOX_EXTERNAL_WEBHOOKS")]
+    pub external_webhooks: bool,
     /// Log lines on stderr as text or JSON.
     #[arg(long, env = "LINKBOX_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
@@ -131,6 +135,7 @@ impl ServeArgs {
             admin_token: self.admin_token.clone(),
             journal_size: Some(usize::try_from(self.journal_size).unwrap_or(usize::MAX)),
             webhook_timeout: None,
+            external_webhooks: self.external_webhooks,
             state: self.state.clone(),
         })
     }

@@ -44,6 +44,9 @@ pub struct Settings {
     pub journal_size: usize,
     /// How long a webhook receiver may take to answer; 30 s as documented (tests shorten it).
     pub webhook_timeout: std::time::Duration,
+    /// Whether webhooks may leave this machine; off, a non-loopback URL is recorded as a
+    /// failed attempt without any network traffic.
+    pub external_webhooks: bool,
     /// `--state`: the SQLite file every change is kept in; `None` keeps everything in memory.
     pub state: Option<std::path::PathBuf>,
 }
@@ -59,6 +62,8 @@ pub struct Options {
     pub admin_token: Option<String>,
     pub journal_size: Option<usize>,
     pub webhook_timeout: Option<std::time::Duration>,
+    /// Send webhooks to hosts other than loopback ones (`--external-webhooks`).
+    pub external_webhooks: bool,
     pub state: Option<std::path::PathBuf>,
 }
 
@@ -102,6 +107,7 @@ impl Settings {
                 .unwrap_or(std::time::Duration::from_secs(
                     sandbox::WEBHOOK_TIMEOUT_SECS,
                 )),
+            external_webhooks: options.external_webhooks,
             state: options.state,
         }
     }

@@ -67,6 +67,13 @@ async fn attempt(client: reqwest::Client, app: App, job: Job) {
     let started = Instant::now();
     let (status_code, error) = match &url {
         None => (None, Some(super::NO_URL.to_owned())),
+        Some(url) if !app.settings.external_webhooks && !is_loopback_url(url) => (
+            None,
+            Some(format!(
+                "not sent: {url} is not on this machine, and external webhooks are off \
+                 (start linkbox with --external-webhooks to send to it)"
+            )),
+        ),
         Some(url) => {
             let timestamp = at.unix_timestamp();
             let secret = job.partner.webhook_secret();
@@ -99,6 +106,19 @@ async fn attempt(client: reqwest::Client, app: App, job: Job) {
     app.webhooks.record_attempt(&job.id, outcome);
 }
 
+/// Whether `url` points at this machine: 127.0.0.0/8, ::1 or `localhost`.
+pub fn is_loopback_url(url: &str) -> bool {
+    match url::Url::parse(url).ok().as_ref().and_then(url::Url::host) {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(domain)) => {
+            domain.eq_ignore_ascii_case("localhost")
+                || domain.to_ascii_lowercase().ends_with(".localhost")
+        }
+        None => false,
+    }
+}
+
 fn describe(error: &reqwest::Error, app: &App) -> String {
     if error.is_timeout() {
         return format!(
@@ -118,4 +138,29 @@ fn describe(error: &reqwest::Error, app: &App) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_url;
+
+    #[test]
+    fn only_loopback_urls_count_as_this_machine() {
+        for url in [
+            "http://127.0.0.1:9000/hooks",
+            "http://127.8.9.10/x",
+            "http://[::1]:9000/x",
+            "https://localhost/x",
+        ] {
+            assert!(is_loopback_url(url), "{url}");
+        }
+        for url in [
+            "https://api.example.com/callbacks/m2m",
+            "http://10.0.0.1/x",
+            "http://192.168.1.1/x",
+            "not a url",
+        ] {
+            assert!(!is_loopback_url(url), "{url}");
+        }
+    }
 }

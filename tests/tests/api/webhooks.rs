@@ -371,3 +371,20 @@ async fn without_a_url_the_delivery_fails_at_once_and_a_replay_reaches_the_porta
     let received = receiver.wait_for_event("link.created").await;
     assert_eq!(received.json["data"]["referenceId"], "u8");
 }
+
+#[tokio::test]
+async fn a_webhook_for_another_machine_is_not_sent_unless_external_webhooks_are_on() {
+    let app = sandbox().await;
+    let key = test_key(9);
+    app.create_link(
+        &key,
+        &json!({"referenceId": "u9", "callbackUrl": "https://api.example.com/callbacks/m2m"}),
+    )
+    .await;
+    let delivery = wait_for_delivery(&app, &key, "link.created", |d| attempts(d) > 0).await;
+    let error = delivery["attempts"][0]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(error.contains("external webhooks are off"), "{error}");
+    assert_eq!(delivery["attempts"][0]["statusCode"], Value::Null);
+}
