@@ -844,6 +844,25 @@ impl Reply {
         }
     }
 
+    /// An `X-Linkbox-Warning` header names `field` (linkbox's note of an ignored field).
+    pub fn names_ignored_field(&self, field: &str) -> Result<&Reply, Failure> {
+        let warnings: Vec<&str> = self
+            .headers
+            .get_all("x-linkbox-warning")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        if warnings.iter().any(|warning| warning.contains(field)) {
+            Ok(self)
+        } else {
+            Err(self.fail(
+                "header x-linkbox-warning",
+                format!("names {field}"),
+                format!("{warnings:?}"),
+            ))
+        }
+    }
+
     /// An M2M error: the status, `application/json` and exactly
     /// `{"success": false, "error": {"code", "message"}}`.
     pub fn m2m_error(&self, status: u16, code: &str, message: &str) -> Result<&Reply, Failure> {
