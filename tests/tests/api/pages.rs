@@ -550,3 +550,42 @@ async fn seeding_the_same_rng_seed_gives_the_same_data() {
     .await;
     assert_eq!(bad_mix.status, 400);
 }
+
+#[tokio::test]
+async fn the_widget_shows_the_links_theme_over_the_partners_and_a_default_otherwise() {
+    let key = "m2m_test_themethemethemethemethemetheme00";
+    let config = linkbox::config::FileConfig::parse(&format!(
+        "[[partners]]\nslug = \"acme\"\nkeys = [\"{key}\"]\ntheme = \"ocean\""
+    ))
+    .expect("config");
+    let app = linkbox_tests::spawn_app_with(linkbox::Options {
+        file: Some(config),
+        ..linkbox::Options::default()
+    })
+    .await;
+    for (reference, theme, shown) in [("own", Some("dark"), "dark"), ("partner", None, "ocean")] {
+        let mut body = json!({"referenceId": reference});
+        if let Some(theme) = theme {
+            body["theme"] = json!(theme);
+        }
+        let created = app.create_link(key, &body).await;
+        assert_eq!(created.status, 201, "{created:?}");
+        let page = get(&app, &path_of(created.data()["url"].as_str().expect("url"))).await;
+        assert!(
+            page.text.contains(&format!("id=\"theme\">{shown}<")),
+            "{reference}: {}",
+            page.text
+        );
+        assert!(page.text.contains(&format!("theme-{shown}")), "{reference}");
+    }
+    let open = spawn_app().await;
+    let created = open
+        .create_link(&test_key(3), &json!({"referenceId": "none"}))
+        .await;
+    let page = get(
+        &open,
+        &path_of(created.data()["url"].as_str().expect("url")),
+    )
+    .await;
+    assert!(page.text.contains("id=\"theme\">default<"), "{}", page.text);
+}
