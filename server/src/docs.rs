@@ -6,42 +6,22 @@ use std::sync::{Arc, LazyLock};
 
 use http::{HeaderValue, StatusCode, header};
 use utoipa_swagger_ui::Config;
-use warp::Filter;
-use warp::filters::BoxedFilter;
-use warp::path::{FullPath, Tail};
 use warp::reply::Response;
+
+use crate::wire::{Request, Router};
 
 static OPENAPI_JSON: LazyLock<String> = LazyLock::new(linkbox_contracts::openapi::json);
 static SWAGGER_CONFIG: LazyLock<Arc<Config<'static>>> =
     LazyLock::new(|| Arc::new(Config::from("/openapi.json")));
 
-pub fn routes() -> BoxedFilter<(Response,)> {
-    openapi_json().or(docs()).unify().boxed()
-}
-
-/// GET /openapi.json
-fn openapi_json() -> BoxedFilter<(Response,)> {
-    warp::path!("openapi.json")
-        .and(warp::get())
-        .map(|| {
-            let mut response = Response::new(OPENAPI_JSON.as_str().into());
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            response
-        })
-        .boxed()
-}
-
-/// GET /docs (redirects to /docs/, so the UI's relative asset paths resolve), /docs/{file}
-fn docs() -> BoxedFilter<(Response,)> {
-    warp::path("docs")
-        .and(warp::path::tail())
-        .and(warp::path::full())
-        .and(warp::get())
-        .map(|tail: Tail, full: FullPath| {
-            if tail.as_str().is_empty() && !full.as_str().ends_with('/') {
+/// `/openapi.json` and the Swagger UI.
+pub fn routes() -> Router {
+    Router::new()
+        .get("/openapi.json", |_: Request| async { openapi_json() })
+        .get("/docs/{*file}", |request: Request| async move {
+            let file = request.param("file");
+            // `/docs` itself moves to `/docs/`, so the UI's relative asset paths resolve.
+            if file.is_empty() && !request.path.ends_with('/') {
                 let mut response = Response::new("".into());
                 *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
                 response
@@ -49,10 +29,19 @@ fn docs() -> BoxedFilter<(Response,)> {
                     .insert(header::LOCATION, HeaderValue::from_static("/docs/"));
                 response
             } else {
-                swagger_file(tail.as_str())
+                swagger_file(file)
             }
         })
-        .boxed()
+}
+
+/// GET /openapi.json
+fn openapi_json() -> Response {
+    let mut response = Response::new(OPENAPI_JSON.as_str().into());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 fn swagger_file(path: &str) -> Response {
@@ -64,12 +53,12 @@ fn swagger_file(path: &str) -> Response {
             }
             response
         }
-        Ok(None) => crate::control::error(
+        Ok(None) => crate::wire::sandbox_error(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
             format!("No documentation file {path}"),
         ),
-        Err(error) => crate::control::error(
+        Err(error) => crate::wire::sandbox_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "INTERNAL_ERROR",
             format!("Swagger UI asset failed: {error}"),

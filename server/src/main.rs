@@ -40,7 +40,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         stdout.flush()?;
     }
     if args.seed > 0 {
-        let demo = linkbox::seed::demo(&app, args.seed, args.rng_seed)?;
+        let demo = linkbox::ops::seed::demo(&app, args.seed, args.rng_seed)?;
         let mut stdout = std::io::stdout().lock();
         for line in demo.lines() {
             writeln!(stdout, "{line}")?;

@@ -2,52 +2,31 @@
 //! every tenant shares it — so any caller may move it; moving it expires links, reopens
 //! rate-limit windows and fires due webhook retries at once.
 
-use http::{HeaderMap, StatusCode};
+use bytes::Bytes;
+use http::StatusCode;
 use linkbox_contracts::sandbox::{ClockChange, ClockView};
 use linkbox_contracts::timefmt;
-use warp::Filter;
-use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use super::error::{ControlError, json, render};
-use super::scope::Scope;
-use super::with_app;
+use super::error::{ControlError, json};
+use super::scope;
 use crate::app::App;
-use crate::http::body;
+use crate::wire::{BodyError, Request};
 
-/// Largest step accepted, either way: a century, well inside what timestamps can show.
 const MAX_STEP_SECONDS: i64 = 100 * 366 * 24 * 3600;
 
-pub fn routes(app: App) -> BoxedFilter<(Response,)> {
-    warp::path!("clock")
-        .and(read(app.clone()).or(change(app)).unify())
-        .boxed()
-}
-
 /// GET /_sandbox/clock
-fn read(app: App) -> BoxedFilter<(Response,)> {
-    warp::get()
-        .and(with_app(app))
-        .and(warp::header::headers_cloned())
-        .map(|app: App, headers: HeaderMap| render(Scope::of(&app, &headers).map(|_| view(&app))))
-        .boxed()
+pub fn read(request: &Request) -> Result<Response, ControlError> {
+    scope(request)?;
+    Ok(view(&request.app))
 }
 
-/// POST /_sandbox/clock {advanceSeconds | setTo | frozen}
-fn change(app: App) -> BoxedFilter<(Response,)> {
-    warp::post()
-        .and(with_app(app))
-        .and(warp::header::headers_cloned())
-        .and(body(4 * 1024))
-        .map(|app: App, headers: HeaderMap, body| {
-            render((|| {
-                Scope::of(&app, &headers)?;
-                let change: ClockChange = json(body)?;
-                apply(&app, change)?;
-                Ok(view(&app))
-            })())
-        })
-        .boxed()
+/// POST /_sandbox/clock
+pub fn change(request: &Request, body: Result<Bytes, BodyError>) -> Result<Response, ControlError> {
+    scope(request)?;
+    let change: ClockChange = json(body)?;
+    apply(&request.app, change)?;
+    Ok(view(&request.app))
 }
 
 fn apply(app: &App, change: ClockChange) -> Result<(), ControlError> {
@@ -84,7 +63,7 @@ fn apply(app: &App, change: ClockChange) -> Result<(), ControlError> {
 
 fn view(app: &App) -> Response {
     let reading = app.clock.reading();
-    crate::http::json(
+    crate::wire::json(
         StatusCode::OK,
         &ClockView {
             now: timefmt::millis(reading.now),

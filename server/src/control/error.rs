@@ -1,5 +1,5 @@
 //! Every way a control request can fail, rendered in one place into linkbox's own envelope
-//! `{"error": {"code", "message"}}` (see [`super::error`]).
+//! `{"error": {"code", "message"}}` (see [`crate::wire::sandbox_error`]).
 
 use std::borrow::Cow;
 
@@ -9,8 +9,10 @@ use linkbox_contracts::sandbox::codes;
 use serde::de::DeserializeOwned;
 use warp::reply::Response;
 
-use crate::http::BodyError;
+use crate::ops::{self, identity::Refusal};
+use crate::store::leaf::LeafError;
 use crate::store::m2m::{KeyError, LinkError, OperationError};
+use crate::wire::BodyError;
 
 /// A failed control request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -149,5 +151,48 @@ impl From<OperationError> for ControlError {
             OperationError::NoOperation => "NO_OPERATION",
         };
         ControlError::Conflict(code, error.to_string().into())
+    }
+}
+
+impl From<Refusal> for ControlError {
+    fn from(refusal: Refusal) -> ControlError {
+        match refusal {
+            Refusal::MissingAuth => ControlError::MissingAuth,
+            Refusal::InvalidKey => ControlError::InvalidKey,
+            Refusal::Suspended => ControlError::Suspended,
+            Refusal::ExpiredToken => ControlError::ExpiredToken,
+            Refusal::TenantRequired => ControlError::TenantRequired,
+            Refusal::LeafTokenRequired => ControlError::LeafTokenRequired,
+        }
+    }
+}
+
+impl From<LeafError> for ControlError {
+    fn from(error: LeafError) -> ControlError {
+        match error {
+            LeafError::LinkNotFound => ControlError::NotFound("Magic link not found".into()),
+            LeafError::UserNotFound => ControlError::NotFound("Leaf user not found".into()),
+            LeafError::LinkExpired => {
+                ControlError::Gone("LINK_EXPIRED", "Magic link has expired".into())
+            }
+            LeafError::LinkUsedUp => ControlError::Gone(
+                "LINK_USED_UP",
+                "Magic link has been used up: its usageCount reached maxUsage".into(),
+            ),
+            LeafError::ExternalIdTaken => {
+                ControlError::Conflict(codes::CONFLICT, error.to_string().into())
+            }
+        }
+    }
+}
+
+impl From<ops::Error> for ControlError {
+    fn from(error: ops::Error) -> ControlError {
+        match error {
+            ops::Error::Link(error) => error.into(),
+            ops::Error::Operation(error) => error.into(),
+            ops::Error::Leaf(error) => error.into(),
+            ops::Error::Invalid(message) => ControlError::Invalid(message),
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! linkbox's own control API under `/_sandbox`, and the JSON error envelope linkbox uses
 //! where no vendor contract applies: `{"error": {"code": "...", "message": "..."}}`.
 //!
-//! Every endpoint but `GET /_sandbox/health` says who is asking ([`scope`]): a partner's
+//! Every endpoint but `GET /_sandbox/health` says who is asking ([`crate::ops::identity`]): a partner's
 //! `X-API-Key` (or `Authorization: Bearer <key>`) scopes it to that partner — another
 //! partner's link id is 404, its journal entries and deliveries are invisible;
 //! `Authorization: Bearer <--admin-token>` sees every tenant; and when no admin token is
@@ -16,18 +16,19 @@
 //! that can no longer be used, 413 for an oversized body.
 //!
 //! One file per concern: [`clock`], [`m2m`] (playing the end user and the portal), [`leaf`]
-//! (playing the Leaf end user), [`seed`] (fake data),
-//! [`webhooks`], [`journal`] (also the recording wrapper), [`faults`] (also the gate),
-//! [`snapshot`], [`reset`].
+//! (playing the Leaf end user), [`seed`] (fake data), [`webhooks`], [`journal`], [`faults`],
+//! [`snapshot`], [`reset`]; every route in one table ([`routes`]). The caller is the one the
+//! serving layer resolved ([`crate::ops::identity`]); what the control API does that another
+//! surface does too lives in [`crate::ops`].
 
-use http::{Method, StatusCode};
-use serde::Serialize;
-use warp::Filter;
-use warp::filters::BoxedFilter;
-use warp::path::FullPath;
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 
-use crate::app::App;
+use crate::ops::identity::Scope;
+pub use crate::wire::sandbox_error as error;
+use crate::wire::{BodyError, Request, Router};
+use error::{ControlError, render};
 
 pub mod clock;
 pub mod error;
@@ -36,92 +37,119 @@ pub mod journal;
 pub mod leaf;
 pub mod m2m;
 pub mod reset;
-pub mod scope;
 pub mod seed;
 pub mod snapshot;
 pub mod webhooks;
 
-/// linkbox's own error body.
-#[derive(Debug, Serialize)]
-pub struct SandboxError {
-    pub error: SandboxErrorDetail,
+/// Who a control request acts for.
+fn scope(request: &Request) -> Result<Scope, ControlError> {
+    Ok(request.caller.scope(&request.app)?)
 }
 
-#[derive(Debug, Serialize)]
-pub struct SandboxErrorDetail {
-    /// `NOT_FOUND`, `INVALID_REQUEST`, `UNAUTHORIZED`, ...
-    pub code: &'static str,
-    pub message: String,
+/// Limits of the control API's bodies.
+const SMALL_BODY: usize = 4 * 1024;
+const BODY: usize = 16 * 1024;
+const LARGE_BODY: usize = 64 * 1024;
+
+/// Every control route.
+pub fn routes() -> Router {
+    Router::new()
+        .get("/_sandbox/health", |_: Request| async { health() })
+        .get("/_sandbox/clock", call(clock::read))
+        .post("/_sandbox/clock", with_body(SMALL_BODY, clock::change))
+        .post("/_sandbox/reset", call(reset::reset))
+        .post(
+            "/_sandbox/m2m/links/{linkId}/open",
+            with_body(LARGE_BODY, m2m::open),
+        )
+        .post(
+            "/_sandbox/m2m/links/{linkId}/operation",
+            with_body(LARGE_BODY, m2m::operation),
+        )
+        .post(
+            "/_sandbox/m2m/links/{linkId}/operation/cancel",
+            call(m2m::cancel),
+        )
+        .put(
+            "/_sandbox/m2m/webhook-config",
+            with_body(LARGE_BODY, m2m::webhook_config),
+        )
+        .post("/_sandbox/leaf/magic-links/{id}/access", call(leaf::access))
+        .post(
+            "/_sandbox/leaf/magic-links/{id}/connect",
+            with_body(SMALL_BODY, leaf::connect),
+        )
+        .get("/_sandbox/webhooks", call(webhooks::list))
+        .post(
+            "/_sandbox/webhooks/{deliveryId}/replay",
+            call(webhooks::replay),
+        )
+        .get("/_sandbox/requests", call(journal::list))
+        .delete("/_sandbox/requests", call(journal::clear))
+        .post("/_sandbox/faults", with_body(LARGE_BODY, faults::add))
+        .get("/_sandbox/faults", call(faults::list))
+        .delete("/_sandbox/faults", call(faults::clear))
+        .get("/_sandbox/snapshot", call(snapshot::take))
+        .put(
+            "/_sandbox/snapshot",
+            with_body(snapshot::MAX_SNAPSHOT_BYTES, snapshot::restore),
+        )
+        .post("/_sandbox/seed", with_body(BODY, seed::seed))
 }
 
-/// A linkbox error response.
-pub fn error(status: StatusCode, code: &'static str, message: String) -> Response {
-    crate::http::json(
-        status,
-        &SandboxError {
-            error: SandboxErrorDetail { code, message },
+/// A handler that reads no body.
+fn call(
+    handler: fn(&Request) -> Result<Response, ControlError>,
+) -> impl Fn(Request) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
+    move |request| std::future::ready(render(handler(&request)))
+}
+
+/// A handler that reads the body first, up to `limit` bytes.
+fn with_body(
+    limit: usize,
+    handler: fn(&Request, Result<Bytes, BodyError>) -> Result<Response, ControlError>,
+) -> impl Fn(Request) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>
++ Clone
++ Send
++ Sync
++ 'static {
+    move |mut request: Request| {
+        Box::pin(async move {
+            let body = request.body(limit).await;
+            render(handler(&request, body))
+        })
+    }
+}
+
+/// GET /_sandbox/health
+fn health() -> Response {
+    crate::wire::json(
+        StatusCode::OK,
+        &linkbox_contracts::sandbox::Health {
+            status: "ok".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
         },
     )
 }
 
-/// The control API's routes.
-pub fn routes(app: App) -> BoxedFilter<(Response,)> {
-    let endpoints = clock::routes(app.clone())
-        .or(reset::routes(app.clone()))
-        .unify()
-        .or(m2m::routes(app.clone()))
-        .unify()
-        .or(leaf::routes(app.clone()))
-        .unify()
-        .or(webhooks::routes(app.clone()))
-        .unify()
-        .or(journal::routes(app.clone()))
-        .unify()
-        .or(faults::routes(app.clone()))
-        .unify()
-        .or(snapshot::routes(app.clone()))
-        .unify()
-        .or(seed::routes(app))
-        .unify();
-    health()
-        .or(warp::path("_sandbox").and(endpoints))
-        .unify()
-        .boxed()
+/// 404 in linkbox's envelope for every path no surface claims.
+pub fn not_found(method: &Method, path: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        format!("No route for {method} {path}"),
+    )
 }
 
-/// Hands each request the app.
-pub(crate) fn with_app(
-    app: App,
-) -> impl Filter<Extract = (App,), Error = std::convert::Infallible> + Clone {
-    warp::any().map(move || app.clone())
-}
-
-/// GET /_sandbox/health
-fn health() -> BoxedFilter<(Response,)> {
-    warp::path!("_sandbox" / "health")
-        .and(warp::get())
-        .map(|| {
-            crate::http::json(
-                StatusCode::OK,
-                &linkbox_contracts::sandbox::Health {
-                    status: "ok".to_owned(),
-                    version: env!("CARGO_PKG_VERSION").to_owned(),
-                },
-            )
-        })
-        .boxed()
-}
-
-/// 404 in linkbox's envelope for every path no API claims.
-pub fn fallback() -> BoxedFilter<(Response,)> {
-    warp::method()
-        .and(warp::path::full())
-        .map(|method: Method, path: FullPath| {
-            error(
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                format!("No route for {method} {}", path.as_str()),
-            )
-        })
-        .boxed()
+/// 405 in linkbox's envelope, with `Allow`, for a known path and another method.
+pub fn wrong_method(method: &Method, path: &str, allow: String) -> Response {
+    let mut response = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        format!("{method} is not allowed on {path}: use {allow}"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
 }

@@ -1,43 +1,32 @@
 //! `POST /_sandbox/seed {api, count, rngSeed?, mix?}`: fake users and links for the caller's
-//! own tenant — a partner key seeds `m2m`, a Leaf token seeds `leaf` ([`crate::seed`]).
+//! own tenant — a partner key seeds `m2m`, a Leaf token seeds `leaf` ([`crate::ops::seed`]).
 
-use http::{HeaderMap, StatusCode};
+use bytes::Bytes;
+use http::StatusCode;
 use linkbox_contracts::sandbox::SeedRequest;
-use warp::Filter;
-use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use super::error::{ControlError, json, render};
-use super::scope::Scope;
-use super::with_app;
-use crate::app::App;
-use crate::http::body;
-use crate::seed::{seed_leaf, seed_m2m};
+use super::error::{ControlError, json};
+use super::scope;
+use crate::ops::seed::{seed_leaf, seed_m2m};
+use crate::wire::{BodyError, Request};
 
-pub fn routes(app: App) -> BoxedFilter<(Response,)> {
-    warp::path!("seed")
-        .and(warp::post())
-        .and(with_app(app))
-        .and(warp::header::headers_cloned())
-        .and(body(16 * 1024))
-        .map(|app: App, headers: HeaderMap, body| {
-            render((|| {
-                let scope = Scope::of(&app, &headers)?;
-                let request: SeedRequest = json(body)?;
-                let rng_seed = request.rng_seed.unwrap_or_else(rand::random);
-                let mix = request.mix.as_ref();
-                let seeded = match request.api.as_str() {
-                    "m2m" => seed_m2m(&app, scope.partner()?, request.count, rng_seed, mix),
-                    "leaf" => seed_leaf(&app, scope.leaf()?, request.count, rng_seed, mix),
-                    _ => {
-                        return Err(ControlError::invalid(
-                            "The api field must be one of: m2m, leaf",
-                        ));
-                    }
-                }
-                .map_err(|error| ControlError::invalid(error.to_string()))?;
-                Ok(crate::http::json(StatusCode::CREATED, &seeded))
-            })())
-        })
-        .boxed()
+/// POST /_sandbox/seed
+pub fn seed(request: &Request, body: Result<Bytes, BodyError>) -> Result<Response, ControlError> {
+    let scope = scope(request)?;
+    let seed: SeedRequest = json(body)?;
+    let rng_seed = seed.rng_seed.unwrap_or_else(rand::random);
+    let mix = seed.mix.as_ref();
+    let app = &request.app;
+    let seeded = match seed.api.as_str() {
+        "m2m" => seed_m2m(app, scope.partner()?, seed.count, rng_seed, mix),
+        "leaf" => seed_leaf(app, scope.leaf()?, seed.count, rng_seed, mix),
+        _ => {
+            return Err(ControlError::invalid(
+                "The api field must be one of: m2m, leaf",
+            ));
+        }
+    }
+    .map_err(|error| ControlError::invalid(error.to_string()))?;
+    Ok(crate::wire::json(StatusCode::CREATED, &seeded))
 }

@@ -1,174 +1,347 @@
-//! HTTP plumbing shared by every API: the connection loop with its limits and graceful
-//! shutdown, request bodies read under a size limit, raw query strings, JSON responses.
+//! Serving: the connection loop ([`serve`]) and the pipeline every request goes through on
+//! its way to a route and back.
 //!
-//! Nothing here knows an API's error shape: body and query problems come back as values
-//! ([`BodyError`]) for each API to render in its own envelope.
+//! For each request, in order: the caller is resolved once ([`identity::resolve`]); outside
+//! `/_sandbox`, the fault table may delay, answer or drop it (`faulted`); the surfaces'
+//! route tables find its handler — or say the path is known with another method (405 with
+//! `Allow`), or that no surface has it (404), each in the envelope of the API whose paths
+//! it is under; outside `/_sandbox` it is recorded in the journal; and with a state file,
+//! its response waits until everything it changed is durable.
 
+mod faulted;
 mod serve;
 
 pub use serve::serve;
 
-use bytes::{Bytes, BytesMut};
-use futures_util::{Stream, StreamExt};
-use http::{HeaderMap, StatusCode, header};
-use serde::Serialize;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Buf;
+use futures_util::StreamExt;
+use http::{HeaderMap, Method, StatusCode};
 use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::path::FullPath;
 use warp::reply::Response;
 
-/// Marks a response whose connection is to be closed without sending it (an injected
-/// `drop` fault); the connection loop honours it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DropConnection;
+use crate::app::App;
+use crate::faults::Action;
+use crate::ops::identity;
+use crate::wire::{BodyStream, DropConnection, Found, Request, Router};
+use crate::{control, docs, journal, leaf, m2m, pages, webhooks};
 
-/// Why a request body could not be taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum BodyError {
-    #[error("the body is larger than the limit")]
-    TooLarge,
-    #[error("the body could not be read")]
-    Unreadable,
+/// One API's routes and the envelope its refusals speak.
+struct Surface {
+    router: Router,
+    not_found: fn(&Method, &str) -> Response,
+    wrong_method: fn(&Method, &str, String) -> Response,
 }
 
-/// The request's body, read whole unless it exceeds `limit` bytes. Never rejects: an
-/// oversized or broken body is a value for the handler to answer in its API's shape.
-pub fn body(
-    limit: usize,
-) -> impl Filter<Extract = (Result<Bytes, BodyError>,), Error = std::convert::Infallible> + Clone {
-    warp::header::headers_cloned()
-        .and(warp::body::stream())
-        .then(move |headers: HeaderMap, stream| read_limited(headers, stream, limit))
-        .or(warp::any().map(|| Err(BodyError::Unreadable)))
-        .unify()
+/// Every surface, and which one speaks for a path none of them serves.
+struct Surfaces {
+    m2m: Surface,
+    leaf: Surface,
+    sandbox: Surface,
 }
 
-async fn read_limited<S, B>(headers: HeaderMap, stream: S, limit: usize) -> Result<Bytes, BodyError>
+impl Surfaces {
+    fn new() -> Surfaces {
+        Surfaces {
+            m2m: Surface {
+                router: m2m::routes(),
+                not_found: m2m::not_found,
+                wrong_method: m2m::wrong_method,
+            },
+            leaf: Surface {
+                router: leaf::routes(),
+                not_found: leaf::not_found,
+                wrong_method: leaf::wrong_method,
+            },
+            sandbox: Surface {
+                router: control::routes()
+                    .merge(pages::routes())
+                    .merge(docs::routes()),
+                not_found: control::not_found,
+                wrong_method: control::wrong_method,
+            },
+        }
+    }
+
+    /// The surface whose envelope answers for `path`.
+    fn for_path(&self, path: &str) -> &Surface {
+        if m2m::owns(path) {
+            &self.m2m
+        } else if leaf::owns(path) {
+            &self.leaf
+        } else {
+            &self.sandbox
+        }
+    }
+
+    /// Every route of every surface, for the test that holds them to the OpenAPI document.
+    #[cfg(test)]
+    fn list(&self) -> Vec<(Method, String)> {
+        [&self.m2m, &self.leaf, &self.sandbox]
+            .into_iter()
+            .flat_map(|surface| surface.router.list())
+            .map(|(method, path)| (method.clone(), path.to_owned()))
+            .collect()
+    }
+}
+
+/// Every route of the sandbox behind the pipeline above, as one warp filter.
+pub fn routes(app: App) -> BoxedFilter<(Response,)> {
+    let surfaces = Arc::new(Surfaces::new());
+    let body = warp::body::stream()
+        .map(|stream| Some(boxed(stream)))
+        .or(warp::any().map(|| None))
+        .unify();
+    warp::method()
+        .and(warp::path::full())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::headers_cloned())
+        .and(body)
+        .then(
+            move |method: Method,
+                  path: FullPath,
+                  query: String,
+                  headers: HeaderMap,
+                  body: Option<BodyStream>| {
+                let (app, surfaces) = (app.clone(), surfaces.clone());
+                async move {
+                    let caller = identity::resolve(&app, &headers);
+                    let request = Request::new(
+                        app,
+                        method,
+                        path.as_str().to_owned(),
+                        query,
+                        headers,
+                        caller,
+                        body,
+                    );
+                    handle(&surfaces, request).await
+                }
+            },
+        )
+        .boxed()
+}
+
+/// The body as the handlers read it.
+fn boxed<S, B>(stream: S) -> BodyStream
 where
-    S: Stream<Item = Result<B, warp::Error>>,
-    B: bytes::Buf,
+    S: futures_util::Stream<Item = Result<B, warp::Error>> + Send + 'static,
+    B: Buf,
 {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return Err(BodyError::TooLarge);
-    }
-    let mut stream = std::pin::pin!(stream);
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(0).min(64 * 1024) as usize);
-    while let Some(chunk) = stream.next().await {
-        let mut chunk = chunk.map_err(|_| BodyError::Unreadable)?;
-        if body.len() + chunk.remaining() > limit {
-            return Err(BodyError::TooLarge);
-        }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            let len = part.len();
-            body.extend_from_slice(part);
-            chunk.advance(len);
-        }
-    }
-    Ok(body.freeze())
+    stream
+        .map(|chunk| chunk.map(|mut chunk| chunk.copy_to_bytes(chunk.remaining())))
+        .boxed()
 }
 
-/// The raw query string, empty when there is none.
-pub fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
-    warp::query::raw().or(warp::any().map(String::new)).unify()
-}
-
-/// Decodes a query string into its pairs, in order.
-pub fn query_pairs(raw: &str) -> Vec<(String, String)> {
-    form_urlencoded::parse(raw.as_bytes())
-        .into_owned()
-        .collect()
-}
-
-/// Whether the request says its body is JSON (`application/json`, any parameters).
-pub fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|mime| {
-            let mime = mime.trim().to_ascii_lowercase();
-            mime == "application/json"
-                || (mime.starts_with("application/") && mime.ends_with("+json"))
-        })
-}
-
-/// A JSON response with `status` and `content_type`.
-pub fn json_with(
-    status: StatusCode,
-    content_type: &'static str,
-    body: &impl Serialize,
-) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|error| {
-        tracing::error!(%error, "response did not serialize");
-        b"{}".to_vec()
-    });
-    let mut response = Response::new(bytes.into());
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(content_type),
+async fn handle(surfaces: &Surfaces, request: Request) -> Response {
+    let app = request.app.clone();
+    let control = is_control(&request.path);
+    let started = Instant::now();
+    let time = app.clock.now();
+    let (method, path, query) = (
+        request.method.clone(),
+        request.path.clone(),
+        request.query.clone(),
     );
-    response
+    let tenant = request.caller.tenant().cloned();
+    let response = if control {
+        dispatch(surfaces, request).await
+    } else {
+        let response = gate(&app, request, |request| dispatch(surfaces, request)).await;
+        app.journal.record(journal::Request {
+            method,
+            path,
+            query: (!query.is_empty()).then_some(query),
+            status: response.status().as_u16(),
+            dropped: response.extensions().get::<DropConnection>().is_some(),
+            time,
+            tenant,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        });
+        response
+    };
+    durable(&app, response).await
 }
 
-/// An `application/json` response.
-pub fn json(status: StatusCode, body: &impl Serialize) -> Response {
-    json_with(status, "application/json", body)
+/// The fault table's say on a vendor request: a delay, then the real handler, a faulted
+/// answer or a dropped connection.
+async fn gate<'a, F, Fut>(app: &App, request: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response> + 'a,
+{
+    let tenant = request.caller.tenant().map(|tenant| &**tenant);
+    let Some(strike) = app.faults.strike(&request.method, &request.path, tenant) else {
+        return next(request).await;
+    };
+    if let Some(delay) = strike.delay {
+        tokio::time::sleep(delay).await;
+    }
+    match strike.action {
+        Action::Pass => next(request).await,
+        Action::Drop => {
+            let mut response = Response::new(bytes::Bytes::new().into());
+            response.extensions_mut().insert(DropConnection);
+            response
+        }
+        Action::Answer { status, body } => faulted::answer(&request.path, status, body),
+    }
+}
+
+/// The route's answer, or the refusal of the surface whose paths these are.
+async fn dispatch(surfaces: &Surfaces, request: Request) -> Response {
+    let surface = surfaces.for_path(&request.path);
+    match surface.router.find(&request.method, &request.path) {
+        Found::Route(handler, params) => {
+            let handler = handler.clone();
+            handler(request.with_params(params)).await
+        }
+        Found::WrongMethod(allow) => (surface.wrong_method)(&request.method, &request.path, allow),
+        Found::Nothing => (surface.not_found)(&request.method, &request.path),
+    }
+}
+
+/// With a state file, holds `response` until everything recorded before it is committed.
+async fn durable(app: &App, response: Response) -> Response {
+    match app.sink.settled().await {
+        Ok(()) => response,
+        Err(error) => {
+            tracing::error!(%error, "answering 503: the change is not durable");
+            control::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "STATE_NOT_SAVED",
+                error.to_string(),
+            )
+        }
+    }
+}
+
+/// Whether `path` is the control API's own (never faulted, never journaled).
+fn is_control(path: &str) -> bool {
+    path == "/_sandbox" || path.starts_with("/_sandbox/")
+}
+
+/// Serves `app` on an already bound `listener` until `shutdown` completes, with the webhook
+/// engine running alongside and stopped after the last connection closes; then closes the
+/// state file, if any, with everything committed.
+pub async fn run(listener: tokio::net::TcpListener, app: App, shutdown: impl Future<Output = ()>) {
+    let (stop_engine, engine_stopped) = tokio::sync::oneshot::channel::<()>();
+    let engine = tokio::spawn(webhooks::engine::run(
+        app.webhooks.clone(),
+        app.clock.clone(),
+        webhooks::engine::Delivery::of(&app.settings),
+        async {
+            let _ = engine_stopped.await;
+        },
+    ));
+    serve(listener, routes(app.clone()), shutdown).await;
+    let _ = stop_engine.send(());
+    let _ = engine.await;
+    let sink = app.sink.clone();
+    if tokio::task::spawn_blocking(move || sink.close())
+        .await
+        .is_err()
+    {
+        tracing::error!("closing the state file failed");
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+    use crate::config::{Options, Settings};
+    use http::header;
 
-    fn with_content_type(value: &'static str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
-        headers
+    fn app() -> App {
+        App::new(Settings::resolve(
+            Options::default(),
+            "127.0.0.1:1".parse().expect("addr"),
+        ))
     }
 
-    #[test]
-    fn json_content_types_are_recognised_with_parameters_and_any_case() {
-        assert!(is_json(&with_content_type("application/json")));
-        assert!(is_json(&with_content_type(
-            "Application/JSON; charset=utf-8"
-        )));
-        assert!(is_json(&with_content_type("application/merge-patch+json")));
-        assert!(!is_json(&with_content_type("text/plain")));
-        assert!(!is_json(&with_content_type("application/jsonp")));
-        assert!(!is_json(&HeaderMap::new()));
-    }
-
-    #[test]
-    fn query_pairs_are_percent_decoded_in_order() {
+    async fn problem(method: &str, path: &str) -> (u16, serde_json::Value) {
+        let response = warp::test::request()
+            .method(method)
+            .path(path)
+            .reply(&routes(app()))
+            .await;
         assert_eq!(
-            query_pairs("a=1&referenceId=user%2012&a=2"),
-            [
-                ("a".into(), "1".into()),
-                ("referenceId".into(), "user 12".into()),
-                ("a".into(), "2".into())
-            ]
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
         );
+        let body = serde_json::from_slice(response.body()).expect("json");
+        (response.status().as_u16(), body)
     }
 
     #[tokio::test]
-    async fn bodies_over_the_limit_are_refused_even_without_a_length() {
-        let chunks = futures_util::stream::iter(vec![
-            Ok::<_, warp::Error>(Bytes::from_static(b"12345")),
-            Ok(Bytes::from_static(b"6789")),
-        ]);
+    async fn unknown_paths_under_api_and_services_are_404_problems() {
+        for path in ["/api/unknown", "/services/widgets/api/nothing"] {
+            let (status, body) = problem("GET", path).await;
+            assert_eq!(status, 404);
+            assert_eq!(body["path"], path);
+            assert_eq!(body["message"], "error.http.404");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_known_path_with_another_method_is_a_405_problem() {
+        let (status, body) = problem("DELETE", "/services/widgets/api/magic-link/provider").await;
+        assert_eq!(status, 405);
+        assert_eq!(body["title"], "Method Not Allowed");
+    }
+
+    #[tokio::test]
+    async fn a_request_without_a_token_is_a_401_problem() {
+        let (status, body) = problem("GET", "/services/usermanagement/api/users").await;
+        assert_eq!(status, 401);
         assert_eq!(
-            read_limited(HeaderMap::new(), chunks, 8).await,
-            Err(BodyError::TooLarge)
+            body["detail"],
+            linkbox_contracts::leaf::messages::FULL_AUTH_REQUIRED
         );
-        let chunks =
-            futures_util::stream::iter(vec![Ok::<_, warp::Error>(Bytes::from_static(b"1234"))]);
-        assert_eq!(
-            read_limited(HeaderMap::new(), chunks, 8).await,
-            Ok(Bytes::from_static(b"1234"))
+    }
+
+    #[test]
+    fn every_route_is_an_openapi_operation_and_every_operation_is_routed() {
+        let document: serde_json::Value =
+            serde_json::from_str(&linkbox_contracts::openapi::json()).expect("json");
+        let mut documented: Vec<String> = Vec::new();
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            for method in item.as_object().expect("path item").keys() {
+                documented.push(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+        // Pages and the documentation itself are not API operations.
+        let undocumented = |path: &str| {
+            path.starts_with("/widget/")
+                || path.starts_with("/magic-link/")
+                || path.starts_with("/_sandbox/ui")
+                || path.starts_with("/docs/")
+                || path == "/openapi.json"
+        };
+        let mut routed: Vec<String> = Surfaces::new()
+            .list()
+            .into_iter()
+            .filter(|(_, path)| !undocumented(path))
+            .map(|(method, path)| format!("{method} {path}"))
+            .collect();
+        documented.sort();
+        routed.sort();
+        let missing: Vec<_> = documented
+            .iter()
+            .filter(|op| !routed.contains(op))
+            .collect();
+        let extra: Vec<_> = routed
+            .iter()
+            .filter(|op| !documented.contains(op))
+            .collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "documented but not routed: {missing:?}\nrouted but not documented: {extra:?}"
         );
     }
 }

@@ -38,7 +38,7 @@ pub async fn serve(
             };
             if response
                 .extensions()
-                .get::<super::DropConnection>()
+                .get::<crate::wire::DropConnection>()
                 .is_some()
             {
                 return Err(Dropped);

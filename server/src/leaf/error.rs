@@ -10,8 +10,8 @@ use linkbox_contracts::leaf::{
 };
 use warp::reply::Response;
 
-use crate::http::{BodyError, json_with};
 use crate::store::leaf::LeafError;
+use crate::wire::{BodyError, json_with};
 
 /// A failed Leaf request: status, title and detail all follow from the variant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,7 +45,7 @@ pub enum ApiError {
     NoEndpoint { method: Method, path: String },
     /// The path exists, but not with this method.
     #[error("Request method '{method}' not supported")]
-    MethodNotAllowed { method: Method, allow: &'static str },
+    MethodNotAllowed { method: Method, allow: String },
 }
 
 impl ApiError {
@@ -113,9 +113,9 @@ impl ApiError {
         let mut response = json_with(self.status(), PROBLEM_CONTENT_TYPE, &self.problem(path));
         match &self {
             ApiError::MethodNotAllowed { allow, .. } => {
-                response
-                    .headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+                if let Ok(value) = HeaderValue::from_str(allow) {
+                    response.headers_mut().insert(header::ALLOW, value);
+                }
             }
             ApiError::MissingToken | ApiError::InvalidToken | ApiError::ExpiredToken => {
                 response
@@ -185,7 +185,7 @@ mod tests {
             (
                 ApiError::MethodNotAllowed {
                     method: Method::PATCH,
-                    allow: "GET",
+                    allow: "GET".into(),
                 },
                 405,
                 messages::METHOD_NOT_ALLOWED,

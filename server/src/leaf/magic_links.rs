@@ -2,88 +2,17 @@
 //! authentication, file upload), plus the legacy singular create path
 //! `/magic-link/user/{leafUserId}/{type}` that Leaf's docs showed until Nov 2023.
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use linkbox_contracts::leaf::Widget;
-use warp::Filter;
-use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 use super::auth::authorize;
-use super::error::{ApiError, render};
-use super::{Request, add_paging_headers, no_content, request, respond, validate};
-use crate::app::App;
-
-/// The magic-link routes, relative to `/services/widgets/api`.
-pub fn routes(app: App) -> BoxedFilter<(Response,)> {
-    collection(app.clone())
-        .or(member(app.clone()))
-        .unify()
-        .or(for_user(app))
-        .unify()
-        .boxed()
-}
-
-/// `/magic-link/{type}`: list, and create with user creation.
-fn collection(app: App) -> BoxedFilter<(Response,)> {
-    warp::path!("magic-link" / String)
-        .and(request(app))
-        .map(|segment: String, request: Request| {
-            let outcome = match Widget::from_path_segment(&segment) {
-                None => Err(request.no_endpoint()),
-                Some(widget) => match request.method {
-                    Method::GET => list(&request, widget),
-                    Method::POST => create_with_user(&request, widget),
-                    _ => Err(request.not_allowed("GET, POST")),
-                },
-            };
-            render(&request.path, outcome)
-        })
-        .boxed()
-}
-
-/// `/magic-link/{type}/{magicLinkId}`: get and delete.
-fn member(app: App) -> BoxedFilter<(Response,)> {
-    warp::path!("magic-link" / String / String)
-        .and(request(app))
-        .map(|segment: String, id: String, request: Request| {
-            let outcome = match Widget::from_path_segment(&segment) {
-                None => Err(request.no_endpoint()),
-                Some(widget) => match request.method {
-                    Method::GET => get(&request, widget, &id),
-                    Method::DELETE => delete(&request, widget, &id),
-                    _ => Err(request.not_allowed("GET, DELETE")),
-                },
-            };
-            render(&request.path, outcome)
-        })
-        .boxed()
-}
-
-/// `/magic-link/users/{leafUserId}/{type}` and the legacy `/magic-link/user/...`: create for
-/// an existing user.
-fn for_user(app: App) -> BoxedFilter<(Response,)> {
-    warp::path!("magic-link" / String / String / String)
-        .and(request(app))
-        .map(
-            |users: String, leaf_user_id: String, segment: String, request: Request| {
-                let widget = Widget::from_path_segment(&segment)
-                    .filter(|_| users == "users" || users == "user");
-                let outcome = match widget {
-                    None => Err(request.no_endpoint()),
-                    Some(widget) => match request.method {
-                        Method::POST => create_for_user(&request, widget, &leaf_user_id),
-                        _ => Err(request.not_allowed("POST")),
-                    },
-                };
-                render(&request.path, outcome)
-            },
-        )
-        .boxed()
-}
+use super::error::ApiError;
+use super::{Request, add_paging_headers, no_content, respond, validate};
 
 /// GET /magic-link/{type}
-fn list(request: &Request, widget: Widget) -> Result<Response, ApiError> {
-    let account = authorize(&request.app, &request.headers)?;
+pub fn list(request: &Request, widget: Widget) -> Result<Response, ApiError> {
+    let account = authorize(request)?;
     let query = validate::list_query(&request.query, &["leafUserId"])?;
     let (links, total) = account.list_magic_links(
         widget,
@@ -98,26 +27,25 @@ fn list(request: &Request, widget: Widget) -> Result<Response, ApiError> {
 }
 
 /// GET /magic-link/{type}/{magicLinkId}
-fn get(request: &Request, widget: Widget, id: &str) -> Result<Response, ApiError> {
-    let account = authorize(&request.app, &request.headers)?;
+pub fn get(request: &Request, widget: Widget) -> Result<Response, ApiError> {
+    let id = request.param("magicLinkId");
+    let account = authorize(request)?;
     let link = account.magic_link(widget, id)?;
     Ok(respond(StatusCode::OK, &link, &[]))
 }
 
 /// DELETE /magic-link/{type}/{magicLinkId}
-fn delete(request: &Request, widget: Widget, id: &str) -> Result<Response, ApiError> {
-    let account = authorize(&request.app, &request.headers)?;
+pub fn delete(request: &Request, widget: Widget) -> Result<Response, ApiError> {
+    let id = request.param("magicLinkId");
+    let account = authorize(request)?;
     account.delete_magic_link(widget, id)?;
     Ok(no_content())
 }
 
 /// POST /magic-link/users/{leafUserId}/{type}
-fn create_for_user(
-    request: &Request,
-    widget: Widget,
-    leaf_user_id: &str,
-) -> Result<Response, ApiError> {
-    let account = authorize(&request.app, &request.headers)?;
+pub fn create_for_user(request: &Request, widget: Widget) -> Result<Response, ApiError> {
+    let leaf_user_id = request.param("leafUserId");
+    let account = authorize(request)?;
     let body = validate::json_object(&request.headers, request.body.clone())?;
     let create = validate::create_link(widget, body, Some(leaf_user_id))?;
     let created = account.create_magic_link(create.owner, create.link, request.app.clock.now())?;
@@ -125,8 +53,8 @@ fn create_for_user(
 }
 
 /// POST /magic-link/{type}
-fn create_with_user(request: &Request, widget: Widget) -> Result<Response, ApiError> {
-    let account = authorize(&request.app, &request.headers)?;
+pub fn create_with_user(request: &Request, widget: Widget) -> Result<Response, ApiError> {
+    let account = authorize(request)?;
     let body = validate::json_object(&request.headers, request.body.clone())?;
     let create = validate::create_link(widget, body, None)?;
     let created = account.create_magic_link(create.owner, create.link, request.app.clock.now())?;

@@ -1,11 +1,11 @@
 //! Leaf Agriculture's magic-link API: `/api/authenticate`, the widgets service's magic links
 //! under `/services/widgets/api`, and Leaf users under `/services/usermanagement/api`, each
-//! in its own module.
+//! in its own module, all in one route table ([`routes`]).
 //!
-//! Every route matches its path first and then dispatches on the method, so a known path with
-//! another method is 405 and an unknown path 404. Handlers return `Result<Response,
-//! ApiError>`; [`error::render`] is the one place an error becomes JHipster's problem body,
-//! and [`fallback`] answers everything else under `/api` and `/services` in the same shape.
+//! Handlers return `Result<Response, ApiError>`; [`error::render`] is the one place an error
+//! becomes JHipster's problem body, and [`not_found`] and [`wrong_method`] answer everything
+//! else under `/api` and `/services` in the same shape: 404 for an unknown path, 405 with the
+//! `Allow` the route table lists for a known path and another method.
 
 mod auth;
 pub mod error;
@@ -15,64 +15,104 @@ pub mod validate;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use linkbox_contracts::leaf::{MAX_BODY_BYTES, TOTAL_COUNT_HEADER};
+use linkbox_contracts::leaf::{MAX_BODY_BYTES, TOTAL_COUNT_HEADER, Widget};
 use serde::Serialize;
-use warp::Filter;
-use warp::filters::BoxedFilter;
-use warp::path::FullPath;
 use warp::reply::Response;
 
 use crate::app::App;
-use crate::http::{BodyError, body, raw_query};
+use crate::ops::identity::LeafToken;
+use crate::wire::{self, BodyError, Params, Router, add_warnings};
 use error::{ApiError, render};
 use validate::Page;
 
-pub use auth::{issue_token, verify};
-
-/// Every Leaf route, and the fallback for the rest of `/api` and `/services`.
-pub fn routes(app: App) -> BoxedFilter<(Response,)> {
-    let authenticate = warp::path!("api" / "authenticate")
-        .and(request(app.clone()))
-        .map(|request: Request| {
-            let outcome = match request.method {
-                Method::POST => auth::authenticate(&request),
-                _ => Err(request.not_allowed("POST")),
-            };
-            render(&request.path, outcome)
-        })
-        .boxed();
-    let widgets = warp::path!("services" / "widgets" / "api" / ..)
-        .and(magic_links::routes(app.clone()))
-        .boxed();
-    let users = warp::path!("services" / "usermanagement" / "api" / ..)
-        .and(users::routes(app))
-        .boxed();
-    authenticate
-        .or(widgets)
-        .unify()
-        .or(users)
-        .unify()
-        .or(fallback())
-        .unify()
-        .boxed()
+/// Whether `path` is the Leaf API's.
+pub fn owns(path: &str) -> bool {
+    ["/api", "/services"].iter().any(|root| {
+        path.strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
-/// 404 problem for any request under `/api` or `/services` that no endpoint takes.
-fn fallback() -> BoxedFilter<(Response,)> {
-    warp::path("api")
-        .or(warp::path("services"))
-        .unify()
-        .and(warp::method())
-        .and(warp::path::full())
-        .map(|method: Method, path: FullPath| {
-            let path = path.as_str().to_owned();
-            ApiError::NoEndpoint {
-                method,
-                path: path.clone(),
-            }
-            .into_response(&path)
-        })
-        .boxed()
+const WIDGETS: &str = "/services/widgets/api/magic-link";
+const USERS: &str = "/services/usermanagement/api/users";
+
+/// Every Leaf route.
+pub fn routes() -> Router {
+    let mut router = Router::new();
+    router = serve(
+        router,
+        Method::POST,
+        "/api/authenticate".into(),
+        auth::authenticate,
+    );
+    for widget in Widget::ALL {
+        let segment = widget.path_segment();
+        let collection = format!("{WIDGETS}/{segment}");
+        let member = format!("{WIDGETS}/{segment}/{{magicLinkId}}");
+        router = serve(router, Method::GET, collection.clone(), move |request| {
+            magic_links::list(request, widget)
+        });
+        router = serve(router, Method::POST, collection, move |request| {
+            magic_links::create_with_user(request, widget)
+        });
+        router = serve(router, Method::GET, member.clone(), move |request| {
+            magic_links::get(request, widget)
+        });
+        router = serve(router, Method::DELETE, member, move |request| {
+            magic_links::delete(request, widget)
+        });
+        // The legacy singular `user` path Leaf's docs showed until Nov 2023 still works.
+        for users in ["users", "user"] {
+            let path = format!("{WIDGETS}/{users}/{{leafUserId}}/{segment}");
+            router = serve(router, Method::POST, path, move |request| {
+                magic_links::create_for_user(request, widget)
+            });
+        }
+    }
+    router = serve(router, Method::GET, USERS.into(), users::list);
+    router = serve(router, Method::POST, USERS.into(), users::create);
+    router = serve(router, Method::PUT, USERS.into(), |request| {
+        users::replace(request, None)
+    });
+    let member = format!("{USERS}/{{id}}");
+    router = serve(router, Method::GET, member.clone(), users::get);
+    router = serve(router, Method::PUT, member.clone(), |request| {
+        users::replace(request, Some(request.param("id")))
+    });
+    serve(router, Method::DELETE, member, users::delete)
+}
+
+/// Adds a route whose handler reads the whole body first (up to Leaf's limit).
+fn serve<H>(router: Router, method: Method, pattern: String, handler: H) -> Router
+where
+    H: Fn(&Request) -> Result<Response, ApiError> + Clone + Send + Sync + 'static,
+{
+    router.route(method, pattern, move |mut request: wire::Request| {
+        let handler = handler.clone();
+        async move {
+            let body = request.body(MAX_BODY_BYTES).await;
+            let request = Request::read(request, body);
+            render(&request.path, handler(&request))
+        }
+    })
+}
+
+/// 404 problem for a request under `/api` or `/services` that no route takes.
+pub fn not_found(method: &Method, path: &str) -> Response {
+    ApiError::NoEndpoint {
+        method: method.clone(),
+        path: path.to_owned(),
+    }
+    .into_response(path)
+}
+
+/// 405 problem, with `Allow`, for a known path and another method.
+pub fn wrong_method(method: &Method, path: &str, allow: String) -> Response {
+    ApiError::MethodNotAllowed {
+        method: method.clone(),
+        allow,
+    }
+    .into_response(path)
 }
 
 /// Everything a Leaf handler reads from a request.
@@ -84,62 +124,39 @@ pub struct Request {
     pub headers: HeaderMap,
     pub query: String,
     pub body: Result<Bytes, BodyError>,
+    leaf: LeafToken,
+    params: Params,
 }
 
 impl Request {
-    /// The 405 for this request's method on a path that allows `allow`.
-    fn not_allowed(&self, allow: &'static str) -> ApiError {
-        ApiError::MethodNotAllowed {
-            method: self.method.clone(),
-            allow,
+    fn read(request: wire::Request, body: Result<Bytes, BodyError>) -> Request {
+        let params = request.params().clone();
+        Request {
+            leaf: request.caller.leaf().clone(),
+            app: request.app,
+            method: request.method,
+            path: request.path,
+            headers: request.headers,
+            query: request.query,
+            body,
+            params,
         }
     }
 
-    /// The 404 of a path that looked like an endpoint but is not one.
-    fn no_endpoint(&self) -> ApiError {
-        ApiError::NoEndpoint {
-            method: self.method.clone(),
-            path: self.path.clone(),
-        }
+    /// The path parameter `name`.
+    pub fn param(&self, name: &str) -> &str {
+        self.params.get(name)
     }
-}
-
-/// Reads a request whole. Never rejects.
-fn request(
-    app: App,
-) -> impl Filter<Extract = (Request,), Error = std::convert::Infallible> + Clone {
-    warp::any()
-        .map(move || app.clone())
-        .and(warp::method())
-        .and(warp::path::full())
-        .and(warp::header::headers_cloned())
-        .and(raw_query())
-        .and(body(MAX_BODY_BYTES))
-        .map(
-            |app, method, path: FullPath, headers, query, body| Request {
-                app,
-                method,
-                path: path.as_str().to_owned(),
-                headers,
-                query,
-                body,
-            },
-        )
 }
 
 /// A JSON response with `status`, naming each ignored request field.
 fn respond<T: Serialize>(status: StatusCode, body: &T, ignored: &[String]) -> Response {
-    let mut response = crate::http::json(status, body);
-    crate::m2m::add_warnings(&mut response, ignored);
+    let mut response = crate::wire::json(status, body);
+    add_warnings(&mut response, ignored);
     response
 }
 
-/// A 204 with an empty body.
-fn no_content() -> Response {
-    let mut response = Response::new(Vec::new().into());
-    *response.status_mut() = StatusCode::NO_CONTENT;
-    response
-}
+use crate::wire::no_content;
 
 /// Adds Leaf's paging headers: `X-Total-Count`, and `Link` with `next`, `prev`, `last` and
 /// `first` (JHipster's order), each URL the request's own with `page` and `size` replaced.
@@ -197,47 +214,6 @@ mod tests {
         ))
     }
 
-    async fn problem(method: &str, path: &str) -> (u16, serde_json::Value) {
-        let response = warp::test::request()
-            .method(method)
-            .path(path)
-            .reply(&routes(app()))
-            .await;
-        assert_eq!(
-            response.headers()[header::CONTENT_TYPE],
-            "application/problem+json"
-        );
-        let body = serde_json::from_slice(response.body()).expect("json");
-        (response.status().as_u16(), body)
-    }
-
-    #[tokio::test]
-    async fn unknown_paths_under_api_and_services_are_404_problems() {
-        for path in ["/api/unknown", "/services/widgets/api/nothing"] {
-            let (status, body) = problem("GET", path).await;
-            assert_eq!(status, 404);
-            assert_eq!(body["path"], path);
-            assert_eq!(body["message"], "error.http.404");
-        }
-    }
-
-    #[tokio::test]
-    async fn a_known_path_with_another_method_is_a_405_problem() {
-        let (status, body) = problem("DELETE", "/services/widgets/api/magic-link/provider").await;
-        assert_eq!(status, 405);
-        assert_eq!(body["title"], "Method Not Allowed");
-    }
-
-    #[tokio::test]
-    async fn a_request_without_a_token_is_a_401_problem() {
-        let (status, body) = problem("GET", "/services/usermanagement/api/users").await;
-        assert_eq!(status, 401);
-        assert_eq!(
-            body["detail"],
-            linkbox_contracts::leaf::messages::FULL_AUTH_REQUIRED
-        );
-    }
-
     #[test]
     fn paging_links_follow_jhipsters_order_and_keep_other_parameters() {
         let request = Request {
@@ -247,6 +223,8 @@ mod tests {
             headers: HeaderMap::new(),
             query: String::new(),
             body: Ok(Bytes::new()),
+            leaf: LeafToken::Missing,
+            params: Params::default(),
         };
         let mut response = no_content();
         let pairs = vec![("leafUserId".to_owned(), "u".to_owned())];

@@ -1,58 +1,18 @@
 //! `/services/usermanagement/api/users`: Leaf users — list (filtered and always paged, as
 //! Leaf's lists are), get, create, full replace and delete.
 
-use http::{HeaderValue, Method, StatusCode, header};
+use http::{HeaderValue, StatusCode, header};
 use linkbox_contracts::leaf::DEFAULT_PAGE_SIZE;
-use warp::Filter;
-use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 use super::auth::authorize;
-use super::error::{ApiError, render};
+use super::error::ApiError;
 use super::validate::{self, Page};
-use super::{Request, add_paging_headers, no_content, request, respond};
-use crate::app::App;
-
-/// The user routes, relative to `/services/usermanagement/api`.
-pub fn routes(app: App) -> BoxedFilter<(Response,)> {
-    collection(app.clone()).or(member(app)).unify().boxed()
-}
-
-/// `/users`: list, create, and replace with the id in the body.
-fn collection(app: App) -> BoxedFilter<(Response,)> {
-    warp::path!("users")
-        .and(request(app))
-        .map(|request: Request| {
-            let outcome = match request.method {
-                Method::GET => list(&request),
-                Method::POST => create(&request),
-                Method::PUT => replace(&request, None),
-                _ => Err(request.not_allowed("GET, POST, PUT")),
-            };
-            render(&request.path, outcome)
-        })
-        .boxed()
-}
-
-/// `/users/{id}`: get, replace and delete.
-fn member(app: App) -> BoxedFilter<(Response,)> {
-    warp::path!("users" / String)
-        .and(request(app))
-        .map(|id: String, request: Request| {
-            let outcome = match request.method {
-                Method::GET => get(&request, &id),
-                Method::PUT => replace(&request, Some(&id)),
-                Method::DELETE => delete(&request, &id),
-                _ => Err(request.not_allowed("GET, PUT, DELETE")),
-            };
-            render(&request.path, outcome)
-        })
-        .boxed()
-}
+use super::{Request, add_paging_headers, no_content, respond};
 
 /// GET /users
-fn list(request: &Request) -> Result<Response, ApiError> {
-    let account = authorize(&request.app, &request.headers)?;
+pub fn list(request: &Request) -> Result<Response, ApiError> {
+    let account = authorize(request)?;
     let query = validate::list_query(&request.query, &["email", "name", "externalId"])?;
     let page = query.page.unwrap_or(Page {
         page: 0,
@@ -65,14 +25,15 @@ fn list(request: &Request) -> Result<Response, ApiError> {
 }
 
 /// GET /users/{id}
-fn get(request: &Request, id: &str) -> Result<Response, ApiError> {
-    let account = authorize(&request.app, &request.headers)?;
+pub fn get(request: &Request) -> Result<Response, ApiError> {
+    let id = request.param("id");
+    let account = authorize(request)?;
     Ok(respond(StatusCode::OK, &account.user(id)?, &[]))
 }
 
 /// POST /users
-fn create(request: &Request) -> Result<Response, ApiError> {
-    let account = authorize(&request.app, &request.headers)?;
+pub fn create(request: &Request) -> Result<Response, ApiError> {
+    let account = authorize(request)?;
     let body = validate::json_object(&request.headers, request.body.clone())?;
     let user = validate::user(body, false, None)?;
     let created = account.create_user(user.fields)?;
@@ -84,8 +45,8 @@ fn create(request: &Request) -> Result<Response, ApiError> {
 }
 
 /// PUT /users/{id} (and PUT /users, with the id in the body)
-fn replace(request: &Request, path_id: Option<&str>) -> Result<Response, ApiError> {
-    let account = authorize(&request.app, &request.headers)?;
+pub fn replace(request: &Request, path_id: Option<&str>) -> Result<Response, ApiError> {
+    let account = authorize(request)?;
     let body = validate::json_object(&request.headers, request.body.clone())?;
     let user = validate::user(body, true, path_id)?;
     let id = user.id.as_deref().or(path_id).unwrap_or_default();
@@ -94,8 +55,9 @@ fn replace(request: &Request, path_id: Option<&str>) -> Result<Response, ApiErro
 }
 
 /// DELETE /users/{id}
-fn delete(request: &Request, id: &str) -> Result<Response, ApiError> {
-    let account = authorize(&request.app, &request.headers)?;
+pub fn delete(request: &Request) -> Result<Response, ApiError> {
+    let id = request.param("id");
+    let account = authorize(request)?;
     account.delete_user(id)?;
     Ok(no_content())
 }

@@ -15,8 +15,8 @@ use serde_json::{Map, Value};
 use time::Duration;
 
 use super::error::ApiError;
-use crate::http::{BodyError, is_json, query_pairs};
 use crate::store::leaf::{LinkKind, LinkOwner, NewMagicLink, UserFields, UserFilter};
+use crate::wire::{BodyError, is_json, query_pairs};
 
 /// The six fields of `settings`.
 const SETTINGS_FIELDS: [&str; 6] = [

@@ -7,8 +7,8 @@ use http::{HeaderValue, StatusCode, header};
 use linkbox_contracts::m2m::{ErrorCode, ErrorDetail, ErrorEnvelope, messages};
 use warp::reply::Response;
 
-use crate::http::{BodyError, json};
 use crate::store::m2m::{KeyError, LinkError};
+use crate::wire::{BodyError, json};
 
 /// A failed M2M request: status, code and message all follow from the variant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,7 +31,7 @@ pub enum ApiError {
     MethodNotAllowed {
         method: String,
         path: String,
-        allowed: &'static str,
+        allowed: String,
     },
     #[error("{}", messages::ACTIVE_LINK_EXISTS)]
     ActiveLinkExists,
@@ -89,9 +89,9 @@ impl ApiError {
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             ApiError::MethodNotAllowed { allowed, .. } => {
-                response
-                    .headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static(allowed));
+                if let Ok(value) = HeaderValue::from_str(&allowed) {
+                    response.headers_mut().insert(header::ALLOW, value);
+                }
             }
             _ => {}
         }

@@ -1,83 +1,41 @@
 //! `/partner/links`: create, list, detail and revoke.
 
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
-use linkbox_contracts::m2m::{LinkPage, MAX_BODY_BYTES, Pagination};
-use warp::Filter;
-use warp::filters::BoxedFilter;
+use http::StatusCode;
+use linkbox_contracts::m2m::{LinkPage, Pagination};
 use warp::reply::Response;
 
 use super::auth::{Quota, authorize};
-use super::error::{ApiError, render};
+use super::error::ApiError;
 use super::{success, validate};
-use crate::app::App;
-use crate::http::{BodyError, body, raw_query};
-
-pub fn routes(app: App) -> BoxedFilter<(Response,)> {
-    create(app.clone())
-        .or(list(app.clone()))
-        .unify()
-        .or(detail(app.clone()))
-        .unify()
-        .or(revoke(app))
-        .unify()
-        .boxed()
-}
-
-fn with_app(app: App) -> impl Filter<Extract = (App,), Error = std::convert::Infallible> + Clone {
-    warp::any().map(move || app.clone())
-}
+use crate::ops::events;
+use crate::wire::{BodyError, Request};
 
 /// POST /partner/links
-fn create(app: App) -> BoxedFilter<(Response,)> {
-    warp::path!("links")
-        .and(warp::post())
-        .and(with_app(app))
-        .and(warp::header::headers_cloned())
-        .and(body(MAX_BODY_BYTES))
-        .map(
-            |app: App, headers: HeaderMap, body: Result<Bytes, BodyError>| {
-                render(create_link(&app, &headers, body))
-            },
-        )
-        .boxed()
-}
-
-fn create_link(
-    app: &App,
-    headers: &HeaderMap,
-    body: Result<Bytes, BodyError>,
-) -> Result<Response, ApiError> {
-    let partner = authorize(app, headers, Quota::CreateLink)?;
-    let body = validate::json_body(headers, body)?;
-    let request = validate::create_link(body, &app.settings.flows)?;
+pub fn create(request: &Request, body: Result<Bytes, BodyError>) -> Result<Response, ApiError> {
+    let app = &request.app;
+    let partner = authorize(request, Quota::CreateLink)?;
+    let body = validate::json_body(&request.headers, body)?;
+    let created = validate::create_link(body, &app.settings.flows)?;
     let (metadata, callback_url) = (
-        request.link.metadata.clone(),
-        request.link.callback_url.clone(),
+        created.link.metadata.clone(),
+        created.link.callback_url.clone(),
     );
-    let created = partner.create_link(request.link, app.clock.now())?;
-    crate::webhooks::events::link_created(app, &partner, &created, metadata, callback_url);
-    Ok(success(StatusCode::CREATED, created, &request.ignored))
+    let link = partner.create_link(created.link, app.clock.now())?;
+    events::link_created(app, &partner, &link, metadata, callback_url);
+    Ok(success(StatusCode::CREATED, link, &created.ignored))
 }
 
 /// GET /partner/links
-fn list(app: App) -> BoxedFilter<(Response,)> {
-    warp::path!("links")
-        .and(warp::get())
-        .and(with_app(app))
-        .and(warp::header::headers_cloned())
-        .and(raw_query())
-        .map(|app: App, headers: HeaderMap, query: String| {
-            render(list_links(&app, &headers, &query))
-        })
-        .boxed()
-}
-
-fn list_links(app: &App, headers: &HeaderMap, query: &str) -> Result<Response, ApiError> {
-    let partner = authorize(app, headers, Quota::Other)?;
-    let query = validate::list_links(query)?;
-    let (items, total) =
-        partner.list_links(&query.filter, query.page, query.limit, app.clock.now());
+pub fn list(request: &Request) -> Result<Response, ApiError> {
+    let partner = authorize(request, Quota::Other)?;
+    let query = validate::list_links(&request.query)?;
+    let (items, total) = partner.list_links(
+        &query.filter,
+        query.page,
+        query.limit,
+        request.app.clock.now(),
+    );
     let page = LinkPage {
         items,
         pagination: Pagination {
@@ -91,46 +49,16 @@ fn list_links(app: &App, headers: &HeaderMap, query: &str) -> Result<Response, A
 }
 
 /// GET /partner/links/{linkId}
-fn detail(app: App) -> BoxedFilter<(Response,)> {
-    warp::path!("links" / String)
-        .and(warp::get())
-        .and(with_app(app))
-        .and(warp::header::headers_cloned())
-        .map(|link_id: String, app: App, headers: HeaderMap| {
-            render(link_detail(&app, &headers, &link_id))
-        })
-        .boxed()
-}
-
-fn link_detail(app: &App, headers: &HeaderMap, link_id: &str) -> Result<Response, ApiError> {
-    let partner = authorize(app, headers, Quota::Other)?;
-    let detail = partner.link(link_id)?;
+pub fn detail(request: &Request) -> Result<Response, ApiError> {
+    let partner = authorize(request, Quota::Other)?;
+    let detail = partner.link(request.param("linkId"))?;
     Ok(success(StatusCode::OK, detail, &[]))
 }
 
 /// POST /partner/links/{linkId}/revoke
-fn revoke(app: App) -> BoxedFilter<(Response,)> {
-    warp::path!("links" / String / "revoke")
-        .and(warp::post())
-        .and(with_app(app))
-        .and(warp::header::headers_cloned())
-        .and(body(MAX_BODY_BYTES))
-        .map(
-            |link_id: String, app: App, headers: HeaderMap, body: Result<Bytes, BodyError>| {
-                render(revoke_link(&app, &headers, &link_id, body))
-            },
-        )
-        .boxed()
-}
-
-fn revoke_link(
-    app: &App,
-    headers: &HeaderMap,
-    link_id: &str,
-    body: Result<Bytes, BodyError>,
-) -> Result<Response, ApiError> {
-    let partner = authorize(app, headers, Quota::Other)?;
-    let (reason, ignored) = validate::revoke(validate::json_body(headers, body)?)?;
-    let revoked = partner.revoke_link(link_id, reason, app.clock.now())?;
+pub fn revoke(request: &Request, body: Result<Bytes, BodyError>) -> Result<Response, ApiError> {
+    let partner = authorize(request, Quota::Other)?;
+    let (reason, ignored) = validate::revoke(validate::json_body(&request.headers, body)?)?;
+    let revoked = partner.revoke_link(request.param("linkId"), reason, request.app.clock.now())?;
     Ok(success(StatusCode::OK, revoked, &ignored))
 }

@@ -17,8 +17,9 @@ use time::Duration;
 use time::macros::format_description;
 
 use super::error::ApiError;
-use crate::http::{BodyError, is_json, query_pairs};
+use crate::ops::m2m::is_acceptable_callback;
 use crate::store::m2m::{LinkFilter, NewLink};
+use crate::wire::{BodyError, is_json, query_pairs};
 
 /// Fields of `POST /partner/links`.
 const CREATE_FIELDS: [&str; 8] = [
@@ -179,23 +180,6 @@ fn expires_in_minutes(value: &Value) -> Result<Duration, ApiError> {
         })
         .ok_or_else(|| ApiError::invalid(messages::EXPIRES_IN_MINUTES))?;
     Ok(Duration::milliseconds((minutes * 60_000.0).round() as i64))
-}
-
-/// An https URL, or http to a loopback host for local receivers. [doc + design]
-pub fn is_acceptable_callback(text: &str) -> bool {
-    let Ok(url) = url::Url::parse(text) else {
-        return false;
-    };
-    match url.scheme() {
-        "https" => url.host().is_some(),
-        "http" => match url.host() {
-            Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-            Some(url::Host::Ipv4(ip)) => ip == std::net::Ipv4Addr::LOCALHOST,
-            Some(url::Host::Ipv6(ip)) => ip == std::net::Ipv6Addr::LOCALHOST,
-            None => false,
-        },
-        _ => false,
-    }
 }
 
 /// Checks `userData` (required to carry a payment method) and returns it as given.

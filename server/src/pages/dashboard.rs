@@ -4,7 +4,7 @@
 //!
 //! Who is looking is said by a form field (or query parameter) `key` (an M2M key) or
 //! `token` (a Leaf `id_token`, or the admin token), turned into the same headers the
-//! control API reads and resolved by the same [`Scope`]. The sign-in form POSTs, and every
+//! control API reads and resolved by the same [`identity`]. The sign-in form POSTs, and every
 //! button carries the credential in a hidden field, so it stays out of URLs (and out of
 //! browser history and proxy logs); `?key=` / `?token=` work too, for bookmarks and
 //! scripts, at that cost. Nothing is remembered between requests. The journal never records
@@ -16,40 +16,37 @@ use linkbox_contracts::m2m::LinkStatus;
 use linkbox_contracts::sandbox::DeliveryStatus;
 use linkbox_contracts::timefmt;
 use maud::{Markup, html};
-use warp::Filter;
-use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 use super::{document, field, form_pairs, html as page};
 use crate::app::App;
-use crate::control::journal::JournalFilter;
-use crate::control::scope::Scope;
-use crate::control::with_app;
-use crate::http::{body, query_pairs, raw_query};
+use crate::journal::JournalFilter;
+use crate::ops::identity::{self, Refusal, Scope};
 use crate::store::m2m::LinkFilter;
+use crate::wire::{Request, Router, query_pairs};
 
 const STYLE: &str = "body{background:#eef2f6}main{max-width:76rem}section{margin-top:1.5rem}\
 form.inline{display:inline}";
 
-pub fn routes(app: App) -> BoxedFilter<(Response,)> {
-    let get = warp::path!("_sandbox" / "ui")
-        .and(warp::get())
-        .and(with_app(app.clone()))
-        .and(raw_query())
-        .map(|app: App, query: String| dashboard(&app, &query_pairs(&query), None))
-        .boxed();
-    let post = warp::path!("_sandbox" / "ui" / ..)
-        .and(warp::path::tail())
-        .and(warp::post())
-        .and(with_app(app))
-        .and(body(16 * 1024))
-        .map(|tail: warp::path::Tail, app: App, body| {
-            let form = form_pairs(body);
-            let message = act(&app, tail.as_str(), &form);
-            dashboard(&app, &form, message)
+/// The dashboard's routes.
+pub fn routes() -> Router {
+    Router::new()
+        .get("/_sandbox/ui", |request: Request| async move {
+            dashboard(&request.app, &query_pairs(&request.query), None)
         })
-        .boxed();
-    get.or(post).unify().boxed()
+        .post(
+            "/_sandbox/ui/{*action}",
+            |mut request: Request| async move {
+                let form = form_pairs(request.body(16 * 1024).await);
+                let message = act(&request.app, request.param("action"), &form);
+                dashboard(&request.app, &form, message)
+            },
+        )
+}
+
+/// Who the form's credential names, resolved as any request's caller is.
+fn scope_of(app: &App, headers: &HeaderMap) -> Result<Scope, Refusal> {
+    identity::resolve(app, headers).scope(app)
 }
 
 /// The credential as the control API's headers.
@@ -68,7 +65,7 @@ fn headers(form: &[(String, String)]) -> Option<HeaderMap> {
 
 /// Runs a button's action; returns what to tell the user.
 fn act(app: &App, action: &str, form: &[(String, String)]) -> Option<Result<String, String>> {
-    let scope = Scope::of(app, &headers(form)?).ok()?;
+    let scope = scope_of(app, &headers(form)?).ok()?;
     match action {
         "replay" => {
             let id = field(form, "delivery").unwrap_or_default();
@@ -105,7 +102,7 @@ fn dashboard(
     let Some(headers) = headers(form) else {
         return page(StatusCode::OK, sign_in(None));
     };
-    let scope = match Scope::of(app, &headers) {
+    let scope = match scope_of(app, &headers) {
         Ok(scope) => scope,
         Err(error) => return page(StatusCode::UNAUTHORIZED, sign_in(Some(&error.to_string()))),
     };

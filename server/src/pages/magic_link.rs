@@ -19,75 +19,73 @@ use http::{HeaderMap, StatusCode, header};
 use linkbox_contracts::leaf::{self as wire, Provider, Widget};
 use linkbox_contracts::timefmt;
 use maud::{Markup, html};
-use warp::Filter;
-use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 use super::{document, field, form_pairs, html as page, segment};
 use crate::app::App;
-use crate::control::error::ControlError;
-use crate::control::leaf::{access, allowed_providers, connect, link_error};
-use crate::control::with_app;
-use crate::http::{BodyError, body};
+use crate::ops::Error;
+use crate::ops::leaf::{access, allowed_providers, connect};
 use crate::store::leaf::{Account, LeafError, Upload};
+use crate::wire::BodyError;
+use crate::wire::{Request, Router};
 
 /// The largest file a file-upload link takes.
 pub const MAX_UPLOAD_BYTES: usize = 25 * 1024 * 1024;
 /// Room for the multipart framing around the file.
 const MULTIPART_OVERHEAD: usize = 64 * 1024;
 
-pub fn routes(app: App) -> BoxedFilter<(Response,)> {
-    let show = warp::path!("magic-link" / String)
-        .and(warp::get())
-        .and(with_app(app.clone()))
-        .map(show)
-        .boxed();
-    let connect = warp::path!("magic-link" / String / "connect")
-        .and(warp::post())
-        .and(with_app(app.clone()))
-        .and(body(4 * 1024))
-        .map(connect_form)
-        .boxed();
-    let upload = warp::path!("magic-link" / String / "upload")
-        .and(warp::post())
-        .and(with_app(app))
-        .and(warp::header::headers_cloned())
-        .and(body(MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD))
-        .then(upload_form)
-        .boxed();
-    show.or(connect).unify().or(upload).unify().boxed()
+/// The hosted magic-link page's routes.
+pub fn routes() -> Router {
+    Router::new()
+        .get("/magic-link/{id}", |request: Request| async move {
+            show(request.param("id"), &request.app)
+        })
+        .post(
+            "/magic-link/{id}/connect",
+            |mut request: Request| async move {
+                let body = request.body(4 * 1024).await;
+                connect_form(request.param("id"), &request.app, body)
+            },
+        )
+        .post(
+            "/magic-link/{id}/upload",
+            |mut request: Request| async move {
+                let body = request.body(MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD).await;
+                upload_form(request.param("id"), &request.app, &request.headers, body).await
+            },
+        )
 }
 
 /// GET /magic-link/{id}
-fn show(id: String, app: App) -> Response {
-    let Some(account) = app.store.leaf().owner_of_link(&id) else {
-        return refusal(&link_error(LeafError::LinkNotFound));
+fn show(id: &str, app: &App) -> Response {
+    let Some(account) = app.store.leaf().owner_of_link(id) else {
+        return refusal(&LeafError::LinkNotFound.into());
     };
-    match access(&app, &account, &id) {
-        Ok(link) => render(&app, &account, &link, StatusCode::OK, None),
+    match access(app, &account, id) {
+        Ok(link) => render(app, &account, &link, StatusCode::OK, None),
         Err(error) => refusal(&error),
     }
 }
 
 /// POST /magic-link/{id}/connect {provider}
-fn connect_form(id: String, app: App, body: Result<Bytes, BodyError>) -> Response {
-    let Some(account) = app.store.leaf().owner_of_link(&id) else {
-        return refusal(&link_error(LeafError::LinkNotFound));
+fn connect_form(id: &str, app: &App, body: Result<Bytes, BodyError>) -> Response {
+    let Some(account) = app.store.leaf().owner_of_link(id) else {
+        return refusal(&LeafError::LinkNotFound.into());
     };
     let form = form_pairs(body);
     let provider = field(&form, "provider").unwrap_or_default();
-    match connect(&app, &account, &id, provider) {
+    match connect(app, &account, id, provider) {
         Ok(_) => rerender(
-            &app,
+            app,
             &account,
-            &id,
+            id,
             StatusCode::OK,
             Ok(format!("Connected to {provider}.")),
         ),
-        Err(error @ ControlError::Invalid(_)) => rerender(
-            &app,
+        Err(error @ Error::Invalid(_)) => rerender(
+            app,
             &account,
-            &id,
+            id,
             StatusCode::BAD_REQUEST,
             Err(error.to_string()),
         ),
@@ -97,24 +95,24 @@ fn connect_form(id: String, app: App, body: Result<Bytes, BodyError>) -> Respons
 
 /// POST /magic-link/{id}/upload (multipart, one `file` part)
 async fn upload_form(
-    id: String,
-    app: App,
-    headers: HeaderMap,
+    id: &str,
+    app: &App,
+    headers: &HeaderMap,
     body: Result<Bytes, BodyError>,
 ) -> Response {
-    let Some(account) = app.store.leaf().owner_of_link(&id) else {
-        return refusal(&link_error(LeafError::LinkNotFound));
+    let Some(account) = app.store.leaf().owner_of_link(id) else {
+        return refusal(&LeafError::LinkNotFound.into());
     };
-    let link = match account.find_magic_link(&id) {
+    let link = match account.find_magic_link(id) {
         Ok(link) => link,
-        Err(error) => return refusal(&link_error(error)),
+        Err(error) => return refusal(&error.into()),
     };
-    if is_expired(&app, &link) {
-        return refusal(&link_error(LeafError::LinkExpired));
+    if is_expired(app, &link) {
+        return refusal(&LeafError::LinkExpired.into());
     }
     if link.widget != Widget::FileUpload {
         let message = "This link does not take files".to_owned();
-        return rerender(&app, &account, &id, StatusCode::BAD_REQUEST, Err(message));
+        return rerender(app, &account, id, StatusCode::BAD_REQUEST, Err(message));
     }
     let outcome = match body {
         Err(BodyError::TooLarge) => Err((StatusCode::PAYLOAD_TOO_LARGE, too_large())),
@@ -122,7 +120,7 @@ async fn upload_form(
             StatusCode::BAD_REQUEST,
             "The upload could not be read".into(),
         )),
-        Ok(body) => read_zip(&headers, body).await,
+        Ok(body) => read_zip(headers, body).await,
     };
     match outcome {
         Ok((file_name, size)) => {
@@ -131,18 +129,18 @@ async fn upload_form(
                 size,
                 uploaded_at: app.clock.now(),
             };
-            if let Err(error) = account.record_upload(&id, upload) {
-                return refusal(&link_error(error));
+            if let Err(error) = account.record_upload(id, upload) {
+                return refusal(&error.into());
             }
             rerender(
-                &app,
+                app,
                 &account,
-                &id,
+                id,
                 StatusCode::OK,
                 Ok(format!("Received {file_name} ({size} bytes).")),
             )
         }
-        Err((status, message)) => rerender(&app, &account, &id, status, Err(message)),
+        Err((status, message)) => rerender(app, &account, id, status, Err(message)),
     }
 }
 
@@ -207,7 +205,7 @@ fn rerender(
 ) -> Response {
     match account.find_magic_link(id) {
         Ok(link) => render(app, account, &link, status, Some(message)),
-        Err(error) => refusal(&link_error(error)),
+        Err(error) => refusal(&error.into()),
     }
 }
 
@@ -313,14 +311,14 @@ fn background(color: &str) -> &str {
 }
 
 /// A 404 or 410 page saying why.
-fn refusal(error: &ControlError) -> Response {
+fn refusal(error: &Error) -> Response {
     let (status, title, detail) = match error {
-        ControlError::Gone("LINK_EXPIRED", _) => (
+        Error::Leaf(LeafError::LinkExpired) => (
             StatusCode::GONE,
             "This link has expired",
             "Ask for a new link: this one is past its expiry time.",
         ),
-        ControlError::Gone(_, _) => (
+        Error::Leaf(LeafError::LinkUsedUp) => (
             StatusCode::GONE,
             "This link has been used up",
             "It has been opened as many times as it allows (maxUsage). Ask for a new link.",

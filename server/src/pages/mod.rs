@@ -4,7 +4,8 @@
 //! `/magic-link/{id}`) — and the QA dashboard ([`dashboard`], `/_sandbox/ui`).
 //!
 //! Every value reaches the HTML through `maud`, which escapes it; nothing here builds markup
-//! from strings. Pages change state only through the same functions as the control API.
+//! from strings. Pages change state only through the domain operations the control API also
+//! uses ([`crate::ops`]).
 
 pub mod dashboard;
 pub mod magic_link;
@@ -13,21 +14,15 @@ pub mod widget;
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
-use warp::Filter;
-use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use crate::app::App;
-use crate::http::BodyError;
+use crate::wire::{BodyError, Router};
 
 /// Every page.
-pub fn routes(app: App) -> BoxedFilter<(Response,)> {
-    widget::routes(app.clone())
-        .or(magic_link::routes(app.clone()))
-        .unify()
-        .or(dashboard::routes(app))
-        .unify()
-        .boxed()
+pub fn routes() -> Router {
+    widget::routes()
+        .merge(magic_link::routes())
+        .merge(dashboard::routes())
 }
 
 /// An HTML response; pages show live state, so nothing is cached.

@@ -14,39 +14,33 @@ use http::{HeaderMap, StatusCode, header};
 use linkbox_contracts::m2m::{LinkDetail, LinkStatus};
 use linkbox_contracts::sandbox::{OpenLinkRequest, OperationRequest, OperationView};
 use maud::{Markup, html};
-use warp::Filter;
-use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 use super::{document, field, form_pairs, html as page, see_other, segment};
 use crate::app::App;
-use crate::control::error::ControlError;
-use crate::control::m2m::{cancel_operation, complete_operation, open_as_end_user};
-use crate::control::scope::Scope;
-use crate::control::with_app;
-use crate::http::{body, query_pairs, raw_query};
-use crate::store::m2m::{DataRequestView, Partner};
+use crate::ops::Error;
+use crate::ops::identity::Scope;
+use crate::ops::m2m::{cancel_operation, complete_operation, open_link};
+use crate::store::m2m::{DataRequestView, LinkError, OperationError, Partner};
+use crate::wire::query_pairs;
+use crate::wire::{Request, Router};
 
 /// The amount the "complete" form suggests.
 const DEFAULT_AMOUNT: &str = "100.00";
 
-pub fn routes(app: App) -> BoxedFilter<(Response,)> {
-    let show = warp::path!("widget" / String / String)
-        .and(warp::get())
-        .and(with_app(app.clone()))
-        .and(warp::header::headers_cloned())
-        .and(raw_query())
-        .map(show)
-        .boxed();
-    let act = warp::path!("widget" / String / String / String)
-        .and(warp::post())
-        .and(with_app(app))
-        .and(warp::header::headers_cloned())
-        .and(raw_query())
-        .and(body(4 * 1024))
-        .map(act)
-        .boxed();
-    show.or(act).unify().boxed()
+/// The widget page's routes.
+pub fn routes() -> Router {
+    Router::new()
+        .get("/widget/{linkId}/{flow}", |request: Request| async move {
+            show(&request)
+        })
+        .post(
+            "/widget/{linkId}/{flow}/{action}",
+            |mut request: Request| async move {
+                let body = request.body(4 * 1024).await;
+                act(&request, body)
+            },
+        )
 }
 
 /// Which language the page speaks.
@@ -190,13 +184,15 @@ static ES: Text = Text {
 };
 
 /// GET /widget/{linkId}/{flow}
-fn show(link_id: String, flow: String, app: App, headers: HeaderMap, query: String) -> Response {
-    let query = query_pairs(&query);
-    let (partner, detail) = match find(&app, &link_id, &flow) {
+fn show(request: &Request) -> Response {
+    let (app, headers) = (&request.app, &request.headers);
+    let (link_id, flow) = (request.param("linkId"), request.param("flow"));
+    let query = query_pairs(&request.query);
+    let (partner, detail) = match find(app, link_id, flow) {
         Ok(found) => found,
-        Err(error) => return refusal(choose_lang(&query, None, &headers), &error),
+        Err(error) => return refusal(choose_lang(&query, None, headers), &error),
     };
-    let lang = choose_lang(&query, Some(&detail), &headers);
+    let lang = choose_lang(&query, Some(&detail), headers);
     let device = OpenLinkRequest {
         user_agent: headers
             .get(header::USER_AGENT)
@@ -205,7 +201,7 @@ fn show(link_id: String, flow: String, app: App, headers: HeaderMap, query: Stri
         platform: Some("web".to_owned()),
         language: Some(lang.code().to_owned()),
     };
-    if let Err(error) = open_as_end_user(&app, &partner, &link_id, device) {
+    if let Err(error) = open_link(app, &partner, link_id, device) {
         return refusal(lang, &error);
     }
     let flash = match field(&query, "done") {
@@ -213,27 +209,22 @@ fn show(link_id: String, flow: String, app: App, headers: HeaderMap, query: Stri
         Some("cancelled") => Some(lang.text().done_cancelled),
         _ => None,
     };
-    render(&app, &partner, &link_id, lang, flash)
+    render(app, &partner, link_id, lang, flash)
 }
 
 /// POST /widget/{linkId}/{flow}/operation {amount} and POST /widget/{linkId}/{flow}/cancel
-fn act(
-    link_id: String,
-    flow: String,
-    action: String,
-    app: App,
-    headers: HeaderMap,
-    query: String,
-    body: Result<bytes::Bytes, crate::http::BodyError>,
-) -> Response {
-    let query = query_pairs(&query);
-    let (partner, detail) = match find(&app, &link_id, &flow) {
+fn act(request: &Request, body: Result<bytes::Bytes, crate::wire::BodyError>) -> Response {
+    let (app, headers) = (&request.app, &request.headers);
+    let (link_id, flow) = (request.param("linkId"), request.param("flow"));
+    let action = request.param("action");
+    let query = query_pairs(&request.query);
+    let (partner, detail) = match find(app, link_id, flow) {
         Ok(found) => found,
-        Err(error) => return refusal(choose_lang(&query, None, &headers), &error),
+        Err(error) => return refusal(choose_lang(&query, None, headers), &error),
     };
-    let lang = choose_lang(&query, Some(&detail), &headers);
+    let lang = choose_lang(&query, Some(&detail), headers);
     let form = form_pairs(body);
-    let outcome = match action.as_str() {
+    let outcome = match action {
         "operation" => {
             let amount = field(&form, "amount")
                 .unwrap_or(DEFAULT_AMOUNT)
@@ -243,16 +234,16 @@ fn act(
                 amount,
                 ..OperationRequest::default()
             };
-            complete_operation(&app, &partner, &link_id, request).map(|_| "completed")
+            complete_operation(app, &partner, link_id, request).map(|_| "completed")
         }
-        "cancel" => cancel_operation(&app, &partner, &link_id).map(|_| "cancelled"),
-        _ => Err(ControlError::NotFound("No such action".into())),
+        "cancel" => cancel_operation(app, &partner, link_id).map(|_| "cancelled"),
+        _ => Err(LinkError::LinkNotFound.into()),
     };
     match outcome {
         Ok(done) => see_other(&format!(
             "/widget/{}/{}?lang={}&done={done}",
-            segment(&link_id),
-            segment(&flow),
+            segment(link_id),
+            segment(flow),
             lang.code()
         )),
         Err(error) => refusal(lang, &error),
@@ -260,9 +251,11 @@ fn act(
 }
 
 /// The link's partner and detail, when the id names a link whose flow is `flow`.
-fn find(app: &App, link_id: &str, flow: &str) -> Result<(Arc<Partner>, LinkDetail), ControlError> {
-    let not_found = || ControlError::NotFound("Link not found".into());
-    let partner = Scope::Admin.link_owner(app, link_id)?;
+fn find(app: &App, link_id: &str, flow: &str) -> Result<(Arc<Partner>, LinkDetail), Error> {
+    let not_found = || Error::Link(LinkError::LinkNotFound);
+    let partner = Scope::Admin
+        .link_owner(app, link_id)
+        .ok_or_else(not_found)?;
     let detail = partner.link(link_id).map_err(|_| not_found())?;
     if detail.flow != flow {
         return Err(not_found());
@@ -299,7 +292,7 @@ fn render(
 ) -> Response {
     let text = lang.text();
     let Ok(detail) = partner.link(link_id) else {
-        return refusal(lang, &ControlError::NotFound("Link not found".into()));
+        return refusal(lang, &LinkError::LinkNotFound.into());
     };
     let operation = partner.operation(link_id);
     let request = partner
@@ -400,21 +393,22 @@ fn operation_state(text: &Text, operation: Option<&OperationView>) -> Markup {
 }
 
 /// A 404 or 410 page saying why, or the refusal of a button.
-fn refusal(lang: Lang, error: &ControlError) -> Response {
+fn refusal(lang: Lang, error: &Error) -> Response {
     let text = lang.text();
     let (status, title, body): (StatusCode, &str, String) = match error {
-        ControlError::NotFound(_) => (
+        Error::Link(LinkError::LinkNotFound) | Error::Operation(OperationError::LinkNotFound) => (
             StatusCode::NOT_FOUND,
             text.missing_title,
             text.missing_body.into(),
         ),
-        ControlError::Conflict("LINK_EXPIRED", _) => {
+        Error::Link(LinkError::Expired) | Error::Operation(OperationError::Expired) => {
             (StatusCode::GONE, text.gone_title, text.gone_expired.into())
         }
-        ControlError::Conflict("LINK_REVOKED", _) => {
+        Error::Link(LinkError::Revoked | LinkError::NotRevocable)
+        | Error::Operation(OperationError::Revoked) => {
             (StatusCode::GONE, text.gone_title, text.gone_revoked.into())
         }
-        ControlError::Invalid(_) => (StatusCode::BAD_REQUEST, text.refused, error.to_string()),
+        Error::Invalid(_) => (StatusCode::BAD_REQUEST, text.refused, error.to_string()),
         _ => (StatusCode::CONFLICT, text.refused, error.to_string()),
     };
     page(

@@ -3,14 +3,16 @@
 //! Reads are always served from memory; the file is only written. Facade: [`Sink`], the
 //! handle the store, the clock and the webhook queue hold. Every mutating method describes
 //! what it changed to its sink *inside the lock that guards the change*, so the order of the
-//! writes in the queue is the order of the changes in memory. [`durable`] wraps every route:
-//! a response leaves only once everything queued before it has been committed, so `kill -9`
-//! at any moment loses nothing a client saw. In memory (no `--state`) the sink is off: the
+//! writes in the queue is the order of the changes in memory. [`Sink::settled`] is what the
+//! serving layer waits on: a response leaves only once everything queued before it has been
+//! committed, so `kill -9` at any moment loses nothing a client saw. In memory (no `--state`) the sink is off: the
 //! describing closure never runs and nothing is serialized.
 //!
 //! Internal: [`schema`] recognises, creates and migrates the file; [`writer`] is the one
 //! thread that owns the connection and commits whatever has queued up in one transaction
-//! (group commit); [`load`] reads a file back into a fresh [`App`].
+//! (group commit); [`load`] reads a file's rows back, as text, for the layers above to put
+//! back through their own APIs ([`Opened::read`]). This module knows none of them: it sits
+//! at the bottom of the crate and imports nothing from it.
 //!
 //! # Tables
 //! Every entity table has the same shape — `tenant TEXT, id TEXT, position INTEGER, doc
@@ -42,13 +44,8 @@ use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::watch;
-use warp::Filter;
-use warp::filters::BoxedFilter;
-use warp::reply::Response;
 
-use crate::app::App;
-use crate::config::Settings;
-
+pub use load::{Row, Stored};
 pub use schema::OpenError;
 
 /// An entity table: all share the layout `(tenant, id, position, doc)`.
@@ -321,11 +318,17 @@ impl Sink {
     }
 }
 
-/// Opens (or creates) the state file at `path` and returns the sandbox it holds, its sink
-/// writing through to the file. Refuses, without changing a byte, a file that is not a
-/// linkbox state file or was written by a newer linkbox.
-pub fn open(path: &Path, settings: Settings) -> Result<App, OpenError> {
-    let mut connection = schema::open(path)?;
+/// A state file opened and recognised, its rows not yet read back and nothing yet written:
+/// its sink records nothing until [`Opened::start`].
+pub struct Opened {
+    connection: rusqlite::Connection,
+    queue: Arc<Queue>,
+}
+
+/// Opens (or creates) the state file at `path`. Refuses, without changing a byte, a file
+/// that is not a linkbox state file or was written by a newer linkbox.
+pub fn open(path: &Path) -> Result<Opened, OpenError> {
+    let connection = schema::open(path)?;
     let (progress, _) = watch::channel(Progress::default());
     let queue = Arc::new(Queue {
         path: path.to_owned(),
@@ -336,45 +339,44 @@ pub fn open(path: &Path, settings: Settings) -> Result<App, OpenError> {
         muted: AtomicBool::new(true),
         writer: Mutex::new(None),
     });
-    let sink = Sink(Some(queue.clone()));
-    let app = App::with_sink(settings, sink.clone());
-    load::load(&connection, &app).map_err(|error| OpenError::corrupt(path, error))?;
-    queue.muted.store(false, Ordering::Relaxed);
-    load::write_defaults(&app);
-    schema::start_writing(&mut connection).map_err(|error| OpenError::corrupt(path, error))?;
-    let handle = std::thread::Builder::new()
-        .name("linkbox-state".into())
-        .spawn({
-            let queue = queue.clone();
-            move || writer::run(&queue, connection)
-        })
-        .map_err(|error| OpenError::Io(path.to_owned(), error))?;
-    *queue.writer.lock() = Some(handle);
-    tracing::info!(path = %path.display(), "state file open");
-    Ok(app)
+    Ok(Opened { connection, queue })
 }
 
-/// Holds every response of `filter` until the changes it made (and any made before it) are
-/// committed; with no state file, `filter` itself.
-pub fn durable(app: &App, filter: BoxedFilter<(Response,)>) -> BoxedFilter<(Response,)> {
-    if !app.sink.is_on() {
-        return filter;
+impl Opened {
+    /// The sink the sandbox's pieces write through; muted until [`Opened::start`], so what
+    /// is put back from the file is not written again.
+    pub fn sink(&self) -> Sink {
+        Sink(Some(self.queue.clone()))
     }
-    let sink = app.sink.clone();
-    filter
-        .and(warp::any().map(move || sink.clone()))
-        .then(|response: Response, sink: Sink| async move {
-            match sink.settled().await {
-                Ok(()) => response,
-                Err(error) => {
-                    tracing::error!(%error, "answering 503: the change is not durable");
-                    crate::control::error(
-                        http::StatusCode::SERVICE_UNAVAILABLE,
-                        "STATE_NOT_SAVED",
-                        error.to_string(),
-                    )
-                }
-            }
-        })
-        .boxed()
+
+    /// Every row the file holds.
+    pub fn read(&self) -> Result<Stored, OpenError> {
+        load::read(&self.connection).map_err(|error| self.corrupt(error))
+    }
+
+    /// The refusal of this file, for `reason`.
+    pub fn corrupt(&self, reason: impl std::fmt::Display) -> OpenError {
+        OpenError::corrupt(&self.queue.path, reason)
+    }
+
+    /// Starts writing: from now on every recorded change is committed by the writer thread.
+    pub fn start(self) -> Result<(), OpenError> {
+        let Opened {
+            mut connection,
+            queue,
+        } = self;
+        let path = queue.path.clone();
+        queue.muted.store(false, Ordering::Relaxed);
+        schema::start_writing(&mut connection).map_err(|error| OpenError::corrupt(&path, error))?;
+        let handle = std::thread::Builder::new()
+            .name("linkbox-state".into())
+            .spawn({
+                let queue = queue.clone();
+                move || writer::run(&queue, connection)
+            })
+            .map_err(|error| OpenError::Io(path.clone(), error))?;
+        *queue.writer.lock() = Some(handle);
+        tracing::info!(path = %path.display(), "state file open");
+        Ok(())
+    }
 }

@@ -42,6 +42,28 @@ pub enum KeyError {
     Suspended,
 }
 
+/// What a key names ([`Partners::lookup`]).
+#[derive(Clone)]
+pub enum Lookup {
+    /// A partner already known (suspended or not).
+    Known(Arc<Partner>),
+    /// No partner yet: open mode creates this slug's partner on first use.
+    New(Arc<str>),
+    /// A key linkbox refuses.
+    Refused(KeyError),
+}
+
+impl Lookup {
+    /// The slug of the partner the key names, known or to be created.
+    pub fn slug(&self) -> Option<Arc<str>> {
+        match self {
+            Lookup::Known(partner) => Some(partner.slug.clone()),
+            Lookup::New(slug) => Some(slug.clone()),
+            Lookup::Refused(_) => None,
+        }
+    }
+}
+
 /// A lifecycle rule a request broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LinkError {
@@ -123,6 +145,21 @@ impl Partners {
             })
             .clone();
         partner.check_active()
+    }
+
+    /// What `key` names, without creating anything: a partner already known, the open-mode
+    /// partner it would create, or a refusal.
+    pub fn lookup(&self, key: &str) -> Lookup {
+        if !wire::is_test_key(key) {
+            return Lookup::Refused(KeyError::Invalid);
+        }
+        if let Some(partner) = self.by_key.read().get(key) {
+            return Lookup::Known(partner.clone());
+        }
+        if self.closed {
+            return Lookup::Refused(KeyError::Invalid);
+        }
+        Lookup::New(open_mode_slug(key).into())
     }
 
     /// Every partner known so far (each once, however many keys it has).
@@ -307,7 +344,8 @@ impl Partner {
         }
     }
 
-    fn check_active(self: &Arc<Self>) -> Result<Arc<Partner>, KeyError> {
+    /// The partner, unless it is suspended.
+    pub fn check_active(self: &Arc<Self>) -> Result<Arc<Partner>, KeyError> {
         if self.suspended {
             Err(KeyError::Suspended)
         } else {

@@ -12,17 +12,41 @@ use http::header;
 use linkbox_contracts::m2m::webhook_headers;
 use tokio::task::JoinSet;
 
-use super::{Attempt, Job, sign};
-use crate::app::App;
+use super::{Attempt, Job, Webhooks, sign};
+use crate::clock::Clock;
+use crate::config::Settings;
 
 /// Longest the engine sleeps without looking at the clock.
 const MAX_IDLE: Duration = Duration::from_secs(1);
 
-/// Delivers due webhooks until `shutdown` completes.
-pub async fn run(app: App, shutdown: impl Future<Output = ()>) {
+/// How attempts are made.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery {
+    /// How long an attempt waits for an answer.
+    pub timeout: Duration,
+    /// Whether webhooks may leave this machine (`--external-webhooks`).
+    pub external: bool,
+}
+
+impl Delivery {
+    pub fn of(settings: &Settings) -> Delivery {
+        Delivery {
+            timeout: settings.webhook_timeout,
+            external: settings.external_webhooks,
+        }
+    }
+}
+
+/// Delivers `webhooks`' due deliveries, on `clock`, until `shutdown` completes.
+pub async fn run(
+    webhooks: Webhooks,
+    clock: Clock,
+    delivery: Delivery,
+    shutdown: impl Future<Output = ()>,
+) {
     let client = match reqwest::Client::builder()
         .no_proxy()
-        .timeout(app.settings.webhook_timeout)
+        .timeout(delivery.timeout)
         .redirect(reqwest::redirect::Policy::none())
         .build()
     {
@@ -35,21 +59,26 @@ pub async fn run(app: App, shutdown: impl Future<Output = ()>) {
     let mut shutdown = std::pin::pin!(shutdown);
     let mut attempts = JoinSet::new();
     loop {
-        let now = app.clock.now();
-        for job in app.webhooks.take_due(now) {
-            attempts.spawn(attempt(client.clone(), app.clone(), job));
+        let now = clock.now();
+        for job in webhooks.take_due(now) {
+            attempts.spawn(attempt(
+                client.clone(),
+                webhooks.clone(),
+                clock.clone(),
+                delivery,
+                job,
+            ));
         }
-        let idle = app
-            .webhooks
+        let idle = webhooks
             .next_due()
-            .map(|due| (due - app.clock.now()).clamp(time::Duration::ZERO, time::Duration::SECOND))
+            .map(|due| (due - clock.now()).clamp(time::Duration::ZERO, time::Duration::SECOND))
             .and_then(|wait| Duration::try_from(wait).ok())
             .unwrap_or(MAX_IDLE)
             .max(Duration::from_millis(5));
         tokio::select! {
             () = &mut shutdown => break,
-            () = app.webhooks.woken() => {}
-            () = app.clock.moved() => {}
+            () = webhooks.woken() => {}
+            () = clock.moved() => {}
             Some(_) = attempts.join_next() => {}
             () = tokio::time::sleep(idle) => {}
         }
@@ -58,8 +87,14 @@ pub async fn run(app: App, shutdown: impl Future<Output = ()>) {
 }
 
 /// Makes one attempt and records it, reading the URL and the secret now.
-async fn attempt(client: reqwest::Client, app: App, job: Job) {
-    let at = app.clock.now();
+async fn attempt(
+    client: reqwest::Client,
+    webhooks: Webhooks,
+    clock: Clock,
+    delivery: Delivery,
+    job: Job,
+) {
+    let at = clock.now();
     let url = job
         .callback_url
         .clone()
@@ -67,7 +102,7 @@ async fn attempt(client: reqwest::Client, app: App, job: Job) {
     let started = Instant::now();
     let (status_code, error) = match &url {
         None => (None, Some(super::NO_URL.to_owned())),
-        Some(url) if !app.settings.external_webhooks && !is_loopback_url(url) => (
+        Some(url) if !delivery.external && !is_loopback_url(url) => (
             None,
             Some(format!(
                 "not sent: {url} is not on this machine, and external webhooks are off \
@@ -91,7 +126,7 @@ async fn attempt(client: reqwest::Client, app: App, job: Job) {
                 .await;
             match sent {
                 Ok(response) => (Some(response.status().as_u16()), None),
-                Err(error) => (None, Some(describe(&error, &app))),
+                Err(error) => (None, Some(describe(&error, delivery))),
             }
         }
     };
@@ -103,7 +138,7 @@ async fn attempt(client: reqwest::Client, app: App, job: Job) {
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     tracing::debug!(delivery = %job.id, event = job.event, status = ?outcome.status_code, error = ?outcome.error, "webhook attempt");
-    app.webhooks.record_attempt(&job.id, outcome);
+    webhooks.record_attempt(&job.id, outcome);
 }
 
 /// Whether `url` points at this machine: 127.0.0.0/8, ::1 or `localhost`.
@@ -119,11 +154,11 @@ pub fn is_loopback_url(url: &str) -> bool {
     }
 }
 
-fn describe(error: &reqwest::Error, app: &App) -> String {
+fn describe(error: &reqwest::Error, delivery: Delivery) -> String {
     if error.is_timeout() {
         return format!(
             "timed out after {} ms without an answer",
-            app.settings.webhook_timeout.as_millis()
+            delivery.timeout.as_millis()
         );
     }
     let mut text = if error.is_connect() {

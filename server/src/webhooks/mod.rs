@@ -1,6 +1,6 @@
 //! Signed M2M webhooks: the delivery queue and its records.
 //!
-//! Facade: [`Webhooks`] (held by the [`App`](crate::App)) — `enqueue` is a cheap push under a
+//! Facade: [`Webhooks`] (held by the application handle) — `enqueue` is a cheap push under a
 //! short lock that wakes the engine; `deliveries`, `replay` and `forget_*` serve the control
 //! API. [`events`] builds each documented event's payload. Internal: [`engine`] is the one
 //! background task that makes attempts, and [`sign`] computes `X-M2M-Signature`.
@@ -13,7 +13,6 @@
 //! its schedule [design], so setting the URL later still delivers it.
 
 pub mod engine;
-pub mod events;
 mod persisted;
 pub mod sign;
 

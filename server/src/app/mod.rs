@@ -1,12 +1,15 @@
 //! The application handle every route holds: settings, the store, the sandbox clock, the
-//! control API's webhook queue, request journal and faults, and the state file's sink.
+//! webhook queue, the request journal and the fault table, and the state file's sink; and
+//! opening it, fresh or from a state file ([`App::open`]).
+
+mod load;
 
 use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::{RateLimits, Settings};
-use crate::control::faults::Faults;
-use crate::control::journal::Journal;
+use crate::faults::Faults;
+use crate::journal::Journal;
 use crate::persist::{self, Sink};
 use crate::ratelimit::Limit;
 use crate::store::Store;
@@ -36,15 +39,22 @@ impl App {
 
     /// The sandbox `settings` describe: in memory, or the one kept in the `--state` file
     /// (created if new).
+    /// Refuses, untouched, a file linkbox cannot use.
     pub fn open(settings: Settings) -> Result<App, persist::OpenError> {
-        match settings.state.clone() {
-            None => Ok(App::new(settings)),
-            Some(path) => persist::open(&path, settings),
-        }
+        let Some(path) = settings.state.clone() else {
+            return Ok(App::new(settings));
+        };
+        let file = persist::open(&path)?;
+        let app = App::with_sink(settings, file.sink());
+        let stored = file.read()?;
+        load::restore(&app, &stored).map_err(|error| file.corrupt(error))?;
+        file.start()?;
+        load::write_defaults(&app);
+        Ok(app)
     }
 
     /// An empty sandbox whose every change goes through `sink`.
-    pub(crate) fn with_sink(settings: Settings, sink: Sink) -> App {
+    fn with_sink(settings: Settings, sink: Sink) -> App {
         App {
             store: Store::with_sink(&settings, sink.clone()),
             webhooks: Webhooks::with_sink(sink.clone()),

@@ -365,7 +365,7 @@ pub fn seed_leaf(
         if uses > 0
             && rng.random_bool(0.5)
             && let Ok(link) = account.find_magic_link(&created.id)
-            && let Some(provider) = crate::control::leaf::allowed_providers(&link).first()
+            && let Some(provider) = super::leaf::allowed_providers(&link).first()
         {
             let _ = account.connect_provider(&user, *provider, created_at.min(now));
         }
@@ -495,7 +495,7 @@ pub fn demo(app: &App, count: u32, rng_seed: u64) -> anyhow::Result<Demo> {
         .ok_or_else(|| anyhow::anyhow!("demo Leaf account {username} is not configured"))?;
     seed_m2m(app, &partner, count.min(MAX_COUNT), rng_seed, None)?;
     seed_leaf(app, &account, count.min(MAX_COUNT), rng_seed, None)?;
-    let token = crate::leaf::issue_token(app.store.leaf(), &username, true, app.clock.now())
+    let token = super::tokens::issue(app.store.leaf(), &username, true, app.clock.now())
         .map_err(|_| anyhow::anyhow!("the demo token did not sign"))?;
     Ok(Demo {
         key,

@@ -1,0 +1,310 @@
+//! Injected faults: the table of faults in force, each matching by method and path (exact,
+//! or a prefix ending in `*`), firing with its `probability` (default 1) and at most `times`
+//! times (then it is removed), then delaying (`delayMs`, real time), answering
+//! `status`/`body` instead of the real handler, or dropping the connection. Faults set by a
+//! partner touch only requests made with that partner's key; admin faults touch every
+//! request. `/_sandbox/faults` manages the table; the serving layer strikes it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use linkbox_contracts::sandbox::{FaultRequest, FaultView};
+use parking_lot::Mutex;
+use serde_json::Value;
+
+use crate::store::ids;
+
+/// Longest delay a fault may add.
+const MAX_DELAY_MS: u64 = 120_000;
+
+/// The faults in force: cheap to clone.
+#[derive(Clone, Default)]
+pub struct Faults {
+    list: Arc<Mutex<Vec<Fault>>>,
+}
+
+#[derive(Debug, Clone)]
+struct Fault {
+    id: String,
+    method: Option<Method>,
+    path: Option<String>,
+    status: Option<StatusCode>,
+    body: Option<Value>,
+    delay_ms: Option<u64>,
+    drop: bool,
+    probability: f64,
+    remaining: Option<u32>,
+    hits: u64,
+    tenant: Option<Arc<str>>,
+}
+
+/// What a fault does to one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Strike {
+    pub delay: Option<Duration>,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Let the real handler answer.
+    Pass,
+    Drop,
+    Answer {
+        status: StatusCode,
+        body: Option<Value>,
+    },
+}
+
+impl Faults {
+    pub fn new() -> Faults {
+        Faults::default()
+    }
+
+    /// Adds a validated fault for `tenant` (`None`: every request); returns its view, or
+    /// a message naming the field that is wrong.
+    pub fn add(
+        &self,
+        request: FaultRequest,
+        tenant: Option<Arc<str>>,
+    ) -> Result<FaultView, String> {
+        let method = request
+            .method
+            .map(|method| {
+                Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+                    .map_err(|_| String::from("The method field must be an HTTP method"))
+            })
+            .transpose()?;
+        if request
+            .path
+            .as_deref()
+            .is_some_and(|path| !path.starts_with('/'))
+        {
+            return Err(String::from("The path field must start with /"));
+        }
+        let status = request
+            .status
+            .map(|status| {
+                StatusCode::from_u16(status)
+                    .ok()
+                    .filter(|status| (200..600).contains(&status.as_u16()))
+                    .ok_or_else(|| String::from("The status field must be between 200 and 599"))
+            })
+            .transpose()?;
+        let probability = request.probability.unwrap_or(1.0);
+        if !(0.0..=1.0).contains(&probability) {
+            return Err(String::from(
+                "The probability field must be between 0 and 1",
+            ));
+        }
+        if request.delay_ms.is_some_and(|delay| delay > MAX_DELAY_MS) {
+            return Err(format!("The delayMs field must be at most {MAX_DELAY_MS}"));
+        }
+        if request.times == Some(0) {
+            return Err(String::from("The times field must be at least 1"));
+        }
+        let drop = request.drop.unwrap_or(false);
+        if status.is_none() && request.body.is_none() && request.delay_ms.is_none() && !drop {
+            return Err(String::from(
+                "A fault needs at least one of status, body, delayMs or drop",
+            ));
+        }
+        let fault = Fault {
+            id: format!("flt_{}", ids::fmt_hex48(ids::hex48())),
+            method,
+            path: request.path,
+            status,
+            body: request.body,
+            delay_ms: request.delay_ms,
+            drop,
+            probability,
+            remaining: request.times,
+            hits: 0,
+            tenant,
+        };
+        let view = view(&fault);
+        self.list.lock().push(fault);
+        Ok(view)
+    }
+
+    /// The faults `tenant` set (`None`: all).
+    pub fn list(&self, tenant: Option<&str>) -> Vec<FaultView> {
+        self.list
+            .lock()
+            .iter()
+            .filter(|fault| owned_by(fault, tenant))
+            .map(view)
+            .collect()
+    }
+
+    /// Removes the faults `tenant` set (`None`: all).
+    pub fn clear(&self, tenant: Option<&str>) {
+        self.list.lock().retain(|fault| !owned_by(fault, tenant));
+    }
+
+    /// What the first matching fault does to this request, counting it; `None` when no fault
+    /// fires.
+    pub fn strike(&self, method: &Method, path: &str, tenant: Option<&str>) -> Option<Strike> {
+        let mut list = self.list.lock();
+        let index = list.iter().position(|fault| {
+            fault.method.as_ref().is_none_or(|m| m == method)
+                && fault.path.as_deref().is_none_or(|p| path_matches(p, path))
+                && fault
+                    .tenant
+                    .as_deref()
+                    .is_none_or(|owner| Some(owner) == tenant)
+                && fires(fault.probability)
+        })?;
+        let fault = &mut list[index];
+        fault.hits += 1;
+        let strike = Strike {
+            delay: fault.delay_ms.map(Duration::from_millis),
+            action: if fault.drop {
+                Action::Drop
+            } else if fault.status.is_some() || fault.body.is_some() {
+                Action::Answer {
+                    status: fault.status.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    body: fault.body.clone(),
+                }
+            } else {
+                Action::Pass
+            },
+        };
+        if let Some(remaining) = fault.remaining.as_mut() {
+            *remaining -= 1;
+            if *remaining == 0 {
+                list.remove(index);
+            }
+        }
+        Some(strike)
+    }
+}
+
+fn fires(probability: f64) -> bool {
+    probability >= 1.0 || (probability > 0.0 && rand::random::<f64>() < probability)
+}
+
+fn owned_by(fault: &Fault, tenant: Option<&str>) -> bool {
+    tenant.is_none_or(|slug| fault.tenant.as_deref() == Some(slug))
+}
+
+fn view(fault: &Fault) -> FaultView {
+    FaultView {
+        id: fault.id.clone(),
+        method: fault.method.as_ref().map(Method::to_string),
+        path: fault.path.clone(),
+        status: fault.status.map(|status| status.as_u16()),
+        body: fault.body.clone(),
+        delay_ms: fault.delay_ms,
+        drop: fault.drop,
+        probability: fault.probability,
+        remaining: fault.remaining,
+        hits: fault.hits,
+        tenant: fault.tenant.as_deref().map(str::to_owned),
+    }
+}
+
+/// Whether `path` matches `pattern`: exactly, or by prefix when the pattern ends with `*`.
+fn path_matches(pattern: &str, path: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => path.starts_with(prefix),
+        None => pattern == path,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fault(json: serde_json::Value) -> FaultRequest {
+        serde_json::from_value(json).expect("fault request")
+    }
+
+    #[test]
+    fn a_fault_with_times_fires_that_often_then_is_gone() {
+        let faults = Faults::new();
+        faults
+            .add(fault(serde_json::json!({"status": 503, "times": 2})), None)
+            .expect("add");
+        for _ in 0..2 {
+            assert!(
+                faults
+                    .strike(&Method::GET, "/partner/links", None)
+                    .is_some()
+            );
+        }
+        assert!(
+            faults
+                .strike(&Method::GET, "/partner/links", None)
+                .is_none()
+        );
+        assert!(faults.list(None).is_empty());
+    }
+
+    #[test]
+    fn probability_zero_never_fires_and_one_always_does() {
+        let faults = Faults::new();
+        faults
+            .add(
+                fault(serde_json::json!({"status": 500, "probability": 0.0})),
+                None,
+            )
+            .expect("add");
+        for _ in 0..100 {
+            assert!(faults.strike(&Method::GET, "/x", None).is_none());
+        }
+        faults.clear(None);
+        faults
+            .add(
+                fault(serde_json::json!({"status": 500, "probability": 1.0})),
+                None,
+            )
+            .expect("add");
+        for _ in 0..100 {
+            assert!(faults.strike(&Method::GET, "/x", None).is_some());
+        }
+    }
+
+    #[test]
+    fn a_tenants_fault_touches_only_its_own_requests() {
+        let faults = Faults::new();
+        faults
+            .add(
+                fault(serde_json::json!({"path": "/partner/*", "drop": true})),
+                Some("pa".into()),
+            )
+            .expect("add");
+        assert!(
+            faults
+                .strike(&Method::GET, "/partner/links", Some("pb"))
+                .is_none()
+        );
+        assert!(
+            faults
+                .strike(&Method::GET, "/partner/links", None)
+                .is_none()
+        );
+        assert_eq!(
+            faults
+                .strike(&Method::GET, "/partner/links", Some("pa"))
+                .map(|strike| strike.action),
+            Some(Action::Drop)
+        );
+    }
+
+    #[test]
+    fn bad_faults_are_refused() {
+        let faults = Faults::new();
+        for bad in [
+            serde_json::json!({}),
+            serde_json::json!({"status": 99}),
+            serde_json::json!({"status": 500, "probability": 1.5}),
+            serde_json::json!({"status": 500, "times": 0}),
+            serde_json::json!({"status": 500, "path": "partner"}),
+            serde_json::json!({"status": 500, "method": "NOT A METHOD"}),
+        ] {
+            assert!(faults.add(fault(bad.clone()), None).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! The answer a fault gives instead of the real handler: its `body` as given (a JSON value,
+//! or text), or — for a status without a body — the error shape of the API whose path it
+//! is: on `/partner` the M2M envelope (a 429 is `RATE_LIMIT_EXCEEDED` with `Retry-After`, a
+//! 5xx `INTERNAL_ERROR`, ...), elsewhere linkbox's own.
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use linkbox_contracts::m2m::{ErrorCode, messages};
+use serde_json::Value;
+use warp::reply::Response;
+
+use crate::control;
+use crate::m2m::error::error_response;
+
+/// Seconds a faulted 429 asks the client to wait.
+const FAULT_RETRY_AFTER_SECS: u64 = 60;
+
+/// The answer a faulted request gets.
+pub(super) fn answer(path: &str, status: StatusCode, body: Option<Value>) -> Response {
+    match body {
+        Some(Value::String(text)) => {
+            let mut response = Response::new(text.into());
+            *response.status_mut() = status;
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            response
+        }
+        Some(body) => crate::wire::json(status, &body),
+        None if path.starts_with("/partner") => m2m_error(status),
+        None if status.is_success() || status.is_redirection() => {
+            let mut response = Response::new(Bytes::new().into());
+            *response.status_mut() = status;
+            response
+        }
+        None => control::error(
+            status,
+            "FAULT_INJECTED",
+            "This response was injected by a fault (see GET /_sandbox/faults)".to_owned(),
+        ),
+    }
+}
+
+/// The M2M API's own shape for a faulted status.
+fn m2m_error(status: StatusCode) -> Response {
+    let (code, message) = match status.as_u16() {
+        401 => (ErrorCode::InvalidApiKey, messages::INVALID_API_KEY),
+        403 => (ErrorCode::PartnerSuspended, messages::PARTNER_SUSPENDED),
+        404 => (ErrorCode::ResourceNotFound, "Resource not found"),
+        409 => (ErrorCode::ActiveLinkExists, messages::ACTIVE_LINK_EXISTS),
+        429 => (ErrorCode::RateLimitExceeded, messages::RATE_LIMITED),
+        400..=499 => (ErrorCode::InvalidRequest, "Invalid request"),
+        _ => (ErrorCode::InternalError, messages::INTERNAL),
+    };
+    let mut response = error_response(status, code, message.to_owned());
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(FAULT_RETRY_AFTER_SECS),
+        );
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_faulted_m2m_429_has_the_vendor_shape_and_retry_after() {
+        let response = answer("/partner/links", StatusCode::TOO_MANY_REQUESTS, None);
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "60");
+    }
+}

@@ -1,0 +1,303 @@
+//! Who is calling, resolved once per request from its headers and handed to every surface:
+//! the M2M API (a partner by key), the Leaf API (an account by token), the control API and
+//! the pages (either, or the admin), and the journal and fault table (the tenant's label).
+//!
+//! Resolving never creates a tenant and never counts against a rate limit; a surface that
+//! acts for an open-mode partner seen for the first time asks [`Caller::partner`], which
+//! creates it. Each surface renders a refusal ([`Refusal`], [`LeafToken`]) in its own
+//! envelope.
+//!
+//! Tenant labels: the partner's slug, or `leaf:<username>` for a Leaf account (slugs are
+//! lowercase letters and digits, so the two never collide).
+
+use std::sync::Arc;
+
+use http::{HeaderMap, header};
+
+use super::tokens;
+use crate::app::App;
+use crate::store::leaf::Account;
+use crate::store::m2m::{KeyError, Lookup, Partner};
+use crate::webhooks::Visible;
+
+/// The caller of one request.
+#[derive(Clone, Default)]
+pub struct Caller {
+    /// `Authorization: Bearer <--admin-token>`.
+    admin: bool,
+    /// Whether an admin token is configured at all.
+    admin_configured: bool,
+    /// The M2M key presented (`X-API-Key`, else the Bearer token), and what it names.
+    key: Option<(Box<str>, Lookup)>,
+    /// The Bearer token, read as a Leaf token.
+    leaf: LeafToken,
+    /// The tenant label, for the journal and the fault table.
+    tenant: Option<Arc<str>>,
+}
+
+/// A Bearer token read as a Leaf `id_token`.
+#[derive(Clone, Default)]
+pub enum LeafToken {
+    /// No Bearer token.
+    #[default]
+    Missing,
+    /// A Bearer token this process did not sign, or of an unknown account.
+    Invalid,
+    /// Signed here, for this account, expired on the sandbox clock.
+    Expired(Arc<Account>),
+    /// Signed here, for this account, valid now.
+    Valid(Arc<Account>),
+}
+
+/// Why a control or page request has no one to act for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "Missing authentication. Provide X-API-Key (or Bearer) with a partner key, or the admin token as a Bearer token."
+    )]
+    MissingAuth,
+    #[error("Invalid or revoked API key")]
+    InvalidKey,
+    #[error("Partner account is suspended or not found")]
+    Suspended,
+    #[error("The bearer token has expired")]
+    ExpiredToken,
+    #[error("This endpoint acts on one partner: call it with that partner's X-API-Key")]
+    TenantRequired,
+    #[error(
+        "This endpoint acts on one Leaf account: call it with Authorization: Bearer <id_token>"
+    )]
+    LeafTokenRequired,
+}
+
+impl From<KeyError> for Refusal {
+    fn from(error: KeyError) -> Refusal {
+        match error {
+            KeyError::Invalid => Refusal::InvalidKey,
+            KeyError::Suspended => Refusal::Suspended,
+        }
+    }
+}
+
+/// Who a control request acts for.
+#[derive(Clone)]
+pub enum Scope {
+    /// Every tenant.
+    Admin,
+    /// One M2M partner.
+    Tenant(Arc<Partner>),
+    /// One Leaf account, and its tenant label `leaf:<username>`.
+    Leaf(Arc<Account>, Arc<str>),
+}
+
+/// The tenant label of a Leaf account.
+pub fn leaf_label(username: &str) -> String {
+    format!("leaf:{username}")
+}
+
+/// Resolves the caller of a request with these headers.
+pub fn resolve(app: &App, headers: &HeaderMap) -> Caller {
+    let bearer = bearer(headers);
+    let admin_token = app.settings.admin_token.as_deref();
+    let admin = admin_token.is_some() && bearer == admin_token;
+    let leaf = match bearer {
+        None => LeafToken::Missing,
+        Some(token) => leaf_token(app, token),
+    };
+    let key = presented_key(headers).map(|key| (key.into(), app.store.m2m().lookup(key)));
+    let tenant = match (&key, &leaf) {
+        (Some((_, lookup)), _) if lookup.slug().is_some() => lookup.slug(),
+        (_, LeafToken::Valid(account) | LeafToken::Expired(account)) => {
+            Some(leaf_label(&account.username).into())
+        }
+        _ => None,
+    };
+    Caller {
+        admin,
+        admin_configured: admin_token.is_some(),
+        key,
+        leaf,
+        tenant,
+    }
+}
+
+fn leaf_token(app: &App, token: &str) -> LeafToken {
+    let accounts = app.store.leaf();
+    let Ok(claims) = tokens::verify(accounts, token) else {
+        return LeafToken::Invalid;
+    };
+    let Some(account) = accounts.account(&claims.sub) else {
+        return LeafToken::Invalid;
+    };
+    if claims.exp <= app.clock.now().unix_timestamp() {
+        LeafToken::Expired(account)
+    } else {
+        LeafToken::Valid(account)
+    }
+}
+
+impl Caller {
+    /// The tenant label: the slug of the key's partner (created or not), else the Leaf
+    /// account of a token.
+    pub fn tenant(&self) -> Option<&Arc<str>> {
+        self.tenant.as_ref()
+    }
+
+    /// Whether the request presented an M2M key.
+    pub fn has_key(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// The M2M partner of the presented key, created in open mode if it is new; `None`
+    /// when no key was presented.
+    pub fn partner(&self, app: &App) -> Option<Result<Arc<Partner>, KeyError>> {
+        let (key, lookup) = self.key.as_ref()?;
+        Some(match lookup {
+            Lookup::Known(partner) => partner.check_active(),
+            Lookup::Refused(error) => Err(*error),
+            Lookup::New(_) => app.store.m2m().authenticate(key),
+        })
+    }
+
+    /// The Bearer token read as a Leaf token.
+    pub fn leaf(&self) -> &LeafToken {
+        &self.leaf
+    }
+
+    /// Who a control request acts for: the admin token; a Leaf token; a partner key; or,
+    /// with no admin token configured, a request with no credentials at all is admin (a
+    /// sandbox on a developer's machine needs no ceremony).
+    pub fn scope(&self, app: &App) -> Result<Scope, Refusal> {
+        if self.admin {
+            return Ok(Scope::Admin);
+        }
+        match &self.leaf {
+            LeafToken::Valid(account) => {
+                return Ok(Scope::Leaf(
+                    account.clone(),
+                    leaf_label(&account.username).into(),
+                ));
+            }
+            LeafToken::Expired(_) => return Err(Refusal::ExpiredToken),
+            LeafToken::Missing | LeafToken::Invalid => {}
+        }
+        match self.partner(app) {
+            Some(partner) => Ok(Scope::Tenant(partner?)),
+            None if !self.admin_configured => Ok(Scope::Admin),
+            None => Err(Refusal::MissingAuth),
+        }
+    }
+}
+
+impl Scope {
+    /// The tenant's label, or `None` for admin.
+    pub fn slug(&self) -> Option<&str> {
+        match self {
+            Scope::Admin => None,
+            Scope::Tenant(partner) => Some(&partner.slug),
+            Scope::Leaf(_, label) => Some(label),
+        }
+    }
+
+    /// The Leaf account, for endpoints that act on exactly one.
+    pub fn leaf(&self) -> Result<&Arc<Account>, Refusal> {
+        match self {
+            Scope::Leaf(account, _) => Ok(account),
+            _ => Err(Refusal::LeafTokenRequired),
+        }
+    }
+
+    /// The partner, for endpoints that act on exactly one.
+    pub fn partner(&self) -> Result<&Arc<Partner>, Refusal> {
+        match self {
+            Scope::Admin | Scope::Leaf(..) => Err(Refusal::TenantRequired),
+            Scope::Tenant(partner) => Ok(partner),
+        }
+    }
+
+    /// Which webhook deliveries the caller sees.
+    pub fn deliveries(&self) -> Visible<'_> {
+        match self {
+            Scope::Admin => Visible::All,
+            Scope::Tenant(partner) => Visible::Tenant(&partner.slug),
+            // Webhooks are M2M's: a Leaf account has none, so it sees none.
+            Scope::Leaf(_, label) => Visible::Tenant(label),
+        }
+    }
+
+    /// The partner owning `link_id`: the caller's own (another tenant's id is simply not
+    /// found there), or for admin the partner whose slug the id embeds.
+    pub fn link_owner(&self, app: &App, link_id: &str) -> Option<Arc<Partner>> {
+        match self {
+            Scope::Tenant(partner) => Some(partner.clone()),
+            Scope::Leaf(..) => None,
+            Scope::Admin => link_id
+                .strip_prefix("link_")
+                .and_then(|rest| rest.rsplit_once('_'))
+                .and_then(|(slug, _)| app.store.m2m().by_slug(slug)),
+        }
+    }
+}
+
+/// The key a request presents, if any. `X-API-Key` wins over a Bearer token.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    let api_key = headers
+        .get("x-api-key")
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|key| !key.is_empty());
+    api_key.or_else(|| bearer(headers))
+}
+
+/// The token of `Authorization: Bearer <token>`, if the request has one.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn the_api_key_header_wins_over_bearer() {
+        let map = headers(&[("x-api-key", "a"), ("authorization", "Bearer b")]);
+        assert_eq!(presented_key(&map), Some("a"));
+    }
+
+    #[test]
+    fn a_bearer_token_is_accepted_as_the_key() {
+        assert_eq!(
+            presented_key(&headers(&[("authorization", "bearer k")])),
+            Some("k")
+        );
+        assert_eq!(
+            presented_key(&headers(&[("authorization", "Basic k")])),
+            None
+        );
+        assert_eq!(presented_key(&headers(&[("x-api-key", " ")])), None);
+        assert_eq!(presented_key(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn only_bearer_authorizations_carry_a_token() {
+        assert_eq!(bearer(&HeaderMap::new()), None);
+        assert_eq!(bearer(&headers(&[("authorization", "Basic abc")])), None);
+        assert_eq!(bearer(&headers(&[("authorization", "Bearer ")])), None);
+        assert_eq!(
+            bearer(&headers(&[("authorization", "bearer abc")])),
+            Some("abc")
+        );
+    }
+}

@@ -1,0 +1,176 @@
+//! Playing the M2M end user: open a link, complete or cancel its transfer, each sending its
+//! documented webhook. The control API (`/_sandbox/m2m/...`) and the widget page both come
+//! through here.
+
+use std::sync::Arc;
+
+use linkbox_contracts::m2m::{DeviceInfo, OperationAmount};
+use linkbox_contracts::sandbox::{
+    DataRequestView, OpenLinkRequest, OpenedLink, OperationRequest, OperationView,
+};
+use linkbox_contracts::timefmt;
+
+use super::{Error, events};
+use crate::app::App;
+use crate::store::m2m::{NewOperation, Partner};
+
+/// Opens `link_id` as its end user: the first open sends `link.opened` and, when the user's
+/// CIP data is incomplete, `user.data_request`.
+pub fn open_link(
+    app: &App,
+    partner: &Arc<Partner>,
+    link_id: &str,
+    device: OpenLinkRequest,
+) -> Result<OpenedLink, Error> {
+    let opened = partner.open_link(link_id, app.clock.now())?;
+    if opened.first_open {
+        let device = DeviceInfo {
+            user_agent: device.user_agent,
+            platform: device.platform,
+            language: device.language,
+        };
+        events::link_opened(app, partner, &opened.link, device);
+    }
+    if let Some(request) = &opened.data_request {
+        events::data_request(app, partner, &opened.link, request);
+    }
+    Ok(OpenedLink {
+        link_id: opened.link.item.link_id.clone(),
+        status: opened.link.item.status,
+        opened_at: opened.link.item.opened_at.clone(),
+        first_open: opened.first_open,
+        data_request: opened.data_request.map(|request| DataRequestView {
+            reply_endpoint: events::reply_endpoint(app, &request.data_request_id),
+            data_request_id: request.data_request_id,
+            required_fields: request.required_fields,
+            expires_at: timefmt::millis(request.expires_at),
+        }),
+    })
+}
+
+/// Completes a transfer on `link_id` and sends `operation.created`.
+pub fn complete_operation(
+    app: &App,
+    partner: &Arc<Partner>,
+    link_id: &str,
+    request: OperationRequest,
+) -> Result<OperationView, Error> {
+    let request = new_operation(request)?;
+    let operation = partner.create_operation(link_id, request, app.clock.now())?;
+    let link = partner.link(link_id)?;
+    events::operation_created(app, partner, &link, &operation);
+    Ok(operation)
+}
+
+/// Cancels `link_id`'s live operation and sends `operation.cancelled`.
+pub fn cancel_operation(
+    app: &App,
+    partner: &Arc<Partner>,
+    link_id: &str,
+) -> Result<OperationView, Error> {
+    let operation = partner.cancel_operation(link_id, app.clock.now())?;
+    let link = partner.link(link_id)?;
+    events::operation_cancelled(app, partner, &link, &operation);
+    Ok(operation)
+}
+
+/// Checks the amounts and derives what the recipient gets: (amount − fee) × exchangeRate,
+/// to the cent.
+fn new_operation(request: OperationRequest) -> Result<NewOperation, Error> {
+    let send = request.amount;
+    if !send.is_finite() || send <= 0.0 {
+        return Err(Error::invalid(
+            "The amount field must be a number greater than 0",
+        ));
+    }
+    let fee = request.fee.unwrap_or(0.0);
+    if !fee.is_finite() || fee < 0.0 || fee >= send {
+        return Err(Error::invalid(
+            "The fee field must be at least 0 and less than the amount",
+        ));
+    }
+    let rate = request.exchange_rate.unwrap_or(1.0);
+    if !rate.is_finite() || rate <= 0.0 {
+        return Err(Error::invalid(
+            "The exchangeRate field must be a number greater than 0",
+        ));
+    }
+    let currency = |field: &str, value: Option<String>, default: &str| {
+        let value = value.unwrap_or_else(|| default.to_owned());
+        if value.len() == 3 && value.bytes().all(|b| b.is_ascii_uppercase()) {
+            Ok(value)
+        } else {
+            Err(Error::invalid(format!(
+                "The {field} field must be a three-letter ISO 4217 code like USD"
+            )))
+        }
+    };
+    let send_currency = currency("sendCurrency", request.send_currency, "USD")?;
+    let receive_currency = currency("receiveCurrency", request.receive_currency, &send_currency)?;
+    Ok(NewOperation {
+        amount: OperationAmount {
+            send,
+            receive: ((send - fee) * rate * 100.0).round() / 100.0,
+            fee,
+            send_currency,
+            receive_currency,
+        },
+    })
+}
+
+/// An https URL, or http to a loopback host for local receivers: what the vendor accepts as
+/// a `callbackUrl` or webhook URL. [doc + design]
+pub fn is_acceptable_callback(text: &str) -> bool {
+    let Ok(url) = url::Url::parse(text) else {
+        return false;
+    };
+    match url.scheme() {
+        "https" => url.host().is_some(),
+        "http" => match url.host() {
+            Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip == std::net::Ipv4Addr::LOCALHOST,
+            Some(url::Host::Ipv6(ip)) => ip == std::net::Ipv6Addr::LOCALHOST,
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_operation_receives_the_amount_less_fee_at_the_rate() {
+        let operation = new_operation(OperationRequest {
+            amount: 100.0,
+            fee: Some(3.5),
+            exchange_rate: Some(17.2),
+            receive_currency: Some("MXN".into()),
+            ..OperationRequest::default()
+        })
+        .expect("valid");
+        assert_eq!(operation.amount.receive, 1659.8);
+        assert_eq!(operation.amount.send_currency, "USD");
+        assert_eq!(operation.amount.receive_currency, "MXN");
+    }
+
+    #[test]
+    fn bad_amounts_are_refused() {
+        for request in [
+            OperationRequest::default(),
+            OperationRequest {
+                amount: 10.0,
+                fee: Some(10.0),
+                ..OperationRequest::default()
+            },
+            OperationRequest {
+                amount: 10.0,
+                send_currency: Some("usd".into()),
+                ..OperationRequest::default()
+            },
+        ] {
+            assert!(new_operation(request.clone()).is_err(), "{request:?}");
+        }
+    }
+}

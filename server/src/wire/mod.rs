@@ -1,0 +1,199 @@
+//! Request and response plumbing every surface shares: the route table ([`router`]), the
+//! request a handler receives ([`Request`], its body read under a size limit on demand),
+//! query strings, JSON responses and the `X-Linkbox-Warning` header.
+//!
+//! Nothing here knows an API's error shape: body and query problems come back as values
+//! ([`BodyError`]) for each API to render in its own envelope.
+
+mod request;
+pub mod router;
+
+pub use request::{BodyStream, Request};
+pub use router::{Found, Params, Router};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use linkbox_contracts::m2m::WARNING_HEADER;
+use linkbox_contracts::sandbox::{SandboxErrorBody, SandboxErrorDetail};
+use serde::Serialize;
+use warp::reply::Response;
+
+/// Marks a response whose connection is to be closed without sending it (an injected
+/// `drop` fault); the connection loop honours it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DropConnection;
+
+/// Why a request body could not be taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("the body is larger than the limit")]
+    TooLarge,
+    #[error("the body could not be read")]
+    Unreadable,
+}
+
+async fn read_limited<S, B>(
+    headers: &HeaderMap,
+    stream: S,
+    limit: usize,
+) -> Result<Bytes, BodyError>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut stream = std::pin::pin!(stream);
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(0).min(64 * 1024) as usize);
+    while let Some(chunk) = stream.next().await {
+        let mut chunk = chunk.map_err(|_| BodyError::Unreadable)?;
+        if body.len() + chunk.remaining() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            let len = part.len();
+            body.extend_from_slice(part);
+            chunk.advance(len);
+        }
+    }
+    Ok(body.freeze())
+}
+
+/// Decodes a query string into its pairs, in order.
+pub fn query_pairs(raw: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(raw.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// Whether the request says its body is JSON (`application/json`, any parameters).
+pub fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+}
+
+/// A JSON response with `status` and `content_type`.
+pub fn json_with(
+    status: StatusCode,
+    content_type: &'static str,
+    body: &impl Serialize,
+) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|error| {
+        tracing::error!(%error, "response did not serialize");
+        b"{}".to_vec()
+    });
+    let mut response = Response::new(bytes.into());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+/// An `application/json` response.
+pub fn json(status: StatusCode, body: &impl Serialize) -> Response {
+    json_with(status, "application/json", body)
+}
+
+/// A response in linkbox's own error envelope, where no vendor contract applies (the
+/// control API, the documentation, paths no API claims): `{"error": {"code": "...",
+/// "message": "..."}}` ([`SandboxErrorBody`]).
+pub fn sandbox_error(status: StatusCode, code: &'static str, message: String) -> Response {
+    json(
+        status,
+        &SandboxErrorBody {
+            error: SandboxErrorDetail {
+                code: code.to_owned(),
+                message,
+            },
+        },
+    )
+}
+
+/// A 204 with an empty body.
+pub fn no_content() -> Response {
+    let mut response = Response::new(Vec::<u8>::new().into());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
+/// One `X-Linkbox-Warning` header per request field the vendor would have ignored silently.
+pub fn add_warnings(response: &mut Response, ignored: &[String]) {
+    for field in ignored {
+        let text = format!(
+            "ignored unknown field \"{}\"",
+            field.escape_default().collect::<String>()
+        );
+        if let Ok(value) = HeaderValue::from_str(&text) {
+            response.headers_mut().append(WARNING_HEADER, value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_content_type(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn json_content_types_are_recognised_with_parameters_and_any_case() {
+        assert!(is_json(&with_content_type("application/json")));
+        assert!(is_json(&with_content_type(
+            "Application/JSON; charset=utf-8"
+        )));
+        assert!(is_json(&with_content_type("application/merge-patch+json")));
+        assert!(!is_json(&with_content_type("text/plain")));
+        assert!(!is_json(&with_content_type("application/jsonp")));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn query_pairs_are_percent_decoded_in_order() {
+        assert_eq!(
+            query_pairs("a=1&referenceId=user%2012&a=2"),
+            [
+                ("a".into(), "1".into()),
+                ("referenceId".into(), "user 12".into()),
+                ("a".into(), "2".into())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_limit_are_refused_even_without_a_length() {
+        let chunks = futures_util::stream::iter(vec![
+            Ok::<_, warp::Error>(Bytes::from_static(b"12345")),
+            Ok(Bytes::from_static(b"6789")),
+        ]);
+        assert_eq!(
+            read_limited(&HeaderMap::new(), chunks, 8).await,
+            Err(BodyError::TooLarge)
+        );
+        let chunks =
+            futures_util::stream::iter(vec![Ok::<_, warp::Error>(Bytes::from_static(b"1234"))]);
+        assert_eq!(
+            read_limited(&HeaderMap::new(), chunks, 8).await,
+            Ok(Bytes::from_static(b"1234"))
+        );
+    }
+}

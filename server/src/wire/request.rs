@@ -1,0 +1,81 @@
+//! One request as every handler sees it: method, path, query, headers, the path's
+//! parameters, the caller resolved once by the serving layer, and the body — read only
+//! when, and as far as, the handler asks for it.
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use http::{HeaderMap, Method};
+
+use super::{BodyError, Params, read_limited};
+use crate::app::App;
+use crate::ops::identity::Caller;
+
+/// The body, not yet read.
+pub type BodyStream = BoxStream<'static, Result<Bytes, warp::Error>>;
+
+/// A request on its way to its handler.
+pub struct Request {
+    pub app: App,
+    pub method: Method,
+    /// The path, without the query.
+    pub path: String,
+    /// The raw query string, empty when there is none.
+    pub query: String,
+    pub headers: HeaderMap,
+    pub caller: Caller,
+    params: Params,
+    body: Option<BodyStream>,
+}
+
+impl Request {
+    pub fn new(
+        app: App,
+        method: Method,
+        path: String,
+        query: String,
+        headers: HeaderMap,
+        caller: Caller,
+        body: Option<BodyStream>,
+    ) -> Request {
+        Request {
+            app,
+            method,
+            path,
+            query,
+            headers,
+            caller,
+            params: Params::default(),
+            body,
+        }
+    }
+
+    /// The request with the path parameters its route found.
+    pub fn with_params(mut self, params: Params) -> Request {
+        self.params = params;
+        self
+    }
+
+    /// The path parameters its route found.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The path parameter `name` (`""` when the route has none by that name).
+    pub fn param(&self, name: &str) -> &str {
+        self.params.get(name)
+    }
+
+    /// The body, read whole unless it exceeds `limit` bytes. An oversized or broken body is
+    /// a value for the handler to answer in its API's shape; a second call finds it empty.
+    pub async fn body(&mut self, limit: usize) -> Result<Bytes, BodyError> {
+        match self.body.take() {
+            Some(stream) => read_limited(&self.headers, stream, limit).await,
+            None => Ok(Bytes::new()),
+        }
+    }
+
+    /// The body stream itself, for a handler that reads it piece by piece (multipart).
+    pub fn take_body(&mut self) -> Option<BodyStream> {
+        self.body.take()
+    }
+}

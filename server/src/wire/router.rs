@@ -1,0 +1,286 @@
+//! The route table: one list of `(method, path pattern, handler)` per surface, and the one
+//! place a path is matched. The same table that serves a request answers what it does not
+//! serve — a known path with another method is [`Found::WrongMethod`] with the `Allow` list
+//! read off the table, so there is no second list to keep in step — and lists itself for
+//! the test that holds the routes and the OpenAPI document together.
+//!
+//! A pattern is a path whose segments are literals or `{name}` (exactly one non-empty
+//! segment), and whose last segment may be `{*name}` (whatever is left, possibly empty).
+//! Routes are built once, at start-up; matching allocates only the parameters it returns.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http::Method;
+use warp::reply::Response;
+
+use super::Request;
+
+/// A boxed handler future.
+pub type Reply = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+/// A route's handler.
+pub type Handler = Arc<dyn Fn(Request) -> Reply + Send + Sync>;
+
+/// One surface's routes.
+#[derive(Clone, Default)]
+pub struct Router {
+    routes: Vec<Route>,
+}
+
+#[derive(Clone)]
+struct Route {
+    method: Method,
+    pattern: Arc<str>,
+    segments: Vec<Segment>,
+    handler: Handler,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(Box<str>),
+    Param(Arc<str>),
+    Rest(Arc<str>),
+}
+
+/// What the table says about a request.
+pub enum Found<'a> {
+    /// The route that serves it, with the path's parameters by name.
+    Route(&'a Handler, Params),
+    /// The path is served, not with this method: the methods that are, for `Allow`.
+    WrongMethod(String),
+    /// No route has this path.
+    Nothing,
+}
+
+/// Path parameters, by the names the pattern gives them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params(Vec<(Arc<str>, String)>);
+
+impl Params {
+    /// The parameter `name`, or `""` when the pattern has none by that name.
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(key, _)| &**key == name)
+            .map_or("", |(_, value)| value.as_str())
+    }
+}
+
+impl Router {
+    pub fn new() -> Router {
+        Router::default()
+    }
+
+    /// Adds `method pattern` served by `handler`.
+    ///
+    /// # Panics
+    /// On a malformed pattern: a programming error caught by every test that builds the
+    /// table.
+    pub fn route<F, Fut>(mut self, method: Method, pattern: impl Into<String>, handler: F) -> Router
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response> + Send + 'static,
+    {
+        let pattern: Arc<str> = pattern.into().into();
+        let segments = parse(&pattern);
+        self.routes.push(Route {
+            method,
+            pattern,
+            segments,
+            handler: Arc::new(move |request| Box::pin(handler(request))),
+        });
+        self
+    }
+
+    pub fn get<F, Fut>(self, pattern: impl Into<String>, handler: F) -> Router
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response> + Send + 'static,
+    {
+        self.route(Method::GET, pattern, handler)
+    }
+
+    pub fn post<F, Fut>(self, pattern: impl Into<String>, handler: F) -> Router
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response> + Send + 'static,
+    {
+        self.route(Method::POST, pattern, handler)
+    }
+
+    pub fn put<F, Fut>(self, pattern: impl Into<String>, handler: F) -> Router
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response> + Send + 'static,
+    {
+        self.route(Method::PUT, pattern, handler)
+    }
+
+    pub fn delete<F, Fut>(self, pattern: impl Into<String>, handler: F) -> Router
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response> + Send + 'static,
+    {
+        self.route(Method::DELETE, pattern, handler)
+    }
+
+    /// Every route of `other` after this table's own.
+    pub fn merge(mut self, other: Router) -> Router {
+        self.routes.extend(other.routes);
+        self
+    }
+
+    /// Looks `method path` up. The first route whose pattern and method match wins.
+    pub fn find(&self, method: &Method, path: &str) -> Found<'_> {
+        let mut allowed: Vec<&Method> = Vec::new();
+        for route in &self.routes {
+            let Some(params) = matches(&route.segments, path) else {
+                continue;
+            };
+            if route.method == *method {
+                return Found::Route(&route.handler, params);
+            }
+            if !allowed.contains(&&route.method) {
+                allowed.push(&route.method);
+            }
+        }
+        if allowed.is_empty() {
+            return Found::Nothing;
+        }
+        let allow: Vec<&str> = allowed.iter().map(|method| method.as_str()).collect();
+        Found::WrongMethod(allow.join(", "))
+    }
+
+    /// `(method, pattern)` of every route, in table order.
+    pub fn list(&self) -> impl Iterator<Item = (&Method, &str)> {
+        self.routes
+            .iter()
+            .map(|route| (&route.method, &*route.pattern))
+    }
+}
+
+fn parse(pattern: &str) -> Vec<Segment> {
+    let parts: Vec<&str> = pattern.trim_start_matches('/').split('/').collect();
+    let last = parts.len() - 1;
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(index, part)| {
+            match part
+                .strip_prefix('{')
+                .and_then(|inner| inner.strip_suffix('}'))
+            {
+                Some(rest) if rest.starts_with('*') => {
+                    assert!(index == last, "{pattern}: {{*..}} must come last");
+                    Segment::Rest(rest[1..].into())
+                }
+                Some(name) => {
+                    assert!(!name.is_empty(), "{pattern}: an unnamed parameter");
+                    Segment::Param(name.into())
+                }
+                None => {
+                    assert!(!part.contains(['{', '}']), "{pattern}: a stray brace");
+                    Segment::Literal(part.into())
+                }
+            }
+        })
+        .collect()
+}
+
+fn matches(segments: &[Segment], path: &str) -> Option<Params> {
+    let mut parts = path.strip_prefix('/')?.split('/');
+    let mut params = Vec::new();
+    for segment in segments {
+        match segment {
+            Segment::Rest(name) => {
+                let rest: Vec<&str> = parts.by_ref().collect();
+                params.push((name.clone(), rest.join("/")));
+                return Some(Params(params));
+            }
+            Segment::Literal(literal) => {
+                if parts.next()? != &**literal {
+                    return None;
+                }
+            }
+            Segment::Param(name) => {
+                let part = parts.next().filter(|part| !part.is_empty())?;
+                params.push((name.clone(), part.to_owned()));
+            }
+        }
+    }
+    parts.next().is_none().then_some(Params(params))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn ok(_: Request) -> Response {
+        Response::new("".into())
+    }
+
+    fn table() -> Router {
+        Router::new()
+            .get("/partner/links", ok)
+            .post("/partner/links", ok)
+            .get("/partner/links/{linkId}", ok)
+            .post("/partner/links/{linkId}/revoke", ok)
+            .get("/docs/{*file}", ok)
+    }
+
+    fn allow(found: Found<'_>) -> Option<String> {
+        match found {
+            Found::WrongMethod(allow) => Some(allow),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_route_matches_its_method_and_names_its_parameters() {
+        let table = table();
+        match table.find(&Method::POST, "/partner/links/link_a/revoke") {
+            Found::Route(_, params) => assert_eq!(params.get("linkId"), "link_a"),
+            _ => panic!("not routed"),
+        }
+        match table.find(&Method::GET, "/docs/a/b.css") {
+            Found::Route(_, params) => assert_eq!(params.get("file"), "a/b.css"),
+            _ => panic!("not routed"),
+        }
+        match table.find(&Method::GET, "/docs/") {
+            Found::Route(_, params) => assert_eq!(params.get("file"), ""),
+            _ => panic!("not routed"),
+        }
+    }
+
+    #[test]
+    fn another_method_on_a_known_path_lists_the_allowed_ones_from_the_table() {
+        let table = table();
+        assert_eq!(
+            allow(table.find(&Method::DELETE, "/partner/links")).as_deref(),
+            Some("GET, POST")
+        );
+        assert_eq!(
+            allow(table.find(&Method::PUT, "/partner/links/x")).as_deref(),
+            Some("GET")
+        );
+    }
+
+    #[test]
+    fn unknown_paths_and_empty_parameters_match_nothing() {
+        let table = table();
+        for path in [
+            "/partner",
+            "/partner/links/",
+            "/partner/links//revoke",
+            "/partner/links/x/y",
+            "partner/links",
+        ] {
+            assert!(
+                matches!(table.find(&Method::GET, path), Found::Nothing),
+                "{path}"
+            );
+        }
+    }
+}
