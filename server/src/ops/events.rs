@@ -1,7 +1,6 @@
 //! The documented M2M events and their `data`, built from store views and queued on the
 //! webhook queue for the engine to deliver. Every event carries the link's `metadata` when
-//! it has one \[doc\], and goes to the
-//! link's `callbackUrl` when it has one.
+//! it has one \[doc\], and goes to the link's `callbackUrl` when it has one.
 
 use std::sync::Arc;
 
