@@ -9,6 +9,7 @@
 //! its response waits until everything it changed is durable.
 
 mod faulted;
+mod leftover;
 mod serve;
 
 pub use serve::serve;
@@ -149,6 +150,12 @@ async fn handle(surfaces: &Surfaces, request: Request) -> Response {
         request.query.clone(),
     );
     let tenant = request.caller.tenant().cloned();
+    let body = request.body_slot();
+    let declared = request
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    let head = method.clone();
     let response = if control {
         dispatch(surfaces, request).await
     } else {
@@ -165,7 +172,8 @@ async fn handle(surfaces: &Surfaces, request: Request) -> Response {
         });
         response
     };
-    durable(&app, response).await
+    let response = leftover::drain(&body, declared, response).await;
+    durable(&app, leftover::head(&head, response)).await
 }
 
 /// The fault table's say on a vendor request: a delay, then the real handler, a faulted

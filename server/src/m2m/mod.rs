@@ -112,7 +112,7 @@ mod tests {
         );
         assert!(matches!(
             table.find(&Method::DELETE, "/partner/links"),
-            Found::WrongMethod(allow) if allow == "GET, POST"
+            Found::WrongMethod(allow) if allow == "GET, HEAD, POST"
         ));
         assert!(matches!(
             table.find(&Method::GET, "/partner/links/x/y"),

@@ -8,7 +8,7 @@
 mod request;
 pub mod router;
 
-pub use request::{BodyStream, Request};
+pub use request::{BodySlot, BodyStream, Request};
 pub use router::{Found, Params, Router};
 
 use bytes::{Bytes, BytesMut};

@@ -1,10 +1,17 @@
 //! One request as every handler sees it: method, path, query, headers, the path's
 //! parameters, the caller resolved once by the serving layer, and the body — read only
 //! when, and as far as, the handler asks for it.
+//!
+//! The body lives in a [`BodySlot`] the serving layer keeps a handle on, so that whatever a
+//! handler leaves unread (an early refusal, an oversized body) can be drained after the
+//! answer and the connection stays usable for the client's next request.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use http::{HeaderMap, Method};
+use parking_lot::Mutex;
 
 use super::{BodyError, Params, read_limited};
 use crate::app::App;
@@ -12,6 +19,26 @@ use crate::ops::identity::Caller;
 
 /// The body, not yet read.
 pub type BodyStream = BoxStream<'static, Result<Bytes, warp::Error>>;
+
+/// Where a request's unread body waits: shared between the request and the serving layer,
+/// which takes back what the handler left ([`BodySlot::take`]).
+#[derive(Clone, Default)]
+pub struct BodySlot(Arc<Mutex<Option<BodyStream>>>);
+
+impl BodySlot {
+    fn new(body: Option<BodyStream>) -> BodySlot {
+        BodySlot(Arc::new(Mutex::new(body)))
+    }
+
+    /// The part of the body nobody has read yet, if any.
+    pub fn take(&self) -> Option<BodyStream> {
+        self.0.lock().take()
+    }
+
+    fn put(&self, body: BodyStream) {
+        *self.0.lock() = Some(body);
+    }
+}
 
 /// A request on its way to its handler.
 pub struct Request {
@@ -24,7 +51,7 @@ pub struct Request {
     pub headers: HeaderMap,
     pub caller: Caller,
     params: Params,
-    body: Option<BodyStream>,
+    body: BodySlot,
 }
 
 impl Request {
@@ -45,7 +72,7 @@ impl Request {
             headers,
             caller,
             params: Params::default(),
-            body,
+            body: BodySlot::new(body),
         }
     }
 
@@ -68,14 +95,25 @@ impl Request {
     /// The body, read whole unless it exceeds `limit` bytes. An oversized or broken body is
     /// a value for the handler to answer in its API's shape; a second call finds it empty.
     pub async fn body(&mut self, limit: usize) -> Result<Bytes, BodyError> {
-        match self.body.take() {
-            Some(stream) => read_limited(&self.headers, stream, limit).await,
-            None => Ok(Bytes::new()),
+        let Some(mut stream) = self.body.take() else {
+            return Ok(Bytes::new());
+        };
+        let read = read_limited(&self.headers, &mut stream, limit).await;
+        if read == Err(BodyError::TooLarge) {
+            // What is left is the serving layer's to drain (or to close the connection on).
+            self.body.put(stream);
         }
+        read
     }
 
     /// The body stream itself, for a handler that reads it piece by piece (multipart).
     pub fn take_body(&mut self) -> Option<BodyStream> {
         self.body.take()
+    }
+
+    /// A handle on the body that outlives the request, for taking back what the handler
+    /// did not read.
+    pub fn body_slot(&self) -> BodySlot {
+        self.body.clone()
     }
 }

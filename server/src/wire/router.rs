@@ -132,9 +132,12 @@ impl Router {
         self
     }
 
-    /// Looks `method path` up. The first route whose pattern and method match wins.
+    /// Looks `method path` up. The first route whose pattern and method match wins; a HEAD
+    /// without a route of its own is served by the path's GET route (the serving layer
+    /// strips the body), so `Allow` lists HEAD wherever it lists GET.
     pub fn find(&self, method: &Method, path: &str) -> Found<'_> {
         let mut allowed: Vec<&Method> = Vec::new();
+        let mut get = None;
         for route in &self.routes {
             let Some(params) = matches(&route.segments, path) else {
                 continue;
@@ -142,14 +145,28 @@ impl Router {
             if route.method == *method {
                 return Found::Route(&route.handler, params);
             }
+            if route.method == Method::GET && get.is_none() {
+                get = Some((&route.handler, params));
+            }
             if !allowed.contains(&&route.method) {
                 allowed.push(&route.method);
             }
         }
+        if *method == Method::HEAD
+            && let Some((handler, params)) = get
+        {
+            return Found::Route(handler, params);
+        }
         if allowed.is_empty() {
             return Found::Nothing;
         }
-        let allow: Vec<&str> = allowed.iter().map(|method| method.as_str()).collect();
+        let mut allow: Vec<&str> = Vec::new();
+        for method in allowed {
+            allow.push(method.as_str());
+            if *method == Method::GET {
+                allow.push(Method::HEAD.as_str());
+            }
+        }
         Found::WrongMethod(allow.join(", "))
     }
 
@@ -259,11 +276,24 @@ mod tests {
         let table = table();
         assert_eq!(
             allow(table.find(&Method::DELETE, "/partner/links")).as_deref(),
-            Some("GET, POST")
+            Some("GET, HEAD, POST")
         );
         assert_eq!(
             allow(table.find(&Method::PUT, "/partner/links/x")).as_deref(),
-            Some("GET")
+            Some("GET, HEAD")
+        );
+    }
+
+    #[test]
+    fn head_is_served_by_the_get_route() {
+        let table = table();
+        match table.find(&Method::HEAD, "/partner/links/link_a") {
+            Found::Route(_, params) => assert_eq!(params.get("linkId"), "link_a"),
+            _ => panic!("HEAD not routed"),
+        }
+        assert_eq!(
+            allow(table.find(&Method::HEAD, "/partner/links/x/revoke")).as_deref(),
+            Some("POST")
         );
     }
 

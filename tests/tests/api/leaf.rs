@@ -1002,17 +1002,17 @@ async fn unknown_paths_are_404_and_wrong_methods_405_problems() {
         (
             Method::PUT,
             format!("{WIDGETS}/magic-link/provider"),
-            "GET, POST",
+            "GET, HEAD, POST",
         ),
-        (Method::POST, link.clone(), "GET, DELETE"),
-        (Method::PATCH, link, "GET, DELETE"),
+        (Method::POST, link.clone(), "GET, HEAD, DELETE"),
+        (Method::PATCH, link, "GET, HEAD, DELETE"),
         (
             Method::GET,
             format!("{WIDGETS}/magic-link/users/u/provider"),
             "POST",
         ),
-        (Method::DELETE, USERS.to_owned(), "GET, POST, PUT"),
-        (Method::POST, format!("{USERS}/u"), "GET, PUT, DELETE"),
+        (Method::DELETE, USERS.to_owned(), "GET, HEAD, POST, PUT"),
+        (Method::POST, format!("{USERS}/u"), "GET, HEAD, PUT, DELETE"),
     ] {
         let reply = app.leaf(method.clone(), &path, &token, None).await;
         assert_leaf_problem(&reply, 405, "Method Not Allowed", &path);

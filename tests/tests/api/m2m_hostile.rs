@@ -132,10 +132,14 @@ async fn wrong_methods_answer_405_with_allow_in_the_envelope() {
     let app = spawn_app().await;
     let key = test_key(1);
     let cases = [
-        (Method::DELETE, "/partner/links", "GET, POST"),
-        (Method::PUT, "/partner/links", "GET, POST"),
-        (Method::OPTIONS, "/partner/links", "GET, POST"),
-        (Method::PATCH, "/partner/links/link_x_000000000000", "GET"),
+        (Method::DELETE, "/partner/links", "GET, HEAD, POST"),
+        (Method::PUT, "/partner/links", "GET, HEAD, POST"),
+        (Method::OPTIONS, "/partner/links", "GET, HEAD, POST"),
+        (
+            Method::PATCH,
+            "/partner/links/link_x_000000000000",
+            "GET, HEAD",
+        ),
         (
             Method::GET,
             "/partner/links/link_x_000000000000/revoke",

@@ -16,3 +16,4 @@ mod m2m_limits;
 mod m2m_links;
 mod pages;
 mod webhooks;
+mod wire;

@@ -1,0 +1,91 @@
+//! What the pipeline does to a response after its handler: a HEAD answer loses its body
+//! but keeps the GET's headers and length, and whatever of the request body the handler
+//! left unread is drained so that the connection stays usable for the client's next
+//! request. A body past [`DRAIN_LIMIT`], or one that does not arrive within
+//! [`DRAIN_TIMEOUT`], is not waited for: the answer says `Connection: close` instead.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use http::{HeaderValue, Method, header};
+use hyper::body::Body as _;
+use warp::reply::Response;
+
+use crate::wire::{BodySlot, DropConnection};
+
+/// The most of an unread body drained to keep a connection: the vendor APIs' body limit.
+pub(super) const DRAIN_LIMIT: u64 = linkbox_contracts::m2m::MAX_BODY_BYTES as u64;
+/// How long the rest of an unread body may take to arrive.
+pub(super) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The GET answer as a HEAD answer: same status and headers, `Content-Length` of the body
+/// it would have had, no body.
+pub(super) fn head(method: &Method, mut response: Response) -> Response {
+    if method != Method::HEAD {
+        return response;
+    }
+    if let Some(length) = response.body().size_hint().exact() {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    *response.body_mut() = bytes::Bytes::new().into();
+    response
+}
+
+/// Reads and discards what is left of the request body, or marks `response` as the last
+/// on its connection.
+pub(super) async fn drain(
+    slot: &BodySlot,
+    declared: Option<u64>,
+    mut response: Response,
+) -> Response {
+    if response.extensions().get::<DropConnection>().is_some() {
+        return response;
+    }
+    let Some(mut stream) = slot.take() else {
+        return response;
+    };
+    if declared.is_some_and(|length| length > DRAIN_LIMIT) {
+        return close(response);
+    }
+    let discard = async {
+        let mut seen: u64 = 0;
+        while let Some(chunk) = stream.next().await {
+            let Ok(chunk) = chunk else { return false };
+            seen += chunk.len() as u64;
+            if seen > DRAIN_LIMIT {
+                return false;
+            }
+        }
+        true
+    };
+    match tokio::time::timeout(DRAIN_TIMEOUT, discard).await {
+        Ok(true) => response,
+        _ => {
+            response = close(response);
+            response
+        }
+    }
+}
+
+fn close(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_answer_keeps_the_length_and_drops_the_body() {
+        let response = head(&Method::HEAD, Response::new("twelve bytes".into()));
+        assert_eq!(response.headers()[header::CONTENT_LENGTH], "12");
+        assert_eq!(response.body().size_hint().exact(), Some(0));
+        let response = head(&Method::GET, Response::new("twelve bytes".into()));
+        assert_eq!(response.body().size_hint().exact(), Some(12));
+    }
+}

@@ -1,0 +1,178 @@
+//! Faithful on the wire: connections that stay usable after an early answer, HEAD wherever
+//! GET works, CORS on request (issue 13).
+
+use std::time::Duration;
+
+use linkbox_tests::{TestApp, spawn_app, test_key};
+use reqwest::Method;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Sends `method path` with `headers` and a body in two steps — the head, a pause, then
+/// the body together with a second, pipelined `GET /_sandbox/health` — and returns the
+/// raw answer to both.
+async fn pipelined(app: &TestApp, method: &str, path: &str, headers: &[(&str, &str)]) -> String {
+    let body = br#"{"referenceId":"user-1","flow":"m2m-basic"}"#;
+    let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let mut rest = body.to_vec();
+    rest.extend_from_slice(
+        b"GET /_sandbox/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    // The server may already have closed; the answer below says so.
+    let _ = stream.write_all(&rest).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[track_caller]
+fn assert_both_answered(answer: &str, status: u16, what: &str) {
+    let statuses: Vec<&str> = answer
+        .match_indices("HTTP/1.1 ")
+        .map(|(at, _)| &answer[at + 9..at + 12])
+        .collect();
+    assert_eq!(
+        statuses,
+        [status.to_string().as_str(), "200"],
+        "{what}: {answer}"
+    );
+    assert!(answer.contains(r#""status":"ok""#), "{what}: {answer}");
+}
+
+#[tokio::test]
+async fn every_early_answer_leaves_the_connection_usable() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let token = app.authenticate("grower").await;
+    let bearer = format!("Bearer {token}");
+    let faulted = test_key(2);
+    let fault = app
+        .control(
+            Method::POST,
+            "/faults",
+            Some(&faulted),
+            Some(&json!({"path": "/partner/links", "status": 503})),
+        )
+        .await;
+    assert_eq!(fault.status, 201, "{fault:?}");
+    let cases: Vec<(&str, &str, Vec<(&str, &str)>, u16)> = vec![
+        ("POST", "/partner/nothing", vec![("x-api-key", &key)], 404),
+        ("DELETE", "/partner/links", vec![("x-api-key", &key)], 405),
+        ("POST", "/partner/links", vec![], 401),
+        ("POST", "/partner/links", vec![("x-api-key", "nope")], 401),
+        ("GET", "/partner/links", vec![("x-api-key", &key)], 200),
+        (
+            "POST",
+            "/partner/webhooks/config/regenerate-secret",
+            vec![("x-api-key", &key)],
+            200,
+        ),
+        ("POST", "/partner/links", vec![("x-api-key", &faulted)], 503),
+        (
+            "POST",
+            "/api/nothing",
+            vec![("authorization", &bearer)],
+            404,
+        ),
+        (
+            "PUT",
+            "/services/widgets/api/magic-link/provider",
+            vec![("authorization", &bearer)],
+            405,
+        ),
+        ("POST", "/services/usermanagement/api/users", vec![], 401),
+        ("POST", "/_sandbox/nothing", vec![], 404),
+        ("PUT", "/_sandbox/health", vec![], 405),
+        ("POST", "/_sandbox/faults", vec![], 400),
+        ("GET", "/_sandbox/health", vec![], 200),
+    ];
+    for (method, path, headers, status) in cases {
+        let answer = pipelined(&app, method, path, &headers).await;
+        assert_both_answered(&answer, status, &format!("{method} {path}"));
+    }
+}
+
+#[tokio::test]
+async fn a_body_past_the_limit_is_not_waited_for_and_the_answer_says_close() {
+    let app = spawn_app().await;
+    let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+    let head = "POST /partner/nothing HTTP/1.1\r\nHost: x\r\nContent-Length: 104857600\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the server waited for a body past the limit");
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 404"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+}
+
+/// `HEAD path` and `GET path` on one app: the same status and length, no body for HEAD.
+async fn assert_head_like_get(app: &TestApp, path: &str, headers: &[(&str, &str)]) {
+    let get = app.send(Method::GET, path, headers, None).await;
+    let head = app.send(Method::HEAD, path, headers, None).await;
+    assert_eq!(head.status, get.status, "HEAD {path}: {head:?}");
+    assert_eq!(
+        head.header("content-type"),
+        get.header("content-type"),
+        "HEAD {path}"
+    );
+    assert_eq!(
+        head.header("content-length").map(str::to_owned),
+        Some(get.text.len().to_string()),
+        "HEAD {path}"
+    );
+    assert!(head.text.is_empty(), "HEAD {path}: {}", head.text);
+}
+
+#[tokio::test]
+async fn head_answers_like_get_without_a_body_on_every_api() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let token = app.authenticate("grower").await;
+    let bearer = format!("Bearer {token}");
+    let link = app.create_link_for(&key, "user-1").await;
+    let link_id = link["linkId"].as_str().expect("linkId").to_owned();
+    assert_head_like_get(&app, "/partner/links", &[("x-api-key", &key)]).await;
+    assert_head_like_get(
+        &app,
+        &format!("/partner/links/{link_id}"),
+        &[("x-api-key", &key)],
+    )
+    .await;
+    assert_head_like_get(&app, "/partner/links", &[]).await;
+    assert_head_like_get(
+        &app,
+        "/services/usermanagement/api/users",
+        &[("authorization", &bearer)],
+    )
+    .await;
+    assert_head_like_get(&app, "/_sandbox/health", &[]).await;
+    assert_head_like_get(&app, "/openapi.json", &[]).await;
+    assert_head_like_get(&app, "/docs/", &[]).await;
+    assert_head_like_get(&app, "/_sandbox/ui", &[]).await;
+    let url = link["url"].as_str().expect("url");
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let page = &rest[rest.find('/').unwrap_or(rest.len())..];
+    assert_head_like_get(&app, page, &[]).await;
+    let wrong = app
+        .send(
+            Method::HEAD,
+            "/partner/links/x/revoke",
+            &[("x-api-key", &key)],
+            None,
+        )
+        .await;
+    assert_eq!(wrong.status, 405);
+    assert_eq!(wrong.header("allow"), Some("POST"));
+}
