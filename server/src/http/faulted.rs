@@ -1,7 +1,9 @@
 //! The answer a fault gives instead of the real handler: its `body` as given (a JSON value,
 //! or text), or — for a status without a body — the error shape of the API whose path it
-//! is: on `/partner` the M2M envelope (a 429 is `RATE_LIMIT_EXCEEDED` with `Retry-After`, a
-//! 5xx `INTERNAL_ERROR`, ...), elsewhere linkbox's own.
+//! is: on M2M paths the M2M envelope (a 429 is `RATE_LIMIT_EXCEEDED`, a 5xx
+//! `INTERNAL_ERROR`, ...), on Leaf paths a Leaf problem (`application/problem+json`,
+//! `error.http.<status>`), elsewhere linkbox's own. A 429 on a vendor path always carries
+//! `Retry-After`, whatever its body.
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
@@ -17,6 +19,18 @@ const FAULT_RETRY_AFTER_SECS: u64 = 60;
 
 /// The answer a faulted request gets.
 pub(super) fn answer(path: &str, status: StatusCode, body: Option<Value>) -> Response {
+    let vendor = crate::m2m::owns(path) || crate::leaf::owns(path);
+    let mut response = shaped(path, status, body);
+    if vendor && status == StatusCode::TOO_MANY_REQUESTS {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(FAULT_RETRY_AFTER_SECS),
+        );
+    }
+    response
+}
+
+fn shaped(path: &str, status: StatusCode, body: Option<Value>) -> Response {
     match body {
         Some(Value::String(text)) => {
             let mut response = Response::new(text.into());
@@ -28,7 +42,10 @@ pub(super) fn answer(path: &str, status: StatusCode, body: Option<Value>) -> Res
             response
         }
         Some(body) => crate::wire::json(status, &body),
-        None if path.starts_with("/partner") => m2m_error(status),
+        None if crate::m2m::owns(path) => m2m_error(status),
+        None if crate::leaf::owns(path) && !status.is_success() && !status.is_redirection() => {
+            crate::leaf::error::fault(status, path)
+        }
         None if status.is_success() || status.is_redirection() => {
             let mut response = Response::new(Bytes::new().into());
             *response.status_mut() = status;
@@ -53,14 +70,7 @@ fn m2m_error(status: StatusCode) -> Response {
         400..=499 => (ErrorCode::InvalidRequest, "Invalid request"),
         _ => (ErrorCode::InternalError, messages::INTERNAL),
     };
-    let mut response = error_response(status, code, message.to_owned());
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(FAULT_RETRY_AFTER_SECS),
-        );
-    }
-    response
+    error_response(status, code, message.to_owned())
 }
 
 #[cfg(test)]
@@ -72,5 +82,26 @@ mod tests {
         let response = answer("/partner/links", StatusCode::TOO_MANY_REQUESTS, None);
         assert_eq!(response.status(), 429);
         assert_eq!(response.headers()[header::RETRY_AFTER], "60");
+    }
+
+    #[test]
+    fn a_faulted_leaf_status_is_a_leaf_problem() {
+        let path = "/services/usermanagement/api/users";
+        let response = answer(path, StatusCode::SERVICE_UNAVAILABLE, None);
+        assert_eq!(response.status(), 503);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let response = answer("/api/authenticate", StatusCode::TOO_MANY_REQUESTS, None);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "60");
+        let custom = answer(
+            "/partner/links",
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(serde_json::json!({"custom": true})),
+        );
+        assert_eq!(custom.headers()[header::RETRY_AFTER], "60");
+        let control = answer("/elsewhere", StatusCode::TOO_MANY_REQUESTS, None);
+        assert!(control.headers().get(header::RETRY_AFTER).is_none());
     }
 }

@@ -128,6 +128,21 @@ impl ApiError {
     }
 }
 
+/// The Leaf problem for an injected fault's `status` on `path` (no handler ran): title the
+/// status's reason phrase, message `error.http.<status>`.
+pub fn fault(status: StatusCode, path: &str) -> Response {
+    let problem = Problem {
+        kind: PROBLEM_WITH_MESSAGE.to_owned(),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail: "This response was injected by a fault (see GET /_sandbox/faults)".to_owned(),
+        path: path.to_owned(),
+        message: http_message(status.as_u16()),
+        field_errors: None,
+    };
+    json_with(status, PROBLEM_CONTENT_TYPE, &problem)
+}
+
 /// Turns a handler's outcome for a request to `path` into the response.
 pub fn render(path: &str, outcome: Result<Response, ApiError>) -> Response {
     outcome.unwrap_or_else(|error| error.into_response(path))
