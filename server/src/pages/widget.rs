@@ -7,6 +7,11 @@
 //!
 //! Text comes in English and Spanish: `?lang=en|es`, else the link's `language`, else the
 //! browser's `Accept-Language`, else English. Revoked or expired: 410; unknown: 404.
+//!
+//! The `link.opened` event's device info is the device's, not the page's: `platform` read
+//! off the `User-Agent` (`ios` for iPhone, iPad and iPod, `android`, `web` for any other
+//! browser, else the user agent's first product name, lowercased, such as `curl`),
+//! `language` the first tag of `Accept-Language` as sent, and `userAgent` verbatim.
 
 use std::sync::Arc;
 
@@ -193,13 +198,17 @@ fn show(request: &Request) -> Response {
         Err(error) => return refusal(choose_lang(&query, None, headers), &error),
     };
     let lang = choose_lang(&query, Some(&detail), headers);
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
     let device = OpenLinkRequest {
-        user_agent: headers
-            .get(header::USER_AGENT)
+        platform: user_agent.as_deref().and_then(platform),
+        language: headers
+            .get(header::ACCEPT_LANGUAGE)
             .and_then(|value| value.to_str().ok())
-            .map(str::to_owned),
-        platform: Some("web".to_owned()),
-        language: Some(lang.code().to_owned()),
+            .and_then(first_language),
+        user_agent,
     };
     if let Err(error) = open_link(app, &partner, link_id, device) {
         return refusal(lang, &error);
@@ -210,6 +219,34 @@ fn show(request: &Request) -> Response {
         _ => None,
     };
     render(app, &partner, link_id, lang, flash)
+}
+
+/// The platform a `User-Agent` names: `ios`, `android`, `web` or its first product's name.
+fn platform(user_agent: &str) -> Option<String> {
+    let ua = user_agent.to_ascii_lowercase();
+    if ["iphone", "ipad", "ipod", "ios "]
+        .iter()
+        .any(|tag| ua.contains(tag))
+    {
+        return Some("ios".to_owned());
+    }
+    if ua.contains("android") {
+        return Some("android".to_owned());
+    }
+    if ua.starts_with("mozilla/") || ua.starts_with("opera/") {
+        return Some("web".to_owned());
+    }
+    let product = ua
+        .split(['/', ' '])
+        .next()
+        .filter(|name| !name.is_empty())?;
+    Some(product.to_owned())
+}
+
+/// The first language tag of an `Accept-Language` header (`es-MX` of `es-MX,es;q=0.9`).
+fn first_language(accept: &str) -> Option<String> {
+    let tag = accept.split(',').next()?.split(';').next()?.trim();
+    (!tag.is_empty() && tag != "*").then(|| tag.to_owned())
 }
 
 /// POST /widget/{linkId}/{flow}/operation {amount} and POST /widget/{linkId}/{flow}/cancel
@@ -457,6 +494,24 @@ mod tests {
         assert_eq!(Lang::parse("EN"), Some(Lang::En));
         assert_eq!(Lang::parse("fr"), None);
         assert_eq!(Lang::parse("e"), None);
+    }
+
+    #[test]
+    fn the_platform_and_language_are_the_devices() {
+        let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
+        let pixel = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36";
+        let desktop = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
+        assert_eq!(platform(iphone).as_deref(), Some("ios"));
+        assert_eq!(platform(pixel).as_deref(), Some("android"));
+        assert_eq!(platform(desktop).as_deref(), Some("web"));
+        assert_eq!(platform("curl/8.5.0").as_deref(), Some("curl"));
+        assert_eq!(platform(""), None);
+        assert_eq!(
+            first_language("es-MX,es;q=0.9,en;q=0.8").as_deref(),
+            Some("es-MX")
+        );
+        assert_eq!(first_language("fr;q=0.7").as_deref(), Some("fr"));
+        assert_eq!(first_language("*"), None);
     }
 
     #[test]
