@@ -111,6 +111,15 @@ pub struct ServeArgs {
     /// localhost; any other URL gets a failed attempt and no network traffic).
     #[arg(long, env = "LINKBOX_EXTERNAL_WEBHOOKS")]
     pub external_webhooks: bool,
+    /// Let browsers on ORIGIN call linkbox (CORS); repeat for more origins, or `*` for any.
+    /// Off by default: the vendors' APIs are server to server.
+    #[arg(
+        long = "cors",
+        value_name = "ORIGIN",
+        env = "LINKBOX_CORS",
+        value_delimiter = ','
+    )]
+    pub cors: Vec<String>,
     /// Log lines on stderr as text or JSON.
     #[arg(long, env = "LINKBOX_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
@@ -137,6 +146,7 @@ impl ServeArgs {
             webhook_timeout: None,
             external_webhooks: self.external_webhooks,
             state: self.state.clone(),
+            cors: self.cors.clone(),
         })
     }
 }
@@ -194,5 +204,19 @@ mod tests {
         assert_eq!(args.admin_token.as_deref(), Some("t0ken"));
         assert_eq!(args.journal_size, 5);
         assert!(Cli::try_parse_from(["linkbox", "serve", "--journal-size", "0"]).is_err());
+        assert!(args.cors.is_empty());
+        let cli = Cli::try_parse_from([
+            "linkbox",
+            "serve",
+            "--cors",
+            "https://app.example",
+            "--cors",
+            "http://localhost:3000",
+        ])
+        .expect("parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        assert_eq!(args.cors, ["https://app.example", "http://localhost:3000"]);
     }
 }

@@ -31,8 +31,11 @@ pub struct Settings {
     /// Base of Leaf magic links: `{leaf_link_base}/{magicLinkId}`.
     pub leaf_link_base: String,
     pub rate_limits: RateLimits,
-    /// Flows `POST /partner/links` accepts; the first is not special, the default is `m2m-basic`.
+    /// Flows `POST /partner/links` accepts.
     pub flows: Vec<String>,
+    /// The flow of a link created without one: `default_flow` from the file, else the first
+    /// of `flows`; always one of `flows`.
+    pub default_flow: String,
     /// Configured partners; empty means open mode.
     pub partners: Vec<PartnerConfig>,
     /// Configured Leaf accounts; empty means open mode.
@@ -49,6 +52,8 @@ pub struct Settings {
     pub external_webhooks: bool,
     /// `--state`: the SQLite file every change is kept in; `None` keeps everything in memory.
     pub state: Option<std::path::PathBuf>,
+    /// `--cors`: origins whose browsers may call linkbox (`*` for any); empty, CORS is off.
+    pub cors: Vec<String>,
 }
 
 /// The options of `linkbox serve` that shape [`Settings`], before the address is bound.
@@ -65,6 +70,8 @@ pub struct Options {
     /// Send webhooks to hosts other than loopback ones (`--external-webhooks`).
     pub external_webhooks: bool,
     pub state: Option<std::path::PathBuf>,
+    /// Origins allowed to call linkbox from a browser (`--cors`, repeatable, or `*`).
+    pub cors: Vec<String>,
 }
 
 impl Settings {
@@ -89,12 +96,17 @@ impl Settings {
         } else {
             file.flows
         };
+        let default_flow = file
+            .default_flow
+            .filter(|flow| flows.contains(flow))
+            .unwrap_or_else(|| flows[0].clone());
         Settings {
             public_url,
             m2m_widget_base,
             leaf_link_base,
             rate_limits: options.rate_limits.unwrap_or(RateLimits::Documented),
             flows,
+            default_flow,
             partners: file.partners,
             leaf_accounts: file.leaf_accounts,
             admin_token: options.admin_token.filter(|token| !token.is_empty()),
@@ -109,6 +121,7 @@ impl Settings {
                 )),
             external_webhooks: options.external_webhooks,
             state: options.state,
+            cors: options.cors,
         }
     }
 }
@@ -117,6 +130,7 @@ impl Settings {
 ///
 /// ```toml
 /// flows = ["m2m-basic", "m2m-express"]
+/// default_flow = "m2m-basic"   # one of `flows`; the first of them when unset
 ///
 /// [[partners]]
 /// slug = "acme"
@@ -137,6 +151,10 @@ impl Settings {
 pub struct FileConfig {
     #[serde(default)]
     pub flows: Vec<String>,
+    /// The flow of a link created without one; must be one of `flows` (or `m2m-basic` when
+    /// `flows` is not set). A file whose default is not accepted does not load.
+    #[serde(default)]
+    pub default_flow: Option<String>,
     #[serde(default)]
     pub partners: Vec<PartnerConfig>,
     #[serde(default)]
@@ -189,6 +207,23 @@ impl FileConfig {
         for flow in &self.flows {
             if flow.is_empty() {
                 bail!("flows must not contain an empty name");
+            }
+        }
+        if let Some(default) = &self.default_flow {
+            let accepted = if self.flows.is_empty() {
+                default == m2m::DEFAULT_FLOW
+            } else {
+                self.flows.contains(default)
+            };
+            if !accepted {
+                bail!(
+                    "default_flow {default:?} is not one of flows ({})",
+                    if self.flows.is_empty() {
+                        m2m::DEFAULT_FLOW.to_owned()
+                    } else {
+                        self.flows.join(", ")
+                    }
+                );
             }
         }
         for partner in &self.partners {
@@ -286,6 +321,28 @@ mod tests {
             "[[partners]]\nslug = \"a\"\nkeys = [\"{KEY}\"]\ndefault_expires_in_minutes = 4"
         );
         assert!(FileConfig::parse(&bad_expiry).is_err());
+    }
+
+    #[test]
+    fn the_default_flow_is_one_of_the_flows() {
+        let bound: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        let only_express = FileConfig::parse("flows = [\"m2m-express\"]").expect("valid");
+        let settings = Settings::resolve(
+            Options {
+                file: Some(only_express),
+                ..Options::default()
+            },
+            bound,
+        );
+        assert_eq!(settings.default_flow, "m2m-express");
+        let chosen =
+            FileConfig::parse("flows = [\"a\", \"b\"]\ndefault_flow = \"b\"").expect("valid");
+        assert_eq!(chosen.default_flow.as_deref(), Some("b"));
+        let error = FileConfig::parse("flows = [\"m2m-express\"]\ndefault_flow = \"m2m-basic\"")
+            .expect_err("a default that is not accepted");
+        assert!(error.to_string().contains("default_flow"), "{error}");
+        assert!(FileConfig::parse("default_flow = \"m2m-express\"").is_err());
+        assert!(FileConfig::parse("default_flow = \"m2m-basic\"").is_ok());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! it is under; outside `/_sandbox` it is recorded in the journal; and with a state file,
 //! its response waits until everything it changed is durable.
 
+mod cors;
 mod faulted;
 mod leftover;
 mod serve;
@@ -156,6 +157,7 @@ async fn handle(surfaces: &Surfaces, request: Request) -> Response {
         .get(http::header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
     let head = method.clone();
+    let request_headers = request.headers.clone();
     let response = if control {
         dispatch(surfaces, request).await
     } else {
@@ -172,6 +174,7 @@ async fn handle(surfaces: &Surfaces, request: Request) -> Response {
         });
         response
     };
+    let response = cors::decorate(&app.settings, &request_headers, response);
     let response = leftover::drain(&body, declared, response).await;
     durable(&app, leftover::head(&head, response)).await
 }
@@ -204,6 +207,15 @@ where
 /// The route's answer, or the refusal of the surface whose paths these are.
 async fn dispatch(surfaces: &Surfaces, request: Request) -> Response {
     let surface = surfaces.for_path(&request.path);
+    if let Some(preflight) = cors::preflight(
+        &request.app.settings,
+        &surface.router,
+        &request.method,
+        &request.path,
+        &request.headers,
+    ) {
+        return preflight;
+    }
     match surface.router.find(&request.method, &request.path) {
         Found::Route(handler, params) => {
             let handler = handler.clone();
