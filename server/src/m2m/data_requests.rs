@@ -1,5 +1,8 @@
 //! `PUT /partner/data-requests/{dataRequestId}`: the partner answers a data request with the
-//! user data it asked for.
+//! user data it asked for. A revoked link's requests are over (refused like an expired
+//! link's); a `userData` with none of the requested fields is a 400 naming them; fields it
+//! carries beyond those asked for are merged, as the vendor merges, and named in
+//! `X-Linkbox-Warning` with their `userData.` dot path.
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -14,11 +17,17 @@ use crate::wire::{BodyError, Request};
 pub fn fulfil(request: &Request, body: Result<Bytes, BodyError>) -> Result<Response, ApiError> {
     let partner = authorize(request, Quota::Other)?;
     let fulfil = validate::fulfil(validate::json_body(&request.headers, body)?)?;
-    let fulfilled = partner.fulfil_data_request(
+    let (fulfilled, unrequested) = partner.fulfil_data_request(
         request.param("dataRequestId"),
         &fulfil.reference_id,
         fulfil.user_data,
         request.app.clock.now(),
     )?;
-    Ok(success(StatusCode::OK, fulfilled, &fulfil.ignored))
+    let unrequested: Vec<String> = unrequested
+        .into_iter()
+        .filter(|path| !fulfil.ignored.contains(path))
+        .collect();
+    let mut response = success(StatusCode::OK, fulfilled, &fulfil.ignored);
+    crate::wire::add_notes(&mut response, "not requested, merged anyway", &unrequested);
+    Ok(response)
 }

@@ -138,6 +138,13 @@ impl From<LinkError> for ApiError {
             }
             LinkError::AlreadyFulfilled => ApiError::invalid(messages::DATA_REQUEST_FULFILLED),
             LinkError::ReferenceIdMismatch => ApiError::ReferenceIdMismatch,
+            LinkError::DataRequestRevoked => ApiError::invalid(
+                "The data request is no longer pending: its link has been revoked",
+            ),
+            LinkError::NoRequestedFields(fields) => ApiError::invalid(format!(
+                "The userData field must carry at least one of the requested fields: {}",
+                fields.join(", ")
+            )),
         }
     }
 }

@@ -65,7 +65,7 @@ impl Lookup {
 }
 
 /// A lifecycle rule a request broke.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LinkError {
     #[error("link not found")]
     LinkNotFound,
@@ -83,6 +83,12 @@ pub enum LinkError {
     AlreadyFulfilled,
     #[error("the referenceId does not match the data request's")]
     ReferenceIdMismatch,
+    /// The data request's link was revoked: its pending requests ended with it.
+    #[error("the data request's link has been revoked")]
+    DataRequestRevoked,
+    /// A fulfil whose `userData` carries none of the requested fields (named here).
+    #[error("the userData carries none of the requested fields")]
+    NoRequestedFields(Vec<String>),
 }
 
 /// The partner table: API key → partner.
@@ -204,6 +210,9 @@ struct PartnerState {
     other_window: Window,
     /// The latest operation of each link (by link index), made through the control API.
     operations: HashMap<u32, operations::Operation>,
+    /// Counts behind the next `userId` and `operationId` ([`ids::Minter`]).
+    minted_users: u64,
+    minted_operations: u64,
 }
 
 struct Link {
@@ -222,6 +231,13 @@ struct Link {
     revoked_at: Option<OffsetDateTime>,
     revoke_reason: Option<Box<str>>,
     operation_id: Option<Box<str>>,
+}
+
+impl Partner {
+    /// The permutation this partner's `kind` ids (`user`, `op`) are minted through.
+    fn minter(&self, kind: &str) -> ids::Minter {
+        ids::Minter::new(&format!("{kind}:{}", self.slug))
+    }
 }
 
 impl Link {
@@ -389,8 +405,10 @@ impl Partner {
             }
             None => {
                 let index = state.users.len() as u32;
+                let suffix = self.minter("user").mint(state.minted_users);
+                state.minted_users += 1;
                 state.users.push(User {
-                    suffix: ids::alnum6(),
+                    suffix,
                     reference_id: new.reference_id.as_str().into(),
                     data: None,
                     links: Vec::new(),
@@ -604,15 +622,18 @@ impl Partner {
             .collect()
     }
 
-    /// Fulfils a pending data request: checks its state and `referenceId`, then merges
-    /// `user_data` into the user's data.
+    /// Fulfils a pending data request: checks its state (a revoked link ends its requests,
+    /// as an expired one does), its `referenceId`, and that `user_data` carries at least one
+    /// of the requested fields; then merges `user_data` into the user's data. Returns the
+    /// answer and the dot paths `user_data` carried that were not requested (merged all
+    /// the same, and named for `X-Linkbox-Warning`).
     pub fn fulfil_data_request(
         &self,
         data_request_id: &str,
         reference_id: &str,
         user_data: Value,
         now: OffsetDateTime,
-    ) -> Result<wire::FulfilledDataRequest, LinkError> {
+    ) -> Result<(wire::FulfilledDataRequest, Vec<String>), LinkError> {
         let mut state = self.state.lock();
         let suffix = ids::suffix_of(data_request_id, "dr", &self.slug)
             .and_then(ids::parse_hex48)
@@ -623,6 +644,9 @@ impl Partner {
         if request.fulfilled_at.is_some() {
             return Err(LinkError::AlreadyFulfilled);
         }
+        if link.status == LinkStatus::Revoked {
+            return Err(LinkError::DataRequestRevoked);
+        }
         if link.is_expired(now) {
             return Err(LinkError::Expired);
         }
@@ -630,6 +654,17 @@ impl Partner {
         if &*state.users[user_index].reference_id != reference_id {
             return Err(LinkError::ReferenceIdMismatch);
         }
+        let mut carried = Vec::new();
+        leaf_paths(&user_data, "", &mut carried);
+        let requested = &request.required_fields;
+        if !carried.iter().any(|path| requested.contains(path)) {
+            return Err(LinkError::NoRequestedFields(requested.clone()));
+        }
+        let unrequested: Vec<String> = carried
+            .into_iter()
+            .filter(|path| !requested.contains(path))
+            .map(|path| format!("userData.{path}"))
+            .collect();
         let link_id = self.link_id(link.suffix);
         merge_into(&mut state.users[user_index].data, user_data);
         if let Some(request) = state.data_requests.get_mut(&suffix) {
@@ -639,13 +674,14 @@ impl Partner {
             self.put_user(changes, &state, user_index);
             self.put_data_request(changes, &state, suffix);
         });
-        Ok(wire::FulfilledDataRequest {
+        let fulfilled = wire::FulfilledDataRequest {
             data_request_id: data_request_id.to_owned(),
             status: DataRequestStatus::Fulfilled,
             link_id,
             message: wire::messages::DATA_REQUEST_FULFILLED_OK.to_owned(),
             fulfilled_at: timefmt::millis(now),
-        })
+        };
+        Ok((fulfilled, unrequested))
     }
 
     /// Replaces the webhook signing secret; the old one stops signing at once.
@@ -741,7 +777,9 @@ impl Partner {
         let link = &state.links[request.link as usize];
         let status = match request.fulfilled_at {
             Some(_) => DataRequestStatus::Fulfilled,
-            None if link.is_expired(now) => DataRequestStatus::Expired,
+            None if link.is_expired(now) || link.status == LinkStatus::Revoked => {
+                DataRequestStatus::Expired
+            }
             None => DataRequestStatus::Pending,
         };
         Some(DataRequestView {
@@ -764,6 +802,25 @@ fn new_webhook_secret() -> String {
 }
 
 /// Merges `patch` into `target`: objects key by key (recursively), anything else replaced.
+/// The dot paths of `value`'s non-null leaves (objects are walked, anything else is a leaf).
+fn leaf_paths(value: &Value, prefix: &str, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                leaf_paths(inner, &path, out);
+            }
+        }
+        Value::Null => {}
+        _ if !prefix.is_empty() => out.push(prefix.to_owned()),
+        _ => {}
+    }
+}
+
 fn merge_into(target: &mut Option<Value>, patch: Value) {
     match target {
         Some(existing) => merge_value(existing, patch),
@@ -905,6 +962,33 @@ mod tests {
     }
 
     #[test]
+    fn revoking_a_link_ends_its_data_requests() {
+        let partner = partner();
+        let created = partner.create_link(new_link("u1"), NOW).expect("link");
+        let request = partner
+            .open_link(&created.link_id, NOW)
+            .expect("open")
+            .data_request
+            .expect("request");
+        partner
+            .revoke_link(&created.link_id, None, NOW)
+            .expect("revoke");
+        assert_eq!(
+            partner
+                .fulfil_data_request(
+                    &request.data_request_id,
+                    "u1",
+                    json!({"dob": "1990-01-01"}),
+                    NOW
+                )
+                .err(),
+            Some(LinkError::DataRequestRevoked)
+        );
+        let detail = partner.link(&created.link_id).expect("detail");
+        assert_eq!(detail.item.user_data, None);
+    }
+
+    #[test]
     fn fulfilling_checks_state_then_reference_then_merges() {
         let partner = partner();
         let created = partner.create_link(new_link("u1"), NOW).expect("link");
@@ -920,10 +1004,19 @@ mod tests {
                 .err(),
             Some(LinkError::ReferenceIdMismatch)
         );
-        let done = partner
+        assert_eq!(
+            partner
+                .fulfil_data_request(&id, "u1", json!({"phone": "5"}), NOW)
+                .err(),
+            Some(LinkError::NoRequestedFields(
+                request.required_fields.clone()
+            ))
+        );
+        let (done, unrequested) = partner
             .fulfil_data_request(&id, "u1", json!({"dob": "1990-01-01"}), NOW)
             .expect("fulfil");
         assert_eq!(done.status, DataRequestStatus::Fulfilled);
+        assert!(unrequested.is_empty(), "{unrequested:?}");
         assert_eq!(
             partner.fulfil_data_request(&id, "u1", json!({}), NOW).err(),
             Some(LinkError::AlreadyFulfilled)

@@ -145,6 +145,17 @@ pub fn add_warnings(response: &mut Response, ignored: &[String]) {
     }
 }
 
+/// One `X-Linkbox-Warning` header per field, worded `<note>: "<field>"` (for what is not
+/// an ignored field, such as a misspelled nested key or an unrequested one).
+pub fn add_notes(response: &mut Response, note: &str, fields: &[String]) {
+    for field in fields {
+        let text = format!("{note}: \"{}\"", field.escape_default().collect::<String>());
+        if let Ok(value) = HeaderValue::from_str(&text) {
+            response.headers_mut().append(WARNING_HEADER, value);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

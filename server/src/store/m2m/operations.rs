@@ -60,8 +60,10 @@ impl Partner {
         {
             return Err(OperationError::OperationExists);
         }
+        let suffix = self.minter("op").mint(state.minted_operations);
+        state.minted_operations += 1;
         let operation = Operation {
-            suffix: ids::alnum6(),
+            suffix,
             amount: new.amount,
             created_at: now,
             cancelled_at: None,

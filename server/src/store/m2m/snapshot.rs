@@ -229,6 +229,21 @@ impl Partner {
                 },
             );
         }
+        // Mint on past every id the snapshot holds, whoever minted it.
+        let next = |minter: ids::Minter, suffixes: &mut dyn Iterator<Item = [u8; 6]>| {
+            suffixes
+                .filter_map(|suffix| minter.index(&suffix))
+                .max()
+                .map_or(0, |last| last + 1)
+        };
+        state.minted_users = next(
+            self.minter("user"),
+            &mut state.users.iter().map(|user| user.suffix),
+        );
+        state.minted_operations = next(
+            self.minter("op"),
+            &mut state.operations.values().map(|operation| operation.suffix),
+        );
         Ok(state)
     }
 
