@@ -16,7 +16,7 @@ pub fn create(request: &Request, body: Result<Bytes, BodyError>) -> Result<Respo
     let app = &request.app;
     let partner = authorize(request, Quota::CreateLink)?;
     let body = validate::json_body(&request.headers, body)?;
-    let created = validate::create_link(body, &app.settings.flows)?;
+    let created = validate::create_link(body, &app.settings.flows, &app.settings.default_flow)?;
     let (metadata, callback_url) = (
         created.link.metadata.clone(),
         created.link.callback_url.clone(),

@@ -3,6 +3,12 @@
 //! Bodies are read as JSON values and checked field by field in a fixed order, so the error
 //! names the *first* violation, as the vendor does. Fields a body carries that the API does
 //! not know are ignored (as the real API does) but named, for the `X-Linkbox-Warning` header.
+//!
+//! `from` and `to` of the list query take an RFC 3339 date-time or a date alone, as a Node
+//! service doing `new Date(from)` would: a date alone is the start of that day in UTC for
+//! `from` and its last instant for `to`, so `to=2026-02-10` includes the whole day. A link
+//! created without `flow` gets the configured default flow (`default_flow`, else the
+//! first of `flows`), never one the configuration would refuse.
 
 use std::sync::Arc;
 
@@ -108,21 +114,32 @@ pub struct CreateLink {
     pub ignored: Vec<String>,
 }
 
-/// Validates a `POST /partner/links` body against the accepted `flows`.
-pub fn create_link(body: Option<Value>, flows: &[String]) -> Result<CreateLink, ApiError> {
+/// Validates a `POST /partner/links` body against the accepted `flows`; without `flow`, a
+/// link gets `default_flow`.
+pub fn create_link(
+    body: Option<Value>,
+    flows: &[String],
+    default_flow: &str,
+) -> Result<CreateLink, ApiError> {
     let body = object(body)?;
     let reference_id = required_reference_id(&body)?;
     let expires_in = optional(&body, "expiresInMinutes")
         .map(expires_in_minutes)
         .transpose()?;
-    let user_data = optional(&body, "userData").map(user_data).transpose()?;
+    let (user_data, nested) = match optional(&body, "userData") {
+        Some(value) => {
+            let (data, nested) = user_data(value)?;
+            (Some(data), nested)
+        }
+        None => (None, Vec::new()),
+    };
     let metadata = match optional(&body, "metadata") {
         None => None,
         Some(value @ Value::Object(_)) => Some(value.clone()),
         Some(_) => return Err(ApiError::invalid(messages::METADATA)),
     };
     let flow: Arc<str> = match optional(&body, "flow") {
-        None => wire::DEFAULT_FLOW.into(),
+        None => default_flow.into(),
         Some(Value::String(flow)) if flows.iter().any(|known| known == flow) => {
             flow.as_str().into()
         }
@@ -156,8 +173,10 @@ pub fn create_link(body: Option<Value>, flows: &[String]) -> Result<CreateLink, 
                 .ok_or_else(|| ApiError::invalid(messages::CALLBACK_URL))
         })
         .transpose()?;
+    let mut ignored = unknown_fields(&body, &CREATE_FIELDS);
+    ignored.extend(nested);
     Ok(CreateLink {
-        ignored: unknown_fields(&body, &CREATE_FIELDS),
+        ignored,
         link: NewLink {
             reference_id,
             expires_in,
@@ -182,59 +201,127 @@ fn expires_in_minutes(value: &Value) -> Result<Duration, ApiError> {
     Ok(Duration::milliseconds((minutes * 60_000.0).round() as i64))
 }
 
-/// Checks `userData` (required to carry a payment method) and returns it as given.
-fn user_data(value: &Value) -> Result<Value, ApiError> {
+/// Checks `userData` (required to carry a payment method) and returns it as given, with
+/// the dot paths of the keys its documented shape does not know.
+fn user_data(value: &Value) -> Result<(Value, Vec<String>), ApiError> {
     let Value::Object(data) = value else {
         return Err(ApiError::invalid(messages::USER_DATA));
     };
-    check_user_data_fields(data)?;
-    match optional(data, "paymentMethod") {
-        None => Err(ApiError::invalid(messages::PAYMENT_METHOD_REQUIRED)),
-        Some(_) => Ok(value.clone()),
+    if optional(data, "paymentMethod").is_none() {
+        // Type errors of the fields before it come first, as the vendor checks in order.
+        check_user_data_fields(data)?;
+        return Err(ApiError::invalid(messages::PAYMENT_METHOD_REQUIRED));
     }
+    let nested = check_user_data_fields(data)?;
+    Ok((value.clone(), nested))
 }
 
-/// Type checks of the documented `userData` fields that are present.
-fn check_user_data_fields(data: &Map<String, Value>) -> Result<(), ApiError> {
-    if let Some(name) = optional(data, "name") {
-        let Value::Object(name) = name else {
-            return Err(ApiError::invalid(
-                "The userData.name field must be an object",
-            ));
-        };
-        for part in ["firstName", "secondName", "lastName", "secondLastName"] {
-            if optional(name, part).is_some_and(|value| !value.is_string()) {
-                return Err(must_be_string(&format!("userData.name.{part}")));
+/// What a documented `userData` field holds.
+#[derive(Clone, Copy)]
+enum Shape {
+    Text,
+    /// `YYYY-MM-DD`.
+    Date,
+    /// A `data:` URL.
+    DataUrl,
+    /// One of [`PAYMENT_METHOD_TYPES`], and required.
+    PaymentType,
+    Object(&'static [(&'static str, Shape)]),
+}
+
+const NAME: &[(&str, Shape)] = &[
+    ("firstName", Shape::Text),
+    ("secondName", Shape::Text),
+    ("lastName", Shape::Text),
+    ("secondLastName", Shape::Text),
+];
+const BANK_ACCOUNT: &[(&str, Shape)] = &[("country", Shape::Text), ("accountNumber", Shape::Text)];
+const CASH: &[(&str, Shape)] = &[("provider", Shape::Text), ("reference", Shape::Text)];
+const PAYMENT_METHOD: &[(&str, Shape)] = &[
+    ("type", Shape::PaymentType),
+    ("bankAccount", Shape::Object(BANK_ACCOUNT)),
+    ("cash", Shape::Object(CASH)),
+];
+/// The documented shape of `userData` (spec: m2m.md, "userData").
+const USER_DATA: &[(&str, Shape)] = &[
+    ("name", Shape::Object(NAME)),
+    ("idNumber", Shape::Text),
+    ("idType", Shape::Text),
+    ("dob", Shape::Date),
+    ("idImage", Shape::DataUrl),
+    ("paymentMethod", Shape::Object(PAYMENT_METHOD)),
+];
+
+/// Checks `userData` against its documented shape, at every depth: a documented field of
+/// the wrong JSON type is a 400 naming its dot path (the first in field order); keys the
+/// shape does not know are returned, as `userData.`-prefixed dot paths, for
+/// `X-Linkbox-Warning` (kept in the data as given, as the vendor keeps unknown keys).
+fn check_user_data_fields(data: &Map<String, Value>) -> Result<Vec<String>, ApiError> {
+    let mut unknown = Vec::new();
+    check_object(data, USER_DATA, "userData", &mut unknown)?;
+    Ok(unknown)
+}
+
+fn check_object(
+    data: &Map<String, Value>,
+    shape: &[(&str, Shape)],
+    path: &str,
+    unknown: &mut Vec<String>,
+) -> Result<(), ApiError> {
+    for (field, kind) in shape {
+        let here = format!("{path}.{field}");
+        let value = optional(data, field);
+        match (kind, value) {
+            (Shape::PaymentType, value) => {
+                if !value
+                    .and_then(Value::as_str)
+                    .is_some_and(|kind| PAYMENT_METHOD_TYPES.contains(&kind))
+                {
+                    return Err(ApiError::invalid(format!(
+                        "The {here} field must be one of: {}",
+                        PAYMENT_METHOD_TYPES.join(", ")
+                    )));
+                }
+            }
+            (_, None) => {}
+            (Shape::Text, Some(value)) => {
+                if !value.is_string() {
+                    return Err(must_be_string(&here));
+                }
+            }
+            (Shape::Date, Some(value)) => {
+                let valid = value.as_str().is_some_and(|text| {
+                    time::Date::parse(text, format_description!("[year]-[month]-[day]")).is_ok()
+                });
+                if !valid {
+                    return Err(ApiError::invalid(format!(
+                        "The {here} field must be a date in YYYY-MM-DD format"
+                    )));
+                }
+            }
+            (Shape::DataUrl, Some(value)) => {
+                let valid = value.as_str().is_some_and(|text| {
+                    url::Url::parse(text).is_ok_and(|url| url.scheme() == "data")
+                });
+                if !valid {
+                    return Err(ApiError::invalid(format!(
+                        "The {here} field must be a data: URL (data:image/png;base64,...)"
+                    )));
+                }
+            }
+            (Shape::Object(inner), Some(value)) => {
+                let Value::Object(object) = value else {
+                    return Err(ApiError::invalid(format!(
+                        "The {here} field must be an object"
+                    )));
+                };
+                check_object(object, inner, &here, unknown)?;
             }
         }
     }
-    for field in ["idNumber", "idType", "idImage"] {
-        if optional(data, field).is_some_and(|value| !value.is_string()) {
-            return Err(must_be_string(&format!("userData.{field}")));
-        }
-    }
-    if let Some(dob) = optional(data, "dob") {
-        let valid = dob.as_str().is_some_and(|text| {
-            time::Date::parse(text, format_description!("[year]-[month]-[day]")).is_ok()
-        });
-        if !valid {
-            return Err(ApiError::invalid(
-                "The userData.dob field must be a date in YYYY-MM-DD format",
-            ));
-        }
-    }
-    if let Some(method) = optional(data, "paymentMethod") {
-        let Value::Object(method) = method else {
-            return Err(ApiError::invalid(
-                "The userData.paymentMethod field must be an object",
-            ));
-        };
-        let kind = method.get("type").and_then(Value::as_str);
-        if !kind.is_some_and(|kind| PAYMENT_METHOD_TYPES.contains(&kind)) {
-            return Err(ApiError::invalid(format!(
-                "The userData.paymentMethod.type field must be one of: {}",
-                PAYMENT_METHOD_TYPES.join(", ")
-            )));
+    for key in data.keys() {
+        if !shape.iter().any(|(field, _)| field == key) {
+            unknown.push(format!("{path}.{key}"));
         }
     }
     Ok(())
@@ -279,7 +366,7 @@ pub fn list_links(raw_query: &str) -> Result<ListLinks, ApiError> {
                     })?;
             }
             "from" | "to" => {
-                let at = timefmt::parse(&value).ok_or_else(|| {
+                let at = bound(&value, name == "to").ok_or_else(|| {
                     ApiError::invalid(format!(
                         "The {name} query parameter must be an ISO 8601 date-time"
                     ))
@@ -323,6 +410,21 @@ pub fn list_links(raw_query: &str) -> Result<ListLinks, ApiError> {
     Ok(query)
 }
 
+/// A `from`/`to` bound: an RFC 3339 date-time, or a date alone — its first instant in UTC,
+/// or its last when `end` is set.
+fn bound(value: &str, end: bool) -> Option<time::OffsetDateTime> {
+    if let Some(at) = timefmt::parse(value) {
+        return Some(at);
+    }
+    let day = time::Date::parse(value, format_description!("[year]-[month]-[day]")).ok()?;
+    let at = if end {
+        day.with_hms_nano(23, 59, 59, 999_999_999).ok()?
+    } else {
+        day.midnight()
+    };
+    Some(at.assume_utc())
+}
+
 /// A validated revoke body: the optional reason, and unknown fields.
 pub fn revoke(body: Option<Value>) -> Result<(Option<String>, Vec<String>), ApiError> {
     let body = object(body)?;
@@ -345,18 +447,17 @@ pub struct Fulfil {
 pub fn fulfil(body: Option<Value>) -> Result<Fulfil, ApiError> {
     let body = object(body)?;
     let reference_id = required_reference_id(&body)?;
-    let user_data = match optional(&body, "userData") {
+    let (user_data, nested) = match optional(&body, "userData") {
         None => return Err(ApiError::invalid(messages::USER_DATA_REQUIRED)),
-        Some(Value::Object(data)) => {
-            check_user_data_fields(data)?;
-            Value::Object(data.clone())
-        }
+        Some(Value::Object(data)) => (Value::Object(data.clone()), check_user_data_fields(data)?),
         Some(_) => return Err(ApiError::invalid(messages::USER_DATA)),
     };
+    let mut ignored = unknown_fields(&body, &["referenceId", "userData"]);
+    ignored.extend(nested);
     Ok(Fulfil {
         reference_id,
         user_data,
-        ignored: unknown_fields(&body, &["referenceId", "userData"]),
+        ignored,
     })
 }
 
@@ -370,7 +471,7 @@ mod tests {
     }
 
     fn create(body: Value) -> Result<CreateLink, ApiError> {
-        create_link(Some(body), &flows())
+        create_link(Some(body), &flows(), wire::DEFAULT_FLOW)
     }
 
     fn message(result: Result<CreateLink, ApiError>) -> String {
@@ -482,6 +583,65 @@ mod tests {
     }
 
     #[test]
+    fn nested_user_data_is_checked_like_the_top_level() {
+        let created = create(serde_json::json!({"referenceId": "u", "userData": {
+            "name": {"firstname": "Ana", "lastName": "Ruiz"},
+            "paymentMethod": {"type": "bank_account", "bankAcount": {"country": "MX"}},
+            "phone": "5"
+        }}))
+        .map_err(|_| ())
+        .expect("valid");
+        assert_eq!(
+            created.ignored,
+            [
+                "userData.name.firstname",
+                "userData.paymentMethod.bankAcount",
+                "userData.phone"
+            ]
+        );
+        let wrong = create(serde_json::json!({"referenceId": "u", "userData": {
+            "paymentMethod": {"type": "bank_account", "bankAccount": {"country": "MX", "accountNumber": 5}}
+        }}));
+        assert_eq!(
+            message(wrong),
+            "The userData.paymentMethod.bankAccount.accountNumber field must be a string"
+        );
+        let image = create(serde_json::json!({"referenceId": "u", "userData": {
+            "idImage": "https://example.com/id.png", "paymentMethod": {"type": "cash"}
+        }}));
+        assert!(message(image).contains("userData.idImage"));
+        let image = create(serde_json::json!({"referenceId": "u", "userData": {
+            "idImage": "data:image/png;base64,iVBORw0KGgo=", "paymentMethod": {"type": "cash"}
+        }}));
+        assert!(image.is_ok());
+        let fulfil_typo = fulfil(Some(
+            serde_json::json!({"referenceId": "u", "userData": {"name": {"fristName": "A"}}}),
+        ))
+        .map_err(|_| ())
+        .expect("valid");
+        assert_eq!(fulfil_typo.ignored, ["userData.name.fristName"]);
+        assert!(
+            fulfil(Some(
+                serde_json::json!({"referenceId": "u", "userData": {"name": {"firstName": 1}}})
+            ))
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn a_create_without_flow_gets_the_configured_default() {
+        let flows = vec!["m2m-express".to_owned()];
+        let created = create_link(
+            Some(serde_json::json!({"referenceId": "u"})),
+            &flows,
+            "m2m-express",
+        )
+        .map_err(|_| ())
+        .expect("valid");
+        assert_eq!(&*created.link.flow, "m2m-express");
+    }
+
+    #[test]
     fn list_queries_default_and_validate() {
         let query = list_links("").expect("defaults");
         assert_eq!((query.page, query.limit), (1, 20));
@@ -493,9 +653,21 @@ mod tests {
             "status=done",
             "visibility=all",
             "from=x",
+            "from=2026-02-30",
+            "to=2026-2-10",
+            "to=10/02/2026",
         ] {
             assert!(list_links(bad).is_err(), "{bad}");
         }
+        let days = list_links("from=2026-02-10&to=2026-02-10").expect("date-only bounds");
+        assert_eq!(
+            days.filter.from,
+            Some(time::macros::datetime!(2026-02-10 00:00 UTC))
+        );
+        assert_eq!(
+            days.filter.to,
+            Some(time::macros::datetime!(2026-02-10 23:59:59.999_999_999 UTC))
+        );
         assert_eq!(list_links("pageSize=5").expect("ok").ignored, ["pageSize"]);
     }
 }

@@ -158,6 +158,7 @@ pub fn seed_m2m(
         };
         let created_at = now - age;
         let mut new = link;
+        new.flow = app.settings.default_flow.as_str().into();
         new.expires_in = Some(Duration::minutes(expires_minutes));
         let created = create_unique(partner, new, created_at);
         let Some(created) = created else { continue };
