@@ -4,6 +4,10 @@
 //! `POST /_sandbox/clock` fires due retries at once), when an attempt finishes, and at least
 //! once a second for the clock's own passage. Each attempt runs in its own task, so a slow
 //! receiver holds up nothing but itself; all of them are aborted on shutdown.
+//!
+//! An attempt that cannot be sent at all — no URL, or a URL off this machine while
+//! external webhooks are off — is recorded and fails the delivery at once (replayable),
+//! since no retry would fare differently.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -100,6 +104,9 @@ async fn attempt(
         .clone()
         .or_else(|| job.partner.webhook_url());
     let started = Instant::now();
+    let sendable = url
+        .as_deref()
+        .is_some_and(|url| delivery.external || is_loopback_url(url));
     let (status_code, error) = match &url {
         None => (None, Some(super::NO_URL.to_owned())),
         Some(url) if !delivery.external && !is_loopback_url(url) => (
@@ -138,7 +145,11 @@ async fn attempt(
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     tracing::debug!(delivery = %job.id, event = job.event, status = ?outcome.status_code, error = ?outcome.error, "webhook attempt");
-    webhooks.record_attempt(&job.id, outcome);
+    if sendable {
+        webhooks.record_attempt(&job.id, outcome);
+    } else {
+        webhooks.record_unsendable(&job.id, outcome);
+    }
 }
 
 /// Whether `url` points at this machine: 127.0.0.0/8, ::1 or `localhost`.

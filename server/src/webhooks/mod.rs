@@ -65,6 +65,8 @@ struct Delivery {
     seq: u64,
     partner: Arc<Partner>,
     event: &'static str,
+    /// The link the event is about (`data.linkId`), which orders its deliveries.
+    link: Option<Arc<str>>,
     /// The exact body, fixed at the event: retries resend the same bytes.
     body: Bytes,
     /// The link's `callbackUrl`; when absent the partner's URL is read at each attempt.
@@ -164,7 +166,7 @@ impl Webhooks {
             tracing::error!(%error, event, "webhook payload did not serialize");
             b"{}".to_vec()
         });
-        let id = format!("whd_{}", ids::fmt_hex48(ids::hex48()));
+        let mut id = format!("whd_{}", ids::fmt_hex48(ids::hex48()));
         // With nowhere to send it, the delivery fails at once instead of waiting out a
         // retry schedule: pending deliveries are never dropped, and a sandbox under load
         // without any webhook URL would otherwise hold every one of them. It stays
@@ -175,6 +177,7 @@ impl Webhooks {
             seq: self.shared.next_seq.fetch_add(1, Ordering::Relaxed),
             partner: partner.clone(),
             event,
+            link: link_of(&body),
             body: body.into(),
             callback_url,
             status: DeliveryStatus::Pending,
@@ -198,6 +201,11 @@ impl Webhooks {
         }
         {
             let mut deliveries = self.shared.deliveries.lock();
+            // Unique among the deliveries kept (a bounded list).
+            while deliveries.iter().any(|kept| kept.id == id) {
+                id = format!("whd_{}", ids::fmt_hex48(ids::hex48()));
+            }
+            delivery.id.clone_from(&id);
             self.shared
                 .sink
                 .record(|changes| persisted::put(changes, &delivery));
@@ -217,14 +225,34 @@ impl Webhooks {
     }
 
     /// Marks every delivery due at `now` as in flight and hands it to the engine.
+    ///
+    /// Deliveries about one link go in the order they were created: a pending delivery
+    /// waits while an earlier one of its link is in flight or not yet tried once. An earlier
+    /// one that failed and waits for its retry no longer holds it: later events are not
+    /// held for hours behind a receiver's transient failure, and the retry keeps its own
+    /// schedule.
     pub fn take_due(&self, now: OffsetDateTime) -> Vec<Job> {
         let mut deliveries = self.shared.deliveries.lock();
+        let mut held: Vec<Arc<str>> = Vec::new();
         deliveries
             .iter_mut()
             .filter(|delivery| {
-                delivery.status == DeliveryStatus::Pending
-                    && !delivery.in_flight
-                    && delivery.next_attempt_at.is_some_and(|at| at <= now)
+                if delivery.status != DeliveryStatus::Pending {
+                    return false;
+                }
+                let blocked = delivery
+                    .link
+                    .as_ref()
+                    .is_some_and(|link| held.contains(link));
+                let due =
+                    !delivery.in_flight && delivery.next_attempt_at.is_some_and(|at| at <= now);
+                if let Some(link) = &delivery.link
+                    && (delivery.in_flight || delivery.step == 0)
+                    && !blocked
+                {
+                    held.push(link.clone());
+                }
+                due && !blocked
             })
             .map(|delivery| {
                 delivery.in_flight = true;
@@ -252,6 +280,17 @@ impl Webhooks {
 
     /// Records an attempt and schedules the next one, or settles the delivery.
     pub fn record_attempt(&self, id: &str, attempt: Attempt) {
+        self.record(id, attempt, true);
+    }
+
+    /// Records an attempt that could not be sent at all (no URL, or a URL off this machine
+    /// with external webhooks off): no retry would fare better, so the delivery is failed at
+    /// once, and stays replayable.
+    pub fn record_unsendable(&self, id: &str, attempt: Attempt) {
+        self.record(id, attempt, false);
+    }
+
+    fn record(&self, id: &str, attempt: Attempt, retry: bool) {
         let mut deliveries = self.shared.deliveries.lock();
         // Gone when a reset forgot it while the attempt was in flight.
         let Some(delivery) = deliveries.iter_mut().find(|delivery| delivery.id == id) else {
@@ -265,7 +304,7 @@ impl Webhooks {
         if succeeded {
             delivery.status = DeliveryStatus::Delivered;
             delivery.next_attempt_at = None;
-        } else if let Some(delay) = delay_before_attempt(delivery.step) {
+        } else if let Some(delay) = delay_before_attempt(delivery.step).filter(|_| retry) {
             delivery.next_attempt_at = Some(at + delay);
         } else {
             delivery.status = DeliveryStatus::Failed;
@@ -340,6 +379,22 @@ impl Webhooks {
     pub async fn woken(&self) {
         self.shared.wake.notified().await;
     }
+}
+
+/// The `data.linkId` of a webhook body.
+fn link_of(body: &[u8]) -> Option<Arc<str>> {
+    #[derive(serde::Deserialize)]
+    struct Payload {
+        data: Data,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Data {
+        link_id: String,
+    }
+    serde_json::from_slice::<Payload>(body)
+        .ok()
+        .map(|payload| payload.data.link_id.into())
 }
 
 /// Drops the oldest finished deliveries beyond the cap; returns what it dropped.

@@ -128,11 +128,13 @@ impl Webhooks {
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
+        let body: bytes::Bytes = row.body.into_bytes().into();
         let delivery = Delivery {
             seq,
             partner,
             event,
-            body: row.body.into_bytes().into(),
+            link: super::link_of(&body),
+            body,
             callback_url: row.callback_url,
             status: row.status,
             attempts,
