@@ -4,6 +4,8 @@
 //!
 //! Only an access counts against `maxUsage`; connecting does not (it happens on a page that
 //! was already counted when it was opened), but an expired link connects nothing.
+//! Disconnecting — clearing a provider's credentials on the link's user — is offered only
+//! by a link whose `settings.disconnectEnabled` is true, for a provider the link allows.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -30,6 +32,38 @@ pub fn connect(
     id: &str,
     provider: &str,
 ) -> Result<wire::LeafUser, Error> {
+    let (link, provider) = usable(app, account, id, provider)?;
+    account
+        .connect_provider(&link.leaf_user_id, provider, app.clock.now())
+        .map_err(Error::from)
+}
+
+/// Clears `provider`'s credentials on `id`'s Leaf user; the link must allow the provider
+/// and have `disconnectEnabled`. Returns the user.
+pub fn disconnect(
+    app: &App,
+    account: &Arc<Account>,
+    id: &str,
+    provider: &str,
+) -> Result<wire::LeafUser, Error> {
+    let (link, provider) = usable(app, account, id, provider)?;
+    if !link.settings.disconnect_enabled {
+        return Err(Error::invalid(
+            "This link does not allow disconnecting a provider",
+        ));
+    }
+    account
+        .disconnect_provider(&link.leaf_user_id, provider)
+        .map_err(Error::from)
+}
+
+/// The link `id`, unexpired, and `provider`, which it allows.
+fn usable(
+    app: &App,
+    account: &Arc<Account>,
+    id: &str,
+    provider: &str,
+) -> Result<(wire::MagicLink, Provider), Error> {
     let link = account.find_magic_link(id).map_err(Error::from)?;
     let provider = Provider::parse(provider).ok_or_else(|| {
         Error::invalid(
@@ -47,9 +81,7 @@ pub fn connect(
             provider.as_str()
         ))));
     }
-    account
-        .connect_provider(&link.leaf_user_id, provider, now)
-        .map_err(Error::from)
+    Ok((link, provider))
 }
 
 /// The providers a link lets its user connect: every one for `All`, the one of an

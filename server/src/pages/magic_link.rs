@@ -8,7 +8,10 @@
 //! saying which. The page's forms — connect a provider, upload a `.zip` — are not accesses:
 //! the visit that showed them was already counted, so they answer with the page re-rendered
 //! (no redirect to the GET, which would count again) and are refused only once the link has
-//! expired. Connecting goes through the control API's `connect`. Uploads are kept as
+//! expired. Connecting goes through the control API's `connect`. A link with
+//! `settings.disconnectEnabled` also offers, for each connected provider, a "Disconnect"
+//! form (`POST /magic-link/{id}/disconnect {provider}`) that clears that provider's
+//! credentials on the Leaf user. Uploads are kept as
 //! metadata (name, size, time), never parsed.
 
 use std::sync::Arc;
@@ -24,7 +27,7 @@ use warp::reply::Response;
 use super::{document, field, form_pairs, html as page, segment};
 use crate::app::App;
 use crate::ops::Error;
-use crate::ops::leaf::{access, allowed_providers, connect};
+use crate::ops::leaf::{access, allowed_providers, connect, disconnect};
 use crate::store::leaf::{Account, LeafError, Upload};
 use crate::wire::BodyError;
 use crate::wire::{Request, Router};
@@ -45,6 +48,13 @@ pub fn routes() -> Router {
             |mut request: Request| async move {
                 let body = request.body(4 * 1024).await;
                 connect_form(request.param("id"), &request.app, body)
+            },
+        )
+        .post(
+            "/magic-link/{id}/disconnect",
+            |mut request: Request| async move {
+                let body = request.body(4 * 1024).await;
+                disconnect_form(request.param("id"), &request.app, body)
             },
         )
         .post(
@@ -81,6 +91,32 @@ fn connect_form(id: &str, app: &App, body: Result<Bytes, BodyError>) -> Response
             id,
             StatusCode::OK,
             Ok(format!("Connected to {provider}.")),
+        ),
+        Err(error @ Error::Invalid(_)) => rerender(
+            app,
+            &account,
+            id,
+            StatusCode::BAD_REQUEST,
+            Err(error.to_string()),
+        ),
+        Err(error) => refusal(&error),
+    }
+}
+
+/// POST /magic-link/{id}/disconnect {provider}
+fn disconnect_form(id: &str, app: &App, body: Result<Bytes, BodyError>) -> Response {
+    let Some(account) = app.store.leaf().owner_of_link(id) else {
+        return refusal(&LeafError::LinkNotFound.into());
+    };
+    let form = form_pairs(body);
+    let provider = field(&form, "provider").unwrap_or_default();
+    match disconnect(app, &account, id, provider) {
+        Ok(_) => rerender(
+            app,
+            &account,
+            id,
+            StatusCode::OK,
+            Ok(format!("Disconnected from {provider}.")),
         ),
         Err(error @ Error::Invalid(_)) => rerender(
             app,
@@ -259,6 +295,14 @@ fn render(
                             } @else {
                                 button type="submit" data-provider=(provider.as_str()) {
                                     "Connect " (provider.as_str())
+                                }
+                            }
+                        }
+                        @if settings.disconnect_enabled && connected(provider) {
+                            form method="post" action={ (base) "/disconnect" } {
+                                input type="hidden" name="provider" value=(provider.as_str());
+                                button.secondary type="submit" data-disconnect=(provider.as_str()) {
+                                    "Disconnect " (provider.as_str())
                                 }
                             }
                         }

@@ -413,6 +413,21 @@ impl Account {
         Ok(user.view(id))
     }
 
+    /// Clears `provider`'s credentials on a Leaf user (nothing to clear is not an error).
+    pub fn disconnect_provider(
+        &self,
+        leaf_user_id: &str,
+        provider: Provider,
+    ) -> Result<wire::LeafUser, LeafError> {
+        let mut state = self.state.lock();
+        let id = state.user_id(leaf_user_id)?;
+        let user = state.users.get_mut(&id).ok_or(LeafError::UserNotFound)?;
+        if user.credentials.remove(&provider).is_some() {
+            self.sink.record(|changes| self.put_user(changes, id, user));
+        }
+        Ok(user.view(id))
+    }
+
     /// Creates a magic link for `owner`.
     pub fn create_magic_link(
         &self,

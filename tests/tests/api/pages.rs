@@ -242,6 +242,64 @@ async fn connecting_on_the_page_fills_the_users_credentials() {
     assert!(user.json["staraCredentials"].is_null());
 }
 
+#[tokio::test]
+async fn a_link_with_disconnect_enabled_offers_disconnect_which_clears_the_credentials() {
+    let app = spawn_app().await;
+    let token = app.authenticate("farmco").await;
+    let link = leaf_link(
+        &app,
+        &token,
+        "provider",
+        json!({"externalId": "f1", "allowedProviders": ["CNHI", "Stara"],
+            "settings": {"disconnectEnabled": true}}),
+    )
+    .await;
+    let path = path_of(link["link"].as_str().expect("link"));
+    let user_path = format!(
+        "/services/usermanagement/api/users/{}",
+        link["leafUserId"].as_str().expect("user")
+    );
+    let page = get(&app, &path).await;
+    assert!(
+        !page.text.contains("data-disconnect="),
+        "nothing connected yet"
+    );
+    let connected = post_form(&app, &format!("{path}/connect"), "provider=CNHI").await;
+    assert_eq!(connected.status, 200, "{connected:?}");
+    assert!(
+        connected.text.contains("data-disconnect=\"CNHI\""),
+        "{}",
+        connected.text
+    );
+    assert!(!connected.text.contains("data-disconnect=\"Stara\""));
+    let refused = post_form(&app, &format!("{path}/disconnect"), "provider=JohnDeere").await;
+    assert_eq!(refused.status, 400);
+    let user = app.leaf(Method::GET, &user_path, &token, None).await;
+    assert!(user.json["cnhiCredentials"].is_object(), "{user:?}");
+    let done = post_form(&app, &format!("{path}/disconnect"), "provider=CNHI").await;
+    assert_eq!(done.status, 200, "{done:?}");
+    assert!(done.text.contains("Connect CNHI"), "{}", done.text);
+    assert!(!done.text.contains("data-disconnect="));
+    let user = app.leaf(Method::GET, &user_path, &token, None).await;
+    assert!(user.json["cnhiCredentials"].is_null(), "{user:?}");
+
+    let plain = leaf_link(
+        &app,
+        &token,
+        "authentication",
+        json!({"externalId": "f2", "provider": "CNHI"}),
+    )
+    .await;
+    let plain_path = path_of(plain["link"].as_str().expect("link"));
+    let connected = post_form(&app, &format!("{plain_path}/connect"), "provider=CNHI").await;
+    assert!(
+        !connected.text.contains("data-disconnect="),
+        "disconnectEnabled is off"
+    );
+    let refused = post_form(&app, &format!("{plain_path}/disconnect"), "provider=CNHI").await;
+    assert_eq!(refused.status, 400, "{refused:?}");
+}
+
 fn multipart(name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
     let boundary = "linkboxBoundary7";
     let mut body = format!(
