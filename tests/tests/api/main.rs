@@ -5,6 +5,7 @@ mod connections;
 mod contract;
 mod control;
 mod docs;
+mod faithful;
 mod hostile;
 mod leaf;
 mod load;

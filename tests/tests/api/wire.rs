@@ -36,6 +36,9 @@ async fn pipelined(app: &TestApp, method: &str, path: &str, headers: &[(&str, &s
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+/// Method, path, headers and the status the first answer must have.
+type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, u16);
+
 #[track_caller]
 fn assert_both_answered(answer: &str, status: u16, what: &str) {
     let statuses: Vec<&str> = answer
@@ -66,7 +69,7 @@ async fn every_early_answer_leaves_the_connection_usable() {
         )
         .await;
     assert_eq!(fault.status, 201, "{fault:?}");
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, u16)> = vec![
+    let cases: Vec<Case> = vec![
         ("POST", "/partner/nothing", vec![("x-api-key", &key)], 404),
         ("DELETE", "/partner/links", vec![("x-api-key", &key)], 405),
         ("POST", "/partner/links", vec![], 401),
@@ -175,4 +178,168 @@ async fn head_answers_like_get_without_a_body_on_every_api() {
         .await;
     assert_eq!(wrong.status, 405);
     assert_eq!(wrong.header("allow"), Some("POST"));
+}
+
+#[tokio::test]
+async fn without_cors_a_preflight_gets_the_apis_own_405() {
+    let app = spawn_app().await;
+    let preflight = [
+        ("origin", "https://app.example"),
+        ("access-control-request-method", "POST"),
+    ];
+    let reply = app
+        .send(Method::OPTIONS, "/partner/links", &preflight, None)
+        .await;
+    assert_eq!(reply.status, 405, "{reply:?}");
+    assert_eq!(reply.json["error"]["code"], "INVALID_REQUEST");
+    assert!(reply.header("access-control-allow-origin").is_none());
+    let reply = app
+        .send(
+            Method::OPTIONS,
+            "/services/usermanagement/api/users",
+            &preflight,
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 405, "{reply:?}");
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json")
+    );
+}
+
+#[tokio::test]
+async fn with_cors_preflights_are_answered_and_every_answer_names_the_origin() {
+    let app = linkbox_tests::spawn_app_with(linkbox::Options {
+        cors: vec!["https://app.example".to_owned()],
+        ..linkbox::Options::default()
+    })
+    .await;
+    let key = test_key(1);
+    let reply = app
+        .send(
+            Method::OPTIONS,
+            "/partner/links",
+            &[
+                ("origin", "https://app.example"),
+                ("access-control-request-method", "POST"),
+                ("access-control-request-headers", "x-api-key, content-type"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 204, "{reply:?}");
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(
+        reply.header("access-control-allow-methods"),
+        Some("GET, HEAD, POST")
+    );
+    assert_eq!(
+        reply.header("access-control-allow-headers"),
+        Some("x-api-key, content-type")
+    );
+    let origin = [
+        ("origin", "https://app.example"),
+        ("x-api-key", key.as_str()),
+    ];
+    for (path, status) in [("/partner/links", 200), ("/partner/nothing", 404)] {
+        let reply = app.send(Method::GET, path, &origin, None).await;
+        assert_eq!(reply.status, status, "{path}");
+        assert_eq!(
+            reply.header("access-control-allow-origin"),
+            Some("https://app.example"),
+            "{path}"
+        );
+    }
+    let unauthorised = app
+        .send(
+            Method::GET,
+            "/partner/links",
+            &[("origin", "https://app.example")],
+            None,
+        )
+        .await;
+    assert_eq!(unauthorised.status, 401);
+    assert!(unauthorised.header("access-control-allow-origin").is_some());
+    let other = app
+        .send(
+            Method::GET,
+            "/partner/links",
+            &[("origin", "https://evil.example"), ("x-api-key", &key)],
+            None,
+        )
+        .await;
+    assert!(other.header("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn a_link_created_without_flow_gets_the_configured_default() {
+    let file = linkbox::config::FileConfig::parse("flows = [\"m2m-express\"]").expect("config");
+    let app = linkbox_tests::spawn_app_with(linkbox::Options {
+        file: Some(file),
+        ..linkbox::Options::default()
+    })
+    .await;
+    let link = app.create_link_for(&test_key(1), "user-1").await;
+    assert!(
+        link["url"].as_str().expect("url").ends_with("/m2m-express"),
+        "{link}"
+    );
+}
+
+#[tokio::test]
+async fn date_only_bounds_cover_the_whole_day() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    app.create_link_for(&key, "user-1").await;
+    app.create_link_for(&key, "user-2").await;
+    let today = app.app.clock.now().date().to_string();
+    let reply = app
+        .list_links(&key, &format!("from={today}&to={today}"))
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json["data"]["pagination"]["total"], 2, "{reply:?}");
+    let reply = app.list_links(&key, "to=2000-01-01").await;
+    assert_eq!(reply.json["data"]["pagination"]["total"], 0, "{reply:?}");
+    let reply = app.list_links(&key, "from=2026-13-01").await;
+    assert_eq!(reply.status, 400);
+    assert!(
+        reply.json["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("from")),
+        "{reply:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_widget_reports_the_devices_platform_and_language() {
+    let app = spawn_app().await;
+    let receiver = linkbox_tests::receiver::Receiver::start().await;
+    let key = test_key(1);
+    let reply = app
+        .create_link(
+            &key,
+            &json!({"referenceId": "user-1", "callbackUrl": receiver.url, "language": "en"}),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let url = reply.json["data"]["url"].as_str().expect("url").to_owned();
+    let ua = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36";
+    let page = app
+        .client
+        .get(&url)
+        .header("user-agent", ua)
+        .header("accept-language", "es-MX,es;q=0.9")
+        .send()
+        .await
+        .expect("widget");
+    assert_eq!(page.status(), 200);
+    let opened = receiver.wait_for_event("link.opened").await;
+    let device = &opened.json["data"]["deviceInfo"];
+    assert_eq!(device["platform"], "android", "{device}");
+    assert_eq!(device["language"], "es-MX", "{device}");
+    assert_eq!(device["userAgent"], ua, "{device}");
 }

@@ -1,0 +1,227 @@
+//! The behaviours a real client trips over (issue 13): nested `userData` checks, data
+//! requests that follow their link, webhook order, and deliveries that cannot be sent.
+
+use std::time::{Duration, Instant};
+
+use linkbox::Options;
+use linkbox_tests::receiver::Receiver;
+use linkbox_tests::{TestApp, spawn_app, spawn_app_with, test_key};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// Opens `link_id` as its end user through the control API; returns the data request id.
+async fn open(app: &TestApp, key: &str, link_id: &str) -> Option<String> {
+    let opened = app
+        .control(
+            Method::POST,
+            &format!("/m2m/links/{link_id}/open"),
+            Some(key),
+            None,
+        )
+        .await;
+    assert_eq!(opened.status, 200, "{opened:?}");
+    opened.json["dataRequest"]["dataRequestId"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn nested_typos_are_named_and_nested_type_errors_refused() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let reply = app
+        .create_link(
+            &key,
+            &json!({"referenceId": "u1", "userData": {
+                "name": {"firstname": "Ana"},
+                "paymentMethod": {"type": "bank_account", "bankAcount": {"country": "MX"}}
+            }}),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let warnings = reply.header_all("x-linkbox-warning").join(" | ");
+    assert!(warnings.contains("userData.name.firstname"), "{warnings}");
+    assert!(
+        warnings.contains("userData.paymentMethod.bankAcount"),
+        "{warnings}"
+    );
+    let reply = app
+        .create_link(
+            &key,
+            &json!({"referenceId": "u2", "userData": {
+                "paymentMethod": {"type": "bank_account", "bankAccount": 5}
+            }}),
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert!(
+        reply.json["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("userData.paymentMethod.bankAccount")),
+        "{reply:?}"
+    );
+    let reply = app
+        .create_link(
+            &key,
+            &json!({"referenceId": "u3", "userData": {
+                "idImage": "not a data url", "paymentMethod": {"type": "cash"}
+            }}),
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    let listed = app.list_links(&key, "referenceId=u3").await;
+    assert_eq!(
+        listed.json["data"]["pagination"]["total"], 0,
+        "stored: {listed:?}"
+    );
+}
+
+#[tokio::test]
+async fn data_requests_follow_their_link() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let link = app.create_link_for(&key, "u1").await;
+    let link_id = link["linkId"].as_str().expect("linkId");
+    let id = open(&app, &key, link_id).await.expect("a data request");
+    let nothing_asked = app
+        .fulfil_data_request(
+            &key,
+            &id,
+            &json!({"referenceId": "u1", "userData": {"phone": "5"}}),
+        )
+        .await;
+    assert_eq!(nothing_asked.status, 400, "{nothing_asked:?}");
+    let message = nothing_asked.json["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("idNumber") && message.contains("dob"),
+        "{message}"
+    );
+    let extra = app
+        .fulfil_data_request(
+            &key,
+            &id,
+            &json!({"referenceId": "u1", "userData": {"dob": "1990-01-01", "idImage": "data:image/png;base64,AAAA"}}),
+        )
+        .await;
+    assert_eq!(extra.status, 200, "{extra:?}");
+    let warnings = extra.header_all("x-linkbox-warning").join(" | ");
+    assert!(warnings.contains("userData.idImage"), "{warnings}");
+    assert!(!warnings.contains("userData.dob"), "{warnings}");
+
+    let other = app.create_link_for(&key, "u2").await;
+    let other_id = other["linkId"].as_str().expect("linkId");
+    let request = open(&app, &key, other_id).await.expect("a data request");
+    assert_eq!(app.revoke_link(&key, other_id, None).await.status, 200);
+    let refused = app
+        .fulfil_data_request(
+            &key,
+            &request,
+            &json!({"referenceId": "u2", "userData": {"dob": "1990-01-01"}}),
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert!(
+        refused.json["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("revoked")),
+        "{refused:?}"
+    );
+    let detail = app.get_link(&key, other_id).await;
+    assert_eq!(detail.json["data"]["userData"], Value::Null, "{detail:?}");
+}
+
+#[tokio::test]
+async fn a_link_opened_arrives_before_its_data_request() {
+    let app = spawn_app_with(Options {
+        webhook_timeout: Some(Duration::from_millis(500)),
+        ..Options::default()
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    let key = test_key(1);
+    for n in 0..10 {
+        let reply = app
+            .create_link(
+                &key,
+                &json!({"referenceId": format!("u{n}"), "callbackUrl": receiver.url}),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+        let link_id = reply.json["data"]["linkId"]
+            .as_str()
+            .expect("linkId")
+            .to_owned();
+        open(&app, &key, &link_id).await.expect("a data request");
+    }
+    let received = receiver.wait_for(30).await;
+    for n in 0..10 {
+        let reference = format!("u{n}");
+        let order: Vec<&str> = received
+            .iter()
+            .filter(|event| event.json["data"]["referenceId"] == reference.as_str())
+            .map(|event| event.event())
+            .collect();
+        assert_eq!(
+            order,
+            ["link.created", "link.opened", "user.data_request"],
+            "{reference}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_external_url_with_external_webhooks_off_fails_at_once() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let config = app
+        .control(
+            Method::PUT,
+            "/m2m/webhook-config",
+            Some(&key),
+            Some(&json!({"url": "https://hooks.example.com/m2m"})),
+        )
+        .await;
+    assert_eq!(config.status, 200, "{config:?}");
+    let link = app.create_link_for(&key, "u1").await;
+    open(&app, &key, link["linkId"].as_str().expect("linkId")).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = app
+            .control(Method::GET, "/webhooks", Some(&key), None)
+            .await;
+        let deliveries = list.json["deliveries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if !deliveries.is_empty()
+            && deliveries
+                .iter()
+                .all(|delivery| delivery["status"] != "pending")
+        {
+            for delivery in &deliveries {
+                assert_eq!(delivery["status"], "failed", "{delivery}");
+                assert_eq!(
+                    delivery["attempts"].as_array().map(Vec::len),
+                    Some(1),
+                    "{delivery}"
+                );
+                assert_eq!(delivery["nextAttemptAt"], Value::Null, "{delivery}");
+            }
+            let id = deliveries[0]["id"].as_str().expect("id");
+            let replay = app
+                .control(
+                    Method::POST,
+                    &format!("/webhooks/{id}/replay"),
+                    Some(&key),
+                    None,
+                )
+                .await;
+            assert_eq!(replay.status, 202, "{replay:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still pending: {deliveries:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
