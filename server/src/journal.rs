@@ -157,11 +157,12 @@ impl JournalFilter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use time::macros::datetime;
 
-    fn request(path: &str, status: u16, tenant: Option<&str>) -> Request {
+    /// A `GET path` answered `status`, for `tenant`.
+    pub(crate) fn request(path: &str, status: u16, tenant: Option<&str>) -> Request {
         Request {
             method: Method::GET,
             path: path.into(),

@@ -63,29 +63,15 @@ fn filter(query: &str) -> Result<JournalFilter, ControlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{Journal, Request as Recorded};
-    use http::Method;
-    use time::macros::datetime;
-
-    fn request(path: &str, status: u16) -> Recorded {
-        Recorded {
-            method: Method::GET,
-            path: path.into(),
-            query: None,
-            status,
-            dropped: false,
-            time: datetime!(2026-02-10 12:00 UTC),
-            tenant: None,
-            duration_ms: 1,
-        }
-    }
+    use crate::journal::Journal;
+    use crate::journal::tests::request;
 
     #[test]
     fn filters_match_method_path_prefix_and_status_class() {
         let journal = Journal::new(10);
-        journal.record(request("/partner/links", 201));
-        journal.record(request("/partner/links/x", 404));
-        journal.record(request("/other", 404));
+        journal.record(request("/partner/links", 201, None));
+        journal.record(request("/partner/links/x", 404, None));
+        journal.record(request("/other", 404, None));
         let parsed = |query: &str| filter(query).expect("valid filter");
         assert_eq!(journal.list(&parsed("status=4xx"), None).len(), 2);
         assert_eq!(journal.list(&parsed("path=/partner/*"), None).len(), 2);
