@@ -9,6 +9,8 @@
 mod bench;
 mod codegen;
 mod contract;
+#[cfg(test)]
+mod docs_links;
 
 use std::process::{Command, ExitCode};
 
