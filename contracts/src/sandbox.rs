@@ -55,7 +55,9 @@ pub struct SandboxErrorDetail {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClockView {
-    /// What the sandbox clock reads.
+    /// What the sandbox clock reads: ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub now: String,
     /// Seconds the clock is ahead of real time (negative when behind).
     pub offset_seconds: i64,
@@ -68,8 +70,10 @@ pub struct ClockView {
 pub struct ClockChange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advance_seconds: Option<i64>,
-    /// An RFC 3339 instant.
+    /// The instant to set the clock to: RFC 3339, any offset, any number of fraction digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub set_to: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frozen: Option<bool>,
@@ -102,6 +106,9 @@ pub struct DataRequestView {
     pub data_request_id: String,
     pub required_fields: Vec<String>,
     pub reply_endpoint: String,
+    /// The link's expiry, after which the request cannot be fulfilled: ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub expires_at: String,
 }
 
@@ -111,6 +118,9 @@ pub struct DataRequestView {
 pub struct OpenedLink {
     pub link_id: String,
     pub status: LinkStatus,
+    /// When the link was first opened: ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub opened_at: Option<String>,
     /// True only on the first open, which alone sends `link.opened`.
     pub first_open: bool,
@@ -147,7 +157,13 @@ pub struct OperationView {
     pub reference_id: String,
     pub amount: OperationAmount,
     pub status: OperationStatus,
+    /// When the end user completed the transfer: ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub created_at: String,
+    /// When the end user cancelled it, `null` unless they did: ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub cancelled_at: Option<String>,
 }
 
@@ -164,7 +180,9 @@ pub struct JournalEntry {
     pub status: u16,
     /// True when a fault dropped the connection instead of answering `status`.
     pub dropped: bool,
-    /// When it arrived, on the sandbox clock.
+    /// When it arrived, on the sandbox clock: ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub time: String,
     /// The partner slug of the key presented, if any.
     pub tenant: Option<String>,
@@ -196,7 +214,9 @@ pub enum DeliveryStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryAttempt {
-    /// When it was sent, on the sandbox clock.
+    /// When it was sent, on the sandbox clock: ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub at: String,
     /// Where it was sent, if anywhere.
     pub url: Option<String>,
@@ -217,12 +237,18 @@ pub struct DeliveryView {
     pub url: Option<String>,
     pub status: DeliveryStatus,
     pub attempts: Vec<DeliveryAttempt>,
-    /// On the sandbox clock; null once delivered or failed.
+    /// When the next attempt is due, on the sandbox clock; `null` once delivered or failed:
+    /// ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub next_attempt_at: Option<String>,
+    /// When the event happened, on the sandbox clock: ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub created_at: String,
     pub tenant: String,
     /// The exact body sent.
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::openapi::WebhookBody)]
     pub payload: Value,
 }
 
@@ -254,7 +280,7 @@ pub struct FaultRequest {
     /// Answer with this body (JSON; a string is sent as text). Without it a faulted status
     /// answers in the vendor's own error shape.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::openapi::FaultBody>)]
     pub body: Option<Value>,
     /// Wait this long (real time) before answering.
     #[serde(default)]
@@ -278,7 +304,8 @@ pub struct FaultView {
     pub method: Option<String>,
     pub path: Option<String>,
     pub status: Option<u16>,
-    #[schema(value_type = Option<Object>)]
+    /// The body it answers with, `null` for the vendor's own error shape.
+    #[schema(value_type = Option<crate::openapi::FaultBody>)]
     pub body: Option<Value>,
     pub delay_ms: Option<u64>,
     pub drop: bool,
@@ -319,7 +346,8 @@ pub struct M2mSnapshot {
 pub struct SnapshotUser {
     pub user_id: String,
     pub reference_id: String,
-    #[schema(value_type = Option<Object>)]
+    /// `null` when no data was ever sent for the user.
+    #[schema(value_type = Option<crate::openapi::StoredUserData>)]
     pub user_data: Option<Value>,
 }
 
@@ -334,11 +362,24 @@ pub struct SnapshotLink {
     pub theme: Option<String>,
     pub language: Option<Language>,
     pub callback_url: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    /// `null` when the link was created without metadata.
+    #[schema(value_type = Option<crate::openapi::Metadata>)]
     pub metadata: Option<Value>,
+    /// ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub created_at: String,
+    /// ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub expires_at: String,
+    /// `null` until the link is opened; ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub opened_at: Option<String>,
+    /// `null` unless the link was revoked; ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub revoked_at: Option<String>,
     pub revoke_reason: Option<String>,
     pub operation_id: Option<String>,
@@ -350,6 +391,9 @@ pub struct SnapshotDataRequest {
     pub data_request_id: String,
     pub link_id: String,
     pub required_fields: Vec<String>,
+    /// `null` until the request is fulfilled; ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub fulfilled_at: Option<String>,
 }
 

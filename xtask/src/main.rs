@@ -1,12 +1,16 @@
 //! `cargo xtask <task>`: the project's automation, in Rust, in the workspace.
 //!
 //! - `ci`: what CI runs — `cargo fmt --check`, `cargo clippy --all-targets -D warnings`,
-//!   the codegen check, then every test of the workspace.
+//!   the codegen check, then every test of the workspace, the contract suite and the
+//!   generated clients.
 //! - `bench [--quick]`: throughput, latency, memory and start-up, measured ([`bench`]).
+//! - `clients`: TypeScript and Python clients generated from `/openapi.json`, run against
+//!   linkbox ([`clients`]).
 //! - `codegen [--check]`: the generated OpenAPI document and JSON Schemas ([`codegen`]).
 //! - `contract [...]`: the contract suite against linkbox or a deployment ([`contract`]).
 
 mod bench;
+mod clients;
 mod codegen;
 mod contract;
 #[cfg(test)]
@@ -24,6 +28,7 @@ fn main() -> ExitCode {
     let outcome = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("bench") => bench::run(&workspace_root(), args.iter().any(|arg| arg == "--quick")),
+        Some("clients") => clients::run(&workspace_root()),
         Some("codegen") => codegen::run(&workspace_root(), args.iter().any(|arg| arg == "--check")),
         Some(other) => Err(anyhow::anyhow!("unknown task {other:?}\n\n{USAGE}")),
         None => Err(anyhow::anyhow!("{USAGE}")),
@@ -40,7 +45,8 @@ fn main() -> ExitCode {
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  ci                 fmt check, clippy, codegen check, tests
+  ci                 fmt check, clippy, codegen check, tests, contract suite, clients
+  clients            generated TypeScript and Python clients against linkbox
   codegen [--check]  write (or check) openapi/ and schemas/
   bench [--quick]    measure a release build on loopback (target/bench/)
   contract [...]     the contract suite (`cargo xtask contract --help`)";
@@ -59,7 +65,7 @@ fn ci() -> anyhow::Result<()> {
     if contract::run(&[]) != ExitCode::SUCCESS {
         bail!("the contract suite failed against linkbox");
     }
-    Ok(())
+    clients::run(&workspace_root())
 }
 
 /// Runs `cargo args...` from the workspace root, failing when it fails.
