@@ -447,7 +447,11 @@ async fn a_timestamp_with_two_fraction_digits_is_caught() {
     .await;
     assert_eq!(
         failing,
-        set(&["m2m.revoke.reason-kept", "m2m.revoke.revoked-at-millis"]),
+        set(&[
+            "m2m.revoke.reason-kept",
+            "m2m.revoke.revoked-at-millis",
+            "sandbox.clock.stamps-m2m-timestamps",
+        ]),
         "{output}"
     );
 }
@@ -470,6 +474,7 @@ async fn a_missing_field_is_caught_by_the_schema() {
             "m2m.data-request.already-fulfilled-400",
             "m2m.data-request.fulfil-200",
             "m2m.data-request.merged-into-user",
+            "sandbox.clock.stamps-m2m-timestamps",
         ]),
         "{output}"
     );
