@@ -33,14 +33,20 @@ fn number(reply: &Reply, pointer: &str) -> Result<i64, Failure> {
 pub fn cases() -> Vec<Case> {
     vec![
         local_case!("sandbox.health", Sandbox, |cx| async move {
-            let reply = cx.control(Method::GET, "/_sandbox/health").send().await?;
+            // Health answers anyone: no key, no token.
+            let reply = cx
+                .control(Method::GET, "/_sandbox/health")
+                .no_auth()
+                .send()
+                .await?;
             reply.status(200)?.eq("/status", json!("ok"))?;
             Ok(())
         }),
         local_case!("sandbox.clock.read", Sandbox, |cx| async move {
+            // A tenant's clock starts as the real time, running.
             let reply = clock(&cx, None).await?;
-            reply.timestamp("/now", 3)?.get("/offsetSeconds")?;
-            reply.get("/frozen")?;
+            reply.timestamp("/now", 3)?.eq("/offsetSeconds", json!(0))?;
+            reply.eq("/frozen", json!(false))?;
             Ok(())
         }),
         local_case!("sandbox.clock.advance", Sandbox, |cx| async move {
@@ -57,6 +63,22 @@ pub fn cases() -> Vec<Case> {
             let now = reply.string("/now")?;
             if !now.starts_with("2099-01-01T00:00:0") {
                 return Err(reply.failure("body /now", "2099-01-01T00:00:0x", now));
+            }
+            Ok(())
+        }),
+        local_case!("sandbox.clock.bad-change-400", Sandbox, |cx| async move {
+            for change in [
+                json!({"advanceSeconds": 1, "frozen": false}),
+                json!({"setTo": "tomorrow"}),
+            ] {
+                let reply = cx
+                    .control(Method::POST, "/_sandbox/clock")
+                    .json(&change)
+                    .send()
+                    .await?;
+                reply.status(400)?.content_type("application/json")?;
+                reply.eq("/error/code", json!("INVALID_REQUEST"))?;
+                reply.string("/error/message")?;
             }
             Ok(())
         }),
