@@ -187,11 +187,6 @@ impl Ctx {
         self.case
     }
 
-    /// The base URL the run sends to, without a trailing slash.
-    pub fn base(&self) -> &str {
-        &self.shared.base
-    }
-
     /// True against an in-process linkbox (fresh tenants, control API available).
     pub fn in_process(&self) -> bool {
         self.shared.target.is_none()

@@ -1,6 +1,7 @@
 //! The `/_sandbox` control API over real sockets: tenancy, reset, the admin token, journal,
-//! faults, snapshots and the clock's bounds. Health and the clock's reading, moves and freezing
-//! are the contract suite's (`sandbox.*`), as is what the clock does to M2M links.
+//! faults, snapshots, a fresh clock and the clock's bounds. Health and the clock's reading,
+//! moves and freezing are the contract suite's (`sandbox.*`), as is what the clock does to M2M
+//! links.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,18 @@ async fn add_fault(app: &TestApp, key: &str, fault: Value) {
         .control(Method::POST, "/faults", Some(key), Some(&fault))
         .await;
     assert_eq!(reply.status, 201, "{reply:?}");
+}
+
+/// The suite's cases share one sandbox clock, so only a fresh linkbox shows where it starts.
+#[tokio::test]
+async fn a_fresh_sandbox_clock_has_no_offset_and_runs() {
+    let app = spawn_app().await;
+    let reading = app
+        .control(Method::GET, "/clock", Some(&test_key(1)), None)
+        .await;
+    assert_eq!(reading.status, 200, "{reading:?}");
+    assert_eq!(reading.json["offsetSeconds"], 0);
+    assert_eq!(reading.json["frozen"], false);
 }
 
 #[tokio::test]
