@@ -523,6 +523,8 @@ async fn a_wrapped_list_is_caught() {
     assert_eq!(
         failing,
         set(&[
+            "leaf.tenancy.external-ids-are-per-account",
+            "leaf.tenancy.lists-are-per-account",
             "leaf.users.filter-email-and-name",
             "leaf.users.filter-external-id",
             "leaf.users.list-bare-array",
