@@ -1,5 +1,7 @@
-//! The `/_sandbox` control API over real sockets: clock, tenancy, reset, journal, faults and
-//! snapshots.
+//! The `/_sandbox` control API over real sockets: tenancy, reset, the admin token, journal,
+//! faults, snapshots, a fresh clock and the clock's bounds. Health and the clock's reading,
+//! moves and freezing are the contract suite's (`sandbox.*`), as is what the clock does to M2M
+//! links.
 
 use std::time::{Duration, Instant};
 
@@ -23,89 +25,16 @@ async fn add_fault(app: &TestApp, key: &str, fault: Value) {
     assert_eq!(reply.status, 201, "{reply:?}");
 }
 
+/// The suite's cases share one sandbox clock, so only a fresh linkbox shows where it starts.
 #[tokio::test]
-async fn health_answers_without_a_key() {
+async fn a_fresh_sandbox_clock_has_no_offset_and_runs() {
     let app = spawn_app().await;
-    let reply = app.control(Method::GET, "/health", None, None).await;
-    assert_eq!(reply.status, 200);
-    assert_eq!(reply.json["status"], "ok");
-}
-
-#[tokio::test]
-async fn the_clock_can_be_read_advanced_set_and_frozen() {
-    let app = spawn_app().await;
-    let key = test_key(1);
-    let reading = app.control(Method::GET, "/clock", Some(&key), None).await;
+    let reading = app
+        .control(Method::GET, "/clock", Some(&test_key(1)), None)
+        .await;
+    assert_eq!(reading.status, 200, "{reading:?}");
     assert_eq!(reading.json["offsetSeconds"], 0);
     assert_eq!(reading.json["frozen"], false);
-    let moved = app
-        .control(
-            Method::POST,
-            "/clock",
-            Some(&key),
-            Some(&json!({"advanceSeconds": 3600})),
-        )
-        .await;
-    assert_eq!(moved.json["offsetSeconds"], 3600);
-    let set = app
-        .control(
-            Method::POST,
-            "/clock",
-            Some(&key),
-            Some(&json!({"setTo": "2030-01-01T00:00:00Z"})),
-        )
-        .await;
-    assert!(
-        set.json["now"]
-            .as_str()
-            .expect("now")
-            .starts_with("2030-01-01T00:00:0")
-    );
-    let frozen = app
-        .control(
-            Method::POST,
-            "/clock",
-            Some(&key),
-            Some(&json!({"frozen": true})),
-        )
-        .await;
-    assert_eq!(frozen.json["frozen"], true);
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let later = app.control(Method::GET, "/clock", Some(&key), None).await;
-    assert_eq!(later.json["now"], frozen.json["now"]);
-    let both = app
-        .control(
-            Method::POST,
-            "/clock",
-            Some(&key),
-            Some(&json!({"advanceSeconds": 1, "frozen": false})),
-        )
-        .await;
-    assert_control_error(&both, 400, "INVALID_REQUEST");
-    let bad = app
-        .control(
-            Method::POST,
-            "/clock",
-            Some(&key),
-            Some(&json!({"setTo": "tomorrow"})),
-        )
-        .await;
-    assert_control_error(&bad, 400, "INVALID_REQUEST");
-}
-
-#[tokio::test]
-async fn advancing_the_clock_expires_a_link_and_frees_its_user() {
-    let app = spawn_app().await;
-    let key = test_key(2);
-    let link = app.create_link_for(&key, "u1").await;
-    let conflict = app.create_link(&key, &json!({"referenceId": "u1"})).await;
-    assert_eq!(conflict.status, 409);
-    app.move_clock(&key, 3600).await;
-    let revoke = app
-        .revoke_link(&key, link["linkId"].as_str().expect("id"), None)
-        .await;
-    assert_m2m_error(&revoke, 400, "LINK_EXPIRED", "Magic link has expired");
-    app.create_link_for(&key, "u1").await;
 }
 
 #[tokio::test]

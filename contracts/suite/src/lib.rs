@@ -4,6 +4,9 @@
 //! # Layout
 //! - this module: the facade — [`Case`], [`Source`], [`Options`], [`run`] — and the runner
 //!   (selection, pacing, cleanup, interruption).
+//! - [`cli`]: the command line (`cargo xtask contract`): arguments, reports to files, exit
+//!   codes. The caller says how to start linkbox in-process ([`cli::Started`]), so this crate
+//!   depends on the wire types of `linkbox-contracts` only, never on the server.
 //! - [`client`]: the case context [`Ctx`], requests, responses and their checks; every
 //!   response is validated against the committed JSON Schemas on the way in.
 //! - [`m2m`], [`leaf`], [`sandbox`]: the cases, written from the spec files.
@@ -15,8 +18,9 @@
 //! facts only seen in a doc example count as design too) or `sandbox` (linkbox's control API).
 //! Against a target only `[doc]` cases run unless `--only all`; cases that need linkbox's
 //! control API, a second tenant, or that trip a rate limit on purpose are *local*: they run
-//! against an in-process linkbox only.
+//! against an in-process linkbox only. HTTPS targets need the `tls` feature.
 
+pub mod cli;
 pub mod client;
 pub mod leaf;
 pub mod m2m;
@@ -117,9 +121,9 @@ impl Case {
 /// that needs the in-process sandbox.
 macro_rules! case {
     ($id:literal, $source:ident, |$cx:ident| $body:expr) => {
-        $crate::suite::Case {
+        $crate::Case {
             id: $id,
-            source: $crate::suite::Source::$source,
+            source: $crate::Source::$source,
             local: false,
             run: |$cx| Box::pin($body),
         }
@@ -127,9 +131,9 @@ macro_rules! case {
 }
 macro_rules! local_case {
     ($id:literal, $source:ident, |$cx:ident| $body:expr) => {
-        $crate::suite::Case {
+        $crate::Case {
             id: $id,
-            source: $crate::suite::Source::$source,
+            source: $crate::Source::$source,
             local: true,
             run: |$cx| Box::pin($body),
         }
@@ -218,11 +222,10 @@ impl std::error::Error for UsageError {}
 /// Checks the options without sending anything: the live-key refusal happens here.
 pub fn validate(options: &Options) -> Result<(), UsageError> {
     if let Some(credentials) = &options.target {
-        if credentials
-            .m2m_key
-            .as_deref()
-            .is_some_and(|key| key.trim().starts_with(crate::m2m::LIVE_KEY_PREFIX))
-        {
+        if credentials.m2m_key.as_deref().is_some_and(|key| {
+            key.trim()
+                .starts_with(linkbox_contracts::m2m::LIVE_KEY_PREFIX)
+        }) {
             return Err(UsageError::LiveKey);
         }
         if credentials.m2m_key.is_none() && credentials.leaf_token.is_none() {

@@ -71,7 +71,7 @@ impl Shared {
             .build()
             .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
         let mut schemas = HashMap::new();
-        for (path, schema) in crate::schemas::all() {
+        for (path, schema) in linkbox_contracts::schemas::all() {
             let validator = jsonschema::validator_for(schema.as_value())
                 .map_err(|error| format!("schema {path} does not compile: {error}"))?;
             schemas.insert(path, validator);
@@ -109,9 +109,9 @@ impl Shared {
             return;
         }
         let per_minute = if create {
-            crate::m2m::CREATE_LINK_PER_MINUTE
+            linkbox_contracts::m2m::CREATE_LINK_PER_MINUTE
         } else {
-            crate::m2m::OTHER_PER_MINUTE
+            linkbox_contracts::m2m::OTHER_PER_MINUTE
         };
         let wait = self
             .windows()
@@ -925,7 +925,7 @@ impl Reply {
     /// The instant at `pointer`.
     pub fn instant(&self, pointer: &str) -> Result<time::OffsetDateTime, Failure> {
         let text = self.string(pointer)?;
-        crate::timefmt::parse(&text)
+        linkbox_contracts::timefmt::parse(&text)
             .ok_or_else(|| self.fail(format!("body {pointer}"), "an ISO 8601 instant", text))
     }
 
@@ -964,7 +964,7 @@ pub fn matches(pattern: &str, text: &str) -> bool {
 fn fresh_test_key() -> String {
     format!(
         "{}{:016x}{:016x}",
-        crate::m2m::TEST_KEY_PREFIX,
+        linkbox_contracts::m2m::TEST_KEY_PREFIX,
         random_u64(),
         random_u64()
     )

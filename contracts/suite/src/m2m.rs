@@ -15,6 +15,8 @@ const USER_ID: &str = "^user_[a-z0-9]+_[A-Za-z0-9]{6}$";
 const UUID_V4: &str = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$";
 const MISSING_AUTH: &str = "Missing authentication. Provide X-API-Key or Bearer token.";
 const INVALID_KEY: &str = "Invalid or revoked API key";
+const PAGE_MESSAGE: &str = "The page query parameter must be an integer greater than or equal to 1";
+const LIMIT_MESSAGE: &str = "The limit query parameter must be an integer between 1 and 100";
 const PAYMENT: &str = r#"{"type": "bank_account", "bankAccount": {"country": "MX", "accountNumber": "012345678901234567"}}"#;
 
 fn payment() -> Value {
@@ -353,7 +355,7 @@ fn envelopes() -> Vec<Case> {
                     .json(&json!(["referenceId"]))
                     .send()
                     .await?;
-                reply.m2m_code(400, "INVALID_REQUEST")?;
+                reply.m2m_error(400, "INVALID_REQUEST", "Request body must be a JSON object")?;
                 Ok(())
             }
         ),
@@ -483,6 +485,11 @@ fn create() -> Vec<Case> {
         case!("m2m.create.language-en-accepted", Doc, |cx| async move {
             let reply = post_with(&cx, "language", json!("en")).await?;
             reply.status(201)?;
+            let link_id = reply.string("/data/linkId")?;
+            get(&cx, &link_id)
+                .await?
+                .status(200)?
+                .eq("/data/language", json!("en"))?;
             Ok(())
         }),
         case!("m2m.create.language-es-kept", Doc, |cx| async move {
@@ -535,8 +542,15 @@ fn create() -> Vec<Case> {
             "m2m.create.http-loopback-callback-accepted",
             Design,
             |cx| async move {
-                let reply = post_with(&cx, "callbackUrl", json!("http://127.0.0.1:9/hook")).await?;
-                reply.status(201)?;
+                for url in [
+                    "http://127.0.0.1:9/hook",
+                    "http://localhost:9/hook",
+                    "http://[::1]:9/hook",
+                ] {
+                    post_with(&cx, "callbackUrl", json!(url))
+                        .await?
+                        .status(201)?;
+                }
                 Ok(())
             }
         ),
@@ -591,9 +605,56 @@ fn create() -> Vec<Case> {
             "m2m.create.unknown-field-named-in-warning",
             Design,
             |cx| async move {
-                let reply = post_with(&cx, "expiresInMinute", json!(30)).await?;
+                let reply = post(
+                    &cx,
+                    json!({"referenceId": cx.mark("ref"), "expiresInMinute": 30, "langauge": "es"}),
+                )
+                .await?;
                 reply.status(201)?;
-                reply.names_ignored_field("expiresInMinute")?;
+                reply
+                    .names_ignored_field("expiresInMinute")?
+                    .names_ignored_field("langauge")?;
+                // Ignored means ignored: the misspelt expiry leaves the default in place.
+                let detail = get(&cx, &reply.string("/data/linkId")?).await?;
+                detail.status(200)?.null("/data/language")?;
+                let actual = seconds_between(&detail, "/data/createdAt", "/data/expiresAt")?;
+                expect_seconds(&detail, "expiresAt - createdAt", 3600, actual)
+            }
+        ),
+        local_case!(
+            "m2m.create.no-warning-without-unknown-fields",
+            Design,
+            |cx| async move {
+                let reply = post(&cx, json!({"referenceId": cx.mark("ref")})).await?;
+                reply.status(201)?;
+                if let Some(warning) = reply.header("x-linkbox-warning") {
+                    return Err(reply.failure("header x-linkbox-warning", "absent", warning));
+                }
+                Ok(())
+            }
+        ),
+        local_case!(
+            "m2m.create.url-on-linkbox-widget",
+            Design,
+            |cx| async move {
+                // The widget is linkbox's own hosted page: the URL's path is served here.
+                let reply = post(&cx, json!({"referenceId": cx.mark("ref")})).await?;
+                reply.status(201)?;
+                let link_id = reply.string("/data/linkId")?;
+                let url = reply.string("/data/url")?;
+                let path = reqwest::Url::parse(&url)
+                    .map(|url| url.path().to_owned())
+                    .unwrap_or_default();
+                let expected = format!("/widget/{link_id}/m2m-basic");
+                if path != expected {
+                    return Err(reply.failure("body /data/url path", expected, url));
+                }
+                cx.control(Method::GET, &path)
+                    .no_auth()
+                    .send()
+                    .await?
+                    .status(200)?
+                    .content_type("text/html")?;
                 Ok(())
             }
         ),
@@ -651,6 +712,24 @@ fn validation() -> Vec<Case> {
                 Ok(())
             }
         ),
+        case!(
+            "m2m.validate.reference-id-256-message",
+            Design,
+            |cx| async move {
+                let mut reference = cx.mark("long");
+                while reference.len() < 256 {
+                    reference.push('x');
+                }
+                post(&cx, json!({"referenceId": reference}))
+                    .await?
+                    .m2m_error(
+                        400,
+                        "INVALID_REQUEST",
+                        "The referenceId field must be at most 255 characters",
+                    )?;
+                Ok(())
+            }
+        ),
         case!("m2m.validate.expiry-4-rejected", Doc, |cx| async move {
             post_with(&cx, "expiresInMinutes", json!(4))
                 .await?
@@ -674,13 +753,15 @@ fn validation() -> Vec<Case> {
             }
         ),
         case!("m2m.validate.expiry-message", Design, |cx| async move {
-            post_with(&cx, "expiresInMinutes", json!(4))
-                .await?
-                .m2m_error(
-                    400,
-                    "INVALID_REQUEST",
-                    "The expiresInMinutes field must be a number between 5 and 10080",
-                )?;
+            for minutes in [json!(4), json!(10081), json!("60")] {
+                post_with(&cx, "expiresInMinutes", minutes)
+                    .await?
+                    .m2m_error(
+                        400,
+                        "INVALID_REQUEST",
+                        "The expiresInMinutes field must be a number between 5 and 10080",
+                    )?;
+            }
             Ok(())
         }),
         case!("m2m.validate.language-fr-rejected", Doc, |cx| async move {
@@ -718,13 +799,13 @@ fn validation() -> Vec<Case> {
             }
         ),
         case!("m2m.validate.callback-message", Design, |cx| async move {
-            post_with(&cx, "callbackUrl", json!("http://api.example.com/hook"))
-                .await?
-                .m2m_error(
+            for url in ["http://api.example.com/hook", "api.example.com/callbacks"] {
+                post_with(&cx, "callbackUrl", json!(url)).await?.m2m_error(
                     400,
                     "INVALID_REQUEST",
                     "The callbackUrl field must be a valid HTTPS URL",
                 )?;
+            }
             Ok(())
         }),
         case!(
@@ -738,10 +819,40 @@ fn validation() -> Vec<Case> {
             }
         ),
         case!("m2m.validate.metadata-message", Design, |cx| async move {
-            post_with(&cx, "metadata", json!([1])).await?.m2m_error(
+            for metadata in [json!([1]), json!("orderId")] {
+                post_with(&cx, "metadata", metadata).await?.m2m_error(
+                    400,
+                    "INVALID_REQUEST",
+                    "The metadata field must be an object",
+                )?;
+            }
+            Ok(())
+        }),
+        case!("m2m.validate.flow-message", Design, |cx| async move {
+            post_with(&cx, "flow", json!("contract-no-such-flow"))
+                .await?
+                .m2m_error(
+                    400,
+                    "INVALID_REQUEST",
+                    "The flow field must be one of: m2m-basic",
+                )?;
+            Ok(())
+        }),
+        case!(
+            "m2m.validate.theme-not-string-rejected",
+            Doc,
+            |cx| async move {
+                post_with(&cx, "theme", json!(3))
+                    .await?
+                    .m2m_code(400, "INVALID_REQUEST")?;
+                Ok(())
+            }
+        ),
+        case!("m2m.validate.theme-message", Design, |cx| async move {
+            post_with(&cx, "theme", json!(3)).await?.m2m_error(
                 400,
                 "INVALID_REQUEST",
-                "The metadata field must be an object",
+                "The theme field must be a string",
             )?;
             Ok(())
         }),
@@ -864,12 +975,51 @@ fn lifecycle() -> Vec<Case> {
                 Ok(())
             }
         ),
+        local_case!(
+            "m2m.lifecycle.expired-at-its-expires-at",
+            Design,
+            |cx| async move {
+                let reference = cx.mark("ref");
+                cx.create_link(json!({"referenceId": reference, "expiresInMinutes": 5}))
+                    .await?;
+                cx.advance_clock(4 * 60).await?;
+                post(&cx, json!({"referenceId": reference}))
+                    .await?
+                    .m2m_code(409, "ACTIVE_LINK_EXISTS")?;
+                cx.advance_clock(60).await?;
+                post(&cx, json!({"referenceId": reference}))
+                    .await?
+                    .status(201)?;
+                Ok(())
+            }
+        ),
         case!(
             "m2m.lifecycle.other-reference-ids-independent",
             Doc,
             |cx| async move {
                 cx.create_plain_link().await?;
                 cx.create_plain_link().await?;
+                Ok(())
+            }
+        ),
+        local_case!(
+            "m2m.lifecycle.reference-ids-are-per-partner",
+            Design,
+            |cx| async move {
+                // Another partner's user with the same referenceId is another user: no 409,
+                // and the first partner's link is untouched.
+                let reference = cx.mark("ref");
+                let mine = cx.create_link(json!({"referenceId": reference})).await?;
+                cx.m2m(Method::POST, LINKS)
+                    .auth(Auth::Key(cx.other_m2m_key()))
+                    .json(&json!({"referenceId": reference}))
+                    .send()
+                    .await?
+                    .status(201)?;
+                get(&cx, &text(&mine, "linkId"))
+                    .await?
+                    .status(200)?
+                    .eq("/data/status", json!("created"))?;
                 Ok(())
             }
         ),
@@ -910,6 +1060,33 @@ fn lifecycle() -> Vec<Case> {
             detail.eq("/data/userData/dob", json!("1990-01-01"))?;
             Ok(())
         }),
+        case!(
+            "m2m.lifecycle.user-data-merged-field-by-field",
+            Design,
+            |cx| async move {
+                // Nested objects merge key by key; a new paymentMethod replaces the old one.
+                let reference = cx.mark("ref");
+                let first = cx
+                    .create_link(json!({"referenceId": reference, "userData": {
+                        "name": {"firstName": "Ana"}, "paymentMethod": {"type": "cash"}}}))
+                    .await?;
+                revoke(&cx, &text(&first, "linkId"), None)
+                    .await?
+                    .status(200)?;
+                let second = cx
+                    .create_link(json!({"referenceId": reference, "userData": {
+                        "name": {"lastName": "Ruiz"}, "paymentMethod": payment()}}))
+                    .await?;
+                get(&cx, &text(&second, "linkId"))
+                    .await?
+                    .status(200)?
+                    .eq(
+                        "/data/userData",
+                        json!({"name": {"firstName": "Ana", "lastName": "Ruiz"}, "paymentMethod": payment()}),
+                    )?;
+                Ok(())
+            }
+        ),
         case!(
             "m2m.lifecycle.different-references-different-users",
             Doc,
@@ -1025,6 +1202,17 @@ fn listing() -> Vec<Case> {
             reply
                 .null("/data/items/0/operationId")?
                 .null("/data/items/0/userData")?;
+            Ok(())
+        }),
+        case!("m2m.list.item-user-data", Doc, |cx| async move {
+            let reference = cx.mark("ref");
+            let user = complete_user();
+            cx.create_link(json!({"referenceId": reference, "userData": user}))
+                .await?;
+            list(&cx, &format!("referenceId={reference}"))
+                .await?
+                .status(200)?
+                .eq("/data/items/0/userData", user)?;
             Ok(())
         }),
         case!("m2m.list.user-id-format", Design, |cx| async move {
@@ -1181,28 +1369,40 @@ fn listing() -> Vec<Case> {
         case!("m2m.list.limit-0-rejected", Design, |cx| async move {
             list(&cx, "limit=0")
                 .await?
-                .m2m_code(400, "INVALID_REQUEST")?;
+                .m2m_error(400, "INVALID_REQUEST", LIMIT_MESSAGE)?;
             Ok(())
         }),
         case!("m2m.list.limit-101-rejected", Design, |cx| async move {
             list(&cx, "limit=101")
                 .await?
-                .m2m_code(400, "INVALID_REQUEST")?;
+                .m2m_error(400, "INVALID_REQUEST", LIMIT_MESSAGE)?;
             Ok(())
         }),
         case!("m2m.list.page-0-rejected", Design, |cx| async move {
             list(&cx, "page=0")
                 .await?
-                .m2m_code(400, "INVALID_REQUEST")?;
+                .m2m_error(400, "INVALID_REQUEST", PAGE_MESSAGE)?;
             Ok(())
         }),
+        case!(
+            "m2m.list.page-not-a-number-rejected",
+            Design,
+            |cx| async move {
+                list(&cx, "page=x")
+                    .await?
+                    .m2m_error(400, "INVALID_REQUEST", PAGE_MESSAGE)?;
+                Ok(())
+            }
+        ),
         case!(
             "m2m.list.unknown-status-rejected",
             Design,
             |cx| async move {
-                list(&cx, "status=expired")
-                    .await?
-                    .m2m_code(400, "INVALID_REQUEST")?;
+                list(&cx, "status=expired").await?.m2m_error(
+                    400,
+                    "INVALID_REQUEST",
+                    "The status query parameter must be one of: created, opened, revoked",
+                )?;
                 Ok(())
             }
         ),
@@ -1210,18 +1410,73 @@ fn listing() -> Vec<Case> {
             "m2m.list.unknown-visibility-rejected",
             Design,
             |cx| async move {
-                list(&cx, "visibility=revoked")
-                    .await?
-                    .m2m_code(400, "INVALID_REQUEST")?;
+                list(&cx, "visibility=revoked").await?.m2m_error(
+                    400,
+                    "INVALID_REQUEST",
+                    "The visibility query parameter must be one of: active, expired",
+                )?;
                 Ok(())
             }
         ),
         case!("m2m.list.bad-from-rejected", Design, |cx| async move {
-            list(&cx, "from=yesterday")
-                .await?
-                .m2m_code(400, "INVALID_REQUEST")?;
+            list(&cx, "from=yesterday").await?.m2m_error(
+                400,
+                "INVALID_REQUEST",
+                "The from query parameter must be an ISO 8601 date-time",
+            )?;
             Ok(())
         }),
+        case!("m2m.list.bad-to-rejected", Design, |cx| async move {
+            list(&cx, "to=2026-13-01T00:00:00Z").await?.m2m_error(
+                400,
+                "INVALID_REQUEST",
+                "The to query parameter must be an ISO 8601 date-time",
+            )?;
+            Ok(())
+        }),
+        case!(
+            "m2m.list.from-to-any-offset-and-precision",
+            Design,
+            |cx| async move {
+                // The bounds are instants: any UTC offset, with or without fraction digits.
+                let reference = cx.mark("ref");
+                let link = cx.create_link(json!({"referenceId": reference})).await?;
+                let created = time::OffsetDateTime::parse(
+                    &text(&link, "createdAt"),
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .map_err(|error| {
+                    Failure::new(
+                        "POST /partner/links",
+                        "body /data/createdAt",
+                        "ISO 8601",
+                        error,
+                    )
+                })?;
+                let from = created
+                    .to_offset(time::macros::offset!(-2))
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .map_err(|error| Failure::new("format", "from", "ISO 8601", error))?;
+                let to = (created + time::Duration::seconds(1))
+                    .format(time::macros::format_description!(
+                        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+                    ))
+                    .map_err(|error| Failure::new("format", "to", "ISO 8601", error))?;
+                let reply =
+                    list(&cx, &format!("referenceId={reference}&from={from}&to={to}")).await?;
+                reply.status(200)?.eq("/data/pagination/total", json!(1))?;
+                Ok(())
+            }
+        ),
+        local_case!(
+            "m2m.list.unknown-query-parameter-named-in-warning",
+            Design,
+            |cx| async move {
+                let reply = list(&cx, "pageSize=5").await?;
+                reply.status(200)?.names_ignored_field("pageSize")?;
+                Ok(())
+            }
+        ),
         local_case!("m2m.list.tenant-isolation", Design, |cx| async move {
             cx.create_plain_link().await?;
             let other = cx.other_m2m_key();
@@ -1300,11 +1555,16 @@ fn detail() -> Vec<Case> {
             Ok(())
         }),
         case!("m2m.detail.unknown-id-404", Design, |cx| async move {
-            get(&cx, "link_p00000000_000000000000").await?.m2m_error(
-                404,
-                "RESOURCE_NOT_FOUND",
-                "Link not found",
-            )?;
+            // A well-formed id nobody has, then ids that could never exist.
+            for id in [
+                "link_p00000000_000000000000",
+                "garbage",
+                "link_p00000000_zzzzzzzzzzzz",
+            ] {
+                get(&cx, id)
+                    .await?
+                    .m2m_error(404, "RESOURCE_NOT_FOUND", "Link not found")?;
+            }
             Ok(())
         }),
         local_case!("m2m.detail.other-partner-404", Design, |cx| async move {
@@ -1369,6 +1629,17 @@ fn revoking() -> Vec<Case> {
             detail.eq("/data/revokedAt", revoked.json["data"]["revokedAt"].clone())?;
             Ok(())
         }),
+        case!(
+            "m2m.revoke.reason-not-string-rejected",
+            Design,
+            |cx| async move {
+                let link = cx.create_plain_link().await?;
+                revoke(&cx, &text(&link, "linkId"), Some(json!({"reason": 5})))
+                    .await?
+                    .m2m_error(400, "INVALID_REQUEST", "The reason field must be a string")?;
+                Ok(())
+            }
+        ),
         case!("m2m.revoke.twice-refused", Doc, |cx| async move {
             let link = cx.create_plain_link().await?;
             let link_id = text(&link, "linkId");
@@ -1458,7 +1729,7 @@ fn data_requests() -> Vec<Case> {
                 json!({"referenceId": cx.mark("ref"), "userData": {"idNumber": "X"}}),
             )
             .await?
-            .m2m_code(404, "RESOURCE_NOT_FOUND")?;
+            .m2m_error(404, "RESOURCE_NOT_FOUND", "Data request not found")?;
             Ok(())
         }),
         local_case!(
@@ -1533,6 +1804,8 @@ fn data_requests() -> Vec<Case> {
             detail
                 .eq("/data/userData/idNumber", json!("ID-9"))?
                 .eq("/data/userData/idType", json!("CURP"))?;
+            // Fulfilling completes the user, not the link: it stays opened.
+            detail.eq("/data/status", json!("opened"))?;
             Ok(())
         }),
         local_case!(
@@ -1562,9 +1835,11 @@ fn data_requests() -> Vec<Case> {
                 let (_, id) = pending_request(&cx, &reference).await?;
                 let body = json!({"referenceId": reference, "userData": {"idNumber": "X"}});
                 fulfil(&cx, &id, body.clone()).await?.status(200)?;
-                fulfil(&cx, &id, body)
-                    .await?
-                    .m2m_code(400, "INVALID_REQUEST")?;
+                fulfil(&cx, &id, body).await?.m2m_error(
+                    400,
+                    "INVALID_REQUEST",
+                    "Data request has already been fulfilled",
+                )?;
                 Ok(())
             }
         ),
@@ -1615,6 +1890,30 @@ fn data_requests() -> Vec<Case> {
             }
         ),
         local_case!(
+            "m2m.data-request.validation-messages",
+            Design,
+            |cx| async move {
+                let reference = cx.mark("ref");
+                let (_, id) = pending_request(&cx, &reference).await?;
+                for (body, message) in [
+                    (json!({"userData": {}}), "The referenceId field is required"),
+                    (
+                        json!({"referenceId": reference}),
+                        "The userData field is required",
+                    ),
+                    (
+                        json!({"referenceId": reference, "userData": "x"}),
+                        "The userData field must be an object",
+                    ),
+                ] {
+                    fulfil(&cx, &id, body)
+                        .await?
+                        .m2m_error(400, "INVALID_REQUEST", message)?;
+                }
+                Ok(())
+            }
+        ),
+        local_case!(
             "m2m.data-request.other-partner-404",
             Design,
             |cx| async move {
@@ -1625,7 +1924,7 @@ fn data_requests() -> Vec<Case> {
                     .json(&json!({"referenceId": reference, "userData": {"idNumber": "X"}}))
                     .send()
                     .await?
-                    .m2m_code(404, "RESOURCE_NOT_FOUND")?;
+                    .m2m_error(404, "RESOURCE_NOT_FOUND", "Data request not found")?;
                 Ok(())
             }
         ),
@@ -1880,6 +2179,76 @@ fn rate_limits() -> Vec<Case> {
                 .await
             }
         ),
+        local_case!(
+            "m2m.rate-limit.retry-after-until-the-next-minute",
+            Design,
+            |cx| async move {
+                // 15 s into a minute, frozen: the window frees in 45 s, and then it does.
+                frozen(&cx, async {
+                    cx.control(Method::POST, "/_sandbox/clock")
+                        .json(&json!({"setTo": "2026-02-10T12:00:15.000Z"}))
+                        .send()
+                        .await?
+                        .status(200)?;
+                    for _ in 0..100 {
+                        cx.create_plain_link().await?;
+                    }
+                    let reply = post(&cx, json!({"referenceId": cx.mark("ref")})).await?;
+                    reply.status(429)?.header_eq("retry-after", "45")?;
+                    cx.advance_clock(45).await?;
+                    post(&cx, json!({"referenceId": cx.mark("ref")}))
+                        .await?
+                        .status(201)?;
+                    Ok(())
+                })
+                .await
+            }
+        ),
+        local_case!(
+            "m2m.rate-limit.reads-retry-after-until-the-next-minute",
+            Design,
+            |cx| async move {
+                frozen(&cx, async {
+                    cx.control(Method::POST, "/_sandbox/clock")
+                        .json(&json!({"setTo": "2026-02-10T12:00:15.000Z"}))
+                        .send()
+                        .await?
+                        .status(200)?;
+                    for _ in 0..1000 {
+                        list(&cx, "limit=1").await?.status(200)?;
+                    }
+                    let reply = list(&cx, "limit=1").await?;
+                    reply.m2m_error(
+                        429,
+                        "RATE_LIMIT_EXCEEDED",
+                        "Too many requests, please retry later",
+                    )?;
+                    reply.header_eq("retry-after", "45")?;
+                    cx.advance_clock(45).await?;
+                    list(&cx, "limit=1").await?.status(200)?;
+                    Ok(())
+                })
+                .await
+            }
+        ),
+        local_case!("m2m.rate-limit.per-partner", Doc, |cx| async move {
+            frozen(&cx, async {
+                for _ in 0..100 {
+                    cx.create_plain_link().await?;
+                }
+                post(&cx, json!({"referenceId": cx.mark("ref")}))
+                    .await?
+                    .status(429)?;
+                cx.m2m(Method::POST, LINKS)
+                    .auth(Auth::Key(cx.other_m2m_key()))
+                    .json(&json!({"referenceId": cx.mark("ref")}))
+                    .send()
+                    .await?
+                    .status(201)?;
+                Ok(())
+            })
+            .await
+        }),
         local_case!(
             "m2m.rate-limit.reads-have-their-own-window",
             Doc,

@@ -33,7 +33,12 @@ fn number(reply: &Reply, pointer: &str) -> Result<i64, Failure> {
 pub fn cases() -> Vec<Case> {
     vec![
         local_case!("sandbox.health", Sandbox, |cx| async move {
-            let reply = cx.control(Method::GET, "/_sandbox/health").send().await?;
+            // Health answers anyone: no key, no token.
+            let reply = cx
+                .control(Method::GET, "/_sandbox/health")
+                .no_auth()
+                .send()
+                .await?;
             reply.status(200)?.eq("/status", json!("ok"))?;
             Ok(())
         }),
@@ -60,6 +65,22 @@ pub fn cases() -> Vec<Case> {
             }
             Ok(())
         }),
+        local_case!("sandbox.clock.bad-change-400", Sandbox, |cx| async move {
+            for change in [
+                json!({"advanceSeconds": 1, "frozen": false}),
+                json!({"setTo": "tomorrow"}),
+            ] {
+                let reply = cx
+                    .control(Method::POST, "/_sandbox/clock")
+                    .json(&change)
+                    .send()
+                    .await?;
+                reply.status(400)?.content_type("application/json")?;
+                reply.eq("/error/code", json!("INVALID_REQUEST"))?;
+                reply.string("/error/message")?;
+            }
+            Ok(())
+        }),
         local_case!("sandbox.clock.frozen", Sandbox, |cx| async move {
             let first = clock(&cx, Some(json!({"frozen": true}))).await?;
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -69,6 +90,51 @@ pub fn cases() -> Vec<Case> {
             second.eq("/now", first.json["now"].clone())?;
             Ok(())
         }),
+        local_case!(
+            "sandbox.clock.stamps-m2m-timestamps",
+            Sandbox,
+            |cx| async move {
+                // Every timestamp the M2M API writes is the sandbox clock's reading.
+                let at = "2026-02-10T12:00:00.000Z";
+                clock(&cx, Some(json!({"frozen": true}))).await?;
+                let stamped = async {
+                    clock(&cx, Some(json!({"setTo": at}))).await?;
+                    let reference = cx.mark("ref");
+                    let link = cx
+                        .create_link(json!({"referenceId": reference, "expiresInMinutes": 120}))
+                        .await?;
+                    let id = link["linkId"].as_str().unwrap_or_default().to_owned();
+                    let detail = cx
+                        .m2m(Method::GET, &format!("/partner/links/{id}"))
+                        .send()
+                        .await?;
+                    detail.eq("/data/createdAt", json!(at))?;
+                    detail.eq("/data/expiresAt", json!("2026-02-10T14:00:00.000Z"))?;
+                    let opened = cx.open_link(&id).await?;
+                    let request = opened.string("/dataRequest/dataRequestId")?;
+                    cx.m2m(Method::PUT, &format!("/partner/data-requests/{request}"))
+                        .json(&json!({"referenceId": reference, "userData": {"dob": "1990-01-01"}}))
+                        .send()
+                        .await?
+                        .status(200)?
+                        .eq("/data/fulfilledAt", json!(at))?;
+                    cx.m2m(Method::POST, &format!("/partner/links/{id}/revoke"))
+                        .send()
+                        .await?
+                        .status(200)?
+                        .eq("/data/revokedAt", json!(at))?;
+                    let detail = cx
+                        .m2m(Method::GET, &format!("/partner/links/{id}"))
+                        .send()
+                        .await?;
+                    detail.eq("/data/openedAt", json!(at))?;
+                    Ok(())
+                }
+                .await;
+                clock(&cx, Some(json!({"frozen": false}))).await?;
+                stamped
+            }
+        ),
         local_case!(
             "sandbox.reset.forgets-the-partner-links",
             Sandbox,

@@ -130,6 +130,12 @@ pub fn cases() -> Vec<Case> {
     all.extend(auth());
     all.extend(tenancy());
     all.extend(usage());
+    all.extend(create_details());
+    all.extend(link_details());
+    all.extend(list_details());
+    all.extend(user_details());
+    all.extend(auth_details());
+    all.extend(route_details());
     all
 }
 
@@ -540,6 +546,10 @@ fn type_specific() -> Vec<Case> {
                     .post(&cx, json!({"externalId": cx.mark("ext")}))
                     .await?;
                 reply.violation("provider")?;
+                let reply = AUTHENTICATION
+                    .post(&cx, json!({"externalId": cx.mark("ext"), "provider": null}))
+                    .await?;
+                reply.violation("provider")?;
                 Ok(())
             }
         ),
@@ -681,9 +691,19 @@ fn settings() -> Vec<Case> {
             Design,
             |cx| async move {
                 let reply = PROVIDER
-                    .create(&cx, json!({"settings": {"disconnectedEnabled": true}}))
+                    .create(
+                        &cx,
+                        json!({"colour": "red", "settings": {"disconnectedEnabled": true}}),
+                    )
                     .await?;
-                reply.names_ignored_field("disconnectedEnabled")?;
+                reply
+                    .names_ignored_field("colour")?
+                    .names_ignored_field("settings.disconnectedEnabled")?;
+                cx.leaf(Method::GET, &PROVIDER.one(&reply.string("/id")?))
+                    .send()
+                    .await?
+                    .status(200)?
+                    .eq("/settings/disconnectEnabled", json!(false))?;
                 Ok(())
             }
         ),
@@ -911,12 +931,14 @@ fn listing() -> Vec<Case> {
                 if count != 25 {
                     return Err(reply.failure("body length", 25, count));
                 }
-                if reply.header("x-total-count").is_some() {
-                    return Err(reply.failure(
-                        "header x-total-count",
-                        "absent without page/size",
-                        "present",
-                    ));
+                for header in ["x-total-count", "link"] {
+                    if reply.header(header).is_some() {
+                        return Err(reply.failure(
+                            format!("header {header}"),
+                            "absent without page/size",
+                            "present",
+                        ));
+                    }
                 }
                 Ok(())
             }
@@ -1015,11 +1037,12 @@ fn users() -> Vec<Case> {
             cx.leaf(Method::DELETE, &format!("{USERS}/{id}"))
                 .send()
                 .await?
-                .status_in(200..=299)?;
+                .status(204)?;
             cx.leaf(Method::GET, &format!("{USERS}/{id}"))
                 .send()
                 .await?
-                .problem(404)?;
+                .problem(404)?
+                .eq("/title", json!("Leaf user not found"))?;
             Ok(())
         }),
         case!(
@@ -1277,12 +1300,14 @@ fn tenancy() -> Vec<Case> {
             |cx| async move {
                 PROVIDER.create(&cx, json!({})).await?;
                 let other = cx.new_leaf_account().await?;
-                let reply = cx
-                    .leaf(Method::GET, &PROVIDER.collection())
-                    .auth(Auth::Bearer(other))
-                    .send()
-                    .await?;
-                reply.status(200)?.body(json!([]))?;
+                for path in [PROVIDER.collection(), USERS.to_owned()] {
+                    cx.leaf(Method::GET, &path)
+                        .auth(Auth::Bearer(other.clone()))
+                        .send()
+                        .await?
+                        .status(200)?
+                        .body(json!([]))?;
+                }
                 Ok(())
             }
         ),
@@ -1383,6 +1408,800 @@ fn base64url(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+const PROVIDERS: [&str; 7] = [
+    "JohnDeere",
+    "ClimateFieldView",
+    "CNHI",
+    "AgLeader",
+    "Trimble",
+    "RavenSlingshot",
+    "Stara",
+];
+
+/// The `field` of every `fieldErrors` entry, in order.
+fn violation_fields(reply: &Reply) -> Vec<String> {
+    reply.json["fieldErrors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|error| error["field"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A constraint violation listing exactly `fields`, in this order.
+fn expect_violations(reply: &Reply, fields: &[&str]) -> Result<(), Failure> {
+    reply.problem(400)?;
+    let actual = violation_fields(reply);
+    if actual == fields {
+        Ok(())
+    } else {
+        Err(reply.failure(
+            "body /fieldErrors[].field",
+            format!("{fields:?}"),
+            format!("{actual:?}"),
+        ))
+    }
+}
+
+/// The sorted keys of the object at `pointer` (`""` for the body).
+fn expect_keys(reply: &Reply, pointer: &str, expected: &[&str]) -> Result<(), Failure> {
+    let mut keys: Vec<String> = reply
+        .json
+        .pointer(pointer)
+        .and_then(Value::as_object)
+        .map(|object| object.keys().cloned().collect())
+        .unwrap_or_default();
+    keys.sort();
+    let mut expected: Vec<&str> = expected.to_vec();
+    expected.sort_unstable();
+    if keys == expected {
+        Ok(())
+    } else {
+        Err(reply.failure(
+            format!("keys of body {pointer}"),
+            format!("{expected:?}"),
+            format!("{keys:?}"),
+        ))
+    }
+}
+
+/// The docs' example `settings`, with real values in place of the placeholders.
+fn doc_settings() -> Value {
+    json!({
+        "backgroundColor": "#27ae60",
+        "headerImage": "https://example.com/header.png",
+        "companyLogo": "https://example.com/logo.png",
+        "companyName": "Example Farms",
+        "showLeafUserName": true,
+        "disconnectEnabled": true
+    })
+}
+
+/// What creating a link accepts beyond the per-type cases.
+fn create_details() -> Vec<Case> {
+    vec![
+        case!(
+            "leaf.create.expires-in-900-accepted",
+            Doc,
+            |cx| async move {
+                let reply = FILE_UPLOAD
+                    .create_and_get(&cx, json!({"expiresIn": 900}))
+                    .await?;
+                let actual =
+                    (reply.instant("/expiresAt")? - reply.instant("/createdAt")?).whole_seconds();
+                expect_seconds(&reply, "expiresAt - createdAt", 900, actual)
+            }
+        ),
+        case!(
+            "leaf.create.expires-in-fraction-rejected",
+            Doc,
+            |cx| async move {
+                let reply = FILE_UPLOAD
+                    .post(&cx, FILE_UPLOAD.body(&cx, json!({"expiresIn": 1200.5})))
+                    .await?;
+                reply.violation("expiresIn")?;
+                Ok(())
+            }
+        ),
+        case!("leaf.provider.each-provider-kept", Doc, |cx| async move {
+            for provider in PROVIDERS.iter().chain(["All"].iter()) {
+                PROVIDER
+                    .create_and_get(&cx, json!({"allowedProviders": [provider]}))
+                    .await?
+                    .eq("/allowedProviders", json!([provider]))?;
+            }
+            Ok(())
+        }),
+        case!(
+            "leaf.authentication.every-documented-provider-accepted",
+            Doc,
+            |cx| async move {
+                for provider in PROVIDERS {
+                    AUTHENTICATION
+                        .create_and_get(&cx, json!({"provider": provider}))
+                        .await?
+                        .eq("/provider", json!(provider))?;
+                }
+                Ok(())
+            }
+        ),
+        case!(
+            "leaf.authentication.unknown-provider-rejected",
+            Doc,
+            |cx| async move {
+                let reply = AUTHENTICATION
+                    .post(
+                        &cx,
+                        json!({"externalId": cx.mark("ext"), "provider": "johndeere"}),
+                    )
+                    .await?;
+                reply.violation("provider")?;
+                Ok(())
+            }
+        ),
+        case!(
+            "leaf.create.external-id-reuses-user-across-types",
+            Doc,
+            |cx| async move {
+                let external = cx.mark("ext");
+                let first = PROVIDER.post(&cx, json!({"externalId": external})).await?;
+                first.status(200)?;
+                let second = FILE_UPLOAD
+                    .post(&cx, json!({"externalId": external}))
+                    .await?;
+                second
+                    .status(200)?
+                    .eq("/leafUserId", first.json["leafUserId"].clone())?;
+                let other = PROVIDER.create(&cx, json!({})).await?;
+                if other.json["leafUserId"] == first.json["leafUserId"] {
+                    return Err(other.failure(
+                        "body /leafUserId",
+                        "another user for another externalId",
+                        &other.json["leafUserId"],
+                    ));
+                }
+                Ok(())
+            }
+        ),
+        case!(
+            "leaf.create.blank-external-id-rejected",
+            Design,
+            |cx| async move {
+                let reply = PROVIDER.post(&cx, json!({"externalId": ""})).await?;
+                expect_violations(&reply, &["externalId"])
+            }
+        ),
+        case!(
+            "leaf.errors.violations-in-field-order",
+            Design,
+            |cx| async move {
+                let reply = PROVIDER
+                    .post(
+                        &cx,
+                        json!({"expiresIn": 5, "name": 1, "settings": {"backgroundColor": "blue"}}),
+                    )
+                    .await?;
+                expect_violations(
+                    &reply,
+                    &[
+                        "expiresIn",
+                        "settings.backgroundColor",
+                        "externalId",
+                        "name",
+                    ],
+                )?;
+                reply.eq("/fieldErrors/0/objectName", json!("providerMagicLinkDTO"))?;
+                Ok(())
+            }
+        ),
+        case!(
+            "leaf.create.expires-at-same-instant-as-get",
+            Design,
+            |cx| async move {
+                let created = PROVIDER.create(&cx, json!({})).await?;
+                let nanos = created.string("/expiresAt")?;
+                let got = cx
+                    .leaf(Method::GET, &PROVIDER.one(&created.string("/id")?))
+                    .send()
+                    .await?;
+                let millis = got.status(200)?.string("/expiresAt")?;
+                // 2010-10-10T10:10:10.000 is the same in both; only the digits after differ.
+                if nanos.get(..23) != millis.get(..23) {
+                    return Err(got.failure("body /expiresAt", nanos, millis));
+                }
+                Ok(())
+            }
+        ),
+        local_case!(
+            "leaf.create.link-on-linkbox-page",
+            Design,
+            |cx| async move {
+                // The link is linkbox's own hosted page: the URL's path is served here.
+                let reply = PROVIDER.create(&cx, json!({})).await?;
+                let link = reply.string("/link")?;
+                let path = reqwest::Url::parse(&link)
+                    .map(|url| url.path().to_owned())
+                    .unwrap_or_default();
+                let expected = format!("/magic-link/{}", reply.string("/id")?);
+                if path != expected {
+                    return Err(reply.failure("body /link path", expected, link));
+                }
+                cx.control(Method::GET, &path)
+                    .no_auth()
+                    .send()
+                    .await?
+                    .status(200)?
+                    .content_type("text/html")?;
+                Ok(())
+            }
+        ),
+        case!(
+            "leaf.create.only-documented-fields",
+            Design,
+            |cx| async move {
+                for w in [&PROVIDER, &AUTHENTICATION, &FILE_UPLOAD] {
+                    let created = w.create(&cx, json!({})).await?;
+                    expect_keys(&created, "", &["expiresAt", "id", "leafUserId", "link"])?;
+                    let mut fields = vec![
+                        "createdAt",
+                        "expiresAt",
+                        "id",
+                        "lastAccessedAt",
+                        "leafUserId",
+                        "link",
+                        "maxUsage",
+                        "settings",
+                        "usageCount",
+                        "widget",
+                    ];
+                    match w.segment {
+                        "provider" => fields.push("allowedProviders"),
+                        "authentication" => fields.push("provider"),
+                        _ => {}
+                    }
+                    let got = cx
+                        .leaf(Method::GET, &w.one(&created.string("/id")?))
+                        .send()
+                        .await?;
+                    expect_keys(got.status(200)?, "", &fields)?;
+                    expect_keys(
+                        &got,
+                        "/settings",
+                        &[
+                            "backgroundColor",
+                            "companyLogo",
+                            "companyName",
+                            "disconnectEnabled",
+                            "headerImage",
+                            "showLeafUserName",
+                        ],
+                    )?;
+                    let listed = cx.leaf(Method::GET, &w.collection()).send().await?;
+                    expect_keys(listed.status(200)?, "/0", &fields)?;
+                }
+                Ok(())
+            }
+        ),
+        case!(
+            "leaf.create.doc-examples-as-curl-sends-them",
+            Design,
+            |cx| async move {
+                // The docs' curl examples send JSON with `-d` and no content type of their own,
+                // so curl says application/x-www-form-urlencoded; linkbox reads them as JSON.
+                for (w, extra) in [
+                    (&PROVIDER, json!({"allowedProviders": ["JohnDeere"]})),
+                    (&AUTHENTICATION, json!({"provider": "ClimateFieldView"})),
+                    (&FILE_UPLOAD, json!({})),
+                ] {
+                    let mut body = json!({"name": "user_name", "email": "user_email",
+                        "externalId": cx.mark("ext"), "expiresIn": 900, "settings": doc_settings()});
+                    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+                        body.extend(extra.clone());
+                    }
+                    let reply = cx
+                        .leaf(Method::POST, &w.collection())
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .raw(body.to_string())
+                        .send()
+                        .await?;
+                    reply.status(200)?;
+                    if let Some(warning) = reply.header("x-linkbox-warning") {
+                        return Err(reply.failure("header x-linkbox-warning", "absent", warning));
+                    }
+                    let id = reply.string("/id")?;
+                    cx.leaf(Method::GET, &w.one(&id))
+                        .send()
+                        .await?
+                        .status(200)?
+                        .eq("/widget", json!(w.value))?;
+                    cx.leaf(Method::DELETE, &w.one(&id))
+                        .send()
+                        .await?
+                        .status(204)?;
+                }
+                Ok(())
+            }
+        ),
+        case!(
+            "leaf.create.doc-for-user-examples-on-the-singular-path",
+            Design,
+            |cx| async move {
+                let user = new_user(&cx).await?;
+                for (w, extra) in [
+                    (
+                        &PROVIDER,
+                        json!({"allowedProviders": ["AgLeader", "Trimble"]}),
+                    ),
+                    (&AUTHENTICATION, json!({"provider": "CNHI"})),
+                    (&FILE_UPLOAD, json!({})),
+                ] {
+                    let mut body = json!({"expiresIn": 3600, "settings": doc_settings()});
+                    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+                        body.extend(extra.clone());
+                    }
+                    let reply = cx
+                        .leaf(
+                            Method::POST,
+                            &format!("{WIDGETS}/magic-link/user/{user}/{}", w.segment),
+                        )
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .raw(body.to_string())
+                        .send()
+                        .await?;
+                    reply.status(200)?.eq("/leafUserId", json!(user))?;
+                    cx.leaf(Method::GET, &w.one(&reply.string("/id")?))
+                        .send()
+                        .await?
+                        .status(200)?
+                        .eq("/settings/companyName", json!("Example Farms"))?;
+                }
+                Ok(())
+            }
+        ),
+    ]
+}
+
+/// Reading and deleting links beyond the per-type cases.
+fn link_details() -> Vec<Case> {
+    vec![
+        case!("leaf.links.delete-twice-404", Design, |cx| async move {
+            for w in [&PROVIDER, &AUTHENTICATION, &FILE_UPLOAD] {
+                let id = w.create(&cx, json!({})).await?.string("/id")?;
+                cx.leaf(Method::DELETE, &w.one(&id))
+                    .send()
+                    .await?
+                    .status(204)?;
+                for method in [Method::GET, Method::DELETE] {
+                    cx.leaf(method, &w.one(&id))
+                        .send()
+                        .await?
+                        .problem(404)?
+                        .eq("/title", json!("Magic link not found"))?;
+                }
+            }
+            Ok(())
+        }),
+        case!(
+            "leaf.links.other-type-delete-404",
+            Design,
+            |cx| async move {
+                let id = FILE_UPLOAD.create(&cx, json!({})).await?.string("/id")?;
+                for w in [&PROVIDER, &AUTHENTICATION] {
+                    for method in [Method::GET, Method::DELETE] {
+                        cx.leaf(method, &w.one(&id))
+                            .send()
+                            .await?
+                            .problem(404)?
+                            .eq("/title", json!("Magic link not found"))?;
+                    }
+                }
+                cx.leaf(Method::GET, &FILE_UPLOAD.one(&id))
+                    .send()
+                    .await?
+                    .status(200)?;
+                Ok(())
+            }
+        ),
+        case!(
+            "leaf.links.malformed-user-id-404",
+            Design,
+            |cx| async move {
+                let path = format!("{WIDGETS}/magic-link/users/not-a-uuid/provider");
+                cx.leaf(Method::POST, &path)
+                    .json(&json!({}))
+                    .send()
+                    .await?
+                    .problem(404)?
+                    .eq("/title", json!("Leaf user not found"))?;
+                Ok(())
+            }
+        ),
+        local_case!(
+            "leaf.usage.used-up-after-max-usage",
+            Design,
+            |cx| async move {
+                let id = PROVIDER.create(&cx, json!({})).await?.string("/id")?;
+                for _ in 0..3 {
+                    as_end_user(&cx, &id, "access", json!({})).await?;
+                }
+                let path = format!("/_sandbox/leaf/magic-links/{id}/access");
+                let token = cx.leaf_token().await?;
+                cx.control(Method::POST, &path)
+                    .auth(Auth::Bearer(token))
+                    .json(&json!({}))
+                    .send()
+                    .await?
+                    .status_in(400..=499)?;
+                let other = cx.new_leaf_account().await?;
+                cx.control(Method::POST, &path)
+                    .auth(Auth::Bearer(other))
+                    .json(&json!({}))
+                    .send()
+                    .await?
+                    .status_in(400..=499)?;
+                Ok(())
+            }
+        ),
+        local_case!(
+            "leaf.tenancy.external-ids-are-per-account",
+            Design,
+            |cx| async move {
+                let external = cx.mark("ext");
+                let mine = PROVIDER.post(&cx, json!({"externalId": external})).await?;
+                mine.status(200)?;
+                let other = cx.new_leaf_account().await?;
+                let theirs = cx
+                    .leaf(Method::POST, &PROVIDER.collection())
+                    .auth(Auth::Bearer(other.clone()))
+                    .json(&json!({"externalId": external}))
+                    .send()
+                    .await?;
+                if theirs.status(200)?.json["leafUserId"] == mine.json["leafUserId"] {
+                    return Err(theirs.failure(
+                        "body /leafUserId",
+                        "each account its own user",
+                        &theirs.json["leafUserId"],
+                    ));
+                }
+                cx.leaf(Method::GET, USERS)
+                    .auth(Auth::Bearer(other))
+                    .send()
+                    .await?
+                    .status(200)?;
+                Ok(())
+            }
+        ),
+    ]
+}
+
+/// Paging of the magic-link lists: Leaf's list convention, exactly.
+fn list_details() -> Vec<Case> {
+    vec![
+        local_case!("leaf.list.paging-headers", Design, |cx| async move {
+            let user = new_user(&cx).await?;
+            let path = format!("{WIDGETS}/magic-link/users/{user}/authentication");
+            let mut origin = String::new();
+            for _ in 0..5 {
+                let created = cx
+                    .leaf(Method::POST, &path)
+                    .json(&json!({"provider": "JohnDeere"}))
+                    .send()
+                    .await?;
+                // linkbox's own address, which it also puts in the paging links.
+                origin = reqwest::Url::parse(&created.status(200)?.string("/link")?)
+                    .map(|url| url.origin().ascii_serialization())
+                    .unwrap_or_default();
+            }
+            let list = AUTHENTICATION.collection();
+            let page = cx
+                .leaf(Method::GET, &format!("{list}?page=1&size=2"))
+                .send()
+                .await?;
+            page.status(200)?.header_eq("x-total-count", "5")?;
+            let base = format!("{origin}{list}");
+            page.header_eq(
+                "link",
+                &format!(
+                    "<{base}?page=2&size=2>; rel=\"next\",<{base}?page=0&size=2>; rel=\"prev\",\
+                     <{base}?page=2&size=2>; rel=\"last\",<{base}?page=0&size=2>; rel=\"first\""
+                ),
+            )?;
+            for (query, count) in [("page=1&size=2", 2), ("size=3", 3), ("page=0", 5)] {
+                let reply = cx
+                    .leaf(Method::GET, &format!("{list}?{query}"))
+                    .send()
+                    .await?;
+                reply.header_eq("x-total-count", "5")?;
+                let actual = ids(&reply)?.len();
+                if actual != count {
+                    return Err(reply.failure("body length", count, actual));
+                }
+            }
+            Ok(())
+        }),
+        case!("leaf.list.bad-paging-400", Design, |cx| async move {
+            for query in ["size=0", "page=-1", "page=x"] {
+                cx.leaf(
+                    Method::GET,
+                    &format!("{}?{query}", AUTHENTICATION.collection()),
+                )
+                .send()
+                .await?
+                .problem(400)?
+                .eq("/title", json!("Bad Request"))?;
+            }
+            Ok(())
+        }),
+    ]
+}
+
+/// Leaf users beyond create, read, replace and delete.
+fn user_details() -> Vec<Case> {
+    vec![
+        case!(
+            "leaf.users.created-201-with-location",
+            Design,
+            |cx| async move {
+                let external = cx.mark("ext");
+                let reply = cx
+                    .leaf(Method::POST, USERS)
+                    .json(&json!({"name": "Ana", "email": "ana@farm.example", "externalId": external}))
+                    .send()
+                    .await?;
+                let id = reply.status(201)?.string("/id")?;
+                reply.header_eq("location", &format!("{USERS}/{id}"))?;
+                cx.leaf(Method::GET, &format!("{USERS}/{id}"))
+                    .send()
+                    .await?
+                    .status(200)?
+                    .body(reply.json.clone())?;
+                Ok(())
+            }
+        ),
+        case!(
+            "leaf.users.credentials-null-until-connected",
+            Doc,
+            |cx| async move {
+                let id = new_user(&cx).await?;
+                let reply = cx
+                    .leaf(Method::GET, &format!("{USERS}/{id}"))
+                    .send()
+                    .await?;
+                reply.status(200)?;
+                for field in [
+                    "johnDeereCredentials",
+                    "climateFieldViewCredentials",
+                    "cnhiCredentials",
+                    "agLeaderCredentials",
+                    "trimbleCredentials",
+                    "ravenSlingshotCredentials",
+                    "staraCredentials",
+                ] {
+                    reply.null(&format!("/{field}"))?;
+                }
+                Ok(())
+            }
+        ),
+        case!(
+            "leaf.users.put-is-a-full-replace",
+            Design,
+            |cx| async move {
+                let id = new_user(&cx).await?;
+                let path = format!("{USERS}/{id}");
+                let mut user = cx.leaf(Method::GET, &path).send().await?.json;
+                user["name"] = json!("Ana Maria");
+                user["phone"] = Value::Null;
+                let replaced = cx.leaf(Method::PUT, &path).json(&user).send().await?;
+                replaced.status(200)?.eq("/name", json!("Ana Maria"))?;
+                replaced.null("/phone")?;
+                // Read-only fields sent back as they came are known, not warned about.
+                if let Some(warning) = replaced.header("x-linkbox-warning") {
+                    return Err(replaced.failure("header x-linkbox-warning", "absent", warning));
+                }
+                let by_body = cx
+                    .leaf(Method::PUT, USERS)
+                    .json(&json!({"id": id, "name": "Ana B", "email": "ana@farm.example"}))
+                    .send()
+                    .await?;
+                by_body.status(200)?.null("/externalId")?;
+                let mismatched = cx
+                    .leaf(Method::PUT, &path)
+                    .json(&json!({"id": "00000000-0000-4000-8000-000000000000", "name": "x", "email": "y"}))
+                    .send()
+                    .await?;
+                expect_violations(&mismatched, &["id"])
+            }
+        ),
+        case!("leaf.users.filter-email-and-name", Doc, |cx| async move {
+            let id = new_user(&cx).await?;
+            new_user(&cx).await?;
+            let user = cx
+                .leaf(Method::GET, &format!("{USERS}/{id}"))
+                .send()
+                .await?;
+            let (name, email) = (user.string("/name")?, user.string("/email")?);
+            for query in [format!("email={email}"), format!("name={name}")] {
+                let reply = cx
+                    .leaf(Method::GET, &format!("{USERS}?{query}"))
+                    .send()
+                    .await?;
+                reply.status(200)?;
+                let actual = ids(&reply)?;
+                if actual != [id.clone()] {
+                    return Err(reply.failure(
+                        "body [].id",
+                        format!("[{id:?}]"),
+                        format!("{actual:?}"),
+                    ));
+                }
+            }
+            Ok(())
+        }),
+        local_case!(
+            "leaf.users.paged-total-count-and-link",
+            Doc,
+            |cx| async move {
+                for _ in 0..3 {
+                    new_user(&cx).await?;
+                }
+                let reply = cx
+                    .leaf(Method::GET, &format!("{USERS}?page=1&size=2"))
+                    .send()
+                    .await?;
+                reply.status(200)?.header_eq("x-total-count", "3")?;
+                let count = ids(&reply)?.len();
+                if count != 1 {
+                    return Err(reply.failure("body length", 1, count));
+                }
+                let link = reply.header("link").unwrap_or("absent");
+                if !link.contains("rel=\"prev\"") {
+                    return Err(reply.failure("header link", "a rel=\"prev\" entry", link));
+                }
+                Ok(())
+            }
+        ),
+        case!(
+            "leaf.users.name-and-email-required",
+            Design,
+            |cx| async move {
+                let reply = cx
+                    .leaf(Method::POST, USERS)
+                    .json(&json!({"phone": 5}))
+                    .send()
+                    .await?;
+                expect_violations(&reply, &["name", "email", "phone"])?;
+                reply.eq("/fieldErrors/0/objectName", json!("leafUserDTO"))?;
+                Ok(())
+            }
+        ),
+        case!("leaf.users.external-id-unique", Design, |cx| async move {
+            let id = new_user(&cx).await?;
+            let external = cx
+                .leaf(Method::GET, &format!("{USERS}/{id}"))
+                .send()
+                .await?
+                .string("/externalId")?;
+            let reply = cx
+                .leaf(Method::POST, USERS)
+                .json(&json!({"name": "b", "email": "b", "externalId": external}))
+                .send()
+                .await?;
+            expect_violations(&reply, &["externalId"])
+        }),
+    ]
+}
+
+/// Authentication beyond the token lifetimes.
+fn auth_details() -> Vec<Case> {
+    vec![
+        local_case!(
+            "leaf.auth.every-credential-violation-listed",
+            Design,
+            |cx| async move {
+                let reply =
+                    authenticate(&cx, json!({"password": 7, "rememberMe": "maybe"})).await?;
+                expect_violations(&reply, &["username", "password", "rememberMe"])?;
+                reply.eq("/fieldErrors/0/objectName", json!("loginVM"))?;
+                let blank = authenticate(&cx, json!({"username": " ", "password": "pw"})).await?;
+                expect_violations(&blank, &["username"])
+            }
+        ),
+        local_case!(
+            "leaf.auth.remember-me-absent-24-hours",
+            Doc,
+            |cx| async move {
+                let token =
+                    authenticate(&cx, json!({"username": cx.mark("user"), "password": "x"}))
+                        .await?
+                        .string("/id_token")?;
+                cx.advance_clock(24 * 3600 - 60).await?;
+                expect_token_status(&cx, &token, 200, "after 23 h 59 min").await?;
+                cx.advance_clock(120).await?;
+                expect_token_status(&cx, &token, 401, "after 24 h 1 min").await
+            }
+        ),
+        local_case!("leaf.auth.expired-token-detail", Design, |cx| async move {
+            let token = authenticate(
+                &cx,
+                json!({"username": cx.mark("user"), "password": "x", "rememberMe": false}),
+            )
+            .await?
+            .string("/id_token")?;
+            cx.advance_clock(25 * 3600).await?;
+            let reply = cx
+                .leaf(Method::GET, &FILE_UPLOAD.collection())
+                .auth(Auth::Bearer(token))
+                .send()
+                .await?;
+            reply.problem(401)?.eq("/title", json!("Unauthorized"))?;
+            reply.eq("/detail", json!("The bearer token has expired"))?;
+            Ok(())
+        }),
+        case!("leaf.auth.basic-scheme-401", Design, |cx| async move {
+            cx.leaf(Method::GET, &PROVIDER.collection())
+                .no_auth()
+                .header("authorization", "Basic dTpw")
+                .send()
+                .await?
+                .problem(401)?;
+            Ok(())
+        }),
+    ]
+}
+
+/// Routing errors: every unknown path a 404 problem, every wrong method a 405 with `Allow`.
+fn route_details() -> Vec<Case> {
+    vec![
+        case!("leaf.errors.unknown-paths-404", Design, |cx| async move {
+            for path in [
+                "/api/nothing",
+                "/api",
+                "/services/widgets/api/magic-link/widgets",
+                "/services/widgets/api/magic-link/unknown/abc",
+                "/services/widgets/api/magic-link/people/u/provider",
+                "/services/widgets/api/magic-link/users/u/unknown",
+                "/services/usermanagement/api/users/a/b",
+                "/services/other",
+            ] {
+                let reply = cx.leaf(Method::GET, path).send().await?;
+                reply.problem(404)?.eq("/title", json!("Not Found"))?;
+                reply.eq("/path", json!(path))?;
+            }
+            Ok(())
+        }),
+        case!(
+            "leaf.errors.wrong-method-405-allow",
+            Design,
+            |cx| async move {
+                let link = format!("{WIDGETS}/magic-link/provider/abc");
+                for (method, path, allow) in [
+                    (Method::GET, "/api/authenticate".to_owned(), "POST"),
+                    (Method::PUT, PROVIDER.collection(), "GET, POST"),
+                    (Method::POST, link.clone(), "GET, DELETE"),
+                    (Method::PATCH, link, "GET, DELETE"),
+                    (
+                        Method::GET,
+                        format!("{WIDGETS}/magic-link/users/u/provider"),
+                        "POST",
+                    ),
+                    (Method::DELETE, USERS.to_owned(), "GET, POST, PUT"),
+                    (Method::POST, format!("{USERS}/u"), "GET, PUT, DELETE"),
+                ] {
+                    let reply = cx.leaf(method, &path).send().await?;
+                    reply
+                        .problem(405)?
+                        .eq("/title", json!("Method Not Allowed"))?;
+                    reply.header_eq("allow", allow)?;
+                }
+                Ok(())
+            }
+        ),
+    ]
 }
 
 #[cfg(test)]
