@@ -5,10 +5,12 @@
 //! - `bench [--quick]`: throughput, latency, memory and start-up, measured ([`bench`]).
 //! - `codegen [--check]`: the generated OpenAPI document and JSON Schemas ([`codegen`]).
 //! - `contract [...]`: the contract suite against linkbox or a deployment ([`contract`]).
+//! - `package [--profile P]`: the Python wheel and the npm packages ([`package`]).
 
 mod bench;
 mod codegen;
 mod contract;
+mod package;
 
 use std::process::{Command, ExitCode};
 
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench::run(&workspace_root(), args.iter().any(|arg| arg == "--quick")),
         Some("codegen") => codegen::run(&workspace_root(), args.iter().any(|arg| arg == "--check")),
+        Some("package") => package::run(&workspace_root(), &args[1..]),
         Some(other) => Err(anyhow::anyhow!("unknown task {other:?}\n\n{USAGE}")),
         None => Err(anyhow::anyhow!("{USAGE}")),
     };
@@ -41,7 +44,9 @@ tasks:
   ci                 fmt check, clippy, codegen check, tests
   codegen [--check]  write (or check) openapi/ and schemas/
   bench [--quick]    measure a release build on loopback (target/bench/)
-  contract [...]     the contract suite (`cargo xtask contract --help`)";
+  contract [...]     the contract suite (`cargo xtask contract --help`)
+  package [--profile release|dev]
+                     the Python wheel (target/wheels/) and npm tarballs (target/npm/)";
 
 fn ci() -> anyhow::Result<()> {
     cargo(&["fmt", "--all", "--", "--check"])?;
