@@ -231,6 +231,8 @@ async function startLinkbox(options = {}) {
       }
   }
 
+  // A later failure to signal it is reported by stop(), never as an uncaught 'error' event.
+  child.on('error', () => {});
   // The sandbox must never keep this process alive: the exit hook stops it instead.
   child.unref();
   child.stdout.unref?.();
@@ -327,9 +329,21 @@ class Linkbox {
   }
 
   async tenant() {
+    const key = newM2mKey();
     const username = `tenant-${crypto.randomBytes(6).toString('hex')}@linkbox.test`;
-    const token = await this.leafToken({ username });
-    return new Tenant(this, newM2mKey(), token, username, 'linkbox');
+    let token;
+    try {
+      await this.clock({ key });
+      token = await this.leafToken({ username });
+    } catch (error) {
+      if (!(error instanceof ControlError) || error.status !== 401) throw error;
+      throw new LinkboxError(
+        "a fresh tenant needs open mode, and this sandbox's config lists its partners or Leaf " +
+          `accounts (${error.message}): use the keys and accounts the config names instead`,
+        { cause: error },
+      );
+    }
+    return new Tenant(this, key, token, username, 'linkbox');
   }
 
   reset({ key } = {}) {

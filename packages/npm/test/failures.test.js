@@ -137,3 +137,14 @@ test('other platforms are a clear error naming the supported ones', () => {
   );
   assert.equal(binaryPath({ env: { LINKBOX_BINARY: '/opt/linkbox' } }), '/opt/linkbox');
 });
+
+test('a fresh tenant where the config names the partners is a clear error', async () => {
+  const config = path.join(scratch(), 'linkbox.toml');
+  fs.writeFileSync(config, "[[partners]]\nslug = 'acme'\nkeys = ['m2m_test_acme0000000000000000000000000000']\n");
+  const linkbox = await startLinkbox({ config });
+  try {
+    await assert.rejects(linkbox.tenant(), /a fresh tenant needs open mode/);
+  } finally {
+    await linkbox.stop();
+  }
+});

@@ -145,22 +145,29 @@ def test_ini_options_reach_linkbox_serve(pytester: pytest.Pytester) -> None:
         """
         [pytest]
         linkbox_config = linkbox.toml
-        linkbox_args = --rate-limits off --journal-size 7
+        linkbox_args = --rate-limits off --journal-size 7 --admin-token s3cret
         """
     )
     pytester.makepyfile(
         test_configured="""
         import requests
 
+        ACME = {"X-API-Key": "m2m_test_acme0000000000000000000000000000"}
+
         def test_only_the_configured_partner(linkbox):
             url = f"{linkbox.url}/partner/links"
-            assert requests.get(url, headers={"X-API-Key": "m2m_test_acme0000000000000000000000000000"}, timeout=10).status_code == 200
+            assert requests.get(url, headers=ACME, timeout=10).status_code == 200
             assert requests.get(url, headers={"X-API-Key": linkbox.m2m_key()}, timeout=10).status_code == 401
-            assert requests.get(f"{linkbox.url}/_sandbox/requests", timeout=10).json()["capacity"] == 7
+            assert requests.get(f"{linkbox.url}/_sandbox/requests", headers=ACME, timeout=10).json()["capacity"] == 7
+            assert requests.get(f"{linkbox.url}/_sandbox/requests", timeout=10).status_code == 401
+
+        def test_no_fresh_tenant_where_the_config_names_the_partners(linkbox_tenant):
+            pass
         """
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*LinkboxError: a fresh tenant needs open mode*"])
 
 
 def test_a_missing_binary_fails_the_session_with_a_clear_error(pytester: pytest.Pytester) -> None:

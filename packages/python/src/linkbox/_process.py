@@ -11,8 +11,7 @@ import shutil
 import subprocess
 import sysconfig
 import threading
-import weakref
-from typing import IO, Dict, List, NoReturn, Optional, Sequence
+from typing import IO, Dict, List, NoReturn, Optional, Sequence, Set
 
 from ._errors import StartError
 
@@ -128,8 +127,9 @@ class _StdoutLines:
         self._thread.join(timeout)
 
 
-# Every process started and not yet stopped, so that none outlives the interpreter.
-_LIVE: "weakref.WeakSet[Process]" = weakref.WeakSet()
+# Every process started and not yet stopped, so that none outlives the interpreter (held
+# strongly: a sandbox dropped without stop() must still be stopped at exit).
+_LIVE: "Set[Process]" = set()
 
 
 def _stop_all() -> None:

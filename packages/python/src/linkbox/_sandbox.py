@@ -165,8 +165,19 @@ class Sandbox:
 
     def tenant(self) -> "Tenant":
         """A fresh tenant: a new M2M key (its own partner) and a new Leaf account's token."""
+        key = self.m2m_key()
         username = f"tenant-{secrets.token_hex(6)}@linkbox.test"
-        return Tenant(self, self.m2m_key(), self.leaf_token(username), username)
+        try:
+            self.clock(key)
+            token = self.leaf_token(username)
+        except ControlError as error:
+            if error.status != 401:
+                raise
+            raise LinkboxError(
+                "a fresh tenant needs open mode, and this sandbox's config lists its partners or Leaf "
+                f"accounts ({error}): use the keys and accounts the config names instead"
+            ) from error
+        return Tenant(self, key, token, username)
 
     # -- control API ----------------------------------------------------------------------
 

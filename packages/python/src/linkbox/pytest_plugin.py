@@ -43,20 +43,21 @@ def linkbox(pytestconfig: pytest.Config) -> Iterator[Sandbox]:
 def linkbox_tenant(linkbox: Sandbox) -> Iterator[Tenant]:
     """A fresh tenant on the session's sandbox; its data is reset after the test and the
     clock put back, whatever the test did."""
-    before = linkbox.clock()
     tenant = linkbox.tenant()
+    # Any caller may move the clock: the tenant's key works even with an --admin-token.
+    before = linkbox.clock(tenant.key)
     try:
         yield tenant
     finally:
         if linkbox.running:
             tenant.reset()
-            _restore_clock(linkbox, before)
+            _restore_clock(linkbox, before, tenant.key)
 
 
-def _restore_clock(sandbox: Sandbox, before: Dict[str, Any]) -> None:
-    now = sandbox.clock()
+def _restore_clock(sandbox: Sandbox, before: Dict[str, Any], key: str) -> None:
+    now = sandbox.clock(key)
     if now["frozen"] != before["frozen"]:
-        now = sandbox.freeze(bool(before["frozen"]))
+        now = sandbox.freeze(bool(before["frozen"]), key)
     drift = int(before["offsetSeconds"]) - int(now["offsetSeconds"])
     if drift:
-        sandbox.advance(drift)
+        sandbox.advance(drift, key)
