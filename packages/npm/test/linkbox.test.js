@@ -201,3 +201,21 @@ test('the wrapper script is an executable node script', () => {
   const script = path.join(path.dirname(require.resolve('linkbox/package.json')), 'bin', 'linkbox.js');
   assert.ok(fs.readFileSync(script, 'utf8').startsWith('#!/usr/bin/env node'));
 });
+
+test('a state file keeps links across restarts', async () => {
+  const state = path.join(fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'linkbox-state-')), 'sandbox.db');
+  const key = linkbox.m2mKey();
+  const first = await startLinkbox({ state });
+  try {
+    await createLink({ url: first.url, m2mHeaders: { 'X-API-Key': key } }, { referenceId: 'kept' });
+  } finally {
+    await first.stop();
+  }
+  const second = await startLinkbox({ state });
+  try {
+    const listed = await (await fetch(`${second.url}/partner/links`, { headers: { 'X-API-Key': key } })).json();
+    assert.deepEqual(listed.data.items.map((item) => item.referenceId), ['kept']);
+  } finally {
+    await second.stop();
+  }
+});

@@ -180,3 +180,14 @@ def test_seed_prints_the_demo_credentials() -> None:
         ).json()
     assert demo["data"]["pagination"]["total"] == 2
     assert any(line.startswith("demo M2M key:") for line in sandbox.stdout_lines)
+
+
+def test_a_state_file_keeps_links_across_restarts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    state = tmp_path / "sandbox.db"
+    key = linkbox.new_m2m_key()
+    with Sandbox(state=state) as first:
+        answer = requests.post(f"{first.url}/partner/links", headers={"X-API-Key": key}, json={"referenceId": "kept"}, timeout=10)
+        assert answer.status_code == 201
+    with Sandbox(state=state) as second:
+        listed = requests.get(f"{second.url}/partner/links", headers={"X-API-Key": key}, timeout=10).json()
+    assert [item["referenceId"] for item in listed["data"]["items"]] == ["kept"]
