@@ -9,6 +9,7 @@
 //!   linkbox ([`clients`]).
 //! - `codegen [--check]`: the generated OpenAPI document and JSON Schemas ([`codegen`]).
 //! - `contract [...]`: the contract suite against linkbox or a deployment ([`contract`]).
+//! - `package [--profile P]`: the Python wheel and the npm packages ([`package`]).
 
 mod bench;
 mod clients;
@@ -16,6 +17,7 @@ mod codegen;
 mod contract;
 #[cfg(test)]
 mod docs_links;
+mod package;
 
 use std::process::{Command, ExitCode};
 
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&workspace_root(), args.iter().any(|arg| arg == "--quick")),
         Some("clients") => clients::run(&workspace_root()),
         Some("codegen") => codegen::run(&workspace_root(), args.iter().any(|arg| arg == "--check")),
+        Some("package") => package::run(&workspace_root(), &args[1..]),
         Some(other) => Err(anyhow::anyhow!("unknown task {other:?}\n\n{USAGE}")),
         None => Err(anyhow::anyhow!("{USAGE}")),
     };
@@ -50,7 +53,9 @@ tasks:
   clients            generated TypeScript and Python clients against linkbox
   codegen [--check]  write (or check) openapi/ and schemas/
   bench [--quick]    measure a release build on loopback (target/bench/)
-  contract [...]     the contract suite (`cargo xtask contract --help`)";
+  contract [...]     the contract suite (`cargo xtask contract --help`)
+  package [--profile release|dev]
+                     the Python wheel (target/wheels/) and npm tarballs (target/npm/)";
 
 fn ci() -> anyhow::Result<()> {
     cargo(&["fmt", "--all", "--", "--check"])?;
