@@ -25,6 +25,14 @@ pub enum ControlError {
     InvalidKey,
     #[error("Partner account is suspended or not found")]
     Suspended,
+    #[error(
+        "This m2m_test_ key maps to a sandbox partner id another key already uses (ids are short hashes of keys); use a different key"
+    )]
+    KeyCollision,
+    #[error(
+        "This sandbox already holds its maximum number of partners (--max-tenants); new keys are refused until it is restarted with a higher limit. Use an existing key"
+    )]
+    TenantLimit,
     #[error("{0}")]
     Invalid(Cow<'static, str>),
     #[error("Request body must not exceed the limit")]
@@ -42,6 +50,9 @@ pub enum ControlError {
     LeafTokenRequired,
     #[error("The bearer token has expired")]
     ExpiredToken,
+    /// Only the admin may do this; the message says what and why.
+    #[error("{0}")]
+    AdminRequired(&'static str),
     /// A Leaf link that can no longer be used: the code says why.
     #[error("{1}")]
     Gone(&'static str, Cow<'static, str>),
@@ -55,8 +66,11 @@ impl ControlError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ControlError::MissingAuth => (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED),
-            ControlError::InvalidKey => (StatusCode::UNAUTHORIZED, codes::INVALID_API_KEY),
+            ControlError::InvalidKey | ControlError::KeyCollision => {
+                (StatusCode::UNAUTHORIZED, codes::INVALID_API_KEY)
+            }
             ControlError::Suspended => (StatusCode::FORBIDDEN, codes::PARTNER_SUSPENDED),
+            ControlError::TenantLimit => (StatusCode::FORBIDDEN, codes::INVALID_API_KEY),
             ControlError::Invalid(_) => (StatusCode::BAD_REQUEST, codes::INVALID_REQUEST),
             ControlError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, codes::INVALID_REQUEST),
             ControlError::NotFound(_) => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
@@ -65,6 +79,7 @@ impl ControlError {
                 (StatusCode::BAD_REQUEST, codes::TENANT_REQUIRED)
             }
             ControlError::ExpiredToken => (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED),
+            ControlError::AdminRequired(_) => (StatusCode::FORBIDDEN, codes::ADMIN_REQUIRED),
             ControlError::Gone(code, _) => (StatusCode::GONE, code),
         }
     }
@@ -101,6 +116,10 @@ pub fn json<T: DeserializeOwned>(body: Result<Bytes, BodyError>) -> Result<T, Co
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
+    let limit = crate::wire::MAX_CONTROL_JSON_DEPTH;
+    if crate::wire::json_depth(body, limit) > limit {
+        return Err(ControlError::invalid(crate::wire::too_deep(limit)));
+    }
     serde_json::from_slice(body)
         .map_err(|error| ControlError::invalid(format!("Invalid request body: {error}")))
 }
@@ -119,6 +138,8 @@ impl From<KeyError> for ControlError {
         match error {
             KeyError::Invalid => ControlError::InvalidKey,
             KeyError::Suspended => ControlError::Suspended,
+            KeyError::SlugTaken => ControlError::KeyCollision,
+            KeyError::TenantLimit => ControlError::TenantLimit,
         }
     }
 }
@@ -160,6 +181,8 @@ impl From<Refusal> for ControlError {
             Refusal::MissingAuth => ControlError::MissingAuth,
             Refusal::InvalidKey => ControlError::InvalidKey,
             Refusal::Suspended => ControlError::Suspended,
+            Refusal::KeyCollision => ControlError::KeyCollision,
+            Refusal::TenantLimit => ControlError::TenantLimit,
             Refusal::ExpiredToken => ControlError::ExpiredToken,
             Refusal::TenantRequired => ControlError::TenantRequired,
             Refusal::LeafTokenRequired => ControlError::LeafTokenRequired,

@@ -151,9 +151,18 @@ async fn the_widget_refuses_amounts_too_large_to_keep() {
     let url = path_of(link["url"].as_str().expect("url"));
     get(&app, &url).await;
     for amount in ["1e307", "inf", "NaN", "1000000000.01", "0.001"] {
-        let refused = post_form(&app, &format!("{url}/operation"), &format!("amount={amount}")).await;
+        let refused = post_form(
+            &app,
+            &format!("{url}/operation"),
+            &format!("amount={amount}"),
+        )
+        .await;
         assert_eq!(refused.status, 400, "{amount}: {refused:?}");
-        assert!(refused.text.contains("amount"), "{amount}: {}", refused.text);
+        assert!(
+            refused.text.contains("amount"),
+            "{amount}: {}",
+            refused.text
+        );
     }
     let largest = post_form(&app, &format!("{url}/operation"), "amount=1000000000").await;
     assert_eq!(largest.status, 200, "{largest:?}");
