@@ -96,7 +96,8 @@ impl ConnectionLimits {
     /// attempts, the overflow connections that keep health checks answered.
     pub const RESERVED_DESCRIPTORS: usize = 128;
 
-    /// The defaults: 10 s to the first byte and through the headers, 60 s idle, and as many
+    /// The defaults: 10 s to the first byte and through the headers, 150 s idle (longer than
+    /// the longest fault delay, during which a connection is silent both ways), and as many
     /// connections as the descriptor limit allows after [`Self::RESERVED_DESCRIPTORS`].
     pub fn defaults(max_connections: Option<usize>) -> ConnectionLimits {
         ConnectionLimits {
@@ -104,7 +105,7 @@ impl ConnectionLimits {
                 .unwrap_or_else(|| descriptor_limit().saturating_sub(Self::RESERVED_DESCRIPTORS))
                 .max(1),
             first_byte: std::time::Duration::from_secs(10),
-            idle: std::time::Duration::from_secs(60),
+            idle: std::time::Duration::from_secs(150),
         }
     }
 }
