@@ -28,6 +28,8 @@ pub mod codes {
     pub const NOT_FOUND: &str = "NOT_FOUND";
     pub const CONFLICT: &str = "CONFLICT";
     pub const TENANT_REQUIRED: &str = "TENANT_REQUIRED";
+    /// An action only the admin token may take (`--clock admin`).
+    pub const ADMIN_REQUIRED: &str = "ADMIN_REQUIRED";
 }
 
 /// `GET /_sandbox/health`.
@@ -252,11 +254,23 @@ pub struct DeliveryView {
     pub payload: Value,
 }
 
-/// `GET /_sandbox/webhooks`: newest first.
+/// `GET /_sandbox/webhooks?limit=&before=`: newest first, one page at a time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct DeliveryPage {
     pub deliveries: Vec<DeliveryView>,
+    /// How many deliveries the caller may see in all.
+    #[serde(default)]
+    pub total: usize,
+    /// When older deliveries remain: pass it as `before` for the next page.
+    #[serde(default)]
+    pub next_before: Option<String>,
 }
+
+/// Deliveries per page of `GET /_sandbox/webhooks` unless `limit` says otherwise.
+pub const DEFAULT_DELIVERY_PAGE: usize = 100;
+/// The largest `limit` of `GET /_sandbox/webhooks`.
+pub const MAX_DELIVERY_PAGE: usize = 1_000;
 
 /// `PUT /_sandbox/m2m/webhook-config`: the partner's webhook URL (null clears it).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]

@@ -121,9 +121,52 @@ pub struct ServeArgs {
     /// The seed of the fake data of --seed.
     #[arg(long, env = "LINKBOX_RNG_SEED", default_value_t = 1)]
     pub rng_seed: u64,
+    /// Serve at most N connections at once (default: sized to the descriptor limit); beyond
+    /// it a new connection gets one prompt request answered, then is closed.
+    #[arg(long, env = "LINKBOX_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+    /// Open mode: create at most N partners (one per new key); further new keys are refused
+    /// with a clear error (default: unbounded).
+    #[arg(long, env = "LINKBOX_MAX_TENANTS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_tenants: Option<u64>,
+    /// Who may move the shared sandbox clock: `admin` only, or any `tenants` too (default:
+    /// tenants on a loopback address, admin otherwise).
+    #[arg(long, env = "LINKBOX_CLOCK", value_enum)]
+    pub clock: Option<crate::config::ClockPolicy>,
+    /// Allow binding a non-loopback address without --admin-token, where every request
+    /// without a key is admin (reset everything, read every tenant).
+    #[arg(long, env = "LINKBOX_INSECURE_OPEN")]
+    pub insecure_open: bool,
 }
 
 impl ServeArgs {
+    /// Refuses an address reachable from other machines without `--admin-token` (unless
+    /// `--insecure-open`); returns the warnings worth printing for the address chosen.
+    pub fn check_exposure(&self) -> anyhow::Result<Vec<String>> {
+        let ip = self.addr.ip();
+        if ip.is_loopback() {
+            return Ok(Vec::new());
+        }
+        let has_token = self.admin_token.as_deref().is_some_and(|t| !t.is_empty());
+        if !has_token && !self.insecure_open {
+            anyhow::bail!(
+                "refusing to listen on {} without --admin-token: every request without a key \
+                 would be admin (reset everything, read every tenant). Set --admin-token, bind \
+                 a loopback address, or pass --insecure-open",
+                self.addr
+            );
+        }
+        let mut warnings = Vec::new();
+        if ip.is_unspecified() && self.public_url.is_none() {
+            warnings.push(format!(
+                "listening on {}: links would say http://{}; pass --public-url with the \
+                 address clients reach this machine by",
+                self.addr, self.addr
+            ));
+        }
+        Ok(warnings)
+    }
+
     /// The options these flags set, with the config file read and checked.
     pub fn options(&self) -> anyhow::Result<Options> {
         Ok(Options {
@@ -137,6 +180,14 @@ impl ServeArgs {
             webhook_timeout: None,
             external_webhooks: self.external_webhooks,
             state: self.state.clone(),
+            max_connections: self
+                .max_connections
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            connection_limits: None,
+            max_tenants: self
+                .max_tenants
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            clock: self.clock,
         })
     }
 }
@@ -175,6 +226,47 @@ mod tests {
         assert_eq!(args.addr, "[::1]:0".parse().expect("addr"));
         assert_eq!(args.rate_limits, RateLimits::Off);
         assert_eq!(args.log_format, LogFormat::Json);
+    }
+
+    fn serve_args(args: &[&str]) -> ServeArgs {
+        let cli = Cli::try_parse_from([&["linkbox", "serve"], args].concat()).expect("parses");
+        match cli.command {
+            Command::Serve(args) => args,
+            _ => panic!("not serve"),
+        }
+    }
+
+    #[test]
+    fn a_public_address_needs_an_admin_token_or_insecure_open() {
+        let refused = serve_args(&["--addr", "0.0.0.0:8642"])
+            .check_exposure()
+            .expect_err("refused");
+        assert!(refused.to_string().contains("--admin-token"), "{refused}");
+        assert!(
+            serve_args(&["--addr", "192.0.2.1:8642"])
+                .check_exposure()
+                .is_err()
+        );
+        let warnings = serve_args(&["--addr", "0.0.0.0:8642", "--admin-token", "t"])
+            .check_exposure()
+            .expect("allowed");
+        assert!(warnings[0].contains("--public-url"), "{warnings:?}");
+        let quiet = serve_args(&[
+            "--addr",
+            "0.0.0.0:8642",
+            "--insecure-open",
+            "--public-url",
+            "http://qa.example:8642",
+        ])
+        .check_exposure()
+        .expect("allowed");
+        assert!(quiet.is_empty(), "{quiet:?}");
+        assert!(
+            serve_args(&["--addr", "[::1]:0"])
+                .check_exposure()
+                .expect("loopback")
+                .is_empty()
+        );
     }
 
     #[test]

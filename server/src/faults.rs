@@ -4,7 +4,13 @@
 //! `status`/`body` instead of the real handler, or dropping the connection. Faults set by a
 //! partner touch only requests made with that partner's key; admin faults touch every
 //! request. `/_sandbox/faults` manages the table; the serving layer strikes it.
+//!
+//! Each tenant's faults are kept apart from the others' (an index by tenant), so a request
+//! checks only the admin faults and its own tenant's: one tenant's thousands of faults cost
+//! another tenant nothing. A tenant may have at most [`MAX_FAULTS_PER_TENANT`] in force,
+//! the admin [`MAX_ADMIN_FAULTS`]. [design]
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,10 +24,46 @@ use crate::store::ids;
 /// Longest delay a fault may add.
 const MAX_DELAY_MS: u64 = 120_000;
 
+/// Faults one tenant may have in force at once.
+pub const MAX_FAULTS_PER_TENANT: usize = 100;
+/// Faults the admin may have in force at once.
+pub const MAX_ADMIN_FAULTS: usize = 1_000;
+
 /// The faults in force: cheap to clone.
 #[derive(Clone, Default)]
 pub struct Faults {
-    list: Arc<Mutex<Vec<Fault>>>,
+    list: Arc<Mutex<Table>>,
+}
+
+/// The admin's faults and each tenant's, every list in the order the faults were added.
+#[derive(Default)]
+struct Table {
+    admin: Vec<Fault>,
+    by_tenant: HashMap<Arc<str>, Vec<Fault>>,
+    next_seq: u64,
+}
+
+impl Table {
+    fn of(&mut self, tenant: Option<&Arc<str>>) -> &mut Vec<Fault> {
+        match tenant {
+            None => &mut self.admin,
+            Some(tenant) => self.by_tenant.entry(tenant.clone()).or_default(),
+        }
+    }
+
+    /// Every fault `tenant` set (`None`: all), in the order they were added.
+    fn owned(&self, tenant: Option<&str>) -> Vec<&Fault> {
+        let mut faults: Vec<&Fault> = match tenant {
+            Some(tenant) => self.by_tenant.get(tenant).into_iter().flatten().collect(),
+            None => self
+                .admin
+                .iter()
+                .chain(self.by_tenant.values().flatten())
+                .collect(),
+        };
+        faults.sort_by_key(|fault| fault.seq);
+        faults
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +79,8 @@ struct Fault {
     remaining: Option<u32>,
     hits: u64,
     tenant: Option<Arc<str>>,
+    /// Order of addition, across all lists.
+    seq: u64,
 }
 
 /// What a fault does to one request.
@@ -110,7 +154,23 @@ impl Faults {
                 "A fault needs at least one of status, body, delayMs or drop",
             ));
         }
+        let mut table = self.list.lock();
+        let (count, max) = match &tenant {
+            None => (table.admin.len(), MAX_ADMIN_FAULTS),
+            Some(slug) => (
+                table.by_tenant.get(slug).map_or(0, Vec::len),
+                MAX_FAULTS_PER_TENANT,
+            ),
+        };
+        if count >= max {
+            return Err(format!(
+                "At most {max} faults may be in force at once; remove some with DELETE /_sandbox/faults"
+            ));
+        }
+        table.next_seq += 1;
+        let seq = table.next_seq;
         let fault = Fault {
+            seq,
             id: format!("flt_{}", ids::fmt_hex48(ids::hex48())),
             method,
             path: request.path,
@@ -124,7 +184,7 @@ impl Faults {
             tenant,
         };
         let view = view(&fault);
-        self.list.lock().push(fault);
+        table.of(fault.tenant.clone().as_ref()).push(fault);
         Ok(view)
     }
 
@@ -132,30 +192,51 @@ impl Faults {
     pub fn list(&self, tenant: Option<&str>) -> Vec<FaultView> {
         self.list
             .lock()
-            .iter()
-            .filter(|fault| owned_by(fault, tenant))
+            .owned(tenant)
+            .into_iter()
             .map(view)
             .collect()
     }
 
     /// Removes the faults `tenant` set (`None`: all).
     pub fn clear(&self, tenant: Option<&str>) {
-        self.list.lock().retain(|fault| !owned_by(fault, tenant));
+        let mut table = self.list.lock();
+        match tenant {
+            Some(tenant) => {
+                table.by_tenant.remove(tenant);
+            }
+            None => *table = Table::default(),
+        }
     }
 
     /// What the first matching fault does to this request, counting it; `None` when no fault
     /// fires.
     pub fn strike(&self, method: &Method, path: &str, tenant: Option<&str>) -> Option<Strike> {
-        let mut list = self.list.lock();
-        let index = list.iter().position(|fault| {
+        let mut table = self.list.lock();
+        let matches = |fault: &Fault| {
             fault.method.as_ref().is_none_or(|m| m == method)
                 && fault.path.as_deref().is_none_or(|p| path_matches(p, path))
-                && fault
-                    .tenant
-                    .as_deref()
-                    .is_none_or(|owner| Some(owner) == tenant)
                 && fires(fault.probability)
-        })?;
+        };
+        // The first match among the admin's faults and among the tenant's; of those two,
+        // the one added first.
+        let admin = table.admin.iter().position(matches);
+        let own = tenant
+            .and_then(|tenant| table.by_tenant.get(tenant))
+            .and_then(|faults| faults.iter().position(matches));
+        let admin_first = match (admin, own, tenant) {
+            (Some(a), Some(o), Some(tenant)) => {
+                table.admin[a].seq < table.by_tenant.get(tenant).map_or(u64::MAX, |f| f[o].seq)
+            }
+            (Some(_), _, _) => true,
+            (None, Some(_), _) => false,
+            (None, None, _) => return None,
+        };
+        let (list, index) = match (admin_first, tenant) {
+            (true, _) => (&mut table.admin, admin?),
+            (false, Some(tenant)) => (table.by_tenant.get_mut(tenant)?, own?),
+            (false, None) => return None,
+        };
         let fault = &mut list[index];
         fault.hits += 1;
         let strike = Strike {
@@ -183,10 +264,6 @@ impl Faults {
 
 fn fires(probability: f64) -> bool {
     probability >= 1.0 || (probability > 0.0 && rand::random::<f64>() < probability)
-}
-
-fn owned_by(fault: &Fault, tenant: Option<&str>) -> bool {
-    tenant.is_none_or(|slug| fault.tenant.as_deref() == Some(slug))
 }
 
 fn view(fault: &Fault) -> FaultView {
@@ -291,6 +368,53 @@ mod tests {
                 .map(|strike| strike.action),
             Some(Action::Drop)
         );
+    }
+
+    #[test]
+    fn each_tenant_has_its_own_quota_and_the_earliest_fault_fires_first() {
+        let faults = Faults::new();
+        let tenant: Arc<str> = "pa".into();
+        faults
+            .add(
+                fault(serde_json::json!({"status": 502})),
+                Some(tenant.clone()),
+            )
+            .expect("add");
+        faults
+            .add(fault(serde_json::json!({"status": 503})), None)
+            .expect("admin");
+        for _ in 1..MAX_FAULTS_PER_TENANT {
+            faults
+                .add(
+                    fault(serde_json::json!({"path": "/never", "status": 500})),
+                    Some(tenant.clone()),
+                )
+                .expect("within the quota");
+        }
+        let refused = faults
+            .add(
+                fault(serde_json::json!({"status": 500})),
+                Some(tenant.clone()),
+            )
+            .expect_err("over the quota");
+        assert!(refused.contains("100"), "{refused}");
+        faults
+            .add(fault(serde_json::json!({"status": 500})), Some("pb".into()))
+            .expect("another tenant's quota is its own");
+        let status = |tenant| match faults.strike(&Method::GET, "/x", tenant) {
+            Some(Strike {
+                action: Action::Answer { status, .. },
+                ..
+            }) => status.as_u16(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(status(Some("pa")), 502, "added before the admin's");
+        assert_eq!(status(Some("pb")), 503, "the admin's came first");
+        assert_eq!(status(None), 503);
+        assert_eq!(faults.list(Some("pa")).len(), MAX_FAULTS_PER_TENANT);
+        assert_eq!(faults.list(None).len(), MAX_FAULTS_PER_TENANT + 2);
+        faults.clear(Some("pa"));
+        assert_eq!(faults.list(None).len(), 2);
     }
 
     #[test]

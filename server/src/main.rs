@@ -27,6 +27,9 @@ async fn main() -> ExitCode {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
+    for warning in args.check_exposure()? {
+        tracing::warn!("{warning}");
+    }
     let options = args.options()?;
     let listener = TcpListener::bind(args.addr)
         .await

@@ -29,6 +29,9 @@ pub enum ControlError {
     /// A lifecycle rule: the code says which.
     #[error("{1}")]
     Conflict(&'static str, Cow<'static, str>),
+    /// Only the admin may do this; the message says what and why.
+    #[error("{0}")]
+    AdminRequired(&'static str),
     /// A Leaf link that can no longer be used: the code says why.
     #[error("{1}")]
     Gone(&'static str, Cow<'static, str>),
@@ -45,8 +48,11 @@ impl ControlError {
                 Refusal::MissingAuth | Refusal::ExpiredToken => {
                     (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED)
                 }
-                Refusal::InvalidKey => (StatusCode::UNAUTHORIZED, codes::INVALID_API_KEY),
+                Refusal::InvalidKey | Refusal::KeyCollision => {
+                    (StatusCode::UNAUTHORIZED, codes::INVALID_API_KEY)
+                }
                 Refusal::Suspended => (StatusCode::FORBIDDEN, codes::PARTNER_SUSPENDED),
+                Refusal::TenantLimit => (StatusCode::FORBIDDEN, codes::INVALID_API_KEY),
                 Refusal::TenantRequired | Refusal::LeafTokenRequired => {
                     (StatusCode::BAD_REQUEST, codes::TENANT_REQUIRED)
                 }
@@ -55,6 +61,7 @@ impl ControlError {
             ControlError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, codes::INVALID_REQUEST),
             ControlError::NotFound(_) => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
             ControlError::Conflict(code, _) => (StatusCode::CONFLICT, code),
+            ControlError::AdminRequired(_) => (StatusCode::FORBIDDEN, codes::ADMIN_REQUIRED),
             ControlError::Gone(code, _) => (StatusCode::GONE, code),
         }
     }
@@ -91,6 +98,10 @@ pub fn json<T: DeserializeOwned>(body: Result<Bytes, BodyError>) -> Result<T, Co
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
+    let limit = crate::wire::MAX_CONTROL_JSON_DEPTH;
+    if crate::wire::json_depth(body, limit) > limit {
+        return Err(ControlError::invalid(crate::wire::too_deep(limit)));
+    }
     serde_json::from_slice(body)
         .map_err(|error| ControlError::invalid(format!("Invalid request body: {error}")))
 }

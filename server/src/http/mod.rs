@@ -11,7 +11,7 @@
 mod faulted;
 mod serve;
 
-pub use serve::serve;
+pub use serve::{serve, serve_with};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -149,23 +149,33 @@ async fn handle(surfaces: &Surfaces, request: Request) -> Response {
         request.query.clone(),
     );
     let tenant = request.caller.tenant().cloned();
-    let response = if control {
-        dispatch(surfaces, request).await
+    let (response, wrote) = crate::persist::tracking(async {
+        if control {
+            dispatch(surfaces, request).await
+        } else {
+            let response = gate(&app, request, |request| dispatch(surfaces, request)).await;
+            app.journal.record(journal::Request {
+                method,
+                path,
+                query: (!query.is_empty()).then_some(query),
+                status: response.status().as_u16(),
+                dropped: response.extensions().get::<DropConnection>().is_some(),
+                time,
+                tenant,
+                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            });
+            response
+        }
+    })
+    .await;
+    // Every answer waits until what it may show is in the file; only a request that changed
+    // something hears that the file could not be written (503), the others are answered.
+    if wrote {
+        durable(&app, response).await
     } else {
-        let response = gate(&app, request, |request| dispatch(surfaces, request)).await;
-        app.journal.record(journal::Request {
-            method,
-            path,
-            query: (!query.is_empty()).then_some(query),
-            status: response.status().as_u16(),
-            dropped: response.extensions().get::<DropConnection>().is_some(),
-            time,
-            tenant,
-            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        });
+        let _ = app.sink.settled().await;
         response
-    };
-    durable(&app, response).await
+    }
 }
 
 /// The fault table's say on a vendor request: a delay, then the real handler, a faulted
@@ -211,11 +221,16 @@ async fn durable(app: &App, response: Response) -> Response {
     match app.sink.settled().await {
         Ok(()) => response,
         Err(error) => {
-            tracing::error!(%error, "answering 503: the change is not durable");
+            tracing::error!(%error, "answering 503: the change is not durable yet");
             control::error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "STATE_NOT_SAVED",
-                error.to_string(),
+                format!(
+                    "{error}. This request's change was made in memory but none of it is in the \
+                     state file yet; linkbox keeps retrying the save and will write all of it \
+                     at once when the file is writable again, or none of it if it stops first. \
+                     Requests that change nothing are answered as usual meanwhile."
+                ),
             )
         }
     }
@@ -239,7 +254,8 @@ pub async fn run(listener: tokio::net::TcpListener, app: App, shutdown: impl Fut
             let _ = engine_stopped.await;
         },
     ));
-    serve(listener, routes(app.clone()), shutdown).await;
+    let limits = app.settings.connections;
+    serve_with(listener, routes(app.clone()), limits, shutdown).await;
     let _ = stop_engine.send(());
     let _ = engine.await;
     let sink = app.sink.clone();

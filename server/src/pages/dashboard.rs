@@ -76,6 +76,9 @@ fn act(app: &App, action: &str, form: &[(String, String)]) -> Option<Result<Stri
                     .map_err(|error| error.to_string()),
             )
         }
+        "clock" if !scope.may_move_clock(app) => {
+            Some(Err(crate::ops::identity::CLOCK_ADMIN_ONLY.into()))
+        }
         "clock" => {
             let seconds = field(form, "advanceSeconds").and_then(|value| value.parse::<i64>().ok());
             match seconds {

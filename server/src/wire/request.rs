@@ -27,6 +27,9 @@ pub struct Request {
     body: Option<BodyStream>,
 }
 
+/// How long a request body may take to arrive, whole. [design]
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Request {
     pub fn new(
         app: App,
@@ -65,11 +68,18 @@ impl Request {
         self.params.get(name)
     }
 
-    /// The body, read whole unless it exceeds `limit` bytes. An oversized or broken body is
-    /// a value for the handler to answer in its API's shape; a second call finds it empty.
+    /// The body, read whole unless it exceeds `limit` bytes or takes longer than
+    /// [`BODY_READ_TIMEOUT`] to arrive (a client trickling a byte at a time). An oversized,
+    /// late or broken body is a value for the handler to answer in its API's shape; a second
+    /// call finds it empty.
     pub async fn body(&mut self, limit: usize) -> Result<Bytes, BodyError> {
         match self.body.take() {
-            Some(stream) => read_limited(&self.headers, stream, limit).await,
+            Some(stream) => tokio::time::timeout(
+                BODY_READ_TIMEOUT,
+                read_limited(&self.headers, stream, limit),
+            )
+            .await
+            .unwrap_or(Err(BodyError::Unreadable)),
             None => Ok(Bytes::new()),
         }
     }

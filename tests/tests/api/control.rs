@@ -419,3 +419,59 @@ async fn the_clock_cannot_be_moved_past_its_years_and_keeps_serving() {
         201
     );
 }
+
+#[tokio::test]
+async fn under_clock_admin_a_tenant_cannot_move_the_shared_clock() {
+    let app = spawn_app_with(Options {
+        admin_token: Some("root".into()),
+        clock: Some(linkbox::config::ClockPolicy::Admin),
+        ..Options::default()
+    })
+    .await;
+    let key = linkbox_tests::test_key(77);
+    let before = app.app.clock.now();
+    let moved = app
+        .control(
+            Method::POST,
+            "/clock",
+            Some(&key),
+            Some(&serde_json::json!({"advanceSeconds": 3_153_600_000i64})),
+        )
+        .await;
+    assert_eq!(moved.status, 403, "{moved:?}");
+    assert_eq!(moved.json["error"]["code"], "ADMIN_REQUIRED");
+    assert!(
+        moved.json["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--clock admin"),
+        "{moved:?}"
+    );
+    assert!(app.app.clock.now() - before < time::Duration::minutes(1));
+    let read = app.control(Method::GET, "/clock", Some(&key), None).await;
+    assert_eq!(read.status, 200, "{read:?}");
+    let admin = app
+        .send(
+            Method::POST,
+            "/_sandbox/clock",
+            &[
+                ("authorization", "Bearer root"),
+                ("content-type", "application/json"),
+            ],
+            Some(br#"{"advanceSeconds": 60}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(admin.status, 200, "{admin:?}");
+}
+
+#[test]
+fn the_clock_policy_defaults_to_tenants_on_loopback_and_admin_elsewhere() {
+    use linkbox::config::ClockPolicy;
+    let settings = |addr: &str| {
+        linkbox::Settings::resolve(Options::default(), addr.parse().expect("addr")).clock
+    };
+    assert_eq!(settings("127.0.0.1:1"), ClockPolicy::Tenants);
+    assert_eq!(settings("[::1]:1"), ClockPolicy::Tenants);
+    assert_eq!(settings("0.0.0.0:1"), ClockPolicy::Admin);
+    assert_eq!(settings("192.0.2.7:1"), ClockPolicy::Admin);
+}

@@ -3,12 +3,14 @@
 //! ceiling of this process on this machine), create/get/list links, the store growing past a
 //! million links, memory per link, idle memory and start-up time; create-link again with
 //! `--state` (a fresh SQLite file), as a ratio of the in-memory rate — and the same
-//! create-link request against WireMock and Prism ([`peers`]). Prints a table and writes
-//! `target/bench/bench.json` and `target/bench/bench.svg`.
+//! create-link request against WireMock and Prism ([`peers`]); and a soak ([`soak`]): normal
+//! traffic's p99 alone, then while fresh keys flood in and slow clients hold connections
+//! open. Prints a table and writes `target/bench/bench.json` and `target/bench/bench.svg`.
 
 mod load;
 mod peers;
 mod report;
+mod soak;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -214,6 +216,8 @@ async fn measure(binary: &Path, quick: bool, state: &Path) -> anyhow::Result<Rep
         &outcome,
         Some("GET /_sandbox/health"),
     );
+
+    soak::run(addr, duration, &mut report).await?;
 
     if !quick {
         let growth_key = "m2m_test_growth00000000000000000000000000";
