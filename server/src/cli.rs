@@ -8,11 +8,22 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{FileConfig, Options, RateLimits};
 
+/// The environment variables that are not flags, shown under `--help`.
+pub const ENVIRONMENT: &str = "\
+Environment:
+  LINKBOX_LOG   what `serve` logs on stderr, as a tracing filter (default: info): one line
+                per request at info (target linkbox::request), webhook attempts at debug;
+                e.g. LINKBOX_LOG=debug, or LINKBOX_LOG=info,linkbox::request=off
+  NO_COLOR      set to anything non-empty: no colour in log lines (there is none anyway
+                when stderr is not a terminal)
+  LINKBOX_<FLAG>  every flag, e.g. LINKBOX_ADDR=127.0.0.1:9000";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "linkbox",
     version,
-    about = "A local sandbox of the M2M and Leaf magic-link APIs"
+    about = "A local sandbox of the M2M and Leaf magic-link APIs",
+    after_help = ENVIRONMENT
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -22,6 +33,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the sandbox.
+    #[command(after_help = ENVIRONMENT)]
     Serve(ServeArgs),
     /// Print the OpenAPI document of everything linkbox serves.
     Openapi(OpenapiArgs),
@@ -111,7 +123,7 @@ pub struct ServeArgs {
     /// localhost; any other URL gets a failed attempt and no network traffic).
     #[arg(long, env = "LINKBOX_EXTERNAL_WEBHOOKS")]
     pub external_webhooks: bool,
-    /// Log lines on stderr as text or JSON.
+    /// Log lines on stderr as text or JSON (levels and targets: LINKBOX_LOG, see --help).
     #[arg(long, env = "LINKBOX_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
     /// Start with N fake links per API for a demo partner and a demo Leaf account, whose

@@ -1,6 +1,6 @@
 //! The `linkbox` binary: parses the command line and hands over to the library.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -61,10 +61,14 @@ fn print_openapi(format: DocFormat) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Logs on stderr at `LINKBOX_LOG` (default `info`), coloured only on a terminal and never
+/// with `NO_COLOR` set to anything non-empty.
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("LINKBOX_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Pretty => builder.init(),

@@ -6,9 +6,11 @@
 //! route tables find its handler — or say the path is known with another method (405 with
 //! `Allow`), or that no surface has it (404), each in the envelope of the API whose paths
 //! it is under; outside `/_sandbox` it is recorded in the journal; and with a state file,
-//! its response waits until everything it changed is durable.
+//! its response waits until everything it changed is durable; and one line goes to the
+//! request log (`log`).
 
 mod faulted;
+mod log;
 mod serve;
 
 pub use serve::serve;
@@ -149,6 +151,7 @@ async fn handle(surfaces: &Surfaces, request: Request) -> Response {
         request.query.clone(),
     );
     let tenant = request.caller.tenant().cloned();
+    let logged = (method.clone(), path.clone(), tenant.clone());
     let response = if control {
         dispatch(surfaces, request).await
     } else {
@@ -165,7 +168,16 @@ async fn handle(surfaces: &Surfaces, request: Request) -> Response {
         });
         response
     };
-    durable(&app, response).await
+    let response = durable(&app, response).await;
+    let (method, path, tenant) = logged;
+    log::request(
+        &method,
+        &path,
+        &response,
+        started.elapsed(),
+        tenant.as_deref(),
+    );
+    response
 }
 
 /// The fault table's say on a vendor request: a delay, then the real handler, a faulted
@@ -303,6 +315,93 @@ mod tests {
             body["detail"],
             linkbox_contracts::leaf::messages::FULL_AUTH_REQUIRED
         );
+    }
+
+    /// Log lines written while `run` runs on this thread, as JSON.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<parking_lot::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn lines(&self) -> Vec<serde_json::Value> {
+            String::from_utf8_lossy(&self.0.lock())
+                .lines()
+                .map(|line| serde_json::from_str(line).expect("a JSON log line"))
+                .collect()
+        }
+    }
+
+    fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter("linkbox::request=info")
+            .with_writer(move || writer.clone())
+            .finish();
+        (captured, tracing::subscriber::set_default(subscriber))
+    }
+
+    #[tokio::test]
+    async fn every_request_gets_one_log_line_with_method_path_status_and_tenant() {
+        let (captured, _guard) = capture();
+        let routes = routes(app());
+        warp::test::request()
+            .method("GET")
+            .path("/partner/links?limit=1")
+            .header("x-api-key", "m2m_test_00000000000000000000000000000042")
+            .reply(&routes)
+            .await;
+        warp::test::request()
+            .path("/api/unknown")
+            .reply(&routes)
+            .await;
+        let lines = captured.lines();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        let fields = &lines[0]["fields"];
+        assert_eq!(fields["method"], "GET");
+        assert_eq!(fields["path"], "/partner/links");
+        assert!(fields["status"].is_u64());
+        assert!(fields["ms"].is_u64());
+        let tenant = fields["tenant"].as_str().expect("tenant");
+        assert!(tenant != "-" && !tenant.contains("m2m_test_"), "{tenant}");
+        assert_eq!(lines[0]["level"], "INFO");
+        assert_eq!(lines[1]["fields"]["status"], 404);
+        assert_eq!(lines[1]["fields"]["tenant"], "-");
+    }
+
+    #[tokio::test]
+    async fn a_request_line_carries_each_warning() {
+        let (captured, _guard) = capture();
+        let mut response = Response::new(bytes::Bytes::new().into());
+        for warning in ["ignored unknown field \"a\"", "ignored unknown field \"b\""] {
+            response.headers_mut().append(
+                linkbox_contracts::m2m::WARNING_HEADER,
+                http::HeaderValue::from_static(warning),
+            );
+        }
+        log::request(
+            &Method::POST,
+            "/partner/links",
+            &response,
+            std::time::Duration::from_millis(3),
+            Some("acme"),
+        );
+        let lines = captured.lines();
+        assert_eq!(
+            lines[0]["fields"]["warnings"],
+            "ignored unknown field \"a\"; ignored unknown field \"b\""
+        );
+        assert_eq!(lines[0]["fields"]["ms"], 3);
     }
 
     #[test]
