@@ -442,12 +442,20 @@ pub struct Demo {
     pub password: String,
     pub token: String,
     pub public_url: String,
+    /// Whether links were seeded: `false` when the state already held some.
+    pub seeded: bool,
 }
 
 impl Demo {
     /// What `serve` prints after its `listening on` line.
     pub fn lines(&self) -> Vec<String> {
-        vec![
+        let mut lines = Vec::new();
+        if !self.seeded {
+            lines.push(String::from(
+                "--seed: nothing seeded, the state file already holds links",
+            ));
+        }
+        lines.extend([
             format!("demo M2M key: {}", self.key),
             format!(
                 "demo Leaf account: username {} password {}",
@@ -458,7 +466,8 @@ impl Demo {
                 "dashboard: {}/_sandbox/ui (paste the key or the token)",
                 self.public_url
             ),
-        ]
+        ]);
+        lines
     }
 }
 
@@ -493,8 +502,17 @@ pub fn demo(app: &App, count: u32, rng_seed: u64) -> anyhow::Result<Demo> {
         .leaf()
         .account(&username)
         .ok_or_else(|| anyhow::anyhow!("demo Leaf account {username} is not configured"))?;
-    seed_m2m(app, &partner, count.min(MAX_COUNT), rng_seed, None)?;
-    seed_leaf(app, &account, count.min(MAX_COUNT), rng_seed, None)?;
+    // A state file that already holds links is not seeded again on every restart.
+    let seeded = !app
+        .store
+        .m2m()
+        .all()
+        .iter()
+        .any(|partner| partner.link_count() > 0);
+    if seeded {
+        seed_m2m(app, &partner, count.min(MAX_COUNT), rng_seed, None)?;
+        seed_leaf(app, &account, count.min(MAX_COUNT), rng_seed, None)?;
+    }
     let token = super::tokens::issue(app.store.leaf(), &username, true, app.clock.now())
         .map_err(|_| anyhow::anyhow!("the demo token did not sign"))?;
     Ok(Demo {
@@ -503,6 +521,7 @@ pub fn demo(app: &App, count: u32, rng_seed: u64) -> anyhow::Result<Demo> {
         password,
         token,
         public_url: settings.public_url.clone(),
+        seeded,
     })
 }
 
