@@ -155,7 +155,12 @@ async fn handle(surfaces: &Surfaces, request: Request) -> Response {
     let response = if control {
         dispatch(surfaces, request).await
     } else {
+        let mut request = request;
+        let request_headers = request.headers.clone();
+        let tap = request.tap_body();
         let response = gate(&app, request, |request| dispatch(surfaces, request)).await;
+        let (response, response_body) = read_back(response).await;
+        let request_body = tap.lock().take();
         app.journal.record(journal::Request {
             method,
             path,
@@ -165,6 +170,8 @@ async fn handle(surfaces: &Surfaces, request: Request) -> Response {
             time,
             tenant,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            request: journal::message(&request_headers, request_body.as_deref()),
+            response: journal::message(response.headers(), response_body.as_deref()),
         });
         response
     };
@@ -178,6 +185,36 @@ async fn handle(surfaces: &Surfaces, request: Request) -> Response {
         tenant.as_deref(),
     );
     response
+}
+
+/// Bodies the journal reads back from a response: anything larger passes unread.
+const READ_BACK_LIMIT: u64 = 1024 * 1024;
+
+/// The response's body for the journal, and the response to send, unchanged. Only bodies
+/// whose whole size is known and at most [`READ_BACK_LIMIT`] are read.
+async fn read_back(response: Response) -> (Response, Option<bytes::Bytes>) {
+    use http_body_util::BodyExt;
+    let known = hyper::body::Body::size_hint(response.body()).exact();
+    if known.is_none_or(|size| size > READ_BACK_LIMIT) {
+        return (response, None);
+    }
+    let (parts, body) = response.into_parts();
+    match body.collect().await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            (
+                Response::from_parts(parts, bytes.clone().into()),
+                Some(bytes),
+            )
+        }
+        Err(error) => {
+            tracing::error!(%error, "a response body could not be read back");
+            (
+                Response::from_parts(parts, bytes::Bytes::new().into()),
+                None,
+            )
+        }
+    }
 }
 
 /// The fault table's say on a vendor request: a delay, then the real handler, a faulted
