@@ -441,6 +441,22 @@ mod tests {
         assert_eq!(lines[0]["fields"]["ms"], 3);
     }
 
+    #[tokio::test]
+    async fn the_landing_page_links_the_dashboard_docs_openapi_and_health() {
+        let response = warp::test::request().path("/").reply(&routes(app())).await;
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .is_ok_and(|value| value.starts_with("text/html"))
+        );
+        let body = String::from_utf8_lossy(response.body());
+        for href in ["/_sandbox/ui", "/docs", "/openapi.json", "/_sandbox/health"] {
+            assert!(body.contains(&format!("href=\"{href}\"")), "{href}");
+        }
+        assert!(!body.contains("<script"));
+    }
+
     #[test]
     fn every_route_is_an_openapi_operation_and_every_operation_is_routed() {
         let document: serde_json::Value =
@@ -458,6 +474,7 @@ mod tests {
                 || path.starts_with("/_sandbox/ui")
                 || path.starts_with("/docs/")
                 || path == "/openapi.json"
+                || path == "/"
         };
         let mut routed: Vec<String> = Surfaces::new()
             .list()
