@@ -40,7 +40,14 @@ const KEYS: [&str; 4] = [
 
 pub fn run(root: &Path, quick: bool) -> anyhow::Result<()> {
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--profile", "profiling", "--quiet", "-p", "linkbox"])
+        .args([
+            "build",
+            "--profile",
+            "profiling",
+            "--quiet",
+            "-p",
+            "linkbox",
+        ])
         .current_dir(root)
         .status()?;
     if !status.success() {
