@@ -13,6 +13,14 @@ use crate::m2m::{Language, LinkStatus, OperationAmount, OperationStatus};
 
 /// Default number of requests the journal keeps (`--journal-size`).
 pub const DEFAULT_JOURNAL_SIZE: usize = 1_000;
+/// Bytes of a request or response body the journal keeps; the rest is cut
+/// (`bodyTruncated`).
+pub const JOURNAL_BODY_LIMIT: usize = 16 * 1024;
+/// Bytes the journal holds at most, bodies and headers counted; the oldest entries go first.
+pub const JOURNAL_MAX_BYTES: usize = 32 * 1024 * 1024;
+/// What stands in the journal for a secret: `X-API-Key`, `Authorization`, `Cookie`, and
+/// JSON fields named like a password, secret or token.
+pub const REDACTED: &str = "[redacted]";
 /// Seconds after which a webhook receiver that has not answered counts as failed. [doc]
 pub const WEBHOOK_TIMEOUT_SECS: u64 = 30;
 /// Delay before each webhook attempt after the previous one: immediately, then +1 min,
@@ -27,6 +35,8 @@ pub mod codes {
     pub const INVALID_REQUEST: &str = "INVALID_REQUEST";
     pub const NOT_FOUND: &str = "NOT_FOUND";
     pub const CONFLICT: &str = "CONFLICT";
+    /// `POST /_sandbox/requests/verify`: the journal does not hold what was expected.
+    pub const VERIFICATION_FAILED: &str = "VERIFICATION_FAILED";
     pub const TENANT_REQUIRED: &str = "TENANT_REQUIRED";
     /// An action only the admin token may take (`--clock admin`).
     pub const ADMIN_REQUIRED: &str = "ADMIN_REQUIRED";
@@ -189,6 +199,75 @@ pub struct JournalEntry {
     /// The partner slug of the key presented, if any.
     pub tenant: Option<String>,
     pub duration_ms: u64,
+    /// The request's headers and body, secrets redacted.
+    pub request: JournalMessage,
+    /// The response's headers and body, secrets redacted (empty when dropped).
+    pub response: JournalMessage,
+}
+
+/// Headers and body of one side of a journaled exchange.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalMessage {
+    /// Lower-case names; repeated headers joined with `, `; secrets as `[redacted]`.
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// The body as text (invalid UTF-8 replaced), at most [`JOURNAL_BODY_LIMIT`] bytes;
+    /// `None` when there was none.
+    pub body: Option<String>,
+    /// Whether the body was cut at [`JOURNAL_BODY_LIMIT`] bytes.
+    pub body_truncated: bool,
+}
+
+/// `POST /_sandbox/requests/verify`: what the journal must hold. Every criterion given
+/// must hold for a request to match; `count` defaults to `{"atLeast": 1}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The method, any case.
+    pub method: Option<String>,
+    /// The exact path, or a prefix ending in `*`.
+    pub path: Option<String>,
+    /// Text the request body contains.
+    pub body_contains: Option<String>,
+    /// JSON the request body contains: every field given, recursively; arrays element by
+    /// element.
+    pub body_json: Option<Value>,
+    pub count: Option<VerifyCount>,
+}
+
+/// How many requests must match: exactly one of the three.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifyCount {
+    pub exactly: Option<u64>,
+    pub at_least: Option<u64>,
+    pub at_most: Option<u64>,
+}
+
+/// `200` of `POST /_sandbox/requests/verify`: the expectation holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyResult {
+    pub matched: u64,
+}
+
+/// `409` of `POST /_sandbox/requests/verify`: the error envelope, how many matched, and the
+/// requests that came closest without matching, closest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyFailure {
+    pub error: SandboxErrorDetail,
+    pub matched: u64,
+    pub near_misses: Vec<NearMiss>,
+}
+
+/// A journaled request that failed some criteria of a verification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NearMiss {
+    /// The criteria it failed: `method`, `path`, `bodyContains`, `bodyJson`.
+    pub missed: Vec<String>,
+    pub request: JournalEntry,
 }
 
 /// `GET /_sandbox/requests`: newest first.

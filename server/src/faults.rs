@@ -1,5 +1,5 @@
-//! Injected faults: the table of faults in force, each matching by method and path (exact,
-//! or a prefix ending in `*`), firing with its `probability` (default 1) and at most `times`
+//! Injected faults: the table of faults in force, each matching by method and path
+//! ([`PathPattern`]), firing with its `probability` (default 1) and at most `times`
 //! times (then it is removed), then delaying (`delayMs`, real time), answering
 //! `status`/`body` instead of the real handler, or dropping the connection. Faults set by a
 //! partner touch only requests made with that partner's key; admin faults touch every
@@ -9,6 +9,16 @@
 //! checks only the admin faults and its own tenant's: one tenant's thousands of faults cost
 //! another tenant nothing. A tenant may have at most [`MAX_FAULTS_PER_TENANT`] in force,
 //! the admin [`MAX_ADMIN_FAULTS`]. [design]
+//!
+//! # Path patterns
+//! A pattern matches segment by segment: a literal segment matches itself, `*` matches
+//! exactly one segment anywhere (`/partner/links/*/revoke`), and a trailing `/**` matches
+//! the rest of the path, nothing included (`/partner/**` matches `/partner` and everything
+//! under it). The older prefix form stays where it is unambiguous: a last segment made of
+//! text and one trailing `*` (`/partner/li*`) matches every path starting with that text.
+//! A bare `/*` segment always means one segment: `/partner/*` no longer matches
+//! `/partner/links/x/revoke`; write `/partner/**` for that. Any other use of `*` (`a*b`,
+//! `**` before the end, `***`) is refused with the pattern named, never silently unmatched.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -70,7 +80,7 @@ impl Table {
 struct Fault {
     id: String,
     method: Option<Method>,
-    path: Option<String>,
+    path: Option<PathPattern>,
     status: Option<StatusCode>,
     body: Option<Value>,
     delay_ms: Option<u64>,
@@ -120,13 +130,11 @@ impl Faults {
                     .map_err(|_| String::from("The method field must be an HTTP method"))
             })
             .transpose()?;
-        if request
+        let path = request
             .path
             .as_deref()
-            .is_some_and(|path| !path.starts_with('/'))
-        {
-            return Err(String::from("The path field must start with /"));
-        }
+            .map(PathPattern::parse)
+            .transpose()?;
         let status = request
             .status
             .map(|status| {
@@ -173,7 +181,7 @@ impl Faults {
             seq,
             id: format!("flt_{}", ids::fmt_hex48(ids::hex48())),
             method,
-            path: request.path,
+            path,
             status,
             body: request.body,
             delay_ms: request.delay_ms,
@@ -215,7 +223,7 @@ impl Faults {
         let mut table = self.list.lock();
         let matches = |fault: &Fault| {
             fault.method.as_ref().is_none_or(|m| m == method)
-                && fault.path.as_deref().is_none_or(|p| path_matches(p, path))
+                && fault.path.as_ref().is_none_or(|p| p.matches(path))
                 && fires(fault.probability)
         };
         // The first match among the admin's faults and among the tenant's; of those two,
@@ -270,7 +278,7 @@ fn view(fault: &Fault) -> FaultView {
     FaultView {
         id: fault.id.clone(),
         method: fault.method.as_ref().map(Method::to_string),
-        path: fault.path.clone(),
+        path: fault.path.as_ref().map(|pattern| pattern.text.clone()),
         status: fault.status.map(|status| status.as_u16()),
         body: fault.body.clone(),
         delay_ms: fault.delay_ms,
@@ -282,11 +290,100 @@ fn view(fault: &Fault) -> FaultView {
     }
 }
 
-/// Whether `path` matches `pattern`: exactly, or by prefix when the pattern ends with `*`.
-fn path_matches(pattern: &str, path: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => path.starts_with(prefix),
-        None => pattern == path,
+/// A fault's path pattern, checked once when the fault is added (see the module doc).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathPattern {
+    /// As the fault was given, for its view.
+    text: String,
+    segments: Vec<Segment>,
+    rest: Rest,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Segment {
+    Literal(String),
+    Any,
+}
+
+/// What a pattern accepts after its segments.
+#[derive(Debug, Clone, PartialEq)]
+enum Rest {
+    /// Nothing: the path has exactly as many segments.
+    Nothing,
+    /// Anything (a trailing `/**`).
+    Anything,
+    /// One more segment starting with this text, then anything (the prefix form `/a/b*`).
+    Prefix(String),
+}
+
+impl PathPattern {
+    /// The pattern `text` describes, or a message naming it when the matcher cannot use it.
+    pub fn parse(text: &str) -> Result<PathPattern, String> {
+        let Some(relative) = text.strip_prefix('/') else {
+            return Err(format!("The path field {text:?} must start with /"));
+        };
+        let unusable = || {
+            format!(
+                "The path field {text:?} is not a pattern linkbox can match: use * for exactly \
+                 one segment and a trailing /** for the rest of the path"
+            )
+        };
+        let parts: Vec<&str> = if relative.is_empty() {
+            Vec::new()
+        } else {
+            relative.split('/').collect()
+        };
+        let mut segments = Vec::with_capacity(parts.len());
+        let mut rest = Rest::Nothing;
+        for (index, part) in parts.iter().enumerate() {
+            let last = index + 1 == parts.len();
+            match *part {
+                "*" => segments.push(Segment::Any),
+                "**" if last => rest = Rest::Anything,
+                part if !part.contains('*') => segments.push(Segment::Literal(part.to_owned())),
+                part => match part.strip_suffix('*') {
+                    Some(prefix) if last && !prefix.contains('*') => {
+                        rest = Rest::Prefix(prefix.to_owned());
+                    }
+                    _ => return Err(unusable()),
+                },
+            }
+        }
+        Ok(PathPattern {
+            text: text.to_owned(),
+            segments,
+            rest,
+        })
+    }
+
+    /// Whether `path` (starting with `/`) matches.
+    pub fn matches(&self, path: &str) -> bool {
+        let relative = path.strip_prefix('/').unwrap_or(path);
+        let mut parts = if relative.is_empty() {
+            Vec::new()
+        } else {
+            relative.split('/').collect::<Vec<_>>()
+        };
+        if parts.len() < self.segments.len() {
+            return false;
+        }
+        let tail = parts.split_off(self.segments.len());
+        let head_matches = self
+            .segments
+            .iter()
+            .zip(&parts)
+            .all(|(segment, part)| match segment {
+                Segment::Any => true,
+                Segment::Literal(literal) => literal == part,
+            });
+        head_matches
+            && match &self.rest {
+                Rest::Nothing => tail.is_empty(),
+                Rest::Anything => true,
+                Rest::Prefix(prefix) => tail
+                    .first()
+                    .is_some_and(|first| first.starts_with(prefix.as_str())),
+            }
     }
 }
 
@@ -427,8 +524,75 @@ mod tests {
             serde_json::json!({"status": 500, "times": 0}),
             serde_json::json!({"status": 500, "path": "partner"}),
             serde_json::json!({"status": 500, "method": "NOT A METHOD"}),
+            serde_json::json!({"status": 500, "path": "/partner/**/revoke"}),
+            serde_json::json!({"status": 500, "path": "/partner/l*s"}),
+            serde_json::json!({"status": 500, "path": "/partner/***"}),
         ] {
             assert!(faults.add(fault(bad.clone()), None).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_unusable_pattern_is_refused_by_name() {
+        let error = PathPattern::parse("/partner/*x*/revoke").expect_err("refused");
+        assert!(error.contains("/partner/*x*/revoke"), "{error}");
+    }
+
+    #[test]
+    fn a_star_matches_exactly_one_segment_anywhere() {
+        let pattern = PathPattern::parse("/partner/links/*/revoke").expect("pattern");
+        assert!(pattern.matches("/partner/links/abc/revoke"));
+        assert!(!pattern.matches("/partner/links/abc"));
+        assert!(!pattern.matches("/partner/links/a/b/revoke"));
+        assert!(!pattern.matches("/partner/links/abc/revoke/x"));
+        let one = PathPattern::parse("/partner/*").expect("pattern");
+        assert!(one.matches("/partner/links"));
+        assert!(!one.matches("/partner/links/abc"));
+    }
+
+    #[test]
+    fn a_trailing_double_star_matches_any_rest() {
+        let pattern = PathPattern::parse("/partner/**").expect("pattern");
+        assert!(pattern.matches("/partner"));
+        assert!(pattern.matches("/partner/links"));
+        assert!(pattern.matches("/partner/links/abc/revoke"));
+        assert!(!pattern.matches("/partnerx/links"));
+        assert!(
+            PathPattern::parse("/**")
+                .expect("pattern")
+                .matches("/anything/at/all")
+        );
+    }
+
+    #[test]
+    fn the_prefix_form_and_exact_paths_still_match() {
+        let prefix = PathPattern::parse("/partner/li*").expect("pattern");
+        assert!(prefix.matches("/partner/links"));
+        assert!(prefix.matches("/partner/links/abc/revoke"));
+        assert!(!prefix.matches("/partner/data-requests"));
+        let exact = PathPattern::parse("/partner/links").expect("pattern");
+        assert!(exact.matches("/partner/links"));
+        assert!(!exact.matches("/partner/links/abc"));
+    }
+
+    #[test]
+    fn a_segment_wildcard_fault_strikes_the_paths_it_names() {
+        let faults = Faults::new();
+        faults
+            .add(
+                fault(serde_json::json!({"path": "/partner/links/*/revoke", "status": 503})),
+                None,
+            )
+            .expect("add");
+        assert!(
+            faults
+                .strike(&Method::POST, "/partner/links/x1/revoke", None)
+                .is_some()
+        );
+        assert!(
+            faults
+                .strike(&Method::POST, "/partner/links/x1", None)
+                .is_none()
+        );
     }
 }

@@ -29,13 +29,16 @@ fn main() -> ExitCode {
         return contract::run(&args[1..]);
     }
     let outcome = match args.first().map(String::as_str) {
+        None | Some("help" | "--help" | "-h") => {
+            println!("{USAGE}");
+            Ok(())
+        }
         Some("ci") => ci(),
         Some("bench") => bench::run(&workspace_root(), args.iter().any(|arg| arg == "--quick")),
         Some("clients") => clients::run(&workspace_root()),
         Some("codegen") => codegen::run(&workspace_root(), args.iter().any(|arg| arg == "--check")),
         Some("package") => package::run(&workspace_root(), &args[1..]),
         Some(other) => Err(anyhow::anyhow!("unknown task {other:?}\n\n{USAGE}")),
-        None => Err(anyhow::anyhow!("{USAGE}")),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
+  help               this list (also --help, or no task at all)
   ci                 fmt check, clippy, codegen check, tests, contract suite, clients
   clients            generated TypeScript and Python clients against linkbox
   codegen [--check]  write (or check) openapi/ and schemas/

@@ -78,6 +78,7 @@ use webhooks::Webhooks;
         sandbox_paths::cancel_operation,
         sandbox_paths::set_webhook_config,
         sandbox_paths::list_requests,
+        sandbox_paths::verify_requests,
         sandbox_paths::clear_requests,
         sandbox_paths::list_webhooks,
         sandbox_paths::replay_webhook,

@@ -132,6 +132,10 @@ pub fn set_webhook_config() {}
         ("method" = Option<String>, Query, description = "Only this method"),
         ("path" = Option<String>, Query, description = "Exact path, or a prefix ending in *"),
         ("status" = Option<String>, Query, description = "A status (404) or a class (4xx)"),
+        ("bodyContains" = Option<String>, Query, description = "Text the request body contains"),
+        ("header" = Option<String>, Query, description = "name:value, a request header (any-case name) with exactly this value"),
+        ("tenant" = Option<String>, Query, description = "Only this tenant label (partner slug, leaf:<username>)"),
+        ("since" = Option<String>, Query, description = "RFC 3339; only requests at or after it, on the sandbox clock"),
     ),
     responses(
         (status = 200, description = "Newest first", body = JournalPage),
@@ -140,6 +144,23 @@ pub fn set_webhook_config() {}
     ),
     security(("apiKey" = []), ("bearer" = []), ()))]
 pub fn list_requests() {}
+
+/// Verify the journal holds what a test expects
+///
+/// Counts the caller's journaled requests matching every criterion given; `count` defaults
+/// to at least one.
+#[utoipa::path(post, path = "/_sandbox/requests/verify", tag = "Sandbox", operation_id = "verifyRequests",
+    request_body(content = VerifyRequest, content_type = "application/json",
+        example = json!({"method": "POST", "path": "/partner/links",
+            "bodyJson": {"referenceId": "user-42"}, "count": {"exactly": 1}})),
+    responses(
+        (status = 200, description = "The expectation holds", body = VerifyResult),
+        (status = 400, description = "Bad expectation", body = SandboxErrorBody),
+        (status = 401, description = "Unknown key", body = SandboxErrorBody),
+        (status = 409, description = "It does not hold: the closest near misses", body = VerifyFailure),
+    ),
+    security(("apiKey" = []), ("bearer" = []), ()))]
+pub fn verify_requests() {}
 
 /// Clear the request journal
 ///

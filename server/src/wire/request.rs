@@ -13,6 +13,9 @@ use crate::ops::identity::Caller;
 /// The body, not yet read.
 pub type BodyStream = BoxStream<'static, Result<Bytes, warp::Error>>;
 
+/// Where the body lands once a handler has read it whole, for the journal.
+pub type BodyTap = std::sync::Arc<parking_lot::Mutex<Option<Bytes>>>;
+
 /// A request on its way to its handler.
 pub struct Request {
     pub app: App,
@@ -25,6 +28,7 @@ pub struct Request {
     pub caller: Caller,
     params: Params,
     body: Option<BodyStream>,
+    tap: Option<BodyTap>,
 }
 
 /// How long a request body may take to arrive, whole. [design]
@@ -49,6 +53,7 @@ impl Request {
             caller,
             params: Params::default(),
             body,
+            tap: None,
         }
     }
 
@@ -73,7 +78,7 @@ impl Request {
     /// late or broken body is a value for the handler to answer in its API's shape; a second
     /// call finds it empty.
     pub async fn body(&mut self, limit: usize) -> Result<Bytes, BodyError> {
-        match self.body.take() {
+        let body = match self.body.take() {
             Some(stream) => tokio::time::timeout(
                 BODY_READ_TIMEOUT,
                 read_limited(&self.headers, stream, limit),
@@ -81,7 +86,16 @@ impl Request {
             .await
             .unwrap_or(Err(BodyError::Unreadable)),
             None => Ok(Bytes::new()),
+        };
+        if let (Ok(bytes), Some(tap)) = (&body, &self.tap) {
+            *tap.lock() = Some(bytes.clone());
         }
+        body
+    }
+
+    /// A slot that receives the body when a handler reads it whole with [`Request::body`].
+    pub fn tap_body(&mut self) -> BodyTap {
+        self.tap.get_or_insert_with(Default::default).clone()
     }
 
     /// The body stream itself, for a handler that reads it piece by piece (multipart).

@@ -475,3 +475,117 @@ fn the_clock_policy_defaults_to_tenants_on_loopback_and_admin_elsewhere() {
     assert_eq!(settings("0.0.0.0:1"), ClockPolicy::Admin);
     assert_eq!(settings("192.0.2.7:1"), ClockPolicy::Admin);
 }
+
+#[tokio::test]
+async fn the_journal_keeps_bodies_and_verifies_what_an_app_sent() {
+    let app = spawn_app().await;
+    let key = test_key(42);
+    app.create_link_for(&key, "user-42").await;
+    app.create_link_for(&key, "user-7").await;
+    let entries = app
+        .control(
+            Method::GET,
+            "/requests?bodyContains=user-42&header=content-type:application/json",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(entries.status, 200, "{entries:?}");
+    let requests = entries.json["requests"].as_array().expect("requests");
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0]["request"]["headers"]["x-api-key"], "[redacted]");
+    assert!(
+        requests[0]["response"]["body"]
+            .as_str()
+            .is_some_and(|body| body.contains("linkId"))
+    );
+    assert_eq!(
+        requests[0]["response"]["headers"]["content-type"],
+        "application/json"
+    );
+    let tenant = requests[0]["tenant"].as_str().expect("tenant").to_owned();
+    let by_tenant = app
+        .control(
+            Method::GET,
+            &format!("/requests?tenant={tenant}&since=2000-01-01T00:00:00Z"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(by_tenant.json["requests"].as_array().map(Vec::len), Some(2));
+
+    let exactly_one = json!({"method": "POST", "path": "/partner/links",
+        "bodyJson": {"referenceId": "user-42"}, "count": {"exactly": 1}});
+    let verified = app
+        .control(
+            Method::POST,
+            "/requests/verify",
+            Some(&key),
+            Some(&exactly_one),
+        )
+        .await;
+    assert_eq!(verified.status, 200, "{verified:?}");
+    assert_eq!(verified.json, json!({"matched": 1}));
+
+    let missing = json!({"path": "/partner/links", "bodyJson": {"referenceId": "user-9"},
+        "count": {"atLeast": 1}});
+    let failed = app
+        .control(Method::POST, "/requests/verify", Some(&key), Some(&missing))
+        .await;
+    assert_eq!(failed.status, 409, "{failed:?}");
+    assert_eq!(failed.json["error"]["code"], "VERIFICATION_FAILED");
+    assert_eq!(failed.json["matched"], 0);
+    let near = failed.json["nearMisses"].as_array().expect("near misses");
+    assert_eq!(near.len(), 2);
+    assert_eq!(near[0]["missed"], json!(["bodyJson"]));
+
+    for (bad, field) in [
+        (json!({"count": {"exactly": 1, "atMost": 2}}), "count"),
+        (json!({"bodyJsn": {}}), "bodyJsn"),
+        (json!({"path": "partner"}), "path"),
+    ] {
+        let refused = app
+            .control(Method::POST, "/requests/verify", Some(&key), Some(&bad))
+            .await;
+        assert_eq!(refused.status, 400, "{bad}");
+        assert_eq!(refused.json["error"]["code"], "INVALID_REQUEST");
+        let message = refused.json["error"]["message"].as_str().expect("message");
+        assert!(message.contains(field), "{message}");
+    }
+    for bad in ["header=nocolon", "since=yesterday"] {
+        let refused = app
+            .control(Method::GET, &format!("/requests?{bad}"), Some(&key), None)
+            .await;
+        assert_eq!(refused.status, 400, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn a_segment_wildcard_fault_strikes_and_an_unusable_pattern_is_refused_by_name() {
+    let app = spawn_app().await;
+    let key = test_key(43);
+    let link = app.create_link_for(&key, "u1").await;
+    let link_id = link["linkId"].as_str().expect("link id");
+    add_fault(
+        &app,
+        &key,
+        json!({"path": "/partner/links/*/revoke", "status": 503}),
+    )
+    .await;
+    assert_eq!(app.revoke_link(&key, link_id, None).await.status, 503);
+    assert_eq!(app.get_link(&key, link_id).await.status, 200);
+    let refused = app
+        .control(
+            Method::POST,
+            "/faults",
+            Some(&key),
+            Some(&json!({"path": "/partner/**/revoke", "status": 503})),
+        )
+        .await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.json["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("/partner/**/revoke"))
+    );
+}

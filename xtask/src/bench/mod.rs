@@ -1,4 +1,5 @@
-//! `cargo xtask bench`: starts a release build of linkbox on loopback and measures it with
+//! `cargo xtask bench`: starts a release build of linkbox (the `profiling` profile: release
+//! with line tables, for perf) on loopback and measures it with
 //! the in-tree load generator ([`load`]), side by side in one run: the health endpoint (the
 //! ceiling of this process on this machine), create/get/list links, the store growing past a
 //! million links, memory per link, idle memory and start-up time; create-link again with
@@ -41,13 +42,23 @@ const KEYS: [&str; 4] = [
 
 pub fn run(root: &Path, quick: bool) -> anyhow::Result<()> {
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--quiet", "-p", "linkbox"])
+        .args([
+            "build",
+            "--profile",
+            "profiling",
+            "--quiet",
+            "-p",
+            "linkbox",
+        ])
         .current_dir(root)
         .status()?;
     if !status.success() {
-        bail!("release build failed");
+        bail!("profiling build failed");
     }
-    let binary = root.join("target/release/linkbox");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let binary = target.join("profiling/linkbox");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
