@@ -271,7 +271,7 @@ pub struct AuthenticateResponse {
 pub struct TokenClaims {
     /// The account's username.
     pub sub: String,
-    /// Always [`TOKEN_AUTHORITY`].
+    /// Always `ROLE_USER`.
     pub auth: String,
     /// Expiry, in seconds since the epoch, on the sandbox clock.
     pub exp: i64,
@@ -283,7 +283,7 @@ pub struct TokenClaims {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LinkSettings {
-    /// `#RGB` or `#RRGGBB`; [`DEFAULT_BACKGROUND_COLOR`] unless set.
+    /// `#RGB` or `#RRGGBB`; `#F5F5F5` unless set.
     #[schema(example = "#F5F5F5")]
     #[schemars(regex(pattern = BACKGROUND_COLOR_PATTERN))]
     pub background_color: String,
@@ -338,7 +338,7 @@ pub struct CreateMagicLinkRequest {
 
 /// `settings` in a create body: every field optional. [doc]
 /// Documentation of each create body, per widget type and path: what each one reads. The
-/// server parses all of them through [`CreateMagicLinkRequest`]; fields a body's type does not
+/// server parses all of them through `CreateMagicLinkRequest`; fields a body's type does not
 /// list are ignored (and named in `X-Linkbox-Warning`).
 pub mod requests {
     use schemars::JsonSchema;
@@ -465,7 +465,8 @@ pub struct MagicLinkCreated {
     #[schema(format = "uri")]
     #[schemars(url)]
     pub link: String,
-    #[schema(example = "2010-10-10T10:10:10.000000000Z")]
+    /// When the link stops working: ISO 8601 UTC with exactly nine fraction digits, as the vendor's create responses show them (`2010-10-10T10:10:10.000000000Z`).
+    #[schema(format = DateTime, example = "2010-10-10T10:10:10.000000000Z")]
     #[schemars(extend("format" = "date-time"))]
     pub expires_at: String,
 }
@@ -478,13 +479,15 @@ pub struct MagicLink {
     #[schema(format = "uri")]
     #[schemars(url)]
     pub link: String,
+    /// When the link was created: ISO 8601 UTC with exactly three fraction digits, as the vendor's reads show them (`2010-10-10T10:10:10.000Z`).
     #[schema(format = DateTime)]
     #[schemars(extend("format" = "date-time"))]
     pub created_at: String,
+    /// When the link stops working: ISO 8601 UTC with exactly three fraction digits, as the vendor's reads show them (`2010-10-10T10:10:10.000Z`).
     #[schema(format = DateTime)]
     #[schemars(extend("format" = "date-time"))]
     pub expires_at: String,
-    /// `null` until the link's page is first opened.
+    /// When the link's page was last opened, `null` until it is: ISO 8601 UTC with exactly three fraction digits, as the vendor's reads show them (`2010-10-10T10:10:10.000Z`).
     #[schema(format = DateTime)]
     #[schemars(extend("format" = "date-time"))]
     pub last_accessed_at: Option<String>,
@@ -527,6 +530,9 @@ pub struct ProviderCredentials {
     pub id: String,
     /// Always `VALID` in the sandbox.
     pub status: String,
+    /// When the provider was connected: ISO 8601 UTC with exactly three fraction digits, as the vendor's reads show them (`2010-10-10T10:10:10.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub created_time: String,
 }
 
@@ -555,7 +561,8 @@ pub struct LeafUser {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
-    /// [`PROBLEM_WITH_MESSAGE`] or [`CONSTRAINT_VIOLATION`].
+    /// `https://www.jhipster.tech/problem/problem-with-message`, or
+    /// `https://www.jhipster.tech/problem/constraint-violation` for a body validation failure.
     #[serde(rename = "type")]
     pub kind: String,
     pub title: String,
@@ -563,14 +570,14 @@ pub struct Problem {
     pub detail: String,
     /// The request's path, without its query.
     pub path: String,
-    /// `error.http.<status>` or [`VALIDATION_MESSAGE`].
+    /// `error.http.<status>`, or `error.validation` for a body validation failure.
     pub message: String,
     /// Every violation of a body validation failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field_errors: Option<Vec<FieldError>>,
 }
 
-/// One violation in a [`Problem`]. [design, JHipster]
+/// One violation in a problem's `fieldErrors`. [design, JHipster]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FieldError {

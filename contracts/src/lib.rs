@@ -8,18 +8,15 @@
 //! - [`openapi`]: the OpenAPI 3.1 document built from these types.
 //! - [`schemas`]: the JSON Schema of every wire type, one file each.
 //! - [`sandbox`]: linkbox's own control API (`/_sandbox/...`).
-//! - `suite` (feature `suite`): the contract suite and its runner, run by
-//!   `cargo xtask contract`.
 //! - [`timefmt`]: the timestamp formats both vendors put on the wire.
 //!
-//! Everything here is data: no I/O, no server logic. The server, the generated schemas and
-//! the contract suite all read the same constants, so a bound changes in exactly one place.
+//! Everything here is data: no I/O, no HTTP client, no server logic. The server, the generated
+//! schemas and the contract suite (the `linkbox-suite` crate in `contracts/suite`) all read
+//! the same constants, so a bound changes in exactly one place.
 
 pub mod leaf;
 pub mod m2m;
 pub mod openapi;
 pub mod sandbox;
 pub mod schemas;
-#[cfg(feature = "suite")]
-pub mod suite;
 pub mod timefmt;

@@ -153,7 +153,8 @@ pub struct Envelope<T> {
     pub data: T,
 }
 
-/// Lifecycle status of a link. Expired is not a status: see [`Visibility`]. [doc]
+/// Lifecycle status of a link. Expired is not a status: the `visibility` filter finds expired
+/// links. [doc]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LinkStatus {
@@ -229,7 +230,7 @@ pub struct CreateLinkRequest {
     pub user_data: Option<UserData>,
     /// Any key/value pairs, returned in link detail and webhook payloads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = crate::openapi::Metadata)]
     pub metadata: Option<serde_json::Map<String, Value>>,
     /// Widget flow; one of the sandbox's configured flows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -258,9 +259,10 @@ pub struct UserData {
     /// For example `CURP`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_type: Option<String>,
-    /// `YYYY-MM-DD`.
+    /// Date of birth, `YYYY-MM-DD`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("format" = "date"))]
+    #[schema(format = Date)]
     pub dob: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_method: Option<PaymentMethod>,
@@ -325,9 +327,11 @@ pub struct CreatedLink {
     #[schema(format = "uuid")]
     #[schemars(extend("format" = "uuid"))]
     pub token: String,
+    /// When the link stops working: ISO 8601 UTC with exactly three fraction digits, as the vendor sends (`2026-02-10T12:00:00.000Z`).
     #[schema(format = DateTime)]
     #[schemars(extend("format" = "date-time"))]
     pub expires_at: String,
+    /// When the link was created: ISO 8601 UTC with exactly three fraction digits, as the vendor sends (`2026-02-10T12:00:00.000Z`).
     #[schema(format = DateTime)]
     #[schemars(extend("format" = "date-time"))]
     pub created_at: String,
@@ -345,20 +349,25 @@ pub struct LinkItem {
     #[schema(format = "uri")]
     #[schemars(url)]
     pub url: String,
+    /// When the link stops working: ISO 8601 UTC with exactly three fraction digits, as the vendor sends (`2026-02-10T12:00:00.000Z`).
     #[schema(format = DateTime)]
     #[schemars(extend("format" = "date-time"))]
     pub expires_at: String,
+    /// When the link was created: ISO 8601 UTC with exactly three fraction digits, as the vendor sends (`2026-02-10T12:00:00.000Z`).
     #[schema(format = DateTime)]
     #[schemars(extend("format" = "date-time"))]
     pub created_at: String,
+    /// When the end user first opened the link, `null` until then: ISO 8601 UTC with exactly three fraction digits, as the vendor sends (`2026-02-10T12:00:00.000Z`).
     #[schema(format = DateTime)]
     #[schemars(extend("format" = "date-time"))]
     pub opened_at: Option<String>,
     #[schema(pattern = "^user_[a-z0-9]+_[A-Za-z0-9]{6}$")]
     #[schemars(regex(pattern = USER_ID_PATTERN))]
     pub user_id: String,
+    /// The transfer the end user completed through this link, `null` until then.
     pub operation_id: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    /// The end user's data, `null` when none was ever sent.
+    #[schema(value_type = Option<crate::openapi::StoredUserData>)]
     pub user_data: Option<Value>,
 }
 
@@ -371,12 +380,14 @@ pub struct LinkDetail {
     #[schema(format = "uuid")]
     #[schemars(extend("format" = "uuid"))]
     pub token: String,
-    #[schema(value_type = Option<Object>)]
+    /// The link's metadata, `null` when it was created without.
+    #[schema(value_type = Option<crate::openapi::Metadata>)]
     pub metadata: Option<Value>,
     pub flow: String,
     pub theme: Option<String>,
     pub language: Option<Language>,
     pub callback_url: Option<String>,
+    /// When the link was revoked, `null` unless it was: ISO 8601 UTC with exactly three fraction digits, as the vendor sends (`2026-02-10T12:00:00.000Z`).
     #[schema(format = DateTime)]
     #[schemars(extend("format" = "date-time"))]
     pub revoked_at: Option<String>,
@@ -415,6 +426,7 @@ pub struct RevokedLink {
     #[schemars(regex(pattern = LINK_ID_PATTERN))]
     pub link_id: String,
     pub status: LinkStatus,
+    /// When the link was revoked: ISO 8601 UTC with exactly three fraction digits, as the vendor sends (`2026-02-10T12:00:00.000Z`).
     #[schema(format = DateTime)]
     #[schemars(extend("format" = "date-time"))]
     pub revoked_at: String,
@@ -440,6 +452,7 @@ pub struct FulfilledDataRequest {
     #[schemars(regex(pattern = LINK_ID_PATTERN))]
     pub link_id: String,
     pub message: String,
+    /// When the data arrived: ISO 8601 UTC with exactly three fraction digits, as the vendor sends (`2026-02-10T12:00:00.000Z`).
     #[schema(format = DateTime)]
     #[schemars(extend("format" = "date-time"))]
     pub fulfilled_at: String,
@@ -470,10 +483,10 @@ pub struct ListLinksQuery {
     #[param(minimum = 1, maximum = 100, default = 20)]
     #[schemars(range(min = 1, max = 100))]
     pub limit: Option<u32>,
-    /// Only links created at or after this instant.
+    /// Only links created at or after this instant (RFC 3339, any number of fraction digits).
     #[param(format = DateTime)]
     pub from: Option<String>,
-    /// Only links created at or before this instant.
+    /// Only links created at or before this instant (RFC 3339, any number of fraction digits).
     #[param(format = DateTime)]
     pub to: Option<String>,
     /// `active`: neither expired nor revoked; `expired`: expired and not revoked.
@@ -531,7 +544,9 @@ pub mod webhook_headers {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 pub struct WebhookPayload<T> {
     pub event: String,
-    /// When the event happened, on the sandbox clock.
+    /// When the event happened, on the sandbox clock: ISO 8601 UTC with exactly three fraction digits, as the vendor sends (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub timestamp: String,
     pub data: T,
 }
@@ -544,10 +559,17 @@ pub struct LinkCreatedEvent {
     pub reference_id: String,
     pub url: String,
     pub status: LinkStatus,
+    /// When the link stops working: ISO 8601 UTC with exactly three fraction digits, as the vendor sends (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub expires_at: String,
+    /// When the link was created: ISO 8601 UTC with exactly three fraction digits, as the vendor sends (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub created_at: String,
+    /// The link's metadata; absent when it has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = crate::openapi::Metadata)]
     pub metadata: Option<Value>,
 }
 
@@ -566,10 +588,14 @@ pub struct DeviceInfo {
 pub struct LinkOpenedEvent {
     pub link_id: String,
     pub reference_id: String,
+    /// When the end user first opened the link: ISO 8601 UTC with exactly three fraction digits, as the vendor sends (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub opened_at: String,
     pub device_info: DeviceInfo,
+    /// The link's metadata; absent when it has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = crate::openapi::Metadata)]
     pub metadata: Option<Value>,
 }
 
@@ -584,10 +610,13 @@ pub struct DataRequestEvent {
     pub required_fields: Vec<String>,
     /// Full URL of `PUT /partner/data-requests/{dataRequestId}`.
     pub reply_endpoint: String,
-    /// The link's expiry.
+    /// The link's expiry, after which the request cannot be fulfilled: ISO 8601 UTC with exactly three fraction digits, as the vendor sends (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub expires_at: String,
+    /// The link's metadata; absent when it has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = crate::openapi::Metadata)]
     pub metadata: Option<Value>,
 }
 
@@ -619,9 +648,13 @@ pub struct OperationCreatedEvent {
     pub link_id: String,
     pub amount: OperationAmount,
     pub status: OperationStatus,
+    /// When the end user completed the transfer: ISO 8601 UTC with exactly three fraction digits, as the vendor sends (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub created_at: String,
+    /// The link's metadata; absent when it has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = crate::openapi::Metadata)]
     pub metadata: Option<Value>,
 }
 
@@ -632,9 +665,13 @@ pub struct OperationCancelledEvent {
     pub operation_id: String,
     pub reference_id: String,
     pub link_id: String,
+    /// When the end user cancelled the transfer: ISO 8601 UTC with exactly three fraction digits, as the vendor sends (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub cancelled_at: String,
+    /// The link's metadata; absent when it has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = crate::openapi::Metadata)]
     pub metadata: Option<Value>,
 }
 

@@ -13,6 +13,14 @@ use crate::m2m::{Language, LinkStatus, OperationAmount, OperationStatus};
 
 /// Default number of requests the journal keeps (`--journal-size`).
 pub const DEFAULT_JOURNAL_SIZE: usize = 1_000;
+/// Bytes of a request or response body the journal keeps; the rest is cut
+/// (`bodyTruncated`).
+pub const JOURNAL_BODY_LIMIT: usize = 16 * 1024;
+/// Bytes the journal holds at most, bodies and headers counted; the oldest entries go first.
+pub const JOURNAL_MAX_BYTES: usize = 32 * 1024 * 1024;
+/// What stands in the journal for a secret: `X-API-Key`, `Authorization`, `Cookie`, and
+/// JSON fields named like a password, secret or token.
+pub const REDACTED: &str = "[redacted]";
 /// Seconds after which a webhook receiver that has not answered counts as failed. [doc]
 pub const WEBHOOK_TIMEOUT_SECS: u64 = 30;
 /// Delay before each webhook attempt after the previous one: immediately, then +1 min,
@@ -27,7 +35,11 @@ pub mod codes {
     pub const INVALID_REQUEST: &str = "INVALID_REQUEST";
     pub const NOT_FOUND: &str = "NOT_FOUND";
     pub const CONFLICT: &str = "CONFLICT";
+    /// `POST /_sandbox/requests/verify`: the journal does not hold what was expected.
+    pub const VERIFICATION_FAILED: &str = "VERIFICATION_FAILED";
     pub const TENANT_REQUIRED: &str = "TENANT_REQUIRED";
+    /// An action only the admin token may take (`--clock admin`).
+    pub const ADMIN_REQUIRED: &str = "ADMIN_REQUIRED";
 }
 
 /// `GET /_sandbox/health`.
@@ -55,7 +67,9 @@ pub struct SandboxErrorDetail {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClockView {
-    /// What the sandbox clock reads.
+    /// What the sandbox clock reads: ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub now: String,
     /// Seconds the clock is ahead of real time (negative when behind).
     pub offset_seconds: i64,
@@ -68,8 +82,10 @@ pub struct ClockView {
 pub struct ClockChange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advance_seconds: Option<i64>,
-    /// An RFC 3339 instant.
+    /// The instant to set the clock to: RFC 3339, any offset, any number of fraction digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub set_to: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frozen: Option<bool>,
@@ -102,6 +118,9 @@ pub struct DataRequestView {
     pub data_request_id: String,
     pub required_fields: Vec<String>,
     pub reply_endpoint: String,
+    /// The link's expiry, after which the request cannot be fulfilled: ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub expires_at: String,
 }
 
@@ -111,6 +130,9 @@ pub struct DataRequestView {
 pub struct OpenedLink {
     pub link_id: String,
     pub status: LinkStatus,
+    /// When the link was first opened: ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub opened_at: Option<String>,
     /// True only on the first open, which alone sends `link.opened`.
     pub first_open: bool,
@@ -147,7 +169,13 @@ pub struct OperationView {
     pub reference_id: String,
     pub amount: OperationAmount,
     pub status: OperationStatus,
+    /// When the end user completed the transfer: ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub created_at: String,
+    /// When the end user cancelled it, `null` unless they did: ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub cancelled_at: Option<String>,
 }
 
@@ -164,11 +192,82 @@ pub struct JournalEntry {
     pub status: u16,
     /// True when a fault dropped the connection instead of answering `status`.
     pub dropped: bool,
-    /// When it arrived, on the sandbox clock.
+    /// When it arrived, on the sandbox clock: ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub time: String,
     /// The partner slug of the key presented, if any.
     pub tenant: Option<String>,
     pub duration_ms: u64,
+    /// The request's headers and body, secrets redacted.
+    pub request: JournalMessage,
+    /// The response's headers and body, secrets redacted (empty when dropped).
+    pub response: JournalMessage,
+}
+
+/// Headers and body of one side of a journaled exchange.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalMessage {
+    /// Lower-case names; repeated headers joined with `, `; secrets as `[redacted]`.
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// The body as text (invalid UTF-8 replaced), at most [`JOURNAL_BODY_LIMIT`] bytes;
+    /// `None` when there was none.
+    pub body: Option<String>,
+    /// Whether the body was cut at [`JOURNAL_BODY_LIMIT`] bytes.
+    pub body_truncated: bool,
+}
+
+/// `POST /_sandbox/requests/verify`: what the journal must hold. Every criterion given
+/// must hold for a request to match; `count` defaults to `{"atLeast": 1}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The method, any case.
+    pub method: Option<String>,
+    /// The exact path, or a prefix ending in `*`.
+    pub path: Option<String>,
+    /// Text the request body contains.
+    pub body_contains: Option<String>,
+    /// JSON the request body contains: every field given, recursively; arrays element by
+    /// element.
+    pub body_json: Option<Value>,
+    pub count: Option<VerifyCount>,
+}
+
+/// How many requests must match: exactly one of the three.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifyCount {
+    pub exactly: Option<u64>,
+    pub at_least: Option<u64>,
+    pub at_most: Option<u64>,
+}
+
+/// `200` of `POST /_sandbox/requests/verify`: the expectation holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyResult {
+    pub matched: u64,
+}
+
+/// `409` of `POST /_sandbox/requests/verify`: the error envelope, how many matched, and the
+/// requests that came closest without matching, closest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyFailure {
+    pub error: SandboxErrorDetail,
+    pub matched: u64,
+    pub near_misses: Vec<NearMiss>,
+}
+
+/// A journaled request that failed some criteria of a verification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NearMiss {
+    /// The criteria it failed: `method`, `path`, `bodyContains`, `bodyJson`.
+    pub missed: Vec<String>,
+    pub request: JournalEntry,
 }
 
 /// `GET /_sandbox/requests`: newest first.
@@ -196,7 +295,9 @@ pub enum DeliveryStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryAttempt {
-    /// When it was sent, on the sandbox clock.
+    /// When it was sent, on the sandbox clock: ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub at: String,
     /// Where it was sent, if anywhere.
     pub url: Option<String>,
@@ -217,20 +318,38 @@ pub struct DeliveryView {
     pub url: Option<String>,
     pub status: DeliveryStatus,
     pub attempts: Vec<DeliveryAttempt>,
-    /// On the sandbox clock; null once delivered or failed.
+    /// When the next attempt is due, on the sandbox clock; `null` once delivered or failed:
+    /// ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub next_attempt_at: Option<String>,
+    /// When the event happened, on the sandbox clock: ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub created_at: String,
     pub tenant: String,
     /// The exact body sent.
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::openapi::WebhookBody)]
     pub payload: Value,
 }
 
-/// `GET /_sandbox/webhooks`: newest first.
+/// `GET /_sandbox/webhooks?limit=&before=`: newest first, one page at a time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct DeliveryPage {
     pub deliveries: Vec<DeliveryView>,
+    /// How many deliveries the caller may see in all.
+    #[serde(default)]
+    pub total: usize,
+    /// When older deliveries remain: pass it as `before` for the next page.
+    #[serde(default)]
+    pub next_before: Option<String>,
 }
+
+/// Deliveries per page of `GET /_sandbox/webhooks` unless `limit` says otherwise.
+pub const DEFAULT_DELIVERY_PAGE: usize = 100;
+/// The largest `limit` of `GET /_sandbox/webhooks`.
+pub const MAX_DELIVERY_PAGE: usize = 1_000;
 
 /// `PUT /_sandbox/m2m/webhook-config`: the partner's webhook URL (null clears it).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
@@ -254,7 +373,7 @@ pub struct FaultRequest {
     /// Answer with this body (JSON; a string is sent as text). Without it a faulted status
     /// answers in the vendor's own error shape.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::openapi::FaultBody>)]
     pub body: Option<Value>,
     /// Wait this long (real time) before answering.
     #[serde(default)]
@@ -278,7 +397,8 @@ pub struct FaultView {
     pub method: Option<String>,
     pub path: Option<String>,
     pub status: Option<u16>,
-    #[schema(value_type = Option<Object>)]
+    /// The body it answers with, `null` for the vendor's own error shape.
+    #[schema(value_type = Option<crate::openapi::FaultBody>)]
     pub body: Option<Value>,
     pub delay_ms: Option<u64>,
     pub drop: bool,
@@ -319,7 +439,8 @@ pub struct M2mSnapshot {
 pub struct SnapshotUser {
     pub user_id: String,
     pub reference_id: String,
-    #[schema(value_type = Option<Object>)]
+    /// `null` when no data was ever sent for the user.
+    #[schema(value_type = Option<crate::openapi::StoredUserData>)]
     pub user_data: Option<Value>,
 }
 
@@ -334,11 +455,24 @@ pub struct SnapshotLink {
     pub theme: Option<String>,
     pub language: Option<Language>,
     pub callback_url: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    /// `null` when the link was created without metadata.
+    #[schema(value_type = Option<crate::openapi::Metadata>)]
     pub metadata: Option<Value>,
+    /// ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub created_at: String,
+    /// ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub expires_at: String,
+    /// `null` until the link is opened; ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub opened_at: Option<String>,
+    /// `null` unless the link was revoked; ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub revoked_at: Option<String>,
     pub revoke_reason: Option<String>,
     pub operation_id: Option<String>,
@@ -350,6 +484,9 @@ pub struct SnapshotDataRequest {
     pub data_request_id: String,
     pub link_id: String,
     pub required_fields: Vec<String>,
+    /// `null` until the request is fulfilled; ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
+    #[schema(format = DateTime)]
+    #[schemars(extend("format" = "date-time"))]
     pub fulfilled_at: Option<String>,
 }
 

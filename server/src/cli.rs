@@ -1,18 +1,31 @@
 //! The `linkbox` command line (clap). Every flag can also be set through an environment
-//! variable `LINKBOX_<FLAG>`.
+//! variable `LINKBOX_<FLAG>`. Values are checked here, so a bad one is a usage error naming
+//! its flag: `--addr` takes `HOST:PORT` with a host name or an IP (`localhost:8642`), URLs
+//! must be absolute `http(s)` URLs, `--count` at least 1.
 
-use std::net::SocketAddr;
+use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{FileConfig, Options, RateLimits};
 
+/// The environment variables that are not flags, shown under `--help`.
+pub const ENVIRONMENT: &str = "\
+Environment:
+  LINKBOX_LOG   what `serve` logs on stderr, as a tracing filter (default: info): one line
+                per request at info (target linkbox::request), webhook attempts at debug;
+                e.g. LINKBOX_LOG=debug, or LINKBOX_LOG=info,linkbox::request=off
+  NO_COLOR      set to anything non-empty: no colour in log lines (there is none anyway
+                when stderr is not a terminal)
+  LINKBOX_<FLAG>  every flag, e.g. LINKBOX_ADDR=127.0.0.1:9000";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "linkbox",
     version,
-    about = "A local sandbox of the M2M and Leaf magic-link APIs"
+    about = "A local sandbox of the M2M and Leaf magic-link APIs",
+    after_help = ENVIRONMENT
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -22,23 +35,57 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the sandbox.
+    #[command(after_help = ENVIRONMENT)]
     Serve(ServeArgs),
     /// Print the OpenAPI document of everything linkbox serves.
     Openapi(OpenapiArgs),
     /// Seed fake links into a running sandbox through its control API.
     Seed(SeedArgs),
+    /// Print a shell completion script, e.g. `linkbox completions bash > ~/.local/share/bash-completion/completions/linkbox`.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `HOST:PORT` as given, once it resolves to at least one address.
+fn socket_addr(text: &str) -> Result<String, String> {
+    match text.to_socket_addrs().map(|mut addrs| addrs.next()) {
+        Ok(Some(_)) => Ok(text.to_owned()),
+        Ok(None) => Err(format!("{text} resolves to no address")),
+        Err(error) => Err(format!(
+            "expected HOST:PORT, like 127.0.0.1:8642 or localhost:8642 ({error})"
+        )),
+    }
+}
+
+/// An absolute `http://` or `https://` URL with a host, as given (without a trailing `/`).
+pub fn http_url(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text).map_err(|error| {
+        format!("expected an absolute http(s) URL like http://127.0.0.1:8642 ({error})")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(String::from(
+            "expected an absolute http(s) URL like http://127.0.0.1:8642",
+        ));
+    }
+    Ok(text.trim_end_matches('/').to_owned())
 }
 
 #[derive(Debug, clap::Args)]
 pub struct SeedArgs {
     /// The running sandbox, e.g. http://127.0.0.1:8642
-    #[arg(long, env = "LINKBOX_TARGET")]
+    #[arg(long, env = "LINKBOX_TARGET", value_parser = http_url)]
     pub target: String,
     /// Which API's links to seed.
     #[arg(long, value_parser = ["m2m", "leaf"])]
     pub api: String,
-    /// How many links.
-    #[arg(long)]
+    /// How many links (at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub count: u32,
     /// The partner key (for --api m2m).
     #[arg(long, env = "LINKBOX_KEY", conflicts_with = "token")]
@@ -71,11 +118,12 @@ pub enum LogFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on; port 0 picks a free port.
-    #[arg(long, env = "LINKBOX_ADDR", default_value = "127.0.0.1:8642")]
-    pub addr: SocketAddr,
-    /// Base URL of the links linkbox hands out (default: http://ADDR as bound).
-    #[arg(long, env = "LINKBOX_PUBLIC_URL")]
+    /// Address to listen on, HOST:PORT with a host name or an IP; port 0 picks a free port.
+    #[arg(long, env = "LINKBOX_ADDR", default_value = "127.0.0.1:8642", value_parser = socket_addr)]
+    pub addr: String,
+    /// Base URL of the links linkbox hands out, an absolute http(s) URL (default: http://ADDR
+    /// as bound).
+    #[arg(long, env = "LINKBOX_PUBLIC_URL", value_parser = http_url)]
     pub public_url: Option<String>,
     /// TOML file of partners, Leaf accounts and flows (default: open mode).
     #[arg(long, env = "LINKBOX_CONFIG")]
@@ -120,7 +168,7 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub cors: Vec<String>,
-    /// Log lines on stderr as text or JSON.
+    /// Log lines on stderr as text or JSON (levels and targets: LINKBOX_LOG, see --help).
     #[arg(long, env = "LINKBOX_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
     /// Start with N fake links per API for a demo partner and a demo Leaf account, whose
@@ -130,9 +178,56 @@ pub struct ServeArgs {
     /// The seed of the fake data of --seed.
     #[arg(long, env = "LINKBOX_RNG_SEED", default_value_t = 1)]
     pub rng_seed: u64,
+    /// Serve at most N connections at once (default: sized to the descriptor limit); beyond
+    /// it a new connection gets one prompt request answered, then is closed.
+    #[arg(long, env = "LINKBOX_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+    /// Open mode: create at most N partners (one per new key); further new keys are refused
+    /// with a clear error (default: unbounded).
+    #[arg(long, env = "LINKBOX_MAX_TENANTS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_tenants: Option<u64>,
+    /// Who may move the shared sandbox clock: `admin` only, or any `tenants` too (default:
+    /// tenants on a loopback address, admin otherwise).
+    #[arg(long, env = "LINKBOX_CLOCK", value_enum)]
+    pub clock: Option<crate::config::ClockPolicy>,
+    /// Allow binding a non-loopback address without --admin-token, where every request
+    /// without a key is admin (reset everything, read every tenant).
+    #[arg(long, env = "LINKBOX_INSECURE_OPEN")]
+    pub insecure_open: bool,
 }
 
 impl ServeArgs {
+    /// Refuses an address reachable from other machines without `--admin-token` (unless
+    /// `--insecure-open`); returns the warnings worth printing for the address chosen.
+    pub fn check_exposure(&self) -> anyhow::Result<Vec<String>> {
+        let ips: Vec<std::net::IpAddr> = self
+            .addr
+            .to_socket_addrs()
+            .map(|addrs| addrs.map(|addr| addr.ip()).collect())
+            .unwrap_or_default();
+        if !ips.is_empty() && ips.iter().all(std::net::IpAddr::is_loopback) {
+            return Ok(Vec::new());
+        }
+        let has_token = self.admin_token.as_deref().is_some_and(|t| !t.is_empty());
+        if !has_token && !self.insecure_open {
+            anyhow::bail!(
+                "refusing to listen on {} without --admin-token: every request without a key \
+                 would be admin (reset everything, read every tenant). Set --admin-token, bind \
+                 a loopback address, or pass --insecure-open",
+                self.addr
+            );
+        }
+        let mut warnings = Vec::new();
+        if ips.iter().any(std::net::IpAddr::is_unspecified) && self.public_url.is_none() {
+            warnings.push(format!(
+                "listening on {}: links would say http://{}; pass --public-url with the \
+                 address clients reach this machine by",
+                self.addr, self.addr
+            ));
+        }
+        Ok(warnings)
+    }
+
     /// The options these flags set, with the config file read and checked.
     pub fn options(&self) -> anyhow::Result<Options> {
         Ok(Options {
@@ -147,6 +242,14 @@ impl ServeArgs {
             external_webhooks: self.external_webhooks,
             state: self.state.clone(),
             cors: self.cors.clone(),
+            max_connections: self
+                .max_connections
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            connection_limits: None,
+            max_tenants: self
+                .max_tenants
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            clock: self.clock,
         })
     }
 }
@@ -161,7 +264,7 @@ mod tests {
         let Command::Serve(args) = cli.command else {
             panic!("not serve");
         };
-        assert_eq!(args.addr, "127.0.0.1:8642".parse().expect("addr"));
+        assert_eq!(args.addr, "127.0.0.1:8642");
         assert_eq!(args.rate_limits, RateLimits::Documented);
         assert_eq!(args.log_format, LogFormat::Pretty);
     }
@@ -182,9 +285,50 @@ mod tests {
         let Command::Serve(args) = cli.command else {
             panic!("not serve");
         };
-        assert_eq!(args.addr, "[::1]:0".parse().expect("addr"));
+        assert_eq!(args.addr, "[::1]:0");
         assert_eq!(args.rate_limits, RateLimits::Off);
         assert_eq!(args.log_format, LogFormat::Json);
+    }
+
+    fn serve_args(args: &[&str]) -> ServeArgs {
+        let cli = Cli::try_parse_from([&["linkbox", "serve"], args].concat()).expect("parses");
+        match cli.command {
+            Command::Serve(args) => args,
+            _ => panic!("not serve"),
+        }
+    }
+
+    #[test]
+    fn a_public_address_needs_an_admin_token_or_insecure_open() {
+        let refused = serve_args(&["--addr", "0.0.0.0:8642"])
+            .check_exposure()
+            .expect_err("refused");
+        assert!(refused.to_string().contains("--admin-token"), "{refused}");
+        assert!(
+            serve_args(&["--addr", "192.0.2.1:8642"])
+                .check_exposure()
+                .is_err()
+        );
+        let warnings = serve_args(&["--addr", "0.0.0.0:8642", "--admin-token", "t"])
+            .check_exposure()
+            .expect("allowed");
+        assert!(warnings[0].contains("--public-url"), "{warnings:?}");
+        let quiet = serve_args(&[
+            "--addr",
+            "0.0.0.0:8642",
+            "--insecure-open",
+            "--public-url",
+            "http://qa.example:8642",
+        ])
+        .check_exposure()
+        .expect("allowed");
+        assert!(quiet.is_empty(), "{quiet:?}");
+        assert!(
+            serve_args(&["--addr", "[::1]:0"])
+                .check_exposure()
+                .expect("loopback")
+                .is_empty()
+        );
     }
 
     #[test]
@@ -218,5 +362,60 @@ mod tests {
             panic!("not serve");
         };
         assert_eq!(args.cors, ["https://app.example", "http://localhost:3000"]);
+    }
+
+    #[test]
+    fn addr_takes_host_names_and_refuses_what_does_not_resolve() {
+        let cli = Cli::try_parse_from(["linkbox", "serve", "--addr", "localhost:8642"])
+            .expect("a host name parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        assert_eq!(args.addr, "localhost:8642");
+        assert!(Cli::try_parse_from(["linkbox", "serve", "--addr", "localhost"]).is_err());
+        assert!(Cli::try_parse_from(["linkbox", "serve", "--addr", "nonsense:port"]).is_err());
+    }
+
+    #[test]
+    fn public_url_must_be_an_absolute_http_url() {
+        for bad in ["notaurl", "/relative", "ftp://example.com", "http://"] {
+            let error = Cli::try_parse_from(["linkbox", "serve", "--public-url", bad])
+                .expect_err(bad)
+                .to_string();
+            assert!(error.contains("--public-url"), "{error}");
+        }
+        let cli = Cli::try_parse_from([
+            "linkbox",
+            "serve",
+            "--public-url",
+            "https://sandbox.example/",
+        ])
+        .expect("parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        assert_eq!(args.public_url.as_deref(), Some("https://sandbox.example"));
+    }
+
+    #[test]
+    fn seed_needs_a_count_of_at_least_one_and_an_http_target() {
+        let seed = |count: &str, target: &str| {
+            Cli::try_parse_from([
+                "linkbox", "seed", "--target", target, "--api", "m2m", "--count", count, "--key",
+                "k",
+            ])
+        };
+        assert!(seed("1", "http://127.0.0.1:8642").is_ok());
+        let zero = seed("0", "http://127.0.0.1:8642").expect_err("count 0");
+        assert_eq!(zero.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(seed("5", "127.0.0.1:8642").is_err());
+    }
+
+    #[test]
+    fn completions_take_a_shell() {
+        for shell in ["bash", "zsh", "fish"] {
+            assert!(Cli::try_parse_from(["linkbox", "completions", shell]).is_ok());
+        }
+        assert!(Cli::try_parse_from(["linkbox", "completions", "cmd"]).is_err());
     }
 }

@@ -54,6 +54,74 @@ pub struct Settings {
     pub state: Option<std::path::PathBuf>,
     /// `--cors`: origins whose browsers may call linkbox (`*` for any); empty, CORS is off.
     pub cors: Vec<String>,
+    /// How many connections are served at once, and how long a silent one may stay open.
+    pub connections: ConnectionLimits,
+    /// `--max-tenants`: open mode creates at most this many partners; `None` is unbounded.
+    pub max_tenants: Option<usize>,
+    /// `--clock`: who may move the shared sandbox clock.
+    pub clock: ClockPolicy,
+}
+
+/// `--clock admin|tenants`: who may move the one clock every tenant shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClockPolicy {
+    /// Only the admin (the admin token, or anyone when none is configured).
+    Admin,
+    /// Any caller the control API accepts, tenants included.
+    Tenants,
+}
+
+impl ClockPolicy {
+    /// The default: `tenants` on a loopback address (one developer's sandbox), `admin`
+    /// anywhere else (a shared one).
+    pub fn default_for(bound: SocketAddr) -> ClockPolicy {
+        if bound.ip().is_loopback() {
+            ClockPolicy::Tenants
+        } else {
+            ClockPolicy::Admin
+        }
+    }
+}
+
+/// What the connection loop allows each client ([`crate::http`]'s `serve`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// `--max-connections`: connections served at once; beyond it a new connection is
+    /// still answered, but only its first request and only if it arrives promptly.
+    pub max_connections: usize,
+    /// How long a new connection may stay silent before its first byte, and how long a
+    /// client may take over its request headers.
+    pub first_byte: std::time::Duration,
+    /// How long a connection (HTTP/1 keep-alive or HTTP/2) may go without a byte either way.
+    pub idle: std::time::Duration,
+}
+
+impl ConnectionLimits {
+    /// Descriptors kept for everything but client connections: the state file, webhook
+    /// attempts, the overflow connections that keep health checks answered.
+    pub const RESERVED_DESCRIPTORS: usize = 128;
+
+    /// The defaults: 10 s to the first byte and through the headers, 150 s idle (longer than
+    /// the longest fault delay, during which a connection is silent both ways), and as many
+    /// connections as the descriptor limit allows after [`Self::RESERVED_DESCRIPTORS`].
+    pub fn defaults(max_connections: Option<usize>) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: max_connections
+                .unwrap_or_else(|| descriptor_limit().saturating_sub(Self::RESERVED_DESCRIPTORS))
+                .max(1),
+            first_byte: std::time::Duration::from_secs(10),
+            idle: std::time::Duration::from_secs(150),
+        }
+    }
+}
+
+/// The soft limit on open file descriptors (`RLIMIT_NOFILE`), or 1,024 when unknown.
+pub fn descriptor_limit() -> usize {
+    use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, _)) if soft != RLIM_INFINITY => usize::try_from(soft).unwrap_or(1024),
+        _ => 1024,
+    }
 }
 
 /// The options of `linkbox serve` that shape [`Settings`], before the address is bound.
@@ -72,6 +140,14 @@ pub struct Options {
     pub state: Option<std::path::PathBuf>,
     /// Origins allowed to call linkbox from a browser (`--cors`, repeatable, or `*`).
     pub cors: Vec<String>,
+    /// `--max-connections`; `None` sizes it to the descriptor limit.
+    pub max_connections: Option<usize>,
+    /// Overrides the connection deadlines (tests shorten them).
+    pub connection_limits: Option<ConnectionLimits>,
+    /// `--max-tenants`.
+    pub max_tenants: Option<usize>,
+    /// `--clock`; `None` picks by the bound address ([`ClockPolicy::default_for`]).
+    pub clock: Option<ClockPolicy>,
 }
 
 impl Settings {
@@ -122,6 +198,13 @@ impl Settings {
             external_webhooks: options.external_webhooks,
             state: options.state,
             cors: options.cors,
+            connections: options
+                .connection_limits
+                .unwrap_or_else(|| ConnectionLimits::defaults(options.max_connections)),
+            max_tenants: options.max_tenants,
+            clock: options
+                .clock
+                .unwrap_or_else(|| ClockPolicy::default_for(bound)),
         }
     }
 }

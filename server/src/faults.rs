@@ -1,10 +1,26 @@
-//! Injected faults: the table of faults in force, each matching by method and path (exact,
-//! or a prefix ending in `*`), firing with its `probability` (default 1) and at most `times`
+//! Injected faults: the table of faults in force, each matching by method and path
+//! ([`PathPattern`]), firing with its `probability` (default 1) and at most `times`
 //! times (then it is removed), then delaying (`delayMs`, real time), answering
 //! `status`/`body` instead of the real handler, or dropping the connection. Faults set by a
 //! partner touch only requests made with that partner's key; admin faults touch every
 //! request. `/_sandbox/faults` manages the table; the serving layer strikes it.
+//!
+//! Each tenant's faults are kept apart from the others' (an index by tenant), so a request
+//! checks only the admin faults and its own tenant's: one tenant's thousands of faults cost
+//! another tenant nothing. A tenant may have at most [`MAX_FAULTS_PER_TENANT`] in force,
+//! the admin [`MAX_ADMIN_FAULTS`]. [design]
+//!
+//! # Path patterns
+//! A pattern matches segment by segment: a literal segment matches itself, `*` matches
+//! exactly one segment anywhere (`/partner/links/*/revoke`), and a trailing `/**` matches
+//! the rest of the path, nothing included (`/partner/**` matches `/partner` and everything
+//! under it). The older prefix form stays where it is unambiguous: a last segment made of
+//! text and one trailing `*` (`/partner/li*`) matches every path starting with that text.
+//! A bare `/*` segment always means one segment: `/partner/*` no longer matches
+//! `/partner/links/x/revoke`; write `/partner/**` for that. Any other use of `*` (`a*b`,
+//! `**` before the end, `***`) is refused with the pattern named, never silently unmatched.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,17 +34,53 @@ use crate::store::ids;
 /// Longest delay a fault may add.
 const MAX_DELAY_MS: u64 = 120_000;
 
+/// Faults one tenant may have in force at once.
+pub const MAX_FAULTS_PER_TENANT: usize = 100;
+/// Faults the admin may have in force at once.
+pub const MAX_ADMIN_FAULTS: usize = 1_000;
+
 /// The faults in force: cheap to clone.
 #[derive(Clone, Default)]
 pub struct Faults {
-    list: Arc<Mutex<Vec<Fault>>>,
+    list: Arc<Mutex<Table>>,
+}
+
+/// The admin's faults and each tenant's, every list in the order the faults were added.
+#[derive(Default)]
+struct Table {
+    admin: Vec<Fault>,
+    by_tenant: HashMap<Arc<str>, Vec<Fault>>,
+    next_seq: u64,
+}
+
+impl Table {
+    fn of(&mut self, tenant: Option<&Arc<str>>) -> &mut Vec<Fault> {
+        match tenant {
+            None => &mut self.admin,
+            Some(tenant) => self.by_tenant.entry(tenant.clone()).or_default(),
+        }
+    }
+
+    /// Every fault `tenant` set (`None`: all), in the order they were added.
+    fn owned(&self, tenant: Option<&str>) -> Vec<&Fault> {
+        let mut faults: Vec<&Fault> = match tenant {
+            Some(tenant) => self.by_tenant.get(tenant).into_iter().flatten().collect(),
+            None => self
+                .admin
+                .iter()
+                .chain(self.by_tenant.values().flatten())
+                .collect(),
+        };
+        faults.sort_by_key(|fault| fault.seq);
+        faults
+    }
 }
 
 #[derive(Debug, Clone)]
 struct Fault {
     id: String,
     method: Option<Method>,
-    path: Option<String>,
+    path: Option<PathPattern>,
     status: Option<StatusCode>,
     body: Option<Value>,
     delay_ms: Option<u64>,
@@ -37,6 +89,8 @@ struct Fault {
     remaining: Option<u32>,
     hits: u64,
     tenant: Option<Arc<str>>,
+    /// Order of addition, across all lists.
+    seq: u64,
 }
 
 /// What a fault does to one request.
@@ -76,13 +130,11 @@ impl Faults {
                     .map_err(|_| String::from("The method field must be an HTTP method"))
             })
             .transpose()?;
-        if request
+        let path = request
             .path
             .as_deref()
-            .is_some_and(|path| !path.starts_with('/'))
-        {
-            return Err(String::from("The path field must start with /"));
-        }
+            .map(PathPattern::parse)
+            .transpose()?;
         let status = request
             .status
             .map(|status| {
@@ -110,10 +162,26 @@ impl Faults {
                 "A fault needs at least one of status, body, delayMs or drop",
             ));
         }
+        let mut table = self.list.lock();
+        let (count, max) = match &tenant {
+            None => (table.admin.len(), MAX_ADMIN_FAULTS),
+            Some(slug) => (
+                table.by_tenant.get(slug).map_or(0, Vec::len),
+                MAX_FAULTS_PER_TENANT,
+            ),
+        };
+        if count >= max {
+            return Err(format!(
+                "At most {max} faults may be in force at once; remove some with DELETE /_sandbox/faults"
+            ));
+        }
+        table.next_seq += 1;
+        let seq = table.next_seq;
         let fault = Fault {
+            seq,
             id: format!("flt_{}", ids::fmt_hex48(ids::hex48())),
             method,
-            path: request.path,
+            path,
             status,
             body: request.body,
             delay_ms: request.delay_ms,
@@ -129,7 +197,7 @@ impl Faults {
             fault.id = format!("flt_{}", ids::fmt_hex48(ids::hex48()));
         }
         let view = view(&fault);
-        list.push(fault);
+        table.of(fault.tenant.clone().as_ref()).push(fault);
         Ok(view)
     }
 
@@ -137,30 +205,51 @@ impl Faults {
     pub fn list(&self, tenant: Option<&str>) -> Vec<FaultView> {
         self.list
             .lock()
-            .iter()
-            .filter(|fault| owned_by(fault, tenant))
+            .owned(tenant)
+            .into_iter()
             .map(view)
             .collect()
     }
 
     /// Removes the faults `tenant` set (`None`: all).
     pub fn clear(&self, tenant: Option<&str>) {
-        self.list.lock().retain(|fault| !owned_by(fault, tenant));
+        let mut table = self.list.lock();
+        match tenant {
+            Some(tenant) => {
+                table.by_tenant.remove(tenant);
+            }
+            None => *table = Table::default(),
+        }
     }
 
     /// What the first matching fault does to this request, counting it; `None` when no fault
     /// fires.
     pub fn strike(&self, method: &Method, path: &str, tenant: Option<&str>) -> Option<Strike> {
-        let mut list = self.list.lock();
-        let index = list.iter().position(|fault| {
+        let mut table = self.list.lock();
+        let matches = |fault: &Fault| {
             fault.method.as_ref().is_none_or(|m| m == method)
-                && fault.path.as_deref().is_none_or(|p| path_matches(p, path))
-                && fault
-                    .tenant
-                    .as_deref()
-                    .is_none_or(|owner| Some(owner) == tenant)
+                && fault.path.as_ref().is_none_or(|p| p.matches(path))
                 && fires(fault.probability)
-        })?;
+        };
+        // The first match among the admin's faults and among the tenant's; of those two,
+        // the one added first.
+        let admin = table.admin.iter().position(matches);
+        let own = tenant
+            .and_then(|tenant| table.by_tenant.get(tenant))
+            .and_then(|faults| faults.iter().position(matches));
+        let admin_first = match (admin, own, tenant) {
+            (Some(a), Some(o), Some(tenant)) => {
+                table.admin[a].seq < table.by_tenant.get(tenant).map_or(u64::MAX, |f| f[o].seq)
+            }
+            (Some(_), _, _) => true,
+            (None, Some(_), _) => false,
+            (None, None, _) => return None,
+        };
+        let (list, index) = match (admin_first, tenant) {
+            (true, _) => (&mut table.admin, admin?),
+            (false, Some(tenant)) => (table.by_tenant.get_mut(tenant)?, own?),
+            (false, None) => return None,
+        };
         let fault = &mut list[index];
         fault.hits += 1;
         let strike = Strike {
@@ -190,15 +279,11 @@ fn fires(probability: f64) -> bool {
     probability >= 1.0 || (probability > 0.0 && rand::random::<f64>() < probability)
 }
 
-fn owned_by(fault: &Fault, tenant: Option<&str>) -> bool {
-    tenant.is_none_or(|slug| fault.tenant.as_deref() == Some(slug))
-}
-
 fn view(fault: &Fault) -> FaultView {
     FaultView {
         id: fault.id.clone(),
         method: fault.method.as_ref().map(Method::to_string),
-        path: fault.path.clone(),
+        path: fault.path.as_ref().map(|pattern| pattern.text.clone()),
         status: fault.status.map(|status| status.as_u16()),
         body: fault.body.clone(),
         delay_ms: fault.delay_ms,
@@ -210,11 +295,100 @@ fn view(fault: &Fault) -> FaultView {
     }
 }
 
-/// Whether `path` matches `pattern`: exactly, or by prefix when the pattern ends with `*`.
-fn path_matches(pattern: &str, path: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => path.starts_with(prefix),
-        None => pattern == path,
+/// A fault's path pattern, checked once when the fault is added (see the module doc).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathPattern {
+    /// As the fault was given, for its view.
+    text: String,
+    segments: Vec<Segment>,
+    rest: Rest,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Segment {
+    Literal(String),
+    Any,
+}
+
+/// What a pattern accepts after its segments.
+#[derive(Debug, Clone, PartialEq)]
+enum Rest {
+    /// Nothing: the path has exactly as many segments.
+    Nothing,
+    /// Anything (a trailing `/**`).
+    Anything,
+    /// One more segment starting with this text, then anything (the prefix form `/a/b*`).
+    Prefix(String),
+}
+
+impl PathPattern {
+    /// The pattern `text` describes, or a message naming it when the matcher cannot use it.
+    pub fn parse(text: &str) -> Result<PathPattern, String> {
+        let Some(relative) = text.strip_prefix('/') else {
+            return Err(format!("The path field {text:?} must start with /"));
+        };
+        let unusable = || {
+            format!(
+                "The path field {text:?} is not a pattern linkbox can match: use * for exactly \
+                 one segment and a trailing /** for the rest of the path"
+            )
+        };
+        let parts: Vec<&str> = if relative.is_empty() {
+            Vec::new()
+        } else {
+            relative.split('/').collect()
+        };
+        let mut segments = Vec::with_capacity(parts.len());
+        let mut rest = Rest::Nothing;
+        for (index, part) in parts.iter().enumerate() {
+            let last = index + 1 == parts.len();
+            match *part {
+                "*" => segments.push(Segment::Any),
+                "**" if last => rest = Rest::Anything,
+                part if !part.contains('*') => segments.push(Segment::Literal(part.to_owned())),
+                part => match part.strip_suffix('*') {
+                    Some(prefix) if last && !prefix.contains('*') => {
+                        rest = Rest::Prefix(prefix.to_owned());
+                    }
+                    _ => return Err(unusable()),
+                },
+            }
+        }
+        Ok(PathPattern {
+            text: text.to_owned(),
+            segments,
+            rest,
+        })
+    }
+
+    /// Whether `path` (starting with `/`) matches.
+    pub fn matches(&self, path: &str) -> bool {
+        let relative = path.strip_prefix('/').unwrap_or(path);
+        let mut parts = if relative.is_empty() {
+            Vec::new()
+        } else {
+            relative.split('/').collect::<Vec<_>>()
+        };
+        if parts.len() < self.segments.len() {
+            return false;
+        }
+        let tail = parts.split_off(self.segments.len());
+        let head_matches = self
+            .segments
+            .iter()
+            .zip(&parts)
+            .all(|(segment, part)| match segment {
+                Segment::Any => true,
+                Segment::Literal(literal) => literal == part,
+            });
+        head_matches
+            && match &self.rest {
+                Rest::Nothing => tail.is_empty(),
+                Rest::Anything => true,
+                Rest::Prefix(prefix) => tail
+                    .first()
+                    .is_some_and(|first| first.starts_with(prefix.as_str())),
+            }
     }
 }
 
@@ -299,6 +473,53 @@ mod tests {
     }
 
     #[test]
+    fn each_tenant_has_its_own_quota_and_the_earliest_fault_fires_first() {
+        let faults = Faults::new();
+        let tenant: Arc<str> = "pa".into();
+        faults
+            .add(
+                fault(serde_json::json!({"status": 502})),
+                Some(tenant.clone()),
+            )
+            .expect("add");
+        faults
+            .add(fault(serde_json::json!({"status": 503})), None)
+            .expect("admin");
+        for _ in 1..MAX_FAULTS_PER_TENANT {
+            faults
+                .add(
+                    fault(serde_json::json!({"path": "/never", "status": 500})),
+                    Some(tenant.clone()),
+                )
+                .expect("within the quota");
+        }
+        let refused = faults
+            .add(
+                fault(serde_json::json!({"status": 500})),
+                Some(tenant.clone()),
+            )
+            .expect_err("over the quota");
+        assert!(refused.contains("100"), "{refused}");
+        faults
+            .add(fault(serde_json::json!({"status": 500})), Some("pb".into()))
+            .expect("another tenant's quota is its own");
+        let status = |tenant| match faults.strike(&Method::GET, "/x", tenant) {
+            Some(Strike {
+                action: Action::Answer { status, .. },
+                ..
+            }) => status.as_u16(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(status(Some("pa")), 502, "added before the admin's");
+        assert_eq!(status(Some("pb")), 503, "the admin's came first");
+        assert_eq!(status(None), 503);
+        assert_eq!(faults.list(Some("pa")).len(), MAX_FAULTS_PER_TENANT);
+        assert_eq!(faults.list(None).len(), MAX_FAULTS_PER_TENANT + 2);
+        faults.clear(Some("pa"));
+        assert_eq!(faults.list(None).len(), 2);
+    }
+
+    #[test]
     fn bad_faults_are_refused() {
         let faults = Faults::new();
         for bad in [
@@ -308,8 +529,75 @@ mod tests {
             serde_json::json!({"status": 500, "times": 0}),
             serde_json::json!({"status": 500, "path": "partner"}),
             serde_json::json!({"status": 500, "method": "NOT A METHOD"}),
+            serde_json::json!({"status": 500, "path": "/partner/**/revoke"}),
+            serde_json::json!({"status": 500, "path": "/partner/l*s"}),
+            serde_json::json!({"status": 500, "path": "/partner/***"}),
         ] {
             assert!(faults.add(fault(bad.clone()), None).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_unusable_pattern_is_refused_by_name() {
+        let error = PathPattern::parse("/partner/*x*/revoke").expect_err("refused");
+        assert!(error.contains("/partner/*x*/revoke"), "{error}");
+    }
+
+    #[test]
+    fn a_star_matches_exactly_one_segment_anywhere() {
+        let pattern = PathPattern::parse("/partner/links/*/revoke").expect("pattern");
+        assert!(pattern.matches("/partner/links/abc/revoke"));
+        assert!(!pattern.matches("/partner/links/abc"));
+        assert!(!pattern.matches("/partner/links/a/b/revoke"));
+        assert!(!pattern.matches("/partner/links/abc/revoke/x"));
+        let one = PathPattern::parse("/partner/*").expect("pattern");
+        assert!(one.matches("/partner/links"));
+        assert!(!one.matches("/partner/links/abc"));
+    }
+
+    #[test]
+    fn a_trailing_double_star_matches_any_rest() {
+        let pattern = PathPattern::parse("/partner/**").expect("pattern");
+        assert!(pattern.matches("/partner"));
+        assert!(pattern.matches("/partner/links"));
+        assert!(pattern.matches("/partner/links/abc/revoke"));
+        assert!(!pattern.matches("/partnerx/links"));
+        assert!(
+            PathPattern::parse("/**")
+                .expect("pattern")
+                .matches("/anything/at/all")
+        );
+    }
+
+    #[test]
+    fn the_prefix_form_and_exact_paths_still_match() {
+        let prefix = PathPattern::parse("/partner/li*").expect("pattern");
+        assert!(prefix.matches("/partner/links"));
+        assert!(prefix.matches("/partner/links/abc/revoke"));
+        assert!(!prefix.matches("/partner/data-requests"));
+        let exact = PathPattern::parse("/partner/links").expect("pattern");
+        assert!(exact.matches("/partner/links"));
+        assert!(!exact.matches("/partner/links/abc"));
+    }
+
+    #[test]
+    fn a_segment_wildcard_fault_strikes_the_paths_it_names() {
+        let faults = Faults::new();
+        faults
+            .add(
+                fault(serde_json::json!({"path": "/partner/links/*/revoke", "status": 503})),
+                None,
+            )
+            .expect("add");
+        assert!(
+            faults
+                .strike(&Method::POST, "/partner/links/x1/revoke", None)
+                .is_some()
+        );
+        assert!(
+            faults
+                .strike(&Method::POST, "/partner/links/x1", None)
+                .is_none()
+        );
     }
 }

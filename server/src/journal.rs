@@ -1,15 +1,26 @@
 //! The request journal: a bounded ring of the last `--journal-size` requests to the vendor
-//! APIs (method, path, query, status, sandbox time, tenant, duration). The serving layer
-//! records each request; `GET|DELETE /_sandbox/requests` reads and clears it. Each tenant
-//! sees and clears only its own entries; admin sees all of them.
+//! APIs (method, path, query, status, sandbox time, tenant, duration, and both sides'
+//! headers and bodies). The serving layer records each request; `GET|DELETE
+//! /_sandbox/requests` reads and clears it and `POST /_sandbox/requests/verify` counts what
+//! matches an expectation. Each tenant sees and clears only its own entries; admin sees all
+//! of them.
+//!
+//! What an entry keeps ([`message`]): headers with lower-case names, `X-API-Key`,
+//! `Authorization`, `Cookie` and `Set-Cookie` as `[redacted]`; bodies as text, JSON fields
+//! named like a secret (`password`, `secret`, `webhookSecret`, `token`, `id_token`, `apiKey`,
+//! any case) redacted before the body is cut at `JOURNAL_BODY_LIMIT` bytes. The ring is
+//! bounded by entries and by `JOURNAL_MAX_BYTES` ([`Entry::size`]), oldest out first.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use http::Method;
-use linkbox_contracts::sandbox::JournalEntry;
+use http::{HeaderMap, Method};
+use linkbox_contracts::sandbox::{
+    JOURNAL_BODY_LIMIT, JOURNAL_MAX_BYTES, JournalEntry, JournalMessage, NearMiss, REDACTED,
+};
 use linkbox_contracts::timefmt;
 use parking_lot::Mutex;
+use serde_json::Value;
 use time::OffsetDateTime;
 
 /// The journal handle: cheap to clone, bounded, oldest entries dropped first.
@@ -22,9 +33,12 @@ struct Ring {
     entries: VecDeque<Entry>,
     capacity: usize,
     next_seq: u64,
+    /// Sum of [`Entry::size`] over `entries`.
+    bytes: usize,
 }
 
-struct Entry {
+/// One journaled request.
+pub struct Entry {
     seq: u64,
     method: Method,
     path: String,
@@ -34,6 +48,8 @@ struct Entry {
     time: OffsetDateTime,
     tenant: Option<Arc<str>>,
     duration_ms: u64,
+    request: JournalMessage,
+    response: JournalMessage,
 }
 
 /// One request to record.
@@ -46,6 +62,8 @@ pub struct Request {
     pub time: OffsetDateTime,
     pub tenant: Option<Arc<str>>,
     pub duration_ms: u64,
+    pub request: JournalMessage,
+    pub response: JournalMessage,
 }
 
 /// `GET /_sandbox/requests` filters.
@@ -56,7 +74,27 @@ pub struct JournalFilter {
     pub path: Option<String>,
     /// `404`, or a class like `4xx`.
     pub status: Option<String>,
+    /// Text the request body contains.
+    pub body_contains: Option<String>,
+    /// A request header: lower-case name, exact value.
+    pub header: Option<(String, String)>,
+    /// The tenant label.
+    pub tenant: Option<String>,
+    /// At or after this sandbox time.
+    pub since: Option<OffsetDateTime>,
 }
+
+/// What `POST /_sandbox/requests/verify` looks for; `None` criteria match everything.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Expectation {
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub body_contains: Option<String>,
+    pub body_json: Option<Value>,
+}
+
+/// Near misses a failed verification shows at most.
+pub const NEAR_MISSES: usize = 5;
 
 impl Journal {
     /// A journal keeping the last `capacity` requests (at least one).
@@ -67,6 +105,7 @@ impl Journal {
                 entries: VecDeque::with_capacity(capacity.min(4_096)),
                 capacity,
                 next_seq: 1,
+                bytes: 0,
             })),
         }
     }
@@ -77,12 +116,9 @@ impl Journal {
 
     pub fn record(&self, request: Request) {
         let mut ring = self.ring.lock();
-        if ring.entries.len() >= ring.capacity {
-            ring.entries.pop_front();
-        }
         let seq = ring.next_seq;
         ring.next_seq += 1;
-        ring.entries.push_back(Entry {
+        let entry = Entry {
             seq,
             method: request.method,
             path: request.path,
@@ -92,7 +128,50 @@ impl Journal {
             time: request.time,
             tenant: request.tenant,
             duration_ms: request.duration_ms,
-        });
+            request: request.request,
+            response: request.response,
+        };
+        let size = entry.size();
+        while !ring.entries.is_empty()
+            && (ring.entries.len() >= ring.capacity || ring.bytes + size > JOURNAL_MAX_BYTES)
+        {
+            if let Some(old) = ring.entries.pop_front() {
+                ring.bytes = ring.bytes.saturating_sub(old.size());
+            }
+        }
+        ring.bytes += size;
+        ring.entries.push_back(entry);
+    }
+
+    /// How many of the entries `tenant` may see (`None`: all) match `expectation`, and the
+    /// closest of those that do not: most criteria met first, then newest.
+    pub fn verify(&self, expectation: &Expectation, tenant: Option<&str>) -> (u64, Vec<NearMiss>) {
+        let ring = self.ring.lock();
+        let mut matched = 0;
+        let mut misses: Vec<(usize, &Entry, Vec<String>)> = Vec::new();
+        for entry in ring
+            .entries
+            .iter()
+            .rev()
+            .filter(|entry| visible(entry, tenant))
+        {
+            let missed = expectation.missed(entry);
+            if missed.is_empty() {
+                matched += 1;
+            } else {
+                misses.push((missed.len(), entry, missed));
+            }
+        }
+        misses.sort_by_key(|(count, entry, _)| (*count, std::cmp::Reverse(entry.seq)));
+        let near = misses
+            .into_iter()
+            .take(NEAR_MISSES)
+            .map(|(_, entry, missed)| NearMiss {
+                missed,
+                request: entry.view(),
+            })
+            .collect();
+        (matched, near)
     }
 
     /// Matching entries `tenant` may see (`None`: all), newest first.
@@ -102,26 +181,189 @@ impl Journal {
             .iter()
             .rev()
             .filter(|entry| visible(entry, tenant) && filter.matches(entry))
-            .map(|entry| JournalEntry {
-                seq: entry.seq,
-                method: entry.method.to_string(),
-                path: entry.path.clone(),
-                query: entry.query.clone(),
-                status: entry.status,
-                dropped: entry.dropped,
-                time: timefmt::millis(entry.time),
-                tenant: entry.tenant.as_deref().map(str::to_owned),
-                duration_ms: entry.duration_ms,
-            })
+            .map(Entry::view)
             .collect()
     }
 
     /// Forgets the entries `tenant` may see (`None`: all).
     pub fn clear(&self, tenant: Option<&str>) {
-        self.ring
-            .lock()
-            .entries
-            .retain(|entry| !visible(entry, tenant));
+        let mut ring = self.ring.lock();
+        ring.entries.retain(|entry| !visible(entry, tenant));
+        ring.bytes = ring.entries.iter().map(Entry::size).sum();
+    }
+}
+
+impl Entry {
+    /// Roughly the bytes this entry holds: its strings, headers and bodies, plus a fixed
+    /// overhead for the rest.
+    pub fn size(&self) -> usize {
+        let message = |message: &JournalMessage| {
+            message
+                .headers
+                .iter()
+                .map(|(name, value)| name.len() + value.len() + 48)
+                .sum::<usize>()
+                + message.body.as_ref().map_or(0, String::len)
+        };
+        160 + self.path.len()
+            + self.query.as_ref().map_or(0, String::len)
+            + message(&self.request)
+            + message(&self.response)
+    }
+
+    fn view(&self) -> JournalEntry {
+        JournalEntry {
+            seq: self.seq,
+            method: self.method.to_string(),
+            path: self.path.clone(),
+            query: self.query.clone(),
+            status: self.status,
+            dropped: self.dropped,
+            time: timefmt::millis(self.time),
+            tenant: self.tenant.as_deref().map(str::to_owned),
+            duration_ms: self.duration_ms,
+            request: self.request.clone(),
+            response: self.response.clone(),
+        }
+    }
+
+    fn body(&self) -> &str {
+        self.request.body.as_deref().unwrap_or("")
+    }
+}
+
+/// What the journal keeps of one side of an exchange: `headers` and `body` with secrets
+/// redacted, the body cut at `JOURNAL_BODY_LIMIT` bytes.
+pub fn message(headers: &HeaderMap, body: Option<&[u8]>) -> JournalMessage {
+    let mut kept = std::collections::BTreeMap::<String, String>::new();
+    for (name, value) in headers {
+        let value = if is_secret_header(name.as_str()) {
+            REDACTED.to_owned()
+        } else {
+            String::from_utf8_lossy(value.as_bytes()).into_owned()
+        };
+        kept.entry(name.as_str().to_owned())
+            .and_modify(|joined| {
+                joined.push_str(", ");
+                joined.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    let body = body.filter(|body| !body.is_empty()).map(redact_body);
+    let body_truncated = body
+        .as_ref()
+        .is_some_and(|body| body.len() > JOURNAL_BODY_LIMIT);
+    let body = body.map(|mut body| {
+        if body.len() > JOURNAL_BODY_LIMIT {
+            let mut end = JOURNAL_BODY_LIMIT;
+            while !body.is_char_boundary(end) {
+                end -= 1;
+            }
+            body.truncate(end);
+        }
+        body
+    });
+    JournalMessage {
+        headers: kept,
+        body,
+        body_truncated,
+    }
+}
+
+fn is_secret_header(name: &str) -> bool {
+    matches!(
+        name,
+        "x-api-key" | "authorization" | "cookie" | "set-cookie" | "proxy-authorization"
+    )
+}
+
+fn is_secret_field(name: &str) -> bool {
+    let name = name.to_ascii_lowercase().replace(['_', '-'], "");
+    ["password", "secret", "token", "apikey"]
+        .iter()
+        .any(|secret| name.contains(secret))
+}
+
+/// The body as text, JSON secrets redacted (a body that is not JSON is kept as it is).
+fn redact_body(body: &[u8]) -> String {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(mut json) if json.is_object() || json.is_array() => {
+            redact_json(&mut json);
+            json.to_string()
+        }
+        _ => String::from_utf8_lossy(body).into_owned(),
+    }
+}
+
+fn redact_json(value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            for (name, field) in fields.iter_mut() {
+                if is_secret_field(name) && !field.is_object() && !field.is_array() {
+                    *field = Value::String(REDACTED.to_owned());
+                } else {
+                    redact_json(field);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_json),
+        _ => {}
+    }
+}
+
+/// Whether `actual` contains `expected`: every field of an expected object, recursively;
+/// arrays element by element, of the same length; anything else equal.
+pub fn json_contains(actual: &Value, expected: &Value) -> bool {
+    match (actual, expected) {
+        (Value::Object(actual), Value::Object(expected)) => expected.iter().all(|(name, want)| {
+            actual
+                .get(name)
+                .is_some_and(|have| json_contains(have, want))
+        }),
+        (Value::Array(actual), Value::Array(expected)) => {
+            actual.len() == expected.len()
+                && actual
+                    .iter()
+                    .zip(expected)
+                    .all(|(have, want)| json_contains(have, want))
+        }
+        _ => actual == expected,
+    }
+}
+
+impl Expectation {
+    /// The criteria `entry` fails, by their field names.
+    fn missed(&self, entry: &Entry) -> Vec<String> {
+        let mut missed = Vec::new();
+        if self
+            .method
+            .as_deref()
+            .is_some_and(|method| !entry.method.as_str().eq_ignore_ascii_case(method))
+        {
+            missed.push("method".to_owned());
+        }
+        if self
+            .path
+            .as_deref()
+            .is_some_and(|pattern| !path_matches(pattern, &entry.path))
+        {
+            missed.push("path".to_owned());
+        }
+        if self
+            .body_contains
+            .as_deref()
+            .is_some_and(|text| !entry.body().contains(text))
+        {
+            missed.push("bodyContains".to_owned());
+        }
+        if let Some(expected) = &self.body_json {
+            let holds = serde_json::from_str::<Value>(entry.body())
+                .is_ok_and(|actual| json_contains(&actual, expected));
+            if !holds {
+                missed.push("bodyJson".to_owned());
+            }
+        }
+        missed
     }
 }
 
@@ -153,15 +395,32 @@ impl JournalFilter {
                     None => code == status,
                 }
             })
+            && self
+                .body_contains
+                .as_deref()
+                .is_none_or(|text| entry.body().contains(text))
+            && self.header.as_ref().is_none_or(|(name, value)| {
+                entry
+                    .request
+                    .headers
+                    .get(name)
+                    .is_some_and(|have| have == value || have.split(", ").any(|one| one == value))
+            })
+            && self
+                .tenant
+                .as_deref()
+                .is_none_or(|tenant| entry.tenant.as_deref() == Some(tenant))
+            && self.since.is_none_or(|since| entry.time >= since)
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use time::macros::datetime;
 
-    fn request(path: &str, status: u16, tenant: Option<&str>) -> Request {
+    /// A `GET path` answered `status`, for `tenant`.
+    pub(crate) fn request(path: &str, status: u16, tenant: Option<&str>) -> Request {
         Request {
             method: Method::GET,
             path: path.into(),
@@ -171,7 +430,99 @@ mod tests {
             time: datetime!(2026-02-10 12:00 UTC),
             tenant: tenant.map(Into::into),
             duration_ms: 1,
+            request: JournalMessage::default(),
+            response: JournalMessage::default(),
         }
+    }
+
+    fn with_body(path: &str, body: &str) -> Request {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", "m2m_test_secret".parse().expect("value"));
+        headers.insert("content-type", "application/json".parse().expect("value"));
+        Request {
+            method: Method::POST,
+            request: message(&headers, Some(body.as_bytes())),
+            ..request(path, 201, Some("pa"))
+        }
+    }
+
+    #[test]
+    fn entries_keep_headers_and_bodies_with_secrets_redacted() {
+        let journal = Journal::new(10);
+        journal.record(with_body(
+            "/partner/links",
+            r#"{"referenceId":"user-42","password":"hunter2","nested":{"webhookSecret":"whsec_x"}}"#,
+        ));
+        let entry = &journal.list(&JournalFilter::default(), None)[0];
+        assert_eq!(entry.request.headers["x-api-key"], REDACTED);
+        assert_eq!(entry.request.headers["content-type"], "application/json");
+        let body = entry.request.body.as_deref().expect("body");
+        assert!(body.contains("user-42"), "{body}");
+        assert!(
+            !body.contains("hunter2") && !body.contains("whsec_x"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn long_bodies_are_cut_at_the_stated_size() {
+        let long = "x".repeat(JOURNAL_BODY_LIMIT + 10);
+        let kept = message(&HeaderMap::new(), Some(long.as_bytes()));
+        assert!(kept.body_truncated);
+        assert_eq!(kept.body.map(|body| body.len()), Some(JOURNAL_BODY_LIMIT));
+    }
+
+    #[test]
+    fn the_ring_stays_under_its_byte_bound() {
+        let journal = Journal::new(100_000);
+        let big = "y".repeat(JOURNAL_BODY_LIMIT);
+        for _ in 0..(2 * JOURNAL_MAX_BYTES / JOURNAL_BODY_LIMIT) {
+            journal.record(with_body("/partner/links", &big));
+        }
+        let ring = journal.ring.lock();
+        assert!(ring.bytes <= JOURNAL_MAX_BYTES, "{}", ring.bytes);
+        assert!(ring.entries.len() < 2 * JOURNAL_MAX_BYTES / JOURNAL_BODY_LIMIT);
+        assert_eq!(
+            ring.bytes,
+            ring.entries.iter().map(Entry::size).sum::<usize>()
+        );
+    }
+
+    #[test]
+    fn verify_counts_matches_and_ranks_near_misses() {
+        let journal = Journal::new(10);
+        journal.record(with_body(
+            "/partner/links",
+            r#"{"referenceId":"user-42","userData":{"a":1}}"#,
+        ));
+        journal.record(with_body("/partner/links", r#"{"referenceId":"user-7"}"#));
+        journal.record(request("/partner/links", 200, Some("pa")));
+        let expectation = Expectation {
+            method: Some("post".into()),
+            path: Some("/partner/links".into()),
+            body_json: Some(serde_json::json!({"referenceId": "user-42"})),
+            ..Expectation::default()
+        };
+        let (matched, near) = journal.verify(&expectation, None);
+        assert_eq!(matched, 1);
+        assert_eq!(near[0].missed, ["bodyJson"]);
+        assert_eq!(near[1].missed, ["method", "bodyJson"]);
+        assert_eq!(journal.verify(&expectation, Some("other")).0, 0);
+    }
+
+    #[test]
+    fn json_containment_is_recursive_and_arrays_go_element_by_element() {
+        let actual = serde_json::json!({"a": {"b": 1, "c": [1, {"d": 2, "e": 3}]}, "f": null});
+        assert!(json_contains(
+            &actual,
+            &serde_json::json!({"a": {"c": [1, {"d": 2}]}})
+        ));
+        assert!(!json_contains(
+            &actual,
+            &serde_json::json!({"a": {"c": [1]}})
+        ));
+        assert!(!json_contains(&actual, &serde_json::json!({"a": {"b": 2}})));
+        assert!(!json_contains(&actual, &serde_json::json!({"g": null})));
     }
 
     #[test]

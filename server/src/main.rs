@@ -1,8 +1,13 @@
 //! The `linkbox` binary: parses the command line and hands over to the library.
+//!
+//! A command whose stdout is closed early (`linkbox openapi | head -1`) stops writing and
+//! exits 0 without a word: the reader has what it wanted. `serve` keeps serving when its
+//! stdout goes away.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
+use clap::CommandFactory;
 use clap::Parser;
 use linkbox::cli::{Cli, Command, DocFormat, LogFormat, ServeArgs};
 use tokio::net::TcpListener;
@@ -15,9 +20,11 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Openapi(args) => print_openapi(args.format),
         Command::Seed(args) => linkbox::seed_cli::run(args).await,
+        Command::Completions(args) => print_completions(args.shell),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if closed_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("linkbox: {error:#}");
             ExitCode::FAILURE
@@ -27,25 +34,33 @@ async fn main() -> ExitCode {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
+    for warning in args.check_exposure()? {
+        tracing::warn!("{warning}");
+    }
     let options = args.options()?;
-    let listener = TcpListener::bind(args.addr)
+    let listener = TcpListener::bind(args.addr.as_str())
         .await
         .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", args.addr))?;
     let addr = listener.local_addr()?;
     // A state file is loaded (or refused) before the sandbox says it is listening.
     let app = linkbox::open(&listener, options)?;
-    {
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening on http://{addr}")?;
-        stdout.flush()?;
-    }
+    let mut lines = vec![format!("listening on http://{addr}")];
     if args.seed > 0 {
         let demo = linkbox::ops::seed::demo(&app, args.seed, args.rng_seed)?;
+        lines.extend(demo.lines());
+    }
+    {
         let mut stdout = std::io::stdout().lock();
-        for line in demo.lines() {
-            writeln!(stdout, "{line}")?;
+        let written = lines
+            .iter()
+            .try_for_each(|line| writeln!(stdout, "{line}"))
+            .and_then(|()| stdout.flush());
+        match written {
+            Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(error.into());
+            }
+            _ => {}
         }
-        stdout.flush()?;
     }
     linkbox::serve(listener, app, shutdown_signal()).await;
     tracing::info!("stopped");
@@ -57,14 +72,39 @@ fn print_openapi(format: DocFormat) -> anyhow::Result<()> {
         DocFormat::Json => linkbox_contracts::openapi::json(),
         DocFormat::Yaml => linkbox_contracts::openapi::yaml(),
     };
-    std::io::stdout().lock().write_all(text.as_bytes())?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
     Ok(())
+}
+
+/// Logs on stderr at `LINKBOX_LOG` (default `info`), coloured only on a terminal and never
+/// with `NO_COLOR` set to anything non-empty.
+/// `linkbox completions SHELL`: the script on stdout.
+fn print_completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "linkbox", &mut script);
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&script)?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Whether `error` is stdout closed under us.
+fn closed_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|error| error.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("LINKBOX_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Pretty => builder.init(),

@@ -1,6 +1,10 @@
 //! `linkbox seed`: seeds a running sandbox through `POST /_sandbox/seed`, in batches, with a
 //! progress bar on stderr and the created ids on stdout, one per line. Batch `b` uses the
 //! seed `rngSeed + b`, so a run is reproducible as a whole.
+//!
+//! Errors are one line in the terms of the command line: the flag at fault, the URL that
+//! could not be reached and why, or what the sandbox answered (its status and message),
+//! never the HTTP client's own wording.
 
 use std::io::Write;
 
@@ -13,6 +17,15 @@ use crate::cli::SeedArgs;
 pub const BATCH: u32 = 100;
 
 pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
+    match args.api.as_str() {
+        "m2m" if args.key.is_none() => {
+            anyhow::bail!("--api m2m needs --key, the partner's API key (or LINKBOX_KEY)")
+        }
+        "leaf" if args.token.is_none() => {
+            anyhow::bail!("--api leaf needs --token, a Leaf id_token (or LINKBOX_TOKEN)")
+        }
+        _ => {}
+    }
     let rng_seed = args.rng_seed.unwrap_or_else(rand::random);
     if args.rng_seed.is_none() {
         eprintln!("rng seed: {rng_seed}");
@@ -45,14 +58,29 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
         if let Some(token) = &args.token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await?;
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                progress.abandon();
+                anyhow::bail!(
+                    "cannot reach the sandbox at {} (--target): {}",
+                    args.target,
+                    root_cause(&error)
+                );
+            }
+        };
         let status = response.status();
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();
             progress.abandon();
-            anyhow::bail!("{url} answered {status}: {text}");
+            anyhow::bail!("{}", refusal(&url, status, &text, &args.api));
         }
-        let seeded: SeedResult = response.json().await?;
+        let Ok(seeded) = response.json::<SeedResult>().await else {
+            progress.abandon();
+            anyhow::bail!(
+                "{url} answered {status} but not with a seed result: is --target a linkbox sandbox?"
+            );
+        };
         for id in &seeded.created {
             writeln!(stdout, "{id}")?;
         }
@@ -63,4 +91,95 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
     stdout.flush()?;
     progress.finish_and_clear();
     Ok(())
+}
+
+/// The innermost cause of `error`: "Connection refused (os error 111)", not the client's
+/// wrapping.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
+
+/// One line saying what the sandbox answered, with the flag to check when it refused the
+/// credential.
+fn refusal(url: &str, status: reqwest::StatusCode, body: &str, api: &str) -> String {
+    let message = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|json| {
+            ["/error/message", "/message", "/detail"]
+                .iter()
+                .find_map(|pointer| json.pointer(pointer)?.as_str().map(str::to_owned))
+        })
+        .unwrap_or_else(|| body.chars().take(200).collect());
+    let hint = match (status.as_u16(), api) {
+        (401 | 403, "m2m") => " (check --key)",
+        (401 | 403, _) => " (check --token)",
+        (404, _) => " (is --target a linkbox sandbox?)",
+        _ => "",
+    };
+    format!("the sandbox at {url} refused the seed: {status}: {message}{hint}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_names_the_message_and_the_flag_to_check() {
+        let line = refusal(
+            "http://127.0.0.1:1/_sandbox/seed",
+            reqwest::StatusCode::UNAUTHORIZED,
+            r#"{"error":{"code":"INVALID_API_KEY","message":"The API key is not valid"}}"#,
+            "m2m",
+        );
+        assert_eq!(
+            line,
+            "the sandbox at http://127.0.0.1:1/_sandbox/seed refused the seed: 401 Unauthorized: \
+             The API key is not valid (check --key)"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_target_is_named_with_its_flag() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        drop(listener);
+        let error = run(SeedArgs {
+            target: format!("http://127.0.0.1:{port}"),
+            api: "m2m".into(),
+            count: 1,
+            key: Some("m2m_test_x".into()),
+            token: None,
+            rng_seed: Some(1),
+        })
+        .await
+        .expect_err("nothing listens");
+        let line = error.to_string();
+        assert!(
+            line.starts_with("cannot reach the sandbox at http://127.0.0.1:"),
+            "{line}"
+        );
+        assert!(
+            line.contains("--target") && !line.contains("builder error"),
+            "{line}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_key_is_named() {
+        let error = run(SeedArgs {
+            target: "http://127.0.0.1:1".into(),
+            api: "m2m".into(),
+            count: 1,
+            key: None,
+            token: None,
+            rng_seed: Some(1),
+        })
+        .await
+        .expect_err("no key");
+        assert!(error.to_string().contains("--key"));
+    }
 }

@@ -795,3 +795,186 @@ async fn every_kind_of_state_reads_back_as_it_was_written() {
     assert_eq!(seen(&app), before);
     app.sink.close();
 }
+
+#[tokio::test]
+async fn a_bad_row_is_quarantined_and_everyone_else_starts() {
+    use linkbox::store::m2m::NewLink;
+
+    let dir = TempDir::new("quarantine");
+    let state = dir.file("state.db");
+    let app = linkbox::App::open(settings(&state)).expect("opened");
+    let now = app.clock.now();
+    let new_link = |reference_id: &str| NewLink {
+        reference_id: reference_id.into(),
+        flow: "m2m-basic".into(),
+        ..NewLink::default()
+    };
+    let victim = app.store.m2m().authenticate(&key(1)).expect("partner");
+    let bystander = app.store.m2m().authenticate(&key(2)).expect("partner");
+    let broken = victim.create_link(new_link("v1"), now).expect("link");
+    let kept = victim.create_link(new_link("v2"), now).expect("link");
+    let other = bystander.create_link(new_link("b1"), now).expect("link");
+    app.sink.settled().await.expect("durable");
+    app.sink.close();
+    drop(app);
+
+    // What an older linkbox could write: a document that no longer reads back.
+    let connection = rusqlite::Connection::open(&state).expect("sqlite");
+    let changed = connection
+        .execute(
+            "UPDATE m2m_links SET doc = '{\"linkId\": null}' WHERE id = ?1",
+            [&broken.link_id],
+        )
+        .expect("damaged");
+    assert_eq!(changed, 1);
+    drop(connection);
+
+    let app = linkbox::App::open(settings(&state)).expect("a bad row does not refuse the file");
+    let bystander = app.store.m2m().authenticate(&key(2)).expect("partner");
+    assert!(
+        bystander.link(&other.link_id).is_ok(),
+        "the bystander is untouched"
+    );
+    let victim = app.store.m2m().authenticate(&key(1)).expect("partner");
+    assert!(victim.link(&broken.link_id).is_err());
+    assert!(
+        victim.link(&kept.link_id).is_ok(),
+        "only the bad row is set aside"
+    );
+    app.sink.settled().await.expect("durable");
+    app.sink.close();
+    drop(app);
+
+    let connection = rusqlite::Connection::open(&state).expect("sqlite");
+    let (source, id, reason): (String, String, String) = connection
+        .query_row("SELECT source, id, reason FROM quarantine", [], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .expect("one quarantined row");
+    assert_eq!(
+        (source.as_str(), id.as_str()),
+        ("m2m_links", broken.link_id.as_str())
+    );
+    assert!(reason.contains("m2m_links"), "{reason}");
+    let left: i64 = connection
+        .query_row(
+            "SELECT count(*) FROM m2m_links WHERE id = ?1",
+            [&broken.link_id],
+            |row| row.get(0),
+        )
+        .expect("count");
+    assert_eq!(left, 0, "moved out of its table");
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_file_is_refused_naming_the_first() {
+    let dir = TempDir::new("lock");
+    let state = dir.file("state.db");
+    let first = linkbox::App::open(settings(&state)).expect("opened");
+    let refused = linkbox::App::open(settings(&state))
+        .err()
+        .expect("the file is in use");
+    let text = refused.to_string();
+    assert!(text.contains("in use by another linkbox"), "{text}");
+    assert!(
+        text.contains(&format!("pid {}", std::process::id())),
+        "names the holder: {text}"
+    );
+    first.sink.close();
+    drop(first);
+    let second = linkbox::App::open(settings(&state)).expect("free once the first closed it");
+    second.sink.close();
+}
+
+#[tokio::test]
+async fn a_failed_save_answers_503_to_that_write_only_and_is_retried() {
+    let dir = TempDir::new("diskfull");
+    let state = dir.file("state.db");
+    let app = linkbox::App::open(settings(&state)).expect("opened");
+    // A disk that fills up: every insert of a link fails while the switch is on.
+    let switch = rusqlite::Connection::open(&state).expect("sqlite");
+    switch
+        .execute_batch(
+            "CREATE TABLE switch (fail INTEGER NOT NULL); INSERT INTO switch VALUES (1);
+             CREATE TRIGGER full BEFORE INSERT ON m2m_links WHEN (SELECT fail FROM switch) = 1
+             BEGIN SELECT RAISE(ABORT, 'database or disk is full (simulated)'); END;",
+        )
+        .expect("switch");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(linkbox::serve(listener, app.clone(), async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let create = |reference: &str| {
+        client
+            .post(format!("{base}/partner/links"))
+            .header("x-api-key", KEY)
+            .json(&json!({"referenceId": reference}))
+            .send()
+    };
+
+    let failed = create("while-full").await.expect("answer");
+    assert_eq!(failed.status(), 503);
+    let body: Value = failed.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "STATE_NOT_SAVED", "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("none of it is in the state file"),
+        "{message}"
+    );
+
+    let health = client
+        .get(format!("{base}/_sandbox/health"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(
+        health.status(),
+        200,
+        "reads are answered during the failure"
+    );
+    let list = client
+        .get(format!("{base}/partner/links"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(list.status(), 200);
+
+    switch
+        .execute("UPDATE switch SET fail = 0", [])
+        .expect("disk freed");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for attempt in 0.. {
+        let saved = create(&format!("after-{attempt}")).await.expect("answer");
+        if saved.status() == 201 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never recovered: {}",
+            saved.status()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = stop.send(());
+    app.sink.settled().await.expect("durable");
+    let stored: Vec<String> = {
+        let mut statement = switch.prepare("SELECT doc FROM m2m_links").expect("query");
+        statement
+            .query_map([], |row| row.get::<_, String>(0))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("docs")
+    };
+    assert!(
+        stored.iter().any(|doc| doc.contains("while-full")),
+        "the change answered 503 was saved by a retry: {stored:?}"
+    );
+    app.sink.close();
+}

@@ -1,14 +1,23 @@
 //! `cargo xtask <task>`: the project's automation, in Rust, in the workspace.
 //!
 //! - `ci`: what CI runs — `cargo fmt --check`, `cargo clippy --all-targets -D warnings`,
-//!   the codegen check, then every test of the workspace.
+//!   then every test of the workspace, which includes the codegen check and one full run of
+//!   the contract suite against an in-process linkbox (`tests/tests/api/contract.rs`); `ci`
+//!   does not run the suite a second time; then the generated clients.
 //! - `bench [--quick]`: throughput, latency, memory and start-up, measured ([`bench`]).
+//! - `clients`: TypeScript and Python clients generated from `/openapi.json`, run against
+//!   linkbox ([`clients`]).
 //! - `codegen [--check]`: the generated OpenAPI document and JSON Schemas ([`codegen`]).
 //! - `contract [...]`: the contract suite against linkbox or a deployment ([`contract`]).
+//! - `package [--profile P]`: the Python wheel and the npm packages ([`package`]).
 
 mod bench;
+mod clients;
 mod codegen;
 mod contract;
+#[cfg(test)]
+mod docs_links;
+mod package;
 
 use std::process::{Command, ExitCode};
 
@@ -20,11 +29,16 @@ fn main() -> ExitCode {
         return contract::run(&args[1..]);
     }
     let outcome = match args.first().map(String::as_str) {
+        None | Some("help" | "--help" | "-h") => {
+            println!("{USAGE}");
+            Ok(())
+        }
         Some("ci") => ci(),
         Some("bench") => bench::run(&workspace_root(), args.iter().any(|arg| arg == "--quick")),
+        Some("clients") => clients::run(&workspace_root()),
         Some("codegen") => codegen::run(&workspace_root(), args.iter().any(|arg| arg == "--check")),
+        Some("package") => package::run(&workspace_root(), &args[1..]),
         Some(other) => Err(anyhow::anyhow!("unknown task {other:?}\n\n{USAGE}")),
-        None => Err(anyhow::anyhow!("{USAGE}")),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -38,10 +52,14 @@ fn main() -> ExitCode {
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  ci                 fmt check, clippy, codegen check, tests
+  help               this list (also --help, or no task at all)
+  ci                 fmt check, clippy, codegen check, tests, contract suite, clients
+  clients            generated TypeScript and Python clients against linkbox
   codegen [--check]  write (or check) openapi/ and schemas/
   bench [--quick]    measure a release build on loopback (target/bench/)
-  contract [...]     the contract suite (`cargo xtask contract --help`)";
+  contract [...]     the contract suite (`cargo xtask contract --help`)
+  package [--profile release|dev]
+                     the Python wheel (target/wheels/) and npm tarballs (target/npm/)";
 
 fn ci() -> anyhow::Result<()> {
     cargo(&["fmt", "--all", "--", "--check"])?;
@@ -53,11 +71,10 @@ fn ci() -> anyhow::Result<()> {
         "-D",
         "warnings",
     ])?;
+    // The contract suite's full run is a test (`every_case_passes_against_linkbox`), so
+    // plain `cargo test` catches a regression too; it runs here, once.
     cargo(&["test", "--workspace"])?;
-    if contract::run(&[]) != ExitCode::SUCCESS {
-        bail!("the contract suite failed against linkbox");
-    }
-    Ok(())
+    clients::run(&workspace_root())
 }
 
 /// Runs `cargo args...` from the workspace root, failing when it fails.

@@ -8,7 +8,8 @@ use crate::leaf::*;
 
 /// Authenticate
 ///
-/// Exchanges credentials for a bearer token: valid 24 h, or 30 days with `rememberMe`.
+/// Exchanges a username and password for a bearer token (`id_token`) that every other Leaf
+/// call takes. It is valid 24 hours, or 30 days with `rememberMe`, on the sandbox clock.
 #[utoipa::path(
     post,
     path = "/api/authenticate",
@@ -32,7 +33,8 @@ pub fn authenticate() {}
 
 /// List Leaf users
 ///
-/// Filters match exactly; always paged (0-based `page`, `size` ≤ 100).
+/// The account's Leaf users, one page at a time (0-based `page`, `size` up to 100). The
+/// filters match exactly; the total is in `X-Total-Count`.
 #[utoipa::path(
     get,
     path = "/services/usermanagement/api/users",
@@ -58,6 +60,9 @@ pub fn authenticate() {}
 pub fn list_users() {}
 
 /// Get a Leaf user
+///
+/// One Leaf user, with a credentials object for each provider they connected (`null` for the
+/// others).
 #[utoipa::path(
     get,
     path = "/services/usermanagement/api/users/{id}",
@@ -76,6 +81,9 @@ pub fn list_users() {}
 pub fn get_user() {}
 
 /// Create a Leaf user
+///
+/// Creates a Leaf user in the account; `name` and `email` are required, and an `externalId`
+/// may be used by one user only. The new user's URL is in `Location`.
 #[utoipa::path(
     post,
     path = "/services/usermanagement/api/users",
@@ -98,7 +106,8 @@ pub fn create_user() {}
 
 /// Replace a Leaf user
 ///
-/// Full replace; the body's `id` must equal the path's.
+/// A full replace of the user's fields: send all of them. The body's `id`, when given, must
+/// equal the path's.
 #[utoipa::path(
     put,
     path = "/services/usermanagement/api/users/{id}",
@@ -120,6 +129,9 @@ pub fn create_user() {}
 pub fn replace_user() {}
 
 /// Replace a Leaf user named by the body's `id`
+///
+/// The same as replacing through the user's own path, for clients that send the `id` in the
+/// body only.
 #[utoipa::path(
     put,
     path = "/services/usermanagement/api/users",
@@ -140,6 +152,8 @@ pub fn replace_user() {}
 pub fn replace_user_by_body() {}
 
 /// Delete a Leaf user
+///
+/// Removes the user from the account; getting it afterwards is 404.
 #[utoipa::path(
     delete,
     path = "/services/usermanagement/api/users/{id}",
@@ -159,7 +173,7 @@ pub fn delete_user() {}
 /// The five endpoints of one widget type, and its legacy singular create path.
 macro_rules! magic_link_paths {
     (
-        $module:ident, $label:literal, $id:literal,
+        $module:ident, $label:literal, $id:literal, what: $what:literal,
         for_user_body: $for_user_body:ty,
         with_user_body: $with_user_body:ty,
         list: $list:literal, one: $one:literal, for_user: $for_user:literal,
@@ -172,13 +186,14 @@ macro_rules! magic_link_paths {
             use crate::leaf::requests::*;
             use crate::leaf::*;
 
-            #[doc = concat!("List ", $label, " magic links")]
-            ///
-            /// A bare array, newest first; paged (with `X-Total-Count` and `Link`) only when
-            /// `page` or `size` is given.
             #[utoipa::path(
                 get,
                 path = $list,
+                summary = concat!("List ", $label, " magic links"),
+                description = concat!("The account's ", $label, " magic links (a ", $label,
+                    " link ", $what, "), newest first, optionally for one Leaf user. A bare \
+                    array; paged, with X-Total-Count and Link headers, only when page or size \
+                    is given."),
                 tag = "Leaf",
                 operation_id = concat!("list", $id, "MagicLink"),
                 params(
@@ -197,10 +212,13 @@ macro_rules! magic_link_paths {
             )]
             pub fn list() {}
 
-            #[doc = concat!("Get a ", $label, " magic link")]
             #[utoipa::path(
                 get,
                 path = $one,
+                summary = concat!("Get a ", $label, " magic link"),
+                description = concat!("One ", $label, " magic link, with its usage count and \
+                    when its page was last opened. A link of another type, or of another \
+                    account, is answered as unknown."),
                 tag = "Leaf",
                 operation_id = concat!("get", $id, "MagicLink"),
                 params(("magicLinkId" = String, Path, description = "The link's id")),
@@ -216,10 +234,12 @@ macro_rules! magic_link_paths {
             )]
             pub fn get() {}
 
-            #[doc = concat!("Delete a ", $label, " magic link")]
             #[utoipa::path(
                 delete,
                 path = $one,
+                summary = concat!("Delete a ", $label, " magic link"),
+                description = concat!("Deletes a ", $label, " magic link; its page stops \
+                    working at once."),
                 tag = "Leaf",
                 operation_id = concat!("delete", $id, "MagicLink"),
                 params(("magicLinkId" = String, Path, description = "The link's id")),
@@ -234,10 +254,13 @@ macro_rules! magic_link_paths {
             )]
             pub fn delete() {}
 
-            #[doc = concat!("Create a ", $label, " magic link for an existing Leaf user")]
             #[utoipa::path(
                 post,
                 path = $for_user,
+                summary = concat!("Create a ", $label, " magic link for an existing Leaf user"),
+                description = concat!("Creates a link that ", $what, ", for the Leaf user \
+                    in the path. It works until it expires (expiresIn seconds, 900 by default) \
+                    or has been opened as often as the account allows."),
                 tag = "Leaf",
                 operation_id = concat!("createForUser", $id, "MagicLink"),
                 params(("leafUserId" = String, Path, description = "The Leaf user's UUID")),
@@ -262,12 +285,13 @@ macro_rules! magic_link_paths {
             )]
             pub fn create_for_user() {}
 
-            #[doc = concat!("Create a ", $label, " magic link (legacy singular path)")]
-            ///
-            /// The path the vendor used until November 2023; still accepted.
             #[utoipa::path(
                 post,
                 path = $legacy,
+                summary = concat!("Create a ", $label, " magic link (legacy singular path)"),
+                description = concat!("The same as creating a ", $label, " magic link \
+                    through /magic-link/users/{leafUserId}/..., on the path the vendor used \
+                    until November 2023; still accepted."),
                 tag = "Leaf",
                 operation_id = concat!("createLegacy", $id, "MagicLink"),
                 params(("leafUserId" = String, Path, description = "The Leaf user's UUID")),
@@ -291,13 +315,13 @@ macro_rules! magic_link_paths {
             #[deprecated = "the vendor renamed this path to /magic-link/users/{leafUserId}/... in November 2023"]
             pub fn create_legacy() {}
 
-            #[doc = concat!("Create a ", $label, " magic link and its Leaf user")]
-            ///
-            /// `externalId` is required: it creates the Leaf user, or reuses the account's user
-            /// with that `externalId`.
             #[utoipa::path(
                 post,
                 path = $with_user,
+                summary = concat!("Create a ", $label, " magic link and its Leaf user"),
+                description = concat!("Creates a link that ", $what, ". The externalId is \
+                    required: it creates the Leaf user, or reuses the account's user with \
+                    that externalId (name and email default to it)."),
                 tag = "Leaf",
                 operation_id = concat!("createWithUser", $id, "MagicLink"),
                 request_body(content = $with_user_body, content_type = "application/json"),
@@ -321,6 +345,7 @@ macro_rules! magic_link_paths {
 
 magic_link_paths!(
     provider, "provider", "Provider",
+    what: "lets the user connect any of the allowed providers",
     for_user_body: Option<ProviderLinkRequest>,
     with_user_body: ProviderLinkWithUserRequest,
     list: "/services/widgets/api/magic-link/provider",
@@ -335,6 +360,7 @@ magic_link_paths!(
 
 magic_link_paths!(
     authentication, "authentication", "Authentication",
+    what: "lets the user connect one provider",
     for_user_body: AuthenticationLinkRequest,
     with_user_body: AuthenticationLinkWithUserRequest,
     list: "/services/widgets/api/magic-link/authentication",
@@ -347,6 +373,7 @@ magic_link_paths!(
 
 magic_link_paths!(
     file_upload, "file upload", "FileUpload",
+    what: "lets the user upload files",
     for_user_body: Option<FileUploadLinkRequest>,
     with_user_body: FileUploadLinkWithUserRequest,
     list: "/services/widgets/api/magic-link/file-upload",

@@ -6,8 +6,9 @@ use crate::m2m::*;
 
 /// Create a magic link
 ///
-/// Creates a link for an end user; the first link for a `referenceId` creates the M2M
-/// user, later ones reuse it and merge `userData`.
+/// Creates a link for an end user and sends `link.created`. The first link for a
+/// `referenceId` creates the M2M user; later ones reuse it and merge `userData` into what it
+/// has. A user has at most one active link at a time: revoke it, or let it expire, first.
 #[utoipa::path(
     post,
     path = "/partner/links",
@@ -49,7 +50,8 @@ pub fn create_link() {}
 
 /// List magic links
 ///
-/// Newest first, filtered and paged.
+/// The partner's links, newest first, one page at a time. Filters combine: creation time
+/// (`from`, `to`), `status`, `visibility` (active or expired) and `referenceId`.
 #[utoipa::path(
     get,
     path = "/partner/links",
@@ -70,6 +72,9 @@ pub fn create_link() {}
 pub fn list_links() {}
 
 /// Get a magic link
+///
+/// One link with everything the list shows, plus its token, metadata, flow, theme, language,
+/// callback URL and revocation. Another partner's link is answered as unknown.
 #[utoipa::path(
     get,
     path = "/partner/links/{linkId}",
@@ -90,7 +95,8 @@ pub fn get_link() {}
 
 /// Revoke a magic link
 ///
-/// Only `created` or `opened` links that have not expired can be revoked.
+/// Stops a link from working. Only `created` or `opened` links that have not expired can be
+/// revoked. The body, and its `reason`, may be left out.
 #[utoipa::path(
     post,
     path = "/partner/links/{linkId}/revoke",
@@ -115,8 +121,9 @@ pub fn revoke_link() {}
 
 /// Fulfil a data request
 ///
-/// Sends the user data a `user.data_request` webhook asked for; it is merged into the
-/// user's data.
+/// Sends the user data a `user.data_request` webhook asked for; it is merged into the user's
+/// data. A request can be fulfilled once, before its link expires, with the link's
+/// `referenceId`.
 #[utoipa::path(
     put,
     path = "/partner/data-requests/{dataRequestId}",
@@ -142,7 +149,8 @@ pub fn fulfil_data_request() {}
 
 /// Regenerate the webhook secret
 ///
-/// The old secret stops signing at once. Answered without the envelope.
+/// Issues a new secret for signing webhooks; the old one stops signing at once. The answer
+/// shows the secret this one time, and comes without the `success`/`data` envelope.
 #[utoipa::path(
     post,
     path = "/partner/webhooks/config/regenerate-secret",

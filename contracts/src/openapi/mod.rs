@@ -2,15 +2,29 @@
 //! types of this crate. The operations below are documentation items only: the server's
 //! handlers live in `linkbox`, and the tests hold the two together by validating real
 //! responses against this document's schemas.
+//!
+//! What the derive cannot say is added by the modifiers at the end of the list: security
+//! schemes, optional request bodies, the `X-Linkbox-Warning` header, and the M2M webhooks.
 
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{HeaderBuilder, ObjectBuilder, RefOr, Required};
 use utoipa::{Modify, OpenApi};
 
 use crate::{leaf, m2m, sandbox};
 
+mod free_form;
 mod leaf_paths;
 mod m2m_paths;
 mod sandbox_paths;
+mod webhooks;
+
+#[cfg(test)]
+mod generator_checks;
+
+pub use free_form::{FaultBody, Metadata, StoredUserData, WebhookBody};
+use webhooks::Webhooks;
 
 /// The whole document.
 #[allow(deprecated)]
@@ -64,6 +78,7 @@ mod sandbox_paths;
         sandbox_paths::cancel_operation,
         sandbox_paths::set_webhook_config,
         sandbox_paths::list_requests,
+        sandbox_paths::verify_requests,
         sandbox_paths::clear_requests,
         sandbox_paths::list_webhooks,
         sandbox_paths::replay_webhook,
@@ -93,7 +108,7 @@ mod sandbox_paths;
         (name = "Sandbox", description = "linkbox's own control API: clock, end-user actions, \
             journal, webhooks, faults, snapshots"),
     ),
-    modifiers(&SecuritySchemes)
+    modifiers(&SecuritySchemes, &OptionalBodies, &WarningHeader, &Webhooks)
 )]
 pub struct ApiDoc;
 
@@ -137,6 +152,121 @@ impl Modify for SecuritySchemes {
                     .build(),
             ),
         );
+    }
+}
+
+/// Every operation of the document, mutably.
+fn operations(openapi: &mut utoipa::openapi::OpenApi) -> impl Iterator<Item = &mut Operation> {
+    openapi
+        .paths
+        .paths
+        .values_mut()
+        .flat_map(|item: &mut PathItem| {
+            [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+        })
+        .filter_map(Option::as_mut)
+}
+
+/// An optional body (`request_body(content = Option<T>)`) is the plain schema of `T` with
+/// `required: false`. The derive writes `oneOf [T, null]` instead, which says a client may send
+/// the JSON `null`; generators then build a body argument that cannot be left out.
+struct OptionalBodies;
+
+impl Modify for OptionalBodies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for operation in operations(openapi) {
+            let Some(RefOr::T(body)) = operation.request_body.as_mut() else {
+                continue;
+            };
+            if body.required.is_some() {
+                continue;
+            }
+            for content in body.content.values_mut() {
+                let RefOr::T(content) = content else {
+                    continue;
+                };
+                if let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema {
+                    let mut others = one_of.items.iter().filter(|item| !is_null(item));
+                    if let (Some(only), None) = (others.next(), others.next()) {
+                        content.schema = Some(only.clone());
+                    }
+                }
+            }
+            body.required = Some(Required::False);
+        }
+    }
+}
+
+fn is_null(schema: &RefOr<Schema>) -> bool {
+    matches!(schema, RefOr::T(Schema::Object(object))
+        if object.schema_type == SchemaType::Type(Type::Null))
+}
+
+/// The operations that name each request field they ignored in `X-Linkbox-Warning`: those
+/// that read a body or a query the vendor parses leniently.
+pub const WARNING_OPERATIONS: [&str; 21] = [
+    "createLink",
+    "listLinks",
+    "revokeLink",
+    "fulfilDataRequest",
+    "authenticate",
+    "listLeafUsers",
+    "createLeafUser",
+    "replaceLeafUser",
+    "replaceLeafUserById",
+    "listProviderMagicLink",
+    "listAuthenticationMagicLink",
+    "listFileUploadMagicLink",
+    "createForUserProviderMagicLink",
+    "createForUserAuthenticationMagicLink",
+    "createForUserFileUploadMagicLink",
+    "createLegacyProviderMagicLink",
+    "createLegacyAuthenticationMagicLink",
+    "createLegacyFileUploadMagicLink",
+    "createWithUserProviderMagicLink",
+    "createWithUserAuthenticationMagicLink",
+    "createWithUserFileUploadMagicLink",
+];
+
+/// The header's name as the document shows it (`m2m::WARNING_HEADER` is its lowercase form).
+pub const WARNING_HEADER: &str = "X-Linkbox-Warning";
+
+/// Documents `X-Linkbox-Warning` on the success responses of `WARNING_OPERATIONS`.
+struct WarningHeader;
+
+impl Modify for WarningHeader {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let header = HeaderBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .description(Some(
+                "Sent once for each request field linkbox ignored (the vendor ignores them \
+                 silently), as: ignored unknown field \"name\". A misspelt field shows up here \
+                 instead of being dropped unnoticed.",
+            ))
+            .example(Some("ignored unknown field \"expiresInMinute\"".into()))
+            .build();
+        for operation in operations(openapi) {
+            let warns = operation
+                .operation_id
+                .as_deref()
+                .is_some_and(|id| WARNING_OPERATIONS.contains(&id));
+            if !warns {
+                continue;
+            }
+            for (status, response) in operation.responses.responses.iter_mut() {
+                if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
+                    response
+                        .headers
+                        .insert(WARNING_HEADER.to_owned(), header.clone().into());
+                }
+            }
+        }
     }
 }
 

@@ -6,13 +6,16 @@
 use crate::sandbox::*;
 
 /// Health
+///
+/// Answers while the process is up, with linkbox's version. Needs no key.
 #[utoipa::path(get, path = "/_sandbox/health", tag = "Sandbox", operation_id = "health",
     responses((status = 200, description = "The process answers", body = Health)))]
 pub fn health() {}
 
 /// Forget state
 ///
-/// The caller's partner's links, users, deliveries, journal and faults; everything as admin.
+/// Forgets the caller's partner's links, users, deliveries, journal entries and faults, or
+/// everything when called with the admin token.
 #[utoipa::path(post, path = "/_sandbox/reset", tag = "Sandbox", operation_id = "reset",
     responses(
         (status = 200, description = "Forgotten", body = ResetDone),
@@ -22,6 +25,9 @@ pub fn health() {}
 pub fn reset() {}
 
 /// Read the sandbox clock
+///
+/// What the sandbox clock reads, how far it is from real time, and whether it is frozen.
+/// Every expiry, token lifetime and webhook retry follows this clock.
 #[utoipa::path(get, path = "/_sandbox/clock", tag = "Sandbox", operation_id = "getClock",
     responses(
         (status = 200, description = "What the clock reads", body = ClockView),
@@ -32,7 +38,8 @@ pub fn get_clock() {}
 
 /// Move, set, freeze or unfreeze the sandbox clock
 ///
-/// Exactly one of `advanceSeconds`, `setTo`, `frozen`. Due webhook retries fire at once.
+/// Send exactly one of `advanceSeconds`, `setTo` or `frozen`. Webhook retries that become due
+/// are sent at once.
 #[utoipa::path(post, path = "/_sandbox/clock", tag = "Sandbox", operation_id = "setClock",
     request_body(content = ClockChange, content_type = "application/json",
         example = json!({"advanceSeconds": 3600})),
@@ -46,12 +53,14 @@ pub fn set_clock() {}
 
 /// Open a link as its end user
 ///
-/// The first open sets `opened`/`openedAt`, sends `link.opened`, and `user.data_request` when
-/// the user's CIP data is incomplete.
+/// Does what the end user's browser does on the link's page. The first open sets the status
+/// to `opened`, sends `link.opened`, and, when the user's data lacks fields a transfer needs,
+/// creates a data request and sends `user.data_request`. The body (the device) may be left
+/// out.
 #[utoipa::path(post, path = "/_sandbox/m2m/links/{linkId}/open", tag = "Sandbox",
     operation_id = "openLink",
     params(("linkId" = String, Path, description = "The link's id")),
-    request_body(content = OpenLinkRequest, content_type = "application/json",
+    request_body(content = Option<OpenLinkRequest>, content_type = "application/json",
         example = json!({"userAgent": "Mozilla/5.0", "platform": "web", "language": "es"})),
     responses(
         (status = 200, description = "Opened", body = OpenedLink),
@@ -65,7 +74,8 @@ pub fn open_link() {}
 
 /// Complete a transfer as the end user
 ///
-/// Sends `operation.created`.
+/// Does what the end user does on finishing a transfer in the widget of an opened link, and
+/// sends `operation.created`.
 #[utoipa::path(post, path = "/_sandbox/m2m/links/{linkId}/operation", tag = "Sandbox",
     operation_id = "createOperation",
     params(("linkId" = String, Path, description = "The link's id")),
@@ -84,7 +94,7 @@ pub fn create_operation() {}
 
 /// Cancel the transfer as the end user
 ///
-/// Sends `operation.cancelled`.
+/// Cancels the link's completed transfer and sends `operation.cancelled`.
 #[utoipa::path(post, path = "/_sandbox/m2m/links/{linkId}/operation/cancel", tag = "Sandbox",
     operation_id = "cancelOperation",
     params(("linkId" = String, Path, description = "The link's id")),
@@ -99,7 +109,8 @@ pub fn cancel_operation() {}
 
 /// Set the partner's webhook URL
 ///
-/// What the vendor sets in its portal.
+/// Where the partner's webhooks go unless a link has its own `callbackUrl`; the vendor sets it
+/// in its portal. `null` clears it.
 #[utoipa::path(put, path = "/_sandbox/m2m/webhook-config", tag = "Sandbox",
     operation_id = "setWebhookConfig",
     request_body(content = WebhookConfig, content_type = "application/json",
@@ -113,11 +124,18 @@ pub fn cancel_operation() {}
 pub fn set_webhook_config() {}
 
 /// The request journal
+///
+/// The requests linkbox answered for the caller's partner (every request for the admin),
+/// newest first, optionally filtered by method, path and status.
 #[utoipa::path(get, path = "/_sandbox/requests", tag = "Sandbox", operation_id = "listRequests",
     params(
         ("method" = Option<String>, Query, description = "Only this method"),
         ("path" = Option<String>, Query, description = "Exact path, or a prefix ending in *"),
         ("status" = Option<String>, Query, description = "A status (404) or a class (4xx)"),
+        ("bodyContains" = Option<String>, Query, description = "Text the request body contains"),
+        ("header" = Option<String>, Query, description = "name:value, a request header (any-case name) with exactly this value"),
+        ("tenant" = Option<String>, Query, description = "Only this tenant label (partner slug, leaf:<username>)"),
+        ("since" = Option<String>, Query, description = "RFC 3339; only requests at or after it, on the sandbox clock"),
     ),
     responses(
         (status = 200, description = "Newest first", body = JournalPage),
@@ -127,7 +145,26 @@ pub fn set_webhook_config() {}
     security(("apiKey" = []), ("bearer" = []), ()))]
 pub fn list_requests() {}
 
+/// Verify the journal holds what a test expects
+///
+/// Counts the caller's journaled requests matching every criterion given; `count` defaults
+/// to at least one.
+#[utoipa::path(post, path = "/_sandbox/requests/verify", tag = "Sandbox", operation_id = "verifyRequests",
+    request_body(content = VerifyRequest, content_type = "application/json",
+        example = json!({"method": "POST", "path": "/partner/links",
+            "bodyJson": {"referenceId": "user-42"}, "count": {"exactly": 1}})),
+    responses(
+        (status = 200, description = "The expectation holds", body = VerifyResult),
+        (status = 400, description = "Bad expectation", body = SandboxErrorBody),
+        (status = 401, description = "Unknown key", body = SandboxErrorBody),
+        (status = 409, description = "It does not hold: the closest near misses", body = VerifyFailure),
+    ),
+    security(("apiKey" = []), ("bearer" = []), ()))]
+pub fn verify_requests() {}
+
 /// Clear the request journal
+///
+/// Forgets the caller's journal entries (every entry for the admin).
 #[utoipa::path(delete, path = "/_sandbox/requests", tag = "Sandbox", operation_id = "clearRequests",
     responses(
         (status = 204, description = "Cleared"),
@@ -137,6 +174,9 @@ pub fn list_requests() {}
 pub fn clear_requests() {}
 
 /// Webhook deliveries
+///
+/// Every webhook linkbox sent or will send for the caller, newest first, with each attempt's
+/// status code or error and when the next attempt is due.
 #[utoipa::path(get, path = "/_sandbox/webhooks", tag = "Sandbox", operation_id = "listWebhooks",
     responses(
         (status = 200, description = "Newest first, with every attempt", body = DeliveryPage),
@@ -146,6 +186,8 @@ pub fn clear_requests() {}
 pub fn list_webhooks() {}
 
 /// Send a delivery again
+///
+/// Queues the delivery for a fresh round of attempts, with the same body, signed anew.
 #[utoipa::path(post, path = "/_sandbox/webhooks/{deliveryId}/replay", tag = "Sandbox",
     operation_id = "replayWebhook",
     params(("deliveryId" = String, Path, description = "The delivery's id")),
@@ -159,6 +201,9 @@ pub fn list_webhooks() {}
 pub fn replay_webhook() {}
 
 /// Inject a fault
+///
+/// Makes matching requests fail: answer another status or body, wait, or drop the
+/// connection, for some or all of them, a number of times or until cleared.
 #[utoipa::path(post, path = "/_sandbox/faults", tag = "Sandbox", operation_id = "addFault",
     request_body(content = FaultRequest, content_type = "application/json",
         example = json!({"method": "POST", "path": "/partner/links", "status": 429, "times": 1})),
@@ -171,6 +216,8 @@ pub fn replay_webhook() {}
 pub fn add_fault() {}
 
 /// The armed faults
+///
+/// The caller's faults in force, with how many requests each has hit and has left.
 #[utoipa::path(get, path = "/_sandbox/faults", tag = "Sandbox", operation_id = "listFaults",
     responses(
         (status = 200, description = "Armed faults", body = FaultPage),
@@ -180,6 +227,8 @@ pub fn add_fault() {}
 pub fn list_faults() {}
 
 /// Disarm every fault
+///
+/// Removes the caller's faults (every fault for the admin).
 #[utoipa::path(delete, path = "/_sandbox/faults", tag = "Sandbox", operation_id = "clearFaults",
     responses(
         (status = 204, description = "Cleared"),
@@ -189,6 +238,8 @@ pub fn list_faults() {}
 pub fn clear_faults() {}
 
 /// The partner's whole state
+///
+/// The caller's users, links, data requests and operations, to save and restore later.
 #[utoipa::path(get, path = "/_sandbox/snapshot", tag = "Sandbox", operation_id = "getSnapshot",
     responses(
         (status = 200, description = "Users, links, data requests, operations", body = M2mSnapshot),
@@ -199,6 +250,8 @@ pub fn clear_faults() {}
 pub fn get_snapshot() {}
 
 /// Restore the partner's state
+///
+/// Replaces the caller's state with a snapshot taken from the same partner.
 #[utoipa::path(put, path = "/_sandbox/snapshot", tag = "Sandbox", operation_id = "putSnapshot",
     request_body(content = M2mSnapshot, content_type = "application/json"),
     responses(
@@ -210,6 +263,9 @@ pub fn get_snapshot() {}
 pub fn put_snapshot() {}
 
 /// Count an access to a Leaf magic link, as its hosted page does
+///
+/// Opening the link's page counts one use and sets `lastAccessedAt`; a link that has expired
+/// or is used up is gone.
 #[utoipa::path(post, path = "/_sandbox/leaf/magic-links/{id}/access", tag = "Sandbox",
     operation_id = "accessMagicLink",
     params(("id" = String, Path, description = "The magic link's id")),
@@ -242,7 +298,8 @@ pub fn connect_magic_link() {}
 
 /// Seed fake users and links
 ///
-/// Deterministic for a given `rngSeed`, into the caller's tenant.
+/// Creates fake users and links, in given states, for the caller: an M2M partner (by key) or a
+/// Leaf account (by token). The same `rngSeed` gives the same data.
 #[utoipa::path(post, path = "/_sandbox/seed", tag = "Sandbox", operation_id = "seed",
     request_body(content = SeedRequest, content_type = "application/json",
         example = json!({"api": "m2m", "count": 20, "rngSeed": 7})),

@@ -1,6 +1,12 @@
 //! Putting a state file's rows back into a fresh sandbox, each through the API of the piece
-//! that owns it (store, clock, webhook queue), while the file's sink is still muted. A row
-//! that cannot be taken refuses the whole file.
+//! that owns it (store, clock, webhook queue), while the file's sink is still muted.
+//!
+//! A row that cannot be taken is *quarantined* instead of refusing the whole file: a row
+//! that does not parse on its own, or every state row of a partner or Leaf account whose
+//! rows do not restore together (one tenant starts empty, every other tenant is untouched).
+//! [`restore`] returns what it set aside; once the file is writable, [`quarantine`] moves
+//! those rows to the file's `quarantine` table and names it in a startup warning. Only the
+//! clock row and the Leaf signing key, which every tenant shares, still refuse the file.
 
 use linkbox_contracts::timefmt;
 use serde::de::DeserializeOwned;
@@ -8,9 +14,89 @@ use time::Duration;
 
 use super::App;
 use crate::persist::{Row, Stored, Table};
+
+/// A row set aside at load, and why.
+pub(super) struct Quarantined {
+    table: Table,
+    row: Row,
+    reason: String,
+}
+
+/// Rows set aside so far.
+#[derive(Default)]
+pub(super) struct Aside(Vec<Quarantined>);
+
+impl Aside {
+    fn put(&mut self, table: Table, row: &Row, reason: impl Into<String>) {
+        self.0.push(Quarantined {
+            table,
+            row: row.clone(),
+            reason: reason.into(),
+        });
+    }
+
+    /// Sets aside every row of `groups`, all for one reason.
+    fn put_all(&mut self, groups: &[(Table, Option<&Vec<&Row>>)], reason: &str) {
+        for (table, rows) in groups {
+            for row in rows.iter().copied().flatten() {
+                self.put(*table, row, reason);
+            }
+        }
+    }
+
+    /// The parsed documents of `rows`; a row that does not parse is set aside.
+    fn documents<T: DeserializeOwned>(&mut self, table: Table, rows: Option<&Vec<&Row>>) -> Vec<T> {
+        let mut documents = Vec::new();
+        for row in rows.into_iter().flatten() {
+            match parse(table, row) {
+                Ok(document) => documents.push(document),
+                Err(reason) => self.put(table, row, reason),
+            }
+        }
+        documents
+    }
+
+    /// `(id, position, document)` of `rows`; a row that does not parse is set aside.
+    fn positioned<T: DeserializeOwned>(
+        &mut self,
+        table: Table,
+        rows: Option<&Vec<&Row>>,
+    ) -> Vec<(String, u64, T)> {
+        let mut documents = Vec::new();
+        for row in rows.into_iter().flatten() {
+            match parse(table, row) {
+                Ok(document) => documents.push((row.id.clone(), row.position, document)),
+                Err(reason) => self.put(table, row, reason),
+            }
+        }
+        documents
+    }
+}
+
+/// Moves the rows `restore` set aside into the file's `quarantine` table, with a warning
+/// naming it. Runs once the file is writable.
+pub(super) fn quarantine(app: &App, aside: Aside) {
+    if aside.0.is_empty() {
+        return;
+    }
+    for item in &aside.0 {
+        tracing::warn!(table = item.table.name(), tenant = %item.row.tenant, id = %item.row.id, reason = %item.reason, "state file row quarantined");
+    }
+    let count = aside.0.len();
+    app.sink.record(|changes| {
+        for item in &aside.0 {
+            changes.quarantine(item.table, &item.row, item.reason.clone());
+        }
+    });
+    tracing::warn!(
+        rows = count,
+        "the state file had {count} unusable row(s); they were moved to its `quarantine` table \
+         (source, tenant, id, position, doc, reason) and the sandbox started without them"
+    );
+}
 use crate::store::leaf::persisted::SIGNING_SECRET;
 
-pub(super) fn restore(app: &App, stored: &Stored) -> Result<(), String> {
+pub(super) fn restore(app: &App, stored: &Stored) -> Result<Aside, String> {
     if let Some(secret) = stored.secrets.get(SIGNING_SECRET) {
         app.store.leaf().restore_signing_secret(secret)?;
     }
@@ -22,18 +108,24 @@ pub(super) fn restore(app: &App, stored: &Stored) -> Result<(), String> {
         app.clock
             .restore(Duration::milliseconds(*offset_ms), frozen_at);
     }
-    restore_m2m(app, stored)?;
-    restore_leaf(app, stored)?;
-    restore_deliveries(app, stored)
+    let mut aside = Aside::default();
+    restore_m2m(app, stored, &mut aside);
+    restore_leaf(app, stored, &mut aside);
+    restore_deliveries(app, stored, &mut aside);
+    Ok(aside)
 }
 
-fn restore_m2m(app: &App, stored: &Stored) -> Result<(), String> {
+fn restore_m2m(app: &App, stored: &Stored, aside: &mut Aside) {
     let partners = app.store.m2m();
     for row in stored.rows(Table::M2mPartners) {
-        if partners
-            .restore_partner(&row.tenant, parse(Table::M2mPartners, row)?)
-            .is_none()
-        {
+        let settings = match parse(Table::M2mPartners, row) {
+            Ok(settings) => settings,
+            Err(reason) => {
+                aside.put(Table::M2mPartners, row, reason);
+                continue;
+            }
+        };
+        if partners.restore_partner(&row.tenant, settings).is_none() {
             tracing::warn!(partner = %row.tenant, "the state file has a partner this configuration lacks; its rows are ignored");
         }
     }
@@ -43,19 +135,28 @@ fn restore_m2m(app: &App, stored: &Stored) -> Result<(), String> {
     let operations = stored.by_tenant(Table::M2mOperations);
     for partner in partners.all() {
         let slug: &str = &partner.slug;
-        partner
-            .restore_rows(
-                documents(Table::M2mUsers, users.get(slug))?,
-                documents(Table::M2mLinks, links.get(slug))?,
-                documents(Table::M2mDataRequests, data_requests.get(slug))?,
-                documents(Table::M2mOperations, operations.get(slug))?,
-            )
-            .map_err(|error| format!("partner {slug}: {error}"))?;
+        let restored = partner.restore_rows(
+            aside.documents(Table::M2mUsers, users.get(slug)),
+            aside.documents(Table::M2mLinks, links.get(slug)),
+            aside.documents(Table::M2mDataRequests, data_requests.get(slug)),
+            aside.documents(Table::M2mOperations, operations.get(slug)),
+        );
+        if let Err(error) = restored {
+            partner.reset();
+            aside.put_all(
+                &[
+                    (Table::M2mUsers, users.get(slug)),
+                    (Table::M2mLinks, links.get(slug)),
+                    (Table::M2mDataRequests, data_requests.get(slug)),
+                    (Table::M2mOperations, operations.get(slug)),
+                ],
+                &format!("partner {slug}: {error}"),
+            );
+        }
     }
-    Ok(())
 }
 
-fn restore_leaf(app: &App, stored: &Stored) -> Result<(), String> {
+fn restore_leaf(app: &App, stored: &Stored, aside: &mut Aside) {
     let accounts = app.store.leaf();
     let users = stored.by_tenant(Table::LeafUsers);
     let links = stored.by_tenant(Table::LeafMagicLinks);
@@ -66,27 +167,37 @@ fn restore_leaf(app: &App, stored: &Stored) -> Result<(), String> {
             tracing::warn!(account = %name, "the state file has a Leaf account this configuration lacks; its rows are ignored");
             continue;
         };
-        account
-            .restore(
-                positioned(Table::LeafUsers, users.get(name))?,
-                positioned(Table::LeafMagicLinks, links.get(name))?,
-            )
-            .map_err(|error| format!("Leaf account {name}: {error}"))?;
+        let restored = account.restore(
+            aside.positioned(Table::LeafUsers, users.get(name)),
+            aside.positioned(Table::LeafMagicLinks, links.get(name)),
+        );
+        if let Err(error) = restored {
+            account.reset();
+            aside.put_all(
+                &[
+                    (Table::LeafUsers, users.get(name)),
+                    (Table::LeafMagicLinks, links.get(name)),
+                ],
+                &format!("Leaf account {name}: {error}"),
+            );
+        }
     }
-    Ok(())
 }
 
-fn restore_deliveries(app: &App, stored: &Stored) -> Result<(), String> {
+fn restore_deliveries(app: &App, stored: &Stored, aside: &mut Aside) {
     for row in stored.rows(Table::WebhookDeliveries) {
         let Some(partner) = app.store.m2m().by_slug(&row.tenant) else {
             tracing::warn!(partner = %row.tenant, delivery = %row.id, "a delivery of a partner this configuration lacks is ignored");
             continue;
         };
-        let delivery = parse(Table::WebhookDeliveries, row)?;
-        app.webhooks
-            .restore(row.id.clone(), row.position, partner, delivery)?;
+        let restored = parse(Table::WebhookDeliveries, row).and_then(|delivery| {
+            app.webhooks
+                .restore(row.id.clone(), row.position, partner, delivery)
+        });
+        if let Err(reason) = restored {
+            aside.put(Table::WebhookDeliveries, row, reason);
+        }
     }
-    Ok(())
 }
 
 /// Writes what a loaded file may lack: the Leaf token key and every partner's settings
@@ -103,26 +214,4 @@ pub(super) fn write_defaults(app: &App) {
 fn parse<T: DeserializeOwned>(table: Table, row: &Row) -> Result<T, String> {
     serde_json::from_str(&row.doc)
         .map_err(|error| format!("{} row {}: {error}", table.name(), row.id))
-}
-
-/// The documents of one tenant's rows, in position order.
-fn documents<T: DeserializeOwned>(
-    table: Table,
-    rows: Option<&Vec<&Row>>,
-) -> Result<Vec<T>, String> {
-    rows.into_iter()
-        .flatten()
-        .map(|row| parse(table, row))
-        .collect()
-}
-
-/// `(id, position, document)` of one tenant's rows, in position order.
-fn positioned<T: DeserializeOwned>(
-    table: Table,
-    rows: Option<&Vec<&Row>>,
-) -> Result<Vec<(String, u64, T)>, String> {
-    rows.into_iter()
-        .flatten()
-        .map(|row| Ok((row.id.clone(), row.position, parse(table, row)?)))
-        .collect()
 }

@@ -47,8 +47,9 @@ impl App {
         let file = persist::open(&path)?;
         let app = App::with_sink(settings, file.sink());
         let stored = file.read()?;
-        load::restore(&app, &stored).map_err(|error| file.corrupt(error))?;
+        let aside = load::restore(&app, &stored).map_err(|error| file.corrupt(error))?;
         file.start()?;
+        load::quarantine(&app, aside);
         load::write_defaults(&app);
         Ok(app)
     }

@@ -1,6 +1,9 @@
 //! `GET|POST /_sandbox/clock`: read and move the one sandbox clock. The clock is global —
-//! every tenant shares it — so any caller may move it; moving it expires links, reopens
-//! rate-limit windows and fires due webhook retries at once.
+//! every tenant shares it — and moving it expires links, reopens rate-limit windows and
+//! fires due webhook retries at once, for everyone. So who may move it is a setting
+//! (`--clock`): under `tenants` (the default on a loopback address) any caller may; under
+//! `admin` (the default elsewhere) only the admin, and a tenant gets a 403
+//! `ADMIN_REQUIRED`. Anyone may read it.
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -23,7 +26,11 @@ pub fn read(request: &Request) -> Result<Response, ControlError> {
 
 /// POST /_sandbox/clock
 pub fn change(request: &Request, body: Result<Bytes, BodyError>) -> Result<Response, ControlError> {
-    scope(request)?;
+    if !scope(request)?.may_move_clock(&request.app) {
+        return Err(ControlError::AdminRequired(
+            crate::ops::identity::CLOCK_ADMIN_ONLY,
+        ));
+    }
     let change: ClockChange = json(body)?;
     apply(&request.app, change)?;
     Ok(view(&request.app))

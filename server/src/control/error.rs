@@ -11,20 +11,15 @@ use warp::reply::Response;
 
 use crate::ops::{self, identity::Refusal};
 use crate::store::leaf::LeafError;
-use crate::store::m2m::{KeyError, LinkError, OperationError};
+use crate::store::m2m::{LinkError, OperationError};
 use crate::wire::BodyError;
 
 /// A failed control request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
-    #[error(
-        "Missing authentication. Provide X-API-Key (or Bearer) with a partner key, or the admin token as a Bearer token."
-    )]
-    MissingAuth,
-    #[error("Invalid or revoked API key")]
-    InvalidKey,
-    #[error("Partner account is suspended or not found")]
-    Suspended,
+    /// No one to act for: missing or refused credentials, or the wrong kind of tenant.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     #[error("{0}")]
     Invalid(Cow<'static, str>),
     #[error("Request body must not exceed the limit")]
@@ -34,14 +29,9 @@ pub enum ControlError {
     /// A lifecycle rule: the code says which.
     #[error("{1}")]
     Conflict(&'static str, Cow<'static, str>),
-    #[error("This endpoint acts on one partner: call it with that partner's X-API-Key")]
-    TenantRequired,
-    #[error(
-        "This endpoint acts on one Leaf account: call it with Authorization: Bearer <id_token>"
-    )]
-    LeafTokenRequired,
-    #[error("The bearer token has expired")]
-    ExpiredToken,
+    /// Only the admin may do this; the message says what and why.
+    #[error("{0}")]
+    AdminRequired(&'static str),
     /// A Leaf link that can no longer be used: the code says why.
     #[error("{1}")]
     Gone(&'static str, Cow<'static, str>),
@@ -54,17 +44,24 @@ impl ControlError {
 
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            ControlError::MissingAuth => (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED),
-            ControlError::InvalidKey => (StatusCode::UNAUTHORIZED, codes::INVALID_API_KEY),
-            ControlError::Suspended => (StatusCode::FORBIDDEN, codes::PARTNER_SUSPENDED),
+            ControlError::Refused(refusal) => match refusal {
+                Refusal::MissingAuth | Refusal::ExpiredToken => {
+                    (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED)
+                }
+                Refusal::InvalidKey | Refusal::KeyCollision => {
+                    (StatusCode::UNAUTHORIZED, codes::INVALID_API_KEY)
+                }
+                Refusal::Suspended => (StatusCode::FORBIDDEN, codes::PARTNER_SUSPENDED),
+                Refusal::TenantLimit => (StatusCode::FORBIDDEN, codes::INVALID_API_KEY),
+                Refusal::TenantRequired | Refusal::LeafTokenRequired => {
+                    (StatusCode::BAD_REQUEST, codes::TENANT_REQUIRED)
+                }
+            },
             ControlError::Invalid(_) => (StatusCode::BAD_REQUEST, codes::INVALID_REQUEST),
             ControlError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, codes::INVALID_REQUEST),
             ControlError::NotFound(_) => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
             ControlError::Conflict(code, _) => (StatusCode::CONFLICT, code),
-            ControlError::TenantRequired | ControlError::LeafTokenRequired => {
-                (StatusCode::BAD_REQUEST, codes::TENANT_REQUIRED)
-            }
-            ControlError::ExpiredToken => (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED),
+            ControlError::AdminRequired(_) => (StatusCode::FORBIDDEN, codes::ADMIN_REQUIRED),
             ControlError::Gone(code, _) => (StatusCode::GONE, code),
         }
     }
@@ -101,6 +98,10 @@ pub fn json<T: DeserializeOwned>(body: Result<Bytes, BodyError>) -> Result<T, Co
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
+    let limit = crate::wire::MAX_CONTROL_JSON_DEPTH;
+    if crate::wire::json_depth(body, limit) > limit {
+        return Err(ControlError::invalid(crate::wire::too_deep(limit)));
+    }
     serde_json::from_slice(body)
         .map_err(|error| ControlError::invalid(format!("Invalid request body: {error}")))
 }
@@ -110,15 +111,6 @@ impl From<BodyError> for ControlError {
         match error {
             BodyError::TooLarge => ControlError::TooLarge,
             BodyError::Unreadable => ControlError::invalid("Request body could not be read"),
-        }
-    }
-}
-
-impl From<KeyError> for ControlError {
-    fn from(error: KeyError) -> ControlError {
-        match error {
-            KeyError::Invalid => ControlError::InvalidKey,
-            KeyError::Suspended => ControlError::Suspended,
         }
     }
 }
@@ -151,19 +143,6 @@ impl From<OperationError> for ControlError {
             OperationError::NoOperation => "NO_OPERATION",
         };
         ControlError::Conflict(code, error.to_string().into())
-    }
-}
-
-impl From<Refusal> for ControlError {
-    fn from(refusal: Refusal) -> ControlError {
-        match refusal {
-            Refusal::MissingAuth => ControlError::MissingAuth,
-            Refusal::InvalidKey => ControlError::InvalidKey,
-            Refusal::Suspended => ControlError::Suspended,
-            Refusal::ExpiredToken => ControlError::ExpiredToken,
-            Refusal::TenantRequired => ControlError::TenantRequired,
-            Refusal::LeafTokenRequired => ControlError::LeafTokenRequired,
-        }
     }
 }
 

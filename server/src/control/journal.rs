@@ -1,17 +1,29 @@
-//! `GET|DELETE /_sandbox/requests`: read and clear the request journal ([`crate::journal`]).
-//! Control requests (`/_sandbox/...`) are not recorded, so inspecting the journal does not
-//! fill it. Each tenant sees and clears only its own entries; admin sees all of them.
+//! `GET|DELETE /_sandbox/requests`: read and clear the request journal ([`crate::journal`]);
+//! `POST /_sandbox/requests/verify`: check it holds what a test expects. Control requests
+//! (`/_sandbox/...`) are not recorded, so inspecting the journal does not fill it. Each
+//! tenant sees, clears and verifies only its own entries; admin all of them.
+//!
+//! Verification answers `200 {"matched": N}` when the count holds and `409` with the error
+//! envelope, `matched` and up to five `nearMisses` (the requests that met the most
+//! criteria, newest first among equals, each with the criteria it missed) when it does not.
+//! Without `count` it expects at least one match; `count` takes exactly one of `exactly`,
+//! `atLeast`, `atMost`.
 
+use bytes::Bytes;
 use http::StatusCode;
-use linkbox_contracts::sandbox::JournalPage;
+use linkbox_contracts::sandbox::{
+    JournalPage, SandboxErrorDetail, VerifyCount, VerifyFailure, VerifyRequest, VerifyResult, codes,
+};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use warp::reply::Response;
 
-use super::error::ControlError;
+use super::error::{ControlError, json_or_default};
 use super::scope;
-use crate::journal::JournalFilter;
-use crate::wire::{Request, no_content, query_pairs};
+use crate::journal::{Expectation, JournalFilter};
+use crate::wire::{BodyError, Request, no_content, query_pairs};
 
-/// GET /_sandbox/requests?method=&path=&status=
+/// GET /_sandbox/requests?method=&path=&status=&bodyContains=&header=&tenant=&since=
 pub fn list(request: &Request) -> Result<Response, ControlError> {
     let scope = scope(request)?;
     let filter = filter(&request.query)?;
@@ -32,6 +44,73 @@ pub fn clear(request: &Request) -> Result<Response, ControlError> {
     Ok(no_content())
 }
 
+/// POST /_sandbox/requests/verify
+pub fn verify(request: &Request, body: Result<Bytes, BodyError>) -> Result<Response, ControlError> {
+    let scope = scope(request)?;
+    let verify: VerifyRequest = json_or_default(body)?;
+    let (bound, holds, wanted): (String, fn(u64, u64) -> bool, u64) = match verify.count {
+        None => (String::from("at least 1"), |found, n| found >= n, 1),
+        Some(VerifyCount {
+            exactly: Some(n),
+            at_least: None,
+            at_most: None,
+        }) => (format!("exactly {n}"), |found, n| found == n, n),
+        Some(VerifyCount {
+            exactly: None,
+            at_least: Some(n),
+            at_most: None,
+        }) => (format!("at least {n}"), |found, n| found >= n, n),
+        Some(VerifyCount {
+            exactly: None,
+            at_least: None,
+            at_most: Some(n),
+        }) => (format!("at most {n}"), |found, n| found <= n, n),
+        Some(_) => {
+            return Err(ControlError::invalid(
+                "The count field must hold exactly one of exactly, atLeast, atMost",
+            ));
+        }
+    };
+    if verify.method.as_ref().is_some_and(|method| {
+        http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).is_err()
+    }) {
+        return Err(ControlError::invalid(
+            "The method field must be an HTTP method",
+        ));
+    }
+    if verify
+        .path
+        .as_deref()
+        .is_some_and(|path| !path.starts_with('/'))
+    {
+        return Err(ControlError::invalid("The path field must start with /"));
+    }
+    let expectation = Expectation {
+        method: verify.method,
+        path: verify.path,
+        body_contains: verify.body_contains,
+        body_json: verify.body_json,
+    };
+    let (matched, near_misses) = request.app.journal.verify(&expectation, scope.slug());
+    if holds(matched, wanted) {
+        return Ok(crate::wire::json(StatusCode::OK, &VerifyResult { matched }));
+    }
+    Ok(crate::wire::json(
+        StatusCode::CONFLICT,
+        &VerifyFailure {
+            error: SandboxErrorDetail {
+                code: codes::VERIFICATION_FAILED.to_owned(),
+                message: format!(
+                    "Expected {bound} matching request{}, found {matched}",
+                    if wanted == 1 { "" } else { "s" }
+                ),
+            },
+            matched,
+            near_misses,
+        },
+    ))
+}
+
 /// The journal filter a query string asks for.
 fn filter(query: &str) -> Result<JournalFilter, ControlError> {
     let mut filter = JournalFilter::default();
@@ -50,9 +129,33 @@ fn filter(query: &str) -> Result<JournalFilter, ControlError> {
                 }
                 filter.status = Some(value);
             }
+            "bodyContains" => filter.body_contains = Some(value),
+            "header" => {
+                let Some((name, header)) = value.split_once(':') else {
+                    return Err(ControlError::invalid(
+                        "The header filter must be name:value, like content-type:application/json",
+                    ));
+                };
+                let name = name.trim().to_ascii_lowercase();
+                if name.is_empty() || http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    return Err(ControlError::invalid(
+                        "The header filter must start with a header name, like content-type:application/json",
+                    ));
+                }
+                filter.header = Some((name, header.trim().to_owned()));
+            }
+            "tenant" => filter.tenant = Some(value),
+            "since" => {
+                let since = OffsetDateTime::parse(&value, &Rfc3339).map_err(|_| {
+                    ControlError::invalid(
+                        "The since filter must be an RFC 3339 time, like 2026-12-01T10:00:00Z",
+                    )
+                })?;
+                filter.since = Some(since);
+            }
             other => {
                 return Err(ControlError::invalid(format!(
-                    "Unknown filter {other:?}: use method, path or status"
+                    "Unknown filter {other:?}: use method, path, status, bodyContains, header, tenant or since"
                 )));
             }
         }
@@ -63,29 +166,15 @@ fn filter(query: &str) -> Result<JournalFilter, ControlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{Journal, Request as Recorded};
-    use http::Method;
-    use time::macros::datetime;
-
-    fn request(path: &str, status: u16) -> Recorded {
-        Recorded {
-            method: Method::GET,
-            path: path.into(),
-            query: None,
-            status,
-            dropped: false,
-            time: datetime!(2026-02-10 12:00 UTC),
-            tenant: None,
-            duration_ms: 1,
-        }
-    }
+    use crate::journal::Journal;
+    use crate::journal::tests::request;
 
     #[test]
     fn filters_match_method_path_prefix_and_status_class() {
         let journal = Journal::new(10);
-        journal.record(request("/partner/links", 201));
-        journal.record(request("/partner/links/x", 404));
-        journal.record(request("/other", 404));
+        journal.record(request("/partner/links", 201, None));
+        journal.record(request("/partner/links/x", 404, None));
+        journal.record(request("/other", 404, None));
         let parsed = |query: &str| filter(query).expect("valid filter");
         assert_eq!(journal.list(&parsed("status=4xx"), None).len(), 2);
         assert_eq!(journal.list(&parsed("path=/partner/*"), None).len(), 2);

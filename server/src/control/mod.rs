@@ -86,6 +86,10 @@ pub fn routes() -> Router {
         )
         .get("/_sandbox/requests", call(journal::list))
         .delete("/_sandbox/requests", call(journal::clear))
+        .post(
+            "/_sandbox/requests/verify",
+            with_body(BODY, journal::verify),
+        )
         .post("/_sandbox/faults", with_body(LARGE_BODY, faults::add))
         .get("/_sandbox/faults", call(faults::list))
         .delete("/_sandbox/faults", call(faults::clear))

@@ -6,14 +6,16 @@
 //! route tables find its handler — or say the path is known with another method (405 with
 //! `Allow`), or that no surface has it (404), each in the envelope of the API whose paths
 //! it is under; outside `/_sandbox` it is recorded in the journal; and with a state file,
-//! its response waits until everything it changed is durable.
+//! its response waits until everything it changed is durable; and one line goes to the
+//! request log (`log`).
 
 mod cors;
 mod faulted;
 mod leftover;
+mod log;
 mod serve;
 
-pub use serve::serve;
+pub use serve::{serve, serve_with};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -157,26 +159,84 @@ async fn handle(surfaces: &Surfaces, request: Request) -> Response {
         .get(http::header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
     let head = method.clone();
-    let request_headers = request.headers.clone();
-    let response = if control {
-        dispatch(surfaces, request).await
+    let cors_headers = request.headers.clone();
+    let logged = (method.clone(), path.clone(), tenant.clone());
+    let (response, wrote) = crate::persist::tracking(async {
+        if control {
+            dispatch(surfaces, request).await
+        } else {
+            let mut request = request;
+            let request_headers = request.headers.clone();
+            let tap = request.tap_body();
+            let response = gate(&app, request, |request| dispatch(surfaces, request)).await;
+            let (response, response_body) = read_back(response).await;
+            let request_body = tap.lock().take();
+            app.journal.record(journal::Request {
+                method,
+                path,
+                query: (!query.is_empty()).then_some(query),
+                status: response.status().as_u16(),
+                dropped: response.extensions().get::<DropConnection>().is_some(),
+                time,
+                tenant,
+                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                request: journal::message(&request_headers, request_body.as_deref()),
+                response: journal::message(response.headers(), response_body.as_deref()),
+            });
+            response
+        }
+    })
+    .await;
+    // Every answer waits until what it may show is in the file; only a request that changed
+    // something hears that the file could not be written (503), the others are answered.
+    let response = if wrote {
+        durable(&app, response).await
     } else {
-        let response = gate(&app, request, |request| dispatch(surfaces, request)).await;
-        app.journal.record(journal::Request {
-            method,
-            path,
-            query: (!query.is_empty()).then_some(query),
-            status: response.status().as_u16(),
-            dropped: response.extensions().get::<DropConnection>().is_some(),
-            time,
-            tenant,
-            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        });
+        let _ = app.sink.settled().await;
         response
     };
-    let response = cors::decorate(&app.settings, &request_headers, response);
+    let response = cors::decorate(&app.settings, &cors_headers, response);
     let response = leftover::drain(&body, declared, response).await;
-    durable(&app, leftover::head(&head, response)).await
+    let response = leftover::head(&head, response);
+    let (method, path, tenant) = logged;
+    log::request(
+        &method,
+        &path,
+        &response,
+        started.elapsed(),
+        tenant.as_deref(),
+    );
+    response
+}
+
+/// Bodies the journal reads back from a response: anything larger passes unread.
+const READ_BACK_LIMIT: u64 = 1024 * 1024;
+
+/// The response's body for the journal, and the response to send, unchanged. Only bodies
+/// whose whole size is known and at most [`READ_BACK_LIMIT`] are read.
+async fn read_back(response: Response) -> (Response, Option<bytes::Bytes>) {
+    use http_body_util::BodyExt;
+    let known = hyper::body::Body::size_hint(response.body()).exact();
+    if known.is_none_or(|size| size > READ_BACK_LIMIT) {
+        return (response, None);
+    }
+    let (parts, body) = response.into_parts();
+    match body.collect().await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            (
+                Response::from_parts(parts, bytes.clone().into()),
+                Some(bytes),
+            )
+        }
+        Err(error) => {
+            tracing::error!(%error, "a response body could not be read back");
+            (
+                Response::from_parts(parts, bytes::Bytes::new().into()),
+                None,
+            )
+        }
+    }
 }
 
 /// The fault table's say on a vendor request: a delay, then the real handler, a faulted
@@ -231,11 +291,16 @@ async fn durable(app: &App, response: Response) -> Response {
     match app.sink.settled().await {
         Ok(()) => response,
         Err(error) => {
-            tracing::error!(%error, "answering 503: the change is not durable");
+            tracing::error!(%error, "answering 503: the change is not durable yet");
             control::error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "STATE_NOT_SAVED",
-                error.to_string(),
+                format!(
+                    "{error}. This request's change was made in memory but none of it is in the \
+                     state file yet; linkbox keeps retrying the save and will write all of it \
+                     at once when the file is writable again, or none of it if it stops first. \
+                     Requests that change nothing are answered as usual meanwhile."
+                ),
             )
         }
     }
@@ -259,7 +324,8 @@ pub async fn run(listener: tokio::net::TcpListener, app: App, shutdown: impl Fut
             let _ = engine_stopped.await;
         },
     ));
-    serve(listener, routes(app.clone()), shutdown).await;
+    let limits = app.settings.connections;
+    serve_with(listener, routes(app.clone()), limits, shutdown).await;
     let _ = stop_engine.send(());
     let _ = engine.await;
     let sink = app.sink.clone();
@@ -325,6 +391,109 @@ mod tests {
         );
     }
 
+    /// Log lines written while `run` runs on this thread, as JSON.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<parking_lot::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn lines(&self) -> Vec<serde_json::Value> {
+            String::from_utf8_lossy(&self.0.lock())
+                .lines()
+                .map(|line| serde_json::from_str(line).expect("a JSON log line"))
+                .collect()
+        }
+    }
+
+    fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter("linkbox::request=info")
+            .with_writer(move || writer.clone())
+            .finish();
+        (captured, tracing::subscriber::set_default(subscriber))
+    }
+
+    #[tokio::test]
+    async fn every_request_gets_one_log_line_with_method_path_status_and_tenant() {
+        let (captured, _guard) = capture();
+        let routes = routes(app());
+        warp::test::request()
+            .method("GET")
+            .path("/partner/links?limit=1")
+            .header("x-api-key", "m2m_test_00000000000000000000000000000042")
+            .reply(&routes)
+            .await;
+        warp::test::request()
+            .path("/api/unknown")
+            .reply(&routes)
+            .await;
+        let lines = captured.lines();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        let fields = &lines[0]["fields"];
+        assert_eq!(fields["method"], "GET");
+        assert_eq!(fields["path"], "/partner/links");
+        assert!(fields["status"].is_u64());
+        assert!(fields["ms"].is_u64());
+        let tenant = fields["tenant"].as_str().expect("tenant");
+        assert!(tenant != "-" && !tenant.contains("m2m_test_"), "{tenant}");
+        assert_eq!(lines[0]["level"], "INFO");
+        assert_eq!(lines[1]["fields"]["status"], 404);
+        assert_eq!(lines[1]["fields"]["tenant"], "-");
+    }
+
+    #[tokio::test]
+    async fn a_request_line_carries_each_warning() {
+        let (captured, _guard) = capture();
+        let mut response = Response::new(bytes::Bytes::new().into());
+        for warning in ["ignored unknown field \"a\"", "ignored unknown field \"b\""] {
+            response.headers_mut().append(
+                linkbox_contracts::m2m::WARNING_HEADER,
+                http::HeaderValue::from_static(warning),
+            );
+        }
+        log::request(
+            &Method::POST,
+            "/partner/links",
+            &response,
+            std::time::Duration::from_millis(3),
+            Some("acme"),
+        );
+        let lines = captured.lines();
+        assert_eq!(
+            lines[0]["fields"]["warnings"],
+            "ignored unknown field \"a\"; ignored unknown field \"b\""
+        );
+        assert_eq!(lines[0]["fields"]["ms"], 3);
+    }
+
+    #[tokio::test]
+    async fn the_landing_page_links_the_dashboard_docs_openapi_and_health() {
+        let response = warp::test::request().path("/").reply(&routes(app())).await;
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .is_ok_and(|value| value.starts_with("text/html"))
+        );
+        let body = String::from_utf8_lossy(response.body());
+        for href in ["/_sandbox/ui", "/docs", "/openapi.json", "/_sandbox/health"] {
+            assert!(body.contains(&format!("href=\"{href}\"")), "{href}");
+        }
+        assert!(!body.contains("<script"));
+    }
+
     #[test]
     fn every_route_is_an_openapi_operation_and_every_operation_is_routed() {
         let document: serde_json::Value =
@@ -342,6 +511,7 @@ mod tests {
                 || path.starts_with("/_sandbox/ui")
                 || path.starts_with("/docs/")
                 || path == "/openapi.json"
+                || path == "/"
         };
         let mut routed: Vec<String> = Surfaces::new()
             .list()

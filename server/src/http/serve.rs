@@ -1,9 +1,33 @@
 //! The connection loop: hyper over a bound `TcpListener`, with header limits and timeouts
 //! that a slow or hostile client cannot exhaust, and a graceful shutdown that lets in-flight
 //! requests finish.
+//!
+//! # Connection hygiene
+//! Every connection is wrapped in [`Watched`], which closes it when it stays silent too long:
+//! [`ConnectionLimits::first_byte`] until its first byte arrives (this covers hyper-util's
+//! HTTP/2-versus-HTTP/1 sniff, which reads before any HTTP timer runs), then
+//! [`ConnectionLimits::idle`] without a byte in either direction (HTTP/1 keep-alive, HTTP/2,
+//! a stalled body or a client that stopped reading). HTTP/1 headers must be complete within
+//! `first_byte` too, and a body within [`crate::wire::BODY_READ_TIMEOUT`].
+//!
+//! At most [`ConnectionLimits::max_connections`] connections are served normally. Beyond
+//! that a new connection is still accepted, so that a health check is never starved, but as
+//! an *overflow* connection: one request, which must arrive within [`OVERFLOW_DEADLINE`],
+//! then the connection closes. Overflow connections are capped too
+//! ([`ConnectionLimits::RESERVED_DESCRIPTORS`] / 2); past both caps a connection is closed at
+//! once.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Semaphore;
+use tokio::time::{Instant, Sleep};
+
+use crate::config::ConnectionLimits;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -13,17 +37,29 @@ use tower_service::Service;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-/// How long a client may take to send its request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an overflow connection may take to send its whole request head.
+pub const OVERFLOW_DEADLINE: Duration = Duration::from_secs(2);
 /// How long shutdown waits for in-flight requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Largest buffered request head (headers included).
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
-/// Serves `filter` on `listener` until `shutdown` completes, then lets open requests finish.
+/// Serves `filter` on `listener` with the default [`ConnectionLimits`] until `shutdown`
+/// completes, then lets open requests finish.
 pub async fn serve(
     listener: TcpListener,
     filter: BoxedFilter<(Response,)>,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_with(listener, filter, ConnectionLimits::defaults(None), shutdown).await;
+}
+
+/// Serves `filter` on `listener` within `limits` until `shutdown` completes, then lets open
+/// requests finish.
+pub async fn serve_with(
+    listener: TcpListener,
+    filter: BoxedFilter<(Response,)>,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) {
     let service = warp::service(filter);
@@ -50,8 +86,19 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(limits.first_byte)
         .max_buf_size(MAX_HEAD_BYTES);
+    builder.http2().timer(TokioTimer::new());
+    let mut overflow_builder = auto::Builder::new(TokioExecutor::new());
+    overflow_builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(OVERFLOW_DEADLINE)
+        .keep_alive(false)
+        .max_buf_size(MAX_HEAD_BYTES);
+    overflow_builder.http2().timer(TokioTimer::new());
+    let served = Arc::new(Semaphore::new(limits.max_connections));
+    let overflow = Arc::new(Semaphore::new(ConnectionLimits::RESERVED_DESCRIPTORS / 2));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -67,8 +114,17 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let (permit, builder, watched) = if let Ok(permit) = served.clone().try_acquire_owned() {
+                    (permit, &builder, Watched::new(stream, limits.first_byte, limits.idle))
+                } else if let Ok(permit) = overflow.clone().try_acquire_owned() {
+                    tracing::debug!("connection limit reached; serving one prompt request");
+                    (permit, &overflow_builder, Watched::new(stream, OVERFLOW_DEADLINE, OVERFLOW_DEADLINE))
+                } else {
+                    tracing::warn!(max = limits.max_connections, "connection limit and overflow reached; closing a new connection");
+                    continue;
+                };
                 let connection = builder.serve_connection_with_upgrades(
-                    TokioIo::new(stream),
+                    TokioIo::new(watched),
                     service.clone(),
                 );
                 let connection = graceful.watch(connection.into_owned());
@@ -76,6 +132,7 @@ pub async fn serve(
                     if let Err(error) = connection.await {
                         tracing::debug!(%error, "connection ended with an error");
                     }
+                    drop(permit);
                 });
             }
             () = &mut shutdown => break,
@@ -94,3 +151,105 @@ pub async fn serve(
 #[derive(Debug, thiserror::Error)]
 #[error("connection dropped by an injected fault")]
 struct Dropped;
+
+/// A connection that fails with `TimedOut` once it has been silent too long: `first_byte`
+/// before anything arrives, then `idle` without a byte either way.
+struct Watched<T> {
+    inner: T,
+    deadline: Pin<Box<Sleep>>,
+    idle: Duration,
+}
+
+impl<T> Watched<T> {
+    fn new(inner: T, first_byte: Duration, idle: Duration) -> Watched<T> {
+        Watched {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(first_byte)),
+            idle,
+        }
+    }
+
+    fn touch(&mut self) {
+        self.deadline.as_mut().reset(Instant::now() + self.idle);
+    }
+
+    /// On a pending read or write: an error once the deadline has passed.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.deadline.as_mut().poll(cx).is_ready()
+    }
+}
+
+fn silent() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "connection silent too long")
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    this.touch();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending if this.expired(cx) => Poll::Ready(Err(silent())),
+            other => other,
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Ready(Ok(written)) => {
+                if written > 0 {
+                    this.touch();
+                }
+                Poll::Ready(Ok(written))
+            }
+            Poll::Pending if this.expired(cx) => Poll::Ready(Err(silent())),
+            other => other,
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
+            Poll::Ready(Ok(written)) => {
+                if written > 0 {
+                    this.touch();
+                }
+                Poll::Ready(Ok(written))
+            }
+            Poll::Pending if this.expired(cx) => Poll::Ready(Err(silent())),
+            other => other,
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}

@@ -61,6 +61,11 @@ pub fn json_object(
             ));
         }
     }
+    if crate::wire::json_depth(&body, crate::wire::MAX_JSON_DEPTH) > crate::wire::MAX_JSON_DEPTH {
+        return Err(ApiError::bad_request(crate::wire::too_deep(
+            crate::wire::MAX_JSON_DEPTH,
+        )));
+    }
     match serde_json::from_slice(&body) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::bad_request(messages::UNREADABLE_BODY)),

@@ -19,6 +19,16 @@ pub enum ApiError {
     InvalidApiKey,
     #[error("{}", messages::PARTNER_SUSPENDED)]
     PartnerSuspended,
+    /// Open mode: the key's short partner id is another key's.
+    #[error(
+        "This m2m_test_ key maps to a sandbox partner id another key already uses (ids are short hashes of keys); use a different key"
+    )]
+    KeyCollision,
+    /// Open mode: `--max-tenants` reached.
+    #[error(
+        "This sandbox already holds its maximum number of partners (--max-tenants); new keys are refused until it is restarted with a higher limit. Use an existing key"
+    )]
+    TenantLimit,
     /// A validation failure: the first violation found.
     #[error("{0}")]
     InvalidRequest(Cow<'static, str>),
@@ -50,8 +60,10 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::MissingAuth | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
-            ApiError::PartnerSuspended => StatusCode::FORBIDDEN,
+            ApiError::MissingAuth | ApiError::InvalidApiKey | ApiError::KeyCollision => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::PartnerSuspended | ApiError::TenantLimit => StatusCode::FORBIDDEN,
             ApiError::InvalidRequest(_) | ApiError::LinkExpired | ApiError::ReferenceIdMismatch => {
                 StatusCode::BAD_REQUEST
             }
@@ -66,7 +78,9 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ApiError::MissingAuth => ErrorCode::Unauthorized,
-            ApiError::InvalidApiKey => ErrorCode::InvalidApiKey,
+            ApiError::InvalidApiKey | ApiError::KeyCollision | ApiError::TenantLimit => {
+                ErrorCode::InvalidApiKey
+            }
             ApiError::PartnerSuspended => ErrorCode::PartnerSuspended,
             ApiError::InvalidRequest(_)
             | ApiError::PayloadTooLarge
@@ -120,6 +134,8 @@ impl From<KeyError> for ApiError {
         match error {
             KeyError::Invalid => ApiError::InvalidApiKey,
             KeyError::Suspended => ApiError::PartnerSuspended,
+            KeyError::SlugTaken => ApiError::KeyCollision,
+            KeyError::TenantLimit => ApiError::TenantLimit,
         }
     }
 }

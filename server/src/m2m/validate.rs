@@ -62,6 +62,11 @@ pub fn json_body(
     if !is_json(headers) {
         return Err(ApiError::invalid(messages::CONTENT_TYPE));
     }
+    if crate::wire::json_depth(&body, crate::wire::MAX_JSON_DEPTH) > crate::wire::MAX_JSON_DEPTH {
+        return Err(ApiError::invalid(crate::wire::too_deep(
+            crate::wire::MAX_JSON_DEPTH,
+        )));
+    }
     serde_json::from_slice(&body)
         .map(Some)
         .map_err(|_| ApiError::invalid(messages::INVALID_JSON))

@@ -60,6 +60,14 @@ pub enum Refusal {
     InvalidKey,
     #[error("Partner account is suspended or not found")]
     Suspended,
+    #[error(
+        "This m2m_test_ key maps to a sandbox partner id another key already uses (ids are short hashes of keys); use a different key"
+    )]
+    KeyCollision,
+    #[error(
+        "This sandbox already holds its maximum number of partners (--max-tenants); new keys are refused until it is restarted with a higher limit. Use an existing key"
+    )]
+    TenantLimit,
     #[error("The bearer token has expired")]
     ExpiredToken,
     #[error("This endpoint acts on one partner: call it with that partner's X-API-Key")]
@@ -75,6 +83,8 @@ impl From<KeyError> for Refusal {
         match error {
             KeyError::Invalid => Refusal::InvalidKey,
             KeyError::Suspended => Refusal::Suspended,
+            KeyError::SlugTaken => Refusal::KeyCollision,
+            KeyError::TenantLimit => Refusal::TenantLimit,
         }
     }
 }
@@ -189,7 +199,16 @@ impl Caller {
     }
 }
 
+/// Why a tenant may not move the clock under `--clock admin`.
+pub const CLOCK_ADMIN_ONLY: &str = "The sandbox clock is shared by every tenant; this sandbox runs with --clock admin, so only the admin token may move it";
+
 impl Scope {
+    /// Whether this caller may move the shared clock (`--clock`): the admin always; a
+    /// tenant only under `--clock tenants`.
+    pub fn may_move_clock(&self, app: &App) -> bool {
+        matches!(self, Scope::Admin) || app.settings.clock == crate::config::ClockPolicy::Tenants
+    }
+
     /// The tenant's label, or `None` for admin.
     pub fn slug(&self) -> Option<&str> {
         match self {

@@ -74,14 +74,25 @@ pub fn cancel_operation(
     Ok(operation)
 }
 
+/// The largest amount a transfer may send: one billion. [design]
+pub const MAX_AMOUNT: f64 = 1_000_000_000.0;
+/// The largest exchange rate a transfer may use. [design]
+pub const MAX_EXCHANGE_RATE: f64 = 10_000.0;
+
 /// Checks the amounts and derives what the recipient gets: (amount − fee) × exchangeRate,
 /// to the cent.
+///
+/// Every number is finite and within a stated range before it reaches arithmetic or
+/// storage: amount in [0.01, [`MAX_AMOUNT`]], fee in [0, amount), exchangeRate in
+/// (0, [`MAX_EXCHANGE_RATE`]]. So what the recipient gets is at most 10¹³, exact to the cent
+/// in an `f64`, and never infinite (an infinite amount used to be stored as `null` and make
+/// the state file unreadable).
 fn new_operation(request: OperationRequest) -> Result<NewOperation, Error> {
     let send = request.amount;
-    if !send.is_finite() || send <= 0.0 {
-        return Err(Error::invalid(
-            "The amount field must be a number greater than 0",
-        ));
+    if !(0.01..=MAX_AMOUNT).contains(&send) {
+        return Err(Error::invalid(format!(
+            "The amount field must be a number from 0.01 to {MAX_AMOUNT:.0}"
+        )));
     }
     let fee = request.fee.unwrap_or(0.0);
     if !fee.is_finite() || fee < 0.0 || fee >= send {
@@ -90,9 +101,15 @@ fn new_operation(request: OperationRequest) -> Result<NewOperation, Error> {
         ));
     }
     let rate = request.exchange_rate.unwrap_or(1.0);
-    if !rate.is_finite() || rate <= 0.0 {
+    if !rate.is_finite() || rate <= 0.0 || rate > MAX_EXCHANGE_RATE {
+        return Err(Error::invalid(format!(
+            "The exchangeRate field must be a number greater than 0 and at most {MAX_EXCHANGE_RATE:.0}"
+        )));
+    }
+    let receive = ((send - fee) * rate * 100.0).round() / 100.0;
+    if !receive.is_finite() {
         return Err(Error::invalid(
-            "The exchangeRate field must be a number greater than 0",
+            "The amount, fee and exchangeRate fields give no finite amount received",
         ));
     }
     let currency = |field: &str, value: Option<String>, default: &str| {
@@ -110,7 +127,7 @@ fn new_operation(request: OperationRequest) -> Result<NewOperation, Error> {
     Ok(NewOperation {
         amount: OperationAmount {
             send,
-            receive: ((send - fee) * rate * 100.0).round() / 100.0,
+            receive,
             fee,
             send_currency,
             receive_currency,
@@ -156,12 +173,40 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_transfer_stays_finite_and_exact() {
+        let operation = new_operation(OperationRequest {
+            amount: MAX_AMOUNT,
+            exchange_rate: Some(MAX_EXCHANGE_RATE),
+            ..OperationRequest::default()
+        })
+        .expect("valid");
+        assert_eq!(operation.amount.receive, 1e13);
+    }
+
+    #[test]
     fn bad_amounts_are_refused() {
         for request in [
             OperationRequest::default(),
             OperationRequest {
                 amount: 10.0,
                 fee: Some(10.0),
+                ..OperationRequest::default()
+            },
+            OperationRequest {
+                amount: 1e307,
+                ..OperationRequest::default()
+            },
+            OperationRequest {
+                amount: f64::INFINITY,
+                ..OperationRequest::default()
+            },
+            OperationRequest {
+                amount: 0.001,
+                ..OperationRequest::default()
+            },
+            OperationRequest {
+                amount: MAX_AMOUNT,
+                exchange_rate: Some(MAX_EXCHANGE_RATE * 2.0),
                 ..OperationRequest::default()
             },
             OperationRequest {

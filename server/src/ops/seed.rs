@@ -443,12 +443,20 @@ pub struct Demo {
     pub password: String,
     pub token: String,
     pub public_url: String,
+    /// Whether links were seeded: `false` when the state already held some.
+    pub seeded: bool,
 }
 
 impl Demo {
     /// What `serve` prints after its `listening on` line.
     pub fn lines(&self) -> Vec<String> {
-        vec![
+        let mut lines = Vec::new();
+        if !self.seeded {
+            lines.push(String::from(
+                "--seed: nothing seeded, the state file already holds links",
+            ));
+        }
+        lines.extend([
             format!("demo M2M key: {}", self.key),
             format!(
                 "demo Leaf account: username {} password {}",
@@ -459,7 +467,42 @@ impl Demo {
                 "dashboard: {}/_sandbox/ui (paste the key or the token)",
                 self.public_url
             ),
-        ]
+        ]);
+        lines
+    }
+}
+
+/// Where the demo's webhook deliveries go: the discard port on loopback, where nothing
+/// listens, so each attempt fails and the dashboard has deliveries to replay.
+pub const DEMO_WEBHOOK_URL: &str = "http://127.0.0.1:9/linkbox-demo-hooks";
+
+/// Deliveries the demo makes: `link.created` of its first links, to [`DEMO_WEBHOOK_URL`].
+pub const DEMO_DELIVERIES: usize = 3;
+
+/// Queues `link.created` for the first [`DEMO_DELIVERIES`] of `created` (link ids), to a
+/// loopback URL that refuses them. Seeding through the control API sends nothing; only the
+/// demo of `serve --seed` does this, so its dashboard shows failed deliveries to replay.
+fn demo_deliveries(app: &App, partner: &Arc<Partner>, created: &[String]) {
+    for link_id in created.iter().take(DEMO_DELIVERIES) {
+        let Ok(detail) = partner.link(link_id) else {
+            continue;
+        };
+        let link = linkbox_contracts::m2m::CreatedLink {
+            link_id: detail.item.link_id.clone(),
+            reference_id: detail.item.reference_id.clone(),
+            status: detail.item.status,
+            url: detail.item.url.clone(),
+            token: detail.token.clone(),
+            expires_at: detail.item.expires_at.clone(),
+            created_at: detail.item.created_at.clone(),
+        };
+        super::events::link_created(
+            app,
+            partner,
+            &link,
+            detail.metadata.clone(),
+            Some(DEMO_WEBHOOK_URL.to_owned()),
+        );
     }
 }
 
@@ -494,8 +537,18 @@ pub fn demo(app: &App, count: u32, rng_seed: u64) -> anyhow::Result<Demo> {
         .leaf()
         .account(&username)
         .ok_or_else(|| anyhow::anyhow!("demo Leaf account {username} is not configured"))?;
-    seed_m2m(app, &partner, count.min(MAX_COUNT), rng_seed, None)?;
-    seed_leaf(app, &account, count.min(MAX_COUNT), rng_seed, None)?;
+    // A state file that already holds links is not seeded again on every restart.
+    let seeded = !app
+        .store
+        .m2m()
+        .all()
+        .iter()
+        .any(|partner| partner.link_count() > 0);
+    if seeded {
+        let seeded = seed_m2m(app, &partner, count.min(MAX_COUNT), rng_seed, None)?;
+        seed_leaf(app, &account, count.min(MAX_COUNT), rng_seed, None)?;
+        demo_deliveries(app, &partner, &seeded.created);
+    }
     let token = super::tokens::issue(app.store.leaf(), &username, true, app.clock.now())
         .map_err(|_| anyhow::anyhow!("the demo token did not sign"))?;
     Ok(Demo {
@@ -504,12 +557,24 @@ pub fn demo(app: &App, count: u32, rng_seed: u64) -> anyhow::Result<Demo> {
         password,
         token,
         public_url: settings.public_url.clone(),
+        seeded,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_demo_queues_deliveries_to_a_failing_loopback_url() {
+        let app = App::new(crate::config::Settings::resolve(
+            crate::config::Options::default(),
+            "127.0.0.1:1".parse().expect("addr"),
+        ));
+        demo(&app, 5, 1).expect("demo");
+        let deliveries = app.webhooks.deliveries(crate::webhooks::Visible::All);
+        assert_eq!(deliveries.len(), DEMO_DELIVERIES);
+    }
 
     #[test]
     fn the_same_seed_draws_the_same_people() {

@@ -9,11 +9,18 @@
 //! browser history and proxy logs); `?key=` / `?token=` work too, for bookmarks and
 //! scripts, at that cost. Nothing is remembered between requests. The journal never records
 //! `/_sandbox` paths, so the credential is not kept there either.
+//!
+//! Tables say how much they show: M2M links come 100 a page ("showing 1–100 of 1,270",
+//! `page`, filters `status` and `referenceId` as form fields or query parameters); the other
+//! tables show the newest 100 and say so when there are more. An empty table says "none
+//! yet". Times read `2026-12-01 10:00:00 UTC`, the exact RFC 3339 value on hover (`title`).
+//! Consecutive identical webhook attempts (same status, same error) fold into one line with
+//! a count. The Drift section is a placeholder for shadow-mode comparisons.
 
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use linkbox_contracts::leaf::Widget;
 use linkbox_contracts::m2m::LinkStatus;
-use linkbox_contracts::sandbox::DeliveryStatus;
+use linkbox_contracts::sandbox::{DeliveryAttempt, DeliveryStatus};
 use linkbox_contracts::timefmt;
 use maud::{Markup, html};
 use warp::reply::Response;
@@ -76,6 +83,9 @@ fn act(app: &App, action: &str, form: &[(String, String)]) -> Option<Result<Stri
                     .map_err(|error| error.to_string()),
             )
         }
+        "clock" if !scope.may_move_clock(app) => {
+            Some(Err(crate::ops::identity::CLOCK_ADMIN_ONLY.into()))
+        }
         "clock" => {
             let seconds = field(form, "advanceSeconds").and_then(|value| value.parse::<i64>().ok());
             match seconds {
@@ -135,10 +145,14 @@ fn dashboard(
                     " " button #advance type="submit" { "Advance" }
                 }
             }
-            (m2m_links(app, &scope))
+            (m2m_links(app, &scope, form, &hidden))
             (leaf_links(app, &scope))
             (deliveries(app, &scope, &hidden))
             (journal(app, &scope))
+            section #drift {
+                h2 { "Drift" }
+                p.none { "None yet: differences between linkbox and a real deployment will be listed here." }
+            }
         }
     };
     page(
@@ -163,38 +177,136 @@ fn sign_in(error: Option<&str>) -> Markup {
     document("en", "linkbox dashboard", STYLE, body)
 }
 
-fn m2m_links(app: &App, scope: &Scope) -> Markup {
+/// M2M links a page of the dashboard shows.
+const PAGE: u32 = 100;
+
+fn m2m_links(app: &App, scope: &Scope, form: &[(String, String)], hidden: &Markup) -> Markup {
     let partners = match scope {
         Scope::Admin => app.store.m2m().all(),
         Scope::Tenant(partner) => vec![partner.clone()],
         Scope::Leaf(..) => return html! {},
     };
     let now = app.clock.now();
+    let status_text = field(form, "status").filter(|status| !status.is_empty());
+    let status: Option<LinkStatus> = status_text.and_then(|status| {
+        serde_json::from_value(serde_json::Value::String(status.to_owned())).ok()
+    });
+    let reference_id = field(form, "referenceId").filter(|reference| !reference.is_empty());
+    let filter = LinkFilter {
+        status,
+        reference_id: reference_id.map(str::to_owned),
+        ..LinkFilter::default()
+    };
+    let page = field(form, "page")
+        .and_then(|page| page.parse::<u32>().ok())
+        .filter(|page| *page >= 1)
+        .unwrap_or(1);
+    let (items, total) = if let [partner] = partners.as_slice() {
+        partner.list_links(&filter, page, PAGE, now)
+    } else {
+        let mut all = Vec::new();
+        for partner in &partners {
+            all.extend(partner.list_links(&filter, 1, u32::MAX, now).0);
+        }
+        let total = all.len() as u64;
+        let skip = (page as usize - 1).saturating_mul(PAGE as usize);
+        (
+            all.into_iter().skip(skip).take(PAGE as usize).collect(),
+            total,
+        )
+    };
+    let first = u64::from(page - 1) * u64::from(PAGE) + 1;
+    let last = first + items.len() as u64 - 1;
+    let pages = total.div_ceil(u64::from(PAGE)).max(1);
     html! {
         section #m2m-links {
             h2 { "M2M links" }
+            form method="post" action="/_sandbox/ui/links" {
+                (hidden)
+                label { "Status " select name="status" {
+                    option value="" selected[status_text.is_none()] { "any" }
+                    @for name in ["created", "opened", "completed", "cancelled", "revoked", "expired"] {
+                        option value=(name) selected[status_text == Some(name)] { (name) }
+                    }
+                } }
+                " "
+                label { "referenceId " input name="referenceId" value=(reference_id.unwrap_or_default()); }
+                " " button #filter type="submit" { "Filter" }
+                @if items.is_empty() {
+                    p #links-count { "showing 0 of " (thousands(total)) }
+                } @else {
+                    p #links-count { "showing " (thousands(first)) "–" (thousands(last)) " of " (thousands(total)) }
+                }
+                @if page > 1 {
+                    button.secondary name="page" value=(page - 1) type="submit" { "← Previous" }
+                    " "
+                }
+                @if u64::from(page) < pages {
+                    button.secondary #next name="page" value=(page + 1) type="submit" { "Next →" }
+                }
+            }
             table {
                 tr { th { "linkId" } th { "referenceId" } th { "status" } th { "created" }
                      th { "expires" } th { "opened" } th { "operation" } }
-                @for partner in &partners {
-                    @let (items, _) = partner.list_links(&LinkFilter::default(), 1, 100, now);
-                    @for item in &items {
-                        @let expired = item.status != LinkStatus::Revoked
-                            && timefmt::parse(&item.expires_at).is_some_and(|at| at <= now);
-                        tr {
-                            td { a href=(item.url) { code { (item.link_id) } } }
-                            td { (item.reference_id) }
-                            td { (serde_json::to_value(item.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
-                                 @if expired { " (expired)" } }
-                            td { (item.created_at) } td { (item.expires_at) }
-                            td { (item.opened_at.as_deref().unwrap_or("—")) }
-                            td { (item.operation_id.as_deref().unwrap_or("—")) }
-                        }
+                @if items.is_empty() { tr { td.none colspan="7" { "none yet" } } }
+                @for item in &items {
+                    @let expired = item.status != LinkStatus::Revoked
+                        && timefmt::parse(&item.expires_at).is_some_and(|at| at <= now);
+                    tr {
+                        td { a href=(item.url) { code { (item.link_id) } } }
+                        td { (item.reference_id) }
+                        td { (serde_json::to_value(item.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+                             @if expired { " (expired)" } }
+                        td { (when(&item.created_at)) } td { (when(&item.expires_at)) }
+                        td { @match item.opened_at.as_deref() { Some(at) => (when(at)), None => "—" } }
+                        td { (item.operation_id.as_deref().unwrap_or("—")) }
                     }
                 }
             }
         }
     }
+}
+
+/// `n` with thousands separators: 1,270.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// An RFC 3339 time, readable, with the exact value on hover.
+fn when(exact: &str) -> Markup {
+    let readable = timefmt::parse(exact)
+        .and_then(|at| {
+            at.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| exact.to_owned());
+    html! { time datetime=(exact) title=(exact) { (readable) } }
+}
+
+/// Consecutive attempts with the same outcome, folded: (first, how many).
+fn folded(attempts: &[DeliveryAttempt]) -> Vec<(&DeliveryAttempt, usize)> {
+    let mut out: Vec<(&DeliveryAttempt, usize)> = Vec::new();
+    for attempt in attempts {
+        match out.last_mut() {
+            Some((last, count))
+                if last.status_code == attempt.status_code && last.error == attempt.error =>
+            {
+                *count += 1;
+            }
+            _ => out.push((attempt, 1)),
+        }
+    }
+    out
 }
 
 fn leaf_links(app: &App, scope: &Scope) -> Markup {
@@ -209,6 +321,9 @@ fn leaf_links(app: &App, scope: &Scope) -> Markup {
             h2 { "Leaf magic links" }
             table {
                 tr { th { "id" } th { "widget" } th { "user" } th { "usage" } th { "expires" } th { "state" } }
+                @if accounts.iter().all(|account| Widget::ALL.into_iter().all(|widget| account.list_magic_links(widget, None, Some((0, 1))).0.is_empty())) {
+                    tr { td.none colspan="6" { "none yet" } }
+                }
                 @for account in &accounts {
                     @for widget in Widget::ALL {
                         @let (links, _) = account.list_magic_links(widget, None, Some((0, 100)));
@@ -220,7 +335,7 @@ fn leaf_links(app: &App, scope: &Scope) -> Markup {
                                 td { (widget.path_segment()) }
                                 td { (user) }
                                 td { (link.usage_count) " / " (link.max_usage) }
-                                td { (link.expires_at) }
+                                td { (when(&link.expires_at)) }
                                 td { @if expired { "expired" } @else if link.usage_count >= link.max_usage { "used up" } @else { "active" } }
                             }
                         }
@@ -241,6 +356,8 @@ fn deliveries(app: &App, scope: &Scope, hidden: &Markup) -> Markup {
             h2 { "Webhook deliveries" }
             table {
                 tr { th { "id" } th { "event" } th { "status" } th { "attempts" } th { "next attempt" } th {} }
+                @if deliveries.is_empty() { tr { td.none colspan="6" { "none yet" } } }
+                @if deliveries.len() > 100 { tr { td colspan="6" { "showing the newest 100 of " (thousands(deliveries.len() as u64)) } } }
                 @for delivery in deliveries.iter().take(100) {
                     tr {
                         td { code { (delivery.id) } }
@@ -248,14 +365,15 @@ fn deliveries(app: &App, scope: &Scope, hidden: &Markup) -> Markup {
                         td { (match delivery.status { DeliveryStatus::Pending => "pending", DeliveryStatus::Delivered => "delivered", DeliveryStatus::Failed => "failed" }) }
                         td {
                             ol {
-                                @for attempt in &delivery.attempts {
-                                    li { (attempt.at) " → "
+                                @for (attempt, count) in folded(&delivery.attempts) {
+                                    li { (when(&attempt.at)) " → "
                                         @if let Some(code) = attempt.status_code { (code) }
-                                        @if let Some(error) = &attempt.error { (error) } }
+                                        @if let Some(error) = &attempt.error { (error) }
+                                        @if count > 1 { span.repeat { " (×" (count) ")" } } }
                                 }
                             }
                         }
-                        td { (delivery.next_attempt_at.as_deref().unwrap_or("—")) }
+                        td { @match delivery.next_attempt_at.as_deref() { Some(at) => (when(at)), None => "—" } }
                         td {
                             form.inline method="post" action="/_sandbox/ui/replay" {
                                 (hidden)
@@ -277,14 +395,85 @@ fn journal(app: &App, scope: &Scope) -> Markup {
             h2 { "Request journal" }
             table {
                 tr { th { "#" } th { "time" } th { "method" } th { "path" } th { "status" } th { "ms" } }
+                @if entries.is_empty() { tr { td.none colspan="6" { "none yet" } } }
+                @if entries.len() > 100 { tr { td colspan="6" { "showing the newest 100 of " (thousands(entries.len() as u64)) } } }
                 @for entry in entries.iter().take(100) {
                     tr {
-                        td { (entry.seq) } td { (entry.time) } td { (entry.method) }
+                        td { (entry.seq) } td { (when(&entry.time)) } td { (entry.method) }
                         td { code { (entry.path) @if let Some(query) = &entry.query { "?" (query) } } }
                         td { (entry.status) } td { (entry.duration_ms) }
                     }
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Options, Settings};
+
+    #[test]
+    fn counts_read_with_thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_270), "1,270");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn identical_consecutive_attempts_fold() {
+        let attempt = |error: &str| DeliveryAttempt {
+            at: "2026-12-01T10:00:00.000Z".into(),
+            url: None,
+            status_code: None,
+            error: Some(error.into()),
+            duration_ms: 0,
+        };
+        let attempts = [
+            attempt("not sent"),
+            attempt("not sent"),
+            attempt("not sent"),
+            attempt("refused"),
+        ];
+        let counts: Vec<usize> = folded(&attempts).iter().map(|(_, count)| *count).collect();
+        assert_eq!(counts, [3, 1]);
+    }
+
+    #[tokio::test]
+    async fn the_dashboard_pages_links_and_says_how_many_there_are() {
+        let app = App::new(Settings::resolve(
+            Options::default(),
+            "127.0.0.1:1".parse().expect("addr"),
+        ));
+        let partner = app
+            .store
+            .m2m()
+            .authenticate(crate::ops::seed::DEMO_KEY)
+            .expect("partner");
+        for batch in 0..3 {
+            crate::ops::seed::seed_m2m(&app, &partner, 500, batch, None).expect("seed");
+        }
+        let page = |query: &str| {
+            let form = query_pairs(&format!("key={}&{query}", crate::ops::seed::DEMO_KEY));
+            let response = dashboard(&app, &form, None);
+            String::from_utf8_lossy(
+                &futures_util::FutureExt::now_or_never(http_body_util::BodyExt::collect(
+                    response.into_body(),
+                ))
+                .expect("ready")
+                .expect("body")
+                .to_bytes(),
+            )
+            .into_owned()
+        };
+        let first = page("");
+        assert!(first.contains("showing 1–100 of 1,500"), "paging line");
+        assert!(first.contains("title=\"20"), "exact time on hover");
+        let second = page("page=2");
+        assert!(second.contains("showing 101–200 of 1,500"));
+        let none = page("referenceId=nobody");
+        assert!(none.contains("none yet") && none.contains("showing 0 of 0"));
     }
 }

@@ -1,7 +1,9 @@
 //! The hosted pages, server-rendered HTML that works without JavaScript and fetches nothing
 //! from the network (inline CSS only): what an end user sees — the M2M widget
 //! ([`widget`], `/widget/{linkId}/{flow}`) and the Leaf magic-link page ([`magic_link`],
-//! `/magic-link/{id}`) — and the QA dashboard ([`dashboard`], `/_sandbox/ui`).
+//! `/magic-link/{id}`) — the QA dashboard ([`dashboard`], `/_sandbox/ui`) and a landing
+//! page at `/` linking the dashboard, the API reference, the OpenAPI document and the
+//! health check.
 //!
 //! Every value reaches the HTML through `maud`, which escapes it; nothing here builds markup
 //! from strings. Pages change state only through the domain operations the control API also
@@ -23,6 +25,24 @@ pub fn routes() -> Router {
     widget::routes()
         .merge(magic_link::routes())
         .merge(dashboard::routes())
+        .merge(Router::new().get("/", |_request: crate::wire::Request| async { landing() }))
+}
+
+/// `GET /`: where to go from here.
+fn landing() -> Response {
+    let body = html! {
+        main {
+            h1 { "linkbox" }
+            p { "A local sandbox of LeapFinancial's M2M partner-link API and Leaf Agriculture's magic-link API." }
+            ul {
+                li { a href="/_sandbox/ui" { "Dashboard" } " — links, webhook deliveries, the request journal, the clock" }
+                li { a href="/docs" { "API reference" } }
+                li { a href="/openapi.json" { "OpenAPI document" } }
+                li { a href="/_sandbox/health" { "Health check" } }
+            }
+        }
+    };
+    html(StatusCode::OK, document("en", "linkbox", "", body))
 }
 
 /// An HTML response; pages show live state, so nothing is cached.

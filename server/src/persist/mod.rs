@@ -8,6 +8,10 @@
 //! committed, so `kill -9` at any moment loses nothing a client saw. In memory (no `--state`) the sink is off: the
 //! describing closure never runs and nothing is serialized.
 //!
+//! One process at a time: the file is locked exclusively (`flock`) while a sandbox has it
+//! open, and a second one is refused with the pid of the holder when the system says it
+//! (`/proc/locks`).
+//!
 //! Internal: [`schema`] recognises, creates and migrates the file; [`writer`] is the one
 //! thread that owns the connection and commits whatever has queued up in one transaction
 //! (group commit); [`load`] reads a file's rows back, as text, for the layers above to put
@@ -29,8 +33,11 @@
 //! | `leaf_magic_links` | username | magicLinkId | creation sequence | link, usage count |
 //! | `webhook_deliveries` | slug | `whd_…` | queue order | body, attempts, schedule |
 //!
-//! plus `meta(app, schema_version)`, `clock(id = 1, offset_ms, frozen_at)` and
-//! `secrets(name, value)` (the Leaf token signing key, so issued tokens stay valid).
+//! plus `meta(app, schema_version)`, `clock(id = 1, offset_ms, frozen_at)`,
+//! `secrets(name, value)` (the Leaf token signing key, so issued tokens stay valid) and
+//! `quarantine(source, tenant, id, position, doc, reason)`: rows found unusable when the file
+//! was loaded, moved out of their table (`source`) with the reason, so one bad row never
+//! keeps the whole sandbox from starting.
 
 mod load;
 pub mod schema;
@@ -123,6 +130,12 @@ enum Write {
         name: &'static str,
         value: String,
     },
+    /// Moves a row out of its table into `quarantine`.
+    Quarantine {
+        table: Table,
+        row: Row,
+        reason: String,
+    },
 }
 
 /// The changes one store operation made, described for the file.
@@ -184,6 +197,31 @@ impl Changes {
     pub fn secret(&mut self, name: &'static str, value: String) {
         self.writes.push(Write::Secret { name, value });
     }
+
+    /// Moves `row` of `table` into the `quarantine` table, with why it could not be used.
+    pub fn quarantine(&mut self, table: Table, row: &Row, reason: impl Into<String>) {
+        self.writes.push(Write::Quarantine {
+            table,
+            row: row.clone(),
+            reason: reason.into(),
+        });
+    }
+}
+
+tokio::task_local! {
+    /// Set when the task running inside [`tracking`] records a change.
+    static RECORDED: std::cell::Cell<bool>;
+}
+
+/// Runs `work` and says whether it recorded any change (through any sink): the serving
+/// layer waits for durability only for requests that wrote something.
+pub async fn tracking<F: std::future::Future>(work: F) -> (F::Output, bool) {
+    RECORDED
+        .scope(std::cell::Cell::new(false), async {
+            let output = work.await;
+            (output, RECORDED.with(std::cell::Cell::get))
+        })
+        .await
 }
 
 /// Where changes go: nowhere (in memory), or the state file's write queue. Cheap to clone.
@@ -219,6 +257,8 @@ struct Queue {
     /// While a file is being loaded, its own rows are not written back.
     muted: AtomicBool,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The exclusive lock on the file, held until [`Sink::close`].
+    lock: Mutex<Option<std::fs::File>>,
 }
 
 #[derive(Default)]
@@ -269,6 +309,7 @@ impl Sink {
             pending.writes.append(&mut changes.writes);
             queue.recorded.fetch_add(1, Ordering::Release);
         }
+        let _ = RECORDED.try_with(|recorded| recorded.set(true));
         queue.wake.notify_one();
     }
 
@@ -315,7 +356,46 @@ impl Sink {
         {
             tracing::error!("the state file writer panicked");
         }
+        queue.lock.lock().take();
     }
+}
+
+/// Takes the exclusive lock on `path`, or says who holds it.
+fn lock(path: &Path) -> Result<std::fs::File, OpenError> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .open(path)
+        .map_err(|error| OpenError::Io(path.to_owned(), error))?;
+    // `flock(LOCK_EX | LOCK_NB)` on Linux, so `/proc/locks` names the holder.
+    match file.try_lock() {
+        Ok(()) => return Ok(file),
+        Err(std::fs::TryLockError::Error(error)) => {
+            return Err(OpenError::Io(path.to_owned(), error));
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {}
+    }
+    let holder = lock_holder(&file).map_or_else(
+        || "a process this system does not name".to_owned(),
+        |pid| format!("pid {pid}"),
+    );
+    Err(OpenError::Locked {
+        path: path.to_owned(),
+        holder,
+    })
+}
+
+/// The pid holding a `flock` on `file`, from `/proc/locks` (Linux), when it says.
+fn lock_holder(file: &std::fs::File) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let inode = file.metadata().ok()?.ino();
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        // `1: FLOCK  ADVISORY  WRITE 12345 08:01:1234567 0 EOF`
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (kind, pid, device) = (fields.get(1)?, fields.get(4)?, fields.get(5)?);
+        let line_inode: u64 = device.rsplit(':').next()?.parse().ok()?;
+        (*kind == "FLOCK" && line_inode == inode).then(|| pid.parse().ok())?
+    })
 }
 
 /// A state file opened and recognised, its rows not yet read back and nothing yet written:
@@ -329,6 +409,7 @@ pub struct Opened {
 /// that is not a linkbox state file or was written by a newer linkbox.
 pub fn open(path: &Path) -> Result<Opened, OpenError> {
     let connection = schema::open(path)?;
+    let lock = lock(path)?;
     let (progress, _) = watch::channel(Progress::default());
     let queue = Arc::new(Queue {
         path: path.to_owned(),
@@ -338,6 +419,7 @@ pub fn open(path: &Path) -> Result<Opened, OpenError> {
         progress,
         muted: AtomicBool::new(true),
         writer: Mutex::new(None),
+        lock: Mutex::new(Some(lock)),
     });
     Ok(Opened { connection, queue })
 }

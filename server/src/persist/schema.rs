@@ -17,7 +17,7 @@ pub const APPLICATION_ID: u32 = 0x4C4E_4B42;
 /// The `meta.app` of every linkbox state file.
 pub const APP: &str = "linkbox";
 /// The schema version this build writes.
-pub const LATEST: u32 = 1;
+pub const LATEST: u32 = 2;
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
@@ -28,8 +28,9 @@ pub struct Migration {
 }
 
 /// Every step from version 0, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    to: 1,
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        to: 1,
     sql: "
         CREATE TABLE m2m_partners (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id)) WITHOUT ROWID;
         CREATE TABLE m2m_users (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id)) WITHOUT ROWID;
@@ -42,7 +43,14 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         CREATE TABLE clock (id INTEGER PRIMARY KEY CHECK (id = 1), offset_ms INTEGER NOT NULL, frozen_at TEXT);
         CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     ",
-}];
+    },
+    Migration {
+        to: 2,
+        sql: "
+        CREATE TABLE quarantine (source TEXT NOT NULL, tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (source, tenant, id)) WITHOUT ROWID;
+    ",
+    },
+];
 
 /// Why a state file cannot be used. Every message names the file.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +69,10 @@ pub enum OpenError {
     TooNew { path: PathBuf, found: u32 },
     #[error("state file {0} is damaged or unreadable: {1}")]
     Corrupt(PathBuf, String),
+    #[error(
+        "state file {path} is in use by another linkbox ({holder}); two servers on one file would overwrite each other. Stop it, or give this one another --state file"
+    )]
+    Locked { path: PathBuf, holder: String },
 }
 
 impl OpenError {

@@ -3,45 +3,67 @@
 //! far the file has got. While it commits (one fsync), new changes pile up and go into the
 //! next transaction together: the busier the sandbox, the larger the batches, so durability
 //! costs one fsync per batch rather than per request.
+//!
+//! A failed commit (disk full, I/O error) loses nothing: its writes are kept, in order, and
+//! committed again with whatever queued up since, every [`RETRY_AFTER`], until a commit
+//! succeeds. Meanwhile [`super::Sink::settled`] reports the failure, so the requests that
+//! wrote are told their change is not saved yet; once a retry succeeds the failure is
+//! cleared and everything goes on as before. Each transaction holds whole requests only,
+//! so a request's changes reach the file all together or not at all.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rusqlite::{Connection, params};
 
 use super::{Queue, Table, Write};
 
+/// How long the writer waits before committing again after a failed commit.
+pub(super) const RETRY_AFTER: Duration = Duration::from_secs(1);
+
 pub(super) fn run(queue: &Arc<Queue>, mut connection: Connection) {
     connection.set_prepared_statement_cache_capacity(4 * Table::ALL.len() + 8);
     let statements = Statements::new();
-    let mut failed = false;
+    // Writes of failed commits, oldest first, to be committed before anything newer.
+    let mut unsaved: Vec<Write> = Vec::new();
     loop {
-        let (writes, upto, closing) = {
+        let (upto, closing) = {
             let mut pending = queue.pending.lock();
-            while pending.writes.is_empty() && !pending.closing {
-                queue.wake.wait(&mut pending);
+            if unsaved.is_empty() {
+                while pending.writes.is_empty() && !pending.closing {
+                    queue.wake.wait(&mut pending);
+                }
+            } else if !pending.closing {
+                queue.wake.wait_for(&mut pending, RETRY_AFTER);
             }
             let upto = queue.recorded.load(std::sync::atomic::Ordering::Acquire);
-            (std::mem::take(&mut pending.writes), upto, pending.closing)
+            unsaved.append(&mut pending.writes);
+            (upto, pending.closing)
         };
-        // After a failure the file no longer matches memory: nothing more is written, and
-        // every response says so.
-        if !writes.is_empty() && !failed {
-            match commit(&mut connection, &statements, &writes) {
-                Ok(()) => queue
-                    .progress
-                    .send_modify(|progress| progress.committed = upto),
-                Err(error) => {
-                    failed = true;
-                    tracing::error!(%error, path = %queue.path.display(), "state file write failed");
+        if !unsaved.is_empty() {
+            match commit(&mut connection, &statements, &unsaved) {
+                Ok(()) => {
+                    unsaved.clear();
                     queue.progress.send_modify(|progress| {
-                        progress
-                            .failed
-                            .get_or_insert_with(|| error.to_string().into());
+                        if progress.failed.take().is_some() {
+                            tracing::info!(path = %queue.path.display(), "state file writable again; every change is saved");
+                        }
+                        progress.committed = upto;
                     });
+                }
+                Err(error) => {
+                    tracing::error!(%error, path = %queue.path.display(), "state file write failed; retrying");
+                    queue.progress.send_modify(|progress| {
+                        progress.failed = Some(error.to_string().into());
+                    });
+                    if closing {
+                        tracing::error!(path = %queue.path.display(), "closing with changes the state file does not have");
+                        break;
+                    }
                 }
             }
         }
-        if closing && queue.pending.lock().writes.is_empty() {
+        if closing && unsaved.is_empty() && queue.pending.lock().writes.is_empty() {
             break;
         }
     }
@@ -138,6 +160,18 @@ fn commit(
                          ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                     )?
                     .execute(params![name, value])?;
+            }
+            Write::Quarantine { table, row, reason } => {
+                let position = i64::try_from(row.position).unwrap_or(i64::MAX);
+                transaction
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO quarantine (source, tenant, id, position, doc, reason) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![table.name(), row.tenant, row.id, position, row.doc, reason])?;
+                transaction
+                    .prepare_cached(&statements.delete[index(*table)])?
+                    .execute(params![row.tenant, row.id])?;
             }
         }
     }

@@ -4,6 +4,9 @@
 //! tenant's lock is held — a stall of tens of milliseconds for every request of that tenant.
 //! Sixty-four shards grow one at a time, each a sixty-fourth of the size, so the worst pause
 //! shrinks by the same factor while lookups stay one hash and one probe.
+//!
+//! The shards are allocated on the first insert: an empty map (a tenant that has stored
+//! nothing yet) costs a few words, not sixty-four empty tables.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -24,7 +27,7 @@ impl<K: Hash + Eq, V> Default for ShardedMap<K, V> {
     fn default() -> Self {
         ShardedMap {
             hasher: RandomState::new(),
-            shards: (0..SHARDS).map(|_| HashMap::new()).collect(),
+            shards: Vec::new(),
             len: 0,
         }
     }
@@ -40,7 +43,7 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.shards[self.shard(key)].get(key)
+        self.shards.get(self.shard(key))?.get(key)
     }
 
     pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
@@ -49,7 +52,7 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let shard = self.shard(key);
-        self.shards[shard].get_mut(key)
+        self.shards.get_mut(shard)?.get_mut(key)
     }
 
     pub fn contains_key<Q>(&self, key: &Q) -> bool
@@ -61,6 +64,9 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
     }
 
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        if self.shards.is_empty() {
+            self.shards = (0..SHARDS).map(|_| HashMap::new()).collect();
+        }
         let shard = self.shard(&key);
         let previous = self.shards[shard].insert(key, value);
         if previous.is_none() {
@@ -75,7 +81,7 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let shard = self.shard(key);
-        let removed = self.shards[shard].remove(key);
+        let removed = self.shards.get_mut(shard)?.remove(key);
         if removed.is_some() {
             self.len -= 1;
         }
@@ -99,9 +105,7 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
     }
 
     pub fn clear(&mut self) {
-        for shard in &mut self.shards {
-            *shard = HashMap::new();
-        }
+        self.shards = Vec::new();
         self.len = 0;
     }
 }
@@ -133,6 +137,18 @@ mod tests {
         map.clear();
         assert!(map.is_empty());
         assert_eq!(map.get("k1"), None);
+    }
+
+    #[test]
+    fn an_empty_map_allocates_no_shards_until_its_first_insert() {
+        let mut map: ShardedMap<u64, ()> = ShardedMap::default();
+        assert!(map.shards.is_empty());
+        assert_eq!(map.get(&1), None);
+        assert_eq!(map.remove(&1), None);
+        map.insert(1, ());
+        assert_eq!(map.shards.len(), SHARDS);
+        map.clear();
+        assert!(map.shards.is_empty());
     }
 
     #[test]

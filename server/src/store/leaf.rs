@@ -43,6 +43,9 @@ pub enum LeafError {
 /// The account table: username → account, plus the token signing secret.
 pub struct Accounts {
     by_name: RwLock<HashMap<Box<str>, Arc<Account>>>,
+    /// Magic link id → owner's username, kept by the accounts as links come and go, so the
+    /// hosted page finds a link's account without scanning every account.
+    link_owners: LinkOwners,
     /// Config mode: username → (password, maxUsage). Empty in open mode.
     configured: HashMap<String, (String, u32)>,
     /// HS256 secret of the tokens: random, so in memory no token outlives the process; with
@@ -77,6 +80,7 @@ impl Accounts {
         rand::rng().fill_bytes(&mut secret);
         Accounts {
             by_name: RwLock::new(HashMap::new()),
+            link_owners: LinkOwners::default(),
             configured,
             secret: RwLock::new(secret),
             link_base: settings.leaf_link_base.as_str().into(),
@@ -123,6 +127,7 @@ impl Accounts {
                     max_usage,
                     link_base: self.link_base.clone(),
                     sink: self.sink.clone(),
+                    link_owners: self.link_owners.clone(),
                     state: Mutex::new(AccountState::default()),
                 })
             })
@@ -140,10 +145,10 @@ impl Accounts {
     /// The account owning magic link `id`, whatever its widget: the hosted page is reached
     /// without a token, so it finds the link by id alone (ids are random UUIDs).
     pub fn owner_of_link(&self, id: &str) -> Option<Arc<Account>> {
-        let accounts: Vec<Arc<Account>> = self.by_name.read().values().cloned().collect();
-        accounts
-            .into_iter()
-            .find(|account| account.state.lock().links.contains_key(id))
+        let username = self.link_owners.read().get(id)?.clone();
+        let account = self.by_name.read().get(&*username)?.clone();
+        let owns = account.state.lock().links.contains_key(id);
+        owns.then_some(account)
     }
 
     /// Records that the user behind `leaf_user_id` connected `provider` (hosted page,
@@ -173,6 +178,9 @@ impl Accounts {
     }
 }
 
+/// Magic link id → the username of the account owning it.
+type LinkOwners = Arc<RwLock<HashMap<Box<str>, Arc<str>>>>;
+
 /// One Leaf account (a tenant): fixed settings plus mutable state.
 pub struct Account {
     pub username: Arc<str>,
@@ -180,6 +188,7 @@ pub struct Account {
     pub max_usage: u32,
     link_base: Arc<str>,
     sink: Sink,
+    link_owners: LinkOwners,
     state: Mutex<AccountState>,
 }
 
@@ -478,6 +487,7 @@ impl Account {
         let seq = state.next_seq();
         let expires_at = now + link.expires_in;
         state.link_order.insert(seq, id.clone());
+        self.index_link(&id);
         state.links.insert(
             id.clone(),
             Link {
@@ -554,6 +564,7 @@ impl Account {
             Some(link) if link.kind.widget() == widget => {
                 let seq = link.seq;
                 state.links.remove(id);
+                self.link_owners.write().remove(id);
                 state.link_order.remove(&seq);
                 self.sink
                     .record(|changes| self.delete_link_row(changes, id));
@@ -614,11 +625,24 @@ impl Account {
     /// Forgets every user, link and upload of this account (in the state file too).
     pub fn reset(&self) {
         let mut state = self.state.lock();
+        {
+            let mut owners = self.link_owners.write();
+            for id in state.links.keys() {
+                owners.remove(id.as_str());
+            }
+        }
         *state = AccountState::default();
         self.sink.record(|changes| {
             changes.clear_tenant(crate::persist::Table::LeafUsers, &self.username);
             changes.clear_tenant(crate::persist::Table::LeafMagicLinks, &self.username);
         });
+    }
+
+    /// Records in the shared index that this account owns link `id`.
+    fn index_link(&self, id: &str) {
+        self.link_owners
+            .write()
+            .insert(id.into(), self.username.clone());
     }
 
     fn link_url(&self, id: &str) -> String {
@@ -816,5 +840,34 @@ mod tests {
             accounts.connect_provider("b", &user.id, Provider::Stara, NOW),
             Err(LeafError::UserNotFound)
         );
+    }
+
+    #[test]
+    fn a_links_owner_is_found_by_index_and_forgotten_with_the_link() {
+        let accounts = accounts(Vec::new());
+        let (a, b) = (
+            accounts.account("a").expect("account"),
+            accounts.account("b").expect("account"),
+        );
+        let first = a
+            .create_magic_link(by_external_id("e"), provider_link(), NOW)
+            .expect("created");
+        let second = b
+            .create_magic_link(by_external_id("e"), provider_link(), NOW)
+            .expect("created");
+        let owner = |id: &str| {
+            accounts
+                .owner_of_link(id)
+                .map(|account| account.username.clone())
+        };
+        assert_eq!(owner(&first.id).as_deref(), Some("a"));
+        assert_eq!(owner(&second.id).as_deref(), Some("b"));
+        assert_eq!(owner("no-such-link"), None);
+        a.delete_magic_link(Widget::Provider, &first.id)
+            .expect("deleted");
+        assert_eq!(owner(&first.id), None);
+        b.reset();
+        assert_eq!(owner(&second.id), None);
+        assert!(accounts.link_owners.read().is_empty());
     }
 }

@@ -40,6 +40,12 @@ pub enum KeyError {
     Invalid,
     #[error("the partner is suspended")]
     Suspended,
+    /// Open mode: the key's short slug already belongs to another key's partner.
+    #[error("the key's partner id is already taken by another key")]
+    SlugTaken,
+    /// Open mode: `--max-tenants` partners exist already.
+    #[error("the sandbox holds its maximum number of partners")]
+    TenantLimit,
 }
 
 /// What a key names ([`Partners::lookup`]).
@@ -91,13 +97,32 @@ pub enum LinkError {
     NoRequestedFields(Vec<String>),
 }
 
-/// The partner table: API key → partner.
+/// The partner table: API key → partner, and slug → partner (no scans).
+///
+/// A tenant is identified by its full key. In open mode the slug shown in ids is a short
+/// hash of the key (`p` + 8 hex digits), so two keys may share one; the second key of such
+/// a pair is refused ([`KeyError::SlugTaken`]), never merged into the first's partner.
 pub struct Partners {
-    by_key: RwLock<HashMap<Box<str>, Arc<Partner>>>,
+    tables: RwLock<Tables>,
     /// Config mode: only the keys loaded at startup exist.
     closed: bool,
+    /// Open mode: at most this many partners (`--max-tenants`).
+    max_tenants: Option<usize>,
     widget_base: Arc<str>,
     sink: Sink,
+}
+
+#[derive(Default)]
+struct Tables {
+    by_key: HashMap<Box<str>, Arc<Partner>>,
+    by_slug: HashMap<Arc<str>, Arc<Partner>>,
+}
+
+impl Tables {
+    fn insert(&mut self, key: &str, partner: Arc<Partner>) {
+        self.by_slug.insert(partner.slug.clone(), partner.clone());
+        self.by_key.insert(key.into(), partner);
+    }
 }
 
 impl Partners {
@@ -109,7 +134,7 @@ impl Partners {
     /// Writing every change through `sink`.
     pub fn with_sink(settings: &Settings, sink: Sink) -> Partners {
         let widget_base: Arc<str> = settings.m2m_widget_base.as_str().into();
-        let mut by_key = HashMap::new();
+        let mut tables = Tables::default();
         for config in &settings.partners {
             let partner = Arc::new(Partner::configured(
                 config,
@@ -117,12 +142,13 @@ impl Partners {
                 sink.clone(),
             ));
             for key in &config.keys {
-                by_key.insert(key.as_str().into(), partner.clone());
+                tables.insert(key, partner.clone());
             }
         }
         Partners {
             closed: !settings.partners.is_empty(),
-            by_key: RwLock::new(by_key),
+            max_tenants: settings.max_tenants,
+            tables: RwLock::new(tables),
             widget_base,
             sink,
         }
@@ -134,23 +160,35 @@ impl Partners {
         if !wire::is_test_key(key) {
             return Err(KeyError::Invalid);
         }
-        if let Some(partner) = self.by_key.read().get(key) {
+        if let Some(partner) = self.tables.read().by_key.get(key) {
             return partner.check_active();
         }
         if self.closed {
             return Err(KeyError::Invalid);
         }
-        let partner = self
-            .by_key
-            .write()
-            .entry(key.into())
-            .or_insert_with(|| {
-                let partner = Partner::open(key, self.widget_base.clone(), self.sink.clone());
-                partner.persist_settings(&partner.state.lock());
-                Arc::new(partner)
-            })
-            .clone();
+        let mut tables = self.tables.write();
+        if let Some(partner) = tables.by_key.get(key) {
+            return partner.check_active();
+        }
+        if tables.by_slug.contains_key(open_mode_slug(key).as_str()) {
+            return Err(KeyError::SlugTaken);
+        }
+        if self
+            .max_tenants
+            .is_some_and(|max| tables.by_slug.len() >= max)
+        {
+            return Err(KeyError::TenantLimit);
+        }
+        let partner = Partner::open(key, self.widget_base.clone(), self.sink.clone());
+        partner.persist_settings(&partner.state.lock());
+        let partner = Arc::new(partner);
+        tables.insert(key, partner.clone());
         partner.check_active()
+    }
+
+    /// The partner whose slug is `slug`.
+    pub fn by_slug(&self, slug: &str) -> Option<Arc<Partner>> {
+        self.tables.read().by_slug.get(slug).cloned()
     }
 
     /// What `key` names, without creating anything: a partner already known, the open-mode
@@ -159,20 +197,31 @@ impl Partners {
         if !wire::is_test_key(key) {
             return Lookup::Refused(KeyError::Invalid);
         }
-        if let Some(partner) = self.by_key.read().get(key) {
+        let tables = self.tables.read();
+        if let Some(partner) = tables.by_key.get(key) {
             return Lookup::Known(partner.clone());
         }
         if self.closed {
             return Lookup::Refused(KeyError::Invalid);
         }
-        Lookup::New(open_mode_slug(key).into())
+        let slug = open_mode_slug(key);
+        if tables.by_slug.contains_key(slug.as_str()) {
+            return Lookup::Refused(KeyError::SlugTaken);
+        }
+        if self
+            .max_tenants
+            .is_some_and(|max| tables.by_slug.len() >= max)
+        {
+            return Lookup::Refused(KeyError::TenantLimit);
+        }
+        Lookup::New(slug.into())
     }
 
     /// Every partner known so far (each once, however many keys it has).
     pub fn all(&self) -> Vec<Arc<Partner>> {
-        let mut partners: Vec<Arc<Partner>> = self.by_key.read().values().cloned().collect();
+        let mut partners: Vec<Arc<Partner>> =
+            self.tables.read().by_slug.values().cloned().collect();
         partners.sort_by(|a, b| a.slug.cmp(&b.slug));
-        partners.dedup_by(|a, b| Arc::ptr_eq(a, b));
         partners
     }
 }

@@ -3,7 +3,18 @@
 //! It wakes when a delivery is queued or replayed, when the sandbox clock is moved (so
 //! `POST /_sandbox/clock` fires due retries at once), when an attempt finishes, and at least
 //! once a second for the clock's own passage. Each attempt runs in its own task, so a slow
-//! receiver holds up nothing but itself; all of them are aborted on shutdown.
+//! receiver holds up nothing but itself; all of them are aborted on shutdown. At most
+//! [`MAX_CONCURRENT_ATTEMPTS`] attempts are in flight at once, across every tenant (a global
+//! semaphore), so hanging receivers cannot pin an unbounded number of sockets; the others
+//! wait their turn.
+//!
+//! # Leaving the machine
+//! Without `--external-webhooks` only loopback receivers are called. With it, https
+//! receivers are reached over rustls, and the receiver's host is resolved first: an address
+//! that is private, link-local, shared, unspecified, multicast or a cloud metadata endpoint
+//! ([`is_denied`]) is refused without a connection, and the address checked is the one the
+//! attempt connects to (pinned in the attempt's client), so a name cannot resolve to a
+//! public address for the check and to a private one for the request.
 //!
 //! An attempt that cannot be sent at all — no URL, or a URL off this machine while
 //! external webhooks are off — is recorded and fails the delivery at once (replayable),
@@ -19,6 +30,9 @@ use tokio::task::JoinSet;
 use super::{Attempt, Job, Webhooks, sign};
 use crate::clock::Clock;
 use crate::config::Settings;
+
+/// Attempts in flight at once, across every tenant. [design]
+pub const MAX_CONCURRENT_ATTEMPTS: usize = 64;
 
 /// Longest the engine sleeps without looking at the clock.
 const MAX_IDLE: Duration = Duration::from_secs(1);
@@ -62,16 +76,18 @@ pub async fn run(
     };
     let mut shutdown = std::pin::pin!(shutdown);
     let mut attempts = JoinSet::new();
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_ATTEMPTS));
     loop {
         let now = clock.now();
         for job in webhooks.take_due(now) {
-            attempts.spawn(attempt(
-                client.clone(),
-                webhooks.clone(),
-                clock.clone(),
-                delivery,
-                job,
-            ));
+            let (client, webhooks, clock) = (client.clone(), webhooks.clone(), clock.clone());
+            let permits = permits.clone();
+            attempts.spawn(async move {
+                let Ok(_permit) = permits.acquire_owned().await else {
+                    return;
+                };
+                attempt(client, webhooks, clock, delivery, job).await;
+            });
         }
         let idle = webhooks
             .next_due()
@@ -117,6 +133,28 @@ async fn attempt(
             )),
         ),
         Some(url) => {
+            let client = if is_loopback_url(url) {
+                Ok(client)
+            } else {
+                pinned_client(url, delivery).await
+            };
+            let client = match client {
+                Ok(client) => client,
+                Err(error) => {
+                    webhooks.record_attempt(
+                        &job.id,
+                        Attempt {
+                            at,
+                            url: Some(url.clone()),
+                            status_code: None,
+                            error: Some(error),
+                            duration_ms: u64::try_from(started.elapsed().as_millis())
+                                .unwrap_or(u64::MAX),
+                        },
+                    );
+                    return;
+                }
+            };
             let timestamp = at.unix_timestamp();
             let secret = job.partner.webhook_secret();
             let sent = client
@@ -149,6 +187,84 @@ async fn attempt(
         webhooks.record_attempt(&job.id, outcome);
     } else {
         webhooks.record_unsendable(&job.id, outcome);
+    }
+}
+
+/// A client for one attempt to a non-loopback `url`: its host resolved now, every address
+/// checked against [`is_denied`], and the first allowed one pinned. `Err` says why not.
+async fn pinned_client(url: &str, delivery: Delivery) -> Result<reqwest::Client, String> {
+    let parsed = url::Url::parse(url).map_err(|error| format!("not sent: {url}: {error}"))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| format!("not sent: {url} has no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|error| format!("could not resolve {host}: {error}"))?
+        .collect();
+    let allowed = addrs
+        .iter()
+        .find(|addr| !is_denied(addr.ip()))
+        .copied()
+        .ok_or_else(|| {
+            let list: Vec<String> = addrs.iter().map(|addr| addr.ip().to_string()).collect();
+            format!(
+                "not sent: {host} resolves to {} — private, link-local or metadata addresses \
+                 are never called",
+                list.join(", ")
+            )
+        })?;
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(delivery.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(&host, allowed)
+        .build()
+        .map_err(|error| format!("not sent: {error}"))
+}
+
+/// Whether a webhook must never be sent to `ip`: private (10/8, 172.16/12, 192.168/16,
+/// fc00::/7), link-local (169.254/16 — cloud metadata included — and fe80::/10), shared
+/// (100.64/10), loopback reached by a name other than localhost, unspecified, broadcast,
+/// multicast, documentation and benchmarking ranges, and IPv4 reached through IPv6
+/// (mapped or NAT64 forms are checked as the IPv4 address they carry).
+pub fn is_denied(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (b == 18 || b == 19))
+                || a >= 240
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_denied(IpAddr::V4(v4));
+            }
+            let segments = v6.segments();
+            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let [a, b] = segments[6].to_be_bytes();
+                let [c, d] = segments[7].to_be_bytes();
+                return is_denied(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)));
+            }
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (segments[0] & 0xfe00) == 0xfc00
+                || (segments[0] & 0xffc0) == 0xfe80
+                || segments[0] == 0x2001 && segments[1] == 0x0db8
+        }
     }
 }
 
@@ -188,7 +304,39 @@ fn describe(error: &reqwest::Error, delivery: Delivery) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::is_loopback_url;
+    use super::{is_denied, is_loopback_url};
+
+    #[test]
+    fn private_link_local_and_metadata_addresses_are_denied() {
+        for ip in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "127.0.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+        ] {
+            assert!(is_denied(ip.parse().expect("ip")), "{ip}");
+        }
+        for ip in [
+            "93.184.215.14",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
+            assert!(!is_denied(ip.parse().expect("ip")), "{ip}");
+        }
+    }
 
     #[test]
     fn only_loopback_urls_count_as_this_machine() {

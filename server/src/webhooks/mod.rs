@@ -36,6 +36,10 @@ use crate::store::m2m::Partner;
 
 /// Finished deliveries beyond this many are forgotten, oldest first; pending ones never are.
 const MAX_KEPT_DELIVERIES: usize = 10_000;
+/// Deliveries one partner may have pending at once; a further event's delivery is recorded
+/// as failed at once (replayable), so a dead receiver cannot grow the queue without bound.
+/// [design]
+pub const MAX_PENDING_PER_TENANT: usize = 1_000;
 
 /// The delay before attempt number `step` (0-based), or `None` when the schedule is over.
 pub fn delay_before_attempt(step: usize) -> Option<Duration> {
@@ -199,6 +203,7 @@ impl Webhooks {
                 duration_ms: 0,
             });
         }
+        let mut nowhere = nowhere;
         {
             let mut deliveries = self.shared.deliveries.lock();
             // Unique among the deliveries kept (a bounded list).
@@ -206,6 +211,30 @@ impl Webhooks {
                 id = format!("whd_{}", ids::fmt_hex48(ids::hex48()));
             }
             delivery.id.clone_from(&id);
+            if !nowhere {
+                let pending = deliveries
+                    .iter()
+                    .filter(|d| {
+                        d.status == DeliveryStatus::Pending && Arc::ptr_eq(&d.partner, partner)
+                    })
+                    .count();
+                if pending >= MAX_PENDING_PER_TENANT {
+                    nowhere = true;
+                    delivery.status = DeliveryStatus::Failed;
+                    delivery.next_attempt_at = None;
+                    delivery.step = 1;
+                    delivery.attempts.push(Attempt {
+                        at: now,
+                        url: None,
+                        status_code: None,
+                        error: Some(format!(
+                            "not sent: this partner already has {MAX_PENDING_PER_TENANT} deliveries \
+                             pending (its receiver is slow or down); replay this one once they drain"
+                        )),
+                        duration_ms: 0,
+                    });
+                }
+            }
             self.shared
                 .sink
                 .record(|changes| persisted::put(changes, &delivery));
@@ -357,6 +386,34 @@ impl Webhooks {
             .collect();
         // Partner locks are taken only after the queue's is released.
         unresolved.into_iter().map(Unresolved::resolve).collect()
+    }
+
+    /// One page of the deliveries `visible` sees, newest first: at most `limit`, older than
+    /// delivery `before` when given. Returns the page, how many `visible` sees in all, and
+    /// whether older ones remain. `None` when `before` names no delivery the caller sees.
+    pub fn deliveries_page(
+        &self,
+        visible: Visible<'_>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Option<(Vec<DeliveryView>, usize, bool)> {
+        let (unresolved, total, more) = {
+            let deliveries = self.shared.deliveries.lock();
+            let seen = deliveries
+                .iter()
+                .rev()
+                .filter(|delivery| visible.sees(delivery));
+            let total = seen.clone().count();
+            let mut older = seen.peekable();
+            if let Some(before) = before {
+                older.by_ref().find(|delivery| delivery.id == before)?;
+            }
+            let page: Vec<Unresolved> = older.by_ref().take(limit).map(Unresolved::of).collect();
+            (page, total, older.peek().is_some())
+        };
+        // Partner locks are taken only after the queue's is released.
+        let page = unresolved.into_iter().map(Unresolved::resolve).collect();
+        Some((page, total, more))
     }
 
     /// Forgets one tenant's deliveries (its reset).
@@ -516,6 +573,30 @@ mod tests {
             webhooks.enqueue(&partner(), "link.created", (), None, NOW);
         }
         assert_eq!(webhooks.deliveries(Visible::All).len(), MAX_KEPT_DELIVERIES);
+    }
+
+    #[test]
+    fn a_partners_pending_deliveries_are_capped_and_others_are_not_touched() {
+        let webhooks = Webhooks::new();
+        let (busy, quiet) = (partner(), partner());
+        let url = || Some("http://127.0.0.1:9/hooks".to_owned());
+        for _ in 0..MAX_PENDING_PER_TENANT + 3 {
+            webhooks.enqueue(&busy, "link.created", (), url(), NOW);
+        }
+        webhooks.enqueue(&quiet, "link.created", (), url(), NOW);
+        let views = webhooks.deliveries(Visible::All);
+        let pending = views
+            .iter()
+            .filter(|view| view.status == DeliveryStatus::Pending)
+            .count();
+        assert_eq!(pending, MAX_PENDING_PER_TENANT + 1);
+        let refused: Vec<_> = views
+            .iter()
+            .filter(|view| view.status == DeliveryStatus::Failed)
+            .collect();
+        assert_eq!(refused.len(), 3);
+        let error = refused[0].attempts[0].error.as_deref().unwrap_or_default();
+        assert!(error.contains("pending"), "{error}");
     }
 
     #[test]

@@ -132,13 +132,77 @@ pub fn no_content() -> Response {
     response
 }
 
-/// One `X-Linkbox-Warning` header per request field the vendor would have ignored silently.
+/// How deep a request's JSON may nest (objects and arrays) in the vendor APIs. A snapshot
+/// wraps a link's metadata a few levels deeper, and must still read back below serde_json's
+/// own limit of 128, so the control API allows [`MAX_CONTROL_JSON_DEPTH`]. [design]
+pub const MAX_JSON_DEPTH: usize = 64;
+/// How deep a control API request's JSON may nest: a snapshot of links whose metadata nests
+/// [`MAX_JSON_DEPTH`] deep. [design]
+pub const MAX_CONTROL_JSON_DEPTH: usize = MAX_JSON_DEPTH + 8;
+
+/// The deepest nesting of objects and arrays in `body`, read as JSON text (strings skipped),
+/// without parsing it; stops counting past `limit`.
+pub fn json_depth(body: &[u8], limit: usize) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &byte in body {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                if deepest > limit {
+                    return deepest;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// The message of a body nested deeper than `limit`.
+pub fn too_deep(limit: usize) -> String {
+    format!(
+        "The request body nests JSON objects and arrays deeper than the limit of {limit} levels"
+    )
+}
+
+/// At most this many `X-Linkbox-Warning` headers name a field; the rest are counted in one
+/// more ("and N more ignored unknown fields"). [design]
+pub const MAX_WARNINGS: usize = 20;
+/// A field name longer than this is cut (with `…`) in its warning. [design]
+pub const MAX_WARNING_FIELD_CHARS: usize = 100;
+
+/// One `X-Linkbox-Warning` header per request field the vendor would have ignored silently,
+/// up to [`MAX_WARNINGS`]; beyond that one header says how many more there were.
 pub fn add_warnings(response: &mut Response, ignored: &[String]) {
-    for field in ignored {
+    for field in ignored.iter().take(MAX_WARNINGS) {
+        let mut name: String = field.chars().take(MAX_WARNING_FIELD_CHARS).collect();
+        if name.len() < field.len() {
+            name.push('…');
+        }
         let text = format!(
             "ignored unknown field \"{}\"",
-            field.escape_default().collect::<String>()
+            name.escape_default().collect::<String>()
         );
+        if let Ok(value) = HeaderValue::from_str(&text) {
+            response.headers_mut().append(WARNING_HEADER, value);
+        }
+    }
+    let more = ignored.len().saturating_sub(MAX_WARNINGS);
+    if more > 0 {
+        let text = format!("and {more} more ignored unknown fields");
         if let Ok(value) = HeaderValue::from_str(&text) {
             response.headers_mut().append(WARNING_HEADER, value);
         }
@@ -159,6 +223,36 @@ pub fn add_notes(response: &mut Response, note: &str, fields: &[String]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_depth_counts_objects_and_arrays_but_not_strings() {
+        assert_eq!(json_depth(b"1", 64), 0);
+        assert_eq!(json_depth(br#"{"a": [1, {"b": "[[[{{{"}]}"#, 64), 3);
+        assert_eq!(json_depth(br#"{"a": "\"[["}"#, 64), 1);
+        let deep = "[".repeat(1000);
+        assert_eq!(json_depth(deep.as_bytes(), 64), 65);
+    }
+
+    #[test]
+    fn warnings_are_folded_after_twenty_and_long_names_cut() {
+        let mut response = Response::new(Default::default());
+        let mut ignored: Vec<String> = (0..1000).map(|n| format!("f{n}")).collect();
+        ignored[0] = "x".repeat(5000);
+        add_warnings(&mut response, &ignored);
+        let warnings: Vec<&str> = response
+            .headers()
+            .get_all(WARNING_HEADER)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        assert_eq!(warnings.len(), MAX_WARNINGS + 1);
+        assert!(warnings[0].len() < 200, "{}", warnings[0]);
+        assert_eq!(warnings[1], "ignored unknown field \"f1\"");
+        assert_eq!(
+            warnings[MAX_WARNINGS],
+            "and 980 more ignored unknown fields"
+        );
+    }
 
     fn with_content_type(value: &'static str) -> HeaderMap {
         let mut headers = HeaderMap::new();

@@ -40,6 +40,9 @@ impl BodySlot {
     }
 }
 
+/// Where the body lands once a handler has read it whole, for the journal.
+pub type BodyTap = std::sync::Arc<parking_lot::Mutex<Option<Bytes>>>;
+
 /// A request on its way to its handler.
 pub struct Request {
     pub app: App,
@@ -52,7 +55,11 @@ pub struct Request {
     pub caller: Caller,
     params: Params,
     body: BodySlot,
+    tap: Option<BodyTap>,
 }
+
+/// How long a request body may take to arrive, whole. [design]
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Request {
     pub fn new(
@@ -73,6 +80,7 @@ impl Request {
             caller,
             params: Params::default(),
             body: BodySlot::new(body),
+            tap: None,
         }
     }
 
@@ -92,18 +100,33 @@ impl Request {
         self.params.get(name)
     }
 
-    /// The body, read whole unless it exceeds `limit` bytes. An oversized or broken body is
-    /// a value for the handler to answer in its API's shape; a second call finds it empty.
+    /// The body, read whole unless it exceeds `limit` bytes or takes longer than
+    /// [`BODY_READ_TIMEOUT`] to arrive (a client trickling a byte at a time). An oversized,
+    /// late or broken body is a value for the handler to answer in its API's shape; a second
+    /// call finds it empty.
     pub async fn body(&mut self, limit: usize) -> Result<Bytes, BodyError> {
         let Some(mut stream) = self.body.take() else {
             return Ok(Bytes::new());
         };
-        let read = read_limited(&self.headers, &mut stream, limit).await;
+        let read = tokio::time::timeout(
+            BODY_READ_TIMEOUT,
+            read_limited(&self.headers, &mut stream, limit),
+        )
+        .await
+        .unwrap_or(Err(BodyError::Unreadable));
         if read == Err(BodyError::TooLarge) {
             // What is left is the serving layer's to drain (or to close the connection on).
             self.body.put(stream);
         }
+        if let (Ok(bytes), Some(tap)) = (&read, &self.tap) {
+            *tap.lock() = Some(bytes.clone());
+        }
         read
+    }
+
+    /// A slot that receives the body when a handler reads it whole with [`Request::body`].
+    pub fn tap_body(&mut self) -> BodyTap {
+        self.tap.get_or_insert_with(Default::default).clone()
     }
 
     /// The body stream itself, for a handler that reads it piece by piece (multipart).

@@ -1,6 +1,6 @@
 //! The hosted pages in a real headless Chromium: an end user clicks through the widget and
 //! the Leaf page, and the partner sees the result through webhooks and the API. The
-//! `#[ignore]`d test at the end rewrites the README's screenshots:
+//! `#[ignore]`d test at the end rewrites the screenshots in `docs/pages.md`:
 //! `cargo test -p linkbox-tests --test api browser::screenshots -- --ignored`.
 //! Set `LINKBOX_BROWSER_TESTS=0` to skip them all on a machine without Chromium.
 

@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use linkbox_tests::spawn_app;
+use linkbox::config::ConnectionLimits;
+use linkbox_tests::{TestApp, spawn_app, spawn_app_with};
 use reqwest::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -61,4 +62,97 @@ async fn oversized_headers_are_refused_and_the_server_keeps_serving() {
     );
     let reply = app.send(Method::GET, "/_sandbox/health", &[], None).await;
     assert_eq!(reply.status, 200);
+}
+
+/// A sandbox with short connection deadlines and a small connection cap.
+async fn strict_app(max_connections: usize) -> TestApp {
+    spawn_app_with(linkbox::Options {
+        connection_limits: Some(ConnectionLimits {
+            max_connections,
+            first_byte: Duration::from_millis(300),
+            idle: Duration::from_millis(600),
+        }),
+        ..linkbox::Options::default()
+    })
+    .await
+}
+
+/// How long until the server closes `stream` (reads to the end), at most `limit`.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buffer = Vec::new();
+    tokio::time::timeout(limit, stream.read_to_end(&mut buffer))
+        .await
+        .ok()
+        .map(|_| started.elapsed())
+}
+
+#[tokio::test]
+async fn a_connection_that_never_sends_a_byte_is_closed() {
+    let app = strict_app(64).await;
+    let mut silent = TcpStream::connect(app.addr).await.expect("connect");
+    let closed = closed_within(&mut silent, Duration::from_secs(5)).await;
+    assert!(closed.is_some(), "a silent connection stayed open");
+}
+
+#[tokio::test]
+async fn a_connection_stalled_inside_the_version_sniff_is_closed() {
+    let app = strict_app(64).await;
+    let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+    // Fewer bytes than the HTTP/2 preface: hyper-util is still deciding which version.
+    stream.write_all(b"PRI * HT").await.expect("write");
+    let closed = closed_within(&mut stream, Duration::from_secs(5)).await;
+    assert!(
+        closed.is_some(),
+        "a connection stalled in the sniff stayed open"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let app = strict_app(64).await;
+    let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+    stream
+        .write_all(b"GET /_sandbox/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).await.expect("an answer");
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let closed = closed_within(&mut stream, Duration::from_secs(5)).await;
+    assert!(
+        closed.is_some(),
+        "an idle keep-alive connection stayed open"
+    );
+}
+
+#[tokio::test]
+async fn beyond_max_connections_health_checks_are_still_answered() {
+    let app = strict_app(4).await;
+    let mut silent = Vec::new();
+    for _ in 0..40 {
+        silent.push(TcpStream::connect(app.addr).await.expect("connect"));
+    }
+    for _ in 0..5 {
+        let started = Instant::now();
+        let reply = app.send(Method::GET, "/_sandbox/health", &[], None).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    drop(silent);
+}
+
+#[test]
+fn the_default_connection_cap_leaves_descriptors_for_everything_else() {
+    let limits = ConnectionLimits::defaults(None);
+    let descriptors = linkbox::config::descriptor_limit();
+    assert!(
+        limits.max_connections < descriptors,
+        "{limits:?} with {descriptors} descriptors"
+    );
+    assert_eq!(ConnectionLimits::defaults(Some(7)).max_connections, 7);
 }

@@ -1,5 +1,7 @@
-//! The `/_sandbox` control API over real sockets: clock, tenancy, reset, journal, faults and
-//! snapshots.
+//! The `/_sandbox` control API over real sockets: tenancy, reset, the admin token, journal,
+//! faults, snapshots, a fresh clock and the clock's bounds. Health and the clock's reading,
+//! moves and freezing are the contract suite's (`sandbox.*`), as is what the clock does to M2M
+//! links.
 
 use std::time::{Duration, Instant};
 
@@ -23,89 +25,16 @@ async fn add_fault(app: &TestApp, key: &str, fault: Value) {
     assert_eq!(reply.status, 201, "{reply:?}");
 }
 
+/// The suite's cases share one sandbox clock, so only a fresh linkbox shows where it starts.
 #[tokio::test]
-async fn health_answers_without_a_key() {
+async fn a_fresh_sandbox_clock_has_no_offset_and_runs() {
     let app = spawn_app().await;
-    let reply = app.control(Method::GET, "/health", None, None).await;
-    assert_eq!(reply.status, 200);
-    assert_eq!(reply.json["status"], "ok");
-}
-
-#[tokio::test]
-async fn the_clock_can_be_read_advanced_set_and_frozen() {
-    let app = spawn_app().await;
-    let key = test_key(1);
-    let reading = app.control(Method::GET, "/clock", Some(&key), None).await;
+    let reading = app
+        .control(Method::GET, "/clock", Some(&test_key(1)), None)
+        .await;
+    assert_eq!(reading.status, 200, "{reading:?}");
     assert_eq!(reading.json["offsetSeconds"], 0);
     assert_eq!(reading.json["frozen"], false);
-    let moved = app
-        .control(
-            Method::POST,
-            "/clock",
-            Some(&key),
-            Some(&json!({"advanceSeconds": 3600})),
-        )
-        .await;
-    assert_eq!(moved.json["offsetSeconds"], 3600);
-    let set = app
-        .control(
-            Method::POST,
-            "/clock",
-            Some(&key),
-            Some(&json!({"setTo": "2030-01-01T00:00:00Z"})),
-        )
-        .await;
-    assert!(
-        set.json["now"]
-            .as_str()
-            .expect("now")
-            .starts_with("2030-01-01T00:00:0")
-    );
-    let frozen = app
-        .control(
-            Method::POST,
-            "/clock",
-            Some(&key),
-            Some(&json!({"frozen": true})),
-        )
-        .await;
-    assert_eq!(frozen.json["frozen"], true);
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let later = app.control(Method::GET, "/clock", Some(&key), None).await;
-    assert_eq!(later.json["now"], frozen.json["now"]);
-    let both = app
-        .control(
-            Method::POST,
-            "/clock",
-            Some(&key),
-            Some(&json!({"advanceSeconds": 1, "frozen": false})),
-        )
-        .await;
-    assert_control_error(&both, 400, "INVALID_REQUEST");
-    let bad = app
-        .control(
-            Method::POST,
-            "/clock",
-            Some(&key),
-            Some(&json!({"setTo": "tomorrow"})),
-        )
-        .await;
-    assert_control_error(&bad, 400, "INVALID_REQUEST");
-}
-
-#[tokio::test]
-async fn advancing_the_clock_expires_a_link_and_frees_its_user() {
-    let app = spawn_app().await;
-    let key = test_key(2);
-    let link = app.create_link_for(&key, "u1").await;
-    let conflict = app.create_link(&key, &json!({"referenceId": "u1"})).await;
-    assert_eq!(conflict.status, 409);
-    app.move_clock(&key, 3600).await;
-    let revoke = app
-        .revoke_link(&key, link["linkId"].as_str().expect("id"), None)
-        .await;
-    assert_m2m_error(&revoke, 400, "LINK_EXPIRED", "Magic link has expired");
-    app.create_link_for(&key, "u1").await;
 }
 
 #[tokio::test]
@@ -488,5 +417,175 @@ async fn the_clock_cannot_be_moved_past_its_years_and_keeps_serving() {
             .await
             .status,
         201
+    );
+}
+
+#[tokio::test]
+async fn under_clock_admin_a_tenant_cannot_move_the_shared_clock() {
+    let app = spawn_app_with(Options {
+        admin_token: Some("root".into()),
+        clock: Some(linkbox::config::ClockPolicy::Admin),
+        ..Options::default()
+    })
+    .await;
+    let key = linkbox_tests::test_key(77);
+    let before = app.app.clock.now();
+    let moved = app
+        .control(
+            Method::POST,
+            "/clock",
+            Some(&key),
+            Some(&serde_json::json!({"advanceSeconds": 3_153_600_000i64})),
+        )
+        .await;
+    assert_eq!(moved.status, 403, "{moved:?}");
+    assert_eq!(moved.json["error"]["code"], "ADMIN_REQUIRED");
+    assert!(
+        moved.json["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--clock admin"),
+        "{moved:?}"
+    );
+    assert!(app.app.clock.now() - before < time::Duration::minutes(1));
+    let read = app.control(Method::GET, "/clock", Some(&key), None).await;
+    assert_eq!(read.status, 200, "{read:?}");
+    let admin = app
+        .send(
+            Method::POST,
+            "/_sandbox/clock",
+            &[
+                ("authorization", "Bearer root"),
+                ("content-type", "application/json"),
+            ],
+            Some(br#"{"advanceSeconds": 60}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(admin.status, 200, "{admin:?}");
+}
+
+#[test]
+fn the_clock_policy_defaults_to_tenants_on_loopback_and_admin_elsewhere() {
+    use linkbox::config::ClockPolicy;
+    let settings = |addr: &str| {
+        linkbox::Settings::resolve(Options::default(), addr.parse().expect("addr")).clock
+    };
+    assert_eq!(settings("127.0.0.1:1"), ClockPolicy::Tenants);
+    assert_eq!(settings("[::1]:1"), ClockPolicy::Tenants);
+    assert_eq!(settings("0.0.0.0:1"), ClockPolicy::Admin);
+    assert_eq!(settings("192.0.2.7:1"), ClockPolicy::Admin);
+}
+
+#[tokio::test]
+async fn the_journal_keeps_bodies_and_verifies_what_an_app_sent() {
+    let app = spawn_app().await;
+    let key = test_key(42);
+    app.create_link_for(&key, "user-42").await;
+    app.create_link_for(&key, "user-7").await;
+    let entries = app
+        .control(
+            Method::GET,
+            "/requests?bodyContains=user-42&header=content-type:application/json",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(entries.status, 200, "{entries:?}");
+    let requests = entries.json["requests"].as_array().expect("requests");
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0]["request"]["headers"]["x-api-key"], "[redacted]");
+    assert!(
+        requests[0]["response"]["body"]
+            .as_str()
+            .is_some_and(|body| body.contains("linkId"))
+    );
+    assert_eq!(
+        requests[0]["response"]["headers"]["content-type"],
+        "application/json"
+    );
+    let tenant = requests[0]["tenant"].as_str().expect("tenant").to_owned();
+    let by_tenant = app
+        .control(
+            Method::GET,
+            &format!("/requests?tenant={tenant}&since=2000-01-01T00:00:00Z"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(by_tenant.json["requests"].as_array().map(Vec::len), Some(2));
+
+    let exactly_one = json!({"method": "POST", "path": "/partner/links",
+        "bodyJson": {"referenceId": "user-42"}, "count": {"exactly": 1}});
+    let verified = app
+        .control(
+            Method::POST,
+            "/requests/verify",
+            Some(&key),
+            Some(&exactly_one),
+        )
+        .await;
+    assert_eq!(verified.status, 200, "{verified:?}");
+    assert_eq!(verified.json, json!({"matched": 1}));
+
+    let missing = json!({"path": "/partner/links", "bodyJson": {"referenceId": "user-9"},
+        "count": {"atLeast": 1}});
+    let failed = app
+        .control(Method::POST, "/requests/verify", Some(&key), Some(&missing))
+        .await;
+    assert_eq!(failed.status, 409, "{failed:?}");
+    assert_eq!(failed.json["error"]["code"], "VERIFICATION_FAILED");
+    assert_eq!(failed.json["matched"], 0);
+    let near = failed.json["nearMisses"].as_array().expect("near misses");
+    assert_eq!(near.len(), 2);
+    assert_eq!(near[0]["missed"], json!(["bodyJson"]));
+
+    for (bad, field) in [
+        (json!({"count": {"exactly": 1, "atMost": 2}}), "count"),
+        (json!({"bodyJsn": {}}), "bodyJsn"),
+        (json!({"path": "partner"}), "path"),
+    ] {
+        let refused = app
+            .control(Method::POST, "/requests/verify", Some(&key), Some(&bad))
+            .await;
+        assert_eq!(refused.status, 400, "{bad}");
+        assert_eq!(refused.json["error"]["code"], "INVALID_REQUEST");
+        let message = refused.json["error"]["message"].as_str().expect("message");
+        assert!(message.contains(field), "{message}");
+    }
+    for bad in ["header=nocolon", "since=yesterday"] {
+        let refused = app
+            .control(Method::GET, &format!("/requests?{bad}"), Some(&key), None)
+            .await;
+        assert_eq!(refused.status, 400, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn a_segment_wildcard_fault_strikes_and_an_unusable_pattern_is_refused_by_name() {
+    let app = spawn_app().await;
+    let key = test_key(43);
+    let link = app.create_link_for(&key, "u1").await;
+    let link_id = link["linkId"].as_str().expect("link id");
+    add_fault(
+        &app,
+        &key,
+        json!({"path": "/partner/links/*/revoke", "status": 503}),
+    )
+    .await;
+    assert_eq!(app.revoke_link(&key, link_id, None).await.status, 503);
+    assert_eq!(app.get_link(&key, link_id).await.status, 200);
+    let refused = app
+        .control(
+            Method::POST,
+            "/faults",
+            Some(&key),
+            Some(&json!({"path": "/partner/**/revoke", "status": 503})),
+        )
+        .await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.json["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("/partner/**/revoke"))
     );
 }

@@ -1,11 +1,13 @@
-//! M2M authentication and tenancy: missing, malformed, live, unknown and suspended keys, the
-//! Bearer alternative, and one partner never seeing another's links.
+//! M2M keys where the contract suite cannot reach: a configured linkbox (only configured
+//! keys, a partner's own default expiry, a suspended partner) and the open-mode partner slug.
+//! Missing, malformed, live and Bearer keys and tenant isolation are the suite's
+//! (`m2m.auth.*`, `m2m.*.other-partner-404`, `m2m.list.tenant-isolation`).
 
+use http::Method;
 use linkbox::Options;
 use linkbox::config::FileConfig;
 use linkbox_contracts::m2m::messages;
 use linkbox_tests::{assert_m2m_error, spawn_app, spawn_app_with, test_key};
-use reqwest::Method;
 use serde_json::json;
 
 const ACME: &str = "m2m_test_acmeacmeacmeacmeacmeacmeacmeacme";
@@ -30,48 +32,6 @@ fn config_mode() -> Options {
         file: Some(config),
         ..Options::default()
     }
-}
-
-#[tokio::test]
-async fn a_request_without_a_key_is_unauthorized() {
-    let app = spawn_app().await;
-    let reply = app.send(Method::GET, "/partner/links", &[], None).await;
-    assert_m2m_error(&reply, 401, "UNAUTHORIZED", messages::MISSING_AUTH);
-}
-
-#[tokio::test]
-async fn malformed_and_live_keys_are_invalid() {
-    let app = spawn_app().await;
-    for key in [
-        "nope",
-        "m2m_test_short",
-        "m2m_test_0123456789abcdefghijklmnopqrstu!",
-        "m2m_live_0123456789abcdefghijklmnopqrstuv",
-    ] {
-        let reply = app.list_links(key, "").await;
-        assert_m2m_error(&reply, 401, "INVALID_API_KEY", messages::INVALID_API_KEY);
-    }
-}
-
-#[tokio::test]
-async fn a_bearer_token_works_like_the_api_key_header() {
-    let app = spawn_app().await;
-    let key = test_key(1);
-    let created = app.create_link_for(&key, "user-1").await;
-    let bearer = format!("Bearer {key}");
-    let reply = app
-        .send(
-            Method::GET,
-            &format!(
-                "/partner/links/{}",
-                created["linkId"].as_str().unwrap_or_default()
-            ),
-            &[("authorization", &bearer)],
-            None,
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{reply:?}");
-    assert_eq!(reply.data()["linkId"], created["linkId"]);
 }
 
 #[tokio::test]
@@ -115,26 +75,6 @@ async fn a_suspended_partner_is_forbidden() {
 }
 
 #[tokio::test]
-async fn another_partners_link_is_not_found_anywhere() {
-    let app = spawn_app().await;
-    let (owner, stranger) = (test_key(1), test_key(2));
-    let created = app.create_link_for(&owner, "user-1").await;
-    let link_id = created["linkId"].as_str().unwrap_or_default().to_owned();
-
-    let reply = app.get_link(&stranger, &link_id).await;
-    assert_m2m_error(&reply, 404, "RESOURCE_NOT_FOUND", messages::LINK_NOT_FOUND);
-    let reply = app.revoke_link(&stranger, &link_id, None).await;
-    assert_m2m_error(&reply, 404, "RESOURCE_NOT_FOUND", messages::LINK_NOT_FOUND);
-    let reply = app.list_links(&stranger, "").await;
-    assert_eq!(reply.data()["items"], json!([]));
-    assert_eq!(reply.data()["pagination"]["total"], 0);
-
-    // The stranger may use the same referenceId without a conflict.
-    app.create_link_for(&stranger, "user-1").await;
-    assert_eq!(app.get_link(&owner, &link_id).await.status, 200);
-}
-
-#[tokio::test]
 async fn open_mode_partners_are_named_after_a_hash_of_their_key() {
     let app = spawn_app().await;
     let created = app.create_link_for(&test_key(7), "user-1").await;
@@ -145,4 +85,68 @@ async fn open_mode_partners_are_named_after_a_hash_of_their_key() {
             .is_some_and(|id| id.starts_with(&format!("link_{slug}_"))),
         "{created}"
     );
+}
+
+/// Two distinct test keys whose open-mode slugs (`p` + 8 hex digits of SHA-256) coincide:
+/// a birthday search over about 2¹⁶ keys.
+fn colliding_keys() -> (String, String) {
+    use sha2::{Digest, Sha256};
+    let mut seen = std::collections::HashMap::new();
+    for n in 0u32.. {
+        let key = format!("m2m_test_collide{n:0>25}");
+        let digest = Sha256::digest(key.as_bytes());
+        let slug: [u8; 4] = [digest[0], digest[1], digest[2], digest[3]];
+        if let Some(first) = seen.insert(slug, key.clone()) {
+            return (first, key);
+        }
+    }
+    unreachable!("a 32-bit collision exists among 2^32 + 1 keys")
+}
+
+#[tokio::test]
+async fn a_key_whose_short_id_collides_is_refused_never_merged() {
+    let app = spawn_app().await;
+    let (first, second) = colliding_keys();
+    let link = app.create_link_for(&first, "victim").await;
+    let link_id = link["linkId"].as_str().expect("link id").to_owned();
+
+    let stolen = app.get_link(&second, &link_id).await;
+    assert_eq!(stolen.status, 401, "{stolen:?}");
+    assert_eq!(stolen.json["error"]["code"], "INVALID_API_KEY");
+    let message = stolen.json["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("another key"), "{message}");
+    let listed = app.list_links(&second, "").await;
+    assert_eq!(listed.status, 401, "{listed:?}");
+    let hooks = app
+        .control(Method::GET, "/webhooks", Some(&second), None)
+        .await;
+    assert_eq!(hooks.status, 401, "{hooks:?}");
+    assert_eq!(hooks.json["error"]["code"], "INVALID_API_KEY", "{hooks:?}");
+
+    let owner = app.get_link(&first, &link_id).await;
+    assert_eq!(owner.status, 200, "{owner:?}");
+}
+
+#[tokio::test]
+async fn beyond_max_tenants_a_new_key_is_refused_and_known_keys_still_work() {
+    let app = spawn_app_with(Options {
+        max_tenants: Some(2),
+        ..Options::default()
+    })
+    .await;
+    app.create_link_for(&test_key(1), "a").await;
+    app.create_link_for(&test_key(2), "b").await;
+    let refused = app
+        .create_link(&test_key(3), &json!({"referenceId": "c"}))
+        .await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert_eq!(refused.json["error"]["code"], "INVALID_API_KEY");
+    let message = refused.json["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("--max-tenants"), "{message}");
+    let listed = app.list_links(&test_key(3), "").await;
+    assert_eq!(listed.status, 403, "{listed:?}");
+    let known = app.list_links(&test_key(1), "").await;
+    assert_eq!(known.status, 200, "{known:?}");
 }

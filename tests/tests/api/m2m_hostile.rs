@@ -216,3 +216,83 @@ async fn paths_outside_the_apis_answer_in_linkboxs_own_envelope() {
     );
     assert_ne!(reply.json, Value::Null);
 }
+
+#[tokio::test]
+async fn json_nested_past_the_limit_is_refused_naming_it_in_each_api() {
+    let app = spawn_app().await;
+    let nested = |depth: usize| {
+        let mut value = json!(1);
+        for _ in 0..depth {
+            value = json!({ "a": value });
+        }
+        value
+    };
+    let key = test_key(64);
+    // 62 levels of metadata inside the body's own object: 63, within the limit of 64.
+    let fits = app
+        .create_link(
+            &key,
+            &json!({"referenceId": "fits", "metadata": nested(62)}),
+        )
+        .await;
+    assert_eq!(fits.status, 201, "{fits:?}");
+    let deep = app
+        .create_link(
+            &key,
+            &json!({"referenceId": "deep", "metadata": nested(126)}),
+        )
+        .await;
+    assert_enveloped_error(&deep, "deep metadata");
+    assert_eq!(deep.status, 400);
+    let message = deep.json["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("64"), "{message}");
+
+    // The link that fits comes back in a snapshot, and the snapshot is accepted back.
+    let snapshot = app
+        .control(Method::GET, "/snapshot", Some(&key), None)
+        .await;
+    assert_eq!(snapshot.status, 200, "{snapshot:?}");
+    let restored = app
+        .control(Method::PUT, "/snapshot", Some(&key), Some(&snapshot.json))
+        .await;
+    assert_eq!(restored.status, 200, "{restored:?}");
+
+    let control = app
+        .control(
+            Method::POST,
+            "/clock",
+            Some(&key),
+            Some(&json!({"advanceSeconds": nested(200)})),
+        )
+        .await;
+    assert_eq!(control.status, 400, "{control:?}");
+    assert!(control.text.contains("72"), "{}", control.text);
+
+    let token = app.authenticate("deep").await;
+    let leaf = app
+        .send(
+            Method::POST,
+            "/services/widgets/api/magic-link/provider",
+            &[
+                ("authorization", &format!("Bearer {token}")),
+                ("content-type", "application/json"),
+            ],
+            Some(
+                serde_json::to_vec(&json!({"externalId": "x", "settings": nested(100)}))
+                    .expect("json"),
+            ),
+        )
+        .await;
+    assert_eq!(leaf.status, 400, "{leaf:?}");
+    assert_eq!(
+        leaf.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert!(
+        leaf.json["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("64"),
+        "{leaf:?}"
+    );
+}

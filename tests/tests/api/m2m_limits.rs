@@ -1,11 +1,12 @@
-//! Rate limits on the sandbox clock, and concurrency: many clients at once lose nothing.
+//! Rate limits turned off, and load: many clients at once lose nothing, and a partner with
+//! many links keeps their order. The documented limits themselves are the suite's
+//! (`m2m.rate-limit.*`).
 
 use std::collections::HashSet;
 
 use linkbox::Options;
 use linkbox::config::RateLimits;
-use linkbox_contracts::m2m::messages;
-use linkbox_tests::{TestApp, assert_m2m_error, spawn_app, spawn_app_with, test_key};
+use linkbox_tests::{TestApp, spawn_app, spawn_app_with, test_key};
 use serde_json::json;
 use time::macros::datetime;
 
@@ -18,39 +19,6 @@ async fn frozen_app(options: Options) -> TestApp {
         .expect("in range");
     app.app.clock.set_frozen(true);
     app
-}
-
-#[tokio::test]
-async fn the_hundred_and_first_create_in_a_minute_is_limited_until_the_next() {
-    let app = frozen_app(Options::default()).await;
-    let key = test_key(1);
-    for i in 0..100 {
-        app.create_link_for(&key, &format!("u{i}")).await;
-    }
-    let reply = app.create_link(&key, &json!({"referenceId": "u100"})).await;
-    assert_m2m_error(&reply, 429, "RATE_LIMIT_EXCEEDED", messages::RATE_LIMITED);
-    assert_eq!(reply.header("retry-after"), Some("45"));
-
-    // Other endpoints have their own budget, and other partners their own windows.
-    assert_eq!(app.list_links(&key, "").await.status, 200);
-    app.create_link_for(&test_key(2), "u0").await;
-
-    app.advance_clock(45);
-    app.create_link_for(&key, "u100").await;
-}
-
-#[tokio::test]
-async fn other_endpoints_allow_a_thousand_requests_a_minute() {
-    let app = frozen_app(Options::default()).await;
-    let key = test_key(1);
-    for _ in 0..1000 {
-        assert_eq!(app.list_links(&key, "limit=1").await.status, 200);
-    }
-    let reply = app.list_links(&key, "").await;
-    assert_m2m_error(&reply, 429, "RATE_LIMIT_EXCEEDED", messages::RATE_LIMITED);
-    assert_eq!(reply.header("retry-after"), Some("45"));
-    app.advance_clock(60);
-    assert_eq!(app.list_links(&key, "").await.status, 200);
 }
 
 #[tokio::test]

@@ -142,6 +142,34 @@ async fn the_widget_forms_complete_and_cancel_a_transfer_with_webhooks() {
     assert_eq!(bad.status, 400);
 }
 
+#[tokio::test]
+async fn the_widget_refuses_amounts_too_large_to_keep() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    let body = json!({"referenceId": "u19", "userData": complete_user()});
+    let link = link_with_receiver(&app, &test_key(19), &receiver, body).await;
+    let url = path_of(link["url"].as_str().expect("url"));
+    get(&app, &url).await;
+    for amount in ["1e307", "inf", "NaN", "1000000000.01", "0.001"] {
+        let refused = post_form(
+            &app,
+            &format!("{url}/operation"),
+            &format!("amount={amount}"),
+        )
+        .await;
+        assert_eq!(refused.status, 400, "{amount}: {refused:?}");
+        assert!(
+            refused.text.contains("amount"),
+            "{amount}: {}",
+            refused.text
+        );
+    }
+    let largest = post_form(&app, &format!("{url}/operation"), "amount=1000000000").await;
+    assert_eq!(largest.status, 200, "{largest:?}");
+    let created = receiver.wait_for_event("operation.created").await;
+    assert_eq!(created.json["data"]["amount"]["receive"], 1e9);
+}
+
 async fn leaf_link(app: &TestApp, token: &str, widget: &str, body: Value) -> Value {
     let reply = app
         .leaf(

@@ -388,3 +388,43 @@ async fn a_webhook_for_another_machine_is_not_sent_unless_external_webhooks_are_
     assert!(error.contains("external webhooks are off"), "{error}");
     assert_eq!(delivery["attempts"][0]["statusCode"], Value::Null);
 }
+
+#[tokio::test]
+async fn the_delivery_list_comes_a_page_at_a_time() {
+    let app = linkbox_tests::spawn_app().await;
+    let key = linkbox_tests::test_key(91);
+    for n in 0..5 {
+        app.create_link_for(&key, &format!("page-{n}")).await;
+    }
+    let mut seen = Vec::new();
+    let mut path = "/webhooks?limit=2".to_owned();
+    loop {
+        let page = app.control(Method::GET, &path, Some(&key), None).await;
+        assert_eq!(page.status, 200, "{page:?}");
+        assert_eq!(page.json["total"], 5, "{page:?}");
+        let deliveries = page.json["deliveries"].as_array().expect("deliveries");
+        assert!(deliveries.len() <= 2);
+        seen.extend(
+            deliveries
+                .iter()
+                .map(|d| d["id"].as_str().expect("id").to_owned()),
+        );
+        match page.json["nextBefore"].as_str() {
+            Some(before) => path = format!("/webhooks?limit=2&before={before}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    seen.dedup();
+    assert_eq!(seen.len(), 5, "no delivery twice");
+    for bad in [
+        "/webhooks?limit=0",
+        "/webhooks?limit=1001",
+        "/webhooks?before=whd_nope",
+        "/webhooks?page=2",
+    ] {
+        let refused = app.control(Method::GET, bad, Some(&key), None).await;
+        assert_eq!(refused.status, 400, "{bad}: {refused:?}");
+        assert_eq!(refused.json["error"]["code"], "INVALID_REQUEST", "{bad}");
+    }
+}

@@ -1,14 +1,17 @@
-//! `cargo xtask bench`: starts a release build of linkbox on loopback and measures it with
+//! `cargo xtask bench`: starts a release build of linkbox (the `profiling` profile: release
+//! with line tables, for perf) on loopback and measures it with
 //! the in-tree load generator ([`load`]), side by side in one run: the health endpoint (the
 //! ceiling of this process on this machine), create/get/list links, the store growing past a
 //! million links, memory per link, idle memory and start-up time; create-link again with
 //! `--state` (a fresh SQLite file), as a ratio of the in-memory rate — and the same
-//! create-link request against WireMock and Prism ([`peers`]). Prints a table and writes
-//! `target/bench/bench.json` and `target/bench/bench.svg`.
+//! create-link request against WireMock and Prism ([`peers`]); and a soak ([`soak`]): normal
+//! traffic's p99 alone, then while fresh keys flood in and slow clients hold connections
+//! open. Prints a table and writes `target/bench/bench.json` and `target/bench/bench.svg`.
 
 mod load;
 mod peers;
 mod report;
+mod soak;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -39,13 +42,23 @@ const KEYS: [&str; 4] = [
 
 pub fn run(root: &Path, quick: bool) -> anyhow::Result<()> {
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--quiet", "-p", "linkbox"])
+        .args([
+            "build",
+            "--profile",
+            "profiling",
+            "--quiet",
+            "-p",
+            "linkbox",
+        ])
         .current_dir(root)
         .status()?;
     if !status.success() {
-        bail!("release build failed");
+        bail!("profiling build failed");
     }
-    let binary = root.join("target/release/linkbox");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let binary = target.join("profiling/linkbox");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -214,6 +227,8 @@ async fn measure(binary: &Path, quick: bool, state: &Path) -> anyhow::Result<Rep
         &outcome,
         Some("GET /_sandbox/health"),
     );
+
+    soak::run(addr, duration, &mut report).await?;
 
     if !quick {
         let growth_key = "m2m_test_growth00000000000000000000000000";

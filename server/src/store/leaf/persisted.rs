@@ -175,6 +175,7 @@ impl Account {
                 usage_count: row.usage_count,
             };
             state.link_order.insert(seq, id.clone());
+            self.index_link(&id);
             state.links.insert(id, link);
             state.next_seq = state.next_seq.max(seq);
         }

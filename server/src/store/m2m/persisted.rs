@@ -34,17 +34,18 @@ impl Partners {
                 if self.closed || open_mode_slug(key) != slug {
                     return None;
                 }
-                self.by_key
-                    .write()
-                    .entry(key.into())
-                    .or_insert_with(|| {
-                        Arc::new(Partner::open(
-                            key,
-                            self.widget_base.clone(),
-                            self.sink.clone(),
-                        ))
-                    })
-                    .clone()
+                let mut tables = self.tables.write();
+                if let Some(partner) = tables.by_key.get(key) {
+                    partner.clone()
+                } else {
+                    let partner = Arc::new(Partner::open(
+                        key,
+                        self.widget_base.clone(),
+                        self.sink.clone(),
+                    ));
+                    tables.insert(key, partner.clone());
+                    partner
+                }
             }
         };
         {

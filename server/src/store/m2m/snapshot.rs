@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::operations::Operation;
-use super::{DataRequest, Link, Partner, PartnerState, Partners, User, ids, open_mode_slug};
+use super::{DataRequest, Link, Partner, PartnerState, Partners, User, ids};
 
 /// Snapshot format version.
 pub(super) const VERSION: u32 = 1;
@@ -27,19 +27,7 @@ impl Partners {
         if !wire::is_test_key(key) {
             return None;
         }
-        if let Some(partner) = self.by_key.read().get(key) {
-            return Some(partner.slug.clone());
-        }
-        (!self.closed).then(|| open_mode_slug(key).into())
-    }
-
-    /// The partner with `slug`, if it has been seen.
-    pub fn by_slug(&self, slug: &str) -> Option<Arc<Partner>> {
-        self.by_key
-            .read()
-            .values()
-            .find(|partner| &*partner.slug == slug)
-            .cloned()
+        self.lookup(key).slug()
     }
 }
 
@@ -352,7 +340,7 @@ mod tests {
         let partners = Partners::new(&settings);
         assert_eq!(
             partners.tenant_of(KEY).as_deref(),
-            Some(&*open_mode_slug(KEY))
+            Some(&*super::super::open_mode_slug(KEY))
         );
         assert!(partners.all().is_empty());
         assert_eq!(partners.tenant_of("m2m_live_x"), None);

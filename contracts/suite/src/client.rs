@@ -1,0 +1,995 @@
+//! What a case sees: [`Ctx`] (credentials, marked ids, the sandbox's control API), requests
+//! built on it, and [`Reply`] with one check method per kind of expectation. Each check
+//! returns a [`Failure`] naming the request, the expectation and what came back.
+//!
+//! Two things happen on every response without a case asking: its body is validated against
+//! the committed JSON Schema of that endpoint and status ([`schema_for`]), and every resource
+//! it created (an M2M link, a Leaf link or user) is recorded so [`Ctx::cleanup`] can revoke or
+//! delete it — only ids the suite itself created, with its `contract-` marked ids.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::{Options, Window};
+
+/// Why a case failed: the request, what was checked, the expected and the actual value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// `METHOD path` and the body sent, if any.
+    pub request: String,
+    /// What was checked: `status`, `body /data/status`, `schema m2m/...`.
+    pub check: String,
+    pub expected: String,
+    pub actual: String,
+    /// The request never got an answer (refused, reset, timed out).
+    pub connection: bool,
+}
+
+impl Failure {
+    /// A failed expectation that is not about one reply (a computed relation).
+    pub fn new(
+        request: impl Into<String>,
+        check: impl Into<String>,
+        expected: impl std::fmt::Display,
+        actual: impl std::fmt::Display,
+    ) -> Failure {
+        Failure {
+            request: request.into(),
+            check: check.into(),
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+            connection: false,
+        }
+    }
+}
+
+/// What the whole run shares: the HTTP client, the schemas, the pacing windows.
+pub(crate) struct Shared {
+    client: reqwest::Client,
+    base: String,
+    target: Option<super::Credentials>,
+    /// Compiled validators, by schema path (`m2m/CreateLinkResponse.json`).
+    schemas: HashMap<String, jsonschema::Validator>,
+    /// `(credential, is_create)` → window; only against a target.
+    windows: Mutex<HashMap<(String, bool), Window>>,
+    /// Distinguishes this run's marked ids from any earlier run's.
+    run_id: String,
+    counter: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(options: &Options) -> Result<Arc<Shared>, String> {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
+        let mut schemas = HashMap::new();
+        for (path, schema) in linkbox_contracts::schemas::all() {
+            let validator = jsonschema::validator_for(schema.as_value())
+                .map_err(|error| format!("schema {path} does not compile: {error}"))?;
+            schemas.insert(path, validator);
+        }
+        Ok(Arc::new(Shared {
+            client,
+            base: options.base.trim_end_matches('/').to_owned(),
+            target: options.target.clone(),
+            schemas,
+            windows: Mutex::new(HashMap::new()),
+            run_id: format!("{:08x}", random_u64() as u32),
+            counter: AtomicU64::new(0),
+        }))
+    }
+
+    /// One request to the base URL: any HTTP answer means the target is there.
+    pub(crate) async fn preflight(&self) -> Result<(), String> {
+        self.client
+            .get(format!("{}/", self.base))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| format!("{}: {}", self.base, error_chain(&error)))
+    }
+
+    fn windows(&self) -> MutexGuard<'_, HashMap<(String, bool), Window>> {
+        self.windows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits until sending stays within the documented limits for `credential`.
+    async fn pace(&self, credential: &str, create: bool) {
+        if self.target.is_none() || credential.is_empty() {
+            return;
+        }
+        let per_minute = if create {
+            linkbox_contracts::m2m::CREATE_LINK_PER_MINUTE
+        } else {
+            linkbox_contracts::m2m::OTHER_PER_MINUTE
+        };
+        let wait = self
+            .windows()
+            .entry((credential.to_owned(), create))
+            .or_insert_with(|| Window::new(per_minute))
+            .reserve(Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// A resource a case created and the credential that can remove it.
+#[derive(Debug, Clone)]
+enum Created {
+    M2mLink {
+        key: String,
+        link_id: String,
+    },
+    LeafLink {
+        token: String,
+        segment: String,
+        id: String,
+    },
+    LeafUser {
+        token: String,
+        id: String,
+    },
+}
+
+/// Which API a request speaks, for the auth header, schemas and pacing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    M2m,
+    Leaf,
+    Sandbox,
+}
+
+/// A case's view of the run. Cheap to clone.
+#[derive(Clone)]
+pub struct Ctx {
+    shared: Arc<Shared>,
+    case: &'static str,
+    state: Arc<Mutex<CaseState>>,
+}
+
+#[derive(Default)]
+struct CaseState {
+    m2m_key: Option<String>,
+    leaf_token: Option<String>,
+    created: Vec<Created>,
+    /// Every marked id handed out, for the sweep after an interruption.
+    marks: Vec<String>,
+}
+
+impl Ctx {
+    pub(crate) fn new(shared: Arc<Shared>, case: &'static str) -> Ctx {
+        Ctx {
+            shared,
+            case,
+            state: Arc::new(Mutex::new(CaseState::default())),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, CaseState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The id of the running case.
+    pub fn case_id(&self) -> &'static str {
+        self.case
+    }
+
+    /// True against an in-process linkbox (fresh tenants, control API available).
+    pub fn in_process(&self) -> bool {
+        self.shared.target.is_none()
+    }
+
+    /// A marked id, unique in this run: `contract-<label>-<run>-<n>`. Every `referenceId`,
+    /// `externalId` and Leaf username the suite sends is one of these.
+    pub fn mark(&self, label: &str) -> String {
+        let n = self.shared.counter.fetch_add(1, Ordering::Relaxed);
+        let mark = format!("contract-{label}-{}-{n}", self.shared.run_id);
+        self.state().marks.push(mark.clone());
+        mark
+    }
+
+    /// The case's M2M key: the target's, or a fresh sandbox key (a new partner in open mode).
+    pub fn m2m_key(&self) -> String {
+        let mut state = self.state();
+        if let Some(key) = &state.m2m_key {
+            return key.clone();
+        }
+        let key = match self
+            .shared
+            .target
+            .as_ref()
+            .and_then(|target| target.m2m_key.clone())
+        {
+            Some(key) => key,
+            None => fresh_test_key(),
+        };
+        state.m2m_key = Some(key.clone());
+        key
+    }
+
+    /// Another partner's key (in-process only): for tenant-isolation cases.
+    pub fn other_m2m_key(&self) -> String {
+        fresh_test_key()
+    }
+
+    /// The case's Leaf token: the target's, or one for a fresh account (open mode).
+    pub async fn leaf_token(&self) -> Result<String, Failure> {
+        if let Some(token) = self.state().leaf_token.clone() {
+            return Ok(token);
+        }
+        let token = match self
+            .shared
+            .target
+            .as_ref()
+            .and_then(|target| target.leaf_token.clone())
+        {
+            Some(token) => token,
+            None => self.new_leaf_account().await?,
+        };
+        self.state().leaf_token = Some(token.clone());
+        Ok(token)
+    }
+
+    /// Authenticates a fresh account in open mode and returns its token.
+    pub async fn new_leaf_account(&self) -> Result<String, Failure> {
+        let reply = self
+            .request(Dialect::Leaf, Method::POST, "/api/authenticate")
+            .no_auth()
+            .json(&json!({"username": self.mark("account"), "password": "contract", "rememberMe": false}))
+            .send()
+            .await?;
+        reply.status(200)?;
+        reply.string("/id_token")
+    }
+
+    /// A request on the case's M2M key.
+    pub fn m2m(&self, method: Method, path: &str) -> Request {
+        self.request(Dialect::M2m, method, path)
+    }
+
+    /// A request on the case's Leaf token.
+    pub fn leaf(&self, method: Method, path: &str) -> Request {
+        self.request(Dialect::Leaf, method, path)
+    }
+
+    /// A request to linkbox's control API, as the case's M2M partner.
+    pub fn control(&self, method: Method, path: &str) -> Request {
+        self.request(Dialect::Sandbox, method, path)
+    }
+
+    fn request(&self, dialect: Dialect, method: Method, path: &str) -> Request {
+        Request {
+            cx: self.clone(),
+            dialect,
+            method,
+            path: path.to_owned(),
+            headers: Vec::new(),
+            body: None,
+            auth: Auth::Default,
+        }
+    }
+
+    /// `POST /partner/links` with `body`, expecting 201; returns `data`.
+    pub async fn create_link(&self, body: Value) -> Result<Value, Failure> {
+        let reply = self
+            .m2m(Method::POST, "/partner/links")
+            .json(&body)
+            .send()
+            .await?;
+        reply.status(201)?;
+        Ok(reply.json["data"].clone())
+    }
+
+    /// A link for a fresh marked `referenceId` and nothing else; returns `data`.
+    pub async fn create_plain_link(&self) -> Result<Value, Failure> {
+        let reference = self.mark("ref");
+        self.create_link(json!({"referenceId": reference})).await
+    }
+
+    /// Moves the in-process sandbox clock forward.
+    pub async fn advance_clock(&self, seconds: i64) -> Result<(), Failure> {
+        self.control(Method::POST, "/_sandbox/clock")
+            .json(&json!({"advanceSeconds": seconds}))
+            .send()
+            .await?
+            .status(200)?;
+        Ok(())
+    }
+
+    /// Plays the end user opening an M2M link; returns the control API's answer.
+    pub async fn open_link(&self, link_id: &str) -> Result<Reply, Failure> {
+        let reply = self
+            .control(Method::POST, &format!("/_sandbox/m2m/links/{link_id}/open"))
+            .json(&json!({"userAgent": "contract-suite", "platform": "test", "language": "en"}))
+            .send()
+            .await?;
+        reply.status(200)?;
+        Ok(reply)
+    }
+
+    /// Revokes, deletes what this case created, newest first; failures are ignored (a case
+    /// may have revoked or deleted it already).
+    pub(crate) async fn cleanup(&self) {
+        let created = std::mem::take(&mut self.state().created);
+        for item in created.into_iter().rev() {
+            let request = match &item {
+                Created::M2mLink { key, link_id } => self
+                    .m2m(Method::POST, &format!("/partner/links/{link_id}/revoke"))
+                    .auth(Auth::Key(key.clone()))
+                    .json(&json!({"reason": "contract suite cleanup"})),
+                Created::LeafLink { token, segment, id } => self
+                    .leaf(
+                        Method::DELETE,
+                        &format!("/services/widgets/api/magic-link/{segment}/{id}"),
+                    )
+                    .auth(Auth::Bearer(token.clone())),
+                Created::LeafUser { token, id } => self
+                    .leaf(
+                        Method::DELETE,
+                        &format!("/services/usermanagement/api/users/{id}"),
+                    )
+                    .auth(Auth::Bearer(token.clone())),
+            };
+            let _ = request.untracked().send().await;
+        }
+    }
+
+    /// After an interruption a create may have reached the server without its reply reaching
+    /// the case. Looks up each id this case marked and removes what is still there: active
+    /// M2M links by `referenceId`, Leaf users by `externalId`. Only this run's marks.
+    pub(crate) async fn sweep(&self) {
+        let marks = std::mem::take(&mut self.state().marks);
+        let key = self.state().m2m_key.clone();
+        let token = self.state().leaf_token.clone();
+        for mark in marks {
+            if let Some(key) = &key {
+                let query = format!("/partner/links?referenceId={mark}&visibility=active");
+                let listed = self
+                    .m2m(Method::GET, &query)
+                    .auth(Auth::Key(key.clone()))
+                    .untracked()
+                    .send()
+                    .await;
+                for link in listed.iter().flat_map(|reply| {
+                    reply.json["data"]["items"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                }) {
+                    if let Some(link_id) = link["linkId"].as_str() {
+                        self.track(Created::M2mLink {
+                            key: key.clone(),
+                            link_id: link_id.to_owned(),
+                        });
+                    }
+                }
+            }
+            if let Some(token) = &token {
+                let query = format!("/services/usermanagement/api/users?externalId={mark}");
+                let listed = self
+                    .leaf(Method::GET, &query)
+                    .auth(Auth::Bearer(token.clone()))
+                    .untracked()
+                    .send()
+                    .await;
+                for user in listed
+                    .iter()
+                    .flat_map(|reply| reply.json.as_array().cloned().unwrap_or_default())
+                {
+                    if let Some(id) = user["id"].as_str() {
+                        self.track(Created::LeafUser {
+                            token: token.clone(),
+                            id: id.to_owned(),
+                        });
+                    }
+                }
+            }
+        }
+        self.cleanup().await;
+    }
+
+    fn track(&self, created: Created) {
+        self.state().created.push(created);
+    }
+}
+
+/// How a request authenticates.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// The case's credential for the dialect.
+    Default,
+    None,
+    /// `X-API-Key: <key>`.
+    Key(String),
+    /// `Authorization: Bearer <token>`.
+    Bearer(String),
+}
+
+/// A request being built; `send` paces, sends, validates and records.
+pub struct Request {
+    cx: Ctx,
+    dialect: Dialect,
+    method: Method,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+    auth: Auth,
+}
+
+impl Request {
+    pub fn no_auth(mut self) -> Request {
+        self.auth = Auth::None;
+        self
+    }
+
+    pub fn auth(mut self, auth: Auth) -> Request {
+        self.auth = auth;
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Request {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// A JSON body with `Content-Type: application/json`.
+    pub fn json(mut self, body: &Value) -> Request {
+        self.body = Some(body.to_string().into_bytes());
+        self.header("content-type", "application/json")
+    }
+
+    /// A raw body; the content type is whatever [`Request::header`] set.
+    pub fn raw(mut self, body: impl Into<Vec<u8>>) -> Request {
+        self.body = Some(body.into());
+        self
+    }
+
+    /// Cleanup requests are not themselves recorded for cleanup.
+    fn untracked(mut self) -> Request {
+        self.headers.push(("x-contract-cleanup".into(), "1".into()));
+        self
+    }
+
+    fn describe(&self) -> String {
+        let mut text = format!("{} {}", self.method, self.path);
+        if let Some(body) = &self.body {
+            let body = String::from_utf8_lossy(body);
+            if body.len() > 300 {
+                text.push_str(&format!(" <{} bytes>", body.len()));
+            } else if !body.is_empty() {
+                text.push(' ');
+                text.push_str(&body);
+            }
+        }
+        text
+    }
+
+    pub async fn send(self) -> Result<Reply, Failure> {
+        let described = self.describe();
+        let credential = match &self.auth {
+            Auth::Default => match self.dialect {
+                // Boxed: a fresh token is itself fetched with a request.
+                Dialect::Leaf => Box::pin(self.cx.leaf_token()).await?,
+                Dialect::M2m | Dialect::Sandbox => self.cx.m2m_key(),
+            },
+            Auth::Key(key) | Auth::Bearer(key) => key.clone(),
+            Auth::None => String::new(),
+        };
+        let is_create = self.method == Method::POST
+            && (self.path == "/partner/links" || self.path.contains("/magic-link/"));
+        self.cx.shared.pace(&credential, is_create).await;
+
+        let url = format!("{}{}", self.cx.shared.base, self.path);
+        let mut builder = self.cx.shared.client.request(self.method.clone(), url);
+        let cleanup = self
+            .headers
+            .iter()
+            .any(|(name, _)| name == "x-contract-cleanup");
+        for (name, value) in &self.headers {
+            if name != "x-contract-cleanup" {
+                builder = builder.header(name.as_str(), value.as_str());
+            }
+        }
+        builder = match (&self.auth, self.dialect) {
+            (Auth::None, _) => builder,
+            (Auth::Bearer(token), _) => builder.bearer_auth(token),
+            (Auth::Key(key), _) => builder.header("x-api-key", key),
+            (Auth::Default, Dialect::Leaf) => builder.bearer_auth(&credential),
+            (Auth::Default, _) => builder.header("x-api-key", &credential),
+        };
+        if let Some(body) = self.body.clone() {
+            builder = builder.body(body);
+        }
+        let response = builder.send().await.map_err(|error| Failure {
+            request: described.clone(),
+            check: "connection".into(),
+            expected: "an HTTP response".into(),
+            actual: error_chain(&error),
+            connection: true,
+        })?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.map_err(|error| Failure {
+            request: described.clone(),
+            check: "body".into(),
+            expected: "a readable body".into(),
+            actual: error_chain(&error),
+            connection: true,
+        })?;
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let reply = Reply {
+            request: described,
+            status,
+            headers,
+            text,
+            json,
+        };
+        if !cleanup {
+            self.record(&reply, &credential);
+            if let Some(schema) = schema_for(self.dialect, &self.method, &self.path, status) {
+                reply.schema(&self.cx, schema)?;
+            }
+        }
+        Ok(reply)
+    }
+
+    /// Records what a successful create made, so cleanup can remove it.
+    fn record(&self, reply: &Reply, credential: &str) {
+        if self.method != Method::POST || !(200..300).contains(&reply.status) {
+            return;
+        }
+        let id = |pointer: &str| reply.json.pointer(pointer).and_then(Value::as_str);
+        match self.dialect {
+            Dialect::M2m if self.path == "/partner/links" => {
+                if let Some(link_id) = id("/data/linkId") {
+                    self.cx.track(Created::M2mLink {
+                        key: credential.to_owned(),
+                        link_id: link_id.to_owned(),
+                    });
+                }
+            }
+            Dialect::Leaf => {
+                let Some(rest) = self.path.strip_prefix("/services/") else {
+                    return;
+                };
+                if rest == "usermanagement/api/users" {
+                    if let Some(user) = id("/id") {
+                        self.cx.track(Created::LeafUser {
+                            token: credential.to_owned(),
+                            id: user.to_owned(),
+                        });
+                    }
+                    return;
+                }
+                let Some(segment) = rest
+                    .strip_prefix("widgets/api/magic-link/")
+                    .and_then(|tail| tail.rsplit('/').next())
+                else {
+                    return;
+                };
+                // With user creation the user is new (or reused, created earlier by this
+                // run under the same marked externalId): delete it after the link.
+                if !rest.contains("/users/")
+                    && !rest.contains("/user/")
+                    && let Some(user) = id("/leafUserId")
+                {
+                    self.cx.track(Created::LeafUser {
+                        token: credential.to_owned(),
+                        id: user.to_owned(),
+                    });
+                }
+                if let Some(link) = id("/id") {
+                    self.cx.track(Created::LeafLink {
+                        token: credential.to_owned(),
+                        segment: segment.to_owned(),
+                        id: link.to_owned(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The committed schema a response must match, by API, endpoint and status; `None` where
+/// no schema applies (sandbox endpoints, empty bodies).
+pub fn schema_for(
+    dialect: Dialect,
+    method: &Method,
+    path: &str,
+    status: u16,
+) -> Option<&'static str> {
+    let path = path.split('?').next().unwrap_or(path);
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match dialect {
+        Dialect::M2m => {
+            if status >= 400 {
+                return Some("m2m/ErrorEnvelope.json");
+            }
+            match (method.as_str(), segments.as_slice(), status) {
+                ("POST", ["partner", "links"], 201) => Some("m2m/CreateLinkResponse.json"),
+                ("GET", ["partner", "links"], 200) => Some("m2m/ListLinksResponse.json"),
+                ("GET", ["partner", "links", _], 200) => Some("m2m/LinkDetailResponse.json"),
+                ("POST", ["partner", "links", _, "revoke"], 200) => {
+                    Some("m2m/RevokeLinkResponse.json")
+                }
+                ("PUT", ["partner", "data-requests", _], 200) => {
+                    Some("m2m/FulfilDataRequestResponse.json")
+                }
+                ("POST", ["partner", "webhooks", "config", "regenerate-secret"], 200) => {
+                    Some("m2m/RegeneratedSecret.json")
+                }
+                _ => None,
+            }
+        }
+        Dialect::Leaf => leaf_schema(method.as_str(), &segments, status),
+        Dialect::Sandbox => sandbox_schema(method.as_str(), &segments, status),
+    }
+}
+
+fn sandbox_schema(method: &str, segments: &[&str], status: u16) -> Option<&'static str> {
+    if status >= 400 {
+        return Some("sandbox/SandboxErrorBody.json");
+    }
+    match (method, segments) {
+        ("GET", ["_sandbox", "health"]) => Some("sandbox/Health.json"),
+        (_, ["_sandbox", "clock"]) => Some("sandbox/ClockView.json"),
+        ("POST", ["_sandbox", "reset"]) if status == 200 => Some("sandbox/ResetDone.json"),
+        ("POST", ["_sandbox", "m2m", "links", _, "open"]) => Some("sandbox/OpenedLink.json"),
+        ("GET", ["_sandbox", "requests"]) => Some("sandbox/JournalPage.json"),
+        ("GET", ["_sandbox", "webhooks"]) => Some("sandbox/DeliveryPage.json"),
+        _ => None,
+    }
+}
+
+fn leaf_schema(method: &str, segments: &[&str], status: u16) -> Option<&'static str> {
+    if status >= 400 {
+        return Some("leaf/Problem.json");
+    }
+    match (method, segments, status) {
+        ("POST", ["api", "authenticate"], 200) => Some("leaf/AuthenticateResponse.json"),
+        ("POST", ["services", "widgets", "api", "magic-link", ..], 200) => {
+            Some("leaf/MagicLinkCreated.json")
+        }
+        ("GET", ["services", "widgets", "api", "magic-link", _, _], 200) => {
+            Some("leaf/MagicLink.json")
+        }
+        ("GET", ["services", "widgets", "api", "magic-link", _], 200) => {
+            Some("leaf/Array_of_MagicLink.json")
+        }
+        ("GET", ["services", "usermanagement", "api", "users", _], 200)
+        | ("POST" | "PUT", ["services", "usermanagement", "api", "users", ..], 200 | 201) => {
+            Some("leaf/LeafUser.json")
+        }
+        ("GET", ["services", "usermanagement", "api", "users"], 200) => {
+            Some("leaf/Array_of_LeafUser.json")
+        }
+        _ => None,
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// How the request was described in failures.
+    pub request: String,
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    /// The body as JSON, or `Null` when it is not JSON.
+    pub json: Value,
+}
+
+impl Reply {
+    fn fail(
+        &self,
+        check: impl Into<String>,
+        expected: impl std::fmt::Display,
+        actual: impl std::fmt::Display,
+    ) -> Failure {
+        Failure {
+            request: self.request.clone(),
+            check: check.into(),
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+            connection: false,
+        }
+    }
+
+    /// A failure about this reply, for checks a case computes itself.
+    pub fn failure(
+        &self,
+        check: impl Into<String>,
+        expected: impl std::fmt::Display,
+        actual: impl std::fmt::Display,
+    ) -> Failure {
+        self.fail(check, expected, actual)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    fn body_excerpt(&self) -> String {
+        let mut text = self.text.clone();
+        if text.len() > 400 {
+            let mut cut = 400;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            text.push('…');
+        }
+        text
+    }
+
+    /// The status code is `expected`.
+    pub fn status(&self, expected: u16) -> Result<&Reply, Failure> {
+        if self.status == expected {
+            Ok(self)
+        } else {
+            Err(self.fail(
+                "status",
+                expected,
+                format!("{} {}", self.status, self.body_excerpt()),
+            ))
+        }
+    }
+
+    /// The status code is in `range` (a 4xx where the spec names no status).
+    pub fn status_in(&self, range: std::ops::RangeInclusive<u16>) -> Result<&Reply, Failure> {
+        if range.contains(&self.status) {
+            Ok(self)
+        } else {
+            Err(self.fail(
+                "status",
+                format!("{}..={}", range.start(), range.end()),
+                format!("{} {}", self.status, self.body_excerpt()),
+            ))
+        }
+    }
+
+    /// The media type of `Content-Type` (parameters ignored) is `expected`.
+    pub fn content_type(&self, expected: &str) -> Result<&Reply, Failure> {
+        let actual = self.header("content-type").unwrap_or("");
+        let media = actual.split(';').next().unwrap_or("").trim();
+        if media.eq_ignore_ascii_case(expected) {
+            Ok(self)
+        } else {
+            Err(self.fail("header content-type", expected, actual))
+        }
+    }
+
+    /// The value at JSON `pointer` (`/data/status`), or a failure when it is absent.
+    pub fn get(&self, pointer: &str) -> Result<&Value, Failure> {
+        self.json
+            .pointer(pointer)
+            .ok_or_else(|| self.fail(format!("body {pointer}"), "present", self.body_excerpt()))
+    }
+
+    /// The string at `pointer`.
+    pub fn string(&self, pointer: &str) -> Result<String, Failure> {
+        match self.get(pointer)? {
+            Value::String(text) => Ok(text.clone()),
+            other => Err(self.fail(format!("body {pointer}"), "a string", other)),
+        }
+    }
+
+    /// The value at `pointer` is exactly `expected`.
+    pub fn eq(&self, pointer: &str, expected: Value) -> Result<&Reply, Failure> {
+        let actual = self.json.pointer(pointer).cloned();
+        if actual.as_ref() == Some(&expected) {
+            Ok(self)
+        } else {
+            Err(self.fail(
+                format!("body {pointer}"),
+                expected,
+                actual.map_or_else(|| "absent".to_owned(), |value| value.to_string()),
+            ))
+        }
+    }
+
+    /// The value at `pointer` is present and `null`.
+    pub fn null(&self, pointer: &str) -> Result<&Reply, Failure> {
+        self.eq(pointer, Value::Null)
+    }
+
+    /// The string at `pointer` matches the regular expression `pattern`.
+    pub fn pattern(&self, pointer: &str, pattern: &str) -> Result<&Reply, Failure> {
+        let value = self.string(pointer)?;
+        if matches(pattern, &value) {
+            Ok(self)
+        } else {
+            Err(self.fail(
+                format!("body {pointer}"),
+                format!("matching {pattern}"),
+                value,
+            ))
+        }
+    }
+
+    /// The header is present with exactly `expected`.
+    pub fn header_eq(&self, name: &str, expected: &str) -> Result<&Reply, Failure> {
+        let actual = self.header(name);
+        if actual == Some(expected) {
+            Ok(self)
+        } else {
+            Err(self.fail(
+                format!("header {name}"),
+                expected,
+                actual.unwrap_or("absent"),
+            ))
+        }
+    }
+
+    /// The body is exactly this JSON value.
+    pub fn body(&self, expected: Value) -> Result<&Reply, Failure> {
+        if self.json == expected {
+            Ok(self)
+        } else {
+            Err(self.fail("body", expected, self.body_excerpt()))
+        }
+    }
+
+    /// An `X-Linkbox-Warning` header names `field` (linkbox's note of an ignored field).
+    pub fn names_ignored_field(&self, field: &str) -> Result<&Reply, Failure> {
+        let warnings: Vec<&str> = self
+            .headers
+            .get_all("x-linkbox-warning")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        if warnings.iter().any(|warning| warning.contains(field)) {
+            Ok(self)
+        } else {
+            Err(self.fail(
+                "header x-linkbox-warning",
+                format!("names {field}"),
+                format!("{warnings:?}"),
+            ))
+        }
+    }
+
+    /// An M2M error: the status, `application/json` and exactly
+    /// `{"success": false, "error": {"code", "message"}}`.
+    pub fn m2m_error(&self, status: u16, code: &str, message: &str) -> Result<&Reply, Failure> {
+        self.status(status)?;
+        self.content_type("application/json")?;
+        self.body(json!({"success": false, "error": {"code": code, "message": message}}))
+    }
+
+    /// An M2M error's status and code, whatever the message says.
+    pub fn m2m_code(&self, status: u16, code: &str) -> Result<&Reply, Failure> {
+        self.status(status)?;
+        self.eq("/success", json!(false))?;
+        self.eq("/error/code", json!(code))
+    }
+
+    /// A Leaf problem: the status, `application/problem+json`, and the same status in the body.
+    pub fn problem(&self, status: u16) -> Result<&Reply, Failure> {
+        self.status(status)?;
+        self.content_type("application/problem+json")?;
+        self.eq("/status", json!(status))
+    }
+
+    /// A Leaf constraint violation naming `field` among its `fieldErrors`.
+    pub fn violation(&self, field: &str) -> Result<&Reply, Failure> {
+        self.problem(400)?;
+        self.eq(
+            "/type",
+            json!("https://www.jhipster.tech/problem/constraint-violation"),
+        )?;
+        let fields: Vec<&str> = self
+            .json
+            .get("fieldErrors")
+            .and_then(Value::as_array)
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|error| error.get("field").and_then(Value::as_str))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if fields.contains(&field) {
+            Ok(self)
+        } else {
+            Err(self.fail(
+                "body /fieldErrors[].field",
+                format!("contains {field}"),
+                format!("{fields:?}"),
+            ))
+        }
+    }
+
+    /// The timestamp at `pointer` has exactly `digits` fraction digits and ends in `Z`.
+    pub fn timestamp(&self, pointer: &str, digits: usize) -> Result<&Reply, Failure> {
+        let pattern =
+            format!(r"^\d{{4}}-\d{{2}}-\d{{2}}T\d{{2}}:\d{{2}}:\d{{2}}\.\d{{{digits}}}Z$");
+        self.pattern(pointer, &pattern)?;
+        Ok(self)
+    }
+
+    /// The instant at `pointer`.
+    pub fn instant(&self, pointer: &str) -> Result<time::OffsetDateTime, Failure> {
+        let text = self.string(pointer)?;
+        linkbox_contracts::timefmt::parse(&text)
+            .ok_or_else(|| self.fail(format!("body {pointer}"), "an ISO 8601 instant", text))
+    }
+
+    /// The body validates against the committed schema `path`.
+    pub fn schema(&self, cx: &Ctx, path: &str) -> Result<&Reply, Failure> {
+        let Some(validator) = cx.shared.schemas.get(path) else {
+            // Not committed (yet): nothing to validate against.
+            return Ok(self);
+        };
+        let errors: Vec<String> = validator
+            .iter_errors(&self.json)
+            .take(3)
+            .map(|error| format!("{error} at {}", error.instance_path()))
+            .collect();
+        if errors.is_empty() {
+            Ok(self)
+        } else {
+            Err(self.fail(
+                format!("schema {path}"),
+                "valid",
+                format!("{} — {}", errors.join("; "), self.body_excerpt()),
+            ))
+        }
+    }
+}
+
+/// Whether `text` matches the regular expression `pattern` (via a one-line JSON Schema, so
+/// the suite needs no regex crate of its own).
+pub fn matches(pattern: &str, text: &str) -> bool {
+    jsonschema::validator_for(&json!({"type": "string", "pattern": pattern}))
+        .map(|validator| validator.is_valid(&json!(text)))
+        .unwrap_or(false)
+}
+
+/// An `m2m_test_` key nobody has used: a new partner in open mode.
+fn fresh_test_key() -> String {
+    format!(
+        "{}{:016x}{:016x}",
+        linkbox_contracts::m2m::TEST_KEY_PREFIX,
+        random_u64(),
+        random_u64()
+    )
+}
+
+/// 64 random bits from the standard library's per-process hasher keys.
+pub(crate) fn random_u64() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_nanos())
+            .unwrap_or_default(),
+    );
+    hasher.finish()
+}
+
+/// An error and its causes on one line (reqwest hides "connection refused" in the chain).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

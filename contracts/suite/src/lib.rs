@@ -1,0 +1,453 @@
+//! The contract suite: one case per behaviour of `m2m.md`, `leaf.md` and `sandbox.md`, and the
+//! runner that sends them to linkbox or to a real deployment.
+//!
+//! # Layout
+//! - this module: the facade — [`Case`], [`Source`], [`Options`], [`run`] — and the runner
+//!   (selection, pacing, cleanup, interruption).
+//! - [`cli`]: the command line (`cargo xtask contract`): arguments, reports to files, exit
+//!   codes. The caller says how to start linkbox in-process ([`cli::Started`]), so this crate
+//!   depends on the wire types of `linkbox-contracts` only, never on the server.
+//! - [`client`]: the case context [`Ctx`], requests, responses and their checks; every
+//!   response is validated against the committed JSON Schemas on the way in.
+//! - [`m2m`], [`leaf`], [`sandbox`]: the cases, written from the spec files.
+//! - [`report`]: progress lines, the failure block, the summary, the drift report, JUnit and
+//!   JSON.
+//!
+//! A case is a literal request and a literal expectation with its source: `[doc]` (the
+//! vendor's page says so), `[design]` (linkbox's own decision where the vendor is silent;
+//! facts only seen in a doc example count as design too) or `sandbox` (linkbox's control API).
+//! Against a target only `[doc]` cases run unless `--only all`; cases that need linkbox's
+//! control API, a second tenant, or that trip a rate limit on purpose are *local*: they run
+//! against an in-process linkbox only. HTTPS targets need the `tls` feature.
+
+pub mod cli;
+pub mod client;
+pub mod leaf;
+pub mod m2m;
+pub mod report;
+pub mod sandbox;
+
+use std::future::Future;
+use std::io::Write;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+pub use client::{Ctx, Failure, Reply};
+pub use report::{CaseResult, Outcome, Report};
+
+/// What a case's body returns: `Ok` when every expectation held.
+pub type CaseFuture = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>>;
+
+/// Where an expectation comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// Stated by the vendor's public docs; runs against a real deployment.
+    Doc,
+    /// linkbox's decision (or a doc example); a failure against a target means the spec
+    /// guessed wrong.
+    Design,
+    /// linkbox's own control API; never exists at the vendor.
+    Sandbox,
+}
+
+impl Source {
+    /// The tag printed after each case id.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Source::Doc => "[doc]",
+            Source::Design => "[design]",
+            Source::Sandbox => "[sandbox]",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Doc => "doc",
+            Source::Design => "design",
+            Source::Sandbox => "sandbox",
+        }
+    }
+}
+
+/// Which API a case exercises; the first segment of its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Api {
+    M2m,
+    Leaf,
+    Sandbox,
+}
+
+impl Api {
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::M2m => "m2m",
+            Api::Leaf => "leaf",
+            Api::Sandbox => "sandbox",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Api> {
+        match text {
+            "m2m" => Some(Api::M2m),
+            "leaf" => Some(Api::Leaf),
+            "sandbox" => Some(Api::Sandbox),
+            _ => None,
+        }
+    }
+}
+
+/// One behaviour, one expectation.
+pub struct Case {
+    /// `api.area.behaviour`, unique.
+    pub id: &'static str,
+    pub source: Source,
+    /// Needs linkbox's control API, a second tenant or a deliberately tripped limit: runs
+    /// in-process only.
+    pub local: bool,
+    pub run: fn(Ctx) -> CaseFuture,
+}
+
+impl Case {
+    pub fn api(&self) -> Api {
+        match self.id.split('.').next() {
+            Some("leaf") => Api::Leaf,
+            Some("sandbox") => Api::Sandbox,
+            _ => Api::M2m,
+        }
+    }
+}
+
+/// Declares a case: `case!(id, Source, |cx| async move { ... })`, or `local_case!` for one
+/// that needs the in-process sandbox.
+macro_rules! case {
+    ($id:literal, $source:ident, |$cx:ident| $body:expr) => {
+        $crate::Case {
+            id: $id,
+            source: $crate::Source::$source,
+            local: false,
+            run: |$cx| Box::pin($body),
+        }
+    };
+}
+macro_rules! local_case {
+    ($id:literal, $source:ident, |$cx:ident| $body:expr) => {
+        $crate::Case {
+            id: $id,
+            source: $crate::Source::$source,
+            local: true,
+            run: |$cx| Box::pin($body),
+        }
+    };
+}
+pub(crate) use {case, local_case};
+
+/// Every case, in run order.
+pub fn cases() -> Vec<Case> {
+    let mut all = m2m::cases();
+    all.extend(leaf::cases());
+    all.extend(sandbox::cases());
+    all
+}
+
+/// Which sources to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Only {
+    /// `[doc]` cases only: the default against a target.
+    Documented,
+    /// Every case the target can run.
+    All,
+}
+
+/// Where the suite runs and with what.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `http://127.0.0.1:PORT` or the deployment's base URL, without a trailing slash.
+    pub base: String,
+    /// `None`: an in-process linkbox in open mode (fresh tenant per case). `Some`: a real
+    /// deployment and the credentials to use there.
+    pub target: Option<Credentials>,
+    pub only: Only,
+    pub api: Option<Api>,
+    /// Substring of the case id.
+    pub filter: Option<String>,
+}
+
+/// The credentials a target run uses for every case.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    pub m2m_key: Option<String>,
+    pub leaf_token: Option<String>,
+}
+
+impl Options {
+    /// Every case, against an in-process linkbox at `base`.
+    pub fn in_process(base: impl Into<String>) -> Options {
+        Options {
+            base: base.into(),
+            target: None,
+            only: Only::All,
+            api: None,
+            filter: None,
+        }
+    }
+}
+
+/// Why a run could not start (exit code 2).
+#[derive(Debug)]
+pub enum UsageError {
+    /// An `m2m_live_` key: the suite creates and revokes links, never on production.
+    LiveKey,
+    /// Bad options, or no case selected.
+    Usage(String),
+    /// The target cannot be reached.
+    Connection(String),
+}
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UsageError::LiveKey => write!(
+                f,
+                "refusing an m2m_live_ key: the contract suite creates and revokes links; \
+                 use a sandbox key (m2m_test_...)"
+            ),
+            UsageError::Usage(message) => write!(f, "{message}"),
+            UsageError::Connection(message) => write!(f, "cannot reach the target: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Checks the options without sending anything: the live-key refusal happens here.
+pub fn validate(options: &Options) -> Result<(), UsageError> {
+    if let Some(credentials) = &options.target {
+        if credentials.m2m_key.as_deref().is_some_and(|key| {
+            key.trim()
+                .starts_with(linkbox_contracts::m2m::LIVE_KEY_PREFIX)
+        }) {
+            return Err(UsageError::LiveKey);
+        }
+        if credentials.m2m_key.is_none() && credentials.leaf_token.is_none() {
+            return Err(UsageError::Usage(
+                "a target needs --m2m-key KEY and/or --leaf-token TOKEN".into(),
+            ));
+        }
+    }
+    let scheme_ok = options.base.starts_with("http://")
+        || (options.base.starts_with("https://") && cfg!(feature = "tls"));
+    if !scheme_ok {
+        return Err(UsageError::Usage(format!(
+            "{} is not a supported URL (http://, or https:// with the `tls` feature: \
+             cargo run -p xtask --features tls -- contract ...)",
+            options.base
+        )));
+    }
+    Ok(())
+}
+
+/// The cases `options` selects, in run order.
+pub fn select(options: &Options) -> Vec<Case> {
+    cases()
+        .into_iter()
+        .filter(|case| {
+            let Some(credentials) = &options.target else {
+                return true;
+            };
+            let has_credentials = match case.api() {
+                Api::M2m => credentials.m2m_key.is_some(),
+                Api::Leaf => credentials.leaf_token.is_some(),
+                Api::Sandbox => false,
+            };
+            !case.local
+                && has_credentials
+                && (options.only == Only::All || case.source == Source::Doc)
+        })
+        .filter(|case| options.api.is_none_or(|api| case.api() == api))
+        .filter(|case| {
+            options
+                .filter
+                .as_deref()
+                .is_none_or(|text| case.id.contains(text))
+        })
+        .collect()
+}
+
+/// Runs the selected cases one after another, printing a progress line per case (and the
+/// failure block under a failing one) to `out`, cleaning up after each case. When
+/// `interrupt` completes, the current case is abandoned, what it created is cleaned up and
+/// the report is returned marked interrupted.
+pub async fn run(
+    options: &Options,
+    interrupt: impl Future<Output = ()>,
+    out: &mut (dyn Write + Send),
+) -> Result<Report, UsageError> {
+    validate(options)?;
+    let selected = select(options);
+    if selected.is_empty() {
+        return Err(UsageError::Usage("no case matches the options".into()));
+    }
+    let shared = client::Shared::new(options).map_err(UsageError::Usage)?;
+    shared.preflight().await.map_err(UsageError::Connection)?;
+
+    let mut report = Report::new(options.target.as_ref().map(|_| options.base.clone()));
+    let total = selected.len();
+    let mut interrupt = std::pin::pin!(interrupt);
+    for (index, case) in selected.iter().enumerate() {
+        let cx = Ctx::new(shared.clone(), case.id);
+        let started = Instant::now();
+        let outcome = tokio::select! {
+            result = (case.run)(cx.clone()) => Some(result),
+            () = &mut interrupt => None,
+        };
+        cx.cleanup().await;
+        let Some(result) = outcome else {
+            cx.sweep().await;
+            report.interrupted = true;
+            let _ = writeln!(
+                out,
+                "interrupted during {}: what it created was cleaned up",
+                case.id
+            );
+            break;
+        };
+        let result = CaseResult {
+            id: case.id,
+            api: case.api(),
+            source: case.source,
+            outcome: match result {
+                Ok(()) => Outcome::Pass,
+                Err(failure) => Outcome::Fail(failure),
+            },
+            duration: started.elapsed(),
+        };
+        let _ = report::write_progress(out, index + 1, total, &result);
+        report.results.push(result);
+    }
+    Ok(report)
+}
+
+/// Keeps a run under the documented per-key limits against a target: at most `per_minute`
+/// requests in any sliding minute.
+#[derive(Debug)]
+pub(crate) struct Window {
+    per_minute: usize,
+    sent: std::collections::VecDeque<Instant>,
+}
+
+impl Window {
+    pub(crate) fn new(per_minute: u32) -> Window {
+        Window {
+            per_minute: per_minute as usize,
+            sent: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// How long to wait before the next request may go, recording it as sent then.
+    pub(crate) fn reserve(&mut self, now: Instant) -> Duration {
+        let minute = Duration::from_secs(60);
+        while self
+            .sent
+            .front()
+            .is_some_and(|first| now.duration_since(*first) >= minute)
+        {
+            self.sent.pop_front();
+        }
+        let wait = if self.sent.len() >= self.per_minute {
+            self.sent
+                .get(self.sent.len() - self.per_minute)
+                .map(|first| (*first + minute).saturating_duration_since(now))
+                .unwrap_or_default()
+        } else {
+            Duration::ZERO
+        };
+        self.sent.push_back(now + wait);
+        wait
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_ids_are_unique_and_name_their_api() {
+        let all = cases();
+        let mut ids: Vec<&str> = all.iter().map(|case| case.id).collect();
+        ids.sort_unstable();
+        let before = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), before, "duplicate case ids");
+        for case in &all {
+            assert!(
+                ["m2m.", "leaf.", "sandbox."]
+                    .iter()
+                    .any(|prefix| case.id.starts_with(prefix)),
+                "{}",
+                case.id
+            );
+            assert_eq!(
+                case.source == Source::Sandbox,
+                case.api() == Api::Sandbox,
+                "{}: sandbox cases and only they are tagged sandbox",
+                case.id
+            );
+            if case.api() == Api::Sandbox {
+                assert!(case.local, "{} reaches the control API", case.id);
+            }
+        }
+    }
+
+    #[test]
+    fn a_live_key_is_refused_before_anything_else() {
+        let options = Options {
+            base: "http://127.0.0.1:9".into(),
+            target: Some(Credentials {
+                m2m_key: Some("m2m_live_0123456789abcdefghijklmnopqrstuv".into()),
+                leaf_token: None,
+            }),
+            only: Only::Documented,
+            api: None,
+            filter: None,
+        };
+        assert!(matches!(validate(&options), Err(UsageError::LiveKey)));
+    }
+
+    #[test]
+    fn a_target_runs_only_documented_non_local_cases_by_default() {
+        let options = Options {
+            base: "http://127.0.0.1:9".into(),
+            target: Some(Credentials {
+                m2m_key: Some("m2m_test_0123456789abcdefghijklmnopqrstuv".into()),
+                leaf_token: Some("t".into()),
+            }),
+            only: Only::Documented,
+            api: None,
+            filter: None,
+        };
+        let selected = select(&options);
+        assert!(!selected.is_empty());
+        assert!(
+            selected
+                .iter()
+                .all(|case| case.source == Source::Doc && !case.local)
+        );
+        let all = select(&Options {
+            only: Only::All,
+            ..options
+        });
+        assert!(all.iter().any(|case| case.source == Source::Design));
+        assert!(all.iter().all(|case| !case.local));
+    }
+
+    #[test]
+    fn the_window_waits_once_a_minute_is_full() {
+        let mut window = Window::new(2);
+        let start = Instant::now();
+        assert_eq!(window.reserve(start), Duration::ZERO);
+        assert_eq!(window.reserve(start), Duration::ZERO);
+        assert_eq!(window.reserve(start), Duration::from_secs(60));
+        let later = start + Duration::from_secs(61);
+        assert_eq!(window.reserve(later), Duration::ZERO);
+    }
+}

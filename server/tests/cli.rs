@@ -1,0 +1,138 @@
+//! The `linkbox` binary as a user runs it: closed pipes, completions, and `serve --seed` on a
+//! state file that already holds links.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+
+fn linkbox() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_linkbox"))
+}
+
+#[test]
+fn openapi_exits_zero_quietly_when_its_reader_goes_away() {
+    let mut child = linkbox()
+        .arg("openapi")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut first = [0u8; 1];
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_exact(&mut first)
+        .expect("read");
+    let output = child.wait_with_output().expect("wait");
+    assert!(output.status.success(), "{:?}", output.status);
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+}
+
+#[test]
+fn completions_print_a_script_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = linkbox()
+            .args(["completions", shell])
+            .output()
+            .expect("run");
+        assert!(output.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            script.contains("linkbox") && script.contains("serve"),
+            "{shell}"
+        );
+    }
+}
+
+#[test]
+fn help_documents_linkbox_log() {
+    let output = linkbox().args(["serve", "--help"]).output().expect("run");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("LINKBOX_LOG"));
+}
+
+#[test]
+fn a_bad_public_url_or_count_is_a_usage_error_naming_the_flag() {
+    let output = linkbox()
+        .args(["serve", "--public-url", "notaurl"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--public-url"));
+    let output = linkbox()
+        .args([
+            "seed",
+            "--target",
+            "http://127.0.0.1:1",
+            "--api",
+            "m2m",
+            "--count",
+            "0",
+            "--key",
+            "k",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--count"));
+}
+
+/// `serve --seed 2 --state FILE` until its demo lines are out; then stopped with SIGTERM.
+fn serve_seeded(state: &std::path::Path) -> Vec<String> {
+    let mut child: Child = linkbox()
+        .args(["serve", "--addr", "localhost:0", "--seed", "2", "--state"])
+        .arg(state)
+        .env("LINKBOX_LOG", "off")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        let last = line.starts_with("dashboard:");
+        lines.push(line);
+        if last {
+            break;
+        }
+    }
+    // One answered request: the server is serving, its signal handler in place.
+    let addr = lines[0]
+        .trim_start_matches("listening on http://")
+        .to_owned();
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+    std::io::Write::write_all(
+        &mut stream,
+        b"GET /_sandbox/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let stopped = Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(stopped.success());
+    assert!(child.wait().expect("wait").success());
+    lines
+}
+
+#[test]
+fn serve_seed_on_a_state_file_with_links_seeds_nothing_and_says_so() {
+    let dir = std::env::temp_dir().join(format!("linkbox-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let state = dir.join("state.db");
+    let _ = std::fs::remove_file(&state);
+    let first = serve_seeded(&state);
+    assert!(first[0].starts_with("listening on http://"), "{first:?}");
+    assert!(
+        !first.iter().any(|line| line.contains("nothing seeded")),
+        "{first:?}"
+    );
+    let second = serve_seeded(&state);
+    assert!(
+        second.iter().any(|line| line.contains("nothing seeded")),
+        "{second:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
