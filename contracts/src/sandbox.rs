@@ -211,10 +211,10 @@ pub struct JournalEntry {
 pub struct JournalMessage {
     /// Lower-case names; repeated headers joined with `, `; secrets as `[redacted]`.
     pub headers: std::collections::BTreeMap<String, String>,
-    /// The body as text (invalid UTF-8 replaced), at most [`JOURNAL_BODY_LIMIT`] bytes;
+    /// The body as text (invalid UTF-8 replaced), at most 16 KiB (16,384 bytes);
     /// `None` when there was none.
     pub body: Option<String>,
-    /// Whether the body was cut at [`JOURNAL_BODY_LIMIT`] bytes.
+    /// Whether the body was cut at 16 KiB (16,384 bytes).
     pub body_truncated: bool,
 }
 
