@@ -191,9 +191,13 @@ impl Faults {
             hits: 0,
             tenant,
         };
-        let mut list = self.list.lock();
         let mut fault = fault;
-        while list.iter().any(|kept| kept.id == fault.id) {
+        while table
+            .admin
+            .iter()
+            .chain(table.by_tenant.values().flatten())
+            .any(|kept| kept.id == fault.id)
+        {
             fault.id = format!("flt_{}", ids::fmt_hex48(ids::hex48()));
         }
         let view = view(&fault);
