@@ -2181,16 +2181,16 @@ fn route_details() -> Vec<Case> {
                 let link = format!("{WIDGETS}/magic-link/provider/abc");
                 for (method, path, allow) in [
                     (Method::GET, "/api/authenticate".to_owned(), "POST"),
-                    (Method::PUT, PROVIDER.collection(), "GET, POST"),
-                    (Method::POST, link.clone(), "GET, DELETE"),
-                    (Method::PATCH, link, "GET, DELETE"),
+                    (Method::PUT, PROVIDER.collection(), "GET, HEAD, POST"),
+                    (Method::POST, link.clone(), "GET, HEAD, DELETE"),
+                    (Method::PATCH, link, "GET, HEAD, DELETE"),
                     (
                         Method::GET,
                         format!("{WIDGETS}/magic-link/users/u/provider"),
                         "POST",
                     ),
-                    (Method::DELETE, USERS.to_owned(), "GET, POST, PUT"),
-                    (Method::POST, format!("{USERS}/u"), "GET, PUT, DELETE"),
+                    (Method::DELETE, USERS.to_owned(), "GET, HEAD, POST, PUT"),
+                    (Method::POST, format!("{USERS}/u"), "GET, HEAD, PUT, DELETE"),
                 ] {
                     let reply = cx.leaf(method, &path).send().await?;
                     reply
