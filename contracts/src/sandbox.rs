@@ -229,9 +229,9 @@ pub struct VerifyRequest {
     pub path: Option<String>,
     /// Text the request body contains.
     pub body_contains: Option<String>,
-    /// JSON the request body contains: every field given, recursively; arrays element by
-    /// element.
-    pub body_json: Option<Value>,
+    /// A JSON object the request body contains: every field given, recursively; arrays
+    /// element by element.
+    pub body_json: Option<serde_json::Map<String, Value>>,
     pub count: Option<VerifyCount>,
 }
 

@@ -101,7 +101,7 @@ export interface VerifySpec extends Credential {
   path?: string;
   bodyContains?: string;
   /** A JSON subset the request body must contain. */
-  bodyJson?: unknown;
+  bodyJson?: Record<string, unknown>;
   /** A number means exactly that many. */
   count?: VerifyCount;
 }

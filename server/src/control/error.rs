@@ -102,8 +102,21 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
     if crate::wire::json_depth(body, limit) > limit {
         return Err(ControlError::invalid(crate::wire::too_deep(limit)));
     }
-    serde_json::from_slice(body)
-        .map_err(|error| ControlError::invalid(format!("Invalid request body: {error}")))
+    // The path to the value that failed (`bodyJson`, `links[3].status`) goes in the message.
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut reader).map_err(|error| {
+        let path = error.path().to_string();
+        let error = error.into_inner();
+        ControlError::invalid(if path == "." {
+            format!("Invalid request body: {error}")
+        } else {
+            format!("Invalid request body at {path}: {error}")
+        })
+    })?;
+    reader
+        .end()
+        .map_err(|error| ControlError::invalid(format!("Invalid request body: {error}")))?;
+    Ok(value)
 }
 
 impl From<BodyError> for ControlError {

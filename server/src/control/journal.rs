@@ -89,7 +89,7 @@ pub fn verify(request: &Request, body: Result<Bytes, BodyError>) -> Result<Respo
         method: verify.method,
         path: verify.path,
         body_contains: verify.body_contains,
-        body_json: verify.body_json,
+        body_json: verify.body_json.map(serde_json::Value::Object),
     };
     let (matched, near_misses) = request.app.journal.verify(&expectation, scope.slug());
     if holds(matched, wanted) {

@@ -543,6 +543,7 @@ async fn the_journal_keeps_bodies_and_verifies_what_an_app_sent() {
         (json!({"count": {"exactly": 1, "atMost": 2}}), "count"),
         (json!({"bodyJsn": {}}), "bodyJsn"),
         (json!({"path": "partner"}), "path"),
+        (json!({"bodyJson": ["user-1"]}), "bodyJson"),
     ] {
         let refused = app
             .control(Method::POST, "/requests/verify", Some(&key), Some(&bad))
