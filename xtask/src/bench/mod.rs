@@ -7,7 +7,12 @@
 //! create-link request against WireMock and Prism ([`peers`]); and a soak ([`soak`]): normal
 //! traffic's p99 alone, then while fresh keys flood in and slow clients hold connections
 //! open. Prints a table and writes `target/bench/bench.json` and `target/bench/bench.svg`.
+//!
+//! With `--baseline NAME=BINARY` (repeatable) it measures instead this build beside the
+//! named builds, round after round, and prints their ratios ([`compare`]); the table is also
+//! written to `target/bench/compare.txt`.
 
+mod compare;
 mod load;
 mod peers;
 mod report;
@@ -40,7 +45,9 @@ const KEYS: [&str; 4] = [
     "m2m_test_bench333333333333333333333333333",
 ];
 
-pub fn run(root: &Path, quick: bool) -> anyhow::Result<()> {
+pub use compare::Build;
+
+pub fn run(root: &Path, quick: bool, baselines: Vec<Build>) -> anyhow::Result<()> {
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args([
             "build",
@@ -64,6 +71,18 @@ pub fn run(root: &Path, quick: bool) -> anyhow::Result<()> {
         .build()?;
     let out = root.join("target/bench");
     std::fs::create_dir_all(&out)?;
+    if !baselines.is_empty() {
+        let mut builds = baselines;
+        builds.push(Build {
+            name: "this build".into(),
+            binary,
+        });
+        let table = runtime.block_on(compare::run(&builds, quick))?;
+        std::fs::write(out.join("compare.txt"), &table)?;
+        println!("{table}");
+        println!("written: target/bench/compare.txt");
+        return Ok(());
+    }
     let mut report = runtime.block_on(measure(&binary, quick, &out.join("state.db")))?;
     if quick {
         report.skip_peers("--quick");
