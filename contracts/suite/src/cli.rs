@@ -1,22 +1,35 @@
-//! The suite's command line, `contract [--target URL ...]`: parses the arguments, runs the
-//! selected cases, writes the requested reports and answers with the exit code — 0 every
-//! case passed, 1 a case failed, 2 a usage or connection error, 130 interrupted (after
-//! cleaning up). Without `--target` the suite needs a linkbox in-process; the caller starts
-//! it (the `start` argument of [`run`]), so this crate never depends on the server.
+//! The suite's command line, `linkbox contract [--target URL ...]` (and its developer alias
+//! `cargo xtask contract`): parses the arguments, runs the selected cases, writes the
+//! requested reports and answers with the exit code — 0 every case passed, 1 a case failed
+//! (drift), 2 a usage or connection error, 130 interrupted (after cleaning up). Without
+//! `--target` the suite needs a linkbox in-process; the caller starts it (the `start`
+//! argument of [`run`]), so this crate never depends on the server.
+//!
+//! The credentials can also come from the environment, `LINKBOX_M2M_KEY` and
+//! `LINKBOX_LEAF_TOKEN`, so CI keeps them out of the command line; a flag wins over the
+//! variable. The variables are read only with `--target`: an in-process run makes its own.
 
 use std::future::Future;
 use std::io::Write;
 
 use super::{Api, Credentials, Only, Options, UsageError};
 
-pub const USAGE: &str =
-    "usage: cargo xtask contract [--target URL --m2m-key KEY --leaf-token TOKEN]
-                            [--only documented|all] [--api m2m|leaf|sandbox] [--filter TEXT]
-                            [--junit FILE] [--json FILE]
+pub const USAGE: &str = "usage: linkbox contract [--target URL --m2m-key KEY --leaf-token TOKEN]
+                        [--only documented|all] [--api m2m|leaf|sandbox] [--filter TEXT]
+                        [--junit FILE] [--json FILE] [--list] [--fail-fast]
 
   without --target: every case, against linkbox started in-process on a free loopback port
-  with --target:    [doc] cases only (unless --only all), with the given credentials;
-                    m2m_live_ keys are refused; what the suite creates is cleaned up";
+  with --target:    [doc] cases only (unless --only all), with the given credentials
+                    (or LINKBOX_M2M_KEY / LINKBOX_LEAF_TOKEN); m2m_live_ keys are refused;
+                    what the suite creates is cleaned up
+  --list:           print the selected cases' ids and tags, send nothing
+  --fail-fast:      stop after the first case that does not pass
+  (cargo xtask contract is the same command, for a source checkout)";
+
+/// The environment variable that stands in for `--m2m-key`.
+pub const M2M_KEY_VAR: &str = "LINKBOX_M2M_KEY";
+/// The environment variable that stands in for `--leaf-token`.
+pub const LEAF_TOKEN_VAR: &str = "LINKBOX_LEAF_TOKEN";
 
 /// An in-process linkbox the suite runs against: its base URL, and whatever keeps it
 /// serving (dropped when the run ends).
@@ -51,9 +64,13 @@ struct Args {
     filter: Option<String>,
     junit: Option<String>,
     json: Option<String>,
+    list: bool,
+    fail_fast: bool,
 }
 
-fn parse(args: &[String]) -> Result<Args, String> {
+/// Parses `args`; `env` looks up the credential variables (the process environment in
+/// [`run`]).
+fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Args, String> {
     let mut parsed = Args::default();
     let mut iter = args.iter();
     while let Some(flag) = iter.next() {
@@ -84,11 +101,18 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--filter" => parsed.filter = Some(value()?),
             "--junit" => parsed.junit = Some(value()?),
             "--json" => parsed.json = Some(value()?),
+            "--list" => parsed.list = true,
+            "--fail-fast" => parsed.fail_fast = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     if parsed.target.is_none() && (parsed.m2m_key.is_some() || parsed.leaf_token.is_some()) {
         return Err("--m2m-key and --leaf-token need --target".into());
+    }
+    if parsed.target.is_some() {
+        let set = |name: &str| env(name).filter(|value| !value.trim().is_empty());
+        parsed.m2m_key = parsed.m2m_key.or_else(|| set(M2M_KEY_VAR));
+        parsed.leaf_token = parsed.leaf_token.or_else(|| set(LEAF_TOKEN_VAR));
     }
     Ok(parsed)
 }
@@ -112,7 +136,17 @@ fn options(args: &Args) -> Options {
         }),
         api: args.api,
         filter: args.filter.clone(),
+        fail_fast: args.fail_fast,
     }
+}
+
+/// `--list`: one line per selected case, `id [tag]`, `local` for the in-process-only ones.
+fn write_list(options: &Options, out: &mut (dyn Write + Send)) -> std::io::Result<()> {
+    for case in super::select(options) {
+        let local = if case.local { " local" } else { "" };
+        writeln!(out, "{} {}{local}", case.id, case.source.tag())?;
+    }
+    out.flush()
 }
 
 /// Runs the command line `args` (without the program and task names), writing progress and
@@ -128,7 +162,7 @@ where
     S: FnOnce() -> F,
     F: Future<Output = std::io::Result<Started>>,
 {
-    let args = match parse(args) {
+    let args = match parse(args, |name| std::env::var(name).ok()) {
         Ok(args) if args.help => {
             let _ = writeln!(out, "{USAGE}");
             return 0;
@@ -146,6 +180,10 @@ where
     {
         eprintln!("contract: {error}");
         return 2;
+    }
+    if args.list {
+        let _ = write_list(&options, out);
+        return 0;
     }
     let _linkbox = if args.target.is_none() {
         match start().await {
@@ -201,12 +239,59 @@ mod tests {
 
     #[test]
     fn flags_parse_and_keys_need_a_target() {
-        let parsed = parse(&args("--api m2m --filter create --only all")).expect("parses");
+        let parsed = parse(
+            &args("--api m2m --filter create --only all --fail-fast"),
+            no_env,
+        )
+        .expect("parses");
         assert_eq!(parsed.api, Some(Api::M2m));
         assert_eq!(parsed.filter.as_deref(), Some("create"));
-        assert!(parse(&args("--m2m-key m2m_test_x")).is_err());
-        assert!(parse(&args("--only some")).is_err());
-        assert!(parse(&args("--target")).is_err());
+        assert!(parsed.fail_fast && !parsed.list);
+        assert!(parse(&args("--m2m-key m2m_test_x"), no_env).is_err());
+        assert!(parse(&args("--only some"), no_env).is_err());
+        assert!(parse(&args("--target"), no_env).is_err());
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn credentials_come_from_the_environment_with_a_target_and_flags_win() {
+        let env = |name: &str| match name {
+            M2M_KEY_VAR => Some("m2m_test_from_env".to_owned()),
+            LEAF_TOKEN_VAR => Some("token-from-env".to_owned()),
+            _ => None,
+        };
+        let parsed =
+            parse(&args("--target http://127.0.0.1:9 --leaf-token flag"), env).expect("parses");
+        assert_eq!(parsed.m2m_key.as_deref(), Some("m2m_test_from_env"));
+        assert_eq!(parsed.leaf_token.as_deref(), Some("flag"));
+        // In-process the suite makes its own credentials: the variables are not read.
+        let local = parse(&[], env).expect("parses");
+        assert!(local.m2m_key.is_none() && local.leaf_token.is_none());
+    }
+
+    #[tokio::test]
+    async fn list_prints_every_case_and_starts_nothing() {
+        let mut out = Vec::new();
+        let code = run(
+            &args("--list --api sandbox"),
+            never_started,
+            std::future::pending(),
+            &mut out,
+        )
+        .await;
+        assert_eq!(code, 0);
+        let text = String::from_utf8_lossy(&out);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(!lines.is_empty());
+        assert!(
+            lines
+                .iter()
+                .all(|line| line.starts_with("sandbox.") && line.ends_with("[sandbox] local")),
+            "{text}"
+        );
     }
 
     #[tokio::test]
@@ -244,6 +329,6 @@ mod tests {
         )
         .await;
         assert_eq!(code, 0);
-        assert!(String::from_utf8_lossy(&out).starts_with("usage: cargo xtask contract"));
+        assert!(String::from_utf8_lossy(&out).starts_with("usage: linkbox contract"));
     }
 }

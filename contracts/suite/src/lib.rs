@@ -150,16 +150,17 @@ pub fn cases() -> Vec<Case> {
 }
 
 /// Which sources to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Only {
     /// `[doc]` cases only: the default against a target.
     Documented,
-    /// Every case the target can run.
+    /// Every case the target can run: the default in-process.
+    #[default]
     All,
 }
 
 /// Where the suite runs and with what.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// `http://127.0.0.1:PORT` or the deployment's base URL, without a trailing slash.
     pub base: String,
@@ -170,6 +171,8 @@ pub struct Options {
     pub api: Option<Api>,
     /// Substring of the case id.
     pub filter: Option<String>,
+    /// Stop after the first case that does not pass.
+    pub fail_fast: bool,
 }
 
 /// The credentials a target run uses for every case.
@@ -186,8 +189,7 @@ impl Options {
             base: base.into(),
             target: None,
             only: Only::All,
-            api: None,
-            filter: None,
+            ..Options::default()
         }
     }
 }
@@ -322,7 +324,17 @@ pub async fn run(
             duration: started.elapsed(),
         };
         let _ = report::write_progress(out, index + 1, total, &result);
+        let stop = options.fail_fast && result.outcome != Outcome::Pass;
         report.results.push(result);
+        if stop {
+            let _ = writeln!(
+                out,
+                "stopping after {}: --fail-fast, {} cases not run",
+                case.id,
+                total - index - 1
+            );
+            break;
+        }
     }
     Ok(report)
 }
@@ -409,6 +421,7 @@ mod tests {
             only: Only::Documented,
             api: None,
             filter: None,
+            ..Options::default()
         };
         assert!(matches!(validate(&options), Err(UsageError::LiveKey)));
     }
@@ -424,6 +437,7 @@ mod tests {
             only: Only::Documented,
             api: None,
             filter: None,
+            ..Options::default()
         };
         let selected = select(&options);
         assert!(!selected.is_empty());

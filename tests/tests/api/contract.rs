@@ -117,6 +117,7 @@ async fn a_live_key_is_refused_before_any_connection() {
         only: Only::All,
         api: None,
         filter: None,
+        ..Options::default()
     };
     let mut out = Vec::new();
     let error = suite::run(&options, std::future::pending(), &mut out)
@@ -143,6 +144,7 @@ async fn an_unreachable_target_is_a_connection_error() {
         only: Only::Documented,
         api: None,
         filter: None,
+        ..Options::default()
     };
     let mut out = Vec::new();
     let error = suite::run(&options, std::future::pending(), &mut out)
@@ -182,6 +184,7 @@ async fn a_target_run_is_documented_only_and_leaves_nothing_behind() {
         only: Only::Documented,
         api: None,
         filter: None,
+        ..Options::default()
     };
     let (report, output) = run(&options).await;
     assert_eq!(report.failed(), 0, "{output}");
@@ -242,6 +245,7 @@ async fn an_interrupted_run_cleans_up_the_case_in_flight() {
         only: Only::Documented,
         api: Some(Api::M2m),
         filter: Some("m2m.list.pagination-arithmetic".into()),
+        ..Options::default()
     };
     let (report, output) = run_until(&options, async {
         let _ = seen.await;
@@ -288,6 +292,7 @@ async fn against_a_target_failures_are_grouped_by_what_they_mean() {
         only: Only::All,
         api: Some(Api::M2m),
         filter: None,
+        ..Options::default()
     };
     let (report, output) = run(&options).await;
     assert_eq!(
