@@ -1,9 +1,12 @@
 //! The suite's command line, `linkbox contract [--target URL ...]` (and its developer alias
 //! `cargo xtask contract`): parses the arguments, runs the selected cases, writes the
 //! requested reports and answers with the exit code — 0 every case passed, 1 a case failed
-//! (drift), 2 a usage or connection error, 130 interrupted (after cleaning up). Without
-//! `--target` the suite needs a linkbox in-process; the caller starts it (the `start`
-//! argument of [`run`]), so this crate never depends on the server.
+//! (drift), 2 a usage error, a certificate that fails or a credential the target refuses, 3
+//! cases errored and none failed (weather: the target could not be asked), 130 interrupted
+//! (after cleaning up). Without `--target` the suite needs a linkbox in-process; the caller
+//! starts it (the `start` argument of [`run`]), so this crate never depends on the server.
+//! Per-case lines go to `out` (stdout); waits, warnings and errors to the [`Console`]
+//! (stderr).
 //!
 //! The credentials can also come from the environment, `LINKBOX_M2M_KEY` and
 //! `LINKBOX_LEAF_TOKEN`, so CI keeps them out of the command line; a flag wins over the
@@ -12,18 +15,31 @@
 use std::future::Future;
 use std::io::Write;
 
-use super::{Api, Credentials, Only, Options, UsageError};
+use std::time::Duration;
+
+use super::{Api, Console, Credentials, Only, Options, Patience, Tls};
 
 pub const USAGE: &str = "usage: linkbox contract [--target URL --m2m-key KEY --leaf-token TOKEN]
+                        [--ca-cert FILE | --insecure] [--timeout SECS] [--max-wait SECS]
                         [--only documented|all] [--api m2m|leaf|sandbox] [--filter TEXT]
                         [--junit FILE] [--json FILE] [--list] [--fail-fast]
 
   without --target: every case, against linkbox started in-process on a free loopback port
   with --target:    [doc] cases only (unless --only all), with the given credentials
                     (or LINKBOX_M2M_KEY / LINKBOX_LEAF_TOKEN); m2m_live_ keys are refused;
+                    each credential is checked once before the first case;
                     what the suite creates is cleaned up
+  --ca-cert FILE:   trust this PEM CA too (a private CA); the built-in roots stay trusted
+  --insecure:       do not verify the target's certificate at all
+  --timeout SECS:   per request (default 30)
+  --max-wait SECS:  the longest Retry-After of a 429 to wait out (default 120)
   --list:           print the selected cases' ids and tags, send nothing
   --fail-fast:      stop after the first case that does not pass
+
+  each case ends PASS, FAIL (drift: the answer contradicts the contract) or ERROR (weather:
+  connection refused or reset, timeout, 5xx, 429, still so after the retries)
+  exit code: 0 all passed, 1 a case failed, 2 usage, certificate or a refused credential,
+             3 cases errored and none failed, 130 interrupted
   (cargo xtask contract is the same command, for a source checkout)";
 
 /// The environment variable that stands in for `--m2m-key`.
@@ -66,6 +82,20 @@ struct Args {
     json: Option<String>,
     list: bool,
     fail_fast: bool,
+    ca_cert: Option<String>,
+    insecure: bool,
+    timeout: Option<Duration>,
+    max_wait: Option<Duration>,
+}
+
+/// `--timeout` / `--max-wait`: whole seconds, at least 1.
+fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
+    match text.parse::<u64>() {
+        Ok(seconds) if seconds > 0 => Ok(Duration::from_secs(seconds)),
+        _ => Err(format!(
+            "{flag} {text:?}: a whole number of seconds, at least 1"
+        )),
+    }
 }
 
 /// Parses `args`; `env` looks up the credential variables (the process environment in
@@ -103,11 +133,23 @@ fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Args, 
             "--json" => parsed.json = Some(value()?),
             "--list" => parsed.list = true,
             "--fail-fast" => parsed.fail_fast = true,
+            "--ca-cert" => parsed.ca_cert = Some(value()?),
+            "--insecure" => parsed.insecure = true,
+            "--timeout" => parsed.timeout = Some(seconds("--timeout", &value()?)?),
+            "--max-wait" => parsed.max_wait = Some(seconds("--max-wait", &value()?)?),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     if parsed.target.is_none() && (parsed.m2m_key.is_some() || parsed.leaf_token.is_some()) {
         return Err("--m2m-key and --leaf-token need --target".into());
+    }
+    if parsed.target.is_none() && (parsed.ca_cert.is_some() || parsed.insecure) {
+        return Err("--ca-cert and --insecure need --target".into());
+    }
+    if parsed.ca_cert.is_some() && parsed.insecure {
+        return Err(
+            "--ca-cert and --insecure exclude each other: --insecure verifies nothing".into(),
+        );
     }
     if parsed.target.is_some() {
         let set = |name: &str| env(name).filter(|value| !value.trim().is_empty());
@@ -117,7 +159,8 @@ fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Args, 
     Ok(parsed)
 }
 
-fn options(args: &Args) -> Options {
+fn options(args: &Args, console: Console) -> Options {
+    let defaults = Patience::default();
     Options {
         base: args
             .target
@@ -137,6 +180,16 @@ fn options(args: &Args) -> Options {
         api: args.api,
         filter: args.filter.clone(),
         fail_fast: args.fail_fast,
+        tls: Tls {
+            ca_cert: args.ca_cert.as_ref().map(Into::into),
+            insecure: args.insecure,
+        },
+        patience: Patience {
+            timeout: args.timeout.unwrap_or(defaults.timeout),
+            max_wait: args.max_wait.unwrap_or(defaults.max_wait),
+            ..defaults
+        },
+        console,
     }
 }
 
@@ -162,6 +215,21 @@ where
     S: FnOnce() -> F,
     F: Future<Output = std::io::Result<Started>>,
 {
+    run_with(args, start, interrupt, out, Console::stderr()).await
+}
+
+/// [`run`] with its stderr side given: waits, warnings and errors go to `console`.
+pub async fn run_with<S, F>(
+    args: &[String],
+    start: S,
+    interrupt: impl Future<Output = ()>,
+    out: &mut (dyn Write + Send),
+    console: Console,
+) -> u8
+where
+    S: FnOnce() -> F,
+    F: Future<Output = std::io::Result<Started>>,
+{
     let args = match parse(args, |name| std::env::var(name).ok()) {
         Ok(args) if args.help => {
             let _ = writeln!(out, "{USAGE}");
@@ -169,21 +237,30 @@ where
         }
         Ok(args) => args,
         Err(message) => {
-            eprintln!("contract: {message}\n\n{USAGE}");
+            console.error(&format!(
+                "{message} (linkbox contract --help for the usage)"
+            ));
             return 2;
         }
     };
-    let mut options = options(&args);
+    let mut options = options(&args, console.clone());
     // The live-key refusal and every other usage check, before any socket is opened.
     if args.target.is_some()
         && let Err(error) = super::validate(&options)
     {
-        eprintln!("contract: {error}");
-        return 2;
+        console.error(&error.to_string());
+        return error.exit_code();
     }
     if args.list {
         let _ = write_list(&options, out);
         return 0;
+    }
+    if args.insecure {
+        console.warning(
+            "--insecure: the target's certificate and host name are not verified, so \
+             anyone between here and the target can read the credentials and answer in \
+             its place",
+        );
     }
     let _linkbox = if args.target.is_none() {
         match start().await {
@@ -192,7 +269,7 @@ where
                 Some(started)
             }
             Err(error) => {
-                eprintln!("contract: cannot start linkbox: {error}");
+                console.error(&format!("cannot start linkbox: {error}"));
                 return 2;
             }
         }
@@ -202,23 +279,21 @@ where
     let report = match super::run(&options, interrupt, out).await {
         Ok(report) => report,
         Err(error) => {
-            eprintln!("contract: {error}");
-            return match error {
-                UsageError::LiveKey | UsageError::Usage(_) | UsageError::Connection(_) => 2,
-            };
+            console.error(&error.to_string());
+            return error.exit_code();
         }
     };
     let _ = report.write_end(out);
     if let Some(path) = &args.junit
         && let Err(error) = std::fs::write(path, report.junit())
     {
-        eprintln!("contract: cannot write {path}: {error}");
+        console.error(&format!("cannot write {path}: {error}"));
         return 2;
     }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report.json()).unwrap_or_default();
         if let Err(error) = std::fs::write(path, text + "\n") {
-            eprintln!("contract: cannot write {path}: {error}");
+            console.error(&format!("cannot write {path}: {error}"));
             return 2;
         }
     }
@@ -330,5 +405,80 @@ mod tests {
         .await;
         assert_eq!(code, 0);
         assert!(String::from_utf8_lossy(&out).starts_with("usage: linkbox contract"));
+    }
+
+    /// Runs `line` with a captured console; returns the exit code, stdout and stderr.
+    async fn run_captured(line: &[String]) -> (u8, String, String) {
+        let (console, captured) = Console::buffer();
+        let mut out = Vec::new();
+        let code = run_with(
+            line,
+            never_started,
+            std::future::pending(),
+            &mut out,
+            console,
+        )
+        .await;
+        (
+            code,
+            String::from_utf8_lossy(&out).into_owned(),
+            captured.text(),
+        )
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_one_line_naming_the_flag_and_exit_2() {
+        // Nothing listens on port 9 and nothing is attempted: each is refused before.
+        let key = "--m2m-key m2m_test_0123456789abcdefghijklmnopqrstuv";
+        for (line, flag) in [
+            (format!("--target http//127.0.0.1:9 {key}"), "--target"),
+            (format!("--target ftp://127.0.0.1:9 {key}"), "--target"),
+            (format!("--target http://127.0.0.1:9?x=1 {key}"), "--target"),
+            (
+                "--target http://127.0.0.1:9 --api leaf --m2m-key m2m_test_x".to_owned(),
+                "--leaf-token",
+            ),
+            (
+                "--target http://127.0.0.1:9 --api m2m --leaf-token t".to_owned(),
+                "--m2m-key",
+            ),
+            ("--target http://127.0.0.1:9".to_owned(), "--m2m-key"),
+            (
+                format!("--target https://127.0.0.1:9 {key} --ca-cert /nonexistent/ca.pem"),
+                "--ca-cert",
+            ),
+            ("--insecure".to_owned(), "--insecure"),
+            (
+                format!("--target http://127.0.0.1:9 {key} --timeout 0"),
+                "--timeout",
+            ),
+        ] {
+            let (code, out, err) = run_captured(&args(&line)).await;
+            assert_eq!(code, 2, "{line}: {err}");
+            assert!(out.is_empty(), "{line}: {out}");
+            assert_eq!(err.lines().count(), 1, "{line}: one line: {err}");
+            assert!(
+                err.starts_with("contract: ") && err.contains(flag),
+                "{line}: names {flag}: {err}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ca_cert_that_is_not_pem_is_refused() {
+        let path = std::env::temp_dir().join(format!(
+            "linkbox-contract-not-pem-{}.txt",
+            std::process::id()
+        ));
+        std::fs::write(&path, "not a certificate").expect("write");
+        let line = format!(
+            "--target https://127.0.0.1:9 --m2m-key m2m_test_0123456789abcdefghijklmnopqrstuv \
+             --ca-cert {}",
+            path.display()
+        );
+        let (code, _, err) = run_captured(&args(&line)).await;
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("--ca-cert") && err.contains("PEM"), "{err}");
     }
 }
