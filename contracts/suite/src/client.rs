@@ -233,10 +233,15 @@ fn read_ca_cert(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, Usa
     Ok(certificates)
 }
 
-/// True when `error` (or a cause) is a TLS certificate verification failure.
+/// True when `error` (or a cause) is a TLS certificate verification failure: rustls's error,
+/// or its words where a wrapper in between keeps only the message.
 fn is_certificate_error(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = next {
+        let text = current.to_string();
+        if text.contains("invalid peer certificate") || text.contains("no certificates presented") {
+            return true;
+        }
         let tls = current.downcast_ref::<rustls::Error>().or_else(|| {
             current
                 .downcast_ref::<std::io::Error>()
