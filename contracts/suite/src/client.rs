@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -81,6 +81,10 @@ pub(crate) struct Shared {
     /// Distinguishes this run's marked ids from any earlier run's.
     run_id: String,
     counter: AtomicU64,
+    /// Requests in a row that were still weather after all their attempts; from
+    /// [`OUTAGE_AFTER`] on, the target is taken to be down and requests get one attempt each
+    /// until one is answered.
+    struck: AtomicU32,
     patience: Patience,
     console: Console,
 }
@@ -117,6 +121,7 @@ impl Shared {
             windows: Mutex::new(HashMap::new()),
             run_id: format!("{:08x}", random_u64() as u32),
             counter: AtomicU64::new(0),
+            struck: AtomicU32::new(0),
             patience: options.patience.clone(),
             console: options.console.clone(),
         }))
@@ -184,6 +189,11 @@ impl Shared {
     fn unreachable(&self, failure: &Failure) -> UsageError {
         if failure.check == "certificate" {
             UsageError::Certificate(format!("{}: {}", self.base, failure.actual))
+        } else if failure.check == "tls" {
+            UsageError::Usage(format!(
+                "--target {}: the TLS handshake failed ({}); is it an https:// server?",
+                self.base, failure.actual
+            ))
         } else {
             UsageError::Connection(format!("{}: {}", self.base, failure.actual))
         }
@@ -233,30 +243,51 @@ fn read_ca_cert(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, Usa
     Ok(certificates)
 }
 
-/// True when `error` (or a cause) is a TLS certificate verification failure: rustls's error,
-/// or its words where a wrapper in between keeps only the message.
-fn is_certificate_error(error: &(dyn std::error::Error + 'static)) -> bool {
+/// What went wrong with TLS, when anything did: not weather, so never retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsFailure {
+    /// The certificate failed verification.
+    Certificate,
+    /// Any other handshake failure (a plain-HTTP server on an https:// URL, no common
+    /// protocol version, a fatal alert).
+    Handshake,
+}
+
+/// The TLS failure in `error` or its causes: rustls's typed error, or — where a wrapper in
+/// between keeps only the message — rustls's words for it.
+fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<TlsFailure> {
+    const CERTIFICATE: [&str; 2] = ["invalid peer certificate", "no certificates presented"];
+    const HANDSHAKE: [&str; 4] = [
+        "received corrupt message",
+        "peer is incompatible",
+        "peer misbehaved",
+        "received fatal alert",
+    ];
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = next {
-        let text = current.to_string();
-        if text.contains("invalid peer certificate") || text.contains("no certificates presented") {
-            return true;
-        }
-        let tls = current.downcast_ref::<rustls::Error>().or_else(|| {
+        let typed = current.downcast_ref::<rustls::Error>().or_else(|| {
             current
                 .downcast_ref::<std::io::Error>()
                 .and_then(|io| io.get_ref())
                 .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         });
-        if matches!(
-            tls,
-            Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
-        ) {
-            return true;
+        match typed {
+            Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented) => {
+                return Some(TlsFailure::Certificate);
+            }
+            Some(_) => return Some(TlsFailure::Handshake),
+            None => {}
+        }
+        let text = current.to_string();
+        if CERTIFICATE.iter().any(|words| text.contains(words)) {
+            return Some(TlsFailure::Certificate);
+        }
+        if HANDSHAKE.iter().any(|words| text.contains(words)) {
+            return Some(TlsFailure::Handshake);
         }
         next = current.source();
     }
-    false
+    None
 }
 
 /// `text` flattened to one line of at most `max` characters.
@@ -309,6 +340,9 @@ impl Dialect {
         }
     }
 }
+
+/// After this many requests in a row gave up as weather, the target is taken to be down.
+const OUTAGE_AFTER: u32 = 2;
 
 /// How long a request may go unanswered before the run says it is still waiting.
 const SLOW: Duration = Duration::from_secs(5);
@@ -675,6 +709,13 @@ impl Request {
         let shared = self.cx.shared.clone();
         let patience = &shared.patience;
         let mut attempt = 1;
+        // While the target is down, one attempt per request: a dead target ends each case in
+        // one round trip instead of the whole backoff.
+        let attempts = if shared.struck.load(Ordering::Relaxed) >= OUTAGE_AFTER {
+            1
+        } else {
+            patience.attempts
+        };
         let mut rate_limit_waits = 0;
         // A POST whose earlier attempt may have reached the target (reset or timed out
         // after sending): a 409 to its retry may be the first attempt's doing.
@@ -734,20 +775,28 @@ impl Request {
                             ),
                         ));
                     } else {
+                        shared.struck.store(0, Ordering::Relaxed);
                         break reply;
                     }
                 }
                 Err((failure, sent)) => {
-                    if failure.check == "certificate" {
+                    if matches!(failure.check.as_str(), "certificate" | "tls") {
                         return Err(failure);
                     }
                     maybe_delivered |= sent && self.method == Method::POST;
                     failure
                 }
             };
-            if attempt >= patience.attempts {
+            if attempt >= attempts {
+                if shared.struck.fetch_add(1, Ordering::Relaxed) + 1 == OUTAGE_AFTER {
+                    shared.console.note(&format!(
+                        "the target failed {OUTAGE_AFTER} requests in a row after all retries: \
+                         one attempt per request until it answers again"
+                    ));
+                }
                 let mut failure = weather;
-                failure.actual = format!("{} (after {attempt} attempts)", failure.actual);
+                let plural = if attempt == 1 { "" } else { "s" };
+                failure.actual = format!("{} (after {attempt} attempt{plural})", failure.actual);
                 return Err(failure);
             }
             let wait = patience.backoff * 2u32.saturating_pow(attempt - 1);
@@ -759,7 +808,7 @@ impl Request {
                     self.path,
                     one_line_excerpt(&weather.actual, 100),
                     attempt + 1,
-                    patience.attempts
+                    attempts
                 ),
             );
             tokio::time::sleep(wait).await;
@@ -797,12 +846,11 @@ impl Request {
         }
         let unanswered = |error: reqwest::Error| {
             let sent = !error.is_connect();
-            let check = if is_certificate_error(&error) {
-                "certificate"
-            } else if error.is_timeout() {
-                "timeout"
-            } else {
-                "connection"
+            let check = match tls_failure(&error) {
+                Some(TlsFailure::Certificate) => "certificate",
+                Some(TlsFailure::Handshake) => "tls",
+                None if error.is_timeout() => "timeout",
+                None => "connection",
             };
             let failure = Failure::weather(
                 described.to_owned(),

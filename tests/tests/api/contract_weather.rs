@@ -182,6 +182,26 @@ async fn weather_that_does_not_pass_is_an_error_never_a_failure() {
     );
     assert_eq!(report.json()["cases"][0]["outcome"], "error");
 
+    // Every create case against the same dead endpoint: after two requests in a row gave up,
+    // the rest get one attempt each, so a dead target does not cost the whole backoff per case.
+    let (mut options, console) = m2m_target(&app.base, &key, "m2m.create.");
+    options.patience.backoff = Duration::from_millis(20);
+    let (report, output) = run(&options).await;
+    assert_eq!(report.exit_code(), 3, "{output}");
+    assert!(report.errored() > 3, "{output}");
+    assert!(
+        console
+            .text()
+            .contains("one attempt per request until it answers again"),
+        "{}",
+        console.text()
+    );
+    let last = report.results.iter().rev().find_map(|r| r.error());
+    assert!(
+        last.is_some_and(|error| error.actual.ends_with("(after 1 attempt)")),
+        "{last:?}"
+    );
+
     // Every detail read of another key loses its connection: the case reading one errors.
     let key = test_key(8104);
     add_fault(
@@ -365,6 +385,19 @@ async fn https_with_a_private_ca_needs_ca_cert_or_insecure() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.contains("certificate") && err.contains("--ca-cert FILE") && err.contains("--insecure"),
+        "{err}"
+    );
+
+    // https:// to a plain-HTTP server: not weather either, one line naming --target.
+    let plain = format!(
+        "--target https://{} --api m2m --m2m-key {key} --filter m2m.create.status-201",
+        app.addr
+    );
+    let (code, out, err) = cli_run(&plain).await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(err.lines().count(), 1, "not retried: {err}");
+    assert!(
+        err.contains("--target") && err.contains("TLS handshake failed"),
         "{err}"
     );
 
