@@ -43,6 +43,18 @@ pub enum Command {
     Seed(SeedArgs),
     /// Print a shell completion script, e.g. `linkbox completions bash > ~/.local/share/bash-completion/completions/linkbox`.
     Completions(CompletionsArgs),
+    /// Run the contract suite against linkbox in-process, or a deployment (--target URL);
+    /// `linkbox contract --help` lists its flags.
+    Contract(ContractArgs),
+}
+
+/// `linkbox contract`'s words, parsed by the suite itself (`linkbox_suite::cli`), so the
+/// binary and `cargo xtask contract` take exactly the same flags.
+#[derive(Debug, clap::Args)]
+#[command(disable_help_flag = true)]
+pub struct ContractArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -328,6 +340,31 @@ mod tests {
                 .check_exposure()
                 .expect("loopback")
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn contract_hands_every_word_to_the_suite() {
+        let cli = Cli::try_parse_from([
+            "linkbox",
+            "contract",
+            "--target",
+            "https://sandbox.example",
+            "--help",
+            "--fail-fast",
+        ])
+        .expect("parses");
+        let Command::Contract(args) = cli.command else {
+            panic!("not contract");
+        };
+        assert_eq!(
+            args.args,
+            [
+                "--target",
+                "https://sandbox.example",
+                "--help",
+                "--fail-fast"
+            ]
         );
     }
 

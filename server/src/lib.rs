@@ -6,7 +6,7 @@
 //! one beside or above it. `tests::tidy` reads this list and holds the code to it.
 //!
 //! ```text
-//! client: seed_cli              `linkbox seed`, a client of a running sandbox
+//! client: seed_cli contract_cli `linkbox seed` and `linkbox contract`, clients of a sandbox
 //! cli:    cli                   the `linkbox` command line
 //! serve:  http                  connections, the request pipeline: identity, faults,
 //!                               routing, journal, durability wait
@@ -30,6 +30,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod contract_cli;
 pub mod control;
 pub mod docs;
 pub mod faults;

@@ -21,6 +21,7 @@ async fn main() -> ExitCode {
         Command::Openapi(args) => print_openapi(args.format),
         Command::Seed(args) => linkbox::seed_cli::run(args).await,
         Command::Completions(args) => print_completions(args.shell),
+        Command::Contract(args) => return linkbox::contract_cli::run(&args.args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,22 +1,51 @@
-//! The suite's command line, `contract [--target URL ...]`: parses the arguments, runs the
-//! selected cases, writes the requested reports and answers with the exit code — 0 every
-//! case passed, 1 a case failed, 2 a usage or connection error, 130 interrupted (after
-//! cleaning up). Without `--target` the suite needs a linkbox in-process; the caller starts
-//! it (the `start` argument of [`run`]), so this crate never depends on the server.
+//! The suite's command line, `linkbox contract [--target URL ...]` (and its developer alias
+//! `cargo xtask contract`): parses the arguments, runs the selected cases, writes the
+//! requested reports and answers with the exit code — 0 every case passed, 1 a case failed
+//! (drift), 2 a usage error, a certificate that fails or a credential the target refuses, 3
+//! cases errored and none failed (weather: the target could not be asked), 130 interrupted
+//! (after cleaning up). Without `--target` the suite needs a linkbox in-process; the caller
+//! starts it (the `start` argument of [`run`]), so this crate never depends on the server.
+//! Per-case lines go to `out` (stdout); waits, warnings and errors to the [`Console`]
+//! (stderr).
+//!
+//! The credentials can also come from the environment, `LINKBOX_M2M_KEY` and
+//! `LINKBOX_LEAF_TOKEN`, so CI keeps them out of the command line; a flag wins over the
+//! variable. The variables are read only with `--target`: an in-process run makes its own.
 
 use std::future::Future;
 use std::io::Write;
 
-use super::{Api, Credentials, Only, Options, UsageError};
+use std::time::Duration;
 
-pub const USAGE: &str =
-    "usage: cargo xtask contract [--target URL --m2m-key KEY --leaf-token TOKEN]
-                            [--only documented|all] [--api m2m|leaf|sandbox] [--filter TEXT]
-                            [--junit FILE] [--json FILE]
+use super::{Api, Console, Credentials, Only, Options, Patience, Tls};
+
+pub const USAGE: &str = "usage: linkbox contract [--target URL --m2m-key KEY --leaf-token TOKEN]
+                        [--ca-cert FILE | --insecure] [--timeout SECS] [--max-wait SECS]
+                        [--only documented|all] [--api m2m|leaf|sandbox] [--filter TEXT]
+                        [--junit FILE] [--json FILE] [--list] [--fail-fast]
 
   without --target: every case, against linkbox started in-process on a free loopback port
-  with --target:    [doc] cases only (unless --only all), with the given credentials;
-                    m2m_live_ keys are refused; what the suite creates is cleaned up";
+  with --target:    [doc] cases only (unless --only all), with the given credentials
+                    (or LINKBOX_M2M_KEY / LINKBOX_LEAF_TOKEN); m2m_live_ keys are refused;
+                    each credential is checked once before the first case;
+                    what the suite creates is cleaned up
+  --ca-cert FILE:   trust this PEM CA too (a private CA); the built-in roots stay trusted
+  --insecure:       do not verify the target's certificate at all
+  --timeout SECS:   per request (default 30)
+  --max-wait SECS:  the longest Retry-After of a 429 to wait out (default 120)
+  --list:           print the selected cases' ids and tags, send nothing
+  --fail-fast:      stop after the first case that does not pass
+
+  each case ends PASS, FAIL (drift: the answer contradicts the contract) or ERROR (weather:
+  connection refused or reset, timeout, 5xx, 429, still so after the retries)
+  exit code: 0 all passed, 1 a case failed, 2 usage, certificate or a refused credential,
+             3 cases errored and none failed, 130 interrupted
+  (cargo xtask contract is the same command, for a source checkout)";
+
+/// The environment variable that stands in for `--m2m-key`.
+pub const M2M_KEY_VAR: &str = "LINKBOX_M2M_KEY";
+/// The environment variable that stands in for `--leaf-token`.
+pub const LEAF_TOKEN_VAR: &str = "LINKBOX_LEAF_TOKEN";
 
 /// An in-process linkbox the suite runs against: its base URL, and whatever keeps it
 /// serving (dropped when the run ends).
@@ -51,9 +80,27 @@ struct Args {
     filter: Option<String>,
     junit: Option<String>,
     json: Option<String>,
+    list: bool,
+    fail_fast: bool,
+    ca_cert: Option<String>,
+    insecure: bool,
+    timeout: Option<Duration>,
+    max_wait: Option<Duration>,
 }
 
-fn parse(args: &[String]) -> Result<Args, String> {
+/// `--timeout` / `--max-wait`: whole seconds, at least 1.
+fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
+    match text.parse::<u64>() {
+        Ok(seconds) if seconds > 0 => Ok(Duration::from_secs(seconds)),
+        _ => Err(format!(
+            "{flag} {text:?}: a whole number of seconds, at least 1"
+        )),
+    }
+}
+
+/// Parses `args`; `env` looks up the credential variables (the process environment in
+/// [`run`]).
+fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Args, String> {
     let mut parsed = Args::default();
     let mut iter = args.iter();
     while let Some(flag) = iter.next() {
@@ -84,16 +131,36 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--filter" => parsed.filter = Some(value()?),
             "--junit" => parsed.junit = Some(value()?),
             "--json" => parsed.json = Some(value()?),
+            "--list" => parsed.list = true,
+            "--fail-fast" => parsed.fail_fast = true,
+            "--ca-cert" => parsed.ca_cert = Some(value()?),
+            "--insecure" => parsed.insecure = true,
+            "--timeout" => parsed.timeout = Some(seconds("--timeout", &value()?)?),
+            "--max-wait" => parsed.max_wait = Some(seconds("--max-wait", &value()?)?),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     if parsed.target.is_none() && (parsed.m2m_key.is_some() || parsed.leaf_token.is_some()) {
         return Err("--m2m-key and --leaf-token need --target".into());
     }
+    if parsed.target.is_none() && (parsed.ca_cert.is_some() || parsed.insecure) {
+        return Err("--ca-cert and --insecure need --target".into());
+    }
+    if parsed.ca_cert.is_some() && parsed.insecure {
+        return Err(
+            "--ca-cert and --insecure exclude each other: --insecure verifies nothing".into(),
+        );
+    }
+    if parsed.target.is_some() {
+        let set = |name: &str| env(name).filter(|value| !value.trim().is_empty());
+        parsed.m2m_key = parsed.m2m_key.or_else(|| set(M2M_KEY_VAR));
+        parsed.leaf_token = parsed.leaf_token.or_else(|| set(LEAF_TOKEN_VAR));
+    }
     Ok(parsed)
 }
 
-fn options(args: &Args) -> Options {
+fn options(args: &Args, console: Console) -> Options {
+    let defaults = Patience::default();
     Options {
         base: args
             .target
@@ -112,7 +179,27 @@ fn options(args: &Args) -> Options {
         }),
         api: args.api,
         filter: args.filter.clone(),
+        fail_fast: args.fail_fast,
+        tls: Tls {
+            ca_cert: args.ca_cert.as_ref().map(Into::into),
+            insecure: args.insecure,
+        },
+        patience: Patience {
+            timeout: args.timeout.unwrap_or(defaults.timeout),
+            max_wait: args.max_wait.unwrap_or(defaults.max_wait),
+            ..defaults
+        },
+        console,
     }
+}
+
+/// `--list`: one line per selected case, `id [tag]`, `local` for the in-process-only ones.
+fn write_list(options: &Options, out: &mut (dyn Write + Send)) -> std::io::Result<()> {
+    for case in super::select(options) {
+        let local = if case.local { " local" } else { "" };
+        writeln!(out, "{} {}{local}", case.id, case.source.tag())?;
+    }
+    out.flush()
 }
 
 /// Runs the command line `args` (without the program and task names), writing progress and
@@ -128,24 +215,52 @@ where
     S: FnOnce() -> F,
     F: Future<Output = std::io::Result<Started>>,
 {
-    let args = match parse(args) {
+    run_with(args, start, interrupt, out, Console::stderr()).await
+}
+
+/// [`run`] with its stderr side given: waits, warnings and errors go to `console`.
+pub async fn run_with<S, F>(
+    args: &[String],
+    start: S,
+    interrupt: impl Future<Output = ()>,
+    out: &mut (dyn Write + Send),
+    console: Console,
+) -> u8
+where
+    S: FnOnce() -> F,
+    F: Future<Output = std::io::Result<Started>>,
+{
+    let args = match parse(args, |name| std::env::var(name).ok()) {
         Ok(args) if args.help => {
             let _ = writeln!(out, "{USAGE}");
             return 0;
         }
         Ok(args) => args,
         Err(message) => {
-            eprintln!("contract: {message}\n\n{USAGE}");
+            console.error(&format!(
+                "{message} (linkbox contract --help for the usage)"
+            ));
             return 2;
         }
     };
-    let mut options = options(&args);
+    let mut options = options(&args, console.clone());
     // The live-key refusal and every other usage check, before any socket is opened.
     if args.target.is_some()
         && let Err(error) = super::validate(&options)
     {
-        eprintln!("contract: {error}");
-        return 2;
+        console.error(&error.to_string());
+        return error.exit_code();
+    }
+    if args.list {
+        let _ = write_list(&options, out);
+        return 0;
+    }
+    if args.insecure {
+        console.warning(
+            "--insecure: the target's certificate and host name are not verified, so \
+             anyone between here and the target can read the credentials and answer in \
+             its place",
+        );
     }
     let _linkbox = if args.target.is_none() {
         match start().await {
@@ -154,7 +269,7 @@ where
                 Some(started)
             }
             Err(error) => {
-                eprintln!("contract: cannot start linkbox: {error}");
+                console.error(&format!("cannot start linkbox: {error}"));
                 return 2;
             }
         }
@@ -164,23 +279,21 @@ where
     let report = match super::run(&options, interrupt, out).await {
         Ok(report) => report,
         Err(error) => {
-            eprintln!("contract: {error}");
-            return match error {
-                UsageError::LiveKey | UsageError::Usage(_) | UsageError::Connection(_) => 2,
-            };
+            console.error(&error.to_string());
+            return error.exit_code();
         }
     };
     let _ = report.write_end(out);
     if let Some(path) = &args.junit
         && let Err(error) = std::fs::write(path, report.junit())
     {
-        eprintln!("contract: cannot write {path}: {error}");
+        console.error(&format!("cannot write {path}: {error}"));
         return 2;
     }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report.json()).unwrap_or_default();
         if let Err(error) = std::fs::write(path, text + "\n") {
-            eprintln!("contract: cannot write {path}: {error}");
+            console.error(&format!("cannot write {path}: {error}"));
             return 2;
         }
     }
@@ -201,12 +314,59 @@ mod tests {
 
     #[test]
     fn flags_parse_and_keys_need_a_target() {
-        let parsed = parse(&args("--api m2m --filter create --only all")).expect("parses");
+        let parsed = parse(
+            &args("--api m2m --filter create --only all --fail-fast"),
+            no_env,
+        )
+        .expect("parses");
         assert_eq!(parsed.api, Some(Api::M2m));
         assert_eq!(parsed.filter.as_deref(), Some("create"));
-        assert!(parse(&args("--m2m-key m2m_test_x")).is_err());
-        assert!(parse(&args("--only some")).is_err());
-        assert!(parse(&args("--target")).is_err());
+        assert!(parsed.fail_fast && !parsed.list);
+        assert!(parse(&args("--m2m-key m2m_test_x"), no_env).is_err());
+        assert!(parse(&args("--only some"), no_env).is_err());
+        assert!(parse(&args("--target"), no_env).is_err());
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn credentials_come_from_the_environment_with_a_target_and_flags_win() {
+        let env = |name: &str| match name {
+            M2M_KEY_VAR => Some("m2m_test_from_env".to_owned()),
+            LEAF_TOKEN_VAR => Some("token-from-env".to_owned()),
+            _ => None,
+        };
+        let parsed =
+            parse(&args("--target http://127.0.0.1:9 --leaf-token flag"), env).expect("parses");
+        assert_eq!(parsed.m2m_key.as_deref(), Some("m2m_test_from_env"));
+        assert_eq!(parsed.leaf_token.as_deref(), Some("flag"));
+        // In-process the suite makes its own credentials: the variables are not read.
+        let local = parse(&[], env).expect("parses");
+        assert!(local.m2m_key.is_none() && local.leaf_token.is_none());
+    }
+
+    #[tokio::test]
+    async fn list_prints_every_case_and_starts_nothing() {
+        let mut out = Vec::new();
+        let code = run(
+            &args("--list --api sandbox"),
+            never_started,
+            std::future::pending(),
+            &mut out,
+        )
+        .await;
+        assert_eq!(code, 0);
+        let text = String::from_utf8_lossy(&out);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(!lines.is_empty());
+        assert!(
+            lines
+                .iter()
+                .all(|line| line.starts_with("sandbox.") && line.ends_with("[sandbox] local")),
+            "{text}"
+        );
     }
 
     #[tokio::test]
@@ -244,6 +404,81 @@ mod tests {
         )
         .await;
         assert_eq!(code, 0);
-        assert!(String::from_utf8_lossy(&out).starts_with("usage: cargo xtask contract"));
+        assert!(String::from_utf8_lossy(&out).starts_with("usage: linkbox contract"));
+    }
+
+    /// Runs `line` with a captured console; returns the exit code, stdout and stderr.
+    async fn run_captured(line: &[String]) -> (u8, String, String) {
+        let (console, captured) = Console::buffer();
+        let mut out = Vec::new();
+        let code = run_with(
+            line,
+            never_started,
+            std::future::pending(),
+            &mut out,
+            console,
+        )
+        .await;
+        (
+            code,
+            String::from_utf8_lossy(&out).into_owned(),
+            captured.text(),
+        )
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_one_line_naming_the_flag_and_exit_2() {
+        // Nothing listens on port 9 and nothing is attempted: each is refused before.
+        let key = "--m2m-key m2m_test_0123456789abcdefghijklmnopqrstuv";
+        for (line, flag) in [
+            (format!("--target http//127.0.0.1:9 {key}"), "--target"),
+            (format!("--target ftp://127.0.0.1:9 {key}"), "--target"),
+            (format!("--target http://127.0.0.1:9?x=1 {key}"), "--target"),
+            (
+                "--target http://127.0.0.1:9 --api leaf --m2m-key m2m_test_x".to_owned(),
+                "--leaf-token",
+            ),
+            (
+                "--target http://127.0.0.1:9 --api m2m --leaf-token t".to_owned(),
+                "--m2m-key",
+            ),
+            ("--target http://127.0.0.1:9".to_owned(), "--m2m-key"),
+            (
+                format!("--target https://127.0.0.1:9 {key} --ca-cert /nonexistent/ca.pem"),
+                "--ca-cert",
+            ),
+            ("--insecure".to_owned(), "--insecure"),
+            (
+                format!("--target http://127.0.0.1:9 {key} --timeout 0"),
+                "--timeout",
+            ),
+        ] {
+            let (code, out, err) = run_captured(&args(&line)).await;
+            assert_eq!(code, 2, "{line}: {err}");
+            assert!(out.is_empty(), "{line}: {out}");
+            assert_eq!(err.lines().count(), 1, "{line}: one line: {err}");
+            assert!(
+                err.starts_with("contract: ") && err.contains(flag),
+                "{line}: names {flag}: {err}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ca_cert_that_is_not_pem_is_refused() {
+        let path = std::env::temp_dir().join(format!(
+            "linkbox-contract-not-pem-{}.txt",
+            std::process::id()
+        ));
+        std::fs::write(&path, "not a certificate").expect("write");
+        let line = format!(
+            "--target https://127.0.0.1:9 --m2m-key m2m_test_0123456789abcdefghijklmnopqrstuv \
+             --ca-cert {}",
+            path.display()
+        );
+        let (code, _, err) = run_captured(&args(&line)).await;
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("--ca-cert") && err.contains("PEM"), "{err}");
     }
 }

@@ -6,17 +6,23 @@
 //! the committed JSON Schema of that endpoint and status ([`schema_for`]), and every resource
 //! it created (an M2M link, a Leaf link or user) is recorded so [`Ctx::cleanup`] can revoke or
 //! delete it — only ids the suite itself created, with its `contract-` marked ids.
+//!
+//! Weather is handled here too, below every case: [`Request::send`] waits out a 429 against a
+//! target per its `Retry-After`, retries a 5xx or a connection error with backoff, and only
+//! then gives up with a [`Failure`] marked `weather` (the case's outcome becomes `error`).
+//! In-process a 429 is the answer under test (every case has fresh tenants, so only the
+//! sandbox's own counting can produce one): it goes to the case like any other answer.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{Options, Window};
+use super::{Api, Case, Console, Options, Patience, UsageError, Window};
 
 /// Why a case failed: the request, what was checked, the expected and the actual value.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,8 +33,9 @@ pub struct Failure {
     pub check: String,
     pub expected: String,
     pub actual: String,
-    /// The request never got an answer (refused, reset, timed out).
-    pub connection: bool,
+    /// Weather, not drift: the target could not be asked (connection refused or reset,
+    /// timeout, 5xx, 429), even after the retries.
+    pub weather: bool,
 }
 
 impl Failure {
@@ -44,7 +51,20 @@ impl Failure {
             check: check.into(),
             expected: expected.to_string(),
             actual: actual.to_string(),
-            connection: false,
+            weather: false,
+        }
+    }
+
+    /// The target could not be asked: the case's outcome is `error`, not `fail`.
+    pub fn weather(
+        request: impl Into<String>,
+        check: impl Into<String>,
+        expected: impl std::fmt::Display,
+        actual: impl std::fmt::Display,
+    ) -> Failure {
+        Failure {
+            weather: true,
+            ..Failure::new(request, check, expected, actual)
         }
     }
 }
@@ -61,19 +81,36 @@ pub(crate) struct Shared {
     /// Distinguishes this run's marked ids from any earlier run's.
     run_id: String,
     counter: AtomicU64,
+    /// Requests in a row that were still weather after all their attempts; from
+    /// [`OUTAGE_AFTER`] on, the target is taken to be down and requests get one attempt each
+    /// until one is answered.
+    struck: AtomicU32,
+    patience: Patience,
+    console: Console,
 }
 
 impl Shared {
-    pub(crate) fn new(options: &Options) -> Result<Arc<Shared>, String> {
-        let client = reqwest::Client::builder()
+    pub(crate) fn new(options: &Options) -> Result<Arc<Shared>, UsageError> {
+        let mut builder = reqwest::Client::builder()
             .no_proxy()
-            .timeout(std::time::Duration::from_secs(30))
+            .use_rustls_tls()
+            .timeout(options.patience.timeout);
+        if let Some(path) = &options.tls.ca_cert {
+            for certificate in read_ca_cert(path)? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        if options.tls.insecure {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let client = builder
             .build()
-            .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
+            .map_err(|error| UsageError::Usage(format!("cannot build the HTTP client: {error}")))?;
         let mut schemas = HashMap::new();
         for (path, schema) in linkbox_contracts::schemas::all() {
-            let validator = jsonschema::validator_for(schema.as_value())
-                .map_err(|error| format!("schema {path} does not compile: {error}"))?;
+            let validator = jsonschema::validator_for(schema.as_value()).map_err(|error| {
+                UsageError::Usage(format!("schema {path} does not compile: {error}"))
+            })?;
             schemas.insert(path, validator);
         }
         Ok(Arc::new(Shared {
@@ -84,17 +121,82 @@ impl Shared {
             windows: Mutex::new(HashMap::new()),
             run_id: format!("{:08x}", random_u64() as u32),
             counter: AtomicU64::new(0),
+            struck: AtomicU32::new(0),
+            patience: options.patience.clone(),
+            console: options.console.clone(),
         }))
     }
 
-    /// One request to the base URL: any HTTP answer means the target is there.
-    pub(crate) async fn preflight(&self) -> Result<(), String> {
-        self.client
-            .get(format!("{}/", self.base))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|error| format!("{}: {}", self.base, error_chain(&error)))
+    /// Before the first case. In-process: one request to the base URL (any answer means
+    /// linkbox is there). Against a target: one cheap authenticated read per API among the
+    /// `selected` cases — `GET /partner/links?limit=1` with the M2M key, `GET
+    /// /services/usermanagement/api/users?size=1` with the Leaf token — so a refused
+    /// credential stops the run before any case, naming the credential and what the target
+    /// said. Weather is retried as for any request; a certificate failure is not retried.
+    pub(crate) async fn preflight(self: &Arc<Self>, selected: &[Case]) -> Result<(), UsageError> {
+        let cx = Ctx::new(self.clone(), "preflight");
+        if self.target.is_none() {
+            let reply = cx
+                .request(Dialect::Sandbox, Method::GET, "/")
+                .no_auth()
+                .untracked()
+                .send()
+                .await;
+            return reply
+                .map(|_| ())
+                .map_err(|failure| self.unreachable(&failure));
+        }
+        let uses = |api: Api| selected.iter().any(|case| case.api() == api);
+        let checks = [
+            (
+                Api::M2m,
+                Dialect::M2m,
+                "/partner/links?limit=1",
+                "the M2M key (--m2m-key / LINKBOX_M2M_KEY)",
+            ),
+            (
+                Api::Leaf,
+                Dialect::Leaf,
+                "/services/usermanagement/api/users?size=1",
+                "the Leaf token (--leaf-token / LINKBOX_LEAF_TOKEN)",
+            ),
+        ];
+        for (api, dialect, path, credential) in checks {
+            if !uses(api) {
+                continue;
+            }
+            let reply = cx
+                .request(dialect, Method::GET, path)
+                .untracked()
+                .send()
+                .await
+                .map_err(|failure| self.unreachable(&failure))?;
+            if matches!(reply.status, 401 | 403) {
+                return Err(UsageError::Refused {
+                    credential: credential.to_owned(),
+                    said: format!(
+                        "{} to GET {path}: {}",
+                        reply.status,
+                        one_line_excerpt(&reply.text, 200)
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The usage error for a preflight request that got no usable answer.
+    fn unreachable(&self, failure: &Failure) -> UsageError {
+        if failure.check == "certificate" {
+            UsageError::Certificate(format!("{}: {}", self.base, failure.actual))
+        } else if failure.check == "tls" {
+            UsageError::Usage(format!(
+                "--target {}: the TLS handshake failed ({}); is it an https:// server?",
+                self.base, failure.actual
+            ))
+        } else {
+            UsageError::Connection(format!("{}: {}", self.base, failure.actual))
+        }
     }
 
     fn windows(&self) -> MutexGuard<'_, HashMap<(String, bool), Window>> {
@@ -119,8 +221,86 @@ impl Shared {
             .or_insert_with(|| Window::new(per_minute))
             .reserve(Instant::now());
         if !wait.is_zero() {
+            let kind = if create { "create" } else { "request" };
+            self.console.waiting(
+                wait,
+                &format!("to stay under the documented limit of {per_minute} {kind}s a minute"),
+            );
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+/// The certificates of `--ca-cert FILE` (PEM, one or more).
+fn read_ca_cert(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, UsageError> {
+    let bad = |why: String| UsageError::Usage(format!("--ca-cert {}: {why}", path.display()));
+    let pem = std::fs::read(path).map_err(|error| bad(format!("cannot read it: {error}")))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|error| bad(format!("not PEM certificates: {}", error_chain(&error))))?;
+    if certificates.is_empty() {
+        return Err(bad("no PEM certificate in it".into()));
+    }
+    Ok(certificates)
+}
+
+/// What went wrong with TLS, when anything did: not weather, so never retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsFailure {
+    /// The certificate failed verification.
+    Certificate,
+    /// Any other handshake failure (a plain-HTTP server on an https:// URL, no common
+    /// protocol version, a fatal alert).
+    Handshake,
+}
+
+/// The TLS failure in `error` or its causes: rustls's typed error, or — where a wrapper in
+/// between keeps only the message — rustls's words for it.
+fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<TlsFailure> {
+    const CERTIFICATE: [&str; 2] = ["invalid peer certificate", "no certificates presented"];
+    const HANDSHAKE: [&str; 4] = [
+        "received corrupt message",
+        "peer is incompatible",
+        "peer misbehaved",
+        "received fatal alert",
+    ];
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = next {
+        let typed = current.downcast_ref::<rustls::Error>().or_else(|| {
+            current
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        match typed {
+            Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented) => {
+                return Some(TlsFailure::Certificate);
+            }
+            Some(_) => return Some(TlsFailure::Handshake),
+            None => {}
+        }
+        let text = current.to_string();
+        if CERTIFICATE.iter().any(|words| text.contains(words)) {
+            return Some(TlsFailure::Certificate);
+        }
+        if HANDSHAKE.iter().any(|words| text.contains(words)) {
+            return Some(TlsFailure::Handshake);
+        }
+        next = current.source();
+    }
+    None
+}
+
+/// `text` flattened to one line of at most `max` characters.
+fn one_line_excerpt(text: &str, max: usize) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max)
+        .collect();
+    if text.chars().count() > max {
+        format!("{flat}…")
+    } else {
+        flat
     }
 }
 
@@ -148,6 +328,32 @@ pub enum Dialect {
     M2m,
     Leaf,
     Sandbox,
+}
+
+impl Dialect {
+    /// How notes name the API: `M2M`, `Leaf`, `sandbox`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::M2m => "M2M",
+            Dialect::Leaf => "Leaf",
+            Dialect::Sandbox => "sandbox",
+        }
+    }
+}
+
+/// After this many requests in a row gave up as weather, the target is taken to be down.
+const OUTAGE_AFTER: u32 = 2;
+
+/// How long a request may go unanswered before the run says it is still waiting.
+const SLOW: Duration = Duration::from_secs(5);
+
+/// How long a 429 asks to wait: its `Retry-After` in whole seconds, or a minute (the
+/// documented limits are per minute) when it gives none or an HTTP date.
+fn retry_after(reply: &Reply) -> Duration {
+    reply
+        .header("retry-after")
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .map_or(Duration::from_secs(60), Duration::from_secs)
 }
 
 /// A case's view of the run. Cheap to clone.
@@ -270,7 +476,7 @@ impl Ctx {
         self.request(Dialect::Sandbox, method, path)
     }
 
-    fn request(&self, dialect: Dialect, method: Method, path: &str) -> Request {
+    pub(crate) fn request(&self, dialect: Dialect, method: Method, path: &str) -> Request {
         Request {
             cx: self.clone(),
             dialect,
@@ -458,7 +664,7 @@ impl Request {
     }
 
     /// Cleanup requests are not themselves recorded for cleanup.
-    fn untracked(mut self) -> Request {
+    pub(crate) fn untracked(mut self) -> Request {
         self.headers.push(("x-contract-cleanup".into(), "1".into()));
         self
     }
@@ -477,6 +683,12 @@ impl Request {
         text
     }
 
+    /// Paces, sends, and handles weather: against a target a 429 is waited out per its
+    /// `Retry-After` (at most [`Patience::rate_limit_waits`] times, each at most
+    /// [`Patience::max_wait`]); a 5xx or a request without an answer is retried after a
+    /// doubling backoff up to [`Patience::attempts`] in all. What is still weather after that
+    /// is a [`Failure`] marked `weather`. A certificate failure is never retried. The reply
+    /// is then recorded for cleanup and validated against its schema.
     pub async fn send(self) -> Result<Reply, Failure> {
         let described = self.describe();
         let credential = match &self.auth {
@@ -490,14 +702,133 @@ impl Request {
         };
         let is_create = self.method == Method::POST
             && (self.path == "/partner/links" || self.path.contains("/magic-link/"));
-        self.cx.shared.pace(&credential, is_create).await;
-
-        let url = format!("{}{}", self.cx.shared.base, self.path);
-        let mut builder = self.cx.shared.client.request(self.method.clone(), url);
         let cleanup = self
             .headers
             .iter()
             .any(|(name, _)| name == "x-contract-cleanup");
+        let shared = self.cx.shared.clone();
+        let patience = &shared.patience;
+        let mut attempt = 1;
+        // While the target is down, one attempt per request: a dead target ends each case in
+        // one round trip instead of the whole backoff.
+        let attempts = if shared.struck.load(Ordering::Relaxed) >= OUTAGE_AFTER {
+            1
+        } else {
+            patience.attempts
+        };
+        let mut rate_limit_waits = 0;
+        // A POST whose earlier attempt may have reached the target (reset or timed out
+        // after sending): a 409 to its retry may be the first attempt's doing.
+        let mut maybe_delivered = false;
+        let reply = loop {
+            shared.pace(&credential, is_create).await;
+            let weather = match self.attempt(&credential, &described).await {
+                Ok(reply) => {
+                    if reply.status == 429 && shared.target.is_some() {
+                        let wait = retry_after(&reply);
+                        if wait > patience.max_wait {
+                            return Err(Failure::weather(
+                                described,
+                                "rate limit",
+                                format!(
+                                    "a Retry-After of at most {} s",
+                                    patience.max_wait.as_secs()
+                                ),
+                                format!("429 with Retry-After {} s", wait.as_secs()),
+                            ));
+                        }
+                        if rate_limit_waits < patience.rate_limit_waits {
+                            rate_limit_waits += 1;
+                            shared.console.waiting(
+                                wait,
+                                &format!("for the {} rate limit", self.dialect.name()),
+                            );
+                            tokio::time::sleep(wait).await;
+                            continue;
+                        }
+                        return Err(Failure::weather(
+                            described,
+                            "rate limit",
+                            "an answer within the rate limit",
+                            format!(
+                                "429 after waiting out {rate_limit_waits} Retry-After periods: {}",
+                                one_line_excerpt(&reply.text, 200)
+                            ),
+                        ));
+                    }
+                    if reply.status >= 500 {
+                        Failure::weather(
+                            described.clone(),
+                            "server error",
+                            "an answer from the target",
+                            format!("{} {}", reply.status, one_line_excerpt(&reply.text, 200)),
+                        )
+                    } else if maybe_delivered && reply.status == 409 {
+                        return Err(Failure::weather(
+                            described,
+                            "retry",
+                            "an answer to the first attempt",
+                            format!(
+                                "409 to a retry, after the first attempt went unanswered (it \
+                                 may have been applied): {}",
+                                one_line_excerpt(&reply.text, 200)
+                            ),
+                        ));
+                    } else {
+                        shared.struck.store(0, Ordering::Relaxed);
+                        break reply;
+                    }
+                }
+                Err((failure, sent)) => {
+                    if matches!(failure.check.as_str(), "certificate" | "tls") {
+                        return Err(failure);
+                    }
+                    maybe_delivered |= sent && self.method == Method::POST;
+                    failure
+                }
+            };
+            if attempt >= attempts {
+                if shared.struck.fetch_add(1, Ordering::Relaxed) + 1 == OUTAGE_AFTER {
+                    shared.console.note(&format!(
+                        "the target failed {OUTAGE_AFTER} requests in a row after all retries: \
+                         one attempt per request until it answers again"
+                    ));
+                }
+                let mut failure = weather;
+                let plural = if attempt == 1 { "" } else { "s" };
+                failure.actual = format!("{} (after {attempt} attempt{plural})", failure.actual);
+                return Err(failure);
+            }
+            let wait = patience.backoff * 2u32.saturating_pow(attempt - 1);
+            shared.console.waiting(
+                wait,
+                &format!(
+                    "before retrying {} {} ({}; attempt {} of {})",
+                    self.method,
+                    self.path,
+                    one_line_excerpt(&weather.actual, 100),
+                    attempt + 1,
+                    attempts
+                ),
+            );
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        };
+        if !cleanup {
+            self.record(&reply, &credential);
+            if let Some(schema) = schema_for(self.dialect, &self.method, &self.path, reply.status) {
+                reply.schema(&self.cx, schema)?;
+            }
+        }
+        Ok(reply)
+    }
+
+    /// One attempt: the reply, or the failure and whether the request may have reached the
+    /// target (false only when the connection was never made).
+    async fn attempt(&self, credential: &str, described: &str) -> Result<Reply, (Failure, bool)> {
+        let shared = &self.cx.shared;
+        let url = format!("{}{}", shared.base, self.path);
+        let mut builder = shared.client.request(self.method.clone(), url);
         for (name, value) in &self.headers {
             if name != "x-contract-cleanup" {
                 builder = builder.header(name.as_str(), value.as_str());
@@ -507,43 +838,55 @@ impl Request {
             (Auth::None, _) => builder,
             (Auth::Bearer(token), _) => builder.bearer_auth(token),
             (Auth::Key(key), _) => builder.header("x-api-key", key),
-            (Auth::Default, Dialect::Leaf) => builder.bearer_auth(&credential),
-            (Auth::Default, _) => builder.header("x-api-key", &credential),
+            (Auth::Default, Dialect::Leaf) => builder.bearer_auth(credential),
+            (Auth::Default, _) => builder.header("x-api-key", credential),
         };
         if let Some(body) = self.body.clone() {
             builder = builder.body(body);
         }
-        let response = builder.send().await.map_err(|error| Failure {
-            request: described.clone(),
-            check: "connection".into(),
-            expected: "an HTTP response".into(),
-            actual: error_chain(&error),
-            connection: true,
-        })?;
+        let unanswered = |error: reqwest::Error| {
+            let sent = !error.is_connect();
+            let check = match tls_failure(&error) {
+                Some(TlsFailure::Certificate) => "certificate",
+                Some(TlsFailure::Handshake) => "tls",
+                None if error.is_timeout() => "timeout",
+                None => "connection",
+            };
+            let failure = Failure::weather(
+                described.to_owned(),
+                check,
+                "an HTTP response",
+                error_chain(&error),
+            );
+            (failure, sent)
+        };
+        let sending = builder.send();
+        let mut sending = std::pin::pin!(sending);
+        let response = tokio::select! {
+            response = &mut sending => response,
+            () = tokio::time::sleep(SLOW) => {
+                shared.console.note(&format!(
+                    "waiting for the target: {described_short} has not answered in {} s \
+                     (timeout {} s)",
+                    SLOW.as_secs(),
+                    shared.patience.timeout.as_secs(),
+                    described_short = one_line_excerpt(described, 80),
+                ));
+                sending.await
+            }
+        }
+        .map_err(unanswered)?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let text = response.text().await.map_err(|error| Failure {
-            request: described.clone(),
-            check: "body".into(),
-            expected: "a readable body".into(),
-            actual: error_chain(&error),
-            connection: true,
-        })?;
+        let text = response.text().await.map_err(unanswered)?;
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        let reply = Reply {
-            request: described,
+        Ok(Reply {
+            request: described.to_owned(),
             status,
             headers,
             text,
             json,
-        };
-        if !cleanup {
-            self.record(&reply, &credential);
-            if let Some(schema) = schema_for(self.dialect, &self.method, &self.path, status) {
-                reply.schema(&self.cx, schema)?;
-            }
-        }
-        Ok(reply)
+        })
     }
 
     /// Records what a successful create made, so cleanup can remove it.
@@ -705,7 +1048,7 @@ impl Reply {
             check: check.into(),
             expected: expected.to_string(),
             actual: actual.to_string(),
-            connection: false,
+            weather: false,
         }
     }
 

@@ -12,16 +12,25 @@
 //! - [`m2m`], [`leaf`], [`sandbox`]: the cases, written from the spec files.
 //! - [`report`]: progress lines, the failure block, the summary, the drift report, JUnit and
 //!   JSON.
+//! - [`console`]: stderr notes (waits, warnings, errors) and colour.
 //!
 //! A case is a literal request and a literal expectation with its source: `[doc]` (the
 //! vendor's page says so), `[design]` (linkbox's own decision where the vendor is silent;
 //! facts only seen in a doc example count as design too) or `sandbox` (linkbox's control API).
 //! Against a target only `[doc]` cases run unless `--only all`; cases that need linkbox's
 //! control API, a second tenant, or that trip a rate limit on purpose are *local*: they run
-//! against an in-process linkbox only. HTTPS targets need the `tls` feature.
+//! against an in-process linkbox only.
+//!
+//! Each case ends `pass`, `fail` (the target answered, and the answer contradicts the
+//! contract: drift) or `error` (the target could not be asked: weather). Against a target a
+//! 429 is waited out per its `Retry-After` and retried, a 5xx or a connection error is retried
+//! with backoff ([`Patience`]); only what is still weather after that is an `error`. Before the
+//! first case one cheap authenticated request per API checks each credential
+//! ([`client::Shared::preflight`]).
 
 pub mod cli;
 pub mod client;
+pub mod console;
 pub mod leaf;
 pub mod m2m;
 pub mod report;
@@ -33,6 +42,7 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 pub use client::{Ctx, Failure, Reply};
+pub use console::Console;
 pub use report::{CaseResult, Outcome, Report};
 
 /// What a case's body returns: `Ok` when every expectation held.
@@ -150,16 +160,17 @@ pub fn cases() -> Vec<Case> {
 }
 
 /// Which sources to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Only {
     /// `[doc]` cases only: the default against a target.
     Documented,
-    /// Every case the target can run.
+    /// Every case the target can run: the default in-process.
+    #[default]
     All,
 }
 
 /// Where the suite runs and with what.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// `http://127.0.0.1:PORT` or the deployment's base URL, without a trailing slash.
     pub base: String,
@@ -170,6 +181,51 @@ pub struct Options {
     pub api: Option<Api>,
     /// Substring of the case id.
     pub filter: Option<String>,
+    /// Stop after the first case that does not pass.
+    pub fail_fast: bool,
+    /// How HTTPS targets are verified.
+    pub tls: Tls,
+    /// How long to wait for, and how often to retry, a target that cannot answer.
+    pub patience: Patience,
+    /// Where waits, warnings and errors are said.
+    pub console: Console,
+}
+
+/// How the suite verifies an HTTPS target. By default against the webpki roots (Mozilla's
+/// list, built in), so a public deployment needs nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Tls {
+    /// `--ca-cert FILE`: PEM certificates of a private CA, trusted besides the built-in roots.
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// `--insecure`: no certificate or host name verification at all.
+    pub insecure: bool,
+}
+
+/// How the suite treats weather (a 429, a 5xx, a refused or reset connection, a timeout).
+#[derive(Debug, Clone)]
+pub struct Patience {
+    /// Attempts per request when the answer is a 5xx or none (the first one included).
+    pub attempts: u32,
+    /// The wait before the first retry; doubled before each further one.
+    pub backoff: Duration,
+    /// How long one request may take before it counts as a timeout.
+    pub timeout: Duration,
+    /// The longest `Retry-After` the suite waits out; a longer one is an `error` at once.
+    pub max_wait: Duration,
+    /// How many 429s one request waits out before it is an `error`.
+    pub rate_limit_waits: u32,
+}
+
+impl Default for Patience {
+    fn default() -> Patience {
+        Patience {
+            attempts: 4,
+            backoff: Duration::from_secs(1),
+            timeout: Duration::from_secs(30),
+            max_wait: Duration::from_secs(120),
+            rate_limit_waits: 3,
+        }
+    }
 }
 
 /// The credentials a target run uses for every case.
@@ -186,21 +242,38 @@ impl Options {
             base: base.into(),
             target: None,
             only: Only::All,
-            api: None,
-            filter: None,
+            ..Options::default()
         }
     }
 }
 
-/// Why a run could not start (exit code 2).
+/// Why a run could not start: exit code 2, or 3 for [`UsageError::Connection`].
 #[derive(Debug)]
 pub enum UsageError {
     /// An `m2m_live_` key: the suite creates and revokes links, never on production.
     LiveKey,
     /// Bad options, or no case selected.
     Usage(String),
-    /// The target cannot be reached.
+    /// The target's certificate failed verification.
+    Certificate(String),
+    /// The target refused a credential at the preflight: which one (its flag and variable)
+    /// and what the target said.
+    Refused { credential: String, said: String },
+    /// The target could not be asked at all, even after the retries (weather: exit 3).
     Connection(String),
+}
+
+impl UsageError {
+    /// The exit code: 3 when the target could not be asked, 2 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            UsageError::Connection(_) => 3,
+            UsageError::LiveKey
+            | UsageError::Usage(_)
+            | UsageError::Certificate(_)
+            | UsageError::Refused { .. } => 2,
+        }
+    }
 }
 
 impl std::fmt::Display for UsageError {
@@ -208,10 +281,18 @@ impl std::fmt::Display for UsageError {
         match self {
             UsageError::LiveKey => write!(
                 f,
-                "refusing an m2m_live_ key: the contract suite creates and revokes links; \
-                 use a sandbox key (m2m_test_...)"
+                "--m2m-key (or LINKBOX_M2M_KEY) is an m2m_live_ key, refused: the contract \
+                 suite creates and revokes links; use a sandbox key (m2m_test_...)"
             ),
             UsageError::Usage(message) => write!(f, "{message}"),
+            UsageError::Certificate(message) => write!(
+                f,
+                "{message}: for a private CA pass --ca-cert FILE (PEM), or --insecure to skip \
+                 verification"
+            ),
+            UsageError::Refused { credential, said } => {
+                write!(f, "the target refused {credential}: it answered {said}")
+            }
             UsageError::Connection(message) => write!(f, "cannot reach the target: {message}"),
         }
     }
@@ -219,7 +300,8 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-/// Checks the options without sending anything: the live-key refusal happens here.
+/// Checks the options without sending anything: the live-key refusal, the URL and the
+/// credentials the chosen `--api` needs.
 pub fn validate(options: &Options) -> Result<(), UsageError> {
     if let Some(credentials) = &options.target {
         if credentials.m2m_key.as_deref().is_some_and(|key| {
@@ -228,20 +310,58 @@ pub fn validate(options: &Options) -> Result<(), UsageError> {
         }) {
             return Err(UsageError::LiveKey);
         }
+        let missing = |flag: &str, var: &str, api: &str| {
+            UsageError::Usage(format!(
+                "--api {api} against --target needs {flag} (or {var})"
+            ))
+        };
+        match options.api {
+            Some(Api::M2m) if credentials.m2m_key.is_none() => {
+                return Err(missing("--m2m-key KEY", cli::M2M_KEY_VAR, "m2m"));
+            }
+            Some(Api::Leaf) if credentials.leaf_token.is_none() => {
+                return Err(missing("--leaf-token TOKEN", cli::LEAF_TOKEN_VAR, "leaf"));
+            }
+            Some(Api::Sandbox) => {
+                return Err(UsageError::Usage(
+                    "--api sandbox runs only in-process (its cases need linkbox's control \
+                     API): drop --target"
+                        .into(),
+                ));
+            }
+            _ => {}
+        }
         if credentials.m2m_key.is_none() && credentials.leaf_token.is_none() {
-            return Err(UsageError::Usage(
-                "a target needs --m2m-key KEY and/or --leaf-token TOKEN".into(),
-            ));
+            return Err(UsageError::Usage(format!(
+                "--target needs --m2m-key KEY and/or --leaf-token TOKEN (or {} / {})",
+                cli::M2M_KEY_VAR,
+                cli::LEAF_TOKEN_VAR
+            )));
         }
     }
-    let scheme_ok = options.base.starts_with("http://")
-        || (options.base.starts_with("https://") && cfg!(feature = "tls"));
-    if !scheme_ok {
-        return Err(UsageError::Usage(format!(
-            "{} is not a supported URL (http://, or https:// with the `tls` feature: \
-             cargo run -p xtask --features tls -- contract ...)",
-            options.base
-        )));
+    check_url(&options.base)?;
+    Ok(())
+}
+
+/// `--target` must be an absolute `http://` or `https://` URL with a host and nothing after
+/// the path.
+fn check_url(base: &str) -> Result<(), UsageError> {
+    let bad =
+        |why: &str| UsageError::Usage(format!("--target {base:?} is not a usable URL: {why}"));
+    let url = url::Url::parse(base).map_err(|error| bad(&error.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("http:// or https:// only"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "credentials go in --m2m-key / --leaf-token, not in the URL",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("a base URL has no query or fragment"));
     }
     Ok(())
 }
@@ -287,8 +407,8 @@ pub async fn run(
     if selected.is_empty() {
         return Err(UsageError::Usage("no case matches the options".into()));
     }
-    let shared = client::Shared::new(options).map_err(UsageError::Usage)?;
-    shared.preflight().await.map_err(UsageError::Connection)?;
+    let shared = client::Shared::new(options)?;
+    shared.preflight(&selected).await?;
 
     let mut report = Report::new(options.target.as_ref().map(|_| options.base.clone()));
     let total = selected.len();
@@ -317,12 +437,24 @@ pub async fn run(
             source: case.source,
             outcome: match result {
                 Ok(()) => Outcome::Pass,
+                Err(failure) if failure.weather => Outcome::Error(failure),
                 Err(failure) => Outcome::Fail(failure),
             },
             duration: started.elapsed(),
         };
-        let _ = report::write_progress(out, index + 1, total, &result);
+        let colour = options.console.stdout_colour();
+        let _ = report::write_progress(out, index + 1, total, &result, colour);
+        let stop = options.fail_fast && result.outcome != Outcome::Pass;
         report.results.push(result);
+        if stop {
+            let _ = writeln!(
+                out,
+                "stopping after {}: --fail-fast, {} cases not run",
+                case.id,
+                total - index - 1
+            );
+            break;
+        }
     }
     Ok(report)
 }
@@ -409,6 +541,7 @@ mod tests {
             only: Only::Documented,
             api: None,
             filter: None,
+            ..Options::default()
         };
         assert!(matches!(validate(&options), Err(UsageError::LiveKey)));
     }
@@ -424,6 +557,7 @@ mod tests {
             only: Only::Documented,
             api: None,
             filter: None,
+            ..Options::default()
         };
         let selected = select(&options);
         assert!(!selected.is_empty());

@@ -1,6 +1,9 @@
 //! What a run tells people and CI: a progress line per case, a failure block (the request,
 //! then expected and actual side by side), the drift report against a target, the summary
-//! line `N passed, N failed`, JUnit XML and JSON.
+//! line `N passed, N failed, N errored`, JUnit XML and JSON. A `fail` is drift (the target
+//! answered against the contract); an `error` is weather (the target could not be asked), and
+//! every output keeps the two apart: JUnit `<failure>` and `<error>`, JSON `"outcome"`, exit
+//! code 1 and 3.
 
 use std::io::Write;
 use std::time::Duration;
@@ -9,13 +12,29 @@ use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use serde_json::{Value, json};
 
+use super::console::{Colour, paint};
 use super::{Api, Failure, Source};
 
 /// How one case ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Pass,
+    /// Drift: the target answered, and the answer contradicts the contract.
     Fail(Failure),
+    /// Weather: the target could not be asked (refused or reset connection, timeout, 5xx,
+    /// 429), even after the retries.
+    Error(Failure),
+}
+
+impl Outcome {
+    /// `pass`, `fail` or `error`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail(_) => "fail",
+            Outcome::Error(_) => "error",
+        }
+    }
 }
 
 /// One case's result.
@@ -29,11 +48,25 @@ pub struct CaseResult {
 }
 
 impl CaseResult {
+    /// The drift, when the case failed.
     pub fn failure(&self) -> Option<&Failure> {
         match &self.outcome {
-            Outcome::Pass => None,
             Outcome::Fail(failure) => Some(failure),
+            Outcome::Pass | Outcome::Error(_) => None,
         }
+    }
+
+    /// The weather, when the case could not be run to its end.
+    pub fn error(&self) -> Option<&Failure> {
+        match &self.outcome {
+            Outcome::Error(failure) => Some(failure),
+            Outcome::Pass | Outcome::Fail(_) => None,
+        }
+    }
+
+    /// What went wrong, drift or weather.
+    pub fn problem(&self) -> Option<&Failure> {
+        self.failure().or_else(|| self.error())
     }
 }
 
@@ -63,8 +96,29 @@ impl Report {
             .count()
     }
 
+    /// Cases that failed: drift.
     pub fn failed(&self) -> usize {
-        self.results.len() - self.passed()
+        self.results
+            .iter()
+            .filter(|result| result.failure().is_some())
+            .count()
+    }
+
+    /// Cases that ended in an error: weather.
+    pub fn errored(&self) -> usize {
+        self.results
+            .iter()
+            .filter(|result| result.error().is_some())
+            .count()
+    }
+
+    /// Ids of the cases that ended in an error, in run order.
+    pub fn errored_ids(&self) -> Vec<&'static str> {
+        self.results
+            .iter()
+            .filter(|result| result.error().is_some())
+            .map(|result| result.id)
+            .collect()
     }
 
     /// Ids of the failing cases, in run order.
@@ -76,26 +130,56 @@ impl Report {
             .collect()
     }
 
-    /// 0 all passed; 1 a case failed; 2 the target stopped answering; 130 interrupted.
+    /// 0 all passed; 1 a case failed (drift, whatever else happened); 3 cases errored and
+    /// none failed (weather only); 130 interrupted.
     pub fn exit_code(&self) -> u8 {
         if self.interrupted {
             130
-        } else if self
-            .results
-            .iter()
-            .any(|result| result.failure().is_some_and(|failure| failure.connection))
-        {
-            2
         } else if self.failed() > 0 {
             1
+        } else if self.errored() > 0 {
+            3
         } else {
             0
         }
     }
 
-    /// `N passed, N failed`.
+    /// `N passed, N failed, N errored`: CI parsers reading `N passed, N failed` still can.
     pub fn summary(&self) -> String {
-        format!("{} passed, {} failed", self.passed(), self.failed())
+        format!(
+            "{} passed, {} failed, {} errored",
+            self.passed(),
+            self.failed(),
+            self.errored()
+        )
+    }
+
+    /// The errored cases and why, whether in-process or against a target: they are not
+    /// drift. Empty when none errored.
+    pub fn weather(&self) -> String {
+        let errored: Vec<&CaseResult> = self
+            .results
+            .iter()
+            .filter(|result| result.error().is_some())
+            .collect();
+        if errored.is_empty() {
+            return String::new();
+        }
+        let mut out = format!(
+            "weather: the target could not be asked — not drift, rerun later: {}\n",
+            errored.len()
+        );
+        for result in errored {
+            if let Some(error) = result.error() {
+                out.push_str(&format!(
+                    "  {}: {} {}\n",
+                    result.id,
+                    error.check,
+                    one_line(&error.actual, 120)
+                ));
+            }
+        }
+        out
     }
 
     /// Against a target: the failures grouped by what they mean. Empty in-process.
@@ -142,12 +226,13 @@ impl Report {
         out
     }
 
-    /// Writes the drift report (against a target) and the summary line.
+    /// Writes the drift report (against a target), the weather report and the summary line.
     pub fn write_end(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        let drift = self.drift();
-        if !drift.is_empty() {
-            writeln!(out)?;
-            write!(out, "{drift}")?;
+        for section in [self.drift(), self.weather()] {
+            if !section.is_empty() {
+                writeln!(out)?;
+                write!(out, "{section}")?;
+            }
         }
         writeln!(out)?;
         writeln!(out, "{}", self.summary())
@@ -172,6 +257,7 @@ impl Report {
         suites.push_attribute(("name", "linkbox contract suite"));
         suites.push_attribute(("tests", self.results.len().to_string().as_str()));
         suites.push_attribute(("failures", self.failed().to_string().as_str()));
+        suites.push_attribute(("errors", self.errored().to_string().as_str()));
         suites.push_attribute(("time", format!("{total_time:.3}").as_str()));
         writer.write_event(Event::Start(suites))?;
         for api in [Api::M2m, Api::Leaf, Api::Sandbox] {
@@ -187,10 +273,15 @@ impl Report {
                 .iter()
                 .filter(|result| result.failure().is_some())
                 .count();
+            let errors = results
+                .iter()
+                .filter(|result| result.error().is_some())
+                .count();
             let mut suite = BytesStart::new("testsuite");
             suite.push_attribute(("name", api.name()));
             suite.push_attribute(("tests", results.len().to_string().as_str()));
             suite.push_attribute(("failures", failures.to_string().as_str()));
+            suite.push_attribute(("errors", errors.to_string().as_str()));
             writer.write_event(Event::Start(suite))?;
             for result in results {
                 let mut case = BytesStart::new("testcase");
@@ -207,8 +298,14 @@ impl Report {
                 property.push_attribute(("value", result.source.name()));
                 writer.write_event(Event::Empty(property))?;
                 writer.write_event(Event::End(BytesEnd::new("properties")))?;
-                if let Some(failure) = result.failure() {
-                    let mut element = BytesStart::new("failure");
+                // Drift is a <failure> typed by its source; weather an <error>.
+                let problem = match &result.outcome {
+                    Outcome::Pass => None,
+                    Outcome::Fail(failure) => Some(("failure", result.source.name(), failure)),
+                    Outcome::Error(failure) => Some(("error", "weather", failure)),
+                };
+                if let Some((tag, kind, failure)) = problem {
+                    let mut element = BytesStart::new(tag);
                     element.push_attribute((
                         "message",
                         format!(
@@ -219,10 +316,10 @@ impl Report {
                         )
                         .as_str(),
                     ));
-                    element.push_attribute(("type", result.source.name()));
+                    element.push_attribute(("type", kind));
                     writer.write_event(Event::Start(element))?;
                     writer.write_event(Event::Text(BytesText::new(&failure_block(failure))))?;
-                    writer.write_event(Event::End(BytesEnd::new("failure")))?;
+                    writer.write_event(Event::End(BytesEnd::new(tag)))?;
                 }
                 writer.write_event(Event::End(BytesEnd::new("testcase")))?;
             }
@@ -242,16 +339,21 @@ impl Report {
                     "id": result.id,
                     "api": result.api.name(),
                     "source": result.source.name(),
-                    "outcome": if result.failure().is_some() { "fail" } else { "pass" },
+                    "outcome": result.outcome.name(),
                     "durationMs": result.duration.as_millis() as u64,
                 });
-                if let Some(failure) = result.failure() {
-                    case["failure"] = json!({
+                // `failure` for drift, `error` for weather: the same fields.
+                let problem = match &result.outcome {
+                    Outcome::Pass => None,
+                    Outcome::Fail(failure) => Some(("failure", failure)),
+                    Outcome::Error(failure) => Some(("error", failure)),
+                };
+                if let Some((key, failure)) = problem {
+                    case[key] = json!({
                         "request": failure.request,
                         "check": failure.check,
                         "expected": failure.expected,
                         "actual": failure.actual,
-                        "connection": failure.connection,
                     });
                 }
                 case
@@ -261,24 +363,27 @@ impl Report {
             "target": self.target,
             "passed": self.passed(),
             "failed": self.failed(),
+            "errored": self.errored(),
             "interrupted": self.interrupted,
             "cases": cases,
         })
     }
 }
 
-/// `[ 12/140] PASS m2m.create.default-expiry [doc]`, and the failure block under a failure.
+/// `[ 12/140] PASS m2m.create.default-expiry [doc]` (or `FAIL`, `ERROR`), and the failure
+/// block under a failure or an error; the verdict in colour when `colour`.
 pub fn write_progress(
     out: &mut (dyn Write + Send),
     index: usize,
     total: usize,
     result: &CaseResult,
+    colour: bool,
 ) -> std::io::Result<()> {
     let width = total.to_string().len();
-    let verdict = if result.failure().is_some() {
-        "FAIL"
-    } else {
-        "PASS"
+    let verdict = match &result.outcome {
+        Outcome::Pass => paint(colour, Colour::Green, "PASS"),
+        Outcome::Fail(_) => paint(colour, Colour::Red, "FAIL"),
+        Outcome::Error(_) => paint(colour, Colour::Yellow, "ERROR"),
     };
     writeln!(
         out,
@@ -286,7 +391,7 @@ pub fn write_progress(
         result.id,
         result.source.tag()
     )?;
-    if let Some(failure) = result.failure() {
+    if let Some(failure) = result.problem() {
         write!(out, "{}", failure_block(failure))?;
     }
     out.flush()
@@ -361,7 +466,7 @@ mod tests {
     #[test]
     fn the_summary_and_exit_code_count_failures() {
         let report = sample();
-        assert_eq!(report.summary(), "1 passed, 1 failed");
+        assert_eq!(report.summary(), "1 passed, 1 failed, 0 errored");
         assert_eq!(report.exit_code(), 1);
         assert!(
             report
@@ -383,10 +488,49 @@ mod tests {
     fn progress_lines_pad_the_index_to_the_total() {
         let report = sample();
         let mut out = Vec::new();
-        write_progress(&mut out, 1, 140, &report.results[0]).expect("write");
+        write_progress(&mut out, 1, 140, &report.results[0], false).expect("write");
         assert_eq!(
             String::from_utf8_lossy(&out),
             "[  1/140] PASS m2m.create.default-expiry [doc]\n"
         );
+    }
+
+    #[test]
+    fn weather_alone_exits_3_and_drift_wins_over_it() {
+        let mut report = sample();
+        report.results.push(CaseResult {
+            id: "m2m.list.default-limit",
+            api: Api::M2m,
+            source: Source::Doc,
+            outcome: Outcome::Error(Failure::weather(
+                "GET /partner/links",
+                "server error",
+                "an answer from the target",
+                "503 (after 4 attempts)",
+            )),
+            duration: Duration::from_millis(5),
+        });
+        assert_eq!(report.summary(), "1 passed, 1 failed, 1 errored");
+        assert_eq!(report.exit_code(), 1, "drift wins");
+        assert!(
+            report
+                .weather()
+                .contains("m2m.list.default-limit: server error 503")
+        );
+        let xml = report.junit();
+        assert!(
+            xml.contains("<error message=\"server error: expected an answer"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("errors=\"1\"") && xml.contains("<failure "),
+            "{xml}"
+        );
+        let json = report.json();
+        assert_eq!(json["errored"], 1);
+        assert_eq!(json["cases"][2]["outcome"], "error");
+        assert_eq!(json["cases"][1]["outcome"], "fail");
+        report.results.remove(1);
+        assert_eq!(report.exit_code(), 3, "weather only");
     }
 }

@@ -29,8 +29,23 @@ async fn run_until(options: &Options, interrupt: impl Future<Output = ()>) -> (R
     (report, String::from_utf8_lossy(&out).into_owned())
 }
 
+/// The ids of the cases that failed (drift); every mutant must show as these, never as an
+/// error (weather).
 fn failed(report: &Report) -> BTreeSet<&'static str> {
+    assert_eq!(
+        report.errored_ids(),
+        Vec::<&str>::new(),
+        "drift reported as weather"
+    );
     report.failed_ids().into_iter().collect()
+}
+
+/// Retries that take milliseconds, not seconds.
+fn quick() -> suite::Patience {
+    suite::Patience {
+        backoff: std::time::Duration::from_millis(20),
+        ..suite::Patience::default()
+    }
 }
 
 /// Starts linkbox for the suite's command line, as `cargo xtask contract` does.
@@ -55,7 +70,7 @@ async fn every_case_passes_against_linkbox() {
     assert!(count("m2m.") > 50 && count("leaf.") > 50 && count("sandbox.") > 0);
     assert!(!output.contains("] FAIL "), "{output}");
     let last = output.lines().last().unwrap_or_default();
-    assert_eq!(last, format!("{} passed, 0 failed", ids.len()));
+    assert_eq!(last, format!("{} passed, 0 failed, 0 errored", ids.len()));
     let width = ids.len().to_string().len();
     assert!(
         output
@@ -117,6 +132,7 @@ async fn a_live_key_is_refused_before_any_connection() {
         only: Only::All,
         api: None,
         filter: None,
+        ..Options::default()
     };
     let mut out = Vec::new();
     let error = suite::run(&options, std::future::pending(), &mut out)
@@ -143,12 +159,16 @@ async fn an_unreachable_target_is_a_connection_error() {
         only: Only::Documented,
         api: None,
         filter: None,
+        patience: quick(),
+        ..Options::default()
     };
     let mut out = Vec::new();
     let error = suite::run(&options, std::future::pending(), &mut out)
         .await
         .expect_err("nothing listens");
     assert!(matches!(error, UsageError::Connection(_)), "{error}");
+    assert_eq!(error.exit_code(), 3, "weather, not usage");
+    assert!(out.is_empty(), "no case ran");
 }
 
 /// A Leaf token for a fresh account of the in-process sandbox.
@@ -182,9 +202,10 @@ async fn a_target_run_is_documented_only_and_leaves_nothing_behind() {
         only: Only::Documented,
         api: None,
         filter: None,
+        ..Options::default()
     };
     let (report, output) = run(&options).await;
-    assert_eq!(report.failed(), 0, "{output}");
+    assert_eq!(report.exit_code(), 0, "{output}");
     assert!(report.results.iter().all(|r| r.source == Source::Doc));
     assert!(output.contains("drift: none"), "{output}");
 
@@ -242,6 +263,7 @@ async fn an_interrupted_run_cleans_up_the_case_in_flight() {
         only: Only::Documented,
         api: Some(Api::M2m),
         filter: Some("m2m.list.pagination-arithmetic".into()),
+        ..Options::default()
     };
     let (report, output) = run_until(&options, async {
         let _ = seen.await;
@@ -288,6 +310,7 @@ async fn against_a_target_failures_are_grouped_by_what_they_mean() {
         only: Only::All,
         api: Some(Api::M2m),
         filter: None,
+        ..Options::default()
     };
     let (report, output) = run(&options).await;
     assert_eq!(
@@ -308,7 +331,7 @@ async fn against_a_target_failures_are_grouped_by_what_they_mean() {
     assert!(guessed.contains("m2m.detail.unknown-id-404"));
     assert!(guessed.contains("m2m.envelope.error-shape-exact"));
     assert!(!guessed.contains("second-active-link"));
-    let summary = format!("{} passed, 3 failed\n", report.results.len() - 3);
+    let summary = format!("{} passed, 3 failed, 0 errored\n", report.results.len() - 3);
     assert!(output.ends_with(&summary), "{output}");
 }
 

@@ -3,6 +3,7 @@
 mod browser;
 mod connections;
 mod contract;
+mod contract_weather;
 mod control;
 mod docs;
 mod faithful;
