@@ -4,8 +4,8 @@
 //!   then every test of the workspace, which includes the codegen check and one full run of
 //!   the contract suite against an in-process linkbox (`tests/tests/api/contract.rs`); `ci`
 //!   does not run the suite a second time; then the generated clients.
-//! - `bench [--quick] [--baseline NAME=BINARY]...`: throughput, latency, memory and start-up,
-//!   measured, or compared with other builds ([`bench`]).
+//! - `bench [--quick] [--baseline NAME=BINARY]... [--binary PATH]`: throughput, latency,
+//!   memory and start-up, measured, or compared with other builds ([`bench`]).
 //! - `clients`: TypeScript and Python clients generated from `/openapi.json`, run against
 //!   linkbox ([`clients`]).
 //! - `codegen [--check]`: the generated OpenAPI document and JSON Schemas ([`codegen`]).
@@ -35,8 +35,9 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some("ci") => ci(),
-        Some("bench") => bench_args(&args[1..])
-            .and_then(|(quick, baselines)| bench::run(&workspace_root(), quick, baselines)),
+        Some("bench") => {
+            bench_args(&args[1..]).and_then(|options| bench::run(&workspace_root(), options))
+        }
         Some("clients") => clients::run(&workspace_root()),
         Some("codegen") => codegen::run(&workspace_root(), args.iter().any(|arg| arg == "--check")),
         Some("package") => package::run(&workspace_root(), &args[1..]),
@@ -58,29 +59,32 @@ tasks:
   ci                 fmt check, clippy, codegen check, tests, contract suite, clients
   clients            generated TypeScript and Python clients against linkbox
   codegen [--check]  write (or check) openapi/ and schemas/
-  bench [--quick] [--baseline NAME=BINARY]...
-                     measure a release build on loopback (target/bench/), or compare it
-                     round by round with other linkbox binaries
+  bench [--quick] [--baseline NAME=BINARY]... [--binary PATH]
+                     measure a release build (or PATH) on loopback (target/bench/), or
+                     compare it round by round with other linkbox binaries
   contract [...]     the contract suite (`cargo xtask contract --help`)
   package [--profile release|dev]
                      the Python wheel (target/wheels/) and npm tarballs (target/npm/)";
 
-/// `bench`'s flags: `--quick` and any number of `--baseline NAME=BINARY`.
-fn bench_args(args: &[String]) -> anyhow::Result<(bool, Vec<bench::Build>)> {
-    let mut quick = false;
-    let mut baselines = Vec::new();
+/// `bench`'s flags: `--quick`, any number of `--baseline NAME=BINARY`, `--binary PATH`.
+fn bench_args(args: &[String]) -> anyhow::Result<bench::Options> {
+    let mut options = bench::Options::default();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--quick" => quick = true,
+            "--quick" => options.quick = true,
             "--baseline" => {
                 let value = args.next().context("--baseline takes NAME=BINARY")?;
-                baselines.push(bench::Build::parse(value)?);
+                options.baselines.push(bench::Build::parse(value)?);
+            }
+            "--binary" => {
+                let value = args.next().context("--binary takes a path")?;
+                options.binary = Some(bench::Build::parse(&format!("this build={value}"))?.binary);
             }
             other => bail!("bench: unknown flag {other:?}\n\n{USAGE}"),
         }
     }
-    Ok((quick, baselines))
+    Ok(options)
 }
 
 fn ci() -> anyhow::Result<()> {

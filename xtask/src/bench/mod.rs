@@ -47,25 +47,27 @@ const KEYS: [&str; 4] = [
 
 pub use compare::Build;
 
-pub fn run(root: &Path, quick: bool, baselines: Vec<Build>) -> anyhow::Result<()> {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--profile",
-            "profiling",
-            "--quiet",
-            "-p",
-            "linkbox",
-        ])
-        .current_dir(root)
-        .status()?;
-    if !status.success() {
-        bail!("profiling build failed");
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let binary = target.join("profiling/linkbox");
+/// What `cargo xtask bench` was asked to do.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// One second per scenario, no peers, no million-link phase.
+    pub quick: bool,
+    /// Other builds to compare with (`--baseline NAME=BINARY`).
+    pub baselines: Vec<Build>,
+    /// A linkbox binary to measure instead of building one (`--binary PATH`).
+    pub binary: Option<std::path::PathBuf>,
+}
+
+pub fn run(root: &Path, options: Options) -> anyhow::Result<()> {
+    let Options {
+        quick,
+        baselines,
+        binary,
+    } = options;
+    let binary = match binary {
+        Some(binary) => binary,
+        None => build(root)?,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -95,6 +97,28 @@ pub fn run(root: &Path, quick: bool, baselines: Vec<Build>) -> anyhow::Result<()
     println!("{}", report.table());
     println!("written: target/bench/bench.json, target/bench/bench.svg");
     Ok(())
+}
+
+/// Builds linkbox with the `profiling` profile and returns the binary's path.
+fn build(root: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--profile",
+            "profiling",
+            "--quiet",
+            "-p",
+            "linkbox",
+        ])
+        .current_dir(root)
+        .status()?;
+    if !status.success() {
+        bail!("profiling build failed");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    Ok(target.join("profiling/linkbox"))
 }
 
 /// A linkbox process on a free loopback port, killed on drop.
