@@ -602,14 +602,19 @@ impl Account {
         Ok(self.view(id, link))
     }
 
-    /// Records a file uploaded through link `id`'s page.
-    pub fn record_upload(&self, id: &str, upload: Upload) -> Result<(), LeafError> {
+    /// Records a file uploaded through link `id`'s page, unless the link holds `max`
+    /// files already (`Ok(false)`).
+    pub fn record_upload(&self, id: &str, upload: Upload, max: usize) -> Result<bool, LeafError> {
         let mut state = self.state.lock();
         if !state.links.contains_key(id) {
             return Err(LeafError::LinkNotFound);
         }
-        state.uploads.entry(id.to_owned()).or_default().push(upload);
-        Ok(())
+        let uploads = state.uploads.entry(id.to_owned()).or_default();
+        if uploads.len() >= max {
+            return Ok(false);
+        }
+        uploads.push(upload);
+        Ok(true)
     }
 
     /// The files uploaded through link `id`'s page, oldest first.
