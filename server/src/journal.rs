@@ -49,10 +49,15 @@ struct Rings {
 /// The ring of requests that had no tenant (no key, a refused one): labels are never empty.
 const UNTENANTED: &str = "";
 
+/// What a ring costs besides its entries (its label, its slots in two maps), counted
+/// toward [`JOURNAL_MAX_BYTES`] while the ring exists.
+const RING_BYTES: usize = 256;
+
 /// One tenant's entries, oldest first.
 #[derive(Default)]
 struct Ring {
-    entries: VecDeque<Entry>,
+    /// Boxed, so a ring of one entry (a key seen once) holds one pointer's room spare.
+    entries: VecDeque<Box<Entry>>,
     /// Sum of [`Entry::size`] over `entries`.
     bytes: usize,
 }
@@ -155,7 +160,6 @@ impl Journal {
             request: request.request,
             response: request.response,
         };
-        let size = entry.size();
         let label: Arc<str> = entry.tenant.clone().unwrap_or_else(|| UNTENANTED.into());
         let capacity = rings.capacity;
         while rings
@@ -165,6 +169,12 @@ impl Journal {
         {
             rings.pop_oldest(&label);
         }
+        let size = entry.size()
+            + if rings.rings.contains_key(&label) {
+                0
+            } else {
+                RING_BYTES
+            };
         while rings.bytes + size > JOURNAL_MAX_BYTES {
             let Some((_, largest)) = rings.by_bytes.last().cloned() else {
                 break;
@@ -217,7 +227,7 @@ impl Journal {
         match tenant {
             Some(label) if label != UNTENANTED => {
                 if let Some(ring) = rings.rings.remove(label) {
-                    rings.bytes = rings.bytes.saturating_sub(ring.bytes);
+                    rings.bytes = rings.bytes.saturating_sub(ring.bytes + RING_BYTES);
                     rings.by_bytes.remove(&(ring.bytes, label.into()));
                 }
             }
@@ -245,6 +255,7 @@ impl Rings {
         }
         if ring.entries.is_empty() {
             self.rings.remove(label);
+            self.bytes = self.bytes.saturating_sub(RING_BYTES);
         } else {
             self.by_bytes.insert((ring.bytes, label.clone()));
         }
@@ -252,10 +263,13 @@ impl Rings {
 
     fn push(&mut self, label: Arc<str>, entry: Entry) {
         let size = entry.size();
+        if !self.rings.contains_key(&label) {
+            self.bytes += RING_BYTES;
+        }
         let ring = self.rings.entry(label.clone()).or_default();
         self.by_bytes.remove(&(ring.bytes, label.clone()));
         ring.bytes += size;
-        ring.entries.push_back(entry);
+        ring.entries.push_back(Box::new(entry));
         self.by_bytes.insert((ring.bytes, label));
         self.bytes += size;
     }
@@ -266,14 +280,14 @@ impl Rings {
             Some(label) if label != UNTENANTED => self
                 .rings
                 .get(label)
-                .map(|ring| ring.entries.iter().rev().collect())
+                .map(|ring| ring.entries.iter().rev().map(|entry| &**entry).collect())
                 .unwrap_or_default(),
             Some(_) => Vec::new(),
             None => {
                 let mut all: Vec<&Entry> = self
                     .rings
                     .values()
-                    .flat_map(|ring| ring.entries.iter())
+                    .flat_map(|ring| ring.entries.iter().map(|entry| &**entry))
                     .collect();
                 all.sort_unstable_by_key(|entry| std::cmp::Reverse(entry.seq));
                 all
@@ -283,18 +297,20 @@ impl Rings {
 }
 
 impl Entry {
-    /// Roughly the bytes this entry holds: its strings, headers and bodies, plus a fixed
-    /// overhead for the rest.
+    /// Roughly the bytes this entry holds in memory: its strings, headers and bodies, and
+    /// what holding them costs — the entry itself, each header's two strings and its share
+    /// of a map node, each allocation's bookkeeping.
     pub fn size(&self) -> usize {
         let message = |message: &JournalMessage| {
             message
                 .headers
                 .iter()
-                .map(|(name, value)| name.len() + value.len() + 48)
+                .map(|(name, value)| name.len() + value.len() + 112)
                 .sum::<usize>()
-                + message.body.as_ref().map_or(0, String::len)
+                + message.body.as_ref().map_or(0, |body| body.len() + 32)
+                + 64
         };
-        160 + self.path.len()
+        384 + self.path.len()
             + self.query.as_ref().map_or(0, String::len)
             + message(&self.request)
             + message(&self.response)
@@ -570,9 +586,9 @@ pub(crate) mod tests {
         assert!(ring.entries.len() < 2 * JOURNAL_MAX_BYTES / JOURNAL_BODY_LIMIT);
         assert_eq!(
             ring.bytes,
-            ring.entries.iter().map(Entry::size).sum::<usize>()
+            ring.entries.iter().map(|entry| entry.size()).sum::<usize>()
         );
-        assert_eq!(rings.bytes, ring.bytes);
+        assert_eq!(rings.bytes, ring.bytes + RING_BYTES);
     }
 
     #[test]
@@ -603,13 +619,9 @@ pub(crate) mod tests {
         let quiet_seq = journal.list(&JournalFilter::default(), Some("pa"))[0].seq;
         let mut noisy = with_body("/noisy", &big);
         noisy.tenant = Some("pnoisy".into());
-        let per_entry = {
-            let entry = noisy;
-            let rings = Journal::new(1);
-            rings.record(entry);
-            let size = rings.rings.lock().bytes;
-            size
-        };
+        let probe = Journal::new(1);
+        probe.record(noisy);
+        let per_entry = probe.rings.lock().bytes;
         for _ in 0..(JOURNAL_MAX_BYTES / per_entry + 50) {
             let mut noisy = with_body("/noisy", &big);
             noisy.tenant = Some("pnoisy".into());
