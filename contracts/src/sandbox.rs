@@ -16,7 +16,8 @@ pub const DEFAULT_JOURNAL_SIZE: usize = 1_000;
 /// Bytes of a request or response body the journal keeps; the rest is cut
 /// (`bodyTruncated`).
 pub const JOURNAL_BODY_LIMIT: usize = 16 * 1024;
-/// Bytes the journal holds at most, bodies and headers counted; the oldest entries go first.
+/// Bytes the journal holds at most over every tenant, bodies and headers counted; past it
+/// the oldest entry of the tenant holding the most bytes goes first.
 pub const JOURNAL_MAX_BYTES: usize = 32 * 1024 * 1024;
 /// What stands in the journal for a secret: `X-API-Key`, `Authorization`, `Cookie`, and
 /// JSON fields named like a password, secret or token.
@@ -275,7 +276,8 @@ pub struct NearMiss {
 #[serde(rename_all = "camelCase")]
 pub struct JournalPage {
     pub requests: Vec<JournalEntry>,
-    /// How many requests the journal keeps (`--journal-size`); older ones are dropped.
+    /// How many requests the journal keeps per tenant (`--journal-size`); a tenant's older
+    /// ones are dropped, never another tenant's.
     pub capacity: usize,
 }
 

@@ -156,7 +156,7 @@ pub struct ServeArgs {
     /// without any key is an admin request).
     #[arg(long, env = "LINKBOX_ADMIN_TOKEN")]
     pub admin_token: Option<String>,
-    /// How many requests the journal (`GET /_sandbox/requests`) keeps.
+    /// How many requests of each tenant the journal (`GET /_sandbox/requests`) keeps.
     #[arg(long, env = "LINKBOX_JOURNAL_SIZE", default_value_t = linkbox_contracts::sandbox::DEFAULT_JOURNAL_SIZE as u64, value_parser = clap::value_parser!(u64).range(1..))]
     pub journal_size: u64,
     /// Base of Leaf magic links (default: PUBLIC_URL/magic-link), e.g.

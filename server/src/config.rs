@@ -43,7 +43,7 @@ pub struct Settings {
     /// `--admin-token`: the Bearer token that sees every tenant in the control API. When
     /// unset, a control request without any key is an admin request.
     pub admin_token: Option<String>,
-    /// `--journal-size`: how many requests the journal keeps (at least 1).
+    /// `--journal-size`: how many requests of each tenant the journal keeps (at least 1).
     pub journal_size: usize,
     /// How long a webhook receiver may take to answer; 30 s as documented (tests shorten it).
     pub webhook_timeout: std::time::Duration,

@@ -1,4 +1,4 @@
-//! The request journal: a bounded ring of the last `--journal-size` requests to the vendor
+//! The request journal: the last `--journal-size` requests of each tenant to the vendor
 //! APIs (method, path, query, status, sandbox time, tenant, duration, and both sides'
 //! headers and bodies). The serving layer records each request; `GET|DELETE
 //! /_sandbox/requests` reads and clears it and `POST /_sandbox/requests/verify` counts what
@@ -8,10 +8,14 @@
 //! What an entry keeps ([`message`]): headers with lower-case names, `X-API-Key`,
 //! `Authorization`, `Cookie` and `Set-Cookie` as `[redacted]`; bodies as text, JSON fields
 //! named like a secret (`password`, `secret`, `webhookSecret`, `token`, `id_token`, `apiKey`,
-//! any case) redacted before the body is cut at `JOURNAL_BODY_LIMIT` bytes. The ring is
-//! bounded by entries and by `JOURNAL_MAX_BYTES` ([`Entry::size`]), oldest out first.
+//! any case) redacted before the body is cut at `JOURNAL_BODY_LIMIT` bytes.
+//!
+//! Each tenant (partner slug, `leaf:<username>`, or no tenant at all) has its own ring of at
+//! most `--journal-size` entries, so one tenant's traffic never pushes out another's; all
+//! rings together hold at most `JOURNAL_MAX_BYTES` ([`Entry::size`]), and past that the
+//! ring holding the most bytes loses its oldest entry first.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use http::{HeaderMap, Method};
@@ -26,13 +30,34 @@ use time::OffsetDateTime;
 /// The journal handle: cheap to clone, bounded, oldest entries dropped first.
 #[derive(Clone)]
 pub struct Journal {
-    ring: Arc<Mutex<Ring>>,
+    rings: Arc<Mutex<Rings>>,
 }
 
-struct Ring {
-    entries: VecDeque<Entry>,
+/// Every tenant's ring, each bounded by entries, all of them together by bytes.
+struct Rings {
+    /// By tenant label; requests with no tenant under [`UNTENANTED`].
+    rings: HashMap<Arc<str>, Ring>,
+    /// Each non-empty ring by the bytes it holds, to find the largest.
+    by_bytes: BTreeSet<(usize, Arc<str>)>,
+    /// Entries one ring keeps (`--journal-size`).
     capacity: usize,
     next_seq: u64,
+    /// Sum of [`Entry::size`] over every ring.
+    bytes: usize,
+}
+
+/// The ring of requests that had no tenant (no key, a refused one): labels are never empty.
+const UNTENANTED: &str = "";
+
+/// What a ring costs besides its entries (its label, its slots in two maps), counted
+/// toward [`JOURNAL_MAX_BYTES`] while the ring exists.
+const RING_BYTES: usize = 256;
+
+/// One tenant's entries, oldest first.
+#[derive(Default)]
+struct Ring {
+    /// Boxed, so a ring of one entry (a key seen once) holds one pointer's room spare.
+    entries: VecDeque<Box<Entry>>,
     /// Sum of [`Entry::size`] over `entries`.
     bytes: usize,
 }
@@ -97,27 +122,31 @@ pub struct Expectation {
 pub const NEAR_MISSES: usize = 5;
 
 impl Journal {
-    /// A journal keeping the last `capacity` requests (at least one).
+    /// A journal keeping the last `capacity` requests (at least one) of each tenant.
     pub fn new(capacity: usize) -> Journal {
-        let capacity = capacity.max(1);
         Journal {
-            ring: Arc::new(Mutex::new(Ring {
-                entries: VecDeque::with_capacity(capacity.min(4_096)),
-                capacity,
+            rings: Arc::new(Mutex::new(Rings {
+                rings: HashMap::new(),
+                by_bytes: BTreeSet::new(),
+                capacity: capacity.max(1),
                 next_seq: 1,
                 bytes: 0,
             })),
         }
     }
 
+    /// How many entries each tenant's ring keeps.
     pub fn capacity(&self) -> usize {
-        self.ring.lock().capacity
+        self.rings.lock().capacity
     }
 
+    /// Records a request in its tenant's ring: past the ring's capacity its tenant's oldest
+    /// entry goes; past [`JOURNAL_MAX_BYTES`] in all, the oldest entry of whichever ring
+    /// holds the most bytes goes, so a busy tenant pays for its own traffic.
     pub fn record(&self, request: Request) {
-        let mut ring = self.ring.lock();
-        let seq = ring.next_seq;
-        ring.next_seq += 1;
+        let mut rings = self.rings.lock();
+        let seq = rings.next_seq;
+        rings.next_seq += 1;
         let entry = Entry {
             seq,
             method: request.method,
@@ -131,30 +160,37 @@ impl Journal {
             request: request.request,
             response: request.response,
         };
-        let size = entry.size();
-        while !ring.entries.is_empty()
-            && (ring.entries.len() >= ring.capacity || ring.bytes + size > JOURNAL_MAX_BYTES)
+        let label: Arc<str> = entry.tenant.clone().unwrap_or_else(|| UNTENANTED.into());
+        let capacity = rings.capacity;
+        while rings
+            .rings
+            .get(&label)
+            .is_some_and(|ring| ring.entries.len() >= capacity)
         {
-            if let Some(old) = ring.entries.pop_front() {
-                ring.bytes = ring.bytes.saturating_sub(old.size());
-            }
+            rings.pop_oldest(&label);
         }
-        ring.bytes += size;
-        ring.entries.push_back(entry);
+        let size = entry.size()
+            + if rings.rings.contains_key(&label) {
+                0
+            } else {
+                RING_BYTES
+            };
+        while rings.bytes + size > JOURNAL_MAX_BYTES {
+            let Some((_, largest)) = rings.by_bytes.last().cloned() else {
+                break;
+            };
+            rings.pop_oldest(&largest);
+        }
+        rings.push(label, entry);
     }
 
     /// How many of the entries `tenant` may see (`None`: all) match `expectation`, and the
     /// closest of those that do not: most criteria met first, then newest.
     pub fn verify(&self, expectation: &Expectation, tenant: Option<&str>) -> (u64, Vec<NearMiss>) {
-        let ring = self.ring.lock();
+        let rings = self.rings.lock();
         let mut matched = 0;
         let mut misses: Vec<(usize, &Entry, Vec<String>)> = Vec::new();
-        for entry in ring
-            .entries
-            .iter()
-            .rev()
-            .filter(|entry| visible(entry, tenant))
-        {
+        for entry in rings.visible(tenant) {
             let missed = expectation.missed(entry);
             if missed.is_empty() {
                 matched += 1;
@@ -176,36 +212,105 @@ impl Journal {
 
     /// Matching entries `tenant` may see (`None`: all), newest first.
     pub fn list(&self, filter: &JournalFilter, tenant: Option<&str>) -> Vec<JournalEntry> {
-        let ring = self.ring.lock();
-        ring.entries
-            .iter()
-            .rev()
-            .filter(|entry| visible(entry, tenant) && filter.matches(entry))
+        let rings = self.rings.lock();
+        rings
+            .visible(tenant)
+            .into_iter()
+            .filter(|entry| filter.matches(entry))
             .map(Entry::view)
             .collect()
     }
 
     /// Forgets the entries `tenant` may see (`None`: all).
     pub fn clear(&self, tenant: Option<&str>) {
-        let mut ring = self.ring.lock();
-        ring.entries.retain(|entry| !visible(entry, tenant));
-        ring.bytes = ring.entries.iter().map(Entry::size).sum();
+        let mut rings = self.rings.lock();
+        match tenant {
+            Some(label) if label != UNTENANTED => {
+                if let Some(ring) = rings.rings.remove(label) {
+                    rings.bytes = rings.bytes.saturating_sub(ring.bytes + RING_BYTES);
+                    rings.by_bytes.remove(&(ring.bytes, label.into()));
+                }
+            }
+            Some(_) => {}
+            None => {
+                rings.rings.clear();
+                rings.by_bytes.clear();
+                rings.bytes = 0;
+            }
+        }
+    }
+}
+
+impl Rings {
+    /// Drops the oldest entry of `label`'s ring (and the ring, once empty).
+    fn pop_oldest(&mut self, label: &Arc<str>) {
+        let Some(ring) = self.rings.get_mut(label) else {
+            return;
+        };
+        self.by_bytes.remove(&(ring.bytes, label.clone()));
+        if let Some(old) = ring.entries.pop_front() {
+            let size = old.size();
+            ring.bytes = ring.bytes.saturating_sub(size);
+            self.bytes = self.bytes.saturating_sub(size);
+        }
+        if ring.entries.is_empty() {
+            self.rings.remove(label);
+            self.bytes = self.bytes.saturating_sub(RING_BYTES);
+        } else {
+            self.by_bytes.insert((ring.bytes, label.clone()));
+        }
+    }
+
+    fn push(&mut self, label: Arc<str>, entry: Entry) {
+        let size = entry.size();
+        if !self.rings.contains_key(&label) {
+            self.bytes += RING_BYTES;
+        }
+        let ring = self.rings.entry(label.clone()).or_default();
+        self.by_bytes.remove(&(ring.bytes, label.clone()));
+        ring.bytes += size;
+        ring.entries.push_back(Box::new(entry));
+        self.by_bytes.insert((ring.bytes, label));
+        self.bytes += size;
+    }
+
+    /// The entries `tenant` may see (`None`: every ring's), newest first.
+    fn visible(&self, tenant: Option<&str>) -> Vec<&Entry> {
+        match tenant {
+            Some(label) if label != UNTENANTED => self
+                .rings
+                .get(label)
+                .map(|ring| ring.entries.iter().rev().map(|entry| &**entry).collect())
+                .unwrap_or_default(),
+            Some(_) => Vec::new(),
+            None => {
+                let mut all: Vec<&Entry> = self
+                    .rings
+                    .values()
+                    .flat_map(|ring| ring.entries.iter().map(|entry| &**entry))
+                    .collect();
+                all.sort_unstable_by_key(|entry| std::cmp::Reverse(entry.seq));
+                all
+            }
+        }
     }
 }
 
 impl Entry {
-    /// Roughly the bytes this entry holds: its strings, headers and bodies, plus a fixed
-    /// overhead for the rest.
+    /// Roughly the bytes this entry holds in memory: its strings, headers and bodies, and
+    /// what holding them costs — the entry itself, each header's two strings and its share
+    /// of a map node, each allocation's bookkeeping.
     pub fn size(&self) -> usize {
         let message = |message: &JournalMessage| {
             message
                 .headers
                 .iter()
-                .map(|(name, value)| name.len() + value.len() + 48)
+                .map(|(name, value)| name.len() + value.len() + 112)
                 .sum::<usize>()
-                + message.body.as_ref().map_or(0, String::len)
+                + message.body.as_ref().map_or(0, |body| body.len() + 32)
+                + 64
         };
-        160 + self.path.len()
+        384 + self.path.len()
             + self.query.as_ref().map_or(0, String::len)
             + message(&self.request)
             + message(&self.response)
@@ -367,10 +472,6 @@ impl Expectation {
     }
 }
 
-fn visible(entry: &Entry, tenant: Option<&str>) -> bool {
-    tenant.is_none_or(|slug| entry.tenant.as_deref() == Some(slug))
-}
-
 /// Whether `path` matches `pattern`: exactly, or by prefix when the pattern ends with `*`.
 pub fn path_matches(pattern: &str, path: &str) -> bool {
     match pattern.strip_suffix('*') {
@@ -479,13 +580,57 @@ pub(crate) mod tests {
         for _ in 0..(2 * JOURNAL_MAX_BYTES / JOURNAL_BODY_LIMIT) {
             journal.record(with_body("/partner/links", &big));
         }
-        let ring = journal.ring.lock();
-        assert!(ring.bytes <= JOURNAL_MAX_BYTES, "{}", ring.bytes);
+        let rings = journal.rings.lock();
+        assert!(rings.bytes <= JOURNAL_MAX_BYTES, "{}", rings.bytes);
+        let ring = &rings.rings["pa"];
         assert!(ring.entries.len() < 2 * JOURNAL_MAX_BYTES / JOURNAL_BODY_LIMIT);
         assert_eq!(
             ring.bytes,
-            ring.entries.iter().map(Entry::size).sum::<usize>()
+            ring.entries.iter().map(|entry| entry.size()).sum::<usize>()
         );
+        assert_eq!(rings.bytes, ring.bytes + RING_BYTES);
+    }
+
+    #[test]
+    fn a_busy_tenant_evicts_only_its_own_entries() {
+        let journal = Journal::new(3);
+        journal.record(request("/quiet", 200, Some("pquiet")));
+        for n in 0..10 {
+            journal.record(request(&format!("/busy/{n}"), 200, Some("pbusy")));
+        }
+        let quiet = journal.list(&JournalFilter::default(), Some("pquiet"));
+        assert_eq!(quiet.len(), 1);
+        assert_eq!(quiet[0].path, "/quiet");
+        let busy = journal.list(&JournalFilter::default(), Some("pbusy"));
+        let paths: Vec<_> = busy.iter().map(|entry| entry.path.as_str()).collect();
+        assert_eq!(paths, ["/busy/9", "/busy/8", "/busy/7"]);
+        // Admin sees every ring, newest first across tenants.
+        let all = journal.list(&JournalFilter::default(), None);
+        assert_eq!(all.len(), 4);
+        assert_eq!(all[0].path, "/busy/9");
+        assert_eq!(all[3].path, "/quiet");
+    }
+
+    #[test]
+    fn past_the_byte_bound_the_largest_ring_pays() {
+        let journal = Journal::new(100_000);
+        let big = "y".repeat(JOURNAL_BODY_LIMIT);
+        journal.record(with_body("/quiet", "{}"));
+        let quiet_seq = journal.list(&JournalFilter::default(), Some("pa"))[0].seq;
+        let mut noisy = with_body("/noisy", &big);
+        noisy.tenant = Some("pnoisy".into());
+        let probe = Journal::new(1);
+        probe.record(noisy);
+        let per_entry = probe.rings.lock().bytes;
+        for _ in 0..(JOURNAL_MAX_BYTES / per_entry + 50) {
+            let mut noisy = with_body("/noisy", &big);
+            noisy.tenant = Some("pnoisy".into());
+            journal.record(noisy);
+        }
+        let quiet = journal.list(&JournalFilter::default(), Some("pa"));
+        assert_eq!(quiet.len(), 1);
+        assert_eq!(quiet[0].seq, quiet_seq);
+        assert!(journal.rings.lock().bytes <= JOURNAL_MAX_BYTES);
     }
 
     #[test]

@@ -18,6 +18,11 @@ pub struct Window {
 }
 
 impl Window {
+    /// The minute of the sandbox clock (seconds since the epoch / 60) this window counts.
+    pub fn minute(&self) -> i64 {
+        self.minute
+    }
+
     /// Counts a request, or says in how many whole seconds the next window opens.
     pub fn admit(&mut self, limit: Limit, now: OffsetDateTime) -> Result<(), u64> {
         let Limit(Some(max)) = limit else {

@@ -475,6 +475,40 @@ async fn resets_and_snapshot_restores_are_kept() {
     );
 }
 
+#[tokio::test]
+async fn keys_that_only_read_leave_nothing_in_the_state_file() {
+    let dir = TempDir::new("readers");
+    let state = dir.file("state.db");
+    let sandbox = Sandbox::start(&state);
+    for n in 100..110 {
+        let reader = key(n);
+        sandbox.get("/partner/links", Some(&reader)).await;
+        sandbox.get("/_sandbox/webhooks", Some(&reader)).await;
+        sandbox.get("/_sandbox/snapshot", Some(&reader)).await;
+        let (status, _) = sandbox
+            .send(
+                reqwest::Method::GET,
+                "/partner/links/link_nothing_000000000000",
+                Some(&reader),
+                None,
+            )
+            .await;
+        assert_eq!(status, 404);
+    }
+    sandbox.create_link(KEY, "writer").await;
+    sandbox.kill();
+
+    let app = linkbox::App::open(settings(&state)).expect("reopened");
+    let slugs: Vec<String> = app
+        .store
+        .m2m()
+        .all()
+        .iter()
+        .map(|partner| partner.slug.to_string())
+        .collect();
+    assert_eq!(slugs, [linkbox::store::m2m::open_mode_slug(KEY)]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leaf_account_reset_is_kept() {
     let dir = TempDir::new("leaf-reset");

@@ -13,12 +13,12 @@ use linkbox_contracts::sandbox::{FaultPage, FaultRequest};
 use warp::reply::Response;
 
 use super::error::{ControlError, json};
-use super::scope;
+use super::{scope, write_scope};
 use crate::wire::{BodyError, Request, no_content};
 
 /// POST /_sandbox/faults
 pub fn add(request: &Request, body: Result<Bytes, BodyError>) -> Result<Response, ControlError> {
-    let scope = scope(request)?;
+    let scope = write_scope(request)?;
     let fault: FaultRequest = json(body)?;
     let tenant = scope.slug().map(Arc::from);
     let view = request

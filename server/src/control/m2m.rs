@@ -10,7 +10,7 @@ use linkbox_contracts::sandbox::{OpenLinkRequest, OperationRequest, WebhookConfi
 use warp::reply::Response;
 
 use super::error::{ControlError, json, json_or_default};
-use super::scope;
+use super::{scope, write_scope};
 use crate::ops::identity::Scope;
 use crate::ops::m2m::{cancel_operation, complete_operation, is_acceptable_callback, open_link};
 use crate::store::m2m::Partner;
@@ -57,7 +57,7 @@ pub fn webhook_config(
     request: &Request,
     body: Result<Bytes, BodyError>,
 ) -> Result<Response, ControlError> {
-    let scope = scope(request)?;
+    let scope = write_scope(request)?;
     let partner = scope.partner()?;
     let config: WebhookConfig = json(body)?;
     if let Some(url) = &config.url

@@ -41,9 +41,16 @@ pub mod seed;
 pub mod snapshot;
 pub mod webhooks;
 
-/// Who a control request acts for.
+/// Who a control request acts for. A key (or Leaf username) that has not written yet is
+/// an empty stranger here: reads answer as for a new tenant and create nothing.
 fn scope(request: &Request) -> Result<Scope, ControlError> {
     Ok(request.caller.scope(&request.app)?)
+}
+
+/// Who a control request that stores something for its tenant acts for: the tenant made
+/// real on its first write (refused under `--max-tenants`).
+fn write_scope(request: &Request) -> Result<Scope, ControlError> {
+    Ok(scope(request)?.materialize(&request.app)?)
 }
 
 /// Limits of the control API's bodies.
@@ -94,10 +101,11 @@ pub fn routes() -> Router {
         .get("/_sandbox/faults", call(faults::list))
         .delete("/_sandbox/faults", call(faults::clear))
         .get("/_sandbox/snapshot", call(snapshot::take))
-        .put(
-            "/_sandbox/snapshot",
-            with_body(snapshot::MAX_SNAPSHOT_BYTES, snapshot::restore),
-        )
+        .put("/_sandbox/snapshot", |mut request: Request| async move {
+            let limit = snapshot::restore_limit(&request);
+            let body = request.body(limit).await;
+            render(snapshot::restore(&request, body))
+        })
         .post("/_sandbox/seed", with_body(BODY, seed::seed))
 }
 

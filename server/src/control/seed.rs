@@ -7,13 +7,13 @@ use linkbox_contracts::sandbox::SeedRequest;
 use warp::reply::Response;
 
 use super::error::{ControlError, json};
-use super::scope;
+use super::write_scope;
 use crate::ops::seed::{seed_leaf, seed_m2m};
 use crate::wire::{BodyError, Request};
 
 /// POST /_sandbox/seed
 pub fn seed(request: &Request, body: Result<Bytes, BodyError>) -> Result<Response, ControlError> {
-    let scope = scope(request)?;
+    let scope = write_scope(request)?;
     let seed: SeedRequest = json(body)?;
     let rng_seed = seed.rng_seed.unwrap_or_else(rand::random);
     let mix = seed.mix.as_ref();

@@ -1,23 +1,54 @@
 //! `GET|PUT /_sandbox/snapshot`: the caller's whole M2M state as JSON, and its restore.
 //! A snapshot belongs to one partner (its ids embed the slug), so both need a partner key.
+//!
+//! Both answer with the snapshot streamed link by link ([`SnapshotPieces`]): the extra
+//! memory of a GET is one piece, whatever the partner holds. A PUT takes back whatever
+//! size a GET wrote: its body may be as large as the largest of [`MAX_SNAPSHOT_BYTES`],
+//! the largest snapshot this process wrote of the partner, and (for a partner of 50,000
+//! links or more, as after a restart with `--state`) what a GET would write now.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
-use http::StatusCode;
+use http::{HeaderValue, StatusCode, header};
 use linkbox_contracts::sandbox::M2mSnapshot;
+use warp::Reply;
 use warp::reply::Response;
 
 use super::error::{ControlError, json};
-use super::scope;
+use super::{scope, write_scope};
+use crate::store::m2m::{Partner, SnapshotPieces};
 use crate::wire::{BodyError, Request};
 
-/// Largest snapshot accepted.
+/// Largest snapshot accepted from a partner no larger snapshot was written of.
 pub const MAX_SNAPSHOT_BYTES: usize = 64 * 1024 * 1024;
+
+/// Links from which a PUT's limit also counts what a GET would write now.
+const MEASURED_FROM_LINKS: usize = 50_000;
 
 /// GET /_sandbox/snapshot
 pub fn take(request: &Request) -> Result<Response, ControlError> {
     let scope = scope(request)?;
-    let snapshot = scope.partner()?.snapshot();
-    Ok(crate::wire::json(StatusCode::OK, &snapshot))
+    Ok(streamed(scope.partner()?))
+}
+
+/// The body limit of a PUT by this request's caller (see the module documentation).
+pub fn restore_limit(request: &Request) -> usize {
+    let Ok(scope) = scope(request) else {
+        return MAX_SNAPSHOT_BYTES;
+    };
+    let Ok(partner) = scope.partner() else {
+        return MAX_SNAPSHOT_BYTES;
+    };
+    let now = if partner.link_count() >= MEASURED_FROM_LINKS {
+        partner
+            .snapshot_pieces()
+            .map(|piece| piece.map_or(0, |piece| piece.len()))
+            .sum()
+    } else {
+        0
+    };
+    MAX_SNAPSHOT_BYTES.max(partner.largest_snapshot()).max(now)
 }
 
 /// PUT /_sandbox/snapshot
@@ -25,9 +56,21 @@ pub fn restore(
     request: &Request,
     body: Result<Bytes, BodyError>,
 ) -> Result<Response, ControlError> {
-    let scope = scope(request)?;
+    let scope = write_scope(request)?;
     let partner = scope.partner()?;
     let snapshot: M2mSnapshot = json(body)?;
     partner.restore(snapshot).map_err(ControlError::invalid)?;
-    Ok(crate::wire::json(StatusCode::OK, &partner.snapshot()))
+    Ok(streamed(partner))
+}
+
+/// 200 with the partner's snapshot, written piece by piece as the client reads it.
+fn streamed(partner: &Arc<Partner>) -> Response {
+    let pieces: SnapshotPieces = partner.snapshot_pieces();
+    let mut response = warp::reply::stream(futures_util::stream::iter(pieces)).into_response();
+    *response.status_mut() = StatusCode::OK;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }

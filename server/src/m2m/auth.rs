@@ -25,16 +25,26 @@ impl Quota {
     }
 }
 
-/// The partner behind the request, counted against its `quota` for this minute.
+/// The partner behind the request, counted against its `quota` for this minute. For a
+/// key that has not written yet this is an empty partner in no table: reads answer what a
+/// new partner sees and create nothing; a handler about to write calls [`materialize`].
 pub fn authorize(request: &Request, quota: Quota) -> Result<Arc<Partner>, ApiError> {
     let app = &request.app;
     let partner = request.caller.partner(app).ok_or(ApiError::MissingAuth)??;
-    partner
+    app.store
+        .m2m()
         .admit(
+            &partner,
             quota == Quota::CreateLink,
             app.limit(quota.per_minute()),
             app.clock.now(),
         )
         .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
     Ok(partner)
+}
+
+/// The partner a write acts on: created now, in open mode, if this is the key's first
+/// write (refused under `--max-tenants`).
+pub fn materialize(request: &Request, partner: &Arc<Partner>) -> Result<Arc<Partner>, ApiError> {
+    Ok(request.app.store.m2m().materialize(partner)?)
 }

@@ -5,7 +5,7 @@ use http::StatusCode;
 use linkbox_contracts::m2m::{LinkPage, Pagination};
 use warp::reply::Response;
 
-use super::auth::{Quota, authorize};
+use super::auth::{Quota, authorize, materialize};
 use super::error::ApiError;
 use super::{success, validate};
 use crate::ops::events;
@@ -21,6 +21,7 @@ pub fn create(request: &Request, body: Result<Bytes, BodyError>) -> Result<Respo
         created.link.metadata.clone(),
         created.link.callback_url.clone(),
     );
+    let partner = materialize(request, &partner)?;
     let link = partner.create_link(created.link, app.clock.now())?;
     events::link_created(app, &partner, &link, metadata, callback_url);
     Ok(success(StatusCode::CREATED, link, &created.ignored))

@@ -2,10 +2,12 @@
 //! the M2M API (a partner by key), the Leaf API (an account by token), the control API and
 //! the pages (either, or the admin), and the journal and fault table (the tenant's label).
 //!
-//! Resolving never creates a tenant and never counts against a rate limit; a surface that
-//! acts for an open-mode partner seen for the first time asks [`Caller::partner`], which
-//! creates it. Each surface renders a refusal ([`Refusal`], [`LeafToken`]) in its own
-//! envelope.
+//! Resolving never creates a tenant and never counts against a rate limit. A key or Leaf
+//! username seen for the first time is answered, while it only reads, by an empty tenant in
+//! no table (a *stranger*: empty lists, 404s, nothing persisted, not counted by
+//! `--max-tenants`); the handler of a write makes it real first (`materialize` on the
+//! partner or account table). Each surface renders a refusal ([`Refusal`], [`LeafToken`])
+//! in its own envelope.
 //!
 //! Tenant labels: the partner's slug, or `leaf:<username>` for a Leaf account (slugs are
 //! lowercase letters and digits, so the two never collide).
@@ -136,7 +138,7 @@ fn leaf_token(app: &App, token: &str) -> LeafToken {
     let Ok(claims) = tokens::verify(accounts, token) else {
         return LeafToken::Invalid;
     };
-    let Some(account) = accounts.account(&claims.sub) else {
+    let Some(account) = accounts.find(&claims.sub) else {
         return LeafToken::Invalid;
     };
     if claims.exp <= app.clock.now().unix_timestamp() {
@@ -158,14 +160,15 @@ impl Caller {
         self.key.is_some()
     }
 
-    /// The M2M partner of the presented key, created in open mode if it is new; `None`
-    /// when no key was presented.
+    /// The M2M partner of the presented key — for a key new in open mode, an empty
+    /// stranger that a write must materialize ([`crate::store::m2m::Partners::stranger`]);
+    /// `None` when no key was presented.
     pub fn partner(&self, app: &App) -> Option<Result<Arc<Partner>, KeyError>> {
         let (key, lookup) = self.key.as_ref()?;
         Some(match lookup {
             Lookup::Known(partner) => partner.check_active(),
             Lookup::Refused(error) => Err(*error),
-            Lookup::New(_) => app.store.m2m().authenticate(key),
+            Lookup::New(_) => Ok(app.store.m2m().stranger(key)),
         })
     }
 
@@ -207,6 +210,19 @@ impl Scope {
     /// tenant only under `--clock tenants`.
     pub fn may_move_clock(&self, app: &App) -> bool {
         matches!(self, Scope::Admin) || app.settings.clock == crate::config::ClockPolicy::Tenants
+    }
+
+    /// The same scope, its tenant made real if it was a stranger: what a control endpoint
+    /// that stores something for the tenant (faults, webhook settings, seeds, a restore)
+    /// acts through. Refused when `--max-tenants` is reached.
+    pub fn materialize(self, app: &App) -> Result<Scope, Refusal> {
+        Ok(match self {
+            Scope::Admin => Scope::Admin,
+            Scope::Tenant(partner) => Scope::Tenant(app.store.m2m().materialize(&partner)?),
+            Scope::Leaf(account, label) => {
+                Scope::Leaf(app.store.leaf().materialize(&account), label)
+            }
+        })
     }
 
     /// The tenant's label, or `None` for admin.

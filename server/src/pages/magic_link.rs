@@ -13,6 +13,13 @@
 //! form (`POST /magic-link/{id}/disconnect {provider}`) that clears that provider's
 //! credentials on the Leaf user. Uploads are kept as
 //! metadata (name, size, time), never parsed.
+//!
+//! An upload is checked against its link before its body is read: unknown (404), expired
+//! or used up (410; a used-up link takes uploads for [`UPLOAD_GRACE`] after its last
+//! visit), not a file-upload link or already holding [`MAX_UPLOADS_PER_LINK`] files (400).
+//! Then the file: at most [`MAX_UPLOAD_BYTES`] (413), a name of at most
+//! [`MAX_FILE_NAME_BYTES`] (400), a `.zip` (415). A browser (`Accept: text/html`) gets the
+//! page back with the reason; any other client gets Leaf's problem body.
 
 use std::sync::Arc;
 
@@ -60,8 +67,16 @@ pub fn routes() -> Router {
         .post(
             "/magic-link/{id}/upload",
             |mut request: Request| async move {
+                let id = request.param("id").to_owned();
+                let answer = Answer::for_request(&request);
+                // The link is checked before a byte of the body is read: a refused upload
+                // is answered at once, and its body is not buffered.
+                let account = match upload_target(&id, &request.app) {
+                    Ok(account) => account,
+                    Err(refusal) => return answer.refuse(&request.app, None, &id, refusal),
+                };
                 let body = request.body(MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD).await;
-                upload_form(request.param("id"), &request.app, &request.headers, body).await
+                upload_form(&id, &request.app, &request.headers, &account, body, answer).await
             },
         )
 }
@@ -129,67 +144,192 @@ fn disconnect_form(id: &str, app: &App, body: Result<Bytes, BodyError>) -> Respo
     }
 }
 
-/// POST /magic-link/{id}/upload (multipart, one `file` part)
+/// How long after its last visit a used-up link still takes uploads: the visit that used
+/// it up showed the form, and its upload belongs to that visit. [design]
+pub const UPLOAD_GRACE: time::Duration = time::Duration::minutes(30);
+/// Files one link takes at most. [design]
+pub const MAX_UPLOADS_PER_LINK: usize = 20;
+/// Bytes of a file name at most. [design]
+pub const MAX_FILE_NAME_BYTES: usize = 255;
+
+/// Why an upload was refused: a status, a title and a detail naming the rule.
+struct UploadRefusal {
+    status: StatusCode,
+    title: &'static str,
+    detail: String,
+}
+
+impl UploadRefusal {
+    fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
+        UploadRefusal {
+            status,
+            title,
+            detail: detail.into(),
+        }
+    }
+
+    fn of(error: LeafError) -> Self {
+        match error {
+            LeafError::LinkExpired => {
+                Self::new(StatusCode::GONE, "Gone", "The magic link has expired")
+            }
+            LeafError::LinkUsedUp => Self::new(
+                StatusCode::GONE,
+                "Gone",
+                format!(
+                    "The magic link has been used up (maxUsage visits) and its last visit was more than {} minutes ago",
+                    UPLOAD_GRACE.whole_minutes()
+                ),
+            ),
+            _ => Self::new(StatusCode::NOT_FOUND, "Not Found", "Magic link not found"),
+        }
+    }
+}
+
+/// How refusals of an upload are answered: the page again for a browser (`Accept` names
+/// `text/html`), else Leaf's problem body.
+struct Answer {
+    html: bool,
+    path: String,
+}
+
+impl Answer {
+    fn for_request(request: &Request) -> Answer {
+        let html = request
+            .headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .any(|value| value.contains("text/html"));
+        Answer {
+            html,
+            path: request.path.clone(),
+        }
+    }
+
+    fn refuse(
+        &self,
+        app: &App,
+        account: Option<&Arc<Account>>,
+        id: &str,
+        refusal: UploadRefusal,
+    ) -> Response {
+        if !self.html {
+            let problem = wire::Problem {
+                kind: wire::PROBLEM_WITH_MESSAGE.to_owned(),
+                title: refusal.title.to_owned(),
+                status: refusal.status.as_u16(),
+                detail: refusal.detail,
+                path: self.path.clone(),
+                message: format!("error.http.{}", refusal.status.as_u16()),
+                field_errors: None,
+            };
+            return crate::wire::json_with(refusal.status, wire::PROBLEM_CONTENT_TYPE, &problem);
+        }
+        match (refusal.status, account) {
+            (StatusCode::NOT_FOUND | StatusCode::GONE, _) | (_, None) => {
+                refusal_page(refusal.status, &refusal.detail)
+            }
+            (status, Some(account)) => rerender(app, account, id, status, Err(refusal.detail)),
+        }
+    }
+}
+
+/// The account of file-upload link `id`, if it takes a file now: it exists, has not
+/// expired, is not used up (or was last visited less than [`UPLOAD_GRACE`] ago), is a
+/// file-upload link, and holds fewer than [`MAX_UPLOADS_PER_LINK`] files.
+fn upload_target(id: &str, app: &App) -> Result<Arc<Account>, UploadRefusal> {
+    let account = app
+        .store
+        .leaf()
+        .owner_of_link(id)
+        .ok_or(UploadRefusal::of(LeafError::LinkNotFound))?;
+    let link = account.find_magic_link(id).map_err(UploadRefusal::of)?;
+    let now = app.clock.now();
+    if is_expired(app, &link) {
+        return Err(UploadRefusal::of(LeafError::LinkExpired));
+    }
+    let last_visit = link.last_accessed_at.as_deref().and_then(timefmt::parse);
+    let in_grace = last_visit.is_some_and(|at| now < at + UPLOAD_GRACE);
+    if link.usage_count >= link.max_usage && !in_grace {
+        return Err(UploadRefusal::of(LeafError::LinkUsedUp));
+    }
+    if link.widget != Widget::FileUpload {
+        return Err(UploadRefusal::new(
+            StatusCode::BAD_REQUEST,
+            "Bad Request",
+            "This link does not take files",
+        ));
+    }
+    if account.uploads(id).len() >= MAX_UPLOADS_PER_LINK {
+        return Err(too_many_uploads());
+    }
+    Ok(account)
+}
+
+fn too_many_uploads() -> UploadRefusal {
+    UploadRefusal::new(
+        StatusCode::BAD_REQUEST,
+        "Bad Request",
+        format!("This link already holds {MAX_UPLOADS_PER_LINK} files, the most one link takes"),
+    )
+}
+
+/// POST /magic-link/{id}/upload (multipart, one `file` part), once [`upload_target`] has
+/// let it in.
 async fn upload_form(
     id: &str,
     app: &App,
     headers: &HeaderMap,
+    account: &Arc<Account>,
     body: Result<Bytes, BodyError>,
+    answer: Answer,
 ) -> Response {
-    let Some(account) = app.store.leaf().owner_of_link(id) else {
-        return refusal(&LeafError::LinkNotFound.into());
-    };
-    let link = match account.find_magic_link(id) {
-        Ok(link) => link,
-        Err(error) => return refusal(&error.into()),
-    };
-    if is_expired(app, &link) {
-        return refusal(&LeafError::LinkExpired.into());
-    }
-    if link.widget != Widget::FileUpload {
-        let message = "This link does not take files".to_owned();
-        return rerender(app, &account, id, StatusCode::BAD_REQUEST, Err(message));
-    }
     let outcome = match body {
-        Err(BodyError::TooLarge) => Err((StatusCode::PAYLOAD_TOO_LARGE, too_large())),
-        Err(BodyError::Unreadable) => Err((
+        Err(BodyError::TooLarge) => Err(UploadRefusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Payload Too Large",
+            too_large(),
+        )),
+        Err(BodyError::Unreadable) => Err(UploadRefusal::new(
             StatusCode::BAD_REQUEST,
-            "The upload could not be read".into(),
+            "Bad Request",
+            "The upload could not be read",
         )),
         Ok(body) => read_zip(headers, body).await,
     };
-    match outcome {
-        Ok((file_name, size)) => {
-            let upload = Upload {
-                file_name: file_name.clone(),
-                size,
-                uploaded_at: app.clock.now(),
-            };
-            if let Err(error) = account.record_upload(id, upload) {
-                return refusal(&error.into());
-            }
-            rerender(
-                app,
-                &account,
-                id,
-                StatusCode::OK,
-                Ok(format!("Received {file_name} ({size} bytes).")),
-            )
-        }
-        Err((status, message)) => rerender(app, &account, id, status, Err(message)),
+    let (file_name, size) = match outcome {
+        Ok(file) => file,
+        Err(refusal) => return answer.refuse(app, Some(account), id, refusal),
+    };
+    let upload = Upload {
+        file_name: file_name.clone(),
+        size,
+        uploaded_at: app.clock.now(),
+    };
+    match account.record_upload(id, upload, MAX_UPLOADS_PER_LINK) {
+        Ok(true) => rerender(
+            app,
+            account,
+            id,
+            StatusCode::OK,
+            Ok(format!("Received {file_name} ({size} bytes).")),
+        ),
+        Ok(false) => answer.refuse(app, Some(account), id, too_many_uploads()),
+        Err(error) => answer.refuse(app, Some(account), id, UploadRefusal::of(error)),
     }
 }
 
 fn too_large() -> String {
     format!(
-        "The file is larger than {} MiB",
+        "The file is larger than {} MiB, the most one upload takes",
         MAX_UPLOAD_BYTES / (1024 * 1024)
     )
 }
 
 /// The name and size of the one `.zip` file in a multipart body, or why it was refused.
-async fn read_zip(headers: &HeaderMap, body: Bytes) -> Result<(String, u64), (StatusCode, String)> {
-    let bad = |message: &str| (StatusCode::BAD_REQUEST, message.to_owned());
+async fn read_zip(headers: &HeaderMap, body: Bytes) -> Result<(String, u64), UploadRefusal> {
+    let bad = |message: &str| UploadRefusal::new(StatusCode::BAD_REQUEST, "Bad Request", message);
     let boundary = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -206,20 +346,31 @@ async fn read_zip(headers: &HeaderMap, body: Bytes) -> Result<(String, u64), (St
             continue;
         }
         let file_name = part.file_name().unwrap_or_default().to_owned();
+        if file_name.len() > MAX_FILE_NAME_BYTES {
+            return Err(bad(&format!(
+                "The file name is {} bytes long; at most {MAX_FILE_NAME_BYTES} are accepted",
+                file_name.len()
+            )));
+        }
         let bytes = part
             .bytes()
             .await
             .map_err(|_| bad("The upload is not valid multipart/form-data"))?;
         if bytes.len() > MAX_UPLOAD_BYTES {
-            return Err((StatusCode::PAYLOAD_TOO_LARGE, too_large()));
+            return Err(UploadRefusal::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Payload Too Large",
+                too_large(),
+            ));
         }
         let zip_name = file_name.to_ascii_lowercase().ends_with(".zip");
         // Local file header, or the end record of an empty archive.
         let zip_bytes = bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06");
         if !zip_name || !zip_bytes {
-            return Err((
+            return Err(UploadRefusal::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Only .zip files are accepted".to_owned(),
+                "Unsupported Media Type",
+                "Only .zip files are accepted",
             ));
         }
         return Ok((file_name, bytes.len() as u64));
@@ -352,6 +503,24 @@ fn background(color: &str) -> &str {
     } else {
         wire::DEFAULT_BACKGROUND_COLOR
     }
+}
+
+/// A page with `status` saying only `detail`.
+fn refusal_page(status: StatusCode, detail: &str) -> Response {
+    let title = match status {
+        StatusCode::NOT_FOUND => "Link not found",
+        StatusCode::GONE => "This link can no longer be used",
+        _ => "The upload was refused",
+    };
+    page(
+        status,
+        document(
+            "en",
+            title,
+            "",
+            html! { main { h1 { (title) } p.error #reason { (detail) } } },
+        ),
+    )
 }
 
 /// A 404 or 410 page saying why.

@@ -128,11 +128,49 @@ impl Accounts {
                     link_base: self.link_base.clone(),
                     sink: self.sink.clone(),
                     link_owners: self.link_owners.clone(),
+                    stranger: false,
                     state: Mutex::new(AccountState::default()),
                 })
             })
             .clone();
         Some(account)
+    }
+
+    /// The account of `username` for a request to act through: the one in the table, or
+    /// for a name that has not written yet an empty *stranger* in no table, writing
+    /// nothing, so reads create no tenant; `None` as [`Accounts::account`]. A write goes
+    /// through [`Accounts::materialize`] first.
+    pub fn find(&self, username: &str) -> Option<Arc<Account>> {
+        if username.is_empty() {
+            return None;
+        }
+        if let Some(account) = self.by_name.read().get(username) {
+            return Some(account.clone());
+        }
+        let max_usage = if self.configured.is_empty() {
+            wire::DEFAULT_MAX_USAGE
+        } else {
+            self.configured.get(username)?.1
+        };
+        Some(Arc::new(Account {
+            username: username.into(),
+            max_usage,
+            link_base: self.link_base.clone(),
+            sink: Sink::off(),
+            link_owners: LinkOwners::default(),
+            stranger: true,
+            state: Mutex::new(AccountState::default()),
+        }))
+    }
+
+    /// The account a write acts on: `account` itself, or for a stranger the account of
+    /// its username, created now.
+    pub fn materialize(&self, account: &Arc<Account>) -> Arc<Account> {
+        if !account.stranger {
+            return account.clone();
+        }
+        self.account(&account.username)
+            .unwrap_or_else(|| account.clone())
     }
 
     /// Every account seen so far, by username.
@@ -189,6 +227,8 @@ pub struct Account {
     link_base: Arc<str>,
     sink: Sink,
     link_owners: LinkOwners,
+    /// Not in the account table: a username that has only read so far.
+    stranger: bool,
     state: Mutex<AccountState>,
 }
 
@@ -602,14 +642,19 @@ impl Account {
         Ok(self.view(id, link))
     }
 
-    /// Records a file uploaded through link `id`'s page.
-    pub fn record_upload(&self, id: &str, upload: Upload) -> Result<(), LeafError> {
+    /// Records a file uploaded through link `id`'s page, unless the link holds `max`
+    /// files already (`Ok(false)`).
+    pub fn record_upload(&self, id: &str, upload: Upload, max: usize) -> Result<bool, LeafError> {
         let mut state = self.state.lock();
         if !state.links.contains_key(id) {
             return Err(LeafError::LinkNotFound);
         }
-        state.uploads.entry(id.to_owned()).or_default().push(upload);
-        Ok(())
+        let uploads = state.uploads.entry(id.to_owned()).or_default();
+        if uploads.len() >= max {
+            return Ok(false);
+        }
+        uploads.push(upload);
+        Ok(true)
     }
 
     /// The files uploaded through link `id`'s page, oldest first.

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use linkbox_contracts::m2m::{
     self as wire, CIP_FIELDS, DataRequestStatus, Language, LinkStatus, Visibility,
@@ -32,6 +33,7 @@ mod snapshot;
 mod tests_support;
 
 pub use operations::{NewOperation, OperationError};
+pub use snapshot::{SnapshotChanged, SnapshotPieces};
 
 /// Why a key was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -53,7 +55,7 @@ pub enum KeyError {
 pub enum Lookup {
     /// A partner already known (suspended or not).
     Known(Arc<Partner>),
-    /// No partner yet: open mode creates this slug's partner on first use.
+    /// No partner yet: open mode creates this slug's partner on its first write.
     New(Arc<str>),
     /// A key linkbox refuses.
     Refused(KeyError),
@@ -110,6 +112,21 @@ pub struct Partners {
     max_tenants: Option<usize>,
     widget_base: Arc<str>,
     sink: Sink,
+    /// Open mode: the rate-limit windows of keys that have only read so far, and so have no
+    /// partner yet ([`Partners::stranger`]); at most [`STRANGER_WINDOWS`] of them.
+    strangers: Mutex<HashMap<Box<str>, Windows>>,
+}
+
+/// How many keys without a partner have their read windows kept at once. Past it, windows
+/// of earlier minutes are dropped first, then all of them: a key that has never written
+/// owns nothing a lost window could protect.
+pub const STRANGER_WINDOWS: usize = 10_000;
+
+/// A partner's two rate-limit windows: create-link, and everything else.
+#[derive(Debug, Default, Clone, Copy)]
+struct Windows {
+    create: Window,
+    other: Window,
 }
 
 #[derive(Default)]
@@ -151,6 +168,7 @@ impl Partners {
             tables: RwLock::new(tables),
             widget_base,
             sink,
+            strangers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -180,10 +198,68 @@ impl Partners {
             return Err(KeyError::TenantLimit);
         }
         let partner = Partner::open(key, self.widget_base.clone(), self.sink.clone());
-        partner.persist_settings(&partner.state.lock());
+        {
+            let mut state = partner.state.lock();
+            if let Some(windows) = self.strangers.lock().remove(key) {
+                state.create_window = windows.create;
+                state.other_window = windows.other;
+            }
+            partner.persist_settings(&state);
+        }
         let partner = Arc::new(partner);
         tables.insert(key, partner.clone());
         partner.check_active()
+    }
+
+    /// An open-mode partner for a key that has none yet, to answer its reads with: empty,
+    /// in no table, writing nothing to the state file. Reads never create a tenant; the
+    /// first write does ([`Partners::materialize`]).
+    pub fn stranger(&self, key: &str) -> Arc<Partner> {
+        let mut partner = Partner::open(key, self.widget_base.clone(), Sink::off());
+        partner.stranger = true;
+        Arc::new(partner)
+    }
+
+    /// The partner a write acts on: `partner` itself when it is in the table, else (a
+    /// [`stranger`](Partners::stranger)) the partner its key creates now — refused, and
+    /// nothing created, when `--max-tenants` is reached or its slug is taken meanwhile.
+    pub fn materialize(&self, partner: &Arc<Partner>) -> Result<Arc<Partner>, KeyError> {
+        match (&partner.key, partner.stranger) {
+            (Some(key), true) => self.authenticate(key),
+            _ => partner.check_active(),
+        }
+    }
+
+    /// Counts one request of `partner` against its window for create-link (`create`) or
+    /// every other endpoint ([`Partner::admit`]); a stranger's windows are kept here, by
+    /// key, until its first write hands them to the partner it creates.
+    pub fn admit(
+        &self,
+        partner: &Partner,
+        create: bool,
+        limit: Limit,
+        now: OffsetDateTime,
+    ) -> Result<(), u64> {
+        let (Some(key), true) = (&partner.key, partner.stranger) else {
+            return partner.admit(create, limit, now);
+        };
+        let mut strangers = self.strangers.lock();
+        if strangers.len() >= STRANGER_WINDOWS && !strangers.contains_key(&**key) {
+            let minute = now.unix_timestamp().div_euclid(60);
+            strangers.retain(|_, windows| {
+                windows.create.minute() == minute || windows.other.minute() == minute
+            });
+            if strangers.len() >= STRANGER_WINDOWS {
+                strangers.clear();
+            }
+        }
+        let windows = strangers.entry(key.clone()).or_default();
+        let window = if create {
+            &mut windows.create
+        } else {
+            &mut windows.other
+        };
+        window.admit(limit, now)
     }
 
     /// The partner whose slug is `slug`.
@@ -240,6 +316,14 @@ pub struct Partner {
     pub theme: Option<String>,
     /// The key an open-mode partner was created by (its slug is derived from it).
     key: Option<Box<str>>,
+    /// Not in the partner table: a key that has only read so far ([`Partners::stranger`]).
+    stranger: bool,
+    /// Bumped by every change of the state (under its lock), so a snapshot streamed piece
+    /// by piece notices a change between pieces.
+    changes: AtomicU64,
+    /// The size of the largest snapshot `GET` wrote of this partner, which `PUT` accepts
+    /// back whatever its size.
+    largest_snapshot: AtomicUsize,
     widget_base: Arc<str>,
     sink: Sink,
     state: Mutex<PartnerState>,
@@ -283,6 +367,13 @@ struct Link {
 }
 
 impl Partner {
+    /// Records a change of the state (the caller holds its lock) for the state file, and
+    /// counts it for snapshots being streamed.
+    fn record(&self, describe: impl FnOnce(&mut crate::persist::Changes)) {
+        self.changes.fetch_add(1, Ordering::Relaxed);
+        self.sink.record(describe);
+    }
+
     /// The permutation this partner's `kind` ids (`user`, `op`) are minted through.
     fn minter(&self, kind: &str) -> ids::Minter {
         ids::Minter::new(&format!("{kind}:{}", self.slug))
@@ -387,6 +478,9 @@ impl Partner {
                 .unwrap_or(wire::DEFAULT_EXPIRES_IN_MINUTES),
             theme: config.theme.clone(),
             key: None,
+            stranger: false,
+            changes: AtomicU64::new(0),
+            largest_snapshot: AtomicUsize::new(0),
             widget_base,
             sink,
             state: Mutex::new(state),
@@ -400,6 +494,9 @@ impl Partner {
             default_expires_in_minutes: wire::DEFAULT_EXPIRES_IN_MINUTES,
             theme: None,
             key: Some(key.into()),
+            stranger: false,
+            changes: AtomicU64::new(0),
+            largest_snapshot: AtomicUsize::new(0),
             widget_base,
             sink,
             state: Mutex::new(PartnerState {
@@ -496,7 +593,7 @@ impl Partner {
             operation_id: None,
         });
         state.link_index.insert(suffix, link_index);
-        self.sink.record(|changes| {
+        self.record(|changes| {
             self.put_user(changes, state, user_index as usize);
             self.put_link(changes, state, link_index as usize);
         });
@@ -596,8 +693,7 @@ impl Partner {
         link.revoked_at = Some(now);
         link.revoke_reason = reason.map(Into::into);
         let suffix = link.suffix;
-        self.sink
-            .record(|changes| self.put_link(changes, &state, index));
+        self.record(|changes| self.put_link(changes, &state, index));
         Ok(wire::RevokedLink {
             link_id: self.link_id(suffix),
             status: LinkStatus::Revoked,
@@ -640,11 +736,9 @@ impl Partner {
                     },
                 );
                 data_request = self.data_request_view(&state, suffix, now, expires_at);
-                self.sink
-                    .record(|changes| self.put_data_request(changes, &state, suffix));
+                self.record(|changes| self.put_data_request(changes, &state, suffix));
             }
-            self.sink
-                .record(|changes| self.put_link(changes, &state, index));
+            self.record(|changes| self.put_link(changes, &state, index));
         }
         Ok(Opened {
             link: self.detail(&state, &state.links[index]),
@@ -719,7 +813,7 @@ impl Partner {
         if let Some(request) = state.data_requests.get_mut(&suffix) {
             request.fulfilled_at = Some(now);
         }
-        self.sink.record(|changes| {
+        self.record(|changes| {
             self.put_user(changes, &state, user_index);
             self.put_data_request(changes, &state, suffix);
         });

@@ -15,5 +15,6 @@ mod m2m_create;
 mod m2m_hostile;
 mod m2m_limits;
 mod pages;
+mod shared;
 mod webhooks;
 mod wire;

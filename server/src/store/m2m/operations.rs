@@ -71,7 +71,7 @@ impl Partner {
         let operation_id = self.operation_id(&operation);
         state.links[index].operation_id = Some(operation_id.as_str().into());
         state.operations.insert(index as u32, operation);
-        self.sink.record(|changes| {
+        self.record(|changes| {
             self.put_link(changes, &state, index);
             self.put_operation(changes, &state, index);
         });
@@ -92,8 +92,7 @@ impl Partner {
             }
             _ => return Err(OperationError::NoOperation),
         }
-        self.sink
-            .record(|changes| self.put_operation(changes, &state, index));
+        self.record(|changes| self.put_operation(changes, &state, index));
         Ok(self.operation_view(&state, index))
     }
 

@@ -60,7 +60,7 @@ impl Partners {
 impl Partner {
     /// Writes the partner's row (its key and portal settings).
     pub(super) fn persist_settings(&self, state: &PartnerState) {
-        self.sink.record(|changes| {
+        self.record(|changes| {
             changes.put(
                 Table::M2mPartners,
                 &self.slug,

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use linkbox_contracts::m2m::OperationStatus;
 use linkbox_contracts::sandbox::{M2mSnapshot, SnapshotDataRequest, SnapshotLink, SnapshotUser};
@@ -43,7 +44,7 @@ impl Partner {
             webhook_secret,
             ..PartnerState::default()
         };
-        self.sink.record(|changes| self.clear_state(changes));
+        self.record(|changes| self.clear_state(changes));
     }
 
     /// The partner's whole state.
@@ -91,7 +92,7 @@ impl Partner {
             webhook_secret,
             ..restored
         };
-        self.sink.record(|changes| {
+        self.record(|changes| {
             self.clear_state(changes);
             self.put_all(changes, &state);
         });
@@ -287,6 +288,205 @@ impl Partner {
     }
 }
 
+/// Items one piece of a streamed snapshot holds at most.
+const PIECE_ITEMS: usize = 256;
+
+/// A snapshot being written piece by piece ([`Partner::snapshot_pieces`]): each piece is
+/// serialized under the partner's lock from its live state, so the extra memory is one
+/// piece, not the document. A change of the partner between two pieces ends the stream
+/// with [`SnapshotChanged`] rather than writing a document that mixes two states.
+pub struct SnapshotPieces {
+    partner: Arc<Partner>,
+    changes: u64,
+    section: Section,
+    next: usize,
+    /// Data requests in snapshot order: (link index, suffix).
+    data_requests: Vec<(u32, u64)>,
+    /// Links with an operation, in order.
+    operations: Vec<u32>,
+    written: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Head,
+    Users,
+    Links,
+    DataRequests,
+    Operations,
+    Done,
+}
+
+/// The partner changed while its snapshot was being written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the partner changed while its snapshot was being written; take it again")]
+pub struct SnapshotChanged;
+
+impl Partner {
+    /// The partner's snapshot as JSON pieces, byte for byte what serializing
+    /// [`Partner::snapshot`] writes.
+    pub fn snapshot_pieces(self: &Arc<Self>) -> SnapshotPieces {
+        let state = self.state.lock();
+        let mut data_requests: Vec<(u32, u64)> = state
+            .data_requests
+            .values()
+            .map(|request| (request.link, request.suffix))
+            .collect();
+        data_requests.sort_unstable();
+        let mut operations: Vec<u32> = state.operations.keys().copied().collect();
+        operations.sort_unstable();
+        SnapshotPieces {
+            partner: self.clone(),
+            changes: self.changes.load(Ordering::Relaxed),
+            section: Section::Head,
+            next: 0,
+            data_requests,
+            operations,
+            written: 0,
+        }
+    }
+
+    /// The size of the largest snapshot written of this partner so far.
+    pub fn largest_snapshot(&self) -> usize {
+        self.largest_snapshot.load(Ordering::Relaxed)
+    }
+}
+
+impl SnapshotPieces {
+    /// The next piece, `None` once the document is complete.
+    fn next_piece(&mut self) -> Option<Result<Vec<u8>, SnapshotChanged>> {
+        if self.section == Section::Done {
+            return None;
+        }
+        let partner = self.partner.clone();
+        let state = partner.state.lock();
+        if partner.changes.load(Ordering::Relaxed) != self.changes {
+            self.section = Section::Done;
+            return Some(Err(SnapshotChanged));
+        }
+        let mut out = Vec::new();
+        let written = match self.section {
+            Section::Head => {
+                out.extend_from_slice(br#"{"version":"#);
+                let head = (|| {
+                    serde_json::to_writer(&mut out, &VERSION)?;
+                    out.extend_from_slice(br#","partner":"#);
+                    serde_json::to_writer(&mut out, &*partner.slug)?;
+                    out.extend_from_slice(br#","webhookUrl":"#);
+                    serde_json::to_writer(&mut out, &state.webhook_url)?;
+                    out.extend_from_slice(br#","users":["#);
+                    Ok::<_, serde_json::Error>(())
+                })();
+                self.advance(Section::Users);
+                head
+            }
+            Section::Users => self.items(
+                &mut out,
+                state.users.len(),
+                b"],\"links\":[",
+                |index, out| {
+                    serde_json::to_writer(out, &partner.snapshot_user(&state.users[index]))
+                },
+            ),
+            Section::Links => self.items(
+                &mut out,
+                state.links.len(),
+                b"],\"dataRequests\":[",
+                |index, out| {
+                    serde_json::to_writer(out, &partner.snapshot_link(&state, &state.links[index]))
+                },
+            ),
+            Section::DataRequests => {
+                let keys = std::mem::take(&mut self.data_requests);
+                let result = self.items(
+                    &mut out,
+                    keys.len(),
+                    b"],\"operations\":[",
+                    |index, out| match state.data_requests.get(&keys[index].1) {
+                        Some(request) => serde_json::to_writer(
+                            out,
+                            &partner.snapshot_data_request(&state, request),
+                        ),
+                        None => serde_json::to_writer(out, &()),
+                    },
+                );
+                self.data_requests = keys;
+                result
+            }
+            Section::Operations => {
+                let links = std::mem::take(&mut self.operations);
+                let result = self.items(&mut out, links.len(), b"]}", |index, out| {
+                    serde_json::to_writer(
+                        out,
+                        &partner.operation_view(&state, links[index] as usize),
+                    )
+                });
+                self.operations = links;
+                result
+            }
+            Section::Done => return None,
+        };
+        drop(state);
+        if written.is_err() {
+            // Serializing plain values into memory does not fail; if it ever did, the
+            // document could not be trusted either.
+            self.section = Section::Done;
+            return Some(Err(SnapshotChanged));
+        }
+        self.written += out.len();
+        if self.section == Section::Done {
+            self.partner
+                .largest_snapshot
+                .fetch_max(self.written, Ordering::Relaxed);
+        }
+        Some(Ok(out))
+    }
+
+    /// Up to [`PIECE_ITEMS`] items of the current section, `,`-separated, then `close`
+    /// and the next section once the section is exhausted.
+    fn items(
+        &mut self,
+        out: &mut Vec<u8>,
+        len: usize,
+        close: &[u8],
+        mut write: impl FnMut(usize, &mut Vec<u8>) -> Result<(), serde_json::Error>,
+    ) -> Result<(), serde_json::Error> {
+        let end = len.min(self.next + PIECE_ITEMS);
+        for index in self.next..end {
+            if index > 0 {
+                out.push(b',');
+            }
+            write(index, out)?;
+        }
+        self.next = end;
+        if end >= len {
+            out.extend_from_slice(close);
+            let next = match self.section {
+                Section::Head => Section::Users,
+                Section::Users => Section::Links,
+                Section::Links => Section::DataRequests,
+                Section::DataRequests => Section::Operations,
+                Section::Operations | Section::Done => Section::Done,
+            };
+            self.advance(next);
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self, section: Section) {
+        self.section = section;
+        self.next = 0;
+    }
+}
+
+impl Iterator for SnapshotPieces {
+    type Item = Result<bytes::Bytes, SnapshotChanged>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_piece().map(|piece| piece.map(bytes::Bytes::from))
+    }
+}
+
 fn time_of(text: &str) -> Result<OffsetDateTime, String> {
     timefmt::parse(text).ok_or_else(|| format!("Invalid timestamp {text:?}"))
 }
@@ -318,6 +518,53 @@ mod tests {
         partner.restore(before.clone()).expect("restore");
         assert_eq!(partner.snapshot(), before);
         assert!(partner.link(&link.link_id).is_ok());
+    }
+
+    fn streamed(partner: &Arc<Partner>) -> Result<Vec<u8>, SnapshotChanged> {
+        let mut out = Vec::new();
+        for piece in partner.snapshot_pieces() {
+            out.extend_from_slice(&piece?);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn the_streamed_snapshot_is_the_serialized_snapshot_byte_for_byte() {
+        let partner = partner();
+        assert_eq!(
+            streamed(&partner).expect("stream"),
+            serde_json::to_vec(&partner.snapshot()).expect("json")
+        );
+        for n in 0..(2 * PIECE_ITEMS + 3) {
+            let mut link = new_link(&format!("u{n}"));
+            link.metadata = Some(json!({"n": n, "text": "a \"quoted\" value"}));
+            let created = partner.create_link(link, NOW).expect("link");
+            if n % 3 == 0 {
+                partner.open_link(&created.link_id, NOW).expect("open");
+            }
+        }
+        partner.set_webhook_url(Some("http://127.0.0.1:9/hooks".into()));
+        let bytes = streamed(&partner).expect("stream");
+        assert_eq!(
+            bytes,
+            serde_json::to_vec(&partner.snapshot()).expect("json")
+        );
+        assert_eq!(partner.largest_snapshot(), bytes.len());
+    }
+
+    #[test]
+    fn a_change_between_pieces_ends_the_stream_instead_of_mixing_states() {
+        let partner = partner();
+        for n in 0..(PIECE_ITEMS + 1) {
+            partner
+                .create_link(new_link(&format!("u{n}")), NOW)
+                .expect("link");
+        }
+        let mut pieces = partner.snapshot_pieces();
+        assert!(pieces.next().is_some_and(|piece| piece.is_ok()));
+        partner.create_link(new_link("late"), NOW).expect("link");
+        assert_eq!(pieces.next(), Some(Err(SnapshotChanged)));
+        assert_eq!(pieces.next(), None);
     }
 
     #[test]
