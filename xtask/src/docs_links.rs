@@ -6,16 +6,29 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-/// The Markdown files whose links are checked: `README.md`, then `docs/*.md` by name.
+/// The Markdown files whose links are checked: `README.md`, then `docs/*.md` and
+/// `docs/*/*.md` (the contract, fact by fact, is `docs/contract/`) by name.
 fn documentation(root: &Path) -> Vec<PathBuf> {
-    let mut pages: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
-        .map(|entries| {
-            entries
-                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-                .filter(|path| path.extension().is_some_and(|ext| ext == "md"))
-                .collect()
+    let list = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut pages: Vec<PathBuf> = list(&root.join("docs"))
+        .into_iter()
+        .flat_map(|path| {
+            if path.is_dir() {
+                list(&path)
+            } else {
+                vec![path]
+            }
         })
-        .unwrap_or_default();
+        .filter(|path| path.extension().is_some_and(|ext| ext == "md"))
+        .collect();
     pages.sort();
     pages.insert(0, root.join("README.md"));
     pages

@@ -22,7 +22,7 @@ use super::{Api, Console, Credentials, Only, Options, Patience, Tls};
 pub const USAGE: &str = "usage: linkbox contract [--target URL --m2m-key KEY --leaf-token TOKEN]
                         [--ca-cert FILE | --insecure] [--timeout SECS] [--max-wait SECS]
                         [--only documented|all] [--api m2m|leaf|sandbox] [--filter TEXT]
-                        [--junit FILE] [--json FILE] [--list] [--fail-fast]
+                        [--junit FILE] [--json FILE] [--list] [--fail-fast] [--coverage]
 
   without --target: every case, against linkbox started in-process on a free loopback port
   with --target:    [doc] cases only (unless --only all), with the given credentials
@@ -35,6 +35,8 @@ pub const USAGE: &str = "usage: linkbox contract [--target URL --m2m-key KEY --l
   --max-wait SECS:  the longest Retry-After of a 429 to wait out (default 120)
   --list:           print the selected cases' ids and tags, send nothing
   --fail-fast:      stop after the first case that does not pass
+  --coverage:       per API, the facts of docs/contract/ the selected cases check, and
+                    every fact without a case; sends nothing
 
   each case ends PASS, FAIL (drift: the answer contradicts the contract) or ERROR (weather:
   connection refused or reset, timeout, 5xx, 429, still so after the retries)
@@ -82,6 +84,7 @@ struct Args {
     json: Option<String>,
     list: bool,
     fail_fast: bool,
+    coverage: bool,
     ca_cert: Option<String>,
     insecure: bool,
     timeout: Option<Duration>,
@@ -133,6 +136,7 @@ fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Args, 
             "--json" => parsed.json = Some(value()?),
             "--list" => parsed.list = true,
             "--fail-fast" => parsed.fail_fast = true,
+            "--coverage" => parsed.coverage = true,
             "--ca-cert" => parsed.ca_cert = Some(value()?),
             "--insecure" => parsed.insecure = true,
             "--timeout" => parsed.timeout = Some(seconds("--timeout", &value()?)?),
@@ -253,6 +257,10 @@ where
     }
     if args.list {
         let _ = write_list(&options, out);
+        return 0;
+    }
+    if args.coverage {
+        let _ = super::facts::write_coverage(&options, out);
         return 0;
     }
     if args.insecure {

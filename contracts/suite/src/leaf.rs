@@ -136,12 +136,13 @@ pub fn cases() -> Vec<Case> {
     all.extend(user_details());
     all.extend(auth_details());
     all.extend(route_details());
+    all.extend(fact_gaps());
     all
 }
 
 /// A case per widget type: `leaf.<segment>.<name>`.
 macro_rules! widget_case {
-    ($widget:ident, $name:literal, $source:ident, $body:ident) => {
+    ($widget:ident, $name:literal, $source:ident, [$($fact:literal),+ $(,)?], $body:ident) => {
         Case {
             id: match $widget.segment {
                 "provider" => concat!("leaf.provider.", $name),
@@ -150,6 +151,7 @@ macro_rules! widget_case {
             },
             source: Source::$source,
             local: false,
+            facts: crate::facts::facts![$($fact),+],
             run: match $widget.segment {
                 "provider" => |cx| Box::pin($body(cx, &PROVIDER)),
                 "authentication" => |cx| Box::pin($body(cx, &AUTHENTICATION)),
@@ -162,34 +164,187 @@ macro_rules! widget_case {
 /// The cases every widget type shares.
 fn per_widget(w: &'static Widget) -> Vec<Case> {
     vec![
-        widget_case!(w, "create-fields", Doc, create_fields),
-        widget_case!(w, "create-status-200", Design, create_status),
-        widget_case!(w, "create-expires-at-nine-digits", Design, create_nanos),
-        widget_case!(w, "default-expires-in-900", Doc, default_expiry),
-        widget_case!(w, "expires-in-kept", Doc, expiry_kept),
-        widget_case!(w, "expires-in-899-rejected", Doc, expiry_below),
-        widget_case!(w, "expires-in-over-a-year-rejected", Doc, expiry_above),
-        widget_case!(w, "expires-in-one-year-accepted", Doc, expiry_max),
-        widget_case!(w, "expires-in-string-rejected", Doc, expiry_string),
-        widget_case!(w, "external-id-required", Doc, external_id_required),
-        widget_case!(w, "get-fields", Doc, get_fields),
-        widget_case!(w, "get-timestamps-millis", Doc, get_millis),
-        widget_case!(w, "widget-value", Doc, widget_value),
-        widget_case!(w, "settings-defaults", Doc, settings_defaults),
-        widget_case!(w, "settings-kept", Doc, settings_kept),
-        widget_case!(w, "usage-defaults", Design, usage_defaults),
-        widget_case!(w, "link-ends-with-id", Design, link_url),
-        widget_case!(w, "id-is-base64-of-a-uuid", Design, id_format),
-        widget_case!(w, "leaf-user-id-uuid", Doc, user_id_format),
-        widget_case!(w, "listed", Doc, listed),
-        widget_case!(w, "delete-204-empty", Design, delete_204),
-        widget_case!(w, "delete-then-get-404", Design, delete_then_get),
-        widget_case!(w, "unknown-id-404", Design, unknown_id),
-        widget_case!(w, "other-type-404", Doc, other_type),
-        widget_case!(w, "create-for-existing-user", Doc, for_existing_user),
-        widget_case!(w, "unknown-user-404", Design, unknown_user),
-        widget_case!(w, "legacy-singular-user-path", Design, legacy_path),
-        widget_case!(w, "external-id-reuses-user", Doc, reuses_user),
+        widget_case!(
+            w,
+            "create-fields",
+            Doc,
+            ["LEAF-CREATE-FIELDS"],
+            create_fields
+        ),
+        widget_case!(
+            w,
+            "create-status-200",
+            Design,
+            ["LEAF-CREATE-STATUS"],
+            create_status
+        ),
+        widget_case!(
+            w,
+            "create-expires-at-nine-digits",
+            Design,
+            ["LEAF-FORMAT-CREATE-TIMESTAMP"],
+            create_nanos
+        ),
+        widget_case!(
+            w,
+            "default-expires-in-900",
+            Doc,
+            ["LEAF-CREATE-EXPIRES-IN-DEFAULT"],
+            default_expiry
+        ),
+        widget_case!(
+            w,
+            "expires-in-kept",
+            Doc,
+            ["LEAF-CREATE-EXPIRES-IN-KEPT"],
+            expiry_kept
+        ),
+        widget_case!(
+            w,
+            "expires-in-899-rejected",
+            Doc,
+            ["LEAF-CREATE-EXPIRES-IN-RANGE"],
+            expiry_below
+        ),
+        widget_case!(
+            w,
+            "expires-in-over-a-year-rejected",
+            Doc,
+            ["LEAF-CREATE-EXPIRES-IN-RANGE"],
+            expiry_above
+        ),
+        widget_case!(
+            w,
+            "expires-in-one-year-accepted",
+            Doc,
+            ["LEAF-CREATE-EXPIRES-IN-RANGE"],
+            expiry_max
+        ),
+        widget_case!(
+            w,
+            "expires-in-string-rejected",
+            Doc,
+            ["LEAF-CREATE-EXPIRES-IN-INTEGER"],
+            expiry_string
+        ),
+        widget_case!(
+            w,
+            "external-id-required",
+            Doc,
+            ["LEAF-CREATE-EXTERNAL-ID-REQUIRED"],
+            external_id_required
+        ),
+        widget_case!(w, "get-fields", Doc, ["LEAF-GET-FIELDS"], get_fields),
+        widget_case!(
+            w,
+            "get-timestamps-millis",
+            Doc,
+            ["LEAF-FORMAT-GET-TIMESTAMPS"],
+            get_millis
+        ),
+        widget_case!(w, "widget-value", Doc, ["LEAF-GET-WIDGET"], widget_value),
+        widget_case!(
+            w,
+            "settings-defaults",
+            Doc,
+            ["LEAF-SETTINGS-DEFAULTS"],
+            settings_defaults
+        ),
+        widget_case!(
+            w,
+            "settings-kept",
+            Doc,
+            ["LEAF-SETTINGS-KEPT"],
+            settings_kept
+        ),
+        widget_case!(
+            w,
+            "usage-defaults",
+            Design,
+            ["LEAF-GET-USAGE-DEFAULTS"],
+            usage_defaults
+        ),
+        widget_case!(
+            w,
+            "link-ends-with-id",
+            Design,
+            ["LEAF-FORMAT-LINK"],
+            link_url
+        ),
+        widget_case!(
+            w,
+            "id-is-base64-of-a-uuid",
+            Design,
+            ["LEAF-FORMAT-ID"],
+            id_format
+        ),
+        widget_case!(
+            w,
+            "leaf-user-id-uuid",
+            Doc,
+            ["LEAF-FORMAT-LEAF-USER-ID"],
+            user_id_format
+        ),
+        widget_case!(w, "listed", Doc, ["LEAF-LIST-LISTED"], listed),
+        widget_case!(
+            w,
+            "delete-204-empty",
+            Design,
+            ["LEAF-DELETE-204"],
+            delete_204
+        ),
+        widget_case!(
+            w,
+            "delete-then-get-404",
+            Design,
+            ["LEAF-DELETE-THEN-404"],
+            delete_then_get
+        ),
+        widget_case!(
+            w,
+            "unknown-id-404",
+            Design,
+            ["LEAF-GET-UNKNOWN"],
+            unknown_id
+        ),
+        widget_case!(
+            w,
+            "other-type-404",
+            Doc,
+            ["LEAF-GET-OTHER-TYPE"],
+            other_type
+        ),
+        widget_case!(
+            w,
+            "create-for-existing-user",
+            Doc,
+            ["LEAF-CREATE-FOR-USER"],
+            for_existing_user
+        ),
+        widget_case!(
+            w,
+            "unknown-user-404",
+            Design,
+            [
+                "LEAF-CREATE-UNKNOWN-USER",
+                "LEAF-PROBLEM-UNKNOWN-USER-TITLE"
+            ],
+            unknown_user
+        ),
+        widget_case!(
+            w,
+            "legacy-singular-user-path",
+            Design,
+            ["LEAF-CREATE-SINGULAR-PATH"],
+            legacy_path
+        ),
+        widget_case!(
+            w,
+            "external-id-reuses-user",
+            Doc,
+            ["LEAF-CREATE-EXTERNAL-ID-REUSES"],
+            reuses_user
+        ),
     ]
 }
 
@@ -474,6 +629,7 @@ fn type_specific() -> Vec<Case> {
         case!(
             "leaf.provider.allowed-providers-default-all",
             Doc,
+            ["LEAF-PROVIDER-ALLOWED-DEFAULT"],
             |cx| async move {
                 PROVIDER
                     .create_and_get(&cx, json!({}))
@@ -485,6 +641,7 @@ fn type_specific() -> Vec<Case> {
         case!(
             "leaf.provider.allowed-providers-kept",
             Doc,
+            ["LEAF-PROVIDER-ALLOWED-KEPT"],
             |cx| async move {
                 let providers = json!(["JohnDeere", "CNHI", "RavenSlingshot"]);
                 let reply = PROVIDER
@@ -497,6 +654,7 @@ fn type_specific() -> Vec<Case> {
         case!(
             "leaf.provider.every-documented-provider-accepted",
             Doc,
+            ["LEAF-PROVIDER-ALLOWED-VALUES"],
             |cx| async move {
                 let providers = json!([
                     "JohnDeere",
@@ -516,6 +674,7 @@ fn type_specific() -> Vec<Case> {
         case!(
             "leaf.provider.unknown-provider-rejected",
             Doc,
+            ["LEAF-PROVIDER-ALLOWED-UNKNOWN"],
             |cx| async move {
                 let reply = PROVIDER
                     .post(
@@ -530,6 +689,7 @@ fn type_specific() -> Vec<Case> {
         case!(
             "leaf.provider.disconnect-enabled-kept",
             Doc,
+            ["LEAF-SETTINGS-DISCONNECT-KEPT"],
             |cx| async move {
                 let reply = PROVIDER
                     .create_and_get(&cx, json!({"settings": {"disconnectEnabled": true}}))
@@ -541,6 +701,7 @@ fn type_specific() -> Vec<Case> {
         case!(
             "leaf.authentication.provider-required",
             Doc,
+            ["LEAF-AUTHENTICATION-PROVIDER-REQUIRED"],
             |cx| async move {
                 let reply = AUTHENTICATION
                     .post(&cx, json!({"externalId": cx.mark("ext")}))
@@ -556,6 +717,7 @@ fn type_specific() -> Vec<Case> {
         case!(
             "leaf.authentication.provider-all-rejected",
             Doc,
+            ["LEAF-AUTHENTICATION-PROVIDER-NOT-ALL"],
             |cx| async move {
                 let reply = AUTHENTICATION
                     .post(
@@ -567,16 +729,22 @@ fn type_specific() -> Vec<Case> {
                 Ok(())
             }
         ),
-        case!("leaf.authentication.provider-kept", Doc, |cx| async move {
-            let reply = AUTHENTICATION
-                .create_and_get(&cx, json!({"provider": "Trimble"}))
-                .await?;
-            reply.eq("/provider", json!("Trimble"))?;
-            Ok(())
-        }),
+        case!(
+            "leaf.authentication.provider-kept",
+            Doc,
+            ["LEAF-AUTHENTICATION-PROVIDER-VALUES"],
+            |cx| async move {
+                let reply = AUTHENTICATION
+                    .create_and_get(&cx, json!({"provider": "Trimble"}))
+                    .await?;
+                reply.eq("/provider", json!("Trimble"))?;
+                Ok(())
+            }
+        ),
         case!(
             "leaf.authentication.disconnect-enabled-kept",
             Doc,
+            ["LEAF-SETTINGS-DISCONNECT-KEPT"],
             |cx| async move {
                 let reply = AUTHENTICATION
                     .create_and_get(&cx, json!({"settings": {"disconnectEnabled": true}}))
@@ -588,6 +756,7 @@ fn type_specific() -> Vec<Case> {
         case!(
             "leaf.file-upload.disconnect-enabled-ignored",
             Design,
+            ["LEAF-SETTINGS-DISCONNECT-FILE-UPLOAD"],
             |cx| async move {
                 let reply = FILE_UPLOAD
                     .create_and_get(&cx, json!({"settings": {"disconnectEnabled": true}}))
@@ -599,6 +768,7 @@ fn type_specific() -> Vec<Case> {
         case!(
             "leaf.create.name-and-email-default-to-external-id",
             Doc,
+            ["LEAF-CREATE-NAME-EMAIL-DEFAULT"],
             |cx| async move {
                 let external = cx.mark("ext");
                 let created = PROVIDER.post(&cx, json!({"externalId": external})).await?;
@@ -616,22 +786,27 @@ fn type_specific() -> Vec<Case> {
                 Ok(())
             }
         ),
-        case!("leaf.create.name-and-email-kept", Doc, |cx| async move {
-            let external = cx.mark("ext");
-            let body = json!({"externalId": external, "name": "Contract Farm", "email": "farm@example.com"});
-            let created = PROVIDER.post(&cx, body).await?;
-            created.status_in(200..=299)?;
-            let user = created.string("/leafUserId")?;
-            let reply = cx
-                .leaf(Method::GET, &format!("{USERS}/{user}"))
-                .send()
-                .await?;
-            reply
-                .status(200)?
-                .eq("/name", json!("Contract Farm"))?
-                .eq("/email", json!("farm@example.com"))?;
-            Ok(())
-        }),
+        case!(
+            "leaf.create.name-and-email-kept",
+            Doc,
+            ["LEAF-CREATE-NAME-EMAIL-KEPT"],
+            |cx| async move {
+                let external = cx.mark("ext");
+                let body = json!({"externalId": external, "name": "Contract Farm", "email": "farm@example.com"});
+                let created = PROVIDER.post(&cx, body).await?;
+                created.status_in(200..=299)?;
+                let user = created.string("/leafUserId")?;
+                let reply = cx
+                    .leaf(Method::GET, &format!("{USERS}/{user}"))
+                    .send()
+                    .await?;
+                reply
+                    .status(200)?
+                    .eq("/name", json!("Contract Farm"))?
+                    .eq("/email", json!("farm@example.com"))?;
+                Ok(())
+            }
+        ),
     ]
 }
 
@@ -640,6 +815,7 @@ fn settings() -> Vec<Case> {
         case!(
             "leaf.settings.background-color-rgb-accepted",
             Design,
+            ["LEAF-SETTINGS-BACKGROUND-COLOR"],
             |cx| async move {
                 let reply = PROVIDER
                     .create_and_get(&cx, json!({"settings": {"backgroundColor": "#abc"}}))
@@ -651,6 +827,7 @@ fn settings() -> Vec<Case> {
         case!(
             "leaf.settings.background-color-not-hex-rejected",
             Design,
+            ["LEAF-SETTINGS-BACKGROUND-COLOR"],
             |cx| async move {
                 let reply = PROVIDER
                     .post(
@@ -665,6 +842,7 @@ fn settings() -> Vec<Case> {
         case!(
             "leaf.settings.show-leaf-user-name-not-boolean-rejected",
             Design,
+            ["LEAF-SETTINGS-BOOLEANS"],
             |cx| async move {
                 let reply = PROVIDER
                     .post(
@@ -679,6 +857,7 @@ fn settings() -> Vec<Case> {
         case!(
             "leaf.settings.unknown-field-ignored",
             Design,
+            ["LEAF-SETTINGS-UNKNOWN-FIELD"],
             |cx| async move {
                 PROVIDER
                     .create(&cx, json!({"settings": {"disconnectedEnabled": true}}))
@@ -689,6 +868,7 @@ fn settings() -> Vec<Case> {
         local_case!(
             "leaf.settings.misspelled-field-named-in-warning",
             Design,
+            ["LEAF-CREATE-UNKNOWN-FIELD-WARNING"],
             |cx| async move {
                 let reply = PROVIDER
                     .create(
@@ -715,6 +895,11 @@ fn errors() -> Vec<Case> {
         case!(
             "leaf.errors.constraint-violation-shape",
             Design,
+            [
+                "LEAF-PROBLEM-CONSTRAINT-TYPE",
+                "LEAF-PROBLEM-CONSTRAINT-TITLE",
+                "LEAF-PROBLEM-CONTENT-TYPE"
+            ],
             |cx| async move {
                 let reply = PROVIDER.post(&cx, json!({})).await?;
                 reply.violation("externalId")?;
@@ -728,6 +913,7 @@ fn errors() -> Vec<Case> {
         case!(
             "leaf.errors.every-violation-listed",
             Design,
+            ["LEAF-PROBLEM-FIELD-ERRORS"],
             |cx| async move {
                 let reply = PROVIDER
                     .post(
@@ -746,6 +932,7 @@ fn errors() -> Vec<Case> {
         case!(
             "leaf.errors.problem-names-the-path",
             Design,
+            ["LEAF-PROBLEM-PATH", "LEAF-PROBLEM-MESSAGE"],
             |cx| async move {
                 let path = PROVIDER.one("Y29udHJhY3Qtbm9uZQ");
                 let reply = cx.leaf(Method::GET, &path).send().await?;
@@ -758,19 +945,25 @@ fn errors() -> Vec<Case> {
                 Ok(())
             }
         ),
-        case!("leaf.errors.bad-json-problem", Design, |cx| async move {
-            let reply = cx
-                .leaf(Method::POST, &PROVIDER.collection())
-                .header("content-type", "application/json")
-                .raw("{\"externalId\": ")
-                .send()
-                .await?;
-            reply.problem(400)?;
-            Ok(())
-        }),
+        case!(
+            "leaf.errors.bad-json-problem",
+            Design,
+            ["LEAF-PROBLEM-BAD-JSON"],
+            |cx| async move {
+                let reply = cx
+                    .leaf(Method::POST, &PROVIDER.collection())
+                    .header("content-type", "application/json")
+                    .raw("{\"externalId\": ")
+                    .send()
+                    .await?;
+                reply.problem(400)?;
+                Ok(())
+            }
+        ),
         case!(
             "leaf.errors.unknown-path-problem",
             Design,
+            ["LEAF-PROBLEM-UNKNOWN-PATH"],
             |cx| async move {
                 let reply = cx
                     .leaf(Method::GET, &format!("{WIDGETS}/no-such-thing"))
@@ -783,6 +976,7 @@ fn errors() -> Vec<Case> {
         case!(
             "leaf.errors.wrong-method-problem",
             Design,
+            ["LEAF-PROBLEM-WRONG-METHOD"],
             |cx| async move {
                 let reply = cx
                     .leaf(Method::PATCH, &PROVIDER.collection())
@@ -799,68 +993,88 @@ fn errors() -> Vec<Case> {
 
 fn listing() -> Vec<Case> {
     vec![
-        case!("leaf.list.bare-array", Doc, |cx| async move {
-            let reply = cx
-                .leaf(Method::GET, &FILE_UPLOAD.collection())
-                .send()
-                .await?;
-            reply.status(200)?;
-            ids(&reply)?;
-            Ok(())
-        }),
-        case!("leaf.list.newest-first", Design, |cx| async move {
-            let user = new_user(&cx).await?;
-            let path = format!("{WIDGETS}/magic-link/users/{user}/provider");
-            let mut created = Vec::new();
-            for _ in 0..3 {
-                let reply = cx.leaf(Method::POST, &path).json(&json!({})).send().await?;
-                created.push(reply.string("/id")?);
+        case!(
+            "leaf.list.bare-array",
+            Doc,
+            ["LEAF-LIST-BARE-ARRAY"],
+            |cx| async move {
+                let reply = cx
+                    .leaf(Method::GET, &FILE_UPLOAD.collection())
+                    .send()
+                    .await?;
+                reply.status(200)?;
+                ids(&reply)?;
+                Ok(())
             }
-            let reply = cx
-                .leaf(
-                    Method::GET,
-                    &format!("{}?leafUserId={user}", PROVIDER.collection()),
-                )
-                .send()
-                .await?;
-            reply.status(200)?;
-            created.reverse();
-            let actual = ids(&reply)?;
-            if actual != created {
-                return Err(reply.failure(
-                    "body [].id",
-                    format!("{created:?}"),
-                    format!("{actual:?}"),
-                ));
+        ),
+        case!(
+            "leaf.list.newest-first",
+            Design,
+            ["LEAF-LIST-NEWEST-FIRST"],
+            |cx| async move {
+                let user = new_user(&cx).await?;
+                let path = format!("{WIDGETS}/magic-link/users/{user}/provider");
+                let mut created = Vec::new();
+                for _ in 0..3 {
+                    let reply = cx.leaf(Method::POST, &path).json(&json!({})).send().await?;
+                    created.push(reply.string("/id")?);
+                }
+                let reply = cx
+                    .leaf(
+                        Method::GET,
+                        &format!("{}?leafUserId={user}", PROVIDER.collection()),
+                    )
+                    .send()
+                    .await?;
+                reply.status(200)?;
+                created.reverse();
+                let actual = ids(&reply)?;
+                if actual != created {
+                    return Err(reply.failure(
+                        "body [].id",
+                        format!("{created:?}"),
+                        format!("{actual:?}"),
+                    ));
+                }
+                Ok(())
             }
-            Ok(())
-        }),
-        case!("leaf.list.leaf-user-id-filter", Design, |cx| async move {
-            let mine = PROVIDER.create(&cx, json!({})).await?;
-            PROVIDER.create(&cx, json!({})).await?;
-            let user = mine.string("/leafUserId")?;
-            let reply = cx
-                .leaf(
-                    Method::GET,
-                    &format!("{}?leafUserId={user}", PROVIDER.collection()),
-                )
-                .send()
-                .await?;
-            reply.status(200)?;
-            let actual = ids(&reply)?;
-            let id = mine.string("/id")?;
-            if actual != [id.clone()] {
-                return Err(reply.failure(
-                    "body [].id",
-                    format!("[{id:?}]"),
-                    format!("{actual:?}"),
-                ));
+        ),
+        case!(
+            "leaf.list.leaf-user-id-filter",
+            Design,
+            ["LEAF-LIST-USER-FILTER"],
+            |cx| async move {
+                let mine = PROVIDER.create(&cx, json!({})).await?;
+                PROVIDER.create(&cx, json!({})).await?;
+                let user = mine.string("/leafUserId")?;
+                let reply = cx
+                    .leaf(
+                        Method::GET,
+                        &format!("{}?leafUserId={user}", PROVIDER.collection()),
+                    )
+                    .send()
+                    .await?;
+                reply.status(200)?;
+                let actual = ids(&reply)?;
+                let id = mine.string("/id")?;
+                if actual != [id.clone()] {
+                    return Err(reply.failure(
+                        "body [].id",
+                        format!("[{id:?}]"),
+                        format!("{actual:?}"),
+                    ));
+                }
+                Ok(())
             }
-            Ok(())
-        }),
+        ),
         case!(
             "leaf.list.paged-total-count-and-link",
             Doc,
+            [
+                "LEAF-LIST-PAGED",
+                "LEAF-LIST-TOTAL-COUNT-HEADER",
+                "LEAF-LIST-LINK-HEADER"
+            ],
             |cx| async move {
                 PROVIDER.create(&cx, json!({})).await?;
                 PROVIDER.create(&cx, json!({})).await?;
@@ -895,6 +1109,7 @@ fn listing() -> Vec<Case> {
         case!(
             "leaf.list.size-over-100-rejected",
             Design,
+            ["LEAF-LIST-SIZE-MAX"],
             |cx| async move {
                 let reply = cx
                     .leaf(
@@ -910,6 +1125,7 @@ fn listing() -> Vec<Case> {
         case!(
             "leaf.list.unpaged-returns-every-link",
             Design,
+            ["LEAF-LIST-UNPAGED"],
             |cx| async move {
                 let user = new_user(&cx).await?;
                 let path = format!("{WIDGETS}/magic-link/users/{user}/file-upload");
@@ -946,6 +1162,7 @@ fn listing() -> Vec<Case> {
         local_case!(
             "leaf.list.expired-still-listed-and-gettable",
             Design,
+            ["LEAF-GET-EXPIRED-KEPT"],
             |cx| async move {
                 let id = PROVIDER.create(&cx, json!({})).await?.string("/id")?;
                 cx.advance_clock(901).await?;
@@ -965,17 +1182,22 @@ fn listing() -> Vec<Case> {
 
 fn users() -> Vec<Case> {
     vec![
-        case!("leaf.users.create", Doc, |cx| async move {
-            let external = cx.mark("ext");
-            let body = json!({"name": "Contract Farm", "email": "farm@example.com", "phone": "+1 555 0100", "address": "1 Field Rd", "externalId": external});
-            let reply = cx.leaf(Method::POST, USERS).json(&body).send().await?;
-            reply.status_in(200..=201)?.pattern("/id", UUID)?;
-            reply
-                .eq("/externalId", json!(external))?
-                .eq("/name", json!("Contract Farm"))?;
-            Ok(())
-        }),
-        case!("leaf.users.get", Doc, |cx| async move {
+        case!(
+            "leaf.users.create",
+            Doc,
+            ["LEAF-USERS-CREATE"],
+            |cx| async move {
+                let external = cx.mark("ext");
+                let body = json!({"name": "Contract Farm", "email": "farm@example.com", "phone": "+1 555 0100", "address": "1 Field Rd", "externalId": external});
+                let reply = cx.leaf(Method::POST, USERS).json(&body).send().await?;
+                reply.status_in(200..=201)?.pattern("/id", UUID)?;
+                reply
+                    .eq("/externalId", json!(external))?
+                    .eq("/name", json!("Contract Farm"))?;
+                Ok(())
+            }
+        ),
+        case!("leaf.users.get", Doc, ["LEAF-USERS-GET"], |cx| async move {
             let id = new_user(&cx).await?;
             cx.leaf(Method::GET, &format!("{USERS}/{id}"))
                 .send()
@@ -984,70 +1206,91 @@ fn users() -> Vec<Case> {
                 .eq("/id", json!(id))?;
             Ok(())
         }),
-        case!("leaf.users.list-bare-array", Doc, |cx| async move {
-            new_user(&cx).await?;
-            let reply = cx.leaf(Method::GET, USERS).send().await?;
-            reply.status(200)?;
-            ids(&reply)?;
-            Ok(())
-        }),
-        case!("leaf.users.filter-external-id", Doc, |cx| async move {
-            let id = new_user(&cx).await?;
-            new_user(&cx).await?;
-            let external = cx
-                .leaf(Method::GET, &format!("{USERS}/{id}"))
-                .send()
-                .await?
-                .string("/externalId")?;
-            let reply = cx
-                .leaf(Method::GET, &format!("{USERS}?externalId={external}"))
-                .send()
-                .await?;
-            reply.status(200)?;
-            let actual = ids(&reply)?;
-            if actual != [id.clone()] {
-                return Err(reply.failure(
-                    "body [].id",
-                    format!("[{id:?}]"),
-                    format!("{actual:?}"),
-                ));
+        case!(
+            "leaf.users.list-bare-array",
+            Doc,
+            ["LEAF-USERS-LIST"],
+            |cx| async move {
+                new_user(&cx).await?;
+                let reply = cx.leaf(Method::GET, USERS).send().await?;
+                reply.status(200)?;
+                ids(&reply)?;
+                Ok(())
             }
-            Ok(())
-        }),
-        case!("leaf.users.put-replaces", Doc, |cx| async move {
-            let id = new_user(&cx).await?;
-            let external = cx.mark("ext");
-            let body = json!({"id": id, "name": "Renamed Farm", "email": "renamed@example.com", "externalId": external});
-            cx.leaf(Method::PUT, USERS)
-                .json(&body)
-                .send()
-                .await?
-                .status(200)?;
-            let reply = cx
-                .leaf(Method::GET, &format!("{USERS}/{id}"))
-                .send()
-                .await?;
-            reply
-                .eq("/name", json!("Renamed Farm"))?
-                .eq("/externalId", json!(external))?;
-            Ok(())
-        }),
-        case!("leaf.users.delete-then-get-404", Design, |cx| async move {
-            let id = new_user(&cx).await?;
-            cx.leaf(Method::DELETE, &format!("{USERS}/{id}"))
-                .send()
-                .await?
-                .status(204)?;
-            cx.leaf(Method::GET, &format!("{USERS}/{id}"))
-                .send()
-                .await?
-                .problem(404)?
-                .eq("/title", json!("Leaf user not found"))?;
-            Ok(())
-        }),
+        ),
+        case!(
+            "leaf.users.filter-external-id",
+            Doc,
+            ["LEAF-USERS-FILTERS"],
+            |cx| async move {
+                let id = new_user(&cx).await?;
+                new_user(&cx).await?;
+                let external = cx
+                    .leaf(Method::GET, &format!("{USERS}/{id}"))
+                    .send()
+                    .await?
+                    .string("/externalId")?;
+                let reply = cx
+                    .leaf(Method::GET, &format!("{USERS}?externalId={external}"))
+                    .send()
+                    .await?;
+                reply.status(200)?;
+                let actual = ids(&reply)?;
+                if actual != [id.clone()] {
+                    return Err(reply.failure(
+                        "body [].id",
+                        format!("[{id:?}]"),
+                        format!("{actual:?}"),
+                    ));
+                }
+                Ok(())
+            }
+        ),
+        case!(
+            "leaf.users.put-replaces",
+            Doc,
+            ["LEAF-USERS-PUT"],
+            |cx| async move {
+                let id = new_user(&cx).await?;
+                let external = cx.mark("ext");
+                let body = json!({"id": id, "name": "Renamed Farm", "email": "renamed@example.com", "externalId": external});
+                cx.leaf(Method::PUT, USERS)
+                    .json(&body)
+                    .send()
+                    .await?
+                    .status(200)?;
+                let reply = cx
+                    .leaf(Method::GET, &format!("{USERS}/{id}"))
+                    .send()
+                    .await?;
+                reply
+                    .eq("/name", json!("Renamed Farm"))?
+                    .eq("/externalId", json!(external))?;
+                Ok(())
+            }
+        ),
+        case!(
+            "leaf.users.delete-then-get-404",
+            Design,
+            ["LEAF-USERS-DELETE"],
+            |cx| async move {
+                let id = new_user(&cx).await?;
+                cx.leaf(Method::DELETE, &format!("{USERS}/{id}"))
+                    .send()
+                    .await?
+                    .status(204)?;
+                cx.leaf(Method::GET, &format!("{USERS}/{id}"))
+                    .send()
+                    .await?
+                    .problem(404)?
+                    .eq("/title", json!("Leaf user not found"))?;
+                Ok(())
+            }
+        ),
         case!(
             "leaf.users.size-over-100-rejected",
             Design,
+            ["LEAF-USERS-SIZE-MAX"],
             |cx| async move {
                 cx.leaf(Method::GET, &format!("{USERS}?page=0&size=101"))
                     .send()
@@ -1099,54 +1342,75 @@ async fn expect_token_status(
 
 fn auth() -> Vec<Case> {
     vec![
-        case!("leaf.auth.no-token-401", Design, |cx| async move {
-            cx.leaf(Method::GET, &PROVIDER.collection())
-                .no_auth()
-                .send()
-                .await?
-                .problem(401)?;
-            Ok(())
-        }),
-        case!("leaf.auth.malformed-token-401", Design, |cx| async move {
-            let reply = cx
-                .leaf(Method::GET, &PROVIDER.collection())
-                .auth(Auth::Bearer("not-a-jwt".into()))
-                .send()
-                .await?;
-            reply.problem(401)?;
-            Ok(())
-        }),
-        case!("leaf.auth.forged-token-401", Design, |cx| async move {
-            let token = format!(
-                "{}.{}.{}",
-                base64url(br#"{"alg":"HS256","typ":"JWT"}"#),
-                base64url(br#"{"sub":"contract-forged","exp":4102444800}"#),
-                base64url(b"not the signature")
-            );
-            let reply = cx
-                .leaf(Method::GET, &PROVIDER.collection())
-                .auth(Auth::Bearer(token))
-                .send()
-                .await?;
-            reply.problem(401)?;
-            Ok(())
-        }),
-        local_case!("leaf.auth.authenticate-200", Doc, |cx| async move {
-            let reply = authenticate(
-                &cx,
-                json!({"username": cx.mark("user"), "password": "x", "rememberMe": false}),
-            )
-            .await?;
-            reply.status(200)?;
-            let token = reply.string("/id_token")?;
-            if token.split('.').count() != 3 {
-                return Err(reply.failure("body /id_token", "a JWT", token));
+        case!(
+            "leaf.auth.no-token-401",
+            Design,
+            ["LEAF-AUTH-NO-TOKEN"],
+            |cx| async move {
+                cx.leaf(Method::GET, &PROVIDER.collection())
+                    .no_auth()
+                    .send()
+                    .await?
+                    .problem(401)?;
+                Ok(())
             }
-            Ok(())
-        }),
+        ),
+        case!(
+            "leaf.auth.malformed-token-401",
+            Design,
+            ["LEAF-AUTH-BAD-TOKEN"],
+            |cx| async move {
+                let reply = cx
+                    .leaf(Method::GET, &PROVIDER.collection())
+                    .auth(Auth::Bearer("not-a-jwt".into()))
+                    .send()
+                    .await?;
+                reply.problem(401)?;
+                Ok(())
+            }
+        ),
+        case!(
+            "leaf.auth.forged-token-401",
+            Design,
+            ["LEAF-AUTH-BAD-TOKEN"],
+            |cx| async move {
+                let token = format!(
+                    "{}.{}.{}",
+                    base64url(br#"{"alg":"HS256","typ":"JWT"}"#),
+                    base64url(br#"{"sub":"contract-forged","exp":4102444800}"#),
+                    base64url(b"not the signature")
+                );
+                let reply = cx
+                    .leaf(Method::GET, &PROVIDER.collection())
+                    .auth(Auth::Bearer(token))
+                    .send()
+                    .await?;
+                reply.problem(401)?;
+                Ok(())
+            }
+        ),
+        local_case!(
+            "leaf.auth.authenticate-200",
+            Doc,
+            ["LEAF-AUTH-AUTHENTICATE"],
+            |cx| async move {
+                let reply = authenticate(
+                    &cx,
+                    json!({"username": cx.mark("user"), "password": "x", "rememberMe": false}),
+                )
+                .await?;
+                reply.status(200)?;
+                let token = reply.string("/id_token")?;
+                if token.split('.').count() != 3 {
+                    return Err(reply.failure("body /id_token", "a JWT", token));
+                }
+                Ok(())
+            }
+        ),
         local_case!(
             "leaf.auth.jwt-hs256-sub-username",
             Design,
+            ["LEAF-AUTH-JWT"],
             |cx| async move {
                 let username = cx.mark("user");
                 let reply = authenticate(
@@ -1177,6 +1441,7 @@ fn auth() -> Vec<Case> {
         local_case!(
             "leaf.auth.remember-me-false-24-hours",
             Doc,
+            ["LEAF-AUTH-REMEMBER-ME-FALSE"],
             |cx| async move {
                 let reply = authenticate(
                     &cx,
@@ -1190,49 +1455,65 @@ fn auth() -> Vec<Case> {
                 expect_token_status(&cx, &token, 401, "after 24 h 1 min").await
             }
         ),
-        local_case!("leaf.auth.remember-me-true-30-days", Doc, |cx| async move {
-            let reply = authenticate(
-                &cx,
-                json!({"username": cx.mark("user"), "password": "x", "rememberMe": true}),
-            )
-            .await?;
-            let token = reply.string("/id_token")?;
-            cx.advance_clock(30 * 24 * 3600 - 60).await?;
-            expect_token_status(&cx, &token, 200, "after 29 days 23 h 59 min").await?;
-            cx.advance_clock(120).await?;
-            expect_token_status(&cx, &token, 401, "after 30 days 1 min").await
-        }),
-        local_case!("leaf.auth.remember-me-as-string", Doc, |cx| async move {
-            let reply = authenticate(
-                &cx,
-                json!({"username": cx.mark("user"), "password": "x", "rememberMe": "true"}),
-            )
-            .await?;
-            let token = reply.string("/id_token")?;
-            cx.advance_clock(25 * 3600).await?;
-            expect_token_status(&cx, &token, 200, "after 25 h").await?;
-            authenticate(
-                &cx,
-                json!({"username": cx.mark("user"), "password": "x", "rememberMe": "false"}),
-            )
-            .await?
-            .status(200)?;
-            Ok(())
-        }),
-        local_case!("leaf.auth.bad-remember-me-400", Design, |cx| async move {
-            let reply = authenticate(
-                &cx,
-                json!({"username": cx.mark("user"), "password": "x", "rememberMe": "yes"}),
-            )
-            .await?;
-            reply.violation("rememberMe")?;
-            Ok(())
-        }),
+        local_case!(
+            "leaf.auth.remember-me-true-30-days",
+            Doc,
+            ["LEAF-AUTH-REMEMBER-ME-TRUE"],
+            |cx| async move {
+                let reply = authenticate(
+                    &cx,
+                    json!({"username": cx.mark("user"), "password": "x", "rememberMe": true}),
+                )
+                .await?;
+                let token = reply.string("/id_token")?;
+                cx.advance_clock(30 * 24 * 3600 - 60).await?;
+                expect_token_status(&cx, &token, 200, "after 29 days 23 h 59 min").await?;
+                cx.advance_clock(120).await?;
+                expect_token_status(&cx, &token, 401, "after 30 days 1 min").await
+            }
+        ),
+        local_case!(
+            "leaf.auth.remember-me-as-string",
+            Doc,
+            ["LEAF-AUTH-REMEMBER-ME-STRING"],
+            |cx| async move {
+                let reply = authenticate(
+                    &cx,
+                    json!({"username": cx.mark("user"), "password": "x", "rememberMe": "true"}),
+                )
+                .await?;
+                let token = reply.string("/id_token")?;
+                cx.advance_clock(25 * 3600).await?;
+                expect_token_status(&cx, &token, 200, "after 25 h").await?;
+                authenticate(
+                    &cx,
+                    json!({"username": cx.mark("user"), "password": "x", "rememberMe": "false"}),
+                )
+                .await?
+                .status(200)?;
+                Ok(())
+            }
+        ),
+        local_case!(
+            "leaf.auth.bad-remember-me-400",
+            Design,
+            ["LEAF-AUTH-REMEMBER-ME-INVALID"],
+            |cx| async move {
+                let reply = authenticate(
+                    &cx,
+                    json!({"username": cx.mark("user"), "password": "x", "rememberMe": "yes"}),
+                )
+                .await?;
+                reply.violation("rememberMe")?;
+                Ok(())
+            }
+        ),
         // leaf.md accepts "any non-empty" credentials and calls bad credentials 401, but does
         // not say whether an empty one is bad credentials or an invalid body: either refusal.
         local_case!(
             "leaf.auth.empty-credentials-refused",
             Design,
+            ["LEAF-AUTH-CREDENTIALS-REQUIRED"],
             |cx| async move {
                 let reply = authenticate(
                     &cx,
@@ -1253,6 +1534,7 @@ fn tenancy() -> Vec<Case> {
         local_case!(
             "leaf.tenancy.other-account-link-404",
             Design,
+            ["LEAF-TENANT-LINKS"],
             |cx| async move {
                 let id = PROVIDER.create(&cx, json!({})).await?.string("/id")?;
                 let other = cx.new_leaf_account().await?;
@@ -1278,6 +1560,7 @@ fn tenancy() -> Vec<Case> {
         local_case!(
             "leaf.tenancy.other-account-user-404",
             Design,
+            ["LEAF-TENANT-USERS"],
             |cx| async move {
                 let user = new_user(&cx).await?;
                 let other = cx.new_leaf_account().await?;
@@ -1297,6 +1580,7 @@ fn tenancy() -> Vec<Case> {
         local_case!(
             "leaf.tenancy.lists-are-per-account",
             Design,
+            ["LEAF-TENANT-LISTS"],
             |cx| async move {
                 PROVIDER.create(&cx, json!({})).await?;
                 let other = cx.new_leaf_account().await?;
@@ -1332,18 +1616,24 @@ async fn as_end_user(cx: &Ctx, id: &str, action: &str, body: Value) -> Result<Re
 
 fn usage() -> Vec<Case> {
     vec![
-        local_case!("leaf.usage.access-counts", Design, |cx| async move {
-            let id = PROVIDER.create(&cx, json!({})).await?.string("/id")?;
-            as_end_user(&cx, &id, "access", json!({})).await?;
-            as_end_user(&cx, &id, "access", json!({})).await?;
-            let reply = cx.leaf(Method::GET, &PROVIDER.one(&id)).send().await?;
-            reply.status(200)?.eq("/usageCount", json!(2))?;
-            reply.timestamp("/lastAccessedAt", 3)?;
-            Ok(())
-        }),
+        local_case!(
+            "leaf.usage.access-counts",
+            Design,
+            ["LEAF-USAGE-ACCESS-COUNTS"],
+            |cx| async move {
+                let id = PROVIDER.create(&cx, json!({})).await?.string("/id")?;
+                as_end_user(&cx, &id, "access", json!({})).await?;
+                as_end_user(&cx, &id, "access", json!({})).await?;
+                let reply = cx.leaf(Method::GET, &PROVIDER.one(&id)).send().await?;
+                reply.status(200)?.eq("/usageCount", json!(2))?;
+                reply.timestamp("/lastAccessedAt", 3)?;
+                Ok(())
+            }
+        ),
         local_case!(
             "leaf.usage.connect-fills-the-user-credentials",
             Design,
+            ["LEAF-USAGE-CONNECT"],
             |cx| async move {
                 let created = PROVIDER
                     .create(&cx, json!({"allowedProviders": ["JohnDeere"]}))
@@ -1488,6 +1778,7 @@ fn create_details() -> Vec<Case> {
         case!(
             "leaf.create.expires-in-900-accepted",
             Doc,
+            ["LEAF-CREATE-EXPIRES-IN-RANGE"],
             |cx| async move {
                 let reply = FILE_UPLOAD
                     .create_and_get(&cx, json!({"expiresIn": 900}))
@@ -1500,6 +1791,7 @@ fn create_details() -> Vec<Case> {
         case!(
             "leaf.create.expires-in-fraction-rejected",
             Doc,
+            ["LEAF-CREATE-EXPIRES-IN-INTEGER"],
             |cx| async move {
                 let reply = FILE_UPLOAD
                     .post(&cx, FILE_UPLOAD.body(&cx, json!({"expiresIn": 1200.5})))
@@ -1508,18 +1800,24 @@ fn create_details() -> Vec<Case> {
                 Ok(())
             }
         ),
-        case!("leaf.provider.each-provider-kept", Doc, |cx| async move {
-            for provider in PROVIDERS.iter().chain(["All"].iter()) {
-                PROVIDER
-                    .create_and_get(&cx, json!({"allowedProviders": [provider]}))
-                    .await?
-                    .eq("/allowedProviders", json!([provider]))?;
+        case!(
+            "leaf.provider.each-provider-kept",
+            Doc,
+            ["LEAF-PROVIDER-ALLOWED-KEPT", "LEAF-PROVIDER-ALLOWED-VALUES"],
+            |cx| async move {
+                for provider in PROVIDERS.iter().chain(["All"].iter()) {
+                    PROVIDER
+                        .create_and_get(&cx, json!({"allowedProviders": [provider]}))
+                        .await?
+                        .eq("/allowedProviders", json!([provider]))?;
+                }
+                Ok(())
             }
-            Ok(())
-        }),
+        ),
         case!(
             "leaf.authentication.every-documented-provider-accepted",
             Doc,
+            ["LEAF-AUTHENTICATION-PROVIDER-VALUES"],
             |cx| async move {
                 for provider in PROVIDERS {
                     AUTHENTICATION
@@ -1533,6 +1831,7 @@ fn create_details() -> Vec<Case> {
         case!(
             "leaf.authentication.unknown-provider-rejected",
             Doc,
+            ["LEAF-AUTHENTICATION-PROVIDER-NOT-ALL"],
             |cx| async move {
                 let reply = AUTHENTICATION
                     .post(
@@ -1547,6 +1846,7 @@ fn create_details() -> Vec<Case> {
         case!(
             "leaf.create.external-id-reuses-user-across-types",
             Doc,
+            ["LEAF-CREATE-EXTERNAL-ID-REUSES"],
             |cx| async move {
                 let external = cx.mark("ext");
                 let first = PROVIDER.post(&cx, json!({"externalId": external})).await?;
@@ -1571,6 +1871,7 @@ fn create_details() -> Vec<Case> {
         case!(
             "leaf.create.blank-external-id-rejected",
             Design,
+            ["LEAF-CREATE-EXTERNAL-ID-BLANK"],
             |cx| async move {
                 let reply = PROVIDER.post(&cx, json!({"externalId": ""})).await?;
                 expect_violations(&reply, &["externalId"])
@@ -1579,6 +1880,7 @@ fn create_details() -> Vec<Case> {
         case!(
             "leaf.errors.violations-in-field-order",
             Design,
+            ["LEAF-PROBLEM-FIELD-ORDER"],
             |cx| async move {
                 let reply = PROVIDER
                     .post(
@@ -1602,6 +1904,7 @@ fn create_details() -> Vec<Case> {
         case!(
             "leaf.create.expires-at-same-instant-as-get",
             Design,
+            ["LEAF-CREATE-SAME-AS-GET"],
             |cx| async move {
                 let created = PROVIDER.create(&cx, json!({})).await?;
                 let nanos = created.string("/expiresAt")?;
@@ -1620,6 +1923,7 @@ fn create_details() -> Vec<Case> {
         local_case!(
             "leaf.create.link-on-linkbox-page",
             Design,
+            ["LEAF-FORMAT-LINK-LOCAL"],
             |cx| async move {
                 // The link is linkbox's own hosted page: the URL's path is served here.
                 let reply = PROVIDER.create(&cx, json!({})).await?;
@@ -1643,6 +1947,7 @@ fn create_details() -> Vec<Case> {
         case!(
             "leaf.create.only-documented-fields",
             Design,
+            ["LEAF-CREATE-FIELDS"],
             |cx| async move {
                 for w in [&PROVIDER, &AUTHENTICATION, &FILE_UPLOAD] {
                     let created = w.create(&cx, json!({})).await?;
@@ -1690,6 +1995,7 @@ fn create_details() -> Vec<Case> {
         case!(
             "leaf.create.doc-examples-as-curl-sends-them",
             Design,
+            ["LEAF-CREATE-DOC-EXAMPLES"],
             |cx| async move {
                 // The docs' curl examples send JSON with `-d` and no content type of their own,
                 // so curl says application/x-www-form-urlencoded; linkbox reads them as JSON.
@@ -1730,6 +2036,7 @@ fn create_details() -> Vec<Case> {
         case!(
             "leaf.create.doc-for-user-examples-on-the-singular-path",
             Design,
+            ["LEAF-CREATE-DOC-EXAMPLES", "LEAF-CREATE-SINGULAR-PATH"],
             |cx| async move {
                 let user = new_user(&cx).await?;
                 for (w, extra) in [
@@ -1769,26 +2076,32 @@ fn create_details() -> Vec<Case> {
 /// Reading and deleting links beyond the per-type cases.
 fn link_details() -> Vec<Case> {
     vec![
-        case!("leaf.links.delete-twice-404", Design, |cx| async move {
-            for w in [&PROVIDER, &AUTHENTICATION, &FILE_UPLOAD] {
-                let id = w.create(&cx, json!({})).await?.string("/id")?;
-                cx.leaf(Method::DELETE, &w.one(&id))
-                    .send()
-                    .await?
-                    .status(204)?;
-                for method in [Method::GET, Method::DELETE] {
-                    cx.leaf(method, &w.one(&id))
+        case!(
+            "leaf.links.delete-twice-404",
+            Design,
+            ["LEAF-DELETE-THEN-404", "LEAF-PROBLEM-NOT-FOUND-TITLE"],
+            |cx| async move {
+                for w in [&PROVIDER, &AUTHENTICATION, &FILE_UPLOAD] {
+                    let id = w.create(&cx, json!({})).await?.string("/id")?;
+                    cx.leaf(Method::DELETE, &w.one(&id))
                         .send()
                         .await?
-                        .problem(404)?
-                        .eq("/title", json!("Magic link not found"))?;
+                        .status(204)?;
+                    for method in [Method::GET, Method::DELETE] {
+                        cx.leaf(method, &w.one(&id))
+                            .send()
+                            .await?
+                            .problem(404)?
+                            .eq("/title", json!("Magic link not found"))?;
+                    }
                 }
+                Ok(())
             }
-            Ok(())
-        }),
+        ),
         case!(
             "leaf.links.other-type-delete-404",
             Design,
+            ["LEAF-GET-OTHER-TYPE", "LEAF-PROBLEM-NOT-FOUND-TITLE"],
             |cx| async move {
                 let id = FILE_UPLOAD.create(&cx, json!({})).await?.string("/id")?;
                 for w in [&PROVIDER, &AUTHENTICATION] {
@@ -1810,6 +2123,10 @@ fn link_details() -> Vec<Case> {
         case!(
             "leaf.links.malformed-user-id-404",
             Design,
+            [
+                "LEAF-CREATE-UNKNOWN-USER",
+                "LEAF-PROBLEM-UNKNOWN-USER-TITLE"
+            ],
             |cx| async move {
                 let path = format!("{WIDGETS}/magic-link/users/not-a-uuid/provider");
                 cx.leaf(Method::POST, &path)
@@ -1824,6 +2141,7 @@ fn link_details() -> Vec<Case> {
         local_case!(
             "leaf.usage.used-up-after-max-usage",
             Design,
+            ["LEAF-USAGE-USED-UP"],
             |cx| async move {
                 let id = PROVIDER.create(&cx, json!({})).await?.string("/id")?;
                 for _ in 0..3 {
@@ -1850,6 +2168,7 @@ fn link_details() -> Vec<Case> {
         local_case!(
             "leaf.tenancy.external-ids-are-per-account",
             Design,
+            ["LEAF-TENANT-EXTERNAL-IDS"],
             |cx| async move {
                 let external = cx.mark("ext");
                 let mine = PROVIDER.post(&cx, json!({"externalId": external})).await?;
@@ -1882,61 +2201,71 @@ fn link_details() -> Vec<Case> {
 /// Paging of the magic-link lists: Leaf's list convention, exactly.
 fn list_details() -> Vec<Case> {
     vec![
-        local_case!("leaf.list.paging-headers", Design, |cx| async move {
-            let user = new_user(&cx).await?;
-            let path = format!("{WIDGETS}/magic-link/users/{user}/authentication");
-            let mut origin = String::new();
-            for _ in 0..5 {
-                let created = cx
-                    .leaf(Method::POST, &path)
-                    .json(&json!({"provider": "JohnDeere"}))
-                    .send()
-                    .await?;
-                // linkbox's own address, which it also puts in the paging links.
-                origin = reqwest::Url::parse(&created.status(200)?.string("/link")?)
-                    .map(|url| url.origin().ascii_serialization())
-                    .unwrap_or_default();
-            }
-            let list = AUTHENTICATION.collection();
-            let page = cx
-                .leaf(Method::GET, &format!("{list}?page=1&size=2"))
-                .send()
-                .await?;
-            page.status(200)?.header_eq("x-total-count", "5")?;
-            let base = format!("{origin}{list}");
-            page.header_eq(
-                "link",
-                &format!(
-                    "<{base}?page=2&size=2>; rel=\"next\",<{base}?page=0&size=2>; rel=\"prev\",\
-                     <{base}?page=2&size=2>; rel=\"last\",<{base}?page=0&size=2>; rel=\"first\""
-                ),
-            )?;
-            for (query, count) in [("page=1&size=2", 2), ("size=3", 3), ("page=0", 5)] {
-                let reply = cx
-                    .leaf(Method::GET, &format!("{list}?{query}"))
-                    .send()
-                    .await?;
-                reply.header_eq("x-total-count", "5")?;
-                let actual = ids(&reply)?.len();
-                if actual != count {
-                    return Err(reply.failure("body length", count, actual));
+        local_case!(
+            "leaf.list.paging-headers",
+            Design,
+            ["LEAF-LIST-TOTAL-COUNT-HEADER", "LEAF-LIST-LINK-HEADER"],
+            |cx| async move {
+                let user = new_user(&cx).await?;
+                let path = format!("{WIDGETS}/magic-link/users/{user}/authentication");
+                let mut origin = String::new();
+                for _ in 0..5 {
+                    let created = cx
+                        .leaf(Method::POST, &path)
+                        .json(&json!({"provider": "JohnDeere"}))
+                        .send()
+                        .await?;
+                    // linkbox's own address, which it also puts in the paging links.
+                    origin = reqwest::Url::parse(&created.status(200)?.string("/link")?)
+                        .map(|url| url.origin().ascii_serialization())
+                        .unwrap_or_default();
                 }
+                let list = AUTHENTICATION.collection();
+                let page = cx
+                    .leaf(Method::GET, &format!("{list}?page=1&size=2"))
+                    .send()
+                    .await?;
+                page.status(200)?.header_eq("x-total-count", "5")?;
+                let base = format!("{origin}{list}");
+                page.header_eq(
+                    "link",
+                    &format!(
+                        "<{base}?page=2&size=2>; rel=\"next\",<{base}?page=0&size=2>; rel=\"prev\",\
+                     <{base}?page=2&size=2>; rel=\"last\",<{base}?page=0&size=2>; rel=\"first\""
+                    ),
+                )?;
+                for (query, count) in [("page=1&size=2", 2), ("size=3", 3), ("page=0", 5)] {
+                    let reply = cx
+                        .leaf(Method::GET, &format!("{list}?{query}"))
+                        .send()
+                        .await?;
+                    reply.header_eq("x-total-count", "5")?;
+                    let actual = ids(&reply)?.len();
+                    if actual != count {
+                        return Err(reply.failure("body length", count, actual));
+                    }
+                }
+                Ok(())
             }
-            Ok(())
-        }),
-        case!("leaf.list.bad-paging-400", Design, |cx| async move {
-            for query in ["size=0", "page=-1", "page=x"] {
-                cx.leaf(
-                    Method::GET,
-                    &format!("{}?{query}", AUTHENTICATION.collection()),
-                )
-                .send()
-                .await?
-                .problem(400)?
-                .eq("/title", json!("Bad Request"))?;
+        ),
+        case!(
+            "leaf.list.bad-paging-400",
+            Design,
+            ["LEAF-LIST-BAD-PAGING", "LEAF-PROBLEM-TITLE-REASON"],
+            |cx| async move {
+                for query in ["size=0", "page=-1", "page=x"] {
+                    cx.leaf(
+                        Method::GET,
+                        &format!("{}?{query}", AUTHENTICATION.collection()),
+                    )
+                    .send()
+                    .await?
+                    .problem(400)?
+                    .eq("/title", json!("Bad Request"))?;
+                }
+                Ok(())
             }
-            Ok(())
-        }),
+        ),
     ]
 }
 
@@ -1946,6 +2275,7 @@ fn user_details() -> Vec<Case> {
         case!(
             "leaf.users.created-201-with-location",
             Design,
+            ["LEAF-USERS-CREATE-STATUS", "LEAF-USERS-CREATE-LOCATION"],
             |cx| async move {
                 let external = cx.mark("ext");
                 let reply = cx
@@ -1966,6 +2296,7 @@ fn user_details() -> Vec<Case> {
         case!(
             "leaf.users.credentials-null-until-connected",
             Doc,
+            ["LEAF-USERS-CREDENTIALS-NULL"],
             |cx| async move {
                 let id = new_user(&cx).await?;
                 let reply = cx
@@ -1990,6 +2321,7 @@ fn user_details() -> Vec<Case> {
         case!(
             "leaf.users.put-is-a-full-replace",
             Design,
+            ["LEAF-USERS-PUT-FULL"],
             |cx| async move {
                 let id = new_user(&cx).await?;
                 let path = format!("{USERS}/{id}");
@@ -2017,34 +2349,40 @@ fn user_details() -> Vec<Case> {
                 expect_violations(&mismatched, &["id"])
             }
         ),
-        case!("leaf.users.filter-email-and-name", Doc, |cx| async move {
-            let id = new_user(&cx).await?;
-            new_user(&cx).await?;
-            let user = cx
-                .leaf(Method::GET, &format!("{USERS}/{id}"))
-                .send()
-                .await?;
-            let (name, email) = (user.string("/name")?, user.string("/email")?);
-            for query in [format!("email={email}"), format!("name={name}")] {
-                let reply = cx
-                    .leaf(Method::GET, &format!("{USERS}?{query}"))
+        case!(
+            "leaf.users.filter-email-and-name",
+            Doc,
+            ["LEAF-USERS-FILTERS"],
+            |cx| async move {
+                let id = new_user(&cx).await?;
+                new_user(&cx).await?;
+                let user = cx
+                    .leaf(Method::GET, &format!("{USERS}/{id}"))
                     .send()
                     .await?;
-                reply.status(200)?;
-                let actual = ids(&reply)?;
-                if actual != [id.clone()] {
-                    return Err(reply.failure(
-                        "body [].id",
-                        format!("[{id:?}]"),
-                        format!("{actual:?}"),
-                    ));
+                let (name, email) = (user.string("/name")?, user.string("/email")?);
+                for query in [format!("email={email}"), format!("name={name}")] {
+                    let reply = cx
+                        .leaf(Method::GET, &format!("{USERS}?{query}"))
+                        .send()
+                        .await?;
+                    reply.status(200)?;
+                    let actual = ids(&reply)?;
+                    if actual != [id.clone()] {
+                        return Err(reply.failure(
+                            "body [].id",
+                            format!("[{id:?}]"),
+                            format!("{actual:?}"),
+                        ));
+                    }
                 }
+                Ok(())
             }
-            Ok(())
-        }),
+        ),
         local_case!(
             "leaf.users.paged-total-count-and-link",
             Doc,
+            ["LEAF-USERS-PAGED"],
             |cx| async move {
                 for _ in 0..3 {
                     new_user(&cx).await?;
@@ -2068,6 +2406,7 @@ fn user_details() -> Vec<Case> {
         case!(
             "leaf.users.name-and-email-required",
             Design,
+            ["LEAF-USERS-CREATE-REQUIRED"],
             |cx| async move {
                 let reply = cx
                     .leaf(Method::POST, USERS)
@@ -2079,20 +2418,25 @@ fn user_details() -> Vec<Case> {
                 Ok(())
             }
         ),
-        case!("leaf.users.external-id-unique", Design, |cx| async move {
-            let id = new_user(&cx).await?;
-            let external = cx
-                .leaf(Method::GET, &format!("{USERS}/{id}"))
-                .send()
-                .await?
-                .string("/externalId")?;
-            let reply = cx
-                .leaf(Method::POST, USERS)
-                .json(&json!({"name": "b", "email": "b", "externalId": external}))
-                .send()
-                .await?;
-            expect_violations(&reply, &["externalId"])
-        }),
+        case!(
+            "leaf.users.external-id-unique",
+            Design,
+            ["LEAF-USERS-EXTERNAL-ID-UNIQUE"],
+            |cx| async move {
+                let id = new_user(&cx).await?;
+                let external = cx
+                    .leaf(Method::GET, &format!("{USERS}/{id}"))
+                    .send()
+                    .await?
+                    .string("/externalId")?;
+                let reply = cx
+                    .leaf(Method::POST, USERS)
+                    .json(&json!({"name": "b", "email": "b", "externalId": external}))
+                    .send()
+                    .await?;
+                expect_violations(&reply, &["externalId"])
+            }
+        ),
     ]
 }
 
@@ -2102,6 +2446,7 @@ fn auth_details() -> Vec<Case> {
         local_case!(
             "leaf.auth.every-credential-violation-listed",
             Design,
+            ["LEAF-AUTH-CREDENTIALS-REQUIRED"],
             |cx| async move {
                 let reply =
                     authenticate(&cx, json!({"password": 7, "rememberMe": "maybe"})).await?;
@@ -2114,6 +2459,7 @@ fn auth_details() -> Vec<Case> {
         local_case!(
             "leaf.auth.remember-me-absent-24-hours",
             Doc,
+            ["LEAF-AUTH-REMEMBER-ME-FALSE"],
             |cx| async move {
                 let token =
                     authenticate(&cx, json!({"username": cx.mark("user"), "password": "x"}))
@@ -2125,58 +2471,82 @@ fn auth_details() -> Vec<Case> {
                 expect_token_status(&cx, &token, 401, "after 24 h 1 min").await
             }
         ),
-        local_case!("leaf.auth.expired-token-detail", Design, |cx| async move {
-            let token = authenticate(
-                &cx,
-                json!({"username": cx.mark("user"), "password": "x", "rememberMe": false}),
-            )
-            .await?
-            .string("/id_token")?;
-            cx.advance_clock(25 * 3600).await?;
-            let reply = cx
-                .leaf(Method::GET, &FILE_UPLOAD.collection())
-                .auth(Auth::Bearer(token))
-                .send()
-                .await?;
-            reply.problem(401)?.eq("/title", json!("Unauthorized"))?;
-            reply.eq("/detail", json!("The bearer token has expired"))?;
-            Ok(())
-        }),
-        case!("leaf.auth.basic-scheme-401", Design, |cx| async move {
-            cx.leaf(Method::GET, &PROVIDER.collection())
-                .no_auth()
-                .header("authorization", "Basic dTpw")
-                .send()
+        local_case!(
+            "leaf.auth.expired-token-detail",
+            Design,
+            ["LEAF-AUTH-EXPIRED-TOKEN", "LEAF-PROBLEM-TITLE-REASON"],
+            |cx| async move {
+                let token = authenticate(
+                    &cx,
+                    json!({"username": cx.mark("user"), "password": "x", "rememberMe": false}),
+                )
                 .await?
-                .problem(401)?;
-            Ok(())
-        }),
+                .string("/id_token")?;
+                cx.advance_clock(25 * 3600).await?;
+                let reply = cx
+                    .leaf(Method::GET, &FILE_UPLOAD.collection())
+                    .auth(Auth::Bearer(token))
+                    .send()
+                    .await?;
+                reply.problem(401)?.eq("/title", json!("Unauthorized"))?;
+                reply.eq("/detail", json!("The bearer token has expired"))?;
+                Ok(())
+            }
+        ),
+        case!(
+            "leaf.auth.basic-scheme-401",
+            Design,
+            ["LEAF-AUTH-BASIC-SCHEME"],
+            |cx| async move {
+                cx.leaf(Method::GET, &PROVIDER.collection())
+                    .no_auth()
+                    .header("authorization", "Basic dTpw")
+                    .send()
+                    .await?
+                    .problem(401)?;
+                Ok(())
+            }
+        ),
     ]
 }
 
 /// Routing errors: every unknown path a 404 problem, every wrong method a 405 with `Allow`.
 fn route_details() -> Vec<Case> {
     vec![
-        case!("leaf.errors.unknown-paths-404", Design, |cx| async move {
-            for path in [
-                "/api/nothing",
-                "/api",
-                "/services/widgets/api/magic-link/widgets",
-                "/services/widgets/api/magic-link/unknown/abc",
-                "/services/widgets/api/magic-link/people/u/provider",
-                "/services/widgets/api/magic-link/users/u/unknown",
-                "/services/usermanagement/api/users/a/b",
-                "/services/other",
-            ] {
-                let reply = cx.leaf(Method::GET, path).send().await?;
-                reply.problem(404)?.eq("/title", json!("Not Found"))?;
-                reply.eq("/path", json!(path))?;
+        case!(
+            "leaf.errors.unknown-paths-404",
+            Design,
+            [
+                "LEAF-PROBLEM-UNKNOWN-PATH",
+                "LEAF-PROBLEM-TITLE-REASON",
+                "LEAF-PROBLEM-PATH"
+            ],
+            |cx| async move {
+                for path in [
+                    "/api/nothing",
+                    "/api",
+                    "/services/widgets/api/magic-link/widgets",
+                    "/services/widgets/api/magic-link/unknown/abc",
+                    "/services/widgets/api/magic-link/people/u/provider",
+                    "/services/widgets/api/magic-link/users/u/unknown",
+                    "/services/usermanagement/api/users/a/b",
+                    "/services/other",
+                ] {
+                    let reply = cx.leaf(Method::GET, path).send().await?;
+                    reply.problem(404)?.eq("/title", json!("Not Found"))?;
+                    reply.eq("/path", json!(path))?;
+                }
+                Ok(())
             }
-            Ok(())
-        }),
+        ),
         case!(
             "leaf.errors.wrong-method-405-allow",
             Design,
+            [
+                "LEAF-PROBLEM-WRONG-METHOD",
+                "LEAF-PROBLEM-ALLOW-HEADER",
+                "LEAF-PROBLEM-TITLE-REASON"
+            ],
             |cx| async move {
                 let link = format!("{WIDGETS}/magic-link/provider/abc");
                 for (method, path, allow) in [
@@ -2197,6 +2567,170 @@ fn route_details() -> Vec<Case> {
                         .problem(405)?
                         .eq("/title", json!("Method Not Allowed"))?;
                     reply.header_eq("allow", allow)?;
+                }
+                Ok(())
+            }
+        ),
+    ]
+}
+
+/// Cases written for facts of `docs/contract/leaf.md` no other case checked: headers, problem
+/// titles and shapes, defaults on later reads as well as on the create answer.
+fn fact_gaps() -> Vec<Case> {
+    vec![
+        case!(
+            "leaf.auth.bearer-token-accepted",
+            Doc,
+            ["LEAF-AUTH-BEARER"],
+            |cx| async move {
+                cx.leaf(Method::GET, &PROVIDER.collection())
+                    .send()
+                    .await?
+                    .status(200)?
+                    .content_type("application/json")?;
+                Ok(())
+            }
+        ),
+        case!(
+            "leaf.auth.www-authenticate-bearer",
+            Design,
+            ["LEAF-AUTH-WWW-AUTHENTICATE"],
+            |cx| async move {
+                for auth in [None, Some("Bearer not-a-token")] {
+                    let mut request = cx.leaf(Method::GET, &PROVIDER.collection()).no_auth();
+                    if let Some(value) = auth {
+                        request = request.header("authorization", value);
+                    }
+                    let reply = request.send().await?;
+                    reply.problem(401)?;
+                    let header = reply.header("www-authenticate").unwrap_or("absent");
+                    if !header.starts_with("Bearer") {
+                        return Err(reply.failure("header www-authenticate", "Bearer …", header));
+                    }
+                }
+                Ok(())
+            }
+        ),
+        case!(
+            "leaf.errors.problem-has-every-member",
+            Design,
+            ["LEAF-PROBLEM-SHAPE", "LEAF-PROBLEM-NOT-FOUND-TITLE"],
+            |cx| async move {
+                let path = AUTHENTICATION.one("Y29udHJhY3Qtbm8tc3VjaC1saW5r");
+                let reply = cx.leaf(Method::GET, &path).send().await?;
+                reply.problem(404)?;
+                for member in ["/type", "/title", "/detail", "/path", "/message"] {
+                    if !reply.get(member)?.is_string() {
+                        return Err(reply.failure(
+                            format!("body {member}"),
+                            "a string",
+                            &reply.text,
+                        ));
+                    }
+                }
+                reply.eq("/title", json!("Magic link not found"))?;
+                Ok(())
+            }
+        ),
+        case!(
+            "leaf.errors.bad-json-title",
+            Design,
+            ["LEAF-PROBLEM-BAD-JSON-TITLE"],
+            |cx| async move {
+                for body in ["{\"externalId\": ", "[1, 2]"] {
+                    cx.leaf(Method::POST, &FILE_UPLOAD.collection())
+                        .header("content-type", "application/json")
+                        .raw(body)
+                        .send()
+                        .await?
+                        .problem(400)?
+                        .eq("/title", json!("Bad Request"))?;
+                }
+                Ok(())
+            }
+        ),
+        case!(
+            "leaf.errors.unsupported-content-type-415",
+            Design,
+            ["LEAF-PROBLEM-UNSUPPORTED-TYPE"],
+            |cx| async move {
+                cx.leaf(Method::POST, &PROVIDER.collection())
+                    .header("content-type", "text/plain")
+                    .raw(json!({"externalId": cx.mark("ext")}).to_string())
+                    .send()
+                    .await?
+                    .problem(415)?;
+                Ok(())
+            }
+        ),
+        case!(
+            "leaf.create.content-type-json",
+            Design,
+            ["LEAF-CREATE-CONTENT-TYPE"],
+            |cx| async move {
+                for w in [&PROVIDER, &AUTHENTICATION, &FILE_UPLOAD] {
+                    w.create(&cx, json!({}))
+                        .await?
+                        .content_type("application/json")?;
+                }
+                Ok(())
+            }
+        ),
+        case!(
+            "leaf.create.unknown-field-ignored",
+            Design,
+            ["LEAF-CREATE-UNKNOWN-FIELD-IGNORED"],
+            |cx| async move {
+                for w in [&PROVIDER, &AUTHENTICATION, &FILE_UPLOAD] {
+                    w.create(&cx, json!({"contractUnknownField": 1})).await?;
+                }
+                Ok(())
+            }
+        ),
+        case!(
+            "leaf.create.answer-matches-get",
+            Design,
+            ["LEAF-CREATE-SAME-AS-GET"],
+            |cx| async move {
+                for w in [&PROVIDER, &AUTHENTICATION, &FILE_UPLOAD] {
+                    let created = w.create(&cx, json!({})).await?;
+                    let id = created.string("/id")?;
+                    let got = cx.leaf(Method::GET, &w.one(&id)).send().await?;
+                    got.status(200)?;
+                    for field in ["/id", "/leafUserId", "/link"] {
+                        got.eq(field, created.get(field)?.clone())?;
+                    }
+                }
+                Ok(())
+            }
+        ),
+        case!(
+            "leaf.list.default-expires-in-900",
+            Doc,
+            ["LEAF-READ-DEFAULT-EXPIRES-IN"],
+            |cx| async move {
+                for w in [&PROVIDER, &AUTHENTICATION, &FILE_UPLOAD] {
+                    let created = w.create(&cx, json!({})).await?;
+                    let user = created.string("/leafUserId")?;
+                    let id = created.string("/id")?;
+                    let reply = cx
+                        .leaf(
+                            Method::GET,
+                            &format!("{}?leafUserId={user}", w.collection()),
+                        )
+                        .send()
+                        .await?;
+                    reply.status(200)?;
+                    let index = ids(&reply)?
+                        .iter()
+                        .position(|listed| *listed == id)
+                        .ok_or_else(|| {
+                            reply.failure("body []", format!("lists {id}"), &reply.text)
+                        })?;
+                    let actual = (reply.instant(&format!("/{index}/expiresAt"))?
+                        - reply.instant(&format!("/{index}/createdAt"))?)
+                    .whole_seconds();
+                    expect_seconds(&reply, "listed expiresAt - createdAt", 900, actual)?;
                 }
                 Ok(())
             }

@@ -31,6 +31,7 @@
 pub mod cli;
 pub mod client;
 pub mod console;
+pub mod facts;
 pub mod leaf;
 pub mod m2m;
 pub mod report;
@@ -114,6 +115,9 @@ pub struct Case {
     /// Needs linkbox's control API, a second tenant or a deliberately tripped limit: runs
     /// in-process only.
     pub local: bool,
+    /// The ids of the facts of `docs/contract/` the case checks; at least one, each checked
+    /// at compile time ([`facts::known`]).
+    pub facts: &'static [&'static str],
     pub run: fn(Ctx) -> CaseFuture,
 }
 
@@ -127,24 +131,27 @@ impl Case {
     }
 }
 
-/// Declares a case: `case!(id, Source, |cx| async move { ... })`, or `local_case!` for one
-/// that needs the in-process sandbox.
+/// Declares a case: `case!(id, Source, ["FACT-ID", ...], |cx| async move { ... })`, or
+/// `local_case!` for one that needs the in-process sandbox. The fact list may not be empty, and
+/// an id that is not a fact of `docs/contract/` fails the build.
 macro_rules! case {
-    ($id:literal, $source:ident, |$cx:ident| $body:expr) => {
+    ($id:literal, $source:ident, [$($fact:literal),+ $(,)?], |$cx:ident| $body:expr) => {
         $crate::Case {
             id: $id,
             source: $crate::Source::$source,
             local: false,
+            facts: $crate::facts::facts![$($fact),+],
             run: |$cx| Box::pin($body),
         }
     };
 }
 macro_rules! local_case {
-    ($id:literal, $source:ident, |$cx:ident| $body:expr) => {
+    ($id:literal, $source:ident, [$($fact:literal),+ $(,)?], |$cx:ident| $body:expr) => {
         $crate::Case {
             id: $id,
             source: $crate::Source::$source,
             local: true,
+            facts: $crate::facts::facts![$($fact),+],
             run: |$cx| Box::pin($body),
         }
     };
@@ -441,6 +448,7 @@ pub async fn run(
                 Err(failure) => Outcome::Fail(failure),
             },
             duration: started.elapsed(),
+            facts: case.facts,
         };
         let colour = options.console.stdout_colour();
         let _ = report::write_progress(out, index + 1, total, &result, colour);

@@ -45,6 +45,8 @@ pub struct CaseResult {
     pub source: Source,
     pub outcome: Outcome,
     pub duration: Duration,
+    /// The ids of the facts of `docs/contract/` the case checks.
+    pub facts: &'static [&'static str],
 }
 
 impl CaseResult {
@@ -211,11 +213,12 @@ impl Report {
             for result in failed {
                 if let Some(failure) = result.failure() {
                     out.push_str(&format!(
-                        "  {}: {} expected {}, got {}\n",
-                        result.id,
+                        "  {}: {} expected {}, got {} ({})\n",
+                        super::facts::describe(result.facts),
                         failure.check,
                         one_line(&failure.expected, 80),
-                        one_line(&failure.actual, 80)
+                        one_line(&failure.actual, 80),
+                        result.id
                     ));
                 }
             }
@@ -297,6 +300,10 @@ impl Report {
                 property.push_attribute(("name", "source"));
                 property.push_attribute(("value", result.source.name()));
                 writer.write_event(Event::Empty(property))?;
+                let mut facts = BytesStart::new("property");
+                facts.push_attribute(("name", "facts"));
+                facts.push_attribute(("value", result.facts.join(",").as_str()));
+                writer.write_event(Event::Empty(facts))?;
                 writer.write_event(Event::End(BytesEnd::new("properties")))?;
                 // Drift is a <failure> typed by its source; weather an <error>.
                 let problem = match &result.outcome {
@@ -309,7 +316,13 @@ impl Report {
                     element.push_attribute((
                         "message",
                         format!(
-                            "{}: expected {}, got {}",
+                            "{}{}: expected {}, got {}",
+                            // Drift names the facts it contradicts; weather contradicts none.
+                            if tag == "failure" {
+                                format!("{}: ", super::facts::describe(result.facts))
+                            } else {
+                                String::new()
+                            },
                             failure.check,
                             one_line(&failure.expected, 200),
                             one_line(&failure.actual, 200)
@@ -341,6 +354,7 @@ impl Report {
                     "source": result.source.name(),
                     "outcome": result.outcome.name(),
                     "durationMs": result.duration.as_millis() as u64,
+                    "facts": result.facts,
                 });
                 // `failure` for drift, `error` for weather: the same fields.
                 let problem = match &result.outcome {
@@ -393,6 +407,13 @@ pub fn write_progress(
     )?;
     if let Some(failure) = result.problem() {
         write!(out, "{}", failure_block(failure))?;
+    }
+    if result.failure().is_some() {
+        writeln!(
+            out,
+            "      facts:    {}",
+            super::facts::describe(result.facts)
+        )?;
     }
     out.flush()
 }
@@ -447,6 +468,7 @@ mod tests {
             source: Source::Doc,
             outcome: Outcome::Pass,
             duration: Duration::from_millis(3),
+            facts: &["M2M-CREATE-DEFAULT-EXPIRY"],
         });
         report.results.push(CaseResult {
             id: "m2m.create.status-201",
@@ -459,6 +481,7 @@ mod tests {
                 "200 <oops> & \"quotes\"",
             )),
             duration: Duration::from_millis(4),
+            facts: &["M2M-CREATE-STATUS"],
         });
         report
     }
@@ -474,6 +497,37 @@ mod tests {
                 .contains("linkbox guessed wrong — update the spec")
         );
         assert!(!report.drift().contains("vendor differs"));
+    }
+
+    #[test]
+    fn drift_junit_and_json_name_the_facts() {
+        let report = sample();
+        assert!(
+            report.drift().contains(
+                "  `M2M-CREATE-STATUS` [doc]: status expected 201, got 200 <oops> & \"quotes\" \
+                 (m2m.create.status-201)"
+            ),
+            "{}",
+            report.drift()
+        );
+        let xml = report.junit();
+        assert!(
+            xml.contains(r#"<property name="facts" value="M2M-CREATE-DEFAULT-EXPIRY"/>"#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<failure message=\"`M2M-CREATE-STATUS` [doc]: status: expected 201"),
+            "{xml}"
+        );
+        assert_eq!(
+            report.json()["cases"][1]["facts"],
+            json!(["M2M-CREATE-STATUS"])
+        );
+        let mut out = Vec::new();
+        write_progress(&mut out, 2, 2, &report.results[1], false).expect("write");
+        assert!(
+            String::from_utf8_lossy(&out).contains("      facts:    `M2M-CREATE-STATUS` [doc]\n")
+        );
     }
 
     #[test]
@@ -509,6 +563,7 @@ mod tests {
                 "503 (after 4 attempts)",
             )),
             duration: Duration::from_millis(5),
+            facts: &["M2M-LIST-DEFAULT-PAGING"],
         });
         assert_eq!(report.summary(), "1 passed, 1 failed, 1 errored");
         assert_eq!(report.exit_code(), 1, "drift wins");

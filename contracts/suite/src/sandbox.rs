@@ -32,67 +32,98 @@ fn number(reply: &Reply, pointer: &str) -> Result<i64, Failure> {
 /// Every control-API case.
 pub fn cases() -> Vec<Case> {
     vec![
-        local_case!("sandbox.health", Sandbox, |cx| async move {
-            // Health answers anyone: no key, no token.
-            let reply = cx
-                .control(Method::GET, "/_sandbox/health")
-                .no_auth()
-                .send()
-                .await?;
-            reply.status(200)?.eq("/status", json!("ok"))?;
-            Ok(())
-        }),
-        local_case!("sandbox.clock.read", Sandbox, |cx| async move {
-            let reply = clock(&cx, None).await?;
-            reply.timestamp("/now", 3)?.get("/offsetSeconds")?;
-            reply.get("/frozen")?;
-            Ok(())
-        }),
-        local_case!("sandbox.clock.advance", Sandbox, |cx| async move {
-            let before = number(&clock(&cx, None).await?, "/offsetSeconds")?;
-            let after = clock(&cx, Some(json!({"advanceSeconds": 3600}))).await?;
-            let offset = number(&after, "/offsetSeconds")?;
-            if !(3599..=3601).contains(&(offset - before)) {
-                return Err(after.failure("offsetSeconds change", 3600, offset - before));
-            }
-            Ok(())
-        }),
-        local_case!("sandbox.clock.set-to", Sandbox, |cx| async move {
-            let reply = clock(&cx, Some(json!({"setTo": "2099-01-01T00:00:00.000Z"}))).await?;
-            let now = reply.string("/now")?;
-            if !now.starts_with("2099-01-01T00:00:0") {
-                return Err(reply.failure("body /now", "2099-01-01T00:00:0x", now));
-            }
-            Ok(())
-        }),
-        local_case!("sandbox.clock.bad-change-400", Sandbox, |cx| async move {
-            for change in [
-                json!({"advanceSeconds": 1, "frozen": false}),
-                json!({"setTo": "tomorrow"}),
-            ] {
+        local_case!(
+            "sandbox.health",
+            Sandbox,
+            ["SANDBOX-HEALTH"],
+            |cx| async move {
+                // Health answers anyone: no key, no token.
                 let reply = cx
-                    .control(Method::POST, "/_sandbox/clock")
-                    .json(&change)
+                    .control(Method::GET, "/_sandbox/health")
+                    .no_auth()
                     .send()
                     .await?;
-                reply.status(400)?.content_type("application/json")?;
-                reply.eq("/error/code", json!("INVALID_REQUEST"))?;
-                reply.string("/error/message")?;
+                reply.status(200)?.eq("/status", json!("ok"))?;
+                Ok(())
             }
-            Ok(())
-        }),
-        local_case!("sandbox.clock.frozen", Sandbox, |cx| async move {
-            let first = clock(&cx, Some(json!({"frozen": true}))).await?;
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            let second = clock(&cx, None).await?;
-            clock(&cx, Some(json!({"frozen": false}))).await?;
-            first.eq("/frozen", json!(true))?;
-            second.eq("/now", first.json["now"].clone())?;
-            Ok(())
-        }),
+        ),
+        local_case!(
+            "sandbox.clock.read",
+            Sandbox,
+            ["SANDBOX-CLOCK-READ"],
+            |cx| async move {
+                let reply = clock(&cx, None).await?;
+                reply.timestamp("/now", 3)?.get("/offsetSeconds")?;
+                reply.get("/frozen")?;
+                Ok(())
+            }
+        ),
+        local_case!(
+            "sandbox.clock.advance",
+            Sandbox,
+            ["SANDBOX-CLOCK-ADVANCE"],
+            |cx| async move {
+                let before = number(&clock(&cx, None).await?, "/offsetSeconds")?;
+                let after = clock(&cx, Some(json!({"advanceSeconds": 3600}))).await?;
+                let offset = number(&after, "/offsetSeconds")?;
+                if !(3599..=3601).contains(&(offset - before)) {
+                    return Err(after.failure("offsetSeconds change", 3600, offset - before));
+                }
+                Ok(())
+            }
+        ),
+        local_case!(
+            "sandbox.clock.set-to",
+            Sandbox,
+            ["SANDBOX-CLOCK-SET-TO"],
+            |cx| async move {
+                let reply = clock(&cx, Some(json!({"setTo": "2099-01-01T00:00:00.000Z"}))).await?;
+                let now = reply.string("/now")?;
+                if !now.starts_with("2099-01-01T00:00:0") {
+                    return Err(reply.failure("body /now", "2099-01-01T00:00:0x", now));
+                }
+                Ok(())
+            }
+        ),
+        local_case!(
+            "sandbox.clock.bad-change-400",
+            Sandbox,
+            ["SANDBOX-CLOCK-BAD-CHANGE"],
+            |cx| async move {
+                for change in [
+                    json!({"advanceSeconds": 1, "frozen": false}),
+                    json!({"setTo": "tomorrow"}),
+                ] {
+                    let reply = cx
+                        .control(Method::POST, "/_sandbox/clock")
+                        .json(&change)
+                        .send()
+                        .await?;
+                    reply.status(400)?.content_type("application/json")?;
+                    reply.eq("/error/code", json!("INVALID_REQUEST"))?;
+                    reply.string("/error/message")?;
+                }
+                Ok(())
+            }
+        ),
+        local_case!(
+            "sandbox.clock.frozen",
+            Sandbox,
+            ["SANDBOX-CLOCK-FROZEN"],
+            |cx| async move {
+                let first = clock(&cx, Some(json!({"frozen": true}))).await?;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                let second = clock(&cx, None).await?;
+                clock(&cx, Some(json!({"frozen": false}))).await?;
+                first.eq("/frozen", json!(true))?;
+                second.eq("/now", first.json["now"].clone())?;
+                Ok(())
+            }
+        ),
         local_case!(
             "sandbox.clock.stamps-m2m-timestamps",
             Sandbox,
+            ["SANDBOX-CLOCK-STAMPS"],
             |cx| async move {
                 // Every timestamp the M2M API writes is the sandbox clock's reading.
                 let at = "2026-02-10T12:00:00.000Z";
@@ -138,6 +169,7 @@ pub fn cases() -> Vec<Case> {
         local_case!(
             "sandbox.reset.forgets-the-partner-links",
             Sandbox,
+            ["SANDBOX-RESET"],
             |cx| async move {
                 let link = cx.create_plain_link().await?;
                 cx.control(Method::POST, "/_sandbox/reset")
@@ -156,6 +188,7 @@ pub fn cases() -> Vec<Case> {
         local_case!(
             "sandbox.m2m.open-first-time-only",
             Sandbox,
+            ["SANDBOX-M2M-OPEN"],
             |cx| async move {
                 let link = cx.create_plain_link().await?;
                 let id = link["linkId"].as_str().unwrap_or_default();
@@ -170,6 +203,7 @@ pub fn cases() -> Vec<Case> {
         local_case!(
             "sandbox.journal.records-partner-requests",
             Sandbox,
+            ["SANDBOX-JOURNAL"],
             |cx| async move {
                 cx.m2m(Method::GET, "/partner/links?limit=3")
                     .send()
@@ -195,6 +229,7 @@ pub fn cases() -> Vec<Case> {
         local_case!(
             "sandbox.webhooks.link-created-delivery",
             Sandbox,
+            ["SANDBOX-WEBHOOKS"],
             |cx| async move {
                 // Port 9 on loopback: nothing listens; the delivery is recorded all the same.
                 let body = json!({"referenceId": cx.mark("ref"), "callbackUrl": "http://127.0.0.1:9/hook"});
