@@ -382,15 +382,36 @@ fn is_secret_header(name: &str) -> bool {
     )
 }
 
+/// Words that make a JSON field secret, wherever they appear in its name, ignoring case,
+/// `_` and `-`.
+const SECRET_WORDS: [&[u8]; 4] = [b"password", b"secret", b"token", b"apikey"];
+
 fn is_secret_field(name: &str) -> bool {
-    let name = name.to_ascii_lowercase().replace(['_', '-'], "");
-    ["password", "secret", "token", "apikey"]
+    contains_secret_word(name.as_bytes())
+}
+
+/// Whether `text`, lowercased and without `_` and `-`, contains one of [`SECRET_WORDS`].
+fn contains_secret_word(text: &[u8]) -> bool {
+    let normalized: Vec<u8> = text
         .iter()
-        .any(|secret| name.contains(secret))
+        .filter(|byte| !matches!(byte, b'_' | b'-'))
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    SECRET_WORDS
+        .iter()
+        .any(|word| normalized.windows(word.len()).any(|window| window == *word))
 }
 
 /// The body as text, JSON secrets redacted (a body that is not JSON is kept as it is).
+///
+/// Recording runs on every request, so a body in which no field name can be secret (no
+/// secret word anywhere in it, and no `\u` escape that could spell one) is kept as sent
+/// without being parsed; only the others are parsed, redacted and written back.
 fn redact_body(body: &[u8]) -> String {
+    let may_hold_secret = contains_secret_word(body) || body.windows(2).any(|pair| pair == b"\\u");
+    if !may_hold_secret {
+        return String::from_utf8_lossy(body).into_owned();
+    }
     match serde_json::from_slice::<Value>(body) {
         Ok(mut json) if json.is_object() || json.is_array() => {
             redact_json(&mut json);
@@ -545,6 +566,24 @@ pub(crate) mod tests {
             request: message(&headers, Some(body.as_bytes())),
             ..request(path, 201, Some("pa"))
         }
+    }
+
+    #[test]
+    fn secrets_are_redacted_however_their_field_name_is_spelled() {
+        for body in [
+            r#"{"pass_word":"hunter2"}"#,
+            r#"{"API-Key":"hunter2"}"#,
+            r#"{"pass\u0077ord":"hunter2"}"#,
+        ] {
+            let kept = message(&HeaderMap::new(), Some(body.as_bytes()));
+            let kept = kept.body.expect("body");
+            assert!(!kept.contains("hunter2"), "{body} kept as {kept}");
+            assert!(kept.contains(REDACTED), "{kept}");
+        }
+        // A body with nothing secret in it is kept exactly as sent.
+        let plain = "{ \"referenceId\": \"user-42\" }";
+        let kept = message(&HeaderMap::new(), Some(plain.as_bytes()));
+        assert_eq!(kept.body.as_deref(), Some(plain));
     }
 
     #[test]
