@@ -34,7 +34,14 @@ pub const UNDER_ABUSE: &str = "soak: normal traffic under abuse";
 
 /// Runs both halves of the soak for `duration` each and adds their rows.
 pub async fn run(addr: SocketAddr, duration: Duration, report: &mut Report) -> anyhow::Result<()> {
-    let alone = load::run(addr, NORMAL_CONNECTIONS, duration, None, normal(addr)).await?;
+    let alone = load::run(
+        addr,
+        NORMAL_CONNECTIONS,
+        duration,
+        None,
+        normal(addr, "alone"),
+    )
+    .await?;
     report.add(ALONE, &alone, None);
 
     let slow = slow_clients(addr);
@@ -45,7 +52,14 @@ pub async fn run(addr: SocketAddr, duration: Duration, report: &mut Report) -> a
         Some(FRESH_KEYS),
         fresh_keys(addr),
     ));
-    let abused = load::run(addr, NORMAL_CONNECTIONS, duration, None, normal(addr)).await?;
+    let abused = load::run(
+        addr,
+        NORMAL_CONNECTIONS,
+        duration,
+        None,
+        normal(addr, "abused"),
+    )
+    .await?;
     let flooded = flood.await??;
     drop(slow);
     report.add_compared(UNDER_ABUSE, &abused, ALONE, "alone");
@@ -59,8 +73,10 @@ pub async fn run(addr: SocketAddr, duration: Duration, report: &mut Report) -> a
     Ok(())
 }
 
-/// Even requests create a link, odd ones list the tenant's links.
-fn normal(addr: SocketAddr) -> MakeRequest {
+/// Even requests create a link, odd ones list the tenant's links. Each run's references
+/// carry its own `run` prefix: a second run reusing the first's would be answered 409 (one
+/// active link per reference), and counted as errors that abuse did not cause.
+fn normal(addr: SocketAddr, run: &'static str) -> MakeRequest {
     Arc::new(move |n| {
         if n % 2 == 0 {
             request(
@@ -68,7 +84,7 @@ fn normal(addr: SocketAddr) -> MakeRequest {
                 addr,
                 "/partner/links",
                 &[("x-api-key", NORMAL_KEY)],
-                Some(format!("{{\"referenceId\":\"soak-{n}\"}}")),
+                Some(format!("{{\"referenceId\":\"soak-{run}-{n}\"}}")),
             )
         } else {
             request(
