@@ -54,14 +54,24 @@ pub fn routes() -> Router {
             "/magic-link/{id}/connect",
             |mut request: Request| async move {
                 let body = request.body(4 * 1024).await;
-                connect_form(request.param("id"), &request.app, body)
+                provider_form(
+                    request.param("id"),
+                    &request.app,
+                    body,
+                    ProviderAction::Connect,
+                )
             },
         )
         .post(
             "/magic-link/{id}/disconnect",
             |mut request: Request| async move {
                 let body = request.body(4 * 1024).await;
-                disconnect_form(request.param("id"), &request.app, body)
+                provider_form(
+                    request.param("id"),
+                    &request.app,
+                    body,
+                    ProviderAction::Disconnect,
+                )
             },
         )
         .post(
@@ -92,46 +102,39 @@ fn show(id: &str, app: &App) -> Response {
     }
 }
 
-/// POST /magic-link/{id}/connect {provider}
-fn connect_form(id: &str, app: &App, body: Result<Bytes, BodyError>) -> Response {
-    let Some(account) = app.store.leaf().owner_of_link(id) else {
-        return refusal(&LeafError::LinkNotFound.into());
-    };
-    let form = form_pairs(body);
-    let provider = field(&form, "provider").unwrap_or_default();
-    match connect(app, &account, id, provider) {
-        Ok(_) => rerender(
-            app,
-            &account,
-            id,
-            StatusCode::OK,
-            Ok(format!("Connected to {provider}.")),
-        ),
-        Err(error @ Error::Invalid(_)) => rerender(
-            app,
-            &account,
-            id,
-            StatusCode::BAD_REQUEST,
-            Err(error.to_string()),
-        ),
-        Err(error) => refusal(&error),
-    }
+/// What the provider form of the page does: connect or disconnect the named provider.
+#[derive(Debug, Clone, Copy)]
+enum ProviderAction {
+    Connect,
+    Disconnect,
 }
 
-/// POST /magic-link/{id}/disconnect {provider}
-fn disconnect_form(id: &str, app: &App, body: Result<Bytes, BodyError>) -> Response {
+/// POST /magic-link/{id}/connect or /disconnect {provider}: the action, then the page again
+/// with what happened, or the refusal.
+fn provider_form(
+    id: &str,
+    app: &App,
+    body: Result<Bytes, BodyError>,
+    action: ProviderAction,
+) -> Response {
     let Some(account) = app.store.leaf().owner_of_link(id) else {
         return refusal(&LeafError::LinkNotFound.into());
     };
     let form = form_pairs(body);
     let provider = field(&form, "provider").unwrap_or_default();
-    match disconnect(app, &account, id, provider) {
+    let (outcome, done) = match action {
+        ProviderAction::Connect => (connect(app, &account, id, provider), "Connected to"),
+        ProviderAction::Disconnect => {
+            (disconnect(app, &account, id, provider), "Disconnected from")
+        }
+    };
+    match outcome {
         Ok(_) => rerender(
             app,
             &account,
             id,
             StatusCode::OK,
-            Ok(format!("Disconnected from {provider}.")),
+            Ok(format!("{done} {provider}.")),
         ),
         Err(error @ Error::Invalid(_)) => rerender(
             app,
