@@ -396,6 +396,11 @@ pub fn user(
             }
         }
     } else {
+        // A create ignores an `id` (the user's id is minted), but one that is not a string
+        // is as malformed as it would be on a replace.
+        if optional(&body, "id").is_some_and(|id| !id.is_string()) {
+            check.violation("id", messages::STRING);
+        }
         None
     };
     let name = check.required_string(&body, "name");
@@ -506,6 +511,21 @@ mod tests {
             Ok(_) => Vec::new(),
             Err(ApiError::Invalid(errors)) => errors.into_iter().map(|e| e.field).collect(),
             Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_create_ignores_a_string_id_and_refuses_any_other() {
+        let body = |id: Value| object(json!({"id": id, "name": "Ann", "email": "a@x.io"}));
+        assert!(user(body(json!("mine")), false, None).is_ok());
+        assert!(user(body(Value::Null), false, None).is_ok());
+        for id in [json!([]), json!(5), json!({})] {
+            match user(body(id.clone()), false, None) {
+                Err(ApiError::Invalid(errors)) => {
+                    assert_eq!(errors[0].field, "id", "{id}");
+                }
+                other => panic!("{id}: {other:?}"),
+            }
         }
     }
 
