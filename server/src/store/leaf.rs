@@ -112,28 +112,38 @@ impl Accounts {
         if let Some(account) = self.by_name.read().get(username) {
             return Some(account.clone());
         }
+        let fresh = self.fresh(username, false)?;
+        let account = self
+            .by_name
+            .write()
+            .entry(username.into())
+            .or_insert_with(|| Arc::new(fresh))
+            .clone();
+        Some(account)
+    }
+
+    /// A new, empty account of `username`, in no table; `None` for a name no configured
+    /// account has. A `stranger` writes nothing and indexes no link.
+    fn fresh(&self, username: &str, stranger: bool) -> Option<Account> {
         let max_usage = if self.configured.is_empty() {
             wire::DEFAULT_MAX_USAGE
         } else {
             self.configured.get(username)?.1
         };
-        let account = self
-            .by_name
-            .write()
-            .entry(username.into())
-            .or_insert_with(|| {
-                Arc::new(Account {
-                    username: username.into(),
-                    max_usage,
-                    link_base: self.link_base.clone(),
-                    sink: self.sink.clone(),
-                    link_owners: self.link_owners.clone(),
-                    stranger: false,
-                    state: Mutex::new(AccountState::default()),
-                })
-            })
-            .clone();
-        Some(account)
+        let (sink, link_owners) = if stranger {
+            (Sink::off(), LinkOwners::default())
+        } else {
+            (self.sink.clone(), self.link_owners.clone())
+        };
+        Some(Account {
+            username: username.into(),
+            max_usage,
+            link_base: self.link_base.clone(),
+            sink,
+            link_owners,
+            stranger,
+            state: Mutex::new(AccountState::default()),
+        })
     }
 
     /// The account of `username` for a request to act through: the one in the table, or
@@ -147,20 +157,7 @@ impl Accounts {
         if let Some(account) = self.by_name.read().get(username) {
             return Some(account.clone());
         }
-        let max_usage = if self.configured.is_empty() {
-            wire::DEFAULT_MAX_USAGE
-        } else {
-            self.configured.get(username)?.1
-        };
-        Some(Arc::new(Account {
-            username: username.into(),
-            max_usage,
-            link_base: self.link_base.clone(),
-            sink: Sink::off(),
-            link_owners: LinkOwners::default(),
-            stranger: true,
-            state: Mutex::new(AccountState::default()),
-        }))
+        self.fresh(username, true).map(Arc::new)
     }
 
     /// The account a write acts on: `account` itself, or for a stranger the account of
