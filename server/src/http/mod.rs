@@ -414,7 +414,19 @@ mod tests {
         }
     }
 
+    /// Captures request lines on this thread.
+    ///
+    /// tracing caches each callsite's interest process-wide, computed by whichever thread
+    /// reaches it first: a sibling test without a subscriber would pin the request line to
+    /// "never" for every thread. A quiet global subscriber means no thread ever computes
+    /// "never", and rebuilding the cache after installing ours heals a callsite reached
+    /// before it was there.
     fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
+        static QUIET: std::sync::Once = std::sync::Once::new();
+        QUIET.call_once(|| {
+            // Another global subscriber already being set serves the same purpose.
+            let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+        });
         let captured = Captured::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -422,7 +434,9 @@ mod tests {
             .with_env_filter("linkbox::request=info")
             .with_writer(move || writer.clone())
             .finish();
-        (captured, tracing::subscriber::set_default(subscriber))
+        let guard = tracing::subscriber::set_default(subscriber);
+        tracing::callsite::rebuild_interest_cache();
+        (captured, guard)
     }
 
     #[tokio::test]
