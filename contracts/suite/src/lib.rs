@@ -36,6 +36,7 @@ pub mod leaf;
 pub mod m2m;
 pub mod report;
 pub mod sandbox;
+pub mod shadow;
 
 use std::future::Future;
 use std::io::Write;
