@@ -281,6 +281,74 @@ pub struct JournalPage {
     pub capacity: usize,
 }
 
+/// `GET /_sandbox/drift`: what shadow mode (`--shadow-m2m`, `--shadow-leaf`) found comparing
+/// the vendor's answers with linkbox's own, one entry per endpoint, rule and place.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftReport {
+    /// Requests whose two answers were compared.
+    pub compared: u64,
+    /// Requests that could not be compared: the upstream unreachable, a request linkbox
+    /// could not map to its shadow tenant, a full comparison queue.
+    pub errors: u64,
+    /// The most recent errors, newest first (at most 20 kept per tenant).
+    pub recent_errors: Vec<DriftError>,
+    /// Newest last seen first.
+    pub differences: Vec<DriftDifference>,
+}
+
+/// One kind of difference between the upstream's answers and linkbox's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftDifference {
+    /// Stable for the same endpoint, rule and pointer.
+    pub id: String,
+    /// The route template: `POST /partner/links`, `GET /partner/links/{linkId}`.
+    pub endpoint: String,
+    /// `status`, `media-type`, `missing-field`, `unexpected-field`, `type`, `value`,
+    /// `format`, `relation`, `header` or `paging`.
+    pub rule: String,
+    /// Where: a JSON pointer into the body, `header:<name>`, or empty for the status.
+    pub pointer: String,
+    /// What the upstream answered there, in the first example (`null` when absent).
+    pub upstream: serde_json::Value,
+    /// What linkbox answered there, in the first example.
+    pub linkbox: serde_json::Value,
+    /// The last example, when it was seen more than once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<DriftExample>,
+    /// How many compared requests showed it.
+    pub count: u64,
+    /// RFC 3339, wall clock.
+    pub first_seen: String,
+    pub last_seen: String,
+    /// `doc` when the contract marks the fact as the vendor's documented behaviour (the
+    /// vendor drifts from its docs), `design` when it is linkbox's own decision (linkbox
+    /// guessed wrong) or no fact is known.
+    pub tag: String,
+    /// The fact of `docs/contract/` it contradicts, when one is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fact: Option<String>,
+}
+
+/// The values of one example of a difference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftExample {
+    pub upstream: serde_json::Value,
+    pub linkbox: serde_json::Value,
+}
+
+/// A request shadow mode could not compare.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftError {
+    pub endpoint: String,
+    pub message: String,
+    /// RFC 3339, wall clock.
+    pub at: String,
+}
+
 /// Outcome of a webhook delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "lowercase")]

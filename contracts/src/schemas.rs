@@ -86,6 +86,7 @@ fn sandbox_types(out: &mut Vec<(String, Schema)>) {
     push::<sandbox::OperationRequest>(out, api);
     push::<sandbox::OperationView>(out, api);
     push::<sandbox::JournalPage>(out, api);
+    push::<sandbox::DriftReport>(out, api);
     push::<sandbox::DeliveryPage>(out, api);
     push::<sandbox::DeliveryView>(out, api);
     push::<sandbox::WebhookConfig>(out, api);

@@ -6,6 +6,7 @@
 use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{FileConfig, Options, RateLimits};
@@ -36,7 +37,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the sandbox.
     #[command(after_help = ENVIRONMENT)]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the OpenAPI document of everything linkbox serves.
     Openapi(OpenapiArgs),
     /// Seed fake links into a running sandbox through its control API.
@@ -206,6 +207,38 @@ pub struct ServeArgs {
     /// without a key is admin (reset everything, read every tenant).
     #[arg(long, env = "LINKBOX_INSECURE_OPEN")]
     pub insecure_open: bool,
+    /// Shadow mode for M2M: forward every `/partner/...` request to the vendor at URL and
+    /// answer with the vendor's answer; apply it to linkbox too and report every difference
+    /// at GET /_sandbox/drift.
+    #[arg(long, env = "LINKBOX_SHADOW_M2M", value_name = "URL", value_parser = upstream)]
+    pub shadow_m2m: Option<url::Url>,
+    /// Shadow mode for Leaf: the same for `/api/...` and `/services/...` requests.
+    #[arg(long, env = "LINKBOX_SHADOW_LEAF", value_name = "URL", value_parser = upstream)]
+    pub shadow_leaf: Option<url::Url>,
+    /// Shadow mode forwards `m2m_live_` keys too (refused by default: shadowing is for test
+    /// keys).
+    #[arg(long, env = "LINKBOX_SHADOW_ALLOW_LIVE")]
+    pub shadow_allow_live: bool,
+    /// A PEM file of the CA the upstream's certificate chains to, besides the public roots.
+    #[arg(long, env = "LINKBOX_SHADOW_CA_CERT", value_name = "FILE")]
+    pub shadow_ca_cert: Option<PathBuf>,
+    /// Accept any certificate from the upstream (a private deployment; never for a real one).
+    #[arg(long, env = "LINKBOX_SHADOW_INSECURE")]
+    pub shadow_insecure: bool,
+}
+
+/// An upstream for shadow mode: an absolute http or https URL.
+fn upstream(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|error| format!("{text:?} is not a URL: {error}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("{text:?} is not an http or https URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "{text:?} has a query or fragment; give the base URL only"
+        ));
+    }
+    Ok(url)
 }
 
 impl ServeArgs {
@@ -262,6 +295,35 @@ impl ServeArgs {
                 .max_tenants
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
             clock: self.clock,
+            shadow: self.shadow()?,
+        })
+    }
+
+    /// The shadow-mode options, with the CA file read and checked.
+    fn shadow(&self) -> anyhow::Result<crate::config::Shadow> {
+        let ca_cert = match &self.shadow_ca_cert {
+            None => None,
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .with_context(|| format!("--shadow-ca-cert: cannot read {}", path.display()))?;
+                reqwest::Certificate::from_pem_bundle(&pem)
+                    .ok()
+                    .filter(|certificates| !certificates.is_empty())
+                    .with_context(|| {
+                        format!(
+                            "--shadow-ca-cert: {} holds no PEM certificate",
+                            path.display()
+                        )
+                    })?;
+                Some(pem)
+            }
+        };
+        Ok(crate::config::Shadow {
+            m2m: self.shadow_m2m.clone(),
+            leaf: self.shadow_leaf.clone(),
+            allow_live: self.shadow_allow_live,
+            ca_cert,
+            insecure: self.shadow_insecure,
         })
     }
 }
@@ -279,6 +341,41 @@ mod tests {
         assert_eq!(args.addr, "127.0.0.1:8642");
         assert_eq!(args.rate_limits, RateLimits::Documented);
         assert_eq!(args.log_format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn shadow_flags_take_http_urls_and_a_readable_ca() {
+        let args = serve_args(&[
+            "--shadow-m2m",
+            "https://api.example.com/",
+            "--shadow-leaf",
+            "http://127.0.0.1:9000",
+            "--shadow-allow-live",
+        ]);
+        let shadow = args.options().expect("options").shadow;
+        assert_eq!(
+            shadow.m2m.as_ref().map(url::Url::as_str),
+            Some("https://api.example.com/")
+        );
+        assert_eq!(
+            shadow.leaf.as_ref().map(url::Url::as_str),
+            Some("http://127.0.0.1:9000/")
+        );
+        assert!(shadow.allow_live && !shadow.insecure && shadow.ca_cert.is_none());
+        for bad in ["ftp://example.com", "not a url", "https://example.com/?a=1"] {
+            assert!(
+                Cli::try_parse_from(["linkbox", "serve", "--shadow-m2m", bad]).is_err(),
+                "{bad}"
+            );
+        }
+        let missing = serve_args(&[
+            "--shadow-m2m",
+            "https://x.example",
+            "--shadow-ca-cert",
+            "/nonexistent.pem",
+        ]);
+        let error = missing.options().expect_err("unreadable CA");
+        assert!(error.to_string().contains("--shadow-ca-cert"), "{error}");
     }
 
     #[test]
@@ -305,7 +402,7 @@ mod tests {
     fn serve_args(args: &[&str]) -> ServeArgs {
         let cli = Cli::try_parse_from([&["linkbox", "serve"], args].concat()).expect("parses");
         match cli.command {
-            Command::Serve(args) => args,
+            Command::Serve(args) => *args,
             _ => panic!("not serve"),
         }
     }

@@ -60,6 +60,33 @@ pub struct Settings {
     pub max_tenants: Option<usize>,
     /// `--clock`: who may move the shared sandbox clock.
     pub clock: ClockPolicy,
+    /// `--shadow-m2m`, `--shadow-leaf`: the vendors whose answers linkbox forwards and
+    /// compares with its own.
+    pub shadow: Shadow,
+}
+
+/// Shadow mode: each API given an upstream is forwarded there, and the same requests are
+/// applied to linkbox's own sandbox and the answers compared ([`crate::drift`]).
+#[derive(Debug, Clone, Default)]
+pub struct Shadow {
+    /// `--shadow-m2m URL`: the M2M deployment, e.g. `https://api.example.com`.
+    pub m2m: Option<url::Url>,
+    /// `--shadow-leaf URL`: the Leaf deployment.
+    pub leaf: Option<url::Url>,
+    /// `--shadow-allow-live`: forward `m2m_live_` keys too.
+    pub allow_live: bool,
+    /// `--shadow-ca-cert`: PEM of a CA the upstream's certificate may chain to, besides the
+    /// public roots.
+    pub ca_cert: Option<Vec<u8>>,
+    /// `--shadow-insecure`: accept any certificate from the upstream.
+    pub insecure: bool,
+}
+
+impl Shadow {
+    /// Whether any API is shadowed.
+    pub fn any(&self) -> bool {
+        self.m2m.is_some() || self.leaf.is_some()
+    }
 }
 
 /// `--clock admin|tenants`: who may move the one clock every tenant shares.
@@ -148,6 +175,8 @@ pub struct Options {
     pub max_tenants: Option<usize>,
     /// `--clock`; `None` picks by the bound address ([`ClockPolicy::default_for`]).
     pub clock: Option<ClockPolicy>,
+    /// `--shadow-*`.
+    pub shadow: Shadow,
 }
 
 impl Settings {
@@ -205,6 +234,7 @@ impl Settings {
             clock: options
                 .clock
                 .unwrap_or_else(|| ClockPolicy::default_for(bound)),
+            shadow: options.shadow,
         }
     }
 }

@@ -16,8 +16,9 @@
 //! ops:    ops                   what more than one surface does: identity, tokens, playing
 //!                               the end user, events, reset, seeding; no HTTP
 //! app:    app                   the handle: settings and every piece below
-//! queues: webhooks journal faults
-//!                               the webhook queue and engine, the journal, the fault table
+//! queues: webhooks journal faults drift
+//!                               the webhook queue and engine, the journal, the fault
+//!                               table, shadow mode's drift report
 //! state:  store clock           all tenant state, and the sandbox clock
 //! base:   persist config ratelimit
 //!                               the state file, settings, rate-limit windows
@@ -33,6 +34,7 @@ pub mod config;
 pub mod contract_cli;
 pub mod control;
 pub mod docs;
+pub mod drift;
 pub mod faults;
 pub mod http;
 pub mod journal;

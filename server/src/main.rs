@@ -17,7 +17,7 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Openapi(args) => print_openapi(args.format),
         Command::Seed(args) => linkbox::seed_cli::run(args).await,
         Command::Completions(args) => print_completions(args.shell),

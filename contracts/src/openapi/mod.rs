@@ -80,6 +80,8 @@ use webhooks::Webhooks;
         sandbox_paths::list_requests,
         sandbox_paths::verify_requests,
         sandbox_paths::clear_requests,
+        sandbox_paths::get_drift,
+        sandbox_paths::clear_drift,
         sandbox_paths::list_webhooks,
         sandbox_paths::replay_webhook,
         sandbox_paths::add_fault,

@@ -173,6 +173,36 @@ pub fn verify_requests() {}
     security(("apiKey" = []), ("bearer" = []), ()))]
 pub fn clear_requests() {}
 
+/// Shadow-mode drift
+///
+/// With `--shadow-m2m` / `--shadow-leaf`, every request is forwarded to the vendor and also
+/// applied to linkbox's own sandbox; this lists the differences between the two answers,
+/// deduplicated per endpoint, rule and pointer. `format=junit` gives JUnit XML instead: one
+/// test case per endpoint and rule.
+#[utoipa::path(get, path = "/_sandbox/drift", tag = "Sandbox", operation_id = "getDrift",
+    params(
+        ("format" = Option<String>, Query, description = "`json` (the default) or `junit`"),
+    ),
+    responses(
+        (status = 200, description = "The differences seen so far",
+            content((DriftReport = "application/json"), (String = "application/xml"))),
+        (status = 400, description = "Unknown format", body = SandboxErrorBody),
+        (status = 401, description = "Unknown key", body = SandboxErrorBody),
+    ),
+    security(("apiKey" = []), ("bearer" = []), ()))]
+pub fn get_drift() {}
+
+/// Clear the drift report
+///
+/// Forgets the caller's differences, errors and counts (everyone's for the admin).
+#[utoipa::path(delete, path = "/_sandbox/drift", tag = "Sandbox", operation_id = "clearDrift",
+    responses(
+        (status = 204, description = "Cleared"),
+        (status = 401, description = "Unknown key", body = SandboxErrorBody),
+    ),
+    security(("apiKey" = []), ("bearer" = []), ()))]
+pub fn clear_drift() {}
+
 /// Webhook deliveries
 ///
 /// Every webhook linkbox sent or will send for the caller, newest first, with each attempt's

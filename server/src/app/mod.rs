@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::{RateLimits, Settings};
+use crate::drift::Drift;
 use crate::faults::Faults;
 use crate::journal::Journal;
 use crate::persist::{self, Sink};
@@ -27,6 +28,8 @@ pub struct App {
     pub journal: Journal,
     /// Injected faults.
     pub faults: Faults,
+    /// What shadow mode's comparisons found.
+    pub drift: Arc<Drift>,
     /// Where changes are kept: nowhere, or the `--state` file.
     pub sink: Sink,
 }
@@ -61,6 +64,7 @@ impl App {
             webhooks: Webhooks::with_sink(sink.clone()),
             journal: Journal::new(settings.journal_size),
             faults: Faults::new(),
+            drift: Arc::default(),
             settings: Arc::new(settings),
             clock: Clock::with_sink(sink.clone()),
             sink,

@@ -15,7 +15,7 @@
 //! `NO_OPERATION`, `DELIVERY_IN_FLIGHT`), 410 `LINK_EXPIRED` / `LINK_USED_UP` for a Leaf link
 //! that can no longer be used, 413 for an oversized body.
 //!
-//! One file per concern: [`clock`], [`m2m`] (playing the end user and the portal), [`leaf`]
+//! One file per concern: [`clock`], [`drift`] (shadow mode's report), [`m2m`] (playing the end user and the portal), [`leaf`]
 //! (playing the Leaf end user), [`seed`] (fake data), [`webhooks`], [`journal`], [`faults`],
 //! [`snapshot`], [`reset`]; every route in one table ([`routes`]). The caller is the one the
 //! serving layer resolved ([`crate::ops::identity`]); what the control API does that another
@@ -31,6 +31,7 @@ use crate::wire::{BodyError, Request, Router};
 use error::{ControlError, render};
 
 pub mod clock;
+pub mod drift;
 pub mod error;
 pub mod faults;
 pub mod journal;
@@ -91,6 +92,8 @@ pub fn routes() -> Router {
             "/_sandbox/webhooks/{deliveryId}/replay",
             call(webhooks::replay),
         )
+        .get("/_sandbox/drift", call(drift::report))
+        .delete("/_sandbox/drift", call(drift::clear))
         .get("/_sandbox/requests", call(journal::list))
         .delete("/_sandbox/requests", call(journal::clear))
         .post(

@@ -14,6 +14,7 @@ mod faulted;
 mod leftover;
 mod log;
 mod serve;
+mod shadow;
 
 pub use serve::{serve, serve_with};
 
@@ -47,11 +48,14 @@ struct Surfaces {
     m2m: Surface,
     leaf: Surface,
     sandbox: Surface,
+    /// `--shadow-m2m`, `--shadow-leaf`: the APIs forwarded to the vendor.
+    shadow: Option<shadow::Shadow>,
 }
 
 impl Surfaces {
-    fn new() -> Surfaces {
+    fn new(app: &App) -> Surfaces {
         Surfaces {
+            shadow: shadow::Shadow::new(app),
             m2m: Surface {
                 router: m2m::routes(),
                 not_found: m2m::not_found,
@@ -96,7 +100,7 @@ impl Surfaces {
 
 /// Every route of the sandbox behind the pipeline above, as one warp filter.
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
-    let surfaces = Arc::new(Surfaces::new());
+    let surfaces = Arc::new(Surfaces::new(&app));
     let body = warp::body::stream()
         .map(|stream| Some(boxed(stream)))
         .or(warp::any().map(|| None))
@@ -142,7 +146,23 @@ where
         .boxed()
 }
 
-async fn handle(surfaces: &Surfaces, request: Request) -> Response {
+async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
+    if let Some(shadow) = &surfaces.shadow
+        && let Some((api, base)) = shadow.covers(&request.path)
+    {
+        let started = Instant::now();
+        let (method, path) = (request.method.clone(), request.path.clone());
+        let tenant = request.caller.tenant().cloned();
+        let response = shadow::forward(surfaces, shadow, api, base, request).await;
+        log::request(
+            &method,
+            &path,
+            &response,
+            started.elapsed(),
+            tenant.as_deref(),
+        );
+        return response;
+    }
     let app = request.app.clone();
     let control = is_control(&request.path);
     let started = Instant::now();
@@ -527,7 +547,7 @@ mod tests {
                 || path == "/openapi.json"
                 || path == "/"
         };
-        let mut routed: Vec<String> = Surfaces::new()
+        let mut routed: Vec<String> = Surfaces::new(&app())
             .list()
             .into_iter()
             .filter(|(_, path)| !undocumented(path))

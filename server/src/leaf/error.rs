@@ -131,11 +131,21 @@ impl ApiError {
 /// The Leaf problem for an injected fault's `status` on `path` (no handler ran): title the
 /// status's reason phrase, message `error.http.<status>`.
 pub fn fault(status: StatusCode, path: &str) -> Response {
+    problem_with(
+        status,
+        path,
+        "This response was injected by a fault (see GET /_sandbox/faults)".to_owned(),
+    )
+}
+
+/// A Leaf problem that no handler produced (a fault, an unreachable shadow upstream): title
+/// the status's reason phrase, message `error.http.<status>`, and `detail`.
+pub fn problem_with(status: StatusCode, path: &str, detail: String) -> Response {
     let problem = Problem {
         kind: PROBLEM_WITH_MESSAGE.to_owned(),
         title: status.canonical_reason().unwrap_or("Error").to_owned(),
         status: status.as_u16(),
-        detail: "This response was injected by a fault (see GET /_sandbox/faults)".to_owned(),
+        detail,
         path: path.to_owned(),
         message: http_message(status.as_u16()),
         field_errors: None,

@@ -15,7 +15,8 @@
 //! tables show the newest 100 and say so when there are more. An empty table says "none
 //! yet". Times read `2026-12-01 10:00:00 UTC`, the exact RFC 3339 value on hover (`title`).
 //! Consecutive identical webhook attempts (same status, same error) fold into one line with
-//! a count. The Drift section is a placeholder for shadow-mode comparisons.
+//! a count. The Drift section lists shadow mode's differences (`GET /_sandbox/drift`), the
+//! newest 100, with how many requests were compared and how many could not be.
 
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use linkbox_contracts::leaf::Widget;
@@ -149,10 +150,7 @@ fn dashboard(
             (leaf_links(app, &scope))
             (deliveries(app, &scope, &hidden))
             (journal(app, &scope))
-            section #drift {
-                h2 { "Drift" }
-                p.none { "None yet: differences between linkbox and a real deployment will be listed here." }
-            }
+            (drift(app, &scope))
         }
     };
     page(
@@ -404,6 +402,36 @@ fn journal(app: &App, scope: &Scope) -> Markup {
                         td { (entry.status) } td { (entry.duration_ms) }
                     }
                 }
+            }
+        }
+    }
+}
+
+fn drift(app: &App, scope: &Scope) -> Markup {
+    let report = app.drift.report(scope.slug());
+    let shadowed = app.settings.shadow.any();
+    html! {
+        section #drift {
+            h2 { "Drift" }
+            p { (thousands(report.compared)) " requests compared, " (thousands(report.errors)) " not compared"
+                @if !shadowed { " (shadow mode is off: start linkbox with --shadow-m2m or --shadow-leaf)" } }
+            table {
+                tr { th { "endpoint" } th { "rule" } th { "where" } th { "vendor" } th { "linkbox" } th { "count" } th { "tag" } th { "last seen" } }
+                @if report.differences.is_empty() { tr { td.none colspan="8" { "none yet" } } }
+                @if report.differences.len() > 100 { tr { td colspan="8" { "showing the newest 100 of " (thousands(report.differences.len() as u64)) } } }
+                @for difference in report.differences.iter().take(100) {
+                    tr {
+                        td { code { (difference.endpoint) } } td { (difference.rule) }
+                        td { code { (difference.pointer) } }
+                        td { code { (difference.upstream) } } td { code { (difference.linkbox) } }
+                        td { (difference.count) }
+                        td { (difference.tag) @if let Some(fact) = &difference.fact { " " code { (fact) } } }
+                        td { (when(&difference.last_seen)) }
+                    }
+                }
+            }
+            @for error in report.recent_errors.iter().take(5) {
+                p.error { code { (error.endpoint) } ": " (error.message) }
             }
         }
     }

@@ -17,7 +17,8 @@
 //! public address for the check and to a private one for the request.
 //!
 //! An attempt that cannot be sent at all — no URL, or a URL off this machine while
-//! external webhooks are off — is recorded and fails the delivery at once (replayable),
+//! external webhooks are off, or any URL in shadow mode (`--shadow-m2m`, where the vendor
+//! delivers the real events) — is recorded and fails the delivery at once (replayable),
 //! since no retry would fare differently.
 
 use std::future::Future;
@@ -44,6 +45,9 @@ pub struct Delivery {
     pub timeout: Duration,
     /// Whether webhooks may leave this machine (`--external-webhooks`).
     pub external: bool,
+    /// Shadow mode for M2M: the vendor delivers the real events, so linkbox records its own
+    /// and sends none (doubling every event at the receiver).
+    pub shadow: bool,
 }
 
 impl Delivery {
@@ -51,6 +55,7 @@ impl Delivery {
         Delivery {
             timeout: settings.webhook_timeout,
             external: settings.external_webhooks,
+            shadow: settings.shadow.m2m.is_some(),
         }
     }
 }
@@ -120,11 +125,19 @@ async fn attempt(
         .clone()
         .or_else(|| job.partner.webhook_url());
     let started = Instant::now();
-    let sendable = url
-        .as_deref()
-        .is_some_and(|url| delivery.external || is_loopback_url(url));
+    let sendable = !delivery.shadow
+        && url
+            .as_deref()
+            .is_some_and(|url| delivery.external || is_loopback_url(url));
     let (status_code, error) = match &url {
         None => (None, Some(super::NO_URL.to_owned())),
+        Some(url) if delivery.shadow => (
+            None,
+            Some(format!(
+                "not sent: shadow mode (--shadow-m2m) records linkbox's own webhooks without \
+                 sending them, since the vendor already delivers the real ones to {url}"
+            )),
+        ),
         Some(url) if !delivery.external && !is_loopback_url(url) => (
             None,
             Some(format!(

@@ -15,6 +15,7 @@ mod m2m_create;
 mod m2m_hostile;
 mod m2m_limits;
 mod pages;
+mod shadow;
 mod shared;
 mod webhooks;
 mod wire;

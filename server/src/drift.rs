@@ -1,0 +1,489 @@
+//! The drift report of shadow mode: what the comparisons of the vendor's answers with
+//! linkbox's own found, kept per tenant and read back at `GET /_sandbox/drift`.
+//!
+//! A difference is kept once per tenant, endpoint, rule and pointer, with a count, the first
+//! and the last example and when each was seen (wall clock: drift is about real traffic,
+//! not the sandbox clock). A tenant sees and clears only its own entries; the admin sees
+//! every tenant's, merged by endpoint, rule and pointer. Bounds: at most
+//! [`MAX_DIFFERENCES`] kinds of difference and [`MAX_ERRORS`] recent errors per tenant (a
+//! new kind past the bound is counted in `errors`, not kept), and example values longer than
+//! [`MAX_VALUE_BYTES`] when serialised are cut to a string.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use linkbox_contracts::sandbox::{DriftDifference, DriftError, DriftExample, DriftReport};
+use parking_lot::Mutex;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Kinds of difference kept per tenant.
+pub const MAX_DIFFERENCES: usize = 500;
+/// Recent errors kept per tenant.
+pub const MAX_ERRORS: usize = 20;
+/// Longest example value kept as it is, serialised.
+pub const MAX_VALUE_BYTES: usize = 2048;
+
+/// One difference one comparison found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    /// `status`, `format`, ... (the comparison's rule names).
+    pub rule: &'static str,
+    pub pointer: String,
+    pub upstream: Value,
+    pub linkbox: Value,
+    pub fact: Option<&'static str>,
+    /// Whether the fact is the vendor's documented behaviour.
+    pub doc: bool,
+}
+
+/// A difference seen for the first time (for this tenant): worth a line on stderr.
+#[derive(Debug, Clone, PartialEq)]
+pub struct New {
+    pub endpoint: String,
+    pub rule: &'static str,
+    pub pointer: String,
+    pub upstream: Value,
+    pub linkbox: Value,
+    pub doc: bool,
+}
+
+/// The report's store.
+#[derive(Default)]
+pub struct Drift {
+    tenants: Mutex<HashMap<String, Tenant>>,
+}
+
+#[derive(Default)]
+struct Tenant {
+    compared: u64,
+    errors: u64,
+    recent: VecDeque<DriftError>,
+    differences: HashMap<Key, Entry>,
+}
+
+type Key = (String, &'static str, String);
+
+struct Entry {
+    first: DriftExample,
+    last: Option<DriftExample>,
+    count: u64,
+    first_seen: OffsetDateTime,
+    last_seen: OffsetDateTime,
+    fact: Option<&'static str>,
+    doc: bool,
+}
+
+/// The label a request without a tenant is kept under; only the admin sees it.
+const NO_TENANT: &str = "";
+
+impl Drift {
+    /// Counts one comparison of a request to `endpoint` and keeps what it found; returns the
+    /// differences this tenant had not seen before.
+    pub fn record(&self, tenant: Option<&str>, endpoint: &str, found: Vec<Found>) -> Vec<New> {
+        let now = OffsetDateTime::now_utc();
+        let mut tenants = self.tenants.lock();
+        let tenant = tenants
+            .entry(tenant.unwrap_or(NO_TENANT).to_owned())
+            .or_default();
+        tenant.compared += 1;
+        let mut new = Vec::new();
+        for found in found {
+            let example = DriftExample {
+                upstream: cut(found.upstream),
+                linkbox: cut(found.linkbox),
+            };
+            let key = (endpoint.to_owned(), found.rule, found.pointer);
+            if let Some(entry) = tenant.differences.get_mut(&key) {
+                entry.count += 1;
+                entry.last_seen = now;
+                entry.last = Some(example);
+                continue;
+            }
+            if tenant.differences.len() >= MAX_DIFFERENCES {
+                tenant.errors += 1;
+                push_error(
+                    &mut tenant.recent,
+                    endpoint,
+                    format!(
+                        "a new kind of difference ({} at {:?}) was not kept: this tenant already \
+                         has {MAX_DIFFERENCES}; DELETE /_sandbox/drift to start over",
+                        found.rule, key.2
+                    ),
+                    now,
+                );
+                continue;
+            }
+            new.push(New {
+                endpoint: endpoint.to_owned(),
+                rule: found.rule,
+                pointer: key.2.clone(),
+                upstream: example.upstream.clone(),
+                linkbox: example.linkbox.clone(),
+                doc: found.doc,
+            });
+            tenant.differences.insert(
+                key,
+                Entry {
+                    first: example,
+                    last: None,
+                    count: 1,
+                    first_seen: now,
+                    last_seen: now,
+                    fact: found.fact,
+                    doc: found.doc,
+                },
+            );
+        }
+        new
+    }
+
+    /// Records a request that could not be compared.
+    pub fn error(&self, tenant: Option<&str>, endpoint: &str, message: String) {
+        let mut tenants = self.tenants.lock();
+        let tenant = tenants
+            .entry(tenant.unwrap_or(NO_TENANT).to_owned())
+            .or_default();
+        tenant.errors += 1;
+        push_error(
+            &mut tenant.recent,
+            endpoint,
+            message,
+            OffsetDateTime::now_utc(),
+        );
+    }
+
+    /// The report for one tenant, or for everyone (`None`) merged by endpoint, rule and
+    /// pointer.
+    pub fn report(&self, tenant: Option<&str>) -> DriftReport {
+        let tenants = self.tenants.lock();
+        let mut compared = 0;
+        let mut errors = 0;
+        let mut recent: Vec<DriftError> = Vec::new();
+        let mut merged: BTreeMap<&Key, Merged> = BTreeMap::new();
+        for (label, seen) in tenants.iter() {
+            if tenant.is_some_and(|wanted| wanted != label) {
+                continue;
+            }
+            compared += seen.compared;
+            errors += seen.errors;
+            recent.extend(seen.recent.iter().cloned());
+            for (key, entry) in &seen.differences {
+                merged
+                    .entry(key)
+                    .and_modify(|merged| merged.add(entry))
+                    .or_insert_with(|| Merged::of(entry));
+            }
+        }
+        recent.sort_by(|a, b| b.at.cmp(&a.at));
+        recent.truncate(MAX_ERRORS);
+        let mut differences: Vec<(OffsetDateTime, DriftDifference)> = merged
+            .into_iter()
+            .map(|((endpoint, rule, pointer), merged)| {
+                (
+                    merged.last_seen,
+                    DriftDifference {
+                        id: id(endpoint, rule, pointer),
+                        endpoint: endpoint.clone(),
+                        rule: (*rule).to_owned(),
+                        pointer: pointer.clone(),
+                        upstream: merged.first.upstream,
+                        linkbox: merged.first.linkbox,
+                        last: merged.last,
+                        count: merged.count,
+                        first_seen: format(merged.first_seen),
+                        last_seen: format(merged.last_seen),
+                        tag: if merged.doc { "doc" } else { "design" }.to_owned(),
+                        fact: merged.fact.map(str::to_owned),
+                    },
+                )
+            })
+            .collect();
+        differences.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
+        DriftReport {
+            compared,
+            errors,
+            recent_errors: recent,
+            differences: differences.into_iter().map(|(_, diff)| diff).collect(),
+        }
+    }
+
+    /// Forgets one tenant's entries and counts, or everyone's.
+    pub fn clear(&self, tenant: Option<&str>) {
+        let mut tenants = self.tenants.lock();
+        match tenant {
+            Some(label) => {
+                tenants.remove(label);
+            }
+            None => tenants.clear(),
+        }
+    }
+}
+
+/// One difference across tenants, for the admin's report.
+struct Merged {
+    first: DriftExample,
+    first_seen: OffsetDateTime,
+    last: Option<DriftExample>,
+    last_seen: OffsetDateTime,
+    count: u64,
+    fact: Option<&'static str>,
+    doc: bool,
+}
+
+impl Merged {
+    fn of(entry: &Entry) -> Merged {
+        Merged {
+            first: entry.first.clone(),
+            first_seen: entry.first_seen,
+            last: entry.last.clone(),
+            last_seen: entry.last_seen,
+            count: entry.count,
+            fact: entry.fact,
+            doc: entry.doc,
+        }
+    }
+
+    fn add(&mut self, entry: &Entry) {
+        self.count += entry.count;
+        if entry.first_seen < self.first_seen {
+            // The other tenant's first example is older: it becomes the first, and what
+            // was first is at worst the last.
+            self.last = self.last.take().or_else(|| Some(self.first.clone()));
+            self.first = entry.first.clone();
+            self.first_seen = entry.first_seen;
+        }
+        if entry.last_seen > self.last_seen {
+            self.last = entry.last.clone().or_else(|| Some(entry.first.clone()));
+            self.last_seen = entry.last_seen;
+        }
+    }
+}
+
+fn push_error(
+    recent: &mut VecDeque<DriftError>,
+    endpoint: &str,
+    message: String,
+    at: OffsetDateTime,
+) {
+    if recent.len() >= MAX_ERRORS {
+        recent.pop_back();
+    }
+    recent.push_front(DriftError {
+        endpoint: endpoint.to_owned(),
+        message,
+        at: format(at),
+    });
+}
+
+/// A stable id for one endpoint, rule and pointer.
+fn id(endpoint: &str, rule: &str, pointer: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(endpoint)
+        .chain_update([0])
+        .chain_update(rule)
+        .chain_update([0])
+        .chain_update(pointer)
+        .finalize();
+    format!("drift_{}", hex::encode(&digest[..6]))
+}
+
+fn format(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap_or_default()
+}
+
+/// `value`, or a string saying how long it was when it is too long to keep.
+fn cut(value: Value) -> Value {
+    let length = value.to_string().len();
+    if length <= MAX_VALUE_BYTES {
+        value
+    } else {
+        Value::String(format!("({length} bytes of JSON, not kept)"))
+    }
+}
+
+/// The report as JUnit XML: one test suite, one test case per endpoint and rule, failing
+/// with every pointer it was seen at.
+pub fn junit(report: &DriftReport) -> String {
+    let mut cases: BTreeMap<(&str, &str), Vec<&DriftDifference>> = BTreeMap::new();
+    for difference in &report.differences {
+        cases
+            .entry((difference.endpoint.as_str(), difference.rule.as_str()))
+            .or_default()
+            .push(difference);
+    }
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    xml.push_str(&format!(
+        "<testsuites name=\"linkbox shadow drift\" tests=\"{}\" failures=\"{}\">\n",
+        cases.len(),
+        cases.len()
+    ));
+    xml.push_str(&format!(
+        "  <testsuite name=\"drift\" tests=\"{}\" failures=\"{}\" errors=\"0\">\n",
+        cases.len(),
+        cases.len()
+    ));
+    xml.push_str(&format!(
+        "    <properties><property name=\"compared\" value=\"{}\"/><property name=\"errors\" value=\"{}\"/></properties>\n",
+        report.compared, report.errors
+    ));
+    for ((endpoint, rule), differences) in &cases {
+        let mut text = String::new();
+        for difference in differences {
+            text.push_str(&format!(
+                "[{}] {} at {:?}: upstream {} / linkbox {} ({} time(s), {}{})\n",
+                difference.tag,
+                difference.rule,
+                difference.pointer,
+                difference.upstream,
+                difference.linkbox,
+                difference.count,
+                difference.first_seen,
+                difference
+                    .fact
+                    .as_deref()
+                    .map(|fact| format!(", fact {fact}"))
+                    .unwrap_or_default(),
+            ));
+        }
+        xml.push_str(&format!(
+            "    <testcase classname=\"{}\" name=\"{}\">\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n    </testcase>\n",
+            escape(endpoint),
+            escape(rule),
+            escape(&format!("{} difference(s) under rule {rule}", differences.len())),
+            escape(rule),
+            escape(&text),
+        ));
+    }
+    xml.push_str("  </testsuite>\n</testsuites>\n");
+    xml
+}
+
+/// XML text and attribute escaping.
+fn escape(text: &str) -> String {
+    quick_xml::escape::escape(text).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn found(rule: &'static str, pointer: &str, upstream: Value, linkbox: Value) -> Found {
+        Found {
+            rule,
+            pointer: pointer.to_owned(),
+            upstream,
+            linkbox,
+            fact: Some("M2M-CREATE-DEFAULT-EXPIRY"),
+            doc: true,
+        }
+    }
+
+    #[test]
+    fn a_difference_is_kept_once_with_a_count_and_its_first_and_last_examples() {
+        let drift = Drift::default();
+        let endpoint = "POST /partner/links";
+        let new = drift.record(
+            Some("acme"),
+            endpoint,
+            vec![found("value", "/data/language", json!("en"), json!("es"))],
+        );
+        assert_eq!(new.len(), 1);
+        let again = drift.record(
+            Some("acme"),
+            endpoint,
+            vec![found("value", "/data/language", json!("fr"), json!("es"))],
+        );
+        assert!(again.is_empty(), "seen before: {again:?}");
+        drift.record(Some("acme"), endpoint, Vec::new());
+        let report = drift.report(Some("acme"));
+        assert_eq!(report.compared, 3);
+        assert_eq!(report.differences.len(), 1);
+        let difference = &report.differences[0];
+        assert_eq!(difference.count, 2);
+        assert_eq!(difference.upstream, json!("en"));
+        assert_eq!(
+            difference.last.as_ref().map(|last| &last.upstream),
+            Some(&json!("fr"))
+        );
+        assert_eq!(difference.tag, "doc");
+        assert_eq!(
+            difference.fact.as_deref(),
+            Some("M2M-CREATE-DEFAULT-EXPIRY")
+        );
+        assert!(difference.id.starts_with("drift_"));
+    }
+
+    #[test]
+    fn tenants_see_and_clear_their_own_and_the_admin_sees_them_merged() {
+        let drift = Drift::default();
+        let endpoint = "GET /partner/links/{linkId}";
+        for tenant in ["acme", "globex"] {
+            drift.record(
+                Some(tenant),
+                endpoint,
+                vec![found("status", "", json!(200), json!(404))],
+            );
+        }
+        drift.error(Some("globex"), endpoint, "upstream unreachable".into());
+        assert_eq!(drift.report(Some("acme")).errors, 0);
+        assert_eq!(drift.report(Some("globex")).errors, 1);
+        let all = drift.report(None);
+        assert_eq!((all.compared, all.errors), (2, 1));
+        assert_eq!(all.differences.len(), 1);
+        assert_eq!(all.differences[0].count, 2);
+        drift.clear(Some("acme"));
+        assert!(drift.report(Some("acme")).differences.is_empty());
+        assert_eq!(drift.report(None).differences[0].count, 1);
+        drift.clear(None);
+        assert_eq!(drift.report(None).compared, 0);
+    }
+
+    #[test]
+    fn kinds_past_the_bound_are_counted_as_errors_not_kept() {
+        let drift = Drift::default();
+        for n in 0..MAX_DIFFERENCES + 3 {
+            drift.record(
+                Some("acme"),
+                "GET /x",
+                vec![found("value", &format!("/{n}"), json!(1), json!(2))],
+            );
+        }
+        let report = drift.report(Some("acme"));
+        assert_eq!(report.differences.len(), MAX_DIFFERENCES);
+        assert_eq!(report.errors, 3);
+        assert!(report.recent_errors[0].message.contains("was not kept"));
+    }
+
+    #[test]
+    fn long_values_are_cut_and_junit_has_one_case_per_endpoint_and_rule() {
+        let drift = Drift::default();
+        let long = json!("x".repeat(MAX_VALUE_BYTES * 2));
+        drift.record(
+            Some("acme"),
+            "POST /partner/links",
+            vec![
+                found("value", "/a", long, json!("<b>")),
+                found("value", "/b", json!(1), json!(2)),
+                found("status", "", json!(201), json!(400)),
+            ],
+        );
+        let report = drift.report(None);
+        let cut = report
+            .differences
+            .iter()
+            .find(|difference| difference.pointer == "/a")
+            .expect("kept");
+        assert!(
+            cut.upstream
+                .as_str()
+                .is_some_and(|text| text.contains("not kept"))
+        );
+        let xml = junit(&report);
+        assert_eq!(xml.matches("<testcase ").count(), 2, "{xml}");
+        assert!(xml.contains("&lt;b&gt;"), "{xml}");
+        assert!(xml.contains("name=\"status\""));
+    }
+}

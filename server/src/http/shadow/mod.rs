@@ -1,0 +1,546 @@
+//! Shadow mode (`--shadow-m2m URL`, `--shadow-leaf URL`): linkbox between a partner's
+//! application and the vendor's real deployment.
+//!
+//! For each request to a shadowed API's paths:
+//! 1. An `m2m_live_` key is refused with the M2M 401 (nothing is forwarded) unless
+//!    `--shadow-allow-live`.
+//! 2. The request is forwarded once to the upstream: same method, path, query and body, and
+//!    every end-to-end header. Hop-by-hop headers (and those `Connection` names), `Host`
+//!    and `Accept-Encoding` are not forwarded — the last so that the upstream answers in an
+//!    encoding linkbox can compare. Redirects are not followed.
+//! 3. The client gets the upstream's answer: its status, headers (hop-by-hop ones dropped)
+//!    and body, byte for byte. An upstream that cannot be reached, or that answers more
+//!    than [`MAX_UPSTREAM_BODY`] bytes, is a 502 in the API's own error shape, recorded as
+//!    an error of the drift report, never as a difference.
+//! 4. After the answer is on its way, the same request is applied to linkbox's own sandbox
+//!    — the shadow — by one worker, in the order the upstream answered, so a request that
+//!    names an id the previous one created finds it mapped. The worker rewrites the
+//!    upstream's ids and tokens to the shadow's ([`ids`]), dispatches the request straight
+//!    to the routes (no faults: they would be drift of linkbox's own making), compares the
+//!    two answers ([`linkbox_suite::shadow::compare`]), learns the ids both minted
+//!    ([`linkbox_suite::shadow::pairs`]) and records what differs in the drift report
+//!    ([`crate::drift`]), with one line on stderr (target `linkbox::drift`) per new
+//!    difference.
+//!
+//! An M2M key is its own shadow partner (open mode); a Leaf token is the one linkbox issued
+//! when the same `/api/authenticate` was applied to the shadow. A Leaf request whose token
+//! linkbox never saw issued, answered 2xx upstream, cannot be compared: it is an error of the
+//! report, saying to authenticate through linkbox.
+//!
+//! Bounds: a request body is read up to the vendors' 10 MiB (beyond it, a 413 in the API's
+//! shape, not forwarded); at most [`MAX_QUEUED`] requests and [`MAX_QUEUED_BYTES`] bytes wait
+//! for the worker — past either, the request is still forwarded and answered but not
+//! compared (an error of the report).
+
+mod ids;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use linkbox_contracts::m2m::{ErrorCode, messages};
+use linkbox_suite::Api;
+use linkbox_suite::shadow::{self as compare, Answer, Exchange};
+use tokio::sync::mpsc;
+use warp::reply::Response;
+
+use super::{Surfaces, dispatch, read_back};
+use crate::app::App;
+use crate::drift::Found;
+use crate::journal;
+use crate::ops::identity;
+use crate::wire::{BodyError, Request};
+use ids::{Bearer, Ids};
+
+/// Largest upstream answer linkbox passes on (and compares).
+pub const MAX_UPSTREAM_BODY: usize = 16 * 1024 * 1024;
+/// Requests waiting for the comparison worker at most.
+pub const MAX_QUEUED: usize = 1024;
+/// Bytes (request and upstream bodies) waiting for the comparison worker at most.
+pub const MAX_QUEUED_BYTES: usize = 64 * 1024 * 1024;
+/// How long the upstream may take to answer.
+pub const UPSTREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// The tracing target of new-difference lines.
+pub const TARGET: &str = "linkbox::drift";
+
+/// Shadow mode's state: the upstream client, the id map, the worker's queue.
+pub(super) struct Shadow {
+    m2m: Option<url::Url>,
+    leaf: Option<url::Url>,
+    allow_live: bool,
+    client: Result<reqwest::Client, String>,
+    ids: Arc<Ids>,
+    queue: std::sync::OnceLock<mpsc::Sender<Job>>,
+    queued_bytes: Arc<AtomicUsize>,
+}
+
+/// One request and the upstream's answer, waiting to be applied to the shadow.
+struct Job {
+    api: Api,
+    method: Method,
+    path: String,
+    query: String,
+    headers: HeaderMap,
+    body: Bytes,
+    upstream: Upstream,
+}
+
+/// What the upstream answered.
+struct Upstream {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+}
+
+impl Job {
+    fn bytes(&self) -> usize {
+        self.body.len() + self.upstream.body.len()
+    }
+}
+
+impl Shadow {
+    /// Shadow mode as the settings ask, or `None` when no API is shadowed.
+    pub(super) fn new(app: &App) -> Option<Shadow> {
+        let settings = &app.settings.shadow;
+        if !settings.any() {
+            return None;
+        }
+        Some(Shadow {
+            m2m: settings.m2m.clone(),
+            leaf: settings.leaf.clone(),
+            allow_live: settings.allow_live,
+            client: client(settings),
+            ids: Arc::default(),
+            queue: std::sync::OnceLock::new(),
+            queued_bytes: Arc::default(),
+        })
+    }
+
+    /// The API a path belongs to and its upstream, when that API is shadowed.
+    pub(super) fn covers(&self, path: &str) -> Option<(Api, &url::Url)> {
+        if crate::m2m::owns(path) {
+            self.m2m.as_ref().map(|url| (Api::M2m, url))
+        } else if crate::leaf::owns(path) {
+            self.leaf.as_ref().map(|url| (Api::Leaf, url))
+        } else {
+            None
+        }
+    }
+}
+
+/// The client that talks to the upstreams: rustls with the public roots, plus
+/// `--shadow-ca-cert`, or any certificate with `--shadow-insecure`.
+fn client(settings: &crate::config::Shadow) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(UPSTREAM_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(pem) = &settings.ca_cert {
+        for certificate in reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|error| format!("--shadow-ca-cert is not a PEM bundle: {error}"))?
+        {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    if settings.insecure {
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    builder
+        .build()
+        .map_err(|error| format!("the upstream client could not be built: {error}"))
+}
+
+/// Answers a request to a shadowed API with the upstream's answer and queues the shadow's
+/// side of it.
+pub(super) async fn forward(
+    surfaces: &Arc<Surfaces>,
+    shadow: &Shadow,
+    api: Api,
+    base: &url::Url,
+    mut request: Request,
+) -> Response {
+    let app = request.app.clone();
+    let time = app.clock.now();
+    let started = Instant::now();
+    if api == Api::M2m && !shadow.allow_live && presents_live_key(&request.headers) {
+        return crate::m2m::error::error_response(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidApiKey,
+            "Shadow mode forwards only m2m_test_ keys: this request carries an m2m_live_ key \
+             and was not sent to the vendor (start linkbox with --shadow-allow-live to \
+             forward live keys)"
+                .to_owned(),
+        );
+    }
+    let body = match request.body(linkbox_contracts::m2m::MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(error) => return refuse_body(api, &request.path, error),
+    };
+    let endpoint = compare::endpoint(api, request.method.as_str(), &request.path);
+    let tenant = request.caller.tenant().cloned();
+    let upstream = match send(shadow, base, &request, body.clone()).await {
+        Ok(upstream) => upstream,
+        Err(message) => {
+            app.drift
+                .error(tenant.as_deref(), &endpoint, message.clone());
+            return gateway(api, &request.path, &message);
+        }
+    };
+    let response = answer(&upstream);
+    app.journal.record(journal::Request {
+        method: request.method.clone(),
+        path: request.path.clone(),
+        query: (!request.query.is_empty()).then(|| request.query.clone()),
+        status: upstream.status,
+        dropped: false,
+        time,
+        tenant: tenant.clone(),
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        request: journal::message(&request.headers, Some(&body)),
+        response: journal::message(response.headers(), Some(&upstream.body)),
+    });
+    let job = Job {
+        api,
+        method: request.method.clone(),
+        path: request.path.clone(),
+        query: request.query.clone(),
+        headers: request.headers.clone(),
+        body,
+        upstream,
+    };
+    enqueue(surfaces, shadow, &app, job, tenant.as_deref(), &endpoint);
+    response
+}
+
+/// Whether the request presents an `m2m_live_` key.
+fn presents_live_key(headers: &HeaderMap) -> bool {
+    identity::presented_key(headers)
+        .is_some_and(|key| key.starts_with(linkbox_contracts::m2m::LIVE_KEY_PREFIX))
+}
+
+/// The answer to a body linkbox could not read, in the API's shape; nothing is forwarded.
+fn refuse_body(api: Api, path: &str, error: BodyError) -> Response {
+    let (status, message) = match error {
+        BodyError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, messages::BODY_TOO_LARGE),
+        _ => (
+            StatusCode::BAD_REQUEST,
+            "The request body could not be read whole",
+        ),
+    };
+    match api {
+        Api::Leaf => crate::leaf::error::problem_with(status, path, message.to_owned()),
+        _ => {
+            crate::m2m::error::error_response(status, ErrorCode::InvalidRequest, message.to_owned())
+        }
+    }
+}
+
+/// The 502 of an upstream that could not be asked, in the API's shape.
+fn gateway(api: Api, path: &str, message: &str) -> Response {
+    let message = format!("Shadow mode could not get an answer from the vendor: {message}");
+    match api {
+        Api::Leaf => crate::leaf::error::problem_with(StatusCode::BAD_GATEWAY, path, message),
+        _ => crate::m2m::error::error_response(
+            StatusCode::BAD_GATEWAY,
+            ErrorCode::InternalError,
+            message,
+        ),
+    }
+}
+
+/// Headers that describe one connection, not the message: never forwarded either way.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// `headers` without hop-by-hop ones, those `Connection` names, and `skip`.
+fn end_to_end<'a>(
+    headers: &'a HeaderMap,
+    skip: &'a [HeaderName],
+) -> impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)> + 'a {
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .collect();
+    headers.iter().filter(move |(name, _)| {
+        !HOP_BY_HOP.contains(&name.as_str())
+            && !named.iter().any(|named| named == name.as_str())
+            && !skip.contains(name)
+    })
+}
+
+/// Sends the request upstream and reads its whole answer.
+async fn send(
+    shadow: &Shadow,
+    base: &url::Url,
+    request: &Request,
+    body: Bytes,
+) -> Result<Upstream, String> {
+    let client = shadow.client.as_ref().map_err(Clone::clone)?;
+    let mut target = format!("{}{}", base.as_str().trim_end_matches('/'), request.path);
+    if !request.query.is_empty() {
+        target.push('?');
+        target.push_str(&request.query);
+    }
+    let url = url::Url::parse(&target).map_err(|error| format!("{target}: {error}"))?;
+    let skip = [
+        header::HOST,
+        header::CONTENT_LENGTH,
+        header::ACCEPT_ENCODING,
+    ];
+    let mut headers = HeaderMap::new();
+    for (name, value) in end_to_end(&request.headers, &skip) {
+        headers.append(name.clone(), value.clone());
+    }
+    let mut outgoing = client
+        .request(request.method.clone(), url.clone())
+        .headers(headers);
+    if !body.is_empty() || request.headers.contains_key(header::CONTENT_LENGTH) {
+        outgoing = outgoing.body(body);
+    }
+    let response = outgoing
+        .send()
+        .await
+        .map_err(|error| describe(&url, &error))?;
+    let status = response.status().as_u16();
+    let mut headers = Vec::with_capacity(response.headers().len());
+    for (name, value) in end_to_end(response.headers(), &[header::CONTENT_LENGTH]) {
+        headers.push((
+            name.as_str().to_owned(),
+            String::from_utf8_lossy(value.as_bytes()).into_owned(),
+        ));
+    }
+    let mut response = response;
+    let mut collected = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| describe(&url, &error))?
+    {
+        if collected.len() + chunk.len() > MAX_UPSTREAM_BODY {
+            return Err(format!(
+                "{url} answered more than {MAX_UPSTREAM_BODY} bytes; shadow mode passes on \
+                 answers up to that size"
+            ));
+        }
+        collected.extend_from_slice(&chunk);
+    }
+    Ok(Upstream {
+        status,
+        headers,
+        body: collected.into(),
+    })
+}
+
+/// A failed upstream request in words, with the cause reqwest keeps in its chain.
+fn describe(url: &url::Url, error: &reqwest::Error) -> String {
+    let mut text = format!("{}: {error}", url.origin().ascii_serialization());
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    if error.is_timeout() {
+        text.push_str(&format!(
+            " (no answer within {} s)",
+            UPSTREAM_TIMEOUT.as_secs()
+        ));
+    }
+    text
+}
+
+/// The upstream's answer as the client gets it.
+fn answer(upstream: &Upstream) -> Response {
+    let mut response = Response::new(upstream.body.clone().into());
+    *response.status_mut() =
+        StatusCode::from_u16(upstream.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let headers = response.headers_mut();
+    for (name, value) in &upstream.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    response
+}
+
+/// Queues `job` for the worker, started on first use; a full queue skips the comparison.
+fn enqueue(
+    surfaces: &Arc<Surfaces>,
+    shadow: &Shadow,
+    app: &App,
+    job: Job,
+    tenant: Option<&str>,
+    endpoint: &str,
+) {
+    let bytes = job.bytes();
+    if shadow.queued_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes > MAX_QUEUED_BYTES {
+        shadow.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        app.drift.error(
+            tenant,
+            endpoint,
+            format!(
+                "not compared: {MAX_QUEUED_BYTES} bytes of requests already wait for \
+                 comparison; the client got the vendor's answer"
+            ),
+        );
+        return;
+    }
+    let queue = shadow.queue.get_or_init(|| {
+        let (sender, receiver) = mpsc::channel(MAX_QUEUED);
+        tokio::spawn(work(
+            surfaces.clone(),
+            app.clone(),
+            shadow.ids.clone(),
+            shadow.queued_bytes.clone(),
+            receiver,
+        ));
+        sender
+    });
+    if queue.try_send(job).is_err() {
+        shadow.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        app.drift.error(
+            tenant,
+            endpoint,
+            format!(
+                "not compared: {MAX_QUEUED} requests already wait for comparison; the client \
+                 got the vendor's answer"
+            ),
+        );
+    }
+}
+
+/// The worker: applies each job to the shadow in order and compares.
+async fn work(
+    surfaces: Arc<Surfaces>,
+    app: App,
+    ids: Arc<Ids>,
+    queued_bytes: Arc<AtomicUsize>,
+    mut receiver: mpsc::Receiver<Job>,
+) {
+    while let Some(job) = receiver.recv().await {
+        let bytes = job.bytes();
+        apply(&surfaces, &app, &ids, job).await;
+        queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
+/// Applies one job to the shadow, compares the answers and records what differs.
+async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, job: Job) {
+    let endpoint = compare::endpoint(job.api, job.method.as_str(), &job.path);
+    let mut headers = job.headers.clone();
+    let bearer = ids.bearer(&mut headers);
+    let path = ids.path(&job.path);
+    let query = ids.query(&job.query);
+    let body = match ids.body(&job.body) {
+        Some(rewritten) => {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(rewritten.len()));
+            Bytes::from(rewritten)
+        }
+        None => job.body.clone(),
+    };
+    let caller = identity::resolve(app, &headers);
+    let tenant = caller.tenant().cloned();
+    let upstream_ok = (200..300).contains(&job.upstream.status);
+    if job.api == Api::Leaf && bearer == Bearer::Unknown && upstream_ok {
+        app.drift.error(
+            tenant.as_deref(),
+            &endpoint,
+            "not compared: the Leaf token was not issued through linkbox, so linkbox has no \
+             shadow account for it; authenticate through linkbox (POST /api/authenticate) \
+             first"
+                .to_owned(),
+        );
+        return;
+    }
+    let stream = futures_util::stream::once(async move { Ok(body) }).boxed();
+    let request = Request::new(
+        app.clone(),
+        job.method.clone(),
+        path,
+        query,
+        headers,
+        caller,
+        Some(stream),
+    );
+    let (response, wrote) = crate::persist::tracking(dispatch(surfaces, request)).await;
+    if wrote && let Err(error) = app.sink.settled().await {
+        tracing::error!(%error, "the shadow's change is not durable yet");
+    }
+    let (response, local_body) = read_back(response).await;
+    let local_headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let local_body = local_body.unwrap_or_default();
+    let request_json: Option<serde_json::Value> = serde_json::from_slice(&job.body).ok();
+    let shadow_id = |id: &str| ids.shadow(id);
+    let exchange = Exchange {
+        api: job.api,
+        method: job.method.as_str(),
+        path: &job.path,
+        query: &job.query,
+        body: request_json.as_ref(),
+        upstream: Answer {
+            status: job.upstream.status,
+            headers: &job.upstream.headers,
+            body: &job.upstream.body,
+        },
+        linkbox: Answer {
+            status: response.status().as_u16(),
+            headers: &local_headers,
+            body: &local_body,
+        },
+        shadow_id: &shadow_id,
+    };
+    ids.learn(compare::pairs(&exchange));
+    let found: Vec<Found> = compare::compare(&exchange)
+        .into_iter()
+        .map(|difference| Found {
+            rule: difference.rule.name(),
+            pointer: difference.pointer,
+            upstream: difference.upstream,
+            linkbox: difference.linkbox,
+            fact: difference.fact,
+            doc: difference.doc,
+        })
+        .collect();
+    for new in app.drift.record(tenant.as_deref(), &endpoint, found) {
+        let at = if new.pointer.is_empty() {
+            String::new()
+        } else {
+            format!(" at {}", new.pointer)
+        };
+        tracing::warn!(
+            target: TARGET,
+            "drift [{}] {} {}{at}: vendor {} / linkbox {}",
+            if new.doc { "doc" } else { "design" },
+            new.endpoint,
+            new.rule,
+            new.upstream,
+            new.linkbox,
+        );
+    }
+}

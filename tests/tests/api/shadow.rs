@@ -1,0 +1,532 @@
+//! Shadow mode against a real upstream: a second linkbox plays the vendor. Honest, it shows
+//! no drift, and the client gets the vendor's answer byte for byte; behind a small proxy
+//! that changes one documented fact at a time, each change is reported under its rule and
+//! nothing else is. Also: live keys are refused unforwarded, an unreachable vendor is a 502
+//! in the API's shape and an error (not a difference), and linkbox's own webhooks are not
+//! sent in shadow mode.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use linkbox::Options;
+use linkbox::config::Shadow;
+use linkbox_tests::{Reply, TestApp, spawn_app, spawn_app_with, test_key};
+use reqwest::Method;
+use serde_json::{Value, json};
+use warp::Filter;
+
+const WIDGETS: &str = "/services/widgets/api";
+
+/// A linkbox shadowing both APIs of `upstream`.
+async fn shadowing(upstream: &str) -> TestApp {
+    let url: url::Url = upstream.parse().expect("upstream URL");
+    spawn_app_with(Options {
+        shadow: Shadow {
+            m2m: Some(url.clone()),
+            leaf: Some(url),
+            ..Shadow::default()
+        },
+        ..Options::default()
+    })
+    .await
+}
+
+/// The drift report once `n` requests were compared or failed to be (the comparison runs
+/// after the answer is sent).
+async fn drift_after(app: &TestApp, n: u64) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let reply = app.control(Method::GET, "/drift", None, None).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let done = reply.json["compared"].as_u64().unwrap_or(0)
+            + reply.json["errors"].as_u64().unwrap_or(0);
+        if done >= n {
+            return reply.json;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {done} of {n} requests compared: {}",
+            reply.json
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// An M2M and a Leaf flow, each request answered; returns how many requests were sent.
+async fn flows(app: &TestApp, key: &str) -> u64 {
+    let mut sent = 0;
+    let created = app
+        .create_link(
+            key,
+            &json!({"referenceId": "shadow-user-1", "metadata": {"plan": "gold"},
+                    "userData": {"firstName": "Ada", "paymentMethod": {"type": "cash"}}}),
+        )
+        .await;
+    sent += 1;
+    assert!(
+        matches!(created.status, 200 | 201),
+        "a created link (the status is one of the facts changed below): {created:?}"
+    );
+    let link_id = created.data()["linkId"]
+        .as_str()
+        .expect("linkId")
+        .to_owned();
+    for reply in [
+        app.get_link(key, &link_id).await,
+        app.list_links(key, "limit=5").await,
+        app.create_link(key, &json!({"referenceId": "shadow-user-1"}))
+            .await,
+        app.create_link(key, &json!({"referenceId": ""})).await,
+        app.get_link(key, "link_nobody_000000000000").await,
+        app.revoke_link(key, &link_id, Some(&json!({"reason": "done"})))
+            .await,
+        app.revoke_link(key, &link_id, None).await,
+        app.m2m(Method::GET, "/partner/links", "m2m_test_short", None)
+            .await,
+    ] {
+        sent += 1;
+        assert!(reply.status < 500, "{reply:?}");
+    }
+    let token = app.authenticate("shadow@example.com").await;
+    sent += 1;
+    let link = app
+        .leaf(
+            Method::POST,
+            &format!("{WIDGETS}/magic-link/authentication"),
+            &token,
+            Some(&json!({"externalId": "ext-1", "provider": "JohnDeere"})),
+        )
+        .await;
+    sent += 1;
+    assert_eq!(link.status, 200, "{link:?}");
+    let id = link.json["id"].as_str().expect("magic link id").to_owned();
+    for reply in [
+        app.leaf(
+            Method::GET,
+            &format!("{WIDGETS}/magic-link/authentication/{id}"),
+            &token,
+            None,
+        )
+        .await,
+        app.leaf(
+            Method::GET,
+            &format!("{WIDGETS}/magic-link/authentication"),
+            &token,
+            None,
+        )
+        .await,
+        app.leaf(
+            Method::POST,
+            &format!("{WIDGETS}/magic-link/authentication"),
+            &token,
+            Some(&json!({"externalId": "ext-2", "provider": "Nobody"})),
+        )
+        .await,
+        app.leaf(
+            Method::DELETE,
+            &format!("{WIDGETS}/magic-link/authentication/{id}"),
+            &token,
+            None,
+        )
+        .await,
+    ] {
+        sent += 1;
+        assert!(reply.status < 500, "{reply:?}");
+    }
+    sent
+}
+
+#[tokio::test]
+async fn an_honest_vendor_shows_no_drift_and_the_client_gets_its_answers() {
+    let vendor = spawn_app().await;
+    let shadow = shadowing(&vendor.base).await;
+    let key = test_key(1601);
+    let sent = flows(&shadow, &key).await;
+    let report = drift_after(&shadow, sent).await;
+    assert_eq!(report["compared"], sent, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    assert_eq!(report["differences"], json!([]), "{report}");
+    // What the vendor holds is what the client created through the shadow.
+    let listed = vendor.list_links(&key, "").await;
+    assert_eq!(listed.data()["pagination"]["total"], 1, "{listed:?}");
+    let link_id = listed.data()["items"][0]["linkId"]
+        .as_str()
+        .expect("the vendor holds the link");
+    let direct = vendor.get_link(&key, link_id).await;
+    let through = shadow.get_link(&key, link_id).await;
+    assert_eq!(through.status, direct.status);
+    assert_eq!(through.text, direct.text, "byte for byte");
+    assert_eq!(
+        through.header("content-type"),
+        direct.header("content-type")
+    );
+    // Both sides journaled the request; the shadow's journal shows the vendor's answer.
+    let journal = shadow
+        .control(
+            Method::GET,
+            "/requests?path=/partner/links&method=POST",
+            None,
+            None,
+        )
+        .await;
+    let statuses: Vec<&Value> = journal.json["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .map(|entry| &entry["status"])
+        .collect();
+    assert!(statuses.contains(&&json!(201)), "{journal:?}");
+}
+
+/// A proxy in front of `vendor` that passes every request through and lets `mutate`
+/// change the answer to the requests it picks: `(method, path, status, body) → (status,
+/// body)`.
+type Mutation = dyn Fn(&str, &str, u16, Value) -> (u16, Value) + Send + Sync;
+
+async fn drifting(vendor: &TestApp, mutate: Arc<Mutation>) -> SocketAddr {
+    let base = vendor.base.clone();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let route = warp::method()
+        .and(warp::path::full())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::bytes())
+        .then(
+            move |method: http::Method,
+                  path: warp::path::FullPath,
+                  query: String,
+                  headers: http::HeaderMap,
+                  body: Bytes| {
+                let (client, base, mutate) = (client.clone(), base.clone(), mutate.clone());
+                async move {
+                    let mut url = format!("{base}{}", path.as_str());
+                    if !query.is_empty() {
+                        url = format!("{url}?{query}");
+                    }
+                    let mut request = client.request(method.clone(), url);
+                    for (name, value) in &headers {
+                        if name != "host" && name != "content-length" {
+                            request = request.header(name, value);
+                        }
+                    }
+                    let answer = request.body(body).send().await.expect("vendor answers");
+                    let status = answer.status().as_u16();
+                    let mut answer_headers = answer.headers().clone();
+                    let bytes = answer.bytes().await.expect("vendor body");
+                    let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                    let (new_status, new_json) =
+                        mutate(method.as_str(), path.as_str(), status, json.clone());
+                    let body = if new_json == json {
+                        bytes.to_vec()
+                    } else {
+                        serde_json::to_vec(&new_json).expect("json")
+                    };
+                    answer_headers.remove("content-length");
+                    answer_headers.remove("transfer-encoding");
+                    let mut response = warp::reply::Response::new(Bytes::from(body).into());
+                    *response.status_mut() =
+                        http::StatusCode::from_u16(new_status).expect("status");
+                    *response.headers_mut() = answer_headers;
+                    response
+                }
+            },
+        )
+        .boxed();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(linkbox::http::serve(
+        listener,
+        route,
+        std::future::pending(),
+    ));
+    addr
+}
+
+/// The differences the flows show through a proxy that applies `mutate`.
+async fn drift_through(n: u32, mutate: Arc<Mutation>) -> Vec<Value> {
+    let vendor = spawn_app().await;
+    let proxy = drifting(&vendor, mutate).await;
+    let shadow = shadowing(&format!("http://{proxy}")).await;
+    let sent = flows(&shadow, &test_key(n)).await;
+    let report = drift_after(&shadow, sent).await;
+    assert_eq!(report["errors"], 0, "{report}");
+    report["differences"]
+        .as_array()
+        .expect("differences")
+        .clone()
+}
+
+/// Asserts exactly one difference, on `endpoint` under `rule` at `pointer`.
+#[track_caller]
+fn only(differences: &[Value], endpoint: &str, rule: &str, pointer: &str) {
+    assert_eq!(differences.len(), 1, "{differences:#?}");
+    let difference = &differences[0];
+    assert_eq!(difference["endpoint"], endpoint, "{difference:#}");
+    assert_eq!(difference["rule"], rule, "{difference:#}");
+    assert_eq!(difference["pointer"], pointer, "{difference:#}");
+    assert!(difference["count"].as_u64().is_some_and(|n| n >= 1));
+    assert!(
+        matches!(difference["tag"].as_str(), Some("doc" | "design")),
+        "{difference:#}"
+    );
+}
+
+fn is_create(method: &str, path: &str) -> bool {
+    method == "POST" && path == "/partner/links"
+}
+
+#[tokio::test]
+async fn a_changed_status_is_reported_under_status() {
+    let differences = drift_through(
+        1602,
+        Arc::new(|method, path, status, body| {
+            if is_create(method, path) && status == 201 {
+                (200, body)
+            } else {
+                (status, body)
+            }
+        }),
+    )
+    .await;
+    only(&differences, "POST /partner/links", "status", "");
+}
+
+#[tokio::test]
+async fn a_changed_error_message_is_reported_under_value() {
+    let differences = drift_through(
+        1603,
+        Arc::new(|method, path, status, mut body| {
+            if method == "GET" && path.starts_with("/partner/links/") && status == 404 {
+                body["error"]["message"] = json!("No such link");
+            }
+            (status, body)
+        }),
+    )
+    .await;
+    only(
+        &differences,
+        "GET /partner/links/{linkId}",
+        "value",
+        "/error/message",
+    );
+}
+
+#[tokio::test]
+async fn a_missing_field_is_reported_under_missing_field() {
+    let differences = drift_through(
+        1604,
+        Arc::new(|method, path, status, mut body| {
+            if is_create(method, path)
+                && status == 201
+                && let Some(data) = body["data"].as_object_mut()
+            {
+                data.remove("token");
+            }
+            (status, body)
+        }),
+    )
+    .await;
+    only(
+        &differences,
+        "POST /partner/links",
+        "unexpected-field",
+        "/data/token",
+    );
+}
+
+#[tokio::test]
+async fn a_changed_default_is_reported_under_relation() {
+    // The vendor's default expiry becomes 30 minutes instead of 60.
+    let differences = drift_through(
+        1605,
+        Arc::new(|method, path, status, mut body| {
+            if is_create(method, path) && status == 201 {
+                let created = body["data"]["createdAt"].as_str().map(str::to_owned);
+                if let Some(created) = created {
+                    let at = time::OffsetDateTime::parse(
+                        &created,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .expect("createdAt");
+                    let expires = at + time::Duration::minutes(30);
+                    body["data"]["expiresAt"] = json!(linkbox_contracts::timefmt::millis(expires));
+                }
+            }
+            (status, body)
+        }),
+    )
+    .await;
+    only(
+        &differences,
+        "POST /partner/links",
+        "relation",
+        "/data/expiresAt",
+    );
+}
+
+#[tokio::test]
+async fn a_changed_timestamp_format_is_reported_under_format() {
+    let differences = drift_through(
+        1606,
+        Arc::new(|method, path, status, mut body| {
+            if is_create(method, path) && status == 201 {
+                let created = body["data"]["createdAt"].as_str().map(str::to_owned);
+                if let Some(created) = created {
+                    // 2026-12-01T10:00:00.123Z → 2026-12-01T10:00:00Z
+                    let seconds = created.split('.').next().unwrap_or_default().to_owned();
+                    body["data"]["createdAt"] = json!(format!("{seconds}Z"));
+                }
+            }
+            (status, body)
+        }),
+    )
+    .await;
+    only(
+        &differences,
+        "POST /partner/links",
+        "format",
+        "/data/createdAt",
+    );
+}
+
+#[tokio::test]
+async fn an_extra_field_is_reported_under_unexpected_or_missing_field() {
+    let differences = drift_through(
+        1607,
+        Arc::new(|method, path, status, mut body| {
+            if method == "GET" && path.starts_with("/partner/links/") && status == 200 {
+                body["data"]["region"] = json!("us-east-1");
+            }
+            (status, body)
+        }),
+    )
+    .await;
+    only(
+        &differences,
+        "GET /partner/links/{linkId}",
+        "missing-field",
+        "/data/region",
+    );
+}
+
+#[tokio::test]
+async fn live_keys_are_refused_without_reaching_the_vendor() {
+    let vendor = spawn_app().await;
+    let shadow = shadowing(&vendor.base).await;
+    let live = format!("m2m_live_{}", "0".repeat(32));
+    let reply = shadow.list_links(&live, "").await;
+    linkbox_tests::assert_m2m_error(
+        &reply,
+        401,
+        "INVALID_API_KEY",
+        reply.json["error"]["message"].as_str().unwrap_or_default(),
+    );
+    assert!(
+        reply.text.contains("--shadow-allow-live"),
+        "says how to allow it: {reply:?}"
+    );
+    let journal = vendor.control(Method::GET, "/requests", None, None).await;
+    assert_eq!(journal.json["requests"], json!([]), "nothing forwarded");
+}
+
+#[tokio::test]
+async fn an_unreachable_vendor_is_a_502_in_each_apis_shape_and_an_error_not_drift() {
+    // A port nothing listens on: bound, then released.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = closed.local_addr().expect("addr");
+    drop(closed);
+    let shadow = shadowing(&format!("http://{addr}")).await;
+    let key = test_key(1608);
+    let m2m: Reply = shadow.list_links(&key, "").await;
+    assert_eq!(m2m.status, 502, "{m2m:?}");
+    assert_eq!(m2m.json["success"], false, "{m2m:?}");
+    assert_eq!(m2m.json["error"]["code"], "INTERNAL_ERROR", "{m2m:?}");
+    let leaf = shadow
+        .send(
+            Method::POST,
+            "/api/authenticate",
+            &[("content-type", "application/json")],
+            Some(br#"{"username":"a","password":"b"}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(leaf.status, 502, "{leaf:?}");
+    assert_eq!(
+        leaf.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(leaf.json["status"], 502, "{leaf:?}");
+    let report = drift_after(&shadow, 2).await;
+    assert_eq!(report["errors"], 2, "{report}");
+    assert_eq!(report["compared"], 0, "{report}");
+    assert_eq!(report["differences"], json!([]), "{report}");
+}
+
+#[tokio::test]
+async fn the_report_clears_and_speaks_junit() {
+    let vendor = spawn_app().await;
+    let proxy = drifting(
+        &vendor,
+        Arc::new(|method, path, status, body| {
+            if is_create(method, path) && status == 201 {
+                (200, body)
+            } else {
+                (status, body)
+            }
+        }),
+    )
+    .await;
+    let shadow = shadowing(&format!("http://{proxy}")).await;
+    let key = test_key(1609);
+    let created = shadow
+        .create_link(&key, &json!({"referenceId": "any-user"}))
+        .await;
+    assert_eq!(
+        created.status, 200,
+        "the vendor's changed status: {created:?}"
+    );
+    drift_after(&shadow, 1).await;
+    let junit = shadow
+        .control(Method::GET, "/drift?format=junit", None, None)
+        .await;
+    assert_eq!(junit.status, 200);
+    assert!(
+        junit
+            .header("content-type")
+            .is_some_and(|value| value.starts_with("application/xml")),
+        "{junit:?}"
+    );
+    assert_eq!(
+        junit.text.matches("<testcase ").count(),
+        1,
+        "{}",
+        junit.text
+    );
+    assert!(junit.text.contains("classname=\"POST /partner/links\""));
+    let bad = shadow
+        .control(Method::GET, "/drift?format=yaml", None, None)
+        .await;
+    assert_eq!(bad.status, 400, "{bad:?}");
+    // A tenant sees its own differences; another sees none.
+    let mine = shadow
+        .control(Method::GET, "/drift", Some(&key), None)
+        .await;
+    assert_eq!(mine.json["differences"].as_array().map(Vec::len), Some(1));
+    let theirs = shadow
+        .control(Method::GET, "/drift", Some(&test_key(1610)), None)
+        .await;
+    assert_eq!(theirs.json["differences"], json!([]), "{theirs:?}");
+    let cleared = shadow.control(Method::DELETE, "/drift", None, None).await;
+    assert_eq!(cleared.status, 204);
+    let after = shadow.control(Method::GET, "/drift", None, None).await;
+    assert_eq!(after.json["compared"], 0);
+    assert_eq!(after.json["differences"], json!([]));
+}
