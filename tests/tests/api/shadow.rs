@@ -530,3 +530,44 @@ async fn the_report_clears_and_speaks_junit() {
     assert_eq!(after.json["compared"], 0);
     assert_eq!(after.json["differences"], json!([]));
 }
+
+#[tokio::test]
+async fn the_vendor_delivers_webhooks_and_the_shadow_only_records_its_own() {
+    let receiver = linkbox_tests::receiver::Receiver::start().await;
+    let vendor = spawn_app().await;
+    let shadow = shadowing(&vendor.base).await;
+    let key = test_key(1611);
+    for app in [&vendor, &shadow] {
+        let config = app
+            .control(
+                Method::PUT,
+                "/m2m/webhook-config",
+                Some(&key),
+                Some(&json!({"url": receiver.url})),
+            )
+            .await;
+        assert_eq!(config.status, 200, "{config:?}");
+    }
+    let created = shadow
+        .create_link(&key, &json!({"referenceId": "hooked"}))
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let arrived = receiver.wait_for_event("link.created").await;
+    assert_eq!(arrived.json["data"]["referenceId"], "hooked");
+    // The shadow's own delivery is recorded, failed at once, and never sent.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let error = loop {
+        let list = shadow
+            .control(Method::GET, "/webhooks", Some(&key), None)
+            .await;
+        let attempt = &list.json["deliveries"][0]["attempts"][0];
+        if let Some(error) = attempt["error"].as_str() {
+            break error.to_owned();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{list:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(error.contains("shadow mode"), "{error}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(receiver.received().len(), 1, "one event, not two");
+}
