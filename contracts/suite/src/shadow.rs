@@ -124,7 +124,7 @@ pub fn compare(exchange: &Exchange<'_>) -> Vec<Difference> {
 
 /// The generated ids (and tokens) both answers to one request minted at the same place,
 /// as `(upstream, linkbox)`: a created link's `linkId`, a Leaf token, a magic link's id...
-pub fn pairs(api: Api, upstream: &Value, linkbox: &Value) -> Vec<(String, String)> {
-    let _ = (api, upstream, linkbox);
+pub fn pairs(exchange: &Exchange<'_>) -> Vec<(String, String)> {
+    let _ = exchange;
     Vec::new()
 }
