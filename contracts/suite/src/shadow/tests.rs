@@ -615,6 +615,28 @@ fn a_list_where_the_upstream_holds_older_items_differs_in_nothing() {
         Some("M2M-LINK-STATUSES"),
     );
 
+    // Two shared items drifting the same way are still one difference.
+    let two = Case {
+        known: &[
+            (UP_LINK, LB_LINK),
+            ("link_acme_000000000001", "link_shadow7_000000000001"),
+        ],
+        ..case(Api::M2m, "GET", "/partner/links")
+    };
+    let mut second = lb_item();
+    second["linkId"] = json!("link_shadow7_000000000001");
+    second["url"] = json!("http://127.0.0.1:4020/m2m/link_shadow7_000000000001/m2m-basic");
+    let mut lb_both = list(vec![lb_item(), second], 1, 2, 2);
+    lb_both["data"]["items"][0]["status"] = json!("opened");
+    lb_both["data"]["items"][1]["status"] = json!("opened");
+    let found = two.compare(&Side::json(200, &up), &Side::json(200, &lb_both));
+    one(
+        &found,
+        Rule::Value,
+        "/data/items/*/status",
+        Some("M2M-LINK-STATUSES"),
+    );
+
     // The echoed page is compared by value.
     let lb_page = list(vec![lb_item()], 1, 20, 1);
     let found = get.compare(&Side::json(200, &up), &Side::json(200, &lb_page));
@@ -791,6 +813,32 @@ fn an_honest_leaf_create_differs_in_nothing_and_a_missing_field_is_named() {
         "/leafUserId",
         Some("LEAF-CREATE-FIELDS"),
     );
+
+    // No `createdAt` in a create answer: the `Date` header dates it.
+    let dated = |side: Side, date: &str| side.header("date", date);
+    let up_dated = dated(Side::json(200, &up), "Tue, 01 Dec 2026 12:00:00 GMT");
+    let lb_dated = dated(Side::json(200, &lb), "Tue, 01 Dec 2026 12:00:01 GMT");
+    none(&create.compare(&up_dated, &lb_dated));
+    let lb_long = set(
+        lb.clone(),
+        "/expiresAt",
+        Some(json!("2026-12-01T13:00:00.300000000Z")),
+    );
+    let found = create.compare(
+        &up_dated,
+        &dated(Side::json(200, &lb_long), "Tue, 01 Dec 2026 12:00:00 GMT"),
+    );
+    let difference = one(
+        &found,
+        Rule::Relation,
+        "/expiresAt",
+        Some("LEAF-CREATE-EXPIRES-IN-DEFAULT"),
+    );
+    assert_eq!(
+        (difference.upstream, difference.linkbox),
+        (json!(900), json!(3600))
+    );
+    assert!(difference.doc);
 
     let lb_short = set(lb, "/expiresAt", Some(json!("2026-12-01T12:15:00.300Z")));
     let found = create.compare(&Side::json(200, &up), &Side::json(200, &lb_short));
