@@ -13,6 +13,8 @@
 //! - [`report`]: progress lines, the failure block, the summary, the drift report, JUnit and
 //!   JSON.
 //! - [`console`]: stderr notes (waits, warnings, errors) and colour.
+//! - [`shadow`]: shadow mode's comparison — the contract's differences between the upstream's
+//!   and linkbox's answers to one request, each naming its fact, and the ids the two minted.
 //!
 //! A case is a literal request and a literal expectation with its source: `[doc]` (the
 //! vendor's page says so), `[design]` (linkbox's own decision where the vendor is silent;
