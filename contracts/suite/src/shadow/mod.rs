@@ -791,10 +791,11 @@ fn date_lifetime(answer: &Answer<'_>, object: &Map<String, Value>) -> Option<tim
 
 /// `key` is not before `createdAt` (true when either is absent, null or unparsable).
 fn not_before_created(object: &Map<String, Value>, key: &str) -> bool {
-    match (instant(object, key), instant(object, "createdAt")) {
-        (Some(at), Some(created)) => at >= created,
-        _ => true,
-    }
+    // `key` first: it is mostly absent or null, and then `createdAt` need not be parsed.
+    let Some(at) = instant(object, key) else {
+        return true;
+    };
+    instant(object, "createdAt").is_none_or(|created| at >= created)
 }
 
 /// Whether the object's URL has its own id among its path segments; `None` when either is

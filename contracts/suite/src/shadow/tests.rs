@@ -1134,6 +1134,31 @@ fn every_route_resolves_to_its_template() {
 }
 
 #[test]
+fn the_routes_are_the_openapi_paths_of_both_apis() {
+    let document: Value =
+        serde_json::from_str(&linkbox_contracts::openapi::json()).expect("openapi");
+    let mut documented = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        if path.starts_with("/_sandbox") {
+            continue;
+        }
+        for method in ["get", "post", "put", "delete", "patch"] {
+            if item.get(method).is_some() {
+                documented.push(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+    }
+    documented.sort();
+    let mut ours: Vec<String> = [Api::M2m, Api::Leaf]
+        .into_iter()
+        .flat_map(routes::all)
+        .map(|(template, _)| template)
+        .collect();
+    ours.sort();
+    assert_eq!(ours, documented);
+}
+
+#[test]
 fn an_unknown_path_keeps_its_words_and_hides_its_ids() {
     assert_eq!(
         endpoint(Api::M2m, "GET", &format!("/partner/things/{UP_LINK}/more")),
