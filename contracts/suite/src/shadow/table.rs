@@ -285,7 +285,9 @@ pub(crate) fn fact(query: &Query<'_>) -> Option<&'static str> {
             .find_map(|text| by_text(table, text))
     };
     match (query.api, query.rule, query.pointer) {
-        (Api::M2m, Rule::Value, "/error/message" | "/error/code") => {
+        (Api::M2m, Rule::Value, pointer)
+            if pointer == "/error/code" || pointer.ends_with("/message") =>
+        {
             if let Some(fact) = texts(m2m_messages()) {
                 return Some(fact);
             }
