@@ -13,13 +13,13 @@
 //!
 //! [`pairs`] reads the ids two answers to the same request minted, so that later requests
 //! naming the upstream's ids can be rewritten to the shadow's.
-
+//!
 //! # What "same" means
 //! - Status first: when the statuses differ, that is the one difference of the exchange
 //!   (the bodies of a 201 and a 400 are not comparable).
 //! - Media type: `Content-Type` without its parameters, case-insensitive.
 //! - JSON bodies: the keys at every level, the JSON type of each value, then values by kind
-//!   ([`formats::Kind`]): ids and tokens by their documented pattern (`linkbox_contracts`'
+//!   (`formats::Kind`): ids and tokens by their documented pattern (`linkbox_contracts`'
 //!   `*_PATTERN`s, UUIDs, base64url, JWT), or where the contract has none by *shape* — same
 //!   length, and every character that is not a letter or digit at the same place;
 //!   timestamps parsed as RFC 3339 by `time`, with the same number of fraction digits and the
@@ -28,7 +28,8 @@
 //!   upstream id equals its shadow id, and a string embedding ids (a Leaf problem's `path`, a
 //!   `Location`) is compared with every known upstream id replaced, host-independent.
 //! - Relations, per side: `expiresAt - createdAt` equal on both sides within one second;
-//!   `openedAt`, `revokedAt`, `lastAccessedAt`, ... not before `createdAt`.
+//!   `openedAt`, `revokedAt`, `lastAccessedAt`, ... not before `createdAt`. A Leaf create
+//!   answer has no `createdAt`: its `Date` header stands in (within two seconds).
 //! - Lists: items paired by mapped id (items one side alone holds are ignored), pointed at as
 //!   `/data/items/*/...` (M2M) or `/*/...` (Leaf) so that one drift is one difference
 //!   whatever the item; echoed `page`/`limit` by equality; totals never by value, only each
@@ -37,7 +38,8 @@
 //!   only, malformed on one side only, or (`Allow`, and `Link` rels outside lists) different;
 //!   every other header is ignored.
 //!
-//! Each difference looks up its fact in [`table`]; the ids there are checked at compile time.
+//! One exchange reports a (rule, pointer) once. Each difference looks up its fact in
+//! `table`, whose ids are checked at compile time.
 
 mod formats;
 mod routes;
@@ -791,10 +793,11 @@ fn date_lifetime(answer: &Answer<'_>, object: &Map<String, Value>) -> Option<tim
 
 /// `key` is not before `createdAt` (true when either is absent, null or unparsable).
 fn not_before_created(object: &Map<String, Value>, key: &str) -> bool {
-    match (instant(object, key), instant(object, "createdAt")) {
-        (Some(at), Some(created)) => at >= created,
-        _ => true,
-    }
+    // `key` first: it is mostly absent or null, and then `createdAt` need not be parsed.
+    let Some(at) = instant(object, key) else {
+        return true;
+    };
+    instant(object, "createdAt").is_none_or(|created| at >= created)
 }
 
 /// Whether the object's URL has its own id among its path segments; `None` when either is

@@ -242,16 +242,13 @@ fn leaf_titles() -> &'static [(&'static str, &'static str)] {
     TITLES
 }
 
-/// Whether `text` is (or, for the prefixes of the table, opens with) a documented text.
+/// The fact of a documented text: the text itself, or failing that the first text of the
+/// table it opens with (messages that name the request's values, such as `Cannot GET /...`).
 fn by_text(table: &[(&'static str, &'static str)], text: &str) -> Option<&'static str> {
     table
         .iter()
-        .find(|(known, _)| text == *known || known.ends_with(' ') && text.starts_with(known))
-        .or_else(|| {
-            table
-                .iter()
-                .find(|(known, _)| !known.ends_with('.') && text.starts_with(known))
-        })
+        .find(|(known, _)| text == *known)
+        .or_else(|| table.iter().find(|(known, _)| text.starts_with(known)))
         .map(|(_, fact)| *fact)
 }
 
@@ -288,7 +285,9 @@ pub(crate) fn fact(query: &Query<'_>) -> Option<&'static str> {
             .find_map(|text| by_text(table, text))
     };
     match (query.api, query.rule, query.pointer) {
-        (Api::M2m, Rule::Value, "/error/message" | "/error/code") => {
+        (Api::M2m, Rule::Value, pointer)
+            if pointer == "/error/code" || pointer.ends_with("/message") =>
+        {
             if let Some(fact) = texts(m2m_messages()) {
                 return Some(fact);
             }
@@ -329,9 +328,9 @@ pub(crate) fn fact(query: &Query<'_>) -> Option<&'static str> {
         .map(|entry| entry.fact)
 }
 
-/// Whether `text` fits `pattern`: `*` alone matches everything; otherwise split at `/` (and,
-/// for endpoints, the method's space too), `*` matches one segment, a segment ending in `*`
-/// or starting with `*` matches by prefix or suffix, and `**` matches any number of segments.
+/// Whether `text` fits `pattern`: `*` alone matches everything; otherwise both are split at `/`
+/// (and, for endpoints, the method's space too), `*` matches one segment, `*At` any segment
+/// ending `At`, and `**` any number of segments.
 pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     if pattern == "*" {
         return true;
@@ -358,9 +357,6 @@ fn segment(want: &str, got: &str) -> bool {
     }
     if let Some(suffix) = want.strip_prefix('*') {
         return got.ends_with(suffix);
-    }
-    if let Some(prefix) = want.strip_suffix("**") {
-        return got.starts_with(prefix);
     }
     want == got
 }

@@ -711,6 +711,59 @@ fn a_missing_retry_after_is_a_header_difference() {
     none(&create_case().compare(&up, &Side::json(429, &error).header("retry-after", "3")));
 }
 
+#[test]
+fn a_regenerated_secret_and_a_fulfilled_data_request_compare_by_format() {
+    let regenerate = case(
+        Api::M2m,
+        "POST",
+        "/partner/webhooks/config/regenerate-secret",
+    );
+    let message = linkbox_contracts::m2m::messages::REGENERATED_SECRET;
+    let secret = |value: &str| json!({"webhookSecret": value, "message": message});
+    let up = Side::json(200, &secret("whsec_ABCDEFGHIJKLMNOPQRSTUVWX"));
+    none(&regenerate.compare(
+        &up,
+        &Side::json(200, &secret("whsec_0123456789abcdefghijklmn")),
+    ));
+    assert!(
+        regenerate.pairs(&up, &up.clone()).is_empty(),
+        "a secret is not an id to map"
+    );
+    let found = regenerate.compare(&up, &Side::json(200, &secret("whsec_short")));
+    one(
+        &found,
+        Rule::Format,
+        "/webhookSecret",
+        Some("M2M-SECRET-FORMAT"),
+    );
+
+    let path = "/partner/data-requests/dr_acme_0123456789ab";
+    let fulfil = Case {
+        request: Some(json!({"referenceId": "ref-42", "userData": {"idNumber": "X1"}})),
+        ..case(Api::M2m, "PUT", path)
+    };
+    let body = |request: &str, link: &str, text: &str| {
+        json!({"success": true, "data": {
+            "dataRequestId": request, "status": "fulfilled", "linkId": link,
+            "message": text, "fulfilledAt": "2026-12-01T12:20:00.000Z",
+        }})
+    };
+    let ok = linkbox_contracts::m2m::messages::DATA_REQUEST_FULFILLED_OK;
+    let up = Side::json(200, &body("dr_acme_0123456789ab", UP_LINK, ok));
+    let lb = Side::json(200, &body("dr_shadow7_aaaaaaaaaaaa", LB_LINK, ok));
+    none(&fulfil.compare(&up, &lb));
+    let found = fulfil.compare(
+        &up,
+        &Side::json(200, &body("dr_shadow7_aaaaaaaaaaaa", LB_LINK, "Merged")),
+    );
+    one(
+        &found,
+        Rule::Value,
+        "/data/message",
+        Some("M2M-DATA-REQUEST-FULFIL-MESSAGE"),
+    );
+}
+
 // ---------------------------------------------------------------- Leaf fixtures
 
 const UP_MAGIC: &str = "M2E5YjZjNzItMGUxZi00YzJhLTk3ZDMtNWY2YTdiOGM5ZDBl";
@@ -1131,6 +1184,31 @@ fn every_route_resolves_to_its_template() {
         ),
         "POST /services/widgets/api/magic-link/users/{leafUserId}/file-upload"
     );
+}
+
+#[test]
+fn the_routes_are_the_openapi_paths_of_both_apis() {
+    let document: Value =
+        serde_json::from_str(&linkbox_contracts::openapi::json()).expect("openapi");
+    let mut documented = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        if path.starts_with("/_sandbox") {
+            continue;
+        }
+        for method in ["get", "post", "put", "delete", "patch"] {
+            if item.get(method).is_some() {
+                documented.push(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+    }
+    documented.sort();
+    let mut ours: Vec<String> = [Api::M2m, Api::Leaf]
+        .into_iter()
+        .flat_map(routes::all)
+        .map(|(template, _)| template)
+        .collect();
+    ours.sort();
+    assert_eq!(ours, documented);
 }
 
 #[test]
