@@ -571,3 +571,27 @@ async fn the_vendor_delivers_webhooks_and_the_shadow_only_records_its_own() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(receiver.received().len(), 1, "one event, not two");
 }
+
+#[tokio::test]
+async fn a_changed_leaf_default_is_reported_under_value() {
+    // The vendor's default maxUsage becomes 5 instead of 3.
+    let differences = drift_through(
+        1612,
+        Arc::new(|method, path, status, mut body| {
+            // The detail (an object; the list's items are left alone).
+            if method == "GET" && path.starts_with(WIDGETS) && body.get("maxUsage").is_some() {
+                body["maxUsage"] = json!(5);
+            }
+            (status, body)
+        }),
+    )
+    .await;
+    only(
+        &differences,
+        "GET /services/widgets/api/magic-link/authentication/{magicLinkId}",
+        "value",
+        "/maxUsage",
+    );
+    assert_eq!(differences[0]["upstream"], 5);
+    assert_eq!(differences[0]["linkbox"], 3);
+}

@@ -18,7 +18,7 @@ pub(crate) enum Kind {
     Id(IdFormat),
     /// A generated timestamp: RFC 3339, fraction digits and zone form.
     Time,
-    /// A generated URL: parses, same scheme.
+    /// A generated URL: parses, same scheme (http and https alike).
     Url,
     /// An echoed string that embeds ids (a Leaf problem's `path`): equal once the upstream's
     /// ids are replaced by the shadow's.
@@ -213,10 +213,13 @@ pub(crate) fn same_time_form(upstream: &str, linkbox: &str) -> bool {
     }
 }
 
-/// Whether two generated URLs agree: both parse, with the same scheme.
+/// Whether two generated URLs agree: both parse, with the same scheme — where `http` and
+/// `https` count as one: the vendor serves its pages over https while a shadowing linkbox
+/// usually serves its own over http on loopback, which is no drift.
 pub(crate) fn same_url_form(upstream: &str, linkbox: &str) -> bool {
+    let web = |scheme: &str| matches!(scheme, "http" | "https");
     match (url::Url::parse(upstream), url::Url::parse(linkbox)) {
-        (Ok(up), Ok(lb)) => up.scheme() == lb.scheme(),
+        (Ok(up), Ok(lb)) => up.scheme() == lb.scheme() || web(up.scheme()) && web(lb.scheme()),
         (Err(_), Err(_)) => true,
         _ => false,
     }

@@ -23,7 +23,8 @@
 //!   `*_PATTERN`s, UUIDs, base64url, JWT), or where the contract has none by *shape* — same
 //!   length, and every character that is not a letter or digit at the same place;
 //!   timestamps parsed as RFC 3339 by `time`, with the same number of fraction digits and the
-//!   same zone form (`Z` is not `+00:00`); URLs parsed by `url`, with the same scheme and the
+//!   same zone form (`Z` is not `+00:00`); URLs parsed by `url`, with the same scheme (`http` and `https` alike: a shadowing
+//!   linkbox serves its pages over http) and the
 //!   object's own id in their path; everything else by equality, where a string that is an
 //!   upstream id equals its shadow id, and a string embedding ids (a Leaf problem's `path`, a
 //!   `Location`) is compared with every known upstream id replaced, host-independent.

@@ -493,6 +493,22 @@ fn a_url_of_another_scheme_or_without_its_own_id_is_a_format_difference() {
     );
     let found = create_case().compare(&Side::json(201, &up_created()), &Side::json(201, &lb));
     one(&found, Rule::Format, "/data/url", Some("M2M-FORMAT-URL"));
+
+    // The vendor's https page and a loopback linkbox's http one are the same form.
+    let up = up_created();
+    let mut lb = lb_created();
+    let swapped = |value: &Value, to: &str| {
+        let url = url::Url::parse(value.as_str().unwrap_or_default()).expect("a URL");
+        let rest = &url.as_str()[url.scheme().len()..];
+        json!(format!("{to}{rest}"))
+    };
+    let up = set(
+        up.clone(),
+        "/data/url",
+        Some(swapped(&up["data"]["url"], "https")),
+    );
+    lb["data"]["url"] = swapped(&lb["data"]["url"], "http");
+    none(&create_case().compare(&Side::json(201, &up), &Side::json(201, &lb)));
 }
 
 #[test]

@@ -484,7 +484,7 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, job: Job) {
         tracing::error!(%error, "the shadow's change is not durable yet");
     }
     let (response, local_body) = read_back(response).await;
-    let local_headers: Vec<(String, String)> = response
+    let mut local_headers: Vec<(String, String)> = response
         .headers()
         .iter()
         .map(|(name, value)| {
@@ -494,6 +494,14 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, job: Job) {
             )
         })
         .collect();
+    if !response.headers().contains_key(header::DATE) {
+        // What the connection would have added on the way out, read on the sandbox clock
+        // the answer's own times were computed on (a Leaf create dates its expiry by it).
+        local_headers.push((
+            header::DATE.as_str().to_owned(),
+            httpdate::fmt_http_date(std::time::SystemTime::from(app.clock.now())),
+        ));
+    }
     let local_body = local_body.unwrap_or_default();
     let request_json: Option<serde_json::Value> = serde_json::from_slice(&job.body).ok();
     let shadow_id = |id: &str| ids.shadow(id);
