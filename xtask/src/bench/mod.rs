@@ -522,7 +522,7 @@ fn realistic_links(addr: SocketAddr, keys: &[&'static str]) -> MakeRequest {
             addr,
             "/partner/links",
             &[("x-api-key", key)],
-            Some(realistic_body(n)),
+            Some(realistic_body(wrk::REALISTIC_BASE + n)),
         )
     })
 }
@@ -592,7 +592,7 @@ fn mixed(addr: SocketAddr, key: &'static str, link_id: &str) -> MakeRequest {
             addr,
             "/partner/links",
             &[("x-api-key", key)],
-            Some(realistic_body(n)),
+            Some(realistic_body(wrk::MIXED_BASE + n)),
         ),
     })
 }

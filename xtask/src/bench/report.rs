@@ -301,3 +301,38 @@ fn escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(per_second: f64) -> Sample {
+        Sample {
+            per_second,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            max_ms: 3.0,
+            requests: 100,
+            errors: 0,
+        }
+    }
+
+    #[test]
+    fn every_row_is_divided_by_the_bare_reference() {
+        let mut report = Report::new("wrk", Duration::from_millis(5), 1024);
+        report.add(REFERENCE, sample(50_000.0), None);
+        report.add("GET /_sandbox/health", sample(40_000.0), None);
+        report.add(
+            "POST /partner/links",
+            sample(20_000.0),
+            Some("GET /_sandbox/health"),
+        );
+        let json: Value = serde_json::from_str(&report.json().expect("json")).expect("parse");
+        let rows = json["scenarios"].as_array().expect("rows");
+        assert_eq!(rows[0]["versusBare"], 1.0);
+        assert_eq!(rows[1]["versusBare"], 0.8);
+        assert_eq!(rows[2]["versusBare"], 0.4);
+        assert_eq!(rows[2]["ratio"], 0.5);
+        assert!(report.table().contains("load generator: wrk"));
+    }
+}

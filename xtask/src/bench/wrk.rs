@@ -178,20 +178,26 @@ fn lua_string(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// Lua: each thread numbers its requests apart from the others' (`setup` hands out ids),
-/// and `pick(n)` chooses one of `keys` in turn.
-fn prelude(keys: &[&str]) -> String {
+/// Lua: each thread numbers its requests from `base`, apart from the others' (`setup` hands
+/// out ids), and `pick(n)` chooses one of `keys` in turn. Scenarios on one server take
+/// distinct bases so that their reference ids never collide.
+fn prelude(base: u64, keys: &[&str]) -> String {
     let keys: Vec<String> = keys.iter().map(|key| lua_string(key)).collect();
     format!(
         "local threads = 0\n\
          function setup(thread) thread:set(\"tid\", threads); threads = threads + 1 end\n\
          local n = 0\n\
          local keys = {{{}}}\n\
-         function next_n() n = n + 1; return tid * 100000000 + n end\n\
+         function next_n() n = n + 1; return {base} + tid * 100000000 + n end\n\
          function pick(i) return keys[(i % #keys) + 1] end\n",
         keys.join(", ")
     )
 }
+
+/// Where the realistic creates number their requests from.
+pub const REALISTIC_BASE: u64 = 10_000_000_000;
+/// Where the mixed workload numbers its requests from.
+pub const MIXED_BASE: u64 = 20_000_000_000;
 
 /// Lua building the seeder's kind of create-link body for request `i`: a CURP-shaped
 /// `idNumber`, a name of four parts, a payment method, `metadata` with an order id and a
@@ -226,7 +232,7 @@ pub fn realistic_creates(keys: &[&str]) -> Script {
            return wrk.format(\"POST\", \"/partner/links\", {{[\"Content-Type\"] = \"application/json\", \
            [\"x-api-key\"] = pick(i)}}, realistic(i))\n\
          end\n",
-        prelude(keys)
+        prelude(REALISTIC_BASE, keys)
     ))
 }
 
@@ -240,7 +246,7 @@ pub fn small_creates(keys: &[&str]) -> Script {
            return wrk.format(\"POST\", \"/partner/links\", {{[\"Content-Type\"] = \"application/json\", \
            [\"x-api-key\"] = pick(i)}}, body)\n\
          end\n",
-        prelude(keys)
+        prelude(0, keys)
     ))
 }
 
@@ -260,7 +266,7 @@ pub fn mixed(key: &str, link_id: &str) -> Script {
            return wrk.format(\"POST\", \"/partner/links\", {{[\"Content-Type\"] = \"application/json\", \
            [\"x-api-key\"] = pick(i)}}, realistic(i))\n\
          end\n",
-        prelude(&[key]),
+        prelude(MIXED_BASE, &[key]),
         lua_string(&format!("/partner/links/{link_id}")),
     ))
 }
