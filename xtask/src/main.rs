@@ -4,8 +4,9 @@
 //!   then every test of the workspace, which includes the codegen check and one full run of
 //!   the contract suite against an in-process linkbox (`tests/tests/api/contract.rs`); `ci`
 //!   does not run the suite a second time; then the generated clients.
-//! - `bench [--quick] [--baseline NAME=BINARY]... [--binary PATH]`: throughput, latency,
-//!   memory and start-up, measured, or compared with other builds ([`bench`]).
+//! - `bench [--quick] [--million] [--baseline NAME=BINARY]... [--binary PATH]`: throughput,
+//!   latency, memory and start-up, measured beside a bare reference, or compared with other
+//!   builds ([`bench`]).
 //! - `clients`: TypeScript and Python clients generated from `/openapi.json`, run against
 //!   linkbox ([`clients`]).
 //! - `codegen [--check]`: the generated OpenAPI document and JSON Schemas ([`codegen`]).
@@ -59,20 +60,23 @@ tasks:
   ci                 fmt check, clippy, codegen check, tests, contract suite, clients
   clients            generated TypeScript and Python clients against linkbox
   codegen [--check]  write (or check) openapi/ and schemas/
-  bench [--quick] [--baseline NAME=BINARY]... [--binary PATH]
-                     measure a release build (or PATH) on loopback (target/bench/), or
-                     compare it round by round with other linkbox binaries
+  bench [--quick] [--million] [--baseline NAME=BINARY]... [--binary PATH]
+                     measure a release build (or PATH) on loopback beside a bare warp
+                     reference, with wrk when it is on PATH (target/bench/), or compare it
+                     round by round with other linkbox binaries
   contract [...]     the contract suite (`cargo xtask contract --help`)
   package [--profile release|dev]
                      the Python wheel (target/wheels/) and npm tarballs (target/npm/)";
 
-/// `bench`'s flags: `--quick`, any number of `--baseline NAME=BINARY`, `--binary PATH`.
+/// `bench`'s flags: `--quick`, `--million`, any number of `--baseline NAME=BINARY`,
+/// `--binary PATH`.
 fn bench_args(args: &[String]) -> anyhow::Result<bench::Options> {
     let mut options = bench::Options::default();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => options.quick = true,
+            "--million" => options.million = true,
             "--baseline" => {
                 let value = args.next().context("--baseline takes NAME=BINARY")?;
                 options.baselines.push(bench::Build::parse(value)?);

@@ -23,7 +23,7 @@ const MAX_AGE_SECS: u32 = 600;
 
 /// The `Access-Control-Allow-Origin` value for a request from `headers`, when CORS is on
 /// and its `Origin` is allowed.
-fn allowed_origin(settings: &Settings, headers: &HeaderMap) -> Option<HeaderValue> {
+pub(super) fn allowed_origin(settings: &Settings, headers: &HeaderMap) -> Option<HeaderValue> {
     if settings.cors.is_empty() {
         return None;
     }
@@ -71,13 +71,10 @@ pub(super) fn preflight(
     Some(response)
 }
 
-/// Adds `Access-Control-Allow-Origin` to any answer for an allowed origin.
-pub(super) fn decorate(
-    settings: &Settings,
-    headers: &HeaderMap,
-    mut response: Response,
-) -> Response {
-    let Some(origin) = allowed_origin(settings, headers) else {
+/// Adds `Access-Control-Allow-Origin` to any answer for an allowed origin (`origin`, as
+/// [`allowed_origin`] found it before the request moved on to its handler).
+pub(super) fn decorate(origin: Option<HeaderValue>, mut response: Response) -> Response {
+    let Some(origin) = origin else {
         return response;
     };
     let out = response.headers_mut();

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use http::{HeaderValue, Method, header};
 use hyper::body::Body as _;
 use warp::reply::Response;
@@ -60,6 +60,11 @@ pub(super) async fn drain(
         }
         true
     };
+    // Most requests have nothing left (or no body at all): no timer for them.
+    let mut discard = std::pin::pin!(discard);
+    if let Some(drained) = discard.as_mut().now_or_never() {
+        return if drained { response } else { close(response) };
+    }
     match tokio::time::timeout(DRAIN_TIMEOUT, discard).await {
         Ok(true) => response,
         _ => {

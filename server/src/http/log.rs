@@ -14,6 +14,11 @@ use warp::reply::Response;
 /// The tracing target of request lines.
 pub const TARGET: &str = "linkbox::request";
 
+/// Whether request lines are written at all: when not, the pipeline keeps nothing for them.
+pub fn enabled() -> bool {
+    tracing::enabled!(target: TARGET, tracing::Level::INFO)
+}
+
 /// Logs one request.
 pub fn request(
     method: &Method,

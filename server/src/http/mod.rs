@@ -166,26 +166,35 @@ async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
     let app = request.app.clone();
     let control = is_control(&request.path);
     let started = Instant::now();
-    let time = app.clock.now();
-    let (method, path, query) = (
-        request.method.clone(),
-        request.path.clone(),
-        request.query.clone(),
-    );
-    let tenant = request.caller.tenant().cloned();
     let body = request.body_slot();
     let declared = request
         .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-    let head = method.clone();
-    let cors_headers = request.headers.clone();
-    let logged = (method.clone(), path.clone(), tenant.clone());
+    let head = request.method.clone();
+    // Read off the request before it moves on, and only what the steps after the handler
+    // use: the allowed origin (nothing while CORS is off) and, while the request log is on,
+    // its fields.
+    let origin = cors::allowed_origin(&app.settings, &request.headers);
+    let logged = log::enabled().then(|| {
+        (
+            request.method.clone(),
+            request.path.clone(),
+            request.caller.tenant().cloned(),
+        )
+    });
     let (response, wrote) = crate::persist::tracking(async {
         if control {
             dispatch(surfaces, request).await
         } else {
+            let time = app.clock.now();
             let mut request = request;
+            let (method, path, query) = (
+                request.method.clone(),
+                request.path.clone(),
+                request.query.clone(),
+            );
+            let tenant = request.caller.tenant().cloned();
             let request_headers = request.headers.clone();
             let tap = request.tap_body();
             let response = gate(&app, request, |request| dispatch(surfaces, request)).await;
@@ -215,17 +224,18 @@ async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
         let _ = app.sink.settled().await;
         response
     };
-    let response = cors::decorate(&app.settings, &cors_headers, response);
+    let response = cors::decorate(origin, response);
     let response = leftover::drain(&body, declared, response).await;
     let response = leftover::head(&head, response);
-    let (method, path, tenant) = logged;
-    log::request(
-        &method,
-        &path,
-        &response,
-        started.elapsed(),
-        tenant.as_deref(),
-    );
+    if let Some((method, path, tenant)) = logged {
+        log::request(
+            &method,
+            &path,
+            &response,
+            started.elapsed(),
+            tenant.as_deref(),
+        );
+    }
     response
 }
 

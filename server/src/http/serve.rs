@@ -154,28 +154,52 @@ struct Dropped;
 
 /// A connection that fails with `TimedOut` once it has been silent too long: `first_byte`
 /// before anything arrives, then `idle` without a byte either way.
+///
+/// A byte moved only notes the time (`due`); the timer itself is moved forward when it
+/// fires early, so a busy connection costs one timer reset per `idle` period instead of
+/// one per read and write.
 struct Watched<T> {
     inner: T,
     deadline: Pin<Box<Sleep>>,
+    /// When the connection is silent too long, as of the last byte moved.
+    due: Instant,
     idle: Duration,
 }
 
 impl<T> Watched<T> {
     fn new(inner: T, first_byte: Duration, idle: Duration) -> Watched<T> {
+        let due = Instant::now() + first_byte;
         Watched {
             inner,
-            deadline: Box::pin(tokio::time::sleep(first_byte)),
+            deadline: Box::pin(tokio::time::sleep_until(due)),
+            due,
             idle,
         }
     }
 
     fn touch(&mut self) {
-        self.deadline.as_mut().reset(Instant::now() + self.idle);
+        self.due = Instant::now() + self.idle;
+        // Only a deadline brought forward (an `idle` shorter than what is left of
+        // `first_byte`) needs the timer now.
+        if self.due < self.deadline.deadline() {
+            let due = self.due;
+            self.deadline.as_mut().reset(due);
+        }
     }
 
     /// On a pending read or write: an error once the deadline has passed.
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.deadline.as_mut().poll(cx).is_ready()
+        loop {
+            if self.deadline.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            if self.deadline.deadline() >= self.due {
+                return true;
+            }
+            // Bytes moved since the timer was set: it fired early; set it to `due`.
+            let due = self.due;
+            self.deadline.as_mut().reset(due);
+        }
     }
 }
 

@@ -25,7 +25,9 @@ use super::index::ShardedMap;
 use crate::config::{PartnerConfig, Settings};
 use crate::persist::Sink;
 use crate::ratelimit::{Limit, Window};
+use compact::Compact;
 
+mod compact;
 mod operations;
 pub mod persisted;
 mod snapshot;
@@ -357,7 +359,7 @@ struct Link {
     theme: Option<Box<str>>,
     language: Option<Language>,
     callback_url: Option<Box<str>>,
-    metadata: Option<Box<Value>>,
+    metadata: Option<Compact>,
     created_at: OffsetDateTime,
     expires_at: OffsetDateTime,
     opened_at: Option<OffsetDateTime>,
@@ -393,7 +395,7 @@ impl Link {
 struct User {
     suffix: [u8; 6],
     reference_id: Box<str>,
-    data: Option<Value>,
+    data: Option<Compact>,
     /// This user's links, oldest first. Only the last can be active: a new link is refused
     /// while another is.
     links: Vec<u32>,
@@ -584,7 +586,7 @@ impl Partner {
             theme: new.theme.map(Into::into),
             language: new.language,
             callback_url: new.callback_url.map(Into::into),
-            metadata: new.metadata.map(Box::new),
+            metadata: new.metadata.as_ref().map(Compact::new),
             created_at: now,
             expires_at: now + expires_in,
             opened_at: None,
@@ -716,7 +718,11 @@ impl Partner {
         let first_open = link.opened_at.is_none();
         let mut data_request = None;
         if first_open {
-            let missing = missing_cip_fields(state.users[link.user as usize].data.as_ref());
+            let data = state.users[link.user as usize]
+                .data
+                .as_ref()
+                .map(Compact::value);
+            let missing = missing_cip_fields(data.as_ref());
             let expires_at = link.expires_at;
             let link_ref = &mut state.links[index];
             link_ref.status = LinkStatus::Opened;
@@ -891,7 +897,7 @@ impl Partner {
             opened_at: link.opened_at.map(timefmt::millis),
             user_id: format!("user_{}_{}", self.slug, ids::fmt_alnum6(&user.suffix)),
             operation_id: link.operation_id.as_deref().map(str::to_owned),
-            user_data: user.data.clone(),
+            user_data: user.data.as_ref().map(Compact::value),
         }
     }
 
@@ -899,7 +905,7 @@ impl Partner {
         wire::LinkDetail {
             item: self.item(state, link),
             token: link.token.to_string(),
-            metadata: link.metadata.as_deref().cloned(),
+            metadata: link.metadata.as_ref().map(Compact::value),
             flow: link.flow.to_string(),
             theme: link.theme.as_deref().map(str::to_owned),
             language: link.language,
@@ -964,11 +970,15 @@ fn leaf_paths(value: &Value, prefix: &str, out: &mut Vec<String>) {
     }
 }
 
-fn merge_into(target: &mut Option<Value>, patch: Value) {
-    match target {
-        Some(existing) => merge_value(existing, patch),
-        None => *target = Some(patch),
-    }
+fn merge_into(target: &mut Option<Compact>, patch: Value) {
+    let merged = match target.as_ref().map(Compact::value) {
+        Some(mut existing) => {
+            merge_value(&mut existing, patch);
+            existing
+        }
+        None => patch,
+    };
+    *target = Some(Compact::new(&merged));
 }
 
 fn merge_value(target: &mut Value, patch: Value) {

@@ -1,12 +1,18 @@
-//! `cargo xtask bench`: starts a release build of linkbox (the `profiling` profile: release
-//! with line tables, for perf) on loopback and measures it with
-//! the in-tree load generator ([`load`]), side by side in one run: the health endpoint (the
-//! ceiling of this process on this machine), create/get/list links, the store growing past a
-//! million links, memory per link, idle memory and start-up time; create-link again with
-//! `--state` (a fresh SQLite file), as a ratio of the in-memory rate — and the same
-//! create-link request against WireMock and Prism ([`peers`]); and a soak ([`soak`]): normal
-//! traffic's p99 alone, then while fresh keys flood in and slow clients hold connections
-//! open. Prints a table and writes `target/bench/bench.json` and `target/bench/bench.svg`.
+//! `cargo xtask bench`: starts a release build of linkbox on loopback beside a bare warp
+//! server (`xtask/bare`, the reference: the most this stack answers on this machine) and
+//! measures both in one run with `wrk` when it is on `PATH` ([`wrk`]), or else with the
+//! in-tree load generator ([`load`]), which also drives the soak and the count-limited
+//! phases. The bare reference and the health endpoint are measured side by side, alternated
+//! three times (medians kept); then create-link (small and the seeder's bodies),
+//! create-link again with `--state` (a fresh SQLite file) as a ratio of the in-memory rate,
+//! get and list, a mixed read/write workload, the Leaf routes, and every row also as a ratio
+//! to the bare reference. Memory per link is measured in fresh processes for bare links and
+//! for the seeder's kind (metadata and userData) at 100k links (1M too with `--million`);
+//! outside `--quick`, the store grows past a million links in one partner, and the same
+//! create-link request runs against WireMock and Prism ([`peers`]); and a soak ([`soak`]):
+//! normal traffic's p99 alone, then while fresh keys flood in and slow clients hold
+//! connections open. Prints a table and writes `target/bench/bench.json` and
+//! `target/bench/bench.svg`.
 //!
 //! With `--baseline NAME=BINARY` (repeatable) it measures instead this build beside the
 //! named builds, round after round, and prints their ratios ([`compare`]); the table is also
@@ -17,6 +23,7 @@ mod load;
 mod peers;
 mod report;
 mod soak;
+mod wrk;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -30,6 +37,7 @@ use http::Method;
 
 use load::{MakeRequest, request};
 pub use report::Report;
+use report::{REFERENCE, Sample};
 
 /// Connections the load generator keeps open, as in the issue's wrk runs.
 const CONNECTIONS: usize = 64;
@@ -56,6 +64,8 @@ pub struct Options {
     pub baselines: Vec<Build>,
     /// A linkbox binary to measure instead of building one (`--binary PATH`).
     pub binary: Option<std::path::PathBuf>,
+    /// Memory per link at 1M links as well as at 100k (`--million`).
+    pub million: bool,
 }
 
 pub fn run(root: &Path, options: Options) -> anyhow::Result<()> {
@@ -63,6 +73,7 @@ pub fn run(root: &Path, options: Options) -> anyhow::Result<()> {
         quick,
         baselines,
         binary,
+        million,
     } = options;
     let binary = match binary {
         Some(binary) => binary,
@@ -85,7 +96,9 @@ pub fn run(root: &Path, options: Options) -> anyhow::Result<()> {
         println!("written: target/bench/compare.txt");
         return Ok(());
     }
-    let mut report = runtime.block_on(measure(&binary, quick, &out.join("state.db")))?;
+    let bare = build_bare(root)?;
+    let mut report =
+        runtime.block_on(measure(&binary, &bare, &Measure { quick, million }, &out))?;
     if quick {
         report.skip_peers("--quick");
     } else {
@@ -99,26 +112,31 @@ pub fn run(root: &Path, options: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds linkbox with the `profiling` profile and returns the binary's path.
+/// Builds linkbox in release and returns the binary's path.
 fn build(root: &Path) -> anyhow::Result<std::path::PathBuf> {
+    release_binary(root, "linkbox", "linkbox")
+}
+
+/// Builds the bare reference (`xtask/bare`, package `bench-bare`) in release: a crate of its
+/// own, so that it links warp and tokio and nothing of linkbox's, and its build does not
+/// depend on the server's.
+fn build_bare(root: &Path) -> anyhow::Result<std::path::PathBuf> {
+    release_binary(root, "bench-bare", "bench-bare")
+}
+
+/// `cargo build --release -p package`, and the path of its binary `name`.
+fn release_binary(root: &Path, package: &str, name: &str) -> anyhow::Result<std::path::PathBuf> {
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--profile",
-            "profiling",
-            "--quiet",
-            "-p",
-            "linkbox",
-        ])
+        .args(["build", "--release", "--quiet", "-p", package])
         .current_dir(root)
         .status()?;
     if !status.success() {
-        bail!("profiling build failed");
+        bail!("release build of {package} failed");
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    Ok(target.join("profiling/linkbox"))
+    Ok(target.join("release").join(name))
 }
 
 /// A linkbox process on a free loopback port, killed on drop.
@@ -136,11 +154,25 @@ impl Drop for Server {
 
 impl Server {
     fn start(binary: &Path, extra: &[&std::ffi::OsStr]) -> anyhow::Result<(Server, Instant)> {
+        let mut args: Vec<&std::ffi::OsStr> =
+            ["serve", "--addr", "127.0.0.1:0", "--rate-limits", "off"]
+                .into_iter()
+                .map(std::ffi::OsStr::new)
+                .collect();
+        args.extend_from_slice(extra);
+        Server::spawn(binary, &args, &[("LINKBOX_LOG", "warn")])
+    }
+
+    /// Starts `binary args...`, which prints `listening on http://ADDR` first.
+    fn spawn(
+        binary: &Path,
+        args: &[&std::ffi::OsStr],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<(Server, Instant)> {
         let started = Instant::now();
         let mut child = Command::new(binary)
-            .args(["serve", "--addr", "127.0.0.1:0", "--rate-limits", "off"])
-            .args(extra)
-            .env("LINKBOX_LOG", "warn")
+            .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -168,67 +200,177 @@ impl Server {
     }
 }
 
-async fn measure(binary: &Path, quick: bool, state: &Path) -> anyhow::Result<Report> {
+/// The load generator of the throughput rows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Generator {
+    /// `wrk`, when it is on `PATH`.
+    Wrk,
+    /// The in-tree generator ([`load`]).
+    InTree,
+}
+
+impl Generator {
+    fn pick() -> Generator {
+        if wrk::available() {
+            Generator::Wrk
+        } else {
+            Generator::InTree
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Generator::Wrk => format!("wrk -t2 -c{CONNECTIONS} --latency"),
+            Generator::InTree => {
+                format!("the in-tree generator ({CONNECTIONS} connections; wrk is not on PATH)")
+            }
+        }
+    }
+}
+
+/// One scenario, as the in-tree generator and as wrk send it.
+struct Scenario {
+    make: MakeRequest,
+    script: wrk::Script,
+}
+
+/// Runs `scenario` against `addr` with `generator`.
+async fn drive(
+    generator: Generator,
+    addr: SocketAddr,
+    duration: Duration,
+    scenario: Scenario,
+    scratch: &Path,
+) -> anyhow::Result<Sample> {
+    match generator {
+        Generator::Wrk => wrk::run(addr, CONNECTIONS, duration, &scenario.script, scratch),
+        Generator::InTree => Ok(Sample::from(
+            &load::run(addr, CONNECTIONS, duration, None, scenario.make).await?,
+        )),
+    }
+}
+
+/// A `GET path` with these headers, every time.
+fn fixed_get(addr: SocketAddr, path: &str, headers: &[(&'static str, String)]) -> Scenario {
+    let owned: Vec<(String, String)> = headers
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), value.clone()))
+        .collect();
+    let (path_for_make, headers_for_make) = (path.to_owned(), headers.to_vec());
+    Scenario {
+        make: Arc::new(move |_| {
+            let headers: Vec<(&str, &str)> = headers_for_make
+                .iter()
+                .map(|(name, value)| (*name, value.as_str()))
+                .collect();
+            request(Method::GET, addr, &path_for_make, &headers, None)
+        }),
+        script: wrk::Script::Fixed {
+            method: "GET",
+            path: path.to_owned(),
+            headers: owned,
+            body: None,
+        },
+    }
+}
+
+/// The sample with the median rate of `samples` (the lower middle one of an even count).
+fn median(mut samples: Vec<Sample>) -> anyhow::Result<Sample> {
+    samples.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
+    let middle = samples.len().saturating_sub(1) / 2;
+    samples
+        .into_iter()
+        .nth(middle)
+        .context("no sample to take the median of")
+}
+
+/// Rounds of the bare reference and linkbox's health endpoint, alternated.
+const SIDE_BY_SIDE_ROUNDS: usize = 3;
+/// Links stored for the memory-per-link rows (1M with `--million`).
+const MEMORY_LINKS: u64 = 100_000;
+const MEMORY_LINKS_QUICK: u64 = 20_000;
+
+async fn measure(
+    binary: &Path,
+    bare: &Path,
+    options: &Measure,
+    out: &Path,
+) -> anyhow::Result<Report> {
+    let Measure { quick, million } = *options;
+    let scratch = out.join("wrk");
+    let generator = Generator::pick();
     let (server, started) = Server::start(binary, &[])?;
     let addr = server.addr;
     let startup = first_answer(addr, started).await?;
     let idle_rss_kib = server.rss_kib()?;
+    let (reference, _) = Server::spawn(bare, &["127.0.0.1:0".as_ref()], &[])?;
     let duration = if quick {
         Duration::from_secs(1)
     } else {
         SCENARIO
     };
-    let mut report = Report::new(startup, idle_rss_kib);
+    let mut report = Report::new(&generator.describe(), startup, idle_rss_kib);
 
-    let health: MakeRequest =
-        Arc::new(move |_| request(Method::GET, addr, "/_sandbox/health", &[], None));
-    let outcome = load::run(addr, CONNECTIONS, duration, None, health).await?;
-    report.add("GET /_sandbox/health", &outcome, None);
+    // The reference and the health endpoint side by side: alternated, medians kept.
+    let rounds = if quick { 1 } else { SIDE_BY_SIDE_ROUNDS };
+    let (mut bare_runs, mut health_runs) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let scenario = fixed_get(reference.addr, "/", &[]);
+        bare_runs.push(drive(generator, reference.addr, duration, scenario, &scratch).await?);
+        let scenario = fixed_get(addr, "/_sandbox/health", &[]);
+        health_runs.push(drive(generator, addr, duration, scenario, &scratch).await?);
+    }
+    drop(reference);
+    report.add(REFERENCE, median(bare_runs)?, None);
+    report.add(HEALTH, median(health_runs)?, None);
 
-    let before = server.rss_kib()?;
-    let outcome = load::run(addr, CONNECTIONS, duration, None, create_links(addr)).await?;
+    let small = Scenario {
+        make: create_links(addr),
+        script: wrk::small_creates(&KEYS),
+    };
+    let outcome = drive(generator, addr, duration, small, &scratch).await?;
+    report.add(CREATE, &outcome, Some(HEALTH));
+    let realistic = Scenario {
+        make: realistic_links(addr, &KEYS),
+        script: wrk::realistic_creates(&KEYS),
+    };
+    let outcome = drive(generator, addr, duration, realistic, &scratch).await?;
     report.add(
-        "POST /partner/links",
+        "POST /partner/links, seeder's bodies",
         &outcome,
-        Some("GET /_sandbox/health"),
+        Some(HEALTH),
     );
-    let created = outcome.requests;
     report.add_compared(
         STATE_ROW,
-        &with_state_file(binary, state, duration).await?,
-        "POST /partner/links",
+        &with_state_file(binary, state_path(out), duration, generator, &scratch).await?,
+        CREATE,
         "in memory",
     );
 
     let link_id = create_one(addr).await?;
     let path = format!("/partner/links/{link_id}");
-    let get: MakeRequest =
-        Arc::new(move |_| request(Method::GET, addr, &path, &[("x-api-key", KEYS[0])], None));
-    let outcome = load::run(addr, CONNECTIONS, duration, None, get).await?;
-    report.add(
-        "GET /partner/links/{id}",
-        &outcome,
-        Some("GET /_sandbox/health"),
-    );
+    let scenario = fixed_get(addr, &path, &[("x-api-key", KEYS[0].to_owned())]);
+    let outcome = drive(generator, addr, duration, scenario, &scratch).await?;
+    report.add("GET /partner/links/{id}", &outcome, Some(HEALTH));
 
-    let list: MakeRequest = Arc::new(move |_| {
-        request(
-            Method::GET,
-            addr,
-            "/partner/links?limit=20",
-            &[("x-api-key", KEYS[1])],
-            None,
-        )
-    });
-    let outcome = load::run(addr, CONNECTIONS, duration, None, list).await?;
-    report.add(
-        "GET /partner/links?limit=20",
-        &outcome,
-        Some("GET /_sandbox/health"),
+    let scenario = fixed_get(
+        addr,
+        "/partner/links?limit=20",
+        &[("x-api-key", KEYS[1].to_owned())],
     );
+    let outcome = drive(generator, addr, duration, scenario, &scratch).await?;
+    report.add("GET /partner/links?limit=20", &outcome, Some(HEALTH));
 
-    let after = server.rss_kib()?;
-    report.note_memory(created, before, after);
+    let mixed = Scenario {
+        make: mixed(addr, KEYS[0], &link_id),
+        script: wrk::mixed(KEYS[0], &link_id),
+    };
+    let outcome = drive(generator, addr, duration, mixed, &scratch).await?;
+    report.add(
+        "mixed: 7 get, 1 list, 2 realistic creates",
+        &outcome,
+        Some(HEALTH),
+    );
 
     let leaf = LeafFixture::create(addr).await?;
     let authorization = format!("Bearer {}", leaf.token);
@@ -236,44 +378,58 @@ async fn measure(binary: &Path, quick: bool, state: &Path) -> anyhow::Result<Rep
         "/services/widgets/api/magic-link/users/{}/provider",
         leaf.user_id
     );
-    let leaf_create: MakeRequest = {
-        let authorization = authorization.clone();
-        Arc::new(move |_| {
-            request(
-                Method::POST,
-                addr,
-                &create_path,
-                &[("authorization", &authorization)],
-                Some("{\"expiresIn\":3600,\"allowedProviders\":[\"JohnDeere\"]}".into()),
-            )
-        })
+    let leaf_body = "{\"expiresIn\":3600,\"allowedProviders\":[\"JohnDeere\"]}";
+    let leaf_create = Scenario {
+        make: {
+            let (authorization, create_path) = (authorization.clone(), create_path.clone());
+            Arc::new(move |_| {
+                request(
+                    Method::POST,
+                    addr,
+                    &create_path,
+                    &[("authorization", &authorization)],
+                    Some(leaf_body.into()),
+                )
+            })
+        },
+        script: wrk::Script::Fixed {
+            method: "POST",
+            path: create_path,
+            headers: vec![("Authorization".into(), authorization.clone())],
+            body: Some(leaf_body.into()),
+        },
     };
-    let outcome = load::run(addr, CONNECTIONS, duration, None, leaf_create).await?;
-    report.add(
-        "POST Leaf magic-link (provider)",
-        &outcome,
-        Some("GET /_sandbox/health"),
-    );
+    let outcome = drive(generator, addr, duration, leaf_create, &scratch).await?;
+    report.add("POST Leaf magic-link (provider)", &outcome, Some(HEALTH));
     let get_path = format!("/services/widgets/api/magic-link/provider/{}", leaf.link_id);
-    let leaf_get: MakeRequest = Arc::new(move |_| {
-        request(
-            Method::GET,
-            addr,
-            &get_path,
-            &[("authorization", &authorization)],
-            None,
-        )
-    });
-    let outcome = load::run(addr, CONNECTIONS, duration, None, leaf_get).await?;
-    report.add(
-        "GET Leaf magic-link",
-        &outcome,
-        Some("GET /_sandbox/health"),
-    );
+    let scenario = fixed_get(addr, &get_path, &[("authorization", authorization)]);
+    let outcome = drive(generator, addr, duration, scenario, &scratch).await?;
+    report.add("GET Leaf magic-link", &outcome, Some(HEALTH));
 
     soak::run(addr, duration, &mut report).await?;
+    drop(server);
+
+    // Memory per link, each kind in a fresh process: bare links, then the seeder's.
+    let links = if quick {
+        MEMORY_LINKS_QUICK
+    } else {
+        MEMORY_LINKS
+    };
+    let mut counts = vec![links];
+    if million {
+        counts.push(GROWTH_LINKS);
+    }
+    for count in counts {
+        let (links, before, after) = fill(binary, count, bare_links).await?;
+        report.note_memory(&format!("bare links, {count}"), links, before, after);
+        let (links, before, after) =
+            fill(binary, count, |addr| realistic_links(addr, &KEYS[..1])).await?;
+        report.note_memory(&format!("seeder's links, {count}"), links, before, after);
+    }
 
     if !quick {
+        let (server, _) = Server::start(binary, &[])?;
+        let addr = server.addr;
         let growth_key = "m2m_test_growth00000000000000000000000000";
         let grow: MakeRequest = Arc::new(move |n| {
             request(
@@ -295,9 +451,150 @@ async fn measure(binary: &Path, quick: bool, state: &Path) -> anyhow::Result<Rep
         .await?;
         let after = server.rss_kib()?;
         report.add("POST /partner/links to 1M in one partner", &outcome, None);
-        report.note_growth(outcome.requests, before, after);
+        report.note_memory(
+            "growth to 1M links in one partner",
+            outcome.requests,
+            before,
+            after,
+        );
     }
     Ok(report)
+}
+
+/// What `measure` is asked for.
+#[derive(Debug, Clone, Copy)]
+struct Measure {
+    quick: bool,
+    /// Memory per link at 1M links too.
+    million: bool,
+}
+
+const HEALTH: &str = "GET /_sandbox/health";
+const CREATE: &str = "POST /partner/links";
+
+fn state_path(out: &Path) -> std::path::PathBuf {
+    out.join("state.db")
+}
+
+/// A fresh linkbox given `count` links by one partner (the in-tree generator: it stops at a
+/// count), and its resident memory before and after: (links stored, KiB, KiB).
+async fn fill(
+    binary: &Path,
+    count: u64,
+    make: impl Fn(SocketAddr) -> MakeRequest,
+) -> anyhow::Result<(u64, u64, u64)> {
+    let (server, _) = Server::start(binary, &[])?;
+    create_one(server.addr).await?;
+    let before = server.rss_kib()?;
+    let outcome = load::run(
+        server.addr,
+        CONNECTIONS,
+        Duration::from_secs(1200),
+        Some(count),
+        make(server.addr),
+    )
+    .await?;
+    let after = server.rss_kib()?;
+    Ok((outcome.requests, before, after))
+}
+
+/// Create-link with nothing but a reference id, one partner.
+fn bare_links(addr: SocketAddr) -> MakeRequest {
+    Arc::new(move |n| {
+        request(
+            Method::POST,
+            addr,
+            "/partner/links",
+            &[("x-api-key", KEYS[0])],
+            Some(format!("{{\"referenceId\":\"m-{n}\"}}")),
+        )
+    })
+}
+
+/// Create-link with the seeder's kind of body (the same as [`wrk::realistic_creates`]'s),
+/// `keys` in turn.
+fn realistic_links(addr: SocketAddr, keys: &[&'static str]) -> MakeRequest {
+    let keys = keys.to_vec();
+    Arc::new(move |n| {
+        let key = keys[(n % keys.len() as u64) as usize];
+        request(
+            Method::POST,
+            addr,
+            "/partner/links",
+            &[("x-api-key", key)],
+            Some(realistic_body(wrk::REALISTIC_BASE + n)),
+        )
+    })
+}
+
+/// The `n`-th body of the seeder's kind: a four-part name, a CURP-shaped id, a payment
+/// method, and `metadata` with an order id and a campaign.
+fn realistic_body(n: u64) -> String {
+    const FIRSTS: [&str; 8] = [
+        "María", "José", "Juan", "Ana", "Luis", "Sofía", "Carlos", "Elena",
+    ];
+    const LASTS: [&str; 8] = [
+        "García",
+        "Hernández",
+        "López",
+        "Martínez",
+        "González",
+        "Pérez",
+        "Sánchez",
+        "Ramírez",
+    ];
+    const CAMPAIGNS: [&str; 3] = ["spring-promo", "referral", "organic"];
+    let pick = |list: &[&'static str], i: u64| list[(i % list.len() as u64) as usize];
+    let payment = if n % 5 == 0 {
+        format!(
+            "{{\"type\":\"cash\",\"cash\":{{\"provider\":\"OXXO\",\"reference\":\"{:010}\"}}}}",
+            n % 10_000_000_000
+        )
+    } else {
+        format!(
+            "{{\"type\":\"bank_account\",\"bankAccount\":{{\"country\":\"MX\",\
+             \"accountNumber\":\"{n:018}\"}}}}"
+        )
+    };
+    let (yy, mm, dd) = (n % 50 + 50, n % 12 + 1, n % 28 + 1);
+    format!(
+        "{{\"referenceId\":\"cust-{n}\",\"language\":\"{}\",\"metadata\":{{\"orderId\":\
+         \"ORD-{:06}\",\"campaign\":\"{}\"}},\"userData\":{{\"name\":{{\"firstName\":\"{}\",\
+         \"secondName\":\"{}\",\"lastName\":\"{}\",\"secondLastName\":\"{}\"}},\"idNumber\":\
+         \"GAXL{yy:02}{mm:02}{dd:02}HDFRRR{:02}\",\"idType\":\"CURP\",\"dob\":\
+         \"19{yy:02}-{mm:02}-{dd:02}\",\"paymentMethod\":{payment}}}}}",
+        if n % 5 < 3 { "es" } else { "en" },
+        n % 1_000_000,
+        pick(&CAMPAIGNS, n),
+        pick(&FIRSTS, n),
+        pick(&FIRSTS, n / 8),
+        pick(&LASTS, n / 3),
+        pick(&LASTS, n / 5),
+        n % 100,
+    )
+}
+
+/// Of every ten requests, seven read `link_id`, one lists the first page and two create a
+/// link with the seeder's kind of body — as [`wrk::mixed`].
+fn mixed(addr: SocketAddr, key: &'static str, link_id: &str) -> MakeRequest {
+    let path = format!("/partner/links/{link_id}");
+    Arc::new(move |n| match n % 10 {
+        0..=6 => request(Method::GET, addr, &path, &[("x-api-key", key)], None),
+        7 => request(
+            Method::GET,
+            addr,
+            "/partner/links?limit=20",
+            &[("x-api-key", key)],
+            None,
+        ),
+        _ => request(
+            Method::POST,
+            addr,
+            "/partner/links",
+            &[("x-api-key", key)],
+            Some(realistic_body(wrk::MIXED_BASE + n)),
+        ),
+    })
 }
 
 /// The row of create-link with `--state`.
@@ -324,9 +621,11 @@ fn create_links(addr: SocketAddr) -> MakeRequest {
 /// same connections for the same time as the in-memory run.
 async fn with_state_file(
     binary: &Path,
-    state: &Path,
+    state: std::path::PathBuf,
     duration: Duration,
-) -> anyhow::Result<load::Outcome> {
+    generator: Generator,
+    scratch: &Path,
+) -> anyhow::Result<Sample> {
     for suffix in ["", "-wal", "-shm"] {
         let mut path = state.as_os_str().to_owned();
         path.push(suffix);
@@ -336,20 +635,19 @@ async fn with_state_file(
         }
     }
     let (server, _) = Server::start(binary, &["--state".as_ref(), state.as_os_str()])?;
-    let outcome = load::run(
-        server.addr,
-        CONNECTIONS,
-        duration,
-        None,
-        create_links(server.addr),
-    )
-    .await?;
+    let scenario = Scenario {
+        make: create_links(server.addr),
+        script: wrk::small_creates(&KEYS),
+    };
+    let outcome = drive(generator, server.addr, duration, scenario, scratch).await?;
     drop(server);
     Ok(outcome)
 }
 
 /// The create-link request against each peer, as far as each can be installed and started.
 async fn measure_peers(root: &Path, dir: &Path, report: &mut Report) {
+    let generator = Generator::pick();
+    let scratch = dir.join("wrk");
     if let Err(error) = peers::install(dir) {
         report.skip_peers(&format!("{error:#}"));
         return;
@@ -386,8 +684,12 @@ async fn measure_peers(root: &Path, dir: &Path, report: &mut Report) {
             create.clone(),
         )
         .await;
-        match load::run(addr, CONNECTIONS, SCENARIO, None, create).await {
-            Ok(outcome) => report.add_peer(peer.name, &outcome),
+        let scenario = Scenario {
+            make: create,
+            script: wrk::small_creates(&KEYS[..1]),
+        };
+        match drive(generator, addr, SCENARIO, scenario, &scratch).await {
+            Ok(sample) => report.add_peer(peer.name, sample),
             Err(error) => report.skip_peers(&format!("{}: {error:#}", peer.name)),
         }
     }

@@ -7,6 +7,39 @@ use serde_json::{Value, json};
 
 use super::load::Outcome;
 
+/// The name of the bare reference row, the divisor of every row's `× bare` ratio.
+pub const REFERENCE: &str = "bare warp: GET / (reference)";
+
+/// What one run of a load generator measured, whichever generator it was.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub requests: u64,
+    pub errors: u64,
+}
+
+impl From<&Outcome> for Sample {
+    fn from(outcome: &Outcome) -> Sample {
+        Sample {
+            per_second: outcome.per_second(),
+            p50_ms: outcome.quantile_ms(0.5),
+            p99_ms: outcome.quantile_ms(0.99),
+            max_ms: outcome.max_ms(),
+            requests: outcome.requests,
+            errors: outcome.errors,
+        }
+    }
+}
+
+impl From<&Sample> for Sample {
+    fn from(sample: &Sample) -> Sample {
+        sample.clone()
+    }
+}
+
 /// One measured scenario.
 #[derive(Debug, Clone)]
 struct Row {
@@ -26,6 +59,8 @@ struct Row {
 /// Everything one `cargo xtask bench` run measured.
 #[derive(Debug, Clone)]
 pub struct Report {
+    /// Which load generator measured the throughput rows.
+    generator: String,
     startup: Duration,
     idle_rss_kib: u64,
     rows: Vec<Row>,
@@ -35,8 +70,9 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(startup: Duration, idle_rss_kib: u64) -> Report {
+    pub fn new(generator: &str, startup: Duration, idle_rss_kib: u64) -> Report {
         Report {
+            generator: generator.to_owned(),
             startup,
             idle_rss_kib,
             rows: Vec::new(),
@@ -45,43 +81,43 @@ impl Report {
         }
     }
 
-    pub fn add(&mut self, name: &str, outcome: &Outcome, versus: Option<&str>) {
-        self.push(name, outcome, versus, "health");
+    pub fn add(&mut self, name: &str, outcome: impl Into<Sample>, versus: Option<&str>) {
+        self.push(name, outcome.into(), versus, "health");
     }
 
     /// A row whose ratio is its rate over the `versus` row's, labelled `label`.
     pub fn add_compared(
         &mut self,
         name: &str,
-        outcome: &Outcome,
+        outcome: impl Into<Sample>,
         versus: &str,
         label: &'static str,
     ) {
-        self.push(name, outcome, Some(versus), label);
+        self.push(name, outcome.into(), Some(versus), label);
     }
 
     fn push(
         &mut self,
         name: &str,
-        outcome: &Outcome,
+        sample: Sample,
         versus: Option<&str>,
         versus_label: &'static str,
     ) {
         self.rows.push(Row {
             name: name.to_owned(),
-            per_second: outcome.per_second(),
-            p50_ms: outcome.quantile_ms(0.5),
-            p99_ms: outcome.quantile_ms(0.99),
-            max_ms: outcome.max_ms(),
-            requests: outcome.requests,
-            errors: outcome.errors,
+            per_second: sample.per_second,
+            p50_ms: sample.p50_ms,
+            p99_ms: sample.p99_ms,
+            max_ms: sample.max_ms,
+            requests: sample.requests,
+            errors: sample.errors,
             versus: versus.map(str::to_owned),
             versus_label,
         });
     }
 
     /// A peer's create-link run; its ratio is linkbox's create over the peer's.
-    pub fn add_peer(&mut self, name: &str, outcome: &Outcome) {
+    pub fn add_peer(&mut self, name: &str, outcome: impl Into<Sample>) {
         self.add(&format!("{name}: POST /partner/links"), outcome, None);
     }
 
@@ -89,19 +125,16 @@ impl Report {
         self.skipped.push(why.to_owned());
     }
 
-    /// Resident memory added by `links` stored links.
-    pub fn note_memory(&mut self, links: u64, before_kib: u64, after_kib: u64) {
-        self.memory.push((
-            "mixed scenarios".into(),
-            per_link(links, before_kib, after_kib),
-        ));
+    /// Resident memory added by `links` stored links, under `name`.
+    pub fn note_memory(&mut self, name: &str, links: u64, before_kib: u64, after_kib: u64) {
+        self.memory
+            .push((name.to_owned(), per_link(links, before_kib, after_kib)));
     }
 
-    pub fn note_growth(&mut self, links: u64, before_kib: u64, after_kib: u64) {
-        self.memory.push((
-            "growth to 1M links".into(),
-            per_link(links, before_kib, after_kib),
-        ));
+    /// Each row's rate over the bare reference's, measured in this run.
+    fn versus_bare(&self, row: &Row) -> Option<f64> {
+        let bare = self.rows.iter().find(|other| other.name == REFERENCE)?;
+        Some(row.per_second / bare.per_second)
     }
 
     fn ratio(&self, row: &Row) -> Option<f64> {
@@ -137,18 +170,30 @@ impl Report {
     }
 
     pub fn table(&self) -> String {
-        let mut out = format!(
-            "{:<42} {:>10} {:>8} {:>8} {:>9} {:>7} {:>16}\n",
-            "scenario", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "ratio"
-        );
+        let mut out = format!("load generator: {}\n", self.generator);
+        out.push_str(&format!(
+            "{:<44} {:>10} {:>8} {:>8} {:>9} {:>7} {:>7} {:>16}\n",
+            "scenario", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "x bare", "ratio"
+        ));
         for row in &self.rows {
             let ratio = self
                 .ratio(row)
                 .map(|ratio| format!("{ratio:.2}x {}", row.versus_label))
                 .unwrap_or_default();
+            let bare = self
+                .versus_bare(row)
+                .map(|ratio| format!("{ratio:.2}"))
+                .unwrap_or_default();
             out.push_str(&format!(
-                "{:<42} {:>10.0} {:>8.2} {:>8.2} {:>9.2} {:>7} {:>16}\n",
-                row.name, row.per_second, row.p50_ms, row.p99_ms, row.max_ms, row.errors, ratio
+                "{:<44} {:>10.0} {:>8.2} {:>8.2} {:>9.2} {:>7} {:>7} {:>16}\n",
+                row.name,
+                row.per_second,
+                row.p50_ms,
+                row.p99_ms,
+                row.max_ms,
+                row.errors,
+                bare,
+                ratio
             ));
         }
         out.push_str(&format!(
@@ -191,11 +236,13 @@ impl Report {
                     "errors": row.errors,
                     "ratio": self.ratio(row),
                     "versus": row.versus,
+                    "versusBare": self.versus_bare(row),
                 })
             })
             .collect();
         let memory: serde_json::Map<String, Value> = self.memory.iter().cloned().collect();
         Ok(serde_json::to_string_pretty(&json!({
+            "generator": self.generator,
             "startupMs": self.startup.as_secs_f64() * 1000.0,
             "idleRssKib": self.idle_rss_kib,
             "scenarios": rows,
@@ -253,4 +300,39 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(per_second: f64) -> Sample {
+        Sample {
+            per_second,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            max_ms: 3.0,
+            requests: 100,
+            errors: 0,
+        }
+    }
+
+    #[test]
+    fn every_row_is_divided_by_the_bare_reference() {
+        let mut report = Report::new("wrk", Duration::from_millis(5), 1024);
+        report.add(REFERENCE, sample(50_000.0), None);
+        report.add("GET /_sandbox/health", sample(40_000.0), None);
+        report.add(
+            "POST /partner/links",
+            sample(20_000.0),
+            Some("GET /_sandbox/health"),
+        );
+        let json: Value = serde_json::from_str(&report.json().expect("json")).expect("parse");
+        let rows = json["scenarios"].as_array().expect("rows");
+        assert_eq!(rows[0]["versusBare"], 1.0);
+        assert_eq!(rows[1]["versusBare"], 0.8);
+        assert_eq!(rows[2]["versusBare"], 0.4);
+        assert_eq!(rows[2]["ratio"], 0.5);
+        assert!(report.table().contains("load generator: wrk"));
+    }
 }

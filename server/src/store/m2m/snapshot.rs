@@ -15,6 +15,7 @@ use linkbox_contracts::{m2m as wire, timefmt};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::compact::Compact;
 use super::operations::Operation;
 use super::{DataRequest, Link, Partner, PartnerState, Partners, User, ids};
 
@@ -132,7 +133,7 @@ impl Partner {
             state.users.push(User {
                 suffix,
                 reference_id: user.reference_id.into(),
-                data: user.user_data,
+                data: user.user_data.as_ref().map(Compact::new),
                 links: Vec::new(),
             });
         }
@@ -161,7 +162,7 @@ impl Partner {
                 theme: link.theme.map(Into::into),
                 language: link.language,
                 callback_url: link.callback_url.map(Into::into),
-                metadata: link.metadata.map(Box::new),
+                metadata: link.metadata.as_ref().map(Compact::new),
                 created_at: time_of(&link.created_at)?,
                 expires_at: time_of(&link.expires_at)?,
                 opened_at: link.opened_at.as_deref().map(time_of).transpose()?,
@@ -250,7 +251,7 @@ impl Partner {
         SnapshotUser {
             user_id: self.user_id(user),
             reference_id: user.reference_id.to_string(),
-            user_data: user.data.clone(),
+            user_data: user.data.as_ref().map(Compact::value),
         }
     }
 
@@ -264,7 +265,7 @@ impl Partner {
             theme: link.theme.as_deref().map(str::to_owned),
             language: link.language,
             callback_url: link.callback_url.as_deref().map(str::to_owned),
-            metadata: link.metadata.as_deref().cloned(),
+            metadata: link.metadata.as_ref().map(Compact::value),
             created_at: timefmt::millis(link.created_at),
             expires_at: timefmt::millis(link.expires_at),
             opened_at: link.opened_at.map(timefmt::millis),

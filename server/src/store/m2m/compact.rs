@@ -1,0 +1,43 @@
+//! JSON kept as its compact text: a link's `metadata` and a user's `userData` are stored as
+//! the few hundred bytes of their serialization instead of a `serde_json::Value` tree, whose
+//! every object is a B-tree node of about 600 bytes however few keys it holds — most of
+//! a realistic link's memory. They are parsed back when a response or a check needs them.
+
+use serde_json::Value;
+
+/// A JSON value as compact text.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Compact(Box<str>);
+
+impl Compact {
+    /// `value` as compact text.
+    pub(super) fn new(value: &Value) -> Compact {
+        // Serializing a `Value` into a `String` cannot fail: its keys are strings and
+        // its numbers finite.
+        Compact(
+            serde_json::to_string(value)
+                .unwrap_or_default()
+                .into_boxed_str(),
+        )
+    }
+
+    /// The value back. Text written by [`Compact::new`] always parses; `null` otherwise.
+    pub(super) fn value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_value_comes_back_as_it_went_in() {
+        let value = json!({"name": {"firstName": "María", "lastName": "a \"quoted\" one"},
+                           "n": 12.5, "big": u64::MAX, "list": [1, null, true]});
+        let compact = Compact::new(&value);
+        assert_eq!(compact.value(), value);
+        assert!(compact.0.len() < 120, "{}", compact.0);
+    }
+}
