@@ -11,7 +11,8 @@
 //! outside `--quick`, the store grows past a million links in one partner, and the same
 //! create-link request runs against WireMock and Prism ([`peers`]); and a soak ([`soak`]):
 //! normal traffic's p99 alone, then while fresh keys flood in and slow clients hold
-//! connections open. Prints a table and writes `target/bench/bench.json` and
+//! connections open; and what shadow mode adds to a request over calling its upstream
+//! directly ([`shadow`]). Prints a table and writes `target/bench/bench.json` and
 //! `target/bench/bench.svg`.
 //!
 //! With `--baseline NAME=BINARY` (repeatable) it measures instead this build beside the
@@ -22,6 +23,7 @@ mod compare;
 mod load;
 mod peers;
 mod report;
+mod shadow;
 mod soak;
 mod wrk;
 
@@ -408,6 +410,21 @@ async fn measure(
 
     soak::run(addr, duration, &mut report).await?;
     drop(server);
+
+    let figures = shadow::measure(binary, duration).await?;
+    report.add(shadow::DIRECT, &figures.direct, None);
+    report.add_compared(
+        shadow::SHADOWED,
+        &figures.shadowed,
+        shadow::DIRECT,
+        "direct",
+    );
+    println!(
+        "shadow mode adds {:.3} ms at p50 ({:.3} ms direct, {:.3} ms through --shadow-m2m; one connection)",
+        figures.added_p50_ms(),
+        figures.direct.quantile_ms(0.5),
+        figures.shadowed.quantile_ms(0.5),
+    );
 
     // Memory per link, each kind in a fresh process: bare links, then the seeder's.
     let links = if quick {
