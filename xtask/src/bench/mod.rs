@@ -562,7 +562,7 @@ fn realistic_body(n: u64) -> String {
     ];
     const CAMPAIGNS: [&str; 3] = ["spring-promo", "referral", "organic"];
     let pick = |list: &[&'static str], i: u64| list[(i % list.len() as u64) as usize];
-    let payment = if n % 5 == 0 {
+    let payment = if n.is_multiple_of(5) {
         format!(
             "{{\"type\":\"cash\",\"cash\":{{\"provider\":\"OXXO\",\"reference\":\"{:010}\"}}}}",
             n % 10_000_000_000
