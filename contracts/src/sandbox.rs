@@ -311,8 +311,10 @@ pub struct DriftDifference {
     /// Where: a JSON pointer into the body, `header:<name>`, or empty for the status.
     pub pointer: String,
     /// What the upstream answered there, in the first example (`null` when absent).
+    #[schema(value_type = crate::openapi::DriftValue)]
     pub upstream: serde_json::Value,
     /// What linkbox answered there, in the first example.
+    #[schema(value_type = crate::openapi::DriftValue)]
     pub linkbox: serde_json::Value,
     /// The last example, when it was seen more than once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -335,7 +337,9 @@ pub struct DriftDifference {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DriftExample {
+    #[schema(value_type = crate::openapi::DriftValue)]
     pub upstream: serde_json::Value,
+    #[schema(value_type = crate::openapi::DriftValue)]
     pub linkbox: serde_json::Value,
 }
 

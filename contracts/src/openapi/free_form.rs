@@ -75,4 +75,22 @@ free_form! {
             "Any JSON value but null: a string is answered as text/plain, anything else as JSON.",
         ))
         .into();
+    /// What one side of a shadow-mode comparison answered at a difference's place.
+    DriftValue => OneOfBuilder::new()
+        .item(any_members("A JSON object."))
+        .item(
+            ArrayBuilder::new()
+                .items(ObjectBuilder::new().schema_type(SchemaType::AnyValue))
+                .description(Some("A JSON array.")),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::String))
+        .item(ObjectBuilder::new().schema_type(Type::Number))
+        .item(ObjectBuilder::new().schema_type(Type::Boolean))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some(
+            "The value one side answered at the difference's place, as JSON: null where that \
+             side had nothing there (a missing field), the status code for a status \
+             difference, a header's text for a header difference.",
+        ))
+        .into();
 }

@@ -23,7 +23,7 @@ mod webhooks;
 #[cfg(test)]
 mod generator_checks;
 
-pub use free_form::{FaultBody, Metadata, StoredUserData, WebhookBody};
+pub use free_form::{DriftValue, FaultBody, Metadata, StoredUserData, WebhookBody};
 use webhooks::Webhooks;
 
 /// The whole document.
