@@ -333,6 +333,64 @@ impl TestApp {
             .await
     }
 
+    /// `GET /_sandbox/webhooks` for `key`'s partner; asserts the 200.
+    pub async fn deliveries(&self, key: &str) -> Vec<Value> {
+        let reply = self
+            .control(Method::GET, "/webhooks", Some(key), None)
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        reply.json["deliveries"]
+            .as_array()
+            .expect("deliveries")
+            .clone()
+    }
+
+    /// Polls the delivery list until `check` holds for the first delivery of `event` (at
+    /// most 10 s; the engine runs beside the test).
+    pub async fn wait_for_delivery(
+        &self,
+        key: &str,
+        event: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let found = self
+                .deliveries(key)
+                .await
+                .into_iter()
+                .find(|delivery| delivery["event"] == event);
+            if let Some(delivery) = found.filter(|delivery| check(delivery)) {
+                return delivery;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "delivery of {event} never got there"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Polls the delivery list until it is not empty and none is pending; returns it.
+    pub async fn settled_deliveries(&self, key: &str) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let deliveries = self.deliveries(key).await;
+            if !deliveries.is_empty()
+                && deliveries
+                    .iter()
+                    .all(|delivery| delivery["status"] != "pending")
+            {
+                return deliveries;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "deliveries still pending: {deliveries:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// `POST /_sandbox/clock {"advanceSeconds": seconds}`; asserts the 200.
     pub async fn move_clock(&self, key: &str, seconds: i64) {
         let reply = self

@@ -151,16 +151,9 @@ async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
         && let Some((api, base)) = shadow.covers(&request.path)
     {
         let started = Instant::now();
-        let (method, path) = (request.method.clone(), request.path.clone());
-        let tenant = request.caller.tenant().cloned();
+        let logged = log_fields(&request);
         let response = shadow::forward(surfaces, shadow, api, base, request).await;
-        log::request(
-            &method,
-            &path,
-            &response,
-            started.elapsed(),
-            tenant.as_deref(),
-        );
+        log_line(logged, &response, started);
         return response;
     }
     let app = request.app.clone();
@@ -176,13 +169,7 @@ async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
     // use: the allowed origin (nothing while CORS is off) and, while the request log is on,
     // its fields.
     let origin = cors::allowed_origin(&app.settings, &request.headers);
-    let logged = log::enabled().then(|| {
-        (
-            request.method.clone(),
-            request.path.clone(),
-            request.caller.tenant().cloned(),
-        )
-    });
+    let logged = log_fields(&request);
     let (response, wrote) = crate::persist::tracking(async {
         if control {
             dispatch(surfaces, request).await
@@ -227,16 +214,35 @@ async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
     let response = cors::decorate(origin, response);
     let response = leftover::drain(&body, declared, response).await;
     let response = leftover::head(&head, response);
-    if let Some((method, path, tenant)) = logged {
+    log_line(logged, &response, started);
+    response
+}
+
+/// What the request log reads off a request before it moves on: nothing while the log is
+/// off.
+type LogFields = Option<(Method, String, Option<Arc<str>>)>;
+
+fn log_fields(request: &Request) -> LogFields {
+    log::enabled().then(|| {
+        (
+            request.method.clone(),
+            request.path.clone(),
+            request.caller.tenant().cloned(),
+        )
+    })
+}
+
+/// The request's log line, when the log is on.
+fn log_line(fields: LogFields, response: &Response, started: Instant) {
+    if let Some((method, path, tenant)) = fields {
         log::request(
             &method,
             &path,
-            &response,
+            response,
             started.elapsed(),
             tenant.as_deref(),
         );
     }
-    response
 }
 
 /// Bodies the journal reads back from a response: anything larger passes unread.

@@ -555,18 +555,14 @@ async fn the_vendor_delivers_webhooks_and_the_shadow_only_records_its_own() {
     let arrived = receiver.wait_for_event("link.created").await;
     assert_eq!(arrived.json["data"]["referenceId"], "hooked");
     // The shadow's own delivery is recorded, failed at once, and never sent.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let error = loop {
-        let list = shadow
-            .control(Method::GET, "/webhooks", Some(&key), None)
-            .await;
-        let attempt = &list.json["deliveries"][0]["attempts"][0];
-        if let Some(error) = attempt["error"].as_str() {
-            break error.to_owned();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{list:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let delivery = shadow
+        .wait_for_delivery(&key, "link.created", |delivery| {
+            delivery["attempts"][0]["error"].is_string()
+        })
+        .await;
+    let error = delivery["attempts"][0]["error"]
+        .as_str()
+        .unwrap_or_default();
     assert!(error.contains("shadow mode"), "{error}");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(receiver.received().len(), 1, "one event, not two");

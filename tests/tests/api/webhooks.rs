@@ -25,41 +25,8 @@ async fn create_with_callback(app: &TestApp, key: &str, receiver: &Receiver, bod
     reply.json["data"].clone()
 }
 
-async fn deliveries(app: &TestApp, key: &str) -> Vec<Value> {
-    let reply = app.control(Method::GET, "/webhooks", Some(key), None).await;
-    assert_eq!(reply.status, 200, "{reply:?}");
-    reply.json["deliveries"]
-        .as_array()
-        .expect("deliveries")
-        .clone()
-}
-
 fn attempts(delivery: &Value) -> usize {
     delivery["attempts"].as_array().map_or(0, Vec::len)
-}
-
-/// Polls the delivery list until `check` holds for the first delivery of `event`.
-async fn wait_for_delivery(
-    app: &TestApp,
-    key: &str,
-    event: &str,
-    check: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let found = deliveries(app, key)
-            .await
-            .into_iter()
-            .find(|delivery| delivery["event"] == event);
-        if let Some(delivery) = found.filter(|delivery| check(delivery)) {
-            return delivery;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "delivery of {event} never got there"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]
@@ -100,8 +67,9 @@ async fn link_created_arrives_signed_with_the_documented_headers_and_payload() {
             "metadata": {"orderId": "A1"}
         })
     );
-    let delivered =
-        wait_for_delivery(&app, &key, "link.created", |d| d["status"] == "delivered").await;
+    let delivered = app
+        .wait_for_delivery(&key, "link.created", |d| d["status"] == "delivered")
+        .await;
     assert_eq!(delivered["attempts"][0]["statusCode"], 200);
     assert_eq!(delivered["url"], receiver.url);
 }
@@ -218,7 +186,9 @@ async fn a_failed_delivery_is_retried_when_the_clock_moves_a_minute_and_not_befo
     let key = test_key(4);
     create_with_callback(&app, &key, &receiver, json!({"referenceId": "u4"})).await;
     receiver.wait_for(1).await;
-    let pending = wait_for_delivery(&app, &key, "link.created", |d| attempts(d) == 1).await;
+    let pending = app
+        .wait_for_delivery(&key, "link.created", |d| attempts(d) == 1)
+        .await;
     assert_eq!(pending["status"], "pending");
     assert_eq!(pending["attempts"][0]["statusCode"], 500);
     assert!(pending["nextAttemptAt"].is_string());
@@ -241,8 +211,9 @@ async fn a_failed_delivery_is_retried_when_the_clock_moves_a_minute_and_not_befo
         received[0].body, received[1].body,
         "a retry resends the same body"
     );
-    let delivered =
-        wait_for_delivery(&app, &key, "link.created", |d| d["status"] == "delivered").await;
+    let delivered = app
+        .wait_for_delivery(&key, "link.created", |d| d["status"] == "delivered")
+        .await;
     assert_eq!(attempts(&delivered), 2);
     assert_eq!(delivered["nextAttemptAt"], Value::Null);
 }
@@ -268,7 +239,9 @@ async fn a_receiver_that_never_answers_neither_slows_the_api_nor_loses_the_deliv
         "took {:?}",
         started.elapsed()
     );
-    let timed_out = wait_for_delivery(&app, &key, "link.created", |d| attempts(d) > 0).await;
+    let timed_out = app
+        .wait_for_delivery(&key, "link.created", |d| attempts(d) > 0)
+        .await;
     assert_eq!(timed_out["status"], "pending");
     let error = timed_out["attempts"][0]["error"]
         .as_str()
@@ -283,8 +256,9 @@ async fn a_replayed_delivery_is_sent_again() {
     let receiver = Receiver::start().await;
     let key = test_key(6);
     create_with_callback(&app, &key, &receiver, json!({"referenceId": "u6"})).await;
-    let delivered =
-        wait_for_delivery(&app, &key, "link.created", |d| d["status"] == "delivered").await;
+    let delivered = app
+        .wait_for_delivery(&key, "link.created", |d| d["status"] == "delivered")
+        .await;
     let id = delivered["id"].as_str().expect("id");
     let replay = app
         .control(
@@ -335,7 +309,9 @@ async fn without_a_url_the_delivery_fails_at_once_and_a_replay_reaches_the_porta
     let receiver = Receiver::start().await;
     let key = test_key(8);
     app.create_link_for(&key, "u8").await;
-    let failed = wait_for_delivery(&app, &key, "link.created", |d| attempts(d) > 0).await;
+    let failed = app
+        .wait_for_delivery(&key, "link.created", |d| attempts(d) > 0)
+        .await;
     let error = failed["attempts"][0]["error"].as_str().expect("error");
     assert!(error.contains("no webhook URL"), "{error}");
     assert_eq!(failed["status"], "failed");
@@ -381,7 +357,9 @@ async fn a_webhook_for_another_machine_is_not_sent_unless_external_webhooks_are_
         &json!({"referenceId": "u9", "callbackUrl": "https://api.example.com/callbacks/m2m"}),
     )
     .await;
-    let delivery = wait_for_delivery(&app, &key, "link.created", |d| attempts(d) > 0).await;
+    let delivery = app
+        .wait_for_delivery(&key, "link.created", |d| attempts(d) > 0)
+        .await;
     let error = delivery["attempts"][0]["error"]
         .as_str()
         .unwrap_or_default();
