@@ -7,7 +7,9 @@
 //! `Allow`), or that no surface has it (404), each in the envelope of the API whose paths
 //! it is under; outside `/_sandbox` it is recorded in the journal; and with a state file,
 //! its response waits until everything it changed is durable; and one line goes to the
-//! request log (`log`).
+//! request log (`log`). A request to an API shadowed with `--shadow-m2m`/`--shadow-leaf`
+//! skips faults, routes, journal read-back and CORS: the vendor answers it ([`shadow`]);
+//! its unread body is drained and its line logged all the same.
 
 mod cors;
 mod faulted;
@@ -147,17 +149,6 @@ where
 }
 
 async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
-    if let Some(shadow) = &surfaces.shadow
-        && let Some((api, base)) = shadow.covers(&request.path)
-    {
-        let started = Instant::now();
-        let logged = log_fields(&request);
-        let response = shadow::forward(surfaces, shadow, api, base, request).await;
-        log_line(logged, &response, started);
-        return response;
-    }
-    let app = request.app.clone();
-    let control = is_control(&request.path);
     let started = Instant::now();
     let body = request.body_slot();
     let declared = request
@@ -166,10 +157,29 @@ async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
     let head = request.method.clone();
     // Read off the request before it moves on, and only what the steps after the handler
-    // use: the allowed origin (nothing while CORS is off) and, while the request log is on,
-    // its fields.
-    let origin = cors::allowed_origin(&app.settings, &request.headers);
+    // use: while the request log is on, its fields.
     let logged = log_fields(&request);
+    let shadowed = surfaces
+        .shadow
+        .as_ref()
+        .and_then(|shadow| Some((shadow, shadow.covers(&request.path)?)));
+    let response = match shadowed {
+        // The vendor's answer, untouched: no faults, journal read-back or CORS of linkbox's.
+        Some((shadow, (api, base))) => shadow::forward(surfaces, shadow, api, base, request).await,
+        None => answer(surfaces, request, started).await,
+    };
+    let response = leftover::drain(&body, declared, response).await;
+    let response = leftover::head(&head, response);
+    log_line(logged, &response, started);
+    response
+}
+
+/// linkbox's own answer: faults, the route, the journal, the durability wait and CORS.
+async fn answer(surfaces: &Surfaces, request: Request, started: Instant) -> Response {
+    let app = request.app.clone();
+    let control = is_control(&request.path);
+    // The allowed origin (nothing while CORS is off), read before the request moves on.
+    let origin = cors::allowed_origin(&app.settings, &request.headers);
     let (response, wrote) = crate::persist::tracking(async {
         if control {
             dispatch(surfaces, request).await
@@ -211,11 +221,7 @@ async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
         let _ = app.sink.settled().await;
         response
     };
-    let response = cors::decorate(origin, response);
-    let response = leftover::drain(&body, declared, response).await;
-    let response = leftover::head(&head, response);
-    log_line(logged, &response, started);
-    response
+    cors::decorate(origin, response)
 }
 
 /// What the request log reads off a request before it moves on: nothing while the log is

@@ -591,3 +591,35 @@ async fn a_changed_leaf_default_is_reported_under_value() {
     assert_eq!(differences[0]["upstream"], 5);
     assert_eq!(differences[0]["linkbox"], 3);
 }
+
+#[tokio::test]
+async fn a_body_over_the_vendors_limit_is_refused_in_the_apis_shape_and_not_forwarded() {
+    let vendor = spawn_app().await;
+    let shadow = shadowing(&vendor.base).await;
+    let key = test_key(1613);
+    let big = vec![b' '; linkbox_contracts::m2m::MAX_BODY_BYTES + 1];
+    let reply = shadow
+        .send(
+            Method::POST,
+            "/partner/links",
+            &[
+                ("x-api-key", key.as_str()),
+                ("content-type", "application/json"),
+            ],
+            Some(big),
+        )
+        .await;
+    linkbox_tests::assert_m2m_error(
+        &reply,
+        413,
+        "INVALID_REQUEST",
+        linkbox_contracts::m2m::messages::BODY_TOO_LARGE,
+    );
+    let journal = vendor.control(Method::GET, "/requests", None, None).await;
+    assert_eq!(journal.json["requests"], json!([]), "nothing forwarded");
+    // The connection is still good for the next request.
+    let created = shadow
+        .create_link(&key, &json!({"referenceId": "after-big"}))
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+}
