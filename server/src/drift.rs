@@ -5,9 +5,12 @@
 //! and the last example and when each was seen (wall clock: drift is about real traffic,
 //! not the sandbox clock). A tenant sees and clears only its own entries; the admin sees
 //! every tenant's, merged by endpoint, rule and pointer. Bounds: at most
-//! [`MAX_DIFFERENCES`] kinds of difference and [`MAX_ERRORS`] recent errors per tenant (a
-//! new kind past the bound is counted in `errors`, not kept), and example values longer than
-//! [`MAX_VALUE_BYTES`] when serialised are cut to a string.
+//! [`MAX_DIFFERENCES`] kinds of difference and [`MAX_ERRORS`] recent errors per tenant, and
+//! [`MAX_TOTAL_DIFFERENCES`] kinds across all tenants (a new kind past either bound is
+//! counted in `errors`, not kept); at most [`MAX_TENANTS`] tenants are kept apart — past
+//! that, a new tenant's comparisons are counted under no tenant (the admin's view) — and
+//! example values longer than [`MAX_VALUE_BYTES`] when serialised are cut to a string. So a
+//! stranger with fresh keys cannot make the report grow without bound.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -22,6 +25,10 @@ use time::format_description::well_known::Rfc3339;
 pub const MAX_DIFFERENCES: usize = 500;
 /// Recent errors kept per tenant.
 pub const MAX_ERRORS: usize = 20;
+/// Kinds of difference kept across all tenants.
+pub const MAX_TOTAL_DIFFERENCES: usize = 10_000;
+/// Tenants kept apart.
+pub const MAX_TENANTS: usize = 1_000;
 /// Longest example value kept as it is, serialised.
 pub const MAX_VALUE_BYTES: usize = 2048;
 
@@ -52,7 +59,27 @@ pub struct New {
 /// The report's store.
 #[derive(Default)]
 pub struct Drift {
-    tenants: Mutex<HashMap<String, Tenant>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    tenants: HashMap<String, Tenant>,
+    /// Kinds kept across all tenants.
+    kinds: usize,
+}
+
+impl Inner {
+    /// `tenant`'s entry, or the no-tenant one when too many tenants are kept already.
+    fn tenant(&mut self, tenant: Option<&str>) -> &mut Tenant {
+        let label = tenant.unwrap_or(NO_TENANT);
+        let label = if self.tenants.contains_key(label) || self.tenants.len() < MAX_TENANTS {
+            label
+        } else {
+            NO_TENANT
+        };
+        self.tenants.entry(label.to_owned()).or_default()
+    }
 }
 
 #[derive(Default)]
@@ -83,10 +110,9 @@ impl Drift {
     /// differences this tenant had not seen before.
     pub fn record(&self, tenant: Option<&str>, endpoint: &str, found: Vec<Found>) -> Vec<New> {
         let now = OffsetDateTime::now_utc();
-        let mut tenants = self.tenants.lock();
-        let tenant = tenants
-            .entry(tenant.unwrap_or(NO_TENANT).to_owned())
-            .or_default();
+        let mut inner = self.inner.lock();
+        let mut kinds = inner.kinds;
+        let tenant = inner.tenant(tenant);
         tenant.compared += 1;
         let mut new = Vec::new();
         for found in found {
@@ -101,20 +127,22 @@ impl Drift {
                 entry.last = Some(example);
                 continue;
             }
-            if tenant.differences.len() >= MAX_DIFFERENCES {
+            if tenant.differences.len() >= MAX_DIFFERENCES || kinds >= MAX_TOTAL_DIFFERENCES {
                 tenant.errors += 1;
                 push_error(
                     &mut tenant.recent,
                     endpoint,
                     format!(
-                        "a new kind of difference ({} at {:?}) was not kept: this tenant already \
-                         has {MAX_DIFFERENCES}; DELETE /_sandbox/drift to start over",
+                        "a new kind of difference ({} at {:?}) was not kept: the report holds \
+                         {MAX_DIFFERENCES} per tenant and {MAX_TOTAL_DIFFERENCES} in all; \
+                         DELETE /_sandbox/drift to start over",
                         found.rule, key.2
                     ),
                     now,
                 );
                 continue;
             }
+            kinds += 1;
             new.push(New {
                 endpoint: endpoint.to_owned(),
                 rule: found.rule,
@@ -136,15 +164,14 @@ impl Drift {
                 },
             );
         }
+        inner.kinds = kinds;
         new
     }
 
     /// Records a request that could not be compared.
     pub fn error(&self, tenant: Option<&str>, endpoint: &str, message: String) {
-        let mut tenants = self.tenants.lock();
-        let tenant = tenants
-            .entry(tenant.unwrap_or(NO_TENANT).to_owned())
-            .or_default();
+        let mut inner = self.inner.lock();
+        let tenant = inner.tenant(tenant);
         tenant.errors += 1;
         push_error(
             &mut tenant.recent,
@@ -157,12 +184,12 @@ impl Drift {
     /// The report for one tenant, or for everyone (`None`) merged by endpoint, rule and
     /// pointer.
     pub fn report(&self, tenant: Option<&str>) -> DriftReport {
-        let tenants = self.tenants.lock();
+        let inner = self.inner.lock();
         let mut compared = 0;
         let mut errors = 0;
         let mut recent: Vec<DriftError> = Vec::new();
         let mut merged: BTreeMap<&Key, Merged> = BTreeMap::new();
-        for (label, seen) in tenants.iter() {
+        for (label, seen) in &inner.tenants {
             if tenant.is_some_and(|wanted| wanted != label) {
                 continue;
             }
@@ -211,12 +238,14 @@ impl Drift {
 
     /// Forgets one tenant's entries and counts, or everyone's.
     pub fn clear(&self, tenant: Option<&str>) {
-        let mut tenants = self.tenants.lock();
+        let mut inner = self.inner.lock();
         match tenant {
             Some(label) => {
-                tenants.remove(label);
+                if let Some(gone) = inner.tenants.remove(label) {
+                    inner.kinds -= gone.differences.len();
+                }
             }
-            None => tenants.clear(),
+            None => *inner = Inner::default(),
         }
     }
 }
@@ -455,6 +484,54 @@ mod tests {
         assert_eq!(report.differences.len(), MAX_DIFFERENCES);
         assert_eq!(report.errors, 3);
         assert!(report.recent_errors[0].message.contains("was not kept"));
+    }
+
+    #[test]
+    fn tenants_and_kinds_are_bounded_across_the_whole_report() {
+        let drift = Drift::default();
+        for n in 0..MAX_TENANTS + 5 {
+            let tenant = format!("t{n}");
+            drift.record(
+                Some(&tenant),
+                "GET /x",
+                vec![found("value", &format!("/{n}"), json!(1), json!(2))],
+            );
+        }
+        let all = drift.report(None);
+        assert_eq!(all.compared, (MAX_TENANTS + 5) as u64);
+        // The tenants past the bound share the no-tenant entry, which only the admin sees.
+        assert_eq!(all.differences.len(), MAX_TENANTS + 5);
+        assert!(drift.report(Some("t1004")).differences.is_empty());
+        assert_eq!(drift.report(Some("t0")).differences.len(), 1);
+        // Kinds across all tenants stop at their bound.
+        for tenant in 0..30 {
+            let tenant = format!("t{tenant}");
+            for n in 0..400 {
+                drift.record(
+                    Some(&tenant),
+                    "GET /y",
+                    vec![found(
+                        "value",
+                        &format!("/{tenant}/{n}"),
+                        json!(1),
+                        json!(2),
+                    )],
+                );
+            }
+        }
+        assert_eq!(drift.report(None).differences.len(), MAX_TOTAL_DIFFERENCES);
+        assert!(
+            drift.report(Some("t29")).errors > 0,
+            "the refusals are counted"
+        );
+        // Clearing a tenant gives its kinds back.
+        drift.clear(Some("t1"));
+        let new = drift.record(
+            Some("t2"),
+            "GET /z",
+            vec![found("value", "/z", json!(1), json!(2))],
+        );
+        assert_eq!(new.len(), 1);
     }
 
     #[test]
