@@ -14,6 +14,26 @@ use serde_json::Value;
 
 use crate::app::App;
 use crate::store::m2m::{DataRequestView, Partner};
+use crate::webhooks::EventData;
+
+/// Every event names its link.
+macro_rules! about_a_link {
+    ($($event:ty),+) => {
+        $(impl EventData for $event {
+            fn link_id(&self) -> Option<&str> {
+                Some(&self.link_id)
+            }
+        })+
+    };
+}
+
+about_a_link!(
+    LinkCreatedEvent,
+    LinkOpenedEvent,
+    DataRequestEvent,
+    OperationCreatedEvent,
+    OperationCancelledEvent
+);
 
 /// `link.created`, on every create.
 pub fn link_created(

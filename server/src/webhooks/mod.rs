@@ -14,9 +14,9 @@
 
 pub mod engine;
 mod persisted;
+mod queue;
 pub mod sign;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -48,6 +48,20 @@ pub fn delay_before_attempt(step: usize) -> Option<Duration> {
         .map(|secs| Duration::seconds(*secs))
 }
 
+/// An event's `data`: serialized into the delivery's body, and naming the link the event is
+/// about, which orders that link's deliveries (so the body is not parsed again for it).
+pub trait EventData: Serialize {
+    /// `data.linkId`.
+    fn link_id(&self) -> Option<&str>;
+}
+
+/// Free-form `data`: its `linkId` field, when it has one.
+impl EventData for serde_json::Value {
+    fn link_id(&self) -> Option<&str> {
+        self.get("linkId").and_then(serde_json::Value::as_str)
+    }
+}
+
 /// Cheap to clone: the queue and the records are shared.
 #[derive(Clone, Default)]
 pub struct Webhooks {
@@ -56,7 +70,7 @@ pub struct Webhooks {
 
 #[derive(Default)]
 struct Shared {
-    deliveries: Mutex<VecDeque<Delivery>>,
+    deliveries: Mutex<queue::Queue>,
     /// Woken on every enqueue and replay.
     wake: Notify,
     /// The queue position of the next delivery (its order in the state file).
@@ -157,10 +171,11 @@ impl Webhooks {
         &self,
         partner: &Arc<Partner>,
         event: &'static str,
-        data: impl Serialize,
+        data: impl EventData,
         callback_url: Option<String>,
         now: OffsetDateTime,
     ) -> String {
+        let link: Option<Arc<str>> = data.link_id().map(Into::into);
         let payload = linkbox_contracts::m2m::WebhookPayload {
             event: event.to_owned(),
             timestamp: timefmt::millis(now),
@@ -178,10 +193,11 @@ impl Webhooks {
         let nowhere = callback_url.is_none() && partner.webhook_url().is_none();
         let mut delivery = Delivery {
             id: id.clone(),
-            seq: self.shared.next_seq.fetch_add(1, Ordering::Relaxed),
+            // Assigned under the queue's lock below, so the queue stays in seq order.
+            seq: 0,
             partner: partner.clone(),
             event,
-            link: link_of(&body),
+            link,
             body: body.into(),
             callback_url,
             status: DeliveryStatus::Pending,
@@ -207,39 +223,32 @@ impl Webhooks {
         {
             let mut deliveries = self.shared.deliveries.lock();
             // Unique among the deliveries kept (a bounded list).
-            while deliveries.iter().any(|kept| kept.id == id) {
+            while deliveries.contains(&id) {
                 id = format!("whd_{}", ids::fmt_hex48(ids::hex48()));
             }
             delivery.id.clone_from(&id);
-            if !nowhere {
-                let pending = deliveries
-                    .iter()
-                    .filter(|d| {
-                        d.status == DeliveryStatus::Pending && Arc::ptr_eq(&d.partner, partner)
-                    })
-                    .count();
-                if pending >= MAX_PENDING_PER_TENANT {
-                    nowhere = true;
-                    delivery.status = DeliveryStatus::Failed;
-                    delivery.next_attempt_at = None;
-                    delivery.step = 1;
-                    delivery.attempts.push(Attempt {
-                        at: now,
-                        url: None,
-                        status_code: None,
-                        error: Some(format!(
-                            "not sent: this partner already has {MAX_PENDING_PER_TENANT} deliveries \
-                             pending (its receiver is slow or down); replay this one once they drain"
-                        )),
-                        duration_ms: 0,
-                    });
-                }
+            delivery.seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
+            if !nowhere && deliveries.pending_of(&partner.slug) >= MAX_PENDING_PER_TENANT {
+                nowhere = true;
+                delivery.status = DeliveryStatus::Failed;
+                delivery.next_attempt_at = None;
+                delivery.step = 1;
+                delivery.attempts.push(Attempt {
+                    at: now,
+                    url: None,
+                    status_code: None,
+                    error: Some(format!(
+                        "not sent: this partner already has {MAX_PENDING_PER_TENANT} deliveries \
+                         pending (its receiver is slow or down); replay this one once they drain"
+                    )),
+                    duration_ms: 0,
+                });
             }
             self.shared
                 .sink
                 .record(|changes| persisted::put(changes, &delivery));
-            deliveries.push_back(delivery);
-            let trimmed = trim(&mut deliveries);
+            deliveries.push(delivery);
+            let trimmed = deliveries.trim();
             if !trimmed.is_empty() {
                 self.shared
                     .sink
@@ -264,7 +273,7 @@ impl Webhooks {
         let mut deliveries = self.shared.deliveries.lock();
         let mut held: Vec<Arc<str>> = Vec::new();
         deliveries
-            .iter_mut()
+            .iter_in_flight_marking()
             .filter(|delivery| {
                 if delivery.status != DeliveryStatus::Pending {
                     return false;
@@ -322,9 +331,10 @@ impl Webhooks {
     fn record(&self, id: &str, attempt: Attempt, retry: bool) {
         let mut deliveries = self.shared.deliveries.lock();
         // Gone when a reset forgot it while the attempt was in flight.
-        let Some(delivery) = deliveries.iter_mut().find(|delivery| delivery.id == id) else {
-            return;
-        };
+        deliveries.update(id, |delivery| self.settle(delivery, attempt, retry));
+    }
+
+    fn settle(&self, delivery: &mut Delivery, attempt: Attempt, retry: bool) {
         delivery.in_flight = false;
         delivery.step += 1;
         let at = attempt.at;
@@ -354,20 +364,25 @@ impl Webhooks {
     ) -> Result<DeliveryView, ReplayError> {
         let view = {
             let mut deliveries = self.shared.deliveries.lock();
-            let delivery = deliveries
-                .iter_mut()
-                .find(|delivery| delivery.id == id && visible.sees(delivery))
-                .ok_or(ReplayError::NotFound)?;
-            if delivery.in_flight {
-                return Err(ReplayError::InFlight);
+            match deliveries.get(id) {
+                Some(delivery) if visible.sees(delivery) => {
+                    if delivery.in_flight {
+                        return Err(ReplayError::InFlight);
+                    }
+                }
+                _ => return Err(ReplayError::NotFound),
             }
-            delivery.status = DeliveryStatus::Pending;
-            delivery.step = 0;
-            delivery.next_attempt_at = Some(now);
-            self.shared
-                .sink
-                .record(|changes| persisted::put(changes, delivery));
-            Unresolved::of(delivery)
+            deliveries
+                .update(id, |delivery| {
+                    delivery.status = DeliveryStatus::Pending;
+                    delivery.step = 0;
+                    delivery.next_attempt_at = Some(now);
+                    self.shared
+                        .sink
+                        .record(|changes| persisted::put(changes, delivery));
+                    Unresolved::of(delivery)
+                })
+                .ok_or(ReplayError::NotFound)?
         };
         self.shared.wake.notify_one();
         Ok(view.resolve())
@@ -454,34 +469,6 @@ fn link_of(body: &[u8]) -> Option<Arc<str>> {
         .map(|payload| payload.data.link_id.into())
 }
 
-/// Drops the oldest finished deliveries beyond the cap; returns what it dropped.
-fn trim(deliveries: &mut VecDeque<Delivery>) -> Vec<Delivery> {
-    let mut dropped = Vec::new();
-    // The common case: the oldest are finished, and go one at a time from the front.
-    while deliveries.len() > MAX_KEPT_DELIVERIES
-        && deliveries
-            .front()
-            .is_some_and(|delivery| delivery.status != DeliveryStatus::Pending)
-    {
-        dropped.extend(deliveries.pop_front());
-    }
-    let mut excess = deliveries.len().saturating_sub(MAX_KEPT_DELIVERIES);
-    if excess == 0 {
-        return dropped;
-    }
-    let mut kept = VecDeque::with_capacity(deliveries.len());
-    for delivery in deliveries.drain(..) {
-        if excess > 0 && delivery.status != DeliveryStatus::Pending {
-            excess -= 1;
-            dropped.push(delivery);
-        } else {
-            kept.push_back(delivery);
-        }
-    }
-    *deliveries = kept;
-    dropped
-}
-
 /// The error recorded when a delivery has neither a `callbackUrl` nor a partner URL.
 pub const NO_URL: &str = "no webhook URL: the link has no callbackUrl and the partner has no \
      webhook URL (set one with PUT /_sandbox/m2m/webhook-config, then replay)";
@@ -531,6 +518,12 @@ impl Unresolved {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl EventData for () {
+        fn link_id(&self) -> Option<&str> {
+            None
+        }
+    }
     use crate::config::{Options, Settings};
     use crate::store::m2m::Partners;
     use time::macros::datetime;
@@ -538,9 +531,13 @@ mod tests {
     const NOW: OffsetDateTime = datetime!(2026-02-10 12:00 UTC);
 
     fn partner() -> Arc<Partner> {
+        partner_of("m2m_test_0123456789abcdefghijklmnopqrstuv")
+    }
+
+    fn partner_of(key: &str) -> Arc<Partner> {
         let settings = Settings::resolve(Options::default(), ([127, 0, 0, 1], 1).into());
         Partners::new(&settings)
-            .authenticate("m2m_test_0123456789abcdefghijklmnopqrstuv")
+            .authenticate(key)
             .expect("open mode")
     }
 
@@ -578,7 +575,10 @@ mod tests {
     #[test]
     fn a_partners_pending_deliveries_are_capped_and_others_are_not_touched() {
         let webhooks = Webhooks::new();
-        let (busy, quiet) = (partner(), partner());
+        let (busy, quiet) = (
+            partner(),
+            partner_of("m2m_test_zyxwvutsrqponmlkjihgfedcba987654"),
+        );
         let url = || Some("http://127.0.0.1:9/hooks".to_owned());
         for _ in 0..MAX_PENDING_PER_TENANT + 3 {
             webhooks.enqueue(&busy, "link.created", (), url(), NOW);

@@ -145,7 +145,12 @@ impl Webhooks {
             id,
         };
         self.shared.next_seq.fetch_max(seq + 1, Ordering::Relaxed);
-        self.shared.deliveries.lock().push_back(delivery);
+        let mut deliveries = self.shared.deliveries.lock();
+        // Rows come in queue order; a hand-edited file's stray seq is lifted to keep it so.
+        let mut delivery = delivery;
+        delivery.seq = delivery.seq.max(deliveries.last_seq().unwrap_or(0));
+        deliveries.push(delivery);
+        drop(deliveries);
         self.shared.wake.notify_one();
         Ok(())
     }

@@ -1,0 +1,291 @@
+//! The deliveries kept, in queue order, with the two indexes every enqueue needs: which ids
+//! are taken, and how many deliveries each partner has pending.
+//!
+//! Without them an enqueue walked the whole bounded list twice (up to
+//! [`MAX_KEPT_DELIVERIES`](super::MAX_KEPT_DELIVERIES) string comparisons for the id, and
+//! as many again for the partner's pending count): on a busy sandbox that was half of a
+//! create-link's CPU. Every change of membership or of status goes through this type, so
+//! the indexes cannot drift from the list; deliveries are kept sorted by `seq` (assigned
+//! under the queue's lock), so one is found by id with a hash lookup and a binary search.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use linkbox_contracts::sandbox::DeliveryStatus;
+
+use super::{Delivery, MAX_KEPT_DELIVERIES};
+
+#[derive(Default)]
+pub(super) struct Queue {
+    list: VecDeque<Delivery>,
+    /// Delivery id → its `seq`.
+    by_id: HashMap<Box<str>, u64>,
+    /// Partner slug → how many of its deliveries are pending.
+    pending: HashMap<Arc<str>, usize>,
+}
+
+impl Queue {
+    pub(super) fn contains(&self, id: &str) -> bool {
+        self.by_id.contains_key(id)
+    }
+
+    /// How many deliveries of partner `slug` are pending.
+    pub(super) fn pending_of(&self, slug: &str) -> usize {
+        self.pending.get(slug).copied().unwrap_or(0)
+    }
+
+    /// The seq the next delivery pushed must have at least, to keep the list sorted.
+    pub(super) fn last_seq(&self) -> Option<u64> {
+        self.list.back().map(|delivery| delivery.seq)
+    }
+
+    /// Appends `delivery`; its `seq` must not be below any kept one's.
+    pub(super) fn push(&mut self, delivery: Delivery) {
+        debug_assert!(self.last_seq().is_none_or(|last| last <= delivery.seq));
+        self.by_id.insert(delivery.id.as_str().into(), delivery.seq);
+        if delivery.status == DeliveryStatus::Pending {
+            *self
+                .pending
+                .entry(delivery.partner.slug.clone())
+                .or_default() += 1;
+        }
+        self.list.push_back(delivery);
+    }
+
+    /// Where delivery `id` is in the list.
+    fn position(&self, id: &str) -> Option<usize> {
+        let seq = *self.by_id.get(id)?;
+        let found = self
+            .list
+            .binary_search_by_key(&seq, |delivery| delivery.seq)
+            .ok()
+            .filter(|&index| self.list[index].id == id);
+        // Restored rows of a hand-edited file may share a seq: look further then.
+        found.or_else(|| self.list.iter().position(|delivery| delivery.id == id))
+    }
+
+    pub(super) fn get(&self, id: &str) -> Option<&Delivery> {
+        self.position(id).map(|index| &self.list[index])
+    }
+
+    /// Runs `change` on delivery `id`, keeping the pending counts right whatever it does to
+    /// the delivery's status. `None` when no delivery has that id.
+    pub(super) fn update<R>(
+        &mut self,
+        id: &str,
+        change: impl FnOnce(&mut Delivery) -> R,
+    ) -> Option<R> {
+        let index = self.position(id)?;
+        let delivery = &mut self.list[index];
+        let was_pending = delivery.status == DeliveryStatus::Pending;
+        let result = change(delivery);
+        let is_pending = delivery.status == DeliveryStatus::Pending;
+        let slug = delivery.partner.slug.clone();
+        match (was_pending, is_pending) {
+            (false, true) => *self.pending.entry(slug).or_default() += 1,
+            (true, false) => self.uncount(&slug),
+            _ => {}
+        }
+        Some(result)
+    }
+
+    fn uncount(&mut self, slug: &Arc<str>) {
+        if let Some(count) = self.pending.get_mut(slug) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.pending.remove(slug);
+            }
+        }
+    }
+
+    /// Oldest first.
+    pub(super) fn iter(&self) -> impl DoubleEndedIterator<Item = &Delivery> + Clone {
+        self.list.iter()
+    }
+
+    /// Oldest first, for changes that leave every status as it is (the engine marking
+    /// attempts in flight).
+    pub(super) fn iter_in_flight_marking(&mut self) -> impl Iterator<Item = &mut Delivery> {
+        self.list.iter_mut()
+    }
+
+    /// Drops every delivery `keep` refuses.
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(&Delivery) -> bool) {
+        let mut dropped = Vec::new();
+        self.list.retain(|delivery| {
+            let kept = keep(delivery);
+            if !kept {
+                dropped.push((
+                    delivery.id.clone(),
+                    delivery.partner.slug.clone(),
+                    delivery.status,
+                ));
+            }
+            kept
+        });
+        for (id, slug, status) in dropped {
+            self.forget(&id, &slug, status);
+        }
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.list.clear();
+        self.by_id.clear();
+        self.pending.clear();
+    }
+
+    fn forget(&mut self, id: &str, slug: &Arc<str>, status: DeliveryStatus) {
+        self.by_id.remove(id);
+        if status == DeliveryStatus::Pending {
+            self.uncount(slug);
+        }
+    }
+
+    /// Drops the oldest finished deliveries beyond the cap; returns what it dropped.
+    pub(super) fn trim(&mut self) -> Vec<Delivery> {
+        let mut dropped = Vec::new();
+        // The common case: the oldest are finished, and go one at a time from the front.
+        while self.list.len() > MAX_KEPT_DELIVERIES
+            && self
+                .list
+                .front()
+                .is_some_and(|delivery| delivery.status != DeliveryStatus::Pending)
+        {
+            dropped.extend(self.list.pop_front());
+        }
+        let mut excess = self.list.len().saturating_sub(MAX_KEPT_DELIVERIES);
+        if excess > 0 {
+            let mut kept = VecDeque::with_capacity(self.list.len());
+            for delivery in self.list.drain(..) {
+                if excess > 0 && delivery.status != DeliveryStatus::Pending {
+                    excess -= 1;
+                    dropped.push(delivery);
+                } else {
+                    kept.push_back(delivery);
+                }
+            }
+            self.list = kept;
+        }
+        for delivery in &dropped {
+            self.by_id.remove(delivery.id.as_str());
+        }
+        dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Options, Settings};
+    use crate::store::m2m::{Partner, Partners};
+    use time::macros::datetime;
+
+    fn partners() -> (Arc<Partner>, Arc<Partner>) {
+        let settings = Settings::resolve(Options::default(), ([127, 0, 0, 1], 1).into());
+        let partners = Partners::new(&settings);
+        let one = partners.authenticate("m2m_test_0123456789abcdefghijklmnopqrstuv");
+        let two = partners.authenticate("m2m_test_zyxwvutsrqponmlkjihgfedcba987654");
+        (one.expect("open mode"), two.expect("open mode"))
+    }
+
+    fn delivery(seq: u64, partner: &Arc<Partner>, status: DeliveryStatus) -> Delivery {
+        let at = datetime!(2026-02-10 12:00 UTC);
+        Delivery {
+            id: format!("whd_{seq:012x}"),
+            seq,
+            partner: partner.clone(),
+            event: "link.created",
+            link: None,
+            body: bytes::Bytes::new(),
+            callback_url: None,
+            status,
+            attempts: Vec::new(),
+            step: 0,
+            next_attempt_at: None,
+            in_flight: false,
+            created_at: at,
+        }
+    }
+
+    /// The indexes, recomputed from the list the slow way.
+    fn assert_consistent(queue: &Queue) {
+        let mut pending: HashMap<Arc<str>, usize> = HashMap::new();
+        for delivery in queue.iter() {
+            assert_eq!(queue.by_id.get(delivery.id.as_str()), Some(&delivery.seq));
+            assert_eq!(
+                queue.get(&delivery.id).map(|found| found.seq),
+                Some(delivery.seq)
+            );
+            if delivery.status == DeliveryStatus::Pending {
+                *pending.entry(delivery.partner.slug.clone()).or_default() += 1;
+            }
+        }
+        assert_eq!(queue.by_id.len(), queue.iter().count());
+        assert_eq!(queue.pending, pending);
+    }
+
+    #[test]
+    fn ids_and_pending_counts_follow_every_change() {
+        let (one, two) = partners();
+        let mut queue = Queue::default();
+        for seq in 0..10 {
+            let partner = if seq % 2 == 0 { &one } else { &two };
+            queue.push(delivery(seq, partner, DeliveryStatus::Pending));
+        }
+        assert_consistent(&queue);
+        assert_eq!(
+            (queue.pending_of(&one.slug), queue.pending_of(&two.slug)),
+            (5, 5)
+        );
+
+        queue.update("whd_000000000000", |d| d.status = DeliveryStatus::Delivered);
+        queue.update("whd_000000000001", |d| d.status = DeliveryStatus::Failed);
+        queue.update("whd_000000000001", |d| d.status = DeliveryStatus::Pending);
+        assert_eq!(
+            (queue.pending_of(&one.slug), queue.pending_of(&two.slug)),
+            (4, 5)
+        );
+        assert!(queue.update("whd_ffffffffffff", |_| ()).is_none());
+        assert_consistent(&queue);
+
+        queue.retain(|d| d.partner.slug != two.slug);
+        assert_eq!(
+            (queue.pending_of(&one.slug), queue.pending_of(&two.slug)),
+            (4, 0)
+        );
+        assert!(!queue.contains("whd_000000000001"));
+        assert!(queue.contains("whd_000000000002"));
+        assert_consistent(&queue);
+
+        queue.clear();
+        assert_consistent(&queue);
+        assert_eq!(queue.pending_of(&one.slug), 0);
+    }
+
+    #[test]
+    fn trimming_forgets_the_ids_of_what_it_drops_and_never_a_pending_delivery() {
+        let (one, _) = partners();
+        let mut queue = Queue::default();
+        let total = MAX_KEPT_DELIVERIES as u64 + 20;
+        for seq in 0..total {
+            // The oldest ten are pending: trimming passes over them.
+            let status = if seq < 10 {
+                DeliveryStatus::Pending
+            } else {
+                DeliveryStatus::Delivered
+            };
+            queue.push(delivery(seq, &one, status));
+        }
+        let dropped = queue.trim();
+        assert_eq!(dropped.len(), 20);
+        assert!(
+            dropped
+                .iter()
+                .all(|d| d.status == DeliveryStatus::Delivered)
+        );
+        assert!(queue.contains("whd_000000000000"));
+        assert!(!queue.contains("whd_00000000000a"));
+        assert_eq!(queue.pending_of(&one.slug), 10);
+        assert_consistent(&queue);
+    }
+}
