@@ -5,10 +5,13 @@
 //! matches an expectation. Each tenant sees and clears only its own entries; admin sees all
 //! of them.
 //!
-//! What an entry keeps ([`message`]): headers with lower-case names, `X-API-Key`,
+//! What an entry shows ([`message`]): headers with lower-case names, `X-API-Key`,
 //! `Authorization`, `Cookie` and `Set-Cookie` as `[redacted]`; bodies as text, JSON fields
 //! named like a secret (`password`, `secret`, `webhookSecret`, `token`, `id_token`, `apiKey`,
-//! any case) redacted before the body is cut at `JOURNAL_BODY_LIMIT` bytes.
+//! any case) redacted before the body is cut at `JOURNAL_BODY_LIMIT` bytes. Recording runs
+//! on every vendor request and reading seldom, so an entry keeps what it was given
+//! ([`Message`]: the header map and a shared handle on the body) and redacts it when read;
+//! only a body over the limit is redacted and cut at once.
 //!
 //! Each tenant (partner slug, `leaf:<username>`, or no tenant at all) has its own ring of at
 //! most `--journal-size` entries, so one tenant's traffic never pushes out another's; all
@@ -18,6 +21,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::{HeaderMap, Method};
 use linkbox_contracts::sandbox::{
     JOURNAL_BODY_LIMIT, JOURNAL_MAX_BYTES, JournalEntry, JournalMessage, NearMiss, REDACTED,
@@ -73,8 +77,73 @@ pub struct Entry {
     time: OffsetDateTime,
     tenant: Option<Arc<str>>,
     duration_ms: u64,
-    request: JournalMessage,
-    response: JournalMessage,
+    request: Message,
+    response: Message,
+    /// [`Entry::size`], counted once.
+    size: usize,
+}
+
+/// One side of an exchange, as the journal holds it.
+pub enum Message {
+    /// As received: redacted and rendered when read.
+    Raw {
+        headers: HeaderMap,
+        body: Option<Bytes>,
+    },
+    /// Already redacted and cut (a body over `JOURNAL_BODY_LIMIT`, or a test's message).
+    Kept(JournalMessage),
+}
+
+impl Message {
+    /// What the journal keeps of `headers` and `body`: both as they are, unless the body is
+    /// too long to keep whole.
+    pub fn new(headers: HeaderMap, body: Option<Bytes>) -> Message {
+        match body {
+            Some(body) if body.len() > JOURNAL_BODY_LIMIT => {
+                Message::Kept(message(&headers, Some(&body)))
+            }
+            body => Message::Raw { headers, body },
+        }
+    }
+
+    /// The message as the journal shows it ([`message`]).
+    pub fn view(&self) -> JournalMessage {
+        match self {
+            Message::Raw { headers, body } => message(headers, body.as_deref()),
+            Message::Kept(kept) => kept.clone(),
+        }
+    }
+
+    /// Roughly the bytes it holds: each header's name, value and its share of the map,
+    /// the body, and each allocation's bookkeeping.
+    fn size(&self) -> usize {
+        let headers = |pairs: &mut dyn Iterator<Item = (usize, usize)>| {
+            pairs.map(|(name, value)| name + value + 112).sum::<usize>()
+        };
+        64 + match self {
+            Message::Raw { headers: map, body } => {
+                headers(
+                    &mut map
+                        .iter()
+                        .map(|(name, value)| (name.as_str().len(), value.len())),
+                ) + body.as_ref().map_or(0, |body| body.len() + 32)
+            }
+            Message::Kept(kept) => {
+                headers(
+                    &mut kept
+                        .headers
+                        .iter()
+                        .map(|(name, value)| (name.len(), value.len())),
+                ) + kept.body.as_ref().map_or(0, |body| body.len() + 32)
+            }
+        }
+    }
+}
+
+impl From<JournalMessage> for Message {
+    fn from(kept: JournalMessage) -> Message {
+        Message::Kept(kept)
+    }
 }
 
 /// One request to record.
@@ -87,8 +156,8 @@ pub struct Request {
     pub time: OffsetDateTime,
     pub tenant: Option<Arc<str>>,
     pub duration_ms: u64,
-    pub request: JournalMessage,
-    pub response: JournalMessage,
+    pub request: Message,
+    pub response: Message,
 }
 
 /// `GET /_sandbox/requests` filters.
@@ -147,7 +216,8 @@ impl Journal {
         let mut rings = self.rings.lock();
         let seq = rings.next_seq;
         rings.next_seq += 1;
-        let entry = Entry {
+        let mut entry = Entry {
+            size: 0,
             seq,
             method: request.method,
             path: request.path,
@@ -160,6 +230,7 @@ impl Journal {
             request: request.request,
             response: request.response,
         };
+        entry.size = entry.measure();
         let label: Arc<str> = entry.tenant.clone().unwrap_or_else(|| UNTENANTED.into());
         let capacity = rings.capacity;
         while rings
@@ -301,19 +372,14 @@ impl Entry {
     /// what holding them costs — the entry itself, each header's two strings and its share
     /// of a map node, each allocation's bookkeeping.
     pub fn size(&self) -> usize {
-        let message = |message: &JournalMessage| {
-            message
-                .headers
-                .iter()
-                .map(|(name, value)| name.len() + value.len() + 112)
-                .sum::<usize>()
-                + message.body.as_ref().map_or(0, |body| body.len() + 32)
-                + 64
-        };
+        self.size
+    }
+
+    fn measure(&self) -> usize {
         384 + self.path.len()
             + self.query.as_ref().map_or(0, String::len)
-            + message(&self.request)
-            + message(&self.response)
+            + self.request.size()
+            + self.response.size()
     }
 
     fn view(&self) -> JournalEntry {
@@ -327,13 +393,14 @@ impl Entry {
             time: timefmt::millis(self.time),
             tenant: self.tenant.as_deref().map(str::to_owned),
             duration_ms: self.duration_ms,
-            request: self.request.clone(),
-            response: self.response.clone(),
+            request: self.request.view(),
+            response: self.response.view(),
         }
     }
 
-    fn body(&self) -> &str {
-        self.request.body.as_deref().unwrap_or("")
+    /// The request body as the journal shows it (redacted, cut), `""` when there was none.
+    fn body(&self) -> String {
+        self.request.view().body.unwrap_or_default()
     }
 }
 
@@ -483,7 +550,7 @@ impl Expectation {
             missed.push("bodyContains".to_owned());
         }
         if let Some(expected) = &self.body_json {
-            let holds = serde_json::from_str::<Value>(entry.body())
+            let holds = serde_json::from_str::<Value>(&entry.body())
                 .is_ok_and(|actual| json_contains(&actual, expected));
             if !holds {
                 missed.push("bodyJson".to_owned());
@@ -524,6 +591,7 @@ impl JournalFilter {
             && self.header.as_ref().is_none_or(|(name, value)| {
                 entry
                     .request
+                    .view()
                     .headers
                     .get(name)
                     .is_some_and(|have| have == value || have.split(", ").any(|one| one == value))
@@ -552,8 +620,8 @@ pub(crate) mod tests {
             time: datetime!(2026-02-10 12:00 UTC),
             tenant: tenant.map(Into::into),
             duration_ms: 1,
-            request: JournalMessage::default(),
-            response: JournalMessage::default(),
+            request: JournalMessage::default().into(),
+            response: JournalMessage::default().into(),
         }
     }
 
@@ -563,7 +631,7 @@ pub(crate) mod tests {
         headers.insert("content-type", "application/json".parse().expect("value"));
         Request {
             method: Method::POST,
-            request: message(&headers, Some(body.as_bytes())),
+            request: Message::new(headers, Some(Bytes::copy_from_slice(body.as_bytes()))),
             ..request(path, 201, Some("pa"))
         }
     }

@@ -206,8 +206,8 @@ async fn answer(surfaces: &Surfaces, request: Request, started: Instant) -> Resp
                 time,
                 tenant,
                 duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                request: journal::message(&request_headers, request_body.as_deref()),
-                response: journal::message(response.headers(), response_body.as_deref()),
+                request: journal::Message::new(request_headers, request_body),
+                response: journal::Message::new(response.headers().clone(), response_body),
             });
             response
         }

@@ -199,8 +199,8 @@ pub(super) async fn forward(
         time,
         tenant: tenant.clone(),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        request: journal::message(&request.headers, Some(&body)),
-        response: journal::message(response.headers(), Some(&upstream.body)),
+        request: journal::Message::new(request.headers.clone(), Some(body.clone())),
+        response: journal::Message::new(response.headers().clone(), Some(upstream.body.clone())),
     });
     let job = Job {
         api,
