@@ -272,37 +272,31 @@ impl Webhooks {
     pub fn take_due(&self, now: OffsetDateTime) -> Vec<Job> {
         let mut deliveries = self.shared.deliveries.lock();
         let mut held: Vec<Arc<str>> = Vec::new();
-        deliveries
-            .iter_in_flight_marking()
-            .filter(|delivery| {
-                if delivery.status != DeliveryStatus::Pending {
-                    return false;
-                }
-                let blocked = delivery
-                    .link
-                    .as_ref()
-                    .is_some_and(|link| held.contains(link));
-                let due =
-                    !delivery.in_flight && delivery.next_attempt_at.is_some_and(|at| at <= now);
-                if let Some(link) = &delivery.link
-                    && (delivery.in_flight || delivery.step == 0)
-                    && !blocked
-                {
-                    held.push(link.clone());
-                }
-                due && !blocked
-            })
-            .map(|delivery| {
+        let mut jobs = Vec::new();
+        deliveries.mark_pending(|delivery| {
+            let blocked = delivery
+                .link
+                .as_ref()
+                .is_some_and(|link| held.contains(link));
+            let due = !delivery.in_flight && delivery.next_attempt_at.is_some_and(|at| at <= now);
+            if let Some(link) = &delivery.link
+                && (delivery.in_flight || delivery.step == 0)
+                && !blocked
+            {
+                held.push(link.clone());
+            }
+            if due && !blocked {
                 delivery.in_flight = true;
-                Job {
+                jobs.push(Job {
                     id: delivery.id.clone(),
                     partner: delivery.partner.clone(),
                     event: delivery.event,
                     body: delivery.body.clone(),
                     callback_url: delivery.callback_url.clone(),
-                }
-            })
-            .collect()
+                });
+            }
+        });
+        jobs
     }
 
     /// When the earliest waiting delivery falls due.
@@ -310,8 +304,8 @@ impl Webhooks {
         self.shared
             .deliveries
             .lock()
-            .iter()
-            .filter(|delivery| delivery.status == DeliveryStatus::Pending && !delivery.in_flight)
+            .pending()
+            .filter(|delivery| !delivery.in_flight)
             .filter_map(|delivery| delivery.next_attempt_at)
             .min()
     }

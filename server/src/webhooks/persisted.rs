@@ -148,7 +148,9 @@ impl Webhooks {
         let mut deliveries = self.shared.deliveries.lock();
         // Rows come in queue order; a hand-edited file's stray seq is lifted to keep it so.
         let mut delivery = delivery;
-        delivery.seq = delivery.seq.max(deliveries.last_seq().unwrap_or(0));
+        if let Some(last) = deliveries.last_seq() {
+            delivery.seq = delivery.seq.max(last + 1);
+        }
         deliveries.push(delivery);
         drop(deliveries);
         self.shared.wake.notify_one();

@@ -6,9 +6,11 @@
 //! as many again for the partner's pending count): on a busy sandbox that was half of a
 //! create-link's CPU. Every change of membership or of status goes through this type, so
 //! the indexes cannot drift from the list; deliveries are kept sorted by `seq` (assigned
-//! under the queue's lock), so one is found by id with a hash lookup and a binary search.
+//! under the queue's lock, strictly increasing), so one is found by id with a hash lookup
+//! and a binary search. The engine, woken by every enqueue, walks only the pending
+//! deliveries ([`Queue::pending`]), not every finished one kept for the record.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use linkbox_contracts::sandbox::DeliveryStatus;
@@ -22,6 +24,8 @@ pub(super) struct Queue {
     by_id: HashMap<Box<str>, u64>,
     /// Partner slug → how many of its deliveries are pending.
     pending: HashMap<Arc<str>, usize>,
+    /// The seqs of the pending deliveries.
+    pending_seqs: BTreeSet<u64>,
 }
 
 impl Queue {
@@ -39,17 +43,46 @@ impl Queue {
         self.list.back().map(|delivery| delivery.seq)
     }
 
-    /// Appends `delivery`; its `seq` must not be below any kept one's.
+    /// Appends `delivery`; its `seq` must be above every kept one's.
     pub(super) fn push(&mut self, delivery: Delivery) {
-        debug_assert!(self.last_seq().is_none_or(|last| last <= delivery.seq));
+        debug_assert!(self.last_seq().is_none_or(|last| last < delivery.seq));
         self.by_id.insert(delivery.id.as_str().into(), delivery.seq);
         if delivery.status == DeliveryStatus::Pending {
             *self
                 .pending
                 .entry(delivery.partner.slug.clone())
                 .or_default() += 1;
+            self.pending_seqs.insert(delivery.seq);
         }
         self.list.push_back(delivery);
+    }
+
+    fn index_of_seq(&self, seq: u64) -> Option<usize> {
+        self.list
+            .binary_search_by_key(&seq, |delivery| delivery.seq)
+            .ok()
+    }
+
+    /// The pending deliveries, oldest first.
+    pub(super) fn pending(&self) -> impl Iterator<Item = &Delivery> {
+        self.pending_seqs
+            .iter()
+            .filter_map(|&seq| self.index_of_seq(seq).map(|index| &self.list[index]))
+    }
+
+    /// Runs `mark` on each pending delivery, oldest first, for changes that leave its status
+    /// as it is (the engine marking attempts in flight).
+    pub(super) fn mark_pending(&mut self, mut mark: impl FnMut(&mut Delivery)) {
+        for &seq in &self.pending_seqs {
+            if let Ok(index) = self
+                .list
+                .binary_search_by_key(&seq, |delivery| delivery.seq)
+            {
+                let delivery = &mut self.list[index];
+                mark(delivery);
+                debug_assert_eq!(delivery.status, DeliveryStatus::Pending);
+            }
+        }
     }
 
     /// Where delivery `id` is in the list.
@@ -60,7 +93,7 @@ impl Queue {
             .binary_search_by_key(&seq, |delivery| delivery.seq)
             .ok()
             .filter(|&index| self.list[index].id == id);
-        // Restored rows of a hand-edited file may share a seq: look further then.
+        // Two kept deliveries with one id (48 random bits; restored from a file): the other.
         found.or_else(|| self.list.iter().position(|delivery| delivery.id == id))
     }
 
@@ -80,16 +113,20 @@ impl Queue {
         let was_pending = delivery.status == DeliveryStatus::Pending;
         let result = change(delivery);
         let is_pending = delivery.status == DeliveryStatus::Pending;
-        let slug = delivery.partner.slug.clone();
+        let (slug, seq) = (delivery.partner.slug.clone(), delivery.seq);
         match (was_pending, is_pending) {
-            (false, true) => *self.pending.entry(slug).or_default() += 1,
-            (true, false) => self.uncount(&slug),
+            (false, true) => {
+                *self.pending.entry(slug).or_default() += 1;
+                self.pending_seqs.insert(seq);
+            }
+            (true, false) => self.uncount(&slug, seq),
             _ => {}
         }
         Some(result)
     }
 
-    fn uncount(&mut self, slug: &Arc<str>) {
+    fn uncount(&mut self, slug: &Arc<str>, seq: u64) {
+        self.pending_seqs.remove(&seq);
         if let Some(count) = self.pending.get_mut(slug) {
             *count = count.saturating_sub(1);
             if *count == 0 {
@@ -103,12 +140,6 @@ impl Queue {
         self.list.iter()
     }
 
-    /// Oldest first, for changes that leave every status as it is (the engine marking
-    /// attempts in flight).
-    pub(super) fn iter_in_flight_marking(&mut self) -> impl Iterator<Item = &mut Delivery> {
-        self.list.iter_mut()
-    }
-
     /// Drops every delivery `keep` refuses.
     pub(super) fn retain(&mut self, mut keep: impl FnMut(&Delivery) -> bool) {
         let mut dropped = Vec::new();
@@ -118,13 +149,17 @@ impl Queue {
                 dropped.push((
                     delivery.id.clone(),
                     delivery.partner.slug.clone(),
+                    delivery.seq,
                     delivery.status,
                 ));
             }
             kept
         });
-        for (id, slug, status) in dropped {
-            self.forget(&id, &slug, status);
+        for (id, slug, seq, status) in dropped {
+            self.by_id.remove(id.as_str());
+            if status == DeliveryStatus::Pending {
+                self.uncount(&slug, seq);
+            }
         }
     }
 
@@ -132,13 +167,7 @@ impl Queue {
         self.list.clear();
         self.by_id.clear();
         self.pending.clear();
-    }
-
-    fn forget(&mut self, id: &str, slug: &Arc<str>, status: DeliveryStatus) {
-        self.by_id.remove(id);
-        if status == DeliveryStatus::Pending {
-            self.uncount(slug);
-        }
+        self.pending_seqs.clear();
     }
 
     /// Drops the oldest finished deliveries beyond the cap; returns what it dropped.
@@ -222,6 +251,13 @@ mod tests {
         }
         assert_eq!(queue.by_id.len(), queue.iter().count());
         assert_eq!(queue.pending, pending);
+        let walked: Vec<u64> = queue.pending().map(|delivery| delivery.seq).collect();
+        let scanned: Vec<u64> = queue
+            .iter()
+            .filter(|delivery| delivery.status == DeliveryStatus::Pending)
+            .map(|delivery| delivery.seq)
+            .collect();
+        assert_eq!(walked, scanned);
     }
 
     #[test]
