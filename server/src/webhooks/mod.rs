@@ -98,6 +98,23 @@ struct Delivery {
     created_at: OffsetDateTime,
 }
 
+impl Delivery {
+    /// Fails a new delivery at once with one unsent attempt saying why; it stays
+    /// replayable.
+    fn refuse(&mut self, now: OffsetDateTime, error: String) {
+        self.status = DeliveryStatus::Failed;
+        self.next_attempt_at = None;
+        self.step = 1;
+        self.attempts.push(Attempt {
+            at: now,
+            url: None,
+            status_code: None,
+            error: Some(error),
+            duration_ms: 0,
+        });
+    }
+}
+
 /// The outcome of one attempt, as the engine reports it.
 #[derive(Debug, Clone)]
 pub struct Attempt {
@@ -208,16 +225,7 @@ impl Webhooks {
             created_at: now,
         };
         if nowhere {
-            delivery.status = DeliveryStatus::Failed;
-            delivery.next_attempt_at = None;
-            delivery.step = 1;
-            delivery.attempts.push(Attempt {
-                at: now,
-                url: None,
-                status_code: None,
-                error: Some(NO_URL.to_owned()),
-                duration_ms: 0,
-            });
+            delivery.refuse(now, NO_URL.to_owned());
         }
         let mut nowhere = nowhere;
         {
@@ -230,19 +238,13 @@ impl Webhooks {
             delivery.seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
             if !nowhere && deliveries.pending_of(&partner.slug) >= MAX_PENDING_PER_TENANT {
                 nowhere = true;
-                delivery.status = DeliveryStatus::Failed;
-                delivery.next_attempt_at = None;
-                delivery.step = 1;
-                delivery.attempts.push(Attempt {
-                    at: now,
-                    url: None,
-                    status_code: None,
-                    error: Some(format!(
+                delivery.refuse(
+                    now,
+                    format!(
                         "not sent: this partner already has {MAX_PENDING_PER_TENANT} deliveries \
                          pending (its receiver is slow or down); replay this one once they drain"
-                    )),
-                    duration_ms: 0,
-                });
+                    ),
+                );
             }
             self.shared
                 .sink
