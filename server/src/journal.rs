@@ -10,7 +10,7 @@
 //! named like a secret (`password`, `secret`, `webhookSecret`, `token`, `id_token`, `apiKey`,
 //! any case) redacted before the body is cut at `JOURNAL_BODY_LIMIT` bytes. Recording runs
 //! on every vendor request and reading seldom, so an entry keeps what it was given
-//! ([`Message`]: the header map and a shared handle on the body) and redacts it when read;
+//! ([`Message`]: a copy of the headers and the body) and redacts it when read;
 //! only a body over the limit is redacted and cut at once.
 //!
 //! Each tenant (partner slug, `leaf:<username>`, or no tenant at all) has its own ring of at
@@ -21,8 +21,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{HeaderMap, Method};
+use http::{HeaderMap, HeaderName, Method};
 use linkbox_contracts::sandbox::{
     JOURNAL_BODY_LIMIT, JOURNAL_MAX_BYTES, JournalEntry, JournalMessage, NearMiss, REDACTED,
 };
@@ -83,66 +82,81 @@ pub struct Entry {
     size: usize,
 }
 
+/// A message's headers as the journal keeps them until read: each name and value in storage
+/// of its own. (A parsed request's header values are views into the connection's read
+/// buffer; holding those would keep that whole buffer alive for as long as the entry.)
+pub struct Headers(Vec<(HeaderName, Box<[u8]>)>);
+
+impl Headers {
+    pub fn of(map: &HeaderMap) -> Headers {
+        Headers(
+            map.iter()
+                .map(|(name, value)| (name.clone(), value.as_bytes().into()))
+                .collect(),
+        )
+    }
+
+    fn pairs(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.0.iter().map(|(name, value)| (name.as_str(), &**value))
+    }
+}
+
 /// One side of an exchange, as the journal holds it.
 pub enum Message {
-    /// As received: redacted and rendered when read.
+    /// As received (a copy): redacted and rendered when read.
     Raw {
-        headers: HeaderMap,
-        body: Option<Bytes>,
+        headers: Headers,
+        body: Option<Box<[u8]>>,
     },
-    /// Already redacted and cut (a body over `JOURNAL_BODY_LIMIT`, or a test's message).
+    /// Already redacted and cut: a body over `JOURNAL_BODY_LIMIT`.
     Kept(JournalMessage),
 }
 
 impl Message {
     /// What the journal keeps of `headers` and `body`: both as they are, unless the body is
     /// too long to keep whole.
-    pub fn new(headers: HeaderMap, body: Option<Bytes>) -> Message {
+    pub fn new(headers: Headers, body: Option<&[u8]>) -> Message {
         match body {
             Some(body) if body.len() > JOURNAL_BODY_LIMIT => {
-                Message::Kept(message(&headers, Some(&body)))
+                Message::Kept(render(headers.pairs(), Some(body)))
             }
-            body => Message::Raw { headers, body },
+            body => Message::Raw {
+                headers,
+                body: body.map(Into::into),
+            },
         }
     }
 
     /// The message as the journal shows it ([`message`]).
     pub fn view(&self) -> JournalMessage {
         match self {
-            Message::Raw { headers, body } => message(headers, body.as_deref()),
+            Message::Raw { headers, body } => render(headers.pairs(), body.as_deref()),
             Message::Kept(kept) => kept.clone(),
         }
     }
 
-    /// Roughly the bytes it holds: each header's name, value and its share of the map,
+    /// Roughly the bytes it holds: each header's name, value and its share of the list,
     /// the body, and each allocation's bookkeeping.
     fn size(&self) -> usize {
-        let headers = |pairs: &mut dyn Iterator<Item = (usize, usize)>| {
-            pairs.map(|(name, value)| name + value + 112).sum::<usize>()
+        let (headers, body): (usize, Option<usize>) = match self {
+            Message::Raw { headers, body } => (
+                headers
+                    .pairs()
+                    .map(|(name, value)| name.len() + value.len())
+                    .sum::<usize>()
+                    + 112 * headers.0.len(),
+                body.as_ref().map(|body| body.len()),
+            ),
+            Message::Kept(kept) => (
+                kept.headers
+                    .iter()
+                    .map(|(name, value)| name.len() + value.len())
+                    .sum::<usize>()
+                    + 112 * kept.headers.len(),
+                kept.body.as_ref().map(String::len),
+            ),
         };
-        64 + match self {
-            Message::Raw { headers: map, body } => {
-                headers(
-                    &mut map
-                        .iter()
-                        .map(|(name, value)| (name.as_str().len(), value.len())),
-                ) + body.as_ref().map_or(0, |body| body.len() + 32)
-            }
-            Message::Kept(kept) => {
-                headers(
-                    &mut kept
-                        .headers
-                        .iter()
-                        .map(|(name, value)| (name.len(), value.len())),
-                ) + kept.body.as_ref().map_or(0, |body| body.len() + 32)
-            }
-        }
-    }
-}
-
-impl From<JournalMessage> for Message {
-    fn from(kept: JournalMessage) -> Message {
-        Message::Kept(kept)
+        64 + headers + body.map_or(0, |body| body + 32)
     }
 }
 
@@ -407,14 +421,27 @@ impl Entry {
 /// What the journal keeps of one side of an exchange: `headers` and `body` with secrets
 /// redacted, the body cut at `JOURNAL_BODY_LIMIT` bytes.
 pub fn message(headers: &HeaderMap, body: Option<&[u8]>) -> JournalMessage {
+    render(
+        headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes())),
+        body,
+    )
+}
+
+/// [`message`] of headers given as `(name, value)` pairs.
+fn render<'a>(
+    headers: impl Iterator<Item = (&'a str, &'a [u8])>,
+    body: Option<&[u8]>,
+) -> JournalMessage {
     let mut kept = std::collections::BTreeMap::<String, String>::new();
     for (name, value) in headers {
-        let value = if is_secret_header(name.as_str()) {
+        let value = if is_secret_header(name) {
             REDACTED.to_owned()
         } else {
-            String::from_utf8_lossy(value.as_bytes()).into_owned()
+            String::from_utf8_lossy(value).into_owned()
         };
-        kept.entry(name.as_str().to_owned())
+        kept.entry(name.to_owned())
             .and_modify(|joined| {
                 joined.push_str(", ");
                 joined.push_str(&value);
@@ -620,8 +647,8 @@ pub(crate) mod tests {
             time: datetime!(2026-02-10 12:00 UTC),
             tenant: tenant.map(Into::into),
             duration_ms: 1,
-            request: JournalMessage::default().into(),
-            response: JournalMessage::default().into(),
+            request: Message::new(Headers(Vec::new()), None),
+            response: Message::new(Headers(Vec::new()), None),
         }
     }
 
@@ -631,7 +658,7 @@ pub(crate) mod tests {
         headers.insert("content-type", "application/json".parse().expect("value"));
         Request {
             method: Method::POST,
-            request: Message::new(headers, Some(Bytes::copy_from_slice(body.as_bytes()))),
+            request: Message::new(Headers::of(&headers), Some(body.as_bytes())),
             ..request(path, 201, Some("pa"))
         }
     }
@@ -670,6 +697,38 @@ pub(crate) mod tests {
             !body.contains("hunter2") && !body.contains("whsec_x"),
             "{body}"
         );
+    }
+
+    #[test]
+    fn recorded_messages_are_shown_redacted_and_cut_whichever_way_they_were_kept() {
+        let journal = Journal::new(10);
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", "Bearer hunter2".parse().expect("value"));
+        headers.append("x-trace", "one".parse().expect("value"));
+        headers.append("x-trace", "two".parse().expect("value"));
+        let long = format!(
+            r#"{{"password":"hunter2","pad":"{}"}}"#,
+            "z".repeat(JOURNAL_BODY_LIMIT)
+        );
+        journal.record(Request {
+            request: Message::new(Headers::of(&headers), Some(long.as_bytes())),
+            response: Message::new(
+                Headers::of(&HeaderMap::new()),
+                Some(br#"{"data":{"linkId":"link_1","token":"hunter2"}}"#),
+            ),
+            ..request("/partner/links", 201, Some("pa"))
+        });
+        let entry = &journal.list(&JournalFilter::default(), None)[0];
+        assert_eq!(entry.request.headers["authorization"], REDACTED);
+        assert_eq!(entry.request.headers["x-trace"], "one, two");
+        let request_body = entry.request.body.as_deref().expect("request body");
+        assert!(entry.request.body_truncated);
+        assert_eq!(request_body.len(), JOURNAL_BODY_LIMIT);
+        assert!(!request_body.contains("hunter2"), "{request_body}");
+        let response_body = entry.response.body.as_deref().expect("response body");
+        assert!(!entry.response.body_truncated);
+        assert!(response_body.contains("link_1"), "{response_body}");
+        assert!(!response_body.contains("hunter2"), "{response_body}");
     }
 
     #[test]

@@ -192,7 +192,7 @@ async fn answer(surfaces: &Surfaces, request: Request, started: Instant) -> Resp
                 request.query.clone(),
             );
             let tenant = request.caller.tenant().cloned();
-            let request_headers = request.headers.clone();
+            let request_headers = journal::Headers::of(&request.headers);
             let tap = request.tap_body();
             let response = gate(&app, request, |request| dispatch(surfaces, request)).await;
             let (response, response_body) = read_back(response).await;
@@ -206,8 +206,11 @@ async fn answer(surfaces: &Surfaces, request: Request, started: Instant) -> Resp
                 time,
                 tenant,
                 duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                request: journal::Message::new(request_headers, request_body),
-                response: journal::Message::new(response.headers().clone(), response_body),
+                request: journal::Message::new(request_headers, request_body.as_deref()),
+                response: journal::Message::new(
+                    journal::Headers::of(response.headers()),
+                    response_body.as_deref(),
+                ),
             });
             response
         }

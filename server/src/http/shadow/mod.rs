@@ -199,8 +199,11 @@ pub(super) async fn forward(
         time,
         tenant: tenant.clone(),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        request: journal::Message::new(request.headers.clone(), Some(body.clone())),
-        response: journal::Message::new(response.headers().clone(), Some(upstream.body.clone())),
+        request: journal::Message::new(journal::Headers::of(&request.headers), Some(&body)),
+        response: journal::Message::new(
+            journal::Headers::of(response.headers()),
+            Some(&upstream.body),
+        ),
     });
     let job = Job {
         api,
