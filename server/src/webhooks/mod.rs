@@ -17,6 +17,7 @@ mod persisted;
 mod queue;
 pub mod sign;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -273,19 +274,20 @@ impl Webhooks {
     /// schedule.
     pub fn take_due(&self, now: OffsetDateTime) -> Vec<Job> {
         let mut deliveries = self.shared.deliveries.lock();
-        let mut held: Vec<Arc<str>> = Vec::new();
+        // The links whose later deliveries wait: a set, as many links may have one pending.
+        let mut held: HashSet<Arc<str>> = HashSet::new();
         let mut jobs = Vec::new();
         deliveries.mark_pending(|delivery| {
             let blocked = delivery
                 .link
                 .as_ref()
-                .is_some_and(|link| held.contains(link));
+                .is_some_and(|link| held.contains(&**link));
             let due = !delivery.in_flight && delivery.next_attempt_at.is_some_and(|at| at <= now);
             if let Some(link) = &delivery.link
                 && (delivery.in_flight || delivery.step == 0)
                 && !blocked
             {
-                held.push(link.clone());
+                held.insert(link.clone());
             }
             if due && !blocked {
                 delivery.in_flight = true;
@@ -625,6 +627,33 @@ mod tests {
         assert_eq!(view.attempts.len(), 5);
         assert_eq!(view.next_attempt_at, None);
         assert_eq!(webhooks.next_due(), None);
+    }
+
+    #[test]
+    fn one_links_deliveries_go_in_order_and_a_retry_wait_holds_none_back() {
+        let webhooks = Webhooks::new();
+        let partner = partner();
+        let url = || Some("http://127.0.0.1:9/hooks".to_owned());
+        let about = |link: &str| serde_json::json!({ "linkId": link });
+        let first = webhooks.enqueue(&partner, "link.created", about("link_a"), url(), NOW);
+        let second = webhooks.enqueue(&partner, "link.opened", about("link_a"), url(), NOW);
+        let other = webhooks.enqueue(&partner, "link.created", about("link_b"), url(), NOW);
+        let ids = |jobs: Vec<Job>| jobs.into_iter().map(|job| job.id).collect::<Vec<_>>();
+        // The second of link_a waits for the first; link_b's goes beside it.
+        assert_eq!(ids(webhooks.take_due(NOW)), [first.clone(), other]);
+        assert!(
+            webhooks.take_due(NOW).is_empty(),
+            "in flight is not due again"
+        );
+        // The first failed and waits a minute for its retry: the second goes now.
+        webhooks.record_attempt(&first, failed_at(NOW));
+        assert_eq!(ids(webhooks.take_due(NOW)), [second]);
+        assert_eq!(
+            webhooks.next_due(),
+            Some(NOW + Duration::minutes(1)),
+            "the retry is what is left to wait for"
+        );
+        assert_eq!(ids(webhooks.take_due(NOW + Duration::minutes(1))), [first]);
     }
 
     #[test]

@@ -38,7 +38,7 @@ impl Queue {
         self.pending.get(slug).copied().unwrap_or(0)
     }
 
-    /// The seq the next delivery pushed must have at least, to keep the list sorted.
+    /// The newest delivery's seq: the next one pushed must have a greater one.
     pub(super) fn last_seq(&self) -> Option<u64> {
         self.list.back().map(|delivery| delivery.seq)
     }
@@ -58,9 +58,7 @@ impl Queue {
     }
 
     fn index_of_seq(&self, seq: u64) -> Option<usize> {
-        self.list
-            .binary_search_by_key(&seq, |delivery| delivery.seq)
-            .ok()
+        index_of_seq(&self.list, seq)
     }
 
     /// The pending deliveries, oldest first.
@@ -89,9 +87,7 @@ impl Queue {
     fn position(&self, id: &str) -> Option<usize> {
         let seq = *self.by_id.get(id)?;
         let found = self
-            .list
-            .binary_search_by_key(&seq, |delivery| delivery.seq)
-            .ok()
+            .index_of_seq(seq)
             .filter(|&index| self.list[index].id == id);
         // Two kept deliveries with one id (48 random bits; restored from a file): the other.
         found.or_else(|| self.list.iter().position(|delivery| delivery.id == id))
@@ -200,6 +196,12 @@ impl Queue {
         }
         dropped
     }
+}
+
+/// Where the delivery numbered `seq` is in `list` (sorted by seq).
+fn index_of_seq(list: &VecDeque<Delivery>, seq: u64) -> Option<usize> {
+    list.binary_search_by_key(&seq, |delivery| delivery.seq)
+        .ok()
 }
 
 #[cfg(test)]
