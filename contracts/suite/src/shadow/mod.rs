@@ -308,6 +308,21 @@ const NOT_BEFORE_CREATED: [&str; 5] = [
 const DELIMITERS: [char; 7] = ['/', '?', '&', '=', '#', ',', ' '];
 
 impl Run<'_> {
+    /// [`Run::push`] for field `key` of the object at `pointer` (left as it was).
+    fn push_field(
+        &mut self,
+        rule: Rule,
+        pointer: &mut String,
+        key: &str,
+        upstream: Value,
+        linkbox: Value,
+    ) {
+        let len = pointer.len();
+        push_key(pointer, key);
+        self.push(rule, pointer, upstream, linkbox);
+        pointer.truncate(len);
+    }
+
     fn push(&mut self, rule: Rule, pointer: &str, upstream: Value, linkbox: Value) {
         // One drift shared by several list items is one difference.
         if self
@@ -448,14 +463,13 @@ impl Run<'_> {
         }
         for (key, lb_value) in linkbox {
             if !upstream.contains_key(key) {
-                push_key(pointer, key);
-                self.push(
+                self.push_field(
                     Rule::UnexpectedField,
                     pointer,
+                    key,
                     Value::Null,
                     lb_value.clone(),
                 );
-                pointer.truncate(len);
             }
         }
         self.relations(pointer, upstream, linkbox);
@@ -521,7 +535,6 @@ impl Run<'_> {
         upstream: &Map<String, Value>,
         linkbox: &Map<String, Value>,
     ) {
-        let len = pointer.len();
         let (lifetimes, tolerance) = match (lifetime(upstream), lifetime(linkbox)) {
             (Some(up), Some(lb)) => (Some((up, lb)), time::Duration::SECOND),
             // A Leaf create answer has no `createdAt`: its `Date` header stands in, whole
@@ -536,25 +549,23 @@ impl Run<'_> {
         if let Some((up, lb)) = lifetimes
             && (up - lb).abs() > tolerance
         {
-            push_key(pointer, "expiresAt");
-            self.push(
+            self.push_field(
                 Rule::Relation,
                 pointer,
+                "expiresAt",
                 up.whole_seconds().into(),
                 lb.whole_seconds().into(),
             );
-            pointer.truncate(len);
         }
         for key in NOT_BEFORE_CREATED {
             if not_before_created(upstream, key) != not_before_created(linkbox, key) {
-                push_key(pointer, key);
-                self.push(
+                self.push_field(
                     Rule::Relation,
                     pointer,
+                    key,
                     upstream.get(key).cloned().unwrap_or(Value::Null),
                     linkbox.get(key).cloned().unwrap_or(Value::Null),
                 );
-                pointer.truncate(len);
             }
         }
         let (url_key, id_key) = match self.exchange.api {
@@ -566,14 +577,13 @@ impl Run<'_> {
             names_own_id(linkbox, url_key, id_key),
         ) && up != lb
         {
-            push_key(pointer, url_key);
-            self.push(
+            self.push_field(
                 Rule::Format,
                 pointer,
+                url_key,
                 upstream.get(url_key).cloned().unwrap_or(Value::Null),
                 linkbox.get(url_key).cloned().unwrap_or(Value::Null),
             );
-            pointer.truncate(len);
         }
     }
 
