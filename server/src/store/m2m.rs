@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::ids;
 use super::index::ShardedMap;
+use super::stamp::{MaybeStamp, Stamp};
 use crate::config::{PartnerConfig, Settings};
 use crate::persist::Sink;
 use crate::ratelimit::{Limit, Window};
@@ -360,10 +361,10 @@ struct Link {
     language: Option<Language>,
     callback_url: Option<Box<str>>,
     metadata: Option<Compact>,
-    created_at: OffsetDateTime,
-    expires_at: OffsetDateTime,
-    opened_at: Option<OffsetDateTime>,
-    revoked_at: Option<OffsetDateTime>,
+    created_at: Stamp,
+    expires_at: Stamp,
+    opened_at: MaybeStamp,
+    revoked_at: MaybeStamp,
     revoke_reason: Option<Box<str>>,
     operation_id: Option<Box<str>>,
 }
@@ -384,11 +385,11 @@ impl Partner {
 
 impl Link {
     fn is_expired(&self, now: OffsetDateTime) -> bool {
-        self.status != LinkStatus::Revoked && self.expires_at <= now
+        self.status != LinkStatus::Revoked && self.expires_at.at() <= now
     }
 
     fn is_active(&self, now: OffsetDateTime) -> bool {
-        self.status != LinkStatus::Revoked && self.expires_at > now
+        self.status != LinkStatus::Revoked && self.expires_at.at() > now
     }
 }
 
@@ -587,10 +588,10 @@ impl Partner {
             language: new.language,
             callback_url: new.callback_url.map(Into::into),
             metadata: new.metadata.as_ref().map(Compact::new),
-            created_at: now,
-            expires_at: now + expires_in,
-            opened_at: None,
-            revoked_at: None,
+            created_at: Stamp::of(now),
+            expires_at: Stamp::of(now + expires_in),
+            opened_at: MaybeStamp::NONE,
+            revoked_at: MaybeStamp::NONE,
             revoke_reason: None,
             operation_id: None,
         });
@@ -606,8 +607,8 @@ impl Partner {
             status: link.status,
             url: self.url(link),
             token: link.token.to_string(),
-            expires_at: timefmt::millis(link.expires_at),
-            created_at: timefmt::millis(link.created_at),
+            expires_at: timefmt::millis(link.expires_at.at()),
+            created_at: timefmt::millis(link.created_at.at()),
         })
     }
 
@@ -623,8 +624,8 @@ impl Partner {
         let skip = (page.saturating_sub(1) as usize).saturating_mul(limit as usize);
         let take = limit as usize;
         let matches = |link: &Link| {
-            filter.from.is_none_or(|from| link.created_at >= from)
-                && filter.to.is_none_or(|to| link.created_at <= to)
+            filter.from.is_none_or(|from| link.created_at.at() >= from)
+                && filter.to.is_none_or(|to| link.created_at.at() <= to)
                 && filter.status.is_none_or(|status| link.status == status)
                 && filter.visibility.is_none_or(|visibility| match visibility {
                     Visibility::Active => link.is_active(now),
@@ -692,7 +693,7 @@ impl Partner {
             return Err(LinkError::Expired);
         }
         link.status = LinkStatus::Revoked;
-        link.revoked_at = Some(now);
+        link.revoked_at = MaybeStamp::of(Some(now));
         link.revoke_reason = reason.map(Into::into);
         let suffix = link.suffix;
         self.record(|changes| self.put_link(changes, &state, index));
@@ -723,10 +724,10 @@ impl Partner {
                 .as_ref()
                 .map(Compact::value);
             let missing = missing_cip_fields(data.as_ref());
-            let expires_at = link.expires_at;
+            let expires_at = link.expires_at.at();
             let link_ref = &mut state.links[index];
             link_ref.status = LinkStatus::Opened;
-            link_ref.opened_at = Some(now);
+            link_ref.opened_at = MaybeStamp::of(Some(now));
             if !missing.is_empty() {
                 let mut suffix = ids::hex48();
                 while state.data_requests.contains_key(&suffix) {
@@ -765,7 +766,7 @@ impl Partner {
         suffixes
             .into_iter()
             .filter_map(|(link, suffix)| {
-                let expires_at = state.links[link as usize].expires_at;
+                let expires_at = state.links[link as usize].expires_at.at();
                 self.data_request_view(&state, suffix, now, expires_at)
             })
             .collect()
@@ -892,9 +893,9 @@ impl Partner {
             reference_id: user.reference_id.to_string(),
             status: link.status,
             url: self.url(link),
-            expires_at: timefmt::millis(link.expires_at),
-            created_at: timefmt::millis(link.created_at),
-            opened_at: link.opened_at.map(timefmt::millis),
+            expires_at: timefmt::millis(link.expires_at.at()),
+            created_at: timefmt::millis(link.created_at.at()),
+            opened_at: link.opened_at.get().map(timefmt::millis),
             user_id: format!("user_{}_{}", self.slug, ids::fmt_alnum6(&user.suffix)),
             operation_id: link.operation_id.as_deref().map(str::to_owned),
             user_data: user.data.as_ref().map(Compact::value),
@@ -910,7 +911,7 @@ impl Partner {
             theme: link.theme.as_deref().map(str::to_owned),
             language: link.language,
             callback_url: link.callback_url.as_deref().map(str::to_owned),
-            revoked_at: link.revoked_at.map(timefmt::millis),
+            revoked_at: link.revoked_at.get().map(timefmt::millis),
             revoke_reason: link.revoke_reason.as_deref().map(str::to_owned),
         }
     }

@@ -12,6 +12,7 @@ pub mod ids;
 pub mod index;
 pub mod leaf;
 pub mod m2m;
+pub mod stamp;
 
 use std::sync::Arc;
 

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::compact::Compact;
 use super::operations::Operation;
 use super::{DataRequest, Link, Partner, PartnerState, Partners, User, ids};
+use crate::store::stamp::{MaybeStamp, Stamp};
 
 /// Snapshot format version.
 pub(super) const VERSION: u32 = 1;
@@ -163,10 +164,10 @@ impl Partner {
                 language: link.language,
                 callback_url: link.callback_url.map(Into::into),
                 metadata: link.metadata.as_ref().map(Compact::new),
-                created_at: time_of(&link.created_at)?,
-                expires_at: time_of(&link.expires_at)?,
-                opened_at: link.opened_at.as_deref().map(time_of).transpose()?,
-                revoked_at: link.revoked_at.as_deref().map(time_of).transpose()?,
+                created_at: Stamp::of(time_of(&link.created_at)?),
+                expires_at: Stamp::of(time_of(&link.expires_at)?),
+                opened_at: MaybeStamp::of(link.opened_at.as_deref().map(time_of).transpose()?),
+                revoked_at: MaybeStamp::of(link.revoked_at.as_deref().map(time_of).transpose()?),
                 revoke_reason: link.revoke_reason.map(Into::into),
                 operation_id: link.operation_id.map(Into::into),
             });
@@ -266,10 +267,10 @@ impl Partner {
             language: link.language,
             callback_url: link.callback_url.as_deref().map(str::to_owned),
             metadata: link.metadata.as_ref().map(Compact::value),
-            created_at: timefmt::millis(link.created_at),
-            expires_at: timefmt::millis(link.expires_at),
-            opened_at: link.opened_at.map(timefmt::millis),
-            revoked_at: link.revoked_at.map(timefmt::millis),
+            created_at: timefmt::millis(link.created_at.at()),
+            expires_at: timefmt::millis(link.expires_at.at()),
+            opened_at: link.opened_at.get().map(timefmt::millis),
+            revoked_at: link.revoked_at.get().map(timefmt::millis),
             revoke_reason: link.revoke_reason.as_deref().map(str::to_owned),
             operation_id: link.operation_id.as_deref().map(str::to_owned),
         }
