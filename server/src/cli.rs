@@ -160,6 +160,10 @@ pub struct ServeArgs {
     /// How many requests of each tenant the journal (`GET /_sandbox/requests`) keeps.
     #[arg(long, env = "LINKBOX_JOURNAL_SIZE", default_value_t = linkbox_contracts::sandbox::DEFAULT_JOURNAL_SIZE as u64, value_parser = clap::value_parser!(u64).range(1..))]
     pub journal_size: u64,
+    /// Seconds a webhook receiver may take to answer an attempt (default 30, as documented).
+    /// In a sandbox shared by replicas, a replica's claim on an attempt lasts this plus 5 s.
+    #[arg(long, env = "LINKBOX_WEBHOOK_TIMEOUT", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub webhook_timeout: Option<u64>,
     /// Base of Leaf magic links (default: PUBLIC_URL/magic-link), e.g.
     /// https://magic-link.withleaf.io to reproduce production URLs.
     #[arg(long, env = "LINKBOX_LEAF_LINK_BASE")]
@@ -283,7 +287,7 @@ impl ServeArgs {
             file: self.config.as_deref().map(FileConfig::load).transpose()?,
             admin_token: self.admin_token.clone(),
             journal_size: Some(usize::try_from(self.journal_size).unwrap_or(usize::MAX)),
-            webhook_timeout: None,
+            webhook_timeout: self.webhook_timeout.map(std::time::Duration::from_secs),
             external_webhooks: self.external_webhooks,
             state: self.state.clone(),
             cors: self.cors.clone(),

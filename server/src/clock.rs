@@ -142,6 +142,12 @@ impl Clock {
 
     /// Restores a setting kept in the state file: the offset, and the reading it is frozen
     /// at, if it is.
+    /// The offset and the frozen reading, as [`Clock::restore`] takes them.
+    pub fn setting(&self) -> (Duration, Option<OffsetDateTime>) {
+        let state = *self.state.read();
+        (state.offset, state.frozen_at)
+    }
+
     pub fn restore(&self, offset: Duration, frozen_at: Option<OffsetDateTime>) {
         *self.state.write() = State { offset, frozen_at };
         self.tell_moved();

@@ -50,8 +50,12 @@ pub struct Settings {
     /// Whether webhooks may leave this machine; off, a non-loopback URL is recorded as a
     /// failed attempt without any network traffic.
     pub external_webhooks: bool,
-    /// `--state`: the SQLite file every change is kept in; `None` keeps everything in memory.
+    /// `--state`: the SQLite file every change is kept in; `None` keeps everything in memory
+    /// (or in the database of `database`).
     pub state: Option<std::path::PathBuf>,
+    /// `--state postgres://…`: the PostgreSQL database this process shares the sandbox
+    /// through with other replicas.
+    pub database: Option<String>,
     /// `--cors`: origins whose browsers may call linkbox (`*` for any); empty, CORS is off.
     pub cors: Vec<String>,
     /// How many connections are served at once, and how long a silent one may stay open.
@@ -225,7 +229,15 @@ impl Settings {
                     sandbox::WEBHOOK_TIMEOUT_SECS,
                 )),
             external_webhooks: options.external_webhooks,
-            state: options.state,
+            database: options
+                .state
+                .as_deref()
+                .and_then(std::path::Path::to_str)
+                .filter(|state| is_database_url(state))
+                .map(str::to_owned),
+            state: options
+                .state
+                .filter(|state| !state.to_str().is_some_and(is_database_url)),
             cors: options.cors,
             connections: options
                 .connection_limits
@@ -391,6 +403,11 @@ impl FileConfig {
         }
         Ok(())
     }
+}
+
+/// Whether a `--state` value names a PostgreSQL database rather than a file.
+pub fn is_database_url(state: &str) -> bool {
+    state.starts_with("postgres://") || state.starts_with("postgresql://")
 }
 
 #[cfg(test)]

@@ -67,9 +67,9 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
 
 /// Resolves `options` against the listener's address and opens the sandbox they describe:
 /// fresh, or loaded from the `--state` file. Fails on a state file linkbox cannot use.
-pub fn open(listener: &TcpListener, options: Options) -> std::io::Result<App> {
+pub async fn open(listener: &TcpListener, options: Options) -> std::io::Result<App> {
     let settings = Settings::resolve(options, listener.local_addr()?);
-    App::open(settings).map_err(std::io::Error::other)
+    App::open(settings).await.map_err(std::io::Error::other)
 }
 
 /// Opens the sandbox `options` describe and serves it.
@@ -78,7 +78,7 @@ pub async fn run(
     options: Options,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let app = open(&listener, options)?;
+    let app = open(&listener, options).await?;
     serve(listener, app, shutdown).await;
     Ok(())
 }

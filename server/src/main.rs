@@ -49,10 +49,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", args.addr))?;
     let addr = listener.local_addr()?;
     // A state file is loaded (or refused) before the sandbox says it is listening.
-    let app = linkbox::open(&listener, options)?;
+    let app = linkbox::open(&listener, options).await?;
     let mut lines = vec![format!("listening on http://{addr}")];
     if args.seed > 0 {
-        let demo = linkbox::ops::seed::demo(&app, args.seed, args.rng_seed)?;
+        // In a sandbox shared by replicas, seeded as one request on everything.
+        let hint = linkbox::app::replica::Hint::Everything;
+        let demo = app
+            .within(&hint, async {
+                linkbox::ops::seed::demo(&app, args.seed, args.rng_seed)
+            })
+            .await??;
         lines.extend(demo.lines());
     }
     {

@@ -498,7 +498,9 @@ async fn keys_that_only_read_leave_nothing_in_the_state_file() {
     sandbox.create_link(KEY, "writer").await;
     sandbox.kill();
 
-    let app = linkbox::App::open(settings(&state)).expect("reopened");
+    let app = linkbox::App::open(settings(&state))
+        .await
+        .expect("reopened");
     let slugs: Vec<String> = app
         .store
         .m2m()
@@ -712,7 +714,7 @@ async fn every_kind_of_state_reads_back_as_it_was_written() {
 
     let dir = TempDir::new("roundtrip");
     let state = dir.file("state.db");
-    let app = linkbox::App::open(settings(&state)).expect("opened");
+    let app = linkbox::App::open(settings(&state)).await.expect("opened");
     app.clock
         .advance(time::Duration::hours(5))
         .expect("in range");
@@ -825,7 +827,9 @@ async fn every_kind_of_state_reads_back_as_it_was_written() {
     app.sink.close();
     drop(app);
 
-    let app = linkbox::App::open(settings(&state)).expect("reopened");
+    let app = linkbox::App::open(settings(&state))
+        .await
+        .expect("reopened");
     assert_eq!(seen(&app), before);
     app.sink.close();
 }
@@ -836,7 +840,7 @@ async fn a_bad_row_is_quarantined_and_everyone_else_starts() {
 
     let dir = TempDir::new("quarantine");
     let state = dir.file("state.db");
-    let app = linkbox::App::open(settings(&state)).expect("opened");
+    let app = linkbox::App::open(settings(&state)).await.expect("opened");
     let now = app.clock.now();
     let new_link = |reference_id: &str| NewLink {
         reference_id: reference_id.into(),
@@ -863,7 +867,9 @@ async fn a_bad_row_is_quarantined_and_everyone_else_starts() {
     assert_eq!(changed, 1);
     drop(connection);
 
-    let app = linkbox::App::open(settings(&state)).expect("a bad row does not refuse the file");
+    let app = linkbox::App::open(settings(&state))
+        .await
+        .expect("a bad row does not refuse the file");
     let bystander = app.store.m2m().authenticate(&key(2)).expect("partner");
     assert!(
         bystander.link(&other.link_id).is_ok(),
@@ -904,8 +910,9 @@ async fn a_bad_row_is_quarantined_and_everyone_else_starts() {
 async fn a_second_server_on_the_same_file_is_refused_naming_the_first() {
     let dir = TempDir::new("lock");
     let state = dir.file("state.db");
-    let first = linkbox::App::open(settings(&state)).expect("opened");
+    let first = linkbox::App::open(settings(&state)).await.expect("opened");
     let refused = linkbox::App::open(settings(&state))
+        .await
         .err()
         .expect("the file is in use");
     let text = refused.to_string();
@@ -916,7 +923,9 @@ async fn a_second_server_on_the_same_file_is_refused_naming_the_first() {
     );
     first.sink.close();
     drop(first);
-    let second = linkbox::App::open(settings(&state)).expect("free once the first closed it");
+    let second = linkbox::App::open(settings(&state))
+        .await
+        .expect("free once the first closed it");
     second.sink.close();
 }
 
@@ -924,7 +933,7 @@ async fn a_second_server_on_the_same_file_is_refused_naming_the_first() {
 async fn a_failed_save_answers_503_to_that_write_only_and_is_retried() {
     let dir = TempDir::new("diskfull");
     let state = dir.file("state.db");
-    let app = linkbox::App::open(settings(&state)).expect("opened");
+    let app = linkbox::App::open(settings(&state)).await.expect("opened");
     // A disk that fills up: every insert of a link fails while the switch is on.
     let switch = rusqlite::Connection::open(&state).expect("sqlite");
     switch

@@ -96,6 +96,13 @@ pub(super) fn quarantine(app: &App, aside: Aside) {
 }
 use crate::store::leaf::persisted::SIGNING_SECRET;
 
+/// Logs the rows a shared database's load left out (they stay in the database).
+pub(super) fn warn_aside(aside: &Aside) {
+    for item in &aside.0 {
+        tracing::warn!(table = item.table.name(), tenant = %item.row.tenant, id = %item.row.id, reason = %item.reason, "a database row could not be restored; it is left out of this replica's copy");
+    }
+}
+
 pub(super) fn restore(app: &App, stored: &Stored) -> Result<Aside, String> {
     if let Some(secret) = stored.secrets.get(SIGNING_SECRET) {
         app.store.leaf().restore_signing_secret(secret)?;
@@ -214,4 +221,92 @@ pub(super) fn write_defaults(app: &App) {
 fn parse<T: DeserializeOwned>(table: Table, row: &Row) -> Result<T, String> {
     serde_json::from_str(&row.doc)
         .map_err(|error| format!("{} row {}: {error}", table.name(), row.id))
+}
+
+/// Replaces this process's copy of tenant `name` (a partner's slug, or `leaf:<username>`)
+/// with its rows read back from the shared database. A row that does not restore is logged
+/// and left out (the database keeps it); a tenant whose rows do not restore together starts
+/// empty here, as at load.
+pub(super) fn reload_tenant(app: &App, name: &str, stored: &Stored) {
+    let mut aside = Aside::default();
+    match name.strip_prefix("leaf:") {
+        Some(username) => reload_leaf(app, username, stored, &mut aside),
+        None => reload_partner(app, name, stored, &mut aside),
+    }
+    warn_aside(&aside);
+}
+
+fn reload_partner(app: &App, slug: &str, stored: &Stored, aside: &mut Aside) {
+    let partners = app.store.m2m();
+    let partner = match stored.rows(Table::M2mPartners).first() {
+        Some(row) => match parse(Table::M2mPartners, row) {
+            Ok(settings) => partners.restore_partner(slug, settings),
+            Err(reason) => {
+                aside.put(Table::M2mPartners, row, reason);
+                partners.by_slug(slug)
+            }
+        },
+        None => partners.by_slug(slug),
+    };
+    let Some(partner) = partner else {
+        return;
+    };
+    let single = |table| stored.by_tenant(table).remove(slug);
+    let (users, links, data_requests, operations) = (
+        single(Table::M2mUsers),
+        single(Table::M2mLinks),
+        single(Table::M2mDataRequests),
+        single(Table::M2mOperations),
+    );
+    let restored = partner.restore_rows(
+        aside.documents(Table::M2mUsers, users.as_ref()),
+        aside.documents(Table::M2mLinks, links.as_ref()),
+        aside.documents(Table::M2mDataRequests, data_requests.as_ref()),
+        aside.documents(Table::M2mOperations, operations.as_ref()),
+    );
+    if let Err(error) = restored {
+        partner.reset();
+        aside.put_all(
+            &[
+                (Table::M2mUsers, users.as_ref()),
+                (Table::M2mLinks, links.as_ref()),
+                (Table::M2mDataRequests, data_requests.as_ref()),
+                (Table::M2mOperations, operations.as_ref()),
+            ],
+            &format!("partner {slug}: {error}"),
+        );
+    }
+    app.webhooks.forget_tenant(slug);
+    for row in stored.rows(Table::WebhookDeliveries) {
+        let restored = parse(Table::WebhookDeliveries, row).and_then(|delivery| {
+            app.webhooks
+                .restore(row.id.clone(), row.position, partner.clone(), delivery)
+        });
+        if let Err(reason) = restored {
+            aside.put(Table::WebhookDeliveries, row, reason);
+        }
+    }
+}
+
+fn reload_leaf(app: &App, username: &str, stored: &Stored, aside: &mut Aside) {
+    let Some(account) = app.store.leaf().account(username) else {
+        return;
+    };
+    let single = |table| stored.by_tenant(table).remove(username);
+    let (users, links) = (single(Table::LeafUsers), single(Table::LeafMagicLinks));
+    account.reset();
+    let restored = account.restore(
+        aside.positioned(Table::LeafUsers, users.as_ref()),
+        aside.positioned(Table::LeafMagicLinks, links.as_ref()),
+    );
+    if let Err(error) = restored {
+        account.reset();
+        aside.put_all(
+            &[
+                (Table::LeafUsers, users.as_ref()),
+                (Table::LeafMagicLinks, links.as_ref()),
+            ],
+            &format!("Leaf account {username}: {error}"),
+        );
+    }
 }

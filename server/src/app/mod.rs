@@ -3,6 +3,7 @@
 //! opening it, fresh or from a state file ([`App::open`]).
 
 mod load;
+pub mod replica;
 
 use std::sync::Arc;
 
@@ -30,8 +31,10 @@ pub struct App {
     pub faults: Faults,
     /// What shadow mode's comparisons found.
     pub drift: Arc<Drift>,
-    /// Where changes are kept: nowhere, or the `--state` file.
+    /// Where changes are kept: nowhere, the `--state` file, or the shared database.
     pub sink: Sink,
+    /// `--state postgres://…`: this process's part in a sandbox shared by several.
+    pub replica: Option<Arc<replica::Replica>>,
 }
 
 impl App {
@@ -40,10 +43,13 @@ impl App {
         App::with_sink(settings, Sink::off())
     }
 
-    /// The sandbox `settings` describe: in memory, or the one kept in the `--state` file
-    /// (created if new).
-    /// Refuses, untouched, a file linkbox cannot use.
-    pub fn open(settings: Settings) -> Result<App, persist::OpenError> {
+    /// The sandbox `settings` describe: in memory, the one kept in the `--state` file
+    /// (created if new), or the one shared through a PostgreSQL database.
+    /// Refuses, untouched, a file or database linkbox cannot use.
+    pub async fn open(settings: Settings) -> Result<App, persist::OpenError> {
+        if let Some(url) = settings.database.clone() {
+            return App::open_shared(settings, &url).await;
+        }
         let Some(path) = settings.state.clone() else {
             return Ok(App::new(settings));
         };
@@ -54,6 +60,51 @@ impl App {
         file.start()?;
         load::quarantine(&app, aside);
         load::write_defaults(&app);
+        Ok(app)
+    }
+
+    /// Joins the sandbox kept in the PostgreSQL database at `url`: reads all of it back,
+    /// under the lock of everything, and writes what a fresh database lacks (the Leaf token
+    /// key, configured partners' webhook secrets) in the same transaction, so replicas that
+    /// start at once agree on them.
+    async fn open_shared(settings: Settings, url: &str) -> Result<App, persist::OpenError> {
+        if settings.shadow.m2m.is_some() || settings.shadow.leaf.is_some() {
+            return Err(persist::OpenError::Database {
+                target: "--state".into(),
+                reason: "shadow mode (--shadow-m2m, --shadow-leaf) runs in one process; it \
+                         cannot be combined with a PostgreSQL --state"
+                    .into(),
+            });
+        }
+        let database = persist::shared::connect(url).await?;
+        let failed = |error: persist::shared::Unavailable| persist::OpenError::Database {
+            target: error.target.to_string(),
+            reason: error.reason,
+        };
+        let mut app = App::with_sink(settings, Sink::shared(database.clone()));
+        let replica = Arc::new(replica::Replica::new(database.clone()));
+        let (txn, locked) = database
+            .begin(persist::shared::Scope::Everything)
+            .await
+            .map_err(failed)?;
+        let stored = database.read_all(&txn).await.map_err(failed)?;
+        let (restored, writes) = persist::shared::scoped(async {
+            let aside = persist::shared::muted(|| load::restore(&app, &stored));
+            if aside.is_ok() {
+                load::write_defaults(&app);
+            }
+            aside
+        })
+        .await;
+        let aside = restored.map_err(|reason| persist::OpenError::Database {
+            target: database.target().to_string(),
+            reason,
+        })?;
+        load::warn_aside(&aside);
+        let versions = txn.commit(writes).await.map_err(failed)?;
+        replica.knows(locked.versions);
+        replica.knows(versions);
+        app.replica = Some(replica);
         Ok(app)
     }
 
@@ -68,6 +119,7 @@ impl App {
             settings: Arc::new(settings),
             clock: Clock::with_sink(sink.clone()),
             sink,
+            replica: None,
         }
     }
 

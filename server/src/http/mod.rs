@@ -33,6 +33,7 @@ use warp::path::FullPath;
 use warp::reply::Response;
 
 use crate::app::App;
+use crate::app::replica::Hint;
 use crate::faults::Action;
 use crate::ops::identity;
 use crate::wire::{BodyStream, DropConnection, Found, Request, Router};
@@ -174,48 +175,33 @@ async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
     response
 }
 
-/// linkbox's own answer: faults, the route, the journal, the durability wait and CORS.
+/// linkbox's own answer: faults, the route, the journal, the durability wait and CORS. In a
+/// sandbox shared by replicas all of it but CORS runs in one database transaction holding
+/// the tenant's lock ([`App::within`]); the caller is resolved again inside it, against the
+/// tenant as the database has it.
 async fn answer(surfaces: &Surfaces, request: Request, started: Instant) -> Response {
     let app = request.app.clone();
     let control = is_control(&request.path);
     // The allowed origin (nothing while CORS is off), read before the request moves on.
     let origin = cors::allowed_origin(&app.settings, &request.headers);
-    let (response, wrote) = crate::persist::tracking(async {
-        if control {
-            dispatch(surfaces, request).await
-        } else {
-            let time = app.clock.now();
+    let hint = replica_hint(&app, &request);
+    let path = (hint != Hint::Nothing).then(|| request.path.clone());
+    let within = app
+        .within(&hint, async {
             let mut request = request;
-            let (method, path, query) = (
-                request.method.clone(),
-                request.path.clone(),
-                request.query.clone(),
-            );
-            let tenant = request.caller.tenant().cloned();
-            let request_headers = journal::Headers::of(&request.headers);
-            let tap = request.tap_body();
-            let response = gate(&app, request, |request| dispatch(surfaces, request)).await;
-            let (response, response_body) = read_back(response).await;
-            let request_body = tap.lock().take();
-            app.journal.record(journal::Request {
-                method,
-                path,
-                query: (!query.is_empty()).then_some(query),
-                status: response.status().as_u16(),
-                dropped: response.extensions().get::<DropConnection>().is_some(),
-                time,
-                tenant,
-                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                request: journal::Message::new(request_headers, request_body.as_deref()),
-                response: journal::Message::new(
-                    journal::Headers::of(response.headers()),
-                    response_body.as_deref(),
-                ),
-            });
-            response
-        }
-    })
-    .await;
+            if hint != Hint::Nothing {
+                request.caller = identity::resolve(&app, &request.headers);
+            }
+            crate::persist::tracking(respond(surfaces, request, control, started)).await
+        })
+        .await;
+    let (response, wrote) = match within {
+        Ok(answered) => answered,
+        Err(error) => (
+            unavailable(path.as_deref().unwrap_or_default(), &error),
+            false,
+        ),
+    };
     // Every answer waits until what it may show is in the file; only a request that changed
     // something hears that the file could not be written (503), the others are answered.
     let response = if wrote {
@@ -225,6 +211,105 @@ async fn answer(surfaces: &Surfaces, request: Request, started: Instant) -> Resp
         response
     };
     cors::decorate(origin, response)
+}
+
+/// The route's answer, behind the fault table and recorded in the journal (both only
+/// outside the control API).
+async fn respond(
+    surfaces: &Surfaces,
+    request: Request,
+    control: bool,
+    started: Instant,
+) -> Response {
+    if control {
+        return dispatch(surfaces, request).await;
+    }
+    let app = request.app.clone();
+    let time = app.clock.now();
+    let mut request = request;
+    let (method, path, query) = (
+        request.method.clone(),
+        request.path.clone(),
+        request.query.clone(),
+    );
+    let tenant = request.caller.tenant().cloned();
+    let request_headers = journal::Headers::of(&request.headers);
+    let tap = request.tap_body();
+    let response = gate(&app, request, |request| dispatch(surfaces, request)).await;
+    let (response, response_body) = read_back(response).await;
+    let request_body = tap.lock().take();
+    app.journal.record(journal::Request {
+        method,
+        path,
+        query: (!query.is_empty()).then_some(query),
+        status: response.status().as_u16(),
+        dropped: response.extensions().get::<DropConnection>().is_some(),
+        time,
+        tenant,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        request: journal::Message::new(request_headers, request_body.as_deref()),
+        response: journal::Message::new(
+            journal::Headers::of(response.headers()),
+            response_body.as_deref(),
+        ),
+    });
+    response
+}
+
+/// What a request may touch in a sandbox shared by replicas: on the vendor APIs, the
+/// tenant its credentials name (an M2M request without a usable key touches nothing, it is
+/// refused); Leaf requests without a token (authenticate, the magic-link widget) and the
+/// control API and pages, anything; the health check and the documents, nothing.
+fn replica_hint(app: &App, request: &Request) -> Hint {
+    if app.replica.is_none() {
+        return Hint::Nothing;
+    }
+    let path = request.path.as_str();
+    let create = !matches!(request.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let m2m = m2m::owns(path);
+    if m2m || leaf::owns(path) {
+        return match identity::tenant_hint(app, &request.headers, m2m) {
+            Some(name) => Hint::Tenant { name, create },
+            None if m2m => Hint::Nothing,
+            None => Hint::Everything,
+        };
+    }
+    if path == "/_sandbox/health"
+        || path == "/_sandbox/openapi.json"
+        || path.starts_with("/_sandbox/docs")
+    {
+        return Hint::Nothing;
+    }
+    Hint::Everything
+}
+
+/// Seconds a client is asked to wait when the shared database is unavailable.
+const UNAVAILABLE_RETRY_AFTER_SECS: u32 = 1;
+
+/// The answer while the shared database cannot be reached: 503 in the envelope of the API
+/// whose path it is, with `Retry-After`. Nothing was changed and nothing is served from a
+/// copy that may be stale.
+fn unavailable(path: &str, error: &crate::persist::shared::Unavailable) -> Response {
+    tracing::error!(%error, "answering 503: the shared database is unavailable");
+    let message =
+        format!("{error}. Nothing was changed; try again shortly (linkbox reconnects by itself).");
+    let status = StatusCode::SERVICE_UNAVAILABLE;
+    let mut response = if m2m::owns(path) {
+        m2m::error::error_response(
+            status,
+            linkbox_contracts::m2m::ErrorCode::InternalError,
+            message,
+        )
+    } else if leaf::owns(path) {
+        leaf::error::problem_with(status, path, message)
+    } else {
+        control::error(status, "STATE_UNAVAILABLE", message)
+    };
+    response.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS),
+    );
+    response
 }
 
 /// What the request log reads off a request before it moves on: nothing while the log is
@@ -369,10 +454,16 @@ pub async fn run(listener: tokio::net::TcpListener, app: App, shutdown: impl Fut
             let _ = engine_stopped.await;
         },
     ));
+    let (stop_catch_up, catch_up_stopped) = tokio::sync::oneshot::channel::<()>();
+    let catch_up = tokio::spawn(crate::app::replica::catch_up(app.clone(), async {
+        let _ = catch_up_stopped.await;
+    }));
     let limits = app.settings.connections;
     serve_with(listener, routes(app.clone()), limits, shutdown).await;
     let _ = stop_engine.send(());
+    let _ = stop_catch_up.send(());
     let _ = engine.await;
+    let _ = catch_up.await;
     let sink = app.sink.clone();
     if tokio::task::spawn_blocking(move || sink.close())
         .await

@@ -133,6 +133,25 @@ pub fn resolve(app: &App, headers: &HeaderMap) -> Caller {
     }
 }
 
+/// The tenant a request with these headers acts on when it carries credentials: the
+/// partner of its M2M key (known, or the open-mode partner the key would create), or else
+/// the Leaf account its Bearer token was signed for (valid or expired). Reads nothing but
+/// the partner table and the token key, so a shared sandbox can lock the tenant before the
+/// request resolves its caller against the tenant's current state.
+pub fn tenant_hint(app: &App, headers: &HeaderMap, m2m: bool) -> Option<String> {
+    if m2m {
+        let key = presented_key(headers)?;
+        return match app.store.m2m().lookup(key) {
+            Lookup::Known(partner) => Some(partner.slug.to_string()),
+            Lookup::New(slug) => Some(slug.to_string()),
+            Lookup::Refused(KeyError::Invalid | KeyError::Suspended) => None,
+            Lookup::Refused(_) => Some(crate::store::m2m::open_mode_slug(key)),
+        };
+    }
+    let claims = tokens::verify(app.store.leaf(), bearer(headers)?).ok()?;
+    Some(leaf_label(&claims.sub))
+}
+
 fn leaf_token(app: &App, token: &str) -> LeafToken {
     let accounts = app.store.leaf();
     let Ok(claims) = tokens::verify(accounts, token) else {

@@ -41,6 +41,7 @@
 
 mod load;
 pub mod schema;
+pub mod shared;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -224,15 +225,25 @@ pub async fn tracking<F: std::future::Future>(work: F) -> (F::Output, bool) {
         .await
 }
 
-/// Where changes go: nowhere (in memory), or the state file's write queue. Cheap to clone.
+/// Where changes go: nowhere (in memory), the state file's write queue, or the request's
+/// transaction on a shared database ([`shared`]). Cheap to clone.
 #[derive(Clone, Default)]
-pub struct Sink(Option<Arc<Queue>>);
+pub struct Sink(Target);
+
+#[derive(Clone, Default)]
+enum Target {
+    #[default]
+    Memory,
+    File(Arc<Queue>),
+    Shared(shared::Database),
+}
 
 impl std::fmt::Debug for Sink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.0 {
-            None => f.write_str("Sink(memory)"),
-            Some(queue) => write!(f, "Sink({})", queue.path.display()),
+            Target::Memory => f.write_str("Sink(memory)"),
+            Target::File(queue) => write!(f, "Sink({})", queue.path.display()),
+            Target::Shared(database) => write!(f, "Sink({})", database.target()),
         }
     }
 }
@@ -276,19 +287,41 @@ struct Progress {
 impl Sink {
     /// In memory: records nothing.
     pub fn off() -> Sink {
-        Sink(None)
+        Sink(Target::Memory)
     }
 
-    pub fn is_on(&self) -> bool {
-        self.0.is_some()
+    /// Changes go to the shared database's transaction of the request making them.
+    pub fn shared(database: shared::Database) -> Sink {
+        Sink(Target::Shared(database))
+    }
+
+    /// The shared database, when there is one.
+    pub fn database(&self) -> Option<&shared::Database> {
+        match &self.0 {
+            Target::Shared(database) => Some(database),
+            _ => None,
+        }
     }
 
     /// Queues the changes `describe` lists. `describe` runs only when there is a file, and
     /// must be called inside the lock that guarded the change, so that queue order is
     /// memory order.
     pub fn record(&self, describe: impl FnOnce(&mut Changes)) {
-        let Some(queue) = &self.0 else {
-            return;
+        let queue = match &self.0 {
+            Target::Memory => return,
+            Target::Shared(database) => {
+                let mut changes = Changes::default();
+                describe(&mut changes);
+                if let Some(error) = changes.error {
+                    tracing::error!(%error, "a change could not be serialized");
+                }
+                if !changes.writes.is_empty() {
+                    let _ = RECORDED.try_with(|recorded| recorded.set(true));
+                    shared::record(database, changes.writes);
+                }
+                return;
+            }
+            Target::File(queue) => queue,
         };
         if queue.muted.load(Ordering::Relaxed) {
             return;
@@ -314,8 +347,10 @@ impl Sink {
     }
 
     /// Completes once every change recorded before the call is committed to the file.
+    /// A shared database's changes are committed by the request's own transaction, so there
+    /// is nothing to wait for here.
     pub async fn settled(&self) -> Result<(), WriteFailed> {
-        let Some(queue) = &self.0 else {
+        let Target::File(queue) = &self.0 else {
             return Ok(());
         };
         let target = queue.recorded.load(Ordering::Acquire);
@@ -346,7 +381,7 @@ impl Sink {
     /// Commits what is queued, checkpoints the write-ahead log into the file and stops the
     /// writer. Blocks; later changes are no longer written.
     pub fn close(&self) {
-        let Some(queue) = &self.0 else {
+        let Target::File(queue) = &self.0 else {
             return;
         };
         queue.pending.lock().closing = true;
@@ -428,7 +463,7 @@ impl Opened {
     /// The sink the sandbox's pieces write through; muted until [`Opened::start`], so what
     /// is put back from the file is not written again.
     pub fn sink(&self) -> Sink {
-        Sink(Some(self.queue.clone()))
+        Sink(Target::File(self.queue.clone()))
     }
 
     /// Every row the file holds.

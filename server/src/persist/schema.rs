@@ -69,6 +69,18 @@ pub enum OpenError {
     TooNew { path: PathBuf, found: u32 },
     #[error("state file {0} is damaged or unreadable: {1}")]
     Corrupt(PathBuf, String),
+    #[error("cannot reach the PostgreSQL database at {target}: {reason}")]
+    Unreachable { target: String, reason: String },
+    #[error(
+        "the PostgreSQL database at {target} has linkbox schema version {found}, newer than the {latest} this linkbox knows; use a newer linkbox"
+    )]
+    DatabaseTooNew {
+        target: String,
+        found: i32,
+        latest: i32,
+    },
+    #[error("cannot use the PostgreSQL database at {target}: {reason}")]
+    Database { target: String, reason: String },
     #[error(
         "state file {path} is in use by another linkbox ({holder}); two servers on one file would overwrite each other. Stop it, or give this one another --state file"
     )]

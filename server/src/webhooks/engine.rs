@@ -35,6 +35,9 @@ use crate::config::Settings;
 /// Attempts in flight at once, across every tenant. [design]
 pub const MAX_CONCURRENT_ATTEMPTS: usize = 64;
 
+/// How long a replica's claim on an attempt outlasts the attempt's timeout.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
+
 /// Longest the engine sleeps without looking at the clock.
 const MAX_IDLE: Duration = Duration::from_secs(1);
 
@@ -119,6 +122,27 @@ async fn attempt(
     delivery: Delivery,
     job: Job,
 ) {
+    // In a sandbox shared by replicas, one of them makes each attempt: the one that claims
+    // it. The others put the delivery back until the claim lapses; by then they have read
+    // the attempt's outcome back, or its holder died and the attempt is made again.
+    if let Some(database) = webhooks.database() {
+        let wait = match database
+            .claim(&job.id, job.attempt, delivery.timeout + LEASE_MARGIN)
+            .await
+        {
+            Ok(None) => None,
+            Ok(Some(wait)) => Some(wait),
+            Err(error) => {
+                tracing::warn!(%error, delivery = %job.id, "could not claim a webhook attempt; trying again");
+                Some(MAX_IDLE)
+            }
+        };
+        if let Some(wait) = wait {
+            let wait = time::Duration::try_from(wait).unwrap_or(time::Duration::SECOND);
+            webhooks.defer(&job.id, clock.now() + wait);
+            return;
+        }
+    }
     let at = clock.now();
     let url = job
         .callback_url

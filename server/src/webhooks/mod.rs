@@ -136,6 +136,8 @@ impl Attempt {
 /// One attempt the engine is to make now.
 pub struct Job {
     pub id: String,
+    /// How many attempts the delivery has had: this one's number, from 0.
+    pub attempt: usize,
     pub partner: Arc<Partner>,
     pub event: &'static str,
     pub body: Bytes,
@@ -293,6 +295,7 @@ impl Webhooks {
                 delivery.in_flight = true;
                 jobs.push(Job {
                     id: delivery.id.clone(),
+                    attempt: delivery.attempts.len(),
                     partner: delivery.partner.clone(),
                     event: delivery.event,
                     body: delivery.body.clone(),
@@ -315,6 +318,21 @@ impl Webhooks {
     }
 
     /// Records an attempt and schedules the next one, or settles the delivery.
+    /// Puts a delivery taken for an attempt back, due at `at`, without an attempt: another
+    /// replica holds the claim on it. Changes nothing kept.
+    pub fn defer(&self, id: &str, at: OffsetDateTime) {
+        self.shared.deliveries.lock().update(id, |delivery| {
+            delivery.in_flight = false;
+            delivery.next_attempt_at = Some(at);
+        });
+        self.shared.wake.notify_one();
+    }
+
+    /// The shared database, in a sandbox shared by replicas.
+    pub fn database(&self) -> Option<&crate::persist::shared::Database> {
+        self.shared.sink.database()
+    }
+
     pub fn record_attempt(&self, id: &str, attempt: Attempt) {
         self.record(id, attempt, true);
     }

@@ -1,0 +1,237 @@
+//! One replica of a sandbox shared through PostgreSQL (`--state postgres://…`): how a
+//! request gets its turn, how this process's copy of a tenant is brought up to date before
+//! the request acts on it, and how what it changed reaches the database before it is
+//! answered ([`App::within`]).
+//!
+//! The database side is [`crate::persist::shared`]; this module adds what needs the whole
+//! sandbox: putting a tenant's rows back into the store, the clock and the webhook queue
+//! ([`super::load::reload_tenant`]), and the background catch-up ([`catch_up`]) that keeps
+//! an idle replica's copy (and so its webhook engine) at most about a second behind.
+//!
+//! Within one process a request on a tenant waits for that tenant's turn (one of
+//! [`STRIPES`] local locks, by a hash of its name) before it takes a database connection,
+//! so many requests on one tenant queue here rather than each holding a connection while
+//! the row lock makes them wait anyway; a request on everything waits for all of them.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+
+use linkbox_contracts::timefmt;
+use parking_lot::Mutex;
+use tokio::sync::{Mutex as TurnLock, RwLock};
+
+use super::App;
+use crate::persist::shared::{self, Database, Scope, Unavailable};
+
+/// Local turns on tenants, by a hash of the tenant's name.
+const STRIPES: usize = 64;
+/// How often an idle replica compares its copies with the database.
+pub const CATCH_UP_EVERY: Duration = Duration::from_secs(1);
+/// Claims are forgotten this long after their lease ended.
+const CLAIMS_KEPT: Duration = Duration::from_secs(3600);
+
+/// What a request may touch, decided from its method, path and credentials before it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hint {
+    /// Nothing kept (health, documents, a request refused before it reads anything).
+    Nothing,
+    /// One tenant (a partner's slug, or `leaf:<username>`); `create` when the request may
+    /// write, so a tenant's first write is locked as well.
+    Tenant { name: String, create: bool },
+    /// Any tenant, the clock, or the whole sandbox.
+    Everything,
+}
+
+/// This process's part in a shared sandbox.
+pub struct Replica {
+    database: Database,
+    /// The database version of each tenant this process's memory holds.
+    known: Mutex<HashMap<String, i64>>,
+    /// Held shared by a request on one tenant, exclusively by one on everything.
+    everything: RwLock<()>,
+    stripes: Vec<TurnLock<()>>,
+}
+
+impl Replica {
+    pub(super) fn new(database: Database) -> Replica {
+        Replica {
+            database,
+            known: Mutex::new(HashMap::new()),
+            everything: RwLock::new(()),
+            stripes: (0..STRIPES).map(|_| TurnLock::new(())).collect(),
+        }
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    fn stripe(&self, name: &str) -> &TurnLock<()> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        name.hash(&mut hasher);
+        let index = usize::try_from(hasher.finish() % STRIPES as u64).unwrap_or_default();
+        &self.stripes[index]
+    }
+
+    /// Records that memory holds `versions` of these tenants.
+    pub(super) fn knows(&self, versions: impl IntoIterator<Item = (String, i64)>) {
+        self.known.lock().extend(versions);
+    }
+
+    fn forget(&self, names: &[String]) {
+        let mut known = self.known.lock();
+        for name in names {
+            known.remove(name);
+        }
+    }
+}
+
+/// Marks the tenants a request may have changed in memory as unknown unless the request
+/// committed: a failed or abandoned request leaves this replica's copy to be read back.
+struct Unsettled<'a> {
+    replica: &'a Replica,
+    names: Vec<String>,
+    settled: bool,
+}
+
+impl Drop for Unsettled<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.replica.forget(&self.names);
+        }
+    }
+}
+
+impl App {
+    /// Runs `work` as one transaction of the shared database when there is one: with the
+    /// locks `hint` names taken, this replica's copy of every tenant they cover brought up
+    /// to date, and what `work` changed committed before it returns. Without a database it
+    /// just runs `work`.
+    pub async fn within<F: Future>(&self, hint: &Hint, work: F) -> Result<F::Output, Unavailable> {
+        let Some(replica) = &self.replica else {
+            return Ok(work.await);
+        };
+        let (scope, _everything, _turn) = match hint {
+            Hint::Nothing => return Ok(work.await),
+            Hint::Tenant { name, create } => (
+                Scope::Tenant {
+                    name,
+                    create: *create,
+                },
+                Turn::Shared(replica.everything.read().await),
+                Some(replica.stripe(name).lock().await),
+            ),
+            Hint::Everything => (
+                Scope::Everything,
+                Turn::Exclusive(replica.everything.write().await),
+                None,
+            ),
+        };
+        let (txn, locked) = replica.database.begin(scope).await?;
+        self.sync_clock(&locked.clock);
+        let mut unsettled = Unsettled {
+            replica,
+            names: locked.versions.keys().cloned().collect(),
+            settled: false,
+        };
+        if let Hint::Tenant { name, .. } = hint
+            && !locked.versions.contains_key(name)
+        {
+            unsettled.names.push(name.clone());
+        }
+        let stale: Vec<(String, i64)> = {
+            let known = replica.known.lock();
+            locked
+                .versions
+                .iter()
+                .filter(|(name, version)| known.get(*name) != Some(version))
+                .map(|(name, version)| (name.clone(), *version))
+                .collect()
+        };
+        for (name, version) in stale {
+            let rows = txn.tenant_rows(&name).await?;
+            shared::muted(|| super::load::reload_tenant(self, &name, &rows));
+            replica.knows([(name, version)]);
+        }
+        let (output, writes) = shared::scoped(work).await;
+        if writes.is_empty() {
+            txn.rollback().await;
+            unsettled.settled = true;
+            return Ok(output);
+        }
+        let versions = txn.commit(writes).await?;
+        // Memory holds exactly what was committed for the tenants this request had caught
+        // up; any other tenant it touched is read back when next used.
+        replica.knows(
+            versions
+                .into_iter()
+                .filter(|(name, _)| unsettled.names.contains(name)),
+        );
+        unsettled.settled = true;
+        Ok(output)
+    }
+
+    /// Sets the sandbox clock to the database's reading when it differs.
+    fn sync_clock(&self, (offset_ms, frozen_at): &(i64, Option<String>)) {
+        let frozen_at = frozen_at.as_deref().and_then(timefmt::parse);
+        let offset = time::Duration::milliseconds(*offset_ms);
+        if self.clock.setting() != (offset, frozen_at) {
+            self.clock.restore(offset, frozen_at);
+        }
+    }
+}
+
+/// A local turn held for the length of a request.
+enum Turn<'a> {
+    Shared(#[allow(dead_code)] tokio::sync::RwLockReadGuard<'a, ()>),
+    Exclusive(#[allow(dead_code)] tokio::sync::RwLockWriteGuard<'a, ()>),
+}
+
+/// Keeps `app`'s copies and clock at most about [`CATCH_UP_EVERY`] behind the database
+/// while nothing asks for them, so the webhook engine sees other replicas' deliveries and
+/// clock moves; runs until `shutdown` completes.
+pub async fn catch_up(app: App, shutdown: impl Future<Output = ()>) {
+    let Some(replica) = app.replica.clone() else {
+        return;
+    };
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut ticks = 0u64;
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(CATCH_UP_EVERY) => {}
+        }
+        ticks += 1;
+        match replica.database.poll().await {
+            Ok((versions, clock)) => {
+                app.sync_clock(&clock);
+                let stale: Vec<String> = {
+                    let known = replica.known.lock();
+                    versions
+                        .into_iter()
+                        .filter(|(name, version)| known.get(name) != Some(version))
+                        .map(|(name, _)| name)
+                        .collect()
+                };
+                for name in stale {
+                    let hint = Hint::Tenant {
+                        name,
+                        create: false,
+                    };
+                    if let Err(error) = app.within(&hint, async {}).await {
+                        tracing::warn!(%error, "catching up with the database failed");
+                        break;
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "catching up with the database failed"),
+        }
+        if ticks.is_multiple_of(60)
+            && let Err(error) = replica.database.forget_claims(CLAIMS_KEPT).await
+        {
+            tracing::warn!(%error, "old webhook claims could not be forgotten");
+        }
+    }
+}

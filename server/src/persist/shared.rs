@@ -1,0 +1,888 @@
+//! `--state postgres://…`: several linkbox processes (*replicas*) sharing one sandbox
+//! through one PostgreSQL database.
+//!
+//! Each replica keeps the sandbox in memory, as a single process does, and the database is
+//! the truth they share. Every request that may touch a tenant runs in one database
+//! transaction ([`Database::begin`]) that first locks that tenant's row of `tenants`
+//! (`SELECT … FOR UPDATE`): two replicas never act on one tenant at once, and each acts on
+//! the newest state, because a replica whose copy is older than the row's `version` reads
+//! the tenant's rows back first ([`Txn::tenant_rows`]). The changes the request makes in
+//! memory are described through the [`super::Sink`] as for the SQLite file, collected for
+//! this request only ([`scoped`]), and written by [`Txn::commit`] with the tenant's version
+//! bumped, before the response leaves. So every invariant a tenant's lock keeps in one
+//! process (one active link per reference, usage never past `maxUsage`, ids minted once) is
+//! kept across replicas by the database's row lock.
+//!
+//! Requests that reach more than one tenant (the control API, the pages, Leaf's
+//! authenticate) lock `sandbox` and every `tenants` row, in name order
+//! ([`Scope::Everything`]). The sandbox clock is the `sandbox` row's `offset_ms` and
+//! `frozen_at`, read by every transaction, so a request always sees the current clock.
+//!
+//! A change made outside any request (a webhook attempt's outcome) is written by a
+//! background task in its own transaction, which bumps the version of every tenant it
+//! touched, so the other replicas read it back. Webhook attempts themselves are claimed
+//! ([`Database::claim`]): each `(delivery, attempt)` row is won by one replica for a lease.
+//!
+//! Portable SQL only: `INSERT … ON CONFLICT`, `SELECT … FOR UPDATE`, `RETURNING`, `BIGINT`
+//! and `TEXT` columns, and `now()`; no advisory locks, no `LISTEN`, no stored procedures.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio::sync::mpsc;
+use tokio_postgres::NoTls;
+use tokio_postgres::config::Host;
+
+use super::{OpenError, Row, Stored, Table, Write};
+
+/// The schema version this build writes.
+pub const LATEST: i32 = 1;
+
+/// Every step from version 0, in order; each runs in its own transaction.
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    "
+    CREATE TABLE tenants (name TEXT PRIMARY KEY, version BIGINT NOT NULL);
+    CREATE TABLE sandbox (id INT PRIMARY KEY CHECK (id = 1), offset_ms BIGINT NOT NULL, frozen_at TEXT);
+    INSERT INTO sandbox (id, offset_ms, frozen_at) VALUES (1, 0, NULL);
+    CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE m2m_partners (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
+    CREATE TABLE m2m_users (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
+    CREATE TABLE m2m_links (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
+    CREATE TABLE m2m_data_requests (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
+    CREATE TABLE m2m_operations (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
+    CREATE TABLE leaf_users (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
+    CREATE TABLE leaf_magic_links (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
+    CREATE TABLE webhook_deliveries (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
+    CREATE TABLE quarantine (source TEXT NOT NULL, tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (source, tenant, id));
+    CREATE TABLE webhook_claims (delivery TEXT NOT NULL, attempt BIGINT NOT NULL, holder TEXT NOT NULL, until_ms BIGINT NOT NULL, PRIMARY KEY (delivery, attempt));
+    ",
+)];
+
+/// Connections one replica holds at most.
+const POOL_SIZE: usize = 16;
+/// How long a request waits for a connection, and a connection for the server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a replica waits before trying again to write changes made outside a request.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Batches of such changes kept while the database is unreachable; past it the oldest are
+/// dropped, with an error logged.
+const MAX_BACKGROUND_BATCHES: usize = 100_000;
+
+/// The database, as a pool of connections. Cheap to clone.
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool,
+    /// `host:port/database`, never the password: what every message names.
+    target: Arc<str>,
+    background: mpsc::UnboundedSender<Vec<Write>>,
+    /// This process's name on the webhook claims it takes.
+    holder: Arc<str>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Database({})", self.target)
+    }
+}
+
+/// The database could not serve a request: the caller answers 503 with `Retry-After`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the sandbox database at {target} is unavailable: {reason}")]
+pub struct Unavailable {
+    pub target: Arc<str>,
+    pub reason: String,
+}
+
+/// What went wrong, with the server's own message and SQLSTATE when it sent one (the
+/// driver's `Display` says only "db error").
+fn reason(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => error.to_string(),
+    }
+}
+
+/// `host:port/database` of a connection string, without user or password.
+fn describe(config: &tokio_postgres::Config) -> String {
+    let host = config.get_hosts().first().map_or_else(
+        || "localhost".to_owned(),
+        |host| match host {
+            Host::Tcp(name) => name.clone(),
+            Host::Unix(path) => path.display().to_string(),
+        },
+    );
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let database = config.get_dbname().unwrap_or("postgres");
+    format!("{host}:{port}/{database}")
+}
+
+/// Connects to the database at `url`, creates or migrates linkbox's schema, and starts the
+/// background writer. Fails, naming the host, when the database cannot be reached or holds
+/// a schema newer than this build's.
+pub async fn connect(url: &str) -> Result<Database, OpenError> {
+    let mut config =
+        tokio_postgres::Config::from_str(url).map_err(|error| OpenError::Database {
+            target: "the --state URL".into(),
+            reason: format!("not a usable PostgreSQL URL: {error}"),
+        })?;
+    config.connect_timeout(CONNECT_TIMEOUT);
+    config.application_name("linkbox");
+    let target: Arc<str> = describe(&config).into();
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(POOL_SIZE)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(CONNECT_TIMEOUT))
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .build()
+        .map_err(|error| OpenError::Database {
+            target: target.to_string(),
+            reason: error.to_string(),
+        })?;
+    let client = pool.get().await.map_err(|error| OpenError::Unreachable {
+        target: target.to_string(),
+        reason: error.reason(),
+    })?;
+    migrate(&client, &target).await?;
+    drop(client);
+    let (background, queue) = mpsc::unbounded_channel();
+    let holder = format!(
+        "{}-{}",
+        std::process::id(),
+        hex::encode(rand::random::<[u8; 6]>())
+    );
+    let database = Database {
+        pool,
+        target,
+        background,
+        holder: holder.into(),
+    };
+    tokio::spawn(write_in_background(database.clone(), queue));
+    tracing::info!(database = %database.target, "sharing the sandbox through PostgreSQL");
+    Ok(database)
+}
+
+/// Brings the schema to [`LATEST`], one transaction per step, each holding the `meta` row
+/// so two replicas starting at once migrate it once.
+async fn migrate(client: &Object, target: &str) -> Result<(), OpenError> {
+    let failed = |error: tokio_postgres::Error| OpenError::Database {
+        target: target.to_owned(),
+        reason: reason(&error),
+    };
+    // Two replicas creating the table at once may race in the catalog; the loser retries.
+    let mut tries = 0;
+    loop {
+        let created = client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS linkbox_meta (id INT PRIMARY KEY CHECK (id = 1), app TEXT NOT NULL, schema_version INT NOT NULL);
+                 INSERT INTO linkbox_meta (id, app, schema_version) VALUES (1, 'linkbox', 0) ON CONFLICT (id) DO NOTHING;",
+            )
+            .await;
+        match created {
+            Ok(()) => break,
+            Err(error) if tries < 5 => {
+                tries += 1;
+                tracing::debug!(%error, "schema creation raced; trying again");
+                tokio::time::sleep(Duration::from_millis(50 * tries)).await;
+            }
+            Err(error) => return Err(failed(error)),
+        }
+    }
+    loop {
+        client.batch_execute("BEGIN").await.map_err(failed)?;
+        let row = client
+            .query_one(
+                "SELECT app, schema_version FROM linkbox_meta WHERE id = 1 FOR UPDATE",
+                &[],
+            )
+            .await
+            .map_err(failed)?;
+        let (app, version): (String, i32) = (row.get(0), row.get(1));
+        if app != super::schema::APP {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(OpenError::Database {
+                target: target.to_owned(),
+                reason: format!("its linkbox_meta table belongs to {app:?}, not linkbox"),
+            });
+        }
+        if version > LATEST {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(OpenError::DatabaseTooNew {
+                target: target.to_owned(),
+                found: version,
+                latest: LATEST,
+            });
+        }
+        let Some((to, sql)) = MIGRATIONS.iter().find(|(to, _)| *to == version + 1) else {
+            client.batch_execute("COMMIT").await.map_err(failed)?;
+            return Ok(());
+        };
+        client.batch_execute(sql).await.map_err(failed)?;
+        client
+            .execute("UPDATE linkbox_meta SET schema_version = $1", &[to])
+            .await
+            .map_err(failed)?;
+        client.batch_execute("COMMIT").await.map_err(failed)?;
+        tracing::info!(version = to, database = %target, "database schema migrated");
+    }
+}
+
+/// Anything that can stop a database step, described for a message.
+trait Failure {
+    fn reason(&self) -> String;
+}
+
+impl Failure for tokio_postgres::Error {
+    fn reason(&self) -> String {
+        reason(self)
+    }
+}
+
+impl Failure for deadpool_postgres::PoolError {
+    fn reason(&self) -> String {
+        match self {
+            deadpool_postgres::PoolError::Backend(error) => reason(error),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl Failure for &str {
+    fn reason(&self) -> String {
+        (*self).to_owned()
+    }
+}
+
+/// What a transaction locks.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// One tenant's row (its label: a partner's slug, or `leaf:<username>`). `create`: the
+    /// row is made first when missing, so a tenant's first write is locked too.
+    Tenant { name: &'a str, create: bool },
+    /// The `sandbox` row and every tenant's row.
+    Everything,
+}
+
+/// What a transaction read when it took its locks.
+#[derive(Debug, Clone, Default)]
+pub struct Locked {
+    /// The version of each locked tenant (absent: no row yet).
+    pub versions: BTreeMap<String, i64>,
+    /// The sandbox clock: offset in milliseconds and the frozen reading, if any.
+    pub clock: (i64, Option<String>),
+}
+
+/// One open transaction. Dropped without [`Txn::commit`] or [`Txn::rollback`], its
+/// connection is closed rather than returned to the pool, so the server rolls it back.
+pub struct Txn {
+    client: Option<Object>,
+    target: Arc<str>,
+    /// The tenant row this transaction made (to drop again if nothing was written).
+    created: Option<String>,
+}
+
+impl Drop for Txn {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            drop(Object::take(client));
+        }
+    }
+}
+
+impl Database {
+    /// `host:port/database`.
+    pub fn target(&self) -> &Arc<str> {
+        &self.target
+    }
+
+    fn unavailable(&self, error: impl Failure) -> Unavailable {
+        Unavailable {
+            target: self.target.clone(),
+            reason: error.reason(),
+        }
+    }
+
+    /// Opens a transaction holding `scope`'s locks.
+    pub async fn begin(&self, scope: Scope<'_>) -> Result<(Txn, Locked), Unavailable> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|error| self.unavailable(error))?;
+        let mut txn = Txn {
+            client: Some(client),
+            target: self.target.clone(),
+            created: None,
+        };
+        let locked = match &txn.client {
+            Some(client) => lock(client, scope).await,
+            None => return Err(self.unavailable("no connection")),
+        };
+        let (locked, created) = locked.map_err(|error| txn.failed(error))?;
+        txn.created = created;
+        Ok((txn, locked))
+    }
+
+    /// Every row the database holds, for a replica starting up.
+    pub async fn read_all(&self, txn: &Txn) -> Result<Stored, Unavailable> {
+        let client = txn.client().map_err(|error| self.unavailable(error))?;
+        read_all(client)
+            .await
+            .map_err(|error| self.unavailable(error))
+    }
+
+    /// Claims attempt number `attempt` of delivery `delivery` for this process for `lease`:
+    /// `Ok(None)` when it won, `Ok(Some(wait))` when another replica holds it for `wait`
+    /// more. A claim is won once: not even its holder wins it again before it lapses.
+    pub async fn claim(
+        &self,
+        delivery: &str,
+        attempt: usize,
+        lease: Duration,
+    ) -> Result<Option<Duration>, Unavailable> {
+        let attempt = i64::try_from(attempt).unwrap_or(i64::MAX);
+        let holder: &str = &self.holder;
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|error| self.unavailable(error))?;
+        let won = client
+            .query_opt(
+                "INSERT INTO webhook_claims (delivery, attempt, holder, until_ms) \
+                 VALUES ($1, $2, $3, CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT) + $4) \
+                 ON CONFLICT (delivery, attempt) DO UPDATE SET holder = EXCLUDED.holder, until_ms = EXCLUDED.until_ms \
+                 WHERE webhook_claims.until_ms < CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT) \
+                 RETURNING holder",
+                &[&delivery, &attempt, &holder, &lease_ms],
+            )
+            .await
+            .map_err(|error| self.unavailable(error))?;
+        if won.is_some() {
+            return Ok(None);
+        }
+        let left = client
+            .query_opt(
+                "SELECT until_ms - CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT) FROM webhook_claims \
+                 WHERE delivery = $1 AND attempt = $2",
+                &[&delivery, &attempt],
+            )
+            .await
+            .map_err(|error| self.unavailable(error))?
+            .map_or(0, |row| row.get::<_, i64>(0));
+        Ok(Some(Duration::from_millis(
+            u64::try_from(left.max(1)).unwrap_or(1),
+        )))
+    }
+
+    /// Forgets claims whose lease ended more than `age` ago (their attempts are long
+    /// recorded).
+    pub async fn forget_claims(&self, age: Duration) -> Result<u64, Unavailable> {
+        let age_ms = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|error| self.unavailable(error))?;
+        client
+            .execute(
+                "DELETE FROM webhook_claims WHERE until_ms < CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT) - $1",
+                &[&age_ms],
+            )
+            .await
+            .map_err(|error| self.unavailable(error))
+    }
+
+    /// Every tenant's version and the sandbox clock, unlocked: what a replica compares its
+    /// copies with.
+    pub async fn poll(
+        &self,
+    ) -> Result<(BTreeMap<String, i64>, (i64, Option<String>)), Unavailable> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|error| self.unavailable(error))?;
+        let rows = client
+            .query("SELECT name, version FROM tenants", &[])
+            .await
+            .map_err(|error| self.unavailable(error))?;
+        let clock = client
+            .query_one("SELECT offset_ms, frozen_at FROM sandbox WHERE id = 1", &[])
+            .await
+            .map_err(|error| self.unavailable(error))?;
+        Ok((
+            rows.iter()
+                .map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1)))
+                .collect(),
+            (clock.get(0), clock.get(1)),
+        ))
+    }
+
+    /// Queues changes made outside any request for the background writer.
+    fn write_later(&self, writes: Vec<Write>) {
+        if self.background.send(writes).is_err() {
+            tracing::error!(database = %self.target, "the background writer has stopped; a change made outside a request is not saved");
+        }
+    }
+}
+
+impl Txn {
+    fn client(&self) -> Result<&Object, &'static str> {
+        self.client.as_ref().ok_or("the transaction is closed")
+    }
+
+    fn failed(&self, error: impl Failure) -> Unavailable {
+        Unavailable {
+            target: self.target.clone(),
+            reason: error.reason(),
+        }
+    }
+}
+
+/// Begins a transaction on `client` and takes `scope`'s locks; says which tenant row it
+/// made.
+async fn lock(
+    client: &Object,
+    scope: Scope<'_>,
+) -> Result<(Locked, Option<String>), tokio_postgres::Error> {
+    let mut created = None;
+    {
+        client.batch_execute("BEGIN").await?;
+        let mut locked = Locked::default();
+        match scope {
+            Scope::Tenant { name, create } => {
+                let mut row = client
+                    .query_opt(
+                        "SELECT version FROM tenants WHERE name = $1 FOR UPDATE",
+                        &[&name],
+                    )
+                    .await?;
+                if row.is_none() && create {
+                    let made = client
+                        .execute(
+                            "INSERT INTO tenants (name, version) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
+                            &[&name],
+                        )
+                        .await?;
+                    if made == 1 {
+                        created = Some(name.to_owned());
+                    }
+                    row = client
+                        .query_opt(
+                            "SELECT version FROM tenants WHERE name = $1 FOR UPDATE",
+                            &[&name],
+                        )
+                        .await?;
+                }
+                if let Some(row) = row {
+                    locked.versions.insert(name.to_owned(), row.get(0));
+                }
+                let clock = client
+                    .query_one("SELECT offset_ms, frozen_at FROM sandbox WHERE id = 1", &[])
+                    .await?;
+                locked.clock = (clock.get(0), clock.get(1));
+            }
+            Scope::Everything => {
+                let clock = client
+                    .query_one(
+                        "SELECT offset_ms, frozen_at FROM sandbox WHERE id = 1 FOR UPDATE",
+                        &[],
+                    )
+                    .await?;
+                locked.clock = (clock.get(0), clock.get(1));
+                for row in client
+                    .query(
+                        "SELECT name, version FROM tenants ORDER BY name FOR UPDATE",
+                        &[],
+                    )
+                    .await?
+                {
+                    locked.versions.insert(row.get(0), row.get(1));
+                }
+            }
+        }
+        Ok((locked, created))
+    }
+}
+
+impl Txn {
+    /// Every row of tenant `name` (a slug: its partner, users, links, data requests,
+    /// operations and deliveries; `leaf:<username>`: its users and magic links).
+    pub async fn tenant_rows(&self, name: &str) -> Result<Stored, Unavailable> {
+        let client = self.client().map_err(|error| self.failed(error))?;
+        let (tables, tenant): (&[Table], &str) = match name.strip_prefix("leaf:") {
+            Some(username) => (&[Table::LeafUsers, Table::LeafMagicLinks], username),
+            None => (
+                &[
+                    Table::M2mPartners,
+                    Table::M2mUsers,
+                    Table::M2mLinks,
+                    Table::M2mDataRequests,
+                    Table::M2mOperations,
+                    Table::WebhookDeliveries,
+                ],
+                name,
+            ),
+        };
+        let mut stored = Stored::default();
+        for table in tables {
+            let sql = format!(
+                "SELECT tenant, id, position, doc FROM {} WHERE tenant = $1 ORDER BY position",
+                table.name()
+            );
+            let statement = client
+                .prepare_cached(&sql)
+                .await
+                .map_err(|error| self.failed(error))?;
+            let rows = client
+                .query(&statement, &[&tenant])
+                .await
+                .map_err(|error| self.failed(error))?;
+            stored
+                .tables
+                .insert(table.name(), rows.iter().map(entity_row).collect());
+        }
+        Ok(stored)
+    }
+
+    /// Writes `writes`, bumps the version of every tenant they touched and commits. Returns
+    /// each touched tenant's new version.
+    pub async fn commit(mut self, writes: Writes) -> Result<BTreeMap<String, i64>, Unavailable> {
+        let client = self.client().map_err(|error| self.failed(error))?;
+        let versions = apply(client, &writes.0, self.created.as_deref())
+            .await
+            .map_err(|error| self.failed(error))?;
+        client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|error| self.failed(error))?;
+        if let Some(client) = self.client.take() {
+            drop(client);
+        }
+        Ok(versions)
+    }
+
+    /// Ends the transaction writing nothing.
+    pub async fn rollback(mut self) {
+        if let Some(client) = self.client.take()
+            && client.batch_execute("ROLLBACK").await.is_err()
+        {
+            drop(Object::take(client));
+        }
+    }
+}
+
+/// The tenant label a write belongs to, if any.
+fn tenant_of(write: &Write) -> Option<String> {
+    let (table, tenant) = match write {
+        Write::Put { table, tenant, .. }
+        | Write::Delete { table, tenant, .. }
+        | Write::ClearTenant { table, tenant } => (*table, &**tenant),
+        Write::Quarantine { table, row, .. } => (*table, row.tenant.as_str()),
+        Write::ClearTable(_) | Write::Clock { .. } | Write::Secret { .. } => return None,
+    };
+    Some(match table {
+        Table::LeafUsers | Table::LeafMagicLinks => format!("leaf:{tenant}"),
+        _ => tenant.to_owned(),
+    })
+}
+
+/// Bumps the versions of the tenants `writes` touch (locking their rows, in name order,
+/// before any other row, as every request does), runs `writes`, and drops the tenant row
+/// `created` made by this transaction when nothing was written to it.
+async fn apply(
+    client: &Object,
+    writes: &[Write],
+    created: Option<&str>,
+) -> Result<BTreeMap<String, i64>, tokio_postgres::Error> {
+    let touched: BTreeSet<String> = writes.iter().filter_map(tenant_of).collect();
+    let every_tenant = writes
+        .iter()
+        .any(|write| matches!(write, Write::ClearTable(_)));
+    let mut versions = BTreeMap::new();
+    if every_tenant {
+        for row in client
+            .query(
+                "UPDATE tenants SET version = version + 1 RETURNING name, version",
+                &[],
+            )
+            .await?
+        {
+            versions.insert(row.get(0), row.get(1));
+        }
+    }
+    for name in &touched {
+        let statement = client
+            .prepare_cached(
+                "INSERT INTO tenants (name, version) VALUES ($1, 1) \
+                 ON CONFLICT (name) DO UPDATE SET version = tenants.version + 1 RETURNING version",
+            )
+            .await?;
+        let row = client.query_one(&statement, &[name]).await?;
+        versions.insert(name.clone(), row.get(0));
+    }
+    for write in writes {
+        run(client, write).await?;
+    }
+    if let Some(name) = created
+        && !versions.contains_key(name)
+    {
+        client
+            .execute(
+                "DELETE FROM tenants WHERE name = $1 AND version = 0",
+                &[&name],
+            )
+            .await?;
+    }
+    Ok(versions)
+}
+
+async fn run(client: &Object, write: &Write) -> Result<(), tokio_postgres::Error> {
+    match write {
+        Write::Put {
+            table,
+            tenant,
+            id,
+            position,
+            doc,
+        } => {
+            let sql = format!(
+                "INSERT INTO {} (tenant, id, position, doc) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (tenant, id) DO UPDATE SET position = EXCLUDED.position, doc = EXCLUDED.doc",
+                table.name()
+            );
+            let statement = client.prepare_cached(&sql).await?;
+            client
+                .execute(&statement, &[&&**tenant, id, position, doc])
+                .await?;
+        }
+        Write::Delete { table, tenant, id } => {
+            let sql = format!("DELETE FROM {} WHERE tenant = $1 AND id = $2", table.name());
+            let statement = client.prepare_cached(&sql).await?;
+            client.execute(&statement, &[&&**tenant, id]).await?;
+        }
+        Write::ClearTenant { table, tenant } => {
+            let sql = format!("DELETE FROM {} WHERE tenant = $1", table.name());
+            let statement = client.prepare_cached(&sql).await?;
+            client.execute(&statement, &[&&**tenant]).await?;
+        }
+        Write::ClearTable(table) => {
+            client
+                .batch_execute(&format!("DELETE FROM {}", table.name()))
+                .await?;
+        }
+        Write::Clock {
+            offset_ms,
+            frozen_at,
+        } => {
+            client
+                .execute(
+                    "UPDATE sandbox SET offset_ms = $1, frozen_at = $2 WHERE id = 1",
+                    &[offset_ms, frozen_at],
+                )
+                .await?;
+        }
+        Write::Secret { name, value } => {
+            client
+                .execute(
+                    "INSERT INTO secrets (name, value) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+                    &[name, value],
+                )
+                .await?;
+        }
+        Write::Quarantine { table, row, reason } => {
+            let position = i64::try_from(row.position).unwrap_or(i64::MAX);
+            client
+                .execute(
+                    "INSERT INTO quarantine (source, tenant, id, position, doc, reason) \
+                     VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (source, tenant, id) DO UPDATE SET position = EXCLUDED.position, doc = EXCLUDED.doc, reason = EXCLUDED.reason",
+                    &[&table.name(), &row.tenant, &row.id, &position, &row.doc, reason],
+                )
+                .await?;
+            let sql = format!("DELETE FROM {} WHERE tenant = $1 AND id = $2", table.name());
+            client.execute(&sql, &[&row.tenant, &row.id]).await?;
+        }
+    }
+    Ok(())
+}
+
+fn entity_row(row: &tokio_postgres::Row) -> Row {
+    Row {
+        tenant: row.get(0),
+        id: row.get(1),
+        position: u64::try_from(row.get::<_, i64>(2)).unwrap_or_default(),
+        doc: row.get(3),
+    }
+}
+
+async fn read_all(client: &Object) -> Result<Stored, tokio_postgres::Error> {
+    let mut stored = Stored::default();
+    for row in client.query("SELECT name, value FROM secrets", &[]).await? {
+        stored.secrets.insert(row.get(0), row.get(1));
+    }
+    let clock = client
+        .query_one("SELECT offset_ms, frozen_at FROM sandbox WHERE id = 1", &[])
+        .await?;
+    stored.clock = Some((clock.get(0), clock.get(1)));
+    for table in Table::ALL {
+        let order = if table == Table::WebhookDeliveries {
+            "position"
+        } else {
+            "tenant, position"
+        };
+        let sql = format!(
+            "SELECT tenant, id, position, doc FROM {} ORDER BY {order}",
+            table.name()
+        );
+        let rows = client.query(&sql, &[]).await?;
+        stored
+            .tables
+            .insert(table.name(), rows.iter().map(entity_row).collect());
+    }
+    Ok(stored)
+}
+
+/// Writes changes made outside any request, each batch in its own transaction, in order;
+/// a batch that fails is tried again every [`RETRY_AFTER`] until it is written.
+async fn write_in_background(database: Database, mut queue: mpsc::UnboundedReceiver<Vec<Write>>) {
+    let mut waiting: std::collections::VecDeque<Vec<Write>> = std::collections::VecDeque::new();
+    loop {
+        if waiting.is_empty() {
+            match queue.recv().await {
+                Some(batch) => waiting.push_back(batch),
+                None => return,
+            }
+        }
+        while let Ok(batch) = queue.try_recv() {
+            waiting.push_back(batch);
+        }
+        while waiting.len() > MAX_BACKGROUND_BATCHES {
+            waiting.pop_front();
+            tracing::error!(database = %database.target, "too many changes made outside requests wait for the database; the oldest is dropped");
+        }
+        let Some(batch) = waiting.front() else {
+            continue;
+        };
+        let written = async {
+            let client = database
+                .pool
+                .get()
+                .await
+                .map_err(|error| error.to_string())?;
+            client
+                .batch_execute("BEGIN")
+                .await
+                .map_err(|error| error.to_string())?;
+            let applied = apply(&client, batch, None).await;
+            let outcome = match applied {
+                Ok(_) => client.batch_execute("COMMIT").await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = outcome {
+                drop(Object::take(client));
+                return Err(error.to_string());
+            }
+            Ok(())
+        }
+        .await;
+        match written {
+            Ok(()) => {
+                waiting.pop_front();
+            }
+            Err(error) => {
+                tracing::error!(%error, database = %database.target, "a change made outside a request could not be written; retrying");
+                tokio::time::sleep(RETRY_AFTER).await;
+            }
+        }
+    }
+}
+
+/// The changes one request recorded, to be written by [`Txn::commit`].
+#[derive(Default)]
+pub struct Writes(Vec<Write>);
+
+impl Writes {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// What the task inside [`scoped`] has recorded.
+#[derive(Default)]
+struct Collected {
+    writes: Vec<Write>,
+    muted: bool,
+}
+
+tokio::task_local! {
+    static SCOPE: RefCell<Collected>;
+}
+
+/// Runs `work`, collecting the changes it records through a shared [`super::Sink`].
+pub async fn scoped<F: std::future::Future>(work: F) -> (F::Output, Writes) {
+    SCOPE
+        .scope(RefCell::new(Collected::default()), async {
+            let output = work.await;
+            let writes = SCOPE.with(|collected| std::mem::take(&mut collected.borrow_mut().writes));
+            (output, Writes(writes))
+        })
+        .await
+}
+
+/// Runs `work` recording nothing: a replica putting back rows it read from the database.
+/// Outside [`scoped`], it runs in a scope of its own.
+pub fn muted<T>(work: impl FnOnce() -> T) -> T {
+    let set = |value: bool| {
+        SCOPE
+            .try_with(|collected| std::mem::replace(&mut collected.borrow_mut().muted, value))
+            .ok()
+    };
+    match set(true) {
+        Some(before) => {
+            let output = work();
+            set(before);
+            output
+        }
+        None => SCOPE.sync_scope(
+            RefCell::new(Collected {
+                writes: Vec::new(),
+                muted: true,
+            }),
+            work,
+        ),
+    }
+}
+
+/// Where a shared sink's changes go: into the request's scope, nowhere while muted, or
+/// (outside any request) to the background writer.
+pub(super) fn record(database: &Database, writes: Vec<Write>) {
+    let mut writes = Some(writes);
+    let inside = SCOPE.try_with(|collected| {
+        let mut collected = collected.borrow_mut();
+        if !collected.muted
+            && let Some(writes) = writes.take()
+        {
+            collected.writes.extend(writes);
+        }
+    });
+    if inside.is_err()
+        && let Some(writes) = writes
+    {
+        database.write_later(writes);
+    }
+}

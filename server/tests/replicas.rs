@@ -1,0 +1,814 @@
+//! Several `linkbox serve --state postgres://…` processes sharing one sandbox: the real
+//! binary, two or three replicas on a fresh database each test, driven over loopback, with
+//! every promise checked across them: reads after writes, one active link per reference,
+//! Leaf usage never past `maxUsage`, each webhook attempt made once, one clock, `kill -9`
+//! losing nothing acknowledged, restarts, and the database going away and coming back.
+//!
+//! They need a PostgreSQL server: `LINKBOX_TEST_POSTGRES` names one
+//! (`eval "$(.ci/postgres.sh start)"` starts a throwaway cluster and sets it). Without it
+//! each test says it was skipped, unless `LINKBOX_POSTGRES_TESTS=1` (as CI sets), which
+//! makes a missing server a failure.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use warp::Filter;
+
+fn key(n: usize) -> String {
+    format!("m2m_test_{n:0>32}")
+}
+
+/// The server tests run against, or `None` (and a line saying the test was skipped).
+fn server() -> Option<String> {
+    match std::env::var("LINKBOX_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("LINKBOX_POSTGRES_TESTS").is_ok_and(|value| value == "1") => {
+            panic!("LINKBOX_POSTGRES_TESTS=1 but LINKBOX_TEST_POSTGRES names no server")
+        }
+        _ => {
+            eprintln!(
+                "skipped: no PostgreSQL server (set LINKBOX_TEST_POSTGRES, e.g. with \
+                 eval \"$(.ci/postgres.sh start)\")"
+            );
+            None
+        }
+    }
+}
+
+/// A fresh, empty database on the test server; its URL.
+async fn fresh_database(server: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        "replicas_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let (client, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls)
+        .await
+        .expect("the test server answers");
+    tokio::spawn(connection);
+    for statement in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        client
+            .batch_execute(&statement)
+            .await
+            .expect("database created");
+    }
+    let (base, _) = server.rsplit_once('/').expect("a URL with a database");
+    format!("{base}/{name}")
+}
+
+/// One `linkbox serve` process on a free loopback port.
+struct Replica {
+    child: Child,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Replica {
+    fn start(database: &str, extra: &[&str]) -> Replica {
+        Replica::try_start(database, extra).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// Starts a replica; `Err` holds what it printed when it exited instead.
+    fn try_start(database: &str, extra: &[&str]) -> Result<Replica, String> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_linkbox"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--rate-limits", "off"])
+            .args(["--state", database])
+            .args(extra)
+            .env("LINKBOX_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("linkbox starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("first line");
+        let Some(base) = line.trim().strip_prefix("listening on ") else {
+            let output = child.wait_with_output().expect("exited");
+            return Err(format!(
+                "status {:?}; stderr: {}",
+                output.status.code(),
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        };
+        Ok(Replica {
+            base: base.to_owned(),
+            child,
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client"),
+        })
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    fn kill(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reaped");
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request answered");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            headers,
+        )
+    }
+
+    async fn m2m(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let (status, body, _) = self.send(method, path, &[("x-api-key", key)], body).await;
+        (status, body)
+    }
+
+    async fn create_link(&self, key: &str, reference_id: &str) -> (u16, Value) {
+        self.m2m(
+            reqwest::Method::POST,
+            "/partner/links",
+            key,
+            Some(json!({"referenceId": reference_id})),
+        )
+        .await
+    }
+
+    /// Every link id of `key`'s partner.
+    async fn link_ids(&self, key: &str) -> Vec<String> {
+        let mut ids = Vec::new();
+        for page in 1.. {
+            let (status, body) = self
+                .m2m(
+                    reqwest::Method::GET,
+                    &format!("/partner/links?limit=100&page={page}"),
+                    key,
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            ids.extend(
+                body["data"]["items"]
+                    .as_array()
+                    .expect("items")
+                    .iter()
+                    .map(|item| item["linkId"].as_str().expect("linkId").to_owned()),
+            );
+            if page
+                >= body["data"]["pagination"]["totalPages"]
+                    .as_u64()
+                    .expect("pages")
+            {
+                break;
+            }
+        }
+        ids
+    }
+
+    async fn authenticate(&self, username: &str) -> String {
+        let (status, body, _) = self
+            .send(
+                reqwest::Method::POST,
+                "/api/authenticate",
+                &[],
+                Some(json!({"username": username, "password": "secret"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["id_token"].as_str().expect("id_token").to_owned()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_one_replica_writes_every_other_reads_at_once() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replicas: Vec<Replica> = (0..3).map(|_| Replica::start(&database, &[])).collect();
+    let key = key(1);
+    for round in 0..6 {
+        let writer = &replicas[round % 3];
+        let (status, created) = writer.create_link(&key, &format!("ref-{round}")).await;
+        assert_eq!(status, 201, "{created}");
+        let id = created["data"]["linkId"].as_str().expect("linkId");
+        for reader in &replicas {
+            let (status, got) = reader
+                .m2m(
+                    reqwest::Method::GET,
+                    &format!("/partner/links/{id}"),
+                    &key,
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200, "{got}");
+            assert_eq!(got["data"]["referenceId"], format!("ref-{round}"));
+        }
+        // A revoke on the next replica is seen by the one after it.
+        let (status, revoked) = replicas[(round + 1) % 3]
+            .m2m(
+                reqwest::Method::POST,
+                &format!("/partner/links/{id}/revoke"),
+                &key,
+                Some(json!({"reason": "test"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{revoked}");
+        let (_, got) = replicas[(round + 2) % 3]
+            .m2m(
+                reqwest::Method::GET,
+                &format!("/partner/links/{id}"),
+                &key,
+                None,
+            )
+            .await;
+        assert_eq!(got["data"]["status"], "revoked", "{got}");
+    }
+    for replica in &replicas {
+        assert_eq!(replica.link_ids(&key).await.len(), 6);
+    }
+    // Another partner sees none of them, on any replica.
+    assert!(replicas[1].link_ids(&self::key(2)).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_creates_for_one_reference_on_three_replicas_make_exactly_one_link() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replicas: Arc<Vec<Replica>> =
+        Arc::new((0..3).map(|_| Replica::start(&database, &[])).collect());
+    let key = key(3);
+    for reference in ["first-write-of-a-new-partner", "alpha", "beta"] {
+        let mut racers = Vec::new();
+        for n in 0..24 {
+            let replicas = replicas.clone();
+            let key = key.clone();
+            racers.push(tokio::spawn(async move {
+                replicas[n % 3].create_link(&key, reference).await
+            }));
+        }
+        let mut statuses = HashMap::new();
+        for racer in racers {
+            let (status, body) = racer.await.expect("racer");
+            if status == 409 {
+                assert_eq!(body["error"]["code"], "ACTIVE_LINK_EXISTS", "{body}");
+            }
+            *statuses.entry(status).or_insert(0) += 1;
+        }
+        assert_eq!(
+            statuses,
+            HashMap::from([(201, 1), (409, 23)]),
+            "reference {reference}"
+        );
+    }
+    for replica in replicas.iter() {
+        assert_eq!(replica.link_ids(&key).await.len(), 3);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_accesses_of_a_leaf_link_never_pass_max_usage() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replicas: Arc<Vec<Replica>> =
+        Arc::new((0..3).map(|_| Replica::start(&database, &[])).collect());
+    // The token one replica signs is good on every other.
+    let token = replicas[0].authenticate("farmco").await;
+    let authorization = format!("Bearer {token}");
+    let (status, link, _) = replicas[1]
+        .send(
+            reqwest::Method::POST,
+            "/services/widgets/api/magic-link/provider",
+            &[("authorization", &authorization)],
+            Some(json!({"externalId": "f1", "name": "Ann"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{link}");
+    let id = link["id"].as_str().expect("id").to_owned();
+    let page = url::Url::parse(link["link"].as_str().expect("link"))
+        .expect("a URL")
+        .path()
+        .to_owned();
+    let mut racers = Vec::new();
+    for n in 0..12 {
+        let (replicas, page) = (replicas.clone(), page.clone());
+        racers.push(tokio::spawn(async move {
+            replicas[n % 3]
+                .send(reqwest::Method::GET, &page, &[], None)
+                .await
+                .0
+        }));
+    }
+    let mut statuses = HashMap::new();
+    for racer in racers {
+        *statuses.entry(racer.await.expect("racer")).or_insert(0) += 1;
+    }
+    assert_eq!(statuses, HashMap::from([(200, 3), (410, 9)]));
+    let (_, view, _) = replicas[2]
+        .send(
+            reqwest::Method::GET,
+            &format!("/services/widgets/api/magic-link/provider/{id}"),
+            &[("authorization", &authorization)],
+            None,
+        )
+        .await;
+    assert_eq!(view["usageCount"], 3, "{view}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_moved_on_one_replica_is_read_by_the_others_within_a_second() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replicas: Vec<Replica> = (0..3).map(|_| Replica::start(&database, &[])).collect();
+    for change in [
+        json!({"frozen": true}),
+        json!({"setTo": "2031-05-06T07:08:09Z"}),
+    ] {
+        let (status, moved, _) = replicas[0]
+            .send(reqwest::Method::POST, "/_sandbox/clock", &[], Some(change))
+            .await;
+        assert_eq!(status, 200, "{moved}");
+    }
+    for replica in &replicas[1..] {
+        let (status, read, _) = replica
+            .send(reqwest::Method::GET, "/_sandbox/clock", &[], None)
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(read["now"], "2031-05-06T07:08:09.000Z", "{read}");
+        assert_eq!(read["frozen"], true);
+    }
+    // What a replica stamps comes from the shared clock too.
+    let (status, created) = replicas[2].create_link(&key(4), "stamped").await;
+    assert_eq!(status, 201);
+    assert_eq!(created["data"]["createdAt"], "2031-05-06T07:08:09.000Z");
+}
+
+/// A webhook receiver counting what it gets; answers 200, or hangs while `hang` is set.
+struct Receiver {
+    url: String,
+    received: Arc<Mutex<Vec<Value>>>,
+    hang: Arc<AtomicBool>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let hang = Arc::new(AtomicBool::new(false));
+        let route = {
+            let (received, hang) = (received.clone(), hang.clone());
+            warp::body::bytes().then(move |body: bytes::Bytes| {
+                let (received, hang) = (received.clone(), hang.clone());
+                async move {
+                    received
+                        .lock()
+                        .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+                    if hang.load(Ordering::SeqCst) {
+                        std::future::pending::<()>().await;
+                    }
+                    warp::reply()
+                }
+            })
+        };
+        tokio::spawn(linkbox::http::serve(
+            listener,
+            route.map(warp::Reply::into_response).boxed(),
+            std::future::pending(),
+        ));
+        Receiver {
+            url: format!("http://{addr}/hooks"),
+            received,
+            hang,
+        }
+    }
+
+    /// How many requests each link's `link.created` got.
+    fn created_per_link(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for body in self.received.lock().iter() {
+            if body["event"] == "link.created" {
+                *counts
+                    .entry(
+                        body["data"]["linkId"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    )
+                    .or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+}
+
+async fn set_webhook(replica: &Replica, key: &str, url: &str) {
+    let (status, body) = replica
+        .m2m(
+            reqwest::Method::PUT,
+            "/_sandbox/m2m/webhook-config",
+            key,
+            Some(json!({"url": url})),
+        )
+        .await;
+    assert!(
+        status == 200 || status == 204,
+        "set webhook: {status} {body}"
+    );
+}
+
+/// Waits until `check` holds, for up to `seconds`.
+async fn eventually(seconds: u64, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    while tokio::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    check()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_webhook_attempt_is_made_once_while_every_replica_runs() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replicas: Vec<Replica> = (0..3).map(|_| Replica::start(&database, &[])).collect();
+    let receiver = Receiver::start().await;
+    let key = key(5);
+    set_webhook(&replicas[0], &key, &receiver.url).await;
+    let mut ids = Vec::new();
+    for n in 0..30 {
+        let (status, created) = replicas[n % 3]
+            .create_link(&key, &format!("hook-{n}"))
+            .await;
+        assert_eq!(status, 201, "{created}");
+        ids.push(created["data"]["linkId"].as_str().expect("id").to_owned());
+    }
+    assert!(
+        eventually(10, || receiver.created_per_link().len() == ids.len()).await,
+        "every link.created arrives: {:?}",
+        receiver.created_per_link()
+    );
+    // Every replica has now read every delivery back; give them time to (wrongly) send again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let counts = receiver.created_per_link();
+    for id in &ids {
+        assert_eq!(counts.get(id), Some(&1), "link.created of {id}: {counts:?}");
+    }
+    // Every replica shows each delivery delivered, with one attempt.
+    for replica in &replicas {
+        let (status, deliveries, _) = replica
+            .send(
+                reqwest::Method::GET,
+                "/_sandbox/webhooks?limit=100",
+                &[("x-api-key", &key)],
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{deliveries}");
+        let items = deliveries["deliveries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(items.len(), ids.len(), "{deliveries}");
+        for item in items {
+            assert_eq!(item["status"], "delivered", "{item}");
+            assert_eq!(item["attempts"].as_array().map(Vec::len), Some(1), "{item}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_mid_load_loses_nothing_it_acknowledged() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let doomed = Replica::start(&database, &[]);
+    let survivor = Arc::new(Replica::start(&database, &[]));
+    let doomed = Arc::new(Mutex::new(Some(doomed)));
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let mut writers = Vec::new();
+    for writer in 0..4 {
+        let (doomed, survivor, acknowledged) =
+            (doomed.clone(), survivor.clone(), acknowledged.clone());
+        writers.push(tokio::spawn(async move {
+            for n in 0..40 {
+                let reference = format!("w{writer}-{n}");
+                let base = if writer % 2 == 0 {
+                    doomed.lock().as_ref().map(|replica| replica.base.clone())
+                } else {
+                    None
+                };
+                let outcome = match base {
+                    Some(base) => {
+                        let response = reqwest::Client::builder()
+                            .no_proxy()
+                            .build()
+                            .expect("client")
+                            .post(format!("{base}/partner/links"))
+                            .header("x-api-key", key(6))
+                            .json(&json!({"referenceId": reference}))
+                            .send()
+                            .await;
+                        match response {
+                            Ok(response) if response.status() == 201 => response
+                                .json::<Value>()
+                                .await
+                                .ok()
+                                .map(|body| body["data"]["linkId"].clone()),
+                            _ => None,
+                        }
+                    }
+                    None => {
+                        let (status, body) = survivor.create_link(&key(6), &reference).await;
+                        assert_eq!(status, 201, "{body}");
+                        Some(body["data"]["linkId"].clone())
+                    }
+                };
+                if let Some(Value::String(id)) = outcome {
+                    acknowledged.lock().push(id);
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    if let Some(replica) = doomed.lock().take() {
+        replica.kill();
+    }
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let listed = survivor.link_ids(&key(6)).await;
+    let acknowledged = acknowledged.lock().clone();
+    assert!(
+        acknowledged.len() >= 80,
+        "the survivor's writes: {}",
+        acknowledged.len()
+    );
+    for id in &acknowledged {
+        assert!(listed.contains(id), "acknowledged {id} was lost");
+    }
+    // A replica started now reads the same.
+    let fresh = Replica::start(&database, &[]);
+    let mut again = fresh.link_ids(&key(6)).await;
+    let mut listed = listed;
+    again.sort();
+    listed.sort();
+    assert_eq!(again, listed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_claim_of_a_replica_killed_mid_attempt_passes_to_another() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let receiver = Receiver::start().await;
+    receiver.hang.store(true, Ordering::SeqCst);
+    let key = key(7);
+    let first = Replica::start(&database, &["--webhook-timeout", "1"]);
+    set_webhook(&first, &key, &receiver.url).await;
+    let (status, created) = first.create_link(&key, "claimed").await;
+    assert_eq!(status, 201);
+    let id = created["data"]["linkId"].as_str().expect("id").to_owned();
+    assert!(
+        eventually(5, || receiver.received.lock().len() == 1).await,
+        "the first attempt arrives"
+    );
+    first.kill();
+    receiver.hang.store(false, Ordering::SeqCst);
+    let second = Replica::start(&database, &["--webhook-timeout", "1"]);
+    // The dead replica's claim lapses (timeout + margin) and the second makes the attempt.
+    assert!(
+        eventually(20, || receiver.created_per_link().get(&id) == Some(&2)).await,
+        "the attempt is made again once the claim lapses: {:?}",
+        receiver.created_per_link()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.created_per_link().get(&id), Some(&2));
+    drop(second);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_replica_restarted_finds_everything() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let (a, b) = (
+        Replica::start(&database, &[]),
+        Replica::start(&database, &[]),
+    );
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        let replica = if n % 2 == 0 { &a } else { &b };
+        let (status, created) = replica.create_link(&key(8), &format!("kept-{n}")).await;
+        assert_eq!(status, 201);
+        ids.push(created["data"]["linkId"].as_str().expect("id").to_owned());
+    }
+    let token = b.authenticate("keeper").await;
+    a.kill();
+    b.kill();
+    let c = Replica::start(&database, &[]);
+    let mut listed = c.link_ids(&key(8)).await;
+    listed.sort();
+    ids.sort();
+    assert_eq!(listed, ids);
+    // The Leaf token signed before the restart is still good.
+    let (status, body, _) = c
+        .send(
+            reqwest::Method::GET,
+            "/services/widgets/api/magic-link/provider",
+            &[("authorization", &format!("Bearer {token}"))],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_stops_the_start_naming_its_host() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    drop(listener);
+    let error = Replica::try_start(&format!("postgres://linkbox@127.0.0.1:{port}/sandbox"), &[])
+        .err()
+        .expect("refused");
+    assert!(error.contains("status Some(1)"), "{error}");
+    assert!(
+        error.contains(&format!(
+            "cannot reach the PostgreSQL database at 127.0.0.1:{port}/sandbox"
+        )),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_with_a_newer_schema_is_refused_naming_both_versions() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    drop(Replica::start(&database, &[]));
+    let (client, connection) = tokio_postgres::connect(&database, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    client
+        .batch_execute("UPDATE linkbox_meta SET schema_version = 99")
+        .await
+        .expect("bumped");
+    let error = Replica::try_start(&database, &[]).err().expect("refused");
+    assert!(error.contains("status Some(1)"), "{error}");
+    assert!(
+        error.contains("has linkbox schema version 99, newer than the 1 this linkbox knows"),
+        "{error}"
+    );
+}
+
+/// A TCP relay between the replicas and the database that can be cut and restored.
+struct Relay {
+    port: u16,
+    open: Arc<AtomicBool>,
+    cut: Arc<tokio::sync::Notify>,
+}
+
+impl Relay {
+    async fn start(upstream: std::net::SocketAddr) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let open = Arc::new(AtomicBool::new(true));
+        let cut = Arc::new(tokio::sync::Notify::new());
+        {
+            let (open, cut) = (open.clone(), cut.clone());
+            tokio::spawn(async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !open.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    let cut = cut.clone();
+                    tokio::spawn(async move {
+                        let Ok(mut outbound) = TcpStream::connect(upstream).await else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            () = cut.notified() => {}
+                        }
+                    });
+                }
+            });
+        }
+        Relay { port, open, cut }
+    }
+
+    fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        self.cut.notify_waiters();
+    }
+
+    fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_means_503_with_retry_after_and_it_recovers_without_a_restart() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let url = url::Url::parse(&database).expect("URL");
+    let upstream = format!(
+        "{}:{}",
+        url.host_str().expect("host"),
+        url.port().unwrap_or(5432)
+    )
+    .parse()
+    .expect("a loopback address");
+    let relay = Relay::start(upstream).await;
+    let mut relayed = url.clone();
+    relayed.set_port(Some(relay.port)).expect("port");
+    let replica = Replica::start(relayed.as_str(), &[]);
+    let key = key(9);
+    let (status, created) = replica.create_link(&key, "before").await;
+    assert_eq!(status, 201, "{created}");
+
+    relay.cut();
+    let (status, refused) = replica.create_link(&key, "during").await;
+    assert_eq!(status, 503, "{refused}");
+    assert_eq!(refused["success"], false);
+    assert_eq!(refused["error"]["code"], "INTERNAL_ERROR");
+    let (status, read, headers) = replica
+        .send(
+            reqwest::Method::GET,
+            "/partner/links",
+            &[("x-api-key", &key)],
+            None,
+        )
+        .await;
+    assert_eq!(
+        status, 503,
+        "a read is not served from a copy that may be stale: {read}"
+    );
+    assert_eq!(
+        headers.get("retry-after").map(|value| value.as_bytes()),
+        Some(&b"1"[..])
+    );
+    let token_refused = replica
+        .send(
+            reqwest::Method::POST,
+            "/api/authenticate",
+            &[],
+            Some(json!({"username": "u", "password": "p"})),
+        )
+        .await;
+    assert_eq!(token_refused.0, 503);
+    assert_eq!(
+        token_refused.1["status"], 503,
+        "a Leaf problem: {}",
+        token_refused.1
+    );
+
+    relay.restore();
+    let recovered = eventually(15, || true).await;
+    assert!(recovered);
+    let mut last = (0, Value::Null);
+    for _ in 0..30 {
+        last = replica.create_link(&key, "after").await;
+        if last.0 == 201 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(last.0, 201, "{}", last.1);
+    let ids = replica.link_ids(&key).await;
+    assert_eq!(ids.len(), 2, "before and after, not the refused one");
+}
