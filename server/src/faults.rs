@@ -10,6 +10,12 @@
 //! another tenant nothing. A tenant may have at most [`MAX_FAULTS_PER_TENANT`] in force,
 //! the admin [`MAX_ADMIN_FAULTS`]. [design]
 //!
+//! In a sandbox shared by replicas (`--state postgres://…`) every change of the table —
+//! a fault added, cleared, or struck (its hits and remaining count) — is recorded through
+//! the [`Sink`] as a row of the database's `faults` table, and each replica reads the table
+//! back ([`Faults::restore`]) when another has changed it, so a fault injected through one
+//! replica fires on every one, `times` counted across them all.
+//!
 //! # Path patterns
 //! A pattern matches segment by segment: a literal segment matches itself, `*` matches
 //! exactly one segment anywhere (`/partner/links/*/revoke`), and a trailing `/**` matches
@@ -29,6 +35,7 @@ use linkbox_contracts::sandbox::{FaultRequest, FaultView};
 use parking_lot::Mutex;
 use serde_json::Value;
 
+use crate::persist::{Sink, Table};
 use crate::store::ids;
 
 /// Longest delay a fault may add.
@@ -42,18 +49,23 @@ pub const MAX_ADMIN_FAULTS: usize = 1_000;
 /// The faults in force: cheap to clone.
 #[derive(Clone, Default)]
 pub struct Faults {
-    list: Arc<Mutex<Table>>,
+    list: Arc<Mutex<List>>,
+    /// A shared database's sink; off for one process, whose faults live in memory only.
+    sink: Sink,
 }
+
+/// The tenant column of an admin fault's row.
+const ADMIN: &str = "";
 
 /// The admin's faults and each tenant's, every list in the order the faults were added.
 #[derive(Default)]
-struct Table {
+struct List {
     admin: Vec<Fault>,
     by_tenant: HashMap<Arc<str>, Vec<Fault>>,
     next_seq: u64,
 }
 
-impl Table {
+impl List {
     fn of(&mut self, tenant: Option<&Arc<str>>) -> &mut Vec<Fault> {
         match tenant {
             None => &mut self.admin,
@@ -114,6 +126,57 @@ pub enum Action {
 impl Faults {
     pub fn new() -> Faults {
         Faults::default()
+    }
+
+    /// Recording every change through `sink` (a shared database's).
+    pub fn with_sink(sink: Sink) -> Faults {
+        Faults {
+            list: Arc::default(),
+            sink,
+        }
+    }
+
+    fn put(&self, fault: &Fault) {
+        self.sink.record(|changes| {
+            let tenant: Arc<str> = fault.tenant.clone().unwrap_or_else(|| ADMIN.into());
+            changes.put(
+                Table::Faults,
+                &tenant,
+                fault.id.clone(),
+                fault.seq,
+                &view(fault),
+            );
+        });
+    }
+
+    /// Whether any fault may touch a request of `tenant` (the admin's touch every one).
+    pub fn in_force_for(&self, tenant: Option<&str>) -> bool {
+        let list = self.list.lock();
+        !list.admin.is_empty()
+            || tenant.is_some_and(|tenant| {
+                list.by_tenant
+                    .get(tenant)
+                    .is_some_and(|faults| !faults.is_empty())
+            })
+    }
+
+    /// Replaces the table with faults read back from a shared database: `(position, view)`
+    /// in the order they were added. A fault that no longer parses is left out, and named.
+    pub fn restore(&self, rows: Vec<(u64, FaultView)>) {
+        let mut list = List::default();
+        for (seq, row) in rows {
+            let id = row.id.clone();
+            match Fault::from_view(seq, row) {
+                Ok(fault) => {
+                    list.next_seq = list.next_seq.max(seq);
+                    list.of(fault.tenant.clone().as_ref()).push(fault);
+                }
+                Err(reason) => {
+                    tracing::warn!(fault = %id, %reason, "a fault row could not be restored")
+                }
+            }
+        }
+        *self.list.lock() = list;
     }
 
     /// Adds a validated fault for `tenant` (`None`: every request); returns its view, or
@@ -201,6 +264,7 @@ impl Faults {
             fault.id = format!("flt_{}", ids::fmt_hex48(ids::hex48()));
         }
         let view = view(&fault);
+        self.put(&fault);
         table.of(fault.tenant.clone().as_ref()).push(fault);
         Ok(view)
     }
@@ -221,8 +285,14 @@ impl Faults {
         match tenant {
             Some(tenant) => {
                 table.by_tenant.remove(tenant);
+                self.sink
+                    .record(|changes| changes.clear_tenant(Table::Faults, &tenant.into()));
             }
-            None => *table = Table::default(),
+            None => {
+                *table = List::default();
+                self.sink
+                    .record(|changes| changes.clear_table(Table::Faults));
+            }
         }
     }
 
@@ -269,13 +339,49 @@ impl Faults {
                 Action::Pass
             },
         };
+        let mut spent = false;
         if let Some(remaining) = fault.remaining.as_mut() {
             *remaining -= 1;
-            if *remaining == 0 {
-                list.remove(index);
-            }
+            spent = *remaining == 0;
+        }
+        if spent {
+            let fault = list.remove(index);
+            self.sink.record(|changes| {
+                let tenant: Arc<str> = fault.tenant.clone().unwrap_or_else(|| ADMIN.into());
+                changes.delete(Table::Faults, &tenant, fault.id.clone());
+            });
+        } else {
+            self.put(&list[index]);
         }
         Some(strike)
+    }
+}
+
+impl Fault {
+    /// A fault as a shared database keeps it ([`view`]), checked again.
+    fn from_view(seq: u64, row: FaultView) -> Result<Fault, String> {
+        Ok(Fault {
+            id: row.id,
+            method: row
+                .method
+                .map(|method| {
+                    Method::from_bytes(method.as_bytes()).map_err(|error| error.to_string())
+                })
+                .transpose()?,
+            path: row.path.as_deref().map(PathPattern::parse).transpose()?,
+            status: row
+                .status
+                .map(|status| StatusCode::from_u16(status).map_err(|error| error.to_string()))
+                .transpose()?,
+            body: row.body,
+            delay_ms: row.delay_ms,
+            drop: row.drop,
+            probability: row.probability,
+            remaining: row.remaining,
+            hits: row.hits,
+            tenant: row.tenant.map(Into::into),
+            seq,
+        })
     }
 }
 

@@ -812,3 +812,69 @@ async fn a_lost_database_means_503_with_retry_after_and_it_recovers_without_a_re
     let ids = replica.link_ids(&key).await;
     assert_eq!(ids.len(), 2, "before and after, not the refused one");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_injected_through_one_replica_fires_on_every_one_counted_once() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replicas: Arc<Vec<Replica>> =
+        Arc::new((0..3).map(|_| Replica::start(&database, &[])).collect());
+    let key = key(10);
+    // A partner's own fault, five times, set through the first replica.
+    let (status, fault, _) = replicas[0]
+        .send(
+            reqwest::Method::POST,
+            "/_sandbox/faults",
+            &[("x-api-key", &key)],
+            Some(json!({"method": "POST", "path": "/partner/links", "status": 503, "times": 5})),
+        )
+        .await;
+    assert_eq!(status, 201, "{fault}");
+    let mut racers = Vec::new();
+    for n in 0..12 {
+        let (replicas, key) = (replicas.clone(), key.clone());
+        racers.push(tokio::spawn(async move {
+            replicas[n % 3].create_link(&key, &format!("f-{n}")).await.0
+        }));
+    }
+    let mut statuses = HashMap::new();
+    for racer in racers {
+        *statuses.entry(racer.await.expect("racer")).or_insert(0) += 1;
+    }
+    assert_eq!(statuses, HashMap::from([(503, 5), (201, 7)]));
+    // Spent: no replica lists it any more.
+    for replica in replicas.iter() {
+        let (status, listed, _) = replica
+            .send(
+                reqwest::Method::GET,
+                "/_sandbox/faults",
+                &[("x-api-key", &key)],
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(listed["faults"], json!([]), "{listed}");
+    }
+    // An admin fault added on the second replica strikes another partner on the third,
+    // and its hits are counted across them.
+    let (status, _, _) = replicas[1]
+        .send(
+            reqwest::Method::POST,
+            "/_sandbox/faults",
+            &[],
+            Some(json!({"path": "/partner/**", "status": 429})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(replicas[2].create_link(&self::key(11), "x").await.0, 429);
+    assert_eq!(replicas[0].create_link(&self::key(11), "y").await.0, 429);
+    let (_, listed, _) = replicas[1]
+        .send(reqwest::Method::GET, "/_sandbox/faults", &[], None)
+        .await;
+    assert_eq!(listed["faults"][0]["hits"], 2, "{listed}");
+    let (status, _, _) = replicas[2]
+        .send(reqwest::Method::DELETE, "/_sandbox/faults", &[], None)
+        .await;
+    assert!(status == 200 || status == 204);
+    assert_eq!(replicas[0].create_link(&self::key(11), "z").await.0, 201);
+}

@@ -122,6 +122,20 @@ pub(super) fn restore(app: &App, stored: &Stored) -> Result<Aside, String> {
     Ok(aside)
 }
 
+/// Replaces the fault table with the rows of a shared database's `faults` table.
+pub(super) fn reload_faults(app: &App, rows: &[Row]) {
+    let mut faults = Vec::new();
+    for row in rows {
+        match parse(Table::Faults, row) {
+            Ok(view) => faults.push((row.position, view)),
+            Err(reason) => {
+                tracing::warn!(fault = %row.id, %reason, "a fault row could not be restored")
+            }
+        }
+    }
+    app.faults.restore(faults);
+}
+
 fn restore_m2m(app: &App, stored: &Stored, aside: &mut Aside) {
     let partners = app.store.m2m();
     for row in stored.rows(Table::M2mPartners) {

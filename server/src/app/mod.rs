@@ -101,9 +101,9 @@ impl App {
             reason,
         })?;
         load::warn_aside(&aside);
-        let versions = txn.commit(writes).await.map_err(failed)?;
+        let committed = txn.commit(writes).await.map_err(failed)?;
         replica.knows(locked.versions);
-        replica.knows(versions);
+        replica.knows(committed.versions);
         app.replica = Some(replica);
         Ok(app)
     }
@@ -114,7 +114,12 @@ impl App {
             store: Store::with_sink(&settings, sink.clone()),
             webhooks: Webhooks::with_sink(sink.clone()),
             journal: Journal::new(settings.journal_size),
-            faults: Faults::new(),
+            // A single process keeps its faults in memory; replicas share theirs.
+            faults: Faults::with_sink(if sink.database().is_some() {
+                sink.clone()
+            } else {
+                Sink::off()
+            }),
             drift: Arc::default(),
             settings: Arc::new(settings),
             clock: Clock::with_sink(sink.clone()),

@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use linkbox_contracts::timefmt;
@@ -49,6 +50,8 @@ pub struct Replica {
     database: Database,
     /// The database version of each tenant this process's memory holds.
     known: Mutex<HashMap<String, i64>>,
+    /// The version of the fault table memory holds (-1: none yet).
+    faults: AtomicI64,
     /// Held shared by a request on one tenant, exclusively by one on everything.
     everything: RwLock<()>,
     stripes: Vec<TurnLock<()>>,
@@ -59,6 +62,7 @@ impl Replica {
         Replica {
             database,
             known: Mutex::new(HashMap::new()),
+            faults: AtomicI64::new(-1),
             everything: RwLock::new(()),
             stripes: (0..STRIPES).map(|_| TurnLock::new(())).collect(),
         }
@@ -155,22 +159,53 @@ impl App {
             shared::muted(|| super::load::reload_tenant(self, &name, &rows));
             replica.knows([(name, version)]);
         }
+        // The fault table: read back when another replica changed it, and locked when it
+        // may strike this request, so `times` counts across replicas.
+        let mut faults = locked.faults;
+        let tenant = match hint {
+            Hint::Tenant { name, .. } => Some(name.as_str()),
+            _ => None,
+        };
+        let faults_locked = matches!(hint, Hint::Everything);
+        if faults != replica.faults.load(Ordering::Acquire) {
+            self.reload_faults(&txn, faults).await?;
+        }
+        if !faults_locked && self.faults.in_force_for(tenant) {
+            faults = txn.lock_faults().await?;
+            if faults != replica.faults.load(Ordering::Acquire) {
+                self.reload_faults(&txn, faults).await?;
+            }
+        }
         let (output, writes) = shared::scoped(work).await;
         if writes.is_empty() {
             txn.rollback().await;
             unsettled.settled = true;
             return Ok(output);
         }
-        let versions = txn.commit(writes).await?;
+        replica.faults.store(-1, Ordering::Release);
+        let committed = txn.commit(writes).await?;
         // Memory holds exactly what was committed for the tenants this request had caught
         // up; any other tenant it touched is read back when next used.
         replica.knows(
-            versions
+            committed
+                .versions
                 .into_iter()
                 .filter(|(name, _)| unsettled.names.contains(name)),
         );
+        replica
+            .faults
+            .store(committed.faults.unwrap_or(faults), Ordering::Release);
         unsettled.settled = true;
         Ok(output)
+    }
+
+    async fn reload_faults(&self, txn: &shared::Txn, version: i64) -> Result<(), Unavailable> {
+        let rows = txn.fault_rows().await?;
+        shared::muted(|| super::load::reload_faults(self, &rows));
+        if let Some(replica) = &self.replica {
+            replica.faults.store(version, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Sets the sandbox clock to the database's reading when it differs.

@@ -67,6 +67,9 @@ pub enum Table {
     LeafUsers,
     LeafMagicLinks,
     WebhookDeliveries,
+    /// Injected faults: kept only in a shared database, so that every replica strikes the
+    /// same ones (a single process keeps them in memory). Not in [`Table::ALL`].
+    Faults,
 }
 
 impl Table {
@@ -99,6 +102,7 @@ impl Table {
             Table::LeafUsers => "leaf_users",
             Table::LeafMagicLinks => "leaf_magic_links",
             Table::WebhookDeliveries => "webhook_deliveries",
+            Table::Faults => "faults",
         }
     }
 }

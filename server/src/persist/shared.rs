@@ -47,8 +47,9 @@ const MIGRATIONS: &[(i32, &str)] = &[(
     1,
     "
     CREATE TABLE tenants (name TEXT PRIMARY KEY, version BIGINT NOT NULL);
-    CREATE TABLE sandbox (id INT PRIMARY KEY CHECK (id = 1), offset_ms BIGINT NOT NULL, frozen_at TEXT);
-    INSERT INTO sandbox (id, offset_ms, frozen_at) VALUES (1, 0, NULL);
+    CREATE TABLE sandbox (id INT PRIMARY KEY CHECK (id = 1), offset_ms BIGINT NOT NULL, frozen_at TEXT, faults_version BIGINT NOT NULL);
+    INSERT INTO sandbox (id, offset_ms, frozen_at, faults_version) VALUES (1, 0, NULL, 0);
+    CREATE TABLE faults (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
     CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE m2m_partners (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
     CREATE TABLE m2m_users (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
@@ -281,6 +282,17 @@ pub struct Locked {
     pub versions: BTreeMap<String, i64>,
     /// The sandbox clock: offset in milliseconds and the frozen reading, if any.
     pub clock: (i64, Option<String>),
+    /// The version of the fault table (locked only with [`Scope::Everything`], or by
+    /// [`Txn::lock_faults`]).
+    pub faults: i64,
+}
+
+/// What a commit changed: the new version of every tenant it touched, and of the fault
+/// table when it changed that.
+#[derive(Debug, Clone, Default)]
+pub struct Committed {
+    pub versions: BTreeMap<String, i64>,
+    pub faults: Option<i64>,
 }
 
 /// One open transaction. Dropped without [`Txn::commit`] or [`Txn::rollback`], its
@@ -490,19 +502,18 @@ async fn lock(
                 if let Some(row) = row {
                     locked.versions.insert(name.to_owned(), row.get(0));
                 }
-                let clock = client
-                    .query_one("SELECT offset_ms, frozen_at FROM sandbox WHERE id = 1", &[])
-                    .await?;
-                locked.clock = (clock.get(0), clock.get(1));
-            }
-            Scope::Everything => {
-                let clock = client
+                let sandbox = client
                     .query_one(
-                        "SELECT offset_ms, frozen_at FROM sandbox WHERE id = 1 FOR UPDATE",
+                        "SELECT offset_ms, frozen_at, faults_version FROM sandbox WHERE id = 1",
                         &[],
                     )
                     .await?;
-                locked.clock = (clock.get(0), clock.get(1));
+                locked.clock = (sandbox.get(0), sandbox.get(1));
+                locked.faults = sandbox.get(2);
+            }
+            Scope::Everything => {
+                // Tenant rows first, then the sandbox row: the order a request on one
+                // tenant takes its own row and then (to strike a fault) the sandbox row.
                 for row in client
                     .query(
                         "SELECT name, version FROM tenants ORDER BY name FOR UPDATE",
@@ -512,6 +523,14 @@ async fn lock(
                 {
                     locked.versions.insert(row.get(0), row.get(1));
                 }
+                let sandbox = client
+                    .query_one(
+                        "SELECT offset_ms, frozen_at, faults_version FROM sandbox WHERE id = 1 FOR UPDATE",
+                        &[],
+                    )
+                    .await?;
+                locked.clock = (sandbox.get(0), sandbox.get(1));
+                locked.faults = sandbox.get(2);
             }
         }
         Ok((locked, created))
@@ -558,9 +577,36 @@ impl Txn {
         Ok(stored)
     }
 
-    /// Writes `writes`, bumps the version of every tenant they touched and commits. Returns
-    /// each touched tenant's new version.
-    pub async fn commit(mut self, writes: Writes) -> Result<BTreeMap<String, i64>, Unavailable> {
+    /// Locks the fault table (the sandbox row) for a request about to strike it; returns its
+    /// version, to catch up on when another replica changed it meanwhile.
+    pub async fn lock_faults(&self) -> Result<i64, Unavailable> {
+        let client = self.client().map_err(|error| self.failed(error))?;
+        let row = client
+            .query_one(
+                "SELECT faults_version FROM sandbox WHERE id = 1 FOR UPDATE",
+                &[],
+            )
+            .await
+            .map_err(|error| self.failed(error))?;
+        Ok(row.get(0))
+    }
+
+    /// Every fault in force, in the order they were added.
+    pub async fn fault_rows(&self) -> Result<Vec<Row>, Unavailable> {
+        let client = self.client().map_err(|error| self.failed(error))?;
+        let rows = client
+            .query(
+                "SELECT tenant, id, position, doc FROM faults ORDER BY position",
+                &[],
+            )
+            .await
+            .map_err(|error| self.failed(error))?;
+        Ok(rows.iter().map(entity_row).collect())
+    }
+
+    /// Writes `writes`, bumps the version of every tenant they touched (and of the fault
+    /// table when they touched it) and commits.
+    pub async fn commit(mut self, writes: Writes) -> Result<Committed, Unavailable> {
         let client = self.client().map_err(|error| self.failed(error))?;
         let versions = apply(client, &writes.0, self.created.as_deref())
             .await
@@ -596,6 +642,7 @@ fn tenant_of(write: &Write) -> Option<String> {
     };
     Some(match table {
         Table::LeafUsers | Table::LeafMagicLinks => format!("leaf:{tenant}"),
+        Table::Faults => return None,
         _ => tenant.to_owned(),
     })
 }
@@ -607,11 +654,26 @@ async fn apply(
     client: &Object,
     writes: &[Write],
     created: Option<&str>,
-) -> Result<BTreeMap<String, i64>, tokio_postgres::Error> {
+) -> Result<Committed, tokio_postgres::Error> {
     let touched: BTreeSet<String> = writes.iter().filter_map(tenant_of).collect();
     let every_tenant = writes
         .iter()
-        .any(|write| matches!(write, Write::ClearTable(_)));
+        .any(|write| matches!(write, Write::ClearTable(table) if *table != Table::Faults));
+    let faults_touched = writes.iter().any(|write| {
+        matches!(
+            write,
+            Write::Put {
+                table: Table::Faults,
+                ..
+            } | Write::Delete {
+                table: Table::Faults,
+                ..
+            } | Write::ClearTenant {
+                table: Table::Faults,
+                ..
+            } | Write::ClearTable(Table::Faults)
+        )
+    });
     let mut versions = BTreeMap::new();
     if every_tenant {
         for row in client
@@ -634,6 +696,17 @@ async fn apply(
         let row = client.query_one(&statement, &[name]).await?;
         versions.insert(name.clone(), row.get(0));
     }
+    let faults = if faults_touched {
+        let row = client
+            .query_one(
+                "UPDATE sandbox SET faults_version = faults_version + 1 WHERE id = 1 RETURNING faults_version",
+                &[],
+            )
+            .await?;
+        Some(row.get(0))
+    } else {
+        None
+    };
     for write in writes {
         run(client, write).await?;
     }
@@ -647,7 +720,7 @@ async fn apply(
             )
             .await?;
     }
-    Ok(versions)
+    Ok(Committed { versions, faults })
 }
 
 async fn run(client: &Object, write: &Write) -> Result<(), tokio_postgres::Error> {
