@@ -18,6 +18,16 @@ pub struct Window {
 }
 
 impl Window {
+    /// A window of `minute` that has counted `count` requests.
+    pub fn at(minute: i64, count: u32) -> Window {
+        Window { minute, count }
+    }
+
+    /// How many requests this window has counted.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
     /// The minute of the sandbox clock (seconds since the epoch / 60) this window counts.
     pub fn minute(&self) -> i64 {
         self.minute

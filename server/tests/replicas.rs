@@ -81,8 +81,15 @@ impl Replica {
 
     /// Starts a replica; `Err` holds what it printed when it exited instead.
     fn try_start(database: &str, extra: &[&str]) -> Result<Replica, String> {
+        // Rate limits off unless a test asks for them.
+        let limits: &[&str] = if extra.contains(&"--rate-limits") {
+            &[]
+        } else {
+            &["--rate-limits", "off"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_linkbox"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--rate-limits", "off"])
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(limits)
             .args(["--state", database])
             .args(extra)
             .env("LINKBOX_LOG", "warn")
@@ -877,4 +884,45 @@ async fn a_fault_injected_through_one_replica_fires_on_every_one_counted_once() 
         .await;
     assert!(status == 200 || status == 204);
     assert_eq!(replicas[0].create_link(&self::key(11), "z").await.0, 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_count_one_rate_limit_window_together() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let limits = ["--rate-limits", "documented"];
+    let replicas: Arc<Vec<Replica>> =
+        Arc::new((0..2).map(|_| Replica::start(&database, &limits)).collect());
+    // A frozen clock: the whole test falls in one window.
+    let (status, _, _) = replicas[0]
+        .send(
+            reqwest::Method::POST,
+            "/_sandbox/clock",
+            &[],
+            Some(json!({"frozen": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let key = key(12);
+    let limit = linkbox_contracts::m2m::CREATE_LINK_PER_MINUTE as usize;
+    let mut statuses = HashMap::new();
+    for batch in 0..(limit + 10).div_ceil(10) {
+        let mut racers = Vec::new();
+        for n in 0..10 {
+            let (replicas, key) = (replicas.clone(), key.clone());
+            racers.push(tokio::spawn(async move {
+                replicas[n % 2]
+                    .create_link(&key, &format!("limited-{batch}-{n}"))
+                    .await
+            }));
+        }
+        for racer in racers {
+            let (status, body) = racer.await.expect("racer");
+            if status == 429 {
+                assert_eq!(body["error"]["code"], "RATE_LIMIT_EXCEEDED", "{body}");
+            }
+            *statuses.entry(status).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(statuses, HashMap::from([(201, limit), (429, 10)]));
 }

@@ -159,6 +159,20 @@ impl App {
             shared::muted(|| super::load::reload_tenant(self, &name, &rows));
             replica.knows([(name, version)]);
         }
+        // A partner's rate-limit windows are counted in the database, by every replica.
+        if let Hint::Tenant { name, .. } = hint
+            && self.settings.rate_limits == crate::config::RateLimits::Documented
+            && let Some(partner) = self.store.m2m().by_slug(name)
+        {
+            let rows = txn.rate_windows(name).await?;
+            partner.set_windows(rows.iter().filter_map(|row| {
+                Some((
+                    row.id == "create",
+                    i64::try_from(row.position).ok()?,
+                    row.doc.parse().ok()?,
+                ))
+            }));
+        }
         // The fault table: read back when another replica changed it, and locked when it
         // may strike this request, so `times` counts across replicas.
         let mut faults = locked.faults;

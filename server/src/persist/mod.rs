@@ -70,6 +70,10 @@ pub enum Table {
     /// Injected faults: kept only in a shared database, so that every replica strikes the
     /// same ones (a single process keeps them in memory). Not in [`Table::ALL`].
     Faults,
+    /// A partner's rate-limit windows (`id` `create` or `other`, `position` the minute, `doc`
+    /// the count): kept only in a shared database, so that replicas count one window
+    /// together. Not in [`Table::ALL`].
+    RateWindows,
 }
 
 impl Table {
@@ -103,6 +107,7 @@ impl Table {
             Table::LeafMagicLinks => "leaf_magic_links",
             Table::WebhookDeliveries => "webhook_deliveries",
             Table::Faults => "faults",
+            Table::RateWindows => "rate_windows",
         }
     }
 }

@@ -49,6 +49,7 @@ const MIGRATIONS: &[(i32, &str)] = &[(
     CREATE TABLE tenants (name TEXT PRIMARY KEY, version BIGINT NOT NULL);
     CREATE TABLE sandbox (id INT PRIMARY KEY CHECK (id = 1), offset_ms BIGINT NOT NULL, frozen_at TEXT, faults_version BIGINT NOT NULL);
     INSERT INTO sandbox (id, offset_ms, frozen_at, faults_version) VALUES (1, 0, NULL, 0);
+    CREATE TABLE rate_windows (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
     CREATE TABLE faults (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
     CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE m2m_partners (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
@@ -591,6 +592,20 @@ impl Txn {
         Ok(row.get(0))
     }
 
+    /// The rate-limit windows of partner `slug`.
+    pub async fn rate_windows(&self, slug: &str) -> Result<Vec<Row>, Unavailable> {
+        let client = self.client().map_err(|error| self.failed(error))?;
+        let statement = client
+            .prepare_cached("SELECT tenant, id, position, doc FROM rate_windows WHERE tenant = $1")
+            .await
+            .map_err(|error| self.failed(error))?;
+        let rows = client
+            .query(&statement, &[&slug])
+            .await
+            .map_err(|error| self.failed(error))?;
+        Ok(rows.iter().map(entity_row).collect())
+    }
+
     /// Every fault in force, in the order they were added.
     pub async fn fault_rows(&self) -> Result<Vec<Row>, Unavailable> {
         let client = self.client().map_err(|error| self.failed(error))?;
@@ -642,7 +657,7 @@ fn tenant_of(write: &Write) -> Option<String> {
     };
     Some(match table {
         Table::LeafUsers | Table::LeafMagicLinks => format!("leaf:{tenant}"),
-        Table::Faults => return None,
+        Table::Faults | Table::RateWindows => return None,
         _ => tenant.to_owned(),
     })
 }

@@ -206,6 +206,8 @@ impl Partners {
             if let Some(windows) = self.strangers.lock().remove(key) {
                 state.create_window = windows.create;
                 state.other_window = windows.other;
+                partner.record_window(true, windows.create);
+                partner.record_window(false, windows.other);
             }
             partner.persist_settings(&state);
         }
@@ -527,7 +529,43 @@ impl Partner {
         } else {
             &mut state.other_window
         };
-        window.admit(limit, now)
+        let before = (window.minute(), window.count());
+        let admitted = window.admit(limit, now);
+        if (window.minute(), window.count()) != before {
+            self.record_window(create, *window);
+        }
+        admitted
+    }
+
+    /// Replicas count one window together: it is a row of the shared database (a file does
+    /// not keep windows, as a single process's memory does not outlive it).
+    fn record_window(&self, create: bool, window: Window) {
+        if self.sink.database().is_none() {
+            return;
+        }
+        self.sink.record(|changes| {
+            changes.put(
+                crate::persist::Table::RateWindows,
+                &self.slug,
+                if create { "create" } else { "other" },
+                u64::try_from(window.minute()).unwrap_or_default(),
+                &window.count(),
+            );
+        });
+    }
+
+    /// Sets the rate-limit windows to what a shared database counted: `(create, minute,
+    /// count)` for each row.
+    pub fn set_windows(&self, windows: impl IntoIterator<Item = (bool, i64, u32)>) {
+        let mut state = self.state.lock();
+        for (create, minute, count) in windows {
+            let window = Window::at(minute, count);
+            if create {
+                state.create_window = window;
+            } else {
+                state.other_window = window;
+            }
+        }
     }
 
     /// Creates a link, and the user on the first link for its `referenceId`; a returning
