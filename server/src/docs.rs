@@ -14,6 +14,11 @@ static OPENAPI_JSON: LazyLock<String> = LazyLock::new(linkbox_contracts::openapi
 static SWAGGER_CONFIG: LazyLock<Arc<Config<'static>>> =
     LazyLock::new(|| Arc::new(Config::from("/openapi.json")));
 
+/// Whether `path` is one of these documents' (they read no state).
+pub fn owns(path: &str) -> bool {
+    path == "/openapi.json" || path == "/docs" || path.starts_with("/docs/")
+}
+
 /// `/openapi.json` and the Swagger UI.
 pub fn routes() -> Router {
     Router::new()

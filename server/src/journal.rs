@@ -17,6 +17,11 @@
 //! most `--journal-size` entries, so one tenant's traffic never pushes out another's; all
 //! rings together hold at most `JOURNAL_MAX_BYTES` ([`Entry::size`]), and past that the
 //! ring holding the most bytes loses its oldest entry first.
+//!
+//! In a sandbox shared by replicas (`--state postgres://…`) each entry is also written, as
+//! shown, to the database's `journal` table (the last `--journal-size` of each tenant, and at
+//! most [`SHARED_ROWS`] in all), and a replica reads that table back before it answers a
+//! journal request ([`Journal::restore`]), so the journal shows every replica's requests.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -30,10 +35,17 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::persist::{Sink, Table};
+
+/// Journal rows a shared database keeps in all, past each tenant's own bound.
+pub const SHARED_ROWS: i64 = 100_000;
+
 /// The journal handle: cheap to clone, bounded, oldest entries dropped first.
 #[derive(Clone)]
 pub struct Journal {
     rings: Arc<Mutex<Rings>>,
+    /// A shared database's sink; off for one process.
+    sink: Sink,
 }
 
 /// Every tenant's ring, each bounded by entries, all of them together by bytes.
@@ -207,15 +219,26 @@ pub const NEAR_MISSES: usize = 5;
 impl Journal {
     /// A journal keeping the last `capacity` requests (at least one) of each tenant.
     pub fn new(capacity: usize) -> Journal {
+        Journal::with_sink(capacity, Sink::off())
+    }
+
+    /// Writing every entry through `sink` (a shared database's).
+    pub fn with_sink(capacity: usize, sink: Sink) -> Journal {
         Journal {
-            rings: Arc::new(Mutex::new(Rings {
-                rings: HashMap::new(),
-                by_bytes: BTreeSet::new(),
-                capacity: capacity.max(1),
-                next_seq: 1,
-                bytes: 0,
-            })),
+            rings: Arc::new(Mutex::new(Rings::empty(capacity.max(1)))),
+            sink,
         }
+    }
+
+    /// Replaces every ring with the entries a shared database keeps, oldest first, each
+    /// numbered by its row (`seq`). Rings are bounded as when recording.
+    pub fn restore(&self, entries: Vec<JournalEntry>) {
+        let mut rings = Rings::empty(self.capacity());
+        for entry in entries.into_iter().filter_map(Entry::from_view) {
+            rings.next_seq = rings.next_seq.max(entry.seq + 1);
+            rings.admit(entry);
+        }
+        *self.rings.lock() = rings;
     }
 
     /// How many entries each tenant's ring keeps.
@@ -230,6 +253,7 @@ impl Journal {
         let mut rings = self.rings.lock();
         let seq = rings.next_seq;
         rings.next_seq += 1;
+        let capacity = rings.capacity;
         let mut entry = Entry {
             size: 0,
             seq,
@@ -245,6 +269,28 @@ impl Journal {
             response: request.response,
         };
         entry.size = entry.measure();
+        self.sink.record(|changes| {
+            let label: Arc<str> = entry.tenant.clone().unwrap_or_else(|| UNTENANTED.into());
+            changes.journal(&label, &entry.view(), capacity);
+        });
+        rings.admit(entry);
+    }
+}
+
+impl Rings {
+    fn empty(capacity: usize) -> Rings {
+        Rings {
+            rings: HashMap::new(),
+            by_bytes: BTreeSet::new(),
+            capacity,
+            next_seq: 1,
+            bytes: 0,
+        }
+    }
+
+    /// Keeps `entry` in its tenant's ring, dropping what the bounds say.
+    fn admit(&mut self, entry: Entry) {
+        let rings = self;
         let label: Arc<str> = entry.tenant.clone().unwrap_or_else(|| UNTENANTED.into());
         let capacity = rings.capacity;
         while rings
@@ -268,7 +314,9 @@ impl Journal {
         }
         rings.push(label, entry);
     }
+}
 
+impl Journal {
     /// How many of the entries `tenant` may see (`None`: all) match `expectation`, and the
     /// closest of those that do not: most criteria met first, then newest.
     pub fn verify(&self, expectation: &Expectation, tenant: Option<&str>) -> (u64, Vec<NearMiss>) {
@@ -309,6 +357,10 @@ impl Journal {
     /// Forgets the entries `tenant` may see (`None`: all).
     pub fn clear(&self, tenant: Option<&str>) {
         let mut rings = self.rings.lock();
+        self.sink.record(|changes| match tenant {
+            Some(label) => changes.clear_tenant(Table::Journal, &label.into()),
+            None => changes.clear_table(Table::Journal),
+        });
         match tenant {
             Some(label) if label != UNTENANTED => {
                 if let Some(ring) = rings.rings.remove(label) {
@@ -410,6 +462,27 @@ impl Entry {
             request: self.request.view(),
             response: self.response.view(),
         }
+    }
+
+    /// An entry as a shared database keeps it ([`Entry::view`]); `None` when it does not
+    /// read back.
+    fn from_view(shown: JournalEntry) -> Option<Entry> {
+        let mut entry = Entry {
+            seq: shown.seq,
+            method: Method::from_bytes(shown.method.as_bytes()).ok()?,
+            path: shown.path,
+            query: shown.query,
+            status: shown.status,
+            dropped: shown.dropped,
+            time: timefmt::parse(&shown.time)?,
+            tenant: shown.tenant.map(Into::into),
+            duration_ms: shown.duration_ms,
+            request: Message::Kept(shown.request),
+            response: Message::Kept(shown.response),
+            size: 0,
+        };
+        entry.size = entry.measure();
+        Some(entry)
     }
 
     /// The request body as the journal shows it (redacted, cut), `""` when there was none.

@@ -926,3 +926,65 @@ async fn two_replicas_count_one_rate_limit_window_together() {
     }
     assert_eq!(statuses, HashMap::from([(201, limit), (429, 10)]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_shows_every_replicas_requests_and_clears_on_all() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replicas: Vec<Replica> = (0..3).map(|_| Replica::start(&database, &[])).collect();
+    let key = key(13);
+    for (n, replica) in replicas.iter().enumerate() {
+        let (status, _) = replica.create_link(&key, &format!("journaled-{n}")).await;
+        assert_eq!(status, 201);
+    }
+    let (status, listed, _) = replicas[1]
+        .send(
+            reqwest::Method::GET,
+            "/_sandbox/requests",
+            &[("x-api-key", &key)],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    let entries = listed["requests"].as_array().cloned().unwrap_or_default();
+    assert_eq!(entries.len(), 3, "{listed}");
+    let mut seqs: Vec<u64> = entries
+        .iter()
+        .map(|entry| entry["seq"].as_u64().expect("seq"))
+        .collect();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 3, "each entry its own number: {listed}");
+    // Newest first, as in one process.
+    assert_eq!(
+        entries[0]["request"]["body"],
+        json!({"referenceId": "journaled-2"}).to_string()
+    );
+    let (status, verified, _) = replicas[2]
+        .send(
+            reqwest::Method::POST,
+            "/_sandbox/requests/verify",
+            &[("x-api-key", &key)],
+            Some(json!({"method": "POST", "path": "/partner/links", "count": {"exactly": 3}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{verified}");
+    assert_eq!(verified["matched"], 3);
+    let (status, _, _) = replicas[0]
+        .send(
+            reqwest::Method::DELETE,
+            "/_sandbox/requests",
+            &[("x-api-key", &key)],
+            None,
+        )
+        .await;
+    assert!(status == 200 || status == 204);
+    let (_, listed, _) = replicas[2]
+        .send(
+            reqwest::Method::GET,
+            "/_sandbox/requests",
+            &[("x-api-key", &key)],
+            None,
+        )
+        .await;
+    assert_eq!(listed["requests"], json!([]), "{listed}");
+}

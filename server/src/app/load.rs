@@ -122,6 +122,22 @@ pub(super) fn restore(app: &App, stored: &Stored) -> Result<Aside, String> {
     Ok(aside)
 }
 
+/// Replaces the journal with the rows of a shared database's `journal` table, each entry
+/// numbered by its row.
+pub(super) fn reload_journal(app: &App, rows: Vec<(i64, String)>) {
+    let mut entries = Vec::with_capacity(rows.len());
+    for (id, doc) in rows {
+        match serde_json::from_str::<linkbox_contracts::sandbox::JournalEntry>(&doc) {
+            Ok(mut entry) => {
+                entry.seq = u64::try_from(id).unwrap_or_default();
+                entries.push(entry);
+            }
+            Err(error) => tracing::warn!(row = id, %error, "a journal row could not be restored"),
+        }
+    }
+    app.journal.restore(entries);
+}
+
 /// Replaces the fault table with the rows of a shared database's `faults` table.
 pub(super) fn reload_faults(app: &App, rows: &[Row]) {
     let mut faults = Vec::new();

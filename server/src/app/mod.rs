@@ -113,7 +113,14 @@ impl App {
         App {
             store: Store::with_sink(&settings, sink.clone()),
             webhooks: Webhooks::with_sink(sink.clone()),
-            journal: Journal::new(settings.journal_size),
+            journal: Journal::with_sink(
+                settings.journal_size,
+                if sink.database().is_some() {
+                    sink.clone()
+                } else {
+                    Sink::off()
+                },
+            ),
             // A single process keeps its faults in memory; replicas share theirs.
             faults: Faults::with_sink(if sink.database().is_some() {
                 sink.clone()

@@ -43,6 +43,8 @@ pub enum Hint {
     Tenant { name: String, create: bool },
     /// Any tenant, the clock, or the whole sandbox.
     Everything,
+    /// As [`Hint::Everything`], with the journal read back first (a journal request).
+    Journal,
 }
 
 /// This process's part in a shared sandbox.
@@ -127,7 +129,7 @@ impl App {
                 Turn::Shared(replica.everything.read().await),
                 Some(replica.stripe(name).lock().await),
             ),
-            Hint::Everything => (
+            Hint::Everything | Hint::Journal => (
                 Scope::Everything,
                 Turn::Exclusive(replica.everything.write().await),
                 None,
@@ -180,7 +182,11 @@ impl App {
             Hint::Tenant { name, .. } => Some(name.as_str()),
             _ => None,
         };
-        let faults_locked = matches!(hint, Hint::Everything);
+        let faults_locked = matches!(hint, Hint::Everything | Hint::Journal);
+        if *hint == Hint::Journal {
+            let rows = txn.journal_rows().await?;
+            super::load::reload_journal(self, rows);
+        }
         if faults != replica.faults.load(Ordering::Acquire) {
             self.reload_faults(&txn, faults).await?;
         }
@@ -276,6 +282,14 @@ pub async fn catch_up(app: App, shutdown: impl Future<Output = ()>) {
                 }
             }
             Err(error) => tracing::warn!(%error, "catching up with the database failed"),
+        }
+        if ticks.is_multiple_of(10)
+            && let Err(error) = replica
+                .database
+                .trim_journal(crate::journal::SHARED_ROWS)
+                .await
+        {
+            tracing::warn!(%error, "the shared journal could not be trimmed");
         }
         if ticks.is_multiple_of(60)
             && let Err(error) = replica.database.forget_claims(CLAIMS_KEPT).await

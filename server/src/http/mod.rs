@@ -274,11 +274,11 @@ fn replica_hint(app: &App, request: &Request) -> Hint {
             None => Hint::Everything,
         };
     }
-    if path == "/_sandbox/health"
-        || path == "/_sandbox/openapi.json"
-        || path.starts_with("/_sandbox/docs")
-    {
+    if path == "/_sandbox/health" || docs::owns(path) {
         return Hint::Nothing;
+    }
+    if path == "/_sandbox/requests" || path.starts_with("/_sandbox/requests/") {
+        return Hint::Journal;
     }
     Hint::Everything
 }

@@ -74,6 +74,8 @@ pub enum Table {
     /// the count): kept only in a shared database, so that replicas count one window
     /// together. Not in [`Table::ALL`].
     RateWindows,
+    /// The request journal: kept only in a shared database. Not in [`Table::ALL`].
+    Journal,
 }
 
 impl Table {
@@ -108,6 +110,7 @@ impl Table {
             Table::WebhookDeliveries => "webhook_deliveries",
             Table::Faults => "faults",
             Table::RateWindows => "rate_windows",
+            Table::Journal => "journal",
         }
     }
 }
@@ -139,6 +142,13 @@ enum Write {
     Secret {
         name: &'static str,
         value: String,
+    },
+    /// A request journaled in a shared database: a new row of `journal` for `tenant`, whose
+    /// oldest rows past `keep` go.
+    Journal {
+        tenant: Arc<str>,
+        doc: String,
+        keep: i64,
     },
     /// Moves a row out of its table into `quarantine`.
     Quarantine {
@@ -206,6 +216,18 @@ impl Changes {
 
     pub fn secret(&mut self, name: &'static str, value: String) {
         self.writes.push(Write::Secret { name, value });
+    }
+
+    /// Journals a request of `tenant` (a shared database only), keeping its last `keep`.
+    pub fn journal(&mut self, tenant: &Arc<str>, doc: &impl Serialize, keep: usize) {
+        match serde_json::to_string(doc) {
+            Ok(doc) => self.writes.push(Write::Journal {
+                tenant: tenant.clone(),
+                doc,
+                keep: i64::try_from(keep).unwrap_or(i64::MAX),
+            }),
+            Err(error) => self.error = Some(format!("a journal row: {error}")),
+        }
     }
 
     /// Moves `row` of `table` into the `quarantine` table, with why it could not be used.

@@ -49,6 +49,9 @@ const MIGRATIONS: &[(i32, &str)] = &[(
     CREATE TABLE tenants (name TEXT PRIMARY KEY, version BIGINT NOT NULL);
     CREATE TABLE sandbox (id INT PRIMARY KEY CHECK (id = 1), offset_ms BIGINT NOT NULL, frozen_at TEXT, faults_version BIGINT NOT NULL);
     INSERT INTO sandbox (id, offset_ms, frozen_at, faults_version) VALUES (1, 0, NULL, 0);
+    CREATE SEQUENCE journal_seq;
+    CREATE TABLE journal (tenant TEXT NOT NULL, id BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
+    CREATE INDEX journal_by_id ON journal (id);
     CREATE TABLE rate_windows (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
     CREATE TABLE faults (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
     CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -400,6 +403,22 @@ impl Database {
         )))
     }
 
+    /// Keeps the newest `keep` journal rows of all tenants together, dropping older ones.
+    pub async fn trim_journal(&self, keep: i64) -> Result<u64, Unavailable> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|error| self.unavailable(error))?;
+        client
+            .execute(
+                "DELETE FROM journal WHERE id <= (SELECT id FROM journal ORDER BY id DESC OFFSET $1 LIMIT 1)",
+                &[&keep],
+            )
+            .await
+            .map_err(|error| self.unavailable(error))
+    }
+
     /// Forgets claims whose lease ended more than `age` ago (their attempts are long
     /// recorded).
     pub async fn forget_claims(&self, age: Duration) -> Result<u64, Unavailable> {
@@ -606,6 +625,16 @@ impl Txn {
         Ok(rows.iter().map(entity_row).collect())
     }
 
+    /// The journal's rows, oldest first: `(id, doc)`.
+    pub async fn journal_rows(&self) -> Result<Vec<(i64, String)>, Unavailable> {
+        let client = self.client().map_err(|error| self.failed(error))?;
+        let rows = client
+            .query("SELECT id, doc FROM journal ORDER BY id", &[])
+            .await
+            .map_err(|error| self.failed(error))?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+
     /// Every fault in force, in the order they were added.
     pub async fn fault_rows(&self) -> Result<Vec<Row>, Unavailable> {
         let client = self.client().map_err(|error| self.failed(error))?;
@@ -653,11 +682,14 @@ fn tenant_of(write: &Write) -> Option<String> {
         | Write::Delete { table, tenant, .. }
         | Write::ClearTenant { table, tenant } => (*table, &**tenant),
         Write::Quarantine { table, row, .. } => (*table, row.tenant.as_str()),
-        Write::ClearTable(_) | Write::Clock { .. } | Write::Secret { .. } => return None,
+        Write::ClearTable(_)
+        | Write::Clock { .. }
+        | Write::Secret { .. }
+        | Write::Journal { .. } => return None,
     };
     Some(match table {
         Table::LeafUsers | Table::LeafMagicLinks => format!("leaf:{tenant}"),
-        Table::Faults | Table::RateWindows => return None,
+        Table::Faults | Table::RateWindows | Table::Journal => return None,
         _ => tenant.to_owned(),
     })
 }
@@ -673,7 +705,7 @@ async fn apply(
     let touched: BTreeSet<String> = writes.iter().filter_map(tenant_of).collect();
     let every_tenant = writes
         .iter()
-        .any(|write| matches!(write, Write::ClearTable(table) if *table != Table::Faults));
+        .any(|write| matches!(write, Write::ClearTable(table) if Table::ALL.contains(table)));
     let faults_touched = writes.iter().any(|write| {
         matches!(
             write,
@@ -791,6 +823,21 @@ async fn run(client: &Object, write: &Write) -> Result<(), tokio_postgres::Error
                     &[name, value],
                 )
                 .await?;
+        }
+        Write::Journal { tenant, doc, keep } => {
+            let insert = client
+                .prepare_cached(
+                    "INSERT INTO journal (tenant, id, doc) VALUES ($1, nextval('journal_seq'), $2)",
+                )
+                .await?;
+            client.execute(&insert, &[&&**tenant, doc]).await?;
+            let trim = client
+                .prepare_cached(
+                    "DELETE FROM journal WHERE tenant = $1 AND id <= \
+                     (SELECT id FROM journal WHERE tenant = $1 ORDER BY id DESC OFFSET $2 LIMIT 1)",
+                )
+                .await?;
+            client.execute(&trim, &[&&**tenant, keep]).await?;
         }
         Write::Quarantine { table, row, reason } => {
             let position = i64::try_from(row.position).unwrap_or(i64::MAX);

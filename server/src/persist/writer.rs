@@ -161,6 +161,8 @@ fn commit(
                     )?
                     .execute(params![name, value])?;
             }
+            // Only a shared database keeps the journal; a file is never sent one.
+            Write::Journal { .. } => {}
             Write::Quarantine { table, row, reason } => {
                 let position = i64::try_from(row.position).unwrap_or(i64::MAX);
                 transaction
