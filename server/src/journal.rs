@@ -253,7 +253,6 @@ impl Journal {
         let mut rings = self.rings.lock();
         let seq = rings.next_seq;
         rings.next_seq += 1;
-        let capacity = rings.capacity;
         let mut entry = Entry {
             size: 0,
             seq,
@@ -271,7 +270,7 @@ impl Journal {
         entry.size = entry.measure();
         self.sink.record(|changes| {
             let label: Arc<str> = entry.tenant.clone().unwrap_or_else(|| UNTENANTED.into());
-            changes.journal(&label, &entry.view(), capacity);
+            changes.journal(&label, &entry.view());
         });
         rings.admit(entry);
     }

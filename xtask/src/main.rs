@@ -4,7 +4,8 @@
 //!   then every test of the workspace, which includes the codegen check and one full run of
 //!   the contract suite against an in-process linkbox (`tests/tests/api/contract.rs`); `ci`
 //!   does not run the suite a second time; then the generated clients.
-//! - `bench [--quick] [--million] [--baseline NAME=BINARY]... [--binary PATH]`: throughput,
+//! - `bench [--quick] [--million] [--baseline NAME=BINARY]... [--binary PATH]
+//!   [--replicas POSTGRES_URL]`: throughput,
 //!   latency, memory and start-up, measured beside a bare reference, or compared with other
 //!   builds ([`bench`]).
 //! - `clients`: TypeScript and Python clients generated from `/openapi.json`, run against
@@ -60,7 +61,7 @@ tasks:
   ci                 fmt check, clippy, codegen check, tests, contract suite, clients
   clients            generated TypeScript and Python clients against linkbox
   codegen [--check]  write (or check) openapi/ and schemas/
-  bench [--quick] [--million] [--baseline NAME=BINARY]... [--binary PATH]
+  bench [--quick] [--million] [--baseline NAME=BINARY]... [--binary PATH] [--replicas URL]
                      measure a release build (or PATH) on loopback beside a bare warp
                      reference, with wrk when it is on PATH (target/bench/), or compare it
                      round by round with other linkbox binaries
@@ -77,6 +78,10 @@ fn bench_args(args: &[String]) -> anyhow::Result<bench::Options> {
         match arg.as_str() {
             "--quick" => options.quick = true,
             "--million" => options.million = true,
+            "--replicas" => {
+                let value = args.next().context("--replicas takes a PostgreSQL URL")?;
+                options.replicas = Some(value.clone());
+            }
             "--baseline" => {
                 let value = args.next().context("--baseline takes NAME=BINARY")?;
                 options.baselines.push(bench::Build::parse(value)?);

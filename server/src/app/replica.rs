@@ -13,7 +13,7 @@
 //! so many requests on one tenant queue here rather than each holding a connection while
 //! the row lock makes them wait anyway; a request on everything waits for all of them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -86,7 +86,7 @@ impl Replica {
         self.known.lock().extend(versions);
     }
 
-    fn forget(&self, names: &[String]) {
+    fn forget(&self, names: &HashSet<String>) {
         let mut known = self.known.lock();
         for name in names {
             known.remove(name);
@@ -98,7 +98,7 @@ impl Replica {
 /// committed: a failed or abandoned request leaves this replica's copy to be read back.
 struct Unsettled<'a> {
     replica: &'a Replica,
-    names: Vec<String>,
+    names: HashSet<String>,
     settled: bool,
 }
 
@@ -145,7 +145,7 @@ impl App {
         if let Hint::Tenant { name, .. } = hint
             && !locked.versions.contains_key(name)
         {
-            unsettled.names.push(name.clone());
+            unsettled.names.insert(name.clone());
         }
         let stale: Vec<(String, i64)> = {
             let known = replica.known.lock();
@@ -283,10 +283,10 @@ pub async fn catch_up(app: App, shutdown: impl Future<Output = ()>) {
             }
             Err(error) => tracing::warn!(%error, "catching up with the database failed"),
         }
-        if ticks.is_multiple_of(10)
+        if ticks.is_multiple_of(5)
             && let Err(error) = replica
                 .database
-                .trim_journal(crate::journal::SHARED_ROWS)
+                .trim_journal(app.journal.capacity(), crate::journal::SHARED_ROWS)
                 .await
         {
             tracing::warn!(%error, "the shared journal could not be trimmed");

@@ -143,12 +143,11 @@ enum Write {
         name: &'static str,
         value: String,
     },
-    /// A request journaled in a shared database: a new row of `journal` for `tenant`, whose
-    /// oldest rows past `keep` go.
+    /// A request journaled in a shared database: a new row of `journal` for `tenant` (its
+    /// oldest rows past the journal size are trimmed in the background).
     Journal {
         tenant: Arc<str>,
         doc: String,
-        keep: i64,
     },
     /// Moves a row out of its table into `quarantine`.
     Quarantine {
@@ -218,13 +217,12 @@ impl Changes {
         self.writes.push(Write::Secret { name, value });
     }
 
-    /// Journals a request of `tenant` (a shared database only), keeping its last `keep`.
-    pub fn journal(&mut self, tenant: &Arc<str>, doc: &impl Serialize, keep: usize) {
+    /// Journals a request of `tenant` (a shared database only).
+    pub fn journal(&mut self, tenant: &Arc<str>, doc: &impl Serialize) {
         match serde_json::to_string(doc) {
             Ok(doc) => self.writes.push(Write::Journal {
                 tenant: tenant.clone(),
                 doc,
-                keep: i64::try_from(keep).unwrap_or(i64::MAX),
             }),
             Err(error) => self.error = Some(format!("a journal row: {error}")),
         }

@@ -403,20 +403,32 @@ impl Database {
         )))
     }
 
-    /// Keeps the newest `keep` journal rows of all tenants together, dropping older ones.
-    pub async fn trim_journal(&self, keep: i64) -> Result<u64, Unavailable> {
+    /// Keeps the newest `per_tenant` journal rows of each tenant and the newest `in_all` of
+    /// all of them together, dropping older ones.
+    pub async fn trim_journal(&self, per_tenant: usize, in_all: i64) -> Result<u64, Unavailable> {
+        let per_tenant = i64::try_from(per_tenant).unwrap_or(i64::MAX);
         let client = self
             .pool
             .get()
             .await
             .map_err(|error| self.unavailable(error))?;
-        client
+        let each = client
             .execute(
-                "DELETE FROM journal WHERE id <= (SELECT id FROM journal ORDER BY id DESC OFFSET $1 LIMIT 1)",
-                &[&keep],
+                "DELETE FROM journal WHERE id IN (SELECT id FROM \
+                 (SELECT id, row_number() OVER (PARTITION BY tenant ORDER BY id DESC) AS newer FROM journal) ranked \
+                 WHERE newer > $1)",
+                &[&per_tenant],
             )
             .await
-            .map_err(|error| self.unavailable(error))
+            .map_err(|error| self.unavailable(error))?;
+        let all = client
+            .execute(
+                "DELETE FROM journal WHERE id <= (SELECT id FROM journal ORDER BY id DESC OFFSET $1 LIMIT 1)",
+                &[&in_all],
+            )
+            .await
+            .map_err(|error| self.unavailable(error))?;
+        Ok(each + all)
     }
 
     /// Forgets claims whose lease ended more than `age` ago (their attempts are long
@@ -484,6 +496,12 @@ impl Txn {
     }
 }
 
+const SELECT_TENANT: &str = "SELECT version FROM tenants WHERE name = $1 FOR UPDATE";
+const SELECT_SANDBOX: &str =
+    "SELECT offset_ms, frozen_at, faults_version FROM sandbox WHERE id = 1";
+const INSERT_TENANT: &str =
+    "INSERT INTO tenants (name, version) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING";
+
 /// Begins a transaction on `client` and takes `scope`'s locks; says which tenant row it
 /// made.
 async fn lock(
@@ -492,46 +510,38 @@ async fn lock(
 ) -> Result<(Locked, Option<String>), tokio_postgres::Error> {
     let mut created = None;
     {
-        client.batch_execute("BEGIN").await?;
         let mut locked = Locked::default();
         match scope {
             Scope::Tenant { name, create } => {
-                let mut row = client
-                    .query_opt(
-                        "SELECT version FROM tenants WHERE name = $1 FOR UPDATE",
-                        &[&name],
-                    )
-                    .await?;
+                // BEGIN, the row lock and the sandbox row in one pipeline: the sandbox row
+                // is read after the lock is granted, as the statements run in order.
+                let select = client.prepare_cached(SELECT_TENANT).await?;
+                let sandbox = client.prepare_cached(SELECT_SANDBOX).await?;
+                let by_name: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&name];
+                let (_, mut row, sandbox) = tokio::try_join!(
+                    client.batch_execute("BEGIN"),
+                    client.query_opt(&select, &by_name),
+                    client.query_one(&sandbox, &[]),
+                )?;
+                locked.clock = (sandbox.get(0), sandbox.get(1));
+                locked.faults = sandbox.get(2);
                 if row.is_none() && create {
-                    let made = client
-                        .execute(
-                            "INSERT INTO tenants (name, version) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
-                            &[&name],
-                        )
-                        .await?;
+                    let insert = client.prepare_cached(INSERT_TENANT).await?;
+                    let (made, again) = tokio::try_join!(
+                        client.execute(&insert, &by_name),
+                        client.query_opt(&select, &by_name),
+                    )?;
                     if made == 1 {
                         created = Some(name.to_owned());
                     }
-                    row = client
-                        .query_opt(
-                            "SELECT version FROM tenants WHERE name = $1 FOR UPDATE",
-                            &[&name],
-                        )
-                        .await?;
+                    row = again;
                 }
                 if let Some(row) = row {
                     locked.versions.insert(name.to_owned(), row.get(0));
                 }
-                let sandbox = client
-                    .query_one(
-                        "SELECT offset_ms, frozen_at, faults_version FROM sandbox WHERE id = 1",
-                        &[],
-                    )
-                    .await?;
-                locked.clock = (sandbox.get(0), sandbox.get(1));
-                locked.faults = sandbox.get(2);
             }
             Scope::Everything => {
+                client.batch_execute("BEGIN").await?;
                 // Tenant rows first, then the sandbox row: the order a request on one
                 // tenant takes its own row and then (to strike a fault) the sandbox row.
                 for row in client
@@ -733,16 +743,21 @@ async fn apply(
             versions.insert(row.get(0), row.get(1));
         }
     }
-    for name in &touched {
-        let statement = client
-            .prepare_cached(
-                "INSERT INTO tenants (name, version) VALUES ($1, 1) \
-                 ON CONFLICT (name) DO UPDATE SET version = tenants.version + 1 RETURNING version",
-            )
-            .await?;
-        let row = client.query_one(&statement, &[name]).await?;
-        versions.insert(name.clone(), row.get(0));
-    }
+    // Prepared first, so the bumps go out in name order (the order rows are locked in).
+    let bump = client
+        .prepare_cached(
+            "INSERT INTO tenants (name, version) VALUES ($1, 1) \
+             ON CONFLICT (name) DO UPDATE SET version = tenants.version + 1 RETURNING version",
+        )
+        .await?;
+    let bumps = touched.iter().map(|name| {
+        let bump = &bump;
+        async move {
+            let row = client.query_one(bump, &[name]).await?;
+            Ok::<_, tokio_postgres::Error>((name.clone(), row.get::<_, i64>(0)))
+        }
+    });
+    versions.extend(futures_util::future::try_join_all(bumps).await?);
     let faults = if faults_touched {
         let row = client
             .query_one(
@@ -754,9 +769,8 @@ async fn apply(
     } else {
         None
     };
-    for write in writes {
-        run(client, write).await?;
-    }
+    let steps: Vec<Step> = writes.iter().flat_map(steps).collect();
+    pipeline(client, &steps).await?;
     if let Some(name) = created
         && !versions.contains_key(name)
     {
@@ -770,7 +784,15 @@ async fn apply(
     Ok(Committed { versions, faults })
 }
 
-async fn run(client: &Object, write: &Write) -> Result<(), tokio_postgres::Error> {
+/// One statement of a commit and its parameters.
+type Param = Box<dyn tokio_postgres::types::ToSql + Sync + Send>;
+type Step = (String, Vec<Param>);
+
+/// The statements `write` runs, in order.
+fn steps(write: &Write) -> Vec<Step> {
+    fn text(value: &str) -> Param {
+        Box::new(value.to_owned())
+    }
     match write {
         Write::Put {
             table,
@@ -778,81 +800,85 @@ async fn run(client: &Object, write: &Write) -> Result<(), tokio_postgres::Error
             id,
             position,
             doc,
-        } => {
-            let sql = format!(
+        } => vec![(
+            format!(
                 "INSERT INTO {} (tenant, id, position, doc) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (tenant, id) DO UPDATE SET position = EXCLUDED.position, doc = EXCLUDED.doc",
                 table.name()
-            );
-            let statement = client.prepare_cached(&sql).await?;
-            client
-                .execute(&statement, &[&&**tenant, id, position, doc])
-                .await?;
-        }
-        Write::Delete { table, tenant, id } => {
-            let sql = format!("DELETE FROM {} WHERE tenant = $1 AND id = $2", table.name());
-            let statement = client.prepare_cached(&sql).await?;
-            client.execute(&statement, &[&&**tenant, id]).await?;
-        }
-        Write::ClearTenant { table, tenant } => {
-            let sql = format!("DELETE FROM {} WHERE tenant = $1", table.name());
-            let statement = client.prepare_cached(&sql).await?;
-            client.execute(&statement, &[&&**tenant]).await?;
-        }
-        Write::ClearTable(table) => {
-            client
-                .batch_execute(&format!("DELETE FROM {}", table.name()))
-                .await?;
-        }
+            ),
+            vec![text(tenant), text(id), Box::new(*position), text(doc)],
+        )],
+        Write::Delete { table, tenant, id } => vec![(
+            format!("DELETE FROM {} WHERE tenant = $1 AND id = $2", table.name()),
+            vec![text(tenant), text(id)],
+        )],
+        Write::ClearTenant { table, tenant } => vec![(
+            format!("DELETE FROM {} WHERE tenant = $1", table.name()),
+            vec![text(tenant)],
+        )],
+        Write::ClearTable(table) => vec![(format!("DELETE FROM {}", table.name()), Vec::new())],
         Write::Clock {
             offset_ms,
             frozen_at,
-        } => {
-            client
-                .execute(
-                    "UPDATE sandbox SET offset_ms = $1, frozen_at = $2 WHERE id = 1",
-                    &[offset_ms, frozen_at],
-                )
-                .await?;
-        }
-        Write::Secret { name, value } => {
-            client
-                .execute(
-                    "INSERT INTO secrets (name, value) VALUES ($1, $2) \
-                     ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
-                    &[name, value],
-                )
-                .await?;
-        }
-        Write::Journal { tenant, doc, keep } => {
-            let insert = client
-                .prepare_cached(
-                    "INSERT INTO journal (tenant, id, doc) VALUES ($1, nextval('journal_seq'), $2)",
-                )
-                .await?;
-            client.execute(&insert, &[&&**tenant, doc]).await?;
-            let trim = client
-                .prepare_cached(
-                    "DELETE FROM journal WHERE tenant = $1 AND id <= \
-                     (SELECT id FROM journal WHERE tenant = $1 ORDER BY id DESC OFFSET $2 LIMIT 1)",
-                )
-                .await?;
-            client.execute(&trim, &[&&**tenant, keep]).await?;
-        }
-        Write::Quarantine { table, row, reason } => {
-            let position = i64::try_from(row.position).unwrap_or(i64::MAX);
-            client
-                .execute(
-                    "INSERT INTO quarantine (source, tenant, id, position, doc, reason) \
-                     VALUES ($1, $2, $3, $4, $5, $6) \
-                     ON CONFLICT (source, tenant, id) DO UPDATE SET position = EXCLUDED.position, doc = EXCLUDED.doc, reason = EXCLUDED.reason",
-                    &[&table.name(), &row.tenant, &row.id, &position, &row.doc, reason],
-                )
-                .await?;
-            let sql = format!("DELETE FROM {} WHERE tenant = $1 AND id = $2", table.name());
-            client.execute(&sql, &[&row.tenant, &row.id]).await?;
-        }
+        } => vec![(
+            "UPDATE sandbox SET offset_ms = $1, frozen_at = $2 WHERE id = 1".to_owned(),
+            vec![Box::new(*offset_ms), Box::new(frozen_at.clone())],
+        )],
+        Write::Secret { name, value } => vec![(
+            "INSERT INTO secrets (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value"
+                .to_owned(),
+            vec![text(name), text(value)],
+        )],
+        // Each tenant's rows past `keep` are trimmed in the background
+        // ([`Database::trim_journal`]); a replica reading the table keeps only `keep`.
+        Write::Journal { tenant, doc, .. } => vec![(
+            "INSERT INTO journal (tenant, id, doc) VALUES ($1, nextval('journal_seq'), $2)"
+                .to_owned(),
+            vec![text(tenant), text(doc)],
+        )],
+        Write::Quarantine { table, row, reason } => vec![
+            (
+                "INSERT INTO quarantine (source, tenant, id, position, doc, reason) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (source, tenant, id) DO UPDATE SET position = EXCLUDED.position, doc = EXCLUDED.doc, reason = EXCLUDED.reason"
+                    .to_owned(),
+                vec![
+                    text(table.name()),
+                    text(&row.tenant),
+                    text(&row.id),
+                    Box::new(i64::try_from(row.position).unwrap_or(i64::MAX)),
+                    text(&row.doc),
+                    text(reason),
+                ],
+            ),
+            (
+                format!("DELETE FROM {} WHERE tenant = $1 AND id = $2", table.name()),
+                vec![text(&row.tenant), text(&row.id)],
+            ),
+        ],
     }
+}
+
+/// Runs `steps` in order as one pipeline: every statement prepared first (from the
+/// connection's cache after the first time), then all sent at once, so a commit of a few
+/// rows costs about one round trip rather than one per row.
+async fn pipeline(client: &Object, steps: &[Step]) -> Result<(), tokio_postgres::Error> {
+    let mut statements = Vec::with_capacity(steps.len());
+    for (sql, _) in steps {
+        statements.push(client.prepare_cached(sql).await?);
+    }
+    let executions = steps
+        .iter()
+        .zip(&statements)
+        .map(|((_, params), statement)| {
+            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+                .iter()
+                .map(|param| &**param as &(dyn tokio_postgres::types::ToSql + Sync))
+                .collect();
+            async move { client.execute(statement, &params).await }
+        });
+    futures_util::future::try_join_all(executions).await?;
     Ok(())
 }
 

@@ -22,6 +22,7 @@
 mod compare;
 mod load;
 mod peers;
+mod replicas;
 mod report;
 mod shadow;
 mod soak;
@@ -68,6 +69,8 @@ pub struct Options {
     pub binary: Option<std::path::PathBuf>,
     /// Memory per link at 1M links as well as at 100k (`--million`).
     pub million: bool,
+    /// Only the replica rows, on this PostgreSQL server (`--replicas URL`).
+    pub replicas: Option<String>,
 }
 
 pub fn run(root: &Path, options: Options) -> anyhow::Result<()> {
@@ -76,6 +79,7 @@ pub fn run(root: &Path, options: Options) -> anyhow::Result<()> {
         baselines,
         binary,
         million,
+        replicas,
     } = options;
     let binary = match binary {
         Some(binary) => binary,
@@ -86,6 +90,18 @@ pub fn run(root: &Path, options: Options) -> anyhow::Result<()> {
         .build()?;
     let out = root.join("target/bench");
     std::fs::create_dir_all(&out)?;
+    if let Some(server) = replicas {
+        let duration = if quick {
+            Duration::from_secs(1)
+        } else {
+            SCENARIO
+        };
+        let table = runtime.block_on(replicas::run(&binary, &server, duration))?;
+        std::fs::write(out.join("replicas.txt"), &table)?;
+        println!("{table}");
+        println!("written: target/bench/replicas.txt");
+        return Ok(());
+    }
     if !baselines.is_empty() {
         let mut builds = baselines;
         builds.push(Build {
