@@ -385,11 +385,13 @@ async fn a_clock_moved_on_one_replica_is_read_by_the_others_within_a_second() {
     assert_eq!(created["data"]["createdAt"], "2031-05-06T07:08:09.000Z");
 }
 
-/// A webhook receiver counting what it gets; answers 200, or hangs while `hang` is set.
+/// A webhook receiver counting what it gets; answers the statuses in `answers` first, then
+/// 200, or hangs while `hang` is set.
 struct Receiver {
     url: String,
     received: Arc<Mutex<Vec<Value>>>,
     hang: Arc<AtomicBool>,
+    answers: Arc<Mutex<std::collections::VecDeque<u16>>>,
 }
 
 impl Receiver {
@@ -398,10 +400,11 @@ impl Receiver {
         let addr = listener.local_addr().expect("address");
         let received = Arc::new(Mutex::new(Vec::new()));
         let hang = Arc::new(AtomicBool::new(false));
+        let answers = Arc::new(Mutex::new(std::collections::VecDeque::new()));
         let route = {
-            let (received, hang) = (received.clone(), hang.clone());
+            let (received, hang, answers) = (received.clone(), hang.clone(), answers.clone());
             warp::body::bytes().then(move |body: bytes::Bytes| {
-                let (received, hang) = (received.clone(), hang.clone());
+                let (received, hang, answers) = (received.clone(), hang.clone(), answers.clone());
                 async move {
                     received
                         .lock()
@@ -409,7 +412,12 @@ impl Receiver {
                     if hang.load(Ordering::SeqCst) {
                         std::future::pending::<()>().await;
                     }
-                    warp::reply()
+                    let status = answers.lock().pop_front().unwrap_or(200);
+                    warp::reply::with_status(
+                        warp::reply(),
+                        warp::http::StatusCode::from_u16(status)
+                            .unwrap_or(warp::http::StatusCode::OK),
+                    )
                 }
             })
         };
@@ -422,6 +430,7 @@ impl Receiver {
             url: format!("http://{addr}/hooks"),
             received,
             hang,
+            answers,
         }
     }
 
@@ -987,4 +996,75 @@ async fn the_journal_shows_every_replicas_requests_and_clears_on_all() {
         )
         .await;
     assert_eq!(listed["requests"], json!([]), "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_and_a_replay_are_each_made_once_by_whichever_replica() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replicas: Vec<Replica> = (0..3).map(|_| Replica::start(&database, &[])).collect();
+    let receiver = Receiver::start().await;
+    receiver.answers.lock().push_back(500);
+    let key = key(14);
+    set_webhook(&replicas[0], &key, &receiver.url).await;
+    let (status, created) = replicas[0].create_link(&key, "retried").await;
+    assert_eq!(status, 201);
+    let id = created["data"]["linkId"].as_str().expect("id").to_owned();
+    assert!(
+        eventually(10, || receiver.created_per_link().get(&id) == Some(&1)).await,
+        "the first attempt (answered 500)"
+    );
+    // The retry falls due when another replica moves the clock past its delay.
+    let (status, _, _) = replicas[1]
+        .send(
+            reqwest::Method::POST,
+            "/_sandbox/clock",
+            &[],
+            Some(json!({"advanceSeconds": 3600})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        eventually(10, || receiver.created_per_link().get(&id) == Some(&2)).await,
+        "the retry: {:?}",
+        receiver.created_per_link()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.created_per_link().get(&id), Some(&2));
+    // Every replica shows it delivered after two attempts; the third replays it.
+    let mut delivery = String::new();
+    for replica in &replicas {
+        let (_, listed, _) = replica
+            .send(
+                reqwest::Method::GET,
+                "/_sandbox/webhooks",
+                &[("x-api-key", &key)],
+                None,
+            )
+            .await;
+        let item = &listed["deliveries"][0];
+        assert_eq!(item["status"], "delivered", "{listed}");
+        assert_eq!(
+            item["attempts"].as_array().map(Vec::len),
+            Some(2),
+            "{listed}"
+        );
+        delivery = item["id"].as_str().expect("delivery id").to_owned();
+    }
+    let (status, replayed, _) = replicas[2]
+        .send(
+            reqwest::Method::POST,
+            &format!("/_sandbox/webhooks/{delivery}/replay"),
+            &[("x-api-key", &key)],
+            None,
+        )
+        .await;
+    assert!(status == 200 || status == 202, "{status} {replayed}");
+    assert!(
+        eventually(10, || receiver.created_per_link().get(&id) == Some(&3)).await,
+        "the replay: {:?}",
+        receiver.created_per_link()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.created_per_link().get(&id), Some(&3));
 }
