@@ -431,6 +431,32 @@ impl Database {
         Ok(each + all)
     }
 
+    /// Extends this process's claim on attempt `attempt` of `delivery` to `lease` from now.
+    pub async fn renew(
+        &self,
+        delivery: &str,
+        attempt: usize,
+        lease: Duration,
+    ) -> Result<(), Unavailable> {
+        let attempt = i64::try_from(attempt).unwrap_or(i64::MAX);
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        let holder: &str = &self.holder;
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|error| self.unavailable(error))?;
+        client
+            .execute(
+                "UPDATE webhook_claims SET until_ms = CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT) + $4 \
+                 WHERE delivery = $1 AND attempt = $2 AND holder = $3",
+                &[&delivery, &attempt, &holder, &lease_ms],
+            )
+            .await
+            .map_err(|error| self.unavailable(error))?;
+        Ok(())
+    }
+
     /// Forgets claims whose lease ended more than `age` ago (their attempts are long
     /// recorded).
     pub async fn forget_claims(&self, age: Duration) -> Result<u64, Unavailable> {

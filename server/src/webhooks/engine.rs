@@ -35,8 +35,13 @@ use crate::config::Settings;
 /// Attempts in flight at once, across every tenant. [design]
 pub const MAX_CONCURRENT_ATTEMPTS: usize = 64;
 
-/// How long a replica's claim on an attempt outlasts the attempt's timeout.
-const LEASE_MARGIN: Duration = Duration::from_secs(5);
+/// How long a replica's claim on an attempt lasts unless renewed: the claim is renewed
+/// every third of it while the attempt runs, so a replica that dies mid-attempt lets the
+/// others make it within this long.
+pub const LEASE: Duration = Duration::from_secs(5);
+/// How long a claim is held once its attempt is recorded: long enough for every other
+/// replica to have read the outcome back (they do at least once a second).
+const HELD_AFTER: Duration = Duration::from_secs(600);
 
 /// Longest the engine sleeps without looking at the clock.
 const MAX_IDLE: Duration = Duration::from_secs(1);
@@ -114,7 +119,11 @@ pub async fn run(
     attempts.abort_all();
 }
 
-/// Makes one attempt and records it, reading the URL and the secret now.
+/// Makes one attempt and records it. In a sandbox shared by replicas, one of them makes
+/// each attempt: the one that claims it, renewing the claim while the attempt runs and
+/// holding it a while after. The others put the delivery back until the claim lapses; by
+/// then they have read the attempt's outcome back, or its holder died and the attempt is
+/// made again.
 async fn attempt(
     client: reqwest::Client,
     webhooks: Webhooks,
@@ -122,27 +131,48 @@ async fn attempt(
     delivery: Delivery,
     job: Job,
 ) {
-    // In a sandbox shared by replicas, one of them makes each attempt: the one that claims
-    // it. The others put the delivery back until the claim lapses; by then they have read
-    // the attempt's outcome back, or its holder died and the attempt is made again.
-    if let Some(database) = webhooks.database() {
-        let wait = match database
-            .claim(&job.id, job.attempt, delivery.timeout + LEASE_MARGIN)
-            .await
-        {
-            Ok(None) => None,
-            Ok(Some(wait)) => Some(wait),
-            Err(error) => {
-                tracing::warn!(%error, delivery = %job.id, "could not claim a webhook attempt; trying again");
-                Some(MAX_IDLE)
-            }
-        };
-        if let Some(wait) = wait {
-            let wait = time::Duration::try_from(wait).unwrap_or(time::Duration::SECOND);
-            webhooks.defer(&job.id, clock.now() + wait);
-            return;
+    let Some(database) = webhooks.database().cloned() else {
+        return send(client, webhooks, clock, delivery, job).await;
+    };
+    let wait = match database.claim(&job.id, job.attempt, LEASE).await {
+        Ok(None) => None,
+        Ok(Some(wait)) => Some(wait),
+        Err(error) => {
+            tracing::warn!(%error, delivery = %job.id, "could not claim a webhook attempt; trying again");
+            Some(MAX_IDLE)
         }
+    };
+    if let Some(wait) = wait {
+        let wait = time::Duration::try_from(wait).unwrap_or(time::Duration::SECOND);
+        webhooks.defer(&job.id, clock.now() + wait);
+        return;
     }
+    let (id, number) = (job.id.clone(), job.attempt);
+    let renew = async {
+        loop {
+            tokio::time::sleep(LEASE / 3).await;
+            if let Err(error) = database.renew(&id, number, LEASE).await {
+                tracing::warn!(%error, delivery = %id, "could not renew the claim on a webhook attempt");
+            }
+        }
+    };
+    tokio::select! {
+        () = send(client, webhooks, clock, delivery, job) => {}
+        () = renew => {}
+    }
+    if let Err(error) = database.renew(&id, number, HELD_AFTER).await {
+        tracing::warn!(%error, delivery = %id, "could not hold the claim on a webhook attempt made");
+    }
+}
+
+/// Makes one attempt and records it, reading the URL and the secret now.
+async fn send(
+    client: reqwest::Client,
+    webhooks: Webhooks,
+    clock: Clock,
+    delivery: Delivery,
+    job: Job,
+) {
     let at = clock.now();
     let url = job
         .callback_url
