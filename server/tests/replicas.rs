@@ -72,6 +72,8 @@ struct Replica {
     child: Child,
     base: String,
     client: reqwest::Client,
+    /// Where its log (warnings and errors) goes.
+    log: std::path::PathBuf,
 }
 
 impl Replica {
@@ -87,6 +89,12 @@ impl Replica {
         } else {
             &["--rate-limits", "off"]
         };
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let log = std::env::temp_dir().join(format!(
+            "linkbox-replica-{}-{}.log",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
         let mut child = Command::new(env!("CARGO_BIN_EXE_linkbox"))
             .args(["serve", "--addr", "127.0.0.1:0"])
             .args(limits)
@@ -94,7 +102,7 @@ impl Replica {
             .args(extra)
             .env("LINKBOX_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("a log file"))
             .spawn()
             .expect("linkbox starts");
         let mut line = String::new();
@@ -102,16 +110,15 @@ impl Replica {
             .read_line(&mut line)
             .expect("first line");
         let Some(base) = line.trim().strip_prefix("listening on ") else {
-            let output = child.wait_with_output().expect("exited");
-            return Err(format!(
-                "status {:?}; stderr: {}",
-                output.status.code(),
-                String::from_utf8_lossy(&output.stderr)
-            ));
+            let status = child.wait().expect("exited");
+            let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+            let _ = std::fs::remove_file(&log);
+            return Err(format!("status {:?}; stderr: {stderr}", status.code()));
         };
         Ok(Replica {
             base: base.to_owned(),
             child,
+            log,
             client: reqwest::Client::builder()
                 .no_proxy()
                 .build()
@@ -123,6 +130,25 @@ impl Replica {
     fn kill(mut self) {
         self.child.kill().expect("kill -9");
         self.child.wait().expect("reaped");
+    }
+
+    /// What it has logged so far.
+    fn logged(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The partner's whole state, as `GET /_sandbox/snapshot` gives it.
+    async fn snapshot(&self, key: &str) -> Value {
+        let (status, snapshot, _) = self
+            .send(
+                reqwest::Method::GET,
+                "/_sandbox/snapshot",
+                &[("x-api-key", key)],
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{snapshot}");
+        snapshot
     }
 
     async fn send(
@@ -220,6 +246,7 @@ impl Drop for Replica {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -1068,4 +1095,117 @@ async fn a_retry_and_a_replay_are_each_made_once_by_whichever_replica() {
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(receiver.created_per_link().get(&id), Some(&3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_caught_up_change_by_change_match_a_copy_read_whole() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replicas: Vec<Replica> = (0..3).map(|_| Replica::start(&database, &[])).collect();
+    let key = key(15);
+    let receiver = Receiver::start().await;
+    set_webhook(&replicas[2], &key, &receiver.url).await;
+    // Every kind of change, each on the next replica: users, links, revokes, opens,
+    // operations (and a cancel), data requests, deliveries and their attempts.
+    let mut links = Vec::new();
+    let mut active: HashMap<String, String> = HashMap::new();
+    for n in 0..9 {
+        let replica = &replicas[n % 3];
+        let reference = format!("user-{}", n % 4);
+        // A returning user's link is revoked first, on another replica.
+        if let Some(previous) = active.get(&reference) {
+            let (status, revoked) = replicas[(n + 1) % 3]
+                .m2m(
+                    reqwest::Method::POST,
+                    &format!("/partner/links/{previous}/revoke"),
+                    &key,
+                    Some(json!({"reason": "again"})),
+                )
+                .await;
+            assert_eq!(status, 200, "{revoked}");
+        }
+        let (status, created) = replica
+            .m2m(
+                reqwest::Method::POST,
+                "/partner/links",
+                &key,
+                Some(json!({"referenceId": reference, "metadata": {"k": n}})),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let id = created["data"]["linkId"].as_str().expect("id").to_owned();
+        let next = &replicas[(n + 1) % 3];
+        let (status, opened, _) = next
+            .send(
+                reqwest::Method::POST,
+                &format!("/_sandbox/m2m/links/{id}/open"),
+                &[("x-api-key", &key)],
+                Some(json!({"userAgent": "test", "platform": "web", "language": "en"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{opened}");
+        if n % 2 == 0 {
+            let (status, operation, _) = replicas[(n + 2) % 3]
+                .send(
+                    reqwest::Method::POST,
+                    &format!("/_sandbox/m2m/links/{id}/operation"),
+                    &[("x-api-key", &key)],
+                    Some(json!({"amount": 100 + n})),
+                )
+                .await;
+            assert_eq!(status, 201, "{operation}");
+        }
+        if n == 4 {
+            let (status, cancelled, _) = replicas[0]
+                .send(
+                    reqwest::Method::POST,
+                    &format!("/_sandbox/m2m/links/{id}/operation/cancel"),
+                    &[("x-api-key", &key)],
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200, "{cancelled}");
+        }
+        active.insert(reference, id.clone());
+        links.push(id);
+    }
+    assert!(eventually(10, || !receiver.received.lock().is_empty()).await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A replica started now reads everything whole; the others caught up row by row.
+    let fresh = Replica::start(&database, &[]);
+    let whole = fresh.snapshot(&key).await;
+    assert!(
+        whole["links"]
+            .as_array()
+            .is_some_and(|links| links.len() >= 4),
+        "{whole}"
+    );
+    for replica in &replicas {
+        assert_eq!(replica.snapshot(&key).await, whole);
+        let logged = replica.logged();
+        assert!(
+            !logged.contains("reading the tenant back whole"),
+            "every change fitted the copy: {logged}"
+        );
+    }
+    // Webhook deliveries too.
+    let (_, fresh_deliveries, _) = fresh
+        .send(
+            reqwest::Method::GET,
+            "/_sandbox/webhooks",
+            &[("x-api-key", &key)],
+            None,
+        )
+        .await;
+    for replica in &replicas {
+        let (_, deliveries, _) = replica
+            .send(
+                reqwest::Method::GET,
+                "/_sandbox/webhooks",
+                &[("x-api-key", &key)],
+                None,
+            )
+            .await;
+        assert_eq!(deliveries, fresh_deliveries);
+    }
 }

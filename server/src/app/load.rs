@@ -340,3 +340,58 @@ fn reload_leaf(app: &App, username: &str, stored: &Stored, aside: &mut Aside) {
         );
     }
 }
+
+/// Puts the rows of tenant `name` that a shared database changed since this process's copy
+/// onto the copy, each replacing the one with its id or joining. `Err` when they do not fit
+/// the copy (it may then be half changed: read the tenant back whole).
+pub(super) fn apply_tenant(app: &App, name: &str, stored: &Stored) -> Result<(), String> {
+    let mut aside = Aside::default();
+    let applied = match name.strip_prefix("leaf:") {
+        Some(username) => {
+            let account = app
+                .store
+                .leaf()
+                .account(username)
+                .ok_or_else(|| format!("no Leaf account {username}"))?;
+            let single = |table| stored.by_tenant(table).remove(username);
+            let (users, links) = (single(Table::LeafUsers), single(Table::LeafMagicLinks));
+            account.apply_rows(
+                aside.positioned(Table::LeafUsers, users.as_ref()),
+                aside.positioned(Table::LeafMagicLinks, links.as_ref()),
+            )
+        }
+        None => apply_partner(app, name, stored, &mut aside),
+    };
+    warn_aside(&aside);
+    applied
+}
+
+fn apply_partner(app: &App, slug: &str, stored: &Stored, aside: &mut Aside) -> Result<(), String> {
+    let partners = app.store.m2m();
+    if let Some(row) = stored.rows(Table::M2mPartners).first() {
+        partners.restore_partner(slug, parse(Table::M2mPartners, row)?);
+    }
+    let partner = partners
+        .by_slug(slug)
+        .ok_or_else(|| format!("no partner {slug}"))?;
+    let single = |table| stored.by_tenant(table).remove(slug);
+    let (users, links, data_requests, operations) = (
+        single(Table::M2mUsers),
+        single(Table::M2mLinks),
+        single(Table::M2mDataRequests),
+        single(Table::M2mOperations),
+    );
+    partner.apply_rows(
+        aside.documents(Table::M2mUsers, users.as_ref()),
+        aside.documents(Table::M2mLinks, links.as_ref()),
+        aside.documents(Table::M2mDataRequests, data_requests.as_ref()),
+        aside.documents(Table::M2mOperations, operations.as_ref()),
+    )?;
+    for row in stored.rows(Table::WebhookDeliveries) {
+        parse(Table::WebhookDeliveries, row).and_then(|delivery| {
+            app.webhooks
+                .restore(row.id.clone(), row.position, partner.clone(), delivery)
+        })?;
+    }
+    Ok(())
+}

@@ -157,8 +157,7 @@ impl App {
                 .collect()
         };
         for (name, version) in stale {
-            let rows = txn.tenant_rows(&name).await?;
-            shared::muted(|| super::load::reload_tenant(self, &name, &rows));
+            self.catch_up_tenant(&txn, &locked, &name).await?;
             replica.knows([(name, version)]);
         }
         // A partner's rate-limit windows are counted in the database, by every replica.
@@ -217,6 +216,38 @@ impl App {
             .store(committed.faults.unwrap_or(faults), Ordering::Release);
         unsettled.settled = true;
         Ok(output)
+    }
+
+    /// Brings this process's copy of tenant `name` to the version `locked` read: only the
+    /// rows written since the copy's version when no row was deleted meanwhile, else (or
+    /// when those do not fit the copy) every row.
+    async fn catch_up_tenant(
+        &self,
+        txn: &shared::Txn,
+        locked: &shared::Locked,
+        name: &str,
+    ) -> Result<(), Unavailable> {
+        let replica = self.replica.as_ref();
+        let since = replica
+            .and_then(|replica| replica.known.lock().get(name).copied())
+            .filter(|known| {
+                locked
+                    .cleared
+                    .get(name)
+                    .is_none_or(|cleared| cleared <= known)
+            });
+        if let Some(since) = since {
+            let rows = txn.rows_since(name, Some(since)).await?;
+            match shared::muted(|| super::load::apply_tenant(self, name, &rows)) {
+                Ok(()) => return Ok(()),
+                Err(error) => {
+                    tracing::warn!(tenant = name, %error, "changed rows did not fit this replica's copy; reading the tenant back whole");
+                }
+            }
+        }
+        let rows = txn.tenant_rows(name).await?;
+        shared::muted(|| super::load::reload_tenant(self, name, &rows));
+        Ok(())
     }
 
     async fn reload_faults(&self, txn: &shared::Txn, version: i64) -> Result<(), Unavailable> {

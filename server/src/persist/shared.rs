@@ -46,7 +46,7 @@ pub const LATEST: i32 = 1;
 const MIGRATIONS: &[(i32, &str)] = &[(
     1,
     "
-    CREATE TABLE tenants (name TEXT PRIMARY KEY, version BIGINT NOT NULL);
+    CREATE TABLE tenants (name TEXT PRIMARY KEY, version BIGINT NOT NULL, cleared BIGINT NOT NULL DEFAULT 0);
     CREATE TABLE sandbox (id INT PRIMARY KEY CHECK (id = 1), offset_ms BIGINT NOT NULL, frozen_at TEXT, faults_version BIGINT NOT NULL);
     INSERT INTO sandbox (id, offset_ms, frozen_at, faults_version) VALUES (1, 0, NULL, 0);
     CREATE SEQUENCE journal_seq;
@@ -55,14 +55,22 @@ const MIGRATIONS: &[(i32, &str)] = &[(
     CREATE TABLE rate_windows (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
     CREATE TABLE faults (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
     CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE m2m_partners (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
-    CREATE TABLE m2m_users (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
-    CREATE TABLE m2m_links (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
-    CREATE TABLE m2m_data_requests (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
-    CREATE TABLE m2m_operations (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
-    CREATE TABLE leaf_users (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
-    CREATE TABLE leaf_magic_links (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
-    CREATE TABLE webhook_deliveries (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
+    CREATE TABLE m2m_partners (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (tenant, id));
+    CREATE INDEX m2m_partners_changes ON m2m_partners (tenant, version);
+    CREATE TABLE m2m_users (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (tenant, id));
+    CREATE INDEX m2m_users_changes ON m2m_users (tenant, version);
+    CREATE TABLE m2m_links (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (tenant, id));
+    CREATE INDEX m2m_links_changes ON m2m_links (tenant, version);
+    CREATE TABLE m2m_data_requests (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (tenant, id));
+    CREATE INDEX m2m_data_requests_changes ON m2m_data_requests (tenant, version);
+    CREATE TABLE m2m_operations (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (tenant, id));
+    CREATE INDEX m2m_operations_changes ON m2m_operations (tenant, version);
+    CREATE TABLE leaf_users (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (tenant, id));
+    CREATE INDEX leaf_users_changes ON leaf_users (tenant, version);
+    CREATE TABLE leaf_magic_links (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (tenant, id));
+    CREATE INDEX leaf_magic_links_changes ON leaf_magic_links (tenant, version);
+    CREATE TABLE webhook_deliveries (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (tenant, id));
+    CREATE INDEX webhook_deliveries_changes ON webhook_deliveries (tenant, version);
     CREATE TABLE quarantine (source TEXT NOT NULL, tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (source, tenant, id));
     CREATE TABLE webhook_claims (delivery TEXT NOT NULL, attempt BIGINT NOT NULL, holder TEXT NOT NULL, until_ms BIGINT NOT NULL, PRIMARY KEY (delivery, attempt));
     ",
@@ -284,6 +292,9 @@ pub enum Scope<'a> {
 pub struct Locked {
     /// The version of each locked tenant (absent: no row yet).
     pub versions: BTreeMap<String, i64>,
+    /// The version at which each locked tenant last lost rows (deleted or cleared): a copy
+    /// older than that is read back whole; a newer one only reads the rows changed since.
+    pub cleared: BTreeMap<String, i64>,
     /// The sandbox clock: offset in milliseconds and the frozen reading, if any.
     pub clock: (i64, Option<String>),
     /// The version of the fault table (locked only with [`Scope::Everything`], or by
@@ -522,7 +533,7 @@ impl Txn {
     }
 }
 
-const SELECT_TENANT: &str = "SELECT version FROM tenants WHERE name = $1 FOR UPDATE";
+const SELECT_TENANT: &str = "SELECT version, cleared FROM tenants WHERE name = $1 FOR UPDATE";
 const SELECT_SANDBOX: &str =
     "SELECT offset_ms, frozen_at, faults_version FROM sandbox WHERE id = 1";
 const INSERT_TENANT: &str =
@@ -564,6 +575,7 @@ async fn lock(
                 }
                 if let Some(row) = row {
                     locked.versions.insert(name.to_owned(), row.get(0));
+                    locked.cleared.insert(name.to_owned(), row.get(1));
                 }
             }
             Scope::Everything => {
@@ -572,12 +584,13 @@ async fn lock(
                 // tenant takes its own row and then (to strike a fault) the sandbox row.
                 for row in client
                     .query(
-                        "SELECT name, version FROM tenants ORDER BY name FOR UPDATE",
+                        "SELECT name, version, cleared FROM tenants ORDER BY name FOR UPDATE",
                         &[],
                     )
                     .await?
                 {
                     locked.versions.insert(row.get(0), row.get(1));
+                    locked.cleared.insert(row.get(0), row.get(2));
                 }
                 let sandbox = client
                     .query_one(
@@ -597,6 +610,11 @@ impl Txn {
     /// Every row of tenant `name` (a slug: its partner, users, links, data requests,
     /// operations and deliveries; `leaf:<username>`: its users and magic links).
     pub async fn tenant_rows(&self, name: &str) -> Result<Stored, Unavailable> {
+        self.rows_since(name, None).await
+    }
+
+    /// The rows of tenant `name` written after its version `since` (every row: `None`).
+    pub async fn rows_since(&self, name: &str, since: Option<i64>) -> Result<Stored, Unavailable> {
         let client = self.client().map_err(|error| self.failed(error))?;
         let (tables, tenant): (&[Table], &str) = match name.strip_prefix("leaf:") {
             Some(username) => (&[Table::LeafUsers, Table::LeafMagicLinks], username),
@@ -613,9 +631,10 @@ impl Txn {
             ),
         };
         let mut stored = Stored::default();
+        let since = since.unwrap_or(i64::MIN);
         for table in tables {
             let sql = format!(
-                "SELECT tenant, id, position, doc FROM {} WHERE tenant = $1 ORDER BY position",
+                "SELECT tenant, id, position, doc FROM {} WHERE tenant = $1 AND version > $2 ORDER BY position",
                 table.name()
             );
             let statement = client
@@ -623,7 +642,7 @@ impl Txn {
                 .await
                 .map_err(|error| self.failed(error))?;
             let rows = client
-                .query(&statement, &[&tenant])
+                .query(&statement, &[&tenant, &since])
                 .await
                 .map_err(|error| self.failed(error))?;
             stored
@@ -757,11 +776,23 @@ async fn apply(
             } | Write::ClearTable(Table::Faults)
         )
     });
+    // Tenants some of whose rows go: a replica behind them reads them back whole.
+    let cleared: BTreeSet<String> = writes
+        .iter()
+        .filter(|write| match write {
+            Write::Delete { table, .. } | Write::ClearTenant { table, .. } => {
+                Table::ALL.contains(table)
+            }
+            Write::Quarantine { .. } => true,
+            _ => false,
+        })
+        .filter_map(tenant_of)
+        .collect();
     let mut versions = BTreeMap::new();
     if every_tenant {
         for row in client
             .query(
-                "UPDATE tenants SET version = version + 1 RETURNING name, version",
+                "UPDATE tenants SET version = version + 1, cleared = version + 1 RETURNING name, version",
                 &[],
             )
             .await?
@@ -772,14 +803,16 @@ async fn apply(
     // Prepared first, so the bumps go out in name order (the order rows are locked in).
     let bump = client
         .prepare_cached(
-            "INSERT INTO tenants (name, version) VALUES ($1, 1) \
-             ON CONFLICT (name) DO UPDATE SET version = tenants.version + 1 RETURNING version",
+            "INSERT INTO tenants (name, version, cleared) VALUES ($1, 1, CASE WHEN $2 THEN 1 ELSE 0 END) \
+             ON CONFLICT (name) DO UPDATE SET version = tenants.version + 1, \
+             cleared = CASE WHEN $2 THEN tenants.version + 1 ELSE tenants.cleared END \
+             RETURNING version",
         )
         .await?;
     let bumps = touched.iter().map(|name| {
-        let bump = &bump;
+        let (bump, deleted) = (&bump, cleared.contains(name));
         async move {
-            let row = client.query_one(bump, &[name]).await?;
+            let row = client.query_one(bump, &[name, &deleted]).await?;
             Ok::<_, tokio_postgres::Error>((name.clone(), row.get::<_, i64>(0)))
         }
     });
@@ -795,7 +828,15 @@ async fn apply(
     } else {
         None
     };
-    let steps: Vec<Step> = writes.iter().flat_map(steps).collect();
+    let steps: Vec<Step> = writes
+        .iter()
+        .flat_map(|write| {
+            let version = tenant_of(write)
+                .and_then(|name| versions.get(&name).copied())
+                .unwrap_or_default();
+            steps(write, version)
+        })
+        .collect();
     pipeline(client, &steps).await?;
     if let Some(name) = created
         && !versions.contains_key(name)
@@ -814,12 +855,27 @@ async fn apply(
 type Param = Box<dyn tokio_postgres::types::ToSql + Sync + Send>;
 type Step = (String, Vec<Param>);
 
-/// The statements `write` runs, in order.
-fn steps(write: &Write) -> Vec<Step> {
+/// The statements `write` runs, in order; an entity row is stamped with `version`, its
+/// tenant's version after this commit.
+fn steps(write: &Write, version: i64) -> Vec<Step> {
     fn text(value: &str) -> Param {
         Box::new(value.to_owned())
     }
     match write {
+        Write::Put {
+            table,
+            tenant,
+            id,
+            position,
+            doc,
+        } if Table::ALL.contains(table) => vec![(
+            format!(
+                "INSERT INTO {} (tenant, id, position, doc, version) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (tenant, id) DO UPDATE SET position = EXCLUDED.position, doc = EXCLUDED.doc, version = EXCLUDED.version",
+                table.name()
+            ),
+            vec![text(tenant), text(id), Box::new(*position), text(doc), Box::new(version)],
+        )],
         Write::Put {
             table,
             tenant,

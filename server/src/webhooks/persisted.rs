@@ -101,8 +101,9 @@ fn event_name(event: &str) -> Option<&'static str> {
 }
 
 impl Webhooks {
-    /// Puts back a delivery read from the state file, after those already restored (rows
-    /// come in queue order). Attempts in flight when the process stopped are simply due.
+    /// Puts back a delivery read from the state file or a shared database, after those
+    /// already restored (rows come in queue order); one with a kept id replaces it in place.
+    /// Attempts in flight when the process stopped are simply due.
     pub fn restore(
         &self,
         id: String,
@@ -146,6 +147,20 @@ impl Webhooks {
         };
         self.shared.next_seq.fetch_max(seq + 1, Ordering::Relaxed);
         let mut deliveries = self.shared.deliveries.lock();
+        // A delivery already kept (a shared database's newer row of it) is replaced in its
+        // place in the queue; one this process is attempting stays in flight.
+        if deliveries.contains(&delivery.id) {
+            let id = delivery.id.clone();
+            deliveries.update(&id, |kept| {
+                let (seq, in_flight) = (kept.seq, kept.in_flight);
+                *kept = delivery;
+                kept.seq = seq;
+                kept.in_flight = in_flight;
+            });
+            drop(deliveries);
+            self.shared.wake.notify_one();
+            return Ok(());
+        }
         // Rows come in queue order; a hand-edited file's stray seq is lifted to keep it so.
         let mut delivery = delivery;
         if let Some(last) = deliveries.last_seq() {

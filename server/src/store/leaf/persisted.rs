@@ -128,6 +128,29 @@ impl Account {
         links: Vec<(String, u64, LinkRow)>,
     ) -> Result<(), String> {
         let mut state = AccountState::default();
+        self.merge(&mut state, users, links)?;
+        *self.state.lock() = state;
+        Ok(())
+    }
+
+    /// Puts rows a shared database changed since this copy's version onto the copy: each
+    /// user and magic link replaces the one with its id, or joins. On `Err` the copy may be
+    /// half changed: read it back whole.
+    pub fn apply_rows(
+        &self,
+        users: Vec<(String, u64, UserRow)>,
+        links: Vec<(String, u64, LinkRow)>,
+    ) -> Result<(), String> {
+        let mut state = self.state.lock();
+        self.merge(&mut state, users, links)
+    }
+
+    fn merge(
+        &self,
+        state: &mut AccountState,
+        users: Vec<(String, u64, UserRow)>,
+        links: Vec<(String, u64, LinkRow)>,
+    ) -> Result<(), String> {
         for (id, seq, row) in users {
             let id = Uuid::parse_str(&id).map_err(|_| format!("Leaf user id {id:?}"))?;
             let mut credentials = std::collections::HashMap::new();
@@ -135,6 +158,9 @@ impl Account {
                 let provider: Provider = serde_json::from_value(serde_json::Value::String(name))
                     .map_err(|error| format!("Leaf user {id}: {error}"))?;
                 credentials.insert(provider, value);
+            }
+            if let Some(kept) = state.users.get(&id) {
+                state.user_order.remove(&kept.seq);
             }
             state.user_order.insert(seq, id);
             state.users.insert(
@@ -174,12 +200,14 @@ impl Account {
                 last_accessed_at: row.last_accessed_at.as_deref().map(time).transpose()?,
                 usage_count: row.usage_count,
             };
+            if let Some(kept) = state.links.get(&id) {
+                state.link_order.remove(&kept.seq);
+            }
             state.link_order.insert(seq, id.clone());
             self.index_link(&id);
             state.links.insert(id, link);
             state.next_seq = state.next_seq.max(seq);
         }
-        *self.state.lock() = state;
         Ok(())
     }
 }

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use linkbox_contracts::m2m::OperationStatus;
-use linkbox_contracts::sandbox::{M2mSnapshot, SnapshotDataRequest, SnapshotLink, SnapshotUser};
+use linkbox_contracts::sandbox::{
+    M2mSnapshot, OperationView, SnapshotDataRequest, SnapshotLink, SnapshotUser,
+};
 use linkbox_contracts::{m2m as wire, timefmt};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -118,42 +120,89 @@ impl Partner {
             webhook_url: snapshot.webhook_url,
             ..PartnerState::default()
         };
-        for user in snapshot.users {
+        self.merge(
+            &mut state,
+            snapshot.users,
+            snapshot.links,
+            snapshot.data_requests,
+            snapshot.operations,
+            true,
+        )?;
+        Ok(state)
+    }
+
+    /// Puts rows a shared database changed since this copy's version onto the copy: each
+    /// user, link, data request and operation replaces the one with its id, or joins (new
+    /// ones come in creation order). On `Err` the copy may be half changed: read it back
+    /// whole.
+    pub fn apply_rows(
+        &self,
+        users: Vec<SnapshotUser>,
+        links: Vec<SnapshotLink>,
+        data_requests: Vec<SnapshotDataRequest>,
+        operations: Vec<OperationView>,
+    ) -> Result<(), String> {
+        let mut state = self.state.lock();
+        self.merge(&mut state, users, links, data_requests, operations, false)
+    }
+
+    /// Adds rows to `state`, each checked as a snapshot restore checks it. `strict` (a
+    /// snapshot, onto an empty state): an id seen twice is refused. Otherwise a row whose id
+    /// `state` holds replaces it.
+    fn merge(
+        &self,
+        state: &mut PartnerState,
+        users: Vec<SnapshotUser>,
+        links: Vec<SnapshotLink>,
+        data_requests: Vec<SnapshotDataRequest>,
+        operations: Vec<OperationView>,
+        strict: bool,
+    ) -> Result<(), String> {
+        for user in users {
             let suffix = ids::suffix_of(&user.user_id, "user", &self.slug)
                 .and_then(|text| <[u8; 6]>::try_from(text.as_bytes()).ok())
                 .filter(|bytes| bytes.iter().all(u8::is_ascii_alphanumeric))
                 .ok_or_else(|| format!("Invalid userId {:?}", user.user_id))?;
-            let index = state.users.len() as u32;
-            if state
-                .user_index
-                .insert(user.reference_id.as_str().into(), index)
-                .is_some()
-            {
-                return Err(format!("referenceId {:?} appears twice", user.reference_id));
+            if let Some(&index) = state.user_index.get(user.reference_id.as_str()) {
+                let kept = &mut state.users[index as usize];
+                if strict || kept.suffix != suffix {
+                    return Err(format!("referenceId {:?} appears twice", user.reference_id));
+                }
+                kept.data = user.user_data.as_ref().map(Compact::new);
+                continue;
             }
+            let index = state.users.len() as u32;
+            state
+                .user_index
+                .insert(user.reference_id.as_str().into(), index);
             state.users.push(User {
                 suffix,
                 reference_id: user.reference_id.into(),
                 data: user.user_data.as_ref().map(Compact::new),
                 links: Vec::new(),
             });
+            state.minted_users = state.minted_users.max(
+                self.minter("user")
+                    .index(&suffix)
+                    .map_or(0, |index| index + 1),
+            );
         }
         let mut operation_ids: HashMap<String, u32> = HashMap::new();
-        for link in snapshot.links {
+        for link in links {
             let suffix = self.parse_link_id(&link.link_id)?;
             let user = *state
                 .user_index
                 .get(link.reference_id.as_str())
                 .ok_or_else(|| format!("Link {} names an unknown referenceId", link.link_id))?;
-            let index = state.links.len() as u32;
-            if state.link_index.insert(suffix, index).is_some() {
+            let existing = state.link_index.get(&suffix).copied();
+            if existing.is_some() && strict {
                 return Err(format!("linkId {:?} appears twice", link.link_id));
             }
+            let index = existing.unwrap_or(state.links.len() as u32);
             if let Some(operation_id) = &link.operation_id {
                 operation_ids.insert(operation_id.clone(), index);
             }
-            state.users[user as usize].links.push(index);
-            state.links.push(Link {
+            let kept = Link {
                 suffix,
                 user,
                 status: link.status,
@@ -170,9 +219,22 @@ impl Partner {
                 revoked_at: MaybeStamp::of(link.revoked_at.as_deref().map(time_of).transpose()?),
                 revoke_reason: link.revoke_reason.map(Into::into),
                 operation_id: link.operation_id.map(Into::into),
-            });
+            };
+            match existing {
+                Some(index) => {
+                    if state.links[index as usize].user != user {
+                        return Err(format!("Link {} changed its referenceId", link.link_id));
+                    }
+                    state.links[index as usize] = kept;
+                }
+                None => {
+                    state.link_index.insert(suffix, index);
+                    state.users[user as usize].links.push(index);
+                    state.links.push(kept);
+                }
+            }
         }
-        for request in snapshot.data_requests {
+        for request in data_requests {
             let suffix = ids::suffix_of(&request.data_request_id, "dr", &self.slug)
                 .and_then(ids::parse_hex48)
                 .ok_or_else(|| format!("Invalid dataRequestId {:?}", request.data_request_id))?;
@@ -193,11 +255,23 @@ impl Partner {
                 },
             );
         }
-        for operation in snapshot.operations {
+        for operation in operations {
             let suffix = ids::suffix_of(&operation.operation_id, "op", &self.slug)
                 .and_then(|text| <[u8; 6]>::try_from(text.as_bytes()).ok())
                 .ok_or_else(|| format!("Invalid operationId {:?}", operation.operation_id))?;
-            let link = *operation_ids.get(&operation.operation_id).ok_or_else(|| {
+            // The link whose operationId it is: among the rows just merged, or (an operation
+            // changed without its link) among the links kept.
+            let link = match operation_ids.get(&operation.operation_id) {
+                Some(link) => Some(*link),
+                None => state
+                    .links
+                    .iter()
+                    .position(|link| {
+                        link.operation_id.as_deref() == Some(operation.operation_id.as_str())
+                    })
+                    .and_then(|index| u32::try_from(index).ok()),
+            }
+            .ok_or_else(|| {
                 format!(
                     "Operation {} is not the operationId of any link",
                     operation.operation_id
@@ -219,23 +293,14 @@ impl Partner {
                     cancelled_at,
                 },
             );
+            // Mint on past every id held, whoever minted it.
+            state.minted_operations = state.minted_operations.max(
+                self.minter("op")
+                    .index(&suffix)
+                    .map_or(0, |index| index + 1),
+            );
         }
-        // Mint on past every id the snapshot holds, whoever minted it.
-        let next = |minter: ids::Minter, suffixes: &mut dyn Iterator<Item = [u8; 6]>| {
-            suffixes
-                .filter_map(|suffix| minter.index(&suffix))
-                .max()
-                .map_or(0, |last| last + 1)
-        };
-        state.minted_users = next(
-            self.minter("user"),
-            &mut state.users.iter().map(|user| user.suffix),
-        );
-        state.minted_operations = next(
-            self.minter("op"),
-            &mut state.operations.values().map(|operation| operation.suffix),
-        );
-        Ok(state)
+        Ok(())
     }
 
     fn parse_link_id(&self, link_id: &str) -> Result<u64, String> {
