@@ -632,19 +632,29 @@ impl Txn {
         };
         let mut stored = Stored::default();
         let since = since.unwrap_or(i64::MIN);
+        // Every table's statement prepared first, then the queries as one pipeline.
+        let mut statements = Vec::with_capacity(tables.len());
         for table in tables {
             let sql = format!(
                 "SELECT tenant, id, position, doc FROM {} WHERE tenant = $1 AND version > $2 ORDER BY position",
                 table.name()
             );
-            let statement = client
-                .prepare_cached(&sql)
-                .await
-                .map_err(|error| self.failed(error))?;
-            let rows = client
-                .query(&statement, &[&tenant, &since])
-                .await
-                .map_err(|error| self.failed(error))?;
+            statements.push(
+                client
+                    .prepare_cached(&sql)
+                    .await
+                    .map_err(|error| self.failed(error))?,
+            );
+        }
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&tenant, &since];
+        let results = futures_util::future::try_join_all(
+            statements
+                .iter()
+                .map(|statement| client.query(statement, &params)),
+        )
+        .await
+        .map_err(|error| self.failed(error))?;
+        for (table, rows) in tables.iter().zip(results) {
             stored
                 .tables
                 .insert(table.name(), rows.iter().map(entity_row).collect());
