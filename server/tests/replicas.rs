@@ -1209,3 +1209,47 @@ async fn copies_caught_up_change_by_change_match_a_copy_read_whole() {
         assert_eq!(deliveries, fresh_deliveries);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_starting_at_once_on_an_empty_database_create_its_schema_once() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let database = database.clone();
+            std::thread::spawn(move || Replica::try_start(&database, &[]))
+        })
+        .collect();
+    let replicas: Vec<Replica> = starts
+        .into_iter()
+        .map(|start| {
+            start
+                .join()
+                .expect("thread")
+                .unwrap_or_else(|error| panic!("a replica did not start: {error}"))
+        })
+        .collect();
+    // They agree on the Leaf token key: a token one signs is good on all.
+    let token = replicas[3].authenticate("together").await;
+    for replica in &replicas {
+        let (status, body, _) = replica
+            .send(
+                reqwest::Method::GET,
+                "/services/widgets/api/magic-link/provider",
+                &[("authorization", &format!("Bearer {token}"))],
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (client, connection) = tokio_postgres::connect(&database, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let version: i32 = client
+        .query_one("SELECT schema_version FROM linkbox_meta", &[])
+        .await
+        .expect("one meta row")
+        .get(0);
+    assert_eq!(version, 1);
+}
