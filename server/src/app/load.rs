@@ -14,6 +14,8 @@ use time::Duration;
 
 use super::App;
 use crate::persist::{Row, Stored, Table};
+use crate::store::leaf::Account;
+use crate::store::m2m::Partner;
 
 /// A row set aside at load, and why.
 pub(super) struct Quarantined {
@@ -172,24 +174,56 @@ fn restore_m2m(app: &App, stored: &Stored, aside: &mut Aside) {
     let operations = stored.by_tenant(Table::M2mOperations);
     for partner in partners.all() {
         let slug: &str = &partner.slug;
-        let restored = partner.restore_rows(
-            aside.documents(Table::M2mUsers, users.get(slug)),
-            aside.documents(Table::M2mLinks, links.get(slug)),
-            aside.documents(Table::M2mDataRequests, data_requests.get(slug)),
-            aside.documents(Table::M2mOperations, operations.get(slug)),
+        let rows = [
+            users.get(slug),
+            links.get(slug),
+            data_requests.get(slug),
+            operations.get(slug),
+        ];
+        restore_partner_rows(&partner, rows, aside);
+    }
+}
+
+/// Puts back one partner's users, links, data requests and operations (in that order), or,
+/// when they do not restore together, starts the partner empty with every one set aside.
+fn restore_partner_rows(partner: &Partner, rows: [Option<&Vec<&Row>>; 4], aside: &mut Aside) {
+    const TABLES: [Table; 4] = [
+        Table::M2mUsers,
+        Table::M2mLinks,
+        Table::M2mDataRequests,
+        Table::M2mOperations,
+    ];
+    let restored = partner.restore_rows(
+        aside.documents(TABLES[0], rows[0]),
+        aside.documents(TABLES[1], rows[1]),
+        aside.documents(TABLES[2], rows[2]),
+        aside.documents(TABLES[3], rows[3]),
+    );
+    if let Err(error) = restored {
+        partner.reset();
+        let groups: Vec<(Table, Option<&Vec<&Row>>)> = TABLES.into_iter().zip(rows).collect();
+        aside.put_all(&groups, &format!("partner {}: {error}", partner.slug));
+    }
+}
+
+/// Puts back one Leaf account's users and magic links, or, when they do not restore
+/// together, starts the account empty with every one set aside.
+fn restore_account_rows(
+    account: &Account,
+    users: Option<&Vec<&Row>>,
+    links: Option<&Vec<&Row>>,
+    aside: &mut Aside,
+) {
+    let restored = account.restore(
+        aside.positioned(Table::LeafUsers, users),
+        aside.positioned(Table::LeafMagicLinks, links),
+    );
+    if let Err(error) = restored {
+        account.reset();
+        aside.put_all(
+            &[(Table::LeafUsers, users), (Table::LeafMagicLinks, links)],
+            &format!("Leaf account {}: {error}", account.username),
         );
-        if let Err(error) = restored {
-            partner.reset();
-            aside.put_all(
-                &[
-                    (Table::M2mUsers, users.get(slug)),
-                    (Table::M2mLinks, links.get(slug)),
-                    (Table::M2mDataRequests, data_requests.get(slug)),
-                    (Table::M2mOperations, operations.get(slug)),
-                ],
-                &format!("partner {slug}: {error}"),
-            );
-        }
     }
 }
 
@@ -204,20 +238,7 @@ fn restore_leaf(app: &App, stored: &Stored, aside: &mut Aside) {
             tracing::warn!(account = %name, "the state file has a Leaf account this configuration lacks; its rows are ignored");
             continue;
         };
-        let restored = account.restore(
-            aside.positioned(Table::LeafUsers, users.get(name)),
-            aside.positioned(Table::LeafMagicLinks, links.get(name)),
-        );
-        if let Err(error) = restored {
-            account.reset();
-            aside.put_all(
-                &[
-                    (Table::LeafUsers, users.get(name)),
-                    (Table::LeafMagicLinks, links.get(name)),
-                ],
-                &format!("Leaf account {name}: {error}"),
-            );
-        }
+        restore_account_rows(&account, users.get(name), links.get(name), aside);
     }
 }
 
@@ -288,24 +309,13 @@ fn reload_partner(app: &App, slug: &str, stored: &Stored, aside: &mut Aside) {
         single(Table::M2mDataRequests),
         single(Table::M2mOperations),
     );
-    let restored = partner.restore_rows(
-        aside.documents(Table::M2mUsers, users.as_ref()),
-        aside.documents(Table::M2mLinks, links.as_ref()),
-        aside.documents(Table::M2mDataRequests, data_requests.as_ref()),
-        aside.documents(Table::M2mOperations, operations.as_ref()),
-    );
-    if let Err(error) = restored {
-        partner.reset();
-        aside.put_all(
-            &[
-                (Table::M2mUsers, users.as_ref()),
-                (Table::M2mLinks, links.as_ref()),
-                (Table::M2mDataRequests, data_requests.as_ref()),
-                (Table::M2mOperations, operations.as_ref()),
-            ],
-            &format!("partner {slug}: {error}"),
-        );
-    }
+    let rows = [
+        users.as_ref(),
+        links.as_ref(),
+        data_requests.as_ref(),
+        operations.as_ref(),
+    ];
+    restore_partner_rows(&partner, rows, aside);
     app.webhooks.forget_tenant(slug);
     for row in stored.rows(Table::WebhookDeliveries) {
         let restored = parse(Table::WebhookDeliveries, row).and_then(|delivery| {
@@ -325,20 +335,7 @@ fn reload_leaf(app: &App, username: &str, stored: &Stored, aside: &mut Aside) {
     let single = |table| stored.by_tenant(table).remove(username);
     let (users, links) = (single(Table::LeafUsers), single(Table::LeafMagicLinks));
     account.reset();
-    let restored = account.restore(
-        aside.positioned(Table::LeafUsers, users.as_ref()),
-        aside.positioned(Table::LeafMagicLinks, links.as_ref()),
-    );
-    if let Err(error) = restored {
-        account.reset();
-        aside.put_all(
-            &[
-                (Table::LeafUsers, users.as_ref()),
-                (Table::LeafMagicLinks, links.as_ref()),
-            ],
-            &format!("Leaf account {username}: {error}"),
-        );
-    }
+    restore_account_rows(&account, users.as_ref(), links.as_ref(), aside);
 }
 
 /// Puts the rows of tenant `name` that a shared database changed since this process's copy

@@ -109,37 +109,15 @@ use Work::{Creates, Gets, Owned};
 
 fn make(work: &Work, addr: SocketAddr, replica: usize) -> MakeRequest {
     match work.clone() {
-        Creates => Arc::new(move |n| {
-            let key = KEYS[(n % KEYS.len() as u64) as usize];
-            request(
-                Method::POST,
-                addr,
-                "/partner/links",
-                &[("x-api-key", key)],
-                Some(format!(
-                    "{{\"referenceId\":\"replica-{replica}-{n}\",\"metadata\":{{\"orderId\":\"ORD-{n}\"}}}}"
-                )),
-            )
-        }),
+        Creates => creates(addr, KEYS.to_vec(), format!("replica-{replica}")),
         Owned(count) => {
-            let keys: Vec<&'static str> = KEYS
+            let keys = KEYS
                 .iter()
                 .enumerate()
                 .filter(|(n, _)| n % count == replica)
                 .map(|(_, key)| *key)
                 .collect();
-            Arc::new(move |n| {
-                let key = keys[(n % keys.len() as u64) as usize];
-                request(
-                    Method::POST,
-                    addr,
-                    "/partner/links",
-                    &[("x-api-key", key)],
-                    Some(format!(
-                        "{{\"referenceId\":\"owned-{replica}-{n}\",\"metadata\":{{\"orderId\":\"ORD-{n}\"}}}}"
-                    )),
-                )
-            })
+            creates(addr, keys, format!("owned-{replica}"))
         }
         Gets(link) => Arc::new(move |_| {
             request(
@@ -151,6 +129,22 @@ fn make(work: &Work, addr: SocketAddr, replica: usize) -> MakeRequest {
             )
         }),
     }
+}
+
+/// Create-link over `keys` in turn, each reference `{prefix}-{n}` (distinct per replica).
+fn creates(addr: SocketAddr, keys: Vec<&'static str>, prefix: String) -> MakeRequest {
+    Arc::new(move |n| {
+        let key = keys[(n % keys.len() as u64) as usize];
+        request(
+            Method::POST,
+            addr,
+            "/partner/links",
+            &[("x-api-key", key)],
+            Some(format!(
+                "{{\"referenceId\":\"{prefix}-{n}\",\"metadata\":{{\"orderId\":\"ORD-{n}\"}}}}"
+            )),
+        )
+    })
 }
 
 /// Drives every replica at once, each with its share of the connections; sums the rates.
