@@ -5,11 +5,12 @@
 //!
 //! The database side is [`crate::persist::shared`]; this module adds what needs the whole
 //! sandbox: putting a tenant's rows back into the store, the clock and the webhook queue
-//! ([`super::load::reload_tenant`]), and the background catch-up ([`catch_up`]) that keeps
-//! an idle replica's copy (and so its webhook engine) at most about a second behind.
+//! (`load::apply_tenant` for the rows changed since a copy's version, `load::reload_tenant`
+//! for all of them), and the background catch-up ([`catch_up`]) that keeps an idle
+//! replica's copy (and so its webhook engine) at most about a second behind.
 //!
 //! Within one process a request on a tenant waits for that tenant's turn (one of
-//! [`STRIPES`] local locks, by a hash of its name) before it takes a database connection,
+//! `STRIPES` local locks, by a hash of its name) before it takes a database connection,
 //! so many requests on one tenant queue here rather than each holding a connection while
 //! the row lock makes them wait anyway; a request on everything waits for all of them.
 

@@ -6,7 +6,9 @@
 //! transaction ([`Database::begin`]) that first locks that tenant's row of `tenants`
 //! (`SELECT … FOR UPDATE`): two replicas never act on one tenant at once, and each acts on
 //! the newest state, because a replica whose copy is older than the row's `version` reads
-//! the tenant's rows back first ([`Txn::tenant_rows`]). The changes the request makes in
+//! back first the rows written since its copy's version ([`Txn::rows_since`]: every entity
+//! row carries the version that wrote it), or the whole tenant when it lost rows meanwhile
+//! (`tenants.cleared`). The changes the request makes in
 //! memory are described through the [`super::Sink`] as for the SQLite file, collected for
 //! this request only ([`scoped`]), and written by [`Txn::commit`] with the tenant's version
 //! bumped, before the response leaves. So every invariant a tenant's lock keeps in one
@@ -14,7 +16,7 @@
 //! kept across replicas by the database's row lock.
 //!
 //! Requests that reach more than one tenant (the control API, the pages, Leaf's
-//! authenticate) lock `sandbox` and every `tenants` row, in name order
+//! authenticate) lock every `tenants` row, in name order, and then `sandbox`
 //! ([`Scope::Everything`]). The sandbox clock is the `sandbox` row's `offset_ms` and
 //! `frozen_at`, read by every transaction, so a request always sees the current clock.
 //!
@@ -23,8 +25,12 @@
 //! touched, so the other replicas read it back. Webhook attempts themselves are claimed
 //! ([`Database::claim`]): each `(delivery, attempt)` row is won by one replica for a lease.
 //!
+//! Faults, rate-limit windows and the request journal have tables here too (a single
+//! process keeps them in memory only).
+//!
 //! Portable SQL only: `INSERT … ON CONFLICT`, `SELECT … FOR UPDATE`, `RETURNING`, `BIGINT`
-//! and `TEXT` columns, and `now()`; no advisory locks, no `LISTEN`, no stored procedures.
+//! and `TEXT` columns, one sequence, `row_number()`, and `now()`; no advisory locks, no
+//! `LISTEN`, no stored procedures.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
