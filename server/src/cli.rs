@@ -383,6 +383,47 @@ mod tests {
     }
 
     #[test]
+    fn the_webhook_timeout_is_whole_seconds_from_one_to_an_hour_and_a_state_url_is_a_database() {
+        let options = serve_args(&[
+            "--webhook-timeout",
+            "7",
+            "--state",
+            "postgres://u@127.0.0.1:5432/db",
+        ])
+        .options()
+        .expect("options");
+        assert_eq!(
+            options.webhook_timeout,
+            Some(std::time::Duration::from_secs(7))
+        );
+        let settings = crate::config::Settings::resolve(
+            options,
+            "127.0.0.1:8642".parse().expect("an address"),
+        );
+        assert_eq!(
+            settings.database.as_deref(),
+            Some("postgres://u@127.0.0.1:5432/db")
+        );
+        assert_eq!(settings.state, None);
+        for refused in ["0", "3601", "1.5"] {
+            assert!(
+                Cli::try_parse_from(["linkbox", "serve", "--webhook-timeout", refused]).is_err(),
+                "{refused}"
+            );
+        }
+        let file = serve_args(&["--state", "sandbox.db"])
+            .options()
+            .expect("options");
+        let settings =
+            crate::config::Settings::resolve(file, "127.0.0.1:8642".parse().expect("an address"));
+        assert_eq!(settings.database, None);
+        assert_eq!(
+            settings.state.as_deref(),
+            Some(std::path::Path::new("sandbox.db"))
+        );
+    }
+
+    #[test]
     fn flags_parse() {
         let cli = Cli::try_parse_from([
             "linkbox",

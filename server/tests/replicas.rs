@@ -489,10 +489,8 @@ async fn set_webhook(replica: &Replica, key: &str, url: &str) {
             Some(json!({"url": url})),
         )
         .await;
-    assert!(
-        status == 200 || status == 204,
-        "set webhook: {status} {body}"
-    );
+    assert_eq!(status, 200, "set webhook: {body}");
+    assert_eq!(body["url"], url);
 }
 
 /// Waits until `check` holds, for up to `seconds`.
@@ -548,7 +546,7 @@ async fn each_webhook_attempt_is_made_once_while_every_replica_runs() {
         let items = deliveries["deliveries"]
             .as_array()
             .cloned()
-            .unwrap_or_default();
+            .expect("a list of deliveries");
         assert_eq!(items.len(), ids.len(), "{deliveries}");
         for item in items {
             assert_eq!(item["status"], "delivered", "{item}");
@@ -842,8 +840,6 @@ async fn a_lost_database_means_503_with_retry_after_and_it_recovers_without_a_re
     );
 
     relay.restore();
-    let recovered = eventually(15, || true).await;
-    assert!(recovered);
     let mut last = (0, Value::Null);
     for _ in 0..30 {
         last = replica.create_link(&key, "after").await;
@@ -919,7 +915,7 @@ async fn a_fault_injected_through_one_replica_fires_on_every_one_counted_once() 
     let (status, _, _) = replicas[2]
         .send(reqwest::Method::DELETE, "/_sandbox/faults", &[], None)
         .await;
-    assert!(status == 200 || status == 204);
+    assert_eq!(status, 204);
     assert_eq!(replicas[0].create_link(&self::key(11), "z").await.0, 201);
 }
 
@@ -983,7 +979,10 @@ async fn the_journal_shows_every_replicas_requests_and_clears_on_all() {
         )
         .await;
     assert_eq!(status, 200, "{listed}");
-    let entries = listed["requests"].as_array().cloned().unwrap_or_default();
+    let entries = listed["requests"]
+        .as_array()
+        .cloned()
+        .expect("a list of requests");
     assert_eq!(entries.len(), 3, "{listed}");
     let mut seqs: Vec<u64> = entries
         .iter()
@@ -1014,7 +1013,7 @@ async fn the_journal_shows_every_replicas_requests_and_clears_on_all() {
             None,
         )
         .await;
-    assert!(status == 200 || status == 204);
+    assert_eq!(status, 204);
     let (_, listed, _) = replicas[2]
         .send(
             reqwest::Method::GET,
@@ -1087,7 +1086,7 @@ async fn a_retry_and_a_replay_are_each_made_once_by_whichever_replica() {
             None,
         )
         .await;
-    assert!(status == 200 || status == 202, "{status} {replayed}");
+    assert_eq!(status, 202, "{replayed}");
     assert!(
         eventually(10, || receiver.created_per_link().get(&id) == Some(&3)).await,
         "the replay: {:?}",

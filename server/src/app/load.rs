@@ -184,6 +184,17 @@ fn restore_m2m(app: &App, stored: &Stored, aside: &mut Aside) {
     }
 }
 
+/// Partner `slug`'s rows of users, links, data requests and operations in `stored`.
+fn partner_rows<'a>(stored: &'a Stored, slug: &str) -> [Option<Vec<&'a Row>>; 4] {
+    [
+        Table::M2mUsers,
+        Table::M2mLinks,
+        Table::M2mDataRequests,
+        Table::M2mOperations,
+    ]
+    .map(|table| stored.by_tenant(table).remove(slug))
+}
+
 /// Puts back one partner's users, links, data requests and operations (in that order), or,
 /// when they do not restore together, starts the partner empty with every one set aside.
 fn restore_partner_rows(partner: &Partner, rows: [Option<&Vec<&Row>>; 4], aside: &mut Aside) {
@@ -302,13 +313,7 @@ fn reload_partner(app: &App, slug: &str, stored: &Stored, aside: &mut Aside) {
     let Some(partner) = partner else {
         return;
     };
-    let single = |table| stored.by_tenant(table).remove(slug);
-    let (users, links, data_requests, operations) = (
-        single(Table::M2mUsers),
-        single(Table::M2mLinks),
-        single(Table::M2mDataRequests),
-        single(Table::M2mOperations),
-    );
+    let [users, links, data_requests, operations] = partner_rows(stored, slug);
     let rows = [
         users.as_ref(),
         links.as_ref(),
@@ -371,13 +376,7 @@ fn apply_partner(app: &App, slug: &str, stored: &Stored, aside: &mut Aside) -> R
     let partner = partners
         .by_slug(slug)
         .ok_or_else(|| format!("no partner {slug}"))?;
-    let single = |table| stored.by_tenant(table).remove(slug);
-    let (users, links, data_requests, operations) = (
-        single(Table::M2mUsers),
-        single(Table::M2mLinks),
-        single(Table::M2mDataRequests),
-        single(Table::M2mOperations),
-    );
+    let [users, links, data_requests, operations] = partner_rows(stored, slug);
     partner.apply_rows(
         aside.documents(Table::M2mUsers, users.as_ref()),
         aside.documents(Table::M2mLinks, links.as_ref()),

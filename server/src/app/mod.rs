@@ -113,20 +113,9 @@ impl App {
         App {
             store: Store::with_sink(&settings, sink.clone()),
             webhooks: Webhooks::with_sink(sink.clone()),
-            journal: Journal::with_sink(
-                settings.journal_size,
-                if sink.database().is_some() {
-                    sink.clone()
-                } else {
-                    Sink::off()
-                },
-            ),
-            // A single process keeps its faults in memory; replicas share theirs.
-            faults: Faults::with_sink(if sink.database().is_some() {
-                sink.clone()
-            } else {
-                Sink::off()
-            }),
+            // A single process keeps its journal and faults in memory; replicas share theirs.
+            journal: Journal::with_sink(settings.journal_size, sink.shared_only()),
+            faults: Faults::with_sink(sink.shared_only()),
             drift: Arc::default(),
             settings: Arc::new(settings),
             clock: Clock::with_sink(sink.clone()),

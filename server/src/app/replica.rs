@@ -71,10 +71,6 @@ impl Replica {
         }
     }
 
-    pub fn database(&self) -> &Database {
-        &self.database
-    }
-
     fn stripe(&self, name: &str) -> &TurnLock<()> {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         name.hash(&mut hasher);

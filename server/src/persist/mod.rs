@@ -324,6 +324,15 @@ impl Sink {
         Sink(Target::Shared(database))
     }
 
+    /// This sink for what only a shared database keeps (faults, the journal): itself when it
+    /// is a shared database's, else off (one process keeps those in memory only).
+    pub fn shared_only(&self) -> Sink {
+        match &self.0 {
+            Target::Shared(_) => self.clone(),
+            _ => Sink::off(),
+        }
+    }
+
     /// The shared database, when there is one.
     pub fn database(&self) -> Option<&shared::Database> {
         match &self.0 {
