@@ -907,6 +907,166 @@ async fn a_bad_row_is_quarantined_and_everyone_else_starts() {
 }
 
 #[tokio::test]
+async fn a_partner_whose_rows_do_not_fit_together_starts_empty_with_each_row_set_aside_once() {
+    use linkbox::store::m2m::NewLink;
+
+    let dir = TempDir::new("quarantine-partner");
+    let state = dir.file("state.db");
+    let app = linkbox::App::open(settings(&state)).await.expect("opened");
+    let now = app.clock.now();
+    let new_link = |reference_id: &str| NewLink {
+        reference_id: reference_id.into(),
+        flow: "m2m-basic".into(),
+        ..NewLink::default()
+    };
+    let victim = app.store.m2m().authenticate(&key(1)).expect("partner");
+    let bystander = app.store.m2m().authenticate(&key(2)).expect("partner");
+    let orphan = victim.create_link(new_link("v1"), now).expect("link");
+    victim.create_link(new_link("v2"), now).expect("link");
+    let other = bystander.create_link(new_link("b1"), now).expect("link");
+    app.sink.settled().await.expect("durable");
+    app.sink.close();
+    drop(app);
+
+    // Each row reads on its own, but together they do not: a link whose user is gone, and
+    // a row that does not parse besides.
+    let connection = rusqlite::Connection::open(&state).expect("sqlite");
+    let slug: String = connection
+        .query_row(
+            "SELECT tenant FROM m2m_links WHERE id = ?1",
+            [&orphan.link_id],
+            |row| row.get(0),
+        )
+        .expect("the victim's slug");
+    let deleted = connection
+        .execute(
+            "DELETE FROM m2m_users WHERE tenant = ?1 AND doc LIKE '%\"v1\"%'",
+            [&slug],
+        )
+        .expect("user deleted");
+    assert_eq!(deleted, 1);
+    connection
+        .execute(
+            "UPDATE m2m_users SET doc = 'not json' WHERE tenant = ?1",
+            [&slug],
+        )
+        .expect("damaged");
+    drop(connection);
+
+    let app = linkbox::App::open(settings(&state))
+        .await
+        .expect("a partner's bad rows do not refuse the file");
+    let victim = app.store.m2m().authenticate(&key(1)).expect("partner");
+    assert!(
+        victim.snapshot().links.is_empty(),
+        "the victim starts empty"
+    );
+    let bystander = app.store.m2m().authenticate(&key(2)).expect("partner");
+    assert!(
+        bystander.link(&other.link_id).is_ok(),
+        "the bystander is untouched"
+    );
+    app.sink.settled().await.expect("durable");
+    app.sink.close();
+    drop(app);
+
+    let connection = rusqlite::Connection::open(&state).expect("sqlite");
+    let mut statement = connection
+        .prepare("SELECT source, tenant, reason FROM quarantine ORDER BY source, id")
+        .expect("query");
+    let set_aside: Vec<(String, String, String)> = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("read");
+    let sources: Vec<&str> = set_aside
+        .iter()
+        .map(|(source, ..)| source.as_str())
+        .collect();
+    assert_eq!(
+        sources,
+        ["m2m_links", "m2m_links", "m2m_users"],
+        "{set_aside:?}"
+    );
+    for (source, tenant, reason) in &set_aside {
+        assert_eq!(tenant, &slug);
+        let why = if source == "m2m_users" {
+            "m2m_users row"
+        } else {
+            "unknown referenceId"
+        };
+        assert!(reason.contains(why), "{source}: {reason}");
+    }
+}
+
+#[tokio::test]
+async fn links_and_users_come_back_in_creation_order() {
+    use linkbox::store::m2m::NewLink;
+
+    let dir = TempDir::new("order");
+    let state = dir.file("state.db");
+    let app = linkbox::App::open(settings(&state)).await.expect("opened");
+    let now = app.clock.now();
+    let partner = app.store.m2m().authenticate(KEY).expect("partner");
+    // Forty links over fifteen users, each user's earlier links revoked: ids are minted
+    // out of creation order, so the file's key order is not this one.
+    for n in 0..40 {
+        let reference_id = format!("customer-{}", n % 15);
+        if let Some(active) = partner
+            .snapshot()
+            .links
+            .iter()
+            .rev()
+            .find(|link| link.reference_id == reference_id)
+        {
+            partner
+                .revoke_link(&active.link_id, None, now)
+                .expect("revoked");
+        }
+        partner
+            .create_link(
+                NewLink {
+                    reference_id,
+                    flow: "m2m-basic".into(),
+                    metadata: Some(json!({"n": n})),
+                    ..NewLink::default()
+                },
+                now,
+            )
+            .expect("link");
+    }
+    let before = serde_json::to_value(partner.snapshot()).expect("json");
+    let mut ids: Vec<&str> = before["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .filter_map(|link| link["linkId"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 40);
+    ids.sort_unstable();
+    assert_ne!(
+        ids,
+        before["links"]
+            .as_array()
+            .expect("links")
+            .iter()
+            .filter_map(|link| link["linkId"].as_str())
+            .collect::<Vec<_>>(),
+        "creation order differs from id order"
+    );
+    app.sink.settled().await.expect("durable");
+    app.sink.close();
+    drop(app);
+
+    let app = linkbox::App::open(settings(&state))
+        .await
+        .expect("reopened");
+    let partner = app.store.m2m().authenticate(KEY).expect("partner");
+    let after = serde_json::to_value(partner.snapshot()).expect("json");
+    assert_eq!(after, before);
+}
+
+#[tokio::test]
 async fn a_second_server_on_the_same_file_is_refused_naming_the_first() {
     let dir = TempDir::new("lock");
     let state = dir.file("state.db");

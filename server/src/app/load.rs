@@ -9,13 +9,14 @@
 //! clock row and the Leaf signing key, which every tenant shares, still refuse the file.
 
 use linkbox_contracts::timefmt;
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use time::Duration;
 
 use super::App;
-use crate::persist::{Row, Stored, Table};
+use crate::persist::{Row, RowRef, Rows, Stored, Table};
 use crate::store::leaf::Account;
 use crate::store::m2m::Partner;
+use crate::store::m2m::persisted::{LinkDoc, UserDoc};
 
 /// A row set aside at load, and why.
 pub(super) struct Quarantined {
@@ -29,6 +30,14 @@ pub(super) struct Quarantined {
 pub(super) struct Aside(Vec<Quarantined>);
 
 impl Aside {
+    fn put_ref(&mut self, table: Table, row: RowRef<'_>, reason: impl Into<String>) {
+        self.0.push(Quarantined {
+            table,
+            row: row.to_row(),
+            reason: reason.into(),
+        });
+    }
+
     fn put(&mut self, table: Table, row: &Row, reason: impl Into<String>) {
         self.0.push(Quarantined {
             table,
@@ -47,7 +56,11 @@ impl Aside {
     }
 
     /// The parsed documents of `rows`; a row that does not parse is set aside.
-    fn documents<T: DeserializeOwned>(&mut self, table: Table, rows: Option<&Vec<&Row>>) -> Vec<T> {
+    fn documents<'r, T: Deserialize<'r>>(
+        &mut self,
+        table: Table,
+        rows: Option<&Vec<&'r Row>>,
+    ) -> Vec<T> {
         let mut documents = Vec::new();
         for row in rows.into_iter().flatten() {
             match parse(table, row) {
@@ -59,7 +72,7 @@ impl Aside {
     }
 
     /// `(id, position, document)` of `rows`; a row that does not parse is set aside.
-    fn positioned<T: DeserializeOwned>(
+    fn positioned<T: for<'de> Deserialize<'de>>(
         &mut self,
         table: Table,
         rows: Option<&Vec<&Row>>,
@@ -105,7 +118,9 @@ pub(super) fn warn_aside(aside: &Aside) {
     }
 }
 
-pub(super) fn restore(app: &App, stored: &Stored) -> Result<Aside, String> {
+/// Puts back everything `stored` holds, and the partners' state from `rows` (a state
+/// file's, read as needed, or `stored` again).
+pub(super) fn restore(app: &App, stored: &Stored, rows: &dyn Rows) -> Result<Aside, String> {
     if let Some(secret) = stored.secrets.get(SIGNING_SECRET) {
         app.store.leaf().restore_signing_secret(secret)?;
     }
@@ -118,7 +133,7 @@ pub(super) fn restore(app: &App, stored: &Stored) -> Result<Aside, String> {
             .restore(Duration::milliseconds(*offset_ms), frozen_at);
     }
     let mut aside = Aside::default();
-    restore_m2m(app, stored, &mut aside);
+    restore_m2m(app, stored, rows, &mut aside)?;
     restore_leaf(app, stored, &mut aside);
     restore_deliveries(app, stored, &mut aside);
     Ok(aside)
@@ -154,7 +169,12 @@ pub(super) fn reload_faults(app: &App, rows: &[Row]) {
     app.faults.restore(faults);
 }
 
-fn restore_m2m(app: &App, stored: &Stored, aside: &mut Aside) {
+fn restore_m2m(
+    app: &App,
+    stored: &Stored,
+    rows: &dyn Rows,
+    aside: &mut Aside,
+) -> Result<(), String> {
     let partners = app.store.m2m();
     for row in stored.rows(Table::M2mPartners) {
         let settings = match parse(Table::M2mPartners, row) {
@@ -168,53 +188,99 @@ fn restore_m2m(app: &App, stored: &Stored, aside: &mut Aside) {
             tracing::warn!(partner = %row.tenant, "the state file has a partner this configuration lacks; its rows are ignored");
         }
     }
-    let users = stored.by_tenant(Table::M2mUsers);
-    let links = stored.by_tenant(Table::M2mLinks);
-    let data_requests = stored.by_tenant(Table::M2mDataRequests);
-    let operations = stored.by_tenant(Table::M2mOperations);
     for partner in partners.all() {
-        let slug: &str = &partner.slug;
-        let rows = [
-            users.get(slug),
-            links.get(slug),
-            data_requests.get(slug),
-            operations.get(slug),
-        ];
-        restore_partner_rows(&partner, rows, aside);
+        restore_partner_rows(&partner, rows, aside)?;
     }
+    Ok(())
 }
 
 /// Partner `slug`'s rows of users, links, data requests and operations in `stored`.
 fn partner_rows<'a>(stored: &'a Stored, slug: &str) -> [Option<Vec<&'a Row>>; 4] {
-    [
-        Table::M2mUsers,
-        Table::M2mLinks,
-        Table::M2mDataRequests,
-        Table::M2mOperations,
-    ]
-    .map(|table| stored.by_tenant(table).remove(slug))
+    Table::M2M_STATE.map(|table| stored.by_tenant(table).remove(slug))
 }
 
-/// Puts back one partner's users, links, data requests and operations (in that order), or,
-/// when they do not restore together, starts the partner empty with every one set aside.
-fn restore_partner_rows(partner: &Partner, rows: [Option<&Vec<&Row>>; 4], aside: &mut Aside) {
-    const TABLES: [Table; 4] = [
-        Table::M2mUsers,
-        Table::M2mLinks,
-        Table::M2mDataRequests,
-        Table::M2mOperations,
-    ];
-    let restored = partner.restore_rows(
-        aside.documents(TABLES[0], rows[0]),
-        aside.documents(TABLES[1], rows[1]),
-        aside.documents(TABLES[2], rows[2]),
-        aside.documents(TABLES[3], rows[3]),
-    );
-    if let Err(error) = restored {
-        partner.reset();
-        let groups: Vec<(Table, Option<&Vec<&Row>>)> = TABLES.into_iter().zip(rows).collect();
-        aside.put_all(&groups, &format!("partner {}: {error}", partner.slug));
+/// Puts back one partner's users, links, data requests and operations, each row parsed
+/// and made compact as it is read (a row that does not parse is set aside), or, when they
+/// do not restore together, starts the partner empty with every one set aside. `Err` only
+/// when the rows cannot be read.
+fn restore_partner_rows(
+    partner: &Partner,
+    rows: &dyn Rows,
+    aside: &mut Aside,
+) -> Result<(), String> {
+    let slug: &str = &partner.slug;
+    let mut load = partner.load();
+    let mut failed: Option<String> = None;
+    rows.each(Table::M2mUsers, slug, &mut |row| {
+        match parse_ref::<UserDoc>(Table::M2mUsers, row) {
+            Ok(doc) => keep(load.user(row.position, doc), &mut failed),
+            Err(reason) => aside.put_ref(Table::M2mUsers, row, reason),
+        }
+        failed.is_none()
+    })?;
+    if failed.is_none() {
+        rows.each(Table::M2mLinks, slug, &mut |row| {
+            match parse_ref::<LinkDoc>(Table::M2mLinks, row) {
+                Ok(doc) => keep(load.link(row.position, doc), &mut failed),
+                Err(reason) => aside.put_ref(Table::M2mLinks, row, reason),
+            }
+            failed.is_none()
+        })?;
     }
+    let loaded = match failed {
+        Some(error) => Err(error),
+        None => {
+            let data_requests = owned_documents(rows, Table::M2mDataRequests, slug, aside)?;
+            let operations = owned_documents(rows, Table::M2mOperations, slug, aside)?;
+            load.finish(data_requests, operations)
+        }
+    };
+    if let Err(error) = loaded {
+        partner.reset();
+        let reason = format!("partner {slug}: {error}");
+        // Rows already set aside (they did not parse) keep their own reason.
+        let already: std::collections::HashSet<(Table, String)> = aside
+            .0
+            .iter()
+            .filter(|item| item.row.tenant == slug)
+            .map(|item| (item.table, item.row.id.clone()))
+            .collect();
+        for table in Table::M2M_STATE {
+            rows.each(table, slug, &mut |row| {
+                if !already.contains(&(table, row.id.to_owned())) {
+                    aside.put_ref(table, row, reason.clone());
+                }
+                true
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Keeps the first error of a partner's rows.
+fn keep(result: Result<(), String>, failed: &mut Option<String>) {
+    if let Err(error) = result {
+        failed.get_or_insert(error);
+    }
+}
+
+/// The parsed documents of `tenant`'s rows of `table`; a row that does not parse is set
+/// aside.
+fn owned_documents<T: for<'de> Deserialize<'de>>(
+    rows: &dyn Rows,
+    table: Table,
+    tenant: &str,
+    aside: &mut Aside,
+) -> Result<Vec<T>, String> {
+    let mut documents = Vec::new();
+    rows.each(table, tenant, &mut |row| {
+        match parse_ref(table, row) {
+            Ok(document) => documents.push(document),
+            Err(reason) => aside.put_ref(table, row, reason),
+        }
+        true
+    })?;
+    Ok(documents)
 }
 
 /// Puts back one Leaf account's users and magic links, or, when they do not restore
@@ -280,8 +346,13 @@ pub(super) fn write_defaults(app: &App) {
     }
 }
 
-fn parse<T: DeserializeOwned>(table: Table, row: &Row) -> Result<T, String> {
+fn parse<'r, T: Deserialize<'r>>(table: Table, row: &'r Row) -> Result<T, String> {
     serde_json::from_str(&row.doc)
+        .map_err(|error| format!("{} row {}: {error}", table.name(), row.id))
+}
+
+fn parse_ref<'r, T: Deserialize<'r>>(table: Table, row: RowRef<'r>) -> Result<T, String> {
+    serde_json::from_str(row.doc)
         .map_err(|error| format!("{} row {}: {error}", table.name(), row.id))
 }
 
@@ -313,14 +384,10 @@ fn reload_partner(app: &App, slug: &str, stored: &Stored, aside: &mut Aside) {
     let Some(partner) = partner else {
         return;
     };
-    let [users, links, data_requests, operations] = partner_rows(stored, slug);
-    let rows = [
-        users.as_ref(),
-        links.as_ref(),
-        data_requests.as_ref(),
-        operations.as_ref(),
-    ];
-    restore_partner_rows(&partner, rows, aside);
+    // Rows already read cannot fail to be read.
+    if let Err(error) = restore_partner_rows(&partner, stored, aside) {
+        tracing::warn!(partner = %slug, %error, "a partner's rows could not be read back");
+    }
     app.webhooks.forget_tenant(slug);
     for row in stored.rows(Table::WebhookDeliveries) {
         let restored = parse(Table::WebhookDeliveries, row).and_then(|delivery| {

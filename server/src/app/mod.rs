@@ -56,7 +56,8 @@ impl App {
         let file = persist::open(&path)?;
         let app = App::with_sink(settings, file.sink());
         let stored = file.read()?;
-        let aside = load::restore(&app, &stored).map_err(|error| file.corrupt(error))?;
+        let aside =
+            load::restore(&app, &stored, &file.rows()).map_err(|error| file.corrupt(error))?;
         file.start()?;
         load::quarantine(&app, aside);
         load::write_defaults(&app);
@@ -89,7 +90,7 @@ impl App {
             .map_err(failed)?;
         let stored = database.read_all(&txn).await.map_err(failed)?;
         let (restored, writes) = persist::shared::scoped(async {
-            let aside = persist::shared::muted(|| load::restore(&app, &stored));
+            let aside = persist::shared::muted(|| load::restore(&app, &stored, &stored));
             if aside.is_ok() {
                 load::write_defaults(&app);
             }

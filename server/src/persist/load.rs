@@ -1,6 +1,12 @@
 //! Reading a state file back: every row of every table, as stored (JSON documents left as
 //! text), for the layers above to put back through their own APIs. Nothing here knows what
 //! a document holds.
+//!
+//! A partner's state ([`Table::M2M_STATE`]: users, links, data requests, operations) can
+//! be a million rows, so a state file's are not read into memory with the rest: [`Rows`]
+//! hands them out one partner at a time, borrowed straight from SQLite, in the table's key
+//! order (tenant, id), which needs no sort. The layer above parses each document as it
+//! comes and keeps only what it makes of it.
 
 use std::collections::BTreeMap;
 
@@ -18,7 +24,105 @@ pub struct Row {
     pub doc: String,
 }
 
-/// Everything a state file holds.
+/// One row, borrowed from where it was read.
+#[derive(Debug, Clone, Copy)]
+pub struct RowRef<'a> {
+    pub tenant: &'a str,
+    pub id: &'a str,
+    pub position: u64,
+    /// The JSON document, as written.
+    pub doc: &'a str,
+}
+
+impl RowRef<'_> {
+    pub fn to_row(&self) -> Row {
+        Row {
+            tenant: self.tenant.to_owned(),
+            id: self.id.to_owned(),
+            position: self.position,
+            doc: self.doc.to_owned(),
+        }
+    }
+}
+
+/// Rows handed out one tenant at a time: a state file's, read from it as they are asked
+/// for ([`FileRows`]), or rows already read ([`Stored`], a shared database's).
+pub trait Rows {
+    /// Calls `each` with every row of `table` whose tenant is `tenant`, in no set order,
+    /// until `each` returns `false`. `Err`: the rows could not be read.
+    fn each(
+        &self,
+        table: Table,
+        tenant: &str,
+        each: &mut dyn FnMut(RowRef<'_>) -> bool,
+    ) -> Result<(), String>;
+}
+
+/// A state file's rows, read as they are asked for.
+pub struct FileRows<'c>(pub(super) &'c Connection);
+
+impl Rows for FileRows<'_> {
+    fn each(
+        &self,
+        table: Table,
+        tenant: &str,
+        each: &mut dyn FnMut(RowRef<'_>) -> bool,
+    ) -> Result<(), String> {
+        let text = |error: rusqlite::Error| format!("{}: {error}", table.name());
+        // The primary key is (tenant, id): this reads one range of it, in order, no sort.
+        let sql = format!(
+            "SELECT id, position, doc FROM {} WHERE tenant = ?1",
+            table.name()
+        );
+        let mut statement = self.0.prepare_cached(&sql).map_err(text)?;
+        let mut rows = statement.query([tenant]).map_err(text)?;
+        while let Some(row) = rows.next().map_err(text)? {
+            let column = |index: usize| {
+                row.get_ref(index)
+                    .and_then(|value| value.as_str().map_err(Into::into))
+                    .map_err(text)
+            };
+            let position = row.get::<_, i64>(1).map_err(text)?;
+            let row = RowRef {
+                tenant,
+                id: column(0)?,
+                position: u64::try_from(position).unwrap_or_default(),
+                doc: column(2)?,
+            };
+            if !each(row) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Rows for Stored {
+    fn each(
+        &self,
+        table: Table,
+        tenant: &str,
+        each: &mut dyn FnMut(RowRef<'_>) -> bool,
+    ) -> Result<(), String> {
+        let rows = self.rows(table);
+        let start = rows.partition_point(|row| row.tenant.as_str() < tenant);
+        for row in rows[start..].iter().take_while(|row| row.tenant == tenant) {
+            let row = RowRef {
+                tenant: &row.tenant,
+                id: &row.id,
+                position: row.position,
+                doc: &row.doc,
+            };
+            if !each(row) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Everything a state file or shared database holds; for a state file, all but the
+/// partners' state ([`Table::M2M_STATE`]), which [`FileRows`] reads when it is asked for.
 #[derive(Debug, Default)]
 pub struct Stored {
     /// Each entity table's rows, ordered by tenant, then position.
@@ -69,6 +173,9 @@ pub(super) fn read(connection: &Connection) -> Result<Stored, String> {
         .optional()
         .map_err(text)?;
     for table in Table::ALL {
+        if Table::M2M_STATE.contains(&table) {
+            continue;
+        }
         let order = if table == Table::WebhookDeliveries {
             "position"
         } else {

@@ -53,11 +53,11 @@ use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::watch;
 
-pub use load::{Row, Stored};
+pub use load::{FileRows, Row, RowRef, Rows, Stored};
 pub use schema::OpenError;
 
 /// An entity table: all share the layout `(tenant, id, position, doc)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Table {
     M2mPartners,
     M2mUsers,
@@ -504,9 +504,14 @@ impl Opened {
         Sink(Target::File(self.queue.clone()))
     }
 
-    /// Every row the file holds.
+    /// Every row the file holds but the partners' state, which [`Opened::rows`] reads.
     pub fn read(&self) -> Result<Stored, OpenError> {
         load::read(&self.connection).map_err(|error| self.corrupt(error))
+    }
+
+    /// The partners' state rows ([`Table::M2M_STATE`]), one partner at a time.
+    pub fn rows(&self) -> FileRows<'_> {
+        FileRows(&self.connection)
     }
 
     /// The refusal of this file, for `reason`.

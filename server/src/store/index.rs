@@ -75,6 +75,19 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
         previous
     }
 
+    /// Room for `additional` more entries spread evenly, so a map filled in bulk (a state
+    /// file read back) does not grow shard by shard.
+    pub fn reserve(&mut self, additional: usize) {
+        if self.shards.is_empty() {
+            self.shards = (0..SHARDS).map(|_| HashMap::new()).collect();
+        }
+        // Keys spread evenly over the shards; an eighth more leaves room for the unevenness.
+        let each = additional.div_ceil(SHARDS) + additional.div_ceil(SHARDS * 8);
+        for shard in &mut self.shards {
+            shard.reserve(each);
+        }
+    }
+
     pub fn remove<Q>(&mut self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -149,6 +162,23 @@ mod tests {
         assert_eq!(map.shards.len(), SHARDS);
         map.clear();
         assert!(map.shards.is_empty());
+    }
+
+    #[test]
+    fn a_reserved_map_does_not_grow_while_filled_to_what_was_reserved() {
+        let mut map: ShardedMap<u64, ()> = ShardedMap::default();
+        map.reserve(10_000);
+        let capacities: Vec<usize> = map.shards.iter().map(HashMap::capacity).collect();
+        assert!(
+            capacities
+                .iter()
+                .all(|&capacity| capacity >= 10_000 / SHARDS)
+        );
+        for i in 0..10_000u64 {
+            map.insert(i, ());
+        }
+        let after: Vec<usize> = map.shards.iter().map(HashMap::capacity).collect();
+        assert_eq!(after, capacities);
     }
 
     #[test]

@@ -21,6 +21,12 @@ impl Compact {
         )
     }
 
+    /// JSON text as read back from a stored row, kept as it came: the parser checked it,
+    /// and [`Compact::value`] reads it back whatever its spacing.
+    pub(super) fn from_raw(raw: Box<serde_json::value::RawValue>) -> Compact {
+        Compact(raw.into())
+    }
+
     /// The value back. Text written by [`Compact::new`] always parses; `null` otherwise.
     pub(super) fn value(&self) -> Value {
         serde_json::from_str(&self.0).unwrap_or(Value::Null)
@@ -39,5 +45,15 @@ mod tests {
         let compact = Compact::new(&value);
         assert_eq!(compact.value(), value);
         assert!(compact.0.len() < 120, "{}", compact.0);
+    }
+
+    #[test]
+    fn raw_text_comes_back_as_the_value_it_spells() {
+        let raw: Box<serde_json::value::RawValue> =
+            serde_json::from_str(r#"{ "b": [1, 2], "a": "x" }"#).unwrap();
+        assert_eq!(
+            Compact::from_raw(raw).value(),
+            json!({"a": "x", "b": [1, 2]})
+        );
     }
 }

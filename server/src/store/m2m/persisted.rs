@@ -2,12 +2,13 @@
 //! file is loaded. Rows hold the same documents a snapshot does, so loading a partner is
 //! restoring the snapshot its rows make up.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use linkbox_contracts::sandbox::{
-    M2mSnapshot, OperationView, SnapshotDataRequest, SnapshotLink, SnapshotUser,
-};
+use linkbox_contracts::m2m::{Language, LinkStatus};
+use linkbox_contracts::sandbox::{SnapshotLink, SnapshotUser};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use super::{Partner, PartnerState, Partners, open_mode_slug};
 use crate::persist::{Changes, Table};
@@ -20,6 +21,90 @@ pub struct PartnerRow {
     pub key: Option<String>,
     pub webhook_url: Option<String>,
     pub webhook_secret: String,
+}
+
+/// A `m2m_users` row's document (a snapshot's user) as read back: text borrowed from the
+/// row wherever it needs no unescaping, `userData` kept as the JSON text it was stored as.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserDoc<'a> {
+    #[serde(borrow)]
+    pub user_id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub reference_id: Cow<'a, str>,
+    pub user_data: Option<Box<RawValue>>,
+}
+
+/// A `m2m_links` row's document (a snapshot's link) as read back, like [`UserDoc`].
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkDoc<'a> {
+    #[serde(borrow)]
+    pub link_id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub reference_id: Cow<'a, str>,
+    pub status: LinkStatus,
+    #[serde(borrow)]
+    pub token: Cow<'a, str>,
+    #[serde(borrow)]
+    pub flow: Cow<'a, str>,
+    #[serde(borrow)]
+    pub theme: Option<Cow<'a, str>>,
+    pub language: Option<Language>,
+    #[serde(borrow)]
+    pub callback_url: Option<Cow<'a, str>>,
+    pub metadata: Option<Box<RawValue>>,
+    #[serde(borrow)]
+    pub created_at: Cow<'a, str>,
+    #[serde(borrow)]
+    pub expires_at: Cow<'a, str>,
+    #[serde(borrow)]
+    pub opened_at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub revoked_at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub revoke_reason: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub operation_id: Option<Cow<'a, str>>,
+}
+
+/// `value` as JSON text. Serializing a `Value` cannot fail: its keys are strings and its
+/// numbers finite.
+fn raw(value: &serde_json::Value) -> Option<Box<RawValue>> {
+    serde_json::value::to_raw_value(value).ok()
+}
+
+impl<'a> From<&'a SnapshotUser> for UserDoc<'a> {
+    fn from(user: &'a SnapshotUser) -> Self {
+        UserDoc {
+            user_id: Cow::Borrowed(&user.user_id),
+            reference_id: Cow::Borrowed(&user.reference_id),
+            user_data: user.user_data.as_ref().and_then(raw),
+        }
+    }
+}
+
+impl<'a> From<&'a SnapshotLink> for LinkDoc<'a> {
+    fn from(link: &'a SnapshotLink) -> Self {
+        let text = |value: &'a Option<String>| value.as_deref().map(Cow::Borrowed);
+        LinkDoc {
+            link_id: Cow::Borrowed(&link.link_id),
+            reference_id: Cow::Borrowed(&link.reference_id),
+            status: link.status,
+            token: Cow::Borrowed(&link.token),
+            flow: Cow::Borrowed(&link.flow),
+            theme: text(&link.theme),
+            language: link.language,
+            callback_url: text(&link.callback_url),
+            metadata: link.metadata.as_ref().and_then(raw),
+            created_at: Cow::Borrowed(&link.created_at),
+            expires_at: Cow::Borrowed(&link.expires_at),
+            opened_at: text(&link.opened_at),
+            revoked_at: text(&link.revoked_at),
+            revoke_reason: text(&link.revoke_reason),
+            operation_id: text(&link.operation_id),
+        }
+    }
 }
 
 impl Partners {
@@ -73,27 +158,6 @@ impl Partner {
                 },
             );
         });
-    }
-
-    /// Puts back the partner's rows read from the state file, each kind in position order,
-    /// checked as a snapshot restore checks them.
-    pub fn restore_rows(
-        &self,
-        users: Vec<SnapshotUser>,
-        links: Vec<SnapshotLink>,
-        data_requests: Vec<SnapshotDataRequest>,
-        operations: Vec<OperationView>,
-    ) -> Result<(), String> {
-        let webhook_url = self.webhook_url();
-        self.restore(M2mSnapshot {
-            version: super::snapshot::VERSION,
-            partner: self.slug.to_string(),
-            webhook_url,
-            users,
-            links,
-            data_requests,
-            operations,
-        })
     }
 
     /// Writes every partner row again (after a file is loaded: configured partners and

@@ -5,6 +5,7 @@
 //! slug they embed. The webhook secret and the rate-limit windows are not part of it: the
 //! secret is shown once [doc], and windows are not state a test sets up.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -19,6 +20,7 @@ use uuid::Uuid;
 
 use super::compact::Compact;
 use super::operations::Operation;
+use super::persisted::{LinkDoc, UserDoc};
 use super::{DataRequest, Link, Partner, PartnerState, Partners, User, ids};
 use crate::store::stamp::{MaybeStamp, Stamp};
 
@@ -120,14 +122,14 @@ impl Partner {
             webhook_url: snapshot.webhook_url,
             ..PartnerState::default()
         };
-        self.merge(
-            &mut state,
-            snapshot.users,
-            snapshot.links,
-            snapshot.data_requests,
-            snapshot.operations,
-            true,
-        )?;
+        let mut merge = Merge::new(self, true);
+        for user in &snapshot.users {
+            merge.user(&mut state, user.into())?;
+        }
+        for link in &snapshot.links {
+            merge.link(&mut state, link.into())?;
+        }
+        merge.rest(&mut state, snapshot.data_requests, snapshot.operations)?;
         Ok(state)
     }
 
@@ -137,170 +139,32 @@ impl Partner {
     /// whole.
     pub fn apply_rows(
         &self,
-        users: Vec<SnapshotUser>,
-        links: Vec<SnapshotLink>,
+        users: Vec<UserDoc<'_>>,
+        links: Vec<LinkDoc<'_>>,
         data_requests: Vec<SnapshotDataRequest>,
         operations: Vec<OperationView>,
     ) -> Result<(), String> {
         let mut state = self.state.lock();
-        self.merge(&mut state, users, links, data_requests, operations, false)
+        let mut merge = Merge::new(self, false);
+        for user in users {
+            merge.user(&mut state, user)?;
+        }
+        for link in links {
+            merge.link(&mut state, link)?;
+        }
+        merge.rest(&mut state, data_requests, operations)
     }
 
-    /// Adds rows to `state`, each checked as a snapshot restore checks it. `strict` (a
-    /// snapshot, onto an empty state): an id seen twice is refused. Otherwise a row whose id
-    /// `state` holds replaces it.
-    fn merge(
-        &self,
-        state: &mut PartnerState,
-        users: Vec<SnapshotUser>,
-        links: Vec<SnapshotLink>,
-        data_requests: Vec<SnapshotDataRequest>,
-        operations: Vec<OperationView>,
-        strict: bool,
-    ) -> Result<(), String> {
-        for user in users {
-            let suffix = ids::suffix_of(&user.user_id, "user", &self.slug)
-                .and_then(|text| <[u8; 6]>::try_from(text.as_bytes()).ok())
-                .filter(|bytes| bytes.iter().all(u8::is_ascii_alphanumeric))
-                .ok_or_else(|| format!("Invalid userId {:?}", user.user_id))?;
-            if let Some(&index) = state.user_index.get(user.reference_id.as_str()) {
-                let kept = &mut state.users[index as usize];
-                if strict || kept.suffix != suffix {
-                    return Err(format!("referenceId {:?} appears twice", user.reference_id));
-                }
-                kept.data = user.user_data.as_ref().map(Compact::new);
-                continue;
-            }
-            let index = state.users.len() as u32;
-            state
-                .user_index
-                .insert(user.reference_id.as_str().into(), index);
-            state.users.push(User {
-                suffix,
-                reference_id: user.reference_id.into(),
-                data: user.user_data.as_ref().map(Compact::new),
-                links: Vec::new(),
-            });
-            state.minted_users = state.minted_users.max(
-                self.minter("user")
-                    .index(&suffix)
-                    .map_or(0, |index| index + 1),
-            );
+    /// Starts putting the partner's rows read back from a state file together, in whatever
+    /// order they come: [`Load`].
+    pub fn load(&self) -> Load<'_> {
+        Load {
+            merge: Merge::new(self, true),
+            state: PartnerState::default(),
+            users: Vec::new(),
+            links: Vec::new(),
+            users_added: false,
         }
-        let mut operation_ids: HashMap<String, u32> = HashMap::new();
-        for link in links {
-            let suffix = self.parse_link_id(&link.link_id)?;
-            let user = *state
-                .user_index
-                .get(link.reference_id.as_str())
-                .ok_or_else(|| format!("Link {} names an unknown referenceId", link.link_id))?;
-            let existing = state.link_index.get(&suffix).copied();
-            if existing.is_some() && strict {
-                return Err(format!("linkId {:?} appears twice", link.link_id));
-            }
-            let index = existing.unwrap_or(state.links.len() as u32);
-            if let Some(operation_id) = &link.operation_id {
-                operation_ids.insert(operation_id.clone(), index);
-            }
-            let kept = Link {
-                suffix,
-                user,
-                status: link.status,
-                token: Uuid::parse_str(&link.token)
-                    .map_err(|_| format!("Invalid token of link {}", link.link_id))?,
-                flow: link.flow.into(),
-                theme: link.theme.map(Into::into),
-                language: link.language,
-                callback_url: link.callback_url.map(Into::into),
-                metadata: link.metadata.as_ref().map(Compact::new),
-                created_at: Stamp::of(time_of(&link.created_at)?),
-                expires_at: Stamp::of(time_of(&link.expires_at)?),
-                opened_at: MaybeStamp::of(link.opened_at.as_deref().map(time_of).transpose()?),
-                revoked_at: MaybeStamp::of(link.revoked_at.as_deref().map(time_of).transpose()?),
-                revoke_reason: link.revoke_reason.map(Into::into),
-                operation_id: link.operation_id.map(Into::into),
-            };
-            match existing {
-                Some(index) => {
-                    if state.links[index as usize].user != user {
-                        return Err(format!("Link {} changed its referenceId", link.link_id));
-                    }
-                    state.links[index as usize] = kept;
-                }
-                None => {
-                    state.link_index.insert(suffix, index);
-                    state.users[user as usize].links.push(index);
-                    state.links.push(kept);
-                }
-            }
-        }
-        for request in data_requests {
-            let suffix = ids::suffix_of(&request.data_request_id, "dr", &self.slug)
-                .and_then(ids::parse_hex48)
-                .ok_or_else(|| format!("Invalid dataRequestId {:?}", request.data_request_id))?;
-            let link = self.parse_link_id(&request.link_id)?;
-            let link = *state.link_index.get(&link).ok_or_else(|| {
-                format!(
-                    "Data request {} names an unknown link",
-                    request.data_request_id
-                )
-            })?;
-            state.data_requests.insert(
-                suffix,
-                DataRequest {
-                    suffix,
-                    link,
-                    required_fields: request.required_fields,
-                    fulfilled_at: request.fulfilled_at.as_deref().map(time_of).transpose()?,
-                },
-            );
-        }
-        for operation in operations {
-            let suffix = ids::suffix_of(&operation.operation_id, "op", &self.slug)
-                .and_then(|text| <[u8; 6]>::try_from(text.as_bytes()).ok())
-                .ok_or_else(|| format!("Invalid operationId {:?}", operation.operation_id))?;
-            // The link whose operationId it is: among the rows just merged, or (an operation
-            // changed without its link) among the links kept.
-            let link = match operation_ids.get(&operation.operation_id) {
-                Some(link) => Some(*link),
-                None => state
-                    .links
-                    .iter()
-                    .position(|link| {
-                        link.operation_id.as_deref() == Some(operation.operation_id.as_str())
-                    })
-                    .and_then(|index| u32::try_from(index).ok()),
-            }
-            .ok_or_else(|| {
-                format!(
-                    "Operation {} is not the operationId of any link",
-                    operation.operation_id
-                )
-            })?;
-            let cancelled_at = operation.cancelled_at.as_deref().map(time_of).transpose()?;
-            if (operation.status == OperationStatus::Cancelled) != cancelled_at.is_some() {
-                return Err(format!(
-                    "Operation {}: status and cancelledAt disagree",
-                    operation.operation_id
-                ));
-            }
-            state.operations.insert(
-                link,
-                Operation {
-                    suffix,
-                    amount: operation.amount,
-                    created_at: time_of(&operation.created_at)?,
-                    cancelled_at,
-                },
-            );
-            // Mint on past every id held, whoever minted it.
-            state.minted_operations = state.minted_operations.max(
-                self.minter("op")
-                    .index(&suffix)
-                    .map_or(0, |index| index + 1),
-            );
-        }
-        Ok(())
     }
 
     fn parse_link_id(&self, link_id: &str) -> Result<u64, String> {
@@ -551,6 +415,296 @@ impl Iterator for SnapshotPieces {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.next_piece().map(|piece| piece.map(bytes::Bytes::from))
+    }
+}
+
+/// Rows being put onto a partner's state, each checked as a snapshot restore checks it.
+/// `strict` (a snapshot or a state file, onto an empty state): an id seen twice is refused.
+/// Otherwise (a shared database's newer rows) a row whose id the state holds replaces it.
+struct Merge<'p> {
+    partner: &'p Partner,
+    strict: bool,
+    /// The permutations behind `userId`s and `operationId`s, to mint past every id held.
+    user_ids: ids::Minter,
+    operation_ids: ids::Minter,
+    /// The link each `operationId` met so far is the operation of.
+    operation_links: HashMap<Box<str>, u32>,
+}
+
+impl<'p> Merge<'p> {
+    fn new(partner: &'p Partner, strict: bool) -> Merge<'p> {
+        Merge {
+            partner,
+            strict,
+            user_ids: partner.minter("user"),
+            operation_ids: partner.minter("op"),
+            operation_links: HashMap::new(),
+        }
+    }
+
+    fn user(&mut self, state: &mut PartnerState, doc: UserDoc<'_>) -> Result<(), String> {
+        let user = self.user_of(doc)?;
+        self.add_user(state, user)
+    }
+
+    fn link(&mut self, state: &mut PartnerState, doc: LinkDoc<'_>) -> Result<(), String> {
+        let link = self.link_of(state, doc)?;
+        self.add_link(state, link)
+    }
+
+    /// A user row, checked on its own.
+    fn user_of(&self, doc: UserDoc<'_>) -> Result<User, String> {
+        let suffix = ids::suffix_of(&doc.user_id, "user", &self.partner.slug)
+            .and_then(|text| <[u8; 6]>::try_from(text.as_bytes()).ok())
+            .filter(|bytes| bytes.iter().all(u8::is_ascii_alphanumeric))
+            .ok_or_else(|| format!("Invalid userId {:?}", doc.user_id))?;
+        Ok(User {
+            suffix,
+            reference_id: doc.reference_id.into(),
+            data: doc.user_data.map(Compact::from_raw),
+            links: Vec::new(),
+        })
+    }
+
+    /// Adds `user`, or (not strict) replaces the data of the user with its `referenceId`.
+    fn add_user(&mut self, state: &mut PartnerState, user: User) -> Result<(), String> {
+        if let Some(&index) = state.user_index.get(&*user.reference_id) {
+            let kept = &mut state.users[index as usize];
+            if self.strict || kept.suffix != user.suffix {
+                return Err(format!("referenceId {:?} appears twice", user.reference_id));
+            }
+            kept.data = user.data;
+            return Ok(());
+        }
+        let index = u32::try_from(state.users.len()).map_err(|_| "too many users".to_owned())?;
+        state.minted_users = state.minted_users.max(
+            self.user_ids
+                .index(&user.suffix)
+                .map_or(0, |index| index + 1),
+        );
+        state.user_index.insert(user.reference_id.clone(), index);
+        state.users.push(user);
+        Ok(())
+    }
+
+    /// A link row, checked on its own and against the users added so far.
+    fn link_of(&self, state: &PartnerState, doc: LinkDoc<'_>) -> Result<Link, String> {
+        let suffix = self.partner.parse_link_id(&doc.link_id)?;
+        let user = *state
+            .user_index
+            .get(&*doc.reference_id)
+            .ok_or_else(|| format!("Link {} names an unknown referenceId", doc.link_id))?;
+        let optional_time = |text: Option<Cow<'_, str>>| text.as_deref().map(time_of).transpose();
+        Ok(Link {
+            suffix,
+            user,
+            status: doc.status,
+            token: Uuid::parse_str(&doc.token)
+                .map_err(|_| format!("Invalid token of link {}", doc.link_id))?,
+            flow: Arc::from(&*doc.flow),
+            theme: doc.theme.map(Into::into),
+            language: doc.language,
+            callback_url: doc.callback_url.map(Into::into),
+            metadata: doc.metadata.map(Compact::from_raw),
+            created_at: Stamp::of(time_of(&doc.created_at)?),
+            expires_at: Stamp::of(time_of(&doc.expires_at)?),
+            opened_at: MaybeStamp::of(optional_time(doc.opened_at)?),
+            revoked_at: MaybeStamp::of(optional_time(doc.revoked_at)?),
+            revoke_reason: doc.revoke_reason.map(Into::into),
+            operation_id: doc.operation_id.map(Into::into),
+        })
+    }
+
+    /// Adds `link`, or (not strict) replaces the link with its id.
+    fn add_link(&mut self, state: &mut PartnerState, link: Link) -> Result<(), String> {
+        let existing = state.link_index.get(&link.suffix).copied();
+        if existing.is_some() && self.strict {
+            return Err(format!(
+                "linkId {:?} appears twice",
+                self.partner.link_id(link.suffix)
+            ));
+        }
+        let index = match existing {
+            Some(index) => index,
+            None => u32::try_from(state.links.len()).map_err(|_| "too many links".to_owned())?,
+        };
+        if let Some(operation_id) = &link.operation_id {
+            self.operation_links.insert(operation_id.clone(), index);
+        }
+        match existing {
+            Some(index) => {
+                if state.links[index as usize].user != link.user {
+                    return Err(format!(
+                        "Link {} changed its referenceId",
+                        self.partner.link_id(link.suffix)
+                    ));
+                }
+                state.links[index as usize] = link;
+            }
+            None => {
+                state.link_index.insert(link.suffix, index);
+                state.users[link.user as usize].links.push(index);
+                state.links.push(link);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the data requests and operations, once the links they name are in.
+    fn rest(
+        &mut self,
+        state: &mut PartnerState,
+        data_requests: Vec<SnapshotDataRequest>,
+        operations: Vec<OperationView>,
+    ) -> Result<(), String> {
+        let slug = &self.partner.slug;
+        for request in data_requests {
+            let suffix = ids::suffix_of(&request.data_request_id, "dr", slug)
+                .and_then(ids::parse_hex48)
+                .ok_or_else(|| format!("Invalid dataRequestId {:?}", request.data_request_id))?;
+            let link = self.partner.parse_link_id(&request.link_id)?;
+            let link = *state.link_index.get(&link).ok_or_else(|| {
+                format!(
+                    "Data request {} names an unknown link",
+                    request.data_request_id
+                )
+            })?;
+            state.data_requests.insert(
+                suffix,
+                DataRequest {
+                    suffix,
+                    link,
+                    required_fields: request.required_fields,
+                    fulfilled_at: request.fulfilled_at.as_deref().map(time_of).transpose()?,
+                },
+            );
+        }
+        for operation in operations {
+            let suffix = ids::suffix_of(&operation.operation_id, "op", slug)
+                .and_then(|text| <[u8; 6]>::try_from(text.as_bytes()).ok())
+                .ok_or_else(|| format!("Invalid operationId {:?}", operation.operation_id))?;
+            // The link whose operationId it is: among the rows just merged, or (an operation
+            // changed without its link) among the links kept.
+            let link = match self.operation_links.get(operation.operation_id.as_str()) {
+                Some(link) => Some(*link),
+                None => state
+                    .links
+                    .iter()
+                    .position(|link| {
+                        link.operation_id.as_deref() == Some(operation.operation_id.as_str())
+                    })
+                    .and_then(|index| u32::try_from(index).ok()),
+            }
+            .ok_or_else(|| {
+                format!(
+                    "Operation {} is not the operationId of any link",
+                    operation.operation_id
+                )
+            })?;
+            let cancelled_at = operation.cancelled_at.as_deref().map(time_of).transpose()?;
+            if (operation.status == OperationStatus::Cancelled) != cancelled_at.is_some() {
+                return Err(format!(
+                    "Operation {}: status and cancelledAt disagree",
+                    operation.operation_id
+                ));
+            }
+            state.operations.insert(
+                link,
+                Operation {
+                    suffix,
+                    amount: operation.amount,
+                    created_at: time_of(&operation.created_at)?,
+                    cancelled_at,
+                },
+            );
+            // Mint on past every id held, whoever minted it.
+            state.minted_operations = state.minted_operations.max(
+                self.operation_ids
+                    .index(&suffix)
+                    .map_or(0, |index| index + 1),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A partner's rows read back from a state file, put together into its state. Rows come in
+/// the file's key order, not creation order: each is checked and made compact as it comes
+/// (nothing of its text is kept), and the kinds are put in creation order (their rows'
+/// positions) when the next kind starts. Users come before links, and the whole is checked
+/// as a snapshot restore checks it.
+pub struct Load<'p> {
+    merge: Merge<'p>,
+    state: PartnerState,
+    users: Vec<(u64, User)>,
+    links: Vec<(u64, Link)>,
+    /// The users are in `state` (a link's `referenceId` is looked up there).
+    users_added: bool,
+}
+
+impl Load<'_> {
+    /// Takes the user row at `position`.
+    pub fn user(&mut self, position: u64, doc: UserDoc<'_>) -> Result<(), String> {
+        if self.users_added {
+            return Err("a user row came after the links".into());
+        }
+        let user = self.merge.user_of(doc)?;
+        self.users.push((position, user));
+        Ok(())
+    }
+
+    /// Takes the link row at `position`.
+    pub fn link(&mut self, position: u64, doc: LinkDoc<'_>) -> Result<(), String> {
+        self.add_users()?;
+        let link = self.merge.link_of(&self.state, doc)?;
+        self.links.push((position, link));
+        Ok(())
+    }
+
+    fn add_users(&mut self) -> Result<(), String> {
+        if self.users_added {
+            return Ok(());
+        }
+        self.users_added = true;
+        let mut users = std::mem::take(&mut self.users);
+        users.sort_by_key(|(position, _)| *position);
+        self.state.users.reserve_exact(users.len());
+        self.state.user_index.reserve(users.len());
+        for (_, user) in users {
+            self.merge.add_user(&mut self.state, user)?;
+        }
+        Ok(())
+    }
+
+    /// Adds the rows taken, then `data_requests` and `operations`, and makes the result the
+    /// partner's state (its webhook settings, restored with its row, are kept). Writes
+    /// nothing: these are the rows the file holds. On `Err` the partner is unchanged.
+    pub fn finish(
+        mut self,
+        data_requests: Vec<SnapshotDataRequest>,
+        operations: Vec<OperationView>,
+    ) -> Result<(), String> {
+        self.add_users()?;
+        let mut links = std::mem::take(&mut self.links);
+        links.sort_by_key(|(position, _)| *position);
+        self.state.links.reserve_exact(links.len());
+        self.state.link_index.reserve(links.len());
+        for (_, link) in links {
+            self.merge.add_link(&mut self.state, link)?;
+        }
+        self.merge
+            .rest(&mut self.state, data_requests, operations)?;
+        let partner = self.merge.partner;
+        let mut state = partner.state.lock();
+        let webhook_url = state.webhook_url.take();
+        let webhook_secret = std::mem::take(&mut state.webhook_secret);
+        *state = PartnerState {
+            webhook_url,
+            webhook_secret,
+            ..self.state
+        };
+        partner.changes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }
 
