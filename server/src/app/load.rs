@@ -15,8 +15,8 @@ use time::Duration;
 use super::App;
 use crate::persist::{Row, RowRef, Rows, Stored, Table};
 use crate::store::leaf::Account;
-use crate::store::m2m::Partner;
 use crate::store::m2m::persisted::{LinkDoc, UserDoc};
+use crate::store::m2m::{Load, LoadLinks, Partner};
 
 /// A row set aside at load, and why.
 pub(super) struct Quarantined {
@@ -203,36 +203,33 @@ fn partner_rows<'a>(stored: &'a Stored, slug: &str) -> [Option<Vec<&'a Row>>; 4]
 /// and made compact as it is read (a row that does not parse is set aside), or, when they
 /// do not restore together, starts the partner empty with every one set aside. `Err` only
 /// when the rows cannot be read.
+///
+/// The links are read on a second thread while this one reads the users: the two are most
+/// of a large file, and each row is parsed on its own.
 fn restore_partner_rows(
     partner: &Partner,
     rows: &dyn Rows,
     aside: &mut Aside,
 ) -> Result<(), String> {
     let slug: &str = &partner.slug;
-    let mut load = partner.load();
-    let mut failed: Option<String> = None;
-    rows.each(Table::M2mUsers, slug, &mut |row| {
-        match parse_ref::<UserDoc>(Table::M2mUsers, row) {
-            Ok(doc) => keep(load.user(row.position, doc), &mut failed),
-            Err(reason) => aside.put_ref(Table::M2mUsers, row, reason),
-        }
-        failed.is_none()
-    })?;
-    if failed.is_none() {
-        rows.each(Table::M2mLinks, slug, &mut |row| {
-            match parse_ref::<LinkDoc>(Table::M2mLinks, row) {
-                Ok(doc) => keep(load.link(row.position, doc), &mut failed),
-                Err(reason) => aside.put_ref(Table::M2mLinks, row, reason),
-            }
-            failed.is_none()
-        })?;
-    }
-    let loaded = match failed {
+    let (users, links) = std::thread::scope(|scope| {
+        let links = scope.spawn(|| read_links(partner, rows));
+        let users = read_users(partner, rows, aside);
+        // A panic on the links' thread is a bug; it is passed on, not turned into data.
+        let links = links
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (users, links)
+    });
+    let (load, users_failed) = users?;
+    let (links, links_aside, links_failed) = links?;
+    aside.0.extend(links_aside.0);
+    let loaded = match users_failed.or(links_failed) {
         Some(error) => Err(error),
         None => {
             let data_requests = owned_documents(rows, Table::M2mDataRequests, slug, aside)?;
             let operations = owned_documents(rows, Table::M2mOperations, slug, aside)?;
-            load.finish(data_requests, operations)
+            load.finish(links, data_requests, operations)
         }
     };
     if let Err(error) = loaded {
@@ -255,6 +252,46 @@ fn restore_partner_rows(
         }
     }
     Ok(())
+}
+
+/// A partner's users, taken into a [`Load`] (their creation order made), and the first
+/// error among them. A row that does not parse is set aside.
+fn read_users<'p>(
+    partner: &'p Partner,
+    rows: &dyn Rows,
+    aside: &mut Aside,
+) -> Result<(Load<'p>, Option<String>), String> {
+    let mut load = partner.load();
+    let mut failed = None;
+    rows.each(Table::M2mUsers, &partner.slug, &mut |row| {
+        match parse_ref::<UserDoc>(Table::M2mUsers, row) {
+            Ok(doc) => keep(load.user(row.position, doc), &mut failed),
+            Err(reason) => aside.put_ref(Table::M2mUsers, row, reason),
+        }
+        failed.is_none()
+    })?;
+    if failed.is_none() {
+        keep(load.add_users(), &mut failed);
+    }
+    Ok((load, failed))
+}
+
+/// A partner's links, the rows set aside among them, and the first error.
+fn read_links<'p>(
+    partner: &'p Partner,
+    rows: &dyn Rows,
+) -> Result<(LoadLinks<'p>, Aside, Option<String>), String> {
+    let mut links = partner.load_links();
+    let mut aside = Aside::default();
+    let mut failed = None;
+    rows.each(Table::M2mLinks, &partner.slug, &mut |row| {
+        match parse_ref::<LinkDoc>(Table::M2mLinks, row) {
+            Ok(doc) => keep(links.link(row.position, doc), &mut failed),
+            Err(reason) => aside.put_ref(Table::M2mLinks, row, reason),
+        }
+        failed.is_none()
+    })?;
+    Ok((links, aside, failed))
 }
 
 /// Keeps the first error of a partner's rows.

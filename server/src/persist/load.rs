@@ -9,8 +9,10 @@
 //! comes and keeps only what it makes of it.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension};
+use parking_lot::Mutex;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::Table;
 
@@ -47,7 +49,7 @@ impl RowRef<'_> {
 
 /// Rows handed out one tenant at a time: a state file's, read from it as they are asked
 /// for ([`FileRows`]), or rows already read ([`Stored`], a shared database's).
-pub trait Rows {
+pub trait Rows: Sync {
     /// Calls `each` with every row of `table` whose tenant is `tenant`, in no set order,
     /// until `each` returns `false`. `Err`: the rows could not be read.
     fn each(
@@ -58,10 +60,33 @@ pub trait Rows {
     ) -> Result<(), String>;
 }
 
-/// A state file's rows, read as they are asked for.
-pub struct FileRows<'c>(pub(super) &'c Connection);
+/// A state file's rows, read as they are asked for, each call on a read-only connection of
+/// its own, so that calls on several threads read at once.
+pub struct FileRows {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
 
-impl Rows for FileRows<'_> {
+impl FileRows {
+    pub(super) fn new(path: &Path) -> FileRows {
+        FileRows {
+            path: path.to_owned(),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn connection(&self) -> rusqlite::Result<Connection> {
+        if let Some(connection) = self.idle.lock().pop() {
+            return Ok(connection);
+        }
+        Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+    }
+}
+
+impl Rows for FileRows {
     fn each(
         &self,
         table: Table,
@@ -69,30 +94,34 @@ impl Rows for FileRows<'_> {
         each: &mut dyn FnMut(RowRef<'_>) -> bool,
     ) -> Result<(), String> {
         let text = |error: rusqlite::Error| format!("{}: {error}", table.name());
-        // The primary key is (tenant, id): this reads one range of it, in order, no sort.
-        let sql = format!(
-            "SELECT id, position, doc FROM {} WHERE tenant = ?1",
-            table.name()
-        );
-        let mut statement = self.0.prepare_cached(&sql).map_err(text)?;
-        let mut rows = statement.query([tenant]).map_err(text)?;
-        while let Some(row) = rows.next().map_err(text)? {
-            let column = |index: usize| {
-                row.get_ref(index)
-                    .and_then(|value| value.as_str().map_err(Into::into))
-                    .map_err(text)
-            };
-            let position = row.get::<_, i64>(1).map_err(text)?;
-            let row = RowRef {
-                tenant,
-                id: column(0)?,
-                position: u64::try_from(position).unwrap_or_default(),
-                doc: column(2)?,
-            };
-            if !each(row) {
-                break;
+        let connection = self.connection().map_err(text)?;
+        {
+            // The primary key is (tenant, id): this reads one range of it, in order, no sort.
+            let sql = format!(
+                "SELECT id, position, doc FROM {} WHERE tenant = ?1",
+                table.name()
+            );
+            let mut statement = connection.prepare_cached(&sql).map_err(text)?;
+            let mut rows = statement.query([tenant]).map_err(text)?;
+            while let Some(row) = rows.next().map_err(text)? {
+                let column = |index: usize| {
+                    row.get_ref(index)
+                        .and_then(|value| value.as_str().map_err(Into::into))
+                        .map_err(text)
+                };
+                let position = row.get::<_, i64>(1).map_err(text)?;
+                let row = RowRef {
+                    tenant,
+                    id: column(0)?,
+                    position: u64::try_from(position).unwrap_or_default(),
+                    doc: column(2)?,
+                };
+                if !each(row) {
+                    break;
+                }
             }
         }
+        self.idle.lock().push(connection);
         Ok(())
     }
 }

@@ -510,8 +510,8 @@ impl Opened {
     }
 
     /// The partners' state rows ([`Table::M2M_STATE`]), one partner at a time.
-    pub fn rows(&self) -> FileRows<'_> {
-        FileRows(&self.connection)
+    pub fn rows(&self) -> FileRows {
+        FileRows::new(&self.queue.path)
     }
 
     /// The refusal of this file, for `reason`.

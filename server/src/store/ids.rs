@@ -65,6 +65,9 @@ pub const ALNUM6_SPACE: u64 = 62u64.pow(6);
 #[derive(Debug, Clone, Copy)]
 pub struct Minter {
     steps: [(u64, u64); 2],
+    /// Each step's multiplier's inverse, for [`Minter::index`] (a state file's million ids
+    /// are each undone once at load).
+    inverses: [u64; 2],
 }
 
 impl Minter {
@@ -85,8 +88,10 @@ impl Minter {
             }
             value
         };
+        let steps = [(unit(word(0)), word(8)), (unit(word(16)), word(24))];
         Minter {
-            steps: [(unit(word(0)), word(8)), (unit(word(16)), word(24))],
+            steps,
+            inverses: steps.map(|(a, _)| inverse_mod(a, ALNUM6_SPACE)),
         }
     }
 
@@ -111,9 +116,9 @@ impl Minter {
             let digit = ALNUM.iter().position(|c| c == byte)? as u64;
             value = value * 62 + digit;
         }
-        value = unaffine(self.steps[1], value);
+        value = unaffine(self.steps[1], self.inverses[1], value);
         value = reverse_digits(value);
-        Some(unaffine(self.steps[0], value))
+        Some(unaffine(self.steps[0], self.inverses[0], value))
     }
 }
 
@@ -121,8 +126,8 @@ fn affine((a, b): (u64, u64), x: u64) -> u64 {
     ((u128::from(a) * u128::from(x) + u128::from(b)) % u128::from(ALNUM6_SPACE)) as u64
 }
 
-fn unaffine((a, b): (u64, u64), y: u64) -> u64 {
-    let inverse = inverse_mod(a, ALNUM6_SPACE);
+/// Undoes [`affine`]`((a, b), _)`, given `a`'s inverse.
+fn unaffine((_, b): (u64, u64), inverse: u64, y: u64) -> u64 {
     let shifted = (y + ALNUM6_SPACE - b) % ALNUM6_SPACE;
     ((u128::from(inverse) * u128::from(shifted)) % u128::from(ALNUM6_SPACE)) as u64
 }

@@ -36,7 +36,7 @@ mod snapshot;
 mod tests_support;
 
 pub use operations::{NewOperation, OperationError};
-pub use snapshot::{SnapshotChanged, SnapshotPieces};
+pub use snapshot::{Load, LoadLinks, SnapshotChanged, SnapshotPieces};
 
 /// Why a key was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -332,6 +332,8 @@ pub struct Partner {
     widget_base: Arc<str>,
     sink: Sink,
     state: Mutex<PartnerState>,
+    /// The permutations `userId`s and `operationId`s are minted through, made on first use.
+    minters: std::sync::OnceLock<[ids::Minter; 2]>,
 }
 
 #[derive(Default)]
@@ -380,8 +382,29 @@ impl Partner {
     }
 
     /// The permutation this partner's `kind` ids (`user`, `op`) are minted through.
-    fn minter(&self, kind: &str) -> ids::Minter {
-        ids::Minter::new(&format!("{kind}:{}", self.slug))
+    fn minter(&self, kind: IdKind) -> &ids::Minter {
+        let minters = self.minters.get_or_init(|| {
+            [IdKind::User, IdKind::Operation]
+                .map(|kind| ids::Minter::new(&format!("{}:{}", kind.prefix(), self.slug)))
+        });
+        &minters[kind as usize]
+    }
+}
+
+/// The ids minted by counting through an [`ids::Minter`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum IdKind {
+    User = 0,
+    Operation = 1,
+}
+
+impl IdKind {
+    /// The id's prefix, which also keys its permutation.
+    fn prefix(self) -> &'static str {
+        match self {
+            IdKind::User => "user",
+            IdKind::Operation => "op",
+        }
     }
 }
 
@@ -489,6 +512,7 @@ impl Partner {
             widget_base,
             sink,
             state: Mutex::new(state),
+            minters: std::sync::OnceLock::new(),
         }
     }
 
@@ -508,6 +532,7 @@ impl Partner {
                 webhook_secret: new_webhook_secret(),
                 ..PartnerState::default()
             }),
+            minters: std::sync::OnceLock::new(),
         }
     }
 
@@ -592,7 +617,7 @@ impl Partner {
             }
             None => {
                 let index = state.users.len() as u32;
-                let suffix = self.minter("user").mint(state.minted_users);
+                let suffix = self.minter(IdKind::User).mint(state.minted_users);
                 state.minted_users += 1;
                 state.users.push(User {
                     suffix,

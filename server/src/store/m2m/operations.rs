@@ -60,7 +60,9 @@ impl Partner {
         {
             return Err(OperationError::OperationExists);
         }
-        let suffix = self.minter("op").mint(state.minted_operations);
+        let suffix = self
+            .minter(super::IdKind::Operation)
+            .mint(state.minted_operations);
         state.minted_operations += 1;
         let operation = Operation {
             suffix,

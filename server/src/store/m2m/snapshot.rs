@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::compact::Compact;
 use super::operations::Operation;
 use super::persisted::{LinkDoc, UserDoc};
-use super::{DataRequest, Link, Partner, PartnerState, Partners, User, ids};
+use super::{DataRequest, IdKind, Link, Partner, PartnerState, Partners, User, ids};
 use crate::store::stamp::{MaybeStamp, Stamp};
 
 /// Snapshot format version.
@@ -153,18 +153,6 @@ impl Partner {
             merge.link(&mut state, link)?;
         }
         merge.rest(&mut state, data_requests, operations)
-    }
-
-    /// Starts putting the partner's rows read back from a state file together, in whatever
-    /// order they come: [`Load`].
-    pub fn load(&self) -> Load<'_> {
-        Load {
-            merge: Merge::new(self, true),
-            state: PartnerState::default(),
-            users: Vec::new(),
-            links: Vec::new(),
-            users_added: false,
-        }
     }
 
     fn parse_link_id(&self, link_id: &str) -> Result<u64, String> {
@@ -424,9 +412,6 @@ impl Iterator for SnapshotPieces {
 struct Merge<'p> {
     partner: &'p Partner,
     strict: bool,
-    /// The permutations behind `userId`s and `operationId`s, to mint past every id held.
-    user_ids: ids::Minter,
-    operation_ids: ids::Minter,
     /// The link each `operationId` met so far is the operation of.
     operation_links: HashMap<Box<str>, u32>,
 }
@@ -436,8 +421,6 @@ impl<'p> Merge<'p> {
         Merge {
             partner,
             strict,
-            user_ids: partner.minter("user"),
-            operation_ids: partner.minter("op"),
             operation_links: HashMap::new(),
         }
     }
@@ -468,62 +451,50 @@ impl<'p> Merge<'p> {
 
     /// Adds `user`, or (not strict) replaces the data of the user with its `referenceId`.
     fn add_user(&mut self, state: &mut PartnerState, user: User) -> Result<(), String> {
-        if let Some(&index) = state.user_index.get(&*user.reference_id) {
+        // Strict, a repeated `referenceId` is found by the insert below: one lookup a user.
+        if !self.strict
+            && let Some(&index) = state.user_index.get(&*user.reference_id)
+        {
             let kept = &mut state.users[index as usize];
-            if self.strict || kept.suffix != user.suffix {
+            if kept.suffix != user.suffix {
                 return Err(format!("referenceId {:?} appears twice", user.reference_id));
             }
             kept.data = user.data;
             return Ok(());
         }
         let index = u32::try_from(state.users.len()).map_err(|_| "too many users".to_owned())?;
+        if state
+            .user_index
+            .insert(user.reference_id.clone(), index)
+            .is_some()
+        {
+            return Err(format!("referenceId {:?} appears twice", user.reference_id));
+        }
         state.minted_users = state.minted_users.max(
-            self.user_ids
+            self.partner
+                .minter(IdKind::User)
                 .index(&user.suffix)
                 .map_or(0, |index| index + 1),
         );
-        state.user_index.insert(user.reference_id.clone(), index);
         state.users.push(user);
         Ok(())
     }
 
     /// A link row, checked on its own and against the users added so far.
     fn link_of(&self, state: &PartnerState, doc: LinkDoc<'_>) -> Result<Link, String> {
-        let suffix = self.partner.parse_link_id(&doc.link_id)?;
-        let user = *state
-            .user_index
-            .get(&*doc.reference_id)
-            .ok_or_else(|| format!("Link {} names an unknown referenceId", doc.link_id))?;
-        let optional_time = |text: Option<Cow<'_, str>>| text.as_deref().map(time_of).transpose();
-        Ok(Link {
-            suffix,
-            user,
-            status: doc.status,
-            token: Uuid::parse_str(&doc.token)
-                .map_err(|_| format!("Invalid token of link {}", doc.link_id))?,
-            flow: Arc::from(&*doc.flow),
-            theme: doc.theme.map(Into::into),
-            language: doc.language,
-            callback_url: doc.callback_url.map(Into::into),
-            metadata: doc.metadata.map(Compact::from_raw),
-            created_at: Stamp::of(time_of(&doc.created_at)?),
-            expires_at: Stamp::of(time_of(&doc.expires_at)?),
-            opened_at: MaybeStamp::of(optional_time(doc.opened_at)?),
-            revoked_at: MaybeStamp::of(optional_time(doc.revoked_at)?),
-            revoke_reason: doc.revoke_reason.map(Into::into),
-            operation_id: doc.operation_id.map(Into::into),
-        })
+        let (reference_id, mut link) = self.partner.link_from(doc)?;
+        link.user = user_of_link(state, &reference_id, self.partner, link.suffix)?;
+        Ok(link)
     }
 
     /// Adds `link`, or (not strict) replaces the link with its id.
     fn add_link(&mut self, state: &mut PartnerState, link: Link) -> Result<(), String> {
-        let existing = state.link_index.get(&link.suffix).copied();
-        if existing.is_some() && self.strict {
-            return Err(format!(
-                "linkId {:?} appears twice",
-                self.partner.link_id(link.suffix)
-            ));
-        }
+        // Strict, a repeated id is found by the insert below: one lookup a link.
+        let existing = if self.strict {
+            None
+        } else {
+            state.link_index.get(&link.suffix).copied()
+        };
         let index = match existing {
             Some(index) => index,
             None => u32::try_from(state.links.len()).map_err(|_| "too many links".to_owned())?,
@@ -542,7 +513,12 @@ impl<'p> Merge<'p> {
                 state.links[index as usize] = link;
             }
             None => {
-                state.link_index.insert(link.suffix, index);
+                if state.link_index.insert(link.suffix, index).is_some() {
+                    return Err(format!(
+                        "linkId {:?} appears twice",
+                        self.partner.link_id(link.suffix)
+                    ));
+                }
                 state.users[link.user as usize].links.push(index);
                 state.links.push(link);
             }
@@ -619,7 +595,8 @@ impl<'p> Merge<'p> {
             );
             // Mint on past every id held, whoever minted it.
             state.minted_operations = state.minted_operations.max(
-                self.operation_ids
+                self.partner
+                    .minter(IdKind::Operation)
                     .index(&suffix)
                     .map_or(0, |index| index + 1),
             );
@@ -628,73 +605,176 @@ impl<'p> Merge<'p> {
     }
 }
 
-/// A partner's rows read back from a state file, put together into its state. Rows come in
-/// the file's key order, not creation order: each is checked and made compact as it comes
-/// (nothing of its text is kept), and the kinds are put in creation order (their rows'
-/// positions) when the next kind starts. Users come before links, and the whole is checked
-/// as a snapshot restore checks it.
+/// The index of the user with `reference_id`, which link `suffix` names.
+fn user_of_link(
+    state: &PartnerState,
+    reference_id: &str,
+    partner: &Partner,
+    suffix: u64,
+) -> Result<u32, String> {
+    state.user_index.get(reference_id).copied().ok_or_else(|| {
+        format!(
+            "Link {} names an unknown referenceId",
+            partner.link_id(suffix)
+        )
+    })
+}
+
+impl Partner {
+    /// A link row checked on its own, and the `referenceId` of the user it names (its
+    /// `user` is left for the caller to find).
+    fn link_from<'a>(&self, doc: LinkDoc<'a>) -> Result<(Cow<'a, str>, Link), String> {
+        let suffix = self.parse_link_id(&doc.link_id)?;
+        let optional_time = |text: Option<Cow<'_, str>>| text.as_deref().map(time_of).transpose();
+        let link = Link {
+            suffix,
+            user: 0,
+            status: doc.status,
+            token: Uuid::parse_str(&doc.token)
+                .map_err(|_| format!("Invalid token of link {}", doc.link_id))?,
+            flow: Arc::from(&*doc.flow),
+            theme: doc.theme.map(Into::into),
+            language: doc.language,
+            callback_url: doc.callback_url.map(Into::into),
+            metadata: doc.metadata.map(Compact::from_raw),
+            created_at: Stamp::of(time_of(&doc.created_at)?),
+            expires_at: Stamp::of(time_of(&doc.expires_at)?),
+            opened_at: MaybeStamp::of(optional_time(doc.opened_at)?),
+            revoked_at: MaybeStamp::of(optional_time(doc.revoked_at)?),
+            revoke_reason: doc.revoke_reason.map(Into::into),
+            operation_id: doc.operation_id.map(Into::into),
+        };
+        Ok((doc.reference_id, link))
+    }
+}
+
+/// A partner's users read back from a state file, put together with its links
+/// ([`LoadLinks`]) into its state. Rows come in the file's key order, not creation order:
+/// each is checked and made compact as it comes (nothing of its text is kept), and each kind
+/// is put in creation order (its rows' positions) at the end. The whole is checked as a
+/// snapshot restore checks it.
 pub struct Load<'p> {
     merge: Merge<'p>,
     state: PartnerState,
-    users: Vec<(u64, User)>,
-    links: Vec<(u64, Link)>,
-    /// The users are in `state` (a link's `referenceId` is looked up there).
-    users_added: bool,
+    users: Positioned<User>,
+}
+
+/// Items taken in any order with their positions, handed back in position order (ties in
+/// the order taken). Only the small `(position, index)` pairs are sorted: each item moves
+/// once, however large.
+struct Positioned<T> {
+    items: Vec<Option<T>>,
+    order: Vec<(u64, u32)>,
+}
+
+impl<T> Default for Positioned<T> {
+    fn default() -> Self {
+        Positioned {
+            items: Vec::new(),
+            order: Vec::new(),
+        }
+    }
+}
+
+impl<T> Positioned<T> {
+    fn push(&mut self, position: u64, item: T) -> Result<(), String> {
+        let index = u32::try_from(self.items.len()).map_err(|_| "too many rows".to_owned())?;
+        self.order.push((position, index));
+        self.items.push(Some(item));
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn into_sorted(self) -> impl Iterator<Item = T> {
+        let Positioned {
+            mut items,
+            mut order,
+        } = self;
+        order.sort_unstable();
+        order
+            .into_iter()
+            .filter_map(move |(_, index)| items[index as usize].take())
+    }
+}
+
+/// A partner's links read back from a state file, for [`Load::finish`]. Filled on its own
+/// (on another thread, say), while the users are read: the user a link names is found at
+/// the end.
+pub struct LoadLinks<'p> {
+    partner: &'p Partner,
+    links: Positioned<(Box<str>, Link)>,
+}
+
+impl Partner {
+    /// Starts putting the partner's rows read back from a state file together.
+    pub fn load(&self) -> Load<'_> {
+        Load {
+            merge: Merge::new(self, true),
+            state: PartnerState::default(),
+            users: Positioned::default(),
+        }
+    }
+
+    /// Starts collecting the partner's links read back from a state file.
+    pub fn load_links(&self) -> LoadLinks<'_> {
+        LoadLinks {
+            partner: self,
+            links: Positioned::default(),
+        }
+    }
+}
+
+impl LoadLinks<'_> {
+    /// Takes the link row at `position`.
+    pub fn link(&mut self, position: u64, doc: LinkDoc<'_>) -> Result<(), String> {
+        let (reference_id, link) = self.partner.link_from(doc)?;
+        self.links.push(position, (reference_id.into(), link))
+    }
 }
 
 impl Load<'_> {
     /// Takes the user row at `position`.
     pub fn user(&mut self, position: u64, doc: UserDoc<'_>) -> Result<(), String> {
-        if self.users_added {
-            return Err("a user row came after the links".into());
-        }
         let user = self.merge.user_of(doc)?;
-        self.users.push((position, user));
-        Ok(())
+        self.users.push(position, user)
     }
 
-    /// Takes the link row at `position`.
-    pub fn link(&mut self, position: u64, doc: LinkDoc<'_>) -> Result<(), String> {
-        self.add_users()?;
-        let link = self.merge.link_of(&self.state, doc)?;
-        self.links.push((position, link));
-        Ok(())
-    }
-
-    fn add_users(&mut self) -> Result<(), String> {
-        if self.users_added {
-            return Ok(());
-        }
-        self.users_added = true;
-        let mut users = std::mem::take(&mut self.users);
-        users.sort_by_key(|(position, _)| *position);
+    /// Adds the users taken so far, in creation order. [`Load::finish`] does it if this
+    /// was not called, but called while the links are still being read it saves that time.
+    pub fn add_users(&mut self) -> Result<(), String> {
+        let users = std::mem::take(&mut self.users);
         self.state.users.reserve_exact(users.len());
         self.state.user_index.reserve(users.len());
-        for (_, user) in users {
+        for user in users.into_sorted() {
             self.merge.add_user(&mut self.state, user)?;
         }
         Ok(())
     }
 
-    /// Adds the rows taken, then `data_requests` and `operations`, and makes the result the
-    /// partner's state (its webhook settings, restored with its row, are kept). Writes
-    /// nothing: these are the rows the file holds. On `Err` the partner is unchanged.
+    /// Adds the users and `links` taken, then `data_requests` and `operations`, and makes
+    /// the result the partner's state (its webhook settings, restored with its row, are
+    /// kept). Writes nothing: these are the rows the file holds. On `Err` the partner is
+    /// unchanged.
     pub fn finish(
         mut self,
+        links: LoadLinks<'_>,
         data_requests: Vec<SnapshotDataRequest>,
         operations: Vec<OperationView>,
     ) -> Result<(), String> {
         self.add_users()?;
-        let mut links = std::mem::take(&mut self.links);
-        links.sort_by_key(|(position, _)| *position);
+        let partner = self.merge.partner;
+        let links = links.links;
         self.state.links.reserve_exact(links.len());
         self.state.link_index.reserve(links.len());
-        for (_, link) in links {
+        for (reference_id, mut link) in links.into_sorted() {
+            link.user = user_of_link(&self.state, &reference_id, partner, link.suffix)?;
             self.merge.add_link(&mut self.state, link)?;
         }
         self.merge
             .rest(&mut self.state, data_requests, operations)?;
-        let partner = self.merge.partner;
         let mut state = partner.state.lock();
         let webhook_url = state.webhook_url.take();
         let webhook_secret = std::mem::take(&mut state.webhook_secret);
@@ -717,6 +797,17 @@ mod tests {
     use super::super::tests_support::{KEY, NOW, new_link, partner};
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn positioned_items_come_back_in_position_order_ties_as_taken() {
+        let mut items = Positioned::default();
+        for (position, item) in [(5, "e"), (1, "a"), (3, "c1"), (3, "c2"), (2, "b")] {
+            items.push(position, item).unwrap();
+        }
+        assert_eq!(items.len(), 5);
+        let sorted: Vec<&str> = items.into_sorted().collect();
+        assert_eq!(sorted, ["a", "b", "c1", "c2", "e"]);
+    }
 
     #[test]
     fn a_snapshot_restores_to_an_equal_snapshot_after_a_reset() {
