@@ -5,9 +5,9 @@
 //!   the contract suite against an in-process linkbox (`tests/tests/api/contract.rs`); `ci`
 //!   does not run the suite a second time; then the generated clients.
 //! - `bench [--quick] [--million] [--baseline NAME=BINARY]... [--binary PATH]
-//!   [--replicas POSTGRES_URL]`: throughput,
-//!   latency, memory and start-up, measured beside a bare reference, or compared with other
-//!   builds ([`bench`]).
+//!   [--replicas POSTGRES_URL] [--restart LINKS]`: throughput, latency, memory and
+//!   start-up, measured beside a bare reference, or compared with other builds, or replicas
+//!   on PostgreSQL, or restarts on a large state file ([`bench`]).
 //! - `clients`: TypeScript and Python clients generated from `/openapi.json`, run against
 //!   linkbox ([`clients`]).
 //! - `codegen [--check]`: the generated OpenAPI document and JSON Schemas ([`codegen`]).
@@ -62,9 +62,11 @@ tasks:
   clients            generated TypeScript and Python clients against linkbox
   codegen [--check]  write (or check) openapi/ and schemas/
   bench [--quick] [--million] [--baseline NAME=BINARY]... [--binary PATH] [--replicas URL]
+        [--restart LINKS]
                      measure a release build (or PATH) on loopback beside a bare warp
                      reference, with wrk when it is on PATH (target/bench/), or compare it
-                     round by round with other linkbox binaries
+                     round by round with other linkbox binaries; --restart times starts
+                     on a state file of LINKS seeded links
   contract [...]     the contract suite (`cargo xtask contract --help`)
   package [--profile release|dev]
                      the Python wheel (target/wheels/) and npm tarballs (target/npm/)";
@@ -81,6 +83,16 @@ fn bench_args(args: &[String]) -> anyhow::Result<bench::Options> {
             "--replicas" => {
                 let value = args.next().context("--replicas takes a PostgreSQL URL")?;
                 options.replicas = Some(value.clone());
+            }
+            "--restart" => {
+                let value = args.next().context("--restart takes a number of links")?;
+                let links = value
+                    .replace('_', "")
+                    .parse()
+                    .ok()
+                    .filter(|&links| links > 0)
+                    .with_context(|| format!("--restart takes a number of links, not {value:?}"))?;
+                options.restart = Some(links);
             }
             "--baseline" => {
                 let value = args.next().context("--baseline takes NAME=BINARY")?;
@@ -132,4 +144,26 @@ fn workspace_root() -> std::path::PathBuf {
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(text: &str) -> Vec<String> {
+        text.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn restart_takes_a_positive_number_of_links() {
+        let options = bench_args(&args("--restart 1_000_000")).expect("parsed");
+        assert_eq!(options.restart, Some(1_000_000));
+        for bad in ["--restart 0", "--restart many", "--restart"] {
+            let error = bench_args(&args(bad)).expect_err(bad).to_string();
+            assert!(
+                error.contains("--restart takes a number of links"),
+                "{error}"
+            );
+        }
+    }
 }

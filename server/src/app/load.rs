@@ -17,6 +17,7 @@ use crate::persist::{Row, RowRef, Rows, Stored, Table};
 use crate::store::leaf::Account;
 use crate::store::m2m::persisted::{LinkDoc, UserDoc};
 use crate::store::m2m::{Load, LoadLinks, Partner};
+use linkbox_contracts::sandbox::{OperationView, SnapshotDataRequest};
 
 /// A row set aside at load, and why.
 pub(super) struct Quarantined {
@@ -212,25 +213,37 @@ fn restore_partner_rows(
     aside: &mut Aside,
 ) -> Result<(), String> {
     let slug: &str = &partner.slug;
+    let mut load = partner.load();
     let (users, links) = std::thread::scope(|scope| {
-        let links = scope.spawn(|| read_links(partner, rows));
-        let users = read_users(partner, rows, aside);
+        // Once this thread has the users in, the links' thread finds each link's user.
+        let (ready, users_in) = std::sync::mpsc::channel::<&Load<'_>>();
+        let links = scope.spawn(move || {
+            let mut read = read_links(partner, rows)?;
+            if let Ok(load) = users_in.recv()
+                && read.failed.is_none()
+            {
+                keep(load.resolve(&mut read.links), &mut read.failed);
+            }
+            Ok::<_, String>(read)
+        });
+        let users = read_users(&mut load, rows, aside);
+        if matches!(&users, Ok(read) if read.failed.is_none()) {
+            // The links' thread is gone only if it panicked, which `join` passes on.
+            let _ = ready.send(&load);
+        }
+        drop(ready);
         // A panic on the links' thread is a bug; it is passed on, not turned into data.
         let links = links
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (users, links)
     });
-    let (load, users_failed) = users?;
-    let (links, links_aside, links_failed) = links?;
-    aside.0.extend(links_aside.0);
-    let loaded = match users_failed.or(links_failed) {
+    let users = users?;
+    let links = links?;
+    aside.0.extend(links.aside.0);
+    let loaded = match users.failed.or(links.failed) {
         Some(error) => Err(error),
-        None => {
-            let data_requests = owned_documents(rows, Table::M2mDataRequests, slug, aside)?;
-            let operations = owned_documents(rows, Table::M2mOperations, slug, aside)?;
-            load.finish(links, data_requests, operations)
-        }
+        None => load.finish(links.links, users.data_requests, users.operations),
     };
     if let Err(error) = loaded {
         partner.reset();
@@ -254,16 +267,24 @@ fn restore_partner_rows(
     Ok(())
 }
 
-/// A partner's users, taken into a [`Load`] (their creation order made), and the first
-/// error among them. A row that does not parse is set aside.
-fn read_users<'p>(
-    partner: &'p Partner,
+/// What the users' thread read: the users went into the [`Load`]; a partner's data
+/// requests and operations, few beside its links, are read there too.
+struct UsersRead {
+    failed: Option<String>,
+    data_requests: Vec<SnapshotDataRequest>,
+    operations: Vec<OperationView>,
+}
+
+/// Takes a partner's users into `load` (their creation order made), then reads its data
+/// requests and operations. A row that does not parse is set aside.
+fn read_users(
+    load: &mut Load<'_>,
     rows: &dyn Rows,
     aside: &mut Aside,
-) -> Result<(Load<'p>, Option<String>), String> {
-    let mut load = partner.load();
+) -> Result<UsersRead, String> {
+    let slug = load.slug().to_owned();
     let mut failed = None;
-    rows.each(Table::M2mUsers, &partner.slug, &mut |row| {
+    rows.each(Table::M2mUsers, &slug, &mut |row| {
         match parse_ref::<UserDoc>(Table::M2mUsers, row) {
             Ok(doc) => keep(load.user(row.position, doc), &mut failed),
             Err(reason) => aside.put_ref(Table::M2mUsers, row, reason),
@@ -273,14 +294,22 @@ fn read_users<'p>(
     if failed.is_none() {
         keep(load.add_users(), &mut failed);
     }
-    Ok((load, failed))
+    Ok(UsersRead {
+        failed,
+        data_requests: owned_documents(rows, Table::M2mDataRequests, &slug, aside)?,
+        operations: owned_documents(rows, Table::M2mOperations, &slug, aside)?,
+    })
+}
+
+/// What the links' thread read.
+struct LinksRead<'p> {
+    links: LoadLinks<'p>,
+    aside: Aside,
+    failed: Option<String>,
 }
 
 /// A partner's links, the rows set aside among them, and the first error.
-fn read_links<'p>(
-    partner: &'p Partner,
-    rows: &dyn Rows,
-) -> Result<(LoadLinks<'p>, Aside, Option<String>), String> {
+fn read_links<'p>(partner: &'p Partner, rows: &dyn Rows) -> Result<LinksRead<'p>, String> {
     let mut links = partner.load_links();
     let mut aside = Aside::default();
     let mut failed = None;
@@ -291,7 +320,11 @@ fn read_links<'p>(
         }
         failed.is_none()
     })?;
-    Ok((links, aside, failed))
+    Ok(LinksRead {
+        links,
+        aside,
+        failed,
+    })
 }
 
 /// Keeps the first error of a partner's rows.

@@ -154,7 +154,7 @@ impl Rows for Stored {
 /// partners' state ([`Table::M2M_STATE`]), which [`FileRows`] reads when it is asked for.
 #[derive(Debug, Default)]
 pub struct Stored {
-    /// Each entity table's rows, ordered by tenant, then position.
+    /// Each entity table's rows, ordered by tenant (in byte order), then position.
     pub tables: BTreeMap<&'static str, Vec<Row>>,
     /// `secrets(name, value)`.
     pub secrets: BTreeMap<String, String>,
@@ -229,4 +229,55 @@ pub(super) fn read(connection: &Connection) -> Result<Stored, String> {
         stored.tables.insert(table.name(), rows);
     }
     Ok(stored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(tenant: &str, id: &str, position: u64) -> Row {
+        Row {
+            tenant: tenant.into(),
+            id: id.into(),
+            position,
+            doc: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn stored_rows_are_handed_out_one_tenant_at_a_time() {
+        let mut stored = Stored::default();
+        stored.tables.insert(
+            Table::M2mLinks.name(),
+            vec![
+                row("acme-b", "l1", 0),
+                row("acme-b", "l2", 1),
+                row("acmea", "l3", 0),
+                row("zeta", "l4", 0),
+            ],
+        );
+        let ids = |tenant: &str| {
+            let mut ids = Vec::new();
+            stored
+                .each(Table::M2mLinks, tenant, &mut |row| {
+                    ids.push(row.id.to_owned());
+                    true
+                })
+                .unwrap();
+            ids
+        };
+        assert_eq!(ids("acme-b"), ["l1", "l2"]);
+        assert_eq!(ids("acmea"), ["l3"]);
+        assert_eq!(ids("zeta"), ["l4"]);
+        assert!(ids("acme").is_empty());
+        assert!(ids("other").is_empty());
+        let mut first = Vec::new();
+        stored
+            .each(Table::M2mLinks, "acme-b", &mut |row| {
+                first.push(row.id.to_owned());
+                false
+            })
+            .unwrap();
+        assert_eq!(first, ["l1"], "stops when told");
+    }
 }

@@ -999,19 +999,23 @@ async fn read_all(client: &Object) -> Result<Stored, tokio_postgres::Error> {
         .await?;
     stored.clock = Some((clock.get(0), clock.get(1)));
     for table in Table::ALL {
-        let order = if table == Table::WebhookDeliveries {
-            "position"
-        } else {
-            "tenant, position"
-        };
         let sql = format!(
-            "SELECT tenant, id, position, doc FROM {} ORDER BY {order}",
+            "SELECT tenant, id, position, doc FROM {} ORDER BY position",
             table.name()
         );
-        let rows = client.query(&sql, &[]).await?;
-        stored
-            .tables
-            .insert(table.name(), rows.iter().map(entity_row).collect());
+        let mut rows: Vec<Row> = client
+            .query(&sql, &[])
+            .await?
+            .iter()
+            .map(entity_row)
+            .collect();
+        if table != Table::WebhookDeliveries {
+            // By tenant in byte order, as `Stored` promises: the database's collation may
+            // order names otherwise (`acme-b` after `acmea`). The sort is stable, so each
+            // tenant's rows stay in position order.
+            rows.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+        }
+        stored.tables.insert(table.name(), rows);
     }
     Ok(stored)
 }

@@ -18,12 +18,17 @@
 //! With `--baseline NAME=BINARY` (repeatable) it measures instead this build beside the
 //! named builds, round after round, and prints their ratios ([`compare`]); the table is also
 //! written to `target/bench/compare.txt`.
+//!
+//! With `--restart LINKS` it measures only how long a start on a state file of LINKS
+//! seeded links takes ([`restart`]); with `--replicas URL`, only replicas sharing one
+//! PostgreSQL ([`replicas`]).
 
 mod compare;
 mod load;
 mod peers;
 mod replicas;
 mod report;
+mod restart;
 mod shadow;
 mod soak;
 mod wrk;
@@ -71,6 +76,8 @@ pub struct Options {
     pub million: bool,
     /// Only the replica rows, on this PostgreSQL server (`--replicas URL`).
     pub replicas: Option<String>,
+    /// Only the restart row: starts on a state file of this many links (`--restart LINKS`).
+    pub restart: Option<u32>,
 }
 
 pub fn run(root: &Path, options: Options) -> anyhow::Result<()> {
@@ -80,6 +87,7 @@ pub fn run(root: &Path, options: Options) -> anyhow::Result<()> {
         binary,
         million,
         replicas,
+        restart,
     } = options;
     let binary = match binary {
         Some(binary) => binary,
@@ -90,6 +98,13 @@ pub fn run(root: &Path, options: Options) -> anyhow::Result<()> {
         .build()?;
     let out = root.join("target/bench");
     std::fs::create_dir_all(&out)?;
+    if let Some(links) = restart {
+        let table = runtime.block_on(restart::run(&binary, &out.join("restart"), links))?;
+        std::fs::write(out.join("restart.txt"), &table)?;
+        println!("{table}");
+        println!("written: target/bench/restart.txt");
+        return Ok(());
+    }
     if let Some(server) = replicas {
         let duration = if quick {
             Duration::from_secs(1)

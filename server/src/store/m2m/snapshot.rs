@@ -688,11 +688,17 @@ impl<T> Positioned<T> {
         self.items.len()
     }
 
+    /// Sorts now, so that [`Positioned::into_sorted`] has next to nothing left to do.
+    fn sort(&mut self) {
+        self.order.sort_unstable();
+    }
+
     fn into_sorted(self) -> impl Iterator<Item = T> {
         let Positioned {
             mut items,
             mut order,
         } = self;
+        // Next to free when `sort` ran: the pattern-defeating sort finds sorted input.
         order.sort_unstable();
         order
             .into_iter()
@@ -706,6 +712,8 @@ impl<T> Positioned<T> {
 pub struct LoadLinks<'p> {
     partner: &'p Partner,
     links: Positioned<(Box<str>, Link)>,
+    /// Each link's `user` is set ([`Load::resolve`]).
+    resolved: bool,
 }
 
 impl Partner {
@@ -723,6 +731,7 @@ impl Partner {
         LoadLinks {
             partner: self,
             links: Positioned::default(),
+            resolved: false,
         }
     }
 }
@@ -736,6 +745,11 @@ impl LoadLinks<'_> {
 }
 
 impl Load<'_> {
+    /// The partner's slug.
+    pub fn slug(&self) -> &str {
+        &self.merge.partner.slug
+    }
+
     /// Takes the user row at `position`.
     pub fn user(&mut self, position: u64, doc: UserDoc<'_>) -> Result<(), String> {
         let user = self.merge.user_of(doc)?;
@@ -754,6 +768,19 @@ impl Load<'_> {
         Ok(())
     }
 
+    /// Finds the user each of `links` names, among the users added ([`Load::add_users`]),
+    /// and puts them in creation order: work [`Load::finish`] then skips, done here on the
+    /// thread that read the links while this one was busy with the rest.
+    pub fn resolve(&self, links: &mut LoadLinks<'_>) -> Result<(), String> {
+        let partner = self.merge.partner;
+        for (reference_id, link) in links.links.items.iter_mut().flatten() {
+            link.user = user_of_link(&self.state, reference_id, partner, link.suffix)?;
+        }
+        links.links.sort();
+        links.resolved = true;
+        Ok(())
+    }
+
     /// Adds the users and `links` taken, then `data_requests` and `operations`, and makes
     /// the result the partner's state (its webhook settings, restored with its row, are
     /// kept). Writes nothing: these are the rows the file holds. On `Err` the partner is
@@ -766,11 +793,15 @@ impl Load<'_> {
     ) -> Result<(), String> {
         self.add_users()?;
         let partner = self.merge.partner;
-        let links = links.links;
+        let LoadLinks {
+            links, resolved, ..
+        } = links;
         self.state.links.reserve_exact(links.len());
         self.state.link_index.reserve(links.len());
         for (reference_id, mut link) in links.into_sorted() {
-            link.user = user_of_link(&self.state, &reference_id, partner, link.suffix)?;
+            if !resolved {
+                link.user = user_of_link(&self.state, &reference_id, partner, link.suffix)?;
+            }
             self.merge.add_link(&mut self.state, link)?;
         }
         self.merge
