@@ -834,13 +834,12 @@ async fn every_kind_of_state_reads_back_as_it_was_written() {
     app.sink.close();
 }
 
-#[tokio::test]
-async fn a_bad_row_is_quarantined_and_everyone_else_starts() {
+/// A file where a victim (`key(1)`) has links for `v1` and `v2` and a bystander (`key(2)`)
+/// one for `b1`, in that order; the file is closed.
+async fn victim_and_bystander(state: &Path) -> [linkbox_contracts::m2m::CreatedLink; 3] {
     use linkbox::store::m2m::NewLink;
 
-    let dir = TempDir::new("quarantine");
-    let state = dir.file("state.db");
-    let app = linkbox::App::open(settings(&state)).await.expect("opened");
+    let app = linkbox::App::open(settings(state)).await.expect("opened");
     let now = app.clock.now();
     let new_link = |reference_id: &str| NewLink {
         reference_id: reference_id.into(),
@@ -849,12 +848,21 @@ async fn a_bad_row_is_quarantined_and_everyone_else_starts() {
     };
     let victim = app.store.m2m().authenticate(&key(1)).expect("partner");
     let bystander = app.store.m2m().authenticate(&key(2)).expect("partner");
-    let broken = victim.create_link(new_link("v1"), now).expect("link");
-    let kept = victim.create_link(new_link("v2"), now).expect("link");
-    let other = bystander.create_link(new_link("b1"), now).expect("link");
+    let links = [
+        victim.create_link(new_link("v1"), now).expect("link"),
+        victim.create_link(new_link("v2"), now).expect("link"),
+        bystander.create_link(new_link("b1"), now).expect("link"),
+    ];
     app.sink.settled().await.expect("durable");
     app.sink.close();
-    drop(app);
+    links
+}
+
+#[tokio::test]
+async fn a_bad_row_is_quarantined_and_everyone_else_starts() {
+    let dir = TempDir::new("quarantine");
+    let state = dir.file("state.db");
+    let [broken, kept, other] = victim_and_bystander(&state).await;
 
     // What an older linkbox could write: a document that no longer reads back.
     let connection = rusqlite::Connection::open(&state).expect("sqlite");
@@ -908,25 +916,9 @@ async fn a_bad_row_is_quarantined_and_everyone_else_starts() {
 
 #[tokio::test]
 async fn a_partner_whose_rows_do_not_fit_together_starts_empty_with_each_row_set_aside_once() {
-    use linkbox::store::m2m::NewLink;
-
     let dir = TempDir::new("quarantine-partner");
     let state = dir.file("state.db");
-    let app = linkbox::App::open(settings(&state)).await.expect("opened");
-    let now = app.clock.now();
-    let new_link = |reference_id: &str| NewLink {
-        reference_id: reference_id.into(),
-        flow: "m2m-basic".into(),
-        ..NewLink::default()
-    };
-    let victim = app.store.m2m().authenticate(&key(1)).expect("partner");
-    let bystander = app.store.m2m().authenticate(&key(2)).expect("partner");
-    let orphan = victim.create_link(new_link("v1"), now).expect("link");
-    victim.create_link(new_link("v2"), now).expect("link");
-    let other = bystander.create_link(new_link("b1"), now).expect("link");
-    app.sink.settled().await.expect("durable");
-    app.sink.close();
-    drop(app);
+    let [orphan, _, other] = victim_and_bystander(&state).await;
 
     // Each row reads on its own, but together they do not: a link whose user is gone, and
     // a row that does not parse besides.
