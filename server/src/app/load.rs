@@ -10,6 +10,7 @@
 
 use linkbox_contracts::timefmt;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use time::Duration;
 
 use super::App;
@@ -40,11 +41,7 @@ impl Aside {
     }
 
     fn put(&mut self, table: Table, row: &Row, reason: impl Into<String>) {
-        self.0.push(Quarantined {
-            table,
-            row: row.clone(),
-            reason: reason.into(),
-        });
+        self.put_ref(table, row.as_ref(), reason);
     }
 
     /// Sets aside every row of `groups`, all for one reason.
@@ -73,7 +70,7 @@ impl Aside {
     }
 
     /// `(id, position, document)` of `rows`; a row that does not parse is set aside.
-    fn positioned<T: for<'de> Deserialize<'de>>(
+    fn positioned<T: DeserializeOwned>(
         &mut self,
         table: Table,
         rows: Option<&Vec<&Row>>,
@@ -336,7 +333,7 @@ fn keep(result: Result<(), String>, failed: &mut Option<String>) {
 
 /// The parsed documents of `tenant`'s rows of `table`; a row that does not parse is set
 /// aside.
-fn owned_documents<T: for<'de> Deserialize<'de>>(
+fn owned_documents<T: DeserializeOwned>(
     rows: &dyn Rows,
     table: Table,
     tenant: &str,
@@ -417,8 +414,7 @@ pub(super) fn write_defaults(app: &App) {
 }
 
 fn parse<'r, T: Deserialize<'r>>(table: Table, row: &'r Row) -> Result<T, String> {
-    serde_json::from_str(&row.doc)
-        .map_err(|error| format!("{} row {}: {error}", table.name(), row.id))
+    parse_ref(table, row.as_ref())
 }
 
 fn parse_ref<'r, T: Deserialize<'r>>(table: Table, row: RowRef<'r>) -> Result<T, String> {

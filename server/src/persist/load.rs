@@ -36,6 +36,18 @@ pub struct RowRef<'a> {
     pub doc: &'a str,
 }
 
+impl Row {
+    /// The row, borrowed.
+    pub fn as_ref(&self) -> RowRef<'_> {
+        RowRef {
+            tenant: &self.tenant,
+            id: &self.id,
+            position: self.position,
+            doc: &self.doc,
+        }
+    }
+}
+
 impl RowRef<'_> {
     pub fn to_row(&self) -> Row {
         Row {
@@ -136,13 +148,7 @@ impl Rows for Stored {
         let rows = self.rows(table);
         let start = rows.partition_point(|row| row.tenant.as_str() < tenant);
         for row in rows[start..].iter().take_while(|row| row.tenant == tenant) {
-            let row = RowRef {
-                tenant: &row.tenant,
-                id: &row.id,
-                position: row.position,
-                doc: &row.doc,
-            };
-            if !each(row) {
+            if !each(row.as_ref()) {
                 break;
             }
         }
