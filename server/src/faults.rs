@@ -348,7 +348,7 @@ impl Faults {
             let fault = list.remove(index);
             self.sink.record(|changes| {
                 let tenant: Arc<str> = fault.tenant.clone().unwrap_or_else(|| ADMIN.into());
-                changes.delete(Table::Faults, &tenant, fault.id.clone());
+                changes.delete(Table::Faults, &tenant, fault.id.clone(), fault.seq);
             });
         } else {
             self.put(&list[index]);

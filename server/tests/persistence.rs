@@ -992,6 +992,66 @@ async fn a_partner_whose_rows_do_not_fit_together_starts_empty_with_each_row_set
 }
 
 #[tokio::test]
+async fn rows_after_a_gap_are_renumbered_so_later_changes_land_on_them() {
+    let dir = TempDir::new("renumber");
+    let state = dir.file("state.db");
+    let [broken, kept, _] = victim_and_bystander(&state).await;
+    let connection = rusqlite::Connection::open(&state).expect("sqlite");
+    connection
+        .execute(
+            "UPDATE m2m_links SET doc = '{\"linkId\": null}' WHERE id = ?1",
+            [&broken.link_id],
+        )
+        .expect("damaged");
+    drop(connection);
+
+    // The first link is set aside, so the second becomes the partner's link 0; revoking it
+    // then writes its row at position 0, where the file must hold it.
+    let app = linkbox::App::open(settings(&state)).await.expect("opened");
+    let victim = app.store.m2m().authenticate(&key(1)).expect("partner");
+    victim
+        .revoke_link(&kept.link_id, None, app.clock.now())
+        .expect("revoked");
+    app.sink.settled().await.expect("durable");
+    app.sink.close();
+    drop(app);
+
+    let connection = rusqlite::Connection::open(&state).expect("sqlite");
+    let rows: Vec<(String, i64)> = connection
+        .prepare("SELECT id, position FROM m2m_links WHERE tenant = ?1 ORDER BY position")
+        .and_then(|mut statement| {
+            statement
+                .query_map([&slug_of(&kept.link_id)], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?
+                .collect()
+        })
+        .expect("rows");
+    assert_eq!(
+        rows,
+        [(kept.link_id.clone(), 0)],
+        "one row, at its new position"
+    );
+    drop(connection);
+
+    let app = linkbox::App::open(settings(&state))
+        .await
+        .expect("reopened");
+    let victim = app.store.m2m().authenticate(&key(1)).expect("partner");
+    let link = victim.link(&kept.link_id).expect("still there");
+    assert_eq!(
+        serde_json::to_value(&link).expect("json")["status"],
+        "revoked",
+        "the change made after the renumbering is the one read back"
+    );
+}
+
+/// The tenant (partner slug) of an M2M id, `<kind>_<slug>_<suffix>`.
+fn slug_of(id: &str) -> String {
+    id.split('_').nth(1).expect("a slug").to_owned()
+}
+
+#[tokio::test]
 async fn links_and_users_come_back_in_creation_order() {
     use linkbox::store::m2m::NewLink;
 

@@ -11,6 +11,8 @@
 use linkbox_contracts::timefmt;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
 use time::Duration;
 
 use super::App;
@@ -86,6 +88,28 @@ impl Aside {
     }
 }
 
+/// Rows given back at other positions than the ones they had (a row set aside left a gap
+/// in a partner's creation order, a delivery was out of queue order): a file keys rows by
+/// position, so these are written again at theirs ([`rewrite_moved`]) once it is writable.
+#[derive(Default)]
+pub(super) struct Moved {
+    partners: Vec<Arc<Partner>>,
+    /// `(tenant, id, position in the file)` of each delivery.
+    deliveries: Vec<(Arc<str>, String, u64)>,
+}
+
+/// Writes the rows `restore` gave back at other positions again, at theirs. Runs once the
+/// file is writable, before anything else can change them.
+pub(super) fn rewrite_moved(app: &App, moved: Moved) {
+    for partner in &moved.partners {
+        tracing::info!(partner = %partner.slug, "state file rows renumbered in creation order");
+        partner.rewrite();
+    }
+    for (tenant, id, from) in &moved.deliveries {
+        app.webhooks.rewrite(tenant, id, *from);
+    }
+}
+
 /// Moves the rows `restore` set aside into the file's `quarantine` table, with a warning
 /// naming it. Runs once the file is writable.
 pub(super) fn quarantine(app: &App, aside: Aside) {
@@ -118,7 +142,11 @@ pub(super) fn warn_aside(aside: &Aside) {
 
 /// Puts back everything `stored` holds, and the partners' state from `rows` (a state
 /// file's, read as needed, or `stored` again).
-pub(super) fn restore(app: &App, stored: &Stored, rows: &dyn Rows) -> Result<Aside, String> {
+pub(super) fn restore(
+    app: &App,
+    stored: &Stored,
+    rows: &dyn Rows,
+) -> Result<(Aside, Moved), String> {
     if let Some(secret) = stored.secrets.get(SIGNING_SECRET) {
         app.store.leaf().restore_signing_secret(secret)?;
     }
@@ -131,10 +159,11 @@ pub(super) fn restore(app: &App, stored: &Stored, rows: &dyn Rows) -> Result<Asi
             .restore(Duration::milliseconds(*offset_ms), frozen_at);
     }
     let mut aside = Aside::default();
-    restore_m2m(app, stored, rows, &mut aside)?;
+    let mut moved = Moved::default();
+    restore_m2m(app, stored, rows, &mut aside, &mut moved)?;
     restore_leaf(app, stored, &mut aside);
-    restore_deliveries(app, stored, &mut aside);
-    Ok(aside)
+    restore_deliveries(app, stored, &mut aside, &mut moved);
+    Ok((aside, moved))
 }
 
 /// Replaces the journal with the rows of a shared database's `journal` table, each entry
@@ -172,6 +201,7 @@ fn restore_m2m(
     stored: &Stored,
     rows: &dyn Rows,
     aside: &mut Aside,
+    moved: &mut Moved,
 ) -> Result<(), String> {
     let partners = app.store.m2m();
     for row in stored.rows(Table::M2mPartners) {
@@ -187,7 +217,9 @@ fn restore_m2m(
         }
     }
     for partner in partners.all() {
-        restore_partner_rows(&partner, rows, aside)?;
+        if restore_partner_rows(&partner, rows, aside)? {
+            moved.partners.push(partner);
+        }
     }
     Ok(())
 }
@@ -200,7 +232,8 @@ fn partner_rows<'a>(stored: &'a Stored, slug: &str) -> [Option<Vec<&'a Row>>; 4]
 /// Puts back one partner's users, links, data requests and operations, each row parsed
 /// and made compact as it is read (a row that does not parse is set aside), or, when they
 /// do not restore together, starts the partner empty with every one set aside. `Err` only
-/// when the rows cannot be read.
+/// when the rows cannot be read; `Ok(true)` when the rows are to be written again at the
+/// positions they now have ([`Load::finish`]).
 ///
 /// The links are read on a second thread while this one reads the users: the two are most
 /// of a large file, and each row is parsed on its own.
@@ -208,7 +241,7 @@ fn restore_partner_rows(
     partner: &Partner,
     rows: &dyn Rows,
     aside: &mut Aside,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let slug: &str = &partner.slug;
     let mut load = partner.load();
     let (users, links) = std::thread::scope(|scope| {
@@ -242,26 +275,28 @@ fn restore_partner_rows(
         Some(error) => Err(error),
         None => load.finish(links.links, users.data_requests, users.operations),
     };
-    if let Err(error) = loaded {
-        partner.reset();
-        let reason = format!("partner {slug}: {error}");
-        // Rows already set aside (they did not parse) keep their own reason.
-        let already: std::collections::HashSet<(Table, String)> = aside
-            .0
-            .iter()
-            .filter(|item| item.row.tenant == slug)
-            .map(|item| (item.table, item.row.id.clone()))
-            .collect();
-        for table in Table::M2M_STATE {
-            rows.each(table, slug, &mut |row| {
-                if !already.contains(&(table, row.id.to_owned())) {
-                    aside.put_ref(table, row, reason.clone());
-                }
-                true
-            })?;
-        }
+    let error = match loaded {
+        Ok(moved) => return Ok(moved),
+        Err(error) => error,
+    };
+    partner.reset();
+    let reason = format!("partner {slug}: {error}");
+    // Rows already set aside (they did not parse) keep their own reason.
+    let already: std::collections::HashSet<(Table, String)> = aside
+        .0
+        .iter()
+        .filter(|item| item.row.tenant == slug)
+        .map(|item| (item.table, item.row.id.clone()))
+        .collect();
+    for table in Table::M2M_STATE {
+        rows.each(table, slug, &mut |row| {
+            if !already.contains(&(table, row.id.to_owned())) {
+                aside.put_ref(table, row, reason.clone());
+            }
+            true
+        })?;
     }
-    Ok(())
+    Ok(false)
 }
 
 /// What the users' thread read: the users went into the [`Load`]; a partner's data
@@ -386,7 +421,7 @@ fn restore_leaf(app: &App, stored: &Stored, aside: &mut Aside) {
     }
 }
 
-fn restore_deliveries(app: &App, stored: &Stored, aside: &mut Aside) {
+fn restore_deliveries(app: &App, stored: &Stored, aside: &mut Aside, moved: &mut Moved) {
     for row in stored.rows(Table::WebhookDeliveries) {
         let Some(partner) = app.store.m2m().by_slug(&row.tenant) else {
             tracing::warn!(partner = %row.tenant, delivery = %row.id, "a delivery of a partner this configuration lacks is ignored");
@@ -396,8 +431,16 @@ fn restore_deliveries(app: &App, stored: &Stored, aside: &mut Aside) {
             app.webhooks
                 .restore(row.id.clone(), row.position, partner, delivery)
         });
-        if let Err(reason) = restored {
-            aside.put(Table::WebhookDeliveries, row, reason);
+        match restored {
+            Ok(seq) if seq != row.position => {
+                moved.deliveries.push((
+                    Arc::from(row.tenant.as_str()),
+                    row.id.clone(),
+                    row.position,
+                ));
+            }
+            Ok(_) => {}
+            Err(reason) => aside.put(Table::WebhookDeliveries, row, reason),
         }
     }
 }

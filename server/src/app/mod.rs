@@ -56,10 +56,11 @@ impl App {
         let file = persist::open(&path)?;
         let app = App::with_sink(settings, file.sink());
         let stored = file.read()?;
-        let aside =
+        let (aside, moved) =
             load::restore(&app, &stored, &file.rows()).map_err(|error| file.corrupt(error))?;
         file.start()?;
         load::quarantine(&app, aside);
+        load::rewrite_moved(&app, moved);
         load::write_defaults(&app);
         Ok(app)
     }
@@ -90,7 +91,10 @@ impl App {
             .map_err(failed)?;
         let stored = database.read_all(&txn).await.map_err(failed)?;
         let (restored, writes) = persist::shared::scoped(async {
-            let aside = persist::shared::muted(|| load::restore(&app, &stored, &stored));
+            // A database keys rows by `(tenant, id)`: rows given back at other positions
+            // need no writing again there.
+            let aside = persist::shared::muted(|| load::restore(&app, &stored, &stored))
+                .map(|(aside, _moved)| aside);
             if aside.is_ok() {
                 load::write_defaults(&app);
             }

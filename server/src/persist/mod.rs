@@ -125,10 +125,12 @@ enum Write {
         position: i64,
         doc: String,
     },
+    /// Deletes the row `(tenant, position, id)`: a file's rows are keyed by all three.
     Delete {
         table: Table,
         tenant: Arc<str>,
         id: String,
+        position: i64,
     },
     ClearTenant {
         table: Table,
@@ -186,11 +188,19 @@ impl Changes {
         }
     }
 
-    pub fn delete(&mut self, table: Table, tenant: &Arc<str>, id: impl Into<String>) {
+    /// Deletes a row, named as it was put: its tenant, id and position.
+    pub fn delete(
+        &mut self,
+        table: Table,
+        tenant: &Arc<str>,
+        id: impl Into<String>,
+        position: u64,
+    ) {
         self.writes.push(Write::Delete {
             table,
             tenant: tenant.clone(),
             id: id.into(),
+            position: i64::try_from(position).unwrap_or(i64::MAX),
         });
     }
 

@@ -17,7 +17,7 @@ pub const APPLICATION_ID: u32 = 0x4C4E_4B42;
 /// The `meta.app` of every linkbox state file.
 pub const APP: &str = "linkbox";
 /// The schema version this build writes.
-pub const LATEST: u32 = 2;
+pub const LATEST: u32 = 3;
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
@@ -48,6 +48,46 @@ pub const MIGRATIONS: &[Migration] = &[
         to: 2,
         sql: "
         CREATE TABLE quarantine (source TEXT NOT NULL, tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (source, tenant, id)) WITHOUT ROWID;
+    ",
+    },
+    // Entity rows keyed by `(tenant, position, id)`, so that new rows (each kind's next
+    // position) append to their table instead of landing on a random page, as random ids
+    // did: a group commit writes a few pages per table, not one per row.
+    Migration {
+        to: 3,
+        sql: "
+        CREATE TABLE m2m_partners_v3 (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, position, id)) WITHOUT ROWID;
+        INSERT INTO m2m_partners_v3 (tenant, id, position, doc) SELECT tenant, id, position, doc FROM m2m_partners;
+        DROP TABLE m2m_partners;
+        ALTER TABLE m2m_partners_v3 RENAME TO m2m_partners;
+        CREATE TABLE m2m_users_v3 (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, position, id)) WITHOUT ROWID;
+        INSERT INTO m2m_users_v3 (tenant, id, position, doc) SELECT tenant, id, position, doc FROM m2m_users;
+        DROP TABLE m2m_users;
+        ALTER TABLE m2m_users_v3 RENAME TO m2m_users;
+        CREATE TABLE m2m_links_v3 (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, position, id)) WITHOUT ROWID;
+        INSERT INTO m2m_links_v3 (tenant, id, position, doc) SELECT tenant, id, position, doc FROM m2m_links;
+        DROP TABLE m2m_links;
+        ALTER TABLE m2m_links_v3 RENAME TO m2m_links;
+        CREATE TABLE m2m_data_requests_v3 (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, position, id)) WITHOUT ROWID;
+        INSERT INTO m2m_data_requests_v3 (tenant, id, position, doc) SELECT tenant, id, position, doc FROM m2m_data_requests;
+        DROP TABLE m2m_data_requests;
+        ALTER TABLE m2m_data_requests_v3 RENAME TO m2m_data_requests;
+        CREATE TABLE m2m_operations_v3 (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, position, id)) WITHOUT ROWID;
+        INSERT INTO m2m_operations_v3 (tenant, id, position, doc) SELECT tenant, id, position, doc FROM m2m_operations;
+        DROP TABLE m2m_operations;
+        ALTER TABLE m2m_operations_v3 RENAME TO m2m_operations;
+        CREATE TABLE leaf_users_v3 (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, position, id)) WITHOUT ROWID;
+        INSERT INTO leaf_users_v3 (tenant, id, position, doc) SELECT tenant, id, position, doc FROM leaf_users;
+        DROP TABLE leaf_users;
+        ALTER TABLE leaf_users_v3 RENAME TO leaf_users;
+        CREATE TABLE leaf_magic_links_v3 (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, position, id)) WITHOUT ROWID;
+        INSERT INTO leaf_magic_links_v3 (tenant, id, position, doc) SELECT tenant, id, position, doc FROM leaf_magic_links;
+        DROP TABLE leaf_magic_links;
+        ALTER TABLE leaf_magic_links_v3 RENAME TO leaf_magic_links;
+        CREATE TABLE webhook_deliveries_v3 (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, position, id)) WITHOUT ROWID;
+        INSERT INTO webhook_deliveries_v3 (tenant, id, position, doc) SELECT tenant, id, position, doc FROM webhook_deliveries;
+        DROP TABLE webhook_deliveries;
+        ALTER TABLE webhook_deliveries_v3 RENAME TO webhook_deliveries;
     ",
     },
 ];
@@ -273,6 +313,61 @@ mod tests {
                     [],
                 )
                 .expect("the table exists with the shared layout");
+        }
+    }
+
+    #[test]
+    fn version_three_keys_rows_by_position_and_keeps_a_version_two_files_rows() {
+        let mut connection = memory_at_version_zero();
+        migrate(&mut connection, 0, &MIGRATIONS[..2]).expect("at version 2");
+        for table in crate::persist::Table::ALL {
+            for (id, position) in [("b", 1), ("a", 0)] {
+                connection
+                    .execute(
+                        &format!(
+                            "INSERT INTO {} (tenant, id, position, doc) VALUES ('t', ?1, ?2, ?3)",
+                            table.name()
+                        ),
+                        rusqlite::params![id, position, format!("{{\"n\":{position}}}")],
+                    )
+                    .expect("a version 2 row");
+            }
+        }
+        assert_eq!(
+            migrate(&mut connection, 2, MIGRATIONS).expect("migrated"),
+            3
+        );
+        for table in crate::persist::Table::ALL {
+            let name = table.name();
+            let rows: Vec<(String, i64, String)> = connection
+                .prepare(&format!("SELECT id, position, doc FROM {name}"))
+                .and_then(|mut statement| {
+                    statement
+                        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                        .collect()
+                })
+                .expect("rows");
+            assert_eq!(
+                rows,
+                [
+                    ("a".to_owned(), 0, "{\"n\":0}".to_owned()),
+                    ("b".to_owned(), 1, "{\"n\":1}".to_owned())
+                ],
+                "{name}: every row kept, read in position order"
+            );
+            let insert = |position: i64| {
+                connection.execute(
+                    &format!(
+                        "INSERT INTO {name} (tenant, id, position, doc) VALUES ('t', 'a', ?1, '{{}}')"
+                    ),
+                    [position],
+                )
+            };
+            assert!(
+                insert(0).is_err(),
+                "{name}: (tenant, position, id) is the key"
+            );
+            assert!(insert(7).is_ok(), "{name}: the id alone is not");
         }
     }
 

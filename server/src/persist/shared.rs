@@ -906,7 +906,9 @@ fn steps(write: &Write, version: i64) -> Vec<Step> {
             ),
             vec![text(tenant), text(id), Box::new(*position), text(doc)],
         )],
-        Write::Delete { table, tenant, id } => vec![(
+        Write::Delete {
+            table, tenant, id, ..
+        } => vec![(
             format!("DELETE FROM {} WHERE tenant = $1 AND id = $2", table.name()),
             vec![text(tenant), text(id)],
         )],

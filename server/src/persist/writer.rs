@@ -91,10 +91,12 @@ impl Statements {
             put: each(|table| {
                 format!(
                     "INSERT INTO {table} (tenant, id, position, doc) VALUES (?1, ?2, ?3, ?4) \
-                     ON CONFLICT (tenant, id) DO UPDATE SET position = excluded.position, doc = excluded.doc"
+                     ON CONFLICT (tenant, position, id) DO UPDATE SET doc = excluded.doc"
                 )
             }),
-            delete: each(|table| format!("DELETE FROM {table} WHERE tenant = ?1 AND id = ?2")),
+            delete: each(|table| {
+                format!("DELETE FROM {table} WHERE tenant = ?1 AND position = ?2 AND id = ?3")
+            }),
             clear_tenant: each(|table| format!("DELETE FROM {table} WHERE tenant = ?1")),
             clear_table: each(|table| format!("DELETE FROM {table}")),
         }
@@ -127,10 +129,15 @@ fn commit(
                     .prepare_cached(&statements.put[index(*table)])?
                     .execute(params![&**tenant, id, position, doc])?;
             }
-            Write::Delete { table, tenant, id } => {
+            Write::Delete {
+                table,
+                tenant,
+                id,
+                position,
+            } => {
                 transaction
                     .prepare_cached(&statements.delete[index(*table)])?
-                    .execute(params![&**tenant, id])?;
+                    .execute(params![&**tenant, position, id])?;
             }
             Write::ClearTenant { table, tenant } => {
                 transaction
@@ -173,7 +180,7 @@ fn commit(
                     .execute(params![table.name(), row.tenant, row.id, position, row.doc, reason])?;
                 transaction
                     .prepare_cached(&statements.delete[index(*table)])?
-                    .execute(params![row.tenant, row.id])?;
+                    .execute(params![row.tenant, position, row.id])?;
             }
         }
     }

@@ -429,11 +429,12 @@ impl Account {
     pub fn delete_user(&self, id: &str) -> Result<(), LeafError> {
         let mut state = self.state.lock();
         let id = state.user_id(id)?;
-        if let Some(user) = state.users.remove(&id) {
-            state.user_order.remove(&user.seq);
-        }
+        let Some(user) = state.users.remove(&id) else {
+            return Ok(());
+        };
+        state.user_order.remove(&user.seq);
         self.sink
-            .record(|changes| self.delete_user_row(changes, id));
+            .record(|changes| self.delete_user_row(changes, id, user.seq));
         Ok(())
     }
 
@@ -604,7 +605,7 @@ impl Account {
                 self.link_owners.write().remove(id);
                 state.link_order.remove(&seq);
                 self.sink
-                    .record(|changes| self.delete_link_row(changes, id));
+                    .record(|changes| self.delete_link_row(changes, id, seq));
                 Ok(())
             }
             _ => Err(LeafError::LinkNotFound),

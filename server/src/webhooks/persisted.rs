@@ -75,6 +75,7 @@ pub(super) fn delete(changes: &mut Changes, deliveries: &[Delivery]) {
             Table::WebhookDeliveries,
             &delivery.partner.slug,
             delivery.id.clone(),
+            delivery.seq,
         );
     }
 }
@@ -103,14 +104,15 @@ fn event_name(event: &str) -> Option<&'static str> {
 impl Webhooks {
     /// Puts back a delivery read from the state file or a shared database, after those
     /// already restored (rows come in queue order); one with a kept id replaces it in place.
-    /// Attempts in flight when the process stopped are simply due.
+    /// Attempts in flight when the process stopped are simply due. Gives the seq the
+    /// delivery is kept at, which is `seq` unless the row was out of queue order.
     pub fn restore(
         &self,
         id: String,
         seq: u64,
         partner: Arc<Partner>,
         row: DeliveryRow,
-    ) -> Result<(), String> {
+    ) -> Result<u64, String> {
         let time = |text: &str| {
             timefmt::parse(text).ok_or_else(|| format!("delivery {id}: timestamp {text:?}"))
         };
@@ -151,24 +153,38 @@ impl Webhooks {
         // place in the queue; one this process is attempting stays in flight.
         if deliveries.contains(&delivery.id) {
             let id = delivery.id.clone();
-            deliveries.update(&id, |kept| {
+            let kept_at = deliveries.update(&id, |kept| {
                 let (seq, in_flight) = (kept.seq, kept.in_flight);
                 *kept = delivery;
                 kept.seq = seq;
                 kept.in_flight = in_flight;
+                seq
             });
             drop(deliveries);
             self.shared.wake.notify_one();
-            return Ok(());
+            return Ok(kept_at.unwrap_or(seq));
         }
         // Rows come in queue order; a hand-edited file's stray seq is lifted to keep it so.
         let mut delivery = delivery;
         if let Some(last) = deliveries.last_seq() {
             delivery.seq = delivery.seq.max(last + 1);
         }
+        let kept_at = delivery.seq;
         deliveries.push(delivery);
         drop(deliveries);
         self.shared.wake.notify_one();
-        Ok(())
+        Ok(kept_at)
+    }
+
+    /// Writes delivery `id` again at the seq it is kept at, and deletes its row at `from`:
+    /// a file keys rows by position, and this one was restored at another.
+    pub fn rewrite(&self, tenant: &Arc<str>, id: &str, from: u64) {
+        let deliveries = self.shared.deliveries.lock();
+        self.shared.sink.record(|changes| {
+            changes.delete(Table::WebhookDeliveries, tenant, id, from);
+            if let Some(delivery) = deliveries.get(id) {
+                put(changes, delivery);
+            }
+        });
     }
 }

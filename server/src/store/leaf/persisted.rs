@@ -92,8 +92,8 @@ impl Account {
         );
     }
 
-    pub(super) fn delete_user_row(&self, changes: &mut Changes, id: Uuid) {
-        changes.delete(Table::LeafUsers, &self.username, id.to_string());
+    pub(super) fn delete_user_row(&self, changes: &mut Changes, id: Uuid, seq: u64) {
+        changes.delete(Table::LeafUsers, &self.username, id.to_string(), seq);
     }
 
     pub(super) fn put_link(&self, changes: &mut Changes, id: &str, link: &Link) {
@@ -117,8 +117,8 @@ impl Account {
         changes.put(Table::LeafMagicLinks, &self.username, id, link.seq, &row);
     }
 
-    pub(super) fn delete_link_row(&self, changes: &mut Changes, id: &str) {
-        changes.delete(Table::LeafMagicLinks, &self.username, id);
+    pub(super) fn delete_link_row(&self, changes: &mut Changes, id: &str, seq: u64) {
+        changes.delete(Table::LeafMagicLinks, &self.username, id, seq);
     }
 
     /// Puts back users and links read from the state file: `(id, sequence, row)` each.

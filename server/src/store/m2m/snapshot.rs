@@ -105,6 +105,15 @@ impl Partner {
         Ok(())
     }
 
+    /// Writes every row of the partner's state again, at the positions they have now.
+    pub fn rewrite(&self) {
+        let state = self.state.lock();
+        self.record(|changes| {
+            self.clear_state(changes);
+            self.put_all(changes, &state);
+        });
+    }
+
     fn rebuild(&self, snapshot: M2mSnapshot) -> Result<PartnerState, String> {
         if snapshot.version != VERSION {
             return Err(format!(
@@ -657,6 +666,9 @@ pub struct Load<'p> {
     merge: Merge<'p>,
     state: PartnerState,
     users: Positioned<User>,
+    /// Some user's or link's position is not the index it gets (a row set aside left a
+    /// gap, say): the partner's rows are to be written again ([`Load::finish`]).
+    moved: bool,
 }
 
 /// Items taken in any order with their positions, handed back in position order (ties in
@@ -693,6 +705,15 @@ impl<T> Positioned<T> {
         self.order.sort_unstable();
     }
 
+    /// Whether the positions are exactly 0, 1, 2, … once sorted: the indexes the items get.
+    fn in_place(&mut self) -> bool {
+        self.sort();
+        self.order
+            .iter()
+            .enumerate()
+            .all(|(rank, &(position, _))| position == rank as u64)
+    }
+
     fn into_sorted(self) -> impl Iterator<Item = T> {
         let Positioned {
             mut items,
@@ -723,6 +744,7 @@ impl Partner {
             merge: Merge::new(self, true),
             state: PartnerState::default(),
             users: Positioned::default(),
+            moved: false,
         }
     }
 
@@ -759,7 +781,8 @@ impl Load<'_> {
     /// Adds the users taken so far, in creation order. [`Load::finish`] does it if this
     /// was not called, but called while the links are still being read it saves that time.
     pub fn add_users(&mut self) -> Result<(), String> {
-        let users = std::mem::take(&mut self.users);
+        let mut users = std::mem::take(&mut self.users);
+        self.moved |= !users.in_place();
         self.state.users.reserve_exact(users.len());
         self.state.user_index.reserve(users.len());
         for user in users.into_sorted() {
@@ -785,17 +808,24 @@ impl Load<'_> {
     /// the result the partner's state (its webhook settings, restored with its row, are
     /// kept). Writes nothing: these are the rows the file holds. On `Err` the partner is
     /// unchanged.
+    ///
+    /// `Ok(true)` when some user's or link's position was not the index it now has: a file
+    /// keys rows by position, so the caller writes the partner's rows again
+    /// ([`Partner::rewrite`]) before anything else changes them.
     pub fn finish(
         mut self,
         links: LoadLinks<'_>,
         data_requests: Vec<SnapshotDataRequest>,
         operations: Vec<OperationView>,
-    ) -> Result<(), String> {
+    ) -> Result<bool, String> {
         self.add_users()?;
         let partner = self.merge.partner;
         let LoadLinks {
-            links, resolved, ..
+            mut links,
+            resolved,
+            ..
         } = links;
+        let moved = self.moved || !links.in_place();
         self.state.links.reserve_exact(links.len());
         self.state.link_index.reserve(links.len());
         for (reference_id, mut link) in links.into_sorted() {
@@ -815,7 +845,7 @@ impl Load<'_> {
             ..self.state
         };
         partner.changes.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        Ok(moved)
     }
 }
 
