@@ -1052,6 +1052,49 @@ fn slug_of(id: &str) -> String {
 }
 
 #[tokio::test]
+async fn the_write_ahead_log_stays_bounded_under_a_stream_of_small_commits() {
+    use linkbox::store::m2m::NewLink;
+
+    let dir = TempDir::new("wal-bound");
+    let state = dir.file("state.db");
+    let app = linkbox::App::open(settings(&state)).await.expect("opened");
+    let partner = app.store.m2m().authenticate(KEY).expect("partner");
+    let padding = "x".repeat(2_000);
+    // Each create committed alone: about 10 MB of rows and several thousand pages of log
+    // written in all, many times the bound.
+    for n in 0..2_500 {
+        partner
+            .create_link(
+                NewLink {
+                    reference_id: format!("customer-{n}"),
+                    flow: "m2m-basic".into(),
+                    metadata: Some(json!({ "padding": padding })),
+                    ..NewLink::default()
+                },
+                app.clock.now(),
+            )
+            .expect("link");
+        app.sink.settled().await.expect("durable");
+    }
+    let mut log = state.as_os_str().to_owned();
+    log.push("-wal");
+    let size = std::fs::metadata(&log).expect("the log").len();
+    // 1,000 pages of 4 KiB with their frame headers, and one commit's worth beyond.
+    assert!(
+        size < 1_100 * (4_096 + 24),
+        "the log grew to {size} bytes: it is not being checkpointed"
+    );
+    assert_eq!(partner.snapshot().links.len(), 2_500);
+    app.sink.close();
+    drop(app);
+    let app = linkbox::App::open(settings(&state))
+        .await
+        .expect("reopened");
+    let partner = app.store.m2m().authenticate(KEY).expect("partner");
+    assert_eq!(partner.snapshot().links.len(), 2_500, "every link kept");
+}
+
+#[tokio::test]
 async fn links_and_users_come_back_in_creation_order() {
     use linkbox::store::m2m::NewLink;
 

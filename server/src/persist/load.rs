@@ -5,7 +5,7 @@
 //! A partner's state ([`Table::M2M_STATE`]: users, links, data requests, operations) can
 //! be a million rows, so a state file's are not read into memory with the rest: [`Rows`]
 //! hands them out one partner at a time, borrowed straight from SQLite, in the table's key
-//! order (tenant, id), which needs no sort. The layer above parses each document as it
+//! order (tenant, position, id), which needs no sort. The layer above parses each document as it
 //! comes and keeps only what it makes of it.
 
 use std::collections::BTreeMap;
@@ -108,7 +108,8 @@ impl Rows for FileRows {
         let text = |error: rusqlite::Error| format!("{}: {error}", table.name());
         let connection = self.connection().map_err(text)?;
         {
-            // The primary key is (tenant, id): this reads one range of it, in order, no sort.
+            // The primary key is (tenant, position, id): this reads one range of it, in
+            // order, no sort.
             let sql = format!(
                 "SELECT id, position, doc FROM {} WHERE tenant = ?1",
                 table.name()

@@ -20,7 +20,10 @@
 //!
 //! # Tables
 //! Every entity table has the same shape — `tenant TEXT, id TEXT, position INTEGER, doc
-//! TEXT` (JSON), keyed by `(tenant, id)`; `position` orders rows within a tenant:
+//! TEXT` (JSON), keyed by `(tenant, position, id)`; `position` orders rows within a tenant.
+//! It leads the key so that new rows (each kind's next position) append to their table,
+//! where random ids put each on a page of its own; so a row keeps its position while it
+//! lives, and a put or a delete names all three:
 //!
 //! | table | tenant | id | position | doc |
 //! |---|---|---|---|---|

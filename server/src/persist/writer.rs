@@ -4,6 +4,11 @@
 //! next transaction together: the busier the sandbox, the larger the batches, so durability
 //! costs one fsync per batch rather than per request.
 //!
+//! The write-ahead log is copied back into the file (checkpointed) by this thread too, but
+//! only once the responses waiting on a commit are released: SQLite's own automatic
+//! checkpoint runs inside the commit, so a whole batch waited on its copying and `fsync`s.
+//! The log is still bounded the same way, at [`CHECKPOINT_PAGES`].
+//!
 //! A failed commit (disk full, I/O error) loses nothing: its writes are kept, in order, and
 //! committed again with whatever queued up since, every [`RETRY_AFTER`], until a commit
 //! succeeds. Meanwhile [`super::Sink::settled`] reports the failure, so the requests that
@@ -11,9 +16,12 @@
 //! cleared and everything goes on as before. Each transaction holds whole requests only,
 //! so a request's changes reach the file all together or not at all.
 
+use std::cell::Cell;
+use std::os::raw::c_int;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rusqlite::hooks::Wal;
 use rusqlite::{Connection, params};
 
 use super::{Queue, Table, Write};
@@ -21,8 +29,24 @@ use super::{Queue, Table, Write};
 /// How long the writer waits before committing again after a failed commit.
 pub(super) const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// Pages in the write-ahead log past which it is checkpointed after a commit: SQLite's own
+/// default for its automatic checkpoint.
+const CHECKPOINT_PAGES: c_int = 1000;
+
+thread_local! {
+    /// Pages in the write-ahead log after this thread's last commit.
+    static LOG_PAGES: Cell<c_int> = const { Cell::new(0) };
+}
+
+/// SQLite's hook after each commit; registering it turns the automatic checkpoint off.
+fn note_log_pages(_: &Wal, pages: c_int) -> rusqlite::Result<()> {
+    LOG_PAGES.set(pages);
+    Ok(())
+}
+
 pub(super) fn run(queue: &Arc<Queue>, mut connection: Connection) {
     connection.set_prepared_statement_cache_capacity(4 * Table::ALL.len() + 8);
+    connection.wal_hook(Some(note_log_pages));
     let statements = Statements::new();
     // Writes of failed commits, oldest first, to be committed before anything newer.
     let mut unsaved: Vec<Write> = Vec::new();
@@ -50,6 +74,9 @@ pub(super) fn run(queue: &Arc<Queue>, mut connection: Connection) {
                         }
                         progress.committed = upto;
                     });
+                    if LOG_PAGES.get() >= CHECKPOINT_PAGES {
+                        checkpoint(&connection);
+                    }
                 }
                 Err(error) => {
                     tracing::error!(%error, path = %queue.path.display(), "state file write failed; retrying");
@@ -72,6 +99,20 @@ pub(super) fn run(queue: &Arc<Queue>, mut connection: Connection) {
     }
     if let Err((_, error)) = connection.close() {
         tracing::warn!(%error, "state file did not close cleanly");
+    }
+}
+
+/// Copies the write-ahead log back into the file; the next commit then starts the log over.
+/// A failure is only logged: the log still holds every change, and the next commit past
+/// the bound tries again.
+fn checkpoint(connection: &Connection) {
+    match connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        row.get::<_, i64>(0)
+    }) {
+        Ok(_) => LOG_PAGES.set(0),
+        Err(error) => {
+            tracing::warn!(%error, "state file checkpoint failed; the write-ahead log keeps every change")
+        }
     }
 }
 
