@@ -4,10 +4,13 @@
 //! next transaction together: the busier the sandbox, the larger the batches, so durability
 //! costs one fsync per batch rather than per request.
 //!
-//! The write-ahead log is copied back into the file (checkpointed) by this thread too, but
-//! only once the responses waiting on a commit are released: SQLite's own automatic
-//! checkpoint runs inside the commit, so a whole batch waited on its copying and `fsync`s.
-//! The log is still bounded the same way, at [`CHECKPOINT_PAGES`].
+//! The write-ahead log is copied back into the file (checkpointed) by a second thread on a
+//! connection of its own, asked after a commit leaves the log past [`CHECKPOINT_PAGES`]:
+//! SQLite's automatic checkpoint ran inside the commit, so a whole batch waited on the
+//! copying and its two `fsync`s, and nothing was committed meanwhile. Under sustained writes
+//! the log can only start over once a checkpoint has copied all of it, which the
+//! checkpointer racing the writer may never do; past [`LOG_BOUND`] the writer therefore
+//! waits for the checkpointer's pass and copies the rest itself, so the log stays bounded.
 //!
 //! A failed commit (disk full, I/O error) loses nothing: its writes are kept, in order, and
 //! committed again with whatever queued up since, every [`RETRY_AFTER`], until a commit
@@ -21,6 +24,7 @@ use std::os::raw::c_int;
 use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use rusqlite::hooks::Wal;
 use rusqlite::{Connection, params};
 
@@ -29,9 +33,12 @@ use super::{Queue, Table, Write};
 /// How long the writer waits before committing again after a failed commit.
 pub(super) const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// Pages in the write-ahead log past which it is checkpointed after a commit: SQLite's own
-/// default for its automatic checkpoint.
+/// Pages in the write-ahead log past which the checkpointer is asked to copy it back after
+/// a commit: SQLite's own default for its automatic checkpoint.
 const CHECKPOINT_PAGES: c_int = 1000;
+/// Pages past which the writer checkpoints itself, waiting for the checkpointer's pass to
+/// end: the log's bound (16 MiB of pages), whatever the load.
+const LOG_BOUND: c_int = 4 * CHECKPOINT_PAGES;
 
 thread_local! {
     /// Pages in the write-ahead log after this thread's last commit.
@@ -44,7 +51,50 @@ fn note_log_pages(_: &Wal, pages: c_int) -> rusqlite::Result<()> {
     Ok(())
 }
 
-pub(super) fn run(queue: &Arc<Queue>, mut connection: Connection) {
+pub(super) fn run(queue: &Arc<Queue>, connection: Connection) {
+    // One checkpoint at a time: the writer's own, past the log's bound, waits for the
+    // checkpointer's to end, then copies the rest (nothing is written meanwhile), so the
+    // log starts over at the next commit.
+    let one_at_a_time = Mutex::new(());
+    let connection = std::thread::scope(|scope| {
+        let (ask, asked) = std::sync::mpsc::sync_channel::<()>(1);
+        let one_at_a_time = &one_at_a_time;
+        let checkpointer = Connection::open(&queue.path).and_then(|own| {
+            std::thread::Builder::new()
+                .name("linkbox-checkpoint".into())
+                .spawn_scoped(scope, move || {
+                    while asked.recv().is_ok() {
+                        checkpoint(&own, one_at_a_time);
+                    }
+                })
+                .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))
+        });
+        let ask = match checkpointer {
+            Ok(_) => Some(ask),
+            Err(error) => {
+                tracing::warn!(%error, "state file checkpointer not started; the writer checkpoints");
+                None
+            }
+        };
+        // The checkpointer ends when `write` drops `ask`; the scope waits for it.
+        write(queue, connection, ask, one_at_a_time)
+    });
+    if let Err(error) = connection.pragma_update(None, "wal_checkpoint", "TRUNCATE") {
+        tracing::warn!(%error, "state file checkpoint failed; the write-ahead log still holds every change");
+    }
+    if let Err((_, error)) = connection.close() {
+        tracing::warn!(%error, "state file did not close cleanly");
+    }
+}
+
+/// Commits whatever is queued, batch after batch, until the queue closes; gives the
+/// connection back.
+fn write(
+    queue: &Arc<Queue>,
+    mut connection: Connection,
+    checkpointer: Option<std::sync::mpsc::SyncSender<()>>,
+    one_at_a_time: &Mutex<()>,
+) -> Connection {
     connection.set_prepared_statement_cache_capacity(4 * Table::ALL.len() + 8);
     connection.wal_hook(Some(note_log_pages));
     let statements = Statements::new();
@@ -74,8 +124,16 @@ pub(super) fn run(queue: &Arc<Queue>, mut connection: Connection) {
                         }
                         progress.committed = upto;
                     });
-                    if LOG_PAGES.get() >= CHECKPOINT_PAGES {
-                        checkpoint(&connection);
+                    let pages = LOG_PAGES.get();
+                    if pages >= CHECKPOINT_PAGES {
+                        match &checkpointer {
+                            // A full channel is a pass already asked for: it copies all
+                            // there is when it runs.
+                            Some(ask) if pages < LOG_BOUND => {
+                                let _ = ask.try_send(());
+                            }
+                            _ => checkpoint(&connection, one_at_a_time),
+                        }
                     }
                 }
                 Err(error) => {
@@ -94,18 +152,14 @@ pub(super) fn run(queue: &Arc<Queue>, mut connection: Connection) {
             break;
         }
     }
-    if let Err(error) = connection.pragma_update(None, "wal_checkpoint", "TRUNCATE") {
-        tracing::warn!(%error, "state file checkpoint failed; the write-ahead log still holds every change");
-    }
-    if let Err((_, error)) = connection.close() {
-        tracing::warn!(%error, "state file did not close cleanly");
-    }
+    connection
 }
 
 /// Copies the write-ahead log back into the file; the next commit then starts the log over.
 /// A failure is only logged: the log still holds every change, and the next commit past
 /// the bound tries again.
-fn checkpoint(connection: &Connection) {
+fn checkpoint(connection: &Connection, one_at_a_time: &Mutex<()>) {
+    let _only = one_at_a_time.lock();
     match connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
         row.get::<_, i64>(0)
     }) {
