@@ -858,22 +858,26 @@ async fn victim_and_bystander(state: &Path) -> [linkbox_contracts::m2m::CreatedL
     links
 }
 
+/// Makes the closed file's row of link `link_id` what an older linkbox could write: a
+/// document that no longer reads back.
+fn break_link_row(state: &Path, link_id: &str) {
+    let connection = rusqlite::Connection::open(state).expect("sqlite");
+    let changed = connection
+        .execute(
+            "UPDATE m2m_links SET doc = '{\"linkId\": null}' WHERE id = ?1",
+            [link_id],
+        )
+        .expect("damaged");
+    assert_eq!(changed, 1);
+}
+
 #[tokio::test]
 async fn a_bad_row_is_quarantined_and_everyone_else_starts() {
     let dir = TempDir::new("quarantine");
     let state = dir.file("state.db");
     let [broken, kept, other] = victim_and_bystander(&state).await;
 
-    // What an older linkbox could write: a document that no longer reads back.
-    let connection = rusqlite::Connection::open(&state).expect("sqlite");
-    let changed = connection
-        .execute(
-            "UPDATE m2m_links SET doc = '{\"linkId\": null}' WHERE id = ?1",
-            [&broken.link_id],
-        )
-        .expect("damaged");
-    assert_eq!(changed, 1);
-    drop(connection);
+    break_link_row(&state, &broken.link_id);
 
     let app = linkbox::App::open(settings(&state))
         .await
@@ -996,14 +1000,7 @@ async fn rows_after_a_gap_are_renumbered_so_later_changes_land_on_them() {
     let dir = TempDir::new("renumber");
     let state = dir.file("state.db");
     let [broken, kept, _] = victim_and_bystander(&state).await;
-    let connection = rusqlite::Connection::open(&state).expect("sqlite");
-    connection
-        .execute(
-            "UPDATE m2m_links SET doc = '{\"linkId\": null}' WHERE id = ?1",
-            [&broken.link_id],
-        )
-        .expect("damaged");
-    drop(connection);
+    break_link_row(&state, &broken.link_id);
 
     // The first link is set aside, so the second becomes the partner's link 0; revoking it
     // then writes its row at position 0, where the file must hold it.
