@@ -8,11 +8,11 @@
 //! those rows to the file's `quarantine` table and names it in a startup warning. Only the
 //! clock row and the Leaf signing key, which every tenant shares, still refuse the file.
 
+use std::sync::Arc;
+
 use linkbox_contracts::timefmt;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use std::sync::Arc;
-
 use time::Duration;
 
 use super::App;

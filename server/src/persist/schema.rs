@@ -27,6 +27,19 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
+/// Migration 3's SQL for each entity table named: rebuilt keyed by `(tenant, position, id)`,
+/// its rows copied over in that order.
+macro_rules! rekeyed {
+    ($($table:literal),+) => {
+        concat!($(
+            "CREATE TABLE ", $table, "_v3 (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, position, id)) WITHOUT ROWID;\n",
+            "INSERT INTO ", $table, "_v3 (tenant, id, position, doc) SELECT tenant, id, position, doc FROM ", $table, " ORDER BY tenant, position, id;\n",
+            "DROP TABLE ", $table, ";\n",
+            "ALTER TABLE ", $table, "_v3 RENAME TO ", $table, ";\n",
+        )+)
+    };
+}
+
 /// Every step from version 0, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -57,40 +70,16 @@ pub const MIGRATIONS: &[Migration] = &[
     // table of a million links.
     Migration {
         to: 3,
-        sql: "
-        CREATE TABLE m2m_partners_v3 (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, position, id)) WITHOUT ROWID;
-        INSERT INTO m2m_partners_v3 (tenant, id, position, doc) SELECT tenant, id, position, doc FROM m2m_partners ORDER BY tenant, position, id;
-        DROP TABLE m2m_partners;
-        ALTER TABLE m2m_partners_v3 RENAME TO m2m_partners;
-        CREATE TABLE m2m_users_v3 (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, position, id)) WITHOUT ROWID;
-        INSERT INTO m2m_users_v3 (tenant, id, position, doc) SELECT tenant, id, position, doc FROM m2m_users ORDER BY tenant, position, id;
-        DROP TABLE m2m_users;
-        ALTER TABLE m2m_users_v3 RENAME TO m2m_users;
-        CREATE TABLE m2m_links_v3 (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, position, id)) WITHOUT ROWID;
-        INSERT INTO m2m_links_v3 (tenant, id, position, doc) SELECT tenant, id, position, doc FROM m2m_links ORDER BY tenant, position, id;
-        DROP TABLE m2m_links;
-        ALTER TABLE m2m_links_v3 RENAME TO m2m_links;
-        CREATE TABLE m2m_data_requests_v3 (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, position, id)) WITHOUT ROWID;
-        INSERT INTO m2m_data_requests_v3 (tenant, id, position, doc) SELECT tenant, id, position, doc FROM m2m_data_requests ORDER BY tenant, position, id;
-        DROP TABLE m2m_data_requests;
-        ALTER TABLE m2m_data_requests_v3 RENAME TO m2m_data_requests;
-        CREATE TABLE m2m_operations_v3 (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, position, id)) WITHOUT ROWID;
-        INSERT INTO m2m_operations_v3 (tenant, id, position, doc) SELECT tenant, id, position, doc FROM m2m_operations ORDER BY tenant, position, id;
-        DROP TABLE m2m_operations;
-        ALTER TABLE m2m_operations_v3 RENAME TO m2m_operations;
-        CREATE TABLE leaf_users_v3 (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, position, id)) WITHOUT ROWID;
-        INSERT INTO leaf_users_v3 (tenant, id, position, doc) SELECT tenant, id, position, doc FROM leaf_users ORDER BY tenant, position, id;
-        DROP TABLE leaf_users;
-        ALTER TABLE leaf_users_v3 RENAME TO leaf_users;
-        CREATE TABLE leaf_magic_links_v3 (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, position, id)) WITHOUT ROWID;
-        INSERT INTO leaf_magic_links_v3 (tenant, id, position, doc) SELECT tenant, id, position, doc FROM leaf_magic_links ORDER BY tenant, position, id;
-        DROP TABLE leaf_magic_links;
-        ALTER TABLE leaf_magic_links_v3 RENAME TO leaf_magic_links;
-        CREATE TABLE webhook_deliveries_v3 (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, position, id)) WITHOUT ROWID;
-        INSERT INTO webhook_deliveries_v3 (tenant, id, position, doc) SELECT tenant, id, position, doc FROM webhook_deliveries ORDER BY tenant, position, id;
-        DROP TABLE webhook_deliveries;
-        ALTER TABLE webhook_deliveries_v3 RENAME TO webhook_deliveries;
-    ",
+        sql: rekeyed!(
+            "m2m_partners",
+            "m2m_users",
+            "m2m_links",
+            "m2m_data_requests",
+            "m2m_operations",
+            "leaf_users",
+            "leaf_magic_links",
+            "webhook_deliveries"
+        ),
     },
 ];
 

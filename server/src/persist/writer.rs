@@ -59,17 +59,19 @@ pub(super) fn run(queue: &Arc<Queue>, connection: Connection) {
     let connection = std::thread::scope(|scope| {
         let (ask, asked) = std::sync::mpsc::sync_channel::<()>(1);
         let one_at_a_time = &one_at_a_time;
-        let checkpointer = Connection::open(&queue.path).and_then(|own| {
-            std::thread::Builder::new()
-                .name("linkbox-checkpoint".into())
-                .spawn_scoped(scope, move || {
-                    while asked.recv().is_ok() {
-                        checkpoint(&own, one_at_a_time);
-                    }
-                })
-                .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))
-        });
-        let ask = match checkpointer {
+        let started = Connection::open(&queue.path)
+            .map_err(|error| error.to_string())
+            .and_then(|own| {
+                std::thread::Builder::new()
+                    .name("linkbox-checkpoint".into())
+                    .spawn_scoped(scope, move || {
+                        while asked.recv().is_ok() {
+                            checkpoint(&own, one_at_a_time);
+                        }
+                    })
+                    .map_err(|error| error.to_string())
+            });
+        let ask = match started {
             Ok(_) => Some(ask),
             Err(error) => {
                 tracing::warn!(%error, "state file checkpointer not started; the writer checkpoints");

@@ -98,19 +98,20 @@ impl Partner {
             webhook_secret,
             ..restored
         };
-        self.record(|changes| {
-            self.clear_state(changes);
-            self.put_all(changes, &state);
-        });
+        self.replace_rows(&state);
         Ok(())
     }
 
     /// Writes every row of the partner's state again, at the positions they have now.
     pub fn rewrite(&self) {
-        let state = self.state.lock();
+        self.replace_rows(&self.state.lock());
+    }
+
+    /// Replaces the partner's rows with `state`'s, under the lock that guards it.
+    fn replace_rows(&self, state: &PartnerState) {
         self.record(|changes| {
             self.clear_state(changes);
-            self.put_all(changes, &state);
+            self.put_all(changes, state);
         });
     }
 
