@@ -1043,6 +1043,93 @@ async fn rows_after_a_gap_are_renumbered_so_later_changes_land_on_them() {
     );
 }
 
+#[tokio::test]
+async fn a_delivery_given_back_at_another_seq_is_written_there() {
+    let dir = TempDir::new("renumber-delivery");
+    let state = dir.file("state.db");
+    let app = linkbox::App::open(settings(&state)).await.expect("opened");
+    let partner = app.store.m2m().authenticate(KEY).expect("partner");
+    for n in 0..3 {
+        app.webhooks.enqueue(
+            &partner,
+            "link.created",
+            json!({"linkId": format!("link_{n}")}),
+            None,
+            app.clock.now(),
+        );
+    }
+    app.sink.settled().await.expect("durable");
+    app.sink.close();
+    drop(app);
+    // Two deliveries at one position, as a hand-edited file could have them: the later is
+    // kept after the earlier, one seq on.
+    let connection = rusqlite::Connection::open(&state).expect("sqlite");
+    let rows = |connection: &rusqlite::Connection| -> Vec<(String, i64)> {
+        connection
+            .prepare("SELECT id, position FROM webhook_deliveries ORDER BY position, id")
+            .and_then(|mut statement| {
+                statement
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect()
+            })
+            .expect("rows")
+    };
+    let before = rows(&connection);
+    assert_eq!(before.len(), 3, "{before:?}");
+    let (first, second) = (before[0].clone(), before[1].clone());
+    connection
+        .execute(
+            "UPDATE webhook_deliveries SET position = ?1 WHERE id = ?2",
+            rusqlite::params![first.1, second.0],
+        )
+        .expect("moved");
+    drop(connection);
+
+    let app = linkbox::App::open(settings(&state)).await.expect("opened");
+    let order = queue_order(&app);
+    app.sink.settled().await.expect("durable");
+    app.sink.close();
+    drop(app);
+
+    let connection = rusqlite::Connection::open(&state).expect("sqlite");
+    let after = rows(&connection);
+    drop(connection);
+    // Which of the two is read first is the file's business; whichever it is, each row is
+    // now at the seq its delivery was given, the second one seq on.
+    assert_eq!(
+        after.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(),
+        order,
+        "one row per delivery, in queue order"
+    );
+    assert_eq!(
+        after
+            .iter()
+            .map(|(_, position)| *position)
+            .collect::<Vec<_>>(),
+        [first.1, first.1 + 1, before[2].1],
+        "the moved delivery's row is at the seq it was given"
+    );
+
+    let app = linkbox::App::open(settings(&state))
+        .await
+        .expect("reopened");
+    let again = queue_order(&app);
+    assert_eq!(
+        again, order,
+        "the queue reads back in the order it was given"
+    );
+}
+
+/// The ids of the webhook queue, oldest first (the list shows the newest first).
+fn queue_order(app: &linkbox::App) -> Vec<String> {
+    app.webhooks
+        .deliveries(linkbox::webhooks::Visible::All)
+        .into_iter()
+        .rev()
+        .map(|delivery| delivery.id)
+        .collect()
+}
+
 /// The tenant (partner slug) of an M2M id, `<kind>_<slug>_<suffix>`.
 fn slug_of(id: &str) -> String {
     id.split('_').nth(1).expect("a slug").to_owned()
