@@ -112,10 +112,33 @@ impl App {
     /// locks `hint` names taken, this replica's copy of every tenant they cover brought up
     /// to date, and what `work` changed committed before it returns. Without a database it
     /// just runs `work`.
-    pub async fn within<F: Future>(&self, hint: &Hint, work: F) -> Result<F::Output, Unavailable> {
-        let Some(replica) = &self.replica else {
-            return Ok(work.await);
-        };
+    ///
+    /// Every request of every sandbox passes through here, so the shared database's part
+    /// (its locks, reads and transaction: tens of kilobytes of future) is boxed and only
+    /// built when it runs. Inline, it sized every request's future for it, and each request
+    /// paid for copying that size a few times over.
+    /// It is a plain function for the same reason: an `async fn` would hold `work` twice.
+    pub fn within<'a, F: Future + 'a>(
+        &'a self,
+        hint: &'a Hint,
+        work: F,
+    ) -> impl Future<Output = Result<F::Output, Unavailable>> + 'a {
+        use futures_util::FutureExt;
+        use futures_util::future::Either;
+        match &self.replica {
+            Some(replica) if *hint != Hint::Nothing => {
+                Either::Left(Box::pin(self.within_database(replica, hint, work)))
+            }
+            _ => Either::Right(work.map(Ok)),
+        }
+    }
+
+    async fn within_database<F: Future>(
+        &self,
+        replica: &Replica,
+        hint: &Hint,
+        work: F,
+    ) -> Result<F::Output, Unavailable> {
         let (scope, _everything, _turn) = match hint {
             Hint::Nothing => return Ok(work.await),
             Hint::Tenant { name, create } => (

@@ -258,13 +258,17 @@ tokio::task_local! {
 
 /// Runs `work` and says whether it recorded any change (through any sink): the serving
 /// layer waits for durability only for requests that wrote something.
-pub async fn tracking<F: std::future::Future>(work: F) -> (F::Output, bool) {
-    RECORDED
-        .scope(std::cell::Cell::new(false), async {
-            let output = work.await;
-            (output, RECORDED.with(std::cell::Cell::get))
-        })
-        .await
+///
+/// A plain function returning the scoped future, not an `async fn` or block: either would
+/// hold `work` twice, and every request's future is built of this one.
+pub fn tracking<F: std::future::Future>(
+    work: F,
+) -> impl std::future::Future<Output = (F::Output, bool)> {
+    use futures_util::FutureExt;
+    RECORDED.scope(
+        std::cell::Cell::new(false),
+        work.map(|output| (output, RECORDED.with(std::cell::Cell::get))),
+    )
 }
 
 /// Where changes go: nowhere (in memory), the state file's write queue, or the request's
