@@ -823,9 +823,7 @@ async fn every_kind_of_state_reads_back_as_it_was_written() {
     let before = seen(&app);
     assert_eq!(before.snapshot.operations.len(), 1);
     assert_eq!(before.leaf_links[0].usage_count, 2);
-    app.sink.settled().await.expect("durable");
-    app.sink.close();
-    drop(app);
+    closed(app).await;
 
     let app = linkbox::App::open(settings(&state))
         .await
@@ -853,8 +851,22 @@ async fn victim_and_bystander(state: &Path) -> [linkbox_contracts::m2m::CreatedL
         victim.create_link(new_link("v2"), now).expect("link"),
         bystander.create_link(new_link("b1"), now).expect("link"),
     ];
+    closed(app).await;
+    links
+}
+
+/// Waits until everything `app` recorded is in its file, then closes the file and lets the
+/// app go, so that the test can read the file or open it again.
+async fn closed(app: linkbox::App) {
     app.sink.settled().await.expect("durable");
     app.sink.close();
+}
+
+/// [`victim_and_bystander`], with the victim's first link's row then damaged
+/// ([`break_link_row`]).
+async fn first_link_broken(state: &Path) -> [linkbox_contracts::m2m::CreatedLink; 3] {
+    let links = victim_and_bystander(state).await;
+    break_link_row(state, &links[0].link_id);
     links
 }
 
@@ -875,9 +887,7 @@ fn break_link_row(state: &Path, link_id: &str) {
 async fn a_bad_row_is_quarantined_and_everyone_else_starts() {
     let dir = TempDir::new("quarantine");
     let state = dir.file("state.db");
-    let [broken, kept, other] = victim_and_bystander(&state).await;
-
-    break_link_row(&state, &broken.link_id);
+    let [broken, kept, other] = first_link_broken(&state).await;
 
     let app = linkbox::App::open(settings(&state))
         .await
@@ -893,9 +903,7 @@ async fn a_bad_row_is_quarantined_and_everyone_else_starts() {
         victim.link(&kept.link_id).is_ok(),
         "only the bad row is set aside"
     );
-    app.sink.settled().await.expect("durable");
-    app.sink.close();
-    drop(app);
+    closed(app).await;
 
     let connection = rusqlite::Connection::open(&state).expect("sqlite");
     let (source, id, reason): (String, String, String) = connection
@@ -962,9 +970,7 @@ async fn a_partner_whose_rows_do_not_fit_together_starts_empty_with_each_row_set
         bystander.link(&other.link_id).is_ok(),
         "the bystander is untouched"
     );
-    app.sink.settled().await.expect("durable");
-    app.sink.close();
-    drop(app);
+    closed(app).await;
 
     let connection = rusqlite::Connection::open(&state).expect("sqlite");
     let mut statement = connection
@@ -999,8 +1005,7 @@ async fn a_partner_whose_rows_do_not_fit_together_starts_empty_with_each_row_set
 async fn rows_after_a_gap_are_renumbered_so_later_changes_land_on_them() {
     let dir = TempDir::new("renumber");
     let state = dir.file("state.db");
-    let [broken, kept, _] = victim_and_bystander(&state).await;
-    break_link_row(&state, &broken.link_id);
+    let [_, kept, _] = first_link_broken(&state).await;
 
     // The first link is set aside, so the second becomes the partner's link 0; revoking it
     // then writes its row at position 0, where the file must hold it.
@@ -1009,9 +1014,7 @@ async fn rows_after_a_gap_are_renumbered_so_later_changes_land_on_them() {
     victim
         .revoke_link(&kept.link_id, None, app.clock.now())
         .expect("revoked");
-    app.sink.settled().await.expect("durable");
-    app.sink.close();
-    drop(app);
+    closed(app).await;
 
     let connection = rusqlite::Connection::open(&state).expect("sqlite");
     let rows: Vec<(String, i64)> = connection
@@ -1058,9 +1061,7 @@ async fn a_delivery_given_back_at_another_seq_is_written_there() {
             app.clock.now(),
         );
     }
-    app.sink.settled().await.expect("durable");
-    app.sink.close();
-    drop(app);
+    closed(app).await;
     // Two deliveries at one position, as a hand-edited file could have them: the later is
     // kept after the earlier, one seq on.
     let connection = rusqlite::Connection::open(&state).expect("sqlite");
@@ -1087,9 +1088,7 @@ async fn a_delivery_given_back_at_another_seq_is_written_there() {
 
     let app = linkbox::App::open(settings(&state)).await.expect("opened");
     let order = queue_order(&app);
-    app.sink.settled().await.expect("durable");
-    app.sink.close();
-    drop(app);
+    closed(app).await;
 
     let connection = rusqlite::Connection::open(&state).expect("sqlite");
     let after = rows(&connection);
@@ -1234,9 +1233,7 @@ async fn links_and_users_come_back_in_creation_order() {
             .collect::<Vec<_>>(),
         "creation order differs from id order"
     );
-    app.sink.settled().await.expect("durable");
-    app.sink.close();
-    drop(app);
+    closed(app).await;
 
     let app = linkbox::App::open(settings(&state))
         .await
