@@ -157,9 +157,9 @@ fn write(
     connection
 }
 
-/// Copies the write-ahead log back into the file; the next commit then starts the log over.
-/// A failure is only logged: the log still holds every change, and the next commit past
-/// the bound tries again.
+/// Copies the write-ahead log back into the file; once a pass has copied all of it, the
+/// next commit starts the log over. A failure is only logged: the log still holds every
+/// change, and the next commit past the bound tries again.
 fn checkpoint(connection: &Connection, one_at_a_time: &Mutex<()>) {
     let _only = one_at_a_time.lock();
     match connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
