@@ -189,8 +189,8 @@ fn gather(queue: &Queue, last_batch: u64) {
     }
     let started = Instant::now();
     let mut recorded = queue.recorded.load(Ordering::Acquire);
-    // Slept in slices rather than woken by each change: a wake-up per request would cost
-    // the writer more than the gathering saves.
+    // Slept in slices rather than woken by each change: a wake-up per request is a context
+    // switch, and measured a worse p99 than slices (docs/benchmarks.md).
     loop {
         std::thread::sleep(GATHER_QUIET);
         let latest = queue.recorded.load(Ordering::Acquire);
