@@ -47,7 +47,9 @@ const LOG_BOUND: c_int = 4 * CHECKPOINT_PAGES;
 const GATHER_AT_MOST: Duration = Duration::from_millis(2);
 /// While gathering, this long without a new change ends it.
 const GATHER_QUIET: Duration = Duration::from_micros(200);
-/// Requests in the last batch from which the writer gathers the next ([`gather`]).
+/// Changes in the last batch (each request's recorded together; a create records two or
+/// three: its link, its delivery, the oldest delivery it trims) from which the writer
+/// gathers the next ([`gather`]).
 const GATHER_FROM: u64 = 16;
 
 thread_local! {
@@ -112,7 +114,7 @@ fn write(
     let statements = Statements::new();
     // Writes of failed commits, oldest first, to be committed before anything newer.
     let mut unsaved: Vec<Write> = Vec::new();
-    // Requests' changes in the last batch committed, and the count it ended at.
+    // Changes recorded in the last batch committed, and the count it ended at.
     let (mut last_batch, mut last_upto) = (0, 0);
     loop {
         gather(queue, last_batch);
@@ -172,7 +174,7 @@ fn write(
 }
 
 /// Lets a batch grow before it is committed, when the last one held [`GATHER_FROM`]
-/// requests' changes or more (many requests are waiting on the file at once) and changes
+/// recorded changes or more (many requests are waiting on the file at once) and changes
 /// already wait: until no change has been recorded for [`GATHER_QUIET`], or
 /// [`GATHER_AT_MOST`] has passed. Under lighter load every batch is committed as soon as
 /// the writer is free, as before: a few clients all waiting on one commit would only wait
