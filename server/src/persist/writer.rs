@@ -3,7 +3,7 @@
 //! far the file has got. While it commits, new changes pile up and go into the next
 //! transaction together: the busier the sandbox, the larger the batches, so durability
 //! costs one write of the log per batch rather than per request. Under heavy load (the last
-//! batch held many requests' changes) it also lets the next batch gather for up to 2 ms
+//! batch held many recorded changes) it also lets the next batch gather for up to 2 ms
 //! ([`gather`]), so each commit rewrites the same pages for more requests.
 //!
 //! The write-ahead log is copied back into the file (checkpointed) by a second thread on a
@@ -114,8 +114,8 @@ fn write(
     let statements = Statements::new();
     // Writes of failed commits, oldest first, to be committed before anything newer.
     let mut unsaved: Vec<Write> = Vec::new();
-    // Changes recorded in the last batch committed, and the count it ended at.
-    let (mut last_batch, mut last_upto) = (0, 0);
+    // Changes recorded in the last batch committed.
+    let mut last_batch = 0;
     loop {
         gather(queue, last_batch);
         let (upto, closing) = {
@@ -135,8 +135,8 @@ fn write(
             match commit(&mut connection, &statements, &unsaved) {
                 Ok(()) => {
                     unsaved.clear();
-                    (last_batch, last_upto) = (upto - last_upto, upto);
                     queue.progress.send_modify(|progress| {
+                        last_batch = upto.saturating_sub(progress.committed);
                         if progress.failed.take().is_some() {
                             tracing::info!(path = %queue.path.display(), "state file writable again; every change is saved");
                         }
@@ -360,13 +360,13 @@ mod tests {
         }
     }
 
-    fn record(queue: &Queue, n: usize) {
+    fn record(queue: &Queue, n: u64) {
         queue
             .pending
             .lock()
             .writes
             .push(Write::ClearTable(Table::M2mLinks));
-        queue.recorded.store(n as u64, Ordering::Release);
+        queue.recorded.store(n, Ordering::Release);
     }
 
     #[test]
