@@ -162,6 +162,15 @@ impl Browser {
         loop {
             match element.tag_name().await {
                 Err(error) if error.is_stale_element_reference() => return,
+                // Chrome's answer when the page was replaced between its lookup of the node
+                // and its reply: the element is gone all the same.
+                Err(error)
+                    if error
+                        .to_string()
+                        .contains("does not belong to the document") =>
+                {
+                    return;
+                }
                 Err(error) => panic!("after clicking `{css}` on {before}: {error}"),
                 Ok(_) => {}
             }
