@@ -58,7 +58,7 @@ use tokio::net::TcpListener;
 
 pub use app::App;
 pub use config::{Options, Settings};
-pub use http::routes;
+pub use http::Pipeline;
 
 /// Serves `app` on an already bound `listener` until `shutdown` completes ([`http::run`]).
 pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output = ()>) {

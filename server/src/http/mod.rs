@@ -26,10 +26,7 @@ use std::time::Instant;
 
 use bytes::Buf;
 use futures_util::StreamExt;
-use http::{HeaderMap, Method, StatusCode};
-use warp::Filter;
-use warp::filters::BoxedFilter;
-use warp::path::FullPath;
+use http::{Method, StatusCode};
 use warp::reply::Response;
 
 use crate::app::App;
@@ -101,51 +98,66 @@ impl Surfaces {
     }
 }
 
-/// Every route of the sandbox behind the pipeline above, as one warp filter.
-pub fn routes(app: App) -> BoxedFilter<(Response,)> {
-    let surfaces = Arc::new(Surfaces::new(&app));
-    let body = warp::body::stream()
-        .map(|stream| Some(boxed(stream)))
-        .or(warp::any().map(|| None))
-        .unify();
-    warp::method()
-        .and(warp::path::full())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::header::headers_cloned())
-        .and(body)
-        .then(
-            move |method: Method,
-                  path: FullPath,
-                  query: String,
-                  headers: HeaderMap,
-                  body: Option<BodyStream>| {
-                let (app, surfaces) = (app.clone(), surfaces.clone());
-                async move {
-                    let caller = identity::resolve(&app, &headers);
-                    let request = Request::new(
-                        app,
-                        method,
-                        path.as_str().to_owned(),
-                        query,
-                        headers,
-                        caller,
-                        body,
-                    );
-                    handle(&surfaces, request).await
-                }
-            },
-        )
-        .boxed()
+/// The pipeline above as one service: hyper's request in, the response out.
+///
+/// linkbox reads a request's parts itself instead of through a chain of warp filters: the
+/// chain copied the headers, boxed an empty body and moved each request's large future
+/// into one more state, and cost about 2.5 µs of a health check's 15 (`docs/benchmarks.md`).
+#[derive(Clone)]
+pub struct Pipeline {
+    app: App,
+    surfaces: Arc<Surfaces>,
 }
 
-/// The body as the handlers read it.
-fn boxed<S, B>(stream: S) -> BodyStream
+impl Pipeline {
+    /// The pipeline over `app`'s routes.
+    pub fn new(app: App) -> Pipeline {
+        let surfaces = Arc::new(Surfaces::new(&app));
+        Pipeline { app, surfaces }
+    }
+
+    /// The answer to `request`.
+    pub fn answer<B>(&self, request: http::Request<B>) -> Answer
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (parts, body) = request.into_parts();
+        // A body already at its end (a GET, `Content-Length: 0`) is no body to read.
+        let body = (!body.is_end_stream()).then(|| boxed(body));
+        let caller = identity::resolve(&self.app, &parts.headers);
+        let request = Request::new(
+            self.app.clone(),
+            parts.method,
+            parts.uri.path().to_owned(),
+            parts.uri.query().unwrap_or_default().to_owned(),
+            parts.headers,
+            caller,
+            body,
+        );
+        let surfaces = self.surfaces.clone();
+        Box::pin(async move { handle(&surfaces, request).await })
+    }
+}
+
+/// One request's answer on its way. Boxed once, where it is made: hyper and the
+/// connection loop move it a few times more, and the pipeline's state is several KB.
+pub type Answer = std::pin::Pin<Box<dyn Future<Output = Response> + Send>>;
+
+/// The body as the handlers read it: its data, in order, with trailers left out.
+fn boxed<B>(body: B) -> BodyStream
 where
-    S: futures_util::Stream<Item = Result<B, warp::Error>> + Send + 'static,
-    B: Buf,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    stream
-        .map(|chunk| chunk.map(|mut chunk| chunk.copy_to_bytes(chunk.remaining())))
+    use http_body_util::BodyExt;
+    body.into_data_stream()
+        .map(|chunk| match chunk {
+            Ok(mut chunk) => Ok(chunk.copy_to_bytes(chunk.remaining())),
+            Err(error) => Err(std::io::Error::other(error)),
+        })
         .boxed()
 }
 
@@ -459,7 +471,9 @@ pub async fn run(listener: tokio::net::TcpListener, app: App, shutdown: impl Fut
         let _ = catch_up_stopped.await;
     }));
     let limits = app.settings.connections;
-    serve_with(listener, routes(app.clone()), limits, shutdown).await;
+    let pipeline = Pipeline::new(app.clone());
+    let answer = move |request| pipeline.answer(request);
+    serve::serve_answers(listener, answer, limits, shutdown).await;
     let _ = stop_engine.send(());
     let _ = stop_catch_up.send(());
     let _ = engine.await;
@@ -486,28 +500,31 @@ mod tests {
         ))
     }
 
-    /// Every request's future is moved a few times on its way (into warp's box, into each
-    /// caller's state), so its size is paid on every request: a layer that held its inner
-    /// future twice, or a rare branch built inline (the shared database's transaction),
-    /// once made it 81,176 bytes; it is 9,040 now, in debug and release builds alike. The
-    /// bound leaves room for a debug build's larger futures and for growth, not for that.
+    /// `request`'s answer through the whole pipeline, its body read whole.
+    async fn reply(request: http::Request<String>) -> http::Response<bytes::Bytes> {
+        use http_body_util::BodyExt;
+        let response = Pipeline::new(app()).answer(request).await;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.expect("a body").to_bytes();
+        http::Response::from_parts(parts, body)
+    }
+
+    fn get(path: &str) -> http::Request<String> {
+        http::Request::get(path)
+            .body(String::new())
+            .expect("a request")
+    }
+
+    /// Every request's future is moved a few times on its way (into hyper's connection
+    /// state, into each caller's state), so its size is paid on every request: a layer that
+    /// held its inner future twice, or a rare branch built inline (the shared database's
+    /// transaction), once made it 81,176 bytes; it is 9,040 now, in debug and release builds
+    /// alike. The bound leaves room for a debug build's larger futures and for growth, not
+    /// for that.
     #[tokio::test]
     async fn a_request_future_stays_small() {
         const BOUND: usize = 32 * 1024;
-        let app = app();
-        let surfaces = Arc::new(Surfaces::new(&app));
-        let headers = HeaderMap::new();
-        let caller = identity::resolve(&app, &headers);
-        let request = Request::new(
-            app,
-            Method::GET,
-            "/_sandbox/health".to_owned(),
-            String::new(),
-            headers,
-            caller,
-            None,
-        );
-        let future = handle(&surfaces, request);
+        let future = Pipeline::new(app()).answer(get("/_sandbox/health"));
         let size = std::mem::size_of_val(&future);
         println!("a request's future: {size} bytes");
         assert!(
@@ -518,11 +535,12 @@ mod tests {
     }
 
     async fn problem(method: &str, path: &str) -> (u16, serde_json::Value) {
-        let response = warp::test::request()
+        let request = http::Request::builder()
             .method(method)
-            .path(path)
-            .reply(&routes(app()))
-            .await;
+            .uri(path)
+            .body(String::new())
+            .expect("a request");
+        let response = reply(request).await;
         assert_eq!(
             response.headers()[header::CONTENT_TYPE],
             "application/problem+json"
@@ -609,17 +627,12 @@ mod tests {
     #[tokio::test]
     async fn every_request_gets_one_log_line_with_method_path_status_and_tenant() {
         let (captured, _guard) = capture();
-        let routes = routes(app());
-        warp::test::request()
-            .method("GET")
-            .path("/partner/links?limit=1")
+        let request = http::Request::get("/partner/links?limit=1")
             .header("x-api-key", "m2m_test_00000000000000000000000000000042")
-            .reply(&routes)
-            .await;
-        warp::test::request()
-            .path("/api/unknown")
-            .reply(&routes)
-            .await;
+            .body(String::new())
+            .expect("a request");
+        reply(request).await;
+        reply(get("/api/unknown")).await;
         let lines = captured.lines();
         assert_eq!(lines.len(), 2, "{lines:?}");
         let fields = &lines[0]["fields"];
@@ -661,7 +674,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_landing_page_links_the_dashboard_docs_openapi_and_health() {
-        let response = warp::test::request().path("/").reply(&routes(app())).await;
+        let response = reply(get("/")).await;
         assert_eq!(response.status(), 200);
         assert!(
             response.headers()[header::CONTENT_TYPE]

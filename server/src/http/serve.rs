@@ -29,6 +29,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::config::ConnectionLimits;
 
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -63,15 +64,35 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()>,
 ) {
     let service = warp::service(filter);
+    let answer = move |request: http::Request<Incoming>| {
+        let mut service = service.clone();
+        async move {
+            match service.call(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    };
+    serve_answers(listener, answer, limits, shutdown).await;
+}
+
+/// Serves the responses `answer` gives on `listener` within `limits` until `shutdown`
+/// completes, then lets open requests finish.
+pub(super) async fn serve_answers<A, F>(
+    listener: TcpListener,
+    answer: A,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+) where
+    A: Fn(http::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response> + Send + 'static,
+{
     // A response marked `DropConnection` becomes a service error, which makes hyper close
     // the connection without answering.
     let service = hyper::service::service_fn(move |request| {
-        let mut service = service.clone();
+        let response = answer(request);
         async move {
-            let response = match service.call(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            };
+            let response = response.await;
             if response
                 .extensions()
                 .get::<crate::wire::DropConnection>()

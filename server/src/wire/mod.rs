@@ -39,7 +39,7 @@ async fn read_limited<S, B>(
     limit: usize,
 ) -> Result<Bytes, BodyError>
 where
-    S: Stream<Item = Result<B, warp::Error>>,
+    S: Stream<Item = Result<B, std::io::Error>>,
     B: bytes::Buf,
 {
     let declared = headers
@@ -287,7 +287,7 @@ mod tests {
     #[tokio::test]
     async fn bodies_over_the_limit_are_refused_even_without_a_length() {
         let chunks = futures_util::stream::iter(vec![
-            Ok::<_, warp::Error>(Bytes::from_static(b"12345")),
+            Ok::<_, std::io::Error>(Bytes::from_static(b"12345")),
             Ok(Bytes::from_static(b"6789")),
         ]);
         assert_eq!(
@@ -295,7 +295,7 @@ mod tests {
             Err(BodyError::TooLarge)
         );
         let chunks =
-            futures_util::stream::iter(vec![Ok::<_, warp::Error>(Bytes::from_static(b"1234"))]);
+            futures_util::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from_static(b"1234"))]);
         assert_eq!(
             read_limited(&HeaderMap::new(), chunks, 8).await,
             Ok(Bytes::from_static(b"1234"))

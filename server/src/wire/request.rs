@@ -17,8 +17,8 @@ use super::{BodyError, Params, read_limited};
 use crate::app::App;
 use crate::ops::identity::Caller;
 
-/// The body, not yet read.
-pub type BodyStream = BoxStream<'static, Result<Bytes, warp::Error>>;
+/// The body, not yet read; a chunk that could not be read is an I/O error.
+pub type BodyStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 
 /// Where a request's unread body waits: shared between the request and the serving layer,
 /// which takes back what the handler left ([`BodySlot::take`]).
