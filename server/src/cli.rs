@@ -15,7 +15,8 @@ use crate::config::{FileConfig, Options, RateLimits};
 pub const ENVIRONMENT: &str = "\
 Environment:
   LINKBOX_LOG   what `serve` logs on stderr, as a tracing filter (default: info): one line
-                per request at info (target linkbox::request), webhook attempts at debug;
+                per request at info (target linkbox::request; health checks at debug),
+                webhook attempts at debug;
                 e.g. LINKBOX_LOG=debug, or LINKBOX_LOG=info,linkbox::request=off
   NO_COLOR      set to anything non-empty: no colour in log lines (there is none anyway
                 when stderr is not a terminal)

@@ -39,7 +39,7 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging(args.log_format);
+    let log = init_logging(args.log_format);
     for warning in args.check_exposure()? {
         tracing::warn!("{warning}");
     }
@@ -76,6 +76,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     linkbox::serve(listener, app, shutdown_signal()).await;
     tracing::info!("stopped");
+    log.report();
     Ok(())
 }
 
@@ -90,8 +91,6 @@ fn print_openapi(format: DocFormat) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Logs on stderr at `LINKBOX_LOG` (default `info`), coloured only on a terminal and never
-/// with `NO_COLOR` set to anything non-empty.
 /// `linkbox completions SHELL`: the script on stdout.
 fn print_completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
     let mut script = Vec::new();
@@ -111,16 +110,56 @@ fn closed_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
-fn init_logging(format: LogFormat) {
+/// Log lines waiting for the log's own thread, at most; past it, lines are dropped.
+const LOG_LINES_WAITING: usize = 16 * 1024;
+
+/// Logs on stderr at `LINKBOX_LOG` (default `info`), coloured only on a terminal and never
+/// with `NO_COLOR` set to anything non-empty.
+///
+/// A line is formatted where it is logged and written by a thread of its own, which writes
+/// whatever has gathered in one go: a request no longer waits for a `write` of its line,
+/// and a stderr nobody reads (a full pipe) no longer stalls the sandbox. Past
+/// [`LOG_LINES_WAITING`] lines waiting, lines are dropped, and their count is logged when
+/// `serve` stops. Lines are written out when the returned guard drops.
+fn init_logging(format: LogFormat) -> Log {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_LINES_WAITING)
+        .lossy(true)
+        .thread_name("linkbox-log")
+        .finish(std::io::BufWriter::new(std::io::stderr()));
+    let dropped = writer.error_counter();
     let filter = EnvFilter::try_from_env("LINKBOX_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal() && !no_color)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+    Log {
+        _guard: guard,
+        dropped,
+    }
+}
+
+/// The log's thread, kept until `serve` returns, and its count of dropped lines.
+struct Log {
+    _guard: tracing_appender::non_blocking::WorkerGuard,
+    dropped: tracing_appender::non_blocking::ErrorCounter,
+}
+
+impl Log {
+    /// Says how many lines were dropped, if any.
+    fn report(&self) {
+        let dropped = self.dropped.dropped_lines();
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "log lines were dropped: stderr was not read as fast as they came"
+            );
+        }
     }
 }
 

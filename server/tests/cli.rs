@@ -1,5 +1,5 @@
-//! The `linkbox` binary as a user runs it: closed pipes, completions, and `serve --seed` on a
-//! state file that already holds links.
+//! The `linkbox` binary as a user runs it: closed pipes, completions, `serve --seed` on a
+//! state file that already holds links, and a stderr nobody reads.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
@@ -135,4 +135,60 @@ fn serve_seed_on_a_state_file_with_links_seeds_nothing_and_says_so() {
         "{second:?}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One request on `stream` (kept alive) and its status line, its body read whole.
+fn ask(stream: &mut BufReader<std::net::TcpStream>, path: &str) -> String {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::io::Write::write_all(stream.get_mut(), request.as_bytes()).expect("send");
+    let mut status = String::new();
+    stream
+        .read_line(&mut status)
+        .expect("a status line in time");
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        stream.read_line(&mut line).expect("a header line");
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().expect("a length");
+        }
+    }
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).expect("the body");
+    status
+}
+
+/// A CI step that starts linkbox with stderr piped and never reads it: once the pipe is
+/// full, a request whose log line waited for `write` would never be answered. Three thousand
+/// request lines are several times a pipe's 64 KiB.
+#[test]
+fn requests_are_answered_while_nobody_reads_stderr() {
+    let mut child: Child = linkbox()
+        .args(["serve", "--addr", "127.0.0.1:0", "--rate-limits", "off"])
+        .env("LINKBOX_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("a first line");
+    let addr = first
+        .trim()
+        .trim_start_matches("listening on http://")
+        .to_owned();
+    let stream = std::net::TcpStream::connect(&addr).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("a timeout");
+    let mut stream = BufReader::new(stream);
+    for _ in 0..3000 {
+        let status = ask(&mut stream, "/_sandbox/clock");
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    }
+    child.kill().expect("kill");
+    child.wait().expect("wait");
 }

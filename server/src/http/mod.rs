@@ -334,13 +334,15 @@ fn unavailable(path: &str, error: &crate::persist::shared::Unavailable) -> Respo
     response
 }
 
-/// What the request log reads off a request before it moves on: nothing while the log is
-/// off.
-type LogFields = Option<(Method, String, Option<Arc<str>>)>;
+/// What the request log reads off a request before it moves on: nothing while its line
+/// would not be written.
+type LogFields = Option<(tracing::Level, Method, String, Option<Arc<str>>)>;
 
 fn log_fields(request: &Request) -> LogFields {
-    log::enabled().then(|| {
+    let level = log::level(&request.path);
+    log::enabled(level).then(|| {
         (
+            level,
             request.method.clone(),
             request.path.clone(),
             request.caller.tenant().cloned(),
@@ -348,10 +350,11 @@ fn log_fields(request: &Request) -> LogFields {
     })
 }
 
-/// The request's log line, when the log is on.
+/// The request's log line, when it is written.
 fn log_line(fields: LogFields, response: &Response, started: Instant) {
-    if let Some((method, path, tenant)) = fields {
+    if let Some((level, method, path, tenant)) = fields {
         log::request(
+            level,
             &method,
             &path,
             response,
@@ -638,6 +641,11 @@ mod tests {
     /// "never", and rebuilding the cache after installing ours heals a callsite reached
     /// before it was there.
     fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
+        capture_at("linkbox::request=info")
+    }
+
+    /// Captures on this thread the lines `filter` lets through.
+    fn capture_at(filter: &str) -> (Captured, tracing::subscriber::DefaultGuard) {
         static QUIET: std::sync::Once = std::sync::Once::new();
         QUIET.call_once(|| {
             // Another global subscriber already being set serves the same purpose.
@@ -647,7 +655,7 @@ mod tests {
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
             .json()
-            .with_env_filter("linkbox::request=info")
+            .with_env_filter(filter)
             .with_writer(move || writer.clone())
             .finish();
         let guard = tracing::subscriber::set_default(subscriber);
@@ -674,8 +682,29 @@ mod tests {
         let tenant = fields["tenant"].as_str().expect("tenant");
         assert!(tenant != "-" && !tenant.contains("m2m_test_"), "{tenant}");
         assert_eq!(lines[0]["level"], "INFO");
+        assert!(fields.get("warnings").is_none(), "{fields}");
         assert_eq!(lines[1]["fields"]["status"], 404);
         assert_eq!(lines[1]["fields"]["tenant"], "-");
+    }
+
+    /// The health check's line is `debug`: a probe's every second would bury the rest at
+    /// `info`. Other control requests keep theirs at `info`.
+    #[tokio::test]
+    async fn the_health_check_is_logged_at_debug_and_other_control_requests_at_info() {
+        let (captured, guard) = capture();
+        reply(get("/_sandbox/health")).await;
+        reply(get("/_sandbox/clock")).await;
+        let lines = captured.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["fields"]["path"], "/_sandbox/clock");
+        drop(guard);
+        let (captured, _guard) = capture_at("linkbox::request=debug");
+        reply(get("/_sandbox/health")).await;
+        let lines = captured.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["level"], "DEBUG");
+        assert_eq!(lines[0]["fields"]["path"], "/_sandbox/health");
+        assert_eq!(lines[0]["fields"]["status"], 200);
     }
 
     #[tokio::test]
@@ -689,6 +718,7 @@ mod tests {
             );
         }
         log::request(
+            tracing::Level::INFO,
             &Method::POST,
             "/partner/links",
             &response,
