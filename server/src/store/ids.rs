@@ -17,6 +17,13 @@
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
+/// A random (version 4) UUID from the thread's generator, a CSPRNG seeded from the system:
+/// `Uuid::new_v4` asks the kernel for each one (`getrandom`), a system call that was 2% of a
+/// create's CPU.
+pub fn uuid_v4() -> uuid::Uuid {
+    uuid::Builder::from_random_bytes(rand::rng().random()).into_uuid()
+}
+
 /// A random 48-bit value, shown as 12 lowercase hex digits.
 pub fn hex48() -> u64 {
     rand::rng().random::<u64>() & 0xffff_ffff_ffff
@@ -170,6 +177,16 @@ pub fn suffix_of<'a>(id: &'a str, kind: &str, slug: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uuids_are_version_4_rfc_variant_and_differ() {
+        let (a, b) = (uuid_v4(), uuid_v4());
+        for uuid in [a, b] {
+            assert_eq!(uuid.get_version(), Some(uuid::Version::Random), "{uuid}");
+            assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122, "{uuid}");
+        }
+        assert_ne!(a, b);
+    }
 
     #[test]
     fn hex48_round_trips_through_twelve_hex_digits() {

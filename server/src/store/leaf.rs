@@ -20,6 +20,7 @@ use rand::RngCore;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use super::ids;
 use crate::config::Settings;
 use crate::persist::Sink;
 
@@ -326,7 +327,7 @@ struct Link {
 /// Leaf's ids are standard base64; the URL-safe alphabet keeps every id usable as a path
 /// segment of the hosted page and the API.
 pub fn new_magic_link_id() -> String {
-    URL_SAFE_NO_PAD.encode(Uuid::new_v4().to_string())
+    URL_SAFE_NO_PAD.encode(ids::uuid_v4().to_string())
 }
 
 impl AccountState {
@@ -358,7 +359,7 @@ impl Account {
         {
             return Err(LeafError::ExternalIdTaken);
         }
-        let id = Uuid::new_v4();
+        let id = ids::uuid_v4();
         let user = insert_user(&mut state, id, fields);
         self.sink.record(|changes| self.put_user(changes, id, user));
         Ok(user.view(id))
@@ -451,7 +452,7 @@ impl Account {
         user.credentials.insert(
             provider,
             ProviderCredentials {
-                id: Uuid::new_v4().to_string(),
+                id: ids::uuid_v4().to_string(),
                 status: "VALID".to_owned(),
                 created_time: timefmt::millis(now),
             },
@@ -502,7 +503,7 @@ impl Account {
                 match existing {
                     Some(id) => id,
                     None => {
-                        let id = Uuid::new_v4();
+                        let id = ids::uuid_v4();
                         let fields = UserFields {
                             name: name.unwrap_or_else(|| external_id.clone()),
                             email: email.unwrap_or_else(|| external_id.clone()),

@@ -645,7 +645,7 @@ impl Partner {
             suffix,
             user: user_index,
             status: LinkStatus::Created,
-            token: Uuid::new_v4(),
+            token: ids::uuid_v4(),
             flow: new.flow,
             theme: new.theme.map(Into::into),
             language: new.language,
