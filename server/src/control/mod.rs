@@ -137,14 +137,23 @@ fn with_body(
 }
 
 /// GET /_sandbox/health
+/// The health check's answer. Its body never changes, so it is serialized once: probes ask
+/// often, and each would otherwise pay for two strings and a buffer.
 fn health() -> Response {
-    crate::wire::json(
-        StatusCode::OK,
-        &linkbox_contracts::sandbox::Health {
+    static BODY: std::sync::OnceLock<bytes::Bytes> = std::sync::OnceLock::new();
+    let body = BODY.get_or_init(|| {
+        let health = linkbox_contracts::sandbox::Health {
             status: "ok".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
-        },
-    )
+        };
+        serde_json::to_vec(&health).unwrap_or_default().into()
+    });
+    let mut response = Response::new(body.clone().into());
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// 404 in linkbox's envelope for every path no surface claims.
@@ -167,4 +176,34 @@ pub fn wrong_method(method: &Method, path: &str, allow: String) -> Response {
         response.headers_mut().insert(header::ALLOW, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The body is serialized once and served again: every answer is the same JSON.
+    #[tokio::test]
+    async fn the_health_check_answers_ok_and_the_version_every_time() {
+        use http_body_util::BodyExt;
+        for _ in 0..2 {
+            let response = health();
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(
+                response.headers()[http::header::CONTENT_TYPE],
+                "application/json"
+            );
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
+            assert_eq!(
+                body,
+                serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})
+            );
+        }
+    }
 }

@@ -21,22 +21,26 @@ use crate::ops::identity::Caller;
 pub type BodyStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 
 /// Where a request's unread body waits: shared between the request and the serving layer,
-/// which takes back what the handler left ([`BodySlot::take`]).
+/// which takes back what the handler left ([`BodySlot::take`]). A request without a body
+/// (most of them) shares nothing and allocates nothing.
 #[derive(Clone, Default)]
-pub struct BodySlot(Arc<Mutex<Option<BodyStream>>>);
+pub struct BodySlot(Option<Arc<Mutex<Option<BodyStream>>>>);
 
 impl BodySlot {
     fn new(body: Option<BodyStream>) -> BodySlot {
-        BodySlot(Arc::new(Mutex::new(body)))
+        BodySlot(body.map(|body| Arc::new(Mutex::new(Some(body)))))
     }
 
     /// The part of the body nobody has read yet, if any.
     pub fn take(&self) -> Option<BodyStream> {
-        self.0.lock().take()
+        self.0.as_ref()?.lock().take()
     }
 
+    /// Puts back what is left of a body taken from this slot.
     fn put(&self, body: BodyStream) {
-        *self.0.lock() = Some(body);
+        if let Some(slot) = &self.0 {
+            *slot.lock() = Some(body);
+        }
     }
 }
 
