@@ -45,6 +45,16 @@ async function startReceiver() {
   };
 }
 
+/** The tenant's webhook deliveries once none is `pending`, or as they are after `timeoutMs`. */
+async function settledDeliveries(tenant, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const deliveries = await tenant.webhooks();
+    if (deliveries.every((delivery) => delivery.status !== 'pending') || Date.now() > deadline) return deliveries;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** Whether a process with this id still exists. */
 function isRunning(pid) {
   try {
@@ -65,4 +75,4 @@ async function gone(pid, timeoutMs = 5_000) {
   return true;
 }
 
-module.exports = { startReceiver, isRunning, gone };
+module.exports = { startReceiver, settledDeliveries, isRunning, gone };

@@ -9,6 +9,8 @@ import hmac
 import os
 import subprocess
 import sysconfig
+import time
+from typing import Any, Dict, List
 
 import httpx
 import pytest
@@ -80,8 +82,20 @@ def test_the_webhook_arrives_signed_at_a_local_receiver(linkbox_tenant: Tenant, 
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + hook.body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(hook.headers["x-m2m-signature"], f"sha256={expected}")
     assert hook.json["data"]["linkId"] == created.json()["data"]["linkId"]
-    deliveries = linkbox_tenant.webhooks()
+    # The receiver has answered, but linkbox records the outcome only once it has read that
+    # answer: the delivery leaves "pending" a moment after the webhook arrives.
+    deliveries = settled_deliveries(linkbox_tenant)
     assert [(d["event"], d["status"]) for d in deliveries] == [("link.created", "delivered")]
+
+
+def settled_deliveries(tenant: Tenant, timeout: float = 10.0) -> List[Dict[str, Any]]:
+    """The tenant's webhook deliveries once none is pending, or as they are after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        deliveries = tenant.webhooks()
+        if all(d["status"] != "pending" for d in deliveries) or time.monotonic() > deadline:
+            return deliveries
+        time.sleep(0.02)
 
 
 def test_advancing_the_clock_expires_a_link(linkbox_tenant: Tenant) -> None:
