@@ -5,9 +5,11 @@
 //! phases. The bare reference and the health endpoint are measured side by side, alternated
 //! three times (medians kept); then create-link (small and the seeder's bodies),
 //! create-link again with `--state` (a fresh SQLite file) as a ratio of the in-memory rate,
-//! get and list, a mixed read/write workload, the Leaf routes, and every row also as a ratio
-//! to the bare reference. Memory per link is measured in fresh processes for bare links and
-//! for the seeder's kind (metadata and userData) at 100k links (1M too with `--million`);
+//! and with the request log on (linkbox's default, into `/dev/null`; the other rows run with
+//! `LINKBOX_LOG=warn`) as a ratio of the log off; get and list, a mixed read/write workload,
+//! the Leaf routes, and every row also as a ratio to the bare reference. Memory per link is
+//! measured in fresh processes for bare links and for the seeder's kind (metadata and
+//! userData) at 100k links (1M too with `--million`);
 //! outside `--quick`, the store grows past a million links in one partner, and the same
 //! create-link request runs against WireMock and Prism ([`peers`]); and a soak ([`soak`]):
 //! normal traffic's p99 alone, then while fresh keys flood in and slow clients hold
@@ -193,7 +195,16 @@ impl Server {
                 .map(std::ffi::OsStr::new)
                 .collect();
         args.extend_from_slice(extra);
-        Server::spawn(binary, &args, &[("LINKBOX_LOG", "warn")])
+        Server::spawn(binary, &args, &[("LINKBOX_LOG", "warn")], Stdio::inherit())
+    }
+
+    /// Like [`Server::start`], with linkbox's default log (a line per request) written to
+    /// nowhere, as a user's `linkbox serve` with stderr redirected.
+    fn start_logged(binary: &Path) -> anyhow::Result<Server> {
+        let args =
+            ["serve", "--addr", "127.0.0.1:0", "--rate-limits", "off"].map(std::ffi::OsStr::new);
+        let (server, _) = Server::spawn(binary, &args, &[("LINKBOX_LOG", "info")], Stdio::null())?;
+        Ok(server)
     }
 
     /// Starts `binary args...`, which prints `listening on http://ADDR` first.
@@ -201,13 +212,14 @@ impl Server {
         binary: &Path,
         args: &[&std::ffi::OsStr],
         env: &[(&str, &str)],
+        stderr: Stdio,
     ) -> anyhow::Result<(Server, Instant)> {
         let started = Instant::now();
         let mut child = Command::new(binary)
             .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
         let stdout = child.stdout.take().context("no stdout")?;
@@ -336,7 +348,7 @@ async fn measure(
     let addr = server.addr;
     let startup = first_answer(addr, started).await?;
     let idle_rss_kib = server.rss_kib()?;
-    let (reference, _) = Server::spawn(bare, &["127.0.0.1:0".as_ref()], &[])?;
+    let (reference, _) = Server::spawn(bare, &["127.0.0.1:0".as_ref()], &[], Stdio::inherit())?;
     let duration = if quick {
         Duration::from_secs(1)
     } else {
@@ -378,6 +390,12 @@ async fn measure(
         &with_state_file(binary, state_path(out), duration, generator, &scratch).await?,
         CREATE,
         "in memory",
+    );
+    report.add_compared(
+        LOGGED_ROW,
+        &with_request_log(binary, duration, generator, &scratch).await?,
+        CREATE,
+        "log off",
     );
 
     let link_id = create_one(addr).await?;
@@ -647,6 +665,8 @@ fn mixed(addr: SocketAddr, key: &'static str, link_id: &str) -> MakeRequest {
 
 /// The row of create-link with `--state`.
 const STATE_ROW: &str = "POST /partner/links --state FILE";
+/// Create-link with linkbox's default log: one `info` line per request.
+const LOGGED_ROW: &str = "POST /partner/links, request log on";
 
 /// The create-link request of every scenario: four partners in turn, each body distinct.
 fn create_links(addr: SocketAddr) -> MakeRequest {
@@ -683,6 +703,24 @@ async fn with_state_file(
         }
     }
     let (server, _) = Server::start(binary, &["--state".as_ref(), state.as_os_str()])?;
+    let scenario = Scenario {
+        make: create_links(server.addr),
+        script: wrk::small_creates(&KEYS),
+    };
+    let outcome = drive(generator, server.addr, duration, scenario, scratch).await?;
+    drop(server);
+    Ok(outcome)
+}
+
+/// The create-link request against a fresh server whose request log is on, as it is by
+/// default (the other rows run with `LINKBOX_LOG=warn`).
+async fn with_request_log(
+    binary: &Path,
+    duration: Duration,
+    generator: Generator,
+    scratch: &Path,
+) -> anyhow::Result<Sample> {
+    let server = Server::start_logged(binary)?;
     let scenario = Scenario {
         make: create_links(server.addr),
         script: wrk::small_creates(&KEYS),
