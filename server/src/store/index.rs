@@ -10,6 +10,7 @@
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash};
 
@@ -75,6 +76,24 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
         previous
     }
 
+    /// Inserts `value` at `key`, replacing what was there, and gives it back to be used.
+    pub fn put(&mut self, key: K, value: V) -> &mut V {
+        if self.shards.is_empty() {
+            self.shards = (0..SHARDS).map(|_| HashMap::new()).collect();
+        }
+        let shard = self.shard(&key);
+        match self.shards[shard].entry(key) {
+            Entry::Occupied(mut entry) => {
+                entry.insert(value);
+                entry.into_mut()
+            }
+            Entry::Vacant(entry) => {
+                self.len += 1;
+                entry.insert(value)
+            }
+        }
+    }
+
     /// Room for `additional` more entries spread evenly, so a map filled in bulk (a state
     /// file read back) does not grow shard by shard.
     pub fn reserve(&mut self, additional: usize) {
@@ -107,6 +126,10 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.shards.iter().flat_map(HashMap::keys)
     }
 
     pub fn values(&self) -> impl Iterator<Item = &V> {
@@ -147,6 +170,11 @@ mod tests {
         assert_eq!(map.len(), 999);
         assert_eq!(map.values().count(), 999);
         assert_eq!(map.iter().count(), 999);
+        assert_eq!(map.keys().filter(|key| key.starts_with("k99")).count(), 11);
+        *map.put("k9".into(), 9) += 1;
+        assert_eq!((map.get("k9"), map.len()), (Some(&10), 1000));
+        *map.put("k9".into(), 90) += 1;
+        assert_eq!((map.get("k9"), map.len()), (Some(&91), 1000));
         map.clear();
         assert!(map.is_empty());
         assert_eq!(map.get("k1"), None);

@@ -21,6 +21,7 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::ids;
+use super::index::ShardedMap;
 use crate::config::Settings;
 use crate::persist::Sink;
 
@@ -215,7 +216,7 @@ impl Accounts {
 }
 
 /// Magic link id → the username of the account owning it.
-type LinkOwners = Arc<RwLock<HashMap<Box<str>, Arc<str>>>>;
+type LinkOwners = Arc<RwLock<ShardedMap<Box<str>, Arc<str>>>>;
 
 /// One Leaf account (a tenant): fixed settings plus mutable state.
 pub struct Account {
@@ -232,10 +233,13 @@ pub struct Account {
 
 #[derive(Default)]
 struct AccountState {
-    users: HashMap<Uuid, User>,
+    users: ShardedMap<Uuid, User>,
     /// Creation sequence → user id: the users' listing order.
     user_order: BTreeMap<u64, Uuid>,
-    links: HashMap<String, Link>,
+    /// `externalId` → user: unique in an account (create and replace refuse a taken one),
+    /// so create-or-reuse and the `externalId` filter find a user without walking them all.
+    by_external_id: ShardedMap<String, Uuid>,
+    links: ShardedMap<String, Link>,
     /// Creation sequence → link id: newest last, listed newest first.
     link_order: BTreeMap<u64, String>,
     next_seq: u64,
@@ -337,9 +341,62 @@ impl AccountState {
     }
 
     fn external_id_taken(&self, external_id: &str, except: Option<Uuid>) -> bool {
-        self.users.iter().any(|(id, user)| {
-            Some(*id) != except && user.fields.external_id.as_deref() == Some(external_id)
-        })
+        self.by_external_id
+            .get(external_id)
+            .is_some_and(|owner| Some(*owner) != except)
+    }
+
+    /// Puts `user` in as `id`, in place of the user of that id if there is one, keeping the
+    /// listing order and the `externalId` index.
+    fn put_user(&mut self, id: Uuid, user: User) -> &mut User {
+        self.remove_user(id);
+        self.user_order.insert(user.seq, id);
+        if let Some(external_id) = &user.fields.external_id {
+            self.index_external_id(external_id, id, user.seq);
+        }
+        self.users.put(id, user)
+    }
+
+    /// Takes user `id` out, with its place in the listing order and the index.
+    fn remove_user(&mut self, id: Uuid) -> Option<User> {
+        let user = self.users.remove(&id)?;
+        self.user_order.remove(&user.seq);
+        if let Some(external_id) = &user.fields.external_id {
+            self.unindex_external_id(external_id, id);
+        }
+        Some(user)
+    }
+
+    /// Replaces the client-set fields of user `id`.
+    fn replace_fields(&mut self, id: Uuid, fields: UserFields) -> Option<&mut User> {
+        let user = self.users.get_mut(&id)?;
+        let old = std::mem::replace(&mut user.fields, fields);
+        let (seq, new) = (user.seq, user.fields.external_id.clone());
+        if let Some(external_id) = &old.external_id {
+            self.unindex_external_id(external_id, id);
+        }
+        if let Some(external_id) = &new {
+            self.index_external_id(external_id, id, seq);
+        }
+        self.users.get_mut(&id)
+    }
+
+    /// Points `external_id` at user `id` (created at `seq`). Two users cannot share one, but
+    /// should rows written elsewhere ever hold two, the first created keeps it: the user that
+    /// create-or-reuse found when it walked the users in order.
+    fn index_external_id(&mut self, external_id: &str, id: Uuid, seq: u64) {
+        match self.by_external_id.get(external_id) {
+            Some(other) if *other != id && self.users.get(other).is_some_and(|o| o.seq < seq) => {}
+            _ => {
+                self.by_external_id.insert(external_id.to_owned(), id);
+            }
+        }
+    }
+
+    fn unindex_external_id(&mut self, external_id: &str, id: Uuid) {
+        if self.by_external_id.get(external_id) == Some(&id) {
+            self.by_external_id.remove(external_id);
+        }
     }
 
     fn user_id(&self, id: &str) -> Result<Uuid, LeafError> {
@@ -384,9 +441,12 @@ impl Account {
         size: u32,
     ) -> (Vec<wire::LeafUser>, u64) {
         let state = self.state.lock();
-        let matching: Vec<(&Uuid, &User)> = state
-            .user_order
-            .values()
+        // With an `externalId`, at most the one user it names; else all, in order.
+        let candidates: Box<dyn Iterator<Item = &Uuid>> = match &filter.external_id {
+            Some(external_id) => Box::new(state.by_external_id.get(external_id).into_iter()),
+            None => Box::new(state.user_order.values()),
+        };
+        let matching: Vec<(&Uuid, &User)> = candidates
             .filter_map(|id| state.users.get(id).map(|user| (id, user)))
             .filter(|(_, user)| {
                 let fields = &user.fields;
@@ -420,8 +480,9 @@ impl Account {
         {
             return Err(LeafError::ExternalIdTaken);
         }
-        let user = state.users.get_mut(&id).ok_or(LeafError::UserNotFound)?;
-        user.fields = fields;
+        let user = state
+            .replace_fields(id, fields)
+            .ok_or(LeafError::UserNotFound)?;
         self.sink.record(|changes| self.put_user(changes, id, user));
         Ok(user.view(id))
     }
@@ -430,10 +491,9 @@ impl Account {
     pub fn delete_user(&self, id: &str) -> Result<(), LeafError> {
         let mut state = self.state.lock();
         let id = state.user_id(id)?;
-        let Some(user) = state.users.remove(&id) else {
+        let Some(user) = state.remove_user(id) else {
             return Ok(());
         };
-        state.user_order.remove(&user.seq);
         self.sink
             .record(|changes| self.delete_user_row(changes, id, user.seq));
         Ok(())
@@ -490,33 +550,22 @@ impl Account {
                 external_id,
                 name,
                 email,
-            } => {
-                let existing = state
-                    .user_order
-                    .values()
-                    .find(|id| {
-                        state.users.get(*id).is_some_and(|user| {
-                            user.fields.external_id.as_deref() == Some(&external_id)
-                        })
-                    })
-                    .copied();
-                match existing {
-                    Some(id) => id,
-                    None => {
-                        let id = ids::uuid_v4();
-                        let fields = UserFields {
-                            name: name.unwrap_or_else(|| external_id.clone()),
-                            email: email.unwrap_or_else(|| external_id.clone()),
-                            phone: None,
-                            address: None,
-                            external_id: Some(external_id),
-                        };
-                        let user = insert_user(&mut state, id, fields);
-                        self.sink.record(|changes| self.put_user(changes, id, user));
-                        id
-                    }
+            } => match state.by_external_id.get(&external_id).copied() {
+                Some(id) => id,
+                None => {
+                    let id = ids::uuid_v4();
+                    let fields = UserFields {
+                        name: name.unwrap_or_else(|| external_id.clone()),
+                        email: email.unwrap_or_else(|| external_id.clone()),
+                        phone: None,
+                        address: None,
+                        external_id: Some(external_id),
+                    };
+                    let user = insert_user(&mut state, id, fields);
+                    self.sink.record(|changes| self.put_user(changes, id, user));
+                    id
                 }
-            }
+            },
         };
         let mut settings = link.settings;
         if link.kind == LinkKind::FileUpload {
@@ -718,12 +767,14 @@ impl Account {
 
 fn insert_user(state: &mut AccountState, id: Uuid, fields: UserFields) -> &User {
     let seq = state.next_seq();
-    state.user_order.insert(seq, id);
-    state.users.entry(id).or_insert(User {
-        seq,
-        fields,
-        credentials: HashMap::new(),
-    })
+    state.put_user(
+        id,
+        User {
+            seq,
+            fields,
+            credentials: HashMap::new(),
+        },
+    )
 }
 
 impl User {
@@ -831,6 +882,87 @@ mod tests {
         assert_eq!(first.leaf_user_id, second.leaf_user_id);
         let user = account.user(&first.leaf_user_id).expect("user");
         assert_eq!((user.name.as_str(), user.email.as_str()), ("ext", "ext"));
+    }
+
+    #[test]
+    fn an_external_id_follows_its_user_through_replace_delete_and_restore() {
+        let account = accounts(Vec::new()).account("a").expect("account");
+        let fields = |external_id: &str| UserFields {
+            name: "n".into(),
+            email: "e".into(),
+            external_id: Some(external_id.into()),
+            ..UserFields::default()
+        };
+        let owner = |external_id: &str| {
+            account
+                .create_magic_link(by_external_id(external_id), provider_link(), NOW)
+                .expect("created")
+                .leaf_user_id
+        };
+        let listed = |external_id: &str| {
+            let filter = UserFilter {
+                external_id: Some(external_id.into()),
+                ..UserFilter::default()
+            };
+            let (users, total) = account.list_users(&filter, 0, 10);
+            assert_eq!(total, users.len() as u64);
+            users.into_iter().map(|user| user.id).collect::<Vec<_>>()
+        };
+        let first = account.create_user(fields("x")).expect("created").id;
+        assert_eq!(owner("x"), first);
+        assert_eq!(listed("x"), [first.as_str()]);
+        assert_eq!(
+            account.create_user(fields("x")).map(|user| user.id),
+            Err(LeafError::ExternalIdTaken)
+        );
+
+        // A replace moves the user to its new externalId and frees the old one.
+        account.replace_user(&first, fields("y")).expect("replaced");
+        assert_eq!(owner("y"), first);
+        let second = owner("x");
+        assert_ne!(second, first);
+        assert_eq!(listed("x"), [second.as_str()]);
+        assert_eq!(listed("y"), [first.as_str()]);
+        assert_eq!(
+            account
+                .replace_user(&second, fields("y"))
+                .map(|user| user.id),
+            Err(LeafError::ExternalIdTaken)
+        );
+        // Replacing a user's fields with its own externalId keeps it.
+        account
+            .replace_user(&second, fields("x"))
+            .expect("replaced");
+        assert_eq!(owner("x"), second);
+        let other_name = UserFilter {
+            name: Some("someone else".into()),
+            external_id: Some("x".into()),
+            ..UserFilter::default()
+        };
+        assert_eq!(account.list_users(&other_name, 0, 10).1, 0);
+
+        // A deleted user's externalId is free again.
+        account.delete_user(&first).expect("deleted");
+        assert!(listed("y").is_empty());
+        let third = account.create_user(fields("y")).expect("created").id;
+        assert_eq!(owner("y"), third);
+
+        // Users read back from the state file are found by externalId too.
+        let row = persisted::UserRow {
+            name: "n".into(),
+            email: "e".into(),
+            phone: None,
+            address: None,
+            external_id: Some("z".into()),
+            credentials: BTreeMap::new(),
+        };
+        let restored = Uuid::from_u128(7);
+        account
+            .restore(vec![(restored.to_string(), 1, row)], Vec::new())
+            .expect("restored");
+        assert_eq!(owner("z"), restored.to_string());
+        assert!(listed("x").is_empty(), "the restore replaced every user");
+        assert_ne!(owner("x"), second);
     }
 
     #[test]

@@ -159,11 +159,7 @@ impl Account {
                     .map_err(|error| format!("Leaf user {id}: {error}"))?;
                 credentials.insert(provider, value);
             }
-            if let Some(kept) = state.users.get(&id) {
-                state.user_order.remove(&kept.seq);
-            }
-            state.user_order.insert(seq, id);
-            state.users.insert(
+            state.put_user(
                 id,
                 User {
                     seq,
