@@ -7,7 +7,8 @@
 //! create-link again with `--state` (a fresh SQLite file) as a ratio of the in-memory rate,
 //! and with the request log on (linkbox's default, into `/dev/null`; the other rows run with
 //! `LINKBOX_LOG=warn`) as a ratio of the log off; get and list, a mixed read/write workload,
-//! the Leaf routes, and every row also as a ratio to the bare reference. Memory per link is
+//! the Leaf routes (creates for one user, and for a new farm each: a new Leaf user per link),
+//! and every row also as a ratio to the bare reference. Memory per link is
 //! measured in fresh processes for bare links and for the seeder's kind (metadata and
 //! userData) at 100k links (1M too with `--million`);
 //! outside `--quick`, the store grows past a million links in one partner, and the same
@@ -452,6 +453,16 @@ async fn measure(
     };
     let outcome = drive(generator, addr, duration, leaf_create, &scratch).await?;
     report.add("POST Leaf magic-link (provider)", &outcome, Some(HEALTH));
+    let farms = Scenario {
+        make: leaf_farms(addr, &authorization),
+        script: wrk::leaf_farms(&authorization),
+    };
+    let outcome = drive(generator, addr, duration, farms, &scratch).await?;
+    report.add(
+        "POST Leaf magic-link, a new farm each",
+        &outcome,
+        Some(HEALTH),
+    );
     let get_path = format!("/services/widgets/api/magic-link/provider/{}", leaf.link_id);
     let scenario = fixed_get(addr, &get_path, &[("authorization", authorization)]);
     let outcome = drive(generator, addr, duration, scenario, &scratch).await?;
@@ -680,6 +691,23 @@ fn create_links(addr: SocketAddr) -> MakeRequest {
             Some(format!(
                 "{{\"referenceId\":\"bench-{n}\",\"expiresInMinutes\":120,\
                  \"metadata\":{{\"orderId\":\"ORD-{n}\"}},\"language\":\"es\"}}"
+            )),
+        )
+    })
+}
+
+/// Leaf magic links by `externalId`, a new farm (and so a new Leaf user) each.
+fn leaf_farms(addr: SocketAddr, authorization: &str) -> MakeRequest {
+    let authorization = authorization.to_owned();
+    Arc::new(move |n| {
+        request(
+            Method::POST,
+            addr,
+            "/services/widgets/api/magic-link/provider",
+            &[("authorization", &authorization)],
+            Some(format!(
+                "{{\"externalId\":\"farm-{}\",\"allowedProviders\":[\"JohnDeere\"]}}",
+                wrk::FARMS_BASE + n
             )),
         )
     })

@@ -250,6 +250,23 @@ pub fn small_creates(keys: &[&str]) -> Script {
     ))
 }
 
+/// Where the Leaf creates for new farms number their requests from.
+pub const FARMS_BASE: u64 = 30_000_000_000;
+
+/// Leaf magic links by `externalId`, a new farm each: every request creates a Leaf user
+/// and its link, so the account's users grow with its links.
+pub fn leaf_farms(authorization: &str) -> Script {
+    Script::Lua(format!(
+        "{}request = function()\n\
+           local body = string.format('{{\"externalId\":\"farm-%d\",\"allowedProviders\":[\"JohnDeere\"]}}', next_n())\n\
+           return wrk.format(\"POST\", \"/services/widgets/api/magic-link/provider\", \
+           {{[\"Content-Type\"] = \"application/json\", [\"Authorization\"] = {}}}, body)\n\
+         end\n",
+        prelude(FARMS_BASE, &[]),
+        lua_string(authorization),
+    ))
+}
+
 /// A mixed workload for one partner: of every ten requests, seven read one link, one
 /// lists the first page and two create a realistic link.
 pub fn mixed(key: &str, link_id: &str) -> Script {
