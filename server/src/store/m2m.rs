@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use super::chunked::ChunkedVec;
 use super::ids;
 use super::index::ShardedMap;
 use super::stamp::{MaybeStamp, Stamp};
@@ -339,9 +340,9 @@ pub struct Partner {
 #[derive(Default)]
 struct PartnerState {
     /// In creation order; a link's index never changes.
-    links: Vec<Link>,
+    links: ChunkedVec<Link>,
     link_index: ShardedMap<u64, u32>,
-    users: Vec<User>,
+    users: ChunkedVec<User>,
     user_index: ShardedMap<Box<str>, u32>,
     data_requests: HashMap<u64, DataRequest>,
     webhook_url: Option<String>,

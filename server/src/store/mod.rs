@@ -8,6 +8,7 @@
 //! - [`m2m`]: partners, their links, users and data requests.
 //! - [`leaf`]: Leaf accounts, their users and magic links.
 
+pub mod chunked;
 pub mod ids;
 pub mod index;
 pub mod leaf;
