@@ -2,10 +2,12 @@
 //!
 //! A `Vec` of a million links doubles by copying all of them while its tenant's lock is
 //! held: 100 MB moved and a pause of a hundred milliseconds for every request of that tenant.
-//! Here the first chunk grows as a `Vec` does, up to [`CHUNK`] elements; every later chunk
-//! is allocated once at that size and never moves. The worst pause is then one chunk's copy,
-//! and an index is a shift and a mask. Like [`super::index::ShardedMap`], it serves the
-//! stores' per-tenant tables, whose elements are only ever appended or replaced in place.
+//! Here each chunk grows as a `Vec` does, up to [`CHUNK`] elements, and once full never
+//! moves. The worst pause is then the copy of half a chunk, and an index is a shift and a
+//! mask. Each chunk grows by doubling rather than being allocated whole: allocated whole,
+//! chunks cost a million-link partner 2–3% more resident memory (`docs/benchmarks.md`).
+//! Like [`super::index::ShardedMap`], it serves the stores' per-tenant tables, whose elements
+//! are only ever appended or replaced in place.
 
 use std::ops::{Index, IndexMut};
 
@@ -40,13 +42,7 @@ impl<T> ChunkedVec<T> {
     pub fn push(&mut self, value: T) {
         let at = self.len / CHUNK;
         if at == self.chunks.len() {
-            // The first chunk starts small, as a `Vec` does (a tenant with three links does
-            // not hold a chunk's worth); the later ones are made full size at once.
-            self.chunks.push(if at == 0 {
-                Vec::new()
-            } else {
-                Vec::with_capacity(CHUNK)
-            });
+            self.chunks.push(Vec::new());
         }
         let chunk = &mut self.chunks[at];
         if chunk.len() == chunk.capacity() {
@@ -143,25 +139,32 @@ mod tests {
             chunked.push(i);
         }
         let first: *const usize = &chunked[0];
-        let second_start = CHUNK;
-        chunked.push(second_start);
-        let second: *const usize = &chunked[second_start];
-        for i in CHUNK + 1..4 * CHUNK {
+        for i in CHUNK..2 * CHUNK {
+            chunked.push(i);
+        }
+        let second: *const usize = &chunked[CHUNK];
+        for i in 2 * CHUNK..4 * CHUNK {
             chunked.push(i);
         }
         // A `Vec` would have moved every element at each doubling; these stay put.
         assert!(std::ptr::eq(first, &chunked[0]));
-        assert!(std::ptr::eq(second, &chunked[second_start]));
+        assert!(std::ptr::eq(second, &chunked[CHUNK]));
         assert!(chunked.chunks.iter().all(|chunk| chunk.capacity() == CHUNK));
     }
 
     #[test]
-    fn a_small_table_holds_no_chunk_of_spare_room() {
+    fn spare_room_stays_in_proportion_to_what_is_held() {
         let mut chunked = ChunkedVec::default();
         for i in 0..3 {
             chunked.push(i);
         }
         assert!(chunked.chunks[0].capacity() < 64);
+        for i in 3..CHUNK + 3 {
+            chunked.push(i);
+        }
+        // Three elements into the second chunk: it holds room for a few, not a chunk's worth.
+        assert_eq!(chunked.chunks.len(), 2);
+        assert!(chunked.chunks[1].capacity() < 64);
     }
 
     #[test]
