@@ -54,6 +54,11 @@ impl<T> ChunkedVec<T> {
         self.len += 1;
     }
 
+    /// The elements in order, as a `Vec`'s `iter`.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> {
+        self.chunks.iter().flatten()
+    }
+
     /// Room for `additional` more elements, allocated to fit: a table read back whole from a
     /// state file holds no spare capacity.
     pub fn reserve_exact(&mut self, additional: usize) {
@@ -66,22 +71,6 @@ impl<T> ChunkedVec<T> {
                 None => self.chunks.push(Vec::with_capacity(size)),
             }
         }
-    }
-
-    pub fn get(&self, index: usize) -> Option<&T> {
-        self.chunks.get(index / CHUNK)?.get(index % CHUNK)
-    }
-
-    pub fn get_mut(&mut self, index: usize) -> Option<&mut T> {
-        self.chunks.get_mut(index / CHUNK)?.get_mut(index % CHUNK)
-    }
-
-    pub fn last(&self) -> Option<&T> {
-        self.get(self.len.checked_sub(1)?)
-    }
-
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> {
-        self.chunks.iter().flatten()
     }
 }
 
@@ -113,17 +102,13 @@ mod tests {
         }
         assert_eq!(chunked.len(), n);
         assert_eq!(chunked.chunks.len(), 4);
-        for i in [0, CHUNK - 1, CHUNK, 2 * CHUNK + 7, n - 1] {
-            assert_eq!(chunked[i], i);
-            assert_eq!(chunked.get(i), Some(&i));
-        }
-        assert_eq!(chunked.get(n), None);
-        assert_eq!(chunked.last(), Some(&(n - 1)));
+        assert!((0..n).all(|i| chunked[i] == i));
         chunked[CHUNK] = 7;
-        if let Some(value) = chunked.get_mut(CHUNK + 1) {
-            *value = 8;
-        }
-        assert_eq!((chunked[CHUNK], chunked[CHUNK + 1]), (7, 8));
+        chunked[CHUNK + 1] = 8;
+        assert_eq!(
+            (chunked[CHUNK - 1], chunked[CHUNK], chunked[CHUNK + 1]),
+            (CHUNK - 1, 7, 8)
+        );
         assert!(chunked.iter().copied().eq((0..n).map(|i| match i {
             i if i == CHUNK => 7,
             i if i == CHUNK + 1 => 8,
@@ -182,13 +167,12 @@ mod tests {
         assert_eq!(chunked[CHUNK + 9], (CHUNK + 9) as u32);
         let capacities: Vec<usize> = chunked.chunks.iter().map(Vec::capacity).collect();
         assert_eq!(capacities, [CHUNK, 10]);
-        assert_eq!(chunked.last(), Some(&((CHUNK + 9) as u32)));
 
         // Reserved chunks beyond the filled ones are filled in order.
         let mut chunked: ChunkedVec<u32> = ChunkedVec::default();
         chunked.push(0);
         chunked.reserve_exact(2 * CHUNK);
-        assert_eq!(chunked.last(), Some(&0));
+        assert_eq!((chunked.len(), chunked[0]), (1, 0));
         for i in 1..=(2 * CHUNK) as u32 {
             chunked.push(i);
         }

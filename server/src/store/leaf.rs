@@ -236,8 +236,9 @@ struct AccountState {
     users: ShardedMap<Uuid, User>,
     /// Creation sequence → user id: the users' listing order.
     user_order: BTreeMap<u64, Uuid>,
-    /// `externalId` → user: unique in an account (create and replace refuse a taken one),
-    /// so create-or-reuse and the `externalId` filter find a user without walking them all.
+    /// `externalId` → user: unique in an account (create and replace refuse a taken one, and
+    /// replicas write a tenant one at a time against its current rows), so create-or-reuse
+    /// and the `externalId` filter find a user without walking them all.
     by_external_id: ShardedMap<String, Uuid>,
     links: ShardedMap<String, Link>,
     /// Creation sequence → link id: newest last, listed newest first.
@@ -352,7 +353,7 @@ impl AccountState {
         self.remove_user(id);
         self.user_order.insert(user.seq, id);
         if let Some(external_id) = &user.fields.external_id {
-            self.index_external_id(external_id, id, user.seq);
+            self.by_external_id.insert(external_id.clone(), id);
         }
         self.users.put(id, user)
     }
@@ -362,7 +363,7 @@ impl AccountState {
         let user = self.users.remove(&id)?;
         self.user_order.remove(&user.seq);
         if let Some(external_id) = &user.fields.external_id {
-            self.unindex_external_id(external_id, id);
+            self.by_external_id.remove(external_id);
         }
         Some(user)
     }
@@ -371,32 +372,15 @@ impl AccountState {
     fn replace_fields(&mut self, id: Uuid, fields: UserFields) -> Option<&mut User> {
         let user = self.users.get_mut(&id)?;
         let old = std::mem::replace(&mut user.fields, fields);
-        let (seq, new) = (user.seq, user.fields.external_id.clone());
-        if let Some(external_id) = &old.external_id {
-            self.unindex_external_id(external_id, id);
-        }
-        if let Some(external_id) = &new {
-            self.index_external_id(external_id, id, seq);
-        }
-        self.users.get_mut(&id)
-    }
-
-    /// Points `external_id` at user `id` (created at `seq`). Two users cannot share one, but
-    /// should rows written elsewhere ever hold two, the first created keeps it: the user that
-    /// create-or-reuse found when it walked the users in order.
-    fn index_external_id(&mut self, external_id: &str, id: Uuid, seq: u64) {
-        match self.by_external_id.get(external_id) {
-            Some(other) if *other != id && self.users.get(other).is_some_and(|o| o.seq < seq) => {}
-            _ => {
-                self.by_external_id.insert(external_id.to_owned(), id);
+        if old.external_id != user.fields.external_id {
+            if let Some(external_id) = &old.external_id {
+                self.by_external_id.remove(external_id);
+            }
+            if let Some(external_id) = &user.fields.external_id {
+                self.by_external_id.insert(external_id.clone(), id);
             }
         }
-    }
-
-    fn unindex_external_id(&mut self, external_id: &str, id: Uuid) {
-        if self.by_external_id.get(external_id) == Some(&id) {
-            self.by_external_id.remove(external_id);
-        }
+        Some(user)
     }
 
     fn user_id(&self, id: &str) -> Result<Uuid, LeafError> {
