@@ -24,11 +24,16 @@ pub fn nanos(at: OffsetDateTime) -> String {
 }
 
 fn format(at: OffsetDateTime, items: &[BorrowedFormatItem<'_>]) -> String {
+    // Room for the nine-digit form, so the text is written without growing its buffer
+    // (`format` starts from an empty one).
+    let mut text = Vec::with_capacity("2026-02-10T12:00:00.000000000Z".len());
     at.to_offset(UtcOffset::UTC)
-        .format(items)
+        .format_into(&mut text, items)
+        .ok()
+        .and_then(|_| String::from_utf8(text).ok())
         // Formatting a valid UTC datetime with a static description cannot fail for years
         // 0..=9999, which the sandbox clock stays within; keep the ISO fallback just in case.
-        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+        .unwrap_or_else(|| at.unix_timestamp().to_string())
 }
 
 /// Parses an RFC 3339 timestamp (`2026-02-10T12:00:00Z`, any offset, any fraction).

@@ -29,9 +29,20 @@ pub fn hex48() -> u64 {
     rand::rng().random::<u64>() & 0xffff_ffff_ffff
 }
 
-/// Shows a 48-bit value as 12 lowercase hex digits.
-pub fn fmt_hex48(value: u64) -> String {
-    format!("{value:012x}")
+/// Shows a 48-bit value as 12 lowercase hex digits, written straight into whatever formats
+/// it (an id is built by one `format!`, not from an intermediate `String`).
+pub fn fmt_hex48(value: u64) -> Hex48 {
+    Hex48(value)
+}
+
+/// A 48-bit value shown as 12 lowercase hex digits ([`fmt_hex48`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Hex48(u64);
+
+impl std::fmt::Display for Hex48 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:012x}", self.0)
+    }
 }
 
 /// Reads 12 lowercase hex digits back (the inverse of [`fmt_hex48`]).
@@ -192,7 +203,7 @@ mod tests {
     fn hex48_round_trips_through_twelve_hex_digits() {
         for _ in 0..100 {
             let value = hex48();
-            let text = fmt_hex48(value);
+            let text = fmt_hex48(value).to_string();
             assert_eq!(text.len(), 12);
             assert_eq!(parse_hex48(&text), Some(value));
         }
