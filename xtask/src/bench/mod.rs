@@ -3,7 +3,9 @@
 //! measures both in one run with `wrk` when it is on `PATH` ([`wrk`]), or else with the
 //! in-tree load generator ([`load`]), which also drives the soak and the count-limited
 //! phases. The bare reference and the health endpoint are measured side by side, alternated
-//! three times (medians kept); then create-link (small and the seeder's bodies),
+//! three times (medians kept); then the small create-link requests at the bare reference
+//! (what the generator and the kernel spend on a request of that shape: the create row's
+//! ratio is to that row); then create-link (small and the seeder's bodies),
 //! create-link again with `--state` (a fresh SQLite file) as a ratio of the in-memory rate,
 //! and with the request log on (linkbox's default, into `/dev/null`; the other rows run with
 //! `LINKBOX_LOG=warn`) as a ratio of the log off; get and list, a mixed read/write workload,
@@ -366,16 +368,24 @@ async fn measure(
         let scenario = fixed_get(addr, "/_sandbox/health", &[]);
         health_runs.push(drive(generator, addr, duration, scenario, &scratch).await?);
     }
-    drop(reference);
     report.add(REFERENCE, median(bare_runs)?, None);
     report.add(HEALTH, median(health_runs)?, None);
 
+    // The create's requests, first at the bare reference (what the generator and the
+    // kernel spend on a request of that shape), then at linkbox.
+    let small = Scenario {
+        make: create_links(reference.addr),
+        script: wrk::small_creates(&KEYS),
+    };
+    let outcome = drive(generator, reference.addr, duration, small, &scratch).await?;
+    drop(reference);
+    report.add(BARE_POST, &outcome, None);
     let small = Scenario {
         make: create_links(addr),
         script: wrk::small_creates(&KEYS),
     };
     let outcome = drive(generator, addr, duration, small, &scratch).await?;
-    report.add(CREATE, &outcome, Some(HEALTH));
+    report.add_compared(CREATE, &outcome, BARE_POST, "bare POST");
     let realistic = Scenario {
         make: realistic_links(addr, &KEYS),
         script: wrk::realistic_creates(&KEYS),
@@ -548,6 +558,8 @@ struct Measure {
 
 const HEALTH: &str = "GET /_sandbox/health";
 const CREATE: &str = "POST /partner/links";
+/// The bare reference answering the create row's requests.
+const BARE_POST: &str = "bare warp: POST, the create's requests";
 
 fn state_path(out: &Path) -> std::path::PathBuf {
     out.join("state.db")
