@@ -91,7 +91,7 @@ pub fn is_json(headers: &HeaderMap) -> bool {
 const JSON_START: usize = 512;
 
 /// `value` as JSON text, into a buffer of [`JSON_START`] bytes to begin with.
-pub fn to_json(value: &impl Serialize) -> serde_json::Result<Vec<u8>> {
+fn to_json(value: &impl Serialize) -> serde_json::Result<Vec<u8>> {
     let mut bytes = Vec::with_capacity(JSON_START);
     serde_json::to_writer(&mut bytes, value)?;
     Ok(bytes)
