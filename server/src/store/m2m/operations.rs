@@ -71,7 +71,10 @@ impl Partner {
             cancelled_at: None,
         };
         let operation_id = self.operation_id(&operation);
-        state.links[index].operation_id = Some(operation_id.as_str().into());
+        state.links[index].set_extra(
+            |extras| &mut extras.operation_id,
+            Some(operation_id.as_str().into()),
+        );
         state.operations.insert(index as u32, operation);
         self.record(|changes| {
             self.put_link(changes, &state, index);

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::compact::Compact;
 use super::operations::Operation;
 use super::persisted::{LinkDoc, UserDoc};
-use super::{DataRequest, IdKind, Link, Partner, PartnerState, Partners, User, ids};
+use super::{DataRequest, Extras, IdKind, Link, Partner, PartnerState, Partners, User, ids};
 use crate::store::stamp::{MaybeStamp, Stamp};
 
 /// Snapshot format version.
@@ -190,16 +190,16 @@ impl Partner {
             status: link.status,
             token: link.token.to_string(),
             flow: link.flow.to_string(),
-            theme: link.theme.as_deref().map(str::to_owned),
+            theme: link.theme().map(str::to_owned),
             language: link.language,
-            callback_url: link.callback_url.as_deref().map(str::to_owned),
+            callback_url: link.callback_url().map(str::to_owned),
             metadata: link.metadata.as_ref().map(Compact::value),
             created_at: timefmt::millis(link.created_at.at()),
             expires_at: timefmt::millis(link.expires_at.at()),
             opened_at: link.opened_at.get().map(timefmt::millis),
             revoked_at: link.revoked_at.get().map(timefmt::millis),
-            revoke_reason: link.revoke_reason.as_deref().map(str::to_owned),
-            operation_id: link.operation_id.as_deref().map(str::to_owned),
+            revoke_reason: link.revoke_reason().map(str::to_owned),
+            operation_id: link.operation_id().map(str::to_owned),
         }
     }
 
@@ -509,8 +509,8 @@ impl<'p> Merge<'p> {
             Some(index) => index,
             None => u32::try_from(state.links.len()).map_err(|_| "too many links".to_owned())?,
         };
-        if let Some(operation_id) = &link.operation_id {
-            self.operation_links.insert(operation_id.clone(), index);
+        if let Some(operation_id) = link.operation_id() {
+            self.operation_links.insert(operation_id.into(), index);
         }
         match existing {
             Some(index) => {
@@ -576,9 +576,7 @@ impl<'p> Merge<'p> {
                 None => state
                     .links
                     .iter()
-                    .position(|link| {
-                        link.operation_id.as_deref() == Some(operation.operation_id.as_str())
-                    })
+                    .position(|link| link.operation_id() == Some(operation.operation_id.as_str()))
                     .and_then(|index| u32::try_from(index).ok()),
             }
             .ok_or_else(|| {
@@ -643,16 +641,19 @@ impl Partner {
             token: Uuid::parse_str(&doc.token)
                 .map_err(|_| format!("Invalid token of link {}", doc.link_id))?,
             flow: Arc::from(&*doc.flow),
-            theme: doc.theme.map(Into::into),
             language: doc.language,
-            callback_url: doc.callback_url.map(Into::into),
             metadata: doc.metadata.map(Compact::from_raw),
             created_at: Stamp::of(time_of(&doc.created_at)?),
             expires_at: Stamp::of(time_of(&doc.expires_at)?),
             opened_at: MaybeStamp::of(optional_time(doc.opened_at)?),
             revoked_at: MaybeStamp::of(optional_time(doc.revoked_at)?),
-            revoke_reason: doc.revoke_reason.map(Into::into),
-            operation_id: doc.operation_id.map(Into::into),
+            extras: Extras {
+                theme: doc.theme.map(Into::into),
+                callback_url: doc.callback_url.map(Into::into),
+                revoke_reason: doc.revoke_reason.map(Into::into),
+                operation_id: doc.operation_id.map(Into::into),
+            }
+            .boxed(),
         };
         Ok((doc.reference_id, link))
     }
