@@ -146,6 +146,93 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
     }
 }
 
+/// An index of positions in a list, hashed by a key each element holds: the key is not
+/// stored again (a user's `referenceId` lives in the user, not also in the index), and an
+/// entry is the 4-byte position. In [`SHARDS`] pieces, as [`ShardedMap`] is, so a doubling
+/// moves a sixty-fourth of the entries.
+///
+/// Callers pass how to read an element's key (`key_of`); the index only ever hashes keys
+/// and compares them, so it cannot hold a position whose element's key changed without
+/// being told (keys here never change once stored).
+#[derive(Debug, Clone, Default)]
+pub struct PositionIndex {
+    hasher: RandomState,
+    shards: Vec<hashbrown::HashTable<u32>>,
+    len: usize,
+}
+
+impl PositionIndex {
+    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The shard of a hash: bits hashbrown does not read for tables under 2^40 buckets
+    /// (it takes a bucket from the low bits and a tag from the top seven).
+    fn shard(hash: u64) -> usize {
+        ((hash >> 40) as usize) % SHARDS
+    }
+
+    /// The position whose element's key is `key`.
+    pub fn get<Q, K>(&self, key: &Q, key_of: impl Fn(u32) -> K) -> Option<u32>
+    where
+        Q: Hash + Eq + ?Sized,
+        K: std::borrow::Borrow<Q>,
+    {
+        let hash = self.hash(key);
+        self.shards
+            .get(Self::shard(hash))?
+            .find(hash, |&position| key_of(position).borrow() == key)
+            .copied()
+    }
+
+    /// Indexes `position` under `key` (its element's key), unless a position is already
+    /// indexed under it: then that one is kept and returned.
+    pub fn insert<Q, K>(&mut self, key: &Q, position: u32, key_of: impl Fn(u32) -> K) -> Option<u32>
+    where
+        Q: Hash + Eq + ?Sized,
+        K: std::borrow::Borrow<Q>,
+    {
+        if self.shards.is_empty() {
+            self.shards = (0..SHARDS).map(|_| hashbrown::HashTable::new()).collect();
+        }
+        let hash = self.hash(key);
+        let hasher = &self.hasher;
+        let shard = &mut self.shards[Self::shard(hash)];
+        if let Some(&kept) = shard.find(hash, |&kept| key_of(kept).borrow() == key) {
+            return Some(kept);
+        }
+        shard.insert_unique(hash, position, |&kept| {
+            hasher.hash_one(key_of(kept).borrow())
+        });
+        self.len += 1;
+        None
+    }
+
+    /// Room for `additional` more entries spread evenly ([`ShardedMap::reserve`]).
+    pub fn reserve<Q, K>(&mut self, additional: usize, key_of: impl Fn(u32) -> K)
+    where
+        Q: Hash + ?Sized,
+        K: std::borrow::Borrow<Q>,
+    {
+        if self.shards.is_empty() {
+            self.shards = (0..SHARDS).map(|_| hashbrown::HashTable::new()).collect();
+        }
+        let each = additional.div_ceil(SHARDS) + additional.div_ceil(SHARDS * 8);
+        let hasher = &self.hasher;
+        for shard in &mut self.shards {
+            shard.reserve(each, |&kept| hasher.hash_one(key_of(kept).borrow()));
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,5 +303,62 @@ mod tests {
             map.insert(i, ());
         }
         assert!(map.shards.iter().all(|shard| !shard.is_empty()));
+    }
+
+    /// Elements holding their own keys, as users hold their `referenceId`s.
+    fn names(count: u32) -> Vec<Box<str>> {
+        (0..count).map(|i| format!("ref-{i}").into()).collect()
+    }
+
+    #[test]
+    fn a_position_index_finds_each_element_by_the_key_it_holds() {
+        let elements = names(5_000);
+        let key_of = |i: u32| &*elements[i as usize];
+        let mut index = PositionIndex::default();
+        assert!(index.is_empty());
+        assert_eq!(index.get("ref-1", key_of), None);
+        for (i, name) in elements.iter().enumerate() {
+            assert_eq!(index.insert(&**name, i as u32, key_of), None);
+        }
+        assert_eq!(index.len(), 5_000);
+        for (i, name) in elements.iter().enumerate() {
+            assert_eq!(index.get(&**name, key_of), Some(i as u32));
+        }
+        assert_eq!(index.get("ref-5000", key_of), None);
+        assert_eq!(
+            index.insert("ref-7", 4_999, key_of),
+            Some(7),
+            "a key already indexed keeps its position"
+        );
+        assert_eq!((index.get("ref-7", key_of), index.len()), (Some(7), 5_000));
+        assert!(index.shards.iter().all(|shard| !shard.is_empty()));
+    }
+
+    #[test]
+    fn a_reserved_position_index_does_not_grow_while_filled_to_what_was_reserved() {
+        let elements: Vec<u64> = (0..10_000).map(|i| i * 7_919).collect();
+        let key_of = |i: u32| elements[i as usize];
+        let mut index = PositionIndex::default();
+        index.reserve::<u64, _>(elements.len(), key_of);
+        let capacities: Vec<usize> = index
+            .shards
+            .iter()
+            .map(hashbrown::HashTable::capacity)
+            .collect();
+        for (i, key) in elements.iter().enumerate() {
+            index.insert(key, i as u32, key_of);
+        }
+        let after: Vec<usize> = index
+            .shards
+            .iter()
+            .map(hashbrown::HashTable::capacity)
+            .collect();
+        assert_eq!(after, capacities);
+        assert!(
+            elements
+                .iter()
+                .enumerate()
+                .all(|(i, key)| index.get(key, key_of) == Some(i as u32))
+        );
     }
 }

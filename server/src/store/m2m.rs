@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::chunked::ChunkedVec;
 use super::ids;
-use super::index::ShardedMap;
+use super::index::PositionIndex;
 use super::stamp::{MaybeStamp, Stamp};
 use crate::config::{PartnerConfig, Settings};
 use crate::persist::Sink;
@@ -342,9 +342,11 @@ pub struct Partner {
 struct PartnerState {
     /// In creation order; a link's index never changes.
     links: ChunkedVec<Link>,
-    link_index: ShardedMap<u64, u32>,
+    /// Each link's position, by the suffix of its id.
+    link_index: PositionIndex,
     users: ChunkedVec<User>,
-    user_index: ShardedMap<Box<str>, u32>,
+    /// Each user's position, by its `referenceId` (kept in the user, not again here).
+    user_index: PositionIndex,
     data_requests: HashMap<u64, DataRequest>,
     webhook_url: Option<String>,
     webhook_secret: String,
@@ -355,6 +357,45 @@ struct PartnerState {
     /// Counts behind the next `userId` and `operationId` ([`ids::Minter`]).
     minted_users: u64,
     minted_operations: u64,
+}
+
+impl PartnerState {
+    /// The position of the user with `reference_id`.
+    fn user_of(&self, reference_id: &str) -> Option<u32> {
+        let users = &self.users;
+        self.user_index
+            .get(reference_id, |i| &*users[i as usize].reference_id)
+    }
+
+    /// The position of the link whose id ends in `suffix`.
+    fn link_at(&self, suffix: u64) -> Option<u32> {
+        let links = &self.links;
+        self.link_index.get(&suffix, |i| links[i as usize].suffix)
+    }
+
+    /// Indexes the user at `index` by `reference_id`, its own (it is pushed right before
+    /// or right after); a user already indexed under it is kept and returned.
+    fn index_user(&mut self, reference_id: &str, index: u32) -> Option<u32> {
+        let users = &self.users;
+        self.user_index
+            .insert(reference_id, index, |i| &*users[i as usize].reference_id)
+    }
+
+    /// Indexes the link at `index` by `suffix`, its own, as [`PartnerState::index_user`].
+    fn index_link(&mut self, suffix: u64, index: u32) -> Option<u32> {
+        let links = &self.links;
+        self.link_index
+            .insert(&suffix, index, |i| links[i as usize].suffix)
+    }
+
+    /// Room in both indexes for this many more users and links.
+    fn reserve_indexes(&mut self, users: usize, links: usize) {
+        let (users_kept, links_kept) = (&self.users, &self.links);
+        self.user_index
+            .reserve::<str, _>(users, |i| &*users_kept[i as usize].reference_id);
+        self.link_index
+            .reserve::<u64, _>(links, |i| links_kept[i as usize].suffix);
+    }
 }
 
 struct Link {
@@ -665,8 +706,8 @@ impl Partner {
             .unwrap_or_else(|| Duration::minutes(i64::from(self.default_expires_in_minutes)));
         let mut state = self.state.lock();
         let state = &mut *state;
-        let user_index = match state.user_index.get(new.reference_id.as_str()) {
-            Some(&index) => {
+        let user_index = match state.user_of(new.reference_id.as_str()) {
+            Some(index) => {
                 let user = &state.users[index as usize];
                 if let Some(&last) = user.links.last()
                     && state.links[last as usize].is_active(now)
@@ -685,14 +726,12 @@ impl Partner {
                     data: None,
                     links: Vec::new(),
                 });
-                state
-                    .user_index
-                    .insert(new.reference_id.as_str().into(), index);
+                state.index_user(new.reference_id.as_str(), index);
                 index
             }
         };
         let mut suffix = ids::hex48();
-        while state.link_index.contains_key(&suffix) {
+        while state.link_at(suffix).is_some() {
             suffix = ids::hex48();
         }
         let link_index = state.links.len() as u32;
@@ -720,7 +759,7 @@ impl Partner {
             }
             .boxed(),
         });
-        state.link_index.insert(suffix, link_index);
+        state.index_link(suffix, link_index);
         self.record(|changes| {
             self.put_user(changes, state, user_index as usize);
             self.put_link(changes, state, link_index as usize);
@@ -760,9 +799,8 @@ impl Partner {
         // The candidates, oldest first: one user's links, or all of them.
         let user_links: Option<&[u32]> = filter.reference_id.as_ref().map(|reference_id| {
             state
-                .user_index
-                .get(reference_id.as_str())
-                .map_or(&[][..], |&user| state.users[user as usize].links.as_slice())
+                .user_of(reference_id.as_str())
+                .map_or(&[][..], |user| state.users[user as usize].links.as_slice())
         });
         let count = user_links.map_or(state.links.len(), <[u32]>::len);
         let candidate = |i: usize| match user_links {
@@ -992,8 +1030,8 @@ impl Partner {
     fn find_link(&self, state: &PartnerState, link_id: &str) -> Result<usize, LinkError> {
         ids::suffix_of(link_id, "link", &self.slug)
             .and_then(ids::parse_hex48)
-            .and_then(|suffix| state.link_index.get(&suffix))
-            .map(|&index| index as usize)
+            .and_then(|suffix| state.link_at(suffix))
+            .map(|index| index as usize)
             .ok_or(LinkError::LinkNotFound)
     }
 
@@ -1189,7 +1227,7 @@ mod tests {
         let extras_of = |link_id: &str| {
             let state = partner.state.lock();
             let suffix = ids::parse_hex48(link_id.rsplit('_').next().unwrap_or_default());
-            let index = suffix.and_then(|suffix| state.link_index.get(&suffix).copied());
+            let index = suffix.and_then(|suffix| state.link_at(suffix));
             index.map(|index| {
                 state.links[index as usize].extras.as_deref().map(|e| {
                     (

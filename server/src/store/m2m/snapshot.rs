@@ -463,7 +463,7 @@ impl<'p> Merge<'p> {
     fn add_user(&mut self, state: &mut PartnerState, user: User) -> Result<(), String> {
         // Strict, a repeated `referenceId` is found by the insert below: one lookup a user.
         if !self.strict
-            && let Some(&index) = state.user_index.get(&*user.reference_id)
+            && let Some(index) = state.user_of(&user.reference_id)
         {
             let kept = &mut state.users[index as usize];
             if kept.suffix != user.suffix {
@@ -473,11 +473,7 @@ impl<'p> Merge<'p> {
             return Ok(());
         }
         let index = u32::try_from(state.users.len()).map_err(|_| "too many users".to_owned())?;
-        if state
-            .user_index
-            .insert(user.reference_id.clone(), index)
-            .is_some()
-        {
+        if state.index_user(&user.reference_id, index).is_some() {
             return Err(format!("referenceId {:?} appears twice", user.reference_id));
         }
         state.minted_users = state.minted_users.max(
@@ -503,7 +499,7 @@ impl<'p> Merge<'p> {
         let existing = if self.strict {
             None
         } else {
-            state.link_index.get(&link.suffix).copied()
+            state.link_at(link.suffix)
         };
         let index = match existing {
             Some(index) => index,
@@ -523,7 +519,7 @@ impl<'p> Merge<'p> {
                 state.links[index as usize] = link;
             }
             None => {
-                if state.link_index.insert(link.suffix, index).is_some() {
+                if state.index_link(link.suffix, index).is_some() {
                     return Err(format!(
                         "linkId {:?} appears twice",
                         self.partner.link_id(link.suffix)
@@ -549,7 +545,7 @@ impl<'p> Merge<'p> {
                 .and_then(ids::parse_hex48)
                 .ok_or_else(|| format!("Invalid dataRequestId {:?}", request.data_request_id))?;
             let link = self.partner.parse_link_id(&request.link_id)?;
-            let link = *state.link_index.get(&link).ok_or_else(|| {
+            let link = state.link_at(link).ok_or_else(|| {
                 format!(
                     "Data request {} names an unknown link",
                     request.data_request_id
@@ -620,7 +616,7 @@ fn user_of_link(
     partner: &Partner,
     suffix: u64,
 ) -> Result<u32, String> {
-    state.user_index.get(reference_id).copied().ok_or_else(|| {
+    state.user_of(reference_id).ok_or_else(|| {
         format!(
             "Link {} names an unknown referenceId",
             partner.link_id(suffix)
@@ -786,7 +782,7 @@ impl Load<'_> {
         let mut users = std::mem::take(&mut self.users);
         self.moved |= !users.in_place();
         self.state.users.reserve_exact(users.len());
-        self.state.user_index.reserve(users.len());
+        self.state.reserve_indexes(users.len(), 0);
         for user in users.into_sorted() {
             self.merge.add_user(&mut self.state, user)?;
         }
@@ -829,7 +825,7 @@ impl Load<'_> {
         } = links;
         let moved = self.moved || !links.in_place();
         self.state.links.reserve_exact(links.len());
-        self.state.link_index.reserve(links.len());
+        self.state.reserve_indexes(0, links.len());
         for (reference_id, mut link) in links.into_sorted() {
             if !resolved {
                 link.user = user_of_link(&self.state, &reference_id, partner, link.suffix)?;
