@@ -7,7 +7,6 @@
 //! request states). Views are built here, in the wire types of `linkbox-contracts`.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -1036,25 +1035,17 @@ impl Partner {
     }
 
     fn link_id(&self, suffix: u64) -> String {
-        let mut id = String::with_capacity("link__".len() + self.slug.len() + 12);
-        let _ = write!(id, "link_{}_{}", self.slug, ids::fmt_hex48(suffix));
-        id
+        format!("link_{}_{}", self.slug, ids::fmt_hex48(suffix))
     }
 
     fn url(&self, link: &Link) -> String {
-        let mut url = String::with_capacity(
-            self.widget_base.len() + "/link__/".len() + self.slug.len() + 12 + link.flow.len(),
-        );
-        // Writing into a `String` cannot fail.
-        let _ = write!(
-            url,
+        format!(
             "{}/link_{}_{}/{}",
             self.widget_base,
             self.slug,
             ids::fmt_hex48(link.suffix),
             link.flow
-        );
-        url
+        )
     }
 
     fn item(&self, state: &PartnerState, link: &Link) -> wire::LinkItem {

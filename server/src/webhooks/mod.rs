@@ -201,12 +201,10 @@ impl Webhooks {
             timestamp: timefmt::millis(now),
             data,
         };
-        // Room for a typical payload, so it is written without growing from empty.
-        let mut body = Vec::with_capacity(512);
-        if let Err(error) = serde_json::to_writer(&mut body, &payload) {
+        let body = serde_json::to_vec(&payload).unwrap_or_else(|error| {
             tracing::error!(%error, event, "webhook payload did not serialize");
-            body = b"{}".to_vec();
-        }
+            b"{}".to_vec()
+        });
         let mut id = format!("whd_{}", ids::fmt_hex48(ids::hex48()));
         // With nowhere to send it, the delivery fails at once instead of waiting out a
         // retry schedule: pending deliveries are never dropped, and a sandbox under load

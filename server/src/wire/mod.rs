@@ -86,24 +86,13 @@ pub fn is_json(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Bytes a JSON body starts with room for: most of linkbox's responses and webhook payloads
-/// fit, so they are written without growing the buffer step by step from empty.
-const JSON_START: usize = 512;
-
-/// `value` as JSON text, into a buffer of [`JSON_START`] bytes to begin with.
-fn to_json(value: &impl Serialize) -> serde_json::Result<Vec<u8>> {
-    let mut bytes = Vec::with_capacity(JSON_START);
-    serde_json::to_writer(&mut bytes, value)?;
-    Ok(bytes)
-}
-
 /// A JSON response with `status` and `content_type`.
 pub fn json_with(
     status: StatusCode,
     content_type: &'static str,
     body: &impl Serialize,
 ) -> Response {
-    let bytes = to_json(body).unwrap_or_else(|error| {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|error| {
         tracing::error!(%error, "response did not serialize");
         b"{}".to_vec()
     });
