@@ -158,10 +158,17 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
 pub struct PositionIndex {
     hasher: RandomState,
     shards: Vec<hashbrown::HashTable<u32>>,
-    len: usize,
 }
 
 impl PositionIndex {
+    /// The shards, allocated on first use as [`ShardedMap`]'s are.
+    fn shards_mut(&mut self) -> &mut [hashbrown::HashTable<u32>] {
+        if self.shards.is_empty() {
+            self.shards = (0..SHARDS).map(|_| hashbrown::HashTable::new()).collect();
+        }
+        &mut self.shards
+    }
+
     fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
         self.hasher.hash_one(key)
     }
@@ -192,19 +199,15 @@ impl PositionIndex {
         Q: Hash + Eq + ?Sized,
         K: std::borrow::Borrow<Q>,
     {
-        if self.shards.is_empty() {
-            self.shards = (0..SHARDS).map(|_| hashbrown::HashTable::new()).collect();
-        }
         let hash = self.hash(key);
-        let hasher = &self.hasher;
-        let shard = &mut self.shards[Self::shard(hash)];
+        let hasher = self.hasher.clone();
+        let shard = &mut self.shards_mut()[Self::shard(hash)];
         if let Some(&kept) = shard.find(hash, |&kept| key_of(kept).borrow() == key) {
             return Some(kept);
         }
         shard.insert_unique(hash, position, |&kept| {
             hasher.hash_one(key_of(kept).borrow())
         });
-        self.len += 1;
         None
     }
 
@@ -214,22 +217,19 @@ impl PositionIndex {
         Q: Hash + ?Sized,
         K: std::borrow::Borrow<Q>,
     {
-        if self.shards.is_empty() {
-            self.shards = (0..SHARDS).map(|_| hashbrown::HashTable::new()).collect();
-        }
         let each = additional.div_ceil(SHARDS) + additional.div_ceil(SHARDS * 8);
-        let hasher = &self.hasher;
-        for shard in &mut self.shards {
+        let hasher = self.hasher.clone();
+        for shard in self.shards_mut() {
             shard.reserve(each, |&kept| hasher.hash_one(key_of(kept).borrow()));
         }
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.shards.iter().map(hashbrown::HashTable::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.shards.iter().all(hashbrown::HashTable::is_empty)
     }
 }
 

@@ -464,12 +464,11 @@ impl Link {
         if value.is_none() && self.extras.is_none() {
             return;
         }
-        let mut extras = self
-            .extras
-            .take()
-            .map_or_else(Extras::default, |boxed| *boxed);
-        *field(&mut extras) = value;
-        self.extras = extras.boxed();
+        let extras = self.extras.get_or_insert_with(Box::default);
+        *field(extras) = value;
+        if **extras == Extras::default() {
+            self.extras = None;
+        }
     }
 }
 
