@@ -26,7 +26,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderName, Method};
+use http::{HeaderMap, Method};
 use linkbox_contracts::sandbox::{
     JOURNAL_BODY_LIMIT, JOURNAL_MAX_BYTES, JournalEntry, JournalMessage, NearMiss, REDACTED,
 };
@@ -94,22 +94,60 @@ pub struct Entry {
     size: usize,
 }
 
-/// A message's headers as the journal keeps them until read: each name and value in storage
-/// of its own. (A parsed request's header values are views into the connection's read
-/// buffer; holding those would keep that whole buffer alive for as long as the entry.)
-pub struct Headers(Vec<(HeaderName, Box<[u8]>)>);
+/// A message's headers as the journal keeps them until read: every name and value copied
+/// into one buffer of their own, each pair as its name's length (2 bytes), its value's
+/// length (4 bytes), the name and the value. (A parsed request's header values are views
+/// into the connection's read buffer; holding those would keep that whole buffer alive for
+/// as long as the entry. One buffer rather than a string per header: an entry is made and
+/// dropped on every vendor request, and its headers were most of its allocations.)
+pub struct Headers {
+    packed: Box<[u8]>,
+}
+
+/// The bytes [`Headers`] spends on each pair's two lengths.
+const PAIR_PREFIX: usize = 6;
 
 impl Headers {
     pub fn of(map: &HeaderMap) -> Headers {
-        Headers(
-            map.iter()
-                .map(|(name, value)| (name.clone(), value.as_bytes().into()))
-                .collect(),
-        )
+        let room = map
+            .iter()
+            .map(|(name, value)| PAIR_PREFIX + name.as_str().len() + value.len())
+            .sum();
+        let mut packed = Vec::with_capacity(room);
+        for (name, value) in map {
+            let (name, value) = (name.as_str().as_bytes(), value.as_bytes());
+            // hyper refuses a header block this large long before either length could
+            // overflow; a pair that somehow would is left out rather than misread.
+            let (Ok(name_len), Ok(value_len)) =
+                (u16::try_from(name.len()), u32::try_from(value.len()))
+            else {
+                continue;
+            };
+            packed.extend_from_slice(&name_len.to_le_bytes());
+            packed.extend_from_slice(&value_len.to_le_bytes());
+            packed.extend_from_slice(name);
+            packed.extend_from_slice(value);
+        }
+        Headers {
+            packed: packed.into_boxed_slice(),
+        }
     }
 
     fn pairs(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.0.iter().map(|(name, value)| (name.as_str(), &**value))
+        let mut rest = &*self.packed;
+        std::iter::from_fn(move || {
+            let (lengths, tail) = rest.split_at_checked(PAIR_PREFIX)?;
+            let name_len = usize::from(u16::from_le_bytes([lengths[0], lengths[1]]));
+            let value_len = usize::try_from(u32::from_le_bytes([
+                lengths[2], lengths[3], lengths[4], lengths[5],
+            ]))
+            .ok()?;
+            let (name, tail) = tail.split_at_checked(name_len)?;
+            let (value, tail) = tail.split_at_checked(value_len)?;
+            rest = tail;
+            // Names were a `HeaderName`'s: ASCII.
+            Some((std::str::from_utf8(name).ok()?, value))
+        })
     }
 }
 
@@ -147,16 +185,13 @@ impl Message {
         }
     }
 
-    /// Roughly the bytes it holds: each header's name, value and its share of the list,
-    /// the body, and each allocation's bookkeeping.
+    /// Roughly the bytes it holds: its headers (as kept: packed in one buffer, or each
+    /// name and value a string of a map's node), the body, and each allocation's
+    /// bookkeeping.
     fn size(&self) -> usize {
         let (headers, body): (usize, Option<usize>) = match self {
             Message::Raw { headers, body } => (
-                headers
-                    .pairs()
-                    .map(|(name, value)| name.len() + value.len())
-                    .sum::<usize>()
-                    + 112 * headers.0.len(),
+                headers.packed.len() + 32,
                 body.as_ref().map(|body| body.len()),
             ),
             Message::Kept(kept) => (
@@ -719,8 +754,8 @@ pub(crate) mod tests {
             time: datetime!(2026-02-10 12:00 UTC),
             tenant: tenant.map(Into::into),
             duration_ms: 1,
-            request: Message::new(Headers(Vec::new()), None),
-            response: Message::new(Headers(Vec::new()), None),
+            request: Message::new(Headers::of(&HeaderMap::new()), None),
+            response: Message::new(Headers::of(&HeaderMap::new()), None),
         }
     }
 
@@ -733,6 +768,33 @@ pub(crate) mod tests {
             request: Message::new(Headers::of(&headers), Some(body.as_bytes())),
             ..request(path, 201, Some("pa"))
         }
+    }
+
+    #[test]
+    fn packed_headers_read_back_every_pair_in_order() {
+        let mut headers = HeaderMap::new();
+        headers.append("accept", "text/plain".parse().expect("value"));
+        headers.append("x-trace", "".parse().expect("value"));
+        headers.append("accept", "application/json".parse().expect("value"));
+        let opaque = http::HeaderValue::from_bytes(b"caf\xe9 \xff").expect("value");
+        headers.append("x-opaque", opaque);
+        let long = "v".repeat(70_000);
+        headers.append("x-long", long.parse().expect("value"));
+        let kept = Headers::of(&headers);
+        let read: Vec<(&str, &[u8])> = kept.pairs().collect();
+        let given: Vec<(&str, &[u8])> = headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes()))
+            .collect();
+        assert_eq!(read, given);
+        assert_eq!(read.len(), 5);
+        // Shown as before: repeated names joined, bytes that are not UTF-8 replaced.
+        let shown = Message::new(kept, None).view();
+        assert_eq!(shown.headers["accept"], "text/plain, application/json");
+        assert_eq!(shown.headers["x-trace"], "");
+        assert_eq!(shown.headers["x-opaque"], "caf\u{fffd} \u{fffd}");
+        assert_eq!(shown.headers["x-long"].len(), 70_000);
+        assert_eq!(Headers::of(&HeaderMap::new()).pairs().count(), 0);
     }
 
     #[test]
