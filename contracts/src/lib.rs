@@ -9,11 +9,13 @@
 //! - [`schemas`]: the JSON Schema of every wire type, one file each.
 //! - [`sandbox`]: linkbox's own control API (`/_sandbox/...`).
 //! - [`timefmt`]: the timestamp formats both vendors put on the wire.
+//! - [`json`]: the JSON text of a body, in a buffer sized for it.
 //!
 //! Everything here is data: no I/O, no HTTP client, no server logic. The server, the generated
 //! schemas and the contract suite (the `linkbox-suite` crate in `contracts/suite`) all read
 //! the same constants, so a bound changes in exactly one place.
 
+pub mod json;
 pub mod leaf;
 pub mod m2m;
 pub mod openapi;

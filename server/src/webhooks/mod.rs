@@ -201,7 +201,7 @@ impl Webhooks {
             timestamp: timefmt::millis(now),
             data,
         };
-        let body = serde_json::to_vec(&payload).unwrap_or_else(|error| {
+        let body = linkbox_contracts::json::to_vec(&payload).unwrap_or_else(|error| {
             tracing::error!(%error, event, "webhook payload did not serialize");
             b"{}".to_vec()
         });

@@ -92,7 +92,7 @@ pub fn json_with(
     content_type: &'static str,
     body: &impl Serialize,
 ) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|error| {
+    let bytes = linkbox_contracts::json::to_vec(body).unwrap_or_else(|error| {
         tracing::error!(%error, "response did not serialize");
         b"{}".to_vec()
     });
