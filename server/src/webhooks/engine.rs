@@ -214,7 +214,7 @@ async fn send(
                             at,
                             url: Some(url.clone()),
                             status_code: None,
-                            error: Some(error),
+                            error: Some(error.into()),
                             duration_ms: u64::try_from(started.elapsed().as_millis())
                                 .unwrap_or(u64::MAX),
                         },
@@ -246,7 +246,7 @@ async fn send(
         at,
         url,
         status_code,
-        error,
+        error: error.map(Into::into),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     tracing::debug!(delivery = %job.id, event = job.event, status = ?outcome.status_code, error = ?outcome.error, "webhook attempt");

@@ -17,6 +17,7 @@ mod persisted;
 mod queue;
 pub mod sign;
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -102,7 +103,7 @@ struct Delivery {
 impl Delivery {
     /// Fails a new delivery at once with one unsent attempt saying why; it stays
     /// replayable.
-    fn refuse(&mut self, now: OffsetDateTime, error: String) {
+    fn refuse(&mut self, now: OffsetDateTime, error: Cow<'static, str>) {
         self.status = DeliveryStatus::Failed;
         self.next_attempt_at = None;
         self.step = 1;
@@ -122,7 +123,9 @@ pub struct Attempt {
     pub at: OffsetDateTime,
     pub url: Option<String>,
     pub status_code: Option<u16>,
-    pub error: Option<String>,
+    /// Why it failed; a fixed text (most often [`NO_URL`], on every create while a partner
+    /// has no webhook URL) is kept without a copy.
+    pub error: Option<Cow<'static, str>>,
     pub duration_ms: u64,
 }
 
@@ -228,7 +231,7 @@ impl Webhooks {
             created_at: now,
         };
         if nowhere {
-            delivery.refuse(now, NO_URL.to_owned());
+            delivery.refuse(now, NO_URL.into());
         }
         let mut nowhere = nowhere;
         {
@@ -246,7 +249,8 @@ impl Webhooks {
                     format!(
                         "not sent: this partner already has {MAX_PENDING_PER_TENANT} deliveries \
                          pending (its receiver is slow or down); replay this one once they drain"
-                    ),
+                    )
+                    .into(),
                 );
             }
             self.shared
@@ -511,7 +515,7 @@ impl Unresolved {
                         at: timefmt::millis(attempt.at),
                         url: attempt.url.clone(),
                         status_code: attempt.status_code,
-                        error: attempt.error.clone(),
+                        error: attempt.error.as_deref().map(str::to_owned),
                         duration_ms: attempt.duration_ms,
                     })
                     .collect(),

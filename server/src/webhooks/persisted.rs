@@ -1,6 +1,7 @@
 //! How deliveries are written to the state file (`webhook_deliveries`, one row per delivery,
 //! its body, attempts and schedule), and read back so pending retries go on after a restart.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -12,6 +13,16 @@ use serde::{Deserialize, Serialize};
 use super::{Attempt, Delivery, Webhooks};
 use crate::persist::{Changes, Table};
 use crate::store::m2m::Partner;
+
+/// An attempt's error read back: the fixed text it most often is shares the one copy
+/// ([`super::NO_URL`]); any other is its own.
+fn kept_error(text: &str) -> Cow<'static, str> {
+    if text == super::NO_URL {
+        Cow::Borrowed(super::NO_URL)
+    } else {
+        Cow::Owned(text.to_owned())
+    }
+}
 
 /// A `webhook_deliveries` row. Absent options are left out of it (a row of version 3's
 /// first files spells them `null`, which reads the same).
@@ -91,7 +102,7 @@ pub(super) fn put(changes: &mut Changes, delivery: &Delivery) {
                 at: timefmt::nanos(attempt.at),
                 url: attempt.url.clone(),
                 status_code: attempt.status_code,
-                error: attempt.error.clone(),
+                error: attempt.error.as_deref().map(str::to_owned),
                 duration_ms: attempt.duration_ms,
             })
             .collect(),
@@ -165,7 +176,7 @@ impl Webhooks {
                     at: time(&attempt.at)?,
                     url: attempt.url.clone(),
                     status_code: attempt.status_code,
-                    error: attempt.error.clone(),
+                    error: attempt.error.as_deref().map(kept_error),
                     duration_ms: attempt.duration_ms,
                 })
             })
@@ -249,6 +260,16 @@ mod tests {
             next_attempt_at: None,
             created_at: "2026-02-10T12:00:00.000000000Z".to_owned(),
         }
+    }
+
+    #[test]
+    fn the_usual_error_reads_back_as_the_one_shared_text() {
+        assert!(matches!(
+            kept_error(super::super::NO_URL),
+            Cow::Borrowed(text) if text == super::super::NO_URL
+        ));
+        let other = kept_error("connection refused");
+        assert!(matches!(&other, Cow::Owned(text) if text == "connection refused"));
     }
 
     #[test]
