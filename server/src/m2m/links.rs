@@ -22,9 +22,12 @@ pub fn create(request: &Request, body: Result<Bytes, BodyError>) -> Result<Respo
         created.link.callback_url.clone(),
     );
     let partner = materialize(request, &partner)?;
-    let link = partner.create_link(created.link, app.clock.now())?;
-    events::link_created(app, &partner, &link, metadata, callback_url);
-    Ok(success(StatusCode::CREATED, link, &created.ignored))
+    let now = app.clock.now();
+    let link = partner.create_link(created.link, now)?;
+    let response = success(StatusCode::CREATED, &link, &created.ignored);
+    // The event takes the link's texts the response no longer needs.
+    events::link_created(app, &partner, link, metadata, callback_url, now);
+    Ok(response)
 }
 
 /// GET /partner/links

@@ -1,6 +1,8 @@
 //! The documented M2M events and their `data`, built from store views and queued on the
 //! webhook queue for the engine to deliver. Every event carries the link's `metadata` when
-//! it has one \[doc\], and goes to the link's `callbackUrl` when it has one.
+//! it has one \[doc\], and goes to the link's `callbackUrl` when it has one. Its
+//! `timestamp` is when it happened on the sandbox clock; `link.created`'s is the create's
+//! own instant, so it reads the same as the link's `createdAt` \[design\].
 
 use std::sync::Arc;
 
@@ -11,6 +13,7 @@ use linkbox_contracts::m2m::{
 use linkbox_contracts::sandbox::OperationView;
 use linkbox_contracts::timefmt;
 use serde_json::Value;
+use time::OffsetDateTime;
 
 use crate::app::App;
 use crate::store::m2m::{DataRequestView, Partner};
@@ -35,24 +38,24 @@ about_a_link!(
     OperationCancelledEvent
 );
 
-/// `link.created`, on every create.
+/// `link.created`, on every create, stamped with the create's own instant `now`.
 pub fn link_created(
     app: &App,
     partner: &Arc<Partner>,
-    link: &CreatedLink,
+    link: CreatedLink,
     metadata: Option<Value>,
     callback_url: Option<String>,
+    now: OffsetDateTime,
 ) {
     let data = LinkCreatedEvent {
-        link_id: link.link_id.clone(),
-        reference_id: link.reference_id.clone(),
-        url: link.url.clone(),
+        link_id: link.link_id,
+        reference_id: link.reference_id,
+        url: link.url,
         status: link.status,
-        expires_at: link.expires_at.clone(),
-        created_at: link.created_at.clone(),
+        expires_at: link.expires_at,
+        created_at: link.created_at,
         metadata,
     };
-    let now = app.clock.now();
     app.webhooks
         .enqueue(partner, events::LINK_CREATED, data, callback_url, now);
 }

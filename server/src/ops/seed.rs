@@ -499,9 +499,10 @@ fn demo_deliveries(app: &App, partner: &Arc<Partner>, created: &[String]) {
         super::events::link_created(
             app,
             partner,
-            &link,
+            link,
             detail.metadata.clone(),
             Some(DEMO_WEBHOOK_URL.to_owned()),
+            app.clock.now(),
         );
     }
 }

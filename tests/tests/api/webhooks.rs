@@ -53,12 +53,8 @@ async fn link_created_arrives_signed_with_the_documented_headers_and_payload() {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     assert!((timestamp - now).abs() < 5);
     assert_eq!(received.json["event"], "link.created");
-    assert!(
-        received.json["timestamp"]
-            .as_str()
-            .expect("iso")
-            .ends_with('Z')
-    );
+    // The event happened when the link was made: one instant, the same text.
+    assert_eq!(received.json["timestamp"], link["createdAt"]);
     assert_eq!(
         received.json["data"],
         json!({
