@@ -469,8 +469,8 @@ impl Rings {
 
 impl Entry {
     /// Roughly the bytes this entry holds in memory: its strings, headers and bodies, and
-    /// what holding them costs — the entry itself, each header's two strings and its share
-    /// of a map node, each allocation's bookkeeping.
+    /// what holding them costs — the entry itself and each allocation's bookkeeping
+    /// ([`Message`]'s share of it).
     pub fn size(&self) -> usize {
         self.size
     }
