@@ -16,14 +16,13 @@ pub fn create(request: &Request, body: Result<Bytes, BodyError>) -> Result<Respo
     let app = &request.app;
     let partner = authorize(request, Quota::CreateLink)?;
     let body = validate::json_body(&request.headers, body)?;
-    let created = validate::create_link(body, &app.settings.flows, &app.settings.default_flow)?;
-    let (metadata, callback_url) = (
-        created.link.metadata.clone(),
-        created.link.callback_url.clone(),
-    );
+    let mut created = validate::create_link(body, &app.settings.flows, &app.settings.default_flow)?;
+    // The store keeps the metadata as text; the event takes the tree itself.
+    let metadata = created.link.metadata.take();
+    let callback_url = created.link.callback_url.clone();
     let partner = materialize(request, &partner)?;
     let now = app.clock.now();
-    let link = partner.create_link(created.link, now)?;
+    let link = partner.create_link_lent(created.link, metadata.as_ref(), now)?;
     let response = success(StatusCode::CREATED, &link, &created.ignored);
     // The event takes the link's texts the response no longer needs.
     events::link_created(app, &partner, link, metadata, callback_url, now);

@@ -696,9 +696,24 @@ impl Partner {
     /// user's `userData` is merged with the new one.
     pub fn create_link(
         &self,
-        new: NewLink,
+        mut new: NewLink,
         now: OffsetDateTime,
     ) -> Result<wire::CreatedLink, LinkError> {
+        let metadata = new.metadata.take();
+        self.create_link_lent(new, metadata.as_ref(), now)
+    }
+
+    /// [`Partner::create_link`] with the link's `metadata` lent instead of given (the store
+    /// keeps it as compact JSON text, not as the tree), so a caller that needs the tree
+    /// afterwards — the `link.created` event — does not copy it. `new.metadata` must be
+    /// `None`.
+    pub fn create_link_lent(
+        &self,
+        new: NewLink,
+        metadata: Option<&Value>,
+        now: OffsetDateTime,
+    ) -> Result<wire::CreatedLink, LinkError> {
+        debug_assert!(new.metadata.is_none(), "metadata is lent, not given");
         let expires_in = new
             .expires_in
             .unwrap_or_else(|| Duration::minutes(i64::from(self.default_expires_in_minutes)));
@@ -745,7 +760,7 @@ impl Partner {
             token: ids::uuid_v4(),
             flow: new.flow,
             language: new.language,
-            metadata: new.metadata.as_ref().map(Compact::new),
+            metadata: metadata.map(Compact::new),
             created_at: Stamp::of(now),
             expires_at: Stamp::of(now + expires_in),
             opened_at: MaybeStamp::NONE,
@@ -1197,6 +1212,22 @@ mod tests {
             reference_id: reference_id.into(),
             flow: wire::DEFAULT_FLOW.into(),
             ..NewLink::default()
+        }
+    }
+
+    #[test]
+    fn lent_metadata_is_kept_as_given_metadata_is() {
+        let partner = partner();
+        let metadata = serde_json::json!({"orderId": "A1", "n": [1, 2]});
+        let lent = partner
+            .create_link_lent(new_link("u1"), Some(&metadata), NOW)
+            .expect("lent");
+        let mut given = new_link("u2");
+        given.metadata = Some(metadata.clone());
+        let given = partner.create_link(given, NOW).expect("given");
+        for link_id in [&lent.link_id, &given.link_id] {
+            let detail = partner.link(link_id).expect("detail");
+            assert_eq!(detail.metadata.as_ref(), Some(&metadata));
         }
     }
 
