@@ -62,7 +62,7 @@ const LARGE_BODY: usize = 64 * 1024;
 /// Every control route.
 pub fn routes() -> Router {
     Router::new()
-        .get("/_sandbox/health", |_: Request| async { health() })
+        .get_fixed("/_sandbox/health", health)
         .get("/_sandbox/clock", call(clock::read))
         .post("/_sandbox/clock", with_body(SMALL_BODY, clock::change))
         .post("/_sandbox/reset", call(reset::reset))

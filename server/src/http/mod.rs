@@ -9,7 +9,9 @@
 //! its response waits until everything it changed is durable; and one line goes to the
 //! request log (`log`). A request to an API shadowed with `--shadow-m2m`/`--shadow-leaf`
 //! skips faults, routes, journal read-back and CORS: the vendor answers it ([`shadow`]);
-//! its unread body is drained and its line logged all the same.
+//! its unread body is drained and its line logged all the same. A body-less control API
+//! `GET` whose route gives a fixed answer (the health check, [`Router::get_fixed`]) needs
+//! none of these steps but CORS and the log line, and is answered before any of them.
 
 mod cors;
 mod faulted;
@@ -26,6 +28,7 @@ use std::time::Instant;
 
 use bytes::Buf;
 use futures_util::StreamExt;
+use futures_util::future::Either;
 use http::{Method, StatusCode};
 use warp::reply::Response;
 
@@ -123,9 +126,41 @@ impl Pipeline {
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        if let Some(response) = self.fixed(&request) {
+            return Either::Left(std::future::ready(response));
+        }
         let request = self.request(request);
         let surfaces = self.surfaces.clone();
-        Box::pin(async move { handle(&surfaces, request).await })
+        Either::Right(Box::pin(async move { handle(&surfaces, request).await }))
+    }
+
+    /// The answer to a control API `GET` whose route gives a fixed answer (the health
+    /// check), made at once: such a request needs none of the pipeline's steps but CORS
+    /// and its log line — no caller, no faults or journal (the control API has neither), no
+    /// body, nothing to wait for in the state file. A probe asks often, and it costs about
+    /// as much as hyper's own work on it (`docs/benchmarks.md`). A request with a body goes
+    /// the whole way, so what it sent is drained as usual.
+    fn fixed<B: hyper::body::Body>(&self, request: &http::Request<B>) -> Option<Response> {
+        let path = request.uri().path();
+        if request.method() != Method::GET || !is_control(path) || !request.body().is_end_stream() {
+            return None;
+        }
+        let started = Instant::now();
+        let answer = self.surfaces.sandbox.router.fixed(path)?;
+        let origin = cors::allowed_origin(&self.app.settings, request.headers());
+        let response = cors::decorate(origin, answer());
+        let level = log::level(path);
+        if log::enabled(level) {
+            log::request(
+                level,
+                &Method::GET,
+                path,
+                &response,
+                started.elapsed(),
+                None,
+            );
+        }
+        Some(response)
     }
 
     /// `request` as the routes read it, its caller resolved.
@@ -151,9 +186,11 @@ impl Pipeline {
     }
 }
 
-/// One request's answer on its way. Boxed once, where it is made: hyper and the
-/// connection loop move it a few times more, and the pipeline's state is several KB.
-pub type Answer = std::pin::Pin<Box<dyn Future<Output = Response> + Send>>;
+/// One request's answer on its way: a fixed answer, ready, or the pipeline's work, boxed
+/// once where it is made (hyper and the connection loop move it a few times more, and the
+/// pipeline's state is several KB).
+pub type Answer =
+    Either<std::future::Ready<Response>, std::pin::Pin<Box<dyn Future<Output = Response> + Send>>>;
 
 /// The body as the handlers read it: its data, in order, with trailers left out.
 fn boxed<B>(body: B) -> BodyStream
@@ -546,6 +583,57 @@ mod tests {
             "a request's future is {size} bytes, more than {BOUND}: some layer holds a \
              large future inline; box its rare branch or return the inner future"
         );
+    }
+
+    /// The health check's fixed answer, made before the pipeline, is the one the whole
+    /// pipeline gives (a GET with a body goes the whole way): same status, headers and body,
+    /// CORS included when it is on.
+    #[tokio::test]
+    async fn a_fixed_answer_is_the_one_the_whole_pipeline_gives() {
+        use http_body_util::BodyExt;
+        for cors in [Vec::new(), vec!["https://qa.example".to_owned()]] {
+            let pipeline = Pipeline::new(App::new(Settings::resolve(
+                Options {
+                    cors: cors.clone(),
+                    ..Options::default()
+                },
+                "127.0.0.1:1".parse().expect("addr"),
+            )));
+            let mut answers = Vec::new();
+            for body in ["", "x"] {
+                let request = http::Request::get("/_sandbox/health?probe=1")
+                    .header(header::ORIGIN, "https://qa.example")
+                    .body(body.to_owned())
+                    .expect("a request");
+                let fast = pipeline.fixed(&request).is_some();
+                assert_eq!(
+                    fast,
+                    body.is_empty(),
+                    "only a body-less GET is answered at once"
+                );
+                let response = pipeline.answer(request).await;
+                let (parts, body) = response.into_parts();
+                let body = body.collect().await.expect("a body").to_bytes();
+                answers.push((parts.status, parts.headers, body));
+            }
+            assert_eq!(answers[0], answers[1], "cors: {cors:?}");
+            let (status, headers, body) = &answers[0];
+            assert_eq!(*status, StatusCode::OK);
+            assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+            assert_eq!(
+                headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_some(),
+                !cors.is_empty()
+            );
+            let json: serde_json::Value = serde_json::from_slice(body).expect("json");
+            assert_eq!(json["status"], "ok");
+        }
+        // Other methods and paths go the whole way.
+        let pipeline = Pipeline::new(app());
+        assert!(pipeline.fixed(&get("/_sandbox/clock")).is_none());
+        let head = http::Request::head("/_sandbox/health")
+            .body(String::new())
+            .expect("a request");
+        assert!(pipeline.fixed(&head).is_none());
     }
 
     async fn problem(method: &str, path: &str) -> (u16, serde_json::Value) {

@@ -23,10 +23,15 @@ pub type Reply = Pin<Box<dyn Future<Output = Response> + Send>>;
 /// A route's handler.
 pub type Handler = Arc<dyn Fn(Request) -> Reply + Send + Sync>;
 
+/// A fixed answer: one that reads nothing of the request and nothing of the sandbox.
+pub type Fixed = fn() -> Response;
+
 /// One surface's routes.
 #[derive(Clone, Default)]
 pub struct Router {
     routes: Vec<Route>,
+    /// The `GET` paths answered by a [`Fixed`] answer, each also one of `routes`.
+    fixed: Vec<(&'static str, Fixed)>,
 }
 
 #[derive(Clone)]
@@ -126,9 +131,34 @@ impl Router {
         self.route(Method::DELETE, pattern, handler)
     }
 
+    /// Adds `GET path` (an exact path, no parameters) answered by `answer`, which reads
+    /// nothing of the request and nothing of the sandbox: the serving layer may answer it
+    /// before it reads anything else of the request ([`Router::fixed`]). It is a route like
+    /// any other too, so HEAD, 405s and the route list see it.
+    pub fn get_fixed(mut self, path: &'static str, answer: Fixed) -> Router {
+        assert!(
+            !path.contains('{'),
+            "{path}: a fixed answer's path has no parameters"
+        );
+        self.fixed.push((path, answer));
+        self.get(path, move |_: Request| std::future::ready(answer()))
+    }
+
+    /// The fixed answer to `GET path`, when the route that serves it is one: the first
+    /// route matching the path, as [`Router::find`] would pick it.
+    pub fn fixed(&self, path: &str) -> Option<Fixed> {
+        let (_, answer) = self.fixed.iter().find(|(fixed, _)| *fixed == path)?;
+        self.routes
+            .iter()
+            .find(|route| route.method == Method::GET && matches(&route.segments, path).is_some())
+            .filter(|route| &*route.pattern == path)
+            .map(|_| *answer)
+    }
+
     /// Every route of `other` after this table's own.
     pub fn merge(mut self, other: Router) -> Router {
         self.routes.extend(other.routes);
+        self.fixed.extend(other.fixed);
         self
     }
 
@@ -312,5 +342,34 @@ mod tests {
                 "{path}"
             );
         }
+    }
+
+    fn fixed_answer() -> Response {
+        Response::new("fixed".into())
+    }
+
+    #[test]
+    fn a_fixed_answer_is_found_only_where_find_would_pick_it() {
+        let fixed = Router::new().get_fixed("/health", fixed_answer);
+        assert!(fixed.fixed("/health").is_some());
+        assert!(fixed.fixed("/health/").is_none());
+        assert!(fixed.fixed("/other").is_none());
+        assert!(matches!(
+            fixed.find(&Method::GET, "/health"),
+            Found::Route(..)
+        ));
+        assert!(matches!(
+            fixed.find(&Method::HEAD, "/health"),
+            Found::Route(..)
+        ));
+        let merged = Router::new()
+            .get("/other", |_: Request| async { fixed_answer() })
+            .merge(fixed.clone());
+        assert!(merged.fixed("/health").is_some(), "merging keeps it");
+        // An earlier route that serves the same path answers it, so it is not fixed.
+        let shadowed = Router::new()
+            .get("/{any}", |_: Request| async { fixed_answer() })
+            .merge(fixed);
+        assert!(shadowed.fixed("/health").is_none());
     }
 }
