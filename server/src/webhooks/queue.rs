@@ -17,6 +17,11 @@ use linkbox_contracts::sandbox::DeliveryStatus;
 
 use super::{Delivery, MAX_KEPT_DELIVERIES};
 
+/// Finished deliveries beyond the cap that wait behind a pending one before they are
+/// dropped in one pass ([`Queue::trim`]): the list holds at most this many more than
+/// [`MAX_KEPT_DELIVERIES`] finished ones.
+pub(super) const TRIM_BATCH: usize = MAX_KEPT_DELIVERIES / 16;
+
 #[derive(Default)]
 pub(super) struct Queue {
     list: VecDeque<Delivery>,
@@ -166,7 +171,8 @@ impl Queue {
         self.pending_seqs.clear();
     }
 
-    /// Drops the oldest finished deliveries beyond the cap; returns what it dropped.
+    /// Drops the oldest finished deliveries beyond the cap (behind a pending one, once
+    /// [`TRIM_BATCH`] of them are due); returns what it dropped.
     pub(super) fn trim(&mut self) -> Vec<Delivery> {
         let mut dropped = Vec::new();
         // The common case: the oldest are finished, and go one at a time from the front.
@@ -178,8 +184,17 @@ impl Queue {
         {
             dropped.extend(self.list.pop_front());
         }
-        let mut excess = self.list.len().saturating_sub(MAX_KEPT_DELIVERIES);
-        if excess > 0 {
+        // Behind a pending one, dropping a finished delivery moves every one kept after it:
+        // done on each enqueue, a partner whose receiver is down (its oldest deliveries
+        // pending for hours of retries) made everyone's creates move the whole list. So it
+        // waits until [`TRIM_BATCH`] can go, and moves the list once for all of them.
+        let finished = self.list.len().saturating_sub(self.pending_seqs.len());
+        let mut excess = self
+            .list
+            .len()
+            .saturating_sub(MAX_KEPT_DELIVERIES)
+            .min(finished);
+        if excess >= TRIM_BATCH {
             let mut kept = VecDeque::with_capacity(self.list.len());
             for delivery in self.list.drain(..) {
                 if excess > 0 && delivery.status != DeliveryStatus::Pending {
@@ -304,7 +319,7 @@ mod tests {
     fn trimming_forgets_the_ids_of_what_it_drops_and_never_a_pending_delivery() {
         let (one, _) = partners();
         let mut queue = Queue::default();
-        let total = MAX_KEPT_DELIVERIES as u64 + 20;
+        let total = (MAX_KEPT_DELIVERIES + TRIM_BATCH) as u64 + 20;
         for seq in 0..total {
             // The oldest ten are pending: trimming passes over them.
             let status = if seq < 10 {
@@ -315,7 +330,8 @@ mod tests {
             queue.push(delivery(seq, &one, status));
         }
         let dropped = queue.trim();
-        assert_eq!(dropped.len(), 20);
+        assert_eq!(dropped.len(), TRIM_BATCH + 20);
+        assert_eq!(queue.list.len(), MAX_KEPT_DELIVERIES);
         assert!(
             dropped
                 .iter()
@@ -324,6 +340,52 @@ mod tests {
         assert!(queue.contains("whd_000000000000"));
         assert!(!queue.contains("whd_00000000000a"));
         assert_eq!(queue.pending_of(&one.slug), 10);
+        assert_consistent(&queue);
+    }
+
+    /// Behind a pending delivery, finished ones beyond the cap wait until a batch of them can
+    /// go at once, and never more than the batch; with none pending at the front they go one
+    /// at a time, and pending ones are never dropped, however many there are.
+    #[test]
+    fn behind_a_pending_delivery_the_excess_goes_in_batches_within_a_bound() {
+        let (one, _) = partners();
+        let mut queue = Queue::default();
+        queue.push(delivery(0, &one, DeliveryStatus::Pending));
+        let mut dropped = 0;
+        let mut passes = 0;
+        for seq in 1..(3 * MAX_KEPT_DELIVERIES) as u64 {
+            queue.push(delivery(seq, &one, DeliveryStatus::Delivered));
+            let trimmed = queue.trim();
+            assert!(trimmed.iter().all(|d| d.status != DeliveryStatus::Pending));
+            if !trimmed.is_empty() {
+                passes += 1;
+                assert_eq!(queue.list.len(), MAX_KEPT_DELIVERIES);
+            }
+            dropped += trimmed.len();
+            assert!(queue.list.len() < MAX_KEPT_DELIVERIES + TRIM_BATCH);
+        }
+        assert_eq!(dropped + queue.list.len(), 3 * MAX_KEPT_DELIVERIES);
+        assert!(
+            passes <= dropped / TRIM_BATCH,
+            "{passes} passes for {dropped}"
+        );
+        assert!(queue.contains("whd_000000000000"), "the pending one stays");
+        assert_consistent(&queue);
+
+        // With the front finished, each push beyond the cap drops exactly one.
+        let mut queue = Queue::default();
+        for seq in 0..MAX_KEPT_DELIVERIES as u64 + 3 {
+            queue.push(delivery(seq, &one, DeliveryStatus::Failed));
+            queue.trim();
+            assert!(queue.list.len() <= MAX_KEPT_DELIVERIES);
+        }
+
+        // All pending: nothing to drop, nothing dropped.
+        let mut queue = Queue::default();
+        for seq in 0..(MAX_KEPT_DELIVERIES + TRIM_BATCH) as u64 + 1 {
+            queue.push(delivery(seq, &one, DeliveryStatus::Pending));
+        }
+        assert!(queue.trim().is_empty());
         assert_consistent(&queue);
     }
 }
