@@ -98,9 +98,15 @@ fn must_be_string(field: &str) -> ApiError {
     ApiError::invalid(format!("The {field} field must be a string"))
 }
 
-/// A required, non-empty string field, within `max_len` characters.
-fn required_reference_id(body: &Map<String, Value>) -> Result<String, ApiError> {
-    match optional(body, "referenceId") {
+/// Takes `field` out of `body`, read as [`optional`] reads it (absent or `null`: `None`), so
+/// what a request sent is moved into what linkbox keeps instead of copied.
+fn take(body: &mut Map<String, Value>, field: &str) -> Option<Value> {
+    body.remove(field).filter(|value| !value.is_null())
+}
+
+/// The required, non-empty `referenceId` string, within its length, taken out of `body`.
+fn required_reference_id(body: &mut Map<String, Value>) -> Result<String, ApiError> {
+    match take(body, "referenceId") {
         None => Err(ApiError::invalid(messages::REFERENCE_ID_REQUIRED)),
         Some(Value::String(text)) if text.trim().is_empty() => {
             Err(ApiError::invalid(messages::REFERENCE_ID_REQUIRED))
@@ -108,7 +114,7 @@ fn required_reference_id(body: &Map<String, Value>) -> Result<String, ApiError> 
         Some(Value::String(text)) if text.chars().count() > wire::REFERENCE_ID_MAX_LEN => {
             Err(ApiError::invalid(messages::REFERENCE_ID_TOO_LONG))
         }
-        Some(Value::String(text)) => Ok(text.clone()),
+        Some(Value::String(text)) => Ok(text),
         Some(_) => Err(must_be_string("referenceId")),
     }
 }
@@ -126,8 +132,8 @@ pub fn create_link(
     flows: &[String],
     default_flow: &str,
 ) -> Result<CreateLink, ApiError> {
-    let body = object(body)?;
-    let reference_id = required_reference_id(&body)?;
+    let mut body = object(body)?;
+    let reference_id = required_reference_id(&mut body)?;
     let expires_in = optional(&body, "expiresInMinutes")
         .map(expires_in_minutes)
         .transpose()?;
@@ -138,9 +144,9 @@ pub fn create_link(
         }
         None => (None, Vec::new()),
     };
-    let metadata = match optional(&body, "metadata") {
+    let metadata = match take(&mut body, "metadata") {
         None => None,
-        Some(value @ Value::Object(_)) => Some(value.clone()),
+        Some(value @ Value::Object(_)) => Some(value),
         Some(_) => return Err(ApiError::invalid(messages::METADATA)),
     };
     let flow: Arc<str> = match optional(&body, "flow") {
@@ -155,9 +161,9 @@ pub fn create_link(
             )));
         }
     };
-    let theme = match optional(&body, "theme") {
+    let theme = match take(&mut body, "theme") {
         None => None,
-        Some(Value::String(theme)) => Some(theme.clone()),
+        Some(Value::String(theme)) => Some(theme),
         Some(_) => return Err(must_be_string("theme")),
     };
     let language = match optional(&body, "language") {
@@ -450,8 +456,8 @@ pub struct Fulfil {
 
 /// Validates a `PUT /partner/data-requests/{id}` body.
 pub fn fulfil(body: Option<Value>) -> Result<Fulfil, ApiError> {
-    let body = object(body)?;
-    let reference_id = required_reference_id(&body)?;
+    let mut body = object(body)?;
+    let reference_id = required_reference_id(&mut body)?;
     let (user_data, nested) = match optional(&body, "userData") {
         None => return Err(ApiError::invalid(messages::USER_DATA_REQUIRED)),
         Some(Value::Object(data)) => (Value::Object(data.clone()), check_user_data_fields(data)?),

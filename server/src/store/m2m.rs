@@ -783,7 +783,7 @@ impl Partner {
             reference_id: new.reference_id,
             status: link.status,
             url: self.url(link),
-            token: link.token.to_string(),
+            token: ids::uuid_text(&link.token),
             expires_at: timefmt::millis(link.expires_at.at()),
             created_at: timefmt::millis(link.created_at.at()),
         })
@@ -1049,17 +1049,30 @@ impl Partner {
     }
 
     fn link_id(&self, suffix: u64) -> String {
-        format!("link_{}_{}", self.slug, ids::fmt_hex48(suffix))
+        let mut id = String::with_capacity("link__".len() + self.slug.len() + 12);
+        self.push_link_id(&mut id, suffix);
+        id
+    }
+
+    /// Appends `link_<slug>_<suffix>` (a `format!` of it spent as much again in the
+    /// formatter as in the copying).
+    fn push_link_id(&self, text: &mut String, suffix: u64) {
+        text.push_str("link_");
+        text.push_str(&self.slug);
+        text.push('_');
+        ids::push_hex48(text, suffix);
     }
 
     fn url(&self, link: &Link) -> String {
-        format!(
-            "{}/link_{}_{}/{}",
-            self.widget_base,
-            self.slug,
-            ids::fmt_hex48(link.suffix),
-            link.flow
-        )
+        let mut url = String::with_capacity(
+            self.widget_base.len() + "/link__/".len() + self.slug.len() + 12 + link.flow.len(),
+        );
+        url.push_str(&self.widget_base);
+        url.push('/');
+        self.push_link_id(&mut url, link.suffix);
+        url.push('/');
+        url.push_str(&link.flow);
+        url
     }
 
     fn item(&self, state: &PartnerState, link: &Link) -> wire::LinkItem {
@@ -1081,7 +1094,7 @@ impl Partner {
     fn detail(&self, state: &PartnerState, link: &Link) -> wire::LinkDetail {
         wire::LinkDetail {
             item: self.item(state, link),
-            token: link.token.to_string(),
+            token: ids::uuid_text(&link.token),
             metadata: link.metadata.as_ref().map(Compact::value),
             flow: link.flow.to_string(),
             theme: link.theme().map(str::to_owned),
