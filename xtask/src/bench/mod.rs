@@ -408,6 +408,12 @@ async fn measure(
         CREATE,
         "log off",
     );
+    report.add_compared(
+        DEAD_RECEIVERS_ROW,
+        &with_dead_receivers(binary, duration, generator, &scratch).await?,
+        CREATE,
+        "no webhook URL",
+    );
 
     let link_id = create_one(addr).await?;
     let path = format!("/partner/links/{link_id}");
@@ -690,6 +696,8 @@ fn mixed(addr: SocketAddr, key: &'static str, link_id: &str) -> MakeRequest {
 const STATE_ROW: &str = "POST /partner/links --state FILE";
 /// Create-link with linkbox's default log: one `info` line per request.
 const LOGGED_ROW: &str = "POST /partner/links, request log on";
+/// The row of creates while every partner's webhook receiver is down.
+const DEAD_RECEIVERS_ROW: &str = "POST /partner/links, every receiver down";
 
 /// The create-link request of every scenario: four partners in turn, each body distinct.
 fn create_links(addr: SocketAddr) -> MakeRequest {
@@ -761,6 +769,44 @@ async fn with_request_log(
     scratch: &Path,
 ) -> anyhow::Result<Sample> {
     let server = Server::start_logged(binary)?;
+    let scenario = Scenario {
+        make: create_links(server.addr),
+        script: wrk::small_creates(&KEYS),
+    };
+    let outcome = drive(generator, server.addr, duration, scenario, scratch).await?;
+    drop(server);
+    Ok(outcome)
+}
+
+/// The create-link request against a fresh server where every partner's webhook URL is a
+/// closed port: each create's delivery fails and waits for its retries, pending, until the
+/// partner's cap turns further ones away. A careless neighbour's receiver being down must
+/// not slow everyone's creates (it once made each one move the whole delivery list).
+async fn with_dead_receivers(
+    binary: &Path,
+    duration: Duration,
+    generator: Generator,
+    scratch: &Path,
+) -> anyhow::Result<Sample> {
+    let (server, _) = Server::start(binary, &[])?;
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.local_addr()?
+    };
+    let config = format!("{{\"url\":\"http://{closed}/hook\"}}");
+    for key in KEYS {
+        call(
+            server.addr,
+            request(
+                Method::PUT,
+                server.addr,
+                "/_sandbox/m2m/webhook-config",
+                &[("x-api-key", key)],
+                Some(config.clone()),
+            ),
+        )
+        .await?;
+    }
     let scenario = Scenario {
         make: create_links(server.addr),
         script: wrk::small_creates(&KEYS),
