@@ -92,7 +92,8 @@ pub async fn run(
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_ATTEMPTS));
     loop {
         let now = clock.now();
-        for job in webhooks.take_due(now) {
+        let (jobs, next_due) = webhooks.take_due_and_next(now);
+        for job in jobs {
             let (client, webhooks, clock) = (client.clone(), webhooks.clone(), clock.clone());
             let permits = permits.clone();
             attempts.spawn(async move {
@@ -102,8 +103,7 @@ pub async fn run(
                 attempt(client, webhooks, clock, delivery, job).await;
             });
         }
-        let idle = webhooks
-            .next_due()
+        let idle = next_due
             .map(|due| (due - clock.now()).clamp(time::Duration::ZERO, time::Duration::SECOND))
             .and_then(|wait| Duration::try_from(wait).ok())
             .unwrap_or(MAX_IDLE)
@@ -112,7 +112,10 @@ pub async fn run(
             () = &mut shutdown => break,
             () = webhooks.woken() => {}
             () = clock.moved() => {}
-            Some(_) = attempts.join_next() => {}
+            Some(_) = attempts.join_next() => {
+                // Every attempt already finished, before one walk of the queue for them all.
+                while attempts.try_join_next().is_some() {}
+            }
             () = tokio::time::sleep(idle) => {}
         }
     }

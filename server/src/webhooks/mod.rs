@@ -279,6 +279,15 @@ impl Webhooks {
     /// held for hours behind a receiver's transient failure, and the retry keeps its own
     /// schedule.
     pub fn take_due(&self, now: OffsetDateTime) -> Vec<Job> {
+        self.take_due_and_next(now).0
+    }
+
+    /// [`Webhooks::take_due`], and when the earliest delivery left waiting falls due
+    /// ([`Webhooks::next_due`] after it), from one walk of the pending deliveries under one
+    /// hold of the queue's lock: the engine asks both each time it wakes, and with
+    /// thousands pending (receivers down) each walk held up every create meanwhile.
+    pub fn take_due_and_next(&self, now: OffsetDateTime) -> (Vec<Job>, Option<OffsetDateTime>) {
+        let mut next: Option<OffsetDateTime> = None;
         let mut deliveries = self.shared.deliveries.lock();
         // The links whose later deliveries wait: a set, as many links may have one pending.
         let mut held: HashSet<Arc<str>> = HashSet::new();
@@ -306,8 +315,13 @@ impl Webhooks {
                     callback_url: delivery.callback_url.clone(),
                 });
             }
+            if !delivery.in_flight
+                && let Some(at) = delivery.next_attempt_at
+            {
+                next = Some(next.map_or(at, |next| next.min(at)));
+            }
         });
-        jobs
+        (jobs, next)
     }
 
     /// When the earliest waiting delivery falls due.
@@ -649,6 +663,38 @@ mod tests {
         assert_eq!(view.attempts.len(), 5);
         assert_eq!(view.next_attempt_at, None);
         assert_eq!(webhooks.next_due(), None);
+    }
+
+    /// The engine's one walk gives the jobs `take_due` gives and the instant `next_due`
+    /// gives after it: taken ones (in flight) do not count, waiting and held ones do.
+    #[test]
+    fn one_walk_gives_the_due_jobs_and_the_next_due_instant() {
+        let webhooks = Webhooks::new();
+        let url = || Some("http://127.0.0.1:9/hooks".to_owned());
+        let ids = |jobs: Vec<Job>| jobs.into_iter().map(|job| job.id).collect::<Vec<_>>();
+        let retried = webhooks.enqueue(&partner(), "link.created", (), url(), NOW);
+        assert_eq!(webhooks.take_due(NOW).len(), 1);
+        webhooks.record_attempt(&retried, failed_at(NOW));
+        let later = NOW + Duration::seconds(30);
+        let fresh = webhooks.enqueue(&partner(), "link.created", (), url(), later);
+        let (jobs, next) = webhooks.take_due_and_next(later);
+        assert_eq!(ids(jobs), std::slice::from_ref(&fresh));
+        assert_eq!(
+            next,
+            Some(NOW + Duration::minutes(1)),
+            "the retry, not the one taken"
+        );
+        assert_eq!(next, webhooks.next_due());
+        let (jobs, next) = webhooks.take_due_and_next(later);
+        assert!(jobs.is_empty());
+        assert_eq!(next, webhooks.next_due());
+        webhooks.record_attempt(&fresh, failed_at(later));
+        let (jobs, next) = webhooks.take_due_and_next(later);
+        assert!(jobs.is_empty());
+        assert_eq!(next, Some(NOW + Duration::minutes(1)));
+        let (jobs, next) = webhooks.take_due_and_next(NOW + Duration::minutes(2));
+        assert_eq!(ids(jobs), [retried, fresh]);
+        assert_eq!(next, None, "both in flight");
     }
 
     #[test]
