@@ -751,13 +751,21 @@ async fn with_state_file(
         }
     }
     let (server, _) = Server::start(binary, &["--state".as_ref(), state.as_os_str()])?;
+    small_creates(server, duration, generator, scratch).await
+}
+
+/// The small create-link scenario against `server`, which is stopped after it.
+async fn small_creates(
+    server: Server,
+    duration: Duration,
+    generator: Generator,
+    scratch: &Path,
+) -> anyhow::Result<Sample> {
     let scenario = Scenario {
         make: create_links(server.addr),
         script: wrk::small_creates(&KEYS),
     };
-    let outcome = drive(generator, server.addr, duration, scenario, scratch).await?;
-    drop(server);
-    Ok(outcome)
+    drive(generator, server.addr, duration, scenario, scratch).await
 }
 
 /// The create-link request against a fresh server whose request log is on, as it is by
@@ -769,13 +777,7 @@ async fn with_request_log(
     scratch: &Path,
 ) -> anyhow::Result<Sample> {
     let server = Server::start_logged(binary)?;
-    let scenario = Scenario {
-        make: create_links(server.addr),
-        script: wrk::small_creates(&KEYS),
-    };
-    let outcome = drive(generator, server.addr, duration, scenario, scratch).await?;
-    drop(server);
-    Ok(outcome)
+    small_creates(server, duration, generator, scratch).await
 }
 
 /// The create-link request against a fresh server where every partner's webhook URL is a
@@ -807,13 +809,7 @@ async fn with_dead_receivers(
         )
         .await?;
     }
-    let scenario = Scenario {
-        make: create_links(server.addr),
-        script: wrk::small_creates(&KEYS),
-    };
-    let outcome = drive(generator, server.addr, duration, scenario, scratch).await?;
-    drop(server);
-    Ok(outcome)
+    small_creates(server, duration, generator, scratch).await
 }
 
 /// The create-link request against each peer, as far as each can be installed and started.
