@@ -18,7 +18,6 @@ mod queue;
 pub mod sign;
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -283,56 +282,29 @@ impl Webhooks {
     }
 
     /// [`Webhooks::take_due`], and when the earliest delivery left waiting falls due
-    /// ([`Webhooks::next_due`] after it), from one walk of the pending deliveries under one
-    /// hold of the queue's lock: the engine asks both each time it wakes, and with
-    /// thousands pending (receivers down) each walk held up every create meanwhile.
+    /// ([`Webhooks::next_due`] after it), under one hold of the queue's lock. Both read the
+    /// queue's indexes of what is due and what holds a link back ([`queue::Queue::due`]),
+    /// not every pending delivery: with receivers down thousands are pending, and a walk
+    /// of them on each wake held up every create meanwhile.
     pub fn take_due_and_next(&self, now: OffsetDateTime) -> (Vec<Job>, Option<OffsetDateTime>) {
-        let mut next: Option<OffsetDateTime> = None;
         let mut deliveries = self.shared.deliveries.lock();
-        // The links whose later deliveries wait: a set, as many links may have one pending.
-        let mut held: HashSet<Arc<str>> = HashSet::new();
         let mut jobs = Vec::new();
-        deliveries.mark_pending(|delivery| {
-            let blocked = delivery
-                .link
-                .as_ref()
-                .is_some_and(|link| held.contains(&**link));
-            let due = !delivery.in_flight && delivery.next_attempt_at.is_some_and(|at| at <= now);
-            if let Some(link) = &delivery.link
-                && (delivery.in_flight || delivery.step == 0)
-                && !blocked
-            {
-                held.insert(link.clone());
-            }
-            if due && !blocked {
-                delivery.in_flight = true;
-                jobs.push(Job {
-                    id: delivery.id.clone(),
-                    attempt: delivery.attempts.len(),
-                    partner: delivery.partner.clone(),
-                    event: delivery.event,
-                    body: delivery.body.clone(),
-                    callback_url: delivery.callback_url.clone(),
-                });
-            }
-            if !delivery.in_flight
-                && let Some(at) = delivery.next_attempt_at
-            {
-                next = Some(next.map_or(at, |next| next.min(at)));
-            }
+        deliveries.due(now, |delivery| {
+            jobs.push(Job {
+                id: delivery.id.clone(),
+                attempt: delivery.attempts.len(),
+                partner: delivery.partner.clone(),
+                event: delivery.event,
+                body: delivery.body.clone(),
+                callback_url: delivery.callback_url.clone(),
+            });
         });
-        (jobs, next)
+        (jobs, deliveries.next_due())
     }
 
     /// When the earliest waiting delivery falls due.
     pub fn next_due(&self) -> Option<OffsetDateTime> {
-        self.shared
-            .deliveries
-            .lock()
-            .pending()
-            .filter(|delivery| !delivery.in_flight)
-            .filter_map(|delivery| delivery.next_attempt_at)
-            .min()
+        self.shared.deliveries.lock().next_due()
     }
 
     /// Records an attempt and schedules the next one, or settles the delivery.

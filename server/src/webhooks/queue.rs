@@ -7,13 +7,17 @@
 //! create-link's CPU. Every change of membership or of status goes through this type, so
 //! the indexes cannot drift from the list; deliveries are kept sorted by `seq` (assigned
 //! under the queue's lock, strictly increasing), so one is found by id with a hash lookup
-//! and a binary search. The engine, woken by every enqueue, walks only the pending
-//! deliveries ([`Queue::pending`]), not every finished one kept for the record.
+//! and a binary search. The engine, woken by every enqueue, reads two more: the pending
+//! deliveries not in flight by when each falls due, and by link those that hold the link's
+//! later deliveries back ([`Queue::due`]). It once walked every pending delivery on each
+//! wake, under the lock every create takes too; with receivers down or slower than the
+//! creates, thousands are pending, and creates fell to a tenth of their rate.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use linkbox_contracts::sandbox::DeliveryStatus;
+use time::OffsetDateTime;
 
 use super::{Delivery, MAX_KEPT_DELIVERIES};
 
@@ -31,6 +35,44 @@ pub(super) struct Queue {
     pending: HashMap<Arc<str>, usize>,
     /// The seqs of the pending deliveries.
     pending_seqs: BTreeSet<u64>,
+    /// The engine's view: each pending delivery not in flight, by when it falls due.
+    waiting: BTreeSet<(OffsetDateTime, u64)>,
+    /// The engine's view: by link, the seqs of its pending deliveries that hold the link's
+    /// later ones back (in flight, or not yet tried once).
+    holding: HashMap<Arc<str>, BTreeSet<u64>>,
+}
+
+/// Where a delivery stands in the engine's two indexes ([`Queue::due`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct EngineKeys {
+    waiting: Option<(OffsetDateTime, u64)>,
+    holding: Option<(Arc<str>, u64)>,
+}
+
+impl EngineKeys {
+    /// In neither index.
+    fn of_none() -> EngineKeys {
+        EngineKeys {
+            waiting: None,
+            holding: None,
+        }
+    }
+
+    fn of(delivery: &Delivery) -> EngineKeys {
+        if delivery.status != DeliveryStatus::Pending {
+            return EngineKeys::of_none();
+        }
+        let waiting = delivery
+            .next_attempt_at
+            .filter(|_| !delivery.in_flight)
+            .map(|at| (at, delivery.seq));
+        let holding = delivery
+            .link
+            .as_ref()
+            .filter(|_| delivery.in_flight || delivery.step == 0)
+            .map(|link| (link.clone(), delivery.seq));
+        EngineKeys { waiting, holding }
+    }
 }
 
 impl Queue {
@@ -59,7 +101,80 @@ impl Queue {
                 .or_default() += 1;
             self.pending_seqs.insert(delivery.seq);
         }
+        self.rekey(None, EngineKeys::of(&delivery));
         self.list.push_back(delivery);
+    }
+
+    /// Moves a delivery in the engine's indexes from `before` (`None`: not in them) to
+    /// `after`.
+    fn rekey(&mut self, before: Option<EngineKeys>, after: EngineKeys) {
+        if let Some(before) = &before {
+            if before == &after {
+                return;
+            }
+            if let Some(key) = before.waiting {
+                self.waiting.remove(&key);
+            }
+            if let Some((link, seq)) = &before.holding
+                && let Some(seqs) = self.holding.get_mut(link)
+            {
+                seqs.remove(seq);
+                if seqs.is_empty() {
+                    self.holding.remove(link);
+                }
+            }
+        }
+        if let Some(key) = after.waiting {
+            self.waiting.insert(key);
+        }
+        if let Some((link, seq)) = after.holding {
+            self.holding.entry(link).or_default().insert(seq);
+        }
+    }
+
+    /// Takes, oldest first, each pending delivery due by `now` and not in flight, unless an
+    /// earlier pending delivery of its link holds it back (in flight, or not yet tried
+    /// once), marking it in flight; `take` sees each. The same as walking every pending
+    /// delivery in order, as the engine once did on each wake — the thousands a receiver
+    /// that is down keeps waiting for a later retry can neither be taken nor hold anything
+    /// back, so the indexes pass over them. A delivery's hold is read as it was before this
+    /// call: one taken now holds its link's later ones from the next call on.
+    pub(super) fn due(&mut self, now: OffsetDateTime, mut take: impl FnMut(&Delivery)) {
+        let mut due: Vec<u64> = self
+            .waiting
+            .range(..=(now, u64::MAX))
+            .map(|&(_, seq)| seq)
+            .collect();
+        due.sort_unstable();
+        let mut taken = Vec::new();
+        for seq in due {
+            let Some(index) = self.index_of_seq(seq) else {
+                continue;
+            };
+            let delivery = &self.list[index];
+            let held = delivery.link.as_ref().is_some_and(|link| {
+                self.holding
+                    .get(link)
+                    .and_then(|seqs| seqs.first())
+                    .is_some_and(|&first| first < seq)
+            });
+            if !held {
+                taken.push(index);
+            }
+        }
+        for index in taken {
+            let delivery = &mut self.list[index];
+            let before = EngineKeys::of(delivery);
+            delivery.in_flight = true;
+            take(delivery);
+            let after = EngineKeys::of(delivery);
+            self.rekey(Some(before), after);
+        }
+    }
+
+    /// When the earliest pending delivery not in flight falls due.
+    pub(super) fn next_due(&self) -> Option<OffsetDateTime> {
+        self.waiting.first().map(|&(at, _)| at)
     }
 
     fn index_of_seq(&self, seq: u64) -> Option<usize> {
@@ -67,25 +182,11 @@ impl Queue {
     }
 
     /// The pending deliveries, oldest first.
+    #[cfg(test)]
     pub(super) fn pending(&self) -> impl Iterator<Item = &Delivery> {
         self.pending_seqs
             .iter()
             .filter_map(|&seq| self.index_of_seq(seq).map(|index| &self.list[index]))
-    }
-
-    /// Runs `mark` on each pending delivery, oldest first, for changes that leave its status
-    /// as it is (the engine marking attempts in flight).
-    pub(super) fn mark_pending(&mut self, mut mark: impl FnMut(&mut Delivery)) {
-        for &seq in &self.pending_seqs {
-            if let Ok(index) = self
-                .list
-                .binary_search_by_key(&seq, |delivery| delivery.seq)
-            {
-                let delivery = &mut self.list[index];
-                mark(delivery);
-                debug_assert_eq!(delivery.status, DeliveryStatus::Pending);
-            }
-        }
     }
 
     /// Where delivery `id` is in the list.
@@ -112,9 +213,12 @@ impl Queue {
         let index = self.position(id)?;
         let delivery = &mut self.list[index];
         let was_pending = delivery.status == DeliveryStatus::Pending;
+        let before = EngineKeys::of(delivery);
         let result = change(delivery);
+        let after = EngineKeys::of(delivery);
         let is_pending = delivery.status == DeliveryStatus::Pending;
         let (slug, seq) = (delivery.partner.slug.clone(), delivery.seq);
+        self.rekey(Some(before), after);
         match (was_pending, is_pending) {
             (false, true) => {
                 *self.pending.entry(slug).or_default() += 1;
@@ -152,11 +256,13 @@ impl Queue {
                     delivery.partner.slug.clone(),
                     delivery.seq,
                     delivery.status,
+                    EngineKeys::of(delivery),
                 ));
             }
             kept
         });
-        for (id, slug, seq, status) in dropped {
+        for (id, slug, seq, status, keys) in dropped {
+            self.rekey(Some(keys), EngineKeys::of_none());
             self.by_id.remove(id.as_str());
             if status == DeliveryStatus::Pending {
                 self.uncount(&slug, seq);
@@ -169,6 +275,8 @@ impl Queue {
         self.by_id.clear();
         self.pending.clear();
         self.pending_seqs.clear();
+        self.waiting.clear();
+        self.holding.clear();
     }
 
     /// Drops the oldest finished deliveries beyond the cap (behind a pending one, once
@@ -207,6 +315,8 @@ impl Queue {
             self.list = kept;
         }
         for delivery in &dropped {
+            // Finished ones only, in neither of the engine's indexes.
+            debug_assert_eq!(EngineKeys::of(delivery), EngineKeys::of_none());
             self.by_id.remove(delivery.id.as_str());
         }
         dropped
@@ -275,6 +385,17 @@ mod tests {
             .map(|delivery| delivery.seq)
             .collect();
         assert_eq!(walked, scanned);
+        let mut waiting = BTreeSet::new();
+        let mut holding: HashMap<Arc<str>, BTreeSet<u64>> = HashMap::new();
+        for delivery in queue.iter() {
+            let keys = EngineKeys::of(delivery);
+            waiting.extend(keys.waiting);
+            if let Some((link, seq)) = keys.holding {
+                holding.entry(link).or_default().insert(seq);
+            }
+        }
+        assert_eq!(queue.waiting, waiting);
+        assert_eq!(queue.holding, holding);
     }
 
     #[test]
@@ -387,5 +508,126 @@ mod tests {
         }
         assert!(queue.trim().is_empty());
         assert_consistent(&queue);
+    }
+
+    /// What the engine once did on each wake, kept as the reference: walk every pending
+    /// delivery in order; a link is held from its first delivery in flight or never tried.
+    fn walk_every_pending(
+        queue: &Queue,
+        now: OffsetDateTime,
+    ) -> (Vec<u64>, Option<OffsetDateTime>) {
+        let mut held = std::collections::HashSet::new();
+        let mut taken = Vec::new();
+        for delivery in queue.pending() {
+            let blocked = delivery
+                .link
+                .as_ref()
+                .is_some_and(|link| held.contains(link));
+            let due = !delivery.in_flight && delivery.next_attempt_at.is_some_and(|at| at <= now);
+            if let Some(link) = &delivery.link
+                && (delivery.in_flight || delivery.step == 0)
+                && !blocked
+            {
+                held.insert(link.clone());
+            }
+            if due && !blocked {
+                taken.push(delivery.seq);
+            }
+        }
+        let next = queue
+            .pending()
+            .filter(|delivery| !delivery.in_flight && !taken.contains(&delivery.seq))
+            .filter_map(|delivery| delivery.next_attempt_at)
+            .min();
+        (taken, next)
+    }
+
+    /// Through many random rounds of pushes, attempts taken, retries scheduled, deliveries
+    /// settled and replayed, what the indexes take and say is next is what the walk over
+    /// every pending delivery would have, and the indexes match the list.
+    #[test]
+    fn the_indexes_take_what_walking_every_pending_delivery_would() {
+        use rand::{Rng, SeedableRng};
+        let (one, two) = partners();
+        let links: [Arc<str>; 3] = ["link_a".into(), "link_b".into(), "link_c".into()];
+        let start = datetime!(2026-02-10 12:00 UTC);
+        for seed in 0..20 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let mut queue = Queue::default();
+            let mut now = start;
+            let mut seq = 0;
+            for _ in 0..400 {
+                match rng.random_range(0..10) {
+                    0..=3 => {
+                        let partner = if rng.random_bool(0.5) { &one } else { &two };
+                        let mut fresh = delivery(seq, partner, DeliveryStatus::Pending);
+                        fresh.link = rng
+                            .random_bool(0.8)
+                            .then(|| links[rng.random_range(0..3)].clone());
+                        fresh.next_attempt_at = Some(now);
+                        queue.push(fresh);
+                        seq += 1;
+                    }
+                    4..=5 => {
+                        let expected = walk_every_pending(&queue, now);
+                        let mut taken = Vec::new();
+                        queue.due(now, |delivery| taken.push(delivery.seq));
+                        assert_eq!((taken, queue.next_due()), expected, "seed {seed}");
+                    }
+                    6..=7 => {
+                        // An attempt in flight ends: a retry later, or settled.
+                        let in_flight: Vec<String> = queue
+                            .iter()
+                            .filter(|delivery| delivery.in_flight)
+                            .map(|delivery| delivery.id.clone())
+                            .collect();
+                        if in_flight.is_empty() {
+                            continue;
+                        }
+                        let id = &in_flight[rng.random_range(0..in_flight.len())];
+                        let outcome = rng.random_range(0..3);
+                        let minutes = rng.random_range(1..30);
+                        queue.update(id, |delivery| {
+                            delivery.in_flight = false;
+                            delivery.step += 1;
+                            match outcome {
+                                0 => {
+                                    delivery.next_attempt_at =
+                                        Some(now + time::Duration::minutes(minutes));
+                                }
+                                1 => {
+                                    delivery.status = DeliveryStatus::Delivered;
+                                    delivery.next_attempt_at = None;
+                                }
+                                _ => {
+                                    delivery.status = DeliveryStatus::Failed;
+                                    delivery.next_attempt_at = None;
+                                }
+                            }
+                        });
+                    }
+                    8 => {
+                        // A finished one replayed.
+                        let finished: Vec<String> = queue
+                            .iter()
+                            .filter(|delivery| delivery.status != DeliveryStatus::Pending)
+                            .map(|delivery| delivery.id.clone())
+                            .collect();
+                        if let Some(id) = finished.first() {
+                            queue.update(id, |delivery| {
+                                delivery.status = DeliveryStatus::Pending;
+                                delivery.next_attempt_at = Some(now);
+                            });
+                        }
+                    }
+                    _ => now += time::Duration::minutes(rng.random_range(0..10)),
+                }
+                assert_consistent(&queue);
+            }
+            queue.retain(|delivery| delivery.seq % 3 != 0);
+            assert_consistent(&queue);
+            queue.clear();
+            assert_consistent(&queue);
+        }
     }
 }
