@@ -414,6 +414,12 @@ async fn measure(
         CREATE,
         "no webhook URL",
     );
+    report.add_compared(
+        LIVE_RECEIVER_ROW,
+        &with_live_receiver(binary, bare, duration, generator, &scratch).await?,
+        CREATE,
+        "no webhook URL",
+    );
 
     let link_id = create_one(addr).await?;
     let path = format!("/partner/links/{link_id}");
@@ -698,6 +704,8 @@ const STATE_ROW: &str = "POST /partner/links --state FILE";
 const LOGGED_ROW: &str = "POST /partner/links, request log on";
 /// The row of creates while every partner's webhook receiver is down.
 const DEAD_RECEIVERS_ROW: &str = "POST /partner/links, every receiver down";
+/// The row of creates each delivered to a live receiver.
+const LIVE_RECEIVER_ROW: &str = "POST /partner/links, each delivered";
 
 /// The create-link request of every scenario: four partners in turn, each body distinct.
 fn create_links(addr: SocketAddr) -> MakeRequest {
@@ -790,12 +798,41 @@ async fn with_dead_receivers(
     generator: Generator,
     scratch: &Path,
 ) -> anyhow::Result<Sample> {
-    let (server, _) = Server::start(binary, &[])?;
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.local_addr()?
     };
-    let config = format!("{{\"url\":\"http://{closed}/hook\"}}");
+    with_receiver(binary, closed, duration, generator, scratch).await
+}
+
+/// The create-link request against a fresh server where every partner's webhook URL is a
+/// bare server on loopback answering 201: each create's `link.created` is delivered, a
+/// real HTTP request on the same cores. Deliveries queue up pending whenever the receiver
+/// is slower than the creates (the engine once walked all of them on each wake).
+async fn with_live_receiver(
+    binary: &Path,
+    bare: &Path,
+    duration: Duration,
+    generator: Generator,
+    scratch: &Path,
+) -> anyhow::Result<Sample> {
+    let (receiver, _) = Server::spawn(bare, &["127.0.0.1:0".as_ref()], &[], Stdio::inherit())?;
+    let outcome = with_receiver(binary, receiver.addr, duration, generator, scratch).await;
+    drop(receiver);
+    outcome
+}
+
+/// The create-link request against a fresh server whose bench partners all have their
+/// webhook URL at `receiver`.
+async fn with_receiver(
+    binary: &Path,
+    receiver: SocketAddr,
+    duration: Duration,
+    generator: Generator,
+    scratch: &Path,
+) -> anyhow::Result<Sample> {
+    let (server, _) = Server::start(binary, &[])?;
+    let config = format!("{{\"url\":\"http://{receiver}/hook\"}}");
     for key in KEYS {
         call(
             server.addr,
