@@ -33,8 +33,8 @@ pub(super) struct Queue {
     by_id: HashMap<Box<str>, u64>,
     /// Partner slug → how many of its deliveries are pending.
     pending: HashMap<Arc<str>, usize>,
-    /// The seqs of the pending deliveries.
-    pending_seqs: BTreeSet<u64>,
+    /// How many deliveries are pending, all partners together.
+    pending_total: usize,
     /// The engine's view: each pending delivery not in flight, by when it falls due.
     waiting: BTreeSet<(OffsetDateTime, u64)>,
     /// The engine's view: by link, the seqs of its pending deliveries that hold the link's
@@ -99,7 +99,7 @@ impl Queue {
                 .pending
                 .entry(delivery.partner.slug.clone())
                 .or_default() += 1;
-            self.pending_seqs.insert(delivery.seq);
+            self.pending_total += 1;
         }
         self.rekey(None, EngineKeys::of(&delivery));
         self.list.push_back(delivery);
@@ -184,9 +184,9 @@ impl Queue {
     /// The pending deliveries, oldest first.
     #[cfg(test)]
     pub(super) fn pending(&self) -> impl Iterator<Item = &Delivery> {
-        self.pending_seqs
+        self.list
             .iter()
-            .filter_map(|&seq| self.index_of_seq(seq).map(|index| &self.list[index]))
+            .filter(|delivery| delivery.status == DeliveryStatus::Pending)
     }
 
     /// Where delivery `id` is in the list.
@@ -217,21 +217,21 @@ impl Queue {
         let result = change(delivery);
         let after = EngineKeys::of(delivery);
         let is_pending = delivery.status == DeliveryStatus::Pending;
-        let (slug, seq) = (delivery.partner.slug.clone(), delivery.seq);
+        let slug = delivery.partner.slug.clone();
         self.rekey(Some(before), after);
         match (was_pending, is_pending) {
             (false, true) => {
                 *self.pending.entry(slug).or_default() += 1;
-                self.pending_seqs.insert(seq);
+                self.pending_total += 1;
             }
-            (true, false) => self.uncount(&slug, seq),
+            (true, false) => self.uncount(&slug),
             _ => {}
         }
         Some(result)
     }
 
-    fn uncount(&mut self, slug: &Arc<str>, seq: u64) {
-        self.pending_seqs.remove(&seq);
+    fn uncount(&mut self, slug: &Arc<str>) {
+        self.pending_total = self.pending_total.saturating_sub(1);
         if let Some(count) = self.pending.get_mut(slug) {
             *count = count.saturating_sub(1);
             if *count == 0 {
@@ -254,18 +254,17 @@ impl Queue {
                 dropped.push((
                     delivery.id.clone(),
                     delivery.partner.slug.clone(),
-                    delivery.seq,
                     delivery.status,
                     EngineKeys::of(delivery),
                 ));
             }
             kept
         });
-        for (id, slug, seq, status, keys) in dropped {
+        for (id, slug, status, keys) in dropped {
             self.rekey(Some(keys), EngineKeys::of_none());
             self.by_id.remove(id.as_str());
             if status == DeliveryStatus::Pending {
-                self.uncount(&slug, seq);
+                self.uncount(&slug);
             }
         }
     }
@@ -274,7 +273,7 @@ impl Queue {
         self.list.clear();
         self.by_id.clear();
         self.pending.clear();
-        self.pending_seqs.clear();
+        self.pending_total = 0;
         self.waiting.clear();
         self.holding.clear();
     }
@@ -296,7 +295,7 @@ impl Queue {
         // done on each enqueue, a partner whose receiver is down (its oldest deliveries
         // pending for hours of retries) made everyone's creates move the whole list. So it
         // waits until [`TRIM_BATCH`] can go, and moves the list once for all of them.
-        let finished = self.list.len().saturating_sub(self.pending_seqs.len());
+        let finished = self.list.len().saturating_sub(self.pending_total);
         let mut excess = self
             .list
             .len()
@@ -378,13 +377,7 @@ mod tests {
         }
         assert_eq!(queue.by_id.len(), queue.iter().count());
         assert_eq!(queue.pending, pending);
-        let walked: Vec<u64> = queue.pending().map(|delivery| delivery.seq).collect();
-        let scanned: Vec<u64> = queue
-            .iter()
-            .filter(|delivery| delivery.status == DeliveryStatus::Pending)
-            .map(|delivery| delivery.seq)
-            .collect();
-        assert_eq!(walked, scanned);
+        assert_eq!(queue.pending_total, pending.values().sum::<usize>());
         let mut waiting = BTreeSet::new();
         let mut holding: HashMap<Arc<str>, BTreeSet<u64>> = HashMap::new();
         for delivery in queue.iter() {
