@@ -150,16 +150,8 @@ impl Pipeline {
         let origin = cors::allowed_origin(&self.app.settings, request.headers());
         let response = cors::decorate(origin, answer());
         let level = log::level(path);
-        if log::enabled(level) {
-            log::request(
-                level,
-                &Method::GET,
-                path,
-                &response,
-                started.elapsed(),
-                None,
-            );
-        }
+        let logged = log::enabled(level).then(|| (level, Method::GET, path.to_owned(), None));
+        log_line(logged, &response, started);
         Some(response)
     }
 
