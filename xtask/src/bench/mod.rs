@@ -3,11 +3,11 @@
 //! measures both in one run with `wrk` when it is on `PATH` ([`wrk`]), or else with the
 //! in-tree load generator ([`load`]), which also drives the soak and the count-limited
 //! phases. The bare reference and the health endpoint are measured side by side, alternated
-//! three times (medians kept); then the small create-link requests at the bare reference
+//! three times (medians kept); so are the small create-link requests at the bare reference
 //! (what the generator and the kernel spend on a request of that shape: the create row's
-//! ratio is to that row); then create-link (small and the seeder's bodies),
-//! create-link again with `--state` (a fresh SQLite file) as a ratio of the in-memory rate,
-//! and with the request log on (linkbox's default, into `/dev/null`; the other rows run with
+//! ratio is to that row), at a fresh linkbox in memory, and at a fresh linkbox with
+//! `--state` (a fresh SQLite file; its ratio is to the in-memory rate); then create-link
+//! with the seeder's bodies, and with the request log on (linkbox's default, into `/dev/null`; the other rows run with
 //! `LINKBOX_LOG=warn`) as a ratio of the log off; get and list, a mixed read/write workload,
 //! the Leaf routes (creates for one user, and for a new farm each: a new Leaf user per link),
 //! and every row also as a ratio to the bare reference. Memory per link is
@@ -371,21 +371,26 @@ async fn measure(
     report.add(REFERENCE, median(bare_runs)?, None);
     report.add(HEALTH, median(health_runs)?, None);
 
-    // The create's requests, first at the bare reference (what the generator and the
-    // kernel spend on a request of that shape), then at linkbox.
-    let small = Scenario {
-        make: create_links(reference.addr),
-        script: wrk::small_creates(&KEYS),
-    };
-    let outcome = drive(generator, reference.addr, duration, small, &scratch).await?;
+    // The create's requests side by side, alternated like the health check, medians kept:
+    // at the bare reference (what the generator and the kernel spend on a request of that
+    // shape), at a fresh linkbox in memory, and at a fresh linkbox writing through to a
+    // fresh state file. The two ratios the targets are stated in (create to the bare
+    // reference, `--state` to in memory) are then of runs a few seconds apart, not of rows
+    // a minute apart on a machine whose speed moves from one minute to the next.
+    let (mut bare_posts, mut creates, mut stored) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let small = Scenario {
+            make: create_links(reference.addr),
+            script: wrk::small_creates(&KEYS),
+        };
+        bare_posts.push(drive(generator, reference.addr, duration, small, &scratch).await?);
+        let (fresh, _) = Server::start(binary, &[])?;
+        creates.push(small_creates(fresh, duration, generator, &scratch).await?);
+        stored.push(with_state_file(binary, state_path(out), duration, generator, &scratch).await?);
+    }
     drop(reference);
-    report.add(BARE_POST, &outcome, None);
-    let small = Scenario {
-        make: create_links(addr),
-        script: wrk::small_creates(&KEYS),
-    };
-    let outcome = drive(generator, addr, duration, small, &scratch).await?;
-    report.add_compared(CREATE, &outcome, BARE_POST, "bare POST");
+    report.add(BARE_POST, median(bare_posts)?, None);
+    report.add_compared(CREATE, median(creates)?, BARE_POST, "bare POST");
     let realistic = Scenario {
         make: realistic_links(addr, &KEYS),
         script: wrk::realistic_creates(&KEYS),
@@ -396,12 +401,7 @@ async fn measure(
         &outcome,
         Some(HEALTH),
     );
-    report.add_compared(
-        STATE_ROW,
-        &with_state_file(binary, state_path(out), duration, generator, &scratch).await?,
-        CREATE,
-        "in memory",
-    );
+    report.add_compared(STATE_ROW, median(stored)?, CREATE, "in memory");
     report.add_compared(
         LOGGED_ROW,
         &with_request_log(binary, duration, generator, &scratch).await?,
