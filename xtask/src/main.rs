@@ -126,9 +126,9 @@ fn ci() -> anyhow::Result<()> {
 
 /// Runs `cargo args...` from the workspace root, failing when it fails.
 fn cargo(args: &[&str]) -> anyhow::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let cargo = cargo_program();
     eprintln!("xtask: cargo {}", args.join(" "));
-    let status = Command::new(&cargo)
+    let status = cargo_command()
         .args(args)
         .current_dir(workspace_root())
         .status()
@@ -137,6 +137,44 @@ fn cargo(args: &[&str]) -> anyhow::Result<()> {
         bail!("cargo {} failed ({status})", args.join(" "));
     }
     Ok(())
+}
+
+/// The cargo that runs this task (`$CARGO`), else `cargo` on `PATH`.
+fn cargo_program() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+/// A command for [`cargo_program`], in the environment a shell would give it.
+fn cargo_command() -> Command {
+    let mut command = Command::new(cargo_program());
+    as_from_a_shell(&mut command);
+    command
+}
+
+/// Takes out of `command`'s environment the variables `cargo run` sets for this task
+/// (`CARGO_PKG_NAME=xtask`, its manifest's directory...). A build script that declares
+/// `rerun-if-env-changed` on one of them (ring's does, on `CARGO_PKG_NAME`) otherwise
+/// runs again whenever a build started here follows one started from a shell, or the other
+/// way round, and everything above it is compiled again: ring, rustls, reqwest, the suite
+/// and linkbox, a minute or two of CI each time.
+fn as_from_a_shell(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if is_set_by_cargo_run(name) {
+            command.env_remove(name);
+        }
+    }
+}
+
+/// Whether `cargo run` sets `name` for the one package it runs (as opposed to `CARGO`,
+/// `CARGO_HOME`, `CARGO_TARGET_DIR` and the like, which hold for every build).
+fn is_set_by_cargo_run(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_MANIFEST_")
+        || matches!(
+            name,
+            "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+        )
 }
 
 fn workspace_root() -> std::path::PathBuf {
@@ -149,6 +187,47 @@ fn workspace_root() -> std::path::PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn builds_started_here_see_the_environment_a_shell_gives_them() {
+        for name in [
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION_MAJOR",
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_PATH",
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+        ] {
+            assert!(is_set_by_cargo_run(name), "{name} is cargo run's");
+        }
+        for name in [
+            "CARGO",
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_INCREMENTAL",
+            "PATH",
+        ] {
+            assert!(!is_set_by_cargo_run(name), "{name} holds for every build");
+        }
+        // Tests run with cargo's variables for this package set, as `cargo xtask` runs.
+        assert!(std::env::var_os("CARGO_PKG_NAME").is_some());
+        let command = cargo_command();
+        let removed: Vec<_> = command
+            .get_envs()
+            .filter(|(_, value)| value.is_none())
+            .map(|(name, _)| name.to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            removed.iter().any(|name| name == "CARGO_PKG_NAME"),
+            "{removed:?}"
+        );
+        assert!(
+            removed.iter().any(|name| name == "CARGO_MANIFEST_DIR"),
+            "{removed:?}"
+        );
+        assert!(!removed.iter().any(|name| name == "CARGO"), "{removed:?}");
+    }
 
     fn args(text: &str) -> Vec<String> {
         text.split_whitespace().map(str::to_owned).collect()

@@ -87,8 +87,8 @@ fn profile_dir(profile: &str) -> &str {
 
 /// The workspace's target directory, as cargo resolves it (`CARGO_TARGET_DIR`, config).
 fn target_dir(root: &Path) -> anyhow::Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let output = Command::new(&cargo)
+    let cargo = crate::cargo_program();
+    let output = crate::cargo_command()
         .args(["metadata", "--format-version", "1", "--no-deps"])
         .current_dir(root)
         .output()
@@ -146,6 +146,9 @@ fn build_wheel(
 ) -> anyhow::Result<PathBuf> {
     let project = root.join("packages/python");
     let mut command = Command::new(maturin);
+    // maturin runs cargo with this environment: the same as every other build's, so that
+    // it reuses what `cargo xtask ci` compiled.
+    crate::as_from_a_shell(&mut command);
     command
         .args(["build", "--profile", profile, "--out"])
         .arg(out)

@@ -164,7 +164,7 @@ fn build_bare(root: &Path) -> anyhow::Result<std::path::PathBuf> {
 
 /// `cargo build --release -p package`, and the path of its binary `name`.
 fn release_binary(root: &Path, package: &str, name: &str) -> anyhow::Result<std::path::PathBuf> {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let status = crate::cargo_command()
         .args(["build", "--release", "--quiet", "-p", package])
         .current_dir(root)
         .status()?;
