@@ -7,13 +7,13 @@
 //! (what the generator and the kernel spend on a request of that shape: the create row's
 //! ratio is to that row), at a fresh linkbox in memory, and at a fresh linkbox with
 //! `--state` (a fresh SQLite file; its ratio is to the in-memory rate); then create-link
-//! with the seeder's bodies, and with the request log on (linkbox's default, into `/dev/null`; the other rows run with
-//! `LINKBOX_LOG=warn`) as a ratio of the log off; get and list, a mixed read/write workload,
-//! the Leaf routes (creates for one user, and for a new farm each: a new Leaf user per link),
-//! and every row also as a ratio to the bare reference. Memory per link is
+//! with the seeder's bodies, and with the request log on (linkbox's default, into
+//! `/dev/null`; the other rows run with `LINKBOX_LOG=warn`) as a ratio of the log off, and
+//! with every partner's webhook receiver down or live; get and list, a mixed read/write
+//! workload, the Leaf routes (creates for one user, and for a new farm each: a new Leaf user
+//! per link), and every row also as a ratio to the bare reference. Memory per link is
 //! measured in fresh processes for bare links and for the seeder's kind (metadata and
-//! userData) at 100k links (1M too with `--million`);
-//! outside `--quick`, the store grows past a million links in one partner, and the same
+//! userData) at 100k links (1M too with `--million`); outside `--quick`, the store grows past a million links in one partner, and the same
 //! create-link request runs against WireMock and Prism ([`peers`]); and a soak ([`soak`]):
 //! normal traffic's p99 alone, then while fresh keys flood in and slow clients hold
 //! connections open; and what shadow mode adds to a request over calling its upstream
