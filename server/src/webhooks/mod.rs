@@ -270,22 +270,16 @@ impl Webhooks {
         id
     }
 
-    /// Marks every delivery due at `now` as in flight and hands it to the engine.
+    /// Marks every delivery due at `now` as in flight and hands it to the engine, with when
+    /// the earliest delivery left waiting falls due, under one hold of the queue's lock.
     ///
     /// Deliveries about one link go in the order they were created: a pending delivery
     /// waits while an earlier one of its link is in flight or not yet tried once. An earlier
     /// one that failed and waits for its retry no longer holds it: later events are not
     /// held for hours behind a receiver's transient failure, and the retry keeps its own
-    /// schedule.
-    pub fn take_due(&self, now: OffsetDateTime) -> Vec<Job> {
-        self.take_due_and_next(now).0
-    }
-
-    /// [`Webhooks::take_due`], and when the earliest delivery left waiting falls due
-    /// ([`Webhooks::next_due`] after it), under one hold of the queue's lock. Both read the
-    /// queue's indexes of what is due and what holds a link back ([`queue::Queue::due`]),
-    /// not every pending delivery: with receivers down thousands are pending, and a walk
-    /// of them on each wake held up every create meanwhile.
+    /// schedule. Both answers read the queue's indexes of what is due and what holds a link
+    /// back ([`queue::Queue::due`]), not every pending delivery: with receivers down
+    /// thousands are pending, and a walk of them on each wake held up every create meanwhile.
     pub fn take_due_and_next(&self, now: OffsetDateTime) -> (Vec<Job>, Option<OffsetDateTime>) {
         let mut deliveries = self.shared.deliveries.lock();
         let mut jobs = Vec::new();
@@ -302,8 +296,15 @@ impl Webhooks {
         (jobs, deliveries.next_due())
     }
 
+    /// The jobs of [`Webhooks::take_due_and_next`] alone.
+    #[cfg(test)]
+    fn take_due(&self, now: OffsetDateTime) -> Vec<Job> {
+        self.take_due_and_next(now).0
+    }
+
     /// When the earliest waiting delivery falls due.
-    pub fn next_due(&self) -> Option<OffsetDateTime> {
+    #[cfg(test)]
+    fn next_due(&self) -> Option<OffsetDateTime> {
         self.shared.deliveries.lock().next_due()
     }
 
@@ -637,10 +638,10 @@ mod tests {
         assert_eq!(webhooks.next_due(), None);
     }
 
-    /// The engine's one walk gives the jobs `take_due` gives and the instant `next_due`
-    /// gives after it: taken ones (in flight) do not count, waiting and held ones do.
+    /// The engine's one call gives the jobs due and the instant the earliest one left
+    /// waiting falls due: taken ones (in flight) do not count, waiting and held ones do.
     #[test]
-    fn one_walk_gives_the_due_jobs_and_the_next_due_instant() {
+    fn one_call_gives_the_due_jobs_and_the_next_due_instant() {
         let webhooks = Webhooks::new();
         let url = || Some("http://127.0.0.1:9/hooks".to_owned());
         let ids = |jobs: Vec<Job>| jobs.into_iter().map(|job| job.id).collect::<Vec<_>>();

@@ -33,7 +33,9 @@ pub(super) struct Queue {
     by_id: HashMap<Box<str>, u64>,
     /// Partner slug → how many of its deliveries are pending.
     pending: HashMap<Arc<str>, usize>,
-    /// How many deliveries are pending, all partners together.
+    /// How many deliveries are pending, all partners together: the sum of `pending`, kept
+    /// rather than summed because [`Queue::trim`] reads it on every enqueue and `pending`
+    /// has an entry for every partner with a receiver down.
     pending_total: usize,
     /// The engine's view: each pending delivery not in flight, by when it falls due.
     waiting: BTreeSet<(OffsetDateTime, u64)>,
