@@ -278,7 +278,7 @@ impl Webhooks {
     /// one that failed and waits for its retry no longer holds it: later events are not
     /// held for hours behind a receiver's transient failure, and the retry keeps its own
     /// schedule. Both answers read the queue's indexes of what is due and what holds a link
-    /// back ([`queue::Queue::due`]), not every pending delivery: with receivers down
+    /// back (`queue::Queue::due`), not every pending delivery: with receivers down
     /// thousands are pending, and a walk of them on each wake held up every create meanwhile.
     pub fn take_due_and_next(&self, now: OffsetDateTime) -> (Vec<Job>, Option<OffsetDateTime>) {
         let mut deliveries = self.shared.deliveries.lock();
