@@ -1,5 +1,6 @@
 //! The `linkbox` binary as a user runs it: closed pipes, completions, `serve --seed` on a
-//! state file that already holds links, and a stderr nobody reads.
+//! state file that already holds links, a second server on a state file in use, and a
+//! stderr nobody reads.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
@@ -191,4 +192,49 @@ fn requests_are_answered_while_nobody_reads_stderr() {
     }
     child.kill().expect("kill");
     child.wait().expect("wait");
+}
+
+#[test]
+fn a_second_server_on_a_state_file_in_use_exits_naming_the_first_process() {
+    let dir = std::env::temp_dir().join(format!("linkbox-cli-lock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let state = dir.join("state.db");
+    let mut first: Child = linkbox()
+        .args(["serve", "--addr", "localhost:0", "--state"])
+        .arg(&state)
+        .env("LINKBOX_LOG", "off")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = first.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let listening = lines.next().expect("a line").expect("line");
+    assert!(listening.starts_with("listening on http://"), "{listening}");
+
+    let second = linkbox()
+        .args(["serve", "--addr", "localhost:0", "--state"])
+        .arg(&state)
+        .env("LINKBOX_LOG", "off")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{stderr}");
+    assert!(stderr.contains("in use by another linkbox"), "{stderr}");
+    let pid = first.id();
+    assert!(
+        stderr.contains(&format!("pid {pid} on ")) || stderr.contains(&format!("pid {pid})")),
+        "names the first process: {stderr}"
+    );
+
+    let stopped = Command::new("kill")
+        .arg(first.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(stopped.success());
+    assert!(first.wait().expect("wait").success());
+    assert!(
+        !dir.join("state.db-holder").exists(),
+        "a clean stop takes its note away"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1254,12 +1254,16 @@ async fn a_second_server_on_the_same_file_is_refused_naming_the_first() {
         .expect("the file is in use");
     let text = refused.to_string();
     assert!(text.contains("in use by another linkbox"), "{text}");
+    let pid = std::process::id();
     assert!(
-        text.contains(&format!("pid {}", std::process::id())),
+        text.contains(&format!("pid {pid} on ")) || text.contains(&format!("pid {pid})")),
         "names the holder: {text}"
     );
+    let note = dir.file("state.db-holder");
+    assert!(note.exists(), "the holder keeps its note beside the file");
     first.sink.close();
     drop(first);
+    assert!(!note.exists(), "the note goes with the lock");
     let second = linkbox::App::open(settings(&state))
         .await
         .expect("free once the first closed it");

@@ -9,8 +9,8 @@
 //! describing closure never runs and nothing is serialized.
 //!
 //! One process at a time: the file is locked exclusively (`flock`) while a sandbox has it
-//! open, and a second one is refused with the pid of the holder when the system says it
-//! (`/proc/locks`).
+//! open, and a second one is refused naming the holder, from a note the holder keeps beside
+//! the file (`FILE-holder`).
 //!
 //! Internal: [`schema`] recognises, creates and migrates the file; [`writer`] is the one
 //! thread that owns the connection and commits whatever has queued up in one transaction
@@ -315,7 +315,7 @@ struct Queue {
     muted: AtomicBool,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The exclusive lock on the file, held until [`Sink::close`].
-    lock: Mutex<Option<std::fs::File>>,
+    lock: Mutex<Option<Held>>,
 }
 
 #[derive(Default)]
@@ -450,42 +450,88 @@ impl Sink {
     }
 }
 
+/// The exclusive lock on a state file, and the note beside it that names the holder.
+///
+/// The lock is an `flock` on the file itself; the note, `FILE-holder`, says `pid N on
+/// HOST` so that a second sandbox refused the file can say who has it. The note is written
+/// by the process that just took the lock, and removed before the lock is let go, so while
+/// the file is locked its note names the holder (but for the instant between the two; a
+/// note a killed process left behind is overwritten by the next holder). It is not read
+/// from `/proc/locks`: that file does not list locks a network or FUSE file system keeps,
+/// and hides holders in another pid namespace, which is where two containers sharing a
+/// volume would meet.
+struct Held {
+    _file: std::fs::File,
+    note: PathBuf,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // Before `_file` closes and the lock goes with it.
+        let _ = std::fs::remove_file(&self.note);
+    }
+}
+
+/// Where the note naming `path`'s holder is kept.
+fn holder_note(path: &Path) -> PathBuf {
+    let mut note = path.as_os_str().to_owned();
+    note.push("-holder");
+    PathBuf::from(note)
+}
+
 /// Takes the exclusive lock on `path`, or says who holds it.
-fn lock(path: &Path) -> Result<std::fs::File, OpenError> {
+fn lock(path: &Path) -> Result<Held, OpenError> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .open(path)
         .map_err(|error| OpenError::Io(path.to_owned(), error))?;
-    // `flock(LOCK_EX | LOCK_NB)` on Linux, so `/proc/locks` names the holder.
+    let note = holder_note(path);
     match file.try_lock() {
-        Ok(()) => return Ok(file),
+        Ok(()) => {
+            if let Err(error) = std::fs::write(&note, this_process()) {
+                tracing::warn!(
+                    "could not write {}: {error}; a second sandbox refused this state file will not be told which process has it",
+                    note.display()
+                );
+            }
+            return Ok(Held { _file: file, note });
+        }
         Err(std::fs::TryLockError::Error(error)) => {
             return Err(OpenError::Io(path.to_owned(), error));
         }
         Err(std::fs::TryLockError::WouldBlock) => {}
     }
-    let holder = lock_holder(&file).map_or_else(
-        || "a process this system does not name".to_owned(),
-        |pid| format!("pid {pid}"),
-    );
     Err(OpenError::Locked {
         path: path.to_owned(),
-        holder,
+        holder: read_holder(&note)
+            .unwrap_or_else(|| "a process that has not said which it is".to_owned()),
     })
 }
 
-/// The pid holding a `flock` on `file`, from `/proc/locks` (Linux), when it says.
-fn lock_holder(file: &std::fs::File) -> Option<u32> {
-    use std::os::unix::fs::MetadataExt;
-    let inode = file.metadata().ok()?.ino();
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    locks.lines().find_map(|line| {
-        // `1: FLOCK  ADVISORY  WRITE 12345 08:01:1234567 0 EOF`
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let (kind, pid, device) = (fields.get(1)?, fields.get(4)?, fields.get(5)?);
-        let line_inode: u64 = device.rsplit(':').next()?.parse().ok()?;
-        (*kind == "FLOCK" && line_inode == inode).then(|| pid.parse().ok())?
-    })
+/// `pid N on HOST`, or `pid N` where the host has no name to give.
+fn this_process() -> String {
+    let pid = std::process::id();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|host| host.trim().to_owned())
+        .filter(|host| !host.is_empty());
+    match host {
+        Some(host) => format!("pid {pid} on {host}"),
+        None => format!("pid {pid}"),
+    }
+}
+
+/// The holder named in `note`: its first line, if it looks like one [`this_process`] wrote.
+fn read_holder(note: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(note)
+        .ok()?
+        .take(256)
+        .read_to_string(&mut text)
+        .ok()?;
+    let line = text.lines().next()?.trim();
+    (line.starts_with("pid ") && line.chars().all(|c| !c.is_control())).then(|| line.to_owned())
 }
 
 /// A state file opened and recognised, its rows not yet read back and nothing yet written:

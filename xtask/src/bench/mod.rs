@@ -750,7 +750,7 @@ async fn with_state_file(
     generator: Generator,
     scratch: &Path,
 ) -> anyhow::Result<Sample> {
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ["", "-wal", "-shm", "-holder"] {
         let mut path = state.as_os_str().to_owned();
         path.push(suffix);
         match std::fs::remove_file(&path) {
