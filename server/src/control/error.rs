@@ -99,7 +99,7 @@ pub fn json<T: DeserializeOwned>(body: Result<Bytes, BodyError>) -> Result<T, Co
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
     let limit = crate::wire::MAX_CONTROL_JSON_DEPTH;
-    if crate::wire::json_depth(body, limit) > limit {
+    if crate::wire::nests_deeper_than(body, limit) {
         return Err(ControlError::invalid(crate::wire::too_deep(limit)));
     }
     // The path to the value that failed (`bodyJson`, `links[3].status`) goes in the message.

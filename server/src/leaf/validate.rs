@@ -61,7 +61,7 @@ pub fn json_object(
             ));
         }
     }
-    if crate::wire::json_depth(&body, crate::wire::MAX_JSON_DEPTH) > crate::wire::MAX_JSON_DEPTH {
+    if crate::wire::nests_deeper_than(&body, crate::wire::MAX_JSON_DEPTH) {
         return Err(ApiError::bad_request(crate::wire::too_deep(
             crate::wire::MAX_JSON_DEPTH,
         )));

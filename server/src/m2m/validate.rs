@@ -62,7 +62,7 @@ pub fn json_body(
     if !is_json(headers) {
         return Err(ApiError::invalid(messages::CONTENT_TYPE));
     }
-    if crate::wire::json_depth(&body, crate::wire::MAX_JSON_DEPTH) > crate::wire::MAX_JSON_DEPTH {
+    if crate::wire::nests_deeper_than(&body, crate::wire::MAX_JSON_DEPTH) {
         return Err(ApiError::invalid(crate::wire::too_deep(
             crate::wire::MAX_JSON_DEPTH,
         )));
