@@ -30,8 +30,18 @@ macro_rules! about_a_link {
     };
 }
 
+impl EventData for LinkCreatedEvent {
+    fn link_id(&self) -> Option<&str> {
+        Some(&self.link_id)
+    }
+
+    /// The create's own instant, as the link's `createdAt` already spells it.
+    fn timestamp(&self) -> Option<&str> {
+        Some(&self.created_at)
+    }
+}
+
 about_a_link!(
-    LinkCreatedEvent,
     LinkOpenedEvent,
     DataRequestEvent,
     OperationCreatedEvent,

@@ -54,6 +54,13 @@ pub fn delay_before_attempt(step: usize) -> Option<Duration> {
 pub trait EventData: Serialize {
     /// `data.linkId`.
     fn link_id(&self) -> Option<&str>;
+
+    /// The payload's `timestamp` as text, when the data already holds the event's instant
+    /// formatted (a created link's `createdAt`); otherwise it is formatted from the `now`
+    /// given to [`Webhooks::enqueue`] (about 800 instructions a timestamp).
+    fn timestamp(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Free-form `data`: its `linkId` field, when it has one.
@@ -200,7 +207,9 @@ impl Webhooks {
         let link: Option<Arc<str>> = data.link_id().map(Into::into);
         let payload = linkbox_contracts::m2m::WebhookPayload {
             event: event.to_owned(),
-            timestamp: timefmt::millis(now),
+            timestamp: data
+                .timestamp()
+                .map_or_else(|| timefmt::millis(now), str::to_owned),
             data,
         };
         let body = linkbox_contracts::json::to_vec(&payload).unwrap_or_else(|error| {
