@@ -148,9 +148,10 @@ impl Router {
     /// route matching the path, as [`Router::find`] would pick it.
     pub fn fixed(&self, path: &str) -> Option<Fixed> {
         let (_, answer) = self.fixed.iter().find(|(fixed, _)| *fixed == path)?;
+        let parts = split(path)?;
         self.routes
             .iter()
-            .find(|route| route.method == Method::GET && matches(&route.segments, path).is_some())
+            .find(|route| route.method == Method::GET && matches(&route.segments, &parts).is_some())
             .filter(|route| &*route.pattern == path)
             .map(|_| *answer)
     }
@@ -168,8 +169,13 @@ impl Router {
     pub fn find(&self, method: &Method, path: &str) -> Found<'_> {
         let mut allowed: Vec<&Method> = Vec::new();
         let mut get = None;
+        // Split once, not once per route: most routes are then turned away by their
+        // segment count or first literal without reading the path again.
+        let Some(parts) = split(path) else {
+            return Found::Nothing;
+        };
         for route in &self.routes {
-            let Some(params) = matches(&route.segments, path) else {
+            let Some(params) = matches(&route.segments, &parts) else {
                 continue;
             };
             if route.method == *method {
@@ -236,28 +242,44 @@ fn parse(pattern: &str) -> Vec<Segment> {
         .collect()
 }
 
-fn matches(segments: &[Segment], path: &str) -> Option<Params> {
-    let mut parts = path.strip_prefix('/')?.split('/');
+/// A path's segments, `None` if it does not start with `/`.
+fn split(path: &str) -> Option<Vec<&str>> {
+    Some(path.strip_prefix('/')?.split('/').collect())
+}
+
+/// The parameters of `parts` (a path's segments) if they match `segments`.
+fn matches(segments: &[Segment], parts: &[&str]) -> Option<Params> {
+    let rest = matches!(segments.last(), Some(Segment::Rest(_)));
+    let fixed = segments.len() - usize::from(rest);
+    if parts.len() < fixed || (!rest && parts.len() != fixed) {
+        return None;
+    }
+    let fits = segments
+        .iter()
+        .zip(parts)
+        .all(|(segment, part)| match segment {
+            Segment::Literal(literal) => *part == &**literal,
+            Segment::Param(_) => !part.is_empty(),
+            Segment::Rest(_) => true,
+        });
+    if !fits {
+        return None;
+    }
     let mut params = Vec::new();
-    for segment in segments {
+    for (index, (segment, part)) in segments.iter().zip(parts).enumerate() {
         match segment {
-            Segment::Rest(name) => {
-                let rest: Vec<&str> = parts.by_ref().collect();
-                params.push((name.clone(), rest.join("/")));
-                return Some(Params(params));
-            }
-            Segment::Literal(literal) => {
-                if parts.next()? != &**literal {
-                    return None;
-                }
-            }
-            Segment::Param(name) => {
-                let part = parts.next().filter(|part| !part.is_empty())?;
-                params.push((name.clone(), part.to_owned()));
-            }
+            Segment::Literal(_) => {}
+            Segment::Param(name) => params.push((name.clone(), (*part).to_owned())),
+            Segment::Rest(name) => params.push((name.clone(), parts[index..].join("/"))),
         }
     }
-    parts.next().is_none().then_some(Params(params))
+    if rest && parts.len() == fixed {
+        // `{*rest}` with nothing left of the path: an empty rest.
+        if let Some(Segment::Rest(name)) = segments.last() {
+            params.push((name.clone(), String::new()));
+        }
+    }
+    Some(Params(params))
 }
 
 #[cfg(test)]
@@ -295,9 +317,11 @@ mod tests {
             Found::Route(_, params) => assert_eq!(params.get("file"), "a/b.css"),
             _ => panic!("not routed"),
         }
-        match table.find(&Method::GET, "/docs/") {
-            Found::Route(_, params) => assert_eq!(params.get("file"), ""),
-            _ => panic!("not routed"),
+        for (path, file) in [("/docs/", ""), ("/docs", ""), ("/docs/a//b/", "a//b/")] {
+            match table.find(&Method::GET, path) {
+                Found::Route(_, params) => assert_eq!(params.get("file"), file, "{path}"),
+                _ => panic!("{path} not routed"),
+            }
         }
     }
 
