@@ -147,7 +147,7 @@ async fn attempt(
     };
     if let Some(wait) = wait {
         let wait = time::Duration::try_from(wait).unwrap_or(time::Duration::SECOND);
-        webhooks.defer(&job.id, clock.now() + wait);
+        webhooks.defer(&job.id, job.attempt, clock.now() + wait);
         return;
     }
     let (id, number) = (job.id.clone(), job.attempt);

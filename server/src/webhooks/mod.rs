@@ -318,12 +318,17 @@ impl Webhooks {
     }
 
     /// Records an attempt and schedules the next one, or settles the delivery.
-    /// Puts a delivery taken for an attempt back, due at `at`, without an attempt: another
-    /// replica holds the claim on it. Changes nothing kept.
-    pub fn defer(&self, id: &str, at: OffsetDateTime) {
+    /// Puts a delivery taken for attempt number `attempt` back, due at `at`, without an
+    /// attempt: another replica holds the claim on it. Changes nothing kept. When this
+    /// copy has meanwhile read back that replica's outcome (the attempt made, the delivery
+    /// settled or its retry scheduled), the outcome stands and only the hold is let go: the
+    /// claim's end is no time of the delivery's own.
+    pub fn defer(&self, id: &str, attempt: usize, at: OffsetDateTime) {
         self.shared.deliveries.lock().update(id, |delivery| {
             delivery.in_flight = false;
-            delivery.next_attempt_at = Some(at);
+            if delivery.status == DeliveryStatus::Pending && delivery.attempts.len() == attempt {
+                delivery.next_attempt_at = Some(at);
+            }
         });
         self.shared.wake.notify_one();
     }
@@ -645,6 +650,47 @@ mod tests {
         assert_eq!(view.attempts.len(), 5);
         assert_eq!(view.next_attempt_at, None);
         assert_eq!(webhooks.next_due(), None);
+    }
+
+    /// A replica that lost the claim on an attempt puts the delivery back until the claim
+    /// ends; if it has meanwhile read back the claimant's outcome, the outcome stands.
+    #[test]
+    fn a_deferred_attempt_holds_only_a_delivery_still_waiting_for_it() {
+        let webhooks = Webhooks::new();
+        let url = || Some("http://127.0.0.1:9/hooks".to_owned());
+        let claim_ends = NOW + Duration::minutes(10);
+
+        let waiting = webhooks.enqueue(&partner(), "link.created", (), url(), NOW);
+        let job = webhooks.take_due(NOW).pop().expect("due");
+        webhooks.defer(&waiting, job.attempt, claim_ends);
+        assert_eq!(webhooks.next_due(), Some(claim_ends));
+        assert!(
+            webhooks.take_due(claim_ends).len() == 1,
+            "taken again once it ends"
+        );
+
+        let delivered = webhooks.enqueue(&partner(), "link.created", (), url(), NOW);
+        let job = webhooks
+            .take_due(NOW)
+            .into_iter()
+            .find(|job| job.id == delivered)
+            .expect("due");
+        // The claimant's outcome, read back before the loser puts the job back.
+        webhooks.record_attempt(
+            &delivered,
+            Attempt {
+                status_code: Some(200),
+                ..failed_at(NOW)
+            },
+        );
+        webhooks.defer(&delivered, job.attempt, claim_ends);
+        let views = webhooks.deliveries(Visible::All);
+        let view = views
+            .iter()
+            .find(|view| view.id == delivered)
+            .expect("kept");
+        assert_eq!(view.status, DeliveryStatus::Delivered);
+        assert_eq!(view.next_attempt_at, None);
     }
 
     /// The engine's one call gives the jobs due and the instant the earliest one left
