@@ -327,26 +327,6 @@ impl Rings {
         let rings = self;
         let label: Arc<str> = entry.tenant.clone().unwrap_or_else(|| UNTENANTED.into());
         let capacity = rings.capacity;
-        // The common case, a tenant whose ring is kept and full: its oldest entries make
-        // room and the new one goes in under one lookup of the ring and one move in
-        // `by_bytes`, when the byte bound asks nothing more. The same end state as the
-        // general path below, which takes every other case.
-        if capacity > 0
-            && let Some(ring) = rings.rings.get_mut(&label)
-        {
-            let over = (ring.entries.len() + 1).saturating_sub(capacity);
-            let freed: usize = ring.entries.iter().take(over).map(|old| old.size()).sum();
-            let size = entry.size();
-            if rings.bytes - freed + size <= JOURNAL_MAX_BYTES {
-                rings.by_bytes.remove(&(ring.bytes, label.clone()));
-                ring.entries.drain(..over);
-                ring.entries.push_back(Box::new(entry));
-                ring.bytes = ring.bytes - freed + size;
-                rings.bytes = rings.bytes - freed + size;
-                rings.by_bytes.insert((ring.bytes, label));
-                return;
-            }
-        }
         while rings
             .rings
             .get(&label)
