@@ -169,8 +169,8 @@ impl Router {
     pub fn find(&self, method: &Method, path: &str) -> Found<'_> {
         let mut allowed: Vec<&Method> = Vec::new();
         let mut get = None;
-        // Split once, not once per route: most routes are then turned away by their
-        // segment count or first literal without reading the path again.
+        // Segments counted once, not split once per route: most routes are then turned
+        // away by their segment count, without reading the path again.
         let Some(parts) = split(path) else {
             return Found::Nothing;
         };
@@ -242,41 +242,49 @@ fn parse(pattern: &str) -> Vec<Segment> {
         .collect()
 }
 
-/// A path's segments, `None` if it does not start with `/`.
-fn split(path: &str) -> Option<Vec<&str>> {
-    Some(path.strip_prefix('/')?.split('/').collect())
+/// A path without its leading `/`, and how many segments it has.
+struct Parts<'a> {
+    text: &'a str,
+    count: usize,
 }
 
-/// The parameters of `parts` (a path's segments) if they match `segments`.
-fn matches(segments: &[Segment], parts: &[&str]) -> Option<Params> {
+/// `path`'s [`Parts`], `None` if it does not start with `/`.
+fn split(path: &str) -> Option<Parts<'_>> {
+    let text = path.strip_prefix('/')?;
+    let count = text.bytes().filter(|&byte| byte == b'/').count() + 1;
+    Some(Parts { text, count })
+}
+
+/// The parameters of `parts` if they match `segments`.
+fn matches(segments: &[Segment], parts: &Parts<'_>) -> Option<Params> {
     let rest = matches!(segments.last(), Some(Segment::Rest(_)));
     let fixed = segments.len() - usize::from(rest);
-    if parts.len() < fixed || (!rest && parts.len() != fixed) {
+    if parts.count < fixed || (!rest && parts.count != fixed) {
         return None;
     }
-    let fits = segments
+    // The fixed segments one by one, then what follows them whole: a rest parameter.
+    let pieces = || parts.text.splitn(fixed + 1, '/');
+    let fits = segments[..fixed]
         .iter()
-        .zip(parts)
-        .all(|(segment, part)| match segment {
-            Segment::Literal(literal) => *part == &**literal,
-            Segment::Param(_) => !part.is_empty(),
-            Segment::Rest(_) => true,
+        .zip(pieces())
+        .all(|(segment, piece)| match segment {
+            Segment::Literal(literal) => piece == &**literal,
+            Segment::Param(_) => !piece.is_empty(),
+            Segment::Rest(_) => false,
         });
     if !fits {
         return None;
     }
+    let mut pieces = pieces();
     let mut params = Vec::new();
-    for (index, (segment, part)) in segments.iter().zip(parts).enumerate() {
+    for segment in segments {
         match segment {
-            Segment::Literal(_) => {}
-            Segment::Param(name) => params.push((name.clone(), (*part).to_owned())),
-            Segment::Rest(name) => params.push((name.clone(), parts[index..].join("/"))),
-        }
-    }
-    if rest && parts.len() == fixed {
-        // `{*rest}` with nothing left of the path: an empty rest.
-        if let Some(Segment::Rest(name)) = segments.last() {
-            params.push((name.clone(), String::new()));
+            Segment::Literal(_) => {
+                pieces.next();
+            }
+            Segment::Param(name) | Segment::Rest(name) => {
+                params.push((name.clone(), pieces.next().unwrap_or_default().to_owned()));
+            }
         }
     }
     Some(Params(params))
