@@ -109,13 +109,18 @@ fn serve_seeded(state: &std::path::Path) -> Vec<String> {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).expect("answer");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    stop(child);
+    lines
+}
+
+/// Stops a `linkbox serve` with SIGTERM; it must exit cleanly.
+fn stop(mut child: Child) {
     let stopped = Command::new("kill")
         .arg(child.id().to_string())
         .status()
         .expect("kill");
     assert!(stopped.success());
     assert!(child.wait().expect("wait").success());
-    lines
 }
 
 #[test]
@@ -226,12 +231,7 @@ fn a_second_server_on_a_state_file_in_use_exits_naming_the_first_process() {
         "names the first process: {stderr}"
     );
 
-    let stopped = Command::new("kill")
-        .arg(first.id().to_string())
-        .status()
-        .expect("kill");
-    assert!(stopped.success());
-    assert!(first.wait().expect("wait").success());
+    stop(first);
     assert!(
         !dir.join("state.db-holder").exists(),
         "a clean stop takes its note away"
