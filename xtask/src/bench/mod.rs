@@ -17,8 +17,10 @@
 //! create-link request runs against WireMock and Prism ([`peers`]); and a soak ([`soak`]):
 //! normal traffic's p99 alone, then while fresh keys flood in and slow clients hold
 //! connections open; and what shadow mode adds to a request over calling its upstream
-//! directly ([`shadow`]). Prints a table and writes `target/bench/bench.json` and
-//! `target/bench/bench.svg`.
+//! directly ([`shadow`]). For the bare POST, the in-memory create and the `--state` create
+//! it also reads what each server's threads spent per request ([`cpu`]), so the table says
+//! where a create's time goes, not only its rate. Prints a table and writes
+//! `target/bench/bench.json` and `target/bench/bench.svg`.
 //!
 //! With `--baseline NAME=BINARY` (repeatable) it measures instead this build beside the
 //! named builds, round after round, and prints their ratios ([`compare`]); the table is also
@@ -29,6 +31,7 @@
 //! PostgreSQL ([`replicas`]).
 
 mod compare;
+mod cpu;
 mod load;
 mod peers;
 mod replicas;
@@ -48,6 +51,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use http::Method;
 
+use cpu::Threads;
 use load::{MakeRequest, request};
 pub use report::Report;
 use report::{REFERENCE, Sample};
@@ -377,20 +381,34 @@ async fn measure(
     // fresh state file. The two ratios the targets are stated in (create to the bare
     // reference, `--state` to in memory) are then of runs a few seconds apart, not of rows
     // a minute apart on a machine whose speed moves from one minute to the next.
+    // What each server's threads spent on these requests is counted too, over all rounds:
+    // with `--state`, how a create's cost divides between the workers, the writer and the
+    // checkpointer.
     let (mut bare_posts, mut creates, mut stored) = (Vec::new(), Vec::new(), Vec::new());
+    let mut spent: [Counted; 3] = Default::default();
     for _ in 0..rounds {
         let small = Scenario {
             make: create_links(reference.addr),
             script: wrk::small_creates(&KEYS),
         };
-        bare_posts.push(drive(generator, reference.addr, duration, small, &scratch).await?);
+        let (sample, threads) = counted(&reference, generator, duration, small, &scratch).await?;
+        spent[0].add(&sample, threads);
+        bare_posts.push(sample);
         let (fresh, _) = Server::start(binary, &[])?;
-        creates.push(small_creates(fresh, duration, generator, &scratch).await?);
-        stored.push(with_state_file(binary, state_path(out), duration, generator, &scratch).await?);
+        let (sample, threads) = small_creates(fresh, duration, generator, &scratch).await?;
+        spent[1].add(&sample, threads);
+        creates.push(sample);
+        let (sample, threads) =
+            with_state_file(binary, state_path(out), duration, generator, &scratch).await?;
+        spent[2].add(&sample, threads);
+        stored.push(sample);
     }
     drop(reference);
     report.add(BARE_POST, median(bare_posts)?, None);
     report.add_compared(CREATE, median(creates)?, BARE_POST, "bare POST");
+    for (name, counted) in [BARE_POST, CREATE, STATE_ROW].into_iter().zip(&spent) {
+        report.note_cpu(name, counted.per_request());
+    }
     let realistic = Scenario {
         make: realistic_links(addr, &KEYS),
         script: wrk::realistic_creates(&KEYS),
@@ -749,7 +767,7 @@ async fn with_state_file(
     duration: Duration,
     generator: Generator,
     scratch: &Path,
-) -> anyhow::Result<Sample> {
+) -> anyhow::Result<(Sample, Option<Threads>)> {
     for suffix in ["", "-wal", "-shm", "-holder"] {
         let mut path = state.as_os_str().to_owned();
         path.push(suffix);
@@ -762,18 +780,62 @@ async fn with_state_file(
     small_creates(server, duration, generator, scratch).await
 }
 
-/// The small create-link scenario against `server`, which is stopped after it.
+/// The small create-link scenario against `server`, which is stopped after it, and what
+/// the server's threads spent on it.
 async fn small_creates(
     server: Server,
     duration: Duration,
     generator: Generator,
     scratch: &Path,
-) -> anyhow::Result<Sample> {
+) -> anyhow::Result<(Sample, Option<Threads>)> {
     let scenario = Scenario {
         make: create_links(server.addr),
         script: wrk::small_creates(&KEYS),
     };
-    drive(generator, server.addr, duration, scenario, scratch).await
+    counted(&server, generator, duration, scenario, scratch).await
+}
+
+/// `scenario` against `server`, and the CPU the server's threads spent meanwhile (`None`
+/// where `/proc` cannot say).
+async fn counted(
+    server: &Server,
+    generator: Generator,
+    duration: Duration,
+    scenario: Scenario,
+    scratch: &Path,
+) -> anyhow::Result<(Sample, Option<Threads>)> {
+    let pid = server.child.id();
+    let before = Threads::of(pid);
+    let sample = drive(generator, server.addr, duration, scenario, scratch).await?;
+    let spent = before.and_then(|before| Some(Threads::of(pid)?.since(&before)));
+    Ok((sample, spent))
+}
+
+/// A row's requests and its server's CPU, summed over rounds.
+#[derive(Default)]
+struct Counted {
+    requests: u64,
+    threads: Threads,
+    /// Whether some round's CPU could not be read: a split of the other rounds over all
+    /// the requests would understate it, so none is shown.
+    unread: bool,
+}
+
+impl Counted {
+    fn add(&mut self, sample: &Sample, threads: Option<Threads>) {
+        match threads {
+            Some(threads) => self.threads.add(&threads),
+            None => self.unread = true,
+        }
+        self.requests += sample.requests;
+    }
+
+    fn per_request(&self) -> Vec<cpu::Share> {
+        if self.unread {
+            return Vec::new();
+        }
+        self.threads.per_request(self.requests)
+    }
 }
 
 /// The create-link request against a fresh server whose request log is on, as it is by
@@ -785,7 +847,7 @@ async fn with_request_log(
     scratch: &Path,
 ) -> anyhow::Result<Sample> {
     let server = Server::start_logged(binary)?;
-    small_creates(server, duration, generator, scratch).await
+    Ok(small_creates(server, duration, generator, scratch).await?.0)
 }
 
 /// The create-link request against a fresh server where every partner's webhook URL is a
@@ -846,7 +908,7 @@ async fn with_receiver(
         )
         .await?;
     }
-    small_creates(server, duration, generator, scratch).await
+    Ok(small_creates(server, duration, generator, scratch).await?.0)
 }
 
 /// The create-link request against each peer, as far as each can be installed and started.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::cpu::Share;
 use super::load::Outcome;
 
 /// The name of the bare reference row, the divisor of every row's `× bare` ratio.
@@ -67,6 +68,8 @@ pub struct Report {
     memory: Vec<(String, Value)>,
     /// Why a peer was not measured.
     skipped: Vec<String>,
+    /// The server's CPU per request of some rows, by thread ([`super::cpu`]).
+    cpu: Vec<(String, Vec<Share>)>,
 }
 
 impl Report {
@@ -78,6 +81,14 @@ impl Report {
             rows: Vec::new(),
             memory: Vec::new(),
             skipped: Vec::new(),
+            cpu: Vec::new(),
+        }
+    }
+
+    /// The server's CPU per request of row `name`, by thread; nothing where it was not read.
+    pub fn note_cpu(&mut self, name: &str, shares: Vec<Share>) {
+        if !shares.is_empty() {
+            self.cpu.push((name.to_owned(), shares));
         }
     }
 
@@ -218,6 +229,25 @@ impl Report {
                 memory["bytesPerLink"], memory["links"]
             ));
         }
+        if !self.cpu.is_empty() {
+            out.push_str("\nserver CPU per request, by thread (µs user + system, all rounds):\n");
+        }
+        for (name, shares) in &self.cpu {
+            let total: f64 = shares
+                .iter()
+                .map(|share| share.user_us + share.sys_us)
+                .sum();
+            let threads: Vec<String> = shares
+                .iter()
+                .map(|share| {
+                    format!(
+                        "{} {:.1} + {:.1}",
+                        share.thread, share.user_us, share.sys_us
+                    )
+                })
+                .collect();
+            out.push_str(&format!("  {name}: {total:.1} ({})\n", threads.join(", ")));
+        }
         out
     }
 
@@ -250,6 +280,14 @@ impl Report {
             "stateFileVsInMemory": self.state_file_ratio(),
             "versusPeers": self.peer_ratios().into_iter().map(|(peer, ratio)| (peer, json!(ratio))).collect::<serde_json::Map<String, Value>>(),
             "peersNotMeasured": self.skipped,
+            "cpuPerRequestUs": self.cpu.iter().map(|(name, shares)| {
+                let threads: Vec<Value> = shares.iter().map(|share| json!({
+                    "thread": share.thread,
+                    "user": share.user_us,
+                    "system": share.sys_us,
+                })).collect();
+                (name.clone(), Value::from(threads))
+            }).collect::<serde_json::Map<String, Value>>(),
         }))?)
     }
 
@@ -334,5 +372,42 @@ mod tests {
         assert_eq!(rows[2]["versusBare"], 0.4);
         assert_eq!(rows[2]["ratio"], 0.5);
         assert!(report.table().contains("load generator: wrk"));
+    }
+
+    #[test]
+    fn the_cpu_split_is_shown_by_row_and_thread() {
+        let mut report = Report::new("wrk", Duration::from_millis(5), 1024);
+        report.note_cpu(
+            "POST /partner/links --state FILE",
+            vec![
+                Share {
+                    thread: "tokio-rt-worker".into(),
+                    user_us: 19.25,
+                    sys_us: 9.5,
+                },
+                Share {
+                    thread: "linkbox-state".into(),
+                    user_us: 9.0,
+                    sys_us: 7.0,
+                },
+            ],
+        );
+        report.note_cpu("a row whose server could not be read", Vec::new());
+        let table = report.table();
+        assert!(
+            table.contains(
+                "  POST /partner/links --state FILE: 44.8 (tokio-rt-worker 19.2 + 9.5, linkbox-state 9.0 + 7.0)"
+            ),
+            "{table}"
+        );
+        assert!(!table.contains("could not be read"), "{table}");
+        let json: Value = serde_json::from_str(&report.json().expect("json")).expect("parse");
+        let split = &json["cpuPerRequestUs"]["POST /partner/links --state FILE"];
+        assert_eq!(split[1]["thread"], "linkbox-state");
+        assert_eq!(split[1]["system"], 7.0);
+        assert_eq!(
+            json["cpuPerRequestUs"].as_object().map(|rows| rows.len()),
+            Some(1)
+        );
     }
 }
