@@ -23,7 +23,9 @@
 //! TEXT` (JSON), keyed by `(tenant, position, id)`; `position` orders rows within a tenant.
 //! It leads the key so that new rows (each kind's next position) append to their table,
 //! where random ids put each on a page of its own; so a row keeps its position while it
-//! lives, and a put or a delete names all three:
+//! lives, and a put or a delete names all three. `webhook_deliveries` is keyed by
+//! `(position, tenant, id)`: its positions are the one queue's order across partners, so
+//! every partner's deliveries append to one page and are trimmed from one.
 //!
 //! | table | tenant | id | position | doc |
 //! |---|---|---|---|---|

@@ -17,7 +17,7 @@ pub const APPLICATION_ID: u32 = 0x4C4E_4B42;
 /// The `meta.app` of every linkbox state file.
 pub const APP: &str = "linkbox";
 /// The schema version this build writes.
-pub const LATEST: u32 = 3;
+pub const LATEST: u32 = 4;
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
@@ -80,6 +80,19 @@ pub const MIGRATIONS: &[Migration] = &[
             "leaf_magic_links",
             "webhook_deliveries"
         ),
+    },
+    // Deliveries keyed by `(position, tenant, id)`: a delivery's position is its place in
+    // the one queue all partners share, so every partner's new deliveries append to one
+    // leaf and the trim deletes from one, where keyed by partner first each commit rewrote
+    // a last leaf and a first leaf per partner (docs/benchmarks.md).
+    Migration {
+        to: 4,
+        sql: "
+        CREATE TABLE webhook_deliveries_v4 (tenant TEXT NOT NULL, id TEXT NOT NULL, position INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (position, tenant, id)) WITHOUT ROWID;
+        INSERT INTO webhook_deliveries_v4 (tenant, id, position, doc) SELECT tenant, id, position, doc FROM webhook_deliveries ORDER BY position, tenant, id;
+        DROP TABLE webhook_deliveries;
+        ALTER TABLE webhook_deliveries_v4 RENAME TO webhook_deliveries;
+    ",
     },
 ];
 
@@ -325,7 +338,7 @@ mod tests {
             }
         }
         assert_eq!(
-            migrate(&mut connection, 2, MIGRATIONS).expect("migrated"),
+            migrate(&mut connection, 2, &MIGRATIONS[..3]).expect("migrated"),
             3
         );
         for table in crate::persist::Table::ALL {
@@ -360,6 +373,94 @@ mod tests {
             );
             assert!(insert(7).is_ok(), "{name}: the id alone is not");
         }
+    }
+
+    /// The pages of `table`'s b-tree, as SQLite's `dbstat` counts them.
+    fn pages(connection: &Connection, table: &str) -> i64 {
+        connection
+            .query_row(
+                "SELECT count(*) FROM dbstat WHERE name = ?1",
+                [table],
+                |row| row.get(0),
+            )
+            .expect("dbstat")
+    }
+
+    #[test]
+    fn version_four_keys_deliveries_by_their_place_in_the_queue_and_keeps_every_row() {
+        let mut connection = memory_at_version_zero();
+        migrate(&mut connection, 0, &MIGRATIONS[..3]).expect("at version 3");
+        let deliveries = crate::persist::Table::WebhookDeliveries.name();
+        // The queue's order runs across partners: 3 (b), 1 (a), 2 (b) in, 1 2 3 out.
+        for (tenant, position) in [("b", 3), ("a", 1), ("b", 2)] {
+            connection
+                .execute(
+                    &format!("INSERT INTO {deliveries} (tenant, id, position, doc) VALUES (?1, ?2, ?3, '{{}}')"),
+                    rusqlite::params![tenant, format!("whd_{position}"), position],
+                )
+                .expect("a version 3 row");
+        }
+        assert_eq!(
+            migrate(&mut connection, 3, MIGRATIONS).expect("migrated"),
+            4
+        );
+        let rows: Vec<(String, i64)> = connection
+            .prepare(&format!("SELECT tenant, position FROM {deliveries}"))
+            .and_then(|mut statement| {
+                statement
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect()
+            })
+            .expect("rows");
+        assert_eq!(
+            rows,
+            [
+                ("a".to_owned(), 1),
+                ("b".to_owned(), 2),
+                ("b".to_owned(), 3)
+            ],
+            "every row kept, read in the queue's order with no sort"
+        );
+        let plan: String = connection
+            .query_row(
+                &format!("EXPLAIN QUERY PLAN DELETE FROM {deliveries} WHERE tenant = 'a' AND position = 1 AND id = 'whd_1'"),
+                [],
+                |row| row.get(3),
+            )
+            .expect("plan");
+        assert!(
+            plan.contains("PRIMARY KEY"),
+            "a trim finds its row by key: {plan}"
+        );
+    }
+
+    #[test]
+    fn deliveries_of_many_partners_fill_pages_as_one_partners_do() {
+        // What the layout is for: a commit's new deliveries, whoever's they are, land on
+        // the same last page; keyed by partner first, each partner's went to a page of its
+        // own, half empty ever after.
+        let fill = |partners: usize| {
+            let mut connection = memory_at_version_zero();
+            migrate(&mut connection, 0, MIGRATIONS).expect("latest");
+            let deliveries = crate::persist::Table::WebhookDeliveries.name();
+            let doc = "x".repeat(600);
+            for position in 0..2_000_i64 {
+                let tenant = format!("partner-{}", position as usize % partners);
+                connection
+                    .execute(
+                        &format!("INSERT INTO {deliveries} (tenant, id, position, doc) VALUES (?1, ?2, ?3, ?4)"),
+                        rusqlite::params![tenant, format!("whd_{position:012x}"), position, doc],
+                    )
+                    .expect("row");
+            }
+            pages(&connection, deliveries)
+        };
+        let one = fill(1);
+        let many = fill(64);
+        assert!(
+            many <= one + one / 20,
+            "2,000 deliveries of 64 partners took {many} pages, of one partner {one}"
+        );
     }
 
     #[test]
