@@ -37,9 +37,7 @@ impl Threads {
                 continue;
             };
             if let Some((name, user, sys)) = parse_stat(&stat) {
-                let entry = threads.0.entry(name).or_default();
-                entry.0 += user;
-                entry.1 += sys;
+                threads.count(name, user, sys);
             }
         }
         Some(threads)
@@ -64,10 +62,15 @@ impl Threads {
     /// Adds `other`'s ticks to these.
     pub fn add(&mut self, other: &Threads) {
         for (name, &(user, sys)) in &other.0 {
-            let entry = self.0.entry(name.clone()).or_default();
-            entry.0 += user;
-            entry.1 += sys;
+            self.count(name.clone(), user, sys);
         }
+    }
+
+    /// Adds ticks to `name`'s: threads of one name are counted together.
+    fn count(&mut self, name: String, user: u64, sys: u64) {
+        let entry = self.0.entry(name).or_default();
+        entry.0 += user;
+        entry.1 += sys;
     }
 
     /// Each name's time over `requests` requests, busiest first; names that spent less
