@@ -1275,12 +1275,13 @@ async fn a_failed_save_answers_503_to_that_write_only_and_is_retried() {
     let dir = TempDir::new("diskfull");
     let state = dir.file("state.db");
     let app = linkbox::App::open(settings(&state)).await.expect("opened");
-    // A disk that fills up: every insert of a link fails while the switch is on.
+    // A disk that fills up: every commit fails while the switch is on (each goes to the
+    // write log first).
     let switch = rusqlite::Connection::open(&state).expect("sqlite");
     switch
         .execute_batch(
             "CREATE TABLE switch (fail INTEGER NOT NULL); INSERT INTO switch VALUES (1);
-             CREATE TRIGGER full BEFORE INSERT ON m2m_links WHEN (SELECT fail FROM switch) = 1
+             CREATE TRIGGER full BEFORE INSERT ON write_log WHEN (SELECT fail FROM switch) = 1
              BEGIN SELECT RAISE(ABORT, 'database or disk is full (simulated)'); END;",
         )
         .expect("switch");
@@ -1348,6 +1349,8 @@ async fn a_failed_save_answers_503_to_that_write_only_and_is_retried() {
     }
     let _ = stop.send(());
     app.sink.settled().await.expect("durable");
+    // Closing applies the write log to the tables.
+    app.sink.close();
     let stored: Vec<String> = {
         let mut statement = switch.prepare("SELECT doc FROM m2m_links").expect("query");
         statement
@@ -1360,5 +1363,73 @@ async fn a_failed_save_answers_503_to_that_write_only_and_is_retried() {
         stored.iter().any(|doc| doc.contains("while-full")),
         "the change answered 503 was saved by a retry: {stored:?}"
     );
+}
+
+#[tokio::test]
+async fn changes_whose_tables_cannot_take_them_wait_in_the_write_log_and_are_all_kept() {
+    use linkbox::store::m2m::NewLink;
+
+    let dir = TempDir::new("apply-fails");
+    let state = dir.file("state.db");
+    let app = linkbox::App::open(settings(&state)).await.expect("opened");
+    // Links cannot reach their table while the switch is on; the write log can.
+    let switch = rusqlite::Connection::open(&state).expect("sqlite");
+    switch
+        .execute_batch(
+            "CREATE TABLE switch (fail INTEGER NOT NULL); INSERT INTO switch VALUES (1);
+             CREATE TRIGGER full BEFORE INSERT ON m2m_links WHEN (SELECT fail FROM switch) = 1
+             BEGIN SELECT RAISE(ABORT, 'the table cannot take it (simulated)'); END;",
+        )
+        .expect("switch");
+    let partner = app.store.m2m().authenticate(KEY).expect("partner");
+    let create = |n: usize| {
+        partner
+            .create_link(
+                NewLink {
+                    reference_id: format!("customer-{n}"),
+                    flow: "m2m-basic".into(),
+                    ..NewLink::default()
+                },
+                app.clock.now(),
+            )
+            .expect("link")
+    };
+    for n in 0..50 {
+        create(n);
+        app.sink
+            .settled()
+            .await
+            .expect("saved: the write log has it");
+    }
+    // The writer applies once idle, fails, and keeps the log.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let count = |table: &str| -> i64 {
+        switch
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+                row.get(0)
+            })
+            .expect("count")
+    };
+    assert!(
+        count("write_log") > 0,
+        "the log keeps what its tables refused"
+    );
+    assert_eq!(count("m2m_links"), 0);
+    switch
+        .execute("UPDATE switch SET fail = 0", [])
+        .expect("the table takes them again");
+    for n in 50..60 {
+        create(n);
+    }
+    app.sink.settled().await.expect("saved");
+    app.sink.close();
+    drop(app);
+    assert_eq!(count("write_log"), 0, "applied once the table took them");
+    assert_eq!(count("m2m_links"), 60, "every link kept, none twice");
+    let app = linkbox::App::open(settings(&state))
+        .await
+        .expect("reopened");
+    let partner = app.store.m2m().authenticate(KEY).expect("partner");
+    assert_eq!(partner.snapshot().links.len(), 60);
     app.sink.close();
 }

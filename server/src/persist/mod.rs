@@ -14,7 +14,9 @@
 //!
 //! Internal: [`schema`] recognises, creates and migrates the file; [`writer`] is the one
 //! thread that owns the connection and commits whatever has queued up in one transaction
-//! (group commit); [`load`] reads a file's rows back, as text, for the layers above to put
+//! (group commit), to the [`write_log`] first and to the tables below later, many commits
+//! at a time (a file is opened with its log applied, so the rest only ever reads tables);
+//! [`load`] reads a file's rows back, as text, for the layers above to put
 //! back through their own APIs ([`Opened::read`]). This module knows none of them: it sits
 //! at the bottom of the crate and imports nothing from it.
 //!
@@ -38,7 +40,8 @@
 //! | `leaf_magic_links` | username | magicLinkId | creation sequence | link, usage count |
 //! | `webhook_deliveries` | slug | `whd_…` | queue order | body, attempts, schedule |
 //!
-//! plus `meta(app, schema_version)`, `clock(id = 1, offset_ms, frozen_at)`,
+//! plus `write_log(seq, batch)` (commits not yet applied to the tables above),
+//! `meta(app, schema_version)`, `clock(id = 1, offset_ms, frozen_at)`,
 //! `secrets(name, value)` (the Leaf token signing key, so issued tokens stay valid) and
 //! `quarantine(source, tenant, id, position, doc, reason)`: rows found unusable when the file
 //! was loaded, moved out of their table (`source`) with the reason, so one bad row never
@@ -47,6 +50,7 @@
 mod load;
 pub mod schema;
 pub mod shared;
+mod write_log;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -546,8 +550,9 @@ pub struct Opened {
 /// Opens (or creates) the state file at `path`. Refuses, without changing a byte, a file
 /// that is not a linkbox state file or was written by a newer linkbox.
 pub fn open(path: &Path) -> Result<Opened, OpenError> {
-    let connection = schema::open(path)?;
+    let mut connection = schema::open(path)?;
     let lock = lock(path)?;
+    writer::apply_log(&mut connection).map_err(|error| OpenError::corrupt(path, error))?;
     let (progress, _) = watch::channel(Progress::default());
     let queue = Arc::new(Queue {
         path: path.to_owned(),

@@ -2,9 +2,13 @@
 //! *all* of them, commits them in one transaction and then tells every waiting response how
 //! far the file has got. While it commits, new changes pile up and go into the next
 //! transaction together: the busier the sandbox, the larger the batches, so durability
-//! costs one write of the log per batch rather than per request. Under heavy load (the last
-//! batch held many recorded changes) it also lets the next batch gather for up to 2 ms
-//! ([`gather`]), so each commit rewrites the same pages for more requests.
+//! costs one write of SQLite's log per batch rather than per request. A batch is committed to
+//! the write log, one compact row, and the log is applied to the tables later, many
+//! batches at a time ([`write_log`]): so a commit writes about as many pages as its changes
+//! fill, and is cheap enough that a batch is committed as soon as the writer is free (an
+//! earlier writer let busy batches gather for up to 2 ms, so that each commit rewrote the
+//! tables' last pages for more requests; with the log, the clients' wait cost more than it
+//! saved: docs/benchmarks.md).
 //!
 //! The write-ahead log is copied back into the file (checkpointed) by a second thread on a
 //! connection of its own, asked after a commit leaves the log past [`CHECKPOINT_PAGES`]:
@@ -19,7 +23,11 @@
 //! succeeds. Meanwhile [`super::Sink::settled`] reports the failure, so the requests that
 //! wrote are told their change is not saved yet; once a retry succeeds the failure is
 //! cleared and everything goes on as before. Each transaction holds whole requests only,
-//! so a request's changes reach the file all together or not at all.
+//! so a request's changes reach the file all together or not at all. A failed apply loses
+//! nothing either, and no request waits on it: the write log keeps every change until an
+//! apply succeeds, tried again every [`RETRY_AFTER`] from the log itself (the changes are
+//! no longer kept in memory meanwhile), and once more when linkbox stops; what is left is
+//! applied when the file is next opened.
 
 use std::cell::Cell;
 use std::os::raw::c_int;
@@ -31,7 +39,8 @@ use parking_lot::Mutex;
 use rusqlite::hooks::Wal;
 use rusqlite::{Connection, params};
 
-use super::{Pending, Queue, Table, Write};
+use super::write_log::{self, APPLY_AT, APPLY_IDLE, Entry};
+use super::{Queue, Table, Write};
 
 /// How long the writer waits before committing again after a failed commit.
 pub(super) const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -42,15 +51,6 @@ const CHECKPOINT_PAGES: c_int = 1000;
 /// Pages past which the writer checkpoints itself, waiting for the checkpointer's pass to
 /// end: the log's bound (16 MiB of pages), whatever the load.
 const LOG_BOUND: c_int = 4 * CHECKPOINT_PAGES;
-
-/// The longest the writer gathers a batch ([`gather`]).
-const GATHER_AT_MOST: Duration = Duration::from_millis(2);
-/// While gathering, this long without a new change ends it.
-const GATHER_QUIET: Duration = Duration::from_micros(200);
-/// Changes in the last batch (each request's recorded together; a create records two or
-/// three: its link, its delivery, the oldest delivery it trims) from which the writer
-/// gathers the next ([`gather`]).
-const GATHER_FROM: u64 = 16;
 
 thread_local! {
     /// Pages in the write-ahead log after this thread's last commit.
@@ -101,8 +101,9 @@ pub(super) fn run(queue: &Arc<Queue>, connection: Connection) {
     }
 }
 
-/// Commits whatever is queued, batch after batch, until the queue closes; gives the
-/// connection back.
+/// Commits whatever is queued, batch after batch, to the write log, and applies the log to
+/// the tables when it is due ([`write_log`]), until the queue closes; gives the connection
+/// back.
 fn write(
     queue: &Arc<Queue>,
     mut connection: Connection,
@@ -114,45 +115,53 @@ fn write(
     let statements = Statements::new();
     // Writes of failed commits, oldest first, to be committed before anything newer.
     let mut unsaved: Vec<Write> = Vec::new();
-    // Changes recorded in the last batch committed.
-    let mut last_batch = 0;
+    let mut unapplied = Unapplied::default();
+    // The bytes of the write log's last row, its capacity kept from batch to batch.
+    let mut buffer = Vec::new();
+    let after_commit = |connection: &Connection| {
+        let pages = LOG_PAGES.get();
+        if pages >= CHECKPOINT_PAGES {
+            match &checkpointer {
+                // A full channel is a pass already asked for: it copies all there is
+                // when it runs.
+                Some(ask) if pages < LOG_BOUND => {
+                    let _ = ask.try_send(());
+                }
+                _ => checkpoint(connection, one_at_a_time),
+            }
+        }
+    };
     loop {
-        gather(queue, last_batch);
-        let (upto, closing) = {
+        let (upto, closing, idle) = {
             let mut pending = queue.pending.lock();
+            let mut idle = false;
             if unsaved.is_empty() {
                 while pending.writes.is_empty() && !pending.closing {
-                    queue.wake.wait(&mut pending);
+                    if unapplied.is_empty() {
+                        queue.wake.wait(&mut pending);
+                    } else if queue.wake.wait_for(&mut pending, APPLY_IDLE).timed_out() {
+                        idle = pending.writes.is_empty();
+                        break;
+                    }
                 }
             } else if !pending.closing {
                 queue.wake.wait_for(&mut pending, RETRY_AFTER);
             }
             let upto = queue.recorded.load(Ordering::Acquire);
             unsaved.append(&mut pending.writes);
-            (upto, pending.closing)
+            (upto, pending.closing, idle)
         };
         if !unsaved.is_empty() {
-            match commit(&mut connection, &statements, &unsaved) {
+            match log(&mut connection, &unsaved, &mut buffer) {
                 Ok(()) => {
-                    unsaved.clear();
+                    unapplied.logged(&mut unsaved);
                     queue.progress.send_modify(|progress| {
-                        last_batch = upto.saturating_sub(progress.committed);
                         if progress.failed.take().is_some() {
                             tracing::info!(path = %queue.path.display(), "state file writable again; every change is saved");
                         }
                         progress.committed = upto;
                     });
-                    let pages = LOG_PAGES.get();
-                    if pages >= CHECKPOINT_PAGES {
-                        match &checkpointer {
-                            // A full channel is a pass already asked for: it copies all
-                            // there is when it runs.
-                            Some(ask) if pages < LOG_BOUND => {
-                                let _ = ask.try_send(());
-                            }
-                            _ => checkpoint(&connection, one_at_a_time),
-                        }
-                    }
+                    after_commit(&connection);
                 }
                 Err(error) => {
                     tracing::error!(%error, path = %queue.path.display(), "state file write failed; retrying");
@@ -166,6 +175,17 @@ fn write(
                 }
             }
         }
+        if unsaved.is_empty() && unapplied.due(idle, closing) {
+            match apply(&mut connection, &statements, &unapplied) {
+                Ok(()) => unapplied = Unapplied::default(),
+                Err(error) => {
+                    // Nothing is lost: the log keeps every change until an apply succeeds.
+                    tracing::warn!(%error, path = %queue.path.display(), "state file: applying the write log failed; it keeps every change");
+                    unapplied.failed();
+                }
+            }
+            after_commit(&connection);
+        }
         if closing && unsaved.is_empty() && queue.pending.lock().writes.is_empty() {
             break;
         }
@@ -173,45 +193,43 @@ fn write(
     connection
 }
 
-/// Lets a batch grow before it is committed, when the last one held [`GATHER_FROM`]
-/// recorded changes or more (many requests are waiting on the file at once) and changes
-/// already wait: until no change has been recorded for [`GATHER_QUIET`], or
-/// [`GATHER_AT_MOST`] has passed. Under lighter load every batch is committed as soon as
-/// the writer is free, as before: a few clients all waiting on one commit would only wait
-/// longer.
-///
-/// The reason is the log. Each commit writes every page it touched whole, and each table
-/// has one rightmost leaf per partner, so with 64 clients creating links for four partners
-/// the writer wrote about 19 KB per create (the log, and its share of copying it back);
-/// gathered, about 11 KB. Less log to write and copy back means fewer pauses at the log's
-/// bound, which set the p99: 22–24 ms before, 9–13 ms gathered.
-fn gather(queue: &Queue, last_batch: u64) {
-    if !gathers(last_batch, &queue.pending.lock()) {
-        return;
+/// What the write log holds that the tables do not yet.
+#[derive(Default)]
+struct Unapplied {
+    /// The changes logged since the last apply, oldest first, while they are all of them.
+    writes: Vec<Write>,
+    /// An apply failed: the next reads the log instead of `writes`, which is no longer kept
+    /// (so a failing apply holds no memory), no sooner than this.
+    from_log: Option<Instant>,
+}
+
+impl Unapplied {
+    fn is_empty(&self) -> bool {
+        self.writes.is_empty() && self.from_log.is_none()
     }
-    let started = Instant::now();
-    let mut recorded = queue.recorded.load(Ordering::Acquire);
-    // Slept in slices rather than woken by each change: a wake-up per request is a context
-    // switch, and measured a worse p99 than slices (docs/benchmarks.md).
-    loop {
-        std::thread::sleep(GATHER_QUIET);
-        let latest = queue.recorded.load(Ordering::Acquire);
-        if !goes_on(started.elapsed(), latest != recorded) || queue.pending.lock().closing {
-            return;
+
+    /// `writes` were committed to the log.
+    fn logged(&mut self, writes: &mut Vec<Write>) {
+        if self.from_log.is_some() {
+            writes.clear();
+        } else {
+            self.writes.append(writes);
         }
-        recorded = latest;
     }
-}
 
-/// Whether the writer gathers before its next commit ([`gather`]).
-fn gathers(last_batch: u64, pending: &Pending) -> bool {
-    last_batch >= GATHER_FROM && !pending.writes.is_empty() && !pending.closing
-}
+    /// Whether to apply now: the log holds [`APPLY_AT`] changes, or the writer is idle; after
+    /// a failure, once [`RETRY_AFTER`] has passed. Closing, always (but for nothing).
+    fn due(&self, idle: bool, closing: bool) -> bool {
+        match self.from_log {
+            Some(since) => closing || since.elapsed() >= RETRY_AFTER,
+            None => !self.writes.is_empty() && (idle || closing || self.writes.len() >= APPLY_AT),
+        }
+    }
 
-/// Whether a gathering begun `gathering` ago goes on, `more` changes having been recorded
-/// in its last slice.
-fn goes_on(gathering: Duration, more: bool) -> bool {
-    more && gathering < GATHER_AT_MOST
+    fn failed(&mut self) {
+        self.writes = Vec::new();
+        self.from_log = Some(Instant::now());
+    }
 }
 
 /// Copies the write-ahead log back into the file; once a pass has copied all of it, the
@@ -257,161 +275,332 @@ impl Statements {
     }
 }
 
-fn index(table: Table) -> usize {
+/// The place of the table named `name` in [`Table::ALL`], and so in [`Statements`].
+fn index(name: &str) -> rusqlite::Result<usize> {
     Table::ALL
         .iter()
-        .position(|other| *other == table)
-        .unwrap_or_default()
+        .position(|table| table.name() == name)
+        .ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                format!("the write log names no table {name:?}").into(),
+            )
+        })
 }
 
-fn commit(
+/// Commits `writes` to the write log: one transaction, a row or a few.
+fn log(
     connection: &mut Connection,
-    statements: &Statements,
     writes: &[Write],
+    buffer: &mut Vec<u8>,
 ) -> rusqlite::Result<()> {
     let transaction = connection.transaction()?;
-    for write in writes {
-        match write {
-            Write::Put {
-                table,
-                tenant,
-                id,
-                position,
-                doc,
-            } => {
-                transaction
-                    .prepare_cached(&statements.put[index(*table)])?
-                    .execute(params![&**tenant, id, position, doc])?;
-            }
-            Write::Delete {
-                table,
-                tenant,
-                id,
-                position,
-            } => {
-                transaction
-                    .prepare_cached(&statements.delete[index(*table)])?
-                    .execute(params![&**tenant, position, id])?;
-            }
-            Write::ClearTenant { table, tenant } => {
-                transaction
-                    .prepare_cached(&statements.clear_tenant[index(*table)])?
-                    .execute(params![&**tenant])?;
-            }
-            Write::ClearTable(table) => {
-                transaction
-                    .prepare_cached(&statements.clear_table[index(*table)])?
-                    .execute([])?;
-            }
-            Write::Clock {
-                offset_ms,
-                frozen_at,
-            } => {
-                transaction
-                    .prepare_cached(
-                        "INSERT INTO clock (id, offset_ms, frozen_at) VALUES (1, ?1, ?2) \
-                         ON CONFLICT (id) DO UPDATE SET offset_ms = excluded.offset_ms, frozen_at = excluded.frozen_at",
-                    )?
-                    .execute(params![offset_ms, frozen_at])?;
-            }
-            Write::Secret { name, value } => {
-                transaction
-                    .prepare_cached(
-                        "INSERT INTO secrets (name, value) VALUES (?1, ?2) \
-                         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                    )?
-                    .execute(params![name, value])?;
-            }
-            // Only a shared database keeps the journal; a file is never sent one.
-            Write::Journal { .. } => {}
-            Write::Quarantine { table, row, reason } => {
-                let position = i64::try_from(row.position).unwrap_or(i64::MAX);
-                transaction
-                    .prepare_cached(
-                        "INSERT OR REPLACE INTO quarantine (source, tenant, id, position, doc, reason) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    )?
-                    .execute(params![table.name(), row.tenant, row.id, position, row.doc, reason])?;
-                transaction
-                    .prepare_cached(&statements.delete[index(*table)])?
-                    .execute(params![row.tenant, position, row.id])?;
-            }
+    write_log::append(&transaction, writes, buffer)?;
+    transaction.commit()
+}
+
+/// Applies what the log holds to the tables and empties it, in one transaction.
+fn apply(
+    connection: &mut Connection,
+    statements: &Statements,
+    unapplied: &Unapplied,
+) -> rusqlite::Result<()> {
+    let transaction = connection.transaction()?;
+    if unapplied.from_log.is_some() {
+        write_log::apply_all(&transaction, &mut |transaction, entry| {
+            apply_entry(transaction, statements, entry)
+        })?;
+    } else {
+        for entry in unapplied.writes.iter().filter_map(Entry::of) {
+            apply_entry(&transaction, statements, entry)?;
         }
+        write_log::clear(&transaction)?;
     }
     transaction.commit()
 }
 
+/// Applies whatever the write log of a file being opened still holds (linkbox stopped
+/// before applying it), so that reading the file finds every change in its table.
+pub(super) fn apply_log(connection: &mut Connection) -> rusqlite::Result<()> {
+    if write_log::is_empty(connection)? {
+        return Ok(());
+    }
+    let statements = Statements::new();
+    let transaction = connection.transaction()?;
+    write_log::apply_all(&transaction, &mut |transaction, entry| {
+        apply_entry(transaction, &statements, entry)
+    })?;
+    transaction.commit()
+}
+
+/// Makes one change to its table.
+fn apply_entry(
+    transaction: &rusqlite::Transaction<'_>,
+    statements: &Statements,
+    entry: Entry<'_>,
+) -> rusqlite::Result<()> {
+    match entry {
+        Entry::Put {
+            table,
+            tenant,
+            id,
+            position,
+            doc,
+        } => {
+            transaction
+                .prepare_cached(&statements.put[index(table)?])?
+                .execute(params![tenant, id, position, doc])?;
+        }
+        Entry::Delete {
+            table,
+            tenant,
+            id,
+            position,
+        } => {
+            transaction
+                .prepare_cached(&statements.delete[index(table)?])?
+                .execute(params![tenant, position, id])?;
+        }
+        Entry::ClearTenant { table, tenant } => {
+            transaction
+                .prepare_cached(&statements.clear_tenant[index(table)?])?
+                .execute(params![tenant])?;
+        }
+        Entry::ClearTable { table } => {
+            transaction
+                .prepare_cached(&statements.clear_table[index(table)?])?
+                .execute([])?;
+        }
+        Entry::Clock {
+            offset_ms,
+            frozen_at,
+        } => {
+            transaction
+                .prepare_cached(
+                    "INSERT INTO clock (id, offset_ms, frozen_at) VALUES (1, ?1, ?2) \
+                     ON CONFLICT (id) DO UPDATE SET offset_ms = excluded.offset_ms, frozen_at = excluded.frozen_at",
+                )?
+                .execute(params![offset_ms, frozen_at])?;
+        }
+        Entry::Secret { name, value } => {
+            transaction
+                .prepare_cached(
+                    "INSERT INTO secrets (name, value) VALUES (?1, ?2) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                )?
+                .execute(params![name, value])?;
+        }
+        Entry::Quarantine {
+            table,
+            tenant,
+            id,
+            position,
+            doc,
+            reason,
+        } => {
+            transaction
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO quarantine (source, tenant, id, position, doc, reason) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![table, tenant, id, position, doc, reason])?;
+            transaction
+                .prepare_cached(&statements.delete[index(table)?])?
+                .execute(params![tenant, position, id])?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, AtomicU64};
-
     use super::*;
 
-    fn queue() -> Queue {
-        Queue {
-            path: "gather.db".into(),
-            pending: Mutex::new(Pending::default()),
-            wake: parking_lot::Condvar::new(),
-            recorded: AtomicU64::new(0),
-            progress: tokio::sync::watch::channel(super::super::Progress::default()).0,
-            muted: AtomicBool::new(false),
-            writer: Mutex::new(None),
-            lock: Mutex::new(None),
+    /// A fresh state file at the latest schema, in a directory of its own.
+    struct File(std::path::PathBuf);
+
+    impl File {
+        fn new(name: &str) -> File {
+            let dir =
+                std::env::temp_dir().join(format!("linkbox-writer-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("temporary directory");
+            File(dir.join("state.db"))
+        }
+
+        fn open(&self) -> Connection {
+            super::super::schema::open(&self.0).expect("a state file")
         }
     }
 
-    fn record(queue: &Queue, n: u64) {
-        queue
-            .pending
-            .lock()
-            .writes
-            .push(Write::ClearTable(Table::M2mLinks));
-        queue.recorded.store(n, Ordering::Release);
+    impl Drop for File {
+        fn drop(&mut self) {
+            if let Some(dir) = self.0.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+
+    fn link(tenant: &Arc<str>, position: i64) -> Write {
+        Write::Put {
+            table: Table::M2mLinks,
+            tenant: tenant.clone(),
+            id: format!("link_{position}"),
+            position,
+            doc: format!(r#"{{"referenceId":"customer-{position}"}}"#),
+        }
+    }
+
+    fn links(connection: &Connection) -> Vec<(String, i64, String)> {
+        let mut select = connection
+            .prepare("SELECT tenant, position, doc FROM m2m_links ORDER BY tenant, position")
+            .expect("select");
+        select
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .expect("rows")
+            .collect::<rusqlite::Result<_>>()
+            .expect("links")
+    }
+
+    fn logged(connection: &Connection) -> i64 {
+        connection
+            .query_row("SELECT count(*) FROM write_log", [], |row| row.get(0))
+            .expect("count")
     }
 
     #[test]
-    fn only_a_busy_writer_gathers() {
-        let mut pending = Pending::default();
-        assert!(!gathers(GATHER_FROM, &pending), "nothing waits");
-        pending.writes.push(Write::ClearTable(Table::M2mLinks));
-        assert!(gathers(GATHER_FROM, &pending));
-        assert!(
-            !gathers(GATHER_FROM - 1, &pending),
-            "a few clients waiting on one commit are not held"
+    fn a_logged_batch_is_in_the_log_until_applied_then_only_in_its_tables() {
+        let file = File::new("apply");
+        let mut connection = file.open();
+        let acme: Arc<str> = Arc::from("acme");
+        let writes: Vec<Write> = (0..3).map(|position| link(&acme, position)).collect();
+        let mut buffer = Vec::new();
+        log(&mut connection, &writes, &mut buffer).expect("logged");
+        assert_eq!(logged(&connection), 1, "one commit, one row");
+        assert!(links(&connection).is_empty(), "not applied yet");
+
+        let mut unapplied = Unapplied::default();
+        let mut batch = writes;
+        unapplied.logged(&mut batch);
+        assert!(batch.is_empty() && !unapplied.is_empty());
+        apply(&mut connection, &Statements::new(), &unapplied).expect("applied");
+        assert_eq!(logged(&connection), 0, "the apply empties the log");
+        assert_eq!(
+            links(&connection),
+            (0..3)
+                .map(|n| (
+                    "acme".to_owned(),
+                    n,
+                    format!(r#"{{"referenceId":"customer-{n}"}}"#)
+                ))
+                .collect::<Vec<_>>()
         );
-        assert!(!gathers(0, &pending), "one request at a time is not held");
-        pending.closing = true;
-        assert!(!gathers(GATHER_FROM, &pending), "closing is not held");
     }
 
     #[test]
-    fn gathering_waits_for_more_then_ends_when_changes_stop() {
-        let queue = queue();
-        record(&queue, 1);
-        let started = Instant::now();
-        let gathered = std::thread::scope(|scope| {
-            scope.spawn(|| {
-                for n in 2..=5 {
-                    record(&queue, n);
-                    std::thread::sleep(GATHER_QUIET / 4);
-                }
-            });
-            gather(&queue, GATHER_FROM);
-            started.elapsed()
-        });
-        assert!(gathered >= GATHER_QUIET, "it waited for more: {gathered:?}");
-        assert!(gathered < Duration::from_secs(5), "{gathered:?}");
-        assert_eq!(queue.pending.lock().writes.len(), 5, "every change is kept");
-    }
-
-    #[test]
-    fn gathering_goes_on_while_changes_come_and_never_past_its_bound() {
-        assert!(goes_on(Duration::ZERO, true));
-        assert!(goes_on(GATHER_AT_MOST / 2, true));
-        assert!(!goes_on(Duration::ZERO, false), "a quiet slice ends it");
-        assert!(
-            !goes_on(GATHER_AT_MOST, true),
-            "changes that keep coming do not hold a batch past the bound"
+    fn a_file_opened_with_rows_in_its_log_gets_them_in_their_tables_in_order() {
+        // linkbox stopped (killed) after commits to the log and before applying them.
+        let file = File::new("reopen");
+        let acme: Arc<str> = Arc::from("acme");
+        let bravo: Arc<str> = Arc::from("bravo");
+        {
+            let mut connection = file.open();
+            let mut buffer = Vec::new();
+            log(
+                &mut connection,
+                &[link(&acme, 0), link(&bravo, 0)],
+                &mut buffer,
+            )
+            .expect("first");
+            // A later commit replaces a row and clears another partner's: applied in the
+            // order they were committed, not table by table.
+            let replaced = Write::Put {
+                table: Table::M2mLinks,
+                tenant: acme.clone(),
+                id: "link_0".into(),
+                position: 0,
+                doc: "{\"referenceId\":\"renamed\"}".into(),
+            };
+            let cleared = Write::ClearTenant {
+                table: Table::M2mLinks,
+                tenant: bravo.clone(),
+            };
+            log(
+                &mut connection,
+                &[replaced, cleared, link(&bravo, 1)],
+                &mut buffer,
+            )
+            .expect("second");
+            assert_eq!(logged(&connection), 2);
+        }
+        let mut connection = file.open();
+        apply_log(&mut connection).expect("applied on opening");
+        assert_eq!(logged(&connection), 0);
+        assert_eq!(
+            links(&connection),
+            vec![
+                (
+                    "acme".to_owned(),
+                    0,
+                    r#"{"referenceId":"renamed"}"#.to_owned()
+                ),
+                (
+                    "bravo".to_owned(),
+                    1,
+                    r#"{"referenceId":"customer-1"}"#.to_owned()
+                ),
+            ]
         );
+        apply_log(&mut connection).expect("an empty log is nothing to do");
+        assert_eq!(links(&connection).len(), 2);
+    }
+
+    #[test]
+    fn an_unreadable_log_row_refuses_the_file_and_keeps_the_row() {
+        let file = File::new("unreadable");
+        let mut connection = file.open();
+        connection
+            .execute("INSERT INTO write_log (batch) VALUES (x'05ff')", [])
+            .expect("a broken row");
+        let error = apply_log(&mut connection).expect_err("refused");
+        assert!(error.to_string().contains("write_log row 1"), "{error}");
+        assert_eq!(logged(&connection), 1, "nothing thrown away");
+    }
+
+    #[test]
+    fn an_apply_is_due_at_its_size_when_idle_or_closing_and_after_a_failure_once_retried() {
+        let acme: Arc<str> = Arc::from("acme");
+        let mut unapplied = Unapplied::default();
+        assert!(!unapplied.due(true, true), "nothing to apply");
+        unapplied.logged(&mut vec![link(&acme, 0)]);
+        assert!(!unapplied.due(false, false), "a busy writer waits for more");
+        assert!(unapplied.due(true, false), "an idle one applies");
+        assert!(unapplied.due(false, true), "a closing one applies");
+        let mut many: Vec<Write> = (1..APPLY_AT as i64).map(|n| link(&acme, n)).collect();
+        unapplied.logged(&mut many);
+        assert!(
+            unapplied.due(false, false),
+            "{APPLY_AT} changes are applied at once"
+        );
+
+        unapplied.failed();
+        assert!(!unapplied.is_empty(), "the log still holds them");
+        assert!(
+            !unapplied.due(true, false),
+            "not again before {RETRY_AFTER:?}"
+        );
+        assert!(
+            unapplied.due(false, true),
+            "but tried once more when closing"
+        );
+        let mut later = vec![link(&acme, 9_999)];
+        unapplied.logged(&mut later);
+        assert!(
+            later.is_empty() && unapplied.writes.is_empty(),
+            "a failing apply keeps nothing in memory: the log has it"
+        );
+        unapplied.from_log = Instant::now().checked_sub(RETRY_AFTER);
+        assert!(unapplied.due(false, false), "retried from the log");
     }
 }
