@@ -1163,9 +1163,10 @@ async fn the_write_ahead_log_stays_bounded_under_a_stream_of_small_commits() {
     log.push("-wal");
     let size = std::fs::metadata(&log).expect("the log").len();
     // The writer's bound, 4,000 pages of 4 KiB with their frame headers, and one commit's
-    // worth beyond.
+    // worth beyond: the largest is an apply of the write log, at most 1 MiB of documents
+    // (each link's 2 KB on an overflow page of its own here, with its user and delivery).
     assert!(
-        size < 4_100 * (4_096 + 24),
+        size < 4_600 * (4_096 + 24),
         "the log grew to {size} bytes: it is not being checkpointed"
     );
     assert_eq!(partner.snapshot().links.len(), 2_500);

@@ -168,6 +168,17 @@ enum Write {
     },
 }
 
+impl Write {
+    /// The bytes of the document it writes, if any.
+    fn doc_len(&self) -> usize {
+        match self {
+            Write::Put { doc, .. } | Write::Journal { doc, .. } => doc.len(),
+            Write::Quarantine { row, .. } => row.doc.len(),
+            _ => 0,
+        }
+    }
+}
+
 /// The changes one store operation made, described for the file.
 #[derive(Default)]
 pub struct Changes {

@@ -8,7 +8,8 @@
 //! (docs/benchmarks.md). A row of `write_log` is one append to a table keyed by a growing
 //! integer, its bytes on overflow pages of their own: a commit writes about as many pages as
 //! its changes fill. The changes reach their tables when the writer applies the log
-//! ([`super::writer`]): once it holds [`APPLY_AT`] changes, or once no change has come for
+//! ([`super::writer`]): once it holds [`APPLY_AT`] changes or [`APPLY_BYTES`] of documents
+//! (so that one apply adds a bounded number of pages to SQLite's log), or once no change has come for
 //! [`APPLY_IDLE`], or when linkbox stops; then each table's last pages are rewritten once
 //! for hundreds of creates.
 //!
@@ -34,6 +35,8 @@ use super::Write;
 
 /// Changes logged but not applied at which the writer applies them.
 pub(super) const APPLY_AT: usize = 2048;
+/// Bytes of documents logged but not applied at which the writer applies them.
+pub(super) const APPLY_BYTES: usize = 1 << 20;
 /// How long without a new change before the writer applies what the log holds.
 pub(super) const APPLY_IDLE: Duration = Duration::from_millis(50);
 

@@ -39,7 +39,7 @@ use parking_lot::Mutex;
 use rusqlite::hooks::Wal;
 use rusqlite::{Connection, params};
 
-use super::write_log::{self, APPLY_AT, APPLY_IDLE, Entry};
+use super::write_log::{self, APPLY_AT, APPLY_BYTES, APPLY_IDLE, Entry};
 use super::{Queue, Table, Write};
 
 /// How long the writer waits before committing again after a failed commit.
@@ -49,7 +49,8 @@ pub(super) const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// a commit: SQLite's own default for its automatic checkpoint.
 const CHECKPOINT_PAGES: c_int = 1000;
 /// Pages past which the writer checkpoints itself, waiting for the checkpointer's pass to
-/// end: the log's bound (16 MiB of pages), whatever the load.
+/// end: the log's bound (16 MiB of pages, and the commit that crossed it: at most an apply
+/// of [`APPLY_BYTES`] of documents), whatever the load.
 const LOG_BOUND: c_int = 4 * CHECKPOINT_PAGES;
 
 thread_local! {
@@ -198,6 +199,8 @@ fn write(
 struct Unapplied {
     /// The changes logged since the last apply, oldest first, while they are all of them.
     writes: Vec<Write>,
+    /// The bytes of the documents in `writes`.
+    bytes: usize,
     /// An apply failed: the next reads the log instead of `writes`, which is no longer kept
     /// (so a failing apply holds no memory), no sooner than this.
     from_log: Option<Instant>,
@@ -213,16 +216,24 @@ impl Unapplied {
         if self.from_log.is_some() {
             writes.clear();
         } else {
+            self.bytes += writes.iter().map(Write::doc_len).sum::<usize>();
             self.writes.append(writes);
         }
     }
 
-    /// Whether to apply now: the log holds [`APPLY_AT`] changes, or the writer is idle; after
+    /// Whether to apply now: the log holds [`APPLY_AT`] changes or [`APPLY_BYTES`] of
+    /// documents, or the writer is idle; after
     /// a failure, once [`RETRY_AFTER`] has passed. Closing, always (but for nothing).
     fn due(&self, idle: bool, closing: bool) -> bool {
         match self.from_log {
             Some(since) => closing || since.elapsed() >= RETRY_AFTER,
-            None => !self.writes.is_empty() && (idle || closing || self.writes.len() >= APPLY_AT),
+            None => {
+                !self.writes.is_empty()
+                    && (idle
+                        || closing
+                        || self.writes.len() >= APPLY_AT
+                        || self.bytes >= APPLY_BYTES)
+            }
         }
     }
 
@@ -582,6 +593,23 @@ mod tests {
         assert!(
             unapplied.due(false, false),
             "{APPLY_AT} changes are applied at once"
+        );
+
+        let mut big = Unapplied::default();
+        let doc = "x".repeat(APPLY_BYTES / 4);
+        for position in 0..4 {
+            assert!(!big.due(false, false), "{position} quarter(s) of the bytes");
+            big.logged(&mut vec![Write::Put {
+                table: Table::M2mLinks,
+                tenant: acme.clone(),
+                id: format!("link_{position}"),
+                position,
+                doc: doc.clone(),
+            }]);
+        }
+        assert!(
+            big.due(false, false),
+            "{APPLY_BYTES} bytes of documents are applied at once"
         );
 
         unapplied.failed();
