@@ -1367,6 +1367,53 @@ async fn a_failed_save_answers_503_to_that_write_only_and_is_retried() {
 }
 
 #[tokio::test]
+async fn a_reader_of_the_file_finds_a_change_in_its_table_once_writes_stop() {
+    use linkbox::store::m2m::NewLink;
+
+    let dir = TempDir::new("reader");
+    let state = dir.file("state.db");
+    let app = linkbox::App::open(settings(&state)).await.expect("opened");
+    let partner = app.store.m2m().authenticate(KEY).expect("partner");
+    let link = partner
+        .create_link(
+            NewLink {
+                reference_id: "customer-read".into(),
+                flow: "m2m-basic".into(),
+                ..NewLink::default()
+            },
+            app.clock.now(),
+        )
+        .expect("link");
+    app.sink.settled().await.expect("saved");
+    // What `sqlite3 FILE` would see: the write log applied within 50 ms of the last change.
+    let reader =
+        rusqlite::Connection::open_with_flags(&state, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("a reader");
+    let in_table = || -> i64 {
+        reader
+            .query_row(
+                "SELECT count(*) FROM m2m_links WHERE id = ?1",
+                [&link.link_id],
+                |row| row.get(0),
+            )
+            .expect("count")
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while in_table() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the link never reached its table"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let logged: i64 = reader
+        .query_row("SELECT count(*) FROM write_log", [], |row| row.get(0))
+        .expect("count");
+    assert_eq!(logged, 0, "applied changes leave the log");
+    app.sink.close();
+}
+
+#[tokio::test]
 async fn changes_whose_tables_cannot_take_them_wait_in_the_write_log_and_are_all_kept() {
     use linkbox::store::m2m::NewLink;
 
