@@ -542,6 +542,13 @@ async fn measure(
         let (links, before, after) =
             fill(binary, count, |addr| realistic_links(addr, &KEYS[..1])).await?;
         report.note_memory(&format!("seeder's links, {count}"), links, before, after);
+        let (links, before, after) = seeded(binary, count).await?;
+        report.note_memory(
+            &format!("seeded through the control API, {count}"),
+            links,
+            before,
+            after,
+        );
     }
 
     if !quick {
@@ -615,6 +622,45 @@ async fn fill(
     .await?;
     let after = server.rss_kib()?;
     Ok((outcome.requests, before, after))
+}
+
+/// Links one `POST /_sandbox/seed` makes in [`seeded`]: the most it takes.
+const SEED_BATCH: u64 = 1_000;
+
+/// A fresh linkbox given `count` links by `POST /_sandbox/seed`, a thousand a call, four
+/// calls at a time: the seeder's whole mix (opened links with data requests, operations,
+/// cancellations, revocations), as a QA team fills a shared sandbox. (links, KiB, KiB).
+async fn seeded(binary: &Path, count: u64) -> anyhow::Result<(u64, u64, u64)> {
+    let (server, _) = Server::start(binary, &[])?;
+    create_one(server.addr).await?;
+    let before = server.rss_kib()?;
+    let addr = server.addr;
+    let seed: MakeRequest = Arc::new(move |n| {
+        request(
+            Method::POST,
+            addr,
+            "/_sandbox/seed",
+            &[("x-api-key", KEYS[0]), ("content-type", "application/json")],
+            Some(format!(
+                "{{\"api\":\"m2m\",\"count\":{SEED_BATCH},\"rngSeed\":{n}}}"
+            )),
+        )
+    });
+    let outcome = load::run(
+        addr,
+        4,
+        Duration::from_secs(1200),
+        Some(count.div_ceil(SEED_BATCH)),
+        seed,
+    )
+    .await?;
+    anyhow::ensure!(
+        outcome.errors == 0,
+        "{} of the seed calls failed",
+        outcome.errors
+    );
+    let after = server.rss_kib()?;
+    Ok((outcome.requests * SEED_BATCH, before, after))
 }
 
 /// Create-link with nothing but a reference id, one partner.
