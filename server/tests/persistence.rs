@@ -1271,6 +1271,20 @@ async fn a_second_server_on_the_same_file_is_refused_naming_the_first() {
     second.sink.close();
 }
 
+/// A connection to `state` whose `switch` table, on (1) until set to 0, makes every insert
+/// into `table` fail with `message`.
+fn failing_inserts(state: &Path, table: &str, message: &str) -> rusqlite::Connection {
+    let switch = rusqlite::Connection::open(state).expect("sqlite");
+    switch
+        .execute_batch(&format!(
+            "CREATE TABLE switch (fail INTEGER NOT NULL); INSERT INTO switch VALUES (1);
+             CREATE TRIGGER full BEFORE INSERT ON {table} WHEN (SELECT fail FROM switch) = 1
+             BEGIN SELECT RAISE(ABORT, '{message}'); END;"
+        ))
+        .expect("switch");
+    switch
+}
+
 #[tokio::test]
 async fn a_failed_save_answers_503_to_that_write_only_and_is_retried() {
     let dir = TempDir::new("diskfull");
@@ -1278,14 +1292,7 @@ async fn a_failed_save_answers_503_to_that_write_only_and_is_retried() {
     let app = linkbox::App::open(settings(&state)).await.expect("opened");
     // A disk that fills up: every commit fails while the switch is on (each goes to the
     // write log first).
-    let switch = rusqlite::Connection::open(&state).expect("sqlite");
-    switch
-        .execute_batch(
-            "CREATE TABLE switch (fail INTEGER NOT NULL); INSERT INTO switch VALUES (1);
-             CREATE TRIGGER full BEFORE INSERT ON write_log WHEN (SELECT fail FROM switch) = 1
-             BEGIN SELECT RAISE(ABORT, 'database or disk is full (simulated)'); END;",
-        )
-        .expect("switch");
+    let switch = failing_inserts(&state, "write_log", "database or disk is full (simulated)");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -1421,14 +1428,7 @@ async fn changes_whose_tables_cannot_take_them_wait_in_the_write_log_and_are_all
     let state = dir.file("state.db");
     let app = linkbox::App::open(settings(&state)).await.expect("opened");
     // Links cannot reach their table while the switch is on; the write log can.
-    let switch = rusqlite::Connection::open(&state).expect("sqlite");
-    switch
-        .execute_batch(
-            "CREATE TABLE switch (fail INTEGER NOT NULL); INSERT INTO switch VALUES (1);
-             CREATE TRIGGER full BEFORE INSERT ON m2m_links WHEN (SELECT fail FROM switch) = 1
-             BEGIN SELECT RAISE(ABORT, 'the table cannot take it (simulated)'); END;",
-        )
-        .expect("switch");
+    let switch = failing_inserts(&state, "m2m_links", "the table cannot take it (simulated)");
     let partner = app.store.m2m().authenticate(KEY).expect("partner");
     let create = |n: usize| {
         partner
