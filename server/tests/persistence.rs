@@ -646,6 +646,17 @@ fn files_that_are_not_linkbox_state_are_refused_untouched() {
     }
     std::fs::write(&damaged, bytes).expect("damage");
     assert_refused(&damaged, "damaged");
+
+    // A commit its writer left in the write log, whose bytes no longer read as changes:
+    // refused, not skipped, so no change a client was told was saved goes missing quietly.
+    let unreadable = dir.file("unreadable-log.db");
+    linkbox_file(&unreadable);
+    let connection = rusqlite::Connection::open(&unreadable).expect("sqlite");
+    connection
+        .execute("INSERT INTO write_log (batch) VALUES (x'05ff')", [])
+        .expect("a broken log row");
+    drop(connection);
+    assert_refused(&unreadable, "write_log row 1 cannot be read");
 }
 
 #[test]
