@@ -9,9 +9,9 @@
 //! integer, its bytes on overflow pages of their own: a commit writes about as many pages as
 //! its changes fill. The changes reach their tables when the writer applies the log
 //! ([`super::writer`]): once it holds [`APPLY_AT`] changes or [`APPLY_BYTES`] of documents
-//! (so that one apply adds a bounded number of pages to SQLite's log), or once no change has come for
-//! [`APPLY_IDLE`], or when linkbox stops; then each table's last pages are rewritten once
-//! for hundreds of creates.
+//! (so that one apply adds a bounded number of pages to SQLite's log), once no change has
+//! come for [`APPLY_IDLE`], or when linkbox stops; then each table's last pages are
+//! rewritten once for hundreds of creates.
 //!
 //! Both steps are SQLite transactions of the one file, so the file is always whole: a change
 //! is either in its table, or in `write_log`, never lost between them and never applied
@@ -43,7 +43,7 @@ pub(super) const APPLY_IDLE: Duration = Duration::from_millis(50);
 /// One change, as the log stores it and as [`apply`] takes it: borrowed from a [`Write`] or
 /// from a row's bytes. Tables are named, not numbered, so the encoding does not depend on
 /// the order of [`Table`]'s variants. New variants go at the end.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) enum Entry<'a> {
     Put {
         table: &'a str,

@@ -222,8 +222,8 @@ impl Unapplied {
     }
 
     /// Whether to apply now: the log holds [`APPLY_AT`] changes or [`APPLY_BYTES`] of
-    /// documents, or the writer is idle; after
-    /// a failure, once [`RETRY_AFTER`] has passed. Closing, always (but for nothing).
+    /// documents, or the writer is idle; after a failure, once [`RETRY_AFTER`] has passed.
+    /// Closing, always (but for nothing).
     fn due(&self, idle: bool, closing: bool) -> bool {
         match self.from_log {
             Some(since) => closing || since.elapsed() >= RETRY_AFTER,
@@ -238,8 +238,10 @@ impl Unapplied {
     }
 
     fn failed(&mut self) {
-        self.writes = Vec::new();
-        self.from_log = Some(Instant::now());
+        *self = Unapplied {
+            from_log: Some(Instant::now()),
+            ..Unapplied::default()
+        };
     }
 }
 
@@ -625,7 +627,7 @@ mod tests {
         let mut later = vec![link(&acme, 9_999)];
         unapplied.logged(&mut later);
         assert!(
-            later.is_empty() && unapplied.writes.is_empty(),
+            later.is_empty() && unapplied.writes.is_empty() && unapplied.bytes == 0,
             "a failing apply keeps nothing in memory: the log has it"
         );
         unapplied.from_log = Instant::now().checked_sub(RETRY_AFTER);
