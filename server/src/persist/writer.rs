@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rusqlite::hooks::Wal;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, Transaction, params};
 
 use super::write_log::{self, APPLY_AT, APPLY_BYTES, APPLY_IDLE, Entry};
 use super::{Queue, Table, Write};
@@ -321,9 +321,7 @@ fn apply(
 ) -> rusqlite::Result<()> {
     let transaction = connection.transaction()?;
     if unapplied.from_log.is_some() {
-        write_log::apply_all(&transaction, &mut |transaction, entry| {
-            apply_entry(transaction, statements, entry)
-        })?;
+        apply_logged(&transaction, statements)?;
     } else {
         for entry in unapplied.writes.iter().filter_map(Entry::of) {
             apply_entry(&transaction, statements, entry)?;
@@ -339,17 +337,21 @@ pub(super) fn apply_log(connection: &mut Connection) -> rusqlite::Result<()> {
     if write_log::is_empty(connection)? {
         return Ok(());
     }
-    let statements = Statements::new();
     let transaction = connection.transaction()?;
-    write_log::apply_all(&transaction, &mut |transaction, entry| {
-        apply_entry(transaction, &statements, entry)
-    })?;
+    apply_logged(&transaction, &Statements::new())?;
     transaction.commit()
+}
+
+/// Applies every row of the write log, as its bytes read, and empties it.
+fn apply_logged(transaction: &Transaction<'_>, statements: &Statements) -> rusqlite::Result<()> {
+    write_log::apply_all(transaction, &mut |transaction, entry| {
+        apply_entry(transaction, statements, entry)
+    })
 }
 
 /// Makes one change to its table.
 fn apply_entry(
-    transaction: &rusqlite::Transaction<'_>,
+    transaction: &Transaction<'_>,
     statements: &Statements,
     entry: Entry<'_>,
 ) -> rusqlite::Result<()> {
