@@ -609,19 +609,31 @@ async fn fill(
     count: u64,
     make: impl Fn(SocketAddr) -> MakeRequest,
 ) -> anyhow::Result<(u64, u64, u64)> {
+    let (outcome, before, after) = sent(binary, count, CONNECTIONS, make).await?;
+    Ok((outcome.requests, before, after))
+}
+
+/// A fresh linkbox sent `requests` requests over `connections`, and its resident memory
+/// before and after.
+async fn sent(
+    binary: &Path,
+    requests: u64,
+    connections: usize,
+    make: impl Fn(SocketAddr) -> MakeRequest,
+) -> anyhow::Result<(load::Outcome, u64, u64)> {
     let (server, _) = Server::start(binary, &[])?;
     create_one(server.addr).await?;
     let before = server.rss_kib()?;
     let outcome = load::run(
         server.addr,
-        CONNECTIONS,
+        connections,
         Duration::from_secs(1200),
-        Some(count),
+        Some(requests),
         make(server.addr),
     )
     .await?;
     let after = server.rss_kib()?;
-    Ok((outcome.requests, before, after))
+    Ok((outcome, before, after))
 }
 
 /// Links one `POST /_sandbox/seed` makes in [`seeded`]: the most it takes.
@@ -631,35 +643,25 @@ const SEED_BATCH: u64 = 1_000;
 /// calls at a time: the seeder's whole mix (opened links with data requests, operations,
 /// cancellations, revocations), as a QA team fills a shared sandbox. (links, KiB, KiB).
 async fn seeded(binary: &Path, count: u64) -> anyhow::Result<(u64, u64, u64)> {
-    let (server, _) = Server::start(binary, &[])?;
-    create_one(server.addr).await?;
-    let before = server.rss_kib()?;
-    let addr = server.addr;
-    let seed: MakeRequest = Arc::new(move |n| {
-        request(
-            Method::POST,
-            addr,
-            "/_sandbox/seed",
-            &[("x-api-key", KEYS[0]), ("content-type", "application/json")],
-            Some(format!(
-                "{{\"api\":\"m2m\",\"count\":{SEED_BATCH},\"rngSeed\":{n}}}"
-            )),
-        )
-    });
-    let outcome = load::run(
-        addr,
-        4,
-        Duration::from_secs(1200),
-        Some(count.div_ceil(SEED_BATCH)),
-        seed,
-    )
-    .await?;
+    let seed = |addr| -> MakeRequest {
+        Arc::new(move |n| {
+            request(
+                Method::POST,
+                addr,
+                "/_sandbox/seed",
+                &[("x-api-key", KEYS[0]), ("content-type", "application/json")],
+                Some(format!(
+                    "{{\"api\":\"m2m\",\"count\":{SEED_BATCH},\"rngSeed\":{n}}}"
+                )),
+            )
+        })
+    };
+    let (outcome, before, after) = sent(binary, count.div_ceil(SEED_BATCH), 4, seed).await?;
     anyhow::ensure!(
         outcome.errors == 0,
         "{} of the seed calls failed",
         outcome.errors
     );
-    let after = server.rss_kib()?;
     Ok((outcome.requests * SEED_BATCH, before, after))
 }
 
