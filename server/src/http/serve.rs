@@ -1,6 +1,6 @@
 //! The connection loop: hyper over a bound `TcpListener`, with header limits and timeouts
 //! that a slow or hostile client cannot exhaust, and a graceful shutdown that lets in-flight
-//! requests finish.
+//! requests finish. Connections are spread over one runtime per core ([`super::workers`]).
 //!
 //! # Connection hygiene
 //! Every connection is wrapped in [`Watched`], which closes it when it stays silent too long:
@@ -28,6 +28,8 @@ use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 
 use crate::config::ConnectionLimits;
+
+use super::workers::Workers;
 
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -118,9 +120,12 @@ pub(super) async fn serve_answers<A, F>(
         .keep_alive(false)
         .max_buf_size(MAX_HEAD_BYTES);
     overflow_builder.http2().timer(TokioTimer::new());
+    let (builder, overflow_builder) = (Arc::new(builder), Arc::new(overflow_builder));
     let served = Arc::new(Semaphore::new(limits.max_connections));
     let overflow = Arc::new(Semaphore::new(ConnectionLimits::RESERVED_DESCRIPTORS / 2));
     let graceful = GracefulShutdown::new();
+    let workers = Workers::start();
+    tracing::debug!(runtimes = workers.len(), "serving connections");
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
@@ -135,22 +140,25 @@ pub(super) async fn serve_answers<A, F>(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let (permit, builder, watched) = if let Ok(permit) = served.clone().try_acquire_owned() {
-                    (permit, &builder, Watched::new(stream, limits.first_byte, limits.idle))
+                let (permit, builder, first_byte, idle) = if let Ok(permit) = served.clone().try_acquire_owned() {
+                    (permit, builder.clone(), limits.first_byte, limits.idle)
                 } else if let Ok(permit) = overflow.clone().try_acquire_owned() {
                     tracing::debug!("connection limit reached; serving one prompt request");
-                    (permit, &overflow_builder, Watched::new(stream, OVERFLOW_DEADLINE, OVERFLOW_DEADLINE))
+                    (permit, overflow_builder.clone(), OVERFLOW_DEADLINE, OVERFLOW_DEADLINE)
                 } else {
                     tracing::warn!(max = limits.max_connections, "connection limit and overflow reached; closing a new connection");
                     continue;
                 };
-                let connection = builder.serve_connection_with_upgrades(
-                    TokioIo::new(watched),
-                    service.clone(),
-                );
-                let connection = graceful.watch(connection.into_owned());
-                tokio::spawn(async move {
-                    if let Err(error) = connection.await {
+                let watcher = graceful.watcher();
+                let service = service.clone();
+                // Built on the worker, so that its timers are the worker's.
+                workers.serve(stream, move |stream| async move {
+                    let watched = Watched::new(stream, first_byte, idle);
+                    let connection = builder.serve_connection_with_upgrades(
+                        TokioIo::new(watched),
+                        service,
+                    );
+                    if let Err(error) = watcher.watch(connection.into_owned()).await {
                         tracing::debug!(%error, "connection ended with an error");
                     }
                     drop(permit);
@@ -166,6 +174,8 @@ pub(super) async fn serve_answers<A, F>(
     {
         tracing::warn!("shutdown grace period over; closing the remaining connections");
     }
+    // Stops the worker threads and whatever is left on them.
+    drop(workers);
 }
 
 /// The error that closes a connection on purpose.
