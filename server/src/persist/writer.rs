@@ -11,11 +11,11 @@
 //! saved: docs/benchmarks.md).
 //!
 //! The write-ahead log is copied back into the file (checkpointed) by a second thread on a
-//! connection of its own, asked after a commit leaves the log past [`CHECKPOINT_PAGES`]:
+//! connection of its own, asked after a commit leaves the log past [`CHECKPOINT_BYTES`]:
 //! SQLite's automatic checkpoint ran inside the commit, so a whole batch waited on the
 //! copying and its two `fsync`s, and nothing was committed meanwhile. Under sustained writes
 //! the log can only start over once a checkpoint has copied all of it, which the
-//! checkpointer racing the writer may never do; past [`LOG_BOUND`] the writer therefore
+//! checkpointer racing the writer may never do; past [`LOG_BOUND_BYTES`] the writer therefore
 //! waits for the checkpointer's pass and copies the rest itself, so the log stays bounded.
 //!
 //! A failed commit (disk full, I/O error) loses nothing: its writes are kept, in order, and
@@ -45,13 +45,24 @@ use super::{Queue, Table, Write};
 /// How long the writer waits before committing again after a failed commit.
 pub(super) const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// Pages in the write-ahead log past which the checkpointer is asked to copy it back after
-/// a commit: SQLite's own default for its automatic checkpoint.
-const CHECKPOINT_PAGES: c_int = 1000;
-/// Pages past which the writer checkpoints itself, waiting for the checkpointer's pass to
-/// end: the log's bound (16 MiB of pages, and the commit that crossed it: at most an apply
-/// of [`APPLY_BYTES`] of documents), whatever the load.
-const LOG_BOUND: c_int = 4 * CHECKPOINT_PAGES;
+/// Bytes of pages in the write-ahead log past which the checkpointer is asked to copy it
+/// back after a commit: SQLite's own default for its automatic checkpoint, 1,000 pages of
+/// 4 KiB (500 of this version's 8 KiB, [`super::schema::PAGE_SIZE`]).
+const CHECKPOINT_BYTES: i64 = 1000 * 4096;
+/// Bytes of pages past which the writer checkpoints itself, waiting for the checkpointer's
+/// pass to end: the log's bound (16 MiB of pages, and the commit that crossed it: at most an
+/// apply of [`APPLY_BYTES`] of documents), whatever the load.
+const LOG_BOUND_BYTES: i64 = 4 * CHECKPOINT_BYTES;
+
+/// [`CHECKPOINT_BYTES`] and [`LOG_BOUND_BYTES`] in pages of `connection`'s file.
+fn log_thresholds(connection: &Connection) -> (c_int, c_int) {
+    let page = connection
+        .pragma_query_value(None, "page_size", |row| row.get::<_, i64>(0))
+        .unwrap_or(4096)
+        .max(512);
+    let pages = |bytes: i64| c_int::try_from(bytes / page).unwrap_or(c_int::MAX);
+    (pages(CHECKPOINT_BYTES), pages(LOG_BOUND_BYTES))
+}
 
 thread_local! {
     /// Pages in the write-ahead log after this thread's last commit.
@@ -113,6 +124,7 @@ fn write(
 ) -> Connection {
     connection.set_prepared_statement_cache_capacity(4 * Table::ALL.len() + 8);
     connection.wal_hook(Some(note_log_pages));
+    let (checkpoint_pages, log_bound) = log_thresholds(&connection);
     let statements = Statements::new();
     // Writes of failed commits, oldest first, to be committed before anything newer.
     let mut unsaved: Vec<Write> = Vec::new();
@@ -121,11 +133,11 @@ fn write(
     let mut buffer = Vec::new();
     let after_commit = |connection: &Connection| {
         let pages = LOG_PAGES.get();
-        if pages >= CHECKPOINT_PAGES {
+        if pages >= checkpoint_pages {
             match &checkpointer {
                 // A full channel is a pass already asked for: it copies all there is
                 // when it runs.
-                Some(ask) if pages < LOG_BOUND => {
+                Some(ask) if pages < log_bound => {
                     let _ = ask.try_send(());
                 }
                 _ => checkpoint(connection, one_at_a_time),
