@@ -223,7 +223,7 @@ fn check_header(path: &Path) -> Result<(), OpenError> {
 /// every page it touched whole, to the write-ahead log and then again to the file, and a
 /// commit of a few dozen creates touches a few dozen pages whatever their size, so fewer,
 /// larger pages mean fewer writes and b-tree splits per create: with 8 KiB, `--state`
-/// creates ran at 0.88–1.24 of 4 KiB's rate in seven alternated rounds (median 1.09), for
+/// creates ran at 0.88–1.24 of 4 KiB's rate in eleven alternated rounds (median 1.09), for
 /// about a quarter more bytes written (docs/benchmarks.md). A file keeps the page size it
 /// was created with.
 pub const PAGE_SIZE: i64 = 8192;
