@@ -1173,9 +1173,10 @@ async fn the_write_ahead_log_stays_bounded_under_a_stream_of_small_commits() {
     let mut log = state.as_os_str().to_owned();
     log.push("-wal");
     let size = std::fs::metadata(&log).expect("the log").len();
-    // The writer's bound, 4,000 pages of 4 KiB with their frame headers, and one commit's
-    // worth beyond: the largest is an apply of the write log, at most 1 MiB of documents
-    // (each link's 2 KB on an overflow page of its own here, with its user and delivery).
+    // The writer's bound, 16 MiB of pages (2,000 of 8 KiB) with their frame headers, and
+    // one commit's worth beyond: the largest is an apply of the write log, at most 1 MiB of
+    // documents (each link's 2 KB with an overflow page of its own here, with its user and
+    // delivery). About 18.9 MB in all.
     assert!(
         size < 4_600 * (4_096 + 24),
         "the log grew to {size} bytes: it is not being checkpointed"

@@ -497,6 +497,18 @@ mod tests {
     }
 
     #[test]
+    fn the_log_thresholds_are_the_same_bytes_whatever_the_page_size() {
+        let file = File::new("thresholds");
+        let connection = file.open();
+        // A file linkbox makes: 8 KiB pages.
+        assert_eq!(log_thresholds(&connection), (500, 2_000));
+        let old = Connection::open_in_memory().expect("in-memory database");
+        old.pragma_update(None, "page_size", 4096)
+            .expect("page size");
+        assert_eq!(log_thresholds(&old), (1_000, 4_000));
+    }
+
+    #[test]
     fn a_logged_batch_is_in_the_log_until_applied_then_only_in_its_tables() {
         let file = File::new("apply");
         let mut connection = file.open();
