@@ -1,6 +1,6 @@
 //! The `linkbox` binary as a user runs it: closed pipes, completions, `serve --seed` on a
-//! state file that already holds links, a second server on a state file in use, and a
-//! stderr nobody reads.
+//! state file that already holds links, a second server on a state file in use, a
+//! stderr nobody reads, and SIGTERM with requests in flight on every serving runtime.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
@@ -237,4 +237,60 @@ fn a_second_server_on_a_state_file_in_use_exits_naming_the_first_process() {
         "a clean stop takes its note away"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One raw HTTP/1.1 exchange on a connection of its own, closed after the answer.
+fn exchange(addr: &str, request: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    std::io::Write::write_all(&mut stream, request.as_bytes()).expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    answer
+}
+
+#[test]
+fn sigterm_lets_requests_in_flight_on_every_connection_finish() {
+    let mut child = linkbox()
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("LINKBOX_LOG", "off")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("first line");
+    let addr = first
+        .trim()
+        .trim_start_matches("listening on http://")
+        .to_owned();
+    let key = "m2m_test_shutdown000000000000000000000000";
+    let fault = r#"{"path": "/partner/links", "delayMs": 1500, "times": 6}"#;
+    let added = exchange(
+        &addr,
+        &format!(
+            "POST /_sandbox/faults HTTP/1.1\r\nHost: x\r\nx-api-key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{fault}",
+            fault.len()
+        ),
+    );
+    assert!(added.starts_with("HTTP/1.1 201"), "{added}");
+    // Six connections at once, so that every runtime serving connections has some, each
+    // request held in its delay when the signal comes.
+    let requests: Vec<_> = (0..6)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                exchange(
+                    &addr,
+                    &format!("GET /partner/links HTTP/1.1\r\nHost: x\r\nx-api-key: {key}\r\nConnection: close\r\n\r\n"),
+                )
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stop(child);
+    for request in requests {
+        let answer = request.join().expect("request thread");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains("\"data\""), "{answer}");
+    }
 }
