@@ -25,17 +25,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
-/// The runtimes connections are spread over; the caller's is the first.
+/// The runtimes connections are spread over: the caller's, and one per worker thread.
 pub(super) struct Workers {
-    workers: Vec<Worker>,
-    /// Dropping these ends the threads' runtimes.
-    _stops: Vec<oneshot::Sender<()>>,
+    /// Connections open on the caller's runtime.
+    here: Arc<AtomicUsize>,
+    threads: Vec<Thread>,
 }
 
-struct Worker {
+/// A worker thread's runtime.
+struct Thread {
     handle: Handle,
-    /// Connections open on this worker.
+    /// Connections open on this runtime.
     open: Arc<AtomicUsize>,
+    /// Dropping it ends the thread's runtime.
+    _stop: oneshot::Sender<()>,
 }
 
 impl Workers {
@@ -49,14 +52,10 @@ impl Workers {
 
     /// The caller's runtime plus `count - 1` threads.
     pub(super) fn with(count: usize) -> Workers {
-        let mut workers = vec![Worker::new(Handle::current())];
-        let mut stops = Vec::new();
+        let mut threads = Vec::new();
         for index in 1..count {
             match spawn(index) {
-                Ok((handle, stop)) => {
-                    workers.push(Worker::new(handle));
-                    stops.push(stop);
-                }
+                Ok(thread) => threads.push(thread),
                 Err(error) => {
                     tracing::warn!(%error, "cannot start a worker thread; serving on fewer");
                     break;
@@ -64,37 +63,42 @@ impl Workers {
             }
         }
         Workers {
-            workers,
-            _stops: stops,
+            here: Arc::new(AtomicUsize::new(0)),
+            threads,
         }
     }
 
     /// How many runtimes serve connections.
     pub(super) fn len(&self) -> usize {
-        self.workers.len()
+        1 + self.threads.len()
     }
 
-    /// Runs `connection(stream)` on the worker with the fewest open connections, with
-    /// `stream` registered there.
+    /// Runs `connection(stream)` on the runtime with the fewest open connections (the
+    /// caller's on a tie), with `stream` registered there.
     pub(super) fn serve<C, F>(&self, stream: tokio::net::TcpStream, connection: C)
     where
         C: FnOnce(tokio::net::TcpStream) -> F + Send + 'static,
         F: Future<Output = ()> + Send + 'static,
     {
-        let worker = self
-            .workers
-            .iter()
-            .min_by_key(|worker| worker.open.load(Ordering::Relaxed))
-            .unwrap_or_else(|| unreachable!("the caller's runtime is always a worker"));
-        let open = Open::count(&worker.open);
-        if worker.handle.id() == Handle::current().id() {
+        let load = |open: &AtomicUsize| open.load(Ordering::Relaxed);
+        let least = self.threads.iter().fold(None::<&Thread>, |least, thread| {
+            let fewest = least.map_or(load(&self.here), |least| load(&least.open));
+            if load(&thread.open) < fewest {
+                Some(thread)
+            } else {
+                least
+            }
+        });
+        let Some(thread) = least else {
+            let open = Open::count(&self.here);
             tokio::spawn(async move {
                 let _open = open;
                 connection(stream).await;
             });
             return;
-        }
-        // A socket belongs to the reactor it was registered with: move it to the worker's.
+        };
+        let open = Open::count(&thread.open);
+        // A socket belongs to the reactor it was registered with: move it to the thread's.
         let stream = match stream.into_std() {
             Ok(stream) => stream,
             Err(error) => {
@@ -102,22 +106,13 @@ impl Workers {
                 return;
             }
         };
-        worker.handle.spawn(async move {
+        thread.handle.spawn(async move {
             let _open = open;
             match tokio::net::TcpStream::from_std(stream) {
                 Ok(stream) => connection(stream).await,
                 Err(error) => tracing::debug!(%error, "cannot register a connection; closing it"),
             }
         });
-    }
-}
-
-impl Worker {
-    fn new(handle: Handle) -> Worker {
-        Worker {
-            handle,
-            open: Arc::new(AtomicUsize::new(0)),
-        }
     }
 }
 
@@ -137,9 +132,9 @@ impl Drop for Open {
     }
 }
 
-/// Starts worker thread `index`: a single-threaded runtime that runs until its stop sender
-/// is dropped.
-fn spawn(index: usize) -> std::io::Result<(Handle, oneshot::Sender<()>)> {
+/// Starts worker thread `index`: a single-threaded runtime that runs until the returned
+/// [`Thread`] is dropped.
+fn spawn(index: usize) -> std::io::Result<Thread> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name(format!("linkbox-worker-{index}"))
@@ -153,7 +148,11 @@ fn spawn(index: usize) -> std::io::Result<(Handle, oneshot::Sender<()>)> {
                 let _ = stopped.await;
             });
         })?;
-    Ok((handle, stop))
+    Ok(Thread {
+        handle,
+        open: Arc::new(AtomicUsize::new(0)),
+        _stop: stop,
+    })
 }
 
 #[cfg(test)]
