@@ -77,6 +77,26 @@ fn a_bad_public_url_or_count_is_a_usage_error_naming_the_flag() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("--count"));
 }
 
+/// The address a just-spawned `linkbox serve` (stdout piped) prints on its first line.
+fn listening(child: &mut Child) -> String {
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("a first line");
+    first
+        .trim()
+        .trim_start_matches("listening on http://")
+        .to_owned()
+}
+
+/// One raw HTTP/1.1 exchange on a connection of its own, closed after the answer.
+fn exchange(addr: &str, request: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    std::io::Write::write_all(&mut stream, request.as_bytes()).expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    answer
+}
+
 /// `serve --seed 2 --state FILE` until its demo lines are out; then stopped with SIGTERM.
 fn serve_seeded(state: &std::path::Path) -> Vec<String> {
     let mut child: Child = linkbox()
@@ -100,14 +120,10 @@ fn serve_seeded(state: &std::path::Path) -> Vec<String> {
     let addr = lines[0]
         .trim_start_matches("listening on http://")
         .to_owned();
-    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
-    std::io::Write::write_all(
-        &mut stream,
-        b"GET /_sandbox/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    )
-    .expect("send");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("answer");
+    let answer = exchange(
+        &addr,
+        "GET /_sandbox/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     stop(child);
     lines
@@ -179,13 +195,7 @@ fn requests_are_answered_while_nobody_reads_stderr() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut first = String::new();
-    stdout.read_line(&mut first).expect("a first line");
-    let addr = first
-        .trim()
-        .trim_start_matches("listening on http://")
-        .to_owned();
+    let addr = listening(&mut child);
     let stream = std::net::TcpStream::connect(&addr).expect("connect");
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(10)))
@@ -239,15 +249,6 @@ fn a_second_server_on_a_state_file_in_use_exits_naming_the_first_process() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// One raw HTTP/1.1 exchange on a connection of its own, closed after the answer.
-fn exchange(addr: &str, request: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    std::io::Write::write_all(&mut stream, request.as_bytes()).expect("send");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("answer");
-    answer
-}
-
 #[test]
 fn sigterm_lets_requests_in_flight_on_every_connection_finish() {
     let mut child = linkbox()
@@ -256,13 +257,7 @@ fn sigterm_lets_requests_in_flight_on_every_connection_finish() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut first = String::new();
-    stdout.read_line(&mut first).expect("first line");
-    let addr = first
-        .trim()
-        .trim_start_matches("listening on http://")
-        .to_owned();
+    let addr = listening(&mut child);
     let key = "m2m_test_shutdown000000000000000000000000";
     let fault = r#"{"path": "/partner/links", "delayMs": 1500, "times": 6}"#;
     let added = exchange(
