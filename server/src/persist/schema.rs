@@ -337,29 +337,18 @@ mod tests {
         drop(connection);
         assert_eq!(page_size(&open(&new).expect("reopened")), PAGE_SIZE);
 
-        // A file made by a linkbox that left SQLite's 4 KiB default.
+        // A file made by a linkbox that left SQLite's 4 KiB default: its first page is
+        // written at 4 KiB before `initialize`, which then cannot change the size.
         let old = dir.join("old.db");
         {
             let mut connection = Connection::open(&old).expect("created");
             connection
                 .pragma_update(None, "page_size", 4096)
                 .expect("page size");
-            let transaction = connection.transaction().expect("transaction");
-            transaction
+            connection
                 .pragma_update(None, "application_id", APPLICATION_ID)
-                .expect("application id");
-            transaction
-                .execute_batch(
-                    "CREATE TABLE meta (app TEXT NOT NULL, schema_version INTEGER NOT NULL);",
-                )
-                .expect("meta");
-            transaction
-                .execute(
-                    "INSERT INTO meta (app, schema_version) VALUES (?1, 0)",
-                    [APP],
-                )
-                .expect("version 0");
-            transaction.commit().expect("commit");
+                .expect("first page written");
+            initialize(&mut connection).expect("version 0");
         }
         let mut connection = open(&old).expect("opened and migrated");
         start_writing(&mut connection).expect("writing");
