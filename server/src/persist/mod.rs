@@ -563,7 +563,7 @@ pub struct Opened {
 pub fn open(path: &Path) -> Result<Opened, OpenError> {
     let mut connection = schema::open(path)?;
     let lock = lock(path)?;
-    writer::apply_log(&mut connection).map_err(|error| OpenError::corrupt(path, error))?;
+    writer::recover(&mut connection, path).map_err(|error| OpenError::corrupt(path, error))?;
     let (progress, _) = watch::channel(Progress::default());
     let queue = Arc::new(Queue {
         path: path.to_owned(),

@@ -17,7 +17,7 @@ pub const APPLICATION_ID: u32 = 0x4C4E_4B42;
 /// The `meta.app` of every linkbox state file.
 pub const APP: &str = "linkbox";
 /// The schema version this build writes.
-pub const LATEST: u32 = 5;
+pub const LATEST: u32 = 6;
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
@@ -103,6 +103,18 @@ pub const MIGRATIONS: &[Migration] = &[
         CREATE TABLE write_log (seq INTEGER PRIMARY KEY, batch BLOB NOT NULL);
     ",
     },
+    // The write log moves to a file beside the state file (`FILE-log`), applied by a thread
+    // of its own while commits go on (`persist::write_log`, docs/benchmarks.md).
+    // `log_applied` names the file's log (a random number every frame carries) and the last
+    // frame its tables hold. `write_log` stays, read once when a file of version 5 that
+    // still has rows in it is opened, and empty from then on.
+    Migration {
+        to: 6,
+        sql: "
+        CREATE TABLE log_applied (id INTEGER PRIMARY KEY CHECK (id = 1), log INTEGER NOT NULL, seq INTEGER NOT NULL);
+        INSERT INTO log_applied (id, log, seq) VALUES (1, random(), 0);
+    ",
+    },
 ];
 
 /// Why a state file cannot be used. Every message names the file.
@@ -181,15 +193,17 @@ pub fn open(path: &Path) -> Result<Connection, OpenError> {
 }
 
 /// Write-ahead logging, so readers of the file (the `sqlite3` shell) never block the
-/// writer. `synchronous = NORMAL`: in WAL mode a commit is in the write-ahead log — in the
-/// operating system's hands — before any response waits on it, so killing linkbox at any
-/// moment (`kill -9`, a crash) loses nothing acknowledged; only a power cut or kernel crash
-/// could lose the last commits, which a sandbox can afford. FULL would add an fsync to every
-/// group commit and cost most of the write throughput.
+/// applier. `synchronous = FULL`: the tables are written only by the applier
+/// ([`super::writer`]), a few transactions a second under load and none of them waited on by
+/// a request, and it removes the write log it applied only once its transaction is on the
+/// disk. A request waits on the write log ([`super::write_log`]), a `write` into the
+/// operating system's hands, so killing linkbox at any moment (`kill -9`, a crash) loses
+/// nothing acknowledged; only a power cut or kernel crash could lose the last commits (what
+/// `synchronous = NORMAL` risks too), which a sandbox can afford.
 pub fn start_writing(connection: &mut Connection) -> rusqlite::Result<()> {
     connection
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))?;
-    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
     Ok(())
 }
 

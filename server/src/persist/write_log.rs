@@ -1,44 +1,71 @@
-//! The write log: each group commit's changes as one compact row of `write_log`, applied to
-//! their tables later, many commits at a time.
+//! The write log: each group commit's changes as one compact frame appended to a plain file
+//! beside the state file (`FILE-log`), applied to their tables later, many commits at a
+//! time, by a thread of their own.
 //!
 //! A commit that puts rows straight into their tables rewrites, whole, every page it
 //! touches: with four partners creating links, each commit of about twenty creates wrote
 //! 40–46 pages (the last leaf of each partner's links and users, their parents, the
 //! deliveries' last and first leaves), about 11 KB to the disk per create for 1.1 KB of rows
-//! (docs/benchmarks.md). A row of `write_log` is one append to a table keyed by a growing
-//! integer, its bytes on overflow pages of their own: a commit writes about as many pages as
-//! its changes fill. The changes reach their tables when the writer applies the log
-//! ([`super::writer`]): once it holds [`APPLY_AT`] changes or [`APPLY_BYTES`] of documents
-//! (so that one apply adds a bounded number of pages to SQLite's log), once no change has
-//! come for [`APPLY_IDLE`], or when linkbox stops; then each table's last pages are
-//! rewritten once for hundreds of creates.
+//! (docs/benchmarks.md). A frame is the batch's bytes and a 24-byte header, written with one
+//! `write`: a commit writes what its changes fill, and no page of SQLite's. The changes reach
+//! their tables when the writer hands them to the applier ([`super::writer`]): once they
+//! number [`APPLY_AT`] or hold [`APPLY_BYTES`] of documents, once no change has come for
+//! [`APPLY_IDLE`], or when linkbox stops. The applier puts them into their tables in one
+//! SQLite transaction, while the writer goes on appending: so a request never waits on an
+//! apply (with the log a table of the state file, each apply held every commit back for
+//! its 2–4 ms, and the clients with them).
 //!
-//! Both steps are SQLite transactions of the one file, so the file is always whole: a change
-//! is either in its table, or in `write_log`, never lost between them and never applied
-//! twice (the apply deletes the rows it applied in the same transaction). Opening a file
-//! applies whatever its log still holds before anything is read ([`apply_all`]), so the
-//! layers above only ever see the tables. A reader of the file itself (the `sqlite3` shell)
-//! sees each table as of the last apply: at most [`APPLY_IDLE`] behind once writes stop.
+//! # Files and frames
+//! At a hand-over the writer renames `FILE-log` to `FILE-log.applying`, which the applier
+//! reads or applies from memory, and starts a new `FILE-log`; the applier removes
+//! `FILE-log.applying` once its transaction is on the disk (its commits are
+//! `synchronous = FULL`), and only then is the next hand-over made. So at most two log
+//! files exist, and every change is in a table, or in one of them.
 //!
-//! A row's bytes are [`postcard`]'s encoding of a sequence of [`Entry`]. It is the file's
-//! own format, versioned with it: a later build that changes [`Entry`] must first apply, in
-//! a migration, the rows an older build left.
+//! A frame is `length: u32, crc: u32, seq: u64, log: u64, bytes` (little-endian): `seq`
+//! counts the commits of the file, one by one; `log` is the state file's own random
+//! number (`log_applied.log`), so a log left beside another state file is never applied to
+//! this one; `crc` is the CRC-32 of `seq`, `log` and `bytes`. The state file keeps, in
+//! `log_applied.seq`, the last `seq` its tables hold, set by the transaction that applied
+//! it: frames at or below it are skipped, so a frame is never applied twice.
+//!
+//! Opening a state file applies whatever its log files still hold ([`super::writer::recover`])
+//! before anything is read, so the layers above only ever see the tables. The frames after
+//! `log_applied.seq` are applied in order, each the next `seq`, up to the first that is
+//! cut short, fails its CRC or is missing: what a power cut can leave at the end of a file
+//! that was not yet forced to the disk, as SQLite's own write-ahead log does (and what a
+//! commit of `synchronous = NORMAL` may lose, too). A frame whose CRC holds but whose bytes
+//! cannot be read is not a cut: the file is refused, and its log kept, so no change a
+//! client was told was saved goes missing quietly. A reader of the state file itself (the
+//! `sqlite3` shell) sees each table as of the last apply: at most [`APPLY_IDLE`] and one
+//! apply behind once writes stop.
+//!
+//! The bytes are [`postcard`]'s encoding of a sequence of [`Entry`]. It is the file's own
+//! format, versioned with it: a later build that changes [`Entry`] must first apply the
+//! frames an older build left. Files of schema version 5 kept their log in a `write_log`
+//! table; [`apply_table`] applies what one still holds when it is opened.
 
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, Transaction};
 use serde::{Deserialize, Serialize};
 
 #[cfg(test)]
 use super::Table;
 use super::Write;
 
-/// Changes logged but not applied at which the writer applies them.
+/// Changes logged but not applied at which the writer hands them to the applier.
 pub(super) const APPLY_AT: usize = 2048;
-/// Bytes of documents logged but not applied at which the writer applies them.
+/// Bytes of documents logged but not applied at which the writer hands them over.
 pub(super) const APPLY_BYTES: usize = 1 << 20;
-/// How long without a new change before the writer applies what the log holds.
+/// How long without a new change before the writer hands over what the log holds.
 pub(super) const APPLY_IDLE: Duration = Duration::from_millis(50);
+
+/// The bytes of a frame's header: length, CRC, `seq`, `log`.
+const HEADER: usize = 24;
 
 /// One change, as the log stores it and as [`apply`] takes it: borrowed from a [`Write`] or
 /// from a row's bytes. Tables are named, not numbered, so the encoding does not depend on
@@ -154,50 +181,290 @@ impl Serialize for Batch<'_> {
     }
 }
 
-/// `writes` encoded as one row's bytes, in `buffer` (cleared first, its capacity reused).
-pub(super) fn encode<'b>(
-    writes: &[Write],
-    buffer: &'b mut Vec<u8>,
-) -> Result<&'b [u8], postcard::Error> {
-    buffer.clear();
-    let taken = postcard::to_extend(&Batch(writes), std::mem::take(buffer))?;
-    *buffer = taken;
-    Ok(buffer)
-}
-
-/// The entries of one row's bytes.
+/// The entries of one frame's (or `write_log` row's) bytes.
 pub(super) fn decode(bytes: &[u8]) -> Result<Vec<Entry<'_>>, postcard::Error> {
     postcard::from_bytes(bytes)
 }
 
-/// Appends `writes` to the log in `transaction`: one row, or several for a batch larger
-/// than [`APPLY_AT`], so that no row grows without bound.
-pub(super) fn append(
-    transaction: &Transaction<'_>,
-    writes: &[Write],
-    buffer: &mut Vec<u8>,
-) -> rusqlite::Result<()> {
-    let mut insert = transaction.prepare_cached("INSERT INTO write_log (batch) VALUES (?1)")?;
-    for chunk in writes.chunks(APPLY_AT) {
-        let bytes = encode(chunk, buffer)
-            .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))?;
-        insert.execute(params![bytes])?;
-    }
-    Ok(())
+/// Why the log could not be written, read or applied.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum LogError {
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: io::Error },
+    #[error("{}: frame {seq} has a sound CRC but cannot be read ({reason}); refusing to drop it", path.display())]
+    Unreadable {
+        path: PathBuf,
+        seq: u64,
+        reason: String,
+    },
+    #[error("{0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("the write log holds commits up to {through}, but its file gave only up to {read}")]
+    Short { through: u64, read: u64 },
 }
 
-/// Whether the log holds any row.
-pub(super) fn is_empty(connection: &Connection) -> rusqlite::Result<bool> {
+/// `FILE-log`: the log the writer appends to.
+pub(super) fn log_path(state: &Path) -> PathBuf {
+    beside(state, "-log")
+}
+
+/// `FILE-log.applying`: the log handed to the applier.
+pub(super) fn applying_path(state: &Path) -> PathBuf {
+    beside(state, "-log.applying")
+}
+
+fn beside(state: &Path, suffix: &str) -> PathBuf {
+    let mut path = state.as_os_str().to_owned();
+    path.push(suffix);
+    PathBuf::from(path)
+}
+
+/// The state file's log number and the last `seq` its tables hold.
+pub(super) fn applied(connection: &Connection) -> rusqlite::Result<(u64, u64)> {
+    connection
+        .prepare_cached("SELECT log, seq FROM log_applied WHERE id = 1")?
+        .query_row([], |row| {
+            Ok((
+                row.get::<_, i64>(0)?.cast_unsigned(),
+                row.get::<_, i64>(1)?.cast_unsigned(),
+            ))
+        })
+}
+
+/// Records, in the transaction that applied it, that the tables hold every frame up to
+/// `seq`.
+pub(super) fn set_applied(transaction: &Transaction<'_>, seq: u64) -> rusqlite::Result<()> {
+    transaction
+        .prepare_cached("UPDATE log_applied SET seq = ?1 WHERE id = 1")?
+        .execute([seq.cast_signed()])
+        .map(drop)
+}
+
+/// The writer's side: appends frames to `FILE-log` and hands it over.
+pub(super) struct Log {
+    path: PathBuf,
+    applying: PathBuf,
+    log: u64,
+    /// `None` after a failed write, or before the first: the next append opens the file
+    /// again, cut back to the `len` bytes of whole frames it holds.
+    file: Option<File>,
+    len: u64,
+    /// The `seq` of the last frame written.
+    last: u64,
+    buffer: Vec<u8>,
+}
+
+impl Log {
+    /// The log of the state file at `state`, whose tables hold every frame up to `applied`.
+    /// `FILE-log` is started over at the first append: [`super::writer::recover`] applied
+    /// what it held.
+    pub(super) fn new(state: &Path, log: u64, applied: u64) -> Log {
+        Log {
+            path: log_path(state),
+            applying: applying_path(state),
+            log,
+            file: None,
+            len: 0,
+            last: applied,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// Appends `writes` as one frame, with one `write`. On failure the file is as it was
+    /// (what a failed write left of the frame is cut off before the next append).
+    pub(super) fn append(&mut self, writes: &[Write]) -> Result<(), LogError> {
+        let seq = self.last + 1;
+        let frame =
+            frame(seq, self.log, writes, &mut self.buffer).map_err(|error| LogError::Io {
+                path: self.path.clone(),
+                error: io::Error::other(error),
+            })?;
+        let written = match &mut self.file {
+            Some(file) => file.write_all(frame),
+            None => open_at(&self.path, self.len).and_then(|mut file| {
+                let written = file.write_all(frame);
+                self.file = Some(file);
+                written
+            }),
+        };
+        match written {
+            Ok(()) => {
+                self.len += frame.len() as u64;
+                self.last = seq;
+                Ok(())
+            }
+            Err(error) => {
+                self.file = None;
+                Err(LogError::Io {
+                    path: self.path.clone(),
+                    error,
+                })
+            }
+        }
+    }
+
+    /// Hands the log over: `FILE-log` becomes `FILE-log.applying` (which must not exist)
+    /// and the next append starts a new one. Gives the `seq` of its last frame.
+    pub(super) fn seal(&mut self) -> Result<u64, LogError> {
+        std::fs::rename(&self.path, &self.applying).map_err(|error| LogError::Io {
+            path: self.path.clone(),
+            error,
+        })?;
+        self.file = None;
+        self.len = 0;
+        Ok(self.last)
+    }
+}
+
+/// `path` opened for appending, cut back to its first `len` bytes (created if missing).
+fn open_at(path: &Path, len: u64) -> io::Result<File> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(path)?;
+    if file.metadata()?.is_file() {
+        file.set_len(len)?;
+    }
+    file.seek(SeekFrom::Start(len))?;
+    Ok(file)
+}
+
+/// `writes` as the frame `seq` of log `log`, in `buffer` (its capacity reused).
+fn frame<'b>(
+    seq: u64,
+    log: u64,
+    writes: &[Write],
+    buffer: &'b mut Vec<u8>,
+) -> Result<&'b [u8], postcard::Error> {
+    buffer.clear();
+    buffer.resize(HEADER, 0);
+    let mut taken = postcard::to_extend(&Batch(writes), std::mem::take(buffer))?;
+    let length =
+        u32::try_from(taken.len() - HEADER).map_err(|_| postcard::Error::SerializeBufferFull)?;
+    taken[8..16].copy_from_slice(&seq.to_le_bytes());
+    taken[16..24].copy_from_slice(&log.to_le_bytes());
+    let crc = crc32fast::hash(&taken[8..]);
+    taken[0..4].copy_from_slice(&length.to_le_bytes());
+    taken[4..8].copy_from_slice(&crc.to_le_bytes());
+    *buffer = taken;
+    Ok(buffer)
+}
+
+/// How a read of log files ended.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Replayed {
+    /// The `seq` of the last frame applied (or the `applied` it started from).
+    pub last: u64,
+    /// Why the read stopped before a file's end, if it did: a frame cut short, damaged, of
+    /// another log, or not the next.
+    pub cut: Option<String>,
+}
+
+/// Applies, in order, the frames of `files` after `applied` that belong to log `log`,
+/// each the next `seq`, until the first that is cut short, damaged or missing (a power
+/// cut's tail). Files that do not exist hold nothing.
+pub(super) fn replay(
+    files: &[PathBuf],
+    log: u64,
+    applied: u64,
+    apply: &mut dyn FnMut(Entry<'_>) -> rusqlite::Result<()>,
+) -> Result<Replayed, LogError> {
+    let mut replayed = Replayed {
+        last: applied,
+        cut: None,
+    };
+    let mut bytes = Vec::new();
+    for path in files {
+        let io = |error| LogError::Io {
+            path: path.clone(),
+            error,
+        };
+        let mut file = match File::open(path) {
+            Ok(file) => io::BufReader::new(file),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(io(error)),
+        };
+        loop {
+            let mut header = [0u8; HEADER];
+            match read_full(&mut file, &mut header).map_err(io)? {
+                0 => break,
+                HEADER => {}
+                _ => return Ok(cut(replayed, path, "a frame's header cut short")),
+            }
+            let field =
+                |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().unwrap_or_default());
+            let length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+            let (seq, of) = (field(8), field(16));
+            bytes.clear();
+            bytes.extend_from_slice(&header[8..]);
+            bytes.resize(16 + length, 0);
+            if read_full(&mut file, &mut bytes[16..]).map_err(io)? < length {
+                return Ok(cut(replayed, path, "a frame cut short"));
+            }
+            if crc32fast::hash(&bytes) != crc {
+                return Ok(cut(replayed, path, "a frame that fails its CRC"));
+            }
+            if of != log {
+                return Ok(cut(replayed, path, "a frame of another state file's log"));
+            }
+            if seq <= replayed.last {
+                continue;
+            }
+            if seq != replayed.last + 1 {
+                return Ok(cut(replayed, path, "a frame after a missing one"));
+            }
+            let entries = decode(&bytes[16..]).map_err(|error| LogError::Unreadable {
+                path: path.clone(),
+                seq,
+                reason: error.to_string(),
+            })?;
+            for entry in entries {
+                apply(entry)?;
+            }
+            replayed.last = seq;
+        }
+    }
+    Ok(replayed)
+}
+
+fn cut(replayed: Replayed, path: &Path, what: &str) -> Replayed {
+    Replayed {
+        cut: Some(format!(
+            "{} ends in {what}; the frames from there on are not applied",
+            path.display()
+        )),
+        ..replayed
+    }
+}
+
+/// Reads until `buffer` is full or the file ends; the bytes read.
+fn read_full(file: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
+    let mut read = 0;
+    while read < buffer.len() {
+        match file.read(&mut buffer[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(read)
+}
+
+/// Whether a file of schema version 5 left changes in its `write_log` table.
+pub(super) fn table_is_empty(connection: &Connection) -> rusqlite::Result<bool> {
     connection
         .prepare_cached("SELECT NOT EXISTS (SELECT 1 FROM write_log)")?
         .query_row([], |row| row.get(0))
 }
 
-/// Applies every row of the log to its tables, oldest first, and empties it, in
-/// `transaction`. `apply` puts one entry into its table.
-pub(super) fn apply_all(
+/// Applies every row of a version-5 file's `write_log` table, as its bytes read, and
+/// empties it.
+pub(super) fn apply_table(
     transaction: &Transaction<'_>,
-    apply: &mut dyn FnMut(&Transaction<'_>, Entry<'_>) -> rusqlite::Result<()>,
+    apply: &mut dyn FnMut(Entry<'_>) -> rusqlite::Result<()>,
 ) -> rusqlite::Result<()> {
     {
         let mut select = transaction.prepare("SELECT seq, batch FROM write_log ORDER BY seq")?;
@@ -213,15 +480,10 @@ pub(super) fn apply_all(
                 )
             })?;
             for entry in entries {
-                apply(transaction, entry)?;
+                apply(entry)?;
             }
         }
     }
-    clear(transaction)
-}
-
-/// Empties the log, its rows being applied in the same transaction.
-pub(super) fn clear(transaction: &Transaction<'_>) -> rusqlite::Result<()> {
     transaction
         .prepare_cached("DELETE FROM write_log")?
         .execute([])
@@ -281,27 +543,174 @@ mod tests {
         ]
     }
 
-    #[test]
-    fn a_batch_reads_back_as_its_entries_in_order_without_the_journal() {
-        let writes = writes();
-        let mut buffer = vec![1, 2, 3];
-        let bytes = encode(&writes, &mut buffer).expect("encodes").to_vec();
-        let entries = decode(&bytes).expect("decodes");
-        let expected: Vec<Entry<'_>> = writes.iter().filter_map(Entry::of).collect();
-        assert_eq!(entries.len(), writes.len() - 1);
-        assert_eq!(entries, expected);
-        assert!(
-            !entries
-                .iter()
-                .any(|entry| matches!(entry, Entry::Put { doc, .. } if doc.is_empty())),
-        );
+    /// A directory of its own, removed when dropped.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(name: &str) -> Dir {
+            let dir = std::env::temp_dir()
+                .join(format!("linkbox-write-log-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("temporary directory");
+            Dir(dir)
+        }
+
+        fn state(&self) -> PathBuf {
+            self.0.join("state.db")
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const LOG: u64 = 0x5EED;
+
+    /// Each entry `replay` applies, written out, and how it ended.
+    fn read_back(files: &[PathBuf], log: u64, applied: u64) -> (Vec<String>, Replayed) {
+        let mut seen = Vec::new();
+        let replayed = replay(files, log, applied, &mut |entry| {
+            seen.push(format!("{entry:?}"));
+            Ok(())
+        })
+        .expect("replayed");
+        (seen, replayed)
+    }
+
+    fn link(position: i64) -> Write {
+        Write::Put {
+            table: Table::M2mLinks,
+            tenant: Arc::from("acme"),
+            id: format!("link_{position}"),
+            position,
+            doc: format!(r#"{{"referenceId":"customer-{position}"}}"#),
+        }
+    }
+
+    fn expected(writes: &[Write]) -> Vec<String> {
+        writes
+            .iter()
+            .filter_map(Entry::of)
+            .map(|entry| format!("{entry:?}"))
+            .collect()
     }
 
     #[test]
-    fn a_row_cut_short_is_an_error_not_fewer_entries() {
+    fn frames_read_back_as_their_entries_in_order_without_the_journal() {
+        let dir = Dir::new("order");
+        let mut log = Log::new(&dir.state(), LOG, 0);
+        let writes = writes();
+        log.append(&writes[..3]).expect("first frame");
+        log.append(&writes[3..]).expect("second frame");
+        let (seen, replayed) = read_back(&[log_path(&dir.state())], LOG, 0);
+        assert_eq!(seen, expected(&writes));
+        assert_eq!(seen.len(), writes.len() - 1, "the journal is not logged");
+        assert_eq!(replayed, Replayed { last: 2, cut: None });
+    }
+
+    #[test]
+    fn frames_already_applied_are_skipped_and_a_handed_over_log_comes_first() {
+        let dir = Dir::new("seal");
+        let mut log = Log::new(&dir.state(), LOG, 10);
+        log.append(&[link(0)]).expect("frame 11");
+        log.append(&[link(1)]).expect("frame 12");
+        assert_eq!(log.seal().expect("handed over"), 12);
+        assert!(!log_path(&dir.state()).exists(), "renamed, not copied");
+        log.append(&[link(2)]).expect("frame 13, in a new file");
+        let files = [applying_path(&dir.state()), log_path(&dir.state())];
+        let (seen, replayed) = read_back(&files, LOG, 10);
+        assert_eq!(seen, expected(&[link(0), link(1), link(2)]));
+        assert_eq!(replayed.last, 13);
+        let (seen, replayed) = read_back(&files, LOG, 12);
+        assert_eq!(seen, expected(&[link(2)]), "only the frames after 12");
+        assert_eq!(replayed.last, 13);
+        let (seen, _) = read_back(&files, LOG + 1, 10);
+        assert!(seen.is_empty(), "another state file's log is not applied");
+    }
+
+    #[test]
+    fn a_frame_cut_short_or_damaged_ends_the_log_there() {
+        let dir = Dir::new("cut");
+        let mut log = Log::new(&dir.state(), LOG, 0);
+        for position in 0..3 {
+            log.append(&[link(position)]).expect("frame");
+        }
+        let path = log_path(&dir.state());
+        let whole = std::fs::read(&path).expect("log");
+        let frame = whole.len() / 3;
+
+        // A power cut in the middle of the last frame.
+        std::fs::write(&path, &whole[..whole.len() - 5]).expect("cut");
+        let (seen, replayed) = read_back(std::slice::from_ref(&path), LOG, 0);
+        assert_eq!(seen, expected(&[link(0), link(1)]));
+        assert_eq!(replayed.last, 2);
+        assert!(replayed.cut.expect("said").contains("cut short"));
+
+        // One byte of the second frame's document changed: its CRC fails, and the frame
+        // after it is not applied either.
+        let mut damaged = whole.clone();
+        damaged[frame + HEADER + 3] ^= 0x20;
+        std::fs::write(&path, &damaged).expect("damaged");
+        let (seen, replayed) = read_back(std::slice::from_ref(&path), LOG, 0);
+        assert_eq!(seen, expected(&[link(0)]));
+        assert!(replayed.cut.expect("said").contains("CRC"));
+
+        // The second frame missing altogether: the third is not the next.
+        let mut gap = whole[..frame].to_vec();
+        gap.extend_from_slice(&whole[2 * frame..]);
+        std::fs::write(&path, &gap).expect("gap");
+        let (seen, replayed) = read_back(std::slice::from_ref(&path), LOG, 0);
+        assert_eq!(seen, expected(&[link(0)]));
+        assert!(replayed.cut.expect("said").contains("missing"));
+    }
+
+    #[test]
+    fn a_sound_frame_whose_bytes_cannot_be_read_is_an_error_not_a_cut() {
+        let dir = Dir::new("unreadable");
+        let path = log_path(&dir.state());
+        let bytes = [0x05, 0xff];
+        let mut frame = Vec::new();
+        frame.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        let mut checked = Vec::new();
+        checked.extend_from_slice(&1u64.to_le_bytes());
+        checked.extend_from_slice(&LOG.to_le_bytes());
+        checked.extend_from_slice(&bytes);
+        frame.extend_from_slice(&crc32fast::hash(&checked).to_le_bytes());
+        frame.extend_from_slice(&checked);
+        std::fs::write(&path, &frame).expect("log");
+        let error = replay(&[path], LOG, 0, &mut |_| Ok(())).expect_err("refused");
+        assert!(
+            matches!(error, LogError::Unreadable { seq: 1, .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("frame 1"), "{error}");
+    }
+
+    #[test]
+    fn a_failed_append_writes_nothing_and_the_next_one_takes_its_place() {
+        let dir = Dir::new("full");
+        let path = log_path(&dir.state());
+        std::os::unix::fs::symlink("/dev/full", &path).expect("a full disk");
+        let mut log = Log::new(&dir.state(), LOG, 0);
+        let error = log.append(&[link(0)]).expect_err("no space");
+        assert!(error.to_string().contains("-log"), "{error}");
+        // Room again: the path names a file.
+        std::fs::remove_file(&path).expect("symlink removed");
+        log.append(&[link(0)]).expect("appended");
+        log.append(&[link(1)]).expect("appended");
+        let (seen, replayed) = read_back(&[path], LOG, 0);
+        assert_eq!(seen, expected(&[link(0), link(1)]));
+        assert_eq!(replayed.last, 2, "the failed append used no seq");
+    }
+
+    #[test]
+    fn a_legacy_row_cut_short_is_an_error_not_fewer_entries() {
         let writes = writes();
         let mut buffer = Vec::new();
-        let bytes = encode(&writes, &mut buffer).expect("encodes").to_vec();
+        let bytes = frame(1, LOG, &writes, &mut buffer).expect("encodes")[HEADER..].to_vec();
+        assert_eq!(decode(&bytes).expect("decodes").len(), writes.len() - 1);
         for cut in [1, bytes.len() / 2, bytes.len() - 1] {
             assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
         }

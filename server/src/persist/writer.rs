@@ -1,110 +1,167 @@
-//! The one thread that writes the state file. It sleeps until changes are queued, takes
-//! *all* of them, commits them in one transaction and then tells every waiting response how
-//! far the file has got. While it commits, new changes pile up and go into the next
-//! transaction together: the busier the sandbox, the larger the batches, so durability
-//! costs one write of SQLite's log per batch rather than per request. A batch is committed to
-//! the write log, one compact row, and the log is applied to the tables later, many
-//! batches at a time ([`write_log`]): so a commit writes about as many pages as its changes
-//! fill, and is cheap enough that a batch is committed as soon as the writer is free (an
-//! earlier writer let busy batches gather for up to 2 ms, so that each commit rewrote the
-//! tables' last pages for more requests; with the log, the clients' wait cost more than it
-//! saved: docs/benchmarks.md).
+//! The two threads that write a state file.
 //!
-//! The write-ahead log is copied back into the file (checkpointed) by a second thread on a
-//! connection of its own, asked after a commit leaves the log past [`CHECKPOINT_BYTES`]:
-//! SQLite's automatic checkpoint ran inside the commit, so a whole batch waited on the
-//! copying and its two `fsync`s, and nothing was committed meanwhile. Under sustained writes
-//! the log can only start over once a checkpoint has copied all of it, which the
-//! checkpointer racing the writer may never do; past [`LOG_BOUND_BYTES`] the writer therefore
-//! waits for the checkpointer's pass and copies the rest itself, so the log stays bounded.
+//! The writer (`linkbox-state`) sleeps until changes are queued, takes *all* of them,
+//! appends them to the write log as one frame ([`write_log`]) and then tells every waiting
+//! response how far the log has got. While it writes, new changes pile up and go into the
+//! next frame together: the busier the sandbox, the larger the batches, so durability
+//! costs one `write` per batch rather than per request. A batch is written as soon as the
+//! writer is free (an earlier writer let busy batches gather for up to 2 ms, so that each
+//! commit rewrote the tables' last pages for more requests; with the log, the clients' wait
+//! cost more than it saved: docs/benchmarks.md).
 //!
-//! A failed commit (disk full, I/O error) loses nothing: its writes are kept, in order, and
-//! committed again with whatever queued up since, every [`RETRY_AFTER`], until a commit
+//! The applier (`linkbox-apply`) owns the SQLite connection. The writer hands it the log,
+//! and the changes it holds, once they are due ([`write_log::APPLY_AT`] and the rest); it
+//! applies them in one transaction, records the last frame applied in the same transaction,
+//! and removes the log file once the commit is on the disk. The writer appends meanwhile,
+//! to a new file, and hands over again only once the applier is done. SQLite copies its
+//! own write-ahead log back into the file (checkpoints) after the applier's commits, once
+//! the log holds [`CHECKPOINT_BYTES`] of pages: no request waits on that either.
+//!
+//! A failed append (disk full, I/O error) loses nothing: its writes are kept, in order, and
+//! written again with whatever queued up since, every [`RETRY_AFTER`], until a write
 //! succeeds. Meanwhile [`super::Sink::settled`] reports the failure, so the requests that
 //! wrote are told their change is not saved yet; once a retry succeeds the failure is
-//! cleared and everything goes on as before. Each transaction holds whole requests only,
-//! so a request's changes reach the file all together or not at all. A failed apply loses
-//! nothing either, and no request waits on it: the write log keeps every change until an
-//! apply succeeds, tried again every [`RETRY_AFTER`] from the log itself (the changes are
-//! no longer kept in memory meanwhile), and once more when linkbox stops; what is left is
-//! applied when the file is next opened.
+//! cleared and everything goes on as before. Each frame holds whole requests only, so a
+//! request's changes reach the log all together or not at all. A failed apply loses nothing
+//! either, and no request waits on it: the log file keeps every change until an apply
+//! succeeds, tried again every [`RETRY_AFTER`] from the file itself (the changes are no
+//! longer kept in memory meanwhile), and once more when linkbox stops; what is left is
+//! applied when the file is next opened ([`recover`]). While an apply is failing the writer
+//! keeps appending to `FILE-log`, and keeps at most [`KEPT_AT`] changes in memory for the
+//! next hand-over (past it, the applier reads them from the file too).
 
-use std::cell::Cell;
-use std::os::raw::c_int;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::sync::mpsc;
+use std::time::Duration;
 
-use parking_lot::Mutex;
-use rusqlite::hooks::Wal;
+use parking_lot::{Condvar, Mutex};
 use rusqlite::{Connection, Transaction, params};
 
-use super::write_log::{self, APPLY_AT, APPLY_BYTES, APPLY_IDLE, Entry};
+use super::write_log::{self, APPLY_AT, APPLY_BYTES, APPLY_IDLE, Entry, Log, LogError};
 use super::{Queue, Table, Write};
 
-/// How long the writer waits before committing again after a failed commit.
+/// How long the writer waits before writing again after a failed append, and the applier
+/// before applying again after a failed apply.
 pub(super) const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// Bytes of pages in the write-ahead log past which the checkpointer is asked to copy it
-/// back after a commit: SQLite's own default for its automatic checkpoint, 1,000 pages of
-/// 4 KiB (500 of this version's 8 KiB, [`super::schema::PAGE_SIZE`]).
+/// Bytes of pages in SQLite's write-ahead log past which the applier's commit checkpoints
+/// it: SQLite's own default, 1,000 pages of 4 KiB (500 of this version's 8 KiB,
+/// [`super::schema::PAGE_SIZE`]). The log is at most this and one apply's pages.
 const CHECKPOINT_BYTES: i64 = 1000 * 4096;
-/// Bytes of pages past which the writer checkpoints itself, waiting for the checkpointer's
-/// pass to end: the log's bound (16 MiB of pages, and the commit that crossed it: at most an
-/// apply of [`APPLY_BYTES`] of documents), whatever the load.
-const LOG_BOUND_BYTES: i64 = 4 * CHECKPOINT_BYTES;
 
-/// [`CHECKPOINT_BYTES`] and [`LOG_BOUND_BYTES`] in pages of `connection`'s file.
-fn log_thresholds(connection: &Connection) -> (c_int, c_int) {
+/// Changes the writer keeps in memory for the next hand-over while the applier is busy;
+/// past it they are dropped, and the applier reads them from the log file.
+const KEPT_AT: usize = 4 * APPLY_AT;
+
+/// [`CHECKPOINT_BYTES`] in pages of `connection`'s file.
+fn checkpoint_pages(connection: &Connection) -> i64 {
     let page = connection
         .pragma_query_value(None, "page_size", |row| row.get::<_, i64>(0))
         .unwrap_or(4096)
         .max(512);
-    let pages = |bytes: i64| c_int::try_from(bytes / page).unwrap_or(c_int::MAX);
-    (pages(CHECKPOINT_BYTES), pages(LOG_BOUND_BYTES))
+    CHECKPOINT_BYTES / page
 }
 
-thread_local! {
-    /// Pages in the write-ahead log after this thread's last commit.
-    static LOG_PAGES: Cell<c_int> = const { Cell::new(0) };
+/// What the writer hands the applier: the log file `FILE-log.applying`, up to its frame
+/// `through`, and its changes when the writer still has them all.
+struct Job {
+    through: u64,
+    writes: Option<Vec<Write>>,
 }
 
-/// SQLite's hook after each commit; registering it turns the automatic checkpoint off.
-fn note_log_pages(_: &Wal, pages: c_int) -> rusqlite::Result<()> {
-    LOG_PAGES.set(pages);
-    Ok(())
+/// Whether the applier has a job, and whether linkbox is stopping.
+#[derive(Default)]
+struct Turn {
+    busy: bool,
+    closing: bool,
+}
+
+#[derive(Default)]
+struct Applier {
+    turn: Mutex<Turn>,
+    changed: Condvar,
+}
+
+impl Applier {
+    /// Takes the applier for a job, if it is free.
+    fn take(&self) -> bool {
+        let mut turn = self.turn.lock();
+        !std::mem::replace(&mut turn.busy, true)
+    }
+
+    /// The job is done, or given up.
+    fn free(&self) {
+        self.turn.lock().busy = false;
+        self.changed.notify_all();
+    }
+
+    fn close(&self) {
+        self.turn.lock().closing = true;
+        self.changed.notify_all();
+    }
+
+    fn wait_free(&self) {
+        let mut turn = self.turn.lock();
+        while turn.busy {
+            self.changed.wait(&mut turn);
+        }
+    }
+
+    /// After a failed apply: whether to try again, after [`RETRY_AFTER`] (or at once when
+    /// linkbox starts stopping meanwhile: the last try); not once it is stopping.
+    fn retry(&self) -> bool {
+        let mut turn = self.turn.lock();
+        if turn.closing {
+            return false;
+        }
+        self.changed.wait_for(&mut turn, RETRY_AFTER);
+        true
+    }
 }
 
 pub(super) fn run(queue: &Arc<Queue>, connection: Connection) {
-    // One checkpoint at a time: the writer's own, past the log's bound, waits for the
-    // checkpointer's to end, then copies the rest (nothing is written meanwhile), so the
-    // log starts over at the next commit.
-    let one_at_a_time = Mutex::new(());
-    let connection = std::thread::scope(|scope| {
-        let (ask, asked) = std::sync::mpsc::sync_channel::<()>(1);
-        let one_at_a_time = &one_at_a_time;
-        let started = Connection::open(&queue.path)
-            .map_err(|error| error.to_string())
-            .and_then(|own| {
-                std::thread::Builder::new()
-                    .name("linkbox-checkpoint".into())
-                    .spawn_scoped(scope, move || {
-                        while asked.recv().is_ok() {
-                            checkpoint(&own, one_at_a_time);
-                        }
-                    })
-                    .map_err(|error| error.to_string())
+    let (log, applied) = match write_log::applied(&connection) {
+        Ok(found) => found,
+        Err(error) => {
+            // `recover` read the same row moments ago; nothing can be written safely.
+            tracing::error!(%error, path = %queue.path.display(), "state file has no log record; nothing will be saved");
+            queue.progress.send_modify(|progress| {
+                progress.failed = Some(error.to_string().into());
             });
-        let ask = match started {
-            Ok(_) => Some(ask),
+            return;
+        }
+    };
+    let pages = checkpoint_pages(&connection);
+    if let Err(error) = connection.pragma_update(None, "wal_autocheckpoint", pages) {
+        tracing::warn!(%error, "state file: checkpoint threshold not set; SQLite's default applies");
+    }
+    let applier = Applier::default();
+    let (hand, jobs) = mpsc::channel::<Job>();
+    let connection = std::thread::scope(|scope| {
+        let applier = &applier;
+        let path = queue.path.as_path();
+        let started = std::thread::Builder::new()
+            .name("linkbox-apply".into())
+            .spawn_scoped(scope, move || apply_jobs(connection, path, &jobs, applier));
+        let thread = match started {
+            Ok(thread) => thread,
             Err(error) => {
-                tracing::warn!(%error, "state file checkpointer not started; the writer checkpoints");
-                None
+                tracing::error!(%error, "state file applier not started; nothing will be saved");
+                queue.progress.send_modify(|progress| {
+                    progress.failed = Some(error.to_string().into());
+                });
+                return None;
             }
         };
-        // The checkpointer ends when `write` drops `ask`; the scope waits for it.
-        write(queue, connection, ask, one_at_a_time)
+        write(queue, Log::new(&queue.path, log, applied), &hand, applier);
+        drop(hand);
+        thread.join().ok()
     });
+    let Some(connection) = connection else {
+        return;
+    };
     if let Err(error) = connection.pragma_update(None, "wal_checkpoint", "TRUNCATE") {
         tracing::warn!(%error, "state file checkpoint failed; the write-ahead log still holds every change");
     }
@@ -113,37 +170,12 @@ pub(super) fn run(queue: &Arc<Queue>, connection: Connection) {
     }
 }
 
-/// Commits whatever is queued, batch after batch, to the write log, and applies the log to
-/// the tables when it is due ([`write_log`]), until the queue closes; gives the connection
-/// back.
-fn write(
-    queue: &Arc<Queue>,
-    mut connection: Connection,
-    checkpointer: Option<std::sync::mpsc::SyncSender<()>>,
-    one_at_a_time: &Mutex<()>,
-) -> Connection {
-    connection.set_prepared_statement_cache_capacity(4 * Table::ALL.len() + 8);
-    connection.wal_hook(Some(note_log_pages));
-    let (checkpoint_pages, log_bound) = log_thresholds(&connection);
-    let statements = Statements::new();
-    // Writes of failed commits, oldest first, to be committed before anything newer.
+/// Appends whatever is queued, batch after batch, to the write log, and hands it to the
+/// applier when due ([`write_log`]), until the queue closes and the applier has had all.
+fn write(queue: &Arc<Queue>, mut log: Log, hand: &mpsc::Sender<Job>, applier: &Applier) {
+    // Writes of failed appends, oldest first, to be written before anything newer.
     let mut unsaved: Vec<Write> = Vec::new();
     let mut unapplied = Unapplied::default();
-    // The bytes of the write log's last row, its capacity kept from batch to batch.
-    let mut buffer = Vec::new();
-    let after_commit = |connection: &Connection| {
-        let pages = LOG_PAGES.get();
-        if pages >= checkpoint_pages {
-            match &checkpointer {
-                // A full channel is a pass already asked for: it copies all there is
-                // when it runs.
-                Some(ask) if pages < log_bound => {
-                    let _ = ask.try_send(());
-                }
-                _ => checkpoint(connection, one_at_a_time),
-            }
-        }
-    };
     loop {
         let (upto, closing, idle) = {
             let mut pending = queue.pending.lock();
@@ -165,7 +197,7 @@ fn write(
             (upto, pending.closing, idle)
         };
         if !unsaved.is_empty() {
-            match log(&mut connection, &unsaved, &mut buffer) {
+            match log.append(&unsaved) {
                 Ok(()) => {
                     unapplied.logged(&mut unsaved);
                     queue.progress.send_modify(|progress| {
@@ -174,10 +206,9 @@ fn write(
                         }
                         progress.committed = upto;
                     });
-                    after_commit(&connection);
                 }
                 Err(error) => {
-                    tracing::error!(%error, path = %queue.path.display(), "state file write failed; retrying");
+                    tracing::error!(%error, "state file write failed; retrying");
                     queue.progress.send_modify(|progress| {
                         progress.failed = Some(error.to_string().into());
                     });
@@ -188,44 +219,71 @@ fn write(
                 }
             }
         }
-        if unsaved.is_empty() && unapplied.due(idle, closing) {
-            match apply(&mut connection, &statements, &unapplied) {
-                Ok(()) => unapplied = Unapplied::default(),
-                Err(error) => {
-                    // Nothing is lost: the log keeps every change until an apply succeeds.
-                    tracing::warn!(%error, path = %queue.path.display(), "state file: applying the write log failed; it keeps every change");
-                    unapplied.failed();
-                }
-            }
-            after_commit(&connection);
+        if unsaved.is_empty() && unapplied.due(idle, closing) && applier.take() {
+            hand_over(&mut log, &mut unapplied, hand, applier);
+        } else if unapplied.writes.len() > KEPT_AT {
+            unapplied.drop_writes();
         }
         if closing && unsaved.is_empty() && queue.pending.lock().writes.is_empty() {
             break;
         }
     }
-    connection
+    applier.close();
+    if !unapplied.is_empty() {
+        applier.wait_free();
+        if applier.take() {
+            hand_over(&mut log, &mut unapplied, hand, applier);
+        }
+    }
+    applier.wait_free();
 }
 
-/// What the write log holds that the tables do not yet.
+/// Hands `FILE-log` and what `unapplied` holds to the applier, which the caller took.
+fn hand_over(
+    log: &mut Log,
+    unapplied: &mut Unapplied,
+    hand: &mpsc::Sender<Job>,
+    applier: &Applier,
+) {
+    match log.seal() {
+        Ok(through) => {
+            let taken = std::mem::take(unapplied);
+            let job = Job {
+                through,
+                writes: (!taken.incomplete).then_some(taken.writes),
+            };
+            if hand.send(job).is_err() {
+                applier.free();
+            }
+        }
+        Err(error) => {
+            // The log stays where it is, and grows: handed over at the next try.
+            tracing::warn!(%error, "state file: the write log could not be handed over; trying again");
+            applier.free();
+        }
+    }
+}
+
+/// What the log holds that the tables do not, and the applier has not been handed.
 #[derive(Default)]
 struct Unapplied {
-    /// The changes logged since the last apply, oldest first, while they are all of them.
+    /// The changes logged since the last hand-over, oldest first, while they are all of
+    /// them.
     writes: Vec<Write>,
     /// The bytes of the documents in `writes`.
     bytes: usize,
-    /// An apply failed: the next reads the log instead of `writes`, which is no longer kept
-    /// (so a failing apply holds no memory), no sooner than this.
-    from_log: Option<Instant>,
+    /// Some changes were logged but not kept: the applier reads them from the file.
+    incomplete: bool,
 }
 
 impl Unapplied {
     fn is_empty(&self) -> bool {
-        self.writes.is_empty() && self.from_log.is_none()
+        self.writes.is_empty() && !self.incomplete
     }
 
-    /// `writes` were committed to the log.
+    /// `writes` were appended to the log.
     fn logged(&mut self, writes: &mut Vec<Write>) {
-        if self.from_log.is_some() {
+        if self.incomplete {
             writes.clear();
         } else {
             self.bytes += writes.iter().map(Write::doc_len).sum::<usize>();
@@ -233,42 +291,141 @@ impl Unapplied {
         }
     }
 
-    /// Whether to apply now: the log holds [`APPLY_AT`] changes or [`APPLY_BYTES`] of
-    /// documents, or the writer is idle; after a failure, once [`RETRY_AFTER`] has passed.
-    /// Closing, always (but for nothing).
-    fn due(&self, idle: bool, closing: bool) -> bool {
-        match self.from_log {
-            Some(since) => closing || since.elapsed() >= RETRY_AFTER,
-            None => {
-                !self.writes.is_empty()
-                    && (idle
-                        || closing
-                        || self.writes.len() >= APPLY_AT
-                        || self.bytes >= APPLY_BYTES)
-            }
-        }
-    }
-
-    fn failed(&mut self) {
+    /// No longer keeps the changes: the log file has them.
+    fn drop_writes(&mut self) {
         *self = Unapplied {
-            from_log: Some(Instant::now()),
+            incomplete: true,
             ..Unapplied::default()
         };
     }
+
+    /// Whether to hand over now: the log holds [`APPLY_AT`] changes or [`APPLY_BYTES`] of
+    /// documents, or some that were not kept, or the writer is idle or closing (but never
+    /// nothing).
+    fn due(&self, idle: bool, closing: bool) -> bool {
+        !self.is_empty()
+            && (idle
+                || closing
+                || self.incomplete
+                || self.writes.len() >= APPLY_AT
+                || self.bytes >= APPLY_BYTES)
+    }
 }
 
-/// Copies the write-ahead log back into the file; once a pass has copied all of it, the
-/// next commit starts the log over. A failure is only logged: the log still holds every
-/// change, and the next commit past the bound tries again.
-fn checkpoint(connection: &Connection, one_at_a_time: &Mutex<()>) {
-    let _only = one_at_a_time.lock();
-    match connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-        row.get::<_, i64>(0)
-    }) {
-        Ok(_) => LOG_PAGES.set(0),
-        Err(error) => {
-            tracing::warn!(%error, "state file checkpoint failed; the write-ahead log keeps every change")
+/// The applier: applies each job handed over, retrying a failed one from its file, until
+/// the writer is done; gives the connection back.
+fn apply_jobs(
+    mut connection: Connection,
+    state: &Path,
+    jobs: &mpsc::Receiver<Job>,
+    applier: &Applier,
+) -> Connection {
+    connection.set_prepared_statement_cache_capacity(4 * Table::ALL.len() + 8);
+    let statements = Statements::new();
+    let applying = write_log::applying_path(state);
+    while let Ok(mut job) = jobs.recv() {
+        loop {
+            match apply(&mut connection, &statements, &applying, &job) {
+                Ok(()) => break,
+                Err(error) => {
+                    // Nothing is lost: the log file keeps every change until an apply
+                    // succeeds.
+                    tracing::warn!(%error, path = %state.display(), "state file: applying the write log failed; it keeps every change");
+                    job.writes = None;
+                    if !applier.retry() {
+                        break;
+                    }
+                }
+            }
         }
+        applier.free();
+    }
+    connection
+}
+
+/// Applies a job in one transaction, and removes its log file once that is on the disk.
+fn apply(
+    connection: &mut Connection,
+    statements: &Statements,
+    applying: &Path,
+    job: &Job,
+) -> Result<(), LogError> {
+    let transaction = connection.transaction()?;
+    let (log, applied) = write_log::applied(&transaction)?;
+    if applied < job.through {
+        match &job.writes {
+            Some(writes) => {
+                for entry in writes.iter().filter_map(Entry::of) {
+                    apply_entry(&transaction, statements, entry)?;
+                }
+            }
+            None => {
+                let replayed =
+                    write_log::replay(&[applying.to_owned()], log, applied, &mut |entry| {
+                        apply_entry(&transaction, statements, entry)
+                    })?;
+                if replayed.last < job.through {
+                    return Err(LogError::Short {
+                        through: job.through,
+                        read: replayed.last,
+                    });
+                }
+            }
+        }
+        write_log::set_applied(&transaction, job.through)?;
+    }
+    transaction.commit()?;
+    remove(applying)
+}
+
+/// Applies what a file being opened still has in its write log (linkbox stopped before
+/// applying it): a version-5 file's `write_log` rows, then the frames of `FILE-log.applying`
+/// and `FILE-log` after the last its tables hold, so that reading the file finds every
+/// change in its table. Removes `FILE-log.applying`; the writer starts `FILE-log` over.
+pub(super) fn recover(connection: &mut Connection, state: &Path) -> Result<(), LogError> {
+    let statements = Statements::new();
+    if !write_log::table_is_empty(connection)? {
+        let transaction = connection.transaction()?;
+        write_log::apply_table(&transaction, &mut |entry| {
+            apply_entry(&transaction, &statements, entry)
+        })?;
+        transaction.commit()?;
+    }
+    let applying = write_log::applying_path(state);
+    let transaction = connection.transaction()?;
+    let (log, applied) = write_log::applied(&transaction)?;
+    let replayed = write_log::replay(
+        &[applying.clone(), write_log::log_path(state)],
+        log,
+        applied,
+        &mut |entry| apply_entry(&transaction, &statements, entry),
+    )?;
+    if let Some(cut) = &replayed.cut {
+        tracing::warn!(path = %state.display(), "{cut}");
+    }
+    if replayed.last > applied {
+        write_log::set_applied(&transaction, replayed.last)?;
+        tracing::info!(path = %state.display(), frames = replayed.last - applied, "state file: applied what its write log held");
+    }
+    transaction.commit()?;
+    // Both files are applied, to the cut if there was one. `FILE-log` is removed only when
+    // it is a file: the writer opens the same path, whatever it names.
+    remove(&applying)?;
+    let log_file = write_log::log_path(state);
+    if log_file.is_file() {
+        remove(&log_file)?;
+    }
+    Ok(())
+}
+
+/// Removes a log file that was applied, if it is there.
+fn remove(path: &Path) -> Result<(), LogError> {
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(LogError::Io {
+            path: path.to_owned(),
+            error,
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -312,53 +469,6 @@ fn index(name: &str) -> rusqlite::Result<usize> {
                 format!("the write log names no table {name:?}").into(),
             )
         })
-}
-
-/// Commits `writes` to the write log: one transaction, a row or a few.
-fn log(
-    connection: &mut Connection,
-    writes: &[Write],
-    buffer: &mut Vec<u8>,
-) -> rusqlite::Result<()> {
-    let transaction = connection.transaction()?;
-    write_log::append(&transaction, writes, buffer)?;
-    transaction.commit()
-}
-
-/// Applies what the log holds to the tables and empties it, in one transaction.
-fn apply(
-    connection: &mut Connection,
-    statements: &Statements,
-    unapplied: &Unapplied,
-) -> rusqlite::Result<()> {
-    let transaction = connection.transaction()?;
-    if unapplied.from_log.is_some() {
-        apply_logged(&transaction, statements)?;
-    } else {
-        for entry in unapplied.writes.iter().filter_map(Entry::of) {
-            apply_entry(&transaction, statements, entry)?;
-        }
-        write_log::clear(&transaction)?;
-    }
-    transaction.commit()
-}
-
-/// Applies whatever the write log of a file being opened still holds (linkbox stopped
-/// before applying it), so that reading the file finds every change in its table.
-pub(super) fn apply_log(connection: &mut Connection) -> rusqlite::Result<()> {
-    if write_log::is_empty(connection)? {
-        return Ok(());
-    }
-    let transaction = connection.transaction()?;
-    apply_logged(&transaction, &Statements::new())?;
-    transaction.commit()
-}
-
-/// Applies every row of the write log, as its bytes read, and empties it.
-fn apply_logged(transaction: &Transaction<'_>, statements: &Statements) -> rusqlite::Result<()> {
-    write_log::apply_all(transaction, &mut |transaction, entry| {
-        apply_entry(transaction, statements, entry)
-    })
 }
 
 /// Makes one change to its table.
@@ -490,41 +600,48 @@ mod tests {
             .expect("links")
     }
 
-    fn logged(connection: &Connection) -> i64 {
-        connection
-            .query_row("SELECT count(*) FROM write_log", [], |row| row.get(0))
-            .expect("count")
+    fn applied(connection: &Connection) -> u64 {
+        write_log::applied(connection).expect("log_applied").1
+    }
+
+    /// A log of `file`'s own, as its writer would append.
+    fn log_of(file: &File, connection: &Connection) -> Log {
+        let (log, applied) = write_log::applied(connection).expect("log_applied");
+        Log::new(&file.0, log, applied)
     }
 
     #[test]
-    fn the_log_thresholds_are_the_same_bytes_whatever_the_page_size() {
+    fn the_checkpoint_threshold_is_the_same_bytes_whatever_the_page_size() {
         let file = File::new("thresholds");
         let connection = file.open();
         // A file linkbox makes: 8 KiB pages.
-        assert_eq!(log_thresholds(&connection), (500, 2_000));
+        assert_eq!(checkpoint_pages(&connection), 500);
         let old = Connection::open_in_memory().expect("in-memory database");
         old.pragma_update(None, "page_size", 4096)
             .expect("page size");
-        assert_eq!(log_thresholds(&old), (1_000, 4_000));
+        assert_eq!(checkpoint_pages(&old), 1_000);
     }
 
     #[test]
-    fn a_logged_batch_is_in_the_log_until_applied_then_only_in_its_tables() {
+    fn a_job_puts_its_changes_in_their_tables_records_them_and_removes_its_log() {
         let file = File::new("apply");
         let mut connection = file.open();
         let acme: Arc<str> = Arc::from("acme");
+        let mut log = log_of(&file, &connection);
         let writes: Vec<Write> = (0..3).map(|position| link(&acme, position)).collect();
-        let mut buffer = Vec::new();
-        log(&mut connection, &writes, &mut buffer).expect("logged");
-        assert_eq!(logged(&connection), 1, "one commit, one row");
+        log.append(&writes).expect("logged");
         assert!(links(&connection).is_empty(), "not applied yet");
+        let through = log.seal().expect("handed over");
+        let applying = write_log::applying_path(&file.0);
+        assert!(applying.exists());
 
-        let mut unapplied = Unapplied::default();
-        let mut batch = writes;
-        unapplied.logged(&mut batch);
-        assert!(batch.is_empty() && !unapplied.is_empty());
-        apply(&mut connection, &Statements::new(), &unapplied).expect("applied");
-        assert_eq!(logged(&connection), 0, "the apply empties the log");
+        let job = Job {
+            through,
+            writes: Some(writes),
+        };
+        apply(&mut connection, &Statements::new(), &applying, &job).expect("applied");
+        assert!(!applying.exists(), "the applied log is removed");
+        assert_eq!(applied(&connection), through);
         assert_eq!(
             links(&connection),
             (0..3)
@@ -538,20 +655,50 @@ mod tests {
     }
 
     #[test]
-    fn a_file_opened_with_rows_in_its_log_gets_them_in_their_tables_in_order() {
-        // linkbox stopped (killed) after commits to the log and before applying them.
+    fn a_job_without_its_changes_reads_them_from_its_log_and_a_short_log_is_an_error() {
+        let file = File::new("from-file");
+        let mut connection = file.open();
+        let acme: Arc<str> = Arc::from("acme");
+        let mut log = log_of(&file, &connection);
+        log.append(&[link(&acme, 0)]).expect("frame 1");
+        log.append(&[link(&acme, 1)]).expect("frame 2");
+        let through = log.seal().expect("handed over");
+        let applying = write_log::applying_path(&file.0);
+        let short = Job {
+            through: through + 1,
+            writes: None,
+        };
+        let error = apply(&mut connection, &Statements::new(), &applying, &short)
+            .expect_err("the file lacks a frame");
+        assert!(matches!(error, LogError::Short { .. }), "{error}");
+        assert!(
+            links(&connection).is_empty(),
+            "nothing of a failed job is applied"
+        );
+        assert!(applying.exists(), "its log is kept");
+
+        let job = Job {
+            through,
+            writes: None,
+        };
+        apply(&mut connection, &Statements::new(), &applying, &job).expect("applied");
+        assert_eq!(links(&connection).len(), 2);
+        assert_eq!(applied(&connection), 2);
+    }
+
+    #[test]
+    fn a_file_opened_with_frames_in_its_logs_gets_them_in_their_tables_in_order() {
+        // linkbox stopped (killed) after appending to the log, one handed over and one not,
+        // and before applying either.
         let file = File::new("reopen");
         let acme: Arc<str> = Arc::from("acme");
         let bravo: Arc<str> = Arc::from("bravo");
         {
-            let mut connection = file.open();
-            let mut buffer = Vec::new();
-            log(
-                &mut connection,
-                &[link(&acme, 0), link(&bravo, 0)],
-                &mut buffer,
-            )
-            .expect("first");
+            let connection = file.open();
+            let mut log = log_of(&file, &connection);
+            log.append(&[link(&acme, 0), link(&bravo, 0)])
+                .expect("first");
+            log.seal().expect("handed over");
             // A later commit replaces a row and clears another partner's: applied in the
             // order they were committed, not table by table.
             let replaced = Write::Put {
@@ -565,62 +712,113 @@ mod tests {
                 table: Table::M2mLinks,
                 tenant: bravo.clone(),
             };
-            log(
-                &mut connection,
-                &[replaced, cleared, link(&bravo, 1)],
-                &mut buffer,
-            )
-            .expect("second");
-            assert_eq!(logged(&connection), 2);
+            log.append(&[replaced, cleared, link(&bravo, 1)])
+                .expect("second");
         }
         let mut connection = file.open();
-        apply_log(&mut connection).expect("applied on opening");
-        assert_eq!(logged(&connection), 0);
-        assert_eq!(
-            links(&connection),
-            vec![
-                (
-                    "acme".to_owned(),
-                    0,
-                    r#"{"referenceId":"renamed"}"#.to_owned()
-                ),
-                (
-                    "bravo".to_owned(),
-                    1,
-                    r#"{"referenceId":"customer-1"}"#.to_owned()
-                ),
-            ]
-        );
-        apply_log(&mut connection).expect("an empty log is nothing to do");
-        assert_eq!(links(&connection).len(), 2);
+        recover(&mut connection, &file.0).expect("applied on opening");
+        let expected = vec![
+            (
+                "acme".to_owned(),
+                0,
+                r#"{"referenceId":"renamed"}"#.to_owned(),
+            ),
+            (
+                "bravo".to_owned(),
+                1,
+                r#"{"referenceId":"customer-1"}"#.to_owned(),
+            ),
+        ];
+        assert_eq!(links(&connection), expected);
+        assert_eq!(applied(&connection), 2);
+        assert!(!write_log::applying_path(&file.0).exists());
+        assert!(!write_log::log_path(&file.0).exists());
+        recover(&mut connection, &file.0).expect("no log is nothing to do");
+        assert_eq!(links(&connection), expected);
     }
 
     #[test]
-    fn an_unreadable_log_row_refuses_the_file_and_keeps_the_row() {
+    fn frames_a_killed_applier_applied_but_left_behind_are_not_applied_again() {
+        let file = File::new("twice");
+        let mut connection = file.open();
+        let acme: Arc<str> = Arc::from("acme");
+        let mut log = log_of(&file, &connection);
+        log.append(&[link(&acme, 0)]).expect("frame 1");
+        let through = log.seal().expect("handed over");
+        let applying = write_log::applying_path(&file.0);
+        let kept = std::fs::read(&applying).expect("log");
+        let job = Job {
+            through,
+            writes: None,
+        };
+        apply(&mut connection, &Statements::new(), &applying, &job).expect("applied");
+        // Killed between the commit and the removal: the file is back; a later change to
+        // the row must survive the next opening.
+        std::fs::write(&applying, kept).expect("left behind");
+        connection
+            .execute("UPDATE m2m_links SET doc = '{\"later\":true}'", [])
+            .expect("a later change");
+        recover(&mut connection, &file.0).expect("opened");
+        assert_eq!(
+            links(&connection),
+            vec![("acme".to_owned(), 0, r#"{"later":true}"#.to_owned())]
+        );
+    }
+
+    #[test]
+    fn an_unreadable_frame_refuses_the_file_and_keeps_the_log() {
         let file = File::new("unreadable");
+        let mut connection = file.open();
+        let (log, _) = write_log::applied(&connection).expect("log_applied");
+        let bytes = [0x05, 0xff];
+        let mut checked = Vec::new();
+        checked.extend_from_slice(&1u64.to_le_bytes());
+        checked.extend_from_slice(&log.to_le_bytes());
+        checked.extend_from_slice(&bytes);
+        let mut frame = Vec::new();
+        frame.extend_from_slice(&2u32.to_le_bytes());
+        frame.extend_from_slice(&crc32fast::hash(&checked).to_le_bytes());
+        frame.extend_from_slice(&checked);
+        let path = write_log::log_path(&file.0);
+        std::fs::write(&path, &frame).expect("log");
+        let error = recover(&mut connection, &file.0).expect_err("refused");
+        assert!(error.to_string().contains("frame 1"), "{error}");
+        assert_eq!(
+            std::fs::read(&path).expect("kept"),
+            frame,
+            "nothing thrown away"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_row_of_a_version_5_log_refuses_the_file_and_keeps_the_row() {
+        let file = File::new("legacy");
         let mut connection = file.open();
         connection
             .execute("INSERT INTO write_log (batch) VALUES (x'05ff')", [])
             .expect("a broken row");
-        let error = apply_log(&mut connection).expect_err("refused");
+        let error = recover(&mut connection, &file.0).expect_err("refused");
         assert!(error.to_string().contains("write_log row 1"), "{error}");
-        assert_eq!(logged(&connection), 1, "nothing thrown away");
+        let logged: i64 = connection
+            .query_row("SELECT count(*) FROM write_log", [], |row| row.get(0))
+            .expect("count");
+        assert_eq!(logged, 1, "nothing thrown away");
     }
 
     #[test]
-    fn an_apply_is_due_at_its_size_when_idle_or_closing_and_after_a_failure_once_retried() {
+    fn a_hand_over_is_due_at_its_size_when_idle_or_closing_and_once_changes_were_dropped() {
         let acme: Arc<str> = Arc::from("acme");
         let mut unapplied = Unapplied::default();
         assert!(!unapplied.due(true, true), "nothing to apply");
         unapplied.logged(&mut vec![link(&acme, 0)]);
         assert!(!unapplied.due(false, false), "a busy writer waits for more");
-        assert!(unapplied.due(true, false), "an idle one applies");
-        assert!(unapplied.due(false, true), "a closing one applies");
+        assert!(unapplied.due(true, false), "an idle one hands over");
+        assert!(unapplied.due(false, true), "a closing one hands over");
         let mut many: Vec<Write> = (1..APPLY_AT as i64).map(|n| link(&acme, n)).collect();
         unapplied.logged(&mut many);
         assert!(
             unapplied.due(false, false),
-            "{APPLY_AT} changes are applied at once"
+            "{APPLY_AT} changes are handed over at once"
         );
 
         let mut big = Unapplied::default();
@@ -637,26 +835,36 @@ mod tests {
         }
         assert!(
             big.due(false, false),
-            "{APPLY_BYTES} bytes of documents are applied at once"
+            "{APPLY_BYTES} bytes of documents are handed over at once"
         );
 
-        unapplied.failed();
+        unapplied.drop_writes();
         assert!(!unapplied.is_empty(), "the log still holds them");
-        assert!(
-            !unapplied.due(true, false),
-            "not again before {RETRY_AFTER:?}"
-        );
-        assert!(
-            unapplied.due(false, true),
-            "but tried once more when closing"
-        );
+        assert!(unapplied.due(false, false), "the file is handed over");
         let mut later = vec![link(&acme, 9_999)];
         unapplied.logged(&mut later);
         assert!(
             later.is_empty() && unapplied.writes.is_empty() && unapplied.bytes == 0,
-            "a failing apply keeps nothing in memory: the log has it"
+            "once some are dropped, none are kept: the log has them"
         );
-        unapplied.from_log = Instant::now().checked_sub(RETRY_AFTER);
-        assert!(unapplied.due(false, false), "retried from the log");
+    }
+
+    #[test]
+    fn a_failed_apply_is_retried_until_closing_then_tried_once_more() {
+        let applier = Applier::default();
+        assert!(applier.take(), "free at first");
+        assert!(!applier.take(), "one job at a time");
+        let started = std::time::Instant::now();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(Duration::from_millis(50));
+                applier.close();
+            });
+            assert!(applier.retry(), "the last try, woken by closing");
+        });
+        assert!(started.elapsed() < RETRY_AFTER, "not a whole retry's wait");
+        assert!(!applier.retry(), "no more once closing");
+        applier.free();
+        assert!(applier.take());
     }
 }
