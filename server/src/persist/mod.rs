@@ -12,10 +12,11 @@
 //! open, and a second one is refused naming the holder, from a note the holder keeps beside
 //! the file (`FILE-holder`).
 //!
-//! Internal: [`schema`] recognises, creates and migrates the file; [`writer`] is the one
-//! thread that owns the connection and commits whatever has queued up in one transaction
-//! (group commit), to the [`write_log`] first and to the tables below later, many commits
-//! at a time (a file is opened with its log applied, so the rest only ever reads tables);
+//! Internal: [`schema`] recognises, creates and migrates the file; [`writer`] is the thread
+//! that appends whatever has queued up to the [`write_log`] (group commit), a file of frames
+//! beside the state file, and the thread that applies that log to the tables below, many
+//! commits at a time, while the first goes on (a file is opened with its log applied, so
+//! the rest only ever reads tables);
 //! [`load`] reads a file's rows back, as text, for the layers above to put
 //! back through their own APIs ([`Opened::read`]). This module knows none of them: it sits
 //! at the bottom of the crate and imports nothing from it.
@@ -40,8 +41,9 @@
 //! | `leaf_magic_links` | username | magicLinkId | creation sequence | link, usage count |
 //! | `webhook_deliveries` | slug | `whd_…` | queue order | body, attempts, schedule |
 //!
-//! plus `write_log(seq, batch)` (commits not yet applied to the tables above),
-//! `meta(app, schema_version)`, `clock(id = 1, offset_ms, frozen_at)`,
+//! plus `log_applied(log, seq)` (the state file's write log, and the last of its frames
+//! the tables above hold), `write_log(seq, batch)` (the log of version-5 files, applied when
+//! one is opened), `meta(app, schema_version)`, `clock(id = 1, offset_ms, frozen_at)`,
 //! `secrets(name, value)` (the Leaf token signing key, so issued tokens stay valid) and
 //! `quarantine(source, tenant, id, position, doc, reason)`: rows found unusable when the file
 //! was loaded, moved out of their table (`source`) with the reason, so one bad row never

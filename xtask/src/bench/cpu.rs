@@ -1,8 +1,8 @@
 //! The CPU a server spent on a row's requests, by thread: where a create's time goes, in
 //! the run that measured its rate. With `--state` a create's cost is shared by the workers
-//! (the request, and the rows it records), the writer (`linkbox-state`: SQLite, the
-//! write-ahead log) and the checkpointer (`linkbox-checkpo`: copying the log back, the
-//! `fsync`s); the rate alone does not say which of them to make cheaper.
+//! (the request, and the rows it records), the writer (`linkbox-state`: the write log's
+//! frames) and the applier (`linkbox-apply`: SQLite, its write-ahead log, the checkpoints
+//! and their `fsync`s); the rate alone does not say which of them to make cheaper.
 //!
 //! Read from `/proc/PID/task/*/stat` before and after the load (Linux only; elsewhere the
 //! split is left out). Threads of one name are summed (the tokio workers). Times are in

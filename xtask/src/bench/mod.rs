@@ -383,7 +383,7 @@ async fn measure(
     // a minute apart on a machine whose speed moves from one minute to the next.
     // What each server's threads spent on these requests is counted too, over all rounds:
     // with `--state`, how a create's cost divides between the workers, the writer and the
-    // checkpointer.
+    // applier.
     let (mut bare_posts, mut creates, mut stored) = (Vec::new(), Vec::new(), Vec::new());
     let mut spent: [Counted; 3] = Default::default();
     for _ in 0..rounds {
@@ -816,7 +816,7 @@ async fn with_state_file(
     generator: Generator,
     scratch: &Path,
 ) -> anyhow::Result<(Sample, Option<Threads>)> {
-    for suffix in ["", "-wal", "-shm", "-holder"] {
+    for suffix in ["", "-wal", "-shm", "-holder", "-log", "-log.applying"] {
         let mut path = state.as_os_str().to_owned();
         path.push(suffix);
         match std::fs::remove_file(&path) {

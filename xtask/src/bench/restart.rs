@@ -25,7 +25,7 @@ const STARTS: usize = 3;
 pub async fn run(binary: &Path, dir: &Path, links: u32) -> anyhow::Result<String> {
     std::fs::create_dir_all(dir)?;
     let state = dir.join("restart.db");
-    for suffix in ["", "-wal", "-shm", "-holder"] {
+    for suffix in ["", "-wal", "-shm", "-holder", "-log", "-log.applying"] {
         let mut path = state.clone().into_os_string();
         path.push(suffix);
         let _ = std::fs::remove_file(path);
