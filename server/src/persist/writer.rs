@@ -4,10 +4,12 @@
 //! appends them to the write log as one frame ([`write_log`]) and then tells every waiting
 //! response how far the log has got. While it writes, new changes pile up and go into the
 //! next frame together: the busier the sandbox, the larger the batches, so durability
-//! costs one `write` per batch rather than per request. A batch is written as soon as the
-//! writer is free (an earlier writer let busy batches gather for up to 2 ms, so that each
-//! commit rewrote the tables' last pages for more requests; with the log, the clients' wait
-//! cost more than it saved: docs/benchmarks.md).
+//! costs one `write` per batch rather than per request. When at least [`GATHER_WHEN`]
+//! responses already wait on the file, the writer lets the batch gather for [`GATHER`]
+//! first; otherwise (a lone client, a few) it writes at once. (A writer of the tables
+//! themselves let busy batches gather for up to 2 ms, and the clients' wait cost more than
+//! it saved; with frames this cheap, a frame per few creates cost more in wake-ups than
+//! the short wait: docs/benchmarks.md.)
 //!
 //! The applier (`linkbox-apply`) owns the SQLite connection. The writer hands it the log,
 //! and the changes it holds, once they are due ([`write_log::APPLY_AT`] and the rest); it
@@ -36,7 +38,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use rusqlite::{Connection, Transaction, params};
 
 use super::write_log::{self, APPLY_AT, APPLY_BYTES, APPLY_IDLE, Entry, Log, LogError};
@@ -50,6 +52,16 @@ pub(super) const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// it: SQLite's own default, 1,000 pages of 4 KiB (500 of this version's 8 KiB,
 /// [`super::schema::PAGE_SIZE`]). The log is at most this and one apply's pages.
 const CHECKPOINT_BYTES: i64 = 1000 * 4096;
+
+/// How long the writer lets a batch gather before writing it, when [`GATHER_WHEN`]
+/// responses already wait on the file: under load, a frame of a few creates each time the
+/// writer is free cost the requests' threads a wake-up per create and the writer a `write`
+/// per commit; letting a batch gather this long wrote fewer, larger frames and ran `--state`
+/// creates about an eighth faster at 64 connections (docs/benchmarks.md). A lone client, or
+/// a few, never waits on it: its response is the only one waiting.
+const GATHER: Duration = Duration::from_micros(100);
+/// Responses waiting on the file from which a batch gathers for [`GATHER`].
+const GATHER_WHEN: usize = 8;
 
 /// Changes the writer keeps in memory for the next hand-over while the applier is busy;
 /// past it they are dropped, and the applier reads them from the log file.
@@ -191,6 +203,14 @@ fn write(queue: &Arc<Queue>, mut log: Log, hand: &mpsc::Sender<Job>, applier: &A
                 }
             } else if !pending.closing {
                 queue.wake.wait_for(&mut pending, RETRY_AFTER);
+            }
+            // Other responses wait on the file: let theirs and more join this batch.
+            if unsaved.is_empty()
+                && !pending.closing
+                && !pending.writes.is_empty()
+                && queue.progress.receiver_count() >= GATHER_WHEN
+            {
+                MutexGuard::unlocked(&mut pending, || std::thread::sleep(GATHER));
             }
             let upto = queue.recorded.load(Ordering::Acquire);
             unsaved.append(&mut pending.writes);
