@@ -67,9 +67,9 @@ pub(super) const APPLY_IDLE: Duration = Duration::from_millis(50);
 /// The bytes of a frame's header: length, CRC, `seq`, `log`.
 const HEADER: usize = 24;
 
-/// One change, as the log stores it and as [`apply`] takes it: borrowed from a [`Write`] or
+/// One change, as the log stores it and as the applier takes it: borrowed from a [`Write`] or
 /// from a row's bytes. Tables are named, not numbered, so the encoding does not depend on
-/// the order of [`Table`]'s variants. New variants go at the end.
+/// the order of [`super::Table`]'s variants. New variants go at the end.
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) enum Entry<'a> {
     Put {
