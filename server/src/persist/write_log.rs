@@ -490,6 +490,21 @@ pub(super) fn apply_table(
         .map(drop)
 }
 
+/// Frame 1 of log `log`: its CRC sound, its bytes no sequence of entries.
+#[cfg(test)]
+pub(super) fn unreadable_frame(log: u64) -> Vec<u8> {
+    let bytes = [0x05, 0xff];
+    let mut checked = Vec::new();
+    checked.extend_from_slice(&1u64.to_le_bytes());
+    checked.extend_from_slice(&log.to_le_bytes());
+    checked.extend_from_slice(&bytes);
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&crc32fast::hash(&checked).to_le_bytes());
+    frame.extend_from_slice(&checked);
+    frame
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -670,16 +685,7 @@ mod tests {
     fn a_sound_frame_whose_bytes_cannot_be_read_is_an_error_not_a_cut() {
         let dir = Dir::new("unreadable");
         let path = log_path(&dir.state());
-        let bytes = [0x05, 0xff];
-        let mut frame = Vec::new();
-        frame.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        let mut checked = Vec::new();
-        checked.extend_from_slice(&1u64.to_le_bytes());
-        checked.extend_from_slice(&LOG.to_le_bytes());
-        checked.extend_from_slice(&bytes);
-        frame.extend_from_slice(&crc32fast::hash(&checked).to_le_bytes());
-        frame.extend_from_slice(&checked);
-        std::fs::write(&path, &frame).expect("log");
+        std::fs::write(&path, unreadable_frame(LOG)).expect("log");
         let error = replay(&[path], LOG, 0, &mut |_| Ok(())).expect_err("refused");
         assert!(
             matches!(error, LogError::Unreadable { seq: 1, .. }),

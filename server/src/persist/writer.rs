@@ -790,15 +790,7 @@ mod tests {
         let file = File::new("unreadable");
         let mut connection = file.open();
         let (log, _) = write_log::applied(&connection).expect("log_applied");
-        let bytes = [0x05, 0xff];
-        let mut checked = Vec::new();
-        checked.extend_from_slice(&1u64.to_le_bytes());
-        checked.extend_from_slice(&log.to_le_bytes());
-        checked.extend_from_slice(&bytes);
-        let mut frame = Vec::new();
-        frame.extend_from_slice(&2u32.to_le_bytes());
-        frame.extend_from_slice(&crc32fast::hash(&checked).to_le_bytes());
-        frame.extend_from_slice(&checked);
+        let frame = write_log::unreadable_frame(log);
         let path = write_log::log_path(&file.0);
         std::fs::write(&path, &frame).expect("log");
         let error = recover(&mut connection, &file.0).expect_err("refused");
