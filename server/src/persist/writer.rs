@@ -30,7 +30,9 @@
 //! longer kept in memory meanwhile), and once more when linkbox stops; what is left is
 //! applied when the file is next opened ([`recover`]). While an apply is failing the writer
 //! keeps appending to `FILE-log`, and keeps at most [`KEPT_AT`] changes in memory for the
-//! next hand-over (past it, the applier reads them from the file too).
+//! next hand-over (past it, the applier reads them from the file too). An applier that is
+//! only behind, not failing, holds the writer back instead once that much waits for it, so
+//! that the log, an apply and SQLite's write-ahead log stay bounded under any load.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -63,9 +65,11 @@ const GATHER: Duration = Duration::from_micros(100);
 /// Responses waiting on the file from which a batch gathers for [`GATHER`].
 const GATHER_WHEN: usize = 8;
 
-/// Changes the writer keeps in memory for the next hand-over while the applier is busy;
-/// past it they are dropped, and the applier reads them from the log file.
+/// Changes (or bytes of documents, [`KEPT_BYTES`]) logged while the applier is busy past
+/// which the writer waits for it; or, while an apply is failing, drops them from memory,
+/// and the applier reads them from the log file.
 const KEPT_AT: usize = 4 * APPLY_AT;
+const KEPT_BYTES: usize = 4 * APPLY_BYTES;
 
 /// [`CHECKPOINT_BYTES`] in pages of `connection`'s file.
 fn checkpoint_pages(connection: &Connection) -> i64 {
@@ -87,6 +91,8 @@ struct Job {
 #[derive(Default)]
 struct Turn {
     busy: bool,
+    /// The job in hand failed at least once: it is retried from its file.
+    failing: bool,
     closing: bool,
 }
 
@@ -105,8 +111,25 @@ impl Applier {
 
     /// The job is done, or given up.
     fn free(&self) {
-        self.turn.lock().busy = false;
+        let mut turn = self.turn.lock();
+        turn.busy = false;
+        turn.failing = false;
         self.changed.notify_all();
+    }
+
+    /// The job in hand failed, and will be retried.
+    fn failed(&self) {
+        self.turn.lock().failing = true;
+        self.changed.notify_all();
+    }
+
+    /// Waits until the applier is free (true), or is failing (false).
+    fn wait_free_unless_failing(&self) -> bool {
+        let mut turn = self.turn.lock();
+        while turn.busy && !turn.failing {
+            self.changed.wait(&mut turn);
+        }
+        !turn.busy
     }
 
     fn close(&self) {
@@ -241,8 +264,14 @@ fn write(queue: &Arc<Queue>, mut log: Log, hand: &mpsc::Sender<Job>, applier: &A
         }
         if unsaved.is_empty() && unapplied.due(idle, closing) && applier.take() {
             hand_over(&mut log, &mut unapplied, hand, applier);
-        } else if unapplied.writes.len() > KEPT_AT {
-            unapplied.drop_writes();
+        } else if unapplied.is_over_bound() {
+            // The applier is behind: wait for it, so that nothing grows without bound; but
+            // not for one that is failing, whose file keeps what it cannot apply.
+            if applier.wait_free_unless_failing() && applier.take() {
+                hand_over(&mut log, &mut unapplied, hand, applier);
+            } else {
+                unapplied.drop_writes();
+            }
         }
         if closing && unsaved.is_empty() && queue.pending.lock().writes.is_empty() {
             break;
@@ -311,6 +340,11 @@ impl Unapplied {
         }
     }
 
+    /// Holds more than the writer keeps while the applier is busy.
+    fn is_over_bound(&self) -> bool {
+        self.writes.len() > KEPT_AT || self.bytes > KEPT_BYTES
+    }
+
     /// No longer keeps the changes: the log file has them.
     fn drop_writes(&mut self) {
         *self = Unapplied {
@@ -352,6 +386,7 @@ fn apply_jobs(
                     // succeeds.
                     tracing::warn!(%error, path = %state.display(), "state file: applying the write log failed; it keeps every change");
                     job.writes = None;
+                    applier.failed();
                     if !applier.retry() {
                         break;
                     }
@@ -878,5 +913,59 @@ mod tests {
         assert!(!applier.retry(), "no more once closing");
         applier.free();
         assert!(applier.take());
+    }
+
+    #[test]
+    fn a_writer_ahead_of_the_applier_waits_for_it_unless_it_is_failing() {
+        let applier = Applier::default();
+        assert!(
+            applier.wait_free_unless_failing(),
+            "a free applier: no wait"
+        );
+        assert!(applier.take());
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(Duration::from_millis(20));
+                applier.free();
+            });
+            assert!(
+                applier.wait_free_unless_failing(),
+                "waited until the busy applier was free"
+            );
+        });
+        assert!(applier.take());
+        applier.failed();
+        assert!(
+            !applier.wait_free_unless_failing(),
+            "a failing applier is not waited for"
+        );
+        applier.free();
+        assert!(applier.take(), "free again once its job is done");
+    }
+
+    #[test]
+    fn the_writer_keeps_a_bounded_number_of_changes_and_bytes_for_a_busy_applier() {
+        let acme: Arc<str> = Arc::from("acme");
+        let mut unapplied = Unapplied::default();
+        let mut many: Vec<Write> = (0..KEPT_AT as i64).map(|n| link(&acme, n)).collect();
+        unapplied.logged(&mut many);
+        assert!(!unapplied.is_over_bound(), "{KEPT_AT} changes are kept");
+        unapplied.logged(&mut vec![link(&acme, KEPT_AT as i64)]);
+        assert!(unapplied.is_over_bound(), "one more is too many");
+
+        let mut big = Unapplied::default();
+        big.logged(&mut vec![Write::Put {
+            table: Table::M2mLinks,
+            tenant: acme.clone(),
+            id: "link_big".into(),
+            position: 0,
+            doc: "x".repeat(KEPT_BYTES + 1),
+        }]);
+        assert!(
+            big.is_over_bound(),
+            "{KEPT_BYTES} bytes of documents at most"
+        );
+        big.drop_writes();
+        assert!(!big.is_over_bound() && !big.is_empty(), "the file has them");
     }
 }
