@@ -399,8 +399,13 @@ pub(super) fn replay(
             let (seq, of) = (field(8), field(16));
             bytes.clear();
             bytes.extend_from_slice(&header[8..]);
-            bytes.resize(16 + length, 0);
-            if read_full(&mut file, &mut bytes[16..]).map_err(io)? < length {
+            // Read as far as the file goes, not sized by the header: a damaged length must
+            // not make a start allocate gigabytes before finding the frame cut short.
+            let read = (&mut file)
+                .take(length as u64)
+                .read_to_end(&mut bytes)
+                .map_err(io)?;
+            if read < length {
                 return Ok(cut(replayed, path, "a frame cut short"));
             }
             if crc32fast::hash(&bytes) != crc {
@@ -679,6 +684,23 @@ mod tests {
         let (seen, replayed) = read_back(std::slice::from_ref(&path), LOG, 0);
         assert_eq!(seen, expected(&[link(0)]));
         assert!(replayed.cut.expect("said").contains("missing"));
+    }
+
+    #[test]
+    fn a_damaged_length_is_a_frame_cut_short_whatever_it_claims() {
+        let dir = Dir::new("length");
+        let mut log = Log::new(&dir.state(), LOG, 0);
+        log.append(&[link(0)]).expect("frame 1");
+        log.append(&[link(1)]).expect("frame 2");
+        let path = log_path(&dir.state());
+        let mut bytes = std::fs::read(&path).expect("log");
+        let second = bytes.len() / 2;
+        bytes[second..second + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        std::fs::write(&path, &bytes).expect("damaged");
+        let (seen, replayed) = read_back(std::slice::from_ref(&path), LOG, 0);
+        assert_eq!(seen, expected(&[link(0)]));
+        assert_eq!(replayed.last, 1);
+        assert!(replayed.cut.expect("said").contains("cut short"));
     }
 
     #[test]
