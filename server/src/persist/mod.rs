@@ -493,9 +493,15 @@ impl Drop for Held {
 
 /// Where the note naming `path`'s holder is kept.
 fn holder_note(path: &Path) -> PathBuf {
-    let mut note = path.as_os_str().to_owned();
-    note.push("-holder");
-    PathBuf::from(note)
+    beside(path, "-holder")
+}
+
+/// The file beside the state file at `path` whose name is `path`'s and `suffix`, as SQLite
+/// names its `-wal`.
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 /// Takes the exclusive lock on `path`, or says who holds it.

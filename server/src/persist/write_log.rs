@@ -55,7 +55,7 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(test)]
 use super::Table;
-use super::Write;
+use super::{Write, beside};
 
 /// Changes logged but not applied at which the writer hands them to the applier.
 pub(super) const APPLY_AT: usize = 2048;
@@ -213,12 +213,6 @@ pub(super) fn applying_path(state: &Path) -> PathBuf {
     beside(state, "-log.applying")
 }
 
-fn beside(state: &Path, suffix: &str) -> PathBuf {
-    let mut path = state.as_os_str().to_owned();
-    path.push(suffix);
-    PathBuf::from(path)
-}
-
 /// The state file's log number and the last `seq` its tables hold.
 pub(super) fn applied(connection: &Connection) -> rusqlite::Result<(u64, u64)> {
     connection
@@ -316,14 +310,15 @@ impl Log {
     }
 }
 
-/// `path` opened for appending, cut back to its first `len` bytes (created if missing).
+/// `path` opened for appending after its first `len` bytes, cut back to them if it holds
+/// more (created if missing).
 fn open_at(path: &Path, len: u64) -> io::Result<File> {
     let mut file = OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(false)
         .open(path)?;
-    if file.metadata()?.is_file() {
+    if file.metadata()?.len() > len {
         file.set_len(len)?;
     }
     file.seek(SeekFrom::Start(len))?;

@@ -463,14 +463,9 @@ pub(super) fn recover(connection: &mut Connection, state: &Path) -> Result<(), L
         tracing::info!(path = %state.display(), frames = replayed.last - applied, "state file: applied what its write log held");
     }
     transaction.commit()?;
-    // Both files are applied, to the cut if there was one. `FILE-log` is removed only when
-    // it is a file: the writer opens the same path, whatever it names.
-    remove(&applying)?;
-    let log_file = write_log::log_path(state);
-    if log_file.is_file() {
-        remove(&log_file)?;
-    }
-    Ok(())
+    // Both files are applied, to the cut if there was one; `FILE-log` is cut back to
+    // nothing by the writer's first append (every start appends the file's defaults).
+    remove(&applying)
 }
 
 /// Removes a log file that was applied, if it is there.
@@ -787,9 +782,32 @@ mod tests {
         assert_eq!(links(&connection), expected);
         assert_eq!(applied(&connection), 2);
         assert!(!write_log::applying_path(&file.0).exists());
-        assert!(!write_log::log_path(&file.0).exists());
-        recover(&mut connection, &file.0).expect("no log is nothing to do");
+        recover(&mut connection, &file.0).expect("applied frames are skipped");
         assert_eq!(links(&connection), expected);
+        // The writer's first append starts `FILE-log` over: it holds that frame alone.
+        let mut log = log_of(&file, &connection);
+        log.append(&[link(&acme, 7)]).expect("frame 3");
+        let (number, _) = write_log::applied(&connection).expect("log_applied");
+        let read = |after: u64| {
+            let mut seen = Vec::new();
+            let replayed = write_log::replay(
+                &[write_log::log_path(&file.0)],
+                number,
+                after,
+                &mut |entry| {
+                    seen.push(format!("{entry:?}"));
+                    Ok(())
+                },
+            )
+            .expect("read");
+            (seen, replayed)
+        };
+        let (seen, replayed) = read(0);
+        assert!(seen.is_empty(), "frames 1 and 2 are gone: {seen:?}");
+        assert!(replayed.cut.expect("said").contains("missing"));
+        assert_eq!(read(2).0.len(), 1, "frame 3 follows");
+        recover(&mut connection, &file.0).expect("reopened");
+        assert_eq!(links(&connection).len(), 3, "the new frame applied, once");
     }
 
     #[test]
