@@ -602,6 +602,8 @@ fn apply_entry(
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     /// A fresh state file at the latest schema, in a directory of its own.
@@ -660,6 +662,17 @@ mod tests {
         Log::new(&file.0, log, applied)
     }
 
+    /// `batches` appended to `file`'s log, a frame each, and handed over, as the writer
+    /// does: the last frame's `seq`, and `FILE-log.applying`.
+    fn handed_over(file: &File, connection: &Connection, batches: &[&[Write]]) -> (u64, PathBuf) {
+        let mut log = log_of(file, connection);
+        for batch in batches {
+            log.append(batch).expect("logged");
+        }
+        let through = log.seal().expect("handed over");
+        (through, write_log::applying_path(&file.0))
+    }
+
     #[test]
     fn the_checkpoint_threshold_is_the_same_bytes_whatever_the_page_size() {
         let file = File::new("thresholds");
@@ -677,12 +690,9 @@ mod tests {
         let file = File::new("apply");
         let mut connection = file.open();
         let acme: Arc<str> = Arc::from("acme");
-        let mut log = log_of(&file, &connection);
         let writes: Vec<Write> = (0..3).map(|position| link(&acme, position)).collect();
-        log.append(&writes).expect("logged");
+        let (through, applying) = handed_over(&file, &connection, &[&writes]);
         assert!(links(&connection).is_empty(), "not applied yet");
-        let through = log.seal().expect("handed over");
-        let applying = write_log::applying_path(&file.0);
         assert!(applying.exists());
 
         let job = Job {
@@ -709,11 +719,8 @@ mod tests {
         let file = File::new("from-file");
         let mut connection = file.open();
         let acme: Arc<str> = Arc::from("acme");
-        let mut log = log_of(&file, &connection);
-        log.append(&[link(&acme, 0)]).expect("frame 1");
-        log.append(&[link(&acme, 1)]).expect("frame 2");
-        let through = log.seal().expect("handed over");
-        let applying = write_log::applying_path(&file.0);
+        let (through, applying) =
+            handed_over(&file, &connection, &[&[link(&acme, 0)], &[link(&acme, 1)]]);
         let short = Job {
             through: through + 1,
             writes: None,
@@ -815,10 +822,7 @@ mod tests {
         let file = File::new("twice");
         let mut connection = file.open();
         let acme: Arc<str> = Arc::from("acme");
-        let mut log = log_of(&file, &connection);
-        log.append(&[link(&acme, 0)]).expect("frame 1");
-        let through = log.seal().expect("handed over");
-        let applying = write_log::applying_path(&file.0);
+        let (through, applying) = handed_over(&file, &connection, &[&[link(&acme, 0)]]);
         let kept = std::fs::read(&applying).expect("log");
         let job = Job {
             through,
