@@ -381,21 +381,23 @@ pub(super) fn replay(
             Err(error) => return Err(io(error)),
         };
         loop {
-            let mut header = [0u8; HEADER];
-            match read_full(&mut file, &mut header).map_err(io)? {
+            // Read as far as the file goes, not sized by the header: a damaged length must
+            // not make a start allocate gigabytes before finding the frame cut short.
+            bytes.clear();
+            match (&mut file)
+                .take(HEADER as u64)
+                .read_to_end(&mut bytes)
+                .map_err(io)?
+            {
                 0 => break,
                 HEADER => {}
                 _ => return Ok(cut(replayed, path, "a frame's header cut short")),
             }
             let field =
-                |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().unwrap_or_default());
-            let length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-            let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+                |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
+            let length = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+            let crc = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
             let (seq, of) = (field(8), field(16));
-            bytes.clear();
-            bytes.extend_from_slice(&header[8..]);
-            // Read as far as the file goes, not sized by the header: a damaged length must
-            // not make a start allocate gigabytes before finding the frame cut short.
             let read = (&mut file)
                 .take(length as u64)
                 .read_to_end(&mut bytes)
@@ -403,7 +405,7 @@ pub(super) fn replay(
             if read < length {
                 return Ok(cut(replayed, path, "a frame cut short"));
             }
-            if crc32fast::hash(&bytes) != crc {
+            if crc32fast::hash(&bytes[8..]) != crc {
                 return Ok(cut(replayed, path, "a frame that fails its CRC"));
             }
             if of != log {
@@ -415,7 +417,7 @@ pub(super) fn replay(
             if seq != replayed.last + 1 {
                 return Ok(cut(replayed, path, "a frame after a missing one"));
             }
-            let entries = decode(&bytes[16..]).map_err(|error| LogError::Unreadable {
+            let entries = decode(&bytes[HEADER..]).map_err(|error| LogError::Unreadable {
                 path: path.clone(),
                 seq,
                 reason: error.to_string(),
@@ -437,20 +439,6 @@ fn cut(replayed: Replayed, path: &Path, what: &str) -> Replayed {
         )),
         ..replayed
     }
-}
-
-/// Reads until `buffer` is full or the file ends; the bytes read.
-fn read_full(file: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
-    let mut read = 0;
-    while read < buffer.len() {
-        match file.read(&mut buffer[read..]) {
-            Ok(0) => break,
-            Ok(n) => read += n,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(read)
 }
 
 /// Whether a file of schema version 5 left changes in its `write_log` table.
@@ -662,6 +650,13 @@ mod tests {
         assert_eq!(seen, expected(&[link(0), link(1)]));
         assert_eq!(replayed.last, 2);
         assert!(replayed.cut.expect("said").contains("cut short"));
+
+        // A power cut in the middle of the last frame's header.
+        std::fs::write(&path, &whole[..2 * frame + HEADER / 2]).expect("cut");
+        let (seen, replayed) = read_back(std::slice::from_ref(&path), LOG, 0);
+        assert_eq!(seen, expected(&[link(0), link(1)]));
+        assert_eq!(replayed.last, 2);
+        assert!(replayed.cut.expect("said").contains("header cut short"));
 
         // One byte of the second frame's document changed: its CRC fails, and the frame
         // after it is not applied either.
