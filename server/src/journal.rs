@@ -324,8 +324,57 @@ impl Rings {
 
     /// Keeps `entry` in its tenant's ring, dropping what the bounds say.
     fn admit(&mut self, entry: Entry) {
-        let rings = self;
         let label: Arc<str> = entry.tenant.clone().unwrap_or_else(|| UNTENANTED.into());
+        if let Some(entry) = self.admit_in_place(&label, entry) {
+            self.admit_slowly(label, entry);
+        }
+    }
+
+    /// What nearly every request finds: its tenant's ring exists and is at most full, and
+    /// the journal is within its bytes once that ring's oldest entry makes room. Then the
+    /// ring is looked up once and moves once in `by_bytes`, and the oldest entry's box is
+    /// reused. Anything else gets `entry` back, for [`Rings::admit_slowly`].
+    fn admit_in_place(&mut self, label: &Arc<str>, entry: Entry) -> Option<Entry> {
+        let capacity = self.capacity;
+        let Some(ring) = self.rings.get_mut(label) else {
+            return Some(entry);
+        };
+        let full = ring.entries.len() == capacity;
+        if capacity == 0 || ring.entries.len() > capacity {
+            return Some(entry);
+        }
+        let freed = if full {
+            ring.entries.front().map_or(0, |oldest| oldest.size())
+        } else {
+            0
+        };
+        let size = entry.size();
+        if self.bytes.saturating_sub(freed) + size > JOURNAL_MAX_BYTES {
+            return Some(entry);
+        }
+        let before = ring.bytes;
+        let oldest = if full { ring.entries.pop_front() } else { None };
+        let slot = match oldest {
+            Some(mut oldest) => {
+                *oldest = entry;
+                oldest
+            }
+            None => Box::new(entry),
+        };
+        ring.entries.push_back(slot);
+        ring.bytes = before.saturating_sub(freed) + size;
+        self.bytes = self.bytes.saturating_sub(freed) + size;
+        if ring.bytes != before {
+            self.by_bytes.remove(&(before, label.clone()));
+            self.by_bytes.insert((ring.bytes, label.clone()));
+        }
+        None
+    }
+
+    /// [`Rings::admit`] for a new ring, a ring over a lowered capacity, or a journal at its
+    /// bytes: the tenant's oldest entries go first, then the largest rings' oldest.
+    fn admit_slowly(&mut self, label: Arc<str>, entry: Entry) {
+        let rings = self;
         let capacity = rings.capacity;
         while rings
             .rings
