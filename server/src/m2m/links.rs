@@ -15,7 +15,7 @@ use crate::wire::{BodyError, Request};
 pub fn create(request: &Request, body: Result<Bytes, BodyError>) -> Result<Response, ApiError> {
     let app = &request.app;
     let partner = authorize(request, Quota::CreateLink)?;
-    let body = validate::json_body(&request.headers, body)?;
+    let body = validate::create_body(&request.headers, body)?;
     let mut created = validate::create_link(body, &app.settings.flows, &app.settings.default_flow)?;
     // The store keeps the metadata as text; the event takes the tree itself.
     let metadata = created.link.metadata.take();

@@ -7,6 +7,7 @@
 //! the `Allow` the route table lists for a known path and another method [design].
 
 pub mod auth;
+mod create_body;
 mod data_requests;
 pub mod error;
 mod links;

@@ -1,6 +1,7 @@
 //! Validation of M2M request bodies and queries, in the vendor's words.
 //!
-//! Bodies are read as JSON values and checked field by field in a fixed order, so the error
+//! Bodies are read as JSON values (a create's members one by one, without a map of their
+//! own: [`super::create_body`]) and checked field by field in a fixed order, so the error
 //! names the *first* violation, as the vendor does. Fields a body carries that the API does
 //! not know are ignored (as the real API does) but named, for the `X-Linkbox-Warning` header.
 //!
@@ -22,22 +23,12 @@ use serde_json::{Map, Value};
 use time::Duration;
 use time::macros::format_description;
 
+use super::create_body::{CreateBody, Field, Parsed};
 use super::error::ApiError;
 use crate::ops::m2m::is_acceptable_callback;
 use crate::store::m2m::{LinkFilter, NewLink};
 use crate::wire::{BodyError, is_json, query_pairs};
 
-/// Fields of `POST /partner/links`.
-const CREATE_FIELDS: [&str; 8] = [
-    "referenceId",
-    "expiresInMinutes",
-    "userData",
-    "metadata",
-    "flow",
-    "theme",
-    "language",
-    "callbackUrl",
-];
 /// Query parameters of `GET /partner/links`.
 const LIST_PARAMS: [&str; 7] = [
     "page",
@@ -55,6 +46,36 @@ pub fn json_body(
     headers: &HeaderMap,
     body: Result<Bytes, BodyError>,
 ) -> Result<Option<Value>, ApiError> {
+    match json_text(headers, body)? {
+        None => Ok(None),
+        Some(text) => serde_json::from_slice(&text)
+            .map(Some)
+            .map_err(|_| ApiError::invalid(messages::INVALID_JSON)),
+    }
+}
+
+/// A `POST /partner/links` body, checked as [`json_body`] checks a body and read in one
+/// pass over its members ([`super::create_body`]); an empty body has none.
+pub fn create_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BodyError>,
+) -> Result<CreateBody, ApiError> {
+    let Some(text) = json_text(headers, body)? else {
+        return Ok(CreateBody::default());
+    };
+    match serde_json::from_slice(&text) {
+        Ok(Parsed(Some(body))) => Ok(body),
+        Ok(Parsed(None)) => Err(ApiError::invalid(messages::BODY_NOT_OBJECT)),
+        Err(_) => Err(ApiError::invalid(messages::INVALID_JSON)),
+    }
+}
+
+/// A body that is to be read as JSON: `None` when it is empty; refused when it does not say
+/// it is JSON or nests deeper than [`crate::wire::MAX_JSON_DEPTH`].
+fn json_text(
+    headers: &HeaderMap,
+    body: Result<Bytes, BodyError>,
+) -> Result<Option<Bytes>, ApiError> {
     let body = body?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
@@ -67,9 +88,7 @@ pub fn json_body(
             crate::wire::MAX_JSON_DEPTH,
         )));
     }
-    serde_json::from_slice(&body)
-        .map(Some)
-        .map_err(|_| ApiError::invalid(messages::INVALID_JSON))
+    Ok(Some(body))
 }
 
 /// The body as an object; an empty body counts as `{}`, as the vendor's JSON parser does.
@@ -106,7 +125,13 @@ fn take(body: &mut Map<String, Value>, field: &str) -> Option<Value> {
 
 /// The required, non-empty `referenceId` string, within its length, taken out of `body`.
 fn required_reference_id(body: &mut Map<String, Value>) -> Result<String, ApiError> {
-    match take(body, "referenceId") {
+    reference_id(take(body, "referenceId"))
+}
+
+/// `referenceId`'s value (`None`: absent or `null`) as the required, non-empty string,
+/// within its length.
+fn reference_id(value: Option<Value>) -> Result<String, ApiError> {
+    match value {
         None => Err(ApiError::invalid(messages::REFERENCE_ID_REQUIRED)),
         Some(Value::String(text)) if text.trim().is_empty() => {
             Err(ApiError::invalid(messages::REFERENCE_ID_REQUIRED))
@@ -128,28 +153,28 @@ pub struct CreateLink {
 /// Validates a `POST /partner/links` body against the accepted `flows`; without `flow`, a
 /// link gets `default_flow`.
 pub fn create_link(
-    body: Option<Value>,
+    mut body: CreateBody,
     flows: &[String],
     default_flow: &str,
 ) -> Result<CreateLink, ApiError> {
-    let mut body = object(body)?;
-    let reference_id = required_reference_id(&mut body)?;
-    let expires_in = optional(&body, "expiresInMinutes")
+    let reference_id = reference_id(body.take(Field::ReferenceId))?;
+    let expires_in = body
+        .get(Field::ExpiresInMinutes)
         .map(expires_in_minutes)
         .transpose()?;
-    let (user_data, nested) = match optional(&body, "userData") {
+    let (user_data, nested) = match body.take(Field::UserData) {
         Some(value) => {
-            let (data, nested) = user_data(value)?;
-            (Some(data), nested)
+            let nested = user_data(&value)?;
+            (Some(value), nested)
         }
         None => (None, Vec::new()),
     };
-    let metadata = match take(&mut body, "metadata") {
+    let metadata = match body.take(Field::Metadata) {
         None => None,
         Some(value @ Value::Object(_)) => Some(value),
         Some(_) => return Err(ApiError::invalid(messages::METADATA)),
     };
-    let flow: Arc<str> = match optional(&body, "flow") {
+    let flow: Arc<str> = match body.get(Field::Flow) {
         None => default_flow.into(),
         Some(Value::String(flow)) if flows.iter().any(|known| known == flow) => {
             flow.as_str().into()
@@ -161,12 +186,12 @@ pub fn create_link(
             )));
         }
     };
-    let theme = match take(&mut body, "theme") {
+    let theme = match body.take(Field::Theme) {
         None => None,
         Some(Value::String(theme)) => Some(theme),
         Some(_) => return Err(must_be_string("theme")),
     };
-    let language = match optional(&body, "language") {
+    let language = match body.get(Field::Language) {
         None => None,
         Some(value) => Some(
             value
@@ -175,16 +200,12 @@ pub fn create_link(
                 .ok_or_else(|| ApiError::invalid(messages::LANGUAGE))?,
         ),
     };
-    let callback_url = optional(&body, "callbackUrl")
-        .map(|value| {
-            value
-                .as_str()
-                .filter(|url| is_acceptable_callback(url))
-                .map(str::to_owned)
-                .ok_or_else(|| ApiError::invalid(messages::CALLBACK_URL))
-        })
-        .transpose()?;
-    let mut ignored = unknown_fields(&body, &CREATE_FIELDS);
+    let callback_url = match body.take(Field::CallbackUrl) {
+        None => None,
+        Some(Value::String(url)) if is_acceptable_callback(&url) => Some(url),
+        Some(_) => return Err(ApiError::invalid(messages::CALLBACK_URL)),
+    };
+    let mut ignored = body.into_unknown();
     ignored.extend(nested);
     Ok(CreateLink {
         ignored,
@@ -212,9 +233,9 @@ fn expires_in_minutes(value: &Value) -> Result<Duration, ApiError> {
     Ok(Duration::milliseconds((minutes * 60_000.0).round() as i64))
 }
 
-/// Checks `userData` (required to carry a payment method) and returns it as given, with
-/// the dot paths of the keys its documented shape does not know.
-fn user_data(value: &Value) -> Result<(Value, Vec<String>), ApiError> {
+/// Checks `userData` (required to carry a payment method), returning the dot paths of the
+/// keys its documented shape does not know.
+fn user_data(value: &Value) -> Result<Vec<String>, ApiError> {
     let Value::Object(data) = value else {
         return Err(ApiError::invalid(messages::USER_DATA));
     };
@@ -223,8 +244,7 @@ fn user_data(value: &Value) -> Result<(Value, Vec<String>), ApiError> {
         check_user_data_fields(data)?;
         return Err(ApiError::invalid(messages::PAYMENT_METHOD_REQUIRED));
     }
-    let nested = check_user_data_fields(data)?;
-    Ok((value.clone(), nested))
+    check_user_data_fields(data)
 }
 
 /// What a documented `userData` field holds.
@@ -481,8 +501,16 @@ mod tests {
         vec![wire::DEFAULT_FLOW.to_owned()]
     }
 
+    /// `body` as [`create_body`] reads it off the wire.
+    fn parsed(body: Value) -> CreateBody {
+        match serde_json::from_value(body) {
+            Ok(Parsed(Some(body))) => body,
+            _ => panic!("a create body is an object"),
+        }
+    }
+
     fn create(body: Value) -> Result<CreateLink, ApiError> {
-        create_link(Some(body), &flows(), wire::DEFAULT_FLOW)
+        create_link(parsed(body), &flows(), wire::DEFAULT_FLOW)
     }
 
     fn message(result: Result<CreateLink, ApiError>) -> String {
@@ -642,13 +670,9 @@ mod tests {
     #[test]
     fn a_create_without_flow_gets_the_configured_default() {
         let flows = vec!["m2m-express".to_owned()];
-        let created = create_link(
-            Some(serde_json::json!({"referenceId": "u"})),
-            &flows,
-            "m2m-express",
-        )
-        .map_err(|_| ())
-        .expect("valid");
+        let created = create_link(parsed(json!({"referenceId": "u"})), &flows, "m2m-express")
+            .map_err(|_| ())
+            .expect("valid");
         assert_eq!(&*created.link.flow, "m2m-express");
     }
 
