@@ -1,5 +1,6 @@
 //! `POST /partner/links` where the contract suite cannot reach: a body over the size limit,
-//! and the flows and widget base a configured linkbox puts in the URL. The create contract
+//! the flows and widget base a configured linkbox puts in the URL, and bodies as sent byte
+//! for byte (a member twice, an escaped name, JSON that breaks after a bad field). The create contract
 //! itself is the suite's (`m2m.create.*`, `m2m.validate.*`, `m2m.lifecycle.*`).
 
 use linkbox::Options;
@@ -53,5 +54,72 @@ async fn configured_flows_and_widget_base_shape_the_url() {
         400,
         "INVALID_REQUEST",
         "The flow field must be one of: m2m-basic, m2m-express",
+    );
+}
+
+/// A create body as sent, byte for byte: what `serde_json::json!` cannot write (a member
+/// twice, an escaped name) and what is not JSON at all.
+async fn create_raw(app: &TestApp, body: &str) -> linkbox_tests::Reply {
+    let key = test_key(1);
+    app.send(
+        Method::POST,
+        "/partner/links",
+        &[("x-api-key", &key), ("content-type", "application/json")],
+        Some(body.as_bytes().to_vec()),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_member_sent_twice_counts_as_its_last_and_unknown_names_come_sorted_once() {
+    let app = spawn_app().await;
+    let reply = create_raw(
+        &app,
+        r#"{"zeta": 1, "referenceId": "first", "metadata": {"a": 1}, "alpha": [1, {"b": 2}],
+            "referenc\u0065Id": "second", "zeta": {"deep": true}, "metadata": {"b": 2},
+            "language": null}"#,
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    assert_eq!(reply.data()["referenceId"], "second");
+    assert_eq!(
+        reply.header_all("x-linkbox-warning"),
+        [
+            "ignored unknown field \"alpha\"",
+            "ignored unknown field \"zeta\""
+        ],
+        "{reply:?}"
+    );
+    let link = app
+        .get_link(
+            &test_key(1),
+            reply.data()["linkId"].as_str().unwrap_or_default(),
+        )
+        .await;
+    assert_eq!(link.data()["metadata"], json!({"b": 2}), "{link:?}");
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_an_object_or_not_json_is_refused_before_its_fields() {
+    let app = spawn_app().await;
+    for body in [r#"[{"referenceId": "u"}]"#, "\"u\"", "12", "null", "true"] {
+        let reply = create_raw(&app, body).await;
+        assert_m2m_error(&reply, 400, "INVALID_REQUEST", messages::BODY_NOT_OBJECT);
+    }
+    // Broken after fields that would have been refused: the JSON is judged first.
+    for body in [
+        r#"{"referenceId": 5, "expiresInMinutes": "x""#,
+        r#"{"referenceId": 5,}"#,
+        r#"{"referenceId": "u"} {}"#,
+    ] {
+        let reply = create_raw(&app, body).await;
+        assert_m2m_error(&reply, 400, "INVALID_REQUEST", messages::INVALID_JSON);
+    }
+    let empty = create_raw(&app, "  ").await;
+    assert_m2m_error(
+        &empty,
+        400,
+        "INVALID_REQUEST",
+        messages::REFERENCE_ID_REQUIRED,
     );
 }
