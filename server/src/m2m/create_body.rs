@@ -17,19 +17,7 @@ use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-/// Fields of `POST /partner/links`, in the order they are checked.
-pub const CREATE_FIELDS: [&str; 8] = [
-    "referenceId",
-    "expiresInMinutes",
-    "userData",
-    "metadata",
-    "flow",
-    "theme",
-    "language",
-    "callbackUrl",
-];
-
-/// One of [`CREATE_FIELDS`].
+/// A field of `POST /partner/links`.
 #[derive(Clone, Copy)]
 pub enum Field {
     ReferenceId,
@@ -42,11 +30,39 @@ pub enum Field {
     CallbackUrl,
 }
 
+impl Field {
+    /// Every field; a field's place in [`CreateBody`] is its discriminant.
+    const ALL: [Field; 8] = [
+        Field::ReferenceId,
+        Field::ExpiresInMinutes,
+        Field::UserData,
+        Field::Metadata,
+        Field::Flow,
+        Field::Theme,
+        Field::Language,
+        Field::CallbackUrl,
+    ];
+
+    /// The field's name on the wire.
+    fn name(self) -> &'static str {
+        match self {
+            Field::ReferenceId => "referenceId",
+            Field::ExpiresInMinutes => "expiresInMinutes",
+            Field::UserData => "userData",
+            Field::Metadata => "metadata",
+            Field::Flow => "flow",
+            Field::Theme => "theme",
+            Field::Language => "language",
+            Field::CallbackUrl => "callbackUrl",
+        }
+    }
+}
+
 /// A create body's members: each known field's value (`None` when absent or `null`), and
 /// the names of the members the API does not know.
 #[derive(Default)]
 pub struct CreateBody {
-    fields: [Option<Value>; CREATE_FIELDS.len()],
+    fields: [Option<Value>; Field::ALL.len()],
     unknown: Vec<String>,
 }
 
@@ -89,10 +105,10 @@ impl<'de> Visitor<'de> for ParsedVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed, A::Error> {
         let mut body = CreateBody::default();
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            match CREATE_FIELDS.iter().position(|field| *field == key) {
-                Some(index) => {
+            match Field::ALL.into_iter().find(|field| field.name() == key) {
+                Some(field) => {
                     let value: Value = map.next_value()?;
-                    body.fields[index] = (!value.is_null()).then_some(value);
+                    body.fields[field as usize] = (!value.is_null()).then_some(value);
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
@@ -197,6 +213,18 @@ mod tests {
         assert_eq!(body.get(Field::Language), None, "null is absent");
         assert_eq!(body.get(Field::Flow), None);
         assert_eq!(body.into_unknown(), ["alpha", "zeta"]);
+    }
+
+    #[test]
+    fn every_field_lands_in_its_own_slot() {
+        for (n, field) in Field::ALL.into_iter().enumerate() {
+            let body = object(&format!("{{\"{}\": {n}}}", field.name()));
+            for other in Field::ALL {
+                let expected = (other as usize == field as usize).then(|| json!(n));
+                assert_eq!(body.get(other).cloned(), expected, "{}", field.name());
+            }
+            assert!(body.into_unknown().is_empty());
+        }
     }
 
     #[test]

@@ -125,12 +125,12 @@ fn take(body: &mut Map<String, Value>, field: &str) -> Option<Value> {
 
 /// The required, non-empty `referenceId` string, within its length, taken out of `body`.
 fn required_reference_id(body: &mut Map<String, Value>) -> Result<String, ApiError> {
-    reference_id(take(body, "referenceId"))
+    checked_reference_id(take(body, "referenceId"))
 }
 
 /// `referenceId`'s value (`None`: absent or `null`) as the required, non-empty string,
 /// within its length.
-fn reference_id(value: Option<Value>) -> Result<String, ApiError> {
+fn checked_reference_id(value: Option<Value>) -> Result<String, ApiError> {
     match value {
         None => Err(ApiError::invalid(messages::REFERENCE_ID_REQUIRED)),
         Some(Value::String(text)) if text.trim().is_empty() => {
@@ -157,7 +157,7 @@ pub fn create_link(
     flows: &[String],
     default_flow: &str,
 ) -> Result<CreateLink, ApiError> {
-    let reference_id = reference_id(body.take(Field::ReferenceId))?;
+    let reference_id = checked_reference_id(body.take(Field::ReferenceId))?;
     let expires_in = body
         .get(Field::ExpiresInMinutes)
         .map(expires_in_minutes)
