@@ -18,7 +18,7 @@ mod queue;
 pub mod sign;
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -94,7 +94,7 @@ struct Delivery {
     /// The link the event is about (`data.linkId`), which orders its deliveries.
     link: Option<Arc<str>>,
     /// The exact body, fixed at the event: retries resend the same bytes.
-    body: Bytes,
+    body: Body,
     /// The link's `callbackUrl`; when absent the partner's URL is read at each attempt.
     callback_url: Option<String>,
     status: DeliveryStatus,
@@ -104,6 +104,32 @@ struct Delivery {
     next_attempt_at: Option<OffsetDateTime>,
     in_flight: bool,
     created_at: OffsetDateTime,
+}
+
+/// A delivery's body: the exact bytes each of its attempts sends.
+///
+/// An event's body is written the first time anything reads it (an attempt, the state
+/// file, the control API), from the event's data as it was when the event happened, and
+/// kept from then on. What is read is therefore the same bytes each time, and a body
+/// nothing ever reads is never written: a sandbox with no webhook URL keeps every
+/// `link.created` delivery (failed at once, replayable), and serializing each one on the
+/// create's own path was about a twelfth of a create's instructions.
+struct Body(LazyLock<Bytes, Box<dyn FnOnce() -> Bytes + Send>>);
+
+impl Body {
+    /// Bytes already written (read back from the state file).
+    fn ready(bytes: Bytes) -> Body {
+        Body(LazyLock::new(Box::new(move || bytes)))
+    }
+
+    /// Bytes `write` makes when they are first read.
+    fn later(write: impl FnOnce() -> Bytes + Send + 'static) -> Body {
+        Body(LazyLock::new(Box::new(write)))
+    }
+
+    fn bytes(&self) -> &Bytes {
+        &self.0
+    }
 }
 
 impl Delivery {
@@ -200,21 +226,25 @@ impl Webhooks {
         &self,
         partner: &Arc<Partner>,
         event: &'static str,
-        data: impl EventData,
+        data: impl EventData + Send + 'static,
         callback_url: Option<String>,
         now: OffsetDateTime,
     ) -> String {
         let link: Option<Arc<str>> = data.link_id().map(Into::into);
-        let payload = linkbox_contracts::m2m::WebhookPayload {
-            event: event.to_owned(),
-            timestamp: data
-                .timestamp()
-                .map_or_else(|| timefmt::millis(now), str::to_owned),
-            data,
-        };
-        let body = linkbox_contracts::json::to_vec(&payload).unwrap_or_else(|error| {
-            tracing::error!(%error, event, "webhook payload did not serialize");
-            b"{}".to_vec()
+        let body = Body::later(move || {
+            let payload = linkbox_contracts::m2m::WebhookPayload {
+                event: event.to_owned(),
+                timestamp: data
+                    .timestamp()
+                    .map_or_else(|| timefmt::millis(now), str::to_owned),
+                data,
+            };
+            linkbox_contracts::json::to_vec(&payload)
+                .unwrap_or_else(|error| {
+                    tracing::error!(%error, event, "webhook payload did not serialize");
+                    b"{}".to_vec()
+                })
+                .into()
         });
         let mut id = format!("whd_{}", ids::fmt_hex48(ids::hex48()));
         // With nowhere to send it, the delivery fails at once instead of waiting out a
@@ -229,7 +259,7 @@ impl Webhooks {
             partner: partner.clone(),
             event,
             link,
-            body: body.into(),
+            body,
             callback_url,
             status: DeliveryStatus::Pending,
             attempts: Vec::new(),
@@ -298,7 +328,7 @@ impl Webhooks {
                 attempt: delivery.attempts.len(),
                 partner: delivery.partner.clone(),
                 event: delivery.event,
-                body: delivery.body.clone(),
+                body: delivery.body.bytes().clone(),
                 callback_url: delivery.callback_url.clone(),
             });
         });
@@ -523,7 +553,7 @@ impl Unresolved {
                 next_attempt_at: delivery.next_attempt_at.map(timefmt::millis),
                 created_at: timefmt::millis(delivery.created_at),
                 tenant: delivery.partner.slug.to_string(),
-                payload: serde_json::from_slice(&delivery.body).unwrap_or_default(),
+                payload: serde_json::from_slice(delivery.body.bytes()).unwrap_or_default(),
             },
         }
     }
@@ -788,5 +818,70 @@ mod tests {
         );
         webhooks.forget_tenant("someone");
         assert_eq!(webhooks.deliveries(Visible::All).len(), 1);
+    }
+
+    /// Data whose fields can be changed after it was handed over, through a clone.
+    #[derive(Clone, Serialize)]
+    struct Shared {
+        #[serde(rename = "linkId")]
+        link_id: String,
+        #[serde(serialize_with = "note_now")]
+        note: Arc<parking_lot::Mutex<String>>,
+    }
+
+    fn note_now<S: serde::Serializer>(
+        note: &Arc<parking_lot::Mutex<String>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&note.lock())
+    }
+
+    impl EventData for Shared {
+        fn link_id(&self) -> Option<&str> {
+            Some(&self.link_id)
+        }
+    }
+
+    #[test]
+    fn a_body_reads_as_the_event_was_and_the_same_bytes_each_time() {
+        let webhooks = Webhooks::new();
+        let note = Arc::new(parking_lot::Mutex::new("as created".to_owned()));
+        let data = Shared {
+            link_id: "link_a".to_owned(),
+            note: note.clone(),
+        };
+        let url = Some("http://127.0.0.1:9/hooks".to_owned());
+        webhooks.enqueue(&partner(), "link.created", data, url, NOW);
+        let expected = serde_json::json!({
+            "event": "link.created",
+            "timestamp": "2026-02-10T12:00:00.000Z",
+            "data": { "linkId": "link_a", "note": "as created" },
+        });
+        // Read first by the control API, then by the attempt, after the data changed.
+        assert_eq!(webhooks.deliveries(Visible::All)[0].payload, expected);
+        "changed later".clone_into(&mut note.lock());
+        let jobs = webhooks.take_due(NOW);
+        assert_eq!(jobs.len(), 1);
+        let sent: serde_json::Value = serde_json::from_slice(&jobs[0].body).expect("JSON body");
+        assert_eq!(sent, expected);
+        // The attempt fails and is retried: the retry sends the very same bytes.
+        webhooks.record_attempt(&jobs[0].id, failed_at(NOW));
+        let retry = webhooks.take_due(NOW + Duration::minutes(1));
+        assert_eq!(retry.len(), 1);
+        assert_eq!(retry[0].body, jobs[0].body);
+    }
+
+    #[test]
+    fn a_body_first_read_after_the_clock_moved_keeps_the_events_instant() {
+        let webhooks = Webhooks::new();
+        let data = serde_json::json!({ "linkId": "link_a" });
+        webhooks.enqueue(&partner(), "link.opened", data, None, NOW);
+        let later = NOW + Duration::hours(3);
+        let jobs = webhooks.take_due(later);
+        // No URL: failed at once, so nothing is due; the control API reads the body.
+        assert!(jobs.is_empty());
+        let payload = &webhooks.deliveries(Visible::All)[0].payload;
+        assert_eq!(payload["timestamp"], "2026-02-10T12:00:00.000Z");
+        assert_eq!(payload["event"], "link.opened");
     }
 }
