@@ -73,16 +73,28 @@ pub fn query_pairs(raw: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Whether the request says its body is JSON (`application/json`, any parameters).
+/// Whether the request says its body is JSON (`application/json` or `application/*+json`,
+/// in any case, any parameters). Compared in place, without a lowercased copy: every
+/// vendor request with a body asks.
 pub fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split(';').next())
         .is_some_and(|mime| {
-            let mime = mime.trim().to_ascii_lowercase();
-            mime == "application/json"
-                || (mime.starts_with("application/") && mime.ends_with("+json"))
+            let mime = mime.trim();
+            let starts = |prefix: &str| {
+                mime.get(..prefix.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+            };
+            let ends = |suffix: &str| {
+                mime.len()
+                    .checked_sub(suffix.len())
+                    .and_then(|at| mime.get(at..))
+                    .is_some_and(|tail| tail.eq_ignore_ascii_case(suffix))
+            };
+            mime.eq_ignore_ascii_case("application/json")
+                || (starts("application/") && ends("+json"))
         })
 }
 
@@ -297,6 +309,12 @@ mod tests {
         assert!(is_json(&with_content_type("application/merge-patch+json")));
         assert!(!is_json(&with_content_type("text/plain")));
         assert!(!is_json(&with_content_type("application/jsonp")));
+        assert!(is_json(&with_content_type("APPLICATION/VND.API+JSON")));
+        assert!(is_json(&with_content_type(" application/json ; q=1")));
+        assert!(!is_json(&with_content_type("application/json+xml")));
+        assert!(!is_json(&with_content_type("text/+json")));
+        assert!(!is_json(&with_content_type("+json")));
+        assert!(!is_json(&with_content_type("application/")));
         assert!(!is_json(&HeaderMap::new()));
     }
 
