@@ -21,8 +21,41 @@ const NANOS: &[BorrowedFormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
 
 /// `2026-02-10T12:00:00.000Z`: three fraction digits, UTC.
+///
+/// The text depends only on the millisecond `at` falls in, and the last two this thread
+/// formatted are kept: a create shows two instants (`createdAt` and `expiresAt`), and under
+/// load the next create, in the same millisecond, shows the same two. Formatting each was
+/// about 1,400 instructions, 5% of a create.
 pub fn millis(at: OffsetDateTime) -> String {
-    format(at, humantime::format_rfc3339_millis, MILLIS)
+    let Ok(key) = i64::try_from(at.unix_timestamp_nanos().div_euclid(1_000_000)) else {
+        return format(at, humantime::format_rfc3339_millis, MILLIS);
+    };
+    RECENT_MILLIS.with(|recent| {
+        let mut slots = recent.get();
+        if let Some(text) = slots
+            .iter()
+            .find(|(kept, _)| *kept == Some(key))
+            .and_then(|(_, text)| std::str::from_utf8(text).ok())
+        {
+            return text.to_owned();
+        }
+        let text = format(at, humantime::format_rfc3339_millis, MILLIS);
+        if let Ok(bytes) = <[u8; MILLIS_LEN]>::try_from(text.as_bytes()) {
+            slots[1] = slots[0];
+            slots[0] = (Some(key), bytes);
+            recent.set(slots);
+        }
+        text
+    })
+}
+
+/// `2026-02-10T12:00:00.000Z` is 24 bytes (years 0000 to 9999).
+const MILLIS_LEN: usize = 24;
+
+thread_local! {
+    /// The last two milliseconds [`millis`] formatted on this thread, newest first.
+    static RECENT_MILLIS: std::cell::Cell<[(Option<i64>, [u8; MILLIS_LEN]); 2]> =
+        const { std::cell::Cell::new([(None, [0; MILLIS_LEN]); 2]) };
 }
 
 /// `2026-02-10T12:00:00.000000000Z`: nine fraction digits, UTC.
@@ -109,6 +142,42 @@ mod tests {
             assert_eq!(millis(at), described(at, MILLIS), "{at}");
             at += time::Duration::days(1);
         }
+    }
+
+    #[test]
+    fn instants_in_the_same_millisecond_read_the_same_and_the_next_one_does_not() {
+        let base = datetime!(2026-02-10 12:00:00.123 UTC);
+        let expires = base + time::Duration::hours(2);
+        // As creates under load ask: two instants, again and again, a few within a
+        // millisecond of each other, interleaved with ones of their own.
+        let sequence = [
+            base,
+            expires,
+            base + time::Duration::nanoseconds(400_000),
+            expires + time::Duration::nanoseconds(999_999),
+            base + time::Duration::nanoseconds(1_000_000),
+            base,
+            datetime!(1969-12-31 23:59:59.9995 UTC),
+            datetime!(1969-12-31 23:59:59.9991 UTC),
+            base - time::Duration::nanoseconds(1),
+            expires,
+        ];
+        for at in sequence {
+            assert_eq!(millis(at), described(at, MILLIS), "{at}");
+        }
+        assert_eq!(millis(base), "2026-02-10T12:00:00.123Z");
+        assert_eq!(
+            millis(base + time::Duration::nanoseconds(1_000_000)),
+            "2026-02-10T12:00:00.124Z"
+        );
+        assert_eq!(
+            millis(base - time::Duration::nanoseconds(1)),
+            "2026-02-10T12:00:00.122Z"
+        );
+        assert_eq!(
+            millis(datetime!(1969-12-31 23:59:59.9995 UTC)),
+            "1969-12-31T23:59:59.999Z"
+        );
     }
 
     #[test]

@@ -18,8 +18,8 @@ mod queue;
 pub mod sign;
 
 use std::borrow::Cow;
-use std::sync::{Arc, LazyLock};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use linkbox_contracts::sandbox::{
