@@ -18,8 +18,8 @@ mod queue;
 pub mod sign;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use linkbox_contracts::sandbox::{
@@ -94,7 +94,7 @@ struct Delivery {
     /// The link the event is about (`data.linkId`), which orders its deliveries.
     link: Option<Arc<str>>,
     /// The exact body, fixed at the event: retries resend the same bytes.
-    body: Body,
+    body: Bytes,
     /// The link's `callbackUrl`; when absent the partner's URL is read at each attempt.
     callback_url: Option<String>,
     status: DeliveryStatus,
@@ -104,32 +104,6 @@ struct Delivery {
     next_attempt_at: Option<OffsetDateTime>,
     in_flight: bool,
     created_at: OffsetDateTime,
-}
-
-/// A delivery's body: the exact bytes each of its attempts sends.
-///
-/// An event's body is written the first time anything reads it (an attempt, the state
-/// file, the control API), from the event's data as it was when the event happened, and
-/// kept from then on. What is read is therefore the same bytes each time, and a body
-/// nothing ever reads is never written: a sandbox with no webhook URL keeps every
-/// `link.created` delivery (failed at once, replayable), and serializing each one on the
-/// create's own path was about a twelfth of a create's instructions.
-struct Body(LazyLock<Bytes, Box<dyn FnOnce() -> Bytes + Send>>);
-
-impl Body {
-    /// Bytes already written (read back from the state file).
-    fn ready(bytes: Bytes) -> Body {
-        Body(LazyLock::new(Box::new(move || bytes)))
-    }
-
-    /// Bytes `write` makes when they are first read.
-    fn later(write: impl FnOnce() -> Bytes + Send + 'static) -> Body {
-        Body(LazyLock::new(Box::new(write)))
-    }
-
-    fn bytes(&self) -> &Bytes {
-        &self.0
-    }
 }
 
 impl Delivery {
@@ -226,25 +200,21 @@ impl Webhooks {
         &self,
         partner: &Arc<Partner>,
         event: &'static str,
-        data: impl EventData + Send + 'static,
+        data: impl EventData,
         callback_url: Option<String>,
         now: OffsetDateTime,
     ) -> String {
         let link: Option<Arc<str>> = data.link_id().map(Into::into);
-        let body = Body::later(move || {
-            let payload = linkbox_contracts::m2m::WebhookPayload {
-                event: event.to_owned(),
-                timestamp: data
-                    .timestamp()
-                    .map_or_else(|| timefmt::millis(now), str::to_owned),
-                data,
-            };
-            linkbox_contracts::json::to_vec(&payload)
-                .unwrap_or_else(|error| {
-                    tracing::error!(%error, event, "webhook payload did not serialize");
-                    b"{}".to_vec()
-                })
-                .into()
+        let payload = linkbox_contracts::m2m::WebhookPayload {
+            event: event.to_owned(),
+            timestamp: data
+                .timestamp()
+                .map_or_else(|| timefmt::millis(now), str::to_owned),
+            data,
+        };
+        let body = linkbox_contracts::json::to_vec(&payload).unwrap_or_else(|error| {
+            tracing::error!(%error, event, "webhook payload did not serialize");
+            b"{}".to_vec()
         });
         let mut id = delivery_id();
         // With nowhere to send it, the delivery fails at once instead of waiting out a
@@ -259,7 +229,7 @@ impl Webhooks {
             partner: partner.clone(),
             event,
             link,
-            body,
+            body: body.into(),
             callback_url,
             status: DeliveryStatus::Pending,
             attempts: Vec::new(),
@@ -328,7 +298,7 @@ impl Webhooks {
                 attempt: delivery.attempts.len(),
                 partner: delivery.partner.clone(),
                 event: delivery.event,
-                body: delivery.body.bytes().clone(),
+                body: delivery.body.clone(),
                 callback_url: delivery.callback_url.clone(),
             });
         });
@@ -565,7 +535,7 @@ impl Unresolved {
                 next_attempt_at: delivery.next_attempt_at.map(timefmt::millis),
                 created_at: timefmt::millis(delivery.created_at),
                 tenant: delivery.partner.slug.to_string(),
-                payload: serde_json::from_slice(delivery.body.bytes()).unwrap_or_default(),
+                payload: serde_json::from_slice(&delivery.body).unwrap_or_default(),
             },
         }
     }

@@ -92,7 +92,7 @@ impl<'de> Deserialize<'de> for Body {
 pub(super) fn put(changes: &mut Changes, delivery: &Delivery) {
     let row = DeliveryRow {
         event: delivery.event.to_owned(),
-        body: Body(String::from_utf8_lossy(delivery.body.bytes()).into_owned()),
+        body: Body(String::from_utf8_lossy(&delivery.body).into_owned()),
         callback_url: delivery.callback_url.clone(),
         status: delivery.status,
         attempts: delivery
@@ -187,7 +187,7 @@ impl Webhooks {
             partner,
             event,
             link: super::link_of(&body),
-            body: super::Body::ready(body),
+            body,
             callback_url: row.callback_url,
             status: row.status,
             attempts,

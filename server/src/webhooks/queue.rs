@@ -353,7 +353,7 @@ mod tests {
             partner: partner.clone(),
             event: "link.created",
             link: None,
-            body: super::super::Body::ready(bytes::Bytes::new()),
+            body: bytes::Bytes::new(),
             callback_url: None,
             status,
             attempts: Vec::new(),
