@@ -147,9 +147,16 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
 }
 
 /// An index of positions in a list, hashed by a key each element holds: the key is not
-/// stored again (a user's `referenceId` lives in the user, not also in the index), and an
-/// entry is the 4-byte position. In [`SHARDS`] pieces, as [`ShardedMap`] is, so a doubling
-/// moves a sixty-fourth of the entries.
+/// stored again (a user's `referenceId` lives in the user, not also in the index). An entry
+/// is the 4-byte position and 32 bits of its key's hash. In [`SHARDS`] pieces, as
+/// [`ShardedMap`] is, so a doubling moves a sixty-fourth of the entries.
+///
+/// The hash is kept so that a shard grows without reading an element: rehashing by the key
+/// read each element back (the store's chunks, long out of the caches) and hashed its key
+/// again, about four last-level misses and 800 instructions of every create while a
+/// partner grew (`docs/benchmarks.md`). It costs 4 bytes an entry. A lookup compares the
+/// kept hash before it reads an element, so a probe that lands on another key's entry
+/// reads nothing.
 ///
 /// Callers pass how to read an element's key (`key_of`); the index only ever hashes keys
 /// and compares them, so it cannot hold a position whose element's key changed without
@@ -157,20 +164,36 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
 #[derive(Debug, Clone, Default)]
 pub struct PositionIndex {
     hasher: RandomState,
-    shards: Vec<hashbrown::HashTable<u32>>,
+    shards: Vec<hashbrown::HashTable<Slot>>,
+}
+
+/// A position and the 32 bits of its key's hash the table is built on ([`table_hash`]).
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    position: u32,
+    hash: u32,
+}
+
+/// The 64-bit hash hashbrown reads, made from a slot's 32 bits: multiplying by an odd
+/// constant spreads them over every bit (hashbrown takes a bucket from the low bits and a
+/// tag from the top seven) and maps distinct values to distinct values.
+fn table_hash(hash: u32) -> u64 {
+    u64::from(hash).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 impl PositionIndex {
     /// The shards, allocated on first use as [`ShardedMap`]'s are.
-    fn shards_mut(&mut self) -> &mut [hashbrown::HashTable<u32>] {
+    fn shards_mut(&mut self) -> &mut [hashbrown::HashTable<Slot>] {
         if self.shards.is_empty() {
             self.shards = (0..SHARDS).map(|_| hashbrown::HashTable::new()).collect();
         }
         &mut self.shards
     }
 
-    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
-        self.hasher.hash_one(key)
+    /// 32 bits of `key`'s keyed hash (SipHash, seeded per index).
+    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u32 {
+        // The low half: truncating is the point.
+        self.hasher.hash_one(key) as u32
     }
 
     /// The shard of a hash: bits hashbrown does not read for tables under 2^40 buckets
@@ -186,10 +209,13 @@ impl PositionIndex {
         K: std::borrow::Borrow<Q>,
     {
         let hash = self.hash(key);
+        let spread = table_hash(hash);
         self.shards
-            .get(Self::shard(hash))?
-            .find(hash, |&position| key_of(position).borrow() == key)
-            .copied()
+            .get(Self::shard(spread))?
+            .find(spread, |slot| {
+                slot.hash == hash && key_of(slot.position).borrow() == key
+            })
+            .map(|slot| slot.position)
     }
 
     /// Indexes `position` under `key` (its element's key), unless a position is already
@@ -200,27 +226,24 @@ impl PositionIndex {
         K: std::borrow::Borrow<Q>,
     {
         let hash = self.hash(key);
-        let hasher = self.hasher.clone();
-        let shard = &mut self.shards_mut()[Self::shard(hash)];
-        if let Some(&kept) = shard.find(hash, |&kept| key_of(kept).borrow() == key) {
-            return Some(kept);
+        let spread = table_hash(hash);
+        let shard = &mut self.shards_mut()[Self::shard(spread)];
+        if let Some(kept) = shard.find(spread, |slot| {
+            slot.hash == hash && key_of(slot.position).borrow() == key
+        }) {
+            return Some(kept.position);
         }
-        shard.insert_unique(hash, position, |&kept| {
-            hasher.hash_one(key_of(kept).borrow())
+        shard.insert_unique(spread, Slot { position, hash }, |slot| {
+            table_hash(slot.hash)
         });
         None
     }
 
     /// Room for `additional` more entries spread evenly ([`ShardedMap::reserve`]).
-    pub fn reserve<Q, K>(&mut self, additional: usize, key_of: impl Fn(u32) -> K)
-    where
-        Q: Hash + ?Sized,
-        K: std::borrow::Borrow<Q>,
-    {
+    pub fn reserve(&mut self, additional: usize) {
         let each = additional.div_ceil(SHARDS) + additional.div_ceil(SHARDS * 8);
-        let hasher = self.hasher.clone();
         for shard in self.shards_mut() {
-            shard.reserve(each, |&kept| hasher.hash_one(key_of(kept).borrow()));
+            shard.reserve(each, |slot| table_hash(slot.hash));
         }
     }
 
@@ -335,11 +358,38 @@ mod tests {
     }
 
     #[test]
+    fn a_position_index_grows_without_reading_an_element() {
+        let elements = names(20_000);
+        let reads = std::cell::Cell::new(0usize);
+        let key_of = |i: u32| {
+            reads.set(reads.get() + 1);
+            &*elements[i as usize]
+        };
+        let mut index = PositionIndex::default();
+        for (i, name) in elements.iter().enumerate() {
+            index.insert(&**name, i as u32, key_of);
+        }
+        // Each shard doubled many times on the way; only a rare 32-bit hash match among
+        // different keys reads an element, never a rehash.
+        assert!(
+            reads.get() < 100,
+            "{} reads for 20,000 inserts",
+            reads.get()
+        );
+        let before = reads.get();
+        for (i, name) in elements.iter().enumerate() {
+            assert_eq!(index.get(&**name, key_of), Some(i as u32));
+        }
+        // A hit reads its own element (and, rarely, another with the same 32 bits).
+        assert!(reads.get() - before < 20_100);
+    }
+
+    #[test]
     fn a_reserved_position_index_does_not_grow_while_filled_to_what_was_reserved() {
         let elements: Vec<u64> = (0..10_000).map(|i| i * 7_919).collect();
         let key_of = |i: u32| elements[i as usize];
         let mut index = PositionIndex::default();
-        index.reserve::<u64, _>(elements.len(), key_of);
+        index.reserve(elements.len());
         let capacities: Vec<usize> = index
             .shards
             .iter()

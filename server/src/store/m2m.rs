@@ -389,11 +389,8 @@ impl PartnerState {
 
     /// Room in both indexes for this many more users and links.
     fn reserve_indexes(&mut self, users: usize, links: usize) {
-        let (users_kept, links_kept) = (&self.users, &self.links);
-        self.user_index
-            .reserve::<str, _>(users, |i| &*users_kept[i as usize].reference_id);
-        self.link_index
-            .reserve::<u64, _>(links, |i| links_kept[i as usize].suffix);
+        self.user_index.reserve(users);
+        self.link_index.reserve(links);
     }
 }
 
