@@ -813,9 +813,10 @@ mod tests {
         assert_eq!(webhooks.deliveries(Visible::All).len(), 1);
     }
 
-    /// Data whose fields can be changed after it was handed over, through a clone.
+    /// Event data with a field that can still be changed after the event, through a
+    /// handle the test keeps.
     #[derive(Clone, Serialize)]
-    struct Shared {
+    struct Changing {
         #[serde(rename = "linkId")]
         link_id: String,
         #[serde(serialize_with = "note_now")]
@@ -829,7 +830,7 @@ mod tests {
         serializer.serialize_str(&note.lock())
     }
 
-    impl EventData for Shared {
+    impl EventData for Changing {
         fn link_id(&self) -> Option<&str> {
             Some(&self.link_id)
         }
@@ -839,24 +840,24 @@ mod tests {
     fn a_body_reads_as_the_event_was_and_the_same_bytes_each_time() {
         let webhooks = Webhooks::new();
         let note = Arc::new(parking_lot::Mutex::new("as created".to_owned()));
-        let data = Shared {
+        let data = Changing {
             link_id: "link_a".to_owned(),
             note: note.clone(),
         };
         let url = Some("http://127.0.0.1:9/hooks".to_owned());
         webhooks.enqueue(&partner(), "link.created", data, url, NOW);
+        // Changed after the event, before anything read the body: the body is the event's.
+        "changed later".clone_into(&mut note.lock());
         let expected = serde_json::json!({
             "event": "link.created",
             "timestamp": "2026-02-10T12:00:00.000Z",
             "data": { "linkId": "link_a", "note": "as created" },
         });
-        // Read first by the control API, then by the attempt, after the data changed.
-        assert_eq!(webhooks.deliveries(Visible::All)[0].payload, expected);
-        "changed later".clone_into(&mut note.lock());
         let jobs = webhooks.take_due(NOW);
         assert_eq!(jobs.len(), 1);
         let sent: serde_json::Value = serde_json::from_slice(&jobs[0].body).expect("JSON body");
         assert_eq!(sent, expected);
+        assert_eq!(webhooks.deliveries(Visible::All)[0].payload, expected);
         // The attempt fails and is retried: the retry sends the very same bytes.
         webhooks.record_attempt(&jobs[0].id, failed_at(NOW));
         let retry = webhooks.take_due(NOW + Duration::minutes(1));
@@ -865,13 +866,14 @@ mod tests {
     }
 
     #[test]
-    fn a_body_first_read_after_the_clock_moved_keeps_the_events_instant() {
+    fn a_body_carries_the_events_instant_not_the_time_it_is_read() {
         let webhooks = Webhooks::new();
         let data = serde_json::json!({ "linkId": "link_a" });
         webhooks.enqueue(&partner(), "link.opened", data, None, NOW);
         let later = NOW + Duration::hours(3);
         let jobs = webhooks.take_due(later);
-        // No URL: failed at once, so nothing is due; the control API reads the body.
+        // No URL: failed at once, so nothing is due; the control API reads the body, hours
+        // after the event.
         assert!(jobs.is_empty());
         let payload = &webhooks.deliveries(Visible::All)[0].payload;
         assert_eq!(payload["timestamp"], "2026-02-10T12:00:00.000Z");
