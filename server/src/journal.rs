@@ -5,13 +5,14 @@
 //! matches an expectation. Each tenant sees and clears only its own entries; admin sees all
 //! of them.
 //!
-//! What an entry shows ([`message`]): headers with lower-case names, `X-API-Key`,
+//! What an entry shows ([`Entry::view`]): headers with lower-case names, `X-API-Key`,
 //! `Authorization`, `Cookie` and `Set-Cookie` as `[redacted]`; bodies as text, JSON fields
 //! named like a secret (`password`, `secret`, `webhookSecret`, `token`, `id_token`, `apiKey`,
 //! any case) redacted before the body is cut at `JOURNAL_BODY_LIMIT` bytes. Recording runs
-//! on every vendor request and reading seldom, so an entry keeps what it was given
-//! ([`Message`]: a copy of the headers and the body) and redacts it when read;
-//! only a body over the limit is redacted and cut at once.
+//! on every vendor request and reading seldom, so an entry keeps what it was given (a copy
+//! of the path, the query, and both sides' headers and bodies, all in one buffer:
+//! [`Texts`]) and redacts it when read; only a body over the limit is redacted and cut at
+//! once.
 //!
 //! Each tenant (partner slug, `leaf:<username>`, or no tenant at all) has its own ring of at
 //! most `--journal-size` entries, so one tenant's traffic never pushes out another's; all
@@ -23,7 +24,8 @@
 //! most [`SHARED_ROWS`] in all), and a replica reads that table back before it answers a
 //! journal request ([`Journal::restore`]), so the journal shows every replica's requests.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use http::{HeaderMap, Method};
@@ -81,144 +83,142 @@ struct Ring {
 pub struct Entry {
     seq: u64,
     method: Method,
-    path: String,
-    query: Option<String>,
     status: u16,
     dropped: bool,
+    /// What each side's body holds ([`SHOWN`], [`CUT`] per side).
+    kept: Kept,
     time: OffsetDateTime,
     tenant: Option<Arc<str>>,
     duration_ms: u64,
-    request: Message,
-    response: Message,
+    /// The path, the query, the request's headers and body, the response's headers and body,
+    /// one after another in one buffer, as [`Texts`] lays them out.
+    texts: Texts,
     /// [`Entry::size`], counted once.
     size: usize,
 }
 
-/// A message's headers as the journal keeps them until read: every name and value copied
-/// into one buffer of their own, each pair as its name's length (2 bytes), its value's
-/// length (4 bytes), the name and the value. (A parsed request's header values are views
-/// into the connection's read buffer; holding those would keep that whole buffer alive for
-/// as long as the entry. One buffer rather than a string per header: an entry is made and
-/// dropped on every vendor request, and its headers were most of its allocations.)
-pub struct Headers {
-    packed: Box<[u8]>,
+/// An entry's text in one allocation: an entry is made on every vendor request and freed,
+/// long after, when its ring has moved on, by then out of every cache. One buffer is one
+/// allocation to make and one to free where a string per part was six.
+///
+/// The parts, in order: the path, the query, the request's headers, its body, the
+/// response's headers, its body. Headers are packed as [`Opening`] packs them: each pair as
+/// its name's length (2 bytes), its value's length (4 bytes), the name and the value. An
+/// empty query or body is no query or body.
+struct Texts {
+    buffer: Box<[u8]>,
+    /// Where each part but the last ends.
+    ends: [u32; 5],
 }
 
-/// The bytes [`Headers`] spends on each pair's two lengths.
+/// How an entry holds its bodies: as received (redacted and cut when read), or already
+/// shown: a body over `JOURNAL_BODY_LIMIT` is redacted and cut when recorded, and an entry
+/// read back from a shared database was shown when it was written.
+#[derive(Clone, Copy, Default)]
+struct Kept {
+    request: Body,
+    response: Body,
+}
+
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum Body {
+    /// As received.
+    #[default]
+    Raw,
+    /// As shown, whole.
+    Shown,
+    /// As shown, cut at `JOURNAL_BODY_LIMIT`.
+    Cut,
+}
+
+/// The bytes a packed header pair spends on its two lengths.
 const PAIR_PREFIX: usize = 6;
 
-impl Headers {
-    pub fn of(map: &HeaderMap) -> Headers {
-        let room = map
-            .iter()
-            .map(|(name, value)| PAIR_PREFIX + name.as_str().len() + value.len())
-            .sum();
-        let mut packed = Vec::with_capacity(room);
-        for (name, value) in map {
-            let (name, value) = (name.as_str().as_bytes(), value.as_bytes());
-            // hyper refuses a header block this large long before either length could
-            // overflow; a pair that somehow would is left out rather than misread.
-            let (Ok(name_len), Ok(value_len)) =
-                (u16::try_from(name.len()), u32::try_from(value.len()))
-            else {
-                continue;
-            };
-            packed.extend_from_slice(&name_len.to_le_bytes());
-            packed.extend_from_slice(&value_len.to_le_bytes());
-            packed.extend_from_slice(name);
-            packed.extend_from_slice(value);
-        }
-        Headers {
-            packed: packed.into_boxed_slice(),
-        }
-    }
+/// What the journal takes of a request before its handler does: the path, the query and the
+/// headers, copied and packed into the buffer that becomes the entry's [`Texts`]. (A parsed
+/// request's header values are views into the connection's read buffer; holding those would
+/// keep that whole buffer alive for as long as the entry.)
+pub struct Opening {
+    buffer: Vec<u8>,
+    path_end: u32,
+    query_end: u32,
+}
 
-    fn pairs(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        let mut rest = &*self.packed;
-        std::iter::from_fn(move || {
-            let (lengths, tail) = rest.split_at_checked(PAIR_PREFIX)?;
-            let name_len = usize::from(u16::from_le_bytes([lengths[0], lengths[1]]));
-            let value_len = usize::try_from(u32::from_le_bytes([
-                lengths[2], lengths[3], lengths[4], lengths[5],
-            ]))
-            .ok()?;
-            let (name, tail) = tail.split_at_checked(name_len)?;
-            let (value, tail) = tail.split_at_checked(value_len)?;
-            rest = tail;
-            // Names were a `HeaderName`'s: ASCII.
-            Some((std::str::from_utf8(name).ok()?, value))
-        })
+impl Opening {
+    pub fn of(path: &str, query: &str, headers: &HeaderMap) -> Opening {
+        Opening::of_pairs(path, query, || pairs_of(headers))
     }
 }
 
-/// One side of an exchange, as the journal holds it.
-pub enum Message {
-    /// As received (a copy): redacted and rendered when read.
-    Raw {
-        headers: Headers,
-        body: Option<Box<[u8]>>,
-    },
-    /// Already redacted and cut: a body over `JOURNAL_BODY_LIMIT`.
-    Kept(JournalMessage),
+/// `headers` as `(name, value)` pairs.
+fn pairs_of(headers: &HeaderMap) -> impl Iterator<Item = (&str, &[u8])> {
+    headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()))
 }
 
-impl Message {
-    /// What the journal keeps of `headers` and `body`: both as they are, unless the body is
-    /// too long to keep whole.
-    pub fn new(headers: Headers, body: Option<&[u8]>) -> Message {
-        match body {
-            Some(body) if body.len() > JOURNAL_BODY_LIMIT => {
-                Message::Kept(render(headers.pairs(), Some(body)))
-            }
-            body => Message::Raw {
-                headers,
-                body: body.map(Into::into),
-            },
-        }
-    }
+/// The bytes [`pack`] writes for `pairs`.
+fn packed_len<'a>(pairs: impl Iterator<Item = (&'a str, &'a [u8])>) -> usize {
+    pairs
+        .map(|(name, value)| PAIR_PREFIX + name.len() + value.len())
+        .sum()
+}
 
-    /// The message as the journal shows it ([`message`]).
-    pub fn view(&self) -> JournalMessage {
-        match self {
-            Message::Raw { headers, body } => render(headers.pairs(), body.as_deref()),
-            Message::Kept(kept) => kept.clone(),
-        }
-    }
-
-    /// Roughly the bytes it holds: its headers (as kept: packed in one buffer, or each
-    /// name and value a string of a map's node), the body, and each allocation's
-    /// bookkeeping.
-    fn size(&self) -> usize {
-        let (headers, body): (usize, Option<usize>) = match self {
-            Message::Raw { headers, body } => (
-                headers.packed.len() + 32,
-                body.as_ref().map(|body| body.len()),
-            ),
-            Message::Kept(kept) => (
-                kept.headers
-                    .iter()
-                    .map(|(name, value)| name.len() + value.len())
-                    .sum::<usize>()
-                    + 112 * kept.headers.len(),
-                kept.body.as_ref().map(String::len),
-            ),
+/// Appends `pairs` to `buffer`, each as its two lengths, its name and its value.
+fn pack<'a>(buffer: &mut Vec<u8>, pairs: impl Iterator<Item = (&'a str, &'a [u8])>) {
+    for (name, value) in pairs {
+        // hyper refuses a header block this large long before either length could
+        // overflow; a pair that somehow would is left out rather than misread.
+        let (Ok(name_len), Ok(value_len)) = (u16::try_from(name.len()), u32::try_from(value.len()))
+        else {
+            continue;
         };
-        64 + headers + body.map_or(0, |body| body + 32)
+        buffer.extend_from_slice(&name_len.to_le_bytes());
+        buffer.extend_from_slice(&value_len.to_le_bytes());
+        buffer.extend_from_slice(name.as_bytes());
+        buffer.extend_from_slice(value);
     }
+}
+
+/// The pairs [`pack`] wrote into `packed`.
+fn unpack(packed: &[u8]) -> impl Iterator<Item = (&str, &[u8])> {
+    let mut rest = packed;
+    std::iter::from_fn(move || {
+        let (lengths, tail) = rest.split_at_checked(PAIR_PREFIX)?;
+        let name_len = usize::from(u16::from_le_bytes([lengths[0], lengths[1]]));
+        let value_len = usize::try_from(u32::from_le_bytes([
+            lengths[2], lengths[3], lengths[4], lengths[5],
+        ]))
+        .ok()?;
+        let (name, tail) = tail.split_at_checked(name_len)?;
+        let (value, tail) = tail.split_at_checked(value_len)?;
+        rest = tail;
+        // Names were a `HeaderName`'s or a shown entry's: text.
+        Some((std::str::from_utf8(name).ok()?, value))
+    })
+}
+
+/// Where `buffer` ends, as a part's end. A journal entry's parts are each bounded (the
+/// request head by hyper, the bodies by `READ_BACK_LIMIT` or the body cap), so 4 GiB is far
+/// out of reach; past it the end saturates, and the parts after it read back empty rather
+/// than wrong.
+fn end(buffer: &[u8]) -> u32 {
+    u32::try_from(buffer.len()).unwrap_or(u32::MAX)
 }
 
 /// One request to record.
-pub struct Request {
+pub struct Request<'a> {
     pub method: Method,
-    pub path: String,
-    pub query: Option<String>,
+    /// The path, query and headers, taken before the handler ran.
+    pub opening: Opening,
     pub status: u16,
     pub dropped: bool,
     pub time: OffsetDateTime,
     pub tenant: Option<Arc<str>>,
     pub duration_ms: u64,
-    pub request: Message,
-    pub response: Message,
+    pub request_body: Option<&'a [u8]>,
+    pub response_headers: &'a HeaderMap,
+    pub response_body: Option<&'a [u8]>,
 }
 
 /// `GET /_sandbox/requests` filters.
@@ -284,25 +284,11 @@ impl Journal {
     /// Records a request in its tenant's ring: past the ring's capacity its tenant's oldest
     /// entry goes; past [`JOURNAL_MAX_BYTES`] in all, the oldest entry of whichever ring
     /// holds the most bytes goes, so a busy tenant pays for its own traffic.
-    pub fn record(&self, request: Request) {
+    pub fn record(&self, request: Request<'_>) {
+        let mut entry = Entry::new(request);
         let mut rings = self.rings.lock();
-        let seq = rings.next_seq;
+        entry.seq = rings.next_seq;
         rings.next_seq += 1;
-        let mut entry = Entry {
-            size: 0,
-            seq,
-            method: request.method,
-            path: request.path,
-            query: request.query,
-            status: request.status,
-            dropped: request.dropped,
-            time: request.time,
-            tenant: request.tenant,
-            duration_ms: request.duration_ms,
-            request: request.request,
-            response: request.response,
-        };
-        entry.size = entry.measure();
         self.sink.record(|changes| {
             let label: Arc<str> = entry.tenant.clone().unwrap_or_else(|| UNTENANTED.into());
             changes.journal(&label, &entry.view());
@@ -516,81 +502,271 @@ impl Rings {
     }
 }
 
+/// What an entry costs besides its text: itself, its box, its slot in the ring and its
+/// buffer's bookkeeping, counted toward [`JOURNAL_MAX_BYTES`].
+const ENTRY_BYTES: usize = 256;
+
+/// The parts of [`Texts`], by their index.
+const PATH: usize = 0;
+const QUERY: usize = 1;
+const REQUEST_HEADERS: usize = 2;
+const REQUEST_BODY: usize = 3;
+const RESPONSE_HEADERS: usize = 4;
+const RESPONSE_BODY: usize = 5;
+
+impl Texts {
+    /// `opening` followed by the rest of the exchange, in a buffer of exactly their size.
+    fn new<'a, I: Iterator<Item = (&'a str, &'a [u8])>>(
+        opening: Opening,
+        request_body: &[u8],
+        response_headers: impl Fn() -> I,
+        response_body: &[u8],
+    ) -> Texts {
+        let room = opening.buffer.len()
+            + request_body.len()
+            + packed_len(response_headers())
+            + response_body.len();
+        let mut buffer = Vec::with_capacity(room);
+        buffer.extend_from_slice(&opening.buffer);
+        let request_headers_end = end(&buffer);
+        buffer.extend_from_slice(request_body);
+        let request_body_end = end(&buffer);
+        pack(&mut buffer, response_headers());
+        let response_headers_end = end(&buffer);
+        buffer.extend_from_slice(response_body);
+        Texts {
+            buffer: buffer.into_boxed_slice(),
+            ends: [
+                opening.path_end,
+                opening.query_end,
+                request_headers_end,
+                request_body_end,
+                response_headers_end,
+            ],
+        }
+    }
+
+    /// Part number `part` ([`PATH`] … [`RESPONSE_BODY`]).
+    fn part(&self, part: usize) -> &[u8] {
+        let at = |end: u32| usize::try_from(end).unwrap_or(usize::MAX);
+        let start = part
+            .checked_sub(1)
+            .and_then(|before| self.ends.get(before))
+            .map_or(0, |end| at(*end));
+        let end = self
+            .ends
+            .get(part)
+            .map_or(self.buffer.len(), |end| at(*end));
+        self.buffer.get(start..end).unwrap_or_default()
+    }
+
+    /// A part that was text when it was given (the path, the query).
+    fn text(&self, part: usize) -> &str {
+        std::str::from_utf8(self.part(part)).unwrap_or_default()
+    }
+}
+
+impl Opening {
+    /// [`Opening::of`] headers given as `(name, value)` pairs.
+    fn of_pairs<'a, I: Iterator<Item = (&'a str, &'a [u8])>>(
+        path: &str,
+        query: &str,
+        headers: impl Fn() -> I,
+    ) -> Opening {
+        let room = path.len() + query.len() + packed_len(headers());
+        let mut buffer = Vec::with_capacity(room);
+        buffer.extend_from_slice(path.as_bytes());
+        let path_end = end(&buffer);
+        buffer.extend_from_slice(query.as_bytes());
+        let query_end = end(&buffer);
+        pack(&mut buffer, headers());
+        Opening {
+            buffer,
+            path_end,
+            query_end,
+        }
+    }
+}
+
 impl Entry {
-    /// Roughly the bytes this entry holds in memory: its strings, headers and bodies, and
-    /// what holding them costs — the entry itself and each allocation's bookkeeping
-    /// ([`Message`]'s share of it).
+    /// The entry for `request`, numbered 0 until the journal numbers it.
+    fn new(request: Request<'_>) -> Entry {
+        let (request_body, request_kept) = keep_body(request.request_body);
+        let (response_body, response_kept) = keep_body(request.response_body);
+        let texts = Texts::new(
+            request.opening,
+            &request_body,
+            || pairs_of(request.response_headers),
+            &response_body,
+        );
+        Entry {
+            seq: 0,
+            method: request.method,
+            status: request.status,
+            dropped: request.dropped,
+            kept: Kept {
+                request: request_kept,
+                response: response_kept,
+            },
+            time: request.time,
+            tenant: request.tenant,
+            duration_ms: request.duration_ms,
+            size: ENTRY_BYTES + texts.buffer.len(),
+            texts,
+        }
+    }
+
+    /// Roughly the bytes this entry holds in memory: its text, and what holding it costs
+    /// ([`ENTRY_BYTES`]).
     pub fn size(&self) -> usize {
         self.size
     }
 
-    fn measure(&self) -> usize {
-        384 + self.path.len()
-            + self.query.as_ref().map_or(0, String::len)
-            + self.request.size()
-            + self.response.size()
+    fn path(&self) -> &str {
+        self.texts.text(PATH)
     }
 
     fn view(&self) -> JournalEntry {
+        let query = self.texts.text(QUERY);
         JournalEntry {
             seq: self.seq,
             method: self.method.to_string(),
-            path: self.path.clone(),
-            query: self.query.clone(),
+            path: self.path().to_owned(),
+            query: (!query.is_empty()).then(|| query.to_owned()),
             status: self.status,
             dropped: self.dropped,
             time: timefmt::millis(self.time),
             tenant: self.tenant.as_deref().map(str::to_owned),
             duration_ms: self.duration_ms,
-            request: self.request.view(),
-            response: self.response.view(),
+            request: self.message(REQUEST_HEADERS, REQUEST_BODY, self.kept.request),
+            response: self.message(RESPONSE_HEADERS, RESPONSE_BODY, self.kept.response),
+        }
+    }
+
+    /// One side of the exchange as the journal shows it.
+    fn message(&self, headers: usize, body: usize, kept: Body) -> JournalMessage {
+        let (body, body_truncated) = show(self.texts.part(body), kept);
+        JournalMessage {
+            headers: show_headers(unpack(self.texts.part(headers))),
+            body,
+            body_truncated,
         }
     }
 
     /// An entry as a shared database keeps it ([`Entry::view`]); `None` when it does not
     /// read back.
     fn from_view(shown: JournalEntry) -> Option<Entry> {
-        let mut entry = Entry {
+        let opening = Opening::of_pairs(
+            &shown.path,
+            shown.query.as_deref().unwrap_or_default(),
+            || shown_pairs(&shown.request),
+        );
+        let (request_body, request_kept) = shown_body(&shown.request);
+        let (response_body, response_kept) = shown_body(&shown.response);
+        let texts = Texts::new(
+            opening,
+            request_body,
+            || shown_pairs(&shown.response),
+            response_body,
+        );
+        Some(Entry {
             seq: shown.seq,
             method: Method::from_bytes(shown.method.as_bytes()).ok()?,
-            path: shown.path,
-            query: shown.query,
             status: shown.status,
             dropped: shown.dropped,
+            kept: Kept {
+                request: request_kept,
+                response: response_kept,
+            },
             time: timefmt::parse(&shown.time)?,
             tenant: shown.tenant.map(Into::into),
             duration_ms: shown.duration_ms,
-            request: Message::Kept(shown.request),
-            response: Message::Kept(shown.response),
-            size: 0,
-        };
-        entry.size = entry.measure();
-        Some(entry)
+            size: ENTRY_BYTES + texts.buffer.len(),
+            texts,
+        })
     }
 
     /// The request body as the journal shows it (redacted, cut), `""` when there was none.
     fn body(&self) -> String {
-        self.request.view().body.unwrap_or_default()
+        show(self.texts.part(REQUEST_BODY), self.kept.request)
+            .0
+            .unwrap_or_default()
+    }
+
+    /// The request's headers as the journal shows them.
+    fn request_headers(&self) -> BTreeMap<String, String> {
+        show_headers(unpack(self.texts.part(REQUEST_HEADERS)))
     }
 }
 
-/// What the journal keeps of one side of an exchange: `headers` and `body` with secrets
-/// redacted, the body cut at `JOURNAL_BODY_LIMIT` bytes.
-pub fn message(headers: &HeaderMap, body: Option<&[u8]>) -> JournalMessage {
-    render(
-        headers
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_bytes())),
-        body,
-    )
+/// A shown message's headers as `(name, value)` pairs.
+fn shown_pairs(message: &JournalMessage) -> impl Iterator<Item = (&str, &[u8])> {
+    let pairs = message.headers.iter();
+    pairs.map(|(name, value)| (name.as_str(), value.as_bytes()))
 }
 
-/// [`message`] of headers given as `(name, value)` pairs.
-fn render<'a>(
+/// A shown message's body, and how an entry keeps it.
+fn shown_body(message: &JournalMessage) -> (&[u8], Body) {
+    let kept = if message.body_truncated {
+        Body::Cut
+    } else {
+        Body::Shown
+    };
+    (message.body.as_deref().unwrap_or_default().as_bytes(), kept)
+}
+
+/// A body as an entry keeps it: as received, unless it is over `JOURNAL_BODY_LIMIT`, which
+/// is redacted and cut at once rather than kept whole.
+fn keep_body(body: Option<&[u8]>) -> (Cow<'_, [u8]>, Body) {
+    match body {
+        Some(body) if body.len() > JOURNAL_BODY_LIMIT => {
+            let (shown, cut) = redact_and_cut(body);
+            let kept = if cut { Body::Cut } else { Body::Shown };
+            (Cow::Owned(shown.into_bytes()), kept)
+        }
+        body => (Cow::Borrowed(body.unwrap_or_default()), Body::Raw),
+    }
+}
+
+/// A body as the journal shows it, and whether it was cut: none when empty; as received,
+/// redacted and cut; or as it was kept, already shown.
+fn show(body: &[u8], kept: Body) -> (Option<String>, bool) {
+    if body.is_empty() {
+        return (None, false);
+    }
+    match kept {
+        Body::Raw => {
+            let (body, cut) = redact_and_cut(body);
+            (Some(body), cut)
+        }
+        Body::Shown | Body::Cut => (
+            Some(String::from_utf8_lossy(body).into_owned()),
+            kept == Body::Cut,
+        ),
+    }
+}
+
+/// `body` with secrets redacted ([`redact_body`]), then cut at `JOURNAL_BODY_LIMIT` bytes
+/// (on a character's boundary); and whether it was cut.
+fn redact_and_cut(body: &[u8]) -> (String, bool) {
+    let mut body = redact_body(body);
+    let cut = body.len() > JOURNAL_BODY_LIMIT;
+    if cut {
+        let mut end = JOURNAL_BODY_LIMIT;
+        while !body.is_char_boundary(end) {
+            end -= 1;
+        }
+        body.truncate(end);
+    }
+    (body, cut)
+}
+
+/// Headers as the journal shows them: secret ones redacted, repeated names joined with
+/// `, `, bytes that are not UTF-8 replaced.
+fn show_headers<'a>(
     headers: impl Iterator<Item = (&'a str, &'a [u8])>,
-    body: Option<&[u8]>,
-) -> JournalMessage {
-    let mut kept = std::collections::BTreeMap::<String, String>::new();
+) -> BTreeMap<String, String> {
+    let mut kept = BTreeMap::<String, String>::new();
     for (name, value) in headers {
         let value = if is_secret_header(name) {
             REDACTED.to_owned()
@@ -604,25 +780,7 @@ fn render<'a>(
             })
             .or_insert(value);
     }
-    let body = body.filter(|body| !body.is_empty()).map(redact_body);
-    let body_truncated = body
-        .as_ref()
-        .is_some_and(|body| body.len() > JOURNAL_BODY_LIMIT);
-    let body = body.map(|mut body| {
-        if body.len() > JOURNAL_BODY_LIMIT {
-            let mut end = JOURNAL_BODY_LIMIT;
-            while !body.is_char_boundary(end) {
-                end -= 1;
-            }
-            body.truncate(end);
-        }
-        body
-    });
-    JournalMessage {
-        headers: kept,
-        body,
-        body_truncated,
-    }
+    kept
 }
 
 fn is_secret_header(name: &str) -> bool {
@@ -721,7 +879,7 @@ impl Expectation {
         if self
             .path
             .as_deref()
-            .is_some_and(|pattern| !path_matches(pattern, &entry.path))
+            .is_some_and(|pattern| !path_matches(pattern, entry.path()))
         {
             missed.push("path".to_owned());
         }
@@ -759,7 +917,7 @@ impl JournalFilter {
             && self
                 .path
                 .as_deref()
-                .is_none_or(|pattern| path_matches(pattern, &entry.path))
+                .is_none_or(|pattern| path_matches(pattern, entry.path()))
             && self.status.as_deref().is_none_or(|status| {
                 let code = entry.status.to_string();
                 match status.strip_suffix("xx") {
@@ -773,9 +931,7 @@ impl JournalFilter {
                 .is_none_or(|text| entry.body().contains(text))
             && self.header.as_ref().is_none_or(|(name, value)| {
                 entry
-                    .request
-                    .view()
-                    .headers
+                    .request_headers()
                     .get(name)
                     .is_some_and(|have| have == value || have.split(", ").any(|one| one == value))
             })
@@ -792,30 +948,43 @@ pub(crate) mod tests {
     use super::*;
     use time::macros::datetime;
 
+    static NO_HEADERS: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(HeaderMap::new);
+
     /// A `GET path` answered `status`, for `tenant`.
-    pub(crate) fn request(path: &str, status: u16, tenant: Option<&str>) -> Request {
+    pub(crate) fn request(path: &str, status: u16, tenant: Option<&str>) -> Request<'static> {
         Request {
             method: Method::GET,
-            path: path.into(),
-            query: None,
+            opening: Opening::of(path, "", &NO_HEADERS),
             status,
             dropped: false,
             time: datetime!(2026-02-10 12:00 UTC),
             tenant: tenant.map(Into::into),
             duration_ms: 1,
-            request: Message::new(Headers::of(&HeaderMap::new()), None),
-            response: Message::new(Headers::of(&HeaderMap::new()), None),
+            request_body: None,
+            response_headers: &NO_HEADERS,
+            response_body: None,
         }
     }
 
-    fn with_body(path: &str, body: &str) -> Request {
+    fn with_body<'a>(path: &str, body: &'a str) -> Request<'a> {
         let mut headers = HeaderMap::new();
         headers.insert("x-api-key", "m2m_test_secret".parse().expect("value"));
         headers.insert("content-type", "application/json".parse().expect("value"));
         Request {
             method: Method::POST,
-            request: Message::new(Headers::of(&headers), Some(body.as_bytes())),
+            opening: Opening::of(path, "", &headers),
+            request_body: Some(body.as_bytes()),
             ..request(path, 201, Some("pa"))
+        }
+    }
+
+    /// One side of an exchange as the journal shows it.
+    fn message(headers: &HeaderMap, body: Option<&[u8]>) -> JournalMessage {
+        let (body, body_truncated) = show(body.unwrap_or_default(), Body::Raw);
+        JournalMessage {
+            headers: show_headers(pairs_of(headers)),
+            body,
+            body_truncated,
         }
     }
 
@@ -829,21 +998,80 @@ pub(crate) mod tests {
         headers.append("x-opaque", opaque);
         let long = "v".repeat(70_000);
         headers.append("x-long", long.parse().expect("value"));
-        let kept = Headers::of(&headers);
-        let read: Vec<(&str, &[u8])> = kept.pairs().collect();
-        let given: Vec<(&str, &[u8])> = headers
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_bytes()))
-            .collect();
+        let mut packed = Vec::new();
+        pack(&mut packed, pairs_of(&headers));
+        assert_eq!(packed.len(), packed_len(pairs_of(&headers)));
+        let read: Vec<(&str, &[u8])> = unpack(&packed).collect();
+        let given: Vec<(&str, &[u8])> = pairs_of(&headers).collect();
         assert_eq!(read, given);
         assert_eq!(read.len(), 5);
         // Shown as before: repeated names joined, bytes that are not UTF-8 replaced.
-        let shown = Message::new(kept, None).view();
-        assert_eq!(shown.headers["accept"], "text/plain, application/json");
-        assert_eq!(shown.headers["x-trace"], "");
-        assert_eq!(shown.headers["x-opaque"], "caf\u{fffd} \u{fffd}");
-        assert_eq!(shown.headers["x-long"].len(), 70_000);
-        assert_eq!(Headers::of(&HeaderMap::new()).pairs().count(), 0);
+        let shown = show_headers(unpack(&packed));
+        assert_eq!(shown["accept"], "text/plain, application/json");
+        assert_eq!(shown["x-trace"], "");
+        assert_eq!(shown["x-opaque"], "caf\u{fffd} \u{fffd}");
+        assert_eq!(shown["x-long"].len(), 70_000);
+        assert_eq!(unpack(&[]).count(), 0);
+    }
+
+    #[test]
+    fn every_part_of_an_entry_reads_back_from_its_one_buffer() {
+        let mut request_headers = HeaderMap::new();
+        request_headers.insert("x-api-key", "m2m_test_secret".parse().expect("value"));
+        request_headers.insert("x-trace", "t-1".parse().expect("value"));
+        let mut response_headers = HeaderMap::new();
+        response_headers.insert("content-type", "application/json".parse().expect("value"));
+        response_headers.append("set-cookie", "a=1".parse().expect("value"));
+        let long = format!(
+            r#"{{"password":"hunter2","pad":"{}"}}"#,
+            "é".repeat(JOURNAL_BODY_LIMIT)
+        );
+        // The query, then the request's body and the response's.
+        type Case<'a> = (&'a str, Option<&'a [u8]>, Option<&'a [u8]>);
+        let cases: [Case; 4] = [
+            ("", None, None),
+            (
+                "limit=5&cursor=c_1",
+                Some(br#"{"referenceId":"u-1"}"#),
+                Some(br#"{"id":"link_1"}"#),
+            ),
+            ("a=b", Some(b""), Some(long.as_bytes())),
+            ("", Some(long.as_bytes()), Some(b"plain text")),
+        ];
+        for (query, request_body, response_body) in cases {
+            let journal = Journal::new(10);
+            journal.record(Request {
+                method: Method::POST,
+                opening: Opening::of("/partner/links/l_1", query, &request_headers),
+                request_body,
+                response_headers: &response_headers,
+                response_body,
+                ..request("/ignored", 201, Some("pa"))
+            });
+            let shown = journal.list(&JournalFilter::default(), None).remove(0);
+            assert_eq!(shown.path, "/partner/links/l_1");
+            assert_eq!(shown.query.as_deref(), (!query.is_empty()).then_some(query));
+            assert_eq!(shown.method, "POST");
+            assert_eq!(
+                shown.request,
+                message(&request_headers, request_body),
+                "{query}"
+            );
+            assert_eq!(
+                shown.response,
+                message(&response_headers, response_body),
+                "{query}"
+            );
+            assert_eq!(shown.request.headers["x-api-key"], REDACTED);
+            assert_eq!(shown.response.headers["set-cookie"], REDACTED);
+            // As a shared database gives it back: the same entry, shown the same way.
+            let restored = Journal::new(10);
+            restored.restore(vec![shown.clone()]);
+            let again = restored.list(&JournalFilter::default(), None).remove(0);
+            assert_eq!(again, shown, "{query}");
+            let entry = Entry::from_view(shown).expect("reads back");
+            assert_eq!(entry.size(), ENTRY_BYTES + entry.texts.buffer.len());
+        }
     }
 
     #[test]
@@ -894,11 +1122,9 @@ pub(crate) mod tests {
             "z".repeat(JOURNAL_BODY_LIMIT)
         );
         journal.record(Request {
-            request: Message::new(Headers::of(&headers), Some(long.as_bytes())),
-            response: Message::new(
-                Headers::of(&HeaderMap::new()),
-                Some(br#"{"data":{"linkId":"link_1","token":"hunter2"}}"#),
-            ),
+            opening: Opening::of("/partner/links", "", &headers),
+            request_body: Some(long.as_bytes()),
+            response_body: Some(br#"{"data":{"linkId":"link_1","token":"hunter2"}}"#),
             ..request("/partner/links", 201, Some("pa"))
         });
         let entry = &journal.list(&JournalFilter::default(), None)[0];

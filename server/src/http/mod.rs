@@ -279,31 +279,24 @@ async fn respond(
     let app = request.app.clone();
     let time = app.clock.now();
     let mut request = request;
-    let (method, path, query) = (
-        request.method.clone(),
-        request.path.clone(),
-        request.query.clone(),
-    );
+    let method = request.method.clone();
+    let opening = journal::Opening::of(&request.path, &request.query, &request.headers);
     let tenant = request.caller.tenant().cloned();
-    let request_headers = journal::Headers::of(&request.headers);
     let tap = request.tap_body();
     let response = gate(&app, request, |request| dispatch(surfaces, request)).await;
     let (response, response_body) = read_back(response).await;
     let request_body = tap.lock().take();
     app.journal.record(journal::Request {
         method,
-        path,
-        query: (!query.is_empty()).then_some(query),
+        opening,
         status: response.status().as_u16(),
         dropped: response.extensions().get::<DropConnection>().is_some(),
         time,
         tenant,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        request: journal::Message::new(request_headers, request_body.as_deref()),
-        response: journal::Message::new(
-            journal::Headers::of(response.headers()),
-            response_body.as_deref(),
-        ),
+        request_body: request_body.as_deref(),
+        response_headers: response.headers(),
+        response_body: response_body.as_deref(),
     });
     response
 }

@@ -192,18 +192,15 @@ pub(super) async fn forward(
     let response = answer(&upstream);
     app.journal.record(journal::Request {
         method: request.method.clone(),
-        path: request.path.clone(),
-        query: (!request.query.is_empty()).then(|| request.query.clone()),
+        opening: journal::Opening::of(&request.path, &request.query, &request.headers),
         status: upstream.status,
         dropped: false,
         time,
         tenant: tenant.clone(),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        request: journal::Message::new(journal::Headers::of(&request.headers), Some(&body)),
-        response: journal::Message::new(
-            journal::Headers::of(response.headers()),
-            Some(&upstream.body),
-        ),
+        request_body: Some(&body),
+        response_headers: response.headers(),
+        response_body: Some(&upstream.body),
     });
     let job = Job {
         api,
