@@ -86,14 +86,55 @@ struct Shared {
     sink: Sink,
 }
 
+/// A delivery's id, `whd_` and 12 hex digits, kept as the 48 bits the digits spell: a
+/// number to hash and compare, and no string to allocate for each delivery and free when the
+/// bound drops it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeliveryId(u64);
+
+impl DeliveryId {
+    /// A fresh random one.
+    fn fresh() -> DeliveryId {
+        DeliveryId(ids::hex48())
+    }
+
+    /// `whd_` and 12 lowercase hex digits, as [`DeliveryId::text`] writes them; `None` for
+    /// any other text, which names no delivery.
+    pub fn parse(text: &str) -> Option<DeliveryId> {
+        text.strip_prefix("whd_")
+            .and_then(ids::parse_hex48)
+            .map(DeliveryId)
+    }
+
+    /// The id as the API shows it, written into a string of its size (`format!` took
+    /// about 700 instructions for it).
+    pub fn text(self) -> String {
+        let mut id = String::with_capacity(DELIVERY_ID_LEN);
+        id.push_str("whd_");
+        ids::push_hex48(&mut id, self.0);
+        id
+    }
+}
+
+impl std::fmt::Display for DeliveryId {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "whd_{}", ids::fmt_hex48(self.0))
+    }
+}
+
 struct Delivery {
-    id: String,
+    id: DeliveryId,
     seq: u64,
     partner: Arc<Partner>,
     event: &'static str,
-    /// The link the event is about (`data.linkId`), which orders its deliveries.
+    /// The link the event is about (`data.linkId`), which orders its deliveries. Kept
+    /// while the delivery may be attempted; a delivery failed at its enqueue, with nowhere
+    /// to go, has none, and a replay reads it from the body ([`link_of`]): most deliveries
+    /// of a sandbox without a webhook URL are never attempted, and each would hold one
+    /// more allocation until the bound drops it.
     link: Option<Arc<str>>,
-    /// The exact body, fixed at the event: retries resend the same bytes.
+    /// The exact body, fixed at the event: retries resend the same bytes. In a buffer of
+    /// its size: ten thousand finished deliveries are kept.
     body: Bytes,
     /// The link's `callbackUrl`; when absent the partner's URL is read at each attempt.
     callback_url: Option<String>,
@@ -203,8 +244,7 @@ impl Webhooks {
         data: impl EventData,
         callback_url: Option<String>,
         now: OffsetDateTime,
-    ) -> String {
-        let link: Option<Arc<str>> = data.link_id().map(Into::into);
+    ) -> DeliveryId {
         let payload = linkbox_contracts::m2m::WebhookPayload {
             event: event.to_owned(),
             timestamp: data
@@ -216,20 +256,25 @@ impl Webhooks {
             tracing::error!(%error, event, "webhook payload did not serialize");
             b"{}".to_vec()
         });
-        let mut id = delivery_id();
+        let mut id = DeliveryId::fresh();
         // With nowhere to send it, the delivery fails at once instead of waiting out a
         // retry schedule: pending deliveries are never dropped, and a sandbox under load
         // without any webhook URL would otherwise hold every one of them. It stays
         // replayable once a URL is set.
         let nowhere = callback_url.is_none() && partner.webhook_url().is_none();
+        let link = if nowhere {
+            None
+        } else {
+            payload.data.link_id().map(Into::into)
+        };
         let mut delivery = Delivery {
-            id: id.clone(),
+            id,
             // Assigned under the queue's lock below, so the queue stays in seq order.
             seq: 0,
             partner: partner.clone(),
             event,
             link,
-            body: body.into(),
+            body: Bytes::copy_from_slice(&body),
             callback_url,
             status: DeliveryStatus::Pending,
             attempts: Vec::new(),
@@ -245,10 +290,10 @@ impl Webhooks {
         {
             let mut deliveries = self.shared.deliveries.lock();
             // Unique among the deliveries kept (a bounded list).
-            while deliveries.contains(&id) {
-                id = delivery_id();
+            while deliveries.contains(id) {
+                id = DeliveryId::fresh();
             }
-            delivery.id.clone_from(&id);
+            delivery.id = id;
             delivery.seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
             if !nowhere && deliveries.pending_of(&partner.slug) >= MAX_PENDING_PER_TENANT {
                 nowhere = true;
@@ -294,7 +339,7 @@ impl Webhooks {
         let mut jobs = Vec::new();
         deliveries.due(now, |delivery| {
             jobs.push(Job {
-                id: delivery.id.clone(),
+                id: delivery.id.text(),
                 attempt: delivery.attempts.len(),
                 partner: delivery.partner.clone(),
                 event: delivery.event,
@@ -324,6 +369,9 @@ impl Webhooks {
     /// settled or its retry scheduled), the outcome stands and only the hold is let go: the
     /// claim's end is no time of the delivery's own.
     pub fn defer(&self, id: &str, attempt: usize, at: OffsetDateTime) {
+        let Some(id) = DeliveryId::parse(id) else {
+            return;
+        };
         self.shared.deliveries.lock().update(id, |delivery| {
             delivery.in_flight = false;
             if delivery.status == DeliveryStatus::Pending && delivery.attempts.len() == attempt {
@@ -350,6 +398,9 @@ impl Webhooks {
     }
 
     fn record(&self, id: &str, attempt: Attempt, retry: bool) {
+        let Some(id) = DeliveryId::parse(id) else {
+            return;
+        };
         let mut deliveries = self.shared.deliveries.lock();
         // Gone when a reset forgot it while the attempt was in flight.
         deliveries.update(id, |delivery| self.settle(delivery, attempt, retry));
@@ -383,6 +434,7 @@ impl Webhooks {
         visible: Visible<'_>,
         now: OffsetDateTime,
     ) -> Result<DeliveryView, ReplayError> {
+        let id = DeliveryId::parse(id).ok_or(ReplayError::NotFound)?;
         let view = {
             let mut deliveries = self.shared.deliveries.lock();
             match deliveries.get(id) {
@@ -398,6 +450,9 @@ impl Webhooks {
                     delivery.status = DeliveryStatus::Pending;
                     delivery.step = 0;
                     delivery.next_attempt_at = Some(now);
+                    if delivery.link.is_none() {
+                        delivery.link = link_of(&delivery.body);
+                    }
                     self.shared
                         .sink
                         .record(|changes| persisted::put(changes, delivery));
@@ -442,6 +497,7 @@ impl Webhooks {
             let total = seen.clone().count();
             let mut older = seen.peekable();
             if let Some(before) = before {
+                let before = DeliveryId::parse(before)?;
                 older.by_ref().find(|delivery| delivery.id == before)?;
             }
             let page: Vec<Unresolved> = older.by_ref().take(limit).map(Unresolved::of).collect();
@@ -472,15 +528,6 @@ impl Webhooks {
     pub async fn woken(&self) {
         self.shared.wake.notified().await;
     }
-}
-
-/// A fresh delivery id: `whd_` and 12 random hex digits, written into a string of its
-/// size (`format!` took about 700 instructions of every create for it).
-fn delivery_id() -> String {
-    let mut id = String::with_capacity(DELIVERY_ID_LEN);
-    id.push_str("whd_");
-    ids::push_hex48(&mut id, ids::hex48());
-    id
 }
 
 /// `whd_` and 12 hex digits.
@@ -517,7 +564,7 @@ impl Unresolved {
         Unresolved {
             partner: delivery.partner.clone(),
             view: DeliveryView {
-                id: delivery.id.clone(),
+                id: delivery.id.text(),
                 event: delivery.event.to_owned(),
                 url: delivery.callback_url.clone(),
                 status: delivery.status,
@@ -549,7 +596,7 @@ impl Unresolved {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     impl EventData for () {
@@ -563,7 +610,7 @@ mod tests {
 
     const NOW: OffsetDateTime = datetime!(2026-02-10 12:00 UTC);
 
-    fn partner() -> Arc<Partner> {
+    pub(super) fn partner() -> Arc<Partner> {
         partner_of("m2m_test_0123456789abcdefghijklmnopqrstuv")
     }
 
@@ -586,13 +633,58 @@ mod tests {
 
     #[test]
     fn delivery_ids_are_whd_and_twelve_hex_digits_each_its_own() {
-        let ids: std::collections::HashSet<String> = (0..1000).map(|_| delivery_id()).collect();
+        let ids: std::collections::HashSet<String> =
+            (0..1000).map(|_| DeliveryId::fresh().text()).collect();
         assert_eq!(ids.len(), 1000);
         for id in &ids {
             assert_eq!(id.len(), DELIVERY_ID_LEN);
             let digits = id.strip_prefix("whd_").expect("whd_ prefix");
             assert_eq!(ids::parse_hex48(digits).map(|_| ()), Some(()), "{id}");
+            let parsed = DeliveryId::parse(id).expect("reads back");
+            assert_eq!(&parsed.text(), id);
+            assert_eq!(&parsed.to_string(), id);
         }
+        for text in [
+            "whd_ABCDEF012345",
+            "whd_00000000000",
+            "whd_0000000000000",
+            "whx_000000000000",
+            "000000000000",
+            "whd_00000000000g",
+            "",
+        ] {
+            assert_eq!(DeliveryId::parse(text), None, "{text}");
+        }
+    }
+
+    /// A delivery that failed at its enqueue (nowhere to go) keeps no link; replayed, it
+    /// orders its link's deliveries again, as one that was never refused would.
+    #[test]
+    fn a_delivery_refused_at_its_enqueue_orders_its_link_once_replayed() {
+        let webhooks = Webhooks::new();
+        let partner = partner();
+        let url = || Some("http://127.0.0.1:9/hooks".to_owned());
+        let about = |link: &str| serde_json::json!({ "linkId": link });
+        let ids = |jobs: Vec<Job>| jobs.into_iter().map(|job| job.id).collect::<Vec<_>>();
+        let refused = webhooks
+            .enqueue(&partner, "link.created", about("link_a"), None, NOW)
+            .text();
+        let after = webhooks
+            .enqueue(&partner, "link.opened", about("link_a"), url(), NOW)
+            .text();
+        let other = webhooks
+            .enqueue(&partner, "link.opened", about("link_b"), url(), NOW)
+            .text();
+        webhooks
+            .replay(&refused, Visible::All, NOW)
+            .expect("replayed");
+        assert_eq!(
+            ids(webhooks.take_due(NOW)),
+            [refused.clone(), other],
+            "the later delivery of link_a waits for the replayed one"
+        );
+        webhooks.record_unsendable(&refused, failed_at(NOW));
+        assert_eq!(ids(webhooks.take_due(NOW)), [after]);
     }
 
     #[test]
@@ -656,7 +748,9 @@ mod tests {
     fn each_failed_attempt_schedules_the_next_until_the_fifth_fails_the_delivery() {
         let webhooks = Webhooks::new();
         let url = Some("http://127.0.0.1:9/hooks".to_owned());
-        let id = webhooks.enqueue(&partner(), "link.created", (), url, NOW);
+        let id = webhooks
+            .enqueue(&partner(), "link.created", (), url, NOW)
+            .text();
         let mut now = NOW;
         for (attempt, minutes) in [1, 5, 30, 120].into_iter().enumerate() {
             assert_eq!(webhooks.take_due(now).len(), 1, "attempt {attempt}");
@@ -683,7 +777,9 @@ mod tests {
         let url = || Some("http://127.0.0.1:9/hooks".to_owned());
         let claim_ends = NOW + Duration::minutes(10);
 
-        let waiting = webhooks.enqueue(&partner(), "link.created", (), url(), NOW);
+        let waiting = webhooks
+            .enqueue(&partner(), "link.created", (), url(), NOW)
+            .text();
         let job = webhooks.take_due(NOW).pop().expect("due");
         webhooks.defer(&waiting, job.attempt, claim_ends);
         assert_eq!(webhooks.next_due(), Some(claim_ends));
@@ -692,7 +788,9 @@ mod tests {
             "taken again once it ends"
         );
 
-        let delivered = webhooks.enqueue(&partner(), "link.created", (), url(), NOW);
+        let delivered = webhooks
+            .enqueue(&partner(), "link.created", (), url(), NOW)
+            .text();
         let job = webhooks
             .take_due(NOW)
             .into_iter()
@@ -723,11 +821,15 @@ mod tests {
         let webhooks = Webhooks::new();
         let url = || Some("http://127.0.0.1:9/hooks".to_owned());
         let ids = |jobs: Vec<Job>| jobs.into_iter().map(|job| job.id).collect::<Vec<_>>();
-        let retried = webhooks.enqueue(&partner(), "link.created", (), url(), NOW);
+        let retried = webhooks
+            .enqueue(&partner(), "link.created", (), url(), NOW)
+            .text();
         assert_eq!(webhooks.take_due(NOW).len(), 1);
         webhooks.record_attempt(&retried, failed_at(NOW));
         let later = NOW + Duration::seconds(30);
-        let fresh = webhooks.enqueue(&partner(), "link.created", (), url(), later);
+        let fresh = webhooks
+            .enqueue(&partner(), "link.created", (), url(), later)
+            .text();
         let (jobs, next) = webhooks.take_due_and_next(later);
         assert_eq!(ids(jobs), std::slice::from_ref(&fresh));
         assert_eq!(
@@ -754,9 +856,15 @@ mod tests {
         let partner = partner();
         let url = || Some("http://127.0.0.1:9/hooks".to_owned());
         let about = |link: &str| serde_json::json!({ "linkId": link });
-        let first = webhooks.enqueue(&partner, "link.created", about("link_a"), url(), NOW);
-        let second = webhooks.enqueue(&partner, "link.opened", about("link_a"), url(), NOW);
-        let other = webhooks.enqueue(&partner, "link.created", about("link_b"), url(), NOW);
+        let first = webhooks
+            .enqueue(&partner, "link.created", about("link_a"), url(), NOW)
+            .text();
+        let second = webhooks
+            .enqueue(&partner, "link.opened", about("link_a"), url(), NOW)
+            .text();
+        let other = webhooks
+            .enqueue(&partner, "link.created", about("link_b"), url(), NOW)
+            .text();
         let ids = |jobs: Vec<Job>| jobs.into_iter().map(|job| job.id).collect::<Vec<_>>();
         // The second of link_a waits for the first; link_b's goes beside it.
         assert_eq!(ids(webhooks.take_due(NOW)), [first.clone(), other]);
@@ -778,7 +886,9 @@ mod tests {
     #[test]
     fn a_2xx_delivers_and_a_replay_starts_a_fresh_schedule() {
         let webhooks = Webhooks::new();
-        let id = webhooks.enqueue(&partner(), "link.created", (), None, NOW);
+        let id = webhooks
+            .enqueue(&partner(), "link.created", (), None, NOW)
+            .text();
         webhooks.take_due(NOW);
         let mut ok = failed_at(NOW);
         ok.status_code = Some(204);
@@ -801,7 +911,9 @@ mod tests {
     #[test]
     fn other_tenants_neither_see_nor_replay_a_delivery() {
         let webhooks = Webhooks::new();
-        let id = webhooks.enqueue(&partner(), "link.created", (), None, NOW);
+        let id = webhooks
+            .enqueue(&partner(), "link.created", (), None, NOW)
+            .text();
         assert!(webhooks.deliveries(Visible::Tenant("someone")).is_empty());
         assert_eq!(
             webhooks

@@ -10,7 +10,7 @@ use linkbox_contracts::sandbox::DeliveryStatus;
 use linkbox_contracts::timefmt;
 use serde::{Deserialize, Serialize};
 
-use super::{Attempt, Delivery, Webhooks};
+use super::{Attempt, Delivery, DeliveryId, Webhooks};
 use crate::persist::{Changes, Table};
 use crate::store::m2m::Partner;
 
@@ -113,7 +113,7 @@ pub(super) fn put(changes: &mut Changes, delivery: &Delivery) {
     changes.put(
         Table::WebhookDeliveries,
         &delivery.partner.slug,
-        delivery.id.clone(),
+        delivery.id.text(),
         delivery.seq,
         &row,
     );
@@ -124,7 +124,7 @@ pub(super) fn delete(changes: &mut Changes, deliveries: &[Delivery]) {
         changes.delete(
             Table::WebhookDeliveries,
             &delivery.partner.slug,
-            delivery.id.clone(),
+            delivery.id.text(),
             delivery.seq,
         );
     }
@@ -168,6 +168,8 @@ impl Webhooks {
         };
         let event = event_name(&row.event)
             .ok_or_else(|| format!("delivery {id}: unknown event {:?}", row.event))?;
+        let id = DeliveryId::parse(&id)
+            .ok_or_else(|| format!("delivery {id}: not a delivery id (whd_ and 12 hex digits)"))?;
         let attempts = row
             .attempts
             .iter()
@@ -201,9 +203,8 @@ impl Webhooks {
         let mut deliveries = self.shared.deliveries.lock();
         // A delivery already kept (a shared database's newer row of it) is replaced in its
         // place in the queue; one this process is attempting stays in flight.
-        if deliveries.contains(&delivery.id) {
-            let id = delivery.id.clone();
-            let kept_at = deliveries.update(&id, |kept| {
+        if deliveries.contains(delivery.id) {
+            let kept_at = deliveries.update(delivery.id, |kept| {
                 let (seq, in_flight) = (kept.seq, kept.in_flight);
                 *kept = delivery;
                 kept.seq = seq;
@@ -232,7 +233,7 @@ impl Webhooks {
         let deliveries = self.shared.deliveries.lock();
         self.shared.sink.record(|changes| {
             changes.delete(Table::WebhookDeliveries, tenant, id, from);
-            if let Some(delivery) = deliveries.get(id) {
+            if let Some(delivery) = DeliveryId::parse(id).and_then(|id| deliveries.get(id)) {
                 put(changes, delivery);
             }
         });
@@ -303,5 +304,22 @@ mod tests {
         let again: DeliveryRow =
             serde_json::from_str(&serde_json::to_string(&back).unwrap()).unwrap();
         assert_eq!(again.body, back.body);
+    }
+
+    #[test]
+    fn a_row_reads_back_under_its_id_and_a_row_without_a_delivery_id_is_refused() {
+        let webhooks = Webhooks::new();
+        let partner = super::super::tests::partner();
+        let body = r#"{"event":"link.created","data":{"linkId":"link_a"}}"#;
+        let kept = webhooks.restore("whd_00000000002a".to_owned(), 3, partner.clone(), row(body));
+        assert_eq!(kept, Ok(3));
+        let shown = webhooks.deliveries(super::super::Visible::All);
+        assert_eq!(shown[0].id, "whd_00000000002a");
+        for id in ["whd_00000000002A", "whd_42", "delivery-1"] {
+            let refused = webhooks.restore(id.to_owned(), 4, partner.clone(), row(body));
+            let reason = refused.expect_err(id);
+            assert!(reason.contains("not a delivery id"), "{reason}");
+        }
+        assert_eq!(webhooks.deliveries(super::super::Visible::All).len(), 1);
     }
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use linkbox_contracts::sandbox::DeliveryStatus;
 use time::OffsetDateTime;
 
-use super::{Delivery, MAX_KEPT_DELIVERIES};
+use super::{Delivery, DeliveryId, MAX_KEPT_DELIVERIES};
 
 /// Finished deliveries beyond the cap that wait behind a pending one before they are
 /// dropped in one pass ([`Queue::trim`]): the list holds at most this many more than
@@ -30,7 +30,7 @@ pub(super) const TRIM_BATCH: usize = MAX_KEPT_DELIVERIES / 16;
 pub(super) struct Queue {
     list: VecDeque<Delivery>,
     /// Delivery id → its `seq`.
-    by_id: HashMap<Box<str>, u64>,
+    by_id: HashMap<DeliveryId, u64>,
     /// Partner slug → how many of its deliveries are pending.
     pending: HashMap<Arc<str>, usize>,
     /// How many deliveries are pending, all partners together: the sum of `pending`, kept
@@ -78,8 +78,8 @@ impl EngineKeys {
 }
 
 impl Queue {
-    pub(super) fn contains(&self, id: &str) -> bool {
-        self.by_id.contains_key(id)
+    pub(super) fn contains(&self, id: DeliveryId) -> bool {
+        self.by_id.contains_key(&id)
     }
 
     /// How many deliveries of partner `slug` are pending.
@@ -95,7 +95,7 @@ impl Queue {
     /// Appends `delivery`; its `seq` must be above every kept one's.
     pub(super) fn push(&mut self, delivery: Delivery) {
         debug_assert!(self.last_seq().is_none_or(|last| last < delivery.seq));
-        self.by_id.insert(delivery.id.as_str().into(), delivery.seq);
+        self.by_id.insert(delivery.id, delivery.seq);
         if delivery.status == DeliveryStatus::Pending {
             *self
                 .pending
@@ -192,8 +192,8 @@ impl Queue {
     }
 
     /// Where delivery `id` is in the list.
-    fn position(&self, id: &str) -> Option<usize> {
-        let seq = *self.by_id.get(id)?;
+    fn position(&self, id: DeliveryId) -> Option<usize> {
+        let seq = *self.by_id.get(&id)?;
         let found = self
             .index_of_seq(seq)
             .filter(|&index| self.list[index].id == id);
@@ -201,7 +201,7 @@ impl Queue {
         found.or_else(|| self.list.iter().position(|delivery| delivery.id == id))
     }
 
-    pub(super) fn get(&self, id: &str) -> Option<&Delivery> {
+    pub(super) fn get(&self, id: DeliveryId) -> Option<&Delivery> {
         self.position(id).map(|index| &self.list[index])
     }
 
@@ -209,7 +209,7 @@ impl Queue {
     /// the delivery's status. `None` when no delivery has that id.
     pub(super) fn update<R>(
         &mut self,
-        id: &str,
+        id: DeliveryId,
         change: impl FnOnce(&mut Delivery) -> R,
     ) -> Option<R> {
         let index = self.position(id)?;
@@ -254,7 +254,7 @@ impl Queue {
             let kept = keep(delivery);
             if !kept {
                 dropped.push((
-                    delivery.id.clone(),
+                    delivery.id,
                     delivery.partner.slug.clone(),
                     delivery.status,
                     EngineKeys::of(delivery),
@@ -264,7 +264,7 @@ impl Queue {
         });
         for (id, slug, status, keys) in dropped {
             self.rekey(Some(keys), EngineKeys::of_none());
-            self.by_id.remove(id.as_str());
+            self.by_id.remove(&id);
             if status == DeliveryStatus::Pending {
                 self.uncount(&slug);
             }
@@ -318,7 +318,7 @@ impl Queue {
         for delivery in &dropped {
             // Finished ones only, in neither of the engine's indexes.
             debug_assert_eq!(EngineKeys::of(delivery), EngineKeys::of_none());
-            self.by_id.remove(delivery.id.as_str());
+            self.by_id.remove(&delivery.id);
         }
         dropped
     }
@@ -348,7 +348,7 @@ mod tests {
     fn delivery(seq: u64, partner: &Arc<Partner>, status: DeliveryStatus) -> Delivery {
         let at = datetime!(2026-02-10 12:00 UTC);
         Delivery {
-            id: format!("whd_{seq:012x}"),
+            id: DeliveryId(seq),
             seq,
             partner: partner.clone(),
             event: "link.created",
@@ -368,9 +368,9 @@ mod tests {
     fn assert_consistent(queue: &Queue) {
         let mut pending: HashMap<Arc<str>, usize> = HashMap::new();
         for delivery in queue.iter() {
-            assert_eq!(queue.by_id.get(delivery.id.as_str()), Some(&delivery.seq));
+            assert_eq!(queue.by_id.get(&delivery.id), Some(&delivery.seq));
             assert_eq!(
-                queue.get(&delivery.id).map(|found| found.seq),
+                queue.get(delivery.id).map(|found| found.seq),
                 Some(delivery.seq)
             );
             if delivery.status == DeliveryStatus::Pending {
@@ -407,14 +407,20 @@ mod tests {
             (5, 5)
         );
 
-        queue.update("whd_000000000000", |d| d.status = DeliveryStatus::Delivered);
-        queue.update("whd_000000000001", |d| d.status = DeliveryStatus::Failed);
-        queue.update("whd_000000000001", |d| d.status = DeliveryStatus::Pending);
+        queue.update(DeliveryId(0x000000000000), |d| {
+            d.status = DeliveryStatus::Delivered
+        });
+        queue.update(DeliveryId(0x000000000001), |d| {
+            d.status = DeliveryStatus::Failed
+        });
+        queue.update(DeliveryId(0x000000000001), |d| {
+            d.status = DeliveryStatus::Pending
+        });
         assert_eq!(
             (queue.pending_of(&one.slug), queue.pending_of(&two.slug)),
             (4, 5)
         );
-        assert!(queue.update("whd_ffffffffffff", |_| ()).is_none());
+        assert!(queue.update(DeliveryId(0xffffffffffff), |_| ()).is_none());
         assert_consistent(&queue);
 
         queue.retain(|d| d.partner.slug != two.slug);
@@ -422,8 +428,8 @@ mod tests {
             (queue.pending_of(&one.slug), queue.pending_of(&two.slug)),
             (4, 0)
         );
-        assert!(!queue.contains("whd_000000000001"));
-        assert!(queue.contains("whd_000000000002"));
+        assert!(!queue.contains(DeliveryId(0x000000000001)));
+        assert!(queue.contains(DeliveryId(0x000000000002)));
         assert_consistent(&queue);
 
         queue.clear();
@@ -453,8 +459,8 @@ mod tests {
                 .iter()
                 .all(|d| d.status == DeliveryStatus::Delivered)
         );
-        assert!(queue.contains("whd_000000000000"));
-        assert!(!queue.contains("whd_00000000000a"));
+        assert!(queue.contains(DeliveryId(0x000000000000)));
+        assert!(!queue.contains(DeliveryId(0x00000000000a)));
         assert_eq!(queue.pending_of(&one.slug), 10);
         assert_consistent(&queue);
     }
@@ -485,7 +491,10 @@ mod tests {
             passes <= dropped / TRIM_BATCH,
             "{passes} passes for {dropped}"
         );
-        assert!(queue.contains("whd_000000000000"), "the pending one stays");
+        assert!(
+            queue.contains(DeliveryId(0x000000000000)),
+            "the pending one stays"
+        );
         assert_consistent(&queue);
 
         // With the front finished, each push beyond the cap drops exactly one.
@@ -571,10 +580,10 @@ mod tests {
                     }
                     6..=7 => {
                         // An attempt in flight ends: a retry later, or settled.
-                        let in_flight: Vec<String> = queue
+                        let in_flight: Vec<DeliveryId> = queue
                             .iter()
                             .filter(|delivery| delivery.in_flight)
-                            .map(|delivery| delivery.id.clone())
+                            .map(|delivery| delivery.id)
                             .collect();
                         if in_flight.is_empty() {
                             continue;
@@ -582,7 +591,7 @@ mod tests {
                         let id = &in_flight[rng.random_range(0..in_flight.len())];
                         let outcome = rng.random_range(0..3);
                         let minutes = rng.random_range(1..30);
-                        queue.update(id, |delivery| {
+                        queue.update(*id, |delivery| {
                             delivery.in_flight = false;
                             delivery.step += 1;
                             match outcome {
@@ -603,13 +612,13 @@ mod tests {
                     }
                     8 => {
                         // A finished one replayed.
-                        let finished: Vec<String> = queue
+                        let finished: Vec<DeliveryId> = queue
                             .iter()
                             .filter(|delivery| delivery.status != DeliveryStatus::Pending)
-                            .map(|delivery| delivery.id.clone())
+                            .map(|delivery| delivery.id)
                             .collect();
                         if let Some(id) = finished.first() {
-                            queue.update(id, |delivery| {
+                            queue.update(*id, |delivery| {
                                 delivery.status = DeliveryStatus::Pending;
                                 delivery.next_attempt_at = Some(now);
                             });
