@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, header};
+use http::{HeaderMap, HeaderName, header};
 
 use super::tokens;
 use crate::app::App;
@@ -295,8 +295,10 @@ impl Scope {
 
 /// The key a request presents, if any. `X-API-Key` wins over a Bearer token.
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    // A name given as text is parsed and hashed on every lookup; this one is built once.
+    static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
     let api_key = headers
-        .get("x-api-key")
+        .get(&X_API_KEY)
         .and_then(|value| value.to_str().ok())
         .map(str::trim)
         .filter(|key| !key.is_empty());
