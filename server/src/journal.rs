@@ -85,7 +85,7 @@ pub struct Entry {
     method: Method,
     status: u16,
     dropped: bool,
-    /// What each side's body holds ([`SHOWN`], [`CUT`] per side).
+    /// How each side's body is held ([`Body`]).
     kept: Kept,
     time: OffsetDateTime,
     tenant: Option<Arc<str>>,
@@ -101,8 +101,9 @@ pub struct Entry {
 /// long after, when its ring has moved on, by then out of every cache. One buffer is one
 /// allocation to make and one to free where a string per part was six.
 ///
-/// The parts, in order: the path, the query, the request's headers, its body, the
-/// response's headers, its body. Headers are packed as [`Opening`] packs them: each pair as
+/// The parts, in order: the path, the query, the request's headers, the response's
+/// headers, the request's body, the response's body (the headers first, so that both
+/// are packed into the buffer the request's were, and copied once). Headers are packed as [`Opening`] packs them: each pair as
 /// its name's length (2 bytes), its value's length (4 bytes), the name and the value. An
 /// empty query or body is no query or body.
 struct Texts {
@@ -135,7 +136,7 @@ enum Body {
 const PAIR_PREFIX: usize = 6;
 
 /// What the journal takes of a request before its handler does: the path, the query and the
-/// headers, copied and packed into the buffer that becomes the entry's [`Texts`]. (A parsed
+/// headers, copied and packed into the buffer the entry's [`Texts`] are made from. (A parsed
 /// request's header values are views into the connection's read buffer; holding those would
 /// keep that whole buffer alive for as long as the entry.)
 pub struct Opening {
@@ -146,7 +147,7 @@ pub struct Opening {
 
 impl Opening {
     pub fn of(path: &str, query: &str, headers: &HeaderMap) -> Opening {
-        Opening::of_pairs(path, query, || pairs_of(headers))
+        Opening::of_pairs(path, query, headers.len(), pairs_of(headers))
     }
 }
 
@@ -155,13 +156,6 @@ fn pairs_of(headers: &HeaderMap) -> impl Iterator<Item = (&str, &[u8])> {
     headers
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_bytes()))
-}
-
-/// The bytes [`pack`] writes for `pairs`.
-fn packed_len<'a>(pairs: impl Iterator<Item = (&'a str, &'a [u8])>) -> usize {
-    pairs
-        .map(|(name, value)| PAIR_PREFIX + name.len() + value.len())
-        .sum()
 }
 
 /// Appends `pairs` to `buffer`, each as its two lengths, its name and its value.
@@ -510,29 +504,27 @@ const ENTRY_BYTES: usize = 256;
 const PATH: usize = 0;
 const QUERY: usize = 1;
 const REQUEST_HEADERS: usize = 2;
-const REQUEST_BODY: usize = 3;
-const RESPONSE_HEADERS: usize = 4;
+const RESPONSE_HEADERS: usize = 3;
+const REQUEST_BODY: usize = 4;
 const RESPONSE_BODY: usize = 5;
 
 impl Texts {
-    /// `opening` followed by the rest of the exchange, in a buffer of exactly their size.
-    fn new<'a, I: Iterator<Item = (&'a str, &'a [u8])>>(
+    /// `opening`, the response's headers packed after it, then both bodies, in a buffer of
+    /// exactly their size.
+    fn new<'a>(
         opening: Opening,
+        response_headers: impl Iterator<Item = (&'a str, &'a [u8])>,
         request_body: &[u8],
-        response_headers: impl Fn() -> I,
         response_body: &[u8],
     ) -> Texts {
-        let room = opening.buffer.len()
-            + request_body.len()
-            + packed_len(response_headers())
-            + response_body.len();
-        let mut buffer = Vec::with_capacity(room);
-        buffer.extend_from_slice(&opening.buffer);
-        let request_headers_end = end(&buffer);
+        let mut front = opening.buffer;
+        let request_headers_end = end(&front);
+        pack(&mut front, response_headers);
+        let response_headers_end = end(&front);
+        let mut buffer = Vec::with_capacity(front.len() + request_body.len() + response_body.len());
+        buffer.extend_from_slice(&front);
         buffer.extend_from_slice(request_body);
         let request_body_end = end(&buffer);
-        pack(&mut buffer, response_headers());
-        let response_headers_end = end(&buffer);
         buffer.extend_from_slice(response_body);
         Texts {
             buffer: buffer.into_boxed_slice(),
@@ -540,8 +532,8 @@ impl Texts {
                 opening.path_end,
                 opening.query_end,
                 request_headers_end,
-                request_body_end,
                 response_headers_end,
+                request_body_end,
             ],
         }
     }
@@ -567,19 +559,23 @@ impl Texts {
 }
 
 impl Opening {
-    /// [`Opening::of`] headers given as `(name, value)` pairs.
-    fn of_pairs<'a, I: Iterator<Item = (&'a str, &'a [u8])>>(
+    /// [`Opening::of`] headers given as `(name, value)` pairs, `count` of them.
+    fn of_pairs<'a>(
         path: &str,
         query: &str,
-        headers: impl Fn() -> I,
+        count: usize,
+        headers: impl Iterator<Item = (&'a str, &'a [u8])>,
     ) -> Opening {
-        let room = path.len() + query.len() + packed_len(headers());
+        // Room for the usual request's headers and the response's that [`Texts::new`]
+        // adds, so the headers are read once, not once to measure and once to copy; a
+        // request with more grows the buffer, which is dropped once the entry is made.
+        let room = path.len() + query.len() + (count + RESPONSE_PAIRS) * PAIR_ROOM;
         let mut buffer = Vec::with_capacity(room);
         buffer.extend_from_slice(path.as_bytes());
         let path_end = end(&buffer);
         buffer.extend_from_slice(query.as_bytes());
         let query_end = end(&buffer);
-        pack(&mut buffer, headers());
+        pack(&mut buffer, headers);
         Opening {
             buffer,
             path_end,
@@ -588,6 +584,13 @@ impl Opening {
     }
 }
 
+/// Room an [`Opening`] sets aside for a header pair: a packed pair's lengths, and a name
+/// and value of a usual size.
+const PAIR_ROOM: usize = PAIR_PREFIX + 58;
+
+/// Header pairs of a usual response, for the room an [`Opening`] sets aside.
+const RESPONSE_PAIRS: usize = 4;
+
 impl Entry {
     /// The entry for `request`, numbered 0 until the journal numbers it.
     fn new(request: Request<'_>) -> Entry {
@@ -595,8 +598,8 @@ impl Entry {
         let (response_body, response_kept) = keep_body(request.response_body);
         let texts = Texts::new(
             request.opening,
+            pairs_of(request.response_headers),
             &request_body,
-            || pairs_of(request.response_headers),
             &response_body,
         );
         Entry {
@@ -659,14 +662,15 @@ impl Entry {
         let opening = Opening::of_pairs(
             &shown.path,
             shown.query.as_deref().unwrap_or_default(),
-            || shown_pairs(&shown.request),
+            shown.request.headers.len(),
+            shown_pairs(&shown.request),
         );
         let (request_body, request_kept) = shown_body(&shown.request);
         let (response_body, response_kept) = shown_body(&shown.response);
         let texts = Texts::new(
             opening,
+            shown_pairs(&shown.response),
             request_body,
-            || shown_pairs(&shown.response),
             response_body,
         );
         Some(Entry {
@@ -1000,7 +1004,6 @@ pub(crate) mod tests {
         headers.append("x-long", long.parse().expect("value"));
         let mut packed = Vec::new();
         pack(&mut packed, pairs_of(&headers));
-        assert_eq!(packed.len(), packed_len(pairs_of(&headers)));
         let read: Vec<(&str, &[u8])> = unpack(&packed).collect();
         let given: Vec<(&str, &[u8])> = pairs_of(&headers).collect();
         assert_eq!(read, given);
@@ -1019,6 +1022,11 @@ pub(crate) mod tests {
         let mut request_headers = HeaderMap::new();
         request_headers.insert("x-api-key", "m2m_test_secret".parse().expect("value"));
         request_headers.insert("x-trace", "t-1".parse().expect("value"));
+        // More than the room an opening sets aside, so its buffer grows.
+        for n in 0..40 {
+            let name = http::HeaderName::try_from(format!("x-extra-{n}")).expect("name");
+            request_headers.insert(name, "v".repeat(n * 7).parse().expect("value"));
+        }
         let mut response_headers = HeaderMap::new();
         response_headers.insert("content-type", "application/json".parse().expect("value"));
         response_headers.append("set-cookie", "a=1".parse().expect("value"));
