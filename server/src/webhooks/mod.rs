@@ -621,6 +621,21 @@ pub(super) mod tests {
             .expect("open mode")
     }
 
+    /// A receiver's URL on a closed loopback port.
+    fn url() -> Option<String> {
+        Some("http://127.0.0.1:9/hooks".to_owned())
+    }
+
+    /// Event data about `link`.
+    fn about(link: &str) -> serde_json::Value {
+        serde_json::json!({ "linkId": link })
+    }
+
+    /// The ids of `jobs`, in order.
+    fn ids(jobs: Vec<Job>) -> Vec<String> {
+        jobs.into_iter().map(|job| job.id).collect()
+    }
+
     fn failed_at(at: OffsetDateTime) -> Attempt {
         Attempt {
             at,
@@ -663,9 +678,6 @@ pub(super) mod tests {
     fn a_delivery_refused_at_its_enqueue_orders_its_link_once_replayed() {
         let webhooks = Webhooks::new();
         let partner = partner();
-        let url = || Some("http://127.0.0.1:9/hooks".to_owned());
-        let about = |link: &str| serde_json::json!({ "linkId": link });
-        let ids = |jobs: Vec<Job>| jobs.into_iter().map(|job| job.id).collect::<Vec<_>>();
         let refused = webhooks
             .enqueue(&partner, "link.created", about("link_a"), None, NOW)
             .text();
@@ -715,7 +727,6 @@ pub(super) mod tests {
             partner(),
             partner_of("m2m_test_zyxwvutsrqponmlkjihgfedcba987654"),
         );
-        let url = || Some("http://127.0.0.1:9/hooks".to_owned());
         for _ in 0..MAX_PENDING_PER_TENANT + 3 {
             webhooks.enqueue(&busy, "link.created", (), url(), NOW);
         }
@@ -774,7 +785,6 @@ pub(super) mod tests {
     #[test]
     fn a_deferred_attempt_holds_only_a_delivery_still_waiting_for_it() {
         let webhooks = Webhooks::new();
-        let url = || Some("http://127.0.0.1:9/hooks".to_owned());
         let claim_ends = NOW + Duration::minutes(10);
 
         let waiting = webhooks
@@ -819,8 +829,6 @@ pub(super) mod tests {
     #[test]
     fn one_call_gives_the_due_jobs_and_the_next_due_instant() {
         let webhooks = Webhooks::new();
-        let url = || Some("http://127.0.0.1:9/hooks".to_owned());
-        let ids = |jobs: Vec<Job>| jobs.into_iter().map(|job| job.id).collect::<Vec<_>>();
         let retried = webhooks
             .enqueue(&partner(), "link.created", (), url(), NOW)
             .text();
@@ -854,8 +862,6 @@ pub(super) mod tests {
     fn one_links_deliveries_go_in_order_and_a_retry_wait_holds_none_back() {
         let webhooks = Webhooks::new();
         let partner = partner();
-        let url = || Some("http://127.0.0.1:9/hooks".to_owned());
-        let about = |link: &str| serde_json::json!({ "linkId": link });
         let first = webhooks
             .enqueue(&partner, "link.created", about("link_a"), url(), NOW)
             .text();
@@ -865,7 +871,6 @@ pub(super) mod tests {
         let other = webhooks
             .enqueue(&partner, "link.created", about("link_b"), url(), NOW)
             .text();
-        let ids = |jobs: Vec<Job>| jobs.into_iter().map(|job| job.id).collect::<Vec<_>>();
         // The second of link_a waits for the first; link_b's goes beside it.
         assert_eq!(ids(webhooks.take_due(NOW)), [first.clone(), other]);
         assert!(
