@@ -277,6 +277,28 @@ async fn a_replayed_delivery_is_sent_again() {
         .await;
     assert_eq!(missing.status, 404);
     assert_eq!(missing.json["error"]["code"], "NOT_FOUND");
+    // Text that is not a delivery id names none, not even the delivery it spells in
+    // capitals.
+    for other in [
+        id.to_uppercase().replace("WHD_", "whd_"),
+        format!("{id}0"),
+        "link_1".into(),
+    ] {
+        if other == id {
+            // Twelve decimal digits have no capitals.
+            continue;
+        }
+        let refused = app
+            .control(
+                Method::POST,
+                &format!("/webhooks/{other}/replay"),
+                Some(&key),
+                None,
+            )
+            .await;
+        assert_eq!(refused.status, 404, "{other}: {refused:?}");
+        assert_eq!(refused.json["error"]["code"], "NOT_FOUND", "{other}");
+    }
 }
 
 #[tokio::test]
