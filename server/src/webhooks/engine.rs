@@ -137,7 +137,7 @@ async fn attempt(
     let Some(database) = webhooks.database().cloned() else {
         return send(client, webhooks, clock, delivery, job).await;
     };
-    let wait = match database.claim(&job.id, job.attempt, LEASE).await {
+    let wait = match database.claim(&job.id.text(), job.attempt, LEASE).await {
         Ok(None) => None,
         Ok(Some(wait)) => Some(wait),
         Err(error) => {
@@ -147,10 +147,10 @@ async fn attempt(
     };
     if let Some(wait) = wait {
         let wait = time::Duration::try_from(wait).unwrap_or(time::Duration::SECOND);
-        webhooks.defer(&job.id, job.attempt, clock.now() + wait);
+        webhooks.defer(job.id, job.attempt, clock.now() + wait);
         return;
     }
-    let (id, number) = (job.id.clone(), job.attempt);
+    let (id, number) = (job.id.text(), job.attempt);
     let renew = async {
         loop {
             tokio::time::sleep(LEASE / 3).await;
@@ -212,7 +212,7 @@ async fn send(
                 Ok(client) => client,
                 Err(error) => {
                     webhooks.record_attempt(
-                        &job.id,
+                        job.id,
                         Attempt {
                             at,
                             url: Some(url.clone()),
@@ -254,9 +254,9 @@ async fn send(
     };
     tracing::debug!(delivery = %job.id, event = job.event, status = ?outcome.status_code, error = ?outcome.error, "webhook attempt");
     if sendable {
-        webhooks.record_attempt(&job.id, outcome);
+        webhooks.record_attempt(job.id, outcome);
     } else {
-        webhooks.record_unsendable(&job.id, outcome);
+        webhooks.record_unsendable(job.id, outcome);
     }
 }
 

@@ -116,6 +116,9 @@ impl DeliveryId {
     }
 }
 
+/// `whd_` and 12 hex digits.
+const DELIVERY_ID_LEN: usize = 16;
+
 impl std::fmt::Display for DeliveryId {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(formatter, "whd_{}", ids::fmt_hex48(self.0))
@@ -185,7 +188,7 @@ impl Attempt {
 
 /// One attempt the engine is to make now.
 pub struct Job {
-    pub id: String,
+    pub id: DeliveryId,
     /// How many attempts the delivery has had: this one's number, from 0.
     pub attempt: usize,
     pub partner: Arc<Partner>,
@@ -339,7 +342,7 @@ impl Webhooks {
         let mut jobs = Vec::new();
         deliveries.due(now, |delivery| {
             jobs.push(Job {
-                id: delivery.id.text(),
+                id: delivery.id,
                 attempt: delivery.attempts.len(),
                 partner: delivery.partner.clone(),
                 event: delivery.event,
@@ -368,10 +371,7 @@ impl Webhooks {
     /// copy has meanwhile read back that replica's outcome (the attempt made, the delivery
     /// settled or its retry scheduled), the outcome stands and only the hold is let go: the
     /// claim's end is no time of the delivery's own.
-    pub fn defer(&self, id: &str, attempt: usize, at: OffsetDateTime) {
-        let Some(id) = DeliveryId::parse(id) else {
-            return;
-        };
+    pub fn defer(&self, id: DeliveryId, attempt: usize, at: OffsetDateTime) {
         self.shared.deliveries.lock().update(id, |delivery| {
             delivery.in_flight = false;
             if delivery.status == DeliveryStatus::Pending && delivery.attempts.len() == attempt {
@@ -386,21 +386,18 @@ impl Webhooks {
         self.shared.sink.database()
     }
 
-    pub fn record_attempt(&self, id: &str, attempt: Attempt) {
+    pub fn record_attempt(&self, id: DeliveryId, attempt: Attempt) {
         self.record(id, attempt, true);
     }
 
     /// Records an attempt that could not be sent at all (no URL, or a URL off this machine
     /// with external webhooks off): no retry would fare better, so the delivery is failed at
     /// once, and stays replayable.
-    pub fn record_unsendable(&self, id: &str, attempt: Attempt) {
+    pub fn record_unsendable(&self, id: DeliveryId, attempt: Attempt) {
         self.record(id, attempt, false);
     }
 
-    fn record(&self, id: &str, attempt: Attempt, retry: bool) {
-        let Some(id) = DeliveryId::parse(id) else {
-            return;
-        };
+    fn record(&self, id: DeliveryId, attempt: Attempt, retry: bool) {
         let mut deliveries = self.shared.deliveries.lock();
         // Gone when a reset forgot it while the attempt was in flight.
         deliveries.update(id, |delivery| self.settle(delivery, attempt, retry));
@@ -530,9 +527,6 @@ impl Webhooks {
     }
 }
 
-/// `whd_` and 12 hex digits.
-const DELIVERY_ID_LEN: usize = 16;
-
 /// The `data.linkId` of a webhook body.
 fn link_of(body: &[u8]) -> Option<Arc<str>> {
     #[derive(serde::Deserialize)]
@@ -632,7 +626,7 @@ pub(super) mod tests {
     }
 
     /// The ids of `jobs`, in order.
-    fn ids(jobs: Vec<Job>) -> Vec<String> {
+    fn ids(jobs: Vec<Job>) -> Vec<DeliveryId> {
         jobs.into_iter().map(|job| job.id).collect()
     }
 
@@ -678,24 +672,18 @@ pub(super) mod tests {
     fn a_delivery_refused_at_its_enqueue_orders_its_link_once_replayed() {
         let webhooks = Webhooks::new();
         let partner = partner();
-        let refused = webhooks
-            .enqueue(&partner, "link.created", about("link_a"), None, NOW)
-            .text();
-        let after = webhooks
-            .enqueue(&partner, "link.opened", about("link_a"), url(), NOW)
-            .text();
-        let other = webhooks
-            .enqueue(&partner, "link.opened", about("link_b"), url(), NOW)
-            .text();
+        let refused = webhooks.enqueue(&partner, "link.created", about("link_a"), None, NOW);
+        let after = webhooks.enqueue(&partner, "link.opened", about("link_a"), url(), NOW);
+        let other = webhooks.enqueue(&partner, "link.opened", about("link_b"), url(), NOW);
         webhooks
-            .replay(&refused, Visible::All, NOW)
+            .replay(&refused.text(), Visible::All, NOW)
             .expect("replayed");
         assert_eq!(
             ids(webhooks.take_due(NOW)),
-            [refused.clone(), other],
+            [refused, other],
             "the later delivery of link_a waits for the replayed one"
         );
-        webhooks.record_unsendable(&refused, failed_at(NOW));
+        webhooks.record_unsendable(refused, failed_at(NOW));
         assert_eq!(ids(webhooks.take_due(NOW)), [after]);
     }
 
@@ -758,21 +746,18 @@ pub(super) mod tests {
     #[test]
     fn each_failed_attempt_schedules_the_next_until_the_fifth_fails_the_delivery() {
         let webhooks = Webhooks::new();
-        let url = Some("http://127.0.0.1:9/hooks".to_owned());
-        let id = webhooks
-            .enqueue(&partner(), "link.created", (), url, NOW)
-            .text();
+        let id = webhooks.enqueue(&partner(), "link.created", (), url(), NOW);
         let mut now = NOW;
         for (attempt, minutes) in [1, 5, 30, 120].into_iter().enumerate() {
             assert_eq!(webhooks.take_due(now).len(), 1, "attempt {attempt}");
-            webhooks.record_attempt(&id, failed_at(now));
+            webhooks.record_attempt(id, failed_at(now));
             let next = now + Duration::minutes(minutes);
             assert!(webhooks.take_due(next - Duration::seconds(1)).is_empty());
             assert_eq!(webhooks.next_due(), Some(next));
             now = next;
         }
         assert_eq!(webhooks.take_due(now).len(), 1);
-        webhooks.record_attempt(&id, failed_at(now));
+        webhooks.record_attempt(id, failed_at(now));
         let view = &webhooks.deliveries(Visible::All)[0];
         assert_eq!(view.status, DeliveryStatus::Failed);
         assert_eq!(view.attempts.len(), 5);
@@ -787,20 +772,16 @@ pub(super) mod tests {
         let webhooks = Webhooks::new();
         let claim_ends = NOW + Duration::minutes(10);
 
-        let waiting = webhooks
-            .enqueue(&partner(), "link.created", (), url(), NOW)
-            .text();
+        let waiting = webhooks.enqueue(&partner(), "link.created", (), url(), NOW);
         let job = webhooks.take_due(NOW).pop().expect("due");
-        webhooks.defer(&waiting, job.attempt, claim_ends);
+        webhooks.defer(waiting, job.attempt, claim_ends);
         assert_eq!(webhooks.next_due(), Some(claim_ends));
         assert!(
             webhooks.take_due(claim_ends).len() == 1,
             "taken again once it ends"
         );
 
-        let delivered = webhooks
-            .enqueue(&partner(), "link.created", (), url(), NOW)
-            .text();
+        let delivered = webhooks.enqueue(&partner(), "link.created", (), url(), NOW);
         let job = webhooks
             .take_due(NOW)
             .into_iter()
@@ -808,17 +789,17 @@ pub(super) mod tests {
             .expect("due");
         // The claimant's outcome, read back before the loser puts the job back.
         webhooks.record_attempt(
-            &delivered,
+            delivered,
             Attempt {
                 status_code: Some(200),
                 ..failed_at(NOW)
             },
         );
-        webhooks.defer(&delivered, job.attempt, claim_ends);
+        webhooks.defer(delivered, job.attempt, claim_ends);
         let views = webhooks.deliveries(Visible::All);
         let view = views
             .iter()
-            .find(|view| view.id == delivered)
+            .find(|view| view.id == delivered.text())
             .expect("kept");
         assert_eq!(view.status, DeliveryStatus::Delivered);
         assert_eq!(view.next_attempt_at, None);
@@ -829,15 +810,11 @@ pub(super) mod tests {
     #[test]
     fn one_call_gives_the_due_jobs_and_the_next_due_instant() {
         let webhooks = Webhooks::new();
-        let retried = webhooks
-            .enqueue(&partner(), "link.created", (), url(), NOW)
-            .text();
+        let retried = webhooks.enqueue(&partner(), "link.created", (), url(), NOW);
         assert_eq!(webhooks.take_due(NOW).len(), 1);
-        webhooks.record_attempt(&retried, failed_at(NOW));
+        webhooks.record_attempt(retried, failed_at(NOW));
         let later = NOW + Duration::seconds(30);
-        let fresh = webhooks
-            .enqueue(&partner(), "link.created", (), url(), later)
-            .text();
+        let fresh = webhooks.enqueue(&partner(), "link.created", (), url(), later);
         let (jobs, next) = webhooks.take_due_and_next(later);
         assert_eq!(ids(jobs), std::slice::from_ref(&fresh));
         assert_eq!(
@@ -849,7 +826,7 @@ pub(super) mod tests {
         let (jobs, next) = webhooks.take_due_and_next(later);
         assert!(jobs.is_empty());
         assert_eq!(next, webhooks.next_due());
-        webhooks.record_attempt(&fresh, failed_at(later));
+        webhooks.record_attempt(fresh, failed_at(later));
         let (jobs, next) = webhooks.take_due_and_next(later);
         assert!(jobs.is_empty());
         assert_eq!(next, Some(NOW + Duration::minutes(1)));
@@ -862,23 +839,17 @@ pub(super) mod tests {
     fn one_links_deliveries_go_in_order_and_a_retry_wait_holds_none_back() {
         let webhooks = Webhooks::new();
         let partner = partner();
-        let first = webhooks
-            .enqueue(&partner, "link.created", about("link_a"), url(), NOW)
-            .text();
-        let second = webhooks
-            .enqueue(&partner, "link.opened", about("link_a"), url(), NOW)
-            .text();
-        let other = webhooks
-            .enqueue(&partner, "link.created", about("link_b"), url(), NOW)
-            .text();
+        let first = webhooks.enqueue(&partner, "link.created", about("link_a"), url(), NOW);
+        let second = webhooks.enqueue(&partner, "link.opened", about("link_a"), url(), NOW);
+        let other = webhooks.enqueue(&partner, "link.created", about("link_b"), url(), NOW);
         // The second of link_a waits for the first; link_b's goes beside it.
-        assert_eq!(ids(webhooks.take_due(NOW)), [first.clone(), other]);
+        assert_eq!(ids(webhooks.take_due(NOW)), [first, other]);
         assert!(
             webhooks.take_due(NOW).is_empty(),
             "in flight is not due again"
         );
         // The first failed and waits a minute for its retry: the second goes now.
-        webhooks.record_attempt(&first, failed_at(NOW));
+        webhooks.record_attempt(first, failed_at(NOW));
         assert_eq!(ids(webhooks.take_due(NOW)), [second]);
         assert_eq!(
             webhooks.next_due(),
@@ -891,24 +862,24 @@ pub(super) mod tests {
     #[test]
     fn a_2xx_delivers_and_a_replay_starts_a_fresh_schedule() {
         let webhooks = Webhooks::new();
-        let id = webhooks
-            .enqueue(&partner(), "link.created", (), None, NOW)
-            .text();
+        let id = webhooks.enqueue(&partner(), "link.created", (), None, NOW);
         webhooks.take_due(NOW);
         let mut ok = failed_at(NOW);
         ok.status_code = Some(204);
-        webhooks.record_attempt(&id, ok);
+        webhooks.record_attempt(id, ok);
         assert_eq!(
             webhooks.deliveries(Visible::All)[0].status,
             DeliveryStatus::Delivered
         );
         assert!(webhooks.take_due(NOW + Duration::days(1)).is_empty());
         let later = NOW + Duration::hours(1);
-        let replayed = webhooks.replay(&id, Visible::All, later).expect("replay");
+        let replayed = webhooks
+            .replay(&id.text(), Visible::All, later)
+            .expect("replay");
         assert_eq!(replayed.status, DeliveryStatus::Pending);
         assert_eq!(webhooks.take_due(later).len(), 1);
         assert_eq!(
-            webhooks.replay(&id, Visible::All, later),
+            webhooks.replay(&id.text(), Visible::All, later),
             Err(ReplayError::InFlight)
         );
     }
@@ -916,13 +887,11 @@ pub(super) mod tests {
     #[test]
     fn other_tenants_neither_see_nor_replay_a_delivery() {
         let webhooks = Webhooks::new();
-        let id = webhooks
-            .enqueue(&partner(), "link.created", (), None, NOW)
-            .text();
+        let id = webhooks.enqueue(&partner(), "link.created", (), None, NOW);
         assert!(webhooks.deliveries(Visible::Tenant("someone")).is_empty());
         assert_eq!(
             webhooks
-                .replay(&id, Visible::Tenant("someone"), NOW)
+                .replay(&id.text(), Visible::Tenant("someone"), NOW)
                 .map(|_| ()),
             Err(ReplayError::NotFound)
         );
@@ -961,8 +930,7 @@ pub(super) mod tests {
             link_id: "link_a".to_owned(),
             note: note.clone(),
         };
-        let url = Some("http://127.0.0.1:9/hooks".to_owned());
-        webhooks.enqueue(&partner(), "link.created", data, url, NOW);
+        webhooks.enqueue(&partner(), "link.created", data, url(), NOW);
         // Changed after the event, before anything read the body: the body is the event's.
         "changed later".clone_into(&mut note.lock());
         let expected = serde_json::json!({
@@ -976,7 +944,7 @@ pub(super) mod tests {
         assert_eq!(sent, expected);
         assert_eq!(webhooks.deliveries(Visible::All)[0].payload, expected);
         // The attempt fails and is retried: the retry sends the very same bytes.
-        webhooks.record_attempt(&jobs[0].id, failed_at(NOW));
+        webhooks.record_attempt(jobs[0].id, failed_at(NOW));
         let retry = webhooks.take_due(NOW + Duration::minutes(1));
         assert_eq!(retry.len(), 1);
         assert_eq!(retry[0].body, jobs[0].body);
