@@ -391,6 +391,17 @@ impl TestApp {
         }
     }
 
+    /// `POST /_sandbox/webhooks/{id}/replay` as `key`; the reply, whatever it is.
+    pub async fn replay(&self, key: &str, id: &str) -> Reply {
+        self.control(
+            Method::POST,
+            &format!("/webhooks/{id}/replay"),
+            Some(key),
+            None,
+        )
+        .await
+    }
+
     /// `POST /_sandbox/clock {"advanceSeconds": seconds}`; asserts the 200.
     pub async fn move_clock(&self, key: &str, seconds: i64) {
         let reply = self

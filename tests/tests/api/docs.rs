@@ -139,14 +139,7 @@ async fn every_control_response_validates_against_its_schema() {
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let replayed = app
-        .control(
-            Method::POST,
-            &format!("/webhooks/{delivery}/replay"),
-            Some(&key),
-            None,
-        )
-        .await;
+    let replayed = app.replay(&key, &delivery).await;
     assert_matches_schema(&replayed, "sandbox/DeliveryView.json");
     assert_matches_schema(
         &app.control(Method::GET, "/requests", Some(&key), None)

@@ -197,13 +197,6 @@ async fn an_external_url_with_external_webhooks_off_fails_at_once() {
         assert_eq!(delivery["nextAttemptAt"], Value::Null, "{delivery}");
     }
     let id = deliveries[0]["id"].as_str().expect("id");
-    let replay = app
-        .control(
-            Method::POST,
-            &format!("/webhooks/{id}/replay"),
-            Some(&key),
-            None,
-        )
-        .await;
+    let replay = app.replay(&key, id).await;
     assert_eq!(replay.status, 202, "{replay:?}");
 }

@@ -256,25 +256,11 @@ async fn a_replayed_delivery_is_sent_again() {
         .wait_for_delivery(&key, "link.created", |d| d["status"] == "delivered")
         .await;
     let id = delivered["id"].as_str().expect("id");
-    let replay = app
-        .control(
-            Method::POST,
-            &format!("/webhooks/{id}/replay"),
-            Some(&key),
-            None,
-        )
-        .await;
+    let replay = app.replay(&key, id).await;
     assert_eq!(replay.status, 202, "{replay:?}");
     let received = receiver.wait_for(2).await;
     assert_eq!(received[1].body, received[0].body);
-    let missing = app
-        .control(
-            Method::POST,
-            "/webhooks/whd_000000000000/replay",
-            Some(&key),
-            None,
-        )
-        .await;
+    let missing = app.replay(&key, "whd_000000000000").await;
     assert_eq!(missing.status, 404);
     assert_eq!(missing.json["error"]["code"], "NOT_FOUND");
     // Text that is not a delivery id names none, not even the delivery it spells in
@@ -288,14 +274,7 @@ async fn a_replayed_delivery_is_sent_again() {
             // Twelve decimal digits have no capitals.
             continue;
         }
-        let refused = app
-            .control(
-                Method::POST,
-                &format!("/webhooks/{other}/replay"),
-                Some(&key),
-                None,
-            )
-            .await;
+        let refused = app.replay(&key, &other).await;
         assert_eq!(refused.status, 404, "{other}: {refused:?}");
         assert_eq!(refused.json["error"]["code"], "NOT_FOUND", "{other}");
     }
@@ -353,14 +332,7 @@ async fn without_a_url_the_delivery_fails_at_once_and_a_replay_reaches_the_porta
         .await;
     assert_eq!(bad.status, 400);
     let id = failed["id"].as_str().unwrap_or_default();
-    let replay = app
-        .control(
-            Method::POST,
-            &format!("/webhooks/{id}/replay"),
-            Some(&key),
-            None,
-        )
-        .await;
+    let replay = app.replay(&key, id).await;
     assert_eq!(replay.status, 202, "{replay:?}");
     let received = receiver.wait_for_event("link.created").await;
     assert_eq!(received.json["data"]["referenceId"], "u8");
