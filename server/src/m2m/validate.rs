@@ -713,6 +713,7 @@ mod tests {
         );
         assert_eq!(list_links("pageSize=5").expect("ok").ignored, ["pageSize"]);
     }
+
     #[test]
     fn text_is_read_as_json_exactly_when_its_bytes_are() {
         let bodies: [&[u8]; 9] = [
