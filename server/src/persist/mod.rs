@@ -198,7 +198,19 @@ impl Changes {
         position: u64,
         doc: &impl Serialize,
     ) {
-        match serde_json::to_string(doc) {
+        self.put_text(table, tenant, id, position, serde_json::to_string(doc));
+    }
+
+    /// Inserts or replaces a row whose document the caller wrote as JSON text.
+    pub fn put_text(
+        &mut self,
+        table: Table,
+        tenant: &Arc<str>,
+        id: impl Into<String>,
+        position: u64,
+        doc: serde_json::Result<String>,
+    ) {
+        match doc {
             Ok(doc) => self.writes.push(Write::Put {
                 table,
                 tenant: tenant.clone(),

@@ -4,33 +4,46 @@
 //! a realistic link's memory. They are parsed back when a response or a check needs them.
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-/// A JSON value as compact text.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct Compact(Box<str>);
+/// A JSON value as compact text, kept as a [`RawValue`] so a stored row writes it as it is
+/// (no parse to prove it is JSON: it was made as JSON or read back as JSON).
+#[derive(Debug, Clone)]
+pub(super) struct Compact(Box<RawValue>);
 
 impl Compact {
     /// `value` as compact text.
     pub(super) fn new(value: &Value) -> Compact {
-        // Serializing a `Value` into a `String` cannot fail: its keys are strings and
-        // its numbers finite.
-        Compact(
-            serde_json::to_string(value)
-                .unwrap_or_default()
-                .into_boxed_str(),
-        )
+        // Serializing a `Value` cannot fail: its keys are strings and its numbers finite.
+        Compact(serde_json::value::to_raw_value(value).unwrap_or_else(|_| null()))
     }
 
     /// JSON text as read back from a stored row, kept as it came: the parser checked it,
     /// and [`Compact::value`] reads it back whatever its spacing.
-    pub(super) fn from_raw(raw: Box<serde_json::value::RawValue>) -> Compact {
-        Compact(raw.into())
+    pub(super) fn from_raw(raw: Box<RawValue>) -> Compact {
+        Compact(raw)
     }
 
     /// The value back. Text written by [`Compact::new`] always parses; `null` otherwise.
     pub(super) fn value(&self) -> Value {
-        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+        serde_json::from_str(self.0.get()).unwrap_or(Value::Null)
     }
+
+    /// The text, for a row to write as it is.
+    pub(super) fn raw(&self) -> &RawValue {
+        &self.0
+    }
+}
+
+impl PartialEq for Compact {
+    fn eq(&self, other: &Compact) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+/// JSON `null`, what a value that did not serialize is kept as.
+fn null() -> Box<RawValue> {
+    RawValue::NULL.to_owned()
 }
 
 #[cfg(test)]
@@ -44,7 +57,7 @@ mod tests {
                            "n": 12.5, "big": u64::MAX, "list": [1, null, true]});
         let compact = Compact::new(&value);
         assert_eq!(compact.value(), value);
-        assert!(compact.0.len() < 120, "{}", compact.0);
+        assert!(compact.0.get().len() < 120, "{}", compact.0);
     }
 
     #[test]

@@ -23,20 +23,22 @@ pub struct PartnerRow {
     pub webhook_secret: String,
 }
 
-/// A `m2m_users` row's document (a snapshot's user) as read back: text borrowed from the
-/// row wherever it needs no unescaping, `userData` kept as the JSON text it was stored as.
-#[derive(Debug, Deserialize)]
+/// A `m2m_users` row's document (a snapshot's user), written from the partner's state and
+/// read back: text borrowed wherever it needs no copy (from the state, or from the row where
+/// it needs no unescaping), `userData` kept as the JSON text it is stored as.
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserDoc<'a> {
     #[serde(borrow)]
     pub user_id: Cow<'a, str>,
     #[serde(borrow)]
     pub reference_id: Cow<'a, str>,
-    pub user_data: Option<Box<RawValue>>,
+    pub user_data: Option<Cow<'a, RawValue>>,
 }
 
-/// A `m2m_links` row's document (a snapshot's link) as read back, like [`UserDoc`].
-#[derive(Debug, Deserialize)]
+/// A `m2m_links` row's document (a snapshot's link), like [`UserDoc`]. Its fields are a
+/// [`SnapshotLink`]'s, in the same order, so the row is the document a snapshot holds.
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LinkDoc<'a> {
     #[serde(borrow)]
@@ -53,7 +55,7 @@ pub struct LinkDoc<'a> {
     pub language: Option<Language>,
     #[serde(borrow)]
     pub callback_url: Option<Cow<'a, str>>,
-    pub metadata: Option<Box<RawValue>>,
+    pub metadata: Option<Cow<'a, RawValue>>,
     #[serde(borrow)]
     pub created_at: Cow<'a, str>,
     #[serde(borrow)]
@@ -70,8 +72,8 @@ pub struct LinkDoc<'a> {
 
 /// `value` as JSON text. Serializing a `Value` cannot fail: its keys are strings and its
 /// numbers finite.
-fn raw(value: &serde_json::Value) -> Option<Box<RawValue>> {
-    serde_json::value::to_raw_value(value).ok()
+fn raw<'a>(value: &serde_json::Value) -> Option<Cow<'a, RawValue>> {
+    serde_json::value::to_raw_value(value).ok().map(Cow::Owned)
 }
 
 impl<'a> From<&'a SnapshotUser> for UserDoc<'a> {
@@ -167,23 +169,22 @@ impl Partner {
     }
 
     pub(super) fn put_user(&self, changes: &mut Changes, state: &PartnerState, index: usize) {
-        let user = &state.users[index];
-        let row = self.snapshot_user(user);
+        let row = self.user_doc(&state.users[index]);
         changes.put(
             Table::M2mUsers,
             &self.slug,
-            row.user_id.clone(),
+            row.user_id.as_ref(),
             index as u64,
             &row,
         );
     }
 
     pub(super) fn put_link(&self, changes: &mut Changes, state: &PartnerState, index: usize) {
-        let row = self.snapshot_link(state, &state.links[index]);
+        let row = self.link_doc(state, &state.links[index]);
         changes.put(
             Table::M2mLinks,
             &self.slug,
-            row.link_id.clone(),
+            row.link_id.as_ref(),
             index as u64,
             &row,
         );
