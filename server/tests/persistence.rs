@@ -1394,6 +1394,69 @@ async fn a_failed_save_answers_503_to_that_write_only_and_is_retried() {
     );
 }
 
+/// A create's rows hold its JSON as JSON: the link's `metadata` and the `link.created`
+/// delivery's body are objects in their documents, not strings holding them, and come back
+/// as they were after a restart.
+#[tokio::test]
+async fn a_creates_rows_hold_its_metadata_and_webhook_body_as_json() {
+    let dir = TempDir::new("rawjson");
+    let state = dir.file("state.db");
+    let app = linkbox::App::open(settings(&state)).await.expect("opened");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(linkbox::serve(listener, app.clone(), async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let metadata = json!({"orderId": "ORD-1", "note": "a \"quoted\" é", "n": [1, 2.5]});
+    let created = client
+        .post(format!("{base}/partner/links"))
+        .header("x-api-key", KEY)
+        .json(&json!({"referenceId": "raw-1", "metadata": metadata}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.expect("json");
+    let link_id = created["data"]["linkId"]
+        .as_str()
+        .expect("linkId")
+        .to_owned();
+    let _ = stop.send(());
+    served.await.expect("stopped");
+    app.sink.settled().await.expect("durable");
+    app.sink.close();
+
+    let reader = rusqlite::Connection::open(&state).expect("sqlite");
+    let doc = |table: &str| -> Value {
+        let text: String = reader
+            .query_row(&format!("SELECT doc FROM {table}"), [], |row| row.get(0))
+            .expect("one row");
+        serde_json::from_str(&text).expect("a JSON document")
+    };
+    let link = doc("m2m_links");
+    assert_eq!(link["linkId"], link_id.as_str());
+    assert_eq!(link["metadata"], metadata, "{link}");
+    let delivery = doc("webhook_deliveries");
+    assert!(delivery["body"].is_object(), "{delivery}");
+    assert_eq!(delivery["body"]["event"], "link.created");
+    assert_eq!(delivery["body"]["data"]["linkId"], link_id.as_str());
+    assert_eq!(delivery["body"]["data"]["metadata"], metadata);
+    drop(reader);
+
+    let again = linkbox::App::open(settings(&state))
+        .await
+        .expect("reopened");
+    let partner = again.store.m2m().authenticate(KEY).expect("partner");
+    let detail = partner.link(&link_id).expect("the link is back");
+    assert_eq!(detail.metadata, Some(metadata));
+    again.sink.close();
+}
+
 #[tokio::test]
 async fn a_reader_of_the_file_finds_a_change_in_its_table_once_writes_stop() {
     use linkbox::store::m2m::NewLink;

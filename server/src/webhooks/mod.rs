@@ -139,6 +139,9 @@ struct Delivery {
     /// The exact body, fixed at the event: retries resend the same bytes. In a buffer of
     /// its size: ten thousand finished deliveries are kept.
     body: Bytes,
+    /// Whether `body` is known to be one JSON object (every body linkbox writes is), which
+    /// its row then holds as itself.
+    body_is_object: bool,
     /// The link's `callbackUrl`; when absent the partner's URL is read at each attempt.
     callback_url: Option<String>,
     status: DeliveryStatus,
@@ -278,6 +281,7 @@ impl Webhooks {
             event,
             link,
             body: Bytes::copy_from_slice(&body),
+            body_is_object: true,
             callback_url,
             status: DeliveryStatus::Pending,
             attempts: Vec::new(),

@@ -9,6 +9,7 @@ use linkbox_contracts::m2m::events;
 use linkbox_contracts::sandbox::DeliveryStatus;
 use linkbox_contracts::timefmt;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use super::{Attempt, Delivery, DeliveryId, Webhooks};
 use crate::persist::{Changes, Table};
@@ -24,9 +25,9 @@ fn kept_error(text: &str) -> Cow<'static, str> {
     }
 }
 
-/// A `webhook_deliveries` row. Absent options are left out of it (a row of version 3's
-/// first files spells them `null`, which reads the same).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A `webhook_deliveries` row as read back. Absent options are left out of it (a row of
+/// version 3's first files spells them `null`, which reads the same).
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryRow {
     pub event: String,
@@ -45,15 +46,31 @@ pub struct DeliveryRow {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AttemptRow {
-    pub at: String,
+pub struct AttemptRow<S = String> {
+    pub at: S,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
+    pub url: Option<S>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_code: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<S>,
     pub duration_ms: u64,
+}
+
+/// A `webhook_deliveries` row as written, borrowed from the delivery: [`DeliveryRow`]'s
+/// fields but the body, which [`document`] adds.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RowOut<'a> {
+    event: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    callback_url: Option<&'a str>,
+    status: DeliveryStatus,
+    attempts: Vec<AttemptRow<Cow<'a, str>>>,
+    step: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_attempt_at: Option<String>,
+    created_at: String,
 }
 
 /// A delivery's exact body, in its row. A JSON object (every event's body) is written as
@@ -62,47 +79,61 @@ pub struct AttemptRow {
 /// mostly deliveries). Anything else, and every body in older files, is a JSON string;
 /// both read back to the same bytes.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Body(pub String);
-
-impl Serialize for Body {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if self.0.starts_with('{')
-            && let Ok(raw) = serde_json::from_str::<&serde_json::value::RawValue>(&self.0)
-            && raw.get().len() == self.0.len()
-        {
-            return raw.serialize(serializer);
-        }
-        serializer.serialize_str(&self.0)
-    }
+pub struct Body {
+    pub text: String,
+    /// Whether `text` is known to be one JSON object, so a row may hold it as itself: it
+    /// was read as one, or (an older file's string) checked once when read.
+    pub object: bool,
 }
 
 impl<'de> Deserialize<'de> for Body {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
         if raw.get().starts_with('{') {
-            Ok(Body(raw.get().to_owned()))
-        } else {
-            serde_json::from_str(raw.get())
-                .map(Body)
-                .map_err(serde::de::Error::custom)
+            return Ok(Body {
+                text: raw.get().to_owned(),
+                object: true,
+            });
         }
+        let text: String = serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
+        let object = text.starts_with('{')
+            && serde_json::from_str::<&RawValue>(&text).is_ok_and(|raw| raw.get() == text);
+        Ok(Body { text, object })
     }
 }
 
+/// A delivery row's document: `row`'s fields, then the body. A body known to be a JSON
+/// object goes in as the text it is, after the fields serde wrote (which always make an
+/// object of at least `event` and `status`), so writing a row does not parse its body again
+/// to prove what its delivery already knows; any other body goes in as a JSON string.
+fn document(row: &RowOut<'_>, body: &str, object: bool) -> serde_json::Result<String> {
+    let mut doc = serde_json::to_string(row)?;
+    if doc.ends_with('}') {
+        doc.pop();
+        doc.push_str(r#","body":"#);
+        if object {
+            doc.push_str(body);
+        } else {
+            doc.push_str(&serde_json::to_string(body)?);
+        }
+        doc.push('}');
+    }
+    Ok(doc)
+}
+
 pub(super) fn put(changes: &mut Changes, delivery: &Delivery) {
-    let row = DeliveryRow {
-        event: delivery.event.to_owned(),
-        body: Body(String::from_utf8_lossy(&delivery.body).into_owned()),
-        callback_url: delivery.callback_url.clone(),
+    let row = RowOut {
+        event: delivery.event,
+        callback_url: delivery.callback_url.as_deref(),
         status: delivery.status,
         attempts: delivery
             .attempts
             .iter()
             .map(|attempt| AttemptRow {
-                at: timefmt::nanos(attempt.at),
-                url: attempt.url.clone(),
+                at: Cow::Owned(timefmt::nanos(attempt.at)),
+                url: attempt.url.as_deref().map(Cow::Borrowed),
                 status_code: attempt.status_code,
-                error: attempt.error.as_deref().map(str::to_owned),
+                error: attempt.error.as_deref().map(Cow::Borrowed),
                 duration_ms: attempt.duration_ms,
             })
             .collect(),
@@ -110,12 +141,19 @@ pub(super) fn put(changes: &mut Changes, delivery: &Delivery) {
         next_attempt_at: delivery.next_attempt_at.map(timefmt::nanos),
         created_at: timefmt::nanos(delivery.created_at),
     };
-    changes.put(
+    let (body, object) = match std::str::from_utf8(&delivery.body) {
+        Ok(text) => (Cow::Borrowed(text), delivery.body_is_object),
+        // None is not UTF-8 (linkbox writes them), but one that lost bytes here would no
+        // longer be the object it was.
+        Err(_) => (String::from_utf8_lossy(&delivery.body), false),
+    };
+    let doc = document(&row, &body, object);
+    changes.put_text(
         Table::WebhookDeliveries,
         &delivery.partner.slug,
         delivery.id.text(),
         delivery.seq,
-        &row,
+        doc,
     );
 }
 
@@ -183,13 +221,15 @@ impl Webhooks {
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
-        let body: bytes::Bytes = row.body.0.into_bytes().into();
+        let body_is_object = row.body.object;
+        let body: bytes::Bytes = row.body.text.into_bytes().into();
         let delivery = Delivery {
             seq,
             partner,
             event,
             link: super::link_of(&body),
             body,
+            body_is_object,
             callback_url: row.callback_url,
             status: row.status,
             attempts,
@@ -244,23 +284,32 @@ impl Webhooks {
 mod tests {
     use super::*;
 
-    fn row(body: &str) -> DeliveryRow {
-        DeliveryRow {
-            event: events::LINK_CREATED.to_owned(),
-            body: Body(body.to_owned()),
+    /// The document of a failed `link.created` delivery with `body`, which the delivery
+    /// knows to be a JSON object or not.
+    fn written(body: &str, object: bool) -> String {
+        let row = RowOut {
+            event: events::LINK_CREATED,
             callback_url: None,
             status: DeliveryStatus::Failed,
             attempts: vec![AttemptRow {
-                at: "2026-02-10T12:00:00.000000000Z".to_owned(),
+                at: Cow::Borrowed("2026-02-10T12:00:00.000000000Z"),
                 url: None,
                 status_code: None,
-                error: Some("no webhook URL".to_owned()),
+                error: Some(Cow::Borrowed("no webhook URL")),
                 duration_ms: 0,
             }],
             step: 1,
             next_attempt_at: None,
             created_at: "2026-02-10T12:00:00.000000000Z".to_owned(),
-        }
+        };
+        let doc = document(&row, body, object).expect("a document");
+        serde_json::from_str::<serde_json::Value>(&doc).expect("the document is JSON");
+        doc
+    }
+
+    /// A row holding the JSON object `body`, as read back.
+    fn row(body: &str) -> DeliveryRow {
+        serde_json::from_str(&written(body, true)).expect("the row reads back")
     }
 
     #[test]
@@ -277,20 +326,36 @@ mod tests {
     fn an_object_body_is_kept_as_itself_and_read_back_byte_for_byte() {
         // Spacing and key order a parse and re-serialization would not keep.
         let body = r#"{"event":"link.created","data":{"z":1,"a":"é \"q\""},"timestamp":"t"}"#;
-        let doc = serde_json::to_string(&row(body)).unwrap();
+        let doc = written(body, true);
         assert!(doc.contains(&format!(r#""body":{body}"#)), "{doc}");
         assert!(!doc.contains("null"), "absent options are left out: {doc}");
         let back: DeliveryRow = serde_json::from_str(&doc).unwrap();
-        assert_eq!(back.body.0, body);
+        assert_eq!(back.body.text, body);
+        assert!(back.body.object);
+        assert_eq!(back.event, events::LINK_CREATED);
+        assert_eq!(back.status, DeliveryStatus::Failed);
+        assert_eq!(back.step, 1);
         assert_eq!(back.attempts[0].error.as_deref(), Some("no webhook URL"));
+        assert_eq!(back.created_at, "2026-02-10T12:00:00.000000000Z");
     }
 
     #[test]
     fn a_body_that_is_not_an_object_is_kept_as_a_string() {
-        for body in [r#"{"cut": "#, "[1,2]", "plain text", r#"{"a":1} "#] {
-            let doc = serde_json::to_string(&row(body)).unwrap();
+        for body in [
+            r#"{"cut": "#,
+            "[1,2]",
+            "plain text",
+            r#"{"a":1} "#,
+            r#"{"a":1}"#,
+        ] {
+            let doc = written(body, false);
             let back: DeliveryRow = serde_json::from_str(&doc).unwrap();
-            assert_eq!(back.body.0, body, "{doc}");
+            assert_eq!(back.body.text, body, "{doc}");
+            // Read back as a string, it is an object again only if it is exactly one.
+            assert_eq!(back.body.object, body == r#"{"a":1}"#, "{doc}");
+            let again = written(&back.body.text, back.body.object);
+            let again: DeliveryRow = serde_json::from_str(&again).unwrap();
+            assert_eq!(again.body, back.body);
         }
     }
 
@@ -298,11 +363,13 @@ mod tests {
     fn a_row_of_an_older_file_reads_back() {
         let doc = r#"{"event":"link.created","body":"{\"event\":\"link.created\",\"data\":{}}","callbackUrl":null,"status":"failed","attempts":[{"at":"2026-02-10T12:00:00.000000000Z","url":null,"statusCode":null,"error":"no webhook URL","durationMs":0}],"step":1,"nextAttemptAt":null,"createdAt":"2026-02-10T12:00:00.000000000Z"}"#;
         let back: DeliveryRow = serde_json::from_str(doc).unwrap();
-        assert_eq!(back.body.0, r#"{"event":"link.created","data":{}}"#);
+        assert_eq!(back.body.text, r#"{"event":"link.created","data":{}}"#);
+        assert!(back.body.object, "an object held as a string is still one");
         assert_eq!(back.callback_url, None);
         assert_eq!(back.attempts[0].status_code, None);
-        let again: DeliveryRow =
-            serde_json::from_str(&serde_json::to_string(&back).unwrap()).unwrap();
+        let again = written(&back.body.text, back.body.object);
+        assert!(again.contains(r#""body":{"event""#), "{again}");
+        let again: DeliveryRow = serde_json::from_str(&again).unwrap();
         assert_eq!(again.body, back.body);
     }
 

@@ -354,6 +354,7 @@ mod tests {
             event: "link.created",
             link: None,
             body: bytes::Bytes::new(),
+            body_is_object: false,
             callback_url: None,
             status,
             attempts: Vec::new(),
