@@ -41,6 +41,12 @@ pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> sonic_rs::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// `value` as compact JSON text, as [`to_vec`] writes it.
+pub fn to_string<T: Serialize + ?Sized>(value: &T) -> sonic_rs::Result<String> {
+    // sonic-rs writes UTF-8; the check is one pass, a word at a time over ASCII.
+    String::from_utf8(to_vec(value)?).map_err(serde::ser::Error::custom)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,6 +59,8 @@ mod tests {
             String::from_utf8_lossy(&written),
             String::from_utf8_lossy(&expected)
         );
+        let text = to_string(value).expect("serializes");
+        assert_eq!(text.as_bytes(), expected);
     }
 
     #[test]

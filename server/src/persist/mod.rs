@@ -188,6 +188,38 @@ pub struct Changes {
     error: Option<String>,
 }
 
+/// A row's document: `doc`'s fields, written by `sonic-rs` as `serde_json` writes them
+/// ([`linkbox_contracts::json`]), then `raw`'s. Each of those is a field's name and JSON
+/// text its caller knows to be JSON (a kept `RawValue`, a webhook body linkbox wrote),
+/// added as it is (`null` for none): `serde_json` would parse it again to prove it is
+/// JSON, and `sonic-rs` does not know `serde_json`'s raw values. Rows are read by field
+/// name, so their order is free.
+pub fn document(doc: &impl Serialize, raw: &[(&str, Option<&str>)]) -> Result<String, String> {
+    let mut text = linkbox_contracts::json::to_string(doc).map_err(|error| error.to_string())?;
+    if raw.is_empty() {
+        return Ok(text);
+    }
+    if !(text.starts_with('{') && text.ends_with('}')) {
+        return Err("raw fields need a document that is an object".to_owned());
+    }
+    text.pop();
+    for (name, value) in raw {
+        debug_assert!(
+            name.bytes().all(|byte| byte.is_ascii_alphanumeric()),
+            "a field name to write without escaping: {name:?}"
+        );
+        if !text.ends_with('{') {
+            text.push(',');
+        }
+        text.push('"');
+        text.push_str(name);
+        text.push_str("\":");
+        text.push_str(value.unwrap_or("null"));
+    }
+    text.push('}');
+    Ok(text)
+}
+
 impl Changes {
     /// Inserts or replaces a row.
     pub fn put(
@@ -198,19 +230,20 @@ impl Changes {
         position: u64,
         doc: &impl Serialize,
     ) {
-        self.put_text(table, tenant, id, position, serde_json::to_string(doc));
+        self.put_with_raw(table, tenant, id, position, doc, &[]);
     }
 
-    /// Inserts or replaces a row whose document the caller wrote as JSON text.
-    pub fn put_text(
+    /// Inserts or replaces a row whose document is `doc`'s fields and then `raw`'s ([`document`]).
+    pub fn put_with_raw(
         &mut self,
         table: Table,
         tenant: &Arc<str>,
         id: impl Into<String>,
         position: u64,
-        doc: serde_json::Result<String>,
+        doc: &impl Serialize,
+        raw: &[(&str, Option<&str>)],
     ) {
-        match doc {
+        match document(doc, raw) {
             Ok(doc) => self.writes.push(Write::Put {
                 table,
                 tenant: tenant.clone(),
@@ -639,5 +672,36 @@ impl Opened {
         *queue.writer.lock() = Some(handle);
         tracing::info!(path = %path.display(), "state file open");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::document;
+
+    #[test]
+    fn raw_fields_follow_the_written_ones_as_the_text_they_are() {
+        let fields = json!({"id": "link_1", "note": "a \"quoted\" é"});
+        let doc = document(
+            &fields,
+            &[
+                ("metadata", Some(r#"{"b":[1,2.5],"a":null}"#)),
+                ("userData", None),
+            ],
+        );
+        let doc = doc.expect("a document");
+        assert_eq!(
+            doc,
+            r#"{"id":"link_1","note":"a \"quoted\" é","metadata":{"b":[1,2.5],"a":null},"userData":null}"#
+        );
+        assert_eq!(
+            document(&fields, &[]).expect("a document"),
+            fields.to_string()
+        );
+        let empty = document(&json!({}), &[("body", Some("{}"))]).expect("a document");
+        assert_eq!(empty, r#"{"body":{}}"#);
+        assert!(document(&json!([1]), &[("body", Some("{}"))]).is_err());
     }
 }

@@ -58,7 +58,9 @@ pub struct AttemptRow<S = String> {
 }
 
 /// A `webhook_deliveries` row as written, borrowed from the delivery: [`DeliveryRow`]'s
-/// fields but the body, which [`document`] adds.
+/// fields. A body known to be a JSON object is added after them as the text it is
+/// ([`crate::persist::document`]), so writing a row does not parse it again to prove what
+/// its delivery already knows; any other body is this row's string.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct RowOut<'a> {
@@ -71,6 +73,8 @@ struct RowOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     next_attempt_at: Option<String>,
     created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<&'a str>,
 }
 
 /// A delivery's exact body, in its row. A JSON object (every event's body) is written as
@@ -102,26 +106,13 @@ impl<'de> Deserialize<'de> for Body {
     }
 }
 
-/// A delivery row's document: `row`'s fields, then the body. A body known to be a JSON
-/// object goes in as the text it is, after the fields serde wrote (which always make an
-/// object of at least `event` and `status`), so writing a row does not parse its body again
-/// to prove what its delivery already knows; any other body goes in as a JSON string.
-fn document(row: &RowOut<'_>, body: &str, object: bool) -> serde_json::Result<String> {
-    let mut doc = serde_json::to_string(row)?;
-    if doc.ends_with('}') {
-        doc.pop();
-        doc.push_str(r#","body":"#);
-        if object {
-            doc.push_str(body);
-        } else {
-            doc.push_str(&serde_json::to_string(body)?);
-        }
-        doc.push('}');
-    }
-    Ok(doc)
-}
-
 pub(super) fn put(changes: &mut Changes, delivery: &Delivery) {
+    let (body, object) = match std::str::from_utf8(&delivery.body) {
+        Ok(text) => (Cow::Borrowed(text), delivery.body_is_object),
+        // None is not UTF-8 (linkbox writes them), but one that lost bytes here would no
+        // longer be the object it was.
+        Err(_) => (String::from_utf8_lossy(&delivery.body), false),
+    };
     let row = RowOut {
         event: delivery.event,
         callback_url: delivery.callback_url.as_deref(),
@@ -140,20 +131,20 @@ pub(super) fn put(changes: &mut Changes, delivery: &Delivery) {
         step: delivery.step,
         next_attempt_at: delivery.next_attempt_at.map(timefmt::nanos),
         created_at: timefmt::nanos(delivery.created_at),
+        body: (!object).then_some(&*body),
     };
-    let (body, object) = match std::str::from_utf8(&delivery.body) {
-        Ok(text) => (Cow::Borrowed(text), delivery.body_is_object),
-        // None is not UTF-8 (linkbox writes them), but one that lost bytes here would no
-        // longer be the object it was.
-        Err(_) => (String::from_utf8_lossy(&delivery.body), false),
+    let raw: &[(&str, Option<&str>)] = if object {
+        &[("body", Some(&*body))]
+    } else {
+        &[]
     };
-    let doc = document(&row, &body, object);
-    changes.put_text(
+    changes.put_with_raw(
         Table::WebhookDeliveries,
         &delivery.partner.slug,
         delivery.id.text(),
         delivery.seq,
-        doc,
+        &row,
+        raw,
     );
 }
 
@@ -301,8 +292,10 @@ mod tests {
             step: 1,
             next_attempt_at: None,
             created_at: "2026-02-10T12:00:00.000000000Z".to_owned(),
+            body: (!object).then_some(body),
         };
-        let doc = document(&row, body, object).expect("a document");
+        let raw: &[(&str, Option<&str>)] = if object { &[("body", Some(body))] } else { &[] };
+        let doc = crate::persist::document(&row, raw).expect("a document");
         serde_json::from_str::<serde_json::Value>(&doc).expect("the document is JSON");
         doc
     }

@@ -33,11 +33,13 @@ pub struct UserDoc<'a> {
     pub user_id: Cow<'a, str>,
     #[serde(borrow)]
     pub reference_id: Cow<'a, str>,
+    /// Written after the other fields, as the text it is kept as ([`crate::persist::document`]).
+    #[serde(skip_serializing)]
     pub user_data: Option<Cow<'a, RawValue>>,
 }
 
 /// A `m2m_links` row's document (a snapshot's link), like [`UserDoc`]. Its fields are a
-/// [`SnapshotLink`]'s, in the same order, so the row is the document a snapshot holds.
+/// [`SnapshotLink`]'s, so the row is the document a snapshot holds.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LinkDoc<'a> {
@@ -55,6 +57,8 @@ pub struct LinkDoc<'a> {
     pub language: Option<Language>,
     #[serde(borrow)]
     pub callback_url: Option<Cow<'a, str>>,
+    /// Written after the other fields, like [`UserDoc::user_data`].
+    #[serde(skip_serializing)]
     pub metadata: Option<Cow<'a, RawValue>>,
     #[serde(borrow)]
     pub created_at: Cow<'a, str>,
@@ -170,23 +174,25 @@ impl Partner {
 
     pub(super) fn put_user(&self, changes: &mut Changes, state: &PartnerState, index: usize) {
         let row = self.user_doc(&state.users[index]);
-        changes.put(
+        changes.put_with_raw(
             Table::M2mUsers,
             &self.slug,
             row.user_id.as_ref(),
             index as u64,
             &row,
+            &[("userData", row.user_data.as_deref().map(RawValue::get))],
         );
     }
 
     pub(super) fn put_link(&self, changes: &mut Changes, state: &PartnerState, index: usize) {
         let row = self.link_doc(state, &state.links[index]);
-        changes.put(
+        changes.put_with_raw(
             Table::M2mLinks,
             &self.slug,
             row.link_id.as_ref(),
             index as u64,
             &row,
+            &[("metadata", row.metadata.as_deref().map(RawValue::get))],
         );
     }
 
