@@ -6,7 +6,9 @@
 //! three times (medians kept); so are the small create-link requests at the bare reference
 //! (what the generator and the kernel spend on a request of that shape: the create row's
 //! ratio is to that row), at a fresh linkbox in memory, and at a fresh linkbox with
-//! `--state` (a fresh SQLite file; its ratio is to the in-memory rate); then create-link
+//! `--state` (a fresh SQLite file; its ratio is to the in-memory rate), each round with the
+//! reference's `GET /` again (create's ratio to it in those rounds is printed under the
+//! table: the reference row ran in the health rounds, minutes before); then create-link
 //! with the seeder's bodies, and with the request log on (linkbox's default, into
 //! `/dev/null`; the other rows run with `LINKBOX_LOG=warn`) as a ratio of the log off, and
 //! with every partner's webhook receiver down or live; get and list, a mixed read/write
@@ -385,8 +387,12 @@ async fn measure(
     // with `--state`, how a create's cost divides between the workers, the writer and the
     // applier.
     let (mut bare_posts, mut creates, mut stored) = (Vec::new(), Vec::new(), Vec::new());
+    let mut bare_gets = Vec::new();
     let mut spent: [Counted; 3] = Default::default();
     for _ in 0..rounds {
+        // The reference again, so that create's ratio to it is of runs seconds apart too.
+        let scenario = fixed_get(reference.addr, "/", &[]);
+        bare_gets.push(drive(generator, reference.addr, duration, scenario, &scratch).await?);
         let small = Scenario {
             make: create_links(reference.addr),
             script: wrk::small_creates(&KEYS),
@@ -404,6 +410,7 @@ async fn measure(
         stored.push(sample);
     }
     drop(reference);
+    report.note_create_rounds_reference(median(bare_gets)?.per_second);
     report.add(BARE_POST, median(bare_posts)?, None);
     report.add_compared(CREATE, median(creates)?, BARE_POST, "bare POST");
     for (name, counted) in [BARE_POST, CREATE, STATE_ROW].into_iter().zip(&spent) {

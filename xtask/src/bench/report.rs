@@ -70,6 +70,8 @@ pub struct Report {
     skipped: Vec<String>,
     /// The server's CPU per request of some rows, by thread ([`super::cpu`]).
     cpu: Vec<(String, Vec<Share>)>,
+    /// The bare reference's `GET /` rate in the create rows' own rounds, when it ran there.
+    create_rounds_reference: Option<f64>,
 }
 
 impl Report {
@@ -82,7 +84,25 @@ impl Report {
             memory: Vec::new(),
             skipped: Vec::new(),
             cpu: Vec::new(),
+            create_rounds_reference: None,
         }
+    }
+
+    /// The bare reference's `GET /` rate measured in the create rows' own rounds: the
+    /// create-link rate over it is a ratio of runs seconds apart, where the reference row
+    /// ran in the health check's rounds, a minute or more before.
+    pub fn note_create_rounds_reference(&mut self, per_second: f64) {
+        self.create_rounds_reference = Some(per_second);
+    }
+
+    /// The create-link rate over [`Report::note_create_rounds_reference`]'s.
+    fn create_in_its_rounds(&self) -> Option<(f64, f64)> {
+        let reference = self.create_rounds_reference.filter(|rate| *rate > 0.0)?;
+        let create = self
+            .rows
+            .iter()
+            .find(|row| row.name == "POST /partner/links")?;
+        Some((create.per_second / reference, reference))
     }
 
     /// The server's CPU per request of row `name`, by thread; nothing where it was not read.
@@ -212,6 +232,11 @@ impl Report {
             self.startup.as_secs_f64() * 1000.0,
             self.idle_rss_kib as f64 / 1024.0
         ));
+        if let Some((ratio, reference)) = self.create_in_its_rounds() {
+            out.push_str(&format!(
+                "create-link: {ratio:.2} of the bare GET / run in its own rounds ({reference:.0}/s)\n"
+            ));
+        }
         if let Some(ratio) = self.state_file_ratio() {
             out.push_str(&format!(
                 "create-link with --state: {ratio:.2} of the in-memory rate\n"
@@ -278,6 +303,7 @@ impl Report {
             "scenarios": rows,
             "memory": memory,
             "stateFileVsInMemory": self.state_file_ratio(),
+            "createVsBareInItsRounds": self.create_in_its_rounds().map(|(ratio, _)| ratio),
             "versusPeers": self.peer_ratios().into_iter().map(|(peer, ratio)| (peer, json!(ratio))).collect::<serde_json::Map<String, Value>>(),
             "peersNotMeasured": self.skipped,
             "cpuPerRequestUs": self.cpu.iter().map(|(name, shares)| {
@@ -372,6 +398,28 @@ mod tests {
         assert_eq!(rows[2]["versusBare"], 0.4);
         assert_eq!(rows[2]["ratio"], 0.5);
         assert!(report.table().contains("load generator: wrk"));
+    }
+
+    #[test]
+    fn create_is_also_divided_by_the_reference_run_in_its_rounds() {
+        let mut report = Report::new("wrk", Duration::from_millis(5), 1024);
+        report.add(REFERENCE, sample(50_000.0), None);
+        report.add("POST /partner/links", sample(20_000.0), None);
+        let json = |report: &Report| -> Value {
+            serde_json::from_str(&report.json().expect("json")).expect("parse")
+        };
+        assert_eq!(json(&report)["createVsBareInItsRounds"], Value::Null);
+        assert!(!report.table().contains("in its own rounds"));
+        report.note_create_rounds_reference(40_000.0);
+        assert_eq!(json(&report)["createVsBareInItsRounds"], 0.5);
+        assert_eq!(json(&report)["scenarios"][1]["versusBare"], 0.4);
+        assert!(
+            report
+                .table()
+                .contains("create-link: 0.50 of the bare GET / run in its own rounds (40000/s)"),
+            "{}",
+            report.table()
+        );
     }
 
     #[test]
