@@ -35,12 +35,6 @@ impl Compact {
     }
 }
 
-impl PartialEq for Compact {
-    fn eq(&self, other: &Compact) -> bool {
-        self.0.get() == other.0.get()
-    }
-}
-
 /// JSON `null`, what a value that did not serialize is kept as.
 fn null() -> Box<RawValue> {
     RawValue::NULL.to_owned()
