@@ -100,10 +100,10 @@ pub struct Entry {
 /// allocation to make and one to free where a string per part was six.
 ///
 /// The parts, in order: the path, the query, the request's headers, the response's
-/// headers, the request's body, the response's body (the headers first, so that both
-/// are packed into the buffer the request's were, and copied once). Headers are packed as [`Opening`] packs them: each pair as
-/// its name's length (2 bytes), its value's length (4 bytes), the name and the value. An
-/// empty query or body is no query or body.
+/// headers, the request's body, the response's body (the headers first, so that both are
+/// packed into the buffer the request's were, and copied once). Headers are packed as
+/// [`Opening`] packs them: each pair as its name's length (2 bytes), its value's length
+/// (4 bytes), the name and the value. An empty query or body is no query or body.
 struct Texts {
     buffer: Box<[u8]>,
     /// Where each part but the last ends.

@@ -121,7 +121,7 @@ const DELIVERY_ID_LEN: usize = 16;
 
 impl std::fmt::Display for DeliveryId {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(formatter, "whd_{}", ids::fmt_hex48(self.0))
+        formatter.write_str(&self.text())
     }
 }
 
