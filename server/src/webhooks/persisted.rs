@@ -106,6 +106,12 @@ impl<'de> Deserialize<'de> for Body {
     }
 }
 
+/// The body as a field its row adds as the text it is, when it is known to be an object
+/// (otherwise it is the row's string, [`RowOut::body`]).
+fn raw_body(body: &str, object: bool) -> Option<(&'static str, Option<&str>)> {
+    object.then_some(("body", Some(body)))
+}
+
 pub(super) fn put(changes: &mut Changes, delivery: &Delivery) {
     let (body, object) = match std::str::from_utf8(&delivery.body) {
         Ok(text) => (Cow::Borrowed(text), delivery.body_is_object),
@@ -133,18 +139,13 @@ pub(super) fn put(changes: &mut Changes, delivery: &Delivery) {
         created_at: timefmt::nanos(delivery.created_at),
         body: (!object).then_some(&*body),
     };
-    let raw: &[(&str, Option<&str>)] = if object {
-        &[("body", Some(&*body))]
-    } else {
-        &[]
-    };
     changes.put_with_raw(
         Table::WebhookDeliveries,
         &delivery.partner.slug,
         delivery.id.text(),
         delivery.seq,
         &row,
-        raw,
+        raw_body(&body, object).as_slice(),
     );
 }
 
@@ -294,8 +295,8 @@ mod tests {
             created_at: "2026-02-10T12:00:00.000000000Z".to_owned(),
             body: (!object).then_some(body),
         };
-        let raw: &[(&str, Option<&str>)] = if object { &[("body", Some(body))] } else { &[] };
-        let doc = crate::persist::document(&row, raw).expect("a document");
+        let raw = raw_body(body, object);
+        let doc = crate::persist::document(&row, raw.as_slice()).expect("a document");
         serde_json::from_str::<serde_json::Value>(&doc).expect("the document is JSON");
         doc
     }

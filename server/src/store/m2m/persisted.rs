@@ -74,6 +74,20 @@ pub struct LinkDoc<'a> {
     pub operation_id: Option<Cow<'a, str>>,
 }
 
+impl UserDoc<'_> {
+    /// The fields [`crate::persist::document`] adds after the others, as the text they are.
+    pub fn raw(&self) -> [(&'static str, Option<&str>); 1] {
+        [("userData", self.user_data.as_deref().map(RawValue::get))]
+    }
+}
+
+impl LinkDoc<'_> {
+    /// The fields [`crate::persist::document`] adds after the others, as the text they are.
+    pub fn raw(&self) -> [(&'static str, Option<&str>); 1] {
+        [("metadata", self.metadata.as_deref().map(RawValue::get))]
+    }
+}
+
 /// `value` as JSON text. Serializing a `Value` cannot fail: its keys are strings and its
 /// numbers finite.
 fn raw<'a>(value: &serde_json::Value) -> Option<Cow<'a, RawValue>> {
@@ -180,7 +194,7 @@ impl Partner {
             row.user_id.as_ref(),
             index as u64,
             &row,
-            &[("userData", row.user_data.as_deref().map(RawValue::get))],
+            &row.raw(),
         );
     }
 
@@ -192,7 +206,7 @@ impl Partner {
             row.link_id.as_ref(),
             index as u64,
             &row,
-            &[("metadata", row.metadata.as_deref().map(RawValue::get))],
+            &row.raw(),
         );
     }
 

@@ -958,7 +958,7 @@ mod tests {
         for link in state.links.iter() {
             let row = partner.link_doc(&state, link);
             let metadata = row.metadata.as_deref().map(RawValue::get);
-            let doc = crate::persist::document(&row, &[("metadata", metadata)]).expect("row");
+            let doc = crate::persist::document(&row, &row.raw()).expect("row");
             let snapshot = serde_json::to_value(partner.snapshot_link(&state, link));
             assert_eq!(json(&doc), snapshot.expect("snapshot"), "{doc}");
             let back: LinkDoc<'_> = serde_json::from_str(&doc).expect("reads back");
@@ -966,8 +966,7 @@ mod tests {
         }
         for user in state.users.iter() {
             let row = partner.user_doc(user);
-            let data = row.user_data.as_deref().map(RawValue::get);
-            let doc = crate::persist::document(&row, &[("userData", data)]).expect("row");
+            let doc = crate::persist::document(&row, &row.raw()).expect("row");
             let snapshot = serde_json::to_value(partner.snapshot_user(user));
             assert_eq!(json(&doc), snapshot.expect("snapshot"), "{doc}");
         }
