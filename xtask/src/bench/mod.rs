@@ -56,7 +56,7 @@ use http::Method;
 use cpu::Threads;
 use load::{MakeRequest, request};
 pub use report::Report;
-use report::{REFERENCE, Sample};
+use report::{CREATE, REFERENCE, Sample};
 
 /// Connections the load generator keeps open, as in the wrk runs.
 const CONNECTIONS: usize = 64;
@@ -601,7 +601,6 @@ struct Measure {
 }
 
 const HEALTH: &str = "GET /_sandbox/health";
-const CREATE: &str = "POST /partner/links";
 /// The bare reference answering the create row's requests.
 const BARE_POST: &str = "bare warp: POST, the create's requests";
 

@@ -11,6 +11,10 @@ use super::load::Outcome;
 /// The name of the bare reference row, the divisor of every row's `× bare` ratio.
 pub const REFERENCE: &str = "bare warp: GET / (reference)";
 
+/// The name of the create-link row, which the peers and the create rounds' reference are
+/// compared with.
+pub const CREATE: &str = "POST /partner/links";
+
 /// What one run of a load generator measured, whichever generator it was.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -98,10 +102,7 @@ impl Report {
     /// The create-link rate over [`Report::note_create_rounds_reference`]'s.
     fn create_in_its_rounds(&self) -> Option<(f64, f64)> {
         let reference = self.create_rounds_reference.filter(|rate| *rate > 0.0)?;
-        let create = self
-            .rows
-            .iter()
-            .find(|row| row.name == "POST /partner/links")?;
+        let create = self.rows.iter().find(|row| row.name == CREATE)?;
         Some((create.per_second / reference, reference))
     }
 
@@ -184,11 +185,7 @@ impl Report {
 
     /// linkbox's create-link rate over each peer's, measured in this run.
     fn peer_ratios(&self) -> Vec<(String, f64)> {
-        let Some(ours) = self
-            .rows
-            .iter()
-            .find(|row| row.name == "POST /partner/links")
-        else {
+        let Some(ours) = self.rows.iter().find(|row| row.name == CREATE) else {
             return Vec::new();
         };
         self.rows
