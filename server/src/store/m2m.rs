@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::chunked::ChunkedVec;
 use super::ids;
-use super::index::PositionIndex;
+use super::index::{PositionIndex, ServerKeys};
 use super::stamp::{MaybeStamp, Stamp};
 use crate::config::{PartnerConfig, Settings};
 use crate::persist::Sink;
@@ -342,7 +342,7 @@ struct PartnerState {
     /// In creation order; a link's index never changes.
     links: ChunkedVec<Link>,
     /// Each link's position, by the suffix of its id.
-    link_index: PositionIndex,
+    link_index: PositionIndex<ServerKeys>,
     users: ChunkedVec<User>,
     /// Each user's position, by its `referenceId` (kept in the user, not again here).
     user_index: PositionIndex,
@@ -716,7 +716,10 @@ impl Partner {
             .unwrap_or_else(|| Duration::minutes(i64::from(self.default_expires_in_minutes)));
         let mut state = self.state.lock();
         let state = &mut *state;
-        let user_index = match state.user_of(new.reference_id.as_str()) {
+        // The `referenceId`'s user, or a new one indexed at the next position in the same
+        // look-up (the index hashes the key once; the user is pushed right below).
+        let next = state.users.len() as u32;
+        let user_index = match state.index_user(new.reference_id.as_str(), next) {
             Some(index) => {
                 let user = &state.users[index as usize];
                 if let Some(&last) = user.links.last()
@@ -727,7 +730,6 @@ impl Partner {
                 index
             }
             None => {
-                let index = state.users.len() as u32;
                 let suffix = self.minter(IdKind::User).mint(state.minted_users);
                 state.minted_users += 1;
                 state.users.push(User {
@@ -736,15 +738,16 @@ impl Partner {
                     data: None,
                     links: Vec::new(),
                 });
-                state.index_user(new.reference_id.as_str(), index);
-                index
+                next
             }
         };
+        // A fresh suffix, indexed at the next position in the look-up that proves it fresh
+        // (the link is pushed right below).
+        let link_index = state.links.len() as u32;
         let mut suffix = ids::hex48();
-        while state.link_at(suffix).is_some() {
+        while state.index_link(suffix, link_index).is_some() {
             suffix = ids::hex48();
         }
-        let link_index = state.links.len() as u32;
         let user = &mut state.users[user_index as usize];
         if let Some(data) = new.user_data {
             merge_into(&mut user.data, data);
@@ -769,7 +772,6 @@ impl Partner {
             }
             .boxed(),
         });
-        state.index_link(suffix, link_index);
         self.record(|changes| {
             self.put_user(changes, state, user_index as usize);
             self.put_link(changes, state, link_index as usize);

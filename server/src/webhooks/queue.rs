@@ -20,6 +20,7 @@ use linkbox_contracts::sandbox::DeliveryStatus;
 use time::OffsetDateTime;
 
 use super::{Delivery, DeliveryId, MAX_KEPT_DELIVERIES};
+use crate::store::index::ServerKeys;
 
 /// Finished deliveries beyond the cap that wait behind a pending one before they are
 /// dropped in one pass ([`Queue::trim`]): the list holds at most this many more than
@@ -29,10 +30,11 @@ pub(super) const TRIM_BATCH: usize = MAX_KEPT_DELIVERIES / 16;
 #[derive(Default)]
 pub(super) struct Queue {
     list: VecDeque<Delivery>,
-    /// Delivery id → its `seq`.
-    by_id: HashMap<DeliveryId, u64>,
+    /// Delivery id → its `seq`. This map and the two below are keyed by what linkbox makes
+    /// (delivery ids, partner slugs, link ids), so they hash with [`ServerKeys`].
+    by_id: HashMap<DeliveryId, u64, ServerKeys>,
     /// Partner slug → how many of its deliveries are pending.
-    pending: HashMap<Arc<str>, usize>,
+    pending: HashMap<Arc<str>, usize, ServerKeys>,
     /// How many deliveries are pending, all partners together: the sum of `pending`, kept
     /// rather than summed because [`Queue::trim`] reads it on every enqueue and `pending`
     /// has an entry for every partner with a receiver down.
@@ -41,7 +43,7 @@ pub(super) struct Queue {
     waiting: BTreeSet<(OffsetDateTime, u64)>,
     /// The engine's view: by link, the seqs of its pending deliveries that hold the link's
     /// later ones back (in flight, or not yet tried once).
-    holding: HashMap<Arc<str>, BTreeSet<u64>>,
+    holding: HashMap<Arc<str>, BTreeSet<u64>, ServerKeys>,
 }
 
 /// Where a delivery stands in the engine's two indexes ([`Queue::due`]).
@@ -367,7 +369,7 @@ mod tests {
 
     /// The indexes, recomputed from the list the slow way.
     fn assert_consistent(queue: &Queue) {
-        let mut pending: HashMap<Arc<str>, usize> = HashMap::new();
+        let mut pending: HashMap<Arc<str>, usize, ServerKeys> = HashMap::default();
         for delivery in queue.iter() {
             assert_eq!(queue.by_id.get(&delivery.id), Some(&delivery.seq));
             assert_eq!(
@@ -382,7 +384,7 @@ mod tests {
         assert_eq!(queue.pending, pending);
         assert_eq!(queue.pending_total, pending.values().sum::<usize>());
         let mut waiting = BTreeSet::new();
-        let mut holding: HashMap<Arc<str>, BTreeSet<u64>> = HashMap::new();
+        let mut holding: HashMap<Arc<str>, BTreeSet<u64>, ServerKeys> = HashMap::default();
         for delivery in queue.iter() {
             let keys = EngineKeys::of(delivery);
             waiting.extend(keys.waiting);
