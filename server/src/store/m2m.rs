@@ -714,8 +714,33 @@ impl Partner {
         let expires_in = new
             .expires_in
             .unwrap_or_else(|| Duration::minutes(i64::from(self.default_expires_in_minutes)));
-        let mut state = self.state.lock();
-        let state = &mut *state;
+        // The link is made before the partner's lock and answered after it: every request
+        // of the partner waits on that lock, and under it a create only finds its user,
+        // draws a fresh suffix and stores. (One key shared by a CI fleet's runners makes all
+        // of them wait on the same lock.)
+        let flow = new.flow.clone();
+        let mut link = Link {
+            suffix: 0,
+            user: 0,
+            status: LinkStatus::Created,
+            token: ids::uuid_v4(),
+            flow: new.flow,
+            language: new.language,
+            metadata: metadata.map(Compact::new),
+            created_at: Stamp::of(now),
+            expires_at: Stamp::of(now + expires_in),
+            opened_at: MaybeStamp::NONE,
+            revoked_at: MaybeStamp::NONE,
+            extras: Extras {
+                theme: new.theme.map(Into::into),
+                callback_url: new.callback_url.map(Into::into),
+                ..Extras::default()
+            }
+            .boxed(),
+        };
+        let (token, created_at, expires_at) = (link.token, link.created_at, link.expires_at);
+        let mut guard = self.state.lock();
+        let state = &mut *guard;
         // The `referenceId`'s user, or a new one indexed at the next position in the same
         // look-up (the index hashes the key once; the user is pushed right below).
         let next = state.users.len() as u32;
@@ -753,38 +778,22 @@ impl Partner {
             merge_into(&mut user.data, data);
         }
         user.links.push(link_index);
-        state.links.push(Link {
-            suffix,
-            user: user_index,
-            status: LinkStatus::Created,
-            token: ids::uuid_v4(),
-            flow: new.flow,
-            language: new.language,
-            metadata: metadata.map(Compact::new),
-            created_at: Stamp::of(now),
-            expires_at: Stamp::of(now + expires_in),
-            opened_at: MaybeStamp::NONE,
-            revoked_at: MaybeStamp::NONE,
-            extras: Extras {
-                theme: new.theme.map(Into::into),
-                callback_url: new.callback_url.map(Into::into),
-                ..Extras::default()
-            }
-            .boxed(),
-        });
+        link.suffix = suffix;
+        link.user = user_index;
+        state.links.push(link);
         self.record(|changes| {
             self.put_user(changes, state, user_index as usize);
             self.put_link(changes, state, link_index as usize);
         });
-        let link = &state.links[link_index as usize];
+        drop(guard);
         Ok(wire::CreatedLink {
-            link_id: self.link_id(link.suffix),
+            link_id: self.link_id(suffix),
             reference_id: new.reference_id,
-            status: link.status,
-            url: self.url(link),
-            token: ids::uuid_text(&link.token),
-            expires_at: timefmt::millis(link.expires_at.at()),
-            created_at: timefmt::millis(link.created_at.at()),
+            status: LinkStatus::Created,
+            url: self.url(suffix, &flow),
+            token: ids::uuid_text(&token),
+            expires_at: timefmt::millis(expires_at.at()),
+            created_at: timefmt::millis(created_at.at()),
         })
     }
 
@@ -1062,15 +1071,16 @@ impl Partner {
         ids::push_hex48(text, suffix);
     }
 
-    fn url(&self, link: &Link) -> String {
+    /// The widget URL of the link whose id ends in `suffix`, in `flow`.
+    fn url(&self, suffix: u64, flow: &str) -> String {
         let mut url = String::with_capacity(
-            self.widget_base.len() + "/link__/".len() + self.slug.len() + 12 + link.flow.len(),
+            self.widget_base.len() + "/link__/".len() + self.slug.len() + 12 + flow.len(),
         );
         url.push_str(&self.widget_base);
         url.push('/');
-        self.push_link_id(&mut url, link.suffix);
+        self.push_link_id(&mut url, suffix);
         url.push('/');
-        url.push_str(&link.flow);
+        url.push_str(flow);
         url
     }
 
@@ -1080,7 +1090,7 @@ impl Partner {
             link_id: self.link_id(link.suffix),
             reference_id: user.reference_id.to_string(),
             status: link.status,
-            url: self.url(link),
+            url: self.url(link.suffix, &link.flow),
             expires_at: timefmt::millis(link.expires_at.at()),
             created_at: timefmt::millis(link.created_at.at()),
             opened_at: link.opened_at.get().map(timefmt::millis),
