@@ -167,8 +167,8 @@ impl Router {
     /// without a route of its own is served by the path's GET route (the serving layer
     /// strips the body), so `Allow` lists HEAD wherever it lists GET.
     pub fn find(&self, method: &Method, path: &str) -> Found<'_> {
-        let mut allowed: Vec<&Method> = Vec::new();
         let mut get = None;
+        let mut other_methods = false;
         // Segments counted once, not split once per route: most routes are then turned
         // away by their segment count, without reading the path again.
         let Some(parts) = split(path) else {
@@ -184,17 +184,24 @@ impl Router {
             if route.method == Method::GET && get.is_none() {
                 get = Some((&route.handler, params));
             }
-            if !allowed.contains(&&route.method) {
-                allowed.push(&route.method);
-            }
+            other_methods = true;
         }
         if *method == Method::HEAD
             && let Some((handler, params)) = get
         {
             return Found::Route(handler, params);
         }
-        if allowed.is_empty() {
+        if !other_methods {
             return Found::Nothing;
+        }
+        // Only a 405 lists the path's methods, so they are gathered here, in table order,
+        // by a second pass: a request its route answers (a create, whose path the list's
+        // GET shares) allocates nothing for them.
+        let mut allowed: Vec<&Method> = Vec::new();
+        for route in &self.routes {
+            if matches(&route.segments, &parts).is_some() && !allowed.contains(&&route.method) {
+                allowed.push(&route.method);
+            }
         }
         let mut allow: Vec<&str> = Vec::new();
         for method in allowed {
