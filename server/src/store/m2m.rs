@@ -514,13 +514,20 @@ impl Link {
     }
 }
 
+/// A user's link positions ([`User::links`]).
+type UserLinks = smallvec::SmallVec<[u32; 4]>;
+
+// No larger than the `Vec` it replaced (smallvec's `union` layout): every user holds one.
+const _: () = assert!(std::mem::size_of::<UserLinks>() == std::mem::size_of::<Vec<u32>>());
+
 struct User {
     suffix: [u8; 6],
     reference_id: Box<str>,
     data: Option<Compact>,
     /// This user's links, oldest first. Only the last can be active: a new link is refused
-    /// while another is.
-    links: Vec<u32>,
+    /// while another is. Up to four are kept in place, in the 24 bytes a `Vec` takes: most
+    /// users have one link, and a `Vec` of it was an allocation of its own per user.
+    links: UserLinks,
 }
 
 struct DataRequest {
@@ -761,7 +768,7 @@ impl Partner {
                     suffix,
                     reference_id: new.reference_id.as_str().into(),
                     data: None,
-                    links: Vec::new(),
+                    links: UserLinks::new(),
                 });
                 next
             }

@@ -27,6 +27,9 @@ use crate::store::index::ServerKeys;
 /// [`MAX_KEPT_DELIVERIES`] finished ones.
 pub(super) const TRIM_BATCH: usize = MAX_KEPT_DELIVERIES / 16;
 
+/// The deliveries [`Queue::trim`] dropped.
+pub(super) type Dropped = smallvec::SmallVec<[Delivery; 1]>;
+
 #[derive(Default)]
 pub(super) struct Queue {
     list: VecDeque<Delivery>,
@@ -283,9 +286,11 @@ impl Queue {
     }
 
     /// Drops the oldest finished deliveries beyond the cap (behind a pending one, once
-    /// [`TRIM_BATCH`] of them are due); returns what it dropped.
-    pub(super) fn trim(&mut self) -> Vec<Delivery> {
-        let mut dropped = Vec::new();
+    /// [`TRIM_BATCH`] of them are due); returns what it dropped. That is one delivery on
+    /// nearly every enqueue once the list is full, returned in place rather than in a
+    /// `Vec` allocated for it.
+    pub(super) fn trim(&mut self) -> Dropped {
+        let mut dropped = Dropped::new();
         // The common case: the oldest are finished, and go one at a time from the front.
         while self.list.len() > MAX_KEPT_DELIVERIES
             && self

@@ -495,7 +495,7 @@ impl<'p> Merge<'p> {
             suffix,
             reference_id: doc.reference_id.into(),
             data: doc.user_data.map(|raw| Compact::from_raw(raw.into_owned())),
-            links: Vec::new(),
+            links: super::UserLinks::new(),
         })
     }
 
