@@ -1367,8 +1367,47 @@ mod tests {
             partner.create_link(new_link("u1"), NOW).err(),
             Some(LinkError::ActiveLinkExists)
         );
+        // The refused create stored nothing: its link is made before the lock, and the
+        // index look-up that found the user indexed nothing new.
+        {
+            let state = partner.state.lock();
+            assert_eq!((state.links.len(), state.users.len()), (1, 1));
+            assert_eq!((state.link_index.len(), state.user_index.len()), (1, 1));
+        }
         let later = NOW + Duration::minutes(60);
         assert!(partner.create_link(new_link("u1"), later).is_ok());
+        let state = partner.state.lock();
+        assert_eq!((state.links.len(), state.users.len()), (2, 1));
+        assert_eq!(state.users[0].links.as_slice(), &[0, 1]);
+    }
+
+    /// A user keeps four link positions in place and the rest beside it: a filter by
+    /// `referenceId` lists every one of them, newest first, under one `userId`.
+    #[test]
+    fn a_user_with_more_links_than_are_kept_in_place_lists_them_all() {
+        let partner = partner();
+        let mut created = Vec::new();
+        for n in 0..7 {
+            let at = NOW + Duration::days(n);
+            let link = partner.create_link(new_link("u1"), at).expect("link");
+            partner
+                .revoke_link(&link.link_id, None, at)
+                .expect("revoke");
+            created.push(link.link_id);
+        }
+        partner
+            .create_link(new_link("u2"), NOW)
+            .expect("another user");
+        let filter = LinkFilter {
+            reference_id: Some("u1".into()),
+            ..LinkFilter::default()
+        };
+        let (items, total) = partner.list_links(&filter, 1, 100, NOW);
+        assert_eq!(total, 7);
+        let listed: Vec<&str> = items.iter().map(|item| item.link_id.as_str()).collect();
+        let newest_first: Vec<&str> = created.iter().rev().map(String::as_str).collect();
+        assert_eq!(listed, newest_first);
+        assert!(items.iter().all(|item| item.user_id == items[0].user_id));
     }
 
     #[test]
