@@ -171,8 +171,9 @@ pub struct PositionIndex<S = RandomState> {
     shards: Vec<hashbrown::HashTable<Slot>>,
 }
 
-/// The hasher of maps whose keys linkbox makes itself, from its random source (a link's or a
-/// delivery's id, a tenant's slug), so no client can choose keys that collide: `foldhash`,
+/// The hasher of maps whose keys no client chooses: ids linkbox draws from its random source
+/// (a link's, a delivery's) and M2M partner slugs (in open mode a hash of the key, or else
+/// the operator's config), so no client can make keys that collide: `foldhash`,
 /// seeded per map, hashes such a key in a few dozen instructions where SipHash takes
 /// about 150. A map keyed by what a client sends (an API key, a `referenceId`) keeps
 /// SipHash, which is built to stand up to chosen keys.
