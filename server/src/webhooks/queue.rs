@@ -33,7 +33,7 @@ pub(super) type Dropped = smallvec::SmallVec<[Delivery; 1]>;
 #[derive(Default)]
 pub(super) struct Queue {
     list: VecDeque<Delivery>,
-    /// Delivery id → its `seq`. This map and the two below are keyed by what linkbox makes
+    /// Delivery id → its `seq`. This map and the two below are keyed by what no client chooses
     /// (delivery ids, partner slugs, link ids), so they hash with [`ServerKeys`].
     by_id: HashMap<DeliveryId, u64, ServerKeys>,
     /// Partner slug → how many of its deliveries are pending.
