@@ -131,6 +131,7 @@ pub struct Request {
 impl Request {
     fn read(request: wire::Request, body: Result<Bytes, BodyError>) -> Request {
         let params = request.params().clone();
+        let request = request.into_parts();
         Request {
             leaf: request.caller.leaf().clone(),
             app: request.app,
