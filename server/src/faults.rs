@@ -28,6 +28,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::{Method, StatusCode};
@@ -50,6 +51,11 @@ pub const MAX_ADMIN_FAULTS: usize = 1_000;
 #[derive(Clone, Default)]
 pub struct Faults {
     list: Arc<Mutex<List>>,
+    /// How many faults are in force, set under `list`'s lock by every change to it. Every
+    /// vendor request asks [`Faults::strike`], and nearly always there is none: then the
+    /// answer is this one load, not the lock both workers contend for and a look-up of the
+    /// tenant's list.
+    armed: Arc<AtomicUsize>,
     /// A shared database's sink; off for one process, whose faults live in memory only.
     sink: Sink,
 }
@@ -66,6 +72,11 @@ struct List {
 }
 
 impl List {
+    /// How many faults are in force, the admin's and every tenant's.
+    fn len(&self) -> usize {
+        self.admin.len() + self.by_tenant.values().map(Vec::len).sum::<usize>()
+    }
+
     fn of(&mut self, tenant: Option<&Arc<str>>) -> &mut Vec<Fault> {
         match tenant {
             None => &mut self.admin,
@@ -131,8 +142,8 @@ impl Faults {
     /// Recording every change through `sink` (a shared database's).
     pub fn with_sink(sink: Sink) -> Faults {
         Faults {
-            list: Arc::default(),
             sink,
+            ..Faults::default()
         }
     }
 
@@ -151,6 +162,9 @@ impl Faults {
 
     /// Whether any fault may touch a request of `tenant` (the admin's touch every one).
     pub fn in_force_for(&self, tenant: Option<&str>) -> bool {
+        if self.armed.load(Ordering::Acquire) == 0 {
+            return false;
+        }
         let list = self.list.lock();
         !list.admin.is_empty()
             || tenant.is_some_and(|tenant| {
@@ -176,7 +190,14 @@ impl Faults {
                 }
             }
         }
-        *self.list.lock() = list;
+        let mut table = self.list.lock();
+        *table = list;
+        self.count(&table);
+    }
+
+    /// Notes how many faults `table` holds, after a change made under its lock.
+    fn count(&self, table: &List) {
+        self.armed.store(table.len(), Ordering::Release);
     }
 
     /// Adds a validated fault for `tenant` (`None`: every request); returns its view, or
@@ -266,6 +287,7 @@ impl Faults {
         let view = view(&fault);
         self.put(&fault);
         table.of(fault.tenant.clone().as_ref()).push(fault);
+        self.count(&table);
         Ok(view)
     }
 
@@ -294,11 +316,15 @@ impl Faults {
                     .record(|changes| changes.clear_table(Table::Faults));
             }
         }
+        self.count(&table);
     }
 
     /// What the first matching fault does to this request, counting it; `None` when no fault
     /// fires.
     pub fn strike(&self, method: &Method, path: &str, tenant: Option<&str>) -> Option<Strike> {
+        if self.armed.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         let mut table = self.list.lock();
         let matches = |fault: &Fault| {
             fault.method.as_ref().is_none_or(|m| m == method)
@@ -350,6 +376,7 @@ impl Faults {
                 let tenant: Arc<str> = fault.tenant.clone().unwrap_or_else(|| ADMIN.into());
                 changes.delete(Table::Faults, &tenant, fault.id.clone(), fault.seq);
             });
+            self.count(&table);
         } else {
             self.put(&list[index]);
         }
@@ -529,6 +556,65 @@ mod tests {
                 .is_none()
         );
         assert!(faults.list(None).is_empty());
+    }
+
+    /// `strike` answers from the count alone while no fault is in force, so every change
+    /// to the table must keep the count: a fault added, spent, cleared for its tenant or
+    /// for all, or read back from a shared database.
+    #[test]
+    fn every_change_to_the_table_keeps_the_count_strike_reads_first() {
+        let faults = Faults::new();
+        let strikes = |tenant: Option<&str>| {
+            faults
+                .strike(&Method::POST, "/partner/links", tenant)
+                .is_some()
+        };
+        assert!(!strikes(Some("acme")));
+        assert!(!faults.in_force_for(Some("acme")));
+
+        faults
+            .add(fault(serde_json::json!({"status": 503, "times": 1})), None)
+            .expect("add");
+        assert!(faults.in_force_for(None));
+        assert!(strikes(None), "an added fault fires");
+        assert!(!strikes(None), "a spent fault is gone");
+        assert!(!faults.in_force_for(None));
+
+        let acme: Arc<str> = "acme".into();
+        faults
+            .add(
+                fault(serde_json::json!({"status": 503})),
+                Some(acme.clone()),
+            )
+            .expect("add");
+        faults
+            .add(
+                fault(serde_json::json!({"status": 502})),
+                Some("globex".into()),
+            )
+            .expect("add");
+        faults.clear(Some("acme"));
+        assert!(!strikes(Some("acme")), "a tenant's cleared fault is gone");
+        assert!(strikes(Some("globex")), "another tenant's stays");
+        faults.clear(None);
+        assert!(!strikes(Some("globex")), "clearing all leaves none");
+
+        let kept = Faults::new();
+        kept.add(fault(serde_json::json!({"status": 500})), Some(acme))
+            .expect("add");
+        let rows: Vec<(u64, FaultView)> = kept
+            .list(None)
+            .into_iter()
+            .enumerate()
+            .map(|(seq, view)| (seq as u64 + 1, view))
+            .collect();
+        faults.restore(rows);
+        assert!(strikes(Some("acme")), "a fault read back fires");
+        faults.restore(Vec::new());
+        assert!(
+            !strikes(Some("acme")),
+            "an empty table read back leaves none"
+        );
     }
 
     #[test]
