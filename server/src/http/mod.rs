@@ -278,14 +278,13 @@ async fn respond(
     }
     let app = request.app.clone();
     let time = app.clock.now();
-    let mut request = request;
     let method = request.method.clone();
     let opening = journal::Opening::of(&request.path, &request.query, &request.headers);
     let tenant = request.caller.tenant().cloned();
-    let tap = request.tap_body();
+    let body = request.body_slot();
     let response = gate(&app, request, |request| dispatch(surfaces, request)).await;
     let (response, response_body) = read_back(response).await;
-    let request_body = tap.lock().take();
+    let request_body = body.read_whole();
     app.journal.record(journal::Request {
         method,
         opening,

@@ -20,32 +20,53 @@ use crate::ops::identity::Caller;
 /// The body, not yet read; a chunk that could not be read is an I/O error.
 pub type BodyStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 
-/// Where a request's unread body waits: shared between the request and the serving layer,
-/// which takes back what the handler left ([`BodySlot::take`]). A request without a body
-/// (most of them) shares nothing and allocates nothing.
+/// Where a request's body waits, shared between the request and the serving layer: the
+/// part no handler has read yet, which the serving layer takes back to drain
+/// ([`BodySlot::take`]), and the body a handler read whole, which the journal keeps
+/// ([`BodySlot::read_whole`]). A request without a body (most of them) shares nothing and
+/// allocates nothing; one with a body, one allocation for both.
 #[derive(Clone, Default)]
-pub struct BodySlot(Option<Arc<Mutex<Option<BodyStream>>>>);
+pub struct BodySlot(Option<Arc<Mutex<Slot>>>);
+
+struct Slot {
+    unread: Option<BodyStream>,
+    read: Option<Bytes>,
+}
 
 impl BodySlot {
     fn new(body: Option<BodyStream>) -> BodySlot {
-        BodySlot(body.map(|body| Arc::new(Mutex::new(Some(body)))))
+        BodySlot(body.map(|body| {
+            Arc::new(Mutex::new(Slot {
+                unread: Some(body),
+                read: None,
+            }))
+        }))
     }
 
     /// The part of the body nobody has read yet, if any.
     pub fn take(&self) -> Option<BodyStream> {
-        self.0.as_ref()?.lock().take()
+        self.0.as_ref()?.lock().unread.take()
     }
 
     /// Puts back what is left of a body taken from this slot.
     fn put(&self, body: BodyStream) {
         if let Some(slot) = &self.0 {
-            *slot.lock() = Some(body);
+            slot.lock().unread = Some(body);
         }
     }
-}
 
-/// Where the body lands once a handler has read it whole, for the journal.
-pub type BodyTap = std::sync::Arc<parking_lot::Mutex<Option<Bytes>>>;
+    /// Keeps the body a handler read whole.
+    fn keep(&self, body: Bytes) {
+        if let Some(slot) = &self.0 {
+            slot.lock().read = Some(body);
+        }
+    }
+
+    /// The body a handler read whole with [`Request::body`], if one did.
+    pub fn read_whole(&self) -> Option<Bytes> {
+        self.0.as_ref()?.lock().read.take()
+    }
+}
 
 /// A request on its way to its handler.
 ///
@@ -68,7 +89,6 @@ pub struct Parts {
     pub caller: Caller,
     params: Params,
     body: BodySlot,
-    tap: Option<BodyTap>,
 }
 
 impl std::ops::Deref for Request {
@@ -107,7 +127,6 @@ impl Request {
             caller,
             params: Params::default(),
             body: BodySlot::new(body),
-            tap: None,
         }))
     }
 
@@ -150,15 +169,10 @@ impl Request {
             // What is left is the serving layer's to drain (or to close the connection on).
             self.body.put(stream);
         }
-        if let (Ok(bytes), Some(tap)) = (&read, &self.tap) {
-            *tap.lock() = Some(bytes.clone());
+        if let Ok(bytes) = &read {
+            self.body.keep(bytes.clone());
         }
         read
-    }
-
-    /// A slot that receives the body when a handler reads it whole with [`Request::body`].
-    pub fn tap_body(&mut self) -> BodyTap {
-        self.tap.get_or_insert_with(Default::default).clone()
     }
 
     /// The body stream itself, for a handler that reads it piece by piece (multipart).
