@@ -51,7 +51,8 @@ pub const MAX_ADMIN_FAULTS: usize = 1_000;
 #[derive(Clone, Default)]
 pub struct Faults {
     list: Arc<Mutex<List>>,
-    /// How many faults are in force, set under `list`'s lock by every change to it. Every
+    /// How many faults are in force, set under `list`'s lock by every change to it
+    /// ([`Faults::edit`]). Every
     /// vendor request asks [`Faults::strike`], and nearly always there is none: then the
     /// answer is this one load, not the lock both workers contend for and a look-up of the
     /// tenant's list.
@@ -69,6 +70,34 @@ struct List {
     admin: Vec<Fault>,
     by_tenant: HashMap<Arc<str>, Vec<Fault>>,
     next_seq: u64,
+}
+
+/// The fault table locked for a change ([`Faults::edit`]): on its way out it stores how
+/// many faults the table holds, before the lock is let go.
+struct Editing<'a> {
+    table: parking_lot::MutexGuard<'a, List>,
+    armed: &'a AtomicUsize,
+}
+
+impl std::ops::Deref for Editing<'_> {
+    type Target = List;
+
+    fn deref(&self) -> &List {
+        &self.table
+    }
+}
+
+impl std::ops::DerefMut for Editing<'_> {
+    fn deref_mut(&mut self) -> &mut List {
+        &mut self.table
+    }
+}
+
+impl Drop for Editing<'_> {
+    fn drop(&mut self) {
+        // Runs before the guard field is dropped: the count is stored under the lock.
+        self.armed.store(self.table.len(), Ordering::Release);
+    }
 }
 
 impl List {
@@ -190,14 +219,17 @@ impl Faults {
                 }
             }
         }
-        let mut table = self.list.lock();
-        *table = list;
-        self.count(&table);
+        *self.edit() = list;
     }
 
-    /// Notes how many faults `table` holds, after a change made under its lock.
-    fn count(&self, table: &List) {
-        self.armed.store(table.len(), Ordering::Release);
+    /// The table, locked for a change. Every change goes through here, so the count
+    /// [`Faults::strike`] reads first is set from what the table holds when the change is
+    /// done, still under the lock.
+    fn edit(&self) -> Editing<'_> {
+        Editing {
+            table: self.list.lock(),
+            armed: &self.armed,
+        }
     }
 
     /// Adds a validated fault for `tenant` (`None`: every request); returns its view, or
@@ -246,7 +278,7 @@ impl Faults {
                 "A fault needs at least one of status, body, delayMs or drop",
             ));
         }
-        let mut table = self.list.lock();
+        let mut table = self.edit();
         let (count, max) = match &tenant {
             None => (table.admin.len(), MAX_ADMIN_FAULTS),
             Some(slug) => (
@@ -287,7 +319,6 @@ impl Faults {
         let view = view(&fault);
         self.put(&fault);
         table.of(fault.tenant.clone().as_ref()).push(fault);
-        self.count(&table);
         Ok(view)
     }
 
@@ -303,7 +334,7 @@ impl Faults {
 
     /// Removes the faults `tenant` set (`None`: all).
     pub fn clear(&self, tenant: Option<&str>) {
-        let mut table = self.list.lock();
+        let mut table = self.edit();
         match tenant {
             Some(tenant) => {
                 table.by_tenant.remove(tenant);
@@ -316,7 +347,6 @@ impl Faults {
                     .record(|changes| changes.clear_table(Table::Faults));
             }
         }
-        self.count(&table);
     }
 
     /// What the first matching fault does to this request, counting it; `None` when no fault
@@ -325,7 +355,7 @@ impl Faults {
         if self.armed.load(Ordering::Acquire) == 0 {
             return None;
         }
-        let mut table = self.list.lock();
+        let mut table = self.edit();
         let matches = |fault: &Fault| {
             fault.method.as_ref().is_none_or(|m| m == method)
                 && fault.path.as_ref().is_none_or(|p| p.matches(path))
@@ -376,7 +406,6 @@ impl Faults {
                 let tenant: Arc<str> = fault.tenant.clone().unwrap_or_else(|| ADMIN.into());
                 changes.delete(Table::Faults, &tenant, fault.id.clone(), fault.seq);
             });
-            self.count(&table);
         } else {
             self.put(&list[index]);
         }
