@@ -313,16 +313,16 @@ impl Webhooks {
                     .into(),
                 );
             }
-            self.shared
-                .sink
-                .record(|changes| persisted::put(changes, &delivery));
             deliveries.push(delivery);
             let trimmed = deliveries.trim();
-            if !trimmed.is_empty() {
-                self.shared
-                    .sink
-                    .record(|changes| persisted::delete(changes, &trimmed));
-            }
+            // One record for the new row and the rows it pushed out: one turn of the
+            // file's queue per create, not two.
+            self.shared.sink.record(|changes| {
+                if let Some(delivery) = deliveries.get(id) {
+                    persisted::put(changes, delivery);
+                }
+                persisted::delete(changes, &trimmed);
+            });
         }
         if nowhere {
             return id;
