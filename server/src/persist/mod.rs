@@ -369,8 +369,11 @@ pub struct WriteFailed {
 struct Queue {
     path: PathBuf,
     pending: Mutex<Pending>,
-    /// Wakes the writer.
+    /// Wakes the writer thread.
     wake: Condvar,
+    /// The write log, for whoever appends next ([`writer`]); `None` until the writer
+    /// starts and once it has stopped.
+    lead: Mutex<Option<writer::Lead>>,
     /// Changes recorded so far; a response waits until `committed` reaches the value it
     /// read.
     recorded: AtomicU64,
@@ -386,6 +389,9 @@ struct Queue {
 struct Pending {
     writes: Vec<Write>,
     closing: bool,
+    /// A response left the writer thread something to do besides what is queued: a
+    /// failed append to retry, or an applier to wait for.
+    nudged: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -456,18 +462,25 @@ impl Sink {
         if changes.writes.is_empty() {
             return;
         }
-        {
+        let first = {
             let mut pending = queue.pending.lock();
+            let first = pending.writes.is_empty();
             pending.writes.append(&mut changes.writes);
             queue.recorded.fetch_add(1, Ordering::Release);
-        }
+            first
+        };
         let _ = RECORDED.try_with(|recorded| recorded.set(true));
-        queue.wake.notify_one();
+        // The writer thread appends what is still queued a moment after a batch starts
+        // (what no response waits on); later changes join the batch it will find.
+        if first {
+            queue.wake.notify_one();
+        }
     }
 
-    /// Completes once every change recorded before the call is committed to the file.
-    /// A shared database's changes are committed by the request's own transaction, so there
-    /// is nothing to wait for here.
+    /// Completes once every change recorded before the call is committed to the file,
+    /// appending them itself when no one else is ([`writer`]: group commit). A shared
+    /// database's changes are committed by the request's own transaction, so there is
+    /// nothing to wait for here.
     pub async fn settled(&self) -> Result<(), WriteFailed> {
         let Target::File(queue) = &self.0 else {
             return Ok(());
@@ -480,13 +493,7 @@ impl Sink {
         };
         let failed = match settled {
             Some(failed) => failed,
-            None => {
-                let mut receiver = queue.progress.subscribe();
-                match receiver.wait_for(done).await {
-                    Ok(progress) => progress.failed.clone(),
-                    Err(_) => Some("the writer stopped".into()),
-                }
-            }
+            None => queue.lead_or_wait(done).await,
         };
         match failed {
             None => Ok(()),
@@ -511,6 +518,55 @@ impl Sink {
             tracing::error!("the state file writer panicked");
         }
         queue.lock.lock().take();
+    }
+}
+
+impl Queue {
+    /// Waits until `done`, appending what is queued whenever the log is free: the first
+    /// response to find it free writes every change queued, its own and the others', and
+    /// those wait on it. Yields to the runtime once first, so the requests its worker
+    /// already has in hand queue theirs into the same frame (with a thread that did every
+    /// append, and a fixed wait for batches to gather, `--state` creates ran about a sixth
+    /// slower: docs/benchmarks.md). Gives the failure, if the file could not be written.
+    async fn lead_or_wait(&self, done: impl Fn(&Progress) -> bool) -> Option<Arc<str>> {
+        let mut receiver = self.progress.subscribe();
+        tokio::task::yield_now().await;
+        loop {
+            {
+                let progress = receiver.borrow_and_update();
+                if done(&progress) {
+                    return progress.failed.clone();
+                }
+            }
+            // The lead is let go before what it did is told, so a response woken by the
+            // telling can take it at once.
+            let appended = self.lead.try_lock().and_then(|mut held| {
+                held.as_mut()
+                    .map(|lead| lead.commit(self, writer::By::Response))
+            });
+            match appended {
+                Some(writer::Published::Deferred) => {
+                    self.pending.lock().nudged = true;
+                    self.wake.notify_one();
+                }
+                Some(published @ writer::Published::Committed(_)) => {
+                    writer::publish(self, published);
+                    continue;
+                }
+                Some(published @ writer::Published::Failed(_)) => {
+                    writer::publish(self, published);
+                    self.pending.lock().nudged = true;
+                    self.wake.notify_one();
+                    continue;
+                }
+                // Ours was taken by an append not yet told, or the lead is held: what it
+                // tells wakes us.
+                Some(writer::Published::Nothing) | None => {}
+            }
+            if receiver.changed().await.is_err() {
+                return Some("the writer stopped".into());
+            }
+        }
     }
 }
 
@@ -622,6 +678,7 @@ pub fn open(path: &Path) -> Result<Opened, OpenError> {
         path: path.to_owned(),
         pending: Mutex::new(Pending::default()),
         wake: Condvar::new(),
+        lead: Mutex::new(None),
         recorded: AtomicU64::new(0),
         progress,
         muted: AtomicBool::new(true),
@@ -653,7 +710,8 @@ impl Opened {
         OpenError::corrupt(&self.queue.path, reason)
     }
 
-    /// Starts writing: from now on every recorded change is committed by the writer thread.
+    /// Starts writing: from now on every recorded change is appended to the write log, by
+    /// the response that waits on it or by the writer thread.
     pub fn start(self) -> Result<(), OpenError> {
         let Opened {
             mut connection,

@@ -1,15 +1,25 @@
-//! The two threads that write a state file.
+//! Who writes a state file: the responses that wait on it, a writer thread, an applier
+//! thread.
 //!
-//! The writer (`linkbox-state`) sleeps until changes are queued, takes *all* of them,
-//! appends them to the write log as one frame ([`write_log`]) and then tells every waiting
-//! response how far the log has got. While it writes, new changes pile up and go into the
-//! next frame together: the busier the sandbox, the larger the batches, so durability
-//! costs one `write` per batch rather than per request. When at least [`GATHER_WHEN`]
-//! responses already wait on the file, the writer lets the batch gather for [`GATHER`]
-//! first; otherwise (a lone client, a few) it writes at once. (A writer of the tables
-//! themselves let busy batches gather for up to 2 ms, and the clients' wait cost more than
-//! it saved; with frames this cheap, a frame per few creates cost more in wake-ups than
-//! the short wait: docs/benchmarks.md.)
+//! Changes are queued in memory ([`super::Sink::record`]); the log file and what goes with
+//! it are one [`Lead`], and whoever holds it takes *all* that is queued, appends it to the
+//! write log as one frame ([`write_log`]) and then tells every waiting response how far the
+//! log has got. Most often that is a response: the first whose change is not yet in the
+//! log and that finds the lead free writes everything queued, its own change and every
+//! other, and the rest wait on it ([`super::Sink::settled`], group commit as databases do
+//! it). It yields once to its runtime first, so the requests its worker already has in hand
+//! queue their changes into the same frame; while it writes, new changes pile up and go
+//! into the next frame together. The busier the sandbox, the larger the frames, so
+//! durability costs one `write` per frame rather than per request, and a response waits on
+//! no other thread. (A thread that did every append, woken by each batch's first change,
+//! left the two cores idle a tenth of the time while the responses waited for it to be
+//! scheduled, and ran `--state` creates about a sixth slower: docs/benchmarks.md.)
+//!
+//! The writer thread (`linkbox-state`) appends what no response waits on (a webhook's
+//! attempt, the clock's tick) [`GRACE`] after it is queued, retries a failed append, waits
+//! for a busy applier, and hands the log over when it has been idle and when linkbox
+//! stops. A response never blocks on those: it leaves them to the writer thread
+//! ([`Published::Deferred`]).
 //!
 //! The applier (`linkbox-apply`) owns the SQLite connection. The writer hands it the log,
 //! and the changes it holds, once they are due ([`write_log::APPLY_AT`] and the rest); it
@@ -20,8 +30,8 @@
 //! the log holds [`CHECKPOINT_BYTES`] of pages: no request waits on that either.
 //!
 //! A failed append (disk full, I/O error) loses nothing: its writes are kept, in order, and
-//! written again with whatever queued up since, every [`RETRY_AFTER`], until a write
-//! succeeds. Meanwhile [`super::Sink::settled`] reports the failure, so the requests that
+//! written again by the writer thread with whatever queued up since, every [`RETRY_AFTER`],
+//! until a write succeeds. Meanwhile [`super::Sink::settled`] reports the failure, so the requests that
 //! wrote are told their change is not saved yet; once a retry succeeds the failure is
 //! cleared and everything goes on as before. Each frame holds whole requests only, so a
 //! request's changes reach the log all together or not at all. A failed apply loses nothing
@@ -55,15 +65,10 @@ pub(super) const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// [`super::schema::PAGE_SIZE`]). The log is at most this and one apply's pages.
 const CHECKPOINT_BYTES: i64 = 1000 * 4096;
 
-/// How long the writer lets a batch gather before writing it, when [`GATHER_WHEN`]
-/// responses already wait on the file: under load, a frame of a few creates each time the
-/// writer is free cost the requests' threads a wake-up per create and the writer a `write`
-/// per commit; letting a batch gather this long wrote fewer, larger frames and ran `--state`
-/// creates about an eighth faster at 64 connections (docs/benchmarks.md). A lone client, or
-/// a few, never waits on it: its response is the only one waiting.
-const GATHER: Duration = Duration::from_micros(100);
-/// Responses waiting on the file from which a batch gathers for [`GATHER`].
-const GATHER_WHEN: usize = 8;
+/// How long after a batch's first change the writer thread appends what is still queued:
+/// what a response waits on is that response's to append, at once; what is left then is
+/// what no response waits on, or came in while a response was appending.
+const GRACE: Duration = Duration::from_millis(1);
 
 /// Changes (or bytes of documents, [`KEPT_BYTES`]) logged while the applier is busy past
 /// which the writer waits for it; or, while an apply is failing, drops them from memory,
@@ -82,7 +87,7 @@ fn checkpoint_pages(connection: &Connection) -> i64 {
 
 /// What the writer hands the applier: the log file `FILE-log.applying`, up to its frame
 /// `through`, and its changes when the writer still has them all.
-struct Job {
+pub(super) struct Job {
     through: u64,
     writes: Option<Vec<Vec<Write>>>,
 }
@@ -97,7 +102,7 @@ struct Turn {
 }
 
 #[derive(Default)]
-struct Applier {
+pub(super) struct Applier {
     turn: Mutex<Turn>,
     changed: Condvar,
 }
@@ -172,14 +177,16 @@ pub(super) fn run(queue: &Arc<Queue>, connection: Connection) {
     if let Err(error) = connection.pragma_update(None, "wal_autocheckpoint", pages) {
         tracing::warn!(%error, "state file: checkpoint threshold not set; SQLite's default applies");
     }
-    let applier = Applier::default();
+    let applier = Arc::new(Applier::default());
     let (hand, jobs) = mpsc::channel::<Job>();
     let connection = std::thread::scope(|scope| {
-        let applier = &applier;
         let path = queue.path.as_path();
+        let applying = applier.clone();
         let started = std::thread::Builder::new()
             .name("linkbox-apply".into())
-            .spawn_scoped(scope, move || apply_jobs(connection, path, &jobs, applier));
+            .spawn_scoped(scope, move || {
+                apply_jobs(connection, path, &jobs, &applying)
+            });
         let thread = match started {
             Ok(thread) => thread,
             Err(error) => {
@@ -190,8 +197,15 @@ pub(super) fn run(queue: &Arc<Queue>, connection: Connection) {
                 return None;
             }
         };
-        write(queue, Log::new(&queue.path, log, applied), &hand, applier);
-        drop(hand);
+        let lead = Lead {
+            log: Log::new(&queue.path, log, applied),
+            unsaved: Vec::new(),
+            unapplied: Unapplied::default(),
+            room: 0,
+            hand,
+            applier,
+        };
+        write(queue, lead);
         thread.join().ok()
     });
     let Some(connection) = connection else {
@@ -205,96 +219,187 @@ pub(super) fn run(queue: &Arc<Queue>, connection: Connection) {
     }
 }
 
-/// Appends whatever is queued, batch after batch, to the write log, and hands it to the
-/// applier when due ([`write_log`]), until the queue closes and the applier has had all.
-fn write(queue: &Arc<Queue>, mut log: Log, hand: &mpsc::Sender<Job>, applier: &Applier) {
-    // Writes of failed appends, oldest first, to be written before anything newer.
-    let mut unsaved: Vec<Write> = Vec::new();
-    let mut unapplied = Unapplied::default();
-    // The room the next batch starts with: about the last one's, allocated before the
-    // lock is taken, so the requests that queue the batch do not grow it under the lock.
-    let mut room = 0;
+/// The write log and what goes with it: whoever holds it (in [`super::Queue`]) appends
+/// what is queued.
+pub(super) struct Lead {
+    log: Log,
+    /// Writes of failed appends, oldest first, to be written before anything newer.
+    unsaved: Vec<Write>,
+    unapplied: Unapplied,
+    /// The room the next batch starts with: about the last one's, so the requests that
+    /// queue a batch do not grow it under the queue's lock.
+    room: usize,
+    hand: mpsc::Sender<Job>,
+    applier: Arc<Applier>,
+}
+
+/// Who appends: a response's task, which must neither block on the applier nor retry a
+/// failed append, or the writer thread, which may, and which knows whether the queue has
+/// been idle or is closing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum By {
+    Response,
+    Writer { idle: bool, closing: bool },
+}
+
+/// What an append did, to tell the waiting responses once the lead is let go (told while
+/// it is held, a response woken by it would find the lead taken, and wait again).
+#[derive(Debug)]
+pub(super) enum Published {
+    /// Nothing was queued: what was is in the log, told by whoever appended it.
+    Nothing,
+    /// Every change recorded up to this count is in the log.
+    Committed(u64),
+    /// The append failed; its writes are kept for the writer thread to retry.
+    Failed(String),
+    /// Left to the writer thread, which the response wakes: a failed append waits to be
+    /// retried, or the applier is behind and is waited for.
+    Deferred,
+}
+
+impl Lead {
+    /// Appends everything queued as one frame, and hands the log to the applier when due.
+    pub(super) fn commit(&mut self, queue: &Queue, by: By) -> Published {
+        let (idle, closing) = match by {
+            By::Response if !self.unsaved.is_empty() || self.unapplied.is_over_bound() => {
+                return Published::Deferred;
+            }
+            By::Response => (false, false),
+            By::Writer { idle, closing } => (idle, closing),
+        };
+        let fresh = Vec::with_capacity(self.room);
+        let upto = {
+            let mut pending = queue.pending.lock();
+            let upto = queue.recorded.load(Ordering::Acquire);
+            // The batch is taken whole, not copied, unless failed appends wait before it.
+            if self.unsaved.is_empty() {
+                self.unsaved = std::mem::replace(&mut pending.writes, fresh);
+            } else {
+                self.unsaved.append(&mut pending.writes);
+            }
+            upto
+        };
+        let mut published = Published::Nothing;
+        if !self.unsaved.is_empty() {
+            self.room = self.unsaved.len();
+            published = match self.log.append(&self.unsaved) {
+                Ok(()) => {
+                    self.unapplied.logged(&mut self.unsaved);
+                    Published::Committed(upto)
+                }
+                Err(error) => {
+                    tracing::error!(%error, "state file write failed; retrying");
+                    Published::Failed(error.to_string())
+                }
+            };
+        }
+        if self.unsaved.is_empty() && self.unapplied.due(idle, closing) && self.applier.take() {
+            hand_over(
+                &mut self.log,
+                &mut self.unapplied,
+                &self.hand,
+                &self.applier,
+            );
+        } else if by != By::Response && self.unapplied.is_over_bound() {
+            // The applier is behind: wait for it, so that nothing grows without bound; but
+            // not for one that is failing, whose file keeps what it cannot apply.
+            if self.applier.wait_free_unless_failing() && self.applier.take() {
+                hand_over(
+                    &mut self.log,
+                    &mut self.unapplied,
+                    &self.hand,
+                    &self.applier,
+                );
+            } else {
+                self.unapplied.drop_writes();
+            }
+        }
+        published
+    }
+}
+
+/// Tells the waiting responses what an append did.
+pub(super) fn publish(queue: &Queue, published: Published) {
+    match published {
+        Published::Nothing | Published::Deferred => {}
+        Published::Committed(upto) => queue.progress.send_modify(|progress| {
+            if progress.failed.take().is_some() {
+                tracing::info!(path = %queue.path.display(), "state file writable again; every change is saved");
+            }
+            // Two appends may tell in the other order than they appended.
+            progress.committed = progress.committed.max(upto);
+        }),
+        Published::Failed(error) => queue.progress.send_modify(|progress| {
+            progress.failed = Some(error.into());
+        }),
+    }
+}
+
+/// The writer thread: appends what is left queued [`GRACE`] after it came, retries failed
+/// appends, hands the log over when idle, until the queue closes and the applier has had
+/// all.
+fn write(queue: &Arc<Queue>, lead: Lead) {
+    *queue.lead.lock() = Some(lead);
+    let (mut retrying, mut unapplied) = (false, false);
     loop {
-        let fresh = Vec::with_capacity(room);
-        let (upto, closing, idle) = {
+        let (closing, idle) = {
             let mut pending = queue.pending.lock();
             let mut idle = false;
-            if unsaved.is_empty() {
-                while pending.writes.is_empty() && !pending.closing {
-                    if unapplied.is_empty() {
+            if retrying {
+                if !pending.closing {
+                    queue.wake.wait_for(&mut pending, RETRY_AFTER);
+                }
+            } else {
+                while pending.writes.is_empty() && !pending.closing && !pending.nudged {
+                    if !unapplied {
                         queue.wake.wait(&mut pending);
                     } else if queue.wake.wait_for(&mut pending, APPLY_IDLE).timed_out() {
                         idle = pending.writes.is_empty();
                         break;
                     }
                 }
-            } else if !pending.closing {
-                queue.wake.wait_for(&mut pending, RETRY_AFTER);
+                if !pending.writes.is_empty() && !pending.closing && !pending.nudged {
+                    MutexGuard::unlocked(&mut pending, || std::thread::sleep(GRACE));
+                }
             }
-            // Other responses wait on the file: let theirs and more join this batch.
-            if unsaved.is_empty()
-                && !pending.closing
-                && !pending.writes.is_empty()
-                && queue.progress.receiver_count() >= GATHER_WHEN
-            {
-                MutexGuard::unlocked(&mut pending, || std::thread::sleep(GATHER));
-            }
-            let upto = queue.recorded.load(Ordering::Acquire);
-            // The batch is taken whole, not copied, unless failed appends wait before it.
-            if unsaved.is_empty() {
-                unsaved = std::mem::replace(&mut pending.writes, fresh);
-            } else {
-                unsaved.append(&mut pending.writes);
-            }
-            (upto, pending.closing, idle)
+            pending.nudged = false;
+            (pending.closing, idle)
         };
-        if !unsaved.is_empty() {
-            room = unsaved.len();
-            match log.append(&unsaved) {
-                Ok(()) => {
-                    unapplied.logged(&mut unsaved);
-                    queue.progress.send_modify(|progress| {
-                        if progress.failed.take().is_some() {
-                            tracing::info!(path = %queue.path.display(), "state file writable again; every change is saved");
-                        }
-                        progress.committed = upto;
-                    });
-                }
-                Err(error) => {
-                    tracing::error!(%error, "state file write failed; retrying");
-                    queue.progress.send_modify(|progress| {
-                        progress.failed = Some(error.to_string().into());
-                    });
-                    if closing {
-                        tracing::error!(path = %queue.path.display(), "closing with changes the state file does not have");
-                        break;
-                    }
-                }
-            }
+        let published = {
+            let mut held = queue.lead.lock();
+            let Some(lead) = held.as_mut() else {
+                return;
+            };
+            let published = lead.commit(queue, By::Writer { idle, closing });
+            retrying = !lead.unsaved.is_empty();
+            unapplied = !lead.unapplied.is_empty();
+            published
+        };
+        publish(queue, published);
+        if closing && retrying {
+            tracing::error!(path = %queue.path.display(), "closing with changes the state file does not have");
+            break;
         }
-        if unsaved.is_empty() && unapplied.due(idle, closing) && applier.take() {
-            hand_over(&mut log, &mut unapplied, hand, applier);
-        } else if unapplied.is_over_bound() {
-            // The applier is behind: wait for it, so that nothing grows without bound; but
-            // not for one that is failing, whose file keeps what it cannot apply.
-            if applier.wait_free_unless_failing() && applier.take() {
-                hand_over(&mut log, &mut unapplied, hand, applier);
-            } else {
-                unapplied.drop_writes();
-            }
-        }
-        if closing && unsaved.is_empty() && queue.pending.lock().writes.is_empty() {
+        if closing && queue.pending.lock().writes.is_empty() {
             break;
         }
     }
-    applier.close();
-    if !unapplied.is_empty() {
-        applier.wait_free();
-        if applier.take() {
-            hand_over(&mut log, &mut unapplied, hand, applier);
+    let Some(mut lead) = queue.lead.lock().take() else {
+        return;
+    };
+    lead.applier.close();
+    if !lead.unapplied.is_empty() {
+        lead.applier.wait_free();
+        if lead.applier.take() {
+            hand_over(
+                &mut lead.log,
+                &mut lead.unapplied,
+                &lead.hand,
+                &lead.applier,
+            );
         }
     }
-    applier.wait_free();
+    lead.applier.wait_free();
 }
 
 /// Hands `FILE-log` and what `unapplied` holds to the applier, which the caller took.
@@ -720,6 +825,97 @@ mod tests {
         }
         let through = log.seal().expect("handed over");
         (through, write_log::applying_path(&file.0))
+    }
+
+    /// The frames `FILE-log` holds, replayed, and the changes in them.
+    fn logged_changes(file: &File, connection: &Connection) -> (u64, usize) {
+        let (log, applied) = write_log::applied(connection).expect("log record");
+        let mut changes = 0;
+        let replayed =
+            write_log::replay(&[write_log::log_path(&file.0)], log, applied, &mut |_| {
+                changes += 1;
+                Ok(())
+            })
+            .expect("a readable log");
+        (replayed.last - applied, changes)
+    }
+
+    #[tokio::test]
+    async fn a_response_appends_the_queue_itself_when_the_log_is_free() {
+        let file = File::new("lead");
+        let opened = super::super::open(&file.0).expect("opened");
+        let queue = opened.queue.clone();
+        let (log, applied) = write_log::applied(&opened.connection).expect("log record");
+        // The log for whoever appends, and no writer thread: only a response can append.
+        let (hand, _jobs) = mpsc::channel();
+        *queue.lead.lock() = Some(Lead {
+            log: Log::new(&file.0, log, applied),
+            unsaved: Vec::new(),
+            unapplied: Unapplied::default(),
+            room: 0,
+            hand,
+            applier: Arc::default(),
+        });
+        queue.muted.store(false, Ordering::Relaxed);
+        let sink = opened.sink();
+        let acme: Arc<str> = Arc::from("acme");
+        let record = |position: u64| {
+            sink.record(|changes| {
+                changes.put(
+                    Table::M2mLinks,
+                    &acme,
+                    format!("link_{position}"),
+                    position,
+                    &position,
+                );
+            });
+        };
+        record(0);
+        record(1);
+        let settled = tokio::time::timeout(Duration::from_secs(5), sink.settled()).await;
+        assert!(
+            matches!(settled, Ok(Ok(()))),
+            "the response appended what it waits on, with no writer thread: {settled:?}"
+        );
+        assert_eq!(
+            logged_changes(&file, &opened.connection),
+            (1, 2),
+            "both changes queued, one frame"
+        );
+        assert!(queue.pending.lock().writes.is_empty());
+
+        // Nothing new: nothing to wait on, and nothing appended.
+        let settled = tokio::time::timeout(Duration::from_secs(5), sink.settled()).await;
+        assert!(matches!(settled, Ok(Ok(()))));
+        assert_eq!(logged_changes(&file, &opened.connection), (1, 2));
+    }
+
+    #[tokio::test]
+    async fn a_change_no_response_waits_on_is_appended_by_the_writer_thread() {
+        let file = File::new("background");
+        let opened = super::super::open(&file.0).expect("opened");
+        let queue = opened.queue.clone();
+        let sink = opened.sink();
+        opened.start().expect("started");
+        let acme: Arc<str> = Arc::from("acme");
+        // A response's change, then long enough for the writer thread to have handed the
+        // log over and gone to sleep with nothing to wait for.
+        sink.record(|changes| changes.put(Table::M2mLinks, &acme, "link_0", 0, &0));
+        sink.settled().await.expect("saved");
+        tokio::time::sleep(APPLY_IDLE * 6).await;
+        // A webhook attempt or a clock tick: recorded, never settled.
+        sink.record(|changes| changes.put(Table::M2mLinks, &acme, "link_1", 1, &1));
+        let mut progress = queue.progress.subscribe();
+        let appended = tokio::time::timeout(
+            Duration::from_secs(5),
+            progress.wait_for(|progress| progress.committed >= 2),
+        )
+        .await
+        .map(|waited| waited.is_ok());
+        assert_eq!(appended, Ok(true), "appended without anyone waiting on it");
+        sink.close();
+        let connection = file.open();
+        assert_eq!(links(&connection).len(), 2, "and in its table once closed");
     }
 
     #[test]
