@@ -12,11 +12,12 @@
 //! open, and a second one is refused naming the holder, from a note the holder keeps beside
 //! the file (`FILE-holder`).
 //!
-//! Internal: [`schema`] recognises, creates and migrates the file; [`writer`] is the thread
-//! that appends whatever has queued up to the [`write_log`] (group commit), a file of frames
-//! beside the state file, and the thread that applies that log to the tables below, many
-//! commits at a time, while the first goes on (a file is opened with its log applied, so
-//! the rest only ever reads tables);
+//! Internal: [`schema`] recognises, creates and migrates the file; [`writer`] appends
+//! whatever has queued up to the [`write_log`] (group commit: by the first response waiting
+//! on it, or by a writer thread), a file of frames beside the state file, and runs the
+//! thread that applies that log to the tables below, many commits at a time, while the
+//! appends go on (a file is opened with its log applied, so the rest only ever reads
+//! tables);
 //! [`load`] reads a file's rows back, as text, for the layers above to put
 //! back through their own APIs ([`Opened::read`]). This module knows none of them: it sits
 //! at the bottom of the crate and imports nothing from it.
