@@ -546,18 +546,14 @@ impl Queue {
                     .map(|lead| lead.commit(self, writer::By::Response))
             });
             match appended {
-                Some(writer::Published::Deferred) => {
-                    self.pending.lock().nudged = true;
-                    self.wake.notify_one();
-                }
+                Some(writer::Published::Deferred) => self.nudge(),
                 Some(published @ writer::Published::Committed(_)) => {
                     writer::publish(self, published);
                     continue;
                 }
                 Some(published @ writer::Published::Failed(_)) => {
                     writer::publish(self, published);
-                    self.pending.lock().nudged = true;
-                    self.wake.notify_one();
+                    self.nudge();
                     continue;
                 }
                 // Ours was taken by an append not yet told, or the lead is held: what it
@@ -568,6 +564,13 @@ impl Queue {
                 return Some("the writer stopped".into());
             }
         }
+    }
+
+    /// Wakes the writer thread for what a response leaves it: a failed append to retry,
+    /// or a busy applier to wait for.
+    fn nudge(&self) {
+        self.pending.lock().nudged = true;
+        self.wake.notify_one();
     }
 }
 
