@@ -527,7 +527,7 @@ impl Queue {
     /// response to find it free writes every change queued, its own and the others', and
     /// those wait on it. Yields to the runtime once first, so the requests its worker
     /// already has in hand queue theirs into the same frame (with a thread that did every
-    /// append, and a fixed wait for batches to gather, `--state` creates ran about a sixth
+    /// append, and a fixed wait for batches to gather, `--state` creates ran about a tenth
     /// slower: docs/benchmarks.md). Gives the failure, if the file could not be written.
     async fn lead_or_wait(&self, done: impl Fn(&Progress) -> bool) -> Option<Arc<str>> {
         let mut receiver = self.progress.subscribe();

@@ -13,7 +13,8 @@
 //! durability costs one `write` per frame rather than per request, and a response waits on
 //! no other thread. (A thread that did every append, woken by each batch's first change,
 //! left the two cores idle a tenth of the time while the responses waited for it to be
-//! scheduled, and ran `--state` creates about a sixth slower: docs/benchmarks.md.)
+//! scheduled; `--state` creates ran 11% slower with it, over three alternated rounds:
+//! docs/benchmarks.md.)
 //!
 //! The writer thread (`linkbox-state`) appends what no response waits on (a webhook's
 //! attempt, the clock's tick) [`GRACE`] after it is queued, retries a failed append, waits
