@@ -42,7 +42,8 @@
 //! applied when the file is next opened ([`recover`]). While an apply is failing the writer
 //! keeps appending to `FILE-log`, and keeps at most [`KEPT_AT`] changes in memory for the
 //! next hand-over (past it, the applier reads them from the file too). An applier that is
-//! only behind, not failing, holds the writer back instead once that much waits for it, so
+//! only behind, not failing, holds the appends back instead once that much waits for it (the
+//! writer thread waits for it; a response leaves that to the thread and waits), so
 //! that the log, an apply and SQLite's write-ahead log stay bounded under any load.
 
 use std::path::Path;
@@ -828,6 +829,25 @@ mod tests {
         (through, write_log::applying_path(&file.0))
     }
 
+    /// The lead of `file`'s log with nothing unsaved or unapplied, and the receiving end of
+    /// its hand-overs.
+    fn lead_of(
+        file: &File,
+        connection: &Connection,
+        applier: Arc<Applier>,
+    ) -> (Lead, mpsc::Receiver<Job>) {
+        let (hand, jobs) = mpsc::channel();
+        let lead = Lead {
+            log: log_of(file, connection),
+            unsaved: Vec::new(),
+            unapplied: Unapplied::default(),
+            room: 0,
+            hand,
+            applier,
+        };
+        (lead, jobs)
+    }
+
     /// The frames `FILE-log` holds, replayed, and the changes in them.
     fn logged_changes(file: &File, connection: &Connection) -> (u64, usize) {
         let (log, applied) = write_log::applied(connection).expect("log record");
@@ -846,17 +866,9 @@ mod tests {
         let file = File::new("lead");
         let opened = super::super::open(&file.0).expect("opened");
         let queue = opened.queue.clone();
-        let (log, applied) = write_log::applied(&opened.connection).expect("log record");
         // The log for whoever appends, and no writer thread: only a response can append.
-        let (hand, _jobs) = mpsc::channel();
-        *queue.lead.lock() = Some(Lead {
-            log: Log::new(&file.0, log, applied),
-            unsaved: Vec::new(),
-            unapplied: Unapplied::default(),
-            room: 0,
-            hand,
-            applier: Arc::default(),
-        });
+        let (lead, _jobs) = lead_of(&file, &opened.connection, Arc::default());
+        *queue.lead.lock() = Some(lead);
         queue.muted.store(false, Ordering::Relaxed);
         let sink = opened.sink();
         let acme: Arc<str> = Arc::from("acme");
@@ -889,6 +901,56 @@ mod tests {
         let settled = tokio::time::timeout(Duration::from_secs(5), sink.settled()).await;
         assert!(matches!(settled, Ok(Ok(()))));
         assert_eq!(logged_changes(&file, &opened.connection), (1, 2));
+    }
+
+    #[test]
+    fn a_response_leaves_a_failed_append_and_a_busy_applier_to_the_writer_thread() {
+        let file = File::new("defer");
+        let opened = super::super::open(&file.0).expect("opened");
+        let queue = opened.queue.clone();
+        let acme: Arc<str> = Arc::from("acme");
+        let applier = Arc::new(Applier::default());
+        assert!(applier.take(), "the applier is busy with a job");
+        let (mut lead, _jobs) = lead_of(&file, &opened.connection, applier);
+        lead.unsaved.push(link(&acme, 0));
+        queue.pending.lock().writes.push(link(&acme, 1));
+
+        // A failed append waits for its retry: a response neither retries it nor takes
+        // what is queued.
+        assert!(matches!(
+            lead.commit(&queue, By::Response),
+            Published::Deferred
+        ));
+        assert_eq!(queue.pending.lock().writes.len(), 1, "left queued");
+        assert_eq!(
+            logged_changes(&file, &opened.connection),
+            (0, 0),
+            "nothing written"
+        );
+
+        // The writer thread retries it, with what is queued.
+        let by_writer = By::Writer {
+            idle: false,
+            closing: false,
+        };
+        assert!(matches!(
+            lead.commit(&queue, by_writer),
+            Published::Committed(_)
+        ));
+        assert!(lead.unsaved.is_empty() && queue.pending.lock().writes.is_empty());
+        assert_eq!(logged_changes(&file, &opened.connection), (1, 2));
+
+        // Past the bound of changes kept for a busy applier, a response does not wait for
+        // it (that would hold a runtime thread): it leaves the queue to the writer thread.
+        let mut many: Vec<Write> = (2..=KEPT_AT as i64 + 2).map(|n| link(&acme, n)).collect();
+        lead.unapplied.logged(&mut many);
+        assert!(lead.unapplied.is_over_bound());
+        queue.pending.lock().writes.push(link(&acme, 9_999));
+        assert!(matches!(
+            lead.commit(&queue, By::Response),
+            Published::Deferred
+        ));
+        assert_eq!(queue.pending.lock().writes.len(), 1, "left queued");
     }
 
     #[tokio::test]
