@@ -1,8 +1,9 @@
 //! `cargo xtask bench`: starts a release build of linkbox on loopback beside a bare warp
 //! server (`xtask/bare`, the reference: the most this stack answers on this machine) and
 //! measures both in one run with `wrk` when it is on `PATH` ([`wrk`]), or else with the
-//! in-tree load generator ([`load`]), which also drives the soak and the count-limited
-//! phases. The bare reference and the health endpoint are measured side by side, alternated
+//! in-tree load generator ([`load`]), which also drives the soak and fills the stores whose
+//! memory per link is measured. The store growing past a million links in one partner is
+//! driven by wrk too, each of its threads stopping at its share ([`wrk::start`]). The bare reference and the health endpoint are measured side by side, alternated
 //! three times (medians kept); so are the small create-link requests at the bare reference
 //! (what the generator and the kernel spend on a request of that shape: the create row's
 //! ratio is to that row), at a fresh linkbox in memory, and at a fresh linkbox with
@@ -572,24 +573,54 @@ async fn measure(
             )
         });
         let before = server.rss_kib()?;
-        let outcome = load::run(
-            addr,
-            CONNECTIONS,
-            Duration::from_secs(600),
-            Some(GROWTH_LINKS),
-            grow,
-        )
-        .await?;
+        let outcome = match generator {
+            Generator::Wrk => grown_by_wrk(addr, growth_key, &scratch).await?,
+            Generator::InTree => Sample::from(
+                &load::run(addr, CONNECTIONS, GROWTH_LIMIT, Some(GROWTH_LINKS), grow).await?,
+            ),
+        };
         let after = server.rss_kib()?;
+        let links = links_of(addr, growth_key).await?;
         report.add("POST /partner/links to 1M in one partner", &outcome, None);
-        report.note_memory(
-            "growth to 1M links in one partner",
-            outcome.requests,
-            before,
-            after,
-        );
+        report.note_memory("growth to 1M links in one partner", links, before, after);
     }
     Ok(report)
+}
+
+/// The most the growth phase may take.
+const GROWTH_LIMIT: Duration = Duration::from_secs(600);
+
+/// The growth phase driven by wrk: [`GROWTH_LINKS`] creates by `key`, however long they
+/// take. Each wrk thread stops at its share, and wrk is interrupted once the partner
+/// holds them all, so its rate is of the time the creates took.
+async fn grown_by_wrk(addr: SocketAddr, key: &str, scratch: &Path) -> anyhow::Result<Sample> {
+    let script = wrk::growth(key, GROWTH_LINKS);
+    let mut running = wrk::start(addr, CONNECTIONS, GROWTH_LIMIT, &script, scratch)?;
+    while !running.exited()? {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if links_of(addr, key).await? >= GROWTH_LINKS {
+            break;
+        }
+    }
+    running.finish()
+}
+
+/// How many links the partner of `key` holds.
+async fn links_of(addr: SocketAddr, key: &str) -> anyhow::Result<u64> {
+    let page = call(
+        addr,
+        request(
+            Method::GET,
+            addr,
+            "/partner/links?limit=1",
+            &[("x-api-key", key)],
+            None,
+        ),
+    )
+    .await?;
+    page["data"]["pagination"]["total"]
+        .as_u64()
+        .with_context(|| format!("no pagination.total in {page}"))
 }
 
 /// What `measure` is asked for.

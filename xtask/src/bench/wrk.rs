@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -45,6 +45,66 @@ pub fn run(
     script: &Script,
     scratch: &Path,
 ) -> anyhow::Result<Sample> {
+    let output = command(addr, connections, duration, script, scratch)?
+        .output()
+        .context("cannot run wrk")?;
+    report(&output)
+}
+
+/// A wrk run in progress, for a scenario that ends at a count rather than a duration:
+/// wrk only stops at its duration or on `SIGINT`, so its caller watches the count and
+/// [`Running::finish`] interrupts it. wrk then reports the time it ran, not the duration
+/// it was given.
+pub struct Running {
+    child: Child,
+}
+
+/// Starts wrk on `addr` for at most `limit`.
+pub fn start(
+    addr: SocketAddr,
+    connections: usize,
+    limit: Duration,
+    script: &Script,
+    scratch: &Path,
+) -> anyhow::Result<Running> {
+    let child = command(addr, connections, limit, script, scratch)?
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot run wrk")?;
+    Ok(Running { child })
+}
+
+impl Running {
+    /// Whether wrk has stopped by itself (its limit reached, or it failed).
+    pub fn exited(&mut self) -> anyhow::Result<bool> {
+        Ok(self.child.try_wait()?.is_some())
+    }
+
+    /// Stops wrk if it still runs, and reads its report.
+    pub fn finish(mut self) -> anyhow::Result<Sample> {
+        if self.child.try_wait()?.is_none() {
+            let status = Command::new("kill")
+                .args(["-INT", &self.child.id().to_string()])
+                .status()
+                .context("cannot run kill")?;
+            if !status.success() {
+                bail!("cannot interrupt wrk: kill exited with {status}");
+            }
+        }
+        let output = self.child.wait_with_output()?;
+        report(&output)
+    }
+}
+
+/// The `wrk` command line of a scenario, with its Lua written to `scratch`.
+fn command(
+    addr: SocketAddr,
+    connections: usize,
+    duration: Duration,
+    script: &Script,
+    scratch: &Path,
+) -> anyhow::Result<Command> {
     if !addr.ip().is_loopback() {
         bail!("refusing to load {addr}: benchmarks only target loopback");
     }
@@ -84,7 +144,12 @@ pub fn run(
             format!("http://{addr}/")
         }
     };
-    let output = command.arg(url).output().context("cannot run wrk")?;
+    command.arg(url);
+    Ok(command)
+}
+
+/// The figures of a finished wrk's output, or why it failed.
+fn report(output: &Output) -> anyhow::Result<Sample> {
     let text = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         bail!(
@@ -247,6 +312,29 @@ pub fn small_creates(keys: &[&str]) -> Script {
            [\"x-api-key\"] = pick(i)}}, body)\n\
          end\n",
         prelude(0, keys)
+    ))
+}
+
+/// Where the growth phase numbers its requests from.
+pub const GROWTH_BASE: u64 = 40_000_000_000;
+
+/// Create-link with a bare body, every request by `key`, each thread stopping once it has
+/// created its share of `links`: the store of one partner grows by `links`, and the
+/// latency is of every create on the way.
+pub fn growth(key: &str, links: u64) -> Script {
+    let share = links.div_ceil(THREADS as u64);
+    Script::Lua(format!(
+        "{}local created = 0\n\
+         request = function()\n\
+           local body = string.format('{{\"referenceId\":\"g-%d\"}}', next_n())\n\
+           return wrk.format(\"POST\", \"/partner/links\", {{[\"Content-Type\"] = \"application/json\", \
+           [\"x-api-key\"] = pick(0)}}, body)\n\
+         end\n\
+         response = function(status, headers, body)\n\
+           if status == 201 then created = created + 1 end\n\
+           if created >= {share} then wrk.thread:stop() end\n\
+         end\n",
+        prelude(GROWTH_BASE, &[key])
     ))
 }
 
