@@ -378,7 +378,132 @@ pub fn mixed(key: &str, link_id: &str) -> Script {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Instant;
+
     use super::*;
+
+    /// Whether the tests that run wrk can: `LINKBOX_WRK_TESTS=1` (set by `.ci/run`, which
+    /// installs it) makes a missing wrk a failure rather than a skip.
+    fn wrk_or_skip() -> bool {
+        if available() {
+            return true;
+        }
+        let required = std::env::var("LINKBOX_WRK_TESTS").is_ok_and(|value| value == "1");
+        assert!(
+            !required,
+            "LINKBOX_WRK_TESTS=1, but wrk cannot be found on PATH"
+        );
+        eprintln!("skipped: wrk is not on PATH (LINKBOX_WRK_TESTS=1 makes this an error)");
+        false
+    }
+
+    /// A loopback HTTP/1.1 server answering every request `201 {}`, and how many it has
+    /// answered.
+    async fn counting_server() -> (SocketAddr, Arc<AtomicU64>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let answered = Arc::new(AtomicU64::new(0));
+        let counter = answered.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let counter = counter.clone();
+                let service = hyper::service::service_fn(move |_request| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    async {
+                        http::Response::builder()
+                            .status(201)
+                            .header("content-type", "application/json")
+                            .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))
+                    }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+                );
+            }
+        });
+        (addr, answered)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_growth_script_stops_each_thread_at_its_share() {
+        if !wrk_or_skip() {
+            return;
+        }
+        let (addr, answered) = counting_server().await;
+        let scratch = std::env::temp_dir().join(format!("linkbox-wrk-{}", std::process::id()));
+        let connections = 4;
+        let script = growth("m2m_test_growth", 40);
+        let mut running = start(
+            addr,
+            connections,
+            Duration::from_secs(120),
+            &script,
+            &scratch,
+        )
+        .expect("wrk starts");
+        let began = Instant::now();
+        while answered.load(Ordering::SeqCst) < 40 {
+            assert!(!running.exited().expect("wrk's status"), "wrk ended early");
+            assert!(
+                began.elapsed() < Duration::from_secs(30),
+                "40 creates took 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Time for a thread that did not stop to send many more.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let answered = answered.load(Ordering::SeqCst);
+        let sample = tokio::task::spawn_blocking(move || running.finish())
+            .await
+            .expect("joined")
+            .expect("wrk's report");
+        // Each of the two threads stops at its 20th 201; requests still in flight on its
+        // other connections then are answered but not waited for.
+        assert!(
+            (40..=40 + connections as u64).contains(&answered),
+            "the server answered {answered} requests, not 40 to 44"
+        );
+        assert!(sample.requests >= 40 && sample.requests <= answered);
+        assert_eq!(sample.errors, 0);
+        let _ = std::fs::remove_dir_all(scratch);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_interrupted_run_reports_the_time_it_ran() {
+        if !wrk_or_skip() {
+            return;
+        }
+        let (addr, answered) = counting_server().await;
+        let scratch = std::env::temp_dir().join(format!("linkbox-wrk-i-{}", std::process::id()));
+        let script = Script::Fixed {
+            method: "GET",
+            path: "/".to_owned(),
+            headers: Vec::new(),
+            body: None,
+        };
+        let running =
+            start(addr, 4, Duration::from_secs(120), &script, &scratch).expect("wrk starts");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let began = Instant::now();
+        let sample = tokio::task::spawn_blocking(move || running.finish())
+            .await
+            .expect("joined")
+            .expect("wrk's report");
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "finish waited for wrk's whole duration"
+        );
+        assert!(sample.requests > 0 && answered.load(Ordering::SeqCst) >= sample.requests);
+        // Over the half second or so it ran, not over the 120 s it was given.
+        let seconds = sample.requests as f64 / sample.per_second;
+        assert!(seconds < 10.0, "a rate over {seconds:.1} s");
+        let _ = std::fs::remove_dir_all(scratch);
+    }
 
     const REPORT: &str = "Running 5s test @ http://127.0.0.1:8080/
   2 threads and 64 connections
