@@ -429,13 +429,26 @@ mod tests {
         (addr, answered)
     }
 
+    /// A directory of this test process for a test's Lua.
+    fn scratch(test: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("linkbox-wrk-{test}-{}", std::process::id()))
+    }
+
+    /// `running`'s report, read off the runtime's threads (finishing waits on wrk).
+    async fn finished(running: Running) -> Sample {
+        tokio::task::spawn_blocking(move || running.finish())
+            .await
+            .expect("joined")
+            .expect("wrk's report")
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_growth_script_stops_each_thread_at_its_share() {
         if !wrk_or_skip() {
             return;
         }
         let (addr, answered) = counting_server().await;
-        let scratch = std::env::temp_dir().join(format!("linkbox-wrk-{}", std::process::id()));
+        let scratch = scratch("growth");
         let connections = 4;
         let script = growth("m2m_test_growth", 40);
         let mut running = start(
@@ -458,10 +471,7 @@ mod tests {
         // Time for a thread that did not stop to send many more.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let answered = answered.load(Ordering::SeqCst);
-        let sample = tokio::task::spawn_blocking(move || running.finish())
-            .await
-            .expect("joined")
-            .expect("wrk's report");
+        let sample = finished(running).await;
         // Each of the two threads stops at its 20th 201; requests still in flight on its
         // other connections then are answered but not waited for.
         assert!(
@@ -479,7 +489,7 @@ mod tests {
             return;
         }
         let (addr, answered) = counting_server().await;
-        let scratch = std::env::temp_dir().join(format!("linkbox-wrk-i-{}", std::process::id()));
+        let scratch = scratch("interrupted");
         let script = Script::Fixed {
             method: "GET",
             path: "/".to_owned(),
@@ -490,10 +500,7 @@ mod tests {
             start(addr, 4, Duration::from_secs(120), &script, &scratch).expect("wrk starts");
         tokio::time::sleep(Duration::from_millis(500)).await;
         let began = Instant::now();
-        let sample = tokio::task::spawn_blocking(move || running.finish())
-            .await
-            .expect("joined")
-            .expect("wrk's report");
+        let sample = finished(running).await;
         assert!(
             began.elapsed() < Duration::from_secs(10),
             "finish waited for wrk's whole duration"
