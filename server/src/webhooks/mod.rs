@@ -316,9 +316,10 @@ impl Webhooks {
             deliveries.push(delivery);
             let trimmed = deliveries.trim();
             // One record for the new row and the rows it pushed out: one turn of the
-            // file's queue per create, not two.
+            // file's queue per create, not two. The new delivery is the newest kept unless
+            // the trim took it, so it is not searched for.
             self.shared.sink.record(|changes| {
-                if let Some(delivery) = deliveries.get(id) {
+                if let Some(delivery) = deliveries.newest().filter(|newest| newest.id == id) {
                     persisted::put(changes, delivery);
                 }
                 persisted::delete(changes, &trimmed);

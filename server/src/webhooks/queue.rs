@@ -94,7 +94,12 @@ impl Queue {
 
     /// The newest delivery's seq: the next one pushed must have a greater one.
     pub(super) fn last_seq(&self) -> Option<u64> {
-        self.list.back().map(|delivery| delivery.seq)
+        self.newest().map(|delivery| delivery.seq)
+    }
+
+    /// The delivery pushed last, if it is still kept.
+    pub(super) fn newest(&self) -> Option<&Delivery> {
+        self.list.back()
     }
 
     /// Appends `delivery`; its `seq` must be above every kept one's.
