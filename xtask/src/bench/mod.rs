@@ -3,8 +3,9 @@
 //! measures both in one run with `wrk` when it is on `PATH` ([`wrk`]), or else with the
 //! in-tree load generator ([`load`]), which also drives the soak and fills the stores whose
 //! memory per link is measured. The store growing past a million links in one partner is
-//! driven by wrk too, each of its threads stopping at its share ([`wrk::start`]). The bare reference and the health endpoint are measured side by side, alternated
-//! three times (medians kept); so are the small create-link requests at the bare reference
+//! driven by wrk too, each of its threads stopping at its share ([`wrk::start`]). The bare
+//! reference and the health endpoint are measured side by side, alternated three times
+//! (medians kept); so are the small create-link requests at the bare reference
 //! (what the generator and the kernel spend on a request of that shape: the create row's
 //! ratio is to that row), at a fresh linkbox in memory, and at a fresh linkbox with
 //! `--state` (a fresh SQLite file; its ratio is to the in-memory rate), each round with the
@@ -569,7 +570,10 @@ async fn measure(
                 addr,
                 "/partner/links",
                 &[("x-api-key", growth_key)],
-                Some(format!("{{\"referenceId\":\"g-{n}\"}}")),
+                Some(format!(
+                    "{{\"referenceId\":\"g-{}\"}}",
+                    wrk::GROWTH_BASE + n
+                )),
             )
         });
         let before = server.rss_kib()?;

@@ -55,8 +55,12 @@ pub fn run(
 /// wrk only stops at its duration or on `SIGINT`, so its caller watches the count and
 /// [`Running::finish`] interrupts it. wrk then reports the time it ran, not the duration
 /// it was given.
+///
+/// Dropped unfinished (its caller gave up on an error), it kills wrk rather than leave it
+/// loading the server until its limit.
 pub struct Running {
-    child: Child,
+    /// `None` once [`Running::finish`] has taken it.
+    child: Option<Child>,
 }
 
 /// Starts wrk on `addr` for at most `limit`.
@@ -72,28 +76,46 @@ pub fn start(
         .stderr(Stdio::piped())
         .spawn()
         .context("cannot run wrk")?;
-    Ok(Running { child })
+    Ok(Running { child: Some(child) })
 }
 
 impl Running {
+    fn child(&mut self) -> anyhow::Result<&mut Child> {
+        self.child.as_mut().context("wrk's run is already finished")
+    }
+
     /// Whether wrk has stopped by itself (its limit reached, or it failed).
     pub fn exited(&mut self) -> anyhow::Result<bool> {
-        Ok(self.child.try_wait()?.is_some())
+        Ok(self.child()?.try_wait()?.is_some())
     }
 
     /// Stops wrk if it still runs, and reads its report.
     pub fn finish(mut self) -> anyhow::Result<Sample> {
-        if self.child.try_wait()?.is_none() {
+        let child = self.child()?;
+        if child.try_wait()?.is_none() {
             let status = Command::new("kill")
-                .args(["-INT", &self.child.id().to_string()])
+                .args(["-INT", &child.id().to_string()])
                 .status()
                 .context("cannot run kill")?;
             if !status.success() {
                 bail!("cannot interrupt wrk: kill exited with {status}");
             }
         }
-        let output = self.child.wait_with_output()?;
+        let output = self
+            .child
+            .take()
+            .context("wrk's run is already finished")?
+            .wait_with_output()?;
         report(&output)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -434,6 +456,16 @@ mod tests {
         std::env::temp_dir().join(format!("linkbox-wrk-{test}-{}", std::process::id()))
     }
 
+    /// `GET /`, every time.
+    fn get_root() -> Script {
+        Script::Fixed {
+            method: "GET",
+            path: "/".to_owned(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
     /// `running`'s report, read off the runtime's threads (finishing waits on wrk).
     async fn finished(running: Running) -> Sample {
         tokio::task::spawn_blocking(move || running.finish())
@@ -490,12 +522,7 @@ mod tests {
         }
         let (addr, answered) = counting_server().await;
         let scratch = scratch("interrupted");
-        let script = Script::Fixed {
-            method: "GET",
-            path: "/".to_owned(),
-            headers: Vec::new(),
-            body: None,
-        };
+        let script = get_root();
         let running =
             start(addr, 4, Duration::from_secs(120), &script, &scratch).expect("wrk starts");
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -509,6 +536,36 @@ mod tests {
         // Over the half second or so it ran, not over the 120 s it was given.
         let seconds = sample.requests as f64 / sample.per_second;
         assert!(seconds < 10.0, "a rate over {seconds:.1} s");
+        let _ = std::fs::remove_dir_all(scratch);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_dropped_unfinished_stops_loading_the_server() {
+        if !wrk_or_skip() {
+            return;
+        }
+        let (addr, answered) = counting_server().await;
+        let scratch = scratch("dropped");
+        let script = get_root();
+        let running =
+            start(addr, 4, Duration::from_secs(120), &script, &scratch).expect("wrk starts");
+        let began = Instant::now();
+        while answered.load(Ordering::SeqCst) == 0 {
+            assert!(
+                began.elapsed() < Duration::from_secs(30),
+                "wrk sent nothing"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(running);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let after_drop = answered.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            answered.load(Ordering::SeqCst),
+            after_drop,
+            "wrk went on sending after its run was dropped"
+        );
         let _ = std::fs::remove_dir_all(scratch);
     }
 
