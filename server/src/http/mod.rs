@@ -19,6 +19,7 @@ mod leftover;
 mod log;
 mod serve;
 mod shadow;
+mod unparsed;
 mod workers;
 
 pub use serve::{serve, serve_with};

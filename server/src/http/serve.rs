@@ -16,6 +16,10 @@
 //! then the connection closes. Overflow connections are capped too
 //! ([`ConnectionLimits::RESERVED_DESCRIPTORS`] / 2); past both caps a connection is closed at
 //! once.
+//!
+//! A request head hyper cannot parse, or larger than [`MAX_HEAD_BYTES`] or
+//! [`MAX_HEADERS`] fields, is answered by hyper itself; [`Enveloped`] gives that answer
+//! linkbox's envelope ([`super::unparsed`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -29,6 +33,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::config::ConnectionLimits;
 
+use super::unparsed::{Enveloped, MAX_HEAD_BYTES, MAX_HEADERS};
 use super::workers::Workers;
 
 use hyper::body::Incoming;
@@ -44,8 +49,6 @@ use warp::reply::Response;
 pub const OVERFLOW_DEADLINE: Duration = Duration::from_secs(2);
 /// How long shutdown waits for in-flight requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// Largest buffered request head (headers included).
-const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Serves `filter` on `listener` with the default [`ConnectionLimits`] until `shutdown`
 /// completes, then lets open requests finish.
@@ -110,6 +113,7 @@ pub(super) async fn serve_answers<A, F>(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.first_byte)
+        .max_headers(MAX_HEADERS)
         .max_buf_size(MAX_HEAD_BYTES);
     builder.http2().timer(TokioTimer::new());
     let mut overflow_builder = auto::Builder::new(TokioExecutor::new());
@@ -118,6 +122,7 @@ pub(super) async fn serve_answers<A, F>(
         .timer(TokioTimer::new())
         .header_read_timeout(OVERFLOW_DEADLINE)
         .keep_alive(false)
+        .max_headers(MAX_HEADERS)
         .max_buf_size(MAX_HEAD_BYTES);
     overflow_builder.http2().timer(TokioTimer::new());
     let (builder, overflow_builder) = (Arc::new(builder), Arc::new(overflow_builder));
@@ -155,7 +160,7 @@ pub(super) async fn serve_answers<A, F>(
                 workers.serve(stream, move |stream| async move {
                     let watched = Watched::new(stream, first_byte, idle);
                     let connection = builder.serve_connection_with_upgrades(
-                        TokioIo::new(watched),
+                        TokioIo::new(Enveloped::new(watched)),
                         service,
                     );
                     if let Err(error) = watcher.watch(connection.into_owned()).await {

@@ -1,0 +1,338 @@
+//! hyper's own answers to a request it cannot parse, in linkbox's envelope.
+//!
+//! When a request head is malformed (400), larger than the limits (431) or its target too
+//! long (414), hyper answers by itself before any route runs: a status line,
+//! `connection: close`, `content-length: 0`, `date`, and no body. A client's JSON parser
+//! then has nothing to read. [`Enveloped`] is the connection's I/O as hyper sees it: it
+//! recognises exactly that head among what hyper writes, and writes in its place the same
+//! status with linkbox's envelope for requests no API claims (`{"error": {"code",
+//! "message"}}`, as for an unknown path) saying what was wrong, then lets hyper close the
+//! connection as it meant to.
+//!
+//! Which vendor API a request meant is unknown when its head could not be read, so the
+//! answer is linkbox's own, like every answer to a path no surface claims.
+//!
+//! What is recognised is narrow on purpose: one status of the three, those three headers
+//! and nothing else, and no body. Every answer linkbox's routes give has a `content-type`
+//! and a body, so none of them is ever taken for it. A write that carries anything before
+//! or after such a head (a response still being flushed ahead of it) is passed through as
+//! hyper wrote it.
+
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::StatusCode;
+use linkbox_contracts::sandbox::{SandboxErrorBody, SandboxErrorDetail, codes};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The largest request head hyper buffers, request line and headers together.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// The most header fields a request may carry.
+pub const MAX_HEADERS: usize = 100;
+
+/// A connection's I/O that writes linkbox's envelope where hyper would answer a request it
+/// could not parse with an empty body.
+pub(super) struct Enveloped<T> {
+    inner: T,
+    /// The answer being written in place of hyper's head.
+    replacing: Option<Replacement>,
+}
+
+/// An answer written instead of the `stands_for` bytes hyper asked to write.
+struct Replacement {
+    bytes: Vec<u8>,
+    written: usize,
+    stands_for: usize,
+}
+
+impl<T> Enveloped<T> {
+    pub(super) fn new(inner: T) -> Enveloped<T> {
+        Enveloped {
+            inner,
+            replacing: None,
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> Enveloped<T> {
+    /// Writes what is left of the replacement; once all of it is out, tells hyper its head
+    /// was written whole.
+    fn poll_replacement(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        let Some(replacement) = self.replacing.as_mut() else {
+            return Poll::Ready(Ok(0));
+        };
+        while replacement.written < replacement.bytes.len() {
+            let rest = &replacement.bytes[replacement.written..];
+            match ready!(Pin::new(&mut self.inner).poll_write(cx, rest)) {
+                Ok(0) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+                Ok(written) => replacement.written += written,
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+        let stands_for = replacement.stands_for;
+        self.replacing = None;
+        Poll::Ready(Ok(stands_for))
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Enveloped<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Enveloped<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if this.replacing.is_none() {
+            let Some(bytes) = enveloped(buf) else {
+                return Pin::new(&mut this.inner).poll_write(cx, buf);
+            };
+            this.replacing = Some(Replacement {
+                bytes,
+                written: 0,
+                stands_for: buf.len(),
+            });
+        }
+        this.poll_replacement(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if this.replacing.is_none() {
+            let mut written = bufs.iter().filter(|buf| !buf.is_empty());
+            let alone = match (written.next(), written.next()) {
+                (Some(head), None) => Some(head),
+                _ => None,
+            };
+            let Some((head, bytes)) = alone.and_then(|head| Some((head, enveloped(head)?))) else {
+                return Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+            };
+            this.replacing = Some(Replacement {
+                bytes,
+                written: 0,
+                stands_for: head.len(),
+            });
+        }
+        this.poll_replacement(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// The answer to write instead of `head`, when `head` is hyper's own answer to a request it
+/// could not parse.
+fn enveloped(head: &[u8]) -> Option<Vec<u8>> {
+    // hyper's answer is about a hundred bytes; most writes are told apart by the status.
+    if head.len() > 256 || !head.starts_with(b"HTTP/1.") {
+        return None;
+    }
+    let code = head.get(9..12)?;
+    if !matches!(code, b"400" | b"414" | b"431") {
+        return None;
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 3];
+    let mut parsed = httparse::Response::new(&mut headers);
+    if parsed.parse(head).ok()? != httparse::Status::Complete(head.len()) {
+        return None;
+    }
+    let status = StatusCode::from_u16(parsed.code?).ok()?;
+    let mut date = None;
+    let mut closes = false;
+    let mut empty = false;
+    for header in parsed.headers.iter() {
+        let name = header.name;
+        if name.eq_ignore_ascii_case("date") {
+            date = Some(header.value);
+        } else if name.eq_ignore_ascii_case("connection") {
+            closes = header.value.eq_ignore_ascii_case(b"close");
+        } else if name.eq_ignore_ascii_case("content-length") {
+            empty = header.value == b"0";
+        }
+    }
+    let date = date.filter(|_| closes && empty)?;
+    let body = linkbox_contracts::json::to_vec(&SandboxErrorBody {
+        error: SandboxErrorDetail {
+            code: codes::INVALID_REQUEST.to_owned(),
+            message: message(status).to_owned(),
+        },
+    })
+    .ok()?;
+    let line_end = head.windows(2).position(|pair| pair == b"\r\n")?;
+    let mut answer = Vec::with_capacity(head.len() + body.len() + 64);
+    answer.extend_from_slice(&head[..line_end]);
+    answer.extend_from_slice(b"\r\ncontent-type: application/json\r\nconnection: close\r\n");
+    answer.extend_from_slice(format!("content-length: {}\r\ndate: ", body.len()).as_bytes());
+    answer.extend_from_slice(date);
+    answer.extend_from_slice(b"\r\n\r\n");
+    answer.extend_from_slice(&body);
+    Some(answer)
+}
+
+/// What was wrong with a request answered `status` before it could be read.
+fn message(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+            "The request head is too large: linkbox reads at most 64 KiB of request line and \
+             headers, and at most 100 header fields"
+        }
+        StatusCode::URI_TOO_LONG => "The request target is too long",
+        _ => {
+            "The request is not well-formed HTTP/1.1: its request line or a header could not \
+             be parsed"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const HYPER_431: &[u8] =
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\n\
+        content-length: 0\r\ndate: Sat, 05 Dec 2026 10:50:08 GMT\r\n\r\n";
+
+    fn split(answer: &[u8]) -> (String, serde_json::Value) {
+        let text = String::from_utf8(answer.to_vec()).expect("utf-8");
+        let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
+        let length = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length: "))
+            .expect("a length");
+        assert_eq!(length, body.len().to_string(), "{head}");
+        (
+            head.to_owned(),
+            serde_json::from_str(body).expect("a JSON body"),
+        )
+    }
+
+    #[test]
+    fn hypers_empty_answers_get_the_envelope_with_their_status_and_date() {
+        let answer = enveloped(HYPER_431).expect("recognised");
+        let (head, body) = split(&answer);
+        assert!(
+            head.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+            "{head}"
+        );
+        assert!(
+            head.contains("content-type: application/json\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("connection: close\r\n"), "{head}");
+        assert!(
+            head.ends_with("date: Sat, 05 Dec 2026 10:50:08 GMT"),
+            "{head}"
+        );
+        assert_eq!(body["error"]["code"], "INVALID_REQUEST");
+        let message = body["error"]["message"].as_str().expect("a message");
+        assert!(message.contains("64 KiB"), "{message}");
+
+        for (status, says) in [
+            ("400 Bad Request", "not well-formed"),
+            ("414 URI Too Long", "too long"),
+        ] {
+            let head = format!(
+                "HTTP/1.1 {status}\r\nconnection: close\r\ncontent-length: 0\r\n\
+                 date: Sat, 05 Dec 2026 10:50:08 GMT\r\n\r\n"
+            );
+            let (written, body) = split(&enveloped(head.as_bytes()).expect("recognised"));
+            assert!(written.starts_with(&format!("HTTP/1.1 {status}\r\n")));
+            let message = body["error"]["message"].as_str().expect("a message");
+            assert!(message.contains(says), "{message}");
+        }
+    }
+
+    #[test]
+    fn answers_of_routes_and_other_writes_pass_as_they_are() {
+        let date = "date: Sat, 05 Dec 2026 10:50:08 GMT\r\n";
+        for head in [
+            // A route's 400: it has a content type and a body.
+            format!(
+                "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n\
+                 content-length: 97\r\n{date}\r\n"
+            ),
+            // Kept alive, or with a body.
+            format!("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n{date}\r\n"),
+            format!(
+                "HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 2\r\n{date}\r\n"
+            ),
+            // Another status, or the head followed by anything.
+            format!(
+                "HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n{date}\r\n"
+            ),
+            format!(
+                "HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n{date}\r\n{{}}"
+            ),
+            "HTTP/1.1 201 Created\r\n".to_owned(),
+            "{\"success\":true}".to_owned(),
+        ] {
+            assert!(enveloped(head.as_bytes()).is_none(), "{head}");
+        }
+    }
+
+    /// Writes `bufs` through an [`Enveloped`] whose peer reads at most `window` bytes at a
+    /// time, and returns what the peer received.
+    async fn through(window: usize, bufs: &[&[u8]], vectored: bool) -> Vec<u8> {
+        let (near, mut far) = tokio::io::duplex(window);
+        let mut enveloped = Enveloped::new(near);
+        let reading = tokio::spawn(async move {
+            let mut received = Vec::new();
+            far.read_to_end(&mut received).await.expect("read");
+            received
+        });
+        for buf in bufs {
+            let mut at = 0;
+            while at < buf.len() {
+                let written = if vectored {
+                    enveloped
+                        .write_vectored(&[IoSlice::new(&[]), IoSlice::new(&buf[at..])])
+                        .await
+                } else {
+                    enveloped.write(&buf[at..]).await
+                };
+                at += written.expect("written");
+            }
+        }
+        enveloped.shutdown().await.expect("shut down");
+        drop(enveloped);
+        reading.await.expect("the reader")
+    }
+
+    #[tokio::test]
+    async fn the_envelope_goes_out_whole_through_a_narrow_pipe_and_hyper_is_told_its_head_went() {
+        let expected = enveloped(HYPER_431).expect("recognised");
+        for vectored in [false, true] {
+            // Seven bytes at a time: the replacement takes many writes, each `Pending` in
+            // between, and the caller sees its own head written once, whole.
+            let received = through(7, &[HYPER_431], vectored).await;
+            assert_eq!(received, expected, "vectored: {vectored}");
+        }
+        let ordinary: &[&[u8]] = &[b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n", b"{}"];
+        let received = through(5, ordinary, true).await;
+        assert_eq!(received, ordinary.concat());
+    }
+}
