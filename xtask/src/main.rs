@@ -31,19 +31,20 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("contract") {
         return contract::run(&args[1..]);
     }
-    let outcome = match args.first().map(String::as_str) {
-        None | Some("help" | "--help" | "-h") => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        Some("ci") => ci(),
-        Some("bench") => {
+    if wants_help(&args) {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let task = args.first().map_or("", String::as_str);
+    let outcome = match task {
+        "ci" => ci(),
+        "bench" => {
             bench_args(&args[1..]).and_then(|options| bench::run(&workspace_root(), options))
         }
-        Some("clients") => clients::run(&workspace_root()),
-        Some("codegen") => codegen::run(&workspace_root(), args.iter().any(|arg| arg == "--check")),
-        Some("package") => package::run(&workspace_root(), &args[1..]),
-        Some(other) => Err(anyhow::anyhow!("unknown task {other:?}\n\n{USAGE}")),
+        "clients" => clients::run(&workspace_root()),
+        "codegen" => codegen::run(&workspace_root(), args.iter().any(|arg| arg == "--check")),
+        "package" => package::run(&workspace_root(), &args[1..]),
+        other => Err(anyhow::anyhow!("unknown task {other:?}\n\n{USAGE}")),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -70,6 +71,17 @@ tasks:
   contract [...]     the contract suite (`cargo xtask contract --help`)
   package [--profile release|dev]
                      the Python wheel (target/wheels/) and npm tarballs (target/npm/)";
+
+/// Whether to print the usage instead of running a task: no task, `help`, or `--help` or
+/// `-h` anywhere after one (`cargo xtask codegen --help` must not write files, nor
+/// `cargo xtask ci --help` run the suite). `contract` has its own help and is not asked.
+fn wants_help(args: &[String]) -> bool {
+    let help = |arg: &String| matches!(arg.as_str(), "help" | "--help" | "-h");
+    match args.split_first() {
+        None => true,
+        Some((task, rest)) => help(task) || (task != "contract" && rest.iter().any(help)),
+    }
+}
 
 /// `bench`'s flags: `--quick`, `--million`, any number of `--baseline NAME=BINARY`,
 /// `--binary PATH`.
@@ -231,6 +243,29 @@ mod tests {
 
     fn args(text: &str) -> Vec<String> {
         text.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn help_anywhere_after_a_task_is_the_usage_and_runs_nothing() {
+        for asked in [
+            "",
+            "help",
+            "--help",
+            "-h",
+            "ci --help",
+            "codegen -h",
+            "bench --million --help",
+        ] {
+            assert!(wants_help(&args(asked)), "{asked:?}");
+        }
+        for task in [
+            "ci",
+            "codegen --check",
+            "bench --million",
+            "contract --help",
+        ] {
+            assert!(!wants_help(&args(task)), "{task:?}");
+        }
     }
 
     #[test]
