@@ -219,7 +219,7 @@ pub struct JournalFilter {
     pub method: Option<String>,
     /// Exact, or a prefix when it ends with `*`.
     pub path: Option<String>,
-    /// `404`, or a class like `4xx`.
+    /// A status from `100` to `599` (`404`), or a class from `1xx` to `5xx` (`4xx`).
     pub status: Option<String>,
     /// Text the request body contains.
     pub body_contains: Option<String>,

@@ -119,12 +119,17 @@ fn filter(query: &str) -> Result<JournalFilter, ControlError> {
             "method" => filter.method = Some(value),
             "path" => filter.path = Some(value),
             "status" => {
-                let ok = value.len() == 3
-                    && (value.bytes().all(|b| b.is_ascii_digit())
-                        || (value.as_bytes()[0].is_ascii_digit() && value.ends_with("xx")));
+                // A status linkbox can answer: 100 to 599, or a class 1xx to 5xx.
+                let ok = match value.as_bytes() {
+                    [b'1'..=b'5', rest @ ..] => {
+                        rest == b"xx" || (rest.len() == 2 && rest.iter().all(u8::is_ascii_digit))
+                    }
+                    _ => false,
+                };
                 if !ok {
                     return Err(ControlError::invalid(
-                        "The status filter must be a status code like 404 or a class like 4xx",
+                        "The status filter must be a status code from 100 to 599 like 404, or a \
+                         class from 1xx to 5xx like 4xx",
                     ));
                 }
                 filter.status = Some(value);
@@ -185,7 +190,14 @@ mod tests {
             1
         );
         assert_eq!(journal.list(&parsed("method=POST"), None).len(), 0);
-        assert!(filter("status=abc").is_err());
+        for refused in [
+            "abc", "9xx", "0xx", "600", "099", "4x", "4xxx", "40", "4045", "x4x",
+        ] {
+            assert!(filter(&format!("status={refused}")).is_err(), "{refused}");
+        }
+        for accepted in ["1xx", "5xx", "100", "599", "418"] {
+            assert!(filter(&format!("status={accepted}")).is_ok(), "{accepted}");
+        }
         assert!(filter("colour=red").is_err());
     }
 }
