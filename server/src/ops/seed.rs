@@ -43,6 +43,8 @@ pub enum SeedError {
     UnknownState(String, &'static str),
     #[error("The mix field must give at least one state a weight above 0")]
     EmptyMix,
+    #[error("The mix field's weights must add up to at most {}", u32::MAX)]
+    MixTooHeavy,
 }
 
 const M2M_STATES: [&str; 6] = [
@@ -86,6 +88,15 @@ fn weights(
         .collect();
     if weights.iter().all(|weight| *weight == 0) {
         return Err(SeedError::EmptyMix);
+    }
+    // `pick` draws from `0..sum` in `u32`, so the draw for a given seed stays what it was;
+    // weights are relative, and no mix needs a sum past that.
+    if weights
+        .iter()
+        .try_fold(0u32, |sum, weight| sum.checked_add(*weight))
+        .is_none()
+    {
+        return Err(SeedError::MixTooHeavy);
     }
     Ok(weights)
 }
@@ -575,6 +586,25 @@ mod tests {
         demo(&app, 5, 1).expect("demo");
         let deliveries = app.webhooks.deliveries(crate::webhooks::Visible::All);
         assert_eq!(deliveries.len(), DEMO_DELIVERIES);
+    }
+
+    #[test]
+    fn a_mix_whose_weights_overflow_is_refused_not_drawn_from() {
+        let heavy = BTreeMap::from([
+            (String::from("created"), u32::MAX),
+            (String::from("opened"), 1),
+        ]);
+        assert_eq!(
+            weights(&M2M_STATES, &M2M_WEIGHTS, Some(&heavy)),
+            Err(SeedError::MixTooHeavy)
+        );
+        let full = BTreeMap::from([
+            (String::from("created"), u32::MAX - 1),
+            (String::from("opened"), 1),
+        ]);
+        let drawn = weights(&M2M_STATES, &M2M_WEIGHTS, Some(&full)).expect("fits");
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        assert!(pick(&mut rng, &drawn) < 2);
     }
 
     #[test]
