@@ -106,7 +106,7 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
     let mut reader = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut reader).map_err(|error| {
         let path = error.path().to_string();
-        let error = error.into_inner();
+        let error = in_words(&error.into_inner().to_string());
         ControlError::invalid(if path == "." {
             format!("Invalid request body: {error}")
         } else {
@@ -117,6 +117,26 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
         .end()
         .map_err(|error| ControlError::invalid(format!("Invalid request body: {error}")))?;
     Ok(value)
+}
+
+/// serde's message with Rust's integer type names (`expected u32`) put as the range a
+/// client may send; a partner writing Python or TypeScript should not need Rust to read it.
+fn in_words(message: &str) -> String {
+    let ranges = [
+        ("u16", 0, i128::from(u16::MAX)),
+        ("u32", 0, i128::from(u32::MAX)),
+        ("u64", 0, i128::from(u64::MAX)),
+        ("usize", 0, i128::try_from(usize::MAX).unwrap_or(i128::MAX)),
+        ("i64", i128::from(i64::MIN), i128::from(i64::MAX)),
+    ];
+    let mut message = message.to_owned();
+    for (name, low, high) in ranges {
+        message = message.replace(
+            &format!("expected {name}"),
+            &format!("expected a whole number from {low} to {high}"),
+        );
+    }
+    message
 }
 
 impl From<BodyError> for ControlError {
@@ -185,6 +205,52 @@ impl From<ops::Error> for ControlError {
             ops::Error::Operation(error) => error.into(),
             ops::Error::Leaf(error) => error.into(),
             ops::Error::Invalid(message) => ControlError::Invalid(message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal<T: DeserializeOwned + std::fmt::Debug>(body: &str) -> String {
+        match parse::<T>(body.as_bytes()) {
+            Err(ControlError::Invalid(message)) => message.into_owned(),
+            other => panic!("{body} should be refused, got {other:?}"),
+        }
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Counts {
+        #[allow(dead_code)]
+        count: u32,
+        #[allow(dead_code)]
+        #[serde(default)]
+        shift: Option<i64>,
+    }
+
+    #[test]
+    fn integer_errors_name_the_range_not_the_rust_type() {
+        let negative = refusal::<Counts>(r#"{"count": -1}"#);
+        assert!(
+            negative.starts_with(
+                "Invalid request body at count: invalid value: integer `-1`, \
+                 expected a whole number from 0 to 4294967295"
+            ),
+            "{negative}"
+        );
+        let fraction = refusal::<Counts>(r#"{"count": 1.5}"#);
+        assert!(
+            fraction.contains("floating point `1.5`, expected a whole number from 0 to"),
+            "{fraction}"
+        );
+        let text = refusal::<Counts>(r#"{"count": 1, "shift": "x"}"#);
+        assert!(
+            text.contains("at shift: invalid type: string \"x\", expected a whole number from -"),
+            "{text}"
+        );
+        for message in [negative, fraction, text] {
+            assert!(!message.contains("expected u") && !message.contains("expected i"));
         }
     }
 }

@@ -635,6 +635,30 @@ async fn seeding_the_same_rng_seed_gives_the_same_data() {
     )
     .await;
     assert_eq!(bad_mix.status, 400);
+    // Weights that overflow the draw are refused, not drawn from (which would panic).
+    let heavy_mix = seed(
+        &app,
+        &[("x-api-key", &a)],
+        json!({"api": "m2m", "count": 3, "mix": {"created": 4_294_967_295u32, "opened": 1}}),
+    )
+    .await;
+    assert_eq!(heavy_mix.status, 400);
+    assert_eq!(
+        heavy_mix.json["error"]["message"],
+        "The mix field's weights must add up to at most 4294967295"
+    );
+    let negative = seed(
+        &app,
+        &[("x-api-key", &a)],
+        json!({"api": "m2m", "count": -1}),
+    )
+    .await;
+    assert_eq!(negative.status, 400);
+    let message = negative.json["error"]["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("Invalid request body at count: invalid value: integer `-1`, expected a whole number from 0 to 4294967295"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
