@@ -220,7 +220,10 @@ async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
     let response = match shadowed {
         // The vendor's answer, untouched: no faults, journal read-back or CORS of linkbox's.
         Some((shadow, (api, base))) => shadow::forward(surfaces, shadow, api, base, request).await,
-        None => answer(surfaces, request, started).await,
+        None => {
+            let path = request.path.clone();
+            unpanicked(&path, answer(surfaces, request, started)).await
+        }
     };
     let response = leftover::drain(&body, declared, response).await;
     let response = leftover::head(&head, response);
@@ -355,6 +358,45 @@ fn unavailable(path: &str, error: &crate::persist::shared::Unavailable) -> Respo
         http::HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS),
     );
     response
+}
+
+/// `answer`'s response, or, if it panics, a 500 in the envelope of `path`'s API. A panic is
+/// a bug in linkbox; without this its connection would close with no answer at all. What
+/// the request changed is not rolled back in memory (with a database, its transaction is),
+/// so the message says it may have been applied. Locks are `parking_lot`'s, which a panic
+/// does not poison, so the next request is served as usual.
+async fn unpanicked(path: &str, answer: impl Future<Output = Response>) -> Response {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(answer).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => internal(path, panic.as_ref()),
+    }
+}
+
+/// The 500 for a request whose handler panicked, in `path`'s API's envelope.
+fn internal(path: &str, panic: &(dyn std::any::Any + Send)) -> Response {
+    let cause = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic");
+    tracing::error!(path, cause, "answering 500: the request's handler panicked");
+    let message = String::from(
+        "linkbox failed while answering this request (a bug; it is in linkbox's log). It may \
+         have been applied in part: read the resource again before retrying.",
+    );
+    let status = StatusCode::INTERNAL_SERVER_ERROR;
+    if m2m::owns(path) {
+        m2m::error::error_response(
+            status,
+            linkbox_contracts::m2m::ErrorCode::InternalError,
+            message,
+        )
+    } else if leaf::owns(path) {
+        leaf::error::problem_with(status, path, message)
+    } else {
+        control::error(status, "INTERNAL_ERROR", message)
+    }
 }
 
 /// What the request log reads off a request before it moves on: nothing while its line
@@ -557,6 +599,72 @@ mod tests {
         http::Request::get(path)
             .body(String::new())
             .expect("a request")
+    }
+
+    /// A handler that panics is answered 500 in its API's envelope, not with a closed
+    /// connection; one that does not is answered as it answered.
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_500_in_its_apis_envelope() {
+        use http_body_util::BodyExt;
+        async fn body(response: Response) -> (StatusCode, String, serde_json::Value) {
+            let status = response.status();
+            let kind = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .expect("a body")
+                .to_bytes();
+            (status, kind, serde_json::from_slice(&bytes).expect("JSON"))
+        }
+        let cases = [
+            ("/partner/links", "application/json"),
+            (
+                "/services/widgets/api/magic-links",
+                "application/problem+json",
+            ),
+            ("/_sandbox/seed", "application/json"),
+        ];
+        for (path, kind) in cases {
+            let panicked = unpanicked(path, async { panic!("a bug at {path}") }).await;
+            let (status, content_type, json) = body(panicked).await;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+            assert!(content_type.starts_with(kind), "{path}: {content_type}");
+            let message = if path.starts_with("/partner") {
+                assert_eq!(json["success"], false);
+                assert_eq!(json["error"]["code"], "INTERNAL_ERROR");
+                json["error"]["message"].clone()
+            } else if path.starts_with("/services") {
+                assert_eq!(json["status"], 500);
+                assert_eq!(json["path"], path);
+                json["detail"].clone()
+            } else {
+                assert_eq!(json["error"]["code"], "INTERNAL_ERROR");
+                json["error"]["message"].clone()
+            };
+            let message = message.as_str().expect("a message").to_owned();
+            assert!(
+                message.starts_with("linkbox failed while answering"),
+                "{message}"
+            );
+            assert!(
+                !message.contains("a bug at"),
+                "the panic stays in the log: {message}"
+            );
+        }
+        let answered = unpanicked("/partner/links", async { plain_answer() }).await;
+        assert_eq!(answered.status(), StatusCode::ACCEPTED);
+    }
+
+    fn plain_answer() -> Response {
+        let mut response = Response::new(bytes::Bytes::new().into());
+        *response.status_mut() = StatusCode::ACCEPTED;
+        response
     }
 
     /// The pipeline's future is built in steps, each step's future moved into its caller's,
