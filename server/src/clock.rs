@@ -83,6 +83,12 @@ impl Clock {
         self.moved.notify_one();
     }
 
+    /// Whether `seconds` is a step [`Clock::advance`] may be asked for: at most
+    /// [`MAX_STEP_SECONDS`] either way. (`i64::MIN` has no `abs`; this takes it too.)
+    pub fn is_step(seconds: i64) -> bool {
+        seconds.unsigned_abs() <= MAX_STEP_SECONDS.unsigned_abs()
+    }
+
     /// Moves the clock by `by` (forward when positive), frozen or not.
     pub fn advance(&self, by: Duration) -> Result<(), OutOfRange> {
         {
@@ -171,6 +177,9 @@ pub const YEARS: std::ops::RangeInclusive<i32> = 1970..=9000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the sandbox clock must stay between the years 1970 and 9000")]
 pub struct OutOfRange;
+
+/// The largest step one request may move the clock: a century.
+pub const MAX_STEP_SECONDS: i64 = 100 * 366 * 24 * 3600;
 
 fn check_range(reading: Option<OffsetDateTime>) -> Result<(), OutOfRange> {
     match reading {

@@ -14,9 +14,8 @@ use warp::reply::Response;
 use super::error::{ControlError, json};
 use super::scope;
 use crate::app::App;
+use crate::clock::Clock;
 use crate::wire::{BodyError, Request};
-
-const MAX_STEP_SECONDS: i64 = 100 * 366 * 24 * 3600;
 
 /// GET /_sandbox/clock
 pub fn read(request: &Request) -> Result<Response, ControlError> {
@@ -39,7 +38,7 @@ pub fn change(request: &Request, body: Result<Bytes, BodyError>) -> Result<Respo
 fn apply(app: &App, change: ClockChange) -> Result<(), ControlError> {
     match (change.advance_seconds, change.set_to, change.frozen) {
         (Some(seconds), None, None) => {
-            if seconds.abs() > MAX_STEP_SECONDS {
+            if !Clock::is_step(seconds) {
                 return Err(ControlError::invalid(
                     "The advanceSeconds field must be within a century",
                 ));

@@ -90,14 +90,14 @@ fn act(app: &App, action: &str, form: &[(String, String)]) -> Option<Result<Stri
         "clock" => {
             let seconds = field(form, "advanceSeconds").and_then(|value| value.parse::<i64>().ok());
             match seconds {
-                Some(seconds) if seconds.abs() <= 100 * 366 * 24 * 3600 => Some(
+                Some(seconds) if crate::clock::Clock::is_step(seconds) => Some(
                     app.clock
                         .advance(time::Duration::seconds(seconds))
                         .map(|()| format!("Clock moved by {seconds} s."))
                         .map_err(|error| format!("Not moved: {error}.")),
                 ),
                 _ => Some(Err(
-                    "advanceSeconds must be a whole number of seconds".into()
+                    "advanceSeconds must be a whole number of seconds, within a century".into(),
                 )),
             }
         }

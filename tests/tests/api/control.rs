@@ -412,6 +412,22 @@ async fn the_clock_cannot_be_moved_past_its_years_and_keeps_serving() {
         )
         .await;
     assert_control_error(&beyond, 400, "INVALID_REQUEST");
+    // The steps at the ends of i64 (the smallest has no absolute value) are refused too.
+    for seconds in [i64::MIN, i64::MAX] {
+        let step = app
+            .control(
+                Method::POST,
+                "/clock",
+                Some(&key),
+                Some(&json!({ "advanceSeconds": seconds })),
+            )
+            .await;
+        assert_control_error(&step, 400, "INVALID_REQUEST");
+        assert_eq!(
+            step.json["error"]["message"], "The advanceSeconds field must be within a century",
+            "{seconds}"
+        );
+    }
     assert_eq!(
         app.create_link(&key, &json!({"referenceId": "u"}))
             .await

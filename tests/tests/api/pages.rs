@@ -498,6 +498,23 @@ async fn the_dashboard_shows_a_tenant_escapes_everything_and_its_forms_work() {
     .await;
     assert!(moved.text.contains("Clock moved by 7200 s."));
     assert!(app.app.clock.now() - before >= time::Duration::hours(2));
+    let smallest = post_form(
+        &app,
+        "/_sandbox/ui/clock",
+        &format!("key={key}&advanceSeconds={}", i64::MIN),
+    )
+    .await;
+    assert_eq!(
+        smallest.status, 200,
+        "the dashboard again, with the refusal"
+    );
+    assert!(
+        smallest
+            .text
+            .contains("advanceSeconds must be a whole number of seconds, within a century"),
+        "{}",
+        smallest.text
+    );
     let token = app.authenticate("farmco").await;
     let leaf = post_form(&app, "/_sandbox/ui", &format!("token={token}")).await;
     assert!(leaf.text.contains("Leaf account farmco"));
