@@ -82,12 +82,11 @@ fn described(at: OffsetDateTime, items: &[BorrowedFormatItem<'_>]) -> String {
     // Room for the nine-digit form, so the text is written without growing its buffer
     // (`format` starts from an empty one).
     let mut text = Vec::with_capacity("2026-02-10T12:00:00.000000000Z".len());
-    at.to_offset(UtcOffset::UTC)
-        .format_into(&mut text, items)
-        .ok()
+    // `to_offset` panics where the UTC reading leaves `time`'s years (±9999): a moment at
+    // `9999-12-31T23:59-23:59` has none. Such a moment is shown as its Unix seconds.
+    at.checked_to_offset(UtcOffset::UTC)
+        .and_then(|utc| utc.format_into(&mut text, items).ok())
         .and_then(|_| String::from_utf8(text).ok())
-        // Formatting a valid UTC datetime with a static description cannot fail for years
-        // 0..=9999, which the sandbox clock stays within; keep the ISO fallback just in case.
         .unwrap_or_else(|| at.unix_timestamp().to_string())
 }
 
@@ -111,6 +110,14 @@ mod tests {
             millis(datetime!(2026-02-10 12:00:01.5 UTC)),
             "2026-02-10T12:00:01.500Z"
         );
+    }
+
+    #[test]
+    fn a_moment_past_the_year_9999_in_utc_is_written_as_unix_seconds_not_a_panic() {
+        let at = parse("9999-12-31T23:59:59.999-23:59").expect("RFC 3339 allows it");
+        assert_eq!(at.unix_timestamp(), PAST_9999 + 23 * 3600 + 59 * 60 - 1);
+        assert_eq!(millis(at), at.unix_timestamp().to_string());
+        assert_eq!(nanos(at), at.unix_timestamp().to_string());
     }
 
     #[test]

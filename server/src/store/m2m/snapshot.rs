@@ -887,8 +887,16 @@ impl Load<'_> {
     }
 }
 
+/// A snapshot's timestamp, in UTC. Its UTC reading must fall in the years 0000 to 9999,
+/// the ones RFC 3339 can write: `9999-12-31T23:59:59-23:59` parses, but is in the year
+/// 10000 in UTC, and could be neither kept as a moment nor shown again.
 fn time_of(text: &str) -> Result<OffsetDateTime, String> {
-    timefmt::parse(text).ok_or_else(|| format!("Invalid timestamp {text:?}"))
+    let at = timefmt::parse(text).ok_or_else(|| format!("Invalid timestamp {text:?}"))?;
+    at.checked_to_offset(time::UtcOffset::UTC)
+        .filter(|at| (0..=9999).contains(&at.year()))
+        .ok_or_else(|| {
+            format!("Invalid timestamp {text:?}: in UTC it must fall in the years 0000 to 9999")
+        })
 }
 
 #[cfg(test)]
@@ -1034,6 +1042,31 @@ mod tests {
         foreign.links.clear();
         assert!(partner.restore(foreign).is_err());
         assert_eq!(partner.link_count(), 1);
+    }
+
+    /// RFC 3339 lets `-23:59` carry the last minute of 9999 into the year 10000 in UTC,
+    /// which no moment the store keeps can hold and no timestamp can show: such a snapshot
+    /// is refused whole. Another offset is read as its moment, shown in UTC.
+    #[test]
+    fn a_snapshot_timestamp_past_9999_in_utc_is_refused_and_changes_nothing() {
+        let partner = partner();
+        let link = partner.create_link(new_link("u1"), NOW).expect("link");
+        partner.open_link(&link.link_id, NOW).expect("open");
+        let before = partner.snapshot();
+        for past in ["9999-12-31T23:59:59.999-23:59", "0000-01-01T00:00:00+00:01"] {
+            let mut broken = before.clone();
+            broken.links[0].expires_at = past.into();
+            let refused = partner.restore(broken).expect_err(past);
+            assert!(refused.contains("years 0000 to 9999"), "{refused}");
+            assert_eq!(partner.snapshot(), before, "{past}");
+        }
+        let mut shifted = before.clone();
+        shifted.links[0].expires_at = "2030-01-01T00:00:00+05:00".into();
+        partner.restore(shifted).expect("restore");
+        assert_eq!(
+            partner.snapshot().links[0].expires_at,
+            "2029-12-31T19:00:00.000Z"
+        );
     }
 
     #[test]
