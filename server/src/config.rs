@@ -400,6 +400,13 @@ impl FileConfig {
             if !usernames.insert(account.username.as_str()) {
                 bail!("Leaf account {:?} appears twice", account.username);
             }
+            if account.max_usage == Some(0) {
+                bail!(
+                    "Leaf account {:?}: max_usage must be at least 1 (a link allows that many \
+                     accesses of its page)",
+                    account.username
+                );
+            }
         }
         Ok(())
     }
@@ -451,6 +458,19 @@ mod tests {
             "[[partners]]\nslug = \"a\"\nkeys = [\"{KEY}\"]\ndefault_expires_in_minutes = 4"
         );
         assert!(FileConfig::parse(&bad_expiry).is_err());
+    }
+
+    #[test]
+    fn a_leaf_account_allows_at_least_one_access() {
+        let account = |max: u32| {
+            format!("[[leaf_accounts]]\nusername = \"qa\"\npassword = \"p\"\nmax_usage = {max}\n")
+        };
+        let error = FileConfig::parse(&account(0)).expect_err("0 accesses");
+        assert!(
+            error.to_string().contains("max_usage must be at least 1"),
+            "{error}"
+        );
+        assert!(FileConfig::parse(&account(1)).is_ok());
     }
 
     #[test]
