@@ -173,6 +173,50 @@ impl Minter {
     }
 }
 
+/// The count behind a [`Minter`]'s next id. Counting up from where every id held so far
+/// leaves off ([`Minted::past`]) gives an id no one holds, until the count passes the end of
+/// the space: only a restored id near that end takes it there, and from then on counts
+/// repeat ids issued before, so each is checked against the ids held.
+#[derive(Debug, Default)]
+pub struct Minted {
+    count: u64,
+    /// The ids held, gathered once the count has passed the end of the space.
+    held: Option<std::collections::HashSet<[u8; 6]>>,
+}
+
+impl Minted {
+    /// Counts on past `id`, one held (a restored id, or one read from the state file).
+    pub fn past(&mut self, minter: &Minter, id: &[u8; 6]) {
+        if let Some(index) = minter.index(id) {
+            self.count = self.count.max(index + 1);
+        }
+        if let Some(held) = self.held.as_mut() {
+            held.insert(*id);
+        }
+    }
+
+    /// A fresh id; `held` lists every id in use, and is read at most once.
+    pub fn next<I>(&mut self, minter: &Minter, held: impl FnOnce() -> I) -> [u8; 6]
+    where
+        I: Iterator<Item = [u8; 6]>,
+    {
+        let mut held = Some(held);
+        loop {
+            let id = minter.mint(self.count);
+            self.count += 1;
+            if self.count <= ALNUM6_SPACE {
+                return id;
+            }
+            let taken = self.held.get_or_insert_with(|| {
+                held.take().map(|held| held().collect()).unwrap_or_default()
+            });
+            if taken.insert(id) {
+                return id;
+            }
+        }
+    }
+}
+
 fn affine((a, b): (u64, u64), x: u64) -> u64 {
     ((u128::from(a) * u128::from(x) + u128::from(b)) % u128::from(ALNUM6_SPACE)) as u64
 }
@@ -221,6 +265,32 @@ pub fn suffix_of<'a>(id: &'a str, kind: &str, slug: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn minting_past_the_last_id_skips_the_ids_held() {
+        let minter = Minter::new("user:acme");
+        let mut minted = Minted::default();
+        let first = minted.next(&minter, || -> std::iter::Empty<[u8; 6]> {
+            unreachable!("the ids held are read only past the end of the space")
+        });
+        assert_eq!(first, minter.mint(0));
+        let second = minter.mint(1);
+        minted.past(&minter, &second);
+        let last = minter.mint(ALNUM6_SPACE - 1);
+        minted.past(&minter, &last);
+        // 0 and 1 are held, and `last` was the end of the space: the count wraps to 2.
+        let held = [first, second, last];
+        assert_eq!(minted.next(&minter, || held.into_iter()), minter.mint(2));
+        assert_eq!(
+            minted.next(&minter, || -> std::iter::Empty<[u8; 6]> {
+                unreachable!("gathered once")
+            }),
+            minter.mint(3)
+        );
+        // An id restored later is held too.
+        minted.past(&minter, &minter.mint(4));
+        assert_eq!(minted.next(&minter, std::iter::empty), minter.mint(5));
+    }
 
     #[test]
     fn uuids_are_version_4_rfc_variant_and_differ() {

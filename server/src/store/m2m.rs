@@ -354,8 +354,8 @@ struct PartnerState {
     /// The latest operation of each link (by link index), made through the control API.
     operations: HashMap<u32, operations::Operation>,
     /// Counts behind the next `userId` and `operationId` ([`ids::Minter`]).
-    minted_users: u64,
-    minted_operations: u64,
+    minted_users: ids::Minted,
+    minted_operations: ids::Minted,
 }
 
 impl PartnerState {
@@ -762,8 +762,9 @@ impl Partner {
                 index
             }
             None => {
-                let suffix = self.minter(IdKind::User).mint(state.minted_users);
-                state.minted_users += 1;
+                let suffix = state.minted_users.next(self.minter(IdKind::User), || {
+                    state.users.iter().map(|user| user.suffix)
+                });
                 state.users.push(User {
                     suffix,
                     reference_id: new.reference_id.as_str().into(),

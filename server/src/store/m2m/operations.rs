@@ -60,10 +60,12 @@ impl Partner {
         {
             return Err(OperationError::OperationExists);
         }
-        let suffix = self
-            .minter(super::IdKind::Operation)
-            .mint(state.minted_operations);
-        state.minted_operations += 1;
+        let state = &mut *state;
+        let suffix = state
+            .minted_operations
+            .next(self.minter(super::IdKind::Operation), || {
+                state.operations.values().map(|operation| operation.suffix)
+            });
         let operation = Operation {
             suffix,
             amount: new.amount,
@@ -77,10 +79,10 @@ impl Partner {
         );
         state.operations.insert(index as u32, operation);
         self.record(|changes| {
-            self.put_link(changes, &state, index);
-            self.put_operation(changes, &state, index);
+            self.put_link(changes, state, index);
+            self.put_operation(changes, state, index);
         });
-        Ok(self.operation_view(&state, index))
+        Ok(self.operation_view(state, index))
     }
 
     /// Cancels the link's live operation.

@@ -516,12 +516,9 @@ impl<'p> Merge<'p> {
         if state.index_user(&user.reference_id, index).is_some() {
             return Err(format!("referenceId {:?} appears twice", user.reference_id));
         }
-        state.minted_users = state.minted_users.max(
-            self.partner
-                .minter(IdKind::User)
-                .index(&user.suffix)
-                .map_or(0, |index| index + 1),
-        );
+        state
+            .minted_users
+            .past(self.partner.minter(IdKind::User), &user.suffix);
         state.users.push(user);
         Ok(())
     }
@@ -638,12 +635,9 @@ impl<'p> Merge<'p> {
                 },
             );
             // Mint on past every id held, whoever minted it.
-            state.minted_operations = state.minted_operations.max(
-                self.partner
-                    .minter(IdKind::Operation)
-                    .index(&suffix)
-                    .map_or(0, |index| index + 1),
-            );
+            state
+                .minted_operations
+                .past(self.partner.minter(IdKind::Operation), &suffix);
         }
         Ok(())
     }
@@ -1067,6 +1061,38 @@ mod tests {
             partner.snapshot().links[0].expires_at,
             "2029-12-31T19:00:00.000Z"
         );
+    }
+
+    /// A restored `userId` at the end of the id space sends the next count past it, where
+    /// counts repeat ids issued before: a new user still gets an id no user holds.
+    #[test]
+    fn a_restored_last_user_id_does_not_make_the_next_one_repeat() {
+        let partner = partner();
+        partner.create_link(new_link("u1"), NOW).expect("link");
+        partner.create_link(new_link("u2"), NOW).expect("link");
+        let mut snapshot = partner.snapshot();
+        let last = partner
+            .minter(IdKind::User)
+            .mint(crate::store::ids::ALNUM6_SPACE - 1);
+        let mut extra = snapshot.users[0].clone();
+        extra.reference_id = "last".into();
+        extra.user_id = format!("user_{}_{}", partner.slug, ids::fmt_alnum6(&last));
+        snapshot.users.push(extra);
+        partner.restore(snapshot).expect("restore");
+        for n in 0..3 {
+            partner
+                .create_link(new_link(&format!("new{n}")), NOW)
+                .expect("link");
+        }
+        let ids: Vec<String> = partner
+            .snapshot()
+            .users
+            .into_iter()
+            .map(|user| user.user_id)
+            .collect();
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(ids.len(), 6);
+        assert_eq!(distinct.len(), ids.len(), "{ids:?}");
     }
 
     #[test]
