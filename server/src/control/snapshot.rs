@@ -17,6 +17,7 @@ use warp::reply::Response;
 
 use super::error::{ControlError, json};
 use super::{scope, write_scope};
+use crate::ops::m2m::is_acceptable_callback;
 use crate::store::m2m::{Partner, SnapshotPieces};
 use crate::wire::{BodyError, Request};
 
@@ -59,8 +60,36 @@ pub fn restore(
     let scope = write_scope(request)?;
     let partner = scope.partner()?;
     let snapshot: M2mSnapshot = json(body)?;
+    check_urls(partner, &snapshot)?;
     partner.restore(snapshot).map_err(ControlError::invalid)?;
     Ok(streamed(partner))
+}
+
+/// The snapshot's URLs, held to the rule `PUT /_sandbox/m2m/webhook-config` and a link's
+/// `callbackUrl` are: HTTPS, or http to a loopback host. A `webhookUrl` equal to the
+/// partner's own passes as it is, so a snapshot of a partner whose URL a config file set
+/// restores as it was taken.
+fn check_urls(partner: &Partner, snapshot: &M2mSnapshot) -> Result<(), ControlError> {
+    const RULE: &str = "must be an HTTPS URL, or http to localhost, 127.0.0.1 or [::1]";
+    if let Some(url) = &snapshot.webhook_url
+        && partner.webhook_url().as_deref() != Some(url.as_str())
+        && !is_acceptable_callback(url)
+    {
+        return Err(ControlError::invalid(format!(
+            "Invalid request body at webhookUrl: it {RULE}"
+        )));
+    }
+    let bad = snapshot.links.iter().position(|link| {
+        link.callback_url
+            .as_deref()
+            .is_some_and(|url| !is_acceptable_callback(url))
+    });
+    match bad {
+        Some(index) => Err(ControlError::invalid(format!(
+            "Invalid request body at links[{index}].callbackUrl: it {RULE}"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// 200 with the partner's snapshot, written piece by piece as the client reads it.

@@ -363,6 +363,43 @@ async fn a_snapshot_round_trips_through_a_reset() {
         )
         .await;
     assert_control_error(&foreign, 400, "INVALID_REQUEST");
+    // A restore is held to the URL rule of webhook-config and of a link's callbackUrl.
+    for (field, url, path) in [
+        ("webhookUrl", "http://10.0.0.5/hooks", "webhookUrl"),
+        ("webhookUrl", "http://[::1", "webhookUrl"),
+        (
+            "callbackUrl",
+            "http://internal.example/hook",
+            "links[1].callbackUrl",
+        ),
+    ] {
+        let mut bad = before.json.clone();
+        if field == "webhookUrl" {
+            bad["webhookUrl"] = json!(url);
+        } else {
+            bad["links"][1]["callbackUrl"] = json!(url);
+        }
+        let refused = app
+            .control(Method::PUT, "/snapshot", Some(&key), Some(&bad))
+            .await;
+        assert_control_error(&refused, 400, "INVALID_REQUEST");
+        assert_eq!(
+            refused.json["error"]["message"],
+            format!(
+                "Invalid request body at {path}: it must be an HTTPS URL, or http to \
+                 localhost, 127.0.0.1 or [::1]"
+            ),
+            "{url}"
+        );
+    }
+    let mut good = before.json.clone();
+    good["webhookUrl"] = json!("https://hooks.example/partner");
+    good["links"][1]["callbackUrl"] = json!("http://127.0.0.1:9/hook");
+    let accepted = app
+        .control(Method::PUT, "/snapshot", Some(&key), Some(&good))
+        .await;
+    assert_eq!(accepted.status, 200, "{accepted:?}");
+    assert_eq!(accepted.json, good);
 }
 
 #[tokio::test]

@@ -150,3 +150,40 @@ async fn beyond_max_tenants_a_new_key_is_refused_and_known_keys_still_work() {
     let known = app.list_links(&test_key(1), "").await;
     assert_eq!(known.status, 200, "{known:?}");
 }
+
+/// A config file may give a partner any webhook URL. Its snapshot restores as it was taken,
+/// though a restore that set that URL anew would be refused (plain http, not loopback).
+#[tokio::test]
+async fn a_configured_webhook_url_survives_its_snapshots_round_trip() {
+    const HOOKED: &str = "m2m_test_hookedhookedhookedhookedhooked00";
+    let config = FileConfig::parse(&format!(
+        r#"
+        [[partners]]
+        slug = "hooked"
+        keys = ["{HOOKED}"]
+        webhook_url = "http://10.0.0.5:8080/hooks"
+        "#
+    ))
+    .expect("valid config");
+    let app = spawn_app_with(Options {
+        file: Some(config),
+        ..Options::default()
+    })
+    .await;
+    app.create_link_for(HOOKED, "user-1").await;
+    let taken = app
+        .control(Method::GET, "/snapshot", Some(HOOKED), None)
+        .await;
+    assert_eq!(taken.json["webhookUrl"], "http://10.0.0.5:8080/hooks");
+    let restored = app
+        .control(Method::PUT, "/snapshot", Some(HOOKED), Some(&taken.json))
+        .await;
+    assert_eq!(restored.status, 200, "{restored:?}");
+    assert_eq!(restored.json, taken.json);
+    let mut moved = taken.json.clone();
+    moved["webhookUrl"] = json!("http://10.0.0.6:8080/hooks");
+    let refused = app
+        .control(Method::PUT, "/snapshot", Some(HOOKED), Some(&moved))
+        .await;
+    assert_eq!(refused.status, 400, "{refused:?}");
+}
