@@ -341,18 +341,12 @@ fn unavailable(path: &str, error: &crate::persist::shared::Unavailable) -> Respo
     tracing::error!(%error, "answering 503: the shared database is unavailable");
     let message =
         format!("{error}. Nothing was changed; try again shortly (linkbox reconnects by itself).");
-    let status = StatusCode::SERVICE_UNAVAILABLE;
-    let mut response = if m2m::owns(path) {
-        m2m::error::error_response(
-            status,
-            linkbox_contracts::m2m::ErrorCode::InternalError,
-            message,
-        )
-    } else if leaf::owns(path) {
-        leaf::error::problem_with(status, path, message)
-    } else {
-        control::error(status, "STATE_UNAVAILABLE", message)
-    };
+    let mut response = failure(
+        path,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "STATE_UNAVAILABLE",
+        message,
+    );
     response.headers_mut().insert(
         http::header::RETRY_AFTER,
         http::HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS),
@@ -385,7 +379,22 @@ fn internal(path: &str, panic: &(dyn std::any::Any + Send)) -> Response {
         "linkbox failed while answering this request (a bug; it is in linkbox's log). It may \
          have been applied in part: read the resource again before retrying.",
     );
-    let status = StatusCode::INTERNAL_SERVER_ERROR;
+    failure(
+        path,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL_ERROR",
+        message,
+    )
+}
+
+/// linkbox's own failure (`status`, a 5xx) in the envelope of `path`'s API: M2M's
+/// `INTERNAL_ERROR`, Leaf's problem body, or the control API's `control_code`.
+fn failure(
+    path: &str,
+    status: StatusCode,
+    control_code: &'static str,
+    message: String,
+) -> Response {
     if m2m::owns(path) {
         m2m::error::error_response(
             status,
@@ -395,7 +404,7 @@ fn internal(path: &str, panic: &(dyn std::any::Any + Send)) -> Response {
     } else if leaf::owns(path) {
         leaf::error::problem_with(status, path, message)
     } else {
-        control::error(status, "INTERNAL_ERROR", message)
+        control::error(status, control_code, message)
     }
 }
 
