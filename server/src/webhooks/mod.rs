@@ -37,6 +37,9 @@ use crate::store::m2m::Partner;
 
 /// Finished deliveries beyond this many are forgotten, oldest first; pending ones never are.
 const MAX_KEPT_DELIVERIES: usize = 10_000;
+/// Attempts one delivery keeps: ten replays' worth of full schedules. Earlier ones are
+/// counted, not kept, so a delivery replayed without end stays the same size. [design]
+pub const MAX_KEPT_ATTEMPTS: usize = 50;
 /// Deliveries one partner may have pending at once; a further event's delivery is recorded
 /// as failed at once (replayable), so a dead receiver cannot grow the queue without bound.
 /// [design]
@@ -145,7 +148,11 @@ struct Delivery {
     /// The link's `callbackUrl`; when absent the partner's URL is read at each attempt.
     callback_url: Option<String>,
     status: DeliveryStatus,
+    /// The latest attempts, at most [`MAX_KEPT_ATTEMPTS`].
     attempts: Vec<Attempt>,
+    /// Attempts made before those kept in `attempts`: a delivery replayed again and again
+    /// keeps only its latest ones, but still counts them all.
+    earlier_attempts: usize,
     /// Index into the retry schedule of the next attempt.
     step: usize,
     next_attempt_at: Option<OffsetDateTime>,
@@ -154,13 +161,28 @@ struct Delivery {
 }
 
 impl Delivery {
+    /// How many attempts the delivery has had, kept or not: the next one's number, from 0.
+    fn attempts_made(&self) -> usize {
+        self.earlier_attempts + self.attempts.len()
+    }
+
+    /// Records `attempt`, dropping the oldest kept one past [`MAX_KEPT_ATTEMPTS`].
+    fn push_attempt(&mut self, attempt: Attempt) {
+        self.attempts.push(attempt);
+        if self.attempts.len() > MAX_KEPT_ATTEMPTS {
+            let dropped = self.attempts.len() - MAX_KEPT_ATTEMPTS;
+            self.attempts.drain(..dropped);
+            self.earlier_attempts += dropped;
+        }
+    }
+
     /// Fails a new delivery at once with one unsent attempt saying why; it stays
     /// replayable.
     fn refuse(&mut self, now: OffsetDateTime, error: Cow<'static, str>) {
         self.status = DeliveryStatus::Failed;
         self.next_attempt_at = None;
         self.step = 1;
-        self.attempts.push(Attempt {
+        self.push_attempt(Attempt {
             at: now,
             url: None,
             status_code: None,
@@ -285,6 +307,7 @@ impl Webhooks {
             callback_url,
             status: DeliveryStatus::Pending,
             attempts: Vec::new(),
+            earlier_attempts: 0,
             step: 0,
             next_attempt_at: Some(now),
             in_flight: false,
@@ -348,7 +371,7 @@ impl Webhooks {
         deliveries.due(now, |delivery| {
             jobs.push(Job {
                 id: delivery.id,
-                attempt: delivery.attempts.len(),
+                attempt: delivery.attempts_made(),
                 partner: delivery.partner.clone(),
                 event: delivery.event,
                 body: delivery.body.clone(),
@@ -379,7 +402,7 @@ impl Webhooks {
     pub fn defer(&self, id: DeliveryId, attempt: usize, at: OffsetDateTime) {
         self.shared.deliveries.lock().update(id, |delivery| {
             delivery.in_flight = false;
-            if delivery.status == DeliveryStatus::Pending && delivery.attempts.len() == attempt {
+            if delivery.status == DeliveryStatus::Pending && delivery.attempts_made() == attempt {
                 delivery.next_attempt_at = Some(at);
             }
         });
@@ -413,7 +436,7 @@ impl Webhooks {
         delivery.step += 1;
         let at = attempt.at;
         let succeeded = attempt.succeeded();
-        delivery.attempts.push(attempt);
+        delivery.push_attempt(attempt);
         if succeeded {
             delivery.status = DeliveryStatus::Delivered;
             delivery.next_attempt_at = None;
@@ -690,6 +713,36 @@ pub(super) mod tests {
         );
         webhooks.record_unsendable(refused, failed_at(NOW));
         assert_eq!(ids(webhooks.take_due(NOW)), [after]);
+    }
+
+    /// A delivery replayed without end keeps its latest attempts only, but its attempts
+    /// go on being numbered from all it has had (the number a replica claims an attempt by).
+    #[test]
+    fn a_delivery_replayed_again_and_again_keeps_its_latest_attempts() {
+        let webhooks = Webhooks::new();
+        let id = webhooks.enqueue(&partner(), "link.created", about("link_a"), None, NOW);
+        let replays = MAX_KEPT_ATTEMPTS + 20;
+        for n in 0..replays {
+            let at = NOW + Duration::seconds(n as i64 + 1);
+            webhooks
+                .replay(&id.text(), Visible::All, at)
+                .expect("replayed");
+            let jobs = webhooks.take_due(at);
+            assert_eq!(jobs.len(), 1);
+            assert_eq!(jobs[0].attempt, n + 1, "numbered from every attempt made");
+            webhooks.record_unsendable(id, failed_at(at));
+        }
+        let view = &webhooks.deliveries(Visible::All)[0];
+        assert_eq!(view.attempts.len(), MAX_KEPT_ATTEMPTS);
+        let last = NOW + Duration::seconds(replays as i64);
+        assert_eq!(
+            view.attempts[MAX_KEPT_ATTEMPTS - 1].at,
+            timefmt::millis(last)
+        );
+        let deliveries = webhooks.shared.deliveries.lock();
+        let delivery = deliveries.get(id).expect("kept");
+        assert_eq!(delivery.attempts_made(), replays + 1);
+        assert_eq!(delivery.earlier_attempts, replays + 1 - MAX_KEPT_ATTEMPTS);
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct DeliveryRow {
     pub callback_url: Option<String>,
     pub status: DeliveryStatus,
     pub attempts: Vec<AttemptRow>,
+    /// Attempts made before the ones kept (absent: none).
+    #[serde(default)]
+    pub earlier_attempts: usize,
     /// Index into the retry schedule of the next attempt.
     pub step: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,6 +72,8 @@ struct RowOut<'a> {
     callback_url: Option<&'a str>,
     status: DeliveryStatus,
     attempts: Vec<AttemptRow<Cow<'a, str>>>,
+    #[serde(skip_serializing_if = "is_zero")]
+    earlier_attempts: usize,
     step: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_attempt_at: Option<String>,
@@ -112,6 +117,10 @@ fn raw_body(body: &str, object: bool) -> Option<(&'static str, Option<&str>)> {
     object.then_some(("body", Some(body)))
 }
 
+fn is_zero(count: &usize) -> bool {
+    *count == 0
+}
+
 pub(super) fn put(changes: &mut Changes, delivery: &Delivery) {
     let (body, object) = match std::str::from_utf8(&delivery.body) {
         Ok(text) => (Cow::Borrowed(text), delivery.body_is_object),
@@ -134,6 +143,7 @@ pub(super) fn put(changes: &mut Changes, delivery: &Delivery) {
                 duration_ms: attempt.duration_ms,
             })
             .collect(),
+        earlier_attempts: delivery.earlier_attempts,
         step: delivery.step,
         next_attempt_at: delivery.next_attempt_at.map(timefmt::nanos),
         created_at: timefmt::nanos(delivery.created_at),
@@ -225,6 +235,7 @@ impl Webhooks {
             callback_url: row.callback_url,
             status: row.status,
             attempts,
+            earlier_attempts: row.earlier_attempts,
             step: row.step,
             next_attempt_at: row.next_attempt_at.as_deref().map(time).transpose()?,
             in_flight: false,
@@ -279,6 +290,11 @@ mod tests {
     /// The document of a failed `link.created` delivery with `body`, which the delivery
     /// knows to be a JSON object or not.
     fn written(body: &str, object: bool) -> String {
+        written_after(body, object, 0)
+    }
+
+    /// [`written`], for a delivery that had `earlier` attempts before the one it keeps.
+    fn written_after(body: &str, object: bool, earlier: usize) -> String {
         let row = RowOut {
             event: events::LINK_CREATED,
             callback_url: None,
@@ -290,6 +306,7 @@ mod tests {
                 error: Some(Cow::Borrowed("no webhook URL")),
                 duration_ms: 0,
             }],
+            earlier_attempts: earlier,
             step: 1,
             next_attempt_at: None,
             created_at: "2026-02-10T12:00:00.000000000Z".to_owned(),
@@ -333,6 +350,17 @@ mod tests {
         assert_eq!(back.created_at, "2026-02-10T12:00:00.000000000Z");
     }
 
+    /// A delivery that dropped attempts past the bound says how many, and only then.
+    #[test]
+    fn the_attempts_made_before_those_kept_are_written_and_read_back() {
+        let body = r#"{"event":"link.created","data":{}}"#;
+        assert!(!written(body, true).contains("earlierAttempts"));
+        let doc = written_after(body, true, 70);
+        assert!(doc.contains(r#""earlierAttempts":70"#), "{doc}");
+        let back: DeliveryRow = serde_json::from_str(&doc).expect("reads back");
+        assert_eq!(back.earlier_attempts, 70);
+    }
+
     #[test]
     fn a_body_that_is_not_an_object_is_kept_as_a_string() {
         for body in [
@@ -361,6 +389,7 @@ mod tests {
         assert!(back.body.object, "an object held as a string is still one");
         assert_eq!(back.callback_url, None);
         assert_eq!(back.attempts[0].status_code, None);
+        assert_eq!(back.earlier_attempts, 0);
         let again = written(&back.body.text, back.body.object);
         assert!(again.contains(r#""body":{"event""#), "{again}");
         let again: DeliveryRow = serde_json::from_str(&again).unwrap();

@@ -370,6 +370,7 @@ mod tests {
             callback_url: None,
             status,
             attempts: Vec::new(),
+            earlier_attempts: 0,
             step: 0,
             next_attempt_at: None,
             in_flight: false,
