@@ -330,6 +330,9 @@ pub struct Partner {
     /// The size of the largest snapshot `GET` wrote of this partner, which `PUT` accepts
     /// back whatever its size.
     largest_snapshot: AtomicUsize,
+    /// The size of the snapshot last measured ([`Partner::snapshot_size_now`]), with the
+    /// `changes` it was measured at.
+    measured_snapshot: Mutex<(u64, usize)>,
     widget_base: Arc<str>,
     sink: Sink,
     state: Mutex<PartnerState>,
@@ -612,6 +615,7 @@ impl Partner {
             stranger: false,
             changes: AtomicU64::new(0),
             largest_snapshot: AtomicUsize::new(0),
+            measured_snapshot: Mutex::new((u64::MAX, 0)),
             widget_base,
             sink,
             state: Mutex::new(state),
@@ -629,6 +633,7 @@ impl Partner {
             stranger: false,
             changes: AtomicU64::new(0),
             largest_snapshot: AtomicUsize::new(0),
+            measured_snapshot: Mutex::new((u64::MAX, 0)),
             widget_base,
             sink,
             state: Mutex::new(PartnerState {

@@ -319,6 +319,23 @@ impl Partner {
     pub fn largest_snapshot(&self) -> usize {
         self.largest_snapshot.load(Ordering::Relaxed)
     }
+
+    /// The size of the snapshot a `GET` would write now. Writing it takes about a second
+    /// per half a million links, so it is measured at most once per state of the partner:
+    /// asked again before any change, the last measure is the answer.
+    pub fn snapshot_size_now(self: &Arc<Self>) -> usize {
+        let changes = self.changes.load(Ordering::Relaxed);
+        let (measured_at, size) = *self.measured_snapshot.lock();
+        if measured_at == changes {
+            return size;
+        }
+        let size = self
+            .snapshot_pieces()
+            .map(|piece| piece.map_or(0, |piece| piece.len()))
+            .sum();
+        *self.measured_snapshot.lock() = (changes, size);
+        size
+    }
 }
 
 impl SnapshotPieces {
@@ -1010,6 +1027,24 @@ mod tests {
             serde_json::to_vec(&partner.snapshot()).expect("json")
         );
         assert_eq!(partner.largest_snapshot(), bytes.len());
+    }
+
+    /// The size a `GET` would write now is measured once per state of the partner.
+    #[test]
+    fn the_snapshot_size_is_measured_once_per_state() {
+        let partner = partner();
+        for n in 0..3 {
+            partner
+                .create_link(new_link(&format!("u{n}")), NOW)
+                .expect("link");
+        }
+        let size = partner.snapshot_size_now();
+        assert_eq!(size, streamed(&partner).expect("stream").len());
+        // Asked again before a change, the answer is the last measure, not a new one.
+        *partner.measured_snapshot.lock() = (partner.changes.load(Ordering::Relaxed), 7);
+        assert_eq!(partner.snapshot_size_now(), 7);
+        partner.create_link(new_link("u3"), NOW).expect("link");
+        assert!(partner.snapshot_size_now() > size);
     }
 
     #[test]
