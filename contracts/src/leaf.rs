@@ -68,6 +68,7 @@ pub fn http_message(status: u16) -> String {
 pub mod messages {
     pub const METHOD_ARGUMENT_NOT_VALID: &str = "Method argument not valid";
     pub const UNAUTHORIZED: &str = "Unauthorized";
+    pub const FORBIDDEN: &str = "Forbidden";
     pub const FULL_AUTH_REQUIRED: &str = "Full authentication is required to access this resource";
     pub const INVALID_TOKEN: &str = "The bearer token is malformed, forged or foreign";
     pub const EXPIRED_TOKEN: &str = "The bearer token has expired";

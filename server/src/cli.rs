@@ -200,8 +200,8 @@ pub struct ServeArgs {
     /// it a new connection gets one prompt request answered, then is closed.
     #[arg(long, env = "LINKBOX_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: Option<u64>,
-    /// Open mode: create at most N partners (one per new key); further new keys are refused
-    /// with a clear error (default: unbounded).
+    /// Open mode: create at most N partners (one per new key) and N Leaf accounts (one per
+    /// new username); further new ones are refused with a clear error (default: unbounded).
     #[arg(long, env = "LINKBOX_MAX_TENANTS", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_tenants: Option<u64>,
     /// Who may move the shared sandbox clock: `admin` only, or any `tenants` too (default:

@@ -53,6 +53,7 @@ impl ControlError {
                 }
                 Refusal::Suspended => (StatusCode::FORBIDDEN, codes::PARTNER_SUSPENDED),
                 Refusal::TenantLimit => (StatusCode::FORBIDDEN, codes::INVALID_API_KEY),
+                Refusal::AccountLimit(_) => (StatusCode::FORBIDDEN, codes::UNAUTHORIZED),
                 Refusal::TenantRequired | Refusal::LeafTokenRequired => {
                     (StatusCode::BAD_REQUEST, codes::TENANT_REQUIRED)
                 }

@@ -22,6 +22,9 @@ pub fn authenticate(request: &Request) -> Result<Response, ApiError> {
     if !accounts.check_password(&login.username, &login.password) {
         return Err(ApiError::BadCredentials);
     }
+    if !accounts.admits(&login.username) {
+        return Err(crate::store::leaf::AccountLimit.into());
+    }
     let id_token = tokens::issue(
         accounts,
         &login.username,

@@ -26,6 +26,9 @@ pub enum ApiError {
     ExpiredToken,
     #[error("{}", messages::BAD_CREDENTIALS)]
     BadCredentials,
+    /// Open mode: `--max-tenants` accounts exist; a new username is refused.
+    #[error(transparent)]
+    AccountLimit(#[from] crate::store::leaf::AccountLimit),
     /// A body that breaks field rules: every violation, in field order.
     #[error("{} ({} violations)", messages::METHOD_ARGUMENT_NOT_VALID, .0.len())]
     Invalid(Vec<FieldError>),
@@ -59,6 +62,7 @@ impl ApiError {
             | ApiError::InvalidToken
             | ApiError::ExpiredToken
             | ApiError::BadCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::AccountLimit(_) => StatusCode::FORBIDDEN,
             ApiError::Invalid(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -75,6 +79,7 @@ impl ApiError {
             | ApiError::InvalidToken
             | ApiError::ExpiredToken
             | ApiError::BadCredentials => messages::UNAUTHORIZED,
+            ApiError::AccountLimit(_) => messages::FORBIDDEN,
             ApiError::Invalid(_) => messages::METHOD_ARGUMENT_NOT_VALID,
             ApiError::BadRequest(_) => messages::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => messages::UNSUPPORTED_MEDIA_TYPE,

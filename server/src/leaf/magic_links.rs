@@ -57,7 +57,7 @@ pub fn create_with_user(request: &Request, widget: Widget) -> Result<Response, A
     let account = authorize(request)?;
     let body = validate::json_object(&request.headers, request.body.clone())?;
     let create = validate::create_link(widget, body, None)?;
-    let account = request.app.store.leaf().materialize(&account);
+    let account = request.app.store.leaf().materialize(&account)?;
     let created = account.create_magic_link(create.owner, create.link, request.app.clock.now())?;
     Ok(respond(StatusCode::OK, &created, &create.ignored))
 }

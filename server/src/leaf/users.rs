@@ -36,7 +36,7 @@ pub fn create(request: &Request) -> Result<Response, ApiError> {
     let account = authorize(request)?;
     let body = validate::json_object(&request.headers, request.body.clone())?;
     let user = validate::user(body, false, None)?;
-    let account = request.app.store.leaf().materialize(&account);
+    let account = request.app.store.leaf().materialize(&account)?;
     let created = account.create_user(user.fields)?;
     let mut response = respond(StatusCode::CREATED, &created, &user.ignored);
     if let Ok(location) = HeaderValue::from_str(&format!("{}/{}", request.path, created.id)) {

@@ -70,6 +70,8 @@ pub enum Refusal {
         "This sandbox already holds its maximum number of partners (--max-tenants); new keys are refused until it is restarted with a higher limit. Use an existing key"
     )]
     TenantLimit,
+    #[error(transparent)]
+    AccountLimit(#[from] crate::store::leaf::AccountLimit),
     #[error("The bearer token has expired")]
     ExpiredToken,
     #[error("This endpoint acts on one partner: call it with that partner's X-API-Key")]
@@ -239,7 +241,7 @@ impl Scope {
             Scope::Admin => Scope::Admin,
             Scope::Tenant(partner) => Scope::Tenant(app.store.m2m().materialize(&partner)?),
             Scope::Leaf(account, label) => {
-                Scope::Leaf(app.store.leaf().materialize(&account), label)
+                Scope::Leaf(app.store.leaf().materialize(&account)?, label)
             }
         })
     }

@@ -43,8 +43,18 @@ pub enum LeafError {
 }
 
 /// The account table: username → account, plus the token signing secret.
+/// Open mode: the sandbox holds `--max-tenants` Leaf accounts, and a new username would
+/// make one more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "This sandbox already holds its maximum number of Leaf accounts (--max-tenants); new usernames are refused until it is restarted with a higher limit. Use an existing account"
+)]
+pub struct AccountLimit;
+
 pub struct Accounts {
     by_name: RwLock<HashMap<Box<str>, Arc<Account>>>,
+    /// Open mode, `--max-tenants`: the most accounts there may be.
+    max_accounts: Option<usize>,
     /// Magic link id → owner's username, kept by the accounts as links come and go, so the
     /// hosted page finds a link's account without scanning every account.
     link_owners: LinkOwners,
@@ -82,6 +92,7 @@ impl Accounts {
         rand::rng().fill_bytes(&mut secret);
         Accounts {
             by_name: RwLock::new(HashMap::new()),
+            max_accounts: settings.max_tenants,
             link_owners: LinkOwners::default(),
             configured,
             secret: RwLock::new(secret),
@@ -162,14 +173,27 @@ impl Accounts {
         self.fresh(username, true).map(Arc::new)
     }
 
+    /// Whether `username` has an account or may have one made: `--max-tenants` (open
+    /// mode) bounds how many there are.
+    pub fn admits(&self, username: &str) -> bool {
+        self.max_accounts.is_none_or(|max| {
+            let by_name = self.by_name.read();
+            by_name.contains_key(username) || by_name.len() < max
+        })
+    }
+
     /// The account a write acts on: `account` itself, or for a stranger the account of
-    /// its username, created now.
-    pub fn materialize(&self, account: &Arc<Account>) -> Arc<Account> {
+    /// its username, created now; refused once `--max-tenants` accounts exist.
+    pub fn materialize(&self, account: &Arc<Account>) -> Result<Arc<Account>, AccountLimit> {
         if !account.stranger {
-            return account.clone();
+            return Ok(account.clone());
         }
-        self.account(&account.username)
-            .unwrap_or_else(|| account.clone())
+        if !self.admits(&account.username) {
+            return Err(AccountLimit);
+        }
+        Ok(self
+            .account(&account.username)
+            .unwrap_or_else(|| account.clone()))
     }
 
     /// Every account seen so far, by username.

@@ -120,6 +120,42 @@ async fn config_mode_admits_only_configured_accounts_with_their_max_usage() {
     assert_eq!(link.json["maxUsage"], 5);
 }
 
+/// `--max-tenants` bounds Leaf accounts as it bounds partners: a new username is refused
+/// at login once the sandbox holds that many, and so is the first write of a token issued
+/// before the last place was taken; known accounts go on working.
+#[tokio::test]
+async fn beyond_max_tenants_a_new_leaf_username_is_refused_and_known_ones_still_work() {
+    let app = spawn_app_with(Options {
+        max_tenants: Some(1),
+        ..Options::default()
+    })
+    .await;
+    let first = app.authenticate("farm-a").await;
+    let early = app.authenticate("farm-b").await;
+    created_link(&app, &first, "provider", "ext-a").await;
+    let refused = authenticate_with(&app, &json!({"username": "farm-c", "password": "p"})).await;
+    assert_leaf_problem(&refused, 403, "Forbidden", "/api/authenticate");
+    let detail = refused.json["detail"].as_str().expect("detail");
+    assert!(detail.contains("--max-tenants"), "{detail}");
+    let path = format!("{WIDGETS}/magic-link/provider");
+    let write = create_link(&app, &early, "provider", &minimal_body("provider", "ext-b")).await;
+    assert_leaf_problem(&write, 403, "Forbidden", &path);
+    let seeded = app
+        .send(
+            Method::POST,
+            "/_sandbox/seed",
+            &[
+                ("authorization", &format!("Bearer {early}")),
+                ("content-type", "application/json"),
+            ],
+            Some(br#"{"api": "leaf", "count": 1}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(seeded.status, 403, "{seeded:?}");
+    assert!(app.authenticate("farm-a").await.len() > 10);
+    created_link(&app, &first, "provider", "ext-a2").await;
+}
+
 #[tokio::test]
 async fn unreadable_bodies_are_400_413_or_415_problems() {
     let app = spawn_app().await;
