@@ -2,7 +2,7 @@
 //! sockets: every page state, the forms, and the webhooks they send.
 
 use linkbox_tests::receiver::Receiver;
-use linkbox_tests::{Reply, TestApp, spawn_app, test_key};
+use linkbox_tests::{Reply, TestApp, spawn_app, spawn_app_with, test_key};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -676,6 +676,54 @@ async fn seeding_the_same_rng_seed_gives_the_same_data() {
         message.starts_with("Invalid request body at count: invalid value: integer `-1`, expected a whole number from 0 to 4294967295"),
         "{message}"
     );
+}
+
+/// The admin's dashboard pages through every partner's links, partner after partner: each
+/// link once, a hundred a page, the count over them all.
+#[tokio::test]
+async fn the_admins_dashboard_pages_through_every_partners_links_once() {
+    let app = spawn_app_with(linkbox::Options {
+        admin_token: Some("root".into()),
+        ..linkbox::Options::default()
+    })
+    .await;
+    let mut expected = std::collections::BTreeSet::new();
+    for (n, count) in [(31, 60), (32, 70), (33, 90)] {
+        let key = test_key(n);
+        let seeded = seed(
+            &app,
+            &[("x-api-key", &key)],
+            json!({"api": "m2m", "count": count, "rngSeed": n}),
+        )
+        .await;
+        assert_eq!(seeded.status, 201, "{seeded:?}");
+        for id in seeded.json["created"].as_array().expect("ids") {
+            expected.insert(id.as_str().expect("id").to_owned());
+        }
+    }
+    let mut seen = Vec::new();
+    for (page, shown, says) in [
+        (1, 100, "showing 1–100 of 220"),
+        (2, 100, "showing 101–200 of 220"),
+        (3, 20, "showing 201–220 of 220"),
+        (4, 0, "showing 0 of 220"),
+    ] {
+        let board = get(&app, &format!("/_sandbox/ui?token=root&page={page}")).await;
+        assert_eq!(board.status, 200);
+        assert!(board.text.contains(says), "page {page}");
+        let ids: Vec<String> = board
+            .text
+            .split("<code>")
+            .skip(1)
+            .filter_map(|rest| rest.split_once("</code>").map(|(id, _)| id.to_owned()))
+            .filter(|id| id.starts_with("link_"))
+            .collect();
+        assert_eq!(ids.len(), shown, "page {page}");
+        seen.extend(ids);
+    }
+    let distinct: std::collections::BTreeSet<String> = seen.iter().cloned().collect();
+    assert_eq!(seen.len(), distinct.len(), "no link on two pages");
+    assert_eq!(distinct, expected);
 }
 
 #[tokio::test]
