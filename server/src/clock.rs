@@ -83,14 +83,13 @@ impl Clock {
         self.moved.notify_one();
     }
 
-    /// Whether `seconds` is a step [`Clock::advance`] may be asked for: at most
-    /// [`MAX_STEP_SECONDS`] either way. (`i64::MIN` has no `abs`; this takes it too.)
-    pub fn is_step(seconds: i64) -> bool {
-        seconds.unsigned_abs() <= MAX_STEP_SECONDS.unsigned_abs()
-    }
-
-    /// Moves the clock by `by` (forward when positive), frozen or not.
-    pub fn advance(&self, by: Duration) -> Result<(), OutOfRange> {
+    /// Moves the clock by `by` (forward when positive), frozen or not: at most
+    /// [`MAX_STEP_SECONDS`] either way, and only within [`YEARS`].
+    pub fn advance(&self, by: Duration) -> Result<(), StepError> {
+        // `unsigned_abs`: the smallest `i64` has no `abs`.
+        if by.whole_seconds().unsigned_abs() > MAX_STEP_SECONDS.unsigned_abs() {
+            return Err(StepError::TooFar);
+        }
         {
             let mut state = self.state.write();
             let reading = state.frozen_at.unwrap_or_else(|| offset_now(state.offset));
@@ -178,8 +177,17 @@ pub const YEARS: std::ops::RangeInclusive<i32> = 1970..=9000;
 #[error("the sandbox clock must stay between the years 1970 and 9000")]
 pub struct OutOfRange;
 
-/// The largest step one request may move the clock: a century.
+/// The largest step [`Clock::advance`] takes: a century.
 pub const MAX_STEP_SECONDS: i64 = 100 * 366 * 24 * 3600;
+
+/// Why [`Clock::advance`] did not move the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StepError {
+    #[error("a step must be within a century")]
+    TooFar,
+    #[error(transparent)]
+    OutOfRange(#[from] OutOfRange),
+}
 
 fn check_range(reading: Option<OffsetDateTime>) -> Result<(), OutOfRange> {
     match reading {
@@ -274,7 +282,22 @@ mod tests {
         clock
             .set_to(datetime!(8999-12-31 00:00 UTC))
             .expect("in range");
-        assert_eq!(clock.advance(Duration::days(800)), Err(OutOfRange));
+        assert_eq!(
+            clock.advance(Duration::days(800)),
+            Err(StepError::OutOfRange(OutOfRange))
+        );
+        for seconds in [
+            i64::MIN,
+            i64::MAX,
+            MAX_STEP_SECONDS + 1,
+            -MAX_STEP_SECONDS - 1,
+        ] {
+            assert_eq!(
+                clock.advance(Duration::seconds(seconds)),
+                Err(StepError::TooFar),
+                "{seconds}"
+            );
+        }
         assert_eq!(
             clock.set_to(datetime!(9999-12-31 00:00 UTC)),
             Err(OutOfRange)

@@ -14,7 +14,7 @@ use warp::reply::Response;
 use super::error::{ControlError, json};
 use super::scope;
 use crate::app::App;
-use crate::clock::Clock;
+use crate::clock::StepError;
 use crate::wire::{BodyError, Request};
 
 /// GET /_sandbox/clock
@@ -38,15 +38,15 @@ pub fn change(request: &Request, body: Result<Bytes, BodyError>) -> Result<Respo
 fn apply(app: &App, change: ClockChange) -> Result<(), ControlError> {
     match (change.advance_seconds, change.set_to, change.frozen) {
         (Some(seconds), None, None) => {
-            if !Clock::is_step(seconds) {
-                return Err(ControlError::invalid(
-                    "The advanceSeconds field must be within a century",
-                ));
-            }
             app.clock
                 .advance(time::Duration::seconds(seconds))
-                .map_err(|error| {
-                    ControlError::invalid(format!("The advanceSeconds field moves {error}"))
+                .map_err(|error| match error {
+                    StepError::TooFar => {
+                        ControlError::invalid("The advanceSeconds field must be within a century")
+                    }
+                    StepError::OutOfRange(error) => {
+                        ControlError::invalid(format!("The advanceSeconds field moves {error}"))
+                    }
                 })?;
         }
         (None, Some(to), None) => {

@@ -88,18 +88,23 @@ fn act(app: &App, action: &str, form: &[(String, String)]) -> Option<Result<Stri
             Some(Err(crate::ops::identity::CLOCK_ADMIN_ONLY.into()))
         }
         "clock" => {
+            const WHOLE: &str =
+                "advanceSeconds must be a whole number of seconds, within a century";
             let seconds = field(form, "advanceSeconds").and_then(|value| value.parse::<i64>().ok());
-            match seconds {
-                Some(seconds) if crate::clock::Clock::is_step(seconds) => Some(
-                    app.clock
-                        .advance(time::Duration::seconds(seconds))
-                        .map(|()| format!("Clock moved by {seconds} s."))
-                        .map_err(|error| format!("Not moved: {error}.")),
-                ),
-                _ => Some(Err(
-                    "advanceSeconds must be a whole number of seconds, within a century".into(),
-                )),
-            }
+            let Some(seconds) = seconds else {
+                return Some(Err(WHOLE.into()));
+            };
+            Some(
+                app.clock
+                    .advance(time::Duration::seconds(seconds))
+                    .map(|()| format!("Clock moved by {seconds} s."))
+                    .map_err(|error| match error {
+                        crate::clock::StepError::TooFar => WHOLE.into(),
+                        crate::clock::StepError::OutOfRange(error) => {
+                            format!("Not moved: {error}.")
+                        }
+                    }),
+            )
         }
         _ => None,
     }
