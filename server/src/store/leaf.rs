@@ -42,7 +42,6 @@ pub enum LeafError {
     LinkUsedUp,
 }
 
-/// The account table: username → account, plus the token signing secret.
 /// Open mode: the sandbox holds `--max-tenants` Leaf accounts, and a new username would
 /// make one more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +50,7 @@ pub enum LeafError {
 )]
 pub struct AccountLimit;
 
+/// The account table: username → account, plus the token signing secret.
 pub struct Accounts {
     by_name: RwLock<HashMap<Box<str>, Arc<Account>>>,
     /// Open mode, `--max-tenants`: the most accounts there may be.
