@@ -221,8 +221,8 @@ async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
         // The vendor's answer, untouched: no faults, journal read-back or CORS of linkbox's.
         Some((shadow, (api, base))) => shadow::forward(surfaces, shadow, api, base, request).await,
         None => {
-            let path = request.path.clone();
-            unpanicked(&path, answer(surfaces, request, started)).await
+            let envelope = Envelope::of(&request.path);
+            unpanicked(&envelope, answer(surfaces, request, started, &envelope)).await
         }
     };
     let response = leftover::drain(&body, declared, response).await;
@@ -235,13 +235,17 @@ async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
 /// sandbox shared by replicas all of it but CORS runs in one database transaction holding
 /// the tenant's lock ([`App::within`]); the caller is resolved again inside it, against the
 /// tenant as the database has it.
-async fn answer(surfaces: &Surfaces, request: Request, started: Instant) -> Response {
+async fn answer(
+    surfaces: &Surfaces,
+    request: Request,
+    started: Instant,
+    envelope: &Envelope,
+) -> Response {
     let app = request.app.clone();
     let control = is_control(&request.path);
     // The allowed origin (nothing while CORS is off), read before the request moves on.
     let origin = cors::allowed_origin(&app.settings, &request.headers);
     let hint = replica_hint(&app, &request);
-    let path = (hint != Hint::Nothing).then(|| request.path.clone());
     let within = app
         .within(&hint, async {
             let mut request = request;
@@ -253,10 +257,7 @@ async fn answer(surfaces: &Surfaces, request: Request, started: Instant) -> Resp
         .await;
     let (response, wrote) = match within {
         Ok(answered) => answered,
-        Err(error) => (
-            unavailable(path.as_deref().unwrap_or_default(), &error),
-            false,
-        ),
+        Err(error) => (unavailable(envelope, &error), false),
     };
     // Every answer waits until what it may show is in the file; only a request that changed
     // something hears that the file could not be written (503), the others are answered.
@@ -337,12 +338,11 @@ const UNAVAILABLE_RETRY_AFTER_SECS: u32 = 1;
 /// The answer while the shared database cannot be reached: 503 in the envelope of the API
 /// whose path it is, with `Retry-After`. Nothing was changed and nothing is served from a
 /// copy that may be stale.
-fn unavailable(path: &str, error: &crate::persist::shared::Unavailable) -> Response {
+fn unavailable(envelope: &Envelope, error: &crate::persist::shared::Unavailable) -> Response {
     tracing::error!(%error, "answering 503: the shared database is unavailable");
     let message =
         format!("{error}. Nothing was changed; try again shortly (linkbox reconnects by itself).");
-    let mut response = failure(
-        path,
+    let mut response = envelope.failure(
         StatusCode::SERVICE_UNAVAILABLE,
         "STATE_UNAVAILABLE",
         message,
@@ -354,57 +354,66 @@ fn unavailable(path: &str, error: &crate::persist::shared::Unavailable) -> Respo
     response
 }
 
-/// `answer`'s response, or, if it panics, a 500 in the envelope of `path`'s API. A panic is
-/// a bug in linkbox; without this its connection would close with no answer at all. What
-/// the request changed is not rolled back in memory (with a database, its transaction is),
-/// so the message says it may have been applied. Locks are `parking_lot`'s, which a panic
-/// does not poison, so the next request is served as usual.
-async fn unpanicked(path: &str, answer: impl Future<Output = Response>) -> Response {
+/// `answer`'s response, or, if it panics, a 500 in `envelope`. A panic is a bug in
+/// linkbox; without this its connection would close with no answer at all. What the
+/// request changed is not rolled back in memory (with a database, its transaction is), so
+/// the message says it may have been applied. Locks are `parking_lot`'s, which a panic does
+/// not poison, so the next request is served as usual.
+async fn unpanicked(envelope: &Envelope, answer: impl Future<Output = Response>) -> Response {
     use futures_util::FutureExt;
     match std::panic::AssertUnwindSafe(answer).catch_unwind().await {
         Ok(response) => response,
-        Err(panic) => internal(path, panic.as_ref()),
+        Err(panic) => internal(envelope, panic.as_ref()),
     }
 }
 
-/// The 500 for a request whose handler panicked, in `path`'s API's envelope.
-fn internal(path: &str, panic: &(dyn std::any::Any + Send)) -> Response {
+/// The 500 for a request whose handler panicked.
+fn internal(envelope: &Envelope, panic: &(dyn std::any::Any + Send)) -> Response {
     let cause = panic
         .downcast_ref::<&str>()
         .copied()
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("a panic");
-    tracing::error!(path, cause, "answering 500: the request's handler panicked");
+    tracing::error!(cause, "answering 500: the request's handler panicked");
     let message = String::from(
         "linkbox failed while answering this request (a bug; it is in linkbox's log). It may \
          have been applied in part: read the resource again before retrying.",
     );
-    failure(
-        path,
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "INTERNAL_ERROR",
-        message,
-    )
+    envelope.failure(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", message)
 }
 
-/// linkbox's own failure (`status`, a 5xx) in the envelope of `path`'s API: M2M's
-/// `INTERNAL_ERROR`, Leaf's problem body, or the control API's `control_code`.
-fn failure(
-    path: &str,
-    status: StatusCode,
-    control_code: &'static str,
-    message: String,
-) -> Response {
-    if m2m::owns(path) {
-        m2m::error::error_response(
-            status,
-            linkbox_contracts::m2m::ErrorCode::InternalError,
-            message,
-        )
-    } else if leaf::owns(path) {
-        leaf::error::problem_with(status, path, message)
-    } else {
-        control::error(status, control_code, message)
+/// The API whose envelope speaks for linkbox's own failure of a request (a 500 or 503),
+/// read off its path before the request moves on. Only a Leaf path is kept: Leaf's problem
+/// body names it, the other envelopes do not, so their requests copy nothing.
+enum Envelope {
+    M2m,
+    Leaf(String),
+    Sandbox,
+}
+
+impl Envelope {
+    fn of(path: &str) -> Envelope {
+        if m2m::owns(path) {
+            Envelope::M2m
+        } else if leaf::owns(path) {
+            Envelope::Leaf(path.to_owned())
+        } else {
+            Envelope::Sandbox
+        }
+    }
+
+    /// `status` with `message`: M2M's `INTERNAL_ERROR`, Leaf's problem body, or the control
+    /// API's `control_code`.
+    fn failure(&self, status: StatusCode, control_code: &'static str, message: String) -> Response {
+        match self {
+            Envelope::M2m => m2m::error::error_response(
+                status,
+                linkbox_contracts::m2m::ErrorCode::InternalError,
+                message,
+            ),
+            Envelope::Leaf(path) => leaf::error::problem_with(status, path, message),
+            Envelope::Sandbox => control::error(status, control_code, message),
+        }
     }
 }
 
@@ -640,7 +649,8 @@ mod tests {
             ("/_sandbox/seed", "application/json"),
         ];
         for (path, kind) in cases {
-            let panicked = unpanicked(path, async { panic!("a bug at {path}") }).await;
+            let panicked =
+                unpanicked(&Envelope::of(path), async { panic!("a bug at {path}") }).await;
             let (status, content_type, json) = body(panicked).await;
             assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
             assert!(content_type.starts_with(kind), "{path}: {content_type}");
@@ -666,7 +676,7 @@ mod tests {
                 "the panic stays in the log: {message}"
             );
         }
-        let answered = unpanicked("/partner/links", async { plain_answer() }).await;
+        let answered = unpanicked(&Envelope::of("/partner/links"), async { plain_answer() }).await;
         assert_eq!(answered.status(), StatusCode::ACCEPTED);
     }
 
