@@ -46,6 +46,18 @@ struct Replacement {
     stands_for: usize,
 }
 
+impl Replacement {
+    /// What to write instead of `head`, when it is hyper's own answer to a request it could
+    /// not parse ([`enveloped`]).
+    fn of(head: &[u8]) -> Option<Replacement> {
+        Some(Replacement {
+            bytes: enveloped(head)?,
+            written: 0,
+            stands_for: head.len(),
+        })
+    }
+}
+
 impl<T> Enveloped<T> {
     pub(super) fn new(inner: T) -> Enveloped<T> {
         Enveloped {
@@ -94,14 +106,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Enveloped<T> {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         if this.replacing.is_none() {
-            let Some(bytes) = enveloped(buf) else {
+            let Some(replacement) = Replacement::of(buf) else {
                 return Pin::new(&mut this.inner).poll_write(cx, buf);
             };
-            this.replacing = Some(Replacement {
-                bytes,
-                written: 0,
-                stands_for: buf.len(),
-            });
+            this.replacing = Some(replacement);
         }
         this.poll_replacement(cx)
     }
@@ -118,14 +126,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Enveloped<T> {
                 (Some(head), None) => Some(head),
                 _ => None,
             };
-            let Some((head, bytes)) = alone.and_then(|head| Some((head, enveloped(head)?))) else {
+            let Some(replacement) = alone.and_then(|head| Replacement::of(head)) else {
                 return Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
             };
-            this.replacing = Some(Replacement {
-                bytes,
-                written: 0,
-                stands_for: head.len(),
-            });
+            this.replacing = Some(replacement);
         }
         this.poll_replacement(cx)
     }
