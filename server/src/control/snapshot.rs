@@ -45,18 +45,22 @@ pub fn restore_limit(request: &Request) -> usize {
         return MAX_SNAPSHOT_BYTES;
     };
     let known = MAX_SNAPSHOT_BYTES.max(partner.largest_snapshot());
-    // Only a body that may be larger than every size known needs the partner measured:
-    // a PUT that declares a length within them (an empty one, a mistyped one) costs nothing.
     let declared = request
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-    if partner.link_count() < MEASURED_FROM_LINKS
-        || declared.is_some_and(|length| length <= known as u64)
-    {
+    if !needs_measure(partner.link_count(), declared, known) {
         return known;
     }
     known.max(partner.snapshot_size_now())
+}
+
+/// Whether a PUT declaring `declared` bytes to a partner of `links` links needs the partner
+/// measured, when `known` bytes are allowed already: only a body that may be larger than
+/// every size known does. A PUT that declares a length within them (an empty one, a
+/// mistyped one) costs nothing.
+fn needs_measure(links: usize, declared: Option<u64>, known: usize) -> bool {
+    links >= MEASURED_FROM_LINKS && declared.is_none_or(|length| length > known as u64)
 }
 
 /// PUT /_sandbox/snapshot
@@ -109,4 +113,25 @@ fn streamed(partner: &Arc<Partner>) -> Response {
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_body_that_may_pass_every_known_size_has_a_large_partner_measured() {
+        let known = MAX_SNAPSHOT_BYTES;
+        let large = MEASURED_FROM_LINKS;
+        // An empty, a small and a body as large as allowed already: nothing to measure.
+        for declared in [0, 1, known as u64] {
+            assert!(!needs_measure(large, Some(declared), known), "{declared}");
+        }
+        // Larger than every size known, or of a length not declared: measured.
+        assert!(needs_measure(large, Some(known as u64 + 1), known));
+        assert!(needs_measure(large, None, known));
+        // A smaller partner's snapshot is never measured: it fits what is allowed already.
+        assert!(!needs_measure(large - 1, Some(u64::MAX), known));
+        assert!(!needs_measure(large - 1, None, known));
+    }
 }
