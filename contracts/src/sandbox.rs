@@ -41,6 +41,8 @@ pub mod codes {
     pub const TENANT_REQUIRED: &str = "TENANT_REQUIRED";
     /// An action only the admin token may take (`--clock admin`).
     pub const ADMIN_REQUIRED: &str = "ADMIN_REQUIRED";
+    /// The tenant holds what `--max-tenant-mib` allows.
+    pub const STORAGE_FULL: &str = "STORAGE_FULL";
 }
 
 /// `GET /_sandbox/health`.

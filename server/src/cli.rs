@@ -204,6 +204,11 @@ pub struct ServeArgs {
     /// new username); further new ones are refused with a clear error (default: unbounded).
     #[arg(long, env = "LINKBOX_MAX_TENANTS", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_tenants: Option<u64>,
+    /// What one partner or Leaf account may store, in MiB, counted as its links, users and
+    /// the texts clients gave them; a write that would pass it is refused (403) and nothing
+    /// is stored. Reset the tenant to store more.
+    #[arg(long, env = "LINKBOX_MAX_TENANT_MIB", default_value_t = crate::config::DEFAULT_MAX_TENANT_MIB, value_parser = clap::value_parser!(u64).range(1..=1 << 40))]
+    pub max_tenant_mib: u64,
     /// Who may move the shared sandbox clock: `admin` only, or any `tenants` too (default:
     /// tenants on a loopback address, admin otherwise).
     #[arg(long, env = "LINKBOX_CLOCK", value_enum)]
@@ -299,6 +304,7 @@ impl ServeArgs {
             max_tenants: self
                 .max_tenants
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            max_tenant_mib: Some(self.max_tenant_mib),
             clock: self.clock,
             shadow: self.shadow()?,
         })
@@ -381,6 +387,25 @@ mod tests {
         ]);
         let error = missing.options().expect_err("unreadable CA");
         assert!(error.to_string().contains("--shadow-ca-cert"), "{error}");
+    }
+
+    #[test]
+    fn each_tenants_budget_is_whole_mebibytes_two_gib_unless_given() {
+        let resolve = |args: &[&str]| {
+            crate::config::Settings::resolve(
+                serve_args(args).options().expect("options"),
+                "127.0.0.1:8642".parse().expect("an address"),
+            )
+            .max_tenant_mib
+        };
+        assert_eq!(resolve(&[]), 2048);
+        assert_eq!(resolve(&["--max-tenant-mib", "64"]), 64);
+        for refused in ["0", "-1", "1.5", "2GiB", "1099511627777"] {
+            assert!(
+                Cli::try_parse_from(["linkbox", "serve", "--max-tenant-mib", refused]).is_err(),
+                "{refused}"
+            );
+        }
     }
 
     #[test]

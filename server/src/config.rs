@@ -62,6 +62,9 @@ pub struct Settings {
     pub connections: ConnectionLimits,
     /// `--max-tenants`: open mode creates at most this many partners; `None` is unbounded.
     pub max_tenants: Option<usize>,
+    /// `--max-tenant-mib`: what one partner or Leaf account may store, counted
+    /// ([`crate::store::quota`]).
+    pub max_tenant_mib: u64,
     /// `--clock`: who may move the shared sandbox clock.
     pub clock: ClockPolicy,
     /// `--shadow-m2m`, `--shadow-leaf`: the vendors whose answers linkbox forwards and
@@ -155,6 +158,11 @@ pub fn descriptor_limit() -> usize {
     }
 }
 
+/// What one tenant may store by default, in MiB (`--max-tenant-mib`), counted as
+/// [`crate::store::quota`] says: room for a million of the seeder's realistic M2M links
+/// (about 850 bytes each, counted) in one partner.
+pub const DEFAULT_MAX_TENANT_MIB: u64 = 2048;
+
 /// The options of `linkbox serve` that shape [`Settings`], before the address is bound.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -177,6 +185,8 @@ pub struct Options {
     pub connection_limits: Option<ConnectionLimits>,
     /// `--max-tenants`.
     pub max_tenants: Option<usize>,
+    /// `--max-tenant-mib`; `None` is [`DEFAULT_MAX_TENANT_MIB`].
+    pub max_tenant_mib: Option<u64>,
     /// `--clock`; `None` picks by the bound address ([`ClockPolicy::default_for`]).
     pub clock: Option<ClockPolicy>,
     /// `--shadow-*`.
@@ -243,6 +253,7 @@ impl Settings {
                 .connection_limits
                 .unwrap_or_else(|| ConnectionLimits::defaults(options.max_connections)),
             max_tenants: options.max_tenants,
+            max_tenant_mib: options.max_tenant_mib.unwrap_or(DEFAULT_MAX_TENANT_MIB),
             clock: options
                 .clock
                 .unwrap_or_else(|| ClockPolicy::default_for(bound)),

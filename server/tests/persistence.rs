@@ -1577,3 +1577,70 @@ async fn changes_whose_tables_cannot_take_them_wait_in_the_write_log_and_are_all
     assert_eq!(partner.snapshot().links.len(), 60);
     app.sink.close();
 }
+
+/// What each tenant is counted as storing (`--max-tenant-mib`) is counted again from the
+/// rows at a restart, to the byte: a tenant at its budget is still at it after a restart.
+#[tokio::test]
+async fn each_tenants_storage_count_is_the_same_after_a_restart() {
+    use linkbox::store::leaf::{LinkKind, LinkOwner, NewMagicLink, UserFields};
+    use linkbox::store::m2m::NewLink;
+
+    let dir = TempDir::new("counted");
+    let state = dir.file("state.db");
+    let app = linkbox::App::open(settings(&state)).await.expect("opened");
+    let now = app.clock.now();
+    let partner = app.store.m2m().authenticate(KEY).expect("partner");
+    for n in 0..30 {
+        let created = partner
+            .create_link(
+                NewLink {
+                    reference_id: format!("customer-{}", n % 7),
+                    flow: "m2m-basic".into(),
+                    metadata: Some(json!({"n": n, "note": "x".repeat(n * 10)})),
+                    user_data: Some(json!({"firstName": "F".repeat(n), "paymentMethod": {}})),
+                    theme: (n % 3 == 0).then(|| "dark".into()),
+                    ..NewLink::default()
+                },
+                now,
+            )
+            .expect("link");
+        partner
+            .revoke_link(&created.link_id, Some(format!("reason {n}")), now)
+            .expect("revoked");
+    }
+    let account = app.store.leaf().account("qa").expect("account");
+    for n in 0..5 {
+        let user = account
+            .create_user(UserFields {
+                name: format!("farmer {n}"),
+                email: format!("f{n}@example.com"),
+                address: Some("a".repeat(n * 100)),
+                ..UserFields::default()
+            })
+            .expect("user");
+        account
+            .create_magic_link(
+                LinkOwner::Existing(user.id),
+                NewMagicLink {
+                    kind: LinkKind::FileUpload,
+                    expires_in: time::Duration::minutes(15),
+                    settings: linkbox_contracts::leaf::LinkSettings {
+                        company_name: Some(format!("farm {n}")),
+                        ..Default::default()
+                    },
+                },
+                now,
+            )
+            .expect("magic link");
+    }
+    let counted = (partner.stored(), account.stored());
+    assert!(counted.0 > 30 * 288 && counted.1 > 5 * 400, "{counted:?}");
+    closed(app).await;
+
+    let app = linkbox::App::open(settings(&state))
+        .await
+        .expect("reopened");
+    let partner = app.store.m2m().authenticate(KEY).expect("partner");
+    let account = app.store.leaf().account("qa").expect("account");
+    assert_eq!((partner.stored(), account.stored()), counted);
+}

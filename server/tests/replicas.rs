@@ -1252,3 +1252,31 @@ async fn replicas_starting_at_once_on_an_empty_database_create_its_schema_once()
         .get(0);
     assert_eq!(version, 1);
 }
+
+/// One tenant's `--max-tenant-mib` holds across replicas: each checks it against the
+/// tenant's rows it caught up with under the tenant's row lock, so creates alternating
+/// between two replicas stop where one process would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_storage_budget_holds_across_replicas() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let budget = ["--max-tenant-mib", "1"];
+    let replicas: Vec<Replica> = (0..2).map(|_| Replica::start(&database, &budget)).collect();
+    let key = key(14);
+    let mut statuses = Vec::new();
+    for n in 0..8 {
+        let body =
+            json!({"referenceId": format!("big-{n}"), "metadata": {"blob": "x".repeat(200_000)}});
+        let (status, answer) = replicas[n % 2]
+            .m2m(reqwest::Method::POST, "/partner/links", &key, Some(body))
+            .await;
+        if status == 403 {
+            assert_eq!(answer["error"]["code"], "INVALID_REQUEST", "{answer}");
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [201, 201, 201, 201, 201, 403, 403, 403]);
+    for replica in &replicas {
+        assert_eq!(replica.link_ids(&key).await.len(), 5);
+    }
+}

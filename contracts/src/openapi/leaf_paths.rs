@@ -23,6 +23,8 @@ use crate::leaf::*;
             content_type = "application/problem+json"),
         (status = 401, description = "Bad credentials", body = Problem,
             content_type = "application/problem+json"),
+        (status = 403, description = "A new account past --max-tenants", body = Problem,
+            content_type = "application/problem+json"),
         (status = 413, description = "Body over 10 MiB", body = Problem,
             content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem,
@@ -97,6 +99,8 @@ pub fn get_user() {}
         (status = 400, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or expired token", body = Problem,
             content_type = "application/problem+json"),
+        (status = 403, description = "The account's storage budget (--max-tenant-mib) is full, or a new \
+            account past --max-tenants", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 10 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
     ),
@@ -120,6 +124,8 @@ pub fn create_user() {}
         (status = 400, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or expired token", body = Problem,
             content_type = "application/problem+json"),
+        (status = 403, description = "The account's storage budget (--max-tenant-mib) is full, or a new \
+            account past --max-tenants", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown user", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 10 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
@@ -143,6 +149,8 @@ pub fn replace_user() {}
         (status = 400, description = "Invalid body, or no id", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or expired token", body = Problem,
             content_type = "application/problem+json"),
+        (status = 403, description = "The account's storage budget (--max-tenant-mib) is full, or a new \
+            account past --max-tenants", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown user", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 10 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
@@ -274,6 +282,8 @@ macro_rules! magic_link_paths {
                         content_type = "application/problem+json"),
                     (status = 401, description = "Missing, invalid or expired token", body = Problem,
                         content_type = "application/problem+json"),
+                    (status = 403, description = "The account's storage budget (--max-tenant-mib) is full, or a new \
+                        account past --max-tenants", body = Problem, content_type = "application/problem+json"),
                     (status = 404, description = "Leaf user not found", body = Problem,
                         content_type = "application/problem+json"),
                     (status = 413, description = "Body over 10 MiB", body = Problem,
@@ -303,6 +313,8 @@ macro_rules! magic_link_paths {
                         content_type = "application/problem+json"),
                     (status = 401, description = "Missing, invalid or expired token", body = Problem,
                         content_type = "application/problem+json"),
+                    (status = 403, description = "The account's storage budget (--max-tenant-mib) is full, or a new \
+                        account past --max-tenants", body = Problem, content_type = "application/problem+json"),
                     (status = 404, description = "Leaf user not found", body = Problem,
                         content_type = "application/problem+json"),
                     (status = 413, description = "Body over 10 MiB", body = Problem,
@@ -331,6 +343,8 @@ macro_rules! magic_link_paths {
                         content_type = "application/problem+json"),
                     (status = 401, description = "Missing, invalid or expired token", body = Problem,
                         content_type = "application/problem+json"),
+                    (status = 403, description = "The account's storage budget (--max-tenant-mib) is full, or a new \
+                        account past --max-tenants", body = Problem, content_type = "application/problem+json"),
                     (status = 413, description = "Body over 10 MiB", body = Problem,
                         content_type = "application/problem+json"),
                     (status = 415, description = "Not JSON", body = Problem,

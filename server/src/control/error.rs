@@ -12,6 +12,7 @@ use warp::reply::Response;
 use crate::ops::{self, identity::Refusal};
 use crate::store::leaf::LeafError;
 use crate::store::m2m::{LinkError, OperationError};
+use crate::store::quota::StorageFull;
 use crate::wire::BodyError;
 
 /// A failed control request.
@@ -35,6 +36,9 @@ pub enum ControlError {
     /// A Leaf link that can no longer be used: the code says why.
     #[error("{1}")]
     Gone(&'static str, Cow<'static, str>),
+    /// The tenant holds what `--max-tenant-mib` allows.
+    #[error(transparent)]
+    StorageFull(#[from] StorageFull),
 }
 
 impl ControlError {
@@ -64,6 +68,7 @@ impl ControlError {
             ControlError::Conflict(code, _) => (StatusCode::CONFLICT, code),
             ControlError::AdminRequired(_) => (StatusCode::FORBIDDEN, codes::ADMIN_REQUIRED),
             ControlError::Gone(code, _) => (StatusCode::GONE, code),
+            ControlError::StorageFull(_) => (StatusCode::FORBIDDEN, codes::STORAGE_FULL),
         }
     }
 
@@ -161,6 +166,7 @@ impl From<LinkError> for ControlError {
             LinkError::Revoked | LinkError::NotRevocable => {
                 ControlError::Conflict("LINK_REVOKED", "The link is revoked".into())
             }
+            LinkError::StorageFull(full) => ControlError::StorageFull(full),
             other => ControlError::Conflict(codes::CONFLICT, other.to_string().into()),
         }
     }
@@ -195,6 +201,7 @@ impl From<LeafError> for ControlError {
             LeafError::ExternalIdTaken => {
                 ControlError::Conflict(codes::CONFLICT, error.to_string().into())
             }
+            LeafError::StorageFull(full) => ControlError::StorageFull(full),
         }
     }
 }

@@ -8,7 +8,7 @@ use warp::reply::Response;
 
 use super::error::{ControlError, json};
 use super::write_scope;
-use crate::ops::seed::{seed_leaf, seed_m2m};
+use crate::ops::seed::{SeedError, seed_leaf, seed_m2m};
 use crate::wire::{BodyError, Request};
 
 /// POST /_sandbox/seed
@@ -27,6 +27,9 @@ pub fn seed(request: &Request, body: Result<Bytes, BodyError>) -> Result<Respons
             ));
         }
     }
-    .map_err(|error| ControlError::invalid(error.to_string()))?;
+    .map_err(|error| match error {
+        SeedError::StorageFull(full) => ControlError::StorageFull(full),
+        other => ControlError::invalid(other.to_string()),
+    })?;
     Ok(crate::wire::json(StatusCode::CREATED, &seeded))
 }

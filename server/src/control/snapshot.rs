@@ -21,7 +21,7 @@ use warp::reply::Response;
 use super::error::{ControlError, json};
 use super::{scope, write_scope};
 use crate::ops::m2m::is_acceptable_callback;
-use crate::store::m2m::{Partner, SnapshotPieces};
+use crate::store::m2m::{Partner, RestoreError, SnapshotPieces};
 use crate::wire::{BodyError, Request};
 
 /// Largest snapshot accepted from a partner no larger snapshot was written of.
@@ -72,7 +72,10 @@ pub fn restore(
     let partner = scope.partner()?;
     let snapshot: M2mSnapshot = json(body)?;
     check_urls(partner, &snapshot)?;
-    partner.restore(snapshot).map_err(ControlError::invalid)?;
+    partner.restore(snapshot).map_err(|error| match error {
+        RestoreError::Invalid(message) => ControlError::invalid(message),
+        RestoreError::StorageFull(full) => ControlError::StorageFull(full),
+    })?;
     Ok(streamed(partner))
 }
 

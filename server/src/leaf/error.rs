@@ -29,6 +29,9 @@ pub enum ApiError {
     /// Open mode: `--max-tenants` accounts exist; a new username is refused.
     #[error(transparent)]
     AccountLimit(#[from] crate::store::leaf::AccountLimit),
+    /// The account holds what `--max-tenant-mib` allows.
+    #[error(transparent)]
+    StorageFull(#[from] crate::store::quota::StorageFull),
     /// A body that breaks field rules: every violation, in field order.
     #[error("{} ({} violations)", messages::METHOD_ARGUMENT_NOT_VALID, .0.len())]
     Invalid(Vec<FieldError>),
@@ -62,7 +65,7 @@ impl ApiError {
             | ApiError::InvalidToken
             | ApiError::ExpiredToken
             | ApiError::BadCredentials => StatusCode::UNAUTHORIZED,
-            ApiError::AccountLimit(_) => StatusCode::FORBIDDEN,
+            ApiError::AccountLimit(_) | ApiError::StorageFull(_) => StatusCode::FORBIDDEN,
             ApiError::Invalid(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -79,7 +82,7 @@ impl ApiError {
             | ApiError::InvalidToken
             | ApiError::ExpiredToken
             | ApiError::BadCredentials => messages::UNAUTHORIZED,
-            ApiError::AccountLimit(_) => messages::FORBIDDEN,
+            ApiError::AccountLimit(_) | ApiError::StorageFull(_) => messages::FORBIDDEN,
             ApiError::Invalid(_) => messages::METHOD_ARGUMENT_NOT_VALID,
             ApiError::BadRequest(_) => messages::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => messages::UNSUPPORTED_MEDIA_TYPE,
@@ -167,6 +170,7 @@ impl From<LeafError> for ApiError {
     fn from(error: LeafError) -> ApiError {
         match error {
             LeafError::UserNotFound => ApiError::UserNotFound,
+            LeafError::StorageFull(full) => ApiError::StorageFull(full),
             LeafError::LinkNotFound | LeafError::LinkExpired | LeafError::LinkUsedUp => {
                 ApiError::LinkNotFound
             }

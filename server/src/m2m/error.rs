@@ -8,6 +8,7 @@ use linkbox_contracts::m2m::{ErrorCode, ErrorDetail, ErrorEnvelope, messages};
 use warp::reply::Response;
 
 use crate::store::m2m::{KeyError, LinkError};
+use crate::store::quota::StorageFull;
 use crate::wire::{BodyError, json};
 
 /// A failed M2M request: status, code and message all follow from the variant.
@@ -51,6 +52,10 @@ pub enum ApiError {
     ReferenceIdMismatch,
     #[error("{}", messages::RATE_LIMITED)]
     RateLimited { retry_after_secs: u64 },
+    /// The partner holds what `--max-tenant-mib` allows: a sandbox's limit, not the
+    /// vendor's, answered with a status and code the vendor's clients already know.
+    #[error("{0}")]
+    StorageFull(StorageFull),
 }
 
 impl ApiError {
@@ -63,7 +68,9 @@ impl ApiError {
             ApiError::MissingAuth | ApiError::InvalidApiKey | ApiError::KeyCollision => {
                 StatusCode::UNAUTHORIZED
             }
-            ApiError::PartnerSuspended | ApiError::TenantLimit => StatusCode::FORBIDDEN,
+            ApiError::PartnerSuspended | ApiError::TenantLimit | ApiError::StorageFull(_) => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::InvalidRequest(_) | ApiError::LinkExpired | ApiError::ReferenceIdMismatch => {
                 StatusCode::BAD_REQUEST
             }
@@ -83,6 +90,7 @@ impl ApiError {
             }
             ApiError::PartnerSuspended => ErrorCode::PartnerSuspended,
             ApiError::InvalidRequest(_)
+            | ApiError::StorageFull(_)
             | ApiError::PayloadTooLarge
             | ApiError::MethodNotAllowed { .. } => ErrorCode::InvalidRequest,
             ApiError::NotFound(_) => ErrorCode::ResourceNotFound,
@@ -154,6 +162,7 @@ impl From<LinkError> for ApiError {
             }
             LinkError::AlreadyFulfilled => ApiError::invalid(messages::DATA_REQUEST_FULFILLED),
             LinkError::ReferenceIdMismatch => ApiError::ReferenceIdMismatch,
+            LinkError::StorageFull(full) => ApiError::StorageFull(full),
             LinkError::DataRequestRevoked => ApiError::invalid(
                 "The data request is no longer pending: its link has been revoked",
             ),

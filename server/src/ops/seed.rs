@@ -30,6 +30,7 @@ use time::{Duration, OffsetDateTime};
 use crate::app::App;
 use crate::store::leaf::{Account, LeafError, LinkKind, LinkOwner, NewMagicLink, UserFields};
 use crate::store::m2m::{LinkError, NewLink, NewOperation, Partner};
+use crate::store::quota::StorageFull;
 
 /// Most links one request seeds.
 pub const MAX_COUNT: u32 = 1000;
@@ -45,7 +46,15 @@ pub enum SeedError {
     EmptyMix,
     #[error("The mix field's weights must add up to at most {}", u32::MAX)]
     MixTooHeavy,
+    /// The tenant has no room for `count` more seeded links (`--max-tenant-mib`).
+    #[error(transparent)]
+    StorageFull(#[from] StorageFull),
 }
+
+/// The most one seeded link, with its user, is counted as ([`crate::store::quota`]): a
+/// bound above what the generator makes (about 850 bytes for M2M, less for Leaf), so a
+/// seed the tenant's budget admits up front does not stop half way.
+pub const SEEDED_LINK_MOST: u64 = 2048;
 
 const M2M_STATES: [&str; 6] = [
     "created",
@@ -150,6 +159,7 @@ pub fn seed_m2m(
 ) -> Result<SeedResult, SeedError> {
     check_count(count)?;
     let weights = weights(&M2M_STATES, &M2M_WEIGHTS, mix)?;
+    partner.admits(u64::from(count) * SEEDED_LINK_MOST)?;
     let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
     let now = app.clock.now();
     let mut result = SeedResult {
@@ -307,6 +317,7 @@ pub fn seed_leaf(
 ) -> Result<SeedResult, SeedError> {
     check_count(count)?;
     let weights = weights(&LEAF_STATES, &LEAF_WEIGHTS, mix)?;
+    account.admits(u64::from(count) * SEEDED_LINK_MOST)?;
     let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
     let now = app.clock.now();
     let mut result = SeedResult {

@@ -184,6 +184,9 @@ impl UploadRefusal {
                     UPLOAD_GRACE.whole_minutes()
                 ),
             ),
+            LeafError::StorageFull(full) => {
+                Self::new(StatusCode::FORBIDDEN, "Forbidden", full.to_string())
+            }
             _ => Self::new(StatusCode::NOT_FOUND, "Not Found", "Magic link not found"),
         }
     }

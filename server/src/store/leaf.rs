@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::ids;
 use super::index::ShardedMap;
+use super::quota::{self, Budget, StorageFull};
 use crate::config::Settings;
 use crate::persist::Sink;
 
@@ -40,6 +41,9 @@ pub enum LeafError {
     LinkExpired,
     #[error("the magic link has been used up")]
     LinkUsedUp,
+    /// The write would take the account past `--max-tenant-mib`.
+    #[error(transparent)]
+    StorageFull(#[from] StorageFull),
 }
 
 /// Open mode: the sandbox holds `--max-tenants` Leaf accounts, and a new username would
@@ -55,6 +59,8 @@ pub struct Accounts {
     by_name: RwLock<HashMap<Box<str>, Arc<Account>>>,
     /// Open mode, `--max-tenants`: the most accounts there may be.
     max_accounts: Option<usize>,
+    /// What each account may store (`--max-tenant-mib`).
+    budget: Budget,
     /// Magic link id → owner's username, kept by the accounts as links come and go, so the
     /// hosted page finds a link's account without scanning every account.
     link_owners: LinkOwners,
@@ -93,6 +99,7 @@ impl Accounts {
         Accounts {
             by_name: RwLock::new(HashMap::new()),
             max_accounts: settings.max_tenants,
+            budget: Budget::new(settings.max_tenant_mib, "Leaf account"),
             link_owners: LinkOwners::default(),
             configured,
             secret: RwLock::new(secret),
@@ -155,6 +162,7 @@ impl Accounts {
             sink,
             link_owners,
             stranger,
+            budget: self.budget,
             state: Mutex::new(AccountState::default()),
         })
     }
@@ -252,6 +260,8 @@ pub struct Account {
     link_owners: LinkOwners,
     /// Not in the account table: a username that has only read so far.
     stranger: bool,
+    /// What the account may store (`--max-tenant-mib`), against [`AccountState::stored`].
+    budget: Budget,
     state: Mutex<AccountState>,
 }
 
@@ -270,6 +280,62 @@ struct AccountState {
     next_seq: u64,
     /// Files uploaded through file-upload links' hosted pages, by link id: metadata only.
     uploads: HashMap<String, Vec<Upload>>,
+    /// What the users, links and uploads weigh together ([`User::weight`],
+    /// [`Link::weight`], [`Upload::weight`]): kept as they change, checked against
+    /// [`Account::budget`] by the writes that add to it.
+    stored: u64,
+}
+
+/// What a Leaf user's record and its index entries are counted as
+/// ([`crate::store::quota`]).
+const USER_WEIGHT: u64 = 160;
+/// What a provider's credentials on a user are counted as (their texts are linkbox's own,
+/// of fixed length).
+const CREDENTIALS_WEIGHT: u64 = 128;
+/// What a magic link's record, its id and its index entries are counted as.
+const LINK_WEIGHT: u64 = 256;
+/// What a recorded upload is counted as besides its file name.
+const UPLOAD_WEIGHT: u64 = 48;
+
+impl User {
+    /// What the user counts against its account's budget.
+    fn weight(&self) -> u64 {
+        USER_WEIGHT
+            + fields_weight(&self.fields)
+            + CREDENTIALS_WEIGHT * self.credentials.len() as u64
+    }
+}
+
+/// The bytes of a user's client-set fields.
+fn fields_weight(fields: &UserFields) -> u64 {
+    (fields.name.len() + fields.email.len()) as u64
+        + quota::text(fields.phone.as_deref())
+        + quota::text(fields.address.as_deref())
+        + quota::text(fields.external_id.as_deref())
+}
+
+impl Link {
+    /// What the link counts against its account's budget.
+    fn weight(&self) -> u64 {
+        let settings = &self.settings;
+        let providers = match &self.kind {
+            LinkKind::Provider(allowed) => allowed.len() as u64,
+            LinkKind::Authentication(_) | LinkKind::FileUpload => 0,
+        };
+        LINK_WEIGHT
+            + settings.background_color.len() as u64
+            + quota::text(settings.company_logo.as_deref())
+            + quota::text(settings.company_name.as_deref())
+            + quota::text(settings.header_image.as_deref())
+            + 8 * providers
+    }
+}
+
+impl Upload {
+    /// What the record counts against its account's budget.
+    fn weight(&self) -> u64 {
+        UPLOAD_WEIGHT + self.file_name.len() as u64
+    }
 }
 
 /// A file taken by a file-upload link's page: what it was, not what it held.
@@ -375,6 +441,7 @@ impl AccountState {
     /// listing order and the `externalId` index.
     fn put_user(&mut self, id: Uuid, user: User) -> &mut User {
         self.remove_user(id);
+        self.stored += user.weight();
         self.user_order.insert(user.seq, id);
         if let Some(external_id) = &user.fields.external_id {
             self.by_external_id.insert(external_id.clone(), id);
@@ -385,6 +452,7 @@ impl AccountState {
     /// Takes user `id` out, with its place in the listing order and the index.
     fn remove_user(&mut self, id: Uuid) -> Option<User> {
         let user = self.users.remove(&id)?;
+        self.stored = self.stored.saturating_sub(user.weight());
         self.user_order.remove(&user.seq);
         if let Some(external_id) = &user.fields.external_id {
             self.by_external_id.remove(external_id);
@@ -395,6 +463,8 @@ impl AccountState {
     /// Replaces the client-set fields of user `id`.
     fn replace_fields(&mut self, id: Uuid, fields: UserFields) -> Option<&mut User> {
         let user = self.users.get_mut(&id)?;
+        self.stored =
+            self.stored.saturating_sub(fields_weight(&user.fields)) + fields_weight(&fields);
         let old = std::mem::replace(&mut user.fields, fields);
         if old.external_id != user.fields.external_id {
             if let Some(external_id) = &old.external_id {
@@ -424,6 +494,8 @@ impl Account {
         {
             return Err(LeafError::ExternalIdTaken);
         }
+        self.budget
+            .admits(state.stored, USER_WEIGHT + fields_weight(&fields))?;
         let id = ids::uuid_v4();
         let user = insert_user(&mut state, id, fields);
         self.sink.record(|changes| self.put_user(changes, id, user));
@@ -488,6 +560,10 @@ impl Account {
         {
             return Err(LeafError::ExternalIdTaken);
         }
+        if let Some(user) = state.users.get(&id) {
+            let (now, then) = (fields_weight(&user.fields), fields_weight(&fields));
+            self.budget.admits(state.stored.saturating_sub(now), then)?;
+        }
         let user = state
             .replace_fields(id, fields)
             .ok_or(LeafError::UserNotFound)?;
@@ -517,6 +593,8 @@ impl Account {
         let mut state = self.state.lock();
         let id = state.user_id(leaf_user_id)?;
         let user = state.users.get_mut(&id).ok_or(LeafError::UserNotFound)?;
+        // Credentials of a fixed size, one per provider: counted, never refused.
+        let counted = user.weight();
         user.credentials.insert(
             provider,
             ProviderCredentials {
@@ -525,6 +603,9 @@ impl Account {
                 created_time: timefmt::millis(now),
             },
         );
+        let weight = user.weight();
+        state.stored = state.stored.saturating_sub(counted) + weight;
+        let user = state.users.get(&id).ok_or(LeafError::UserNotFound)?;
         self.sink.record(|changes| self.put_user(changes, id, user));
         Ok(user.view(id))
     }
@@ -539,7 +620,10 @@ impl Account {
         let id = state.user_id(leaf_user_id)?;
         let user = state.users.get_mut(&id).ok_or(LeafError::UserNotFound)?;
         if user.credentials.remove(&provider).is_some() {
+            state.stored = state.stored.saturating_sub(CREDENTIALS_WEIGHT);
+            let user = state.users.get(&id).ok_or(LeafError::UserNotFound)?;
             self.sink.record(|changes| self.put_user(changes, id, user));
+            return Ok(user.view(id));
         }
         Ok(user.view(id))
     }
@@ -551,7 +635,37 @@ impl Account {
         link: NewMagicLink,
         now: OffsetDateTime,
     ) -> Result<wire::MagicLinkCreated, LeafError> {
+        let mut settings = link.settings;
+        if link.kind == LinkKind::FileUpload {
+            settings.disconnect_enabled = false;
+        }
+        let made = Link {
+            seq: 0,
+            user: Uuid::nil(),
+            kind: link.kind,
+            settings,
+            created_at: now,
+            expires_at: now + link.expires_in,
+            last_accessed_at: None,
+            usage_count: 0,
+        };
+        // The most the create adds: the link, and a user made for an `externalId`.
+        let owner_most = match &owner {
+            LinkOwner::Existing(_) => 0,
+            LinkOwner::ByExternalId {
+                external_id,
+                name,
+                email,
+            } => {
+                USER_WEIGHT
+                    + 3 * external_id.len() as u64
+                    + quota::text(name.as_deref())
+                    + quota::text(email.as_deref())
+            }
+        };
         let mut state = self.state.lock();
+        self.budget
+            .admits(state.stored, made.weight() + owner_most)?;
         let user = match owner {
             LinkOwner::Existing(id) => state.user_id(&id)?,
             LinkOwner::ByExternalId {
@@ -575,28 +689,13 @@ impl Account {
                 }
             },
         };
-        let mut settings = link.settings;
-        if link.kind == LinkKind::FileUpload {
-            settings.disconnect_enabled = false;
-        }
         let id = new_magic_link_id();
         let seq = state.next_seq();
-        let expires_at = now + link.expires_in;
+        let expires_at = made.expires_at;
         state.link_order.insert(seq, id.clone());
         self.index_link(&id);
-        state.links.insert(
-            id.clone(),
-            Link {
-                seq,
-                user,
-                kind: link.kind,
-                settings,
-                created_at: now,
-                expires_at,
-                last_accessed_at: None,
-                usage_count: 0,
-            },
-        );
+        state.stored += made.weight();
+        state.links.insert(id.clone(), Link { seq, user, ..made });
         self.sink.record(|changes| {
             if let Some(link) = state.links.get(&id) {
                 self.put_link(changes, &id, link);
@@ -659,7 +758,9 @@ impl Account {
         match state.links.get(id) {
             Some(link) if link.kind.widget() == widget => {
                 let seq = link.seq;
-                state.links.remove(id);
+                if let Some(link) = state.links.remove(id) {
+                    state.stored = state.stored.saturating_sub(link.weight());
+                }
                 self.link_owners.write().remove(id);
                 state.link_order.remove(&seq);
                 self.sink
@@ -705,11 +806,16 @@ impl Account {
         if !state.links.contains_key(id) {
             return Err(LeafError::LinkNotFound);
         }
-        let uploads = state.uploads.entry(id.to_owned()).or_default();
-        if uploads.len() >= max {
+        if state
+            .uploads
+            .get(id)
+            .is_some_and(|uploads| uploads.len() >= max)
+        {
             return Ok(false);
         }
-        uploads.push(upload);
+        self.budget.admits(state.stored, upload.weight())?;
+        state.stored += upload.weight();
+        state.uploads.entry(id.to_owned()).or_default().push(upload);
         Ok(true)
     }
 
@@ -721,6 +827,17 @@ impl Account {
             .get(id)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// What the account's users, links and uploads are counted as holding
+    /// ([`crate::store::quota`]).
+    pub fn stored(&self) -> u64 {
+        self.state.lock().stored
+    }
+
+    /// `Ok` when the account may add `more` counted bytes to what it holds now.
+    pub fn admits(&self, more: u64) -> Result<(), StorageFull> {
+        self.budget.admits(self.stored(), more)
     }
 
     /// Forgets every user, link and upload of this account (in the state file too).
@@ -1053,5 +1170,126 @@ mod tests {
         b.reset();
         assert_eq!(owner(&second.id), None);
         assert!(accounts.link_owners.read().is_empty());
+    }
+
+    fn fields(name: &str, address_bytes: usize) -> UserFields {
+        UserFields {
+            name: name.into(),
+            email: format!("{name}@example.com"),
+            address: Some("a".repeat(address_bytes)),
+            ..UserFields::default()
+        }
+    }
+
+    /// Each write adds to the account's count what the matching delete takes away: the
+    /// count of an account whose users and links are all gone again is where it started.
+    #[test]
+    fn the_count_returns_to_zero_when_everything_added_is_deleted() {
+        let account = accounts(Vec::new()).account("a").expect("account");
+        let user = account.create_user(fields("ana", 1_000)).expect("user");
+        let one_user = account.stored();
+        assert!(one_user > 1_000, "{one_user}");
+        account
+            .replace_user(&user.id, fields("ana", 5_000))
+            .expect("replace");
+        assert_eq!(account.stored(), one_user + 4_000);
+        account
+            .connect_provider(&user.id, Provider::JohnDeere, NOW)
+            .expect("connect");
+        let mut link = provider_link();
+        link.settings.company_name = Some("n".repeat(700));
+        let made = account
+            .create_magic_link(by_external_id("farmer-1"), link, NOW)
+            .expect("link and its user");
+        let upload = Upload {
+            file_name: "field.zip".into(),
+            size: 10,
+            uploaded_at: NOW,
+        };
+        assert_eq!(account.record_upload(&made.id, upload, 20), Ok(true));
+        assert!(account.stored() > one_user + 4_000 + 700);
+        account
+            .delete_magic_link(Widget::Provider, &made.id)
+            .expect("delete link");
+        account
+            .disconnect_provider(&user.id, Provider::JohnDeere)
+            .expect("disconnect");
+        account
+            .delete_user(&made.leaf_user_id)
+            .expect("delete its user");
+        account.delete_user(&user.id).expect("delete user");
+        // The upload stays recorded (and counted) until a reset.
+        assert_eq!(account.stored(), UPLOAD_WEIGHT + "field.zip".len() as u64);
+        account.reset();
+        assert_eq!(account.stored(), 0);
+    }
+
+    /// Users, magic links, replacements and uploads that would pass the budget are refused
+    /// before they change anything.
+    #[test]
+    fn writes_past_the_budget_are_refused_and_change_nothing() {
+        let mut settings = Settings::resolve(
+            Options {
+                max_tenant_mib: Some(1),
+                ..Options::default()
+            },
+            "127.0.0.1:1".parse().expect("addr"),
+        );
+        settings.leaf_accounts = Vec::new();
+        let account = Accounts::new(&settings).account("a").expect("account");
+        let mut made = 0;
+        let refused = loop {
+            match account.create_user(fields(&format!("u{made}"), 200_000)) {
+                Ok(_) => made += 1,
+                Err(error) => break error,
+            }
+            assert!(made < 10);
+        };
+        assert_eq!(
+            made, 5,
+            "five users of 200 kB fit in 1 MiB, the sixth does not"
+        );
+        let LeafError::StorageFull(full) = refused else {
+            panic!("{refused:?}")
+        };
+        assert_eq!(full.tenant, "Leaf account");
+        let stored = account.stored();
+        assert_eq!(account.list_users(&UserFilter::default(), 0, 100).1, 5);
+        let user = account.list_users(&UserFilter::default(), 0, 1).0[0]
+            .id
+            .clone();
+        assert!(matches!(
+            account.replace_user(&user, fields("u0", 400_000)),
+            Err(LeafError::StorageFull(_))
+        ));
+        assert_eq!(
+            account.user(&user).expect("user").address.map(|a| a.len()),
+            Some(200_000)
+        );
+        let mut link = provider_link();
+        link.settings.header_image = Some("h".repeat(100_000));
+        assert!(matches!(
+            account.create_magic_link(by_external_id("new"), link, NOW),
+            Err(LeafError::StorageFull(_))
+        ));
+        assert_eq!(account.list_magic_links(Widget::Provider, None, None).1, 0);
+        assert!(account.find_magic_link("nothing").is_err());
+        assert_eq!(account.stored(), stored, "nothing refused was counted");
+        // A small link still fits; its uploads are counted too.
+        let small = account
+            .create_magic_link(LinkOwner::Existing(user.clone()), provider_link(), NOW)
+            .expect("a small link fits");
+        let big_name = Upload {
+            file_name: "f".repeat(1_000_000),
+            size: 1,
+            uploaded_at: NOW,
+        };
+        assert!(matches!(
+            account.record_upload(&small.id, big_name, 20),
+            Err(LeafError::StorageFull(_))
+        ));
+        assert!(account.uploads(&small.id).is_empty());
+        account.reset();
+        assert!(account.create_user(fields("again", 200_000)).is_ok());
     }
 }

@@ -23,12 +23,15 @@ use uuid::Uuid;
 use super::chunked::ChunkedVec;
 use super::ids;
 use super::index::{PositionIndex, ServerKeys};
+use super::quota::{self, Budget, StorageFull};
 use super::stamp::{MaybeStamp, Stamp};
 use crate::config::{PartnerConfig, Settings};
 use crate::persist::Sink;
 use crate::ratelimit::{Limit, Window};
 use compact::Compact;
 
+#[cfg(test)]
+mod budget_tests;
 mod compact;
 mod operations;
 pub mod persisted;
@@ -101,6 +104,20 @@ pub enum LinkError {
     /// A fulfil whose `userData` carries none of the requested fields (named here).
     #[error("the userData carries none of the requested fields")]
     NoRequestedFields(Vec<String>),
+    /// The write would take the partner past `--max-tenant-mib`.
+    #[error(transparent)]
+    StorageFull(#[from] StorageFull),
+}
+
+/// Why a snapshot was not restored; the partner is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    /// The snapshot does not hold together: the message says where.
+    #[error("{0}")]
+    Invalid(String),
+    /// Restored, the partner would hold more than `--max-tenant-mib`.
+    #[error(transparent)]
+    StorageFull(#[from] StorageFull),
 }
 
 /// The partner table: API key → partner, and slug → partner (no scans).
@@ -114,6 +131,8 @@ pub struct Partners {
     closed: bool,
     /// Open mode: at most this many partners (`--max-tenants`).
     max_tenants: Option<usize>,
+    /// What each partner may store (`--max-tenant-mib`).
+    budget: Budget,
     widget_base: Arc<str>,
     sink: Sink,
     /// Open mode: the rate-limit windows of keys that have only read so far, and so have no
@@ -155,12 +174,14 @@ impl Partners {
     /// Writing every change through `sink`.
     pub fn with_sink(settings: &Settings, sink: Sink) -> Partners {
         let widget_base: Arc<str> = settings.m2m_widget_base.as_str().into();
+        let budget = Budget::new(settings.max_tenant_mib, "partner");
         let mut tables = Tables::default();
         for config in &settings.partners {
             let partner = Arc::new(Partner::configured(
                 config,
                 widget_base.clone(),
                 sink.clone(),
+                budget,
             ));
             for key in &config.keys {
                 tables.insert(key, partner.clone());
@@ -169,6 +190,7 @@ impl Partners {
         Partners {
             closed: !settings.partners.is_empty(),
             max_tenants: settings.max_tenants,
+            budget,
             tables: RwLock::new(tables),
             widget_base,
             sink,
@@ -201,7 +223,12 @@ impl Partners {
         {
             return Err(KeyError::TenantLimit);
         }
-        let partner = Partner::open(key, self.widget_base.clone(), self.sink.clone());
+        let partner = Partner::open(
+            key,
+            self.widget_base.clone(),
+            self.sink.clone(),
+            self.budget,
+        );
         {
             let mut state = partner.state.lock();
             if let Some(windows) = self.strangers.lock().remove(key) {
@@ -221,7 +248,7 @@ impl Partners {
     /// in no table, writing nothing to the state file. Reads never create a tenant; the
     /// first write does ([`Partners::materialize`]).
     pub fn stranger(&self, key: &str) -> Arc<Partner> {
-        let mut partner = Partner::open(key, self.widget_base.clone(), Sink::off());
+        let mut partner = Partner::open(key, self.widget_base.clone(), Sink::off(), self.budget);
         partner.stranger = true;
         Arc::new(partner)
     }
@@ -335,6 +362,8 @@ pub struct Partner {
     measured_snapshot: Mutex<(u64, usize)>,
     widget_base: Arc<str>,
     sink: Sink,
+    /// What the partner may store (`--max-tenant-mib`), against [`PartnerState::stored`].
+    budget: Budget,
     state: Mutex<PartnerState>,
     /// The permutations `userId`s and `operationId`s are minted through, made on first use.
     minters: std::sync::OnceLock<[ids::Minter; 2]>,
@@ -359,6 +388,9 @@ struct PartnerState {
     /// Counts behind the next `userId` and `operationId` ([`ids::Minter`]).
     minted_users: ids::Minted,
     minted_operations: ids::Minted,
+    /// What the links and users weigh together ([`Link::weight`], [`User::weight`]): kept
+    /// as they change, checked against [`Partner::budget`] by the writes that add to it.
+    stored: u64,
 }
 
 impl PartnerState {
@@ -432,7 +464,25 @@ impl Extras {
     }
 }
 
+/// What a link's record, its id in the index and its fixed fields are counted as: about
+/// what a bare link costs in memory ([`crate::store::quota`]).
+const LINK_WEIGHT: u64 = 192;
+/// What a user's record and its index entry are counted as.
+const USER_WEIGHT: u64 = 96;
+
 impl Link {
+    /// What the link counts against its partner's budget: its base and every text a client
+    /// gave it.
+    fn weight(&self) -> u64 {
+        let texts = self.extras.as_deref().map_or(0, |extras| {
+            quota::text(extras.theme.as_deref())
+                + quota::text(extras.callback_url.as_deref())
+                + quota::text(extras.revoke_reason.as_deref())
+                + quota::text(extras.operation_id.as_deref())
+        });
+        LINK_WEIGHT + compact_len(self.metadata.as_ref()) + texts
+    }
+
     fn extra(&self, field: fn(&Extras) -> &Option<Box<str>>) -> Option<&str> {
         self.extras
             .as_deref()
@@ -523,6 +573,18 @@ type UserLinks = smallvec::SmallVec<[u32; 4]>;
 // No larger than the `Vec` it replaced (smallvec's `union` layout): every user holds one.
 const _: () = assert!(std::mem::size_of::<UserLinks>() == std::mem::size_of::<Vec<u32>>());
 
+/// The bytes of a kept JSON text, counted.
+fn compact_len(compact: Option<&Compact>) -> u64 {
+    compact.map_or(0, |compact| compact.raw().get().len() as u64)
+}
+
+impl User {
+    /// What the user counts against its partner's budget.
+    fn weight(&self) -> u64 {
+        USER_WEIGHT + self.reference_id.len() as u64 + compact_len(self.data.as_ref())
+    }
+}
+
 struct User {
     suffix: [u8; 6],
     reference_id: Box<str>,
@@ -595,7 +657,12 @@ pub struct DataRequestView {
 }
 
 impl Partner {
-    fn configured(config: &PartnerConfig, widget_base: Arc<str>, sink: Sink) -> Partner {
+    fn configured(
+        config: &PartnerConfig,
+        widget_base: Arc<str>,
+        sink: Sink,
+        budget: Budget,
+    ) -> Partner {
         let state = PartnerState {
             webhook_url: config.webhook_url.clone(),
             webhook_secret: config
@@ -618,12 +685,13 @@ impl Partner {
             measured_snapshot: Mutex::new((u64::MAX, 0)),
             widget_base,
             sink,
+            budget,
             state: Mutex::new(state),
             minters: std::sync::OnceLock::new(),
         }
     }
 
-    fn open(key: &str, widget_base: Arc<str>, sink: Sink) -> Partner {
+    fn open(key: &str, widget_base: Arc<str>, sink: Sink, budget: Budget) -> Partner {
         Partner {
             slug: open_mode_slug(key).into(),
             suspended: false,
@@ -636,6 +704,7 @@ impl Partner {
             measured_snapshot: Mutex::new((u64::MAX, 0)),
             widget_base,
             sink,
+            budget,
             state: Mutex::new(PartnerState {
                 webhook_secret: new_webhook_secret(),
                 ..PartnerState::default()
@@ -751,12 +820,26 @@ impl Partner {
             .boxed(),
         };
         let (token, created_at, expires_at) = (link.token, link.created_at, link.expires_at);
+        // `userData` as the new user keeps it, or to merge into a returning user's.
+        let patch = new.user_data.map(|data| {
+            let compact = Compact::new(&data);
+            (data, compact)
+        });
+        let link_weight = link.weight();
+        // The most the create adds, its user counted as new: one that could take the
+        // partner past its budget is refused before anything changes.
+        let most = link_weight
+            + USER_WEIGHT
+            + new.reference_id.len() as u64
+            + compact_len(patch.as_ref().map(|(_, compact)| compact));
         let mut guard = self.state.lock();
         let state = &mut *guard;
+        self.budget.admits(state.stored, most)?;
         // The `referenceId`'s user, or a new one indexed at the next position in the same
         // look-up (the index hashes the key once; the user is pushed right below).
         let next = state.users.len() as u32;
-        let user_index = match state.index_user(new.reference_id.as_str(), next) {
+        let returning = state.index_user(new.reference_id.as_str(), next);
+        let user_index = match returning {
             Some(index) => {
                 let user = &state.users[index as usize];
                 if let Some(&last) = user.links.last()
@@ -787,9 +870,17 @@ impl Partner {
             suffix = ids::hex48();
         }
         let user = &mut state.users[user_index as usize];
-        if let Some(data) = new.user_data {
-            merge_into(&mut user.data, data);
+        let counted = if returning.is_some() {
+            user.weight()
+        } else {
+            0
+        };
+        match (patch, &user.data) {
+            (Some((_, compact)), None) => user.data = Some(compact),
+            (Some((data, _)), Some(_)) => merge_into(&mut user.data, data),
+            (None, _) => {}
         }
+        state.stored = state.stored.saturating_sub(counted) + user.weight() + link_weight;
         user.links.push(link_index);
         link.suffix = suffix;
         link.user = user_index;
@@ -889,6 +980,10 @@ impl Partner {
         if link.is_expired(now) {
             return Err(LinkError::Expired);
         }
+        let added = quota::text(reason.as_deref());
+        self.budget.admits(state.stored, added)?;
+        state.stored += added;
+        let link = &mut state.links[index];
         link.status = LinkStatus::Revoked;
         link.revoked_at = MaybeStamp::of(Some(now));
         link.set_extra(|extras| &mut extras.revoke_reason, reason.map(Into::into));
@@ -1013,7 +1108,20 @@ impl Partner {
             .map(|path| format!("userData.{path}"))
             .collect();
         let link_id = self.link_id(link.suffix);
-        merge_into(&mut state.users[user_index].data, user_data);
+        // The most the merge adds: the patch kept whole. (Measured as the patch's own
+        // compact text only here, past the checks a fulfil is refused for.)
+        let patch = Compact::new(&user_data);
+        self.budget
+            .admits(state.stored, compact_len(Some(&patch)))?;
+        let user = &mut state.users[user_index];
+        let counted = user.weight();
+        if user.data.is_none() {
+            user.data = Some(patch);
+        } else {
+            merge_into(&mut user.data, user_data);
+        }
+        let weight = user.weight();
+        state.stored = state.stored.saturating_sub(counted) + weight;
         if let Some(request) = state.data_requests.get_mut(&suffix) {
             request.fulfilled_at = Some(now);
         }
@@ -1059,6 +1167,16 @@ impl Partner {
     /// Number of stored links.
     pub fn link_count(&self) -> usize {
         self.state.lock().links.len()
+    }
+
+    /// What the partner's links and users are counted as holding ([`crate::store::quota`]).
+    pub fn stored(&self) -> u64 {
+        self.state.lock().stored
+    }
+
+    /// `Ok` when the partner may add `more` counted bytes to what it holds now.
+    pub fn admits(&self, more: u64) -> Result<(), StorageFull> {
+        self.budget.admits(self.stored(), more)
     }
 
     fn find_link(&self, state: &PartnerState, link_id: &str) -> Result<usize, LinkError> {

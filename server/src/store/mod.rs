@@ -7,12 +7,14 @@
 //!
 //! - [`m2m`]: partners, their links, users and data requests.
 //! - [`leaf`]: Leaf accounts, their users and magic links.
+//! - [`quota`]: what each tenant may store (`--max-tenant-mib`).
 
 pub mod chunked;
 pub mod ids;
 pub mod index;
 pub mod leaf;
 pub mod m2m;
+pub mod quota;
 pub mod stamp;
 
 use std::sync::Arc;

@@ -17,5 +17,6 @@ mod m2m_limits;
 mod pages;
 mod shadow;
 mod shared;
+mod tenant_budget;
 mod webhooks;
 mod wire;

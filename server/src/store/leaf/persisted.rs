@@ -198,9 +198,11 @@ impl Account {
             };
             if let Some(kept) = state.links.get(&id) {
                 state.link_order.remove(&kept.seq);
+                state.stored = state.stored.saturating_sub(kept.weight());
             }
             state.link_order.insert(seq, id.clone());
             self.index_link(&id);
+            state.stored += link.weight();
             state.links.insert(id, link);
             state.next_seq = state.next_seq.max(seq);
         }

@@ -73,10 +73,14 @@ impl Partner {
             cancelled_at: None,
         };
         let operation_id = self.operation_id(&operation);
-        state.links[index].set_extra(
+        let link = &mut state.links[index];
+        let counted = link.weight();
+        link.set_extra(
             |extras| &mut extras.operation_id,
             Some(operation_id.as_str().into()),
         );
+        // An id of a fixed length: no budget to check, only the count to keep.
+        state.stored = state.stored.saturating_sub(counted) + link.weight();
         state.operations.insert(index as u32, operation);
         self.record(|changes| {
             self.put_link(changes, state, index);
@@ -158,20 +162,8 @@ impl Partner {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests_support::{NOW, new_link, partner};
+    use super::super::tests_support::{NOW, amount, new_link, partner};
     use super::*;
-
-    fn amount() -> NewOperation {
-        NewOperation {
-            amount: OperationAmount {
-                send: 100.0,
-                receive: 97.0,
-                fee: 3.0,
-                send_currency: "USD".into(),
-                receive_currency: "USD".into(),
-            },
-        }
-    }
 
     #[test]
     fn an_operation_needs_an_opened_link_and_sets_its_operation_id() {

@@ -147,6 +147,7 @@ impl Partners {
                         key,
                         self.widget_base.clone(),
                         self.sink.clone(),
+                        self.budget,
                     ));
                     tables.insert(key, partner.clone());
                     partner

@@ -21,7 +21,9 @@ use uuid::Uuid;
 use super::compact::Compact;
 use super::operations::Operation;
 use super::persisted::{LinkDoc, UserDoc};
-use super::{DataRequest, Extras, IdKind, Link, Partner, PartnerState, Partners, User, ids};
+use super::{
+    DataRequest, Extras, IdKind, Link, Partner, PartnerState, Partners, RestoreError, User, ids,
+};
 use crate::store::stamp::{MaybeStamp, Stamp};
 
 /// Snapshot format version.
@@ -90,8 +92,9 @@ impl Partner {
     }
 
     /// Replaces the partner's state with `snapshot`; on any error nothing changes.
-    pub fn restore(&self, snapshot: M2mSnapshot) -> Result<(), String> {
-        let restored = self.rebuild(snapshot)?;
+    pub fn restore(&self, snapshot: M2mSnapshot) -> Result<(), RestoreError> {
+        let restored = self.rebuild(snapshot).map_err(RestoreError::Invalid)?;
+        self.budget.admits(0, restored.stored)?;
         let mut state = self.state.lock();
         let webhook_secret = std::mem::take(&mut state.webhook_secret);
         *state = PartnerState {
@@ -526,7 +529,9 @@ impl<'p> Merge<'p> {
             if kept.suffix != user.suffix {
                 return Err(format!("referenceId {:?} appears twice", user.reference_id));
             }
+            let counted = kept.weight();
             kept.data = user.data;
+            state.stored = state.stored.saturating_sub(counted) + kept.weight();
             return Ok(());
         }
         let index = u32::try_from(state.users.len()).map_err(|_| "too many users".to_owned())?;
@@ -536,6 +541,7 @@ impl<'p> Merge<'p> {
         state
             .minted_users
             .past(self.partner.minter(IdKind::User), &user.suffix);
+        state.stored += user.weight();
         state.users.push(user);
         Ok(())
     }
@@ -570,6 +576,8 @@ impl<'p> Merge<'p> {
                         self.partner.link_id(link.suffix)
                     ));
                 }
+                let counted = state.links[index as usize].weight();
+                state.stored = state.stored.saturating_sub(counted) + link.weight();
                 state.links[index as usize] = link;
             }
             None => {
@@ -580,6 +588,7 @@ impl<'p> Merge<'p> {
                     ));
                 }
                 state.users[link.user as usize].links.push(index);
+                state.stored += link.weight();
                 state.links.push(link);
             }
         }
@@ -1085,7 +1094,7 @@ mod tests {
         for past in ["9999-12-31T23:59:59.999-23:59", "0000-01-01T00:00:00+00:01"] {
             let mut broken = before.clone();
             broken.links[0].expires_at = past.into();
-            let refused = partner.restore(broken).expect_err(past);
+            let refused = partner.restore(broken).expect_err(past).to_string();
             assert!(refused.contains("years 0000 to 9999"), "{refused}");
             assert_eq!(partner.snapshot(), before, "{past}");
         }

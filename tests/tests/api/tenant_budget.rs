@@ -1,0 +1,135 @@
+//! `--max-tenant-mib`: what one tenant may store. A write past it is refused in its API's
+//! envelope (403) and stores nothing; its neighbours, its reads and a reset go on.
+
+use http::Method;
+use linkbox::Options;
+use linkbox::config::RateLimits;
+use linkbox_tests::{TestApp, assert_leaf_problem, spawn_app_with, test_key};
+use serde_json::{Value, json};
+
+const USERS: &str = "/services/usermanagement/api/users";
+
+async fn tight_app() -> TestApp {
+    spawn_app_with(Options {
+        max_tenant_mib: Some(1),
+        rate_limits: Some(RateLimits::Off),
+        ..Options::default()
+    })
+    .await
+}
+
+fn bulky(reference_id: &str) -> Value {
+    json!({"referenceId": reference_id, "metadata": {"blob": "x".repeat(200_000)}})
+}
+
+/// Creates 200 kB links for `key` until one is refused; returns the refusal and how many
+/// were made.
+async fn fill(app: &TestApp, key: &str) -> (linkbox_tests::Reply, usize) {
+    for made in 0..20 {
+        let reply = app.create_link(key, &bulky(&format!("u{made}"))).await;
+        if reply.status != 201 {
+            return (reply, made);
+        }
+    }
+    panic!("a 1 MiB budget took 20 links of 200 kB");
+}
+
+#[tokio::test]
+async fn a_partner_past_its_budget_is_refused_in_the_m2m_envelope_and_its_neighbours_go_on() {
+    let app = tight_app().await;
+    let (full, key) = (test_key(1), test_key(2));
+    let (refused, made) = fill(&app, &full).await;
+    assert_eq!(
+        made, 5,
+        "five links of 200 kB fit in 1 MiB, the sixth does not"
+    );
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert_eq!(refused.json["success"], false);
+    assert_eq!(refused.json["error"]["code"], "INVALID_REQUEST");
+    let message = refused.json["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("--max-tenant-mib"), "{message}");
+    assert!(message.contains("1 MiB"), "{message}");
+    let listed = app.list_links(&full, "").await;
+    assert_eq!(listed.status, 200, "reads go on: {listed:?}");
+    assert_eq!(
+        listed.json["data"]["pagination"]["total"], 5,
+        "nothing refused was kept"
+    );
+    // Another partner has a budget of its own.
+    assert_eq!(fill(&app, &key).await.1, 5);
+    // The control API refuses a seed the partner has no room for, in its own envelope.
+    let seeded = app
+        .control(
+            Method::POST,
+            "/seed",
+            Some(&full),
+            Some(&json!({"api": "m2m", "count": 1000})),
+        )
+        .await;
+    assert_eq!(seeded.status, 403, "{seeded:?}");
+    assert_eq!(seeded.json["error"]["code"], "STORAGE_FULL");
+    // A snapshot that would hold more than the budget is not restored.
+    let snapshot = app
+        .control(Method::GET, "/snapshot", Some(&full), None)
+        .await;
+    assert_eq!(snapshot.status, 200);
+    let mut grown = snapshot.json.clone();
+    grown["links"][0]["metadata"] = json!({"blob": "y".repeat(400_000)});
+    let restored = app
+        .control(Method::PUT, "/snapshot", Some(&full), Some(&grown))
+        .await;
+    assert_eq!(restored.status, 403, "{restored:?}");
+    assert_eq!(restored.json["error"]["code"], "STORAGE_FULL");
+    let after = app
+        .control(Method::GET, "/snapshot", Some(&full), None)
+        .await;
+    assert_eq!(
+        after.json, snapshot.json,
+        "a refused restore changes nothing"
+    );
+    // Its own snapshot, the same size, restores; a reset makes room.
+    let same = app
+        .control(Method::PUT, "/snapshot", Some(&full), Some(&snapshot.json))
+        .await;
+    assert_eq!(same.status, 200, "{same:?}");
+    let reset = app.control(Method::POST, "/reset", Some(&full), None).await;
+    assert_eq!(reset.status, 200, "{reset:?}");
+    assert_eq!(app.create_link(&full, &bulky("again")).await.status, 201);
+}
+
+#[tokio::test]
+async fn a_leaf_account_past_its_budget_gets_a_403_problem() {
+    let app = tight_app().await;
+    let token = app.authenticate("farm").await;
+    let user = |n: usize| {
+        json!({"name": format!("u{n}"), "email": format!("u{n}@example.com"),
+               "address": "a".repeat(300_000)})
+    };
+    let mut made = 0;
+    let refused = loop {
+        let reply = app
+            .leaf(Method::POST, USERS, &token, Some(&user(made)))
+            .await;
+        if reply.status != 201 {
+            break reply;
+        }
+        made += 1;
+        assert!(made < 10, "a 1 MiB budget took 10 users of 300 kB");
+    };
+    assert_eq!(
+        made, 3,
+        "three users of 300 kB fit in 1 MiB, the fourth does not"
+    );
+    assert_leaf_problem(&refused, 403, "Forbidden", USERS);
+    let detail = refused.json["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("--max-tenant-mib"), "{detail}");
+    let listed = app.leaf(Method::GET, USERS, &token, None).await;
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.json.as_array().map(Vec::len), Some(3));
+    // Another account stores as before.
+    let other = app.authenticate("other-farm").await;
+    let reply = app.leaf(Method::POST, USERS, &other, Some(&user(0))).await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+}
