@@ -160,7 +160,7 @@ pub fn descriptor_limit() -> usize {
 
 /// What one tenant may store by default, in MiB (`--max-tenant-mib`), counted as
 /// [`crate::store::quota`] says: room for a million of the seeder's realistic M2M links
-/// (about 850 bytes each, counted) in one partner.
+/// (about 610 bytes each, counted) in one partner, three times over.
 pub const DEFAULT_MAX_TENANT_MIB: u64 = 2048;
 
 /// The options of `linkbox serve` that shape [`Settings`], before the address is bound.

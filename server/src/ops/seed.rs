@@ -52,7 +52,7 @@ pub enum SeedError {
 }
 
 /// The most one seeded link, with its user, is counted as ([`crate::store::quota`]): a
-/// bound above what the generator makes (about 850 bytes for M2M, less for Leaf), so a
+/// bound above what the generator makes (about 610 bytes for M2M, 590 for Leaf), so a
 /// seed the tenant's budget admits up front does not stop half way.
 pub const SEEDED_LINK_MOST: u64 = 2048;
 
