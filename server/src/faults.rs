@@ -41,6 +41,12 @@ use crate::store::ids;
 
 /// Longest delay a fault may add.
 const MAX_DELAY_MS: u64 = 120_000;
+/// The largest body a fault may answer with, as JSON: a vendor's error or a page of
+/// results, not a store of its own (a tenant's hundred faults hold at most 6.4 MiB). [design]
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The longest path pattern and method a fault may name. [design]
+pub const MAX_PATH_BYTES: usize = 2048;
+const MAX_METHOD_BYTES: usize = 32;
 
 /// Faults one tenant may have in force at once.
 pub const MAX_FAULTS_PER_TENANT: usize = 100;
@@ -242,10 +248,31 @@ impl Faults {
         let method = request
             .method
             .map(|method| {
-                Method::from_bytes(method.to_ascii_uppercase().as_bytes())
-                    .map_err(|_| String::from("The method field must be an HTTP method"))
+                Some(method)
+                    .filter(|method| method.len() <= MAX_METHOD_BYTES)
+                    .and_then(|method| {
+                        Method::from_bytes(method.to_ascii_uppercase().as_bytes()).ok()
+                    })
+                    .ok_or_else(|| String::from("The method field must be an HTTP method"))
             })
             .transpose()?;
+        if request
+            .path
+            .as_ref()
+            .is_some_and(|path| path.len() > MAX_PATH_BYTES)
+        {
+            return Err(format!(
+                "The path field must be at most {MAX_PATH_BYTES} bytes"
+            ));
+        }
+        if let Some(body) = &request.body {
+            let bytes = serde_json::to_vec(body).map_or(usize::MAX, |text| text.len());
+            if bytes > MAX_BODY_BYTES {
+                return Err(format!(
+                    "The body field must be at most {MAX_BODY_BYTES} bytes as JSON; it is {bytes}"
+                ));
+            }
+        }
         let path = request
             .path
             .as_deref()
@@ -564,6 +591,46 @@ mod tests {
 
     fn fault(json: serde_json::Value) -> FaultRequest {
         serde_json::from_value(json).expect("fault request")
+    }
+
+    /// A fault answers like a vendor; it is no place to store data: its body, path and
+    /// method are bounded, each refusal naming the field and the limit.
+    #[test]
+    fn a_faults_body_path_and_method_are_bounded() {
+        let faults = Faults::new();
+        let at_limit = "x".repeat(MAX_BODY_BYTES - 2);
+        assert!(
+            faults
+                .add(fault(serde_json::json!({"body": at_limit})), None)
+                .is_ok()
+        );
+        let over = "x".repeat(MAX_BODY_BYTES - 1);
+        let refused = faults
+            .add(fault(serde_json::json!({"body": over})), None)
+            .expect_err("a body past the limit");
+        assert!(
+            refused.contains("The body field must be at most 65536 bytes"),
+            "{refused}"
+        );
+        let long = format!("/partner/{}", "p".repeat(MAX_PATH_BYTES));
+        let refused = faults
+            .add(
+                fault(serde_json::json!({"status": 503, "path": long})),
+                None,
+            )
+            .expect_err("a path past the limit");
+        assert!(
+            refused.contains("The path field must be at most 2048 bytes"),
+            "{refused}"
+        );
+        let refused = faults
+            .add(
+                fault(serde_json::json!({"status": 503, "method": "M".repeat(33)})),
+                None,
+            )
+            .expect_err("a method past the limit");
+        assert_eq!(refused, "The method field must be an HTTP method");
+        assert_eq!(faults.list(None).len(), 1, "only the first was added");
     }
 
     #[test]

@@ -37,6 +37,12 @@ use crate::store::m2m::Partner;
 
 /// Finished deliveries beyond this many are forgotten, oldest first; pending ones never are.
 const MAX_KEPT_DELIVERIES: usize = 10_000;
+/// Finished deliveries are forgotten too, oldest first, while their bodies (each event's
+/// payload, the link's `metadata` in it) hold more than this many bytes. [design]
+const MAX_KEPT_BYTES: usize = 256 * 1024 * 1024;
+/// The bytes one partner's pending deliveries' bodies may hold at once; past it, as past
+/// [`MAX_PENDING_PER_TENANT`], a new event's delivery fails at once. [design]
+pub const MAX_PENDING_BYTES_PER_TENANT: usize = 64 * 1024 * 1024;
 /// Attempts one delivery keeps: ten replays' worth of full schedules. Earlier ones are
 /// counted, not kept, so a delivery replayed without end stays the same size. [design]
 pub const MAX_KEPT_ATTEMPTS: usize = 50;
@@ -325,13 +331,24 @@ impl Webhooks {
             }
             delivery.id = id;
             delivery.seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
-            if !nowhere && deliveries.pending_of(&partner.slug) >= MAX_PENDING_PER_TENANT {
+            let pending = deliveries.pending_of(&partner.slug);
+            let full = if pending.count >= MAX_PENDING_PER_TENANT {
+                Some(format!("{MAX_PENDING_PER_TENANT} deliveries"))
+            } else if pending.bytes + delivery.body.len() > MAX_PENDING_BYTES_PER_TENANT {
+                Some(format!(
+                    "deliveries of {} MiB",
+                    MAX_PENDING_BYTES_PER_TENANT / (1024 * 1024)
+                ))
+            } else {
+                None
+            };
+            if let Some(full) = full.filter(|_| !nowhere) {
                 nowhere = true;
                 delivery.refuse(
                     now,
                     format!(
-                        "not sent: this partner already has {MAX_PENDING_PER_TENANT} deliveries \
-                         pending (its receiver is slow or down); replay this one once they drain"
+                        "not sent: this partner already has {full} pending (its receiver is \
+                         slow or down); replay this one once they drain"
                     )
                     .into(),
                 );
@@ -764,6 +781,39 @@ pub(super) mod tests {
             webhooks.enqueue(&partner(), "link.created", (), None, NOW);
         }
         assert_eq!(webhooks.deliveries(Visible::All).len(), MAX_KEPT_DELIVERIES);
+    }
+
+    /// A partner whose receiver is down holds at most 64 MiB of pending bodies, however
+    /// few deliveries that is; another partner's deliveries still go out.
+    #[test]
+    fn a_partners_pending_bodies_are_capped_in_bytes_too() {
+        let webhooks = Webhooks::new();
+        let (busy, quiet) = (
+            partner(),
+            partner_of("m2m_test_zyxwvutsrqponmlkjihgfedcba987654"),
+        );
+        let big = serde_json::json!({"metadata": "x".repeat(5 * 1024 * 1024)});
+        for _ in 0..15 {
+            webhooks.enqueue(&busy, "link.created", big.clone(), url(), NOW);
+        }
+        webhooks.enqueue(&quiet, "link.created", big, url(), NOW);
+        let views = webhooks.deliveries(Visible::All);
+        let count = |partner: &Arc<Partner>, status| {
+            views
+                .iter()
+                .filter(|view| view.tenant == *partner.slug && view.status == status)
+                .count()
+        };
+        // 12 bodies of 5 MiB and a little fit in 64 MiB; the 13th does not.
+        assert_eq!(count(&busy, DeliveryStatus::Pending), 12);
+        assert_eq!(count(&busy, DeliveryStatus::Failed), 3);
+        assert_eq!(count(&quiet, DeliveryStatus::Pending), 1);
+        let refused = views
+            .iter()
+            .find(|view| view.status == DeliveryStatus::Failed)
+            .expect("a refused delivery");
+        let error = refused.attempts[0].error.as_deref().unwrap_or_default();
+        assert!(error.contains("deliveries of 64 MiB pending"), "{error}");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use linkbox_contracts::sandbox::DeliveryStatus;
 use time::OffsetDateTime;
 
-use super::{Delivery, DeliveryId, MAX_KEPT_DELIVERIES};
+use super::{Delivery, DeliveryId, MAX_KEPT_BYTES, MAX_KEPT_DELIVERIES};
 use crate::store::index::ServerKeys;
 
 /// Finished deliveries beyond the cap that wait behind a pending one before they are
@@ -36,17 +36,29 @@ pub(super) struct Queue {
     /// Delivery id → its `seq`. This map and the two below are keyed by what no client chooses
     /// (delivery ids, partner slugs, link ids), so they hash with [`ServerKeys`].
     by_id: HashMap<DeliveryId, u64, ServerKeys>,
-    /// Partner slug → how many of its deliveries are pending.
-    pending: HashMap<Arc<str>, usize, ServerKeys>,
+    /// Partner slug → how many of its deliveries are pending, and their bodies' bytes.
+    pending: HashMap<Arc<str>, Pending, ServerKeys>,
     /// How many deliveries are pending, all partners together: the sum of `pending`, kept
     /// rather than summed because [`Queue::trim`] reads it on every enqueue and `pending`
     /// has an entry for every partner with a receiver down.
     pending_total: usize,
+    /// The bytes of the pending deliveries' bodies, all partners together.
+    pending_bytes: usize,
+    /// The bytes of every kept delivery's body: finished ones are dropped, oldest first,
+    /// once theirs pass [`MAX_KEPT_BYTES`].
+    bytes: usize,
     /// The engine's view: each pending delivery not in flight, by when it falls due.
     waiting: BTreeSet<(OffsetDateTime, u64)>,
     /// The engine's view: by link, the seqs of its pending deliveries that hold the link's
     /// later ones back (in flight, or not yet tried once).
     holding: HashMap<Arc<str>, BTreeSet<u64>, ServerKeys>,
+}
+
+/// A partner's pending deliveries: how many, and their bodies' bytes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Pending {
+    pub count: usize,
+    pub bytes: usize,
 }
 
 /// Where a delivery stands in the engine's two indexes ([`Queue::due`]).
@@ -87,9 +99,9 @@ impl Queue {
         self.by_id.contains_key(&id)
     }
 
-    /// How many deliveries of partner `slug` are pending.
-    pub(super) fn pending_of(&self, slug: &str) -> usize {
-        self.pending.get(slug).copied().unwrap_or(0)
+    /// How many deliveries of partner `slug` are pending, and their bodies' bytes.
+    pub(super) fn pending_of(&self, slug: &str) -> Pending {
+        self.pending.get(slug).copied().unwrap_or_default()
     }
 
     /// The newest delivery's seq: the next one pushed must have a greater one.
@@ -106,12 +118,9 @@ impl Queue {
     pub(super) fn push(&mut self, delivery: Delivery) {
         debug_assert!(self.last_seq().is_none_or(|last| last < delivery.seq));
         self.by_id.insert(delivery.id, delivery.seq);
+        self.bytes += delivery.body.len();
         if delivery.status == DeliveryStatus::Pending {
-            *self
-                .pending
-                .entry(delivery.partner.slug.clone())
-                .or_default() += 1;
-            self.pending_total += 1;
+            self.count(delivery.partner.slug.clone(), delivery.body.len());
         }
         self.rekey(None, EngineKeys::of(&delivery));
         self.list.push_back(delivery);
@@ -229,27 +238,40 @@ impl Queue {
         let result = change(delivery);
         let after = EngineKeys::of(delivery);
         let is_pending = delivery.status == DeliveryStatus::Pending;
-        let slug = delivery.partner.slug.clone();
+        let (slug, bytes) = (delivery.partner.slug.clone(), delivery.body.len());
         self.rekey(Some(before), after);
         match (was_pending, is_pending) {
-            (false, true) => {
-                *self.pending.entry(slug).or_default() += 1;
-                self.pending_total += 1;
-            }
-            (true, false) => self.uncount(&slug),
+            (false, true) => self.count(slug, bytes),
+            (true, false) => self.uncount(&slug, bytes),
             _ => {}
         }
         Some(result)
     }
 
-    fn uncount(&mut self, slug: &Arc<str>) {
+    /// Counts a pending delivery of `slug` whose body is `bytes` long.
+    fn count(&mut self, slug: Arc<str>, bytes: usize) {
+        let pending = self.pending.entry(slug).or_default();
+        pending.count += 1;
+        pending.bytes += bytes;
+        self.pending_total += 1;
+        self.pending_bytes += bytes;
+    }
+
+    fn uncount(&mut self, slug: &Arc<str>, bytes: usize) {
         self.pending_total = self.pending_total.saturating_sub(1);
-        if let Some(count) = self.pending.get_mut(slug) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
+        self.pending_bytes = self.pending_bytes.saturating_sub(bytes);
+        if let Some(pending) = self.pending.get_mut(slug) {
+            pending.count = pending.count.saturating_sub(1);
+            pending.bytes = pending.bytes.saturating_sub(bytes);
+            if pending.count == 0 {
                 self.pending.remove(slug);
             }
         }
+    }
+
+    /// The bytes of the finished deliveries' bodies.
+    fn finished_bytes(&self) -> usize {
+        self.bytes.saturating_sub(self.pending_bytes)
     }
 
     /// Oldest first.
@@ -268,15 +290,17 @@ impl Queue {
                     delivery.partner.slug.clone(),
                     delivery.status,
                     EngineKeys::of(delivery),
+                    delivery.body.len(),
                 ));
             }
             kept
         });
-        for (id, slug, status, keys) in dropped {
+        for (id, slug, status, keys, bytes) in dropped {
             self.rekey(Some(keys), EngineKeys::of_none());
             self.by_id.remove(&id);
+            self.bytes = self.bytes.saturating_sub(bytes);
             if status == DeliveryStatus::Pending {
-                self.uncount(&slug);
+                self.uncount(&slug, bytes);
             }
         }
     }
@@ -286,24 +310,29 @@ impl Queue {
         self.by_id.clear();
         self.pending.clear();
         self.pending_total = 0;
+        self.pending_bytes = 0;
+        self.bytes = 0;
         self.waiting.clear();
         self.holding.clear();
     }
 
-    /// Drops the oldest finished deliveries beyond the cap (behind a pending one, once
-    /// [`TRIM_BATCH`] of them are due); returns what it dropped. That is one delivery on
-    /// nearly every enqueue once the list is full, returned in place rather than in a
-    /// `Vec` allocated for it.
+    /// Drops the oldest finished deliveries beyond the caps, of count and of bytes (behind
+    /// a pending one, once [`TRIM_BATCH`] of them are due, or a sixteenth of the bytes);
+    /// returns what it dropped. That is one delivery on nearly every enqueue once the list
+    /// is full, returned in place rather than in a `Vec` allocated for it.
     pub(super) fn trim(&mut self) -> Dropped {
         let mut dropped = Dropped::new();
         // The common case: the oldest are finished, and go one at a time from the front.
-        while self.list.len() > MAX_KEPT_DELIVERIES
+        while (self.list.len() > MAX_KEPT_DELIVERIES || self.finished_bytes() > MAX_KEPT_BYTES)
             && self
                 .list
                 .front()
                 .is_some_and(|delivery| delivery.status != DeliveryStatus::Pending)
         {
-            dropped.extend(self.list.pop_front());
+            if let Some(delivery) = self.list.pop_front() {
+                self.bytes = self.bytes.saturating_sub(delivery.body.len());
+                dropped.push(delivery);
+            }
         }
         // Behind a pending one, dropping a finished delivery moves every one kept after it:
         // done on each enqueue, a partner whose receiver is down (its oldest deliveries
@@ -315,11 +344,19 @@ impl Queue {
             .len()
             .saturating_sub(MAX_KEPT_DELIVERIES)
             .min(finished);
-        if excess >= TRIM_BATCH {
+        // Past the bytes' cap, down to fifteen sixteenths of it: the next pass waits for a
+        // sixteenth more.
+        let mut excess_bytes = match self.finished_bytes() {
+            over if over > MAX_KEPT_BYTES => over - (MAX_KEPT_BYTES - MAX_KEPT_BYTES / 16),
+            _ => 0,
+        };
+        if excess >= TRIM_BATCH || excess_bytes > 0 {
             let mut kept = VecDeque::with_capacity(self.list.len());
             for delivery in self.list.drain(..) {
-                if excess > 0 && delivery.status != DeliveryStatus::Pending {
-                    excess -= 1;
+                if (excess > 0 || excess_bytes > 0) && delivery.status != DeliveryStatus::Pending {
+                    excess = excess.saturating_sub(1);
+                    excess_bytes = excess_bytes.saturating_sub(delivery.body.len());
+                    self.bytes = self.bytes.saturating_sub(delivery.body.len());
                     dropped.push(delivery);
                 } else {
                     kept.push_back(delivery);
@@ -380,20 +417,32 @@ mod tests {
 
     /// The indexes, recomputed from the list the slow way.
     fn assert_consistent(queue: &Queue) {
-        let mut pending: HashMap<Arc<str>, usize, ServerKeys> = HashMap::default();
+        let mut pending: HashMap<Arc<str>, Pending, ServerKeys> = HashMap::default();
+        let mut bytes = 0;
         for delivery in queue.iter() {
             assert_eq!(queue.by_id.get(&delivery.id), Some(&delivery.seq));
             assert_eq!(
                 queue.get(delivery.id).map(|found| found.seq),
                 Some(delivery.seq)
             );
+            bytes += delivery.body.len();
             if delivery.status == DeliveryStatus::Pending {
-                *pending.entry(delivery.partner.slug.clone()).or_default() += 1;
+                let counted = pending.entry(delivery.partner.slug.clone()).or_default();
+                counted.count += 1;
+                counted.bytes += delivery.body.len();
             }
         }
         assert_eq!(queue.by_id.len(), queue.iter().count());
         assert_eq!(queue.pending, pending);
-        assert_eq!(queue.pending_total, pending.values().sum::<usize>());
+        assert_eq!(queue.bytes, bytes);
+        assert_eq!(
+            queue.pending_total,
+            pending.values().map(|p| p.count).sum::<usize>()
+        );
+        assert_eq!(
+            queue.pending_bytes,
+            pending.values().map(|p| p.bytes).sum::<usize>()
+        );
         let mut waiting = BTreeSet::new();
         let mut holding: HashMap<Arc<str>, BTreeSet<u64>, ServerKeys> = HashMap::default();
         for delivery in queue.iter() {
@@ -417,7 +466,10 @@ mod tests {
         }
         assert_consistent(&queue);
         assert_eq!(
-            (queue.pending_of(&one.slug), queue.pending_of(&two.slug)),
+            (
+                queue.pending_of(&one.slug).count,
+                queue.pending_of(&two.slug).count
+            ),
             (5, 5)
         );
 
@@ -431,7 +483,10 @@ mod tests {
             d.status = DeliveryStatus::Pending
         });
         assert_eq!(
-            (queue.pending_of(&one.slug), queue.pending_of(&two.slug)),
+            (
+                queue.pending_of(&one.slug).count,
+                queue.pending_of(&two.slug).count
+            ),
             (4, 5)
         );
         assert!(queue.update(DeliveryId(0xffffffffffff), |_| ()).is_none());
@@ -439,7 +494,10 @@ mod tests {
 
         queue.retain(|d| d.partner.slug != two.slug);
         assert_eq!(
-            (queue.pending_of(&one.slug), queue.pending_of(&two.slug)),
+            (
+                queue.pending_of(&one.slug).count,
+                queue.pending_of(&two.slug).count
+            ),
             (4, 0)
         );
         assert!(!queue.contains(DeliveryId(0x000000000001)));
@@ -448,7 +506,40 @@ mod tests {
 
         queue.clear();
         assert_consistent(&queue);
-        assert_eq!(queue.pending_of(&one.slug), 0);
+        assert_eq!(queue.pending_of(&one.slug), Pending::default());
+    }
+
+    /// Finished bodies past [`MAX_KEPT_BYTES`] are dropped oldest first, however few
+    /// deliveries they are; a pending one is kept whatever its size.
+    #[test]
+    fn trimming_bounds_the_bytes_of_finished_bodies() {
+        let (one, _) = partners();
+        // One buffer shared by every body: counted a mebibyte each, allocated once.
+        let body = bytes::Bytes::from(vec![b'x'; 1024 * 1024]);
+        let mut queue = Queue::default();
+        let mut pending = delivery(0, &one, DeliveryStatus::Pending);
+        pending.body = body.clone();
+        queue.push(pending);
+        let total = MAX_KEPT_BYTES / body.len() + 40;
+        for seq in 1..=total as u64 {
+            let mut finished = delivery(seq, &one, DeliveryStatus::Delivered);
+            finished.body = body.clone();
+            queue.push(finished);
+            queue.trim();
+            assert!(queue.finished_bytes() <= MAX_KEPT_BYTES, "after {seq}");
+        }
+        assert_consistent(&queue);
+        assert!(queue.contains(DeliveryId(0)), "the pending one stays");
+        assert!(queue.contains(DeliveryId(total as u64)), "the newest stays");
+        assert!(!queue.contains(DeliveryId(1)), "the oldest finished went");
+        let kept: Vec<u64> = queue.iter().map(|delivery| delivery.seq).collect();
+        let first_finished = kept[1];
+        assert_eq!(
+            kept[1..],
+            (first_finished..=total as u64).collect::<Vec<_>>()[..],
+            "what is kept is the newest, in order"
+        );
+        assert!(queue.finished_bytes() >= MAX_KEPT_BYTES - MAX_KEPT_BYTES / 16);
     }
 
     #[test]
@@ -475,7 +566,7 @@ mod tests {
         );
         assert!(queue.contains(DeliveryId(0x000000000000)));
         assert!(!queue.contains(DeliveryId(0x00000000000a)));
-        assert_eq!(queue.pending_of(&one.slug), 10);
+        assert_eq!(queue.pending_of(&one.slug).count, 10);
         assert_consistent(&queue);
     }
 
