@@ -153,7 +153,9 @@ fn init_logging(format: LogFormat) -> Log {
         .with_ansi(std::io::stderr().is_terminal() && !no_color)
         .with_writer(writer);
     match format {
-        LogFormat::Pretty => builder.init(),
+        LogFormat::Pretty => builder
+            .event_format(linkbox::http::TextLines::default())
+            .init(),
         LogFormat::Json => builder.json().init(),
     }
     Log {

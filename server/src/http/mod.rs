@@ -22,6 +22,7 @@ mod shadow;
 mod unparsed;
 mod workers;
 
+pub use log::TextLines;
 pub use serve::{serve, serve_with};
 
 use std::future::Future;
