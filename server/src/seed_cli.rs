@@ -106,15 +106,22 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
 /// One line saying what the sandbox answered, with the flag to check when it refused the
 /// credential.
 fn refusal(url: &str, status: reqwest::StatusCode, body: &str, api: &str) -> String {
-    let message = serde_json::from_str::<serde_json::Value>(body)
-        .ok()
+    let json = serde_json::from_str::<serde_json::Value>(body).ok();
+    let message = json
+        .as_ref()
         .and_then(|json| {
             ["/error/message", "/message", "/detail"]
                 .iter()
                 .find_map(|pointer| json.pointer(pointer)?.as_str().map(str::to_owned))
         })
         .unwrap_or_else(|| body.chars().take(200).collect());
+    // A tenant out of room (`--max-tenant-mib`) was let in: its credential is fine.
+    let full = json
+        .as_ref()
+        .and_then(|json| json.pointer("/error/code")?.as_str())
+        == Some(linkbox_contracts::sandbox::codes::STORAGE_FULL);
     let hint = match (status.as_u16(), api) {
+        (403, _) if full => "",
         (401 | 403, "m2m") => " (check --key)",
         (401 | 403, _) => " (check --token)",
         (404, _) => " (is --target a linkbox sandbox?)",
@@ -139,6 +146,20 @@ mod tests {
             line,
             "the sandbox at http://127.0.0.1:1/_sandbox/seed refused the seed: 401 Unauthorized: \
              The API key is not valid (check --key)"
+        );
+    }
+
+    #[test]
+    fn a_tenant_out_of_room_is_not_sent_to_check_its_key() {
+        let line = refusal(
+            "http://127.0.0.1:1/_sandbox/seed",
+            reqwest::StatusCode::FORBIDDEN,
+            r#"{"error":{"code":"STORAGE_FULL","message":"This partner would hold more"}}"#,
+            "m2m",
+        );
+        assert!(
+            line.ends_with("403 Forbidden: This partner would hold more"),
+            "{line}"
         );
     }
 

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::ids;
 use super::index::ShardedMap;
-use super::quota::{self, Budget, StorageFull};
+use super::quota::{self, Budget, StorageFull, Tenant};
 use crate::config::Settings;
 use crate::persist::Sink;
 
@@ -99,7 +99,7 @@ impl Accounts {
         Accounts {
             by_name: RwLock::new(HashMap::new()),
             max_accounts: settings.max_tenants,
-            budget: Budget::new(settings.max_tenant_mib, "Leaf account"),
+            budget: Budget::new(settings.max_tenant_mib, Tenant::LeafAccount),
             link_owners: LinkOwners::default(),
             configured,
             secret: RwLock::new(secret),
@@ -1252,7 +1252,7 @@ mod tests {
         let LeafError::StorageFull(full) = refused else {
             panic!("{refused:?}")
         };
-        assert_eq!(full.tenant, "Leaf account");
+        assert_eq!(full.tenant, Tenant::LeafAccount);
         let stored = account.stored();
         assert_eq!(account.list_users(&UserFilter::default(), 0, 100).1, 5);
         let user = account.list_users(&UserFilter::default(), 0, 1).0[0]

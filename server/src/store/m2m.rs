@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::chunked::ChunkedVec;
 use super::ids;
 use super::index::{PositionIndex, ServerKeys};
-use super::quota::{self, Budget, StorageFull};
+use super::quota::{self, Budget, StorageFull, Tenant};
 use super::stamp::{MaybeStamp, Stamp};
 use crate::config::{PartnerConfig, Settings};
 use crate::persist::Sink;
@@ -174,7 +174,7 @@ impl Partners {
     /// Writing every change through `sink`.
     pub fn with_sink(settings: &Settings, sink: Sink) -> Partners {
         let widget_base: Arc<str> = settings.m2m_widget_base.as_str().into();
-        let budget = Budget::new(settings.max_tenant_mib, "partner");
+        let budget = Budget::new(settings.max_tenant_mib, Tenant::Partner);
         let mut tables = Tables::default();
         for config in &settings.partners {
             let partner = Arc::new(Partner::configured(

@@ -14,24 +14,52 @@
 /// A write that would take its tenant past its budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "This {tenant} would hold more than {limit_mib} MiB in this sandbox, the most one tenant may store (--max-tenant-mib); nothing was stored. Reset it (POST /_sandbox/reset) or delete some of its data to store more"
+    "This {} would hold more than {limit_mib} MiB in this sandbox, the most one tenant may store (--max-tenant-mib); nothing was stored. {}",
+    tenant.name(),
+    tenant.remedy()
 )]
 pub struct StorageFull {
-    /// "partner" or "Leaf account".
-    pub tenant: &'static str,
+    pub tenant: Tenant,
     pub limit_mib: u64,
+}
+
+/// The kind of tenant a budget is for: what the refusal calls it, and how it makes room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tenant {
+    Partner,
+    LeafAccount,
+}
+
+impl Tenant {
+    fn name(self) -> &'static str {
+        match self {
+            Tenant::Partner => "partner",
+            Tenant::LeafAccount => "Leaf account",
+        }
+    }
+
+    /// A partner's links are never deleted, only reset; a Leaf account's users and links
+    /// are.
+    fn remedy(self) -> &'static str {
+        match self {
+            Tenant::Partner => "Reset it (POST /_sandbox/reset) to store more",
+            Tenant::LeafAccount => {
+                "Delete some of its users or magic links, or reset it (POST /_sandbox/reset), to store more"
+            }
+        }
+    }
 }
 
 /// One tenant's budget, in counted bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
     bytes: u64,
-    tenant: &'static str,
+    tenant: Tenant,
 }
 
 impl Budget {
     /// `mib` MiB for a tenant of kind `tenant`.
-    pub fn new(mib: u64, tenant: &'static str) -> Budget {
+    pub fn new(mib: u64, tenant: Tenant) -> Budget {
         Budget {
             bytes: mib.saturating_mul(1024 * 1024),
             tenant,
@@ -67,7 +95,7 @@ mod tests {
 
     #[test]
     fn a_budget_admits_up_to_its_size_and_names_it_past_that() {
-        let budget = Budget::new(1, "partner");
+        let budget = Budget::new(1, Tenant::Partner);
         assert_eq!(budget.admits(0, 1024 * 1024), Ok(()));
         assert_eq!(budget.admits(1024 * 1024 - 10, 10), Ok(()));
         let full = budget.admits(1024 * 1024 - 10, 11).unwrap_err();
@@ -78,6 +106,19 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("--max-tenant-mib"), "{message}");
-        assert_eq!(Budget::new(u64::MAX, "partner").admits(u64::MAX, 1), Ok(()));
+        assert!(
+            message.ends_with("Reset it (POST /_sandbox/reset) to store more"),
+            "{message}"
+        );
+        let leaf = Budget::new(1, Tenant::LeafAccount).full().to_string();
+        assert!(leaf.starts_with("This Leaf account would hold"), "{leaf}");
+        assert!(
+            leaf.contains("Delete some of its users or magic links"),
+            "{leaf}"
+        );
+        assert_eq!(
+            Budget::new(u64::MAX, Tenant::Partner).admits(u64::MAX, 1),
+            Ok(())
+        );
     }
 }
