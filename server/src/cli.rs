@@ -209,6 +209,11 @@ pub struct ServeArgs {
     /// is stored. Reset the tenant to store more.
     #[arg(long, env = "LINKBOX_MAX_TENANT_MIB", default_value_t = crate::config::DEFAULT_MAX_TENANT_MIB, value_parser = clap::value_parser!(u64).range(1..=1 << 40))]
     pub max_tenant_mib: u64,
+    /// What all partners and Leaf accounts together may store, in MiB, counted as for
+    /// --max-tenant-mib (default: half the machine's memory, at least 2048); a write that
+    /// would pass it is refused (403) and nothing is stored.
+    #[arg(long, env = "LINKBOX_MAX_STORED_MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 40))]
+    pub max_stored_mib: Option<u64>,
     /// Who may move the shared sandbox clock: `admin` only, or any `tenants` too (default:
     /// tenants on a loopback address, admin otherwise).
     #[arg(long, env = "LINKBOX_CLOCK", value_enum)]
@@ -305,6 +310,7 @@ impl ServeArgs {
                 .max_tenants
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
             max_tenant_mib: Some(self.max_tenant_mib),
+            max_stored_mib: self.max_stored_mib,
             clock: self.clock,
             shadow: self.shadow()?,
         })
@@ -400,6 +406,17 @@ mod tests {
         };
         assert_eq!(resolve(&[]), 2048);
         assert_eq!(resolve(&["--max-tenant-mib", "64"]), 64);
+        let stored = |args: &[&str]| {
+            crate::config::Settings::resolve(
+                serve_args(args).options().expect("options"),
+                "127.0.0.1:8642".parse().expect("an address"),
+            )
+            .max_stored_mib
+        };
+        assert!(stored(&[]) >= 2048);
+        assert_eq!(stored(&[]), crate::config::default_max_stored_mib());
+        assert_eq!(stored(&["--max-stored-mib", "100"]), 100);
+        assert!(Cli::try_parse_from(["linkbox", "serve", "--max-stored-mib", "0"]).is_err());
         for refused in ["0", "-1", "1.5", "2GiB", "1099511627777"] {
             assert!(
                 Cli::try_parse_from(["linkbox", "serve", "--max-tenant-mib", refused]).is_err(),

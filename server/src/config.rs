@@ -65,6 +65,8 @@ pub struct Settings {
     /// `--max-tenant-mib`: what one partner or Leaf account may store, counted
     /// ([`crate::store::quota`]).
     pub max_tenant_mib: u64,
+    /// `--max-stored-mib`: what all tenants together may store, counted.
+    pub max_stored_mib: u64,
     /// `--clock`: who may move the shared sandbox clock.
     pub clock: ClockPolicy,
     /// `--shadow-m2m`, `--shadow-leaf`: the vendors whose answers linkbox forwards and
@@ -163,6 +165,16 @@ pub fn descriptor_limit() -> usize {
 /// (about 610 bytes each, counted) in one partner, three times over.
 pub const DEFAULT_MAX_TENANT_MIB: u64 = 2048;
 
+/// What all tenants together may store by default, in MiB (`--max-stored-mib`), counted:
+/// half the machine's memory (a counted byte costs about one and a half in memory), and at
+/// least [`DEFAULT_MAX_TENANT_MIB`]; that when the memory cannot be read.
+pub fn default_max_stored_mib() -> u64 {
+    let memory = nix::sys::sysinfo::sysinfo()
+        .map(|info| info.ram_total() / (1024 * 1024))
+        .unwrap_or(0);
+    (memory / 2).max(DEFAULT_MAX_TENANT_MIB)
+}
+
 /// The options of `linkbox serve` that shape [`Settings`], before the address is bound.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -187,6 +199,8 @@ pub struct Options {
     pub max_tenants: Option<usize>,
     /// `--max-tenant-mib`; `None` is [`DEFAULT_MAX_TENANT_MIB`].
     pub max_tenant_mib: Option<u64>,
+    /// `--max-stored-mib`; `None` is [`default_max_stored_mib`].
+    pub max_stored_mib: Option<u64>,
     /// `--clock`; `None` picks by the bound address ([`ClockPolicy::default_for`]).
     pub clock: Option<ClockPolicy>,
     /// `--shadow-*`.
@@ -254,6 +268,9 @@ impl Settings {
                 .unwrap_or_else(|| ConnectionLimits::defaults(options.max_connections)),
             max_tenants: options.max_tenants,
             max_tenant_mib: options.max_tenant_mib.unwrap_or(DEFAULT_MAX_TENANT_MIB),
+            max_stored_mib: options
+                .max_stored_mib
+                .unwrap_or_else(default_max_stored_mib),
             clock: options
                 .clock
                 .unwrap_or_else(|| ClockPolicy::default_for(bound)),

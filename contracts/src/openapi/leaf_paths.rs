@@ -99,7 +99,7 @@ pub fn get_user() {}
         (status = 400, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or expired token", body = Problem,
             content_type = "application/problem+json"),
-        (status = 403, description = "The account's storage budget (--max-tenant-mib) is full, or a new \
+        (status = 403, description = "The account's or the sandbox's storage budget (--max-tenant-mib, --max-stored-mib) is full, or a new \
             account past --max-tenants", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 10 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
@@ -124,7 +124,7 @@ pub fn create_user() {}
         (status = 400, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or expired token", body = Problem,
             content_type = "application/problem+json"),
-        (status = 403, description = "The account's storage budget (--max-tenant-mib) is full, or a new \
+        (status = 403, description = "The account's or the sandbox's storage budget (--max-tenant-mib, --max-stored-mib) is full, or a new \
             account past --max-tenants", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown user", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 10 MiB", body = Problem, content_type = "application/problem+json"),
@@ -149,7 +149,7 @@ pub fn replace_user() {}
         (status = 400, description = "Invalid body, or no id", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or expired token", body = Problem,
             content_type = "application/problem+json"),
-        (status = 403, description = "The account's storage budget (--max-tenant-mib) is full, or a new \
+        (status = 403, description = "The account's or the sandbox's storage budget (--max-tenant-mib, --max-stored-mib) is full, or a new \
             account past --max-tenants", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown user", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 10 MiB", body = Problem, content_type = "application/problem+json"),
@@ -282,7 +282,7 @@ macro_rules! magic_link_paths {
                         content_type = "application/problem+json"),
                     (status = 401, description = "Missing, invalid or expired token", body = Problem,
                         content_type = "application/problem+json"),
-                    (status = 403, description = "The account's storage budget (--max-tenant-mib) is full, or a new \
+                    (status = 403, description = "The account's or the sandbox's storage budget (--max-tenant-mib, --max-stored-mib) is full, or a new \
                         account past --max-tenants", body = Problem, content_type = "application/problem+json"),
                     (status = 404, description = "Leaf user not found", body = Problem,
                         content_type = "application/problem+json"),
@@ -313,7 +313,7 @@ macro_rules! magic_link_paths {
                         content_type = "application/problem+json"),
                     (status = 401, description = "Missing, invalid or expired token", body = Problem,
                         content_type = "application/problem+json"),
-                    (status = 403, description = "The account's storage budget (--max-tenant-mib) is full, or a new \
+                    (status = 403, description = "The account's or the sandbox's storage budget (--max-tenant-mib, --max-stored-mib) is full, or a new \
                         account past --max-tenants", body = Problem, content_type = "application/problem+json"),
                     (status = 404, description = "Leaf user not found", body = Problem,
                         content_type = "application/problem+json"),
@@ -343,7 +343,7 @@ macro_rules! magic_link_paths {
                         content_type = "application/problem+json"),
                     (status = 401, description = "Missing, invalid or expired token", body = Problem,
                         content_type = "application/problem+json"),
-                    (status = 403, description = "The account's storage budget (--max-tenant-mib) is full, or a new \
+                    (status = 403, description = "The account's or the sandbox's storage budget (--max-tenant-mib, --max-stored-mib) is full, or a new \
                         account past --max-tenants", body = Problem, content_type = "application/problem+json"),
                     (status = 413, description = "Body over 10 MiB", body = Problem,
                         content_type = "application/problem+json"),

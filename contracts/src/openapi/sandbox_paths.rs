@@ -288,7 +288,7 @@ pub fn get_snapshot() {}
         (status = 200, description = "Restored", body = M2mSnapshot),
         (status = 400, description = "Invalid snapshot, or another partner's", body = SandboxErrorBody),
         (status = 401, description = "Missing or unknown key", body = SandboxErrorBody),
-        (status = 403, description = "STORAGE_FULL: restored, the partner would hold more than --max-tenant-mib",
+        (status = 403, description = "STORAGE_FULL: restored, the partner would hold more than --max-tenant-mib, or the sandbox more than --max-stored-mib",
             body = SandboxErrorBody),
     ),
     security(("apiKey" = []), ("bearer" = [])))]
@@ -340,7 +340,7 @@ pub fn connect_magic_link() {}
         (status = 400, description = "Invalid request", body = SandboxErrorBody),
         (status = 401, description = "Missing or unknown credentials", body = SandboxErrorBody),
         (status = 403, description = "STORAGE_FULL: the tenant has no room for count more links under \
-            --max-tenant-mib (each counted as at most 2 KiB)", body = SandboxErrorBody),
+            --max-tenant-mib or the sandbox under --max-stored-mib (each counted as at most 2 KiB)", body = SandboxErrorBody),
     ),
     security(("apiKey" = []), ("bearer" = [])))]
 pub fn seed() {}

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::ids;
 use super::index::ShardedMap;
-use super::quota::{self, Budget, StorageFull, Tenant};
+use super::quota::{self, Budget, Ceiling, StorageFull, Tenant};
 use crate::config::Settings;
 use crate::persist::Sink;
 
@@ -81,6 +81,12 @@ impl Accounts {
 
     /// Writing every change through `sink`.
     pub fn with_sink(settings: &Settings, sink: Sink) -> Accounts {
+        Accounts::with_ceiling(settings, sink, Ceiling::none())
+    }
+
+    /// Writing every change through `sink`, each account's budget under `ceiling`, the
+    /// whole sandbox's.
+    pub fn with_ceiling(settings: &Settings, sink: Sink, ceiling: Arc<Ceiling>) -> Accounts {
         let configured = settings
             .leaf_accounts
             .iter()
@@ -99,7 +105,7 @@ impl Accounts {
         Accounts {
             by_name: RwLock::new(HashMap::new()),
             max_accounts: settings.max_tenants,
-            budget: Budget::new(settings.max_tenant_mib, Tenant::LeafAccount),
+            budget: Budget::new(settings.max_tenant_mib, Tenant::LeafAccount, ceiling),
             link_owners: LinkOwners::default(),
             configured,
             secret: RwLock::new(secret),
@@ -162,7 +168,7 @@ impl Accounts {
             sink,
             link_owners,
             stranger,
-            budget: self.budget,
+            budget: self.budget.clone(),
             state: Mutex::new(AccountState::default()),
         })
     }
@@ -488,6 +494,8 @@ impl AccountState {
 impl Account {
     /// `POST /users`.
     pub fn create_user(&self, fields: UserFields) -> Result<wire::LeafUser, LeafError> {
+        self.budget
+            .sandbox_admits(USER_WEIGHT + fields_weight(&fields))?;
         let mut state = self.state.lock();
         if let Some(external_id) = &fields.external_id
             && state.external_id_taken(external_id, None)
@@ -553,6 +561,7 @@ impl Account {
 
     /// `PUT /users/{id}`: replaces every client-set field; connections stay.
     pub fn replace_user(&self, id: &str, fields: UserFields) -> Result<wire::LeafUser, LeafError> {
+        self.budget.sandbox_admits(fields_weight(&fields))?;
         let mut state = self.state.lock();
         let id = state.user_id(id)?;
         if let Some(external_id) = &fields.external_id
@@ -663,6 +672,7 @@ impl Account {
                     + quota::text(email.as_deref())
             }
         };
+        self.budget.sandbox_admits(made.weight() + owner_most)?;
         let mut state = self.state.lock();
         self.budget
             .admits(state.stored, made.weight() + owner_most)?;
@@ -802,6 +812,7 @@ impl Account {
     /// Records a file uploaded through link `id`'s page, unless the link holds `max`
     /// files already (`Ok(false)`).
     pub fn record_upload(&self, id: &str, upload: Upload, max: usize) -> Result<bool, LeafError> {
+        self.budget.sandbox_admits(upload.weight())?;
         let mut state = self.state.lock();
         if !state.links.contains_key(id) {
             return Err(LeafError::LinkNotFound);
@@ -837,6 +848,7 @@ impl Account {
 
     /// `Ok` when the account may add `more` counted bytes to what it holds now.
     pub fn admits(&self, more: u64) -> Result<(), StorageFull> {
+        self.budget.sandbox_admits(more)?;
         self.budget.admits(self.stored(), more)
     }
 

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::chunked::ChunkedVec;
 use super::ids;
 use super::index::{PositionIndex, ServerKeys};
-use super::quota::{self, Budget, StorageFull, Tenant};
+use super::quota::{self, Budget, Ceiling, StorageFull, Tenant};
 use super::stamp::{MaybeStamp, Stamp};
 use crate::config::{PartnerConfig, Settings};
 use crate::persist::Sink;
@@ -173,15 +173,21 @@ impl Partners {
 
     /// Writing every change through `sink`.
     pub fn with_sink(settings: &Settings, sink: Sink) -> Partners {
+        Partners::with_ceiling(settings, sink, Ceiling::none())
+    }
+
+    /// Writing every change through `sink`, each partner's budget under `ceiling`, the
+    /// whole sandbox's.
+    pub fn with_ceiling(settings: &Settings, sink: Sink, ceiling: Arc<Ceiling>) -> Partners {
         let widget_base: Arc<str> = settings.m2m_widget_base.as_str().into();
-        let budget = Budget::new(settings.max_tenant_mib, Tenant::Partner);
+        let budget = Budget::new(settings.max_tenant_mib, Tenant::Partner, ceiling);
         let mut tables = Tables::default();
         for config in &settings.partners {
             let partner = Arc::new(Partner::configured(
                 config,
                 widget_base.clone(),
                 sink.clone(),
-                budget,
+                budget.clone(),
             ));
             for key in &config.keys {
                 tables.insert(key, partner.clone());
@@ -227,7 +233,7 @@ impl Partners {
             key,
             self.widget_base.clone(),
             self.sink.clone(),
-            self.budget,
+            self.budget.clone(),
         );
         {
             let mut state = partner.state.lock();
@@ -248,7 +254,12 @@ impl Partners {
     /// in no table, writing nothing to the state file. Reads never create a tenant; the
     /// first write does ([`Partners::materialize`]).
     pub fn stranger(&self, key: &str) -> Arc<Partner> {
-        let mut partner = Partner::open(key, self.widget_base.clone(), Sink::off(), self.budget);
+        let mut partner = Partner::open(
+            key,
+            self.widget_base.clone(),
+            Sink::off(),
+            self.budget.clone(),
+        );
         partner.stranger = true;
         Arc::new(partner)
     }
@@ -832,6 +843,7 @@ impl Partner {
             + USER_WEIGHT
             + new.reference_id.len() as u64
             + compact_len(patch.as_ref().map(|(_, compact)| compact));
+        self.budget.sandbox_admits(most)?;
         let mut guard = self.state.lock();
         let state = &mut *guard;
         self.budget.admits(state.stored, most)?;
@@ -971,6 +983,7 @@ impl Partner {
         reason: Option<String>,
         now: OffsetDateTime,
     ) -> Result<wire::RevokedLink, LinkError> {
+        self.budget.sandbox_admits(quota::text(reason.as_deref()))?;
         let mut state = self.state.lock();
         let index = self.find_link(&state, link_id)?;
         let link = &mut state.links[index];
@@ -1076,6 +1089,9 @@ impl Partner {
         user_data: Value,
         now: OffsetDateTime,
     ) -> Result<(wire::FulfilledDataRequest, Vec<String>), LinkError> {
+        // The most the merge adds: the patch kept whole.
+        let patch = Compact::new(&user_data);
+        self.budget.sandbox_admits(compact_len(Some(&patch)))?;
         let mut state = self.state.lock();
         let suffix = ids::suffix_of(data_request_id, "dr", &self.slug)
             .and_then(ids::parse_hex48)
@@ -1108,9 +1124,6 @@ impl Partner {
             .map(|path| format!("userData.{path}"))
             .collect();
         let link_id = self.link_id(link.suffix);
-        // The most the merge adds: the patch kept whole. (Measured as the patch's own
-        // compact text only here, past the checks a fulfil is refused for.)
-        let patch = Compact::new(&user_data);
         self.budget
             .admits(state.stored, compact_len(Some(&patch)))?;
         let user = &mut state.users[user_index];
@@ -1176,6 +1189,7 @@ impl Partner {
 
     /// `Ok` when the partner may add `more` counted bytes to what it holds now.
     pub fn admits(&self, more: u64) -> Result<(), StorageFull> {
+        self.budget.sandbox_admits(more)?;
         self.budget.admits(self.stored(), more)
     }
 

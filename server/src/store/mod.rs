@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::persist::Sink;
+use quota::Ceiling;
 
 /// The handle every route holds.
 #[derive(Clone)]
@@ -41,12 +42,22 @@ impl Store {
 
     /// Writing every change through `sink` (the state file).
     pub fn with_sink(settings: &Settings, sink: Sink) -> Store {
-        Store {
-            shared: Arc::new(Shared {
-                m2m: m2m::Partners::with_sink(settings, sink.clone()),
-                leaf: leaf::Accounts::with_sink(settings, sink),
-            }),
-        }
+        let ceiling = Ceiling::new(settings.max_stored_mib);
+        let shared = Arc::new(Shared {
+            m2m: m2m::Partners::with_ceiling(settings, sink.clone(), ceiling.clone()),
+            leaf: leaf::Accounts::with_ceiling(settings, sink, ceiling.clone()),
+        });
+        // What every tenant holds, summed for `--max-stored-mib`. Held weakly: the
+        // tenants hold the ceiling.
+        let tables = Arc::downgrade(&shared);
+        ceiling.sum_with(move || {
+            tables.upgrade().map_or(0, |shared| {
+                let partners: u64 = shared.m2m.all().iter().map(|p| p.stored()).sum();
+                let accounts: u64 = shared.leaf.all().iter().map(|a| a.stored()).sum();
+                partners + accounts
+            })
+        });
+        Store { shared }
     }
 
     /// The M2M partners.

@@ -133,3 +133,46 @@ async fn a_leaf_account_past_its_budget_gets_a_403_problem() {
     let reply = app.leaf(Method::POST, USERS, &other, Some(&user(0))).await;
     assert_eq!(reply.status, 201, "{reply:?}");
 }
+
+/// `--max-stored-mib` bounds every tenant together: new keys cannot each fill a budget of
+/// their own until the machine runs out of memory.
+#[tokio::test]
+async fn tenants_together_stop_at_the_sandbox_budget() {
+    let app = spawn_app_with(Options {
+        max_tenant_mib: Some(1),
+        max_stored_mib: Some(2),
+        rate_limits: Some(RateLimits::Off),
+        ..Options::default()
+    })
+    .await;
+    // Two tenants of five links of 200 kB each: 1.9 MiB together.
+    assert_eq!(fill(&app, &test_key(1)).await.1, 5);
+    assert_eq!(fill(&app, &test_key(2)).await.1, 5);
+    // The sandbox's sum is taken again at most every 50 ms; past that, a third tenant,
+    // with a budget of its own untouched, has no room in the sandbox's.
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    let (refused, made) = fill(&app, &test_key(3)).await;
+    assert_eq!(made, 0);
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert_eq!(refused.json["error"]["code"], "INVALID_REQUEST");
+    let message = refused.json["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("--max-stored-mib"), "{message}");
+    // A small link still fits, and a reset makes room for everyone.
+    assert_eq!(
+        app.create_link(&test_key(3), &json!({"referenceId": "small"}))
+            .await
+            .status,
+        201
+    );
+    let reset = app
+        .control(Method::POST, "/reset", Some(&test_key(1)), None)
+        .await;
+    assert_eq!(reset.status, 200, "{reset:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    assert_eq!(
+        app.create_link(&test_key(3), &bulky("after")).await.status,
+        201
+    );
+}

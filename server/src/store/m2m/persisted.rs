@@ -147,7 +147,7 @@ impl Partners {
                         key,
                         self.widget_base.clone(),
                         self.sink.clone(),
-                        self.budget,
+                        self.budget.clone(),
                     ));
                     tables.insert(key, partner.clone());
                     partner

@@ -95,6 +95,8 @@ impl Partner {
     pub fn restore(&self, snapshot: M2mSnapshot) -> Result<(), RestoreError> {
         let restored = self.rebuild(snapshot).map_err(RestoreError::Invalid)?;
         self.budget.admits(0, restored.stored)?;
+        self.budget
+            .sandbox_admits(restored.stored.saturating_sub(self.stored()))?;
         let mut state = self.state.lock();
         let webhook_secret = std::mem::take(&mut state.webhook_secret);
         *state = PartnerState {
