@@ -32,6 +32,8 @@ pub struct Store {
 struct Shared {
     m2m: m2m::Partners,
     leaf: leaf::Accounts,
+    /// The whole sandbox's budget (`--max-stored-mib`).
+    ceiling: Arc<Ceiling>,
 }
 
 impl Store {
@@ -46,12 +48,13 @@ impl Store {
         let shared = Arc::new(Shared {
             m2m: m2m::Partners::with_ceiling(settings, sink.clone(), ceiling.clone()),
             leaf: leaf::Accounts::with_ceiling(settings, sink, ceiling.clone()),
+            ceiling: ceiling.clone(),
         });
-        // What every tenant holds, summed for `--max-stored-mib`. Held weakly: the
-        // tenants hold the ceiling.
+        // What every tenant holds, summed for `--max-stored-mib` until the store is
+        // gone. Held weakly: the tenants hold the ceiling.
         let tables = Arc::downgrade(&shared);
         ceiling.sum_with(move || {
-            tables.upgrade().map_or(0, |shared| {
+            tables.upgrade().map(|shared| {
                 let partners: u64 = shared.m2m.all().iter().map(|p| p.stored()).sum();
                 let accounts: u64 = shared.leaf.all().iter().map(|a| a.stored()).sum();
                 partners + accounts
@@ -68,5 +71,10 @@ impl Store {
     /// The Leaf accounts.
     pub fn leaf(&self) -> &leaf::Accounts {
         &self.shared.leaf
+    }
+
+    /// What every tenant held together at the last sum (`--max-stored-mib`).
+    pub fn stored(&self) -> u64 {
+        self.shared.ceiling.total()
     }
 }

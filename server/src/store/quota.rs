@@ -13,14 +13,14 @@
 //!
 //! The whole sandbox has a budget too (`--max-stored-mib`, [`Ceiling`]): the tenants'
 //! counts summed, so keys made up by the thousand cannot each fill their own budget until
-//! the machine runs out of memory and everyone loses everything. The sum is taken again at
-//! most every [`RECOUNT_MS`] ms by whichever write comes, before it takes its tenant's lock,
-//! and never more often than twenty times as long as the last sum took: with keys by the
-//! hundred thousand the sum takes milliseconds, and it stays a twentieth of one core.
+//! the machine runs out of memory and everyone loses everything. The sum is taken by a
+//! thread of its own every [`RECOUNT_MS`] ms, and never more often than a hundred times as
+//! long as the last sum took: with keys by the hundred thousand a sum takes milliseconds,
+//! and it stays a hundredth of one core. No request waits for it.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A write that would take its tenant, or the whole sandbox, past its budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,21 +83,16 @@ impl Tenant {
     }
 }
 
-/// How old the sandbox's summed count may be when a write is checked against it.
-pub const RECOUNT_MS: u64 = 50;
+/// How often the sandbox's tenants are summed, at most.
+pub const RECOUNT_MS: u64 = 100;
 
 /// The whole sandbox's budget (`--max-stored-mib`), shared by every tenant's [`Budget`]:
-/// checked against the tenants' counts summed, taken again at most every [`RECOUNT_MS`].
+/// checked against the tenants' counts summed by a thread of its own ([`Ceiling::sum_with`]),
+/// so no request waits for a sum.
 pub struct Ceiling {
     bytes: u64,
-    /// The sum last taken, when (milliseconds since `epoch`, plus one: 0 is never), and
-    /// how long it took (microseconds).
+    /// The sum last taken.
     counted: AtomicU64,
-    counted_at: AtomicU64,
-    took_us: AtomicU64,
-    epoch: Instant,
-    /// Sums what every tenant holds; set by the store once its tables exist.
-    sum: OnceLock<Box<dyn Fn() -> u64 + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Ceiling {
@@ -114,10 +109,6 @@ impl Ceiling {
         Arc::new(Ceiling {
             bytes: mib.saturating_mul(1024 * 1024),
             counted: AtomicU64::new(0),
-            counted_at: AtomicU64::new(0),
-            took_us: AtomicU64::new(0),
-            epoch: Instant::now(),
-            sum: OnceLock::new(),
         })
     }
 
@@ -126,35 +117,41 @@ impl Ceiling {
         Ceiling::new(u64::MAX)
     }
 
-    /// How the tenants' counts are summed. It locks each tenant in turn, so it is called
-    /// only by a write that holds no tenant's lock.
-    pub fn sum_with(&self, sum: impl Fn() -> u64 + Send + Sync + 'static) {
-        let _ = self.sum.set(Box::new(sum));
+    /// Sums what every tenant holds with `sum` on a thread of its own, every [`RECOUNT_MS`]
+    /// or, when a sum takes longer than a hundredth of that, a hundred times as long as the
+    /// last one took (with keys by the hundred thousand a sum takes milliseconds: it stays
+    /// a hundredth of one core). `sum` returns `None` once the store is gone, and the
+    /// thread ends.
+    pub fn sum_with(self: &Arc<Self>, sum: impl Fn() -> Option<u64> + Send + 'static) {
+        if self.bytes == u64::MAX {
+            return;
+        }
+        let ceiling = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("linkbox-stored".into())
+            .spawn(move || {
+                let mut pause = Duration::from_millis(RECOUNT_MS);
+                loop {
+                    std::thread::sleep(pause);
+                    let started = Instant::now();
+                    let (Some(total), Some(ceiling)) = (sum(), ceiling.upgrade()) else {
+                        return;
+                    };
+                    ceiling.counted.store(total, Ordering::Release);
+                    pause = Duration::from_millis(RECOUNT_MS).max(started.elapsed() * 100);
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "the thread that sums what tenants store did not start: --max-stored-mib is not checked");
+        }
     }
 
-    /// What every tenant holds together, summed at most [`RECOUNT_MS`] ago, or twenty
-    /// times as long as the last sum took (by this call when the last sum is older; one
-    /// caller at a time sums).
+    /// What every tenant held together at the last sum.
     pub fn total(&self) -> u64 {
-        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX) + 1;
-        let at = self.counted_at.load(Ordering::Acquire);
-        let every = RECOUNT_MS.max(self.took_us.load(Ordering::Relaxed) / 50);
-        if (at == 0 || now.saturating_sub(at) >= every)
-            && self
-                .counted_at
-                .compare_exchange(at, now, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            && let Some(sum) = self.sum.get()
-        {
-            let started = Instant::now();
-            self.counted.store(sum(), Ordering::Release);
-            let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-            self.took_us.store(took, Ordering::Relaxed);
-        }
         self.counted.load(Ordering::Acquire)
     }
 
-    /// `Ok` when the sandbox may store `more`. Call it holding no tenant's lock.
+    /// `Ok` when the sandbox may store `more`.
     fn admits(&self, tenant: Tenant, more: u64) -> Result<(), StorageFull> {
         if self.bytes == u64::MAX || self.total().saturating_add(more) <= self.bytes {
             Ok(())
@@ -195,8 +192,7 @@ impl Budget {
         }
     }
 
-    /// `Ok` when the whole sandbox may store `more`. Call it before taking the tenant's
-    /// lock: summing the tenants takes each one's.
+    /// `Ok` when the whole sandbox may store `more`, as of the last sum.
     pub fn sandbox_admits(&self, more: u64) -> Result<(), StorageFull> {
         self.ceiling.admits(self.tenant, more)
     }
@@ -251,21 +247,29 @@ mod tests {
         );
     }
 
-    /// The sandbox's budget reads the tenants' sum, taken again once it is older than
-    /// [`RECOUNT_MS`]; a refusal names `--max-stored-mib`.
+    /// The sandbox's budget reads the tenants' sum, taken by a thread of its own every
+    /// [`RECOUNT_MS`]; a refusal names `--max-stored-mib`; the thread ends with the store.
     #[test]
-    fn the_sandbox_budget_reads_a_sum_at_most_a_moment_old() {
+    fn the_sandbox_budget_reads_a_sum_taken_beside_the_requests() {
         let ceiling = Ceiling::new(1);
         let held = Arc::new(AtomicU64::new(0));
-        let counted = held.clone();
-        ceiling.sum_with(move || counted.load(Ordering::Relaxed));
+        let store = Arc::new(());
+        let (counted, alive) = (held.clone(), Arc::downgrade(&store));
+        // Held by the thread's closure: back to one owner once the thread has ended.
+        let token = Arc::new(());
+        let held_by_thread = token.clone();
+        ceiling.sum_with(move || {
+            let _ = &held_by_thread;
+            alive.upgrade().map(|_| counted.load(Ordering::Relaxed))
+        });
         let budget = Budget::new(1, Tenant::Partner, ceiling.clone());
         assert_eq!(budget.sandbox_admits(1024 * 1024), Ok(()));
         held.store(1024 * 1024, Ordering::Relaxed);
-        // The sum just taken still reads 0 ...
-        assert_eq!(budget.sandbox_admits(1), Ok(()));
-        // ... until it is old enough to be taken again.
-        std::thread::sleep(std::time::Duration::from_millis(RECOUNT_MS + 10));
+        let waited = Instant::now();
+        while budget.sandbox_admits(1).is_ok() {
+            assert!(waited.elapsed() < Duration::from_secs(5), "never summed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let full = budget.sandbox_admits(1).expect_err("the sandbox is full");
         assert!(full.whole);
         let message = full.to_string();
@@ -275,6 +279,16 @@ mod tests {
             "{message}"
         );
         assert_eq!(budget.sandbox_admits(0), Ok(()));
+        // The store gone, the thread ends.
+        drop(store);
+        let waited = Instant::now();
+        while Arc::strong_count(&token) > 1 {
+            assert!(
+                waited.elapsed() < Duration::from_secs(5),
+                "the thread went on"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         assert_eq!(
             Budget::new(1, Tenant::Partner, Ceiling::none()).sandbox_admits(u64::MAX),
             Ok(())
