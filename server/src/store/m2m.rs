@@ -843,7 +843,6 @@ impl Partner {
             + USER_WEIGHT
             + new.reference_id.len() as u64
             + compact_len(patch.as_ref().map(|(_, compact)| compact));
-        self.budget.sandbox_admits(most)?;
         let mut guard = self.state.lock();
         let state = &mut *guard;
         self.budget.admits(state.stored, most)?;
@@ -983,7 +982,6 @@ impl Partner {
         reason: Option<String>,
         now: OffsetDateTime,
     ) -> Result<wire::RevokedLink, LinkError> {
-        self.budget.sandbox_admits(quota::text(reason.as_deref()))?;
         let mut state = self.state.lock();
         let index = self.find_link(&state, link_id)?;
         let link = &mut state.links[index];
@@ -1091,7 +1089,6 @@ impl Partner {
     ) -> Result<(wire::FulfilledDataRequest, Vec<String>), LinkError> {
         // The most the merge adds: the patch kept whole.
         let patch = Compact::new(&user_data);
-        self.budget.sandbox_admits(compact_len(Some(&patch)))?;
         let mut state = self.state.lock();
         let suffix = ids::suffix_of(data_request_id, "dr", &self.slug)
             .and_then(ids::parse_hex48)
@@ -1189,7 +1186,6 @@ impl Partner {
 
     /// `Ok` when the partner may add `more` counted bytes to what it holds now.
     pub fn admits(&self, more: u64) -> Result<(), StorageFull> {
-        self.budget.sandbox_admits(more)?;
         self.budget.admits(self.stored(), more)
     }
 

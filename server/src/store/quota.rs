@@ -183,17 +183,18 @@ impl Budget {
         }
     }
 
-    /// `Ok` when a tenant holding `stored` may add `more`.
+    /// `Ok` when a tenant holding `stored` may add `more`, and the whole sandbox may too
+    /// (as of the last sum: a read of one number, so it may be asked under the tenant's
+    /// lock).
     pub fn admits(&self, stored: u64, more: u64) -> Result<(), StorageFull> {
-        if stored.saturating_add(more) <= self.bytes {
-            Ok(())
-        } else {
-            Err(self.full())
+        if stored.saturating_add(more) > self.bytes {
+            return Err(self.full());
         }
+        self.sandbox_admits(more)
     }
 
     /// `Ok` when the whole sandbox may store `more`, as of the last sum.
-    pub fn sandbox_admits(&self, more: u64) -> Result<(), StorageFull> {
+    fn sandbox_admits(&self, more: u64) -> Result<(), StorageFull> {
         self.ceiling.admits(self.tenant, more)
     }
 

@@ -94,9 +94,10 @@ impl Partner {
     /// Replaces the partner's state with `snapshot`; on any error nothing changes.
     pub fn restore(&self, snapshot: M2mSnapshot) -> Result<(), RestoreError> {
         let restored = self.rebuild(snapshot).map_err(RestoreError::Invalid)?;
-        self.budget.admits(0, restored.stored)?;
+        // What the restore adds over what the partner holds now (nothing when it is smaller).
+        let holds = self.stored();
         self.budget
-            .sandbox_admits(restored.stored.saturating_sub(self.stored()))?;
+            .admits(holds, restored.stored.saturating_sub(holds))?;
         let mut state = self.state.lock();
         let webhook_secret = std::mem::take(&mut state.webhook_secret);
         *state = PartnerState {
