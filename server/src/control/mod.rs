@@ -27,7 +27,7 @@ use warp::reply::Response;
 
 use crate::ops::identity::Scope;
 pub use crate::wire::sandbox_error as error;
-use crate::wire::{BodyError, Request, Router};
+use crate::wire::{BodyError, Request, Router, offload};
 use error::{ControlError, render};
 
 pub mod clock;
@@ -65,7 +65,7 @@ pub fn routes() -> Router {
         .get_fixed("/_sandbox/health", health)
         .get("/_sandbox/clock", call(clock::read))
         .post("/_sandbox/clock", with_body(SMALL_BODY, clock::change))
-        .post("/_sandbox/reset", call(reset::reset))
+        .post("/_sandbox/reset", heavy(reset::reset))
         .post(
             "/_sandbox/m2m/links/{linkId}/open",
             with_body(LARGE_BODY, m2m::open),
@@ -94,22 +94,22 @@ pub fn routes() -> Router {
         )
         .get("/_sandbox/drift", call(drift::report))
         .delete("/_sandbox/drift", call(drift::clear))
-        .get("/_sandbox/requests", call(journal::list))
+        .get("/_sandbox/requests", heavy(journal::list))
         .delete("/_sandbox/requests", call(journal::clear))
         .post(
             "/_sandbox/requests/verify",
-            with_body(BODY, journal::verify),
+            heavy_with_body(BODY, journal::verify),
         )
         .post("/_sandbox/faults", with_body(LARGE_BODY, faults::add))
         .get("/_sandbox/faults", call(faults::list))
         .delete("/_sandbox/faults", call(faults::clear))
-        .get("/_sandbox/snapshot", call(snapshot::take))
+        .get("/_sandbox/snapshot", heavy(snapshot::take))
         .put("/_sandbox/snapshot", |mut request: Request| async move {
             let limit = snapshot::restore_limit(&request);
             let body = request.body(limit).await;
-            render(snapshot::restore(&request, body))
+            offload::run(move || render(snapshot::restore(&request, body))).await
         })
-        .post("/_sandbox/seed", with_body(BODY, seed::seed))
+        .post("/_sandbox/seed", heavy_with_body(BODY, seed::seed))
 }
 
 /// A handler that reads no body.
@@ -119,22 +119,47 @@ fn call(
     move |request| std::future::ready(render(handler(&request)))
 }
 
-/// A handler that reads the body first, up to `limit` bytes.
+/// A handler that reads no body and walks a tenant's or the whole sandbox's state: it runs
+/// off the serving threads ([`offload`]).
+fn heavy(
+    handler: fn(&Request) -> Result<Response, ControlError>,
+) -> impl Fn(Request) -> BoxedAnswer + Clone + Send + Sync + 'static {
+    move |request| Box::pin(offload::run(move || render(handler(&request))))
+}
+
+/// A handler that reads the body first, up to `limit` bytes; off the serving threads when
+/// the body is large ([`offload::is_heavy`]).
 fn with_body(
     limit: usize,
     handler: fn(&Request, Result<Bytes, BodyError>) -> Result<Response, ControlError>,
-) -> impl Fn(Request) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>
-+ Clone
-+ Send
-+ Sync
-+ 'static {
+) -> impl Fn(Request) -> BoxedAnswer + Clone + Send + Sync + 'static {
     move |mut request: Request| {
         Box::pin(async move {
             let body = request.body(limit).await;
-            render(handler(&request, body))
+            offload::answer(offload::is_heavy(&body), move || {
+                render(handler(&request, body))
+            })
+            .await
         })
     }
 }
+
+/// A handler that reads the body first, up to `limit` bytes, and whatever its size does
+/// enough work to run off the serving threads ([`offload`]).
+fn heavy_with_body(
+    limit: usize,
+    handler: fn(&Request, Result<Bytes, BodyError>) -> Result<Response, ControlError>,
+) -> impl Fn(Request) -> BoxedAnswer + Clone + Send + Sync + 'static {
+    move |mut request: Request| {
+        Box::pin(async move {
+            let body = request.body(limit).await;
+            offload::run(move || render(handler(&request, body))).await
+        })
+    }
+}
+
+/// A route's answer, boxed.
+type BoxedAnswer = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
 
 /// GET /_sandbox/health
 /// The health check's answer. Its body never changes, so it is serialized once: probes ask

@@ -39,7 +39,7 @@ use crate::app::App;
 use crate::app::replica::Hint;
 use crate::faults::Action;
 use crate::ops::identity;
-use crate::wire::{BodyStream, DropConnection, Found, Request, Router};
+use crate::wire::{BodyStream, DropConnection, Found, Request, Router, offload};
 use crate::{control, docs, journal, leaf, m2m, pages, webhooks};
 
 /// One API's routes and the envelope its refusals speak.
@@ -291,18 +291,35 @@ async fn respond(
     let response = gate(&app, request, |request| dispatch(surfaces, request)).await;
     let (response, response_body) = read_back(response).await;
     let request_body = body.read_whole();
-    app.journal.record(journal::Request {
-        method,
-        opening,
-        status: response.status().as_u16(),
-        dropped: response.extensions().get::<DropConnection>().is_some(),
-        time,
-        tenant,
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        request_body: request_body.as_deref(),
-        response_headers: response.headers(),
-        response_body: response_body.as_deref(),
-    });
+    let status = response.status().as_u16();
+    let dropped = response.extensions().get::<DropConnection>().is_some();
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    // Recording redacts and copies the bodies it keeps: for bodies of megabytes, that is
+    // heavy work of its own.
+    let heavy = [&request_body, &response_body]
+        .into_iter()
+        .flatten()
+        .any(|body| body.len() >= offload::HEAVY_BODY_BYTES);
+    let record = move |response_headers: &http::HeaderMap| {
+        app.journal.record(journal::Request {
+            method,
+            opening,
+            status,
+            dropped,
+            time,
+            tenant,
+            duration_ms,
+            request_body: request_body.as_deref(),
+            response_headers,
+            response_body: response_body.as_deref(),
+        });
+    };
+    if heavy {
+        let headers = response.headers().clone();
+        Box::pin(offload::run(move || record(&headers))).await;
+    } else {
+        record(response.headers());
+    }
     response
 }
 
@@ -792,6 +809,133 @@ mod tests {
             .body(String::new())
             .expect("a request");
         assert_eq!(reply(request).await.status(), 400);
+    }
+
+    /// Heavy work is done off the serving thread: while a heavy request waits, half way,
+    /// for its partner's lock, the thread that serves it answers another partner's request.
+    /// Worked on in place, it would hold that thread, and the lock would never be let go
+    /// (the test says so instead of waiting forever). Heavy by its size: a create with a
+    /// body of megabytes, whose answer and journal entry are the ones it would have had in
+    /// place. Heavy by its nature: a seed.
+    #[test]
+    fn a_light_request_is_answered_while_a_heavy_one_is_worked_on() {
+        for heavy in [Heavy::Create, Heavy::Seed] {
+            let (done, finished) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime");
+                let _ = done.send(runtime.block_on(beside_a_light_read(heavy)));
+            });
+            match finished.recv_timeout(std::time::Duration::from_secs(60)) {
+                Ok(order) => assert_eq!(order, ["light", "heavy"], "{heavy:?}"),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("{heavy:?} held the serving thread: the light request never ran")
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!("{heavy:?}: the scenario failed; its panic is above")
+                }
+            }
+        }
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Heavy {
+        Create,
+        Seed,
+    }
+
+    /// `heavy` sent while its partner's lock is held, and another partner's list of links
+    /// meanwhile: the order they were answered in.
+    async fn beside_a_light_read(heavy: Heavy) -> Vec<&'static str> {
+        const KEY: &str = "m2m_test_00000000000000000000000000000042";
+        let pipeline = Pipeline::new(app());
+        let send = |request: http::request::Builder, body: String| {
+            let answer = pipeline.answer(
+                request
+                    .header("x-api-key", KEY)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(body)
+                    .expect("a request"),
+            );
+            async move {
+                let (parts, body) = answer.await.into_parts();
+                let body = http_body_util::BodyExt::collect(body)
+                    .await
+                    .expect("a body");
+                let json: serde_json::Value =
+                    serde_json::from_slice(&body.to_bytes()).expect("json");
+                (parts.status, json)
+            }
+        };
+        let (status, _) = send(
+            http::Request::post("/partner/links"),
+            r#"{"referenceId":"small-1"}"#.to_owned(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let metadata: serde_json::Map<String, serde_json::Value> = (0..40_000)
+            .map(|i| (format!("key{i:05}"), format!("value number {i}").into()))
+            .collect();
+        let big = serde_json::json!({"referenceId": "big-1", "metadata": metadata}).to_string();
+        assert!(big.len() > 1024 * 1024, "{} bytes", big.len());
+        let (path, body) = match heavy {
+            Heavy::Create => ("/partner/links", big.clone()),
+            Heavy::Seed => ("/_sandbox/seed", r#"{"api":"m2m","count":5}"#.to_owned()),
+        };
+        let partner = pipeline
+            .app
+            .store
+            .m2m()
+            .authenticate(KEY)
+            .expect("the partner");
+        let held = partner.hold();
+        let mut order = Vec::new();
+        let answer = send(http::Request::post(path), body);
+        let mut answer = std::pin::pin!(answer);
+        let light = pipeline.answer(
+            http::Request::get("/partner/links")
+                .header("x-api-key", "m2m_test_00000000000000000000000000000043")
+                .body(String::new())
+                .expect("a request"),
+        );
+        tokio::select! {
+            biased;
+            _ = &mut answer => order.push("heavy early"),
+            light = light => {
+                assert_eq!(light.status(), StatusCode::OK);
+                order.push("light");
+            }
+        }
+        drop(held);
+        let (status, answered) = answer.await;
+        assert_eq!(status, StatusCode::CREATED, "{answered}");
+        order.push("heavy");
+        if let Heavy::Seed = heavy {
+            assert_eq!(partner.link_count(), 6);
+            return order;
+        }
+        let link = answered["data"]["linkId"].as_str().expect("a link id");
+        let (_, detail) = send(
+            http::Request::get(format!("/partner/links/{link}")),
+            String::new(),
+        )
+        .await;
+        assert!(
+            detail["data"]["metadata"] == serde_json::Value::Object(metadata),
+            "the metadata is stored whole"
+        );
+        let entries = pipeline.app.journal.list(&Default::default(), None);
+        let entry = entries
+            .iter()
+            .find(|entry| entry.request.body_truncated)
+            .expect("the create is in the journal");
+        assert_eq!(entry.status, 201);
+        let kept = entry.request.body.as_deref().expect("a body");
+        assert!(big.starts_with(kept), "the first bytes, as sent");
+        assert_eq!(kept.len(), linkbox_contracts::sandbox::JOURNAL_BODY_LIMIT);
+        order
     }
 
     #[tokio::test]

@@ -12,9 +12,11 @@
 //! What it saved is the stealing runtime's cross-thread wake-ups and the cross-thread hand
 //! over of ready tasks, which a request that takes tens of microseconds cannot amortize.
 //! What it gives up: a connection whose worker is busy with a long request waits for it
-//! instead of being taken by an idle worker. linkbox's longest requests (a seed of 1,000
-//! links, a list page of 100) take a few milliseconds, and a connection's requests are
-//! answered in order anyway.
+//! instead of being taken by an idle worker. So no request is long on a worker: what takes
+//! milliseconds of CPU (a body of 64 KiB or more; a seed, a snapshot, a reset, the journal
+//! searched) is worked on off the workers, on tokio's blocking pool, one such job per core
+//! at a time (`wire::offload`). The rest (a list page of 100, a create) take microseconds,
+//! and a connection's requests are answered in order anyway.
 //!
 //! Dropping [`Workers`] stops their threads and everything still running on them.
 

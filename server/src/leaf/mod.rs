@@ -91,8 +91,12 @@ where
         let handler = handler.clone();
         async move {
             let body = request.body(MAX_BODY_BYTES).await;
-            let request = Request::read(request, body);
-            render(&request.path, handler(&request))
+            let heavy = wire::offload::is_heavy(&body);
+            wire::offload::answer(heavy, move || {
+                let request = Request::read(request, body);
+                render(&request.path, handler(&request))
+            })
+            .await
         }
     })
 }

@@ -19,7 +19,7 @@ use linkbox_contracts::m2m::{Envelope, MAX_BODY_BYTES};
 use serde::Serialize;
 use warp::reply::Response;
 
-use crate::wire::{Request, Router, add_warnings};
+use crate::wire::{Request, Router, add_warnings, offload};
 use error::{ApiError, render};
 
 /// Whether `path` is the M2M API's.
@@ -35,7 +35,10 @@ pub fn routes() -> Router {
         })
         .post("/partner/links", |mut request: Request| async move {
             let body = request.body(MAX_BODY_BYTES).await;
-            render(links::create(&request, body))
+            offload::answer(offload::is_heavy(&body), move || {
+                render(links::create(&request, body))
+            })
+            .await
         })
         .get("/partner/links/{linkId}", |request: Request| async move {
             render(links::detail(&request))
@@ -44,14 +47,20 @@ pub fn routes() -> Router {
             "/partner/links/{linkId}/revoke",
             |mut request: Request| async move {
                 let body = request.body(MAX_BODY_BYTES).await;
-                render(links::revoke(&request, body))
+                offload::answer(offload::is_heavy(&body), move || {
+                    render(links::revoke(&request, body))
+                })
+                .await
             },
         )
         .put(
             "/partner/data-requests/{dataRequestId}",
             |mut request: Request| async move {
                 let body = request.body(MAX_BODY_BYTES).await;
-                render(data_requests::fulfil(&request, body))
+                offload::answer(offload::is_heavy(&body), move || {
+                    render(data_requests::fulfil(&request, body))
+                })
+                .await
             },
         )
         .post(

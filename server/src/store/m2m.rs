@@ -1179,6 +1179,13 @@ impl Partner {
         self.state.lock().links.len()
     }
 
+    /// Holds the partner's state locked until the guard drops: a test's way to keep a
+    /// write waiting half way.
+    #[cfg(test)]
+    pub fn hold(&self) -> impl Drop + '_ {
+        self.state.lock()
+    }
+
     /// What the partner's links and users are counted as holding ([`crate::store::quota`]).
     pub fn stored(&self) -> u64 {
         self.state.lock().stored

@@ -1,10 +1,12 @@
 //! Request and response plumbing every surface shares: the route table ([`router`]), the
 //! request a handler receives ([`Request`], its body read under a size limit on demand),
-//! query strings, JSON responses and the `X-Linkbox-Warning` header.
+//! query strings, JSON responses and the `X-Linkbox-Warning` header; and the hand-over of
+//! heavy work off the serving threads ([`offload`]).
 //!
 //! Nothing here knows an API's error shape: body and query problems come back as values
 //! ([`BodyError`]) for each API to render in its own envelope.
 
+pub mod offload;
 mod request;
 pub mod router;
 

@@ -1,0 +1,174 @@
+//! Work that would hold a serving thread for long, done on tokio's blocking pool instead.
+//!
+//! Each core runs one single-threaded runtime serving its share of the connections (the
+//! serving layer's workers), so a request whose answer takes milliseconds of CPU — a body of
+//! megabytes parsed, validated, stored and echoed back; a snapshot written or restored; a
+//! seed — would hold every other connection on its core until it was done. With two
+//! tenants each sending 9 MB creates, a third tenant's `GET` of one link waited up to 200 ms
+//! behind them (p90 166 ms). Such work runs here instead, on a blocking thread, while the
+//! worker goes on serving its other connections; the kernel shares the core between the
+//! two as it would between any two threads.
+//!
+//! At most one such job per core runs at once ([`slots`]); the others wait their turn, first
+//! come first served, holding neither a worker nor a thread. Heavy requests thus share the
+//! cores among themselves, and however many a client sends, light ones still find a worker
+//! free. A light request never comes here: handing work to another thread and back costs
+//! tens of microseconds, more than most answers take.
+//!
+//! What is heavy is said where it is known: by its size, a body of at least
+//! [`HEAVY_BODY_BYTES`] ([`is_heavy`]); by its nature, a route that walks a tenant's or the
+//! sandbox's whole state.
+
+use std::future::{Future, Ready, ready};
+use std::pin::Pin;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use futures_util::future::Either;
+use tokio::sync::Semaphore;
+use warp::reply::Response;
+
+use super::BodyError;
+
+/// A body at least this large makes its request heavy. Parsing, validating and echoing it
+/// takes about half a millisecond; under that, the hand-over would cost more than it frees.
+/// [design]
+pub const HEAVY_BODY_BYTES: usize = 64 * 1024;
+
+/// Whether a request with `body` is heavy by its size.
+pub fn is_heavy(body: &Result<Bytes, BodyError>) -> bool {
+    body.as_ref()
+        .is_ok_and(|body| body.len() >= HEAVY_BODY_BYTES)
+}
+
+/// One turn per core: how many heavy jobs run at once.
+fn slots() -> &'static Semaphore {
+    static SLOTS: OnceLock<Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| Semaphore::new(turns()))
+}
+
+/// How many heavy jobs may run at once: one per core.
+fn turns() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Runs `work` on the blocking pool once a turn is free, and gives back what it returned.
+/// A panic in `work` resumes here, for the serving layer's panic net to answer.
+pub async fn run<T, F>(work: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    // The semaphore is never closed; were it, the work would run without waiting its turn.
+    let _turn = slots().acquire().await.ok();
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(error) => match error.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Only a runtime shutting down cancels a blocking task before it starts, and
+            // that drops this future with it; nothing is left to answer.
+            Err(error) => std::panic::resume_unwind(Box::new(error.to_string())),
+        },
+    }
+}
+
+/// A route's answer: made at once when the request is light, on the blocking pool
+/// ([`run`]) when it is `heavy`. The light path adds no allocation and no await.
+pub fn answer<F>(
+    heavy: bool,
+    work: F,
+) -> Either<Ready<Response>, Pin<Box<dyn Future<Output = Response> + Send>>>
+where
+    F: FnOnce() -> Response + Send + 'static,
+{
+    if heavy {
+        Either::Right(Box::pin(run(work)))
+    } else {
+        Either::Left(ready(work()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_is_heavy_from_the_threshold_on() {
+        let of = |len: usize| Ok(Bytes::from(vec![b' '; len]));
+        assert!(!is_heavy(&of(0)));
+        assert!(!is_heavy(&of(HEAVY_BODY_BYTES - 1)));
+        assert!(is_heavy(&of(HEAVY_BODY_BYTES)));
+        assert!(!is_heavy(&Err(BodyError::TooLarge)));
+        assert!(!is_heavy(&Err(BodyError::Unreadable)));
+    }
+
+    /// A heavy answer is made on another thread; a light one on the caller's.
+    #[tokio::test]
+    async fn heavy_work_runs_off_the_callers_thread_and_light_work_on_it() {
+        let caller = std::thread::current().id();
+        let on = |heavy| {
+            answer(heavy, move || {
+                let mut response = Response::new(Default::default());
+                let here = std::thread::current().id() == caller;
+                response.headers_mut().insert(
+                    "x-here",
+                    http::HeaderValue::from_static(if here { "yes" } else { "no" }),
+                );
+                response
+            })
+        };
+        assert_eq!(on(false).await.headers()["x-here"], "yes");
+        assert_eq!(on(true).await.headers()["x-here"], "no");
+    }
+
+    /// While heavy work runs, the caller's runtime goes on with its other tasks: a
+    /// single-threaded runtime answers a light task while a heavy one is still busy.
+    #[tokio::test]
+    async fn the_runtime_serves_other_tasks_while_heavy_work_runs() {
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let heavy = tokio::spawn(run(move || {
+            released
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .is_ok()
+        }));
+        let light = tokio::spawn(async { 7 });
+        assert_eq!(light.await.expect("light task"), 7);
+        release.send(()).expect("the heavy work waits");
+        assert!(heavy.await.expect("heavy task"), "released, not timed out");
+    }
+
+    /// A panic in heavy work reaches the caller as a panic, as it would have inline.
+    #[tokio::test]
+    async fn a_panic_in_heavy_work_resumes_in_the_caller() {
+        let outcome = std::panic::AssertUnwindSafe(run(|| -> u8 { panic!("boom") }));
+        let caught = futures_util::FutureExt::catch_unwind(outcome).await;
+        let panic = caught.expect_err("the panic comes back");
+        assert_eq!(panic.downcast_ref::<&str>(), Some(&"boom"));
+    }
+
+    /// No more heavy jobs run at once than there are turns.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn heavy_jobs_take_turns() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let turns = turns();
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let jobs: Vec<_> = (0..turns * 3)
+            .map(|_| {
+                let (running, most) = (running.clone(), most.clone());
+                tokio::spawn(run(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                }))
+            })
+            .collect();
+        for job in jobs {
+            job.await.expect("job");
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!(most >= 1 && most <= turns, "{most} at once, {turns} turns");
+    }
+}
