@@ -20,8 +20,9 @@
 //!                               the webhook queue and engine, the journal, the fault
 //!                               table, shadow mode's drift report
 //! state:  store clock           all tenant state, and the sandbox clock
-//! base:   persist config ratelimit
-//!                               the state file, settings, rate-limit windows
+//! base:   persist config ratelimit offload
+//!                               the state file, settings, rate-limit windows, heavy work
+//!                               off the serving threads
 //! ```
 //!
 //! The binary binds its listener first and then serves it ([`serve`]); tests do the same on
@@ -40,6 +41,7 @@ pub mod http;
 pub mod journal;
 pub mod leaf;
 pub mod m2m;
+pub mod offload;
 pub mod ops;
 pub mod pages;
 pub mod persist;

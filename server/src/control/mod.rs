@@ -25,9 +25,10 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 
+use crate::offload;
 use crate::ops::identity::Scope;
 pub use crate::wire::sandbox_error as error;
-use crate::wire::{BodyError, Request, Router, offload};
+use crate::wire::{self, BodyError, Request, Router};
 use error::{ControlError, render};
 
 pub mod clock;
@@ -128,7 +129,7 @@ fn heavy(
 }
 
 /// A handler that reads the body first, up to `limit` bytes; off the serving threads when
-/// the body is large ([`offload::is_heavy`]).
+/// the body is large ([`wire::is_heavy`]).
 fn with_body(
     limit: usize,
     handler: fn(&Request, Result<Bytes, BodyError>) -> Result<Response, ControlError>,
@@ -136,7 +137,7 @@ fn with_body(
     move |mut request: Request| {
         Box::pin(async move {
             let body = request.body(limit).await;
-            offload::answer(offload::is_heavy(&body), move || {
+            offload::answer(wire::is_heavy(&body), move || {
                 render(handler(&request, body))
             })
             .await

@@ -38,8 +38,9 @@ use warp::reply::Response;
 use crate::app::App;
 use crate::app::replica::Hint;
 use crate::faults::Action;
+use crate::offload;
 use crate::ops::identity;
-use crate::wire::{BodyStream, DropConnection, Found, Request, Router, offload};
+use crate::wire::{BodyStream, DropConnection, Found, Request, Router};
 use crate::{control, docs, journal, leaf, m2m, pages, webhooks};
 
 /// One API's routes and the envelope its refusals speak.
@@ -299,7 +300,7 @@ async fn respond(
     let heavy = [&request_body, &response_body]
         .into_iter()
         .flatten()
-        .any(|body| body.len() >= offload::HEAVY_BODY_BYTES);
+        .any(|body| body.len() >= offload::HEAVY_BYTES);
     let record = move |response_headers: &http::HeaderMap| {
         app.journal.record(journal::Request {
             method,

@@ -19,7 +19,8 @@ use linkbox_contracts::m2m::{Envelope, MAX_BODY_BYTES};
 use serde::Serialize;
 use warp::reply::Response;
 
-use crate::wire::{Request, Router, add_warnings, offload};
+use crate::offload;
+use crate::wire::{self, Request, Router, add_warnings};
 use error::{ApiError, render};
 
 /// Whether `path` is the M2M API's.
@@ -35,7 +36,7 @@ pub fn routes() -> Router {
         })
         .post("/partner/links", |mut request: Request| async move {
             let body = request.body(MAX_BODY_BYTES).await;
-            offload::answer(offload::is_heavy(&body), move || {
+            offload::answer(wire::is_heavy(&body), move || {
                 render(links::create(&request, body))
             })
             .await
@@ -47,7 +48,7 @@ pub fn routes() -> Router {
             "/partner/links/{linkId}/revoke",
             |mut request: Request| async move {
                 let body = request.body(MAX_BODY_BYTES).await;
-                offload::answer(offload::is_heavy(&body), move || {
+                offload::answer(wire::is_heavy(&body), move || {
                     render(links::revoke(&request, body))
                 })
                 .await
@@ -57,7 +58,7 @@ pub fn routes() -> Router {
             "/partner/data-requests/{dataRequestId}",
             |mut request: Request| async move {
                 let body = request.body(MAX_BODY_BYTES).await;
-                offload::answer(offload::is_heavy(&body), move || {
+                offload::answer(wire::is_heavy(&body), move || {
                     render(data_requests::fulfil(&request, body))
                 })
                 .await

@@ -6,7 +6,8 @@
 //! receiver holds up nothing but itself; all of them are aborted on shutdown. At most
 //! [`MAX_CONCURRENT_ATTEMPTS`] attempts are in flight at once, across every tenant (a global
 //! semaphore), so hanging receivers cannot pin an unbounded number of sockets; the others
-//! wait their turn.
+//! wait their turn. The engine runs on a serving thread: a body of 64 KiB or more is signed
+//! off it ([`crate::offload`]).
 //!
 //! # Leaving the machine
 //! Without `--external-webhooks` only loopback receivers are called. With it, https
@@ -31,6 +32,7 @@ use tokio::task::JoinSet;
 use super::{Attempt, Job, Webhooks, sign};
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::offload;
 
 /// Attempts in flight at once, across every tenant. [design]
 pub const MAX_CONCURRENT_ATTEMPTS: usize = 64;
@@ -227,15 +229,18 @@ async fn send(
             };
             let timestamp = at.unix_timestamp();
             let secret = job.partner.webhook_secret();
+            // The engine shares a serving thread: a body of megabytes is signed off it.
+            let body = job.body.clone();
+            let signature = offload::answer(body.len() >= offload::HEAVY_BYTES, move || {
+                sign::signature(&secret, timestamp, &body)
+            })
+            .await;
             let sent = client
                 .post(url)
                 .header(header::CONTENT_TYPE, "application/json")
                 .header(webhook_headers::EVENT, job.event)
                 .header(webhook_headers::TIMESTAMP, timestamp.to_string())
-                .header(
-                    webhook_headers::SIGNATURE,
-                    sign::signature(&secret, timestamp, &job.body),
-                )
+                .header(webhook_headers::SIGNATURE, signature)
                 .body(job.body.clone())
                 .send()
                 .await;

@@ -1,12 +1,10 @@
 //! Request and response plumbing every surface shares: the route table ([`router`]), the
 //! request a handler receives ([`Request`], its body read under a size limit on demand),
-//! query strings, JSON responses and the `X-Linkbox-Warning` header; and the hand-over of
-//! heavy work off the serving threads ([`offload`]).
+//! query strings, JSON responses and the `X-Linkbox-Warning` header.
 //!
 //! Nothing here knows an API's error shape: body and query problems come back as values
 //! ([`BodyError`]) for each API to render in its own envelope.
 
-pub mod offload;
 mod request;
 pub mod router;
 
@@ -66,6 +64,13 @@ where
         }
     }
     Ok(body.freeze())
+}
+
+/// Whether a request with `body` is heavy by its size: worked on off the serving threads
+/// ([`crate::offload`]).
+pub fn is_heavy(body: &Result<Bytes, BodyError>) -> bool {
+    body.as_ref()
+        .is_ok_and(|body| body.len() >= crate::offload::HEAVY_BYTES)
 }
 
 /// Decodes a query string into its pairs, in order.
@@ -255,6 +260,17 @@ pub fn add_notes(response: &mut Response, note: &str, fields: &[String]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_is_heavy_from_the_threshold_on() {
+        let of = |len: usize| Ok(Bytes::from(vec![b' '; len]));
+        let heavy = crate::offload::HEAVY_BYTES;
+        assert!(!is_heavy(&of(0)));
+        assert!(!is_heavy(&of(heavy - 1)));
+        assert!(is_heavy(&of(heavy)));
+        assert!(!is_heavy(&Err(BodyError::TooLarge)));
+        assert!(!is_heavy(&Err(BodyError::Unreadable)));
+    }
 
     #[test]
     fn json_depth_counts_objects_and_arrays_but_not_strings() {

@@ -16,30 +16,20 @@
 //! tens of microseconds, more than most answers take.
 //!
 //! What is heavy is said where it is known: by its size, a body of at least
-//! [`HEAVY_BODY_BYTES`] ([`is_heavy`]); by its nature, a route that walks a tenant's or the
-//! sandbox's whole state.
+//! [`HEAVY_BYTES`] (a request's, `wire::is_heavy`; a webhook's, signed before it is sent); by
+//! its nature, a route that walks a tenant's or the sandbox's whole state.
 
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 use std::sync::OnceLock;
 
-use bytes::Bytes;
 use futures_util::future::Either;
 use tokio::sync::Semaphore;
-use warp::reply::Response;
 
-use super::BodyError;
-
-/// A body at least this large makes its request heavy. Parsing, validating and echoing it
-/// takes about half a millisecond; under that, the hand-over would cost more than it frees.
-/// [design]
-pub const HEAVY_BODY_BYTES: usize = 64 * 1024;
-
-/// Whether a request with `body` is heavy by its size.
-pub fn is_heavy(body: &Result<Bytes, BodyError>) -> bool {
-    body.as_ref()
-        .is_ok_and(|body| body.len() >= HEAVY_BODY_BYTES)
-}
+/// A body at least this large makes the work on it heavy. Parsing, validating and echoing
+/// a request's takes about half a millisecond; under that, the hand-over would cost more
+/// than it frees. [design]
+pub const HEAVY_BYTES: usize = 64 * 1024;
 
 /// One turn per core: how many heavy jobs run at once.
 fn slots() -> &'static Semaphore {
@@ -72,14 +62,15 @@ where
     }
 }
 
-/// A route's answer: made at once when the request is light, on the blocking pool
-/// ([`run`]) when it is `heavy`. The light path adds no allocation and no await.
-pub fn answer<F>(
+/// What `work` returns (a route's answer): made at once when it is light, on the blocking
+/// pool ([`run`]) when it is `heavy`. The light path adds no allocation and no await.
+pub fn answer<T, F>(
     heavy: bool,
     work: F,
-) -> Either<Ready<Response>, Pin<Box<dyn Future<Output = Response> + Send>>>
+) -> Either<Ready<T>, Pin<Box<dyn Future<Output = T> + Send>>>
 where
-    F: FnOnce() -> Response + Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
 {
     if heavy {
         Either::Right(Box::pin(run(work)))
@@ -92,33 +83,13 @@ where
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_body_is_heavy_from_the_threshold_on() {
-        let of = |len: usize| Ok(Bytes::from(vec![b' '; len]));
-        assert!(!is_heavy(&of(0)));
-        assert!(!is_heavy(&of(HEAVY_BODY_BYTES - 1)));
-        assert!(is_heavy(&of(HEAVY_BODY_BYTES)));
-        assert!(!is_heavy(&Err(BodyError::TooLarge)));
-        assert!(!is_heavy(&Err(BodyError::Unreadable)));
-    }
-
     /// A heavy answer is made on another thread; a light one on the caller's.
     #[tokio::test]
     async fn heavy_work_runs_off_the_callers_thread_and_light_work_on_it() {
         let caller = std::thread::current().id();
-        let on = |heavy| {
-            answer(heavy, move || {
-                let mut response = Response::new(Default::default());
-                let here = std::thread::current().id() == caller;
-                response.headers_mut().insert(
-                    "x-here",
-                    http::HeaderValue::from_static(if here { "yes" } else { "no" }),
-                );
-                response
-            })
-        };
-        assert_eq!(on(false).await.headers()["x-here"], "yes");
-        assert_eq!(on(true).await.headers()["x-here"], "no");
+        let on = |heavy| answer(heavy, move || std::thread::current().id() == caller);
+        assert!(on(false).await, "light work runs on the caller's thread");
+        assert!(!on(true).await, "heavy work runs on another");
     }
 
     /// While heavy work runs, the caller's runtime goes on with its other tasks: a
