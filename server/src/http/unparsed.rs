@@ -12,6 +12,17 @@
 //! Which vendor API a request meant is unknown when its head could not be read, so the
 //! answer is linkbox's own, like every answer to a path no surface claims.
 //!
+//! # Lingering close
+//! Such a client is often still sending: a head of megabytes, of which hyper read its limit.
+//! So is one whose body is too large to wait for (413, `Connection: close`). Closed with
+//! that unread, the socket would answer the rest with a reset, which can reach the client
+//! before it reads the answer: it sees a broken pipe, not the 431 or the 413. So after such
+//! an answer, or at any close that finds bytes nobody read, the connection lingers as a web
+//! server's does (nginx's `lingering_close`): linkbox closes its sending side, then reads
+//! and discards what the client still sends, until the client closes too, or for at most
+//! [`LINGER`] and [`LINGER_BYTES`], and only then closes the socket. Every other close is
+//! as it was.
+//!
 //! What is recognised is narrow on purpose: one status of the three, those three headers
 //! and nothing else, and no body. Every answer linkbox's routes give has a `content-type`
 //! and a body, so none of them is ever taken for it. A write that carries anything before
@@ -22,21 +33,42 @@ use std::io::IoSlice;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use std::future::Future;
+use std::time::Duration;
+
 use http::StatusCode;
 use linkbox_contracts::sandbox::{SandboxErrorBody, SandboxErrorDetail, codes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
 
 /// The largest request head hyper buffers, request line and headers together.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// The most header fields a request may carry.
 pub const MAX_HEADERS: usize = 100;
+/// How long a connection answered before its request could be read lingers at most.
+/// [design]
+pub const LINGER: Duration = Duration::from_secs(5);
+/// How much a lingering connection reads and discards at most. [design]
+pub const LINGER_BYTES: usize = 64 * 1024 * 1024;
 
 /// A connection's I/O that writes linkbox's envelope where hyper would answer a request it
-/// could not parse with an empty body.
+/// could not parse with an empty body, and then lingers before it closes.
 pub(super) struct Enveloped<T> {
     inner: T,
     /// The answer being written in place of hyper's head.
     replacing: Option<Replacement>,
+    /// Such an answer went out: the close lingers.
+    answered: bool,
+    /// The lingering close under way.
+    lingering: Option<Lingering>,
+}
+
+/// A close that waits for the client to stop sending.
+struct Lingering {
+    /// The sending side is closed.
+    shut: bool,
+    drained: usize,
+    until: Pin<Box<Sleep>>,
 }
 
 /// An answer written instead of the `stands_for` bytes hyper asked to write.
@@ -63,6 +95,8 @@ impl<T> Enveloped<T> {
         Enveloped {
             inner,
             replacing: None,
+            answered: false,
+            lingering: None,
         }
     }
 }
@@ -84,7 +118,50 @@ impl<T: AsyncWrite + Unpin> Enveloped<T> {
         }
         let stands_for = replacement.stands_for;
         self.replacing = None;
+        self.answered = true;
         Poll::Ready(Ok(stands_for))
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Enveloped<T> {
+    /// Whether the client has sent what nobody read, at a close: a body too large to wait
+    /// for, answered with `Connection: close`. What is read here is discarded.
+    fn poll_unread(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut scratch = [0u8; 1024];
+        let mut buf = ReadBuf::new(&mut scratch);
+        matches!(
+            Pin::new(&mut self.inner).poll_read(cx, &mut buf),
+            Poll::Ready(Ok(())) if !buf.filled().is_empty()
+        )
+    }
+
+    /// Closes the sending side, then discards what the client still sends until it closes
+    /// too, or [`LINGER`] or [`LINGER_BYTES`] run out. Whatever ends it, the close is done:
+    /// the answer is out, and the socket is dropped next.
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let lingering = self.lingering.get_or_insert_with(|| Lingering {
+            shut: false,
+            drained: 0,
+            until: Box::pin(tokio::time::sleep(LINGER)),
+        });
+        if !lingering.shut {
+            if ready!(Pin::new(&mut self.inner).poll_shutdown(cx)).is_err() {
+                return Poll::Ready(Ok(()));
+            }
+            lingering.shut = true;
+        }
+        let mut scratch = [0u8; 8 * 1024];
+        loop {
+            if lingering.drained >= LINGER_BYTES || lingering.until.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match ready!(Pin::new(&mut self.inner).poll_read(cx, &mut buf)) {
+                Ok(()) if !buf.filled().is_empty() => lingering.drained += buf.filled().len(),
+                // The client closed, or the connection broke.
+                Ok(()) | Err(_) => return Poll::Ready(Ok(())),
+            }
+        }
     }
 }
 
@@ -98,7 +175,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Enveloped<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Enveloped<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Enveloped<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -143,7 +220,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Enveloped<T> {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        if this.lingering.is_none() && !this.answered && !this.poll_unread(cx) {
+            return Pin::new(&mut this.inner).poll_shutdown(cx);
+        }
+        this.poll_linger(cx)
     }
 }
 

@@ -46,24 +46,107 @@ async fn a_client_that_stalls_mid_headers_is_disconnected() {
     assert!(read.is_ok(), "the server kept a stalled connection open");
 }
 
+/// A head far over the limit is answered 431 in linkbox's envelope, and the client that
+/// sent it reads that answer: the connection lingers, taking the rest of what the client
+/// sends, instead of resetting it while the client is still writing.
 #[tokio::test]
-async fn oversized_headers_are_refused_and_the_server_keeps_serving() {
+async fn oversized_headers_are_answered_431_and_the_server_keeps_serving() {
     let app = spawn_app().await;
-    let mut stream = TcpStream::connect(app.addr).await.expect("connect");
-    let huge = "a".repeat(200 * 1024);
-    let request = format!("GET /_sandbox/health HTTP/1.1\r\nHost: x\r\nX-Huge: {huge}\r\n\r\n");
-    let _ = stream.write_all(request.as_bytes()).await;
-    let mut buffer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buffer)).await;
-    // The server stops reading at its limit and closes; the kernel may then reset the
-    // connection before the answer is read, so no answer is allowed, but not a wrong one.
-    if !buffer.is_empty() {
+    for size in [200 * 1024, 8 * 1024 * 1024] {
+        let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+        let huge = "a".repeat(size);
+        let request = format!("GET /_sandbox/health HTTP/1.1\r\nHost: x\r\nX-Huge: {huge}\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .unwrap_or_else(|error| panic!("{size} bytes: the head was not taken whole: {error}"));
+        let mut buffer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buffer))
+            .await
+            .expect("answered in time")
+            .unwrap_or_else(|error| panic!("{size} bytes: the answer was not read: {error}"));
         let (status, body) = unparsed_answer(&buffer);
-        assert_eq!(status, 431);
+        assert_eq!(status, 431, "{size} bytes");
         assert_eq!(body["error"]["code"], "INVALID_REQUEST", "{body}");
     }
     let reply = app.send(Method::GET, "/_sandbox/health", &[], None).await;
     assert_eq!(reply.status, 200);
+}
+
+/// A body far over what linkbox drains is answered 413 with `Connection: close`, and the
+/// client, still sending it, reads that answer: the close lingers over the unread rest.
+#[tokio::test]
+async fn a_body_too_large_to_drain_is_answered_413_to_a_client_still_sending_it() {
+    let app = spawn_app().await;
+    let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+    let size = 40 * 1024 * 1024;
+    let head = format!(
+        "POST /partner/links HTTP/1.1\r\nHost: x\r\nx-api-key: {}\r\n\
+         content-type: application/json\r\ncontent-length: {size}\r\n\r\n",
+        linkbox_tests::test_key(1)
+    );
+    let mut request = head.into_bytes();
+    request.resize(request.len() + size, b' ');
+    stream
+        .write_all(&request)
+        .await
+        .unwrap_or_else(|error| panic!("the body was not taken whole: {error}"));
+    let mut buffer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buffer))
+        .await
+        .expect("answered in time")
+        .unwrap_or_else(|error| panic!("the answer was not read: {error}"));
+    let text = String::from_utf8_lossy(&buffer);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text:.300}");
+    assert!(
+        text.to_ascii_lowercase().contains("connection: close"),
+        "{text:.300}"
+    );
+    let body: serde_json::Value = serde_json::from_str(
+        text.split_once("\r\n\r\n")
+            .map(|(_, body)| body)
+            .unwrap_or_default(),
+    )
+    .unwrap_or_else(|error| panic!("{error}: {text:.300}"));
+    assert_eq!(body["error"]["code"], "INVALID_REQUEST", "{body}");
+}
+
+/// A client that goes on sending after its 431 is not listened to for ever: the
+/// connection is closed once the lingering's time is up.
+#[tokio::test]
+async fn a_client_that_keeps_sending_after_its_431_is_let_go() {
+    let app = spawn_app().await;
+    let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+    let huge = "a".repeat(200 * 1024);
+    let request = format!("GET /_sandbox/health HTTP/1.1\r\nHost: x\r\nX-Huge: {huge}");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let started = Instant::now();
+    let mut answer = vec![0; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("answered while still sending")
+        .expect("read");
+    assert!(
+        answer[..read].starts_with(b"HTTP/1.1 431"),
+        "{:?}",
+        String::from_utf8_lossy(&answer[..read])
+    );
+    // Trickled, a byte at a time: silent long enough for no timeout but the lingering's.
+    let closed = loop {
+        if started.elapsed() > Duration::from_secs(30) {
+            break false;
+        }
+        if stream.write_all(b"a").await.is_err() {
+            break true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(closed, "still taking bytes after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "closed after {:?}, before the lingering was up",
+        started.elapsed()
+    );
 }
 
 /// The status and JSON body of an answer read off a closed connection.
