@@ -56,6 +56,11 @@ pub const OTHER_PER_MINUTE: u32 = 1_000;
 /// Largest request body accepted, in bytes; larger bodies get 413. [design]
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
+/// Longest `callbackUrl` or webhook URL accepted, in characters; a longer one is not a
+/// valid URL. The vendor documents no limit; this is the default of validator.js's `isURL`,
+/// which is what the common validators of the vendor's stack allow. [design]
+pub const MAX_URL_CHARS: usize = 2_084;
+
 /// Prefix of webhook signing secrets, followed by [`WEBHOOK_SECRET_LEN`] alphanumerics. [ex]
 pub const WEBHOOK_SECRET_PREFIX: &str = "whsec_";
 /// Number of alphanumerics after the webhook secret prefix. [ex]
@@ -243,8 +248,8 @@ pub struct CreateLinkRequest {
     pub language: Option<Language>,
     /// HTTPS URL (or http on a loopback host) that receives this link's webhooks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(url)]
-    #[schema(format = "uri")]
+    #[schemars(url, length(max = MAX_URL_CHARS))]
+    #[schema(format = "uri", max_length = 2084)]
     pub callback_url: Option<String>,
 }
 

@@ -430,6 +430,9 @@ pub const MAX_DELIVERY_PAGE: usize = 1_000;
 /// `PUT /_sandbox/m2m/webhook-config`: the partner's webhook URL (null clears it).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 pub struct WebhookConfig {
+    /// HTTPS (or http on a loopback host), at most 2,084 characters.
+    #[schemars(url, length(max = crate::m2m::MAX_URL_CHARS))]
+    #[schema(format = "uri", max_length = 2084)]
     pub url: Option<String>,
 }
 

@@ -12,7 +12,9 @@ use warp::reply::Response;
 use super::error::{ControlError, json, json_or_default};
 use super::{scope, write_scope};
 use crate::ops::identity::Scope;
-use crate::ops::m2m::{cancel_operation, complete_operation, is_acceptable_callback, open_link};
+use crate::ops::m2m::{
+    URL_RULE, cancel_operation, complete_operation, is_acceptable_callback, open_link,
+};
 use crate::store::m2m::Partner;
 use crate::wire::{BodyError, Request};
 
@@ -63,9 +65,7 @@ pub fn webhook_config(
     if let Some(url) = &config.url
         && !is_acceptable_callback(url)
     {
-        return Err(ControlError::invalid(
-            "The url field must be an HTTPS URL, or http to localhost, 127.0.0.1 or [::1]",
-        ));
+        return Err(ControlError::invalid(format!("The url field {URL_RULE}")));
     }
     partner.set_webhook_url(config.url);
     Ok(crate::wire::json(

@@ -20,7 +20,7 @@ use warp::reply::Response;
 
 use super::error::{ControlError, json};
 use super::{scope, write_scope};
-use crate::ops::m2m::is_acceptable_callback;
+use crate::ops::m2m::{URL_RULE, is_acceptable_callback};
 use crate::store::m2m::{Partner, RestoreError, SnapshotPieces};
 use crate::wire::{BodyError, Request};
 
@@ -84,13 +84,12 @@ pub fn restore(
 /// partner's own passes as it is, so a snapshot of a partner whose URL a config file set
 /// restores as it was taken.
 fn check_urls(partner: &Partner, snapshot: &M2mSnapshot) -> Result<(), ControlError> {
-    const RULE: &str = "must be an HTTPS URL, or http to localhost, 127.0.0.1 or [::1]";
     if let Some(url) = &snapshot.webhook_url
         && partner.webhook_url().as_deref() != Some(url.as_str())
         && !is_acceptable_callback(url)
     {
         return Err(ControlError::invalid(format!(
-            "Invalid request body at webhookUrl: it {RULE}"
+            "Invalid request body at webhookUrl: it {URL_RULE}"
         )));
     }
     let bad = snapshot.links.iter().position(|link| {
@@ -100,7 +99,7 @@ fn check_urls(partner: &Partner, snapshot: &M2mSnapshot) -> Result<(), ControlEr
     });
     match bad {
         Some(index) => Err(ControlError::invalid(format!(
-            "Invalid request body at links[{index}].callbackUrl: it {RULE}"
+            "Invalid request body at links[{index}].callbackUrl: it {URL_RULE}"
         ))),
         None => Ok(()),
     }

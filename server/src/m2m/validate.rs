@@ -584,7 +584,13 @@ mod tests {
     }
 
     #[test]
-    fn callback_urls_must_be_https_or_loopback_http() {
+    fn callback_urls_must_be_https_or_loopback_http_and_not_too_long() {
+        use linkbox_contracts::m2m::MAX_URL_CHARS;
+        let long = |chars: usize| {
+            let mut url = "https://api.example.com/hook?pad=".to_owned();
+            url.extend(std::iter::repeat_n('a', chars - url.len()));
+            url
+        };
         for (url, ok) in [
             ("https://api.example.com/hook", true),
             ("http://127.0.0.1:9000/hook", true),
@@ -593,6 +599,8 @@ mod tests {
             ("http://api.example.com/hook", false),
             ("ftp://api.example.com/hook", false),
             ("not a url", false),
+            (&long(MAX_URL_CHARS), true),
+            (&long(MAX_URL_CHARS + 1), false),
         ] {
             assert_eq!(is_acceptable_callback(url), ok, "{url}");
         }

@@ -135,9 +135,20 @@ fn new_operation(request: OperationRequest) -> Result<NewOperation, Error> {
     })
 }
 
-/// An https URL, or http to a loopback host for local receivers: what the vendor accepts as
-/// a `callbackUrl` or webhook URL. [doc + design]
+/// [`is_acceptable_callback`] in words, for the control API's messages: "The url field
+/// {URL_RULE}".
+pub const URL_RULE: &str =
+    "must be an HTTPS URL, or http to localhost, 127.0.0.1 or [::1], of at most 2084 characters";
+
+/// An https URL, or http to a loopback host for local receivers, of at most
+/// [`MAX_URL_CHARS`](linkbox_contracts::m2m::MAX_URL_CHARS): what the vendor accepts as a
+/// `callbackUrl` or webhook URL. [doc + design]
 pub fn is_acceptable_callback(text: &str) -> bool {
+    let most = linkbox_contracts::m2m::MAX_URL_CHARS;
+    // Counted in characters, and only when the bytes could be too many.
+    if text.len() > most && text.chars().count() > most {
+        return false;
+    }
     let Ok(url) = url::Url::parse(text) else {
         return false;
     };
@@ -156,6 +167,12 @@ pub fn is_acceptable_callback(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_url_rule_states_the_limit_in_force() {
+        let most = linkbox_contracts::m2m::MAX_URL_CHARS;
+        assert!(URL_RULE.ends_with(&format!("of at most {most} characters")));
+    }
 
     #[test]
     fn an_operation_receives_the_amount_less_fee_at_the_rate() {

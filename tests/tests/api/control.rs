@@ -387,7 +387,7 @@ async fn a_snapshot_round_trips_through_a_reset() {
             refused.json["error"]["message"],
             format!(
                 "Invalid request body at {path}: it must be an HTTPS URL, or http to \
-                 localhost, 127.0.0.1 or [::1]"
+                 localhost, 127.0.0.1 or [::1], of at most 2084 characters"
             ),
             "{url}"
         );

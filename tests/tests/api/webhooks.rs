@@ -396,3 +396,49 @@ async fn the_delivery_list_comes_a_page_at_a_time() {
         assert_eq!(refused.json["error"]["code"], "INVALID_REQUEST", "{bad}");
     }
 }
+
+/// A `callbackUrl` or webhook URL is at most 2,084 characters: each delivery and each of
+/// its attempts keeps the URL it went to, so one of megabytes would be copied into every one.
+#[tokio::test]
+async fn urls_longer_than_the_limit_are_refused_where_they_are_given() {
+    use linkbox_contracts::m2m::{MAX_URL_CHARS, messages};
+    let app = sandbox().await;
+    let key = test_key(12);
+    let url = |chars: usize| {
+        let mut url = "https://api.example.com/hook?pad=".to_owned();
+        url.extend(std::iter::repeat_n('a', chars - url.len()));
+        url
+    };
+    for (chars, created) in [(MAX_URL_CHARS, 201), (MAX_URL_CHARS + 1, 400)] {
+        let reply = app
+            .create_link(
+                &key,
+                &json!({"referenceId": format!("long-{chars}"), "callbackUrl": url(chars)}),
+            )
+            .await;
+        assert_eq!(reply.status, created, "{chars}: {:?}", reply.json);
+        if created == 400 {
+            assert_eq!(reply.json["error"]["code"], "INVALID_REQUEST");
+            assert_eq!(reply.json["error"]["message"], messages::CALLBACK_URL);
+        }
+        let config = app
+            .control(
+                Method::PUT,
+                "/m2m/webhook-config",
+                Some(&key),
+                Some(&json!({"url": url(chars)})),
+            )
+            .await;
+        if created == 201 {
+            assert_eq!(config.status, 200, "{config:?}");
+            assert_eq!(config.json["url"], url(chars));
+        } else {
+            assert_eq!(config.status, 400, "{config:?}");
+            assert_eq!(
+                config.json["error"]["message"],
+                "The url field must be an HTTPS URL, or http to localhost, 127.0.0.1 or [::1], \
+                 of at most 2084 characters"
+            );
+        }
+    }
+}
