@@ -88,7 +88,7 @@ pub fn routes() -> Router {
             "/_sandbox/leaf/magic-links/{id}/connect",
             with_body(SMALL_BODY, leaf::connect),
         )
-        .get("/_sandbox/webhooks", call(webhooks::list))
+        .get("/_sandbox/webhooks", heavy(webhooks::list))
         .post(
             "/_sandbox/webhooks/{deliveryId}/replay",
             call(webhooks::replay),

@@ -592,16 +592,20 @@ fn link_of(body: &[u8]) -> Option<Arc<str>> {
 pub const NO_URL: &str = "no webhook URL: the link has no callbackUrl and the partner has no \
      webhook URL (set one with PUT /_sandbox/m2m/webhook-config, then replay)";
 
-/// A delivery copied out under the queue's lock, its URL still to read from the partner.
+/// A delivery copied out under the queue's lock, its URL still to read from the partner and
+/// its body still to parse: the lock is held by every create, and a page of large bodies
+/// would take long to parse.
 struct Unresolved {
     view: DeliveryView,
     partner: Arc<Partner>,
+    body: Bytes,
 }
 
 impl Unresolved {
     fn of(delivery: &Delivery) -> Unresolved {
         Unresolved {
             partner: delivery.partner.clone(),
+            body: delivery.body.clone(),
             view: DeliveryView {
                 id: delivery.id.text(),
                 event: delivery.event.to_owned(),
@@ -621,7 +625,7 @@ impl Unresolved {
                 next_attempt_at: delivery.next_attempt_at.map(timefmt::millis),
                 created_at: timefmt::millis(delivery.created_at),
                 tenant: delivery.partner.slug.to_string(),
-                payload: serde_json::from_slice(&delivery.body).unwrap_or_default(),
+                payload: serde_json::Value::Null,
             },
         }
     }
@@ -630,6 +634,7 @@ impl Unresolved {
         if self.view.url.is_none() {
             self.view.url = self.partner.webhook_url();
         }
+        self.view.payload = serde_json::from_slice(&self.body).unwrap_or_default();
         self.view
     }
 }
