@@ -73,8 +73,10 @@ const RING_BYTES: usize = 256;
 /// One tenant's entries, oldest first.
 #[derive(Default)]
 struct Ring {
-    /// Boxed, so a ring of one entry (a key seen once) holds one pointer's room spare.
-    entries: VecDeque<Box<Entry>>,
+    /// Each behind a pointer, so a ring of one entry (a key seen once) holds one pointer's
+    /// room spare; shared, so that a list or a verify copies them out and reads them after
+    /// the lock.
+    entries: VecDeque<Arc<Entry>>,
     /// Sum of [`Entry::size`] over `entries`.
     bytes: usize,
 }
@@ -310,8 +312,8 @@ impl Rings {
 
     /// What nearly every request finds: its tenant's ring exists and is at most full, and
     /// the journal is within its bytes once that ring's oldest entry makes room. Then the
-    /// ring is looked up once and moves once in `by_bytes`, and the oldest entry's box is
-    /// reused. Anything else gets `entry` back, for [`Rings::admit_slowly`].
+    /// ring is looked up once and moves once in `by_bytes`, and the oldest entry's
+    /// allocation is reused. Anything else gets `entry` back, for [`Rings::admit_slowly`].
     fn admit_in_place(&mut self, label: &Arc<str>, entry: Entry) -> Option<Entry> {
         let capacity = self.capacity;
         let Some(ring) = self.rings.get_mut(label) else {
@@ -332,12 +334,16 @@ impl Rings {
         }
         let before = ring.bytes;
         let oldest = if full { ring.entries.pop_front() } else { None };
+        // The oldest entry's allocation is reused unless a list still reads it.
         let slot = match oldest {
-            Some(mut oldest) => {
-                *oldest = entry;
-                oldest
-            }
-            None => Box::new(entry),
+            Some(mut oldest) => match Arc::get_mut(&mut oldest) {
+                Some(slot) => {
+                    *slot = entry;
+                    oldest
+                }
+                None => Arc::new(entry),
+            },
+            None => Arc::new(entry),
         };
         ring.entries.push_back(slot);
         ring.bytes = before.saturating_sub(freed) + size;
@@ -381,10 +387,10 @@ impl Journal {
     /// How many of the entries `tenant` may see (`None`: all) match `expectation`, and the
     /// closest of those that do not: most criteria met first, then newest.
     pub fn verify(&self, expectation: &Expectation, tenant: Option<&str>) -> (u64, Vec<NearMiss>) {
-        let rings = self.rings.lock();
+        let visible = self.rings.lock().visible(tenant);
         let mut matched = 0;
         let mut misses: Vec<(usize, &Entry, Vec<String>)> = Vec::new();
-        for entry in rings.visible(tenant) {
+        for entry in &visible {
             let missed = expectation.missed(entry);
             if missed.is_empty() {
                 matched += 1;
@@ -406,12 +412,11 @@ impl Journal {
 
     /// Matching entries `tenant` may see (`None`: all), newest first.
     pub fn list(&self, filter: &JournalFilter, tenant: Option<&str>) -> Vec<JournalEntry> {
-        let rings = self.rings.lock();
-        rings
-            .visible(tenant)
-            .into_iter()
+        let visible = self.rings.lock().visible(tenant);
+        visible
+            .iter()
             .filter(|entry| filter.matches(entry))
-            .map(Entry::view)
+            .map(|entry| entry.view())
             .collect()
     }
 
@@ -467,25 +472,26 @@ impl Rings {
         let ring = self.rings.entry(label.clone()).or_default();
         self.by_bytes.remove(&(ring.bytes, label.clone()));
         ring.bytes += size;
-        ring.entries.push_back(Box::new(entry));
+        ring.entries.push_back(Arc::new(entry));
         self.by_bytes.insert((ring.bytes, label));
         self.bytes += size;
     }
 
-    /// The entries `tenant` may see (`None`: every ring's), newest first.
-    fn visible(&self, tenant: Option<&str>) -> Vec<&Entry> {
+    /// The entries `tenant` may see (`None`: every ring's), newest first, shared: the
+    /// caller reads them after letting the lock go, which every recorded request takes.
+    fn visible(&self, tenant: Option<&str>) -> Vec<Arc<Entry>> {
         match tenant {
             Some(label) if label != UNTENANTED => self
                 .rings
                 .get(label)
-                .map(|ring| ring.entries.iter().rev().map(|entry| &**entry).collect())
+                .map(|ring| ring.entries.iter().rev().cloned().collect())
                 .unwrap_or_default(),
             Some(_) => Vec::new(),
             None => {
-                let mut all: Vec<&Entry> = self
+                let mut all: Vec<Arc<Entry>> = self
                     .rings
                     .values()
-                    .flat_map(|ring| ring.entries.iter().map(|entry| &**entry))
+                    .flat_map(|ring| ring.entries.iter().cloned())
                     .collect();
                 all.sort_unstable_by_key(|entry| std::cmp::Reverse(entry.seq));
                 all
@@ -494,7 +500,7 @@ impl Rings {
     }
 }
 
-/// What an entry costs besides its text: itself, its box, its slot in the ring and its
+/// What an entry costs besides its text: itself, its allocation, its slot in the ring and its
 /// buffer's bookkeeping, counted toward [`JOURNAL_MAX_BYTES`].
 const ENTRY_BYTES: usize = 256;
 
@@ -1075,10 +1081,11 @@ pub(crate) mod tests {
             assert_eq!(again, shown, "{query}");
             let entry = Entry::from_view(shown).expect("reads back");
             // What an entry counts toward the bound covers what it holds: its text, the
-            // entry itself and the box its ring keeps it in.
+            // entry itself, its allocation's two counts and the pointer its ring keeps.
             let held = entry.texts.buffer.len()
                 + std::mem::size_of::<Entry>()
-                + std::mem::size_of::<Box<Entry>>();
+                + 2 * std::mem::size_of::<usize>()
+                + std::mem::size_of::<Arc<Entry>>();
             assert!(entry.size() >= held, "{} < {held}", entry.size());
         }
     }
@@ -1311,6 +1318,27 @@ pub(crate) mod tests {
             ["/partner/links/4", "/partner/links/3", "/partner/links/2"]
         );
         assert_eq!(entries[0].seq, 5);
+    }
+
+    /// A list or a verify reads the entries it copied out after the lock is let go; a
+    /// request recorded meanwhile into a full ring takes a new allocation instead of
+    /// overwriting the one being read. When nobody reads it, the oldest is reused.
+    #[test]
+    fn an_entry_read_after_the_lock_is_not_overwritten_by_a_newer_one() {
+        let journal = Journal::new(1);
+        journal.record(request("/a", 200, Some("pa")));
+        let held = journal.rings.lock().visible(Some("pa"));
+        journal.record(request("/b", 200, Some("pa")));
+        assert_eq!(held[0].path(), "/a");
+        let listed = journal.list(&JournalFilter::default(), Some("pa"));
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].path, "/b");
+        drop(held);
+        let before = Arc::as_ptr(&journal.rings.lock().visible(Some("pa"))[0]);
+        journal.record(request("/c", 200, Some("pa")));
+        let after = journal.rings.lock().visible(Some("pa"));
+        assert_eq!(after[0].path(), "/c");
+        assert_eq!(Arc::as_ptr(&after[0]), before, "the oldest entry's allocation reused");
     }
 
     #[test]
