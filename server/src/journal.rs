@@ -1338,7 +1338,11 @@ pub(crate) mod tests {
         journal.record(request("/c", 200, Some("pa")));
         let after = journal.rings.lock().visible(Some("pa"));
         assert_eq!(after[0].path(), "/c");
-        assert_eq!(Arc::as_ptr(&after[0]), before, "the oldest entry's allocation reused");
+        assert_eq!(
+            Arc::as_ptr(&after[0]),
+            before,
+            "the oldest entry's allocation reused"
+        );
     }
 
     #[test]

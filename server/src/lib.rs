@@ -20,9 +20,10 @@
 //!                               the webhook queue and engine, the journal, the fault
 //!                               table, shadow mode's drift report
 //! state:  store clock           all tenant state, and the sandbox clock
-//! base:   persist config ratelimit offload
-//!                               the state file, settings, rate-limit windows, heavy work
-//!                               off the serving threads
+//! threads: offload              heavy work off the serving threads, counted as its
+//!                               request's own
+//! base:   persist config ratelimit
+//!                               the state file, settings, rate-limit windows
 //! ```
 //!
 //! The binary binds its listener first and then serves it ([`serve`]); tests do the same on

@@ -15,6 +15,11 @@
 //! free. A light request never comes here: handing work to another thread and back costs
 //! tens of microseconds, more than most answers take.
 //!
+//! Work done here for a request counts as the request's own: the changes it records are
+//! tracked as if it ran on the request's task (`persist::Carried`), so the answer still
+//! waits until they are durable, and on a shared database they are in the request's
+//! transaction.
+//!
 //! What is heavy is said where it is known: by its size, a body of at least
 //! [`HEAVY_BYTES`] (a request's, `wire::is_heavy`; a webhook's, signed before it is sent); by
 //! its nature, a route that walks a tenant's or the sandbox's whole state.
@@ -25,6 +30,8 @@ use std::sync::OnceLock;
 
 use futures_util::future::Either;
 use tokio::sync::Semaphore;
+
+use crate::persist::Carried;
 
 /// A body at least this large makes the work on it heavy. Parsing, validating and echoing
 /// a request's takes about half a millisecond; under that, the hand-over would cost more
@@ -49,10 +56,15 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    // What the work records is the caller's request's, as if it ran in place.
+    let carried = Carried::here();
     // The semaphore is never closed; were it, the work would run without waiting its turn.
     let _turn = slots().acquire().await.ok();
-    match tokio::task::spawn_blocking(work).await {
-        Ok(value) => value,
+    match tokio::task::spawn_blocking(move || carried.run(work)).await {
+        Ok((value, carried)) => {
+            carried.rejoin();
+            value
+        }
         Err(error) => match error.try_into_panic() {
             Ok(panic) => std::panic::resume_unwind(panic),
             // Only a runtime shutting down cancels a blocking task before it starts, and
@@ -115,6 +127,29 @@ mod tests {
         let caught = futures_util::FutureExt::catch_unwind(outcome).await;
         let panic = caught.expect_err("the panic comes back");
         assert_eq!(panic.downcast_ref::<&str>(), Some(&"boom"));
+    }
+
+    /// A change recorded by heavy work is its request's: tracked, the request is told it
+    /// wrote (and so waits until the change is durable). Work that records nothing is not.
+    #[tokio::test]
+    async fn what_heavy_work_records_counts_for_its_request() {
+        let dir = std::env::temp_dir().join(format!("linkbox-offload-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let file = crate::persist::open(&dir.join("state.db")).expect("a state file");
+        let sink = file.sink();
+        file.start().expect("writing");
+        let closing = sink.clone();
+        let work = move || {
+            sink.record(|changes| changes.secret("offload-test", "value".to_owned()));
+            7
+        };
+        let (value, wrote) = crate::persist::tracking(run(work)).await;
+        assert_eq!((value, wrote), (7, true));
+        let (value, wrote) = crate::persist::tracking(run(|| 8)).await;
+        assert_eq!((value, wrote), (8, false));
+        closing.close();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// No more heavy jobs run at once than there are turns.

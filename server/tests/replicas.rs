@@ -300,6 +300,38 @@ async fn what_one_replica_writes_every_other_reads_at_once() {
     assert!(replicas[1].link_ids(&self::key(2)).await.is_empty());
 }
 
+/// A create whose body is large is worked on off the serving thread, and every replica
+/// reads what it wrote the moment it is answered, as for any create.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heavy_write_is_in_its_requests_transaction() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replicas: Vec<Replica> = (0..2).map(|_| Replica::start(&database, &[])).collect();
+    let key = key(3);
+    let metadata: serde_json::Map<String, serde_json::Value> = (0..4_000)
+        .map(|i| (format!("key{i:04}"), json!(format!("value number {i}"))))
+        .collect();
+    for round in 0..4 {
+        let body = json!({"referenceId": format!("heavy-{round}"), "metadata": metadata});
+        assert!(body.to_string().len() > 64 * 1024);
+        let (status, created) = replicas[round % 2]
+            .m2m(reqwest::Method::POST, "/partner/links", &key, Some(body))
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let id = created["data"]["linkId"].as_str().expect("linkId");
+        let (status, got) = replicas[(round + 1) % 2]
+            .m2m(
+                reqwest::Method::GET,
+                &format!("/partner/links/{id}"),
+                &key,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{got}");
+        assert_eq!(got["data"]["metadata"]["key3999"], "value number 3999");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_creates_for_one_reference_on_three_replicas_make_exactly_one_link() {
     let Some(server) = server() else { return };

@@ -336,6 +336,66 @@ pub fn tracking<F: std::future::Future>(
     )
 }
 
+/// What a request's task keeps of the changes it records ([`tracking`], and a shared
+/// database's request scope), taken along to work it hands to another thread, and what that
+/// work recorded, brought back: the work counts as the request's own, as it would have
+/// done on the request's thread (the answer waits until the change is durable; on a
+/// shared database, the change is in the request's transaction).
+pub struct Carried {
+    /// Whether the work recorded a change, when the task is tracked.
+    recorded: Option<bool>,
+    scope: Option<shared::CarriedScope>,
+}
+
+impl Carried {
+    /// The current task's, to take along.
+    pub fn here() -> Carried {
+        Carried {
+            recorded: RECORDED.try_with(|_| false).ok(),
+            scope: shared::CarriedScope::here(),
+        }
+    }
+
+    /// Runs `work` on this thread as if in the task it was taken from, and returns what it
+    /// recorded.
+    pub fn run<T>(self, work: impl FnOnce() -> T) -> (T, Carried) {
+        let in_scope = |work: Box<dyn FnOnce() -> T + '_>| match self.scope {
+            Some(scope) => {
+                let (output, scope) = scope.run(work);
+                (output, Some(scope))
+            }
+            None => (work(), None),
+        };
+        match self.recorded {
+            Some(_) => RECORDED.sync_scope(std::cell::Cell::new(false), || {
+                let (output, scope) = in_scope(Box::new(work));
+                let recorded = Some(RECORDED.with(std::cell::Cell::get));
+                (output, Carried { recorded, scope })
+            }),
+            None => {
+                let (output, scope) = in_scope(Box::new(work));
+                (
+                    output,
+                    Carried {
+                        recorded: None,
+                        scope,
+                    },
+                )
+            }
+        }
+    }
+
+    /// Back in the task it was taken from: adds what the work recorded to the task's own.
+    pub fn rejoin(self) {
+        if self.recorded == Some(true) {
+            let _ = RECORDED.try_with(|recorded| recorded.set(true));
+        }
+        if let Some(scope) = self.scope {
+            scope.rejoin();
+        }
+    }
+}
+
 /// Where changes go: nowhere (in memory), the state file's write queue, or the request's
 /// transaction on a shared database ([`shared`]). Cheap to clone.
 #[derive(Clone, Default)]

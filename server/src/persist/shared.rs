@@ -1133,6 +1133,46 @@ pub fn muted<T>(work: impl FnOnce() -> T) -> T {
     }
 }
 
+/// A request's scope ([`scoped`]) taken to work done on another thread: whether it was
+/// muted, and what the work recorded there, to add to the request's own.
+pub(super) struct CarriedScope {
+    muted: bool,
+    writes: Vec<Write>,
+}
+
+impl CarriedScope {
+    /// The current task's scope, if it is in one.
+    pub(super) fn here() -> Option<CarriedScope> {
+        SCOPE
+            .try_with(|collected| CarriedScope {
+                muted: collected.borrow().muted,
+                writes: Vec::new(),
+            })
+            .ok()
+    }
+
+    /// Runs `work` in a scope like the one taken, keeping what it records.
+    pub(super) fn run<T>(mut self, work: impl FnOnce() -> T) -> (T, CarriedScope) {
+        let collected = RefCell::new(Collected {
+            writes: Vec::new(),
+            muted: self.muted,
+        });
+        let output = SCOPE.sync_scope(collected, || {
+            let output = work();
+            self.writes =
+                SCOPE.with(|collected| std::mem::take(&mut collected.borrow_mut().writes));
+            output
+        });
+        (output, self)
+    }
+
+    /// Adds what the work recorded to the current task's scope, after what it recorded
+    /// before: the task waited for the work, so nothing of its own came in between.
+    pub(super) fn rejoin(self) {
+        let _ = SCOPE.try_with(|collected| collected.borrow_mut().writes.extend(self.writes));
+    }
+}
+
 /// Where a shared sink's changes go: into the request's scope, nowhere while muted, or
 /// (outside any request) to the background writer.
 pub(super) fn record(database: &Database, writes: Vec<Write>) {
@@ -1149,5 +1189,43 @@ pub(super) fn record(database: &Database, writes: Vec<Write>) {
         && let Some(writes) = writes
     {
         database.write_later(writes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The writes of one change: a secret named `name`.
+    fn change(name: &'static str) -> Vec<Write> {
+        let mut changes = super::super::Changes::default();
+        changes.secret(name, "value".to_owned());
+        changes.writes
+    }
+
+    /// What work on another thread records in the scope it was given joins the request's
+    /// scope, after what the request recorded before handing it over.
+    #[tokio::test]
+    async fn writes_made_on_another_thread_join_the_requests_scope_after_its_own() {
+        let ((), writes) = scoped(async {
+            SCOPE.with(|collected| collected.borrow_mut().writes.extend(change("first")));
+            let carried = CarriedScope::here().expect("in a scope");
+            let ((), carried) = std::thread::spawn(move || {
+                carried.run(|| {
+                    SCOPE.with(|collected| collected.borrow_mut().writes.extend(change("second")));
+                })
+            })
+            .join()
+            .expect("the thread");
+            carried.rejoin();
+        })
+        .await;
+        let order: Vec<String> = writes.0.iter().map(|write| format!("{write:?}")).collect();
+        assert_eq!(order.len(), 2, "{order:?}");
+        assert!(
+            order[0].contains("first") && order[1].contains("second"),
+            "{order:?}"
+        );
+        assert!(CarriedScope::here().is_none(), "no scope outside a request");
     }
 }
