@@ -1,16 +1,16 @@
-//! Work that would hold a serving thread for long, done on tokio's blocking pool instead.
+//! Work that would hold a serving thread for long, done on threads of its own instead.
 //!
 //! Each core runs one single-threaded runtime serving its share of the connections (the
 //! serving layer's workers), so a request whose answer takes milliseconds of CPU — a body of
 //! megabytes parsed, validated, stored and echoed back; a snapshot written or restored; a
 //! seed — would hold every other connection on its core until it was done. With two
-//! tenants each sending 9 MB creates, a third tenant's `GET` of one link waited up to 200 ms
-//! behind them (p90 166 ms). Such work runs here instead, on a blocking thread, while the
+//! tenants each sending 9 MB creates, a third tenant's `GET` of one link waited behind them
+//! (p90 121–135 ms, p99 165–186 ms; 0.37 and 5.3 ms since). Such work runs here instead, on a blocking thread, while the
 //! worker goes on serving its other connections; the kernel shares the core between the
 //! two as it would between any two threads.
 //!
-//! At most one such job per core runs at once ([`slots`]); the others wait their turn, first
-//! come first served, holding neither a worker nor a thread. Heavy requests thus share the
+//! At most one such job per core runs at once, on threads of their own ([`queue`]); the
+//! others wait their turn, first come first served, holding neither a worker nor a thread. Heavy requests thus share the
 //! cores among themselves, and however many a client sends, light ones still find a worker
 //! free. A light request never comes here: handing work to another thread and back costs
 //! tens of microseconds, more than most answers take.
@@ -25,11 +25,13 @@
 //! its nature, a route that walks a tenant's or the sandbox's whole state.
 
 use std::future::{Future, Ready, ready};
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::OnceLock;
 
+use crossbeam_channel::{SendError, Sender};
+
 use futures_util::future::Either;
-use tokio::sync::Semaphore;
 
 use crate::persist::Carried;
 
@@ -38,10 +40,41 @@ use crate::persist::Carried;
 /// than it frees. [design]
 pub const HEAVY_BYTES: usize = 64 * 1024;
 
-/// One turn per core: how many heavy jobs run at once.
-fn slots() -> &'static Semaphore {
-    static SLOTS: OnceLock<Semaphore> = OnceLock::new();
-    SLOTS.get_or_init(|| Semaphore::new(turns()))
+/// One piece of heavy work, with where its outcome goes.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The heavy threads' queue: one thread per core, started on first use, each taking the
+/// next job when it is done with the last. `None` when no thread could be started; the
+/// work is then done in place.
+///
+/// Threads of their own rather than tokio's blocking pool: each runtime has a pool of its
+/// own, which starts a thread for a job while none is idle, and each thread that allocates
+/// gets heaps of its own from the allocator. Seeded through the control API on that pool,
+/// 100,000 links held 1,109–1,260 bytes each against 1,009–1,028 seeded on the serving
+/// threads; on these two threads, 1,050 (`docs/decisions.md`).
+fn queue() -> Option<&'static Sender<Job>> {
+    static QUEUE: OnceLock<Option<Sender<Job>>> = OnceLock::new();
+    QUEUE
+        .get_or_init(|| {
+            let (jobs, waiting) = crossbeam_channel::unbounded::<Job>();
+            let mut started = 0;
+            for index in 0..turns() {
+                let waiting = waiting.clone();
+                let thread = std::thread::Builder::new()
+                    .name(format!("linkbox-heavy-{index}"))
+                    .spawn(move || {
+                        for job in waiting {
+                            job();
+                        }
+                    });
+                match thread {
+                    Ok(_) => started += 1,
+                    Err(error) => tracing::warn!(%error, "cannot start a thread for heavy work"),
+                }
+            }
+            (started > 0).then_some(jobs)
+        })
+        .as_ref()
 }
 
 /// How many heavy jobs may run at once: one per core.
@@ -49,8 +82,8 @@ fn turns() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-/// Runs `work` on the blocking pool once a turn is free, and gives back what it returned.
-/// A panic in `work` resumes here, for the serving layer's panic net to answer.
+/// Runs `work` on a heavy thread once one is free, and gives back what it returned. A
+/// panic in `work` resumes here, for the serving layer's panic net to answer.
 pub async fn run<T, F>(work: F) -> T
 where
     F: FnOnce() -> T + Send + 'static,
@@ -58,24 +91,32 @@ where
 {
     // What the work records is the caller's request's, as if it ran in place.
     let carried = Carried::here();
-    // The semaphore is never closed; were it, the work would run without waiting its turn.
-    let _turn = slots().acquire().await.ok();
-    match tokio::task::spawn_blocking(move || carried.run(work)).await {
-        Ok((value, carried)) => {
+    let (done, outcome) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let ran = std::panic::catch_unwind(AssertUnwindSafe(|| carried.run(work)));
+        let _ = done.send(ran);
+    });
+    match queue() {
+        Some(jobs) => {
+            if let Err(SendError(job)) = jobs.send(job) {
+                job();
+            }
+        }
+        None => job(),
+    }
+    match outcome.await {
+        Ok(Ok((value, carried))) => {
             carried.rejoin();
             value
         }
-        Err(error) => match error.try_into_panic() {
-            Ok(panic) => std::panic::resume_unwind(panic),
-            // Only a runtime shutting down cancels a blocking task before it starts, and
-            // that drops this future with it; nothing is left to answer.
-            Err(error) => std::panic::resume_unwind(Box::new(error.to_string())),
-        },
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        // The job is always answered, its panic caught; this is only for the compiler.
+        Err(_) => std::panic::resume_unwind(Box::new("heavy work went unanswered")),
     }
 }
 
-/// What `work` returns (a route's answer): made at once when it is light, on the blocking
-/// pool ([`run`]) when it is `heavy`. The light path adds no allocation and no await.
+/// What `work` returns (a route's answer): made at once when it is light, on a heavy
+/// thread ([`run`]) when it is `heavy`. The light path adds no allocation and no await.
 pub fn answer<T, F>(
     heavy: bool,
     work: F,
