@@ -134,15 +134,7 @@ fn with_body(
     limit: usize,
     handler: fn(&Request, Result<Bytes, BodyError>) -> Result<Response, ControlError>,
 ) -> impl Fn(Request) -> BoxedAnswer + Clone + Send + Sync + 'static {
-    move |mut request: Request| {
-        Box::pin(async move {
-            let body = request.body(limit).await;
-            offload::answer(wire::is_heavy(&body), move || {
-                render(handler(&request, body))
-            })
-            .await
-        })
-    }
+    body_first(limit, false, handler)
 }
 
 /// A handler that reads the body first, up to `limit` bytes, and whatever its size does
@@ -151,10 +143,20 @@ fn heavy_with_body(
     limit: usize,
     handler: fn(&Request, Result<Bytes, BodyError>) -> Result<Response, ControlError>,
 ) -> impl Fn(Request) -> BoxedAnswer + Clone + Send + Sync + 'static {
+    body_first(limit, true, handler)
+}
+
+/// [`with_body`], and [`heavy_with_body`] when `heavy`.
+fn body_first(
+    limit: usize,
+    heavy: bool,
+    handler: fn(&Request, Result<Bytes, BodyError>) -> Result<Response, ControlError>,
+) -> impl Fn(Request) -> BoxedAnswer + Clone + Send + Sync + 'static {
     move |mut request: Request| {
         Box::pin(async move {
             let body = request.body(limit).await;
-            offload::run(move || render(handler(&request, body))).await
+            let heavy = heavy || wire::is_heavy(&body);
+            offload::answer(heavy, move || render(handler(&request, body))).await
         })
     }
 }
