@@ -669,33 +669,50 @@ fn beside(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// How often, and how far apart, a lock held without a note is tried again.
+const UNNAMED_LOCK_RETRIES: u32 = 20;
+const UNNAMED_LOCK_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Takes the exclusive lock on `path`, or says who holds it.
+///
+/// A lock held without a note is most often one being let go: its holder removes the note
+/// first, and a process forked at that instant (to start another program) holds a copy of
+/// the lock until it starts it. So that one is tried again for a moment before the file is
+/// refused; a lock whose note names its holder is refused at once.
 fn lock(path: &Path) -> Result<Held, OpenError> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .open(path)
         .map_err(|error| OpenError::Io(path.to_owned(), error))?;
     let note = holder_note(path);
-    match file.try_lock() {
-        Ok(()) => {
-            if let Err(error) = std::fs::write(&note, this_process()) {
-                tracing::warn!(
-                    "could not write {}: {error}; a second sandbox refused this state file will not be told which process has it",
-                    note.display()
-                );
+    let mut retries = 0;
+    loop {
+        match file.try_lock() {
+            Ok(()) => {
+                if let Err(error) = std::fs::write(&note, this_process()) {
+                    tracing::warn!(
+                        "could not write {}: {error}; a second sandbox refused this state file will not be told which process has it",
+                        note.display()
+                    );
+                }
+                return Ok(Held { _file: file, note });
             }
-            return Ok(Held { _file: file, note });
+            Err(std::fs::TryLockError::Error(error)) => {
+                return Err(OpenError::Io(path.to_owned(), error));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {}
         }
-        Err(std::fs::TryLockError::Error(error)) => {
-            return Err(OpenError::Io(path.to_owned(), error));
+        let holder = read_holder(&note);
+        if holder.is_some() || retries == UNNAMED_LOCK_RETRIES {
+            return Err(OpenError::Locked {
+                path: path.to_owned(),
+                holder: holder
+                    .unwrap_or_else(|| "a process that has not said which it is".to_owned()),
+            });
         }
-        Err(std::fs::TryLockError::WouldBlock) => {}
+        retries += 1;
+        std::thread::sleep(UNNAMED_LOCK_PAUSE);
     }
-    Err(OpenError::Locked {
-        path: path.to_owned(),
-        holder: read_holder(&note)
-            .unwrap_or_else(|| "a process that has not said which it is".to_owned()),
-    })
 }
 
 /// `pid N on HOST`, or `pid N` where the host has no name to give.
@@ -801,7 +818,34 @@ impl Opened {
 mod tests {
     use serde_json::json;
 
-    use super::document;
+    use super::{OpenError, document, holder_note, lock};
+
+    /// A lock held without a note (being let go) is waited for a moment; one whose note
+    /// names its holder is refused at once, naming it.
+    #[test]
+    fn a_lock_without_a_note_is_waited_for_and_a_named_one_refused() {
+        let dir = std::env::temp_dir().join(format!("linkbox-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let path = dir.join("state.db");
+        std::fs::write(&path, b"").expect("a file");
+        let other = std::fs::File::open(&path).expect("opened");
+        other.try_lock().expect("locked");
+        let letting_go = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            drop(other);
+        });
+        let held = lock(&path).expect("taken once let go");
+        letting_go.join().expect("the other holder");
+        let refused = lock(&path).map(|_| ()).expect_err("held, and named");
+        let OpenError::Locked { holder, .. } = refused else {
+            panic!("{refused:?}");
+        };
+        assert!(holder.starts_with("pid "), "{holder}");
+        drop(held);
+        assert!(!holder_note(&path).exists(), "the note goes with the lock");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn raw_fields_follow_the_written_ones_as_the_text_they_are() {
