@@ -5,15 +5,15 @@
 //! megabytes parsed, validated, stored and echoed back; a snapshot written or restored; a
 //! seed — would hold every other connection on its core until it was done. With two
 //! tenants each sending 9 MB creates, a third tenant's `GET` of one link waited behind them
-//! (p90 121–135 ms, p99 165–186 ms; 0.37 and 5.3 ms since). Such work runs here instead, on a blocking thread, while the
-//! worker goes on serving its other connections; the kernel shares the core between the
-//! two as it would between any two threads.
+//! (p90 121–135 ms, p99 165–186 ms; 0.37 and 5.3 ms since). Such work runs here instead,
+//! while the worker goes on serving its other connections; the kernel shares the core
+//! between the two as it would between any two threads.
 //!
 //! At most one such job per core runs at once, on threads of their own ([`queue`]); the
-//! others wait their turn, first come first served, holding neither a worker nor a thread. Heavy requests thus share the
-//! cores among themselves, and however many a client sends, light ones still find a worker
-//! free. A light request never comes here: handing work to another thread and back costs
-//! tens of microseconds, more than most answers take.
+//! others wait their turn, first come first served, holding neither a worker nor a thread.
+//! Heavy requests thus share the cores among themselves, and however many a client sends,
+//! light ones still find a worker free. A light request never comes here: handing work to
+//! another thread and back costs tens of microseconds, more than most answers take.
 //!
 //! Work done here for a request counts as the request's own: the changes it records are
 //! tracked as if it ran on the request's task (`persist::Carried`), so the answer still

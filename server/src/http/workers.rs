@@ -14,9 +14,9 @@
 //! What it gives up: a connection whose worker is busy with a long request waits for it
 //! instead of being taken by an idle worker. So no request is long on a worker: what takes
 //! milliseconds of CPU (a body of 64 KiB or more; a seed, a snapshot, a reset, the journal
-//! searched, the webhook deliveries listed) is worked on off the workers, on threads of its own, one such job per core
-//! at a time (`crate::offload`). The rest (a list page of 100, a create) take microseconds,
-//! and a connection's requests are answered in order anyway.
+//! searched, the webhook deliveries listed) is worked on by threads of its own, one such
+//! job per core at a time (`crate::offload`). The rest (a list page of 100, a create) take
+//! microseconds, and a connection's requests are answered in order anyway.
 //!
 //! Dropping [`Workers`] stops their threads and everything still running on them.
 
