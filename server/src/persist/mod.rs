@@ -359,30 +359,23 @@ impl Carried {
     /// Runs `work` on this thread as if in the task it was taken from, and returns what it
     /// recorded.
     pub fn run<T>(self, work: impl FnOnce() -> T) -> (T, Carried) {
-        let in_scope = |work: Box<dyn FnOnce() -> T + '_>| match self.scope {
+        let Carried { recorded, scope } = self;
+        let in_scope = move || match scope {
             Some(scope) => {
                 let (output, scope) = scope.run(work);
                 (output, Some(scope))
             }
             None => (work(), None),
         };
-        match self.recorded {
-            Some(_) => RECORDED.sync_scope(std::cell::Cell::new(false), || {
-                let (output, scope) = in_scope(Box::new(work));
-                let recorded = Some(RECORDED.with(std::cell::Cell::get));
-                (output, Carried { recorded, scope })
-            }),
-            None => {
-                let (output, scope) = in_scope(Box::new(work));
-                (
-                    output,
-                    Carried {
-                        recorded: None,
-                        scope,
-                    },
-                )
-            }
+        if recorded.is_none() {
+            let (output, scope) = in_scope();
+            return (output, Carried { recorded, scope });
         }
+        RECORDED.sync_scope(std::cell::Cell::new(false), || {
+            let (output, scope) = in_scope();
+            let recorded = Some(RECORDED.with(std::cell::Cell::get));
+            (output, Carried { recorded, scope })
+        })
     }
 
     /// Back in the task it was taken from: adds what the work recorded to the task's own.
