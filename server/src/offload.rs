@@ -21,7 +21,7 @@
 //! transaction.
 //!
 //! What is heavy is said where it is known: by its size, a body of at least
-//! [`HEAVY_BYTES`] (a request's, `wire::is_heavy`; a webhook's, signed before it is sent); by
+//! [`HEAVY_BYTES`] ([`is_heavy`]: a request's, a webhook's signed before it is sent); by
 //! its nature, a route that walks a tenant's or the sandbox's whole state.
 
 use std::future::{Future, Ready, ready};
@@ -39,6 +39,11 @@ use crate::persist::Carried;
 /// a request's takes about half a millisecond; under that, the hand-over would cost more
 /// than it frees. [design]
 pub const HEAVY_BYTES: usize = 64 * 1024;
+
+/// Whether work on a body of `bytes` is heavy by its size ([`HEAVY_BYTES`]).
+pub fn is_heavy(bytes: usize) -> bool {
+    bytes >= HEAVY_BYTES
+}
 
 /// One piece of heavy work, with where its outcome goes.
 type Job = Box<dyn FnOnce() + Send>;

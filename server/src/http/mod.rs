@@ -300,7 +300,7 @@ async fn respond(
     let heavy = [&request_body, &response_body]
         .into_iter()
         .flatten()
-        .any(|body| body.len() >= offload::HEAVY_BYTES);
+        .any(|body| offload::is_heavy(body.len()));
     let record = move |response_headers: &http::HeaderMap| {
         app.journal.record(journal::Request {
             method,

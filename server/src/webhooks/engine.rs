@@ -231,7 +231,7 @@ async fn send(
             let secret = job.partner.webhook_secret();
             // The engine shares a serving thread: a body of megabytes is signed off it.
             let body = job.body.clone();
-            let signature = offload::answer(body.len() >= offload::HEAVY_BYTES, move || {
+            let signature = offload::answer(offload::is_heavy(body.len()), move || {
                 sign::signature(&secret, timestamp, &body)
             })
             .await;

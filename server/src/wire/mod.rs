@@ -70,7 +70,7 @@ where
 /// ([`crate::offload`]).
 pub fn is_heavy(body: &Result<Bytes, BodyError>) -> bool {
     body.as_ref()
-        .is_ok_and(|body| body.len() >= crate::offload::HEAVY_BYTES)
+        .is_ok_and(|body| crate::offload::is_heavy(body.len()))
 }
 
 /// Decodes a query string into its pairs, in order.
