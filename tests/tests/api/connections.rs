@@ -53,19 +53,9 @@ async fn a_client_that_stalls_mid_headers_is_disconnected() {
 async fn oversized_headers_are_answered_431_and_the_server_keeps_serving() {
     let app = spawn_app().await;
     for size in [200 * 1024, 8 * 1024 * 1024] {
-        let mut stream = TcpStream::connect(app.addr).await.expect("connect");
         let huge = "a".repeat(size);
         let request = format!("GET /_sandbox/health HTTP/1.1\r\nHost: x\r\nX-Huge: {huge}\r\n\r\n");
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .unwrap_or_else(|error| panic!("{size} bytes: the head was not taken whole: {error}"));
-        let mut buffer = Vec::new();
-        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buffer))
-            .await
-            .expect("answered in time")
-            .unwrap_or_else(|error| panic!("{size} bytes: the answer was not read: {error}"));
-        let (status, body) = unparsed_answer(&buffer);
+        let (status, body) = unparsed_answer(&answer_to(&app, request.as_bytes()).await);
         assert_eq!(status, 431, "{size} bytes");
         assert_eq!(body["error"]["code"], "INVALID_REQUEST", "{body}");
     }
@@ -78,7 +68,6 @@ async fn oversized_headers_are_answered_431_and_the_server_keeps_serving() {
 #[tokio::test]
 async fn a_body_too_large_to_drain_is_answered_413_to_a_client_still_sending_it() {
     let app = spawn_app().await;
-    let mut stream = TcpStream::connect(app.addr).await.expect("connect");
     let size = 40 * 1024 * 1024;
     let head = format!(
         "POST /partner/links HTTP/1.1\r\nHost: x\r\nx-api-key: {}\r\n\
@@ -87,28 +76,12 @@ async fn a_body_too_large_to_drain_is_answered_413_to_a_client_still_sending_it(
     );
     let mut request = head.into_bytes();
     request.resize(request.len() + size, b' ');
-    stream
-        .write_all(&request)
-        .await
-        .unwrap_or_else(|error| panic!("the body was not taken whole: {error}"));
-    let mut buffer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buffer))
-        .await
-        .expect("answered in time")
-        .unwrap_or_else(|error| panic!("the answer was not read: {error}"));
-    let text = String::from_utf8_lossy(&buffer);
-    assert!(text.starts_with("HTTP/1.1 413"), "{text:.300}");
-    assert!(
-        text.to_ascii_lowercase().contains("connection: close"),
-        "{text:.300}"
-    );
-    let body: serde_json::Value = serde_json::from_str(
-        text.split_once("\r\n\r\n")
-            .map(|(_, body)| body)
-            .unwrap_or_default(),
-    )
-    .unwrap_or_else(|error| panic!("{error}: {text:.300}"));
+    let answer = answer_to(&app, &request).await;
+    let (status, body) = unparsed_answer(&answer);
+    assert_eq!(status, 413, "{body}");
     assert_eq!(body["error"]["code"], "INVALID_REQUEST", "{body}");
+    let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(text.contains("connection: close"), "{text:.300}");
 }
 
 /// A client that goes on sending after its 431 is not listened to for ever: the
