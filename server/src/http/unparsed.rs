@@ -1,4 +1,5 @@
-//! hyper's own answers to a request it cannot parse, in linkbox's envelope.
+//! hyper's own answers to a request it cannot parse, in linkbox's envelope, and the close
+//! that lingers after an answer the client is still sending to.
 //!
 //! When a request head is malformed (400), larger than the limits (431) or its target too
 //! long (414), hyper answers by itself before any route runs: a status line,
@@ -29,11 +30,10 @@
 //! or after such a head (a response still being flushed ahead of it) is passed through as
 //! hyper wrote it.
 
+use std::future::Future;
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-
-use std::future::Future;
 use std::time::Duration;
 
 use http::StatusCode;
