@@ -788,6 +788,47 @@ pub(super) mod tests {
         assert_eq!(webhooks.deliveries(Visible::All).len(), MAX_KEPT_DELIVERIES);
     }
 
+    /// Past the bound, a partner flooding the sandbox with events loses its own oldest
+    /// deliveries, not those of a partner that holds fewer.
+    #[test]
+    fn one_partners_flood_drops_its_own_oldest_deliveries_not_anothers() {
+        let webhooks = Webhooks::new();
+        let (busy, quiet) = (
+            partner(),
+            partner_of("m2m_test_zyxwvutsrqponmlkjihgfedcba987654"),
+        );
+        let ids_of = |partner: &Arc<Partner>| -> Vec<String> {
+            let mut ids: Vec<String> = webhooks
+                .deliveries(Visible::Tenant(&partner.slug))
+                .into_iter()
+                .map(|view| view.id)
+                .collect();
+            ids.sort();
+            ids
+        };
+        let mut quiets: Vec<String> = (0..3)
+            .map(|_| {
+                webhooks
+                    .enqueue(&quiet, "link.created", (), None, NOW)
+                    .text()
+            })
+            .collect();
+        quiets.sort();
+        let first_busy = webhooks
+            .enqueue(&busy, "link.created", (), None, NOW)
+            .text();
+        for _ in 0..MAX_KEPT_DELIVERIES + queue::TRIM_BATCH {
+            webhooks.enqueue(&busy, "link.created", (), None, NOW);
+        }
+        assert_eq!(ids_of(&quiet), quiets);
+        assert!(!ids_of(&busy).contains(&first_busy));
+        let kept = webhooks.deliveries(Visible::All).len();
+        assert!(
+            (MAX_KEPT_DELIVERIES..MAX_KEPT_DELIVERIES + queue::TRIM_BATCH).contains(&kept),
+            "{kept} kept"
+        );
+    }
+
     /// A partner whose receiver is down holds at most 64 MiB of pending bodies, however
     /// few deliveries that is; another partner's deliveries still go out.
     #[test]

@@ -1,5 +1,9 @@
-//! The deliveries kept, in queue order, with the two indexes every enqueue needs: which ids
-//! are taken, and how many deliveries each partner has pending.
+//! The deliveries kept, in queue order, with the indexes every enqueue needs: which ids are
+//! taken, how many deliveries each partner has pending, and which finished ones each
+//! partner holds. Past the caps of finished deliveries kept, the partner that holds the most
+//! loses its oldest first ([`Queue::trim`]): in a sandbox shared by a team, one partner's
+//! load test never pushes out the deliveries another is looking at while that other holds
+//! fewer.
 //!
 //! Without them an enqueue walked the whole bounded list twice (up to
 //! [`MAX_KEPT_DELIVERIES`](super::MAX_KEPT_DELIVERIES) string comparisons for the id, and
@@ -13,7 +17,7 @@
 //! wake, under the lock every create takes too; with receivers down or slower than the
 //! creates, thousands are pending, and creates fell to a tenth of their rate.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use linkbox_contracts::sandbox::DeliveryStatus;
@@ -52,6 +56,63 @@ pub(super) struct Queue {
     /// The engine's view: by link, the seqs of its pending deliveries that hold the link's
     /// later ones back (in flight, or not yet tried once).
     holding: HashMap<Arc<str>, BTreeSet<u64>, ServerKeys>,
+    /// Each partner's finished deliveries, and who holds the most of them
+    /// ([`Queue::trim`]'s choice).
+    finished: Finished,
+}
+
+/// The finished deliveries kept, by partner: past a cap, the partner that holds the most
+/// (by count past the count's cap, by bytes past the bytes') loses its oldest first, so one
+/// partner's traffic never pushes out another's while that other holds less.
+#[derive(Default)]
+struct Finished {
+    /// Partner slug → its finished deliveries.
+    by_partner: HashMap<Arc<str>, Held, ServerKeys>,
+    /// Each partner holding any, by how many it holds (and its serial, to tell ties apart).
+    by_count: BTreeMap<(usize, u64), Arc<str>>,
+    /// Each partner holding any bytes, by their bodies' bytes.
+    by_bytes: BTreeMap<(usize, u64), Arc<str>>,
+    /// The serial the next partner to hold any gets: the two orders compare numbers, not
+    /// slugs.
+    serial: u64,
+}
+
+/// One partner's finished deliveries.
+#[derive(Default)]
+struct Held {
+    serial: u64,
+    /// Their seqs, in order: the oldest is the first to go.
+    seqs: VecDeque<u64>,
+    /// Their bodies' bytes.
+    bytes: usize,
+}
+
+/// What a delivery counts for in the queue's tallies; a change to any of it moves the
+/// delivery from one count to another ([`Queue::update`]).
+#[derive(PartialEq, Eq)]
+struct Tallied {
+    pending: bool,
+    slug: Arc<str>,
+    seq: u64,
+    bytes: usize,
+}
+
+impl Tallied {
+    fn of(delivery: &Delivery) -> Tallied {
+        Tallied {
+            pending: delivery.status == DeliveryStatus::Pending,
+            slug: delivery.partner.slug.clone(),
+            seq: delivery.seq,
+            bytes: delivery.body.len(),
+        }
+    }
+}
+
+/// Which cap a trim is under.
+#[derive(Clone, Copy)]
+enum Cap {
+    Count,
+    Bytes,
 }
 
 /// A partner's pending deliveries: how many, and their bodies' bytes.
@@ -94,6 +155,87 @@ impl EngineKeys {
     }
 }
 
+impl Finished {
+    /// Counts the finished delivery `seq` of partner `slug`, its body `bytes` long.
+    fn add(&mut self, slug: &Arc<str>, seq: u64, bytes: usize) {
+        let serial = &mut self.serial;
+        let held = self.by_partner.entry(slug.clone()).or_insert_with(|| {
+            *serial += 1;
+            Held {
+                serial: *serial,
+                ..Held::default()
+            }
+        });
+        let before = (held.seqs.len(), held.bytes);
+        // Deliveries finish nearly in the order they were made: the place is at the back.
+        let at = held.seqs.partition_point(|&kept| kept < seq);
+        held.seqs.insert(at, seq);
+        held.bytes += bytes;
+        let (serial, after) = (held.serial, (held.seqs.len(), held.bytes));
+        self.reorder(slug, serial, before, after);
+    }
+
+    /// Forgets the finished delivery `seq` of partner `slug`, its body `bytes` long.
+    fn remove(&mut self, slug: &Arc<str>, seq: u64, bytes: usize) {
+        let Some(held) = self.by_partner.get_mut(&**slug) else {
+            return;
+        };
+        let before = (held.seqs.len(), held.bytes);
+        if held.seqs.front() == Some(&seq) {
+            held.seqs.pop_front();
+        } else if let Ok(index) = held.seqs.binary_search(&seq) {
+            held.seqs.remove(index);
+        }
+        held.bytes = held.bytes.saturating_sub(bytes);
+        let (serial, after) = (held.serial, (held.seqs.len(), held.bytes));
+        if held.seqs.is_empty() {
+            self.by_partner.remove(&**slug);
+        }
+        self.reorder(slug, serial, before, after);
+    }
+
+    /// Moves a partner in both orders from its `(count, bytes)` `before` to `after`.
+    fn reorder(
+        &mut self,
+        slug: &Arc<str>,
+        serial: u64,
+        before: (usize, usize),
+        after: (usize, usize),
+    ) {
+        fn moved(
+            order: &mut BTreeMap<(usize, u64), Arc<str>>,
+            slug: &Arc<str>,
+            serial: u64,
+            before: usize,
+            after: usize,
+        ) {
+            if before == after {
+                return;
+            }
+            let slug = (before > 0)
+                .then(|| order.remove(&(before, serial)))
+                .flatten()
+                .unwrap_or_else(|| slug.clone());
+            if after > 0 {
+                order.insert((after, serial), slug);
+            }
+        }
+        moved(&mut self.by_count, slug, serial, before.0, after.0);
+        moved(&mut self.by_bytes, slug, serial, before.1, after.1);
+    }
+
+    /// The partner holding the most under `cap`, and its oldest finished delivery's seq.
+    fn largest(&self, cap: Cap) -> Option<(&Arc<str>, u64)> {
+        let order = match cap {
+            Cap::Count => &self.by_count,
+            Cap::Bytes => &self.by_bytes,
+        };
+        let (_, slug) = order.last_key_value()?;
+        let oldest = *self.by_partner.get(&**slug)?.seqs.front()?;
+        Some((slug, oldest))
+    }
+}
+
 impl Queue {
     pub(super) fn contains(&self, id: DeliveryId) -> bool {
         self.by_id.contains_key(&id)
@@ -118,10 +260,7 @@ impl Queue {
     pub(super) fn push(&mut self, delivery: Delivery) {
         debug_assert!(self.last_seq().is_none_or(|last| last < delivery.seq));
         self.by_id.insert(delivery.id, delivery.seq);
-        self.bytes += delivery.body.len();
-        if delivery.status == DeliveryStatus::Pending {
-            self.count(delivery.partner.slug.clone(), delivery.body.len());
-        }
+        self.tally(Tallied::of(&delivery));
         self.rekey(None, EngineKeys::of(&delivery));
         self.list.push_back(delivery);
     }
@@ -233,19 +372,36 @@ impl Queue {
     ) -> Option<R> {
         let index = self.position(id)?;
         let delivery = &mut self.list[index];
-        let was_pending = delivery.status == DeliveryStatus::Pending;
-        let before = EngineKeys::of(delivery);
+        let (tallied, before) = (Tallied::of(delivery), EngineKeys::of(delivery));
         let result = change(delivery);
-        let after = EngineKeys::of(delivery);
-        let is_pending = delivery.status == DeliveryStatus::Pending;
-        let (slug, bytes) = (delivery.partner.slug.clone(), delivery.body.len());
+        let (now_tallied, after) = (Tallied::of(delivery), EngineKeys::of(delivery));
         self.rekey(Some(before), after);
-        match (was_pending, is_pending) {
-            (false, true) => self.count(slug, bytes),
-            (true, false) => self.uncount(&slug, bytes),
-            _ => {}
+        if tallied != now_tallied {
+            self.untally(&tallied);
+            self.tally(now_tallied);
         }
         Some(result)
+    }
+
+    /// Counts a delivery kept: its bytes, and it as pending or finished.
+    fn tally(&mut self, tallied: Tallied) {
+        self.bytes += tallied.bytes;
+        if tallied.pending {
+            self.count(tallied.slug, tallied.bytes);
+        } else {
+            self.finished.add(&tallied.slug, tallied.seq, tallied.bytes);
+        }
+    }
+
+    /// Stops counting a delivery: [`Queue::tally`] undone.
+    fn untally(&mut self, tallied: &Tallied) {
+        self.bytes = self.bytes.saturating_sub(tallied.bytes);
+        if tallied.pending {
+            self.uncount(&tallied.slug, tallied.bytes);
+        } else {
+            self.finished
+                .remove(&tallied.slug, tallied.seq, tallied.bytes);
+        }
     }
 
     /// Counts a pending delivery of `slug` whose body is `bytes` long.
@@ -285,23 +441,14 @@ impl Queue {
         self.list.retain(|delivery| {
             let kept = keep(delivery);
             if !kept {
-                dropped.push((
-                    delivery.id,
-                    delivery.partner.slug.clone(),
-                    delivery.status,
-                    EngineKeys::of(delivery),
-                    delivery.body.len(),
-                ));
+                dropped.push((delivery.id, Tallied::of(delivery), EngineKeys::of(delivery)));
             }
             kept
         });
-        for (id, slug, status, keys, bytes) in dropped {
+        for (id, tallied, keys) in dropped {
             self.rekey(Some(keys), EngineKeys::of_none());
             self.by_id.remove(&id);
-            self.bytes = self.bytes.saturating_sub(bytes);
-            if status == DeliveryStatus::Pending {
-                self.uncount(&slug, bytes);
-            }
+            self.untally(&tallied);
         }
     }
 
@@ -314,30 +461,30 @@ impl Queue {
         self.bytes = 0;
         self.waiting.clear();
         self.holding.clear();
+        self.finished = Finished::default();
     }
 
-    /// Drops the oldest finished deliveries beyond the caps, of count and of bytes (behind
-    /// a pending one, once [`TRIM_BATCH`] of them are due, or a sixteenth of the bytes);
-    /// returns what it dropped. That is one delivery on nearly every enqueue once the list
-    /// is full, returned in place rather than in a `Vec` allocated for it.
+    /// Drops finished deliveries beyond the caps, of count and of bytes: each one the oldest
+    /// of the partner holding the most ([`Finished`]). When that is the oldest kept it goes
+    /// at once; behind it, once [`TRIM_BATCH`] of them are due, or a sixteenth of the
+    /// bytes. Returns what it dropped: one delivery on nearly every enqueue once the list is
+    /// full, returned in place rather than in a `Vec` allocated for it.
     pub(super) fn trim(&mut self) -> Dropped {
         let mut dropped = Dropped::new();
-        // The common case: the oldest are finished, and go one at a time from the front.
-        while (self.list.len() > MAX_KEPT_DELIVERIES || self.finished_bytes() > MAX_KEPT_BYTES)
-            && self
-                .list
-                .front()
-                .is_some_and(|delivery| delivery.status != DeliveryStatus::Pending)
+        // The common case: the one to go is the oldest kept, and goes from the front.
+        while let Some(cap) = self.over()
+            && let Some((_, oldest)) = self.finished.largest(cap)
+            && self.list.front().is_some_and(|front| front.seq == oldest)
+            && let Some(delivery) = self.list.pop_front()
         {
-            if let Some(delivery) = self.list.pop_front() {
-                self.bytes = self.bytes.saturating_sub(delivery.body.len());
-                dropped.push(delivery);
-            }
+            self.untally(&Tallied::of(&delivery));
+            dropped.push(delivery);
         }
-        // Behind a pending one, dropping a finished delivery moves every one kept after it:
-        // done on each enqueue, a partner whose receiver is down (its oldest deliveries
-        // pending for hours of retries) made everyone's creates move the whole list. So it
-        // waits until [`TRIM_BATCH`] can go, and moves the list once for all of them.
+        // Behind the front (a pending delivery there, or another partner's that holds less),
+        // dropping one moves every one kept after it: done on each enqueue, a partner whose
+        // receiver is down (its oldest deliveries pending for hours of retries) made
+        // everyone's creates move the whole list. So it waits until [`TRIM_BATCH`] can go,
+        // and moves the list once for all of them.
         let finished = self.list.len().saturating_sub(self.pending_total);
         let mut excess = self
             .list
@@ -350,12 +497,33 @@ impl Queue {
             over if over > MAX_KEPT_BYTES => over - (MAX_KEPT_BYTES - MAX_KEPT_BYTES / 16),
             _ => 0,
         };
-        if excess >= TRIM_BATCH || excess_bytes > 0 {
+        if excess < TRIM_BATCH && excess_bytes == 0 {
+            excess = 0;
+        }
+        let mut going = Vec::new();
+        while excess > 0 || excess_bytes > 0 {
+            let cap = if excess > 0 { Cap::Count } else { Cap::Bytes };
+            let Some((slug, seq)) = self
+                .finished
+                .largest(cap)
+                .map(|(slug, seq)| (slug.clone(), seq))
+            else {
+                break;
+            };
+            let bytes = self
+                .index_of_seq(seq)
+                .map_or(0, |index| self.list[index].body.len());
+            self.finished.remove(&slug, seq, bytes);
+            excess = excess.saturating_sub(1);
+            excess_bytes = excess_bytes.saturating_sub(bytes);
+            going.push(seq);
+        }
+        if !going.is_empty() {
+            going.sort_unstable();
+            let mut going = going.into_iter().peekable();
             let mut kept = VecDeque::with_capacity(self.list.len());
             for delivery in self.list.drain(..) {
-                if (excess > 0 || excess_bytes > 0) && delivery.status != DeliveryStatus::Pending {
-                    excess = excess.saturating_sub(1);
-                    excess_bytes = excess_bytes.saturating_sub(delivery.body.len());
+                if going.next_if_eq(&delivery.seq).is_some() {
                     self.bytes = self.bytes.saturating_sub(delivery.body.len());
                     dropped.push(delivery);
                 } else {
@@ -370,6 +538,17 @@ impl Queue {
             self.by_id.remove(&delivery.id);
         }
         dropped
+    }
+
+    /// The cap the finished deliveries are over, if any: the count's first.
+    fn over(&self) -> Option<Cap> {
+        if self.list.len() > MAX_KEPT_DELIVERIES && self.list.len() > self.pending_total {
+            Some(Cap::Count)
+        } else if self.finished_bytes() > MAX_KEPT_BYTES {
+            Some(Cap::Bytes)
+        } else {
+            None
+        }
     }
 }
 
@@ -454,6 +633,45 @@ mod tests {
         }
         assert_eq!(queue.waiting, waiting);
         assert_eq!(queue.holding, holding);
+        let mut finished: HashMap<Arc<str>, (Vec<u64>, usize)> = HashMap::new();
+        for delivery in queue.iter() {
+            if delivery.status != DeliveryStatus::Pending {
+                let held = finished.entry(delivery.partner.slug.clone()).or_default();
+                held.0.push(delivery.seq);
+                held.1 += delivery.body.len();
+            }
+        }
+        let indexed: HashMap<Arc<str>, (Vec<u64>, usize)> = queue
+            .finished
+            .by_partner
+            .iter()
+            .map(|(slug, held)| {
+                (
+                    slug.clone(),
+                    (held.seqs.iter().copied().collect(), held.bytes),
+                )
+            })
+            .collect();
+        assert_eq!(indexed, finished);
+        let order = |of: fn(&(Vec<u64>, usize)) -> usize| {
+            let mut order: Vec<(usize, Arc<str>)> = finished
+                .iter()
+                .map(|(slug, held)| (of(held), slug.clone()))
+                .filter(|(value, _)| *value > 0)
+                .collect();
+            order.sort();
+            order
+        };
+        let kept = |order: &BTreeMap<(usize, u64), Arc<str>>| {
+            let mut kept: Vec<(usize, Arc<str>)> = order
+                .iter()
+                .map(|(&(value, _), slug)| (value, slug.clone()))
+                .collect();
+            kept.sort();
+            kept
+        };
+        assert_eq!(kept(&queue.finished.by_count), order(|held| held.0.len()));
+        assert_eq!(kept(&queue.finished.by_bytes), order(|held| held.1));
     }
 
     #[test]
@@ -616,6 +834,90 @@ mod tests {
             queue.push(delivery(seq, &one, DeliveryStatus::Pending));
         }
         assert!(queue.trim().is_empty());
+        assert_consistent(&queue);
+    }
+
+    /// Pushes `count` finished deliveries of `partner` from `seq` on, each with `body`,
+    /// trimming after each as an enqueue does.
+    fn flood(
+        queue: &mut Queue,
+        partner: &Arc<Partner>,
+        seqs: std::ops::Range<u64>,
+        body: &bytes::Bytes,
+    ) {
+        for seq in seqs {
+            let mut finished = delivery(seq, partner, DeliveryStatus::Delivered);
+            finished.body = body.clone();
+            queue.push(finished);
+            queue.trim();
+            assert!(queue.list.len() < MAX_KEPT_DELIVERIES + TRIM_BATCH);
+            assert!(queue.finished_bytes() <= MAX_KEPT_BYTES);
+        }
+    }
+
+    /// The seqs of `partner`'s deliveries kept, oldest first.
+    fn seqs_of(queue: &Queue, partner: &Arc<Partner>) -> Vec<u64> {
+        queue
+            .iter()
+            .filter(|delivery| delivery.partner.slug == partner.slug)
+            .map(|delivery| delivery.seq)
+            .collect()
+    }
+
+    /// A partner that holds fewer finished deliveries keeps them all through another's
+    /// flood, which loses its own oldest; the flood's newest are what it keeps.
+    #[test]
+    fn past_the_count_a_flood_drops_its_own_oldest_not_a_quiet_partners() {
+        let (loud, quiet) = partners();
+        let mut queue = Queue::default();
+        let empty = bytes::Bytes::new();
+        flood(&mut queue, &quiet, 0..5, &empty);
+        let total = 3 * MAX_KEPT_DELIVERIES as u64;
+        flood(&mut queue, &loud, 5..total, &empty);
+        assert_eq!(seqs_of(&queue, &quiet), (0..5).collect::<Vec<_>>());
+        let kept = seqs_of(&queue, &loud);
+        assert_eq!(kept.last(), Some(&(total - 1)));
+        assert_eq!(
+            kept,
+            (total - kept.len() as u64..total).collect::<Vec<_>>(),
+            "the loud partner keeps its newest, in order"
+        );
+        assert_consistent(&queue);
+
+        // The quiet partner's next events are kept too, while it holds fewer.
+        flood(&mut queue, &quiet, total..total + 10, &empty);
+        assert_eq!(seqs_of(&queue, &quiet).len(), 15);
+        assert_consistent(&queue);
+    }
+
+    /// Two partners flooding in turn end up holding about half each: the one holding the
+    /// more loses first.
+    #[test]
+    fn two_floods_share_the_count() {
+        let (one, two) = partners();
+        let mut queue = Queue::default();
+        let empty = bytes::Bytes::new();
+        let cap = MAX_KEPT_DELIVERIES as u64;
+        flood(&mut queue, &one, 0..cap, &empty);
+        flood(&mut queue, &two, cap..2 * cap, &empty);
+        let (ones, twos) = (seqs_of(&queue, &one).len(), seqs_of(&queue, &two).len());
+        assert!(ones.abs_diff(twos) <= TRIM_BATCH, "{ones} and {twos}");
+        assert_consistent(&queue);
+    }
+
+    /// Past the bytes' cap, the partner whose finished bodies hold the most bytes loses its
+    /// oldest first, however few deliveries the other partner's bytes are in.
+    #[test]
+    fn past_the_bytes_the_partner_holding_the_most_bytes_loses_first() {
+        let (loud, quiet) = partners();
+        let mut queue = Queue::default();
+        let mebibyte = bytes::Bytes::from(vec![b'x'; 1024 * 1024]);
+        // Fewer deliveries than the loud partner's, more than a sixteenth of the bytes.
+        flood(&mut queue, &quiet, 0..20, &mebibyte);
+        let total = (MAX_KEPT_BYTES / mebibyte.len()) as u64 + 60;
+        flood(&mut queue, &loud, 20..total, &mebibyte);
+        assert_eq!(seqs_of(&queue, &quiet), (0..20).collect::<Vec<_>>());
+        assert!(seqs_of(&queue, &loud).len() < (total - 20) as usize);
         assert_consistent(&queue);
     }
 
