@@ -10,10 +10,12 @@
 //! between the two as it would between any two threads.
 //!
 //! At most one such job per core runs at once, on threads of their own ([`queue`]); the
-//! others wait their turn, first come first served, holding neither a worker nor a thread.
-//! Heavy requests thus share the cores among themselves, and however many a client sends,
-//! light ones still find a worker free. A light request never comes here: handing work to
-//! another thread and back costs tens of microseconds, more than most answers take.
+//! others wait their turn, holding neither a worker nor a thread. Heavy requests thus share
+//! the cores among themselves, and however many a client sends, light ones still find a
+//! worker free. Among heavy jobs, tenants take turns ([`Waiting`]): a tenant with a hundred
+//! uploads waiting delays another tenant's one seed by at most one job per core, not by a
+//! hundred. A light request never comes here: handing work to another thread and back
+//! costs tens of microseconds, more than most answers take.
 //!
 //! Work done here for a request counts as the request's own: the changes it records are
 //! tracked as if it ran on the request's task (`persist::Carried`), so the answer still
@@ -24,14 +26,15 @@
 //! [`HEAVY_BYTES`] ([`is_heavy`]: a request's, a webhook's signed before it is sent); by
 //! its nature, a route that walks a tenant's or the sandbox's whole state.
 
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::future::{Future, Ready, ready};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::OnceLock;
-
-use crossbeam_channel::{SendError, Sender};
+use std::sync::{Arc, OnceLock};
 
 use futures_util::future::Either;
+use parking_lot::{Condvar, Mutex};
 
 use crate::persist::Carried;
 
@@ -48,7 +51,81 @@ pub fn is_heavy(bytes: usize) -> bool {
 /// One piece of heavy work, with where its outcome goes.
 type Job = Box<dyn FnOnce() + Send>;
 
-/// The heavy threads' queue: one thread per core, started on first use, each taking the
+/// Whose heavy work it is: the tenant's label (a partner slug, `leaf:<username>`), or
+/// `None` for a request with no tenant (the admin's, or one refused before it had one).
+pub type Whose<'a> = Option<&'a Arc<str>>;
+
+/// Jobs waiting for a heavy thread, by whose they are, taken in turns: each tenant with
+/// jobs waiting has its oldest taken in its turn, then goes to the back of the line if it
+/// has more. A tenant's jobs run in the order it sent them.
+struct Waiting<J> {
+    /// Each tenant's jobs, oldest first; a tenant is here only while it has some.
+    jobs: HashMap<Option<Arc<str>>, VecDeque<J>>,
+    /// The tenants with jobs waiting, in the order of their turns.
+    turns: VecDeque<Option<Arc<str>>>,
+}
+
+impl<J> Default for Waiting<J> {
+    fn default() -> Self {
+        Waiting {
+            jobs: HashMap::new(),
+            turns: VecDeque::new(),
+        }
+    }
+}
+
+impl<J> Waiting<J> {
+    fn push(&mut self, whose: Whose<'_>, job: J) {
+        match self.jobs.entry(whose.cloned()) {
+            Entry::Occupied(mut waiting) => waiting.get_mut().push_back(job),
+            Entry::Vacant(none) => {
+                self.turns.push_back(none.key().clone());
+                none.insert(VecDeque::from([job]));
+            }
+        }
+    }
+
+    /// The next job: the oldest of the tenant whose turn it is.
+    fn next(&mut self) -> Option<J> {
+        let whose = self.turns.pop_front()?;
+        let Entry::Occupied(mut waiting) = self.jobs.entry(whose) else {
+            return None;
+        };
+        let job = waiting.get_mut().pop_front();
+        if waiting.get().is_empty() {
+            waiting.remove();
+        } else {
+            self.turns.push_back(waiting.key().clone());
+        }
+        job
+    }
+}
+
+/// The heavy threads' line of jobs, and the signal that one was added.
+struct Line {
+    waiting: Mutex<Waiting<Job>>,
+    added: Condvar,
+}
+
+impl Line {
+    fn push(&self, whose: Whose<'_>, job: Job) {
+        self.waiting.lock().push(whose, job);
+        self.added.notify_one();
+    }
+
+    /// Takes the next job, waiting for one.
+    fn take(&self) -> Job {
+        let mut waiting = self.waiting.lock();
+        loop {
+            if let Some(job) = waiting.next() {
+                return job;
+            }
+            self.added.wait(&mut waiting);
+        }
+    }
+}
+
+/// The heavy threads' line: one thread per core, started on first use, each taking the
 /// next job when it is done with the last. `None` when no thread could be started; the
 /// work is then done in place.
 ///
@@ -57,29 +134,31 @@ type Job = Box<dyn FnOnce() + Send>;
 /// gets heaps of its own from the allocator. Seeded through the control API on that pool,
 /// 100,000 links held 1,109–1,260 bytes each against 1,009–1,028 seeded on the serving
 /// threads; on these two threads, 1,050 (`docs/decisions.md`).
-fn queue() -> Option<&'static Sender<Job>> {
-    static QUEUE: OnceLock<Option<Sender<Job>>> = OnceLock::new();
-    QUEUE
-        .get_or_init(|| {
-            let (jobs, waiting) = crossbeam_channel::unbounded::<Job>();
-            let mut started = 0;
-            for index in 0..turns() {
-                let waiting = waiting.clone();
-                let thread = std::thread::Builder::new()
-                    .name(format!("linkbox-heavy-{index}"))
-                    .spawn(move || {
-                        for job in waiting {
-                            job();
-                        }
-                    });
-                match thread {
-                    Ok(_) => started += 1,
-                    Err(error) => tracing::warn!(%error, "cannot start a thread for heavy work"),
-                }
+fn queue() -> Option<&'static Line> {
+    static LINE: OnceLock<Option<Arc<Line>>> = OnceLock::new();
+    LINE.get_or_init(|| {
+        let line = Arc::new(Line {
+            waiting: Mutex::new(Waiting::default()),
+            added: Condvar::new(),
+        });
+        let mut started = 0;
+        for index in 0..turns() {
+            let line = line.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("linkbox-heavy-{index}"))
+                .spawn(move || {
+                    loop {
+                        (line.take())();
+                    }
+                });
+            match thread {
+                Ok(_) => started += 1,
+                Err(error) => tracing::warn!(%error, "cannot start a thread for heavy work"),
             }
-            (started > 0).then_some(jobs)
-        })
-        .as_ref()
+        }
+        (started > 0).then_some(line)
+    })
+    .as_deref()
 }
 
 /// How many heavy jobs may run at once: one per core.
@@ -87,9 +166,10 @@ fn turns() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-/// Runs `work` on a heavy thread once one is free, and gives back what it returned. A
-/// panic in `work` resumes here, for the serving layer's panic net to answer.
-pub async fn run<T, F>(work: F) -> T
+/// Runs `work` on a heavy thread once one is free and it is `whose` turn, and gives back
+/// what it returned. A panic in `work` resumes here, for the serving layer's panic net to
+/// answer.
+pub async fn run<T, F>(whose: Option<Arc<str>>, work: F) -> T
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -102,11 +182,7 @@ where
         let _ = done.send(ran);
     });
     match queue() {
-        Some(jobs) => {
-            if let Err(SendError(job)) = jobs.send(job) {
-                job();
-            }
-        }
+        Some(line) => line.push(whose.as_ref(), job),
         None => job(),
     }
     match outcome.await {
@@ -120,20 +196,36 @@ where
     }
 }
 
-/// What `work` returns (a route's answer): made at once when it is light, on a heavy
-/// thread ([`run`]) when it is `heavy`. The light path adds no allocation and no await.
+/// Where a piece of work runs: in place, or on a heavy thread in its tenant's turn.
+pub enum Turn {
+    Here,
+    Heavy(Option<Arc<str>>),
+}
+
+impl Turn {
+    /// On a heavy thread in `whose` turn when `heavy`, else here.
+    pub fn of(heavy: bool, whose: Whose<'_>) -> Turn {
+        if heavy {
+            Turn::Heavy(whose.cloned())
+        } else {
+            Turn::Here
+        }
+    }
+}
+
+/// What `work` returns (a route's answer): made at once when its `turn` is here, on a heavy
+/// thread ([`run`]) when it is heavy. The light path adds no allocation and no await.
 pub fn answer<T, F>(
-    heavy: bool,
+    turn: Turn,
     work: F,
 ) -> Either<Ready<T>, Pin<Box<dyn Future<Output = T> + Send>>>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    if heavy {
-        Either::Right(Box::pin(run(work)))
-    } else {
-        Either::Left(ready(work()))
+    match turn {
+        Turn::Heavy(whose) => Either::Right(Box::pin(run(whose, work))),
+        Turn::Here => Either::Left(ready(work())),
     }
 }
 
@@ -145,7 +237,11 @@ mod tests {
     #[tokio::test]
     async fn heavy_work_runs_off_the_callers_thread_and_light_work_on_it() {
         let caller = std::thread::current().id();
-        let on = |heavy| answer(heavy, move || std::thread::current().id() == caller);
+        let on = |heavy| {
+            answer(Turn::of(heavy, None), move || {
+                std::thread::current().id() == caller
+            })
+        };
         assert!(on(false).await, "light work runs on the caller's thread");
         assert!(!on(true).await, "heavy work runs on another");
     }
@@ -155,7 +251,7 @@ mod tests {
     #[tokio::test]
     async fn the_runtime_serves_other_tasks_while_heavy_work_runs() {
         let (release, released) = std::sync::mpsc::channel::<()>();
-        let heavy = tokio::spawn(run(move || {
+        let heavy = tokio::spawn(run(None, move || {
             released
                 .recv_timeout(std::time::Duration::from_secs(10))
                 .is_ok()
@@ -169,7 +265,7 @@ mod tests {
     /// A panic in heavy work reaches the caller as a panic, as it would have inline.
     #[tokio::test]
     async fn a_panic_in_heavy_work_resumes_in_the_caller() {
-        let outcome = std::panic::AssertUnwindSafe(run(|| -> u8 { panic!("boom") }));
+        let outcome = std::panic::AssertUnwindSafe(run(None, || -> u8 { panic!("boom") }));
         let caught = futures_util::FutureExt::catch_unwind(outcome).await;
         let panic = caught.expect_err("the panic comes back");
         assert_eq!(panic.downcast_ref::<&str>(), Some(&"boom"));
@@ -190,12 +286,74 @@ mod tests {
             sink.record(|changes| changes.secret("offload-test", "value".to_owned()));
             7
         };
-        let (value, wrote) = crate::persist::tracking(run(work)).await;
+        let (value, wrote) = crate::persist::tracking(run(None, work)).await;
         assert_eq!((value, wrote), (7, true));
-        let (value, wrote) = crate::persist::tracking(run(|| 8)).await;
+        let (value, wrote) = crate::persist::tracking(run(None, || 8)).await;
         assert_eq!((value, wrote), (8, false));
         closing.close();
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Tenants with jobs waiting take turns, each its oldest first; the jobs of requests
+    /// with no tenant take theirs as one more tenant.
+    #[test]
+    fn tenants_take_turns_each_in_its_own_order() {
+        let (one, two): (Arc<str>, Arc<str>) = ("one".into(), "two".into());
+        let mut waiting = Waiting::default();
+        for job in ["one-1", "one-2", "one-3", "one-4"] {
+            waiting.push(Some(&one), job);
+        }
+        waiting.push(Some(&two), "two-1");
+        waiting.push(None, "none-1");
+        waiting.push(Some(&two), "two-2");
+        waiting.push(Some(&one), "one-5");
+        let order: Vec<&str> = std::iter::from_fn(|| waiting.next()).collect();
+        assert_eq!(
+            order,
+            ["one-1", "two-1", "none-1", "one-2", "two-2", "one-3", "one-4", "one-5"]
+        );
+        assert!(waiting.jobs.is_empty() && waiting.turns.is_empty());
+    }
+
+    /// On a line with one thread, a tenant's one job sent after another tenant's ten runs
+    /// second: after the job that was running, before the other nine.
+    #[test]
+    fn one_tenants_flood_delays_anothers_job_by_one_turn() {
+        let line = Arc::new(Line {
+            waiting: Mutex::new(Waiting::default()),
+            added: Condvar::new(),
+        });
+        let thread = {
+            let line = line.clone();
+            std::thread::spawn(move || {
+                for _ in 0..12 {
+                    (line.take())();
+                }
+            })
+        };
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (started, start) = std::sync::mpsc::channel::<()>();
+        let (busy, quiet): (Arc<str>, Arc<str>) = ("busy".into(), "quiet".into());
+        line.push(
+            Some(&busy),
+            Box::new(move || {
+                let _ = started.send(());
+                let _ = released.recv_timeout(std::time::Duration::from_secs(10));
+            }),
+        );
+        start
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the first job runs");
+        for index in 0..10 {
+            let ran = ran.clone();
+            line.push(Some(&busy), Box::new(move || ran.lock().push(index)));
+        }
+        let quiet_ran = ran.clone();
+        line.push(Some(&quiet), Box::new(move || quiet_ran.lock().push(99)));
+        release.send(()).expect("the first job waits");
+        thread.join().expect("the line's thread");
+        assert_eq!(*ran.lock(), [0, 99, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     }
 
     /// No more heavy jobs run at once than there are turns.
@@ -209,7 +367,7 @@ mod tests {
         let jobs: Vec<_> = (0..turns * 3)
             .map(|_| {
                 let (running, most) = (running.clone(), most.clone());
-                tokio::spawn(run(move || {
+                tokio::spawn(run(None, move || {
                     let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(now, Ordering::SeqCst);
                     std::thread::sleep(std::time::Duration::from_millis(20));

@@ -25,7 +25,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 
-use crate::offload;
+use crate::offload::{self, Turn};
 use crate::ops::identity::Scope;
 pub use crate::wire::sandbox_error as error;
 use crate::wire::{self, BodyError, Request, Router};
@@ -108,7 +108,8 @@ pub fn routes() -> Router {
         .put("/_sandbox/snapshot", |mut request: Request| async move {
             let limit = snapshot::restore_limit(&request);
             let body = request.body(limit).await;
-            offload::run(move || render(snapshot::restore(&request, body))).await
+            let whose = request.caller.tenant().cloned();
+            offload::run(whose, move || render(snapshot::restore(&request, body))).await
         })
         .post("/_sandbox/seed", heavy_with_body(BODY, seed::seed))
 }
@@ -125,7 +126,10 @@ fn call(
 fn heavy(
     handler: fn(&Request) -> Result<Response, ControlError>,
 ) -> impl Fn(Request) -> BoxedAnswer + Clone + Send + Sync + 'static {
-    move |request| Box::pin(offload::run(move || render(handler(&request))))
+    move |request| {
+        let whose = request.caller.tenant().cloned();
+        Box::pin(offload::run(whose, move || render(handler(&request))))
+    }
 }
 
 /// A handler that reads the body first, up to `limit` bytes; off the serving threads when
@@ -155,8 +159,8 @@ fn body_first(
     move |mut request: Request| {
         Box::pin(async move {
             let body = request.body(limit).await;
-            let heavy = heavy || wire::is_heavy(&body);
-            offload::answer(heavy, move || render(handler(&request, body))).await
+            let turn = Turn::of(heavy || wire::is_heavy(&body), request.caller.tenant());
+            offload::answer(turn, move || render(handler(&request, body))).await
         })
     }
 }

@@ -301,6 +301,7 @@ async fn respond(
         .into_iter()
         .flatten()
         .any(|body| offload::is_heavy(body.len()));
+    let whose = heavy.then(|| tenant.clone()).flatten();
     let record = move |response_headers: &http::HeaderMap| {
         app.journal.record(journal::Request {
             method,
@@ -317,7 +318,7 @@ async fn respond(
     };
     if heavy {
         let headers = response.headers().clone();
-        Box::pin(offload::run(move || record(&headers))).await;
+        Box::pin(offload::run(whose, move || record(&headers))).await;
     } else {
         record(response.headers());
     }

@@ -231,10 +231,9 @@ async fn send(
             let secret = job.partner.webhook_secret();
             // The engine shares a serving thread: a body of megabytes is signed off it.
             let body = job.body.clone();
-            let signature = offload::answer(offload::is_heavy(body.len()), move || {
-                sign::signature(&secret, timestamp, &body)
-            })
-            .await;
+            let turn = offload::Turn::of(offload::is_heavy(body.len()), Some(&job.partner.slug));
+            let signature =
+                offload::answer(turn, move || sign::signature(&secret, timestamp, &body)).await;
             let sent = client
                 .post(url)
                 .header(header::CONTENT_TYPE, "application/json")
