@@ -310,7 +310,9 @@ mod tests {
         let order: Vec<&str> = std::iter::from_fn(|| waiting.next()).collect();
         assert_eq!(
             order,
-            ["one-1", "two-1", "none-1", "one-2", "two-2", "one-3", "one-4", "one-5"]
+            [
+                "one-1", "two-1", "none-1", "one-2", "two-2", "one-3", "one-4", "one-5"
+            ]
         );
         assert!(waiting.jobs.is_empty() && waiting.turns.is_empty());
     }
