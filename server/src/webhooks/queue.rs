@@ -1,5 +1,5 @@
 //! The deliveries kept, in queue order, with the indexes every enqueue needs: which ids are
-//! taken, how many deliveries each partner has pending, and which finished ones each
+//! taken, how many deliveries each partner has pending, and how many finished ones each
 //! partner holds. Past the caps of finished deliveries kept, the partner that holds the most
 //! loses its oldest first ([`Queue::trim`]): in a sandbox shared by a team, one partner's
 //! load test never pushes out the deliveries another is looking at while that other holds
@@ -17,7 +17,7 @@
 //! wake, under the lock every create takes too; with receivers down or slower than the
 //! creates, thousands are pending, and creates fell to a tenth of their rate.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use linkbox_contracts::sandbox::DeliveryStatus;
@@ -66,24 +66,20 @@ pub(super) struct Queue {
 /// partner's traffic never pushes out another's while that other holds less.
 #[derive(Default)]
 struct Finished {
-    /// Partner slug → its finished deliveries.
+    /// Partner slug → how many finished deliveries it holds, and their bodies' bytes.
     by_partner: HashMap<Arc<str>, Held, ServerKeys>,
-    /// Each partner holding any, by how many it holds (and its serial, to tell ties apart).
-    by_count: BTreeMap<(usize, u64), Arc<str>>,
-    /// Each partner holding any bytes, by their bodies' bytes.
-    by_bytes: BTreeMap<(usize, u64), Arc<str>>,
-    /// The serial the next partner to hold any gets: the two orders compare numbers, not
-    /// slugs.
-    serial: u64,
+    /// At least what any partner holds, count and bytes each: exact after each batch of
+    /// [`Queue::trim`], raised by each finished delivery counted, and left as it is when one
+    /// is forgotten (a partner that held the most and lost some makes it high until the
+    /// next batch: only the front's shortcut reads it, and a high one sends it to the
+    /// batch).
+    most: Held,
 }
 
-/// One partner's finished deliveries.
-#[derive(Default)]
+/// What one partner holds of the finished deliveries kept.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Held {
-    serial: u64,
-    /// Their seqs, in order: the oldest is the first to go.
-    seqs: VecDeque<u64>,
-    /// Their bodies' bytes.
+    count: usize,
     bytes: usize,
 }
 
@@ -93,7 +89,6 @@ struct Held {
 struct Tallied {
     pending: bool,
     slug: Arc<str>,
-    seq: u64,
     bytes: usize,
 }
 
@@ -102,24 +97,22 @@ impl Tallied {
         Tallied {
             pending: delivery.status == DeliveryStatus::Pending,
             slug: delivery.partner.slug.clone(),
-            seq: delivery.seq,
             bytes: delivery.body.len(),
         }
     }
 
-    fn parts(&self) -> (bool, &Arc<str>, u64, usize) {
-        (self.pending, &self.slug, self.seq, self.bytes)
+    fn parts(&self) -> (bool, &Arc<str>, usize) {
+        (self.pending, &self.slug, self.bytes)
     }
 }
 
 /// What a delivery counts for, read in place: a create's delivery is tallied once and
 /// untallied once, and neither copies its partner's slug (whose count every core's
 /// creates for the partner would take turns to change).
-fn tallied(delivery: &Delivery) -> (bool, &Arc<str>, u64, usize) {
+fn tallied(delivery: &Delivery) -> (bool, &Arc<str>, usize) {
     (
         delivery.status == DeliveryStatus::Pending,
         &delivery.partner.slug,
-        delivery.seq,
         delivery.body.len(),
     )
 }
@@ -172,101 +165,90 @@ impl EngineKeys {
 }
 
 impl Finished {
-    /// Counts the finished delivery `seq` of partner `slug`, its body `bytes` long.
-    fn add(&mut self, slug: &Arc<str>, seq: u64, bytes: usize) {
-        if !self.by_partner.contains_key(&**slug) {
-            self.serial += 1;
-            let held = Held {
-                serial: self.serial,
-                ..Held::default()
-            };
-            self.by_partner.insert(slug.clone(), held);
-        }
-        let Some(held) = self.by_partner.get_mut(&**slug) else {
-            return;
+    /// Counts a finished delivery of partner `slug`, its body `bytes` long.
+    fn add(&mut self, slug: &Arc<str>, bytes: usize) {
+        let held = match self.by_partner.get_mut(&**slug) {
+            Some(held) => held,
+            None => self.by_partner.entry(slug.clone()).or_default(),
         };
-        let before = (held.seqs.len(), held.bytes);
-        // Deliveries finish nearly in the order they were made: the place is at the back.
-        let at = held.seqs.partition_point(|&kept| kept < seq);
-        held.seqs.insert(at, seq);
+        held.count += 1;
         held.bytes += bytes;
-        let (serial, after) = (held.serial, (held.seqs.len(), held.bytes));
-        self.reorder(slug, serial, before, after);
+        self.most.count = self.most.count.max(held.count);
+        self.most.bytes = self.most.bytes.max(held.bytes);
     }
 
-    /// Forgets the finished delivery `seq` of partner `slug`, its body `bytes` long.
-    fn remove(&mut self, slug: &Arc<str>, seq: u64, bytes: usize) {
-        let Some(held) = self.by_partner.get_mut(&**slug) else {
-            return;
-        };
-        let before = (held.seqs.len(), held.bytes);
-        if held.seqs.front() == Some(&seq) {
-            held.seqs.pop_front();
-        } else if let Ok(index) = held.seqs.binary_search(&seq) {
-            held.seqs.remove(index);
-        }
-        held.bytes = held.bytes.saturating_sub(bytes);
-        let (serial, after) = (held.serial, (held.seqs.len(), held.bytes));
-        if held.seqs.is_empty() {
-            self.by_partner.remove(&**slug);
-        }
-        self.reorder(slug, serial, before, after);
-    }
-
-    /// Moves a partner in both orders from its `(count, bytes)` `before` to `after`.
-    fn reorder(
-        &mut self,
-        slug: &Arc<str>,
-        serial: u64,
-        before: (usize, usize),
-        after: (usize, usize),
-    ) {
-        fn moved(
-            order: &mut BTreeMap<(usize, u64), Arc<str>>,
-            slug: &Arc<str>,
-            serial: u64,
-            before: usize,
-            after: usize,
-        ) {
-            if before == after {
-                return;
-            }
-            let slug = (before > 0)
-                .then(|| order.remove(&(before, serial)))
-                .flatten()
-                .unwrap_or_else(|| slug.clone());
-            if after > 0 {
-                order.insert((after, serial), slug);
+    /// Forgets a finished delivery of partner `slug`, its body `bytes` long.
+    fn remove(&mut self, slug: &str, bytes: usize) {
+        if let Some(held) = self.by_partner.get_mut(slug) {
+            held.count = held.count.saturating_sub(1);
+            held.bytes = held.bytes.saturating_sub(bytes);
+            if held.count == 0 {
+                self.by_partner.remove(slug);
             }
         }
-        moved(&mut self.by_count, slug, serial, before.0, after.0);
-        moved(&mut self.by_bytes, slug, serial, before.1, after.1);
     }
 
     /// Whether partner `slug` holds the most under `cap`, or within a sixteenth of the
     /// most: partners whose events come at about the same rate hold about as many, and
-    /// their oldest, at the front of the queue, then goes at once ([`Queue::trim`]).
+    /// the oldest kept, at the front of the queue, then goes at once ([`Queue::trim`]).
     fn near_the_most(&self, cap: Cap, slug: &str) -> bool {
-        let (order, held) = match (cap, self.by_partner.get(slug)) {
-            (_, None) => return false,
-            (Cap::Count, Some(held)) => (&self.by_count, held.seqs.len()),
-            (Cap::Bytes, Some(held)) => (&self.by_bytes, held.bytes),
+        let Some(held) = self.by_partner.get(slug) else {
+            return false;
         };
-        order
-            .last_key_value()
-            .is_some_and(|(&(most, _), _)| held.saturating_mul(16) >= most.saturating_mul(15))
+        let (held, most) = match cap {
+            Cap::Count => (held.count, self.most.count),
+            Cap::Bytes => (held.bytes, self.most.bytes),
+        };
+        held.saturating_mul(16) >= most.saturating_mul(15)
     }
 
-    /// The partner holding the most under `cap`, and its oldest finished delivery's seq.
-    fn largest(&self, cap: Cap) -> Option<(&Arc<str>, u64)> {
-        let order = match cap {
-            Cap::Count => &self.by_count,
-            Cap::Bytes => &self.by_bytes,
+    /// The most a partner may hold, count and bytes each, for the partners holding the
+    /// most to lose at least `excess` between them: the highest levels that cut that
+    /// much off the tops.
+    fn levels(&self, excess: Held) -> Held {
+        let level = |of: fn(&Held) -> usize, excess: usize| {
+            let mut held: Vec<usize> = self.by_partner.values().map(of).collect();
+            held.sort_unstable_by(|one, other| other.cmp(one));
+            water_level(&held, excess)
         };
-        let (_, slug) = order.last_key_value()?;
-        let oldest = *self.by_partner.get(&**slug)?.seqs.front()?;
-        Some((slug, oldest))
+        Held {
+            count: level(|held| held.count, excess.count),
+            bytes: level(|held| held.bytes, excess.bytes),
+        }
     }
+
+    /// Sets [`Finished::most`] to what it is.
+    fn recount_most(&mut self) {
+        self.most = self
+            .by_partner
+            .values()
+            .fold(Held::default(), |most, held| Held {
+                count: most.count.max(held.count),
+                bytes: most.bytes.max(held.bytes),
+            });
+    }
+}
+
+/// The highest level that cuts at least `excess` off the tops of `held` (sorted, the
+/// largest first): each value above it comes down to it. `usize::MAX` for no excess.
+fn water_level(held: &[usize], excess: usize) -> usize {
+    if excess == 0 {
+        return usize::MAX;
+    }
+    let mut top = 0usize;
+    for (index, &value) in held.iter().enumerate() {
+        top += value;
+        let cut = index + 1;
+        let next = held.get(cut).copied().unwrap_or(0);
+        // The top `cut` brought down to one level, `excess` taken off them together.
+        if let Some(left) = top.checked_sub(excess) {
+            let level = left / cut;
+            if level >= next {
+                return level;
+            }
+        }
+    }
+    0
 }
 
 impl Queue {
@@ -417,22 +399,22 @@ impl Queue {
     }
 
     /// Counts a delivery kept ([`tallied`]): its bytes, and it as pending or finished.
-    fn tally(&mut self, (pending, slug, seq, bytes): (bool, &Arc<str>, u64, usize)) {
+    fn tally(&mut self, (pending, slug, bytes): (bool, &Arc<str>, usize)) {
         self.bytes += bytes;
         if pending {
             self.count(slug.clone(), bytes);
         } else {
-            self.finished.add(slug, seq, bytes);
+            self.finished.add(slug, bytes);
         }
     }
 
     /// Stops counting a delivery: [`Queue::tally`] undone.
-    fn untally(&mut self, (pending, slug, seq, bytes): (bool, &Arc<str>, u64, usize)) {
+    fn untally(&mut self, (pending, slug, bytes): (bool, &Arc<str>, usize)) {
         self.bytes = self.bytes.saturating_sub(bytes);
         if pending {
             self.uncount(slug, bytes);
         } else {
-            self.finished.remove(slug, seq, bytes);
+            self.finished.remove(slug, bytes);
         }
     }
 
@@ -499,8 +481,10 @@ impl Queue {
     /// Drops finished deliveries beyond the caps, of count and of bytes: each one the oldest
     /// of the partner holding the most ([`Finished`]). When the oldest kept is finished and
     /// its partner holds the most, or within a sixteenth of it, that one goes at once;
-    /// otherwise they go once [`TRIM_BATCH`] of them are due, or a sixteenth of the bytes. Returns what it dropped: one delivery on nearly every enqueue once the list is
-    /// full, returned in place rather than in a `Vec` allocated for it.
+    /// otherwise they go once [`TRIM_BATCH`] of them are due, or a sixteenth of the bytes, the
+    /// partners holding the most brought down to one level ([`water_level`]). Returns what
+    /// it dropped: one delivery on nearly every enqueue once the list is full, returned in
+    /// place rather than in a `Vec` allocated for it.
     pub(super) fn trim(&mut self) -> Dropped {
         let mut dropped = Dropped::new();
         // The common case: the oldest kept goes, from the front.
@@ -519,51 +503,43 @@ impl Queue {
         // everyone's creates move the whole list. So it waits until [`TRIM_BATCH`] can go,
         // and moves the list once for all of them.
         let finished = self.list.len().saturating_sub(self.pending_total);
-        let mut excess = self
+        let excess = self
             .list
             .len()
             .saturating_sub(MAX_KEPT_DELIVERIES)
             .min(finished);
         // Past the bytes' cap, down to fifteen sixteenths of it: the next pass waits for a
         // sixteenth more.
-        let mut excess_bytes = match self.finished_bytes() {
+        let excess_bytes = match self.finished_bytes() {
             over if over > MAX_KEPT_BYTES => over - (MAX_KEPT_BYTES - MAX_KEPT_BYTES / 16),
             _ => 0,
         };
-        if excess < TRIM_BATCH && excess_bytes == 0 {
-            excess = 0;
-        }
-        let mut going = Vec::new();
-        while excess > 0 || excess_bytes > 0 {
-            let cap = if excess > 0 { Cap::Count } else { Cap::Bytes };
-            let Some((slug, seq)) = self
-                .finished
-                .largest(cap)
-                .map(|(slug, seq)| (slug.clone(), seq))
-            else {
-                break;
-            };
-            let bytes = self
-                .index_of_seq(seq)
-                .map_or(0, |index| self.list[index].body.len());
-            self.finished.remove(&slug, seq, bytes);
-            excess = excess.saturating_sub(1);
-            excess_bytes = excess_bytes.saturating_sub(bytes);
-            going.push(seq);
-        }
-        if !going.is_empty() {
-            going.sort_unstable();
-            let mut going = going.into_iter().peekable();
+        if excess >= TRIM_BATCH || excess_bytes > 0 {
+            // The partners holding the most come down to one level, count and bytes each,
+            // their oldest going first: the list is in seq order.
+            let levels = self.finished.levels(Held {
+                count: excess,
+                bytes: excess_bytes,
+            });
             let mut kept = VecDeque::with_capacity(self.list.len());
             for delivery in self.list.drain(..) {
-                if going.next_if_eq(&delivery.seq).is_some() {
+                let over = delivery.status != DeliveryStatus::Pending
+                    && self
+                        .finished
+                        .by_partner
+                        .get(&*delivery.partner.slug)
+                        .is_some_and(|held| held.count > levels.count || held.bytes > levels.bytes);
+                if over {
                     self.bytes = self.bytes.saturating_sub(delivery.body.len());
+                    self.finished
+                        .remove(&delivery.partner.slug, delivery.body.len());
                     dropped.push(delivery);
                 } else {
                     kept.push_back(delivery);
                 }
             }
             self.list = kept;
+            self.finished.recount_most();
         }
         for delivery in &dropped {
             // Finished ones only, in neither of the engine's indexes.
@@ -666,45 +642,25 @@ mod tests {
         }
         assert_eq!(queue.waiting, waiting);
         assert_eq!(queue.holding, holding);
-        let mut finished: HashMap<Arc<str>, (Vec<u64>, usize)> = HashMap::new();
+        let mut finished: HashMap<Arc<str>, Held> = HashMap::new();
         for delivery in queue.iter() {
             if delivery.status != DeliveryStatus::Pending {
                 let held = finished.entry(delivery.partner.slug.clone()).or_default();
-                held.0.push(delivery.seq);
-                held.1 += delivery.body.len();
+                held.count += 1;
+                held.bytes += delivery.body.len();
             }
         }
-        let indexed: HashMap<Arc<str>, (Vec<u64>, usize)> = queue
+        let indexed: HashMap<Arc<str>, Held> = queue
             .finished
             .by_partner
             .iter()
-            .map(|(slug, held)| {
-                (
-                    slug.clone(),
-                    (held.seqs.iter().copied().collect(), held.bytes),
-                )
-            })
+            .map(|(slug, held)| (slug.clone(), *held))
             .collect();
         assert_eq!(indexed, finished);
-        let order = |of: fn(&(Vec<u64>, usize)) -> usize| {
-            let mut order: Vec<(usize, Arc<str>)> = finished
-                .iter()
-                .map(|(slug, held)| (of(held), slug.clone()))
-                .filter(|(value, _)| *value > 0)
-                .collect();
-            order.sort();
-            order
-        };
-        let kept = |order: &BTreeMap<(usize, u64), Arc<str>>| {
-            let mut kept: Vec<(usize, Arc<str>)> = order
-                .iter()
-                .map(|(&(value, _), slug)| (value, slug.clone()))
-                .collect();
-            kept.sort();
-            kept
-        };
-        assert_eq!(kept(&queue.finished.by_count), order(|held| held.0.len()));
-        assert_eq!(kept(&queue.finished.by_bytes), order(|held| held.1));
+        for held in finished.values() {
+            assert!(held.count <= queue.finished.most.count);
+            assert!(held.bytes <= queue.finished.most.bytes);
+        }
     }
 
     #[test]
@@ -938,6 +894,29 @@ mod tests {
         let slack = MAX_KEPT_DELIVERIES / 16 + TRIM_BATCH;
         assert!(ones.abs_diff(twos) <= slack, "{ones} and {twos}");
         assert_consistent(&queue);
+    }
+
+    /// The level cuts at least the excess off the tops, and is the highest that does.
+    #[test]
+    fn the_water_level_cuts_the_excess_off_the_tops() {
+        let cut = |held: &[usize], level: usize| -> usize {
+            held.iter().map(|&value| value.saturating_sub(level)).sum()
+        };
+        for (held, excess, level) in [
+            (&[10_000, 5][..], 625, 9_375),
+            (&[6_000, 4_000, 625][..], 625, 5_375),
+            (&[5_000, 5_000, 625][..], 625, 4_687),
+            (&[3, 3, 3][..], 9, 0),
+            (&[3, 3, 3][..], 20, 0),
+            (&[7][..], 0, usize::MAX),
+            (&[][..], 5, 0),
+        ] {
+            assert_eq!(water_level(held, excess), level, "{held:?} less {excess}");
+            if excess > 0 && cut(held, 0) >= excess {
+                assert!(cut(held, level) >= excess, "{held:?}");
+                assert!(cut(held, level + 1) < excess, "{held:?}: not the highest");
+            }
+        }
     }
 
     /// Partners whose events come in turn hold about as many each: the oldest kept goes at
