@@ -6,7 +6,10 @@
 //! receiver holds up nothing but itself; all of them are aborted on shutdown. At most
 //! [`MAX_CONCURRENT_ATTEMPTS`] attempts are in flight at once, across every tenant (a global
 //! semaphore), so hanging receivers cannot pin an unbounded number of sockets; the others
-//! wait their turn. The engine runs on a serving thread: a body of 64 KiB or more is signed
+//! wait their turn. One partner's are at most [`MAX_ATTEMPTS_PER_PARTNER`] of them (a
+//! semaphore per partner, taken first): a partner whose receiver hangs, with a thousand
+//! deliveries due, holds a quarter of the line until they time out, and every other
+//! partner's webhooks still go out at once. The engine runs on a serving thread: a body of 64 KiB or more is signed
 //! off it ([`crate::offload`]).
 //!
 //! # Leaving the machine
@@ -22,11 +25,14 @@
 //! delivers the real events) — is recorded and fails the delivery at once (replayable),
 //! since no retry would fare differently.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::header;
 use linkbox_contracts::m2m::webhook_headers;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::{Attempt, Job, Webhooks, sign};
@@ -36,6 +42,9 @@ use crate::offload;
 
 /// Attempts in flight at once, across every tenant. [design]
 pub const MAX_CONCURRENT_ATTEMPTS: usize = 64;
+/// Attempts in flight at once for one partner: a quarter of [`MAX_CONCURRENT_ATTEMPTS`].
+/// [design]
+pub const MAX_ATTEMPTS_PER_PARTNER: usize = MAX_CONCURRENT_ATTEMPTS / 4;
 
 /// How long a replica's claim on an attempt lasts unless renewed: the claim is renewed
 /// every third of it while the attempt runs, so a replica that dies mid-attempt lets the
@@ -91,15 +100,20 @@ pub async fn run(
     };
     let mut shutdown = std::pin::pin!(shutdown);
     let mut attempts = JoinSet::new();
-    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_ATTEMPTS));
+    let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_ATTEMPTS));
+    let mut shares = Shares::default();
     loop {
         let now = clock.now();
         let (jobs, next_due) = webhooks.take_due_and_next(now);
         for job in jobs {
             let (client, webhooks, clock) = (client.clone(), webhooks.clone(), clock.clone());
-            let permits = permits.clone();
+            let (share, permits) = (shares.of(&job.partner.slug), permits.clone());
             attempts.spawn(async move {
-                let Ok(_permit) = permits.acquire_owned().await else {
+                // The partner's share first: its attempts past it wait without holding any
+                // of the line's.
+                let (Ok(_share), Ok(_permit)) =
+                    (share.acquire_owned().await, permits.acquire_owned().await)
+                else {
                     return;
                 };
                 attempt(client, webhooks, clock, delivery, job).await;
@@ -117,11 +131,32 @@ pub async fn run(
             Some(_) = attempts.join_next() => {
                 // Every attempt already finished, before one walk of the queue for them all.
                 while attempts.try_join_next().is_some() {}
+                shares.forget_idle();
             }
             () = tokio::time::sleep(idle) => {}
         }
     }
     attempts.abort_all();
+}
+
+/// Each partner's share of the attempts in flight ([`MAX_ATTEMPTS_PER_PARTNER`]), made
+/// when one of its deliveries is first due and forgotten once none of its attempts holds
+/// or awaits it.
+#[derive(Default)]
+struct Shares(HashMap<Arc<str>, Arc<Semaphore>>);
+
+impl Shares {
+    fn of(&mut self, slug: &Arc<str>) -> Arc<Semaphore> {
+        self.0
+            .entry(slug.clone())
+            .or_insert_with(|| Arc::new(Semaphore::new(MAX_ATTEMPTS_PER_PARTNER)))
+            .clone()
+    }
+
+    /// Forgets the shares no attempt holds a handle to.
+    fn forget_idle(&mut self) {
+        self.0.retain(|_, share| Arc::strong_count(share) > 1);
+    }
 }
 
 /// Makes one attempt and records it. In a sandbox shared by replicas, one of them makes

@@ -246,6 +246,42 @@ async fn a_receiver_that_never_answers_neither_slows_the_api_nor_loses_the_deliv
     assert!(timed_out["nextAttemptAt"].is_string());
 }
 
+/// A partner whose receiver hangs holds only its share of the attempts in flight: another
+/// partner's webhook goes out at once, not once the hanging attempts time out.
+#[tokio::test]
+async fn a_partners_hanging_receiver_does_not_hold_up_another_partners_webhooks() {
+    use linkbox::webhooks::engine::{MAX_ATTEMPTS_PER_PARTNER, MAX_CONCURRENT_ATTEMPTS};
+    let app = spawn_app_with(Options {
+        webhook_timeout: Some(Duration::from_secs(8)),
+        ..Options::default()
+    })
+    .await;
+    let (hanging, quick) = (Receiver::start().await, Receiver::start().await);
+    hanging.hang();
+    let (stuck, other) = (test_key(21), test_key(22));
+    // More of the stuck partner's links than the whole line holds, each its own link, so
+    // none waits for another's delivery.
+    for n in 0..MAX_CONCURRENT_ATTEMPTS + 16 {
+        create_with_callback(
+            &app,
+            &stuck,
+            &hanging,
+            json!({"referenceId": format!("s{n}")}),
+        )
+        .await;
+    }
+    hanging.wait_for(MAX_ATTEMPTS_PER_PARTNER).await;
+    let started = Instant::now();
+    create_with_callback(&app, &other, &quick, json!({"referenceId": "q"})).await;
+    quick.wait_for(1).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "another partner's webhook took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(hanging.received().len(), MAX_ATTEMPTS_PER_PARTNER);
+}
+
 #[tokio::test]
 async fn a_replayed_delivery_is_sent_again() {
     let app = sandbox().await;
