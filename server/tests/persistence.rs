@@ -843,6 +843,47 @@ async fn every_kind_of_state_reads_back_as_it_was_written() {
     app.sink.close();
 }
 
+/// Deliveries a partner's flood of events dropped from behind a quieter partner's older
+/// ones are gone from the file too: reopened, the deliveries are those that were kept,
+/// the quiet partner's among them.
+#[tokio::test]
+async fn deliveries_dropped_per_partner_read_back_as_they_were_kept() {
+    let dir = TempDir::new("trimmed-per-partner");
+    let state = dir.file("state.db");
+    let app = linkbox::App::open(settings(&state)).await.expect("opened");
+    let now = app.clock.now();
+    let quiet = app.store.m2m().authenticate(&key(1)).expect("partner");
+    let busy = app.store.m2m().authenticate(&key(2)).expect("partner");
+    for n in 0..3 {
+        let link = json!({"linkId": format!("link_q{n}")});
+        app.webhooks
+            .enqueue(&quiet, "link.created", link, None, now);
+    }
+    // Past the 10,000 kept and a batch of 625 more, so the busy partner's oldest are
+    // dropped from behind the quiet partner's.
+    for n in 0..10_700 {
+        let link = json!({"linkId": format!("link_b{n}")});
+        app.webhooks.enqueue(&busy, "link.created", link, None, now);
+    }
+    let kept = app.webhooks.deliveries(linkbox::webhooks::Visible::All);
+    let quiet_kept = app
+        .webhooks
+        .deliveries(linkbox::webhooks::Visible::Tenant(&quiet.slug))
+        .len();
+    assert_eq!(quiet_kept, 3);
+    assert!(kept.len() < 10_700, "{} kept", kept.len());
+    closed(app).await;
+
+    let app = linkbox::App::open(settings(&state))
+        .await
+        .expect("reopened");
+    assert_eq!(
+        app.webhooks.deliveries(linkbox::webhooks::Visible::All),
+        kept
+    );
+    app.sink.close();
+}
+
 /// A file where a victim (`key(1)`) has links for `v1` and `v2` and a bystander (`key(2)`)
 /// one for `b1`, in that order; the file is closed.
 async fn victim_and_bystander(state: &Path) -> [linkbox_contracts::m2m::CreatedLink; 3] {
