@@ -20,7 +20,7 @@ use serde::Serialize;
 use warp::reply::Response;
 
 use crate::app::App;
-use crate::offload::{self, Turn};
+use crate::offload;
 use crate::ops::identity::LeafToken;
 use crate::wire::{self, BodyError, Params, Router, add_warnings};
 use error::{ApiError, render};
@@ -92,8 +92,7 @@ where
         let handler = handler.clone();
         async move {
             let body = request.body(MAX_BODY_BYTES).await;
-            let turn = Turn::of(wire::is_heavy(&body), request.caller.tenant());
-            offload::answer(turn, move || {
+            offload::answer(wire::turn(&request, &body), move || {
                 let request = Request::read(request, body);
                 render(&request.path, handler(&request))
             })

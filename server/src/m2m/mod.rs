@@ -19,7 +19,7 @@ use linkbox_contracts::m2m::{Envelope, MAX_BODY_BYTES};
 use serde::Serialize;
 use warp::reply::Response;
 
-use crate::offload::{self, Turn};
+use crate::offload;
 use crate::wire::{self, Request, Router, add_warnings};
 use error::{ApiError, render};
 
@@ -36,10 +36,9 @@ pub fn routes() -> Router {
         })
         .post("/partner/links", |mut request: Request| async move {
             let body = request.body(MAX_BODY_BYTES).await;
-            offload::answer(
-                Turn::of(wire::is_heavy(&body), request.caller.tenant()),
-                move || render(links::create(&request, body)),
-            )
+            offload::answer(wire::turn(&request, &body), move || {
+                render(links::create(&request, body))
+            })
             .await
         })
         .get("/partner/links/{linkId}", |request: Request| async move {
@@ -49,10 +48,9 @@ pub fn routes() -> Router {
             "/partner/links/{linkId}/revoke",
             |mut request: Request| async move {
                 let body = request.body(MAX_BODY_BYTES).await;
-                offload::answer(
-                    Turn::of(wire::is_heavy(&body), request.caller.tenant()),
-                    move || render(links::revoke(&request, body)),
-                )
+                offload::answer(wire::turn(&request, &body), move || {
+                    render(links::revoke(&request, body))
+                })
                 .await
             },
         )
@@ -60,10 +58,9 @@ pub fn routes() -> Router {
             "/partner/data-requests/{dataRequestId}",
             |mut request: Request| async move {
                 let body = request.body(MAX_BODY_BYTES).await;
-                offload::answer(
-                    Turn::of(wire::is_heavy(&body), request.caller.tenant()),
-                    move || render(data_requests::fulfil(&request, body)),
-                )
+                offload::answer(wire::turn(&request, &body), move || {
+                    render(data_requests::fulfil(&request, body))
+                })
                 .await
             },
         )

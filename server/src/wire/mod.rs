@@ -73,6 +73,12 @@ pub fn is_heavy(body: &Result<Bytes, BodyError>) -> bool {
         .is_ok_and(|body| crate::offload::is_heavy(body.len()))
 }
 
+/// Where the work on `request` with `body` runs: off the serving threads in the request's
+/// tenant's turn when the body is heavy by its size, else in place.
+pub fn turn(request: &Request, body: &Result<Bytes, BodyError>) -> crate::offload::Turn {
+    crate::offload::Turn::of(is_heavy(body), request.caller.tenant())
+}
+
 /// Decodes a query string into its pairs, in order.
 pub fn query_pairs(raw: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(raw.as_bytes())
