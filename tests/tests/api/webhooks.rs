@@ -10,8 +10,13 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 async fn sandbox() -> TestApp {
+    timing_out_after(Duration::from_millis(300)).await
+}
+
+/// A sandbox whose webhook attempts time out after `timeout`.
+async fn timing_out_after(timeout: Duration) -> TestApp {
     spawn_app_with(Options {
-        webhook_timeout: Some(Duration::from_millis(300)),
+        webhook_timeout: Some(timeout),
         ..Options::default()
     })
     .await
@@ -251,11 +256,7 @@ async fn a_receiver_that_never_answers_neither_slows_the_api_nor_loses_the_deliv
 #[tokio::test]
 async fn a_partners_hanging_receiver_does_not_hold_up_another_partners_webhooks() {
     use linkbox::webhooks::engine::{MAX_ATTEMPTS_PER_PARTNER, MAX_CONCURRENT_ATTEMPTS};
-    let app = spawn_app_with(Options {
-        webhook_timeout: Some(Duration::from_secs(8)),
-        ..Options::default()
-    })
-    .await;
+    let app = timing_out_after(Duration::from_secs(8)).await;
     let (hanging, quick) = (Receiver::start().await, Receiver::start().await);
     hanging.hang();
     let (stuck, other) = (test_key(21), test_key(22));
