@@ -21,8 +21,9 @@
 //!
 //! In a sandbox shared by replicas (`--state postgres://…`) each entry is also written, as
 //! shown, to the database's `journal` table (the last `--journal-size` of each tenant, and at
-//! most [`SHARED_ROWS`] in all), and a replica reads that table back before it answers a
-//! journal request ([`Journal::restore`]), so the journal shows every replica's requests.
+//! most [`SHARED_ROWS`] in all, the tenants holding the most losing their oldest first past
+//! that), and a replica reads that table back before it answers a journal request
+//! ([`Journal::restore`]), so the journal shows every replica's requests.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};

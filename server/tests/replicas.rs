@@ -1312,3 +1312,54 @@ async fn a_tenants_storage_budget_holds_across_replicas() {
         assert_eq!(replica.link_ids(&key).await.len(), 5);
     }
 }
+
+/// Past the rows the shared journal keeps in all, the tenants holding the most lose their
+/// oldest first: a flood of requests from other keys never pushes out the rows of a
+/// tenant that holds fewer, even when its rows are the oldest.
+#[tokio::test]
+async fn the_shared_journal_trims_the_tenants_holding_the_most_first() {
+    let Some(server) = server() else {
+        return;
+    };
+    let url = fresh_database(&server).await;
+    let database = linkbox::persist::shared::connect(&url)
+        .await
+        .expect("connected");
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("the test server answers");
+    tokio::spawn(connection);
+    for (tenant, rows) in [("quiet", 3), ("middle", 12), ("busy", 30)] {
+        for _ in 0..rows {
+            client
+                .execute(
+                    "INSERT INTO journal (tenant, id, doc) VALUES ($1, nextval('journal_seq'), '{}')",
+                    &[&tenant],
+                )
+                .await
+                .expect("a journal row");
+        }
+    }
+    // Ten a tenant, twenty in all: 10 + 10 + 3 is three too many.
+    database.trim_journal(10, 20).await.expect("trimmed");
+    let kept: HashMap<String, (i64, i64)> = client
+        .query(
+            "SELECT tenant, count(*), min(id) FROM journal GROUP BY tenant",
+            &[],
+        )
+        .await
+        .expect("counted")
+        .iter()
+        .map(|row| (row.get(0), (row.get(1), row.get(2))))
+        .collect();
+    assert_eq!(
+        kept["quiet"],
+        (3, 1),
+        "the quiet tenant's rows, the oldest, all kept"
+    );
+    let (busy, middle) = (kept["busy"].0, kept["middle"].0);
+    assert_eq!(busy + middle, 17, "{kept:?}");
+    assert!(busy.abs_diff(middle) <= 1, "{kept:?}");
+    // Each keeps its newest: the busy tenant's rows are 16 to 45.
+    assert_eq!(kept["busy"].1, 45 - busy + 1, "{kept:?}");
+}

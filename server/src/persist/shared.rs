@@ -420,8 +420,12 @@ impl Database {
         )))
     }
 
-    /// Keeps the newest `per_tenant` journal rows of each tenant and the newest `in_all` of
-    /// all of them together, dropping older ones.
+    /// Keeps the newest `per_tenant` journal rows of each tenant, and of those at most
+    /// `in_all` together: past that, the tenants holding the most rows lose their oldest
+    /// first, as the journal's rings in memory do, so a flood of requests from new keys
+    /// never pushes out the rows of a tenant that holds fewer. Rows are kept by their rank
+    /// within their tenant, the newest first: every tenant's newest, then every tenant's
+    /// second newest, and so on.
     pub async fn trim_journal(&self, per_tenant: usize, in_all: i64) -> Result<u64, Unavailable> {
         let per_tenant = i64::try_from(per_tenant).unwrap_or(i64::MAX);
         let client = self
@@ -429,23 +433,16 @@ impl Database {
             .get()
             .await
             .map_err(|error| self.unavailable(error))?;
-        let each = client
+        client
             .execute(
                 "DELETE FROM journal WHERE id IN (SELECT id FROM \
-                 (SELECT id, row_number() OVER (PARTITION BY tenant ORDER BY id DESC) AS newer FROM journal) ranked \
-                 WHERE newer > $1)",
-                &[&per_tenant],
+                 (SELECT id, newer, row_number() OVER (ORDER BY newer, id DESC) AS place FROM \
+                 (SELECT id, row_number() OVER (PARTITION BY tenant ORDER BY id DESC) AS newer FROM journal) ranked) placed \
+                 WHERE newer > $1 OR place > $2)",
+                &[&per_tenant, &in_all],
             )
             .await
-            .map_err(|error| self.unavailable(error))?;
-        let all = client
-            .execute(
-                "DELETE FROM journal WHERE id <= (SELECT id FROM journal ORDER BY id DESC OFFSET $1 LIMIT 1)",
-                &[&in_all],
-            )
-            .await
-            .map_err(|error| self.unavailable(error))?;
-        Ok(each + all)
+            .map_err(|error| self.unavailable(error))
     }
 
     /// Extends this process's claim on attempt `attempt` of `delivery` to `lease` from now.
