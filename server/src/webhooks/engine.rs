@@ -413,7 +413,26 @@ fn describe(error: &reqwest::Error, delivery: Delivery) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_denied, is_loopback_url};
+    use super::{MAX_ATTEMPTS_PER_PARTNER, Shares, is_denied, is_loopback_url};
+    use std::sync::Arc;
+
+    /// A partner's attempts share one semaphore of its size, another partner's is its own,
+    /// and a share no attempt holds is forgotten.
+    #[test]
+    fn each_partner_has_one_share_forgotten_once_no_attempt_holds_it() {
+        let (one, two): (Arc<str>, Arc<str>) = ("one".into(), "two".into());
+        let mut shares = Shares::default();
+        let (first, again, other) = (shares.of(&one), shares.of(&one), shares.of(&two));
+        assert!(Arc::ptr_eq(&first, &again));
+        assert!(!Arc::ptr_eq(&first, &other));
+        assert_eq!(first.available_permits(), MAX_ATTEMPTS_PER_PARTNER);
+        drop(other);
+        shares.forget_idle();
+        assert_eq!(shares.0.len(), 1, "the second partner's share is forgotten");
+        drop((first, again));
+        shares.forget_idle();
+        assert!(shares.0.is_empty());
+    }
 
     #[test]
     fn private_link_local_and_metadata_addresses_are_denied() {
