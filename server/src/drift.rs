@@ -6,8 +6,11 @@
 //! not the sandbox clock). A tenant sees and clears only its own entries; the admin sees
 //! every tenant's, merged by endpoint, rule and pointer. Bounds: at most
 //! [`MAX_DIFFERENCES`] kinds of difference and [`MAX_ERRORS`] recent errors per tenant, and
-//! [`MAX_TOTAL_DIFFERENCES`] kinds across all tenants (a new kind past either bound is
-//! counted in `errors`, not kept); at most [`MAX_TENANTS`] tenants are kept apart — past
+//! [`MAX_TOTAL_DIFFERENCES`] kinds across all tenants. A new kind past the tenant's bound is
+//! counted in `errors`, not kept. Past the bound in all, the tenant holding the most kinds
+//! gives up the one it saw longest ago, so that a few tenants cannot fill the report for
+//! everyone; when the new kind's tenant holds within one of the most, its kind is counted
+//! instead. At most [`MAX_TENANTS`] tenants are kept apart — past
 //! that, a new tenant's comparisons are counted under no tenant (the admin's view) — and
 //! example values longer than [`MAX_VALUE_BYTES`] when serialised are cut to a string. So a
 //! stranger with fresh keys cannot make the report grow without bound.
@@ -72,13 +75,63 @@ struct Inner {
 impl Inner {
     /// `tenant`'s entry, or the no-tenant one when too many tenants are kept already.
     fn tenant(&mut self, tenant: Option<&str>) -> &mut Tenant {
+        let label = self.label(tenant).to_owned();
+        self.tenants.entry(label).or_default()
+    }
+
+    /// The label `tenant`'s entries are kept under: its own, or the no-tenant one when too
+    /// many tenants are kept already.
+    fn label<'a>(&self, tenant: Option<&'a str>) -> &'a str {
         let label = tenant.unwrap_or(NO_TENANT);
-        let label = if self.tenants.contains_key(label) || self.tenants.len() < MAX_TENANTS {
+        if self.tenants.contains_key(label) || self.tenants.len() < MAX_TENANTS {
             label
         } else {
             NO_TENANT
+        }
+    }
+
+    /// With the report full, makes room for one more kind of the tenant `label`, which
+    /// holds `holds`: the tenant holding the most kinds, if it holds at least two more,
+    /// loses the kind it saw longest ago (and is told why in its recent errors). Whether
+    /// there is room now.
+    fn make_room(&mut self, label: &str, holds: usize, now: OffsetDateTime) -> bool {
+        let Some((most, _)) = self
+            .tenants
+            .iter()
+            .filter(|(other, _)| other.as_str() != label)
+            .map(|(other, seen)| (other, seen.differences.len()))
+            .filter(|&(_, count)| count > holds + 1)
+            .max_by_key(|&(_, count)| count)
+        else {
+            return false;
         };
-        self.tenants.entry(label.to_owned()).or_default()
+        let most = most.clone();
+        let Some(seen) = self.tenants.get_mut(&most) else {
+            return false;
+        };
+        let Some(stalest) = seen
+            .differences
+            .iter()
+            .min_by_key(|(_, entry)| entry.last_seen)
+            .map(|(key, _)| key.clone())
+        else {
+            return false;
+        };
+        seen.differences.remove(&stalest);
+        seen.errors += 1;
+        push_error(
+            &mut seen.recent,
+            &stalest.0,
+            format!(
+                "a kind of difference ({} at {:?}) was dropped to make room for another \
+                 tenant's: the report holds {MAX_TOTAL_DIFFERENCES} in all, and the tenant \
+                 holding the most gives up the one it saw longest ago",
+                stalest.1, stalest.2
+            ),
+            now,
+        );
+        self.kinds -= 1;
+        true
     }
 }
 
@@ -111,9 +164,8 @@ impl Drift {
     pub fn record(&self, tenant: Option<&str>, endpoint: &str, found: Vec<Found>) -> Vec<New> {
         let now = OffsetDateTime::now_utc();
         let mut inner = self.inner.lock();
-        let mut kinds = inner.kinds;
-        let tenant = inner.tenant(tenant);
-        tenant.compared += 1;
+        let label = inner.label(tenant).to_owned();
+        inner.tenant(tenant).compared += 1;
         let mut new = Vec::new();
         for found in found {
             let example = DriftExample {
@@ -121,28 +173,42 @@ impl Drift {
                 linkbox: cut(found.linkbox),
             };
             let key = (endpoint.to_owned(), found.rule, found.pointer);
-            if let Some(entry) = tenant.differences.get_mut(&key) {
-                entry.count += 1;
-                entry.last_seen = now;
-                entry.last = Some(example);
-                continue;
-            }
-            if tenant.differences.len() >= MAX_DIFFERENCES || kinds >= MAX_TOTAL_DIFFERENCES {
-                tenant.errors += 1;
+            let holds = {
+                let seen = inner.tenants.entry(label.clone()).or_default();
+                if let Some(entry) = seen.differences.get_mut(&key) {
+                    entry.count += 1;
+                    entry.last_seen = now;
+                    entry.last = Some(example);
+                    continue;
+                }
+                seen.differences.len()
+            };
+            // Past the bound of all tenants together, the tenant holding the most makes
+            // room, so that a few tenants' traffic cannot fill the report for everyone.
+            let full = if holds >= MAX_DIFFERENCES {
+                Some(format!("{MAX_DIFFERENCES} per tenant"))
+            } else if inner.kinds >= MAX_TOTAL_DIFFERENCES && !inner.make_room(&label, holds, now) {
+                Some(format!(
+                    "{MAX_TOTAL_DIFFERENCES} in all, and this tenant holds as many as any other"
+                ))
+            } else {
+                None
+            };
+            let seen = inner.tenants.entry(label.clone()).or_default();
+            if let Some(full) = full {
+                seen.errors += 1;
                 push_error(
-                    &mut tenant.recent,
+                    &mut seen.recent,
                     endpoint,
                     format!(
                         "a new kind of difference ({} at {:?}) was not kept: the report holds \
-                         {MAX_DIFFERENCES} per tenant and {MAX_TOTAL_DIFFERENCES} in all; \
-                         DELETE /_sandbox/drift to start over",
+                         {full}; DELETE /_sandbox/drift to start over",
                         found.rule, key.2
                     ),
                     now,
                 );
                 continue;
             }
-            kinds += 1;
             new.push(New {
                 endpoint: endpoint.to_owned(),
                 rule: found.rule,
@@ -151,7 +217,7 @@ impl Drift {
                 linkbox: example.linkbox.clone(),
                 doc: found.doc,
             });
-            tenant.differences.insert(
+            seen.differences.insert(
                 key,
                 Entry {
                     first: example,
@@ -163,8 +229,8 @@ impl Drift {
                     doc: found.doc,
                 },
             );
+            inner.kinds += 1;
         }
-        inner.kinds = kinds;
         new
     }
 
@@ -532,6 +598,60 @@ mod tests {
             vec![found("value", "/z", json!(1), json!(2))],
         );
         assert_eq!(new.len(), 1);
+    }
+
+    /// Past the bound of all tenants together, the tenant holding the most kinds gives up
+    /// the one it saw longest ago for another tenant's new one; a tenant holding as many
+    /// as any other is refused instead.
+    #[test]
+    fn past_the_bound_in_all_the_tenant_holding_the_most_makes_room() {
+        let drift = Drift::default();
+        let record = |tenant: &str, pointer: String| {
+            drift.record(
+                Some(tenant),
+                "GET /x",
+                vec![found("value", &pointer, json!(1), json!(2))],
+            )
+        };
+        // The report full: the busiest tenant at the bound, its first kind the stalest,
+        // and twenty others below it.
+        record("busiest", "/busiest/0".to_owned());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        for n in 1..MAX_DIFFERENCES {
+            record("busiest", format!("/busiest/{n}"));
+        }
+        let others = 20;
+        let each = (MAX_TOTAL_DIFFERENCES - MAX_DIFFERENCES) / others;
+        for tenant in 0..others {
+            for n in 0..each {
+                record(&format!("t{tenant}"), format!("/t{tenant}/{n}"));
+            }
+        }
+        assert_eq!(drift.report(None).differences.len(), MAX_TOTAL_DIFFERENCES);
+
+        assert_eq!(record("quiet", "/quiet".to_owned()).len(), 1, "kept");
+        assert_eq!(drift.report(None).differences.len(), MAX_TOTAL_DIFFERENCES);
+        let busiest = drift.report(Some("busiest"));
+        assert_eq!(busiest.differences.len(), MAX_DIFFERENCES - 1);
+        assert!(
+            busiest
+                .differences
+                .iter()
+                .all(|d| d.pointer != "/busiest/0")
+        );
+        assert_eq!(busiest.errors, 1);
+        assert!(busiest.recent_errors[0].message.contains("to make room"));
+        assert_eq!(drift.report(Some("t0")).differences.len(), each);
+
+        // The busiest still holds the most: its own new kind is refused.
+        assert!(record("busiest", "/busiest/new".to_owned()).is_empty());
+        let busiest = drift.report(Some("busiest"));
+        assert_eq!(busiest.differences.len(), MAX_DIFFERENCES - 1);
+        assert!(
+            busiest.recent_errors[0]
+                .message
+                .contains("as many as any other")
+        );
     }
 
     #[test]
