@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::persist::Sink;
-use quota::Ceiling;
+use quota::{Ceiling, Summed};
 
 /// The handle every route holds.
 #[derive(Clone)]
@@ -55,9 +55,15 @@ impl Store {
         let tables = Arc::downgrade(&shared);
         ceiling.sum_with(move || {
             tables.upgrade().map(|shared| {
-                let partners: u64 = shared.m2m.all().iter().map(|p| p.stored()).sum();
-                let accounts: u64 = shared.leaf.all().iter().map(|a| a.stored()).sum();
-                partners + accounts
+                let partners = shared.m2m.all().into_iter().map(|p| p.stored());
+                let accounts = shared.leaf.all().into_iter().map(|a| a.stored());
+                partners.chain(accounts).filter(|&held| held > 0).fold(
+                    Summed::default(),
+                    |sum, held| Summed {
+                        bytes: sum.bytes + held,
+                        holders: sum.holders + 1,
+                    },
+                )
             })
         });
         Store { shared }

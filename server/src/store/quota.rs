@@ -16,7 +16,8 @@
 //! the machine runs out of memory and everyone loses everything. The sum is taken by a
 //! thread of its own every [`RECOUNT_MS`] ms, and never more often than a hundred times as
 //! long as the last sum took: with keys by the hundred thousand a sum takes milliseconds,
-//! and it stays a hundredth of one core. No request waits for it.
+//! and it stays a hundredth of one core. No request waits for it. Its last eighth is kept
+//! for tenants below their share ([`Ceiling`]), so one tenant cannot fill it for everyone.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,11 +30,24 @@ pub struct StorageFull {
     pub limit_mib: u64,
     /// The sandbox's budget (`--max-stored-mib`), not the tenant's.
     pub whole: bool,
+    /// Refused in the sandbox's reserve ([`Ceiling`]): the share, in MiB, a tenant may hold
+    /// and still write there.
+    pub share_mib: Option<u64>,
 }
 
 impl std::fmt::Display for StorageFull {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.whole {
+        if let Some(share) = self.share_mib.filter(|_| self.whole) {
+            write!(
+                f,
+                "This sandbox holds nearly {} MiB across its tenants, the most it may store \
+                 (--max-stored-mib), and its last eighth is kept for tenants holding less \
+                 than their share ({share} MiB each); this {} holds more. Nothing was stored. {}",
+                self.limit_mib,
+                self.tenant.name(),
+                self.tenant.remedy()
+            )
+        } else if self.whole {
             write!(
                 f,
                 "This sandbox would hold more than {} MiB across its tenants, the most it may \
@@ -89,10 +103,27 @@ pub const RECOUNT_MS: u64 = 100;
 /// The whole sandbox's budget (`--max-stored-mib`), shared by every tenant's [`Budget`]:
 /// checked against the tenants' counts summed by a thread of its own ([`Ceiling::sum_with`]),
 /// so no request waits for a sum.
+///
+/// Its last eighth is a reserve: past seven eighths, only a tenant that would still hold
+/// no more than its share (the budget divided among the tenants holding anything and one
+/// more, the next to come) may write. One tenant filling the sandbox (its own budget may be
+/// as large as the sandbox's) thus stops at seven eighths, and the others go on writing.
+/// [design]
 pub struct Ceiling {
     bytes: u64,
     /// The sum last taken.
     counted: AtomicU64,
+    /// How many tenants held anything at the last sum.
+    holders: AtomicU64,
+}
+
+/// What a sum of every tenant found ([`Ceiling::sum_with`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summed {
+    /// What they hold together, counted.
+    pub bytes: u64,
+    /// How many hold anything.
+    pub holders: u64,
 }
 
 impl std::fmt::Debug for Ceiling {
@@ -109,6 +140,7 @@ impl Ceiling {
         Arc::new(Ceiling {
             bytes: mib.saturating_mul(1024 * 1024),
             counted: AtomicU64::new(0),
+            holders: AtomicU64::new(0),
         })
     }
 
@@ -122,7 +154,7 @@ impl Ceiling {
     /// last one took (with keys by the hundred thousand a sum takes milliseconds: it stays
     /// a hundredth of one core). `sum` returns `None` once the store is gone, and the
     /// thread ends.
-    pub fn sum_with(self: &Arc<Self>, sum: impl Fn() -> Option<u64> + Send + 'static) {
+    pub fn sum_with(self: &Arc<Self>, sum: impl Fn() -> Option<Summed> + Send + 'static) {
         if self.bytes == u64::MAX {
             return;
         }
@@ -137,7 +169,8 @@ impl Ceiling {
                     let (Some(total), Some(ceiling)) = (sum(), ceiling.upgrade()) else {
                         return;
                     };
-                    ceiling.counted.store(total, Ordering::Release);
+                    ceiling.counted.store(total.bytes, Ordering::Release);
+                    ceiling.holders.store(total.holders, Ordering::Release);
                     pause = Duration::from_millis(RECOUNT_MS).max(started.elapsed() * 100);
                 }
             });
@@ -151,17 +184,25 @@ impl Ceiling {
         self.counted.load(Ordering::Acquire)
     }
 
-    /// `Ok` when the sandbox may store `more`.
-    fn admits(&self, tenant: Tenant, more: u64) -> Result<(), StorageFull> {
-        if self.bytes == u64::MAX || self.total().saturating_add(more) <= self.bytes {
-            Ok(())
-        } else {
-            Err(StorageFull {
-                tenant,
-                limit_mib: self.bytes / (1024 * 1024),
-                whole: true,
-            })
+    /// `Ok` when the sandbox may store `more` for a tenant holding `stored`: anyone's below
+    /// seven eighths, in the last eighth only a tenant that stays within its share.
+    fn admits(&self, tenant: Tenant, stored: u64, more: u64) -> Result<(), StorageFull> {
+        let after = self.total().saturating_add(more);
+        if self.bytes == u64::MAX || after <= self.bytes - self.bytes / 8 {
+            return Ok(());
         }
+        // One more than hold anything: the tenant that comes next has a share too.
+        let share = self.bytes / self.holders.load(Ordering::Acquire).saturating_add(1);
+        let within_share = stored.saturating_add(more) <= share;
+        if after <= self.bytes && within_share {
+            return Ok(());
+        }
+        Err(StorageFull {
+            tenant,
+            limit_mib: self.bytes / (1024 * 1024),
+            whole: true,
+            share_mib: (after <= self.bytes).then_some(share / (1024 * 1024)),
+        })
     }
 }
 
@@ -190,12 +231,13 @@ impl Budget {
         if stored.saturating_add(more) > self.bytes {
             return Err(self.full());
         }
-        self.sandbox_admits(more)
+        self.sandbox_admits(stored, more)
     }
 
-    /// `Ok` when the whole sandbox may store `more`, as of the last sum.
-    fn sandbox_admits(&self, more: u64) -> Result<(), StorageFull> {
-        self.ceiling.admits(self.tenant, more)
+    /// `Ok` when the whole sandbox may store `more` for a tenant holding `stored`, as of
+    /// the last sum.
+    fn sandbox_admits(&self, stored: u64, more: u64) -> Result<(), StorageFull> {
+        self.ceiling.admits(self.tenant, stored, more)
     }
 
     /// The refusal, naming the tenant's budget.
@@ -204,6 +246,7 @@ impl Budget {
             tenant: self.tenant,
             limit_mib: self.bytes / (1024 * 1024),
             whole: false,
+            share_mib: None,
         }
     }
 }
@@ -248,6 +291,35 @@ mod tests {
         );
     }
 
+    /// Past seven eighths of the sandbox's budget, only a tenant that stays within its share
+    /// may write; past the whole of it, nobody.
+    #[test]
+    fn the_last_eighth_is_kept_for_tenants_below_their_share() {
+        const MIB: u64 = 1024 * 1024;
+        let ceiling = Ceiling::new(8);
+        let budget = Budget::new(8, Tenant::Partner, ceiling.clone());
+        // Below seven eighths, anyone.
+        ceiling.counted.store(6 * MIB, Ordering::Relaxed);
+        ceiling.holders.store(2, Ordering::Relaxed);
+        assert_eq!(budget.admits(6 * MIB, MIB / 2), Ok(()));
+        // In the last eighth: one tenant holds anything; with the next to come, a share is
+        // 4 MiB.
+        ceiling.holders.store(1, Ordering::Relaxed);
+        ceiling.counted.store(7 * MIB + MIB / 2, Ordering::Relaxed);
+        let refused = budget.admits(7 * MIB, 1).expect_err("past its share");
+        assert!(refused.whole);
+        assert_eq!(refused.share_mib, Some(4));
+        let message = refused.to_string();
+        assert!(message.contains("last eighth"), "{message}");
+        assert!(message.contains("(4 MiB each)"), "{message}");
+        assert!(message.contains("this partner holds more"), "{message}");
+        assert_eq!(budget.admits(MIB / 2, MIB / 4), Ok(()), "within its share");
+        // Past the whole budget, nobody.
+        let refused = budget.admits(MIB / 2, MIB).expect_err("past the whole");
+        assert_eq!(refused.share_mib, None);
+        assert!(refused.to_string().contains("would hold more than 8 MiB"));
+    }
+
     /// The sandbox's budget reads the tenants' sum, taken by a thread of its own every
     /// [`RECOUNT_MS`]; a refusal names `--max-stored-mib`; the thread ends with the store.
     #[test]
@@ -261,17 +333,22 @@ mod tests {
         let held_by_thread = token.clone();
         ceiling.sum_with(move || {
             let _ = &held_by_thread;
-            alive.upgrade().map(|_| counted.load(Ordering::Relaxed))
+            alive.upgrade().map(|_| Summed {
+                bytes: counted.load(Ordering::Relaxed),
+                holders: 1,
+            })
         });
         let budget = Budget::new(1, Tenant::Partner, ceiling.clone());
-        assert_eq!(budget.sandbox_admits(1024 * 1024), Ok(()));
+        assert_eq!(budget.sandbox_admits(0, 1024 * 1024), Ok(()));
         held.store(1024 * 1024, Ordering::Relaxed);
         let waited = Instant::now();
-        while budget.sandbox_admits(1).is_ok() {
+        while budget.sandbox_admits(0, 1).is_ok() {
             assert!(waited.elapsed() < Duration::from_secs(5), "never summed");
             std::thread::sleep(Duration::from_millis(5));
         }
-        let full = budget.sandbox_admits(1).expect_err("the sandbox is full");
+        let full = budget
+            .sandbox_admits(0, 1)
+            .expect_err("the sandbox is full");
         assert!(full.whole);
         let message = full.to_string();
         assert!(message.contains("--max-stored-mib"), "{message}");
@@ -279,7 +356,7 @@ mod tests {
             message.starts_with("This sandbox would hold more than 1 MiB"),
             "{message}"
         );
-        assert_eq!(budget.sandbox_admits(0), Ok(()));
+        assert_eq!(budget.sandbox_admits(0, 0), Ok(()));
         // The store gone, the thread ends.
         drop(store);
         let waited = Instant::now();
@@ -291,7 +368,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(
-            Budget::new(1, Tenant::Partner, Ceiling::none()).sandbox_admits(u64::MAX),
+            Budget::new(1, Tenant::Partner, Ceiling::none()).sandbox_admits(0, u64::MAX),
             Ok(())
         );
     }

@@ -42,6 +42,27 @@ async fn fill(app: &TestApp, key: &str) -> (linkbox_tests::Reply, usize) {
     panic!("nothing was refused in 5 s");
 }
 
+/// Creates 200 kB links for `key` until one is refused, each after the sandbox's sum
+/// (taken every 100 ms beside the requests) has counted the one before; returns the
+/// refusal and how many were made.
+async fn fill_summed(app: &TestApp, key: &str) -> (linkbox_tests::Reply, usize) {
+    let mut made = 0;
+    loop {
+        let before = app.app.store.stored();
+        let reply = app.create_link(key, &bulky(&format!("s{made}"))).await;
+        if reply.status != 201 {
+            return (reply, made);
+        }
+        made += 1;
+        assert!(made < 20, "20 links of 200 kB and no refusal");
+        let waited = std::time::Instant::now();
+        while app.app.store.stored() <= before {
+            assert!(waited.elapsed().as_secs() < 5, "never summed");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_partner_past_its_budget_is_refused_in_the_m2m_envelope_and_its_neighbours_go_on() {
     let app = tight_app().await;
@@ -153,18 +174,16 @@ async fn tenants_together_stop_at_the_sandbox_budget() {
         ..Options::default()
     })
     .await;
-    // Two tenants of five links of 200 kB each: 1.9 MiB together.
-    assert_eq!(fill(&app, &test_key(1)).await.1, 5);
-    assert_eq!(fill(&app, &test_key(2)).await.1, 5);
-    // The sandbox's sum is taken beside the requests every 100 ms: once it has been, a third
-    // tenant, its own budget untouched, has no room in the sandbox's.
-    let waited = std::time::Instant::now();
-    while app.app.store.stored() < 1_900_000 {
-        assert!(waited.elapsed().as_secs() < 5, "never summed");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let (refused, made) = fill(&app, &test_key(3)).await;
-    assert_eq!(made, 0, "the third tenant stored past the sandbox's budget");
+    // The first tenant fills its own budget: five links of 200 kB. The second stops past
+    // seven eighths of the sandbox's (1.75 MiB), as it would then hold more than its share
+    // (the sandbox's budget among the two and one more): after four.
+    assert_eq!(fill_summed(&app, &test_key(1)).await.1, 5);
+    let (refused, made) = fill_summed(&app, &test_key(2)).await;
+    assert_eq!(made, 4, "{refused:?}");
+    // A third tenant, below its share, writes into the last eighth until the sandbox's
+    // budget is reached (1.8 MB and one more link of 200 kB), and no further.
+    let (refused, made) = fill_summed(&app, &test_key(3)).await;
+    assert_eq!(made, 1, "the third tenant stored past the sandbox's budget");
     assert_eq!(refused.status, 403, "{refused:?}");
     assert_eq!(refused.json["error"]["code"], "INVALID_REQUEST");
     let message = refused.json["error"]["message"]
@@ -187,4 +206,31 @@ async fn tenants_together_stop_at_the_sandbox_budget() {
         assert!(waited.elapsed().as_secs() < 5, "the reset made no room");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+}
+
+/// One tenant whose own budget is as large as the sandbox's stops at seven eighths of it:
+/// the last eighth is kept for tenants below their share, so its neighbours go on.
+#[tokio::test]
+async fn one_tenant_filling_the_sandbox_leaves_the_last_eighth_to_the_others() {
+    let app = spawn_app_with(Options {
+        max_tenant_mib: Some(2),
+        max_stored_mib: Some(2),
+        rate_limits: Some(RateLimits::Off),
+        ..Options::default()
+    })
+    .await;
+    let (flooder, neighbour) = (test_key(1), test_key(2));
+    let (refused, _) = fill_summed(&app, &flooder).await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+    let message = refused.json["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("last eighth"), "{message}");
+    let stored = app.app.store.stored();
+    assert!(
+        stored <= 2 * 1024 * 1024 * 7 / 8,
+        "the flooder went past seven eighths: {stored}"
+    );
+    let reply = app.create_link(&neighbour, &bulky("n0")).await;
+    assert_eq!(reply.status, 201, "{reply:?}");
 }
