@@ -18,6 +18,17 @@ async fn tight_app() -> TestApp {
     .await
 }
 
+/// A sandbox of `stored_mib` MiB in all, `tenant_mib` a tenant, without rate limits.
+async fn sandbox_of(tenant_mib: u64, stored_mib: u64) -> TestApp {
+    spawn_app_with(Options {
+        max_tenant_mib: Some(tenant_mib),
+        max_stored_mib: Some(stored_mib),
+        rate_limits: Some(RateLimits::Off),
+        ..Options::default()
+    })
+    .await
+}
+
 fn bulky(reference_id: &str) -> Value {
     json!({"referenceId": reference_id, "metadata": {"blob": "x".repeat(200_000)}})
 }
@@ -167,13 +178,7 @@ async fn a_leaf_account_past_its_budget_gets_a_403_problem() {
 /// their own until the machine runs out of memory.
 #[tokio::test]
 async fn tenants_together_stop_at_the_sandbox_budget() {
-    let app = spawn_app_with(Options {
-        max_tenant_mib: Some(1),
-        max_stored_mib: Some(2),
-        rate_limits: Some(RateLimits::Off),
-        ..Options::default()
-    })
-    .await;
+    let app = sandbox_of(1, 2).await;
     // The first tenant fills its own budget: five links of 200 kB. The second stops past
     // seven eighths of the sandbox's (1.75 MiB), as it would then hold more than its share
     // (the sandbox's budget among the two and one more): after four.
@@ -212,13 +217,7 @@ async fn tenants_together_stop_at_the_sandbox_budget() {
 /// the last eighth is kept for tenants below their share, so its neighbours go on.
 #[tokio::test]
 async fn one_tenant_filling_the_sandbox_leaves_the_last_eighth_to_the_others() {
-    let app = spawn_app_with(Options {
-        max_tenant_mib: Some(2),
-        max_stored_mib: Some(2),
-        rate_limits: Some(RateLimits::Off),
-        ..Options::default()
-    })
-    .await;
+    let app = sandbox_of(2, 2).await;
     let (flooder, neighbour) = (test_key(1), test_key(2));
     let (refused, _) = fill_summed(&app, &flooder).await;
     assert_eq!(refused.status, 403, "{refused:?}");
