@@ -197,6 +197,17 @@ impl Replica {
         .await
     }
 
+    /// `GET /partner/links/{id}` as `key`'s partner.
+    async fn link(&self, key: &str, id: &str) -> (u16, Value) {
+        self.m2m(
+            reqwest::Method::GET,
+            &format!("/partner/links/{id}"),
+            key,
+            None,
+        )
+        .await
+    }
+
     /// Every link id of `key`'s partner.
     async fn link_ids(&self, key: &str) -> Vec<String> {
         let mut ids = Vec::new();
@@ -262,14 +273,7 @@ async fn what_one_replica_writes_every_other_reads_at_once() {
         assert_eq!(status, 201, "{created}");
         let id = created["data"]["linkId"].as_str().expect("linkId");
         for reader in &replicas {
-            let (status, got) = reader
-                .m2m(
-                    reqwest::Method::GET,
-                    &format!("/partner/links/{id}"),
-                    &key,
-                    None,
-                )
-                .await;
+            let (status, got) = reader.link(&key, id).await;
             assert_eq!(status, 200, "{got}");
             assert_eq!(got["data"]["referenceId"], format!("ref-{round}"));
         }
@@ -283,14 +287,7 @@ async fn what_one_replica_writes_every_other_reads_at_once() {
             )
             .await;
         assert_eq!(status, 200, "{revoked}");
-        let (_, got) = replicas[(round + 2) % 3]
-            .m2m(
-                reqwest::Method::GET,
-                &format!("/partner/links/{id}"),
-                &key,
-                None,
-            )
-            .await;
+        let (_, got) = replicas[(round + 2) % 3].link(&key, id).await;
         assert_eq!(got["data"]["status"], "revoked", "{got}");
     }
     for replica in &replicas {
@@ -319,14 +316,7 @@ async fn a_heavy_write_is_in_its_requests_transaction() {
             .await;
         assert_eq!(status, 201, "{created}");
         let id = created["data"]["linkId"].as_str().expect("linkId");
-        let (status, got) = replicas[(round + 1) % 2]
-            .m2m(
-                reqwest::Method::GET,
-                &format!("/partner/links/{id}"),
-                &key,
-                None,
-            )
-            .await;
+        let (status, got) = replicas[(round + 1) % 2].link(&key, id).await;
         assert_eq!(status, 200, "{got}");
         assert_eq!(got["data"]["metadata"]["key3999"], "value number 3999");
     }

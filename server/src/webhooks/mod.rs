@@ -658,6 +658,11 @@ pub(super) mod tests {
         partner_of("m2m_test_0123456789abcdefghijklmnopqrstuv")
     }
 
+    /// A second partner, not [`partner`].
+    pub(super) fn other_partner() -> Arc<Partner> {
+        partner_of("m2m_test_zyxwvutsrqponmlkjihgfedcba987654")
+    }
+
     fn partner_of(key: &str) -> Arc<Partner> {
         let settings = Settings::resolve(Options::default(), ([127, 0, 0, 1], 1).into());
         Partners::new(&settings)
@@ -793,10 +798,7 @@ pub(super) mod tests {
     #[test]
     fn one_partners_flood_drops_its_own_oldest_deliveries_not_anothers() {
         let webhooks = Webhooks::new();
-        let (busy, quiet) = (
-            partner(),
-            partner_of("m2m_test_zyxwvutsrqponmlkjihgfedcba987654"),
-        );
+        let (busy, quiet) = (partner(), other_partner());
         let ids_of = |partner: &Arc<Partner>| -> Vec<String> {
             let mut ids: Vec<String> = webhooks
                 .deliveries(Visible::Tenant(&partner.slug))
@@ -834,10 +836,7 @@ pub(super) mod tests {
     #[test]
     fn a_partners_pending_bodies_are_capped_in_bytes_too() {
         let webhooks = Webhooks::new();
-        let (busy, quiet) = (
-            partner(),
-            partner_of("m2m_test_zyxwvutsrqponmlkjihgfedcba987654"),
-        );
+        let (busy, quiet) = (partner(), other_partner());
         let big = serde_json::json!({"metadata": "x".repeat(5 * 1024 * 1024)});
         for _ in 0..15 {
             webhooks.enqueue(&busy, "link.created", big.clone(), url(), NOW);
@@ -865,10 +864,7 @@ pub(super) mod tests {
     #[test]
     fn a_partners_pending_deliveries_are_capped_and_others_are_not_touched() {
         let webhooks = Webhooks::new();
-        let (busy, quiet) = (
-            partner(),
-            partner_of("m2m_test_zyxwvutsrqponmlkjihgfedcba987654"),
-        );
+        let (busy, quiet) = (partner(), other_partner());
         for _ in 0..MAX_PENDING_PER_TENANT + 3 {
             webhooks.enqueue(&busy, "link.created", (), url(), NOW);
         }

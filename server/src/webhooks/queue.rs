@@ -56,8 +56,8 @@ pub(super) struct Queue {
     /// The engine's view: by link, the seqs of its pending deliveries that hold the link's
     /// later ones back (in flight, or not yet tried once).
     holding: HashMap<Arc<str>, BTreeSet<u64>, ServerKeys>,
-    /// Each partner's finished deliveries, and who holds the most of them
-    /// ([`Queue::trim`]'s choice).
+    /// How many finished deliveries each partner holds, and a bound on the most any
+    /// holds ([`Queue::trim`]'s choice).
     finished: Finished,
 }
 
@@ -570,16 +570,14 @@ fn index_of_seq(list: &VecDeque<Delivery>, seq: u64) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Options, Settings};
-    use crate::store::m2m::{Partner, Partners};
+    use crate::store::m2m::Partner;
     use time::macros::datetime;
 
     fn partners() -> (Arc<Partner>, Arc<Partner>) {
-        let settings = Settings::resolve(Options::default(), ([127, 0, 0, 1], 1).into());
-        let partners = Partners::new(&settings);
-        let one = partners.authenticate("m2m_test_0123456789abcdefghijklmnopqrstuv");
-        let two = partners.authenticate("m2m_test_zyxwvutsrqponmlkjihgfedcba987654");
-        (one.expect("open mode"), two.expect("open mode"))
+        (
+            super::super::tests::partner(),
+            super::super::tests::other_partner(),
+        )
     }
 
     fn delivery(seq: u64, partner: &Arc<Partner>, status: DeliveryStatus) -> Delivery {
