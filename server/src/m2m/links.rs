@@ -2,14 +2,16 @@
 
 use bytes::Bytes;
 use http::StatusCode;
-use linkbox_contracts::m2m::{LinkPage, Pagination};
+use linkbox_contracts::m2m::{Envelope, LinkItem, LinkPage, Pagination};
 use warp::reply::Response;
 
 use super::auth::{Quota, authorize, materialize};
-use super::error::ApiError;
+use super::error::{ApiError, render};
 use super::{success, validate};
+use crate::offload::{self, Turn};
 use crate::ops::events;
-use crate::wire::{BodyError, Request};
+use crate::store::m2m::Lent;
+use crate::wire::{BodyError, Request, add_warnings, stream};
 
 /// POST /partner/links
 pub fn create(request: &Request, body: Result<Bytes, BodyError>) -> Result<Response, ApiError> {
@@ -39,23 +41,67 @@ pub fn list(request: &Request) -> Result<Response, ApiError> {
         query.limit,
         request.app.clock.now(),
     );
-    let page = LinkPage {
-        items,
-        pagination: Pagination {
-            page: query.page,
-            limit: query.limit,
-            total,
-            total_pages: total.div_ceil(u64::from(query.limit)),
+    let pagination = Pagination {
+        page: query.page,
+        limit: query.limit,
+        total,
+        total_pages: total.div_ceil(u64::from(query.limit)),
+    };
+    let weight: usize = items.iter().map(Lent::weight).sum();
+    // Items carrying user data of megabytes (one user's, on each of its links): the page is
+    // sent as it is made, an item at a time ([`stream`]), those heavy to make made off the
+    // serving threads. The envelope around them is the empty page's, written as any other.
+    let empty = Envelope {
+        success: true,
+        data: LinkPage {
+            items: Vec::new(),
+            pagination: pagination.clone(),
         },
     };
-    Ok(success(StatusCode::OK, page, &query.ignored))
+    let around = offload::is_heavy(weight)
+        .then(|| linkbox_contracts::json::to_vec(&empty).ok())
+        .flatten()
+        .and_then(|text| stream::around(&text, br#""items":[]"#));
+    let Some(around) = around else {
+        let items = items.into_iter().map(Lent::<LinkItem>::into_view).collect();
+        return Ok(success(
+            StatusCode::OK,
+            LinkPage { items, pagination },
+            &query.ignored,
+        ));
+    };
+    let mut response = stream::json_array(
+        StatusCode::OK,
+        around,
+        items,
+        request.caller.tenant().cloned(),
+        Lent::weight,
+        |item| {
+            linkbox_contracts::json::to_vec(&item.into_view()).unwrap_or_else(|error| {
+                tracing::error!(%error, "a link did not serialize");
+                b"null".to_vec()
+            })
+        },
+    );
+    add_warnings(&mut response, &query.ignored);
+    Ok(response)
 }
 
-/// GET /partner/links/{linkId}
-pub fn detail(request: &Request) -> Result<Response, ApiError> {
-    let partner = authorize(request, Quota::Other)?;
-    let detail = partner.link(request.param("linkId"))?;
-    Ok(success(StatusCode::OK, detail, &[]))
+/// GET /partner/links/{linkId}: off the serving threads when the link's user data and
+/// metadata are large.
+pub async fn detail(request: Request) -> Response {
+    let found = authorize(&request, Quota::Other)
+        .and_then(|partner| Ok(partner.link_lent(request.param("linkId"))?));
+    match found {
+        Ok(detail) => {
+            let turn = Turn::of(offload::is_heavy(detail.weight()), request.caller.tenant());
+            offload::answer(turn, move || {
+                success(StatusCode::OK, detail.into_view(), &[])
+            })
+            .await
+        }
+        Err(error) => render(Err(error)),
+    }
 }
 
 /// POST /partner/links/{linkId}/revoke

@@ -41,9 +41,7 @@ pub fn routes() -> Router {
             })
             .await
         })
-        .get("/partner/links/{linkId}", |request: Request| async move {
-            render(links::detail(&request))
-        })
+        .get("/partner/links/{linkId}", links::detail)
         .post(
             "/partner/links/{linkId}/revoke",
             |mut request: Request| async move {

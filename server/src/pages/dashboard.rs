@@ -30,7 +30,7 @@ use super::{document, field, form_pairs, html as page};
 use crate::app::App;
 use crate::journal::JournalFilter;
 use crate::ops::identity::{self, Refusal, Scope};
-use crate::store::m2m::LinkFilter;
+use crate::store::m2m::{Lent, LinkFilter};
 use crate::wire::{Request, Router, query_pairs};
 
 const STYLE: &str = "body{background:#eef2f6}main{max-width:76rem}section{margin-top:1.5rem}\
@@ -262,7 +262,7 @@ fn m2m_links(app: &App, scope: &Scope, form: &[(String, String)], hidden: &Marku
                 tr { th { "linkId" } th { "referenceId" } th { "status" } th { "created" }
                      th { "expires" } th { "opened" } th { "operation" } }
                 @if items.is_empty() { tr { td.none colspan="7" { "none yet" } } }
-                @for item in &items {
+                @for item in items.iter().map(Lent::view) {
                     @let expired = item.status != LinkStatus::Revoked
                         && timefmt::parse(&item.expires_at).is_some_and(|at| at <= now);
                     tr {

@@ -646,6 +646,58 @@ pub struct DeviceInfo {
     pub language: Option<String>,
 }
 
+/// A view of a link taken under its partner's lock, the JSON texts clients gave it (the
+/// user's data, the link's metadata) lent rather than parsed ([`Compact`]): a text of
+/// megabytes costs the lock a reference count, and is parsed once the lock is let go,
+/// off the serving threads when it is large ([`Lent::weight`]).
+#[derive(Debug, Clone)]
+pub struct Lent<T> {
+    view: T,
+    user_data: Option<Compact>,
+    metadata: Option<Compact>,
+}
+
+impl<T> Lent<T> {
+    /// The view without the lent texts (`null` in their place), for a reader that shows
+    /// neither.
+    pub fn view(&self) -> &T {
+        &self.view
+    }
+
+    /// Bytes of JSON text the view's parse and serialization would go through.
+    pub fn weight(&self) -> usize {
+        [&self.user_data, &self.metadata]
+            .into_iter()
+            .flatten()
+            .map(Compact::text_len)
+            .sum()
+    }
+}
+
+impl Lent<wire::LinkItem> {
+    /// The item, its user's data parsed.
+    pub fn into_view(self) -> wire::LinkItem {
+        wire::LinkItem {
+            user_data: self.user_data.as_ref().map(Compact::value),
+            ..self.view
+        }
+    }
+}
+
+impl Lent<wire::LinkDetail> {
+    /// The detail, its user's data and metadata parsed.
+    pub fn into_view(self) -> wire::LinkDetail {
+        wire::LinkDetail {
+            item: wire::LinkItem {
+                user_data: self.user_data.as_ref().map(Compact::value),
+                ..self.view.item
+            },
+            metadata: self.metadata.as_ref().map(Compact::value),
+            ..self.view
+        }
+    }
+}
+
 /// The outcome of opening a link as the end user.
 #[derive(Debug, Clone)]
 pub struct Opened {
@@ -919,7 +971,7 @@ impl Partner {
         page: u32,
         limit: u32,
         now: OffsetDateTime,
-    ) -> (Vec<wire::LinkItem>, u64) {
+    ) -> (Vec<Lent<wire::LinkItem>>, u64) {
         let state = self.state.lock();
         let skip = (page.saturating_sub(1) as usize).saturating_mul(limit as usize);
         let take = limit as usize;
@@ -970,6 +1022,13 @@ impl Partner {
 
     /// A link of this partner, with its detail fields.
     pub fn link(&self, link_id: &str) -> Result<wire::LinkDetail, LinkError> {
+        self.link_lent(link_id)
+            .map(Lent::<wire::LinkDetail>::into_view)
+    }
+
+    /// A link of this partner, with its detail fields, its user data and metadata lent
+    /// ([`Lent`]): for a response that may parse them off the serving threads.
+    pub fn link_lent(&self, link_id: &str) -> Result<Lent<wire::LinkDetail>, LinkError> {
         let state = self.state.lock();
         let index = self.find_link(&state, link_id)?;
         Ok(self.detail(&state, &state.links[index]))
@@ -1050,8 +1109,10 @@ impl Partner {
             }
             self.record(|changes| self.put_link(changes, &state, index));
         }
+        let link = self.detail(&state, &state.links[index]);
+        drop(state);
         Ok(Opened {
-            link: self.detail(&state, &state.links[index]),
+            link: link.into_view(),
             first_open,
             data_request,
         })
@@ -1232,9 +1293,10 @@ impl Partner {
         url
     }
 
-    fn item(&self, state: &PartnerState, link: &Link) -> wire::LinkItem {
+    /// A link as the list shows it, its user's data lent ([`Lent`]).
+    fn item(&self, state: &PartnerState, link: &Link) -> Lent<wire::LinkItem> {
         let user = &state.users[link.user as usize];
-        wire::LinkItem {
+        let view = wire::LinkItem {
             link_id: self.link_id(link.suffix),
             reference_id: user.reference_id.to_string(),
             status: link.status,
@@ -1244,21 +1306,33 @@ impl Partner {
             opened_at: link.opened_at.get().map(timefmt::millis),
             user_id: format!("user_{}_{}", self.slug, ids::fmt_alnum6(&user.suffix)),
             operation_id: link.operation_id().map(str::to_owned),
-            user_data: user.data.as_ref().map(Compact::value),
+            user_data: None,
+        };
+        Lent {
+            view,
+            user_data: user.data.clone(),
+            metadata: None,
         }
     }
 
-    fn detail(&self, state: &PartnerState, link: &Link) -> wire::LinkDetail {
-        wire::LinkDetail {
-            item: self.item(state, link),
+    /// A link's detail, its user data and metadata lent ([`Lent`]).
+    fn detail(&self, state: &PartnerState, link: &Link) -> Lent<wire::LinkDetail> {
+        let item = self.item(state, link);
+        let view = wire::LinkDetail {
+            item: item.view,
             token: ids::uuid_text(&link.token),
-            metadata: link.metadata.as_ref().map(Compact::value),
+            metadata: None,
             flow: link.flow.to_string(),
             theme: link.theme().map(str::to_owned),
             language: link.language,
             callback_url: link.callback_url().map(str::to_owned),
             revoked_at: link.revoked_at.get().map(timefmt::millis),
             revoke_reason: link.revoke_reason().map(str::to_owned),
+        };
+        Lent {
+            view,
+            user_data: item.user_data,
+            metadata: link.metadata.clone(),
         }
     }
 
@@ -1545,6 +1619,7 @@ mod tests {
         };
         let (items, total) = partner.list_links(&filter, 1, 100, NOW);
         assert_eq!(total, 7);
+        let items: Vec<_> = items.iter().map(Lent::view).collect();
         let listed: Vec<&str> = items.iter().map(|item| item.link_id.as_str()).collect();
         let newest_first: Vec<&str> = created.iter().rev().map(String::as_str).collect();
         assert_eq!(listed, newest_first);
@@ -1700,7 +1775,7 @@ mod tests {
         assert_eq!(total, 5);
         let refs: Vec<_> = items
             .iter()
-            .map(|item| item.reference_id.as_str())
+            .map(|item| item.view().reference_id.as_str())
             .collect();
         assert_eq!(refs, ["u2", "u1"]);
     }

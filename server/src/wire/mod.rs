@@ -1,12 +1,14 @@
 //! Request and response plumbing every surface shares: the route table ([`router`]), the
 //! request a handler receives ([`Request`], its body read under a size limit on demand),
-//! query strings, JSON responses and the `X-Linkbox-Warning` header.
+//! query strings, JSON responses (whole, or sent as they are made: [`stream`]) and the
+//! `X-Linkbox-Warning` header.
 //!
 //! Nothing here knows an API's error shape: body and query problems come back as values
 //! ([`BodyError`]) for each API to render in its own envelope.
 
 mod request;
 pub mod router;
+pub mod stream;
 
 pub use request::{BodySlot, BodyStream, Request};
 pub use router::{Found, Params, Router};

@@ -1,5 +1,6 @@
-//! Rate limits turned off, and load: many clients at once lose nothing, and a partner with
-//! many links keeps their order. The documented limits themselves are the suite's
+//! Rate limits turned off, and load: many clients at once lose nothing, a partner with
+//! many links keeps their order, and a page of links carrying a user's data of megabytes
+//! each is sent as it is made. The documented limits themselves are the suite's
 //! (`m2m.rate-limit.*`).
 
 use std::collections::HashSet;
@@ -99,4 +100,67 @@ async fn a_partner_can_hold_many_links_without_losing_order() {
     let reply = app.list_links(&key, "limit=2&page=2").await;
     assert_eq!(reply.data()["pagination"]["totalPages"], 10_000);
     assert_eq!(reply.data()["items"][0]["referenceId"], "bulk-19997");
+}
+
+/// A page whose items carry large user data (one user's, on each of its links) is sent as
+/// it is made: chunked, with no `Content-Length`, each item whole and in order, the
+/// warnings of the query as on any page. A light page is sent whole.
+#[tokio::test]
+async fn a_page_of_links_with_large_user_data_is_sent_as_it_is_made() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let extra = "x".repeat(100 * 1024);
+    let user_data = json!({"paymentMethod": {"type": "cash"}, "extra": extra});
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        let body = if round == 0 {
+            json!({"referenceId": "heavy", "userData": user_data})
+        } else {
+            json!({"referenceId": "heavy"})
+        };
+        let created = app.create_link(&key, &body).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let id = created.data()["linkId"].as_str().expect("an id").to_owned();
+        assert_eq!(app.revoke_link(&key, &id, None).await.status, 200);
+        ids.push(id);
+    }
+    let light = app.create_link_for(&key, "light").await;
+
+    let page = app.list_links(&key, "limit=10&bogus=1").await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert_eq!(page.header("content-length"), None, "sent as made");
+    assert_eq!(page.header("content-type"), Some("application/json"));
+    assert!(
+        page.header_all("x-linkbox-warning")
+            .iter()
+            .any(|warning| warning.contains("bogus")),
+        "{:?}",
+        page.headers
+    );
+    let items = page.data()["items"].as_array().expect("items");
+    let listed: Vec<&str> = items
+        .iter()
+        .map(|item| item["linkId"].as_str().unwrap_or_default())
+        .collect();
+    let newest_first: Vec<&str> = std::iter::once(light["linkId"].as_str().unwrap_or_default())
+        .chain(ids.iter().rev().map(String::as_str))
+        .collect();
+    assert_eq!(listed, newest_first);
+    assert_eq!(items[0]["userData"], serde_json::Value::Null);
+    for item in &items[1..] {
+        assert_eq!(item["userData"], user_data);
+        assert_eq!(item["status"], "revoked");
+    }
+    assert_eq!(page.data()["pagination"]["total"], 4);
+    assert_eq!(page.data()["pagination"]["totalPages"], 1);
+    linkbox_tests::assert_matches_schema(&page, "m2m/ListLinksResponse.json");
+
+    let light_page = app.list_links(&key, "limit=1").await;
+    assert_eq!(light_page.status, 200);
+    assert!(light_page.header("content-length").is_some(), "sent whole");
+    assert_eq!(light_page.data()["items"][0]["linkId"], light["linkId"]);
+
+    let detail = app.get_link(&key, &ids[0]).await;
+    assert_eq!(detail.status, 200);
+    assert_eq!(detail.data()["userData"], user_data);
 }
