@@ -50,8 +50,36 @@ const MAX_METHOD_BYTES: usize = 32;
 
 /// Faults one tenant may have in force at once.
 pub const MAX_FAULTS_PER_TENANT: usize = 100;
+/// What the faults of all tenants together may weigh ([`Fault::weight`]): a tenant's
+/// hundred faults weigh at most 6.6 MiB, so keys made up by the hundred would otherwise
+/// grow the table without end (the storage budget, `--max-stored-mib`, counts what the
+/// vendor APIs store, not faults). Within its last eighth, only a tenant holding less than
+/// its share (this over one more than the tenants holding faults) may add one, as the
+/// storage budget's reserve does; the admin's faults are not counted. [design]
+pub const MAX_TENANT_FAULT_BYTES: usize = 64 * 1024 * 1024;
+/// What a fault weighs besides its body and path: its other fields, its place in the
+/// table. A fault of a few bytes still counts this, so the cap bounds their number too.
+const FAULT_OVERHEAD_BYTES: usize = 512;
 /// Faults the admin may have in force at once.
 pub const MAX_ADMIN_FAULTS: usize = 1_000;
+
+/// Why a fault was not added.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FaultRefused {
+    /// A field is wrong, or the tenant has its most faults in force: the message says which.
+    #[error("{0}")]
+    Invalid(String),
+    /// All tenants' faults together weigh what the sandbox keeps for them
+    /// ([`MAX_TENANT_FAULT_BYTES`]), or this tenant holds its share of the rest.
+    #[error("{0}")]
+    Full(String),
+}
+
+impl From<String> for FaultRefused {
+    fn from(message: String) -> FaultRefused {
+        FaultRefused::Invalid(message)
+    }
+}
 
 /// The faults in force: cheap to clone.
 #[derive(Clone, Default)]
@@ -119,6 +147,52 @@ impl List {
         }
     }
 
+    /// Whether `tenant` may add a fault of `weight`: all tenants' faults together stay
+    /// within [`MAX_TENANT_FAULT_BYTES`], and within its last eighth only a tenant holding
+    /// less than its share may add one. Counted over the table, which the cap keeps to
+    /// tens of thousands of faults: faults are added by hand, seldom.
+    fn admits(&self, tenant: &str, weight: usize) -> Result<(), FaultRefused> {
+        let held: usize = self
+            .by_tenant
+            .get(tenant)
+            .map_or(0, |faults| faults.iter().map(|fault| fault.weight).sum());
+        let all: usize = self
+            .by_tenant
+            .values()
+            .flatten()
+            .map(|fault| fault.weight)
+            .sum();
+        let others = self
+            .by_tenant
+            .iter()
+            .filter(|(holder, faults)| &***holder != tenant && !faults.is_empty())
+            .count();
+        // Its share counts one tenant more than hold faults, as if a newcomer were coming:
+        // a tenant alone still leaves the last eighth to the next.
+        let share = MAX_TENANT_FAULT_BYTES / (others + 2);
+        let reserve = MAX_TENANT_FAULT_BYTES - MAX_TENANT_FAULT_BYTES / 8;
+        let after = all.saturating_add(weight);
+        let mib = MAX_TENANT_FAULT_BYTES >> 20;
+        if after > MAX_TENANT_FAULT_BYTES {
+            return Err(FaultRefused::Full(format!(
+                "The faults of all tenants together would weigh more than the {mib} MiB this \
+                 sandbox keeps for them; nothing was added. Remove faults no longer needed with \
+                 DELETE /_sandbox/faults"
+            )));
+        }
+        if after > reserve && held.saturating_add(weight) > share {
+            return Err(FaultRefused::Full(format!(
+                "The faults of all tenants together weigh nearly the {mib} MiB this sandbox \
+                 keeps for them, and the rest is kept for tenants holding less than their share \
+                 ({} KiB each); this tenant's weigh {} KiB. Nothing was added. Remove faults no \
+                 longer needed with DELETE /_sandbox/faults",
+                share >> 10,
+                held >> 10
+            )));
+        }
+        Ok(())
+    }
+
     /// Every fault `tenant` set (`None`: all), in the order they were added.
     fn owned(&self, tenant: Option<&str>) -> Vec<&Fault> {
         let mut faults: Vec<&Fault> = match tenant {
@@ -149,6 +223,9 @@ struct Fault {
     tenant: Option<Arc<str>>,
     /// Order of addition, across all lists.
     seq: u64,
+    /// What it weighs against [`MAX_TENANT_FAULT_BYTES`]: its body as JSON, its path
+    /// pattern and [`FAULT_OVERHEAD_BYTES`].
+    weight: usize,
 }
 
 /// What a fault does to one request.
@@ -244,7 +321,7 @@ impl Faults {
         &self,
         request: FaultRequest,
         tenant: Option<Arc<str>>,
-    ) -> Result<FaultView, String> {
+    ) -> Result<FaultView, FaultRefused> {
         let method = request
             .method
             .map(|method| {
@@ -261,16 +338,16 @@ impl Faults {
             .as_ref()
             .is_some_and(|path| path.len() > MAX_PATH_BYTES)
         {
-            return Err(format!(
+            return Err(FaultRefused::Invalid(format!(
                 "The path field must be at most {MAX_PATH_BYTES} bytes"
-            ));
+            )));
         }
         if let Some(body) = &request.body {
             let bytes = serde_json::to_vec(body).map_or(usize::MAX, |text| text.len());
             if bytes > MAX_BODY_BYTES {
-                return Err(format!(
+                return Err(FaultRefused::Invalid(format!(
                     "The body field must be at most {MAX_BODY_BYTES} bytes as JSON; it is {bytes}"
-                ));
+                )));
             }
         }
         let path = request
@@ -289,21 +366,25 @@ impl Faults {
             .transpose()?;
         let probability = request.probability.unwrap_or(1.0);
         if !(0.0..=1.0).contains(&probability) {
-            return Err(String::from(
+            return Err(FaultRefused::Invalid(String::from(
                 "The probability field must be between 0 and 1",
-            ));
+            )));
         }
         if request.delay_ms.is_some_and(|delay| delay > MAX_DELAY_MS) {
-            return Err(format!("The delayMs field must be at most {MAX_DELAY_MS}"));
+            return Err(FaultRefused::Invalid(format!(
+                "The delayMs field must be at most {MAX_DELAY_MS}"
+            )));
         }
         if request.times == Some(0) {
-            return Err(String::from("The times field must be at least 1"));
+            return Err(FaultRefused::Invalid(String::from(
+                "The times field must be at least 1",
+            )));
         }
         let drop = request.drop.unwrap_or(false);
         if status.is_none() && request.body.is_none() && request.delay_ms.is_none() && !drop {
-            return Err(String::from(
+            return Err(FaultRefused::Invalid(String::from(
                 "A fault needs at least one of status, body, delayMs or drop",
-            ));
+            )));
         }
         let mut table = self.edit();
         let (count, max) = match &tenant {
@@ -314,9 +395,13 @@ impl Faults {
             ),
         };
         if count >= max {
-            return Err(format!(
+            return Err(FaultRefused::Invalid(format!(
                 "At most {max} faults may be in force at once; remove some with DELETE /_sandbox/faults"
-            ));
+            )));
+        }
+        let weight = weight(request.body.as_ref(), request.path.as_deref());
+        if let Some(slug) = &tenant {
+            table.admits(slug, weight)?;
         }
         table.next_seq += 1;
         let seq = table.next_seq;
@@ -333,6 +418,7 @@ impl Faults {
             remaining: request.times,
             hits: 0,
             tenant,
+            weight,
         };
         let mut fault = fault;
         while table
@@ -443,6 +529,7 @@ impl Faults {
 impl Fault {
     /// A fault as a shared database keeps it ([`view`]), checked again.
     fn from_view(seq: u64, row: FaultView) -> Result<Fault, String> {
+        let weight = weight(row.body.as_ref(), row.path.as_deref());
         Ok(Fault {
             id: row.id,
             method: row
@@ -464,8 +551,17 @@ impl Fault {
             hits: row.hits,
             tenant: row.tenant.map(Into::into),
             seq,
+            weight,
         })
     }
+}
+
+/// What a fault with `body` and `path` weighs ([`MAX_TENANT_FAULT_BYTES`]).
+fn weight(body: Option<&Value>, path: Option<&str>) -> usize {
+    let body = body.map_or(0, |body| {
+        serde_json::to_vec(body).map_or(MAX_BODY_BYTES, |text| text.len())
+    });
+    FAULT_OVERHEAD_BYTES + body + path.map_or(0, str::len)
 }
 
 fn fires(probability: f64) -> bool {
@@ -593,6 +689,65 @@ mod tests {
         serde_json::from_value(json).expect("fault request")
     }
 
+    /// Keys made up by the dozen, each adding its hundred faults of 60 KiB, fill the table
+    /// only up to what all tenants together may hold: then it is full, for the heaviest
+    /// holders first, while a tenant holding none may still add one; the admin's faults
+    /// are not counted.
+    #[test]
+    fn all_tenants_faults_together_stay_within_their_cap() {
+        let faults = Faults::new();
+        let body = "x".repeat(60 * 1024);
+        let heavy = || fault(serde_json::json!({"status": 500, "body": body}));
+        let weighed = |faults: &Faults| -> usize {
+            let list = faults.list.lock();
+            list.by_tenant
+                .values()
+                .flatten()
+                .map(|fault| fault.weight)
+                .sum()
+        };
+        let mut tenants = 0;
+        let refused = 'fill: loop {
+            tenants += 1;
+            assert!(tenants < 20, "the table never filled");
+            let tenant: Arc<str> = format!("t{tenants}").into();
+            for _ in 0..MAX_FAULTS_PER_TENANT {
+                if let Err(refused) = faults.add(heavy(), Some(tenant.clone())) {
+                    break 'fill refused;
+                }
+            }
+        };
+        assert!(matches!(refused, FaultRefused::Full(_)), "{refused}");
+        assert!(
+            refused.to_string().contains("DELETE /_sandbox/faults"),
+            "{refused}"
+        );
+        let held = weighed(&faults);
+        assert!(held <= MAX_TENANT_FAULT_BYTES, "{held}");
+        assert!(
+            held > MAX_TENANT_FAULT_BYTES - MAX_TENANT_FAULT_BYTES / 8,
+            "filled into the reserve: {held}"
+        );
+        let last: Arc<str> = format!("t{tenants}").into();
+        assert!(matches!(
+            faults.add(heavy(), Some(last.clone())),
+            Err(FaultRefused::Full(_))
+        ));
+        let small = || fault(serde_json::json!({"status": 503}));
+        faults
+            .add(small(), Some("newcomer".into()))
+            .expect("a tenant holding none may still add one");
+        faults
+            .add(heavy(), None)
+            .expect("the admin's are not counted");
+        assert!(weighed(&faults) <= MAX_TENANT_FAULT_BYTES);
+        // Clearing a tenant's faults makes room for the others.
+        faults.clear(Some("t2"));
+        faults
+            .add(heavy(), Some(last))
+            .expect("room once another tenant cleared its own");
+    }
+
     /// A fault answers like a vendor; it is no place to store data: its body, path and
     /// method are bounded, each refusal naming the field and the limit.
     #[test]
@@ -609,7 +764,9 @@ mod tests {
             .add(fault(serde_json::json!({"body": over})), None)
             .expect_err("a body past the limit");
         assert!(
-            refused.contains("The body field must be at most 65536 bytes"),
+            refused
+                .to_string()
+                .contains("The body field must be at most 65536 bytes"),
             "{refused}"
         );
         let long = format!("/partner/{}", "p".repeat(MAX_PATH_BYTES));
@@ -620,7 +777,9 @@ mod tests {
             )
             .expect_err("a path past the limit");
         assert!(
-            refused.contains("The path field must be at most 2048 bytes"),
+            refused
+                .to_string()
+                .contains("The path field must be at most 2048 bytes"),
             "{refused}"
         );
         let refused = faults
@@ -629,7 +788,10 @@ mod tests {
                 None,
             )
             .expect_err("a method past the limit");
-        assert_eq!(refused, "The method field must be an HTTP method");
+        assert_eq!(
+            refused,
+            FaultRefused::Invalid("The method field must be an HTTP method".into())
+        );
         assert_eq!(faults.list(None).len(), 1, "only the first was added");
     }
 
@@ -791,7 +953,7 @@ mod tests {
                 Some(tenant.clone()),
             )
             .expect_err("over the quota");
-        assert!(refused.contains("100"), "{refused}");
+        assert!(refused.to_string().contains("100"), "{refused}");
         faults
             .add(fault(serde_json::json!({"status": 500})), Some("pb".into()))
             .expect("another tenant's quota is its own");

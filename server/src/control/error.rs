@@ -39,6 +39,10 @@ pub enum ControlError {
     /// The tenant holds what `--max-tenant-mib` allows.
     #[error(transparent)]
     StorageFull(#[from] StorageFull),
+    /// Something the sandbox keeps for all tenants together is full (the faults' table):
+    /// the message says what, and how to make room.
+    #[error("{0}")]
+    Full(String),
 }
 
 impl ControlError {
@@ -68,7 +72,9 @@ impl ControlError {
             ControlError::Conflict(code, _) => (StatusCode::CONFLICT, code),
             ControlError::AdminRequired(_) => (StatusCode::FORBIDDEN, codes::ADMIN_REQUIRED),
             ControlError::Gone(code, _) => (StatusCode::GONE, code),
-            ControlError::StorageFull(_) => (StatusCode::FORBIDDEN, codes::STORAGE_FULL),
+            ControlError::StorageFull(_) | ControlError::Full(_) => {
+                (StatusCode::FORBIDDEN, codes::STORAGE_FULL)
+            }
         }
     }
 

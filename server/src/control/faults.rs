@@ -14,6 +14,7 @@ use warp::reply::Response;
 
 use super::error::{ControlError, json};
 use super::{scope, write_scope};
+use crate::faults::FaultRefused;
 use crate::wire::{BodyError, Request, no_content};
 
 /// POST /_sandbox/faults
@@ -25,7 +26,10 @@ pub fn add(request: &Request, body: Result<Bytes, BodyError>) -> Result<Response
         .app
         .faults
         .add(fault, tenant)
-        .map_err(ControlError::invalid)?;
+        .map_err(|refused| match refused {
+            FaultRefused::Invalid(message) => ControlError::invalid(message),
+            FaultRefused::Full(message) => ControlError::Full(message),
+        })?;
     Ok(crate::wire::json(StatusCode::CREATED, &view))
 }
 
