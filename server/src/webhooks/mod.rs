@@ -50,6 +50,14 @@ pub const MAX_KEPT_ATTEMPTS: usize = 50;
 /// as failed at once (replayable), so a dead receiver cannot grow the queue without bound.
 /// [design]
 pub const MAX_PENDING_PER_TENANT: usize = 1_000;
+/// Deliveries all partners together may have pending, and their bodies' bytes: keys made
+/// up by the dozen, each with a receiver down, would otherwise hold each partner's cap
+/// many times over. Within the last eighth of either, only a partner holding less than
+/// its share (the cap over the partners with deliveries pending) may add one; a delivery
+/// past them fails at once, as past a partner's own caps. [design]
+pub const MAX_PENDING: usize = 20_000;
+/// See [`MAX_PENDING`].
+pub const MAX_PENDING_BYTES: usize = 256 * 1024 * 1024;
 
 /// The delay before attempt number `step` (0-based), or `None` when the schedule is over.
 pub fn delay_before_attempt(step: usize) -> Option<Duration> {
@@ -342,16 +350,30 @@ impl Webhooks {
             } else {
                 None
             };
-            if let Some(full) = full.filter(|_| !nowhere) {
+            let cap = queue::Pending {
+                count: MAX_PENDING,
+                bytes: MAX_PENDING_BYTES,
+            };
+            let reason = match full {
+                Some(full) => Some(format!(
+                    "not sent: this partner already has {full} pending (its receiver is slow \
+                     or down); replay this one once they drain"
+                )),
+                None => deliveries
+                    .pending_room(&partner.slug, delivery.body.len(), cap)
+                    .map(|_| {
+                        format!(
+                            "not sent: the sandbox holds nearly all the pending deliveries it \
+                             keeps for its partners together ({MAX_PENDING} deliveries, {} MiB), \
+                             and this partner holds its share of them; replay this one once \
+                             they drain",
+                            MAX_PENDING_BYTES >> 20
+                        )
+                    }),
+            };
+            if let Some(reason) = reason.filter(|_| !nowhere) {
                 nowhere = true;
-                delivery.refuse(
-                    now,
-                    format!(
-                        "not sent: this partner already has {full} pending (its receiver is \
-                         slow or down); replay this one once they drain"
-                    )
-                    .into(),
-                );
+                delivery.refuse(now, reason.into());
             }
             deliveries.push(delivery);
             let trimmed = deliveries.trim();
@@ -859,6 +881,37 @@ pub(super) mod tests {
             .expect("a refused delivery");
         let error = refused.attempts[0].error.as_deref().unwrap_or_default();
         assert!(error.contains("deliveries of 64 MiB pending"), "{error}");
+    }
+
+    /// Keys made up by the dozen, each with its receiver down and its own cap full, hold
+    /// together at most [`MAX_PENDING`] pending deliveries; past that a delivery fails at
+    /// once, saying why.
+    #[test]
+    fn all_partners_pending_deliveries_are_capped_together() {
+        let webhooks = Webhooks::new();
+        let partners: Vec<_> = (0..24)
+            .map(|n| partner_of(&format!("m2m_test_{n:0>32}")))
+            .collect();
+        for partner in &partners {
+            for _ in 0..MAX_PENDING_PER_TENANT {
+                webhooks.enqueue(partner, "link.created", (), url(), NOW);
+            }
+        }
+        let views = webhooks.deliveries(Visible::All);
+        let pending = views
+            .iter()
+            .filter(|view| view.status == DeliveryStatus::Pending)
+            .count();
+        assert!(
+            (MAX_PENDING - MAX_PENDING / 8..=MAX_PENDING).contains(&pending),
+            "{pending} pending"
+        );
+        let refused = views
+            .iter()
+            .find(|view| view.status == DeliveryStatus::Failed)
+            .expect("a refused delivery");
+        let error = refused.attempts[0].error.as_deref().unwrap_or_default();
+        assert!(error.contains("partners together"), "{error}");
     }
 
     #[test]

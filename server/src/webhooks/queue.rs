@@ -117,9 +117,9 @@ fn tallied(delivery: &Delivery) -> (bool, &Arc<str>, usize) {
     )
 }
 
-/// Which cap a trim is under.
-#[derive(Clone, Copy)]
-enum Cap {
+/// Which cap a trim is under, or which a new pending delivery would pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Cap {
     Count,
     Bytes,
 }
@@ -259,6 +259,31 @@ impl Queue {
     /// How many deliveries of partner `slug` are pending, and their bodies' bytes.
     pub(super) fn pending_of(&self, slug: &str) -> Pending {
         self.pending.get(slug).copied().unwrap_or_default()
+    }
+
+    /// Whether partner `slug` may have one more delivery of `bytes` pending, all partners
+    /// together within `cap`: past it, no; within its last eighth (by count or by bytes),
+    /// only a partner holding less than its share of it (the cap over one more than the
+    /// partners with deliveries pending). `None` when it may; else which cap is full.
+    pub(super) fn pending_room(&self, slug: &str, bytes: usize, cap: Pending) -> Option<Cap> {
+        let held = self.pending_of(slug);
+        let holders = self.pending.len() + usize::from(held.count == 0);
+        let count = self.pending_total + 1;
+        let total_bytes = self.pending_bytes.saturating_add(bytes);
+        let reserve = |cap: usize| cap - cap / 8;
+        // One partner more than hold any, as if a newcomer were coming: a partner alone
+        // still leaves the last eighth to the next.
+        let share = |cap: usize| cap / (holders + 1);
+        if count > cap.count || (count > reserve(cap.count) && held.count + 1 > share(cap.count)) {
+            return Some(Cap::Count);
+        }
+        if total_bytes > cap.bytes
+            || (total_bytes > reserve(cap.bytes)
+                && held.bytes.saturating_add(bytes) > share(cap.bytes))
+        {
+            return Some(Cap::Bytes);
+        }
+        None
     }
 
     /// The newest delivery's seq: the next one pushed must have a greater one.
@@ -572,6 +597,51 @@ mod tests {
     use super::*;
     use crate::store::m2m::Partner;
     use time::macros::datetime;
+
+    /// All partners' pending deliveries stay within the cap, by count and by bytes; a
+    /// partner alone stops short of its last eighth, which is kept for the others while
+    /// they hold less than their share.
+    #[test]
+    fn pending_room_keeps_the_last_eighth_for_partners_below_their_share() {
+        let (one, two) = partners();
+        let cap = Pending {
+            count: 16,
+            bytes: 1 << 20,
+        };
+        let mut queue = Queue::default();
+        let mut seq = 0;
+        let mut pending = |queue: &mut Queue, partner: &Arc<Partner>| {
+            seq += 1;
+            queue.push(delivery(seq, partner, DeliveryStatus::Pending));
+        };
+        while queue.pending_room(&one.slug, 0, cap).is_none() {
+            pending(&mut queue, &one);
+            assert!(queue.pending_total <= cap.count);
+        }
+        assert_eq!(queue.pending_total, 14, "alone, up to its last eighth");
+        assert_eq!(queue.pending_room(&one.slug, 0, cap), Some(Cap::Count));
+        assert_eq!(queue.pending_room(&two.slug, 0, cap), None);
+        pending(&mut queue, &two);
+        pending(&mut queue, &two);
+        assert_eq!(
+            queue.pending_room(&two.slug, 0, cap),
+            Some(Cap::Count),
+            "full"
+        );
+        assert_eq!(queue.pending_room(&one.slug, 0, cap), Some(Cap::Count));
+
+        let empty = Queue::default();
+        assert_eq!(
+            empty.pending_room(&one.slug, cap.bytes, cap),
+            Some(Cap::Bytes)
+        );
+        assert_eq!(empty.pending_room(&one.slug, cap.bytes / 2, cap), None);
+        assert_eq!(
+            empty.pending_room(&one.slug, cap.bytes - cap.bytes / 16, cap),
+            Some(Cap::Bytes),
+            "alone, its share is half"
+        );
+    }
 
     fn partners() -> (Arc<Partner>, Arc<Partner>) {
         (
