@@ -2,7 +2,8 @@
 //! but keeps the GET's headers and length, and whatever of the request body the handler
 //! left unread is drained so that the connection stays usable for the client's next
 //! request. A body past [`DRAIN_LIMIT`], or one that does not arrive within
-//! [`DRAIN_TIMEOUT`], is not waited for: the answer says `Connection: close` instead.
+//! [`DRAIN_TIMEOUT`], is not waited for: the answer says `Connection: close` instead, and
+//! the close lingers ([`BodyLeftUnread`]).
 
 use std::time::Duration;
 
@@ -74,10 +75,17 @@ pub(super) async fn drain(
     }
 }
 
+/// Marks a response sent with part of its request's body unread: its connection's close
+/// lingers ([`super::unparsed`]) whether or not the rest has arrived yet, so a client that
+/// sends it a moment later reads the answer instead of a reset.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct BodyLeftUnread;
+
 fn close(mut response: Response) -> Response {
     response
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response.extensions_mut().insert(BodyLeftUnread);
     response
 }
 

@@ -24,6 +24,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -33,6 +34,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::config::ConnectionLimits;
 
+use super::leftover::BodyLeftUnread;
 use super::unparsed::{Enveloped, MAX_HEAD_BYTES, MAX_HEADERS};
 use super::workers::Workers;
 
@@ -93,21 +95,26 @@ pub(super) async fn serve_answers<A, F>(
     F: Future<Output = Response> + Send + 'static,
 {
     // A response marked `DropConnection` becomes a service error, which makes hyper close
-    // the connection without answering.
-    let service = hyper::service::service_fn(move |request| {
-        let response = answer(request);
-        async move {
-            let response = response.await;
-            if response
-                .extensions()
-                .get::<crate::wire::DropConnection>()
-                .is_some()
-            {
-                return Err(Dropped);
+    // the connection without answering; one sent with its request's body unread makes the
+    // connection's close linger (`unparsed`).
+    let service = move |unread: Arc<AtomicBool>| {
+        let answer = answer.clone();
+        hyper::service::service_fn(move |request| {
+            let response = answer(request);
+            let unread = unread.clone();
+            async move {
+                let response = response.await;
+                let extensions = response.extensions();
+                if extensions.get::<crate::wire::DropConnection>().is_some() {
+                    return Err(Dropped);
+                }
+                if extensions.get::<BodyLeftUnread>().is_some() {
+                    unread.store(true, Ordering::Relaxed);
+                }
+                Ok(response)
             }
-            Ok(response)
-        }
-    });
+        })
+    };
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -159,8 +166,10 @@ pub(super) async fn serve_answers<A, F>(
                 // Built on the worker, so that its timers are the worker's.
                 workers.serve(stream, move |stream| async move {
                     let watched = Watched::new(stream, first_byte, idle);
+                    let enveloped = Enveloped::new(watched);
+                    let service = service(enveloped.unread());
                     let connection = builder.serve_connection_with_upgrades(
-                        TokioIo::new(Enveloped::new(watched)),
+                        TokioIo::new(enveloped),
                         service,
                     );
                     if let Err(error) = watcher.watch(connection.into_owned()).await {

@@ -15,10 +15,12 @@
 //!
 //! # Lingering close
 //! Such a client is often still sending: a head of megabytes, of which hyper read its limit.
-//! So is one whose body is too large to wait for (413, `Connection: close`). Closed with
-//! that unread, the socket would answer the rest with a reset, which can reach the client
-//! before it reads the answer: it sees a broken pipe, not the 431 or the 413. So after such
-//! an answer, or at any close that finds bytes nobody read, the connection lingers as a web
+//! So is one whose body is too large to wait for (413, `Connection: close`), perhaps after
+//! a pause, its body sent a moment after its head. Closed with that unread, the socket
+//! would answer the rest with a reset, which can reach the client before it reads the
+//! answer: it sees a broken pipe, not the 431 or the 413. So after such an answer (the
+//! service says so for a body left unread: [`Enveloped::unread`]), or at any close that
+//! finds bytes nobody read, the connection lingers as a web
 //! server's does (nginx's `lingering_close`): linkbox closes its sending side, then reads
 //! and discards what the client still sends, until the client closes too, or for at most
 //! [`LINGER`] and [`LINGER_BYTES`], and only then closes the socket. Every other close is
@@ -33,6 +35,8 @@
 use std::future::Future;
 use std::io::IoSlice;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -61,6 +65,9 @@ pub(super) struct Enveloped<T> {
     answered: bool,
     /// The lingering close under way.
     lingering: Option<Lingering>,
+    /// Set by the service when it answered with part of a request's body unread
+    /// ([`Enveloped::unread`]): the close lingers even if none of the rest has come yet.
+    unread: Arc<AtomicBool>,
 }
 
 /// A close that waits for the client to stop sending.
@@ -97,7 +104,14 @@ impl<T> Enveloped<T> {
             replacing: None,
             answered: false,
             lingering: None,
+            unread: Arc::default(),
         }
+    }
+
+    /// What the service sets when it answers with part of a request's body unread: the
+    /// connection's close then lingers.
+    pub(super) fn unread(&self) -> Arc<AtomicBool> {
+        self.unread.clone()
     }
 }
 
@@ -221,7 +235,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Enveloped<T> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
-        if this.lingering.is_none() && !this.answered && !this.poll_unread(cx) {
+        if this.lingering.is_none()
+            && !this.answered
+            && !this.unread.load(Ordering::Relaxed)
+            && !this.poll_unread(cx)
+        {
             return Pin::new(&mut this.inner).poll_shutdown(cx);
         }
         this.poll_linger(cx)

@@ -84,6 +84,35 @@ async fn a_body_too_large_to_drain_is_answered_413_to_a_client_still_sending_it(
     assert!(text.contains("connection: close"), "{text:.300}");
 }
 
+/// The same when the client sends its body a moment after its head: the answer is out and
+/// the connection closing before any of the body has come, and the close lingers all the
+/// same, so the body is taken and the 413 read, not a broken pipe.
+#[tokio::test]
+async fn a_body_too_large_sent_after_a_pause_still_gets_its_413() {
+    let app = spawn_app().await;
+    let size = 12 * 1024 * 1024;
+    let head = format!(
+        "POST /partner/links HTTP/1.1\r\nHost: x\r\nx-api-key: {}\r\n\
+         content-type: application/json\r\ncontent-length: {size}\r\n\r\n",
+        linkbox_tests::test_key(1)
+    );
+    let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("the head");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stream
+        .write_all(&vec![b' '; size])
+        .await
+        .expect("the body is taken, not reset");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .expect("closed in time")
+        .expect("read");
+    let (status, body) = unparsed_answer(&answer);
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "INVALID_REQUEST", "{body}");
+}
+
 /// A client that goes on sending after its 431 is not listened to for ever: the
 /// connection is closed once the lingering's time is up.
 #[tokio::test]
