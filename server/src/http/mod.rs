@@ -33,6 +33,7 @@ use bytes::Buf;
 use futures_util::StreamExt;
 use futures_util::future::Either;
 use http::{Method, StatusCode};
+use linkbox_contracts::sandbox::codes;
 use warp::reply::Response;
 
 use crate::app::App;
@@ -224,7 +225,20 @@ async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
         Some((shadow, (api, base))) => shadow::forward(surfaces, shadow, api, base, request).await,
         None => {
             let envelope = Envelope::of(&request.path);
-            unpanicked(&envelope, answer(surfaces, request, started, &envelope)).await
+            if request
+                .headers
+                .get_all(http::header::HOST)
+                .iter()
+                .nth(1)
+                .is_some()
+            {
+                // RFC 9112 §3.2: a server MUST answer 400 to more than one `Host`; which
+                // host was meant cannot be told, and a proxy in front may have read the
+                // other.
+                envelope.invalid("A request must have one Host header; this one has several".into())
+            } else {
+                unpanicked(&envelope, answer(surfaces, request, started, &envelope)).await
+            }
         }
     };
     let response = leftover::drain(&body, declared, response).await;
@@ -419,6 +433,21 @@ impl Envelope {
             Envelope::Leaf(path.to_owned())
         } else {
             Envelope::Sandbox
+        }
+    }
+
+    /// A 400 with `message`: M2M's `INVALID_REQUEST`, Leaf's problem body, or the control
+    /// API's `INVALID_REQUEST`.
+    fn invalid(&self, message: String) -> Response {
+        let status = StatusCode::BAD_REQUEST;
+        match self {
+            Envelope::M2m => m2m::error::error_response(
+                status,
+                linkbox_contracts::m2m::ErrorCode::InvalidRequest,
+                message,
+            ),
+            Envelope::Leaf(path) => leaf::error::problem_with(status, path, message),
+            Envelope::Sandbox => control::error(status, codes::INVALID_REQUEST, message),
         }
     }
 

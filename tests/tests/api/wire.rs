@@ -343,3 +343,34 @@ async fn the_widget_reports_the_devices_platform_and_language() {
     assert_eq!(device["language"], "es-MX", "{device}");
     assert_eq!(device["userAgent"], ua, "{device}");
 }
+
+/// A request with more than one `Host` is a 400 (RFC 9112 §3.2) in the envelope of the API
+/// its path belongs to, and is not served: which host was meant cannot be told.
+#[tokio::test]
+async fn a_request_with_two_host_headers_is_a_400_in_its_apis_envelope() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    for (path, says) in [
+        ("/partner/links/nope", r#""success":false"#),
+        ("/services/widgets/api/magic-link/provider", "problem"),
+        ("/_sandbox/clock", r#""error":{"code":"INVALID_REQUEST""#),
+    ] {
+        let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: a\r\nHost: b\r\nX-API-Key: {key}\r\n\
+             Connection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+            .await
+            .expect("answered")
+            .expect("read");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
+        assert!(answer.contains(says), "{path}: {answer}");
+        assert!(answer.contains("one Host header"), "{path}: {answer}");
+    }
+    let one = app.send(Method::GET, "/_sandbox/clock", &[], None).await;
+    assert_eq!(one.status, 200, "{}", one.text);
+}
