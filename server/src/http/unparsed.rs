@@ -10,8 +10,13 @@
 //! "message"}}`, as for an unknown path) saying what was wrong, then lets hyper close the
 //! connection as it meant to.
 //!
-//! Which vendor API a request meant is unknown when its head could not be read, so the
-//! answer is linkbox's own, like every answer to a path no surface claims.
+//! Which vendor API a request meant is read off the first bytes of the request as they
+//! arrived ([`Start`]): a request line whose path an API claims gets that API's envelope
+//! (M2M's `{"success": false, "error": …}` with `INVALID_REQUEST`, Leaf's problem body
+//! naming the path), any other linkbox's own, like every answer to a path no surface
+//! claims. Those bytes are the first read after the connection opened or after an answer
+//! was written: for pipelined requests, whose next head may already have been read, they
+//! can be an earlier request's, and the envelope is then that request's API's.
 //!
 //! # Lingering close
 //! Such a client is often still sending: a head of megabytes, of which hyper read its limit.
@@ -42,6 +47,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 use linkbox_contracts::sandbox::{SandboxErrorBody, SandboxErrorDetail, codes};
+use linkbox_contracts::{leaf, m2m};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
@@ -68,6 +74,97 @@ pub(super) struct Enveloped<T> {
     /// Set by the service when it answered with part of a request's body unread
     /// ([`Enveloped::unread`]): the close lingers even if none of the rest has come yet.
     unread: Arc<AtomicBool>,
+    /// The first bytes of the request being read.
+    start: Start,
+}
+
+/// The first bytes of a request as they arrived: enough of its request line to tell which
+/// API its path belongs to. Copied from the reads after the connection opened or an answer
+/// went out, until the path has ended; read only when hyper could not parse the request.
+struct Start {
+    bytes: [u8; START_BYTES],
+    len: usize,
+    /// Spaces among the bytes kept: the second ends the path.
+    spaces: u8,
+    /// The next read starts a request.
+    next: bool,
+}
+
+/// How much of a request's start is kept: a request line's method and a path of any of the
+/// APIs with room to spare.
+const START_BYTES: usize = 512;
+
+impl Start {
+    fn new() -> Start {
+        Start {
+            bytes: [0; START_BYTES],
+            len: 0,
+            spaces: 0,
+            next: true,
+        }
+    }
+
+    /// Notes `read`, the bytes just read, while the start of a request's line is still
+    /// wanted: from the first byte past any empty lines, until the path has ended (the
+    /// space after it, its query, the line's end) or [`START_BYTES`] are kept. Only those
+    /// bytes are looked at: a few dozen a request.
+    fn read(&mut self, read: &[u8]) {
+        let mut read = read;
+        if self.len == 0 {
+            let skipped = read
+                .iter()
+                .position(|&byte| byte != b'\r' && byte != b'\n')
+                .unwrap_or(read.len());
+            read = &read[skipped..];
+        }
+        let room = START_BYTES - self.len;
+        let mut taken = read.len().min(room);
+        for (at, &byte) in read[..taken].iter().enumerate() {
+            let ended = match byte {
+                b' ' => {
+                    self.spaces += 1;
+                    self.spaces == 2
+                }
+                b'?' | b'\n' => true,
+                _ => false,
+            };
+            if ended {
+                taken = at + 1;
+                self.next = false;
+                break;
+            }
+        }
+        self.bytes[self.len..self.len + taken].copy_from_slice(&read[..taken]);
+        self.len += taken;
+        if self.len == START_BYTES {
+            self.next = false;
+        }
+    }
+
+    /// A request begins with the next read: what was kept is forgotten.
+    fn begin(&mut self) {
+        self.len = 0;
+        self.spaces = 0;
+        self.next = true;
+    }
+
+    /// The path of the request line begun, as far as it was kept: what follows the method,
+    /// up to its query, a space or the end of what was kept; the path part of an
+    /// absolute-form target. `None` when nothing was read or no path can be told.
+    fn path(&self) -> Option<&str> {
+        let bytes = &self.bytes[..self.len];
+        let target = &bytes[bytes.iter().position(|&byte| byte == b' ')? + 1..];
+        let end = target
+            .iter()
+            .position(|&byte| matches!(byte, b' ' | b'?' | b'#' | b'\r' | b'\n'))
+            .unwrap_or(target.len());
+        let target = std::str::from_utf8(&target[..end]).ok()?;
+        let path = match target.split_once("://") {
+            Some((_, rest)) => &rest[rest.find('/')?..],
+            None => target,
+        };
+        path.starts_with('/').then_some(path)
+    }
 }
 
 /// A close that waits for the client to stop sending.
@@ -87,10 +184,10 @@ struct Replacement {
 
 impl Replacement {
     /// What to write instead of `head`, when it is hyper's own answer to a request it could
-    /// not parse ([`enveloped`]).
-    fn of(head: &[u8]) -> Option<Replacement> {
+    /// not parse, to a request for `path` ([`enveloped`]).
+    fn of(head: &[u8], path: Option<&str>) -> Option<Replacement> {
         Some(Replacement {
-            bytes: enveloped(head)?,
+            bytes: enveloped(head, path)?,
             written: 0,
             stands_for: head.len(),
         })
@@ -105,6 +202,7 @@ impl<T> Enveloped<T> {
             answered: false,
             lingering: None,
             unread: Arc::default(),
+            start: Start::new(),
         }
     }
 
@@ -185,7 +283,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for Enveloped<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if this.start.next && matches!(read, Poll::Ready(Ok(()))) {
+            this.start.read(&buf.filled()[before..]);
+        }
+        read
     }
 }
 
@@ -197,7 +301,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Enveloped<T> {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         if this.replacing.is_none() {
-            let Some(replacement) = Replacement::of(buf) else {
+            let Some(replacement) = Replacement::of(buf, this.start.path()) else {
+                this.start.begin();
                 return Pin::new(&mut this.inner).poll_write(cx, buf);
             };
             this.replacing = Some(replacement);
@@ -217,7 +322,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Enveloped<T> {
                 (Some(head), None) => Some(head),
                 _ => None,
             };
-            let Some(replacement) = alone.and_then(|head| Replacement::of(head)) else {
+            let Some(replacement) = alone.and_then(|head| Replacement::of(head, this.start.path()))
+            else {
+                this.start.begin();
                 return Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
             };
             this.replacing = Some(replacement);
@@ -246,9 +353,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Enveloped<T> {
     }
 }
 
-/// The answer to write instead of `head`, when `head` is hyper's own answer to a request it
-/// could not parse.
-fn enveloped(head: &[u8]) -> Option<Vec<u8>> {
+/// The answer to write instead of `head`, when `head` is hyper's own answer to a request
+/// (for `path`, when it could be told) it could not parse: in the envelope of the API the
+/// path belongs to.
+fn enveloped(head: &[u8], path: Option<&str>) -> Option<Vec<u8>> {
     // hyper's answer is about a hundred bytes; most writes are told apart by the status.
     if head.len() > 256 || !head.starts_with(b"HTTP/1.") {
         return None;
@@ -277,22 +385,66 @@ fn enveloped(head: &[u8]) -> Option<Vec<u8>> {
         }
     }
     let date = date.filter(|_| closes && empty)?;
-    let body = linkbox_contracts::json::to_vec(&SandboxErrorBody {
-        error: SandboxErrorDetail {
-            code: codes::INVALID_REQUEST.to_owned(),
-            message: message(status).to_owned(),
-        },
-    })
-    .ok()?;
+    let (content_type, body) = body(status, path)?;
     let line_end = head.windows(2).position(|pair| pair == b"\r\n")?;
     let mut answer = Vec::with_capacity(head.len() + body.len() + 64);
     answer.extend_from_slice(&head[..line_end]);
-    answer.extend_from_slice(b"\r\ncontent-type: application/json\r\nconnection: close\r\n");
+    answer.extend_from_slice(b"\r\ncontent-type: ");
+    answer.extend_from_slice(content_type.as_bytes());
+    answer.extend_from_slice(b"\r\nconnection: close\r\n");
     answer.extend_from_slice(format!("content-length: {}\r\ndate: ", body.len()).as_bytes());
     answer.extend_from_slice(date);
     answer.extend_from_slice(b"\r\n\r\n");
     answer.extend_from_slice(&body);
     Some(answer)
+}
+
+/// The content type and body of the answer `status` to a request for `path`: the envelope
+/// of the API the path belongs to, or linkbox's own.
+fn body(status: StatusCode, path: Option<&str>) -> Option<(&'static str, Vec<u8>)> {
+    let message = message(status).to_owned();
+    match path {
+        Some(path) if crate::m2m::owns(path) => {
+            let envelope = m2m::ErrorEnvelope {
+                success: false,
+                error: m2m::ErrorDetail {
+                    code: m2m::ErrorCode::InvalidRequest,
+                    message,
+                },
+            };
+            Some((
+                "application/json",
+                linkbox_contracts::json::to_vec(&envelope).ok()?,
+            ))
+        }
+        Some(path) if crate::leaf::owns(path) => {
+            let problem = leaf::Problem {
+                kind: leaf::PROBLEM_WITH_MESSAGE.to_owned(),
+                title: status.canonical_reason().unwrap_or("Error").to_owned(),
+                status: status.as_u16(),
+                detail: message,
+                path: path.to_owned(),
+                message: leaf::http_message(status.as_u16()),
+                field_errors: None,
+            };
+            Some((
+                leaf::PROBLEM_CONTENT_TYPE,
+                linkbox_contracts::json::to_vec(&problem).ok()?,
+            ))
+        }
+        _ => {
+            let envelope = SandboxErrorBody {
+                error: SandboxErrorDetail {
+                    code: codes::INVALID_REQUEST.to_owned(),
+                    message,
+                },
+            };
+            Some((
+                "application/json",
+                linkbox_contracts::json::to_vec(&envelope).ok()?,
+            ))
+        }
+    }
 }
 
 /// What was wrong with a request answered `status` before it could be read.
@@ -335,7 +487,7 @@ mod tests {
 
     #[test]
     fn hypers_empty_answers_get_the_envelope_with_their_status_and_date() {
-        let answer = enveloped(HYPER_431).expect("recognised");
+        let answer = enveloped(HYPER_431, None).expect("recognised");
         let (head, body) = split(&answer);
         assert!(
             head.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
@@ -362,11 +514,76 @@ mod tests {
                 "HTTP/1.1 {status}\r\nconnection: close\r\ncontent-length: 0\r\n\
                  date: Sat, 05 Dec 2026 10:50:08 GMT\r\n\r\n"
             );
-            let (written, body) = split(&enveloped(head.as_bytes()).expect("recognised"));
+            let (written, body) = split(&enveloped(head.as_bytes(), None).expect("recognised"));
             assert!(written.starts_with(&format!("HTTP/1.1 {status}\r\n")));
             let message = body["error"]["message"].as_str().expect("a message");
             assert!(message.contains(says), "{message}");
         }
+    }
+
+    #[test]
+    fn the_path_is_read_off_the_start_of_the_request_line() {
+        let path_of = |bytes: &[u8]| {
+            let mut start = Start::new();
+            start.read(bytes);
+            start.path().map(str::to_owned)
+        };
+        assert_eq!(
+            path_of(b"GET /partner/links?limit=1 HTTP/1.1\r\nHost: x").as_deref(),
+            Some("/partner/links")
+        );
+        assert_eq!(
+            path_of(b"\r\nPOST http://x:1/services/widgets/api/magic-link HTTP/1.1").as_deref(),
+            Some("/services/widgets/api/magic-link")
+        );
+        assert_eq!(path_of(b"GET /partner/li").as_deref(), Some("/partner/li"));
+        assert_eq!(path_of(b"GARBAGE\r\n\r\n"), None);
+        assert_eq!(path_of(b"GET * HTTP/1.1"), None);
+        assert_eq!(path_of(b""), None);
+        let long = format!("GET /{} HTTP/1.1", "a".repeat(2 * START_BYTES));
+        assert_eq!(
+            path_of(long.as_bytes()).map(|path| path.len()),
+            Some(START_BYTES - 4)
+        );
+        // A line in pieces is kept until its path has ended, then not until an answer is
+        // written.
+        let mut start = Start::new();
+        start.read(b"\r\nGET /services/wid");
+        start.read(b"gets/api/x HTTP/1.1\r\n");
+        start.read(b"GET /partner/links HTTP/1.1\r\n");
+        assert_eq!(start.path(), Some("/services/widgets/api/x"));
+        start.begin();
+        start.read(b"GET /partner/links HTTP/1.1\r\n");
+        assert_eq!(start.path(), Some("/partner/links"));
+    }
+
+    /// A request whose path an API claims is answered in that API's envelope.
+    #[test]
+    fn hypers_answers_take_the_envelope_of_the_api_of_the_path() {
+        let (head, body) = split(&enveloped(HYPER_431, Some("/partner/links")).expect("m2m"));
+        assert!(
+            head.contains("content-type: application/json\r\n"),
+            "{head}"
+        );
+        assert_eq!(body["success"], false);
+        assert_eq!(body["error"]["code"], "INVALID_REQUEST");
+        let leaf_path = "/services/widgets/api/magic-link/provider";
+        let (head, body) = split(&enveloped(HYPER_431, Some(leaf_path)).expect("leaf"));
+        assert!(
+            head.contains("content-type: application/problem+json\r\n"),
+            "{head}"
+        );
+        assert_eq!(body["status"], 431);
+        assert_eq!(body["path"], leaf_path);
+        assert_eq!(body["title"], "Request Header Fields Too Large");
+        assert!(
+            body["detail"]
+                .as_str()
+                .is_some_and(|detail| detail.contains("64 KiB"))
+        );
+        let (_, body) = split(&enveloped(HYPER_431, Some("/nowhere")).expect("linkbox's"));
+        assert_eq!(body["error"]["code"], "INVALID_REQUEST");
+        assert!(body.get("success").is_none());
     }
 
     #[test]
@@ -393,7 +610,7 @@ mod tests {
             "HTTP/1.1 201 Created\r\n".to_owned(),
             "{\"success\":true}".to_owned(),
         ] {
-            assert!(enveloped(head.as_bytes()).is_none(), "{head}");
+            assert!(enveloped(head.as_bytes(), None).is_none(), "{head}");
         }
     }
 
@@ -427,7 +644,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_envelope_goes_out_whole_through_a_narrow_pipe_and_hyper_is_told_its_head_went() {
-        let expected = enveloped(HYPER_431).expect("recognised");
+        let expected = enveloped(HYPER_431, None).expect("recognised");
         for vectored in [false, true] {
             // Seven bytes at a time: the replacement takes many writes, each `Pending` in
             // between, and the caller sees its own head written once, whole.
