@@ -275,10 +275,11 @@ mod tests {
     /// wrote (and so waits until the change is durable). Work that records nothing is not.
     #[tokio::test]
     async fn what_heavy_work_records_counts_for_its_request() {
-        let dir = std::env::temp_dir().join(format!("linkbox-offload-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a directory");
-        let file = crate::persist::open(&dir.join("state.db")).expect("a state file");
+        let dir = tempfile::Builder::new()
+            .prefix("linkbox-offload-")
+            .tempdir()
+            .expect("a directory");
+        let file = crate::persist::open(&dir.path().join("state.db")).expect("a state file");
         let sink = file.sink();
         file.start().expect("writing");
         let closing = sink.clone();
@@ -291,7 +292,6 @@ mod tests {
         let (value, wrote) = crate::persist::tracking(run(None, || 8)).await;
         assert_eq!((value, wrote), (8, false));
         closing.close();
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Tenants with jobs waiting take turns, each its oldest first; the jobs of requests

@@ -145,9 +145,12 @@ fn every_module_imports_only_layers_below_its_own() {
 
 #[test]
 fn an_upward_import_is_reported_with_its_file_and_line() {
-    let dir = std::env::temp_dir().join(format!("linkbox-tidy-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("store")).expect("temp dir");
+    let temp = tempfile::Builder::new()
+        .prefix("linkbox-tidy-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = temp.path();
+    std::fs::create_dir(dir.join("store")).expect("temp dir");
     std::fs::write(
         dir.join("store").join("mod.rs"),
         "//! x\nuse crate::config::Settings;\nuse crate::http::routes; // up\n",
@@ -157,8 +160,7 @@ fn an_upward_import_is_reported_with_its_file_and_line() {
     let layers = layers(
         "//! ```text\n//! serve: http    top\n//! state: store\n//! base: config  bottom\n//! ```\n",
     );
-    let broken = violations(&dir, &layers);
-    let _ = std::fs::remove_dir_all(&dir);
+    let broken = violations(dir, &layers);
     assert_eq!(
         broken,
         [

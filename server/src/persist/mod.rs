@@ -817,10 +817,11 @@ mod tests {
     /// names its holder is refused at once, naming it.
     #[test]
     fn a_lock_without_a_note_is_waited_for_and_a_named_one_refused() {
-        let dir = std::env::temp_dir().join(format!("linkbox-lock-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a directory");
-        let path = dir.join("state.db");
+        let dir = tempfile::Builder::new()
+            .prefix("linkbox-lock-")
+            .tempdir()
+            .expect("a directory");
+        let path = dir.path().join("state.db");
         std::fs::write(&path, b"").expect("a file");
         let other = std::fs::File::open(&path).expect("opened");
         other.try_lock().expect("locked");
@@ -837,7 +838,6 @@ mod tests {
         assert!(holder.starts_with("pid "), "{holder}");
         drop(held);
         assert!(!holder_note(&path).exists(), "the note goes with the lock");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -341,10 +341,11 @@ mod tests {
 
     #[test]
     fn a_new_file_has_pages_of_page_size_and_an_older_file_keeps_its_own() {
-        let dir = std::env::temp_dir().join(format!("linkbox-schema-pages-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temporary directory");
-        let new = dir.join("new.db");
+        let dir = tempfile::Builder::new()
+            .prefix("linkbox-schema-pages-")
+            .tempdir()
+            .expect("temporary directory");
+        let new = dir.path().join("new.db");
         let mut connection = open(&new).expect("created");
         start_writing(&mut connection).expect("writing");
         assert_eq!(page_size(&connection), PAGE_SIZE);
@@ -353,7 +354,7 @@ mod tests {
 
         // A file made by a linkbox that left SQLite's 4 KiB default: its first page is
         // written at 4 KiB before `initialize`, which then cannot change the size.
-        let old = dir.join("old.db");
+        let old = dir.path().join("old.db");
         {
             let mut connection = Connection::open(&old).expect("created");
             connection
@@ -368,8 +369,6 @@ mod tests {
         start_writing(&mut connection).expect("writing");
         assert_eq!(schema_version(&connection), LATEST);
         assert_eq!(page_size(&connection), 4096);
-        drop(connection);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -547,25 +547,19 @@ mod tests {
     }
 
     /// A directory of its own, removed when dropped.
-    struct Dir(PathBuf);
+    struct Dir(tempfile::TempDir);
 
     impl Dir {
         fn new(name: &str) -> Dir {
-            let dir = std::env::temp_dir()
-                .join(format!("linkbox-write-log-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).expect("temporary directory");
-            Dir(dir)
+            tempfile::Builder::new()
+                .prefix(&format!("linkbox-write-log-{name}-"))
+                .tempdir()
+                .map(Dir)
+                .expect("temporary directory")
         }
 
         fn state(&self) -> PathBuf {
-            self.0.join("state.db")
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
+            self.0.path().join("state.db")
         }
     }
 

@@ -762,28 +762,27 @@ mod tests {
 
     use super::*;
 
-    /// A fresh state file at the latest schema, in a directory of its own.
-    struct File(std::path::PathBuf);
+    /// A fresh state file at the latest schema, in a directory of its own removed when
+    /// dropped.
+    struct File {
+        path: PathBuf,
+        _dir: tempfile::TempDir,
+    }
 
     impl File {
         fn new(name: &str) -> File {
-            let dir =
-                std::env::temp_dir().join(format!("linkbox-writer-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).expect("temporary directory");
-            File(dir.join("state.db"))
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("linkbox-writer-{name}-"))
+                .tempdir()
+                .expect("temporary directory");
+            File {
+                path: dir.path().join("state.db"),
+                _dir: dir,
+            }
         }
 
         fn open(&self) -> Connection {
-            super::super::schema::open(&self.0).expect("a state file")
-        }
-    }
-
-    impl Drop for File {
-        fn drop(&mut self) {
-            if let Some(dir) = self.0.parent() {
-                let _ = std::fs::remove_dir_all(dir);
-            }
+            super::super::schema::open(&self.path).expect("a state file")
         }
     }
 
@@ -815,7 +814,7 @@ mod tests {
     /// A log of `file`'s own, as its writer would append.
     fn log_of(file: &File, connection: &Connection) -> Log {
         let (log, applied) = write_log::applied(connection).expect("log_applied");
-        Log::new(&file.0, log, applied)
+        Log::new(&file.path, log, applied)
     }
 
     /// `batches` appended to `file`'s log, a frame each, and handed over, as the writer
@@ -826,7 +825,7 @@ mod tests {
             log.append(batch).expect("logged");
         }
         let through = log.seal().expect("handed over");
-        (through, write_log::applying_path(&file.0))
+        (through, write_log::applying_path(&file.path))
     }
 
     /// The lead of `file`'s log with nothing unsaved or unapplied, and the receiving end of
@@ -852,19 +851,23 @@ mod tests {
     fn logged_changes(file: &File, connection: &Connection) -> (u64, usize) {
         let (log, applied) = write_log::applied(connection).expect("log record");
         let mut changes = 0;
-        let replayed =
-            write_log::replay(&[write_log::log_path(&file.0)], log, applied, &mut |_| {
+        let replayed = write_log::replay(
+            &[write_log::log_path(&file.path)],
+            log,
+            applied,
+            &mut |_| {
                 changes += 1;
                 Ok(())
-            })
-            .expect("a readable log");
+            },
+        )
+        .expect("a readable log");
         (replayed.last - applied, changes)
     }
 
     #[tokio::test]
     async fn a_response_appends_the_queue_itself_when_the_log_is_free() {
         let file = File::new("lead");
-        let opened = super::super::open(&file.0).expect("opened");
+        let opened = super::super::open(&file.path).expect("opened");
         let queue = opened.queue.clone();
         // The log for whoever appends, and no writer thread: only a response can append.
         let (lead, _jobs) = lead_of(&file, &opened.connection, Arc::default());
@@ -906,7 +909,7 @@ mod tests {
     #[test]
     fn a_response_leaves_a_failed_append_and_a_busy_applier_to_the_writer_thread() {
         let file = File::new("defer");
-        let opened = super::super::open(&file.0).expect("opened");
+        let opened = super::super::open(&file.path).expect("opened");
         let queue = opened.queue.clone();
         let acme: Arc<str> = Arc::from("acme");
         let applier = Arc::new(Applier::default());
@@ -956,7 +959,7 @@ mod tests {
     #[tokio::test]
     async fn a_change_no_response_waits_on_is_appended_by_the_writer_thread() {
         let file = File::new("background");
-        let opened = super::super::open(&file.0).expect("opened");
+        let opened = super::super::open(&file.path).expect("opened");
         let queue = opened.queue.clone();
         let sink = opened.sink();
         opened.start().expect("started");
@@ -1081,7 +1084,7 @@ mod tests {
                 .expect("second");
         }
         let mut connection = file.open();
-        recover(&mut connection, &file.0).expect("applied on opening");
+        recover(&mut connection, &file.path).expect("applied on opening");
         let expected = vec![
             (
                 "acme".to_owned(),
@@ -1096,8 +1099,8 @@ mod tests {
         ];
         assert_eq!(links(&connection), expected);
         assert_eq!(applied(&connection), 2);
-        assert!(!write_log::applying_path(&file.0).exists());
-        recover(&mut connection, &file.0).expect("applied frames are skipped");
+        assert!(!write_log::applying_path(&file.path).exists());
+        recover(&mut connection, &file.path).expect("applied frames are skipped");
         assert_eq!(links(&connection), expected);
         // The writer's first append starts `FILE-log` over: it holds that frame alone.
         let mut log = log_of(&file, &connection);
@@ -1106,7 +1109,7 @@ mod tests {
         let read = |after: u64| {
             let mut seen = Vec::new();
             let replayed = write_log::replay(
-                &[write_log::log_path(&file.0)],
+                &[write_log::log_path(&file.path)],
                 number,
                 after,
                 &mut |entry| {
@@ -1121,7 +1124,7 @@ mod tests {
         assert!(seen.is_empty(), "frames 1 and 2 are gone: {seen:?}");
         assert!(replayed.cut.expect("said").contains("missing"));
         assert_eq!(read(2).0.len(), 1, "frame 3 follows");
-        recover(&mut connection, &file.0).expect("reopened");
+        recover(&mut connection, &file.path).expect("reopened");
         assert_eq!(links(&connection).len(), 3, "the new frame applied, once");
     }
 
@@ -1143,7 +1146,7 @@ mod tests {
         connection
             .execute("UPDATE m2m_links SET doc = '{\"later\":true}'", [])
             .expect("a later change");
-        recover(&mut connection, &file.0).expect("opened");
+        recover(&mut connection, &file.path).expect("opened");
         assert_eq!(
             links(&connection),
             vec![("acme".to_owned(), 0, r#"{"later":true}"#.to_owned())]
@@ -1156,9 +1159,9 @@ mod tests {
         let mut connection = file.open();
         let (log, _) = write_log::applied(&connection).expect("log_applied");
         let frame = write_log::unreadable_frame(log);
-        let path = write_log::log_path(&file.0);
+        let path = write_log::log_path(&file.path);
         std::fs::write(&path, &frame).expect("log");
-        let error = recover(&mut connection, &file.0).expect_err("refused");
+        let error = recover(&mut connection, &file.path).expect_err("refused");
         assert!(error.to_string().contains("frame 1"), "{error}");
         assert_eq!(
             std::fs::read(&path).expect("kept"),
@@ -1174,7 +1177,7 @@ mod tests {
         connection
             .execute("INSERT INTO write_log (batch) VALUES (x'05ff')", [])
             .expect("a broken row");
-        let error = recover(&mut connection, &file.0).expect_err("refused");
+        let error = recover(&mut connection, &file.path).expect_err("refused");
         assert!(error.to_string().contains("write_log row 1"), "{error}");
         let logged: i64 = connection
             .query_row("SELECT count(*) FROM write_log", [], |row| row.get(0))
