@@ -141,10 +141,11 @@ fn stop(mut child: Child) {
 
 #[test]
 fn serve_seed_on_a_state_file_with_links_seeds_nothing_and_says_so() {
-    let dir = std::env::temp_dir().join(format!("linkbox-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let state = dir.join("state.db");
-    let _ = std::fs::remove_file(&state);
+    let dir = tempfile::Builder::new()
+        .prefix("linkbox-cli-")
+        .tempdir()
+        .expect("dir");
+    let state = dir.path().join("state.db");
     let first = serve_seeded(&state);
     assert!(first[0].starts_with("listening on http://"), "{first:?}");
     assert!(
@@ -156,7 +157,6 @@ fn serve_seed_on_a_state_file_with_links_seeds_nothing_and_says_so() {
         second.iter().any(|line| line.contains("nothing seeded")),
         "{second:?}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// One request on `stream` (kept alive) and its status line, its body read whole.
@@ -211,9 +211,11 @@ fn requests_are_answered_while_nobody_reads_stderr() {
 
 #[test]
 fn a_second_server_on_a_state_file_in_use_exits_naming_the_first_process() {
-    let dir = std::env::temp_dir().join(format!("linkbox-cli-lock-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let state = dir.join("state.db");
+    let dir = tempfile::Builder::new()
+        .prefix("linkbox-cli-lock-")
+        .tempdir()
+        .expect("dir");
+    let state = dir.path().join("state.db");
     let mut first: Child = linkbox()
         .args(["serve", "--addr", "localhost:0", "--state"])
         .arg(&state)
@@ -243,10 +245,9 @@ fn a_second_server_on_a_state_file_in_use_exits_naming_the_first_process() {
 
     stop(first);
     assert!(
-        !dir.join("state.db-holder").exists(),
+        !dir.path().join("state.db-holder").exists(),
         "a clean stop takes its note away"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

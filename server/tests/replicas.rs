@@ -72,8 +72,8 @@ struct Replica {
     child: Child,
     base: String,
     client: reqwest::Client,
-    /// Where its log (warnings and errors) goes.
-    log: std::path::PathBuf,
+    /// Where its log (warnings and errors) goes; removed with the replica.
+    log: tempfile::NamedTempFile,
 }
 
 impl Replica {
@@ -89,12 +89,11 @@ impl Replica {
         } else {
             &["--rate-limits", "off"]
         };
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let log = std::env::temp_dir().join(format!(
-            "linkbox-replica-{}-{}.log",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
+        let log = tempfile::Builder::new()
+            .prefix("linkbox-replica-")
+            .suffix(".log")
+            .tempfile()
+            .expect("a log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_linkbox"))
             .args(["serve", "--addr", "127.0.0.1:0"])
             .args(limits)
@@ -102,7 +101,7 @@ impl Replica {
             .args(extra)
             .env("LINKBOX_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("a log file"))
+            .stderr(log.as_file().try_clone().expect("a log file"))
             .spawn()
             .expect("linkbox starts");
         let mut line = String::new();
@@ -111,8 +110,7 @@ impl Replica {
             .expect("first line");
         let Some(base) = line.trim().strip_prefix("listening on ") else {
             let status = child.wait().expect("exited");
-            let stderr = std::fs::read_to_string(&log).unwrap_or_default();
-            let _ = std::fs::remove_file(&log);
+            let stderr = std::fs::read_to_string(log.path()).unwrap_or_default();
             return Err(format!("status {:?}; stderr: {stderr}", status.code()));
         };
         Ok(Replica {
@@ -134,7 +132,7 @@ impl Replica {
 
     /// What it has logged so far.
     fn logged(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
     /// The partner's whole state, as `GET /_sandbox/snapshot` gives it.
@@ -257,7 +255,6 @@ impl Drop for Replica {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
     }
 }
 
