@@ -474,18 +474,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_ca_cert_that_is_not_pem_is_refused() {
-        let path = std::env::temp_dir().join(format!(
-            "linkbox-contract-not-pem-{}.txt",
-            std::process::id()
-        ));
-        std::fs::write(&path, "not a certificate").expect("write");
+        let file = tempfile::Builder::new()
+            .prefix("linkbox-contract-not-pem-")
+            .suffix(".txt")
+            .tempfile()
+            .expect("a temporary file");
+        std::fs::write(file.path(), "not a certificate").expect("write");
         let line = format!(
             "--target https://127.0.0.1:9 --m2m-key m2m_test_0123456789abcdefghijklmnopqrstuv \
              --ca-cert {}",
-            path.display()
+            file.path().display()
         );
         let (code, _, err) = run_captured(&args(&line)).await;
-        let _ = std::fs::remove_file(&path);
         assert_eq!(code, 2, "{err}");
         assert!(err.contains("--ca-cert") && err.contains("PEM"), "{err}");
     }
