@@ -374,17 +374,18 @@ export type $defs = Record<string, never>;
 
     #[test]
     fn any_attributes_are_untyped_python_but_free_form_dicts_are_not() {
-        let dir = std::env::temp_dir().join(format!("linkbox-untyped-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("linkbox-untyped-")
+            .tempdir()
+            .expect("temp dir");
         std::fs::write(
-            dir.join("model.py"),
+            dir.path().join("model.py"),
             "class Model:\n    payload: Any\n    body: list[Any] | str | Unset = UNSET\n    \
              additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)\n    \
              def to_dict(self) -> dict[str, Any]:\n",
         )
         .expect("write");
-        let found = untyped_python(&dir).expect("reads");
-        let _ = std::fs::remove_dir_all(&dir);
+        let found = untyped_python(dir.path()).expect("reads");
         assert_eq!(found, ["model.py: payload: Any"]);
     }
 

@@ -100,20 +100,22 @@ mod tests {
 
     #[test]
     fn check_mode_reports_a_stale_file_and_writes_nothing() {
-        let dir = std::env::temp_dir().join(format!("linkbox-codegen-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let error = run(&dir, true).expect_err("an empty tree is stale");
+        let temp = tempfile::Builder::new()
+            .prefix("linkbox-codegen-")
+            .tempdir()
+            .expect("temporary directory");
+        let dir = temp.path();
+        let error = run(dir, true).expect_err("an empty tree is stale");
         assert!(
             error
                 .to_string()
                 .contains("run `cargo xtask codegen` and commit")
         );
         assert!(!dir.join("openapi").exists(), "check mode wrote files");
-        run(&dir, false).expect("write");
-        run(&dir, true).expect("fresh after writing");
+        run(dir, false).expect("write");
+        run(dir, true).expect("fresh after writing");
         std::fs::write(dir.join("openapi/linkbox.openapi.json"), "{}").expect("tamper");
-        let error = run(&dir, true).expect_err("tampered");
+        let error = run(dir, true).expect_err("tampered");
         assert!(error.to_string().contains("openapi/linkbox.openapi.json"));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -197,9 +197,12 @@ fn links_are_found_outside_code_and_anchors_follow_github() {
 
 #[test]
 fn a_missing_page_or_heading_is_reported_with_its_line() {
-    let dir = std::env::temp_dir().join(format!("linkbox-docs-links-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("docs")).expect("temp dir");
+    let temp = tempfile::Builder::new()
+        .prefix("linkbox-docs-links-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = temp.path();
+    std::fs::create_dir(dir.join("docs")).expect("temp dir");
     std::fs::write(dir.join("docs/page.md"), "# Page\n\n## A section\n").expect("page");
     std::fs::write(
         dir.join("README.md"),
@@ -207,8 +210,7 @@ fn a_missing_page_or_heading_is_reported_with_its_line() {
          [gone](docs/gone.md)\n[bad](docs/page.md#no-section)\n",
     )
     .expect("readme");
-    let problems = broken(&dir, &dir.join("README.md"));
-    let _ = std::fs::remove_dir_all(&dir);
+    let problems = broken(dir, &dir.join("README.md"));
     assert_eq!(
         problems,
         vec![

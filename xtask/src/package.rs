@@ -302,11 +302,14 @@ mod tests {
     #[test]
     fn the_committed_npm_manifests_take_the_workspace_version() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let stage = std::env::temp_dir().join(format!("linkbox-stage-{}", std::process::id()));
+        let stage = tempfile::Builder::new()
+            .prefix("linkbox-stage-")
+            .tempdir()
+            .expect("temporary directory");
         for package in ["linkbox", "linux-x64"] {
             let staged = stage_npm(
                 &root.join("packages/npm").join(package),
-                &stage.join(package),
+                &stage.path().join(package),
             )
             .expect("stages");
             let manifest: serde_json::Value = serde_json::from_str(
@@ -322,6 +325,6 @@ mod tests {
                 assert_eq!(manifest["bin"]["linkbox"], "bin/linkbox.js");
             }
         }
-        std::fs::remove_dir_all(&stage).expect("cleans up");
+        stage.close().expect("cleans up");
     }
 }

@@ -451,9 +451,12 @@ mod tests {
         (addr, answered)
     }
 
-    /// A directory of this test process for a test's Lua.
-    fn scratch(test: &str) -> std::path::PathBuf {
-        std::env::temp_dir().join(format!("linkbox-wrk-{test}-{}", std::process::id()))
+    /// A directory of a test's own for its Lua, removed when dropped.
+    fn scratch(test: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("linkbox-wrk-{test}-"))
+            .tempdir()
+            .expect("temporary directory")
     }
 
     /// `GET /`, every time.
@@ -488,7 +491,7 @@ mod tests {
             connections,
             Duration::from_secs(120),
             &script,
-            &scratch,
+            scratch.path(),
         )
         .expect("wrk starts");
         let began = Instant::now();
@@ -512,7 +515,6 @@ mod tests {
         );
         assert!(sample.requests >= 40 && sample.requests <= answered);
         assert_eq!(sample.errors, 0);
-        let _ = std::fs::remove_dir_all(scratch);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -524,7 +526,7 @@ mod tests {
         let scratch = scratch("interrupted");
         let script = get_root();
         let running =
-            start(addr, 4, Duration::from_secs(120), &script, &scratch).expect("wrk starts");
+            start(addr, 4, Duration::from_secs(120), &script, scratch.path()).expect("wrk starts");
         tokio::time::sleep(Duration::from_millis(500)).await;
         let began = Instant::now();
         let sample = finished(running).await;
@@ -536,7 +538,6 @@ mod tests {
         // Over the half second or so it ran, not over the 120 s it was given.
         let seconds = sample.requests as f64 / sample.per_second;
         assert!(seconds < 10.0, "a rate over {seconds:.1} s");
-        let _ = std::fs::remove_dir_all(scratch);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -548,7 +549,7 @@ mod tests {
         let scratch = scratch("dropped");
         let script = get_root();
         let running =
-            start(addr, 4, Duration::from_secs(120), &script, &scratch).expect("wrk starts");
+            start(addr, 4, Duration::from_secs(120), &script, scratch.path()).expect("wrk starts");
         let began = Instant::now();
         while answered.load(Ordering::SeqCst) == 0 {
             assert!(
@@ -566,7 +567,6 @@ mod tests {
             after_drop,
             "wrk went on sending after its run was dropped"
         );
-        let _ = std::fs::remove_dir_all(scratch);
     }
 
     const REPORT: &str = "Running 5s test @ http://127.0.0.1:8080/
