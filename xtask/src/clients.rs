@@ -124,8 +124,12 @@ fn python(root: &Path, base: &str) -> anyhow::Result<()> {
     let dir = root.join("tests/clients/python");
     let venv = python_tools(root, &dir.join("requirements.txt"))?;
     let venv_bin = venv.join("bin");
-    let out = std::env::temp_dir().join(format!("linkbox-python-client-{}", std::process::id()));
-    let _cleanup = RemoveOnDrop(out.clone());
+    // Removed when this returns, however the run ends.
+    let scratch = tempfile::Builder::new()
+        .prefix("linkbox-python-client-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let out = scratch.path();
     // The generator formats with ruff from the same virtualenv, as on a partner's machine.
     let path = std::env::join_paths(
         std::iter::once(venv_bin.clone()).chain(
@@ -157,7 +161,7 @@ fn python(root: &Path, base: &str) -> anyhow::Result<()> {
         Command::new(venv_bin.join("python"))
             .arg(dir.join("flows.py"))
             .arg(base)
-            .env("PYTHONPATH", &out),
+            .env("PYTHONPATH", out),
         "flows.py",
     )?;
     print!("{output}");
@@ -326,14 +330,6 @@ impl Drop for Linkbox {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
