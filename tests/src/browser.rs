@@ -238,16 +238,20 @@ struct Driver {
     url: String,
     /// The browser profile; chromedriver's log sits beside it.
     profile: PathBuf,
-    dir: PathBuf,
+    /// Removed once chromedriver and its browsers are killed (fields drop after `drop`).
+    dir: tempfile::TempDir,
 }
 
 impl Driver {
     fn spawn() -> Driver {
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!("linkbox-browser-{}", uuid::Uuid::new_v4()));
-        let profile = dir.join("profile");
-        std::fs::create_dir_all(&profile).expect("create the browser profile");
-        let log = File::create(dir.join("chromedriver.log")).expect("create the driver log");
+        let dir = tempfile::Builder::new()
+            .prefix("linkbox-browser-")
+            .tempdir()
+            .expect("create a temporary directory");
+        let profile = dir.path().join("profile");
+        std::fs::create_dir(&profile).expect("create the browser profile");
+        let log = File::create(dir.path().join("chromedriver.log")).expect("create the driver log");
         let spawned = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
@@ -257,10 +261,7 @@ impl Driver {
             .spawn();
         let child = match spawned {
             Ok(child) => child,
-            Err(error) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                panic!("cannot run {CHROMEDRIVER}: {error}: {INSTALL}")
-            }
+            Err(error) => panic!("cannot run {CHROMEDRIVER}: {error}: {INSTALL}"),
         };
         Driver {
             child,
@@ -296,7 +297,8 @@ impl Driver {
     }
 
     fn log(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.join("chromedriver.log")).unwrap_or_default();
+        let log =
+            std::fs::read_to_string(self.dir.path().join("chromedriver.log")).unwrap_or_default();
         format!("chromedriver log:\n{log}")
     }
 }
@@ -310,7 +312,6 @@ impl Drop for Driver {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

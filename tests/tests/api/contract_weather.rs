@@ -369,12 +369,12 @@ async fn https_with_a_private_ca_needs_ca_cert_or_insecure() {
     let app = spawn_app().await;
     let (ca_pem, config) = private_ca();
     let base = tls_front(app.addr, config).await;
-    let ca_path = std::env::temp_dir().join(format!(
-        "linkbox-contract-ca-{}-{}.pem",
-        std::process::id(),
-        app.addr.port()
-    ));
-    std::fs::write(&ca_path, &ca_pem).expect("write the CA");
+    let ca = tempfile::Builder::new()
+        .prefix("linkbox-contract-ca-")
+        .suffix(".pem")
+        .tempfile()
+        .expect("a file for the CA");
+    std::fs::write(ca.path(), &ca_pem).expect("write the CA");
     let key = test_key(8106);
     let line = format!("--target {base} --api m2m --m2m-key {key} --filter m2m.create.status-201");
 
@@ -401,13 +401,12 @@ async fn https_with_a_private_ca_needs_ca_cert_or_insecure() {
         "{err}"
     );
 
-    let (code, out, err) = cli_run(&format!("{line} --ca-cert {}", ca_path.display())).await;
+    let (code, out, err) = cli_run(&format!("{line} --ca-cert {}", ca.path().display())).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.ends_with("1 passed, 0 failed, 0 errored\n"), "{out}");
     assert!(err.is_empty(), "{err}");
 
     let (code, out, err) = cli_run(&format!("{line} --insecure")).await;
-    let _ = std::fs::remove_file(&ca_path);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.ends_with("1 passed, 0 failed, 0 errored\n"), "{out}");
     assert!(
