@@ -44,9 +44,9 @@ fn apply(app: &App, change: ClockChange) -> Result<(), ControlError> {
                     StepError::TooFar => {
                         ControlError::invalid("The advanceSeconds field must be within a century")
                     }
-                    StepError::OutOfRange(error) => {
-                        ControlError::invalid(format!("The advanceSeconds field moves {error}"))
-                    }
+                    StepError::OutOfRange(_) => ControlError::invalid(
+                        "The advanceSeconds field must keep the sandbox clock between the years 1970 and 9000",
+                    ),
                 })?;
         }
         (None, Some(to), None) => {

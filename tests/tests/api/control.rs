@@ -440,6 +440,10 @@ async fn the_clock_cannot_be_moved_past_its_years_and_keeps_serving() {
         )
         .await;
     assert_control_error(&far, 400, "INVALID_REQUEST");
+    assert_eq!(
+        far.json["error"]["message"],
+        "The advanceSeconds field must keep the sandbox clock between the years 1970 and 9000"
+    );
     let beyond = app
         .control(
             Method::POST,
