@@ -253,6 +253,13 @@ impl TestApp {
         read(response).await
     }
 
+    /// Sends a request the test built itself, for what [`TestApp::send`] cannot say (a
+    /// header value that is not text).
+    pub async fn send_built(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("request reaches the sandbox");
+        read(response).await
+    }
+
     /// An M2M request with `X-API-Key: key` and, when given, a JSON body.
     pub async fn m2m(&self, method: Method, path: &str, key: &str, body: Option<&Value>) -> Reply {
         let mut headers = vec![("x-api-key", key)];

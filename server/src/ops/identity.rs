@@ -113,7 +113,7 @@ pub fn leaf_label(username: &str) -> String {
 pub fn resolve(app: &App, headers: &HeaderMap) -> Caller {
     let bearer = bearer(headers);
     let admin_token = app.settings.admin_token.as_deref();
-    let admin = admin_token.is_some() && bearer == admin_token;
+    let admin = admin_token.is_some() && bearer == admin_token && bearer != Some(UNREADABLE);
     let leaf = match bearer {
         None => LeafToken::Missing,
         Some(token) => leaf_token(app, token),
@@ -295,13 +295,17 @@ impl Scope {
     }
 }
 
+/// What [`presented_key`] and [`bearer`] give for a credential that is not ASCII text: one
+/// was sent, so it must be refused as invalid, not read as missing. No key or token is this.
+const UNREADABLE: &str = "\u{fffd}";
+
 /// The key a request presents, if any. `X-API-Key` wins over a Bearer token.
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
     // A name given as text is parsed and hashed on every lookup; this one is built once.
     static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
     let api_key = headers
         .get(&X_API_KEY)
-        .and_then(|value| value.to_str().ok())
+        .map(|value| value.to_str().unwrap_or(UNREADABLE))
         .map(str::trim)
         .filter(|key| !key.is_empty());
     api_key.or_else(|| bearer(headers))
@@ -309,10 +313,16 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
 
 /// The token of `Authorization: Bearer <token>`, if the request has one.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    let value = headers.get(header::AUTHORIZATION)?.as_bytes().trim_ascii();
+    let space = value.iter().position(|&byte| byte == b' ')?;
+    let (scheme, token) = (&value[..space], value[space + 1..].trim_ascii());
+    if !scheme.eq_ignore_ascii_case(b"bearer") || token.is_empty() {
+        return None;
+    }
+    let text = std::str::from_utf8(token)
+        .ok()
+        .filter(|token| token.is_ascii());
+    Some(text.unwrap_or(UNREADABLE))
 }
 
 #[cfg(test)]
@@ -355,6 +365,10 @@ mod tests {
         assert_eq!(bearer(&headers(&[("authorization", "Bearer ")])), None);
         assert_eq!(
             bearer(&headers(&[("authorization", "bearer abc")])),
+            Some("abc")
+        );
+        assert_eq!(
+            bearer(&headers(&[("authorization", "  Bearer   abc ")])),
             Some("abc")
         );
     }

@@ -1,8 +1,10 @@
 //! Hostile and malformed input under `/partner`: whatever arrives, the answer is the M2M
 //! envelope in JSON — never plain text, never a 500.
 
-use linkbox_tests::{Reply, spawn_app, test_key};
+use linkbox_contracts::m2m::messages;
+use linkbox_tests::{Reply, assert_m2m_error, spawn_app, test_key};
 use reqwest::Method;
+use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
 
 #[track_caller]
@@ -202,6 +204,26 @@ async fn hostile_headers_and_queries_get_the_envelope() {
         )
         .await;
     assert_enveloped_error(&reply, "overflowing page");
+}
+
+#[tokio::test]
+async fn a_key_that_is_not_ascii_is_an_invalid_key_not_a_missing_one() {
+    let app = spawn_app().await;
+    for key in [
+        &b"m2m_test_\xc3\xa9aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"[..],
+        &b"m2m_test_\xe9aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"[..],
+    ] {
+        let bearer = [&b"Bearer "[..], key].concat();
+        for (name, value) in [("x-api-key", key), ("authorization", &bearer[..])] {
+            let value = HeaderValue::from_bytes(value).expect("a header value");
+            let request = app
+                .client
+                .get(app.url("/partner/links"))
+                .header(name, value);
+            let reply = app.send_built(request).await;
+            assert_m2m_error(&reply, 401, "INVALID_API_KEY", messages::INVALID_API_KEY);
+        }
+    }
 }
 
 #[tokio::test]
