@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use time::Duration;
 
 use super::error::ApiError;
+use crate::ops::writes_host;
 use crate::store::leaf::{LinkKind, LinkOwner, NewMagicLink, UserFields, UserFilter};
 use crate::wire::{BodyError, is_json, query_pairs};
 
@@ -356,10 +357,11 @@ pub fn is_hex_color(text: &str) -> bool {
     })
 }
 
-/// An absolute `http` or `https` URL with a host.
+/// An absolute `http` or `https` URL with a host, written in it.
 pub fn is_web_url(text: &str) -> bool {
     url::Url::parse(text)
         .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+        && writes_host(text)
 }
 
 /// A validated user body.
@@ -648,6 +650,16 @@ mod tests {
         assert!(is_web_url("https://example.com/logo.png"));
         assert!(!is_web_url("ftp://example.com/logo.png"));
         assert!(!is_web_url("logo.png"));
+        // The parser mends each of these into a URL with a host; none is written with one.
+        for url in [
+            "https:///x",
+            "https:x",
+            "http:/x",
+            "https://\\x",
+            "https://\n/x",
+        ] {
+            assert!(!is_web_url(url), "{url:?}");
+        }
     }
 
     #[test]

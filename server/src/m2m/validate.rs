@@ -599,6 +599,11 @@ mod tests {
             ("http://api.example.com/hook", false),
             ("ftp://api.example.com/hook", false),
             ("not a url", false),
+            // The parser mends each of these into a URL with a host; none is written with one.
+            ("https:///x", false),
+            ("https:x", false),
+            ("https://\\x/hook", false),
+            ("http:///localhost/hook", false),
             (&long(MAX_URL_CHARS), true),
             (&long(MAX_URL_CHARS + 1), false),
         ] {

@@ -149,6 +149,9 @@ pub fn is_acceptable_callback(text: &str) -> bool {
     if text.len() > most && text.chars().count() > most {
         return false;
     }
+    if !super::writes_host(text) {
+        return false;
+    }
     let Ok(url) = url::Url::parse(text) else {
         return false;
     };

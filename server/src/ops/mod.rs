@@ -43,3 +43,13 @@ impl Error {
         Error::Invalid(message.into())
     }
 }
+
+/// Whether the URL `text` writes its host: `scheme://` and then not a slash. The URL parser
+/// mends `https:///x`, `https:x` and `https://\x` into `https://x/`, so a URL it reads
+/// with a host may have been sent without one; the URL as sent is what gets stored.
+pub fn writes_host(text: &str) -> bool {
+    text.split_once(':')
+        .and_then(|(_, rest)| rest.strip_prefix("//"))
+        .and_then(|rest| rest.chars().next())
+        .is_some_and(|first| !matches!(first, '/' | '\\') && !first.is_ascii_control())
+}
