@@ -183,8 +183,8 @@ pub fn login(body: Map<String, Value>) -> Result<Login, ApiError> {
     let remember_me = match optional(&body, "rememberMe") {
         None => false,
         Some(Value::Bool(flag)) => *flag,
-        Some(Value::String(text)) if text.eq_ignore_ascii_case("true") => true,
-        Some(Value::String(text)) if text.eq_ignore_ascii_case("false") => false,
+        Some(Value::String(text)) if text == "true" => true,
+        Some(Value::String(text)) if text == "false" => false,
         Some(_) => {
             check.violation("rememberMe", messages::REMEMBER_ME);
             false
@@ -670,6 +670,10 @@ mod tests {
             (json!("false"), Some(false)),
             (json!(false), Some(false)),
             (json!("yes"), None),
+            (json!("TRUE"), None),
+            (json!("True"), None),
+            (json!("tRuE"), None),
+            (json!("False"), None),
             (json!(1), None),
         ] {
             let body = object(json!({"username": "u", "password": "p", "rememberMe": value}));
