@@ -25,6 +25,13 @@ pub fn access(app: &App, account: &Arc<Account>, id: &str) -> Result<wire::Magic
         .map_err(Error::from)
 }
 
+/// What [`access`] would answer now, without counting the access.
+pub fn peek(app: &App, account: &Arc<Account>, id: &str) -> Result<wire::MagicLink, Error> {
+    account
+        .peek_magic_link(id, app.clock.now())
+        .map_err(Error::from)
+}
+
 /// Connects `id`'s Leaf user to `provider`, which the link must allow; returns the user.
 pub fn connect(
     app: &App,

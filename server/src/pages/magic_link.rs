@@ -5,7 +5,7 @@
 //!
 //! Each GET is one access (`usageCount` + 1, `lastAccessedAt`), through the same function as
 //! `POST /_sandbox/leaf/magic-links/{id}/access`; an expired or used-up link is a 410 page
-//! saying which. The page's forms — connect a provider, upload a `.zip` — are not accesses:
+//! saying which. A HEAD answers as the GET would and counts nothing. The page's forms — connect a provider, upload a `.zip` — are not accesses:
 //! the visit that showed them was already counted, so they answer with the page re-rendered
 //! (no redirect to the GET, which would count again) and are refused only once the link has
 //! expired. Connecting goes through the control API's `connect`. A link with
@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::stream;
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, Method, StatusCode, header};
 use linkbox_contracts::leaf::{self as wire, Provider, Widget};
 use linkbox_contracts::timefmt;
 use maud::{Markup, html};
@@ -34,7 +34,7 @@ use warp::reply::Response;
 use super::{document, field, form_pairs, html as page, segment};
 use crate::app::App;
 use crate::ops::Error;
-use crate::ops::leaf::{access, allowed_providers, connect, disconnect};
+use crate::ops::leaf::{access, allowed_providers, connect, disconnect, peek};
 use crate::store::leaf::{Account, LeafError, Upload};
 use crate::wire::BodyError;
 use crate::wire::{Request, Router};
@@ -48,7 +48,8 @@ const MULTIPART_OVERHEAD: usize = 64 * 1024;
 pub fn routes() -> Router {
     Router::new()
         .get("/magic-link/{id}", |request: Request| async move {
-            show(request.param("id"), &request.app)
+            let head = request.method == Method::HEAD;
+            show(request.param("id"), &request.app, head)
         })
         .post(
             "/magic-link/{id}/connect",
@@ -91,12 +92,14 @@ pub fn routes() -> Router {
         )
 }
 
-/// GET /magic-link/{id}
-fn show(id: &str, app: &App) -> Response {
+/// GET /magic-link/{id}; a HEAD (served by this route) answers as the GET would, without
+/// counting the visit.
+fn show(id: &str, app: &App, head: bool) -> Response {
     let Some(account) = app.store.leaf().owner_of_link(id) else {
         return refusal(&LeafError::LinkNotFound.into());
     };
-    match access(app, &account, id) {
+    let visit = if head { peek } else { access };
+    match visit(app, &account, id) {
         Ok(link) => render(app, &account, &link, StatusCode::OK, None),
         Err(error) => refusal(&error),
     }

@@ -786,16 +786,38 @@ impl Account {
     ) -> Result<wire::MagicLink, LeafError> {
         let mut state = self.state.lock();
         let link = state.links.get_mut(id).ok_or(LeafError::LinkNotFound)?;
+        self.check_access(link, now)?;
+        link.usage_count += 1;
+        link.last_accessed_at = Some(now);
+        self.sink.record(|changes| self.put_link(changes, id, link));
+        Ok(self.view(id, link))
+    }
+
+    /// What [`Account::access_magic_link`] would answer now — the link as the access would
+    /// leave it, or the refusal — without counting the access: a HEAD of the page.
+    pub fn peek_magic_link(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<wire::MagicLink, LeafError> {
+        let state = self.state.lock();
+        let link = state.links.get(id).ok_or(LeafError::LinkNotFound)?;
+        self.check_access(link, now)?;
+        let mut view = self.view(id, link);
+        view.usage_count += 1;
+        view.last_accessed_at = Some(timefmt::millis(now));
+        Ok(view)
+    }
+
+    /// Why `link` may not be accessed at `now`, if it may not.
+    fn check_access(&self, link: &Link, now: OffsetDateTime) -> Result<(), LeafError> {
         if link.expires_at <= now {
             return Err(LeafError::LinkExpired);
         }
         if link.usage_count >= self.max_usage {
             return Err(LeafError::LinkUsedUp);
         }
-        link.usage_count += 1;
-        link.last_accessed_at = Some(now);
-        self.sink.record(|changes| self.put_link(changes, id, link));
-        Ok(self.view(id, link))
+        Ok(())
     }
 
     /// A link of any widget, without counting an access.

@@ -237,6 +237,45 @@ async fn the_leaf_page_counts_accesses_until_used_up_and_is_styled_by_its_settin
 }
 
 #[tokio::test]
+async fn a_head_of_the_leaf_page_answers_as_its_get_without_counting_a_visit() {
+    let app = spawn_app().await;
+    let token = app.authenticate("farmco").await;
+    let link = leaf_link(&app, &token, "provider", json!({"externalId": "f1"})).await;
+    let path = path_of(link["link"].as_str().expect("link"));
+    for _ in 0..3 {
+        let head = app.send(Method::HEAD, &path, &[], None).await;
+        assert_eq!(head.status, 200, "{head:?}");
+    }
+    let head = app.send(Method::HEAD, &path, &[], None).await;
+    let page = get(&app, &path).await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.text.contains("Visit 1 of 3"), "{}", page.text);
+    assert_eq!(head.header("content-type"), page.header("content-type"));
+    assert_eq!(head.header("content-length"), page.header("content-length"));
+    for _ in 0..2 {
+        get(&app, &path).await;
+    }
+    let head = app.send(Method::HEAD, &path, &[], None).await;
+    assert_eq!(head.status, 410, "{head:?}");
+    let id = link["id"].as_str().expect("id");
+    let view = app
+        .leaf(
+            Method::GET,
+            &format!("/services/widgets/api/magic-link/provider/{id}"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(view.json["usageCount"], 3);
+    assert_eq!(
+        app.send(Method::HEAD, "/magic-link/nothing-here", &[], None)
+            .await
+            .status,
+        404
+    );
+}
+
+#[tokio::test]
 async fn connecting_on_the_page_fills_the_users_credentials() {
     let app = spawn_app().await;
     let token = app.authenticate("farmco").await;
