@@ -429,10 +429,13 @@ pub const MAX_DELIVERY_PAGE: usize = 1_000;
 
 /// `PUT /_sandbox/m2m/webhook-config`: the partner's webhook URL (null clears it).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[schemars(extend("required" = ["url"]))]
 pub struct WebhookConfig {
-    /// HTTPS (or http on a loopback host), at most 2,084 characters.
+    /// HTTPS (or http on a loopback host), at most 2,084 characters; `null` clears it.
+    // Required, so that a body without it cannot clear the URL by accident.
+    #[serde(deserialize_with = "Option::deserialize")]
     #[schemars(url, length(max = crate::m2m::MAX_URL_CHARS))]
-    #[schema(format = "uri", max_length = 2084)]
+    #[schema(format = "uri", max_length = 2084, required = true)]
     pub url: Option<String>,
 }
 

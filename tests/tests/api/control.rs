@@ -478,6 +478,38 @@ async fn the_clock_cannot_be_moved_past_its_years_and_keeps_serving() {
 }
 
 #[tokio::test]
+async fn the_webhook_config_needs_its_url_and_only_an_explicit_null_clears_it() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let put = |body: Value| {
+        let (app, key) = (&app, &key);
+        async move {
+            app.control(Method::PUT, "/m2m/webhook-config", Some(key), Some(&body))
+                .await
+        }
+    };
+    let set = put(json!({"url": "https://example.com/hook"})).await;
+    assert_eq!(set.status, 200, "{set:?}");
+    let missing = put(json!({})).await;
+    assert_control_error(&missing, 400, "INVALID_REQUEST");
+    assert!(
+        missing.json["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("missing field `url`")),
+        "{missing:?}"
+    );
+    let partner = app.app.store.m2m().authenticate(&key).expect("partner");
+    assert_eq!(
+        partner.webhook_url().as_deref(),
+        Some("https://example.com/hook")
+    );
+    let cleared = put(json!({"url": null})).await;
+    assert_eq!(cleared.status, 200, "{cleared:?}");
+    assert_eq!(cleared.json, json!({"url": null}));
+    assert_eq!(partner.webhook_url(), None);
+}
+
+#[tokio::test]
 async fn under_clock_admin_a_tenant_cannot_move_the_shared_clock() {
     let app = spawn_app_with(Options {
         admin_token: Some("root".into()),
