@@ -4,6 +4,7 @@
 //! does (same function, same webhooks); its two forms complete or cancel a transfer through
 //! the same functions as the control API's `.../operation` and `.../operation/cancel`, then
 //! redirect back (POST, redirect, GET), which opens nothing new: only the first open counts.
+//! A HEAD answers as the GET would (404, 410, or the page) and opens nothing.
 //!
 //! Text comes in English and Spanish: `?lang=en|es`, else the link's `language`, else the
 //! browser's `Accept-Language`, else English. Revoked or expired: 410; unknown: 404.
@@ -15,9 +16,10 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, Method, StatusCode, header};
 use linkbox_contracts::m2m::{LinkDetail, LinkStatus};
 use linkbox_contracts::sandbox::{OpenLinkRequest, OperationRequest, OperationView};
+use linkbox_contracts::timefmt;
 use maud::{Markup, html};
 use warp::reply::Response;
 
@@ -210,7 +212,14 @@ fn show(request: &Request) -> Response {
             .and_then(first_language),
         user_agent,
     };
-    if let Err(error) = open_link(app, &partner, link_id, device) {
+    // A HEAD (served by this route) answers as the GET would and opens nothing: a link
+    // checker or a chat app's preview must not play the end user.
+    let refused = if request.method == Method::HEAD {
+        unopenable(app, &detail)
+    } else {
+        open_link(app, &partner, link_id, device).err()
+    };
+    if let Some(error) = refused {
         return refusal(lang, &error);
     }
     let flash = match field(&query, "done") {
@@ -288,6 +297,18 @@ fn act(request: &Request, body: Result<bytes::Bytes, crate::wire::BodyError>) ->
 }
 
 /// The link's partner and detail, when the id names a link whose flow is `flow`.
+/// Why opening the link would be refused, as [`open_link`] would say: revoked, or expired.
+fn unopenable(app: &App, detail: &LinkDetail) -> Option<Error> {
+    let item = &detail.item;
+    if item.status == LinkStatus::Revoked {
+        return Some(Error::Link(LinkError::Revoked));
+    }
+    let now = app.clock.now();
+    timefmt::parse(&item.expires_at)
+        .is_some_and(|expires| expires <= now)
+        .then_some(Error::Link(LinkError::Expired))
+}
+
 fn find(app: &App, link_id: &str, flow: &str) -> Result<(Arc<Partner>, LinkDetail), Error> {
     let not_found = || Error::Link(LinkError::LinkNotFound);
     let partner = Scope::Admin

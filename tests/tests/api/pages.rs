@@ -92,6 +92,46 @@ async fn a_complete_user_sees_no_data_request_and_spanish_links_speak_spanish() 
     assert!(english.text.contains("<html lang=\"en\">"));
 }
 
+/// A HEAD of the widget answers as its GET would, and opens nothing: no `openedAt`, no
+/// `link.opened`; a revoked or expired link's HEAD is its 410.
+#[tokio::test]
+async fn a_head_of_the_widget_opens_nothing() {
+    let app = spawn_app().await;
+    let key = test_key(4);
+    let link = app.create_link_for(&key, "h1").await;
+    let path = path_of(link["url"].as_str().expect("url"));
+    let id = link["linkId"].as_str().expect("id");
+    let head = app.send(Method::HEAD, &path, &[], None).await;
+    assert_eq!(head.status, 200, "{head:?}");
+    assert!(
+        head.header("content-type")
+            .is_some_and(|t| t.starts_with("text/html"))
+    );
+    assert!(head.text.is_empty());
+    let detail = app.get_link(&key, id).await;
+    assert_eq!(detail.data()["status"], "created");
+    assert_eq!(detail.data()["openedAt"], Value::Null);
+    let opened: Vec<Value> = app
+        .deliveries(&key)
+        .await
+        .into_iter()
+        .filter(|delivery| delivery["event"] == "link.opened")
+        .collect();
+    assert!(opened.is_empty(), "{opened:?}");
+    assert_eq!(get(&app, &path).await.status, 200);
+    assert_eq!(app.get_link(&key, id).await.data()["status"], "opened");
+
+    app.revoke_link(&key, id, None).await;
+    assert_eq!(app.send(Method::HEAD, &path, &[], None).await.status, 410);
+    let expiring = app.create_link_for(&key, "h2").await;
+    app.move_clock(&key, 3601).await;
+    let expired = path_of(expiring["url"].as_str().expect("url"));
+    assert_eq!(
+        app.send(Method::HEAD, &expired, &[], None).await.status,
+        410
+    );
+}
+
 #[tokio::test]
 async fn revoked_expired_and_unknown_widgets_say_why() {
     let app = spawn_app().await;
