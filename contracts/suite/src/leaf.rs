@@ -2403,6 +2403,27 @@ fn user_details() -> Vec<Case> {
                 Ok(())
             }
         ),
+        local_case!(
+            "leaf.users.unpaged-is-the-first-page-of-20",
+            Design,
+            ["LEAF-USERS-UNPAGED"],
+            |cx| async move {
+                for _ in 0..21 {
+                    new_user(&cx).await?;
+                }
+                let reply = cx.leaf(Method::GET, USERS).send().await?;
+                reply.status(200)?.header_eq("x-total-count", "21")?;
+                let count = ids(&reply)?.len();
+                if count != 20 {
+                    return Err(reply.failure("body length", 20, count));
+                }
+                let link = reply.header("link").unwrap_or("absent");
+                if !link.contains("rel=\"next\"") {
+                    return Err(reply.failure("header link", "a rel=\"next\" entry", link));
+                }
+                Ok(())
+            }
+        ),
         case!(
             "leaf.users.name-and-email-required",
             Design,

@@ -552,6 +552,7 @@ async fn a_wrapped_list_is_caught() {
             "leaf.users.filter-external-id",
             "leaf.users.list-bare-array",
             "leaf.users.paged-total-count-and-link",
+            "leaf.users.unpaged-is-the-first-page-of-20",
         ]),
         "{output}"
     );
