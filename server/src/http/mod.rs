@@ -33,6 +33,7 @@ use bytes::Buf;
 use futures_util::StreamExt;
 use futures_util::future::Either;
 use http::{Method, StatusCode};
+use linkbox_contracts::m2m::ErrorCode;
 use linkbox_contracts::sandbox::codes;
 use warp::reply::Response;
 
@@ -439,27 +440,28 @@ impl Envelope {
     /// A 400 with `message`: M2M's `INVALID_REQUEST`, Leaf's problem body, or the control
     /// API's `INVALID_REQUEST`.
     fn invalid(&self, message: String) -> Response {
-        let status = StatusCode::BAD_REQUEST;
-        match self {
-            Envelope::M2m => m2m::error::error_response(
-                status,
-                linkbox_contracts::m2m::ErrorCode::InvalidRequest,
-                message,
-            ),
-            Envelope::Leaf(path) => leaf::error::problem_with(status, path, message),
-            Envelope::Sandbox => control::error(status, codes::INVALID_REQUEST, message),
-        }
+        self.error(
+            StatusCode::BAD_REQUEST,
+            (ErrorCode::InvalidRequest, codes::INVALID_REQUEST),
+            message,
+        )
     }
 
     /// `status` with `message`: M2M's `INTERNAL_ERROR`, Leaf's problem body, or the control
     /// API's `control_code`.
     fn failure(&self, status: StatusCode, control_code: &'static str, message: String) -> Response {
+        self.error(status, (ErrorCode::InternalError, control_code), message)
+    }
+
+    /// `status` with `message` in this envelope, with the M2M or the control API's `code`.
+    fn error(
+        &self,
+        status: StatusCode,
+        (m2m_code, control_code): (ErrorCode, &'static str),
+        message: String,
+    ) -> Response {
         match self {
-            Envelope::M2m => m2m::error::error_response(
-                status,
-                linkbox_contracts::m2m::ErrorCode::InternalError,
-                message,
-            ),
+            Envelope::M2m => m2m::error::error_response(status, m2m_code, message),
             Envelope::Leaf(path) => leaf::error::problem_with(status, path, message),
             Envelope::Sandbox => control::error(status, control_code, message),
         }

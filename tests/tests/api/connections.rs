@@ -96,11 +96,7 @@ async fn a_head_too_large_on_an_apis_path_gets_that_apis_envelope() {
     let read = stream.read(&mut first).await.expect("the first answer");
     assert!(first[..read].starts_with(b"HTTP/1.1 200"));
     stream.write_all(request.as_bytes()).await.expect("write");
-    let mut rest = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
-        .await
-        .expect("closed in time")
-        .expect("read");
+    let rest = until_closed(&mut stream).await;
     let (status, body) = unparsed_answer(&rest);
     // Which limit it passes first (the target's or the head's) is hyper's to tell.
     assert!(matches!(status, 414 | 431), "{status}: {body}");
@@ -147,11 +143,7 @@ async fn a_body_too_large_sent_after_a_pause_still_gets_its_413() {
         .write_all(&vec![b' '; size])
         .await
         .expect("the body is taken, not reset");
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
-        .await
-        .expect("closed in time")
-        .expect("read");
+    let answer = until_closed(&mut stream).await;
     let (status, body) = unparsed_answer(&answer);
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["error"]["code"], "INVALID_REQUEST", "{body}");
@@ -220,6 +212,11 @@ fn unparsed_answer(answer: &[u8]) -> (u16, serde_json::Value) {
 async fn answer_to(app: &TestApp, request: &[u8]) -> Vec<u8> {
     let mut stream = TcpStream::connect(app.addr).await.expect("connect");
     stream.write_all(request).await.expect("write");
+    until_closed(&mut stream).await
+}
+
+/// Everything the server sends until it closes the connection, within 5 s.
+async fn until_closed(stream: &mut TcpStream) -> Vec<u8> {
     let mut buffer = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buffer))
         .await

@@ -25,6 +25,17 @@ async fn get(app: &TestApp, path: &str) -> Reply {
     app.send(Method::GET, path, &[], None).await
 }
 
+/// `GET` of a Leaf provider link through the API.
+async fn provider_link(app: &TestApp, token: &str, id: &str) -> Reply {
+    app.leaf(
+        Method::GET,
+        &format!("/services/widgets/api/magic-link/provider/{id}"),
+        token,
+        None,
+    )
+    .await
+}
+
 async fn post_form(app: &TestApp, path: &str, form: &str) -> Reply {
     app.send(Method::POST, path, &[FORM], Some(form.as_bytes().to_vec()))
         .await
@@ -248,14 +259,7 @@ async fn the_leaf_page_counts_accesses_until_used_up_and_is_styled_by_its_settin
         assert_eq!(page.text.matches("data-provider=").count(), 2);
     }
     let id = link["id"].as_str().expect("id");
-    let view = app
-        .leaf(
-            Method::GET,
-            &format!("/services/widgets/api/magic-link/provider/{id}"),
-            &token,
-            None,
-        )
-        .await;
+    let view = provider_link(&app, &token, id).await;
     assert_eq!(view.json["usageCount"], 3);
     assert!(view.json["lastAccessedAt"].is_string());
     let used_up = get(&app, &path).await;
@@ -298,14 +302,7 @@ async fn a_head_of_the_leaf_page_answers_as_its_get_without_counting_a_visit() {
     let head = app.send(Method::HEAD, &path, &[], None).await;
     assert_eq!(head.status, 410, "{head:?}");
     let id = link["id"].as_str().expect("id");
-    let view = app
-        .leaf(
-            Method::GET,
-            &format!("/services/widgets/api/magic-link/provider/{id}"),
-            &token,
-            None,
-        )
-        .await;
+    let view = provider_link(&app, &token, id).await;
     assert_eq!(view.json["usageCount"], 3);
     assert_eq!(
         app.send(Method::HEAD, "/magic-link/nothing-here", &[], None)
