@@ -836,6 +836,21 @@ fn redact_body(body: &[u8]) -> String {
     }
 }
 
+/// `value`, found in an answer at `pointer` (a JSON pointer, or a header's name), with its
+/// secrets redacted as the journal shows them: whole when the pointer names a secret field
+/// or header (`/webhookSecret`, `/id_token`, `set-cookie`), else each secret field within.
+/// For reports that quote answers, such as the drift report's examples.
+pub fn redact_at(pointer: &str, mut value: Value) -> Value {
+    let names_secret = pointer
+        .split(['/', ':', ' '])
+        .any(|segment| is_secret_field(segment) || is_secret_header(&segment.to_ascii_lowercase()));
+    if names_secret && !value.is_null() {
+        return Value::String(REDACTED.to_owned());
+    }
+    redact_json(&mut value);
+    value
+}
+
 fn redact_json(value: &mut Value) {
     match value {
         Value::Object(fields) => {
@@ -1089,6 +1104,24 @@ pub(crate) mod tests {
                 + std::mem::size_of::<Arc<Entry>>();
             assert!(entry.size() >= held, "{} < {held}", entry.size());
         }
+    }
+
+    #[test]
+    fn a_quoted_answer_is_redacted_by_where_it_was_found_and_within() {
+        use serde_json::json;
+        let secret = json!("whsec_abcdef");
+        assert_eq!(redact_at("/webhookSecret", secret.clone()), json!(REDACTED));
+        assert_eq!(redact_at("/data/id_token", secret.clone()), json!(REDACTED));
+        assert_eq!(redact_at("set-cookie", secret.clone()), json!(REDACTED));
+        assert_eq!(redact_at("/webhookSecret", Value::Null), Value::Null);
+        assert_eq!(
+            redact_at("/data/status", json!("created")),
+            json!("created")
+        );
+        assert_eq!(
+            redact_at("/data", json!({"token": "t", "linkId": "l"})),
+            json!({"token": REDACTED, "linkId": "l"})
+        );
     }
 
     #[test]

@@ -470,6 +470,87 @@ async fn an_unreachable_vendor_is_a_502_in_each_apis_shape_and_an_error_not_drif
     assert_eq!(report["differences"], json!([]), "{report}");
 }
 
+/// A vendor that cannot take a request now (a 503, a 502, a 429) is weather, not drift:
+/// the request is neither compared nor applied to the shadow, which stays in step with what
+/// the vendor did; the report counts it as an error saying why.
+#[tokio::test]
+async fn a_vendor_that_is_down_or_rate_limiting_is_weather_and_not_applied() {
+    let vendor = spawn_app().await;
+    let proxy = drifting(
+        &vendor,
+        Arc::new(|method, path, status, body| match (method, path) {
+            ("POST", "/partner/links") if status == 201 => (503, body),
+            ("GET", "/partner/links") => (429, body),
+            _ => (status, body),
+        }),
+    )
+    .await;
+    let shadow = shadowing(&format!("http://{proxy}")).await;
+    let key = test_key(1612);
+    let created = shadow
+        .create_link(&key, &json!({"referenceId": "weather-1"}))
+        .await;
+    assert_eq!(created.status, 503, "the client gets the vendor's answer");
+    assert_eq!(shadow.list_links(&key, "").await.status, 429);
+    let report = drift_after(&shadow, 2).await;
+    assert_eq!(report["differences"], json!([]), "{report}");
+    assert_eq!(report["errors"], 2, "{report}");
+    assert_eq!(report["compared"], 0, "{report}");
+    let said = report.to_string();
+    assert!(said.contains("weather"), "{said}");
+    let partner = shadow
+        .app
+        .store
+        .m2m()
+        .authenticate(&key)
+        .expect("open mode");
+    assert_eq!(
+        partner.link_count(),
+        0,
+        "the shadow did not apply the refused create"
+    );
+}
+
+/// A difference in a secret (the vendor's webhook secret in another format) is reported,
+/// but the report quotes neither side's secret: both are `[redacted]`, as in the journal.
+#[tokio::test]
+async fn a_drifting_secret_is_reported_with_both_sides_redacted() {
+    let vendor = spawn_app().await;
+    let proxy = drifting(
+        &vendor,
+        Arc::new(|method, path, status, mut body| {
+            if method == "POST" && path.ends_with("/regenerate-secret") {
+                let secret = body["webhookSecret"].as_str().unwrap_or_default();
+                body["webhookSecret"] = json!(secret.replacen("whsec_", "sk_live_", 1));
+            }
+            (status, body)
+        }),
+    )
+    .await;
+    let shadow = shadowing(&format!("http://{proxy}")).await;
+    let key = test_key(1613);
+    let secret = shadow.regenerate_secret(&key).await;
+    assert!(secret.starts_with("sk_live_"), "{secret}");
+    let report = drift_after(&shadow, 1).await;
+    let differences = report["differences"].as_array().expect("differences");
+    assert!(
+        differences
+            .iter()
+            .any(|difference| difference["pointer"] == "/webhookSecret"),
+        "{report}"
+    );
+    let said = report.to_string();
+    assert!(
+        !said.contains(&secret),
+        "the vendor's secret is quoted: {said}"
+    );
+    assert!(
+        !said.contains("whsec_"),
+        "the shadow's secret is quoted: {said}"
+    );
+    assert!(said.contains("[redacted]"), "{said}");
+}
+
 #[tokio::test]
 async fn the_report_clears_and_speaks_junit() {
     let vendor = spawn_app().await;

@@ -20,7 +20,9 @@
 //!    two answers ([`linkbox_suite::shadow::compare`]), learns the ids both minted
 //!    ([`linkbox_suite::shadow::pairs`]) and records what differs in the drift report
 //!    ([`crate::drift`]), with one line on stderr (target `linkbox::drift`) per new
-//!    difference.
+//!    difference. An upstream answer that is weather (a 5xx or a 429: the vendor could not
+//!    take the request now) is neither applied nor compared: it is an error of the report,
+//!    and the shadow stays in step with what the vendor did.
 //!
 //! An M2M key is its own shadow partner (open mode); a Leaf token is the one linkbox issued
 //! when the same `/api/authenticate` was applied to the shadow. A Leaf request whose token
@@ -441,7 +443,14 @@ async fn work(
     }
 }
 
-/// Applies one job to the shadow, compares the answers and records what differs.
+/// Whether the vendor's `status` is weather, as the contract suite has it: a 5xx or a 429,
+/// the vendor unable to take the request now, not an answer to compare.
+fn is_weather(status: u16) -> bool {
+    status == 429 || (500..600).contains(&status)
+}
+
+/// Applies one job to the shadow, compares the answers and records what differs; a
+/// weather answer from the vendor is neither applied nor compared ([`is_weather`]).
 async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, job: Job) {
     let endpoint = compare::endpoint(job.api, job.method.as_str(), &job.path);
     let mut headers = job.headers.clone();
@@ -457,6 +466,20 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, job: Job) {
     };
     let caller = identity::resolve(app, &headers);
     let tenant = caller.tenant().cloned();
+    if is_weather(job.upstream.status) {
+        // The vendor did not do what was asked (it was down, overloaded or rate-limiting):
+        // no difference of the contract, and applied to the shadow it would leave the two
+        // out of step (a create the vendor refused, then its retry a 409 here).
+        app.drift.error(
+            tenant.as_deref(),
+            &endpoint,
+            format!(
+                "not compared: the vendor answered {} (weather: it could not take the request                  now), so linkbox did not apply it either; the client got the vendor's answer",
+                job.upstream.status
+            ),
+        );
+        return;
+    }
     let upstream_ok = (200..300).contains(&job.upstream.status);
     if job.api == Api::Leaf && bearer == Bearer::Unknown && upstream_ok {
         app.drift.error(
@@ -528,9 +551,11 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, job: Job) {
         .into_iter()
         .map(|difference| Found {
             rule: difference.rule.name(),
+            // The report and its log line quote the answers: their secrets (the vendor's
+            // real webhook secret, a client's token) are redacted as in the journal.
+            upstream: journal::redact_at(&difference.pointer, difference.upstream),
+            linkbox: journal::redact_at(&difference.pointer, difference.linkbox),
             pointer: difference.pointer,
-            upstream: difference.upstream,
-            linkbox: difference.linkbox,
             fact: difference.fact,
             doc: difference.doc,
         })
