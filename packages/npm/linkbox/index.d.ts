@@ -131,7 +131,7 @@ export declare class Linkbox {
   advance(seconds: number, credential?: Credential): Promise<ClockView>;
   clock(credential?: Credential): Promise<ClockView>;
   freeze(frozen?: boolean, credential?: Credential): Promise<ClockView>;
-  /** The deliveries the caller may see, newest first. */
+  /** The deliveries the caller may see, newest first: every page `GET /_sandbox/webhooks` answers. */
   webhooks(credential?: Credential): Promise<Delivery[]>;
   /** The journal of calls to the vendor APIs, newest first. */
   requests(filter?: JournalFilter): Promise<JournalEntry[]>;

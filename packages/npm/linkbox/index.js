@@ -14,6 +14,8 @@ const LISTENING_PREFIX = 'listening on ';
 const STDERR_TAIL_BYTES = 64 * 1024;
 /** The prefix of a sandbox M2M key; 32 letters or digits follow it. */
 const TEST_KEY_PREFIX = 'm2m_test_';
+/** Deliveries asked for per `GET /_sandbox/webhooks` page: the most linkbox answers at once. */
+const DELIVERY_PAGE = 1000;
 /** Linkbox's calls on behalf of a Tenant, outside the public surface. */
 const CALL = Symbol('linkbox.call');
 
@@ -366,7 +368,15 @@ class Linkbox {
   }
 
   async webhooks({ key } = {}) {
-    return (await this.#call('GET', '/_sandbox/webhooks', { key })).deliveries;
+    // linkbox answers a page at a time: follow nextBefore to the last page.
+    const deliveries = [];
+    const query = new URLSearchParams({ limit: String(DELIVERY_PAGE) });
+    for (;;) {
+      const page = await this.#call('GET', `/_sandbox/webhooks?${query}`, { key });
+      for (const delivery of page.deliveries) deliveries.push(delivery);
+      if (!page.nextBefore) return deliveries;
+      query.set('before', page.nextBefore);
+    }
   }
 
   async requests({ key, ...filters } = {}) {

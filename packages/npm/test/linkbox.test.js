@@ -93,6 +93,57 @@ test('the webhook arrives signed at a local receiver', async () => {
   }
 });
 
+/**
+ * Seeds `count` links for the partner and opens each: `count` link.opened deliveries (and a
+ * user.data_request for each sender missing data), which fail at once as the partner has no
+ * webhook URL.
+ */
+async function openSeededLinks(url, key, count) {
+  const headers = { 'X-API-Key': key, 'Content-Type': 'application/json' };
+  const seeded = await fetch(`${url}/_sandbox/seed`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ api: 'm2m', count, rngSeed: 7, mix: { created: 1 } }),
+  });
+  assert.equal(seeded.status, 201);
+  for (const linkId of (await seeded.json()).created) {
+    const opened = await fetch(`${url}/_sandbox/m2m/links/${linkId}/open`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ userAgent: 'node', platform: 'web', language: 'en' }),
+    });
+    assert.equal(opened.status, 200, await opened.text());
+  }
+}
+
+test('webhooks() lists every delivery, not only the first page', async () => {
+  // linkbox lists deliveries a page at a time (100 by default, at most 1,000).
+  const own = await startLinkbox();
+  try {
+    const busy = await own.tenant();
+    const quiet = await own.tenant();
+    await openSeededLinks(own.url, busy.key, 800);
+    await openSeededLinks(own.url, quiet.key, 2);
+    const first = await (await fetch(`${own.url}/_sandbox/webhooks?limit=1000`, { headers: busy.m2mHeaders })).json();
+    assert.ok(first.total > 1000 && first.nextBefore, 'the test needs more than one page of 1,000');
+    const deliveries = await busy.webhooks();
+    assert.equal(deliveries.length, first.total);
+    assert.equal(new Set(deliveries.map((delivery) => delivery.id)).size, first.total);
+    // Newest first, as the server orders its pages.
+    assert.deepEqual(
+      deliveries.slice(0, 1000).map((delivery) => delivery.id),
+      first.deliveries.map((delivery) => delivery.id),
+    );
+    assert.deepEqual([...new Set(deliveries.map((delivery) => delivery.tenant))], [first.deliveries[0].tenant]);
+    const quietDeliveries = await quiet.webhooks();
+    assert.ok(quietDeliveries.length >= 2 && quietDeliveries.length < 10, String(quietDeliveries.length));
+    // Without a key, every tenant's.
+    assert.equal((await own.webhooks()).length, first.total + quietDeliveries.length);
+  } finally {
+    await own.stop();
+  }
+});
+
 test('advancing the clock expires a link', async () => {
   const tenant = await linkbox.tenant();
   const link = await createLink(tenant, { referenceId: 'short-lived', expiresInMinutes: 5 });

@@ -98,6 +98,52 @@ def settled_deliveries(tenant: Tenant, timeout: float = 10.0) -> List[Dict[str, 
         time.sleep(0.02)
 
 
+def open_seeded_links(url: str, key: str, count: int) -> None:
+    """Seeds ``count`` links for the partner and opens each: ``count`` ``link.opened``
+    deliveries (and a ``user.data_request`` for each sender missing data), which fail at once
+    as the partner has no webhook URL."""
+    headers = {"X-API-Key": key}
+    with requests.Session() as session:
+        seeded = session.post(
+            f"{url}/_sandbox/seed",
+            headers=headers,
+            json={"api": "m2m", "count": count, "rngSeed": 7, "mix": {"created": 1}},
+            timeout=30,
+        )
+        assert seeded.status_code == 201, seeded.text[:500]
+        for link_id in seeded.json()["created"]:
+            opened = session.post(
+                f"{url}/_sandbox/m2m/links/{link_id}/open",
+                headers=headers,
+                json={"userAgent": "pytest", "platform": "web", "language": "en"},
+                timeout=10,
+            )
+            assert opened.status_code == 200, opened.text
+
+
+def test_webhooks_lists_every_delivery_not_only_the_first_page() -> None:
+    # linkbox lists deliveries a page at a time (100 by default, at most 1,000).
+    with Sandbox() as sandbox:
+        busy, quiet = sandbox.tenant(), sandbox.tenant()
+        open_seeded_links(sandbox.url, busy.key, 800)
+        open_seeded_links(sandbox.url, quiet.key, 2)
+        first = requests.get(
+            f"{sandbox.url}/_sandbox/webhooks", headers=busy.m2m_headers, params={"limit": 1000}, timeout=10
+        ).json()
+        total = first["total"]
+        assert total > 1000 and first["nextBefore"], "the test needs more than one page of 1,000"
+        deliveries = busy.webhooks()
+        assert len(deliveries) == total
+        assert len({d["id"] for d in deliveries}) == total
+        # Newest first, as the server orders its pages.
+        assert [d["id"] for d in deliveries[:1000]] == [d["id"] for d in first["deliveries"]]
+        assert {d["tenant"] for d in deliveries} == {first["deliveries"][0]["tenant"]}
+        quiet_deliveries = quiet.webhooks()
+        assert 2 <= len(quiet_deliveries) < 10
+        # Without a key, every tenant's.
+        assert len(sandbox.webhooks()) == total + len(quiet_deliveries)
+
+
 def test_advancing_the_clock_expires_a_link(linkbox_tenant: Tenant) -> None:
     created = requests.post(
         f"{linkbox_tenant.url}/partner/links",

@@ -23,6 +23,9 @@ Json = Any
 #: The prefix of a sandbox M2M key; 32 letters or digits follow it.
 TEST_KEY_PREFIX = "m2m_test_"
 
+#: Deliveries asked for per ``GET /_sandbox/webhooks`` page: the most linkbox answers at once.
+DELIVERY_PAGE = 1000
+
 
 def new_m2m_key() -> str:
     """A fresh, well-formed M2M sandbox key: in open mode, a partner of its own."""
@@ -206,8 +209,17 @@ class Sandbox:
 
     def webhooks(self, key: Optional[str] = None) -> List[Json]:
         """``GET /_sandbox/webhooks``: the deliveries the caller may see, newest first, each
-        with its attempts."""
-        return list(self._call("GET", "/_sandbox/webhooks", credential=key)["deliveries"])
+        with its attempts. linkbox answers a page at a time; this follows ``nextBefore``
+        until the last page, so the list is complete."""
+        deliveries: List[Json] = []
+        query = {"limit": str(DELIVERY_PAGE)}
+        while True:
+            page = self._call("GET", "/_sandbox/webhooks?" + urllib.parse.urlencode(query), credential=key)
+            deliveries += page["deliveries"]
+            before = page.get("nextBefore")
+            if not before:
+                return deliveries
+            query["before"] = before
 
     def requests(
         self,
