@@ -52,6 +52,12 @@ async fn get(cx: &Ctx, link_id: &str) -> Result<Reply, Failure> {
         .await
 }
 
+/// `value` as a query string's value: a timestamp the target wrote with a `+00:00` offset
+/// would otherwise reach it as a space.
+fn query_value(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
 async fn list(cx: &Ctx, query: &str) -> Result<Reply, Failure> {
     cx.m2m(Method::GET, &format!("{LINKS}?{query}"))
         .send()
@@ -1755,7 +1761,7 @@ fn listing() -> Vec<Case> {
             |cx| async move {
                 let reference = cx.mark("ref");
                 let link = cx.create_link(json!({"referenceId": reference})).await?;
-                let at = text(&link, "createdAt");
+                let at = query_value(&text(&link, "createdAt"));
                 let reply =
                     list(&cx, &format!("referenceId={reference}&from={at}&to={at}")).await?;
                 reply.status(200)?.eq("/data/pagination/total", json!(1))?;
@@ -1887,6 +1893,7 @@ fn listing() -> Vec<Case> {
                         "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
                     ))
                     .map_err(|error| Failure::new("format", "to", "ISO 8601", error))?;
+                let (from, to) = (query_value(&from), query_value(&to));
                 let reply =
                     list(&cx, &format!("referenceId={reference}&from={from}&to={to}")).await?;
                 reply.status(200)?.eq("/data/pagination/total", json!(1))?;
@@ -3219,4 +3226,24 @@ fn check_webhook(hook: &Received, secret: &str, link_id: &str) -> Result<(), Fai
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_value;
+
+    /// A timestamp with a `+` offset reaches the target as written, not with a space.
+    #[test]
+    fn a_query_value_keeps_its_plus() {
+        let encoded = query_value("2026-12-05T23:15:32+00:00");
+        assert_eq!(encoded, "2026-12-05T23%3A15%3A32%2B00%3A00");
+        let decoded: Vec<(String, String)> =
+            url::form_urlencoded::parse(format!("from={encoded}").as_bytes())
+                .into_owned()
+                .collect();
+        assert_eq!(
+            decoded,
+            [("from".to_owned(), "2026-12-05T23:15:32+00:00".to_owned())]
+        );
+    }
 }
