@@ -163,7 +163,10 @@ export declare class Tenant {
   regenerateWebhookSecret(): Promise<string>;
 }
 
-/** Starts linkbox on a free loopback port; rejects with a StartError carrying its stderr. */
+/**
+ * Starts linkbox on a free loopback port; rejects with a StartError carrying its stderr, or
+ * naming what is missing when there is no binary to run (no platform package, no `LINKBOX_BINARY`).
+ */
 export declare function startLinkbox(options?: LinkboxOptions): Promise<Linkbox>;
 
 /** A fresh, well-formed M2M sandbox key. */

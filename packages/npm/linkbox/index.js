@@ -146,7 +146,13 @@ function serveArgs(options) {
  * @returns {Promise<Linkbox>}
  */
 async function startLinkbox(options = {}) {
-  const binary = options.binary != null ? String(options.binary) : binaryPath();
+  let binary;
+  try {
+    binary = options.binary != null ? String(options.binary) : binaryPath();
+  } catch (error) {
+    // No platform package for this machine, or it is not installed.
+    throw new StartError(`cannot start linkbox: ${error.message}`, { cause: error });
+  }
   const args = serveArgs(options);
   const command = [binary, ...args].join(' ');
   const startTimeoutMs = options.startTimeoutMs ?? 10_000;

@@ -9,6 +9,7 @@ const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
+const { execFileSync } = require('node:child_process');
 const { startLinkbox, binaryPath, StartError, LinkboxError } = require('linkbox');
 const { isRunning } = require('./helpers.js');
 
@@ -136,6 +137,32 @@ test('other platforms are a clear error naming the supported ones', () => {
     /no binary for darwin-arm64; supported platforms: linux-x64/,
   );
   assert.equal(binaryPath({ env: { LINKBOX_BINARY: '/opt/linkbox' } }), '/opt/linkbox');
+});
+
+test('a missing platform package is a StartError naming it', () => {
+  // The linkbox package alone, in a project where @linkbox/linux-x64 was not installed.
+  const project = scratch();
+  fs.cpSync(path.dirname(require.resolve('linkbox/package.json')), path.join(project, 'node_modules', 'linkbox'), {
+    recursive: true,
+  });
+  const script = path.join(project, 'start.js');
+  fs.writeFileSync(
+    script,
+    `const { startLinkbox, StartError } = require('linkbox');
+startLinkbox().then(
+  (linkbox) => linkbox.stop().then(() => console.log(JSON.stringify({ started: true }))),
+  (error) => console.log(JSON.stringify({ name: error.name, isStartError: error instanceof StartError, message: error.message })),
+);
+`,
+  );
+  const env = { ...process.env };
+  delete env.LINKBOX_BINARY;
+  delete env.NODE_PATH;
+  const outcome = JSON.parse(execFileSync(process.execPath, [script], { cwd: project, env, encoding: 'utf8' }));
+  assert.equal(outcome.isStartError, true, JSON.stringify(outcome));
+  assert.equal(outcome.name, 'StartError');
+  assert.match(outcome.message, /@linkbox\/linux-x64/);
+  assert.match(outcome.message, /LINKBOX_BINARY/);
 });
 
 test('a fresh tenant where the config names the partners is a clear error', async () => {
