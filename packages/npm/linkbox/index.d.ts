@@ -12,11 +12,14 @@ export interface LinkboxOptions {
   args?: readonly string[];
   /** Where to listen. Default `127.0.0.1:0` (a free port). */
   addr?: string;
-  /** The linkbox binary. Default: `$LINKBOX_BINARY`, else this platform's package's. */
+  /**
+   * The linkbox binary. Default: `LINKBOX_BINARY` of `env` when that sets it, else
+   * `$LINKBOX_BINARY` of this process, else this platform's package's.
+   */
   binary?: string;
   /** `--admin-token`; the wrappers then present it for calls without a `key`. */
   adminToken?: string;
-  /** The environment of the process. Default: this process's. */
+  /** The environment of the process (its `LINKBOX_BINARY` chooses the binary). Default: this process's. */
   env?: Record<string, string | undefined>;
   /** How long linkbox may take to print its address. Default 10000. */
   startTimeoutMs?: number;

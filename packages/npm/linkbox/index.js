@@ -148,7 +148,9 @@ function serveArgs(options) {
 async function startLinkbox(options = {}) {
   let binary;
   try {
-    binary = options.binary != null ? String(options.binary) : binaryPath();
+    // An explicit env's LINKBOX_BINARY is the one the caller means, over this process's.
+    const where = options.env && options.env.LINKBOX_BINARY ? { env: options.env } : {};
+    binary = options.binary != null ? String(options.binary) : binaryPath(where);
   } catch (error) {
     // No platform package for this machine, or it is not installed.
     throw new StartError(`cannot start linkbox: ${error.message}`, { cause: error });

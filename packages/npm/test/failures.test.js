@@ -26,6 +26,29 @@ test('a missing binary is named', async () => {
   });
 });
 
+test('the env given chooses the binary', async () => {
+  // Its LINKBOX_BINARY wins over this process's; without one, this process's still counts.
+  const env = { ...process.env, LINKBOX_BINARY: '/nonexistent/from-env/linkbox' };
+  let started;
+  await assert.rejects(
+    startLinkbox({ env }).then((linkbox) => {
+      started = linkbox;
+      return linkbox;
+    }),
+    (error) => {
+      assert.ok(error instanceof StartError);
+      assert.match(error.message, /\/nonexistent\/from-env\/linkbox does not exist/);
+      return true;
+    },
+  ).finally(() => started?.stop());
+  const linkbox = await startLinkbox({ env: { PATH: process.env.PATH } });
+  try {
+    assert.equal(linkbox.running, true);
+  } finally {
+    await linkbox.stop();
+  }
+});
+
 test('a binary that is not executable is named', async (t) => {
   const binary = path.join(scratch(), 'linkbox');
   fs.writeFileSync(binary, fs.readFileSync(binaryPath()).subarray(0, 4096), { mode: 0o644 });

@@ -22,6 +22,16 @@ def test_a_missing_binary_is_named() -> None:
     assert failure.value.pid is None
 
 
+def test_the_env_given_chooses_the_binary() -> None:
+    # Its LINKBOX_BINARY wins over this process's; without one, this process's still counts.
+    env = {**os.environ, "LINKBOX_BINARY": "/nonexistent/from-env/linkbox"}
+    with pytest.raises(linkbox.StartError) as failure:
+        linkbox.Sandbox(env=env).start()
+    assert "/nonexistent/from-env/linkbox does not exist" in str(failure.value)
+    with linkbox.Sandbox(env={"PATH": os.environ.get("PATH", "")}) as sandbox:
+        assert sandbox.running
+
+
 def test_a_binary_that_is_not_executable_is_named(tmp_path: Path) -> None:
     binary = tmp_path / "linkbox"
     binary.write_bytes(Path(linkbox.find_binary()).read_bytes()[:4096])

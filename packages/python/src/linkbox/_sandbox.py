@@ -42,7 +42,8 @@ class Sandbox:
 
     ``config`` is a TOML file (``--config``), ``state`` a SQLite file (``--state``), ``seed``
     the number of demo links (``--seed``) and ``args`` further ``linkbox serve`` flags. The
-    binary is ``binary``, else ``$LINKBOX_BINARY``, else the one the wheel installed.
+    binary is ``binary``, else ``LINKBOX_BINARY`` from ``env`` or, failing that, from this
+    process's environment, else the one the wheel installed.
 
     Control calls take a credential ``key``: an M2M key or a Leaf ``id_token`` scopes them to
     that tenant; ``None`` acts for every tenant (as admin).
@@ -92,7 +93,9 @@ class Sandbox:
         stderr) when it cannot, with no process left behind."""
         if self._process is not None and self._process.returncode() is None:
             raise LinkboxError("this sandbox is already running")
-        process = Process([find_binary(self._binary)] + self._command, self._env)
+        # An explicit env's LINKBOX_BINARY is the one the caller means, over this process's.
+        binary = find_binary(self._binary or self._env.get("LINKBOX_BINARY") or None)
+        process = Process([binary] + self._command, self._env)
         process.start(self._start_timeout)
         self._process = process
         return self
