@@ -872,6 +872,59 @@ async fn a_lost_database_means_503_with_retry_after_and_it_recovers_without_a_re
     assert_eq!(ids.len(), 2, "before and after, not the refused one");
 }
 
+/// A tenant's lock held by a session that went quiet (a replica frozen mid-request) holds
+/// up another replica's requests for that tenant only so long: then they are a 503 with
+/// `Retry-After`, not a wait without end; once the lock is let go, they are served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_held_by_a_frozen_replica_is_waited_for_only_so_long() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replica = Replica::start(&database, &[]);
+    let key = key(31);
+    let (status, created) = replica.create_link(&key, "first").await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["data"]["linkId"].as_str().expect("linkId");
+    let slug = id.split('_').nth(1).expect("the partner's slug in the id");
+    let (frozen, connection) = tokio_postgres::connect(&database, tokio_postgres::NoTls)
+        .await
+        .expect("a session of its own");
+    tokio::spawn(connection);
+    frozen.batch_execute("BEGIN").await.expect("begin");
+    let held = frozen
+        .query(
+            "SELECT version FROM tenants WHERE name = $1 FOR UPDATE",
+            &[&slug],
+        )
+        .await
+        .expect("the tenant's lock");
+    assert_eq!(held.len(), 1, "the tenant {slug} has its row");
+
+    let started = std::time::Instant::now();
+    let (status, refused, headers) = replica
+        .send(
+            reqwest::Method::GET,
+            "/partner/links",
+            &[("x-api-key", &key)],
+            None,
+        )
+        .await;
+    let waited = started.elapsed();
+    assert_eq!(status, 503, "{refused}");
+    assert_eq!(refused["success"], false, "{refused}");
+    assert_eq!(
+        headers.get("retry-after").map(|value| value.as_bytes()),
+        Some(&b"1"[..])
+    );
+    assert!(
+        (Duration::from_secs(8)..Duration::from_secs(20)).contains(&waited),
+        "refused after {waited:?}"
+    );
+
+    frozen.batch_execute("ROLLBACK").await.expect("let go");
+    let (status, served) = replica.create_link(&key, "second").await;
+    assert_eq!(status, 201, "{served}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fault_injected_through_one_replica_fires_on_every_one_counted_once() {
     let Some(server) = server() else { return };

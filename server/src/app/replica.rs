@@ -93,6 +93,33 @@ impl Replica {
 
 /// Marks the tenants a request may have changed in memory as unknown unless the request
 /// committed: a failed or abandoned request leaves this replica's copy to be read back.
+/// How long one step of a request's transaction (taking its locks, reading rows, writing
+/// and committing) may go without an answer from the database. Past it the request is a
+/// 503, its transaction dropped (its connection closed, so the server rolls it back) and
+/// its tenants read back when next used: a connection cut off, or a server that stalled,
+/// answers nothing at all, and without a bound the request waited for the connection's
+/// idle timeout and was closed unanswered. Waiting for a lock another replica holds is
+/// bounded by the server ([`crate::persist::shared`]'s `lock_timeout`). [design]
+const DATABASE_STEP: Duration = Duration::from_secs(30);
+
+/// `work`, one step of a request's transaction, within [`DATABASE_STEP`].
+async fn step<T>(
+    replica: &Replica,
+    work: impl Future<Output = Result<T, Unavailable>>,
+) -> Result<T, Unavailable> {
+    tokio::time::timeout(DATABASE_STEP, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Unavailable {
+                target: replica.database.target().clone(),
+                reason: format!(
+                    "no answer within {} s (the connection is cut off, or the server stalled)",
+                    DATABASE_STEP.as_secs()
+                ),
+            })
+        })
+}
+
 struct Unsettled<'a> {
     replica: &'a Replica,
     names: HashSet<String>,
@@ -155,7 +182,7 @@ impl App {
                 None,
             ),
         };
-        let (txn, locked) = replica.database.begin(scope).await?;
+        let (txn, locked) = step(replica, replica.database.begin(scope)).await?;
         self.sync_clock(&locked.clock);
         let mut unsettled = Unsettled {
             replica,
@@ -177,7 +204,7 @@ impl App {
                 .collect()
         };
         for (name, version) in stale {
-            self.catch_up_tenant(&txn, &locked, &name).await?;
+            step(replica, self.catch_up_tenant(&txn, &locked, &name)).await?;
             replica.knows([(name, version)]);
         }
         // A partner's rate-limit windows are counted in the database, by every replica.
@@ -185,7 +212,7 @@ impl App {
             && self.settings.rate_limits == crate::config::RateLimits::Documented
             && let Some(partner) = self.store.m2m().by_slug(name)
         {
-            let rows = txn.rate_windows(name).await?;
+            let rows = step(replica, txn.rate_windows(name)).await?;
             partner.set_windows(rows.iter().filter_map(|row| {
                 Some((
                     row.id == "create",
@@ -203,26 +230,28 @@ impl App {
         };
         let faults_locked = matches!(hint, Hint::Everything | Hint::Journal);
         if *hint == Hint::Journal {
-            let rows = txn.journal_rows().await?;
+            let rows = step(replica, txn.journal_rows()).await?;
             super::load::reload_journal(self, rows);
         }
         if faults != replica.faults.load(Ordering::Acquire) {
-            self.reload_faults(&txn, faults).await?;
+            step(replica, self.reload_faults(&txn, faults)).await?;
         }
         if !faults_locked && self.faults.in_force_for(tenant) {
-            faults = txn.lock_faults().await?;
+            faults = step(replica, txn.lock_faults()).await?;
             if faults != replica.faults.load(Ordering::Acquire) {
-                self.reload_faults(&txn, faults).await?;
+                step(replica, self.reload_faults(&txn, faults)).await?;
             }
         }
         let (output, writes) = shared::scoped(work).await;
         if writes.is_empty() {
-            txn.rollback().await;
+            // Not waited for past the step's deadline: dropped, the transaction closes its
+            // connection and the server rolls it back.
+            let _ = tokio::time::timeout(DATABASE_STEP, txn.rollback()).await;
             unsettled.settled = true;
             return Ok(output);
         }
         replica.faults.store(-1, Ordering::Release);
-        let committed = txn.commit(writes).await?;
+        let committed = step(replica, txn.commit(writes)).await?;
         // Memory holds exactly what was committed for the tenants this request had caught
         // up; any other tenant it touched is read back when next used.
         replica.knows(

@@ -86,6 +86,13 @@ const MIGRATIONS: &[(i32, &str)] = &[(
 const POOL_SIZE: usize = 16;
 /// How long a request waits for a connection, and a connection for the server.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a request waits for a lock another replica holds, at most (PostgreSQL's
+/// `lock_timeout`); past it, a 503 with `Retry-After`. [design]
+const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a transaction may sit idle before the server ends it and lets its locks go
+/// (`idle_in_transaction_session_timeout`): its replica froze or was cut off mid-request.
+/// Longer than any request's own work inside its transaction. [design]
+const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a replica waits before trying again to write changes made outside a request.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Batches of such changes kept while the database is unreachable; past it the oldest are
@@ -151,6 +158,20 @@ pub async fn connect(url: &str) -> Result<Database, OpenError> {
         })?;
     config.connect_timeout(CONNECT_TIMEOUT);
     config.application_name("linkbox");
+    // Bounds the server keeps for this replica's sessions: a lock another replica holds
+    // is waited for at most LOCK_TIMEOUT, then the request is a 503 (not a wait without
+    // end behind a replica that froze holding it); and a transaction left idle that long
+    // (its replica paused, or cut off) is ended by the server, its locks let go.
+    let bounds = format!(
+        "-c lock_timeout={}ms -c idle_in_transaction_session_timeout={}ms",
+        LOCK_TIMEOUT.as_millis(),
+        IDLE_IN_TRANSACTION_TIMEOUT.as_millis()
+    );
+    let options = match config.get_options() {
+        Some(given) if !given.trim().is_empty() => format!("{given} {bounds}"),
+        _ => bounds,
+    };
+    config.options(&options);
     let target: Arc<str> = describe(&config).into();
     let manager = Manager::from_config(
         config,
