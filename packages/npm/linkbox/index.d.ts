@@ -17,7 +17,10 @@ export interface LinkboxOptions {
    * `$LINKBOX_BINARY` of this process, else this platform's package's.
    */
   binary?: string;
-  /** `--admin-token`; the wrappers then present it for calls without a `key`. */
+  /**
+   * `--admin-token`; the wrappers then present it for calls without a `key`. Default: the
+   * `LINKBOX_ADMIN_TOKEN` of the process's environment (`env`), which linkbox reads too.
+   */
   adminToken?: string;
   /** The environment of the process (its `LINKBOX_BINARY` chooses the binary). Default: this process's. */
   env?: Record<string, string | undefined>;

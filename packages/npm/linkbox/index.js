@@ -252,7 +252,8 @@ async function startLinkbox(options = {}) {
     url: outcome.line.slice(LISTENING_PREFIX.length).trim(),
     stderr,
     lines,
-    adminToken: options.adminToken,
+    // linkbox reads LINKBOX_ADMIN_TOKEN from its environment when no --admin-token is given.
+    adminToken: options.adminToken ?? (env.LINKBOX_ADMIN_TOKEN || undefined),
     stopTimeoutMs,
     requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
   });

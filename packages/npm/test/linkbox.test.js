@@ -173,6 +173,33 @@ test('verify counts the calls made', async () => {
   );
 });
 
+test('an exported admin token is presented', async () => {
+  const exported = process.env.LINKBOX_ADMIN_TOKEN;
+  process.env.LINKBOX_ADMIN_TOKEN = 'exported-admin-token';
+  let own;
+  try {
+    own = await startLinkbox();
+  } finally {
+    if (exported === undefined) delete process.env.LINKBOX_ADMIN_TOKEN;
+    else process.env.LINKBOX_ADMIN_TOKEN = exported;
+  }
+  try {
+    // linkbox took the token from its environment: a call without it is refused...
+    assert.equal((await fetch(`${own.url}/_sandbox/reset`, { method: 'POST' })).status, 401);
+    // ...and the wrappers present it for calls without a key.
+    assert.deepEqual(await own.reset(), { scope: 'all' });
+    assert.deepEqual(await own.webhooks(), []);
+  } finally {
+    await own.stop();
+  }
+  const given = await startLinkbox({ env: { ...process.env, LINKBOX_ADMIN_TOKEN: 'given-admin-token' } });
+  try {
+    assert.deepEqual(await given.reset(), { scope: 'all' });
+  } finally {
+    await given.stop();
+  }
+});
+
 test('a control error carries linkbox\'s code', async () => {
   await assert.rejects(linkbox.advance(10 ** 12), (error) => {
     assert.ok(error instanceof ControlError);

@@ -197,6 +197,18 @@ def test_reset_forgets_the_tenants_links(linkbox: Sandbox) -> None:
     assert listed["data"]["items"] == []
 
 
+def test_an_exported_admin_token_is_presented(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LINKBOX_ADMIN_TOKEN", "exported-admin-token")
+    with Sandbox() as sandbox:
+        # linkbox took the token from its environment: a call without it is refused...
+        assert requests.post(f"{sandbox.url}/_sandbox/reset", timeout=10).status_code == 401
+        # ...and the wrappers present it for calls without a key.
+        assert sandbox.reset() == {"scope": "all"}
+        assert sandbox.webhooks() == []
+    with Sandbox(env={**os.environ, "LINKBOX_ADMIN_TOKEN": "given-admin-token"}) as sandbox:
+        assert sandbox.reset() == {"scope": "all"}
+
+
 def test_a_control_error_carries_linkboxs_code(linkbox: Sandbox) -> None:
     with pytest.raises(ControlError) as failure:
         linkbox.advance(10**12)

@@ -46,7 +46,9 @@ class Sandbox:
     process's environment, else the one the wheel installed.
 
     Control calls take a credential ``key``: an M2M key or a Leaf ``id_token`` scopes them to
-    that tenant; ``None`` acts for every tenant (as admin).
+    that tenant; ``None`` acts for every tenant (as admin), presenting ``admin_token`` (passed
+    as ``--admin-token``), else the ``LINKBOX_ADMIN_TOKEN`` of linkbox's environment, which
+    linkbox reads too.
     """
 
     def __init__(
@@ -79,6 +81,9 @@ class Sandbox:
         self._env = dict(os.environ if env is None else env)
         # Log lines end up in error messages: keep them free of colour codes.
         self._env.setdefault("NO_COLOR", "1")
+        if admin_token is None:
+            # linkbox reads LINKBOX_ADMIN_TOKEN from its environment when no --admin-token is given.
+            admin_token = self._env.get("LINKBOX_ADMIN_TOKEN") or None
         self._admin_token = admin_token
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
