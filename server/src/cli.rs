@@ -162,7 +162,8 @@ pub struct ServeArgs {
     #[arg(long, env = "LINKBOX_JOURNAL_SIZE", default_value_t = linkbox_contracts::sandbox::DEFAULT_JOURNAL_SIZE as u64, value_parser = clap::value_parser!(u64).range(1..))]
     pub journal_size: u64,
     /// Seconds a webhook receiver may take to answer an attempt (default 30, as documented).
-    /// In a sandbox shared by replicas, a replica's claim on an attempt lasts this plus 5 s.
+    /// In a sandbox shared by replicas, a replica renews its claim on an attempt while the
+    /// attempt runs; the claim lapses 5 s after the replica stops.
     #[arg(long, env = "LINKBOX_WEBHOOK_TIMEOUT", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub webhook_timeout: Option<u64>,
     /// Base of Leaf magic links (default: PUBLIC_URL/magic-link), e.g.
@@ -170,7 +171,8 @@ pub struct ServeArgs {
     #[arg(long, env = "LINKBOX_LEAF_LINK_BASE")]
     pub leaf_link_base: Option<String>,
     /// Keep every change in this SQLite file, durable before each response, and start from
-    /// what it holds (default: in memory only).
+    /// what it holds; or, as a `postgres://` URL, share one sandbox with every replica started
+    /// on the same database (default: in memory only).
     #[arg(long, env = "LINKBOX_STATE")]
     pub state: Option<PathBuf>,
     /// Deliver webhooks to non-loopback hosts too (default: only 127.0.0.0/8, ::1 and
