@@ -312,6 +312,24 @@ mod tests {
             secret["webhookSecret"]["pattern"],
             m2m::WEBHOOK_SECRET_PATTERN
         );
+        // The webhook list's paging, so that a generated client can page.
+        let parameters = doc["paths"]["/_sandbox/webhooks"]["get"]["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let named = |name: &str| {
+            parameters
+                .iter()
+                .find(|parameter| parameter["name"] == name)
+                .cloned()
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            named("limit")["schema"]["maximum"],
+            crate::sandbox::MAX_DELIVERY_PAGE
+        );
+        assert_eq!(named("limit")["schema"]["minimum"], 1);
+        assert_eq!(named("before")["in"], "query");
     }
 
     #[test]

@@ -206,10 +206,18 @@ pub fn clear_drift() {}
 /// Webhook deliveries
 ///
 /// Every webhook linkbox sent or will send for the caller, newest first, with each attempt's
-/// status code or error and when the next attempt is due.
+/// status code or error and when the next attempt is due, a page at a time (`limit`, then
+/// `before` the page's `nextBefore`).
 #[utoipa::path(get, path = "/_sandbox/webhooks", tag = "Sandbox", operation_id = "listWebhooks",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000,
+            description = "Deliveries on the page, 1 to 1,000 (default 100)"),
+        ("before" = Option<String>, Query,
+            description = "The id of the last delivery of the previous page, as `nextBefore` gives it"),
+    ),
     responses(
         (status = 200, description = "Newest first, with every attempt", body = DeliveryPage),
+        (status = 400, description = "A bad limit, an unknown parameter, or a before the caller cannot see", body = SandboxErrorBody),
         (status = 401, description = "Unknown key", body = SandboxErrorBody),
     ),
     security(("apiKey" = []), ("bearer" = []), ()))]
