@@ -224,7 +224,22 @@ impl Report {
             }
         }
         if out.is_empty() {
-            out.push_str("drift: none — the target matches the spec\n");
+            let errored = self
+                .results
+                .iter()
+                .filter(|result| result.error().is_some())
+                .count();
+            if errored == 0 {
+                out.push_str("drift: none — the target matches the spec\n");
+            } else {
+                // Cases that could not ask the target checked nothing: no claim for them.
+                out.push_str(&format!(
+                    "drift: none among the cases that ran — {errored} of {} could not ask the \
+                     target (weather, below): rerun them before taking the target to match \
+                     the spec\n",
+                    self.results.len()
+                ));
+            }
         }
         out
     }
@@ -547,6 +562,30 @@ mod tests {
             String::from_utf8_lossy(&out),
             "[  1/140] PASS m2m.create.default-expiry [doc]\n"
         );
+    }
+
+    /// With no failure, the drift section claims a match only when every case ran: cases
+    /// that could not ask the target checked nothing.
+    #[test]
+    fn no_drift_is_claimed_for_cases_that_could_not_run() {
+        let mut report = Report::new(Some("http://127.0.0.1:1".into()));
+        let case = |id, outcome| CaseResult {
+            id,
+            api: Api::M2m,
+            source: Source::Doc,
+            outcome,
+            duration: Duration::from_millis(1),
+            facts: &["M2M-CREATE-STATUS"],
+        };
+        report.results.push(case("m2m.a", Outcome::Pass));
+        assert!(report.drift().contains("the target matches the spec"));
+        report.results.push(case(
+            "m2m.b",
+            Outcome::Error(Failure::weather("GET /x", "timeout", "an answer", "none")),
+        ));
+        let drift = report.drift();
+        assert!(!drift.contains("the target matches the spec"), "{drift}");
+        assert!(drift.contains("1 of 2 could not ask the target"), "{drift}");
     }
 
     #[test]
