@@ -242,6 +242,11 @@ pub struct ServeArgs {
     /// Accept any certificate from the upstream (a private deployment; never for a real one).
     #[arg(long, env = "LINKBOX_SHADOW_INSECURE")]
     pub shadow_insecure: bool,
+    /// Stop, as on SIGTERM, when standard input reaches its end: give linkbox a pipe whose
+    /// write end only the starting process holds, and linkbox stops when that process goes,
+    /// however it goes. What arrives on stdin is read and discarded.
+    #[arg(long, env = "LINKBOX_STOP_WITH_STDIN")]
+    pub stop_with_stdin: bool,
 }
 
 /// An upstream for shadow mode: an absolute http or https URL.

@@ -92,7 +92,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             _ => {}
         }
     }
-    linkbox::serve(listener, app, shutdown_signal()).await;
+    let stdin_closed = args.stop_with_stdin.then(stdin_closed);
+    linkbox::serve(listener, app, shutdown_signal(stdin_closed)).await;
     tracing::info!("stopped");
     log.report();
     Ok(())
@@ -183,9 +184,18 @@ impl Log {
     }
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM, or once `stdin_closed` (`--stop-with-stdin`) does.
+async fn shutdown_signal(stdin_closed: Option<tokio::sync::oneshot::Receiver<()>>) {
     let interrupt = tokio::signal::ctrl_c();
+    // Without --stop-with-stdin, never; a sender dropped without a word counts as closed.
+    let stdin_closed = async {
+        match stdin_closed {
+            Some(closed) => {
+                let _ = closed.await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
     #[cfg(unix)]
     {
         let terminate = async {
@@ -199,11 +209,47 @@ async fn shutdown_signal() {
         tokio::select! {
             _ = interrupt => {}
             () = terminate => {}
+            () = stdin_closed => tracing::info!("standard input closed"),
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = interrupt.await;
+        tokio::select! {
+            _ = interrupt => {}
+            () = stdin_closed => tracing::info!("standard input closed"),
+        }
     }
     tracing::info!("shutting down");
+}
+
+/// `--stop-with-stdin`: a thread of its own reads standard input, discarding what comes, and
+/// sends on the returned channel at its end or on a read error. A thread, not the runtime:
+/// a blocking read of a pipe or terminal cannot be cancelled, and the process exits without
+/// waiting for it.
+fn stdin_closed() -> tokio::sync::oneshot::Receiver<()> {
+    let (closed, receiver) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("linkbox-stdin".into())
+        .spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            let mut buffer = [0u8; 4096];
+            loop {
+                match std::io::Read::read(&mut stdin, &mut buffer) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(error) => {
+                        tracing::warn!("cannot read standard input: {error}");
+                        break;
+                    }
+                }
+            }
+            let _ = closed.send(());
+        });
+    if let Err(error) = spawned {
+        // The receiver sees its sender dropped, as if stdin had closed: better stopped now
+        // than outliving the process that started it.
+        tracing::warn!("cannot start the thread that reads standard input: {error}");
+    }
+    receiver
 }

@@ -1,6 +1,7 @@
 //! The `linkbox` binary as a user runs it: closed pipes, completions, `serve --seed` on a
 //! state file that already holds links, a second server on a state file in use, a
-//! stderr nobody reads, and SIGTERM with requests in flight on every serving runtime.
+//! stderr nobody reads, SIGTERM with requests in flight on every serving runtime, and
+//! `--stop-with-stdin` stopping when its stdin closes (and nothing stopping without it).
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
@@ -289,4 +290,88 @@ fn sigterm_lets_requests_in_flight_on_every_connection_finish() {
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         assert!(answer.contains("\"data\""), "{answer}");
     }
+}
+
+/// Waits up to `within` for `child` to exit; its status, or `None` while it still runs.
+fn exits_within(
+    child: &mut Child,
+    within: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The process that started linkbox holds the write end of its stdin; when that process goes,
+/// however it goes, the pipe closes and linkbox stops as on SIGTERM. What was written on it
+/// before is ignored.
+#[test]
+fn stop_with_stdin_stops_gracefully_when_stdin_closes() {
+    let mut child = linkbox()
+        .args(["serve", "--addr", "127.0.0.1:0", "--stop-with-stdin"])
+        .env("LINKBOX_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let addr = listening(&mut child);
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::io::Write::write_all(&mut stdin, b"anything at all\n").expect("write");
+    let answer = exchange(
+        &addr,
+        "GET /_sandbox/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "still serving: {answer}"
+    );
+    drop(stdin);
+    let status = exits_within(&mut child, std::time::Duration::from_secs(5));
+    if status.is_none() {
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+    }
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    let status = status.unwrap_or_else(|| panic!("still running 5 s after stdin closed: {stderr}"));
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert!(stderr.contains("standard input closed"), "{stderr}");
+    assert!(stderr.contains("shutting down"), "{stderr}");
+    assert!(stderr.contains("stopped"), "{stderr}");
+}
+
+#[test]
+fn without_stop_with_stdin_a_closed_stdin_changes_nothing() {
+    let mut child = linkbox()
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("LINKBOX_LOG", "off")
+        .env_remove("LINKBOX_STOP_WITH_STDIN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let addr = listening(&mut child);
+    drop(child.stdin.take());
+    let status = exits_within(&mut child, std::time::Duration::from_secs(1));
+    assert!(status.is_none(), "exited when stdin closed: {status:?}");
+    let answer = exchange(
+        &addr,
+        "GET /_sandbox/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    stop(child);
 }
