@@ -1,13 +1,19 @@
 """Bad input and failure: a missing or non-executable binary, a port in use, linkbox exiting
 or hanging before it prints its address. Each raises ``StartError`` carrying linkbox's own
-stderr, within a bounded time, and leaves no process behind."""
+stderr, within a bounded time, and leaves no process behind. And a Python process killed by
+a signal, which runs no ``atexit`` hook, still takes its linkbox with it."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import stat
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -119,3 +125,57 @@ def test_calls_to_a_sandbox_that_died_say_so_with_its_stderr() -> None:
 def test_using_a_sandbox_before_starting_it_is_an_error() -> None:
     with pytest.raises(linkbox.LinkboxError, match="not started"):
         linkbox.Sandbox().url
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(f"{url}/_sandbox/health", timeout=2):
+            return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _exited(pid: int) -> bool:
+    """Gone, or a zombie nobody reaps (linkbox is reparented when its Python process dies)."""
+    if not linkbox.is_running(pid):
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat_file:
+            return stat_file.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM", "SIGHUP"])
+def test_a_python_process_killed_by_a_signal_takes_linkbox_with_it(signal_name: str) -> None:
+    if not hasattr(signal, signal_name):
+        pytest.skip(f"no {signal_name} here")
+    script = (
+        "import time, linkbox\n"
+        "sandbox = linkbox.Sandbox().start()\n"
+        "print(sandbox.pid, sandbox.url, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    runner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    pid = None
+    try:
+        assert runner.stdout is not None
+        line = runner.stdout.readline()
+        assert line, f"the Python process exited first (status {runner.wait(10)})"
+        pid_text, url = line.split()
+        pid = int(pid_text)
+        assert _answers(url)
+        runner.send_signal(getattr(signal, signal_name))
+        runner.wait(10)
+        deadline = time.monotonic() + 5
+        while not _exited(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _exited(pid), f"linkbox {pid} outlived its Python process ({signal_name})"
+        assert not _answers(url), f"{url} still answers after its Python process died"
+    finally:
+        runner.kill()
+        runner.wait()
+        if runner.stdout is not None:
+            runner.stdout.close()
+        if pid is not None and not _exited(pid):
+            os.kill(pid, signal.SIGKILL)  # a failed run leaves nothing behind either

@@ -1,6 +1,11 @@
 """Starting and stopping the ``linkbox`` process: where its binary is, reading the address it
 prints first, keeping the tail of its stderr for error messages, and making sure it is gone
-when the sandbox stops (or when Python exits)."""
+when the sandbox stops, or when Python exits, however it exits.
+
+linkbox's stdin is a pipe whose write end only this process holds (the descriptor is not
+inheritable, and ``close_fds`` keeps it from other children); ``serve --stop-with-stdin``
+stops when it closes, so a Python process killed by a signal, which runs no ``atexit``
+hook, still takes its linkbox with it."""
 
 from __future__ import annotations
 
@@ -170,7 +175,7 @@ class Process:
         try:
             self._popen = subprocess.Popen(
                 self.command,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=self.env,
@@ -230,6 +235,11 @@ class Process:
                 popen.wait()
             except OSError:
                 popen.wait()
+        if popen.stdin is not None:
+            try:
+                popen.stdin.close()
+            except OSError:
+                pass
         for reader in (self._stdout, self._stderr):
             if reader is not None:
                 reader.join(2.0)

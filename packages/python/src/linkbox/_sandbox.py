@@ -66,7 +66,9 @@ class Sandbox:
         stop_timeout: float = 5.0,
         request_timeout: float = 30.0,
     ) -> None:
-        command: List[str] = ["serve", "--addr", addr]
+        # linkbox stops when its stdin (a pipe only this process holds) closes: when this
+        # process goes, even killed by a signal.
+        command: List[str] = ["serve", "--addr", addr, "--stop-with-stdin"]
         if config is not None:
             command += ["--config", os.fspath(config)]
         if state is not None:
