@@ -17,7 +17,7 @@ use std::io::Write;
 
 use std::time::Duration;
 
-use super::{Api, Console, Credentials, Only, Options, Patience, Tls};
+use super::{Api, Console, Credentials, Only, Options, Patience, Report, Tls, UsageError};
 
 pub const USAGE: &str = "usage: linkbox contract [--target URL --m2m-key KEY --leaf-token TOKEN]
                         [--ca-cert FILE | --insecure] [--timeout SECS] [--max-wait SECS]
@@ -286,26 +286,45 @@ where
     };
     let report = match super::run(&options, interrupt, out).await {
         Ok(report) => report,
+        Err(UsageError::Connection(message)) => {
+            // The target could not be asked at all: weather. The report files still say so,
+            // for the CI step that uploads them.
+            let error = UsageError::Connection(message);
+            console.error(&error.to_string());
+            let report = Report::unreachable(Some(options.base.clone()), &error.to_string());
+            return match write_files(&args, &report, &console) {
+                Ok(()) => error.exit_code(),
+                Err(code) => code,
+            };
+        }
         Err(error) => {
             console.error(&error.to_string());
             return error.exit_code();
         }
     };
     let _ = report.write_end(out);
+    if let Err(code) = write_files(&args, &report, &console) {
+        return code;
+    }
+    report.exit_code()
+}
+
+/// Writes `--junit` and `--json`, when asked; `Err(2)` when one cannot be written.
+fn write_files(args: &Args, report: &Report, console: &Console) -> Result<(), u8> {
     if let Some(path) = &args.junit
         && let Err(error) = std::fs::write(path, report.junit())
     {
         console.error(&format!("cannot write {path}: {error}"));
-        return 2;
+        return Err(2);
     }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report.json()).unwrap_or_default();
         if let Err(error) = std::fs::write(path, text + "\n") {
             console.error(&format!("cannot write {path}: {error}"));
-            return 2;
+            return Err(2);
         }
     }
-    report.exit_code()
+    Ok(())
 }
 
 #[cfg(test)]
@@ -470,6 +489,39 @@ mod tests {
                 "{line}: names {flag}: {err}"
             );
         }
+    }
+
+    /// A target nothing answers is weather (exit 3), and the report files asked for are
+    /// still written, saying so: a CI step that uploads them finds them.
+    #[tokio::test]
+    async fn an_unreachable_target_still_writes_its_report_files() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            listener.local_addr().expect("addr").port()
+        };
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (json, junit) = (dir.path().join("run.json"), dir.path().join("run.xml"));
+        let line = format!(
+            "--target http://127.0.0.1:{port} --m2m-key m2m_test_0123456789abcdefghijklmnopqrstuv \
+             --timeout 1 --max-wait 1 --json {} --junit {}",
+            json.display(),
+            junit.display()
+        );
+        let (code, _, err) = run_captured(&args(&line)).await;
+        assert_eq!(code, 3, "{err}");
+        let written: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).expect("the JSON report"))
+                .expect("JSON");
+        assert_eq!(written["errored"], 1, "{written}");
+        assert_eq!(written["cases"][0]["id"], "preflight.target-reachable");
+        assert!(
+            written["cases"][0]["error"]["actual"]
+                .as_str()
+                .is_some_and(|actual| actual.contains("cannot reach the target")),
+            "{written}"
+        );
+        let xml = std::fs::read_to_string(&junit).expect("the JUnit report");
+        assert!(xml.contains("type=\"weather\"") && xml.contains("errors=\"1\""), "{xml}");
     }
 
     #[tokio::test]

@@ -184,6 +184,27 @@ impl Report {
         out
     }
 
+    /// The report of a run whose target could not be asked at all (`message` says why): one
+    /// case, `preflight.target-reachable`, errored as weather, so the files a CI step uploads
+    /// say what happened and count as weather, as the exit code (3) does.
+    pub fn unreachable(target: Option<String>, message: &str) -> Report {
+        let mut report = Report::new(target);
+        report.results.push(CaseResult {
+            id: "preflight.target-reachable",
+            api: Api::M2m,
+            source: Source::Doc,
+            outcome: Outcome::Error(Failure::weather(
+                "the target's first request",
+                "reachable",
+                "an answer",
+                message,
+            )),
+            duration: Duration::ZERO,
+            facts: &[],
+        });
+        report
+    }
+
     /// Against a target: the failures grouped by what they mean. Empty in-process.
     pub fn drift(&self) -> String {
         if self.target.is_none() {
