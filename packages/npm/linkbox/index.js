@@ -68,7 +68,10 @@ function newM2mKey() {
   return TEST_KEY_PREFIX + crypto.randomBytes(16).toString('hex');
 }
 
-// Every linkbox started and not yet stopped: none may outlive this process.
+// Every linkbox started and not yet stopped: none may outlive this process. The exit hook
+// covers an orderly exit; a process killed by a signal runs no hook, so linkbox also runs
+// with `--stop-with-stdin` and a stdin pipe only this process holds (libuv opens it
+// close-on-exec): when this process goes, however it goes, the pipe closes and linkbox stops.
 const live = new Set();
 let exitHookInstalled = false;
 function installExitHook() {
@@ -131,7 +134,7 @@ async function terminate(child, timeoutMs) {
 }
 
 function serveArgs(options) {
-  const args = ['serve', '--addr', options.addr || '127.0.0.1:0'];
+  const args = ['serve', '--addr', options.addr || '127.0.0.1:0', '--stop-with-stdin'];
   if (options.config != null) args.push('--config', String(options.config));
   if (options.state != null) args.push('--state', String(options.state));
   if (options.seed != null) args.push('--seed', String(options.seed));
@@ -163,8 +166,10 @@ async function startLinkbox(options = {}) {
   if (env.NO_COLOR === undefined) env.NO_COLOR = '1';
 
   installExitHook();
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
   if (child.pid !== undefined) live.add(child);
+  // Nothing is written on it; a linkbox that is gone must not make it an uncaught error.
+  child.stdin.on('error', () => {});
   const stderr = tail(child.stderr);
   const lines = [];
   let buffered = '';
@@ -245,6 +250,7 @@ async function startLinkbox(options = {}) {
   child.on('error', () => {});
   // The sandbox must never keep this process alive: the exit hook stops it instead.
   child.unref();
+  child.stdin.unref?.();
   child.stdout.unref?.();
   child.stderr.unref?.();
   return new Linkbox({

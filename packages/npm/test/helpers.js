@@ -1,7 +1,8 @@
 'use strict';
 // Shared by the package's own tests: a webhook receiver on a loopback port, as a partner
-// would run one, and a check that a process id is gone.
+// would run one, and checks that a process id or a sandbox's URL is gone.
 
+const fs = require('node:fs');
 const http = require('node:http');
 
 /** Records every POST and answers 200. */
@@ -55,14 +56,30 @@ async function settledDeliveries(tenant, timeoutMs = 10_000) {
   }
 }
 
-/** Whether a process with this id still exists. */
+/**
+ * Whether a process with this id still exists; a zombie does not count (a process whose
+ * parent was killed is reaped by whoever adopts it, if at all).
+ */
 function isRunning(pid) {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return error.code === 'EPERM';
   }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] !== 'Z';
+  } catch {
+    return true;
+  }
+}
+
+/** Whether something answers `GET url/_sandbox/health`. */
+function answers(url) {
+  return fetch(`${url}/_sandbox/health`, { signal: AbortSignal.timeout(2_000) }).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Waits until `pid` is gone or `timeoutMs` passed; whether it is gone. */
@@ -75,4 +92,4 @@ async function gone(pid, timeoutMs = 5_000) {
   return true;
 }
 
-module.exports = { startReceiver, settledDeliveries, isRunning, gone };
+module.exports = { startReceiver, settledDeliveries, isRunning, gone, answers };

@@ -10,7 +10,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { spawn, execFileSync } = require('node:child_process');
 const { startLinkbox, binaryPath, ControlError, VerificationError } = require('linkbox');
-const { startReceiver, settledDeliveries, isRunning } = require('./helpers.js');
+const { startReceiver, settledDeliveries, isRunning, gone, answers } = require('./helpers.js');
 
 let linkbox;
 before(async () => {
@@ -266,6 +266,62 @@ test('npx linkbox serve runs the sandbox and stops with it', async () => {
     }
   } finally {
     npx.kill('SIGKILL');
+  }
+});
+
+/** Every process below `pid`, from /proc (empty where the kernel does not list children). */
+function descendants(pid) {
+  let tasks;
+  try {
+    tasks = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [];
+  }
+  const children = tasks.flatMap((task) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  });
+  return children.flatMap((child) => [child, ...descendants(child)]);
+}
+
+test('npx linkbox serve killed with SIGKILL leaves nothing behind', async () => {
+  const project = path.dirname(path.dirname(require.resolve('linkbox/package.json')));
+  const npx = spawn('npx', ['--no-install', 'linkbox', 'serve', '--addr', '127.0.0.1:0'], {
+    cwd: path.dirname(project),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise((resolve) => npx.once('exit', resolve));
+  let below = [];
+  try {
+    const url = await new Promise((resolve, reject) => {
+      let text = '';
+      npx.stdout.on('data', (chunk) => {
+        text += chunk;
+        if (text.includes('\n')) resolve(text.split('\n')[0].replace('listening on ', '').trim());
+      });
+      npx.once('exit', () => reject(new Error(`npx linkbox exited: ${text}`)));
+    });
+    assert.ok(await answers(url));
+    // npm's shell, the wrapper script and linkbox: none may outlive npx killed outright.
+    below = descendants(npx.pid);
+    npx.kill('SIGKILL');
+    await exited;
+    const deadline = Date.now() + 10_000;
+    while (await answers(url)) {
+      assert.ok(Date.now() < deadline, 'linkbox still answers after npx was killed');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    for (const pid of below) {
+      assert.ok(await gone(pid), `process ${pid} (started by npx) outlived it`);
+    }
+  } finally {
+    npx.kill('SIGKILL');
+    for (const pid of below) {
+      if (isRunning(pid)) process.kill(pid, 'SIGKILL');
+    }
   }
 });
 

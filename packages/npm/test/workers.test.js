@@ -1,15 +1,15 @@
 'use strict';
 // The helper as a partner's runner meets it, in separate Node processes: a failing test
-// still stops linkbox, a process that exits without stop() takes linkbox with it, and
-// parallel test files each get their own sandbox.
+// still stops linkbox, a process that exits without stop() or is killed by a signal takes
+// linkbox with it, and parallel test files each get their own sandbox.
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { spawnSync } = require('node:child_process');
-const { gone } = require('./helpers.js');
+const { spawn, spawnSync } = require('node:child_process');
+const { gone, answers } = require('./helpers.js');
 
 // Child test files live next to the installed package so that `require('linkbox')` finds it.
 const project = path.dirname(path.dirname(require.resolve('linkbox/package.json')));
@@ -87,6 +87,45 @@ startLinkbox().then((linkbox) => {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+for (const signal of ['SIGKILL', 'SIGTERM', 'SIGHUP']) {
+  test(`a process killed with ${signal} takes linkbox with it`, async () => {
+    // A signal runs no 'exit' hook: linkbox sees its stdin pipe close instead.
+    const dir = scratch();
+    const node = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const { startLinkbox } = require('linkbox');
+startLinkbox().then((linkbox) => console.log(JSON.stringify({ pid: linkbox.pid, url: linkbox.url })));
+setInterval(() => {}, 1000);`,
+      ],
+      { cwd: dir, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let entry;
+    try {
+      const line = await new Promise((resolve, reject) => {
+        let text = '';
+        node.stdout.on('data', (chunk) => {
+          text += chunk;
+          if (text.includes('\n')) resolve(text.split('\n')[0]);
+        });
+        node.once('exit', (code) => reject(new Error(`the Node process exited (${code}): ${text}`)));
+      });
+      entry = JSON.parse(line);
+      assert.ok(await answers(entry.url));
+      const exited = new Promise((resolve) => node.once('exit', resolve));
+      node.kill(signal);
+      await exited;
+      assert.ok(await gone(entry.pid), `linkbox ${entry.pid} outlived its Node process (${signal})`);
+      assert.equal(await answers(entry.url), false, `${entry.url} still answers`);
+    } finally {
+      node.kill('SIGKILL');
+      if (entry && !(await gone(entry.pid, 0))) process.kill(entry.pid, 'SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
 
 test('parallel test files each get their own linkbox', async () => {
   const dir = scratch();
