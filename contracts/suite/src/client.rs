@@ -610,6 +610,16 @@ impl Ctx {
     fn track(&self, created: Created) {
         self.state().created.push(created);
     }
+
+    /// Says that what a create made cannot be removed after the case: its answer lacks the
+    /// id at `pointer` (drift of its own, which the case reports).
+    fn cannot_track(&self, request: &str, pointer: &str) {
+        self.shared.console.warning(&format!(
+            "{}: {request} answered without {pointer}; what it created stays on the target \
+             (no id to revoke or delete it by)",
+            self.case
+        ));
+    }
 }
 
 /// How a request authenticates.
@@ -896,24 +906,24 @@ impl Request {
         }
         let id = |pointer: &str| reply.json.pointer(pointer).and_then(Value::as_str);
         match self.dialect {
-            Dialect::M2m if self.path == "/partner/links" => {
-                if let Some(link_id) = id("/data/linkId") {
-                    self.cx.track(Created::M2mLink {
-                        key: credential.to_owned(),
-                        link_id: link_id.to_owned(),
-                    });
-                }
-            }
+            Dialect::M2m if self.path == "/partner/links" => match id("/data/linkId") {
+                Some(link_id) => self.cx.track(Created::M2mLink {
+                    key: credential.to_owned(),
+                    link_id: link_id.to_owned(),
+                }),
+                None => self.cx.cannot_track("POST /partner/links", "/data/linkId"),
+            },
             Dialect::Leaf => {
                 let Some(rest) = self.path.strip_prefix("/services/") else {
                     return;
                 };
                 if rest == "usermanagement/api/users" {
-                    if let Some(user) = id("/id") {
-                        self.cx.track(Created::LeafUser {
+                    match id("/id") {
+                        Some(user) => self.cx.track(Created::LeafUser {
                             token: credential.to_owned(),
                             id: user.to_owned(),
-                        });
+                        }),
+                        None => self.cx.cannot_track(&format!("POST {}", self.path), "/id"),
                     }
                     return;
                 }
@@ -934,12 +944,13 @@ impl Request {
                         id: user.to_owned(),
                     });
                 }
-                if let Some(link) = id("/id") {
-                    self.cx.track(Created::LeafLink {
+                match id("/id") {
+                    Some(link) => self.cx.track(Created::LeafLink {
                         token: credential.to_owned(),
                         segment: segment.to_owned(),
                         id: link.to_owned(),
-                    });
+                    }),
+                    None => self.cx.cannot_track(&format!("POST {}", self.path), "/id"),
                 }
             }
             _ => {}

@@ -352,6 +352,40 @@ fn shift_millis(text: &str, seconds: i64) -> String {
     linkbox_contracts::timefmt::millis(at + time::Duration::seconds(seconds))
 }
 
+/// A create whose answer lacks the id cleanup needs is drift, and the suite says on stderr
+/// that what it created stays on the target, rather than leaving it there silently.
+#[tokio::test]
+async fn a_create_without_its_id_is_drift_and_its_leftover_is_named() {
+    let app = spawn_app().await;
+    let base = proxy::start(
+        &app.base,
+        proxy::Fault::response(|request, response| {
+            if request.is("POST", "/partner/links") && response.status == 201 {
+                response.edit_json(|body| {
+                    if let Some(data) = body["data"].as_object_mut() {
+                        let id = data.remove("linkId").unwrap_or_default();
+                        data.insert("id".to_owned(), id);
+                    }
+                });
+            }
+        }),
+    )
+    .await;
+    let (console, captured) = linkbox_suite::Console::buffer();
+    let options = Options {
+        filter: Some("m2m.create.status".to_owned()),
+        console,
+        ..Options::in_process(base)
+    };
+    let (report, output) = run(&options).await;
+    assert!(report.failed() > 0, "{output}");
+    let said = captured.text();
+    assert!(
+        said.contains("answered without /data/linkId") && said.contains("stays on the target"),
+        "{said}"
+    );
+}
+
 #[tokio::test]
 async fn a_wrong_default_expiry_is_caught() {
     let (failing, report, output) = failing_under(proxy::Fault::response(|request, response| {
