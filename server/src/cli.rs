@@ -87,6 +87,14 @@ pub fn http_url(text: &str) -> Result<String, String> {
             "expected an absolute http(s) URL like http://127.0.0.1:8642",
         ));
     }
+    // Paths are appended to it (`/widget/…`, `/partner/links`): a query or a fragment
+    // would end up in the middle of every URL made from it.
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(String::from(
+            "expected a base URL without a query or a fragment (paths are appended to it), \
+             like https://sandbox.example or https://proxy.example/linkbox",
+        ));
+    }
     Ok(text.trim_end_matches('/').to_owned())
 }
 
@@ -607,7 +615,14 @@ mod tests {
 
     #[test]
     fn public_url_must_be_an_absolute_http_url() {
-        for bad in ["notaurl", "/relative", "ftp://example.com", "http://"] {
+        for bad in [
+            "notaurl",
+            "/relative",
+            "ftp://example.com",
+            "http://",
+            "https://sandbox.example/p?q=1",
+            "https://sandbox.example#frag",
+        ] {
             let error = Cli::try_parse_from(["linkbox", "serve", "--public-url", bad])
                 .expect_err(bad)
                 .to_string();

@@ -521,7 +521,10 @@ mod tests {
             "{written}"
         );
         let xml = std::fs::read_to_string(&junit).expect("the JUnit report");
-        assert!(xml.contains("type=\"weather\"") && xml.contains("errors=\"1\""), "{xml}");
+        assert!(
+            xml.contains("type=\"weather\"") && xml.contains("errors=\"1\""),
+            "{xml}"
+        );
     }
 
     #[tokio::test]
