@@ -673,6 +673,49 @@ async fn a_changed_leaf_default_is_reported_under_value() {
     assert_eq!(differences[0]["linkbox"], 3);
 }
 
+/// A shadowed Leaf client reads (and clears) its own drift with the token it holds, the
+/// vendor's: linkbox's shadow account stands in for it.
+#[tokio::test]
+async fn a_leaf_client_reads_its_own_drift_with_the_vendors_token() {
+    let vendor = spawn_app().await;
+    let proxy = drifting(
+        &vendor,
+        Arc::new(|method, path, status, mut body| {
+            if method == "GET" && path.starts_with(WIDGETS) && body.get("maxUsage").is_some() {
+                body["maxUsage"] = json!(5);
+            }
+            (status, body)
+        }),
+    )
+    .await;
+    let shadow = shadowing(&format!("http://{proxy}")).await;
+    let sent = flows(&shadow, &test_key(1614)).await;
+    let token = shadow.authenticate("shadow@example.com").await;
+    // Its authenticate compared too: the shadow account's token is mapped by then.
+    drift_after(&shadow, sent + 1).await;
+    let mine = shadow
+        .send(
+            Method::GET,
+            "/_sandbox/drift",
+            &[("authorization", &format!("Bearer {token}"))],
+            None,
+        )
+        .await;
+    assert_eq!(mine.status, 200, "{mine:?}");
+    let differences = mine.json["differences"].as_array().expect("differences");
+    assert_eq!(differences.len(), 1, "{}", mine.json);
+    assert_eq!(differences[0]["pointer"], "/maxUsage");
+    let cleared = shadow
+        .send(
+            Method::DELETE,
+            "/_sandbox/drift",
+            &[("authorization", &format!("Bearer {token}"))],
+            None,
+        )
+        .await;
+    assert_eq!(cleared.status, 204, "{cleared:?}");
+}
+
 #[tokio::test]
 async fn a_body_over_the_vendors_limit_is_refused_in_the_apis_shape_and_not_forwarded() {
     let vendor = spawn_app().await;

@@ -104,6 +104,19 @@ impl Job {
 }
 
 impl Shadow {
+    /// A control request (the drift report, the journal…) made with a Leaf token the vendor
+    /// issued through linkbox, as a shadowed client holds: the token of the shadow account
+    /// linkbox made for it stands in, so the tenant sees and clears its own. Any other
+    /// request is left as it is.
+    pub(super) fn control_caller(&self, request: &mut Request) {
+        if self.leaf.is_none() {
+            return;
+        }
+        if self.ids.bearer(&mut request.headers) == Bearer::Mapped {
+            request.caller = identity::resolve(&request.app, &request.headers);
+        }
+    }
+
     /// Shadow mode as the settings ask, or `None` when no API is shadowed.
     pub(super) fn new(app: &App) -> Option<Shadow> {
         let settings = &app.settings.shadow;
