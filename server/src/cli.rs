@@ -118,6 +118,10 @@ pub struct SeedArgs {
     /// The same seed gives the same data (default: a random one, printed on stderr).
     #[arg(long)]
     pub rng_seed: Option<u64>,
+    /// PEM file of the certificate authority an https:// --target's certificate is issued by,
+    /// when it is a private one (trusted besides the system's).
+    #[arg(long, env = "LINKBOX_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

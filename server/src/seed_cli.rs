@@ -4,7 +4,8 @@
 //!
 //! Errors are one line in the terms of the command line: the flag at fault, the URL that
 //! could not be reached and why, or what the sandbox answered (its status and message),
-//! never the HTTP client's own wording.
+//! never the HTTP client's own wording. A sandbox behind a private certificate authority is
+//! reached with `--ca-cert FILE`, as `linkbox contract` does.
 
 use std::io::Write;
 
@@ -30,7 +31,13 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
     if args.rng_seed.is_none() {
         eprintln!("rng seed: {rng_seed}");
     }
-    let client = reqwest::Client::builder().no_proxy().build()?;
+    let mut client = reqwest::Client::builder().no_proxy();
+    if let Some(path) = &args.ca_cert {
+        for certificate in ca_certificates(path)? {
+            client = client.add_root_certificate(certificate);
+        }
+    }
+    let client = client.build()?;
     let url = format!("{}/_sandbox/seed", args.target.trim_end_matches('/'));
     let progress = if args.count > BATCH {
         let bar = ProgressBar::new(u64::from(args.count));
@@ -130,6 +137,18 @@ fn refusal(url: &str, status: reqwest::StatusCode, body: &str, api: &str) -> Str
     format!("the sandbox at {url} refused the seed: {status}: {message}{hint}")
 }
 
+/// The certificates of `--ca-cert`'s PEM file, or an error naming the flag and the file.
+fn ca_certificates(path: &std::path::Path) -> anyhow::Result<Vec<reqwest::Certificate>> {
+    let named = |why: String| anyhow::anyhow!("--ca-cert {}: {why}", path.display());
+    let pem = std::fs::read(path).map_err(|error| named(format!("cannot read it: {error}")))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|error| named(format!("not PEM certificates ({error})")))?;
+    if certificates.is_empty() {
+        return Err(named("no PEM certificate in it".into()));
+    }
+    Ok(certificates)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +194,7 @@ mod tests {
             key: Some("m2m_test_x".into()),
             token: None,
             rng_seed: Some(1),
+            ca_cert: None,
         })
         .await
         .expect_err("nothing listens");
@@ -189,6 +209,35 @@ mod tests {
         );
     }
 
+    /// A `--ca-cert` that cannot be read, or holds no certificate, is named with its flag
+    /// before anything is sent.
+    #[tokio::test]
+    async fn a_ca_cert_that_is_not_a_pem_certificate_is_named() {
+        let file = tempfile::NamedTempFile::new().expect("a temporary file");
+        std::fs::write(file.path(), "not a certificate").expect("write");
+        for path in [
+            file.path().to_path_buf(),
+            file.path().with_extension("missing"),
+        ] {
+            let error = run(SeedArgs {
+                target: "https://127.0.0.1:1".into(),
+                api: "m2m".into(),
+                count: 1,
+                key: Some("m2m_test_x".into()),
+                token: None,
+                rng_seed: Some(1),
+                ca_cert: Some(path.clone()),
+            })
+            .await
+            .expect_err("refused");
+            let line = error.to_string();
+            assert!(
+                line.starts_with(&format!("--ca-cert {}", path.display())),
+                "{line}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn a_missing_key_is_named() {
         let error = run(SeedArgs {
@@ -198,6 +247,7 @@ mod tests {
             key: None,
             token: None,
             rng_seed: Some(1),
+            ca_cert: None,
         })
         .await
         .expect_err("no key");
