@@ -206,6 +206,17 @@ impl Replica {
         .await
     }
 
+    /// `GET /partner/links` of `key`'s partner: status, body and headers, whatever they are.
+    async fn list_answer(&self, key: &str) -> (u16, Value, reqwest::header::HeaderMap) {
+        self.send(
+            reqwest::Method::GET,
+            "/partner/links",
+            &[("x-api-key", key)],
+            None,
+        )
+        .await
+    }
+
     /// Every link id of `key`'s partner.
     async fn link_ids(&self, key: &str) -> Vec<String> {
         let mut ids = Vec::new();
@@ -827,14 +838,7 @@ async fn a_lost_database_means_503_with_retry_after_and_it_recovers_without_a_re
     assert_eq!(status, 503, "{refused}");
     assert_eq!(refused["success"], false);
     assert_eq!(refused["error"]["code"], "INTERNAL_ERROR");
-    let (status, read, headers) = replica
-        .send(
-            reqwest::Method::GET,
-            "/partner/links",
-            &[("x-api-key", &key)],
-            None,
-        )
-        .await;
+    let (status, read, headers) = replica.list_answer(&key).await;
     assert_eq!(
         status, 503,
         "a read is not served from a copy that may be stale: {read}"
@@ -900,14 +904,7 @@ async fn a_lock_held_by_a_frozen_replica_is_waited_for_only_so_long() {
     assert_eq!(held.len(), 1, "the tenant {slug} has its row");
 
     let started = std::time::Instant::now();
-    let (status, refused, headers) = replica
-        .send(
-            reqwest::Method::GET,
-            "/partner/links",
-            &[("x-api-key", &key)],
-            None,
-        )
-        .await;
+    let (status, refused, headers) = replica.list_answer(&key).await;
     let waited = started.elapsed();
     assert_eq!(status, 503, "{refused}");
     assert_eq!(refused["success"], false, "{refused}");

@@ -109,11 +109,7 @@ async fn a_head_too_large_on_an_apis_path_gets_that_apis_envelope() {
 async fn a_body_too_large_to_drain_is_answered_413_to_a_client_still_sending_it() {
     let app = spawn_app().await;
     let size = 40 * 1024 * 1024;
-    let head = format!(
-        "POST /partner/links HTTP/1.1\r\nHost: x\r\nx-api-key: {}\r\n\
-         content-type: application/json\r\ncontent-length: {size}\r\n\r\n",
-        linkbox_tests::test_key(1)
-    );
+    let head = create_head(size);
     let mut request = head.into_bytes();
     request.resize(request.len() + size, b' ');
     let answer = answer_to(&app, &request).await;
@@ -131,11 +127,7 @@ async fn a_body_too_large_to_drain_is_answered_413_to_a_client_still_sending_it(
 async fn a_body_too_large_sent_after_a_pause_still_gets_its_413() {
     let app = spawn_app().await;
     let size = 12 * 1024 * 1024;
-    let head = format!(
-        "POST /partner/links HTTP/1.1\r\nHost: x\r\nx-api-key: {}\r\n\
-         content-type: application/json\r\ncontent-length: {size}\r\n\r\n",
-        linkbox_tests::test_key(1)
-    );
+    let head = create_head(size);
     let mut stream = TcpStream::connect(app.addr).await.expect("connect");
     stream.write_all(head.as_bytes()).await.expect("the head");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -213,6 +205,15 @@ async fn answer_to(app: &TestApp, request: &[u8]) -> Vec<u8> {
     let mut stream = TcpStream::connect(app.addr).await.expect("connect");
     stream.write_all(request).await.expect("write");
     until_closed(&mut stream).await
+}
+
+/// The head of a create that declares a body of `size` bytes.
+fn create_head(size: usize) -> String {
+    format!(
+        "POST /partner/links HTTP/1.1\r\nHost: x\r\nx-api-key: {}\r\n\
+         content-type: application/json\r\ncontent-length: {size}\r\n\r\n",
+        linkbox_tests::test_key(1)
+    )
 }
 
 /// Everything the server sends until it closes the connection, within 5 s.
