@@ -211,6 +211,14 @@ pub struct Tls {
     pub insecure: bool,
 }
 
+/// Whether an answer's `status` is weather, the target unable to take the request now (a
+/// 429 or a 5xx), rather than an answer to check: against a target the suite waits out or
+/// retries such answers (in-process a 429 is linkbox's own answer under test); shadow
+/// mode neither compares nor applies them.
+pub fn is_weather(status: u16) -> bool {
+    status == 429 || (500..600).contains(&status)
+}
+
 /// How the suite treats weather (a 429, a 5xx, a refused or reset connection, a timeout).
 #[derive(Debug, Clone)]
 pub struct Patience {
@@ -512,6 +520,16 @@ impl Window {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weather_is_a_429_or_a_5xx_and_nothing_else() {
+        for status in [429, 500, 502, 503, 599] {
+            assert!(is_weather(status), "{status}");
+        }
+        for status in [200, 201, 400, 404, 409, 413, 499, 600] {
+            assert!(!is_weather(status), "{status}");
+        }
+    }
 
     #[test]
     fn case_ids_are_unique_and_name_their_api() {

@@ -456,14 +456,9 @@ async fn work(
     }
 }
 
-/// Whether the vendor's `status` is weather, as the contract suite has it: a 5xx or a 429,
-/// the vendor unable to take the request now, not an answer to compare.
-fn is_weather(status: u16) -> bool {
-    status == 429 || (500..600).contains(&status)
-}
-
 /// Applies one job to the shadow, compares the answers and records what differs; a
-/// weather answer from the vendor is neither applied nor compared ([`is_weather`]).
+/// weather answer from the vendor is neither applied nor compared
+/// ([`linkbox_suite::is_weather`]).
 async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, job: Job) {
     let endpoint = compare::endpoint(job.api, job.method.as_str(), &job.path);
     let mut headers = job.headers.clone();
@@ -479,7 +474,7 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, job: Job) {
     };
     let caller = identity::resolve(app, &headers);
     let tenant = caller.tenant().cloned();
-    if is_weather(job.upstream.status) {
+    if linkbox_suite::is_weather(job.upstream.status) {
         // The vendor did not do what was asked (it was down, overloaded or rate-limiting):
         // no difference of the contract, and applied to the shadow it would leave the two
         // out of step (a create the vendor refused, then its retry a 409 here).
