@@ -693,27 +693,23 @@ async fn a_leaf_client_reads_its_own_drift_with_the_vendors_token() {
     let token = shadow.authenticate("shadow@example.com").await;
     // Its authenticate compared too: the shadow account's token is mapped by then.
     drift_after(&shadow, sent + 1).await;
-    let mine = shadow
-        .send(
-            Method::GET,
-            "/_sandbox/drift",
-            &[("authorization", &format!("Bearer {token}"))],
-            None,
-        )
-        .await;
+    let bearer = format!("Bearer {token}");
+    let headers = [("authorization", bearer.as_str())];
+    let drift = |method| shadow.send(method, "/_sandbox/drift", &headers, None);
+    let mine = drift(Method::GET).await;
     assert_eq!(mine.status, 200, "{mine:?}");
     let differences = mine.json["differences"].as_array().expect("differences");
     assert_eq!(differences.len(), 1, "{}", mine.json);
     assert_eq!(differences[0]["pointer"], "/maxUsage");
-    let cleared = shadow
-        .send(
-            Method::DELETE,
-            "/_sandbox/drift",
-            &[("authorization", &format!("Bearer {token}"))],
-            None,
-        )
-        .await;
+    let cleared = drift(Method::DELETE).await;
     assert_eq!(cleared.status, 204, "{cleared:?}");
+    let after = drift(Method::GET).await;
+    assert_eq!(
+        after.json["differences"],
+        json!([]),
+        "cleared: {}",
+        after.json
+    );
 }
 
 #[tokio::test]
