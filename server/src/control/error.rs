@@ -243,6 +243,21 @@ mod tests {
         shift: Option<i64>,
     }
 
+    /// A shared cap that is full (the faults' table) is the storage budget's answer: 403
+    /// `STORAGE_FULL`, with the message that says how to make room.
+    #[test]
+    fn a_full_shared_cap_is_a_403_storage_full() {
+        let full = ControlError::Full("remove faults with DELETE /_sandbox/faults".into());
+        assert_eq!(
+            full.status_and_code(),
+            (StatusCode::FORBIDDEN, codes::STORAGE_FULL)
+        );
+        assert_eq!(
+            full.to_string(),
+            "remove faults with DELETE /_sandbox/faults"
+        );
+    }
+
     #[test]
     fn integer_errors_name_the_range_not_the_rust_type() {
         let negative = refusal::<Counts>(r#"{"count": -1}"#);
