@@ -1391,9 +1391,22 @@ fn leaf_paths(value: &Value, prefix: &str, out: &mut Vec<String>) {
     }
 }
 
+/// Merges a returning user's new `userData` (`patch`) into what is kept: field by field, a
+/// `null` counting as absent (it keeps the stored value, as it is no value on a create),
+/// and a `paymentMethod` of another `type` replacing the stored one whole (a user paid in
+/// cash has no bank account left over from the method before). [design]
 fn merge_into(target: &mut Option<Compact>, patch: Value) {
     let merged = match target.as_ref().map(Compact::value) {
         Some(mut existing) => {
+            let switched = |data: &Value| data.pointer("/paymentMethod/type").cloned();
+            if let (Some(new), Some(kept)) = (switched(&patch), existing.as_object_mut())
+                && kept
+                    .get("paymentMethod")
+                    .and_then(|method| method.get("type"))
+                    .is_some_and(|old| *old != new)
+            {
+                kept.remove("paymentMethod");
+            }
             merge_value(&mut existing, patch);
             existing
         }
@@ -1404,6 +1417,7 @@ fn merge_into(target: &mut Option<Compact>, patch: Value) {
 
 fn merge_value(target: &mut Value, patch: Value) {
     match (target, patch) {
+        (_, Value::Null) => {}
         (Value::Object(target), Value::Object(patch)) => merge_objects(target, patch),
         (target, patch) => *target = patch,
     }
@@ -1644,6 +1658,41 @@ mod tests {
         assert_eq!(
             second_detail.item.user_data,
             Some(json!({"name": {"firstName": "Ana", "lastName": "Ruiz"}, "idType": "INE"}))
+        );
+    }
+
+    #[test]
+    fn a_returning_users_nulls_keep_what_is_stored_and_a_new_payment_method_replaces() {
+        let partner = partner();
+        let mut first = new_link("u1");
+        first.user_data = Some(json!({"dob": "1990-01-01", "name": {"firstName": "Ana"},
+            "paymentMethod": {"type": "bank_account",
+                "bankAccount": {"accountNumber": "111", "country": "MX"}}}));
+        let created = partner.create_link(first, NOW).expect("first");
+        partner
+            .revoke_link(&created.link_id, None, NOW)
+            .expect("revoke");
+        let mut second = new_link("u1");
+        second.user_data = Some(json!({"dob": null, "name": null,
+            "paymentMethod": {"type": "cash", "cash": {"provider": "OXXO"}}}));
+        let again = partner.create_link(second, NOW).expect("second");
+        let detail = partner.link(&again.link_id).expect("detail");
+        assert_eq!(
+            detail.item.user_data,
+            Some(json!({"dob": "1990-01-01", "name": {"firstName": "Ana"},
+                "paymentMethod": {"type": "cash", "cash": {"provider": "OXXO"}}}))
+        );
+        // The same method's fields are merged into it.
+        let mut data = Some(Compact::new(&json!({"paymentMethod": {"type": "cash",
+            "cash": {"provider": "OXXO"}}})));
+        merge_into(
+            &mut data,
+            json!({"paymentMethod": {"type": "cash", "cash": {"reference": "R1"}}}),
+        );
+        assert_eq!(
+            data.as_ref().map(Compact::value),
+            Some(json!({"paymentMethod": {"type": "cash",
+                "cash": {"provider": "OXXO", "reference": "R1"}}}))
         );
     }
 
