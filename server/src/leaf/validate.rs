@@ -657,6 +657,10 @@ mod tests {
             "http:/x",
             "https://\\x",
             "https://\n/x",
+            " https://x/y.png ",
+            "https://x/y.png\n",
+            "https://x/a b.png",
+            "https://x/\ty.png",
         ] {
             assert!(!is_web_url(url), "{url:?}");
         }

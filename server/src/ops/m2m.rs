@@ -178,6 +178,23 @@ mod tests {
     }
 
     #[test]
+    fn a_callback_is_taken_only_as_the_parser_reads_it() {
+        assert!(is_acceptable_callback("https://example.com/x"));
+        assert!(is_acceptable_callback("http://127.0.0.1:9000/hook"));
+        // The parser would trim or drop each of these spaces and control characters, and
+        // the URL as sent is what is stored and called.
+        for url in [
+            " https://example.com/x",
+            "https://example.com/x\n",
+            "https://exa\tmple.com/x",
+            "https://example.com/a b",
+            "https://example.com/\u{7f}",
+        ] {
+            assert!(!is_acceptable_callback(url), "{url:?}");
+        }
+    }
+
+    #[test]
     fn an_operation_receives_the_amount_less_fee_at_the_rate() {
         let operation = new_operation(OperationRequest {
             amount: 100.0,

@@ -44,11 +44,16 @@ impl Error {
     }
 }
 
-/// Whether the URL `text` writes its host: `scheme://` and then not a slash. The URL parser
-/// mends `https:///x`, `https:x` and `https://\x` into `https://x/`, so a URL it reads
-/// with a host may have been sent without one; the URL as sent is what gets stored.
+/// Whether the URL `text` is written as the URL parser reads it: `scheme://` and then its
+/// host (not a slash), and no space or control character anywhere. The parser mends
+/// `https:///x`, `https:x` and `https://\x` into `https://x/`, trims spaces and control
+/// characters off both ends and drops tabs and newlines inside, so a URL it reads may have
+/// been sent as something else; the URL as sent is what gets stored and echoed.
 pub fn writes_host(text: &str) -> bool {
-    text.split_once(':')
+    !text
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+        && text.split_once(':')
         .and_then(|(_, rest)| rest.strip_prefix("//"))
         .and_then(|rest| rest.chars().next())
         .is_some_and(|first| !matches!(first, '/' | '\\') && !first.is_ascii_control())
