@@ -37,6 +37,7 @@
 //! or after such a head (a response still being flushed ahead of it) is passed through as
 //! hyper wrote it.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::io::IoSlice;
 use std::pin::Pin;
@@ -150,20 +151,27 @@ impl Start {
 
     /// The path of the request line begun, as far as it was kept: what follows the method,
     /// up to its query, a space or the end of what was kept; the path part of an
-    /// absolute-form target. `None` when nothing was read or no path can be told.
-    fn path(&self) -> Option<&str> {
+    /// absolute-form target; a byte that is not UTF-8 is read as U+FFFD, so a bad byte in
+    /// `/partner/…` still names M2M. `None` when nothing was read or no path can be told.
+    fn path(&self) -> Option<Cow<'_, str>> {
         let bytes = &self.bytes[..self.len];
         let target = &bytes[bytes.iter().position(|&byte| byte == b' ')? + 1..];
         let end = target
             .iter()
             .position(|&byte| matches!(byte, b' ' | b'?' | b'#' | b'\r' | b'\n'))
             .unwrap_or(target.len());
-        let target = std::str::from_utf8(&target[..end]).ok()?;
-        let path = match target.split_once("://") {
-            Some((_, rest)) => &rest[rest.find('/')?..],
-            None => target,
+        let target = String::from_utf8_lossy(&target[..end]);
+        let start = match target.split_once("://") {
+            Some((scheme, rest)) => scheme.len() + 3 + rest.find('/')?,
+            None => 0,
         };
-        path.starts_with('/').then_some(path)
+        if !target[start..].starts_with('/') {
+            return None;
+        }
+        Some(match target {
+            Cow::Borrowed(target) => Cow::Borrowed(&target[start..]),
+            Cow::Owned(mut target) => Cow::Owned(target.split_off(start)),
+        })
     }
 }
 
@@ -301,7 +309,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Enveloped<T> {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         if this.replacing.is_none() {
-            let Some(replacement) = Replacement::of(buf, this.start.path()) else {
+            let Some(replacement) = Replacement::of(buf, this.start.path().as_deref()) else {
                 this.start.begin();
                 return Pin::new(&mut this.inner).poll_write(cx, buf);
             };
@@ -322,7 +330,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Enveloped<T> {
                 (Some(head), None) => Some(head),
                 _ => None,
             };
-            let Some(replacement) = alone.and_then(|head| Replacement::of(head, this.start.path()))
+            let Some(replacement) = alone.and_then(|head| Replacement::of(head, this.start.path().as_deref()))
             else {
                 this.start.begin();
                 return Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
@@ -526,7 +534,7 @@ mod tests {
         let path_of = |bytes: &[u8]| {
             let mut start = Start::new();
             start.read(bytes);
-            start.path().map(str::to_owned)
+            start.path().map(Cow::into_owned)
         };
         assert_eq!(
             path_of(b"GET /partner/links?limit=1 HTTP/1.1\r\nHost: x").as_deref(),
@@ -537,6 +545,11 @@ mod tests {
             Some("/services/widgets/api/magic-link")
         );
         assert_eq!(path_of(b"GET /partner/li").as_deref(), Some("/partner/li"));
+        // A byte that is not UTF-8 does not hide which API the path names.
+        assert_eq!(
+            path_of(b"GET /partner/links/\xff HTTP/1.1").as_deref(),
+            Some("/partner/links/\u{fffd}")
+        );
         assert_eq!(path_of(b"GARBAGE\r\n\r\n"), None);
         assert_eq!(path_of(b"GET * HTTP/1.1"), None);
         assert_eq!(path_of(b""), None);
@@ -551,10 +564,10 @@ mod tests {
         start.read(b"\r\nGET /services/wid");
         start.read(b"gets/api/x HTTP/1.1\r\n");
         start.read(b"GET /partner/links HTTP/1.1\r\n");
-        assert_eq!(start.path(), Some("/services/widgets/api/x"));
+        assert_eq!(start.path().as_deref(), Some("/services/widgets/api/x"));
         start.begin();
         start.read(b"GET /partner/links HTTP/1.1\r\n");
-        assert_eq!(start.path(), Some("/partner/links"));
+        assert_eq!(start.path().as_deref(), Some("/partner/links"));
     }
 
     /// A request whose path an API claims is answered in that API's envelope.
