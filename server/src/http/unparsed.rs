@@ -330,7 +330,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Enveloped<T> {
                 (Some(head), None) => Some(head),
                 _ => None,
             };
-            let Some(replacement) = alone.and_then(|head| Replacement::of(head, this.start.path().as_deref()))
+            let Some(replacement) =
+                alone.and_then(|head| Replacement::of(head, this.start.path().as_deref()))
             else {
                 this.start.begin();
                 return Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);

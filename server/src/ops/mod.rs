@@ -50,11 +50,10 @@ impl Error {
 /// characters off both ends and drops tabs and newlines inside, so a URL it reads may have
 /// been sent as something else; the URL as sent is what gets stored and echoed.
 pub fn writes_host(text: &str) -> bool {
-    !text
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control())
-        && text.split_once(':')
-        .and_then(|(_, rest)| rest.strip_prefix("//"))
-        .and_then(|rest| rest.chars().next())
-        .is_some_and(|first| !matches!(first, '/' | '\\') && !first.is_ascii_control())
+    !text.chars().any(|c| c.is_whitespace() || c.is_control())
+        && text
+            .split_once(':')
+            .and_then(|(_, rest)| rest.strip_prefix("//"))
+            .and_then(|rest| rest.chars().next())
+            .is_some_and(|first| !matches!(first, '/' | '\\') && !first.is_ascii_control())
 }
