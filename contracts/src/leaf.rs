@@ -82,6 +82,10 @@ pub mod messages {
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "Unsupported Media Type";
     pub const LEAF_USER_NOT_FOUND: &str = "Leaf user not found";
     pub const MAGIC_LINK_NOT_FOUND: &str = "Magic link not found";
+    /// A user create that carries an `id`: JHipster's `BadRequestAlertException` title.
+    pub const ID_EXISTS: &str = "A new leafUser cannot already have an ID";
+    /// Its message key.
+    pub const ID_EXISTS_KEY: &str = "error.idexists";
 
     pub const NOT_NULL: &str = "must not be null";
     pub const NOT_BLANK: &str = "must not be blank";

@@ -42,6 +42,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{}", messages::BODY_TOO_LARGE)]
     PayloadTooLarge,
+    /// A user create whose body carries an `id`: ids are minted, never chosen.
+    #[error("{}", messages::ID_EXISTS)]
+    IdExists,
     #[error("{}", messages::LEAF_USER_NOT_FOUND)]
     UserNotFound,
     #[error("{}", messages::MAGIC_LINK_NOT_FOUND)]
@@ -66,7 +69,9 @@ impl ApiError {
             | ApiError::ExpiredToken
             | ApiError::BadCredentials => StatusCode::UNAUTHORIZED,
             ApiError::AccountLimit(_) | ApiError::StorageFull(_) => StatusCode::FORBIDDEN,
-            ApiError::Invalid(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Invalid(_) | ApiError::BadRequest(_) | ApiError::IdExists => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UserNotFound | ApiError::LinkNotFound | ApiError::NoEndpoint { .. } => {
@@ -85,6 +90,7 @@ impl ApiError {
             ApiError::AccountLimit(_) | ApiError::StorageFull(_) => messages::FORBIDDEN,
             ApiError::Invalid(_) => messages::METHOD_ARGUMENT_NOT_VALID,
             ApiError::BadRequest(_) => messages::BAD_REQUEST,
+            ApiError::IdExists => messages::ID_EXISTS,
             ApiError::UnsupportedMediaType(_) => messages::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => messages::PAYLOAD_TOO_LARGE,
             ApiError::UserNotFound => messages::LEAF_USER_NOT_FOUND,
@@ -102,6 +108,11 @@ impl ApiError {
                 CONSTRAINT_VIOLATION,
                 VALIDATION_MESSAGE.to_owned(),
                 Some(errors.clone()),
+            ),
+            ApiError::IdExists => (
+                PROBLEM_WITH_MESSAGE,
+                messages::ID_EXISTS_KEY.to_owned(),
+                None,
             ),
             _ => (PROBLEM_WITH_MESSAGE, http_message(status), None),
         };
@@ -169,7 +180,7 @@ pub fn render(path: &str, outcome: Result<Response, ApiError>) -> Response {
 impl From<LeafError> for ApiError {
     fn from(error: LeafError) -> ApiError {
         match error {
-            LeafError::UserNotFound => ApiError::UserNotFound,
+            LeafError::UserNotFound | LeafError::UserDeleted => ApiError::UserNotFound,
             LeafError::StorageFull(full) => ApiError::StorageFull(full),
             LeafError::LinkNotFound | LeafError::LinkExpired | LeafError::LinkUsedUp => {
                 ApiError::LinkNotFound
@@ -208,6 +219,7 @@ mod tests {
                 messages::METHOD_ARGUMENT_NOT_VALID,
             ),
             (ApiError::bad_request("x"), 400, messages::BAD_REQUEST),
+            (ApiError::IdExists, 400, messages::ID_EXISTS),
             (
                 ApiError::UnsupportedMediaType("text/plain".into()),
                 415,

@@ -136,6 +136,13 @@ impl Checker {
         }
     }
 
+    /// An optional string that, when given, must not be blank: a Leaf user's `name` or
+    /// `email` given on a magic link's create, held to the users API's rule.
+    fn optional_non_blank(&mut self, body: &Map<String, Value>, field: &str) -> Option<String> {
+        optional(body, field)?;
+        self.required_string(body, field)
+    }
+
     fn required_string(&mut self, body: &Map<String, Value>, field: &str) -> Option<String> {
         match optional(body, field) {
             None => {
@@ -271,8 +278,8 @@ pub fn create_link(
         None => {
             known.extend(["externalId", "name", "email"]);
             let external_id = check.required_string(&body, "externalId");
-            let name = check.optional_string(&body, "name", "name");
-            let email = check.optional_string(&body, "email", "email");
+            let name = check.optional_non_blank(&body, "name");
+            let email = check.optional_non_blank(&body, "email");
             LinkOwner::ByExternalId {
                 external_id: external_id.unwrap_or_default(),
                 name,
@@ -398,10 +405,13 @@ pub fn user(
             }
         }
     } else {
-        // A create ignores an `id` (the user's id is minted), but one that is not a string
-        // is as malformed as it would be on a replace.
-        if optional(&body, "id").is_some_and(|id| !id.is_string()) {
-            check.violation("id", messages::STRING);
+        // The user's id is minted: a create that carries one is refused, as a JHipster
+        // resource refuses it ("A new leafUser cannot already have an ID"); one that is not
+        // even a string is as malformed as it would be on a replace.
+        match optional(&body, "id") {
+            None => {}
+            Some(Value::String(_)) => return Err(ApiError::IdExists),
+            Some(_) => check.violation("id", messages::STRING),
         }
         None
     };
@@ -517,9 +527,12 @@ mod tests {
     }
 
     #[test]
-    fn a_create_ignores_a_string_id_and_refuses_any_other() {
+    fn a_create_refuses_an_id() {
         let body = |id: Value| object(json!({"id": id, "name": "Ann", "email": "a@x.io"}));
-        assert!(user(body(json!("mine")), false, None).is_ok());
+        assert_eq!(
+            user(body(json!("mine")), false, None).err(),
+            Some(ApiError::IdExists)
+        );
         assert!(user(body(Value::Null), false, None).is_ok());
         for id in [json!([]), json!(5), json!({})] {
             match user(body(id.clone()), false, None) {
@@ -529,6 +542,27 @@ mod tests {
                 other => panic!("{id}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_new_users_name_and_email_may_be_left_out_but_not_blank() {
+        let create = |body: Value| create_link(Widget::Provider, object(body), None);
+        let created = create(json!({"externalId": "farm-1"})).expect("defaults");
+        assert!(matches!(
+            created.owner,
+            LinkOwner::ByExternalId {
+                name: None,
+                email: None,
+                ..
+            }
+        ));
+        assert!(create(json!({"externalId": "farm-1", "name": null})).is_ok());
+        assert_eq!(
+            fields(create(
+                json!({"externalId": "f", "name": "", "email": "  "})
+            )),
+            ["name", "email"]
+        );
     }
 
     #[test]
