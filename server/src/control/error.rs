@@ -204,6 +204,10 @@ impl From<LeafError> for ControlError {
                 "LINK_USED_UP",
                 "Magic link has been used up: its usageCount reached maxUsage".into(),
             ),
+            LeafError::UserDeleted => ControlError::Gone(
+                "LEAF_USER_DELETED",
+                "The magic link's Leaf user has been deleted: the link is kept, but no one can use it".into(),
+            ),
             LeafError::ExternalIdTaken => {
                 ControlError::Conflict(codes::CONFLICT, error.to_string().into())
             }

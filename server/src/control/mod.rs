@@ -12,8 +12,9 @@
 //! `INVALID_REQUEST` (bad body or query; the message names the field), 400 `TENANT_REQUIRED`
 //! (an admin call to an endpoint that acts on one partner), 404 `NOT_FOUND`, 409 with a
 //! lifecycle code (`LINK_EXPIRED`, `LINK_REVOKED`, `LINK_NOT_OPENED`, `OPERATION_EXISTS`,
-//! `NO_OPERATION`, `DELIVERY_IN_FLIGHT`), 410 `LINK_EXPIRED` / `LINK_USED_UP` for a Leaf link
-//! that can no longer be used, 413 for an oversized body.
+//! `NO_OPERATION`, `DELIVERY_IN_FLIGHT`), 410 `LINK_EXPIRED` / `LINK_USED_UP` /
+//! `LEAF_USER_DELETED` for a Leaf link that can no longer be used, 413 for an oversized
+//! body.
 //!
 //! One file per concern: [`clock`], [`drift`] (shadow mode's report), [`m2m`] (playing the end user and the portal), [`leaf`]
 //! (playing the Leaf end user), [`seed`] (fake data), [`webhooks`], [`journal`], [`faults`],

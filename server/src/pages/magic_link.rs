@@ -5,7 +5,8 @@
 //!
 //! Each GET is one access (`usageCount` + 1, `lastAccessedAt`), through the same function as
 //! `POST /_sandbox/leaf/magic-links/{id}/access`; an expired or used-up link is a 410 page
-//! saying which. A HEAD answers as the GET would and counts nothing. The page's forms — connect a provider, upload a `.zip` — are not accesses:
+//! saying which, and so is a link whose Leaf user was deleted (the API still lists it; no
+//! one can use it). A HEAD answers as the GET would and counts nothing. The page's forms — connect a provider, upload a `.zip` — are not accesses:
 //! the visit that showed them was already counted, so they answer with the page re-rendered
 //! (no redirect to the GET, which would count again) and are refused only once the link has
 //! expired. Connecting goes through the control API's `connect`. A link with
@@ -38,6 +39,10 @@ use crate::ops::leaf::{access, allowed_providers, connect, disconnect, peek};
 use crate::store::leaf::{Account, LeafError, Upload};
 use crate::wire::BodyError;
 use crate::wire::{Request, Router};
+
+/// Why a link whose Leaf user was deleted refuses its page, its forms and its uploads.
+const USER_DELETED: &str =
+    "The Leaf user this link was made for has been deleted. Ask for a new link.";
 
 /// The largest file a file-upload link takes.
 pub const MAX_UPLOAD_BYTES: usize = 25 * 1024 * 1024;
@@ -123,6 +128,9 @@ fn provider_form(
     let Some(account) = app.store.leaf().owner_of_link(id) else {
         return refusal(&LeafError::LinkNotFound.into());
     };
+    if let Err(error) = account.check_user_kept(id) {
+        return refusal(&error.into());
+    }
     let form = form_pairs(body);
     let provider = field(&form, "provider").unwrap_or_default();
     let (outcome, done) = match action {
@@ -190,6 +198,9 @@ impl UploadRefusal {
             LeafError::StorageFull(full) => {
                 Self::new(StatusCode::FORBIDDEN, "Forbidden", full.to_string())
             }
+            LeafError::UserDeleted | LeafError::UserNotFound => {
+                Self::new(StatusCode::GONE, "Gone", USER_DELETED)
+            }
             _ => Self::new(StatusCode::NOT_FOUND, "Not Found", "Magic link not found"),
         }
     }
@@ -254,6 +265,7 @@ fn upload_target(id: &str, app: &App) -> Result<Arc<Account>, UploadRefusal> {
         .owner_of_link(id)
         .ok_or(UploadRefusal::of(LeafError::LinkNotFound))?;
     let link = account.find_magic_link(id).map_err(UploadRefusal::of)?;
+    account.check_user_kept(id).map_err(UploadRefusal::of)?;
     let now = app.clock.now();
     if is_expired(app, &link) {
         return Err(UploadRefusal::of(LeafError::LinkExpired));
@@ -336,7 +348,8 @@ fn too_large() -> String {
     )
 }
 
-/// The name and size of the one `.zip` file in a multipart body, or why it was refused.
+/// The name and size of the one `.zip` file in a multipart body, or why it was refused (a
+/// second `file` part too: it would be dropped unseen).
 async fn read_zip(headers: &HeaderMap, body: Bytes) -> Result<(String, u64), UploadRefusal> {
     let bad = |message: &str| UploadRefusal::new(StatusCode::BAD_REQUEST, "Bad Request", message);
     let boundary = headers
@@ -346,6 +359,7 @@ async fn read_zip(headers: &HeaderMap, body: Bytes) -> Result<(String, u64), Upl
         .ok_or_else(|| bad("Send the file as multipart/form-data"))?;
     let chunks = stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
     let mut multipart = multer::Multipart::new(chunks, boundary);
+    let mut file = None;
     while let Some(part) = multipart
         .next_field()
         .await
@@ -353,6 +367,11 @@ async fn read_zip(headers: &HeaderMap, body: Bytes) -> Result<(String, u64), Upl
     {
         if part.name() != Some("file") {
             continue;
+        }
+        if file.is_some() {
+            return Err(bad(
+                "Upload one file at a time: this form takes a single .zip file",
+            ));
         }
         let file_name = part.file_name().unwrap_or_default().to_owned();
         if file_name.len() > MAX_FILE_NAME_BYTES {
@@ -382,9 +401,9 @@ async fn read_zip(headers: &HeaderMap, body: Bytes) -> Result<(String, u64), Upl
                 "Only .zip files are accepted",
             ));
         }
-        return Ok((file_name, bytes.len() as u64));
+        file = Some((file_name, bytes.len() as u64));
     }
-    Err(bad("Choose a .zip file to upload"))
+    file.ok_or_else(|| bad("Choose a .zip file to upload"))
 }
 
 fn is_expired(app: &App, link: &wire::MagicLink) -> bool {
@@ -544,6 +563,11 @@ fn refusal(error: &Error) -> Response {
             StatusCode::GONE,
             "This link has been used up",
             "It has been opened as many times as it allows (maxUsage). Ask for a new link.",
+        ),
+        Error::Leaf(LeafError::UserDeleted | LeafError::UserNotFound) => (
+            StatusCode::GONE,
+            "This link's user no longer exists",
+            USER_DELETED,
         ),
         _ => (
             StatusCode::NOT_FOUND,

@@ -41,6 +41,10 @@ pub enum LeafError {
     LinkExpired,
     #[error("the magic link has been used up")]
     LinkUsedUp,
+    /// The link is kept (and listed) after its Leaf user was deleted, but no end user can
+    /// use it any more: there is no one to connect.
+    #[error("the magic link's Leaf user has been deleted")]
+    UserDeleted,
     /// The write would take the account past `--max-tenant-mib`.
     #[error(transparent)]
     StorageFull(#[from] StorageFull),
@@ -784,9 +788,10 @@ impl Account {
         id: &str,
         now: OffsetDateTime,
     ) -> Result<wire::MagicLink, LeafError> {
-        let mut state = self.state.lock();
+        let mut guard = self.state.lock();
+        let state = &mut *guard;
         let link = state.links.get_mut(id).ok_or(LeafError::LinkNotFound)?;
-        self.check_access(link, now)?;
+        self.check_access(link, state.users.contains_key(&link.user), now)?;
         link.usage_count += 1;
         link.last_accessed_at = Some(now);
         self.sink.record(|changes| self.put_link(changes, id, link));
@@ -802,15 +807,24 @@ impl Account {
     ) -> Result<wire::MagicLink, LeafError> {
         let state = self.state.lock();
         let link = state.links.get(id).ok_or(LeafError::LinkNotFound)?;
-        self.check_access(link, now)?;
+        self.check_access(link, state.users.contains_key(&link.user), now)?;
         let mut view = self.view(id, link);
         view.usage_count += 1;
         view.last_accessed_at = Some(timefmt::millis(now));
         Ok(view)
     }
 
-    /// Why `link` may not be accessed at `now`, if it may not.
-    fn check_access(&self, link: &Link, now: OffsetDateTime) -> Result<(), LeafError> {
+    /// Why `link` may not be accessed at `now`, if it may not; `user_kept` is whether its
+    /// Leaf user still exists.
+    fn check_access(
+        &self,
+        link: &Link,
+        user_kept: bool,
+        now: OffsetDateTime,
+    ) -> Result<(), LeafError> {
+        if !user_kept {
+            return Err(LeafError::UserDeleted);
+        }
         if link.expires_at <= now {
             return Err(LeafError::LinkExpired);
         }
@@ -818,6 +832,18 @@ impl Account {
             return Err(LeafError::LinkUsedUp);
         }
         Ok(())
+    }
+
+    /// Refused with [`LeafError::UserDeleted`] when link `id`'s Leaf user has been deleted:
+    /// what the hosted page checks before its forms act.
+    pub fn check_user_kept(&self, id: &str) -> Result<(), LeafError> {
+        let state = self.state.lock();
+        let link = state.links.get(id).ok_or(LeafError::LinkNotFound)?;
+        if state.users.contains_key(&link.user) {
+            Ok(())
+        } else {
+            Err(LeafError::UserDeleted)
+        }
     }
 
     /// A link of any widget, without counting an access.

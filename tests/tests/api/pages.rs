@@ -462,6 +462,97 @@ async fn file_upload_links_take_zips_only_and_not_too_large() {
 }
 
 #[tokio::test]
+async fn an_upload_of_two_files_is_refused_not_halved() {
+    let app = spawn_app().await;
+    let token = app.authenticate("farmco").await;
+    let link = leaf_link(&app, &token, "file-upload", json!({"externalId": "f1"})).await;
+    let path = path_of(link["link"].as_str().expect("link"));
+    let empty_zip = b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+    let (content_type, first) = multipart("a.zip", empty_zip);
+    let (_, second) = multipart("b.zip", empty_zip);
+    // Both parts under the one boundary: drop the first body's closing line.
+    let closing = b"--linkboxBoundary7--\r\n".len();
+    let mut body = first[..first.len() - closing].to_vec();
+    body.extend_from_slice(&second);
+    let refused = app
+        .send(
+            Method::POST,
+            &format!("{path}/upload"),
+            &[("content-type", &content_type)],
+            Some(body),
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert!(
+        refused.text.contains("one file at a time"),
+        "{}",
+        refused.text
+    );
+    let page = get(&app, &path).await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(
+        !page.text.contains("a.zip"),
+        "nothing was kept: {}",
+        page.text
+    );
+}
+
+#[tokio::test]
+async fn a_link_whose_user_was_deleted_is_listed_but_its_page_is_gone() {
+    let app = spawn_app().await;
+    let token = app.authenticate("farmco").await;
+    let link = leaf_link(&app, &token, "provider", json!({"externalId": "f1"})).await;
+    let upload = leaf_link(&app, &token, "file-upload", json!({"externalId": "f1"})).await;
+    let user = link["leafUserId"].as_str().expect("user");
+    let deleted = app
+        .leaf(
+            Method::DELETE,
+            &format!("/services/usermanagement/api/users/{user}"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 204, "{deleted:?}");
+    let id = link["id"].as_str().expect("id");
+    assert_eq!(provider_link(&app, &token, id).await.status, 200);
+    let path = path_of(link["link"].as_str().expect("link"));
+    let page = get(&app, &path).await;
+    assert_eq!(page.status, 410, "{page:?}");
+    assert!(page.text.contains("has been deleted"), "{}", page.text);
+    assert_eq!(app.send(Method::HEAD, &path, &[], None).await.status, 410);
+    let connect = post_form(&app, &format!("{path}/connect"), "provider=CNHI").await;
+    assert_eq!(connect.status, 410, "{connect:?}");
+    assert!(
+        connect.text.contains("has been deleted"),
+        "{}",
+        connect.text
+    );
+    // The refused visits counted nothing.
+    assert_eq!(provider_link(&app, &token, id).await.json["usageCount"], 0);
+    let (content_type, body) =
+        multipart("f.zip", b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
+    let refused = app
+        .send(
+            Method::POST,
+            &format!("{}/upload", path_of(upload["link"].as_str().expect("link"))),
+            &[("content-type", &content_type)],
+            Some(body),
+        )
+        .await;
+    assert_eq!(refused.status, 410, "{refused:?}");
+    let access = app
+        .send(
+            Method::POST,
+            &format!("/_sandbox/leaf/magic-links/{id}/access"),
+            &[("authorization", &format!("Bearer {token}"))],
+            None,
+        )
+        .await;
+    assert_eq!(access.status, 410, "{access:?}");
+    assert_eq!(access.json["error"]["code"], "LEAF_USER_DELETED");
+}
+
+#[tokio::test]
 async fn the_leaf_control_endpoints_count_accesses_and_connect_only_for_their_account() {
     let app = spawn_app().await;
     let token = app.authenticate("farmco").await;
