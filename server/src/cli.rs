@@ -203,9 +203,10 @@ pub struct ServeArgs {
     /// Log lines on stderr as text or JSON (levels and targets: LINKBOX_LOG, see --help).
     #[arg(long, env = "LINKBOX_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
-    /// Start with N fake links per API for a demo partner and a demo Leaf account, whose
-    /// credentials are printed after the `listening on` line.
-    #[arg(long, env = "LINKBOX_SEED", default_value_t = 0)]
+    /// Start with N fake links per API (at most 100,000) for a demo partner and a demo Leaf
+    /// account, whose credentials are printed after the `listening on` line.
+    #[arg(long, env = "LINKBOX_SEED", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(crate::ops::seed::MAX_DEMO_COUNT)))]
     pub seed: u32,
     /// The seed of the fake data of --seed.
     #[arg(long, env = "LINKBOX_RNG_SEED", default_value_t = 1)]

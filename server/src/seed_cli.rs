@@ -7,7 +7,7 @@
 //! never the HTTP client's own wording. A sandbox behind a private certificate authority is
 //! reached with `--ca-cert FILE`, as `linkbox contract` does.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use linkbox_contracts::sandbox::{SeedRequest, SeedResult};
@@ -48,6 +48,8 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
     } else {
         ProgressBar::hidden()
     };
+    // Where the bar cannot be drawn (a CI log, a redirect), a line a batch instead.
+    let lines = args.count > BATCH && !std::io::stderr().is_terminal();
     let mut stdout = std::io::stdout().lock();
     let mut done = 0;
     let mut batch = 0u64;
@@ -94,6 +96,9 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
         done += count;
         batch += 1;
         progress.inc(u64::from(count));
+        if lines {
+            eprintln!("seeded {done}/{} links", args.count);
+        }
     }
     stdout.flush()?;
     progress.finish_and_clear();

@@ -36,6 +36,10 @@ async fn linkbox_seed_prints_one_created_id_per_line_in_batches() {
     let ids: Vec<&str> = stdout.lines().collect();
     assert_eq!(ids.len(), 150);
     assert!(ids.iter().all(|id| id.starts_with("link_p")), "{stdout}");
+    // stderr is a pipe here, where no bar can be drawn: a line a batch says how far it got.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("seeded 100/150 links"), "{stderr}");
+    assert!(stderr.contains("seeded 150/150 links"), "{stderr}");
     let partner = app.store.m2m().authenticate(key).expect("partner");
     assert_eq!(partner.link_count(), 150);
 }

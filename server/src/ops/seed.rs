@@ -7,7 +7,8 @@
 //! same seed gives the same *data*. Ids (`linkId`, `userId`, magic-link ids, Leaf user ids)
 //! stay random: the store mints them, as it does for every other link. Times are relative
 //! to the sandbox clock at seeding. Seeding sends no webhooks: it writes history, it does
-//! not replay it.
+//! not replay it. A seed draws all of its links first, then makes them oldest first, so a
+//! list's newest-first order by creation is its order by `createdAt` too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,6 +35,9 @@ use crate::store::quota::StorageFull;
 
 /// Most links one request seeds.
 pub const MAX_COUNT: u32 = 1000;
+/// Most links per API `linkbox serve --seed N` starts with: what the default tenant budget
+/// holds with room to spare ([`SEEDED_LINK_MOST`] each).
+pub const MAX_DEMO_COUNT: u32 = 100_000;
 
 /// Why a seed request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -158,6 +162,17 @@ pub fn seed_m2m(
     mix: Option<&BTreeMap<String, u32>>,
 ) -> Result<SeedResult, SeedError> {
     check_count(count)?;
+    seed_m2m_all(app, partner, count, rng_seed, mix)
+}
+
+/// [`seed_m2m`] of any count, in one draw: `linkbox serve --seed N`.
+fn seed_m2m_all(
+    app: &App,
+    partner: &Arc<Partner>,
+    count: u32,
+    rng_seed: u64,
+    mix: Option<&BTreeMap<String, u32>>,
+) -> Result<SeedResult, SeedError> {
     let weights = weights(&M2M_STATES, &M2M_WEIGHTS, mix)?;
     partner.admits(u64::from(count) * SEEDED_LINK_MOST)?;
     let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
@@ -168,56 +183,113 @@ pub fn seed_m2m(
         created: Vec::new(),
         states: Vec::new(),
     };
-    for _ in 0..count {
-        let state = M2M_STATES[pick(&mut rng, &weights)];
-        let link = fake_m2m_link(&mut rng);
-        let expires_minutes: i64 = [60, 240, 1440, 10080][rng.random_range(0..4usize)];
-        let age = if state == "expired" {
-            Duration::minutes(expires_minutes + rng.random_range(1..2880i64))
-        } else {
-            Duration::minutes(rng.random_range(0..expires_minutes / 2))
+    // Every draw first, in the order a seed has always drawn them, then the links made
+    // oldest first: a list is newest first by creation, and so by `createdAt` too.
+    let mut plans: Vec<M2mPlan> = (0..count)
+        .map(|_| m2m_plan(&mut rng, &weights, now))
+        .collect();
+    plans.sort_by_key(|plan| plan.created_at);
+    for plan in plans {
+        let M2mPlan {
+            state,
+            mut link,
+            expires_minutes,
+            created_at,
+            age,
+            later,
+        } = plan;
+        link.flow = app.settings.default_flow.as_str().into();
+        link.expires_in = Some(Duration::minutes(expires_minutes));
+        let Some(created) = create_unique(partner, link, created_at) else {
+            continue;
         };
-        let created_at = now - age;
-        let mut new = link;
-        new.flow = app.settings.default_flow.as_str().into();
-        new.expires_in = Some(Duration::minutes(expires_minutes));
-        let created = create_unique(partner, new, created_at);
-        let Some(created) = created else { continue };
         let id = created.link_id;
         let step = |minutes: i64| created_at + Duration::minutes(minutes).min(age);
-        match state {
-            "opened" | "completed" | "cancelled" => {
+        match later {
+            M2mLater::Open => {
                 let _ = partner.open_link(&id, step(2));
-                if state != "opened" {
-                    let send = f64::from(rng.random_range(2000..200_000u32)) / 100.0;
-                    let fee = 2.99;
-                    let rate = f64::from(rng.random_range(1650..2050u32)) / 100.0;
-                    let operation = NewOperation {
-                        amount: OperationAmount {
-                            send,
-                            receive: ((send - fee) * rate * 100.0).round() / 100.0,
-                            fee,
-                            send_currency: "USD".into(),
-                            receive_currency: "MXN".into(),
-                        },
-                    };
-                    let _ = partner.create_operation(&id, operation, step(4));
-                    if state == "cancelled" {
-                        let _ = partner.cancel_operation(&id, step(6));
-                    }
+            }
+            M2mLater::Operate { operation, cancel } => {
+                let _ = partner.open_link(&id, step(2));
+                let _ = partner.create_operation(&id, operation, step(4));
+                if cancel {
+                    let _ = partner.cancel_operation(&id, step(6));
                 }
             }
-            "revoked" => {
-                let reason = ["customer request", "duplicate link", "fraud review"]
-                    [rng.random_range(0..3usize)];
+            M2mLater::Revoke(reason) => {
                 let _ = partner.revoke_link(&id, Some(reason.into()), step(3));
             }
-            _ => {}
+            M2mLater::Nothing => {}
         }
         result.created.push(id);
         result.states.push(state.to_owned());
     }
     Ok(result)
+}
+
+/// One seeded M2M link, drawn before any is made.
+struct M2mPlan {
+    state: &'static str,
+    link: NewLink,
+    expires_minutes: i64,
+    created_at: OffsetDateTime,
+    age: Duration,
+    later: M2mLater,
+}
+
+/// What happens to a seeded M2M link after its create.
+enum M2mLater {
+    Nothing,
+    Open,
+    Operate {
+        operation: NewOperation,
+        cancel: bool,
+    },
+    Revoke(&'static str),
+}
+
+/// Draws one M2M link of a seed: its state, data, age and what follows its create.
+fn m2m_plan(rng: &mut ChaCha8Rng, weights: &[u32], now: OffsetDateTime) -> M2mPlan {
+    let state = M2M_STATES[pick(rng, weights)];
+    let link = fake_m2m_link(rng);
+    let expires_minutes: i64 = [60, 240, 1440, 10080][rng.random_range(0..4usize)];
+    let age = if state == "expired" {
+        Duration::minutes(expires_minutes + rng.random_range(1..2880i64))
+    } else {
+        Duration::minutes(rng.random_range(0..expires_minutes / 2))
+    };
+    let later = match state {
+        "opened" => M2mLater::Open,
+        "completed" | "cancelled" => {
+            let send = f64::from(rng.random_range(2000..200_000u32)) / 100.0;
+            let fee = 2.99;
+            let rate = f64::from(rng.random_range(1650..2050u32)) / 100.0;
+            M2mLater::Operate {
+                operation: NewOperation {
+                    amount: OperationAmount {
+                        send,
+                        receive: ((send - fee) * rate * 100.0).round() / 100.0,
+                        fee,
+                        send_currency: "USD".into(),
+                        receive_currency: "MXN".into(),
+                    },
+                },
+                cancel: state == "cancelled",
+            }
+        }
+        "revoked" => M2mLater::Revoke(
+            ["customer request", "duplicate link", "fraud review"][rng.random_range(0..3usize)],
+        ),
+        _ => M2mLater::Nothing,
+    };
+    M2mPlan {
+        state,
+        link,
+        expires_minutes,
+        created_at: now - age,
+        age,
+        later,
+    }
 }
 
 /// Creates the link; a `referenceId` that already has an active link (the same seed run
@@ -316,6 +388,17 @@ pub fn seed_leaf(
     mix: Option<&BTreeMap<String, u32>>,
 ) -> Result<SeedResult, SeedError> {
     check_count(count)?;
+    seed_leaf_all(app, account, count, rng_seed, mix)
+}
+
+/// [`seed_leaf`] of any count, in one draw: `linkbox serve --seed N`.
+fn seed_leaf_all(
+    app: &App,
+    account: &Arc<Account>,
+    count: u32,
+    rng_seed: u64,
+    mix: Option<&BTreeMap<String, u32>>,
+) -> Result<SeedResult, SeedError> {
     let weights = weights(&LEAF_STATES, &LEAF_WEIGHTS, mix)?;
     account.admits(u64::from(count) * SEEDED_LINK_MOST)?;
     let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
@@ -326,67 +409,35 @@ pub fn seed_leaf(
         created: Vec::new(),
         states: Vec::new(),
     };
-    for _ in 0..count {
-        let state = LEAF_STATES[pick(&mut rng, &weights)];
-        let (fields, farm) = fake_farmer(&mut rng);
-        let Some(user) = create_user_unique(account, fields) else {
+    // Every draw first, in the order a seed has always drawn them, then the links made
+    // oldest first (each with its farmer): a list is newest first by `createdAt` too.
+    let mut plans: Vec<LeafPlan> = (0..count)
+        .map(|_| leaf_plan(&mut rng, &weights, account.max_usage, now))
+        .collect();
+    plans.sort_by_key(|plan| plan.created_at);
+    for plan in plans {
+        let LeafPlan {
+            state,
+            farmer,
+            link,
+            created_at,
+            age,
+            uses,
+            connect,
+        } = plan;
+        let Some(user) = create_user_unique(account, farmer) else {
             continue;
-        };
-        let kind = match state {
-            "authentication" => LinkKind::Authentication(random_provider(&mut rng)),
-            "fileUpload" => LinkKind::FileUpload,
-            _ => LinkKind::Provider(if rng.random_bool(0.4) {
-                vec![AllowedProvider::All]
-            } else {
-                let mut picked: Vec<AllowedProvider> = Provider::ALL
-                    .into_iter()
-                    .filter(|_| rng.random_bool(0.4))
-                    .map(AllowedProvider::from)
-                    .collect();
-                if picked.is_empty() {
-                    picked.push(AllowedProvider::JohnDeere);
-                }
-                picked
-            }),
-        };
-        let expires_in = Duration::seconds(rng.random_range(900..=7 * 24 * 3600i64));
-        let age = if state == "expired" {
-            expires_in + Duration::minutes(rng.random_range(1..2880i64))
-        } else {
-            Duration::seconds(rng.random_range(0..=expires_in.whole_seconds() / 2))
-        };
-        let created_at = now - age;
-        let colors = [
-            "#F5F5F5", "#E8F5E9", "#FFF8E1", "#E3F2FD", "#FBE9E7", "#2E7D32",
-        ];
-        let settings = LinkSettings {
-            background_color: colors[rng.random_range(0..colors.len())].to_owned(),
-            company_name: Some(farm),
-            show_leaf_user_name: rng.random_bool(0.5),
-            disconnect_enabled: rng.random_bool(0.3),
-            ..LinkSettings::default()
-        };
-        let new = NewMagicLink {
-            kind,
-            expires_in,
-            settings,
         };
         let Ok(created) =
-            account.create_magic_link(LinkOwner::Existing(user.clone()), new, created_at)
+            account.create_magic_link(LinkOwner::Existing(user.clone()), link, created_at)
         else {
             continue;
-        };
-        let uses = match state {
-            "usedUp" => account.max_usage,
-            "expired" => rng.random_range(0..=account.max_usage),
-            _ => rng.random_range(0..account.max_usage),
         };
         for use_number in 0..uses {
             let at = created_at + Duration::seconds(i64::from(use_number) + 1).min(age);
             let _ = account.access_magic_link(&created.id, at);
         }
-        if uses > 0
-            && rng.random_bool(0.5)
+        if connect
             && let Ok(link) = account.find_magic_link(&created.id)
             && let Some(provider) = super::leaf::allowed_providers(&link).first()
         {
@@ -396,6 +447,82 @@ pub fn seed_leaf(
         result.states.push(state.to_owned());
     }
     Ok(result)
+}
+
+/// One seeded Leaf link and its farmer, drawn before any is made.
+struct LeafPlan {
+    state: &'static str,
+    farmer: UserFields,
+    link: NewMagicLink,
+    created_at: OffsetDateTime,
+    age: Duration,
+    /// Visits of its page.
+    uses: u32,
+    /// Whether its farmer connects the first provider it allows (after a visit).
+    connect: bool,
+}
+
+/// Draws one Leaf link of a seed: its state, farmer, kind, settings, age and visits.
+fn leaf_plan(
+    rng: &mut ChaCha8Rng,
+    weights: &[u32],
+    max_usage: u32,
+    now: OffsetDateTime,
+) -> LeafPlan {
+    let state = LEAF_STATES[pick(rng, weights)];
+    let (farmer, farm) = fake_farmer(rng);
+    let kind = match state {
+        "authentication" => LinkKind::Authentication(random_provider(rng)),
+        "fileUpload" => LinkKind::FileUpload,
+        _ => LinkKind::Provider(if rng.random_bool(0.4) {
+            vec![AllowedProvider::All]
+        } else {
+            let mut picked: Vec<AllowedProvider> = Provider::ALL
+                .into_iter()
+                .filter(|_| rng.random_bool(0.4))
+                .map(AllowedProvider::from)
+                .collect();
+            if picked.is_empty() {
+                picked.push(AllowedProvider::JohnDeere);
+            }
+            picked
+        }),
+    };
+    let expires_in = Duration::seconds(rng.random_range(900..=7 * 24 * 3600i64));
+    let age = if state == "expired" {
+        expires_in + Duration::minutes(rng.random_range(1..2880i64))
+    } else {
+        Duration::seconds(rng.random_range(0..=expires_in.whole_seconds() / 2))
+    };
+    let colors = [
+        "#F5F5F5", "#E8F5E9", "#FFF8E1", "#E3F2FD", "#FBE9E7", "#2E7D32",
+    ];
+    let settings = LinkSettings {
+        background_color: colors[rng.random_range(0..colors.len())].to_owned(),
+        company_name: Some(farm),
+        show_leaf_user_name: rng.random_bool(0.5),
+        disconnect_enabled: rng.random_bool(0.3),
+        ..LinkSettings::default()
+    };
+    let uses = match state {
+        "usedUp" => max_usage,
+        "expired" => rng.random_range(0..=max_usage),
+        _ => rng.random_range(0..max_usage),
+    };
+    let connect = uses > 0 && rng.random_bool(0.5);
+    LeafPlan {
+        state,
+        farmer,
+        link: NewMagicLink {
+            kind,
+            expires_in,
+            settings,
+        },
+        created_at: now - age,
+        age,
+        uses,
+        connect,
+    }
 }
 
 fn random_provider(rng: &mut ChaCha8Rng) -> Provider {
@@ -568,8 +695,9 @@ pub fn demo(app: &App, count: u32, rng_seed: u64) -> anyhow::Result<Demo> {
         .iter()
         .any(|partner| partner.link_count() > 0);
     if seeded {
-        let seeded = seed_m2m(app, &partner, count.min(MAX_COUNT), rng_seed, None)?;
-        seed_leaf(app, &account, count.min(MAX_COUNT), rng_seed, None)?;
+        // All `count` in one draw, past a seed request's most: made oldest first as a whole.
+        let seeded = seed_m2m_all(app, &partner, count, rng_seed, None)?;
+        seed_leaf_all(app, &account, count, rng_seed, None)?;
         demo_deliveries(app, &partner, &seeded.created);
     }
     let token = super::tokens::issue(app.store.leaf(), &username, true, app.clock.now())
@@ -587,6 +715,7 @@ pub fn demo(app: &App, count: u32, rng_seed: u64) -> anyhow::Result<Demo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use linkbox_contracts::leaf::Widget;
 
     #[test]
     fn the_demo_queues_deliveries_to_a_failing_loopback_url() {
@@ -597,6 +726,36 @@ mod tests {
         demo(&app, 5, 1).expect("demo");
         let deliveries = app.webhooks.deliveries(crate::webhooks::Visible::All);
         assert_eq!(deliveries.len(), DEMO_DELIVERIES);
+    }
+
+    #[test]
+    fn a_demo_past_one_request_is_seeded_whole_and_listed_newest_first() {
+        let app = App::new(crate::config::Settings::resolve(
+            crate::config::Options::default(),
+            "127.0.0.1:1".parse().expect("addr"),
+        ));
+        demo(&app, 1500, 3).expect("demo");
+        let partner = app.store.m2m().authenticate(DEMO_KEY).expect("partner");
+        let filter = crate::store::m2m::LinkFilter::default();
+        let (page, total) = partner.list_links(&filter, 1, 100, app.clock.now());
+        assert_eq!(total, 1500);
+        let created: Vec<String> = page
+            .into_iter()
+            .map(|item| item.into_view().created_at)
+            .collect();
+        assert!(
+            created.windows(2).all(|pair| pair[0] >= pair[1]),
+            "{created:?}"
+        );
+        let account = app.store.leaf().account(DEMO_USER).expect("account");
+        let mut leaf = Vec::new();
+        for widget in [Widget::Provider, Widget::Authentication, Widget::FileUpload] {
+            let (links, _) = account.list_magic_links(widget, None, None);
+            let times: Vec<String> = links.into_iter().map(|link| link.created_at).collect();
+            assert!(times.windows(2).all(|pair| pair[0] >= pair[1]), "{times:?}");
+            leaf.extend(times);
+        }
+        assert_eq!(leaf.len(), 1500);
     }
 
     #[test]
