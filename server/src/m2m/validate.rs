@@ -387,9 +387,17 @@ pub fn list_links(raw_query: &str) -> Result<ListLinks, ApiError> {
         match name.as_str() {
             "page" => {
                 query.page = value.parse().ok().filter(|page| *page >= 1).ok_or_else(|| {
-                    ApiError::invalid(
-                        "The page query parameter must be an integer greater than or equal to 1",
-                    )
+                    // A whole number too large to page to is told so, not called less than 1.
+                    if value.parse::<u64>().is_ok_and(|page| page > u64::from(u32::MAX)) {
+                        ApiError::invalid(format!(
+                            "The page query parameter must be at most {}",
+                            u32::MAX
+                        ))
+                    } else {
+                        ApiError::invalid(
+                            "The page query parameter must be an integer greater than or equal to 1",
+                        )
+                    }
                 })?;
             }
             "limit" => {
@@ -725,6 +733,19 @@ mod tests {
             Some(time::macros::datetime!(2026-02-10 23:59:59.999_999_999 UTC))
         );
         assert_eq!(list_links("pageSize=5").expect("ok").ignored, ["pageSize"]);
+        assert_eq!(
+            list_links("page=4294967295").expect("past the end").page,
+            u32::MAX
+        );
+        let message = |query: &str| match list_links(query) {
+            Err(ApiError::InvalidRequest(message)) => message.to_string(),
+            other => panic!("{query}: {other:?}"),
+        };
+        assert_eq!(
+            message("page=4294967296"),
+            "The page query parameter must be at most 4294967295"
+        );
+        assert!(message("page=0").ends_with("greater than or equal to 1"));
     }
 
     #[test]

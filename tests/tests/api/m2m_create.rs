@@ -123,3 +123,60 @@ async fn a_body_that_is_not_an_object_or_not_json_is_refused_before_its_fields()
         messages::REFERENCE_ID_REQUIRED,
     );
 }
+
+#[tokio::test]
+async fn a_query_on_an_endpoint_that_takes_none_is_named_not_ignored_unseen() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let warned = |reply: &linkbox_tests::Reply| reply.header_all("x-linkbox-warning");
+    let created = app
+        .m2m(
+            Method::POST,
+            "/partner/links?expiresInMinutes=120&expiresInMinutes=5",
+            &key,
+            Some(&json!({"referenceId": "q1"})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    assert_eq!(
+        warned(&created),
+        ["ignored unknown field \"expiresInMinutes\""]
+    );
+    let id = created.data()["linkId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let detail = app
+        .m2m(
+            Method::GET,
+            &format!("/partner/links/{id}?foo=1"),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(detail.status, 200, "{detail:?}");
+    assert_eq!(warned(&detail), ["ignored unknown field \"foo\""]);
+    let revoked = app
+        .m2m(
+            Method::POST,
+            &format!("/partner/links/{id}/revoke?reason=x"),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, 200, "{revoked:?}");
+    assert_eq!(warned(&revoked), ["ignored unknown field \"reason\""]);
+    let secret = app
+        .m2m(
+            Method::POST,
+            "/partner/webhooks/config/regenerate-secret?bar=",
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(secret.status, 200, "{secret:?}");
+    assert_eq!(warned(&secret), ["ignored unknown field \"bar\""]);
+    // Without a query, no warning.
+    let plain = app.create_link(&key, &json!({"referenceId": "q2"})).await;
+    assert!(warned(&plain).is_empty(), "{plain:?}");
+}
