@@ -43,6 +43,9 @@ pub mod codes {
     pub const ADMIN_REQUIRED: &str = "ADMIN_REQUIRED";
     /// The tenant holds what `--max-tenant-mib` allows.
     pub const STORAGE_FULL: &str = "STORAGE_FULL";
+    /// A request body linkbox has no room to hold now (`--max-bodies-mib`): a 503 with
+    /// `Retry-After`.
+    pub const BODIES_FULL: &str = "BODIES_FULL";
 }
 
 /// `GET /_sandbox/health`.

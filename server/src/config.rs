@@ -67,6 +67,9 @@ pub struct Settings {
     pub max_tenant_mib: u64,
     /// `--max-stored-mib`: what all tenants together may store, counted.
     pub max_stored_mib: u64,
+    /// `--max-bodies-mib`: what the request bodies being read or worked on may hold at once
+    /// ([`crate::bodies`]).
+    pub max_bodies_mib: u64,
     /// `--clock`: who may move the shared sandbox clock.
     pub clock: ClockPolicy,
     /// `--shadow-m2m`, `--shadow-leaf`: the vendors whose answers linkbox forwards and
@@ -165,6 +168,10 @@ pub fn descriptor_limit() -> usize {
 /// (about 610 bytes each, counted) in one partner, three times over.
 pub const DEFAULT_MAX_TENANT_MIB: u64 = 2048;
 
+/// What the request bodies read at once may hold by default, in MiB (`--max-bodies-mib`,
+/// [`crate::bodies`]). [design]
+pub const DEFAULT_MAX_BODIES_MIB: u64 = 512;
+
 /// What all tenants together may store by default, in MiB (`--max-stored-mib`), counted:
 /// half the machine's memory (a counted byte costs about one and a half in memory), and at
 /// least [`DEFAULT_MAX_TENANT_MIB`]; that when the memory cannot be read.
@@ -201,6 +208,8 @@ pub struct Options {
     pub max_tenant_mib: Option<u64>,
     /// `--max-stored-mib`; `None` is [`default_max_stored_mib`].
     pub max_stored_mib: Option<u64>,
+    /// `--max-bodies-mib`; `None` is [`DEFAULT_MAX_BODIES_MIB`].
+    pub max_bodies_mib: Option<u64>,
     /// `--clock`; `None` picks by the bound address ([`ClockPolicy::default_for`]).
     pub clock: Option<ClockPolicy>,
     /// `--shadow-*`.
@@ -271,6 +280,7 @@ impl Settings {
             max_stored_mib: options
                 .max_stored_mib
                 .unwrap_or_else(default_max_stored_mib),
+            max_bodies_mib: options.max_bodies_mib.unwrap_or(DEFAULT_MAX_BODIES_MIB),
             clock: options
                 .clock
                 .unwrap_or_else(|| ClockPolicy::default_for(bound)),

@@ -22,14 +22,16 @@
 //! state:  store clock           all tenant state, and the sandbox clock
 //! threads: offload              heavy work off the serving threads, counted as its
 //!                               request's own
-//! base:   persist config ratelimit
-//!                               the state file, settings, rate-limit windows
+//! base:   persist config ratelimit bodies
+//!                               the state file, settings, rate-limit windows, the
+//!                               request bodies held at once
 //! ```
 //!
 //! The binary binds its listener first and then serves it ([`serve`]); tests do the same on
 //! port 0, so nothing ever polls for readiness.
 
 pub mod app;
+pub mod bodies;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -42,6 +42,8 @@ pub struct Parts {
     pub sink: Sink,
     /// `--state postgres://…`: this process's part in a sandbox shared by several.
     pub replica: Option<Arc<replica::Replica>>,
+    /// The request bodies held at once (`--max-bodies-mib`).
+    pub bodies: Arc<crate::bodies::Bodies>,
 }
 
 impl std::ops::Deref for App {
@@ -141,6 +143,7 @@ impl App {
             journal: Journal::with_sink(settings.journal_size, sink.shared_only()),
             faults: Faults::with_sink(sink.shared_only()),
             drift: Arc::default(),
+            bodies: crate::bodies::Bodies::new(settings.max_bodies_mib),
             settings: Arc::new(settings),
             clock: Clock::with_sink(sink.clone()),
             sink,

@@ -43,6 +43,9 @@ pub enum ControlError {
     /// the message says what, and how to make room.
     #[error("{0}")]
     Full(String),
+    /// The body could not be held ([`crate::bodies`]): a 503 with `Retry-After: 1`.
+    #[error("{0}")]
+    Busy(&'static str),
 }
 
 impl ControlError {
@@ -75,12 +78,20 @@ impl ControlError {
             ControlError::StorageFull(_) | ControlError::Full(_) => {
                 (StatusCode::FORBIDDEN, codes::STORAGE_FULL)
             }
+            ControlError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, codes::BODIES_FULL),
         }
     }
 
     pub fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        super::error(status, code, self.to_string())
+        let mut response = super::error(status, code, self.to_string());
+        if matches!(self, ControlError::Busy(_)) {
+            response.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from(crate::wire::BUSY_RETRY_AFTER_SECS),
+            );
+        }
+        response
     }
 }
 
@@ -156,6 +167,8 @@ impl From<BodyError> for ControlError {
         match error {
             BodyError::TooLarge => ControlError::TooLarge,
             BodyError::Unreadable => ControlError::invalid("Request body could not be read"),
+            BodyError::Late => ControlError::invalid(crate::wire::BODY_LATE),
+            BodyError::Busy(refused) => ControlError::Busy(crate::wire::busy_message(refused)),
         }
     }
 }

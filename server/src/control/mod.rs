@@ -107,6 +107,9 @@ pub fn routes() -> Router {
         .delete("/_sandbox/faults", call(faults::clear))
         .get("/_sandbox/snapshot", heavy(snapshot::take))
         .put("/_sandbox/snapshot", |mut request: Request| async move {
+            if let Err(refusal) = request.caller.scope(&request.app) {
+                return ControlError::from(refusal).into_response();
+            }
             let limit = snapshot::restore_limit(&request);
             let body = request.body(limit).await;
             let whose = request.caller.tenant().cloned();
@@ -159,6 +162,11 @@ fn body_first(
 ) -> impl Fn(Request) -> BoxedAnswer + Clone + Send + Sync + 'static {
     move |mut request: Request| {
         Box::pin(async move {
+            // A request with no one to act for is refused before its body is read (or
+            // held, [`crate::bodies`]): the handler would refuse it first all the same.
+            if let Err(refusal) = request.caller.scope(&request.app) {
+                return ControlError::from(refusal).into_response();
+            }
             let body = request.body(limit).await;
             let turn = Turn::of(heavy || wire::is_heavy(&body), request.caller.tenant());
             offload::answer(turn, move || render(handler(&request, body))).await

@@ -41,7 +41,14 @@ pub fn authenticate(request: &Request) -> Result<Response, ApiError> {
 
 /// The account behind the request's bearer token.
 pub fn authorize(request: &Request) -> Result<Arc<Account>, ApiError> {
-    match &request.leaf {
+    account(&request.leaf)
+}
+
+/// The account behind a bearer token, or why there is none: also checked before a body is
+/// read, so a request that will be refused has none of its body read or held
+/// ([`crate::bodies`]).
+pub fn account(token: &LeafToken) -> Result<Arc<Account>, ApiError> {
+    match token {
         LeafToken::Missing => Err(ApiError::MissingToken),
         LeafToken::Invalid => Err(ApiError::InvalidToken),
         LeafToken::Expired(_) => Err(ApiError::ExpiredToken),

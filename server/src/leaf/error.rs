@@ -42,6 +42,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{}", messages::BODY_TOO_LARGE)]
     PayloadTooLarge,
+    /// The body could not be held ([`crate::bodies`]): a 503 with `Retry-After: 1`.
+    #[error("{0}")]
+    Busy(&'static str),
     /// A user create whose body carries an `id`: ids are minted, never chosen.
     #[error("{}", messages::ID_EXISTS)]
     IdExists,
@@ -74,6 +77,7 @@ impl ApiError {
             }
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UserNotFound | ApiError::LinkNotFound | ApiError::NoEndpoint { .. } => {
                 StatusCode::NOT_FOUND
             }
@@ -93,6 +97,7 @@ impl ApiError {
             ApiError::IdExists => messages::ID_EXISTS,
             ApiError::UnsupportedMediaType(_) => messages::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => messages::PAYLOAD_TOO_LARGE,
+            ApiError::Busy(_) => "Service Unavailable",
             ApiError::UserNotFound => messages::LEAF_USER_NOT_FOUND,
             ApiError::LinkNotFound => messages::MAGIC_LINK_NOT_FOUND,
             ApiError::NoEndpoint { .. } => messages::NOT_FOUND,
@@ -140,6 +145,12 @@ impl ApiError {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::Busy(_) => {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(crate::wire::BUSY_RETRY_AFTER_SECS),
+                );
             }
             _ => {}
         }
@@ -199,6 +210,8 @@ impl From<BodyError> for ApiError {
         match error {
             BodyError::TooLarge => ApiError::PayloadTooLarge,
             BodyError::Unreadable => ApiError::bad_request(messages::UNREADABLE_BODY),
+            BodyError::Late => ApiError::bad_request(crate::wire::BODY_LATE),
+            BodyError::Busy(refused) => ApiError::Busy(crate::wire::busy_message(refused)),
         }
     }
 }

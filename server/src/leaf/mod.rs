@@ -88,9 +88,15 @@ fn serve<H>(router: Router, method: Method, pattern: String, handler: H) -> Rout
 where
     H: Fn(&Request) -> Result<Response, ApiError> + Clone + Send + Sync + 'static,
 {
+    // Every route but the one that issues tokens takes a token, checked by its handler
+    // first: without one, its body is not read at all.
+    let needs_token = pattern != "/api/authenticate";
     router.route(method, pattern, move |mut request: wire::Request| {
         let handler = handler.clone();
         async move {
+            if needs_token && let Err(refused) = auth::account(request.caller.leaf()) {
+                return render(&request.path, Err(refused));
+            }
             let body = request.body(MAX_BODY_BYTES).await;
             offload::answer(wire::turn(&request, &body), move || {
                 let request = Request::read(request, body);

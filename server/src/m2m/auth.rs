@@ -43,6 +43,17 @@ pub fn authorize(request: &Request, quota: Quota) -> Result<Arc<Partner>, ApiErr
     Ok(partner)
 }
 
+/// The refusal [`authorize`] would answer for who the request says it is, found without
+/// counting it against a rate limit: checked before a body is read, so a request that will
+/// be refused has none of its body read or held ([`crate::bodies`]).
+pub fn refused(request: &Request) -> Option<ApiError> {
+    match request.caller.partner(&request.app) {
+        None => Some(ApiError::MissingAuth),
+        Some(Err(error)) => Some(error.into()),
+        Some(Ok(_)) => None,
+    }
+}
+
 /// The partner a write acts on: created now, in open mode, if this is the key's first
 /// write (refused under `--max-tenants`).
 pub fn materialize(request: &Request, partner: &Arc<Partner>) -> Result<Arc<Partner>, ApiError> {

@@ -56,6 +56,9 @@ pub enum ApiError {
     /// vendor's, answered with a status and code the vendor's clients already know.
     #[error("{0}")]
     StorageFull(StorageFull),
+    /// The body could not be held ([`crate::bodies`]): a 503 with `Retry-After: 1`.
+    #[error("{0}")]
+    Busy(&'static str),
 }
 
 impl ApiError {
@@ -79,6 +82,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::ActiveLinkExists => StatusCode::CONFLICT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -98,6 +102,7 @@ impl ApiError {
             ApiError::LinkExpired => ErrorCode::LinkExpired,
             ApiError::ReferenceIdMismatch => ErrorCode::ReferenceIdMismatch,
             ApiError::RateLimited { .. } => ErrorCode::RateLimitExceeded,
+            ApiError::Busy(_) => ErrorCode::InternalError,
         }
     }
 
@@ -114,6 +119,12 @@ impl ApiError {
                 if let Ok(value) = HeaderValue::from_str(&allowed) {
                     response.headers_mut().insert(header::ALLOW, value);
                 }
+            }
+            ApiError::Busy(_) => {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(crate::wire::BUSY_RETRY_AFTER_SECS),
+                );
             }
             _ => {}
         }
@@ -179,6 +190,8 @@ impl From<BodyError> for ApiError {
         match error {
             BodyError::TooLarge => ApiError::PayloadTooLarge,
             BodyError::Unreadable => ApiError::invalid(messages::INVALID_JSON),
+            BodyError::Late => ApiError::invalid(crate::wire::BODY_LATE),
+            BodyError::Busy(refused) => ApiError::Busy(crate::wire::busy_message(refused)),
         }
     }
 }

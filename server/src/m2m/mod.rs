@@ -36,6 +36,9 @@ pub fn routes() -> Router {
         })
         .post("/partner/links", |mut request: Request| async move {
             let unknown = unknown_query(&request.query);
+            if let Some(refused) = auth::refused(&request) {
+                return refused.into_response();
+            }
             let body = request.body(MAX_BODY_BYTES).await;
             let response = offload::answer(wire::turn(&request, &body), move || {
                 render(links::create(&request, body))
@@ -51,6 +54,9 @@ pub fn routes() -> Router {
             "/partner/links/{linkId}/revoke",
             |mut request: Request| async move {
                 let unknown = unknown_query(&request.query);
+                if let Some(refused) = auth::refused(&request) {
+                    return refused.into_response();
+                }
                 let body = request.body(MAX_BODY_BYTES).await;
                 let response = offload::answer(wire::turn(&request, &body), move || {
                     render(links::revoke(&request, body))
@@ -63,6 +69,9 @@ pub fn routes() -> Router {
             "/partner/data-requests/{dataRequestId}",
             |mut request: Request| async move {
                 let unknown = unknown_query(&request.query);
+                if let Some(refused) = auth::refused(&request) {
+                    return refused.into_response();
+                }
                 let body = request.body(MAX_BODY_BYTES).await;
                 let response = offload::answer(wire::turn(&request, &body), move || {
                     render(data_requests::fulfil(&request, body))

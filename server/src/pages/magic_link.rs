@@ -317,6 +317,16 @@ async fn upload_form(
             "Bad Request",
             "The upload could not be read",
         )),
+        Err(BodyError::Late) => Err(UploadRefusal::new(
+            StatusCode::BAD_REQUEST,
+            "Bad Request",
+            crate::wire::BODY_LATE,
+        )),
+        Err(BodyError::Busy(refused)) => Err(UploadRefusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+            crate::wire::busy_message(refused),
+        )),
         Ok(body) => read_zip(headers, body).await,
     };
     let (file_name, size) = match outcome {

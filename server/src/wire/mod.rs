@@ -33,12 +33,39 @@ pub enum BodyError {
     TooLarge,
     #[error("the body could not be read")]
     Unreadable,
+    /// It did not arrive whole within [`request::BODY_READ_TIMEOUT`].
+    #[error("{}", BODY_LATE)]
+    Late,
+    /// Holding it would pass what the bodies read at once may hold ([`crate::bodies`]).
+    #[error("{}", busy_message(*.0))]
+    Busy(crate::bodies::Refused),
 }
+
+/// What a late body is told, in every API's envelope.
+pub const BODY_LATE: &str =
+    "The request body did not arrive whole within 30 seconds; nothing was done";
+
+/// What a body refused by [`crate::bodies`] is told, in every API's envelope (a 503 with
+/// `Retry-After: 1`).
+pub fn busy_message(refused: crate::bodies::Refused) -> &'static str {
+    match refused {
+        crate::bodies::Refused::Full => {
+            "linkbox is reading as many request bodies at once as it may hold (--max-bodies-mib); nothing was done: retry shortly"
+        }
+        crate::bodies::Refused::CallerFull => {
+            "This caller's request bodies being read at once already hold a quarter of what linkbox may (--max-bodies-mib); nothing was done: retry once they are answered"
+        }
+    }
+}
+
+/// Seconds a refused body's client is asked to wait.
+pub const BUSY_RETRY_AFTER_SECS: u32 = 1;
 
 async fn read_limited<S, B>(
     headers: &HeaderMap,
     stream: S,
     limit: usize,
+    hold: &mut crate::bodies::Hold,
 ) -> Result<Bytes, BodyError>
 where
     S: Stream<Item = Result<B, std::io::Error>>,
@@ -58,6 +85,8 @@ where
         if body.len() + chunk.remaining() > limit {
             return Err(BodyError::TooLarge);
         }
+        hold.grow(chunk.remaining() as u64)
+            .map_err(BodyError::Busy)?;
         while chunk.has_remaining() {
             let part = chunk.chunk();
             let len = part.len();
@@ -363,19 +392,53 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_over_the_limit_are_refused_even_without_a_length() {
+        let bodies = crate::bodies::Bodies::new(16);
         let chunks = futures_util::stream::iter(vec![
             Ok::<_, std::io::Error>(Bytes::from_static(b"12345")),
             Ok(Bytes::from_static(b"6789")),
         ]);
         assert_eq!(
-            read_limited(&HeaderMap::new(), chunks, 8).await,
+            read_limited(&HeaderMap::new(), chunks, 8, &mut bodies.hold(None)).await,
             Err(BodyError::TooLarge)
         );
         let chunks =
             futures_util::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from_static(b"1234"))]);
+        let mut hold = bodies.hold(None);
         assert_eq!(
-            read_limited(&HeaderMap::new(), chunks, 8).await,
+            read_limited(&HeaderMap::new(), chunks, 8, &mut hold).await,
             Ok(Bytes::from_static(b"1234"))
         );
+        assert_eq!((hold.bytes(), bodies.held()), (4, 4));
+        drop(hold);
+        assert_eq!(bodies.held(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_body_past_what_bodies_may_hold_is_refused_as_it_arrives() {
+        let bodies = crate::bodies::Bodies::new(16);
+        let held: Vec<crate::bodies::Hold> = ["a", "b", "c", "d"]
+            .into_iter()
+            .map(|caller| {
+                let mut hold = bodies.hold(Some(caller.into()));
+                hold.grow(15 * 1024 * 1024 / 4).expect("room");
+                hold
+            })
+            .collect();
+        let chunks = futures_util::stream::iter(vec![
+            Ok::<_, std::io::Error>(Bytes::from(vec![b' '; 512 * 1024])),
+            Ok(Bytes::from(vec![b' '; 1024 * 1024])),
+        ]);
+        let mut hold = bodies.hold(Some("e".into()));
+        assert_eq!(
+            read_limited(&HeaderMap::new(), chunks, 10 << 20, &mut hold).await,
+            Err(BodyError::Busy(crate::bodies::Refused::Full))
+        );
+        drop(hold);
+        assert_eq!(
+            bodies.held(),
+            15 * 1024 * 1024,
+            "what the refused body held is let go"
+        );
+        drop(held);
     }
 }

@@ -89,6 +89,8 @@ pub struct Parts {
     pub caller: Caller,
     params: Params,
     body: BodySlot,
+    /// What the body read whole holds of [`crate::bodies`]: let go with the request.
+    held: Option<crate::bodies::Hold>,
 }
 
 impl std::ops::Deref for Request {
@@ -127,6 +129,7 @@ impl Request {
             caller,
             params: Params::default(),
             body: BodySlot::new(body),
+            held: None,
         }))
     }
 
@@ -159,18 +162,22 @@ impl Request {
         let Some(mut stream) = self.body.take() else {
             return Ok(Bytes::new());
         };
+        let mut hold = self.app.bodies.hold(self.caller.tenant().cloned());
         let read = tokio::time::timeout(
             BODY_READ_TIMEOUT,
-            read_limited(&self.headers, &mut stream, limit),
+            read_limited(&self.headers, &mut stream, limit, &mut hold),
         )
         .await
-        .unwrap_or(Err(BodyError::Unreadable));
-        if read == Err(BodyError::TooLarge) {
+        .unwrap_or(Err(BodyError::Late));
+        if matches!(read, Err(BodyError::TooLarge | BodyError::Busy(_))) {
             // What is left is the serving layer's to drain (or to close the connection on).
             self.body.put(stream);
         }
+        // What a refused body held is let go now (`hold` dropped); a body read whole is
+        // held as long as the request.
         if let Ok(bytes) = &read {
             self.body.keep(bytes.clone());
+            self.held = Some(hold);
         }
         read
     }

@@ -353,3 +353,107 @@ fn the_default_connection_cap_leaves_descriptors_for_everything_else() {
     );
     assert_eq!(ConnectionLimits::defaults(Some(7)).max_connections, 7);
 }
+
+/// Opens a connection that sends `path`'s head (a `PUT` for the snapshot, else a `POST`),
+/// declaring `declared` bytes, and then `sent` bytes of the body, and waits.
+async fn half_sent(
+    app: &TestApp,
+    path: &str,
+    headers: &[(&str, &str)],
+    declared: usize,
+    sent: usize,
+) -> TcpStream {
+    let method = if path.ends_with("/snapshot") {
+        "PUT"
+    } else {
+        "POST"
+    };
+    let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {declared}\r\n"
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(&vec![b' '; sent]).await.expect("body");
+    stream
+}
+
+/// The first answer on `stream`, as far as its head and a short body.
+async fn answer(stream: &mut TcpStream) -> String {
+    let mut read = vec![0; 16 * 1024];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut read))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    String::from_utf8_lossy(&read[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn the_bodies_held_at_once_are_bounded_and_one_caller_holds_a_quarter() {
+    let app = spawn_app_with(linkbox::Options {
+        max_bodies_mib: Some(16),
+        ..linkbox::Options::default()
+    })
+    .await;
+    let key = linkbox_tests::test_key(1);
+    let mib = 1024 * 1024;
+    let as_key = [("X-API-Key", key.as_str())];
+    // One caller: three MiB of a snapshot held, then a second body passing its quarter
+    // (4 MiB of 16). Both declare more than is drained, so a refusal is answered at once.
+    let _holding = half_sent(&app, "/_sandbox/snapshot", &as_key, 60 * mib, 3 * mib).await;
+    let started = Instant::now();
+    while app.app.bodies.held() < (3 * mib) as u64 && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.app.bodies.held(), (3 * mib) as u64);
+    let mut refused = half_sent(&app, "/_sandbox/snapshot", &as_key, 60 * mib, 2 * mib).await;
+    let refusal = answer(&mut refused).await;
+    assert!(refusal.starts_with("HTTP/1.1 503"), "{refusal}");
+    assert!(
+        refusal.to_ascii_lowercase().contains("retry-after: 1"),
+        "{refusal}"
+    );
+    assert!(refusal.contains(r#""code":"BODIES_FULL""#), "{refusal}");
+    assert!(refusal.contains("--max-bodies-mib"), "{refusal}");
+    assert_eq!(
+        app.app.bodies.held(),
+        (3 * mib) as u64,
+        "the refused body let go"
+    );
+    // Everyone else's bodies are read meanwhile.
+    let other = app
+        .create_link(
+            &linkbox_tests::test_key(2),
+            &serde_json::json!({"referenceId": "neighbour"}),
+        )
+        .await;
+    assert_eq!(other.status, 201, "{other:?}");
+}
+
+#[tokio::test]
+async fn a_request_refused_for_its_credentials_has_none_of_its_body_held() {
+    let app = spawn_app_with(linkbox::Options {
+        admin_token: Some("admin-secret-token".into()),
+        ..linkbox::Options::default()
+    })
+    .await;
+    let mib = 1024 * 1024;
+    for (path, headers) in [
+        ("/partner/links", vec![]),
+        ("/partner/links", vec![("X-API-Key", "m2m_live_nope")]),
+        ("/services/widgets/api/magic-link/provider", vec![]),
+        ("/_sandbox/seed", vec![]),
+        ("/_sandbox/clock", vec![("Authorization", "Bearer wrong")]),
+        ("/_sandbox/snapshot", vec![]),
+    ] {
+        let mut stream = half_sent(&app, path, &headers, 9 * mib, 8 * mib).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(app.app.bodies.held(), 0, "{path}: nothing of it is held");
+        stream.write_all(&vec![b' '; mib]).await.expect("the rest");
+        let reply = answer(&mut stream).await;
+        assert!(reply.starts_with("HTTP/1.1 401"), "{path}: {reply}");
+    }
+}

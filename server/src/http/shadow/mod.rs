@@ -240,17 +240,34 @@ fn presents_live_key(headers: &HeaderMap) -> bool {
 fn refuse_body(api: Api, path: &str, error: BodyError) -> Response {
     let (status, message) = match error {
         BodyError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, messages::BODY_TOO_LARGE),
-        _ => (
+        BodyError::Late => (StatusCode::BAD_REQUEST, crate::wire::BODY_LATE),
+        BodyError::Busy(refused) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            crate::wire::busy_message(refused),
+        ),
+        BodyError::Unreadable => (
             StatusCode::BAD_REQUEST,
             "The request body could not be read whole",
         ),
     };
-    match api {
+    let mut response = match api {
         Api::Leaf => crate::leaf::error::problem_with(status, path, message.to_owned()),
         _ => {
-            crate::m2m::error::error_response(status, ErrorCode::InvalidRequest, message.to_owned())
+            let code = if status == StatusCode::SERVICE_UNAVAILABLE {
+                ErrorCode::InternalError
+            } else {
+                ErrorCode::InvalidRequest
+            };
+            crate::m2m::error::error_response(status, code, message.to_owned())
         }
+    };
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from(crate::wire::BUSY_RETRY_AFTER_SECS),
+        );
     }
+    response
 }
 
 /// The 502 of an upstream that could not be asked, in the API's shape.
