@@ -168,9 +168,10 @@ impl List {
             .filter(|(holder, faults)| &***holder != tenant && !faults.is_empty())
             .count();
         // Its share counts one tenant more than hold faults, as if a newcomer were coming:
-        // a tenant alone still leaves the last eighth to the next.
-        let share = MAX_TENANT_FAULT_BYTES / (others + 2);
-        let reserve = MAX_TENANT_FAULT_BYTES - MAX_TENANT_FAULT_BYTES / 8;
+        // a tenant alone still leaves the last eighth to the next; and no tenant holds more
+        // than a slice of that eighth ([`crate::store::quota::reserve_share`]).
+        let holders = others as u64 + 1;
+        let share = crate::store::quota::reserve_share(MAX_TENANT_FAULT_BYTES as u64, holders);
         let after = all.saturating_add(weight);
         let mib = MAX_TENANT_FAULT_BYTES >> 20;
         if after > MAX_TENANT_FAULT_BYTES {
@@ -180,7 +181,12 @@ impl List {
                  DELETE /_sandbox/faults"
             )));
         }
-        if after > reserve && held.saturating_add(weight) > share {
+        if !crate::store::quota::reserve_allows(
+            MAX_TENANT_FAULT_BYTES as u64,
+            after as u64,
+            held.saturating_add(weight) as u64,
+            holders,
+        ) {
             return Err(FaultRefused::Full(format!(
                 "The faults of all tenants together weigh nearly the {mib} MiB this sandbox \
                  keeps for them, and the rest is kept for tenants holding less than their share \
@@ -725,8 +731,8 @@ mod tests {
         let held = weighed(&faults);
         assert!(held <= MAX_TENANT_FAULT_BYTES, "{held}");
         assert!(
-            held > MAX_TENANT_FAULT_BYTES - MAX_TENANT_FAULT_BYTES / 8,
-            "filled into the reserve: {held}"
+            held > MAX_TENANT_FAULT_BYTES - MAX_TENANT_FAULT_BYTES / 8 - 64 * 1024,
+            "filled up to the reserve: {held}"
         );
         let last: Arc<str> = format!("t{tenants}").into();
         assert!(matches!(

@@ -30,19 +30,24 @@ pub struct StorageFull {
     pub limit_mib: u64,
     /// The sandbox's budget (`--max-stored-mib`), not the tenant's.
     pub whole: bool,
-    /// Refused in the sandbox's reserve ([`Ceiling`]): the share, in MiB, a tenant may hold
-    /// and still write there.
-    pub share_mib: Option<u64>,
+    /// Refused in the sandbox's reserve ([`Ceiling`]): the share, in bytes, a tenant may
+    /// hold and still write there.
+    pub share: Option<u64>,
 }
 
 impl std::fmt::Display for StorageFull {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if let Some(share) = self.share_mib.filter(|_| self.whole) {
+        if let Some(share) = self.share.filter(|_| self.whole) {
+            let share = if share >= 1024 * 1024 {
+                format!("{} MiB", share / (1024 * 1024))
+            } else {
+                format!("{} KiB", share / 1024)
+            };
             write!(
                 f,
                 "This sandbox holds nearly {} MiB across its tenants, the most it may store \
                  (--max-stored-mib), and its last eighth is kept for tenants holding less \
-                 than their share ({share} MiB each); this {} holds more. Nothing was stored. {}",
+                 than their share ({share} each); this {} holds more. Nothing was stored. {}",
                 self.limit_mib,
                 self.tenant.name(),
                 self.tenant.remedy()
@@ -97,6 +102,32 @@ impl Tenant {
     }
 }
 
+/// How many slices a shared cap's reserve (its last eighth) is cut into: in it a tenant may
+/// hold at most one, a 512th of the cap ([`reserve_allows`]). [design]
+pub const RESERVE_SLICES: u64 = 64;
+
+/// The share a tenant may hold and still write in a shared cap's reserve (its last eighth):
+/// the cap over one more tenant than the `holders` that hold anything (the next to come has
+/// a share too), and at most a slice of the reserve ([`RESERVE_SLICES`]).
+///
+/// The reserve is there so that one tenant, or a few, filling a cap that all share (the
+/// stored state, the faults, the pending deliveries) leave room for everyone else. With
+/// the share alone, the tenants that happened to be below it while the cap filled (a few
+/// made-up keys, each loading data) took the reserve too, and every other tenant was then
+/// refused. With the slice, it takes [`RESERVE_SLICES`] tenants to fill it, while a small
+/// tenant (a teammate's few links) still writes. [design]
+pub fn reserve_share(cap: u64, holders: u64) -> u64 {
+    (cap / holders.saturating_add(1)).min((cap / 8 / RESERVE_SLICES).max(1))
+}
+
+/// Whether a write that takes a shared cap's total to `after`, and its tenant's part of it
+/// to `held_after`, fits: anyone's within seven eighths of `cap`, and in the last eighth
+/// only a tenant that stays within [`reserve_share`]. `holders` counts the tenants holding
+/// anything.
+pub fn reserve_allows(cap: u64, after: u64, held_after: u64, holders: u64) -> bool {
+    after <= cap && (after <= cap - cap / 8 || held_after <= reserve_share(cap, holders))
+}
+
 /// How often the sandbox's tenants are summed, at most.
 pub const RECOUNT_MS: u64 = 100;
 
@@ -105,10 +136,10 @@ pub const RECOUNT_MS: u64 = 100;
 /// so no request waits for a sum.
 ///
 /// Its last eighth is a reserve: past seven eighths, only a tenant that would still hold
-/// no more than its share (the budget divided among the tenants holding anything and one
-/// more, the next to come) may write. One tenant filling the sandbox (its own budget may be
-/// as large as the sandbox's) thus stops at seven eighths, and the others go on writing.
-/// [design]
+/// no more than its share ([`reserve_share`]: the budget divided among the tenants holding
+/// anything and one more, and at most a 512th of it) may write. One tenant filling the
+/// sandbox (its own budget may be as large as the sandbox's), or a few, thus stop at seven
+/// eighths, and the others go on writing. [design]
 pub struct Ceiling {
     bytes: u64,
     /// The sum last taken.
@@ -191,17 +222,16 @@ impl Ceiling {
         if self.bytes == u64::MAX || after <= self.bytes - self.bytes / 8 {
             return Ok(());
         }
-        // One more than hold anything: the tenant that comes next has a share too.
-        let share = self.bytes / self.holders.load(Ordering::Acquire).saturating_add(1);
-        let within_share = stored.saturating_add(more) <= share;
-        if after <= self.bytes && within_share {
+        let holders = self.holders.load(Ordering::Acquire);
+        let share = reserve_share(self.bytes, holders);
+        if reserve_allows(self.bytes, after, stored.saturating_add(more), holders) {
             return Ok(());
         }
         Err(StorageFull {
             tenant,
             limit_mib: self.bytes / (1024 * 1024),
             whole: true,
-            share_mib: (after <= self.bytes).then_some(share / (1024 * 1024)),
+            share: (after <= self.bytes).then_some(share),
         })
     }
 }
@@ -246,7 +276,7 @@ impl Budget {
             tenant: self.tenant,
             limit_mib: self.bytes / (1024 * 1024),
             whole: false,
-            share_mib: None,
+            share: None,
         }
     }
 }
@@ -291,33 +321,57 @@ mod tests {
         );
     }
 
+    /// A few tenants filling a shared cap leave its reserve to everyone else: the reserve
+    /// takes [`RESERVE_SLICES`] tenants to fill.
+    #[test]
+    fn a_few_fillers_do_not_take_the_reserve() {
+        let cap = 32u64 << 20;
+        // Five tenants fill it, each writing 1 KiB at a time while the cap lets it.
+        let mut held = [0u64; 5];
+        let mut total = 0;
+        for (n, tenant) in held.iter_mut().enumerate() {
+            while reserve_allows(cap, total + 1024, *tenant + 1024, n as u64 + 1) {
+                *tenant += 1024;
+                total += 1024;
+            }
+        }
+        assert!(total <= cap - cap / 8 + 5 * (cap / 8 / RESERVE_SLICES), "{total}");
+        // A quiet tenant holding three links still writes.
+        assert!(reserve_allows(cap, total + 2048, 4096, 6));
+    }
+
     /// Past seven eighths of the sandbox's budget, only a tenant that stays within its share
     /// may write; past the whole of it, nobody.
     #[test]
     fn the_last_eighth_is_kept_for_tenants_below_their_share() {
         const MIB: u64 = 1024 * 1024;
-        let ceiling = Ceiling::new(8);
-        let budget = Budget::new(8, Tenant::Partner, ceiling.clone());
+        let ceiling = Ceiling::new(1024);
+        let budget = Budget::new(1024, Tenant::Partner, ceiling.clone());
         // Below seven eighths, anyone.
-        ceiling.counted.store(6 * MIB, Ordering::Relaxed);
+        ceiling.counted.store(800 * MIB, Ordering::Relaxed);
         ceiling.holders.store(2, Ordering::Relaxed);
-        assert_eq!(budget.admits(6 * MIB, MIB / 2), Ok(()));
+        assert_eq!(budget.admits(800 * MIB, 50 * MIB), Ok(()));
         // In the last eighth: one tenant holds anything; with the next to come, a share is
-        // 4 MiB.
+        // 512 MiB, but no tenant holds more than a 512th of the budget (2 MiB) there.
         ceiling.holders.store(1, Ordering::Relaxed);
-        ceiling.counted.store(7 * MIB + MIB / 2, Ordering::Relaxed);
-        let refused = budget.admits(7 * MIB, 1).expect_err("past its share");
+        ceiling.counted.store(900 * MIB, Ordering::Relaxed);
+        let refused = budget.admits(900 * MIB, 1).expect_err("past its share");
         assert!(refused.whole);
-        assert_eq!(refused.share_mib, Some(4));
+        assert_eq!(refused.share, Some(2 * MIB));
         let message = refused.to_string();
         assert!(message.contains("last eighth"), "{message}");
-        assert!(message.contains("(4 MiB each)"), "{message}");
+        assert!(message.contains("(2 MiB each)"), "{message}");
         assert!(message.contains("this partner holds more"), "{message}");
-        assert_eq!(budget.admits(MIB / 2, MIB / 4), Ok(()), "within its share");
+        assert_eq!(budget.admits(MIB, MIB / 2), Ok(()), "within its share");
+        assert!(budget.admits(MIB, MIB + 1).is_err(), "past the slice");
+        // Many holders: the share is the smaller.
+        ceiling.holders.store(1023, Ordering::Relaxed);
+        assert!(budget.admits(MIB / 2, MIB / 2 + 1).is_err(), "past a 1024th");
         // Past the whole budget, nobody.
-        let refused = budget.admits(MIB / 2, MIB).expect_err("past the whole");
-        assert_eq!(refused.share_mib, None);
-        assert!(refused.to_string().contains("would hold more than 8 MiB"));
+        ceiling.holders.store(1, Ordering::Relaxed);
+        let refused = budget.admits(MIB / 2, 200 * MIB).expect_err("past the whole");
+        assert_eq!(refused.share, None);
+        assert!(refused.to_string().contains("would hold more than 1024 MiB"));
     }
 
     /// The sandbox's budget reads the tenants' sum, taken by a thread of its own every
@@ -339,7 +393,7 @@ mod tests {
             })
         });
         let budget = Budget::new(1, Tenant::Partner, ceiling.clone());
-        assert_eq!(budget.sandbox_admits(0, 1024 * 1024), Ok(()));
+        assert_eq!(budget.sandbox_admits(0, 512 * 1024), Ok(()));
         held.store(1024 * 1024, Ordering::Relaxed);
         let waited = Instant::now();
         while budget.sandbox_admits(0, 1).is_ok() {

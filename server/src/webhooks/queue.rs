@@ -270,17 +270,21 @@ impl Queue {
         let holders = self.pending.len() + usize::from(held.count == 0);
         let count = self.pending_total + 1;
         let total_bytes = self.pending_bytes.saturating_add(bytes);
-        let reserve = |cap: usize| cap - cap / 8;
         // One partner more than hold any, as if a newcomer were coming: a partner alone
-        // still leaves the last eighth to the next.
-        let share = |cap: usize| cap / (holders + 1);
-        if count > cap.count || (count > reserve(cap.count) && held.count + 1 > share(cap.count)) {
+        // still leaves the last eighth to the next; and no partner holds more than a slice
+        // of that eighth ([`crate::store::quota::reserve_share`]).
+        let fits = |cap: usize, after: usize, held_after: usize| {
+            crate::store::quota::reserve_allows(
+                cap as u64,
+                after as u64,
+                held_after as u64,
+                holders as u64,
+            )
+        };
+        if !fits(cap.count, count, held.count + 1) {
             return Some(Cap::Count);
         }
-        if total_bytes > cap.bytes
-            || (total_bytes > reserve(cap.bytes)
-                && held.bytes.saturating_add(bytes) > share(cap.bytes))
-        {
+        if !fits(cap.bytes, total_bytes, held.bytes.saturating_add(bytes)) {
             return Some(Cap::Bytes);
         }
         None
@@ -600,7 +604,7 @@ mod tests {
 
     /// All partners' pending deliveries stay within the cap, by count and by bytes; a
     /// partner alone stops short of its last eighth, which is kept for the others while
-    /// they hold less than their share.
+    /// they hold less than their share (here a single delivery: a 512th of 16 is less).
     #[test]
     fn pending_room_keeps_the_last_eighth_for_partners_below_their_share() {
         let (one, two) = partners();
@@ -622,11 +626,10 @@ mod tests {
         assert_eq!(queue.pending_room(&one.slug, 0, cap), Some(Cap::Count));
         assert_eq!(queue.pending_room(&two.slug, 0, cap), None);
         pending(&mut queue, &two);
-        pending(&mut queue, &two);
         assert_eq!(
             queue.pending_room(&two.slug, 0, cap),
             Some(Cap::Count),
-            "full"
+            "past its slice of the reserve"
         );
         assert_eq!(queue.pending_room(&one.slug, 0, cap), Some(Cap::Count));
 
@@ -639,7 +642,7 @@ mod tests {
         assert_eq!(
             empty.pending_room(&one.slug, cap.bytes - cap.bytes / 16, cap),
             Some(Cap::Bytes),
-            "alone, its share is half"
+            "in the reserve, past its slice"
         );
     }
 

@@ -185,10 +185,11 @@ async fn tenants_together_stop_at_the_sandbox_budget() {
     assert_eq!(fill_summed(&app, &test_key(1)).await.1, 5);
     let (refused, made) = fill_summed(&app, &test_key(2)).await;
     assert_eq!(made, 4, "{refused:?}");
-    // A third tenant, below its share, writes into the last eighth until the sandbox's
-    // budget is reached (1.8 MB and one more link of 200 kB), and no further.
+    // A third tenant's link of 200 kB would take it past its slice of the last eighth (a
+    // 512th of the sandbox's budget, 4 KiB here): the reserve is for small writes of many
+    // tenants, not a few large ones.
     let (refused, made) = fill_summed(&app, &test_key(3)).await;
-    assert_eq!(made, 1, "the third tenant stored past the sandbox's budget");
+    assert_eq!(made, 0, "the third tenant stored past its slice of the reserve");
     assert_eq!(refused.status, 403, "{refused:?}");
     assert_eq!(refused.json["error"]["code"], "INVALID_REQUEST");
     let message = refused.json["error"]["message"]
@@ -230,6 +231,12 @@ async fn one_tenant_filling_the_sandbox_leaves_the_last_eighth_to_the_others() {
         stored <= 2 * 1024 * 1024 * 7 / 8,
         "the flooder went past seven eighths: {stored}"
     );
-    let reply = app.create_link(&neighbour, &bulky("n0")).await;
+    let reply = app
+        .create_link(&neighbour, &json!({"referenceId": "n0"}))
+        .await;
     assert_eq!(reply.status, 201, "{reply:?}");
+    // In the reserve, a tenant writes only while it holds less than its slice of it (a
+    // 512th of the budget, 4 KiB here): a link of 200 kB is past it.
+    let reply = app.create_link(&neighbour, &bulky("n1")).await;
+    assert_eq!(reply.status, 403, "{reply:?}");
 }
