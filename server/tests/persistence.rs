@@ -1223,6 +1223,52 @@ async fn the_write_ahead_log_stays_bounded_under_a_stream_of_small_commits() {
     assert_eq!(partner.snapshot().links.len(), 2_500, "every link kept");
 }
 
+/// A reset deletes a tenant's rows in one apply, whose pages the log grows to hold; once a
+/// checkpoint has emptied it, the next write cuts the `-wal` file back to the bound, so the
+/// disk does not keep the largest reset's size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_large_reset_the_write_ahead_log_is_cut_back() {
+    use linkbox::store::m2m::NewLink;
+
+    let dir = TempDir::new("wal-reset");
+    let state = dir.file("state.db");
+    let app = linkbox::App::open(settings(&state)).await.expect("opened");
+    let partner = app.store.m2m().authenticate(KEY).expect("partner");
+    let new_link = |n: usize| NewLink {
+        reference_id: format!("customer-{n}"),
+        flow: "m2m-basic".into(),
+        metadata: Some(json!({"order": n})),
+        ..NewLink::default()
+    };
+    for n in 0..40_000 {
+        partner.create_link(new_link(n), app.clock.now()).expect("link");
+    }
+    app.sink.settled().await.expect("durable");
+    let mut log = state.as_os_str().to_owned();
+    log.push("-wal");
+    let size = || std::fs::metadata(&log).map_or(0, |meta| meta.len());
+    let bound = 1_200 * (8_192 + 24);
+    partner.reset();
+    // Written until the reset's apply has grown the log past the bound, and then until a
+    // checkpoint has emptied it and a write has begun it again.
+    let started = std::time::Instant::now();
+    let mut grown = 0;
+    let mut n = 40_000;
+    while grown <= bound || size() >= grown {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the log grew to {grown} and stayed at {} bytes",
+            size()
+        );
+        partner.create_link(new_link(n), app.clock.now()).expect("link");
+        n += 1;
+        app.sink.settled().await.expect("durable");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        grown = grown.max(size());
+    }
+    assert!(size() < bound, "cut back to {} bytes", size());
+}
+
 #[tokio::test]
 async fn links_and_users_come_back_in_creation_order() {
     use linkbox::store::m2m::NewLink;

@@ -46,7 +46,7 @@
 //! writer thread waits for it; a response leaves that to the thread and waits), so
 //! that the log, an apply and SQLite's write-ahead log stay bounded under any load.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -179,6 +179,7 @@ pub(super) fn run(queue: &Arc<Queue>, connection: Connection) {
     if let Err(error) = connection.pragma_update(None, "wal_autocheckpoint", pages) {
         tracing::warn!(%error, "state file: checkpoint threshold not set; SQLite's default applies");
     }
+
     let applier = Arc::new(Applier::default());
     let (hand, jobs) = mpsc::channel::<Job>();
     let connection = std::thread::scope(|scope| {
@@ -498,10 +499,16 @@ fn apply_jobs(
     connection.set_prepared_statement_cache_capacity(4 * Table::ALL.len() + 8);
     let statements = Statements::new();
     let applying = write_log::applying_path(state);
+    let mut wal = state.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = PathBuf::from(wal);
     while let Ok(mut job) = jobs.recv() {
         loop {
             match apply(&mut connection, &statements, &applying, &job) {
-                Ok(()) => break,
+                Ok(()) => {
+                    cut_back(&connection, &wal);
+                    break;
+                }
                 Err(error) => {
                     // Nothing is lost: the log file keeps every change until an apply
                     // succeeds.
@@ -517,6 +524,24 @@ fn apply_jobs(
         applier.free();
     }
     connection
+}
+
+/// The `-wal` file's size past which the applier empties it and cuts it to nothing: three
+/// times the checkpoint threshold, past what ordinary applies reach (the threshold and one
+/// apply, about 10 MB).
+const WAL_CUT_BACK_BYTES: u64 = 3 * CHECKPOINT_BYTES as u64;
+
+/// Cuts SQLite's write-ahead log back to nothing once it has grown past
+/// [`WAL_CUT_BACK_BYTES`]. A checkpoint copies the log into the file but leaves the `-wal`
+/// file as large as it grew: the one apply of a reset of a tenant of a hundred thousand
+/// links grew it to 71 MB, and it stayed so, doubling the state's size on the disk.
+fn cut_back(connection: &Connection, wal: &Path) {
+    if std::fs::metadata(wal).map_or(0, |meta| meta.len()) <= WAL_CUT_BACK_BYTES {
+        return;
+    }
+    if let Err(error) = connection.pragma_update(None, "wal_checkpoint", "TRUNCATE") {
+        tracing::warn!(%error, "state file: the write-ahead log could not be cut back; it keeps its size until the next try");
+    }
 }
 
 /// Applies a job in one transaction, and removes its log file once that is on the disk.
