@@ -386,6 +386,15 @@ impl Faults {
                 "The times field must be at least 1",
             )));
         }
+        if let Some(status) = status
+            .filter(|status| matches!(status.as_u16(), 204 | 205 | 304) && request.body.is_some())
+        {
+            return Err(FaultRefused::Invalid(format!(
+                "A fault with status {} cannot carry a body (HTTP sends none with it); leave \
+                 out the body field or choose another status",
+                status.as_u16()
+            )));
+        }
         let drop = request.drop.unwrap_or(false);
         if status.is_none() && request.body.is_none() && request.delay_ms.is_none() && !drop {
             return Err(FaultRefused::Invalid(String::from(
@@ -752,6 +761,33 @@ mod tests {
         faults
             .add(heavy(), Some(last))
             .expect("room once another tenant cleared its own");
+    }
+
+    /// A status that carries no body in HTTP is refused with one: it could never be sent.
+    #[test]
+    fn a_status_without_a_body_in_http_takes_no_body() {
+        let faults = Faults::new();
+        for status in [204, 205, 304] {
+            let refused = faults
+                .add(
+                    fault(serde_json::json!({"status": status, "body": {"x": 1}})),
+                    None,
+                )
+                .expect_err("a body it cannot send");
+            assert!(
+                refused.to_string().contains("cannot carry a body"),
+                "{refused}"
+            );
+            faults
+                .add(fault(serde_json::json!({"status": status})), None)
+                .expect("without a body");
+        }
+        faults
+            .add(
+                fault(serde_json::json!({"status": 200, "body": {"x": 1}})),
+                None,
+            )
+            .expect("a status that has a body");
     }
 
     /// A fault answers like a vendor; it is no place to store data: its body, path and

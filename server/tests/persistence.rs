@@ -1241,7 +1241,9 @@ async fn after_a_large_reset_the_write_ahead_log_is_cut_back() {
         ..NewLink::default()
     };
     for n in 0..40_000 {
-        partner.create_link(new_link(n), app.clock.now()).expect("link");
+        partner
+            .create_link(new_link(n), app.clock.now())
+            .expect("link");
     }
     app.sink.settled().await.expect("durable");
     let mut log = state.as_os_str().to_owned();
@@ -1260,7 +1262,9 @@ async fn after_a_large_reset_the_write_ahead_log_is_cut_back() {
             "the log grew to {grown} and stayed at {} bytes",
             size()
         );
-        partner.create_link(new_link(n), app.clock.now()).expect("link");
+        partner
+            .create_link(new_link(n), app.clock.now())
+            .expect("link");
         n += 1;
         app.sink.settled().await.expect("durable");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -31,6 +31,12 @@ pub(super) fn answer(path: &str, status: StatusCode, body: Option<Value>) -> Res
 }
 
 fn shaped(path: &str, status: StatusCode, body: Option<Value>) -> Response {
+    // Statuses HTTP sends no body with answer with none, and say no content type.
+    if matches!(status.as_u16(), 204 | 205 | 304) {
+        let mut response = Response::new(Bytes::new().into());
+        *response.status_mut() = status;
+        return response;
+    }
     match body {
         Some(Value::String(text)) => {
             let mut response = Response::new(text.into());
@@ -76,6 +82,22 @@ fn m2m_error(status: StatusCode) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_faulted_status_without_a_body_in_http_says_no_content_type() {
+        for path in [
+            "/partner/links",
+            "/services/widgets/api/x",
+            "/_sandbox/clock",
+        ] {
+            let response = answer(path, StatusCode::NO_CONTENT, None);
+            assert_eq!(response.status(), 204);
+            assert!(
+                response.headers().get(header::CONTENT_TYPE).is_none(),
+                "{path}"
+            );
+        }
+    }
 
     #[test]
     fn a_faulted_m2m_429_has_the_vendor_shape_and_retry_after() {

@@ -335,7 +335,10 @@ mod tests {
                 total += 1024;
             }
         }
-        assert!(total <= cap - cap / 8 + 5 * (cap / 8 / RESERVE_SLICES), "{total}");
+        assert!(
+            total <= cap - cap / 8 + 5 * (cap / 8 / RESERVE_SLICES),
+            "{total}"
+        );
         // A quiet tenant holding three links still writes.
         assert!(reserve_allows(cap, total + 2048, 4096, 6));
     }
@@ -366,12 +369,21 @@ mod tests {
         assert!(budget.admits(MIB, MIB + 1).is_err(), "past the slice");
         // Many holders: the share is the smaller.
         ceiling.holders.store(1023, Ordering::Relaxed);
-        assert!(budget.admits(MIB / 2, MIB / 2 + 1).is_err(), "past a 1024th");
+        assert!(
+            budget.admits(MIB / 2, MIB / 2 + 1).is_err(),
+            "past a 1024th"
+        );
         // Past the whole budget, nobody.
         ceiling.holders.store(1, Ordering::Relaxed);
-        let refused = budget.admits(MIB / 2, 200 * MIB).expect_err("past the whole");
+        let refused = budget
+            .admits(MIB / 2, 200 * MIB)
+            .expect_err("past the whole");
         assert_eq!(refused.share, None);
-        assert!(refused.to_string().contains("would hold more than 1024 MiB"));
+        assert!(
+            refused
+                .to_string()
+                .contains("would hold more than 1024 MiB")
+        );
     }
 
     /// The sandbox's budget reads the tenants' sum, taken by a thread of its own every

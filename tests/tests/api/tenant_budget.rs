@@ -189,7 +189,10 @@ async fn tenants_together_stop_at_the_sandbox_budget() {
     // 512th of the sandbox's budget, 4 KiB here): the reserve is for small writes of many
     // tenants, not a few large ones.
     let (refused, made) = fill_summed(&app, &test_key(3)).await;
-    assert_eq!(made, 0, "the third tenant stored past its slice of the reserve");
+    assert_eq!(
+        made, 0,
+        "the third tenant stored past its slice of the reserve"
+    );
     assert_eq!(refused.status, 403, "{refused:?}");
     assert_eq!(refused.json["error"]["code"], "INVALID_REQUEST");
     let message = refused.json["error"]["message"]
