@@ -107,7 +107,7 @@ pub struct ResetDone {
 
 /// `POST /_sandbox/m2m/links/{linkId}/open`: what the end user's device reports.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OpenLinkRequest {
     #[serde(default)]
     pub user_agent: Option<String>,
@@ -148,7 +148,7 @@ pub struct OpenedLink {
 
 /// `POST /_sandbox/m2m/links/{linkId}/operation`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OperationRequest {
     /// The amount sent, > 0.
     pub amount: f64,
@@ -433,6 +433,7 @@ pub const MAX_DELIVERY_PAGE: usize = 1_000;
 /// `PUT /_sandbox/m2m/webhook-config`: the partner's webhook URL (null clears it).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[schemars(extend("required" = ["url"]))]
+#[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// HTTPS (or http on a loopback host), at most 2,084 characters; `null` clears it.
     // Required, so that a body without it cannot clear the URL by accident.

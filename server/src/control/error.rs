@@ -23,8 +23,9 @@ pub enum ControlError {
     Refused(#[from] Refusal),
     #[error("{0}")]
     Invalid(Cow<'static, str>),
-    #[error("Request body must not exceed the limit")]
-    TooLarge,
+    /// A body past its endpoint's limit, in bytes when the route says which.
+    #[error("{}", too_large(*.0))]
+    TooLarge(Option<usize>),
     #[error("{0}")]
     NotFound(Cow<'static, str>),
     /// A lifecycle rule: the code says which.
@@ -70,7 +71,7 @@ impl ControlError {
                 }
             },
             ControlError::Invalid(_) => (StatusCode::BAD_REQUEST, codes::INVALID_REQUEST),
-            ControlError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, codes::INVALID_REQUEST),
+            ControlError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, codes::INVALID_REQUEST),
             ControlError::NotFound(_) => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
             ControlError::Conflict(code, _) => (StatusCode::CONFLICT, code),
             ControlError::AdminRequired(_) => (StatusCode::FORBIDDEN, codes::ADMIN_REQUIRED),
@@ -120,10 +121,30 @@ pub fn json<T: DeserializeOwned>(body: Result<Bytes, BodyError>) -> Result<T, Co
     parse(&body)
 }
 
+/// What a body past its endpoint's `limit` is told.
+fn too_large(limit: Option<usize>) -> String {
+    match limit {
+        Some(limit) if limit >= 1024 * 1024 => format!(
+            "Request body must not exceed {} MiB on this endpoint",
+            limit / (1024 * 1024)
+        ),
+        Some(limit) => format!(
+            "Request body must not exceed {} KiB on this endpoint",
+            limit / 1024
+        ),
+        None => String::from("Request body must not exceed this endpoint's limit"),
+    }
+}
+
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
     let limit = crate::wire::MAX_CONTROL_JSON_DEPTH;
     if crate::wire::nests_deeper_than(body, limit) {
         return Err(ControlError::invalid(crate::wire::too_deep(limit)));
+    }
+    // Every control body is an object: serde would also read a struct from an array of
+    // its fields in order (`[60, null, null]` moving the clock), which no client means.
+    if body.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ControlError::invalid("Request body must be a JSON object"));
     }
     // The path to the value that failed (`bodyJson`, `links[3].status`) goes in the message.
     let mut reader = serde_json::Deserializer::from_slice(body);
@@ -159,13 +180,22 @@ fn in_words(message: &str) -> String {
             &format!("expected a whole number from {low} to {high}"),
         );
     }
+    // serde's names of JSON values, put in JSON's own terms.
+    for (rust, json) in [
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("floating point `", "number `"),
+        ("integer `", "number `"),
+    ] {
+        message = message.replace(rust, json);
+    }
     message
 }
 
 impl From<BodyError> for ControlError {
     fn from(error: BodyError) -> ControlError {
         match error {
-            BodyError::TooLarge => ControlError::TooLarge,
+            BodyError::TooLarge => ControlError::TooLarge(None),
             BodyError::Unreadable => ControlError::invalid("Request body could not be read"),
             BodyError::Late => ControlError::invalid(crate::wire::BODY_LATE),
             BodyError::Busy(refused) => ControlError::Busy(crate::wire::busy_message(refused)),
@@ -280,14 +310,14 @@ mod tests {
         let negative = refusal::<Counts>(r#"{"count": -1}"#);
         assert!(
             negative.starts_with(
-                "Invalid request body at count: invalid value: integer `-1`, \
+                "Invalid request body at count: invalid value: number `-1`, \
                  expected a whole number from 0 to 4294967295"
             ),
             "{negative}"
         );
         let fraction = refusal::<Counts>(r#"{"count": 1.5}"#);
         assert!(
-            fraction.contains("floating point `1.5`, expected a whole number from 0 to"),
+            fraction.contains("number `1.5`, expected a whole number from 0 to"),
             "{fraction}"
         );
         let text = refusal::<Counts>(r#"{"count": 1, "shift": "x"}"#);
@@ -297,6 +327,41 @@ mod tests {
         );
         for message in [negative, fraction, text] {
             assert!(!message.contains("expected u") && !message.contains("expected i"));
+            assert!(!message.contains("floating point") && !message.contains("integer `"));
         }
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Amount {
+        amount: f64,
+    }
+
+    #[test]
+    fn a_number_is_asked_for_as_a_number_and_bodies_are_objects() {
+        let text = refusal::<Amount>(r#"{"amount": "10"}"#);
+        assert!(
+            text.ends_with("expected a number at line 1 column 15"),
+            "{text}"
+        );
+        for body in ["[60, null]", "  [1]", "\"x\"", "5"] {
+            assert_eq!(
+                refusal::<Counts>(body),
+                "Request body must be a JSON object",
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_oversized_body_is_told_its_endpoints_limit() {
+        assert_eq!(
+            ControlError::TooLarge(Some(4 * 1024)).to_string(),
+            "Request body must not exceed 4 KiB on this endpoint"
+        );
+        assert_eq!(
+            ControlError::TooLarge(Some(64 * 1024 * 1024)).to_string(),
+            "Request body must not exceed 64 MiB on this endpoint"
+        );
     }
 }

@@ -112,6 +112,9 @@ pub fn routes() -> Router {
             }
             let limit = snapshot::restore_limit(&request);
             let body = request.body(limit).await;
+            if body == Err(BodyError::TooLarge) {
+                return ControlError::TooLarge(Some(limit)).into_response();
+            }
             let whose = request.caller.tenant().cloned();
             offload::run(whose, move || render(snapshot::restore(&request, body))).await
         })
@@ -168,6 +171,9 @@ fn body_first(
                 return ControlError::from(refusal).into_response();
             }
             let body = request.body(limit).await;
+            if body == Err(BodyError::TooLarge) {
+                return ControlError::TooLarge(Some(limit)).into_response();
+            }
             let turn = Turn::of(heavy || wire::is_heavy(&body), request.caller.tenant());
             offload::answer(turn, move || render(handler(&request, body))).await
         })

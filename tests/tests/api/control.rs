@@ -679,3 +679,54 @@ async fn a_segment_wildcard_fault_strikes_and_an_unusable_pattern_is_refused_by_
             .is_some_and(|message| message.contains("/partner/**/revoke"))
     );
 }
+
+/// One rule across the control API's bodies: a JSON object, and a field it does not know
+/// is a 400 naming it (a typo in `webhook-config` or `operation` must not pass unseen).
+#[tokio::test]
+async fn control_bodies_are_objects_and_unknown_fields_are_refused_by_name() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let link = app.create_link_for(&key, "u1").await;
+    let link_id = link["linkId"].as_str().unwrap_or_default().to_owned();
+    for (method, path, body) in [
+        (
+            Method::PUT,
+            "/m2m/webhook-config".to_owned(),
+            json!({"url": "http://127.0.0.1:9/h", "x": 1}),
+        ),
+        (
+            Method::POST,
+            format!("/m2m/links/{link_id}/open"),
+            json!({"userAgent": "ua", "platfrom": "web"}),
+        ),
+        (
+            Method::POST,
+            format!("/m2m/links/{link_id}/operation"),
+            json!({"amount": 10, "foo": 1}),
+        ),
+    ] {
+        let reply = app.control(method, &path, Some(&key), Some(&body)).await;
+        assert_eq!(reply.status, 400, "{path}: {reply:?}");
+        assert!(
+            reply.text.contains("unknown field"),
+            "{path}: {}",
+            reply.text
+        );
+    }
+    let reply = app
+        .control(
+            Method::POST,
+            "/clock",
+            Some(&key),
+            Some(&json!([60, null, null])),
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert_eq!(
+        reply.json["error"]["message"],
+        "Request body must be a JSON object"
+    );
+    // Nothing of those was done: the link is still only created, and the clock unmoved.
+    let detail = app.get_link(&key, &link_id).await;
+    assert_eq!(detail.data()["status"], "created", "{detail:?}");
+}
