@@ -610,6 +610,24 @@ fn linkbox_file(path: &Path) {
     drop(connection);
 }
 
+/// A new file in a directory that does not exist is refused as that, not as a damaged file.
+#[test]
+fn a_state_file_in_a_missing_directory_is_refused_as_such() {
+    let dir = TempDir::new("missing-dir");
+    let state = dir.file("no/such/dir/state.db");
+    let output = Command::new(env!("CARGO_BIN_EXE_linkbox"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--state"])
+        .arg(&state)
+        .env("LINKBOX_LOG", "warn")
+        .output()
+        .expect("ran");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot create state file"), "{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(!stderr.contains("damaged"), "{stderr}");
+}
+
 #[test]
 fn files_that_are_not_linkbox_state_are_refused_untouched() {
     let dir = TempDir::new("refuse");

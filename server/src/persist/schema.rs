@@ -134,6 +134,10 @@ pub enum OpenError {
     TooNew { path: PathBuf, found: u32 },
     #[error("state file {0} is damaged or unreadable: {1}")]
     Corrupt(PathBuf, String),
+    /// A new file that cannot be made where it is asked for (no such directory, or one
+    /// linkbox may not write in): nothing is wrong with any file.
+    #[error("cannot create state file {0}: {1}")]
+    Create(PathBuf, String),
     #[error("cannot reach the PostgreSQL database at {target}: {reason}")]
     Unreachable { target: String, reason: String },
     #[error(
@@ -169,13 +173,37 @@ pub fn open(path: &Path) -> Result<Connection, OpenError> {
     if !fresh {
         check_header(path)?;
     }
+    if fresh {
+        let directory = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !directory.is_dir() {
+            return Err(OpenError::Create(
+                path.to_owned(),
+                format!(
+                    "its directory {} does not exist; create it, or give --state a file in a directory that does",
+                    directory.display()
+                ),
+            ));
+        }
+    }
     let connection = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|error| OpenError::corrupt(path, error))?;
+    .map_err(|error| {
+        if fresh {
+            OpenError::Create(
+                path.to_owned(),
+                format!("{error} (can linkbox write in its directory?)"),
+            )
+        } else {
+            OpenError::corrupt(path, error)
+        }
+    })?;
     let mut connection = connection;
     if fresh {
         initialize(&mut connection).map_err(|error| OpenError::corrupt(path, error))?;
