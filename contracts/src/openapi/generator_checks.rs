@@ -297,7 +297,9 @@ fn the_warning_header_is_documented_on_every_success_of_the_operations_that_send
             );
         }
     }
-    let get = &doc["paths"]["/partner/links/{linkId}"]["get"]["responses"]["200"];
+    // An operation that reads neither a body nor a query sends none.
+    let get = &doc["paths"]["/services/widgets/api/magic-link/provider/{magicLinkId}"]["get"]["responses"]
+        ["200"];
     assert!(get["headers"].get(WARNING_HEADER).is_none());
 }
 
@@ -316,4 +318,41 @@ fn texts_that_name_a_constant_show_its_value() {
     assert!(text("Problem", "type").contains(leaf::PROBLEM_WITH_MESSAGE));
     assert!(text("Problem", "type").contains(leaf::CONSTRAINT_VIOLATION));
     assert!(text("Problem", "message").contains(leaf::VALIDATION_MESSAGE));
+}
+
+/// Every operation but the health check declares the 503 any request may get (with
+/// `Retry-After`, in its API's envelope), and every one that takes a body its 413.
+#[test]
+fn every_operation_declares_the_answers_any_request_may_get() {
+    let doc: Value = serde_json::from_str(&super::json()).expect("the document");
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("operations") {
+            let responses = &operation["responses"];
+            if path == "/_sandbox/health" {
+                assert!(responses.get("503").is_none());
+                continue;
+            }
+            let unavailable = &responses["503"];
+            assert!(
+                unavailable["headers"]["Retry-After"].is_object(),
+                "{method} {path}"
+            );
+            let schema = unavailable["content"]
+                .as_object()
+                .and_then(|content| content.values().next())
+                .map(|content| content["schema"]["$ref"].clone())
+                .unwrap_or_default();
+            let expected = if path.starts_with("/partner") {
+                "#/components/schemas/ErrorEnvelope"
+            } else if path.starts_with("/_sandbox") {
+                "#/components/schemas/SandboxErrorBody"
+            } else {
+                "#/components/schemas/Problem"
+            };
+            assert_eq!(schema, expected, "{method} {path}");
+            if operation.get("requestBody").is_some() {
+                assert!(responses["413"].is_object(), "{method} {path}");
+            }
+        }
+    }
 }

@@ -4,12 +4,15 @@
 //! responses against this document's schemas.
 //!
 //! What the derive cannot say is added by the modifiers at the end of the list: security
-//! schemes, optional request bodies, the `X-Linkbox-Warning` header, and the M2M webhooks.
+//! schemes, optional request bodies, the `X-Linkbox-Warning` header, the answers any
+//! operation may give (503, and 413 for a body too large), and the M2M webhooks.
 
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{HeaderBuilder, ObjectBuilder, RefOr, Required};
+use utoipa::openapi::{
+    ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, RefOr, Required, ResponseBuilder,
+};
 use utoipa::{Modify, OpenApi};
 
 use crate::{leaf, m2m, sandbox};
@@ -110,7 +113,7 @@ use webhooks::Webhooks;
         (name = "Sandbox", description = "linkbox's own control API: clock, end-user actions, \
             journal, webhooks, faults, snapshots"),
     ),
-    modifiers(&SecuritySchemes, &OptionalBodies, &WarningHeader, &Webhooks)
+    modifiers(&SecuritySchemes, &OptionalBodies, &WarningHeader, &CommonAnswers, &Webhooks)
 )]
 pub struct ApiDoc;
 
@@ -212,9 +215,11 @@ fn is_null(schema: &RefOr<Schema>) -> bool {
 
 /// The operations that name each request field they ignored in `X-Linkbox-Warning`: those
 /// that read a body or a query the vendor parses leniently.
-pub const WARNING_OPERATIONS: [&str; 21] = [
+pub const WARNING_OPERATIONS: [&str; 23] = [
     "createLink",
     "listLinks",
+    "getLink",
+    "regenerateWebhookSecret",
     "revokeLink",
     "fulfilDataRequest",
     "authenticate",
@@ -266,6 +271,71 @@ impl Modify for WarningHeader {
                     response
                         .headers
                         .insert(WARNING_HEADER.to_owned(), header.clone().into());
+                }
+            }
+        }
+    }
+}
+
+/// The answers any operation may give besides its own, in the envelope of its API: 503 with
+/// `Retry-After` (a body linkbox has no room to hold now, `--max-bodies-mib`; in a sandbox
+/// shared by replicas, the database unavailable), and, on an operation that takes a body,
+/// 413 for one past its limit. Declared so that a generated client knows their shape.
+struct CommonAnswers;
+
+impl Modify for CommonAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let retry_after = HeaderBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
+            .description(Some("Seconds to wait before trying again."))
+            .build();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if path == "/_sandbox/health" {
+                continue;
+            }
+            let (schema, content_type) = if path.starts_with("/partner") {
+                ("ErrorEnvelope", "application/json")
+            } else if path.starts_with("/api") || path.starts_with("/services") {
+                ("Problem", "application/problem+json")
+            } else {
+                ("SandboxErrorBody", "application/json")
+            };
+            let content = || {
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name(schema)))
+                    .build()
+            };
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let responses = &mut operation.responses.responses;
+                responses.entry("503".to_owned()).or_insert_with(|| {
+                    ResponseBuilder::new()
+                        .description(
+                            "linkbox cannot take the request now: a body it has no room to \
+                             hold (--max-bodies-mib), or the shared database unavailable. \
+                             Nothing was done; try again after Retry-After.",
+                        )
+                        .content(content_type, content())
+                        .header("Retry-After", retry_after.clone())
+                        .build()
+                        .into()
+                });
+                if operation.request_body.is_some() {
+                    responses.entry("413".to_owned()).or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description("A body past this operation's limit")
+                            .content(content_type, content())
+                            .build()
+                            .into()
+                    });
                 }
             }
         }

@@ -47,6 +47,8 @@ pub fn get_clock() {}
         (status = 200, description = "What the clock reads now", body = ClockView),
         (status = 400, description = "Not exactly one field", body = SandboxErrorBody),
         (status = 401, description = "Unknown key", body = SandboxErrorBody),
+        (status = 403, description = "Under --clock admin, a tenant's key (ADMIN_REQUIRED)",
+            body = SandboxErrorBody),
     ),
     security(("apiKey" = []), ("bearer" = []), ()))]
 pub fn set_clock() {}
@@ -311,9 +313,10 @@ pub fn put_snapshot() {}
     params(("id" = String, Path, description = "The magic link's id")),
     responses(
         (status = 200, description = "The link after the access", body = crate::leaf::MagicLink),
+        (status = 400, description = "An M2M key, not a Leaf token (TENANT_REQUIRED)", body = SandboxErrorBody),
         (status = 401, description = "Missing or invalid Leaf token", body = SandboxErrorBody),
         (status = 404, description = "Unknown link, or another account's", body = SandboxErrorBody),
-        (status = 410, description = "Expired or used up", body = SandboxErrorBody),
+        (status = 410, description = "Expired, used up, or its Leaf user deleted", body = SandboxErrorBody),
     ),
     security(("bearer" = [])))]
 pub fn access_magic_link() {}
@@ -328,10 +331,10 @@ pub fn access_magic_link() {}
         example = json!({"provider": "JohnDeere"})),
     responses(
         (status = 200, description = "The Leaf user, credentials filled", body = crate::leaf::LeafUser),
-        (status = 400, description = "A provider the link does not allow", body = SandboxErrorBody),
+        (status = 400, description = "A provider the link does not allow, or an M2M key (TENANT_REQUIRED)", body = SandboxErrorBody),
         (status = 401, description = "Missing or invalid Leaf token", body = SandboxErrorBody),
         (status = 404, description = "Unknown link, or another account's", body = SandboxErrorBody),
-        (status = 410, description = "Expired", body = SandboxErrorBody),
+        (status = 410, description = "Expired, or its Leaf user deleted", body = SandboxErrorBody),
     ),
     security(("bearer" = [])))]
 pub fn connect_magic_link() {}
