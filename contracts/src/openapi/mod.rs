@@ -280,7 +280,8 @@ impl Modify for WarningHeader {
 /// The answers any operation may give besides its own, in the envelope of its API: 503 with
 /// `Retry-After` (a body linkbox has no room to hold now, `--max-bodies-mib`; in a sandbox
 /// shared by replicas, the database unavailable), and, on an operation that takes a body,
-/// 413 for one past its limit. Declared so that a generated client knows their shape.
+/// 413 for one past its limit (and on the control API's, 415 for one not JSON). Declared so
+/// that a generated client knows their shape.
 struct CommonAnswers;
 
 impl Modify for CommonAnswers {
@@ -328,6 +329,15 @@ impl Modify for CommonAnswers {
                         .build()
                         .into()
                 });
+                if operation.request_body.is_some() && path.starts_with("/_sandbox") {
+                    responses.entry("415".to_owned()).or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description("A body of a type other than JSON")
+                            .content(content_type, content())
+                            .build()
+                            .into()
+                    });
+                }
                 if operation.request_body.is_some() {
                     responses.entry("413".to_owned()).or_insert_with(|| {
                         ResponseBuilder::new()

@@ -47,6 +47,9 @@ pub enum ControlError {
     /// The body could not be held ([`crate::bodies`]): a 503 with `Retry-After: 1`.
     #[error("{0}")]
     Busy(&'static str),
+    /// A body of a type the control API does not read: 415.
+    #[error("{0}")]
+    UnsupportedType(String),
 }
 
 impl ControlError {
@@ -80,6 +83,9 @@ impl ControlError {
                 (StatusCode::FORBIDDEN, codes::STORAGE_FULL)
             }
             ControlError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, codes::BODIES_FULL),
+            ControlError::UnsupportedType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, codes::INVALID_REQUEST)
+            }
         }
     }
 

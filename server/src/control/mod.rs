@@ -110,6 +110,9 @@ pub fn routes() -> Router {
             if let Err(refusal) = request.caller.scope(&request.app) {
                 return ControlError::from(refusal).into_response();
             }
+            if let Some(refused) = refused_type(&request) {
+                return refused.into_response();
+            }
             let limit = snapshot::restore_limit(&request);
             let body = request.body(limit).await;
             if body == Err(BodyError::TooLarge) {
@@ -170,6 +173,9 @@ fn body_first(
             if let Err(refusal) = request.caller.scope(&request.app) {
                 return ControlError::from(refusal).into_response();
             }
+            if let Some(refused) = refused_type(&request) {
+                return refused.into_response();
+            }
             let body = request.body(limit).await;
             if body == Err(BodyError::TooLarge) {
                 return ControlError::TooLarge(Some(limit)).into_response();
@@ -178,6 +184,32 @@ fn body_first(
             offload::answer(turn, move || render(handler(&request, body))).await
         })
     }
+}
+
+/// A body said to be of a type the control API does not read (`text/plain`, XML,
+/// multipart), refused before it is read: 415. Bodies are JSON; one sent with no type, or
+/// as `application/x-www-form-urlencoded` (what `curl -d` says unless told otherwise), is
+/// read as JSON. [design]
+fn refused_type(request: &Request) -> Option<ControlError> {
+    let given = request.headers.get(http::header::CONTENT_TYPE)?;
+    if wire::is_json(&request.headers) {
+        return None;
+    }
+    let text = given.to_str().unwrap_or_default();
+    let mime = text.split(';').next().unwrap_or_default().trim();
+    if mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return None;
+    }
+    let declared_empty = request
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .is_some_and(|length| length == "0");
+    (!declared_empty).then(|| {
+        ControlError::UnsupportedType(format!(
+            "Request body must be application/json, not {}",
+            String::from_utf8_lossy(given.as_bytes())
+        ))
+    })
 }
 
 /// A route's answer, boxed.

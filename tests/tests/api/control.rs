@@ -730,3 +730,48 @@ async fn control_bodies_are_objects_and_unknown_fields_are_refused_by_name() {
     let detail = app.get_link(&key, &link_id).await;
     assert_eq!(detail.data()["status"], "created", "{detail:?}");
 }
+
+/// A control body said to be of a type linkbox does not read is refused before anything is
+/// done; JSON, no type, and `curl -d`'s form type are read as JSON.
+#[tokio::test]
+async fn a_control_body_of_another_type_is_a_415_and_changes_nothing() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let before = app.control(Method::GET, "/clock", Some(&key), None).await;
+    let offset = before.json["offsetSeconds"].clone();
+    for content_type in [
+        "text/plain",
+        "application/xml",
+        "multipart/form-data; boundary=x",
+    ] {
+        let reply = app
+            .send(
+                Method::POST,
+                "/_sandbox/clock",
+                &[("x-api-key", &key), ("content-type", content_type)],
+                Some(br#"{"advanceSeconds": 60}"#.to_vec()),
+            )
+            .await;
+        assert_control_error(&reply, 415, "INVALID_REQUEST");
+        assert!(reply.text.contains("application/json"), "{}", reply.text);
+    }
+    let after = app.control(Method::GET, "/clock", Some(&key), None).await;
+    assert_eq!(
+        after.json["offsetSeconds"], offset,
+        "the clock did not move"
+    );
+    for content_type in [
+        "application/x-www-form-urlencoded",
+        "application/json; charset=utf-8",
+    ] {
+        let reply = app
+            .send(
+                Method::POST,
+                "/_sandbox/clock",
+                &[("x-api-key", &key), ("content-type", content_type)],
+                Some(br#"{"frozen": false}"#.to_vec()),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{content_type}: {reply:?}");
+    }
+}
