@@ -57,8 +57,10 @@ pub fn json_object(
         let text = String::from_utf8_lossy(content_type.as_bytes()).into_owned();
         let mime = text.split(';').next().unwrap_or("").trim();
         if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            // As sent, but for control characters: the detail is JSON text, which escapes
+            // the rest; a byte that is not UTF-8 reads as U+FFFD.
             return Err(ApiError::UnsupportedMediaType(
-                text.escape_default().collect(),
+                text.chars().filter(|c| !c.is_control()).collect(),
             ));
         }
     }
@@ -524,6 +526,17 @@ mod tests {
             Err(ApiError::Invalid(errors)) => errors.into_iter().map(|e| e.field).collect(),
             Err(other) => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_unsupported_content_type_is_named_as_sent() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            http::HeaderValue::from_bytes(b"text/caf\xc3\xa9").expect("value"),
+        );
+        let refused = json_object(&headers, Ok(Bytes::from_static(b"{}"))).expect_err("415");
+        assert_eq!(refused.to_string(), "Content type 'text/café' not supported");
     }
 
     #[test]
