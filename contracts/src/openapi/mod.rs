@@ -301,10 +301,13 @@ impl Modify for CommonAnswers {
             } else {
                 ("SandboxErrorBody", "application/json")
             };
-            let content = || {
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name(schema)))
-                    .build()
+            let answer = |description: &str| {
+                ResponseBuilder::new().description(description).content(
+                    content_type,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name(schema)))
+                        .build(),
+                )
             };
             for operation in [
                 &mut item.get,
@@ -318,35 +321,26 @@ impl Modify for CommonAnswers {
             {
                 let responses = &mut operation.responses.responses;
                 responses.entry("503".to_owned()).or_insert_with(|| {
-                    ResponseBuilder::new()
-                        .description(
-                            "linkbox cannot take the request now: a body it has no room to \
-                             hold (--max-bodies-mib), or the shared database unavailable. \
-                             Nothing was done; try again after Retry-After.",
-                        )
-                        .content(content_type, content())
-                        .header("Retry-After", retry_after.clone())
-                        .build()
-                        .into()
+                    answer(
+                        "linkbox cannot take the request now: a body it has no room to hold \
+                         (--max-bodies-mib), or the shared database unavailable. Nothing was \
+                         done; try again after Retry-After.",
+                    )
+                    .header("Retry-After", retry_after.clone())
+                    .build()
+                    .into()
                 });
-                if operation.request_body.is_some() && path.starts_with("/_sandbox") {
+                if operation.request_body.is_none() {
+                    continue;
+                }
+                if path.starts_with("/_sandbox") {
                     responses.entry("415".to_owned()).or_insert_with(|| {
-                        ResponseBuilder::new()
-                            .description("A body of a type other than JSON")
-                            .content(content_type, content())
-                            .build()
-                            .into()
+                        answer("A body of a type other than JSON").build().into()
                     });
                 }
-                if operation.request_body.is_some() {
-                    responses.entry("413".to_owned()).or_insert_with(|| {
-                        ResponseBuilder::new()
-                            .description("A body past this operation's limit")
-                            .content(content_type, content())
-                            .build()
-                            .into()
-                    });
-                }
+                responses
+                    .entry("413".to_owned())
+                    .or_insert_with(|| answer("A body past this operation's limit").build().into());
             }
         }
     }

@@ -536,7 +536,10 @@ mod tests {
             http::HeaderValue::from_bytes(b"text/caf\xc3\xa9").expect("value"),
         );
         let refused = json_object(&headers, Ok(Bytes::from_static(b"{}"))).expect_err("415");
-        assert_eq!(refused.to_string(), "Content type 'text/café' not supported");
+        assert_eq!(
+            refused.to_string(),
+            "Content type 'text/café' not supported"
+        );
     }
 
     #[test]
