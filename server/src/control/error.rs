@@ -192,6 +192,10 @@ fn in_words(message: &str) -> String {
         ("expected f32", "expected a number"),
         ("floating point `", "number `"),
         ("integer `", "number `"),
+        ("invalid type: sequence", "invalid type: array"),
+        ("invalid type: map", "invalid type: object"),
+        ("expected a sequence", "expected an array"),
+        ("expected a map", "expected an object"),
     ] {
         message = message.replace(rust, json);
     }
@@ -345,6 +349,8 @@ mod tests {
 
     #[test]
     fn a_number_is_asked_for_as_a_number_and_bodies_are_objects() {
+        let array = refusal::<Amount>(r#"{"amount": [1]}"#);
+        assert!(array.contains("invalid type: array, expected a number"), "{array}");
         let text = refusal::<Amount>(r#"{"amount": "10"}"#);
         assert!(
             text.ends_with("expected a number at line 1 column 15"),

@@ -14,10 +14,13 @@ use warp::reply::Response;
 
 use crate::wire::{BodySlot, DropConnection};
 
-/// The most of an unread body drained to keep a connection: the vendor APIs' body limit.
-pub(super) const DRAIN_LIMIT: u64 = linkbox_contracts::m2m::MAX_BODY_BYTES as u64;
-/// How long the rest of an unread body may take to arrive.
-pub(super) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most of an unread body drained to keep a connection: the small rest of an early
+/// answer's request. A larger one is not read at all (a stranger refused for their key is
+/// not read ten megabytes first, nor told `100 Continue`): the connection closes instead.
+pub(super) const DRAIN_LIMIT: u64 = 64 * 1024;
+/// How long the rest of an unread body may take to arrive before the answer goes out with
+/// the connection closing.
+pub(super) const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The GET answer as a HEAD answer: same status and headers, `Content-Length` of the body
 /// it would have had, no body.

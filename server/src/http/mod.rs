@@ -181,6 +181,7 @@ impl Pipeline {
             caller,
             body,
         )
+        .with_version(parts.version)
     }
 }
 
@@ -214,6 +215,7 @@ async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
         .get(http::header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
     let head = request.method.clone();
+    let http2 = request.version == http::Version::HTTP_2;
     // Read off the request before it moves on, and only what the steps after the handler
     // use: while the request log is on, its fields.
     let logged = log_fields(&request);
@@ -250,7 +252,13 @@ async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
             }
         }
     };
-    let response = leftover::drain(&body, declared, response).await;
+    // An HTTP/2 stream's unread body ends with the stream; only HTTP/1 shares the
+    // connection with what is left of it.
+    let response = if http2 {
+        response
+    } else {
+        leftover::drain(&body, declared, response).await
+    };
     let response = leftover::head(&head, response);
     log_line(logged, &response, started);
     response

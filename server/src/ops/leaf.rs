@@ -64,7 +64,7 @@ pub fn disconnect(
         .map_err(Error::from)
 }
 
-/// The link `id`, unexpired, and `provider`, which it allows.
+/// The link `id`, unexpired and with its Leaf user, and `provider`, which it allows.
 fn usable(
     app: &App,
     account: &Arc<Account>,
@@ -72,6 +72,7 @@ fn usable(
     provider: &str,
 ) -> Result<(wire::MagicLink, Provider), Error> {
     let link = account.find_magic_link(id).map_err(Error::from)?;
+    account.check_user_kept(id).map_err(Error::from)?;
     let provider = Provider::parse(provider).ok_or_else(|| {
         Error::invalid(
             "The provider field must be one of: JohnDeere, ClimateFieldView, CNHI, AgLeader, \

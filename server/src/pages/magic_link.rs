@@ -91,7 +91,12 @@ pub fn routes() -> Router {
                     Ok(account) => account,
                     Err(refusal) => return answer.refuse(&request.app, None, &id, refusal),
                 };
-                let body = request.body(MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD).await;
+                // Held as the link's account's: each account's uploads have their own share
+                // of the bodies held at once, not every page's one anonymous quarter.
+                let whose = Some(crate::ops::identity::leaf_label(&account.username).into());
+                let body = request
+                    .body_of(MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD, whose)
+                    .await;
                 upload_form(&id, &request.app, &request.headers, &account, body, answer).await
             },
         )
@@ -228,6 +233,24 @@ impl Answer {
     }
 
     fn refuse(
+        &self,
+        app: &App,
+        account: Option<&Arc<Account>>,
+        id: &str,
+        refusal: UploadRefusal,
+    ) -> Response {
+        let busy = refusal.status == StatusCode::SERVICE_UNAVAILABLE;
+        let mut response = self.refusal_response(app, account, id, refusal);
+        if busy {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                http::HeaderValue::from(crate::wire::BUSY_RETRY_AFTER_SECS),
+            );
+        }
+        response
+    }
+
+    fn refusal_response(
         &self,
         app: &App,
         account: Option<&Arc<Account>>,
@@ -547,6 +570,7 @@ fn background(color: &str) -> &str {
 fn refusal_page(status: StatusCode, detail: &str) -> Response {
     let title = match status {
         StatusCode::NOT_FOUND => "Link not found",
+        StatusCode::GONE if detail == USER_DELETED => "This link's user no longer exists",
         StatusCode::GONE => "This link can no longer be used",
         _ => "The upload was refused",
     };

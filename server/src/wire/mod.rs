@@ -79,7 +79,10 @@ where
         return Err(BodyError::TooLarge);
     }
     let mut stream = std::pin::pin!(stream);
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(0).min(64 * 1024) as usize);
+    // A declared length is allocated whole at once: grown by doubling, a body of 10 MiB
+    // left 16 MiB of freed smaller buffers with the allocator. Pages are resident only once
+    // written, so what is held is counted as the bytes arrive.
+    let mut body = BytesMut::with_capacity(declared.map_or(0, |length| length as usize));
     while let Some(chunk) = stream.next().await {
         let mut chunk = chunk.map_err(|_| BodyError::Unreadable)?;
         if body.len() + chunk.remaining() > limit {

@@ -87,6 +87,8 @@ pub struct Parts {
     pub query: String,
     pub headers: HeaderMap,
     pub caller: Caller,
+    /// The HTTP version it came in (HTTP/1.1 unless told: [`Request::with_version`]).
+    pub version: http::Version,
     params: Params,
     body: BodySlot,
     /// What the body read whole holds of [`crate::bodies`]: let go with the request.
@@ -127,6 +129,7 @@ impl Request {
             query,
             headers,
             caller,
+            version: http::Version::HTTP_11,
             params: Params::default(),
             body: BodySlot::new(body),
             held: None,
@@ -136,6 +139,12 @@ impl Request {
     /// The request's fields, out of their box, for a handler that keeps some of them.
     pub fn into_parts(self) -> Parts {
         *self.0
+    }
+
+    /// The request as it came in over `version`.
+    pub fn with_version(mut self, version: http::Version) -> Request {
+        self.version = version;
+        self
     }
 
     /// The request with the path parameters its route found.
@@ -159,10 +168,22 @@ impl Request {
     /// late or broken body is a value for the handler to answer in its API's shape; a second
     /// call finds it empty.
     pub async fn body(&mut self, limit: usize) -> Result<Bytes, BodyError> {
+        let tenant = self.caller.tenant().cloned();
+        self.body_of(limit, tenant).await
+    }
+
+    /// [`Request::body`], held as `tenant`'s ([`crate::bodies`]) whatever credentials the
+    /// request carries: an upload to a hosted page, which carries none, is its link's
+    /// account's.
+    pub async fn body_of(
+        &mut self,
+        limit: usize,
+        tenant: Option<Arc<str>>,
+    ) -> Result<Bytes, BodyError> {
         let Some(mut stream) = self.body.take() else {
             return Ok(Bytes::new());
         };
-        let mut hold = self.app.bodies.hold(self.caller.tenant().cloned());
+        let mut hold = self.app.bodies.hold(tenant);
         let read = tokio::time::timeout(
             BODY_READ_TIMEOUT,
             read_limited(&self.headers, &mut stream, limit, &mut hold),

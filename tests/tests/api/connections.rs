@@ -457,3 +457,126 @@ async fn a_request_refused_for_its_credentials_has_none_of_its_body_held() {
         assert!(reply.starts_with("HTTP/1.1 401"), "{path}: {reply}");
     }
 }
+
+/// A stranger's body is not asked for: a request refused for its credentials that waits for
+/// `100 Continue` gets the 401 instead, at once.
+#[tokio::test]
+async fn a_refused_request_that_expects_100_continue_is_not_asked_for_its_body() {
+    let app = spawn_app().await;
+    let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+    stream
+        .write_all(
+            b"POST /partner/links HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 3145728\r\nExpect: 100-continue\r\n\r\n",
+        )
+        .await
+        .expect("head");
+    let started = Instant::now();
+    let reply = answer(&mut stream).await;
+    assert!(reply.starts_with("HTTP/1.1 401"), "{reply}");
+    assert!(!reply.contains("100 Continue"), "{reply}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// Over HTTP/2 an answer that leaves its body unread (a body past the route's limit) is
+/// delivered, not lost to a stream error.
+#[tokio::test]
+async fn over_http2_a_body_past_the_limit_gets_its_413() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client");
+    let reply = client
+        .post(format!("{}/partner/links", app.base))
+        .header("x-api-key", linkbox_tests::test_key(1))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 11 * 1024 * 1024])
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(reply.version(), reqwest::Version::HTTP_2);
+    assert_eq!(reply.status(), 413);
+    assert!(reply.headers().get("connection").is_none());
+    let body: serde_json::Value = reply.json().await.expect("json");
+    assert_eq!(body["success"], false, "{body}");
+}
+
+/// Uploads to hosted pages carry no credentials; each is held as its link's account's, so
+/// one account stalling uploads to its own links leaves the others' end users their share.
+#[tokio::test]
+async fn uploads_are_held_as_their_links_account_and_a_refusal_says_when_to_retry() {
+    let app = spawn_app_with(linkbox::Options {
+        max_bodies_mib: Some(16),
+        ..linkbox::Options::default()
+    })
+    .await;
+    let mib = 1024 * 1024;
+    let mut pages = Vec::new();
+    for account in ["stalling-farm", "other-farm"] {
+        let token = app.authenticate(account).await;
+        let link = app
+            .leaf(
+                Method::POST,
+                "/services/widgets/api/magic-link/file-upload",
+                &token,
+                Some(&serde_json::json!({"externalId": "f1"})),
+            )
+            .await;
+        assert_eq!(link.status, 200, "{link:?}");
+        let url = link.json["link"].as_str().unwrap_or_default();
+        let path = &url[url.find("/magic-link/").unwrap_or(0)..];
+        pages.push(format!("{path}/upload"));
+    }
+    let head = |path: &str, length: usize| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n\
+             Content-Length: {length}\r\n\r\n"
+        )
+    };
+    // The stalling account's end user: 3.9 MiB of an upload, and no more.
+    let mut stalled = TcpStream::connect(app.addr).await.expect("connect");
+    stalled
+        .write_all(head(&pages[0], 5 * mib).as_bytes())
+        .await
+        .expect("head");
+    stalled
+        .write_all(&vec![b'x'; 39 * mib / 10])
+        .await
+        .expect("part");
+    let started = Instant::now();
+    while app.app.bodies.held() < (39 * mib / 10) as u64
+        && started.elapsed() < Duration::from_secs(5)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A second upload of that account passes its quarter: 503, and when to retry.
+    let mut second = TcpStream::connect(app.addr).await.expect("connect");
+    second
+        .write_all(head(&pages[0], 2 * mib).as_bytes())
+        .await
+        .expect("head");
+    second.write_all(&vec![b'x'; 2 * mib]).await.expect("body");
+    let refusal = answer(&mut second).await;
+    assert!(refusal.starts_with("HTTP/1.1 503"), "{refusal}");
+    assert!(
+        refusal.to_ascii_lowercase().contains("retry-after: 1"),
+        "{refusal}"
+    );
+    // The other account's end user uploads a file of 1 MiB meanwhile.
+    let mut body = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.zip\"\r\n\r\nPK\x05\x06".to_vec();
+    body.resize(body.len() + mib, 0);
+    body.extend_from_slice(b"\r\n--b--\r\n");
+    let mut other = TcpStream::connect(app.addr).await.expect("connect");
+    other
+        .write_all(head(&pages[1], body.len()).as_bytes())
+        .await
+        .expect("head");
+    other.write_all(&body).await.expect("body");
+    let reply = answer(&mut other).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+}

@@ -550,6 +550,19 @@ async fn a_link_whose_user_was_deleted_is_listed_but_its_page_is_gone() {
         .await;
     assert_eq!(access.status, 410, "{access:?}");
     assert_eq!(access.json["error"]["code"], "LEAF_USER_DELETED");
+    let connect = app
+        .send(
+            Method::POST,
+            &format!("/_sandbox/leaf/magic-links/{id}/connect"),
+            &[
+                ("authorization", &format!("Bearer {token}")),
+                ("content-type", "application/json"),
+            ],
+            Some(br#"{"provider": "JohnDeere"}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(connect.status, 410, "{connect:?}");
+    assert_eq!(connect.json["error"]["code"], "LEAF_USER_DELETED");
 }
 
 #[tokio::test]
@@ -840,7 +853,7 @@ async fn seeding_the_same_rng_seed_gives_the_same_data() {
     assert_eq!(negative.status, 400);
     let message = negative.json["error"]["message"].as_str().expect("message");
     assert!(
-        message.starts_with("Invalid request body at count: invalid value: integer `-1`, expected a whole number from 0 to 4294967295"),
+        message.starts_with("Invalid request body at count: invalid value: number `-1`, expected a whole number from 0 to 4294967295"),
         "{message}"
     );
 }
