@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's webhook walk-through, runnable: a sandbox on a free loopback port, a Python
+# The webhook walk-through of docs/webhooks.md, runnable: a sandbox on a free loopback port, a Python
 # receiver started, stopped and restarted by PID, and every step checked. Needs curl, jq and
 # python3. LINKBOX names the binary (default: linkbox on PATH). Loopback only; each wait is
 # bounded, so a run ends within a minute. Prints "walk-through OK" and exits 0 on success.
