@@ -10,27 +10,25 @@
 //! (the APIs answer 503 with `Retry-After: 1`, each in its own envelope) and what it held
 //! is let go at once.
 //!
-//! The caller is the tenant the request names (the key or token it presents, not yet
-//! checked) or, without one, "anonymous": a careless or hostile caller fills its quarter
-//! and is refused there, while everyone else's bodies are read. Callers are counted apart
-//! only once one body passes [`SMALL`]: the many small bodies of ordinary traffic cost one
-//! atomic add each way.
+//! The caller is a tenant that exists — a partner or Leaf account that has written — whose
+//! count lives in the tenant itself ([`Share`]); every other caller (no credentials, or a
+//! key or token of a tenant that has never written, which cost nothing to make up) counts
+//! in one share for all of them. Every body is counted in both its caller's share and the
+//! whole, an atomic add each: bodies just under some size cannot slip past a caller's
+//! quarter, and a thousand made-up keys are one caller.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::Mutex;
+/// One caller's count of the bytes its bodies hold now: kept by its tenant.
+pub type Share = Arc<AtomicU64>;
 
-/// Below this many bytes a body is counted in the total only.
-pub const SMALL: u64 = 256 * 1024;
-
-/// The bodies held now: their bytes in all, and, for the callers with a body past
-/// [`SMALL`], each caller's share of them.
+/// The bodies held now: their bytes in all, and the share of every caller without a
+/// tenant of its own.
 pub struct Bodies {
     most: u64,
     held: AtomicU64,
-    by_caller: Mutex<HashMap<Arc<str>, u64>>,
+    anonymous: Share,
 }
 
 /// Why a body could not be held.
@@ -48,7 +46,7 @@ impl Bodies {
         Arc::new(Bodies {
             most: most_mib.saturating_mul(1024 * 1024),
             held: AtomicU64::new(0),
-            by_caller: Mutex::new(HashMap::new()),
+            anonymous: Share::default(),
         })
     }
 
@@ -57,32 +55,23 @@ impl Bodies {
         self.held.load(Ordering::Relaxed)
     }
 
-    /// An empty hold for one body of `caller` (`None`: anonymous).
-    pub fn hold(self: &Arc<Bodies>, caller: Option<Arc<str>>) -> Hold {
+    /// An empty hold for one body of the caller whose share is `share` (`None`: a caller
+    /// without a tenant of its own, counted with all the others).
+    pub fn hold(self: &Arc<Bodies>, share: Option<Share>) -> Hold {
         Hold {
+            share: share.unwrap_or_else(|| self.anonymous.clone()),
             bodies: Arc::clone(self),
-            caller,
             bytes: 0,
-            by_caller: false,
         }
-    }
-
-    fn caller_most(&self) -> u64 {
-        self.most / 4
     }
 }
 
 /// What one body holds of the bound; let go when dropped.
 pub struct Hold {
     bodies: Arc<Bodies>,
-    caller: Option<Arc<str>>,
+    share: Share,
     bytes: u64,
-    /// Whether `bytes` are also counted in the caller's share.
-    by_caller: bool,
 }
-
-/// The key anonymous callers share.
-const ANONYMOUS: &str = "";
 
 impl Hold {
     /// Counts `more` bytes of this body; refused, counting nothing, when the total or the
@@ -94,26 +83,13 @@ impl Hold {
             bodies.held.fetch_sub(more, Ordering::Relaxed);
             return Err(Refused::Full);
         }
-        let total = self.bytes + more;
-        if total > SMALL {
-            let key = self.caller.as_deref().unwrap_or(ANONYMOUS);
-            let mut by_caller = bodies.by_caller.lock();
-            let adding = if self.by_caller { more } else { total };
-            let share = by_caller.get(key).copied().unwrap_or(0);
-            if share.saturating_add(adding) > bodies.caller_most() {
-                drop(by_caller);
-                bodies.held.fetch_sub(more, Ordering::Relaxed);
-                return Err(Refused::CallerFull);
-            }
-            match by_caller.get_mut(key) {
-                Some(share) => *share += adding,
-                None => {
-                    by_caller.insert(Arc::from(key), adding);
-                }
-            }
-            self.by_caller = true;
+        let share = self.share.fetch_add(more, Ordering::Relaxed);
+        if share.saturating_add(more) > bodies.most / 4 {
+            self.share.fetch_sub(more, Ordering::Relaxed);
+            bodies.held.fetch_sub(more, Ordering::Relaxed);
+            return Err(Refused::CallerFull);
         }
-        self.bytes = total;
+        self.bytes += more;
         Ok(())
     }
 
@@ -125,20 +101,9 @@ impl Hold {
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        if self.bytes == 0 {
-            return;
-        }
-        let bodies = &*self.bodies;
-        bodies.held.fetch_sub(self.bytes, Ordering::Relaxed);
-        if self.by_caller {
-            let key = self.caller.as_deref().unwrap_or(ANONYMOUS);
-            let mut by_caller = bodies.by_caller.lock();
-            if let Some(share) = by_caller.get_mut(key) {
-                *share = share.saturating_sub(self.bytes);
-                if *share == 0 {
-                    by_caller.remove(key);
-                }
-            }
+        if self.bytes > 0 {
+            self.bodies.held.fetch_sub(self.bytes, Ordering::Relaxed);
+            self.share.fetch_sub(self.bytes, Ordering::Relaxed);
         }
     }
 }
@@ -152,43 +117,56 @@ mod tests {
     #[test]
     fn bodies_are_held_up_to_the_bound_and_let_go_when_dropped() {
         let bodies = Bodies::new(16);
-        let holds: Vec<Hold> = (0..4)
-            .map(|n| {
-                let mut hold = bodies.hold(Some(Arc::from(format!("tenant-{n}"))));
+        let shares: Vec<Share> = (0..4).map(|_| Share::default()).collect();
+        let holds: Vec<Hold> = shares
+            .iter()
+            .map(|share| {
+                let mut hold = bodies.hold(Some(share.clone()));
                 hold.grow(4 * MIB).expect("room");
                 hold
             })
             .collect();
         assert_eq!(bodies.held(), 16 * MIB);
-        let mut late = bodies.hold(Some(Arc::from("late")));
+        let mut late = bodies.hold(Some(Share::default()));
         assert_eq!(late.grow(1), Err(Refused::Full));
         assert_eq!(bodies.held(), 16 * MIB, "a refusal counts nothing");
         drop(holds);
         assert_eq!(bodies.held(), 0);
+        assert!(
+            shares
+                .iter()
+                .all(|share| share.load(Ordering::Relaxed) == 0)
+        );
         late.grow(MIB).expect("room again");
         drop(late);
         assert_eq!(bodies.held(), 0);
-        assert!(bodies.by_caller.lock().is_empty());
     }
 
     #[test]
-    fn one_caller_holds_at_most_a_quarter_and_small_bodies_are_not_sorted_by_caller() {
+    fn one_caller_holds_at_most_a_quarter_however_small_its_bodies() {
         let bodies = Bodies::new(16);
-        let caller = || Some(Arc::<str>::from("greedy"));
-        let mut first = bodies.hold(caller());
+        let greedy = Share::default();
+        // Bodies of 255 KiB, as many as fit: sixteen of them make its quarter.
+        let mut held = Vec::new();
+        let refused = loop {
+            let mut hold = bodies.hold(Some(greedy.clone()));
+            match hold.grow(255 * 1024) {
+                Ok(()) => held.push(hold),
+                Err(refused) => break refused,
+            }
+        };
+        assert_eq!(refused, Refused::CallerFull);
+        assert!(greedy.load(Ordering::Relaxed) <= 4 * MIB);
+        assert_eq!(bodies.held(), greedy.load(Ordering::Relaxed));
+        // Every caller without a tenant is one caller: the second made-up key too.
+        let mut first = bodies.hold(None);
         first.grow(3 * MIB).expect("under a quarter");
-        let mut second = bodies.hold(caller());
+        let mut second = bodies.hold(None);
         assert_eq!(second.grow(MIB + 1), Err(Refused::CallerFull));
-        assert_eq!(bodies.held(), 3 * MIB);
-        // Another caller, and the anonymous ones together, have their own quarter.
-        let mut other = bodies.hold(None);
-        other.grow(4 * MIB).expect("its own quarter");
-        let mut small = bodies.hold(caller());
-        small
-            .grow(SMALL)
-            .expect("small bodies are counted in the total only");
+        // A tenant of its own has its own quarter.
+        let mut tenant = bodies.hold(Some(Share::default()));
+        tenant.grow(4 * MIB).expect("its own quarter");
         drop(first);
         second.grow(MIB + 1).expect("the share was let go");
-        assert_eq!(bodies.held(), MIB + 1 + 4 * MIB + SMALL);
     }
 }

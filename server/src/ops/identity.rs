@@ -176,6 +176,25 @@ impl Caller {
         self.tenant.as_ref()
     }
 
+    /// The share its bodies count in ([`crate::bodies`]): that of the partner its key
+    /// names, or of the Leaf account its token was signed for, when that tenant exists;
+    /// `None` (every such caller together) without credentials, or for a key or username
+    /// that has never written (made up at no cost, so not a caller of its own).
+    pub fn body_share(&self) -> Option<crate::bodies::Share> {
+        if let Some((_, lookup)) = &self.key {
+            return match lookup {
+                Lookup::Known(partner) => Some(partner.body_share.clone()),
+                Lookup::New(_) | Lookup::Refused(_) => None,
+            };
+        }
+        match &self.leaf {
+            LeafToken::Valid(account) | LeafToken::Expired(account) if account.exists() => {
+                Some(account.body_share.clone())
+            }
+            _ => None,
+        }
+    }
+
     /// Whether the request presented an M2M key.
     pub fn has_key(&self) -> bool {
         self.key.is_some()

@@ -93,7 +93,7 @@ pub fn routes() -> Router {
                 };
                 // Held as the link's account's: each account's uploads have their own share
                 // of the bodies held at once, not every page's one anonymous quarter.
-                let whose = Some(crate::ops::identity::leaf_label(&account.username).into());
+                let whose = Some(account.body_share.clone());
                 let body = request
                     .body_of(MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD, whose)
                     .await;

@@ -174,6 +174,7 @@ impl Accounts {
             stranger,
             budget: self.budget.clone(),
             state: Mutex::new(AccountState::default()),
+            body_share: crate::bodies::Share::default(),
         })
     }
 
@@ -273,6 +274,8 @@ pub struct Account {
     /// What the account may store (`--max-tenant-mib`), against [`AccountState::stored`].
     budget: Budget,
     state: Mutex<AccountState>,
+    /// What its requests' bodies (and its links' uploads) hold now ([`crate::bodies`]).
+    pub body_share: crate::bodies::Share,
 }
 
 #[derive(Default)]
@@ -496,6 +499,12 @@ impl AccountState {
 }
 
 impl Account {
+    /// Whether this account is in the table: it has written, or is configured; not a
+    /// stranger made up for a read ([`Accounts::find`]).
+    pub fn exists(&self) -> bool {
+        !self.stranger
+    }
+
     /// `POST /users`.
     pub fn create_user(&self, fields: UserFields) -> Result<wire::LeafUser, LeafError> {
         let mut state = self.state.lock();

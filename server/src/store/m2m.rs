@@ -378,6 +378,8 @@ pub struct Partner {
     state: Mutex<PartnerState>,
     /// The permutations `userId`s and `operationId`s are minted through, made on first use.
     minters: std::sync::OnceLock<[ids::Minter; 2]>,
+    /// What its requests' bodies hold now ([`crate::bodies`]).
+    pub body_share: crate::bodies::Share,
 }
 
 #[derive(Default)]
@@ -751,6 +753,7 @@ impl Partner {
             budget,
             state: Mutex::new(state),
             minters: std::sync::OnceLock::new(),
+            body_share: crate::bodies::Share::default(),
         }
     }
 
@@ -773,6 +776,7 @@ impl Partner {
                 ..PartnerState::default()
             }),
             minters: std::sync::OnceLock::new(),
+            body_share: crate::bodies::Share::default(),
         }
     }
 

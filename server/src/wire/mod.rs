@@ -419,10 +419,9 @@ mod tests {
     #[tokio::test]
     async fn a_body_past_what_bodies_may_hold_is_refused_as_it_arrives() {
         let bodies = crate::bodies::Bodies::new(16);
-        let held: Vec<crate::bodies::Hold> = ["a", "b", "c", "d"]
-            .into_iter()
-            .map(|caller| {
-                let mut hold = bodies.hold(Some(caller.into()));
+        let held: Vec<crate::bodies::Hold> = (0..4)
+            .map(|_| {
+                let mut hold = bodies.hold(Some(crate::bodies::Share::default()));
                 hold.grow(15 * 1024 * 1024 / 4).expect("room");
                 hold
             })
@@ -431,7 +430,7 @@ mod tests {
             Ok::<_, std::io::Error>(Bytes::from(vec![b' '; 512 * 1024])),
             Ok(Bytes::from(vec![b' '; 1024 * 1024])),
         ]);
-        let mut hold = bodies.hold(Some("e".into()));
+        let mut hold = bodies.hold(Some(crate::bodies::Share::default()));
         assert_eq!(
             read_limited(&HeaderMap::new(), chunks, 10 << 20, &mut hold).await,
             Err(BodyError::Busy(crate::bodies::Refused::Full))

@@ -168,22 +168,22 @@ impl Request {
     /// late or broken body is a value for the handler to answer in its API's shape; a second
     /// call finds it empty.
     pub async fn body(&mut self, limit: usize) -> Result<Bytes, BodyError> {
-        let tenant = self.caller.tenant().cloned();
-        self.body_of(limit, tenant).await
+        let share = self.caller.body_share();
+        self.body_of(limit, share).await
     }
 
-    /// [`Request::body`], held as `tenant`'s ([`crate::bodies`]) whatever credentials the
+    /// [`Request::body`], held in `share` ([`crate::bodies`]) whatever credentials the
     /// request carries: an upload to a hosted page, which carries none, is its link's
     /// account's.
     pub async fn body_of(
         &mut self,
         limit: usize,
-        tenant: Option<Arc<str>>,
+        share: Option<crate::bodies::Share>,
     ) -> Result<Bytes, BodyError> {
         let Some(mut stream) = self.body.take() else {
             return Ok(Bytes::new());
         };
-        let mut hold = self.app.bodies.hold(tenant);
+        let mut hold = self.app.bodies.hold(share);
         let read = tokio::time::timeout(
             BODY_READ_TIMEOUT,
             read_limited(&self.headers, &mut stream, limit, &mut hold),
