@@ -8,9 +8,12 @@
 //! semaphore), so hanging receivers cannot pin an unbounded number of sockets; the others
 //! wait their turn. One partner's are at most [`MAX_ATTEMPTS_PER_PARTNER`] of them (a
 //! semaphore per partner, taken first): a partner whose receiver hangs, with a thousand
-//! deliveries due, holds a quarter of the line until they time out, and every other
-//! partner's webhooks still go out at once. The engine runs on a serving thread: a body of 64 KiB or more is signed
-//! off it ([`crate::offload`]).
+//! deliveries due, holds a quarter of the line until they time out. Four such partners
+//! (made-up keys cost nothing in open mode) would hold all of it; so a partner with no
+//! attempt in flight takes its next one from a reserve of [`RESERVED_ATTEMPTS`] more,
+//! past everyone queued for the line: every other partner's webhooks still go out at
+//! once, unless that many partners each hold one attempt at the same time. The engine runs
+//! on a serving thread: a body of 64 KiB or more is signed off it ([`crate::offload`]).
 //!
 //! # Leaving the machine
 //! Without `--external-webhooks` only loopback receivers are called. With it, https
@@ -42,6 +45,9 @@ use crate::offload;
 
 /// Attempts in flight at once, across every tenant. [design]
 pub const MAX_CONCURRENT_ATTEMPTS: usize = 64;
+/// Attempts in flight at once besides [`MAX_CONCURRENT_ATTEMPTS`]: each the first of a
+/// partner that had none in flight. [design]
+pub const RESERVED_ATTEMPTS: usize = 16;
 /// Attempts in flight at once for one partner: a quarter of [`MAX_CONCURRENT_ATTEMPTS`].
 /// [design]
 pub const MAX_ATTEMPTS_PER_PARTNER: usize = MAX_CONCURRENT_ATTEMPTS / 4;
@@ -101,6 +107,7 @@ pub async fn run(
     let mut shutdown = std::pin::pin!(shutdown);
     let mut attempts = JoinSet::new();
     let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_ATTEMPTS));
+    let reserve = Arc::new(Semaphore::new(RESERVED_ATTEMPTS));
     let mut shares = Shares::default();
     loop {
         let now = clock.now();
@@ -108,7 +115,15 @@ pub async fn run(
         for job in jobs {
             let (client, webhooks, clock) = (client.clone(), webhooks.clone(), clock.clone());
             let (share, permits) = (shares.of(&job.partner.slug), permits.clone());
+            // A partner with nothing in flight goes past the line, from the reserve.
+            let reserved = (share.available_permits() == MAX_ATTEMPTS_PER_PARTNER)
+                .then(|| share.clone().try_acquire_owned().ok())
+                .flatten()
+                .and_then(|own| Some((own, reserve.clone().try_acquire_owned().ok()?)));
             attempts.spawn(async move {
+                if let Some(_held) = reserved {
+                    return attempt(client, webhooks, clock, delivery, job).await;
+                }
                 // The partner's share first: its attempts past it wait without holding any
                 // of the line's.
                 let (Ok(_share), Ok(_permit)) =
