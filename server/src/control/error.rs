@@ -350,7 +350,10 @@ mod tests {
     #[test]
     fn a_number_is_asked_for_as_a_number_and_bodies_are_objects() {
         let array = refusal::<Amount>(r#"{"amount": [1]}"#);
-        assert!(array.contains("invalid type: array, expected a number"), "{array}");
+        assert!(
+            array.contains("invalid type: array, expected a number"),
+            "{array}"
+        );
         let text = refusal::<Amount>(r#"{"amount": "10"}"#);
         assert!(
             text.ends_with("expected a number at line 1 column 15"),
