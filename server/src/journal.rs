@@ -55,8 +55,13 @@ pub struct Journal {
 struct Rings {
     /// By tenant label; requests with no tenant under [`UNTENANTED`].
     rings: HashMap<Arc<str>, Ring>,
-    /// Each non-empty ring by the bytes it holds, to find the largest.
+    /// Each non-empty ring of a tenant that exists by the bytes it holds, to find the
+    /// largest.
     by_bytes: BTreeSet<(usize, Arc<str>)>,
+    /// The same for the rings of callers without a tenant that exists ([`Ring::established`]):
+    /// they give way first. Made-up keys cost nothing; forty thousand of them, a request
+    /// each, made a neighbour's ring the largest and emptied it.
+    strangers: BTreeSet<(usize, Arc<str>)>,
     /// Entries one ring keeps (`--journal-size`).
     capacity: usize,
     next_seq: u64,
@@ -80,6 +85,8 @@ struct Ring {
     entries: VecDeque<Arc<Entry>>,
     /// Sum of [`Entry::size`] over `entries`.
     bytes: usize,
+    /// Whether any of its entries was recorded while its tenant existed.
+    established: bool,
 }
 
 /// One journaled request.
@@ -96,6 +103,8 @@ pub struct Entry {
     /// The path, the query, the request's headers and body, the response's headers and body,
     /// one after another in one buffer, as [`Texts`] lays them out.
     texts: Texts,
+    /// Its tenant existed (had written) when it was recorded ([`Request::established`]).
+    established: bool,
 }
 
 /// An entry's text in one allocation: an entry is made on every vendor request and freed,
@@ -210,6 +219,10 @@ pub struct Request<'a> {
     pub dropped: bool,
     pub time: OffsetDateTime,
     pub tenant: Option<Arc<str>>,
+    /// Whether its tenant exists: has written, or is configured. The rings of callers that
+    /// have not (no credentials, or a key or username made up for a read) give way first
+    /// when all rings together are full.
+    pub established: bool,
     pub duration_ms: u64,
     pub request_body: Option<&'a [u8]>,
     pub response_headers: &'a HeaderMap,
@@ -297,6 +310,7 @@ impl Rings {
         Rings {
             rings: HashMap::new(),
             by_bytes: BTreeSet::new(),
+            strangers: BTreeSet::new(),
             capacity,
             next_seq: 1,
             bytes: 0,
@@ -321,7 +335,10 @@ impl Rings {
             return Some(entry);
         };
         let full = ring.entries.len() == capacity;
-        if capacity == 0 || ring.entries.len() > capacity {
+        if capacity == 0
+            || ring.entries.len() > capacity
+            || (entry.established && !ring.established)
+        {
             return Some(entry);
         }
         let freed = if full {
@@ -350,8 +367,13 @@ impl Rings {
         ring.bytes = before.saturating_sub(freed) + size;
         self.bytes = self.bytes.saturating_sub(freed) + size;
         if ring.bytes != before {
-            self.by_bytes.remove(&(before, label.clone()));
-            self.by_bytes.insert((ring.bytes, label.clone()));
+            let set = if ring.established {
+                &mut self.by_bytes
+            } else {
+                &mut self.strangers
+            };
+            set.remove(&(before, label.clone()));
+            set.insert((ring.bytes, label.clone()));
         }
         None
     }
@@ -375,7 +397,12 @@ impl Rings {
                 RING_BYTES
             };
         while rings.bytes + size > JOURNAL_MAX_BYTES {
-            let Some((_, largest)) = rings.by_bytes.last().cloned() else {
+            let Some((_, largest)) = rings
+                .strangers
+                .last()
+                .or_else(|| rings.by_bytes.last())
+                .cloned()
+            else {
                 break;
             };
             rings.pop_oldest(&largest);
@@ -433,12 +460,14 @@ impl Journal {
                 if let Some(ring) = rings.rings.remove(label) {
                     rings.bytes = rings.bytes.saturating_sub(ring.bytes + RING_BYTES);
                     rings.by_bytes.remove(&(ring.bytes, label.into()));
+                    rings.strangers.remove(&(ring.bytes, label.into()));
                 }
             }
             Some(_) => {}
             None => {
                 rings.rings.clear();
                 rings.by_bytes.clear();
+                rings.strangers.clear();
                 rings.bytes = 0;
             }
         }
@@ -451,7 +480,12 @@ impl Rings {
         let Some(ring) = self.rings.get_mut(label) else {
             return;
         };
-        self.by_bytes.remove(&(ring.bytes, label.clone()));
+        let set = if ring.established {
+            &mut self.by_bytes
+        } else {
+            &mut self.strangers
+        };
+        set.remove(&(ring.bytes, label.clone()));
         if let Some(old) = ring.entries.pop_front() {
             let size = old.size();
             ring.bytes = ring.bytes.saturating_sub(size);
@@ -461,7 +495,7 @@ impl Rings {
             self.rings.remove(label);
             self.bytes = self.bytes.saturating_sub(RING_BYTES);
         } else {
-            self.by_bytes.insert((ring.bytes, label.clone()));
+            set.insert((ring.bytes, label.clone()));
         }
     }
 
@@ -471,10 +505,21 @@ impl Rings {
             self.bytes += RING_BYTES;
         }
         let ring = self.rings.entry(label.clone()).or_default();
-        self.by_bytes.remove(&(ring.bytes, label.clone()));
+        let was = if ring.established {
+            &mut self.by_bytes
+        } else {
+            &mut self.strangers
+        };
+        was.remove(&(ring.bytes, label.clone()));
+        ring.established |= entry.established;
         ring.bytes += size;
         ring.entries.push_back(Arc::new(entry));
-        self.by_bytes.insert((ring.bytes, label));
+        let set = if ring.established {
+            &mut self.by_bytes
+        } else {
+            &mut self.strangers
+        };
+        set.insert((ring.bytes, label));
         self.bytes += size;
     }
 
@@ -620,6 +665,7 @@ impl Entry {
             tenant: request.tenant,
             duration_ms: request.duration_ms,
             texts,
+            established: request.established,
         }
     }
 
@@ -690,6 +736,7 @@ impl Entry {
             tenant: shown.tenant.map(Into::into),
             duration_ms: shown.duration_ms,
             texts,
+            established: true,
         })
     }
 
@@ -981,6 +1028,7 @@ pub(crate) mod tests {
             dropped: false,
             time: datetime!(2026-02-10 12:00 UTC),
             tenant: tenant.map(Into::into),
+            established: true,
             duration_ms: 1,
             request_body: None,
             response_headers: &NO_HEADERS,
@@ -1219,7 +1267,10 @@ pub(crate) mod tests {
     /// The rings' books agree with their entries: every ring's bytes, its place in
     /// `by_bytes`, and the journal's total.
     fn books_balance(rings: &Rings) {
-        assert_eq!(rings.by_bytes.len(), rings.rings.len());
+        assert_eq!(
+            rings.by_bytes.len() + rings.strangers.len(),
+            rings.rings.len()
+        );
         let mut total = 0;
         for (label, ring) in &rings.rings {
             assert!(
@@ -1229,10 +1280,12 @@ pub(crate) mod tests {
             assert!(ring.entries.len() <= rings.capacity.max(1), "{label}");
             let bytes: usize = ring.entries.iter().map(|entry| entry.size()).sum();
             assert_eq!(ring.bytes, bytes, "{label}");
-            assert!(
-                rings.by_bytes.contains(&(ring.bytes, label.clone())),
-                "{label}"
-            );
+            let set = if ring.established {
+                &rings.by_bytes
+            } else {
+                &rings.strangers
+            };
+            assert!(set.contains(&(ring.bytes, label.clone())), "{label}");
             total += bytes + RING_BYTES;
         }
         assert_eq!(rings.bytes, total);
@@ -1300,6 +1353,38 @@ pub(crate) mod tests {
         assert_eq!(quiet.len(), 1);
         assert_eq!(quiet[0].seq, quiet_seq);
         assert!(journal.rings.lock().bytes <= JOURNAL_MAX_BYTES);
+    }
+
+    /// Rings of callers whose tenant does not exist (made-up keys, each a request) give way
+    /// before any existing tenant's ring, however many they are and however small.
+    #[test]
+    fn past_the_byte_bound_made_up_keys_give_way_first() {
+        let journal = Journal::new(100_000);
+        for n in 0..300 {
+            journal.record(request(
+                &format!("/partner/links/{n}"),
+                200,
+                Some("pneighbour"),
+            ));
+        }
+        let padding = "z".repeat(16_000);
+        let mut made_up = 0;
+        while made_up < 3 * JOURNAL_MAX_BYTES / 16_000 {
+            let mut stranger = with_body("/partner/links", &padding);
+            stranger.tenant = Some(format!("pstranger{made_up}").into());
+            stranger.established = false;
+            journal.record(stranger);
+            made_up += 1;
+        }
+        assert!(journal.rings.lock().bytes <= JOURNAL_MAX_BYTES);
+        let neighbour = journal.list(&JournalFilter::default(), Some("pneighbour"));
+        assert_eq!(neighbour.len(), 300, "the neighbour's journal is whole");
+        books_balance(&journal.rings.lock());
+        // Once a stranger's tenant exists, its ring is one of the others.
+        let mut known = request("/partner/links", 200, Some("pstranger1"));
+        known.established = true;
+        journal.record(known);
+        books_balance(&journal.rings.lock());
     }
 
     #[test]

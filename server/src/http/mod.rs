@@ -319,6 +319,7 @@ async fn respond(
     let method = request.method.clone();
     let opening = journal::Opening::of(&request.path, &request.query, &request.headers);
     let tenant = request.caller.tenant().cloned();
+    let established = request.caller.tenant_exists();
     let body = request.body_slot();
     let response = gate(&app, request, |request| dispatch(surfaces, request)).await;
     let (response, response_body) = read_back(response).await;
@@ -341,6 +342,7 @@ async fn respond(
             dropped,
             time,
             tenant,
+            established,
             duration_ms,
             request_body: request_body.as_deref(),
             response_headers,

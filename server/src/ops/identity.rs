@@ -195,6 +195,15 @@ impl Caller {
         }
     }
 
+    /// Whether the tenant the request names exists: a known partner, or a Leaf account that
+    /// has written or is configured ([`Caller::body_share`]).
+    pub fn tenant_exists(&self) -> bool {
+        if let Some((_, lookup)) = &self.key {
+            return matches!(lookup, Lookup::Known(_));
+        }
+        matches!(&self.leaf, LeafToken::Valid(account) | LeafToken::Expired(account) if account.exists())
+    }
+
     /// Whether the request presented an M2M key.
     pub fn has_key(&self) -> bool {
         self.key.is_some()

@@ -212,6 +212,7 @@ pub(super) async fn forward(
         dropped: false,
         time,
         tenant: tenant.clone(),
+        established: request.caller.tenant_exists(),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         request_body: Some(&body),
         response_headers: response.headers(),
