@@ -78,6 +78,36 @@ pub(super) async fn drain(
     }
 }
 
+/// The most of an unread HTTP/2 body read and discarded after its answer went out: the
+/// largest body any route takes (a snapshot), so a client sending one to its end sees the
+/// stream end as it expects.
+const DRAIN_BEHIND_LIMIT: u64 = 64 * 1024 * 1024;
+/// How long that may take.
+const DRAIN_BEHIND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What an HTTP/2 request left of its body, read and discarded while its answer goes out,
+/// up to [`DRAIN_BEHIND_LIMIT`] for [`DRAIN_BEHIND_TIMEOUT`]: nothing of it is held, and
+/// no other stream waits for it. Dropped unread, the stream is reset (`NO_ERROR`) after
+/// the answer, which RFC 9113 allows but some clients (curl 7.88) report as a failure
+/// instead of the answer: a 401 for a refused key, or a 413.
+pub(super) fn drain_behind(slot: &BodySlot) {
+    let Some(mut stream) = slot.take() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let discard = async {
+            let mut seen: u64 = 0;
+            while let Some(Ok(chunk)) = stream.next().await {
+                seen += chunk.len() as u64;
+                if seen > DRAIN_BEHIND_LIMIT {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN_BEHIND_TIMEOUT, discard).await;
+    });
+}
+
 /// Marks a response sent with part of its request's body unread: its connection's close
 /// lingers ([`super::unparsed`]) whether or not the rest has arrived yet, so a client that
 /// sends it a moment later reads the answer instead of a reset.

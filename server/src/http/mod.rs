@@ -252,9 +252,10 @@ async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
             }
         }
     };
-    // An HTTP/2 stream's unread body ends with the stream; only HTTP/1 shares the
-    // connection with what is left of it.
+    // An HTTP/2 stream's unread body is its own: the answer goes out at once, the rest is
+    // read behind it. Over HTTP/1 it shares the connection with the next request.
     let response = if http2 {
+        leftover::drain_behind(&body);
         response
     } else {
         leftover::drain(&body, declared, response).await
