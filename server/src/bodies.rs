@@ -50,6 +50,11 @@ impl Bodies {
         })
     }
 
+    /// The most one caller's bodies may hold at once: a quarter of the bound.
+    pub fn caller_most(&self) -> u64 {
+        self.most / 4
+    }
+
     /// The bytes held now, by every body together.
     pub fn held(&self) -> u64 {
         self.held.load(Ordering::Relaxed)
@@ -91,6 +96,13 @@ impl Hold {
         }
         self.bytes += more;
         Ok(())
+    }
+
+    /// Whether a body of `declared` bytes could be held at all, even alone: at most a
+    /// caller's quarter ([`Bodies::caller_most`]). Checked before a byte is read (no
+    /// `100 Continue`); a body past it is too large, not early.
+    pub fn could_hold(&self, declared: u64) -> bool {
+        declared <= self.bodies.caller_most()
     }
 
     /// The bytes this body holds.
@@ -168,5 +180,8 @@ mod tests {
         tenant.grow(4 * MIB).expect("its own quarter");
         drop(first);
         second.grow(MIB + 1).expect("the share was let go");
+        // A body declared past a quarter could never be held.
+        assert!(!tenant.could_hold(4 * MIB + 1));
+        assert!(tenant.could_hold(4 * MIB));
     }
 }

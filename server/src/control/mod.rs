@@ -113,7 +113,9 @@ pub fn routes() -> Router {
             if let Some(refused) = refused_type(&request) {
                 return refused.into_response();
             }
-            let limit = snapshot::restore_limit(&request);
+            // No larger than one caller may have read at once (`--max-bodies-mib`).
+            let most = usize::try_from(request.app.bodies.caller_most()).unwrap_or(usize::MAX);
+            let limit = snapshot::restore_limit(&request).min(most);
             let body = request.body(limit).await;
             if body == Err(BodyError::TooLarge) {
                 return ControlError::TooLarge(Some(limit)).into_response();

@@ -78,6 +78,9 @@ where
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(BodyError::TooLarge);
     }
+    if declared.is_some_and(|length| !hold.could_hold(length)) {
+        return Err(BodyError::TooLarge);
+    }
     let mut stream = std::pin::pin!(stream);
     // A declared length is allocated whole at once: grown by doubling, a body of 10 MiB
     // left 16 MiB of freed smaller buffers with the allocator. Pages are resident only once

@@ -402,14 +402,15 @@ async fn the_bodies_held_at_once_are_bounded_and_one_caller_holds_a_quarter() {
     let mib = 1024 * 1024;
     let as_key = [("X-API-Key", key.as_str())];
     // One caller: three MiB of a snapshot held, then a second body passing its quarter
-    // (4 MiB of 16). Both declare more than is drained, so a refusal is answered at once.
-    let _holding = half_sent(&app, "/_sandbox/snapshot", &as_key, 60 * mib, 3 * mib).await;
+    // (4 MiB of 16). Both declare more than is drained, so a refusal is answered at once;
+    // a body declared past the quarter would be a 413 before any of it is read.
+    let _holding = half_sent(&app, "/_sandbox/snapshot", &as_key, 4 * mib, 3 * mib).await;
     let started = Instant::now();
     while app.app.bodies.held() < (3 * mib) as u64 && started.elapsed() < Duration::from_secs(5) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(app.app.bodies.held(), (3 * mib) as u64);
-    let mut refused = half_sent(&app, "/_sandbox/snapshot", &as_key, 60 * mib, 2 * mib).await;
+    let mut refused = half_sent(&app, "/_sandbox/snapshot", &as_key, 4 * mib, 2 * mib).await;
     let refusal = answer(&mut refused).await;
     assert!(refusal.starts_with("HTTP/1.1 503"), "{refusal}");
     assert!(
@@ -431,6 +432,12 @@ async fn the_bodies_held_at_once_are_bounded_and_one_caller_holds_a_quarter() {
         )
         .await;
     assert_eq!(other.status, 201, "{other:?}");
+    // A snapshot declared past the quarter could never be held: a 413 naming the limit,
+    // before any of it is read.
+    let mut past = half_sent(&app, "/_sandbox/snapshot", &as_key, 60 * mib, 0).await;
+    let too_large = answer(&mut past).await;
+    assert!(too_large.starts_with("HTTP/1.1 413"), "{too_large}");
+    assert!(too_large.contains("4 MiB"), "{too_large}");
 }
 
 #[tokio::test]
@@ -541,7 +548,7 @@ async fn uploads_are_held_as_their_links_account_and_a_refusal_says_when_to_retr
     // The stalling account's end user: 3.9 MiB of an upload, and no more.
     let mut stalled = TcpStream::connect(app.addr).await.expect("connect");
     stalled
-        .write_all(head(&pages[0], 5 * mib).as_bytes())
+        .write_all(head(&pages[0], 4 * mib).as_bytes())
         .await
         .expect("head");
     stalled
