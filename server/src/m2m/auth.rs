@@ -47,11 +47,10 @@ pub fn authorize(request: &Request, quota: Quota) -> Result<Arc<Partner>, ApiErr
 /// counting it against a rate limit: checked before a body is read, so a request that will
 /// be refused has none of its body read or held ([`crate::bodies`]).
 pub fn refused(request: &Request) -> Option<ApiError> {
-    match request.caller.partner(&request.app) {
-        None => Some(ApiError::MissingAuth),
-        Some(Err(error)) => Some(error.into()),
-        Some(Ok(_)) => None,
-    }
+    request.caller.key_refusal().map(|refusal| match refusal {
+        None => ApiError::MissingAuth,
+        Some(error) => error.into(),
+    })
 }
 
 /// The partner a write acts on: created now, in open mode, if this is the key's first

@@ -181,27 +181,42 @@ impl Caller {
     /// `None` (every such caller together) without credentials, or for a key or username
     /// that has never written (made up at no cost, so not a caller of its own).
     pub fn body_share(&self) -> Option<crate::bodies::Share> {
-        if let Some((_, lookup)) = &self.key {
-            return match lookup {
-                Lookup::Known(partner) => Some(partner.body_share.clone()),
-                Lookup::New(_) | Lookup::Refused(_) => None,
-            };
-        }
-        match &self.leaf {
-            LeafToken::Valid(account) | LeafToken::Expired(account) if account.exists() => {
-                Some(account.body_share.clone())
-            }
-            _ => None,
-        }
+        self.existing_share().cloned()
     }
 
     /// Whether the tenant the request names exists: a known partner, or a Leaf account that
     /// has written or is configured ([`Caller::body_share`]).
     pub fn tenant_exists(&self) -> bool {
+        self.existing_share().is_some()
+    }
+
+    /// The body share of the tenant the request names, when that tenant exists.
+    fn existing_share(&self) -> Option<&crate::bodies::Share> {
         if let Some((_, lookup)) = &self.key {
-            return matches!(lookup, Lookup::Known(_));
+            return match lookup {
+                Lookup::Known(partner) => Some(&partner.body_share),
+                Lookup::New(_) | Lookup::Refused(_) => None,
+            };
         }
-        matches!(&self.leaf, LeafToken::Valid(account) | LeafToken::Expired(account) if account.exists())
+        match &self.leaf {
+            LeafToken::Valid(account) | LeafToken::Expired(account) if account.exists() => {
+                Some(&account.body_share)
+            }
+            _ => None,
+        }
+    }
+
+    /// Why [`Caller::partner`] would refuse the presented key, found without making a
+    /// stranger or cloning a partner: `Some(None)` when no key was presented.
+    pub fn key_refusal(&self) -> Option<Option<KeyError>> {
+        let Some((_, lookup)) = &self.key else {
+            return Some(None);
+        };
+        match lookup {
+            Lookup::Known(partner) if partner.suspended => Some(Some(KeyError::Suspended)),
+            Lookup::Refused(error) => Some(Some(*error)),
+            Lookup::Known(_) | Lookup::New(_) => None,
+        }
     }
 
     /// Whether the request presented an M2M key.
