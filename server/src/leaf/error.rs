@@ -256,6 +256,27 @@ mod tests {
         }
     }
 
+    /// A body linkbox has no room to hold is a 503 problem saying when to retry.
+    #[test]
+    fn a_body_not_held_is_a_503_problem_that_says_when_to_retry() {
+        let busy = ApiError::from(BodyError::Busy(crate::bodies::Refused::Full));
+        assert_eq!(busy.status().as_u16(), 503);
+        let problem = busy.problem("/api/authenticate");
+        assert_eq!(problem.title, "Service Unavailable");
+        assert!(
+            problem.detail.contains("--max-bodies-mib"),
+            "{}",
+            problem.detail
+        );
+        let response = busy.into_response("/api/authenticate");
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(
+            ApiError::from(BodyError::Late).status().as_u16(),
+            400,
+            "a late body"
+        );
+    }
+
     #[test]
     fn a_validation_problem_lists_its_field_errors() {
         let problem = ApiError::Invalid(vec![FieldError {

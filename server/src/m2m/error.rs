@@ -234,6 +234,25 @@ mod tests {
         }
     }
 
+    /// A body linkbox has no room to hold, and one that came late, in the vendor's envelope.
+    #[test]
+    fn a_body_not_held_is_a_503_that_says_when_to_retry_and_a_late_one_a_400() {
+        let busy = ApiError::from(BodyError::Busy(crate::bodies::Refused::CallerFull));
+        assert_eq!(
+            (busy.status().as_u16(), busy.code()),
+            (503, ErrorCode::InternalError)
+        );
+        assert!(busy.to_string().contains("--max-bodies-mib"), "{busy}");
+        let response = busy.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let late = ApiError::from(BodyError::Late);
+        assert_eq!(
+            (late.status().as_u16(), late.code()),
+            (400, ErrorCode::InvalidRequest)
+        );
+        assert!(late.to_string().contains("30 seconds"), "{late}");
+    }
+
     #[test]
     fn a_429_says_when_to_retry() {
         let response = ApiError::RateLimited {
