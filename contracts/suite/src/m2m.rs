@@ -1846,7 +1846,10 @@ fn listing() -> Vec<Case> {
                 list(&cx, "from=yesterday").await?.m2m_error(
                     400,
                     "INVALID_REQUEST",
-                    "The from query parameter must be an ISO 8601 date-time",
+                    &format!(
+                        "The from query parameter {}",
+                        linkbox_contracts::m2m::messages::DATE_BOUND
+                    ),
                 )?;
                 Ok(())
             }
@@ -1859,7 +1862,10 @@ fn listing() -> Vec<Case> {
                 list(&cx, "to=2026-13-01T00:00:00Z").await?.m2m_error(
                     400,
                     "INVALID_REQUEST",
-                    "The to query parameter must be an ISO 8601 date-time",
+                    &format!(
+                        "The to query parameter {}",
+                        linkbox_contracts::m2m::messages::DATE_BOUND
+                    ),
                 )?;
                 Ok(())
             }

@@ -468,7 +468,16 @@ pub fn list_query(raw: &str, filters: &[&str]) -> Result<ListQuery, ApiError> {
         match name.as_str() {
             "page" => {
                 page = Some(value.parse::<u32>().map_err(|_| {
-                    ApiError::bad_request("The page query parameter must be a non-negative integer")
+                    if crate::wire::page_too_large(value) {
+                        ApiError::bad_request(format!(
+                            "The page query parameter must be at most {}",
+                            u32::MAX
+                        ))
+                    } else {
+                        ApiError::bad_request(
+                            "The page query parameter must be a non-negative integer",
+                        )
+                    }
                 })?);
             }
             "size" => {
@@ -747,6 +756,30 @@ mod tests {
         let query = list_query("size=5", &[]).expect("valid");
         assert_eq!(query.page, Some(Page { page: 0, size: 5 }));
         assert!(list_query("size=101", &[]).is_err());
-        assert!(list_query("page=-1", &[]).is_err());
+        let detail = |raw: &str| match list_query(raw, &[]) {
+            Err(ApiError::BadRequest(detail)) => detail.into_owned(),
+            other => panic!("{raw}: {other:?}"),
+        };
+        assert_eq!(
+            detail("page=-1"),
+            "The page query parameter must be a non-negative integer"
+        );
+        assert_eq!(
+            list_query("page=4294967295", &[])
+                .expect("the last page")
+                .page,
+            Some(Page {
+                page: u32::MAX,
+                size: 20
+            })
+        );
+        // A whole number past the last page is told the bound, not that it is no number.
+        for past in ["page=4294967296", "page=18446744073709551616"] {
+            assert_eq!(
+                detail(past),
+                "The page query parameter must be at most 4294967295",
+                "{past}"
+            );
+        }
     }
 }

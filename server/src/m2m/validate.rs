@@ -388,7 +388,7 @@ pub fn list_links(raw_query: &str) -> Result<ListLinks, ApiError> {
             "page" => {
                 query.page = value.parse().ok().filter(|page| *page >= 1).ok_or_else(|| {
                     // A whole number too large to page to is told so, not called less than 1.
-                    if value.parse::<u64>().is_ok_and(|page| page > u64::from(u32::MAX)) {
+                    if crate::wire::page_too_large(&value) {
                         ApiError::invalid(format!(
                             "The page query parameter must be at most {}",
                             u32::MAX
@@ -415,7 +415,8 @@ pub fn list_links(raw_query: &str) -> Result<ListLinks, ApiError> {
             "from" | "to" => {
                 let at = bound(&value, name == "to").ok_or_else(|| {
                     ApiError::invalid(format!(
-                        "The {name} query parameter must be an ISO 8601 date-time"
+                        "The {name} query parameter {}",
+                        messages::DATE_BOUND
                     ))
                 })?;
                 if name == "from" {
@@ -562,6 +563,12 @@ mod tests {
             message(create(json!({"referenceId": null}))),
             messages::REFERENCE_ID_REQUIRED
         );
+        assert_eq!(
+            message(create(json!({"referenceId": " \t\n"}))),
+            messages::REFERENCE_ID_REQUIRED
+        );
+        let padded = create(json!({"referenceId": " pad "})).expect("kept as sent");
+        assert_eq!(padded.link.reference_id, " pad ");
         assert_eq!(
             message(create(json!({"referenceId": 7}))),
             "The referenceId field must be a string"
@@ -745,7 +752,27 @@ mod tests {
             message("page=4294967296"),
             "The page query parameter must be at most 4294967295"
         );
-        assert!(message("page=0").ends_with("greater than or equal to 1"));
+        assert_eq!(
+            message("page=18446744073709551616"),
+            "The page query parameter must be at most 4294967295"
+        );
+        for small in [
+            "page=0", "page=000", "page=-1", "page=1.5", "page=", "page=+1",
+        ] {
+            assert!(
+                message(small).ends_with("greater than or equal to 1"),
+                "{small}"
+            );
+        }
+        // Minute precision is ISO 8601 but not RFC 3339: the message names the rule applied.
+        assert_eq!(
+            message("from=2026-12-06T03:00Z"),
+            "The from query parameter must be an RFC 3339 date-time or a YYYY-MM-DD date"
+        );
+        assert_eq!(
+            message("to=yesterday"),
+            "The to query parameter must be an RFC 3339 date-time or a YYYY-MM-DD date"
+        );
     }
 
     #[test]

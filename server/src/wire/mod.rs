@@ -123,6 +123,14 @@ pub fn query_pairs(raw: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Whether a query parameter's value is a whole number too large for a page number (digits
+/// only, past `u32::MAX`): such a page is told the upper bound, not that it is no number.
+pub fn page_too_large(value: &str) -> bool {
+    !value.is_empty()
+        && value.bytes().all(|byte| byte.is_ascii_digit())
+        && value.parse::<u32>().is_err()
+}
+
 /// Whether the request says its body is JSON (`application/json` or `application/*+json`,
 /// in any case, any parameters). Compared in place, without a lowercased copy: every
 /// vendor request with a body asks.
