@@ -1,9 +1,10 @@
 //! What the pipeline does to a response after its handler: a HEAD answer loses its body
 //! but keeps the GET's headers and length, and whatever of the request body the handler
 //! left unread is drained so that the connection stays usable for the client's next
-//! request. A body past [`DRAIN_LIMIT`], or one that does not arrive within
-//! [`DRAIN_TIMEOUT`], is not waited for: the answer says `Connection: close` instead, and
-//! the close lingers ([`BodyLeftUnread`]).
+//! request. A body past [`DRAIN_LIMIT`], one that does not arrive within
+//! [`DRAIN_TIMEOUT`], or one its client waits to be asked for (`Expect: 100-continue`) is
+//! not waited for: the answer says `Connection: close` instead, and the close lingers
+//! ([`BodyLeftUnread`]).
 
 use std::time::Duration;
 
@@ -19,8 +20,9 @@ use crate::wire::{BodySlot, DropConnection};
 /// not read ten megabytes first, nor told `100 Continue`): the connection closes instead.
 pub(super) const DRAIN_LIMIT: u64 = 64 * 1024;
 /// How long the rest of an unread body may take to arrive before the answer goes out with
-/// the connection closing.
-pub(super) const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+/// the connection closing: long enough for a body sent in a write of its own just after
+/// its head, short enough that an answer is not held back for one that is not coming.
+pub(super) const DRAIN_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// The GET answer as a HEAD answer: same status and headers, `Content-Length` of the body
 /// it would have had, no body.
@@ -38,10 +40,13 @@ pub(super) fn head(method: &Method, mut response: Response) -> Response {
 }
 
 /// Reads and discards what is left of the request body, or marks `response` as the last
-/// on its connection.
+/// on its connection. A client that sent `Expect: 100-continue` (`waits`) and was not read
+/// from is not asked for its body now: hyper's `100 Continue` goes out on the body's first
+/// read, and the answer is already known.
 pub(super) async fn drain(
     slot: &BodySlot,
     declared: Option<u64>,
+    waits: bool,
     mut response: Response,
 ) -> Response {
     if response.extensions().get::<DropConnection>().is_some() {
@@ -50,7 +55,7 @@ pub(super) async fn drain(
     let Some(mut stream) = slot.take() else {
         return response;
     };
-    if declared.is_some_and(|length| length > DRAIN_LIMIT) {
+    if waits || declared.is_some_and(|length| length > DRAIN_LIMIT) {
         return close(response);
     }
     let discard = async {

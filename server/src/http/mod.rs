@@ -44,6 +44,7 @@ use crate::offload;
 use crate::ops::identity;
 use crate::wire::{BodyStream, DropConnection, Found, Request, Router};
 use crate::{control, docs, journal, leaf, m2m, pages, webhooks};
+use unparsed::{MAX_HEAD_BYTES, MAX_HEADERS};
 
 /// One API's routes and the envelope its refusals speak.
 struct Surface {
@@ -151,6 +152,12 @@ impl Pipeline {
         if request.method() != Method::GET || !is_control(path) || !request.body().is_end_stream() {
             return None;
         }
+        // One `Host`, as nearly every request has: any other head may be refused
+        // ([`head_refusal`]), and goes the whole way.
+        let mut hosts = request.headers().get_all(http::header::HOST).iter();
+        if hosts.next().is_none() || hosts.next().is_some() {
+            return None;
+        }
         let started = Instant::now();
         let answer = self.surfaces.sandbox.router.fixed(path)?;
         let origin = cors::allowed_origin(&self.app.settings, request.headers());
@@ -216,6 +223,10 @@ async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
     let head = request.method.clone();
     let http2 = request.version == http::Version::HTTP_2;
+    let waits = request
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|expect| expect.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     // Read off the request before it moves on, and only what the steps after the handler
     // use: while the request log is on, its fields.
     let logged = log_fields(&request);
@@ -236,17 +247,10 @@ async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
         Some((shadow, (api, base))) => shadow::forward(surfaces, shadow, api, base, request).await,
         None => {
             let envelope = Envelope::of(&request.path);
-            if request
-                .headers
-                .get_all(http::header::HOST)
-                .iter()
-                .nth(1)
-                .is_some()
-            {
-                // RFC 9112 §3.2: a server MUST answer 400 to more than one `Host`; which
-                // host was meant cannot be told, and a proxy in front may have read the
-                // other.
-                envelope.invalid("A request must have one Host header; this one has several".into())
+            if let Some((status, message)) = head_refusal(&request) {
+                let origin = cors::allowed_origin(&request.app.settings, &request.headers);
+                let code = (ErrorCode::InvalidRequest, codes::INVALID_REQUEST);
+                cors::decorate(origin, envelope.error(status, code, message.into()))
             } else {
                 unpanicked(&envelope, answer(surfaces, request, started, &envelope)).await
             }
@@ -258,11 +262,52 @@ async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
         leftover::drain_behind(&body);
         response
     } else {
-        leftover::drain(&body, declared, response).await
+        leftover::drain(&body, declared, waits, response).await
     };
     let response = leftover::head(&head, response);
     log_line(logged, &response, started);
     response
+}
+
+/// Why a request whose head hyper read is still not served, if it is not: the status and
+/// message of its answer, in the envelope of its API.
+///
+/// - RFC 9112 §3.2: an HTTP/1.1 request must carry one `Host` (HTTP/2's `:authority` stands
+///   in for it; HTTP/1.0 may leave it out). Of several, which host was meant cannot be told,
+///   and a proxy in front may have read the other.
+/// - Over HTTP/2, the head limits hyper holds an HTTP/1 head to ([`MAX_HEAD_BYTES`],
+///   [`MAX_HEADERS`]): HPACK's decoder is given room for them ([`serve`]), and the answer is
+///   this envelope rather than the HTTP/2 layer's empty 431.
+fn head_refusal(request: &Request) -> Option<(StatusCode, &'static str)> {
+    let mut hosts = request.headers.get_all(http::header::HOST).iter();
+    let (first, second) = (hosts.next(), hosts.next());
+    match request.version {
+        _ if second.is_some() => Some((
+            StatusCode::BAD_REQUEST,
+            "A request must have one Host header; this one has several",
+        )),
+        http::Version::HTTP_11 if first.is_none() => Some((
+            StatusCode::BAD_REQUEST,
+            "An HTTP/1.1 request must have a Host header; this one has none",
+        )),
+        http::Version::HTTP_2 if head_too_large(request) => Some((
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            unparsed::message(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        )),
+        _ => None,
+    }
+}
+
+/// Whether an HTTP/2 request's head is past what an HTTP/1 head may hold: its target and
+/// its header fields' names and values, or their number.
+fn head_too_large(request: &Request) -> bool {
+    let fields: usize = request
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    request.headers.len() > MAX_HEADERS
+        || request.path.len() + request.query.len() + fields > MAX_HEAD_BYTES
 }
 
 /// linkbox's own answer: faults, the route, the journal, the durability wait and CORS. In a
@@ -454,16 +499,6 @@ impl Envelope {
         } else {
             Envelope::Sandbox
         }
-    }
-
-    /// A 400 with `message`: M2M's `INVALID_REQUEST`, Leaf's problem body, or the control
-    /// API's `INVALID_REQUEST`.
-    fn invalid(&self, message: String) -> Response {
-        self.error(
-            StatusCode::BAD_REQUEST,
-            (ErrorCode::InvalidRequest, codes::INVALID_REQUEST),
-            message,
-        )
     }
 
     /// `status` with `message`: M2M's `INTERNAL_ERROR`, Leaf's problem body, or the control

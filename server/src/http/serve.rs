@@ -49,6 +49,16 @@ use warp::reply::Response;
 
 /// How long an overflow connection may take to send its whole request head.
 pub const OVERFLOW_DEADLINE: Duration = Duration::from_secs(2);
+/// The HTTP/2 header list HPACK's decoder takes (RFC 9113 counts each field's name and
+/// value and 32 bytes more): room for the head an HTTP/1 request may have, so a head past
+/// it gets linkbox's own 431 in the API's envelope (`head_refusal`), not the HTTP/2
+/// layer's empty one (whose default is 16 KiB). Larger still, the HTTP/2 layer refuses it.
+const H2_HEADER_LIST: u32 = (MAX_HEAD_BYTES + 32 * MAX_HEADERS) as u32 + 1024;
+/// The streams an HTTP/2 connection may have open at once: RFC 9113's suggested floor,
+/// nginx's 128 rounded down. With [`H2_HEADER_LIST`], one connection's heads may hold about
+/// twice what hyper's defaults (200 streams of 16 KiB) let them, as an HTTP/1 connection
+/// may hold one 64 KiB head.
+const H2_STREAMS: u32 = 100;
 /// How long shutdown waits for in-flight requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -122,7 +132,11 @@ pub(super) async fn serve_answers<A, F>(
         .header_read_timeout(limits.first_byte)
         .max_headers(MAX_HEADERS)
         .max_buf_size(MAX_HEAD_BYTES);
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(H2_HEADER_LIST)
+        .max_concurrent_streams(H2_STREAMS);
     let mut overflow_builder = auto::Builder::new(TokioExecutor::new());
     overflow_builder
         .http1()
@@ -131,7 +145,11 @@ pub(super) async fn serve_answers<A, F>(
         .keep_alive(false)
         .max_headers(MAX_HEADERS)
         .max_buf_size(MAX_HEAD_BYTES);
-    overflow_builder.http2().timer(TokioTimer::new());
+    overflow_builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(H2_HEADER_LIST)
+        .max_concurrent_streams(H2_STREAMS);
     let (builder, overflow_builder) = (Arc::new(builder), Arc::new(overflow_builder));
     let served = Arc::new(Semaphore::new(limits.max_connections));
     let overflow = Arc::new(Semaphore::new(ConnectionLimits::RESERVED_DESCRIPTORS / 2));

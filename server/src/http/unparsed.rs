@@ -457,7 +457,7 @@ fn body(status: StatusCode, path: Option<&str>) -> Option<(&'static str, Vec<u8>
 }
 
 /// What was wrong with a request answered `status` before it could be read.
-fn message(status: StatusCode) -> &'static str {
+pub(super) fn message(status: StatusCode) -> &'static str {
     match status {
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
             "The request head is too large: linkbox reads at most 64 KiB of request line and \

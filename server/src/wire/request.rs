@@ -190,8 +190,15 @@ impl Request {
         )
         .await
         .unwrap_or(Err(BodyError::Late));
-        if matches!(read, Err(BodyError::TooLarge | BodyError::Busy(_))) {
-            // What is left is the serving layer's to drain (or to close the connection on).
+        if matches!(
+            read,
+            Err(BodyError::TooLarge
+                | BodyError::PastShare(_)
+                | BodyError::Busy(_)
+                | BodyError::Late)
+        ) {
+            // What is left is the serving layer's to drain or, as for a late body, which
+            // does not come whole in the moment it waits, to close the connection on.
             self.body.put(stream);
         }
         // What a refused body held is let go now (`hold` dropped); a body read whole is

@@ -438,6 +438,31 @@ async fn the_bodies_held_at_once_are_bounded_and_one_caller_holds_a_quarter() {
     let too_large = answer(&mut past).await;
     assert!(too_large.starts_with("HTTP/1.1 413"), "{too_large}");
     assert!(too_large.contains("4 MiB"), "{too_large}");
+    // So does one the vendor APIs would take (under their 10 MiB), in their own envelopes.
+    let token = app.authenticate("quarter-farm").await;
+    let bearer = format!("Bearer {token}");
+    for (path, headers, says) in [
+        (
+            "/partner/links",
+            vec![("X-API-Key", key.as_str())],
+            r#""success":false"#,
+        ),
+        (
+            "/services/usermanagement/api/users",
+            vec![("Authorization", bearer.as_str())],
+            "problem",
+        ),
+    ] {
+        let mut past = half_sent(&app, path, &headers, 5 * mib, 0).await;
+        let too_large = answer(&mut past).await;
+        assert!(too_large.starts_with("HTTP/1.1 413"), "{path}: {too_large}");
+        assert!(too_large.contains(says), "{path}: {too_large}");
+        assert!(
+            too_large.contains("must not exceed 4 MiB"),
+            "{path}: {too_large}"
+        );
+        assert!(!too_large.contains("10 MiB"), "{path}: {too_large}");
+    }
 }
 
 #[tokio::test]
@@ -470,23 +495,28 @@ async fn a_request_refused_for_its_credentials_has_none_of_its_body_held() {
 #[tokio::test]
 async fn a_refused_request_that_expects_100_continue_is_not_asked_for_its_body() {
     let app = spawn_app().await;
-    let mut stream = TcpStream::connect(app.addr).await.expect("connect");
-    stream
-        .write_all(
-            b"POST /partner/links HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-              Content-Length: 3145728\r\nExpect: 100-continue\r\n\r\n",
-        )
-        .await
-        .expect("head");
-    let started = Instant::now();
-    let reply = answer(&mut stream).await;
-    assert!(reply.starts_with("HTTP/1.1 401"), "{reply}");
-    assert!(!reply.contains("100 Continue"), "{reply}");
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
+    // A body past what is drained, and one small enough to be: neither is asked for.
+    for length in [3_145_728, 19] {
+        let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+        let head = format!(
+            "POST /partner/links HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {length}\r\nExpect: 100-continue\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.expect("head");
+        let started = Instant::now();
+        let reply = answer(&mut stream).await;
+        assert!(reply.starts_with("HTTP/1.1 401"), "{length}: {reply}");
+        assert!(!reply.contains("100 Continue"), "{length}: {reply}");
+        assert!(
+            reply.to_ascii_lowercase().contains("connection: close"),
+            "{length}: {reply}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{length}: {:?}",
+            started.elapsed()
+        );
+    }
 }
 
 /// Over HTTP/2 an answer that leaves its body unread (a body past the route's limit) is
@@ -511,6 +541,76 @@ async fn over_http2_a_body_past_the_limit_gets_its_413() {
     assert!(reply.headers().get("connection").is_none());
     let body: serde_json::Value = reply.json().await.expect("json");
     assert_eq!(body["success"], false, "{body}");
+}
+
+/// A body that does not arrive whole within 30 s is answered 400 in its API's envelope, and
+/// the answer says the connection closes: what is left of that body is never read.
+#[tokio::test]
+async fn a_late_body_gets_its_400_and_the_connection_closing() {
+    let app = spawn_app().await;
+    let mut stream = half_sent(
+        &app,
+        "/partner/links",
+        &[("X-API-Key", &linkbox_tests::test_key(1))],
+        200,
+        10,
+    )
+    .await;
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(45), stream.read_to_end(&mut reply))
+        .await
+        .expect("answered and closed")
+        .expect("read");
+    let reply = String::from_utf8_lossy(&reply).to_ascii_lowercase();
+    assert!(reply.starts_with("http/1.1 400"), "{reply}");
+    assert!(reply.contains("within 30 seconds"), "{reply}");
+    assert!(reply.contains("connection: close"), "{reply}");
+}
+
+/// Over HTTP/2 a head holds what an HTTP/1 head may (64 KiB, 100 fields), and one past it
+/// gets the 431 in its API's envelope, as over HTTP/1, not the HTTP/2 layer's empty one.
+#[tokio::test]
+async fn over_http2_the_head_limits_are_http1s_and_a_431_is_enveloped() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client");
+    let get = |path: &str, headers: Vec<(String, String)>| {
+        let mut request = client
+            .get(format!("{}{path}", app.base))
+            .header("x-api-key", linkbox_tests::test_key(1));
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    // 20 KB: past the HTTP/2 layer's default of 16 KiB, within linkbox's 64 KiB.
+    let within = get("/partner/links", vec![("x-pad".into(), "a".repeat(20_000))])
+        .await
+        .expect("an answer");
+    assert_eq!(within.version(), reqwest::Version::HTTP_2);
+    assert_eq!(within.status(), 200);
+    let many = (0..100)
+        .map(|at| (format!("x-field-{at}"), "v".to_owned()))
+        .collect();
+    for (path, headers, says) in [
+        (
+            "/partner/links",
+            vec![("x-pad".to_owned(), "a".repeat(66_000))],
+            "/error/message",
+        ),
+        ("/services/widgets/api/magic-link/provider", many, "/detail"),
+    ] {
+        let reply = get(path, headers).await.expect("an answer");
+        assert_eq!(reply.status(), 431, "{path}");
+        let body: serde_json::Value = reply.json().await.expect("json");
+        let message = body.pointer(says).and_then(|text| text.as_str());
+        assert!(
+            message.is_some_and(|text| text.contains("64 KiB")),
+            "{path}: {body}"
+        );
+    }
 }
 
 /// Uploads to hosted pages carry no credentials; each is held as its link's account's, so

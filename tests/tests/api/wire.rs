@@ -24,7 +24,7 @@ async fn pipelined(app: &TestApp, method: &str, path: &str, headers: &[(&str, &s
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await.expect("head");
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
     let mut rest = body.to_vec();
     rest.extend_from_slice(
         b"GET /_sandbox/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -373,4 +373,68 @@ async fn a_request_with_two_host_headers_is_a_400_in_its_apis_envelope() {
     }
     let one = app.send(Method::GET, "/_sandbox/clock", &[], None).await;
     assert_eq!(one.status, 200, "{}", one.text);
+}
+
+/// The raw answer to `request`, sent whole on a connection of its own.
+async fn raw(app: &TestApp, request: &str) -> String {
+    let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .expect("answered")
+        .expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request without `Host` is a 400 too, in its API's envelope
+/// and with CORS for an allowed origin; HTTP/1.0 may leave it out.
+#[tokio::test]
+async fn an_http11_request_without_host_is_a_400_and_an_http10_one_is_served() {
+    let app = linkbox_tests::spawn_app_with(linkbox::Options {
+        cors: vec!["https://app.example".to_owned()],
+        ..linkbox::Options::default()
+    })
+    .await;
+    let key = test_key(1);
+    for (path, says) in [
+        ("/partner/links", r#""success":false"#),
+        ("/services/widgets/api/magic-link/provider", "problem"),
+        ("/_sandbox/health", r#""error":{"code":"INVALID_REQUEST""#),
+    ] {
+        let answer = raw(
+            &app,
+            &format!(
+                "GET {path} HTTP/1.1\r\nX-API-Key: {key}\r\nOrigin: https://app.example\r\n\
+                 Connection: close\r\n\r\n"
+            ),
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
+        assert!(answer.contains(says), "{path}: {answer}");
+        assert!(
+            answer.contains("must have a Host header"),
+            "{path}: {answer}"
+        );
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("access-control-allow-origin: https://app.example"),
+            "{path}: {answer}"
+        );
+    }
+    let old = raw(&app, "GET /_sandbox/health HTTP/1.0\r\n\r\n").await;
+    assert!(old.starts_with("HTTP/1.0 200"), "{old}");
+    let two = raw(
+        &app,
+        "GET /_sandbox/health HTTP/1.1\r\nHost: a\r\nHost: b\r\nOrigin: https://app.example\r\n\
+         Connection: close\r\n\r\n",
+    )
+    .await;
+    assert!(two.starts_with("HTTP/1.1 400"), "{two}");
+    assert!(
+        two.to_ascii_lowercase()
+            .contains("access-control-allow-origin: https://app.example"),
+        "{two}"
+    );
 }
