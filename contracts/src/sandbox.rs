@@ -217,10 +217,11 @@ pub struct JournalEntry {
 pub struct JournalMessage {
     /// Lower-case names; repeated headers joined with `, `; secrets as `[redacted]`.
     pub headers: std::collections::BTreeMap<String, String>,
-    /// The body as text (invalid UTF-8 replaced), at most 16 KiB (16,384 bytes);
-    /// `None` when there was none.
+    /// The body as text (invalid UTF-8 replaced), at most 16 KiB (16,384 bytes): a longer
+    /// JSON body with its long strings shortened (`…[N more bytes]`), still JSON; any
+    /// other, cut. `None` when there was none.
     pub body: Option<String>,
-    /// Whether the body was cut at 16 KiB (16,384 bytes).
+    /// Whether the body was made shorter to fit in 16 KiB (16,384 bytes).
     pub body_truncated: bool,
 }
 

@@ -800,11 +800,18 @@ fn show(body: &[u8], kept: Body) -> (Option<String>, bool) {
     }
 }
 
-/// `body` with secrets redacted ([`redact_body`]), then cut at `JOURNAL_BODY_LIMIT` bytes
-/// (on a character's boundary); and whether it was cut.
+/// `body` with secrets redacted ([`redact_body`]), then within `JOURNAL_BODY_LIMIT` bytes;
+/// and whether it had to be made shorter. A JSON object or array keeps its shape, its long
+/// strings shortened ([`shortened_json`]), so that `bodyJson` still finds its other fields
+/// (a create carrying a 20 KB `idImage` still shows its `referenceId`); any other body, or
+/// one of too many short values, is cut at `JOURNAL_BODY_LIMIT` bytes (on a character's
+/// boundary).
 fn redact_and_cut(body: &[u8]) -> (String, bool) {
     let mut body = redact_body(body);
     let cut = body.len() > JOURNAL_BODY_LIMIT;
+    if cut && let Some(shortened) = shortened_json(&body) {
+        return (shortened, true);
+    }
     if cut {
         let mut end = JOURNAL_BODY_LIMIT;
         while !body.is_char_boundary(end) {
@@ -813,6 +820,48 @@ fn redact_and_cut(body: &[u8]) -> (String, bool) {
         body.truncate(end);
     }
     (body, cut)
+}
+
+/// The strings of a body that is too long, each shortened to at most this many characters
+/// and a note of what was left out; then, if that is not enough, to [`SHORTEST_STRING`].
+const SHORTENED_STRING: usize = 256;
+const SHORTEST_STRING: usize = 32;
+
+/// `body`, a JSON object or array over `JOURNAL_BODY_LIMIT`, with its long strings cut short
+/// (`"data:image/png;base64,iVBO…[20480 more bytes]"`) so that it fits, still JSON; `None`
+/// when it is not JSON or does not fit even so.
+fn shortened_json(body: &str) -> Option<String> {
+    let json = serde_json::from_str::<Value>(body).ok()?;
+    if !json.is_object() && !json.is_array() {
+        return None;
+    }
+    [SHORTENED_STRING, SHORTEST_STRING]
+        .into_iter()
+        .find_map(|most| {
+            let mut json = json.clone();
+            shorten_strings(&mut json, most);
+            let text = json.to_string();
+            (text.len() <= JOURNAL_BODY_LIMIT).then_some(text)
+        })
+}
+
+fn shorten_strings(value: &mut Value, most: usize) {
+    match value {
+        Value::String(text) => {
+            if let Some((end, _)) = text.char_indices().nth(most) {
+                let left_out = text.len() - end;
+                text.truncate(end);
+                text.push_str(&format!("…[{left_out} more bytes]"));
+            }
+        }
+        Value::Object(fields) => fields
+            .values_mut()
+            .for_each(|field| shorten_strings(field, most)),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| shorten_strings(item, most)),
+        _ => {}
+    }
 }
 
 /// Headers as the journal shows them: secret ones redacted, repeated names joined with
@@ -910,6 +959,19 @@ fn redact_json(value: &mut Value) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(redact_json),
+        // An object sent as JSON text (a `metadata` string holding `{"clientSecret": …}`)
+        // is redacted within, and stays text.
+        Value::String(text) if text.trim_start().starts_with(['{', '[']) => {
+            if let Ok(mut inner) = serde_json::from_str::<Value>(text)
+                && (inner.is_object() || inner.is_array())
+            {
+                let before = inner.clone();
+                redact_json(&mut inner);
+                if inner != before {
+                    *text = inner.to_string();
+                }
+            }
+        }
         _ => {}
     }
 }
@@ -1230,12 +1292,40 @@ pub(crate) mod tests {
         assert_eq!(entry.request.headers["x-trace"], "one, two");
         let request_body = entry.request.body.as_deref().expect("request body");
         assert!(entry.request.body_truncated);
-        assert_eq!(request_body.len(), JOURNAL_BODY_LIMIT);
+        assert!(request_body.len() <= JOURNAL_BODY_LIMIT);
         assert!(!request_body.contains("hunter2"), "{request_body}");
+        // Still JSON, its long string shortened and saying by how much.
+        let shown: Value = serde_json::from_str(request_body).expect("still JSON");
+        assert_eq!(shown["password"], REDACTED);
+        let pad = shown["pad"].as_str().expect("pad");
+        assert_eq!(
+            pad,
+            format!(
+                "{}…[{} more bytes]",
+                "z".repeat(256),
+                JOURNAL_BODY_LIMIT - 256
+            )
+        );
         let response_body = entry.response.body.as_deref().expect("response body");
         assert!(!entry.response.body_truncated);
         assert!(response_body.contains("link_1"), "{response_body}");
         assert!(!response_body.contains("hunter2"), "{response_body}");
+    }
+
+    #[test]
+    fn secrets_in_an_object_sent_as_json_text_are_redacted_within() {
+        let quoted = serde_json::json!({
+            "metadata": r#"{"clientSecret": "CLIENTSECRET1", "plan": "gold", "password": "HUNTER2pw"}"#,
+            "note": "{not json, and password: kept}",
+        });
+        let shown = redact_at("/data", quoted);
+        let metadata = shown["metadata"].as_str().expect("still text");
+        assert!(
+            !metadata.contains("CLIENTSECRET1") && !metadata.contains("HUNTER2pw"),
+            "{metadata}"
+        );
+        assert!(metadata.contains("gold"), "{metadata}");
+        assert_eq!(shown["note"], "{not json, and password: kept}");
     }
 
     #[test]
@@ -1244,6 +1334,39 @@ pub(crate) mod tests {
         let kept = message(&HeaderMap::new(), Some(long.as_bytes()));
         assert!(kept.body_truncated);
         assert_eq!(kept.body.map(|body| body.len()), Some(JOURNAL_BODY_LIMIT));
+        // JSON of too many short values to fit however its strings are shortened: cut too.
+        let many = serde_json::to_string(&vec!["abcdefgh"; JOURNAL_BODY_LIMIT / 8]).expect("json");
+        let kept = message(&HeaderMap::new(), Some(many.as_bytes()));
+        assert!(kept.body_truncated);
+        assert_eq!(kept.body.map(|body| body.len()), Some(JOURNAL_BODY_LIMIT));
+    }
+
+    /// A create whose `userData` carries a large image is still found by its other fields.
+    #[test]
+    fn a_long_json_body_keeps_its_shape_and_bodyjson_finds_it() {
+        let journal = Journal::new(10);
+        let image = format!("data:image/png;base64,{}", "QUJD".repeat(5_000));
+        let body = serde_json::json!({
+            "referenceId": "user-42",
+            "userData": {"idImage": image, "paymentMethod": {"type": "cash"}},
+        })
+        .to_string();
+        journal.record(with_body("/partner/links", &body));
+        let found = |expected: Value| {
+            let expectation = Expectation {
+                method: None,
+                path: None,
+                body_contains: None,
+                body_json: Some(expected),
+            };
+            journal.verify(&expectation, None).0
+        };
+        assert_eq!(found(serde_json::json!({"referenceId": "user-42"})), 1);
+        assert_eq!(
+            found(serde_json::json!({"userData": {"paymentMethod": {"type": "cash"}}})),
+            1
+        );
+        assert_eq!(found(serde_json::json!({"referenceId": "user-43"})), 0);
     }
 
     #[test]

@@ -186,6 +186,26 @@ fn in_words(message: &str) -> String {
             &format!("expected a whole number from {low} to {high}"),
         );
     }
+    // A whole number past u64 is read as a float and would be echoed in exponent form
+    // (`1e20`), which the client never sent.
+    if let Some(at) = message.find("floating point `")
+        && let Some(length) = message[at + 16..].find('`')
+        && message[at + 16..at + 16 + length].contains(['e', 'E'])
+    {
+        message.replace_range(at..at + 16 + length + 1, "number out of range");
+    }
+    // Rust's names of the types a value was read into, put as the JSON value they take.
+    for (rust, json) in [
+        ("expected struct ", "an object"),
+        ("expected enum ", "a string"),
+    ] {
+        while let Some(at) = message.find(rust) {
+            let name = message[at + rust.len()..]
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .map_or(message.len(), |end| at + rust.len() + end);
+            message.replace_range(at..name, &format!("expected {json}"));
+        }
+    }
     // serde's names of JSON values, put in JSON's own terms.
     for (rust, json) in [
         ("expected f64", "expected a number"),
@@ -206,6 +226,9 @@ impl From<BodyError> for ControlError {
     fn from(error: BodyError) -> ControlError {
         match error {
             BodyError::TooLarge => ControlError::TooLarge(None),
+            BodyError::PastShare(most) => {
+                ControlError::TooLarge(Some(usize::try_from(most).unwrap_or(usize::MAX)))
+            }
             BodyError::Unreadable => ControlError::invalid("Request body could not be read"),
             BodyError::Late => ControlError::invalid(crate::wire::BODY_LATE),
             BodyError::Busy(refused) => ControlError::Busy(crate::wire::busy_message(refused)),
@@ -345,6 +368,38 @@ mod tests {
     #[allow(dead_code)]
     struct Amount {
         amount: f64,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Nested {
+        count: Counts,
+    }
+
+    #[test]
+    fn rusts_type_names_and_numbers_never_sent_stay_out_of_messages() {
+        let nested = refusal::<Nested>(r#"{"count": 5}"#);
+        assert!(
+            nested.contains("at count: invalid type: number `5`, expected an object"),
+            "{nested}"
+        );
+        let huge = refusal::<Counts>(r#"{"count": 99999999999999999999}"#);
+        assert!(
+            huge.contains(
+                "at count: invalid type: number out of range, expected a whole number from 0 to"
+            ),
+            "{huge}"
+        );
+        for message in [nested, huge] {
+            assert!(
+                !message.contains("struct") && !message.contains("e+"),
+                "{message}"
+            );
+            assert!(
+                !message.contains("Counts") && !message.contains("1e"),
+                "{message}"
+            );
+        }
     }
 
     #[test]
