@@ -20,7 +20,7 @@
 
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use linkbox_contracts::leaf::Widget;
-use linkbox_contracts::m2m::LinkStatus;
+use linkbox_contracts::m2m::{LinkStatus, Visibility};
 use linkbox_contracts::sandbox::{DeliveryAttempt, DeliveryStatus};
 use linkbox_contracts::timefmt;
 use maud::{Markup, html};
@@ -183,6 +183,9 @@ fn sign_in(error: Option<&str>) -> Markup {
 /// M2M links a page of the dashboard shows.
 const PAGE: u32 = 100;
 
+/// What the status filter offers: the link statuses of the M2M API, and `expired`.
+const STATUSES: [&str; 4] = ["created", "opened", "revoked", "expired"];
+
 fn m2m_links(app: &App, scope: &Scope, form: &[(String, String)], hidden: &Markup) -> Markup {
     let partners = match scope {
         Scope::Admin => app.store.m2m().all(),
@@ -190,20 +193,44 @@ fn m2m_links(app: &App, scope: &Scope, form: &[(String, String)], hidden: &Marku
         Scope::Leaf(..) => return html! {},
     };
     let now = app.clock.now();
+    // The list API's own filters: a status, or `expired` (its `visibility`). A value that is
+    // neither, or a page that is no page, is said so above the list, which then shows all.
+    let mut refused = Vec::new();
     let status_text = field(form, "status").filter(|status| !status.is_empty());
-    let status: Option<LinkStatus> = status_text.and_then(|status| {
-        serde_json::from_value(serde_json::Value::String(status.to_owned())).ok()
-    });
+    let (status, visibility) = match status_text {
+        None => (None, None),
+        Some("expired") => (None, Some(Visibility::Expired)),
+        Some(text) => match LinkStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == text)
+        {
+            Some(status) => (Some(status), None),
+            None => {
+                refused.push(format!(
+                    "No status \"{text}\": a link is {}, or expired; showing every link.",
+                    STATUSES[..STATUSES.len() - 1].join(", ")
+                ));
+                (None, None)
+            }
+        },
+    };
     let reference_id = field(form, "referenceId").filter(|reference| !reference.is_empty());
     let filter = LinkFilter {
         status,
+        visibility,
         reference_id: reference_id.map(str::to_owned),
         ..LinkFilter::default()
     };
-    let page = field(form, "page")
+    let page_text = field(form, "page").filter(|page| !page.is_empty());
+    let page = page_text
         .and_then(|page| page.parse::<u32>().ok())
-        .filter(|page| *page >= 1)
-        .unwrap_or(1);
+        .filter(|page| *page >= 1);
+    if let (Some(text), None) = (page_text, page) {
+        refused.push(format!(
+            "No page \"{text}\": a page is a whole number from 1; showing the first."
+        ));
+    }
+    let page = page.unwrap_or(1);
     let (items, total) = if let [partner] = partners.as_slice() {
         partner.list_links(&filter, page, PAGE, now)
     } else {
@@ -236,9 +263,10 @@ fn m2m_links(app: &App, scope: &Scope, form: &[(String, String)], hidden: &Marku
             h2 { "M2M links" }
             form method="post" action="/_sandbox/ui/links" {
                 (hidden)
+                @for text in &refused { p.error role="alert" { (text) } }
                 label { "Status " select name="status" {
                     option value="" selected[status_text.is_none()] { "any" }
-                    @for name in ["created", "opened", "completed", "cancelled", "revoked", "expired"] {
+                    @for name in STATUSES {
                         option value=(name) selected[status_text == Some(name)] { (name) }
                     }
                 } }

@@ -906,6 +906,72 @@ async fn the_admins_dashboard_pages_through_every_partners_links_once() {
     assert_eq!(distinct, expected);
 }
 
+/// The dashboard's status filter is the list API's: each status it offers shows as many
+/// links as `GET /partner/links` counts for it, `expired` as `visibility=expired`; a status
+/// or page it cannot use is said so, and every link shown.
+#[tokio::test]
+async fn the_dashboards_status_filter_counts_what_the_list_api_counts() {
+    let app = spawn_app().await;
+    let key = test_key(41);
+    let seeded = seed(
+        &app,
+        &[("x-api-key", &key)],
+        json!({"api": "m2m", "count": 40, "rngSeed": 41}),
+    )
+    .await;
+    assert_eq!(seeded.status, 201, "{seeded:?}");
+    let counted = |query: String| {
+        let app = &app;
+        let key = &key;
+        async move {
+            let list = app
+                .send(
+                    Method::GET,
+                    &format!("/partner/links?{query}"),
+                    &[("x-api-key", key)],
+                    None,
+                )
+                .await;
+            list.json["data"]["pagination"]["total"]
+                .as_u64()
+                .expect("total")
+        }
+    };
+    let mut totals = Vec::new();
+    for (status, query) in [
+        ("created", "status=created"),
+        ("opened", "status=opened"),
+        ("revoked", "status=revoked"),
+        ("expired", "visibility=expired"),
+    ] {
+        let total = counted(query.to_owned()).await;
+        let board = get(&app, &format!("/_sandbox/ui?key={key}&status={status}")).await;
+        assert_eq!(board.status, 200);
+        assert!(
+            board.text.contains(&format!(" of {total}</p>")),
+            "{status}: {total}: {}",
+            board.text
+        );
+        assert!(!board.text.contains(r#"role="alert""#), "{status}");
+        totals.push(total);
+    }
+    assert!(totals.iter().all(|total| *total < 40), "{totals:?}");
+    assert!(
+        totals.iter().filter(|total| **total > 0).count() >= 3,
+        "{totals:?}"
+    );
+    for (query, says) in [
+        ("status=completed", "No status &quot;completed&quot;"),
+        ("page=abc", "No page &quot;abc&quot;"),
+        ("page=0", "No page &quot;0&quot;"),
+    ] {
+        let board = get(&app, &format!("/_sandbox/ui?key={key}&{query}")).await;
+        assert_eq!(board.status, 200);
+        assert!(board.text.contains(says), "{query}: {}", board.text);
+        assert!(board.text.contains("showing 1–40 of 40"), "{query}");
+    }
+}
+
 #[tokio::test]
 async fn the_widget_shows_the_links_theme_over_the_partners_and_a_default_otherwise() {
     let key = "m2m_test_themethemethemethemethemetheme00";
