@@ -105,6 +105,11 @@ impl Hold {
         declared <= self.bodies.caller_most()
     }
 
+    /// The most one caller's bodies may hold at once, which no one body may pass.
+    pub fn caller_most(&self) -> u64 {
+        self.bodies.caller_most()
+    }
+
     /// The bytes this body holds.
     pub fn bytes(&self) -> u64 {
         self.bytes

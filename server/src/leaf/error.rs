@@ -42,6 +42,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{}", messages::BODY_TOO_LARGE)]
     PayloadTooLarge,
+    /// A body past a caller's share of `--max-bodies-mib` (that many bytes).
+    #[error("{}", crate::wire::past_share_message(*.0))]
+    PastShare(u64),
     /// The body could not be held ([`crate::bodies`]): a 503 with `Retry-After: 1`.
     #[error("{0}")]
     Busy(&'static str),
@@ -76,7 +79,7 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge | ApiError::PastShare(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UserNotFound | ApiError::LinkNotFound | ApiError::NoEndpoint { .. } => {
                 StatusCode::NOT_FOUND
@@ -96,7 +99,7 @@ impl ApiError {
             ApiError::BadRequest(_) => messages::BAD_REQUEST,
             ApiError::IdExists => messages::ID_EXISTS,
             ApiError::UnsupportedMediaType(_) => messages::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::PayloadTooLarge => messages::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge | ApiError::PastShare(_) => messages::PAYLOAD_TOO_LARGE,
             ApiError::Busy(_) => "Service Unavailable",
             ApiError::UserNotFound => messages::LEAF_USER_NOT_FOUND,
             ApiError::LinkNotFound => messages::MAGIC_LINK_NOT_FOUND,
@@ -209,6 +212,7 @@ impl From<BodyError> for ApiError {
     fn from(error: BodyError) -> ApiError {
         match error {
             BodyError::TooLarge => ApiError::PayloadTooLarge,
+            BodyError::PastShare(most) => ApiError::PastShare(most),
             BodyError::Unreadable => ApiError::bad_request(messages::UNREADABLE_BODY),
             BodyError::Late => ApiError::bad_request(crate::wire::BODY_LATE),
             BodyError::Busy(refused) => ApiError::Busy(crate::wire::busy_message(refused)),

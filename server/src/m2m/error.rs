@@ -35,6 +35,9 @@ pub enum ApiError {
     InvalidRequest(Cow<'static, str>),
     #[error("{}", messages::BODY_TOO_LARGE)]
     PayloadTooLarge,
+    /// A body past a caller's share of `--max-bodies-mib` (that many bytes).
+    #[error("{}", crate::wire::past_share_message(*.0))]
+    PastShare(u64),
     #[error("{0}")]
     NotFound(Cow<'static, str>),
     /// A path the API serves, with a method it does not; `allowed` goes in `Allow`.
@@ -77,7 +80,7 @@ impl ApiError {
             ApiError::InvalidRequest(_) | ApiError::LinkExpired | ApiError::ReferenceIdMismatch => {
                 StatusCode::BAD_REQUEST
             }
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge | ApiError::PastShare(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::ActiveLinkExists => StatusCode::CONFLICT,
@@ -96,6 +99,7 @@ impl ApiError {
             ApiError::InvalidRequest(_)
             | ApiError::StorageFull(_)
             | ApiError::PayloadTooLarge
+            | ApiError::PastShare(_)
             | ApiError::MethodNotAllowed { .. } => ErrorCode::InvalidRequest,
             ApiError::NotFound(_) => ErrorCode::ResourceNotFound,
             ApiError::ActiveLinkExists => ErrorCode::ActiveLinkExists,
@@ -189,6 +193,7 @@ impl From<BodyError> for ApiError {
     fn from(error: BodyError) -> ApiError {
         match error {
             BodyError::TooLarge => ApiError::PayloadTooLarge,
+            BodyError::PastShare(most) => ApiError::PastShare(most),
             BodyError::Unreadable => ApiError::invalid(messages::INVALID_JSON),
             BodyError::Late => ApiError::invalid(crate::wire::BODY_LATE),
             BodyError::Busy(refused) => ApiError::Busy(crate::wire::busy_message(refused)),

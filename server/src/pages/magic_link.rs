@@ -335,6 +335,11 @@ async fn upload_form(
             "Payload Too Large",
             too_large(),
         )),
+        Err(BodyError::PastShare(most)) => Err(UploadRefusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Payload Too Large",
+            crate::wire::past_share_message(most),
+        )),
         Err(BodyError::Unreadable) => Err(UploadRefusal::new(
             StatusCode::BAD_REQUEST,
             "Bad Request",

@@ -39,6 +39,20 @@ pub enum BodyError {
     /// Holding it would pass what the bodies read at once may hold ([`crate::bodies`]).
     #[error("{}", busy_message(*.0))]
     Busy(crate::bodies::Refused),
+    /// Declared past the most one caller's bodies may hold at once (that many bytes), which
+    /// is below the route's own limit: never to be held, so too large, not early.
+    #[error("{}", past_share_message(*.0))]
+    PastShare(u64),
+}
+
+/// What a body declared past a caller's share of `--max-bodies-mib` (`most` bytes) is told,
+/// in every API's envelope (a 413): the limit in force, not the route's larger one.
+pub fn past_share_message(most: u64) -> String {
+    format!(
+        "Request body must not exceed {} MiB: the most one caller's request bodies may hold at \
+         once in this sandbox (a quarter of --max-bodies-mib)",
+        most / (1024 * 1024)
+    )
 }
 
 /// What a late body is told, in every API's envelope.
@@ -79,7 +93,7 @@ where
         return Err(BodyError::TooLarge);
     }
     if declared.is_some_and(|length| !hold.could_hold(length)) {
-        return Err(BodyError::TooLarge);
+        return Err(BodyError::PastShare(hold.caller_most()));
     }
     let mut stream = std::pin::pin!(stream);
     // A declared length is allocated whole at once: grown by doubling, a body of 10 MiB
