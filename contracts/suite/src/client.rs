@@ -727,8 +727,12 @@ impl Request {
             patience.attempts
         };
         let mut rate_limit_waits = 0;
-        // A POST whose earlier attempt may have reached the target (reset or timed out
-        // after sending): a 409 to its retry may be the first attempt's doing.
+        // A request that changes something, whose earlier attempt may have been applied (a
+        // reset or a timeout after sending, or a 5xx, which a gateway may give after the
+        // target did the work): what its retry is answered (a 409 to a create, a revoke
+        // refused as already revoked, an `externalId` taken) may be the first attempt's
+        // doing, so a check it fails is weather, not drift ([`Reply::after_lost_attempt`]).
+        let changes = !matches!(self.method, Method::GET | Method::HEAD | Method::OPTIONS);
         let mut maybe_delivered = false;
         let reply = loop {
             shared.pace(&credential, is_create).await;
@@ -767,25 +771,26 @@ impl Request {
                         ));
                     }
                     if reply.status >= 500 {
+                        maybe_delivered |= changes;
                         Failure::weather(
                             described.clone(),
                             "server error",
                             "an answer from the target",
                             format!("{} {}", reply.status, one_line_excerpt(&reply.text, 200)),
                         )
-                    } else if maybe_delivered && reply.status == 409 {
-                        return Err(Failure::weather(
-                            described,
-                            "retry",
-                            "an answer to the first attempt",
-                            format!(
-                                "409 to a retry, after the first attempt went unanswered (it \
-                                 may have been applied): {}",
-                                one_line_excerpt(&reply.text, 200)
-                            ),
-                        ));
                     } else {
                         shared.struck.store(0, Ordering::Relaxed);
+                        let mut reply = reply;
+                        if maybe_delivered {
+                            if reply.status >= 400 {
+                                shared.console.note(&format!(
+                                    "{} {} answered {} to a retry: an earlier attempt may have \
+                                     been applied, and what it made may be left on the target",
+                                    self.method, self.path, reply.status
+                                ));
+                            }
+                            reply.after_lost_attempt = true;
+                        }
                         break reply;
                     }
                 }
@@ -793,7 +798,7 @@ impl Request {
                     if matches!(failure.check.as_str(), "certificate" | "tls") {
                         return Err(failure);
                     }
-                    maybe_delivered |= sent && self.method == Method::POST;
+                    maybe_delivered |= sent && changes;
                     failure
                 }
             };
@@ -896,6 +901,7 @@ impl Request {
             headers,
             text,
             json,
+            after_lost_attempt: false,
         })
     }
 
@@ -1045,6 +1051,9 @@ pub struct Reply {
     pub text: String,
     /// The body as JSON, or `Null` when it is not JSON.
     pub json: Value,
+    /// The answer to a retry of a request that changes something, after an attempt that may
+    /// have been applied went unanswered or got a 5xx: a check it fails is weather.
+    pub after_lost_attempt: bool,
 }
 
 impl Reply {
@@ -1054,12 +1063,19 @@ impl Reply {
         expected: impl std::fmt::Display,
         actual: impl std::fmt::Display,
     ) -> Failure {
+        let mut actual = actual.to_string();
+        if self.after_lost_attempt {
+            actual.push_str(
+                " (to a retry: an earlier attempt went unanswered or got a server error, and \
+                 may have been applied)",
+            );
+        }
         Failure {
             request: self.request.clone(),
             check: check.into(),
             expected: expected.to_string(),
-            actual: actual.to_string(),
-            weather: false,
+            actual,
+            weather: self.after_lost_attempt,
         }
     }
 

@@ -303,6 +303,12 @@ impl std::fmt::Display for UsageError {
                  suite creates and revokes links; use a sandbox key (m2m_test_...)"
             ),
             UsageError::Usage(message) => write!(f, "{message}"),
+            UsageError::Certificate(message) if message.contains("CaUsedAsEndEntity") => {
+                write!(
+                    f,
+                    "{message}: {CA_AS_SERVER}, or --insecure to skip verification"
+                )
+            }
             UsageError::Certificate(message) => write!(
                 f,
                 "{message}: for a private CA pass --ca-cert FILE (PEM), or --insecure to skip \
@@ -317,6 +323,15 @@ impl std::fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
+
+/// What a server whose own certificate is a CA's is told: `openssl req -x509` makes one
+/// (`basicConstraints CA:TRUE`), and the TLS verifier refuses it as a server's even when it
+/// is the very certificate passed as the trusted CA.
+pub const CA_AS_SERVER: &str = "the server's own certificate is marked as a CA's \
+    (basicConstraints CA:TRUE, as `openssl req -x509` makes one by default), which TLS does \
+    not accept as a server's even when it is the file passed as the trusted CA: give the \
+    server a certificate made with `-addext basicConstraints=critical,CA:FALSE`, or one \
+    signed by a CA whose certificate you pass";
 
 /// Checks the options without sending anything: the live-key refusal, the URL and the
 /// credentials the chosen `--api` needs.

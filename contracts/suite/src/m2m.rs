@@ -2098,11 +2098,12 @@ fn revoking() -> Vec<Case> {
             |cx| async move {
                 let link = cx.create_plain_link().await?;
                 let link_id = text(&link, "linkId");
-                revoke(&cx, &link_id, None).await?.status(200)?;
-                get(&cx, &link_id)
-                    .await?
-                    .status(200)?
-                    .eq("/data/status", json!("revoked"))?;
+                let revoked = revoke(&cx, &link_id, None).await?;
+                revoked.status(200)?;
+                let detail = get(&cx, &link_id).await?;
+                detail.status(200)?.eq("/data/status", json!("revoked"))?;
+                // The same `revokedAt` as the revoke answered.
+                detail.eq("/data/revokedAt", revoked.json["data"]["revokedAt"].clone())?;
                 Ok(())
             }
         ),

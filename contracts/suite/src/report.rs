@@ -250,7 +250,14 @@ impl Report {
                 .iter()
                 .filter(|result| result.error().is_some())
                 .count();
-            if errored == 0 {
+            if self.interrupted {
+                // A run stopped part way checked only what ran: no claim for the rest.
+                out.push_str(&format!(
+                    "drift: none among the {} cases that ran before the run was interrupted: \
+                     run it whole before taking the target to match the spec\n",
+                    self.results.len()
+                ));
+            } else if errored == 0 {
                 out.push_str("drift: none — the target matches the spec\n");
             } else {
                 // Cases that could not ask the target checked nothing: no claim for them.
@@ -607,6 +614,15 @@ mod tests {
         let drift = report.drift();
         assert!(!drift.contains("the target matches the spec"), "{drift}");
         assert!(drift.contains("1 of 2 could not ask the target"), "{drift}");
+        let mut stopped = Report::new(Some("http://127.0.0.1:1".into()));
+        stopped.results.push(case("m2m.a", Outcome::Pass));
+        stopped.interrupted = true;
+        let drift = stopped.drift();
+        assert!(!drift.contains("the target matches the spec"), "{drift}");
+        assert!(
+            drift.contains("the 1 cases that ran before the run was interrupted"),
+            "{drift}"
+        );
     }
 
     #[test]

@@ -505,6 +505,7 @@ async fn a_timestamp_with_two_fraction_digits_is_caught() {
     assert_eq!(
         failing,
         set(&[
+            "m2m.revoke.detail-shows-revoked",
             "m2m.revoke.reason-kept",
             "m2m.revoke.revoked-at-millis",
             "sandbox.clock.stamps-m2m-timestamps",

@@ -231,35 +231,57 @@ pub(super) async fn forward(
     response
 }
 
-/// Whether the request presents an `m2m_live_` key.
+/// Whether the request carries an `m2m_live_` key in any header that can hold one: every
+/// `X-API-Key` and `Authorization` value, not only the one linkbox itself would read (a
+/// test key in `X-API-Key` beside a live one in `Authorization` would forward the live key
+/// to the vendor, which may read the other).
 fn presents_live_key(headers: &HeaderMap) -> bool {
-    identity::presented_key(headers)
-        .is_some_and(|key| key.starts_with(linkbox_contracts::m2m::LIVE_KEY_PREFIX))
+    let live = linkbox_contracts::m2m::LIVE_KEY_PREFIX.as_bytes();
+    [
+        http::header::HeaderName::from_static("x-api-key"),
+        http::header::AUTHORIZATION,
+    ]
+    .iter()
+    .flat_map(|name| headers.get_all(name))
+    .any(|value| {
+        value
+            .as_bytes()
+            .windows(live.len())
+            .any(|window| window == live)
+    })
 }
 
 /// The answer to a body linkbox could not read, in the API's shape; nothing is forwarded.
 fn refuse_body(api: Api, path: &str, error: BodyError) -> Response {
     let (status, message) = match error {
-        BodyError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, messages::BODY_TOO_LARGE),
-        BodyError::Late => (StatusCode::BAD_REQUEST, crate::wire::BODY_LATE),
+        BodyError::TooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            messages::BODY_TOO_LARGE.into(),
+        ),
+        BodyError::PastShare(most) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            crate::wire::past_share_message(most).into(),
+        ),
+        BodyError::Late => (StatusCode::BAD_REQUEST, crate::wire::BODY_LATE.into()),
         BodyError::Busy(refused) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            crate::wire::busy_message(refused),
+            crate::wire::busy_message(refused).into(),
         ),
         BodyError::Unreadable => (
             StatusCode::BAD_REQUEST,
-            "The request body could not be read whole",
+            "The request body could not be read whole".into(),
         ),
     };
+    let message: std::borrow::Cow<'static, str> = message;
     let mut response = match api {
-        Api::Leaf => crate::leaf::error::problem_with(status, path, message.to_owned()),
+        Api::Leaf => crate::leaf::error::problem_with(status, path, message.into_owned()),
         _ => {
             let code = if status == StatusCode::SERVICE_UNAVAILABLE {
                 ErrorCode::InternalError
             } else {
                 ErrorCode::InvalidRequest
             };
-            crate::m2m::error::error_response(status, code, message.to_owned())
+            crate::m2m::error::error_response(status, code, message.into_owned())
         }
     };
     if status == StatusCode::SERVICE_UNAVAILABLE {
@@ -393,6 +415,9 @@ fn describe(url: &url::Url, error: &reqwest::Error) -> String {
             UPSTREAM_TIMEOUT.as_secs()
         ));
     }
+    if text.contains("CaUsedAsEndEntity") {
+        text.push_str(&format!(": {}", linkbox_suite::CA_AS_SERVER));
+    }
     text
 }
 
@@ -500,7 +525,10 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, job: Job) {
             tenant.as_deref(),
             &endpoint,
             format!(
-                "not compared: the vendor answered {} (weather: it could not take the request                  now), so linkbox did not apply it either; the client got the vendor's answer",
+                "not compared: the vendor answered {} (weather: it may not have done what was \
+                 asked, or, behind a gateway, may have done it all the same), so linkbox did \
+                 not apply it; the client got the vendor's answer, and a difference on the \
+                 same resource just after may be this request's doing",
                 job.upstream.status
             ),
         );
