@@ -109,6 +109,8 @@ use webhooks::Webhooks;
     )),
     tags(
         (name = "M2M", description = "LeapFinancial M2M partner links (X-API-Key)"),
+        (name = "M2M webhooks", description = "The events linkbox sends to a partner's \
+            webhook URL, signed as the M2M API signs them"),
         (name = "Leaf", description = "Leaf Agriculture magic links and Leaf users (Bearer id_token)"),
         (name = "Sandbox", description = "linkbox's own control API: clock, end-user actions, \
             journal, webhooks, faults, snapshots"),
@@ -116,6 +118,9 @@ use webhooks::Webhooks;
     modifiers(&SecuritySchemes, &OptionalBodies, &WarningHeader, &CommonAnswers, &Webhooks)
 )]
 pub struct ApiDoc;
+
+/// The tag of the M2M webhooks the document describes (its `webhooks`).
+pub(crate) const WEBHOOKS_TAG: &str = "M2M webhooks";
 
 /// The document as pretty JSON, exactly as committed in `openapi/` and served at
 /// `/openapi.json`.

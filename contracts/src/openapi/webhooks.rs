@@ -138,7 +138,9 @@ fn header(name: &str, pattern: &str, description: &str) -> ParameterBuilder {
 fn operation(webhook: &Webhook) -> OperationBuilder {
     let event_pattern = format!("^{}$", webhook.event.replace('.', "\\."));
     OperationBuilder::new()
-        .tag("M2M")
+        // A tag of their own: generators that group operations by tag (openapi-generator)
+        // would otherwise write the webhooks' group over the M2M API's, file for file.
+        .tag(super::WEBHOOKS_TAG)
         .operation_id(Some(webhook.operation_id))
         .summary(Some(format!("The {} webhook", webhook.event)))
         .description(Some(format!("{} {DELIVERY}", webhook.when)))
