@@ -86,6 +86,25 @@ function installExitHook() {
       }
     }
   });
+  // `node --test` runs each test file in a child process of its own, which holds the pipe.
+  // A runner killed outright (SIGKILL, SIGHUP: a CI job cancelled) leaves that child
+  // running, a hung test with it; the child then belongs to another parent, and its
+  // linkboxes stop.
+  if (process.env.NODE_TEST_CONTEXT) {
+    const runner = process.ppid;
+    const watch = setInterval(() => {
+      if (process.ppid === runner) return;
+      clearInterval(watch);
+      for (const child of live) {
+        try {
+          child.kill('SIGTERM');
+        } catch {
+          // Already gone.
+        }
+      }
+    }, 500);
+    watch.unref();
+  }
 }
 
 /** The newest `STDERR_TAIL_BYTES` of a stream. */

@@ -325,6 +325,51 @@ test('npx linkbox serve killed with SIGKILL leaves nothing behind', async () => 
   }
 });
 
+test('a node --test runner killed outright leaves no linkbox behind its hung test', async () => {
+  const work = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'linkbox-runner-'));
+  const file = path.join(work, 'hung.test.js');
+  const urlFile = path.join(work, 'url');
+  fs.writeFileSync(
+    file,
+    `const { test } = require('node:test');
+const fs = require('node:fs');
+const { startLinkbox } = require(${JSON.stringify(require.resolve('linkbox'))});
+test('hangs', async () => {
+  const linkbox = await startLinkbox();
+  fs.writeFileSync(${JSON.stringify(urlFile)}, linkbox.url);
+  await new Promise(() => setInterval(() => {}, 1000));
+});
+`,
+  );
+  // A runner of its own: not this file's runner's child context.
+  const env = { ...process.env };
+  delete env.NODE_TEST_CONTEXT;
+  const runner = spawn(process.execPath, ['--test', file], { stdio: 'ignore', env });
+  let below = [];
+  try {
+    const deadline = Date.now() + 20_000;
+    while (!fs.existsSync(urlFile) || fs.readFileSync(urlFile, 'utf8') === '') {
+      assert.ok(Date.now() < deadline, 'the hung test never started its linkbox');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const url = fs.readFileSync(urlFile, 'utf8');
+    assert.ok(await answers(url));
+    below = descendants(runner.pid);
+    runner.kill('SIGKILL');
+    const stopped = Date.now() + 10_000;
+    while (await answers(url)) {
+      assert.ok(Date.now() < stopped, 'linkbox still answers after its test runner was killed');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } finally {
+    runner.kill('SIGKILL');
+    for (const pid of below) {
+      if (isRunning(pid)) process.kill(pid, 'SIGKILL');
+    }
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+});
+
 test('the wrapper script is an executable node script', () => {
   const script = path.join(path.dirname(require.resolve('linkbox/package.json')), 'bin', 'linkbox.js');
   assert.ok(fs.readFileSync(script, 'utf8').startsWith('#!/usr/bin/env node'));
