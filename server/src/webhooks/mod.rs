@@ -338,7 +338,13 @@ impl Webhooks {
                 id = DeliveryId::fresh();
             }
             delivery.id = id;
-            delivery.seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
+            // After every delivery kept, whatever their seqs came from (rows read back from
+            // a shared database keep their own): a seq is the engine's key for a delivery.
+            let seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
+            delivery.seq = deliveries.last_seq().map_or(seq, |last| seq.max(last + 1));
+            self.shared
+                .next_seq
+                .fetch_max(delivery.seq + 1, Ordering::Relaxed);
             let pending = deliveries.pending_of(&partner.slug);
             let full = if pending.count >= MAX_PENDING_PER_TENANT {
                 Some(format!("{MAX_PENDING_PER_TENANT} deliveries"))
@@ -674,7 +680,7 @@ pub(super) mod tests {
     use crate::store::m2m::Partners;
     use time::macros::datetime;
 
-    const NOW: OffsetDateTime = datetime!(2026-02-10 12:00 UTC);
+    pub(super) const NOW: OffsetDateTime = datetime!(2026-02-10 12:00 UTC);
 
     pub(super) fn partner() -> Arc<Partner> {
         partner_of("m2m_test_0123456789abcdefghijklmnopqrstuv")
@@ -693,12 +699,12 @@ pub(super) mod tests {
     }
 
     /// A receiver's URL on a closed loopback port.
-    fn url() -> Option<String> {
+    pub(super) fn url() -> Option<String> {
         Some("http://127.0.0.1:9/hooks".to_owned())
     }
 
     /// Event data about `link`.
-    fn about(link: &str) -> serde_json::Value {
+    pub(super) fn about(link: &str) -> serde_json::Value {
         serde_json::json!({ "linkId": link })
     }
 

@@ -264,6 +264,14 @@ impl Webhooks {
             delivery.seq = delivery.seq.max(last + 1);
         }
         let kept_at = delivery.seq;
+        // The next delivery made here comes after this one, wherever it was lifted to: in a
+        // sandbox shared by replicas, another replica's row arrives with that replica's
+        // seq, and a new delivery given the same seq as a kept one would be mistaken for it
+        // by the engine's indexes (the kept one sent again, attempt after attempt, and the
+        // new one never).
+        self.shared
+            .next_seq
+            .fetch_max(kept_at + 1, Ordering::Relaxed);
         deliveries.push(delivery);
         drop(deliveries);
         self.shared.wake.notify_one();
@@ -394,6 +402,33 @@ mod tests {
         assert!(again.contains(r#""body":{"event""#), "{again}");
         let again: DeliveryRow = serde_json::from_str(&again).unwrap();
         assert_eq!(again.body, back.body);
+    }
+
+    /// In a sandbox shared by replicas, a row read back keeps the seq the replica that wrote
+    /// it gave it, lifted past those kept here. A delivery made here afterwards comes after
+    /// it: with the same seq, the engine took the kept (settled) one for it, sending that
+    /// again attempt after attempt, and never the new one.
+    #[test]
+    fn a_delivery_made_after_a_row_read_back_has_a_seq_of_its_own() {
+        use super::super::tests::{NOW, about, partner, url};
+        let webhooks = Webhooks::new();
+        let partner = partner();
+        let mine = webhooks.enqueue(&partner, "link.created", about("link_a"), url(), NOW);
+        // Another replica's settled delivery, written at the seq that replica had: 0.
+        let body = r#"{"event":"link.created","data":{"linkId":"link_b"}}"#;
+        let kept = webhooks.restore("whd_00000000002a".to_owned(), 0, partner.clone(), row(body));
+        assert_eq!(kept, Ok(1), "lifted past the delivery kept here");
+        let new = webhooks.enqueue(&partner, "link.created", about("link_c"), url(), NOW);
+        let due: Vec<_> = webhooks
+            .take_due(NOW)
+            .into_iter()
+            .map(|job| job.id)
+            .collect();
+        assert_eq!(
+            due,
+            [mine, new],
+            "the two pending deliveries, not the settled one"
+        );
     }
 
     #[test]
