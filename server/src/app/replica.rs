@@ -44,6 +44,12 @@ pub enum Hint {
     Tenant { name: String, create: bool },
     /// Any tenant, the clock, or the whole sandbox.
     Everything,
+    /// As [`Hint::Everything`], asked by tenant `0` (a seed, a reset, a clock move by a key
+    /// or a Leaf token), whose row is made first when missing: every other row is locked
+    /// as it stands, and a row another request is making is not there to lock, so two
+    /// requests of one new tenant would otherwise both act on it at once (two seeds of a
+    /// new Leaf account giving their links the same positions).
+    Caller(String),
     /// As [`Hint::Everything`], with the journal read back first (a journal request).
     Journal,
 }
@@ -181,6 +187,11 @@ impl App {
                 Turn::Exclusive(replica.everything.write().await),
                 None,
             ),
+            Hint::Caller(name) => (
+                Scope::EverythingFor(name),
+                Turn::Exclusive(replica.everything.write().await),
+                None,
+            ),
         };
         let (txn, locked) = step(replica, replica.database.begin(scope)).await?;
         self.sync_clock(&locked.clock);
@@ -228,7 +239,7 @@ impl App {
             Hint::Tenant { name, .. } => Some(name.as_str()),
             _ => None,
         };
-        let faults_locked = matches!(hint, Hint::Everything | Hint::Journal);
+        let faults_locked = matches!(hint, Hint::Everything | Hint::Journal | Hint::Caller(_));
         if *hint == Hint::Journal {
             let rows = step(replica, txn.journal_rows()).await?;
             super::load::reload_journal(self, rows);

@@ -428,7 +428,15 @@ fn replica_hint(app: &App, request: &Request) -> Hint {
     if path == "/_sandbox/requests" || path.starts_with("/_sandbox/requests/") {
         return Hint::Journal;
     }
-    Hint::Everything
+    // A request that may write, by a tenant: its row is made first when missing.
+    let caller = || {
+        identity::tenant_hint(app, &request.headers, true)
+            .or_else(|| identity::tenant_hint(app, &request.headers, false))
+    };
+    match create.then(caller).flatten() {
+        Some(name) => Hint::Caller(name),
+        None => Hint::Everything,
+    }
 }
 
 /// Seconds a client is asked to wait when the shared database is unavailable.

@@ -312,6 +312,10 @@ pub enum Scope<'a> {
     Tenant { name: &'a str, create: bool },
     /// The `sandbox` row and every tenant's row.
     Everything,
+    /// As [`Scope::Everything`], with tenant `0`'s row made first when missing: the insert
+    /// waits for another transaction making the same row, so two requests of one new
+    /// tenant are locked one after the other.
+    EverythingFor(&'a str),
 }
 
 /// What a transaction read when it took its locks.
@@ -602,8 +606,14 @@ async fn lock(
                     locked.cleared.insert(name.to_owned(), row.get(1));
                 }
             }
-            Scope::Everything => {
+            Scope::Everything | Scope::EverythingFor(_) => {
                 client.batch_execute("BEGIN").await?;
+                if let Scope::EverythingFor(name) = scope {
+                    let insert = client.prepare_cached(INSERT_TENANT).await?;
+                    if client.execute(&insert, &[&name]).await? == 1 {
+                        created = Some(name.to_owned());
+                    }
+                }
                 // Tenant rows first, then the sandbox row: the order a request on one
                 // tenant takes its own row and then (to strike a fault) the sandbox row.
                 for row in client
