@@ -908,6 +908,13 @@ async fn a_lost_database_means_503_with_retry_after_and_it_recovers_without_a_re
     assert_eq!(status, 503, "{refused}");
     assert_eq!(refused["success"], false);
     assert_eq!(refused["error"]["code"], "INTERNAL_ERROR");
+    // The database's address and its driver's words are the log's, not a caller's.
+    let message = refused["error"]["message"].as_str().expect("a message");
+    assert!(
+        message.contains("shared database is unavailable"),
+        "{message}"
+    );
+    assert!(!message.contains("127.0.0.1"), "{message}");
     let (status, read, headers) = replica.list_answer(&key).await;
     assert_eq!(
         status, 503,

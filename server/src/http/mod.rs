@@ -141,6 +141,25 @@ impl Pipeline {
         Either::Right(Box::pin(async move { handle(&surfaces, request).await }))
     }
 
+    /// The 400 to an HTTP/1.1 request off a connection without a `Host` header (RFC 9112
+    /// §3.2; HTTP/1.0 may leave it out, HTTP/2 carries `:authority` instead), in its API's
+    /// envelope and with CORS for an allowed origin; `None` for any other request.
+    pub fn without_host<B>(&self, request: &http::Request<B>) -> Option<Response> {
+        if request.version() != http::Version::HTTP_11
+            || request.headers().contains_key(http::header::HOST)
+        {
+            return None;
+        }
+        let envelope = Envelope::of(request.uri().path());
+        let origin = cors::allowed_origin(&self.app.settings, request.headers());
+        let refusal = envelope.error(
+            StatusCode::BAD_REQUEST,
+            (ErrorCode::InvalidRequest, codes::INVALID_REQUEST),
+            "An HTTP/1.1 request must have a Host header; this one has none".to_owned(),
+        );
+        Some(cors::decorate(origin, refusal))
+    }
+
     /// The answer to a control API `GET` whose route gives a fixed answer (the health
     /// check), made at once: such a request needs none of the pipeline's steps but CORS
     /// and its log line — no caller, no faults or journal (the control API has neither), no
@@ -152,10 +171,14 @@ impl Pipeline {
         if request.method() != Method::GET || !is_control(path) || !request.body().is_end_stream() {
             return None;
         }
-        // One `Host`, as nearly every request has: any other head may be refused
-        // ([`head_refusal`]), and goes the whole way.
-        let mut hosts = request.headers().get_all(http::header::HOST).iter();
-        if hosts.next().is_none() || hosts.next().is_some() {
+        // Several `Host`s are refused ([`head_refusal`]): such a head goes the whole way.
+        if request
+            .headers()
+            .get_all(http::header::HOST)
+            .iter()
+            .nth(1)
+            .is_some()
+        {
             return None;
         }
         let started = Instant::now();
@@ -272,24 +295,26 @@ async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
 /// Why a request whose head hyper read is still not served, if it is not: the status and
 /// message of its answer, in the envelope of its API.
 ///
-/// - RFC 9112 §3.2: an HTTP/1.1 request must carry one `Host` (HTTP/2's `:authority` stands
-///   in for it; HTTP/1.0 may leave it out). Of several, which host was meant cannot be told,
-///   and a proxy in front may have read the other.
+/// - RFC 9112 §3.2: a request carries one `Host`. Of several, which host was meant cannot
+///   be told, and a proxy in front may have read the other. (One without any is refused as
+///   it comes off its connection: [`Pipeline::without_host`].)
 /// - Over HTTP/2, the head limits hyper holds an HTTP/1 head to ([`MAX_HEAD_BYTES`],
 ///   [`MAX_HEADERS`]): HPACK's decoder is given room for them ([`serve`]), and the answer is
 ///   this envelope rather than the HTTP/2 layer's empty 431.
 fn head_refusal(request: &Request) -> Option<(StatusCode, &'static str)> {
-    let mut hosts = request.headers.get_all(http::header::HOST).iter();
-    let (first, second) = (hosts.next(), hosts.next());
     match request.version {
-        _ if second.is_some() => Some((
-            StatusCode::BAD_REQUEST,
-            "A request must have one Host header; this one has several",
-        )),
-        http::Version::HTTP_11 if first.is_none() => Some((
-            StatusCode::BAD_REQUEST,
-            "An HTTP/1.1 request must have a Host header; this one has none",
-        )),
+        _ if request
+            .headers
+            .get_all(http::header::HOST)
+            .iter()
+            .nth(1)
+            .is_some() =>
+        {
+            Some((
+                StatusCode::BAD_REQUEST,
+                "A request must have one Host header; this one has several",
+            ))
+        }
         http::Version::HTTP_2 if head_too_large(request) => Some((
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             unparsed::message(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
@@ -447,8 +472,11 @@ const UNAVAILABLE_RETRY_AFTER_SECS: u32 = 1;
 /// copy that may be stale.
 fn unavailable(envelope: &Envelope, error: &crate::persist::shared::Unavailable) -> Response {
     tracing::error!(%error, "answering 503: the shared database is unavailable");
-    let message =
-        format!("{error}. Nothing was changed; try again shortly (linkbox reconnects by itself).");
+    // Where the database is, and what its driver said, are for linkbox's log, not for any
+    // caller: a stranger's key reads this too.
+    let message = "The sandbox's shared database is unavailable (linkbox's log says why). \
+                   Nothing was changed; try again shortly (linkbox reconnects by itself)."
+        .to_owned();
     let mut response = envelope.failure(
         StatusCode::SERVICE_UNAVAILABLE,
         "STATE_UNAVAILABLE",
@@ -689,7 +717,12 @@ pub async fn run(listener: tokio::net::TcpListener, app: App, shutdown: impl Fut
     }));
     let limits = app.settings.connections;
     let pipeline = Pipeline::new(app.clone());
-    let answer = move |request| pipeline.answer(request);
+    let answer = move |request: http::Request<hyper::body::Incoming>| match pipeline
+        .without_host(&request)
+    {
+        Some(refusal) => Either::Left(std::future::ready(refusal)),
+        None => pipeline.answer(request),
+    };
     serve::serve_answers(listener, answer, limits, shutdown).await;
     let _ = stop_engine.send(());
     let _ = stop_catch_up.send(());
