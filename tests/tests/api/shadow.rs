@@ -432,6 +432,19 @@ async fn live_keys_are_refused_without_reaching_the_vendor() {
         reply.text.contains("--shadow-allow-live"),
         "says how to allow it: {reply:?}"
     );
+    // A live key beside a test key, in the header linkbox itself would not read, is refused
+    // too: the vendor may read that one.
+    let bearer = format!("Bearer {live}");
+    let beside = shadow
+        .send(
+            Method::GET,
+            "/partner/links",
+            &[("x-api-key", &test_key(1607)), ("authorization", &bearer)],
+            None,
+        )
+        .await;
+    assert_eq!(beside.status, 401, "{beside:?}");
+    assert!(beside.text.contains("--shadow-allow-live"), "{beside:?}");
     let journal = vendor.control(Method::GET, "/requests", None, None).await;
     assert_eq!(journal.json["requests"], json!([]), "nothing forwarded");
 }
