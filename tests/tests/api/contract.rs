@@ -386,6 +386,45 @@ async fn a_create_without_its_id_is_drift_and_its_leftover_is_named() {
     );
 }
 
+/// A revoke the target applied and then answered 502 (a gateway's timeout after the work was
+/// done): its retry is told the link is already revoked. That is weather, an `error` naming
+/// the request on stderr, never drift; the same case with no weather passes.
+#[tokio::test]
+async fn a_retry_after_an_applied_request_got_a_5xx_is_weather_not_drift() {
+    let app = spawn_app().await;
+    let struck = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let once = struck.clone();
+    let base = proxy::start(
+        &app.base,
+        proxy::Fault::response(move |request, response| {
+            if request.method == "POST"
+                && request.path.ends_with("/revoke")
+                && response.status == 200
+                && !once.swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                response.status = 502;
+            }
+        }),
+    )
+    .await;
+    let (console, captured) = linkbox_suite::Console::buffer();
+    let options = Options {
+        filter: Some("m2m.revoke.200-shape".to_owned()),
+        patience: quick(),
+        console,
+        ..Options::in_process(base)
+    };
+    let (report, output) = run(&options).await;
+    assert!(
+        struck.load(std::sync::atomic::Ordering::SeqCst),
+        "the 502 was given"
+    );
+    assert_eq!(report.failed(), 0, "weather reported as drift: {output}");
+    assert_eq!(report.errored_ids(), ["m2m.revoke.200-shape"], "{output}");
+    let said = captured.text();
+    assert!(said.contains("may have been applied"), "{said}");
+}
+
 #[tokio::test]
 async fn a_wrong_default_expiry_is_caught() {
     let (failing, report, output) = failing_under(proxy::Fault::response(|request, response| {
