@@ -183,8 +183,8 @@ fn sign_in(error: Option<&str>) -> Markup {
 /// M2M links a page of the dashboard shows.
 const PAGE: u32 = 100;
 
-/// What the status filter offers: the link statuses of the M2M API, and `expired`.
-const STATUSES: [&str; 4] = ["created", "opened", "revoked", "expired"];
+/// What the status filter offers besides the M2M API's link statuses: its `visibility`.
+const EXPIRED: &str = "expired";
 
 fn m2m_links(app: &App, scope: &Scope, form: &[(String, String)], hidden: &Markup) -> Markup {
     let partners = match scope {
@@ -199,7 +199,7 @@ fn m2m_links(app: &App, scope: &Scope, form: &[(String, String)], hidden: &Marku
     let status_text = field(form, "status").filter(|status| !status.is_empty());
     let (status, visibility) = match status_text {
         None => (None, None),
-        Some("expired") => (None, Some(Visibility::Expired)),
+        Some(EXPIRED) => (None, Some(Visibility::Expired)),
         Some(text) => match LinkStatus::ALL
             .into_iter()
             .find(|status| status.as_str() == text)
@@ -207,8 +207,8 @@ fn m2m_links(app: &App, scope: &Scope, form: &[(String, String)], hidden: &Marku
             Some(status) => (Some(status), None),
             None => {
                 refused.push(format!(
-                    "No status \"{text}\": a link is {}, or expired; showing every link.",
-                    STATUSES[..STATUSES.len() - 1].join(", ")
+                    "No status \"{text}\": a link is {}, or {EXPIRED}; showing every link.",
+                    LinkStatus::ALL.map(LinkStatus::as_str).join(", ")
                 ));
                 (None, None)
             }
@@ -266,7 +266,7 @@ fn m2m_links(app: &App, scope: &Scope, form: &[(String, String)], hidden: &Marku
                 @for text in &refused { p.error role="alert" { (text) } }
                 label { "Status " select name="status" {
                     option value="" selected[status_text.is_none()] { "any" }
-                    @for name in STATUSES {
+                    @for name in LinkStatus::ALL.map(LinkStatus::as_str).into_iter().chain([EXPIRED]) {
                         option value=(name) selected[status_text == Some(name)] { (name) }
                     }
                 } }
