@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -522,6 +523,75 @@ async fn a_vendor_that_is_down_or_rate_limiting_is_weather_and_not_applied() {
         0,
         "the shadow did not apply the refused create"
     );
+}
+
+/// A revoke the vendor did but answered 502 (as a gateway may) leaves the vendor and the
+/// shadow out of step on that link: what differs on it next — the read that finds the
+/// vendor's link revoked, the retry the vendor calls already revoked — is weather, named
+/// after the 502, not drift. The retry settles the doubt: a difference on the link after it
+/// is drift again.
+#[tokio::test]
+async fn what_differs_on_a_resource_after_a_lost_change_is_weather_until_it_changes_again() {
+    let vendor = spawn_app().await;
+    let revokes = Arc::new(AtomicUsize::new(0));
+    let reads_after = Arc::new(AtomicUsize::new(0));
+    let proxy = drifting(&vendor, {
+        let (revokes, reads_after) = (revokes.clone(), reads_after.clone());
+        Arc::new(move |method, path, status, mut body| {
+            if method == "POST" && path.ends_with("/revoke") {
+                if revokes.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return (502, json!({"message": "bad gateway"}));
+                }
+            } else if method == "GET"
+                && path.starts_with("/partner/links/")
+                && revokes.load(Ordering::SeqCst) >= 2
+                && reads_after.fetch_add(1, Ordering::SeqCst) == 0
+            {
+                body["data"]["unheardOf"] = json!(true);
+            }
+            (status, body)
+        })
+    })
+    .await;
+    let shadow = shadowing(&format!("http://{proxy}")).await;
+    let key = test_key(1617);
+    let created = shadow
+        .create_link(&key, &json!({"referenceId": "doubt-1"}))
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let id = created.json["data"]["linkId"]
+        .as_str()
+        .expect("linkId")
+        .to_owned();
+    let lost = shadow.revoke_link(&key, &id, None).await;
+    assert_eq!(lost.status, 502, "the client gets the vendor's answer");
+    let read = shadow.get_link(&key, &id).await;
+    assert_eq!(read.json["data"]["status"], "revoked", "the vendor did it");
+    let retry = shadow.revoke_link(&key, &id, None).await;
+    assert_eq!(
+        retry.status, 400,
+        "already revoked at the vendor: {retry:?}"
+    );
+    let after = shadow.get_link(&key, &id).await;
+    assert_eq!(after.json["data"]["unheardOf"], true, "{after:?}");
+    let report = drift_after(&shadow, 5).await;
+    assert_eq!(
+        report["errors"], 3,
+        "the 502, the read, the retry: {report}"
+    );
+    assert_eq!(report["compared"], 2, "the create, the last read: {report}");
+    let differences = report["differences"].as_array().expect("differences");
+    assert_eq!(differences.len(), 1, "{report}");
+    assert_eq!(differences[0]["endpoint"], "GET /partner/links/{linkId}");
+    assert_eq!(differences[0]["pointer"], "/data/unheardOf", "{report}");
+    let errors = report["recentErrors"].to_string();
+    assert!(
+        errors.contains(&format!(
+            "the vendor answered 502 to POST /partner/links/{id}/revoke"
+        )),
+        "the weather names the request that caused it: {errors}"
+    );
+    assert!(errors.contains("this change settles it"), "{errors}");
 }
 
 /// A difference in a secret (the vendor's webhook secret in another format) is reported,

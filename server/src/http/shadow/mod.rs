@@ -22,7 +22,10 @@
 //!    ([`crate::drift`]), with one line on stderr (target `linkbox::drift`) per new
 //!    difference. An upstream answer that is weather (a 5xx or a 429: the vendor could not
 //!    take the request now) is neither applied nor compared: it is an error of the report,
-//!    and the shadow stays in step with what the vendor did.
+//!    and the shadow stays in step with what the vendor did. A changing request answered
+//!    with a 5xx, or not at all, may have been done all the same: its resource is in doubt
+//!    until the next change to it, and what differs on it meanwhile is weather too
+//!    ([`doubts`]).
 //!
 //! An M2M key is its own shadow partner (open mode); a Leaf token is the one linkbox issued
 //! when the same `/api/authenticate` was applied to the shadow. A Leaf request whose token
@@ -34,6 +37,7 @@
 //! for the worker — past either, the request is still forwarded and answered but not
 //! compared (an error of the report).
 
+mod doubts;
 mod ids;
 
 use std::sync::Arc;
@@ -55,6 +59,7 @@ use crate::drift::Found;
 use crate::journal;
 use crate::ops::identity;
 use crate::wire::{BodyError, Request};
+use doubts::Doubts;
 use ids::{Bearer, Ids};
 
 /// Largest upstream answer linkbox passes on (and compares).
@@ -87,7 +92,9 @@ struct Job {
     query: String,
     headers: HeaderMap,
     body: Bytes,
-    upstream: Upstream,
+    /// `None`: the vendor gave no answer (the client got a 502), so the request is not
+    /// applied; a changing one only puts its resource in doubt, in its turn.
+    upstream: Option<Upstream>,
 }
 
 /// What the upstream answered.
@@ -99,7 +106,11 @@ struct Upstream {
 
 impl Job {
     fn bytes(&self) -> usize {
-        self.body.len() + self.upstream.body.len()
+        self.body.len()
+            + self
+                .upstream
+                .as_ref()
+                .map_or(0, |upstream| upstream.body.len())
     }
 }
 
@@ -201,6 +212,21 @@ pub(super) async fn forward(
         Err(message) => {
             app.drift
                 .error(tenant.as_deref(), &endpoint, message.clone());
+            if doubts::changes(&request.method) {
+                // The vendor may have done it before its answer was lost: the worker puts
+                // the resource in doubt, in the order of the vendor's answers. With a full
+                // queue it does not, and the error above already counts the request.
+                let lost = Job {
+                    api,
+                    method: request.method.clone(),
+                    path: request.path.clone(),
+                    query: String::new(),
+                    headers: request.headers.clone(),
+                    body: Bytes::new(),
+                    upstream: None,
+                };
+                let _ = enqueue(surfaces, shadow, &app, lost);
+            }
             return gateway(api, &request.path, &message);
         }
     };
@@ -225,9 +251,15 @@ pub(super) async fn forward(
         query: request.query.clone(),
         headers: request.headers.clone(),
         body,
-        upstream,
+        upstream: Some(upstream),
     };
-    enqueue(surfaces, shadow, &app, job, tenant.as_deref(), &endpoint);
+    if let Err(full) = enqueue(surfaces, shadow, &app, job) {
+        app.drift.error(
+            tenant.as_deref(),
+            &endpoint,
+            format!("not compared: {full}; the client got the vendor's answer"),
+        );
+    }
     response
 }
 
@@ -438,27 +470,15 @@ fn answer(upstream: &Upstream) -> Response {
     response
 }
 
-/// Queues `job` for the worker, started on first use; a full queue skips the comparison.
-fn enqueue(
-    surfaces: &Arc<Surfaces>,
-    shadow: &Shadow,
-    app: &App,
-    job: Job,
-    tenant: Option<&str>,
-    endpoint: &str,
-) {
+/// Queues `job` for the worker, started on first use; a full queue refuses it, saying
+/// what is full.
+fn enqueue(surfaces: &Arc<Surfaces>, shadow: &Shadow, app: &App, job: Job) -> Result<(), String> {
     let bytes = job.bytes();
     if shadow.queued_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes > MAX_QUEUED_BYTES {
         shadow.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-        app.drift.error(
-            tenant,
-            endpoint,
-            format!(
-                "not compared: {MAX_QUEUED_BYTES} bytes of requests already wait for \
-                 comparison; the client got the vendor's answer"
-            ),
-        );
-        return;
+        return Err(format!(
+            "{MAX_QUEUED_BYTES} bytes of requests already wait for comparison"
+        ));
     }
     let queue = shadow.queue.get_or_init(|| {
         let (sender, receiver) = mpsc::channel(MAX_QUEUED);
@@ -473,15 +493,9 @@ fn enqueue(
     });
     if queue.try_send(job).is_err() {
         shadow.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-        app.drift.error(
-            tenant,
-            endpoint,
-            format!(
-                "not compared: {MAX_QUEUED} requests already wait for comparison; the client \
-                 got the vendor's answer"
-            ),
-        );
+        return Err(format!("{MAX_QUEUED} requests already wait for comparison"));
     }
+    Ok(())
 }
 
 /// The worker: applies each job to the shadow in order and compares.
@@ -492,17 +506,19 @@ async fn work(
     queued_bytes: Arc<AtomicUsize>,
     mut receiver: mpsc::Receiver<Job>,
 ) {
+    let mut doubts = Doubts::default();
     while let Some(job) = receiver.recv().await {
         let bytes = job.bytes();
-        apply(&surfaces, &app, &ids, job).await;
+        apply(&surfaces, &app, &ids, &mut doubts, job).await;
         queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
     }
 }
 
 /// Applies one job to the shadow, compares the answers and records what differs; a
 /// weather answer from the vendor is neither applied nor compared
-/// ([`linkbox_suite::is_weather`]).
-async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, job: Job) {
+/// ([`linkbox_suite::is_weather`]), and what differs on a resource in doubt is weather too
+/// ([`doubts`]).
+async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, job: Job) {
     let endpoint = compare::endpoint(job.api, job.method.as_str(), &job.path);
     let mut headers = job.headers.clone();
     let bearer = ids.bearer(&mut headers);
@@ -517,24 +533,53 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, job: Job) {
     };
     let caller = identity::resolve(app, &headers);
     let tenant = caller.tenant().cloned();
-    if linkbox_suite::is_weather(job.upstream.status) {
-        // The vendor did not do what was asked (it was down, overloaded or rate-limiting):
-        // no difference of the contract, and applied to the shadow it would leave the two
-        // out of step (a create the vendor refused, then its retry a 409 here).
+    let changes = doubts::changes(&job.method);
+    let resource = doubts::resource(job.api, &job.method, &job.path);
+    let Some(upstream) = &job.upstream else {
+        // The vendor's answer was lost (the report already counts the request as an error).
+        doubts.raise(
+            tenant.as_deref(),
+            resource,
+            format!("{} {} got no answer from the vendor", job.method, job.path),
+        );
+        return;
+    };
+    if linkbox_suite::is_weather(upstream.status) {
+        // The vendor did not do what was asked (it was down, overloaded or rate-limiting),
+        // or, behind a gateway, did it all the same: no difference of the contract, and
+        // applied to the shadow it would leave the two out of step (a create the vendor
+        // refused, then its retry a 409 here). A 429 says nothing was done; after a 5xx the
+        // resource is in doubt until it is changed again.
+        let doubted = changes && upstream.status != 429;
+        if doubted {
+            doubts.raise(
+                tenant.as_deref(),
+                resource,
+                format!(
+                    "the vendor answered {} to {} {}",
+                    upstream.status, job.method, job.path
+                ),
+            );
+        }
         app.drift.error(
             tenant.as_deref(),
             &endpoint,
             format!(
                 "not compared: the vendor answered {} (weather: it may not have done what was \
                  asked, or, behind a gateway, may have done it all the same), so linkbox did \
-                 not apply it; the client got the vendor's answer, and a difference on the \
-                 same resource just after may be this request's doing",
-                job.upstream.status
+                 not apply it; the client got the vendor's answer{}",
+                upstream.status,
+                if doubted {
+                    ", and what differs on the same resource until it is changed again counts \
+                     as weather too"
+                } else {
+                    ""
+                }
             ),
         );
         return;
     }
-    let upstream_ok = (200..300).contains(&job.upstream.status);
+    let upstream_ok = (200..300).contains(&upstream.status);
     if job.api == Api::Leaf && bearer == Bearer::Unknown && upstream_ok {
         app.drift.error(
             tenant.as_deref(),
@@ -589,9 +634,9 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, job: Job) {
         query: &job.query,
         body: request_json.as_ref(),
         upstream: Answer {
-            status: job.upstream.status,
-            headers: &job.upstream.headers,
-            body: &job.upstream.body,
+            status: upstream.status,
+            headers: &upstream.headers,
+            body: &upstream.body,
         },
         linkbox: Answer {
             status: response.status().as_u16(),
@@ -601,7 +646,38 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, job: Job) {
         shadow_id: &shadow_id,
     };
     ids.learn(compare::pairs(&exchange));
-    let found: Vec<Found> = compare::compare(&exchange)
+    let differences = compare::compare(&exchange);
+    if let Some(cause) = doubts.over(tenant.as_deref(), &resource, changes)
+        && !differences.is_empty()
+    {
+        let what: Vec<String> = differences
+            .iter()
+            .map(|difference| {
+                if difference.pointer.is_empty() {
+                    difference.rule.name().to_owned()
+                } else {
+                    format!("{} at {}", difference.rule.name(), difference.pointer)
+                }
+            })
+            .collect();
+        app.drift.error(
+            tenant.as_deref(),
+            &endpoint,
+            format!(
+                "not counted as drift: the answers differ ({}) on {resource}, which is in \
+                 doubt since {cause}: the vendor may have done that request, which linkbox did \
+                 not apply{}",
+                what.join(", "),
+                if changes {
+                    "; this change settles it"
+                } else {
+                    ""
+                }
+            ),
+        );
+        return;
+    }
+    let found: Vec<Found> = differences
         .into_iter()
         .map(|difference| Found {
             rule: difference.rule.name(),
