@@ -60,7 +60,7 @@ impl ControlError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ControlError::Refused(refusal) => match refusal {
-                Refusal::MissingAuth | Refusal::ExpiredToken => {
+                Refusal::MissingAuth | Refusal::ExpiredToken | Refusal::Delivery => {
                     (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED)
                 }
                 Refusal::InvalidKey | Refusal::KeyCollision => {

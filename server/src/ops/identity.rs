@@ -29,6 +29,9 @@ pub struct Caller {
     admin: bool,
     /// Whether an admin token is configured at all.
     admin_configured: bool,
+    /// Whether the request is a webhook delivery (it carries `X-M2M-Signature`): never a
+    /// person at the machine, so never the admin for want of credentials.
+    delivery: bool,
     /// The M2M key presented (`X-API-Key`, else the Bearer token), and what it names.
     key: Option<(Box<str>, Lookup)>,
     /// The Bearer token, read as a Leaf token.
@@ -70,6 +73,10 @@ pub enum Refusal {
         "This sandbox already holds its maximum number of partners (--max-tenants); new keys are refused until it is restarted with a higher limit. Use an existing key"
     )]
     TenantLimit,
+    #[error(
+        "This request is a webhook delivery (it carries X-M2M-Signature), and a delivery is never the admin: a webhook URL pointed at the control API acts for no one. Call it with a partner key, a Leaf token or the admin token"
+    )]
+    Delivery,
     #[error(transparent)]
     AccountLimit(#[from] crate::store::leaf::AccountLimit),
     #[error("The bearer token has expired")]
@@ -129,6 +136,7 @@ pub fn resolve(app: &App, headers: &HeaderMap) -> Caller {
     Caller {
         admin,
         admin_configured: admin_token.is_some(),
+        delivery: headers.contains_key(linkbox_contracts::m2m::webhook_headers::SIGNATURE),
         key,
         leaf,
         tenant,
@@ -243,7 +251,10 @@ impl Caller {
 
     /// Who a control request acts for: the admin token; a Leaf token; a partner key; or,
     /// with no admin token configured, a request with no credentials at all is admin (a
-    /// sandbox on a developer's machine needs no ceremony).
+    /// sandbox on a developer's machine needs no ceremony) — unless it is a webhook
+    /// delivery: any key holder can point linkbox's webhooks at its own control API, and
+    /// they carry no credentials, so as admin a stranger's `link.created` could reset every
+    /// tenant.
     pub fn scope(&self, app: &App) -> Result<Scope, Refusal> {
         if self.admin {
             return Ok(Scope::Admin);
@@ -260,6 +271,7 @@ impl Caller {
         }
         match self.partner(app) {
             Some(partner) => Ok(Scope::Tenant(partner?)),
+            None if self.delivery => Err(Refusal::Delivery),
             None if !self.admin_configured => Ok(Scope::Admin),
             None => Err(Refusal::MissingAuth),
         }

@@ -480,3 +480,55 @@ async fn urls_longer_than_the_limit_are_refused_where_they_are_given() {
         }
     }
 }
+
+/// Any key holder can point a webhook at linkbox's own control API, and deliveries carry no
+/// credentials; on a sandbox without `--admin-token` a request without credentials is the
+/// admin, but a delivery never is: a stranger's `link.created` sent to `/_sandbox/reset` is
+/// refused (401, saying why) and every other tenant keeps its links and its frozen clock.
+#[tokio::test]
+async fn a_webhook_aimed_at_the_control_api_is_never_the_admin() {
+    let app = sandbox().await;
+    let (victim, stranger) = (test_key(1471), test_key(1472));
+    let kept = app.create_link_for(&victim, "victim").await;
+    let frozen = app
+        .control(
+            Method::POST,
+            "/clock",
+            Some(&victim),
+            Some(&json!({"frozen": true})),
+        )
+        .await;
+    assert_eq!(frozen.status, 200, "{frozen:?}");
+    let anonymous = app.control(Method::GET, "/clock", None, None).await;
+    assert_eq!(
+        anonymous.status, 200,
+        "no credentials, no admin token: admin"
+    );
+    let aimed = app
+        .create_link(
+            &stranger,
+            &json!({"referenceId": "x", "callbackUrl": app.url("/_sandbox/reset")}),
+        )
+        .await;
+    assert_eq!(aimed.status, 201, "{aimed:?}");
+    let delivery = app
+        .wait_for_delivery(&stranger, "link.created", |delivery| attempts(delivery) > 0)
+        .await;
+    assert_eq!(delivery["attempts"][0]["statusCode"], 401, "{delivery}");
+    let id = kept["linkId"].as_str().expect("linkId");
+    assert_eq!(app.get_link(&victim, id).await.status, 200, "the reset ran");
+    let clock = app
+        .control(Method::GET, "/clock", Some(&victim), None)
+        .await;
+    assert_eq!(clock.json["frozen"], true, "{clock:?}");
+    let signed = app
+        .send_built(
+            reqwest::Client::new()
+                .post(app.url("/_sandbox/reset"))
+                .header("X-M2M-Signature", "sha256=00"),
+        )
+        .await;
+    assert_eq!(signed.status, 401, "{signed:?}");
+    let message = signed.json["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("webhook delivery"), "{message}");
+}
