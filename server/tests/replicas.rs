@@ -956,6 +956,123 @@ async fn a_lost_database_means_503_with_retry_after_and_it_recovers_without_a_re
 /// A tenant's lock held by a session that went quiet (a replica frozen mid-request) holds
 /// up another replica's requests for that tenant only so long: then they are a 503 with
 /// `Retry-After`, not a wait without end; once the lock is let go, they are served again.
+/// A relay to the database that, once armed, passes the next `COMMIT` on and then cuts the
+/// connection before the database's answer gets back: a change committed whose answer is
+/// lost.
+struct CommitCutter {
+    port: u16,
+    armed: Arc<AtomicBool>,
+}
+
+impl CommitCutter {
+    /// The simple-query message `tokio_postgres`'s `batch_execute("COMMIT")` sends.
+    const COMMIT: &'static [u8] = b"Q\0\0\0\x0bCOMMIT\0";
+
+    async fn start(upstream: std::net::SocketAddr) -> CommitCutter {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let armed = Arc::new(AtomicBool::new(false));
+        let relay_armed = armed.clone();
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let armed = relay_armed.clone();
+                tokio::spawn(async move {
+                    let Ok(outbound) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let (mut client_read, mut client_write) = inbound.into_split();
+                    let (mut server_read, mut server_write) = outbound.into_split();
+                    let (mut from_client, mut from_server) = (vec![0; 65536], vec![0; 65536]);
+                    // The client's last bytes, so a message split across reads is seen.
+                    let mut tail: Vec<u8> = Vec::new();
+                    loop {
+                        tokio::select! {
+                            read = client_read.read(&mut from_client) => {
+                                let Ok(n @ 1..) = read else { return };
+                                tail.extend_from_slice(&from_client[..n]);
+                                let commits = tail
+                                    .windows(Self::COMMIT.len())
+                                    .any(|window| window == Self::COMMIT);
+                                let keep = tail.len().saturating_sub(Self::COMMIT.len() - 1);
+                                tail.drain(..keep);
+                                if server_write.write_all(&from_client[..n]).await.is_err() {
+                                    return;
+                                }
+                                if commits && armed.swap(false, Ordering::SeqCst) {
+                                    // The database commits; its answer is never passed on.
+                                    tokio::time::sleep(Duration::from_millis(300)).await;
+                                    return;
+                                }
+                            }
+                            read = server_read.read(&mut from_server) => {
+                                let Ok(n @ 1..) = read else { return };
+                                if client_write.write_all(&from_server[..n]).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        CommitCutter { port, armed }
+    }
+}
+
+/// A commit whose answer is lost may have been made: the 503 says the change may or may not
+/// have been saved (not "nothing was changed", which a client would retry into a 409 for a
+/// link it never saw), and the link is indeed there when read back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_answer_is_lost_is_a_503_saying_it_may_have_been_saved() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let url = url::Url::parse(&database).expect("URL");
+    let upstream = format!(
+        "{}:{}",
+        url.host_str().expect("host"),
+        url.port().unwrap_or(5432)
+    )
+    .parse()
+    .expect("a loopback address");
+    let cutter = CommitCutter::start(upstream).await;
+    let mut relayed = url.clone();
+    relayed.set_port(Some(cutter.port)).expect("port");
+    let replica = Replica::start(relayed.as_str(), &[]);
+    let key = key(11);
+    let (status, created) = replica.create_link(&key, "before").await;
+    assert_eq!(status, 201, "{created}");
+
+    cutter.armed.store(true, Ordering::SeqCst);
+    let (status, lost) = replica.create_link(&key, "lost").await;
+    assert_eq!(status, 503, "{lost}");
+    assert!(
+        !cutter.armed.load(Ordering::SeqCst),
+        "the create's commit was cut: {lost}"
+    );
+    let message = lost["error"]["message"].as_str().expect("a message");
+    assert!(
+        message.contains("may or may not have been saved"),
+        "{message}; {}",
+        replica.logged()
+    );
+    assert!(!message.contains("Nothing was changed"), "{message}");
+    let (status, found) = replica
+        .m2m(
+            reqwest::Method::GET,
+            "/partner/links?referenceId=lost",
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(
+        found["data"]["items"].as_array().map(Vec::len),
+        Some(1),
+        "the database did commit it: {found}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_held_by_a_frozen_replica_is_waited_for_only_so_long() {
     let Some(server) = server() else { return };

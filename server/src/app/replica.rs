@@ -115,15 +115,19 @@ async fn step<T>(
 ) -> Result<T, Unavailable> {
     tokio::time::timeout(DATABASE_STEP, work)
         .await
-        .unwrap_or_else(|_| {
-            Err(Unavailable {
-                target: replica.database.target().clone(),
-                reason: format!(
-                    "no answer within {} s (the connection is cut off, or the server stalled)",
-                    DATABASE_STEP.as_secs()
-                ),
-            })
-        })
+        .unwrap_or_else(|_| Err(timed_out(replica)))
+}
+
+/// A step that got no answer within [`DATABASE_STEP`].
+fn timed_out(replica: &Replica) -> Unavailable {
+    Unavailable {
+        target: replica.database.target().clone(),
+        reason: format!(
+            "no answer within {} s (the connection is cut off, or the server stalled)",
+            DATABASE_STEP.as_secs()
+        ),
+        in_doubt: false,
+    }
 }
 
 struct Unsettled<'a> {
@@ -262,7 +266,15 @@ impl App {
             return Ok(output);
         }
         replica.faults.store(-1, Ordering::Release);
-        let committed = step(replica, txn.commit(writes)).await?;
+        // A commit that times out may have been made before its answer was lost.
+        let committed = tokio::time::timeout(DATABASE_STEP, txn.commit(writes))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Unavailable {
+                    in_doubt: true,
+                    ..timed_out(replica)
+                })
+            })?;
         // Memory holds exactly what was committed for the tenants this request had caught
         // up; any other tenant it touched is read back when next used.
         replica.knows(

@@ -468,15 +468,22 @@ fn replica_hint(app: &App, request: &Request) -> Hint {
 const UNAVAILABLE_RETRY_AFTER_SECS: u32 = 1;
 
 /// The answer while the shared database cannot be reached: 503 in the envelope of the API
-/// whose path it is, with `Retry-After`. Nothing was changed and nothing is served from a
-/// copy that may be stale.
+/// whose path it is, with `Retry-After`. Nothing is served from a copy that may be stale;
+/// nothing was changed, unless the connection was lost while the request's changes were
+/// being committed, when the message says they may have been saved.
 fn unavailable(envelope: &Envelope, error: &crate::persist::shared::Unavailable) -> Response {
-    tracing::error!(%error, "answering 503: the shared database is unavailable");
+    tracing::error!(%error, in_doubt = error.in_doubt, "answering 503: the shared database is unavailable");
     // Where the database is, and what its driver said, are for linkbox's log, not for any
     // caller: a stranger's key reads this too.
-    let message = "The sandbox's shared database is unavailable (linkbox's log says why). \
-                   Nothing was changed; try again shortly (linkbox reconnects by itself)."
-        .to_owned();
+    let message = if error.in_doubt {
+        "The sandbox's shared database stopped answering while this request's changes were \
+         being saved, so they may or may not have been saved (linkbox's log says why). Read \
+         the resource again before retrying (linkbox reconnects by itself)."
+    } else {
+        "The sandbox's shared database is unavailable (linkbox's log says why). Nothing was \
+         changed; try again shortly (linkbox reconnects by itself)."
+    }
+    .to_owned();
     let mut response = envelope.failure(
         StatusCode::SERVICE_UNAVAILABLE,
         "STATE_UNAVAILABLE",

@@ -122,6 +122,10 @@ impl std::fmt::Debug for Database {
 pub struct Unavailable {
     pub target: Arc<str>,
     pub reason: String,
+    /// Whether the request's changes may have been committed all the same: the connection
+    /// was lost, or the step timed out, while its `COMMIT` was on its way — the server may
+    /// have committed before its answer was lost. Otherwise nothing was changed.
+    pub in_doubt: bool,
 }
 
 /// What went wrong, with the server's own message and SQLSTATE when it sent one (the
@@ -368,6 +372,7 @@ impl Database {
         Unavailable {
             target: self.target.clone(),
             reason: error.reason(),
+            in_doubt: false,
         }
     }
 
@@ -557,6 +562,7 @@ impl Txn {
         Unavailable {
             target: self.target.clone(),
             reason: error.reason(),
+            in_doubt: false,
         }
     }
 }
@@ -754,10 +760,15 @@ impl Txn {
         let versions = apply(client, &writes.0, self.created.as_deref())
             .await
             .map_err(|error| self.failed(error))?;
-        client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(|error| self.failed(error))?;
+        client.batch_execute("COMMIT").await.map_err(|error| {
+            // The server refusing the commit is an answer (nothing was committed); a
+            // connection lost on the way is not: the server may have committed first.
+            let in_doubt = error.as_db_error().is_none();
+            Unavailable {
+                in_doubt,
+                ..self.failed(error)
+            }
+        })?;
         if let Some(client) = self.client.take() {
             drop(client);
         }
