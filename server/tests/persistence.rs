@@ -667,6 +667,56 @@ fn files_that_are_not_linkbox_state_are_refused_untouched() {
     assert_refused(&unreadable, "write_log row 1 cannot be read");
 }
 
+/// A write log damaged in its middle — sound frames after the damage, so no power cut's
+/// tail — refuses the file, log kept byte for byte, rather than start without the
+/// acknowledged changes those frames hold and delete them with the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_log_damaged_before_sound_frames_refuses_the_file_and_keeps_the_log() {
+    let dir = TempDir::new("damaged-log");
+    let state = dir.file("state.db");
+    let sandbox = Sandbox::start(&state);
+    let key = key(41);
+    for n in 0..40 {
+        sandbox.create_link(&key, &format!("customer-{n}")).await;
+    }
+    // At once: the applier takes the log over after 50 ms without a change.
+    sandbox.kill();
+    let log = log_file(&state, "-log");
+    let mut bytes = std::fs::read(&log).expect("the write log");
+    assert!(
+        bytes.len() > 4096,
+        "the creates are still in the log: {} bytes",
+        bytes.len()
+    );
+    let middle = bytes.len() / 3;
+    bytes[middle] ^= 0x20;
+    std::fs::write(&log, &bytes).expect("damaged");
+    let output = Command::new(env!("CARGO_BIN_EXE_linkbox"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--state"])
+        .arg(&state)
+        .env("LINKBOX_LOG", "warn")
+        .output()
+        .expect("ran");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "accepted: {stderr}");
+    assert!(output.stdout.is_empty(), "it never listened");
+    assert!(
+        stderr.contains("a sound frame of this state file's log follows"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("move"), "says what to do: {stderr}");
+    assert_eq!(
+        std::fs::read(&log).expect("the write log is kept"),
+        bytes,
+        "the log is kept as it was"
+    );
+    // Nothing was applied or dropped: with the damage undone, every create is there.
+    bytes[middle] ^= 0x20;
+    std::fs::write(&log, &bytes).expect("repaired");
+    let sandbox = Sandbox::start(&state);
+    assert_eq!(sandbox.link_ids(&key).await.len(), 40);
+}
+
 #[test]
 fn a_file_of_a_newer_schema_is_refused_untouched() {
     let dir = TempDir::new("newer");

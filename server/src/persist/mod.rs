@@ -746,7 +746,7 @@ pub struct Opened {
 pub fn open(path: &Path) -> Result<Opened, OpenError> {
     let mut connection = schema::open(path)?;
     let lock = lock(path)?;
-    writer::recover(&mut connection, path).map_err(|error| OpenError::corrupt(path, error))?;
+    writer::recover(&mut connection, path).map_err(|error| OpenError::log(path, error))?;
     let (progress, _) = watch::channel(Progress::default());
     let queue = Arc::new(Queue {
         path: path.to_owned(),
@@ -793,7 +793,7 @@ impl Opened {
         } = self;
         let path = queue.path.clone();
         queue.muted.store(false, Ordering::Relaxed);
-        schema::start_writing(&mut connection).map_err(|error| OpenError::corrupt(&path, error))?;
+        schema::start_writing(&mut connection).map_err(|error| OpenError::sql(&path, &error))?;
         let handle = std::thread::Builder::new()
             .name("linkbox-state".into())
             .spawn({

@@ -134,6 +134,14 @@ pub enum OpenError {
     TooNew { path: PathBuf, found: u32 },
     #[error("state file {0} is damaged or unreadable: {1}")]
     Corrupt(PathBuf, String),
+    /// A sound file that cannot be used where it is: read-only, a full disk, no permission.
+    /// Not "damaged", which would invite deleting it.
+    #[error("cannot use state file {0}: {1} (the file itself is not damaged)")]
+    Unusable(PathBuf, String),
+    /// Its write log cannot be applied as it is (damage that sound frames follow, or another
+    /// file's log beside it): nothing was modified.
+    #[error("cannot open state file {0}: {1}")]
+    Log(PathBuf, String),
     /// A new file that cannot be made where it is asked for (no such directory, or one
     /// linkbox may not write in): nothing is wrong with any file.
     #[error("cannot create state file {0}: {1}")]
@@ -159,6 +167,42 @@ pub enum OpenError {
 impl OpenError {
     pub fn corrupt(path: &Path, error: impl std::fmt::Display) -> OpenError {
         OpenError::Corrupt(path.to_owned(), error.to_string())
+    }
+
+    /// The refusal for SQLite's `error`: a file that cannot be written or read where it is
+    /// (read-only, a full disk, no permission, busy) is [`OpenError::Unusable`], anything
+    /// else [`OpenError::Corrupt`].
+    pub fn sql(path: &Path, error: &rusqlite::Error) -> OpenError {
+        use rusqlite::ErrorCode;
+        let why = match error.sqlite_error_code() {
+            Some(ErrorCode::ReadOnly) => {
+                "it is read-only to linkbox (the file or its directory: linkbox writes both)"
+            }
+            Some(ErrorCode::DiskFull) => "the disk it is on is full",
+            Some(ErrorCode::PermissionDenied | ErrorCode::CannotOpen) => {
+                "linkbox may not open it (permissions of the file or its directory)"
+            }
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                "another program holds it locked"
+            }
+            _ => return OpenError::corrupt(path, error),
+        };
+        OpenError::Unusable(path.to_owned(), format!("{why}: {error}"))
+    }
+
+    /// The refusal for a write log that could not be applied.
+    pub(super) fn log(path: &Path, error: super::write_log::LogError) -> OpenError {
+        use super::write_log::LogError;
+        match error {
+            LogError::Sql(error) => OpenError::sql(path, &error),
+            LogError::Io { ref error, .. } if error.kind() == std::io::ErrorKind::StorageFull => {
+                OpenError::Unusable(path.to_owned(), error.to_string())
+            }
+            error @ (LogError::Damaged { .. } | LogError::Foreign { .. }) => {
+                OpenError::Log(path.to_owned(), error.to_string())
+            }
+            error => OpenError::corrupt(path, error),
+        }
     }
 }
 
@@ -201,12 +245,12 @@ pub fn open(path: &Path) -> Result<Connection, OpenError> {
                 format!("{error} (can linkbox write in its directory?)"),
             )
         } else {
-            OpenError::corrupt(path, error)
+            OpenError::sql(path, &error)
         }
     })?;
     let mut connection = connection;
     if fresh {
-        initialize(&mut connection).map_err(|error| OpenError::corrupt(path, error))?;
+        initialize(&mut connection).map_err(|error| OpenError::sql(path, &error))?;
     }
     let version = version(&connection, path)?;
     if version > LATEST {
@@ -215,8 +259,7 @@ pub fn open(path: &Path) -> Result<Connection, OpenError> {
             found: version,
         });
     }
-    migrate(&mut connection, version, MIGRATIONS)
-        .map_err(|error| OpenError::corrupt(path, error))?;
+    migrate(&mut connection, version, MIGRATIONS).map_err(|error| OpenError::sql(path, &error))?;
     Ok(connection)
 }
 
@@ -306,7 +349,7 @@ fn version(connection: &Connection, path: &Path) -> Result<u32, OpenError> {
                 "it has no meta table".into(),
             ))
         }
-        Err(error) => Err(OpenError::corrupt(path, error)),
+        Err(error) => Err(OpenError::sql(path, &error)),
     }
 }
 
@@ -609,5 +652,38 @@ mod tests {
         let mut connection = memory_at_version_zero();
         assert!(migrate(&mut connection, 0, &steps).is_err());
         assert_eq!(schema_version(&connection), 1);
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_written_is_unusable_not_damaged() {
+        let path = Path::new("state.db");
+        let failure = |code, message: &str| {
+            rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), Some(message.into()))
+        };
+        let read_only = OpenError::sql(
+            path,
+            &failure(
+                rusqlite::ffi::SQLITE_READONLY,
+                "attempt to write a readonly database",
+            ),
+        )
+        .to_string();
+        assert!(read_only.contains("read-only"), "{read_only}");
+        assert!(read_only.contains("not damaged"), "{read_only}");
+        let full = OpenError::sql(
+            path,
+            &failure(rusqlite::ffi::SQLITE_FULL, "database or disk is full"),
+        )
+        .to_string();
+        assert!(full.contains("disk it is on is full"), "{full}");
+        assert!(!full.contains("is damaged"), "{full}");
+        let corrupt = OpenError::sql(
+            path,
+            &failure(
+                rusqlite::ffi::SQLITE_CORRUPT,
+                "database disk image is malformed",
+            ),
+        );
+        assert!(matches!(corrupt, OpenError::Corrupt(..)), "{corrupt}");
     }
 }

@@ -197,6 +197,26 @@ pub(super) enum LogError {
         seq: u64,
         reason: String,
     },
+    #[error(
+        "{}: {what}, yet a sound frame of this state file's log follows it (frame {later}): \
+         damage, not the end a power cut leaves; refusing to open the state file so that no \
+         change is dropped quietly (nothing was modified). To open it without the changes \
+         from there on, move {} aside",
+        path.display(),
+        path.display()
+    )]
+    Damaged {
+        path: PathBuf,
+        what: &'static str,
+        later: u64,
+    },
+    #[error(
+        "{}: the log of another state file (left beside this one, or copied with it); \
+         refusing to open the state file rather than apply or delete it (nothing was \
+         modified). Move it aside, or delete it if that other file's changes are not wanted",
+        path.display()
+    )]
+    Foreign { path: PathBuf },
     #[error("{0}")]
     Sql(#[from] rusqlite::Error),
     #[error("the write log holds commits up to {through}, but its file gave only up to {read}")]
@@ -359,6 +379,11 @@ pub(super) struct Replayed {
 /// Applies, in order, the frames of `files` after `applied` that belong to log `log`,
 /// each the next `seq`, until the first that is cut short, damaged or missing (a power
 /// cut's tail). Files that do not exist hold nothing.
+///
+/// A cut that a sound frame of the same log follows (later in its file, or in a later file)
+/// is no tail but damage: [`LogError::Damaged`], so that the caller keeps the files and
+/// applies nothing, rather than drop the changes after it. A frame of another state file's
+/// log is [`LogError::Foreign`], for the same reason.
 pub(super) fn replay(
     files: &[PathBuf],
     log: u64,
@@ -370,10 +395,26 @@ pub(super) fn replay(
         cut: None,
     };
     let mut bytes = Vec::new();
-    for path in files {
+    for (index, path) in files.iter().enumerate() {
         let io = |error| LogError::Io {
             path: path.clone(),
             error,
+        };
+        // Where the frame being read starts in the file.
+        let mut offset = 0;
+        let cut = |replayed: Replayed, offset: u64, what: &'static str| match sound_frame_after(
+            files,
+            index,
+            offset,
+            log,
+            replayed.last,
+        )? {
+            Some(later) => Err(LogError::Damaged {
+                path: path.clone(),
+                what,
+                later,
+            }),
+            None => Ok(cut(replayed, path, what)),
         };
         let mut file = match File::open(path) {
             Ok(file) => io::BufReader::new(file),
@@ -391,7 +432,7 @@ pub(super) fn replay(
             {
                 0 => break,
                 HEADER => {}
-                _ => return Ok(cut(replayed, path, "a frame's header cut short")),
+                _ => return cut(replayed, offset, "a frame's header cut short"),
             }
             let field =
                 |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
@@ -403,19 +444,21 @@ pub(super) fn replay(
                 .read_to_end(&mut bytes)
                 .map_err(io)?;
             if read < length {
-                return Ok(cut(replayed, path, "a frame cut short"));
+                return cut(replayed, offset, "a frame cut short");
             }
             if crc32fast::hash(&bytes[8..]) != crc {
-                return Ok(cut(replayed, path, "a frame that fails its CRC"));
+                return cut(replayed, offset, "a frame that fails its CRC");
             }
             if of != log {
-                return Ok(cut(replayed, path, "a frame of another state file's log"));
+                return Err(LogError::Foreign { path: path.clone() });
             }
+            let start = offset;
+            offset += (HEADER + length) as u64;
             if seq <= replayed.last {
                 continue;
             }
             if seq != replayed.last + 1 {
-                return Ok(cut(replayed, path, "a frame after a missing one"));
+                return cut(replayed, start, "a frame after a missing one");
             }
             let entries = decode(&bytes[HEADER..]).map_err(|error| LogError::Unreadable {
                 path: path.clone(),
@@ -429,6 +472,59 @@ pub(super) fn replay(
         }
     }
     Ok(replayed)
+}
+
+/// The `seq` of a sound frame of log `log` after `applied`, anywhere from byte `offset` of
+/// `files[index]` on or in the files after it: what tells damage from a power cut's tail.
+/// Every byte is tried as a frame's start (a damaged length hides where the next frame
+/// starts); the log's number is compared before any CRC is computed, so a scan costs a
+/// pass over the bytes.
+fn sound_frame_after(
+    files: &[PathBuf],
+    index: usize,
+    offset: u64,
+    log: u64,
+    applied: u64,
+) -> Result<Option<u64>, LogError> {
+    let number = log.to_le_bytes();
+    for (at, path) in files.iter().enumerate().skip(index) {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+            Err(error) => {
+                return Err(LogError::Io {
+                    path: path.clone(),
+                    error,
+                });
+            }
+        };
+        let from = if at == index {
+            usize::try_from(offset).unwrap_or(usize::MAX)
+        } else {
+            0
+        };
+        let mut start = from;
+        while start + HEADER <= bytes.len() {
+            let header = &bytes[start..start + HEADER];
+            if header[16..24] == number {
+                let length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+                let end = start + HEADER + length as usize;
+                let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+                let seq = u64::from_le_bytes([
+                    header[8], header[9], header[10], header[11], header[12], header[13],
+                    header[14], header[15],
+                ]);
+                if end <= bytes.len()
+                    && seq > applied
+                    && crc32fast::hash(&bytes[start + 8..end]) == crc
+                {
+                    return Ok(Some(seq));
+                }
+            }
+            start += 1;
+        }
+    }
+    Ok(None)
 }
 
 fn cut(replayed: Replayed, path: &Path, what: &str) -> Replayed {
@@ -623,8 +719,12 @@ mod tests {
         let (seen, replayed) = read_back(&files, LOG, 12);
         assert_eq!(seen, expected(&[link(2)]), "only the frames after 12");
         assert_eq!(replayed.last, 13);
-        let (seen, _) = read_back(&files, LOG + 1, 10);
-        assert!(seen.is_empty(), "another state file's log is not applied");
+        let error = replay(&files, LOG + 1, 10, &mut |_| {
+            panic!("another state file's log is not applied")
+        })
+        .expect_err("refused");
+        assert!(matches!(error, LogError::Foreign { .. }), "{error}");
+        assert!(error.to_string().contains("Move it aside"), "{error}");
     }
 
     #[test]
@@ -652,22 +752,79 @@ mod tests {
         assert_eq!(replayed.last, 2);
         assert!(replayed.cut.expect("said").contains("header cut short"));
 
-        // One byte of the second frame's document changed: its CRC fails, and the frame
-        // after it is not applied either.
+        // One byte of the last frame's document changed: its CRC fails, and the log ends
+        // there.
         let mut damaged = whole.clone();
-        damaged[frame + HEADER + 3] ^= 0x20;
+        damaged[2 * frame + HEADER + 3] ^= 0x20;
         std::fs::write(&path, &damaged).expect("damaged");
         let (seen, replayed) = read_back(std::slice::from_ref(&path), LOG, 0);
-        assert_eq!(seen, expected(&[link(0)]));
+        assert_eq!(seen, expected(&[link(0), link(1)]));
         assert!(replayed.cut.expect("said").contains("CRC"));
+    }
+
+    #[test]
+    fn damage_that_sound_frames_follow_refuses_the_log_rather_than_drop_them() {
+        let dir = Dir::new("damage");
+        let mut log = Log::new(&dir.state(), LOG, 0);
+        for position in 0..3 {
+            log.append(&[link(position)]).expect("frame");
+        }
+        let path = log_path(&dir.state());
+        let whole = std::fs::read(&path).expect("log");
+        let frame = whole.len() / 3;
+        let refused = |bytes: &[u8], files: &[PathBuf]| {
+            std::fs::write(&path, bytes).expect("written");
+            let mut applied = 0;
+            let error = replay(files, LOG, 0, &mut |_| {
+                applied += 1;
+                Ok(())
+            })
+            .expect_err("refused");
+            (error, applied)
+        };
+        let only = std::slice::from_ref(&path);
+
+        // One byte of the second frame's document changed: the third is sound.
+        let mut damaged = whole.clone();
+        damaged[frame + HEADER + 3] ^= 0x20;
+        let (error, _) = refused(&damaged, only);
+        assert!(
+            matches!(error, LogError::Damaged { later: 3, what, .. } if what.contains("CRC")),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("nothing was modified"),
+            "{error}"
+        );
+
+        // The second frame's length damaged: where the third starts is found all the same.
+        let mut length = whole.clone();
+        length[frame..frame + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let (error, _) = refused(&length, only);
+        assert!(
+            matches!(error, LogError::Damaged { later: 3, .. }),
+            "{error}"
+        );
 
         // The second frame missing altogether: the third is not the next.
         let mut gap = whole[..frame].to_vec();
         gap.extend_from_slice(&whole[2 * frame..]);
-        std::fs::write(&path, &gap).expect("gap");
-        let (seen, replayed) = read_back(std::slice::from_ref(&path), LOG, 0);
-        assert_eq!(seen, expected(&[link(0)]));
-        assert!(replayed.cut.expect("said").contains("missing"));
+        let (error, _) = refused(&gap, only);
+        assert!(
+            matches!(error, LogError::Damaged { later: 3, what, .. } if what.contains("missing")),
+            "{error}"
+        );
+
+        // A handed-over log cut short, and the frames after it in the next file.
+        let applying = applying_path(&dir.state());
+        std::fs::write(&applying, &whole[..frame + HEADER / 2]).expect("applying");
+        let next = log_path(&dir.state());
+        let files = [applying.clone(), next.clone()];
+        let (error, _) = refused(&whole[2 * frame..], &files);
+        assert!(
+            matches!(error, LogError::Damaged { later: 3, .. }),
+            "{error}"
+        );
     }
 
     #[test]
