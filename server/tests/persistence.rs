@@ -45,6 +45,10 @@ struct Sandbox {
 
 impl Sandbox {
     fn start(state: &Path) -> Sandbox {
+        Sandbox::start_with(state, &[])
+    }
+
+    fn start_with(state: &Path, extra: &[&str]) -> Sandbox {
         let mut child = Command::new(env!("CARGO_BIN_EXE_linkbox"))
             .args([
                 "serve",
@@ -55,6 +59,7 @@ impl Sandbox {
                 "--state",
             ])
             .arg(state)
+            .args(extra)
             .env("LINKBOX_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -715,6 +720,32 @@ async fn a_write_log_damaged_before_sound_frames_refuses_the_file_and_keeps_the_
     std::fs::write(&log, &bytes).expect("repaired");
     let sandbox = Sandbox::start(&state);
     assert_eq!(sandbox.link_ids(&key).await.len(), 40);
+}
+
+/// The admin reset forgets open-mode partners whole, in the file too: a restart with the
+/// same `--max-tenants` finds every place free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partners_the_admin_reset_forgot_take_no_place_after_a_restart() {
+    let dir = TempDir::new("forgotten");
+    let state = dir.file("state.db");
+    let sandbox = Sandbox::start_with(&state, &["--max-tenants", "1"]);
+    sandbox.create_link(&key(51), "first").await;
+    let (status, body) = sandbox
+        .send(reqwest::Method::POST, "/_sandbox/reset", None, None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    sandbox.kill();
+    let sandbox = Sandbox::start_with(&state, &["--max-tenants", "1"]);
+    sandbox.create_link(&key(52), "second").await;
+    let (status, body) = sandbox
+        .send(
+            reqwest::Method::POST,
+            "/partner/links",
+            Some(&key(51)),
+            Some(json!({"referenceId": "again"})),
+        )
+        .await;
+    assert_eq!(status, 403, "one place, taken by the second key: {body}");
 }
 
 #[test]

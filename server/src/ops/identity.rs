@@ -70,7 +70,7 @@ pub enum Refusal {
     )]
     KeyCollision,
     #[error(
-        "This sandbox already holds its maximum number of partners (--max-tenants); new keys are refused until it is restarted with a higher limit. Use an existing key"
+        "This sandbox already holds its maximum number of partners (--max-tenants); new keys are refused until the admin resets it (POST /_sandbox/reset as admin forgets every partner) or it is restarted with a higher limit. Use an existing key"
     )]
     TenantLimit,
     #[error(

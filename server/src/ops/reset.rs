@@ -1,7 +1,8 @@
 //! Forgetting: a partner forgets its links, users, data requests, operations, webhook
 //! deliveries, journal entries and faults (its webhook URL and secret stay, like portal
 //! settings); a Leaf account forgets its users and magic links; admin forgets everything, in
-//! both APIs, and puts the clock back on real time.
+//! both APIs — open-mode partners and Leaf accounts themselves too, so `--max-tenants`
+//! counts from none again — and puts the clock back on real time.
 
 use super::identity::Scope;
 use crate::app::App;
@@ -28,12 +29,8 @@ pub fn reset(app: &App, scope: &Scope) -> Forgot {
             Forgot::Tenant
         }
         Scope::Admin => {
-            for partner in app.store.m2m().all() {
-                partner.reset();
-            }
-            for account in app.store.leaf().all() {
-                account.reset();
-            }
+            app.store.m2m().reset_all();
+            app.store.leaf().reset_all();
             app.webhooks.forget_all();
             app.clock.reset();
             Forgot::All

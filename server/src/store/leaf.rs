@@ -54,7 +54,7 @@ pub enum LeafError {
 /// make one more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "This sandbox already holds its maximum number of Leaf accounts (--max-tenants); new usernames are refused until it is restarted with a higher limit. Use an existing account"
+    "This sandbox already holds its maximum number of Leaf accounts (--max-tenants); new usernames are refused until the admin resets it (POST /_sandbox/reset as admin forgets every account) or it is restarted with a higher limit. Use an existing account"
 )]
 pub struct AccountLimit;
 
@@ -115,6 +115,19 @@ impl Accounts {
             secret: RwLock::new(secret),
             link_base: settings.leaf_link_base.as_str().into(),
             sink,
+        }
+    }
+
+    /// The admin reset: every account forgets its users and magic links, and in open mode
+    /// the accounts themselves are dropped, so `--max-tenants` counts from none again (a
+    /// token issued before still reads as its account, made again on its next write).
+    pub fn reset_all(&self) {
+        let mut by_name = self.by_name.write();
+        for account in by_name.values() {
+            account.reset();
+        }
+        if self.configured.is_empty() {
+            by_name.clear();
         }
     }
 

@@ -337,6 +337,23 @@ impl Partners {
         Lookup::New(slug.into())
     }
 
+    /// The admin reset: every open-mode partner forgotten whole (webhook URL and secret
+    /// too) and dropped from the table, so `--max-tenants` counts from none again and a
+    /// restart finds no trace of them; a configured partner (config mode) keeps its
+    /// settings and forgets its state ([`Partner::reset`]).
+    pub fn reset_all(&self) {
+        let mut tables = self.tables.write();
+        for partner in tables.by_slug.values() {
+            if partner.key.is_some() {
+                partner.forget();
+            } else {
+                partner.reset();
+            }
+        }
+        tables.by_slug.retain(|_, partner| partner.key.is_none());
+        tables.by_key.retain(|_, partner| partner.key.is_none());
+    }
+
     /// Every partner known so far (each once, however many keys it has).
     pub fn all(&self) -> Vec<Arc<Partner>> {
         let mut partners: Vec<Arc<Partner>> =

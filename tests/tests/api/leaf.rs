@@ -156,6 +156,24 @@ async fn beyond_max_tenants_a_new_leaf_username_is_refused_and_known_ones_still_
     created_link(&app, &first, "provider", "ext-a2").await;
 }
 
+/// The admin reset drops open-mode Leaf accounts, so a new username gets the place again.
+#[tokio::test]
+async fn the_admin_reset_gives_back_the_places_of_leaf_accounts() {
+    let app = spawn_app_with(Options {
+        max_tenants: Some(1),
+        ..Options::default()
+    })
+    .await;
+    let first = app.authenticate("farm-a").await;
+    created_link(&app, &first, "provider", "ext-a").await;
+    let refused = authenticate_with(&app, &json!({"username": "farm-c", "password": "p"})).await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+    let everything = app.control(Method::POST, "/reset", None, None).await;
+    assert_eq!(everything.status, 200, "{everything:?}");
+    let later = app.authenticate("farm-c").await;
+    created_link(&app, &later, "provider", "ext-c").await;
+}
+
 #[tokio::test]
 async fn unreadable_bodies_are_400_413_or_415_problems() {
     let app = spawn_app().await;

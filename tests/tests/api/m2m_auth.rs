@@ -151,6 +151,42 @@ async fn beyond_max_tenants_a_new_key_is_refused_and_known_keys_still_work() {
     assert_eq!(known.status, 200, "{known:?}");
 }
 
+/// The admin reset forgets open-mode partners whole, so the places `--max-tenants` counts
+/// are free again: a CI fleet with a key per job does not lock a shared sandbox for good.
+/// A tenant's own reset keeps its partner (webhook URL and secret stay) and its place.
+#[tokio::test]
+async fn the_admin_reset_gives_back_every_place_max_tenants_counts() {
+    let app = spawn_app_with(Options {
+        max_tenants: Some(2),
+        ..Options::default()
+    })
+    .await;
+    app.create_link_for(&test_key(1), "a").await;
+    app.create_link_for(&test_key(2), "b").await;
+    let own = app
+        .control(Method::POST, "/reset", Some(&test_key(2)), None)
+        .await;
+    assert_eq!(own.status, 200, "{own:?}");
+    let refused = app
+        .create_link(&test_key(3), &json!({"referenceId": "c"}))
+        .await;
+    assert_eq!(
+        refused.status, 403,
+        "a tenant's reset keeps its place: {refused:?}"
+    );
+    let everything = app.control(Method::POST, "/reset", None, None).await;
+    assert_eq!(everything.status, 200, "{everything:?}");
+    assert_eq!(everything.json["scope"], "all", "{everything:?}");
+    app.create_link_for(&test_key(3), "c").await;
+    app.create_link_for(&test_key(1), "a").await;
+    let full = app
+        .create_link(&test_key(2), &json!({"referenceId": "b"}))
+        .await;
+    assert_eq!(full.status, 403, "two places, two partners: {full:?}");
+    let gone = app.list_links(&test_key(1), "").await;
+    assert_eq!(gone.json["data"]["items"].as_array().map(Vec::len), Some(1));
+}
+
 /// A config file may give a partner any webhook URL. Its snapshot restores as it was taken,
 /// though a restore that set that URL anew would be refused (plain http, not loopback).
 #[tokio::test]

@@ -24,6 +24,7 @@ use super::persisted::{LinkDoc, UserDoc};
 use super::{
     DataRequest, Extras, IdKind, Link, Partner, PartnerState, Partners, RestoreError, User, ids,
 };
+use crate::persist::Table;
 use crate::store::stamp::{MaybeStamp, Stamp};
 
 /// Snapshot format version.
@@ -53,6 +54,18 @@ impl Partner {
             ..PartnerState::default()
         };
         self.record(|changes| self.clear_state(changes));
+    }
+
+    /// Forgets the partner whole, its webhook URL and secret too, and its row in the state
+    /// file: what the admin reset does to an open-mode partner, which the table then drops
+    /// ([`super::Partners::reset_all`]).
+    pub(super) fn forget(&self) {
+        let mut state = self.state.lock();
+        *state = PartnerState::default();
+        self.record(|changes| {
+            self.clear_state(changes);
+            changes.delete(Table::M2mPartners, &self.slug, &*self.slug, 0);
+        });
     }
 
     /// The partner's whole state.
