@@ -20,7 +20,8 @@ Environment:
                 e.g. LINKBOX_LOG=debug, or LINKBOX_LOG=info,linkbox::request=off
   NO_COLOR      set to anything non-empty: no colour in log lines (there is none anyway
                 when stderr is not a terminal)
-  LINKBOX_<FLAG>  every flag, e.g. LINKBOX_ADDR=127.0.0.1:9000";
+  LINKBOX_<FLAG>  every flag of serve, seed and openapi, e.g. LINKBOX_ADDR=127.0.0.1:9000
+                (contract reads LINKBOX_M2M_KEY and LINKBOX_LEAF_TOKEN)";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -104,10 +105,10 @@ pub struct SeedArgs {
     #[arg(long, env = "LINKBOX_TARGET", value_parser = http_url)]
     pub target: String,
     /// Which API's links to seed.
-    #[arg(long, value_parser = ["m2m", "leaf"])]
+    #[arg(long, env = "LINKBOX_API", value_parser = ["m2m", "leaf"])]
     pub api: String,
     /// How many links (at least 1).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "LINKBOX_COUNT", value_parser = clap::value_parser!(u32).range(1..))]
     pub count: u32,
     /// The partner key (for --api m2m).
     #[arg(long, env = "LINKBOX_KEY", conflicts_with = "token")]
@@ -116,7 +117,7 @@ pub struct SeedArgs {
     #[arg(long, env = "LINKBOX_TOKEN")]
     pub token: Option<String>,
     /// The same seed gives the same data (default: a random one, printed on stderr).
-    #[arg(long)]
+    #[arg(long, env = "LINKBOX_RNG_SEED")]
     pub rng_seed: Option<u64>,
     /// PEM file of the certificate authority an https:// --target's certificate is issued by,
     /// when it is a private one (trusted besides the system's).
@@ -126,7 +127,7 @@ pub struct SeedArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct OpenapiArgs {
-    #[arg(long, value_enum, default_value = "json")]
+    #[arg(long, env = "LINKBOX_FORMAT", value_enum, default_value = "json")]
     pub format: DocFormat,
 }
 

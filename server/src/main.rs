@@ -57,7 +57,7 @@ async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let log = init_logging(args.log_format);
+    let log = init_logging(args.log_format)?;
     for warning in args.check_exposure()? {
         tracing::warn!("{warning}");
     }
@@ -140,14 +140,24 @@ const LOG_LINES_WAITING: usize = 16 * 1024;
 /// and a stderr nobody reads (a full pipe) no longer stalls the sandbox. Past
 /// [`LOG_LINES_WAITING`] lines waiting, lines are dropped, and their count is logged when
 /// `serve` stops. Lines are written out when the returned guard drops.
-fn init_logging(format: LogFormat) -> Log {
+fn init_logging(format: LogFormat) -> anyhow::Result<Log> {
+    // A filter that does not parse is refused, not quietly replaced by `info`: a typo in
+    // `linkbox::request=off` would otherwise log every request it was meant to silence.
+    let filter = match std::env::var("LINKBOX_LOG") {
+        Ok(value) => EnvFilter::try_new(&value).map_err(|error| {
+            anyhow::anyhow!(
+                "LINKBOX_LOG={value:?} is not a tracing filter ({error}); e.g. \
+                 LINKBOX_LOG=debug, or LINKBOX_LOG=info,linkbox::request=off"
+            )
+        })?,
+        Err(_) => EnvFilter::new("info"),
+    };
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .buffered_lines_limit(LOG_LINES_WAITING)
         .lossy(true)
         .thread_name("linkbox-log")
         .finish(std::io::BufWriter::new(std::io::stderr()));
     let dropped = writer.error_counter();
-    let filter = EnvFilter::try_from_env("LINKBOX_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -159,10 +169,10 @@ fn init_logging(format: LogFormat) -> Log {
             .init(),
         LogFormat::Json => builder.json().init(),
     }
-    Log {
+    Ok(Log {
         _guard: guard,
         dropped,
-    }
+    })
 }
 
 /// The log's thread, kept until `serve` returns, and its count of dropped lines.

@@ -27,7 +27,7 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
         }
         _ => {}
     }
-    let rng_seed = args.rng_seed.unwrap_or_else(rand::random);
+    let rng_seed = args.rng_seed.unwrap_or_else(crate::ops::seed::random_seed);
     if args.rng_seed.is_none() {
         eprintln!("rng seed: {rng_seed}");
     }
@@ -92,6 +92,13 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
         };
         for id in &seeded.created {
             writeln!(stdout, "{id}")?;
+        }
+        if seeded.created.len() != count as usize {
+            progress.abandon();
+            anyhow::bail!(
+                "{url} made {} of the {count} links asked for: the seed is incomplete",
+                seeded.created.len()
+            );
         }
         done += count;
         batch += 1;

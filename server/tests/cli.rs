@@ -78,6 +78,43 @@ fn a_bad_public_url_or_count_is_a_usage_error_naming_the_flag() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("--count"));
 }
 
+/// A `LINKBOX_LOG` that does not parse stops `serve` naming it, rather than log at `info`
+/// what a typo meant to silence.
+#[test]
+fn a_linkbox_log_that_does_not_parse_is_refused() {
+    let output = linkbox()
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("LINKBOX_LOG", "info,linkbox::request=of")
+        .output()
+        .expect("run");
+    assert!(!output.status.success(), "{output:?}");
+    assert!(output.stdout.is_empty(), "it never listened");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("LINKBOX_LOG"), "{stderr}");
+}
+
+/// `linkbox seed` takes its flags from `LINKBOX_<FLAG>` as `serve` does: with every one
+/// given so, it gets as far as the (absent) sandbox.
+#[test]
+fn seed_reads_its_flags_from_the_environment() {
+    let output = linkbox()
+        .arg("seed")
+        .env("LINKBOX_TARGET", "http://127.0.0.1:9")
+        .env("LINKBOX_API", "m2m")
+        .env("LINKBOX_COUNT", "2")
+        .env("LINKBOX_RNG_SEED", "3")
+        .env("LINKBOX_KEY", "m2m_test_0123456789abcdefghijklmnopqrstuv")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot reach the sandbox"), "{stderr}");
+    assert!(
+        !stderr.contains("rng seed:"),
+        "LINKBOX_RNG_SEED was read, not a random one drawn: {stderr}"
+    );
+}
+
 /// The address a just-spawned `linkbox serve` (stdout piped) prints on its first line.
 fn listening(child: &mut Child) -> String {
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));

@@ -263,6 +263,13 @@ where
         let _ = super::facts::write_coverage(&options, out);
         return 0;
     }
+    // The report files' places, before a run whose report would otherwise be lost at its end.
+    for path in [&args.junit, &args.json].into_iter().flatten() {
+        if let Err(error) = prepare(path) {
+            console.error(&format!("cannot write {path}: {error}"));
+            return 2;
+        }
+    }
     if args.insecure {
         console.warning(
             "--insecure: the target's certificate and host name are not verified, so \
@@ -307,6 +314,21 @@ where
         return code;
     }
     report.exit_code()
+}
+
+/// Makes a report file's directory, as `--junit target/contract.xml` in a fresh checkout
+/// expects, and checks the file can be written there (it is created, empty, if missing).
+fn prepare(path: &str) -> std::io::Result<()> {
+    if let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map(drop)
 }
 
 /// Writes `--junit` and `--json`, when asked; `Err(2)` when one cannot be written.
@@ -489,6 +511,32 @@ mod tests {
                 "{line}: names {flag}: {err}"
             );
         }
+    }
+
+    /// A report file's directory is made as the run starts (the docs' `--junit
+    /// target/contract.xml` in a fresh checkout), and a place no file can be written is a
+    /// usage error before any case runs, not a report lost at the end.
+    #[tokio::test]
+    async fn report_files_are_placed_before_the_run_and_an_impossible_one_stops_it() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let nested = dir.path().join("target/deeper/run.xml");
+        let key = "--m2m-key m2m_test_0123456789abcdefghijklmnopqrstuv";
+        let blocker = dir.path().join("a-file");
+        std::fs::write(&blocker, "not a directory").expect("a file");
+        let impossible = blocker.join("run.json");
+        let line = format!(
+            "--target http://127.0.0.1:9 {key} --timeout 1 --max-wait 1 --junit {} --json {}",
+            nested.display(),
+            impossible.display()
+        );
+        let (code, out, err) = run_captured(&args(&line)).await;
+        assert_eq!(code, 2, "{err}");
+        assert!(out.is_empty(), "no case ran: {out}");
+        assert!(
+            err.contains("cannot write") && err.contains("a-file/run.json"),
+            "{err}"
+        );
+        assert!(nested.exists(), "its directory was made");
     }
 
     /// A target nothing answers is weather (exit 3), and the report files asked for are

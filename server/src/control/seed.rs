@@ -15,7 +15,7 @@ use crate::wire::{BodyError, Request};
 pub fn seed(request: &Request, body: Result<Bytes, BodyError>) -> Result<Response, ControlError> {
     let scope = write_scope(request)?;
     let seed: SeedRequest = json(body)?;
-    let rng_seed = seed.rng_seed.unwrap_or_else(rand::random);
+    let rng_seed = seed.rng_seed.unwrap_or_else(crate::ops::seed::random_seed);
     let mix = seed.mix.as_ref();
     let app = &request.app;
     let seeded = match seed.api.as_str() {

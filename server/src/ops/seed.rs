@@ -39,6 +39,12 @@ pub const MAX_COUNT: u32 = 1000;
 /// holds with room to spare ([`SEEDED_LINK_MOST`] each).
 pub const MAX_DEMO_COUNT: u32 = 100_000;
 
+/// A seed for a request that names none: below 2^53, so that a client in JavaScript (whose
+/// numbers are doubles) reads the echoed `rngSeed` exactly and can seed the same data again.
+pub fn random_seed() -> u64 {
+    rand::random::<u64>() >> 11
+}
+
 /// Why a seed request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SeedError {
@@ -53,6 +59,11 @@ pub enum SeedError {
     /// The tenant has no room for `count` more seeded links (`--max-tenant-mib`).
     #[error(transparent)]
     StorageFull(#[from] StorageFull),
+    /// The store refused one of the seed's links part way: the links before it stay.
+    #[error(
+        "The seed stopped part way: a link could not be made ({0}); the links made before it stay"
+    )]
+    Refused(String),
 }
 
 /// The most one seeded link, with its user, is counted as ([`crate::store::quota`]): a
@@ -200,9 +211,7 @@ fn seed_m2m_all(
         } = plan;
         link.flow = app.settings.default_flow.as_str().into();
         link.expires_in = Some(Duration::minutes(expires_minutes));
-        let Some(created) = create_unique(partner, link, created_at) else {
-            continue;
-        };
+        let created = create_unique(partner, link, created_at)?;
         let id = created.link_id;
         let step = |minutes: i64| created_at + Duration::minutes(minutes).min(age);
         match later {
@@ -294,24 +303,31 @@ fn m2m_plan(rng: &mut ChaCha8Rng, weights: &[u32], now: OffsetDateTime) -> M2mPl
 
 /// Creates the link; a `referenceId` that already has an active link (the same seed run
 /// twice on one partner) gets a numbered suffix instead.
+/// Creates `new`, its `referenceId` suffixed `-2`, `-3`, … while an active link holds it
+/// (a seed of the same `rngSeed` again). One of the first `links + 2` suffixes is free, as
+/// no more links than the partner holds can be active, so this always makes the link.
 fn create_unique(
     partner: &Partner,
     new: NewLink,
     now: OffsetDateTime,
-) -> Option<linkbox_contracts::m2m::CreatedLink> {
+) -> Result<linkbox_contracts::m2m::CreatedLink, SeedError> {
     let base = new.reference_id.clone();
-    for attempt in 1..100 {
+    let most = partner.link_count() + 2;
+    for attempt in 1..=most {
         let mut candidate = new.clone();
         if attempt > 1 {
             candidate.reference_id = format!("{base}-{attempt}");
         }
         match partner.create_link(candidate, now) {
-            Ok(created) => return Some(created),
+            Ok(created) => return Ok(created),
             Err(LinkError::ActiveLinkExists) => continue,
-            Err(_) => return None,
+            Err(LinkError::StorageFull(full)) => return Err(full.into()),
+            Err(error) => return Err(SeedError::Refused(error.to_string())),
         }
     }
-    None
+    Err(SeedError::Refused(format!(
+        "no referenceId {base}-N was free among {most} (a bug)"
+    )))
 }
 
 /// A Mexican end user sending money home: full or partial CIP data, a bank account or a
@@ -425,9 +441,7 @@ fn seed_leaf_all(
             uses,
             connect,
         } = plan;
-        let Some(user) = create_user_unique(account, farmer) else {
-            continue;
-        };
+        let user = create_user_unique(account, farmer)?;
         let Ok(created) =
             account.create_magic_link(LinkOwner::Existing(user.clone()), link, created_at)
         else {
@@ -531,20 +545,26 @@ fn random_provider(rng: &mut ChaCha8Rng) -> Provider {
 
 /// Creates the user; an `externalId` already taken (the same seed run twice on one
 /// account) gets a numbered suffix instead. Returns the user's id.
-fn create_user_unique(account: &Account, fields: UserFields) -> Option<String> {
+/// Creates the Leaf user `fields`, its `externalId` suffixed `-2`, `-3`, … while another
+/// user holds it (a seed of the same `rngSeed` again): one of the first `users + 2` is free.
+fn create_user_unique(account: &Account, fields: UserFields) -> Result<String, SeedError> {
     let base = fields.external_id.clone().unwrap_or_default();
-    for attempt in 1..100 {
+    let most = account.user_count() + 2;
+    for attempt in 1..=most {
         let mut candidate = fields.clone();
         if attempt > 1 {
             candidate.external_id = Some(format!("{base}-{attempt}"));
         }
         match account.create_user(candidate) {
-            Ok(user) => return Some(user.id),
+            Ok(user) => return Ok(user.id),
             Err(LeafError::ExternalIdTaken) => continue,
-            Err(_) => return None,
+            Err(LeafError::StorageFull(full)) => return Err(full.into()),
+            Err(error) => return Err(SeedError::Refused(error.to_string())),
         }
     }
-    None
+    Err(SeedError::Refused(format!(
+        "no externalId {base}-N was free among {most} (a bug)"
+    )))
 }
 
 /// A farmer in the US Midwest and the name of their farm.
@@ -756,6 +776,38 @@ mod tests {
             leaf.extend(times);
         }
         assert_eq!(leaf.len(), 1500);
+    }
+
+    /// A QA job that seeds a shared tenant with a fixed seed, again and again, gets every
+    /// link and user it asks for each time, past the 99 suffixes seeding once stopped at.
+    #[test]
+    fn the_same_seed_again_and_again_makes_every_link_each_time() {
+        let app = App::new(crate::config::Settings::resolve(
+            crate::config::Options::default(),
+            "127.0.0.1:1".parse().expect("addr"),
+        ));
+        let partner = app
+            .store
+            .m2m()
+            .authenticate("m2m_test_reseedreseedreseedreseedreseed00")
+            .expect("partner");
+        let account = app.store.leaf().account("reseeder").expect("account");
+        let created = BTreeMap::from([(String::from("created"), 1)]);
+        for round in 1..=120 {
+            let m2m = seed_m2m(&app, &partner, 3, 5, Some(&created)).expect("seeded");
+            assert_eq!(m2m.created.len(), 3, "round {round}");
+            let leaf = seed_leaf(&app, &account, 2, 5, None).expect("seeded");
+            assert_eq!(leaf.created.len(), 2, "round {round}");
+        }
+        assert_eq!(partner.link_count(), 360);
+        assert_eq!(account.user_count(), 240);
+    }
+
+    #[test]
+    fn a_random_seed_is_one_javascript_holds_exactly() {
+        for _ in 0..1000 {
+            assert!(random_seed() < 1 << 53);
+        }
     }
 
     #[test]

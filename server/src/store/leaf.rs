@@ -916,6 +916,11 @@ impl Account {
         self.budget.admits(self.stored(), more)
     }
 
+    /// Number of Leaf users.
+    pub fn user_count(&self) -> usize {
+        self.state.lock().users.len()
+    }
+
     /// Forgets every user, link and upload of this account (in the state file too).
     pub fn reset(&self) {
         let mut state = self.state.lock();
