@@ -279,7 +279,7 @@ impl Answer {
 }
 
 /// The account of file-upload link `id`, if it takes a file now: it exists, has not
-/// expired, is not used up (or was last visited less than [`UPLOAD_GRACE`] ago), is a
+/// expired, is not used up (or was last visited at most [`UPLOAD_GRACE`] ago), is a
 /// file-upload link, and holds fewer than [`MAX_UPLOADS_PER_LINK`] files.
 fn upload_target(id: &str, app: &App) -> Result<Arc<Account>, UploadRefusal> {
     let account = app
@@ -294,7 +294,7 @@ fn upload_target(id: &str, app: &App) -> Result<Arc<Account>, UploadRefusal> {
         return Err(UploadRefusal::of(LeafError::LinkExpired));
     }
     let last_visit = link.last_accessed_at.as_deref().and_then(timefmt::parse);
-    let in_grace = last_visit.is_some_and(|at| now < at + UPLOAD_GRACE);
+    let in_grace = last_visit.is_some_and(|at| now <= at + UPLOAD_GRACE);
     if link.usage_count >= link.max_usage && !in_grace {
         return Err(UploadRefusal::of(LeafError::LinkUsedUp));
     }

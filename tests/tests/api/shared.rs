@@ -289,6 +289,27 @@ async fn uploads_are_refused_on_used_up_expired_and_unknown_links() {
     );
 }
 
+/// "More than 30 minutes" to the millisecond: on a frozen clock, an upload exactly 30
+/// minutes after the visit that used the link up is taken; a second later it is refused.
+#[tokio::test]
+async fn a_used_up_link_takes_uploads_until_exactly_thirty_minutes_after_its_last_visit() {
+    let app = spawn_app().await;
+    let frozen = app
+        .control(Method::POST, "/clock", None, Some(&serde_json::json!({"frozen": true})))
+        .await;
+    assert_eq!(frozen.status, 200, "{frozen:?}");
+    let (_, page) = upload_link(&app, 7200).await;
+    let path = format!("{page}/upload");
+    for _ in 0..3 {
+        assert_eq!(app.send(Method::GET, &page, &[], None).await.status, 200);
+    }
+    app.advance_clock(30 * 60);
+    assert_eq!(upload(&app, &path, "at-the-mark.zip").await.status, 200);
+    app.advance_clock(1);
+    let late = upload(&app, &path, "a-second-late.zip").await;
+    assert_leaf_problem(&late, 410, "Gone", &path);
+}
+
 #[tokio::test]
 async fn an_upload_to_an_unknown_link_is_answered_before_its_body_is_sent() {
     let app = spawn_app().await;
