@@ -258,8 +258,9 @@ impl Modify for WarningHeader {
             .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
             .description(Some(
                 "Sent once for each request field linkbox ignored (the vendor ignores them \
-                 silently), as: ignored unknown field \"name\". A misspelt field shows up here \
-                 instead of being dropped unnoticed.",
+                 silently), as: ignored unknown field \"name\"; an unknown key inside userData \
+                 is kept as sent, as: unknown field kept as sent: \"userData.name\". A \
+                 misspelt field shows up here instead of going unnoticed.",
             ))
             .example(Some("ignored unknown field \"expiresInMinute\"".into()))
             .build();

@@ -130,8 +130,13 @@ pub fn wrong_method(method: &Method, path: &str, allowed: String) -> Response {
     .into_response()
 }
 
-/// `{"success": true, "data": ...}` with `status`, naming each ignored request field.
-fn success<T: Serialize>(status: http::StatusCode, data: T, ignored: &[String]) -> Response {
+/// What the warning about an unknown key inside `userData` says: such keys are not ignored
+/// but kept in the user's data as sent, as the vendor keeps them. [design]
+pub const KEPT_AS_SENT: &str = "unknown field kept as sent";
+
+/// `{"success": true, "data": ...}` with `status`, naming each unknown request field: an
+/// ignored one, or one inside `userData`, which is kept as sent ([`KEPT_AS_SENT`]).
+fn success<T: Serialize>(status: http::StatusCode, data: T, unknown: &[String]) -> Response {
     let mut response = crate::wire::json(
         status,
         &Envelope {
@@ -139,7 +144,12 @@ fn success<T: Serialize>(status: http::StatusCode, data: T, ignored: &[String]) 
             data,
         },
     );
-    add_warnings(&mut response, ignored);
+    let (kept, ignored): (Vec<String>, Vec<String>) = unknown
+        .iter()
+        .cloned()
+        .partition(|field| field.starts_with("userData."));
+    add_warnings(&mut response, &ignored);
+    crate::wire::add_notes(&mut response, KEPT_AS_SENT, &kept);
     response
 }
 

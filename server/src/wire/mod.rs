@@ -289,36 +289,44 @@ pub const MAX_WARNING_FIELD_CHARS: usize = 100;
 /// One `X-Linkbox-Warning` header per request field the vendor would have ignored silently,
 /// up to [`MAX_WARNINGS`]; beyond that one header says how many more there were.
 pub fn add_warnings(response: &mut Response, ignored: &[String]) {
-    for field in ignored.iter().take(MAX_WARNINGS) {
+    add_bounded(response, ignored, "ignored unknown fields", |name| {
+        format!("ignored unknown field \"{name}\"")
+    });
+}
+
+/// One `X-Linkbox-Warning` header per field, worded `<note>: "<field>"` (for what is not
+/// an ignored field: an unknown key kept as sent, an unrequested field merged anyway), up
+/// to [`MAX_WARNINGS`] as [`add_warnings`].
+pub fn add_notes(response: &mut Response, note: &str, fields: &[String]) {
+    add_bounded(response, fields, &format!("fields: {note}"), |name| {
+        format!("{note}: \"{name}\"")
+    });
+}
+
+/// The headers of [`add_warnings`] and [`add_notes`]: each field's name cut to
+/// [`MAX_WARNING_FIELD_CHARS`] and escaped, at most [`MAX_WARNINGS`] of them, then
+/// "and N more <more>".
+fn add_bounded(
+    response: &mut Response,
+    fields: &[String],
+    more: &str,
+    text: impl Fn(&str) -> String,
+) {
+    for field in fields.iter().take(MAX_WARNINGS) {
         let mut name: String = field.chars().take(MAX_WARNING_FIELD_CHARS).collect();
         if name.len() < field.len() {
             name.push('…');
         }
-        let text = format!(
-            "ignored unknown field \"{}\"",
-            name.escape_default().collect::<String>()
-        );
-        if let Ok(value) = HeaderValue::from_str(&text) {
+        let name: String = name.escape_default().collect();
+        if let Ok(value) = HeaderValue::from_str(&text(&name)) {
             response.headers_mut().append(WARNING_HEADER, value);
         }
     }
-    let more = ignored.len().saturating_sub(MAX_WARNINGS);
-    if more > 0 {
-        let text = format!("and {more} more ignored unknown fields");
-        if let Ok(value) = HeaderValue::from_str(&text) {
-            response.headers_mut().append(WARNING_HEADER, value);
-        }
-    }
-}
-
-/// One `X-Linkbox-Warning` header per field, worded `<note>: "<field>"` (for what is not
-/// an ignored field, such as a misspelled nested key or an unrequested one).
-pub fn add_notes(response: &mut Response, note: &str, fields: &[String]) {
-    for field in fields {
-        let text = format!("{note}: \"{}\"", field.escape_default().collect::<String>());
-        if let Ok(value) = HeaderValue::from_str(&text) {
-            response.headers_mut().append(WARNING_HEADER, value);
-        }
+    let beyond = fields.len().saturating_sub(MAX_WARNINGS);
+    if beyond > 0
+        && let Ok(value) = HeaderValue::from_str(&format!("and {beyond} more {more}"))
+    {
+        response.headers_mut().append(WARNING_HEADER, value);
     }
 }
 

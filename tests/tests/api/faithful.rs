@@ -45,6 +45,19 @@ async fn nested_typos_are_named_and_nested_type_errors_refused() {
         warnings.contains("userData.paymentMethod.bankAcount"),
         "{warnings}"
     );
+    // Unknown keys inside userData are kept as sent, and the warning says so, not
+    // "ignored".
+    assert!(
+        warnings.contains("unknown field kept as sent: \"userData.name.firstname\""),
+        "{warnings}"
+    );
+    assert!(!warnings.contains("ignored"), "{warnings}");
+    let link_id = reply.json["data"]["linkId"].as_str().expect("linkId");
+    let detail = app.get_link(&key, link_id).await;
+    assert_eq!(
+        detail.json["data"]["userData"]["name"]["firstname"], "Ana",
+        "{detail:?}"
+    );
     let reply = app
         .create_link(
             &key,

@@ -295,7 +295,12 @@ async fn uploads_are_refused_on_used_up_expired_and_unknown_links() {
 async fn a_used_up_link_takes_uploads_until_exactly_thirty_minutes_after_its_last_visit() {
     let app = spawn_app().await;
     let frozen = app
-        .control(Method::POST, "/clock", None, Some(&serde_json::json!({"frozen": true})))
+        .control(
+            Method::POST,
+            "/clock",
+            None,
+            Some(&serde_json::json!({"frozen": true})),
+        )
         .await;
     assert_eq!(frozen.status, 200, "{frozen:?}");
     let (_, page) = upload_link(&app, 7200).await;
