@@ -78,6 +78,23 @@ fn socket_addr(text: &str) -> Result<String, String> {
     }
 }
 
+/// A browser origin as `--cors` takes it: `*`, or `scheme://host[:port]` with nothing after
+/// (an `Origin` header is never more), as given.
+pub fn origin(text: &str) -> Result<String, String> {
+    if text == "*" {
+        return Ok(text.to_owned());
+    }
+    let expected = "expected * or an origin as browsers send it, like https://app.example or \
+                    http://localhost:3000 (lowercase scheme and host, maybe a port, no path)";
+    let url = url::Url::parse(text).map_err(|error| format!("{expected} ({error})"))?;
+    // The origin's own form drops any path, query, fragment or user, and is "null" for a
+    // URL that has none: a value that is not already that form is no origin.
+    if url.origin().ascii_serialization() != text.trim_end_matches('/') {
+        return Err(expected.to_owned());
+    }
+    Ok(text.to_owned())
+}
+
 /// An absolute `http://` or `https://` URL with a host, as given (without a trailing `/`).
 pub fn http_url(text: &str) -> Result<String, String> {
     let url = url::Url::parse(text).map_err(|error| {
@@ -165,7 +182,7 @@ pub struct ServeArgs {
     pub rate_limits: RateLimits,
     /// Base of M2M widget URLs (default: PUBLIC_URL/widget), e.g.
     /// https://widget.m2m.leapfinancial.com to reproduce production URLs.
-    #[arg(long, env = "LINKBOX_M2M_WIDGET_BASE")]
+    #[arg(long, env = "LINKBOX_M2M_WIDGET_BASE", value_parser = http_url)]
     pub m2m_widget_base: Option<String>,
     /// Bearer token that sees every tenant in the control API (default: a control request
     /// without any key is an admin request).
@@ -181,7 +198,7 @@ pub struct ServeArgs {
     pub webhook_timeout: Option<u64>,
     /// Base of Leaf magic links (default: PUBLIC_URL/magic-link), e.g.
     /// https://magic-link.withleaf.io to reproduce production URLs.
-    #[arg(long, env = "LINKBOX_LEAF_LINK_BASE")]
+    #[arg(long, env = "LINKBOX_LEAF_LINK_BASE", value_parser = http_url)]
     pub leaf_link_base: Option<String>,
     /// Keep every change in this SQLite file, durable before each response, and start from
     /// what it holds; or, as a `postgres://` URL, share one sandbox with every replica started
@@ -198,7 +215,8 @@ pub struct ServeArgs {
         long = "cors",
         value_name = "ORIGIN",
         env = "LINKBOX_CORS",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = origin
     )]
     pub cors: Vec<String>,
     /// Log lines on stderr as text or JSON (levels and targets: LINKBOX_LOG, see --help).
@@ -611,6 +629,37 @@ mod tests {
             panic!("not serve");
         };
         assert_eq!(args.cors, ["https://app.example", "http://localhost:3000"]);
+    }
+
+    /// Bases of the links the API hands out and CORS origins are checked as `--public-url`
+    /// is: a value that is no URL (or no origin) is a usage error naming the flag, not links
+    /// that are not URLs.
+    #[test]
+    fn link_bases_and_cors_origins_are_checked() {
+        for (flag, bad) in [
+            ("--m2m-widget-base", "x y"),
+            ("--leaf-link-base", "javascript:alert(1)"),
+            ("--cors", "not an origin"),
+            ("--cors", "https://app.example/path"),
+            ("--cors", "https://user@app.example"),
+        ] {
+            let refused = Cli::try_parse_from(["linkbox", "serve", flag, bad])
+                .expect_err("refused")
+                .to_string();
+            assert!(refused.contains(flag), "{flag} {bad}: {refused}");
+        }
+        for (flag, good) in [
+            ("--m2m-widget-base", "https://widget.m2m.leapfinancial.com"),
+            ("--leaf-link-base", "https://magic-link.withleaf.io/"),
+            ("--cors", "*"),
+            ("--cors", "http://localhost:3000"),
+            ("--cors", "https://app.example/"),
+        ] {
+            assert!(
+                Cli::try_parse_from(["linkbox", "serve", flag, good]).is_ok(),
+                "{flag} {good}"
+            );
+        }
     }
 
     #[test]
