@@ -12,8 +12,9 @@
 //!
 //! At most [`ConnectionLimits::max_connections`] connections are served normally. Beyond
 //! that a new connection is still accepted, so that a health check is never starved, but as
-//! an *overflow* connection: one request, which must arrive within [`OVERFLOW_DEADLINE`],
-//! then the connection closes. Overflow connections are capped too
+//! an *overflow* connection: one request, whose head must arrive within
+//! [`OVERFLOW_DEADLINE`] and which is over within [`OVERFLOW_LIFETIME`], body and answer
+//! included; then the connection closes. Overflow connections are capped too
 //! ([`ConnectionLimits::RESERVED_DESCRIPTORS`] / 2); past both caps a connection is closed at
 //! once.
 //!
@@ -49,6 +50,10 @@ use warp::reply::Response;
 
 /// How long an overflow connection may take to send its whole request head.
 pub const OVERFLOW_DEADLINE: Duration = Duration::from_secs(2);
+/// How long an overflow connection lasts at most, its body and answer included: a client
+/// trickling a body a byte a second would otherwise hold its place for the body's whole
+/// read timeout, and a few dozen such would close the overflow to health checks too.
+pub const OVERFLOW_LIFETIME: Duration = Duration::from_secs(5);
 /// The HTTP/2 header list HPACK's decoder takes (RFC 9113 counts each field's name and
 /// value and 32 bytes more): room for the head an HTTP/1 request may have, so a head past
 /// it gets linkbox's own 431 in the API's envelope (`head_refusal`), not the HTTP/2
@@ -170,11 +175,11 @@ pub(super) async fn serve_answers<A, F>(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let (permit, builder, first_byte, idle) = if let Ok(permit) = served.clone().try_acquire_owned() {
-                    (permit, builder.clone(), limits.first_byte, limits.idle)
+                let (permit, builder, first_byte, idle, lifetime) = if let Ok(permit) = served.clone().try_acquire_owned() {
+                    (permit, builder.clone(), limits.first_byte, limits.idle, None)
                 } else if let Ok(permit) = overflow.clone().try_acquire_owned() {
                     tracing::debug!("connection limit reached; serving one prompt request");
-                    (permit, overflow_builder.clone(), OVERFLOW_DEADLINE, OVERFLOW_DEADLINE)
+                    (permit, overflow_builder.clone(), OVERFLOW_DEADLINE, OVERFLOW_DEADLINE, Some(OVERFLOW_LIFETIME))
                 } else {
                     tracing::warn!(max = limits.max_connections, "connection limit and overflow reached; closing a new connection");
                     continue;
@@ -190,7 +195,17 @@ pub(super) async fn serve_answers<A, F>(
                         TokioIo::new(enveloped),
                         service,
                     );
-                    if let Err(error) = watcher.watch(connection.into_owned()).await {
+                    let served = watcher.watch(connection.into_owned());
+                    let ended = match lifetime {
+                        Some(lifetime) => tokio::time::timeout(lifetime, served)
+                            .await
+                            .unwrap_or_else(|_| {
+                                tracing::debug!("overflow connection past its lifetime; closed");
+                                Ok(())
+                            }),
+                        None => served.await,
+                    };
+                    if let Err(error) = ended {
                         tracing::debug!(%error, "connection ended with an error");
                     }
                     drop(permit);

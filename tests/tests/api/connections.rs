@@ -343,6 +343,54 @@ async fn beyond_max_connections_health_checks_are_still_answered() {
     drop(silent);
 }
 
+/// An overflow connection trickling its body a byte at a time (each within the overflow's
+/// 2 s idle deadline) is closed once its lifetime is over, not after the body's whole read
+/// timeout: a few dozen such would otherwise close the overflow to health checks as well.
+#[tokio::test]
+async fn an_overflow_connection_trickling_its_body_is_closed_within_its_lifetime() {
+    let app = spawn_app_with(linkbox::Options {
+        connection_limits: Some(ConnectionLimits {
+            max_connections: 1,
+            first_byte: Duration::from_secs(20),
+            idle: Duration::from_secs(20),
+        }),
+        ..linkbox::Options::default()
+    })
+    .await;
+    let _normal = TcpStream::connect(app.addr).await.expect("connect");
+    // Accepted in order: the first holds the one normal place.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut trickle = TcpStream::connect(app.addr).await.expect("connect");
+    let head = format!(
+        "POST /partner/links HTTP/1.1\r\nHost: x\r\nX-API-Key: {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n",
+        linkbox_tests::test_key(1480)
+    );
+    trickle.write_all(head.as_bytes()).await.expect("head");
+    let started = Instant::now();
+    let mut closed = false;
+    while started.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if trickle.write_all(b" ").await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut byte = [0u8; 1];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(1), trickle.read(&mut byte)).await
+        {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "still open after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "closed only after {:?}",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn the_default_connection_cap_leaves_descriptors_for_everything_else() {
     let limits = ConnectionLimits::defaults(None);
