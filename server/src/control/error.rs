@@ -188,15 +188,14 @@ fn in_words(message: &str) -> String {
     }
     // A whole number written with a fraction (`3600.0`, as Python's `total_seconds()` gives
     // it) is a float to JSON's readers: say so, rather than seem to call 3600 not whole.
-    if message.contains("expected a whole number") {
-        if let Some(at) = message.find("floating point `")
-            && let Some(length) = message[at + 16..].find('`')
-            && let Ok(value) = message[at + 16..at + 16 + length].parse::<f64>()
-            && value.fract() == 0.0
-            && !message[at + 16..at + 16 + length].contains(['e', 'E'])
-        {
-            message.push_str(" (write it without a fraction: 3600, not 3600.0)");
-        }
+    if message.contains("expected a whole number")
+        && let Some(at) = message.find("floating point `")
+        && let Some(length) = message[at + 16..].find('`')
+        && let Ok(value) = message[at + 16..at + 16 + length].parse::<f64>()
+        && value.fract() == 0.0
+        && !message[at + 16..at + 16 + length].contains(['e', 'E'])
+    {
+        message.push_str(" (write it without a fraction: 3600, not 3600.0)");
     }
     // A whole number past u64 is read as a float and would be echoed in exponent form
     // (`1e20`), which the client never sent.
