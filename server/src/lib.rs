@@ -66,8 +66,12 @@ pub use config::{Options, Settings};
 pub use http::Pipeline;
 
 /// Serves `app` on an already bound `listener` until `shutdown` completes ([`http::run`]).
-pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output = ()>) {
-    http::run(listener, app, shutdown).await;
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), persist::Unsaved> {
+    http::run(listener, app, shutdown).await
 }
 
 /// Resolves `options` against the listener's address and opens the sandbox they describe:
@@ -84,6 +88,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let app = open(&listener, options).await?;
-    serve(listener, app, shutdown).await;
-    Ok(())
+    serve(listener, app, shutdown)
+        .await
+        .map_err(std::io::Error::other)
 }

@@ -93,10 +93,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     let stdin_closed = args.stop_with_stdin.then(stdin_closed);
-    linkbox::serve(listener, app, shutdown_signal(stdin_closed)).await;
+    let served = linkbox::serve(listener, app, shutdown_signal(stdin_closed)).await;
     tracing::info!("stopped");
     log.report();
-    Ok(())
+    // Changes acknowledged in memory but never saved: the exit status says so, for the
+    // supervisor that would otherwise take the stop for a clean one.
+    Ok(served?)
 }
 
 fn print_openapi(format: DocFormat) -> anyhow::Result<()> {

@@ -291,7 +291,7 @@ mod tests {
         assert_eq!((value, wrote), (7, true));
         let (value, wrote) = crate::persist::tracking(run(None, || 8)).await;
         assert_eq!((value, wrote), (8, false));
-        closing.close();
+        closing.close().expect("every change saved");
     }
 
     /// Tenants with jobs waiting take turns, each its oldest first; the jobs of requests

@@ -929,7 +929,7 @@ async fn every_kind_of_state_reads_back_as_it_was_written() {
         .await
         .expect("reopened");
     assert_eq!(seen(&app), before);
-    app.sink.close();
+    app.sink.close().expect("every change saved");
 }
 
 /// Deliveries a partner's flood of events dropped from behind a quieter partner's older
@@ -970,7 +970,7 @@ async fn deliveries_dropped_per_partner_read_back_as_they_were_kept() {
         app.webhooks.deliveries(linkbox::webhooks::Visible::All),
         kept
     );
-    app.sink.close();
+    app.sink.close().expect("every change saved");
 }
 
 /// A file where a victim (`key(1)`) has links for `v1` and `v2` and a bystander (`key(2)`)
@@ -1000,7 +1000,7 @@ async fn victim_and_bystander(state: &Path) -> [linkbox_contracts::m2m::CreatedL
 /// app go, so that the test can read the file or open it again.
 async fn closed(app: linkbox::App) {
     app.sink.settled().await.expect("durable");
-    app.sink.close();
+    app.sink.close().expect("every change saved");
 }
 
 /// [`victim_and_bystander`], with the victim's first link's row then damaged
@@ -1313,7 +1313,7 @@ async fn the_write_ahead_log_stays_bounded_under_a_stream_of_small_commits() {
         "the log grew to {size} bytes: it is not being checkpointed"
     );
     assert_eq!(partner.snapshot().links.len(), 2_500);
-    app.sink.close();
+    app.sink.close().expect("every change saved");
     drop(app);
     let app = linkbox::App::open(settings(&state))
         .await
@@ -1455,13 +1455,13 @@ async fn a_second_server_on_the_same_file_is_refused_naming_the_first() {
     );
     let note = dir.file("state.db-holder");
     assert!(note.exists(), "the holder keeps its note beside the file");
-    first.sink.close();
+    first.sink.close().expect("every change saved");
     drop(first);
     assert!(!note.exists(), "the note goes with the lock");
     let second = linkbox::App::open(settings(&state))
         .await
         .expect("free once the first closed it");
-    second.sink.close();
+    second.sink.close().expect("every change saved");
 }
 
 /// The file beside `state` whose name ends in `suffix`: the write log is `-log`, and
@@ -1484,6 +1484,41 @@ fn failing_inserts(state: &Path, table: &str, message: &str) -> rusqlite::Connec
         ))
         .expect("switch");
     switch
+}
+
+/// Stopped while a change answered `503 STATE_NOT_SAVED` is still not in the file, the
+/// server says so in its result (and `linkbox serve` in its exit status), not as a clean
+/// stop a supervisor would take at its word.
+#[tokio::test]
+async fn stopping_with_changes_the_file_does_not_have_is_an_error_not_a_clean_stop() {
+    let dir = TempDir::new("stop-full");
+    let state = dir.file("state.db");
+    let log = log_file(&state, "-log");
+    std::os::unix::fs::symlink("/dev/full", &log).expect("a full disk");
+    let app = linkbox::App::open(settings(&state)).await.expect("opened");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(linkbox::serve(listener, app.clone(), async {
+        let _ = stopped.await;
+    }));
+    let failed = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+        .post(format!("{base}/partner/links"))
+        .header("x-api-key", KEY)
+        .json(&json!({"referenceId": "never-saved"}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(failed.status(), 503);
+    let _ = stop.send(());
+    let unsaved = served
+        .await
+        .expect("joined")
+        .expect_err("the change is not in the file");
+    assert!(unsaved.to_string().contains("STATE_NOT_SAVED"), "{unsaved}");
 }
 
 #[tokio::test]
@@ -1558,7 +1593,7 @@ async fn a_failed_save_answers_503_to_that_write_only_and_is_retried() {
     let _ = stop.send(());
     app.sink.settled().await.expect("durable");
     // Closing applies the write log to the tables.
-    app.sink.close();
+    app.sink.close().expect("every change saved");
     let reader = rusqlite::Connection::open(&state).expect("sqlite");
     let stored: Vec<String> = {
         let mut statement = reader.prepare("SELECT doc FROM m2m_links").expect("query");
@@ -1607,9 +1642,9 @@ async fn a_creates_rows_hold_its_metadata_and_webhook_body_as_json() {
         .expect("linkId")
         .to_owned();
     let _ = stop.send(());
-    served.await.expect("stopped");
+    served.await.expect("stopped").expect("every change saved");
     app.sink.settled().await.expect("durable");
-    app.sink.close();
+    app.sink.close().expect("every change saved");
 
     let reader = rusqlite::Connection::open(&state).expect("sqlite");
     let doc = |table: &str| -> Value {
@@ -1634,7 +1669,7 @@ async fn a_creates_rows_hold_its_metadata_and_webhook_body_as_json() {
     let partner = again.store.m2m().authenticate(KEY).expect("partner");
     let detail = partner.link(&link_id).expect("the link is back");
     assert_eq!(detail.metadata, Some(metadata));
-    again.sink.close();
+    again.sink.close().expect("every change saved");
 }
 
 #[tokio::test]
@@ -1689,7 +1724,7 @@ async fn a_reader_of_the_file_finds_a_change_in_its_table_once_writes_stop() {
         !log_file(&state, "-log").exists(),
         "the log was handed over whole"
     );
-    app.sink.close();
+    app.sink.close().expect("every change saved");
 }
 
 #[tokio::test]
@@ -1743,7 +1778,7 @@ async fn changes_whose_tables_cannot_take_them_wait_in_the_write_log_and_are_all
         create(n);
     }
     app.sink.settled().await.expect("saved");
-    app.sink.close();
+    app.sink.close().expect("every change saved");
     drop(app);
     assert!(
         !applying.exists() && !log_file(&state, "-log").exists(),
@@ -1755,7 +1790,7 @@ async fn changes_whose_tables_cannot_take_them_wait_in_the_write_log_and_are_all
         .expect("reopened");
     let partner = app.store.m2m().authenticate(KEY).expect("partner");
     assert_eq!(partner.snapshot().links.len(), 60);
-    app.sink.close();
+    app.sink.close().expect("every change saved");
 }
 
 /// What each tenant is counted as storing (`--max-tenant-mib`) is counted again from the

@@ -708,7 +708,11 @@ fn is_control(path: &str) -> bool {
 /// Serves `app` on an already bound `listener` until `shutdown` completes, with the webhook
 /// engine running alongside and stopped after the last connection closes; then closes the
 /// state file, if any, with everything committed.
-pub async fn run(listener: tokio::net::TcpListener, app: App, shutdown: impl Future<Output = ()>) {
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), crate::persist::Unsaved> {
     let (stop_engine, engine_stopped) = tokio::sync::oneshot::channel::<()>();
     let engine = tokio::spawn(webhooks::engine::run(
         app.webhooks.clone(),
@@ -736,11 +740,14 @@ pub async fn run(listener: tokio::net::TcpListener, app: App, shutdown: impl Fut
     let _ = engine.await;
     let _ = catch_up.await;
     let sink = app.sink.clone();
-    if tokio::task::spawn_blocking(move || sink.close())
-        .await
-        .is_err()
-    {
-        tracing::error!("closing the state file failed");
+    match tokio::task::spawn_blocking(move || sink.close()).await {
+        Ok(closed) => closed,
+        Err(_) => {
+            tracing::error!("closing the state file failed");
+            Err(crate::persist::Unsaved {
+                path: app.settings.state.clone().unwrap_or_default(),
+            })
+        }
     }
 }
 

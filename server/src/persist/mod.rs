@@ -389,6 +389,16 @@ impl Carried {
     }
 }
 
+/// Linkbox stopped with changes its state file does not have.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "stopped with changes the state file {} does not have (it could not be written, a full disk?): the changes answered 503 STATE_NOT_SAVED are lost",
+    path.display()
+)]
+pub struct Unsaved {
+    pub path: PathBuf,
+}
+
 /// Where changes go: nowhere (in memory), the state file's write queue, or the request's
 /// transaction on a shared database ([`shared`]). Cheap to clone.
 #[derive(Clone, Default)]
@@ -437,6 +447,9 @@ struct Queue {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The exclusive lock on the file, held until [`Sink::close`].
     lock: Mutex<Option<Held>>,
+    /// Set by the writer when it stopped with changes the file does not have (it could not
+    /// be written, a full disk, until the end): [`Sink::close`] says so.
+    lost: AtomicBool,
 }
 
 #[derive(Default)]
@@ -559,19 +572,29 @@ impl Sink {
     }
 
     /// Commits what is queued, checkpoints the write-ahead log into the file and stops the
-    /// writer. Blocks; later changes are no longer written.
-    pub fn close(&self) {
+    /// writer. Blocks; later changes are no longer written. `Err` when changes acknowledged
+    /// in memory (answered `503 STATE_NOT_SAVED`) never reached the file: they are lost,
+    /// and the process should not end as if all were well.
+    pub fn close(&self) -> Result<(), Unsaved> {
         let Target::File(queue) = &self.0 else {
-            return;
+            return Ok(());
         };
         queue.pending.lock().closing = true;
         queue.wake.notify_one();
+        let mut panicked = false;
         if let Some(writer) = queue.writer.lock().take()
             && writer.join().is_err()
         {
             tracing::error!("the state file writer panicked");
+            panicked = true;
         }
         queue.lock.lock().take();
+        if panicked || queue.lost.load(Ordering::Acquire) {
+            return Err(Unsaved {
+                path: queue.path.clone(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -758,6 +781,7 @@ pub fn open(path: &Path) -> Result<Opened, OpenError> {
         muted: AtomicBool::new(true),
         writer: Mutex::new(None),
         lock: Mutex::new(Some(lock)),
+        lost: AtomicBool::new(false),
     });
     Ok(Opened { connection, queue })
 }

@@ -488,16 +488,20 @@ fn sound_frame_after(
 ) -> Result<Option<u64>, LogError> {
     let number = log.to_le_bytes();
     for (at, path) in files.iter().enumerate().skip(index) {
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
-            Err(error) => {
-                return Err(LogError::Io {
-                    path: path.clone(),
-                    error,
-                });
-            }
+        let io = |error| LogError::Io {
+            path: path.clone(),
+            error,
         };
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(io(error)),
+        };
+        // As far as the file's length goes, and no further: what is not a plain file (a
+        // device standing in for a full disk) has none, and reads without end.
+        let length = file.metadata().map_err(io)?.len();
+        let mut bytes = Vec::new();
+        file.take(length).read_to_end(&mut bytes).map_err(io)?;
         let from = if at == index {
             usize::try_from(offset).unwrap_or(usize::MAX)
         } else {

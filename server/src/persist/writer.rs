@@ -381,6 +381,7 @@ fn write(queue: &Arc<Queue>, lead: Lead) {
         publish(queue, published);
         if closing && retrying {
             tracing::error!(path = %queue.path.display(), "closing with changes the state file does not have");
+            queue.lost.store(true, Ordering::Release);
             break;
         }
         if closing && queue.pending.lock().writes.is_empty() {
@@ -1004,7 +1005,7 @@ mod tests {
         .await
         .map(|waited| waited.is_ok());
         assert_eq!(appended, Ok(true), "appended without anyone waiting on it");
-        sink.close();
+        sink.close().expect("every change saved");
         let connection = file.open();
         assert_eq!(links(&connection).len(), 2, "and in its table once closed");
     }

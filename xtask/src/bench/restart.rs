@@ -106,6 +106,6 @@ async fn write_state(path: &Path, links: u32) -> anyhow::Result<()> {
         }
     }
     app.sink.settled().await?;
-    app.sink.close();
+    app.sink.close()?;
     Ok(())
 }
