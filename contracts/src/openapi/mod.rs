@@ -22,6 +22,7 @@ mod leaf_paths;
 mod m2m_paths;
 mod sandbox_paths;
 mod webhooks;
+mod yaml;
 
 #[cfg(test)]
 mod generator_checks;
@@ -134,9 +135,10 @@ pub fn json() -> String {
 
 /// The document as YAML.
 pub fn yaml() -> String {
-    ApiDoc::openapi()
-        .to_yaml()
-        .unwrap_or_else(|error| format!("error: {error}\n"))
+    match serde_json::to_value(ApiDoc::openapi()) {
+        Ok(value) => yaml::to_yaml(&value),
+        Err(error) => format!("error: {error}\n"),
+    }
 }
 
 struct SecuritySchemes;
