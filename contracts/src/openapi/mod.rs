@@ -332,12 +332,26 @@ impl Modify for CommonAnswers {
                     answer(
                         "linkbox cannot take the request now: a body it has no room to hold \
                          (--max-bodies-mib), or the shared database unavailable. Nothing was \
-                         done; try again after Retry-After.",
+                         done (unless the message says the database was lost while the \
+                         changes were being saved: then read the resource again); try again \
+                         after Retry-After.",
                     )
                     .header("Retry-After", retry_after.clone())
                     .build()
                     .into()
                 });
+                if path.starts_with("/_sandbox") {
+                    responses.entry("403".to_owned()).or_insert_with(|| {
+                        answer(
+                            "The caller is refused: a new key or Leaf username past \
+                             --max-tenants (INVALID_API_KEY, UNAUTHORIZED), a suspended partner \
+                             (PARTNER_SUSPENDED), or a write past the tenant's storage budget \
+                             (STORAGE_FULL).",
+                        )
+                        .build()
+                        .into()
+                    });
+                }
                 if operation.request_body.is_none() {
                     continue;
                 }
@@ -360,6 +374,28 @@ mod tests {
 
     fn document() -> serde_json::Value {
         serde_json::from_str(&json()).unwrap_or_default()
+    }
+
+    /// Every control-API operation but the health check may refuse its caller with a 403
+    /// (`--max-tenants`, a suspended partner, a full budget): a generated client that raises
+    /// on undocumented statuses must know it.
+    #[test]
+    fn every_control_operation_documents_its_403() {
+        let doc = document();
+        let paths = doc["paths"].as_object().expect("paths");
+        let mut seen = 0;
+        for (path, item) in paths {
+            if !path.starts_with("/_sandbox") || path == "/_sandbox/health" {
+                continue;
+            }
+            for (method, operation) in item.as_object().expect("a path item") {
+                if let Some(responses) = operation.get("responses") {
+                    assert!(responses.get("403").is_some(), "{method} {path}");
+                    seen += 1;
+                }
+            }
+        }
+        assert!(seen > 15, "{seen} control operations");
     }
 
     #[test]
