@@ -335,9 +335,46 @@ fn choose_lang(query: &[(String, String)], link: Option<&LinkDetail>, headers: &
             headers
                 .get(header::ACCEPT_LANGUAGE)
                 .and_then(|value| value.to_str().ok())
-                .and_then(Lang::parse)
+                .and_then(preferred_lang)
         })
         .unwrap_or(Lang::En)
+}
+
+/// The page language an `Accept-Language` header prefers (RFC 9110, 12.5.4): of its tags
+/// whose primary subtag is `en` or `es`, the one of the highest weight, the first of
+/// equals; `q=0` is "not acceptable", and an item whose weight does not read is skipped. So
+/// `de,es` and `ca,es;q=0.8,en;q=0.3` are Spanish, and `en;q=0.1,es;q=0.9` too.
+fn preferred_lang(accept: &str) -> Option<Lang> {
+    let mut best: Option<(u16, Lang)> = None;
+    for item in accept.split(',') {
+        let mut parts = item.split(';');
+        let tag = parts.next().unwrap_or_default().trim();
+        let weight = match parts.find_map(|part| {
+            let part = part.trim();
+            part.strip_prefix("q=").or_else(|| part.strip_prefix("Q="))
+        }) {
+            None => 1000,
+            Some(q) => match q.trim().parse::<f32>() {
+                Ok(q) if (0.0..=1.0).contains(&q) => (q * 1000.0).round() as u16,
+                _ => continue,
+            },
+        };
+        if weight == 0 {
+            continue;
+        }
+        let primary = tag.split('-').next().unwrap_or_default();
+        let lang = if primary.eq_ignore_ascii_case("en") {
+            Lang::En
+        } else if primary.eq_ignore_ascii_case("es") {
+            Lang::Es
+        } else {
+            continue;
+        };
+        if best.is_none_or(|(heaviest, _)| weight > heaviest) {
+            best = Some((weight, lang));
+        }
+    }
+    best.map(|(_, lang)| lang)
 }
 
 /// The page of a live link.
@@ -533,6 +570,25 @@ mod tests {
         );
         assert_eq!(first_language("fr;q=0.7").as_deref(), Some("fr"));
         assert_eq!(first_language("*"), None);
+    }
+
+    #[test]
+    fn the_page_language_is_the_best_weighted_of_english_and_spanish() {
+        for (accept, expected) in [
+            ("de,es", Some(Lang::Es)),
+            ("ca,es;q=0.8,en;q=0.3", Some(Lang::Es)),
+            ("en;q=0.1,es;q=0.9", Some(Lang::Es)),
+            ("es-MX", Some(Lang::Es)),
+            ("en-GB,es;q=0.9", Some(Lang::En)),
+            ("es;q=0.5,en;q=0.5", Some(Lang::Es)),
+            ("es;q=0,en;q=0.2", Some(Lang::En)),
+            ("es;q=oops,en;q=0.2", Some(Lang::En)),
+            ("fr,de", None),
+            ("estonian", None),
+            ("*", None),
+        ] {
+            assert_eq!(preferred_lang(accept), expected, "{accept}");
+        }
     }
 
     #[test]
