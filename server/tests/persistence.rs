@@ -1486,22 +1486,45 @@ fn failing_inserts(state: &Path, table: &str, message: &str) -> rusqlite::Connec
     switch
 }
 
-/// Stopped while a change answered `503 STATE_NOT_SAVED` is still not in the file, the
-/// server says so in its result (and `linkbox serve` in its exit status), not as a clean
-/// stop a supervisor would take at its word.
-#[tokio::test]
-async fn stopping_with_changes_the_file_does_not_have_is_an_error_not_a_clean_stop() {
-    let dir = TempDir::new("stop-full");
-    let state = dir.file("state.db");
-    let log = log_file(&state, "-log");
+/// A sandbox serving on `state` whose disk is full: every commit goes to the write log
+/// first, `FILE-log`, which here names `/dev/full` until the disk is freed (the log's path
+/// removed). Its app, base URL, log path, stop and served task.
+struct FullDisk {
+    app: linkbox::App,
+    base: String,
+    log: PathBuf,
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<Result<(), linkbox::persist::Unsaved>>,
+}
+
+async fn serving_on_a_full_disk(state: &Path) -> FullDisk {
+    let log = log_file(state, "-log");
     std::os::unix::fs::symlink("/dev/full", &log).expect("a full disk");
-    let app = linkbox::App::open(settings(&state)).await.expect("opened");
+    let app = linkbox::App::open(settings(state)).await.expect("opened");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let served = tokio::spawn(linkbox::serve(listener, app.clone(), async {
         let _ = stopped.await;
     }));
+    FullDisk {
+        app,
+        base,
+        log,
+        stop,
+        served,
+    }
+}
+
+/// Stopped while a change answered `503 STATE_NOT_SAVED` is still not in the file, the
+/// server says so in its result (and `linkbox serve` in its exit status), not as a clean
+/// stop a supervisor would take at its word.
+#[tokio::test]
+async fn stopping_with_changes_the_file_does_not_have_is_an_error_not_a_clean_stop() {
+    let dir = TempDir::new("stop-full");
+    let FullDisk {
+        base, stop, served, ..
+    } = serving_on_a_full_disk(&dir.file("state.db")).await;
     let failed = reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -1525,17 +1548,13 @@ async fn stopping_with_changes_the_file_does_not_have_is_an_error_not_a_clean_st
 async fn a_failed_save_answers_503_to_that_write_only_and_is_retried() {
     let dir = TempDir::new("diskfull");
     let state = dir.file("state.db");
-    // A disk that is full: every commit goes to the write log first, `FILE-log`, which
-    // here names `/dev/full` until the disk is freed.
-    let log = log_file(&state, "-log");
-    std::os::unix::fs::symlink("/dev/full", &log).expect("a full disk");
-    let app = linkbox::App::open(settings(&state)).await.expect("opened");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(linkbox::serve(listener, app.clone(), async {
-        let _ = stopped.await;
-    }));
+    let FullDisk {
+        app,
+        base,
+        log,
+        stop,
+        ..
+    } = serving_on_a_full_disk(&state).await;
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()

@@ -837,6 +837,26 @@ async fn a_database_with_a_newer_schema_is_refused_naming_both_versions() {
     );
 }
 
+/// The database's URL, and the address a relay in front of it forwards to.
+fn relayable(database: &str) -> (url::Url, std::net::SocketAddr) {
+    let url = url::Url::parse(database).expect("URL");
+    let upstream = format!(
+        "{}:{}",
+        url.host_str().expect("host"),
+        url.port().unwrap_or(5432)
+    )
+    .parse()
+    .expect("a loopback address");
+    (url, upstream)
+}
+
+/// `url` reached through the relay listening on `port`.
+fn via(url: &url::Url, port: u16) -> String {
+    let mut relayed = url.clone();
+    relayed.set_port(Some(port)).expect("port");
+    relayed.into()
+}
+
 /// A TCP relay between the replicas and the database that can be cut and restored.
 struct Relay {
     port: u16,
@@ -887,18 +907,9 @@ impl Relay {
 async fn a_lost_database_means_503_with_retry_after_and_it_recovers_without_a_restart() {
     let Some(server) = server() else { return };
     let database = fresh_database(&server).await;
-    let url = url::Url::parse(&database).expect("URL");
-    let upstream = format!(
-        "{}:{}",
-        url.host_str().expect("host"),
-        url.port().unwrap_or(5432)
-    )
-    .parse()
-    .expect("a loopback address");
+    let (url, upstream) = relayable(&database);
     let relay = Relay::start(upstream).await;
-    let mut relayed = url.clone();
-    relayed.set_port(Some(relay.port)).expect("port");
-    let replica = Replica::start(relayed.as_str(), &[]);
+    let replica = Replica::start(&via(&url, relay.port), &[]);
     let key = key(9);
     let (status, created) = replica.create_link(&key, "before").await;
     assert_eq!(status, 201, "{created}");
@@ -1027,18 +1038,9 @@ impl CommitCutter {
 async fn a_commit_whose_answer_is_lost_is_a_503_saying_it_may_have_been_saved() {
     let Some(server) = server() else { return };
     let database = fresh_database(&server).await;
-    let url = url::Url::parse(&database).expect("URL");
-    let upstream = format!(
-        "{}:{}",
-        url.host_str().expect("host"),
-        url.port().unwrap_or(5432)
-    )
-    .parse()
-    .expect("a loopback address");
+    let (url, upstream) = relayable(&database);
     let cutter = CommitCutter::start(upstream).await;
-    let mut relayed = url.clone();
-    relayed.set_port(Some(cutter.port)).expect("port");
-    let replica = Replica::start(relayed.as_str(), &[]);
+    let replica = Replica::start(&via(&url, cutter.port), &[]);
     let key = key(11);
     let (status, created) = replica.create_link(&key, "before").await;
     assert_eq!(status, 201, "{created}");

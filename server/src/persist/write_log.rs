@@ -731,9 +731,9 @@ mod tests {
         assert!(error.to_string().contains("Move it aside"), "{error}");
     }
 
-    #[test]
-    fn a_frame_cut_short_or_damaged_ends_the_log_there() {
-        let dir = Dir::new("cut");
+    /// A log of three frames of one link each, in `dir`: its path, its bytes and a frame's
+    /// length (the three are the same size).
+    fn three_frames(dir: &Dir) -> (PathBuf, Vec<u8>, usize) {
         let mut log = Log::new(&dir.state(), LOG, 0);
         for position in 0..3 {
             log.append(&[link(position)]).expect("frame");
@@ -741,6 +741,13 @@ mod tests {
         let path = log_path(&dir.state());
         let whole = std::fs::read(&path).expect("log");
         let frame = whole.len() / 3;
+        (path, whole, frame)
+    }
+
+    #[test]
+    fn a_frame_cut_short_or_damaged_ends_the_log_there() {
+        let dir = Dir::new("cut");
+        let (path, whole, frame) = three_frames(&dir);
 
         // A power cut in the middle of the last frame.
         std::fs::write(&path, &whole[..whole.len() - 5]).expect("cut");
@@ -769,13 +776,7 @@ mod tests {
     #[test]
     fn damage_that_sound_frames_follow_refuses_the_log_rather_than_drop_them() {
         let dir = Dir::new("damage");
-        let mut log = Log::new(&dir.state(), LOG, 0);
-        for position in 0..3 {
-            log.append(&[link(position)]).expect("frame");
-        }
-        let path = log_path(&dir.state());
-        let whole = std::fs::read(&path).expect("log");
-        let frame = whole.len() / 3;
+        let (path, whole, frame) = three_frames(&dir);
         let refused = |bytes: &[u8], files: &[PathBuf]| {
             std::fs::write(&path, bytes).expect("written");
             let mut applied = 0;
