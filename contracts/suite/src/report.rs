@@ -72,6 +72,9 @@ impl CaseResult {
     }
 }
 
+/// Failed cases that must meet one answer for [`Report::shared_causes`] to name it.
+pub const SHARED_CAUSE: usize = 3;
+
 /// A whole run.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -244,6 +247,7 @@ impl Report {
                 }
             }
         }
+        out.push_str(&self.shared_causes());
         if out.is_empty() {
             let errored = self
                 .results
@@ -273,6 +277,58 @@ impl Report {
     }
 
     /// Writes the drift report (against a target), the weather report and the summary line.
+    /// One line per answer that [`SHARED_CAUSE`] or more failed cases met alike — the same
+    /// check of the same endpoint, expecting and getting the same: one drift that many
+    /// cases run into (a create answered 200 fails every case that creates), with the facts
+    /// all of them check, the likely one broken. Most shared first.
+    pub fn shared_causes(&self) -> String {
+        let mut causes: Vec<(String, Vec<&CaseResult>)> = Vec::new();
+        for result in &self.results {
+            let Some(failure) = result.failure() else {
+                continue;
+            };
+            let mut words = failure.request.split(' ');
+            let method = words.next().unwrap_or_default();
+            let path = words.next().unwrap_or_default();
+            let path = path.split('?').next().unwrap_or_default();
+            let endpoint = super::shadow::endpoint(result.api, method, path);
+            let cause = format!(
+                "{endpoint}: {} expected {}, got {}",
+                failure.check,
+                one_line(&failure.expected, 80),
+                one_line(&failure.actual, 80)
+            );
+            match causes.iter_mut().find(|(known, _)| *known == cause) {
+                Some((_, cases)) => cases.push(result),
+                None => causes.push((cause, vec![result])),
+            }
+        }
+        causes.retain(|(_, cases)| cases.len() >= SHARED_CAUSE);
+        causes.sort_by_key(|(_, cases)| std::cmp::Reverse(cases.len()));
+        let mut out = String::new();
+        for (cause, cases) in causes {
+            let common: Vec<&str> = cases[0]
+                .facts
+                .iter()
+                .copied()
+                .filter(|fact| cases.iter().all(|case| case.facts.contains(fact)))
+                .collect();
+            let blame = if common.is_empty() {
+                String::from("no one fact is checked by all of them")
+            } else {
+                format!(
+                    "the fact all of them check: {}",
+                    super::facts::describe(&common)
+                )
+            };
+            out.push_str(&format!(
+                "drift: {} failed cases met one answer — {cause} — {blame}\n",
+                cases.len()
+            ));
+        }
+        out
+    }
+
     pub fn write_end(&self, out: &mut dyn Write) -> std::io::Result<()> {
         for section in [self.drift(), self.weather()] {
             if !section.is_empty() {
@@ -527,6 +583,59 @@ mod tests {
             facts: &["M2M-CREATE-STATUS"],
         });
         report
+    }
+
+    /// A create answered 200 fails every case that creates, each naming its own facts; the
+    /// report also names the one answer they met and the fact all of them check.
+    #[test]
+    fn one_answer_many_cases_failed_on_is_named_once_with_the_fact_they_share() {
+        let mut report = Report::new(Some("http://127.0.0.1:1".into()));
+        let facts: [&'static [&'static str]; 4] = [
+            &["M2M-CREATE-STATUS", "M2M-CREATE-DEFAULT-EXPIRY"],
+            &["M2M-LINK-STATUSES", "M2M-CREATE-STATUS"],
+            &["M2M-CREATE-STATUS"],
+            &["M2M-CREATE-STATUS", "M2M-REVOKE-TWICE"],
+        ];
+        let ids = ["a", "b", "c", "d"];
+        for (id, facts) in ids.into_iter().zip(facts) {
+            report.results.push(CaseResult {
+                id,
+                api: Api::M2m,
+                source: Source::Doc,
+                outcome: Outcome::Fail(Failure::new(
+                    format!("POST /partner/links {{\"referenceId\":\"{id}\"}}"),
+                    "status",
+                    201,
+                    200,
+                )),
+                duration: Duration::from_millis(1),
+                facts,
+            });
+        }
+        report.results.push(CaseResult {
+            id: "e",
+            api: Api::M2m,
+            source: Source::Doc,
+            outcome: Outcome::Fail(Failure::new(
+                "GET /partner/links/link_p1_abc",
+                "status",
+                200,
+                404,
+            )),
+            duration: Duration::from_millis(1),
+            facts: &["M2M-DETAIL-FIELDS"],
+        });
+        let causes = report.shared_causes();
+        assert_eq!(causes.lines().count(), 1, "{causes}");
+        assert!(
+            causes.contains("4 failed cases met one answer — POST /partner/links: status"),
+            "{causes}"
+        );
+        assert!(
+            causes.contains("the fact all of them check: `M2M-CREATE-STATUS`"),
+            "{causes}"
+        );
+        assert!(report.drift().contains(&causes), "{}", report.drift());
     }
 
     #[test]
