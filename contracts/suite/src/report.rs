@@ -282,7 +282,8 @@ impl Report {
     /// cases run into (a create answered 200 fails every case that creates), with the facts
     /// all of them check, the likely one broken. Most shared first.
     pub fn shared_causes(&self) -> String {
-        let mut causes: Vec<(String, Vec<&CaseResult>)> = Vec::new();
+        // (the answer met, the fact a status names, the cases that met it)
+        let mut causes: Vec<(String, Option<&'static str>, Vec<&CaseResult>)> = Vec::new();
         for result in &self.results {
             let Some(failure) = result.failure() else {
                 continue;
@@ -292,34 +293,52 @@ impl Report {
             let path = words.next().unwrap_or_default();
             let path = path.split('?').next().unwrap_or_default();
             let endpoint = super::shadow::endpoint(result.api, method, path);
+            // A status's answer is told with the start of its body, which differs case by
+            // case (each its own link): the status alone is the answer met.
+            let (actual, named) = if failure.check == "status" {
+                let status = failure.actual.split(' ').next().unwrap_or_default();
+                let named = failure
+                    .expected
+                    .parse()
+                    .ok()
+                    .zip(status.parse().ok())
+                    .and_then(|(expected, got)| {
+                        super::shadow::status_fact(result.api, &endpoint, expected, got)
+                    });
+                (status.to_owned(), named)
+            } else {
+                (one_line(&failure.actual, 80), None)
+            };
             let cause = format!(
-                "{endpoint}: {} expected {}, got {}",
+                "{endpoint}: {} expected {}, got {actual}",
                 failure.check,
                 one_line(&failure.expected, 80),
-                one_line(&failure.actual, 80)
             );
-            match causes.iter_mut().find(|(known, _)| *known == cause) {
-                Some((_, cases)) => cases.push(result),
-                None => causes.push((cause, vec![result])),
+            match causes.iter_mut().find(|(known, _, _)| *known == cause) {
+                Some((_, _, cases)) => cases.push(result),
+                None => causes.push((cause, named, vec![result])),
             }
         }
-        causes.retain(|(_, cases)| cases.len() >= SHARED_CAUSE);
-        causes.sort_by_key(|(_, cases)| std::cmp::Reverse(cases.len()));
+        causes.retain(|(_, _, cases)| cases.len() >= SHARED_CAUSE);
+        causes.sort_by_key(|(_, _, cases)| std::cmp::Reverse(cases.len()));
         let mut out = String::new();
-        for (cause, cases) in causes {
+        for (cause, named, cases) in causes {
             let common: Vec<&str> = cases[0]
                 .facts
                 .iter()
                 .copied()
                 .filter(|fact| cases.iter().all(|case| case.facts.contains(fact)))
                 .collect();
-            let blame = if common.is_empty() {
-                String::from("no one fact is checked by all of them")
-            } else {
-                format!(
+            let blame = match named {
+                Some(fact) => format!(
+                    "the fact it contradicts: {}",
+                    super::facts::describe(&[fact])
+                ),
+                None if common.is_empty() => String::from("no one fact is checked by all of them"),
+                None => format!(
                     "the fact all of them check: {}",
                     super::facts::describe(&common)
-                )
+                ),
             };
             out.push_str(&format!(
                 "drift: {} failed cases met one answer — {cause} — {blame}\n",
@@ -606,7 +625,7 @@ mod tests {
                     format!("POST /partner/links {{\"referenceId\":\"{id}\"}}"),
                     "status",
                     201,
-                    200,
+                    format!("200 {{\"data\":{{\"linkId\":\"link_{id}\"}}}}"),
                 )),
                 duration: Duration::from_millis(1),
                 facts,
@@ -632,7 +651,7 @@ mod tests {
             "{causes}"
         );
         assert!(
-            causes.contains("the fact all of them check: `M2M-CREATE-STATUS`"),
+            causes.contains("the fact it contradicts: `M2M-CREATE-STATUS`"),
             "{causes}"
         );
         assert!(report.drift().contains(&causes), "{}", report.drift());

@@ -487,6 +487,20 @@ async fn a_create_answering_200_instead_of_201_fails_every_create_and_only_creat
     }))
     .await;
     assert!(failing.contains("m2m.create.status-201"), "{output}");
+    // Named once, with the fact it contradicts, beside each case's own line.
+    let causes = report.shared_causes();
+    assert_eq!(causes.lines().count(), 1, "{causes}");
+    assert!(
+        causes.starts_with(&format!(
+            "drift: {} failed cases met one answer — POST /partner/links: status expected 201, got 200",
+            failing.len()
+        )),
+        "{causes}"
+    );
+    assert!(
+        causes.contains("the fact it contradicts: `M2M-CREATE-STATUS`"),
+        "{causes}"
+    );
     for result in &report.results {
         let Some(failure) = result.failure() else {
             continue;

@@ -144,6 +144,27 @@ pub fn endpoint(api: Api, method: &str, path: &str) -> String {
     routes::resolve(api, method, path).0
 }
 
+/// The fact of `docs/contract/` a status that differs at `endpoint` (`POST /partner/links`)
+/// contradicts, if the contract has one: what the suite's report blames for one answer many
+/// cases met.
+pub(crate) fn status_fact(
+    api: Api,
+    endpoint: &str,
+    expected: u16,
+    got: u16,
+) -> Option<&'static str> {
+    table::fact(&table::Query {
+        api,
+        endpoint,
+        rule: Rule::Status,
+        pointer: "",
+        statuses: (expected, got),
+        upstream: &Value::Null,
+        linkbox: &Value::Null,
+        expiry_sent: false,
+    })
+}
+
 /// Every difference the contract cares about between the two answers to one request.
 pub fn compare(exchange: &Exchange<'_>) -> Vec<Difference> {
     let (endpoint, family) = routes::resolve(exchange.api, exchange.method, exchange.path);
