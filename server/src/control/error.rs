@@ -60,9 +60,11 @@ impl ControlError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ControlError::Refused(refusal) => match refusal {
-                Refusal::MissingAuth | Refusal::ExpiredToken | Refusal::Delivery => {
-                    (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED)
-                }
+                Refusal::MissingAuth
+                | Refusal::ExpiredToken
+                | Refusal::Delivery
+                | Refusal::CrossOrigin
+                | Refusal::ForeignHost => (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED),
                 Refusal::InvalidKey | Refusal::KeyCollision => {
                     (StatusCode::UNAUTHORIZED, codes::INVALID_API_KEY)
                 }

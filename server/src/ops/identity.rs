@@ -29,9 +29,9 @@ pub struct Caller {
     admin: bool,
     /// Whether an admin token is configured at all.
     admin_configured: bool,
-    /// Whether the request is a webhook delivery (it carries `X-M2M-Signature`): never a
-    /// person at the machine, so never the admin for want of credentials.
-    delivery: bool,
+    /// Why a request without credentials may not be the admin even where no admin token is
+    /// configured ([`keyless_refusal`]): it is not a person at this machine.
+    keyless: Option<Refusal>,
     /// The M2M key presented (`X-API-Key`, else the Bearer token), and what it names.
     key: Option<(Box<str>, Lookup)>,
     /// The Bearer token, read as a Leaf token.
@@ -77,6 +77,14 @@ pub enum Refusal {
         "This request is a webhook delivery (it carries X-M2M-Signature), and a delivery is never the admin: a webhook URL pointed at the control API acts for no one. Call it with a partner key, a Leaf token or the admin token"
     )]
     Delivery,
+    #[error(
+        "This request comes from a web page of another origin (its Origin header), and a request without credentials is the admin only from this machine itself: no page's form or script may reset or read the sandbox. Call it with a partner key, a Leaf token or the admin token, or list the page's origin with --cors"
+    )]
+    CrossOrigin,
+    #[error(
+        "This request names a host that is not this machine (its Host header), as a page that has its name rebound to this address does; a request without credentials is the admin only when it names localhost, a loopback address or --public-url's host. Call it with a partner key, a Leaf token or the admin token"
+    )]
+    ForeignHost,
     #[error(transparent)]
     AccountLimit(#[from] crate::store::leaf::AccountLimit),
     #[error("The bearer token has expired")]
@@ -116,6 +124,70 @@ pub fn leaf_label(username: &str) -> String {
     format!("leaf:{username}")
 }
 
+/// Why a request without any credentials, on a sandbox without an admin token, is not the
+/// admin all the same, or `None` when it may be: the admin-by-absence is meant for a person
+/// at this machine (curl, the dashboard), and three kinds of request only look like one —
+/// - a webhook delivery (it carries `X-M2M-Signature`): any key holder can aim a
+///   `callbackUrl` at the control API, and a stranger's `link.created` would reset everyone;
+/// - a browser's request from a page of another origin (its `Origin` is neither the origin
+///   the request names in `Host` nor one `--cors` lists): a form on any site the developer
+///   visits could post to `http://127.0.0.1:8642/_sandbox/reset`;
+/// - a request naming a host that is not this machine's (`Host` neither `localhost`, a
+///   loopback address, nor `--public-url`'s host): a page whose name was rebound to
+///   127.0.0.1 is same-origin to the browser, but still names its own host.
+fn keyless_refusal(app: &App, headers: &HeaderMap) -> Option<Refusal> {
+    if headers.contains_key(linkbox_contracts::m2m::webhook_headers::SIGNATURE) {
+        return Some(Refusal::Delivery);
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_ascii_lowercase);
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("null").to_ascii_lowercase();
+        let same = host.as_deref().is_some_and(|host| {
+            origin
+                .split_once("://")
+                .is_some_and(|(_, authority)| authority == host)
+        });
+        let listed = app
+            .settings
+            .cors
+            .iter()
+            .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(&origin));
+        if !same && !listed {
+            return Some(Refusal::CrossOrigin);
+        }
+    }
+    match host {
+        Some(host) if !is_this_machine(app, &host) => Some(Refusal::ForeignHost),
+        _ => None,
+    }
+}
+
+/// Whether `host` (a `Host` header, maybe with its port) names this machine: `localhost` or
+/// a name under it, a loopback address, or the host of `--public-url`.
+fn is_this_machine(app: &App, host: &str) -> bool {
+    let Ok(authority) = host.parse::<http::uri::Authority>() else {
+        return false;
+    };
+    let name = authority.host();
+    let bare = name.trim_start_matches('[').trim_end_matches(']');
+    if name == "localhost" || name.ends_with(".localhost") {
+        return true;
+    }
+    if bare
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+    {
+        return true;
+    }
+    url::Url::parse(&app.settings.public_url)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
+        .is_some_and(|public| public == name)
+}
+
 /// Resolves the caller of a request with these headers.
 pub fn resolve(app: &App, headers: &HeaderMap) -> Caller {
     let bearer = bearer(headers);
@@ -136,7 +208,9 @@ pub fn resolve(app: &App, headers: &HeaderMap) -> Caller {
     Caller {
         admin,
         admin_configured: admin_token.is_some(),
-        delivery: headers.contains_key(linkbox_contracts::m2m::webhook_headers::SIGNATURE),
+        keyless: (admin_token.is_none() && bearer.is_none() && key.is_none())
+            .then(|| keyless_refusal(app, headers))
+            .flatten(),
         key,
         leaf,
         tenant,
@@ -271,8 +345,10 @@ impl Caller {
         }
         match self.partner(app) {
             Some(partner) => Ok(Scope::Tenant(partner?)),
-            None if self.delivery => Err(Refusal::Delivery),
-            None if !self.admin_configured => Ok(Scope::Admin),
+            None if !self.admin_configured => match self.keyless {
+                Some(refusal) => Err(refusal),
+                None => Ok(Scope::Admin),
+            },
             None => Err(Refusal::MissingAuth),
         }
     }

@@ -162,6 +162,77 @@ async fn an_admin_token_is_needed_for_keyless_calls_once_configured() {
     assert_control_error(&snapshot, 400, "TENANT_REQUIRED");
 }
 
+/// Without an admin token a request with no credentials is the admin — from this machine.
+/// A page of another origin (a form on any site the developer visits) and a page whose
+/// name was rebound to 127.0.0.1 (its own name in `Host`) are refused, saying why; the
+/// sandbox's own pages (same origin) and origins `--cors` lists are not.
+#[tokio::test]
+async fn keyless_admin_calls_from_other_origins_or_foreign_hosts_are_refused() {
+    let app = spawn_app_with(Options {
+        cors: vec!["http://localhost:3000".into()],
+        ..Options::default()
+    })
+    .await;
+    let key = test_key(1490);
+    let kept = app.create_link_for(&key, "kept").await;
+    let reset = |headers: Vec<(&'static str, String)>| {
+        let app = &app;
+        async move {
+            let mut request = app.client.post(app.url("/_sandbox/reset"));
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            app.send_built(request).await
+        }
+    };
+    let cross = reset(vec![("origin", "https://evil.example".into())]).await;
+    assert_control_error(&cross, 401, "UNAUTHORIZED");
+    let said = cross.json["error"]["message"].as_str().unwrap_or_default();
+    assert!(said.contains("another origin"), "{said}");
+    let null = reset(vec![("origin", "null".into())]).await;
+    assert_control_error(&null, 401, "UNAUTHORIZED");
+    let rebound = app
+        .send_built(
+            app.client
+                .get(app.url("/_sandbox/requests"))
+                .header("host", format!("rebind.evil.example:{}", app.addr.port())),
+        )
+        .await;
+    assert_control_error(&rebound, 401, "UNAUTHORIZED");
+    let said = rebound.json["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(said.contains("Host header"), "{said}");
+    let id = kept["linkId"].as_str().expect("linkId");
+    assert_eq!(
+        app.get_link(&key, id).await.status,
+        200,
+        "nothing was reset"
+    );
+
+    let clock = |headers: Vec<(&'static str, String)>| {
+        let app = &app;
+        async move {
+            let mut request = app.client.get(app.url("/_sandbox/clock"));
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            app.send_built(request).await
+        }
+    };
+    let port = app.addr.port();
+    for allowed in [
+        vec![],
+        vec![("origin", format!("http://127.0.0.1:{port}"))],
+        vec![("origin", "http://localhost:3000".into())],
+        vec![("host", format!("localhost:{port}"))],
+        vec![("host", format!("[::1]:{port}"))],
+    ] {
+        let answer = clock(allowed.clone()).await;
+        assert_eq!(answer.status, 200, "{allowed:?}: {answer:?}");
+    }
+}
+
 #[tokio::test]
 async fn the_journal_keeps_only_the_last_journal_size_requests_and_filters_them() {
     let app = spawn_app_with(Options {

@@ -16,7 +16,7 @@ async fn pipelined(app: &TestApp, method: &str, path: &str, headers: &[(&str, &s
     let body = br#"{"referenceId":"user-1","flow":"m2m-basic"}"#;
     let mut stream = TcpStream::connect(app.addr).await.expect("connect");
     let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (name, value) in headers {
@@ -27,7 +27,7 @@ async fn pipelined(app: &TestApp, method: &str, path: &str, headers: &[(&str, &s
     tokio::time::sleep(Duration::from_millis(50)).await;
     let mut rest = body.to_vec();
     rest.extend_from_slice(
-        b"GET /_sandbox/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /_sandbox/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     );
     // The server may already have closed; the answer below says so.
     let _ = stream.write_all(&rest).await;
