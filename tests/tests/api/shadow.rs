@@ -594,6 +594,47 @@ async fn what_differs_on_a_resource_after_a_lost_change_is_weather_until_it_chan
     assert!(errors.contains("this change settles it"), "{errors}");
 }
 
+/// A path with dot segments reads as the API's to linkbox's router but would resolve to
+/// another of the vendor's once made a URL (`/partner/../_sandbox/reset` is the vendor's
+/// reset): it is answered 404 here and never forwarded.
+#[tokio::test]
+async fn a_path_that_climbs_out_of_the_api_is_not_forwarded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let vendor = spawn_app().await;
+    let key = test_key(1618);
+    let kept = vendor.create_link_for(&key, "victim").await;
+    let shadow = shadowing(&vendor.base).await;
+    for path in [
+        "/partner/../_sandbox/reset",
+        "/partner/%2e%2e/_sandbox/reset",
+        "/partner/.%2E/_sandbox/reset",
+        "/api/../_sandbox/reset",
+        "/services/%2E%2E/_sandbox/reset",
+        "/partner/..\\_sandbox/reset",
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(shadow.addr)
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.expect("head");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.expect("answer");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 404") || answer.starts_with("HTTP/1.1 400"),
+            "{path}: {answer}"
+        );
+    }
+    let id = kept["linkId"].as_str().expect("linkId");
+    assert_eq!(
+        vendor.get_link(&key, id).await.status,
+        200,
+        "the vendor was not reset"
+    );
+}
+
 /// A difference in a secret (the vendor's webhook secret in another format) is reported,
 /// but the report quotes neither side's secret: both are `[redacted]`, as in the journal.
 #[tokio::test]

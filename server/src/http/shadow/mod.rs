@@ -201,6 +201,15 @@ pub(super) async fn forward(
                 .to_owned(),
         );
     }
+    if climbs(&request.path) {
+        // The URL the upstream is sent would resolve the dot segments away: a path that
+        // reads as the API's (`/partner/../_sandbox/reset`) would reach another of the
+        // upstream's, or leave the upstream URL's own path. Not forwarded: no route has it.
+        return match api {
+            Api::M2m => crate::m2m::not_found(&request.method, &request.path),
+            _ => crate::leaf::not_found(&request.method, &request.path),
+        };
+    }
     let body = match request.body(linkbox_contracts::m2m::MAX_BODY_BYTES).await {
         Ok(body) => body,
         Err(error) => return refuse_body(api, &request.path, error),
@@ -261,6 +270,17 @@ pub(super) async fn forward(
         );
     }
     response
+}
+
+/// Whether `path` has a dot segment (`.` or `..`, percent-encoded or not) or a backslash,
+/// which a URL parser reads as a slash: anything that would take the forwarded URL to
+/// another path than the one the request names.
+fn climbs(path: &str) -> bool {
+    path.contains('\\')
+        || path.split('/').any(|segment| {
+            let decoded = segment.replace("%2e", ".").replace("%2E", ".");
+            decoded == "." || decoded == ".."
+        })
 }
 
 /// Whether the request carries an `m2m_live_` key in any header that can hold one: every
