@@ -88,8 +88,12 @@ pub fn origin(text: &str) -> Result<String, String> {
                     http://localhost:3000 (lowercase scheme and host, maybe a port, no path)";
     let url = url::Url::parse(text).map_err(|error| format!("{expected} ({error})"))?;
     // The origin's own form drops any path, query, fragment or user, and is "null" for a
-    // URL that has none: a value that is not already that form is no origin.
-    if url.origin().ascii_serialization() != text.trim_end_matches('/') {
+    // URL that has none: a value that is not already that form is no origin. A browser
+    // sends only http(s) origins, and never a wildcard in a host.
+    if url.origin().ascii_serialization() != text.trim_end_matches('/')
+        || !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_some_and(|host| host.contains('*'))
+    {
         return Err(expected.to_owned());
     }
     Ok(text.to_owned())
@@ -113,7 +117,9 @@ pub fn http_url(text: &str) -> Result<String, String> {
              like https://sandbox.example or https://proxy.example/linkbox",
         ));
     }
-    Ok(text.trim_end_matches('/').to_owned())
+    // As the URL reads, not as typed: `http:host` or a space would otherwise be handed out
+    // in every link made from it, which no client could follow.
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 #[derive(Debug, clap::Args)]
@@ -642,6 +648,8 @@ mod tests {
             ("--cors", "not an origin"),
             ("--cors", "https://app.example/path"),
             ("--cors", "https://user@app.example"),
+            ("--cors", "https://*.example.com"),
+            ("--cors", "ftp://a.example"),
         ] {
             let refused = Cli::try_parse_from(["linkbox", "serve", flag, bad])
                 .expect_err("refused")
@@ -659,6 +667,14 @@ mod tests {
                 Cli::try_parse_from(["linkbox", "serve", flag, good]).is_ok(),
                 "{flag} {good}"
             );
+        }
+        // A base is handed out as the URL reads, not as typed.
+        for (typed, read) in [
+            ("http:w.example", "http://w.example"),
+            ("https://w.example/a b", "https://w.example/a%20b"),
+            ("HTTPS://W.EXAMPLE/", "https://w.example"),
+        ] {
+            assert_eq!(http_url(typed).as_deref(), Ok(read), "{typed}");
         }
     }
 

@@ -304,29 +304,68 @@ pub fn add_notes(response: &mut Response, note: &str, fields: &[String]) {
 }
 
 /// The headers of [`add_warnings`] and [`add_notes`]: each field's name cut to
-/// [`MAX_WARNING_FIELD_CHARS`] and escaped, at most [`MAX_WARNINGS`] of them, then
-/// "and N more <more>".
+/// [`MAX_WARNING_FIELD_CHARS`] and escaped, and at most [`MAX_WARNINGS`] fields named on a
+/// response in all, whatever kinds of note earlier calls added; the rest counted in one
+/// "and N more <more>" (of several kinds: "and N more unknown fields").
 fn add_bounded(
     response: &mut Response,
     fields: &[String],
     more: &str,
     text: impl Fn(&str) -> String,
 ) {
-    for field in fields.iter().take(MAX_WARNINGS) {
+    if fields.is_empty() {
+        return;
+    }
+    // What earlier calls added: named fields, and the count of those past the bound.
+    let (mut named, mut counted) = (0, None::<usize>);
+    for value in response.headers().get_all(WARNING_HEADER) {
+        match value
+            .to_str()
+            .ok()
+            .and_then(|text| text.strip_prefix("and "))
+        {
+            Some(rest) => {
+                let earlier = rest.split(' ').next().and_then(|n| n.parse().ok());
+                counted = Some(counted.unwrap_or(0) + earlier.unwrap_or(0));
+            }
+            None => named += 1,
+        }
+    }
+    let room = MAX_WARNINGS.saturating_sub(named);
+    let headers = response.headers_mut();
+    for field in fields.iter().take(room) {
         let mut name: String = field.chars().take(MAX_WARNING_FIELD_CHARS).collect();
         if name.len() < field.len() {
             name.push('…');
         }
         let name: String = name.escape_default().collect();
         if let Ok(value) = HeaderValue::from_str(&text(&name)) {
-            response.headers_mut().append(WARNING_HEADER, value);
+            headers.append(WARNING_HEADER, value);
         }
     }
-    let beyond = fields.len().saturating_sub(MAX_WARNINGS);
-    if beyond > 0
-        && let Ok(value) = HeaderValue::from_str(&format!("and {beyond} more {more}"))
-    {
-        response.headers_mut().append(WARNING_HEADER, value);
+    let beyond = fields.len().saturating_sub(room);
+    if beyond == 0 {
+        return;
+    }
+    let line = match counted {
+        None => format!("and {beyond} more {more}"),
+        Some(earlier) => {
+            // One count line in all: the earlier one goes, its number kept.
+            let kept: Vec<HeaderValue> = headers
+                .get_all(WARNING_HEADER)
+                .iter()
+                .filter(|value| !value.as_bytes().starts_with(b"and "))
+                .cloned()
+                .collect();
+            headers.remove(WARNING_HEADER);
+            for value in kept {
+                headers.append(WARNING_HEADER, value);
+            }
+            format!("and {} more unknown fields", earlier + beyond)
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&line) {
+        headers.append(WARNING_HEADER, value);
     }
 }
 
@@ -388,6 +427,38 @@ mod tests {
             warnings[MAX_WARNINGS],
             "and 980 more ignored unknown fields"
         );
+    }
+
+    /// The bound is on the response, not on each kind of note: ignored fields, fields kept
+    /// as sent and query parameters together name at most 20, and one line counts the rest.
+    #[test]
+    fn every_kind_of_note_shares_one_bound_and_one_count() {
+        let mut response = Response::new(Default::default());
+        let names =
+            |prefix: &str| -> Vec<String> { (0..25).map(|n| format!("{prefix}{n}")).collect() };
+        add_warnings(&mut response, &names("q"));
+        add_notes(
+            &mut response,
+            "unknown field kept as sent",
+            &names("userData.u"),
+        );
+        add_warnings(&mut response, &names("t"));
+        let warnings: Vec<&str> = response
+            .headers()
+            .get_all(WARNING_HEADER)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        assert_eq!(warnings.len(), MAX_WARNINGS + 1, "{warnings:?}");
+        assert_eq!(warnings[MAX_WARNINGS], "and 55 more unknown fields");
+        let mut few = Response::new(Default::default());
+        add_warnings(&mut few, &names("q")[..3]);
+        add_notes(
+            &mut few,
+            "unknown field kept as sent",
+            &names("userData.u")[..2],
+        );
+        assert_eq!(few.headers().get_all(WARNING_HEADER).iter().count(), 5);
     }
 
     fn with_content_type(value: &'static str) -> HeaderMap {
