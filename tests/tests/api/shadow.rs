@@ -567,6 +567,11 @@ async fn what_differs_on_a_resource_after_a_lost_change_is_weather_until_it_chan
     assert_eq!(lost.status, 502, "the client gets the vendor's answer");
     let read = shadow.get_link(&key, &id).await;
     assert_eq!(read.json["data"]["status"], "revoked", "the vendor did it");
+    let listed = shadow.list_links(&key, "").await;
+    assert_eq!(
+        listed.status, 200,
+        "the list shows it revoked as well: {listed:?}"
+    );
     let retry = shadow.revoke_link(&key, &id, None).await;
     assert_eq!(
         retry.status, 400,
@@ -574,10 +579,10 @@ async fn what_differs_on_a_resource_after_a_lost_change_is_weather_until_it_chan
     );
     let after = shadow.get_link(&key, &id).await;
     assert_eq!(after.json["data"]["unheardOf"], true, "{after:?}");
-    let report = drift_after(&shadow, 5).await;
+    let report = drift_after(&shadow, 6).await;
     assert_eq!(
-        report["errors"], 3,
-        "the 502, the read, the retry: {report}"
+        report["errors"], 4,
+        "the 502, the read, the list, the retry: {report}"
     );
     assert_eq!(report["compared"], 2, "the create, the last read: {report}");
     let differences = report["differences"].as_array().expect("differences");
@@ -592,6 +597,50 @@ async fn what_differs_on_a_resource_after_a_lost_change_is_weather_until_it_chan
         "the weather names the request that caused it: {errors}"
     );
     assert!(errors.contains("this change settles it"), "{errors}");
+}
+
+/// A create the vendor made but answered 502 leaves it a link the shadow lacks; the
+/// client's retry is the vendor's 409 and the shadow's 201, which leaves the shadow a link
+/// the vendor lacks. None of what follows is drift: the vendor's link (an id no compared
+/// answer showed) is not the shadow's to answer for, and the collection stays in doubt
+/// until a create is answered alike.
+#[tokio::test]
+async fn a_lost_create_and_its_retry_leave_no_drift_behind() {
+    let vendor = spawn_app().await;
+    let creates = Arc::new(AtomicUsize::new(0));
+    let proxy = drifting(&vendor, {
+        let creates = creates.clone();
+        Arc::new(move |method, path, status, body| {
+            if is_create(method, path) && creates.fetch_add(1, Ordering::SeqCst) == 0 {
+                return (502, json!({"message": "bad gateway"}));
+            }
+            (status, body)
+        })
+    })
+    .await;
+    let shadow = shadowing(&format!("http://{proxy}")).await;
+    let key = test_key(1619);
+    let body = json!({"referenceId": "lost-create"});
+    assert_eq!(shadow.create_link(&key, &body).await.status, 502);
+    let retry = shadow.create_link(&key, &body).await;
+    assert_eq!(retry.status, 409, "the vendor made it: {retry:?}");
+    let listed = vendor.list_links(&key, "").await;
+    let theirs = listed.json["data"]["items"][0]["linkId"]
+        .as_str()
+        .expect("the vendor's link")
+        .to_owned();
+    assert_eq!(shadow.get_link(&key, &theirs).await.status, 200);
+    assert_eq!(shadow.revoke_link(&key, &theirs, None).await.status, 200);
+    let again = shadow.create_link(&key, &body).await;
+    assert_eq!(again.status, 201, "{again:?}");
+    let report = drift_after(&shadow, 5).await;
+    assert_eq!(report["differences"], json!([]), "{report}");
+    assert_eq!(report["errors"], 5, "{report}");
+    let said = report["recentErrors"].to_string();
+    assert!(
+        said.contains("never in an answer linkbox compared"),
+        "{said}"
+    );
 }
 
 /// A path with dot segments reads as the API's to linkbox's router but would resolve to

@@ -10,15 +10,22 @@
 //! from the vendor and a 200 from the shadow.
 //!
 //! So the resource is *in doubt*: a difference found on it is an error of the report,
-//! naming the request that caused the doubt, not a difference. The doubt ends with the next
-//! changing request on the same resource that both sides answered (typically the client's
-//! retry), whatever its comparison found — after it, both sides hold what was asked. A 429
-//! raises no doubt: the vendor says it did nothing.
+//! naming the request that caused the doubt, not a difference; so is one found reading the
+//! collection it belongs to (a list shows the vendor's revoked link as well). The doubt on
+//! one resource (a link, a user) ends with the next changing request on it that both sides
+//! answered (typically the client's retry), whatever its comparison found — after it, both
+//! sides hold what was asked. The doubt on a collection (a create whose answer was lost)
+//! ends only with a change both sides answered alike: a retried create that the vendor
+//! refuses (its link exists) and the shadow makes leaves each with a link the other lacks.
+//! So that real drift in creates is not excused for ever, it ends anyway after
+//! [`UNSETTLED_CHANGES`] changes answered unalike. A 429 raises no doubt: the vendor says it
+//! did nothing.
 //!
 //! A resource is the request's path up to its first id (`/partner/links/lnk_…` for
-//! `…/revoke`), or the whole path where there is none (the collection a create adds to),
-//! per tenant. At most [`MAX_DOUBTS`] are kept; past that, the oldest is forgotten (its
-//! later differences count as drift again).
+//! `…/revoke`; for a Leaf `PUT …/users`, the user its body's `id` names), or the whole path
+//! where there is none (the collection a create adds to), per tenant. At most
+//! [`MAX_DOUBTS`] are kept; past that, the oldest is forgotten (its later differences count
+//! as drift again).
 //!
 //! Only the shadow's worker reads and writes them, in the order the vendor answered, so they
 //! need no lock.
@@ -28,9 +35,12 @@ use std::collections::HashMap;
 use http::Method;
 use linkbox_suite::Api;
 use linkbox_suite::shadow as compare;
+use serde_json::Value;
 
 /// Resources in doubt kept at most.
 pub const MAX_DOUBTS: usize = 10_000;
+/// Changes to a collection in doubt, answered unalike, after which its doubt ends anyway.
+pub const UNSETTLED_CHANGES: u8 = 3;
 
 /// The resources in doubt, by tenant and resource.
 #[derive(Default)]
@@ -44,6 +54,15 @@ struct Doubt {
     order: u64,
     /// The request that raised it and what became of it, in words.
     cause: String,
+    /// For a collection: the changes answered unalike it may still see before its doubt
+    /// ends; `None` for one resource.
+    unsettled: Option<u8>,
+}
+
+/// What a request is about, for doubt: its resource, and whether that is a collection.
+pub struct Resource {
+    pub path: String,
+    pub collection: bool,
 }
 
 /// Whether `method` can change what the vendor holds.
@@ -51,9 +70,10 @@ pub fn changes(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// The resource a request to `path` is about: the path up to and including its first id
-/// segment (as the route template places ids), or the whole path.
-pub fn resource(api: Api, method: &Method, path: &str) -> String {
+/// The resource a request to `path` with `body` is about: the path up to and including its
+/// first id segment (as the route template places ids); the user a Leaf `PUT …/users`
+/// names in its body's `id`; or the whole path, a collection.
+pub fn resource(api: Api, method: &Method, path: &str, body: Option<&Value>) -> Resource {
     let endpoint = compare::endpoint(api, method.as_str(), path);
     let template = endpoint
         .split_once(' ')
@@ -62,20 +82,52 @@ pub fn resource(api: Api, method: &Method, path: &str) -> String {
     for (segment, shape) in path.split('/').zip(template.split('/')) {
         kept.push(segment);
         if shape.starts_with('{') {
-            return kept.join("/");
+            return Resource {
+                path: kept.join("/"),
+                collection: false,
+            };
         }
     }
-    path.to_owned()
+    let users = format!("{}/users", linkbox_contracts::leaf::USERS_BASE);
+    if api == Api::Leaf
+        && *method == Method::PUT
+        && path == users
+        && let Some(id) = body.and_then(|body| body.get("id")).and_then(Value::as_str)
+    {
+        return Resource {
+            path: format!("{users}/{id}"),
+            collection: false,
+        };
+    }
+    Resource {
+        path: path.to_owned(),
+        collection: true,
+    }
+}
+
+/// The id segment of `path` where its route template places one (`lnk_…` of
+/// `/partner/links/lnk_…/revoke`), if it has one.
+pub fn id_of<'a>(api: Api, method: &Method, path: &'a str) -> Option<&'a str> {
+    let endpoint = compare::endpoint(api, method.as_str(), path);
+    let template = endpoint.split_once(' ')?.1;
+    path.split('/')
+        .zip(template.split('/'))
+        .find(|(_, shape)| shape.starts_with('{'))
+        .map(|(segment, _)| segment)
 }
 
 impl Doubts {
     /// Puts `resource` of `tenant` in doubt because of `cause`.
-    pub fn raise(&mut self, tenant: Option<&str>, resource: String, cause: String) {
+    pub fn raise(&mut self, tenant: Option<&str>, resource: &Resource, cause: String) {
         self.raised += 1;
         let order = self.raised;
         self.held.insert(
-            (tenant.map(str::to_owned), resource),
-            Doubt { order, cause },
+            (tenant.map(str::to_owned), resource.path.clone()),
+            Doubt {
+                order,
+                cause,
+                unsettled: resource.collection.then_some(UNSETTLED_CHANGES),
+            },
         );
         if self.held.len() > MAX_DOUBTS
             && let Some(oldest) = self
@@ -88,15 +140,44 @@ impl Doubts {
         }
     }
 
-    /// The cause of the doubt over `resource` of `tenant`, if it is in doubt; a changing
-    /// request (`settles`) ends the doubt as it reads it.
-    pub fn over(&mut self, tenant: Option<&str>, resource: &str, settles: bool) -> Option<String> {
+    /// The cause of the doubt over `resource` of `tenant` — or, for a read (`change` is
+    /// `None`), over any resource of the collection `resource` is — if there is one. A
+    /// change both sides answered (`Some(alike)`: the same status on both) ends the doubt
+    /// on its own resource as it reads it: always on one resource, and on a collection when
+    /// answered alike or the last of its [`UNSETTLED_CHANGES`].
+    pub fn over(
+        &mut self,
+        tenant: Option<&str>,
+        resource: &str,
+        change: Option<bool>,
+    ) -> Option<String> {
         let key = (tenant.map(str::to_owned), resource.to_owned());
-        if settles {
-            self.held.remove(&key).map(|doubt| doubt.cause)
-        } else {
-            self.held.get(&key).map(|doubt| doubt.cause.clone())
+        let Some(alike) = change else {
+            if let Some(doubt) = self.held.get(&key) {
+                return Some(doubt.cause.clone());
+            }
+            let under = format!("{resource}/");
+            return self
+                .held
+                .iter()
+                .filter(|((holder, held), _)| *holder == key.0 && held.starts_with(&under))
+                .min_by_key(|(_, doubt)| doubt.order)
+                .map(|(_, doubt)| doubt.cause.clone());
+        };
+        let doubt = self.held.get_mut(&key)?;
+        match &mut doubt.unsettled {
+            Some(left) if !alike && *left > 1 => {
+                *left -= 1;
+                Some(doubt.cause.clone())
+            }
+            _ => self.held.remove(&key).map(|doubt| doubt.cause),
         }
+    }
+
+    /// Whether `resource` itself of `tenant` is in doubt.
+    pub fn holds(&self, tenant: Option<&str>, resource: &str) -> bool {
+        self.held
+            .contains_key(&(tenant.map(str::to_owned), resource.to_owned()))
     }
 
     /// How many resources are in doubt.
@@ -109,40 +190,56 @@ impl Doubts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn item(path: &str) -> Resource {
+        Resource {
+            path: path.to_owned(),
+            collection: false,
+        }
+    }
 
     #[test]
     fn a_resource_is_the_path_up_to_its_first_id() {
+        let of = |api, method: Method, path: &str, body: Option<Value>| {
+            let resource = resource(api, &method, path, body.as_ref());
+            (resource.path, resource.collection)
+        };
         let revoke = "/partner/links/lnk_acme_0001/revoke";
         assert_eq!(
-            resource(Api::M2m, &Method::POST, revoke),
-            "/partner/links/lnk_acme_0001"
+            of(Api::M2m, Method::POST, revoke, None),
+            ("/partner/links/lnk_acme_0001".to_owned(), false)
         );
         assert_eq!(
-            resource(Api::M2m, &Method::GET, "/partner/links/lnk_acme_0001"),
-            "/partner/links/lnk_acme_0001"
+            id_of(Api::M2m, &Method::POST, revoke),
+            Some("lnk_acme_0001")
         );
         assert_eq!(
-            resource(Api::M2m, &Method::POST, "/partner/links"),
-            "/partner/links",
+            of(Api::M2m, Method::POST, "/partner/links", None),
+            ("/partner/links".to_owned(), true),
             "a create is about the collection it adds to"
         );
+        assert_eq!(id_of(Api::M2m, &Method::POST, "/partner/links"), None);
         let widgets = linkbox_contracts::leaf::WIDGETS_BASE;
         assert_eq!(
-            resource(
+            of(
                 Api::Leaf,
-                &Method::POST,
-                &format!("{widgets}/magic-link/users/user-1/provider")
+                Method::POST,
+                &format!("{widgets}/magic-link/users/user-1/provider"),
+                None
             ),
-            format!("{widgets}/magic-link/users/user-1"),
+            (format!("{widgets}/magic-link/users/user-1"), false),
             "a magic link made for a user is about that user"
         );
+        let users = format!("{}/users", linkbox_contracts::leaf::USERS_BASE);
         assert_eq!(
-            resource(
-                Api::Leaf,
-                &Method::DELETE,
-                &format!("{widgets}/magic-link/provider/ml-1")
-            ),
-            format!("{widgets}/magic-link/provider/ml-1")
+            of(Api::Leaf, Method::PUT, &users, Some(json!({"id": "u-7"}))),
+            (format!("{users}/u-7"), false),
+            "a replace names its user in its body"
+        );
+        assert_eq!(
+            of(Api::Leaf, Method::POST, &users, Some(json!({"id": "u-7"}))),
+            (users.clone(), true)
         );
     }
 
@@ -155,38 +252,77 @@ mod tests {
     #[test]
     fn a_read_keeps_the_doubt_and_a_change_settles_it_per_tenant() {
         let mut doubts = Doubts::default();
-        doubts.raise(Some("acme"), "/partner/links/a".into(), "the 502".into());
-        assert_eq!(doubts.over(Some("other"), "/partner/links/a", true), None);
-        assert_eq!(doubts.over(Some("acme"), "/partner/links/b", false), None);
+        doubts.raise(Some("acme"), &item("/partner/links/a"), "the 502".into());
+        assert_eq!(
+            doubts.over(Some("other"), "/partner/links/a", Some(false)),
+            None
+        );
+        assert_eq!(doubts.over(Some("acme"), "/partner/links/b", None), None);
         assert_eq!(
             doubts
-                .over(Some("acme"), "/partner/links/a", false)
+                .over(Some("acme"), "/partner/links/a", None)
                 .as_deref(),
             Some("the 502")
         );
         assert_eq!(
+            doubts.over(Some("acme"), "/partner/links", None).as_deref(),
+            Some("the 502"),
+            "a list of the collection shows the link in doubt too"
+        );
+        assert_eq!(doubts.over(Some("other"), "/partner/links", None), None);
+        assert_eq!(
             doubts
-                .over(Some("acme"), "/partner/links/a", true)
+                .over(Some("acme"), "/partner/links/a", Some(false))
                 .as_deref(),
             Some("the 502"),
-            "the settling request is itself still weather"
+            "the settling request is itself still weather, answered alike or not"
         );
-        assert_eq!(doubts.over(Some("acme"), "/partner/links/a", false), None);
+        assert_eq!(doubts.over(Some("acme"), "/partner/links/a", None), None);
+        assert_eq!(doubts.over(Some("acme"), "/partner/links", None), None);
+    }
+
+    /// A create retried into the vendor's 409 and the shadow's 201 leaves each with a link the
+    /// other lacks: the collection stays in doubt until a change is answered alike, or for
+    /// [`UNSETTLED_CHANGES`] changes at most.
+    #[test]
+    fn a_collection_settles_on_a_change_answered_alike_or_after_a_few() {
+        let mut doubts = Doubts::default();
+        let links = Resource {
+            path: "/partner/links".into(),
+            collection: true,
+        };
+        doubts.raise(None, &links, "the lost create".into());
+        assert!(doubts.over(None, "/partner/links", Some(false)).is_some());
+        assert!(doubts.over(None, "/partner/links", None).is_some(), "still");
+        assert!(doubts.over(None, "/partner/links", Some(true)).is_some());
+        assert!(
+            doubts.over(None, "/partner/links", None).is_none(),
+            "settled"
+        );
+        doubts.raise(None, &links, "another".into());
+        for _ in 0..UNSETTLED_CHANGES {
+            assert!(doubts.over(None, "/partner/links", Some(false)).is_some());
+        }
+        assert!(doubts.over(None, "/partner/links", None).is_none(), "ended");
     }
 
     #[test]
     fn past_the_bound_the_oldest_doubt_is_forgotten() {
         let mut doubts = Doubts::default();
         for n in 0..=MAX_DOUBTS {
-            doubts.raise(None, format!("/partner/links/{n}"), format!("cause {n}"));
+            doubts.raise(
+                None,
+                &item(&format!("/partner/links/{n}")),
+                format!("cause {n}"),
+            );
         }
         assert_eq!(doubts.len(), MAX_DOUBTS);
-        assert_eq!(doubts.over(None, "/partner/links/0", false), None);
+        assert_eq!(doubts.over(None, "/partner/links/0", None), None);
         assert_eq!(
-            doubts.over(None, "/partner/links/1", false).as_deref(),
+            doubts.over(None, "/partner/links/1", None).as_deref(),
             Some("cause 1")
         );
         let last = format!("/partner/links/{MAX_DOUBTS}");
-        assert!(doubts.over(None, &last, false).is_some());
+        assert!(doubts.over(None, &last, None).is_some());
     }
 }

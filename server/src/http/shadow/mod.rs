@@ -554,12 +554,13 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
     let caller = identity::resolve(app, &headers);
     let tenant = caller.tenant().cloned();
     let changes = doubts::changes(&job.method);
-    let resource = doubts::resource(job.api, &job.method, &job.path);
+    let request_json: Option<serde_json::Value> = serde_json::from_slice(&job.body).ok();
+    let resource = doubts::resource(job.api, &job.method, &job.path, request_json.as_ref());
     let Some(upstream) = &job.upstream else {
         // The vendor's answer was lost (the report already counts the request as an error).
         doubts.raise(
             tenant.as_deref(),
-            resource,
+            &resource,
             format!("{} {} got no answer from the vendor", job.method, job.path),
         );
         return;
@@ -574,7 +575,7 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
         if doubted {
             doubts.raise(
                 tenant.as_deref(),
-                resource,
+                &resource,
                 format!(
                     "the vendor answered {} to {} {}",
                     upstream.status, job.method, job.path
@@ -645,7 +646,7 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
         ));
     }
     let local_body = local_body.unwrap_or_default();
-    let request_json: Option<serde_json::Value> = serde_json::from_slice(&job.body).ok();
+    let local_status = response.status().as_u16();
     let shadow_id = |id: &str| ids.shadow(id);
     let exchange = Exchange {
         api: job.api,
@@ -667,7 +668,30 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
     };
     ids.learn(compare::pairs(&exchange));
     let differences = compare::compare(&exchange);
-    if let Some(cause) = doubts.over(tenant.as_deref(), &resource, changes)
+    let alike = upstream.status == local_status;
+    let doubt = doubts.over(tenant.as_deref(), &resource.path, changes.then_some(alike));
+    // An id of the vendor's that no compared answer ever showed (made before shadowing
+    // began, or by a request whose answer was lost) is not held by the shadow: its 404
+    // there is the shadow's want of data, not drift, as lists compare only the items both
+    // sides know.
+    if let Some(id) = doubts::id_of(job.api, &job.method, &job.path)
+        && local_status == 404
+        && upstream.status != 404
+        && ids.shadow(id).is_none()
+        && !differences.is_empty()
+    {
+        app.drift.error(
+            tenant.as_deref(),
+            &endpoint,
+            format!(
+                "not compared: the vendor's {id} was never in an answer linkbox compared (made \
+                 before shadowing began, or by a request whose answer was lost), so the \
+                 shadow does not hold it"
+            ),
+        );
+        return;
+    }
+    if let Some(cause) = doubt
         && !differences.is_empty()
     {
         let what: Vec<String> = differences
@@ -684,14 +708,18 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
             tenant.as_deref(),
             &endpoint,
             format!(
-                "not counted as drift: the answers differ ({}) on {resource}, which is in \
-                 doubt since {cause}: the vendor may have done that request, which linkbox did \
-                 not apply{}",
+                "not counted as drift: the answers differ ({}) on {}, which is in doubt since \
+                 {cause}: the vendor may have done that request, which linkbox did not \
+                 apply{}",
                 what.join(", "),
-                if changes {
-                    "; this change settles it"
-                } else {
-                    ""
+                resource.path,
+                match (changes, doubts.holds(tenant.as_deref(), &resource.path)) {
+                    (true, false) => "; this change settles it",
+                    (true, true) => {
+                        "; it stays in doubt until a change is answered alike by both, or for \
+                         a few more changes"
+                    }
+                    (false, _) => "",
                 }
             ),
         );
