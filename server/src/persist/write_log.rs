@@ -320,6 +320,18 @@ impl Log {
     /// Hands the log over: `FILE-log` becomes `FILE-log.applying` (which must not exist)
     /// and the next append starts a new one. Gives the `seq` of its last frame.
     pub(super) fn seal(&mut self) -> Result<u64, LogError> {
+        // A handed-over log still there was not applied (an applier that failed and gave
+        // up as linkbox stopped): renamed over, its changes would be gone. The log stays
+        // as it is, and both are applied when the file is next opened.
+        if self.applying.exists() {
+            return Err(LogError::Io {
+                path: self.applying.clone(),
+                error: io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "the log handed over before is not applied yet",
+                ),
+            });
+        }
         std::fs::rename(&self.path, &self.applying).map_err(|error| LogError::Io {
             path: self.path.clone(),
             error,
@@ -860,6 +872,26 @@ mod tests {
             "{error}"
         );
         assert!(error.to_string().contains("frame 1"), "{error}");
+    }
+
+    /// A handed-over log not applied yet (an applier that gave up as linkbox stopped) is
+    /// never renamed over: the next hand-over fails and both logs keep their frames.
+    #[test]
+    fn a_log_handed_over_and_not_applied_is_never_handed_over_again() {
+        let dir = Dir::new("seal-twice");
+        let mut log = Log::new(&dir.state(), LOG, 0);
+        log.append(&[link(0)]).expect("frame 1");
+        assert_eq!(log.seal().expect("handed over"), 1);
+        let applying = applying_path(&dir.state());
+        let handed = std::fs::read(&applying).expect("handed over");
+        log.append(&[link(1)]).expect("frame 2");
+        let error = log.seal().expect_err("the first is not applied");
+        assert!(error.to_string().contains("not applied yet"), "{error}");
+        assert_eq!(std::fs::read(&applying).expect("kept"), handed);
+        let files = [applying, log_path(&dir.state())];
+        let (seen, replayed) = read_back(&files, LOG, 0);
+        assert_eq!(seen, expected(&[link(0), link(1)]));
+        assert_eq!(replayed.last, 2);
     }
 
     #[test]
