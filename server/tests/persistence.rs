@@ -633,6 +633,30 @@ fn a_state_file_in_a_missing_directory_is_refused_as_such() {
     assert!(!stderr.contains("damaged"), "{stderr}");
 }
 
+/// A database of linkbox's with nothing in it — what SQLite rolls a file back to when
+/// linkbox was killed while making it — is made a state file, not refused as another
+/// program's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_database_left_by_a_start_cut_short_is_made_a_state_file() {
+    let dir = TempDir::new("cut-short");
+    let state = dir.file("state.db");
+    let connection = rusqlite::Connection::open(&state).expect("sqlite");
+    // Linkbox's mark is the first thing it writes (the header's application_id).
+    connection
+        .execute_batch(&format!(
+            "PRAGMA application_id = {}; CREATE TABLE half_made (x); DROP TABLE half_made;",
+            linkbox::persist::schema::APPLICATION_ID
+        ))
+        .expect("emptied");
+    drop(connection);
+    assert!(std::fs::metadata(&state).expect("file").len() > 0);
+    let sandbox = Sandbox::start(&state);
+    sandbox.create_link(&key(61), "after").await;
+    sandbox.kill();
+    let sandbox = Sandbox::start(&state);
+    assert_eq!(sandbox.link_ids(&key(61)).await.len(), 1);
+}
+
 #[test]
 fn files_that_are_not_linkbox_state_are_refused_untouched() {
     let dir = TempDir::new("refuse");

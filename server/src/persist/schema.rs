@@ -249,7 +249,20 @@ pub fn open(path: &Path) -> Result<Connection, OpenError> {
         }
     })?;
     let mut connection = connection;
-    if fresh {
+    // A database with nothing in it at all is one whose making was cut short (killed while
+    // its tables were being created: SQLite rolls that back to nothing on this first read)
+    // or that holds nothing to lose: made a state file, not refused as another program's.
+    let empty = !fresh
+        && connection
+            .query_row("SELECT count(*) FROM sqlite_master", [], |row| {
+                row.get::<_, i64>(0)
+            })
+            .map_err(|error| OpenError::sql(path, &error))?
+            == 0;
+    if empty {
+        tracing::info!(path = %path.display(), "state file: an empty database (its making cut short?); made a state file of it");
+    }
+    if fresh || empty {
         initialize(&mut connection).map_err(|error| OpenError::sql(path, &error))?;
     }
     let version = version(&connection, path)?;
