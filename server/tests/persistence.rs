@@ -1715,6 +1715,36 @@ async fn a_creates_rows_hold_its_metadata_and_webhook_body_as_json() {
     again.sink.close().expect("every change saved");
 }
 
+/// Creates answered over HTTP append their own frames, without the writer thread: once
+/// writes stop, they reach their table all the same (the README's `sqlite3` line).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_answered_over_http_reach_their_table_once_writes_stop() {
+    let dir = TempDir::new("idle-http");
+    let state = dir.file("state.db");
+    let sandbox = Sandbox::start(&state);
+    let key = key(71);
+    for n in 0..3 {
+        sandbox.create_link(&key, &format!("customer-{n}")).await;
+    }
+    let reader =
+        rusqlite::Connection::open_with_flags(&state, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("a reader");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let count: i64 = reader
+            .query_row("SELECT count(*) FROM m2m_links", [], |row| row.get(0))
+            .expect("count");
+        if count == 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{count} of 3 links in their table"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_reader_of_the_file_finds_a_change_in_its_table_once_writes_stop() {
     use linkbox::store::m2m::NewLink;

@@ -355,7 +355,16 @@ fn write(queue: &Arc<Queue>, lead: Lead) {
             } else {
                 while pending.writes.is_empty() && !pending.closing && !pending.nudged {
                     if !unapplied {
-                        queue.wake.wait(&mut pending);
+                        if queue.wake.wait_for(&mut pending, APPLY_IDLE).timed_out() {
+                            // Responses append without waking the writer: what they logged
+                            // is handed over once idle all the same (a held lead is a
+                            // response appending; the next look sees it).
+                            unapplied = MutexGuard::unlocked(&mut pending, || {
+                                queue.lead.try_lock().is_some_and(|held| {
+                                    held.as_ref().is_some_and(|lead| !lead.unapplied.is_empty())
+                                })
+                            });
+                        }
                     } else if queue.wake.wait_for(&mut pending, APPLY_IDLE).timed_out() {
                         idle = pending.writes.is_empty();
                         break;
