@@ -200,10 +200,12 @@ pub(super) enum LogError {
     #[error(
         "{}: {what}, yet a sound frame of this state file's log follows it (frame {later}): \
          damage, not the end a power cut leaves; refusing to open the state file so that no \
-         change is dropped quietly (nothing was modified). To open it without the changes \
-         from there on, move {} aside",
+         change is dropped quietly (nothing was modified). To open it all the same, move the \
+         write log aside, {log} and {log}.applying (whichever are there): the file then opens \
+         as its tables hold it, without any change the log holds, those before the damage \
+         included",
         path.display(),
-        path.display()
+        log = path.display().to_string().trim_end_matches(".applying")
     )]
     Damaged {
         path: PathBuf,
