@@ -371,6 +371,9 @@ struct CaseState {
     created: Vec<Created>,
     /// Every marked id handed out, for the sweep after an interruption.
     marks: Vec<String>,
+    /// A changing request of the case whose attempt was lost (a 5xx or no answer) and may
+    /// have been applied: what it made may show in any later answer of the case.
+    lost: Option<String>,
 }
 
 impl Ctx {
@@ -607,6 +610,12 @@ impl Ctx {
         self.cleanup().await;
     }
 
+    /// The changing request of this case whose attempt was lost and may have been applied,
+    /// if there was one: any check of the case it fails after is weather, not drift.
+    pub(crate) fn lost_attempt(&self) -> Option<String> {
+        self.state().lost.clone()
+    }
+
     fn track(&self, created: Created) {
         self.state().created.push(created);
     }
@@ -782,14 +791,20 @@ impl Request {
                         shared.struck.store(0, Ordering::Relaxed);
                         let mut reply = reply;
                         if maybe_delivered {
-                            if reply.status >= 400 {
-                                shared.console.note(&format!(
-                                    "{} {} answered {} to a retry: an earlier attempt may have \
-                                     been applied, and what it made may be left on the target",
-                                    self.method, self.path, reply.status
-                                ));
-                            }
+                            // Said whatever the retry got: a create retried into a 201 may
+                            // have made two, the lost one's left on the target.
+                            shared.console.note(&format!(
+                                "{} {} answered {} to a retry: an earlier attempt may have \
+                                 been applied, and what it made may be left on the target",
+                                self.method, self.path, reply.status
+                            ));
                             reply.after_lost_attempt = true;
+                            if !cleanup {
+                                self.cx
+                                    .state()
+                                    .lost
+                                    .get_or_insert_with(|| described.clone());
+                            }
                         }
                         break reply;
                     }

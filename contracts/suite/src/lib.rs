@@ -468,10 +468,19 @@ pub async fn run(
             id: case.id,
             api: case.api(),
             source: case.source,
-            outcome: match result {
-                Ok(()) => Outcome::Pass,
-                Err(failure) if failure.weather => Outcome::Error(failure),
-                Err(failure) => Outcome::Fail(failure),
+            outcome: match (result, cx.lost_attempt()) {
+                (Ok(()), _) => Outcome::Pass,
+                (Err(failure), _) if failure.weather => Outcome::Error(failure),
+                // What a lost attempt may have made (a second link, a taken id) shows in
+                // later answers of the case too: weather, not drift.
+                (Err(mut failure), Some(lost)) => {
+                    failure.weather = true;
+                    failure.actual.push_str(&format!(
+                        " (after {lost} lost an attempt that may have been applied)"
+                    ));
+                    Outcome::Error(failure)
+                }
+                (Err(failure), None) => Outcome::Fail(failure),
             },
             duration: started.elapsed(),
             facts: case.facts,

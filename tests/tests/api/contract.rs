@@ -425,6 +425,51 @@ async fn a_retry_after_an_applied_request_got_a_5xx_is_weather_not_drift() {
     assert!(said.contains("may have been applied"), "{said}");
 }
 
+/// A create the target made but answered 502 is retried, and the retry makes a second
+/// link: a later list of the case shows both. That is the lost attempt's doing — weather,
+/// an `error`, never drift — and stderr says what may be left on the target even though
+/// the retry itself succeeded.
+#[tokio::test]
+async fn what_a_lost_create_made_showing_later_in_the_case_is_weather() {
+    let app = spawn_app().await;
+    let struck = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let once = struck.clone();
+    let base = proxy::start(
+        &app.base,
+        proxy::Fault::response(move |request, response| {
+            if request.method == "POST"
+                && request.path.contains("/magic-link/")
+                && response.status < 300
+                && !once.swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                response.status = 502;
+            }
+        }),
+    )
+    .await;
+    let (console, captured) = linkbox_suite::Console::buffer();
+    let options = Options {
+        filter: Some("leaf.list.leaf-user-id-filter".to_owned()),
+        only: Only::All,
+        patience: quick(),
+        console,
+        ..Options::in_process(base)
+    };
+    let (report, output) = run(&options).await;
+    assert!(
+        struck.load(std::sync::atomic::Ordering::SeqCst),
+        "the 502 was given"
+    );
+    assert_eq!(report.failed(), 0, "weather reported as drift: {output}");
+    assert_eq!(
+        report.errored_ids(),
+        ["leaf.list.leaf-user-id-filter"],
+        "{output}"
+    );
+    let said = captured.text();
+    assert!(said.contains("may be left on the target"), "{said}");
+}
+
 #[tokio::test]
 async fn a_wrong_default_expiry_is_caught() {
     let (failing, report, output) = failing_under(proxy::Fault::response(|request, response| {
