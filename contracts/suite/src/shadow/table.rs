@@ -291,6 +291,11 @@ pub(crate) fn fact(query: &Query<'_>) -> Option<&'static str> {
             if let Some(fact) = texts(m2m_messages()) {
                 return Some(fact);
             }
+            if pointer == "/error/code"
+                && let Some(fact) = m2m_code_fact(query)
+            {
+                return Some(fact);
+            }
         }
         (Api::Leaf, Rule::Value, "/title") => {
             if let Some(fact) = texts(leaf_titles()) {
@@ -326,6 +331,24 @@ pub(crate) fn fact(query: &Query<'_>) -> Option<&'static str> {
                 && glob(entry.pointer, query.pointer)
         })
         .map(|entry| entry.fact)
+}
+
+/// The fact a differing M2M error code contradicts, read off the code linkbox answered
+/// where the contract documents it: a code is no message, so the message table cannot
+/// name it.
+fn m2m_code_fact(query: &Query<'_>) -> Option<&'static str> {
+    let code = query.linkbox.as_str()?;
+    Some(match (query.statuses.1, code, query.endpoint) {
+        (401, "UNAUTHORIZED", _) => checked_id!("M2M-AUTH-NO-KEY-CODE"),
+        (401, "INVALID_API_KEY", _) => checked_id!("M2M-AUTH-INVALID-KEY-CODE"),
+        (409, "ACTIVE_LINK_EXISTS", "POST /partner/links") => {
+            checked_id!("M2M-LINK-ONE-ACTIVE-CODE")
+        }
+        (400, "INVALID_REQUEST", "POST /partner/links/{linkId}/revoke") => {
+            checked_id!("M2M-REVOKE-TWICE")
+        }
+        _ => return None,
+    })
 }
 
 /// Whether `text` fits `pattern`: `*` alone matches everything; otherwise both are split at `/`

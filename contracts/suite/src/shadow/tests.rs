@@ -373,6 +373,30 @@ fn a_different_error_message_names_the_message_fact() {
     none(&missing.compare(&up, &up.clone()));
 }
 
+/// A changed error code names the documented fact of the code linkbox answered, [doc] ones
+/// tagged so: the vendor drifting from its own docs is not "linkbox guessed wrong".
+#[test]
+fn a_different_error_code_names_the_code_fact() {
+    let message = "User already has an active link";
+    let up = Side::json(409, &m2m_error("LINK_EXISTS", message));
+    let lb = Side::json(409, &m2m_error("ACTIVE_LINK_EXISTS", message));
+    let found = create_case().compare(&up, &lb);
+    let difference = one(
+        &found,
+        Rule::Value,
+        "/error/code",
+        Some("M2M-LINK-ONE-ACTIVE-CODE"),
+    );
+    assert!(difference.doc, "{difference:?}");
+    let revoke = case(Api::M2m, "POST", "/partner/links/link_p1_abc/revoke");
+    let message = "Only links with status created or opened can be revoked";
+    let found = revoke.compare(
+        &Side::json(400, &m2m_error("LINK_REVOKED", message)),
+        &Side::json(400, &m2m_error("INVALID_REQUEST", message)),
+    );
+    one(&found, Rule::Value, "/error/code", Some("M2M-REVOKE-TWICE"));
+}
+
 #[test]
 fn a_missing_and_an_extra_field_are_named_apart() {
     let up = Side::json(201, &up_created());
