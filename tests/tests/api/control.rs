@@ -175,16 +175,18 @@ async fn keyless_admin_calls_from_other_origins_or_foreign_hosts_are_refused() {
     .await;
     let key = test_key(1490);
     let kept = app.create_link_for(&key, "kept").await;
-    let reset = |headers: Vec<(&'static str, String)>| {
+    // A keyless control request with these headers.
+    let keyless = |method: Method, path: &'static str, headers: Vec<(&'static str, String)>| {
         let app = &app;
         async move {
-            let mut request = app.client.post(app.url("/_sandbox/reset"));
+            let mut request = app.client.request(method, app.url(path));
             for (name, value) in headers {
                 request = request.header(name, value);
             }
             app.send_built(request).await
         }
     };
+    let reset = |headers| keyless(Method::POST, "/_sandbox/reset", headers);
     let cross = reset(vec![("origin", "https://evil.example".into())]).await;
     assert_control_error(&cross, 401, "UNAUTHORIZED");
     let said = cross.json["error"]["message"].as_str().unwrap_or_default();
@@ -210,16 +212,7 @@ async fn keyless_admin_calls_from_other_origins_or_foreign_hosts_are_refused() {
         "nothing was reset"
     );
 
-    let clock = |headers: Vec<(&'static str, String)>| {
-        let app = &app;
-        async move {
-            let mut request = app.client.get(app.url("/_sandbox/clock"));
-            for (name, value) in headers {
-                request = request.header(name, value);
-            }
-            app.send_built(request).await
-        }
-    };
+    let clock = |headers| keyless(Method::GET, "/_sandbox/clock", headers);
     let port = app.addr.port();
     for allowed in [
         vec![],
