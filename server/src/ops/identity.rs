@@ -325,10 +325,9 @@ impl Caller {
 
     /// Who a control request acts for: the admin token; a Leaf token; a partner key; or,
     /// with no admin token configured, a request with no credentials at all is admin (a
-    /// sandbox on a developer's machine needs no ceremony) — unless it is a webhook
-    /// delivery: any key holder can point linkbox's webhooks at its own control API, and
-    /// they carry no credentials, so as admin a stranger's `link.created` could reset every
-    /// tenant.
+    /// sandbox on a developer's machine needs no ceremony) — unless it only looks like a
+    /// person at the machine ([`keyless_refusal`]: a webhook delivery, a page of another
+    /// origin, a request naming a foreign host).
     pub fn scope(&self, app: &App) -> Result<Scope, Refusal> {
         if self.admin {
             return Ok(Scope::Admin);
