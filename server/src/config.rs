@@ -58,6 +58,11 @@ pub struct Settings {
     pub database: Option<String>,
     /// `--cors`: origins whose browsers may call linkbox (`*` for any); empty, CORS is off.
     pub cors: Vec<String>,
+    /// Whether linkbox listens on a loopback address only. Then a request without
+    /// credentials is the admin only if its `Host` names this machine (a page rebound to
+    /// 127.0.0.1 names its own); listening wider without an admin token (`--insecure-open`)
+    /// opens the admin to whoever reaches it, by whatever name.
+    pub loopback_only: bool,
     /// How many connections are served at once, and how long a silent one may stay open.
     pub connections: ConnectionLimits,
     /// `--max-tenants`: open mode creates at most this many partners; `None` is unbounded.
@@ -243,6 +248,7 @@ impl Settings {
             .filter(|flow| flows.contains(flow))
             .unwrap_or_else(|| flows[0].clone());
         Settings {
+            loopback_only: bound.ip().is_loopback(),
             public_url,
             m2m_widget_base,
             leaf_link_base,

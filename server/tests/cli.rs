@@ -199,7 +199,7 @@ fn serve_seed_on_a_state_file_with_links_seeds_nothing_and_says_so() {
 
 /// One request on `stream` (kept alive) and its status line, its body read whole.
 fn ask(stream: &mut BufReader<std::net::TcpStream>, path: &str) -> String {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
     std::io::Write::write_all(stream.get_mut(), request.as_bytes()).expect("send");
     let mut status = String::new();
     stream

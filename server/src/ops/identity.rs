@@ -160,7 +160,9 @@ fn keyless_refusal(app: &App, headers: &HeaderMap) -> Option<Refusal> {
         }
     }
     match host {
-        Some(host) if !is_this_machine(app, &host) => Some(Refusal::ForeignHost),
+        Some(host) if app.settings.loopback_only && !is_this_machine(app, &host) => {
+            Some(Refusal::ForeignHost)
+        }
         _ => None,
     }
 }
