@@ -386,22 +386,22 @@ async fn a_create_without_its_id_is_drift_and_its_leftover_is_named() {
     );
 }
 
-/// A revoke the target applied and then answered 502 (a gateway's timeout after the work was
-/// done): its retry is told the link is already revoked. That is weather, an `error` naming
-/// the request on stderr, never drift; the same case with no weather passes.
-#[tokio::test]
-async fn a_retry_after_an_applied_request_got_a_5xx_is_weather_not_drift() {
+/// Runs the case `id` through a proxy that, the first time the target answers a request
+/// `applied` picks (so the target did the work), answers 502 instead. The 502 must have
+/// been given, the case must end an `error` (weather), never drift; returns what stderr
+/// said.
+async fn weather_after_one_applied_request(
+    id: &str,
+    only: Only,
+    applied: impl Fn(&proxy::Request, &proxy::Response) -> bool + Send + Sync + 'static,
+) -> String {
     let app = spawn_app().await;
     let struck = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let once = struck.clone();
     let base = proxy::start(
         &app.base,
         proxy::Fault::response(move |request, response| {
-            if request.method == "POST"
-                && request.path.ends_with("/revoke")
-                && response.status == 200
-                && !once.swap(true, std::sync::atomic::Ordering::SeqCst)
-            {
+            if applied(request, response) && !once.swap(true, std::sync::atomic::Ordering::SeqCst) {
                 response.status = 502;
             }
         }),
@@ -409,7 +409,8 @@ async fn a_retry_after_an_applied_request_got_a_5xx_is_weather_not_drift() {
     .await;
     let (console, captured) = linkbox_suite::Console::buffer();
     let options = Options {
-        filter: Some("m2m.revoke.200-shape".to_owned()),
+        filter: Some(id.to_owned()),
+        only,
         patience: quick(),
         console,
         ..Options::in_process(base)
@@ -420,8 +421,23 @@ async fn a_retry_after_an_applied_request_got_a_5xx_is_weather_not_drift() {
         "the 502 was given"
     );
     assert_eq!(report.failed(), 0, "weather reported as drift: {output}");
-    assert_eq!(report.errored_ids(), ["m2m.revoke.200-shape"], "{output}");
-    let said = captured.text();
+    assert_eq!(report.errored_ids(), [id], "{output}");
+    captured.text()
+}
+
+/// A revoke the target applied and then answered 502 (a gateway's timeout after the work was
+/// done): its retry is told the link is already revoked. That is weather, an `error` naming
+/// the request on stderr, never drift; the same case with no weather passes.
+#[tokio::test]
+async fn a_retry_after_an_applied_request_got_a_5xx_is_weather_not_drift() {
+    let said = weather_after_one_applied_request(
+        "m2m.revoke.200-shape",
+        Only::All,
+        |request, response| {
+            request.method == "POST" && request.path.ends_with("/revoke") && response.status == 200
+        },
+    )
+    .await;
     assert!(said.contains("may have been applied"), "{said}");
 }
 
@@ -431,42 +447,16 @@ async fn a_retry_after_an_applied_request_got_a_5xx_is_weather_not_drift() {
 /// the retry itself succeeded.
 #[tokio::test]
 async fn what_a_lost_create_made_showing_later_in_the_case_is_weather() {
-    let app = spawn_app().await;
-    let struck = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let once = struck.clone();
-    let base = proxy::start(
-        &app.base,
-        proxy::Fault::response(move |request, response| {
-            if request.method == "POST"
+    let said = weather_after_one_applied_request(
+        "leaf.list.leaf-user-id-filter",
+        Only::All,
+        |request, response| {
+            request.method == "POST"
                 && request.path.contains("/magic-link/")
                 && response.status < 300
-                && !once.swap(true, std::sync::atomic::Ordering::SeqCst)
-            {
-                response.status = 502;
-            }
-        }),
+        },
     )
     .await;
-    let (console, captured) = linkbox_suite::Console::buffer();
-    let options = Options {
-        filter: Some("leaf.list.leaf-user-id-filter".to_owned()),
-        only: Only::All,
-        patience: quick(),
-        console,
-        ..Options::in_process(base)
-    };
-    let (report, output) = run(&options).await;
-    assert!(
-        struck.load(std::sync::atomic::Ordering::SeqCst),
-        "the 502 was given"
-    );
-    assert_eq!(report.failed(), 0, "weather reported as drift: {output}");
-    assert_eq!(
-        report.errored_ids(),
-        ["leaf.list.leaf-user-id-filter"],
-        "{output}"
-    );
-    let said = captured.text();
     assert!(said.contains("may be left on the target"), "{said}");
 }
 
