@@ -1019,6 +1019,42 @@ mod tests {
         assert_eq!(links(&connection).len(), 2, "and in its table once closed");
     }
 
+    /// A response that appends what is queued before the writer thread wakes for it leaves
+    /// the writer asleep with nothing queued; what the response logged is handed to the
+    /// applier once idle all the same, and reaches its table.
+    #[tokio::test]
+    async fn what_a_response_appended_is_handed_over_once_idle_without_the_writer() {
+        let file = File::new("response-led");
+        let opened = super::super::open(&file.path).expect("opened");
+        let queue = opened.queue.clone();
+        let sink = opened.sink();
+        opened.start().expect("started");
+        // Long enough for the writer to have handed the start's own frame over and gone to
+        // sleep with nothing to wait for.
+        tokio::time::sleep(APPLY_IDLE * 6).await;
+        let acme: Arc<str> = Arc::from("acme");
+        // Queued without waking the writer, as a record the response takes first leaves it.
+        queue.pending.lock().writes.push(link(&acme, 0));
+        queue.recorded.fetch_add(1, Ordering::Release);
+        let published = queue
+            .lead
+            .lock()
+            .as_mut()
+            .expect("the writer's lead")
+            .commit(&queue, By::Response);
+        assert!(matches!(published, Published::Committed(_)));
+        publish(&queue, published);
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while links(&file.open()).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the response's frame never reached its table"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sink.close().expect("every change saved");
+    }
+
     #[test]
     fn the_checkpoint_threshold_is_the_same_bytes_whatever_the_page_size() {
         let file = File::new("thresholds");
