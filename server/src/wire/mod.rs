@@ -408,23 +408,28 @@ mod tests {
         assert!(nests_deeper_than(deep_object.as_bytes(), 64));
     }
 
+    /// The `X-Linkbox-Warning` values of `response`, in order.
+    fn warnings(response: &Response) -> Vec<&str> {
+        response
+            .headers()
+            .get_all(WARNING_HEADER)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect()
+    }
+
     #[test]
     fn warnings_are_folded_after_twenty_and_long_names_cut() {
         let mut response = Response::new(Default::default());
         let mut ignored: Vec<String> = (0..1000).map(|n| format!("f{n}")).collect();
         ignored[0] = "x".repeat(5000);
         add_warnings(&mut response, &ignored);
-        let warnings: Vec<&str> = response
-            .headers()
-            .get_all(WARNING_HEADER)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .collect();
-        assert_eq!(warnings.len(), MAX_WARNINGS + 1);
-        assert!(warnings[0].len() < 200, "{}", warnings[0]);
-        assert_eq!(warnings[1], "ignored unknown field \"f1\"");
+        let named = warnings(&response);
+        assert_eq!(named.len(), MAX_WARNINGS + 1);
+        assert!(named[0].len() < 200, "{}", named[0]);
+        assert_eq!(named[1], "ignored unknown field \"f1\"");
         assert_eq!(
-            warnings[MAX_WARNINGS],
+            named[MAX_WARNINGS],
             "and 980 more ignored unknown fields"
         );
     }
@@ -443,14 +448,9 @@ mod tests {
             &names("userData.u"),
         );
         add_warnings(&mut response, &names("t"));
-        let warnings: Vec<&str> = response
-            .headers()
-            .get_all(WARNING_HEADER)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .collect();
-        assert_eq!(warnings.len(), MAX_WARNINGS + 1, "{warnings:?}");
-        assert_eq!(warnings[MAX_WARNINGS], "and 55 more unknown fields");
+        let named = warnings(&response);
+        assert_eq!(named.len(), MAX_WARNINGS + 1, "{named:?}");
+        assert_eq!(named[MAX_WARNINGS], "and 55 more unknown fields");
         let mut few = Response::new(Default::default());
         add_warnings(&mut few, &names("q")[..3]);
         add_notes(
@@ -458,7 +458,7 @@ mod tests {
             "unknown field kept as sent",
             &names("userData.u")[..2],
         );
-        assert_eq!(few.headers().get_all(WARNING_HEADER).iter().count(), 5);
+        assert_eq!(warnings(&few).len(), 5);
     }
 
     fn with_content_type(value: &'static str) -> HeaderMap {
