@@ -63,6 +63,8 @@ pub struct Settings {
     /// 127.0.0.1 names its own); listening wider without an admin token (`--insecure-open`)
     /// opens the admin to whoever reaches it, by whatever name.
     pub loopback_only: bool,
+    /// The host of `public_url`, lowercase: read once, for the keyless admin's `Host` check.
+    pub public_host: Option<String>,
     /// How many connections are served at once, and how long a silent one may stay open.
     pub connections: ConnectionLimits,
     /// `--max-tenants`: open mode creates at most this many partners; `None` is unbounded.
@@ -247,8 +249,12 @@ impl Settings {
             .default_flow
             .filter(|flow| flows.contains(flow))
             .unwrap_or_else(|| flows[0].clone());
+        let public_host = url::Url::parse(&public_url)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_ascii_lowercase));
         Settings {
             loopback_only: bound.ip().is_loopback(),
+            public_host,
             public_url,
             m2m_widget_base,
             leaf_link_base,

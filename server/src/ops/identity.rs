@@ -184,10 +184,7 @@ fn is_this_machine(app: &App, host: &str) -> bool {
     {
         return true;
     }
-    url::Url::parse(&app.settings.public_url)
-        .ok()
-        .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
-        .is_some_and(|public| public == name)
+    app.settings.public_host.as_deref() == Some(name)
 }
 
 /// Resolves the caller of a request with these headers.

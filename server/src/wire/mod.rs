@@ -428,10 +428,7 @@ mod tests {
         assert_eq!(named.len(), MAX_WARNINGS + 1);
         assert!(named[0].len() < 200, "{}", named[0]);
         assert_eq!(named[1], "ignored unknown field \"f1\"");
-        assert_eq!(
-            named[MAX_WARNINGS],
-            "and 980 more ignored unknown fields"
-        );
+        assert_eq!(named[MAX_WARNINGS], "and 980 more ignored unknown fields");
     }
 
     /// The bound is on the response, not on each kind of note: ignored fields, fields kept

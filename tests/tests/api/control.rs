@@ -224,6 +224,28 @@ async fn keyless_admin_calls_from_other_origins_or_foreign_hosts_are_refused() {
         let answer = clock(allowed.clone()).await;
         assert_eq!(answer.status, 200, "{allowed:?}: {answer:?}");
     }
+
+    // The name `--public-url` gives this machine is this machine too.
+    let named = spawn_app_with(Options {
+        public_url: Some("http://Sandbox.Example:8642".into()),
+        ..Options::default()
+    })
+    .await;
+    let port = named.addr.port();
+    for (host, status) in [
+        (format!("sandbox.example:{port}"), 200),
+        (format!("other.example:{port}"), 401),
+    ] {
+        let answer = named
+            .send_built(
+                named
+                    .client
+                    .get(named.url("/_sandbox/clock"))
+                    .header("host", &host),
+            )
+            .await;
+        assert_eq!(answer.status, status, "{host}: {answer:?}");
+    }
 }
 
 #[tokio::test]
