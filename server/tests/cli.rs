@@ -115,6 +115,22 @@ fn seed_reads_its_flags_from_the_environment() {
     );
 }
 
+/// `linkbox openapi` takes `--format` from `LINKBOX_FORMAT` too.
+#[test]
+fn openapi_reads_its_format_from_the_environment() {
+    let output = linkbox()
+        .arg("openapi")
+        .env("LINKBOX_FORMAT", "yaml")
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.starts_with('"') && text.contains("\"openapi\": \"3.1.0\""),
+        "{text:.200}"
+    );
+}
+
 /// The address a just-spawned `linkbox serve` (stdout piped) prints on its first line.
 fn listening(child: &mut Child) -> String {
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
