@@ -500,6 +500,7 @@ fn sound_frame_after(
     log: u64,
     applied: u64,
 ) -> Result<Option<u64>, LogError> {
+    use std::os::unix::fs::FileExt;
     let number = log.to_le_bytes();
     for (at, path) in files.iter().enumerate().skip(index) {
         let io = |error| LogError::Io {
@@ -512,37 +513,63 @@ fn sound_frame_after(
             Err(error) => return Err(io(error)),
         };
         // As far as the file's length goes, and no further: what is not a plain file (a
-        // device standing in for a full disk) has none, and reads without end.
+        // device standing in for a full disk) has none, and reads without end. Read a
+        // window at a time, so a large log costs no more memory than a small one.
         let length = file.metadata().map_err(io)?.len();
-        let mut bytes = Vec::new();
-        file.take(length).read_to_end(&mut bytes).map_err(io)?;
-        let from = if at == index {
-            usize::try_from(offset).unwrap_or(usize::MAX)
-        } else {
-            0
-        };
-        let mut start = from;
-        while start + HEADER <= bytes.len() {
-            let header = &bytes[start..start + HEADER];
-            if header[16..24] == number {
-                let length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-                let end = start + HEADER + length as usize;
-                let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-                let seq = u64::from_le_bytes([
-                    header[8], header[9], header[10], header[11], header[12], header[13],
-                    header[14], header[15],
-                ]);
-                if end <= bytes.len()
-                    && seq > applied
-                    && crc32fast::hash(&bytes[start + 8..end]) == crc
+        let mut window = vec![0u8; SCAN_WINDOW];
+        let mut base = if at == index { offset } else { 0 };
+        while base + HEADER as u64 <= length {
+            let read = usize::try_from((length - base).min(SCAN_WINDOW as u64)).unwrap_or(0);
+            file.read_exact_at(&mut window[..read], base).map_err(io)?;
+            // Every start whose header lies whole in the window.
+            let starts = read + 1 - HEADER;
+            for start in 0..starts {
+                if window[start + 16..start + 24] == number
+                    && let Some(seq) =
+                        sound_frame_at(&file, base + start as u64, length, applied).map_err(io)?
                 {
                     return Ok(Some(seq));
                 }
             }
-            start += 1;
+            base += starts as u64;
         }
     }
     Ok(None)
+}
+
+/// Bytes of a log read at once while looking for a sound frame.
+const SCAN_WINDOW: usize = 64 * 1024;
+
+/// The `seq` of the frame starting at byte `start` of `file` (`length` bytes long), if
+/// it is a whole frame, after `applied`, whose CRC holds (its log's number already
+/// matched); its bytes are read a window at a time.
+fn sound_frame_at(file: &File, start: u64, length: u64, applied: u64) -> io::Result<Option<u64>> {
+    use std::os::unix::fs::FileExt;
+    let mut header = [0u8; HEADER];
+    file.read_exact_at(&mut header, start)?;
+    let bytes = u64::from(u32::from_le_bytes([
+        header[0], header[1], header[2], header[3],
+    ]));
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    let seq = u64::from_le_bytes([
+        header[8], header[9], header[10], header[11], header[12], header[13], header[14],
+        header[15],
+    ]);
+    if seq <= applied || start + HEADER as u64 + bytes > length {
+        return Ok(None);
+    }
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&header[8..]);
+    let mut chunk = vec![0u8; SCAN_WINDOW];
+    let (mut at, mut left) = (start + HEADER as u64, bytes);
+    while left > 0 {
+        let read = usize::try_from(left.min(SCAN_WINDOW as u64)).unwrap_or(SCAN_WINDOW);
+        file.read_exact_at(&mut chunk[..read], at)?;
+        hasher.update(&chunk[..read]);
+        at += read as u64;
+        left -= read as u64;
+    }
+    Ok((hasher.finalize() == crc).then_some(seq))
 }
 
 fn cut(replayed: Replayed, path: &Path, what: &str) -> Replayed {
@@ -874,6 +901,53 @@ mod tests {
             "{error}"
         );
         assert!(error.to_string().contains("frame 1"), "{error}");
+    }
+
+    /// The scan for a sound frame past damage reads a window at a time: one that lies
+    /// windows away from the damage, and one whose header straddles a window's edge, are
+    /// found all the same.
+    #[test]
+    fn a_sound_frame_windows_past_the_damage_is_found() {
+        let dir = Dir::new("windows");
+        let mut log = Log::new(&dir.state(), LOG, 0);
+        let frames = 3000;
+        for position in 0..frames {
+            log.append(&[link(position)]).expect("frame");
+        }
+        let path = log_path(&dir.state());
+        let whole = std::fs::read(&path).expect("log");
+        assert!(whole.len() > 3 * SCAN_WINDOW, "{} bytes", whole.len());
+        // Where each frame starts, read off their lengths.
+        let mut starts = vec![0];
+        while let Some(&at) = starts.last().filter(|&&at| at < whole.len()) {
+            let length = u32::from_le_bytes(whole[at..at + 4].try_into().expect("4 bytes"));
+            starts.push(at + HEADER + length as usize);
+        }
+        starts.pop();
+        assert_eq!(starts.len(), frames as usize);
+        // A frame whose header straddles the edge of the first window the scan reads, which
+        // starts at the damaged frame: damage from `first` on, the next sound one at `k`.
+        let (first, straddling) = (1..starts.len())
+            .find_map(|first| {
+                let edge = starts[first] + SCAN_WINDOW;
+                starts
+                    .iter()
+                    .position(|&at| at < edge && at + HEADER > edge)
+                    .map(|k| (first, k))
+            })
+            .expect("some frame straddles a window's edge");
+        for (from, first_sound) in [(first, straddling), (1, frames as usize - 1)] {
+            let mut damaged = whole.clone();
+            damaged[starts[from]..starts[first_sound]].fill(0);
+            std::fs::write(&path, &damaged).expect("damaged");
+            let error =
+                replay(std::slice::from_ref(&path), LOG, 0, &mut |_| Ok(())).expect_err("refused");
+            let seq = first_sound as u64 + 1;
+            assert!(
+                matches!(error, LogError::Damaged { later, .. } if later == seq),
+                "{error}"
+            );
+        }
     }
 
     /// A handed-over log not applied yet (an applier that gave up as linkbox stopped) is
