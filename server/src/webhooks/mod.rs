@@ -476,10 +476,19 @@ impl Webhooks {
         deliveries.update(id, |delivery| self.settle(delivery, attempt, retry));
     }
 
+    /// The next attempt is due its delay after this one was *due*, not after it was made:
+    /// on a sandbox clock moved past several retries at once, each retry that fell due
+    /// meanwhile is made at once, one after another, and a delivery whose receiver stays
+    /// down is failed once the whole schedule (2 h 36 min) lies behind the clock, as it
+    /// would have been had the clock run.
     fn settle(&self, delivery: &mut Delivery, attempt: Attempt, retry: bool) {
         delivery.in_flight = false;
         delivery.step += 1;
-        let at = attempt.at;
+        // Still the attempt's due time while it was in flight; the attempt's own instant
+        // for one made without a schedule.
+        let at = delivery
+            .next_attempt_at
+            .map_or(attempt.at, |due| due.min(attempt.at));
         let succeeded = attempt.succeeded();
         delivery.push_attempt(attempt);
         if succeeded {
@@ -972,6 +981,49 @@ pub(super) mod tests {
         assert_eq!(view.attempts.len(), 5);
         assert_eq!(view.next_attempt_at, None);
         assert_eq!(webhooks.next_due(), None);
+    }
+
+    /// A clock moved past the whole schedule at once: each retry is due its delay after
+    /// the one before it was due, so all of them fall due at the moved clock, one after
+    /// another, and the delivery is failed there, not four moves later.
+    #[test]
+    fn a_clock_moved_past_the_schedule_makes_every_retry_at_once() {
+        let webhooks = Webhooks::new();
+        let id = webhooks.enqueue(&partner(), "link.created", (), url(), NOW);
+        assert_eq!(webhooks.take_due(NOW).len(), 1);
+        webhooks.record_attempt(id, failed_at(NOW));
+        let moved = NOW + Duration::minutes(156);
+        for attempt in 1..5 {
+            assert_eq!(webhooks.take_due(moved).len(), 1, "attempt {attempt}");
+            webhooks.record_attempt(id, failed_at(moved));
+        }
+        let view = &webhooks.deliveries(Visible::All)[0];
+        assert_eq!(view.status, DeliveryStatus::Failed);
+        assert_eq!(view.attempts.len(), 5);
+
+        // Moved short of the last retry: the four before it are made, the last waits for
+        // its own time.
+        let id = webhooks.enqueue(&partner(), "link.created", (), url(), NOW);
+        assert_eq!(webhooks.take_due(NOW).len(), 1);
+        webhooks.record_attempt(id, failed_at(NOW));
+        let short = NOW + Duration::minutes(155);
+        for _ in 1..4 {
+            assert_eq!(webhooks.take_due(short).len(), 1);
+            webhooks.record_attempt(id, failed_at(short));
+        }
+        assert!(webhooks.take_due(short).is_empty());
+        assert_eq!(webhooks.next_due(), Some(NOW + Duration::minutes(156)));
+    }
+
+    /// An attempt that took its time (a receiver slow to fail) does not push the schedule
+    /// back: the next is due its delay after this one was due.
+    #[test]
+    fn a_slow_attempt_does_not_push_the_next_back() {
+        let webhooks = Webhooks::new();
+        let id = webhooks.enqueue(&partner(), "link.created", (), url(), NOW);
+        assert_eq!(webhooks.take_due(NOW).len(), 1);
+        webhooks.record_attempt(id, failed_at(NOW + Duration::seconds(30)));
+        assert_eq!(webhooks.next_due(), Some(NOW + Duration::minutes(1)));
     }
 
     /// A replica that lost the claim on an attempt puts the delivery back until the claim
