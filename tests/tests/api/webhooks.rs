@@ -219,6 +219,28 @@ async fn a_failed_delivery_is_retried_when_the_clock_moves_a_minute_and_not_befo
     assert_eq!(delivered["nextAttemptAt"], Value::Null);
 }
 
+/// One move of the clock past the whole schedule makes every retry it passed, to a real
+/// receiver, and fails the delivery: the control API's "fires due retries at once".
+#[tokio::test]
+async fn a_clock_moved_past_the_whole_schedule_makes_every_retry_and_fails_the_delivery() {
+    let app = sandbox().await;
+    let receiver = Receiver::start().await;
+    receiver.answer_with(&[500, 500, 500, 500, 500, 500]);
+    let key = test_key(5);
+    create_with_callback(&app, &key, &receiver, json!({"referenceId": "u5"})).await;
+    receiver.wait_for(1).await;
+    app.wait_for_delivery(&key, "link.created", |d| attempts(d) == 1)
+        .await;
+    app.move_clock(&key, 156 * 60).await;
+    let received = receiver.wait_for(5).await;
+    assert!(received.iter().all(|r| r.body == received[0].body));
+    let failed = app
+        .wait_for_delivery(&key, "link.created", |d| d["status"] == "failed")
+        .await;
+    assert_eq!(attempts(&failed), 5);
+    assert_eq!(failed["nextAttemptAt"], Value::Null);
+}
+
 #[tokio::test]
 async fn a_receiver_that_never_answers_neither_slows_the_api_nor_loses_the_delivery() {
     let app = sandbox().await;
