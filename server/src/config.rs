@@ -33,8 +33,8 @@ pub struct Settings {
     pub rate_limits: RateLimits,
     /// Flows `POST /partner/links` accepts.
     pub flows: Vec<String>,
-    /// The flow of a link created without one: `default_flow` from the file, else the first
-    /// of `flows`; always one of `flows`.
+    /// The flow of a link created without one: `default_flow` from the file, else
+    /// `m2m-basic` when `flows` lists it, else the first of `flows`; always one of `flows`.
     pub default_flow: String,
     /// Configured partners; empty means open mode.
     pub partners: Vec<PartnerConfig>,
@@ -248,6 +248,12 @@ impl Settings {
         let default_flow = file
             .default_flow
             .filter(|flow| flows.contains(flow))
+            .or_else(|| {
+                // The vendor's documented default wherever it is accepted, whatever its
+                // place in the list.
+                let documented = m2m::DEFAULT_FLOW.to_owned();
+                flows.contains(&documented).then_some(documented)
+            })
             .unwrap_or_else(|| flows[0].clone());
         let public_host = url::Url::parse(&public_url)
             .ok()
@@ -305,7 +311,7 @@ impl Settings {
 ///
 /// ```toml
 /// flows = ["m2m-basic", "m2m-express"]
-/// default_flow = "m2m-basic"   # one of `flows`; the first of them when unset
+/// default_flow = "m2m-basic"   # one of `flows`; unset: m2m-basic if listed, else the first
 ///
 /// [[partners]]
 /// slug = "acme"
@@ -535,6 +541,19 @@ mod tests {
             bound,
         );
         assert_eq!(settings.default_flow, "m2m-express");
+        let basic_second =
+            FileConfig::parse("flows = [\"m2m-express\", \"m2m-basic\"]").expect("valid");
+        let settings = Settings::resolve(
+            Options {
+                file: Some(basic_second),
+                ..Options::default()
+            },
+            bound,
+        );
+        assert_eq!(
+            settings.default_flow, "m2m-basic",
+            "the documented default wherever it is listed"
+        );
         let chosen =
             FileConfig::parse("flows = [\"a\", \"b\"]\ndefault_flow = \"b\"").expect("valid");
         assert_eq!(chosen.default_flow.as_deref(), Some("b"));

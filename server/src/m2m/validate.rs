@@ -9,7 +9,8 @@
 //! service doing `new Date(from)` would: a date alone is the start of that day in UTC for
 //! `from` and its last instant for `to`, so `to=2026-02-10` includes the whole day. A link
 //! created without `flow` gets the configured default flow (`default_flow`, else the
-//! first of `flows`), never one the configuration would refuse.
+//! documented `m2m-basic` when `flows` lists it, else the first of `flows`), never one the
+//! configuration would refuse.
 
 use std::sync::Arc;
 
