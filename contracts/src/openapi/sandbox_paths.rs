@@ -307,13 +307,13 @@ pub fn put_snapshot() {}
 /// Count an access to a Leaf magic link, as its hosted page does
 ///
 /// Opening the link's page counts one use and sets `lastAccessedAt`; a link that has expired
-/// or is used up is gone.
+/// or is used up is gone. The link's Leaf account, or the admin for any account's link.
 #[utoipa::path(post, path = "/_sandbox/leaf/magic-links/{id}/access", tag = "Sandbox",
     operation_id = "accessMagicLink",
     params(("id" = String, Path, description = "The magic link's id")),
     responses(
         (status = 200, description = "The link after the access", body = crate::leaf::MagicLink),
-        (status = 400, description = "An M2M key, not a Leaf token (TENANT_REQUIRED)", body = SandboxErrorBody),
+        (status = 400, description = "An M2M key, not a Leaf token or the admin (TENANT_REQUIRED)", body = SandboxErrorBody),
         (status = 401, description = "Missing or invalid Leaf token", body = SandboxErrorBody),
         (status = 404, description = "Unknown link, or another account's", body = SandboxErrorBody),
         (status = 410, description = "Expired, used up, or its Leaf user deleted", body = SandboxErrorBody),
@@ -323,7 +323,8 @@ pub fn access_magic_link() {}
 
 /// Connect a provider through a Leaf magic link
 ///
-/// Fills the Leaf user's credentials object for that provider.
+/// Fills the Leaf user's credentials object for that provider. The link's Leaf account, or
+/// the admin for any account's link.
 #[utoipa::path(post, path = "/_sandbox/leaf/magic-links/{id}/connect", tag = "Sandbox",
     operation_id = "connectMagicLink",
     params(("id" = String, Path, description = "The magic link's id")),
@@ -331,7 +332,7 @@ pub fn access_magic_link() {}
         example = json!({"provider": "JohnDeere"})),
     responses(
         (status = 200, description = "The Leaf user, credentials filled", body = crate::leaf::LeafUser),
-        (status = 400, description = "A provider the link does not allow, or an M2M key (TENANT_REQUIRED)", body = SandboxErrorBody),
+        (status = 400, description = "A provider the link does not allow, or an M2M key, not a Leaf token or the admin (TENANT_REQUIRED)", body = SandboxErrorBody),
         (status = 401, description = "Missing or invalid Leaf token", body = SandboxErrorBody),
         (status = 404, description = "Unknown link, or another account's", body = SandboxErrorBody),
         (status = 410, description = "Expired, or its Leaf user deleted", body = SandboxErrorBody),

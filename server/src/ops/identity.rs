@@ -410,6 +410,17 @@ impl Scope {
         }
     }
 
+    /// The Leaf account whose magic link `id` is acted on: the caller's own (another
+    /// account's link is then simply not found there), or for admin the account holding
+    /// the link (`None`: no account does). A partner key plays no Leaf end user.
+    pub fn magic_link_owner(&self, app: &App, id: &str) -> Result<Option<Arc<Account>>, Refusal> {
+        match self {
+            Scope::Leaf(account, _) => Ok(Some(account.clone())),
+            Scope::Admin => Ok(app.store.leaf().owner_of_link(id)),
+            Scope::Tenant(_) => Err(Refusal::LeafTokenRequired),
+        }
+    }
+
     /// The partner owning `link_id`: the caller's own (another tenant's id is simply not
     /// found there), or for admin the partner whose slug the id embeds.
     pub fn link_owner(&self, app: &App, link_id: &str) -> Option<Arc<Partner>> {

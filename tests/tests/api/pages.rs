@@ -623,10 +623,31 @@ async fn the_leaf_control_endpoints_count_accesses_and_connect_only_for_their_ac
         .await;
     assert_eq!(user.status, 200, "{user:?}");
     assert!(user.json["trimbleCredentials"].is_object());
-    for _ in 0..2 {
-        app.send(Method::POST, &access, &[("authorization", &mine)], None)
-            .await;
-    }
+    // The admin (no credentials here) plays any account's end user, as it does M2M's; a
+    // partner key plays none, and an id no account holds is not found.
+    let by_admin = app.send(Method::POST, &access, &[], None).await;
+    assert_eq!(by_admin.status, 200, "{by_admin:?}");
+    assert_eq!(by_admin.json["usageCount"], 2);
+    let connected = app
+        .send(Method::POST, &connect, &[json_type], body("Trimble"))
+        .await;
+    assert_eq!(connected.status, 200, "{connected:?}");
+    let partner = app
+        .send(Method::POST, &access, &[("x-api-key", &test_key(9))], None)
+        .await;
+    assert_eq!(partner.status, 400, "{partner:?}");
+    assert_eq!(partner.json["error"]["code"], "TENANT_REQUIRED");
+    let unknown = app
+        .send(
+            Method::POST,
+            "/_sandbox/leaf/magic-links/bm9uZQ/access",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(unknown.status, 404, "{unknown:?}");
+    app.send(Method::POST, &access, &[("authorization", &mine)], None)
+        .await;
     let gone = app
         .send(Method::POST, &access, &[("authorization", &mine)], None)
         .await;
