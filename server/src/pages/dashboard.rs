@@ -4,7 +4,10 @@
 //!
 //! Who is looking is said by a form field (or query parameter) `key` (an M2M key) or
 //! `token` (a Leaf `id_token`, or the admin token), turned into the same headers the
-//! control API reads and resolved by the same [`identity`]. The sign-in form POSTs, and every
+//! control API reads and resolved by the same [`identity`]; with neither, on a sandbox
+//! without `--admin-token`, the person at this machine is the admin and sees every tenant,
+//! as the control API's keyless caller does (and is refused as it is: another origin's
+//! page, a foreign `Host`). The dashboard is never framed by another page. The sign-in form POSTs, and every
 //! button carries the credential in a hidden field, so it stays out of URLs (and out of
 //! browser history and proxy logs); `?key=` / `?token=` work too, for bookmarks and
 //! scripts, at that cost. Nothing is remembered between requests. The journal never records
@@ -40,21 +43,48 @@ form.inline{display:inline}";
 pub fn routes() -> Router {
     Router::new()
         .get("/_sandbox/ui", |request: Request| async move {
-            dashboard(&request.app, &query_pairs(&request.query), None)
+            unframed(dashboard(&request, &query_pairs(&request.query), None))
         })
         .post(
             "/_sandbox/ui/{*action}",
             |mut request: Request| async move {
                 let form = form_pairs(request.body(16 * 1024).await);
-                let message = act(&request.app, request.param("action"), &form);
-                dashboard(&request.app, &form, message)
+                let message = act(&request, request.param("action"), &form);
+                unframed(dashboard(&request, &form, message))
             },
         )
+}
+
+/// The dashboard is never shown inside another page's frame: its buttons act as whoever is
+/// looking (the keyless admin, on a developer's machine), so a page of another site must
+/// not be able to lay them under its own and borrow the clicks.
+fn unframed(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    response
 }
 
 /// Who the form's credential names, resolved as any request's caller is.
 fn scope_of(app: &App, headers: &HeaderMap) -> Result<Scope, Refusal> {
     identity::resolve(app, headers).scope(app)
+}
+
+/// Who is looking: the form's credential; or, with none, the request itself, which on a
+/// sandbox without `--admin-token` is the admin when it is a person at this machine (the
+/// control API's keyless admin, refused the same way to another origin's page, a foreign
+/// `Host` or a webhook). `None`: nobody yet, so the sign-in form.
+fn viewer(request: &Request, form: &[(String, String)]) -> Option<Result<Scope, Refusal>> {
+    match headers(form) {
+        Some(headers) => Some(scope_of(&request.app, &headers)),
+        None if request.app.settings.admin_token.is_none() => {
+            Some(request.caller.scope(&request.app))
+        }
+        None => None,
+    }
 }
 
 /// The credential as the control API's headers.
@@ -72,8 +102,13 @@ fn headers(form: &[(String, String)]) -> Option<HeaderMap> {
 }
 
 /// Runs a button's action; returns what to tell the user.
-fn act(app: &App, action: &str, form: &[(String, String)]) -> Option<Result<String, String>> {
-    let scope = scope_of(app, &headers(form)?).ok()?;
+fn act(
+    request: &Request,
+    action: &str,
+    form: &[(String, String)],
+) -> Option<Result<String, String>> {
+    let app = &request.app;
+    let scope = viewer(request, form)?.ok()?;
     match action {
         "replay" => {
             let id = field(form, "delivery").unwrap_or_default();
@@ -111,14 +146,15 @@ fn act(app: &App, action: &str, form: &[(String, String)]) -> Option<Result<Stri
 }
 
 fn dashboard(
-    app: &App,
+    request: &Request,
     form: &[(String, String)],
     message: Option<Result<String, String>>,
 ) -> Response {
-    let Some(headers) = headers(form) else {
+    let app = &request.app;
+    let Some(scope) = viewer(request, form) else {
         return page(StatusCode::OK, sign_in(None));
     };
-    let scope = match scope_of(app, &headers) {
+    let scope = match scope {
         Ok(scope) => scope,
         Err(error) => return page(StatusCode::UNAUTHORIZED, sign_in(Some(&error.to_string()))),
     };
@@ -156,6 +192,12 @@ fn dashboard(
             (deliveries(app, &scope, &hidden))
             (journal(app, &scope))
             (drift(app, &scope))
+            @if matches!(scope, Scope::Admin) {
+                section #look-as {
+                    h2 { "Look as one tenant" }
+                    (credentials_form())
+                }
+            }
         }
     };
     page(
@@ -169,15 +211,22 @@ fn sign_in(error: Option<&str>) -> Markup {
         main {
             h1 { "linkbox dashboard" }
             @if let Some(error) = error { p.error role="alert" { (error) } }
-            form method="post" action="/_sandbox/ui" {
-                p { label { "M2M API key " input name="key" type="password" autocomplete="off"; } }
-                p { "or" }
-                p { label { "Leaf id_token (or admin token) " input name="token" type="password" autocomplete="off"; } }
-                button #sign-in type="submit" { "Open" }
-            }
+            (credentials_form())
         }
     };
     document("en", "linkbox dashboard", STYLE, body)
+}
+
+/// The form naming who looks: the sign-in page's, and the admin's to look as one tenant.
+fn credentials_form() -> Markup {
+    html! {
+        form method="post" action="/_sandbox/ui" {
+            p { label { "M2M API key " input name="key" type="password" autocomplete="off"; } }
+            p { "or" }
+            p { label { "Leaf id_token (or admin token) " input name="token" type="password" autocomplete="off"; } }
+            button #sign-in type="submit" { "Open" }
+        }
+    }
 }
 
 /// M2M links a page of the dashboard shows.
@@ -528,7 +577,16 @@ mod tests {
         }
         let page = |query: &str| {
             let form = query_pairs(&format!("key={}&{query}", crate::ops::seed::DEMO_KEY));
-            let response = dashboard(&app, &form, None);
+            let request = Request::new(
+                app.clone(),
+                http::Method::GET,
+                "/_sandbox/ui".into(),
+                String::new(),
+                HeaderMap::new(),
+                identity::resolve(&app, &HeaderMap::new()),
+                None,
+            );
+            let response = dashboard(&request, &form, None);
             String::from_utf8_lossy(
                 &futures_util::FutureExt::now_or_never(http_body_util::BodyExt::collect(
                     response.into_body(),

@@ -723,8 +723,48 @@ async fn the_dashboard_shows_a_tenant_escapes_everything_and_its_forms_work() {
         !leaf.text.contains("&lt;script&gt;"),
         "another tenant's links stay hidden"
     );
-    let signed_out = get(&app, "/_sandbox/ui").await;
-    assert!(signed_out.text.contains("name=\"key\""));
+    // No credential on a sandbox without --admin-token: the person at this machine is the
+    // admin, who sees every tenant and may look as one; never inside another page's frame.
+    let keyless = get(&app, "/_sandbox/ui").await;
+    assert_eq!(keyless.status, 200);
+    assert!(
+        keyless.text.contains("every tenant (admin)"),
+        "{}",
+        keyless.text
+    );
+    assert!(
+        keyless.text.contains("&lt;script&gt;"),
+        "every partner's links"
+    );
+    assert!(
+        keyless.text.contains("name=\"key\""),
+        "the form to look as one tenant"
+    );
+    assert_eq!(keyless.headers["x-frame-options"], "DENY");
+    assert_eq!(
+        keyless.headers["content-security-policy"],
+        "frame-ancestors 'none'"
+    );
+    let advanced = post_form(&app, "/_sandbox/ui/clock", "advanceSeconds=60").await;
+    assert!(
+        advanced.text.contains("Clock moved by 60 s."),
+        "{}",
+        advanced.text
+    );
+    // A page of another site gets the sign-in, saying why, and moves nothing.
+    let cross = app
+        .send(
+            Method::POST,
+            "/_sandbox/ui/clock",
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("origin", "https://evil.example"),
+            ],
+            Some(b"advanceSeconds=60".to_vec()),
+        )
+        .await;
+    assert_eq!(cross.status, 401, "{cross:?}");
+    assert!(!cross.text.contains("Clock moved"));
     let bad = get(&app, "/_sandbox/ui?key=nope").await;
     assert_eq!(bad.status, 401);
 }
