@@ -271,13 +271,15 @@ impl Caller {
         self.existing_share().is_some()
     }
 
-    /// The body share of the tenant the request names, when that tenant exists.
+    /// The body share of the tenant the request names, when that tenant exists: the
+    /// tenant is the key's partner when the key names one, else the token's Leaf account,
+    /// as for [`Caller::tenant`] (a Leaf `Authorization: Bearer` token is also read as a
+    /// presented M2M key, and refused as one).
     fn existing_share(&self) -> Option<&crate::bodies::Share> {
-        if let Some((_, lookup)) = &self.key {
-            return match lookup {
-                Lookup::Known(partner) => Some(&partner.body_share),
-                Lookup::New(_) | Lookup::Refused(_) => None,
-            };
+        match self.key.as_ref().map(|(_, lookup)| lookup) {
+            Some(Lookup::Known(partner)) => return Some(&partner.body_share),
+            Some(Lookup::New(_)) => return None,
+            Some(Lookup::Refused(_)) | None => {}
         }
         match &self.leaf {
             LeafToken::Valid(account) | LeafToken::Expired(account) if account.exists() => {
@@ -476,6 +478,33 @@ mod tests {
             map.insert(*name, HeaderValue::from_static(value));
         }
         map
+    }
+
+    /// A Leaf account that has written exists for the journal's rings and the bodies'
+    /// shares, though its Bearer token is also read (and refused) as an M2M key; one that
+    /// has not written does not.
+    #[test]
+    fn a_leaf_account_that_has_written_exists_though_its_token_is_no_key() {
+        let app = App::new(crate::config::Settings::resolve(
+            crate::config::Options::default(),
+            "127.0.0.1:1".parse().expect("addr"),
+        ));
+        let accounts = app.store.leaf();
+        let now = app.clock.now();
+        let token = tokens::issue(accounts, "farmco", false, now).expect("token");
+        let mut map = HeaderMap::new();
+        map.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+        );
+        let before = resolve(&app, &map);
+        assert!(!before.tenant_exists(), "a token made up for a read");
+        assert!(before.body_share().is_none());
+        accounts.account("farmco").expect("written");
+        let after = resolve(&app, &map);
+        assert_eq!(after.tenant().map(|label| &**label), Some("leaf:farmco"));
+        assert!(after.tenant_exists());
+        assert!(after.body_share().is_some());
     }
 
     #[test]
