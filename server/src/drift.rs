@@ -12,7 +12,8 @@
 //! everyone; when the new kind's tenant holds within one of the most, its kind is counted
 //! instead. At most [`MAX_TENANTS`] tenants are kept apart — past
 //! that, a new tenant's comparisons are counted under no tenant (the admin's view) — and
-//! example values longer than [`MAX_VALUE_BYTES`] when serialised are cut to a string. So a
+//! example values longer than [`MAX_VALUE_BYTES`] when serialised are cut to a string, and
+//! error messages past [`MAX_MESSAGE_BYTES`] are cut, saying how long they were. So a
 //! stranger with fresh keys cannot make the report grow without bound.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -34,6 +35,9 @@ pub const MAX_TOTAL_DIFFERENCES: usize = 10_000;
 pub const MAX_TENANTS: usize = 1_000;
 /// Longest example value kept as it is, serialised.
 pub const MAX_VALUE_BYTES: usize = 2048;
+/// Longest error message kept whole: a message may quote what a client sent (a path of
+/// 60 KB), and twenty of them per tenant, a thousand tenants, must stay small.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
 
 /// One difference one comparison found.
 #[derive(Debug, Clone, PartialEq)]
@@ -367,9 +371,25 @@ fn push_error(
     }
     recent.push_front(DriftError {
         endpoint: endpoint.to_owned(),
-        message,
+        message: shorten(message),
         at: format(at),
     });
+}
+
+/// `message`, or its first [`MAX_MESSAGE_BYTES`] (at a character's edge) saying how long
+/// it was.
+fn shorten(mut message: String) -> String {
+    let length = message.len();
+    if length <= MAX_MESSAGE_BYTES {
+        return message;
+    }
+    let mut end = MAX_MESSAGE_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message.truncate(end);
+    message.push_str(&format!("… ({length} bytes in all)"));
+    message
 }
 
 /// A stable id for one endpoint, rule and pointer.
@@ -464,6 +484,23 @@ fn escape(text: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn long_error_messages_are_cut_at_a_characters_edge_saying_how_long() {
+        let drift = Drift::default();
+        let long = format!("not compared: the vendor's {}", "é".repeat(40_000));
+        drift.error(Some("globex"), "GET /partner/links/{id}", long.clone());
+        drift.error(Some("globex"), "GET /partner/links/{id}", "short".into());
+        let report = drift.report(Some("globex"));
+        let kept = &report.recent_errors[1].message;
+        assert!(kept.len() < MAX_MESSAGE_BYTES + 40, "{}", kept.len());
+        assert!(kept.starts_with("not compared: the vendor's é"));
+        assert!(
+            kept.ends_with(&format!("… ({} bytes in all)", long.len())),
+            "{kept}"
+        );
+        assert_eq!(report.recent_errors[0].message, "short");
+    }
 
     fn found(rule: &'static str, pointer: &str, upstream: Value, linkbox: Value) -> Found {
         Found {
