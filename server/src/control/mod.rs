@@ -94,7 +94,7 @@ pub fn routes() -> Router {
             "/_sandbox/webhooks/{deliveryId}/replay",
             call(webhooks::replay),
         )
-        .get("/_sandbox/drift", call(drift::report))
+        .get("/_sandbox/drift", heavy(drift::report))
         .delete("/_sandbox/drift", call(drift::clear))
         .get("/_sandbox/requests", heavy(journal::list))
         .delete("/_sandbox/requests", call(journal::clear))
@@ -103,7 +103,7 @@ pub fn routes() -> Router {
             heavy_with_body(BODY, journal::verify),
         )
         .post("/_sandbox/faults", with_body(LARGE_BODY, faults::add))
-        .get("/_sandbox/faults", call(faults::list))
+        .get("/_sandbox/faults", heavy(faults::list))
         .delete("/_sandbox/faults", call(faults::clear))
         .get("/_sandbox/snapshot", heavy(snapshot::take))
         .put("/_sandbox/snapshot", |mut request: Request| async move {

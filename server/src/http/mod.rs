@@ -958,10 +958,10 @@ mod tests {
     /// Worked on in place, it would hold that thread, and the lock would never be let go
     /// (the test says so instead of waiting forever). Heavy by its size: a create with a
     /// body of megabytes, whose answer and journal entry are the ones it would have had in
-    /// place. Heavy by its nature: a seed.
+    /// place. Heavy by its nature: a seed, and a Leaf list asked for whole (no `page`).
     #[test]
     fn a_light_request_is_answered_while_a_heavy_one_is_worked_on() {
-        for heavy in [Heavy::Create, Heavy::Seed] {
+        for heavy in [Heavy::Create, Heavy::Seed, Heavy::LeafList] {
             let (done, finished) = std::sync::mpsc::channel();
             std::thread::spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
@@ -986,11 +986,52 @@ mod tests {
     enum Heavy {
         Create,
         Seed,
+        LeafList,
+    }
+
+    /// A Leaf account's whole list of magic links asked for while its lock is held, and a
+    /// partner's list of links meanwhile: the order they were answered in.
+    async fn a_leaf_list_beside_a_light_read() -> Vec<&'static str> {
+        let pipeline = Pipeline::new(app());
+        let accounts = pipeline.app.store.leaf();
+        let account = accounts.account("farmco").expect("an account");
+        let token = crate::ops::tokens::issue(accounts, "farmco", false, pipeline.app.clock.now())
+            .expect("a token");
+        let held = account.hold();
+        let mut order = Vec::new();
+        let list = pipeline.answer(
+            http::Request::get("/services/widgets/api/magic-link/provider")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(String::new())
+                .expect("a request"),
+        );
+        let mut list = std::pin::pin!(list);
+        let light = pipeline.answer(
+            http::Request::get("/partner/links")
+                .header("x-api-key", "m2m_test_00000000000000000000000000000043")
+                .body(String::new())
+                .expect("a request"),
+        );
+        tokio::select! {
+            biased;
+            _ = &mut list => order.push("heavy early"),
+            light = light => {
+                assert_eq!(light.status(), StatusCode::OK);
+                order.push("light");
+            }
+        }
+        drop(held);
+        assert_eq!(list.await.status(), StatusCode::OK);
+        order.push("heavy");
+        order
     }
 
     /// `heavy` sent while its partner's lock is held, and another partner's list of links
     /// meanwhile: the order they were answered in.
     async fn beside_a_light_read(heavy: Heavy) -> Vec<&'static str> {
+        if let Heavy::LeafList = heavy {
+            return a_leaf_list_beside_a_light_read().await;
+        }
         const KEY: &str = "m2m_test_00000000000000000000000000000042";
         let pipeline = Pipeline::new(app());
         let send = |request: http::request::Builder, body: String| {
@@ -1025,6 +1066,7 @@ mod tests {
         let (path, body) = match heavy {
             Heavy::Create => ("/partner/links", big.clone()),
             Heavy::Seed => ("/_sandbox/seed", r#"{"api":"m2m","count":5}"#.to_owned()),
+            Heavy::LeafList => unreachable!("answered above"),
         };
         let partner = pipeline
             .app

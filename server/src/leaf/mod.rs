@@ -50,7 +50,7 @@ pub fn routes() -> Router {
         let segment = widget.path_segment();
         let collection = format!("{WIDGETS}/{segment}");
         let member = format!("{WIDGETS}/{segment}/{{magicLinkId}}");
-        router = serve(router, Method::GET, collection.clone(), move |request| {
+        router = serve_list(router, collection.clone(), move |request| {
             magic_links::list(request, widget)
         });
         router = serve(router, Method::POST, collection, move |request| {
@@ -70,7 +70,7 @@ pub fn routes() -> Router {
             });
         }
     }
-    router = serve(router, Method::GET, USERS.into(), users::list);
+    router = serve_list(router, USERS.into(), users::list);
     router = serve(router, Method::POST, USERS.into(), users::create);
     router = serve(router, Method::PUT, USERS.into(), |request| {
         users::replace(request, None)
@@ -88,6 +88,36 @@ fn serve<H>(router: Router, method: Method, pattern: String, handler: H) -> Rout
 where
     H: Fn(&Request) -> Result<Response, ApiError> + Clone + Send + Sync + 'static,
 {
+    serve_weighed(router, method, pattern, |_| false, handler)
+}
+
+/// Adds a `GET` of a list: asked for without `page` or `size`, a Leaf list is every item the
+/// account holds (tens of megabytes for an account seeded to its budget), so it is made
+/// off the serving threads ([`offload`]), as M2M's heavy pages are, and cannot hold up
+/// other tenants' requests; a page is at most a hundred items, made in place.
+fn serve_list<H>(router: Router, pattern: String, handler: H) -> Router
+where
+    H: Fn(&Request) -> Result<Response, ApiError> + Clone + Send + Sync + 'static,
+{
+    let unpaged = |request: &wire::Request| {
+        !wire::query_pairs(&request.query)
+            .iter()
+            .any(|(name, _)| name == "page" || name == "size")
+    };
+    serve_weighed(router, Method::GET, pattern, unpaged, handler)
+}
+
+/// [`serve`], made off the serving threads whatever its body when `heavy` says so.
+fn serve_weighed<H>(
+    router: Router,
+    method: Method,
+    pattern: String,
+    heavy: fn(&wire::Request) -> bool,
+    handler: H,
+) -> Router
+where
+    H: Fn(&Request) -> Result<Response, ApiError> + Clone + Send + Sync + 'static,
+{
     // Every route but the one that issues tokens takes a token, checked by its handler
     // first: without one, its body is not read at all.
     let needs_token = pattern != "/api/authenticate";
@@ -98,7 +128,12 @@ where
                 return render(&request.path, Err(refused));
             }
             let body = request.body(MAX_BODY_BYTES).await;
-            offload::answer(wire::turn(&request, &body), move || {
+            let turn = if heavy(&request) {
+                offload::Turn::Heavy(request.caller.tenant().cloned())
+            } else {
+                wire::turn(&request, &body)
+            };
+            offload::answer(turn, move || {
                 let request = Request::read(request, body);
                 render(&request.path, handler(&request))
             })

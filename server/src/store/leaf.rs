@@ -512,6 +512,13 @@ impl AccountState {
 }
 
 impl Account {
+    /// Holds the account's state locked until the guard drops: a test's way to keep a
+    /// request waiting half way.
+    #[cfg(test)]
+    pub fn hold(&self) -> impl Drop + '_ {
+        self.state.lock()
+    }
+
     /// Whether this account is in the table: it has written, or is configured; not a
     /// stranger made up for a read ([`Accounts::find`]).
     pub fn exists(&self) -> bool {
