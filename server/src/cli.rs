@@ -7,6 +7,7 @@ use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use clap::builder::BoolishValueParser;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{FileConfig, Options, RateLimits};
@@ -20,7 +21,9 @@ Environment:
                 e.g. LINKBOX_LOG=debug, or LINKBOX_LOG=info,linkbox::request=off
   NO_COLOR      set to anything non-empty: no colour in log lines (there is none anyway
                 when stderr is not a terminal)
-  LINKBOX_<FLAG>  every flag of serve, seed and openapi, e.g. LINKBOX_ADDR=127.0.0.1:9000
+  LINKBOX_<FLAG>  every flag of serve, seed and openapi, e.g. LINKBOX_ADDR=127.0.0.1:9000;
+                a switch takes 1/0, true/false, yes/no or on/off, e.g.
+                LINKBOX_STOP_WITH_STDIN=1
                 (contract reads LINKBOX_M2M_KEY and LINKBOX_LEAF_TOKEN)";
 
 #[derive(Debug, Parser)]
@@ -213,7 +216,7 @@ pub struct ServeArgs {
     pub state: Option<PathBuf>,
     /// Deliver webhooks to non-loopback hosts too (default: only 127.0.0.0/8, ::1 and
     /// localhost; any other URL gets a failed attempt and no network traffic).
-    #[arg(long, env = "LINKBOX_EXTERNAL_WEBHOOKS")]
+    #[arg(long, env = "LINKBOX_EXTERNAL_WEBHOOKS", value_parser = BoolishValueParser::new())]
     pub external_webhooks: bool,
     /// Let browsers on ORIGIN call linkbox (CORS); repeat for more origins, or `*` for any.
     /// Off by default: the vendors' APIs are server to server.
@@ -265,7 +268,7 @@ pub struct ServeArgs {
     pub clock: Option<crate::config::ClockPolicy>,
     /// Allow binding a non-loopback address without --admin-token, where every request
     /// without a key is admin (reset everything, read every tenant).
-    #[arg(long, env = "LINKBOX_INSECURE_OPEN")]
+    #[arg(long, env = "LINKBOX_INSECURE_OPEN", value_parser = BoolishValueParser::new())]
     pub insecure_open: bool,
     /// Shadow mode for M2M: forward every `/partner/...` request to the vendor at URL and
     /// answer with the vendor's answer; apply it to linkbox too and report every difference
@@ -277,18 +280,18 @@ pub struct ServeArgs {
     pub shadow_leaf: Option<url::Url>,
     /// Shadow mode forwards `m2m_live_` keys too (refused by default: shadowing is for test
     /// keys).
-    #[arg(long, env = "LINKBOX_SHADOW_ALLOW_LIVE")]
+    #[arg(long, env = "LINKBOX_SHADOW_ALLOW_LIVE", value_parser = BoolishValueParser::new())]
     pub shadow_allow_live: bool,
     /// A PEM file of the CA the upstream's certificate chains to, besides the public roots.
     #[arg(long, env = "LINKBOX_SHADOW_CA_CERT", value_name = "FILE")]
     pub shadow_ca_cert: Option<PathBuf>,
     /// Accept any certificate from the upstream (a private deployment; never for a real one).
-    #[arg(long, env = "LINKBOX_SHADOW_INSECURE")]
+    #[arg(long, env = "LINKBOX_SHADOW_INSECURE", value_parser = BoolishValueParser::new())]
     pub shadow_insecure: bool,
     /// Stop, as on SIGTERM, when standard input reaches its end: give linkbox a pipe whose
     /// write end only the starting process holds, and linkbox stops when that process goes,
     /// however it goes. What arrives on stdin is read and discarded.
-    #[arg(long, env = "LINKBOX_STOP_WITH_STDIN")]
+    #[arg(long, env = "LINKBOX_STOP_WITH_STDIN", value_parser = BoolishValueParser::new())]
     pub stop_with_stdin: bool,
 }
 

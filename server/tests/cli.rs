@@ -1,7 +1,8 @@
 //! The `linkbox` binary as a user runs it: closed pipes, completions, `serve --seed` on a
 //! state file that already holds links, a second server on a state file in use, a
 //! stderr nobody reads, SIGTERM with requests in flight on every serving runtime, and
-//! `--stop-with-stdin` stopping when its stdin closes (and nothing stopping without it).
+//! `--stop-with-stdin` stopping when its stdin closes (and nothing stopping without it), and
+//! switches set from the environment as `1` or `0`.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
@@ -427,4 +428,39 @@ fn without_stop_with_stdin_a_closed_stdin_changes_nothing() {
     );
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     stop(child);
+}
+
+/// A flag's environment variable takes the values a shell user sets a switch with: `1`,
+/// `yes`, `on`, `true` turn it on and `0`, `no`, `off`, `false` leave it off, rather than
+/// `1` stopping linkbox from starting.
+#[test]
+fn switches_read_one_and_zero_from_the_environment() {
+    for (value, stops) in [("1", true), ("yes", true), ("0", false), ("off", false)] {
+        let mut child = linkbox()
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .env("LINKBOX_LOG", "off")
+            .env("LINKBOX_STOP_WITH_STDIN", value)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        listening(&mut child);
+        drop(child.stdin.take());
+        let status = exits_within(
+            &mut child,
+            std::time::Duration::from_secs(if stops { 5 } else { 1 }),
+        );
+        if stops {
+            assert!(
+                status.is_some_and(|status| status.success()),
+                "LINKBOX_STOP_WITH_STDIN={value}: {status:?}"
+            );
+        } else {
+            assert!(
+                status.is_none(),
+                "LINKBOX_STOP_WITH_STDIN={value}: {status:?}"
+            );
+            stop(child);
+        }
+    }
 }
