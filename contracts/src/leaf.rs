@@ -515,8 +515,11 @@ pub struct MagicLink {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LeafUserRequest {
-    /// Required on `PUT` (and equal to the path's id); ignored on `POST`.
+    /// Required on `PUT` (and equal to the path's id, the `id` a read gave); a `POST` that
+    /// carries one is refused (`error.idexists`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "uuid")]
+    #[schemars(extend("format" = "uuid"))]
     pub id: Option<String>,
     pub name: String,
     pub email: String,

@@ -238,12 +238,13 @@ def leaf(base_url: str) -> None:
     listed = list_leaf_users.sync(client=client, email=email, page=0, size=10)
     check(isinstance(listed, list) and [str(u.id) for u in listed] == [user_id], "the email filter finds the user",
           listed)
+    # The id as read (a UUID) goes back in the body as it is.
     replaced = ok(replace_leaf_user.sync_detailed(user_id, client=client, body=LeafUserRequest(
-        id=user_id, name="Ana María Ruiz", email=email, external_id="farm-42", phone="+52 55 1234 5678")),
+        id=user.id, name="Ana María Ruiz", email=email, external_id="farm-42", phone="+52 55 1234 5678")),
         200, LeafUser, "replace the user")
     check(replaced.name == "Ana María Ruiz" and replaced.phone == "+52 55 1234 5678", "the user is replaced", replaced)
     by_body = ok(replace_leaf_user_by_id.sync_detailed(client=client, body=LeafUserRequest(
-        id=user_id, name="Ana M. Ruiz", email=email)), 200, LeafUser, "replace the user by body")
+        id=user.id, name="Ana M. Ruiz", email=email)), 200, LeafUser, "replace the user by body")
     check(by_body.name == "Ana M. Ruiz", "the user is replaced by body", by_body)
 
     provider = ok(create_with_user_provider_magic_link.sync_detailed(client=client, body=ProviderLinkWithUserRequest(
