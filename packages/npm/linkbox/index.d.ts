@@ -18,8 +18,9 @@ export interface LinkboxOptions {
    */
   binary?: string;
   /**
-   * `--admin-token`; the wrappers then present it for calls without a `key`. Default: the
-   * `LINKBOX_ADMIN_TOKEN` of the process's environment (`env`), which linkbox reads too.
+   * `--admin-token`; the wrappers then present it for calls without a `key`. Default: an
+   * `--admin-token` among `args`, else the `LINKBOX_ADMIN_TOKEN` of the process's
+   * environment (`env`), which linkbox reads too.
    */
   adminToken?: string;
   /** The environment of the process (its `LINKBOX_BINARY` chooses the binary). Default: this process's. */

@@ -152,6 +152,22 @@ async function terminate(child, timeoutMs) {
   live.delete(child);
 }
 
+/**
+ * The `--admin-token` among `args` (`--admin-token T` or `--admin-token=T`; the last one
+ * given), so a token passed as a plain flag is presented too.
+ * @param {readonly unknown[]} args
+ * @returns {string | undefined}
+ */
+function adminTokenIn(args) {
+  let token;
+  for (let i = 0; i < args.length; i++) {
+    const arg = String(args[i]);
+    if (arg === '--admin-token' && i + 1 < args.length) token = String(args[++i]);
+    else if (arg.startsWith('--admin-token=')) token = arg.slice('--admin-token='.length);
+  }
+  return token;
+}
+
 function serveArgs(options) {
   const args = ['serve', '--addr', options.addr || '127.0.0.1:0', '--stop-with-stdin'];
   if (options.config != null) args.push('--config', String(options.config));
@@ -277,8 +293,10 @@ async function startLinkbox(options = {}) {
     url: outcome.line.slice(LISTENING_PREFIX.length).trim(),
     stderr,
     lines,
-    // linkbox reads LINKBOX_ADMIN_TOKEN from its environment when no --admin-token is given.
-    adminToken: options.adminToken ?? (env.LINKBOX_ADMIN_TOKEN || undefined),
+    // The token linkbox was given: as an option, as a flag among `args`, or else the
+    // LINKBOX_ADMIN_TOKEN of its environment, which linkbox reads when given no flag.
+    adminToken:
+      options.adminToken ?? adminTokenIn(options.args || []) ?? (env.LINKBOX_ADMIN_TOKEN || undefined),
     stopTimeoutMs,
     requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
   });

@@ -198,6 +198,16 @@ test('an exported admin token is presented', async () => {
   } finally {
     await given.stop();
   }
+  // A token passed as a plain flag, either way of writing it, is presented too.
+  for (const args of [['--admin-token', 'flag-admin-token'], ['--admin-token=flag-admin-token']]) {
+    const flagged = await startLinkbox({ args });
+    try {
+      assert.equal((await fetch(`${flagged.url}/_sandbox/reset`, { method: 'POST' })).status, 401);
+      assert.deepEqual(await flagged.reset(), { scope: 'all' });
+    } finally {
+      await flagged.stop();
+    }
+  }
 });
 
 test('a control error carries linkbox\'s code', async () => {

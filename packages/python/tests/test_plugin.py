@@ -132,6 +132,26 @@ def test_the_tenant_fixture_resets_its_data_and_puts_the_clock_back(pytester: py
     result.assert_outcomes(passed=2)
 
 
+def test_under_clock_admin_the_tenant_fixture_still_puts_the_clock_back(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        """
+        [pytest]
+        linkbox_args = --clock admin --admin-token s3cret
+        """
+    )
+    pytester.makepyfile(
+        test_admin_clock="""
+        def test_first(linkbox, linkbox_tenant):
+            linkbox.advance(3600)
+
+        def test_second(linkbox):
+            assert linkbox.clock()["offsetSeconds"] == 0
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+
+
 def test_ini_options_reach_linkbox_serve(pytester: pytest.Pytester) -> None:
     pytester.makefile(
         ".toml",
@@ -160,6 +180,9 @@ def test_ini_options_reach_linkbox_serve(pytester: pytest.Pytester) -> None:
             assert requests.get(url, headers={"X-API-Key": linkbox.m2m_key()}, timeout=10).status_code == 401
             assert requests.get(f"{linkbox.url}/_sandbox/requests", headers=ACME, timeout=10).json()["capacity"] == 7
             assert requests.get(f"{linkbox.url}/_sandbox/requests", timeout=10).status_code == 401
+            # The token given among linkbox_args is the one the wrappers present.
+            assert isinstance(linkbox.requests(), list)
+            linkbox.reset()
 
         def test_no_fresh_tenant_where_the_config_names_the_partners(linkbox_tenant):
             pass

@@ -47,8 +47,8 @@ class Sandbox:
 
     Control calls take a credential ``key``: an M2M key or a Leaf ``id_token`` scopes them to
     that tenant; ``None`` acts for every tenant (as admin), presenting ``admin_token`` (passed
-    as ``--admin-token``), else the ``LINKBOX_ADMIN_TOKEN`` of linkbox's environment, which
-    linkbox reads too.
+    as ``--admin-token``), else an ``--admin-token`` among ``args``, else the
+    ``LINKBOX_ADMIN_TOKEN`` of linkbox's environment, which linkbox reads too.
     """
 
     def __init__(
@@ -84,8 +84,9 @@ class Sandbox:
         # Log lines end up in error messages: keep them free of colour codes.
         self._env.setdefault("NO_COLOR", "1")
         if admin_token is None:
-            # linkbox reads LINKBOX_ADMIN_TOKEN from its environment when no --admin-token is given.
-            admin_token = self._env.get("LINKBOX_ADMIN_TOKEN") or None
+            # A token passed as a plain flag among ``args`` is presented too; else linkbox reads
+            # LINKBOX_ADMIN_TOKEN from its environment when no --admin-token is given.
+            admin_token = _admin_token_in(command) or self._env.get("LINKBOX_ADMIN_TOKEN") or None
         self._admin_token = admin_token
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
@@ -428,3 +429,16 @@ class Tenant:
             "POST", "/partner/webhooks/config/regenerate-secret", credential=self.key, admin=False
         )
         return str(answer["webhookSecret"])
+
+
+def _admin_token_in(args: Sequence[str]) -> Optional[str]:
+    """The ``--admin-token`` among ``args`` (``--admin-token T`` or ``--admin-token=T``; the
+    last one given)."""
+    token: Optional[str] = None
+    args = list(args)
+    for i, arg in enumerate(args):
+        if arg == "--admin-token" and i + 1 < len(args):
+            token = args[i + 1]
+        elif arg.startswith("--admin-token="):
+            token = arg[len("--admin-token="):]
+    return token
