@@ -203,3 +203,51 @@ def test_a_missing_binary_fails_the_session_with_a_clear_error(pytester: pytest.
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--linkbox-binary", "/nonexistent/linkbox")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*StartError: cannot start linkbox: /nonexistent/linkbox does not exist*"])
+
+
+def test_a_killed_xdist_run_takes_every_workers_linkbox_with_it(pytester: pytest.Pytester, record_to: Path) -> None:
+    """The controller killed mid-test: each worker's linkbox stops within a second or two,
+    not once execnet's own watchdog ends the worker."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytester.makepyfile(
+        test_hang="""
+        import time
+        import pytest
+        from record_helper import record
+
+        @pytest.mark.parametrize("n", range(2))
+        def test_hangs(linkbox, n):
+            record(linkbox)
+            time.sleep(120)
+        """
+    )
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "-q"],
+        cwd=pytester.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while (not record_to.exists() or len(records(record_to)) < 2) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        entries = records(record_to)
+        assert len(entries) == 2, entries
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(10)
+        deadline = time.monotonic() + 5
+        while any(is_running(entry["pid"]) for entry in entries) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(is_running(entry["pid"]) for entry in entries), "a worker's linkbox outlived pytest"
+    finally:
+        try:
+            os.killpg(runner.pid, signal.SIGKILL)
+        except OSError:
+            pass
+

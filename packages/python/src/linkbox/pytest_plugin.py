@@ -10,6 +10,8 @@ override the ``linkbox`` fixture in a ``conftest.py`` for anything else."""
 from __future__ import annotations
 
 import os
+import threading
+import time
 from typing import Any, Dict, Iterator, Optional
 
 import pytest
@@ -37,7 +39,26 @@ def linkbox(pytestconfig: pytest.Config) -> Iterator[Sandbox]:
     binary: Optional[str] = pytestconfig.getoption("linkbox_binary")
     args = [str(arg) for arg in pytestconfig.getini("linkbox_args")]
     with Sandbox(config=config, args=args, binary=binary) as sandbox:
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            _stop_with_the_controller(sandbox)
         yield sandbox
+
+
+def _stop_with_the_controller(sandbox: Sandbox) -> None:
+    """In a pytest-xdist worker: stops the sandbox as soon as the pytest process that
+    started the worker is gone (killed, say). linkbox already stops when the worker goes,
+    but a worker outlives a killed controller until execnet notices, some seconds later;
+    meanwhile its linkbox would hold its port."""
+    controller = os.getppid()
+
+    def watch() -> None:
+        while sandbox.running:
+            if os.getppid() != controller:
+                sandbox.stop()
+                return
+            time.sleep(0.2)
+
+    threading.Thread(target=watch, name="linkbox-controller-watch", daemon=True).start()
 
 
 @pytest.fixture
