@@ -98,7 +98,7 @@ pub mod messages {
     pub const BODY_TOO_LARGE: &str = "Request body must not exceed 10 MiB";
     pub const REFERENCE_ID_REQUIRED: &str = "The referenceId field is required";
     /// What a `from` or `to` query parameter must be, after `The from query parameter `.
-    pub const DATE_BOUND: &str = "must be an RFC 3339 date-time or a YYYY-MM-DD date";
+    pub const DATE_BOUND: &str = "must be an ISO 8601 date-time or a YYYY-MM-DD date";
     pub const REFERENCE_ID_TOO_LONG: &str = "The referenceId field must be at most 255 characters";
     pub const EXPIRES_IN_MINUTES: &str =
         "The expiresInMinutes field must be a number between 5 and 10080";

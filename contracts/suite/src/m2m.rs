@@ -1903,6 +1903,18 @@ fn listing() -> Vec<Case> {
                 let reply =
                     list(&cx, &format!("referenceId={reference}&from={from}&to={to}")).await?;
                 reply.status(200)?.eq("/data/pagination/total", json!(1))?;
+                // ISO 8601 to the minute: the minute it was made in, to the next one.
+                let minute =
+                    time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]Z");
+                let from = created
+                    .format(minute)
+                    .map_err(|error| Failure::new("format", "from", "ISO 8601", error))?;
+                let to = (created + time::Duration::minutes(1))
+                    .format(minute)
+                    .map_err(|error| Failure::new("format", "to", "ISO 8601", error))?;
+                let reply =
+                    list(&cx, &format!("referenceId={reference}&from={from}&to={to}")).await?;
+                reply.status(200)?.eq("/data/pagination/total", json!(1))?;
                 Ok(())
             }
         ),

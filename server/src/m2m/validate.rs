@@ -459,11 +459,22 @@ pub fn list_links(raw_query: &str) -> Result<ListLinks, ApiError> {
     Ok(query)
 }
 
-/// A `from`/`to` bound: an RFC 3339 date-time, or a date alone — its first instant in UTC,
-/// or its last when `end` is set.
+/// A `from`/`to` bound, in ISO 8601 as the vendor documents it: a date-time with an offset
+/// (RFC 3339's, or ISO 8601's others — to the minute, basic format); one without, read as
+/// UTC (the time zone of a server doing `new Date(from)`); or a date alone — its first
+/// instant in UTC, or its last when `end` is set.
 fn bound(value: &str, end: bool) -> Option<time::OffsetDateTime> {
+    use time::format_description::well_known::Iso8601;
     if let Some(at) = timefmt::parse(value) {
         return Some(at);
+    }
+    if value.contains('T') {
+        if let Ok(at) = time::OffsetDateTime::parse(value, &Iso8601::DEFAULT) {
+            return Some(at);
+        }
+        return time::PrimitiveDateTime::parse(value, &Iso8601::DEFAULT)
+            .ok()
+            .map(time::PrimitiveDateTime::assume_utc);
     }
     let day = time::Date::parse(value, format_description!("[year]-[month]-[day]")).ok()?;
     let at = if end {
@@ -765,14 +776,48 @@ mod tests {
                 "{small}"
             );
         }
-        // Minute precision is ISO 8601 but not RFC 3339: the message names the rule applied.
-        assert_eq!(
-            message("from=2026-12-06T03:00Z"),
-            "The from query parameter must be an RFC 3339 date-time or a YYYY-MM-DD date"
-        );
+        // ISO 8601 beyond RFC 3339: to the minute, the basic format, another offset, and
+        // no offset at all (read as UTC).
+        for (bound, at) in [
+            (
+                "2026-12-06T03:00Z",
+                time::macros::datetime!(2026-12-06 03:00 UTC),
+            ),
+            (
+                "20261206T030005Z",
+                time::macros::datetime!(2026-12-06 03:00:05 UTC),
+            ),
+            (
+                "2026-12-06T03:00%2B01:00",
+                time::macros::datetime!(2026-12-06 02:00 UTC),
+            ),
+            (
+                "2026-12-06T03:00:05",
+                time::macros::datetime!(2026-12-06 03:00:05 UTC),
+            ),
+            (
+                "2026-12-06T03:00:05.250",
+                time::macros::datetime!(2026-12-06 03:00:05.25 UTC),
+            ),
+        ] {
+            let query = list_links(&format!("from={bound}")).expect(bound);
+            assert_eq!(query.filter.from, Some(at), "{bound}");
+        }
+        for bad in [
+            "2026-12-06T25:00Z",
+            "2026-12-06T",
+            "T03:00Z",
+            "2026-12-06T03:00Zjunk",
+        ] {
+            assert_eq!(
+                message(&format!("from={bad}")),
+                "The from query parameter must be an ISO 8601 date-time or a YYYY-MM-DD date",
+                "{bad}"
+            );
+        }
         assert_eq!(
             message("to=yesterday"),
-            "The to query parameter must be an RFC 3339 date-time or a YYYY-MM-DD date"
+            "The to query parameter must be an ISO 8601 date-time or a YYYY-MM-DD date"
         );
     }
 
