@@ -16,9 +16,21 @@
 //! in one share for all of them. Every body is counted in both its caller's share and the
 //! whole, an atomic add each: bodies just under some size cannot slip past a caller's
 //! quarter, and a thousand made-up keys are one caller.
+//!
+//! Answers count too: an answer whose body is held whole in memory and is larger than
+//! [`PIECE_BYTES`] (the request journal, the faults list, a Leaf list not paged) takes a
+//! hold of its size in its caller's share before it is sent, and is handed to the
+//! connection in [`Pieces`], the hold let go once the last piece is out or the answer is
+//! dropped (the client gone). Without that, clients that asked for such an answer and never
+//! read it — 64 sockets, or one HTTP/2 connection's hundred streams with no window — held
+//! a gigabyte for as long as their connections lived. An answer that cannot be held is
+//! refused as a body is. Answers sent as they are made (an M2M list page) hold a piece or
+//! two each and need no hold.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
 
 /// One caller's count of the bytes its bodies hold now: kept by its tenant.
 pub type Share = Arc<AtomicU64>;
@@ -116,6 +128,68 @@ impl Hold {
     }
 }
 
+/// The most of an answer handed to the connection at once, and the size past which an
+/// answer held whole is counted ([`Pieces`]): at or under it, an answer is one piece
+/// anyway, and costs no more than a size check.
+pub const PIECE_BYTES: usize = 64 * 1024;
+
+/// An answer's body held whole, handed out in pieces of at most [`PIECE_BYTES`], with the
+/// hold that counts it.
+///
+/// Each piece is a copy: a piece the connection still holds (in its write buffer, or an
+/// HTTP/2 stream's queue) is its own allocation, and does not keep the whole body alive
+/// after this is dropped. The body is one allocation, freed only when it is dropped whole,
+/// so the hold counts all of it until then: until the last piece is copied out, or the
+/// pieces are dropped unsent (the client gone). Pieces are copied only as they are asked
+/// for, and a connection asks only when it can send: HTTP/1 when its socket drained what
+/// hyper buffered, HTTP/2 when the stream's window has room — a client that stops reading
+/// keeps the body counted, and at most a piece more outside it.
+pub struct Pieces {
+    whole: Bytes,
+    at: usize,
+    hold: Option<Hold>,
+}
+
+impl Pieces {
+    /// `whole` in pieces, counted in `hold` (grown by its size here); refused, holding
+    /// nothing, when it would pass the bound or the caller's share.
+    pub fn new(whole: Bytes, mut hold: Hold) -> Result<Pieces, Refused> {
+        hold.grow(whole.len() as u64)?;
+        Ok(Pieces {
+            whole,
+            at: 0,
+            hold: Some(hold),
+        })
+    }
+
+    /// The bytes not handed out yet.
+    pub fn remaining(&self) -> usize {
+        self.whole.len() - self.at
+    }
+}
+
+impl Iterator for Pieces {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        let rest = self.whole.get(self.at..).filter(|rest| !rest.is_empty())?;
+        let piece = Bytes::copy_from_slice(&rest[..rest.len().min(PIECE_BYTES)]);
+        self.at += piece.len();
+        if self.at == self.whole.len() {
+            // The last piece is out: the body goes, and what counted it.
+            self.whole = Bytes::new();
+            self.at = 0;
+            self.hold = None;
+        }
+        Some(piece)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let pieces = self.remaining().div_ceil(PIECE_BYTES);
+        (pieces, Some(pieces))
+    }
+}
+
 impl Drop for Hold {
     fn drop(&mut self) {
         if self.bytes > 0 {
@@ -157,6 +231,70 @@ mod tests {
         late.grow(MIB).expect("room again");
         drop(late);
         assert_eq!(bodies.held(), 0);
+    }
+
+    #[test]
+    fn an_answer_is_counted_until_its_last_piece_is_out_or_it_is_dropped() {
+        let bodies = Bodies::new(16);
+        let share = Share::default();
+        let size = 3 * PIECE_BYTES + 10;
+        let whole = Bytes::from((0..size).map(|at| at as u8).collect::<Vec<u8>>());
+        let mut pieces =
+            Pieces::new(whole.clone(), bodies.hold(Some(share.clone()))).expect("room");
+        assert_eq!(pieces.size_hint(), (4, Some(4)));
+        assert_eq!(bodies.held(), size as u64);
+        assert_eq!(share.load(Ordering::Relaxed), size as u64);
+        let mut sent = Vec::new();
+        for _ in 0..3 {
+            let piece = pieces.next().expect("a piece");
+            assert_eq!(piece.len(), PIECE_BYTES);
+            sent.extend_from_slice(&piece);
+            // The body is one allocation, alive until its last piece is copied out.
+            assert_eq!(bodies.held(), size as u64);
+        }
+        let last = pieces.next().expect("the last piece");
+        assert_eq!(last.len(), 10);
+        sent.extend_from_slice(&last);
+        assert_eq!(sent, whole, "the pieces are the body, in order");
+        assert_eq!(bodies.held(), 0, "let go with the last piece");
+        assert_eq!(share.load(Ordering::Relaxed), 0);
+        assert!(pieces.next().is_none());
+        // A piece is a copy: it does not keep the body it came from.
+        assert!(!std::ptr::eq(
+            last.as_ptr(),
+            whole[3 * PIECE_BYTES..].as_ptr()
+        ));
+
+        // Dropped half sent (the client gone): let go at once.
+        let mut pieces = Pieces::new(whole.clone(), bodies.hold(None)).expect("room");
+        pieces.next().expect("a piece");
+        assert_eq!(bodies.held(), size as u64);
+        drop(pieces);
+        assert_eq!(bodies.held(), 0);
+    }
+
+    #[test]
+    fn an_answer_past_the_share_or_the_bound_is_refused_holding_nothing() {
+        let bodies = Bodies::new(16);
+        let answer = || Bytes::from(vec![b'x'; 3 * MIB as usize]);
+        // A stranger's answers count in the one share of every caller without a tenant.
+        let first = Pieces::new(answer(), bodies.hold(None)).expect("under a quarter");
+        let refused = Pieces::new(answer(), bodies.hold(None)).err();
+        assert_eq!(refused, Some(Refused::CallerFull));
+        assert_eq!(bodies.held(), 3 * MIB, "a refusal counts nothing");
+        // Answers and request bodies share the one bound.
+        let tenants: Vec<Hold> = (0..4)
+            .map(|_| {
+                let mut hold = bodies.hold(Some(Share::default()));
+                hold.grow(3 * MIB).expect("room");
+                hold
+            })
+            .collect();
+        let refused = Pieces::new(answer(), bodies.hold(Some(Share::default()))).err();
+        assert_eq!(refused, Some(Refused::Full));
+        drop((first, tenants));
+        assert_eq!(bodies.held(), 0);
+        Pieces::new(answer(), bodies.hold(None)).expect("room again");
     }
 
     #[test]

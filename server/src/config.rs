@@ -74,8 +74,8 @@ pub struct Settings {
     pub max_tenant_mib: u64,
     /// `--max-stored-mib`: what all tenants together may store, counted.
     pub max_stored_mib: u64,
-    /// `--max-bodies-mib`: what the request bodies being read or worked on may hold at once
-    /// ([`crate::bodies`]).
+    /// `--max-bodies-mib`: what the request bodies being read or worked on, and the answers
+    /// held whole while they are sent, may hold at once ([`crate::bodies`]).
     pub max_bodies_mib: u64,
     /// `--clock`: who may move the shared sandbox clock.
     pub clock: ClockPolicy,

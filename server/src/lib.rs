@@ -24,7 +24,7 @@
 //!                               request's own
 //! base:   persist config ratelimit bodies
 //!                               the state file, settings, rate-limit windows, the
-//!                               request bodies held at once
+//!                               request bodies and answers held at once
 //! ```
 //!
 //! The binary binds its listener first and then serves it ([`serve`]); tests do the same on

@@ -15,6 +15,7 @@
 
 mod cors;
 mod faulted;
+mod held;
 mod leftover;
 mod log;
 mod serve;
@@ -60,12 +61,15 @@ struct Surfaces {
     sandbox: Surface,
     /// `--shadow-m2m`, `--shadow-leaf`: the APIs forwarded to the vendor.
     shadow: Option<shadow::Shadow>,
+    /// The bodies held at once, answers' too ([`held`]).
+    bodies: Arc<crate::bodies::Bodies>,
 }
 
 impl Surfaces {
     fn new(app: &App) -> Surfaces {
         Surfaces {
             shadow: shadow::Shadow::new(app),
+            bodies: app.bodies.clone(),
             m2m: Surface {
                 router: m2m::routes(),
                 not_found: m2m::not_found,
@@ -257,6 +261,9 @@ async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
         .shadow
         .as_ref()
         .and_then(|shadow| Some((shadow, shadow.covers(&request.path)?)));
+    // An answer held whole counts in the share its request's body would ([`held`]).
+    let share = request.caller.body_share();
+    let envelope = Envelope::of(&request.path);
     let mut request = request;
     if shadowed.is_none()
         && let Some(shadow) = &surfaces.shadow
@@ -269,7 +276,6 @@ async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
         // The vendor's answer, untouched: no faults, journal read-back or CORS of linkbox's.
         Some((shadow, (api, base))) => shadow::forward(surfaces, shadow, api, base, request).await,
         None => {
-            let envelope = Envelope::of(&request.path);
             if let Some((status, message)) = head_refusal(&request) {
                 let origin = cors::allowed_origin(&request.app.settings, &request.headers);
                 let code = (ErrorCode::InvalidRequest, codes::INVALID_REQUEST);
@@ -288,8 +294,19 @@ async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
         leftover::drain(&body, declared, waits, response).await
     };
     let response = leftover::head(&head, response);
+    let response = if held::is_large(&response) {
+        let refuse = |refused| envelope.busy(refused, is_safe(&head));
+        Box::pin(held::held(response, &surfaces.bodies, share, refuse)).await
+    } else {
+        response
+    };
     log_line(logged, &response, started);
     response
+}
+
+/// Whether `method` changes nothing: an answer to it refused changes nothing either.
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 /// Why a request whose head hyper read is still not served, if it is not: the status and
@@ -548,6 +565,22 @@ impl Envelope {
     /// API's `control_code`.
     fn failure(&self, status: StatusCode, control_code: &'static str, message: String) -> Response {
         self.error(status, (ErrorCode::InternalError, control_code), message)
+    }
+
+    /// The 503 (`Retry-After: 1`) to a body, or an answer, that cannot be held now
+    /// ([`crate::bodies`]), as each API answers a request body it has no room for; an
+    /// answer to a request that changed something says so (`safe` false).
+    fn busy(&self, refused: crate::bodies::Refused, safe: bool) -> Response {
+        let message = if safe {
+            crate::wire::busy_message(refused)
+        } else {
+            crate::wire::ANSWER_BUSY
+        };
+        match self {
+            Envelope::M2m => m2m::error::ApiError::Busy(message).into_response(),
+            Envelope::Leaf(path) => leaf::error::ApiError::Busy(message).into_response(path),
+            Envelope::Sandbox => control::error::ControlError::Busy(message).into_response(),
+        }
     }
 
     /// `status` with `message` in this envelope, with the M2M or the control API's `code`.

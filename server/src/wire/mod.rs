@@ -60,17 +60,21 @@ pub const BODY_LATE: &str =
     "The request body did not arrive whole within 30 seconds; nothing was done";
 
 /// What a body refused by [`crate::bodies`] is told, in every API's envelope (a 503 with
-/// `Retry-After: 1`).
+/// `Retry-After: 1`): a request's body, or the answer to a request that changes nothing.
 pub fn busy_message(refused: crate::bodies::Refused) -> &'static str {
     match refused {
         crate::bodies::Refused::Full => {
-            "linkbox is reading as many request bodies at once as it may hold (--max-bodies-mib); nothing was done: retry shortly"
+            "linkbox holds as many bodies at once as it may (request bodies being read, large answers being sent: --max-bodies-mib); nothing was done: retry shortly"
         }
         crate::bodies::Refused::CallerFull => {
-            "This caller's request bodies being read at once already hold a quarter of what linkbox may (--max-bodies-mib); nothing was done: retry once they are answered"
+            "This caller's bodies held at once (request bodies being read, large answers being sent) already hold a quarter of what linkbox may (--max-bodies-mib); nothing was done: retry once they are answered and read"
         }
     }
 }
+
+/// What the answer to a request that changed something is told when linkbox has no room
+/// to send it ([`crate::bodies`]; a 503 with `Retry-After: 1`): the change stands.
+pub const ANSWER_BUSY: &str = "This request was carried out, but its answer is larger than linkbox may hold now (request bodies being read, large answers being sent: --max-bodies-mib): read the resource again shortly rather than repeating the request";
 
 /// Seconds a refused body's client is asked to wait.
 pub const BUSY_RETRY_AFTER_SECS: u32 = 1;

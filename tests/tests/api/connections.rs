@@ -735,3 +735,132 @@ async fn uploads_are_held_as_their_links_account_and_a_refusal_says_when_to_retr
     let reply = answer(&mut other).await;
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
 }
+
+/// Opens a connection that asks for `path` with `key` and never reads the answer, with a
+/// receive buffer so small that the answer stays on the server's side.
+async fn never_reading(app: &TestApp, path: &str, key: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("a small buffer");
+    let mut stream = socket.connect(app.addr).await.expect("connect");
+    let head = format!("GET {path} HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream
+}
+
+/// Waits up to 10 s for the bodies held to be `bytes`.
+async fn until_held(app: &TestApp, bytes: u64) {
+    let started = Instant::now();
+    while app.app.bodies.held() != bytes && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.app.bodies.held(), bytes);
+}
+
+#[tokio::test]
+async fn large_answers_clients_never_read_are_held_within_the_bodies_bound() {
+    let app = spawn_app_with(linkbox::Options {
+        max_bodies_mib: Some(64),
+        ..linkbox::Options::default()
+    })
+    .await;
+    // A made-up key that never writes: a stranger, counted with every caller without a
+    // tenant (a quarter of 64 MiB). Its padded requests make its journal a few megabytes.
+    let key = linkbox_tests::test_key(7);
+    let pad = "p".repeat(30 * 1024);
+    for _ in 0..200 {
+        let reply = app
+            .client
+            .get(format!("{}/partner/links?limit=1", app.base))
+            .header("X-API-Key", &key)
+            .header("X-Pad", &pad)
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(reply.status(), 200);
+    }
+    let journal = || {
+        app.client
+            .get(format!("{}/_sandbox/requests", app.base))
+            .header("X-API-Key", &key)
+            .send()
+    };
+    let whole = journal().await.expect("an answer");
+    assert_eq!(whole.status(), 200);
+    let size = whole.bytes().await.expect("the journal").len() as u64;
+    assert!(size > 6_000_000, "{size}");
+    assert_eq!(app.app.bodies.held(), 0, "an answer read is let go");
+
+    // As many never-read journals as the share holds: each stays counted, whole.
+    let quarter = app.app.bodies.caller_most();
+    let fits = quarter / size;
+    assert!(fits >= 2, "{size}");
+    let mut stalled = Vec::new();
+    for held in 1..=fits {
+        stalled.push(never_reading(&app, "/_sandbox/requests", &key).await);
+        until_held(&app, held * size).await;
+    }
+    // One more is refused as a body would be; a small answer is answered as usual.
+    let refused = journal().await.expect("an answer");
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let refusal: serde_json::Value = refused.json().await.expect("json");
+    assert_eq!(refusal["error"]["code"], "BODIES_FULL", "{refusal}");
+    assert!(
+        refusal["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("--max-bodies-mib")),
+        "{refusal}"
+    );
+    let small = app
+        .client
+        .get(format!("{}/partner/links?limit=1", app.base))
+        .header("X-API-Key", &key)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(small.status(), 200);
+    assert_eq!(app.app.bodies.held(), fits * size);
+
+    // The clients gone, what their answers held is let go, and the journal is served again.
+    drop(stalled);
+    until_held(&app, 0).await;
+    let again = journal().await.expect("an answer");
+    assert_eq!(again.status(), 200);
+    let length = again.headers()["content-length"].clone();
+    // One entry more: the small request's.
+    let size = again.bytes().await.expect("the journal").len() as u64;
+    assert_eq!(
+        length,
+        size.to_string().as_str(),
+        "sent in pieces, with its length"
+    );
+    let fits = quarter / size;
+
+    // Over HTTP/2, streams whose window the client never opens hold their answers counted.
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .http2_initial_stream_window_size(0)
+        .build()
+        .expect("client");
+    let mut streams = Vec::new();
+    for held in 1..=fits {
+        let reply = client
+            .get(format!("{}/_sandbox/requests", app.base))
+            .header("X-API-Key", &key)
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(reply.status(), 200);
+        streams.push(reply);
+        until_held(&app, held * size).await;
+    }
+    let refused = client
+        .get(format!("{}/_sandbox/requests", app.base))
+        .header("X-API-Key", &key)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(refused.status(), 503);
+    drop((streams, refused, client));
+    until_held(&app, 0).await;
+}
