@@ -152,9 +152,12 @@ pub struct Pieces {
 
 impl Pieces {
     /// `whole` in pieces, counted in `hold` (grown by its size here); refused, holding
-    /// nothing, when it would pass the bound or the caller's share.
+    /// nothing, when it would pass the bound or the caller's share. An answer larger than a
+    /// caller's whole share (a snapshot of a large tenant) counts as the whole share: it is
+    /// sent when the caller holds nothing else, one at a time, rather than never — its size
+    /// is bounded by what the tenant may store, not by the caller.
     pub fn new(whole: Bytes, mut hold: Hold) -> Result<Pieces, Refused> {
-        hold.grow(whole.len() as u64)?;
+        hold.grow((whole.len() as u64).min(hold.caller_most()))?;
         Ok(Pieces {
             whole,
             at: 0,
@@ -295,6 +298,21 @@ mod tests {
         drop((first, tenants));
         assert_eq!(bodies.held(), 0);
         Pieces::new(answer(), bodies.hold(None)).expect("room again");
+    }
+
+    /// An answer larger than a caller's whole share counts as the share: sent when the
+    /// caller holds nothing else, one at a time, never refused for good.
+    #[test]
+    fn an_answer_past_a_whole_share_is_sent_alone_counted_as_the_share() {
+        let bodies = Bodies::new(16);
+        let huge = || Bytes::from(vec![b'x'; 10 * MIB as usize]);
+        let alone = Pieces::new(huge(), bodies.hold(None)).expect("the caller holds nothing");
+        assert_eq!(bodies.held(), 4 * MIB, "counted as the share");
+        assert_eq!(alone.remaining(), 10 * MIB as usize);
+        let second = Pieces::new(huge(), bodies.hold(None)).err();
+        assert_eq!(second, Some(Refused::CallerFull), "one at a time");
+        assert_eq!(alone.count(), 160, "every piece of it");
+        assert_eq!(bodies.held(), 0);
     }
 
     #[test]
