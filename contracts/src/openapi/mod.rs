@@ -286,7 +286,8 @@ impl Modify for WarningHeader {
 }
 
 /// The answers any operation may give besides its own, in the envelope of its API: 503 with
-/// `Retry-After` (a body linkbox has no room to hold now, `--max-bodies-mib`; in a sandbox
+/// `Retry-After` (a body, or an answer past 64 KiB, linkbox has no room to hold now,
+/// `--max-bodies-mib`; in a sandbox
 /// shared by replicas, the database unavailable), and, on an operation that takes a body,
 /// 413 for one past its limit (and on the control API's, 415 for one not JSON). Declared so
 /// that a generated client knows their shape.
@@ -330,11 +331,12 @@ impl Modify for CommonAnswers {
                 let responses = &mut operation.responses.responses;
                 responses.entry("503".to_owned()).or_insert_with(|| {
                     answer(
-                        "linkbox cannot take the request now: a body it has no room to hold \
-                         (--max-bodies-mib), or the shared database unavailable. Nothing was \
-                         done (unless the message says the database was lost while the \
-                         changes were being saved: then read the resource again); try again \
-                         after Retry-After.",
+                        "linkbox cannot take the request now: a body, or an answer over \
+                         64 KiB, it has no room to hold (--max-bodies-mib), or the shared \
+                         database unavailable. Nothing was done (unless the message says the \
+                         change was made, or the database was lost while the changes were \
+                         being saved: then read the resource again); try again after \
+                         Retry-After.",
                     )
                     .header("Retry-After", retry_after.clone())
                     .build()
