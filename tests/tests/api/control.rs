@@ -403,6 +403,52 @@ async fn a_delay_fault_slows_the_real_answer_and_a_drop_fault_closes_the_connect
     assert_control_error(&bad, 400, "INVALID_REQUEST");
 }
 
+/// "Inject a 503, and check the app sent the same body again": the faulted request is
+/// journaled with its body like the retry that succeeded, so a verify by body counts both.
+#[tokio::test]
+async fn a_request_a_fault_answered_or_dropped_is_verified_by_its_body() {
+    let app = spawn_app().await;
+    let key = test_key(44);
+    let create = json!({"referenceId": "retry-1", "metadata": {"orderId": "ORD-1"}});
+    add_fault(
+        &app,
+        &key,
+        json!({"method": "POST", "path": "/partner/links", "status": 503, "times": 1}),
+    )
+    .await;
+    assert_eq!(app.create_link(&key, &create).await.status, 503);
+    assert_eq!(app.create_link(&key, &create).await.status, 201);
+    add_fault(
+        &app,
+        &key,
+        json!({"method": "POST", "path": "/partner/links", "drop": true, "times": 1}),
+    )
+    .await;
+    let dropped = app
+        .client
+        .post(app.url("/partner/links"))
+        .header("x-api-key", &key)
+        .json(&create)
+        .send()
+        .await;
+    assert!(dropped.is_err(), "{dropped:?}");
+    let verified = app
+        .control(
+            Method::POST,
+            "/requests/verify",
+            Some(&key),
+            Some(&json!({
+                "method": "POST",
+                "path": "/partner/links",
+                "bodyJson": {"referenceId": "retry-1"},
+                "count": {"exactly": 3},
+            })),
+        )
+        .await;
+    assert_eq!(verified.status, 200, "{verified:?}");
+    assert_eq!(verified.json["matched"], 3);
+}
+
 #[tokio::test]
 async fn a_snapshot_round_trips_through_a_reset() {
     let app = spawn_app().await;
