@@ -195,8 +195,9 @@ pub struct JournalEntry {
     pub path: String,
     /// The raw query string, when there was one.
     pub query: Option<String>,
-    pub status: u16,
-    /// True when a fault dropped the connection instead of answering `status`.
+    /// The status answered; `null` when a fault dropped the connection unanswered.
+    pub status: Option<u16>,
+    /// True when a fault dropped the connection unanswered (`status` is then `null`).
     pub dropped: bool,
     /// When it arrived, on the sandbox clock: ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
     #[schema(format = DateTime)]

@@ -449,6 +449,51 @@ async fn a_request_a_fault_answered_or_dropped_is_verified_by_its_body() {
     assert_eq!(verified.json["matched"], 3);
 }
 
+/// A request a fault dropped was answered nothing: the journal shows it with no status, so
+/// a `status=2xx` filter counts only the requests that were answered, also when the fault
+/// names a status as well.
+#[tokio::test]
+async fn a_dropped_request_is_journaled_without_a_status() {
+    let app = spawn_app().await;
+    let key = test_key(45);
+    assert_eq!(app.list_links(&key, "").await.status, 200);
+    for fault in [
+        json!({"drop": true, "times": 1}),
+        json!({"drop": true, "status": 503, "times": 1}),
+    ] {
+        add_fault(&app, &key, fault).await;
+        let dropped = app
+            .client
+            .get(app.url("/partner/links"))
+            .header("x-api-key", &key)
+            .send()
+            .await;
+        assert!(dropped.is_err(), "{dropped:?}");
+    }
+    let all = app
+        .control(Method::GET, "/requests", Some(&key), None)
+        .await;
+    let requests = all.json["requests"].as_array().expect("requests");
+    assert_eq!(requests.len(), 3, "{all:?}");
+    for dropped in &requests[..2] {
+        assert_eq!(dropped["dropped"], true, "{dropped}");
+        assert_eq!(dropped["status"], Value::Null, "{dropped}");
+    }
+    for status in ["2xx", "200", "5xx", "503"] {
+        let answered = app
+            .control(
+                Method::GET,
+                &format!("/requests?status={status}"),
+                Some(&key),
+                None,
+            )
+            .await;
+        let found = answered.json["requests"].as_array().map(Vec::len);
+        let expected = usize::from(status.starts_with('2'));
+        assert_eq!(found, Some(expected), "status={status}: {answered:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_snapshot_round_trips_through_a_reset() {
     let app = spawn_app().await;
