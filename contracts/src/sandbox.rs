@@ -452,7 +452,10 @@ pub struct FaultRequest {
     /// HTTP method to match; any when absent.
     #[serde(default)]
     pub method: Option<String>,
-    /// Path to match exactly, or a prefix when it ends with `*`; any when absent.
+    /// Path pattern to match, segment by segment: `*` is one segment, a trailing `/**` any
+    /// rest, a last segment ending in `*` a prefix; any path when absent. No query string;
+    /// never a control path (`/_sandbox`), and for a tenant never only paths reached without
+    /// credentials (the Leaf login, the pages, the documents): such a fault could not fire.
     #[serde(default)]
     pub path: Option<String>,
     /// Answer with this status instead of the real handler.

@@ -727,7 +727,7 @@ async fn durable(app: &App, response: Response) -> Response {
 
 /// Whether `path` is the control API's own (never faulted, never journaled).
 fn is_control(path: &str) -> bool {
-    path == "/_sandbox" || path.starts_with("/_sandbox/")
+    control::owns(path)
 }
 
 /// Serves `app` on an already bound `listener` until `shutdown` completes, with the webhook
@@ -1334,6 +1334,39 @@ mod tests {
             assert!(body.contains(&format!("href=\"{href}\"")), "{href}");
         }
         assert!(!body.contains("<script"));
+    }
+
+    /// The paths identity calls tenantless (no tenant's fault may name only them) are the
+    /// routes reached without a tenant's credentials: the Leaf login, the pages outside the
+    /// control API and the documents; no other vendor route is.
+    #[test]
+    fn the_tenantless_paths_are_the_routes_reached_without_credentials() {
+        use crate::ops::identity::tenantless;
+        let surfaces = Surfaces::new(&app());
+        let path = |pattern: &str| {
+            let segments: Vec<&str> = pattern
+                .split('/')
+                .map(|segment| {
+                    if segment.starts_with('{') {
+                        "x"
+                    } else {
+                        segment
+                    }
+                })
+                .collect();
+            segments.join("/")
+        };
+        for (method, pattern) in surfaces.m2m.router.list() {
+            assert!(!tenantless(&path(pattern)), "{method} {pattern}");
+        }
+        for (method, pattern) in surfaces.leaf.router.list() {
+            let login = *method == Method::POST && pattern == "/api/authenticate";
+            assert_eq!(tenantless(&path(pattern)), login, "{method} {pattern}");
+        }
+        for (method, pattern) in surfaces.sandbox.router.list() {
+            let path = path(pattern);
+            assert!(is_control(&path) || tenantless(&path), "{method} {pattern}");
+        }
     }
 
     #[test]

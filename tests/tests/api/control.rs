@@ -494,6 +494,76 @@ async fn a_dropped_request_is_journaled_without_a_status() {
     }
 }
 
+/// A fault that could never fire is a 400 saying why, not a 201 that sits in the table: one
+/// on control paths (never faulted), one with a query string (paths are matched without
+/// it), and a tenant's on paths whose requests carry no tenant's credentials (the Leaf
+/// login, the pages): the same fault set by the admin is kept, and fires. A tenant's
+/// pattern that also reaches its own requests (`/**`) is kept.
+#[tokio::test]
+async fn a_fault_that_could_never_fire_is_refused_saying_why() {
+    let app = spawn_app().await;
+    let key = test_key(46);
+    let token = app.authenticate("never-fires").await;
+    let bearer = format!("Bearer {token}");
+    async fn add_as(app: &TestApp, who: Option<&str>, fault: Value) -> Reply {
+        let mut headers = vec![("content-type", "application/json")];
+        match who {
+            Some(bearer) if bearer.starts_with("Bearer ") => {
+                headers.push(("authorization", bearer));
+            }
+            Some(key) => headers.push(("x-api-key", key)),
+            None => {}
+        }
+        let body = serde_json::to_vec(&fault).expect("json");
+        app.send(Method::POST, "/_sandbox/faults", &headers, Some(body))
+            .await
+    }
+    let add = |who, fault| add_as(&app, who, fault);
+    let refused = |reply: &Reply, says: &str| {
+        assert_control_error(reply, 400, "INVALID_REQUEST");
+        let message = reply.json["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{message}");
+    };
+    for who in [Some(key.as_str()), Some(bearer.as_str()), None] {
+        for path in ["/_sandbox/clock", "/_sandbox/**", "/_sandbox"] {
+            let reply = add(who, json!({"path": path, "status": 500})).await;
+            refused(&reply, "control requests are never faulted");
+        }
+        let query = json!({"path": "/partner/links?limit=1", "status": 500});
+        refused(&add(who, query).await, "takes no query string");
+    }
+    for (who, path) in [
+        (key.as_str(), "/widget/**"),
+        (key.as_str(), "/api/authenticate"),
+        (bearer.as_str(), "/api/authenticate"),
+        (bearer.as_str(), "/magic-link/**"),
+        (bearer.as_str(), "/docs/**"),
+    ] {
+        let reply = add(Some(who), json!({"path": path, "status": 503})).await;
+        refused(&reply, "so only the admin's faults touch them");
+    }
+    for (who, path) in [
+        (key.as_str(), "/**"),
+        (key.as_str(), "/*"),
+        (bearer.as_str(), "/api/*"),
+        (bearer.as_str(), "/services/**"),
+    ] {
+        let reply = add(Some(who), json!({"path": path, "status": 503})).await;
+        assert_eq!(reply.status, 201, "{path}: {reply:?}");
+    }
+    let admin = json!({"path": "/api/authenticate", "status": 503, "times": 1});
+    assert_eq!(add(None, admin).await.status, 201);
+    let login = app
+        .send(
+            Method::POST,
+            "/api/authenticate",
+            &[("content-type", "application/json")],
+            Some(br#"{"username":"never-fires","password":"secret"}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(login.status, 503, "the admin's fault fires: {login:?}");
+}
+
 #[tokio::test]
 async fn a_snapshot_round_trips_through_a_reset() {
     let app = spawn_app().await;
