@@ -268,10 +268,11 @@ pub fn list_faults() {}
 
 /// Disarm every fault
 ///
-/// Removes the caller's faults (every fault for the admin).
+/// Removes the caller's faults (every fault for the admin). It takes no query parameter.
 #[utoipa::path(delete, path = "/_sandbox/faults", tag = "Sandbox", operation_id = "clearFaults",
     responses(
         (status = 204, description = "Cleared"),
+        (status = 400, description = "A query parameter: nothing was removed", body = SandboxErrorBody),
         (status = 401, description = "Unknown key", body = SandboxErrorBody),
     ),
     security(("apiKey" = []), ("bearer" = []), ()))]

@@ -8,7 +8,9 @@
 //! A fault that could never fire is refused (400) rather than kept ([`never_fires`]): one
 //! whose path matches only control requests, and a tenant's whose path matches only
 //! requests that carry no tenant's credentials — the Leaf login, the pages a browser
-//! visits, the API documents — which only the admin's faults touch.
+//! visits, the API documents — which only the admin's faults touch. `DELETE` takes no query
+//! parameter: it removes every fault the caller set, so a `?id=` it ignored would remove
+//! more than was asked.
 
 use std::sync::Arc;
 
@@ -21,7 +23,7 @@ use super::error::{ControlError, json};
 use super::{scope, write_scope};
 use crate::faults::{FaultRefused, PathPattern};
 use crate::ops::identity;
-use crate::wire::{BodyError, Request, no_content};
+use crate::wire::{BodyError, Request, no_content, query_pairs};
 
 /// POST /_sandbox/faults
 pub fn add(request: &Request, body: Result<Bytes, BodyError>) -> Result<Response, ControlError> {
@@ -56,6 +58,14 @@ pub fn list(request: &Request) -> Result<Response, ControlError> {
 /// DELETE /_sandbox/faults
 pub fn clear(request: &Request) -> Result<Response, ControlError> {
     let scope = scope(request)?;
+    if let Some((name, _)) = query_pairs(&request.query).into_iter().next() {
+        return Err(ControlError::invalid(format!(
+            "Unknown parameter {:?}: DELETE /_sandbox/faults takes none, and removes every \
+             fault you set; nothing was removed. To keep some, remove all and add those back \
+             (a fault given times goes by itself once spent)",
+            name.escape_default().to_string()
+        )));
+    }
     request.app.faults.clear(scope.slug());
     Ok(no_content())
 }

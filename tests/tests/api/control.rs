@@ -564,6 +564,39 @@ async fn a_fault_that_could_never_fire_is_refused_saying_why() {
     assert_eq!(login.status, 503, "the admin's fault fires: {login:?}");
 }
 
+/// `DELETE /_sandbox/faults` removes every fault the caller set: a query it would ignore
+/// (`?id=flt_…`, as if it removed one) is a 400, and nothing is removed.
+#[tokio::test]
+async fn clearing_faults_takes_no_query() {
+    let app = spawn_app().await;
+    let key = test_key(47);
+    add_fault(&app, &key, json!({"path": "/partner/links", "status": 503})).await;
+    let faults = app.control(Method::GET, "/faults", Some(&key), None).await;
+    let id = faults.json["faults"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let refused = app
+        .control(
+            Method::DELETE,
+            &format!("/faults?id={id}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_control_error(&refused, 400, "INVALID_REQUEST");
+    let message = refused.json["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("\"id\""), "{message}");
+    let kept = app.control(Method::GET, "/faults", Some(&key), None).await;
+    assert_eq!(kept.json["faults"].as_array().map(Vec::len), Some(1));
+    let cleared = app
+        .control(Method::DELETE, "/faults", Some(&key), None)
+        .await;
+    assert_eq!(cleared.status, 204);
+}
+
 #[tokio::test]
 async fn a_snapshot_round_trips_through_a_reset() {
     let app = spawn_app().await;
