@@ -195,8 +195,9 @@ pub struct JournalEntry {
     pub path: String,
     /// The raw query string, when there was one.
     pub query: Option<String>,
-    pub status: u16,
-    /// True when a fault dropped the connection instead of answering `status`.
+    /// The status answered; `null` when a fault dropped the connection unanswered.
+    pub status: Option<u16>,
+    /// True when a fault dropped the connection unanswered (`status` is then `null`).
     pub dropped: bool,
     /// When it arrived, on the sandbox clock: ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
     #[schema(format = DateTime)]
@@ -451,7 +452,10 @@ pub struct FaultRequest {
     /// HTTP method to match; any when absent.
     #[serde(default)]
     pub method: Option<String>,
-    /// Path to match exactly, or a prefix when it ends with `*`; any when absent.
+    /// Path pattern to match, segment by segment: `*` is one segment, a trailing `/**` any
+    /// rest, a last segment ending in `*` a prefix; any path when absent. No query string;
+    /// never a control path (`/_sandbox`), and for a tenant never only paths reached without
+    /// credentials (the Leaf login, the pages, the documents): such a fault could not fire.
     #[serde(default)]
     pub path: Option<String>,
     /// Answer with this status instead of the real handler.

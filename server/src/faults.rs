@@ -24,7 +24,11 @@
 //! text and one trailing `*` (`/partner/li*`) matches every path starting with that text.
 //! A bare `/*` segment always means one segment: `/partner/*` no longer matches
 //! `/partner/links/x/revoke`; write `/partner/**` for that. Any other use of `*` (`a*b`,
-//! `**` before the end, `***`) is refused with the pattern named, never silently unmatched.
+//! `**` before the end, `***`) is refused with the pattern named, never silently unmatched,
+//! and so is a query string or fragment (`/partner/links?limit=1`): a request's path is
+//! matched without its query. Which paths a fault may reach at all (never the control
+//! API's; a tenant's, only requests carrying credentials) is the control API's to check,
+//! with [`PathPattern::confined_to`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -599,6 +603,10 @@ fn view(fault: &Fault) -> FaultView {
     }
 }
 
+/// What a wildcard stands for in [`PathPattern::witness`]: a segment no path linkbox
+/// serves or names has (a control character, which no route's literal holds).
+const FILLER: &str = "\u{1}";
+
 /// A fault's path pattern, checked once when the fault is added (see the module doc).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PathPattern {
@@ -631,6 +639,20 @@ impl PathPattern {
         let Some(relative) = text.strip_prefix('/') else {
             return Err(format!("The path field {text:?} must start with /"));
         };
+        // A request's path comes without its query (and a browser sends no fragment), so a
+        // pattern holding either could never match.
+        if let Some(mark) = text.chars().find(|c| matches!(c, '?' | '#')) {
+            let what = if mark == '?' {
+                "a query string"
+            } else {
+                "a fragment"
+            };
+            return Err(format!(
+                "The path field {text:?} holds {what}, and a path pattern takes no query string \
+                 or fragment: faults match the request's path alone, so this one could never \
+                 fire. Leave out everything from \"{mark}\" on"
+            ));
+        }
         let unusable = || {
             format!(
                 "The path field {text:?} is not a pattern linkbox can match: use * for exactly \
@@ -663,6 +685,35 @@ impl PathPattern {
             segments,
             rest,
         })
+    }
+
+    /// Whether every path this pattern matches is one `within` holds, for `within` a set of
+    /// paths made of whole subtrees under literal segments (`/_sandbox` and everything under
+    /// it) and of literal paths (`/api/authenticate`). Decided on one path the pattern
+    /// matches ([`PathPattern::witness`]): each wildcard filled with a segment no literal
+    /// names, so a subtree holds it only when the pattern's own leading literals lie in
+    /// that subtree (and then so does every path it matches), and a literal path only when
+    /// the pattern is that path.
+    pub fn confined_to(&self, within: impl Fn(&str) -> bool) -> bool {
+        within(&self.witness())
+    }
+
+    /// A path this pattern matches whose every wildcard is [`FILLER`].
+    fn witness(&self) -> String {
+        let mut parts: Vec<String> = self
+            .segments
+            .iter()
+            .map(|segment| match segment {
+                Segment::Literal(literal) => literal.clone(),
+                Segment::Any => FILLER.to_owned(),
+            })
+            .collect();
+        match &self.rest {
+            Rest::Nothing => {}
+            Rest::Anything => parts.push(FILLER.to_owned()),
+            Rest::Prefix(prefix) => parts.push(format!("{prefix}{FILLER}")),
+        }
+        format!("/{}", parts.join("/"))
     }
 
     /// Whether `path` (starting with `/`) matches.
@@ -1030,6 +1081,57 @@ mod tests {
             serde_json::json!({"status": 500, "path": "/partner/***"}),
         ] {
             assert!(faults.add(fault(bad.clone()), None).is_err(), "{bad}");
+        }
+    }
+
+    /// A request's path has no query string or fragment, so a pattern with either would
+    /// never match: it is refused, saying what to leave out.
+    #[test]
+    fn a_pattern_with_a_query_string_or_fragment_is_refused() {
+        let error = PathPattern::parse("/partner/links?limit=1").expect_err("refused");
+        assert!(error.contains("takes no query string"), "{error}");
+        assert!(error.contains("\"?\""), "{error}");
+        let error = PathPattern::parse("/partner/links#top").expect_err("refused");
+        assert!(error.contains("a fragment"), "{error}");
+        assert!(PathPattern::parse("/partner/links").is_ok());
+    }
+
+    /// Confinement is decided on one path each pattern matches: within a subtree only when
+    /// its leading literals are in it, within a literal path only when it is that path.
+    #[test]
+    fn a_pattern_is_confined_only_where_every_path_it_matches_is() {
+        let within = |path: &str| {
+            path == "/_sandbox"
+                || path.starts_with("/_sandbox/")
+                || path == "/api/authenticate"
+                || path == "/"
+        };
+        for confined in [
+            "/_sandbox/clock",
+            "/_sandbox/**",
+            "/_sandbox",
+            "/_sandbox/*/x",
+            "/_sandbox/fa*",
+            "/api/authenticate",
+            "/",
+        ] {
+            let pattern = PathPattern::parse(confined).expect("pattern");
+            assert!(pattern.matches(&pattern.witness()), "{confined}");
+            assert!(pattern.confined_to(within), "{confined}");
+        }
+        for reaching in [
+            "/**",
+            "/*",
+            "/_sand*",
+            "/*/clock",
+            "/api/*",
+            "/api/**",
+            "/api/authenticate/**",
+            "/partner/links",
+        ] {
+            let pattern = PathPattern::parse(reaching).expect("pattern");
+            assert!(pattern.matches(&pattern.witness()), "{reaching}");
+            assert!(!pattern.confined_to(within), "{reaching}");
         }
     }
 

@@ -1,6 +1,6 @@
 //! The request journal: the last `--journal-size` requests of each tenant to the vendor
-//! APIs (method, path, query, status, sandbox time, tenant, duration, and both sides'
-//! headers and bodies). The serving layer records each request; `GET|DELETE
+//! APIs (method, path, query, status (none for a request a fault dropped), sandbox time,
+//! tenant, duration, and both sides' headers and bodies). The serving layer records each request; `GET|DELETE
 //! /_sandbox/requests` reads and clears it and `POST /_sandbox/requests/verify` counts what
 //! matches an expectation. Each tenant sees and clears only its own entries; admin sees all
 //! of them.
@@ -93,8 +93,8 @@ struct Ring {
 pub struct Entry {
     seq: u64,
     method: Method,
-    status: u16,
-    dropped: bool,
+    /// `None` when a fault dropped the connection unanswered.
+    status: Option<u16>,
     /// How each side's body is held ([`Body`]).
     kept: Kept,
     time: OffsetDateTime,
@@ -215,8 +215,9 @@ pub struct Request<'a> {
     pub method: Method,
     /// The path, query and headers, taken before the handler ran.
     pub opening: Opening,
-    pub status: u16,
-    pub dropped: bool,
+    /// The status answered; `None` when a fault dropped the connection unanswered (its
+    /// response, never sent, is empty).
+    pub status: Option<u16>,
     pub time: OffsetDateTime,
     pub tenant: Option<Arc<str>>,
     /// Whether its tenant exists: has written, or is configured. The rings of callers that
@@ -656,7 +657,6 @@ impl Entry {
             seq: 0,
             method: request.method,
             status: request.status,
-            dropped: request.dropped,
             kept: Kept {
                 request: request_kept,
                 response: response_kept,
@@ -687,7 +687,7 @@ impl Entry {
             path: self.path().to_owned(),
             query: (!query.is_empty()).then(|| query.to_owned()),
             status: self.status,
-            dropped: self.dropped,
+            dropped: self.status.is_none(),
             time: timefmt::millis(self.time),
             tenant: self.tenant.as_deref().map(str::to_owned),
             duration_ms: self.duration_ms,
@@ -726,8 +726,9 @@ impl Entry {
         Some(Entry {
             seq: shown.seq,
             method: Method::from_bytes(shown.method.as_bytes()).ok()?,
-            status: shown.status,
-            dropped: shown.dropped,
+            // A row written before dropped requests were shown without a status still says
+            // the 200 its unsent response held.
+            status: shown.status.filter(|_| !shown.dropped),
             kept: Kept {
                 request: request_kept,
                 response: response_kept,
@@ -1049,12 +1050,15 @@ impl JournalFilter {
                 .path
                 .as_deref()
                 .is_none_or(|pattern| path_matches(pattern, entry.path()))
+            // A dropped request was answered no status: no status filter matches it.
             && self.status.as_deref().is_none_or(|status| {
-                let code = entry.status.to_string();
-                match status.strip_suffix("xx") {
-                    Some(class) => code.starts_with(class),
-                    None => code == status,
-                }
+                entry.status.is_some_and(|code| {
+                    let code = code.to_string();
+                    match status.strip_suffix("xx") {
+                        Some(class) => code.starts_with(class),
+                        None => code == status,
+                    }
+                })
             })
             && self
                 .body_contains
@@ -1086,8 +1090,7 @@ pub(crate) mod tests {
         Request {
             method: Method::GET,
             opening: Opening::of(path, "", &NO_HEADERS),
-            status,
-            dropped: false,
+            status: Some(status),
             time: datetime!(2026-02-10 12:00 UTC),
             tenant: tenant.map(Into::into),
             established: true,
@@ -1118,6 +1121,39 @@ pub(crate) mod tests {
             body,
             body_truncated,
         }
+    }
+
+    /// A request a fault dropped was answered nothing: it shows no status, says `dropped`,
+    /// and no status filter takes it for a 200; a row kept by an older linkbox, which wrote
+    /// the 200 its unsent response held, reads back the same way.
+    #[test]
+    fn a_dropped_request_shows_no_status_and_matches_no_status_filter() {
+        let journal = Journal::new(10);
+        journal.record(request("/partner/links", 200, Some("pa")));
+        journal.record(Request {
+            status: None,
+            ..request("/partner/links", 200, Some("pa"))
+        });
+        let newest = &journal.list(&JournalFilter::default(), None)[0];
+        assert_eq!(newest.status, None);
+        assert!(newest.dropped);
+        let shown = serde_json::to_value(newest).expect("json");
+        assert_eq!(shown["status"], Value::Null);
+        for status in ["2xx", "200"] {
+            let filter = JournalFilter {
+                status: Some(status.to_owned()),
+                ..JournalFilter::default()
+            };
+            let answered = journal.list(&filter, None);
+            assert_eq!(answered.len(), 1, "{status}");
+            assert!(!answered[0].dropped, "{status}");
+        }
+        let mut older = newest.clone();
+        older.status = Some(200);
+        let restored = Journal::new(10);
+        restored.restore(vec![older]);
+        let read = &restored.list(&JournalFilter::default(), None)[0];
+        assert_eq!((read.status, read.dropped), (None, true));
     }
 
     #[test]

@@ -133,7 +133,7 @@ pub fn set_webhook_config() {}
     params(
         ("method" = Option<String>, Query, description = "Only this method"),
         ("path" = Option<String>, Query, description = "Exact path, or a prefix ending in *"),
-        ("status" = Option<String>, Query, description = "A status from 100 to 599 (404), or a class from 1xx to 5xx (4xx)"),
+        ("status" = Option<String>, Query, description = "A status from 100 to 599 (404), or a class from 1xx to 5xx (4xx); a request a fault dropped was answered none, so no status matches it"),
         ("bodyContains" = Option<String>, Query, description = "Text the request body contains"),
         ("header" = Option<String>, Query, description = "name:value, a request header (any-case name) with exactly this value"),
         ("tenant" = Option<String>, Query, description = "Only this tenant label (partner slug, leaf:<username>)"),
@@ -268,10 +268,11 @@ pub fn list_faults() {}
 
 /// Disarm every fault
 ///
-/// Removes the caller's faults (every fault for the admin).
+/// Removes the caller's faults (every fault for the admin). It takes no query parameter.
 #[utoipa::path(delete, path = "/_sandbox/faults", tag = "Sandbox", operation_id = "clearFaults",
     responses(
         (status = 204, description = "Cleared"),
+        (status = 400, description = "A query parameter: nothing was removed", body = SandboxErrorBody),
         (status = 401, description = "Unknown key", body = SandboxErrorBody),
     ),
     security(("apiKey" = []), ("bearer" = []), ()))]

@@ -237,6 +237,12 @@ fn health() -> Response {
     response
 }
 
+/// Whether `path` is the control API's (`/_sandbox` and everything under it): never faulted,
+/// never journaled.
+pub fn owns(path: &str) -> bool {
+    path == "/_sandbox" || path.starts_with("/_sandbox/")
+}
+
 /// 404 in linkbox's envelope for every path no surface claims.
 pub fn not_found(method: &Method, path: &str) -> Response {
     error(

@@ -409,11 +409,16 @@ async fn respond(
     let tenant = request.caller.tenant().cloned();
     let established = request.caller.tenant_exists();
     let body = request.body_slot();
-    let response = gate(&app, request, |request| dispatch(surfaces, request)).await;
+    let response = gate(&app, surfaces, request, |request| {
+        dispatch(surfaces, request)
+    })
+    .await;
     let (response, response_body) = read_back(response).await;
     let request_body = body.read_whole();
-    let status = response.status().as_u16();
+    // A dropped request was answered nothing: no status, rather than the 200 its unsent
+    // response holds.
     let dropped = response.extensions().get::<DropConnection>().is_some();
+    let status = (!dropped).then(|| response.status().as_u16());
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     // Recording redacts and copies the bodies it keeps: for bodies of megabytes, that is
     // heavy work of its own.
@@ -427,7 +432,6 @@ async fn respond(
             method,
             opening,
             status,
-            dropped,
             time,
             tenant,
             established,
@@ -661,9 +665,12 @@ async fn read_back(response: Response) -> (Response, Option<bytes::Bytes>) {
 /// The fault table's say on a vendor request: a delay, then the real handler, a faulted
 /// answer or a dropped connection. Without a fault, `next`'s own future, nothing around it;
 /// a struck request's steps are boxed, so the delay's timer and the request held across it
-/// take no room in every other request's future.
+/// take no room in every other request's future. A request answered or dropped in its
+/// route's place has its body read as the route would have read it ([`read_as_routed`]),
+/// for the journal.
 fn gate<'a, F, Fut>(
     app: &App,
+    surfaces: &'a Surfaces,
     request: Request,
     next: F,
 ) -> Either<Fut, std::pin::Pin<Box<dyn Future<Output = Response> + Send + 'a>>>
@@ -676,19 +683,37 @@ where
         return Either::Left(next(request));
     };
     Either::Right(Box::pin(async move {
+        let mut request = request;
         if let Some(delay) = strike.delay {
             tokio::time::sleep(delay).await;
         }
         match strike.action {
             Action::Pass => next(request).await,
             Action::Drop => {
+                read_as_routed(surfaces, &mut request).await;
                 let mut response = Response::new(bytes::Bytes::new().into());
                 response.extensions_mut().insert(DropConnection);
                 response
             }
-            Action::Answer { status, body } => faulted::answer(&request.path, status, body),
+            Action::Answer { status, body } => {
+                read_as_routed(surfaces, &mut request).await;
+                faulted::answer(&request.path, status, body)
+            }
         }
     }))
+}
+
+/// Reads the body of a request a fault answers in its route's place as far as the route
+/// would have read it ([`Router::reads`]), so that its journal entry keeps the body as any
+/// other entry does: whole within the route's limit; none past it (left to be drained, as
+/// the route leaves it), for a route that reads none, or for a path no route serves.
+async fn read_as_routed(surfaces: &Surfaces, request: &mut Request) {
+    let router = &surfaces.for_path(&request.path).router;
+    if let Some(limit) = router.reads(&request.method, &request.path) {
+        // Kept in the request's body slot, where the journal reads it; a body that cannot
+        // be had is journaled as none, as the route's own refusal of it would be.
+        let _ = request.body(limit).await;
+    }
 }
 
 /// The route's answer, or the refusal of the surface whose paths these are.
@@ -735,7 +760,7 @@ async fn durable(app: &App, response: Response) -> Response {
 
 /// Whether `path` is the control API's own (never faulted, never journaled).
 fn is_control(path: &str) -> bool {
-    path == "/_sandbox" || path.starts_with("/_sandbox/")
+    control::owns(path)
 }
 
 /// Serves `app` on an already bound `listener` until `shutdown` completes, with the webhook
@@ -986,6 +1011,71 @@ mod tests {
         assert_eq!(reply(request).await.status(), 400);
     }
 
+    /// A request a fault answers or drops in its route's place is journaled with its body as
+    /// the route would have read it: whole within the route's limit, so a verify by body
+    /// counts it; none past that limit, nor where the route reads no body, as for a request
+    /// no fault touched.
+    #[tokio::test]
+    async fn a_faulted_request_is_journaled_with_the_body_its_route_would_have_read() {
+        use crate::journal::JournalFilter;
+        let app = app();
+        let pipeline = Pipeline::new(app.clone());
+        let fault = |fault: serde_json::Value| {
+            let fault = serde_json::from_value(fault).expect("a fault");
+            app.faults.add(fault, None).expect("added");
+        };
+        let journaled = |method: &str, path: &str, body: String| {
+            let request = http::Request::builder()
+                .method(method)
+                .uri(path)
+                .header("x-api-key", "m2m_test_00000000000000000000000000000042")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body)
+                .expect("a request");
+            let answer = pipeline.answer(request);
+            let journal = app.journal.clone();
+            async move {
+                let response = answer.await;
+                let newest = journal.list(&JournalFilter::default(), None).remove(0);
+                (response, newest.request.body)
+            }
+        };
+        let create = r#"{"referenceId":"cust-7"}"#.to_owned();
+        fault(serde_json::json!({"status": 503, "times": 1}));
+        let (answered, body) = journaled("POST", "/partner/links", create.clone()).await;
+        assert_eq!(answered.status(), 503);
+        assert_eq!(
+            body.as_deref(),
+            Some(create.as_str()),
+            "answered by a status"
+        );
+        fault(serde_json::json!({"drop": true, "times": 1}));
+        let (dropped, body) = journaled("POST", "/partner/links", create.clone()).await;
+        assert!(dropped.extensions().get::<DropConnection>().is_some());
+        assert_eq!(body.as_deref(), Some(create.as_str()), "dropped");
+
+        fault(serde_json::json!({"status": 503}));
+        let form = "action=complete".to_owned();
+        let path = "/widget/link_x/transfer/complete";
+        let (_, body) = journaled("POST", path, form.clone()).await;
+        assert_eq!(
+            body.as_deref(),
+            Some(form.as_str()),
+            "within the page's limit"
+        );
+        let (answered, body) =
+            journaled("POST", path, "x".repeat(crate::pages::FORM_BYTES + 1)).await;
+        assert_eq!(answered.status(), 503, "the fault still answers");
+        assert_eq!(
+            body, None,
+            "past the route's limit, as its own answer keeps it"
+        );
+        let (_, body) = journaled("GET", "/partner/links", create.clone()).await;
+        assert_eq!(body, None, "a route that reads no body");
+        let (_, body) = journaled("POST", "/partner/nowhere", create).await;
+        assert_eq!(body, None, "no route");
+    }
+
     /// Heavy work is done off the serving thread: while a heavy request waits, half way,
     /// for its partner's lock, the thread that serves it answers another partner's request.
     /// Worked on in place, it would hold that thread, and the lock would never be let go
@@ -1148,7 +1238,7 @@ mod tests {
             .iter()
             .find(|entry| entry.request.body_truncated)
             .expect("the create is in the journal");
-        assert_eq!(entry.status, 201);
+        assert_eq!(entry.status, Some(201));
         let kept = entry.request.body.as_deref().expect("a body");
         assert!(big.starts_with(kept), "the first bytes, as sent");
         assert_eq!(kept.len(), linkbox_contracts::sandbox::JOURNAL_BODY_LIMIT);
@@ -1319,6 +1409,39 @@ mod tests {
             assert!(body.contains(&format!("href=\"{href}\"")), "{href}");
         }
         assert!(!body.contains("<script"));
+    }
+
+    /// The paths identity calls tenantless (no tenant's fault may name only them) are the
+    /// routes reached without a tenant's credentials: the Leaf login, the pages outside the
+    /// control API and the documents; no other vendor route is.
+    #[test]
+    fn the_tenantless_paths_are_the_routes_reached_without_credentials() {
+        use crate::ops::identity::tenantless;
+        let surfaces = Surfaces::new(&app());
+        let path = |pattern: &str| {
+            let segments: Vec<&str> = pattern
+                .split('/')
+                .map(|segment| {
+                    if segment.starts_with('{') {
+                        "x"
+                    } else {
+                        segment
+                    }
+                })
+                .collect();
+            segments.join("/")
+        };
+        for (method, pattern) in surfaces.m2m.router.list() {
+            assert!(!tenantless(&path(pattern)), "{method} {pattern}");
+        }
+        for (method, pattern) in surfaces.leaf.router.list() {
+            let login = *method == Method::POST && pattern == "/api/authenticate";
+            assert_eq!(tenantless(&path(pattern)), login, "{method} {pattern}");
+        }
+        for (method, pattern) in surfaces.sandbox.router.list() {
+            let path = path(pattern);
+            assert!(is_control(&path) || tenantless(&path), "{method} {pattern}");
+        }
     }
 
     #[test]

@@ -121,7 +121,7 @@ where
     // Every route but the one that issues tokens takes a token, checked by its handler
     // first: without one, its body is not read at all.
     let needs_token = pattern != "/api/authenticate";
-    router.route(method, pattern, move |mut request: wire::Request| {
+    let router = router.route(method, pattern, move |mut request: wire::Request| {
         let handler = handler.clone();
         async move {
             if needs_token && let Err(refused) = auth::account(request.caller.leaf()) {
@@ -139,7 +139,8 @@ where
             })
             .await
         }
-    })
+    });
+    router.reading(MAX_BODY_BYTES)
 }
 
 /// 404 problem for a request under `/api` or `/services` that no route takes.

@@ -46,6 +46,7 @@ pub fn routes() -> Router {
             .await;
             warn_of(&unknown, response)
         })
+        .reading(MAX_BODY_BYTES)
         .get("/partner/links/{linkId}", |request: Request| async move {
             let unknown = unknown_query(&request.query);
             warn_of(&unknown, links::detail(request).await)
@@ -65,6 +66,7 @@ pub fn routes() -> Router {
                 warn_of(&unknown, response)
             },
         )
+        .reading(MAX_BODY_BYTES)
         .put(
             "/partner/data-requests/{dataRequestId}",
             |mut request: Request| async move {
@@ -80,6 +82,7 @@ pub fn routes() -> Router {
                 warn_of(&unknown, response)
             },
         )
+        .reading(MAX_BODY_BYTES)
         .post(
             "/partner/webhooks/config/regenerate-secret",
             |request: Request| async move {

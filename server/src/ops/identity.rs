@@ -187,6 +187,22 @@ fn is_this_machine(app: &App, host: &str) -> bool {
     app.settings.public_host.as_deref() == Some(name)
 }
 
+/// Whether requests to `path` never carry a tenant's credentials, so their caller is never
+/// a tenant (nor is any tenant's fault touched by them): the Leaf login, which issues the
+/// token; the pages a browser visits — the M2M widget, the Leaf magic-link page, the landing
+/// page; and the API documents. Each is a literal path or a whole subtree (what
+/// [`crate::faults::PathPattern::confined_to`] needs); the serving layer's tests hold it to
+/// the route tables.
+pub fn tenantless(path: &str) -> bool {
+    const PATHS: [&str; 3] = ["/", "/api/authenticate", "/openapi.json"];
+    const SUBTREES: [&str; 3] = ["/widget", "/magic-link", "/docs"];
+    PATHS.contains(&path)
+        || SUBTREES.iter().any(|root| {
+            path.strip_prefix(root)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+}
+
 /// Resolves the caller of a request with these headers.
 pub fn resolve(app: &App, headers: &HeaderMap) -> Caller {
     let bearer = bearer(headers);

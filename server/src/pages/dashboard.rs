@@ -491,7 +491,8 @@ fn journal(app: &App, scope: &Scope) -> Markup {
                     tr {
                         td { (entry.seq) } td { (when(&entry.time)) } td { (entry.method) }
                         td { code { (entry.path) @if let Some(query) = &entry.query { "?" (query) } } }
-                        td { (entry.status) } td { (entry.duration_ms) }
+                        td { @match entry.status { Some(status) => (status), None => "dropped" } }
+                        td { (entry.duration_ms) }
                     }
                 }
             }

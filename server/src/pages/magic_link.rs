@@ -32,7 +32,7 @@ use linkbox_contracts::timefmt;
 use maud::{Markup, html};
 use warp::reply::Response;
 
-use super::{document, field, form_pairs, html as page, segment};
+use super::{FORM_BYTES, document, field, form_pairs, html as page, segment};
 use crate::app::App;
 use crate::ops::Error;
 use crate::ops::leaf::{access, allowed_providers, connect, disconnect, peek};
@@ -59,7 +59,7 @@ pub fn routes() -> Router {
         .post(
             "/magic-link/{id}/connect",
             |mut request: Request| async move {
-                let body = request.body(4 * 1024).await;
+                let body = request.body(FORM_BYTES).await;
                 provider_form(
                     request.param("id"),
                     &request.app,
@@ -68,10 +68,11 @@ pub fn routes() -> Router {
                 )
             },
         )
+        .reading(FORM_BYTES)
         .post(
             "/magic-link/{id}/disconnect",
             |mut request: Request| async move {
-                let body = request.body(4 * 1024).await;
+                let body = request.body(FORM_BYTES).await;
                 provider_form(
                     request.param("id"),
                     &request.app,
@@ -80,6 +81,7 @@ pub fn routes() -> Router {
                 )
             },
         )
+        .reading(FORM_BYTES)
         .post(
             "/magic-link/{id}/upload",
             |mut request: Request| async move {
@@ -100,6 +102,7 @@ pub fn routes() -> Router {
                 upload_form(&id, &request.app, &request.headers, &account, body, answer).await
             },
         )
+        .reading(MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD)
 }
 
 /// GET /magic-link/{id}; a HEAD (served by this route) answers as the GET would, without

@@ -20,6 +20,9 @@ use warp::reply::Response;
 
 use crate::wire::{BodyError, Router};
 
+/// The most a page's form post may send: a few fields, urlencoded.
+pub const FORM_BYTES: usize = 4 * 1024;
+
 /// Every page.
 pub fn routes() -> Router {
     widget::routes()

@@ -23,7 +23,7 @@ use linkbox_contracts::timefmt;
 use maud::{Markup, html};
 use warp::reply::Response;
 
-use super::{document, field, form_pairs, html as page, see_other, segment};
+use super::{FORM_BYTES, document, field, form_pairs, html as page, see_other, segment};
 use crate::app::App;
 use crate::ops::Error;
 use crate::ops::identity::Scope;
@@ -44,10 +44,11 @@ pub fn routes() -> Router {
         .post(
             "/widget/{linkId}/{flow}/{action}",
             |mut request: Request| async move {
-                let body = request.body(4 * 1024).await;
+                let body = request.body(FORM_BYTES).await;
                 act(&request, body)
             },
         )
+        .reading(FORM_BYTES)
 }
 
 /// Which language the page speaks.

@@ -7,6 +7,10 @@
 //! A pattern is a path whose segments are literals or `{name}` (exactly one non-empty
 //! segment), and whose last segment may be `{*name}` (whatever is left, possibly empty).
 //! Routes are built once, at start-up; matching allocates only the parameters it returns.
+//!
+//! A route whose handler reads the body whole says up to how many bytes ([`Router::reading`]):
+//! a request a fault answers in the route's place is read as far as the route would have
+//! read it, so the journal keeps its body as it keeps any other ([`Router::reads`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -40,6 +44,8 @@ struct Route {
     pattern: Arc<str>,
     segments: Vec<Segment>,
     handler: Handler,
+    /// The most bytes its handler reads of the body, when it reads it whole.
+    reads: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +101,22 @@ impl Router {
             pattern,
             segments,
             handler: Arc::new(move |request| Box::pin(handler(request))),
+            reads: None,
         });
+        self
+    }
+
+    /// Says that the route added last reads the body whole, up to `limit` bytes (the limit
+    /// its handler reads with).
+    ///
+    /// # Panics
+    /// On a table without routes: a programming error caught by every test that builds it.
+    pub fn reading(mut self, limit: usize) -> Router {
+        let route = self
+            .routes
+            .last_mut()
+            .expect("reading() follows the route it describes");
+        route.reads = Some(limit);
         self
     }
 
@@ -211,6 +232,24 @@ impl Router {
             }
         }
         Found::WrongMethod(allow.join(", "))
+    }
+
+    /// The most bytes the route serving `method path` reads of the body ([`Router::reading`]);
+    /// `None` when it reads none, or when no route serves it. The route is the one
+    /// [`Router::find`] picks (a HEAD's is its path's GET route).
+    pub fn reads(&self, method: &Method, path: &str) -> Option<usize> {
+        let parts = split(path)?;
+        let serving = |method: &Method| {
+            self.routes
+                .iter()
+                .find(|route| route.method == *method && matches(&route.segments, &parts).is_some())
+        };
+        let route = match serving(method) {
+            Some(route) => route,
+            None if *method == Method::HEAD => serving(&Method::GET)?,
+            None => return None,
+        };
+        route.reads
     }
 
     /// `(method, pattern)` of every route, in table order.
@@ -406,6 +445,24 @@ mod tests {
             allow(table.find(&Method::HEAD, "/partner/links/x/revoke")).as_deref(),
             Some("POST")
         );
+    }
+
+    /// What a route reads of the body is the route `find` picks: its own method's, a HEAD's
+    /// GET route's; nothing for a route that reads none or a path no route serves.
+    #[test]
+    fn a_route_says_how_much_of_the_body_it_reads() {
+        let table = Router::new()
+            .get("/leaf/users", ok)
+            .reading(10)
+            .post("/leaf/users", ok)
+            .reading(20)
+            .get("/partner/links", ok);
+        assert_eq!(table.reads(&Method::GET, "/leaf/users"), Some(10));
+        assert_eq!(table.reads(&Method::HEAD, "/leaf/users"), Some(10));
+        assert_eq!(table.reads(&Method::POST, "/leaf/users"), Some(20));
+        assert_eq!(table.reads(&Method::GET, "/partner/links"), None);
+        assert_eq!(table.reads(&Method::DELETE, "/leaf/users"), None);
+        assert_eq!(table.reads(&Method::POST, "/nowhere"), None);
     }
 
     #[test]

@@ -403,6 +403,200 @@ async fn a_delay_fault_slows_the_real_answer_and_a_drop_fault_closes_the_connect
     assert_control_error(&bad, 400, "INVALID_REQUEST");
 }
 
+/// "Inject a 503, and check the app sent the same body again": the faulted request is
+/// journaled with its body like the retry that succeeded, so a verify by body counts both.
+#[tokio::test]
+async fn a_request_a_fault_answered_or_dropped_is_verified_by_its_body() {
+    let app = spawn_app().await;
+    let key = test_key(44);
+    let create = json!({"referenceId": "retry-1", "metadata": {"orderId": "ORD-1"}});
+    add_fault(
+        &app,
+        &key,
+        json!({"method": "POST", "path": "/partner/links", "status": 503, "times": 1}),
+    )
+    .await;
+    assert_eq!(app.create_link(&key, &create).await.status, 503);
+    assert_eq!(app.create_link(&key, &create).await.status, 201);
+    add_fault(
+        &app,
+        &key,
+        json!({"method": "POST", "path": "/partner/links", "drop": true, "times": 1}),
+    )
+    .await;
+    let dropped = app
+        .client
+        .post(app.url("/partner/links"))
+        .header("x-api-key", &key)
+        .json(&create)
+        .send()
+        .await;
+    assert!(dropped.is_err(), "{dropped:?}");
+    let verified = app
+        .control(
+            Method::POST,
+            "/requests/verify",
+            Some(&key),
+            Some(&json!({
+                "method": "POST",
+                "path": "/partner/links",
+                "bodyJson": {"referenceId": "retry-1"},
+                "count": {"exactly": 3},
+            })),
+        )
+        .await;
+    assert_eq!(verified.status, 200, "{verified:?}");
+    assert_eq!(verified.json["matched"], 3);
+}
+
+/// A request a fault dropped was answered nothing: the journal shows it with no status, so
+/// a `status=2xx` filter counts only the requests that were answered, also when the fault
+/// names a status as well.
+#[tokio::test]
+async fn a_dropped_request_is_journaled_without_a_status() {
+    let app = spawn_app().await;
+    let key = test_key(45);
+    assert_eq!(app.list_links(&key, "").await.status, 200);
+    for fault in [
+        json!({"drop": true, "times": 1}),
+        json!({"drop": true, "status": 503, "times": 1}),
+    ] {
+        add_fault(&app, &key, fault).await;
+        let dropped = app
+            .client
+            .get(app.url("/partner/links"))
+            .header("x-api-key", &key)
+            .send()
+            .await;
+        assert!(dropped.is_err(), "{dropped:?}");
+    }
+    let all = app
+        .control(Method::GET, "/requests", Some(&key), None)
+        .await;
+    let requests = all.json["requests"].as_array().expect("requests");
+    assert_eq!(requests.len(), 3, "{all:?}");
+    for dropped in &requests[..2] {
+        assert_eq!(dropped["dropped"], true, "{dropped}");
+        assert_eq!(dropped["status"], Value::Null, "{dropped}");
+    }
+    for status in ["2xx", "200", "5xx", "503"] {
+        let answered = app
+            .control(
+                Method::GET,
+                &format!("/requests?status={status}"),
+                Some(&key),
+                None,
+            )
+            .await;
+        let found = answered.json["requests"].as_array().map(Vec::len);
+        let expected = usize::from(status.starts_with('2'));
+        assert_eq!(found, Some(expected), "status={status}: {answered:?}");
+    }
+}
+
+/// A fault that could never fire is a 400 saying why, not a 201 that sits in the table: one
+/// on control paths (never faulted), one with a query string (paths are matched without
+/// it), and a tenant's on paths whose requests carry no tenant's credentials (the Leaf
+/// login, the pages): the same fault set by the admin is kept, and fires. A tenant's
+/// pattern that also reaches its own requests (`/**`) is kept.
+#[tokio::test]
+async fn a_fault_that_could_never_fire_is_refused_saying_why() {
+    let app = spawn_app().await;
+    let key = test_key(46);
+    let token = app.authenticate("never-fires").await;
+    let bearer = format!("Bearer {token}");
+    async fn add_as(app: &TestApp, who: Option<&str>, fault: Value) -> Reply {
+        let mut headers = vec![("content-type", "application/json")];
+        match who {
+            Some(bearer) if bearer.starts_with("Bearer ") => {
+                headers.push(("authorization", bearer));
+            }
+            Some(key) => headers.push(("x-api-key", key)),
+            None => {}
+        }
+        let body = serde_json::to_vec(&fault).expect("json");
+        app.send(Method::POST, "/_sandbox/faults", &headers, Some(body))
+            .await
+    }
+    let add = |who, fault| add_as(&app, who, fault);
+    let refused = |reply: &Reply, says: &str| {
+        assert_control_error(reply, 400, "INVALID_REQUEST");
+        let message = reply.json["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{message}");
+    };
+    for who in [Some(key.as_str()), Some(bearer.as_str()), None] {
+        for path in ["/_sandbox/clock", "/_sandbox/**", "/_sandbox"] {
+            let reply = add(who, json!({"path": path, "status": 500})).await;
+            refused(&reply, "control requests are never faulted");
+        }
+        let query = json!({"path": "/partner/links?limit=1", "status": 500});
+        refused(&add(who, query).await, "takes no query string");
+    }
+    for (who, path) in [
+        (key.as_str(), "/widget/**"),
+        (key.as_str(), "/api/authenticate"),
+        (bearer.as_str(), "/api/authenticate"),
+        (bearer.as_str(), "/magic-link/**"),
+        (bearer.as_str(), "/docs/**"),
+    ] {
+        let reply = add(Some(who), json!({"path": path, "status": 503})).await;
+        refused(&reply, "so only the admin's faults touch them");
+    }
+    for (who, path) in [
+        (key.as_str(), "/**"),
+        (key.as_str(), "/*"),
+        (bearer.as_str(), "/api/*"),
+        (bearer.as_str(), "/services/**"),
+    ] {
+        let reply = add(Some(who), json!({"path": path, "status": 503})).await;
+        assert_eq!(reply.status, 201, "{path}: {reply:?}");
+    }
+    let admin = json!({"path": "/api/authenticate", "status": 503, "times": 1});
+    assert_eq!(add(None, admin).await.status, 201);
+    let login = app
+        .send(
+            Method::POST,
+            "/api/authenticate",
+            &[("content-type", "application/json")],
+            Some(br#"{"username":"never-fires","password":"secret"}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(login.status, 503, "the admin's fault fires: {login:?}");
+}
+
+/// `DELETE /_sandbox/faults` removes every fault the caller set: a query it would ignore
+/// (`?id=flt_…`, as if it removed one) is a 400, and nothing is removed.
+#[tokio::test]
+async fn clearing_faults_takes_no_query() {
+    let app = spawn_app().await;
+    let key = test_key(47);
+    add_fault(&app, &key, json!({"path": "/partner/links", "status": 503})).await;
+    let faults = app.control(Method::GET, "/faults", Some(&key), None).await;
+    let id = faults.json["faults"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let refused = app
+        .control(
+            Method::DELETE,
+            &format!("/faults?id={id}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_control_error(&refused, 400, "INVALID_REQUEST");
+    let message = refused.json["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("\"id\""), "{message}");
+    let kept = app.control(Method::GET, "/faults", Some(&key), None).await;
+    assert_eq!(kept.json["faults"].as_array().map(Vec::len), Some(1));
+    let cleared = app
+        .control(Method::DELETE, "/faults", Some(&key), None)
+        .await;
+    assert_eq!(cleared.status, 204);
+}
+
 #[tokio::test]
 async fn a_snapshot_round_trips_through_a_reset() {
     let app = spawn_app().await;

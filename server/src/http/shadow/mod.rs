@@ -243,8 +243,7 @@ pub(super) async fn forward(
     app.journal.record(journal::Request {
         method: request.method.clone(),
         opening: journal::Opening::of(&request.path, &request.query, &request.headers),
-        status: upstream.status,
-        dropped: false,
+        status: Some(upstream.status),
         time,
         tenant: tenant.clone(),
         established: request.caller.tenant_exists(),
