@@ -97,7 +97,7 @@ pub fn routes() -> Router {
         .get("/_sandbox/drift", call(drift::report))
         .delete("/_sandbox/drift", call(drift::clear))
         .get("/_sandbox/requests", heavy(journal::list))
-        .delete("/_sandbox/requests", call(journal::clear))
+        .delete("/_sandbox/requests", heavy(journal::clear))
         .post(
             "/_sandbox/requests/verify",
             heavy_with_body(BODY, journal::verify),

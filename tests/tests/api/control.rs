@@ -300,6 +300,76 @@ async fn the_journal_keeps_only_the_last_journal_size_requests_and_filters_them(
     assert_eq!(empty.json["requests"], json!([]));
 }
 
+/// `DELETE /_sandbox/requests` takes `GET`'s filters: it forgets only what they match of the
+/// caller's own entries (the admin's `tenant` naming whose), and a filter it does not know,
+/// or cannot read, is the same 400 as on `GET`, with nothing forgotten.
+#[tokio::test]
+async fn a_filtered_journal_delete_forgets_only_what_matches() {
+    let app = spawn_app().await;
+    let (key, other) = (test_key(17), test_key(18));
+    app.create_link_for(&key, "kept").await;
+    app.get_link(&key, "link_nope_000000000000").await;
+    app.get_link(&other, "link_nope_000000000000").await;
+    let listed = |key: Option<String>| {
+        let app = &app;
+        async move {
+            let reply = app
+                .control(Method::GET, "/requests", key.as_deref(), None)
+                .await;
+            reply.json["requests"]
+                .as_array()
+                .map(|entries| {
+                    entries
+                        .iter()
+                        .map(|entry| entry["method"].as_str().unwrap_or_default().to_owned())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        }
+    };
+    for query in ["bogus=1", "status=6xx", "since=yesterday", "header=nocolon"] {
+        let refused = app
+            .control(
+                Method::DELETE,
+                &format!("/requests?{query}"),
+                Some(&key),
+                None,
+            )
+            .await;
+        assert_control_error(&refused, 400, "INVALID_REQUEST");
+        let read = app
+            .control(Method::GET, &format!("/requests?{query}"), Some(&key), None)
+            .await;
+        assert_eq!(refused.json, read.json, "{query}: as GET says it");
+    }
+    assert_eq!(listed(Some(key.clone())).await, ["GET", "POST"]);
+    let forgot = app
+        .control(Method::DELETE, "/requests?method=GET", Some(&key), None)
+        .await;
+    assert_eq!(forgot.status, 204, "{forgot:?}");
+    assert_eq!(listed(Some(key.clone())).await, ["POST"]);
+    assert_eq!(listed(Some(other.clone())).await, ["GET"], "not another's");
+    // The admin's delete reaches every tenant, or the one `tenant` names.
+    let slug = app
+        .control(Method::GET, "/requests", Some(&other), None)
+        .await
+        .json["requests"][0]["tenant"]
+        .as_str()
+        .map(str::to_owned)
+        .expect("a tenant");
+    let forgot = app
+        .control(
+            Method::DELETE,
+            &format!("/requests?tenant={slug}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(forgot.status, 204, "{forgot:?}");
+    assert!(listed(Some(other)).await.is_empty());
+    assert_eq!(listed(None).await, ["POST"]);
+}
+
 #[tokio::test]
 async fn a_fault_with_times_answers_in_the_vendors_shape_then_stops() {
     let app = spawn_app().await;
