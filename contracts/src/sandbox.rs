@@ -579,7 +579,7 @@ pub struct SnapshotDataRequest {
 
 /// `POST /_sandbox/leaf/magic-links/{id}/connect`: the provider the end user connects.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LeafConnectRequest {
     /// One of the providers the link allows (`JohnDeere`, `CNHI`, ...).
     pub provider: String,

@@ -120,6 +120,18 @@ pub fn json_or_default<T: DeserializeOwned + Default>(
     parse(&body)
 }
 
+/// What an endpoint that takes no body reads of one: no field at all.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoFields {}
+
+/// The body of an endpoint that takes none, read as every control body is: none (or
+/// whitespace) and `{}` are nothing; a field is refused, named, and what is not a JSON
+/// object is refused as such.
+pub fn no_body(body: Result<Bytes, BodyError>) -> Result<(), ControlError> {
+    json_or_default::<NoFields>(body).map(|NoFields {}| ())
+}
+
 /// The body parsed as `T`; required.
 pub fn json<T: DeserializeOwned>(body: Result<Bytes, BodyError>) -> Result<T, ControlError> {
     let body = body?;
@@ -229,6 +241,7 @@ fn in_words(message: &str) -> String {
         ("invalid type: map", "invalid type: object"),
         ("expected a sequence", "expected an array"),
         ("expected a map", "expected an object"),
+        ("there are no fields", "this endpoint takes no fields"),
     ] {
         message = message.replace(rust, json);
     }
@@ -441,6 +454,26 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    /// An endpoint that takes no body takes none, blank or `{}`, and refuses anything else
+    /// as the endpoints that take one refuse what they do not take.
+    #[test]
+    fn a_body_where_none_is_taken_is_nothing_or_empty() {
+        for nothing in ["", " \n", "{}", " { } "] {
+            assert_eq!(no_body(Ok(Bytes::from(nothing))), Ok(()), "{nothing:?}");
+        }
+        let refused = |body: &'static str| match no_body(Ok(Bytes::from(body))) {
+            Err(ControlError::Invalid(message)) => message.into_owned(),
+            other => panic!("{body} should be refused, got {other:?}"),
+        };
+        assert_eq!(
+            refused(r#"{"x": 1}"#),
+            "Invalid request body at x: unknown field `x`, this endpoint takes no fields at \
+             line 1 column 4"
+        );
+        assert_eq!(refused("[]"), "Request body must be a JSON object");
+        assert_eq!(refused("garbage"), "Request body must be a JSON object");
     }
 
     #[test]
