@@ -28,6 +28,33 @@ pub const WEBHOOK_TIMEOUT_SECS: u64 = 30;
 /// +5 min, +30 min, +2 h. [doc]
 pub const WEBHOOK_RETRY_DELAYS_SECS: [i64; 5] = [0, 60, 300, 1_800, 7_200];
 
+/// A whole-number field of a control body that takes fewer values than its type holds,
+/// declared once: the check of its value and the message for a value of the wrong kind
+/// ("expected a whole number from 1 to 1000", not the type's range) both read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WholeRange {
+    /// Where the field is in its body, as a refusal names it (`count`, `delayMs`).
+    pub field: &'static str,
+    pub min: i64,
+    pub max: i64,
+}
+
+impl WholeRange {
+    pub const fn new(field: &'static str, min: i64, max: i64) -> WholeRange {
+        WholeRange { field, min, max }
+    }
+
+    pub const fn contains(&self, value: i64) -> bool {
+        self.min <= value && value <= self.max
+    }
+}
+
+/// A control body's whole-number fields that take fewer values than their types hold
+/// ([`WholeRange`]); a field not listed takes its type's whole range.
+pub trait WholeRanges {
+    const WHOLE_RANGES: &'static [WholeRange] = &[];
+}
+
 /// The control API's error codes.
 pub mod codes {
     pub const UNAUTHORIZED: &str = "UNAUTHORIZED";
@@ -97,6 +124,19 @@ pub struct ClockChange {
     pub frozen: Option<bool>,
 }
 
+impl ClockChange {
+    /// The most a move takes the clock either way: a century.
+    pub const ADVANCE_SECONDS: WholeRange = WholeRange::new(
+        "advanceSeconds",
+        -100 * 366 * 24 * 3600,
+        100 * 366 * 24 * 3600,
+    );
+}
+
+impl WholeRanges for ClockChange {
+    const WHOLE_RANGES: &'static [WholeRange] = &[ClockChange::ADVANCE_SECONDS];
+}
+
 /// `POST /_sandbox/reset`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -116,6 +156,8 @@ pub struct OpenLinkRequest {
     #[serde(default)]
     pub language: Option<String>,
 }
+
+impl WholeRanges for OpenLinkRequest {}
 
 /// A data request, as the control API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
@@ -165,6 +207,8 @@ pub struct OperationRequest {
     #[serde(default)]
     pub receive_currency: Option<String>,
 }
+
+impl WholeRanges for OperationRequest {}
 
 /// An operation, as the control API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
@@ -242,6 +286,8 @@ pub struct VerifyRequest {
     pub body_json: Option<serde_json::Map<String, Value>>,
     pub count: Option<VerifyCount>,
 }
+
+impl WholeRanges for VerifyRequest {}
 
 /// How many requests must match: exactly one of the three.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
@@ -445,6 +491,8 @@ pub struct WebhookConfig {
     pub url: Option<String>,
 }
 
+impl WholeRanges for WebhookConfig {}
+
 /// `POST /_sandbox/faults`: what to do to matching requests.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -478,6 +526,23 @@ pub struct FaultRequest {
     /// Fault this many matching requests, then stop; unlimited when absent.
     #[serde(default)]
     pub times: Option<u32>,
+}
+
+impl FaultRequest {
+    /// The statuses a fault answers with.
+    pub const STATUS: WholeRange = WholeRange::new("status", 200, 599);
+    /// The longest delay a fault adds: two minutes.
+    pub const DELAY_MS: WholeRange = WholeRange::new("delayMs", 0, 120_000);
+    /// How many requests a fault strikes: at least one.
+    pub const TIMES: WholeRange = WholeRange::new("times", 1, u32::MAX as i64);
+}
+
+impl WholeRanges for FaultRequest {
+    const WHOLE_RANGES: &'static [WholeRange] = &[
+        FaultRequest::STATUS,
+        FaultRequest::DELAY_MS,
+        FaultRequest::TIMES,
+    ];
 }
 
 /// A fault in force.
@@ -524,6 +589,8 @@ pub struct M2mSnapshot {
     pub data_requests: Vec<SnapshotDataRequest>,
     pub operations: Vec<OperationView>,
 }
+
+impl WholeRanges for M2mSnapshot {}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -583,11 +650,13 @@ pub struct SnapshotDataRequest {
 
 /// `POST /_sandbox/leaf/magic-links/{id}/connect`: the provider the end user connects.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LeafConnectRequest {
     /// One of the providers the link allows (`JohnDeere`, `CNHI`, ...).
     pub provider: String,
 }
+
+impl WholeRanges for LeafConnectRequest {}
 
 /// `POST /_sandbox/seed`: fake users and links for the caller's tenant.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
@@ -604,6 +673,16 @@ pub struct SeedRequest {
     /// revoked, expired; leaf: provider, authentication, fileUpload, usedUp, expired).
     #[serde(default)]
     pub mix: Option<std::collections::BTreeMap<String, u32>>,
+}
+
+impl SeedRequest {
+    /// The most links one request seeds.
+    pub const MAX_COUNT: u32 = 1000;
+    pub const COUNT: WholeRange = WholeRange::new("count", 1, SeedRequest::MAX_COUNT as i64);
+}
+
+impl WholeRanges for SeedRequest {
+    const WHOLE_RANGES: &'static [WholeRange] = &[SeedRequest::COUNT];
 }
 
 /// Answer to `POST /_sandbox/seed`.

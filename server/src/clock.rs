@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use linkbox_contracts::sandbox::ClockChange;
 use parking_lot::RwLock;
 use time::{Duration, OffsetDateTime};
 
@@ -177,8 +178,8 @@ pub const YEARS: std::ops::RangeInclusive<i32> = 1970..=9000;
 #[error("the sandbox clock must stay between the years 1970 and 9000")]
 pub struct OutOfRange;
 
-/// The largest step [`Clock::advance`] takes: a century.
-pub const MAX_STEP_SECONDS: i64 = 100 * 366 * 24 * 3600;
+/// The largest step [`Clock::advance`] takes: a century, as `advanceSeconds` declares it.
+pub const MAX_STEP_SECONDS: i64 = ClockChange::ADVANCE_SECONDS.max;
 
 /// Why [`Clock::advance`] did not move the clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -44,7 +44,7 @@ use crate::persist::{Sink, Table};
 use crate::store::ids;
 
 /// Longest delay a fault may add.
-const MAX_DELAY_MS: u64 = 120_000;
+const MAX_DELAY_MS: u64 = FaultRequest::DELAY_MS.max.unsigned_abs();
 /// The largest body a fault may answer with, as JSON: a vendor's error or a page of
 /// results, not a store of its own (a tenant's hundred faults hold at most 6.4 MiB). [design]
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -370,8 +370,14 @@ impl Faults {
             .map(|status| {
                 StatusCode::from_u16(status)
                     .ok()
-                    .filter(|status| (200..600).contains(&status.as_u16()))
-                    .ok_or_else(|| String::from("The status field must be between 200 and 599"))
+                    .filter(|status| FaultRequest::STATUS.contains(status.as_u16().into()))
+                    .ok_or_else(|| {
+                        let range = FaultRequest::STATUS;
+                        format!(
+                            "The status field must be between {} and {}",
+                            range.min, range.max
+                        )
+                    })
             })
             .transpose()?;
         let probability = request.probability.unwrap_or(1.0);
@@ -385,9 +391,13 @@ impl Faults {
                 "The delayMs field must be at most {MAX_DELAY_MS}"
             )));
         }
-        if request.times == Some(0) {
-            return Err(FaultRefused::Invalid(String::from(
-                "The times field must be at least 1",
+        if request
+            .times
+            .is_some_and(|times| !FaultRequest::TIMES.contains(times.into()))
+        {
+            return Err(FaultRefused::Invalid(format!(
+                "The times field must be at least {}",
+                FaultRequest::TIMES.min
             )));
         }
         if let Some(status) = status

@@ -1,7 +1,8 @@
 //! The request journal: the last `--journal-size` requests of each tenant to the vendor
 //! APIs (method, path, query, status (none for a request a fault dropped), sandbox time,
-//! tenant, duration, and both sides' headers and bodies). The serving layer records each request; `GET|DELETE
-//! /_sandbox/requests` reads and clears it and `POST /_sandbox/requests/verify` counts what
+//! tenant, duration, and both sides' headers and bodies). The serving layer records each
+//! request; `GET|DELETE /_sandbox/requests` reads and forgets it (what one filter matches,
+//! [`JournalFilter`], or all of it) and `POST /_sandbox/requests/verify` counts what
 //! matches an expectation. Each tenant sees and clears only its own entries; admin sees all
 //! of them.
 //!
@@ -23,10 +24,11 @@
 //! shown, to the database's `journal` table (the last `--journal-size` of each tenant, and at
 //! most [`SHARED_ROWS`] in all, the tenants holding the most losing their oldest first past
 //! that), and a replica reads that table back before it answers a journal request
-//! ([`Journal::restore`]), so the journal shows every replica's requests.
+//! ([`Journal::restore`]), so the journal shows every replica's requests. Read back, an
+//! entry's `seq` is its row's number, so a filtered delete names the rows it forgets by it.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use http::{HeaderMap, Method};
@@ -230,7 +232,7 @@ pub struct Request<'a> {
     pub response_body: Option<&'a [u8]>,
 }
 
-/// `GET /_sandbox/requests` filters.
+/// `GET /_sandbox/requests` filters, and `DELETE /_sandbox/requests`'s.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct JournalFilter {
     pub method: Option<String>,
@@ -473,6 +475,39 @@ impl Journal {
             }
         }
     }
+
+    /// Forgets the entries `tenant` may see (`None`: all) that `filter` matches; without a
+    /// criterion, all of them ([`Journal::clear`]). Entries are matched as a list matches
+    /// them, after letting the lock go (a body may be read for it), and forgotten under it
+    /// again: one recorded meanwhile stays, and one pushed out meanwhile is gone already.
+    pub fn forget(&self, filter: &JournalFilter, tenant: Option<&str>) {
+        if *filter == JournalFilter::default() {
+            return self.clear(tenant);
+        }
+        let visible = self.rings.lock().visible(tenant);
+        let matched: HashSet<u64> = visible
+            .iter()
+            .filter(|entry| filter.matches(entry))
+            .map(|entry| entry.seq)
+            .collect();
+        drop(visible);
+        if matched.is_empty() {
+            return;
+        }
+        let mut rings = self.rings.lock();
+        let forgotten = rings.forget(tenant, &matched);
+        if forgotten.is_empty() {
+            return;
+        }
+        self.sink.record(|changes| {
+            changes.forget_journal(
+                forgotten
+                    .into_iter()
+                    .map(|(label, seq)| (label, i64::try_from(seq).unwrap_or(i64::MAX)))
+                    .collect(),
+            );
+        });
+    }
 }
 
 impl Rings {
@@ -498,6 +533,55 @@ impl Rings {
         } else {
             set.insert((ring.bytes, label.clone()));
         }
+    }
+
+    /// Drops the entries numbered in `matched` from the rings `tenant` may see (`None`:
+    /// all), and each ring left empty; the `(label, seq)` of each entry dropped.
+    fn forget(&mut self, tenant: Option<&str>, matched: &HashSet<u64>) -> Vec<(Arc<str>, u64)> {
+        let labels: Vec<Arc<str>> = match tenant {
+            Some(UNTENANTED) => Vec::new(),
+            Some(label) => self
+                .rings
+                .get_key_value(label)
+                .map(|(label, _)| label.clone())
+                .into_iter()
+                .collect(),
+            None => self.rings.keys().cloned().collect(),
+        };
+        let mut forgotten = Vec::new();
+        for label in labels {
+            let Some(ring) = self.rings.get_mut(&label) else {
+                continue;
+            };
+            let before = ring.bytes;
+            let mut freed = 0;
+            ring.entries.retain(|entry| {
+                let kept = !matched.contains(&entry.seq);
+                if !kept {
+                    freed += entry.size();
+                    forgotten.push((label.clone(), entry.seq));
+                }
+                kept
+            });
+            if freed == 0 {
+                continue;
+            }
+            let set = if ring.established {
+                &mut self.by_bytes
+            } else {
+                &mut self.strangers
+            };
+            set.remove(&(before, label.clone()));
+            ring.bytes = before.saturating_sub(freed);
+            self.bytes = self.bytes.saturating_sub(freed);
+            if ring.entries.is_empty() {
+                self.rings.remove(&label);
+                self.bytes = self.bytes.saturating_sub(RING_BYTES);
+            } else {
+                set.insert((ring.bytes, label));
+            }
+        }
+        forgotten
     }
 
     fn push(&mut self, label: Arc<str>, entry: Entry) {
@@ -1621,6 +1705,56 @@ pub(crate) mod tests {
             before,
             "the oldest entry's allocation reused"
         );
+    }
+
+    /// A filtered delete forgets what a list with the same filter shows and nothing else,
+    /// within what the caller may see; a ring it empties goes, and the books still balance.
+    #[test]
+    fn a_filtered_forget_drops_only_the_matching_entries_the_caller_may_see() {
+        let journal = Journal::new(10);
+        for (path, status, tenant) in [
+            ("/a", 200, Some("pa")),
+            ("/a/x", 404, Some("pa")),
+            ("/b", 404, Some("pa")),
+            ("/a", 404, Some("pb")),
+            ("/a", 404, None),
+            ("/c", 201, Some("pc")),
+        ] {
+            journal.record(request(path, status, tenant));
+        }
+        let paths = |tenant: Option<&str>| -> Vec<String> {
+            journal
+                .list(&JournalFilter::default(), tenant)
+                .into_iter()
+                .map(|entry| entry.path)
+                .collect()
+        };
+        let status_4xx = JournalFilter {
+            status: Some("4xx".into()),
+            path: Some("/a*".into()),
+            ..JournalFilter::default()
+        };
+        journal.forget(&status_4xx, Some("pa"));
+        assert_eq!(paths(Some("pa")), ["/b", "/a"]);
+        assert_eq!(paths(Some("pb")), ["/a"], "another tenant's entry stays");
+        books_balance(&journal.rings.lock());
+        // The admin's delete reaches every ring, `tenant` naming one of them.
+        journal.forget(
+            &JournalFilter {
+                tenant: Some("pc".into()),
+                ..JournalFilter::default()
+            },
+            None,
+        );
+        assert!(paths(Some("pc")).is_empty());
+        assert!(
+            !journal.rings.lock().rings.contains_key("pc"),
+            "an empty ring goes"
+        );
+        journal.forget(&status_4xx, None);
+        assert_eq!(paths(None), ["/b", "/a"], "the untenanted ring's too");
+        assert_eq!(journal.rings.lock().rings.len(), 1);
+        books_balance(&journal.rings.lock());
     }
 
     #[test]

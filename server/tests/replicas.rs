@@ -1226,7 +1226,7 @@ async fn two_replicas_count_one_rate_limit_window_together() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_journal_shows_every_replicas_requests_and_clears_on_all() {
+async fn the_journal_shows_every_replicas_requests_and_forgets_on_all() {
     let Some(server) = server() else { return };
     let database = fresh_database(&server).await;
     let replicas: Vec<Replica> = (0..3).map(|_| Replica::start(&database, &[])).collect();
@@ -1270,6 +1270,41 @@ async fn the_journal_shows_every_replicas_requests_and_clears_on_all() {
         .await;
     assert_eq!(status, 200, "{verified}");
     assert_eq!(verified["matched"], 3);
+    // A filtered delete through one replica forgets that entry on every one.
+    let (status, _, _) = replicas[0]
+        .send(
+            reqwest::Method::DELETE,
+            "/_sandbox/requests?bodyContains=journaled-1",
+            &[("x-api-key", &key)],
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (_, listed, _) = replicas[1]
+        .send(
+            reqwest::Method::GET,
+            "/_sandbox/requests",
+            &[("x-api-key", &key)],
+            None,
+        )
+        .await;
+    let bodies: Vec<&str> = listed["requests"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|entry| entry["request"]["body"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        bodies,
+        [
+            json!({"referenceId": "journaled-2"}).to_string(),
+            json!({"referenceId": "journaled-0"}).to_string()
+        ],
+        "{listed}"
+    );
     let (status, _, _) = replicas[0]
         .send(
             reqwest::Method::DELETE,

@@ -321,7 +321,9 @@ fn texts_that_name_a_constant_show_its_value() {
 }
 
 /// Every operation but the health check declares the 503 any request may get (with
-/// `Retry-After`, in its API's envelope), and every one that takes a body its 413.
+/// `Retry-After`, in its API's envelope), every one that takes a body its 413, and every
+/// control operation that reads a body (all but `DELETE /_sandbox/faults`) its 400, 413 and
+/// 415.
 #[test]
 fn every_operation_declares_the_answers_any_request_may_get() {
     let doc: Value = serde_json::from_str(&super::json()).expect("the document");
@@ -350,8 +352,15 @@ fn every_operation_declares_the_answers_any_request_may_get() {
                 "#/components/schemas/Problem"
             };
             assert_eq!(schema, expected, "{method} {path}");
-            if operation.get("requestBody").is_some() {
+            let reads_none = method == "delete" && path == "/_sandbox/faults";
+            if operation.get("requestBody").is_some()
+                || (path.starts_with("/_sandbox") && !reads_none)
+            {
                 assert!(responses["413"].is_object(), "{method} {path}");
+            }
+            if path.starts_with("/_sandbox") && !reads_none {
+                assert!(responses["400"].is_object(), "{method} {path}");
+                assert!(responses["415"].is_object(), "{method} {path}");
             }
         }
     }

@@ -289,8 +289,9 @@ impl Modify for WarningHeader {
 /// `Retry-After` (a body, or an answer past 64 KiB, linkbox has no room to hold now,
 /// `--max-bodies-mib`; in a sandbox
 /// shared by replicas, the database unavailable), and, on an operation that takes a body,
-/// 413 for one past its limit (and on the control API's, 415 for one not JSON). Declared so
-/// that a generated client knows their shape.
+/// 413 for one past its limit (and on the control API's, 415 for one not JSON). A control
+/// operation that takes no body reads one all the same: 400 for a field, 413 and 415 too.
+/// Declared so that a generated client knows their shape.
 struct CommonAnswers;
 
 impl Modify for CommonAnswers {
@@ -318,15 +319,15 @@ impl Modify for CommonAnswers {
                         .build(),
                 )
             };
-            for operation in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
+            for (method, operation) in [
+                ("get", &mut item.get),
+                ("put", &mut item.put),
+                ("post", &mut item.post),
+                ("delete", &mut item.delete),
+                ("patch", &mut item.patch),
             ]
             .into_iter()
-            .flatten()
+            .filter_map(|(method, operation)| Some((method, operation.as_mut()?)))
             {
                 let responses = &mut operation.responses.responses;
                 responses.entry("503".to_owned()).or_insert_with(|| {
@@ -354,7 +355,23 @@ impl Modify for CommonAnswers {
                         .into()
                     });
                 }
-                if operation.request_body.is_none() {
+                // A control operation that takes no body reads one sent all the same, by
+                // the rule of those that take one (`DELETE /_sandbox/faults` leaves it
+                // unread): none or `{}`, and any field refused.
+                let control = path.starts_with("/_sandbox");
+                let reads_none = operation.request_body.is_none()
+                    && !(method == "delete" && path == "/_sandbox/faults");
+                if control && reads_none {
+                    responses.entry("400".to_owned()).or_insert_with(|| {
+                        answer(
+                            "A body this operation does not take: it takes none (or `{}`), and a \
+                             field is refused, named",
+                        )
+                        .build()
+                        .into()
+                    });
+                }
+                if operation.request_body.is_none() && !(control && reads_none) {
                     continue;
                 }
                 if path.starts_with("/_sandbox") {

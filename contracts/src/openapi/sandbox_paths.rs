@@ -166,10 +166,21 @@ pub fn verify_requests() {}
 
 /// Clear the request journal
 ///
-/// Forgets the caller's journal entries (every entry for the admin).
+/// Forgets the caller's journal entries (every entry for the admin), or only those the
+/// filters match: the same filters as listing it, matching the same entries.
 #[utoipa::path(delete, path = "/_sandbox/requests", tag = "Sandbox", operation_id = "clearRequests",
+    params(
+        ("method" = Option<String>, Query, description = "Only this method"),
+        ("path" = Option<String>, Query, description = "Exact path, or a prefix ending in *"),
+        ("status" = Option<String>, Query, description = "A status from 100 to 599 (404), or a class from 1xx to 5xx (4xx)"),
+        ("bodyContains" = Option<String>, Query, description = "Text the request body contains"),
+        ("header" = Option<String>, Query, description = "name:value, a request header (any-case name) with exactly this value"),
+        ("tenant" = Option<String>, Query, description = "Only this tenant label (partner slug, leaf:<username>)"),
+        ("since" = Option<String>, Query, description = "RFC 3339; only requests at or after it, on the sandbox clock"),
+    ),
     responses(
         (status = 204, description = "Cleared"),
+        (status = 400, description = "Bad filter: nothing was forgotten", body = SandboxErrorBody),
         (status = 401, description = "Unknown key", body = SandboxErrorBody),
     ),
     security(("apiKey" = []), ("bearer" = []), ()))]

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 use http::StatusCode;
-use linkbox_contracts::sandbox::codes;
+use linkbox_contracts::sandbox::{WholeRange, WholeRanges, codes};
 use serde::de::DeserializeOwned;
 use warp::reply::Response;
 
@@ -110,7 +110,7 @@ pub fn render(outcome: Result<Response, ControlError>) -> Response {
 }
 
 /// The body parsed as `T`; an empty body is `T::default()`.
-pub fn json_or_default<T: DeserializeOwned + Default>(
+pub fn json_or_default<T: DeserializeOwned + WholeRanges + Default>(
     body: Result<Bytes, BodyError>,
 ) -> Result<T, ControlError> {
     let body = body?;
@@ -120,8 +120,24 @@ pub fn json_or_default<T: DeserializeOwned + Default>(
     parse(&body)
 }
 
+/// What an endpoint that takes no body reads of one: no field at all.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoFields {}
+
+impl WholeRanges for NoFields {}
+
+/// The body of an endpoint that takes none, read as every control body is: none (or
+/// whitespace) and `{}` are nothing; a field is refused, named, and what is not a JSON
+/// object is refused as such.
+pub fn no_body(body: Result<Bytes, BodyError>) -> Result<(), ControlError> {
+    json_or_default::<NoFields>(body).map(|NoFields {}| ())
+}
+
 /// The body parsed as `T`; required.
-pub fn json<T: DeserializeOwned>(body: Result<Bytes, BodyError>) -> Result<T, ControlError> {
+pub fn json<T: DeserializeOwned + WholeRanges>(
+    body: Result<Bytes, BodyError>,
+) -> Result<T, ControlError> {
     let body = body?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ControlError::invalid("Request body is required"));
@@ -144,7 +160,7 @@ fn too_large(limit: Option<usize>) -> String {
     }
 }
 
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
+fn parse<T: DeserializeOwned + WholeRanges>(body: &[u8]) -> Result<T, ControlError> {
     let limit = crate::wire::MAX_CONTROL_JSON_DEPTH;
     if crate::wire::nests_deeper_than(body, limit) {
         return Err(ControlError::invalid(crate::wire::too_deep(limit)));
@@ -154,11 +170,13 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
     if body.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ControlError::invalid("Request body must be a JSON object"));
     }
-    // The path to the value that failed (`bodyJson`, `links[3].status`) goes in the message.
+    // The path to the value that failed (`bodyJson`, `links[3].status`) goes in the message,
+    // and a whole number's range is that field's when it declares one.
     let mut reader = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut reader).map_err(|error| {
         let path = error.path().to_string();
-        let error = in_words(&error.into_inner().to_string());
+        let range = T::WHOLE_RANGES.iter().find(|range| range.field == path);
+        let error = in_words(&error.into_inner().to_string(), range);
         ControlError::invalid(if path == "." {
             format!("Invalid request body: {error}")
         } else {
@@ -172,8 +190,10 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
 }
 
 /// serde's message with Rust's integer type names (`expected u32`) put as the range a
-/// client may send; a partner writing Python or TypeScript should not need Rust to read it.
-fn in_words(message: &str) -> String {
+/// client may send: the field's own when it declares one (`field`: `count` takes 1 to
+/// 1000, not a `u32`'s), else the type's. A partner writing Python or TypeScript should not
+/// need Rust to read it.
+fn in_words(message: &str, field: Option<&WholeRange>) -> String {
     let ranges = [
         ("u16", 0, i128::from(u16::MAX)),
         ("u32", 0, i128::from(u32::MAX)),
@@ -183,6 +203,9 @@ fn in_words(message: &str) -> String {
     ];
     let mut message = message.to_owned();
     for (name, low, high) in ranges {
+        let (low, high) = field.map_or((low, high), |field| {
+            (i128::from(field.min), i128::from(field.max))
+        });
         message = message.replace(
             &format!("expected {name}"),
             &format!("expected a whole number from {low} to {high}"),
@@ -229,6 +252,7 @@ fn in_words(message: &str) -> String {
         ("invalid type: map", "invalid type: object"),
         ("expected a sequence", "expected an array"),
         ("expected a map", "expected an object"),
+        ("there are no fields", "this endpoint takes no fields"),
     ] {
         message = message.replace(rust, json);
     }
@@ -320,7 +344,7 @@ impl From<ops::Error> for ControlError {
 mod tests {
     use super::*;
 
-    fn refusal<T: DeserializeOwned + std::fmt::Debug>(body: &str) -> String {
+    fn refusal<T: DeserializeOwned + WholeRanges + std::fmt::Debug>(body: &str) -> String {
         match parse::<T>(body.as_bytes()) {
             Err(ControlError::Invalid(message)) => message.into_owned(),
             other => panic!("{body} should be refused, got {other:?}"),
@@ -335,6 +359,8 @@ mod tests {
         #[serde(default)]
         shift: Option<i64>,
     }
+
+    impl WholeRanges for Counts {}
 
     /// A shared cap that is full (the faults' table) is the storage budget's answer: 403
     /// `STORAGE_FULL`, with the message that says how to make room.
@@ -390,10 +416,62 @@ mod tests {
         amount: f64,
     }
 
+    impl WholeRanges for Amount {}
+
     #[derive(Debug, serde::Deserialize)]
     #[allow(dead_code)]
     struct Nested {
         count: Counts,
+    }
+
+    impl WholeRanges for Nested {}
+
+    /// A number of the wrong kind is told the whole numbers its field takes, as the field
+    /// declares them, not its type's: what the clock, a fault and a seed were told.
+    #[test]
+    fn a_number_of_the_wrong_kind_is_told_its_fields_own_range() {
+        use linkbox_contracts::sandbox::{ClockChange, FaultRequest, SeedRequest};
+        for (message, range) in [
+            (
+                refusal::<ClockChange>(r#"{"advanceSeconds": "10"}"#),
+                "from -3162240000 to 3162240000",
+            ),
+            (
+                refusal::<ClockChange>(r#"{"advanceSeconds": 1e30}"#),
+                "from -3162240000 to 3162240000",
+            ),
+            (
+                refusal::<FaultRequest>(r#"{"status": "500"}"#),
+                "from 200 to 599",
+            ),
+            (
+                refusal::<FaultRequest>(r#"{"status": 70000}"#),
+                "from 200 to 599",
+            ),
+            (
+                refusal::<FaultRequest>(r#"{"delayMs": 1.5}"#),
+                "from 0 to 120000",
+            ),
+            (
+                refusal::<FaultRequest>(r#"{"times": -1}"#),
+                "from 1 to 4294967295",
+            ),
+            (
+                refusal::<SeedRequest>(r#"{"api": "m2m", "count": "3"}"#),
+                "from 1 to 1000",
+            ),
+        ] {
+            assert!(
+                message.contains(&format!("expected a whole number {range}")),
+                "{message}"
+            );
+        }
+        // A field that declares no range of its own takes its type's.
+        let seed = refusal::<SeedRequest>(r#"{"api": "m2m", "count": 3, "rngSeed": -1}"#);
+        assert!(
+            seed.contains("at rngSeed: invalid value: number `-1`, expected a whole number from 0 to 18446744073709551615"),
+            "{seed}"
+        );
     }
 
     #[test]
@@ -441,6 +519,26 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    /// An endpoint that takes no body takes none, blank or `{}`, and refuses anything else
+    /// as the endpoints that take one refuse what they do not take.
+    #[test]
+    fn a_body_where_none_is_taken_is_nothing_or_empty() {
+        for nothing in ["", " \n", "{}", " { } "] {
+            assert_eq!(no_body(Ok(Bytes::from(nothing))), Ok(()), "{nothing:?}");
+        }
+        let refused = |body: &'static str| match no_body(Ok(Bytes::from(body))) {
+            Err(ControlError::Invalid(message)) => message.into_owned(),
+            other => panic!("{body} should be refused, got {other:?}"),
+        };
+        assert_eq!(
+            refused(r#"{"x": 1}"#),
+            "Invalid request body at x: unknown field `x`, this endpoint takes no fields at \
+             line 1 column 4"
+        );
+        assert_eq!(refused("[]"), "Request body must be a JSON object");
+        assert_eq!(refused("garbage"), "Request body must be a JSON object");
     }
 
     #[test]

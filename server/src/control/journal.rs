@@ -1,4 +1,5 @@
-//! `GET|DELETE /_sandbox/requests`: read and clear the request journal ([`crate::journal`]);
+//! `GET|DELETE /_sandbox/requests`: read and forget the request journal's entries, all of
+//! them or those one set of filters matches, the same for both ([`crate::journal`]);
 //! `POST /_sandbox/requests/verify`: check it holds what a test expects. Control requests
 //! (`/_sandbox/...`) are not recorded, so inspecting the journal does not fill it. Each
 //! tenant sees, clears and verifies only its own entries; admin all of them.
@@ -37,10 +38,12 @@ pub fn list(request: &Request) -> Result<Response, ControlError> {
     ))
 }
 
-/// DELETE /_sandbox/requests
+/// DELETE /_sandbox/requests?method=&path=&status=&bodyContains=&header=&tenant=&since=
+/// forgets the entries the caller may see that the filters match (all of them without one).
 pub fn clear(request: &Request) -> Result<Response, ControlError> {
     let scope = scope(request)?;
-    request.app.journal.clear(scope.slug());
+    let filter = filter(&request.query)?;
+    request.app.journal.forget(&filter, scope.slug());
     Ok(no_content())
 }
 
@@ -111,7 +114,8 @@ pub fn verify(request: &Request, body: Result<Bytes, BodyError>) -> Result<Respo
     ))
 }
 
-/// The journal filter a query string asks for.
+/// The journal filter a query string asks for, of a list or of a delete: every filter
+/// reads the same on both, and one it does not know is refused, named.
 fn filter(query: &str) -> Result<JournalFilter, ControlError> {
     let mut filter = JournalFilter::default();
     for (name, value) in query_pairs(query) {

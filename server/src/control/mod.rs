@@ -14,7 +14,12 @@
 //! lifecycle code (`LINK_EXPIRED`, `LINK_REVOKED`, `LINK_NOT_OPENED`, `OPERATION_EXISTS`,
 //! `NO_OPERATION`, `DELIVERY_IN_FLIGHT`), 410 `LINK_EXPIRED` / `LINK_USED_UP` /
 //! `LEAF_USER_DELETED` for a Leaf link that can no longer be used, 413 for an oversized
-//! body.
+//! body, 415 for a body of a type that is not JSON.
+//!
+//! Every endpoint reads its body one way ([`body_first`]), an endpoint that takes none as
+//! well ([`call`], [`heavy`]: nothing or `{}`, any field refused, named); only the health
+//! check and `DELETE /_sandbox/faults` ([`ignoring_body`]) read nothing of it, and the
+//! snapshot's restore takes fields it does not know (a later linkbox's).
 //!
 //! One file per concern: [`clock`], [`drift`] (shadow mode's report), [`m2m`] (playing the end user and the portal), [`leaf`]
 //! (playing the Leaf end user), [`seed`] (fake data), [`webhooks`], [`journal`], [`faults`],
@@ -97,14 +102,14 @@ pub fn routes() -> Router {
         .get("/_sandbox/drift", heavy(drift::report))
         .delete("/_sandbox/drift", call(drift::clear))
         .get("/_sandbox/requests", heavy(journal::list))
-        .delete("/_sandbox/requests", call(journal::clear))
+        .delete("/_sandbox/requests", heavy(journal::clear))
         .post(
             "/_sandbox/requests/verify",
             heavy_with_body(BODY, journal::verify),
         )
         .post("/_sandbox/faults", with_body(LARGE_BODY, faults::add))
         .get("/_sandbox/faults", heavy(faults::list))
-        .delete("/_sandbox/faults", call(faults::clear))
+        .delete("/_sandbox/faults", ignoring_body(faults::clear))
         .get("/_sandbox/snapshot", heavy(snapshot::take))
         .put("/_sandbox/snapshot", |mut request: Request| async move {
             if let Err(refusal) = request.caller.scope(&request.app) {
@@ -126,22 +131,44 @@ pub fn routes() -> Router {
         .post("/_sandbox/seed", heavy_with_body(BODY, seed::seed))
 }
 
-/// A handler that reads no body.
+/// A handler of an endpoint that takes no body. One sent all the same is read as the
+/// others' are ([`body_first`]: refused before it is read for a stranger or a type that is
+/// not JSON, 413 past [`SMALL_BODY`]) and must be nothing or `{}` ([`error::no_body`]): a
+/// field it does not take is refused, named, rather than ignored.
 fn call(
     handler: fn(&Request) -> Result<Response, ControlError>,
-) -> impl Fn(Request) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
-    move |request| std::future::ready(render(handler(&request)))
+) -> impl Fn(Request) -> BoxedAnswer + Clone + Send + Sync + 'static {
+    body_first(SMALL_BODY, false, taking_none(handler))
 }
 
-/// A handler that reads no body and walks a tenant's or the whole sandbox's state: it runs
-/// off the serving threads ([`offload`]).
+/// [`call`] for a handler that walks a tenant's or the whole sandbox's state: it runs off
+/// the serving threads ([`offload`]).
 fn heavy(
     handler: fn(&Request) -> Result<Response, ControlError>,
 ) -> impl Fn(Request) -> BoxedAnswer + Clone + Send + Sync + 'static {
-    move |request| {
-        let whose = request.caller.tenant().cloned();
-        Box::pin(offload::run(whose, move || render(handler(&request))))
+    body_first(SMALL_BODY, true, taking_none(handler))
+}
+
+/// `handler`, after the body it does not take is found to be nothing ([`error::no_body`]).
+fn taking_none(
+    handler: fn(&Request) -> Result<Response, ControlError>,
+) -> impl Fn(&Request, Result<Bytes, BodyError>) -> Result<Response, ControlError>
++ Copy
++ Send
++ Sync
++ 'static {
+    move |request, body| {
+        error::no_body(body)?;
+        handler(request)
     }
+}
+
+/// A handler that reads no body and leaves one sent unread (drained after the answer),
+/// whatever it holds: `DELETE /_sandbox/faults` only.
+fn ignoring_body(
+    handler: fn(&Request) -> Result<Response, ControlError>,
+) -> impl Fn(Request) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
+    move |request| std::future::ready(render(handler(&request)))
 }
 
 /// A handler that reads the body first, up to `limit` bytes; off the serving threads when
@@ -162,12 +189,20 @@ fn heavy_with_body(
     body_first(limit, true, handler)
 }
 
-/// [`with_body`], and [`heavy_with_body`] when `heavy`.
-fn body_first(
+/// How a control endpoint reads its body (the snapshot's restore, whose limit is its own,
+/// likewise): [`with_body`], and [`heavy_with_body`] when `heavy`.
+fn body_first<H>(
     limit: usize,
     heavy: bool,
-    handler: fn(&Request, Result<Bytes, BodyError>) -> Result<Response, ControlError>,
-) -> impl Fn(Request) -> BoxedAnswer + Clone + Send + Sync + 'static {
+    handler: H,
+) -> impl Fn(Request) -> BoxedAnswer + Clone + Send + Sync + 'static
+where
+    H: Fn(&Request, Result<Bytes, BodyError>) -> Result<Response, ControlError>
+        + Copy
+        + Send
+        + Sync
+        + 'static,
+{
     move |mut request: Request| {
         Box::pin(async move {
             // A request with no one to act for is refused before its body is read (or
@@ -191,8 +226,11 @@ fn body_first(
 /// A body said to be of a type the control API does not read (`text/plain`, XML,
 /// multipart), refused before it is read: 415. Bodies are JSON; one sent with no type, or
 /// as `application/x-www-form-urlencoded` (what `curl -d` says unless told otherwise), is
-/// read as JSON. [design]
+/// read as JSON. A request without a body has no type to refuse, whatever it says. [design]
 fn refused_type(request: &Request) -> Option<ControlError> {
+    if !request.has_body() {
+        return None;
+    }
     let given = request.headers.get(http::header::CONTENT_TYPE)?;
     if wire::is_json(&request.headers) {
         return None;
@@ -202,16 +240,10 @@ fn refused_type(request: &Request) -> Option<ControlError> {
     if mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         return None;
     }
-    let declared_empty = request
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .is_some_and(|length| length == "0");
-    (!declared_empty).then(|| {
-        ControlError::UnsupportedType(format!(
-            "Request body must be application/json, not {}",
-            String::from_utf8_lossy(given.as_bytes())
-        ))
-    })
+    Some(ControlError::UnsupportedType(format!(
+        "Request body must be application/json, not {}",
+        String::from_utf8_lossy(given.as_bytes())
+    )))
 }
 
 /// A route's answer, boxed.

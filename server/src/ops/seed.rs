@@ -23,7 +23,7 @@ use fake::faker::phone_number::en::CellNumber;
 use fake::rand::SeedableRng;
 use linkbox_contracts::leaf::{AllowedProvider, LinkSettings, Provider};
 use linkbox_contracts::m2m::{DEFAULT_FLOW, Language, OperationAmount};
-use linkbox_contracts::sandbox::SeedResult;
+use linkbox_contracts::sandbox::{SeedRequest, SeedResult};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -34,7 +34,7 @@ use crate::store::m2m::{LinkError, NewLink, NewOperation, Partner};
 use crate::store::quota::StorageFull;
 
 /// Most links one request seeds.
-pub const MAX_COUNT: u32 = 1000;
+pub const MAX_COUNT: u32 = SeedRequest::MAX_COUNT;
 /// Most links per API `linkbox serve --seed N` starts with: what the default tenant budget
 /// holds with room to spare ([`SEEDED_LINK_MOST`] each).
 pub const MAX_DEMO_COUNT: u32 = 100_000;
@@ -48,7 +48,11 @@ pub fn random_seed() -> u64 {
 /// Why a seed request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SeedError {
-    #[error("The count field must be between 1 and {MAX_COUNT}")]
+    #[error(
+        "The count field must be between {} and {}",
+        SeedRequest::COUNT.min,
+        SeedRequest::COUNT.max
+    )]
     Count,
     #[error("The mix field has an unknown state {0:?}; known: {1}")]
     UnknownState(String, &'static str),
@@ -138,7 +142,7 @@ fn pick(rng: &mut ChaCha8Rng, weights: &[u32]) -> usize {
 }
 
 fn check_count(count: u32) -> Result<(), SeedError> {
-    if (1..=MAX_COUNT).contains(&count) {
+    if SeedRequest::COUNT.contains(count.into()) {
         Ok(())
     } else {
         Err(SeedError::Count)

@@ -163,6 +163,11 @@ enum Write {
         tenant: Arc<str>,
         doc: String,
     },
+    /// Journal rows forgotten (a shared database only), each named as the table keys it:
+    /// its tenant and its row number.
+    ForgetJournal {
+        rows: Vec<(Arc<str>, i64)>,
+    },
     /// Moves a row out of its table into `quarantine`.
     Quarantine {
         table: Table,
@@ -304,6 +309,11 @@ impl Changes {
             }),
             Err(error) => self.error = Some(format!("a journal row: {error}")),
         }
+    }
+
+    /// Forgets journal rows (a shared database only), each by its tenant and row number.
+    pub fn forget_journal(&mut self, rows: Vec<(Arc<str>, i64)>) {
+        self.writes.push(Write::ForgetJournal { rows });
     }
 
     /// Moves `row` of `table` into the `quarantine` table, with why it could not be used.

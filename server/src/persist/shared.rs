@@ -795,7 +795,8 @@ fn tenant_of(write: &Write) -> Option<String> {
         Write::ClearTable(_)
         | Write::Clock { .. }
         | Write::Secret { .. }
-        | Write::Journal { .. } => return None,
+        | Write::Journal { .. }
+        | Write::ForgetJournal { .. } => return None,
     };
     Some(match table {
         Table::LeafUsers | Table::LeafMagicLinks => format!("leaf:{tenant}"),
@@ -976,6 +977,15 @@ fn steps(write: &Write, version: i64) -> Vec<Step> {
                 .to_owned(),
             vec![text(tenant), text(doc)],
         )],
+        Write::ForgetJournal { rows } => rows
+            .iter()
+            .map(|(tenant, id)| -> Step {
+                (
+                    "DELETE FROM journal WHERE tenant = $1 AND id = $2".to_owned(),
+                    vec![text(tenant), Box::new(*id)],
+                )
+            })
+            .collect(),
         Write::Quarantine { table, row, reason } => vec![
             (
                 "INSERT INTO quarantine (source, tenant, id, position, doc, reason) \

@@ -153,7 +153,7 @@ impl<'a> Entry<'a> {
                 frozen_at: frozen_at.as_deref(),
             },
             Write::Secret { name, value } => Entry::Secret { name, value },
-            Write::Journal { .. } => return None,
+            Write::Journal { .. } | Write::ForgetJournal { .. } => return None,
             Write::Quarantine { table, row, reason } => Entry::Quarantine {
                 table: table.name(),
                 tenant: &row.tenant,

@@ -163,6 +163,12 @@ impl Request {
         self.params.get(name)
     }
 
+    /// Whether the request came with a body: one already at its end when it arrived (a
+    /// `GET` without one, `Content-Length: 0`) is none.
+    pub fn has_body(&self) -> bool {
+        self.body.0.is_some()
+    }
+
     /// The body, read whole unless it exceeds `limit` bytes or takes longer than
     /// [`BODY_READ_TIMEOUT`] to arrive (a client trickling a byte at a time). An oversized,
     /// late or broken body is a value for the handler to answer in its API's shape; a second

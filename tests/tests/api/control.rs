@@ -300,6 +300,76 @@ async fn the_journal_keeps_only_the_last_journal_size_requests_and_filters_them(
     assert_eq!(empty.json["requests"], json!([]));
 }
 
+/// `DELETE /_sandbox/requests` takes `GET`'s filters: it forgets only what they match of the
+/// caller's own entries (the admin's `tenant` naming whose), and a filter it does not know,
+/// or cannot read, is the same 400 as on `GET`, with nothing forgotten.
+#[tokio::test]
+async fn a_filtered_journal_delete_forgets_only_what_matches() {
+    let app = spawn_app().await;
+    let (key, other) = (test_key(17), test_key(18));
+    app.create_link_for(&key, "kept").await;
+    app.get_link(&key, "link_nope_000000000000").await;
+    app.get_link(&other, "link_nope_000000000000").await;
+    let listed = |key: Option<String>| {
+        let app = &app;
+        async move {
+            let reply = app
+                .control(Method::GET, "/requests", key.as_deref(), None)
+                .await;
+            reply.json["requests"]
+                .as_array()
+                .map(|entries| {
+                    entries
+                        .iter()
+                        .map(|entry| entry["method"].as_str().unwrap_or_default().to_owned())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        }
+    };
+    for query in ["bogus=1", "status=6xx", "since=yesterday", "header=nocolon"] {
+        let refused = app
+            .control(
+                Method::DELETE,
+                &format!("/requests?{query}"),
+                Some(&key),
+                None,
+            )
+            .await;
+        assert_control_error(&refused, 400, "INVALID_REQUEST");
+        let read = app
+            .control(Method::GET, &format!("/requests?{query}"), Some(&key), None)
+            .await;
+        assert_eq!(refused.json, read.json, "{query}: as GET says it");
+    }
+    assert_eq!(listed(Some(key.clone())).await, ["GET", "POST"]);
+    let forgot = app
+        .control(Method::DELETE, "/requests?method=GET", Some(&key), None)
+        .await;
+    assert_eq!(forgot.status, 204, "{forgot:?}");
+    assert_eq!(listed(Some(key.clone())).await, ["POST"]);
+    assert_eq!(listed(Some(other.clone())).await, ["GET"], "not another's");
+    // The admin's delete reaches every tenant, or the one `tenant` names.
+    let slug = app
+        .control(Method::GET, "/requests", Some(&other), None)
+        .await
+        .json["requests"][0]["tenant"]
+        .as_str()
+        .map(str::to_owned)
+        .expect("a tenant");
+    let forgot = app
+        .control(
+            Method::DELETE,
+            &format!("/requests?tenant={slug}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(forgot.status, 204, "{forgot:?}");
+    assert!(listed(Some(other)).await.is_empty());
+    assert_eq!(listed(None).await, ["POST"]);
+}
+
 #[tokio::test]
 async fn a_fault_with_times_answers_in_the_vendors_shape_then_stops() {
     let app = spawn_app().await;
@@ -1009,6 +1079,117 @@ async fn control_bodies_are_objects_and_unknown_fields_are_refused_by_name() {
     // Nothing of those was done: the link is still only created, and the clock unmoved.
     let detail = app.get_link(&key, &link_id).await;
     assert_eq!(detail.data()["status"], "created", "{detail:?}");
+}
+
+/// A control request to `/_sandbox{path}` with a body of type `kind`.
+async fn send_typed(
+    app: &TestApp,
+    (method, path): (&Method, &str),
+    headers: &[(&str, &str)],
+    kind: &str,
+    body: &[u8],
+) -> Reply {
+    let mut headers = headers.to_vec();
+    headers.push(("content-type", kind));
+    app.send(
+        method.clone(),
+        &format!("/_sandbox{path}"),
+        &headers,
+        Some(body.to_vec()),
+    )
+    .await
+}
+
+/// Every control endpoint reads a body by one rule. One that takes none refuses a field,
+/// named, anything but a JSON object, a type that is not JSON (415) and a body past 4 KiB
+/// (413), doing nothing; with no body, blank or `{}` it answers as it always did. `connect`
+/// refuses a field it does not take like the other endpoints that take a body.
+#[tokio::test]
+async fn every_control_endpoint_refuses_a_body_it_does_not_take() {
+    let app = spawn_app().await;
+    let key = test_key(19);
+    let link = app.create_link_for(&key, "kept").await;
+    let link_id = link["linkId"].as_str().unwrap_or_default().to_owned();
+    let token = app.authenticate("strict-farm").await;
+    let bearer = format!("Bearer {token}");
+    let partner = [("x-api-key", key.as_str())];
+    let leaf = [("authorization", bearer.as_str())];
+    type Headers<'a> = &'a [(&'a str, &'a str)];
+    let takes_none: Vec<(Method, String, Headers)> = vec![
+        (Method::GET, "/clock".into(), &partner),
+        (Method::POST, "/reset".into(), &partner),
+        (
+            Method::POST,
+            format!("/m2m/links/{link_id}/operation/cancel"),
+            &partner,
+        ),
+        (Method::POST, "/leaf/magic-links/nope/access".into(), &leaf),
+        (Method::GET, "/webhooks".into(), &partner),
+        (Method::POST, "/webhooks/whd_nope/replay".into(), &partner),
+        (Method::GET, "/drift".into(), &partner),
+        (Method::DELETE, "/drift".into(), &partner),
+        (Method::GET, "/requests".into(), &partner),
+        (Method::DELETE, "/requests".into(), &partner),
+        (Method::GET, "/faults".into(), &partner),
+        (Method::GET, "/snapshot".into(), &partner),
+    ];
+    let large = format!(r#"{{"x": "{}"}}"#, "a".repeat(64 * 1024));
+    for (method, path, headers) in &takes_none {
+        let field = send_typed(
+            &app,
+            (method, path),
+            headers,
+            "application/json",
+            br#"{"x": 1}"#,
+        )
+        .await;
+        assert_control_error(&field, 400, "INVALID_REQUEST");
+        let said = field.json["error"]["message"].as_str().unwrap_or_default();
+        assert!(said.contains("unknown field `x`"), "{path}: {said}");
+        let array = send_typed(&app, (method, path), headers, "application/json", b"[1]").await;
+        assert_control_error(&array, 400, "INVALID_REQUEST");
+        let text = send_typed(&app, (method, path), headers, "text/plain", b"garbage").await;
+        assert_control_error(&text, 415, "INVALID_REQUEST");
+        let too_large = send_typed(
+            &app,
+            (method, path),
+            headers,
+            "application/json",
+            large.as_bytes(),
+        )
+        .await;
+        assert_control_error(&too_large, 413, "INVALID_REQUEST");
+        assert!(too_large.text.contains("4 KiB"), "{path}: {too_large:?}");
+    }
+    let connect = send_typed(
+        &app,
+        (&Method::POST, "/leaf/magic-links/nope/connect"),
+        &leaf,
+        "application/json",
+        br#"{"provider": "JohnDeere", "providr": "Trimble"}"#,
+    )
+    .await;
+    assert_control_error(&connect, 400, "INVALID_REQUEST");
+    assert!(connect.text.contains("providr"), "{connect:?}");
+    // None of it was done: the reset forgot nothing.
+    assert_eq!(app.get_link(&key, &link_id).await.status, 200);
+    for (method, path, headers) in &takes_none {
+        let mut answers = vec![
+            app.send(method.clone(), &format!("/_sandbox{path}"), headers, None)
+                .await,
+        ];
+        for body in [&b"{}"[..], b" \n", b" { } "] {
+            answers.push(send_typed(&app, (method, path), headers, "application/json", body).await);
+        }
+        answers.push(send_typed(&app, (method, path), headers, "text/plain", b"").await);
+        for answer in answers {
+            assert!(
+                !matches!(answer.status, 400 | 413 | 415 | 500..),
+                "{method} {path}: {answer:?}"
+            );
+        }
+    }
+    assert_eq!(app.get_link(&key, &link_id).await.status, 404, "reset");
 }
 
 /// A control body said to be of a type linkbox does not read is refused before anything is
