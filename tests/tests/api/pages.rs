@@ -914,7 +914,7 @@ async fn seeding_the_same_rng_seed_gives_the_same_data() {
     assert_eq!(negative.status, 400);
     let message = negative.json["error"]["message"].as_str().expect("message");
     assert!(
-        message.starts_with("Invalid request body at count: invalid value: number `-1`, expected a whole number from 0 to 4294967295"),
+        message.starts_with("Invalid request body at count: invalid value: number `-1`, expected a whole number from 1 to 1000"),
         "{message}"
     );
 }
