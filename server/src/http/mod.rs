@@ -1112,6 +1112,28 @@ mod tests {
         LeafList,
     }
 
+    /// Which is answered first: `heavy` (waiting on a lock the test holds), or another
+    /// partner's list of links asked for meanwhile (`"light"`).
+    async fn light_meanwhile<F: std::future::Future>(
+        pipeline: &Pipeline,
+        heavy: std::pin::Pin<&mut F>,
+    ) -> &'static str {
+        let light = pipeline.answer(
+            http::Request::get("/partner/links")
+                .header("x-api-key", "m2m_test_00000000000000000000000000000043")
+                .body(String::new())
+                .expect("a request"),
+        );
+        tokio::select! {
+            biased;
+            _ = heavy => "heavy early",
+            light = light => {
+                assert_eq!(light.status(), StatusCode::OK);
+                "light"
+            }
+        }
+    }
+
     /// A Leaf account's whole list of magic links asked for while its lock is held, and a
     /// partner's list of links meanwhile: the order they were answered in.
     async fn a_leaf_list_beside_a_light_read() -> Vec<&'static str> {
@@ -1129,20 +1151,7 @@ mod tests {
                 .expect("a request"),
         );
         let mut list = std::pin::pin!(list);
-        let light = pipeline.answer(
-            http::Request::get("/partner/links")
-                .header("x-api-key", "m2m_test_00000000000000000000000000000043")
-                .body(String::new())
-                .expect("a request"),
-        );
-        tokio::select! {
-            biased;
-            _ = &mut list => order.push("heavy early"),
-            light = light => {
-                assert_eq!(light.status(), StatusCode::OK);
-                order.push("light");
-            }
-        }
+        order.push(light_meanwhile(&pipeline, list.as_mut()).await);
         drop(held);
         assert_eq!(list.await.status(), StatusCode::OK);
         order.push("heavy");
@@ -1201,20 +1210,7 @@ mod tests {
         let mut order = Vec::new();
         let answer = send(http::Request::post(path), body);
         let mut answer = std::pin::pin!(answer);
-        let light = pipeline.answer(
-            http::Request::get("/partner/links")
-                .header("x-api-key", "m2m_test_00000000000000000000000000000043")
-                .body(String::new())
-                .expect("a request"),
-        );
-        tokio::select! {
-            biased;
-            _ = &mut answer => order.push("heavy early"),
-            light = light => {
-                assert_eq!(light.status(), StatusCode::OK);
-                order.push("light");
-            }
-        }
+        order.push(light_meanwhile(&pipeline, answer.as_mut()).await);
         drop(held);
         let (status, answered) = answer.await;
         assert_eq!(status, StatusCode::CREATED, "{answered}");
