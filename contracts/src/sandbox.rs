@@ -501,9 +501,10 @@ pub struct FaultRequest {
     #[serde(default)]
     pub method: Option<String>,
     /// Path pattern to match, segment by segment: `*` is one segment, a trailing `/**` any
-    /// rest, a last segment ending in `*` a prefix; any path when absent. No query string;
-    /// never a control path (`/_sandbox`), and for a tenant never only paths reached without
-    /// credentials (the Leaf login, the pages, the documents): such a fault could not fire.
+    /// rest, a last segment ending in `*` a prefix; any path when absent. No query string,
+    /// and never a control path (`/_sandbox`): such a fault could not fire. A tenant's fault
+    /// touches only requests carrying its own key or token, on any path (one on the Leaf
+    /// login or the pages, usually reached without them, is kept with a warning).
     #[serde(default)]
     pub path: Option<String>,
     /// Answer with this status instead of the real handler.

@@ -6,11 +6,13 @@
 //! request. Control requests are never faulted, so a sandbox cannot lock itself out.
 //!
 //! A fault that could never fire is refused (400) rather than kept ([`never_fires`]): one
-//! whose path matches only control requests, and a tenant's whose path matches only
-//! requests that carry no tenant's credentials — the Leaf login, the pages a browser
-//! visits, the API documents — which only the admin's faults touch. `DELETE` takes no query
-//! parameter: it removes every fault the caller set, so a `?id=` it ignored would remove
-//! more than was asked.
+//! whose path matches only control requests. A tenant's fault whose path matches only
+//! requests that are usually reached without credentials — the Leaf login, the pages a
+//! browser visits, the API documents — is kept, with an `X-Linkbox-Warning` saying it
+//! touches only those requests that carry the tenant's own key or token (a fault's tenant
+//! is read from a request's credentials, whatever its path), and that the admin's faults
+//! touch them all. `DELETE` takes no query parameter: it removes every fault the caller
+//! set, so a `?id=` it ignored would remove more than was asked.
 
 use std::sync::Arc;
 
@@ -30,9 +32,10 @@ pub fn add(request: &Request, body: Result<Bytes, BodyError>) -> Result<Response
     let scope = write_scope(request)?;
     let fault: FaultRequest = json(body)?;
     let tenant = scope.slug().map(Arc::from);
-    if let Some(path) = fault.path.as_deref() {
-        never_fires(path, tenant.is_some())?;
-    }
+    let warning = match fault.path.as_deref() {
+        Some(path) => never_fires(path, tenant.is_some())?,
+        None => None,
+    };
     let view = request
         .app
         .faults
@@ -41,7 +44,15 @@ pub fn add(request: &Request, body: Result<Bytes, BodyError>) -> Result<Response
             FaultRefused::Invalid(message) => ControlError::invalid(message),
             FaultRefused::Full(message) => ControlError::Full(message),
         })?;
-    Ok(crate::wire::json(StatusCode::CREATED, &view))
+    let mut response = crate::wire::json(StatusCode::CREATED, &view);
+    if let Some(warning) = warning
+        && let Ok(value) = http::HeaderValue::from_str(&warning)
+    {
+        response
+            .headers_mut()
+            .insert(linkbox_contracts::m2m::WARNING_HEADER, value);
+    }
+    Ok(response)
 }
 
 /// GET /_sandbox/faults
@@ -71,13 +82,14 @@ pub fn clear(request: &Request) -> Result<Response, ControlError> {
 }
 
 /// The refusal of a fault with path pattern `text` that could never fire: one matching only
-/// control requests, which are never faulted, or, set by a tenant, one matching only
-/// requests that never carry a tenant's credentials ([`identity::tenantless`]), which only
-/// the admin's faults touch. A pattern that also matches any other path (`/**`, `/*`) is
-/// kept. A pattern that does not parse is left for the table to refuse, by name.
-fn never_fires(text: &str, tenant: bool) -> Result<(), ControlError> {
+/// control requests, which are never faulted. Otherwise the warning for a tenant's fault
+/// matching only requests usually reached without credentials ([`identity::tenantless`]):
+/// it touches only those that carry the tenant's own. A pattern that also matches any other
+/// path (`/**`, `/*`) is neither. A pattern that does not parse is left for the table to
+/// refuse, by name.
+fn never_fires(text: &str, tenant: bool) -> Result<Option<String>, ControlError> {
     let Ok(pattern) = PathPattern::parse(text) else {
-        return Ok(());
+        return Ok(None);
     };
     if pattern.confined_to(super::owns) {
         return Err(ControlError::invalid(format!(
@@ -87,24 +99,23 @@ fn never_fires(text: &str, tenant: bool) -> Result<(), ControlError> {
         )));
     }
     if tenant && pattern.confined_to(|path| super::owns(path) || identity::tenantless(path)) {
-        return Err(ControlError::invalid(format!(
-            "Requests to {text} carry no tenant's credentials (the Leaf login \
-             /api/authenticate, the pages at /widget, /magic-link and /, and the API documents \
-             are reached without them), so only the admin's faults touch them: this fault, set \
-             with a tenant's credentials, could never fire. Set it with the admin token (or \
-             with no credentials where no admin token is configured)"
+        return Ok(Some(format!(
+            "requests to {} are usually made without credentials (the Leaf login, the pages \
+             a browser visits, the API documents): this fault touches only those that carry \
+             your own key or token; the admin's faults touch them all",
+            text.escape_default()
         )));
     }
-    Ok(())
+    Ok(None)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Refused: a pattern only control paths match (for anyone), and a tenant's only
-    /// tenantless paths match. Kept: a pattern that reaches any other path, and the
-    /// admin's on tenantless paths.
+    /// Refused: a pattern only control paths match (for anyone). Kept with a warning: a
+    /// tenant's only tenantless paths match. Kept as it is: a pattern that reaches any other
+    /// path, and the admin's on tenantless paths.
     #[test]
     fn only_a_fault_that_can_never_fire_is_refused() {
         for pattern in [
@@ -127,8 +138,16 @@ mod tests {
             "/docs/**",
             "/openapi.json",
         ] {
-            assert!(never_fires(pattern, true).is_err(), "{pattern}");
-            assert!(never_fires(pattern, false).is_ok(), "{pattern}");
+            let warned = never_fires(pattern, true).expect("kept");
+            assert!(
+                warned.is_some_and(|warning| warning.contains("only those that carry your own")),
+                "{pattern}"
+            );
+            assert_eq!(
+                never_fires(pattern, false).expect("kept"),
+                None,
+                "{pattern}"
+            );
         }
         for pattern in [
             "/**",
@@ -142,12 +161,16 @@ mod tests {
             "/_sandbo*",
         ] {
             for tenant in [false, true] {
-                assert!(never_fires(pattern, tenant).is_ok(), "{pattern}");
+                assert_eq!(
+                    never_fires(pattern, tenant).expect("kept"),
+                    None,
+                    "{pattern}"
+                );
             }
         }
-        assert!(
-            never_fires("not a pattern", true).is_ok(),
-            "the table names it"
+        assert_eq!(
+            never_fires("not a pattern", true).expect("the table names it"),
+            None
         );
     }
 }

@@ -566,9 +566,10 @@ async fn a_dropped_request_is_journaled_without_a_status() {
 
 /// A fault that could never fire is a 400 saying why, not a 201 that sits in the table: one
 /// on control paths (never faulted), one with a query string (paths are matched without
-/// it), and a tenant's on paths whose requests carry no tenant's credentials (the Leaf
-/// login, the pages): the same fault set by the admin is kept, and fires. A tenant's
-/// pattern that also reaches its own requests (`/**`) is kept.
+/// it). A tenant's on paths usually reached without credentials (the Leaf login, the pages)
+/// is kept with a warning: it touches only the requests there that carry the tenant's own
+/// token, and does fire on those; the same fault set by the admin touches every one. A
+/// tenant's pattern that also reaches other paths (`/**`) is kept without one.
 #[tokio::test]
 async fn a_fault_that_could_never_fire_is_refused_saying_why() {
     let app = spawn_app().await;
@@ -609,9 +610,32 @@ async fn a_fault_that_could_never_fire_is_refused_saying_why() {
         (bearer.as_str(), "/magic-link/**"),
         (bearer.as_str(), "/docs/**"),
     ] {
-        let reply = add(Some(who), json!({"path": path, "status": 503})).await;
-        refused(&reply, "so only the admin's faults touch them");
+        let reply = add(Some(who), json!({"path": path, "status": 503, "times": 1})).await;
+        assert_eq!(reply.status, 201, "{path}: {reply:?}");
+        let warning = reply.headers["x-linkbox-warning"].to_str().expect("text");
+        assert!(
+            warning.contains("touches only those that carry your own key or token"),
+            "{warning}"
+        );
     }
+    // The account's own login fault fires on a login that carries its token...
+    let login = |headers: Vec<(&'static str, String)>| {
+        let app = &app;
+        async move {
+            let mut all: Vec<(&str, &str)> = vec![("content-type", "application/json")];
+            all.extend(headers.iter().map(|(name, value)| (*name, value.as_str())));
+            app.send(
+                Method::POST,
+                "/api/authenticate",
+                &all,
+                Some(br#"{"username":"never-fires","password":"secret"}"#.to_vec()),
+            )
+            .await
+        }
+    };
+    assert_eq!(login(vec![]).await.status, 200, "not on one without it");
+    let carried = login(vec![("authorization", bearer.clone())]).await;
+    assert_eq!(carried.status, 503, "{carried:?}");
     for (who, path) in [
         (key.as_str(), "/**"),
         (key.as_str(), "/*"),
@@ -620,6 +644,7 @@ async fn a_fault_that_could_never_fire_is_refused_saying_why() {
     ] {
         let reply = add(Some(who), json!({"path": path, "status": 503})).await;
         assert_eq!(reply.status, 201, "{path}: {reply:?}");
+        assert!(reply.headers.get("x-linkbox-warning").is_none(), "{path}");
     }
     let admin = json!({"path": "/api/authenticate", "status": 503, "times": 1});
     assert_eq!(add(None, admin).await.status, 201);
