@@ -38,6 +38,10 @@ pub fn report(request: &Request) -> Result<Response, ControlError> {
 /// DELETE /_sandbox/drift
 pub fn clear(request: &Request) -> Result<Response, ControlError> {
     let scope = scope(request)?;
+    super::error::no_query(
+        &request.query,
+        "DELETE /_sandbox/drift takes none, and clears the whole report the caller sees",
+    )?;
     request.app.drift.clear(scope.slug());
     Ok(no_content())
 }

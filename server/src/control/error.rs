@@ -127,6 +127,20 @@ struct NoFields {}
 
 impl WholeRanges for NoFields {}
 
+/// The query of an endpoint that forgets something and takes no parameter: any is refused,
+/// named, before anything is forgotten — a `?tenant=` or `?id=` it ignored would forget more
+/// than was asked. `what` is the endpoint and what it forgets, e.g. "DELETE
+/// /_sandbox/faults takes none, and removes every fault you set".
+pub fn no_query(query: &str, what: &str) -> Result<(), ControlError> {
+    match crate::wire::query_pairs(query).into_iter().next() {
+        None => Ok(()),
+        Some((name, _)) => Err(ControlError::invalid(format!(
+            "Unknown parameter {:?}: {what}; nothing was done",
+            name.escape_default().to_string()
+        ))),
+    }
+}
+
 /// The body of an endpoint that takes none, read as every control body is: none (or
 /// whitespace) and `{}` are nothing; a field is refused, named, and what is not a JSON
 /// object is refused as such.

@@ -25,7 +25,7 @@ use super::error::{ControlError, json};
 use super::{scope, write_scope};
 use crate::faults::{FaultRefused, PathPattern};
 use crate::ops::identity;
-use crate::wire::{BodyError, Request, no_content, query_pairs};
+use crate::wire::{BodyError, Request, no_content};
 
 /// POST /_sandbox/faults
 pub fn add(request: &Request, body: Result<Bytes, BodyError>) -> Result<Response, ControlError> {
@@ -69,14 +69,11 @@ pub fn list(request: &Request) -> Result<Response, ControlError> {
 /// DELETE /_sandbox/faults
 pub fn clear(request: &Request) -> Result<Response, ControlError> {
     let scope = scope(request)?;
-    if let Some((name, _)) = query_pairs(&request.query).into_iter().next() {
-        return Err(ControlError::invalid(format!(
-            "Unknown parameter {:?}: DELETE /_sandbox/faults takes none, and removes every \
-             fault you set; nothing was removed. To keep some, remove all and add those back \
-             (a fault given times goes by itself once spent)",
-            name.escape_default().to_string()
-        )));
-    }
+    super::error::no_query(
+        &request.query,
+        "DELETE /_sandbox/faults takes none, and removes every fault you set (to keep some, \
+         remove all and add those back; a fault given times goes by itself once spent)",
+    )?;
     request.app.faults.clear(scope.slug());
     Ok(no_content())
 }

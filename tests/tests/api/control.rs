@@ -660,7 +660,8 @@ async fn a_fault_that_could_never_fire_is_refused_saying_why() {
 }
 
 /// `DELETE /_sandbox/faults` removes every fault the caller set: a query it would ignore
-/// (`?id=flt_…`, as if it removed one) is a 400, and nothing is removed.
+/// (`?id=flt_…`, as if it removed one) is a 400, and nothing is removed; so for a reset and
+/// for clearing the drift report.
 #[tokio::test]
 async fn clearing_faults_takes_no_query() {
     let app = spawn_app().await;
@@ -690,6 +691,30 @@ async fn clearing_faults_takes_no_query() {
         .control(Method::DELETE, "/faults", Some(&key), None)
         .await;
     assert_eq!(cleared.status, 204);
+    // The same for the other endpoints that forget: a reset asked of one tenant by the
+    // admin (`?tenant=`, which it never took) forgets nothing, rather than everyone's data.
+    let other = test_key(48);
+    app.create_link_for(&other, "kept").await;
+    let reset = app
+        .control(Method::POST, "/reset?tenant=someone", None, None)
+        .await;
+    assert_control_error(&reset, 400, "INVALID_REQUEST");
+    let listed = app.list_links(&other, "").await;
+    assert_eq!(
+        listed.data()["pagination"]["total"],
+        1,
+        "nothing was forgotten"
+    );
+    let drift = app
+        .control(Method::DELETE, "/drift?endpoint=x", Some(&key), None)
+        .await;
+    assert_control_error(&drift, 400, "INVALID_REQUEST");
+    assert_eq!(
+        app.control(Method::POST, "/reset", Some(&other), None)
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]
