@@ -259,8 +259,10 @@ pub fn replay_webhook() {}
     request_body(content = FaultRequest, content_type = "application/json",
         example = json!({"method": "POST", "path": "/partner/links", "status": 429, "times": 1})),
     responses(
-        (status = 201, description = "Armed", body = FaultView),
-        (status = 400, description = "Invalid fault", body = SandboxErrorBody),
+        (status = 201, description = "Armed", body = FaultView, headers(
+            ("X-Linkbox-Warning" = String, description = "Sent when a tenant's fault matches only paths usually reached without credentials (the Leaf login, the pages): it touches only the requests there that carry the tenant's own key or token"),
+        )),
+        (status = 400, description = "Invalid fault, or one that could never fire (a control path, a query string)", body = SandboxErrorBody),
         (status = 401, description = "Unknown key", body = SandboxErrorBody),
     ),
     security(("apiKey" = []), ("bearer" = []), ()))]
