@@ -490,10 +490,13 @@ pub struct ListLinksQuery {
     #[param(minimum = 1, maximum = 100, default = 20)]
     #[schemars(range(min = 1, max = 100))]
     pub limit: Option<u32>,
-    /// Only links created at or after this instant (RFC 3339, any number of fraction digits).
+    /// Only links created at or after this instant (ISO 8601: RFC 3339 with any number of
+    /// fraction digits, or to the minute, or the basic format; without an offset, UTC), or
+    /// from the start of this `YYYY-MM-DD` day (UTC).
     #[param(format = DateTime)]
     pub from: Option<String>,
-    /// Only links created at or before this instant (RFC 3339, any number of fraction digits).
+    /// Only links created at or before this instant (as `from`), or to the end of this
+    /// `YYYY-MM-DD` day (UTC).
     #[param(format = DateTime)]
     pub to: Option<String>,
     /// `active`: neither expired nor revoked; `expired`: expired and not revoked.

@@ -697,3 +697,25 @@ pub struct SeedResult {
     /// The state each link was left in, in the same order.
     pub states: Vec<String>,
 }
+
+/// The filters of `GET` and `DELETE /_sandbox/requests`: both read the same entries. [design]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct JournalQuery {
+    /// Only this method.
+    pub method: Option<String>,
+    /// Exact path, or a prefix ending in `*`.
+    pub path: Option<String>,
+    /// A status from 100 to 599 (`404`), or a class from `1xx` to `5xx` (`4xx`); a request a
+    /// fault dropped was answered none, so no status matches it.
+    pub status: Option<String>,
+    /// Text the request body contains.
+    pub body_contains: Option<String>,
+    /// `name:value`, a request header (any-case name) with exactly this value.
+    pub header: Option<String>,
+    /// Only this tenant label (partner slug, `leaf:<username>`).
+    pub tenant: Option<String>,
+    /// RFC 3339; only requests at or after it, on the sandbox clock.
+    pub since: Option<String>,
+}

@@ -130,15 +130,7 @@ pub fn set_webhook_config() {}
 /// The requests linkbox answered for the caller's partner (every request for the admin),
 /// newest first, optionally filtered by method, path and status.
 #[utoipa::path(get, path = "/_sandbox/requests", tag = "Sandbox", operation_id = "listRequests",
-    params(
-        ("method" = Option<String>, Query, description = "Only this method"),
-        ("path" = Option<String>, Query, description = "Exact path, or a prefix ending in *"),
-        ("status" = Option<String>, Query, description = "A status from 100 to 599 (404), or a class from 1xx to 5xx (4xx); a request a fault dropped was answered none, so no status matches it"),
-        ("bodyContains" = Option<String>, Query, description = "Text the request body contains"),
-        ("header" = Option<String>, Query, description = "name:value, a request header (any-case name) with exactly this value"),
-        ("tenant" = Option<String>, Query, description = "Only this tenant label (partner slug, leaf:<username>)"),
-        ("since" = Option<String>, Query, description = "RFC 3339; only requests at or after it, on the sandbox clock"),
-    ),
+    params(JournalQuery),
     responses(
         (status = 200, description = "Newest first", body = JournalPage),
         (status = 400, description = "Bad filter", body = SandboxErrorBody),
@@ -169,15 +161,7 @@ pub fn verify_requests() {}
 /// Forgets the caller's journal entries (every entry for the admin), or only those the
 /// filters match: the same filters as listing it, matching the same entries.
 #[utoipa::path(delete, path = "/_sandbox/requests", tag = "Sandbox", operation_id = "clearRequests",
-    params(
-        ("method" = Option<String>, Query, description = "Only this method"),
-        ("path" = Option<String>, Query, description = "Exact path, or a prefix ending in *"),
-        ("status" = Option<String>, Query, description = "A status from 100 to 599 (404), or a class from 1xx to 5xx (4xx)"),
-        ("bodyContains" = Option<String>, Query, description = "Text the request body contains"),
-        ("header" = Option<String>, Query, description = "name:value, a request header (any-case name) with exactly this value"),
-        ("tenant" = Option<String>, Query, description = "Only this tenant label (partner slug, leaf:<username>)"),
-        ("since" = Option<String>, Query, description = "RFC 3339; only requests at or after it, on the sandbox clock"),
-    ),
+    params(JournalQuery),
     responses(
         (status = 204, description = "Cleared"),
         (status = 400, description = "Bad filter: nothing was forgotten", body = SandboxErrorBody),
