@@ -319,15 +319,15 @@ impl Modify for CommonAnswers {
                         .build(),
                 )
             };
-            for (method, operation) in [
-                ("get", &mut item.get),
-                ("put", &mut item.put),
-                ("post", &mut item.post),
-                ("delete", &mut item.delete),
-                ("patch", &mut item.patch),
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
             ]
             .into_iter()
-            .filter_map(|(method, operation)| Some((method, operation.as_mut()?)))
+            .filter_map(Option::as_mut)
             {
                 let responses = &mut operation.responses.responses;
                 responses.entry("503".to_owned()).or_insert_with(|| {
@@ -356,11 +356,9 @@ impl Modify for CommonAnswers {
                     });
                 }
                 // A control operation that takes no body reads one sent all the same, by
-                // the rule of those that take one (`DELETE /_sandbox/faults` leaves it
-                // unread): none or `{}`, and any field refused.
+                // the rule of those that take one: none or `{}`, and any field refused.
                 let control = path.starts_with("/_sandbox");
-                let reads_none = operation.request_body.is_none()
-                    && !(method == "delete" && path == "/_sandbox/faults");
+                let reads_none = operation.request_body.is_none();
                 if control && reads_none {
                     responses.entry("400".to_owned()).or_insert_with(|| {
                         answer(

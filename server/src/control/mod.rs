@@ -18,8 +18,8 @@
 //!
 //! Every endpoint reads its body one way ([`body_first`]), an endpoint that takes none as
 //! well ([`call`], [`heavy`]: nothing or `{}`, any field refused, named); only the health
-//! check and `DELETE /_sandbox/faults` ([`ignoring_body`]) read nothing of it, and the
-//! snapshot's restore takes fields it does not know (a later linkbox's).
+//! check reads nothing of it, and the snapshot's restore takes fields it does not know (a
+//! later linkbox's).
 //!
 //! One file per concern: [`clock`], [`drift`] (shadow mode's report), [`m2m`] (playing the end user and the portal), [`leaf`]
 //! (playing the Leaf end user), [`seed`] (fake data), [`webhooks`], [`journal`], [`faults`],
@@ -109,7 +109,7 @@ pub fn routes() -> Router {
         )
         .post("/_sandbox/faults", with_body(LARGE_BODY, faults::add))
         .get("/_sandbox/faults", heavy(faults::list))
-        .delete("/_sandbox/faults", ignoring_body(faults::clear))
+        .delete("/_sandbox/faults", call(faults::clear))
         .get("/_sandbox/snapshot", heavy(snapshot::take))
         .put("/_sandbox/snapshot", |mut request: Request| async move {
             if let Err(refusal) = request.caller.scope(&request.app) {
@@ -161,14 +161,6 @@ fn taking_none(
         error::no_body(body)?;
         handler(request)
     }
-}
-
-/// A handler that reads no body and leaves one sent unread (drained after the answer),
-/// whatever it holds: `DELETE /_sandbox/faults` only.
-fn ignoring_body(
-    handler: fn(&Request) -> Result<Response, ControlError>,
-) -> impl Fn(Request) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
-    move |request| std::future::ready(render(handler(&request)))
 }
 
 /// A handler that reads the body first, up to `limit` bytes; off the serving threads when

@@ -1181,6 +1181,7 @@ async fn every_control_endpoint_refuses_a_body_it_does_not_take() {
         (Method::GET, "/requests".into(), &partner),
         (Method::DELETE, "/requests".into(), &partner),
         (Method::GET, "/faults".into(), &partner),
+        (Method::DELETE, "/faults".into(), &partner),
         (Method::GET, "/snapshot".into(), &partner),
     ];
     let large = format!(r#"{{"x": "{}"}}"#, "a".repeat(64 * 1024));
