@@ -100,8 +100,7 @@ where
     H: Fn(&Request) -> Result<Response, ApiError> + Clone + Send + Sync + 'static,
 {
     let unpaged = |request: &wire::Request| {
-        !wire::query_pairs(&request.query)
-            .iter()
+        !form_urlencoded::parse(request.query.as_bytes())
             .any(|(name, _)| name == "page" || name == "size")
     };
     serve_weighed(router, Method::GET, pattern, unpaged, handler)
