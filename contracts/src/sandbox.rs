@@ -55,6 +55,15 @@ pub trait WholeRanges {
     const WHOLE_RANGES: &'static [WholeRange] = &[];
 }
 
+/// Each control body with narrowed fields, by its schema's name: the schemas' tests hold
+/// their `minimum` and `maximum` to these ranges.
+#[cfg(test)]
+pub(crate) const RANGED_BODIES: &[(&str, &[WholeRange])] = &[
+    ("ClockChange", ClockChange::WHOLE_RANGES),
+    ("FaultRequest", FaultRequest::WHOLE_RANGES),
+    ("SeedRequest", SeedRequest::WHOLE_RANGES),
+];
+
 /// The control API's error codes.
 pub mod codes {
     pub const UNAUTHORIZED: &str = "UNAUTHORIZED";
@@ -113,7 +122,10 @@ pub struct ClockView {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClockChange {
+    /// Seconds to move the clock by, either way: at most a century.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = ClockChange::ADVANCE_SECONDS.min, max = ClockChange::ADVANCE_SECONDS.max))]
+    #[schema(minimum = -3162240000_i64, maximum = 3162240000_i64)]
     pub advance_seconds: Option<i64>,
     /// The instant to set the clock to: RFC 3339, any offset, any number of fraction digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -509,23 +521,31 @@ pub struct FaultRequest {
     pub path: Option<String>,
     /// Answer with this status instead of the real handler.
     #[serde(default)]
+    #[schemars(range(min = FaultRequest::STATUS.min, max = FaultRequest::STATUS.max))]
+    #[schema(minimum = 200, maximum = 599)]
     pub status: Option<u16>,
     /// Answer with this body (JSON; a string is sent as text). Without it a faulted status
     /// answers in the vendor's own error shape.
     #[serde(default)]
     #[schema(value_type = Option<crate::openapi::FaultBody>)]
     pub body: Option<Value>,
-    /// Wait this long (real time) before answering.
+    /// Wait this long (real time) before answering: at most two minutes.
     #[serde(default)]
+    #[schemars(range(min = FaultRequest::DELAY_MS.min, max = FaultRequest::DELAY_MS.max))]
+    #[schema(minimum = 0, maximum = 120000)]
     pub delay_ms: Option<u64>,
     /// Close the connection without an answer.
     #[serde(default)]
     pub drop: Option<bool>,
     /// Chance (0..=1) that a matching request is faulted; default 1.
     #[serde(default)]
+    #[schemars(range(min = 0, max = 1))]
+    #[schema(minimum = 0, maximum = 1)]
     pub probability: Option<f64>,
     /// Fault this many matching requests, then stop; unlimited when absent.
     #[serde(default)]
+    #[schemars(range(min = FaultRequest::TIMES.min, max = FaultRequest::TIMES.max))]
+    #[schema(minimum = 1, maximum = 4294967295_u64, format = Int64)]
     pub times: Option<u32>,
 }
 
@@ -666,6 +686,8 @@ pub struct SeedRequest {
     /// `m2m` (needs a partner key) or `leaf` (needs a Leaf token).
     pub api: String,
     /// How many links, 1 to 1000.
+    #[schemars(range(min = SeedRequest::COUNT.min, max = SeedRequest::COUNT.max))]
+    #[schema(minimum = 1, maximum = 1000)]
     pub count: u32,
     /// The same seed gives the same data; absent: a random one, echoed in the answer.
     #[serde(default)]

@@ -120,6 +120,22 @@ mod tests {
     }
 
     #[test]
+    fn the_control_bodies_ranges_are_the_checked_ones() {
+        let schemas = all();
+        for (name, ranges) in sandbox::RANGED_BODIES {
+            let (path, schema) = schemas
+                .iter()
+                .find(|(path, _)| path.ends_with(&format!("/{name}.json")))
+                .unwrap_or_else(|| panic!("no schema file for {name}"));
+            for range in *ranges {
+                let field = &schema.as_value()["properties"][range.field];
+                assert_eq!(field["minimum"], range.min, "{path}: {}", range.field);
+                assert_eq!(field["maximum"], range.max, "{path}: {}", range.field);
+            }
+        }
+    }
+
+    #[test]
     fn the_expiry_bounds_in_the_schema_are_the_validated_constants() {
         let schema = SchemaGenerator::default().into_root_schema_for::<m2m::CreateLinkRequest>();
         let expires = &schema.as_value()["properties"]["expiresInMinutes"];

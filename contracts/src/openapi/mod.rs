@@ -468,6 +468,24 @@ mod tests {
     }
 
     #[test]
+    fn the_control_bodies_ranges_are_the_checked_ones() {
+        let doc = document();
+        let schemas = &doc["components"]["schemas"];
+        for (name, ranges) in sandbox::RANGED_BODIES {
+            for range in *ranges {
+                let field = &schemas[*name]["properties"][range.field];
+                assert_eq!(field["minimum"], range.min, "{name}.{}", range.field);
+                assert_eq!(field["maximum"], range.max, "{name}.{}", range.field);
+            }
+        }
+        let probability = &schemas["FaultRequest"]["properties"]["probability"];
+        assert_eq!(
+            (&probability["minimum"], &probability["maximum"]),
+            (&0.into(), &1.into())
+        );
+    }
+
+    #[test]
     fn every_referenced_schema_is_defined() {
         let text = json();
         let doc = document();
