@@ -139,6 +139,15 @@ fn keyless_refusal(app: &App, headers: &HeaderMap) -> Option<Refusal> {
     if headers.contains_key(linkbox_contracts::m2m::webhook_headers::SIGNATURE) {
         return Some(Refusal::Delivery);
     }
+    foreign_page(app, headers)
+}
+
+/// Why a request may come from a page that is not linkbox's own, or `None` when it cannot:
+/// a browser's request from another origin, or one naming a host that is not this machine
+/// (the last two kinds of [`keyless_refusal`]). The dashboard's buttons ask it whatever
+/// credential their form carries: a form field, unlike a header, is one any site's page can
+/// send, and a made-up `m2m_test_` key is a tenant.
+pub fn foreign_page(app: &App, headers: &HeaderMap) -> Option<Refusal> {
     let host = headers
         .get(header::HOST)
         .and_then(|value| value.to_str().ok())

@@ -7,8 +7,10 @@
 //! control API reads and resolved by the same [`identity`]; with neither, on a sandbox
 //! without `--admin-token`, the person at this machine is the admin and sees every tenant,
 //! as the control API's keyless caller does (and is refused as it is: another origin's
-//! page, a foreign `Host`). The dashboard is never framed by another page. The sign-in form POSTs, and every
-//! button carries the credential in a hidden field, so it stays out of URLs (and out of
+//! page, a foreign `Host`). The dashboard is never framed by another page, and its buttons
+//! do nothing when their form comes from another origin's page or names a foreign `Host`,
+//! whatever credential it carries ([`identity::foreign_page`]). The sign-in form POSTs, and
+//! every button carries the credential in a hidden field, so it stays out of URLs (and out of
 //! browser history and proxy logs); `?key=` / `?token=` work too, for bookmarks and
 //! scripts, at that cost. Nothing is remembered between requests. The journal never records
 //! `/_sandbox` paths, so the credential is not kept there either.
@@ -49,11 +51,29 @@ pub fn routes() -> Router {
             "/_sandbox/ui/{*action}",
             |mut request: Request| async move {
                 let form = form_pairs(request.body(16 * 1024).await);
-                let message = act(&request, request.param("action"), &form);
+                let action = request.param("action");
+                if ACTIONS.contains(&action)
+                    && let Some(refusal) = identity::foreign_page(&request.app, &request.headers)
+                {
+                    let why = match refusal {
+                        Refusal::ForeignHost => "it names a host that is not this machine",
+                        _ => "its Origin header names another site",
+                    };
+                    let message = format!("{FOREIGN_FORM} ({why}).");
+                    return unframed(page(StatusCode::FORBIDDEN, sign_in(Some(&message))));
+                }
+                let message = act(&request, action, &form);
                 unframed(dashboard(&request, &form, message))
             },
         )
 }
+
+/// The buttons that change something: what [`act`] runs.
+const ACTIONS: [&str; 2] = ["replay", "clock"];
+
+/// Why a button's form posted from another site's page does nothing.
+const FOREIGN_FORM: &str = "Nothing was done: the dashboard's buttons act only from its own \
+page, whatever credential their form carries, and this form came from another site's page";
 
 /// The dashboard is never shown inside another page's frame: its buttons act as whoever is
 /// looking (the keyless admin, on a developer's machine), so a page of another site must
