@@ -64,7 +64,8 @@ impl ControlError {
                 | Refusal::ExpiredToken
                 | Refusal::Delivery
                 | Refusal::CrossOrigin
-                | Refusal::ForeignHost => (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED),
+                | Refusal::ForeignHost
+                | Refusal::UnreadableCredential => (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED),
                 Refusal::InvalidKey | Refusal::KeyCollision => {
                     (StatusCode::UNAUTHORIZED, codes::INVALID_API_KEY)
                 }

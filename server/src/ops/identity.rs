@@ -78,6 +78,10 @@ pub enum Refusal {
     )]
     Delivery,
     #[error(
+        "This request sends an X-API-Key or Authorization header without a credential linkbox can read in it (an empty key, or a scheme other than Bearer), and a request without credentials would be the admin: it is refused rather than made the admin. Send a partner key, Authorization: Bearer <token>, or neither header"
+    )]
+    UnreadableCredential,
+    #[error(
         "This request comes from a web page of another origin (its Origin header), and a request without credentials is the admin only from this machine itself: no page's form or script may reset or read the sandbox. Call it with a partner key, a Leaf token or the admin token, or list the page's origin with --cors"
     )]
     CrossOrigin,
@@ -126,7 +130,11 @@ pub fn leaf_label(username: &str) -> String {
 
 /// Why a request without any credentials, on a sandbox without an admin token, is not the
 /// admin all the same, or `None` when it may be: the admin-by-absence is meant for a person
-/// at this machine (curl, the dashboard), and three kinds of request only look like one —
+/// at this machine (curl, the dashboard), and four kinds of request only look like one —
+/// - one that sends `X-API-Key` or `Authorization` with nothing linkbox reads as a
+///   credential in it (an empty key, `Bearer ` alone, a `Basic` or `Token` scheme): a CI
+///   job whose secret is unset, or that misspells the scheme, meant to act as one tenant,
+///   and must not reset every tenant instead;
 /// - a webhook delivery (it carries `X-M2M-Signature`): any key holder can aim a
 ///   `callbackUrl` at the control API, and a stranger's `link.created` would reset everyone;
 /// - a browser's request from a page of another origin (its `Origin` is neither the origin
@@ -138,6 +146,9 @@ pub fn leaf_label(username: &str) -> String {
 fn keyless_refusal(app: &App, headers: &HeaderMap) -> Option<Refusal> {
     if headers.contains_key(linkbox_contracts::m2m::webhook_headers::SIGNATURE) {
         return Some(Refusal::Delivery);
+    }
+    if headers.contains_key("x-api-key") || headers.contains_key(header::AUTHORIZATION) {
+        return Some(Refusal::UnreadableCredential);
     }
     foreign_page(app, headers)
 }

@@ -107,13 +107,20 @@ fn viewer(request: &Request, form: &[(String, String)]) -> Option<Result<Scope, 
     }
 }
 
-/// The credential as the control API's headers.
+/// The credential as the control API's headers. One that cannot be a header's value (a
+/// control character in it) is sent as a value that is not text, which the control API
+/// refuses as an invalid credential: it was given, so it is never read as none — which,
+/// without `--admin-token`, would be the admin.
 fn headers(form: &[(String, String)]) -> Option<HeaderMap> {
+    let unreadable = || HeaderValue::from_bytes(&[0xff]).ok();
     let mut headers = HeaderMap::new();
     if let Some(key) = field(form, "key") {
-        headers.insert("x-api-key", HeaderValue::from_str(key).ok()?);
+        let value = HeaderValue::from_str(key).ok().or_else(unreadable)?;
+        headers.insert("x-api-key", value);
     } else if let Some(token) = field(form, "token") {
-        let value = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
+        let value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .ok()
+            .or_else(|| HeaderValue::from_bytes(b"Bearer \xff").ok())?;
         headers.insert(header::AUTHORIZATION, value);
     } else {
         return None;

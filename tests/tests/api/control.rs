@@ -205,6 +205,28 @@ async fn keyless_admin_calls_from_other_origins_or_foreign_hosts_are_refused() {
         .as_str()
         .unwrap_or_default();
     assert!(said.contains("Host header"), "{said}");
+    // A credential header with nothing readable in it is a mistake (an unset CI secret, a
+    // misspelt scheme), not an absence: it is refused, not made the admin.
+    for (name, value) in [
+        ("x-api-key", ""),
+        ("x-api-key", "   "),
+        ("authorization", "Bearer "),
+        ("authorization", "Basic dXNlcjpwYXNz"),
+        (
+            "authorization",
+            "Token m2m_test_0123456789abcdefghijklmnopqrstuv",
+        ),
+    ] {
+        let mistaken = reset(vec![(name, value.into())]).await;
+        assert_control_error(&mistaken, 401, "UNAUTHORIZED");
+        let said = mistaken.json["error"]["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            said.contains("without a credential"),
+            "{name}: {value}: {said}"
+        );
+    }
     let id = kept["linkId"].as_str().expect("linkId");
     assert_eq!(
         app.get_link(&key, id).await.status,

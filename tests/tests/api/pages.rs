@@ -795,6 +795,13 @@ async fn the_dashboard_shows_a_tenant_escapes_everything_and_its_forms_work() {
     assert!(app.app.clock.now() - before < time::Duration::hours(1));
     let bad = get(&app, "/_sandbox/ui?key=nope").await;
     assert_eq!(bad.status, 401);
+    // A credential that cannot be a header is still a credential given, refused as one,
+    // never read as none (the keyless admin).
+    for form in ["key=%01bad", "token=b%01ad"] {
+        let unreadable = post_form(&app, "/_sandbox/ui", form).await;
+        assert_eq!(unreadable.status, 401, "{form}: {unreadable:?}");
+        assert!(!unreadable.text.contains("every tenant (admin)"), "{form}");
+    }
 }
 
 async fn seed(app: &TestApp, headers: &[(&str, &str)], body: Value) -> Reply {
