@@ -1184,6 +1184,79 @@ async fn a_fault_injected_through_one_replica_fires_on_every_one_counted_once() 
     assert_eq!(replicas[0].create_link(&self::key(11), "z").await.0, 201);
 }
 
+/// A request that waits — for a body its client sends slowly, or out a fault's delay —
+/// holds no lock of the shared database while it does: other tenants' requests, on its
+/// replica and on others, are answered meanwhile, as one process answers them. Without
+/// it, a login whose body never came stopped every tenant on every replica for 30 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_waiting_for_its_body_or_a_delay_holds_no_lock() {
+    use tokio::io::AsyncWriteExt;
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replicas = Arc::new([
+        Replica::start(&database, &[]),
+        Replica::start(&database, &[]),
+    ]);
+    let (slow, other) = (key(30), key(31));
+    assert_eq!(replicas[0].create_link(&slow, "first").await.0, 201);
+    // Bodies promised and never sent: a login (every tenant's lock) and a tenant's write.
+    let host = replicas[0].base.trim_start_matches("http://").to_owned();
+    let mut stalled = Vec::new();
+    for (path, credential) in [
+        ("/api/authenticate", String::new()),
+        ("/_sandbox/faults", format!("X-API-Key: {slow}\r\n")),
+    ] {
+        let mut socket = TcpStream::connect(&host).await.expect("connects");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\n{credential}\
+             Content-Type: application/json\r\nContent-Length: 40\r\n\r\n{{"
+        );
+        socket.write_all(head.as_bytes()).await.expect("sent");
+        stalled.push(socket);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answered = |replica: usize, path: &'static str| {
+        let (replicas, other) = (replicas.clone(), other.clone());
+        async move {
+            let headers = [("x-api-key", other.as_str())];
+            let asked = replicas[replica].send(reqwest::Method::GET, path, &headers, None);
+            tokio::time::timeout(Duration::from_secs(8), asked)
+                .await
+                .map(|(status, _, _)| status)
+        }
+    };
+    for replica in [0, 1] {
+        assert_eq!(answered(replica, "/_sandbox/clock").await, Ok(200));
+        assert_eq!(answered(replica, "/partner/links").await, Ok(200));
+    }
+    drop(stalled);
+
+    // A delay fault on a write: the write is made, its answer comes after the delay, and
+    // another tenant's request for every tenant's state is answered before it.
+    let (status, fault, _) = replicas[0]
+        .send(
+            reqwest::Method::POST,
+            "/_sandbox/faults",
+            &[("x-api-key", &slow)],
+            Some(json!({"method": "POST", "path": "/partner/links", "delayMs": 4000, "times": 1})),
+        )
+        .await;
+    assert_eq!(status, 201, "{fault}");
+    let delayed = {
+        let (replicas, slow) = (replicas.clone(), slow.clone());
+        tokio::spawn(async move { replicas[0].create_link(&slow, "delayed").await.0 })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(answered(1, "/_sandbox/clock").await, Ok(200));
+    assert!(
+        !delayed.is_finished(),
+        "answered while the delayed request waits"
+    );
+    assert_eq!(delayed.await.expect("delayed"), 201);
+    let listed = replicas[1].link_ids(&slow).await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_count_one_rate_limit_window_together() {
     let Some(server) = server() else { return };

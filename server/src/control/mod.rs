@@ -66,51 +66,73 @@ const SMALL_BODY: usize = 4 * 1024;
 const BODY: usize = 16 * 1024;
 const LARGE_BODY: usize = 64 * 1024;
 
-/// Every control route.
+/// Every control route. Each that reads a body says how much ([`Router::reading`]), so that
+/// a shared sandbox can read it before the request's transaction (`http::answer`); the
+/// snapshot's restore, whose limit is the caller's own, is read in it.
 pub fn routes() -> Router {
     Router::new()
         .get_fixed("/_sandbox/health", health)
         .get("/_sandbox/clock", call(clock::read))
+        .reading(SMALL_BODY)
         .post("/_sandbox/clock", with_body(SMALL_BODY, clock::change))
+        .reading(SMALL_BODY)
         .post("/_sandbox/reset", heavy(reset::reset))
+        .reading(SMALL_BODY)
         .post(
             "/_sandbox/m2m/links/{linkId}/open",
             with_body(LARGE_BODY, m2m::open),
         )
+        .reading(LARGE_BODY)
         .post(
             "/_sandbox/m2m/links/{linkId}/operation",
             with_body(LARGE_BODY, m2m::operation),
         )
+        .reading(LARGE_BODY)
         .post(
             "/_sandbox/m2m/links/{linkId}/operation/cancel",
             call(m2m::cancel),
         )
+        .reading(SMALL_BODY)
         .put(
             "/_sandbox/m2m/webhook-config",
             with_body(LARGE_BODY, m2m::webhook_config),
         )
+        .reading(LARGE_BODY)
         .post("/_sandbox/leaf/magic-links/{id}/access", call(leaf::access))
+        .reading(SMALL_BODY)
         .post(
             "/_sandbox/leaf/magic-links/{id}/connect",
             with_body(SMALL_BODY, leaf::connect),
         )
+        .reading(SMALL_BODY)
         .get("/_sandbox/webhooks", heavy(webhooks::list))
+        .reading(SMALL_BODY)
         .post(
             "/_sandbox/webhooks/{deliveryId}/replay",
             call(webhooks::replay),
         )
+        .reading(SMALL_BODY)
         .get("/_sandbox/drift", heavy(drift::report))
+        .reading(SMALL_BODY)
         .delete("/_sandbox/drift", call(drift::clear))
+        .reading(SMALL_BODY)
         .get("/_sandbox/requests", heavy(journal::list))
+        .reading(SMALL_BODY)
         .delete("/_sandbox/requests", heavy(journal::clear))
+        .reading(SMALL_BODY)
         .post(
             "/_sandbox/requests/verify",
             heavy_with_body(BODY, journal::verify),
         )
+        .reading(BODY)
         .post("/_sandbox/faults", with_body(LARGE_BODY, faults::add))
+        .reading(LARGE_BODY)
         .get("/_sandbox/faults", heavy(faults::list))
+        .reading(SMALL_BODY)
         .delete("/_sandbox/faults", call(faults::clear))
+        .reading(SMALL_BODY)
         .get("/_sandbox/snapshot", heavy(snapshot::take))
+        .reading(SMALL_BODY)
         .put("/_sandbox/snapshot", |mut request: Request| async move {
             if let Err(refusal) = request.caller.scope(&request.app) {
                 return ControlError::from(refusal).into_response();
@@ -129,6 +151,7 @@ pub fn routes() -> Router {
             offload::run(whose, move || render(snapshot::restore(&request, body))).await
         })
         .post("/_sandbox/seed", heavy_with_body(BODY, seed::seed))
+        .reading(BODY)
 }
 
 /// A handler of an endpoint that takes no body. One sent all the same is read as the
@@ -213,6 +236,12 @@ where
             offload::answer(turn, move || render(handler(&request, body))).await
         })
     }
+}
+
+/// Whether a control request's body would be refused before it is read: no one to act
+/// for, or a type the control API does not read ([`refused_type`]).
+pub fn refuses_unread(request: &Request) -> bool {
+    request.caller.scope(&request.app).is_err() || refused_type(request).is_some()
 }
 
 /// A body said to be of a type the control API does not read (`text/plain`, XML,

@@ -367,6 +367,10 @@ async fn answer(
     // The allowed origin (nothing while CORS is off), read before the request moves on.
     let origin = cors::allowed_origin(&app.settings, &request.headers);
     let hint = replica_hint(&app, &request);
+    let mut request = request;
+    if reads_first(&request, &hint) {
+        read_as_routed(surfaces, &mut request).await;
+    }
     let within = app
         .within(&hint, async {
             let mut request = request;
@@ -382,14 +386,40 @@ async fn answer(
     };
     // Every answer waits until what it may show is in the file; only a request that changed
     // something hears that the file could not be written (503), the others are answered.
-    let response = if wrote {
+    let mut response = if wrote {
         durable(&app, response).await
     } else {
         let _ = app.sink.settled().await;
         response
     };
+    if let Some(Deferred(delay)) = response.extensions_mut().remove::<Deferred>() {
+        tokio::time::sleep(delay).await;
+    }
     cors::decorate(origin, response)
 }
+
+/// Whether a request's body is read before its transaction of the shared database, rather
+/// than by its route inside it: a client that sends its body slowly (or not at all, for
+/// the 30 s a body is waited for) must not hold the locks of its tenant, or of every tenant,
+/// while it does, as it would stop every replica's requests behind them. A request that
+/// holds no lock is read by its route as ever; so is one whose credentials its route will
+/// refuse before reading any body — a Leaf route's without a token, a control request
+/// refused or of a type it does not read — so that it is still answered before its body
+/// is read.
+fn reads_first(request: &Request, hint: &Hint) -> bool {
+    match hint {
+        Hint::Nothing => false,
+        Hint::Tenant { .. } => true,
+        _ if identity::tenantless(&request.path) => true,
+        _ if is_control(&request.path) => !crate::control::refuses_unread(request),
+        _ => false,
+    }
+}
+
+/// A fault's delay left for after the request's transaction of the shared database
+/// ([`gate`]): waited out before the answer goes, holding no lock.
+#[derive(Clone, Copy)]
+struct Deferred(std::time::Duration);
 
 /// The route's answer, behind the fault table and recorded in the journal (both only
 /// outside the control API).
@@ -682,12 +712,21 @@ where
     let Some(strike) = app.faults.strike(&request.method, &request.path, tenant) else {
         return Either::Left(next(request));
     };
+    // In a sandbox shared by replicas this runs inside the request's transaction: a delay
+    // waited here would hold its locks (every replica's requests for the tenant, or for
+    // all of them, behind it) and, past a minute, lose the transaction to the database's
+    // idle timeout. There the delay follows the work instead ([`Deferred`]); the answer
+    // still comes that much later.
+    let (delay, deferred) = match strike.delay {
+        Some(delay) if app.replica.is_some() => (None, Some(Deferred(delay))),
+        delay => (delay, None),
+    };
     Either::Right(Box::pin(async move {
         let mut request = request;
-        if let Some(delay) = strike.delay {
+        if let Some(delay) = delay {
             tokio::time::sleep(delay).await;
         }
-        match strike.action {
+        let mut response = match strike.action {
             Action::Pass => next(request).await,
             Action::Drop => {
                 read_as_routed(surfaces, &mut request).await;
@@ -699,7 +738,11 @@ where
                 read_as_routed(surfaces, &mut request).await;
                 faulted::answer(&request.path, status, body)
             }
+        };
+        if let Some(deferred) = deferred {
+            response.extensions_mut().insert(deferred);
         }
+        response
     }))
 }
 

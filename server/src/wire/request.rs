@@ -31,6 +31,9 @@ pub struct BodySlot(Option<Arc<Mutex<Slot>>>);
 struct Slot {
     unread: Option<BodyStream>,
     read: Option<Bytes>,
+    /// Why the body could not be had, once a read found out: a second read gives the same
+    /// answer instead of reading on from where the first stopped.
+    refused: Option<BodyError>,
 }
 
 impl BodySlot {
@@ -39,6 +42,7 @@ impl BodySlot {
             Arc::new(Mutex::new(Slot {
                 unread: Some(body),
                 read: None,
+                refused: None,
             }))
         }))
     }
@@ -59,6 +63,24 @@ impl BodySlot {
     fn keep(&self, body: Bytes) {
         if let Some(slot) = &self.0 {
             slot.lock().read = Some(body);
+        }
+    }
+
+    /// What an earlier read of the body came to, if one was made: the body read whole, or
+    /// why it could not be had.
+    fn settled(&self) -> Option<Result<Bytes, BodyError>> {
+        let slot = self.0.as_ref()?.lock();
+        match (&slot.read, slot.refused) {
+            (_, Some(error)) => Some(Err(error)),
+            (Some(body), None) => Some(Ok(body.clone())),
+            (None, None) => None,
+        }
+    }
+
+    /// Remembers why the body could not be had.
+    fn refuse(&self, error: BodyError) {
+        if let Some(slot) = &self.0 {
+            slot.lock().refused = Some(error);
         }
     }
 
@@ -186,6 +208,11 @@ impl Request {
         limit: usize,
         share: Option<crate::bodies::Share>,
     ) -> Result<Bytes, BodyError> {
+        // Read already (in a shared sandbox, before the request's transaction: see
+        // `http::answer`): the same answer again.
+        if let Some(settled) = self.body.settled() {
+            return settled;
+        }
         let Some(mut stream) = self.body.take() else {
             return Ok(Bytes::new());
         };
@@ -209,9 +236,12 @@ impl Request {
         }
         // What a refused body held is let go now (`hold` dropped); a body read whole is
         // held as long as the request.
-        if let Ok(bytes) = &read {
-            self.body.keep(bytes.clone());
-            self.held = Some(hold);
+        match &read {
+            Ok(bytes) => {
+                self.body.keep(bytes.clone());
+                self.held = Some(hold);
+            }
+            Err(error) => self.body.refuse(*error),
         }
         read
     }
