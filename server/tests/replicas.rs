@@ -1118,6 +1118,56 @@ async fn a_lock_held_by_a_frozen_replica_is_waited_for_only_so_long() {
     assert_eq!(status, 201, "{served}");
 }
 
+/// The background pass that catches a replica's copies up does not wait for a tenant
+/// another session holds: were it to, it would hold the replica's turn meanwhile, and a
+/// request for every tenant would wait behind it before waiting its own 10 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_waits_for_a_held_lock_only_so_long_whatever_the_background_pass_does() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replica = Replica::start(&database, &[]);
+    let key = key(32);
+    let (status, created) = replica.create_link(&key, "first").await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["data"]["linkId"].as_str().expect("linkId");
+    let slug = id.split('_').nth(1).expect("the partner's slug in the id");
+    let (frozen, connection) = tokio_postgres::connect(&database, tokio_postgres::NoTls)
+        .await
+        .expect("a session of its own");
+    tokio::spawn(connection);
+    // A newer version of the tenant than the replica's copy, so the pass wants it; then
+    // its row held, as by a replica that froze mid-request.
+    frozen
+        .execute(
+            "UPDATE tenants SET version = version + 1 WHERE name = $1",
+            &[&slug],
+        )
+        .await
+        .expect("a newer version");
+    frozen.batch_execute("BEGIN").await.expect("begin");
+    frozen
+        .query(
+            "SELECT version FROM tenants WHERE name = $1 FOR UPDATE",
+            &[&slug],
+        )
+        .await
+        .expect("the tenant's lock");
+    // Long enough for the pass (every second) to have come to the tenant.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let started = std::time::Instant::now();
+    let (status, refused, _) = replica
+        .send(reqwest::Method::GET, "/_sandbox/clock", &[], None)
+        .await;
+    let waited = started.elapsed();
+    assert_eq!(status, 503, "{refused}");
+    assert!(waited < Duration::from_secs(15), "refused after {waited:?}");
+    frozen.batch_execute("ROLLBACK").await.expect("let go");
+    let (status, _, _) = replica
+        .send(reqwest::Method::GET, "/_sandbox/clock", &[], None)
+        .await;
+    assert_eq!(status, 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fault_injected_through_one_replica_fires_on_every_one_counted_once() {
     let Some(server) = server() else { return };

@@ -320,6 +320,9 @@ pub enum Scope<'a> {
     /// waits for another transaction making the same row, so two requests of one new
     /// tenant are locked one after the other.
     EverythingFor(&'a str),
+    /// One tenant's row, only if no other transaction holds it (`FOR UPDATE SKIP LOCKED`):
+    /// when one does, the row reads as absent and nothing of the tenant is locked.
+    Unheld(&'a str),
 }
 
 /// What a transaction read when it took its locks.
@@ -568,6 +571,8 @@ impl Txn {
 }
 
 const SELECT_TENANT: &str = "SELECT version, cleared FROM tenants WHERE name = $1 FOR UPDATE";
+const SELECT_UNHELD_TENANT: &str =
+    "SELECT version, cleared FROM tenants WHERE name = $1 FOR UPDATE SKIP LOCKED";
 const SELECT_SANDBOX: &str =
     "SELECT offset_ms, frozen_at, faults_version FROM sandbox WHERE id = 1";
 const INSERT_TENANT: &str =
@@ -582,11 +587,16 @@ async fn lock(
     let mut created = None;
     {
         let mut locked = Locked::default();
-        match scope {
-            Scope::Tenant { name, create } => {
+        let one = match scope {
+            Scope::Tenant { name, create } => Some((name, create, SELECT_TENANT)),
+            Scope::Unheld(name) => Some((name, false, SELECT_UNHELD_TENANT)),
+            Scope::Everything | Scope::EverythingFor(_) => None,
+        };
+        match one {
+            Some((name, create, sql)) => {
                 // BEGIN, the row lock and the sandbox row in one pipeline: the sandbox row
                 // is read after the lock is granted, as the statements run in order.
-                let select = client.prepare_cached(SELECT_TENANT).await?;
+                let select = client.prepare_cached(sql).await?;
                 let sandbox = client.prepare_cached(SELECT_SANDBOX).await?;
                 let by_name: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&name];
                 let (_, mut row, sandbox) = tokio::try_join!(
@@ -612,7 +622,7 @@ async fn lock(
                     locked.cleared.insert(name.to_owned(), row.get(1));
                 }
             }
-            Scope::Everything | Scope::EverythingFor(_) => {
+            None => {
                 client.batch_execute("BEGIN").await?;
                 if let Scope::EverythingFor(name) = scope {
                     let insert = client.prepare_cached(INSERT_TENANT).await?;
