@@ -20,12 +20,13 @@
 //!    two answers ([`linkbox_suite::shadow::compare`]), learns the ids both minted
 //!    ([`linkbox_suite::shadow::pairs`]) and records what differs in the drift report
 //!    ([`crate::drift`]), with one line on stderr (target `linkbox::drift`) per new
-//!    difference. An upstream answer that is weather (a 5xx or a 429: the vendor could not
-//!    take the request now) is neither applied nor compared: it is an error of the report,
-//!    and the shadow stays in step with what the vendor did. A changing request answered
-//!    with a 5xx, or not at all, may have been done all the same: its resource is in doubt
-//!    until the next change to it, and what differs on it meanwhile is weather too
-//!    ([`doubts`]).
+//!    difference. A HEAD's shadow answer loses its body, as its client's would: the
+//!    vendor's has none, and a HEAD is compared on its status and headers. An upstream
+//!    answer that is weather (a 5xx or a 429: the vendor could not take the request now)
+//!    is neither applied nor compared: it is an error of the report, and the shadow stays
+//!    in step with what the vendor did. A changing request answered with a 5xx, or not at
+//!    all, may have been done all the same: its resource is in doubt until the next change
+//!    to it, and what differs on it meanwhile is weather too ([`doubts`]).
 //!
 //! An M2M key is its own shadow partner (open mode); a Leaf token is the one linkbox issued
 //! when the same `/api/authenticate` was applied to the shadow. A Leaf request whose token
@@ -625,6 +626,9 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
     if wrote && let Err(error) = app.sink.settled().await {
         tracing::error!(%error, "the shadow's change is not durable yet");
     }
+    // What a client of linkbox's HEAD gets, as the vendor's HEAD answer is what its client
+    // got: the route's GET answer without its body.
+    let response = super::leftover::head(&job.method, response);
     let (response, local_body) = read_back(response).await;
     let mut local_headers: Vec<(String, String)> = response
         .headers()
