@@ -770,6 +770,46 @@ async fn a_path_that_climbs_out_of_the_api_is_not_forwarded() {
     );
 }
 
+/// A target with raw UTF-8 (or a character a URI cannot hold), as some clients send it, is
+/// forwarded in the form HTTP allows, percent-encoded, and the shadow is applied that same
+/// target: the paths both echo are the same, and no drift is shown.
+#[tokio::test]
+async fn a_raw_utf8_target_is_sent_to_both_sides_in_one_form() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let vendor = spawn_app().await;
+    let shadow = shadowing(&vendor.base).await;
+    let key = test_key(1622);
+    let targets = [
+        ("/partner/\u{1F600}", "Cannot GET /partner/%F0%9F%98%80"),
+        (
+            "/partner/links/\u{1F600}/revoke",
+            "Cannot GET /partner/links/%F0%9F%98%80/revoke",
+        ),
+        ("/partner/{x}", "Cannot GET /partner/%7Bx%7D"),
+        (
+            "/services/widgets/api/magic-link/provider/\u{1F600}",
+            "\"path\":\"/services/widgets/api/magic-link/provider/%F0%9F%98%80\"",
+        ),
+        ("/partner/links?status=\u{e9}", "status query parameter"),
+    ];
+    for (target, echoed) in targets {
+        let mut stream = tokio::net::TcpStream::connect(shadow.addr)
+            .await
+            .expect("connect");
+        let head = format!(
+            "GET {target} HTTP/1.1\r\nHost: localhost\r\nX-API-Key: {key}\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.expect("head");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.expect("answer");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.contains(echoed), "{target}: {answer}");
+    }
+    let report = drift_after(&shadow, targets.len() as u64).await;
+    assert_eq!(report["compared"], targets.len(), "{report}");
+    assert_eq!(report["differences"], json!([]), "{report}");
+}
+
 /// A difference in a secret (the vendor's webhook secret in another format) is reported,
 /// but the report quotes neither side's secret: both are `[redacted]`, as in the journal.
 #[tokio::test]
