@@ -299,6 +299,92 @@ async fn a_changed_status_is_reported_under_status() {
     only(&differences, "POST /partner/links", "status", "");
 }
 
+/// HEAD requests of every kind of answer — 200 (a detail and pages of both APIs), 401, 404,
+/// 405 — through `app`, the detail's expected to be `detail`; each answer is checked to be
+/// bodiless. Returns how many requests were sent.
+async fn heads(app: &TestApp, key: &str, detail: u16) -> u64 {
+    let link = app.create_link_for(key, "head-user").await;
+    let link_id = link["linkId"].as_str().expect("linkId");
+    let token = app.authenticate("head@example.com").await;
+    let mut sent = 2;
+    let m2m = [
+        (format!("/partner/links/{link_id}"), key, detail),
+        ("/partner/links?limit=5".to_owned(), key, 200),
+        ("/partner/links".to_owned(), "", 401),
+        (
+            "/partner/links/link_nobody_000000000000".to_owned(),
+            key,
+            404,
+        ),
+        (format!("/partner/links/{link_id}/revoke"), key, 405),
+    ];
+    for (path, key, status) in m2m {
+        let headers: &[(&str, &str)] = if key.is_empty() {
+            &[]
+        } else {
+            &[("x-api-key", key)]
+        };
+        let reply = app.send(Method::HEAD, &path, headers, None).await;
+        sent += 1;
+        assert_eq!(reply.status, status, "HEAD {path}: {reply:?}");
+        assert!(reply.text.is_empty(), "HEAD {path}: {reply:?}");
+    }
+    let bearer = format!("Bearer {token}");
+    for (path, status) in [
+        (format!("{WIDGETS}/magic-link/provider?page=0&size=2"), 200),
+        (format!("{WIDGETS}/magic-link/provider/bm9ib2R5"), 404),
+    ] {
+        let reply = app
+            .send(Method::HEAD, &path, &[("authorization", &bearer)], None)
+            .await;
+        sent += 1;
+        assert_eq!(reply.status, status, "HEAD {path}: {reply:?}");
+        assert!(reply.text.is_empty(), "HEAD {path}: {reply:?}");
+    }
+    sent
+}
+
+/// A HEAD answer has no body: the vendor's has none, and linkbox's own GET body is not
+/// what a client of its HEAD gets. Through a shadow of an honest vendor, HEADs show no
+/// drift.
+#[tokio::test]
+async fn heads_through_an_honest_vendor_show_no_drift() {
+    let vendor = spawn_app().await;
+    let shadow = shadowing(&vendor.base).await;
+    let sent = heads(&shadow, &test_key(1620), 200).await;
+    let report = drift_after(&shadow, sent).await;
+    assert_eq!(report["compared"], sent, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    assert_eq!(report["differences"], json!([]), "{report}");
+}
+
+/// What a HEAD has — its status — is still compared: a vendor whose HEAD of a link finds
+/// nothing is reported under `status`, and nothing else is.
+#[tokio::test]
+async fn a_changed_head_status_is_reported_under_status() {
+    let vendor = spawn_app().await;
+    let proxy = drifting(
+        &vendor,
+        Arc::new(|method, path, status, body| {
+            let detail = path.starts_with("/partner/links/") && !path.ends_with("/revoke");
+            if method == "HEAD" && detail && status == 200 {
+                (404, body)
+            } else {
+                (status, body)
+            }
+        }),
+    )
+    .await;
+    let shadow = shadowing(&format!("http://{proxy}")).await;
+    let sent = heads(&shadow, &test_key(1621), 404).await;
+    let report = drift_after(&shadow, sent).await;
+    assert_eq!(report["errors"], 0, "{report}");
+    let differences = report["differences"].as_array().expect("differences");
+    only(differences, "HEAD /partner/links/{linkId}", "status", "");
+    assert_eq!(differences[0]["upstream"], 404);
+    assert_eq!(differences[0]["linkbox"], 200);
+}
+
 #[tokio::test]
 async fn a_changed_error_message_is_reported_under_value() {
     let differences = drift_through(
@@ -682,6 +768,46 @@ async fn a_path_that_climbs_out_of_the_api_is_not_forwarded() {
         200,
         "the vendor was not reset"
     );
+}
+
+/// A target with raw UTF-8 (or a character a URI cannot hold), as some clients send it, is
+/// forwarded in the form HTTP allows, percent-encoded, and the shadow is applied that same
+/// target: the paths both echo are the same, and no drift is shown.
+#[tokio::test]
+async fn a_raw_utf8_target_is_sent_to_both_sides_in_one_form() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let vendor = spawn_app().await;
+    let shadow = shadowing(&vendor.base).await;
+    let key = test_key(1622);
+    let targets = [
+        ("/partner/\u{1F600}", "Cannot GET /partner/%F0%9F%98%80"),
+        (
+            "/partner/links/\u{1F600}/revoke",
+            "Cannot GET /partner/links/%F0%9F%98%80/revoke",
+        ),
+        ("/partner/{x}", "Cannot GET /partner/%7Bx%7D"),
+        (
+            "/services/widgets/api/magic-link/provider/\u{1F600}",
+            "\"path\":\"/services/widgets/api/magic-link/provider/%F0%9F%98%80\"",
+        ),
+        ("/partner/links?status=\u{e9}", "status query parameter"),
+    ];
+    for (target, echoed) in targets {
+        let mut stream = tokio::net::TcpStream::connect(shadow.addr)
+            .await
+            .expect("connect");
+        let head = format!(
+            "GET {target} HTTP/1.1\r\nHost: localhost\r\nX-API-Key: {key}\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.expect("head");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.expect("answer");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.contains(echoed), "{target}: {answer}");
+    }
+    let report = drift_after(&shadow, targets.len() as u64).await;
+    assert_eq!(report["compared"], targets.len(), "{report}");
+    assert_eq!(report["differences"], json!([]), "{report}");
 }
 
 /// A difference in a secret (the vendor's webhook secret in another format) is reported,

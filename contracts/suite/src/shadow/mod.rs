@@ -38,6 +38,9 @@
 //! - Headers: `Location`, `Link`, `X-Total-Count`, `Retry-After`, `Allow` — present on one side
 //!   only, malformed on one side only, or (`Allow`, and `Link` rels outside lists) different;
 //!   every other header is ignored.
+//! - `HEAD`: its GET without the body (RFC 9110 §9.3.2) — status, media type and the
+//!   documented headers by the GET's rules and facts (a Leaf page's `Link` against its own
+//!   `X-Total-Count`), no body on either side, and no ids learnt.
 //!
 //! One exchange reports a (rule, pointer) once. Each difference looks up its fact in
 //! `table`, whose ids are checked at compile time.
@@ -167,7 +170,11 @@ pub(crate) fn status_fact(
 
 /// Every difference the contract cares about between the two answers to one request.
 pub fn compare(exchange: &Exchange<'_>) -> Vec<Difference> {
-    let (endpoint, family) = routes::resolve(exchange.api, exchange.method, exchange.path);
+    let head = is_head(exchange.method);
+    // A HEAD is its GET without the body (RFC 9110 §9.3.2): the GET's rules and facts hold
+    // for what it has, the status and headers.
+    let method = if head { "GET" } else { exchange.method };
+    let (endpoint, family) = routes::resolve(exchange.api, method, exchange.path);
     let expiry_key = match exchange.api {
         Api::M2m => "expiresInMinutes",
         _ => "expiresIn",
@@ -204,6 +211,15 @@ pub fn compare(exchange: &Exchange<'_>) -> Vec<Difference> {
             text_or_null(up_type.as_deref()),
             text_or_null(lb_type.as_deref()),
         );
+    }
+    if head {
+        // Neither side has a body to compare: the vendor's HEAD answer has none, and
+        // linkbox's would be dropped on the way out.
+        run.headers();
+        if family.is_list() && exchange.api == Api::Leaf {
+            run.leaf_paging(None);
+        }
+        return run.out;
     }
     let (up_body, lb_body) = (json(upstream.body), json(linkbox.body));
     if let (Some(up), Some(lb)) = (&up_body, &lb_body)
@@ -246,7 +262,8 @@ pub fn compare(exchange: &Exchange<'_>) -> Vec<Difference> {
 /// arrays inside one answer are paired by index.
 pub fn pairs(exchange: &Exchange<'_>) -> Vec<(String, String)> {
     let (_, family) = routes::resolve(exchange.api, exchange.method, exchange.path);
-    if family.is_list()
+    if is_head(exchange.method)
+        || family.is_list()
         || !is_success(exchange.upstream.status)
         || !is_success(exchange.linkbox.status)
     {
@@ -644,6 +661,13 @@ impl Run<'_> {
         };
         let mut pointer = String::new();
         self.items(&mut pointer, "id", up, lb);
+        self.leaf_paging(Some((up.len() as u64, lb.len() as u64)));
+    }
+
+    /// Each side's Leaf paging headers consistent with the query and with its own items
+    /// (`items`: how many each side answered; `None` for a HEAD, which has no items to
+    /// count, so only `Link` against `X-Total-Count` is checked).
+    fn leaf_paging(&mut self, items: Option<(u64, u64)>) {
         let query: HashMap<String, String> =
             url::form_urlencoded::parse(self.exchange.query.as_bytes())
                 .into_owned()
@@ -660,14 +684,14 @@ impl Run<'_> {
             .and_then(|s| s.parse::<u64>().ok())
             .unwrap_or(u64::from(linkbox_contracts::leaf::DEFAULT_PAGE_SIZE));
         let sides = [
-            (&self.exchange.upstream, up.len() as u64),
-            (&self.exchange.linkbox, lb.len() as u64),
+            (&self.exchange.upstream, items.map(|(up, _)| up)),
+            (&self.exchange.linkbox, items.map(|(_, lb)| lb)),
         ];
         let [up_check, lb_check] = sides.map(|(answer, items)| {
             let total = header(answer, linkbox_contracts::leaf::TOTAL_COUNT_HEADER)
                 .and_then(|t| t.trim().parse::<u64>().ok());
-            let count_ok = total.is_none_or(|total| total >= items);
-            let size_ok = items <= size;
+            let count_ok = total.zip(items).is_none_or(|(total, items)| total >= items);
+            let size_ok = items.is_none_or(|items| items <= size);
             let link_ok = match (total, header(answer, "link").and_then(link_rels)) {
                 (Some(total), Some(rels)) => rels == expected_rels(page, size, total),
                 _ => true,
@@ -683,13 +707,10 @@ impl Run<'_> {
                 header_value(&self.exchange.linkbox, "x-total-count"),
             );
         }
-        if up_check.1 != lb_check.1 {
-            self.push(
-                Rule::Paging,
-                "",
-                (up.len() as u64).into(),
-                (lb.len() as u64).into(),
-            );
+        if up_check.1 != lb_check.1
+            && let Some((up, lb)) = items
+        {
+            self.push(Rule::Paging, "", up.into(), lb.into());
         }
         if up_check.2 != lb_check.2 {
             self.push(
@@ -757,6 +778,10 @@ fn push_key(pointer: &mut String, key: &str) {
             c => pointer.push(c),
         }
     }
+}
+
+fn is_head(method: &str) -> bool {
+    method.eq_ignore_ascii_case("HEAD")
 }
 
 fn is_success(status: u16) -> bool {

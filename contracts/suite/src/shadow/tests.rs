@@ -43,6 +43,12 @@ impl Side {
         self
     }
 
+    /// The answer as a HEAD gets it: the same status and headers, no body.
+    fn headless(mut self) -> Side {
+        self.body.clear();
+        self
+    }
+
     fn without(mut self, name: &str) -> Side {
         self.headers.retain(|(key, _)| key != name);
         self
@@ -734,6 +740,63 @@ fn a_revoke_and_a_wrong_method_compare_cleanly() {
     );
 }
 
+/// A HEAD answer has no body upstream (the vendor sends none) and linkbox's GET body is
+/// not what a client of its HEAD gets: only the status and the headers are compared, by
+/// the GET's rules and facts.
+#[test]
+fn a_head_compares_status_and_headers_and_never_a_body() {
+    let path = detail_path();
+    let head = Case {
+        known: &[(UP_LINK, LB_LINK)],
+        ..case(Api::M2m, "HEAD", &path)
+    };
+    let up = Side::json(200, &detail(up_item(), UP_TOKEN)).headless();
+    let lb = Side::json(200, &detail(lb_item(), LB_TOKEN));
+    none(&head.compare(&up, &lb));
+    none(&head.compare(&up, &lb.clone().headless()));
+    // Nothing is learnt from a HEAD, even were a body at hand.
+    assert_eq!(head.pairs(&lb, &lb), Vec::new());
+
+    let error = m2m_error("UNAUTHORIZED", "Missing authentication");
+    none(&head.compare(
+        &Side::json(401, &error).headless(),
+        &Side::json(401, &error),
+    ));
+
+    // A real difference of a HEAD is still one: its status, under the GET's fact…
+    let missing = Side::json(404, &m2m_error("RESOURCE_NOT_FOUND", "Link not found"));
+    let found = head.compare(&up, &missing.headless());
+    let difference = one(&found, Rule::Status, "", Some("M2M-DETAIL-UNKNOWN"));
+    assert_eq!(
+        (difference.upstream, difference.linkbox),
+        (json!(200), json!(404))
+    );
+    // …its media type…
+    let found = head.compare(
+        &up,
+        &Side::typed(200, "text/plain", &detail(lb_item(), LB_TOKEN)),
+    );
+    one(
+        &found,
+        Rule::MediaType,
+        "",
+        Some("M2M-ENVELOPE-CONTENT-TYPE"),
+    );
+    // …and a documented header.
+    let revoke = format!("{path}/revoke");
+    let head = case(Api::M2m, "HEAD", &revoke);
+    let error = m2m_error("INVALID_REQUEST", "Cannot HEAD x: allowed methods are POST");
+    let up = Side::json(405, &error).header("allow", "POST").headless();
+    none(&head.compare(&up, &Side::json(405, &error).header("allow", "POST")));
+    let found = head.compare(&up, &Side::json(405, &error).header("allow", "POST, GET"));
+    one(
+        &found,
+        Rule::Header,
+        "header:allow",
+        Some("M2M-ENVELOPE-WRONG-METHOD-ALLOW"),
+    );
+}
+
 #[test]
 fn a_missing_retry_after_is_a_header_difference() {
     let error = m2m_error(
@@ -1126,6 +1189,42 @@ fn a_leaf_page_compares_known_items_and_each_sides_headers() {
     );
     let found = list.compare(&up, &lb);
     one(&found, Rule::Value, "/*/widget", Some("LEAF-GET-WIDGET"));
+}
+
+#[test]
+fn a_leaf_head_of_a_page_checks_each_sides_link_against_its_own_total() {
+    let head = Case {
+        query: "page=0&size=2",
+        ..case(Api::Leaf, "HEAD", PROVIDER_LIST)
+    };
+    let up = paged(
+        Side::json(200, &json!([up_link()])),
+        5,
+        &["next", "last", "first"],
+        "https://api.withleaf.io",
+    )
+    .headless();
+    let lb = paged(
+        Side::json(200, &json!([lb_link()])),
+        1,
+        &["last", "first"],
+        "http://127.0.0.1:4020",
+    );
+    none(&head.compare(&up, &lb));
+    none(&head.compare(&up, &lb.clone().headless()));
+    let wrong = paged(
+        Side::json(200, &json!([lb_link()])),
+        1,
+        &["next", "last", "first"],
+        "http://127.0.0.1:4020",
+    );
+    let found = head.compare(&up, &wrong);
+    one(
+        &found,
+        Rule::Paging,
+        "header:link",
+        Some("LEAF-LIST-LINK-HEADER"),
+    );
 }
 
 #[test]

@@ -7,7 +7,9 @@
 //! 2. The request is forwarded once to the upstream: same method, path, query and body, and
 //!    every end-to-end header. Hop-by-hop headers (and those `Connection` names), `Host`
 //!    and `Accept-Encoding` are not forwarded — the last so that the upstream answers in an
-//!    encoding linkbox can compare. Redirects are not followed.
+//!    encoding linkbox can compare. Redirects are not followed. A target with what a URI
+//!    cannot hold raw (UTF-8 sent unencoded) is sent percent-encoded, and the shadow is
+//!    applied that same target ([`as_sent`]).
 //! 3. The client gets the upstream's answer: its status, headers (hop-by-hop ones dropped)
 //!    and body, byte for byte. An upstream that cannot be reached, or that answers more
 //!    than [`MAX_UPSTREAM_BODY`] bytes, is a 502 in the API's own error shape, recorded as
@@ -20,12 +22,13 @@
 //!    two answers ([`linkbox_suite::shadow::compare`]), learns the ids both minted
 //!    ([`linkbox_suite::shadow::pairs`]) and records what differs in the drift report
 //!    ([`crate::drift`]), with one line on stderr (target `linkbox::drift`) per new
-//!    difference. An upstream answer that is weather (a 5xx or a 429: the vendor could not
-//!    take the request now) is neither applied nor compared: it is an error of the report,
-//!    and the shadow stays in step with what the vendor did. A changing request answered
-//!    with a 5xx, or not at all, may have been done all the same: its resource is in doubt
-//!    until the next change to it, and what differs on it meanwhile is weather too
-//!    ([`doubts`]).
+//!    difference. A HEAD's shadow answer loses its body, as its client's would: the
+//!    vendor's has none, and a HEAD is compared on its status and headers. An upstream
+//!    answer that is weather (a 5xx or a 429: the vendor could not take the request now)
+//!    is neither applied nor compared: it is an error of the report, and the shadow stays
+//!    in step with what the vendor did. A changing request answered with a 5xx, or not at
+//!    all, may have been done all the same: its resource is in doubt until the next change
+//!    to it, and what differs on it meanwhile is weather too ([`doubts`]).
 //!
 //! An M2M key is its own shadow partner (open mode); a Leaf token is the one linkbox issued
 //! when the same `/api/authenticate` was applied to the shadow. A Leaf request whose token
@@ -210,6 +213,12 @@ pub(super) async fn forward(
             _ => crate::leaf::not_found(&request.method, &request.path),
         };
     }
+    if let Some((path, query)) = as_sent(&request.path, &request.query) {
+        // The vendor is sent the form of the target HTTP allows; the shadow is applied the
+        // same, so both answer (and echo) one path.
+        request.path = path;
+        request.query = query;
+    }
     let body = match request.body(linkbox_contracts::m2m::MAX_BODY_BYTES).await {
         Ok(body) => body,
         Err(error) => return refuse_body(api, &request.path, error),
@@ -280,6 +289,24 @@ fn climbs(path: &str) -> bool {
             let decoded = segment.replace("%2e", ".").replace("%2E", ".");
             decoded == "." || decoded == ".."
         })
+}
+
+/// The path and query as the upstream is sent them, when they differ from `path` and
+/// `query` as the client sent them. A request target is ASCII (RFC 9112 §3.2, RFC 3986
+/// §2), but hyper lets through raw UTF-8 (`/partner/links/😀`) and a few characters a URI
+/// cannot hold (`{`, `"`, `` ` ``); the upstream's URL has them percent-encoded — the same
+/// bytes in the one form HTTP allows — by the URL rules reqwest applies (which also encode
+/// a `'` in the query). Built here, by those same rules, so that the shadow is applied what
+/// the vendor was sent and the two compare like with like.
+fn as_sent(path: &str, query: &str) -> Option<(String, String)> {
+    let mut target = format!("http://shadow.invalid{path}");
+    if !query.is_empty() {
+        target.push('?');
+        target.push_str(query);
+    }
+    let url = url::Url::parse(&target).ok()?;
+    let sent = (url.path(), url.query().unwrap_or_default());
+    (sent != (path, query)).then(|| (sent.0.to_owned(), sent.1.to_owned()))
 }
 
 /// Whether the request carries an `m2m_live_` key in any header that can hold one: every
@@ -625,6 +652,9 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
     if wrote && let Err(error) = app.sink.settled().await {
         tracing::error!(%error, "the shadow's change is not durable yet");
     }
+    // What a client of linkbox's HEAD gets, as the vendor's HEAD answer is what its client
+    // got: the route's GET answer without its body.
+    let response = super::leftover::head(&job.method, response);
     let (response, local_body) = read_back(response).await;
     let mut local_headers: Vec<(String, String)> = response
         .headers()
@@ -752,5 +782,28 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
             new.upstream,
             new.linkbox,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::as_sent;
+
+    #[test]
+    fn what_the_upstream_is_sent_is_the_target_in_the_form_http_allows() {
+        assert_eq!(
+            as_sent("/partner/links/\u{1F600}", ""),
+            Some(("/partner/links/%F0%9F%98%80".to_owned(), String::new()))
+        );
+        assert_eq!(
+            as_sent("/partner/{x}", "status=\u{e9}t\u{e9}&r='1'"),
+            Some((
+                "/partner/%7Bx%7D".to_owned(),
+                "status=%C3%A9t%C3%A9&r=%271%27".to_owned()
+            ))
+        );
+        // What is already in its URI form goes as it came, its escapes untouched.
+        assert_eq!(as_sent("/partner/links/%F0%9F%98%80", "page=2&x=%zz"), None);
+        assert_eq!(as_sent("/partner/links", ""), None);
     }
 }
