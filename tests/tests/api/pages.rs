@@ -221,6 +221,38 @@ async fn the_widget_refuses_amounts_too_large_to_keep() {
     assert_eq!(created.json["data"]["amount"]["receive"], 1e9);
 }
 
+#[tokio::test]
+async fn the_widget_refuses_a_missing_or_empty_amount_instead_of_suggesting_one() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    let body = json!({"referenceId": "u20", "userData": complete_user()});
+    let link = link_with_receiver(&app, &test_key(20), &receiver, body).await;
+    let url = path_of(link["url"].as_str().expect("url"));
+    let page = get(&app, &url).await;
+    for form in ["amount=", "amount=+++", "fee=1", ""] {
+        let refused = post_form(&app, &format!("{url}/operation"), form).await;
+        assert_eq!(refused.status, 400, "{form:?}: {refused:?}");
+        assert!(
+            refused.text.contains("The amount field is required"),
+            "{form:?}: {}",
+            refused.text
+        );
+    }
+    // The browser asks for one too, within the range the server checks.
+    assert!(
+        page.text.contains(
+            r#"name="amount" type="number" min="0.01" step="0.01" max="1000000000" required"#
+        ),
+        "{}",
+        page.text
+    );
+    // Nothing was completed: the first real amount is the link's one transfer.
+    let done = post_form(&app, &format!("{url}/operation"), "amount=7").await;
+    assert_eq!(done.status, 200, "{done:?}");
+    let created = receiver.wait_for_event("operation.created").await;
+    assert_eq!(created.json["data"]["amount"]["send"], 7.0);
+}
+
 async fn leaf_link(app: &TestApp, token: &str, widget: &str, body: Value) -> Value {
     let reply = app
         .leaf(
