@@ -829,6 +829,62 @@ async fn the_dashboard_shows_a_tenant_escapes_everything_and_its_forms_work() {
     assert_eq!(bad.status, 401);
 }
 
+/// The URL bases are for the APIs' `url` fields (a vendor's host, say); the dashboard's
+/// anchors still open linkbox's own pages, where the links are.
+#[tokio::test]
+async fn the_dashboards_links_open_linkboxs_own_pages_whatever_the_url_bases() {
+    let app = spawn_app_with(linkbox::Options {
+        m2m_widget_base: Some("https://widget.m2m.leapfinancial.com".into()),
+        leaf_link_base: Some("https://magic-link.withleaf.io/".into()),
+        ..linkbox::Options::default()
+    })
+    .await;
+    let key = test_key(21);
+    let created = app.create_link(&key, &json!({"referenceId": "u21"})).await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let link_id = created.json["data"]["linkId"].as_str().expect("linkId");
+    assert_eq!(
+        created.json["data"]["url"],
+        format!("https://widget.m2m.leapfinancial.com/{link_id}/m2m-basic")
+    );
+    let token = app.authenticate("farmco").await;
+    let leaf = leaf_link(
+        &app,
+        &token,
+        "provider",
+        json!({"externalId": "f21", "name": "Ann"}),
+    )
+    .await;
+    let leaf_id = leaf["id"].as_str().expect("id");
+    assert_eq!(
+        leaf["link"],
+        format!("https://magic-link.withleaf.io/{leaf_id}")
+    );
+
+    for (board, href) in [
+        (
+            format!("/_sandbox/ui?key={key}"),
+            format!("/widget/{link_id}/m2m-basic"),
+        ),
+        (
+            format!("/_sandbox/ui?token={token}"),
+            format!("/magic-link/{leaf_id}"),
+        ),
+    ] {
+        let board = get(&app, &board).await;
+        assert_eq!(board.status, 200, "{board:?}");
+        assert!(
+            board.text.contains(&format!(r#"href="{href}""#)),
+            "{href}: {}",
+            board.text
+        );
+        assert!(!board.text.contains("leapfinancial.com"), "{}", board.text);
+        assert!(!board.text.contains("withleaf.io"), "{}", board.text);
+        let page = get(&app, &href).await;
+        assert_eq!(page.status, 200, "{href}: {page:?}");
+    }
+}
+
 async fn seed(app: &TestApp, headers: &[(&str, &str)], body: Value) -> Reply {
     let mut headers = headers.to_vec();
     headers.push(("content-type", "application/json"));
