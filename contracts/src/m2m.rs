@@ -583,12 +583,26 @@ pub struct LinkCreatedEvent {
     pub metadata: Option<Value>,
 }
 
-/// What the end user's device reported when opening a link. [doc]
+/// What the end user's device reported when opening a link. [doc] A field the device did not
+/// report is absent, never `null`. [design]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceInfo {
+    /// The `User-Agent`, verbatim; absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
+    #[schema(value_type = String)]
     pub user_agent: Option<String>,
+    /// `ios`, `android`, `web`, or the user agent's first product name (`curl`); absent
+    /// without a `User-Agent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
+    #[schema(value_type = String)]
     pub platform: Option<String>,
+    /// The first tag of `Accept-Language` (`es-MX`); absent for `*` or none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
+    #[schema(value_type = String)]
     pub language: Option<String>,
 }
 

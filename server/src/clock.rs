@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use linkbox_contracts::sandbox::ClockChange;
 use parking_lot::RwLock;
-use time::{Duration, OffsetDateTime};
+use time::{Duration, OffsetDateTime, UtcOffset};
 
 use crate::persist::Sink;
 
@@ -107,7 +107,8 @@ impl Clock {
 
     /// Sets the clock so that it reads `to` now.
     pub fn set_to(&self, to: OffsetDateTime) -> Result<(), OutOfRange> {
-        check_range(Some(to))?;
+        // Kept in UTC, as every other reading is, so a frozen clock reads UTC too.
+        let to = check_range(Some(to))?;
         {
             let mut state = self.state.write();
             state.offset = to - real_now();
@@ -190,11 +191,14 @@ pub enum StepError {
     OutOfRange(#[from] OutOfRange),
 }
 
-fn check_range(reading: Option<OffsetDateTime>) -> Result<(), OutOfRange> {
-    match reading {
-        Some(at) if YEARS.contains(&at.year()) => Ok(()),
-        _ => Err(OutOfRange),
-    }
+/// `reading` in UTC, when it is a time within [`YEARS`]. The years are UTC's, whatever offset
+/// the time was written in: `9000-12-31T23:59:59-23:59` is already 9001, and
+/// `1970-01-01T00:00:00+23:59` still 1969.
+fn check_range(reading: Option<OffsetDateTime>) -> Result<OffsetDateTime, OutOfRange> {
+    reading
+        .and_then(|at| at.checked_to_offset(UtcOffset::UTC))
+        .filter(|at| YEARS.contains(&at.year()))
+        .ok_or(OutOfRange)
 }
 
 /// Real time plus `offset`; an offset restored from elsewhere that overflows saturates
@@ -308,6 +312,23 @@ mod tests {
             Err(OutOfRange)
         );
         assert_eq!(clock.now().year(), 8999);
+        // The years are UTC's, whatever offset the time is written in.
+        assert_eq!(
+            clock.set_to(datetime!(9000-12-31 23:59:59 -23:59)),
+            Err(OutOfRange)
+        );
+        assert_eq!(
+            clock.set_to(datetime!(1970-01-01 00:00 +23:59)),
+            Err(OutOfRange)
+        );
+        assert_eq!(clock.now().year(), 8999);
+        clock.set_frozen(true);
+        clock
+            .set_to(datetime!(9000-12-31 23:59:59 +00:01))
+            .expect("still 9000 in UTC");
+        assert_eq!(clock.now(), datetime!(9000-12-31 23:58:59 UTC));
+        assert_eq!(clock.now().offset(), UtcOffset::UTC);
+        clock.set_frozen(false);
         // An offset restored from elsewhere that overflows saturates instead of panicking.
         clock.set_offset(Duration::MAX);
         assert_eq!(clock.now().year(), 9000);

@@ -54,7 +54,9 @@ fn apply(app: &App, change: ClockChange) -> Result<(), ControlError> {
                 ControlError::invalid("The setTo field must be an RFC 3339 timestamp")
             })?;
             app.clock.set_to(to).map_err(|_| {
-                ControlError::invalid("The setTo field must be between the years 1970 and 9000")
+                ControlError::invalid(
+                    "The setTo field must be between the years 1970 and 9000 (in UTC)",
+                )
             })?;
         }
         (None, None, Some(frozen)) => app.clock.set_frozen(frozen),

@@ -22,6 +22,9 @@
 //! Consecutive identical webhook attempts (same status, same error) fold into one line with
 //! a count. The Drift section lists shadow mode's differences (`GET /_sandbox/drift`), the
 //! newest 100, with how many requests were compared and how many could not be.
+//!
+//! A link's id opens linkbox's own page for it (root-relative `/widget/…`, `/magic-link/…`),
+//! not the link's `url`, which `--m2m-widget-base` / `--leaf-link-base` may point elsewhere.
 
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use linkbox_contracts::leaf::Widget;
@@ -370,7 +373,7 @@ fn m2m_links(app: &App, scope: &Scope, form: &[(String, String)], hidden: &Marku
                     @let expired = item.status != LinkStatus::Revoked
                         && timefmt::parse(&item.expires_at).is_some_and(|at| at <= now);
                     tr {
-                        td { a href=(item.url) { code { (item.link_id) } } }
+                        td { a href=(own_page(&item.url, &app.settings.m2m_widget_base, "/widget")) { code { (item.link_id) } } }
                         td { (item.reference_id) }
                         td { (serde_json::to_value(item.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
                              @if expired { " (expired)" } }
@@ -382,6 +385,16 @@ fn m2m_links(app: &App, scope: &Scope, form: &[(String, String)], hidden: &Marku
             }
         }
     }
+}
+
+/// Where a link's anchor goes: linkbox's own page for it, root-relative, whatever base
+/// `--m2m-widget-base` or `--leaf-link-base` gives the APIs' URLs. That base may be the
+/// vendor's own host, which knows nothing of the sandbox's links, and whoever clicks here
+/// means to play the end user in this sandbox. `url` is `{base}{rest}`; `path` is the
+/// page's own route in place of the base.
+fn own_page(url: &str, base: &str, path: &str) -> String {
+    url.strip_prefix(base)
+        .map_or_else(|| url.to_owned(), |rest| format!("{path}{rest}"))
 }
 
 /// `n` with thousands separators: 1,270.
@@ -448,7 +461,7 @@ fn leaf_links(app: &App, scope: &Scope) -> Markup {
                             @let user = account.user(&link.leaf_user_id).map(|user| user.name).unwrap_or_default();
                             @let expired = timefmt::parse(&link.expires_at).is_some_and(|at| at <= now);
                             tr {
-                                td { a href=(link.link) { code { (link.id) } } }
+                                td { a href=(own_page(&link.link, &app.settings.leaf_link_base, "/magic-link")) { code { (link.id) } } }
                                 td { (widget.path_segment()) }
                                 td { (user) }
                                 td { (link.usage_count) " / " (link.max_usage) }

@@ -27,12 +27,13 @@ use super::{FORM_BYTES, document, field, form_pairs, html as page, see_other, se
 use crate::app::App;
 use crate::ops::Error;
 use crate::ops::identity::Scope;
-use crate::ops::m2m::{cancel_operation, complete_operation, open_link};
+use crate::ops::m2m::{MAX_AMOUNT, cancel_operation, complete_operation, open_link};
 use crate::store::m2m::{DataRequestView, LinkError, OperationError, Partner};
 use crate::wire::query_pairs;
 use crate::wire::{Request, Router};
 
-/// The amount the "complete" form suggests.
+/// The amount the "complete" form suggests: only a suggestion, since a form posted without
+/// an amount is refused rather than completed with this one.
 const DEFAULT_AMOUNT: &str = "100.00";
 
 /// The widget page's routes.
@@ -272,17 +273,18 @@ fn act(request: &Request, body: Result<bytes::Bytes, crate::wire::BodyError>) ->
     let lang = choose_lang(&query, Some(&detail), headers);
     let form = form_pairs(body);
     let outcome = match action {
-        "operation" => {
-            let amount = field(&form, "amount")
-                .unwrap_or(DEFAULT_AMOUNT)
-                .parse::<f64>()
-                .unwrap_or(f64::NAN);
-            let request = OperationRequest {
-                amount,
-                ..OperationRequest::default()
-            };
-            complete_operation(app, &partner, link_id, request).map(|_| "completed")
-        }
+        // A missing or empty amount is refused, as the control API refuses a body without
+        // one: the form's suggested amount is the page's, not a default of the action.
+        "operation" => match field(&form, "amount") {
+            None => Err(Error::invalid("The amount field is required")),
+            Some(amount) => {
+                let request = OperationRequest {
+                    amount: amount.parse::<f64>().unwrap_or(f64::NAN),
+                    ..OperationRequest::default()
+                };
+                complete_operation(app, &partner, link_id, request).map(|_| "completed")
+            }
+        },
         "cancel" => cancel_operation(app, &partner, link_id).map(|_| "cancelled"),
         _ => Err(LinkError::LinkNotFound.into()),
     };
@@ -442,7 +444,7 @@ fn render(
                 form method="post" action=(action("operation")) {
                     label { (text.amount) " "
                         input name="amount" type="number" min="0.01" step="0.01"
-                            value=(DEFAULT_AMOUNT);
+                            max=(MAX_AMOUNT) required value=(DEFAULT_AMOUNT);
                     }
                     " "
                     button #complete type="submit" { (text.complete) }

@@ -221,6 +221,38 @@ async fn the_widget_refuses_amounts_too_large_to_keep() {
     assert_eq!(created.json["data"]["amount"]["receive"], 1e9);
 }
 
+#[tokio::test]
+async fn the_widget_refuses_a_missing_or_empty_amount_instead_of_suggesting_one() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    let body = json!({"referenceId": "u20", "userData": complete_user()});
+    let link = link_with_receiver(&app, &test_key(20), &receiver, body).await;
+    let url = path_of(link["url"].as_str().expect("url"));
+    let page = get(&app, &url).await;
+    for form in ["amount=", "amount=+++", "fee=1", ""] {
+        let refused = post_form(&app, &format!("{url}/operation"), form).await;
+        assert_eq!(refused.status, 400, "{form:?}: {refused:?}");
+        assert!(
+            refused.text.contains("The amount field is required"),
+            "{form:?}: {}",
+            refused.text
+        );
+    }
+    // The browser asks for one too, within the range the server checks.
+    assert!(
+        page.text.contains(
+            r#"name="amount" type="number" min="0.01" step="0.01" max="1000000000" required"#
+        ),
+        "{}",
+        page.text
+    );
+    // Nothing was completed: the first real amount is the link's one transfer.
+    let done = post_form(&app, &format!("{url}/operation"), "amount=7").await;
+    assert_eq!(done.status, 200, "{done:?}");
+    let created = receiver.wait_for_event("operation.created").await;
+    assert_eq!(created.json["data"]["amount"]["send"], 7.0);
+}
+
 async fn leaf_link(app: &TestApp, token: &str, widget: &str, body: Value) -> Value {
     let reply = app
         .leaf(
@@ -801,6 +833,62 @@ async fn the_dashboard_shows_a_tenant_escapes_everything_and_its_forms_work() {
         let unreadable = post_form(&app, "/_sandbox/ui", form).await;
         assert_eq!(unreadable.status, 401, "{form}: {unreadable:?}");
         assert!(!unreadable.text.contains("every tenant (admin)"), "{form}");
+    }
+}
+
+/// The URL bases are for the APIs' `url` fields (a vendor's host, say); the dashboard's
+/// anchors still open linkbox's own pages, where the links are.
+#[tokio::test]
+async fn the_dashboards_links_open_linkboxs_own_pages_whatever_the_url_bases() {
+    let app = spawn_app_with(linkbox::Options {
+        m2m_widget_base: Some("https://widget.m2m.leapfinancial.com".into()),
+        leaf_link_base: Some("https://magic-link.withleaf.io/".into()),
+        ..linkbox::Options::default()
+    })
+    .await;
+    let key = test_key(21);
+    let created = app.create_link(&key, &json!({"referenceId": "u21"})).await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let link_id = created.json["data"]["linkId"].as_str().expect("linkId");
+    assert_eq!(
+        created.json["data"]["url"],
+        format!("https://widget.m2m.leapfinancial.com/{link_id}/m2m-basic")
+    );
+    let token = app.authenticate("farmco").await;
+    let leaf = leaf_link(
+        &app,
+        &token,
+        "provider",
+        json!({"externalId": "f21", "name": "Ann"}),
+    )
+    .await;
+    let leaf_id = leaf["id"].as_str().expect("id");
+    assert_eq!(
+        leaf["link"],
+        format!("https://magic-link.withleaf.io/{leaf_id}")
+    );
+
+    for (board, href) in [
+        (
+            format!("/_sandbox/ui?key={key}"),
+            format!("/widget/{link_id}/m2m-basic"),
+        ),
+        (
+            format!("/_sandbox/ui?token={token}"),
+            format!("/magic-link/{leaf_id}"),
+        ),
+    ] {
+        let board = get(&app, &board).await;
+        assert_eq!(board.status, 200, "{board:?}");
+        assert!(
+            board.text.contains(&format!(r#"href="{href}""#)),
+            "{href}: {}",
+            board.text
+        );
+        assert!(!board.text.contains("leapfinancial.com"), "{}", board.text);
+        assert!(!board.text.contains("withleaf.io"), "{}", board.text);
+        let page = get(&app, &href).await;
+        assert_eq!(page.status, 200, "{href}: {page:?}");
     }
 }
 

@@ -344,6 +344,36 @@ async fn the_widget_reports_the_devices_platform_and_language() {
     assert_eq!(device["userAgent"], ua, "{device}");
 }
 
+/// What the device did not report is left out of `deviceInfo`, as the decisions say, not
+/// sent as `null`: read on the raw body, where the two differ.
+#[tokio::test]
+async fn the_widget_leaves_out_what_the_device_did_not_report() {
+    let app = spawn_app().await;
+    let receiver = linkbox_tests::receiver::Receiver::start().await;
+    let reply = app
+        .create_link(
+            &test_key(3),
+            &json!({"referenceId": "user-3", "callbackUrl": receiver.url}),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let url = reply.json["data"]["url"].as_str().expect("url").to_owned();
+    // reqwest sends no `User-Agent` unless told to.
+    let page = app
+        .client
+        .get(&url)
+        .header("accept-language", "*")
+        .send()
+        .await
+        .expect("widget");
+    assert_eq!(page.status(), 200);
+    let opened = receiver.wait_for_event("link.opened").await;
+    let body = String::from_utf8_lossy(&opened.body);
+    assert!(body.contains(r#""deviceInfo":{}"#), "{body}");
+    assert!(!body.contains("null"), "{body}");
+    linkbox_tests::assert_json_matches_schema(&opened.json, "m2m/LinkOpenedWebhook.json");
+}
+
 /// A request with more than one `Host` is a 400 (RFC 9112 §3.2) in the envelope of the API
 /// its path belongs to, and is not served: which host was meant cannot be told.
 #[tokio::test]
