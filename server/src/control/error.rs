@@ -228,6 +228,8 @@ fn in_words(message: &str, field: Option<&WholeRange>) -> String {
     }
     // A whole number written with a fraction (`3600.0`, as Python's `total_seconds()` gives
     // it) is a float to JSON's readers: say so, rather than seem to call 3600 not whole.
+    // `-0` is one too (serde_json reads it as the float -0.0, whatever JavaScript makes of
+    // it), and was not written with a fraction: it is told to write 0.
     if message.contains("expected a whole number")
         && let Some(at) = message.find("floating point `")
         && let Some(length) = message[at + 16..].find('`')
@@ -235,7 +237,11 @@ fn in_words(message: &str, field: Option<&WholeRange>) -> String {
         && value.fract() == 0.0
         && !message[at + 16..at + 16 + length].contains(['e', 'E'])
     {
-        message.push_str(" (write it without a fraction: 3600, not 3600.0)");
+        message.push_str(if value == 0.0 && value.is_sign_negative() {
+            " (write 0: a negative zero is not a whole number here)"
+        } else {
+            " (write it without a fraction: 3600, not 3600.0)"
+        });
     }
     // A whole number past u64 is read as a float and would be echoed in exponent form
     // (`1e20`), which the client never sent.
@@ -414,6 +420,12 @@ mod tests {
             "{written_as_fraction}"
         );
         assert!(!fraction.contains("without a fraction"), "{fraction}");
+        // `-0` was written without a fraction; it is told to write 0.
+        let negative_zero = refusal::<Counts>(r#"{"count": -0}"#);
+        assert!(
+            negative_zero.contains("write 0") && !negative_zero.contains("without a fraction"),
+            "{negative_zero}"
+        );
         let text = refusal::<Counts>(r#"{"count": 1, "shift": "x"}"#);
         assert!(
             text.contains("at shift: invalid type: string \"x\", expected a whole number from -"),

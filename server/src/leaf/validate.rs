@@ -601,6 +601,9 @@ mod tests {
             (json!(900.0), false),
             (json!("900"), false),
             (json!(-1), false),
+            // `-0` (serde_json's -0.0) is refused as 0 is, in the same words.
+            (json!(0), false),
+            (serde_json::from_str("-0").expect("-0"), false),
         ] {
             let result = create_link(
                 Widget::FileUpload,

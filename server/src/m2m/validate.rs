@@ -604,6 +604,13 @@ mod tests {
             (json!(10081), messages::EXPIRES_IN_MINUTES),
             (json!("120"), messages::EXPIRES_IN_MINUTES),
             (json!(4.99), messages::EXPIRES_IN_MINUTES),
+            // `-0` (serde_json's -0.0) is refused as 0 is, as a Node vendor's range check
+            // refuses -0.
+            (json!(0), messages::EXPIRES_IN_MINUTES),
+            (
+                serde_json::from_str("-0").expect("-0"),
+                messages::EXPIRES_IN_MINUTES,
+            ),
         ] {
             let result = create(json!({"referenceId": "r", "expiresInMinutes": minutes}));
             assert_eq!(message(result), outcome, "{minutes}");
