@@ -17,7 +17,7 @@ use time::Duration;
 use super::error::ApiError;
 use crate::ops::writes_host;
 use crate::store::leaf::{LinkKind, LinkOwner, NewMagicLink, UserFields, UserFilter};
-use crate::wire::{BodyError, is_json, query_pairs};
+use crate::wire::{BodyError, first_seen, is_json, query_pairs};
 
 /// The six fields of `settings`.
 const SETTINGS_FIELDS: [&str; 6] = [
@@ -504,10 +504,10 @@ pub fn list_query(raw: &str, filters: &[&str]) -> Result<ListQuery, ApiError> {
                     _ => {}
                 }
             }
-            _ if !query.ignored.contains(name) => query.ignored.push(name.clone()),
-            _ => {}
+            _ => query.ignored.push(name.clone()),
         }
     }
+    query.ignored = first_seen(std::mem::take(&mut query.ignored));
     if page.is_some() || size.is_some() {
         query.page = Some(Page {
             page: page.unwrap_or(0),
@@ -749,6 +749,19 @@ mod tests {
                 "{value}"
             );
         }
+    }
+
+    #[test]
+    fn unknown_parameters_are_named_once_each_in_the_order_sent() {
+        let query = list_query("b=1&leafUserId=u&a=2&b=3", &["leafUserId"]).expect("valid");
+        assert_eq!(query.ignored, ["b", "a"]);
+        let names: Vec<String> = (0..15_000).map(|n| format!("{n:03x}")).collect();
+        let raw: Vec<String> = names.iter().map(|name| format!("{name}=1")).collect();
+        let raw = format!("{}&size=5&{}", raw.join("&"), raw.join("&"));
+        let many = list_query(&raw, &[]).expect("valid");
+        assert_eq!(many.page, Some(Page { page: 0, size: 5 }));
+        assert_eq!(many.pairs.len(), 30_001);
+        assert_eq!(many.ignored, names);
     }
 
     #[test]

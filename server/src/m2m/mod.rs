@@ -35,85 +35,83 @@ pub fn routes() -> Router {
             render(links::list(&request))
         })
         .post("/partner/links", |mut request: Request| async move {
-            let unknown = unknown_query(&request.query);
             if let Some(refused) = auth::refused(&request) {
                 return refused.into_response();
             }
+            let query = request.query.clone();
             let body = request.body(MAX_BODY_BYTES).await;
             let response = offload::answer(wire::turn(&request, &body), move || {
                 render(links::create(&request, body))
             })
             .await;
-            warn_of(&unknown, response)
+            warn_of(&query, response)
         })
         .reading(MAX_BODY_BYTES)
         .get("/partner/links/{linkId}", |request: Request| async move {
-            let unknown = unknown_query(&request.query);
-            warn_of(&unknown, links::detail(request).await)
+            let query = request.query.clone();
+            warn_of(&query, links::detail(request).await)
         })
         .post(
             "/partner/links/{linkId}/revoke",
             |mut request: Request| async move {
-                let unknown = unknown_query(&request.query);
                 if let Some(refused) = auth::refused(&request) {
                     return refused.into_response();
                 }
+                let query = request.query.clone();
                 let body = request.body(MAX_BODY_BYTES).await;
                 let response = offload::answer(wire::turn(&request, &body), move || {
                     render(links::revoke(&request, body))
                 })
                 .await;
-                warn_of(&unknown, response)
+                warn_of(&query, response)
             },
         )
         .reading(MAX_BODY_BYTES)
         .put(
             "/partner/data-requests/{dataRequestId}",
             |mut request: Request| async move {
-                let unknown = unknown_query(&request.query);
                 if let Some(refused) = auth::refused(&request) {
                     return refused.into_response();
                 }
+                let query = request.query.clone();
                 let body = request.body(MAX_BODY_BYTES).await;
                 let response = offload::answer(wire::turn(&request, &body), move || {
                     render(data_requests::fulfil(&request, body))
                 })
                 .await;
-                warn_of(&unknown, response)
+                warn_of(&query, response)
             },
         )
         .reading(MAX_BODY_BYTES)
         .post(
             "/partner/webhooks/config/regenerate-secret",
             |request: Request| async move {
-                let unknown = unknown_query(&request.query);
-                warn_of(&unknown, render(webhook_config::regenerate(&request)))
+                warn_of(&request.query, render(webhook_config::regenerate(&request)))
             },
         )
 }
 
-/// The names of a query's parameters, on an endpoint that takes none (every one but the
-/// list's): ignored, as the vendor's Express routes ignore them, and named in
+/// The names of a query's parameters, each once, on an endpoint that takes none (every one
+/// but the list's): ignored, as the vendor's Express routes ignore them, and named in
 /// `X-Linkbox-Warning` as unknown body fields are, so `?expiresInMinutes=120` sent in the
 /// query by mistake does not pass unseen. [design]
 fn unknown_query(raw: &str) -> Vec<String> {
     if raw.is_empty() {
         return Vec::new();
     }
-    let mut names: Vec<String> = Vec::new();
-    for (name, _) in wire::query_pairs(raw) {
-        if !names.contains(&name) {
-            names.push(name);
-        }
-    }
-    names
+    wire::first_seen(
+        form_urlencoded::parse(raw.as_bytes())
+            .map(|(name, _)| name.into_owned())
+            .collect(),
+    )
 }
 
-/// `response`, with a warning for each of `unknown` when it is a success (as ignored body
-/// fields are named on a success only).
-fn warn_of(unknown: &[String], mut response: Response) -> Response {
-    if !unknown.is_empty() && response.status().is_success() {
-        add_warnings(&mut response, unknown);
+/// `response`, with a warning for each parameter of the query `raw` when it is a success
+/// (as ignored body fields are named on a success only). The names are read only then: a
+/// refusal, of a credential or of a body, costs nothing for a query of thousands.
+fn warn_of(raw: &str, mut response: Response) -> Response {
+    if response.status().is_success() {
+        add_warnings(&mut response, &unknown_query(raw));
     }
     response
 }
@@ -160,6 +158,44 @@ fn success<T: Serialize>(status: http::StatusCode, data: T, unknown: &[String]) 
 mod tests {
     use super::*;
     use crate::wire::Found;
+    use linkbox_contracts::m2m::WARNING_HEADER;
+
+    /// Fifteen thousand distinct parameter names, each sent twice: what a 64 KiB query holds.
+    fn many_names() -> (Vec<String>, String) {
+        let names: Vec<String> = (0..15_000).map(|n| format!("{n:03x}")).collect();
+        let raw = names
+            .iter()
+            .chain(&names)
+            .map(|name| format!("{name}=1"))
+            .collect::<Vec<_>>()
+            .join("&");
+        (names, raw)
+    }
+
+    #[test]
+    fn an_unknown_query_names_each_parameter_once_in_the_order_sent() {
+        assert!(unknown_query("").is_empty());
+        assert_eq!(unknown_query("b=1&a=2&b=3&c"), ["b", "a", "c"]);
+        let (names, raw) = many_names();
+        assert_eq!(unknown_query(&raw), names);
+    }
+
+    #[test]
+    fn a_refusal_names_no_parameter_and_a_success_names_twenty_and_counts_the_rest() {
+        let (_, raw) = many_names();
+        let refused = warn_of(&raw, ApiError::MissingAuth.into_response());
+        assert!(refused.headers().get(WARNING_HEADER).is_none());
+        let answered = warn_of(&raw, crate::wire::no_content());
+        let warnings: Vec<&str> = answered
+            .headers()
+            .get_all(WARNING_HEADER)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        assert_eq!(warnings.len(), crate::wire::MAX_WARNINGS + 1);
+        assert_eq!(warnings[0], "ignored unknown field \"000\"");
+        assert_eq!(warnings[20], "and 14980 more ignored unknown fields");
+    }
 
     #[test]
     fn the_table_lists_each_documented_operation_once() {

@@ -28,7 +28,7 @@ use super::create_body::{CreateBody, Field, Parsed};
 use super::error::ApiError;
 use crate::ops::m2m::is_acceptable_callback;
 use crate::store::m2m::{LinkFilter, NewLink};
-use crate::wire::{BodyError, is_json, query_pairs};
+use crate::wire::{BodyError, first_seen, is_json, query_pairs};
 
 /// Query parameters of `GET /partner/links`.
 const LIST_PARAMS: [&str; 7] = [
@@ -450,12 +450,11 @@ pub fn list_links(raw_query: &str) -> Result<ListLinks, ApiError> {
                 );
             }
             "referenceId" => query.filter.reference_id = Some(value),
-            _ if !LIST_PARAMS.contains(&name.as_str()) && !query.ignored.contains(&name) => {
-                query.ignored.push(name);
-            }
+            _ if !LIST_PARAMS.contains(&name.as_str()) => query.ignored.push(name),
             _ => {}
         }
     }
+    query.ignored = first_seen(query.ignored);
     Ok(query)
 }
 
@@ -759,6 +758,11 @@ mod tests {
             Some(time::macros::datetime!(2026-02-10 23:59:59.999_999_999 UTC))
         );
         assert_eq!(list_links("pageSize=5").expect("ok").ignored, ["pageSize"]);
+        let names: Vec<String> = (0..15_000).map(|n| format!("{n:03x}")).collect();
+        let raw: Vec<String> = names.iter().map(|name| format!("{name}=1")).collect();
+        let raw = format!("{}&limit=5&{}", raw.join("&"), raw.join("&"));
+        let many = list_links(&raw).expect("ignored");
+        assert_eq!((many.limit, many.ignored), (5, names));
         assert_eq!(
             list_links("page=4294967295").expect("past the end").page,
             u32::MAX

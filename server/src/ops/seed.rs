@@ -305,23 +305,25 @@ fn m2m_plan(rng: &mut ChaCha8Rng, weights: &[u32], now: OffsetDateTime) -> M2mPl
     }
 }
 
-/// Creates the link; a `referenceId` that already has an active link (the same seed run
-/// twice on one partner) gets a numbered suffix instead.
-/// Creates `new`, its `referenceId` suffixed `-2`, `-3`, … while an active link holds it
-/// (a seed of the same `rngSeed` again). One of the first `links + 2` suffixes is free, as
-/// no more links than the partner holds can be active, so this always makes the link.
+/// Creates `new`, its `referenceId` suffixed `-2`, `-3`, … while an active link holds it (a
+/// seed of the same `rngSeed` again): the first variant free, found by the partner past
+/// those an earlier seed found held, so the hundredth seed of a fixed seed tries one
+/// variant a link, not a hundred. Another create may take that variant in between, and
+/// each time it does one more is tried: no more than the partner's links.
 fn create_unique(
     partner: &Partner,
     new: NewLink,
     now: OffsetDateTime,
 ) -> Result<linkbox_contracts::m2m::CreatedLink, SeedError> {
-    let base = new.reference_id.clone();
     let most = partner.link_count() + 2;
-    for attempt in 1..=most {
-        let mut candidate = new.clone();
-        if attempt > 1 {
-            candidate.reference_id = format!("{base}-{attempt}");
-        }
+    for _ in 0..most {
+        let Some(reference_id) = partner.free_reference(&new.reference_id, now) else {
+            break;
+        };
+        let candidate = NewLink {
+            reference_id,
+            ..new.clone()
+        };
         match partner.create_link(candidate, now) {
             Ok(created) => return Ok(created),
             Err(LinkError::ActiveLinkExists) => continue,
@@ -330,7 +332,8 @@ fn create_unique(
         }
     }
     Err(SeedError::Refused(format!(
-        "no referenceId {base}-N was free among {most} (a bug)"
+        "no referenceId {}-N was free (a bug)",
+        new.reference_id
     )))
 }
 
@@ -547,28 +550,42 @@ fn random_provider(rng: &mut ChaCha8Rng) -> Provider {
     Provider::ALL[rng.random_range(0..Provider::ALL.len())]
 }
 
-/// Creates the user; an `externalId` already taken (the same seed run twice on one
-/// account) gets a numbered suffix instead. Returns the user's id.
 /// Creates the Leaf user `fields`, its `externalId` suffixed `-2`, `-3`, … while another
-/// user holds it (a seed of the same `rngSeed` again): one of the first `users + 2` is free.
+/// user holds it (a seed of the same `rngSeed` again): the first variant free, found as
+/// [`create_unique`] finds a `referenceId`'s. Returns the user's id.
 fn create_user_unique(account: &Account, fields: UserFields) -> Result<String, SeedError> {
-    let base = fields.external_id.clone().unwrap_or_default();
+    let Some(base) = fields.external_id.clone() else {
+        return account
+            .create_user(fields)
+            .map(|user| user.id)
+            .map_err(refused_user);
+    };
     let most = account.user_count() + 2;
-    for attempt in 1..=most {
-        let mut candidate = fields.clone();
-        if attempt > 1 {
-            candidate.external_id = Some(format!("{base}-{attempt}"));
-        }
+    for _ in 0..most {
+        let Some(external_id) = account.free_external_id(&base) else {
+            break;
+        };
+        let candidate = UserFields {
+            external_id: Some(external_id),
+            ..fields.clone()
+        };
         match account.create_user(candidate) {
             Ok(user) => return Ok(user.id),
             Err(LeafError::ExternalIdTaken) => continue,
-            Err(LeafError::StorageFull(full)) => return Err(full.into()),
-            Err(error) => return Err(SeedError::Refused(error.to_string())),
+            Err(error) => return Err(refused_user(error)),
         }
     }
     Err(SeedError::Refused(format!(
-        "no externalId {base}-N was free among {most} (a bug)"
+        "no externalId {base}-N was free (a bug)"
     )))
+}
+
+/// Why a seeded user could not be made.
+fn refused_user(error: LeafError) -> SeedError {
+    match error {
+        LeafError::StorageFull(full) => full.into(),
+        error => SeedError::Refused(error.to_string()),
+    }
 }
 
 /// A farmer in the US Midwest and the name of their farm.
@@ -805,6 +822,67 @@ mod tests {
         }
         assert_eq!(partner.link_count(), 360);
         assert_eq!(account.user_count(), 240);
+    }
+
+    /// Each seed of a fixed `rngSeed` again gives every link the next suffix of its
+    /// `referenceId`, and every farmer the next of its `externalId`, each found in a look-up
+    /// or two: not by trying every suffix the seeds before it took.
+    #[test]
+    fn the_same_seed_again_takes_the_next_suffix_without_trying_the_earlier_ones() {
+        let app = App::new(crate::config::Settings::resolve(
+            crate::config::Options::default(),
+            "127.0.0.1:1".parse().expect("addr"),
+        ));
+        let partner = app
+            .store
+            .m2m()
+            .authenticate("m2m_test_suffixessuffixessuffixessuffixes")
+            .expect("partner");
+        let account = app.store.leaf().account("suffixer").expect("account");
+        let created = BTreeMap::from([(String::from("created"), 1)]);
+        let references = |seeded: &SeedResult| -> Vec<String> {
+            let link = |id: &String| partner.link(id).expect("seeded").item.reference_id;
+            seeded.created.iter().map(link).collect()
+        };
+        let bases = references(&seed_m2m(&app, &partner, 20, 9, Some(&created)).expect("m2m"));
+        seed_leaf(&app, &account, 20, 9, None).expect("leaf");
+        let filter = crate::store::leaf::UserFilter::default();
+        let farms: Vec<String> = account
+            .list_users(&filter, 0, 20)
+            .0
+            .into_iter()
+            .filter_map(|user| user.external_id)
+            .collect();
+        assert_eq!(farms.len(), 20);
+        for round in 2..=60 {
+            let looked_up = partner.references_looked_up();
+            let seeded = seed_m2m(&app, &partner, 20, 9, Some(&created)).expect("m2m");
+            let suffixed: Vec<String> =
+                bases.iter().map(|base| format!("{base}-{round}")).collect();
+            assert_eq!(references(&seeded), suffixed, "round {round}");
+            let tried = partner.references_looked_up() - looked_up;
+            assert!(
+                tried <= 2 * 20,
+                "round {round}: {tried} look-ups for 20 links"
+            );
+
+            let looked_up = account.external_ids_looked_up();
+            seed_leaf(&app, &account, 20, 9, None).expect("leaf");
+            let page = u32::try_from(round - 1).expect("small");
+            let (users, _) = account.list_users(&filter, page, 20);
+            let external: Vec<String> = users
+                .into_iter()
+                .filter_map(|user| user.external_id)
+                .collect();
+            let suffixed: Vec<String> =
+                farms.iter().map(|farm| format!("{farm}-{round}")).collect();
+            assert_eq!(external, suffixed, "round {round}");
+            let tried = account.external_ids_looked_up() - looked_up;
+            assert!(
+                tried <= 2 * 20,
+                "round {round}: {tried} look-ups for 20 users"
+            );
+        }
     }
 
     #[test]

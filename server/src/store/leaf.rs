@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::ids;
 use super::index::ShardedMap;
+use super::numbered::{Held, Numbered};
 use super::quota::{self, Budget, Ceiling, StorageFull, Tenant};
 use crate::config::Settings;
 use crate::persist::Sink;
@@ -310,6 +311,9 @@ struct AccountState {
     /// [`Link::weight`], [`Upload::weight`]): kept as they change, checked against
     /// [`Account::budget`] by the writes that add to it.
     stored: u64,
+    /// Where a seed's search for a free `externalId` variant picks up
+    /// ([`Account::free_external_id`]).
+    numbered: Numbered,
 }
 
 /// What a Leaf user's record and its index entries are counted as
@@ -482,6 +486,7 @@ impl AccountState {
         self.user_order.remove(&user.seq);
         if let Some(external_id) = &user.fields.external_id {
             self.by_external_id.remove(external_id);
+            self.numbered.released(external_id);
         }
         Some(user)
     }
@@ -495,6 +500,7 @@ impl AccountState {
         if old.external_id != user.fields.external_id {
             if let Some(external_id) = &old.external_id {
                 self.by_external_id.remove(external_id);
+                self.numbered.released(external_id);
             }
             if let Some(external_id) = &user.fields.external_id {
                 self.by_external_id.insert(external_id.clone(), id);
@@ -923,6 +929,36 @@ impl Account {
         self.budget.admits(self.stored(), more)
     }
 
+    /// The first of `base`, `base-2`, `base-3`, … no user of the account has as its
+    /// `externalId`: what a create of it would not refuse as [`LeafError::ExternalIdTaken`]
+    /// (unless another create takes it first). As [`crate::store::m2m::Partner::free_reference`],
+    /// the search picks up past the variants an earlier seed found taken ([`Numbered`]).
+    pub fn free_external_id(&self, base: &str) -> Option<String> {
+        let mut state = self.state.lock();
+        let AccountState {
+            by_external_id,
+            numbered,
+            ..
+        } = &mut *state;
+        // Every variant taken is a user's: one more than there are users is free.
+        let most = u32::try_from(by_external_id.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
+        numbered.first_free(base, None, most, |name| {
+            if by_external_id.contains_key(name) {
+                Held::ForGood
+            } else {
+                Held::Free
+            }
+        })
+    }
+
+    /// How many names [`Account::free_external_id`] has looked up.
+    #[cfg(test)]
+    pub fn external_ids_looked_up(&self) -> u64 {
+        self.state.lock().numbered.looked_up()
+    }
+
     /// Number of Leaf users.
     pub fn user_count(&self) -> usize {
         self.state.lock().users.len()
@@ -1081,6 +1117,42 @@ mod tests {
         assert!(!accounts.check_password("other", "pw"));
         assert!(accounts.account("other").is_none());
         assert_eq!(accounts.account("qa").expect("account").max_usage, 5);
+    }
+
+    /// What a seed of the same `rngSeed` again is given: the first variant of an
+    /// `externalId` no user has, as a search from the start would find it, even after an
+    /// earlier search went past it.
+    #[test]
+    fn a_free_external_id_is_the_first_variant_no_user_has() {
+        let account = accounts(Vec::new()).account("a").expect("account");
+        let take = || {
+            let external_id = account.free_external_id("farm").expect("free");
+            let fields = UserFields {
+                name: "n".into(),
+                email: "e".into(),
+                external_id: Some(external_id.clone()),
+                ..UserFields::default()
+            };
+            let user = account.create_user(fields.clone()).expect("created");
+            (external_id, user.id, fields)
+        };
+        let taken: Vec<_> = (0..4).map(|_| take()).collect();
+        let ids: Vec<&str> = taken.iter().map(|(id, ..)| id.as_str()).collect();
+        assert_eq!(ids, ["farm", "farm-2", "farm-3", "farm-4"]);
+        let before = account.external_ids_looked_up();
+        assert_eq!(take().0, "farm-5");
+        assert_eq!(account.external_ids_looked_up() - before, 2);
+        // A deleted user's `externalId` is free again; so is the one a user was renamed from.
+        account.delete_user(&taken[2].1).expect("deleted");
+        assert_eq!(take().0, "farm-3");
+        let (_, renamed, fields) = &taken[1];
+        let fields = UserFields {
+            external_id: Some("elsewhere".into()),
+            ..fields.clone()
+        };
+        account.replace_user(renamed, fields).expect("renamed");
+        assert_eq!(take().0, "farm-2");
+        assert_eq!(take().0, "farm-6");
     }
 
     #[test]

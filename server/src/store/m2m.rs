@@ -23,6 +23,7 @@ use uuid::Uuid;
 use super::chunked::ChunkedVec;
 use super::ids;
 use super::index::{PositionIndex, ServerKeys};
+use super::numbered::{Held, Numbered};
 use super::quota::{self, Budget, Ceiling, StorageFull, Tenant};
 use super::stamp::{MaybeStamp, Stamp};
 use crate::config::{PartnerConfig, Settings};
@@ -421,6 +422,9 @@ struct PartnerState {
     /// What the links and users weigh together ([`Link::weight`], [`User::weight`]): kept
     /// as they change, checked against [`Partner::budget`] by the writes that add to it.
     stored: u64,
+    /// Where a seed's search for a free `referenceId` variant picks up
+    /// ([`Partner::free_reference`]).
+    numbered: Numbered,
 }
 
 impl PartnerState {
@@ -1078,7 +1082,11 @@ impl Partner {
         link.status = LinkStatus::Revoked;
         link.revoked_at = MaybeStamp::of(Some(now));
         link.set_extra(|extras| &mut extras.revoke_reason, reason.map(Into::into));
-        let suffix = link.suffix;
+        let (suffix, user) = (link.suffix, link.user);
+        let PartnerState {
+            users, numbered, ..
+        } = &mut *state;
+        numbered.released(&users[user as usize].reference_id);
         self.record(|changes| self.put_link(changes, &state, index));
         Ok(wire::RevokedLink {
             link_id: self.link_id(suffix),
@@ -1254,6 +1262,41 @@ impl Partner {
         let mut state = self.state.lock();
         state.webhook_url = url;
         self.persist_settings(&state);
+    }
+
+    /// The first of `base`, `base-2`, `base-3`, … that no active link holds at `now`: what a
+    /// create of it would not refuse as [`LinkError::ActiveLinkExists`] (unless another
+    /// create takes it first). A seed of the same `rngSeed` again asks for each of its
+    /// names; the search picks up past the variants an earlier one found held
+    /// ([`Numbered`]), so the hundredth seed costs a look-up or two a link, as the first.
+    pub fn free_reference(&self, base: &str, now: OffsetDateTime) -> Option<String> {
+        let mut state = self.state.lock();
+        let PartnerState {
+            links,
+            users,
+            user_index,
+            numbered,
+            ..
+        } = &mut *state;
+        // Every variant held is a user's: one more than there are users is free.
+        let most = u32::try_from(users.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
+        numbered.first_free(base, Some(now), most, |name| {
+            let user = user_index.get(name, |i| &*users[i as usize].reference_id);
+            match user.and_then(|user| users[user as usize].links.last()) {
+                Some(&last) if links[last as usize].is_active(now) => {
+                    Held::Until(links[last as usize].expires_at.at())
+                }
+                _ => Held::Free,
+            }
+        })
+    }
+
+    /// How many names [`Partner::free_reference`] has looked up.
+    #[cfg(test)]
+    pub fn references_looked_up(&self) -> u64 {
+        self.state.lock().numbered.looked_up()
     }
 
     /// Number of stored links.
@@ -1492,6 +1535,36 @@ mod tests {
             flow: wire::DEFAULT_FLOW.into(),
             ..NewLink::default()
         }
+    }
+
+    /// What a seed of the same `rngSeed` again is given: the first variant of a
+    /// `referenceId` no active link holds, as a search from the start would find it, even
+    /// after an earlier search went past it.
+    #[test]
+    fn a_free_reference_is_the_first_variant_no_active_link_holds() {
+        let partner = partner();
+        let take = |now: OffsetDateTime| {
+            let reference = partner.free_reference("cust", now).expect("free");
+            let mut new = new_link(&reference);
+            new.expires_in = Some(Duration::hours(1));
+            let link = partner.create_link(new, now).expect("created");
+            (reference, link.link_id)
+        };
+        let taken: Vec<(String, String)> = (0..4).map(|_| take(NOW)).collect();
+        let references: Vec<&str> = taken.iter().map(|(reference, _)| &**reference).collect();
+        assert_eq!(references, ["cust", "cust-2", "cust-3", "cust-4"]);
+        let before = partner.references_looked_up();
+        assert_eq!(take(NOW).0, "cust-5");
+        assert_eq!(partner.references_looked_up() - before, 2);
+        // A revoked link's `referenceId` is free again.
+        partner
+            .revoke_link(&taken[1].1, None, NOW)
+            .expect("revoked");
+        assert_eq!(take(NOW).0, "cust-2");
+        // So is an expired one's, once its link has expired.
+        let later = NOW + Duration::hours(2);
+        assert_eq!(take(later).0, "cust");
+        assert_eq!(take(later).0, "cust-2");
     }
 
     #[test]

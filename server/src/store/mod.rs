@@ -8,12 +8,14 @@
 //! - [`m2m`]: partners, their links, users and data requests.
 //! - [`leaf`]: Leaf accounts, their users and magic links.
 //! - [`quota`]: what each tenant may store (`--max-tenant-mib`).
+//! - [`numbered`]: where a seed's search for a free `-N` variant of a name picks up.
 
 pub mod chunked;
 pub mod ids;
 pub mod index;
 pub mod leaf;
 pub mod m2m;
+pub mod numbered;
 pub mod quota;
 pub mod stamp;
 

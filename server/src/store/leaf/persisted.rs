@@ -142,6 +142,8 @@ impl Account {
         links: Vec<(String, u64, LinkRow)>,
     ) -> Result<(), String> {
         let mut state = self.state.lock();
+        // Rows of another replica may rename or remove users, unseen.
+        state.numbered.clear();
         self.merge(&mut state, users, links)
     }
 

@@ -174,6 +174,8 @@ impl Partner {
         operations: Vec<OperationView>,
     ) -> Result<(), String> {
         let mut state = self.state.lock();
+        // Rows of another replica may revoke or end links, and rename users, unseen.
+        state.numbered.clear();
         let mut merge = Merge::new(self, false);
         for user in users {
             merge.user(&mut state, user)?;
