@@ -303,7 +303,7 @@ impl Report {
                     .ok()
                     .zip(status.parse().ok())
                     .and_then(|(expected, got)| {
-                        super::shadow::status_fact(result.api, &endpoint, expected, got)
+                        super::shadow::status_fact(result.api, &endpoint, expected, got, None, None)
                     });
                 (status.to_owned(), named)
             } else {

@@ -149,22 +149,26 @@ pub fn endpoint(api: Api, method: &str, path: &str) -> String {
 
 /// The fact of `docs/contract/` a status that differs at `endpoint` (`POST /partner/links`)
 /// contradicts, if the contract has one: what the suite's report blames for one answer many
-/// cases met.
+/// cases met. `answer` is the body that came with the status `got`, `request` the one sent:
+/// they tell which situation the case was (no key or a bad one, for a 401).
 pub(crate) fn status_fact(
     api: Api,
     endpoint: &str,
     expected: u16,
     got: u16,
+    answer: Option<&Value>,
+    request: Option<&Value>,
 ) -> Option<&'static str> {
     table::fact(&table::Query {
         api,
         endpoint,
         rule: Rule::Status,
         pointer: "",
-        statuses: (expected, got),
+        statuses: (got, expected),
         upstream: &Value::Null,
         linkbox: &Value::Null,
-        expiry_sent: false,
+        bodies: (answer, None),
+        request,
     })
 }
 
@@ -175,22 +179,21 @@ pub fn compare(exchange: &Exchange<'_>) -> Vec<Difference> {
     // for what it has, the status and headers.
     let method = if head { "GET" } else { exchange.method };
     let (endpoint, family) = routes::resolve(exchange.api, method, exchange.path);
-    let expiry_key = match exchange.api {
-        Api::M2m => "expiresInMinutes",
-        _ => "expiresIn",
+    let (upstream, linkbox) = (&exchange.upstream, &exchange.linkbox);
+    // Neither side of a HEAD has a body to compare: the vendor's HEAD answer has none, and
+    // linkbox's would be dropped on the way out.
+    let (up_body, lb_body) = match head {
+        true => (None, None),
+        false => (json(upstream.body), json(linkbox.body)),
     };
     let mut run = Run {
         exchange,
         endpoint,
         family,
+        bodies: (up_body.as_ref(), lb_body.as_ref()),
         local: Vec::new(),
-        expiry_sent: exchange
-            .body
-            .and_then(Value::as_object)
-            .is_some_and(|body| body.contains_key(expiry_key)),
         out: Vec::new(),
     };
-    let (upstream, linkbox) = (&exchange.upstream, &exchange.linkbox);
     if upstream.status != linkbox.status {
         run.push(
             Rule::Status,
@@ -213,15 +216,12 @@ pub fn compare(exchange: &Exchange<'_>) -> Vec<Difference> {
         );
     }
     if head {
-        // Neither side has a body to compare: the vendor's HEAD answer has none, and
-        // linkbox's would be dropped on the way out.
         run.headers();
         if family.is_list() && exchange.api == Api::Leaf {
             run.leaf_paging(None);
         }
         return run.out;
     }
-    let (up_body, lb_body) = (json(upstream.body), json(linkbox.body));
     if let (Some(up), Some(lb)) = (&up_body, &lb_body)
         && is_success(upstream.status)
         && !family.is_list()
@@ -327,9 +327,11 @@ struct Run<'e> {
     exchange: &'e Exchange<'e>,
     endpoint: String,
     family: Family,
+    /// The two answers' JSON bodies, upstream and linkbox's: an error's situation is read off
+    /// them.
+    bodies: (Option<&'e Value>, Option<&'e Value>),
     /// Ids minted by this very exchange, before the server has learnt them.
     local: Vec<(String, String)>,
-    expiry_sent: bool,
     out: Vec<Difference>,
 }
 
@@ -378,7 +380,8 @@ impl Run<'_> {
             statuses: (self.exchange.upstream.status, self.exchange.linkbox.status),
             upstream: &upstream,
             linkbox: &linkbox,
-            expiry_sent: self.expiry_sent,
+            bodies: self.bodies,
+            request: self.exchange.body,
         });
         self.out.push(Difference {
             rule,
