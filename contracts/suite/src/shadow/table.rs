@@ -397,6 +397,7 @@ static TABLE: &[Entry] = &[
     row!(Leaf, "*", [Status], "", 404 => "LEAF-PROBLEM-UNKNOWN-PATH"),
     // ---- Leaf headers.
     row!(Leaf, "*", [Header], "header:allow", 0 => "LEAF-PROBLEM-ALLOW-HEADER"),
+    row!(Leaf, "*", [Header], "header:www-authenticate", 0 => "LEAF-AUTH-WWW-AUTHENTICATE"),
     row!(Leaf, "POST /services/usermanagement/api/users", [Header], "header:location", 0 => "LEAF-USERS-CREATE-LOCATION"),
     row!(Leaf, "GET /services/usermanagement/api/users", [Header, Paging], "**", 0 => "LEAF-USERS-PAGED"),
     row!(Leaf, "GET /services/widgets/api/magic-link/*", [Header, Paging], "header:x-total-count", 0 => "LEAF-LIST-TOTAL-COUNT-HEADER"),

@@ -1159,6 +1159,58 @@ fn a_missing_retry_after_is_a_header_difference() {
     none(&create_case().compare(&up, &Side::json(429, &error).header("retry-after", "3")));
 }
 
+/// A Leaf 401 without `WWW-Authenticate`, or with another scheme, contradicts the fact that
+/// names it; its realm and error words are each side's own. The M2M contract has no such
+/// fact, so an M2M 401's is not compared.
+#[test]
+fn a_leaf_401_without_its_bearer_challenge_is_a_header_difference() {
+    let links = case(Api::Leaf, "GET", PROVIDER_LIST);
+    let body = problem(401, "Unauthorized", PROVIDER_LIST);
+    let challenged = |value: &str| problem_side(401, &body).header("www-authenticate", value);
+    let found = links.compare(&problem_side(401, &body), &challenged("Bearer"));
+    let difference = one(
+        &found,
+        Rule::Header,
+        "header:www-authenticate",
+        Some("LEAF-AUTH-WWW-AUTHENTICATE"),
+    );
+    assert_eq!(
+        (difference.upstream, difference.linkbox),
+        (Value::Null, json!("Bearer"))
+    );
+    let found = links.compare(&challenged("Basic realm=\"leaf\""), &challenged("Bearer"));
+    one(
+        &found,
+        Rule::Header,
+        "header:www-authenticate",
+        Some("LEAF-AUTH-WWW-AUTHENTICATE"),
+    );
+    none(&links.compare(
+        &challenged(
+            "bearer realm=\"leaf, \\\"inc\\\"\", error=\"invalid_token\", \
+             error_description=\"The token expired\"",
+        ),
+        &challenged("Bearer"),
+    ));
+    let head = case(Api::Leaf, "HEAD", PROVIDER_LIST);
+    let found = head.compare(&problem_side(401, &body).headless(), &challenged("Bearer"));
+    one(
+        &found,
+        Rule::Header,
+        "header:www-authenticate",
+        Some("LEAF-AUTH-WWW-AUTHENTICATE"),
+    );
+
+    let error = m2m_error(
+        "UNAUTHORIZED",
+        "Missing authentication. Provide X-API-Key or Bearer token.",
+    );
+    none(&case(Api::M2m, "GET", "/partner/links").compare(
+        &Side::json(401, &error).header("www-authenticate", "ApiKey"),
+        &Side::json(401, &error),
+    ));
+}
+
 #[test]
 fn a_regenerated_secret_and_a_fulfilled_data_request_compare_by_format() {
     let regenerate = case(
