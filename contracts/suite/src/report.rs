@@ -288,24 +288,47 @@ impl Report {
             let Some(failure) = result.failure() else {
                 continue;
             };
-            let mut words = failure.request.split(' ');
+            let mut words = failure.request.splitn(3, ' ');
             let method = words.next().unwrap_or_default();
             let path = words.next().unwrap_or_default();
             let path = path.split('?').next().unwrap_or_default();
+            let request = words.next().and_then(leading_json);
             let endpoint = super::shadow::endpoint(result.api, method, path);
             // A status's answer is told with the start of its body, which differs case by
-            // case (each its own link): the status alone is the answer met.
+            // case (each its own link): the status and the error it names (an M2M code, a
+            // Leaf problem's title) are the answer met, and the situation the body words (no
+            // key or a bad one) the fact it contradicts — cases whose answers name other
+            // situations met other answers.
             let (actual, named) = if failure.check == "status" {
-                let status = failure.actual.split(' ').next().unwrap_or_default();
+                let (status, body) = failure
+                    .actual
+                    .split_once(' ')
+                    .unwrap_or((failure.actual.as_str(), ""));
+                let body = leading_json(body);
                 let named = failure
                     .expected
                     .parse()
                     .ok()
                     .zip(status.parse().ok())
                     .and_then(|(expected, got)| {
-                        super::shadow::status_fact(result.api, &endpoint, expected, got)
+                        super::shadow::status_fact(
+                            result.api,
+                            &endpoint,
+                            expected,
+                            got,
+                            body.as_ref(),
+                            request.as_ref(),
+                        )
                     });
-                (status.to_owned(), named)
+                let error = body
+                    .as_ref()
+                    .and_then(|body| body.pointer("/error/code").or_else(|| body.get("title")))
+                    .and_then(Value::as_str);
+                let actual = match error {
+                    Some(error) => format!("{status} {}", one_line(error, 40)),
+                    None => status.to_owned(),
+                };
+                (actual, named)
             } else {
                 (one_line(&failure.actual, 80), None)
             };
@@ -314,7 +337,10 @@ impl Report {
                 failure.check,
                 one_line(&failure.expected, 80),
             );
-            match causes.iter_mut().find(|(known, _, _)| *known == cause) {
+            match causes
+                .iter_mut()
+                .find(|(known, fact, _)| *known == cause && *fact == named)
+            {
                 Some((_, _, cases)) => cases.push(result),
                 None => causes.push((cause, named, vec![result])),
             }
@@ -559,6 +585,15 @@ pub fn failure_block(failure: &Failure) -> String {
     text
 }
 
+/// The JSON value `text` opens with (a body quoted in a failure, perhaps followed by a note),
+/// if it is whole.
+fn leading_json(text: &str) -> Option<Value> {
+    serde_json::Deserializer::from_str(text.trim_start())
+        .into_iter::<Value>()
+        .next()?
+        .ok()
+}
+
 /// `text` on one line, at most `max` characters.
 fn one_line(text: &str, max: usize) -> String {
     let flat: String = text
@@ -655,6 +690,83 @@ mod tests {
             "{causes}"
         );
         assert!(report.drift().contains(&causes), "{}", report.drift());
+    }
+
+    /// Every 401 answered 403: a missing key's 403 and a bad key's are two answers, each
+    /// blamed on its own fact, not one answer blamed on the bad key's.
+    #[test]
+    fn a_status_met_with_other_errors_is_other_answers_each_naming_its_fact() {
+        let mut report = Report::new(Some("http://127.0.0.1:1".into()));
+        let cases: [(&'static str, &str, &str, &'static [&'static str]); 6] = [
+            (
+                "m2m.auth.no-key-401",
+                "UNAUTHORIZED",
+                "Missing authentication. Provide X-API-Key or Bearer token.",
+                &["M2M-AUTH-NO-KEY-STATUS", "M2M-AUTH-NO-KEY-CODE"],
+            ),
+            (
+                "m2m.auth.malformed-key-401",
+                "INVALID_API_KEY",
+                "Invalid or revoked API key",
+                &["M2M-AUTH-INVALID-KEY-STATUS"],
+            ),
+            (
+                "m2m.auth.short-test-key-401",
+                "INVALID_API_KEY",
+                "Invalid or revoked API key",
+                &["M2M-AUTH-KEY-FORMAT", "M2M-AUTH-INVALID-KEY-STATUS"],
+            ),
+            (
+                "m2m.auth.non-alphanumeric-test-key-401",
+                "INVALID_API_KEY",
+                "Invalid or revoked API key",
+                &["M2M-AUTH-KEY-FORMAT", "M2M-AUTH-INVALID-KEY-STATUS"],
+            ),
+            (
+                "m2m.auth.no-key-again-401",
+                "UNAUTHORIZED",
+                "Missing authentication. Provide X-API-Key or Bearer token.",
+                &["M2M-AUTH-NO-KEY-STATUS"],
+            ),
+            (
+                "m2m.auth.no-key-once-more-401",
+                "UNAUTHORIZED",
+                "Missing authentication. Provide X-API-Key or Bearer token.",
+                &["M2M-AUTH-NO-KEY-STATUS"],
+            ),
+        ];
+        for (id, code, message, facts) in cases {
+            let body = json!({"success": false, "error": {"code": code, "message": message}});
+            report.results.push(CaseResult {
+                id,
+                api: Api::M2m,
+                source: Source::Doc,
+                outcome: Outcome::Fail(Failure::new(
+                    "GET /partner/links",
+                    "status",
+                    401,
+                    format!("403 {body}"),
+                )),
+                duration: Duration::from_millis(1),
+                facts,
+            });
+        }
+        let causes = report.shared_causes();
+        assert_eq!(causes.lines().count(), 2, "{causes}");
+        assert!(
+            causes.contains(
+                "3 failed cases met one answer — GET /partner/links: status expected 401, got \
+                 403 INVALID_API_KEY — the fact it contradicts: `M2M-AUTH-INVALID-KEY-STATUS`"
+            ),
+            "{causes}"
+        );
+        assert!(
+            causes.contains(
+                "3 failed cases met one answer — GET /partner/links: status expected 401, got \
+                 403 UNAUTHORIZED — the fact it contradicts: `M2M-AUTH-NO-KEY-STATUS`"
+            ),
+            "{causes}"
+        );
     }
 
     #[test]

@@ -187,6 +187,15 @@ async fn an_honest_vendor_shows_no_drift_and_the_client_gets_its_answers() {
 type Mutation = dyn Fn(&str, &str, u16, Value) -> (u16, Value) + Send + Sync;
 
 async fn drifting(vendor: &TestApp, mutate: Arc<Mutation>) -> SocketAddr {
+    drifting_without(vendor, mutate, &[]).await
+}
+
+/// [`drifting`], and the vendor's answers lose the headers named in `dropped`.
+async fn drifting_without(
+    vendor: &TestApp,
+    mutate: Arc<Mutation>,
+    dropped: &'static [&'static str],
+) -> SocketAddr {
     let base = vendor.base.clone();
     let client = reqwest::Client::builder()
         .no_proxy()
@@ -229,6 +238,9 @@ async fn drifting(vendor: &TestApp, mutate: Arc<Mutation>) -> SocketAddr {
                     };
                     answer_headers.remove("content-length");
                     answer_headers.remove("transfer-encoding");
+                    for name in dropped {
+                        answer_headers.remove(*name);
+                    }
                     let mut response = warp::reply::Response::new(Bytes::from(body).into());
                     *response.status_mut() =
                         http::StatusCode::from_u16(new_status).expect("status");
@@ -970,6 +982,41 @@ async fn a_changed_leaf_default_is_reported_under_value() {
     );
     assert_eq!(differences[0]["upstream"], 5);
     assert_eq!(differences[0]["linkbox"], 3);
+}
+
+/// The vendor's Leaf 401s lose their `WWW-Authenticate`: a header difference naming the
+/// fact, for no token and for one the vendor refuses alike.
+#[tokio::test]
+async fn a_leaf_401_without_its_challenge_is_reported_under_header() {
+    let vendor = spawn_app().await;
+    let proxy = drifting_without(
+        &vendor,
+        Arc::new(|_, _, status, body| (status, body)),
+        &["www-authenticate"],
+    )
+    .await;
+    let shadow = shadowing(&format!("http://{proxy}")).await;
+    let path = format!("{WIDGETS}/magic-link/provider");
+    for headers in [&[][..], &[("authorization", "Bearer not-a-token")][..]] {
+        let reply = shadow.send(Method::GET, &path, headers, None).await;
+        assert_eq!(reply.status, 401, "{reply:?}");
+        assert_eq!(
+            reply.header("www-authenticate"),
+            None,
+            "the vendor's answer"
+        );
+    }
+    let report = drift_after(&shadow, 2).await;
+    let differences = report["differences"].as_array().expect("differences");
+    only(
+        differences,
+        "GET /services/widgets/api/magic-link/provider",
+        "header",
+        "header:www-authenticate",
+    );
+    assert_eq!(differences[0]["fact"], "LEAF-AUTH-WWW-AUTHENTICATE");
+    assert_eq!(differences[0]["linkbox"], "Bearer");
+    assert_eq!(differences[0]["count"], 2);
 }
 
 /// A shadowed Leaf client reads (and clears) its own drift with the token it holds, the

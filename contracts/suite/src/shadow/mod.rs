@@ -35,9 +35,10 @@
 //!   `/data/items/*/...` (M2M) or `/*/...` (Leaf) so that one drift is one difference
 //!   whatever the item; echoed `page`/`limit` by equality; totals never by value, only each
 //!   side's own arithmetic (`totalPages`, items per page, `X-Total-Count`, `Link` rels).
-//! - Headers: `Location`, `Link`, `X-Total-Count`, `Retry-After`, `Allow` — present on one side
-//!   only, malformed on one side only, or (`Allow`, and `Link` rels outside lists) different;
-//!   every other header is ignored.
+//! - Headers: `Location`, `Link`, `X-Total-Count`, `Retry-After`, `Allow`, and on Leaf
+//!   answers `WWW-Authenticate` — present on one side only, malformed on one side only, or
+//!   (`Allow`, `Link` rels outside lists, and `WWW-Authenticate`'s schemes) different; every
+//!   other header is ignored.
 //! - `HEAD`: its GET without the body (RFC 9110 §9.3.2) — status, media type and the
 //!   documented headers by the GET's rules and facts (a Leaf page's `Link` against its own
 //!   `X-Total-Count`), no body on either side, and no ids learnt.
@@ -149,22 +150,26 @@ pub fn endpoint(api: Api, method: &str, path: &str) -> String {
 
 /// The fact of `docs/contract/` a status that differs at `endpoint` (`POST /partner/links`)
 /// contradicts, if the contract has one: what the suite's report blames for one answer many
-/// cases met.
+/// cases met. `answer` is the body that came with the status `got`, `request` the one sent:
+/// they tell which situation the case was (no key or a bad one, for a 401).
 pub(crate) fn status_fact(
     api: Api,
     endpoint: &str,
     expected: u16,
     got: u16,
+    answer: Option<&Value>,
+    request: Option<&Value>,
 ) -> Option<&'static str> {
     table::fact(&table::Query {
         api,
         endpoint,
         rule: Rule::Status,
         pointer: "",
-        statuses: (expected, got),
+        statuses: (got, expected),
         upstream: &Value::Null,
         linkbox: &Value::Null,
-        expiry_sent: false,
+        bodies: (answer, None),
+        request,
     })
 }
 
@@ -175,22 +180,21 @@ pub fn compare(exchange: &Exchange<'_>) -> Vec<Difference> {
     // for what it has, the status and headers.
     let method = if head { "GET" } else { exchange.method };
     let (endpoint, family) = routes::resolve(exchange.api, method, exchange.path);
-    let expiry_key = match exchange.api {
-        Api::M2m => "expiresInMinutes",
-        _ => "expiresIn",
+    let (upstream, linkbox) = (&exchange.upstream, &exchange.linkbox);
+    // Neither side of a HEAD has a body to compare: the vendor's HEAD answer has none, and
+    // linkbox's would be dropped on the way out.
+    let (up_body, lb_body) = match head {
+        true => (None, None),
+        false => (json(upstream.body), json(linkbox.body)),
     };
     let mut run = Run {
         exchange,
         endpoint,
         family,
+        bodies: (up_body.as_ref(), lb_body.as_ref()),
         local: Vec::new(),
-        expiry_sent: exchange
-            .body
-            .and_then(Value::as_object)
-            .is_some_and(|body| body.contains_key(expiry_key)),
         out: Vec::new(),
     };
-    let (upstream, linkbox) = (&exchange.upstream, &exchange.linkbox);
     if upstream.status != linkbox.status {
         run.push(
             Rule::Status,
@@ -213,15 +217,12 @@ pub fn compare(exchange: &Exchange<'_>) -> Vec<Difference> {
         );
     }
     if head {
-        // Neither side has a body to compare: the vendor's HEAD answer has none, and
-        // linkbox's would be dropped on the way out.
         run.headers();
         if family.is_list() && exchange.api == Api::Leaf {
             run.leaf_paging(None);
         }
         return run.out;
     }
-    let (up_body, lb_body) = (json(upstream.body), json(linkbox.body));
     if let (Some(up), Some(lb)) = (&up_body, &lb_body)
         && is_success(upstream.status)
         && !family.is_list()
@@ -327,9 +328,11 @@ struct Run<'e> {
     exchange: &'e Exchange<'e>,
     endpoint: String,
     family: Family,
+    /// The two answers' JSON bodies, upstream and linkbox's: an error's situation is read off
+    /// them.
+    bodies: (Option<&'e Value>, Option<&'e Value>),
     /// Ids minted by this very exchange, before the server has learnt them.
     local: Vec<(String, String)>,
-    expiry_sent: bool,
     out: Vec<Difference>,
 }
 
@@ -378,7 +381,8 @@ impl Run<'_> {
             statuses: (self.exchange.upstream.status, self.exchange.linkbox.status),
             upstream: &upstream,
             linkbox: &linkbox,
-            expiry_sent: self.expiry_sent,
+            bodies: self.bodies,
+            request: self.exchange.body,
         });
         self.out.push(Difference {
             rule,
@@ -725,7 +729,7 @@ impl Run<'_> {
     /// The documented headers.
     fn headers(&mut self) {
         let (up, lb) = (&self.exchange.upstream, &self.exchange.linkbox);
-        for name in ["location", "link", "x-total-count", "retry-after", "allow"] {
+        for &name in documented_headers(self.exchange.api) {
             let (up_value, lb_value) = (header(up, name), header(lb, name));
             let differs = match (up_value, lb_value) {
                 (None, None) => false,
@@ -739,6 +743,9 @@ impl Run<'_> {
                     "x-total-count" | "retry-after" => {
                         u.trim().parse::<u64>().is_ok() != l.trim().parse::<u64>().is_ok()
                     }
+                    // The fact is the scheme (`Bearer`); a realm or an error description
+                    // is each side's own words.
+                    "www-authenticate" => auth_schemes(u) != auth_schemes(l),
                     _ => methods(u) != methods(l),
                 },
             };
@@ -766,6 +773,22 @@ impl Run<'_> {
             (Some(up), Some(lb)) => self.same_text(&up, &lb),
             (up, lb) => up.is_none() && lb.is_none(),
         }
+    }
+}
+
+/// The headers the contract documents: `WWW-Authenticate` on a 401 is a Leaf fact
+/// (LEAF-AUTH-WWW-AUTHENTICATE); the M2M contract says nothing of it.
+fn documented_headers(api: Api) -> &'static [&'static str] {
+    match api {
+        Api::Leaf => &[
+            "location",
+            "link",
+            "x-total-count",
+            "retry-after",
+            "allow",
+            "www-authenticate",
+        ],
+        _ => &["location", "link", "x-total-count", "retry-after", "allow"],
     }
 }
 
@@ -897,6 +920,36 @@ fn expected_rels(page: u64, size: u64, total: u64) -> Vec<String> {
     }
     rels.sort();
     rels
+}
+
+/// The auth schemes of a `WWW-Authenticate` header's challenges, lowercase and sorted
+/// (RFC 9110 §11.6.1): its comma-separated elements outside quoted strings, each opening with
+/// a scheme, or with a parameter (`name=value`) of the challenge before it.
+fn auth_schemes(value: &str) -> Vec<String> {
+    let mut elements = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (at, c) in value.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                elements.push(&value[start..at]);
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    elements.push(&value[start..]);
+    let mut schemes: Vec<String> = elements
+        .into_iter()
+        .filter_map(|element| element.split_whitespace().next())
+        .filter(|first| !first.contains('='))
+        .map(str::to_ascii_lowercase)
+        .collect();
+    schemes.sort();
+    schemes.dedup();
+    schemes
 }
 
 /// The methods of an `Allow` header, uppercase and sorted.

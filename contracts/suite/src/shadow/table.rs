@@ -1,7 +1,10 @@
 //! Which fact of `docs/contract/` a difference contradicts: a table from (endpoint, rule,
-//! pointer) to fact ids, each id checked at compile time against the pages, plus the documented
-//! messages and titles (a message names its fact better than its place does), and the `[doc]`
-//! or `[design]` source of each fact, read from the catalogue once.
+//! pointer) to fact ids, each id checked at compile time against the pages; before it, the
+//! error situations — what went wrong, as the contract's answer words it (an M2M message, a
+//! Leaf problem's detail or violations) — with the facts of their status, code and words,
+//! since a status or a code alone names no situation (a 401 is a missing key or a bad one,
+//! `INVALID_REQUEST` a dozen refusals); and the `[doc]` or `[design]` source of each fact,
+//! read from the catalogue once.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -18,14 +21,62 @@ pub(crate) struct Entry {
     rules: &'static [Rule],
     /// A JSON pointer (`/data/expiresAt`, `header:location`) with the same wildcards.
     pointer: &'static str,
-    /// For [`Rule::Status`]: a status one of the two sides answered; 0 for any.
-    status: u16,
+    /// The answers the row is for.
+    status: Status,
     fact: &'static str,
 }
 
-/// A table row whose fact id must be a fact of the pages, or the build fails.
+/// Which answers a row is for.
+#[derive(Debug, Clone, Copy)]
+enum Status {
+    Any,
+    /// A status one of the two sides answered (for [`Rule::Status`]).
+    Is(u16),
+    /// Error answers (4xx, 5xx): their bodies are the API's error shape, whose facts are not
+    /// those of the endpoint's success body.
+    Error,
+}
+
+impl Status {
+    /// `0` for any status.
+    const fn from(status: u16) -> Status {
+        if status == 0 {
+            Status::Any
+        } else {
+            Status::Is(status)
+        }
+    }
+
+    fn fits(self, (upstream, linkbox): (u16, u16)) -> bool {
+        match self {
+            Status::Any => true,
+            Status::Is(status) => status == upstream || status == linkbox,
+            Status::Error => upstream >= 400 || linkbox >= 400,
+        }
+    }
+}
+
+/// A fact id named in code rather than in the table, checked at compile time all the same.
+macro_rules! checked_id {
+    ($fact:literal) => {{
+        const _: () = assert!(
+            crate::facts::known($fact),
+            concat!("unknown fact id `", $fact, "`")
+        );
+        $fact
+    }};
+}
+
+/// A table row whose fact id must be a fact of the pages, or the build fails: `401 =>` for a
+/// status, `0 =>` for any answer, `error =>` for error answers.
 macro_rules! row {
+    ($api:ident, $endpoint:literal, [$($rule:ident),+], $pointer:literal, error => $fact:literal) => {
+        row!(@ $api, $endpoint, [$($rule),+], $pointer, Status::Error, $fact)
+    };
     ($api:ident, $endpoint:literal, [$($rule:ident),+], $pointer:literal, $status:literal => $fact:literal) => {
+        row!(@ $api, $endpoint, [$($rule),+], $pointer, Status::from($status), $fact)
+    };
+    (@ $api:ident, $endpoint:literal, [$($rule:ident),+], $pointer:literal, $status:expr, $fact:literal) => {
         Entry {
             api: Api::$api,
             endpoint: $endpoint,
@@ -56,9 +107,193 @@ macro_rules! text {
     };
 }
 
+/// What the contract's answer says went wrong.
+#[derive(Debug, Clone, Copy)]
+enum Says {
+    /// An M2M `error.message`: this text, or one opening with it (`Cannot GET /...`).
+    Message(&'static str),
+    /// A Leaf problem's `detail`, or its opening.
+    Detail(&'static str),
+    /// One of a Leaf problem's `fieldErrors`: its `field`, and its `message` or the message's
+    /// opening (`""` for any).
+    Violation(&'static str, &'static str),
+}
+
+impl Says {
+    fn fits(self, body: &serde_json::Value) -> bool {
+        let opens = |text: Option<&str>, known: &str| {
+            text.is_some_and(|text| text == known || text.starts_with(known))
+        };
+        match self {
+            Says::Message(known) => opens(
+                body.pointer("/error/message").and_then(|v| v.as_str()),
+                known,
+            ),
+            Says::Detail(known) => opens(body.get("detail").and_then(|v| v.as_str()), known),
+            Says::Violation(field, known) => body
+                .get("fieldErrors")
+                .and_then(|v| v.as_array())
+                .is_some_and(|errors| {
+                    errors.iter().any(|error| {
+                        error.get("field").and_then(|v| v.as_str()) == Some(field)
+                            && opens(error.get("message").and_then(|v| v.as_str()), known)
+                    })
+                }),
+        }
+    }
+}
+
+/// What the request's JSON body holds when a situation is the one: a message that stands
+/// for two situations (`The referenceId field is required`, for none and for an empty one)
+/// is told apart by the request.
+#[derive(Debug, Clone, Copy)]
+enum When {
+    Always,
+    /// The field is a string of nothing but white space (an empty `referenceId`, not a
+    /// missing one).
+    Blank(&'static str),
+    /// The field is there and not a number.
+    NotNumber(&'static str),
+    /// The field is there and not an integer.
+    NotInteger(&'static str),
+}
+
+impl When {
+    fn holds(self, request: Option<&serde_json::Value>) -> bool {
+        let field = |name: &str| request.and_then(|body| body.get(name));
+        match self {
+            When::Always => true,
+            When::Blank(name) => field(name)
+                .and_then(|v| v.as_str())
+                .is_some_and(|text| text.trim().is_empty()),
+            When::NotNumber(name) => field(name).is_some_and(|v| !v.is_number()),
+            When::NotInteger(name) => field(name).is_some_and(|v| !(v.is_i64() || v.is_u64())),
+        }
+    }
+}
+
+/// One error situation of the contract, and the facts that document it.
+struct Situation {
+    api: Api,
+    /// As in [`Entry`].
+    endpoint: &'static str,
+    /// The status the contract answers it with.
+    status: u16,
+    says: Says,
+    when: When,
+    /// The fact of its status.
+    answer: &'static str,
+    /// The fact of its M2M error code.
+    code: &'static str,
+    /// The fact of its words (an M2M `message`, a Leaf `detail`), when the contract has one.
+    words: Option<&'static str>,
+}
+
+/// A situation, its fact ids checked at compile time; `_` for words no fact documents.
+macro_rules! situation {
+    (@words _) => {
+        None
+    };
+    (@words $fact:literal) => {
+        Some(checked_id!($fact))
+    };
+    ($api:ident, $endpoint:literal, $status:literal, $says:expr, $when:expr => $answer:literal, $code:literal, $words:tt) => {
+        Situation {
+            api: Api::$api,
+            endpoint: $endpoint,
+            status: $status,
+            says: $says,
+            when: $when,
+            answer: checked_id!($answer),
+            code: checked_id!($code),
+            words: situation!(@words $words),
+        }
+    };
+}
+
+/// The error situations, read in order: specific before general. A Leaf problem has no code:
+/// its situations repeat the status's fact there.
+static SITUATIONS: &[Situation] = {
+    use Says::{Detail, Message, Violation};
+    use When::{Always, Blank, NotInteger, NotNumber};
+    use linkbox_contracts::leaf::messages as l;
+    use linkbox_contracts::m2m::messages as m;
+    &[
+        // ---- M2M authentication.
+        situation!(M2m, "*", 401, Message(m::MISSING_AUTH), Always => "M2M-AUTH-NO-KEY-STATUS", "M2M-AUTH-NO-KEY-CODE", "M2M-AUTH-NO-KEY-MESSAGE"),
+        situation!(M2m, "*", 401, Message(m::INVALID_API_KEY), Always => "M2M-AUTH-INVALID-KEY-STATUS", "M2M-AUTH-INVALID-KEY-CODE", "M2M-AUTH-INVALID-KEY-MESSAGE"),
+        situation!(M2m, "*", 403, Message(m::PARTNER_SUSPENDED), Always => "M2M-AUTH-SUSPENDED", "M2M-AUTH-SUSPENDED", "M2M-AUTH-SUSPENDED"),
+        // ---- M2M envelopes and bodies, on any endpoint.
+        situation!(M2m, "*", 400, Message(m::INVALID_JSON), Always => "M2M-ENVELOPE-BAD-JSON", "M2M-ENVELOPE-BAD-JSON", "M2M-ENVELOPE-BAD-JSON"),
+        situation!(M2m, "*", 400, Message(m::CONTENT_TYPE), Always => "M2M-ENVELOPE-CONTENT-TYPE-REQUIRED", "M2M-ENVELOPE-CONTENT-TYPE-REQUIRED", "M2M-ENVELOPE-CONTENT-TYPE-MESSAGE"),
+        situation!(M2m, "*", 400, Message(m::BODY_NOT_OBJECT), Always => "M2M-ENVELOPE-BODY-NOT-OBJECT", "M2M-ENVELOPE-BODY-NOT-OBJECT", "M2M-ENVELOPE-BODY-NOT-OBJECT"),
+        situation!(M2m, "*", 413, Message(m::BODY_TOO_LARGE), Always => "M2M-ENVELOPE-TOO-LARGE", "M2M-ENVELOPE-TOO-LARGE", "M2M-ENVELOPE-TOO-LARGE"),
+        situation!(M2m, "*", 404, Message("Cannot "), Always => "M2M-ENVELOPE-UNKNOWN-PATH", "M2M-ENVELOPE-UNKNOWN-PATH-CODE", "M2M-ENVELOPE-UNKNOWN-PATH-CODE"),
+        situation!(M2m, "*", 405, Message("Cannot "), Always => "M2M-ENVELOPE-WRONG-METHOD-ALLOW", "M2M-ENVELOPE-WRONG-METHOD-ALLOW", _),
+        situation!(M2m, "POST /partner/links", 429, Message(m::RATE_LIMITED), Always => "M2M-RATE-CREATE", "M2M-RATE-BODY", "M2M-RATE-BODY"),
+        situation!(M2m, "*", 429, Message(m::RATE_LIMITED), Always => "M2M-RATE-OTHER", "M2M-RATE-BODY", "M2M-RATE-BODY"),
+        // ---- Create.
+        situation!(M2m, "POST /partner/links", 400, Message(m::REFERENCE_ID_REQUIRED), Blank("referenceId") => "M2M-CREATE-REFERENCE-ID-EMPTY", "M2M-CREATE-REFERENCE-ID-EMPTY", "M2M-CREATE-REFERENCE-ID-EMPTY-MESSAGE"),
+        situation!(M2m, "POST /partner/links", 400, Message(m::REFERENCE_ID_REQUIRED), Always => "M2M-CREATE-REFERENCE-ID-REQUIRED", "M2M-CREATE-REFERENCE-ID-REQUIRED", "M2M-CREATE-REFERENCE-ID-REQUIRED"),
+        situation!(M2m, "POST /partner/links", 400, Message(m::REFERENCE_ID_TOO_LONG), Always => "M2M-CREATE-REFERENCE-ID-MAX", "M2M-CREATE-REFERENCE-ID-MAX", "M2M-CREATE-REFERENCE-ID-MAX-MESSAGE"),
+        situation!(M2m, "POST /partner/links", 400, Message(m::EXPIRES_IN_MINUTES), NotNumber("expiresInMinutes") => "M2M-CREATE-EXPIRY-NUMBER", "M2M-CREATE-EXPIRY-NUMBER", "M2M-CREATE-EXPIRY-MESSAGE"),
+        situation!(M2m, "POST /partner/links", 400, Message(m::EXPIRES_IN_MINUTES), Always => "M2M-CREATE-EXPIRY-RANGE", "M2M-CREATE-EXPIRY-RANGE", "M2M-CREATE-EXPIRY-MESSAGE"),
+        situation!(M2m, "POST /partner/links", 400, Message(m::LANGUAGE), Always => "M2M-CREATE-LANGUAGE-INVALID", "M2M-CREATE-LANGUAGE-INVALID", "M2M-CREATE-LANGUAGE-MESSAGE"),
+        situation!(M2m, "POST /partner/links", 400, Message("The theme field must be a string"), Always => "M2M-CREATE-THEME-INVALID", "M2M-CREATE-THEME-INVALID", "M2M-CREATE-THEME-MESSAGE"),
+        situation!(M2m, "POST /partner/links", 400, Message(m::METADATA), Always => "M2M-CREATE-METADATA-INVALID", "M2M-CREATE-METADATA-INVALID", "M2M-CREATE-METADATA-MESSAGE"),
+        situation!(M2m, "POST /partner/links", 400, Message(m::CALLBACK_URL), Always => "M2M-CREATE-CALLBACK-INVALID", "M2M-CREATE-CALLBACK-INVALID", "M2M-CREATE-CALLBACK-MESSAGE"),
+        situation!(M2m, "POST /partner/links", 400, Message("The flow field must be one of"), Always => "M2M-CREATE-FLOW-UNKNOWN", "M2M-CREATE-FLOW-UNKNOWN", "M2M-CREATE-FLOW-MESSAGE"),
+        situation!(M2m, "POST /partner/links", 400, Message(m::USER_DATA), Always => "M2M-CREATE-USER-DATA-INVALID", "M2M-CREATE-USER-DATA-INVALID", "M2M-CREATE-USER-DATA-MESSAGE"),
+        situation!(M2m, "POST /partner/links", 400, Message(m::PAYMENT_METHOD_REQUIRED), Always => "M2M-CREATE-PAYMENT-METHOD-REQUIRED", "M2M-CREATE-PAYMENT-METHOD-REQUIRED", "M2M-CREATE-PAYMENT-METHOD-MESSAGE"),
+        situation!(M2m, "POST /partner/links", 409, Message(m::ACTIVE_LINK_EXISTS), Always => "M2M-LINK-ONE-ACTIVE", "M2M-LINK-ONE-ACTIVE-CODE", "M2M-LINK-ONE-ACTIVE-CODE"),
+        // ---- List: every bad query parameter is one fact, two of them have their message's.
+        situation!(M2m, "GET /partner/links", 400, Message("The page query parameter must be an integer greater than or equal to 1"), Always => "M2M-LIST-BAD-QUERY", "M2M-LIST-BAD-QUERY", "M2M-LIST-PAGE-MESSAGE"),
+        situation!(M2m, "GET /partner/links", 400, Message("The limit query parameter must be an integer between 1 and 100"), Always => "M2M-LIST-BAD-QUERY", "M2M-LIST-BAD-QUERY", "M2M-LIST-LIMIT-MESSAGE"),
+        situation!(M2m, "GET /partner/links", 400, Message("The "), Always => "M2M-LIST-BAD-QUERY", "M2M-LIST-BAD-QUERY", _),
+        // ---- Detail, revoke, data requests.
+        situation!(M2m, "GET /partner/links/{linkId}", 404, Message(m::LINK_NOT_FOUND), Always => "M2M-DETAIL-UNKNOWN", "M2M-DETAIL-UNKNOWN", "M2M-DETAIL-NOT-FOUND-MESSAGE"),
+        situation!(M2m, "POST /partner/links/{linkId}/revoke", 404, Message(m::LINK_NOT_FOUND), Always => "M2M-REVOKE-UNKNOWN", "M2M-REVOKE-UNKNOWN", "M2M-REVOKE-UNKNOWN"),
+        situation!(M2m, "POST /partner/links/{linkId}/revoke", 400, Message(m::ONLY_ACTIVE_REVOCABLE), Always => "M2M-REVOKE-TWICE", "M2M-REVOKE-TWICE", "M2M-REVOKE-TWICE-MESSAGE"),
+        situation!(M2m, "POST /partner/links/{linkId}/revoke", 400, Message(m::LINK_EXPIRED), Always => "M2M-REVOKE-EXPIRED", "M2M-REVOKE-EXPIRED", "M2M-REVOKE-EXPIRED"),
+        situation!(M2m, "POST /partner/links/{linkId}/revoke", 400, Message("The reason field must be a string"), Always => "M2M-REVOKE-REASON-INVALID", "M2M-REVOKE-REASON-INVALID", _),
+        situation!(M2m, "PUT /partner/data-requests/{dataRequestId}", 404, Message(m::DATA_REQUEST_NOT_FOUND), Always => "M2M-DATA-REQUEST-UNKNOWN", "M2M-DATA-REQUEST-UNKNOWN", "M2M-DATA-REQUEST-UNKNOWN"),
+        situation!(M2m, "PUT /partner/data-requests/{dataRequestId}", 400, Message(m::REFERENCE_ID_MISMATCH), Always => "M2M-DATA-REQUEST-MISMATCH", "M2M-DATA-REQUEST-MISMATCH", "M2M-DATA-REQUEST-MISMATCH"),
+        situation!(M2m, "PUT /partner/data-requests/{dataRequestId}", 400, Message(m::DATA_REQUEST_FULFILLED), Always => "M2M-DATA-REQUEST-FULFILLED-TWICE", "M2M-DATA-REQUEST-FULFILLED-TWICE", "M2M-DATA-REQUEST-FULFILLED-TWICE"),
+        situation!(M2m, "PUT /partner/data-requests/{dataRequestId}", 400, Message(m::LINK_EXPIRED), Always => "M2M-DATA-REQUEST-LINK-EXPIRED", "M2M-DATA-REQUEST-LINK-EXPIRED", "M2M-DATA-REQUEST-LINK-EXPIRED"),
+        situation!(M2m, "PUT /partner/data-requests/{dataRequestId}", 400, Message(m::USER_DATA_REQUIRED), Always => "M2M-DATA-REQUEST-USER-DATA-REQUIRED", "M2M-DATA-REQUEST-USER-DATA-REQUIRED", "M2M-DATA-REQUEST-MESSAGES"),
+        situation!(M2m, "PUT /partner/data-requests/{dataRequestId}", 400, Message(m::REFERENCE_ID_REQUIRED), Always => "M2M-DATA-REQUEST-REFERENCE-ID-REQUIRED", "M2M-DATA-REQUEST-REFERENCE-ID-REQUIRED", "M2M-DATA-REQUEST-MESSAGES"),
+        // ---- Leaf authentication.
+        situation!(Leaf, "POST /api/authenticate", 401, Detail(l::BAD_CREDENTIALS), Always => "LEAF-AUTH-AUTHENTICATE", "LEAF-AUTH-AUTHENTICATE", _),
+        situation!(Leaf, "POST /api/authenticate", 400, Violation("rememberMe", ""), Always => "LEAF-AUTH-REMEMBER-ME-INVALID", "LEAF-AUTH-REMEMBER-ME-INVALID", _),
+        situation!(Leaf, "POST /api/authenticate", 400, Violation("username", ""), Always => "LEAF-AUTH-CREDENTIALS-REQUIRED", "LEAF-AUTH-CREDENTIALS-REQUIRED", _),
+        situation!(Leaf, "POST /api/authenticate", 400, Violation("password", ""), Always => "LEAF-AUTH-CREDENTIALS-REQUIRED", "LEAF-AUTH-CREDENTIALS-REQUIRED", _),
+        situation!(Leaf, "*", 401, Detail(l::FULL_AUTH_REQUIRED), Always => "LEAF-AUTH-NO-TOKEN", "LEAF-AUTH-NO-TOKEN", _),
+        situation!(Leaf, "*", 401, Detail(l::INVALID_TOKEN), Always => "LEAF-AUTH-BAD-TOKEN", "LEAF-AUTH-BAD-TOKEN", _),
+        situation!(Leaf, "*", 401, Detail(l::EXPIRED_TOKEN), Always => "LEAF-AUTH-EXPIRED-TOKEN", "LEAF-AUTH-EXPIRED-TOKEN", "LEAF-AUTH-EXPIRED-TOKEN"),
+        // ---- Leaf bodies.
+        situation!(Leaf, "*", 400, Detail("Failed to read request"), Always => "LEAF-PROBLEM-BAD-JSON", "LEAF-PROBLEM-BAD-JSON", _),
+        situation!(Leaf, "*", 415, Detail("Content type"), Always => "LEAF-PROBLEM-UNSUPPORTED-TYPE", "LEAF-PROBLEM-UNSUPPORTED-TYPE", _),
+        // ---- Magic-link creates: a documented violation of the request.
+        situation!(Leaf, "POST /services/widgets/api/magic-link/**", 400, Violation("expiresIn", ""), NotInteger("expiresIn") => "LEAF-CREATE-EXPIRES-IN-INTEGER", "LEAF-CREATE-EXPIRES-IN-INTEGER", _),
+        situation!(Leaf, "POST /services/widgets/api/magic-link/**", 400, Violation("expiresIn", ""), Always => "LEAF-CREATE-EXPIRES-IN-RANGE", "LEAF-CREATE-EXPIRES-IN-RANGE", _),
+        situation!(Leaf, "POST /services/widgets/api/magic-link/**", 400, Violation("externalId", l::NOT_BLANK), Always => "LEAF-CREATE-EXTERNAL-ID-BLANK", "LEAF-CREATE-EXTERNAL-ID-BLANK", _),
+        situation!(Leaf, "POST /services/widgets/api/magic-link/**", 400, Violation("externalId", ""), Always => "LEAF-CREATE-EXTERNAL-ID-REQUIRED", "LEAF-CREATE-EXTERNAL-ID-REQUIRED", _),
+        situation!(Leaf, "POST /services/widgets/api/magic-link/**", 400, Violation("allowedProviders", ""), Always => "LEAF-PROVIDER-ALLOWED-UNKNOWN", "LEAF-PROVIDER-ALLOWED-UNKNOWN", _),
+        situation!(Leaf, "POST /services/widgets/api/magic-link/**", 400, Violation("provider", l::PROVIDER), Always => "LEAF-AUTHENTICATION-PROVIDER-NOT-ALL", "LEAF-AUTHENTICATION-PROVIDER-NOT-ALL", _),
+        situation!(Leaf, "POST /services/widgets/api/magic-link/**", 400, Violation("provider", ""), Always => "LEAF-AUTHENTICATION-PROVIDER-REQUIRED", "LEAF-AUTHENTICATION-PROVIDER-REQUIRED", _),
+        situation!(Leaf, "POST /services/widgets/api/magic-link/**", 400, Violation("settings.backgroundColor", ""), Always => "LEAF-SETTINGS-BACKGROUND-COLOR", "LEAF-SETTINGS-BACKGROUND-COLOR", _),
+        situation!(Leaf, "POST /services/widgets/api/magic-link/**", 400, Violation("settings.showLeafUserName", ""), Always => "LEAF-SETTINGS-BOOLEANS", "LEAF-SETTINGS-BOOLEANS", _),
+        situation!(Leaf, "POST /services/widgets/api/magic-link/**", 400, Violation("settings.disconnectEnabled", ""), Always => "LEAF-SETTINGS-BOOLEANS", "LEAF-SETTINGS-BOOLEANS", _),
+        // ---- Leaf users.
+        situation!(Leaf, "POST /services/usermanagement/api/users", 400, Violation("externalId", l::EXTERNAL_ID_TAKEN), Always => "LEAF-USERS-EXTERNAL-ID-UNIQUE", "LEAF-USERS-EXTERNAL-ID-UNIQUE", _),
+        situation!(Leaf, "POST /services/usermanagement/api/users", 400, Violation("name", ""), Always => "LEAF-USERS-CREATE-REQUIRED", "LEAF-USERS-CREATE-REQUIRED", _),
+        situation!(Leaf, "POST /services/usermanagement/api/users", 400, Violation("email", ""), Always => "LEAF-USERS-CREATE-REQUIRED", "LEAF-USERS-CREATE-REQUIRED", _),
+    ]
+};
+
 /// Rows are read in order: specific before general.
 static TABLE: &[Entry] = &[
-    // ---- M2M statuses.
+    // ---- M2M statuses, where no situation names the fact (`SITUATIONS`).
     row!(M2m, "*", [Status], "", 401 => "M2M-AUTH-INVALID-KEY-STATUS"),
     row!(M2m, "*", [Status], "", 429 => "M2M-RATE-OTHER"),
     row!(M2m, "*", [Status], "", 405 => "M2M-ENVELOPE-WRONG-METHOD-ALLOW"),
@@ -80,7 +315,16 @@ static TABLE: &[Entry] = &[
     // ---- M2M headers.
     row!(M2m, "*", [Header], "header:allow", 0 => "M2M-ENVELOPE-WRONG-METHOD-ALLOW"),
     row!(M2m, "*", [Header], "header:retry-after", 0 => "M2M-RATE-RETRY-AFTER"),
-    // ---- M2M envelopes.
+    // ---- M2M error envelopes: `success`, `error`, its `code` and `message` are documented
+    // (an error body with one of them missing or elsewhere is not the documented shape); a
+    // key more is linkbox's "exactly these keys".
+    row!(M2m, "*", [Type], "", error => "M2M-ENVELOPE-ERROR"),
+    row!(M2m, "*", [Value, MissingField, UnexpectedField, Type], "/success", error => "M2M-ENVELOPE-ERROR"),
+    row!(M2m, "*", [MissingField, UnexpectedField, Type], "/error", error => "M2M-ENVELOPE-ERROR"),
+    row!(M2m, "*", [MissingField, UnexpectedField, Type], "/error/code", error => "M2M-ENVELOPE-ERROR"),
+    row!(M2m, "*", [MissingField, UnexpectedField, Type], "/error/message", error => "M2M-ENVELOPE-ERROR"),
+    row!(M2m, "*", [MissingField, UnexpectedField, Type], "/**", error => "M2M-ENVELOPE-ERROR-EXACT"),
+    // ---- M2M success envelopes.
     row!(M2m, "*", [Value, Type], "/success", 0 => "M2M-ENVELOPE-SUCCESS"),
     row!(M2m, "*", [MissingField, UnexpectedField, Type], "/error/**", 0 => "M2M-ENVELOPE-ERROR-EXACT"),
     row!(M2m, "POST /partner/webhooks/config/regenerate-secret", [MissingField, UnexpectedField, Type], "/**", 0 => "M2M-SECRET-NO-ENVELOPE"),
@@ -128,12 +372,13 @@ static TABLE: &[Entry] = &[
     // ---- Revoke and data requests.
     row!(M2m, "POST /partner/links/{linkId}/revoke", [Value, MissingField, UnexpectedField, Type], "/data/**", 0 => "M2M-REVOKE-STATUS"),
     row!(M2m, "POST /partner/links/{linkId}/revoke", [Relation], "/data/**", 0 => "M2M-REVOKE-STATUS"),
+    row!(M2m, "PUT /partner/data-requests/{dataRequestId}", [Value], "/data/message", 0 => "M2M-DATA-REQUEST-FULFIL-MESSAGE"),
     row!(M2m, "PUT /partner/data-requests/{dataRequestId}", [Value, MissingField, UnexpectedField, Type], "/data/**", 0 => "M2M-DATA-REQUEST-FULFIL"),
-    // ---- Leaf statuses.
+    // ---- Leaf statuses, where no situation names the fact.
+    row!(Leaf, "POST /api/authenticate", [Status], "", 0 => "LEAF-AUTH-AUTHENTICATE"),
     row!(Leaf, "*", [Status], "", 401 => "LEAF-AUTH-NO-TOKEN"),
     row!(Leaf, "*", [Status], "", 405 => "LEAF-PROBLEM-WRONG-METHOD"),
     row!(Leaf, "*", [Status], "", 415 => "LEAF-PROBLEM-UNSUPPORTED-TYPE"),
-    row!(Leaf, "POST /api/authenticate", [Status], "", 0 => "LEAF-AUTH-AUTHENTICATE"),
     row!(Leaf, "POST /services/widgets/api/magic-link/**", [Status], "", 404 => "LEAF-CREATE-UNKNOWN-USER"),
     row!(Leaf, "POST /services/widgets/api/magic-link/**", [Status], "", 0 => "LEAF-CREATE-STATUS"),
     row!(Leaf, "GET /services/widgets/api/magic-link/*/{magicLinkId}", [Status], "", 404 => "LEAF-GET-UNKNOWN"),
@@ -144,6 +389,7 @@ static TABLE: &[Entry] = &[
     row!(Leaf, "GET /services/widgets/api/magic-link/*", [Status], "", 0 => "LEAF-LIST-BARE-ARRAY"),
     row!(Leaf, "POST /services/usermanagement/api/users", [Status], "", 400 => "LEAF-USERS-CREATE-REQUIRED"),
     row!(Leaf, "POST /services/usermanagement/api/users", [Status], "", 0 => "LEAF-USERS-CREATE-STATUS"),
+    row!(Leaf, "GET /services/usermanagement/api/users", [Status], "", 400 => "LEAF-USERS-SIZE-MAX"),
     row!(Leaf, "GET /services/usermanagement/api/users", [Status], "", 0 => "LEAF-USERS-LIST"),
     row!(Leaf, "GET /services/usermanagement/api/users/{id}", [Status], "", 0 => "LEAF-USERS-GET"),
     row!(Leaf, "PUT /services/usermanagement/**", [Status], "", 0 => "LEAF-USERS-PUT"),
@@ -151,6 +397,7 @@ static TABLE: &[Entry] = &[
     row!(Leaf, "*", [Status], "", 404 => "LEAF-PROBLEM-UNKNOWN-PATH"),
     // ---- Leaf headers.
     row!(Leaf, "*", [Header], "header:allow", 0 => "LEAF-PROBLEM-ALLOW-HEADER"),
+    row!(Leaf, "*", [Header], "header:www-authenticate", 0 => "LEAF-AUTH-WWW-AUTHENTICATE"),
     row!(Leaf, "POST /services/usermanagement/api/users", [Header], "header:location", 0 => "LEAF-USERS-CREATE-LOCATION"),
     row!(Leaf, "GET /services/usermanagement/api/users", [Header, Paging], "**", 0 => "LEAF-USERS-PAGED"),
     row!(Leaf, "GET /services/widgets/api/magic-link/*", [Header, Paging], "header:x-total-count", 0 => "LEAF-LIST-TOTAL-COUNT-HEADER"),
@@ -164,6 +411,9 @@ static TABLE: &[Entry] = &[
     row!(Leaf, "*", [Value], "/path", 0 => "LEAF-PROBLEM-PATH"),
     row!(Leaf, "*", [Value], "/message", 0 => "LEAF-PROBLEM-MESSAGE"),
     row!(Leaf, "*", [Value, MissingField, UnexpectedField, Type], "/fieldErrors/**", 0 => "LEAF-PROBLEM-FIELD-ERRORS"),
+    // A member more or fewer, or of another type, is the problem's shape, not the fields of
+    // the endpoint's success body.
+    row!(Leaf, "*", [MissingField, UnexpectedField, Type], "/**", error => "LEAF-PROBLEM-SHAPE"),
     // ---- Leaf formats.
     row!(Leaf, "POST /api/authenticate", [Format], "/id_token", 0 => "LEAF-AUTH-JWT"),
     row!(Leaf, "POST /api/authenticate", [MissingField, UnexpectedField, Type], "/**", 0 => "LEAF-AUTH-AUTHENTICATE"),
@@ -194,43 +444,6 @@ static TABLE: &[Entry] = &[
     row!(Leaf, "*", [MissingField, UnexpectedField, Type], "/*", 0 => "LEAF-PROBLEM-SHAPE"),
 ];
 
-/// M2M error messages (and the code that goes with them) by their fact.
-fn m2m_messages() -> &'static [(&'static str, &'static str)] {
-    use linkbox_contracts::m2m::messages as m;
-    const MESSAGES: &[(&str, &str)] = &[
-        text!(m::MISSING_AUTH => "M2M-AUTH-NO-KEY-MESSAGE"),
-        text!(m::INVALID_API_KEY => "M2M-AUTH-INVALID-KEY-MESSAGE"),
-        text!(m::PARTNER_SUSPENDED => "M2M-AUTH-SUSPENDED"),
-        text!(m::ACTIVE_LINK_EXISTS => "M2M-LINK-ONE-ACTIVE-CODE"),
-        text!(m::LINK_EXPIRED => "M2M-REVOKE-EXPIRED"),
-        text!(m::REFERENCE_ID_MISMATCH => "M2M-DATA-REQUEST-MISMATCH"),
-        text!(m::RATE_LIMITED => "M2M-RATE-BODY"),
-        text!(m::INVALID_JSON => "M2M-ENVELOPE-BAD-JSON"),
-        text!(m::CONTENT_TYPE => "M2M-ENVELOPE-CONTENT-TYPE-MESSAGE"),
-        text!(m::BODY_NOT_OBJECT => "M2M-ENVELOPE-BODY-NOT-OBJECT"),
-        text!(m::BODY_TOO_LARGE => "M2M-ENVELOPE-TOO-LARGE"),
-        text!(m::REFERENCE_ID_REQUIRED => "M2M-CREATE-REFERENCE-ID-REQUIRED"),
-        text!(m::REFERENCE_ID_TOO_LONG => "M2M-CREATE-REFERENCE-ID-MAX-MESSAGE"),
-        text!(m::EXPIRES_IN_MINUTES => "M2M-CREATE-EXPIRY-MESSAGE"),
-        text!(m::LANGUAGE => "M2M-CREATE-LANGUAGE-MESSAGE"),
-        text!(m::CALLBACK_URL => "M2M-CREATE-CALLBACK-MESSAGE"),
-        text!(m::METADATA => "M2M-CREATE-METADATA-MESSAGE"),
-        text!(m::USER_DATA => "M2M-CREATE-USER-DATA-MESSAGE"),
-        text!(m::PAYMENT_METHOD_REQUIRED => "M2M-CREATE-PAYMENT-METHOD-MESSAGE"),
-        text!(m::LINK_NOT_FOUND => "M2M-DETAIL-NOT-FOUND-MESSAGE"),
-        text!(m::DATA_REQUEST_NOT_FOUND => "M2M-DATA-REQUEST-UNKNOWN"),
-        text!(m::ONLY_ACTIVE_REVOCABLE => "M2M-REVOKE-TWICE-MESSAGE"),
-        text!(m::DATA_REQUEST_FULFILLED => "M2M-DATA-REQUEST-FULFILLED-TWICE"),
-        text!(m::DATA_REQUEST_FULFILLED_OK => "M2M-DATA-REQUEST-FULFIL-MESSAGE"),
-        text!(m::USER_DATA_REQUIRED => "M2M-DATA-REQUEST-USER-DATA-REQUIRED"),
-        text!(m::REGENERATED_SECRET => "M2M-SECRET-MESSAGE"),
-        text!("The theme field must be a string" => "M2M-CREATE-THEME-MESSAGE"),
-        text!("The flow field must be one of" => "M2M-CREATE-FLOW-MESSAGE"),
-        text!("Cannot " => "M2M-ENVELOPE-UNKNOWN-PATH-CODE"),
-    ];
-    MESSAGES
-}
-
 /// Leaf problem titles by their fact.
 fn leaf_titles() -> &'static [(&'static str, &'static str)] {
     use linkbox_contracts::leaf::messages as m;
@@ -243,7 +456,7 @@ fn leaf_titles() -> &'static [(&'static str, &'static str)] {
 }
 
 /// The fact of a documented text: the text itself, or failing that the first text of the
-/// table it opens with (messages that name the request's values, such as `Cannot GET /...`).
+/// table it opens with.
 fn by_text(table: &[(&'static str, &'static str)], text: &str) -> Option<&'static str> {
     table
         .iter()
@@ -258,22 +471,46 @@ pub(crate) struct Query<'a> {
     pub(crate) endpoint: &'a str,
     pub(crate) rule: Rule,
     pub(crate) pointer: &'a str,
+    /// The upstream's status and linkbox's; in the suite, the target's and the one the case
+    /// expected.
     pub(crate) statuses: (u16, u16),
     pub(crate) upstream: &'a serde_json::Value,
     pub(crate) linkbox: &'a serde_json::Value,
-    /// The request set `expiresInMinutes` (M2M) or `expiresIn` (Leaf).
-    pub(crate) expiry_sent: bool,
+    /// The upstream's and linkbox's JSON bodies, whole (in the suite, the target's and none):
+    /// an error's situation is read off them.
+    pub(crate) bodies: (Option<&'a serde_json::Value>, Option<&'a serde_json::Value>),
+    /// The request's JSON body.
+    pub(crate) request: Option<&'a serde_json::Value>,
 }
 
-/// A fact id named in code rather than in the table, checked at compile time all the same.
-macro_rules! checked_id {
-    ($fact:literal) => {{
-        const _: () = assert!(
-            crate::facts::known($fact),
-            concat!("unknown fact id `", $fact, "`")
-        );
-        $fact
-    }};
+impl Query<'_> {
+    /// The request set `expiresInMinutes` (M2M) or `expiresIn` (Leaf).
+    fn expiry_sent(&self) -> bool {
+        let key = match self.api {
+            Api::M2m => "expiresInMinutes",
+            _ => "expiresIn",
+        };
+        self.request
+            .and_then(|body| body.as_object())
+            .is_some_and(|body| body.contains_key(key))
+    }
+
+    /// The error situation the answers tell: read off linkbox's answer (the contract's), or
+    /// failing that the upstream's, and one the contract answers with linkbox's status (in the
+    /// suite, the status the case expected) — a vendor's 400 "referenceId is required" to a
+    /// create linkbox answered 201 is no missing `referenceId` to the contract.
+    fn situation(&self) -> Option<&'static Situation> {
+        let (upstream, linkbox) = self.bodies;
+        [linkbox, upstream].into_iter().flatten().find_map(|body| {
+            SITUATIONS.iter().find(|situation| {
+                situation.api == self.api
+                    && situation.status == self.statuses.1
+                    && glob(situation.endpoint, self.endpoint)
+                    && situation.says.fits(body)
+                    && situation.when.holds(self.request)
+            })
+        })
+    }
 }
 
 /// The fact a difference contradicts, if the contract has one.
@@ -285,22 +522,38 @@ pub(crate) fn fact(query: &Query<'_>) -> Option<&'static str> {
             .find_map(|text| by_text(table, text))
     };
     match (query.api, query.rule, query.pointer) {
-        (Api::M2m, Rule::Value, pointer)
-            if pointer == "/error/code" || pointer.ends_with("/message") =>
-        {
-            if let Some(fact) = texts(m2m_messages()) {
-                return Some(fact);
+        (_, Rule::Status, _) => {
+            if let Some(situation) = query.situation() {
+                return Some(situation.answer);
             }
-            if pointer == "/error/code"
-                && let Some(fact) = m2m_code_fact(query)
-            {
-                return Some(fact);
+        }
+        (Api::M2m, Rule::Value, "/error/code") => {
+            if let Some(situation) = query.situation() {
+                return Some(situation.code);
+            }
+        }
+        (Api::M2m, Rule::Value, "/error/message") | (Api::Leaf, Rule::Value, "/detail") => {
+            if let Some(words) = query.situation().and_then(|situation| situation.words) {
+                return Some(words);
             }
         }
         (Api::Leaf, Rule::Value, "/title") => {
             if let Some(fact) = texts(leaf_titles()) {
                 return Some(fact);
             }
+            if query
+                .situation()
+                .is_some_and(|situation| situation.answer == "LEAF-PROBLEM-BAD-JSON")
+            {
+                return Some(checked_id!("LEAF-PROBLEM-BAD-JSON-TITLE"));
+            }
+        }
+        (Api::Leaf, Rule::Value, "/type")
+            if [query.upstream, query.linkbox].into_iter().any(|kind| {
+                kind.as_str() == Some(linkbox_contracts::leaf::CONSTRAINT_VIOLATION)
+            }) =>
+        {
+            return Some(checked_id!("LEAF-PROBLEM-CONSTRAINT-TYPE"));
         }
         (Api::Leaf, Rule::MediaType, _) => {
             return if query.statuses.0 >= 400 || query.statuses.1 >= 400 {
@@ -311,10 +564,10 @@ pub(crate) fn fact(query: &Query<'_>) -> Option<&'static str> {
                 None
             };
         }
-        (Api::M2m, Rule::Relation, "/data/expiresAt") if query.expiry_sent => {
+        (Api::M2m, Rule::Relation, "/data/expiresAt") if query.expiry_sent() => {
             return Some(checked_id!("M2M-CREATE-EXPIRY-HONOURED"));
         }
-        (Api::Leaf, Rule::Relation, _) if query.expiry_sent => {
+        (Api::Leaf, Rule::Relation, _) if query.expiry_sent() => {
             return Some(checked_id!("LEAF-CREATE-EXPIRES-IN-KEPT"));
         }
         _ => {}
@@ -324,31 +577,11 @@ pub(crate) fn fact(query: &Query<'_>) -> Option<&'static str> {
         .find(|entry| {
             entry.api == query.api
                 && entry.rules.contains(&query.rule)
-                && (entry.status == 0
-                    || entry.status == query.statuses.0
-                    || entry.status == query.statuses.1)
+                && entry.status.fits(query.statuses)
                 && glob(entry.endpoint, query.endpoint)
                 && glob(entry.pointer, query.pointer)
         })
         .map(|entry| entry.fact)
-}
-
-/// The fact a differing M2M error code contradicts, read off the code linkbox answered
-/// where the contract documents it: a code is no message, so the message table cannot
-/// name it.
-fn m2m_code_fact(query: &Query<'_>) -> Option<&'static str> {
-    let code = query.linkbox.as_str()?;
-    Some(match (query.statuses.1, code, query.endpoint) {
-        (401, "UNAUTHORIZED", _) => checked_id!("M2M-AUTH-NO-KEY-CODE"),
-        (401, "INVALID_API_KEY", _) => checked_id!("M2M-AUTH-INVALID-KEY-CODE"),
-        (409, "ACTIVE_LINK_EXISTS", "POST /partner/links") => {
-            checked_id!("M2M-LINK-ONE-ACTIVE-CODE")
-        }
-        (400, "INVALID_REQUEST", "POST /partner/links/{linkId}/revoke") => {
-            checked_id!("M2M-REVOKE-TWICE")
-        }
-        _ => return None,
-    })
 }
 
 /// Whether `text` fits `pattern`: `*` alone matches everything; otherwise both are split at `/`

@@ -343,16 +343,82 @@ fn an_explicit_expiry_names_the_honoured_fact_and_a_moment_apart_is_no_differenc
 
 #[test]
 fn a_different_status_is_the_only_difference() {
-    let lb = Side::json(
-        400,
-        &m2m_error("INVALID_REQUEST", "The referenceId field is required"),
+    let found = create_case().compare(
+        &Side::json(200, &up_created()),
+        &Side::json(201, &lb_created()),
     );
-    let found = create_case().compare(&Side::json(201, &up_created()), &lb);
     let difference = one(&found, Rule::Status, "", Some("M2M-CREATE-STATUS"));
     assert_eq!(
         (difference.upstream, difference.linkbox),
-        (json!(201), json!(400))
+        (json!(200), json!(201))
     );
+}
+
+/// A status that differs on an error linkbox answered names the fact of that error: a
+/// create without `referenceId` the vendor accepts drifts from "referenceId is required",
+/// not from "a valid create is 201". The vendor's words name nothing linkbox did not answer.
+#[test]
+fn a_different_status_on_an_error_names_the_fact_of_the_error() {
+    let missing = Case {
+        request: Some(json!({})),
+        ..create_case()
+    };
+    let refused = Side::json(
+        400,
+        &m2m_error("INVALID_REQUEST", "The referenceId field is required"),
+    );
+    let found = missing.compare(&Side::json(201, &up_created()), &refused);
+    let difference = one(
+        &found,
+        Rule::Status,
+        "",
+        Some("M2M-CREATE-REFERENCE-ID-REQUIRED"),
+    );
+    assert!(difference.doc);
+    let found = missing.compare(&refused, &Side::json(201, &lb_created()));
+    one(&found, Rule::Status, "", Some("M2M-CREATE-STATUS"));
+}
+
+/// Every 401 turned 403: the status names the fact of the 401 linkbox answered, a missing
+/// key's or a bad one's (a missing Leaf token's or a bad one's).
+#[test]
+fn a_401_answered_otherwise_names_the_missing_or_the_bad_credential() {
+    let list = case(Api::M2m, "GET", "/partner/links");
+    for (code, message, fact) in [
+        (
+            "UNAUTHORIZED",
+            "Missing authentication. Provide X-API-Key or Bearer token.",
+            "M2M-AUTH-NO-KEY-STATUS",
+        ),
+        (
+            "INVALID_API_KEY",
+            "Invalid or revoked API key",
+            "M2M-AUTH-INVALID-KEY-STATUS",
+        ),
+    ] {
+        let body = m2m_error(code, message);
+        let found = list.compare(&Side::json(403, &body), &Side::json(401, &body));
+        one(&found, Rule::Status, "", Some(fact));
+    }
+    let links = case(Api::Leaf, "GET", PROVIDER_LIST);
+    for (detail, fact) in [
+        (
+            "Full authentication is required to access this resource",
+            "LEAF-AUTH-NO-TOKEN",
+        ),
+        (
+            "The bearer token is malformed, forged or foreign",
+            "LEAF-AUTH-BAD-TOKEN",
+        ),
+    ] {
+        let body = set(
+            problem(401, "Unauthorized", PROVIDER_LIST),
+            "/detail",
+            Some(json!(detail)),
+        );
+        let found = links.compare(&problem_side(403, &body), &problem_side(401, &body));
+        one(&found, Rule::Status, "", Some(fact));
+    }
 }
 
 #[test]
@@ -401,6 +467,285 @@ fn a_different_error_code_names_the_code_fact() {
         &Side::json(400, &m2m_error("INVALID_REQUEST", message)),
     );
     one(&found, Rule::Value, "/error/code", Some("M2M-REVOKE-TWICE"));
+}
+
+/// A code the vendor renamed names the fact of the situation linkbox's answer words — its
+/// message, and the request where one message stands for two situations — whichever code
+/// that is; documented situations are `[doc]`.
+#[test]
+fn a_different_error_code_names_the_fact_of_the_situation() {
+    let create = |request: Value| Case {
+        request: Some(request),
+        ..create_case()
+    };
+    let situations = [
+        (
+            create(json!({})),
+            400,
+            "The referenceId field is required",
+            "M2M-CREATE-REFERENCE-ID-REQUIRED",
+        ),
+        (
+            create(json!({"referenceId": " "})),
+            400,
+            "The referenceId field is required",
+            "M2M-CREATE-REFERENCE-ID-EMPTY",
+        ),
+        (
+            create(json!({"referenceId": "r", "expiresInMinutes": 3})),
+            400,
+            "The expiresInMinutes field must be a number between 5 and 10080",
+            "M2M-CREATE-EXPIRY-RANGE",
+        ),
+        (
+            create(json!({"referenceId": "r", "expiresInMinutes": "3"})),
+            400,
+            "The expiresInMinutes field must be a number between 5 and 10080",
+            "M2M-CREATE-EXPIRY-NUMBER",
+        ),
+        (
+            create(json!({"referenceId": "r", "language": "fr"})),
+            400,
+            "The language field must be one of: en, es",
+            "M2M-CREATE-LANGUAGE-INVALID",
+        ),
+        (
+            create(json!({"referenceId": "r", "userData": {}})),
+            400,
+            "The userData.paymentMethod field is required when userData is provided",
+            "M2M-CREATE-PAYMENT-METHOD-REQUIRED",
+        ),
+        (
+            case(Api::M2m, "GET", "/partner/links"),
+            400,
+            "The limit query parameter must be an integer between 1 and 100",
+            "M2M-LIST-BAD-QUERY",
+        ),
+        (
+            case(Api::M2m, "GET", "/partner/links"),
+            400,
+            "The visibility query parameter must be one of: active, expired",
+            "M2M-LIST-BAD-QUERY",
+        ),
+        (
+            case(Api::M2m, "DELETE", "/partner/links"),
+            405,
+            "Cannot DELETE /partner/links: allowed methods are GET, POST",
+            "M2M-ENVELOPE-WRONG-METHOD-ALLOW",
+        ),
+        (
+            case(Api::M2m, "GET", "/partner/nope"),
+            404,
+            "Cannot GET /partner/nope",
+            "M2M-ENVELOPE-UNKNOWN-PATH-CODE",
+        ),
+        (
+            case(Api::M2m, "GET", "/partner/links/link_p1_abc"),
+            404,
+            "Link not found",
+            "M2M-DETAIL-UNKNOWN",
+        ),
+        (
+            case(Api::M2m, "POST", "/partner/links/link_p1_abc/revoke"),
+            404,
+            "Link not found",
+            "M2M-REVOKE-UNKNOWN",
+        ),
+        (
+            Case {
+                request: Some(json!({"userData": {"idNumber": "X"}})),
+                ..case(Api::M2m, "PUT", "/partner/data-requests/dr_p1_abc")
+            },
+            400,
+            "The referenceId field is required",
+            "M2M-DATA-REQUEST-REFERENCE-ID-REQUIRED",
+        ),
+        (
+            create(json!({"referenceId": "r"})),
+            400,
+            "Request body must be valid JSON",
+            "M2M-ENVELOPE-BAD-JSON",
+        ),
+    ];
+    for (request, status, message, fact) in situations {
+        let found = request.compare(
+            &Side::json(status, &m2m_error("VALIDATION_ERROR", message)),
+            &Side::json(status, &m2m_error("INVALID_REQUEST", message)),
+        );
+        one(&found, Rule::Value, "/error/code", Some(fact));
+    }
+}
+
+/// An error moved out of its envelope (`code` and `message` at the top) lacks the
+/// documented `error`: the documented error shape, not the success envelope's, and the keys
+/// more are linkbox's "exactly these keys".
+#[test]
+fn an_error_out_of_its_envelope_contradicts_the_documented_error_shape() {
+    let missing = Case {
+        request: Some(json!({})),
+        ..create_case()
+    };
+    let message = "The referenceId field is required";
+    let up = json!({"success": false, "code": "INVALID_REQUEST", "message": message});
+    let mut found = missing.compare(
+        &Side::json(400, &up),
+        &Side::json(400, &m2m_error("INVALID_REQUEST", message)),
+    );
+    found.sort_by(|a, b| a.pointer.cmp(&b.pointer));
+    let named: Vec<(Rule, &str, Option<&str>, bool)> = found
+        .iter()
+        .map(|d| (d.rule, d.pointer.as_str(), d.fact, d.doc))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            (
+                Rule::MissingField,
+                "/code",
+                Some("M2M-ENVELOPE-ERROR-EXACT"),
+                false
+            ),
+            (
+                Rule::UnexpectedField,
+                "/error",
+                Some("M2M-ENVELOPE-ERROR"),
+                true
+            ),
+            (
+                Rule::MissingField,
+                "/message",
+                Some("M2M-ENVELOPE-ERROR-EXACT"),
+                false
+            ),
+        ]
+    );
+    let lb = json!({"success": false, "error": {"code": "INVALID_REQUEST"}});
+    let found = missing.compare(
+        &Side::json(400, &lb),
+        &Side::json(400, &m2m_error("INVALID_REQUEST", message)),
+    );
+    one(
+        &found,
+        Rule::UnexpectedField,
+        "/error/message",
+        Some("M2M-ENVELOPE-ERROR"),
+    );
+    // A success body without its `data` is still the success envelope's.
+    let found = create_case().compare(
+        &Side::json(201, &json!({"success": true})),
+        &Side::json(201, &lb_created()),
+    );
+    one(
+        &found,
+        Rule::UnexpectedField,
+        "/data",
+        Some("M2M-ENVELOPE-SUCCESS"),
+    );
+}
+
+/// A Leaf problem is compared as a problem on every path: a member it lacks is its shape,
+/// not the fields of the endpoint's success body, and a refused create's status names the
+/// documented violation.
+#[test]
+fn a_leaf_problem_names_the_problem_facts_and_its_violation() {
+    let path = format!("{PROVIDER_LIST}/{UP_MAGIC}");
+    let get = case(Api::Leaf, "GET", &path);
+    let body = problem(404, "Magic link not found", &path);
+    let found = get.compare(
+        &problem_side(404, &set(body.clone(), "/path", None)),
+        &problem_side(404, &body),
+    );
+    one(
+        &found,
+        Rule::UnexpectedField,
+        "/path",
+        Some("LEAF-PROBLEM-SHAPE"),
+    );
+    let users = "/services/usermanagement/api/users";
+    let found = case(Api::Leaf, "GET", users).compare(
+        &problem_side(400, &json!({"error": "bad size"})),
+        &problem_side(400, &problem(400, "Bad Request", users)),
+    );
+    assert!(
+        found
+            .iter()
+            .all(|d| d.fact == Some("LEAF-PROBLEM-SHAPE") && !d.doc),
+        "{found:#?}"
+    );
+
+    let create = |request: Value| Case {
+        request: Some(request),
+        ..case(Api::Leaf, "POST", PROVIDER_LIST)
+    };
+    let violation = |field: &str, message: &str| {
+        json!({
+            "type": "https://www.jhipster.tech/problem/constraint-violation",
+            "title": "Method argument not valid",
+            "status": 400,
+            "detail": "Method argument not valid (1 violations)",
+            "path": PROVIDER_LIST,
+            "message": "error.validation",
+            "fieldErrors": [{"objectName": "magicLinkDTO", "field": field, "message": message}],
+        })
+    };
+    let range = "must be an integer between 900 and 31622400";
+    for (request, field, message, fact) in [
+        (
+            json!({"externalId": "e", "expiresIn": 10}),
+            "expiresIn",
+            range,
+            "LEAF-CREATE-EXPIRES-IN-RANGE",
+        ),
+        (
+            json!({"externalId": "e", "expiresIn": "ten"}),
+            "expiresIn",
+            range,
+            "LEAF-CREATE-EXPIRES-IN-INTEGER",
+        ),
+        (
+            json!({}),
+            "externalId",
+            "must not be null",
+            "LEAF-CREATE-EXTERNAL-ID-REQUIRED",
+        ),
+        (
+            json!({"externalId": " "}),
+            "externalId",
+            "must not be blank",
+            "LEAF-CREATE-EXTERNAL-ID-BLANK",
+        ),
+    ] {
+        let found = create(request).compare(
+            &Side::json(
+                200,
+                &leaf_created(
+                    UP_MAGIC,
+                    UP_LEAF_USER,
+                    "https://widget.withleaf.io",
+                    "2026-12-01T12:15:00.123456789Z",
+                ),
+            ),
+            &problem_side(400, &violation(field, message)),
+        );
+        one(&found, Rule::Status, "", Some(fact));
+    }
+    let found = create(json!({"externalId": "e", "expiresIn": 10})).compare(
+        &problem_side(
+            400,
+            &set(
+                violation("expiresIn", range),
+                "/type",
+                Some(json!("about:blank")),
+            ),
+        ),
+        &problem_side(400, &violation("expiresIn", range)),
+    );
+    one(
+        &found,
+        Rule::Value,
+        "/type",
+        Some("LEAF-PROBLEM-CONSTRAINT-TYPE"),
+    );
 }
 
 #[test]
@@ -812,6 +1157,58 @@ fn a_missing_retry_after_is_a_header_difference() {
         Some("M2M-RATE-RETRY-AFTER"),
     );
     none(&create_case().compare(&up, &Side::json(429, &error).header("retry-after", "3")));
+}
+
+/// A Leaf 401 without `WWW-Authenticate`, or with another scheme, contradicts the fact that
+/// names it; its realm and error words are each side's own. The M2M contract has no such
+/// fact, so an M2M 401's is not compared.
+#[test]
+fn a_leaf_401_without_its_bearer_challenge_is_a_header_difference() {
+    let links = case(Api::Leaf, "GET", PROVIDER_LIST);
+    let body = problem(401, "Unauthorized", PROVIDER_LIST);
+    let challenged = |value: &str| problem_side(401, &body).header("www-authenticate", value);
+    let found = links.compare(&problem_side(401, &body), &challenged("Bearer"));
+    let difference = one(
+        &found,
+        Rule::Header,
+        "header:www-authenticate",
+        Some("LEAF-AUTH-WWW-AUTHENTICATE"),
+    );
+    assert_eq!(
+        (difference.upstream, difference.linkbox),
+        (Value::Null, json!("Bearer"))
+    );
+    let found = links.compare(&challenged("Basic realm=\"leaf\""), &challenged("Bearer"));
+    one(
+        &found,
+        Rule::Header,
+        "header:www-authenticate",
+        Some("LEAF-AUTH-WWW-AUTHENTICATE"),
+    );
+    none(&links.compare(
+        &challenged(
+            "bearer realm=\"leaf, \\\"inc\\\"\", error=\"invalid_token\", \
+             error_description=\"The token expired\"",
+        ),
+        &challenged("Bearer"),
+    ));
+    let head = case(Api::Leaf, "HEAD", PROVIDER_LIST);
+    let found = head.compare(&problem_side(401, &body).headless(), &challenged("Bearer"));
+    one(
+        &found,
+        Rule::Header,
+        "header:www-authenticate",
+        Some("LEAF-AUTH-WWW-AUTHENTICATE"),
+    );
+
+    let error = m2m_error(
+        "UNAUTHORIZED",
+        "Missing authentication. Provide X-API-Key or Bearer token.",
+    );
+    none(&case(Api::M2m, "GET", "/partner/links").compare(
+        &Side::json(401, &error).header("www-authenticate", "ApiKey"),
+        &Side::json(401, &error),
+    ));
 }
 
 #[test]
