@@ -36,8 +36,10 @@
 //! written again by the writer thread with whatever queued up since, every [`RETRY_AFTER`],
 //! until a write succeeds. Meanwhile [`super::Sink::settled`] reports the failure, so the requests that
 //! wrote are told their change is not saved yet; once a retry succeeds the failure is
-//! cleared and everything goes on as before. Each frame holds whole requests only, so a
-//! request's changes reach the log all together or not at all. A failed apply loses nothing
+//! cleared and everything goes on as before. Each frame holds whole requests only (an
+//! append takes nothing of a request not done yet, nor what was queued after it:
+//! [`super::Pending::take`]), so a request's changes reach the log all together or not at
+//! all, however many frames its work spans. A failed apply loses nothing
 //! either, and no request waits on it: the log file keeps every change until an apply
 //! succeeds, tried again every [`RETRY_AFTER`] from the file itself (the changes are no
 //! longer kept in memory meanwhile), and once more when linkbox stops; what is left is
@@ -274,13 +276,14 @@ impl Lead {
         };
         let fresh = Vec::with_capacity(self.room);
         let upto = {
-            let mut pending = queue.pending.lock();
-            let upto = queue.recorded.load(Ordering::Acquire);
+            // What a request not done yet has queued stays for a later frame, with what
+            // came after it (`Pending::take`): a frame holds whole requests only.
+            let (mut taken, upto) = queue.pending.lock().take(&queue.recorded, fresh);
             // The batch is taken whole, not copied, unless failed appends wait before it.
             if self.unsaved.is_empty() {
-                self.unsaved = std::mem::replace(&mut pending.writes, fresh);
+                self.unsaved = taken;
             } else {
-                self.unsaved.append(&mut pending.writes);
+                self.unsaved.append(&mut taken);
             }
             upto
         };
@@ -355,7 +358,7 @@ fn write(queue: &Arc<Queue>, lead: Lead) {
                     queue.wake.wait_for(&mut pending, RETRY_AFTER);
                 }
             } else {
-                while pending.writes.is_empty() && !pending.closing && !pending.nudged {
+                while !pending.ready() && !pending.closing && !pending.nudged {
                     if !unapplied {
                         if queue.wake.wait_for(&mut pending, APPLY_IDLE).timed_out() {
                             // Responses append without waking the writer: what they logged
@@ -368,11 +371,11 @@ fn write(queue: &Arc<Queue>, lead: Lead) {
                             });
                         }
                     } else if queue.wake.wait_for(&mut pending, APPLY_IDLE).timed_out() {
-                        idle = pending.writes.is_empty();
+                        idle = !pending.ready();
                         break;
                     }
                 }
-                if !pending.writes.is_empty() && !pending.closing && !pending.nudged {
+                if pending.ready() && !pending.closing && !pending.nudged {
                     MutexGuard::unlocked(&mut pending, || std::thread::sleep(GRACE));
                 }
             }
@@ -974,6 +977,101 @@ mod tests {
         let settled = tokio::time::timeout(Duration::from_secs(5), sink.settled()).await;
         assert!(matches!(settled, Ok(Ok(()))));
         assert_eq!(logged_changes(&file, &opened.connection), (1, 2));
+    }
+
+    /// A request's changes reach the write log in one frame, however many it records and
+    /// whoever appends meanwhile: another response's append takes only what was queued
+    /// before the request's first change, and holds back what was queued after it, until
+    /// the request is done; one given up half way (its task dropped) is done too.
+    #[tokio::test]
+    async fn a_requests_changes_reach_the_log_in_one_frame_whoever_appends_meanwhile() {
+        let file = File::new("unit");
+        let opened = super::super::open(&file.path).expect("opened");
+        let queue = opened.queue.clone();
+        // No writer thread: only the appends below write the log.
+        let (lead, _jobs) = lead_of(&file, &opened.connection, Arc::default());
+        *queue.lead.lock() = Some(lead);
+        queue.muted.store(false, Ordering::Relaxed);
+        let sink = opened.sink();
+        let acme: Arc<str> = Arc::from("acme");
+        let record = |position: u64| {
+            sink.record(|changes| {
+                changes.put(
+                    Table::M2mLinks,
+                    &acme,
+                    format!("link_{position}"),
+                    position,
+                    &position,
+                );
+            });
+        };
+        // Another response appending what is queued, as `Sink::settled` does.
+        let append = || {
+            let published = queue
+                .lead
+                .lock()
+                .as_mut()
+                .expect("the lead")
+                .commit(&queue, By::Response);
+            publish(&queue, published);
+        };
+        // Recorded by no request: a webhook attempt, say.
+        let elsewhere = |position: u64| {
+            let sink = sink.clone();
+            let acme = acme.clone();
+            tokio::spawn(async move {
+                sink.record(|changes| {
+                    changes.put(
+                        Table::M2mLinks,
+                        &acme,
+                        format!("link_{position}"),
+                        position,
+                        &0,
+                    );
+                });
+            })
+        };
+
+        elsewhere(0).await.expect("recorded");
+        let ((), wrote) = super::super::tracking(async {
+            record(1);
+            record(2);
+            append();
+            assert_eq!(
+                logged_changes(&file, &opened.connection),
+                (1, 1),
+                "what came before the request is appended, none of the request's"
+            );
+            elsewhere(3).await.expect("recorded");
+            record(4);
+            append();
+            assert_eq!(
+                logged_changes(&file, &opened.connection),
+                (1, 1),
+                "nor what came after its first change, while it is not done"
+            );
+        })
+        .await;
+        assert!(wrote);
+        append();
+        assert_eq!(
+            logged_changes(&file, &opened.connection),
+            (2, 5),
+            "the request's changes, and what came between them, in one frame once it is done"
+        );
+
+        // A request given up half way, its task dropped, is done all the same.
+        let given_up = super::super::tracking(async {
+            record(5);
+            std::future::pending::<()>().await;
+        });
+        assert!(
+            futures_util::FutureExt::now_or_never(given_up).is_none(),
+            "never done"
+        );
+        append();
+        assert_eq!(logged_changes(&file, &opened.connection), (3, 6));
+        assert!(queue.pending.lock().open.is_empty());
     }
 
     #[test]
