@@ -70,13 +70,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let app = linkbox::open(&listener, options).await?;
     let mut lines = vec![format!("listening on http://{addr}")];
     if args.seed > 0 {
-        // In a sandbox shared by replicas, seeded as one request on everything.
+        // In a sandbox shared by replicas, seeded as one request on everything; with a
+        // state file, as one request too (all of it in the file or none, whenever linkbox
+        // is stopped), saved before `listening on` is printed.
         let hint = linkbox::app::replica::Hint::Everything;
         let demo = app
             .within(&hint, async {
-                linkbox::ops::seed::demo(&app, args.seed, args.rng_seed)
+                linkbox::persist::tracking(async {
+                    linkbox::ops::seed::demo(&app, args.seed, args.rng_seed)
+                })
+                .await
+                .0
             })
             .await??;
+        app.sink
+            .settled()
+            .await
+            .map_err(|error| anyhow::anyhow!("--seed: the seeded state is not saved: {error}"))?;
         lines.extend(demo.lines());
     }
     {

@@ -434,6 +434,123 @@ async fn the_clock_tokens_and_a_pending_webhook_retry_survive_kill_9() {
     assert_eq!(status, "delivered");
 }
 
+/// The links of `key`'s partner, as its list counts them.
+async fn link_total(sandbox: &Sandbox, key: &str) -> u64 {
+    sandbox.get("/partner/links?limit=1", Some(key)).await["data"]["pagination"]["total"]
+        .as_u64()
+        .expect("total")
+}
+
+/// A seed's changes reach the file together, as one request's: killed with `kill -9` while
+/// seeds run (and creates of another partner are appended between their links), a restart
+/// finds whole seeds only, every one acknowledged and at most the one in flight besides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeds_killed_half_way_are_in_the_file_whole_or_not_at_all() {
+    const COUNT: u64 = 400;
+    let dir = TempDir::new("seed-kill");
+    let state = dir.file("state.db");
+    let mut kept = 0;
+    for round in 0..6 {
+        let sandbox = Sandbox::start(&state);
+        let acknowledged = Arc::new(Mutex::new(0));
+        let seeding = {
+            let (client, url, acknowledged) = (
+                sandbox.client.clone(),
+                format!("{}/_sandbox/seed", sandbox.base),
+                acknowledged.clone(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    let sent = client
+                        .post(&url)
+                        .header("x-api-key", KEY)
+                        .json(&json!({"api": "m2m", "count": COUNT}))
+                        .send()
+                        .await;
+                    let Ok(response) = sent else { return };
+                    if response.status() != 201 {
+                        return;
+                    }
+                    *acknowledged.lock() += COUNT;
+                }
+            })
+        };
+        let creating = {
+            let (client, url) = (
+                sandbox.client.clone(),
+                format!("{}/partner/links", sandbox.base),
+            );
+            tokio::spawn(async move {
+                for n in 0.. {
+                    let sent = client
+                        .post(&url)
+                        .header("x-api-key", key(1))
+                        .json(&json!({"referenceId": format!("r{round}-{n}")}))
+                        .send()
+                        .await;
+                    if sent.is_err() {
+                        return;
+                    }
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(rand::random_range(100..600))).await;
+        sandbox.kill();
+        seeding.await.expect("seeding");
+        creating.await.expect("creating");
+        let acknowledged = kept + *acknowledged.lock();
+        let sandbox = Sandbox::start(&state);
+        let total = link_total(&sandbox, KEY).await;
+        assert!(
+            total % COUNT == 0 && (acknowledged..=acknowledged + COUNT).contains(&total),
+            "round {round}: {total} links after a restart, {acknowledged} acknowledged in seeds of {COUNT}"
+        );
+        kept = total;
+        sandbox.kill();
+    }
+    assert!(kept > 0, "no seed was acknowledged");
+}
+
+/// `serve --seed N` seeds as one request, saved before it says it is listening: killed at
+/// any moment before that, a restart finds all `N` links or none, and a start with
+/// `--seed` again then has exactly `N`, never a partial seed it takes for a finished one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_seed_killed_half_way_is_in_the_file_whole_or_not_at_all() {
+    const COUNT: u64 = 1000;
+    let demo = linkbox::ops::seed::DEMO_KEY;
+    let dir = TempDir::new("start-seed-kill");
+    for (round, delay) in [150, 400, 700, 1000].into_iter().enumerate() {
+        let state = dir.file(&format!("state-{round}.db"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_linkbox"))
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--seed",
+                "3000",
+                "--state",
+            ])
+            .arg(&state)
+            .env("LINKBOX_LOG", "off")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("linkbox starts");
+        std::thread::sleep(Duration::from_millis(delay));
+        child.kill().expect("kill -9");
+        child.wait().expect("reaped");
+        let sandbox = Sandbox::start(&state);
+        let total = link_total(&sandbox, demo).await;
+        assert!(
+            total == 0 || total == COUNT,
+            "round {round}: {total} links of a --seed {COUNT} killed after {delay} ms"
+        );
+        sandbox.kill();
+        let sandbox = Sandbox::start_with(&state, &["--seed", "1000"]);
+        assert_eq!(link_total(&sandbox, demo).await, COUNT, "round {round}");
+        sandbox.kill();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resets_and_snapshot_restores_are_kept() {
     let dir = TempDir::new("reset");

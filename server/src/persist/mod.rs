@@ -8,6 +8,13 @@
 //! committed, so `kill -9` at any moment loses nothing a client saw. In memory (no `--state`) the sink is off: the
 //! describing closure never runs and nothing is serialized.
 //!
+//! A request's changes reach the file together or not at all: the task serving it runs in
+//! [`tracking`], and what it records is one unit of the queue, which no append splits
+//! (a frame of the write log holds whole requests only; a restart applies whole frames).
+//! What a request not done yet has queued is held back, with whatever was queued after it,
+//! until it is done: a seed, a reset or a snapshot restore holds back the file's writes
+//! (and the answers waiting on them) for as long as its work takes.
+//!
 //! One process at a time: the file is locked exclusively (`flock`) while a sandbox has it
 //! open, and a second one is refused naming the holder, from a note the holder keeps beside
 //! the file (`FILE-holder`).
@@ -327,12 +334,67 @@ impl Changes {
 }
 
 tokio::task_local! {
-    /// Set when the task running inside [`tracking`] records a change.
-    static RECORDED: std::cell::Cell<bool>;
+    /// What the task running inside [`tracking`] recorded.
+    static RECORDED: Tracked;
+}
+
+/// A tracked task's changes: whether it recorded any, and its [`Unit`] in a state file's
+/// queue.
+struct Tracked {
+    recorded: std::cell::Cell<bool>,
+    unit: Arc<Unit>,
+}
+
+impl Tracked {
+    fn new(unit: Arc<Unit>) -> Tracked {
+        Tracked {
+            recorded: std::cell::Cell::new(false),
+            unit,
+        }
+    }
+}
+
+/// One request's changes to a state file, which reach its write log together, in one frame,
+/// or not at all: the frames are what a restart applies, and one that held a part of a
+/// seed, a reset or a restore left the rest of it out after a `kill -9` or a failed save.
+///
+/// The queue keeps the changes in the order they were made, whoever's they are, so a unit
+/// still running holds back, from its first change on, what is appended ([`Pending`]);
+/// what comes before it goes on as ever. Opened in the queue with the request's first change
+/// and done when the last of its holders lets it go: the request's task, and any work it
+/// handed to another thread ([`Carried`]), so a request given up half way (its client
+/// gone) lets go of it too.
+#[derive(Default)]
+struct Unit(Mutex<Option<(Arc<Queue>, u64)>>);
+
+impl Unit {
+    /// This unit's number in `queue`, given the first time it records there; `None` for
+    /// another sink's queue than the one it has (never the case in one sandbox).
+    fn number_in(&self, queue: &Arc<Queue>) -> Option<u64> {
+        let mut held = self.0.lock();
+        match &*held {
+            Some((its, number)) => Arc::ptr_eq(its, queue).then_some(*number),
+            None => {
+                let number = queue.units.fetch_add(1, Ordering::Relaxed);
+                *held = Some((queue.clone(), number));
+                Some(number)
+            }
+        }
+    }
+}
+
+impl Drop for Unit {
+    fn drop(&mut self) {
+        if let Some((queue, number)) = self.0.get_mut().take() {
+            queue.done(number);
+        }
+    }
 }
 
 /// Runs `work` and says whether it recorded any change (through any sink): the serving
-/// layer waits for durability only for requests that wrote something.
+/// layer waits for durability only for requests that wrote something. What it records in
+/// a state file's queue is one [`Unit`], appended to the write log in one frame once `work`
+/// is done; `work` tracked inside a tracked task is part of that task's unit.
 ///
 /// A plain function returning the scoped future, not an `async fn` or block: either would
 /// hold `work` twice, and every request's future is built of this one.
@@ -340,20 +402,36 @@ pub fn tracking<F: std::future::Future>(
     work: F,
 ) -> impl std::future::Future<Output = (F::Output, bool)> {
     use futures_util::FutureExt;
+    let unit = RECORDED
+        .try_with(|tracked| tracked.unit.clone())
+        .unwrap_or_default();
     RECORDED.scope(
-        std::cell::Cell::new(false),
-        work.map(|output| (output, RECORDED.with(std::cell::Cell::get))),
+        Tracked::new(unit),
+        work.map(|output| (output, RECORDED.with(|tracked| tracked.recorded.get()))),
     )
+}
+
+/// Marks the current tracked task, if any, as having recorded a change, and gives its unit's
+/// number in `queue` (a state file's).
+fn recorded_in(queue: Option<&Arc<Queue>>) -> Option<u64> {
+    RECORDED
+        .try_with(|tracked| {
+            tracked.recorded.set(true);
+            queue.and_then(|queue| tracked.unit.number_in(queue))
+        })
+        .ok()
+        .flatten()
 }
 
 /// What a request's task keeps of the changes it records ([`tracking`], and a shared
 /// database's request scope), taken along to work it hands to another thread, and what that
 /// work recorded, brought back: the work counts as the request's own, as it would have
-/// done on the request's thread (the answer waits until the change is durable; on a
-/// shared database, the change is in the request's transaction).
+/// done on the request's thread (the answer waits until the change is durable, and it is in
+/// the request's [`Unit`]; on a shared database, the change is in the request's
+/// transaction).
 pub struct Carried {
-    /// Whether the work recorded a change, when the task is tracked.
-    recorded: Option<bool>,
+    /// Whether the work recorded a change, and the request's unit, when the task is tracked.
+    tracked: Option<(bool, Arc<Unit>)>,
     scope: Option<shared::CarriedScope>,
 }
 
@@ -361,7 +439,9 @@ impl Carried {
     /// The current task's, to take along.
     pub fn here() -> Carried {
         Carried {
-            recorded: RECORDED.try_with(|_| false).ok(),
+            tracked: RECORDED
+                .try_with(|tracked| (false, tracked.unit.clone()))
+                .ok(),
             scope: shared::CarriedScope::here(),
         }
     }
@@ -369,7 +449,7 @@ impl Carried {
     /// Runs `work` on this thread as if in the task it was taken from, and returns what it
     /// recorded.
     pub fn run<T>(self, work: impl FnOnce() -> T) -> (T, Carried) {
-        let Carried { recorded, scope } = self;
+        let Carried { tracked, scope } = self;
         let in_scope = move || match scope {
             Some(scope) => {
                 let (output, scope) = scope.run(work);
@@ -377,21 +457,27 @@ impl Carried {
             }
             None => (work(), None),
         };
-        if recorded.is_none() {
+        let Some((_, unit)) = tracked else {
             let (output, scope) = in_scope();
-            return (output, Carried { recorded, scope });
-        }
-        RECORDED.sync_scope(std::cell::Cell::new(false), || {
+            return (output, Carried { tracked, scope });
+        };
+        RECORDED.sync_scope(Tracked::new(unit), || {
             let (output, scope) = in_scope();
-            let recorded = Some(RECORDED.with(std::cell::Cell::get));
-            (output, Carried { recorded, scope })
+            let tracked = RECORDED.with(|tracked| (tracked.recorded.get(), tracked.unit.clone()));
+            (
+                output,
+                Carried {
+                    tracked: Some(tracked),
+                    scope,
+                },
+            )
         })
     }
 
     /// Back in the task it was taken from: adds what the work recorded to the task's own.
     pub fn rejoin(self) {
-        if self.recorded == Some(true) {
-            let _ = RECORDED.try_with(|recorded| recorded.set(true));
+        if let Some((true, _)) = self.tracked {
+            let _ = RECORDED.try_with(|tracked| tracked.recorded.set(true));
         }
         if let Some(scope) = self.scope {
             scope.rejoin();
@@ -460,6 +546,8 @@ struct Queue {
     /// Set by the writer when it stopped with changes the file does not have (it could not
     /// be written, a full disk, until the end): [`Sink::close`] says so.
     lost: AtomicBool,
+    /// The next [`Unit`]'s number.
+    units: AtomicU64,
 }
 
 #[derive(Default)]
@@ -469,6 +557,51 @@ struct Pending {
     /// A response left the writer thread something to do besides what is queued: a
     /// failed append to retry, or an applier to wait for.
     nudged: bool,
+    /// The units with changes in `writes` that are not done yet, in the order of their
+    /// first change: only what comes before the first of them may be appended.
+    open: Vec<Open>,
+}
+
+/// A [`Unit`] not done yet, and where its changes start in the queue.
+struct Open {
+    unit: u64,
+    /// The place of its first change in [`Pending::writes`].
+    start: usize,
+    /// The changes recorded before its first ([`Queue::recorded`]).
+    before: u64,
+}
+
+impl Pending {
+    /// Whether some of what is queued may be appended: it is not all held back by a unit not
+    /// done yet.
+    fn ready(&self) -> bool {
+        !self.writes.is_empty()
+            && (self.closing || self.open.first().is_none_or(|open| open.start > 0))
+    }
+
+    /// Takes what may be appended, and the count of changes recorded up to it: everything,
+    /// or what comes before the first unit not done yet. Closing, everything: no request
+    /// is left to finish a unit, and nothing recorded is to stay out of the file.
+    fn take(&mut self, recorded: &AtomicU64, fresh: Vec<Write>) -> (Vec<Write>, u64) {
+        match self.open.first() {
+            Some(first) if !self.closing => {
+                let (cut, upto) = (first.start, first.before);
+                if cut == 0 {
+                    return (Vec::new(), upto);
+                }
+                let rest = self.writes.split_off(cut);
+                for open in &mut self.open {
+                    open.start -= cut;
+                }
+                (std::mem::replace(&mut self.writes, rest), upto)
+            }
+            _ => {
+                self.open.clear();
+                let upto = recorded.load(Ordering::Acquire);
+                (std::mem::replace(&mut self.writes, fresh), upto)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -518,7 +651,7 @@ impl Sink {
                     tracing::error!(%error, "a change could not be serialized");
                 }
                 if !changes.writes.is_empty() {
-                    let _ = RECORDED.try_with(|recorded| recorded.set(true));
+                    recorded_in(None);
                     shared::record(database, changes.writes);
                 }
                 return;
@@ -539,17 +672,28 @@ impl Sink {
         if changes.writes.is_empty() {
             return;
         }
+        let unit = recorded_in(Some(queue));
         let first = {
             let mut pending = queue.pending.lock();
             let first = pending.writes.is_empty();
+            if let Some(unit) = unit
+                && !pending.open.iter().any(|open| open.unit == unit)
+            {
+                let open = Open {
+                    unit,
+                    start: pending.writes.len(),
+                    before: queue.recorded.load(Ordering::Acquire),
+                };
+                pending.open.push(open);
+            }
             pending.writes.append(&mut changes.writes);
             queue.recorded.fetch_add(1, Ordering::Release);
             first
         };
-        let _ = RECORDED.try_with(|recorded| recorded.set(true));
         // The writer thread appends what is still queued a moment after a batch starts
-        // (what no response waits on); later changes join the batch it will find.
-        if first {
+        // (what no response waits on); later changes join the batch it will find. A
+        // unit's changes wait for it to be done, which wakes the writer then.
+        if first && unit.is_none() {
             queue.wake.notify_one();
         }
     }
@@ -657,6 +801,20 @@ impl Queue {
     fn nudge(&self) {
         self.pending.lock().nudged = true;
         self.wake.notify_one();
+    }
+
+    /// The [`Unit`] numbered `unit` is done: what it held back may be appended, and the
+    /// writer thread is woken for it (the request's response most often appends it first).
+    fn done(&self, unit: u64) {
+        let mut pending = self.pending.lock();
+        let Some(at) = pending.open.iter().position(|open| open.unit == unit) else {
+            return;
+        };
+        pending.open.remove(at);
+        if at == 0 && !pending.writes.is_empty() {
+            drop(pending);
+            self.wake.notify_one();
+        }
     }
 }
 
@@ -792,6 +950,7 @@ pub fn open(path: &Path) -> Result<Opened, OpenError> {
         writer: Mutex::new(None),
         lock: Mutex::new(Some(lock)),
         lost: AtomicBool::new(false),
+        units: AtomicU64::new(0),
     });
     Ok(Opened { connection, queue })
 }

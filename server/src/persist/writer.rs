@@ -28,14 +28,18 @@
 //! and removes the log file once the commit is on the disk. The writer appends meanwhile,
 //! to a new file, and hands over again only once the applier is done. SQLite copies its
 //! own write-ahead log back into the file (checkpoints) after the applier's commits, once
-//! the log holds [`CHECKPOINT_BYTES`] of pages: no request waits on that either.
+//! the log holds [`CHECKPOINT_BYTES`] of pages: no request waits on that either. Nor does
+//! any checkpoint wait for a reader of the file ([`cut_back`]): the applier waiting on a
+//! reader would hold up the writer, and every response behind it.
 //!
 //! A failed append (disk full, I/O error) loses nothing: its writes are kept, in order, and
 //! written again by the writer thread with whatever queued up since, every [`RETRY_AFTER`],
 //! until a write succeeds. Meanwhile [`super::Sink::settled`] reports the failure, so the requests that
 //! wrote are told their change is not saved yet; once a retry succeeds the failure is
-//! cleared and everything goes on as before. Each frame holds whole requests only, so a
-//! request's changes reach the log all together or not at all. A failed apply loses nothing
+//! cleared and everything goes on as before. Each frame holds whole requests only (an
+//! append takes nothing of a request not done yet, nor what was queued after it:
+//! [`super::Pending::take`]), so a request's changes reach the log all together or not at
+//! all, however many frames its work spans. A failed apply loses nothing
 //! either, and no request waits on it: the log file keeps every change until an apply
 //! succeeds, tried again every [`RETRY_AFTER`] from the file itself (the changes are no
 //! longer kept in memory meanwhile), and once more when linkbox stops; what is left is
@@ -214,7 +218,7 @@ pub(super) fn run(queue: &Arc<Queue>, connection: Connection) {
     let Some(connection) = connection else {
         return;
     };
-    if let Err(error) = connection.pragma_update(None, "wal_checkpoint", "TRUNCATE") {
+    if let Err(error) = truncate_wal(&connection) {
         tracing::warn!(%error, "state file checkpoint failed; the write-ahead log still holds every change");
     }
     if let Err((_, error)) = connection.close() {
@@ -272,13 +276,14 @@ impl Lead {
         };
         let fresh = Vec::with_capacity(self.room);
         let upto = {
-            let mut pending = queue.pending.lock();
-            let upto = queue.recorded.load(Ordering::Acquire);
+            // What a request not done yet has queued stays for a later frame, with what
+            // came after it (`Pending::take`): a frame holds whole requests only.
+            let (mut taken, upto) = queue.pending.lock().take(&queue.recorded, fresh);
             // The batch is taken whole, not copied, unless failed appends wait before it.
             if self.unsaved.is_empty() {
-                self.unsaved = std::mem::replace(&mut pending.writes, fresh);
+                self.unsaved = taken;
             } else {
-                self.unsaved.append(&mut pending.writes);
+                self.unsaved.append(&mut taken);
             }
             upto
         };
@@ -353,7 +358,7 @@ fn write(queue: &Arc<Queue>, lead: Lead) {
                     queue.wake.wait_for(&mut pending, RETRY_AFTER);
                 }
             } else {
-                while pending.writes.is_empty() && !pending.closing && !pending.nudged {
+                while !pending.ready() && !pending.closing && !pending.nudged {
                     if !unapplied {
                         if queue.wake.wait_for(&mut pending, APPLY_IDLE).timed_out() {
                             // Responses append without waking the writer: what they logged
@@ -366,11 +371,11 @@ fn write(queue: &Arc<Queue>, lead: Lead) {
                             });
                         }
                     } else if queue.wake.wait_for(&mut pending, APPLY_IDLE).timed_out() {
-                        idle = pending.writes.is_empty();
+                        idle = !pending.ready();
                         break;
                     }
                 }
-                if !pending.writes.is_empty() && !pending.closing && !pending.nudged {
+                if pending.ready() && !pending.closing && !pending.nudged {
                     MutexGuard::unlocked(&mut pending, || std::thread::sleep(GRACE));
                 }
             }
@@ -541,17 +546,50 @@ fn apply_jobs(
 /// apply, about 10 MB).
 const WAL_CUT_BACK_BYTES: u64 = 3 * CHECKPOINT_BYTES as u64;
 
+/// How long the applier's connection waits for a lock another connection to the file holds
+/// (rusqlite's default): for its own transactions, which only another writer of the file
+/// (someone's `sqlite3 FILE 'UPDATE …'`) can hold up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Cuts SQLite's write-ahead log back to nothing once it has grown past
 /// [`WAL_CUT_BACK_BYTES`]. A checkpoint copies the log into the file but leaves the `-wal`
 /// file as large as it grew: the one apply of a reset of a tenant of a hundred thousand
 /// links grew it to 71 MB, and it stayed so, doubling the state's size on the disk.
+///
+/// Only tried, never waited for: a reader of the file (`sqlite3 FILE 'SELECT …'`, a
+/// connection left in a transaction) that still reads an older state keeps the log from
+/// being cut back, and a truncating checkpoint that waited for it held the applier for the
+/// whole busy timeout, then the writer behind it, then every response (creates stalled five
+/// seconds in every five while someone read the file). So while a reader holds the log the
+/// `-wal` file grows by every apply's pages, and it is cut back by the first apply after
+/// the reader lets go.
 fn cut_back(connection: &Connection, wal: &Path) {
     if std::fs::metadata(wal).map_or(0, |meta| meta.len()) <= WAL_CUT_BACK_BYTES {
         return;
     }
-    if let Err(error) = connection.pragma_update(None, "wal_checkpoint", "TRUNCATE") {
-        tracing::warn!(%error, "state file: the write-ahead log could not be cut back; it keeps its size until the next try");
+    match truncate_wal(connection) {
+        Ok(true) => {}
+        Ok(false) => tracing::debug!(
+            "state file: a reader holds the write-ahead log; it is cut back once the reader is done"
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "state file: the write-ahead log could not be cut back; it keeps its size until the next try");
+        }
     }
+}
+
+/// Checkpoints the whole write-ahead log and truncates it, if no reader of the file holds
+/// it; never waits for one (a checkpoint that finds a reader copies what it can, as the
+/// applier's own do). Whether the log was cut back.
+fn truncate_wal(connection: &Connection) -> rusqlite::Result<bool> {
+    connection.busy_timeout(Duration::ZERO)?;
+    // Its row is `(busy, log pages, pages checkpointed)`: `busy` is 1 when a reader (or a
+    // writer) held the log and it was left as it is.
+    let checkpointed = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+        row.get::<_, i64>(0)
+    });
+    connection.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(checkpointed? == 0)
 }
 
 /// Applies a job in one transaction, and removes its log file once that is on the disk.
@@ -941,6 +979,101 @@ mod tests {
         assert_eq!(logged_changes(&file, &opened.connection), (1, 2));
     }
 
+    /// A request's changes reach the write log in one frame, however many it records and
+    /// whoever appends meanwhile: another response's append takes only what was queued
+    /// before the request's first change, and holds back what was queued after it, until
+    /// the request is done; one given up half way (its task dropped) is done too.
+    #[tokio::test]
+    async fn a_requests_changes_reach_the_log_in_one_frame_whoever_appends_meanwhile() {
+        let file = File::new("unit");
+        let opened = super::super::open(&file.path).expect("opened");
+        let queue = opened.queue.clone();
+        // No writer thread: only the appends below write the log.
+        let (lead, _jobs) = lead_of(&file, &opened.connection, Arc::default());
+        *queue.lead.lock() = Some(lead);
+        queue.muted.store(false, Ordering::Relaxed);
+        let sink = opened.sink();
+        let acme: Arc<str> = Arc::from("acme");
+        let record = |position: u64| {
+            sink.record(|changes| {
+                changes.put(
+                    Table::M2mLinks,
+                    &acme,
+                    format!("link_{position}"),
+                    position,
+                    &position,
+                );
+            });
+        };
+        // Another response appending what is queued, as `Sink::settled` does.
+        let append = || {
+            let published = queue
+                .lead
+                .lock()
+                .as_mut()
+                .expect("the lead")
+                .commit(&queue, By::Response);
+            publish(&queue, published);
+        };
+        // Recorded by no request: a webhook attempt, say.
+        let elsewhere = |position: u64| {
+            let sink = sink.clone();
+            let acme = acme.clone();
+            tokio::spawn(async move {
+                sink.record(|changes| {
+                    changes.put(
+                        Table::M2mLinks,
+                        &acme,
+                        format!("link_{position}"),
+                        position,
+                        &0,
+                    );
+                });
+            })
+        };
+
+        elsewhere(0).await.expect("recorded");
+        let ((), wrote) = super::super::tracking(async {
+            record(1);
+            record(2);
+            append();
+            assert_eq!(
+                logged_changes(&file, &opened.connection),
+                (1, 1),
+                "what came before the request is appended, none of the request's"
+            );
+            elsewhere(3).await.expect("recorded");
+            record(4);
+            append();
+            assert_eq!(
+                logged_changes(&file, &opened.connection),
+                (1, 1),
+                "nor what came after its first change, while it is not done"
+            );
+        })
+        .await;
+        assert!(wrote);
+        append();
+        assert_eq!(
+            logged_changes(&file, &opened.connection),
+            (2, 5),
+            "the request's changes, and what came between them, in one frame once it is done"
+        );
+
+        // A request given up half way, its task dropped, is done all the same.
+        let given_up = super::super::tracking(async {
+            record(5);
+            std::future::pending::<()>().await;
+        });
+        assert!(
+            futures_util::FutureExt::now_or_never(given_up).is_none(),
+            "never done"
+        );
+        append();
+        assert_eq!(logged_changes(&file, &opened.connection), (3, 6));
+        assert!(queue.pending.lock().open.is_empty());
+    }
+
     #[test]
     fn a_response_leaves_a_failed_append_and_a_busy_applier_to_the_writer_thread() {
         let file = File::new("defer");
@@ -1017,6 +1150,138 @@ mod tests {
         sink.close().expect("every change saved");
         let connection = file.open();
         assert_eq!(links(&connection).len(), 2, "and in its table once closed");
+    }
+
+    /// The size of the file at `path`, 0 for none.
+    fn size(path: &Path) -> u64 {
+        std::fs::metadata(path).map_or(0, |meta| meta.len())
+    }
+
+    /// A reader of `path` in a transaction, as a `sqlite3` shell in the middle of a long
+    /// query holds one: it reads the file as it is now until it lets go.
+    fn reader_of(path: &Path) -> Connection {
+        let reader = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("a reader");
+        reader.execute_batch("BEGIN").expect("a transaction");
+        reader
+            .query_row("SELECT count(*) FROM m2m_links", [], |row| {
+                row.get::<_, i64>(0)
+            })
+            .expect("read");
+        reader
+    }
+
+    /// A reader of the file that still reads an older state keeps the write-ahead log from
+    /// being cut back: the cut back is only tried, and comes back while the reader holds
+    /// the log, leaving it as it is (waiting the reader out held the applier, the writer
+    /// behind it and every response for SQLite's busy timeout). Once the reader lets go,
+    /// the log is cut back to nothing.
+    #[test]
+    fn cutting_the_write_ahead_log_back_never_waits_for_a_reader() {
+        let file = File::new("cut-back");
+        let mut connection = file.open();
+        super::super::schema::start_writing(&mut connection).expect("write-ahead logging");
+        let wal = super::super::beside(&file.path, "-wal");
+        let reader = reader_of(&file.path);
+        let doc = "x".repeat(1 << 20);
+        let mut position = 0_i64;
+        while size(&wal) <= WAL_CUT_BACK_BYTES {
+            connection
+                .execute(
+                    "INSERT INTO m2m_links (tenant, id, position, doc) VALUES ('acme', ?1, ?2, ?3)",
+                    params![format!("link_{position}"), position, doc],
+                )
+                .expect("a row");
+            position += 1;
+        }
+        let (returned, told) = mpsc::channel::<()>();
+        let returned_while_held = std::thread::scope(|scope| {
+            let holding = scope.spawn(move || {
+                // Lets go once the cut back has come back, or after half the busy timeout:
+                // a cut back that waited for the reader would then cut the log back.
+                let returned = told.recv_timeout(BUSY_TIMEOUT / 2).is_ok();
+                reader.execute_batch("COMMIT").expect("let go");
+                returned
+            });
+            cut_back(&connection, &wal);
+            let _ = returned.send(());
+            holding.join().expect("the reader")
+        });
+        assert!(
+            returned_while_held,
+            "the cut back waited for the reader to let go"
+        );
+        assert!(
+            size(&wal) > WAL_CUT_BACK_BYTES,
+            "the log a reader holds is left as it is"
+        );
+        cut_back(&connection, &wal);
+        assert_eq!(size(&wal), 0, "cut back once the reader is done");
+    }
+
+    /// Writes go on being acknowledged while a reader of the file holds a transaction,
+    /// however far that makes the write-ahead log grow past the size it is cut back at; and
+    /// once the reader lets go, the log is cut back.
+    #[tokio::test]
+    async fn writes_are_acknowledged_while_a_reader_holds_the_file_and_its_log_is_cut_back_after() {
+        // Four times what these writes take in a debug build; a cut back that waited for
+        // the reader held every write up for the busy timeout (5 s) each time the applier
+        // came to it, which the writes past the cut back size make six times or more.
+        const HANG_GUARD: Duration = Duration::from_secs(20);
+        let file = File::new("reader");
+        let opened = super::super::open(&file.path).expect("opened");
+        let sink = opened.sink();
+        opened.start().expect("started");
+        let wal = super::super::beside(&file.path, "-wal");
+        let reader = reader_of(&file.path);
+        let acme: Arc<str> = Arc::from("acme");
+        let doc = "x".repeat(256 << 10);
+        // Past the cut back size, then six times the documents a busy applier may fall
+        // behind by before the writes wait for it.
+        let beyond = 6 * KEPT_BYTES / doc.len();
+        let started = std::time::Instant::now();
+        let (mut position, mut past) = (0_u64, None);
+        while past.is_none_or(|at| position < at + beyond as u64) {
+            sink.record(|changes| {
+                changes.put(
+                    Table::M2mLinks,
+                    &acme,
+                    format!("link_{position}"),
+                    position,
+                    &doc,
+                );
+            });
+            let settled = tokio::time::timeout(HANG_GUARD, sink.settled()).await;
+            assert!(
+                matches!(settled, Ok(Ok(()))),
+                "write {position} acknowledged while the reader holds the file: {settled:?}"
+            );
+            assert!(
+                started.elapsed() < HANG_GUARD,
+                "{position} writes, held up by the reader"
+            );
+            position += 1;
+            if past.is_none() && size(&wal) > WAL_CUT_BACK_BYTES {
+                past = Some(position);
+            }
+        }
+        assert!(
+            size(&wal) > WAL_CUT_BACK_BYTES,
+            "the log grows while the reader holds it"
+        );
+        drop(reader);
+        sink.record(|changes| changes.put(Table::M2mLinks, &acme, "link_last", position, &0));
+        sink.settled().await.expect("saved");
+        let deadline = std::time::Instant::now() + HANG_GUARD;
+        while size(&wal) > WAL_CUT_BACK_BYTES {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the log is still {} bytes once the reader let go",
+                size(&wal)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sink.close().expect("every change saved");
     }
 
     /// A response that appends what is queued before the writer thread wakes for it leaves
