@@ -621,10 +621,11 @@ impl Ctx {
     }
 
     /// Says that what a create made cannot be removed after the case: its answer lacks the
-    /// id at `pointer` (drift of its own, which the case reports).
-    fn cannot_track(&self, request: &str, pointer: &str) {
+    /// id at `pointer` (drift of its own, which the case reports). `what` names what stays,
+    /// by the marked id the suite sent where there is one, so it can be found by hand.
+    fn cannot_track(&self, request: &str, pointer: &str, what: &str) {
         self.shared.console.warning(&format!(
-            "{}: {request} answered without {pointer}; what it created stays on the target \
+            "{}: {request} answered without {pointer}; {what} it created stays on the target \
              (no id to revoke or delete it by)",
             self.case
         ));
@@ -932,7 +933,11 @@ impl Request {
                     key: credential.to_owned(),
                     link_id: link_id.to_owned(),
                 }),
-                None => self.cx.cannot_track("POST /partner/links", "/data/linkId"),
+                None => self.cx.cannot_track(
+                    "POST /partner/links",
+                    "/data/linkId",
+                    &self.naming("the link", "referenceId"),
+                ),
             },
             Dialect::Leaf => {
                 let Some(rest) = self.path.strip_prefix("/services/") else {
@@ -944,7 +949,11 @@ impl Request {
                             token: credential.to_owned(),
                             id: user.to_owned(),
                         }),
-                        None => self.cx.cannot_track(&format!("POST {}", self.path), "/id"),
+                        None => self.cx.cannot_track(
+                            &format!("POST {}", self.path),
+                            "/id",
+                            &self.naming("the Leaf user", "externalId"),
+                        ),
                     }
                     return;
                 }
@@ -955,15 +964,21 @@ impl Request {
                     return;
                 };
                 // With user creation the user is new (or reused, created earlier by this
-                // run under the same marked externalId): delete it after the link.
-                if !rest.contains("/users/")
-                    && !rest.contains("/user/")
-                    && let Some(user) = id("/leafUserId")
-                {
-                    self.cx.track(Created::LeafUser {
-                        token: credential.to_owned(),
-                        id: user.to_owned(),
-                    });
+                // run under the same marked externalId): delete it after the link. An
+                // answer without its id leaves that user behind, which is said like a link
+                // left behind.
+                if !rest.contains("/users/") && !rest.contains("/user/") {
+                    match id("/leafUserId") {
+                        Some(user) => self.cx.track(Created::LeafUser {
+                            token: credential.to_owned(),
+                            id: user.to_owned(),
+                        }),
+                        None => self.cx.cannot_track(
+                            &format!("POST {}", self.path),
+                            "/leafUserId",
+                            &self.naming("the Leaf user", "externalId"),
+                        ),
+                    }
                 }
                 match id("/id") {
                     Some(link) => self.cx.track(Created::LeafLink {
@@ -971,10 +986,28 @@ impl Request {
                         segment: segment.to_owned(),
                         id: link.to_owned(),
                     }),
-                    None => self.cx.cannot_track(&format!("POST {}", self.path), "/id"),
+                    None => self.cx.cannot_track(
+                        &format!("POST {}", self.path),
+                        "/id",
+                        &format!("the {segment} magic link"),
+                    ),
                 }
             }
             _ => {}
+        }
+    }
+
+    /// `what`, with the marked id the request body sent as `field` when it has one: `the
+    /// link (referenceId contract-ref-…)`.
+    fn naming(&self, what: &str, field: &str) -> String {
+        let sent = self
+            .body
+            .as_deref()
+            .and_then(|body| serde_json::from_slice::<Value>(body).ok())
+            .and_then(|body| body.get(field).and_then(Value::as_str).map(str::to_owned));
+        match sent {
+            Some(id) => format!("{what} ({field} {id})"),
+            None => what.to_owned(),
         }
     }
 }

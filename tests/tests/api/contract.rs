@@ -386,6 +386,66 @@ async fn a_create_without_its_id_is_drift_and_its_leftover_is_named() {
     );
 }
 
+/// A magic-link create makes a Leaf user too (with user creation); an answer that lacks
+/// `leafUserId` leaves that user on the target, and the suite says so on stderr, naming the
+/// marked `externalId` it sent, as it does for a link it cannot remove.
+#[tokio::test]
+async fn a_magic_link_create_without_its_user_id_names_the_user_left_behind() {
+    let app = spawn_app().await;
+    let token = leaf_token(&app, "contract-no-user-id").await;
+    let base = proxy::start(
+        &app.base,
+        proxy::Fault::response(|request, response| {
+            if request.method == "POST" && request.path.contains("/magic-link/") {
+                response.edit_json(|body| {
+                    if let Some(created) = body.as_object_mut() {
+                        let id = created.remove("leafUserId").unwrap_or_default();
+                        created.insert("userId".to_owned(), id);
+                    }
+                });
+            }
+        }),
+    )
+    .await;
+    let (console, captured) = linkbox_suite::Console::buffer();
+    let options = Options {
+        base,
+        target: Some(Credentials {
+            m2m_key: None,
+            leaf_token: Some(token.clone()),
+        }),
+        only: Only::Documented,
+        api: Some(Api::Leaf),
+        filter: Some("leaf.provider.default-expires-in-900".to_owned()),
+        console,
+        ..Options::default()
+    };
+    let (_, output) = run(&options).await;
+    let said = captured.text();
+    assert!(
+        said.contains(
+            "leaf.provider.default-expires-in-900: POST /services/widgets/api/magic-link/provider \
+             answered without /leafUserId; the Leaf user (externalId contract-ext-"
+        ) && said.contains("stays on the target"),
+        "{said}\n{output}"
+    );
+    // And it does stay: the warning is the only trace of it.
+    let users = app
+        .send(
+            reqwest::Method::GET,
+            "/services/usermanagement/api/users",
+            &[("authorization", &format!("Bearer {token}"))],
+            None,
+        )
+        .await;
+    assert_eq!(
+        users.json.as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        users.text
+    );
+}
+
 /// Runs the case `id` through a proxy that, the first time the target answers a request
 /// `applied` picks (so the target did the work), answers 502 instead. The 502 must have
 /// been given, the case must end an `error` (weather), never drift; returns what stderr
