@@ -173,6 +173,7 @@ impl Shared {
                 .map_err(|failure| self.unreachable(&failure))?;
             if matches!(reply.status, 401 | 403) {
                 return Err(UsageError::Refused {
+                    api,
                     credential: credential.to_owned(),
                     said: format!(
                         "{} to GET {path}: {}",

@@ -274,9 +274,13 @@ pub enum UsageError {
     Usage(String),
     /// The target's certificate failed verification.
     Certificate(String),
-    /// The target refused a credential at the preflight: which one (its flag and variable)
-    /// and what the target said.
-    Refused { credential: String, said: String },
+    /// The target refused a credential at the preflight: the API it is for, which one (its
+    /// flag and variable) and what the target said.
+    Refused {
+        api: Api,
+        credential: String,
+        said: String,
+    },
     /// The target could not be asked at all, even after the retries (weather: exit 3).
     Connection(String),
 }
@@ -314,7 +318,9 @@ impl std::fmt::Display for UsageError {
                 "{message}: for a private CA pass --ca-cert FILE (PEM), or --insecure to skip \
                  verification"
             ),
-            UsageError::Refused { credential, said } => {
+            UsageError::Refused {
+                credential, said, ..
+            } => {
                 write!(f, "the target refused {credential}: it answered {said}")
             }
             UsageError::Connection(message) => write!(f, "cannot reach the target: {message}"),

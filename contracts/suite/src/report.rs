@@ -13,7 +13,7 @@ use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use serde_json::{Value, json};
 
 use super::console::{Colour, paint};
-use super::{Api, Failure, Source};
+use super::{Api, Failure, Source, UsageError};
 
 /// How one case ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,13 +135,20 @@ impl Report {
             .collect()
     }
 
-    /// 0 all passed; 1 a case failed (drift, whatever else happened); 3 cases errored and
-    /// none failed (weather only); 130 interrupted.
+    /// 0 all passed; 1 a case failed (drift, whatever else happened); 2 the run stopped
+    /// before its first case on a usage error ([`Report::stopped`]); 3 cases errored and none
+    /// failed (weather only); 130 interrupted.
     pub fn exit_code(&self) -> u8 {
         if self.interrupted {
             130
         } else if self.failed() > 0 {
             1
+        } else if self
+            .results
+            .iter()
+            .any(|result| result.error().is_some_and(|error| !error.weather))
+        {
+            2
         } else if self.errored() > 0 {
             3
         } else {
@@ -165,7 +172,7 @@ impl Report {
         let errored: Vec<&CaseResult> = self
             .results
             .iter()
-            .filter(|result| result.error().is_some())
+            .filter(|result| result.error().is_some_and(|error| error.weather))
             .collect();
         if errored.is_empty() {
             return String::new();
@@ -187,21 +194,44 @@ impl Report {
         out
     }
 
-    /// The report of a run whose target could not be asked at all (`message` says why): one
-    /// case, `preflight.target-reachable`, errored as weather, so the files a CI step uploads
-    /// say what happened and count as weather, as the exit code (3) does.
-    pub fn unreachable(target: Option<String>, message: &str) -> Report {
+    /// The report of a run that stopped before its first case, `error` saying why: one
+    /// case, so the files a CI step uploads parse and say what happened. A target that could
+    /// not be asked at all is `preflight.target-reachable`, errored as weather (exit 3); a
+    /// credential the target refused is `preflight.credential-accepted`, a certificate that
+    /// failed `preflight.certificate-verified` and anything else `preflight.usage`, each
+    /// errored as a usage error, not weather (exit 2, as [`Report::exit_code`] says too). The
+    /// case is the refused credential's API's, else `api`'s (`--api`), else M2M's.
+    pub fn stopped(target: Option<String>, api: Option<Api>, error: &UsageError) -> Report {
+        let (id, check, expected) = match error {
+            UsageError::Connection(_) => ("preflight.target-reachable", "reachable", "an answer"),
+            UsageError::Refused { .. } => (
+                "preflight.credential-accepted",
+                "credential",
+                "the credential accepted",
+            ),
+            UsageError::Certificate(_) => (
+                "preflight.certificate-verified",
+                "certificate",
+                "a certificate that verifies",
+            ),
+            UsageError::LiveKey | UsageError::Usage(_) => {
+                ("preflight.usage", "usage", "options the suite can run")
+            }
+        };
+        let failure = Failure {
+            weather: matches!(error, UsageError::Connection(_)),
+            ..Failure::new("the run before its first case", check, expected, error)
+        };
+        let api = match error {
+            UsageError::Refused { api, .. } => *api,
+            _ => api.unwrap_or(Api::M2m),
+        };
         let mut report = Report::new(target);
         report.results.push(CaseResult {
-            id: "preflight.target-reachable",
-            api: Api::M2m,
+            id,
+            api,
             source: Source::Doc,
-            outcome: Outcome::Error(Failure::weather(
-                "the target's first request",
-                "reachable",
-                "an answer",
-                message,
-            )),
+            outcome: Outcome::Error(failure),
             duration: Duration::ZERO,
             facts: &[],
         });
@@ -427,7 +457,7 @@ impl Report {
                 let problem = match &result.outcome {
                     Outcome::Pass => None,
                     Outcome::Fail(failure) => Some(("failure", result.source.name(), failure)),
-                    Outcome::Error(failure) => Some(("error", "weather", failure)),
+                    Outcome::Error(failure) => Some(("error", error_kind(failure), failure)),
                 };
                 if let Some((tag, kind, failure)) = problem {
                     let mut element = BytesStart::new(tag);
@@ -487,12 +517,16 @@ impl Report {
                         "expected": failure.expected,
                         "actual": failure.actual,
                     });
+                    if key == "error" {
+                        case[key]["kind"] = json!(error_kind(failure));
+                    }
                 }
                 case
             })
             .collect();
         json!({
             "target": self.target,
+            "exitCode": self.exit_code(),
             "passed": self.passed(),
             "failed": self.failed(),
             "errored": self.errored(),
@@ -500,6 +534,13 @@ impl Report {
             "cases": cases,
         })
     }
+}
+
+/// What an errored case's error is: `weather` (the target could not be asked), or `usage`
+/// (the run stopped before its first case on a usage error: a refused credential, a failing
+/// certificate).
+fn error_kind(failure: &Failure) -> &'static str {
+    if failure.weather { "weather" } else { "usage" }
 }
 
 /// `[ 12/140] PASS m2m.create.default-expiry [doc]` (or `FAIL`, `ERROR`), and the failure
