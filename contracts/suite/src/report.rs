@@ -72,6 +72,19 @@ impl CaseResult {
     }
 }
 
+/// An answer against a `[design]` fact, met by a `[doc]` case against a target that is not
+/// held to it (it passes through the step the guess is about): not drift of that case, but
+/// worth saying — the fact's own `[design]` case checks it when `[design]` cases run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesignDifference {
+    /// The `[design]` fact the answer contradicts.
+    pub fact: &'static str,
+    /// The case that met it first.
+    pub case: &'static str,
+    /// The check that would have failed, as it would have.
+    pub failure: Failure,
+}
+
 /// Failed cases that must meet one answer for [`Report::shared_causes`] to name it.
 pub const SHARED_CAUSE: usize = 3;
 
@@ -83,6 +96,8 @@ pub struct Report {
     pub results: Vec<CaseResult>,
     /// Ctrl-C stopped the run early.
     pub interrupted: bool,
+    /// The first answer against each `[design]` fact that a case not held to it met.
+    pub design_differences: Vec<DesignDifference>,
 }
 
 impl Report {
@@ -91,6 +106,7 @@ impl Report {
             target,
             results: Vec::new(),
             interrupted: false,
+            design_differences: Vec::new(),
         }
     }
 
@@ -278,6 +294,7 @@ impl Report {
             }
         }
         out.push_str(&self.shared_causes());
+        let differences = self.unreported_differences();
         if out.is_empty() {
             let errored = self
                 .results
@@ -291,8 +308,14 @@ impl Report {
                      run it whole before taking the target to match the spec\n",
                     self.results.len()
                 ));
-            } else if errored == 0 {
+            } else if errored == 0 && differences.is_empty() {
                 out.push_str("drift: none — the target matches the spec\n");
+            } else if errored == 0 {
+                // The facts the cases check hold; not every guess they passed by does.
+                out.push_str(
+                    "drift: none in the facts the cases check — but the target answers \
+                     against [design] guesses they passed by (below)\n",
+                );
             } else {
                 // Cases that could not ask the target checked nothing: no claim for them.
                 out.push_str(&format!(
@@ -303,7 +326,38 @@ impl Report {
                 ));
             }
         }
+        if !differences.is_empty() {
+            out.push_str(&format!(
+                "design: answers against [design] guesses met by [doc] cases, which are not \
+                 held to them — linkbox may have guessed wrong (--only all runs the cases that \
+                 check them): {}\n",
+                differences.len()
+            ));
+            for difference in differences {
+                out.push_str(&format!(
+                    "  {}: {} expected {}, got {} ({})\n",
+                    super::facts::describe(&[difference.fact]),
+                    difference.failure.check,
+                    one_line(&difference.failure.expected, 80),
+                    one_line(&difference.failure.actual, 80),
+                    difference.case
+                ));
+            }
+        }
         out
+    }
+
+    /// The `[design]` differences no failed case of the run already reports: those whose fact
+    /// no failed case names.
+    fn unreported_differences(&self) -> Vec<&DesignDifference> {
+        self.design_differences
+            .iter()
+            .filter(|difference| {
+                !self.results.iter().any(|result| {
+                    result.failure().is_some() && result.facts.contains(&difference.fact)
+                })
+            })
+            .collect()
     }
 
     /// Writes the drift report (against a target), the weather report and the summary line.
@@ -524,6 +578,20 @@ impl Report {
                 case
             })
             .collect();
+        let differences: Vec<Value> = self
+            .design_differences
+            .iter()
+            .map(|difference| {
+                json!({
+                    "fact": difference.fact,
+                    "case": difference.case,
+                    "request": difference.failure.request,
+                    "check": difference.failure.check,
+                    "expected": difference.failure.expected,
+                    "actual": difference.failure.actual,
+                })
+            })
+            .collect();
         json!({
             "target": self.target,
             "exitCode": self.exit_code(),
@@ -532,6 +600,7 @@ impl Report {
             "errored": self.errored(),
             "interrupted": self.interrupted,
             "cases": cases,
+            "designDifferences": differences,
         })
     }
 }
@@ -791,6 +860,58 @@ mod tests {
         assert!(
             drift.contains("the 1 cases that ran before the run was interrupted"),
             "{drift}"
+        );
+    }
+
+    /// A `[design]` difference a `[doc]` case passed by is no drift, but the report says it
+    /// rather than claiming a match, unless a failed case already names its fact.
+    #[test]
+    fn a_design_difference_is_said_apart_from_drift() {
+        let mut report = Report::new(Some("http://127.0.0.1:1".into()));
+        report.results.push(CaseResult {
+            id: "leaf.provider.default-expires-in-900",
+            api: Api::Leaf,
+            source: Source::Doc,
+            outcome: Outcome::Pass,
+            duration: Duration::from_millis(1),
+            facts: &["LEAF-CREATE-EXPIRES-IN-DEFAULT"],
+        });
+        report.design_differences.push(DesignDifference {
+            fact: "LEAF-CREATE-STATUS",
+            case: "leaf.provider.default-expires-in-900",
+            failure: Failure::new(
+                "POST /services/widgets/api/magic-link/provider",
+                "status",
+                200,
+                201,
+            ),
+        });
+        assert_eq!(report.exit_code(), 0, "no drift");
+        let drift = report.drift();
+        assert!(!drift.contains("matches the spec"), "{drift}");
+        assert!(
+            drift.contains(
+                "  `LEAF-CREATE-STATUS` [design]: status expected 200, got 201 \
+                 (leaf.provider.default-expires-in-900)\n"
+            ),
+            "{drift}"
+        );
+        assert_eq!(
+            report.json()["designDifferences"][0]["fact"],
+            "LEAF-CREATE-STATUS"
+        );
+        report.results.push(CaseResult {
+            id: "leaf.provider.create-status-200",
+            api: Api::Leaf,
+            source: Source::Design,
+            outcome: Outcome::Fail(Failure::new("POST /x", "status", 200, 201)),
+            duration: Duration::from_millis(1),
+            facts: &["LEAF-CREATE-STATUS"],
+        });
+        let drift = report.drift();
+        assert!(
+            !drift.contains("design: answers against"),
+            "said once: {drift}"
         );
     }
 
