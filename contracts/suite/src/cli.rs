@@ -277,6 +277,18 @@ where
              its place",
         );
     }
+    // From here on the report files are in place: a run that stops before its first case
+    // (a target that cannot be asked, a credential it refuses, a certificate that fails)
+    // still fills them, saying why, for the CI step that uploads them.
+    let target = args.target.as_ref().map(|_| options.base.clone());
+    let stop = |error: UsageError| {
+        console.error(&error.to_string());
+        let report = Report::stopped(target.clone(), args.api, &error);
+        match write_files(&args, &report, &console) {
+            Ok(()) => error.exit_code(),
+            Err(code) => code,
+        }
+    };
     let _linkbox = if args.target.is_none() {
         match start().await {
             Ok(started) => {
@@ -284,8 +296,7 @@ where
                 Some(started)
             }
             Err(error) => {
-                console.error(&format!("cannot start linkbox: {error}"));
-                return 2;
+                return stop(UsageError::Usage(format!("cannot start linkbox: {error}")));
             }
         }
     } else {
@@ -293,21 +304,7 @@ where
     };
     let report = match super::run(&options, interrupt, out).await {
         Ok(report) => report,
-        Err(UsageError::Connection(message)) => {
-            // The target could not be asked at all: weather. The report files still say so,
-            // for the CI step that uploads them.
-            let error = UsageError::Connection(message);
-            console.error(&error.to_string());
-            let report = Report::unreachable(Some(options.base.clone()), &error.to_string());
-            return match write_files(&args, &report, &console) {
-                Ok(()) => error.exit_code(),
-                Err(code) => code,
-            };
-        }
-        Err(error) => {
-            console.error(&error.to_string());
-            return error.exit_code();
-        }
+        Err(error) => return stop(error),
     };
     let _ = report.write_end(out);
     if let Err(code) = write_files(&args, &report, &console) {

@@ -7,6 +7,13 @@
 //! it created (an M2M link, a Leaf link or user) is recorded so [`Ctx::cleanup`] can revoke or
 //! delete it — only ids the suite itself created, with its `contract-` marked ids.
 //!
+//! A check of a `[design]` fact the case does not name — the schema's id patterns, a Leaf
+//! create's exact 200, a Leaf error's problem format — binds in-process and in `[design]`
+//! cases, but not a `[doc]` case against a target ([`Ctx::binds`], [`crate::guesses`]): there
+//! it keeps its documented part, and an answer against the guess is noted as a `[design]`
+//! difference (stderr, the report) instead of failing the case as if the vendor differed from
+//! its docs.
+//!
 //! Weather is handled here too, below every case: [`Request::send`] waits out a 429 against a
 //! target per its `Retry-After`, retries a 5xx or a connection error with backoff, and only
 //! then gives up with a [`Failure`] marked `weather` (the case's outcome becomes `error`).
@@ -22,7 +29,9 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{Api, Case, Console, Options, Patience, UsageError, Window};
+use super::guesses;
+use super::report::DesignDifference;
+use super::{Api, Case, Console, Options, Patience, Source, UsageError, Window};
 
 /// Why a case failed: the request, what was checked, the expected and the actual value.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +78,9 @@ impl Failure {
     }
 }
 
+/// A schema path and the `[design]` facts whose constraints are taken out of it.
+type RelaxedKey = (String, Vec<&'static str>);
+
 /// What the whole run shares: the HTTP client, the schemas, the pacing windows.
 pub(crate) struct Shared {
     client: reqwest::Client,
@@ -76,6 +88,15 @@ pub(crate) struct Shared {
     target: Option<super::Credentials>,
     /// Compiled validators, by schema path (`m2m/CreateLinkResponse.json`).
     schemas: HashMap<String, jsonschema::Validator>,
+    /// The schemas themselves, to take `[design]` constraints out of ([`Shared::relaxed`]).
+    raw_schemas: HashMap<String, Value>,
+    /// Per schema path, the facts of [`guesses::SCHEMA`] whose constraints it has.
+    schema_guesses: HashMap<String, Vec<&'static str>>,
+    /// Validators of schemas without the constraints of some `[design]` facts, compiled when
+    /// first needed: `(path, facts)` → validator.
+    relaxed: Mutex<HashMap<RelaxedKey, Arc<jsonschema::Validator>>>,
+    /// The first answer against each `[design]` fact met by a case not held to it.
+    differences: Mutex<Vec<DesignDifference>>,
     /// `(credential, is_create)` → window; only against a target.
     windows: Mutex<HashMap<(String, bool), Window>>,
     /// Distinguishes this run's marked ids from any earlier run's.
@@ -107,10 +128,15 @@ impl Shared {
             .build()
             .map_err(|error| UsageError::Usage(format!("cannot build the HTTP client: {error}")))?;
         let mut schemas = HashMap::new();
+        let mut raw_schemas = HashMap::new();
+        let mut schema_guesses = HashMap::new();
         for (path, schema) in linkbox_contracts::schemas::all() {
             let validator = jsonschema::validator_for(schema.as_value()).map_err(|error| {
                 UsageError::Usage(format!("schema {path} does not compile: {error}"))
             })?;
+            let guesses = guesses::in_schema(&path, schema.as_value(), guesses::INCIDENTAL);
+            schema_guesses.insert(path.clone(), guesses);
+            raw_schemas.insert(path.clone(), schema.as_value().clone());
             schemas.insert(path, validator);
         }
         Ok(Arc::new(Shared {
@@ -118,6 +144,10 @@ impl Shared {
             base: options.base.trim_end_matches('/').to_owned(),
             target: options.target.clone(),
             schemas,
+            raw_schemas,
+            schema_guesses,
+            relaxed: Mutex::new(HashMap::new()),
+            differences: Mutex::new(Vec::new()),
             windows: Mutex::new(HashMap::new()),
             run_id: format!("{:08x}", random_u64() as u32),
             counter: AtomicU64::new(0),
@@ -134,7 +164,7 @@ impl Shared {
     /// credential stops the run before any case, naming the credential and what the target
     /// said. Weather is retried as for any request; a certificate failure is not retried.
     pub(crate) async fn preflight(self: &Arc<Self>, selected: &[Case]) -> Result<(), UsageError> {
-        let cx = Ctx::new(self.clone(), "preflight");
+        let cx = Ctx::new(self.clone(), "preflight", Source::Doc, &[]);
         if self.target.is_none() {
             let reply = cx
                 .request(Dialect::Sandbox, Method::GET, "/")
@@ -173,6 +203,7 @@ impl Shared {
                 .map_err(|failure| self.unreachable(&failure))?;
             if matches!(reply.status, 401 | 403) {
                 return Err(UsageError::Refused {
+                    api,
                     credential: credential.to_owned(),
                     said: format!(
                         "{} to GET {path}: {}",
@@ -197,6 +228,33 @@ impl Shared {
         } else {
             UsageError::Connection(format!("{}: {}", self.base, failure.actual))
         }
+    }
+
+    /// The validator of the schema at `path` without the constraints of `facts`; `None` when
+    /// there is no such schema or it does not compile once relaxed.
+    fn relaxed(&self, path: &str, facts: &[&'static str]) -> Option<Arc<jsonschema::Validator>> {
+        let key = (path.to_owned(), facts.to_vec());
+        let mut relaxed = self
+            .relaxed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(validator) = relaxed.get(&key) {
+            return Some(validator.clone());
+        }
+        let schema = guesses::relax(path, self.raw_schemas.get(path)?, facts);
+        let validator = Arc::new(jsonschema::validator_for(&schema).ok()?);
+        relaxed.insert(key, validator.clone());
+        Some(validator)
+    }
+
+    /// The `[design]` differences met so far, for the report; each fact once.
+    pub(crate) fn take_differences(&self) -> Vec<DesignDifference> {
+        std::mem::take(
+            &mut *self
+                .differences
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
     }
 
     fn windows(&self) -> MutexGuard<'_, HashMap<(String, bool), Window>> {
@@ -361,7 +419,19 @@ fn retry_after(reply: &Reply) -> Duration {
 pub struct Ctx {
     shared: Arc<Shared>,
     case: &'static str,
+    /// The case's source and the facts it names: which `[design]` checks bind it.
+    source: Source,
+    facts: &'static [&'static str],
     state: Arc<Mutex<CaseState>>,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("case", &self.case)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Default)]
@@ -377,12 +447,63 @@ struct CaseState {
 }
 
 impl Ctx {
-    pub(crate) fn new(shared: Arc<Shared>, case: &'static str) -> Ctx {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        case: &'static str,
+        source: Source,
+        facts: &'static [&'static str],
+    ) -> Ctx {
         Ctx {
             shared,
             case,
+            source,
+            facts,
             state: Arc::new(Mutex::new(CaseState::default())),
         }
+    }
+
+    /// Whether a check of the `[design]` fact `fact` binds this case. In-process always:
+    /// linkbox keeps its own decisions. Against a target, in `[design]` cases (as strict as
+    /// ever) and in a `[doc]` case that names the fact — but not in a `[doc]` case that only
+    /// passes through the step the guess is about (a create on the way to an expiry): it is
+    /// held to the docs alone, and the fact's own `[design]` case checks the guess (a unit
+    /// test of [`crate::guesses`] keeps one for each fact relaxed).
+    pub fn binds(&self, fact: &'static str) -> bool {
+        debug_assert!(
+            guesses::INCIDENTAL.contains(&fact),
+            "{fact}: a [design] check that may not bind must be listed in guesses::INCIDENTAL"
+        );
+        self.in_process() || self.source != Source::Doc || self.facts.contains(&fact)
+    }
+
+    /// Notes an answer against the `[design]` fact `fact` that this case is not held to:
+    /// the first one per fact is said on stderr and kept for the report's `[design]`
+    /// differences; the case goes on.
+    fn passed_over(&self, fact: &'static str, failure: &Failure) {
+        {
+            let mut differences = self
+                .shared
+                .differences
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if differences.iter().any(|known| known.fact == fact) {
+                return;
+            }
+            differences.push(DesignDifference {
+                fact,
+                case: self.case,
+                failure: failure.clone(),
+            });
+        }
+        self.shared.console.note(&format!(
+            "{}: the target answers against `{fact}` [design] — {} {}: expected {}, got {}; \
+             [doc] cases are not held to it (its own [design] case checks it: --only all)",
+            self.case,
+            one_line_excerpt(&failure.request, 80),
+            failure.check,
+            one_line_excerpt(&failure.expected, 80),
+            one_line_excerpt(&failure.actual, 120),
+        ));
     }
 
     fn state(&self) -> MutexGuard<'_, CaseState> {
@@ -621,10 +742,11 @@ impl Ctx {
     }
 
     /// Says that what a create made cannot be removed after the case: its answer lacks the
-    /// id at `pointer` (drift of its own, which the case reports).
-    fn cannot_track(&self, request: &str, pointer: &str) {
+    /// id at `pointer` (drift of its own, which the case reports). `what` names what stays,
+    /// by the marked id the suite sent where there is one, so it can be found by hand.
+    fn cannot_track(&self, request: &str, pointer: &str, what: &str) {
         self.shared.console.warning(&format!(
-            "{}: {request} answered without {pointer}; what it created stays on the target \
+            "{}: {request} answered without {pointer}; {what} it created stays on the target \
              (no id to revoke or delete it by)",
             self.case
         ));
@@ -917,6 +1039,7 @@ impl Request {
             text,
             json,
             after_lost_attempt: false,
+            cx: self.cx.clone(),
         })
     }
 
@@ -932,7 +1055,11 @@ impl Request {
                     key: credential.to_owned(),
                     link_id: link_id.to_owned(),
                 }),
-                None => self.cx.cannot_track("POST /partner/links", "/data/linkId"),
+                None => self.cx.cannot_track(
+                    "POST /partner/links",
+                    "/data/linkId",
+                    &self.naming("the link", "referenceId"),
+                ),
             },
             Dialect::Leaf => {
                 let Some(rest) = self.path.strip_prefix("/services/") else {
@@ -944,7 +1071,11 @@ impl Request {
                             token: credential.to_owned(),
                             id: user.to_owned(),
                         }),
-                        None => self.cx.cannot_track(&format!("POST {}", self.path), "/id"),
+                        None => self.cx.cannot_track(
+                            &format!("POST {}", self.path),
+                            "/id",
+                            &self.naming("the Leaf user", "externalId"),
+                        ),
                     }
                     return;
                 }
@@ -955,15 +1086,21 @@ impl Request {
                     return;
                 };
                 // With user creation the user is new (or reused, created earlier by this
-                // run under the same marked externalId): delete it after the link.
-                if !rest.contains("/users/")
-                    && !rest.contains("/user/")
-                    && let Some(user) = id("/leafUserId")
-                {
-                    self.cx.track(Created::LeafUser {
-                        token: credential.to_owned(),
-                        id: user.to_owned(),
-                    });
+                // run under the same marked externalId): delete it after the link. An
+                // answer without its id leaves that user behind, which is said like a link
+                // left behind.
+                if !rest.contains("/users/") && !rest.contains("/user/") {
+                    match id("/leafUserId") {
+                        Some(user) => self.cx.track(Created::LeafUser {
+                            token: credential.to_owned(),
+                            id: user.to_owned(),
+                        }),
+                        None => self.cx.cannot_track(
+                            &format!("POST {}", self.path),
+                            "/leafUserId",
+                            &self.naming("the Leaf user", "externalId"),
+                        ),
+                    }
                 }
                 match id("/id") {
                     Some(link) => self.cx.track(Created::LeafLink {
@@ -971,10 +1108,28 @@ impl Request {
                         segment: segment.to_owned(),
                         id: link.to_owned(),
                     }),
-                    None => self.cx.cannot_track(&format!("POST {}", self.path), "/id"),
+                    None => self.cx.cannot_track(
+                        &format!("POST {}", self.path),
+                        "/id",
+                        &format!("the {segment} magic link"),
+                    ),
                 }
             }
             _ => {}
+        }
+    }
+
+    /// `what`, with the marked id the request body sent as `field` when it has one: `the
+    /// link (referenceId contract-ref-…)`.
+    fn naming(&self, what: &str, field: &str) -> String {
+        let sent = self
+            .body
+            .as_deref()
+            .and_then(|body| serde_json::from_slice::<Value>(body).ok())
+            .and_then(|body| body.get(field).and_then(Value::as_str).map(str::to_owned));
+        match sent {
+            Some(id) => format!("{what} ({field} {id})"),
+            None => what.to_owned(),
         }
     }
 }
@@ -1069,6 +1224,8 @@ pub struct Reply {
     /// The answer to a retry of a request that changes something, after an attempt that may
     /// have been applied went unanswered or got a 5xx: a check it fails is weather.
     pub after_lost_attempt: bool,
+    /// The case it answers: which `[design]` checks bind it ([`Ctx::binds`]).
+    cx: Ctx,
 }
 
 impl Reply {
@@ -1145,6 +1302,35 @@ impl Reply {
                 format!("{} {}", self.status, self.body_excerpt()),
             ))
         }
+    }
+
+    /// `check`, of the `[design]` fact `fact`: its failure is the case's where the fact binds
+    /// ([`Ctx::binds`]); elsewhere the answer is noted as a `[design]` difference and the
+    /// check passes. Weather is never passed over.
+    fn guess<'a>(
+        &'a self,
+        fact: &'static str,
+        check: Result<&'a Reply, Failure>,
+    ) -> Result<&'a Reply, Failure> {
+        match check {
+            Err(failure) if !failure.weather && !self.cx.binds(fact) => {
+                self.cx.passed_over(fact, &failure);
+                Ok(self)
+            }
+            check => check,
+        }
+    }
+
+    /// The status code is `expected`, where the exact code is the `[design]` fact `fact` (a
+    /// Leaf create answered 200): where the fact does not bind, any status of the same class
+    /// passes (a 201 where linkbox guessed 200), and the difference is noted.
+    pub fn design_status(&self, fact: &'static str, expected: u16) -> Result<&Reply, Failure> {
+        if self.cx.binds(fact) {
+            return self.status(expected);
+        }
+        let class = expected / 100 * 100;
+        self.status_in(class..=class + 99)?;
+        self.guess(fact, self.status(expected))
     }
 
     /// The media type of `Content-Type` (parameters ignored) is `expected`.
@@ -1249,11 +1435,20 @@ impl Reply {
     }
 
     /// An M2M error: the status, `application/json` and exactly
-    /// `{"success": false, "error": {"code", "message"}}`.
+    /// `{"success": false, "error": {"code", "message"}}` — exactly being
+    /// `M2M-ENVELOPE-ERROR-EXACT` [design]: where it does not bind, those members with those
+    /// values, whatever else the envelope carries.
     pub fn m2m_error(&self, status: u16, code: &str, message: &str) -> Result<&Reply, Failure> {
         self.status(status)?;
         self.content_type("application/json")?;
-        self.body(json!({"success": false, "error": {"code": code, "message": message}}))
+        let exact = json!({"success": false, "error": {"code": code, "message": message}});
+        if self.cx.binds("M2M-ENVELOPE-ERROR-EXACT") {
+            return self.body(exact);
+        }
+        self.eq("/success", json!(false))?
+            .eq("/error/code", json!(code))?
+            .eq("/error/message", json!(message))?;
+        self.guess("M2M-ENVELOPE-ERROR-EXACT", self.body(exact))
     }
 
     /// An M2M error's status and code, whatever the message says.
@@ -1263,19 +1458,31 @@ impl Reply {
         self.eq("/error/code", json!(code))
     }
 
-    /// A Leaf problem: the status, `application/problem+json`, and the same status in the body.
+    /// A Leaf problem: the status, `application/problem+json` (`LEAF-PROBLEM-CONTENT-TYPE`
+    /// [design]), and the same status in the body (`LEAF-PROBLEM-SHAPE` [design]). Where
+    /// those do not bind, the status alone: the vendor documents no error format.
     pub fn problem(&self, status: u16) -> Result<&Reply, Failure> {
         self.status(status)?;
-        self.content_type("application/problem+json")?;
-        self.eq("/status", json!(status))
+        self.guess(
+            "LEAF-PROBLEM-CONTENT-TYPE",
+            self.content_type("application/problem+json"),
+        )?;
+        self.guess("LEAF-PROBLEM-SHAPE", self.eq("/status", json!(status)))
     }
 
-    /// A Leaf constraint violation naming `field` among its `fieldErrors`.
+    /// A Leaf constraint violation naming `field` among its `fieldErrors`: a 400 [`problem`]
+    /// of the constraint-violation `type` (`LEAF-PROBLEM-CONSTRAINT-TYPE` [design]) naming
+    /// the field (`LEAF-PROBLEM-FIELD-ERRORS` [design]). Where those do not bind, the 400.
+    ///
+    /// [`problem`]: Reply::problem
     pub fn violation(&self, field: &str) -> Result<&Reply, Failure> {
         self.problem(400)?;
-        self.eq(
-            "/type",
-            json!("https://www.jhipster.tech/problem/constraint-violation"),
+        self.guess(
+            "LEAF-PROBLEM-CONSTRAINT-TYPE",
+            self.eq(
+                "/type",
+                json!("https://www.jhipster.tech/problem/constraint-violation"),
+            ),
         )?;
         let fields: Vec<&str> = self
             .json
@@ -1288,7 +1495,7 @@ impl Reply {
                     .collect()
             })
             .unwrap_or_default();
-        if fields.contains(&field) {
+        let named = if fields.contains(&field) {
             Ok(self)
         } else {
             Err(self.fail(
@@ -1296,7 +1503,8 @@ impl Reply {
                 format!("contains {field}"),
                 format!("{fields:?}"),
             ))
-        }
+        };
+        self.guess("LEAF-PROBLEM-FIELD-ERRORS", named)
     }
 
     /// The timestamp at `pointer` has exactly `digits` fraction digits and ends in `Z`.
@@ -1314,27 +1522,68 @@ impl Reply {
             .ok_or_else(|| self.fail(format!("body {pointer}"), "an ISO 8601 instant", text))
     }
 
-    /// The body validates against the committed schema `path`.
+    /// The body validates against the committed schema `path`. Where a `[design]` fact
+    /// whose constraint the schema states ([`guesses::SCHEMA`]: an id pattern, the error
+    /// envelope's exact members) does not bind ([`Ctx::binds`]), the body is held to the
+    /// schema without that constraint, and an answer against it is noted instead.
     pub fn schema(&self, cx: &Ctx, path: &str) -> Result<&Reply, Failure> {
         let Some(validator) = cx.shared.schemas.get(path) else {
             // Not committed (yet): nothing to validate against.
             return Ok(self);
         };
-        let errors: Vec<String> = validator
-            .iter_errors(&self.json)
-            .take(3)
-            .map(|error| format!("{error} at {}", error.instance_path()))
-            .collect();
+        let errors = schema_errors(validator, &self.json);
         if errors.is_empty() {
-            Ok(self)
-        } else {
-            Err(self.fail(
+            return Ok(self);
+        }
+        let invalid = |errors: Vec<String>| {
+            self.fail(
                 format!("schema {path}"),
                 "valid",
                 format!("{} — {}", errors.join("; "), self.body_excerpt()),
-            ))
+            )
+        };
+        let unheld: Vec<&'static str> = cx
+            .shared
+            .schema_guesses
+            .get(path)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|fact| !cx.binds(fact))
+            .collect();
+        let Some(relaxed) = (!unheld.is_empty())
+            .then(|| cx.shared.relaxed(path, &unheld))
+            .flatten()
+        else {
+            return Err(invalid(errors));
+        };
+        let remaining = schema_errors(&relaxed, &self.json);
+        if !remaining.is_empty() {
+            return Err(invalid(remaining));
         }
+        // Valid but for the guesses: note each one the answer contradicts on its own.
+        let failure = invalid(errors);
+        let all = validator.iter_errors(&self.json).count();
+        for fact in unheld {
+            let contradicted = cx
+                .shared
+                .relaxed(path, &[fact])
+                .is_some_and(|alone| alone.iter_errors(&self.json).count() < all);
+            if contradicted {
+                self.guess(fact, Err(failure.clone()))?;
+            }
+        }
+        Ok(self)
     }
+}
+
+/// The first few ways `json` fails `validator`, each with where.
+fn schema_errors(validator: &jsonschema::Validator, json: &Value) -> Vec<String> {
+    validator
+        .iter_errors(json)
+        .take(3)
+        .map(|error| format!("{error} at {}", error.instance_path()))
+        .collect()
 }
 
 /// Whether `text` matches the regular expression `pattern` (via a one-line JSON Schema, so

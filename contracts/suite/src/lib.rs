@@ -10,6 +10,8 @@
 //! - [`client`]: the case context [`Ctx`], requests, responses and their checks; every
 //!   response is validated against the committed JSON Schemas on the way in.
 //! - [`m2m`], [`leaf`], [`sandbox`]: the cases, written from the spec files.
+//! - [`guesses`]: the `[design]` facts a `[doc]` case is not held to against a target, and
+//!   the committed schemas without their constraints.
 //! - [`report`]: progress lines, the failure block, the summary, the drift report, JUnit and
 //!   JSON.
 //! - [`console`]: stderr notes (waits, warnings, errors) and colour.
@@ -21,7 +23,10 @@
 //! facts only seen in a doc example count as design too) or `sandbox` (linkbox's control API).
 //! Against a target only `[doc]` cases run unless `--only all`; cases that need linkbox's
 //! control API, a second tenant, or that trip a rate limit on purpose are *local*: they run
-//! against an in-process linkbox only.
+//! against an in-process linkbox only. There a `[doc]` case is held to the docs alone: a step
+//! it passes through whose details are a `[design]` guess (a create's exact status, an id
+//! format) is checked by that guess's own `[design]` case, and an answer against it is a
+//! `[design]` difference of the report, not the vendor differing from its docs.
 //!
 //! Each case ends `pass`, `fail` (the target answered, and the answer contradicts the
 //! contract: drift) or `error` (the target could not be asked: weather). Against a target a
@@ -34,6 +39,7 @@ pub mod cli;
 pub mod client;
 pub mod console;
 pub mod facts;
+pub mod guesses;
 pub mod leaf;
 pub mod m2m;
 pub mod report;
@@ -274,9 +280,13 @@ pub enum UsageError {
     Usage(String),
     /// The target's certificate failed verification.
     Certificate(String),
-    /// The target refused a credential at the preflight: which one (its flag and variable)
-    /// and what the target said.
-    Refused { credential: String, said: String },
+    /// The target refused a credential at the preflight: the API it is for, which one (its
+    /// flag and variable) and what the target said.
+    Refused {
+        api: Api,
+        credential: String,
+        said: String,
+    },
     /// The target could not be asked at all, even after the retries (weather: exit 3).
     Connection(String),
 }
@@ -314,7 +324,9 @@ impl std::fmt::Display for UsageError {
                 "{message}: for a private CA pass --ca-cert FILE (PEM), or --insecure to skip \
                  verification"
             ),
-            UsageError::Refused { credential, said } => {
+            UsageError::Refused {
+                credential, said, ..
+            } => {
                 write!(f, "the target refused {credential}: it answered {said}")
             }
             UsageError::Connection(message) => write!(f, "cannot reach the target: {message}"),
@@ -447,7 +459,7 @@ pub async fn run(
     let total = selected.len();
     let mut interrupt = std::pin::pin!(interrupt);
     for (index, case) in selected.iter().enumerate() {
-        let cx = Ctx::new(shared.clone(), case.id);
+        let cx = Ctx::new(shared.clone(), case.id, case.source, case.facts);
         let started = Instant::now();
         let outcome = tokio::select! {
             result = (case.run)(cx.clone()) => Some(result),
@@ -499,6 +511,7 @@ pub async fn run(
             break;
         }
     }
+    report.design_differences = shared.take_differences();
     Ok(report)
 }
 

@@ -13,7 +13,7 @@ use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use serde_json::{Value, json};
 
 use super::console::{Colour, paint};
-use super::{Api, Failure, Source};
+use super::{Api, Failure, Source, UsageError};
 
 /// How one case ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,6 +72,19 @@ impl CaseResult {
     }
 }
 
+/// An answer against a `[design]` fact, met by a `[doc]` case against a target that is not
+/// held to it (it passes through the step the guess is about): not drift of that case, but
+/// worth saying — the fact's own `[design]` case checks it when `[design]` cases run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesignDifference {
+    /// The `[design]` fact the answer contradicts.
+    pub fact: &'static str,
+    /// The case that met it first.
+    pub case: &'static str,
+    /// The check that would have failed, as it would have.
+    pub failure: Failure,
+}
+
 /// Failed cases that must meet one answer for [`Report::shared_causes`] to name it.
 pub const SHARED_CAUSE: usize = 3;
 
@@ -83,6 +96,8 @@ pub struct Report {
     pub results: Vec<CaseResult>,
     /// Ctrl-C stopped the run early.
     pub interrupted: bool,
+    /// The first answer against each `[design]` fact that a case not held to it met.
+    pub design_differences: Vec<DesignDifference>,
 }
 
 impl Report {
@@ -91,6 +106,7 @@ impl Report {
             target,
             results: Vec::new(),
             interrupted: false,
+            design_differences: Vec::new(),
         }
     }
 
@@ -135,13 +151,20 @@ impl Report {
             .collect()
     }
 
-    /// 0 all passed; 1 a case failed (drift, whatever else happened); 3 cases errored and
-    /// none failed (weather only); 130 interrupted.
+    /// 0 all passed; 1 a case failed (drift, whatever else happened); 2 the run stopped
+    /// before its first case on a usage error ([`Report::stopped`]); 3 cases errored and none
+    /// failed (weather only); 130 interrupted.
     pub fn exit_code(&self) -> u8 {
         if self.interrupted {
             130
         } else if self.failed() > 0 {
             1
+        } else if self
+            .results
+            .iter()
+            .any(|result| result.error().is_some_and(|error| !error.weather))
+        {
+            2
         } else if self.errored() > 0 {
             3
         } else {
@@ -165,7 +188,7 @@ impl Report {
         let errored: Vec<&CaseResult> = self
             .results
             .iter()
-            .filter(|result| result.error().is_some())
+            .filter(|result| result.error().is_some_and(|error| error.weather))
             .collect();
         if errored.is_empty() {
             return String::new();
@@ -187,21 +210,44 @@ impl Report {
         out
     }
 
-    /// The report of a run whose target could not be asked at all (`message` says why): one
-    /// case, `preflight.target-reachable`, errored as weather, so the files a CI step uploads
-    /// say what happened and count as weather, as the exit code (3) does.
-    pub fn unreachable(target: Option<String>, message: &str) -> Report {
+    /// The report of a run that stopped before its first case, `error` saying why: one
+    /// case, so the files a CI step uploads parse and say what happened. A target that could
+    /// not be asked at all is `preflight.target-reachable`, errored as weather (exit 3); a
+    /// credential the target refused is `preflight.credential-accepted`, a certificate that
+    /// failed `preflight.certificate-verified` and anything else `preflight.usage`, each
+    /// errored as a usage error, not weather (exit 2, as [`Report::exit_code`] says too). The
+    /// case is the refused credential's API's, else `api`'s (`--api`), else M2M's.
+    pub fn stopped(target: Option<String>, api: Option<Api>, error: &UsageError) -> Report {
+        let (id, check, expected) = match error {
+            UsageError::Connection(_) => ("preflight.target-reachable", "reachable", "an answer"),
+            UsageError::Refused { .. } => (
+                "preflight.credential-accepted",
+                "credential",
+                "the credential accepted",
+            ),
+            UsageError::Certificate(_) => (
+                "preflight.certificate-verified",
+                "certificate",
+                "a certificate that verifies",
+            ),
+            UsageError::LiveKey | UsageError::Usage(_) => {
+                ("preflight.usage", "usage", "options the suite can run")
+            }
+        };
+        let failure = Failure {
+            weather: matches!(error, UsageError::Connection(_)),
+            ..Failure::new("the run before its first case", check, expected, error)
+        };
+        let api = match error {
+            UsageError::Refused { api, .. } => *api,
+            _ => api.unwrap_or(Api::M2m),
+        };
         let mut report = Report::new(target);
         report.results.push(CaseResult {
-            id: "preflight.target-reachable",
-            api: Api::M2m,
+            id,
+            api,
             source: Source::Doc,
-            outcome: Outcome::Error(Failure::weather(
-                "the target's first request",
-                "reachable",
-                "an answer",
-                message,
-            )),
+            outcome: Outcome::Error(failure),
             duration: Duration::ZERO,
             facts: &[],
         });
@@ -248,6 +294,7 @@ impl Report {
             }
         }
         out.push_str(&self.shared_causes());
+        let differences = self.unreported_differences();
         if out.is_empty() {
             let errored = self
                 .results
@@ -261,8 +308,14 @@ impl Report {
                      run it whole before taking the target to match the spec\n",
                     self.results.len()
                 ));
-            } else if errored == 0 {
+            } else if errored == 0 && differences.is_empty() {
                 out.push_str("drift: none — the target matches the spec\n");
+            } else if errored == 0 {
+                // The facts the cases check hold; not every guess they passed by does.
+                out.push_str(
+                    "drift: none in the facts the cases check — but the target answers \
+                     against [design] guesses they passed by (below)\n",
+                );
             } else {
                 // Cases that could not ask the target checked nothing: no claim for them.
                 out.push_str(&format!(
@@ -273,7 +326,38 @@ impl Report {
                 ));
             }
         }
+        if !differences.is_empty() {
+            out.push_str(&format!(
+                "design: answers against [design] guesses met by [doc] cases, which are not \
+                 held to them — linkbox may have guessed wrong (--only all runs the cases that \
+                 check them): {}\n",
+                differences.len()
+            ));
+            for difference in differences {
+                out.push_str(&format!(
+                    "  {}: {} expected {}, got {} ({})\n",
+                    super::facts::describe(&[difference.fact]),
+                    difference.failure.check,
+                    one_line(&difference.failure.expected, 80),
+                    one_line(&difference.failure.actual, 80),
+                    difference.case
+                ));
+            }
+        }
         out
+    }
+
+    /// The `[design]` differences no failed case of the run already reports: those whose fact
+    /// no failed case names.
+    fn unreported_differences(&self) -> Vec<&DesignDifference> {
+        self.design_differences
+            .iter()
+            .filter(|difference| {
+                !self.results.iter().any(|result| {
+                    result.failure().is_some() && result.facts.contains(&difference.fact)
+                })
+            })
+            .collect()
     }
 
     /// Writes the drift report (against a target), the weather report and the summary line.
@@ -453,7 +537,7 @@ impl Report {
                 let problem = match &result.outcome {
                     Outcome::Pass => None,
                     Outcome::Fail(failure) => Some(("failure", result.source.name(), failure)),
-                    Outcome::Error(failure) => Some(("error", "weather", failure)),
+                    Outcome::Error(failure) => Some(("error", error_kind(failure), failure)),
                 };
                 if let Some((tag, kind, failure)) = problem {
                     let mut element = BytesStart::new(tag);
@@ -513,19 +597,45 @@ impl Report {
                         "expected": failure.expected,
                         "actual": failure.actual,
                     });
+                    if key == "error" {
+                        case[key]["kind"] = json!(error_kind(failure));
+                    }
                 }
                 case
             })
             .collect();
+        let differences: Vec<Value> = self
+            .design_differences
+            .iter()
+            .map(|difference| {
+                json!({
+                    "fact": difference.fact,
+                    "case": difference.case,
+                    "request": difference.failure.request,
+                    "check": difference.failure.check,
+                    "expected": difference.failure.expected,
+                    "actual": difference.failure.actual,
+                })
+            })
+            .collect();
         json!({
             "target": self.target,
+            "exitCode": self.exit_code(),
             "passed": self.passed(),
             "failed": self.failed(),
             "errored": self.errored(),
             "interrupted": self.interrupted,
             "cases": cases,
+            "designDifferences": differences,
         })
     }
+}
+
+/// What an errored case's error is: `weather` (the target could not be asked), or `usage`
+/// (the run stopped before its first case on a usage error: a refused credential, a failing
+/// certificate).
+fn error_kind(failure: &Failure) -> &'static str {
+    if failure.weather { "weather" } else { "usage" }
 }
 
 /// `[ 12/140] PASS m2m.create.default-expiry [doc]` (or `FAIL`, `ERROR`), and the failure
@@ -862,6 +972,58 @@ mod tests {
         assert!(
             drift.contains("the 1 cases that ran before the run was interrupted"),
             "{drift}"
+        );
+    }
+
+    /// A `[design]` difference a `[doc]` case passed by is no drift, but the report says it
+    /// rather than claiming a match, unless a failed case already names its fact.
+    #[test]
+    fn a_design_difference_is_said_apart_from_drift() {
+        let mut report = Report::new(Some("http://127.0.0.1:1".into()));
+        report.results.push(CaseResult {
+            id: "leaf.provider.default-expires-in-900",
+            api: Api::Leaf,
+            source: Source::Doc,
+            outcome: Outcome::Pass,
+            duration: Duration::from_millis(1),
+            facts: &["LEAF-CREATE-EXPIRES-IN-DEFAULT"],
+        });
+        report.design_differences.push(DesignDifference {
+            fact: "LEAF-CREATE-STATUS",
+            case: "leaf.provider.default-expires-in-900",
+            failure: Failure::new(
+                "POST /services/widgets/api/magic-link/provider",
+                "status",
+                200,
+                201,
+            ),
+        });
+        assert_eq!(report.exit_code(), 0, "no drift");
+        let drift = report.drift();
+        assert!(!drift.contains("matches the spec"), "{drift}");
+        assert!(
+            drift.contains(
+                "  `LEAF-CREATE-STATUS` [design]: status expected 200, got 201 \
+                 (leaf.provider.default-expires-in-900)\n"
+            ),
+            "{drift}"
+        );
+        assert_eq!(
+            report.json()["designDifferences"][0]["fact"],
+            "LEAF-CREATE-STATUS"
+        );
+        report.results.push(CaseResult {
+            id: "leaf.provider.create-status-200",
+            api: Api::Leaf,
+            source: Source::Design,
+            outcome: Outcome::Fail(Failure::new("POST /x", "status", 200, 201)),
+            duration: Duration::from_millis(1),
+            facts: &["LEAF-CREATE-STATUS"],
+        });
+        let drift = report.drift();
+        assert!(
+            !drift.contains("design: answers against"),
+            "said once: {drift}"
         );
     }
 

@@ -386,6 +386,232 @@ async fn a_create_without_its_id_is_drift_and_its_leftover_is_named() {
     );
 }
 
+/// A magic-link create makes a Leaf user too (with user creation); an answer that lacks
+/// `leafUserId` leaves that user on the target, and the suite says so on stderr, naming the
+/// marked `externalId` it sent, as it does for a link it cannot remove.
+#[tokio::test]
+async fn a_magic_link_create_without_its_user_id_names_the_user_left_behind() {
+    let app = spawn_app().await;
+    let token = leaf_token(&app, "contract-no-user-id").await;
+    let base = proxy::start(
+        &app.base,
+        proxy::Fault::response(|request, response| {
+            if request.method == "POST" && request.path.contains("/magic-link/") {
+                response.edit_json(|body| {
+                    if let Some(created) = body.as_object_mut() {
+                        let id = created.remove("leafUserId").unwrap_or_default();
+                        created.insert("userId".to_owned(), id);
+                    }
+                });
+            }
+        }),
+    )
+    .await;
+    let (console, captured) = linkbox_suite::Console::buffer();
+    let options = Options {
+        base,
+        target: Some(Credentials {
+            m2m_key: None,
+            leaf_token: Some(token.clone()),
+        }),
+        only: Only::Documented,
+        api: Some(Api::Leaf),
+        filter: Some("leaf.provider.default-expires-in-900".to_owned()),
+        console,
+        ..Options::default()
+    };
+    let (_, output) = run(&options).await;
+    let said = captured.text();
+    assert!(
+        said.contains(
+            "leaf.provider.default-expires-in-900: POST /services/widgets/api/magic-link/provider \
+             answered without /leafUserId; the Leaf user (externalId contract-ext-"
+        ) && said.contains("stays on the target"),
+        "{said}\n{output}"
+    );
+    // And it does stay: the warning is the only trace of it.
+    let users = app
+        .send(
+            reqwest::Method::GET,
+            "/services/usermanagement/api/users",
+            &[("authorization", &format!("Bearer {token}"))],
+            None,
+        )
+        .await;
+    assert_eq!(
+        users.json.as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        users.text
+    );
+}
+
+/// A target run of one API's cases with `only` (those matching `filter`, when given), through
+/// `base`; returns the report, the output and what stderr said.
+async fn target_run(
+    base: &str,
+    credentials: Credentials,
+    api: Api,
+    only: Only,
+    filter: Option<&str>,
+) -> (Report, String, String) {
+    let (console, captured) = linkbox_suite::Console::buffer();
+    let options = Options {
+        base: base.to_owned(),
+        target: Some(credentials),
+        only,
+        api: Some(api),
+        filter: filter.map(str::to_owned),
+        console,
+        ..Options::default()
+    };
+    let (report, output) = run(&options).await;
+    (report, output, captured.text())
+}
+
+/// Asserts that only `[design]` cases failed, among them `expected`, and that the drift
+/// report says linkbox guessed wrong, never that the vendor differs from its docs.
+fn only_design_failed(report: &Report, output: &str, expected: &[&str]) {
+    let failing = failed(report);
+    for id in expected {
+        assert!(failing.contains(id), "{id} checks the guess: {output}");
+    }
+    for result in &report.results {
+        assert!(
+            result.failure().is_none() || result.source == Source::Design,
+            "{} is a [doc] case failing on a [design] guess: {output}",
+            result.id
+        );
+    }
+    let drift = report.drift();
+    assert!(drift.contains("linkbox guessed wrong"), "{drift}");
+    assert!(
+        !drift.contains("the vendor differs from its docs"),
+        "{drift}"
+    );
+}
+
+/// A vendor that answers Leaf's magic-link creates 201 differs from linkbox's guess of 200
+/// (`LEAF-CREATE-STATUS` [design]) and from nothing its docs say. A run of the `[doc]` cases
+/// passes — the cases that merely create on the way to their fact take the 2xx — and says
+/// the difference; `--only all` fails the `[design]` cases only; against linkbox itself every
+/// case is as strict as ever.
+#[tokio::test]
+async fn a_leaf_create_answered_201_fails_no_documented_case_against_a_target() {
+    let app = spawn_app().await;
+    let token = leaf_token(&app, "contract-create-201").await;
+    let fault = proxy::Fault::response(|request, response| {
+        if request.method == "POST"
+            && request.path.contains("/magic-link/")
+            && response.status == 200
+        {
+            response.status = 201;
+        }
+    });
+    let base = proxy::start(&app.base, fault.clone()).await;
+    let credentials = Credentials {
+        m2m_key: None,
+        leaf_token: Some(token),
+    };
+
+    let (report, output, said) =
+        target_run(&base, credentials, Api::Leaf, Only::Documented, None).await;
+    assert_eq!(failed(&report), set(&[]), "{output}");
+    assert_eq!(report.exit_code(), 0, "{output}");
+    let drift = report.drift();
+    assert!(
+        drift.contains("drift: none in the facts the cases check")
+            && drift.contains("`LEAF-CREATE-STATUS` [design]: status expected 200, got 201"),
+        "{drift}"
+    );
+    assert!(!drift.contains("matches the spec"), "{drift}");
+    assert_eq!(
+        report.json()["designDifferences"][0]["fact"],
+        "LEAF-CREATE-STATUS"
+    );
+    assert_eq!(
+        said.matches("the target answers against `LEAF-CREATE-STATUS` [design]")
+            .count(),
+        1,
+        "said once: {said}"
+    );
+
+    // Another account, and one widget type: each credential is paced under the documented
+    // limit of creates a minute, which the whole Leaf run twice would reach.
+    let credentials = Credentials {
+        m2m_key: None,
+        leaf_token: Some(leaf_token(&app, "contract-create-201-all").await),
+    };
+    let (report, output, _) = target_run(
+        &base,
+        credentials,
+        Api::Leaf,
+        Only::All,
+        Some("leaf.provider."),
+    )
+    .await;
+    only_design_failed(&report, &output, &["leaf.provider.create-status-200"]);
+
+    let in_process = proxy::start(&app.base, fault).await;
+    let (report, output) = run(&Options {
+        api: Some(Api::Leaf),
+        ..Options::in_process(in_process)
+    })
+    .await;
+    let failing = failed(&report);
+    assert!(
+        failing.contains("leaf.provider.default-expires-in-900")
+            && failing.contains("leaf.provider.create-status-200"),
+        "against linkbox itself a [doc] case still holds its create to 200: {output}"
+    );
+}
+
+/// A vendor whose partner slug has a hyphen (`link_acme-corp-p…_<12 hex>`) differs from
+/// linkbox's guess of the `linkId` format (`M2M-FORMAT-LINK-ID` [design]), which the schemas
+/// state as a pattern. The `[doc]` cases, whose answers carry that id, validate without it;
+/// the format's own case fails in `--only all`.
+#[tokio::test]
+async fn a_link_id_of_another_format_fails_no_documented_case_against_a_target() {
+    let app = spawn_app().await;
+    let key = linkbox_tests::test_key(7004);
+    let fault = proxy::Fault::response(|_, response| {
+        let text = String::from_utf8_lossy(&response.body).replace("link_p", "link_acme-corp-p");
+        response.body = text.into();
+    })
+    .and_request(|request| {
+        request.path = request.path.replace("link_acme-corp-p", "link_p");
+        request.body = request.body.replace("link_acme-corp-p", "link_p");
+    });
+    let base = proxy::start(&app.base, fault).await;
+    let credentials = Credentials {
+        m2m_key: Some(key),
+        leaf_token: None,
+    };
+    let (report, output, said) =
+        target_run(&base, credentials, Api::M2m, Only::Documented, None).await;
+    assert_eq!(failed(&report), set(&[]), "{output}");
+    assert_eq!(report.exit_code(), 0, "{output}");
+    let drift = report.drift();
+    assert!(
+        drift.contains("`M2M-FORMAT-LINK-ID` [design]: schema m2m/"),
+        "{drift}"
+    );
+    assert!(
+        said.contains("the target answers against `M2M-FORMAT-LINK-ID` [design]"),
+        "{said}"
+    );
+
+    // Another key, and the create cases: each credential is paced under the documented limit
+    // of creates a minute, which the whole M2M run twice would reach.
+    let credentials = Credentials {
+        m2m_key: Some(linkbox_tests::test_key(7005)),
+        leaf_token: None,
+    };
+    let (report, output, _) =
+        target_run(&base, credentials, Api::M2m, Only::All, Some("m2m.create.")).await;
+    only_design_failed(&report, &output, &["m2m.create.link-id-format"]);
+}
+
 /// Runs the case `id` through a proxy that, the first time the target answers a request
 /// `applied` picks (so the target did the work), answers 502 instead. The 502 must have
 /// been given, the case must end an `error` (weather), never drift; returns what stderr
@@ -763,6 +989,14 @@ mod proxy {
             Fault {
                 on_request: Arc::new(|_| {}),
                 on_response: Arc::new(edit),
+            }
+        }
+
+        /// This fault, and `edit` on every request as well.
+        pub fn and_request(self, edit: impl Fn(&mut Request) + Send + Sync + 'static) -> Fault {
+            Fault {
+                on_request: Arc::new(edit),
+                ..self
             }
         }
     }

@@ -304,6 +304,58 @@ async fn a_refused_credential_stops_the_run_before_the_first_case() {
     );
 }
 
+/// A refused credential stops the run with exit 2 before any case, and the report files
+/// asked for are still written, whole and saying why (as for an unreachable target), not
+/// left empty where CI looks for them.
+#[tokio::test]
+async fn a_refused_credential_still_writes_its_report_files() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (json, junit) = (dir.path().join("run.json"), dir.path().join("run.xml"));
+    let (code, out, err) = cli_run(&format!(
+        "--target {} --api leaf --leaf-token not-a-token --json {} --junit {}",
+        app.base,
+        json.display(),
+        junit.display()
+    ))
+    .await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.is_empty(), "no case ran: {out}");
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("the JSON report"))
+            .expect("the JSON report parses");
+    assert_eq!(written["exitCode"], 2, "{written}");
+    assert_eq!(written["errored"], 1, "{written}");
+    let case = &written["cases"][0];
+    assert_eq!(case["id"], "preflight.credential-accepted", "{written}");
+    assert_eq!(
+        case["api"], "leaf",
+        "the refused credential's API: {written}"
+    );
+    assert_eq!(case["error"]["kind"], "usage", "not weather: {written}");
+    assert!(
+        case["error"]["actual"].as_str().is_some_and(|actual| actual
+            .contains("refused the Leaf token")
+            && actual.contains("401")),
+        "{written}"
+    );
+    let xml = std::fs::read_to_string(&junit).expect("the JUnit report");
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Eof) => break,
+            Ok(_) => {}
+            Err(error) => panic!("the JUnit report does not parse: {error}\n{xml}"),
+        }
+    }
+    assert!(
+        xml.contains("preflight.credential-accepted")
+            && xml.contains("type=\"usage\"")
+            && xml.contains("errors=\"1\""),
+        "{xml}"
+    );
+}
+
 /// A throwaway CA and a certificate it signed for `127.0.0.1`: (CA PEM, server config).
 fn private_ca() -> (String, Arc<tokio_rustls::rustls::ServerConfig>) {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
