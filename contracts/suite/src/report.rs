@@ -429,6 +429,24 @@ impl Report {
                 None => causes.push((cause, named, vec![result])),
             }
         }
+        // A case whose own words did not tell its situation (its request cut short in the
+        // failure's text) met the same answer as those that did: it joins theirs when they
+        // all name one fact.
+        let mut unnamed = Vec::new();
+        causes.retain_mut(|(cause, fact, cases)| {
+            if fact.is_some() {
+                return true;
+            }
+            unnamed.push((std::mem::take(cause), std::mem::take(cases)));
+            false
+        });
+        for (cause, cases) in unnamed {
+            let mut named = causes.iter_mut().filter(|(known, _, _)| *known == cause);
+            match (named.next(), named.next()) {
+                (Some((_, _, joined)), None) => joined.extend(cases),
+                _ => causes.push((cause, None, cases)),
+            }
+        }
         causes.retain(|(_, _, cases)| cases.len() >= SHARED_CAUSE);
         causes.sort_by_key(|(_, _, cases)| std::cmp::Reverse(cases.len()));
         let mut out = String::new();
