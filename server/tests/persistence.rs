@@ -1769,6 +1769,56 @@ async fn a_failed_save_answers_503_to_that_write_only_and_is_retried() {
     );
 }
 
+/// The state file deleted while a sandbox serves it: a write is answered `503
+/// STATE_NOT_SAVED` saying the file is gone (not a 201 for a change no file will have),
+/// reads as usual, and stopping is an error, which `serve` makes its exit status.
+#[tokio::test]
+async fn a_state_file_deleted_while_serving_refuses_writes_and_stopping_is_an_error() {
+    let dir = TempDir::new("deleted");
+    let state = dir.file("state.db");
+    let app = linkbox::App::open(settings(&state)).await.expect("opened");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(linkbox::serve(listener, app, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let create = |reference: &str| {
+        client
+            .post(format!("{base}/partner/links"))
+            .header("x-api-key", KEY)
+            .json(&json!({"referenceId": reference}))
+            .send()
+    };
+    assert_eq!(create("before").await.expect("answer").status(), 201);
+
+    std::fs::remove_file(&state).expect("deleted");
+    let refused = create("after").await.expect("answer");
+    assert_eq!(refused.status(), 503);
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "STATE_NOT_SAVED", "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("deleted or replaced"), "{message}");
+    let list = client
+        .get(format!("{base}/partner/links"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(list.status(), 200, "reads are answered");
+
+    let _ = stop.send(());
+    let stopped = served.await.expect("joined").expect_err("not a clean stop");
+    assert!(
+        stopped.to_string().contains("deleted or replaced"),
+        "{stopped}"
+    );
+}
+
 /// A create's rows hold its JSON as JSON: the link's `metadata` and the `link.created`
 /// delivery's body are objects in their documents, not strings holding them, and come back
 /// as they were after a restart.

@@ -785,6 +785,20 @@ async fn dispatch(surfaces: &Surfaces, request: Request) -> Response {
 async fn durable(app: &App, response: Response) -> Response {
     match app.sink.settled().await {
         Ok(()) => response,
+        Err(error) if error.gone => {
+            tracing::error!(%error, "answering 503: the state file is gone");
+            control::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "STATE_NOT_SAVED",
+                format!(
+                    "{error}. This request's change was made in memory only, and no change \
+                     will be saved from now on: the file at the state file's path is not the \
+                     one linkbox opened. Stop linkbox (what it holds in memory is then lost) \
+                     and start it again; put the file back at its path to go on saving. \
+                     Requests that change nothing are answered as usual meanwhile."
+                ),
+            )
+        }
         Err(error) => {
             tracing::error!(%error, "answering 503: the change is not durable yet");
             control::error(
@@ -845,7 +859,7 @@ pub async fn run(
         Ok(closed) => closed,
         Err(_) => {
             tracing::error!("closing the state file failed");
-            Err(crate::persist::Unsaved {
+            Err(crate::persist::Unsaved::Failed {
                 path: app.settings.state.clone().unwrap_or_default(),
             })
         }

@@ -487,12 +487,18 @@ impl Carried {
 
 /// Linkbox stopped with changes its state file does not have.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error(
-    "stopped with changes the state file {} does not have (it could not be written, a full disk?): the changes answered 503 STATE_NOT_SAVED are lost",
-    path.display()
-)]
-pub struct Unsaved {
-    pub path: PathBuf,
+pub enum Unsaved {
+    #[error(
+        "stopped with changes the state file {} does not have (it could not be written, a full disk?): the changes answered 503 STATE_NOT_SAVED are lost",
+        path.display()
+    )]
+    Failed { path: PathBuf },
+    /// The path no longer names the file linkbox opened ([`Queue::in_place`]).
+    #[error(
+        "the state file {} was deleted or replaced while linkbox had it open ({why}): what this sandbox held is not in the file at that path, and the changes answered 503 STATE_NOT_SAVED are in no file",
+        path.display()
+    )]
+    Gone { path: PathBuf, why: String },
 }
 
 /// Where changes go: nowhere (in memory), the state file's write queue, or the request's
@@ -524,6 +530,9 @@ impl std::fmt::Debug for Sink {
 pub struct WriteFailed {
     pub path: PathBuf,
     pub reason: Arc<str>,
+    /// The path no longer names the file linkbox opened: no retry will save anything, and
+    /// the change is in memory only until linkbox stops.
+    pub gone: bool,
 }
 
 struct Queue {
@@ -548,6 +557,10 @@ struct Queue {
     lost: AtomicBool,
     /// The next [`Unit`]'s number.
     units: AtomicU64,
+    /// The device and inode of the file opened, to tell whether its path still names it.
+    identity: (u64, u64),
+    /// Set while the path names another file or none ([`Queue::in_place`]).
+    gone: AtomicBool,
 }
 
 #[derive(Default)]
@@ -721,6 +734,7 @@ impl Sink {
             Some(reason) => Err(WriteFailed {
                 path: queue.path.clone(),
                 reason,
+                gone: queue.gone.load(Ordering::Acquire),
             }),
         }
     }
@@ -742,9 +756,17 @@ impl Sink {
             tracing::error!("the state file writer panicked");
             panicked = true;
         }
+        // The state this sandbox held is not at the path any longer, whatever was saved.
+        let gone = queue.in_place();
         queue.lock.lock().take();
+        if let Err(why) = gone {
+            return Err(Unsaved::Gone {
+                path: queue.path.clone(),
+                why,
+            });
+        }
         if panicked || queue.lost.load(Ordering::Acquire) {
-            return Err(Unsaved {
+            return Err(Unsaved::Failed {
                 path: queue.path.clone(),
             });
         }
@@ -803,6 +825,41 @@ impl Queue {
         self.wake.notify_one();
     }
 
+    /// Whether the path still names the file linkbox opened: the file deleted (`rm`), or
+    /// another moved over it, every change would go on reaching only a file no one can
+    /// open again, and a second linkbox could start on the path (the lock is the old
+    /// file's). Says why not, logged once as it happens; then nothing is appended
+    /// ([`writer`]), writes are answered `503 STATE_NOT_SAVED` and stopping is an error.
+    /// Put back (moved back), the file is written again.
+    fn in_place(&self) -> Result<(), String> {
+        use std::os::unix::fs::MetadataExt;
+        let why = match std::fs::metadata(&self.path) {
+            Ok(meta) if (meta.dev(), meta.ino()) == self.identity => None,
+            Ok(_) => Some("another file is at its path now".to_owned()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                Some("nothing is at its path now".to_owned())
+            }
+            // Not known to be gone (a directory that cannot be read for a moment, say).
+            Err(_) => None,
+        };
+        match why {
+            None => {
+                if self.gone.swap(false, Ordering::AcqRel) {
+                    tracing::info!(path = %self.path.display(), "the state file is back at its path; writing it again");
+                }
+                Ok(())
+            }
+            Some(why) => {
+                if !self.gone.swap(true, Ordering::AcqRel) {
+                    tracing::error!(path = %self.path.display(), "the state file was deleted or replaced while linkbox has it open ({why}): no change can be saved from now on, and writes are answered 503 STATE_NOT_SAVED; stop linkbox (what it holds is lost) and start it again");
+                }
+                Err(format!(
+                    "the file linkbox opened was deleted or replaced ({why}), so nothing more can be saved"
+                ))
+            }
+        }
+    }
+
     /// The [`Unit`] numbered `unit` is done: what it held back may be appended, and the
     /// writer thread is woken for it (the request's response most often appends it first).
     fn done(&self, unit: u64) {
@@ -835,8 +892,11 @@ struct Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        // Before `_file` closes and the lock goes with it.
-        let _ = std::fs::remove_file(&self.note);
+        // Before `_file` closes and the lock goes with it; and only this process's note:
+        // with the file deleted under it, another linkbox may hold the path's now.
+        if read_holder(&self.note).is_none_or(|holder| holder == this_process()) {
+            let _ = std::fs::remove_file(&self.note);
+        }
     }
 }
 
@@ -935,8 +995,14 @@ pub struct Opened {
 /// Opens (or creates) the state file at `path`. Refuses, without changing a byte, a file
 /// that is not a linkbox state file or was written by a newer linkbox.
 pub fn open(path: &Path) -> Result<Opened, OpenError> {
+    use std::os::unix::fs::MetadataExt;
     let mut connection = schema::open(path)?;
     let lock = lock(path)?;
+    let identity = lock
+        ._file
+        .metadata()
+        .map(|meta| (meta.dev(), meta.ino()))
+        .map_err(|error| OpenError::Io(path.to_owned(), error))?;
     writer::recover(&mut connection, path).map_err(|error| OpenError::log(path, error))?;
     let (progress, _) = watch::channel(Progress::default());
     let queue = Arc::new(Queue {
@@ -951,6 +1017,8 @@ pub fn open(path: &Path) -> Result<Opened, OpenError> {
         lock: Mutex::new(Some(lock)),
         lost: AtomicBool::new(false),
         units: AtomicU64::new(0),
+        identity,
+        gone: AtomicBool::new(false),
     });
     Ok(Opened { connection, queue })
 }

@@ -71,6 +71,11 @@ pub(super) const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// [`super::schema::PAGE_SIZE`]). The log is at most this and one apply's pages.
 const CHECKPOINT_BYTES: i64 = 1000 * 4096;
 
+/// How often the writer thread looks whether the state file is still at its path while
+/// nothing is appended (every append looks first): so that a file deleted while linkbox is
+/// idle is reported within about this long, not at the next write.
+const IN_PLACE_EVERY: Duration = Duration::from_secs(1);
+
 /// How long after a batch's first change the writer thread appends what is still queued:
 /// what a response waits on is that response's to append, at once; what is left then is
 /// what no response waits on, or came in while a response was appending.
@@ -290,25 +295,35 @@ impl Lead {
         let mut published = Published::Nothing;
         if !self.unsaved.is_empty() {
             self.room = self.unsaved.len();
-            published = match self.log.append(&self.unsaved) {
-                Ok(()) => {
+            // Nothing is appended for a file that is no longer at its path: a frame there
+            // would reach no file linkbox opens again (`Queue::in_place`).
+            published = match queue.in_place().map(|()| self.log.append(&self.unsaved)) {
+                Ok(Ok(())) => {
                     self.unapplied.logged(&mut self.unsaved);
                     Published::Committed(upto)
                 }
-                Err(error) => {
+                Ok(Err(error)) => {
                     tracing::error!(%error, "state file write failed; retrying");
                     Published::Failed(error.to_string())
                 }
+                Err(gone) => Published::Failed(gone),
             };
         }
-        if self.unsaved.is_empty() && self.unapplied.due(idle, closing) && self.applier.take() {
+        // The log beside a path that names another file now is left alone: another linkbox
+        // may have started on that path since.
+        let in_place = !queue.gone.load(Ordering::Acquire);
+        if self.unsaved.is_empty()
+            && in_place
+            && self.unapplied.due(idle, closing)
+            && self.applier.take()
+        {
             hand_over(
                 &mut self.log,
                 &mut self.unapplied,
                 &self.hand,
                 &self.applier,
             );
-        } else if by != By::Response && self.unapplied.is_over_bound() {
+        } else if by != By::Response && in_place && self.unapplied.is_over_bound() {
             // The applier is behind: wait for it, so that nothing grows without bound; but
             // not for one that is failing, whose file keeps what it cannot apply.
             if self.applier.wait_free_unless_failing() && self.applier.take() {
@@ -349,6 +364,15 @@ pub(super) fn publish(queue: &Queue, published: Published) {
 fn write(queue: &Arc<Queue>, lead: Lead) {
     *queue.lead.lock() = Some(lead);
     let (mut retrying, mut unapplied) = (false, false);
+    let mut looked = std::time::Instant::now();
+    // Whether the file is still at its path, looked at every [`IN_PLACE_EVERY`] while no
+    // append does (each append looks first).
+    let look = |looked: &mut std::time::Instant| {
+        if looked.elapsed() >= IN_PLACE_EVERY {
+            *looked = std::time::Instant::now();
+            let _ = queue.in_place();
+        }
+    };
     loop {
         let (closing, idle) = {
             let mut pending = queue.pending.lock();
@@ -365,6 +389,7 @@ fn write(queue: &Arc<Queue>, lead: Lead) {
                             // is handed over once idle all the same (a held lead is a
                             // response appending; the next look sees it).
                             unapplied = MutexGuard::unlocked(&mut pending, || {
+                                look(&mut looked);
                                 queue.lead.try_lock().is_some_and(|held| {
                                     held.as_ref().is_some_and(|lead| !lead.unapplied.is_empty())
                                 })
@@ -406,7 +431,7 @@ fn write(queue: &Arc<Queue>, lead: Lead) {
         return;
     };
     lead.applier.close();
-    if !lead.unapplied.is_empty() {
+    if !lead.unapplied.is_empty() && queue.in_place().is_ok() {
         lead.applier.wait_free();
         if lead.applier.take() {
             hand_over(
@@ -1282,6 +1307,93 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         sink.close().expect("every change saved");
+    }
+
+    /// A state file moved away, or replaced by another moved over its path, while linkbox
+    /// has it: writes are refused as not saved, and for good (`gone`), since nothing
+    /// written to the old file would be found again; moved back, it is written again, with
+    /// what was refused meanwhile. Deleted, stopping is an error that says so, even with
+    /// nothing refused.
+    #[tokio::test]
+    async fn a_file_moved_or_deleted_under_linkbox_is_not_written_and_stopping_says_so() {
+        let file = File::new("gone");
+        let opened = super::super::open(&file.path).expect("opened");
+        let sink = opened.sink();
+        opened.start().expect("started");
+        let acme: Arc<str> = Arc::from("acme");
+        let put = |position: u64| {
+            sink.record(|changes| {
+                changes.put(
+                    Table::M2mLinks,
+                    &acme,
+                    format!("link_{position}"),
+                    position,
+                    &0,
+                );
+            });
+        };
+        put(0);
+        sink.settled().await.expect("saved");
+        // Handed over and applied: the next append would start `FILE-log` again.
+        let log = write_log::log_path(&file.path);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while log.exists() {
+            assert!(std::time::Instant::now() < deadline, "never handed over");
+            tokio::time::sleep(APPLY_IDLE).await;
+        }
+
+        let aside = file.path.with_extension("aside");
+        std::fs::rename(&file.path, &aside).expect("moved away");
+        put(1);
+        let refused = sink.settled().await.expect_err("nothing is at the path");
+        assert!(refused.gone, "{refused}");
+        let other = file.path.with_extension("other");
+        std::fs::write(&other, b"").expect("another file");
+        std::fs::rename(&other, &file.path).expect("moved over the path");
+        put(2);
+        let refused = sink
+            .settled()
+            .await
+            .expect_err("another file is at the path");
+        assert!(
+            refused.gone && refused.to_string().contains("replaced"),
+            "{refused}"
+        );
+        assert!(
+            !log.exists(),
+            "nothing appended beside a path that names another file"
+        );
+
+        std::fs::rename(&aside, &file.path).expect("moved back");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            put(3);
+            match sink.settled().await {
+                Ok(()) => break,
+                Err(failed) => assert!(
+                    std::time::Instant::now() < deadline,
+                    "never written again: {failed}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        sink.close().expect("every change saved");
+        assert_eq!(
+            links(&file.open()).len(),
+            4,
+            "the changes refused while it was away are in it"
+        );
+
+        let deleted = File::new("deleted");
+        let opened = super::super::open(&deleted.path).expect("opened");
+        let sink = opened.sink();
+        opened.start().expect("started");
+        std::fs::remove_file(&deleted.path).expect("deleted");
+        let stopped = sink.close().expect_err("what it held is in no file");
+        assert!(
+            matches!(stopped, super::super::Unsaved::Gone { .. }),
+            "{stopped}"
+        );
     }
 
     /// A response that appends what is queued before the writer thread wakes for it leaves
