@@ -15,8 +15,8 @@
 //! until it is done: a seed, a reset or a snapshot restore holds back the file's writes
 //! (and the answers waiting on them) for as long as its work takes.
 //!
-//! One process at a time: the file is locked exclusively (`flock`) while a sandbox has it
-//! open, and a second one is refused naming the holder, from a note the holder keeps beside
+//! One process at a time: the file is locked exclusively (`flock`), before anything is
+//! written to it, while a sandbox has it open, and a second one is refused naming the holder, from a note the holder keeps beside
 //! the file (`FILE-holder`).
 //!
 //! Internal: [`schema`] recognises, creates and migrates the file; [`writer`] appends
@@ -996,8 +996,13 @@ pub struct Opened {
 /// that is not a linkbox state file or was written by a newer linkbox.
 pub fn open(path: &Path) -> Result<Opened, OpenError> {
     use std::os::unix::fs::MetadataExt;
-    let mut connection = schema::open(path)?;
+    // Locked before a byte of it is written: two sandboxes started at once on a new path
+    // both made its tables, and the second took the first's for a damaged file ("table
+    // meta already exists") instead of being refused naming it. A new path is an empty
+    // file to lock, made a state file by `schema::open`.
+    schema::make_empty(path)?;
     let lock = lock(path)?;
+    let mut connection = schema::open(path)?;
     let identity = lock
         ._file
         .metadata()
@@ -1099,6 +1104,41 @@ mod tests {
         assert!(holder.starts_with("pid "), "{holder}");
         drop(held);
         assert!(!holder_note(&path).exists(), "the note goes with the lock");
+    }
+
+    /// Two sandboxes started at once on a path where there is no file yet: one has it,
+    /// and the other is refused naming it, never told the file is damaged by finding the
+    /// first one's tables half made.
+    #[test]
+    fn two_opens_at_once_of_a_new_file_refuse_the_second_naming_the_first() {
+        let dir = tempfile::Builder::new()
+            .prefix("linkbox-race-")
+            .tempdir()
+            .expect("a directory");
+        for round in 0..8 {
+            let path = dir.path().join(format!("state-{round}.db"));
+            let start = std::sync::Barrier::new(2);
+            let (first, second) = std::thread::scope(|scope| {
+                let open = || {
+                    start.wait();
+                    super::open(&path)
+                };
+                let first = scope.spawn(open);
+                let second = scope.spawn(open);
+                (first.join().expect("first"), second.join().expect("second"))
+            });
+            let (opened, refused) = match (first, second) {
+                (Ok(opened), Err(refused)) | (Err(refused), Ok(opened)) => (opened, refused),
+                (first, second) => {
+                    panic!("round {round}: {:?} and {:?}", first.err(), second.err())
+                }
+            };
+            assert!(
+                matches!(refused, OpenError::Locked { .. }),
+                "round {round}: {refused}"
+            );
+            drop(opened);
+        }
     }
 
     #[test]

@@ -218,19 +218,7 @@ pub fn open(path: &Path) -> Result<Connection, OpenError> {
         check_header(path)?;
     }
     if fresh {
-        let directory = path
-            .parent()
-            .filter(|parent| !parent.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if !directory.is_dir() {
-            return Err(OpenError::Create(
-                path.to_owned(),
-                format!(
-                    "its directory {} does not exist; create it, or give --state a file in a directory that does",
-                    directory.display()
-                ),
-            ));
-        }
+        directory_exists(path)?;
     }
     let connection = Connection::open_with_flags(
         path,
@@ -274,6 +262,48 @@ pub fn open(path: &Path) -> Result<Connection, OpenError> {
     }
     migrate(&mut connection, version, MIGRATIONS).map_err(|error| OpenError::sql(path, &error))?;
     Ok(connection)
+}
+
+/// Makes an empty file at `path` if there is none, which [`open`] makes a state file: so
+/// that it can be locked before anything is written to it (`super::open`). A file that is
+/// there is left as it is.
+pub fn make_empty(path: &Path) -> Result<(), OpenError> {
+    match std::fs::metadata(path) {
+        Ok(_) => return Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(OpenError::Io(path.to_owned(), error)),
+    }
+    directory_exists(path)?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map(drop)
+        .map_err(|error| {
+            OpenError::Create(
+                path.to_owned(),
+                format!("{error} (can linkbox write in its directory?)"),
+            )
+        })
+}
+
+/// Refuses a new file in a directory that does not exist.
+fn directory_exists(path: &Path) -> Result<(), OpenError> {
+    let directory = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if directory.is_dir() {
+        return Ok(());
+    }
+    Err(OpenError::Create(
+        path.to_owned(),
+        format!(
+            "its directory {} does not exist; create it, or give --state a file in a directory that does",
+            directory.display()
+        ),
+    ))
 }
 
 /// Write-ahead logging, so readers of the file (the `sqlite3` shell) never block the
