@@ -1075,20 +1075,31 @@ async fn a_commit_whose_answer_is_lost_is_a_503_saying_it_may_have_been_saved() 
     );
 }
 
+/// A partner of `key` with one link made through `replica`, its tenant row's name, and a
+/// database session of the test's own, to hold that row as a frozen replica would.
+async fn a_tenant_and_a_session(
+    replica: &Replica,
+    key: &str,
+    database: &str,
+) -> (String, tokio_postgres::Client) {
+    let (status, created) = replica.create_link(key, "first").await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["data"]["linkId"].as_str().expect("linkId");
+    let slug = id.split('_').nth(1).expect("the partner's slug in the id");
+    let (session, connection) = tokio_postgres::connect(database, tokio_postgres::NoTls)
+        .await
+        .expect("a session of its own");
+    tokio::spawn(connection);
+    (slug.to_owned(), session)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_held_by_a_frozen_replica_is_waited_for_only_so_long() {
     let Some(server) = server() else { return };
     let database = fresh_database(&server).await;
     let replica = Replica::start(&database, &[]);
     let key = key(31);
-    let (status, created) = replica.create_link(&key, "first").await;
-    assert_eq!(status, 201, "{created}");
-    let id = created["data"]["linkId"].as_str().expect("linkId");
-    let slug = id.split('_').nth(1).expect("the partner's slug in the id");
-    let (frozen, connection) = tokio_postgres::connect(&database, tokio_postgres::NoTls)
-        .await
-        .expect("a session of its own");
-    tokio::spawn(connection);
+    let (slug, frozen) = a_tenant_and_a_session(&replica, &key, &database).await;
     frozen.batch_execute("BEGIN").await.expect("begin");
     let held = frozen
         .query(
@@ -1127,14 +1138,7 @@ async fn a_request_waits_for_a_held_lock_only_so_long_whatever_the_background_pa
     let database = fresh_database(&server).await;
     let replica = Replica::start(&database, &[]);
     let key = key(32);
-    let (status, created) = replica.create_link(&key, "first").await;
-    assert_eq!(status, 201, "{created}");
-    let id = created["data"]["linkId"].as_str().expect("linkId");
-    let slug = id.split('_').nth(1).expect("the partner's slug in the id");
-    let (frozen, connection) = tokio_postgres::connect(&database, tokio_postgres::NoTls)
-        .await
-        .expect("a session of its own");
-    tokio::spawn(connection);
+    let (slug, frozen) = a_tenant_and_a_session(&replica, &key, &database).await;
     // A newer version of the tenant than the replica's copy, so the pass wants it; then
     // its row held, as by a replica that froze mid-request.
     frozen
