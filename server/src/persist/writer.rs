@@ -945,6 +945,30 @@ mod tests {
         (lead, jobs)
     }
 
+    /// `file` opened with its log's lead for whoever appends and no writer thread, so only
+    /// a response's append writes the log; and the receiving end of its hand-overs.
+    fn appended_by_responses(file: &File) -> (super::super::Opened, mpsc::Receiver<Job>) {
+        let opened = super::super::open(&file.path).expect("opened");
+        let (lead, jobs) = lead_of(file, &opened.connection, Arc::default());
+        *opened.queue.lead.lock() = Some(lead);
+        opened.queue.muted.store(false, Ordering::Relaxed);
+        (opened, jobs)
+    }
+
+    /// Records link `position` of partner `acme` through `sink`.
+    fn put_link(sink: &super::super::Sink, position: u64) {
+        let acme: Arc<str> = Arc::from("acme");
+        sink.record(|changes| {
+            changes.put(
+                Table::M2mLinks,
+                &acme,
+                format!("link_{position}"),
+                position,
+                &position,
+            );
+        });
+    }
+
     /// The frames `FILE-log` holds, replayed, and the changes in them.
     fn logged_changes(file: &File, connection: &Connection) -> (u64, usize) {
         let (log, applied) = write_log::applied(connection).expect("log record");
@@ -965,25 +989,11 @@ mod tests {
     #[tokio::test]
     async fn a_response_appends_the_queue_itself_when_the_log_is_free() {
         let file = File::new("lead");
-        let opened = super::super::open(&file.path).expect("opened");
-        let queue = opened.queue.clone();
         // The log for whoever appends, and no writer thread: only a response can append.
-        let (lead, _jobs) = lead_of(&file, &opened.connection, Arc::default());
-        *queue.lead.lock() = Some(lead);
-        queue.muted.store(false, Ordering::Relaxed);
+        let (opened, _jobs) = appended_by_responses(&file);
+        let queue = opened.queue.clone();
         let sink = opened.sink();
-        let acme: Arc<str> = Arc::from("acme");
-        let record = |position: u64| {
-            sink.record(|changes| {
-                changes.put(
-                    Table::M2mLinks,
-                    &acme,
-                    format!("link_{position}"),
-                    position,
-                    &position,
-                );
-            });
-        };
+        let record = |position: u64| put_link(&sink, position);
         record(0);
         record(1);
         let settled = tokio::time::timeout(Duration::from_secs(5), sink.settled()).await;
@@ -1011,25 +1021,11 @@ mod tests {
     #[tokio::test]
     async fn a_requests_changes_reach_the_log_in_one_frame_whoever_appends_meanwhile() {
         let file = File::new("unit");
-        let opened = super::super::open(&file.path).expect("opened");
-        let queue = opened.queue.clone();
         // No writer thread: only the appends below write the log.
-        let (lead, _jobs) = lead_of(&file, &opened.connection, Arc::default());
-        *queue.lead.lock() = Some(lead);
-        queue.muted.store(false, Ordering::Relaxed);
+        let (opened, _jobs) = appended_by_responses(&file);
+        let queue = opened.queue.clone();
         let sink = opened.sink();
-        let acme: Arc<str> = Arc::from("acme");
-        let record = |position: u64| {
-            sink.record(|changes| {
-                changes.put(
-                    Table::M2mLinks,
-                    &acme,
-                    format!("link_{position}"),
-                    position,
-                    &position,
-                );
-            });
-        };
+        let record = |position: u64| put_link(&sink, position);
         // Another response appending what is queued, as `Sink::settled` does.
         let append = || {
             let published = queue
@@ -1043,18 +1039,7 @@ mod tests {
         // Recorded by no request: a webhook attempt, say.
         let elsewhere = |position: u64| {
             let sink = sink.clone();
-            let acme = acme.clone();
-            tokio::spawn(async move {
-                sink.record(|changes| {
-                    changes.put(
-                        Table::M2mLinks,
-                        &acme,
-                        format!("link_{position}"),
-                        position,
-                        &0,
-                    );
-                });
-            })
+            tokio::spawn(async move { put_link(&sink, position) })
         };
 
         elsewhere(0).await.expect("recorded");
