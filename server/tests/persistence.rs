@@ -681,6 +681,11 @@ async fn a_leaf_account_reset_is_kept() {
 /// Runs the binary on `state`, expecting a refusal: non-zero exit and a message naming the
 /// file; the file's bytes must be exactly as they were, and nothing created beside it.
 fn assert_refused(state: &Path, says: &str) {
+    assert_refused_to(Command::new(env!("CARGO_BIN_EXE_linkbox")), state, says);
+}
+
+/// [`assert_refused`], with `linkbox` run by `command` (its arguments follow).
+fn assert_refused_to(mut command: Command, state: &Path, says: &str) {
     let before = std::fs::read(state).expect("file");
     let listing = |dir: &Path| {
         let mut names: Vec<_> = std::fs::read_dir(dir)
@@ -692,10 +697,18 @@ fn assert_refused(state: &Path, says: &str) {
     };
     let dir = state.parent().expect("parent");
     let files_before = listing(dir);
-    let output = Command::new(env!("CARGO_BIN_EXE_linkbox"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--state"])
+    // A file taken after all is served until stdin ends: at once, never waited on.
+    let output = command
+        .args([
+            "serve",
+            "--stop-with-stdin",
+            "--addr",
+            "127.0.0.1:0",
+            "--state",
+        ])
         .arg(state)
         .env("LINKBOX_LOG", "warn")
+        .stdin(Stdio::null())
         .output()
         .expect("ran");
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -730,6 +743,43 @@ fn linkbox_file(path: &Path) {
             .expect("row");
     }
     drop(connection);
+}
+
+/// A state file linkbox may read but not write is refused as read-only ("not damaged"),
+/// untouched: SQLite opens such a file for reading only without a word, and served so, each
+/// change was answered and saved nowhere. Permissions do not bind root, so run as root the
+/// test runs linkbox as `nobody` (uid 65534, through `setpriv`), owner of the directory, and
+/// is skipped where there is no `setpriv`.
+#[test]
+fn a_read_only_state_file_is_refused_as_such_untouched() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    const NOBODY: u32 = 65_534;
+    let dir = TempDir::new("read-only");
+    let state = dir.file("state.db");
+    let opened = linkbox::persist::open(&state).expect("a state file");
+    let sink = opened.sink();
+    opened.start().expect("written");
+    sink.close().expect("closed cleanly");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+    let root = std::fs::metadata(&state).expect("file").uid() == 0;
+    let command = if root {
+        if Command::new("setpriv").arg("--help").output().is_err() {
+            eprintln!("skipped: run as root, and no setpriv to run linkbox as another user");
+            return;
+        }
+        let directory = state.parent().expect("directory");
+        for path in [directory, &state] {
+            std::os::unix::fs::chown(path, Some(NOBODY), Some(NOBODY)).expect("chown");
+        }
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_linkbox"));
+        command
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_linkbox"))
+    };
+    assert_refused_to(command, &state, "is read-only to linkbox");
 }
 
 /// A new file in a directory that does not exist is refused as that, not as a damaged file.

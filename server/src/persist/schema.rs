@@ -164,6 +164,10 @@ pub enum OpenError {
     Locked { path: PathBuf, holder: String },
 }
 
+/// Why a file linkbox may not write is refused.
+const READ_ONLY: &str =
+    "it is read-only to linkbox (the file or its directory: linkbox writes both)";
+
 impl OpenError {
     pub fn corrupt(path: &Path, error: impl std::fmt::Display) -> OpenError {
         OpenError::Corrupt(path.to_owned(), error.to_string())
@@ -175,9 +179,7 @@ impl OpenError {
     pub fn sql(path: &Path, error: &rusqlite::Error) -> OpenError {
         use rusqlite::ErrorCode;
         let why = match error.sqlite_error_code() {
-            Some(ErrorCode::ReadOnly) => {
-                "it is read-only to linkbox (the file or its directory: linkbox writes both)"
-            }
+            Some(ErrorCode::ReadOnly) => READ_ONLY,
             Some(ErrorCode::DiskFull) => "the disk it is on is full",
             Some(ErrorCode::PermissionDenied | ErrorCode::CannotOpen) => {
                 "linkbox may not open it (permissions of the file or its directory)"
@@ -236,6 +238,18 @@ pub fn open(path: &Path) -> Result<Connection, OpenError> {
             OpenError::sql(path, &error)
         }
     })?;
+    // SQLite opens a file it may not write read-only, without a word; served so, every
+    // change would be answered and saved nowhere, and every apply fail. Refused before
+    // anything is read (reading a file of write-ahead logging makes its `-shm`).
+    let read_only = connection
+        .is_readonly(rusqlite::MAIN_DB)
+        .map_err(|error| OpenError::sql(path, &error))?;
+    if read_only {
+        return Err(OpenError::Unusable(
+            path.to_owned(),
+            format!("{READ_ONLY}: SQLite could open it for reading only"),
+        ));
+    }
     let mut connection = connection;
     // A database with nothing in it at all is one whose making was cut short (killed while
     // its tables were being created: SQLite rolls that back to nothing on this first read)
