@@ -37,10 +37,11 @@ use crate::store::m2m::Partner;
 
 /// Finished deliveries beyond this many are forgotten, oldest first; pending ones never are.
 const MAX_KEPT_DELIVERIES: usize = 10_000;
-/// Finished deliveries are forgotten too, oldest first, while their bodies (each event's
-/// payload, the link's `metadata` in it) hold more than this many bytes. [design]
+/// Finished deliveries are forgotten too, oldest first, while they hold more than this many
+/// bytes ([`Delivery::weight`]: each event's payload, the link's `metadata` in it, and the
+/// attempts kept, each with its URL and error). [design]
 const MAX_KEPT_BYTES: usize = 256 * 1024 * 1024;
-/// The bytes one partner's pending deliveries' bodies may hold at once; past it, as past
+/// The bytes one partner's pending deliveries may hold at once ([`Delivery::weight`]); past it, as past
 /// [`MAX_PENDING_PER_TENANT`], a new event's delivery fails at once. [design]
 pub const MAX_PENDING_BYTES_PER_TENANT: usize = 64 * 1024 * 1024;
 /// Attempts one delivery keeps: ten replays' worth of full schedules. Earlier ones are
@@ -50,7 +51,7 @@ pub const MAX_KEPT_ATTEMPTS: usize = 50;
 /// as failed at once (replayable), so a dead receiver cannot grow the queue without bound.
 /// [design]
 pub const MAX_PENDING_PER_TENANT: usize = 1_000;
-/// Deliveries all partners together may have pending, and their bodies' bytes: keys made
+/// Deliveries all partners together may have pending, and their bytes: keys made
 /// up by the dozen, each with a receiver down, would otherwise hold each partner's cap
 /// many times over. Within the last eighth of either, only a partner holding less than
 /// its share (the cap over the partners with deliveries pending) may add one; a delivery
@@ -180,6 +181,15 @@ impl Delivery {
         self.earlier_attempts + self.attempts.len()
     }
 
+    /// The bytes the delivery holds, as the queue's caps count them: its body, and each
+    /// attempt kept with the texts it owns. A partner with a long webhook URL and a receiver
+    /// down, replaying its deliveries, makes each hold [`MAX_KEPT_ATTEMPTS`] copies of the
+    /// URL and the error: counted here, so the caps bound them as they bound bodies.
+    fn weight(&self) -> usize {
+        let attempts: usize = self.attempts.iter().map(Attempt::weight).sum();
+        self.body.len() + attempts
+    }
+
     /// Records `attempt`, dropping the oldest kept one past [`MAX_KEPT_ATTEMPTS`].
     fn push_attempt(&mut self, attempt: Attempt) {
         self.attempts.push(attempt);
@@ -219,6 +229,15 @@ pub struct Attempt {
 }
 
 impl Attempt {
+    /// What it holds: itself, its URL, and its error unless a fixed text.
+    fn weight(&self) -> usize {
+        let error = match &self.error {
+            Some(Cow::Owned(error)) => error.len(),
+            Some(Cow::Borrowed(_)) | None => 0,
+        };
+        std::mem::size_of::<Attempt>() + self.url.as_ref().map_or(0, String::len) + error
+    }
+
     fn succeeded(&self) -> bool {
         self.status_code
             .is_some_and(|code| (200..300).contains(&code))

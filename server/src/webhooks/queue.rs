@@ -40,15 +40,16 @@ pub(super) struct Queue {
     /// Delivery id → its `seq`. This map and the two below are keyed by what no client chooses
     /// (delivery ids, partner slugs, link ids), so they hash with [`ServerKeys`].
     by_id: HashMap<DeliveryId, u64, ServerKeys>,
-    /// Partner slug → how many of its deliveries are pending, and their bodies' bytes.
+    /// Partner slug → how many of its deliveries are pending, and their bytes
+    /// ([`Delivery::weight`](super::Delivery::weight): body and attempts).
     pending: HashMap<Arc<str>, Pending, ServerKeys>,
     /// How many deliveries are pending, all partners together: the sum of `pending`, kept
     /// rather than summed because [`Queue::trim`] reads it on every enqueue and `pending`
     /// has an entry for every partner with a receiver down.
     pending_total: usize,
-    /// The bytes of the pending deliveries' bodies, all partners together.
+    /// The bytes of the pending deliveries, all partners together.
     pending_bytes: usize,
-    /// The bytes of every kept delivery's body: finished ones are dropped, oldest first,
+    /// The bytes of every kept delivery: finished ones are dropped, oldest first,
     /// once theirs pass [`MAX_KEPT_BYTES`].
     bytes: usize,
     /// The engine's view: each pending delivery not in flight, by when it falls due.
@@ -66,7 +67,7 @@ pub(super) struct Queue {
 /// partner's traffic never pushes out another's while that other holds less.
 #[derive(Default)]
 struct Finished {
-    /// Partner slug → how many finished deliveries it holds, and their bodies' bytes.
+    /// Partner slug → how many finished deliveries it holds, and their bytes.
     by_partner: HashMap<Arc<str>, Held, ServerKeys>,
     /// At least what any partner holds, count and bytes each: exact after each batch of
     /// [`Queue::trim`], raised by each finished delivery counted, and left as it is when one
@@ -97,7 +98,7 @@ impl Tallied {
         Tallied {
             pending: delivery.status == DeliveryStatus::Pending,
             slug: delivery.partner.slug.clone(),
-            bytes: delivery.body.len(),
+            bytes: delivery.weight(),
         }
     }
 
@@ -113,7 +114,7 @@ fn tallied(delivery: &Delivery) -> (bool, &Arc<str>, usize) {
     (
         delivery.status == DeliveryStatus::Pending,
         &delivery.partner.slug,
-        delivery.body.len(),
+        delivery.weight(),
     )
 }
 
@@ -124,7 +125,7 @@ pub(super) enum Cap {
     Bytes,
 }
 
-/// A partner's pending deliveries: how many, and their bodies' bytes.
+/// A partner's pending deliveries: how many, and their bytes.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Pending {
     pub count: usize,
@@ -165,7 +166,7 @@ impl EngineKeys {
 }
 
 impl Finished {
-    /// Counts a finished delivery of partner `slug`, its body `bytes` long.
+    /// Counts a finished delivery of partner `slug` holding `bytes`.
     fn add(&mut self, slug: &Arc<str>, bytes: usize) {
         let held = match self.by_partner.get_mut(&**slug) {
             Some(held) => held,
@@ -177,7 +178,7 @@ impl Finished {
         self.most.bytes = self.most.bytes.max(held.bytes);
     }
 
-    /// Forgets a finished delivery of partner `slug`, its body `bytes` long.
+    /// Forgets a finished delivery of partner `slug` holding `bytes`.
     fn remove(&mut self, slug: &str, bytes: usize) {
         if let Some(held) = self.by_partner.get_mut(slug) {
             held.count = held.count.saturating_sub(1);
@@ -256,7 +257,7 @@ impl Queue {
         self.by_id.contains_key(&id)
     }
 
-    /// How many deliveries of partner `slug` are pending, and their bodies' bytes.
+    /// How many deliveries of partner `slug` are pending, and their bytes.
     pub(super) fn pending_of(&self, slug: &str) -> Pending {
         self.pending.get(slug).copied().unwrap_or_default()
     }
@@ -447,7 +448,7 @@ impl Queue {
         }
     }
 
-    /// Counts a pending delivery of `slug` whose body is `bytes` long.
+    /// Counts a pending delivery of `slug` holding `bytes`.
     fn count(&mut self, slug: Arc<str>, bytes: usize) {
         let pending = self.pending.entry(slug).or_default();
         pending.count += 1;
@@ -468,7 +469,7 @@ impl Queue {
         }
     }
 
-    /// The bytes of the finished deliveries' bodies.
+    /// The bytes of the finished deliveries.
     fn finished_bytes(&self) -> usize {
         self.bytes.saturating_sub(self.pending_bytes)
     }
@@ -684,11 +685,11 @@ mod tests {
                 queue.get(delivery.id).map(|found| found.seq),
                 Some(delivery.seq)
             );
-            bytes += delivery.body.len();
+            bytes += delivery.weight();
             if delivery.status == DeliveryStatus::Pending {
                 let counted = pending.entry(delivery.partner.slug.clone()).or_default();
                 counted.count += 1;
-                counted.bytes += delivery.body.len();
+                counted.bytes += delivery.weight();
             }
         }
         assert_eq!(queue.by_id.len(), queue.iter().count());
@@ -718,7 +719,7 @@ mod tests {
             if delivery.status != DeliveryStatus::Pending {
                 let held = finished.entry(delivery.partner.slug.clone()).or_default();
                 held.count += 1;
-                held.bytes += delivery.body.len();
+                held.bytes += delivery.weight();
             }
         }
         let indexed: HashMap<Arc<str>, Held> = queue
@@ -785,6 +786,55 @@ mod tests {
         queue.clear();
         assert_consistent(&queue);
         assert_eq!(queue.pending_of(&one.slug), Pending::default());
+    }
+
+    /// A delivery's attempts count in the caps' bytes beside its body, as they are kept and
+    /// as they go: a long webhook URL and a long error, kept by each attempt, weigh what
+    /// they hold.
+    #[test]
+    fn attempts_count_in_the_bytes_kept() {
+        use std::borrow::Cow;
+
+        use super::super::Attempt;
+        let (one, _) = partners();
+        let mut queue = Queue::default();
+        let mut pending = delivery(1, &one, DeliveryStatus::Pending);
+        pending.body = bytes::Bytes::from_static(b"{}");
+        queue.push(pending);
+        assert_eq!(queue.pending_of(&one.slug).bytes, 2);
+        let attempt = |error: Cow<'static, str>| Attempt {
+            at: datetime!(2026-02-10 12:00 UTC),
+            url: Some(format!("http://127.0.0.1:9/{}", "u".repeat(2_000))),
+            status_code: None,
+            error: Some(error),
+            duration_ms: 1,
+        };
+        queue.update(DeliveryId(1), |delivery| {
+            delivery.push_attempt(attempt(format!("refused: {}", "e".repeat(1_000)).into()));
+        });
+        let one_attempt = queue.pending_of(&one.slug).bytes - 2;
+        assert!(one_attempt > 3_000, "URL and error counted: {one_attempt}");
+        assert_consistent(&queue);
+        // Finished with a fixed error: its text is not the delivery's to count.
+        queue.update(DeliveryId(1), |delivery| {
+            delivery.push_attempt(attempt(Cow::Borrowed("a fixed text")));
+            delivery.status = DeliveryStatus::Failed;
+        });
+        assert_eq!(queue.pending_of(&one.slug), Pending::default());
+        let finished = queue.finished_bytes();
+        let second = finished - 2 - one_attempt;
+        assert!((2_000..2_200).contains(&second), "the URL alone: {second}");
+        // Past the kept attempts, the oldest go, and so does what they weighed.
+        queue.update(DeliveryId(1), |delivery| {
+            for _ in 0..super::super::MAX_KEPT_ATTEMPTS {
+                delivery.push_attempt(attempt(Cow::Borrowed("a fixed text")));
+            }
+        });
+        assert!(queue.finished_bytes() < finished + super::super::MAX_KEPT_ATTEMPTS * 2_100);
+        assert_consistent(&queue);
+        queue.retain(|_| false);
+        assert_eq!(queue.finished_bytes(), 0);
+        assert_consistent(&queue);
     }
 
     /// Finished bodies past [`MAX_KEPT_BYTES`] are dropped oldest first, however few
