@@ -218,6 +218,10 @@ pub struct ServeArgs {
     /// localhost; any other URL gets a failed attempt and no network traffic).
     #[arg(long, env = "LINKBOX_EXTERNAL_WEBHOOKS", value_parser = BoolishValueParser::new())]
     pub external_webhooks: bool,
+    /// A PEM file of the CA an https webhook receiver's certificate chains to, besides the
+    /// public roots (a receiver in a test runner with a self-signed or company CA).
+    #[arg(long, env = "LINKBOX_WEBHOOK_CA_CERT", value_name = "FILE")]
+    pub webhook_ca_cert: Option<PathBuf>,
     /// Let browsers on ORIGIN call linkbox (CORS); repeat for more origins, or `*` for any.
     /// Off by default: the vendors' APIs are server to server.
     #[arg(
@@ -296,6 +300,17 @@ pub struct ServeArgs {
     pub stop_with_stdin: bool,
 }
 
+/// The PEM file `flag` names, read and checked to hold at least one certificate.
+fn read_ca_cert(flag: &str, path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let pem =
+        std::fs::read(path).with_context(|| format!("{flag}: cannot read {}", path.display()))?;
+    reqwest::Certificate::from_pem_bundle(&pem)
+        .ok()
+        .filter(|certificates| !certificates.is_empty())
+        .with_context(|| format!("{flag}: {} holds no PEM certificate", path.display()))?;
+    Ok(pem)
+}
+
 /// An upstream for shadow mode: an absolute http or https URL.
 fn upstream(text: &str) -> Result<url::Url, String> {
     let url = url::Url::parse(text).map_err(|error| format!("{text:?} is not a URL: {error}"))?;
@@ -354,6 +369,11 @@ impl ServeArgs {
             journal_size: Some(usize::try_from(self.journal_size).unwrap_or(usize::MAX)),
             webhook_timeout: self.webhook_timeout.map(std::time::Duration::from_secs),
             external_webhooks: self.external_webhooks,
+            webhook_ca_cert: self
+                .webhook_ca_cert
+                .as_deref()
+                .map(|path| read_ca_cert("--webhook-ca-cert", path))
+                .transpose()?,
             state: self.state.clone(),
             cors: self.cors.clone(),
             max_connections: self
@@ -373,23 +393,11 @@ impl ServeArgs {
 
     /// The shadow-mode options, with the CA file read and checked.
     fn shadow(&self) -> anyhow::Result<crate::config::Shadow> {
-        let ca_cert = match &self.shadow_ca_cert {
-            None => None,
-            Some(path) => {
-                let pem = std::fs::read(path)
-                    .with_context(|| format!("--shadow-ca-cert: cannot read {}", path.display()))?;
-                reqwest::Certificate::from_pem_bundle(&pem)
-                    .ok()
-                    .filter(|certificates| !certificates.is_empty())
-                    .with_context(|| {
-                        format!(
-                            "--shadow-ca-cert: {} holds no PEM certificate",
-                            path.display()
-                        )
-                    })?;
-                Some(pem)
-            }
-        };
+        let ca_cert = self
+            .shadow_ca_cert
+            .as_deref()
+            .map(|path| read_ca_cert("--shadow-ca-cert", path))
+            .transpose()?;
         Ok(crate::config::Shadow {
             m2m: self.shadow_m2m.clone(),
             leaf: self.shadow_leaf.clone(),
@@ -448,6 +456,28 @@ mod tests {
         ]);
         let error = missing.options().expect_err("unreadable CA");
         assert!(error.to_string().contains("--shadow-ca-cert"), "{error}");
+    }
+
+    /// `--webhook-ca-cert` is read at start: a readable bundle of certificates is kept, a
+    /// missing file or one without a certificate is an error naming the flag and the file.
+    #[test]
+    fn the_webhook_ca_is_read_at_start_and_checked() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        let missing = serve_args(&["--webhook-ca-cert", &path("missing.pem")]);
+        let error = missing.options().expect_err("unreadable CA").to_string();
+        assert!(
+            error.contains("--webhook-ca-cert") && error.contains("missing.pem"),
+            "{error}"
+        );
+        std::fs::write(path("empty.pem"), "no certificate here\n").expect("written");
+        let empty = serve_args(&["--webhook-ca-cert", &path("empty.pem")]);
+        let error = empty.options().expect_err("no certificate").to_string();
+        assert!(error.contains("holds no PEM certificate"), "{error}");
+        assert_eq!(
+            serve_args(&[]).options().expect("options").webhook_ca_cert,
+            None
+        );
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub struct Settings {
     /// Whether webhooks may leave this machine; off, a non-loopback URL is recorded as a
     /// failed attempt without any network traffic.
     pub external_webhooks: bool,
+    /// `--webhook-ca-cert`: PEM of a CA an https receiver's certificate may chain to,
+    /// besides the public roots.
+    pub webhook_ca_cert: Option<Vec<u8>>,
     /// `--state`: the SQLite file every change is kept in; `None` keeps everything in memory
     /// (or in the database of `database`).
     pub state: Option<std::path::PathBuf>,
@@ -202,6 +205,8 @@ pub struct Options {
     pub webhook_timeout: Option<std::time::Duration>,
     /// Send webhooks to hosts other than loopback ones (`--external-webhooks`).
     pub external_webhooks: bool,
+    /// `--webhook-ca-cert`, read: PEM of the CA https receivers' certificates chain to.
+    pub webhook_ca_cert: Option<Vec<u8>>,
     pub state: Option<std::path::PathBuf>,
     /// Origins allowed to call linkbox from a browser (`--cors`, repeatable, or `*`).
     pub cors: Vec<String>,
@@ -280,6 +285,7 @@ impl Settings {
                     sandbox::WEBHOOK_TIMEOUT_SECS,
                 )),
             external_webhooks: options.external_webhooks,
+            webhook_ca_cert: options.webhook_ca_cert,
             database: options
                 .state
                 .as_deref()

@@ -50,6 +50,8 @@ struct State {
 pub struct Receiver {
     /// `http://127.0.0.1:PORT/hooks`
     pub url: String,
+    /// Where it listens (for a TLS terminator put in front of it).
+    pub addr: std::net::SocketAddr,
     state: Arc<Mutex<State>>,
     arrived: Arc<Notify>,
     _shutdown: oneshot::Sender<()>,
@@ -103,6 +105,7 @@ impl Receiver {
         }));
         Receiver {
             url: format!("http://{addr}/hooks"),
+            addr,
             state,
             arrived,
             _shutdown: shutdown,

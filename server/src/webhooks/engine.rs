@@ -64,7 +64,7 @@ const HELD_AFTER: Duration = Duration::from_secs(600);
 const MAX_IDLE: Duration = Duration::from_secs(1);
 
 /// How attempts are made.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Delivery {
     /// How long an attempt waits for an answer.
     pub timeout: Duration,
@@ -73,6 +73,9 @@ pub struct Delivery {
     /// Shadow mode for M2M: the vendor delivers the real events, so linkbox records its own
     /// and sends none (doubling every event at the receiver).
     pub shadow: bool,
+    /// `--webhook-ca-cert`: the CAs an https receiver's certificate may chain to besides
+    /// the public roots, read once.
+    pub roots: Arc<[reqwest::Certificate]>,
 }
 
 impl Delivery {
@@ -81,7 +84,33 @@ impl Delivery {
             timeout: settings.webhook_timeout,
             external: settings.external_webhooks,
             shadow: settings.shadow.m2m.is_some(),
+            // Checked when the flag was read; a bundle that no longer parses here is one
+            // of no CA, and said so.
+            roots: settings
+                .webhook_ca_cert
+                .as_deref()
+                .map(|pem| {
+                    reqwest::Certificate::from_pem_bundle(pem).unwrap_or_else(|error| {
+                        tracing::error!(%error, "--webhook-ca-cert is not a PEM bundle; ignored");
+                        Vec::new()
+                    })
+                })
+                .unwrap_or_default()
+                .into(),
         }
+    }
+
+    /// A client for attempts: no proxy, no redirects followed, the attempt's timeout, and
+    /// the extra roots.
+    fn client(&self) -> reqwest::ClientBuilder {
+        let builder = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(self.timeout)
+            .redirect(reqwest::redirect::Policy::none());
+        self.roots
+            .iter()
+            .cloned()
+            .fold(builder, |builder, root| builder.add_root_certificate(root))
     }
 }
 
@@ -92,12 +121,7 @@ pub async fn run(
     delivery: Delivery,
     shutdown: impl Future<Output = ()>,
 ) {
-    let client = match reqwest::Client::builder()
-        .no_proxy()
-        .timeout(delivery.timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
+    let client = match delivery.client().build() {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "webhook client could not be built; no webhooks will be sent");
@@ -114,6 +138,7 @@ pub async fn run(
         let (jobs, next_due) = webhooks.take_due_and_next(now);
         for job in jobs {
             let (client, webhooks, clock) = (client.clone(), webhooks.clone(), clock.clone());
+            let delivery = delivery.clone();
             let (share, permits) = (shares.of(&job.partner.slug), permits.clone());
             // A partner with nothing in flight goes past the line, from the reserve.
             let reserved = (share.available_permits() == MAX_ATTEMPTS_PER_PARTNER)
@@ -258,7 +283,7 @@ async fn send(
             let client = if is_loopback_url(url) {
                 Ok(client)
             } else {
-                pinned_client(url, delivery).await
+                pinned_client(url, &delivery).await
             };
             let client = match client {
                 Ok(client) => client,
@@ -295,7 +320,7 @@ async fn send(
                 .await;
             match sent {
                 Ok(response) => (Some(response.status().as_u16()), None),
-                Err(error) => (None, Some(describe(&error, delivery))),
+                Err(error) => (None, Some(describe(&error, &delivery))),
             }
         }
     };
@@ -316,7 +341,7 @@ async fn send(
 
 /// A client for one attempt to a non-loopback `url`: its host resolved now, every address
 /// checked against [`is_denied`], and the first allowed one pinned. `Err` says why not.
-async fn pinned_client(url: &str, delivery: Delivery) -> Result<reqwest::Client, String> {
+async fn pinned_client(url: &str, delivery: &Delivery) -> Result<reqwest::Client, String> {
     let parsed = url::Url::parse(url).map_err(|error| format!("not sent: {url}: {error}"))?;
     let host = parsed
         .host_str()
@@ -341,10 +366,8 @@ async fn pinned_client(url: &str, delivery: Delivery) -> Result<reqwest::Client,
                 list.join(", ")
             )
         })?;
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(delivery.timeout)
-        .redirect(reqwest::redirect::Policy::none())
+    delivery
+        .client()
         .resolve(&host, allowed)
         .build()
         .map_err(|error| format!("not sent: {error}"))
@@ -405,7 +428,7 @@ pub fn is_loopback_url(url: &str) -> bool {
     }
 }
 
-fn describe(error: &reqwest::Error, delivery: Delivery) -> String {
+fn describe(error: &reqwest::Error, delivery: &Delivery) -> String {
     if error.is_timeout() {
         return format!(
             "timed out after {} ms without an answer",
@@ -422,6 +445,14 @@ fn describe(error: &reqwest::Error, delivery: Delivery) -> String {
         text.push_str(": ");
         text.push_str(&cause.to_string());
         source = cause.source();
+    }
+    // rustls's words for a certificate no root vouches for (its typed error is not
+    // reachable through reqwest's).
+    if text.contains("invalid peer certificate") {
+        text.push_str(
+            " (a receiver whose certificate a private CA issued is trusted with \
+             --webhook-ca-cert FILE)",
+        );
     }
     text
 }

@@ -18,5 +18,6 @@ mod pages;
 mod shadow;
 mod shared;
 mod tenant_budget;
+mod tls;
 mod webhooks;
 mod wire;

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use linkbox::Options;
 use linkbox_tests::receiver::{Receiver, verify};
 use linkbox_tests::{TestApp, spawn_app_with, test_key};
+
+use crate::tls;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -553,4 +555,49 @@ async fn a_webhook_aimed_at_the_control_api_is_never_the_admin() {
     assert_eq!(signed.status, 401, "{signed:?}");
     let message = signed.json["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("webhook delivery"), "{message}");
+}
+
+/// An https receiver whose certificate a private CA issued: its attempts fail with the
+/// certificate's error, naming the flag, and reach nothing; with `--webhook-ca-cert` the
+/// same receiver gets the event, signed.
+#[tokio::test]
+async fn an_https_receiver_of_a_private_ca_is_reached_once_its_ca_is_given() {
+    let (ca_pem, config) = tls::private_ca();
+    let receiver = Receiver::start().await;
+    let url = format!("{}/hooks", tls::front(receiver.addr, config).await);
+    let key = test_key(2);
+    let body = json!({"referenceId": "tls", "callbackUrl": url});
+
+    let untrusting = sandbox().await;
+    assert_eq!(untrusting.create_link(&key, &body).await.status, 201);
+    let refused = untrusting
+        .wait_for_delivery(&key, "link.created", |delivery| attempts(delivery) == 1)
+        .await;
+    let error = refused["attempts"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("certificate") && error.contains("--webhook-ca-cert FILE"),
+        "{refused}"
+    );
+    assert!(refused["attempts"][0]["statusCode"].is_null(), "{refused}");
+    assert!(
+        receiver.received().is_empty(),
+        "nothing got through the TLS front"
+    );
+
+    let trusting = spawn_app_with(Options {
+        webhook_timeout: Some(Duration::from_millis(300)),
+        webhook_ca_cert: Some(ca_pem.into_bytes()),
+        ..Options::default()
+    })
+    .await;
+    let secret = trusting.regenerate_secret(&key).await;
+    assert_eq!(trusting.create_link(&key, &body).await.status, 201);
+    let received = receiver.wait_for_event("link.created").await;
+    assert!(verify(&received, &secret), "signature of {received:?}");
+    assert_eq!(received.json["data"]["referenceId"], "tls");
+    let delivered = trusting
+        .wait_for_delivery(&key, "link.created", |d| d["status"] == "delivered")
+        .await;
+    assert_eq!(delivered["attempts"][0]["statusCode"], 200);
+    assert_eq!(delivered["url"], url);
 }
