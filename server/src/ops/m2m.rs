@@ -94,7 +94,9 @@ fn new_operation(request: OperationRequest) -> Result<NewOperation, Error> {
             "The amount field must be a number from 0.01 to {MAX_AMOUNT:.0}"
         )));
     }
-    let fee = request.fee.unwrap_or(0.0);
+    // A fee of `-0` is no fee: kept as 0, as a vendor in JavaScript echoes it (`-0` is
+    // written `0`), never shown back as `-0.0`.
+    let fee = request.fee.filter(|&fee| fee != 0.0).unwrap_or(0.0);
     if !fee.is_finite() || fee < 0.0 || fee >= send {
         return Err(Error::invalid(
             "The fee field must be at least 0 and less than the amount",
@@ -207,6 +209,23 @@ mod tests {
         assert_eq!(operation.amount.receive, 1659.8);
         assert_eq!(operation.amount.send_currency, "USD");
         assert_eq!(operation.amount.receive_currency, "MXN");
+    }
+
+    #[test]
+    fn a_negative_zero_fee_is_no_fee() {
+        let operation = new_operation(OperationRequest {
+            amount: 100.0,
+            fee: Some(-0.0),
+            ..OperationRequest::default()
+        })
+        .expect("valid");
+        assert!(
+            operation.amount.fee.is_sign_positive(),
+            "{:?}",
+            operation.amount
+        );
+        let shown = serde_json::to_value(&operation.amount).expect("json");
+        assert_eq!(shown["fee"].to_string(), "0.0", "{shown}");
     }
 
     #[test]

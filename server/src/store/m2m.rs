@@ -660,15 +660,6 @@ pub struct LinkFilter {
     pub reference_id: Option<String>,
 }
 
-/// What the end user's device told the widget when opening a link.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeviceInfo {
-    pub user_agent: Option<String>,
-    pub platform: Option<String>,
-    pub language: Option<String>,
-}
-
 /// A view of a link taken under its partner's lock, the JSON texts clients gave it (the
 /// user's data, the link's metadata) lent rather than parsed ([`Compact`]): a text of
 /// megabytes costs the lock a reference count, and is parsed once the lock is let go,
