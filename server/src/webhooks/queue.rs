@@ -560,9 +560,12 @@ impl Queue {
                         .get(&*delivery.partner.slug)
                         .is_some_and(|held| held.count > levels.count || held.bytes > levels.bytes);
                 if over {
-                    self.bytes = self.bytes.saturating_sub(delivery.body.len());
-                    self.finished
-                        .remove(&delivery.partner.slug, delivery.body.len());
+                    // What it was counted for, all of it ([`tallied`]): bytes left behind
+                    // would keep the cap passed for good, and every finished delivery of
+                    // every partner dropped as it finished.
+                    let weight = delivery.weight();
+                    self.bytes = self.bytes.saturating_sub(weight);
+                    self.finished.remove(&delivery.partner.slug, weight);
                     dropped.push(delivery);
                 } else {
                     kept.push_back(delivery);
@@ -835,6 +838,36 @@ mod tests {
         queue.retain(|_| false);
         assert_eq!(queue.finished_bytes(), 0);
         assert_consistent(&queue);
+    }
+
+    /// A delivery dropped by the batch (the oldest kept is a quieter partner's) is forgotten
+    /// for all it was counted for, its attempts too: bytes left counted would pass the cap
+    /// for good, and every partner's finished deliveries go as they finish.
+    #[test]
+    fn a_batch_trim_forgets_all_a_delivery_was_counted_for() {
+        use super::super::Attempt;
+        let (one, two) = partners();
+        let attempt = Attempt {
+            at: datetime!(2026-02-10 12:00 UTC),
+            url: Some(format!("http://127.0.0.1:9/{}", "u".repeat(2_000))),
+            status_code: None,
+            error: Some(format!("not sent: {}", "e".repeat(2_000)).into()),
+            duration_ms: 1,
+        };
+        let finished = |seq: u64, partner: &Arc<Partner>| {
+            let mut delivery = delivery(seq, partner, DeliveryStatus::Failed);
+            delivery.push_attempt(attempt.clone());
+            delivery
+        };
+        let mut queue = Queue::default();
+        queue.push(finished(0, &one));
+        for seq in 1..=(MAX_KEPT_DELIVERIES + 2 * TRIM_BATCH) as u64 {
+            queue.push(finished(seq, &two));
+            queue.trim();
+        }
+        assert_consistent(&queue);
+        assert!(queue.contains(DeliveryId(0)), "the quieter partner's stays");
+        assert!(queue.list.len() <= MAX_KEPT_DELIVERIES + TRIM_BATCH);
     }
 
     /// Finished bodies past [`MAX_KEPT_BYTES`] are dropped oldest first, however few
