@@ -60,6 +60,43 @@ pub const MAX_PENDING: usize = 20_000;
 /// See [`MAX_PENDING`].
 pub const MAX_PENDING_BYTES: usize = 256 * 1024 * 1024;
 
+/// Why one more delivery of partner `slug` weighing `bytes` may not be pending, if it may
+/// not: past the partner's caps ([`MAX_PENDING_PER_TENANT`],
+/// [`MAX_PENDING_BYTES_PER_TENANT`]) or within the last of all partners' together
+/// ([`MAX_PENDING`]) while it holds its share. Asked of a new event's delivery and of a
+/// replay alike: a delivery is sent again only where a new one could be.
+fn no_room(deliveries: &queue::Queue, slug: &str, bytes: usize) -> Option<String> {
+    let pending = deliveries.pending_of(slug);
+    let full = if pending.count >= MAX_PENDING_PER_TENANT {
+        Some(format!("{MAX_PENDING_PER_TENANT} deliveries"))
+    } else if pending.bytes + bytes > MAX_PENDING_BYTES_PER_TENANT {
+        Some(format!(
+            "deliveries of {} MiB",
+            MAX_PENDING_BYTES_PER_TENANT / (1024 * 1024)
+        ))
+    } else {
+        None
+    };
+    if let Some(full) = full {
+        return Some(format!(
+            "not sent: this partner already has {full} pending (its receiver is slow or \
+             down); replay this one once they drain"
+        ));
+    }
+    let cap = queue::Pending {
+        count: MAX_PENDING,
+        bytes: MAX_PENDING_BYTES,
+    };
+    deliveries.pending_room(slug, bytes, cap).map(|_| {
+        format!(
+            "not sent: the sandbox holds nearly all the pending deliveries it keeps for its \
+             partners together ({MAX_PENDING} deliveries, {} MiB), and this partner holds its \
+             share of them; replay this one once they drain",
+            MAX_PENDING_BYTES >> 20
+        )
+    })
+}
+
 /// The delay before attempt number `step` (0-based), or `None` when the schedule is over.
 pub fn delay_before_attempt(step: usize) -> Option<Duration> {
     WEBHOOK_RETRY_DELAYS_SECS
@@ -364,39 +401,8 @@ impl Webhooks {
             self.shared
                 .next_seq
                 .fetch_max(delivery.seq + 1, Ordering::Relaxed);
-            let pending = deliveries.pending_of(&partner.slug);
-            let full = if pending.count >= MAX_PENDING_PER_TENANT {
-                Some(format!("{MAX_PENDING_PER_TENANT} deliveries"))
-            } else if pending.bytes + delivery.body.len() > MAX_PENDING_BYTES_PER_TENANT {
-                Some(format!(
-                    "deliveries of {} MiB",
-                    MAX_PENDING_BYTES_PER_TENANT / (1024 * 1024)
-                ))
-            } else {
-                None
-            };
-            let cap = queue::Pending {
-                count: MAX_PENDING,
-                bytes: MAX_PENDING_BYTES,
-            };
-            let reason = match full {
-                Some(full) => Some(format!(
-                    "not sent: this partner already has {full} pending (its receiver is slow \
-                     or down); replay this one once they drain"
-                )),
-                None => deliveries
-                    .pending_room(&partner.slug, delivery.body.len(), cap)
-                    .map(|_| {
-                        format!(
-                            "not sent: the sandbox holds nearly all the pending deliveries it \
-                             keeps for its partners together ({MAX_PENDING} deliveries, {} MiB), \
-                             and this partner holds its share of them; replay this one once \
-                             they drain",
-                            MAX_PENDING_BYTES >> 20
-                        )
-                    }),
-            };
-            if let Some(reason) = reason.filter(|_| !nowhere) {
+            if !nowhere && let Some(reason) = no_room(&deliveries, &partner.slug, delivery.weight())
+            {
                 nowhere = true;
                 delivery.refuse(now, reason.into());
             }
@@ -525,7 +531,8 @@ impl Webhooks {
     }
 
     /// Sends a delivery again, whatever its status, with a fresh schedule; its earlier
-    /// attempts stay on record.
+    /// attempts stay on record. Where a new event's delivery would find no room (the
+    /// partner's pending caps, or all partners'), it gets a failed attempt saying so.
     pub fn replay(
         &self,
         id: &str,
@@ -543,13 +550,25 @@ impl Webhooks {
                 }
                 _ => return Err(ReplayError::NotFound),
             }
+            // A finished delivery sent again is one more pending: held to the caps a new
+            // event's is, or any key could replay its finished ones past them and leave
+            // every other partner's events no room while its receiver stays down.
+            let refused = deliveries.get(id).and_then(|delivery| {
+                (delivery.status != DeliveryStatus::Pending)
+                    .then(|| no_room(&deliveries, &delivery.partner.slug, delivery.weight()))
+                    .flatten()
+            });
             deliveries
                 .update(id, |delivery| {
-                    delivery.status = DeliveryStatus::Pending;
-                    delivery.step = 0;
-                    delivery.next_attempt_at = Some(now);
-                    if delivery.link.is_none() {
-                        delivery.link = link_of(&delivery.body);
+                    if let Some(reason) = refused {
+                        delivery.refuse(now, reason.into());
+                    } else {
+                        delivery.status = DeliveryStatus::Pending;
+                        delivery.step = 0;
+                        delivery.next_attempt_at = Some(now);
+                        if delivery.link.is_none() {
+                            delivery.link = link_of(&delivery.body);
+                        }
                     }
                     self.shared
                         .sink
@@ -915,6 +934,55 @@ pub(super) mod tests {
             .expect("a refused delivery");
         let error = refused.attempts[0].error.as_deref().unwrap_or_default();
         assert!(error.contains("deliveries of 64 MiB pending"), "{error}");
+    }
+
+    /// A replay is one more pending delivery, held to the caps a new event's is: a partner
+    /// whose receiver is down cannot replay its finished deliveries past its own cap, and
+    /// a refused replay gets a failed attempt saying why, staying replayable.
+    #[test]
+    fn a_replay_past_the_partners_pending_cap_fails_at_once_saying_why() {
+        let webhooks = Webhooks::new();
+        let (busy, quiet) = (partner(), other_partner());
+        // Finished ones first (nowhere to send them), then the cap filled with pending ones.
+        let finished: Vec<String> = (0..3)
+            .map(|_| {
+                webhooks
+                    .enqueue(&busy, "link.created", (), None, NOW)
+                    .text()
+            })
+            .collect();
+        for _ in 0..MAX_PENDING_PER_TENANT {
+            webhooks.enqueue(&busy, "link.created", (), url(), NOW);
+        }
+        let replayed = webhooks
+            .replay(&finished[0], Visible::All, NOW)
+            .expect("answered");
+        assert_eq!(replayed.status, DeliveryStatus::Failed);
+        let error = replayed
+            .attempts
+            .last()
+            .and_then(|attempt| attempt.error.as_deref());
+        assert!(
+            error.is_some_and(|error| error.contains("1000 deliveries pending")),
+            "{error:?}"
+        );
+        let pending = |partner: &Arc<Partner>| {
+            webhooks
+                .deliveries(Visible::All)
+                .iter()
+                .filter(|view| view.tenant == *partner.slug)
+                .filter(|view| view.status == DeliveryStatus::Pending)
+                .count()
+        };
+        assert_eq!(pending(&busy), MAX_PENDING_PER_TENANT);
+        // Another partner's replay is its own business.
+        let other = webhooks
+            .enqueue(&quiet, "link.created", (), None, NOW)
+            .text();
+        let replayed = webhooks
+            .replay(&other, Visible::All, NOW)
+            .expect("answered");
+        assert_eq!(replayed.status, DeliveryStatus::Pending);
     }
 
     /// Keys made up by the dozen, each with its receiver down and its own cap full, hold
