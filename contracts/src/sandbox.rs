@@ -11,6 +11,15 @@ use utoipa::ToSchema;
 
 use crate::m2m::{Language, LinkStatus, OperationAmount, OperationStatus};
 
+/// What a server whose own certificate is a CA's is told: `openssl req -x509` makes one
+/// (`basicConstraints CA:TRUE`), and the TLS verifier refuses it as a server's even when it
+/// is the very certificate passed as the trusted CA.
+pub const CA_AS_SERVER: &str = "the server's own certificate is marked as a CA's \
+    (basicConstraints CA:TRUE, as `openssl req -x509` makes one by default), which TLS does \
+    not accept as a server's even when it is the file passed as the trusted CA: give the \
+    server a certificate made with `-addext basicConstraints=critical,CA:FALSE`, or one \
+    signed by a CA whose certificate you pass";
+
 /// Default number of requests the journal keeps (`--journal-size`).
 pub const DEFAULT_JOURNAL_SIZE: usize = 1_000;
 /// Bytes of a request or response body the journal keeps; the rest is cut

@@ -300,14 +300,40 @@ pub struct ServeArgs {
     pub stop_with_stdin: bool,
 }
 
-/// The PEM file `flag` names, read and checked to hold at least one certificate.
+/// The PEM file `flag` names, read and checked to hold at least one certificate, every one
+/// of which TLS can trust: a client is built with them here, so a damaged one is this
+/// error at start, not a client that cannot be built once serving.
 fn read_ca_cert(flag: &str, path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     let pem =
         std::fs::read(path).with_context(|| format!("{flag}: cannot read {}", path.display()))?;
-    reqwest::Certificate::from_pem_bundle(&pem)
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
         .ok()
         .filter(|certificates| !certificates.is_empty())
         .with_context(|| format!("{flag}: {} holds no PEM certificate", path.display()))?;
+    certificates
+        .into_iter()
+        .fold(reqwest::Client::builder(), |builder, certificate| {
+            builder.add_root_certificate(certificate)
+        })
+        .build()
+        .map_err(|error| {
+            // reqwest's own words ("builder error") say less than its sources.
+            let mut causes = Vec::new();
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                causes.push(cause.to_string());
+                source = cause.source();
+            }
+            let why = if causes.is_empty() {
+                error.to_string()
+            } else {
+                causes.join(": ")
+            };
+            anyhow::anyhow!(
+                "{flag}: {} holds a certificate TLS cannot use ({why})",
+                path.display()
+            )
+        })?;
     Ok(pem)
 }
 
@@ -474,6 +500,22 @@ mod tests {
         let empty = serve_args(&["--webhook-ca-cert", &path("empty.pem")]);
         let error = empty.options().expect_err("no certificate").to_string();
         assert!(error.contains("holds no PEM certificate"), "{error}");
+        // PEM whose certificate is no certificate: refused at start, not by the engine
+        // once serving (which then sent no webhook at all).
+        std::fs::write(
+            path("damaged.pem"),
+            "-----BEGIN CERTIFICATE-----\nAAECAwQFBgcICQ==\n-----END CERTIFICATE-----\n",
+        )
+        .expect("written");
+        let damaged = serve_args(&["--webhook-ca-cert", &path("damaged.pem")]);
+        let error = damaged
+            .options()
+            .expect_err("a damaged certificate")
+            .to_string();
+        assert!(
+            error.contains("--webhook-ca-cert") && error.contains("a certificate TLS cannot use"),
+            "{error}"
+        );
         assert_eq!(
             serve_args(&[]).options().expect("options").webhook_ca_cert,
             None

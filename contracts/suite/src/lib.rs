@@ -336,14 +336,7 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-/// What a server whose own certificate is a CA's is told: `openssl req -x509` makes one
-/// (`basicConstraints CA:TRUE`), and the TLS verifier refuses it as a server's even when it
-/// is the very certificate passed as the trusted CA.
-pub const CA_AS_SERVER: &str = "the server's own certificate is marked as a CA's \
-    (basicConstraints CA:TRUE, as `openssl req -x509` makes one by default), which TLS does \
-    not accept as a server's even when it is the file passed as the trusted CA: give the \
-    server a certificate made with `-addext basicConstraints=critical,CA:FALSE`, or one \
-    signed by a CA whose certificate you pass";
+pub use linkbox_contracts::sandbox::CA_AS_SERVER;
 
 /// Checks the options without sending anything: the live-key refusal, the URL and the
 /// credentials the chosen `--api` needs.

@@ -124,7 +124,7 @@ pub async fn run(
     let client = match delivery.client().build() {
         Ok(client) => client,
         Err(error) => {
-            tracing::error!(%error, "webhook client could not be built; no webhooks will be sent");
+            tracing::error!(%error, "webhook client could not be built (the CAs of --webhook-ca-cert?); no webhooks will be sent");
             return;
         }
     };
@@ -446,20 +446,73 @@ fn describe(error: &reqwest::Error, delivery: &Delivery) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    // rustls's words for a certificate no root vouches for (its typed error is not
-    // reachable through reqwest's).
-    if text.contains("invalid peer certificate") {
-        text.push_str(
-            " (a receiver whose certificate a private CA issued is trusted with \
-             --webhook-ca-cert FILE)",
-        );
+    if let Some(hint) = certificate_hint(&text, !delivery.roots.is_empty()) {
+        text.push_str(&hint);
     }
     text
 }
 
+/// What the receiver's owner can do about a certificate refused, read from rustls's words
+/// in `error` (its typed error is not reachable through reqwest's), where the words alone
+/// do not say: a certificate no root vouches for, or a CA's own certificate served as the
+/// receiver's. An expired certificate, or one for another name, says all there is to say.
+fn certificate_hint(error: &str, has_roots: bool) -> Option<String> {
+    if error.contains("CaUsedAsEndEntity") {
+        Some(format!(": {}", linkbox_contracts::sandbox::CA_AS_SERVER))
+    } else if error.contains("UnknownIssuer") {
+        Some(
+            if has_roots {
+                " (no public root and no CA in --webhook-ca-cert issued it, or the receiver does \
+             not send the certificates between them)"
+            } else {
+                " (a receiver whose certificate a private CA issued is trusted with \
+             --webhook-ca-cert FILE)"
+            }
+            .to_owned(),
+        )
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{MAX_ATTEMPTS_PER_PARTNER, Shares, is_denied, is_loopback_url};
+    use super::{MAX_ATTEMPTS_PER_PARTNER, Shares, certificate_hint, is_denied, is_loopback_url};
+
+    /// The hint follows the cause: the flag for an unknown issuer while it is unset, the
+    /// missing link once it is set, the CA's certificate served as a receiver's explained,
+    /// and nothing added where rustls's words say it all.
+    #[test]
+    fn a_refused_certificate_is_explained_by_its_cause() {
+        let unknown = "could not connect: invalid peer certificate: UnknownIssuer";
+        let hint = certificate_hint(unknown, false).unwrap_or_default();
+        assert!(
+            hint.contains("trusted with --webhook-ca-cert FILE"),
+            "{hint}"
+        );
+        let hint = certificate_hint(unknown, true).unwrap_or_default();
+        assert!(
+            hint.contains("no CA in --webhook-ca-cert issued it"),
+            "{hint}"
+        );
+        let ca = "invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))";
+        for has_roots in [false, true] {
+            let hint = certificate_hint(ca, has_roots).unwrap_or_default();
+            assert!(
+                hint.contains("basicConstraints=critical,CA:FALSE"),
+                "{hint}"
+            );
+        }
+        for said in [
+            "invalid peer certificate: certificate expired: verification time 1, but \
+             certificate is not valid after 0",
+            "invalid peer certificate: certificate not valid for name \"127.0.0.1\"",
+            "could not connect: Connection refused",
+        ] {
+            assert_eq!(certificate_hint(said, true), None, "{said}");
+            assert_eq!(certificate_hint(said, false), None, "{said}");
+        }
+    }
     use std::sync::Arc;
 
     /// A partner's attempts share one semaphore of its size, another partner's is its own,

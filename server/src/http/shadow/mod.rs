@@ -494,7 +494,7 @@ fn describe(url: &url::Url, error: &reqwest::Error) -> String {
         ));
     }
     if text.contains("CaUsedAsEndEntity") {
-        text.push_str(&format!(": {}", linkbox_suite::CA_AS_SERVER));
+        text.push_str(&format!(": {}", linkbox_contracts::sandbox::CA_AS_SERVER));
     }
     text
 }
