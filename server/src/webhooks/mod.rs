@@ -47,6 +47,12 @@ pub const MAX_PENDING_BYTES_PER_TENANT: usize = 64 * 1024 * 1024;
 /// Attempts one delivery keeps: ten replays' worth of full schedules. Earlier ones are
 /// counted, not kept, so a delivery replayed without end stays the same size. [design]
 pub const MAX_KEPT_ATTEMPTS: usize = 50;
+/// The bytes one delivery's kept attempts may hold ([`Attempt::weight`]); past it the oldest
+/// go, as past [`MAX_KEPT_ATTEMPTS`], the latest always kept. Fifty attempts to a URL of
+/// usual length fit; each attempt keeps the URL it was sent to and its error, which may
+/// quote the URL, so a partner with a 2 KB webhook URL keeps its latest few, and no
+/// delivery, pending or finished, holds more than this in attempts. [design]
+pub const MAX_KEPT_ATTEMPT_BYTES: usize = 16 * 1024;
 /// Deliveries one partner may have pending at once; a further event's delivery is recorded
 /// as failed at once (replayable), so a dead receiver cannot grow the queue without bound.
 /// [design]
@@ -60,7 +66,7 @@ pub const MAX_PENDING: usize = 20_000;
 /// See [`MAX_PENDING`].
 pub const MAX_PENDING_BYTES: usize = 256 * 1024 * 1024;
 
-/// Why one more delivery of partner `slug` weighing `bytes` may not be pending, if it may
+/// Why one more delivery of partner `slug` whose body is `bytes` long may not be pending, if it may
 /// not: past the partner's caps ([`MAX_PENDING_PER_TENANT`],
 /// [`MAX_PENDING_BYTES_PER_TENANT`]) or within the last of all partners' together
 /// ([`MAX_PENDING`]) while it holds its share. Asked of a new event's delivery and of a
@@ -227,11 +233,17 @@ impl Delivery {
         self.body.len() + attempts
     }
 
-    /// Records `attempt`, dropping the oldest kept one past [`MAX_KEPT_ATTEMPTS`].
+    /// Records `attempt`, dropping the oldest kept ones past [`MAX_KEPT_ATTEMPTS`] or
+    /// [`MAX_KEPT_ATTEMPT_BYTES`].
     fn push_attempt(&mut self, attempt: Attempt) {
         self.attempts.push(attempt);
-        if self.attempts.len() > MAX_KEPT_ATTEMPTS {
-            let dropped = self.attempts.len() - MAX_KEPT_ATTEMPTS;
+        let mut dropped = self.attempts.len().saturating_sub(MAX_KEPT_ATTEMPTS);
+        let mut bytes: usize = self.attempts[dropped..].iter().map(Attempt::weight).sum();
+        while bytes > MAX_KEPT_ATTEMPT_BYTES && dropped + 1 < self.attempts.len() {
+            bytes -= self.attempts[dropped].weight();
+            dropped += 1;
+        }
+        if dropped > 0 {
             self.attempts.drain(..dropped);
             self.earlier_attempts += dropped;
         }
@@ -401,7 +413,8 @@ impl Webhooks {
             self.shared
                 .next_seq
                 .fetch_max(delivery.seq + 1, Ordering::Relaxed);
-            if !nowhere && let Some(reason) = no_room(&deliveries, &partner.slug, delivery.weight())
+            if !nowhere
+                && let Some(reason) = no_room(&deliveries, &partner.slug, delivery.body.len())
             {
                 nowhere = true;
                 delivery.refuse(now, reason.into());
@@ -499,6 +512,20 @@ impl Webhooks {
         let mut deliveries = self.shared.deliveries.lock();
         // Gone when a reset forgot it while the attempt was in flight.
         deliveries.update(id, |delivery| self.settle(delivery, attempt, retry));
+        self.trim(&mut deliveries);
+    }
+
+    /// Drops the finished deliveries past the caps ([`queue::Queue::trim`]) and forgets them
+    /// in the state file: after every change that finishes a delivery or adds to what a
+    /// finished one holds (an attempt, a replay refused), not only on a new event, so the
+    /// caps hold while no partner makes one.
+    fn trim(&self, deliveries: &mut queue::Queue) {
+        let trimmed = deliveries.trim();
+        if !trimmed.is_empty() {
+            self.shared
+                .sink
+                .record(|changes| persisted::delete(changes, &trimmed));
+        }
     }
 
     /// The next attempt is due its delay after this one was *due*, not after it was made:
@@ -555,10 +582,10 @@ impl Webhooks {
             // every other partner's events no room while its receiver stays down.
             let refused = deliveries.get(id).and_then(|delivery| {
                 (delivery.status != DeliveryStatus::Pending)
-                    .then(|| no_room(&deliveries, &delivery.partner.slug, delivery.weight()))
+                    .then(|| no_room(&deliveries, &delivery.partner.slug, delivery.body.len()))
                     .flatten()
             });
-            deliveries
+            let view = deliveries
                 .update(id, |delivery| {
                     if let Some(reason) = refused {
                         delivery.refuse(now, reason.into());
@@ -575,7 +602,9 @@ impl Webhooks {
                         .record(|changes| persisted::put(changes, delivery));
                     Unresolved::of(delivery)
                 })
-                .ok_or(ReplayError::NotFound)?
+                .ok_or(ReplayError::NotFound)?;
+            self.trim(&mut deliveries);
+            view
         };
         self.shared.wake.notify_one();
         Ok(view.resolve())
@@ -934,6 +963,74 @@ pub(super) mod tests {
             .expect("a refused delivery");
         let error = refused.attempts[0].error.as_deref().unwrap_or_default();
         assert!(error.contains("deliveries of 64 MiB pending"), "{error}");
+    }
+
+    /// A delivery keeps its latest attempts within [`MAX_KEPT_ATTEMPT_BYTES`]: fifty to a URL
+    /// of usual length, fewer to a 2 KB one (each attempt keeps the URL, its error may
+    /// quote it), the latest always, every one counted.
+    #[test]
+    fn a_deliverys_attempts_are_bounded_in_bytes_too() {
+        let webhooks = Webhooks::new();
+        let id = webhooks.enqueue(&partner(), "link.created", (), None, NOW);
+        let long = format!("http://127.0.0.1:9/{}", "u".repeat(2_060));
+        let attempt = |url: &str| Attempt {
+            at: NOW,
+            url: Some(url.to_owned()),
+            status_code: Some(500),
+            error: Some(format!("could not connect to {url}").into()),
+            duration_ms: 1,
+        };
+        let held = |webhooks: &Webhooks| {
+            let deliveries = webhooks.shared.deliveries.lock();
+            let delivery = deliveries.get(id).expect("kept");
+            let bytes: usize = delivery.attempts.iter().map(Attempt::weight).sum();
+            (delivery.attempts.len(), bytes, delivery.attempts_made())
+        };
+        for _ in 0..60 {
+            webhooks.record_unsendable(id, attempt("http://127.0.0.1:9/hooks"));
+        }
+        let (kept, bytes, made) = held(&webhooks);
+        assert_eq!((kept, made), (MAX_KEPT_ATTEMPTS, 61), "{bytes} bytes");
+        for _ in 0..60 {
+            webhooks.record_unsendable(id, attempt(&long));
+        }
+        let (kept, bytes, made) = held(&webhooks);
+        assert!(bytes <= MAX_KEPT_ATTEMPT_BYTES, "{bytes} bytes in {kept}");
+        assert!((2..MAX_KEPT_ATTEMPTS / 4).contains(&kept), "{kept} kept");
+        assert_eq!(made, 121);
+    }
+
+    /// Deliveries finished by their attempts, not by a new event, are held to the count:
+    /// eleven partners' thousand pending each, all failed at once (a clock moved past their
+    /// schedule), leave at most the finished ones' count and a batch listed.
+    #[test]
+    fn deliveries_finished_without_a_new_event_are_trimmed_too() {
+        let webhooks = Webhooks::new();
+        let partners: Vec<_> = (0..11)
+            .map(|n| partner_of(&format!("m2m_test_{n:0>32}")))
+            .collect();
+        for partner in &partners {
+            for _ in 0..MAX_PENDING_PER_TENANT {
+                webhooks.enqueue(partner, "link.created", (), url(), NOW);
+            }
+        }
+        for job in webhooks.take_due(NOW) {
+            webhooks.record_unsendable(
+                job.id,
+                Attempt {
+                    at: NOW,
+                    url: url(),
+                    status_code: None,
+                    error: Some("down".into()),
+                    duration_ms: 0,
+                },
+            );
+        }
+        let kept = webhooks.deliveries(Visible::All).len();
+        assert!(
+            kept <= MAX_KEPT_DELIVERIES + queue::TRIM_BATCH,
+            "{kept} finished kept"
+        );
     }
 
     /// A replay is one more pending delivery, held to the caps a new event's is: a partner

@@ -40,16 +40,15 @@ pub(super) struct Queue {
     /// Delivery id → its `seq`. This map and the two below are keyed by what no client chooses
     /// (delivery ids, partner slugs, link ids), so they hash with [`ServerKeys`].
     by_id: HashMap<DeliveryId, u64, ServerKeys>,
-    /// Partner slug → how many of its deliveries are pending, and their bytes
-    /// ([`Delivery::weight`](super::Delivery::weight): body and attempts).
+    /// Partner slug → how many of its deliveries are pending, and their bodies' bytes.
     pending: HashMap<Arc<str>, Pending, ServerKeys>,
     /// How many deliveries are pending, all partners together: the sum of `pending`, kept
     /// rather than summed because [`Queue::trim`] reads it on every enqueue and `pending`
     /// has an entry for every partner with a receiver down.
     pending_total: usize,
-    /// The bytes of the pending deliveries, all partners together.
+    /// The bytes of the pending deliveries' bodies, all partners together.
     pending_bytes: usize,
-    /// The bytes of every kept delivery: finished ones are dropped, oldest first,
+    /// The bytes every kept delivery counts for ([`counted`]): finished ones are dropped, oldest first,
     /// once theirs pass [`MAX_KEPT_BYTES`].
     bytes: usize,
     /// The engine's view: each pending delivery not in flight, by when it falls due.
@@ -98,7 +97,7 @@ impl Tallied {
         Tallied {
             pending: delivery.status == DeliveryStatus::Pending,
             slug: delivery.partner.slug.clone(),
-            bytes: delivery.weight(),
+            bytes: counted(delivery),
         }
     }
 
@@ -114,8 +113,21 @@ fn tallied(delivery: &Delivery) -> (bool, &Arc<str>, usize) {
     (
         delivery.status == DeliveryStatus::Pending,
         &delivery.partner.slug,
-        delivery.weight(),
+        counted(delivery),
     )
+}
+
+/// The bytes a delivery counts for: a pending one its body, what its admission was
+/// measured by ([`super::no_room`]), so the pending caps a delivery was let in under are
+/// never passed by the attempts its retries add after; a finished one all it holds
+/// ([`Delivery::weight`](super::Delivery::weight)), its attempts too. What attempts a
+/// delivery keeps is bounded on their own ([`super::MAX_KEPT_ATTEMPT_BYTES`]).
+fn counted(delivery: &Delivery) -> usize {
+    if delivery.status == DeliveryStatus::Pending {
+        delivery.body.len()
+    } else {
+        delivery.weight()
+    }
 }
 
 /// Which cap a trim is under, or which a new pending delivery would pass.
@@ -125,7 +137,7 @@ pub(super) enum Cap {
     Bytes,
 }
 
-/// A partner's pending deliveries: how many, and their bytes.
+/// A partner's pending deliveries: how many, and their bodies' bytes.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Pending {
     pub count: usize,
@@ -257,7 +269,7 @@ impl Queue {
         self.by_id.contains_key(&id)
     }
 
-    /// How many deliveries of partner `slug` are pending, and their bytes.
+    /// How many deliveries of partner `slug` are pending, and their bodies' bytes.
     pub(super) fn pending_of(&self, slug: &str) -> Pending {
         self.pending.get(slug).copied().unwrap_or_default()
     }
@@ -532,12 +544,10 @@ impl Queue {
         // receiver is down (its oldest deliveries pending for hours of retries) made
         // everyone's creates move the whole list. So it waits until [`TRIM_BATCH`] can go,
         // and moves the list once for all of them.
+        // Finished ones past the count: pending ones are bounded by their own caps, and
+        // never push a finished one out.
         let finished = self.list.len().saturating_sub(self.pending_total);
-        let excess = self
-            .list
-            .len()
-            .saturating_sub(MAX_KEPT_DELIVERIES)
-            .min(finished);
+        let excess = finished.saturating_sub(MAX_KEPT_DELIVERIES);
         // Past the bytes' cap, down to fifteen sixteenths of it: the next pass waits for a
         // sixteenth more.
         let excess_bytes = match self.finished_bytes() {
@@ -563,7 +573,7 @@ impl Queue {
                     // What it was counted for, all of it ([`tallied`]): bytes left behind
                     // would keep the cap passed for good, and every finished delivery of
                     // every partner dropped as it finished.
-                    let weight = delivery.weight();
+                    let weight = counted(&delivery);
                     self.bytes = self.bytes.saturating_sub(weight);
                     self.finished.remove(&delivery.partner.slug, weight);
                     dropped.push(delivery);
@@ -584,7 +594,7 @@ impl Queue {
 
     /// The cap the finished deliveries are over, if any: the count's first.
     fn over(&self) -> Option<Cap> {
-        if self.list.len() > MAX_KEPT_DELIVERIES && self.list.len() > self.pending_total {
+        if self.list.len().saturating_sub(self.pending_total) > MAX_KEPT_DELIVERIES {
             Some(Cap::Count)
         } else if self.finished_bytes() > MAX_KEPT_BYTES {
             Some(Cap::Bytes)
@@ -688,11 +698,11 @@ mod tests {
                 queue.get(delivery.id).map(|found| found.seq),
                 Some(delivery.seq)
             );
-            bytes += delivery.weight();
+            bytes += counted(delivery);
             if delivery.status == DeliveryStatus::Pending {
-                let counted = pending.entry(delivery.partner.slug.clone()).or_default();
-                counted.count += 1;
-                counted.bytes += delivery.weight();
+                let held = pending.entry(delivery.partner.slug.clone()).or_default();
+                held.count += 1;
+                held.bytes += delivery.body.len();
             }
         }
         assert_eq!(queue.by_id.len(), queue.iter().count());
@@ -791,11 +801,11 @@ mod tests {
         assert_eq!(queue.pending_of(&one.slug), Pending::default());
     }
 
-    /// A delivery's attempts count in the caps' bytes beside its body, as they are kept and
-    /// as they go: a long webhook URL and a long error, kept by each attempt, weigh what
-    /// they hold.
+    /// A pending delivery counts its body, what it was let in by, whatever attempts its
+    /// retries add; a finished one counts its attempts too, a long webhook URL and a long
+    /// error kept by each weighing what they hold, and forgotten with it.
     #[test]
-    fn attempts_count_in_the_bytes_kept() {
+    fn a_finished_deliverys_attempts_count_in_the_bytes_kept() {
         use std::borrow::Cow;
 
         use super::super::Attempt;
@@ -804,7 +814,6 @@ mod tests {
         let mut pending = delivery(1, &one, DeliveryStatus::Pending);
         pending.body = bytes::Bytes::from_static(b"{}");
         queue.push(pending);
-        assert_eq!(queue.pending_of(&one.slug).bytes, 2);
         let attempt = |error: Cow<'static, str>| Attempt {
             at: datetime!(2026-02-10 12:00 UTC),
             url: Some(format!("http://127.0.0.1:9/{}", "u".repeat(2_000))),
@@ -815,8 +824,12 @@ mod tests {
         queue.update(DeliveryId(1), |delivery| {
             delivery.push_attempt(attempt(format!("refused: {}", "e".repeat(1_000)).into()));
         });
-        let one_attempt = queue.pending_of(&one.slug).bytes - 2;
-        assert!(one_attempt > 3_000, "URL and error counted: {one_attempt}");
+        assert_eq!(
+            queue.pending_of(&one.slug).bytes,
+            2,
+            "pending: the body alone"
+        );
+        assert_eq!(queue.finished_bytes(), 0);
         assert_consistent(&queue);
         // Finished with a fixed error: its text is not the delivery's to count.
         queue.update(DeliveryId(1), |delivery| {
@@ -825,18 +838,30 @@ mod tests {
         });
         assert_eq!(queue.pending_of(&one.slug), Pending::default());
         let finished = queue.finished_bytes();
-        let second = finished - 2 - one_attempt;
-        assert!((2_000..2_200).contains(&second), "the URL alone: {second}");
-        // Past the kept attempts, the oldest go, and so does what they weighed.
-        queue.update(DeliveryId(1), |delivery| {
-            for _ in 0..super::super::MAX_KEPT_ATTEMPTS {
-                delivery.push_attempt(attempt(Cow::Borrowed("a fixed text")));
-            }
-        });
-        assert!(queue.finished_bytes() < finished + super::super::MAX_KEPT_ATTEMPTS * 2_100);
+        assert!(
+            (2 + 3_000 + 2_000..2 + 3_000 + 2_000 + 400).contains(&finished),
+            "the body, two URLs and one error: {finished}"
+        );
         assert_consistent(&queue);
         queue.retain(|_| false);
         assert_eq!(queue.finished_bytes(), 0);
+        assert_consistent(&queue);
+    }
+
+    /// Pending deliveries are not in the finished ones' count: however many other partners
+    /// hold pending, a quiet partner's few finished ones stay.
+    #[test]
+    fn pending_deliveries_never_push_a_finished_one_out() {
+        let (quiet, busy) = partners();
+        let mut queue = Queue::default();
+        for seq in 0..300 {
+            queue.push(delivery(seq, &quiet, DeliveryStatus::Delivered));
+        }
+        for seq in 300..300 + MAX_KEPT_DELIVERIES as u64 + TRIM_BATCH as u64 {
+            queue.push(delivery(seq, &busy, DeliveryStatus::Pending));
+            assert!(queue.trim().is_empty(), "{seq}");
+        }
+        assert_eq!(queue.list.len(), 300 + MAX_KEPT_DELIVERIES + TRIM_BATCH);
         assert_consistent(&queue);
     }
 
@@ -918,8 +943,9 @@ mod tests {
             queue.push(delivery(seq, &one, status));
         }
         let dropped = queue.trim();
-        assert_eq!(dropped.len(), TRIM_BATCH + 20);
-        assert_eq!(queue.list.len(), MAX_KEPT_DELIVERIES);
+        // The finished ones past the count go; the pending ones are not counted in it.
+        assert_eq!(dropped.len(), TRIM_BATCH + 10);
+        assert_eq!(queue.list.len(), MAX_KEPT_DELIVERIES + 10);
         assert!(
             dropped
                 .iter()
@@ -945,12 +971,13 @@ mod tests {
             queue.push(delivery(seq, &one, DeliveryStatus::Delivered));
             let trimmed = queue.trim();
             assert!(trimmed.iter().all(|d| d.status != DeliveryStatus::Pending));
+            // The one pending is kept beside the finished ones, not in their count.
             if !trimmed.is_empty() {
                 passes += 1;
-                assert_eq!(queue.list.len(), MAX_KEPT_DELIVERIES);
+                assert_eq!(queue.list.len(), MAX_KEPT_DELIVERIES + 1);
             }
             dropped += trimmed.len();
-            assert!(queue.list.len() < MAX_KEPT_DELIVERIES + TRIM_BATCH);
+            assert!(queue.list.len() < MAX_KEPT_DELIVERIES + TRIM_BATCH + 1);
         }
         assert_eq!(dropped + queue.list.len(), 3 * MAX_KEPT_DELIVERIES);
         assert!(
