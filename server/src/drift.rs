@@ -13,7 +13,8 @@
 //! instead. At most [`MAX_TENANTS`] tenants are kept apart — past
 //! that, a new tenant's comparisons are counted under no tenant (the admin's view) — and
 //! example values longer than [`MAX_VALUE_BYTES`] when serialised are cut to a string, and
-//! error messages past [`MAX_MESSAGE_BYTES`] are cut, saying how long they were. So a
+//! error messages past [`MAX_MESSAGE_BYTES`] are cut, saying how long they were, as are
+//! endpoints and pointers past [`MAX_PLACE_BYTES`]. So a
 //! stranger with fresh keys cannot make the report grow without bound.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -38,6 +39,11 @@ pub const MAX_VALUE_BYTES: usize = 2048;
 /// Longest error message kept whole: a message may quote what a client sent (a path of
 /// 60 KB), and twenty of them per tenant, a thousand tenants, must stay small.
 pub const MAX_MESSAGE_BYTES: usize = 1024;
+/// Longest endpoint or pointer kept whole: an endpoint no route knows is the client's own
+/// path (60 KB under the head's limit) and a pointer the vendor's field names, each kept in
+/// every kind and every recent error; past this they are cut, saying how long they were
+/// (distinct ones alike that far are then one kind).
+pub const MAX_PLACE_BYTES: usize = 256;
 
 /// One difference one comparison found.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,6 +172,7 @@ impl Drift {
     /// Counts one comparison of a request to `endpoint` and keeps what it found; returns the
     /// differences this tenant had not seen before.
     pub fn record(&self, tenant: Option<&str>, endpoint: &str, found: Vec<Found>) -> Vec<New> {
+        let endpoint = &*shorten(endpoint.to_owned(), MAX_PLACE_BYTES);
         let now = OffsetDateTime::now_utc();
         let mut inner = self.inner.lock();
         let label = inner.label(tenant).to_owned();
@@ -176,7 +183,11 @@ impl Drift {
                 upstream: cut(found.upstream),
                 linkbox: cut(found.linkbox),
             };
-            let key = (endpoint.to_owned(), found.rule, found.pointer);
+            let key = (
+                endpoint.to_owned(),
+                found.rule,
+                shorten(found.pointer, MAX_PLACE_BYTES),
+            );
             let holds = {
                 let seen = inner.tenants.entry(label.clone()).or_default();
                 if let Some(entry) = seen.differences.get_mut(&key) {
@@ -370,20 +381,19 @@ fn push_error(
         recent.pop_back();
     }
     recent.push_front(DriftError {
-        endpoint: endpoint.to_owned(),
-        message: shorten(message),
+        endpoint: shorten(endpoint.to_owned(), MAX_PLACE_BYTES),
+        message: shorten(message, MAX_MESSAGE_BYTES),
         at: format(at),
     });
 }
 
-/// `message`, or its first [`MAX_MESSAGE_BYTES`] (at a character's edge) saying how long
-/// it was.
-fn shorten(mut message: String) -> String {
+/// `message`, or its first `limit` bytes (at a character's edge) saying how long it was.
+pub fn shorten(mut message: String, limit: usize) -> String {
     let length = message.len();
-    if length <= MAX_MESSAGE_BYTES {
+    if length <= limit {
         return message;
     }
-    let mut end = MAX_MESSAGE_BYTES;
+    let mut end = limit;
     while !message.is_char_boundary(end) {
         end -= 1;
     }
@@ -500,6 +510,43 @@ mod tests {
             "{kept}"
         );
         assert_eq!(report.recent_errors[0].message, "short");
+    }
+
+    /// A client's 60 KB path (an endpoint no route knows) and a vendor's long field name
+    /// are kept cut, in each kind and each recent error, saying how long they were: ten
+    /// thousand kinds of them held 600 MB.
+    #[test]
+    fn long_endpoints_and_pointers_are_cut_where_they_are_kept() {
+        let drift = Drift::default();
+        let endpoint = format!("GET /partner/{}", "abcdefghijklmnopqrs/".repeat(3_000));
+        let pointer = format!("/data/{}", "f".repeat(10_000));
+        let new = drift.record(
+            Some("globex"),
+            &endpoint,
+            vec![found("extra", &pointer, json!(1), Value::Null)],
+        );
+        assert_eq!(new.len(), 1);
+        drift.error(Some("globex"), &endpoint, "not compared".into());
+        let report = drift.report(Some("globex"));
+        let kept = &report.differences[0];
+        for (place, whole) in [(&kept.endpoint, &endpoint), (&kept.pointer, &pointer)] {
+            assert!(place.len() < MAX_PLACE_BYTES + 40, "{}", place.len());
+            assert!(
+                place.ends_with(&format!("… ({} bytes in all)", whole.len())),
+                "{place}"
+            );
+        }
+        let error = &report.recent_errors[0].endpoint;
+        assert!(error.len() < MAX_PLACE_BYTES + 40, "{}", error.len());
+        // The same long place again is the same kind.
+        drift.record(
+            Some("globex"),
+            &endpoint,
+            vec![found("extra", &pointer, json!(2), Value::Null)],
+        );
+        let report = drift.report(Some("globex"));
+        assert_eq!(report.differences.len(), 1);
+        assert_eq!(report.differences[0].count, 2);
     }
 
     fn found(rule: &'static str, pointer: &str, upstream: Value, linkbox: Value) -> Found {

@@ -1901,3 +1901,22 @@ fn the_fact_table_globs_and_sources() {
         "op_acme_A1b2C"
     ));
 }
+
+/// An answer with thousands of fields the other lacks yields at most [`MAX_FOUND`]
+/// differences, each once: the report keeps a few hundred kinds, and checking each new one
+/// against all found before made such an answer quadratic.
+#[test]
+fn a_wide_answer_yields_at_most_max_found_differences() {
+    let mut up = up_created();
+    for n in 0..3 * MAX_FOUND {
+        up["data"][format!("extra{n}")] = json!(n);
+    }
+    let found = create_case().compare(&Side::json(201, &up), &Side::json(201, &lb_created()));
+    assert_eq!(found.len(), MAX_FOUND);
+    let pointers: std::collections::HashSet<&str> = found
+        .iter()
+        .map(|difference| difference.pointer.as_str())
+        .collect();
+    assert_eq!(pointers.len(), MAX_FOUND, "each once");
+    assert!(pointers.contains("/data/extra0"), "{pointers:?}");
+}

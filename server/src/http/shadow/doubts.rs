@@ -39,6 +39,11 @@ use serde_json::Value;
 
 /// Resources in doubt kept at most.
 pub const MAX_DOUBTS: usize = 10_000;
+/// The longest resource path kept as it is: a path no route knows is the client's own (60 KB
+/// under the head's limit), and a doubt keeps it, so longer ones are kept to this many bytes
+/// (their start, so a collection still finds them under it; two alike that far are one
+/// resource). Its cause, which quotes the request, is cut as the report's messages are.
+pub const MAX_PATH_BYTES: usize = 1024;
 /// Changes to a collection in doubt, answered unalike, after which its doubt ends anyway.
 pub const UNSETTLED_CHANGES: u8 = 3;
 
@@ -116,16 +121,25 @@ pub fn id_of<'a>(api: Api, method: &Method, path: &'a str) -> Option<&'a str> {
         .map(|(segment, _)| segment)
 }
 
+/// `path` as a doubt keeps it: its first [`MAX_PATH_BYTES`], at a character's edge.
+fn kept(path: &str) -> String {
+    let mut end = path.len().min(MAX_PATH_BYTES);
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    path[..end].to_owned()
+}
+
 impl Doubts {
     /// Puts `resource` of `tenant` in doubt because of `cause`.
     pub fn raise(&mut self, tenant: Option<&str>, resource: &Resource, cause: String) {
         self.raised += 1;
         let order = self.raised;
         self.held.insert(
-            (tenant.map(str::to_owned), resource.path.clone()),
+            (tenant.map(str::to_owned), kept(&resource.path)),
             Doubt {
                 order,
-                cause,
+                cause: crate::drift::shorten(cause, crate::drift::MAX_MESSAGE_BYTES),
                 unsettled: resource.collection.then_some(UNSETTLED_CHANGES),
             },
         );
@@ -151,12 +165,12 @@ impl Doubts {
         resource: &str,
         change: Option<bool>,
     ) -> Option<String> {
-        let key = (tenant.map(str::to_owned), resource.to_owned());
+        let key = (tenant.map(str::to_owned), kept(resource));
         let Some(alike) = change else {
             if let Some(doubt) = self.held.get(&key) {
                 return Some(doubt.cause.clone());
             }
-            let under = format!("{resource}/");
+            let under = format!("{}/", key.1);
             return self
                 .held
                 .iter()
@@ -177,7 +191,7 @@ impl Doubts {
     /// Whether `resource` itself of `tenant` is in doubt.
     pub fn holds(&self, tenant: Option<&str>, resource: &str) -> bool {
         self.held
-            .contains_key(&(tenant.map(str::to_owned), resource.to_owned()))
+            .contains_key(&(tenant.map(str::to_owned), kept(resource)))
     }
 
     /// How many resources are in doubt.
@@ -241,6 +255,31 @@ mod tests {
             of(Api::Leaf, Method::POST, &users, Some(json!({"id": "u-7"}))),
             (users.clone(), true)
         );
+    }
+
+    /// A client's 60 KB path in doubt is kept to its first KiB, its cause cut too: ten
+    /// thousand of them held 1.5 GB. The same long path is still the one in doubt, and
+    /// its collection still finds it.
+    #[test]
+    fn a_long_path_in_doubt_is_kept_short_and_still_found() {
+        let mut doubts = Doubts::default();
+        let long = format!("/partner/{}", "abcdefghijklmnopqrs/".repeat(3_000));
+        let cause = format!("POST {long} was answered 503");
+        doubts.raise(Some("acme"), &item(&long), cause.clone());
+        let ((_, path), doubt) = doubts.held.iter().next().expect("held");
+        assert_eq!(path.len(), MAX_PATH_BYTES, "its first KiB");
+        assert!(
+            doubt.cause.len() < crate::drift::MAX_MESSAGE_BYTES + 40,
+            "{}",
+            doubt.cause.len()
+        );
+        assert!(doubts.holds(Some("acme"), &long));
+        let read = doubts
+            .over(Some("acme"), "/partner", None)
+            .unwrap_or_default();
+        assert!(read.starts_with("POST /partner/abc"), "{read}");
+        assert!(doubts.over(Some("acme"), &long, Some(true)).is_some());
+        assert_eq!(doubts.len(), 0);
     }
 
     #[test]

@@ -697,6 +697,17 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
     };
     ids.learn(compare::pairs(&exchange));
     let differences = compare::compare(&exchange);
+    if differences.len() >= compare::MAX_FOUND {
+        app.drift.error(
+            tenant.as_deref(),
+            &endpoint,
+            format!(
+                "the answers differ in more than {} places: only the first {} were compared",
+                compare::MAX_FOUND,
+                compare::MAX_FOUND
+            ),
+        );
+    }
     let alike = upstream.status == local_status;
     let doubt = doubts.over(tenant.as_deref(), &resource.path, changes.then_some(alike));
     // An id of the vendor's that no compared answer ever showed (made before shadowing
