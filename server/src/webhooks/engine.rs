@@ -124,7 +124,10 @@ pub async fn run(
     let client = match delivery.client().build() {
         Ok(client) => client,
         Err(error) => {
-            tracing::error!(%error, "webhook client could not be built (the CAs of --webhook-ca-cert?); no webhooks will be sent");
+            tracing::error!(
+                %error,
+                "webhook client could not be built (the CAs of --webhook-ca-cert?); no webhooks will be sent"
+            );
             return;
         }
     };

@@ -41,7 +41,7 @@ const MAX_KEPT_DELIVERIES: usize = 10_000;
 /// bytes ([`Delivery::weight`]: each event's payload, the link's `metadata` in it, and the
 /// attempts kept, each with its URL and error). [design]
 const MAX_KEPT_BYTES: usize = 256 * 1024 * 1024;
-/// The bytes one partner's pending deliveries may hold at once ([`Delivery::weight`]); past it, as past
+/// The bytes one partner's pending deliveries' bodies may hold at once; past it, as past
 /// [`MAX_PENDING_PER_TENANT`], a new event's delivery fails at once. [design]
 pub const MAX_PENDING_BYTES_PER_TENANT: usize = 64 * 1024 * 1024;
 /// Attempts one delivery keeps: ten replays' worth of full schedules. Earlier ones are
@@ -57,7 +57,7 @@ pub const MAX_KEPT_ATTEMPT_BYTES: usize = 16 * 1024;
 /// as failed at once (replayable), so a dead receiver cannot grow the queue without bound.
 /// [design]
 pub const MAX_PENDING_PER_TENANT: usize = 1_000;
-/// Deliveries all partners together may have pending, and their bytes: keys made
+/// Deliveries all partners together may have pending, and their bodies' bytes: keys made
 /// up by the dozen, each with a receiver down, would otherwise hold each partner's cap
 /// many times over. Within the last eighth of either, only a partner holding less than
 /// its share (the cap over the partners with deliveries pending) may add one; a delivery
@@ -66,8 +66,8 @@ pub const MAX_PENDING: usize = 20_000;
 /// See [`MAX_PENDING`].
 pub const MAX_PENDING_BYTES: usize = 256 * 1024 * 1024;
 
-/// Why one more delivery of partner `slug` whose body is `bytes` long may not be pending, if it may
-/// not: past the partner's caps ([`MAX_PENDING_PER_TENANT`],
+/// Why one more delivery of partner `slug`, its body `bytes` long, may not be pending, if
+/// it may not: past the partner's caps ([`MAX_PENDING_PER_TENANT`],
 /// [`MAX_PENDING_BYTES_PER_TENANT`]) or within the last of all partners' together
 /// ([`MAX_PENDING`]) while it holds its share. Asked of a new event's delivery and of a
 /// replay alike: a delivery is sent again only where a new one could be.
@@ -224,10 +224,9 @@ impl Delivery {
         self.earlier_attempts + self.attempts.len()
     }
 
-    /// The bytes the delivery holds, as the queue's caps count them: its body, and each
-    /// attempt kept with the texts it owns. A partner with a long webhook URL and a receiver
-    /// down, replaying its deliveries, makes each hold [`MAX_KEPT_ATTEMPTS`] copies of the
-    /// URL and the error: counted here, so the caps bound them as they bound bodies.
+    /// The bytes the delivery holds: its body, and each attempt kept with the texts it owns
+    /// (at most [`MAX_KEPT_ATTEMPT_BYTES`] of them). What a finished delivery counts for in
+    /// the queue's bytes; a pending one counts its body, what it was admitted by.
     fn weight(&self) -> usize {
         let attempts: usize = self.attempts.iter().map(Attempt::weight).sum();
         self.body.len() + attempts

@@ -48,8 +48,8 @@ pub(super) struct Queue {
     pending_total: usize,
     /// The bytes of the pending deliveries' bodies, all partners together.
     pending_bytes: usize,
-    /// The bytes every kept delivery counts for ([`counted`]): finished ones are dropped, oldest first,
-    /// once theirs pass [`MAX_KEPT_BYTES`].
+    /// The bytes every kept delivery counts for ([`counted`]): finished ones are dropped,
+    /// oldest first, once theirs pass [`MAX_KEPT_BYTES`].
     bytes: usize,
     /// The engine's view: each pending delivery not in flight, by when it falls due.
     waiting: BTreeSet<(OffsetDateTime, u64)>,
