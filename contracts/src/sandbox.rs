@@ -456,7 +456,8 @@ pub struct DeliveryAttempt {
     pub duration_ms: u64,
 }
 
-/// A webhook delivery and every attempt made at it.
+/// A webhook delivery and the latest attempts made at it (at most 50, and as many as hold
+/// 16 KiB; older ones are not listed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryView {

@@ -399,6 +399,9 @@ pub fn shorten(mut message: String, limit: usize) -> String {
     }
     message.truncate(end);
     message.push_str(&format!("… ({length} bytes in all)"));
+    // Kept for as long as the report is: without its first allocation, which `truncate`
+    // keeps (a 60 KB path held whole behind each 256-byte one).
+    message.shrink_to_fit();
     message
 }
 
@@ -547,6 +550,23 @@ mod tests {
         let report = drift.report(Some("globex"));
         assert_eq!(report.differences.len(), 1);
         assert_eq!(report.differences[0].count, 2);
+    }
+
+    /// A text cut is kept in an allocation of its size, not the original's.
+    #[test]
+    fn a_cut_text_holds_only_what_it_keeps() {
+        let kept = shorten("abcdefghijklmnopqrs/".repeat(3_000), MAX_PLACE_BYTES);
+        assert!(
+            kept.capacity() < MAX_PLACE_BYTES + 40,
+            "{}",
+            kept.capacity()
+        );
+        let kept = shorten("é".repeat(30_000), MAX_MESSAGE_BYTES);
+        assert!(
+            kept.capacity() < MAX_MESSAGE_BYTES + 40,
+            "{}",
+            kept.capacity()
+        );
     }
 
     fn found(rule: &'static str, pointer: &str, upstream: Value, linkbox: Value) -> Found {
