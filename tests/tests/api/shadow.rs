@@ -1089,3 +1089,55 @@ async fn a_body_over_the_vendors_limit_is_refused_in_the_apis_shape_and_not_forw
         .await;
     assert_eq!(created.status, 201, "{created:?}");
 }
+
+/// An answer differing in more places than one comparison yields (a vendor's detail with
+/// 600 fields linkbox lacks): the first ones are kept, and a recent error says the rest
+/// were passed over.
+#[tokio::test]
+async fn an_answer_differing_in_more_places_than_compared_says_so() {
+    let vendor = spawn_app().await;
+    let proxy = drifting(
+        &vendor,
+        Arc::new(|method, path, status, mut body| {
+            if method == "GET" && path.starts_with("/partner/links/") && status == 200 {
+                for n in 0..600 {
+                    body["data"][format!("extra{n}")] = json!(n);
+                }
+            }
+            (status, body)
+        }),
+    )
+    .await;
+    let shadow = shadowing(&format!("http://{proxy}")).await;
+    let key = test_key(1613);
+    let link = shadow.create_link_for(&key, "wide").await;
+    let id = link["linkId"].as_str().expect("an id").to_owned();
+    assert_eq!(shadow.get_link(&key, &id).await.status, 200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let report = loop {
+        let report = shadow.control(Method::GET, "/drift", None, None).await.json;
+        let said = report["recentErrors"].as_array().is_some_and(|errors| {
+            errors.iter().any(|error| {
+                error["message"]
+                    .as_str()
+                    .is_some_and(|message| message.contains("differ in more than 500 places"))
+            })
+        });
+        if said {
+            break report;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{report}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let extra = report["differences"]
+        .as_array()
+        .expect("differences")
+        .iter()
+        .filter(|difference| {
+            difference["pointer"]
+                .as_str()
+                .is_some_and(|pointer| pointer.starts_with("/data/extra"))
+        })
+        .count();
+    assert!((1..=500).contains(&extra), "{extra} kept");
+}
