@@ -1698,13 +1698,12 @@ struct FullDisk {
 async fn serving_on_a_full_disk(state: &Path) -> FullDisk {
     let log = log_file(state, "-log");
     std::os::unix::fs::symlink("/dev/full", &log).expect("a full disk");
-    let app = linkbox::App::open(settings(state)).await.expect("opened");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(linkbox::serve(listener, app.clone(), async {
-        let _ = stopped.await;
-    }));
+    let Serving {
+        app,
+        base,
+        stop,
+        served,
+    } = serving(state).await;
     FullDisk {
         app,
         base,
@@ -1712,6 +1711,41 @@ async fn serving_on_a_full_disk(state: &Path) -> FullDisk {
         stop,
         served,
     }
+}
+
+/// A sandbox serving on `state` over loopback: its app, base URL, stop and served task.
+struct Serving {
+    app: linkbox::App,
+    base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<Result<(), linkbox::persist::Unsaved>>,
+}
+
+async fn serving(state: &Path) -> Serving {
+    let app = linkbox::App::open(settings(state)).await.expect("opened");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(linkbox::serve(listener, app.clone(), async {
+        let _ = stopped.await;
+    }));
+    Serving {
+        app,
+        base,
+        stop,
+        served,
+    }
+}
+
+/// `POST /partner/links` with `referenceId` `reference`, as [`KEY`]: its answer.
+async fn create(client: &reqwest::Client, base: &str, reference: &str) -> reqwest::Response {
+    client
+        .post(format!("{base}/partner/links"))
+        .header("x-api-key", KEY)
+        .json(&json!({"referenceId": reference}))
+        .send()
+        .await
+        .expect("answer")
 }
 
 /// Stopped while a change answered `503 STATE_NOT_SAVED` is still not in the file, the
@@ -1757,15 +1791,8 @@ async fn a_failed_save_answers_503_to_that_write_only_and_is_retried() {
         .no_proxy()
         .build()
         .expect("client");
-    let create = |reference: &str| {
-        client
-            .post(format!("{base}/partner/links"))
-            .header("x-api-key", KEY)
-            .json(&json!({"referenceId": reference}))
-            .send()
-    };
 
-    let failed = create("while-full").await.expect("answer");
+    let failed = create(&client, &base, "while-full").await;
     assert_eq!(failed.status(), 503);
     let body: Value = failed.json().await.expect("json");
     assert_eq!(body["error"]["code"], "STATE_NOT_SAVED", "{body}");
@@ -1796,7 +1823,7 @@ async fn a_failed_save_answers_503_to_that_write_only_and_is_retried() {
     std::fs::remove_file(&log).expect("disk freed");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     for attempt in 0.. {
-        let saved = create(&format!("after-{attempt}")).await.expect("answer");
+        let saved = create(&client, &base, &format!("after-{attempt}")).await;
         if saved.status() == 201 {
             break;
         }
@@ -1833,28 +1860,17 @@ async fn a_failed_save_answers_503_to_that_write_only_and_is_retried() {
 async fn a_state_file_deleted_while_serving_refuses_writes_and_stopping_is_an_error() {
     let dir = TempDir::new("deleted");
     let state = dir.file("state.db");
-    let app = linkbox::App::open(settings(&state)).await.expect("opened");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(linkbox::serve(listener, app, async {
-        let _ = stopped.await;
-    }));
+    let Serving {
+        base, stop, served, ..
+    } = serving(&state).await;
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
         .expect("client");
-    let create = |reference: &str| {
-        client
-            .post(format!("{base}/partner/links"))
-            .header("x-api-key", KEY)
-            .json(&json!({"referenceId": reference}))
-            .send()
-    };
-    assert_eq!(create("before").await.expect("answer").status(), 201);
+    assert_eq!(create(&client, &base, "before").await.status(), 201);
 
     std::fs::remove_file(&state).expect("deleted");
-    let refused = create("after").await.expect("answer");
+    let refused = create(&client, &base, "after").await;
     assert_eq!(refused.status(), 503);
     let body: Value = refused.json().await.expect("json");
     assert_eq!(body["error"]["code"], "STATE_NOT_SAVED", "{body}");
@@ -1883,13 +1899,12 @@ async fn a_state_file_deleted_while_serving_refuses_writes_and_stopping_is_an_er
 async fn a_creates_rows_hold_its_metadata_and_webhook_body_as_json() {
     let dir = TempDir::new("rawjson");
     let state = dir.file("state.db");
-    let app = linkbox::App::open(settings(&state)).await.expect("opened");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(linkbox::serve(listener, app.clone(), async {
-        let _ = stopped.await;
-    }));
+    let Serving {
+        app,
+        base,
+        stop,
+        served,
+    } = serving(&state).await;
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()

@@ -758,12 +758,17 @@ mod tests {
     use super::*;
     use linkbox_contracts::leaf::Widget;
 
-    #[test]
-    fn the_demo_queues_deliveries_to_a_failing_loopback_url() {
-        let app = App::new(crate::config::Settings::resolve(
+    /// A sandbox in memory with the default settings.
+    fn sandbox() -> App {
+        App::new(crate::config::Settings::resolve(
             crate::config::Options::default(),
             "127.0.0.1:1".parse().expect("addr"),
-        ));
+        ))
+    }
+
+    #[test]
+    fn the_demo_queues_deliveries_to_a_failing_loopback_url() {
+        let app = sandbox();
         demo(&app, 5, 1).expect("demo");
         let deliveries = app.webhooks.deliveries(crate::webhooks::Visible::All);
         assert_eq!(deliveries.len(), DEMO_DELIVERIES);
@@ -771,10 +776,7 @@ mod tests {
 
     #[test]
     fn a_demo_past_one_request_is_seeded_whole_and_listed_newest_first() {
-        let app = App::new(crate::config::Settings::resolve(
-            crate::config::Options::default(),
-            "127.0.0.1:1".parse().expect("addr"),
-        ));
+        let app = sandbox();
         demo(&app, 1500, 3).expect("demo");
         let partner = app.store.m2m().authenticate(DEMO_KEY).expect("partner");
         let filter = crate::store::m2m::LinkFilter::default();
@@ -803,10 +805,7 @@ mod tests {
     /// link and user it asks for each time, past the 99 suffixes seeding once stopped at.
     #[test]
     fn the_same_seed_again_and_again_makes_every_link_each_time() {
-        let app = App::new(crate::config::Settings::resolve(
-            crate::config::Options::default(),
-            "127.0.0.1:1".parse().expect("addr"),
-        ));
+        let app = sandbox();
         let partner = app
             .store
             .m2m()
@@ -829,10 +828,7 @@ mod tests {
     /// or two: not by trying every suffix the seeds before it took.
     #[test]
     fn the_same_seed_again_takes_the_next_suffix_without_trying_the_earlier_ones() {
-        let app = App::new(crate::config::Settings::resolve(
-            crate::config::Options::default(),
-            "127.0.0.1:1".parse().expect("addr"),
-        ));
+        let app = sandbox();
         let partner = app
             .store
             .m2m()
