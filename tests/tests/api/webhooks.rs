@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use linkbox::Options;
 use linkbox_tests::receiver::{Receiver, verify};
 use linkbox_tests::{TestApp, spawn_app_with, test_key};
@@ -584,10 +585,26 @@ async fn an_https_receiver_of_a_private_ca_is_reached_once_its_ca_is_given() {
         "nothing got through the TLS front"
     );
 
+    // The CA as a partner gives it: a PEM file named on the command line.
+    let ca = tempfile::Builder::new()
+        .prefix("linkbox-webhook-ca-")
+        .suffix(".pem")
+        .tempfile()
+        .expect("a file for the CA");
+    std::fs::write(ca.path(), &ca_pem).expect("write the CA");
+    let path = ca.path().to_str().expect("a UTF-8 path");
+    let args = ["linkbox", "serve", "--webhook-ca-cert", path];
+    let linkbox::cli::Command::Serve(serve) = linkbox::cli::Cli::try_parse_from(args)
+        .expect("parses")
+        .command
+    else {
+        panic!("not serve");
+    };
+    let options = serve.options().expect("the CA file is taken");
+    assert_eq!(options.webhook_ca_cert.as_deref(), Some(ca_pem.as_bytes()));
     let trusting = spawn_app_with(Options {
         webhook_timeout: Some(Duration::from_millis(300)),
-        webhook_ca_cert: Some(ca_pem.into_bytes()),
-        ..Options::default()
+        ..options
     })
     .await;
     let secret = trusting.regenerate_secret(&key).await;
