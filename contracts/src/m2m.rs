@@ -292,7 +292,9 @@ pub struct PersonName {
     pub second_last_name: Option<String>,
 }
 
-/// How the user receives money: a bank account or cash pick-up. [doc]
+/// How the user receives money: a bank account or cash pick-up. [doc] It carries its kind's
+/// details: `bankAccount` for `bank_account`, `cash` for `cash`; a create without them is
+/// refused, naming the missing one. [design]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentMethod {

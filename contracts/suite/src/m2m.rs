@@ -786,6 +786,26 @@ fn create() -> Vec<Case> {
             }
         ),
         case!(
+            "m2m.create.payment-details-required",
+            Design,
+            ["M2M-CREATE-PAYMENT-DETAILS-REQUIRED"],
+            |cx| async move {
+                let user = json!({"paymentMethod": {"type": "bank_account", "bankAccount": {"country": "MX"}}});
+                post_with(&cx, "userData", user).await?.m2m_error(
+                    400,
+                    "INVALID_REQUEST",
+                    "The userData.paymentMethod.bankAccount.accountNumber field is required",
+                )?;
+                let user = json!({"paymentMethod": {"type": "cash"}});
+                post_with(&cx, "userData", user).await?.m2m_error(
+                    400,
+                    "INVALID_REQUEST",
+                    "The userData.paymentMethod.cash field is required when userData.paymentMethod.type is cash",
+                )?;
+                Ok(())
+            }
+        ),
+        case!(
             "m2m.create.vendor-example-accepted",
             Doc,
             ["M2M-CREATE-VENDOR-EXAMPLE"],
@@ -1374,7 +1394,7 @@ fn lifecycle() -> Vec<Case> {
                 let reference = cx.mark("ref");
                 let first = cx
                     .create_link(json!({"referenceId": reference, "userData": {
-                        "name": {"firstName": "Ana"}, "paymentMethod": {"type": "cash"}}}))
+                        "name": {"firstName": "Ana"}, "paymentMethod": {"type": "cash", "cash": {"provider": "OXXO", "reference": "R-1"}}}}))
                     .await?;
                 revoke(&cx, &text(&first, "linkId"), None)
                     .await?

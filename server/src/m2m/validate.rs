@@ -266,7 +266,12 @@ enum Shape {
     DataUrl,
     /// One of [`PAYMENT_METHOD_TYPES`], and required.
     PaymentType,
+    /// A string, and required.
+    RequiredText,
     Object(&'static [(&'static str, Shape)]),
+    /// An object, required when its parent's `type` is the one named: a payment method's
+    /// details for its kind.
+    DetailsOf(&'static str, &'static [(&'static str, Shape)]),
 }
 
 const NAME: &[(&str, Shape)] = &[
@@ -275,12 +280,24 @@ const NAME: &[(&str, Shape)] = &[
     ("lastName", Shape::Text),
     ("secondLastName", Shape::Text),
 ];
-const BANK_ACCOUNT: &[(&str, Shape)] = &[("country", Shape::Text), ("accountNumber", Shape::Text)];
-const CASH: &[(&str, Shape)] = &[("provider", Shape::Text), ("reference", Shape::Text)];
+const BANK_ACCOUNT: &[(&str, Shape)] = &[
+    ("country", Shape::RequiredText),
+    ("accountNumber", Shape::RequiredText),
+];
+const CASH: &[(&str, Shape)] = &[
+    ("provider", Shape::RequiredText),
+    ("reference", Shape::RequiredText),
+];
+/// A payment method names its kind and carries that kind's details, whole: a
+/// `bank_account` without its `bankAccount`, or details without their members, would be
+/// stored and echoed in a shape the API's own schema refuses \[design\].
 const PAYMENT_METHOD: &[(&str, Shape)] = &[
     ("type", Shape::PaymentType),
-    ("bankAccount", Shape::Object(BANK_ACCOUNT)),
-    ("cash", Shape::Object(CASH)),
+    (
+        "bankAccount",
+        Shape::DetailsOf("bank_account", BANK_ACCOUNT),
+    ),
+    ("cash", Shape::DetailsOf("cash", CASH)),
 ];
 /// The documented shape of `userData` (spec: m2m.md, "userData").
 const USER_DATA: &[(&str, Shape)] = &[
@@ -323,8 +340,18 @@ fn check_object(
                     )));
                 }
             }
+            (Shape::RequiredText, None) => {
+                return Err(ApiError::invalid(format!("The {here} field is required")));
+            }
+            (Shape::DetailsOf(kind, _), None) => {
+                if data.get("type").and_then(Value::as_str) == Some(*kind) {
+                    return Err(ApiError::invalid(format!(
+                        "The {here} field is required when {path}.type is {kind}"
+                    )));
+                }
+            }
             (_, None) => {}
-            (Shape::Text, Some(value)) => {
+            (Shape::Text | Shape::RequiredText, Some(value)) => {
                 if !value.is_string() {
                     return Err(must_be_string(&here));
                 }
@@ -349,7 +376,7 @@ fn check_object(
                     )));
                 }
             }
-            (Shape::Object(inner), Some(value)) => {
+            (Shape::Object(inner) | Shape::DetailsOf(_, inner), Some(value)) => {
                 let Value::Object(object) = value else {
                     return Err(ApiError::invalid(format!(
                         "The {here} field must be an object"
@@ -663,9 +690,61 @@ mod tests {
             messages::USER_DATA
         );
         assert_eq!(
-            message(create(json!({"referenceId": "r",
-                "userData": {"paymentMethod": {"type": "bank_account"}}}))),
+            message(create(
+                json!({"referenceId": "r", "userData": {"paymentMethod": {
+                "type": "bank_account",
+                "bankAccount": {"country": "MX", "accountNumber": "0123"}}}})
+            )),
             "accepted"
+        );
+    }
+
+    #[test]
+    fn a_payment_method_carries_its_kinds_details_whole() {
+        let refused = |payment: Value| {
+            message(create(
+                json!({"referenceId": "r", "userData": {"paymentMethod": payment}}),
+            ))
+        };
+        assert_eq!(
+            refused(json!({"type": "bank_account"})),
+            "The userData.paymentMethod.bankAccount field is required when userData.paymentMethod.type is bank_account"
+        );
+        assert_eq!(
+            refused(
+                json!({"type": "cash", "bankAccount": {"country": "MX", "accountNumber": "1"}})
+            ),
+            "The userData.paymentMethod.cash field is required when userData.paymentMethod.type is cash"
+        );
+        assert_eq!(
+            refused(json!({"type": "bank_account", "bankAccount": {}})),
+            "The userData.paymentMethod.bankAccount.country field is required"
+        );
+        assert_eq!(
+            refused(
+                json!({"type": "bank_account", "bankAccount": {"country": "MX", "accountNumber": null}})
+            ),
+            "The userData.paymentMethod.bankAccount.accountNumber field is required"
+        );
+        assert_eq!(
+            refused(json!({"type": "cash", "cash": {"provider": "OXXO"}})),
+            "The userData.paymentMethod.cash.reference field is required"
+        );
+        // Details of the other kind are checked when sent, and kept as sent.
+        assert_eq!(
+            refused(
+                json!({"type": "cash", "cash": {"provider": "OXXO", "reference": "R1"}, "bankAccount": {}})
+            ),
+            "The userData.paymentMethod.bankAccount.country field is required"
+        );
+        assert_eq!(
+            refused(json!({"type": "cash", "cash": {"provider": "OXXO", "reference": "R1"}})),
+            "accepted"
+        );
+        // A data request's fulfil is held to the same shape.
+        assert!(
+            fulfil(Some(json!({"referenceId": "u", "userData": {"paymentMethod": {"type": "cash", "cash": {}}}})))
+                .is_err()
         );
     }
 
@@ -679,7 +758,8 @@ mod tests {
     fn nested_user_data_is_checked_like_the_top_level() {
         let created = create(serde_json::json!({"referenceId": "u", "userData": {
             "name": {"firstname": "Ana", "lastName": "Ruiz"},
-            "paymentMethod": {"type": "bank_account", "bankAcount": {"country": "MX"}},
+            "paymentMethod": {"type": "bank_account", "bankAcount": {"country": "MX"},
+                "bankAccount": {"country": "MX", "accountNumber": "0123"}},
             "phone": "5"
         }}))
         .map_err(|_| ())
@@ -700,11 +780,11 @@ mod tests {
             "The userData.paymentMethod.bankAccount.accountNumber field must be a string"
         );
         let image = create(serde_json::json!({"referenceId": "u", "userData": {
-            "idImage": "https://example.com/id.png", "paymentMethod": {"type": "cash"}
+            "idImage": "https://example.com/id.png", "paymentMethod": {"type": "cash", "cash": {"provider": "OXXO", "reference": "R1"}}
         }}));
         assert!(message(image).contains("userData.idImage"));
         let image = create(serde_json::json!({"referenceId": "u", "userData": {
-            "idImage": "data:image/png;base64,iVBORw0KGgo=", "paymentMethod": {"type": "cash"}
+            "idImage": "data:image/png;base64,iVBORw0KGgo=", "paymentMethod": {"type": "cash", "cash": {"provider": "OXXO", "reference": "R1"}}
         }}));
         assert!(image.is_ok());
         let fulfil_typo = fulfil(Some(

@@ -34,7 +34,8 @@ async fn nested_typos_are_named_and_nested_type_errors_refused() {
             &key,
             &json!({"referenceId": "u1", "userData": {
                 "name": {"firstname": "Ana"},
-                "paymentMethod": {"type": "bank_account", "bankAcount": {"country": "MX"}}
+                "paymentMethod": {"type": "bank_account", "bankAcount": {"country": "MX"},
+                    "bankAccount": {"country": "MX", "accountNumber": "0123"}}
             }}),
         )
         .await;

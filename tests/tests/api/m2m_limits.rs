@@ -110,7 +110,7 @@ async fn a_page_of_links_with_large_user_data_is_sent_as_it_is_made() {
     let app = spawn_app().await;
     let key = test_key(1);
     let extra = "x".repeat(100 * 1024);
-    let user_data = json!({"paymentMethod": {"type": "cash"}, "extra": extra});
+    let user_data = json!({"paymentMethod": {"type": "cash", "cash": {"provider": "OXXO", "reference": "R-1"}}, "extra": extra});
     let mut ids = Vec::new();
     for round in 0..3 {
         let body = if round == 0 {

@@ -62,7 +62,7 @@ async fn flows(app: &TestApp, key: &str) -> u64 {
         .create_link(
             key,
             &json!({"referenceId": "shadow-user-1", "metadata": {"plan": "gold"},
-                    "userData": {"firstName": "Ada", "paymentMethod": {"type": "cash"}}}),
+                    "userData": {"firstName": "Ada", "paymentMethod": {"type": "cash", "cash": {"provider": "OXXO", "reference": "R-1"}}}}),
         )
         .await;
     sent += 1;
