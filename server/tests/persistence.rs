@@ -946,6 +946,79 @@ async fn partners_the_admin_reset_forgot_take_no_place_after_a_restart() {
     assert_eq!(status, 403, "one place, taken by the second key: {body}");
 }
 
+/// A configured partner's webhook URL and secret after opening `state` with a config file
+/// that gives them as `url` and `secret`, and then `change`, through the API.
+async fn hooks_after(
+    state: &Path,
+    url: Option<&str>,
+    secret: Option<&str>,
+    change: impl FnOnce(&linkbox::store::m2m::Partner),
+) -> (Option<String>, String) {
+    let config = linkbox::config::FileConfig::parse(&format!(
+        "[[partners]]\nslug = \"acme\"\nkeys = [\"{KEY}\"]\n{}{}",
+        url.map_or(String::new(), |url| format!("webhook_url = \"{url}\"\n")),
+        secret.map_or(String::new(), |secret| format!(
+            "webhook_secret = \"{secret}\"\n"
+        )),
+    ))
+    .expect("config");
+    let settings = linkbox::Settings::resolve(
+        linkbox::Options {
+            state: Some(state.to_owned()),
+            file: Some(config),
+            ..linkbox::Options::default()
+        },
+        "127.0.0.1:1".parse().expect("addr"),
+    );
+    let app = linkbox::App::open(settings).await.expect("opened");
+    let partner = app.store.m2m().authenticate(KEY).expect("partner");
+    let seen = (partner.webhook_url(), partner.webhook_secret());
+    change(&partner);
+    closed(app).await;
+    seen
+}
+
+#[tokio::test]
+async fn the_later_of_a_config_edit_and_an_api_change_to_a_partners_webhooks_wins() {
+    let dir = TempDir::new("config-edit");
+    let state = dir.file("state.db");
+    let (a, b, c) = (
+        "http://127.0.0.1:9/a",
+        "http://127.0.0.1:9/b",
+        "http://127.0.0.1:9/c",
+    );
+    let (secret_a, secret_b) = (
+        "whsec_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "whsec_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+    );
+    // Written once by a first start, then edited in the config file: the edit is later.
+    hooks_after(&state, Some(a), Some(secret_a), |_| ()).await;
+    let mut regenerated = String::new();
+    let seen = hooks_after(&state, Some(b), Some(secret_b), |partner| {
+        partner.set_webhook_url(Some("http://127.0.0.1:9/api".into()));
+        regenerated = partner.regenerate_webhook_secret();
+    })
+    .await;
+    assert_eq!(seen, (Some(b.to_owned()), secret_b.to_owned()));
+    // Changed through the API since, with the config file as it was: the API's change wins.
+    let seen = hooks_after(&state, Some(b), Some(secret_b), |_| ()).await;
+    assert_eq!(
+        seen,
+        (
+            Some("http://127.0.0.1:9/api".to_owned()),
+            regenerated.clone()
+        )
+    );
+    // Then only the URL edited: it wins, and the secret set through the API stays.
+    let seen = hooks_after(&state, Some(c), Some(secret_b), |_| ()).await;
+    assert_eq!(seen, (Some(c.to_owned()), regenerated.clone()));
+    // A URL taken out of the config file is gone; a secret taken out keeps the one in use.
+    let seen = hooks_after(&state, None, None, |_| ()).await;
+    assert_eq!(seen, (None, regenerated.clone()));
+    let seen = hooks_after(&state, None, None, |_| ()).await;
+    assert_eq!(seen, (None, regenerated));
+}
+
 #[test]
 fn a_file_of_a_newer_schema_is_refused_untouched() {
     let dir = TempDir::new("newer");

@@ -393,6 +393,8 @@ pub struct Partner {
     sink: Sink,
     /// What the partner may store (`--max-tenant-mib`), against [`PartnerState::stored`].
     budget: Budget,
+    /// What the config file says of its webhooks; `None` for an open-mode partner.
+    configured: Option<persisted::ConfiguredHooks>,
     state: Mutex<PartnerState>,
     /// The permutations `userId`s and `operationId`s are minted through, made on first use.
     minters: std::sync::OnceLock<[ids::Minter; 2]>,
@@ -763,6 +765,10 @@ impl Partner {
             widget_base,
             sink,
             budget,
+            configured: Some(persisted::ConfiguredHooks {
+                webhook_url: config.webhook_url.clone(),
+                webhook_secret: config.webhook_secret.clone(),
+            }),
             state: Mutex::new(state),
             minters: std::sync::OnceLock::new(),
             body_share: crate::bodies::Share::default(),
@@ -783,6 +789,7 @@ impl Partner {
             widget_base,
             sink,
             budget,
+            configured: None,
             state: Mutex::new(PartnerState {
                 webhook_secret: new_webhook_secret(),
                 ..PartnerState::default()

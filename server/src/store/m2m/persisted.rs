@@ -21,6 +21,20 @@ pub struct PartnerRow {
     pub key: Option<String>,
     pub webhook_url: Option<String>,
     pub webhook_secret: String,
+    /// A configured partner's webhook settings as its config file gave them when the row
+    /// was written: a load compares them with the config file it starts with, so the later
+    /// of a change through the API and an edit of the config file wins. Rows written before
+    /// it was kept have none, and their settings win as they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configured: Option<ConfiguredHooks>,
+}
+
+/// What a partner's config file says of its webhooks (each `None` when it says nothing).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfiguredHooks {
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<String>,
 }
 
 /// A `m2m_users` row's document (a snapshot's user), written from the partner's state and
@@ -156,14 +170,39 @@ impl Partners {
         };
         {
             let mut state = partner.state.lock();
-            state.webhook_url = row.webhook_url;
-            state.webhook_secret = row.webhook_secret;
+            let (url, secret) = partner.later_hooks(row);
+            state.webhook_url = url;
+            state.webhook_secret = secret;
         }
         Some(partner)
     }
 }
 
 impl Partner {
+    /// The webhook URL and secret a loaded `row` leaves this partner with: the row's (set
+    /// through the API, or generated and kept), unless the config file has changed a setting
+    /// since the row was written; the edit is the later change, and wins. A secret the
+    /// config file no longer gives is kept: deliveries must be signed with something.
+    fn later_hooks(&self, row: PartnerRow) -> (Option<String>, String) {
+        let (Some(now), Some(then)) = (&self.configured, &row.configured) else {
+            return (row.webhook_url, row.webhook_secret);
+        };
+        let url = if now.webhook_url == then.webhook_url {
+            row.webhook_url
+        } else {
+            tracing::info!(partner = %self.slug, "the config file's webhook_url changed since the state file was written: it replaces the stored one");
+            now.webhook_url.clone()
+        };
+        let secret = match &now.webhook_secret {
+            Some(secret) if now.webhook_secret != then.webhook_secret => {
+                tracing::info!(partner = %self.slug, "the config file's webhook_secret changed since the state file was written: it replaces the stored one");
+                secret.clone()
+            }
+            _ => row.webhook_secret,
+        };
+        (url, secret)
+    }
+
     /// Writes the partner's row (its key and portal settings).
     pub(super) fn persist_settings(&self, state: &PartnerState) {
         self.record(|changes| {
@@ -176,6 +215,7 @@ impl Partner {
                     key: self.key.as_deref().map(str::to_owned),
                     webhook_url: state.webhook_url.clone(),
                     webhook_secret: state.webhook_secret.clone(),
+                    configured: self.configured.clone(),
                 },
             );
         });
