@@ -215,7 +215,7 @@ fn seed_m2m_all(
         } = plan;
         link.flow = app.settings.default_flow.as_str().into();
         link.expires_in = Some(Duration::minutes(expires_minutes));
-        let created = create_unique(partner, link, created_at)?;
+        let created = create_unique(partner, link, created_at, now)?;
         let id = created.link_id;
         let step = |minutes: i64| created_at + Duration::minutes(minutes).min(age);
         match later {
@@ -305,14 +305,19 @@ fn m2m_plan(rng: &mut ChaCha8Rng, weights: &[u32], now: OffsetDateTime) -> M2mPl
     }
 }
 
-/// Creates `new`, its `referenceId` suffixed `-2`, `-3`, … while an active link holds it (a
-/// seed of the same `rngSeed` again): the first variant free, found by the partner past
-/// those an earlier seed found held, so the hundredth seed of a fixed seed tries one
-/// variant a link, not a hundred. Another create may take that variant in between, and
-/// each time it does one more is tried: no more than the partner's links.
+/// Creates `new` at `created_at`, its `referenceId` suffixed `-2`, `-3`, … while an active
+/// link holds it (a seed of the same `rngSeed` again): the first variant free, found by the
+/// partner past those an earlier seed found held, so the hundredth seed of a fixed seed
+/// tries one variant a link, not a hundred. Another create may take that variant in
+/// between, and each time it does one more is tried: no more than the partner's links.
+///
+/// A variant is held by a link active at `now`, the seed's instant, not at the new link's
+/// backdated `created_at`: an earlier seed's link of the same age was still active then,
+/// and every re-seed would suffix the references the docs promise it reuses.
 fn create_unique(
     partner: &Partner,
     new: NewLink,
+    created_at: OffsetDateTime,
     now: OffsetDateTime,
 ) -> Result<linkbox_contracts::m2m::CreatedLink, SeedError> {
     let most = partner.link_count() + 2;
@@ -320,11 +325,12 @@ fn create_unique(
         let Some(reference_id) = partner.free_reference(&new.reference_id, now) else {
             break;
         };
-        let candidate = NewLink {
+        let mut candidate = NewLink {
             reference_id,
             ..new.clone()
         };
-        match partner.create_link(candidate, now) {
+        let metadata = candidate.metadata.take();
+        match partner.create_link_judged(candidate, metadata.as_ref(), created_at, now) {
             Ok(created) => return Ok(created),
             Err(LinkError::ActiveLinkExists) => continue,
             Err(LinkError::StorageFull(full)) => return Err(full.into()),
@@ -821,6 +827,39 @@ mod tests {
         }
         assert_eq!(partner.link_count(), 360);
         assert_eq!(account.user_count(), 240);
+    }
+
+    /// A re-seed gives a `referenceId` whose earlier links are all expired or revoked by now
+    /// to that same end user, whatever the earlier link was at the new one's backdated
+    /// creation; one whose earlier link is still active takes a suffix.
+    #[test]
+    fn a_reseed_reuses_the_references_whose_links_are_over_now() {
+        let app = sandbox();
+        let partner = app
+            .store
+            .m2m()
+            .authenticate("m2m_test_overoveroveroveroveroveroverover")
+            .expect("partner");
+        let references = |seeded: &SeedResult| -> Vec<String> {
+            let link = |id: &String| partner.link(id).expect("seeded").item.reference_id;
+            seeded.created.iter().map(link).collect()
+        };
+        for (state, reused) in [("expired", true), ("revoked", true), ("created", false)] {
+            let mix = BTreeMap::from([(String::from(state), 1)]);
+            let first = references(&seed_m2m(&app, &partner, 5, 11, Some(&mix)).expect("m2m"));
+            let users = partner.snapshot().users.len();
+            let again = references(&seed_m2m(&app, &partner, 5, 11, Some(&mix)).expect("m2m"));
+            if reused {
+                assert_eq!(again, first, "{state}");
+                assert_eq!(partner.snapshot().users.len(), users, "{state}");
+            } else {
+                assert!(
+                    again.iter().all(|reference| reference.ends_with("-2")),
+                    "{state}: {again:?}"
+                );
+                assert_eq!(partner.snapshot().users.len(), users + 5, "{state}");
+            }
+        }
     }
 
     /// Each seed of a fixed `rngSeed` again gives every link the next suffix of its

@@ -877,6 +877,21 @@ impl Partner {
         metadata: Option<&Value>,
         now: OffsetDateTime,
     ) -> Result<wire::CreatedLink, LinkError> {
+        self.create_link_judged(new, metadata, now, now)
+    }
+
+    /// A seed's create: the link made at `now`, an instant in the past, and its
+    /// `referenceId`'s user found with an active link or not as of `judged_at`, the seed's
+    /// own instant. A user whose earlier links are all revoked or expired by then is a
+    /// returning user, as a create at that instant would find them (docs/seeding.md); judged
+    /// at `now`, an earlier seed's link of the same age would still hold it.
+    pub fn create_link_judged(
+        &self,
+        new: NewLink,
+        metadata: Option<&Value>,
+        now: OffsetDateTime,
+        judged_at: OffsetDateTime,
+    ) -> Result<wire::CreatedLink, LinkError> {
         debug_assert!(new.metadata.is_none(), "metadata is lent, not given");
         let expires_in = new
             .expires_in
@@ -929,7 +944,7 @@ impl Partner {
             Some(index) => {
                 let user = &state.users[index as usize];
                 if let Some(&last) = user.links.last()
-                    && state.links[last as usize].is_active(now)
+                    && state.links[last as usize].is_active(judged_at)
                 {
                     return Err(LinkError::ActiveLinkExists);
                 }
