@@ -1758,3 +1758,94 @@ async fn the_shared_journal_trims_the_tenants_holding_the_most_first() {
     // Each keeps its newest: the busy tenant's rows are 16 to 45.
     assert_eq!(kept["busy"].1, 45 - busy + 1, "{kept:?}");
 }
+
+/// `key`'s links as `replica` lists them: their `referenceId`s.
+async fn references(replica: &Replica, key: &str) -> Vec<String> {
+    let (status, listed) = replica
+        .m2m(reqwest::Method::GET, "/partner/links", key, None)
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    listed["data"]["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| item["referenceId"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// An admin reset through one replica forgets its partners on every replica: another
+/// replica neither keeps serving one (a second active link for a reference, rows no partner
+/// row names) nor counts it against `--max-tenants`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_reset_on_one_replica_forgets_its_partners_on_every_one() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let flags = ["--admin-token", "admin-secret", "--max-tenants", "2"];
+    let replicas = [
+        Replica::start(&database, &flags),
+        Replica::start(&database, &flags),
+    ];
+    for n in [61, 62] {
+        let (status, created) = replicas[1].create_link(&key(n), "before").await;
+        assert_eq!(status, 201, "{created}");
+    }
+    let (status, reset, _) = replicas[0]
+        .send(
+            reqwest::Method::POST,
+            "/_sandbox/reset",
+            &[("authorization", "Bearer admin-secret")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{reset}");
+
+    let (status, created) = replicas[1].create_link(&key(61), "b").await;
+    assert_eq!(status, 201, "{created}");
+    let (status, again) = replicas[0].create_link(&key(61), "b").await;
+    assert_eq!(status, 409, "one active link for `b`: {again}");
+    for replica in &replicas {
+        assert_eq!(references(replica, &key(61)).await, ["b"]);
+    }
+    // Both places are free on the other replica too once it has caught up (about a second).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let (status, _) = replicas[1].create_link(&key(63), "new").await;
+        if status == 201 || tokio::time::Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status, 201, "the reset partner's place is free");
+}
+
+/// A new partner's first write rolled back (a 503 saying nothing was changed) leaves no
+/// copy behind on its replica: the next write through it makes the partner whole, and
+/// every replica reads what it wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_write_rolled_back_leaves_no_partner_behind() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replicas = [
+        Replica::start(&database, &[]),
+        Replica::start(&database, &[]),
+    ];
+    let key = key(64);
+    let (locker, connection) = tokio_postgres::connect(&database, tokio_postgres::NoTls)
+        .await
+        .expect("a session of its own");
+    tokio::spawn(connection);
+    locker
+        .batch_execute("BEGIN; LOCK TABLE m2m_links IN EXCLUSIVE MODE")
+        .await
+        .expect("the links table locked");
+    let (status, refused) = replicas[0].create_link(&key, "lost").await;
+    assert_eq!(status, 503, "{refused}");
+    locker.batch_execute("ROLLBACK").await.expect("let go");
+
+    assert!(references(&replicas[0], &key).await.is_empty());
+    let (status, created) = replicas[0].create_link(&key, "kept").await;
+    assert_eq!(status, 201, "{created}");
+    for replica in &replicas {
+        assert_eq!(references(replica, &key).await, ["kept"]);
+    }
+}

@@ -488,6 +488,14 @@ fn reload_partner(app: &App, slug: &str, stored: &Stored, aside: &mut Aside) {
                 partners.by_slug(slug)
             }
         },
+        // No partner row: the database has no such partner (another replica's admin
+        // reset forgot it, or its first write here was rolled back). A copy kept here
+        // would serve what no other replica sees, count against `--max-tenants`, and write
+        // rows no partner row names; its next write makes it again, row included.
+        None if partners.drop_open(slug) => {
+            app.webhooks.forget_tenant(slug);
+            return;
+        }
         None => partners.by_slug(slug),
     };
     let Some(partner) = partner else {
@@ -510,11 +518,16 @@ fn reload_partner(app: &App, slug: &str, stored: &Stored, aside: &mut Aside) {
 }
 
 fn reload_leaf(app: &App, username: &str, stored: &Stored, aside: &mut Aside) {
+    let single = |table| stored.by_tenant(table).remove(username);
+    let (users, links) = (single(Table::LeafUsers), single(Table::LeafMagicLinks));
+    // Nothing of the account in the database (as [`reload_partner`] without a partner
+    // row): an open-mode account is dropped here too, not kept empty.
+    if users.is_none() && links.is_none() && app.store.leaf().drop_open(username) {
+        return;
+    }
     let Some(account) = app.store.leaf().account(username) else {
         return;
     };
-    let single = |table| stored.by_tenant(table).remove(username);
-    let (users, links) = (single(Table::LeafUsers), single(Table::LeafMagicLinks));
     account.reset();
     restore_account_rows(&account, users.as_ref(), links.as_ref(), aside);
 }

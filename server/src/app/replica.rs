@@ -222,6 +222,12 @@ impl App {
             && !locked.versions.contains_key(name)
         {
             unsettled.names.insert(name.clone());
+            // The database has nothing of the tenant, so nothing a copy here holds was
+            // committed: a first write rolled back (its 503 said nothing was changed).
+            if self.holds(name) {
+                let nothing = crate::persist::Stored::default();
+                shared::muted(|| super::load::reload_tenant(self, name, &nothing));
+            }
         }
         let stale: Vec<(String, i64)> = {
             let known = replica.known.lock();
@@ -306,6 +312,19 @@ impl App {
             .store(committed.faults.unwrap_or(faults), Ordering::Release);
         unsettled.settled = true;
         Ok(output)
+    }
+
+    /// Whether this process's memory holds anything of tenant `name`: an open-mode
+    /// partner or account, or a configured one's links, users or magic links.
+    fn holds(&self, name: &str) -> bool {
+        match name.strip_prefix("leaf:") {
+            Some(username) => self.store.leaf().existing(username).is_some(),
+            None => self
+                .store
+                .m2m()
+                .by_slug(name)
+                .is_some_and(|partner| partner.is_open() || partner.link_count() > 0),
+        }
     }
 
     /// Brings this process's copy of tenant `name` to the version `locked` read: only the

@@ -132,6 +132,25 @@ impl Accounts {
         }
     }
 
+    /// The account of `username` if it is in the table; creates none.
+    pub fn existing(&self, username: &str) -> Option<Arc<Account>> {
+        self.by_name.read().get(username).cloned()
+    }
+
+    /// Drops open-mode account `username` from the table, as the admin reset does, when
+    /// another replica's reset or a rolled-back first write left the shared database
+    /// without any of its rows: a token of it reads as it, and its next write makes it
+    /// again. `false` in config mode (accounts stay, their state read back).
+    pub fn drop_open(&self, username: &str) -> bool {
+        if !self.configured.is_empty() {
+            return false;
+        }
+        if let Some(account) = self.by_name.write().remove(username) {
+            account.reset();
+        }
+        true
+    }
+
     /// Whether `username` may log in with `password`: in open mode any non-empty pair.
     pub fn check_password(&self, username: &str, password: &str) -> bool {
         if self.configured.is_empty() {

@@ -355,6 +355,28 @@ impl Partners {
         tables.by_key.retain(|_, partner| partner.key.is_none());
     }
 
+    /// Drops open-mode partner `slug` from the table, as the admin reset does, when
+    /// another replica's reset or a rolled-back first write left the shared database
+    /// without it: its key makes it again on its next write. `false` for a configured
+    /// partner (it stays, its state read back) or one not in the table.
+    pub fn drop_open(&self, slug: &str) -> bool {
+        let mut tables = self.tables.write();
+        let Some(partner) = tables
+            .by_slug
+            .get(slug)
+            .filter(|partner| partner.key.is_some())
+        else {
+            return false;
+        };
+        let key = partner.key.clone();
+        partner.forget();
+        tables.by_slug.remove(slug);
+        if let Some(key) = key {
+            tables.by_key.remove(&*key);
+        }
+        true
+    }
+
     /// Every partner known so far (each once, however many keys it has).
     pub fn all(&self) -> Vec<Arc<Partner>> {
         let mut partners: Vec<Arc<Partner>> =
@@ -797,6 +819,11 @@ impl Partner {
             minters: std::sync::OnceLock::new(),
             body_share: crate::bodies::Share::default(),
         }
+    }
+
+    /// Whether this is an open-mode partner (made by its key), not a configured one.
+    pub fn is_open(&self) -> bool {
+        self.key.is_some()
     }
 
     /// The partner, unless it is suspended.
