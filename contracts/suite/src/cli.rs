@@ -248,11 +248,24 @@ where
         }
     };
     let mut options = options(&args, console.clone());
-    // The live-key refusal and every other usage check, before any socket is opened.
+    // The live-key refusal and every other usage check, before any socket is opened. A run
+    // refused here still fills the report files it was given (as one stopped later does),
+    // for the CI step that uploads them: a secret that is not set is a report saying so.
     if args.target.is_some()
         && let Err(error) = super::validate(&options)
     {
         console.error(&error.to_string());
+        if !args.list && !args.coverage {
+            let target = Some(options.base.clone());
+            let report = Report::stopped(target, args.api, &error);
+            let placed = [&args.junit, &args.json]
+                .into_iter()
+                .flatten()
+                .all(|path| prepare(path).is_ok());
+            if placed {
+                let _ = write_files(&args, &report, &console);
+            }
+        }
         return error.exit_code();
     }
     if args.list {
@@ -570,6 +583,44 @@ mod tests {
             xml.contains("type=\"weather\"") && xml.contains("errors=\"1\""),
             "{xml}"
         );
+    }
+
+    /// A run refused before any socket opens (a credential not given, a live key) still
+    /// writes the report files asked for, naming why in `preflight.usage`: a CI secret that
+    /// is not set leaves a report, not nothing.
+    #[tokio::test]
+    async fn a_run_refused_for_its_options_still_writes_its_report_files() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        for (credential, says) in [
+            ("", "needs --m2m-key KEY"),
+            (
+                "--m2m-key m2m_live_0123456789abcdefghijklmnopqrstuv",
+                "m2m_live_ key, refused",
+            ),
+        ] {
+            let (json, junit) = (dir.path().join("run.json"), dir.path().join("run.xml"));
+            let _ = std::fs::remove_file(&json);
+            let _ = std::fs::remove_file(&junit);
+            let line = format!(
+                "--target http://127.0.0.1:9 --api m2m {credential} --json {} --junit {}",
+                json.display(),
+                junit.display()
+            );
+            let (code, _, err) = run_captured(&args(&line)).await;
+            assert_eq!(code, 2, "{err}");
+            let written: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&json).expect("the JSON report"))
+                    .expect("JSON");
+            assert_eq!(written["cases"][0]["id"], "preflight.usage", "{written}");
+            assert!(
+                written["cases"][0]["error"]["actual"]
+                    .as_str()
+                    .is_some_and(|actual| actual.contains(says)),
+                "{credential}: {written}"
+            );
+            let xml = std::fs::read_to_string(&junit).expect("the JUnit report");
+            assert!(xml.contains("type=\"usage\""), "{xml}");
+        }
     }
 
     #[tokio::test]

@@ -295,7 +295,8 @@ fn auth() -> Vec<Case> {
             [
                 "M2M-AUTH-KEY-FORMAT",
                 "M2M-AUTH-INVALID-KEY-STATUS",
-                "M2M-AUTH-INVALID-KEY-CODE"
+                "M2M-AUTH-INVALID-KEY-CODE",
+                "M2M-AUTH-INVALID-KEY-MESSAGE"
             ],
             |cx| async move { key_is_refused(&cx, format!("m2m_test_{}-", "a".repeat(31))).await }
         ),
