@@ -349,6 +349,19 @@ impl Parts<'_> {
     }
 }
 
+/// A path parameter as the vendors' frameworks hand it to their handlers: percent-decoded
+/// (Express decodes `req.params`, Spring its path variables), so `%6Cink_…` names the same
+/// link as `link_…`. A segment that does not decode to UTF-8 is kept as sent, and names
+/// nothing. Literal segments are matched as sent, as Express matches its routes.
+fn decoded(segment: &str) -> String {
+    if !segment.contains('%') {
+        return segment.to_owned();
+    }
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .map_or_else(|_| segment.to_owned(), std::borrow::Cow::into_owned)
+}
+
 /// The parameters of `parts` if they match `segments`.
 fn matches(segments: &[Segment], parts: &Parts<'_>) -> Option<Params> {
     let rest = matches!(segments.last(), Some(Segment::Rest(_)));
@@ -371,7 +384,7 @@ fn matches(segments: &[Segment], parts: &Parts<'_>) -> Option<Params> {
     for (index, segment) in segments.iter().enumerate() {
         match segment {
             Segment::Literal(_) => {}
-            Segment::Param(name) => params.push((name.clone(), parts.segment(index).to_owned())),
+            Segment::Param(name) => params.push((name.clone(), decoded(parts.segment(index)))),
             Segment::Rest(name) => params.push((name.clone(), parts.from(index).to_owned())),
         }
     }

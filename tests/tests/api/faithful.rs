@@ -214,3 +214,50 @@ async fn an_external_url_with_external_webhooks_off_fails_at_once() {
     let replay = app.replay(&key, id).await;
     assert_eq!(replay.status, 202, "{replay:?}");
 }
+
+/// A path parameter is read percent-decoded, as the vendors' frameworks read it: `%6C` in
+/// a link id, `%2D` in a Leaf user id name what the plain ids name. Literal segments are
+/// matched as sent, and an escape that decodes to no text names nothing.
+#[tokio::test]
+async fn percent_encoded_path_parameters_name_what_they_encode() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let created = app.create_link_for(&key, "encoded").await;
+    let id = created["linkId"].as_str().expect("linkId");
+    let encoded = format!("%{:02X}{}", id.as_bytes()[0], &id[1..]);
+    let reply = app.get_link(&key, &encoded).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json["data"]["linkId"], id);
+    let revoked = app.revoke_link(&key, &encoded, None).await;
+    assert_eq!(revoked.status, 200, "{revoked:?}");
+    for path in [
+        format!("/partner/%6Cinks/{id}"),
+        format!("/partner/links/{id}%FF"),
+    ] {
+        let reply = app.m2m(reqwest::Method::GET, &path, &key, None).await;
+        assert_eq!(reply.status, 404, "{path}: {reply:?}");
+    }
+
+    let token = app.authenticate("encoded").await;
+    let made = app
+        .leaf(
+            reqwest::Method::POST,
+            "/services/usermanagement/api/users",
+            &token,
+            Some(&json!({"name": "Ana", "email": "ana@example.com", "externalId": "enc-1"})),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{made:?}");
+    let user = made.json["id"].as_str().expect("id");
+    let encoded = user.replace('-', "%2D");
+    let read = app
+        .leaf(
+            reqwest::Method::GET,
+            &format!("/services/usermanagement/api/users/{encoded}"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(read.status, 200, "{read:?}");
+    assert_eq!(read.json["id"], user);
+}
