@@ -1849,3 +1849,60 @@ async fn a_first_write_rolled_back_leaves_no_partner_behind() {
         assert_eq!(references(replica, &key).await, ["kept"]);
     }
 }
+
+/// `--max-tenants` holds across replicas: new keys (and Leaf accounts) arriving at once,
+/// spread over the replicas, are admitted up to the bound and no further, as one process
+/// admits them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_tenants_holds_for_new_keys_arriving_at_once_on_every_replica() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let flags = ["--max-tenants", "3"];
+    let replicas = [
+        Replica::start(&database, &flags),
+        Replica::start(&database, &flags),
+    ];
+    let tokens: Vec<String> = {
+        let mut tokens = Vec::new();
+        for n in 0..6 {
+            tokens.push(replicas[n % 2].authenticate(&format!("farm{n}")).await);
+        }
+        tokens
+    };
+    let creates = (0..8).map(|n| {
+        let replica = &replicas[n % 2];
+        async move { replica.create_link(&key(70 + n), "first").await.0 }
+    });
+    let users = tokens.iter().enumerate().map(|(n, token)| {
+        let replica = &replicas[n % 2];
+        let auth = format!("Bearer {token}");
+        async move {
+            let body =
+                json!({"name": "Ana", "email": "ana@example.com", "externalId": format!("e{n}")});
+            replica
+                .send(
+                    reqwest::Method::POST,
+                    "/services/usermanagement/api/users",
+                    &[("authorization", auth.as_str())],
+                    Some(body),
+                )
+                .await
+                .0
+        }
+    });
+    let (partners, accounts) = tokio::join!(
+        futures_util::future::join_all(creates),
+        futures_util::future::join_all(users)
+    );
+    let admitted = |statuses: &[u16]| statuses.iter().filter(|status| **status == 201).count();
+    assert_eq!(admitted(&partners), 3, "partners: {partners:?}");
+    assert!(
+        partners.iter().all(|status| [201, 403].contains(status)),
+        "{partners:?}"
+    );
+    assert_eq!(admitted(&accounts), 3, "Leaf accounts: {accounts:?}");
+    assert!(
+        accounts.iter().all(|status| [201, 403].contains(status)),
+        "{accounts:?}"
+    );
+}

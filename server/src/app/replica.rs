@@ -242,6 +242,29 @@ impl App {
             step(replica, self.catch_up_tenant(&txn, &locked, &name)).await?;
             replica.knows([(name, version)]);
         }
+        // A tenant's first write, where `--max-tenants` bounds how many there are: one new
+        // tenant at a time across replicas (the sandbox row's lock, held to the commit), with
+        // every tenant the database has in this replica's copy first, so the store counts
+        // them all. Counting only the tenants a replica had caught up on, a burst of new keys
+        // spread over the replicas passed the bound by as many as came at once.
+        if let Some(created) = txn.created()
+            && self.settings.max_tenants.is_some()
+        {
+            step(replica, txn.lock_faults()).await?;
+            let seen = step(replica, txn.tenant_versions()).await?;
+            let behind: Vec<(String, i64)> = {
+                let known = replica.known.lock();
+                seen.versions
+                    .iter()
+                    .filter(|(name, version)| *name != created && known.get(*name) != Some(version))
+                    .map(|(name, version)| (name.clone(), *version))
+                    .collect()
+            };
+            for (name, version) in behind {
+                step(replica, self.catch_up_tenant(&txn, &seen, &name)).await?;
+                replica.knows([(name, version)]);
+            }
+        }
         // A partner's rate-limit windows are counted in the database, by every replica.
         if let Hint::Tenant { name, .. } = hint
             && self.settings.rate_limits == crate::config::RateLimits::Documented

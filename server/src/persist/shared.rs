@@ -714,6 +714,27 @@ impl Txn {
 
     /// Locks the fault table (the sandbox row) for a request about to strike it; returns its
     /// version, to catch up on when another replica changed it meanwhile.
+    /// The tenant row this transaction made: a tenant's first write.
+    pub fn created(&self) -> Option<&str> {
+        self.created.as_deref()
+    }
+
+    /// Every tenant the database has, with its version and the version it last lost rows
+    /// at, as [`Locked`] holds them (without locking them).
+    pub async fn tenant_versions(&self) -> Result<Locked, Unavailable> {
+        let client = self.client().map_err(|error| self.failed(error))?;
+        let rows = client
+            .query("SELECT name, version, cleared FROM tenants", &[])
+            .await
+            .map_err(|error| self.failed(error))?;
+        let mut seen = Locked::default();
+        for row in rows {
+            seen.versions.insert(row.get(0), row.get(1));
+            seen.cleared.insert(row.get(0), row.get(2));
+        }
+        Ok(seen)
+    }
+
     pub async fn lock_faults(&self) -> Result<i64, Unavailable> {
         let client = self.client().map_err(|error| self.failed(error))?;
         let row = client
