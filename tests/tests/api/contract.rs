@@ -770,6 +770,34 @@ async fn a_wrong_not_found_status_is_caught() {
     );
 }
 
+/// Cases failing one schema check of one endpoint the same way meet one answer, though
+/// each body they got carries its own ids: the report names it once.
+#[tokio::test]
+async fn a_field_missing_from_every_leaf_magic_link_is_named_once() {
+    let (failing, report, output) = failing_under(proxy::Fault::response(|request, response| {
+        if request.method == "GET" && request.path.contains("/magic-link/provider/") {
+            response.edit_json(|body| {
+                if let Some(link) = body.as_object_mut() {
+                    link.remove("expiresAt");
+                    // First in the body as the proxy writes it back (keys sorted), as a
+                    // vendor's own order may put its ids first.
+                    let id = link.get("id").cloned().unwrap_or_default();
+                    link.insert("_id".to_owned(), id);
+                }
+            });
+        }
+    }))
+    .await;
+    assert!(failing.len() >= 3, "{output}");
+    let causes = report.shared_causes();
+    assert!(
+        causes.lines().any(|line| line.contains("met one answer")
+            && line.contains("schema leaf/MagicLink.json")
+            && line.contains("\"expiresAt\" is a required property")),
+        "{causes}\n{output}"
+    );
+}
+
 #[tokio::test]
 async fn a_create_answering_200_instead_of_201_fails_every_create_and_only_creates() {
     let (failing, report, output) = failing_under(proxy::Fault::response(|request, response| {
