@@ -91,7 +91,9 @@ pub fn routes() -> Router {
                 // is answered at once, and its body is not buffered.
                 let account = match upload_target(&id, &request.app) {
                     Ok(account) => account,
-                    Err(refusal) => return answer.refuse(&request.app, None, &id, refusal),
+                    Err((account, refusal)) => {
+                        return answer.refuse(&request.app, account.as_ref(), &id, refusal);
+                    }
                 };
                 // Held as the link's account's: each account's uploads have their own share
                 // of the bodies held at once, not every page's one anonymous quarter.
@@ -283,33 +285,39 @@ impl Answer {
 
 /// The account of file-upload link `id`, if it takes a file now: it exists, has not
 /// expired, is not used up (or was last visited at most [`UPLOAD_GRACE`] ago), is a
-/// file-upload link, and holds fewer than [`MAX_UPLOADS_PER_LINK`] files.
-fn upload_target(id: &str, app: &App) -> Result<Arc<Account>, UploadRefusal> {
+/// file-upload link, and holds fewer than [`MAX_UPLOADS_PER_LINK`] files. A refusal of a
+/// link that is still there comes with its account, so a browser gets the page again.
+fn upload_target(
+    id: &str,
+    app: &App,
+) -> Result<Arc<Account>, (Option<Arc<Account>>, UploadRefusal)> {
+    let gone = |error| (None, UploadRefusal::of(error));
     let account = app
         .store
         .leaf()
         .owner_of_link(id)
-        .ok_or(UploadRefusal::of(LeafError::LinkNotFound))?;
-    let link = account.find_magic_link(id).map_err(UploadRefusal::of)?;
-    account.check_user_kept(id).map_err(UploadRefusal::of)?;
+        .ok_or(gone(LeafError::LinkNotFound))?;
+    let link = account.find_magic_link(id).map_err(gone)?;
+    account.check_user_kept(id).map_err(gone)?;
     let now = app.clock.now();
     if is_expired(app, &link) {
-        return Err(UploadRefusal::of(LeafError::LinkExpired));
+        return Err(gone(LeafError::LinkExpired));
     }
     let last_visit = link.last_accessed_at.as_deref().and_then(timefmt::parse);
     let in_grace = last_visit.is_some_and(|at| now <= at + UPLOAD_GRACE);
     if link.usage_count >= link.max_usage && !in_grace {
-        return Err(UploadRefusal::of(LeafError::LinkUsedUp));
+        return Err(gone(LeafError::LinkUsedUp));
     }
     if link.widget != Widget::FileUpload {
-        return Err(UploadRefusal::new(
+        let refusal = UploadRefusal::new(
             StatusCode::BAD_REQUEST,
             "Bad Request",
             "This link does not take files",
-        ));
+        );
+        return Err((Some(account), refusal));
     }
     if account.uploads(id).len() >= MAX_UPLOADS_PER_LINK {
-        return Err(too_many_uploads());
+        return Err((Some(account), too_many_uploads()));
     }
     Ok(account)
 }

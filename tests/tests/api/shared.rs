@@ -250,6 +250,12 @@ async fn a_link_takes_a_bounded_number_of_files_with_bounded_names() {
         .await;
     assert_eq!(page_reply.status, 400);
     assert!(page_reply.text.contains("20 files"), "{}", page_reply.text);
+    // The link's own page, its files listed and its form there, not a page of the reason.
+    assert!(
+        page_reply.text.contains("f19.zip") && page_reply.text.contains("/upload\""),
+        "{}",
+        page_reply.text
+    );
 }
 
 #[tokio::test]
