@@ -237,7 +237,7 @@ pub struct CreateLinkRequest {
     pub user_data: Option<UserData>,
     /// Any key/value pairs, returned in link detail and webhook payloads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = crate::openapi::Metadata)]
+    #[schema(value_type = Option<crate::openapi::Metadata>)]
     pub metadata: Option<serde_json::Map<String, Value>>,
     /// Widget flow; one of the sandbox's configured flows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
