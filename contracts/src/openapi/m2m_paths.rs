@@ -40,6 +40,7 @@ use crate::m2m::*;
         (status = 404, description = "No such route", body = ErrorEnvelope),
         (status = 409, description = "The user already has an active link", body = ErrorEnvelope),
         (status = 413, description = "Body over 10 MiB", body = ErrorEnvelope),
+        (status = 415, description = "Body sent with a Content-Encoding other than identity (linkbox does not decompress request bodies)", body = ErrorEnvelope),
         (status = 429, description = "Rate limit: 100 creates a minute",
             headers(("Retry-After" = u64, description = "Seconds until the next window")),
             body = ErrorEnvelope),
@@ -113,6 +114,7 @@ pub fn get_link() {}
         (status = 403, description = "Partner suspended, or its or the sandbox's storage budget (--max-tenant-mib, --max-stored-mib) full", body = ErrorEnvelope),
         (status = 404, description = "Unknown link, or another partner's", body = ErrorEnvelope),
         (status = 413, description = "Body over 10 MiB", body = ErrorEnvelope),
+        (status = 415, description = "Body sent with a Content-Encoding other than identity (linkbox does not decompress request bodies)", body = ErrorEnvelope),
         (status = 429, description = "Rate limit", body = ErrorEnvelope),
     ),
     security(("apiKey" = []), ("bearer" = []))
@@ -141,6 +143,7 @@ pub fn revoke_link() {}
         (status = 403, description = "Partner suspended, or its or the sandbox's storage budget (--max-tenant-mib, --max-stored-mib) full", body = ErrorEnvelope),
         (status = 404, description = "Unknown data request", body = ErrorEnvelope),
         (status = 413, description = "Body over 10 MiB", body = ErrorEnvelope),
+        (status = 415, description = "Body sent with a Content-Encoding other than identity (linkbox does not decompress request bodies)", body = ErrorEnvelope),
         (status = 429, description = "Rate limit", body = ErrorEnvelope),
     ),
     security(("apiKey" = []), ("bearer" = []))

@@ -35,6 +35,9 @@ pub enum ApiError {
     InvalidRequest(Cow<'static, str>),
     #[error("{}", messages::BODY_TOO_LARGE)]
     PayloadTooLarge,
+    /// A body sent with a `Content-Encoding` other than `identity` (its value, shortened).
+    #[error("Content-Encoding {0} is not supported: send the request body uncompressed (identity)")]
+    UnsupportedEncoding(String),
     /// A body past a caller's share of `--max-bodies-mib` (that many bytes).
     #[error("{}", crate::wire::past_share_message(*.0))]
     PastShare(u64),
@@ -81,6 +84,7 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::PayloadTooLarge | ApiError::PastShare(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::ActiveLinkExists => StatusCode::CONFLICT,
@@ -100,6 +104,7 @@ impl ApiError {
             | ApiError::StorageFull(_)
             | ApiError::PayloadTooLarge
             | ApiError::PastShare(_)
+            | ApiError::UnsupportedEncoding(_)
             | ApiError::MethodNotAllowed { .. } => ErrorCode::InvalidRequest,
             ApiError::NotFound(_) => ErrorCode::ResourceNotFound,
             ApiError::ActiveLinkExists => ErrorCode::ActiveLinkExists,

@@ -261,3 +261,60 @@ async fn percent_encoded_path_parameters_name_what_they_encode() {
     assert_eq!(read.status, 200, "{read:?}");
     assert_eq!(read.json["id"], user);
 }
+
+/// A body sent compressed is refused naming its encoding (415, the M2M envelope), not read
+/// as the bytes it is: gzip was "not valid JSON", and a plain body labelled `br` was taken
+/// as plain. `identity` is no encoding; an empty body has nothing to decode.
+#[tokio::test]
+async fn a_compressed_body_is_refused_naming_its_encoding() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let plain = serde_json::to_vec(&json!({"referenceId": "enc"})).expect("json");
+    for encoding in ["gzip", "deflate", "br", "gzip, identity"] {
+        let reply = app
+            .send(
+                Method::POST,
+                "/partner/links",
+                &[
+                    ("x-api-key", &key),
+                    ("content-type", "application/json"),
+                    ("content-encoding", encoding),
+                ],
+                Some(plain.clone()),
+            )
+            .await;
+        linkbox_tests::assert_m2m_error(
+            &reply,
+            415,
+            "INVALID_REQUEST",
+            &format!(
+                "Content-Encoding {encoding:?} is not supported: send the request body uncompressed (identity)"
+            ),
+        );
+    }
+    let listed = app.list_links(&key, "referenceId=enc").await;
+    assert_eq!(listed.json["data"]["pagination"]["total"], 0, "{listed:?}");
+    for encoding in ["identity", "IDENTITY"] {
+        let reply = app
+            .send(
+                Method::POST,
+                "/partner/links",
+                &[
+                    ("x-api-key", &key),
+                    ("content-type", "application/json"),
+                    ("content-encoding", encoding),
+                ],
+                Some(plain.clone()),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{encoding}: {reply:?}");
+        let revoked = app
+            .revoke_link(
+                &key,
+                reply.json["data"]["linkId"].as_str().expect("id"),
+                None,
+            )
+            .await;
+        assert_eq!(revoked.status, 200, "{revoked:?}");
+    }
+}
