@@ -47,6 +47,46 @@ pub fn to_string<T: Serialize + ?Sized>(value: &T) -> sonic_rs::Result<String> {
     String::from_utf8(to_vec(value)?).map_err(serde::ser::Error::custom)
 }
 
+/// The largest integer a JavaScript number holds exactly (2^53 - 1).
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+/// Whole numbers in `value` written as integers, as a JavaScript server writes back what
+/// it parsed: `JSON.parse` reads `1e2`, `100.0` and `-0` as the numbers 100 and 0, and
+/// `JSON.stringify` writes them `100` and `0`, where a float kept as one is written `100.0`
+/// and `-0.0`. Fractions, and numbers past 2^53 (which a JavaScript number does not hold
+/// exactly), stay as they are. For the M2M API's stored JSON (its vendor runs on Node);
+/// Leaf's runs on Java, which writes a parsed `1e2` back as `100.0` too.
+pub fn javascript_numbers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(number) => {
+            if let Some(float) = number.as_f64().filter(|_| number.is_f64())
+                && float.fract() == 0.0
+                && float.abs() <= MAX_SAFE_INTEGER
+            {
+                // Exact: a whole number within 2^53 converts without rounding.
+                *number = serde_json::Number::from(float as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(javascript_numbers),
+        Value::Object(members) => members.values_mut().for_each(javascript_numbers),
+        Value::Null | Value::Bool(_) | Value::String(_) => {}
+    }
+}
+
+/// Serializes an `f64` field as [`javascript_numbers`] writes a number: a whole one
+/// within 2^53 as an integer (`100`, not `100.0`).
+pub fn javascript_number<S: serde::Serializer>(
+    value: &f64,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    if value.fract() == 0.0 && value.abs() <= MAX_SAFE_INTEGER {
+        serializer.serialize_i64(*value as i64)
+    } else {
+        serializer.serialize_f64(*value)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,6 +101,33 @@ mod tests {
         );
         let text = to_string(value).expect("serializes");
         assert_eq!(text.as_bytes(), expected);
+    }
+
+    #[test]
+    fn whole_numbers_are_written_as_javascript_writes_them() {
+        let mut value: serde_json::Value = serde_json::from_str(
+            r#"{"a": 1e2, "b": -0, "c": -0.0, "d": 5.0, "e": 1.5, "f": [2E1, 7],
+                "g": 9007199254740994.0, "h": 1e300, "i": 12345678901234567890}"#,
+        )
+        .expect("json");
+        javascript_numbers(&mut value);
+        assert_eq!(
+            serde_json::to_string(&value).expect("text"),
+            r#"{"a":100,"b":0,"c":0,"d":5,"e":1.5,"f":[20,7],"g":9007199254740994.0,"h":1e+300,"i":12345678901234567890}"#
+        );
+        #[derive(Serialize)]
+        struct Amount {
+            #[serde(serialize_with = "javascript_number")]
+            send: f64,
+            #[serde(serialize_with = "javascript_number")]
+            fee: f64,
+        }
+        let written = to_string(&Amount {
+            send: 100.0,
+            fee: 2.5,
+        })
+        .expect("text");
+        assert_eq!(written, r#"{"send":100,"fee":2.5}"#);
     }
 
     #[test]

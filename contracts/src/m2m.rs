@@ -650,8 +650,12 @@ pub struct DataRequestEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationAmount {
+    /// Written as the vendor's Node server writes a number: `100`, not `100.0`.
+    #[serde(serialize_with = "crate::json::javascript_number")]
     pub send: f64,
+    #[serde(serialize_with = "crate::json::javascript_number")]
     pub receive: f64,
+    #[serde(serialize_with = "crate::json::javascript_number")]
     pub fee: f64,
     pub send_currency: String,
     pub receive_currency: String,

@@ -24,6 +24,8 @@ use serde_json::{Map, Value};
 use time::Duration;
 use time::macros::format_description;
 
+use linkbox_contracts::json::javascript_numbers;
+
 use super::create_body::{CreateBody, Field, Parsed};
 use super::error::ApiError;
 use crate::ops::m2m::is_acceptable_callback;
@@ -209,15 +211,19 @@ pub fn create_link(
         .map(expires_in_minutes)
         .transpose()?;
     let (user_data, nested) = match body.take(Field::UserData) {
-        Some(value) => {
+        Some(mut value) => {
             let nested = user_data(&value)?;
+            javascript_numbers(&mut value);
             (Some(value), nested)
         }
         None => (None, Vec::new()),
     };
     let metadata = match body.take(Field::Metadata) {
         None => None,
-        Some(value @ Value::Object(_)) => Some(value),
+        Some(mut value @ Value::Object(_)) => {
+            javascript_numbers(&mut value);
+            Some(value)
+        }
         Some(_) => return Err(ApiError::invalid(messages::METADATA)),
     };
     let flow: Arc<str> = match body.get(Field::Flow) {
@@ -572,7 +578,12 @@ pub fn fulfil(body: Option<Value>) -> Result<Fulfil, ApiError> {
     let reference_id = required_reference_id(&mut body)?;
     let (user_data, nested) = match optional(&body, "userData") {
         None => return Err(ApiError::invalid(messages::USER_DATA_REQUIRED)),
-        Some(Value::Object(data)) => (Value::Object(data.clone()), check_user_data_fields(data)?),
+        Some(Value::Object(data)) => {
+            let nested = check_user_data_fields(data)?;
+            let mut data = Value::Object(data.clone());
+            javascript_numbers(&mut data);
+            (data, nested)
+        }
         Some(_) => return Err(ApiError::invalid(messages::USER_DATA)),
     };
     let mut ignored = unknown_fields(&body, &["referenceId", "userData"]);

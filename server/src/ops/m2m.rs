@@ -225,7 +225,7 @@ mod tests {
             operation.amount
         );
         let shown = serde_json::to_value(&operation.amount).expect("json");
-        assert_eq!(shown["fee"].to_string(), "0.0", "{shown}");
+        assert_eq!(shown["fee"].to_string(), "0", "{shown}");
     }
 
     #[test]

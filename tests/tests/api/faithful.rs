@@ -318,3 +318,50 @@ async fn a_compressed_body_is_refused_naming_its_encoding() {
         assert_eq!(revoked.status, 200, "{revoked:?}");
     }
 }
+
+/// Numbers come back as the vendor's Node server writes them: a whole number sent as `1e2`,
+/// `5.0` or `-0` reads back `100`, `5` and `0` (JavaScript holds no other kind), in the
+/// link's metadata and the user's data; an operation's amounts likewise (`100`, not
+/// `100.0`). Fractions and integers are kept as sent.
+#[tokio::test]
+async fn whole_numbers_come_back_as_javascript_writes_them() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let body = br#"{"referenceId": "numbers", "metadata": {"a": 1e2, "b": 5.0, "c": -0, "d": 1.25, "e": 7},
+        "userData": {"paymentMethod": {"type": "cash", "cash": {"provider": "OXXO", "reference": "R"}},
+                     "score": 3.0}}"#;
+    let created = app
+        .send(
+            Method::POST,
+            "/partner/links",
+            &[("x-api-key", &key), ("content-type", "application/json")],
+            Some(body.to_vec()),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let link_id = created.json["data"]["linkId"].as_str().expect("id");
+    let detail = app.get_link(&key, link_id).await;
+    assert!(
+        detail
+            .text
+            .contains(r#""metadata":{"a":100,"b":5,"c":0,"d":1.25,"e":7}"#),
+        "{}",
+        detail.text
+    );
+    assert!(detail.text.contains(r#""score":3"#) && !detail.text.contains(r#""score":3.0"#));
+    open(&app, &key, link_id).await;
+    let operation = app
+        .control(
+            Method::POST,
+            &format!("/m2m/links/{link_id}/operation"),
+            Some(&key),
+            Some(&json!({"amount": 100})),
+        )
+        .await;
+    assert_eq!(operation.status, 201, "{operation:?}");
+    assert!(
+        operation.text.contains(r#""send":100,"#) && !operation.text.contains("100.0"),
+        "{}",
+        operation.text
+    );
+}
