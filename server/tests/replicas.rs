@@ -1773,6 +1773,20 @@ async fn references(replica: &Replica, key: &str) -> Vec<String> {
         .collect()
 }
 
+/// Creates a Leaf user with `token` through `replica`; its status.
+async fn leaf_user(replica: &Replica, token: &str) -> u16 {
+    let auth = format!("Bearer {token}");
+    replica
+        .send(
+            reqwest::Method::POST,
+            "/services/usermanagement/api/users",
+            &[("authorization", auth.as_str())],
+            Some(json!({"name": "Ana", "email": "ana@example.com", "externalId": "e"})),
+        )
+        .await
+        .0
+}
+
 /// An admin reset through one replica forgets its partners on every replica: another
 /// replica neither keeps serving one (a second active link for a reference, rows no partner
 /// row names) nor counts it against `--max-tenants`.
@@ -1816,6 +1830,36 @@ async fn an_admin_reset_on_one_replica_forgets_its_partners_on_every_one() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(status, 201, "the reset partner's place is free");
+
+    // Leaf accounts likewise: two made through the second replica before a reset through
+    // the first leave their places free on the second once it has caught up.
+    for name in ["before1", "before2"] {
+        let token = replicas[1].authenticate(name).await;
+        assert_eq!(leaf_user(&replicas[1], &token).await, 201, "{name}");
+    }
+    let (status, reset, _) = replicas[0]
+        .send(
+            reqwest::Method::POST,
+            "/_sandbox/reset",
+            &[("authorization", "Bearer admin-secret")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{reset}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut admitted = 0;
+    for name in ["after1", "after2"] {
+        let token = replicas[1].authenticate(name).await;
+        let status = loop {
+            let status = leaf_user(&replicas[1], &token).await;
+            if status == 201 || tokio::time::Instant::now() > deadline {
+                break status;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        admitted += usize::from(status == 201);
+    }
+    assert_eq!(admitted, 2, "both Leaf places are free again");
 }
 
 /// A new partner's first write rolled back (a 503 saying nothing was changed) leaves no
