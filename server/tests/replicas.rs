@@ -1787,6 +1787,19 @@ async fn leaf_user(replica: &Replica, token: &str) -> u16 {
         .0
 }
 
+/// `POST /_sandbox/reset` as the admin (token `admin-secret`) through `replica`.
+async fn admin_reset(replica: &Replica) {
+    let (status, reset, _) = replica
+        .send(
+            reqwest::Method::POST,
+            "/_sandbox/reset",
+            &[("authorization", "Bearer admin-secret")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{reset}");
+}
+
 /// An admin reset through one replica forgets its partners on every replica: another
 /// replica neither keeps serving one (a second active link for a reference, rows no partner
 /// row names) nor counts it against `--max-tenants`.
@@ -1803,15 +1816,7 @@ async fn an_admin_reset_on_one_replica_forgets_its_partners_on_every_one() {
         let (status, created) = replicas[1].create_link(&key(n), "before").await;
         assert_eq!(status, 201, "{created}");
     }
-    let (status, reset, _) = replicas[0]
-        .send(
-            reqwest::Method::POST,
-            "/_sandbox/reset",
-            &[("authorization", "Bearer admin-secret")],
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{reset}");
+    admin_reset(&replicas[0]).await;
 
     let (status, created) = replicas[1].create_link(&key(61), "b").await;
     assert_eq!(status, 201, "{created}");
@@ -1837,15 +1842,7 @@ async fn an_admin_reset_on_one_replica_forgets_its_partners_on_every_one() {
         let token = replicas[1].authenticate(name).await;
         assert_eq!(leaf_user(&replicas[1], &token).await, 201, "{name}");
     }
-    let (status, reset, _) = replicas[0]
-        .send(
-            reqwest::Method::POST,
-            "/_sandbox/reset",
-            &[("authorization", "Bearer admin-secret")],
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{reset}");
+    admin_reset(&replicas[0]).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut admitted = 0;
     for name in ["after1", "after2"] {
