@@ -1947,3 +1947,32 @@ async fn max_tenants_holds_for_new_keys_arriving_at_once_on_every_replica() {
         "{accounts:?}"
     );
 }
+
+/// A key an admin reset forgot is a new partner again when it next writes, counted against
+/// `--max-tenants` on whichever replica it reaches, though its tenant's row outlives the
+/// reset and a replica may still hold a copy of it from before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_forgotten_by_an_admin_reset_is_counted_as_new_on_every_replica() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let flags = ["--admin-token", "admin-secret", "--max-tenants", "2"];
+    let replicas = [
+        Replica::start(&database, &flags),
+        Replica::start(&database, &flags),
+    ];
+    let (old, new) = ([key(81), key(82)], [key(83), key(84)]);
+    for key in &old {
+        let (status, created) = replicas[1].create_link(key, "before").await;
+        assert_eq!(status, 201, "{created}");
+    }
+    admin_reset(&replicas[0]).await;
+    for key in &new {
+        let (status, created) = replicas[0].create_link(key, "after").await;
+        assert_eq!(status, 201, "{created}");
+    }
+    for key in &old {
+        let (status, refused) = replicas[1].create_link(key, "again").await;
+        assert_eq!(status, 403, "both places are taken: {refused}");
+        assert_eq!(refused["error"]["code"], "INVALID_API_KEY", "{refused}");
+    }
+}

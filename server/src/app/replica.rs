@@ -246,9 +246,12 @@ impl App {
         // tenant at a time across replicas (the sandbox row's lock, held to the commit), with
         // every tenant the database has in this replica's copy first, so the store counts
         // them all. Counting only the tenants a replica had caught up on, a burst of new keys
-        // spread over the replicas passed the bound by as many as came at once.
-        if let Some(created) = txn.created()
+        // spread over the replicas passed the bound by as many as came at once. A first
+        // write is one by a tenant the database has nothing of once this copy has caught up
+        // on it: a new key, or one an admin reset forgot (its `tenants` row outlives it).
+        if let Hint::Tenant { name, create: true } = hint
             && self.settings.max_tenants.is_some()
+            && !self.has_tenant(name)
         {
             step(replica, txn.lock_faults()).await?;
             let seen = step(replica, txn.tenant_versions()).await?;
@@ -256,13 +259,13 @@ impl App {
                 let known = replica.known.lock();
                 seen.versions
                     .iter()
-                    .filter(|(name, version)| *name != created && known.get(*name) != Some(version))
-                    .map(|(name, version)| (name.clone(), *version))
+                    .filter(|(other, version)| *other != name && known.get(*other) != Some(version))
+                    .map(|(other, version)| (other.clone(), *version))
                     .collect()
             };
-            for (name, version) in behind {
-                step(replica, self.catch_up_tenant(&txn, &seen, &name)).await?;
-                replica.knows([(name, version)]);
+            for (other, version) in behind {
+                step(replica, self.catch_up_tenant(&txn, &seen, &other)).await?;
+                replica.knows([(other, version)]);
             }
         }
         // A partner's rate-limit windows are counted in the database, by every replica.
@@ -335,6 +338,15 @@ impl App {
             .store(committed.faults.unwrap_or(faults), Ordering::Release);
         unsettled.settled = true;
         Ok(output)
+    }
+
+    /// Whether tenant `name` is in this process's tables: a partner or a Leaf account, made
+    /// or read back; a stranger (a key or username that has only read) is not.
+    fn has_tenant(&self, name: &str) -> bool {
+        match name.strip_prefix("leaf:") {
+            Some(username) => self.store.leaf().existing(username).is_some(),
+            None => self.store.m2m().by_slug(name).is_some(),
+        }
     }
 
     /// Whether this process's memory holds anything of tenant `name`: an open-mode
