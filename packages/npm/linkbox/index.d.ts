@@ -1,3 +1,4 @@
+/// <reference lib="esnext.disposable" />
 // Types of the linkbox package: startLinkbox() and the control API wrappers it returns.
 
 /** How to start linkbox; every field is optional. */
