@@ -474,7 +474,20 @@ impl Faults {
             .collect()
     }
 
-    /// Removes the faults `tenant` set (`None`: all).
+    /// Removes the faults `setter` set: a tenant's, or (`None`) the admin's own, leaving
+    /// every tenant's in place (`DELETE /_sandbox/faults`: "every fault the caller set").
+    pub fn clear_set_by(&self, setter: Option<&str>) {
+        if setter.is_some() {
+            return self.clear(setter);
+        }
+        let mut table = self.edit();
+        table.admin.clear();
+        self.sink
+            .record(|changes| changes.clear_tenant(Table::Faults, &ADMIN.into()));
+    }
+
+    /// Removes the faults `tenant` set (`None`: all, the admin's and every tenant's, as an
+    /// admin reset does).
     pub fn clear(&self, tenant: Option<&str>) {
         let mut table = self.edit();
         match tenant {
@@ -957,6 +970,16 @@ mod tests {
         faults.clear(Some("acme"));
         assert!(!strikes(Some("acme")), "a tenant's cleared fault is gone");
         assert!(strikes(Some("globex")), "another tenant's stays");
+        // The admin's own DELETE removes the admin's faults only.
+        faults
+            .add(fault(serde_json::json!({"status": 504})), None)
+            .expect("add");
+        faults.clear_set_by(None);
+        assert!(
+            strikes(Some("globex")),
+            "a tenant's fault outlives the admin's DELETE"
+        );
+        assert_eq!(faults.list(None).len(), 1, "the admin's own is gone");
         faults.clear(None);
         assert!(!strikes(Some("globex")), "clearing all leaves none");
 

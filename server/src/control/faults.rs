@@ -74,7 +74,7 @@ pub fn clear(request: &Request) -> Result<Response, ControlError> {
         "DELETE /_sandbox/faults takes none, and removes every fault you set (to keep some, \
          remove all and add those back; a fault given times goes by itself once spent)",
     )?;
-    request.app.faults.clear(scope.slug());
+    request.app.faults.clear_set_by(scope.slug());
     Ok(no_content())
 }
 

@@ -709,6 +709,15 @@ async fn clearing_faults_takes_no_query() {
     assert!(message.contains("\"id\""), "{message}");
     let kept = app.control(Method::GET, "/faults", Some(&key), None).await;
     assert_eq!(kept.json["faults"].as_array().map(Vec::len), Some(1));
+    // The admin's DELETE removes the faults the admin set, not the tenant's.
+    let admins = app.control(Method::DELETE, "/faults", None, None).await;
+    assert_eq!(admins.status, 204);
+    let kept = app.control(Method::GET, "/faults", Some(&key), None).await;
+    assert_eq!(
+        kept.json["faults"].as_array().map(Vec::len),
+        Some(1),
+        "{kept:?}"
+    );
     let cleared = app
         .control(Method::DELETE, "/faults", Some(&key), None)
         .await;
