@@ -821,6 +821,11 @@ impl Partner {
         }
     }
 
+    /// The webhook URL the config file gives this partner, if any.
+    pub fn configured_webhook_url(&self) -> Option<&str> {
+        self.configured.as_ref()?.webhook_url.as_deref()
+    }
+
     /// Whether this is an open-mode partner (made by its key), not a configured one.
     pub fn is_open(&self) -> bool {
         self.key.is_some()

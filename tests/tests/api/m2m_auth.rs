@@ -222,4 +222,20 @@ async fn a_configured_webhook_url_survives_its_snapshots_round_trip() {
         .control(Method::PUT, "/snapshot", Some(HOOKED), Some(&moved))
         .await;
     assert_eq!(refused.status, 400, "{refused:?}");
+    // A test changes the URL through the API; the snapshot taken before still restores,
+    // the config file's URL with it.
+    let changed = app
+        .control(
+            Method::PUT,
+            "/m2m/webhook-config",
+            Some(HOOKED),
+            Some(&json!({"url": "https://hooks.example/new"})),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{changed:?}");
+    let restored = app
+        .control(Method::PUT, "/snapshot", Some(HOOKED), Some(&taken.json))
+        .await;
+    assert_eq!(restored.status, 200, "{restored:?}");
+    assert_eq!(restored.json["webhookUrl"], "http://10.0.0.5:8080/hooks");
 }
