@@ -9,7 +9,9 @@
 //! What an entry shows ([`Entry::view`]): headers with lower-case names, `X-API-Key`,
 //! `Authorization`, `Cookie` and `Set-Cookie` as `[redacted]`; bodies as text, JSON fields
 //! named like a secret (`password`, `secret`, `webhookSecret`, `token`, `id_token`, `apiKey`,
-//! any case) redacted before the body is cut at `JOURNAL_BODY_LIMIT` bytes. Recording runs
+//! any case) redacted before the body is cut at `JOURNAL_BODY_LIMIT` bytes, and in a body
+//! that is not JSON or in the query, the value of each secret `name=value` pair or
+//! `"name": "value"` member and every M2M key ([`redact_text`]). Recording runs
 //! on every vendor request and reading seldom, so an entry keeps what it was given (a copy
 //! of the path, the query, and both sides' headers and bodies, all in one buffer:
 //! [`Texts`]) and redacts it when read; only a body over the limit is redacted and cut at
@@ -769,7 +771,7 @@ impl Entry {
             seq: self.seq,
             method: self.method.to_string(),
             path: self.path().to_owned(),
-            query: (!query.is_empty()).then(|| query.to_owned()),
+            query: (!query.is_empty()).then(|| redact_query(query)),
             status: self.status,
             dropped: self.status.is_none(),
             time: timefmt::millis(self.time),
@@ -998,13 +1000,18 @@ fn contains_secret_word(text: &[u8]) -> bool {
         .any(|word| normalized.windows(word.len()).any(|window| window == *word))
 }
 
-/// The body as text, JSON secrets redacted (a body that is not JSON is kept as it is).
+/// The body as text, its secrets redacted: as JSON when it parses as JSON, else as text
+/// ([`redact_text`]).
 ///
 /// Recording runs on every request, so a body in which no field name can be secret (no
-/// secret word anywhere in it, and no `\u` escape that could spell one) is kept as sent
-/// without being parsed; only the others are parsed, redacted and written back.
+/// secret word anywhere in it, no `\u` or `%` escape that could spell one, and no M2M
+/// key) is kept as sent without being parsed; only the others are parsed, redacted and
+/// written back (JSON), or redacted as text ([`redact_text`]).
 fn redact_body(body: &[u8]) -> String {
-    let may_hold_secret = contains_secret_word(body) || body.windows(2).any(|pair| pair == b"\\u");
+    let may_hold_secret = contains_secret_word(body)
+        || body.windows(2).any(|pair| pair == b"\\u")
+        || body.contains(&b'%')
+        || holds_key(body);
     if !may_hold_secret {
         return String::from_utf8_lossy(body).into_owned();
     }
@@ -1013,8 +1020,126 @@ fn redact_body(body: &[u8]) -> String {
             redact_json(&mut json);
             json.to_string()
         }
-        _ => String::from_utf8_lossy(body).into_owned(),
+        _ => redact_text(&String::from_utf8_lossy(body)),
     }
+}
+
+/// The query as the journal shows it: a secret parameter's value redacted, as in a body.
+fn redact_query(query: &str) -> String {
+    if contains_secret_word(query.as_bytes()) || query.contains('%') || holds_key(query.as_bytes())
+    {
+        redact_text(query)
+    } else {
+        query.to_owned()
+    }
+}
+
+/// The prefixes of M2M keys, which are redacted wherever they appear in text.
+const KEY_PREFIXES: [&str; 2] = ["m2m_test_", "m2m_live_"];
+
+fn holds_key(text: &[u8]) -> bool {
+    KEY_PREFIXES.iter().any(|prefix| {
+        text.windows(prefix.len())
+            .any(|window| window == prefix.as_bytes())
+    })
+}
+
+/// Text that is not JSON (a form body, JSON cut short or malformed, a query string) with
+/// its secrets redacted: the value of each `name=value` pair and each `"name": "value"`
+/// member whose name is secret, and every M2M key. A login sent with curl's default form
+/// type, or JSON with a trailing comma, is a client bug the journal must not keep a
+/// password from.
+fn redact_text(text: &str) -> String {
+    let pairs: Vec<String> = text
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if is_secret_field(&decoded_name(name)) => {
+                format!("{name}={REDACTED}")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    redact_keys(&redact_members(&pairs.join("&")))
+}
+
+fn decoded_name(name: &str) -> String {
+    percent_encoding::percent_decode_str(&name.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// `text` with the string value of each `"name": "…"` member whose name is secret
+/// redacted, in text that need not parse as JSON (a value cut short runs to the end).
+fn redact_members(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut at = 0;
+    while let Some(open) = bytes[at..].iter().position(|b| *b == b'"').map(|i| at + i) {
+        let close = string_end(bytes, open + 1);
+        let name = &text[open + 1..close.min(text.len())];
+        let mut next = close + 1;
+        while bytes.get(next).is_some_and(u8::is_ascii_whitespace) {
+            next += 1;
+        }
+        if bytes.get(next) != Some(&b':') {
+            at = next.min(bytes.len());
+            continue;
+        }
+        next += 1;
+        while bytes.get(next).is_some_and(u8::is_ascii_whitespace) {
+            next += 1;
+        }
+        if bytes.get(next) == Some(&b'"') {
+            let value_end = string_end(bytes, next + 1);
+            if is_secret_field(name) {
+                out.push_str(&text[copied..=next]);
+                out.push_str(REDACTED);
+                copied = value_end.min(text.len());
+            }
+            at = (value_end + 1).min(bytes.len());
+        } else {
+            at = next.min(bytes.len());
+        }
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// The index of the `"` closing a JSON string whose text starts at `from` (past a `\`
+/// escape), or the text's length when it is not closed.
+fn string_end(bytes: &[u8], from: usize) -> usize {
+    let mut at = from;
+    while let Some(byte) = bytes.get(at) {
+        match byte {
+            b'\\' => at += 2,
+            b'"' => return at,
+            _ => at += 1,
+        }
+    }
+    bytes.len()
+}
+
+/// `text` with every M2M key (`m2m_test_` or `m2m_live_` and the letters and digits after
+/// it) redacted.
+fn redact_keys(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some((at, prefix)) = KEY_PREFIXES
+        .iter()
+        .filter_map(|prefix| rest.find(prefix).map(|at| (at, prefix)))
+        .min()
+    {
+        out.push_str(&rest[..at]);
+        out.push_str(REDACTED);
+        let after = &rest[at + prefix.len()..];
+        let key_end = after
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(after.len());
+        rest = &after[key_end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `value`, found in an answer at `pointer` (a JSON pointer, or a header's name), with its
@@ -1352,6 +1477,44 @@ pub(crate) mod tests {
             redact_at("/data", json!({"token": "t", "linkId": "l"})),
             json!({"token": REDACTED, "linkId": "l"})
         );
+    }
+
+    #[test]
+    fn secrets_in_bodies_that_are_not_json_and_in_queries_are_redacted() {
+        // A login with curl's default form type, and one of JSON with a trailing comma.
+        assert_eq!(
+            redact_body(b"username=qa&password=Hunter2-secret"),
+            "username=qa&password=[redacted]"
+        );
+        assert_eq!(
+            redact_body(b"user=qa&pass%77ord=Hunter2&x=1"),
+            "user=qa&pass%77ord=[redacted]&x=1"
+        );
+        assert_eq!(
+            redact_body(br#"{"username":"qa","password":"Hunter2-secret",}"#),
+            r#"{"username":"qa","password":"[redacted]",}"#
+        );
+        // Cut short inside the secret, and with an escaped quote before it.
+        assert_eq!(
+            redact_body(br#"{"note":"a \"b\"","clientSecret": "S3cret"#),
+            r#"{"note":"a \"b\"","clientSecret": "[redacted]"#
+        );
+        // A key anywhere in text that is not JSON.
+        assert_eq!(
+            redact_body(b"{\"referenceId\":\"x\",\"k\":\"m2m_test_abc123XYZ\""),
+            "{\"referenceId\":\"x\",\"k\":\"[redacted]\""
+        );
+        assert_eq!(
+            redact_query("page=2&password=S3cretPW!&limit=5"),
+            "page=2&password=[redacted]&limit=5"
+        );
+        assert_eq!(
+            redact_query("key=m2m_live_0123abc&x=1"),
+            "key=[redacted]&x=1"
+        );
+        assert_eq!(redact_query("page=2&limit=5"), "page=2&limit=5");
+        // Text without secrets is kept as it is.
+        assert_eq!(redact_body(b"hello=world&a=b"), "hello=world&a=b");
     }
 
     #[test]
