@@ -201,21 +201,26 @@ fn check_range(reading: Option<OffsetDateTime>) -> Result<OffsetDateTime, OutOfR
         .ok_or(OutOfRange)
 }
 
-/// Real time plus `offset`; an offset restored from elsewhere that overflows saturates
-/// instead of panicking.
+/// The last instant of [`YEARS`]: a running clock set close to it stops there rather than
+/// run into the year 9001.
+const LATEST: OffsetDateTime = time::macros::datetime!(9000-12-31 23:59:59.999 UTC);
+
+/// Real time plus `offset`, at most [`LATEST`]; an offset restored from elsewhere that
+/// overflows saturates instead of panicking.
 fn offset_now(offset: Duration) -> OffsetDateTime {
     // A clock never moved reads the real time as it is: adding a zero offset to a
     // calendar date costs more than reading the time (three reads a create).
     if offset.is_zero() {
         return real_now();
     }
-    real_now()
-        .checked_add(offset)
-        .unwrap_or(if offset.is_negative() {
+    real_now().checked_add(offset).map_or(
+        if offset.is_negative() {
             OffsetDateTime::UNIX_EPOCH
         } else {
-            time::macros::datetime!(9000-12-31 23:59:59 UTC)
-        })
+            LATEST
+        },
+        |at| at.min(LATEST),
+    )
 }
 
 fn real_now() -> OffsetDateTime {
@@ -332,6 +337,12 @@ mod tests {
         // An offset restored from elsewhere that overflows saturates instead of panicking.
         clock.set_offset(Duration::MAX);
         assert_eq!(clock.now().year(), 9000);
+        // A running clock set to the last second of 9000 stops at its end, not in 9001.
+        clock
+            .set_to(datetime!(9000-12-31 23:59:59.900 UTC))
+            .expect("in range");
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        assert_eq!(clock.now(), datetime!(9000-12-31 23:59:59.999 UTC));
     }
 
     #[test]
