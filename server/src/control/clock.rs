@@ -27,7 +27,7 @@ pub fn read(request: &Request) -> Result<Response, ControlError> {
 pub fn change(request: &Request, body: Result<Bytes, BodyError>) -> Result<Response, ControlError> {
     if !scope(request)?.may_move_clock(&request.app) {
         return Err(ControlError::AdminRequired(
-            crate::ops::identity::CLOCK_ADMIN_ONLY,
+            crate::ops::identity::clock_admin_only(&request.app),
         ));
     }
     let change: ClockChange = json(body)?;

@@ -390,8 +390,19 @@ impl Caller {
     }
 }
 
-/// Why a tenant may not move the clock under `--clock admin`.
-pub const CLOCK_ADMIN_ONLY: &str = "The sandbox clock is shared by every tenant; this sandbox runs with --clock admin, so only the admin token may move it";
+/// Why a tenant may not move the clock under `--clock admin`, naming who the admin is on
+/// this sandbox: the holder of `--admin-token`, or without one a request that carries no
+/// credential.
+pub fn clock_admin_only(app: &App) -> &'static str {
+    if app.settings.admin_token.is_some() {
+        "The sandbox clock is shared by every tenant; this sandbox runs with --clock admin, \
+         so only the admin (a request with the admin token) may move it"
+    } else {
+        "The sandbox clock is shared by every tenant; this sandbox runs with --clock admin, \
+         so only the admin may move it: this sandbox has no --admin-token, so the admin is \
+         a request that carries no key or token"
+    }
+}
 
 impl Scope {
     /// Whether this caller may move the shared clock (`--clock`): the admin always; a

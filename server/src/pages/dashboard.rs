@@ -66,7 +66,15 @@ pub fn routes() -> Router {
                     return unframed(page(StatusCode::FORBIDDEN, sign_in(Some(&message))));
                 }
                 let message = act(&request, action, &form);
-                unframed(dashboard(&request, &form, message))
+                // A tenant's clock button under `--clock admin` is refused as the API refuses
+                // it (403), the page saying why.
+                let admin_only = crate::ops::identity::clock_admin_only(&request.app);
+                let forbidden = matches!(&message, Some(Err(why)) if why == admin_only);
+                let mut response = dashboard(&request, &form, message);
+                if forbidden && response.status() == StatusCode::OK {
+                    *response.status_mut() = StatusCode::FORBIDDEN;
+                }
+                unframed(response)
             },
         )
 }
@@ -150,7 +158,7 @@ fn act(
             )
         }
         "clock" if !scope.may_move_clock(app) => {
-            Some(Err(crate::ops::identity::CLOCK_ADMIN_ONLY.into()))
+            Some(Err(crate::ops::identity::clock_admin_only(app).into()))
         }
         "clock" => {
             const WHOLE: &str =

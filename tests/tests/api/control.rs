@@ -982,6 +982,43 @@ async fn under_clock_admin_a_tenant_cannot_move_the_shared_clock() {
         )
         .await;
     assert_eq!(admin.status, 200, "{admin:?}");
+    // The dashboard's advance button is refused the same way: a 403 page saying why.
+    let button = app
+        .send(
+            Method::POST,
+            "/_sandbox/ui/clock",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            Some(format!("key={key}&advanceSeconds=60").into_bytes()),
+        )
+        .await;
+    assert_eq!(button.status, 403, "{button:?}");
+    assert!(button.text.contains("admin token"), "{}", button.text);
+}
+
+/// Without `--admin-token` the admin is a request without credentials, and the refusal
+/// says so rather than send a tenant looking for a token that does not exist.
+#[tokio::test]
+async fn under_clock_admin_without_a_token_the_refusal_names_who_the_admin_is() {
+    let app = spawn_app_with(Options {
+        clock: Some(linkbox::config::ClockPolicy::Admin),
+        ..Options::default()
+    })
+    .await;
+    let key = linkbox_tests::test_key(78);
+    let moved = app
+        .control(
+            Method::POST,
+            "/clock",
+            Some(&key),
+            Some(&serde_json::json!({"advanceSeconds": 60})),
+        )
+        .await;
+    assert_eq!(moved.status, 403, "{moved:?}");
+    let message = moved.json["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("no --admin-token") && message.contains("carries no key or token"),
+        "{message}"
+    );
 }
 
 #[test]
