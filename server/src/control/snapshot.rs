@@ -72,11 +72,31 @@ pub fn restore(
     let partner = scope.partner()?;
     let snapshot: M2mSnapshot = json(body)?;
     check_urls(partner, &snapshot)?;
+    check_flows(&request.app.settings.flows, &snapshot)?;
     partner.restore(snapshot).map_err(|error| match error {
         RestoreError::Invalid(message) => ControlError::invalid(message),
         RestoreError::StorageFull(full) => ControlError::StorageFull(full),
     })?;
     Ok(streamed(partner))
+}
+
+/// Every link's `flow` one this sandbox serves, as a create is held to: a restored link of
+/// another flow would be served a widget no create could have made.
+fn check_flows(flows: &[String], snapshot: &M2mSnapshot) -> Result<(), ControlError> {
+    match snapshot
+        .links
+        .iter()
+        .find(|link| !flows.contains(&link.flow))
+    {
+        Some(link) => Err(ControlError::invalid(format!(
+            "Invalid request body at links: link {} has flow {:?}, which this sandbox does not \
+             serve (its flows: {})",
+            link.link_id,
+            link.flow,
+            flows.join(", ")
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The snapshot's URLs, held to the rule `PUT /_sandbox/m2m/webhook-config` and a link's

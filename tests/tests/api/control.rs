@@ -1355,3 +1355,102 @@ async fn a_control_body_of_another_type_is_a_415_and_changes_nothing() {
         assert_eq!(reply.status, 200, "{content_type}: {reply:?}");
     }
 }
+
+/// A restore of state no API call could make is refused, naming what is wrong, and changes
+/// nothing: a link naming an operation the snapshot lacks, a status its timestamps deny, a
+/// flow the sandbox does not serve, metadata that is not an object, an operation twice.
+#[tokio::test]
+async fn a_snapshot_of_impossible_state_is_refused_whole() {
+    let app = spawn_app().await;
+    let key = test_key(91);
+    let link = app.create_link_for(&key, "u1").await;
+    let link_id = link["linkId"].as_str().expect("id");
+    app.control(
+        Method::POST,
+        &format!("/m2m/links/{link_id}/open"),
+        Some(&key),
+        None,
+    )
+    .await;
+    let operation = app
+        .control(
+            Method::POST,
+            &format!("/m2m/links/{link_id}/operation"),
+            Some(&key),
+            Some(&json!({"amount": 25})),
+        )
+        .await;
+    assert_eq!(operation.status, 201, "{operation:?}");
+    app.create_link_for(&key, "u2").await;
+    let taken = app
+        .control(Method::GET, "/snapshot", Some(&key), None)
+        .await;
+    assert_eq!(taken.status, 200);
+    let restored = app
+        .control(Method::PUT, "/snapshot", Some(&key), Some(&taken.json))
+        .await;
+    assert_eq!(
+        restored.status, 200,
+        "the snapshot as taken restores: {restored:?}"
+    );
+    let index = |id: &str| {
+        taken.json["links"]
+            .as_array()
+            .and_then(|links| links.iter().position(|link| link["linkId"] == id))
+            .expect("the link is in the snapshot")
+    };
+    let operated = index(link_id);
+    let plain = 1 - operated;
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let edits: Vec<(&str, Edit)> = vec![
+        (
+            "operationId",
+            Box::new(move |s: &mut Value| s["links"][plain]["operationId"] = json!("op_x_abc123")),
+        ),
+        (
+            "operationId",
+            Box::new(|s: &mut Value| s["operations"] = json!([])),
+        ),
+        (
+            "disagrees",
+            Box::new(move |s: &mut Value| s["links"][plain]["status"] = json!("revoked")),
+        ),
+        (
+            "disagrees",
+            Box::new(move |s: &mut Value| s["links"][plain]["status"] = json!("opened")),
+        ),
+        (
+            "flow",
+            Box::new(move |s: &mut Value| s["links"][plain]["flow"] = json!("m2m-nope")),
+        ),
+        (
+            "metadata",
+            Box::new(move |s: &mut Value| s["links"][plain]["metadata"] = json!("x")),
+        ),
+        (
+            "twice",
+            Box::new(|s: &mut Value| {
+                let first = s["operations"][0].clone();
+                if let Some(operations) = s["operations"].as_array_mut() {
+                    operations.push(first);
+                }
+            }),
+        ),
+    ];
+    for (says, edit) in edits {
+        let mut snapshot = taken.json.clone();
+        edit(&mut snapshot);
+        let refused = app
+            .control(Method::PUT, "/snapshot", Some(&key), Some(&snapshot))
+            .await;
+        assert_control_error(&refused, 400, "INVALID_REQUEST");
+        let message = refused.json["error"]["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(message.contains(says), "{says}: {message}");
+    }
+    let after = app
+        .control(Method::GET, "/snapshot", Some(&key), None)
+        .await;
+    assert_eq!(after.json, taken.json, "nothing changed");
+}

@@ -151,6 +151,20 @@ impl Partner {
             webhook_url: snapshot.webhook_url,
             ..PartnerState::default()
         };
+        for link in &snapshot.links {
+            possible(link)?;
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(twice) = snapshot
+            .operations
+            .iter()
+            .find(|operation| !seen.insert(operation.operation_id.as_str()))
+        {
+            return Err(format!(
+                "operationId {:?} appears twice",
+                twice.operation_id
+            ));
+        }
         let mut merge = Merge::new(self, true);
         for user in &snapshot.users {
             merge.user(&mut state, user.into())?;
@@ -159,6 +173,17 @@ impl Partner {
             merge.link(&mut state, link.into())?;
         }
         merge.rest(&mut state, snapshot.data_requests, snapshot.operations)?;
+        // Every link's operationId names one of the snapshot's operations.
+        if let Some((_, link)) = state.links.iter().enumerate().find(|(index, link)| {
+            link.operation_id().is_some()
+                && u32::try_from(*index).is_ok_and(|index| !state.operations.contains_key(&index))
+        }) {
+            return Err(format!(
+                "Link {} names operationId {:?}, which is not among the snapshot's operations",
+                self.link_id(link.suffix),
+                link.operation_id().unwrap_or_default()
+            ));
+        }
         Ok(state)
     }
 
@@ -685,6 +710,34 @@ impl<'p> Merge<'p> {
         }
         Ok(())
     }
+}
+
+/// Whether a snapshot's link is one the API could have made: its status agrees with its
+/// timestamps (an opened link has `openedAt`, a revoked one `revokedAt`, a created one
+/// neither), and its `metadata` is an object. A restore of one it could not is refused,
+/// naming it, rather than served.
+fn possible(link: &linkbox_contracts::sandbox::SnapshotLink) -> Result<(), String> {
+    let (opened, revoked) = (link.opened_at.is_some(), link.revoked_at.is_some());
+    let agrees = match link.status {
+        linkbox_contracts::m2m::LinkStatus::Created => !opened && !revoked,
+        linkbox_contracts::m2m::LinkStatus::Opened => opened && !revoked,
+        linkbox_contracts::m2m::LinkStatus::Revoked => revoked,
+    };
+    if !agrees {
+        return Err(format!(
+            "Link {}: status {:?} disagrees with openedAt and revokedAt",
+            link.link_id,
+            link.status.as_str()
+        ));
+    }
+    if link
+        .metadata
+        .as_ref()
+        .is_some_and(|metadata| !metadata.is_object())
+    {
+        return Err(format!("Link {}: metadata must be an object", link.link_id));
+    }
+    Ok(())
 }
 
 /// The index of the user with `reference_id`, which link `suffix` names.
