@@ -309,6 +309,28 @@ impl TestApp {
         .await
     }
 
+    /// `POST /_sandbox/m2m/links/{id}/open` as `key`'s partner, without a device body.
+    pub async fn open_link(&self, key: &str, link_id: &str) -> Reply {
+        self.control(
+            Method::POST,
+            &format!("/m2m/links/{link_id}/open"),
+            Some(key),
+            None,
+        )
+        .await
+    }
+
+    /// `POST /_sandbox/m2m/links/{id}/operation` with `body` as `key`'s partner.
+    pub async fn create_operation(&self, key: &str, link_id: &str, body: &Value) -> Reply {
+        self.control(
+            Method::POST,
+            &format!("/m2m/links/{link_id}/operation"),
+            Some(key),
+            Some(body),
+        )
+        .await
+    }
+
     /// `PUT /partner/data-requests/{id}`.
     pub async fn fulfil_data_request(&self, key: &str, id: &str, body: &Value) -> Reply {
         self.m2m(

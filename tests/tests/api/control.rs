@@ -754,20 +754,9 @@ async fn a_snapshot_round_trips_through_a_reset() {
     let key = test_key(12);
     let link = app.create_link_for(&key, "u1").await;
     let link_id = link["linkId"].as_str().expect("id");
-    app.control(
-        Method::POST,
-        &format!("/m2m/links/{link_id}/open"),
-        Some(&key),
-        None,
-    )
-    .await;
-    app.control(
-        Method::POST,
-        &format!("/m2m/links/{link_id}/operation"),
-        Some(&key),
-        Some(&json!({"amount": 25})),
-    )
-    .await;
+    app.open_link(&key, link_id).await;
+    app.create_operation(&key, link_id, &json!({"amount": 25}))
+        .await;
     app.create_link_for(&key, "u2").await;
     let before = app
         .control(Method::GET, "/snapshot", Some(&key), None)
@@ -1365,20 +1354,9 @@ async fn a_snapshot_of_impossible_state_is_refused_whole() {
     let key = test_key(91);
     let link = app.create_link_for(&key, "u1").await;
     let link_id = link["linkId"].as_str().expect("id");
-    app.control(
-        Method::POST,
-        &format!("/m2m/links/{link_id}/open"),
-        Some(&key),
-        None,
-    )
-    .await;
+    app.open_link(&key, link_id).await;
     let operation = app
-        .control(
-            Method::POST,
-            &format!("/m2m/links/{link_id}/operation"),
-            Some(&key),
-            Some(&json!({"amount": 25})),
-        )
+        .create_operation(&key, link_id, &json!({"amount": 25}))
         .await;
     assert_eq!(operation.status, 201, "{operation:?}");
     app.create_link_for(&key, "u2").await;

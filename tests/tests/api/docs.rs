@@ -125,12 +125,7 @@ async fn every_control_response_validates_against_its_schema() {
         .await;
     assert_matches_schema(&opened, "sandbox/OpenedLink.json");
     let operation = app
-        .control(
-            Method::POST,
-            &format!("/m2m/links/{link_id}/operation"),
-            Some(&key),
-            Some(&json!({"amount": 100})),
-        )
+        .create_operation(&key, &link_id, &json!({"amount": 100}))
         .await;
     assert_eq!(operation.status, 201, "{operation:?}");
     assert_matches_schema(&operation, "sandbox/OperationView.json");

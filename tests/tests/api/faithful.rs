@@ -345,12 +345,7 @@ async fn whole_numbers_come_back_as_javascript_writes_them() {
     assert!(detail.text.contains(r#""score":3"#) && !detail.text.contains(r#""score":3.0"#));
     open(&app, &key, link_id).await;
     let operation = app
-        .control(
-            Method::POST,
-            &format!("/m2m/links/{link_id}/operation"),
-            Some(&key),
-            Some(&json!({"amount": 100})),
-        )
+        .create_operation(&key, link_id, &json!({"amount": 100}))
         .await;
     assert_eq!(operation.status, 201, "{operation:?}");
     assert!(
