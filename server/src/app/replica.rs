@@ -229,19 +229,7 @@ impl App {
                 shared::muted(|| super::load::reload_tenant(self, name, &nothing));
             }
         }
-        let stale: Vec<(String, i64)> = {
-            let known = replica.known.lock();
-            locked
-                .versions
-                .iter()
-                .filter(|(name, version)| known.get(*name) != Some(version))
-                .map(|(name, version)| (name.clone(), *version))
-                .collect()
-        };
-        for (name, version) in stale {
-            step(replica, self.catch_up_tenant(&txn, &locked, &name)).await?;
-            replica.knows([(name, version)]);
-        }
+        self.catch_up_behind(replica, &txn, &locked).await?;
         // A tenant's first write, where `--max-tenants` bounds how many there are: one new
         // tenant at a time across replicas (the sandbox row's lock, held to the commit), with
         // every tenant the database has in this replica's copy first, so the store counts
@@ -255,18 +243,7 @@ impl App {
         {
             step(replica, txn.lock_faults()).await?;
             let seen = step(replica, txn.tenant_versions()).await?;
-            let behind: Vec<(String, i64)> = {
-                let known = replica.known.lock();
-                seen.versions
-                    .iter()
-                    .filter(|(other, version)| *other != name && known.get(*other) != Some(version))
-                    .map(|(other, version)| (other.clone(), *version))
-                    .collect()
-            };
-            for (other, version) in behind {
-                step(replica, self.catch_up_tenant(&txn, &seen, &other)).await?;
-                replica.knows([(other, version)]);
-            }
+            self.catch_up_behind(replica, &txn, &seen).await?;
         }
         // A partner's rate-limit windows are counted in the database, by every replica.
         if let Hint::Tenant { name, .. } = hint
@@ -340,6 +317,29 @@ impl App {
         Ok(output)
     }
 
+    /// Brings this process's copy of every tenant `seen` names up to the version read
+    /// there, where it is behind.
+    async fn catch_up_behind(
+        &self,
+        replica: &Replica,
+        txn: &shared::Txn,
+        seen: &shared::Locked,
+    ) -> Result<(), Unavailable> {
+        let behind: Vec<(String, i64)> = {
+            let known = replica.known.lock();
+            seen.versions
+                .iter()
+                .filter(|(name, version)| known.get(*name) != Some(version))
+                .map(|(name, version)| (name.clone(), *version))
+                .collect()
+        };
+        for (name, version) in behind {
+            step(replica, self.catch_up_tenant(txn, seen, &name)).await?;
+            replica.knows([(name, version)]);
+        }
+        Ok(())
+    }
+
     /// Whether tenant `name` is in this process's tables: a partner or a Leaf account, made
     /// or read back; a stranger (a key or username that has only read) is not.
     fn has_tenant(&self, name: &str) -> bool {
@@ -352,14 +352,12 @@ impl App {
     /// Whether this process's memory holds anything of tenant `name`: an open-mode
     /// partner or account, or a configured one's links, users or magic links.
     fn holds(&self, name: &str) -> bool {
-        match name.strip_prefix("leaf:") {
-            Some(username) => self.store.leaf().existing(username).is_some(),
-            None => self
+        self.has_tenant(name)
+            && self
                 .store
                 .m2m()
                 .by_slug(name)
-                .is_some_and(|partner| partner.is_open() || partner.link_count() > 0),
-        }
+                .is_none_or(|partner| partner.is_open() || partner.link_count() > 0)
     }
 
     /// Brings this process's copy of tenant `name` to the version `locked` read: only the

@@ -714,11 +714,6 @@ impl Txn {
 
     /// Locks the fault table (the sandbox row) for a request about to strike it; returns its
     /// version, to catch up on when another replica changed it meanwhile.
-    /// The tenant row this transaction made: a tenant's first write.
-    pub fn created(&self) -> Option<&str> {
-        self.created.as_deref()
-    }
-
     /// Every tenant the database has, with its version and the version it last lost rows
     /// at, as [`Locked`] holds them (without locking them).
     pub async fn tenant_versions(&self) -> Result<Locked, Unavailable> {
