@@ -1008,11 +1008,7 @@ fn contains_secret_word(text: &[u8]) -> bool {
 /// key) is kept as sent without being parsed; only the others are parsed, redacted and
 /// written back (JSON), or redacted as text ([`redact_text`]).
 fn redact_body(body: &[u8]) -> String {
-    let may_hold_secret = contains_secret_word(body)
-        || body.windows(2).any(|pair| pair == b"\\u")
-        || body.contains(&b'%')
-        || holds_key(body);
-    if !may_hold_secret {
+    if !may_hold_secret(body) {
         return String::from_utf8_lossy(body).into_owned();
     }
     match serde_json::from_slice::<Value>(body) {
@@ -1024,10 +1020,18 @@ fn redact_body(body: &[u8]) -> String {
     }
 }
 
+/// Whether `text` may hold a secret: a secret word anywhere in it, a `\u` or `%` escape
+/// that could spell one, or an M2M key. Text without any is kept as it is, unparsed.
+fn may_hold_secret(text: &[u8]) -> bool {
+    contains_secret_word(text)
+        || text.windows(2).any(|pair| pair == b"\\u")
+        || text.contains(&b'%')
+        || holds_key(text)
+}
+
 /// The query as the journal shows it: a secret parameter's value redacted, as in a body.
 fn redact_query(query: &str) -> String {
-    if contains_secret_word(query.as_bytes()) || query.contains('%') || holds_key(query.as_bytes())
-    {
+    if may_hold_secret(query.as_bytes()) {
         redact_text(query)
     } else {
         query.to_owned()

@@ -127,13 +127,9 @@ fn encoded(headers: &HeaderMap) -> Option<String> {
     if identity {
         return None;
     }
-    // Quoted as sent, at most 64 characters of it: a header may be kilobytes long.
+    // Quoted as sent, at most 64 bytes of it: a header may be kilobytes long.
     let named = String::from_utf8_lossy(&values.join(&b", "[..])).into_owned();
-    let mut shown: String = named.chars().take(64).collect();
-    if shown.len() < named.len() {
-        shown.push('…');
-    }
-    Some(format!("{shown:?}"))
+    Some(format!("{:?}", crate::drift::shorten(named, 64)))
 }
 
 /// `text` read as JSON, `None` when it is not JSON. JSON text is UTF-8: checked once over
