@@ -65,14 +65,15 @@ pub fn routes() -> Router {
                     let message = format!("{FOREIGN_FORM} ({why}).");
                     return unframed(page(StatusCode::FORBIDDEN, sign_in(Some(&message))));
                 }
-                let message = act(&request, action, &form);
-                // A tenant's clock button under `--clock admin` is refused as the API refuses
-                // it (403), the page saying why.
-                let admin_only = crate::ops::identity::clock_admin_only(&request.app);
-                let forbidden = matches!(&message, Some(Err(why)) if why == admin_only);
+                let (status, message) = act(&request, action, &form)
+                    .map_or((StatusCode::OK, None), |(status, said)| {
+                        (status, Some(said))
+                    });
                 let mut response = dashboard(&request, &form, message);
-                if forbidden && response.status() == StatusCode::OK {
-                    *response.status_mut() = StatusCode::FORBIDDEN;
+                // The page of an action refused as the API refuses it carries its status
+                // (a sign-in page keeps its own).
+                if response.status() == StatusCode::OK {
+                    *response.status_mut() = status;
                 }
                 unframed(response)
             },
@@ -139,48 +140,46 @@ fn headers(form: &[(String, String)]) -> Option<HeaderMap> {
     Some(headers)
 }
 
-/// Runs a button's action; returns what to tell the user.
+/// Runs a button's action; returns what to tell the user, and the status of the page that
+/// tells it: a tenant's clock button under `--clock admin` is a 403, as the API's refusal
+/// is; anything else the page itself says.
 fn act(
     request: &Request,
     action: &str,
     form: &[(String, String)],
-) -> Option<Result<String, String>> {
+) -> Option<(StatusCode, Result<String, String>)> {
     let app = &request.app;
     let scope = viewer(request, form)?.ok()?;
-    match action {
+    let said = match action {
         "replay" => {
             let id = field(form, "delivery").unwrap_or_default();
-            Some(
-                app.webhooks
-                    .replay(id, scope.deliveries(), app.clock.now())
-                    .map(|_| format!("Delivery {id} queued again."))
-                    .map_err(|error| error.to_string()),
-            )
+            app.webhooks
+                .replay(id, scope.deliveries(), app.clock.now())
+                .map(|_| format!("Delivery {id} queued again."))
+                .map_err(|error| error.to_string())
         }
         "clock" if !scope.may_move_clock(app) => {
-            Some(Err(crate::ops::identity::clock_admin_only(app).into()))
+            let why = crate::ops::identity::clock_admin_only(app);
+            return Some((StatusCode::FORBIDDEN, Err(why.into())));
         }
         "clock" => {
             const WHOLE: &str =
                 "advanceSeconds must be a whole number of seconds, within a century";
             let seconds = field(form, "advanceSeconds").and_then(|value| value.parse::<i64>().ok());
             let Some(seconds) = seconds else {
-                return Some(Err(WHOLE.into()));
+                return Some((StatusCode::OK, Err(WHOLE.into())));
             };
-            Some(
-                app.clock
-                    .advance(time::Duration::seconds(seconds))
-                    .map(|()| format!("Clock moved by {seconds} s."))
-                    .map_err(|error| match error {
-                        crate::clock::StepError::TooFar => WHOLE.into(),
-                        crate::clock::StepError::OutOfRange(error) => {
-                            format!("Not moved: {error}.")
-                        }
-                    }),
-            )
+            app.clock
+                .advance(time::Duration::seconds(seconds))
+                .map(|()| format!("Clock moved by {seconds} s."))
+                .map_err(|error| match error {
+                    crate::clock::StepError::TooFar => WHOLE.into(),
+                    crate::clock::StepError::OutOfRange(error) => format!("Not moved: {error}."),
+                })
         }
-        _ => None,
-    }
+        _ => return None,
+    };
+    Some((StatusCode::OK, said))
 }
 
 fn dashboard(
