@@ -60,12 +60,8 @@ pub fn javascript_numbers(value: &mut serde_json::Value) {
     use serde_json::Value;
     match value {
         Value::Number(number) => {
-            if let Some(float) = number.as_f64().filter(|_| number.is_f64())
-                && float.fract() == 0.0
-                && float.abs() <= MAX_SAFE_INTEGER
-            {
-                // Exact: a whole number within 2^53 converts without rounding.
-                *number = serde_json::Number::from(float as i64);
+            if let Some(whole) = number.as_f64().filter(|_| number.is_f64()).and_then(whole) {
+                *number = serde_json::Number::from(whole);
             }
         }
         Value::Array(items) => items.iter_mut().for_each(javascript_numbers),
@@ -80,11 +76,16 @@ pub fn javascript_number<S: serde::Serializer>(
     value: &f64,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    if value.fract() == 0.0 && value.abs() <= MAX_SAFE_INTEGER {
-        serializer.serialize_i64(*value as i64)
-    } else {
-        serializer.serialize_f64(*value)
+    match whole(*value) {
+        Some(whole) => serializer.serialize_i64(whole),
+        None => serializer.serialize_f64(*value),
     }
+}
+
+/// `value` as the integer it is, when it is a whole number within 2^53: exact, as such a
+/// float converts without rounding.
+fn whole(value: f64) -> Option<i64> {
+    (value.fract() == 0.0 && value.abs() <= MAX_SAFE_INTEGER).then_some(value as i64)
 }
 
 #[cfg(test)]
