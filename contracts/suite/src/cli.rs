@@ -248,24 +248,16 @@ where
         }
     };
     let mut options = options(&args, console.clone());
-    // The live-key refusal and every other usage check, before any socket is opened. A run
-    // refused here still fills the report files it was given (as one stopped later does),
-    // for the CI step that uploads them: a secret that is not set is a report saying so.
-    if args.target.is_some()
-        && let Err(error) = super::validate(&options)
+    // The live-key refusal and every other usage check, before any socket is opened.
+    let refused = if args.target.is_some() {
+        super::validate(&options).err()
+    } else {
+        None
+    };
+    if let Some(error) = &refused
+        && (args.list || args.coverage)
     {
         console.error(&error.to_string());
-        if !args.list && !args.coverage {
-            let target = Some(options.base.clone());
-            let report = Report::stopped(target, args.api, &error);
-            let placed = [&args.junit, &args.json]
-                .into_iter()
-                .flatten()
-                .all(|path| prepare(path).is_ok());
-            if placed {
-                let _ = write_files(&args, &report, &console);
-            }
-        }
         return error.exit_code();
     }
     if args.list {
@@ -279,20 +271,17 @@ where
     // The report files' places, before a run whose report would otherwise be lost at its end.
     for path in [&args.junit, &args.json].into_iter().flatten() {
         if let Err(error) = prepare(path) {
+            if let Some(refused) = &refused {
+                console.error(&refused.to_string());
+            }
             console.error(&format!("cannot write {path}: {error}"));
             return 2;
         }
     }
-    if args.insecure {
-        console.warning(
-            "--insecure: the target's certificate and host name are not verified, so \
-             anyone between here and the target can read the credentials and answer in \
-             its place",
-        );
-    }
     // From here on the report files are in place: a run that stops before its first case
-    // (a target that cannot be asked, a credential it refuses, a certificate that fails)
-    // still fills them, saying why, for the CI step that uploads them.
+    // (options refused before any socket, a target that cannot be asked, a credential it
+    // refuses, a certificate that fails) still fills them, saying why, for the CI step that
+    // uploads them: a secret that is not set is a report saying so.
     let target = args.target.as_ref().map(|_| options.base.clone());
     let stop = |error: UsageError| {
         console.error(&error.to_string());
@@ -302,6 +291,16 @@ where
             Err(code) => code,
         }
     };
+    if let Some(error) = refused {
+        return stop(error);
+    }
+    if args.insecure {
+        console.warning(
+            "--insecure: the target's certificate and host name are not verified, so \
+             anyone between here and the target can read the credentials and answer in \
+             its place",
+        );
+    }
     let _linkbox = if args.target.is_none() {
         match start().await {
             Ok(started) => {
