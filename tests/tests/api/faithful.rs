@@ -342,8 +342,22 @@ async fn whole_numbers_come_back_as_javascript_writes_them() {
         "{}",
         detail.text
     );
-    assert!(detail.text.contains(r#""score":3"#) && !detail.text.contains(r#""score":3.0"#));
-    open(&app, &key, link_id).await;
+    let score = &detail.json["data"]["userData"]["score"];
+    assert!(score.is_i64() && score == 3, "{}", detail.text);
+    // The user lacks CIP data, so the open asks for it; the fulfil's numbers read back alike.
+    let request = open(&app, &key, link_id).await.expect("a data request");
+    let fulfilled = app
+        .fulfil_data_request(
+            &key,
+            &request,
+            &json!({"referenceId": "numbers", "userData": {"dob": "1990-01-01", "level": 2e1}}),
+        )
+        .await;
+    assert_eq!(fulfilled.status, 200, "{fulfilled:?}");
+    let detail = app.get_link(&key, link_id).await;
+    // Written `20`, which reads back as an integer; `20.0` would read back as a float.
+    let level = &detail.json["data"]["userData"]["level"];
+    assert!(level.is_i64() && level == 20, "{}", detail.text);
     let operation = app
         .create_operation(&key, link_id, &json!({"amount": 100}))
         .await;
