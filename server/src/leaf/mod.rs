@@ -83,12 +83,21 @@ pub fn routes() -> Router {
     serve(router, Method::DELETE, member, users::delete)
 }
 
-/// Adds a route whose handler reads the whole body first (up to Leaf's limit).
+/// Adds a route whose handler reads the whole body first (up to Leaf's limit). These routes
+/// take no query parameters: a success names each one sent in `X-Linkbox-Warning`, as M2M's
+/// do ([`wire::warn_of`]), so `?expiresIn=3600` sent in the query by mistake does not pass
+/// unseen. [design]
 fn serve<H>(router: Router, method: Method, pattern: String, handler: H) -> Router
 where
     H: Fn(&Request) -> Result<Response, ApiError> + Clone + Send + Sync + 'static,
 {
-    serve_weighed(router, method, pattern, |_| false, handler)
+    serve_weighed(
+        router,
+        method,
+        pattern,
+        |_| false,
+        move |request: &Request| Ok(wire::warn_of(&request.query, handler(request)?)),
+    )
 }
 
 /// Adds a `GET` of a list: asked for without `page` or `size`, a Leaf list is every item the

@@ -20,7 +20,7 @@ use serde::Serialize;
 use warp::reply::Response;
 
 use crate::offload;
-use crate::wire::{self, Request, Router, add_warnings};
+use crate::wire::{self, Request, Router, add_warnings, warn_of};
 use error::{ApiError, render};
 
 /// Whether `path` is the M2M API's.
@@ -91,31 +91,6 @@ pub fn routes() -> Router {
         )
 }
 
-/// The names of a query's parameters, each once, on an endpoint that takes none (every one
-/// but the list's): ignored, as the vendor's Express routes ignore them, and named in
-/// `X-Linkbox-Warning` as unknown body fields are, so `?expiresInMinutes=120` sent in the
-/// query by mistake does not pass unseen. [design]
-fn unknown_query(raw: &str) -> Vec<String> {
-    if raw.is_empty() {
-        return Vec::new();
-    }
-    wire::first_seen(
-        form_urlencoded::parse(raw.as_bytes())
-            .map(|(name, _)| name.into_owned())
-            .collect(),
-    )
-}
-
-/// `response`, with a warning for each parameter of the query `raw` when it is a success
-/// (as ignored body fields are named on a success only). The names are read only then: a
-/// refusal, of a credential or of a body, costs nothing for a query of thousands.
-fn warn_of(raw: &str, mut response: Response) -> Response {
-    if response.status().is_success() {
-        add_warnings(&mut response, &unknown_query(raw));
-    }
-    response
-}
-
 /// 404 in the M2M envelope for a path under `/partner` no route has.
 pub fn not_found(method: &Method, path: &str) -> Response {
     ApiError::NotFound(format!("Cannot {method} {path}").into()).into_response()
@@ -158,44 +133,6 @@ fn success<T: Serialize>(status: http::StatusCode, data: T, unknown: &[String]) 
 mod tests {
     use super::*;
     use crate::wire::Found;
-    use linkbox_contracts::m2m::WARNING_HEADER;
-
-    /// Fifteen thousand distinct parameter names, each sent twice: what a 64 KiB query holds.
-    fn many_names() -> (Vec<String>, String) {
-        let names: Vec<String> = (0..15_000).map(|n| format!("{n:03x}")).collect();
-        let raw = names
-            .iter()
-            .chain(&names)
-            .map(|name| format!("{name}=1"))
-            .collect::<Vec<_>>()
-            .join("&");
-        (names, raw)
-    }
-
-    #[test]
-    fn an_unknown_query_names_each_parameter_once_in_the_order_sent() {
-        assert!(unknown_query("").is_empty());
-        assert_eq!(unknown_query("b=1&a=2&b=3&c"), ["b", "a", "c"]);
-        let (names, raw) = many_names();
-        assert_eq!(unknown_query(&raw), names);
-    }
-
-    #[test]
-    fn a_refusal_names_no_parameter_and_a_success_names_twenty_and_counts_the_rest() {
-        let (_, raw) = many_names();
-        let refused = warn_of(&raw, ApiError::MissingAuth.into_response());
-        assert!(refused.headers().get(WARNING_HEADER).is_none());
-        let answered = warn_of(&raw, crate::wire::no_content());
-        let warnings: Vec<&str> = answered
-            .headers()
-            .get_all(WARNING_HEADER)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .collect();
-        assert_eq!(warnings.len(), crate::wire::MAX_WARNINGS + 1);
-        assert_eq!(warnings[0], "ignored unknown field \"000\"");
-        assert_eq!(warnings[20], "and 14980 more ignored unknown fields");
-    }
 
     #[test]
     fn the_table_lists_each_documented_operation_once() {

@@ -342,3 +342,69 @@ async fn hostile_input_never_gets_a_500_or_a_body_that_is_not_a_problem() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_query_on_a_route_that_takes_none_is_named_not_ignored_unseen() {
+    let app = spawn_app().await;
+    let token = app.authenticate("queries").await;
+    let warned = |reply: &Reply| reply.header_all("x-linkbox-warning");
+    let created = app
+        .leaf(
+            Method::POST,
+            &format!("{WIDGETS}/magic-link/provider?expiresIn=3600&expiresIn=60"),
+            &token,
+            Some(&minimal_body("provider", "q1")),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{created:?}");
+    assert_eq!(warned(&created), ["ignored unknown field \"expiresIn\""]);
+    let id = created.json["id"].as_str().unwrap_or_default().to_owned();
+    let user = created.json["leafUserId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let member = format!("{WIDGETS}/magic-link/provider/{id}");
+    let read = app
+        .leaf(Method::GET, &format!("{member}?foo=1"), &token, None)
+        .await;
+    assert_eq!(read.status, 200, "{read:?}");
+    assert_eq!(warned(&read), ["ignored unknown field \"foo\""]);
+    let for_user = app
+        .leaf(
+            Method::POST,
+            &format!("{WIDGETS}/magic-link/users/{user}/provider?leafUserId=x"),
+            &token,
+            Some(&json!({})),
+        )
+        .await;
+    assert_eq!(for_user.status, 200, "{for_user:?}");
+    assert_eq!(warned(&for_user), ["ignored unknown field \"leafUserId\""]);
+    let user_read = app
+        .leaf(Method::GET, &format!("{USERS}/{user}?x=1"), &token, None)
+        .await;
+    assert_eq!(user_read.status, 200, "{user_read:?}");
+    assert_eq!(warned(&user_read), ["ignored unknown field \"x\""]);
+    let deleted = app
+        .leaf(Method::DELETE, &format!("{member}?bar="), &token, None)
+        .await;
+    assert_eq!(deleted.status, 204, "{deleted:?}");
+    assert_eq!(warned(&deleted), ["ignored unknown field \"bar\""]);
+    // A refusal names none; without a query, no warning; a list's own parameters are known.
+    let gone = app
+        .leaf(Method::GET, &format!("{member}?foo=1"), &token, None)
+        .await;
+    assert_eq!(gone.status, 404, "{gone:?}");
+    assert!(warned(&gone).is_empty(), "{gone:?}");
+    let plain = get_link(&app, &token, "provider", "unknown").await;
+    assert!(warned(&plain).is_empty(), "{plain:?}");
+    let listed = app
+        .leaf(
+            Method::GET,
+            &format!("{WIDGETS}/magic-link/provider?page=0&size=5&leafUserId={user}"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(listed.status, 200, "{listed:?}");
+    assert!(warned(&listed).is_empty(), "{listed:?}");
+}
