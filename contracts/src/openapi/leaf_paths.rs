@@ -210,7 +210,11 @@ macro_rules! magic_link_paths {
                     ("size" = Option<u32>, Query, description = "Page size", minimum = 1, maximum = 100),
                 ),
                 responses(
-                    (status = 200, description = "The links", body = Vec<MagicLink>),
+                    (status = 200, description = "The links", body = Vec<MagicLink>,
+                        headers(("X-Total-Count" = u64,
+                                description = "Links matching; only when page or size is given"),
+                            ("Link" = String,
+                                description = "next/prev/last/first pages; only when page or size is given"))),
                     (status = 400, description = "Bad paging", body = Problem,
                         content_type = "application/problem+json"),
                     (status = 401, description = "Missing, invalid or expired token", body = Problem,

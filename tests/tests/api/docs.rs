@@ -219,3 +219,32 @@ async fn every_control_response_validates_against_its_schema() {
         assert_matches_schema(reply, "sandbox/SandboxErrorBody.json");
     }
 }
+
+#[tokio::test]
+async fn every_paged_leaf_list_declares_the_paging_headers_it_sends() {
+    let app = spawn_app().await;
+    let document = app.send(Method::GET, "/openapi.json", &[], None).await.json;
+    let token = app.authenticate("paging-headers").await;
+    for path in [
+        "/services/widgets/api/magic-link/provider",
+        "/services/widgets/api/magic-link/authentication",
+        "/services/widgets/api/magic-link/file-upload",
+        "/services/usermanagement/api/users",
+    ] {
+        let paged = app
+            .leaf(Method::GET, &format!("{path}?page=0&size=1"), &token, None)
+            .await;
+        assert_eq!(paged.status, 200, "{path}: {paged:?}");
+        let declared = &document["paths"][path]["get"]["responses"]["200"]["headers"];
+        for header in ["X-Total-Count", "Link"] {
+            assert!(
+                paged.header(header).is_some(),
+                "{path} sent no {header}: {paged:?}"
+            );
+            assert!(
+                declared[header].is_object(),
+                "{path} does not declare {header}: {declared}"
+            );
+        }
+    }
+}
