@@ -1868,7 +1868,9 @@ async fn a_failed_save_answers_503_to_that_write_only_and_is_retried() {
     let failed = create(&client, &base, "while-full").await;
     assert_eq!(failed.status(), 503);
     let body: Value = failed.json().await.expect("json");
-    assert_eq!(body["error"]["code"], "STATE_NOT_SAVED", "{body}");
+    // In M2M's own envelope, as every answer on its paths.
+    assert_eq!(body["success"], false, "{body}");
+    assert_eq!(body["error"]["code"], "INTERNAL_ERROR", "{body}");
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(
         message.contains("none of it is in the state file"),
@@ -1941,14 +1943,57 @@ async fn a_state_file_deleted_while_serving_refuses_writes_and_stopping_is_an_er
         .build()
         .expect("client");
     assert_eq!(create(&client, &base, "before").await.status(), 201);
+    let token: Value = client
+        .post(format!("{base}/api/authenticate"))
+        .json(&json!({"username": "grower", "password": "p"}))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    let token = token["id_token"].as_str().unwrap_or_default().to_owned();
 
     std::fs::remove_file(&state).expect("deleted");
+    // Each API answers in its own envelope; the control API with its own code.
     let refused = create(&client, &base, "after").await;
     assert_eq!(refused.status(), 503);
     let body: Value = refused.json().await.expect("json");
-    assert_eq!(body["error"]["code"], "STATE_NOT_SAVED", "{body}");
+    assert_eq!(body["success"], false, "{body}");
+    assert_eq!(body["error"]["code"], "INTERNAL_ERROR", "{body}");
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("deleted or replaced"), "{message}");
+    let user = client
+        .post(format!("{base}/services/usermanagement/api/users"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "a", "email": "a@example.com"}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(user.status(), 503);
+    assert_eq!(
+        user.headers()
+            .get("content-type")
+            .and_then(|value| value.to_str().ok()),
+        Some("application/problem+json")
+    );
+    let problem: Value = user.json().await.expect("json");
+    assert_eq!(problem["status"], 503, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("deleted or replaced")),
+        "{problem}"
+    );
+    let clock = client
+        .post(format!("{base}/_sandbox/clock"))
+        .json(&json!({"advanceSeconds": 1}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(clock.status(), 503);
+    let body: Value = clock.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "STATE_NOT_SAVED", "{body}");
     let list = client
         .get(format!("{base}/partner/links"))
         .header("x-api-key", KEY)

@@ -387,7 +387,7 @@ async fn answer(
     // Every answer waits until what it may show is in the file; only a request that changed
     // something hears that the file could not be written (503), the others are answered.
     let mut response = if wrote {
-        durable(&app, response).await
+        durable(&app, envelope, response).await
     } else {
         let _ = app.sink.settled().await;
         response
@@ -781,13 +781,15 @@ async fn dispatch(surfaces: &Surfaces, request: Request) -> Response {
     }
 }
 
-/// With a state file, holds `response` until everything recorded before it is committed.
-async fn durable(app: &App, response: Response) -> Response {
+/// With a state file, holds `response` until everything recorded before it is committed; if
+/// that fails, a 503 `STATE_NOT_SAVED` in the envelope of the API whose path it is, as
+/// [`unavailable`]'s (M2M's `INTERNAL_ERROR`, Leaf's problem body, the control API's code).
+async fn durable(app: &App, envelope: &Envelope, response: Response) -> Response {
     match app.sink.settled().await {
         Ok(()) => response,
         Err(error) if error.gone => {
             tracing::error!(%error, "answering 503: the state file is gone");
-            control::error(
+            envelope.failure(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "STATE_NOT_SAVED",
                 format!(
@@ -801,7 +803,7 @@ async fn durable(app: &App, response: Response) -> Response {
         }
         Err(error) => {
             tracing::error!(%error, "answering 503: the change is not durable yet");
-            control::error(
+            envelope.failure(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "STATE_NOT_SAVED",
                 format!(
