@@ -263,8 +263,9 @@ pub struct ServeArgs {
     pub max_stored_mib: Option<u64>,
     /// What the request bodies being read, and the answers over 64 KiB being sent, may hold
     /// at once together, in MiB (default 512), no one tenant (or all callers without
-    /// credentials together) more than a quarter; a body or answer past it is answered 503
-    /// with Retry-After: 1, in its API's envelope.
+    /// credentials together) more than a quarter (at least 16). A body or answer that finds
+    /// no room now is answered 503 with Retry-After: 1, in its API's envelope; a body
+    /// declared larger than a quarter, which no wait makes room for, 413.
     #[arg(long, env = "LINKBOX_MAX_BODIES_MIB", value_parser = clap::value_parser!(u64).range(16..=1 << 30))]
     pub max_bodies_mib: Option<u64>,
     /// Who may move the shared sandbox clock: `admin` only, or any `tenants` too (default:
