@@ -864,3 +864,71 @@ async fn large_answers_clients_never_read_are_held_within_the_bodies_bound() {
     drop((streams, refused, client));
     until_held(&app, 0).await;
 }
+
+/// A Leaf `GET` or `DELETE` takes no body: one sent anyway is not waited for, not asked for
+/// with `100 Continue`, and not journaled, as on M2M's routes that take none.
+#[tokio::test]
+async fn a_body_sent_to_a_leaf_route_that_takes_none_is_not_waited_for_nor_journaled() {
+    let app = spawn_app().await;
+    let token = app.authenticate("bodiless").await;
+    let lists = [
+        "/services/widgets/api/magic-link/provider?size=1",
+        "/services/usermanagement/api/users",
+    ];
+    for (path, expect) in lists.iter().flat_map(|path| [(path, false), (path, true)]) {
+        let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+        let expect = if expect {
+            "Expect: 100-continue\r\n"
+        } else {
+            ""
+        };
+        // Five bytes declared, four sent: a route that waited for them would wait 30 s.
+        let head = format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Content-Length: 5\r\n{expect}\r\n{{\"a\""
+        );
+        stream.write_all(head.as_bytes()).await.expect("request");
+        let started = Instant::now();
+        let reply = answer(&mut stream).await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{path}: {reply}");
+        assert!(!reply.contains("100 Continue"), "{path}: {reply}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{path}: {:?}",
+            started.elapsed()
+        );
+    }
+    // A whole body sent to a GET and a DELETE: answered, and journaled without it.
+    let auth = format!("Bearer {token}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    for (method, path) in [
+        (Method::GET, "/services/usermanagement/api/users"),
+        (
+            Method::DELETE,
+            "/services/widgets/api/magic-link/provider/none",
+        ),
+    ] {
+        let reply = app
+            .send(method.clone(), path, &headers, Some(b"{\"zz\":1}".to_vec()))
+            .await;
+        assert!(reply.status == 200 || reply.status == 404, "{reply:?}");
+        let journal = app
+            .send(
+                Method::GET,
+                &format!("/_sandbox/requests?method={method}&path={path}"),
+                &[],
+                None,
+            )
+            .await;
+        // Newest first: this request's entry, the one that sent all eight bytes.
+        let entry = &journal.json["requests"][0]["request"];
+        assert_eq!(
+            entry["headers"]["content-length"], "8",
+            "{path}: {journal:?}"
+        );
+        assert!(entry["body"].is_null(), "{path}: {entry}");
+    }
+}
