@@ -202,7 +202,8 @@ impl Pipeline {
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
+        targets_host(&parts.uri, &mut parts.headers);
         // A body already at its end (a GET, `Content-Length: 0`) is no body to read.
         let body = (!body.is_end_stream()).then(|| boxed(body));
         let caller = identity::resolve(&self.app, &parts.headers);
@@ -216,6 +217,27 @@ impl Pipeline {
             body,
         )
         .with_version(parts.version)
+    }
+}
+
+/// A request whose target names its host (HTTP/1's absolute form, `GET http://host/path`,
+/// or HTTP/2's `:authority`) is for that host, whatever its `Host` header says (RFC 9112
+/// §3.2.2, RFC 9113 §8.3.1): `Host` becomes the target's host and port, so that every
+/// reader of it — the keyless admin's check that the request names this machine, the
+/// `Origin` comparison, the URLs answers build — reads the host the request is for. Before
+/// this, `GET http://evil.example/_sandbox/reset` with `Host: 127.0.0.1` passed as this
+/// machine's.
+fn targets_host(uri: &http::Uri, headers: &mut http::HeaderMap) {
+    let Some(authority) = uri.authority() else {
+        return;
+    };
+    // The host and port only: a user name in the target is no part of the host.
+    let host = match authority.port_u16() {
+        Some(port) => format!("{}:{port}", authority.host()),
+        None => authority.host().to_owned(),
+    };
+    if let Ok(value) = http::HeaderValue::from_str(&host) {
+        headers.insert(http::header::HOST, value);
     }
 }
 

@@ -468,3 +468,49 @@ async fn an_http11_request_without_host_is_a_400_and_an_http10_one_is_served() {
         "{two}"
     );
 }
+
+/// The whole answer to one raw request sent with `Connection: close`.
+async fn exchange(app: &TestApp, request: &str) -> String {
+    let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("request");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// RFC 9112 §3.2.2: a request target in absolute form names the request's host, whatever
+/// `Host` says. The keyless admin's check that a request names this machine reads it too:
+/// `http://evil.example/...` is refused even with `Host: 127.0.0.1`, and a target naming
+/// this machine is served whatever `Host` says.
+#[tokio::test]
+async fn an_absolute_form_target_names_the_host_the_keyless_admin_check_reads() {
+    let app = spawn_app().await;
+    let port = app.addr.port();
+    let foreign = exchange(
+        &app,
+        "POST http://evil.example/_sandbox/reset HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(foreign.starts_with("HTTP/1.1 401"), "{foreign}");
+    assert!(foreign.contains("UNAUTHORIZED"), "{foreign}");
+    let journal = exchange(
+        &app,
+        "GET http://evil.example:8642/_sandbox/requests HTTP/1.1\r\nHost: localhost\r\n\
+         Connection: close\r\n\r\n",
+    )
+    .await;
+    assert!(journal.starts_with("HTTP/1.1 401"), "{journal}");
+    let own = exchange(
+        &app,
+        &format!(
+            "GET http://127.0.0.1:{port}/_sandbox/requests HTTP/1.1\r\nHost: evil.example\r\n\
+             Connection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(own.starts_with("HTTP/1.1 200"), "{own}");
+}
