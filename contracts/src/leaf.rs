@@ -42,6 +42,12 @@ pub const REMEMBER_ME_LIFETIME_SECS: i64 = 30 * 24 * 60 * 60;
 /// The authority every token carries, as JHipster's do. [design]
 pub const TOKEN_AUTHORITY: &str = "ROLE_USER";
 
+/// The longest username `POST /api/authenticate` takes, in characters: an email address's
+/// longest (254) and a little more. The token carries the username, and one made from a
+/// username of tens of thousands of characters would not fit in the request heads that must
+/// send it back (431). [design]
+pub const USERNAME_MAX_CHARS: usize = 256;
+
 /// Largest request body accepted, in bytes; larger bodies get 413. [design]
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
@@ -89,6 +95,8 @@ pub mod messages {
 
     pub const NOT_NULL: &str = "must not be null";
     pub const NOT_BLANK: &str = "must not be blank";
+    /// A username past [`super::USERNAME_MAX_CHARS`], worded as Bean Validation's `@Size`.
+    pub const USERNAME_SIZE: &str = "size must be between 1 and 256";
     pub const STRING: &str = "must be a string";
     pub const BOOLEAN: &str = "must be a boolean";
     pub const OBJECT: &str = "must be an object";
@@ -249,6 +257,9 @@ impl Widget {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthenticateRequest {
+    /// The account (any non-blank name in open mode), at most 256 characters. [design]
+    #[schemars(length(min = 1, max = USERNAME_MAX_CHARS))]
+    #[schema(min_length = 1, max_length = 256)]
     pub username: String,
     pub password: String,
     /// `true` for a 30-day token, else 24 hours; the strings `"true"`/`"false"` work too.

@@ -187,7 +187,13 @@ pub struct Login {
 /// Validates a `POST /api/authenticate` body.
 pub fn login(body: Map<String, Value>) -> Result<Login, ApiError> {
     let mut check = Checker::new(objects::LOGIN);
-    let username = check.required_string(&body, "username");
+    let username = check.required_string(&body, "username").filter(|username| {
+        let fits = username.chars().count() <= linkbox_contracts::leaf::USERNAME_MAX_CHARS;
+        if !fits {
+            check.violation("username", messages::USERNAME_SIZE);
+        }
+        fits
+    });
     let password = check.required_string(&body, "password");
     let remember_me = match optional(&body, "rememberMe") {
         None => false,

@@ -408,3 +408,35 @@ async fn a_query_on_a_route_that_takes_none_is_named_not_ignored_unseen() {
     assert_eq!(listed.status, 200, "{listed:?}");
     assert!(warned(&listed).is_empty(), "{listed:?}");
 }
+
+/// A username is at most 256 characters: a token made from a longer one, which it carries,
+/// could grow past the request head that must send it back, a token no request could use.
+#[tokio::test]
+async fn a_username_past_256_characters_is_a_field_error_not_a_token_no_request_can_send() {
+    let app = spawn_app().await;
+    let longest = "é".repeat(256);
+    let taken = authenticate_with(&app, &json!({"username": longest, "password": "p"})).await;
+    assert_eq!(taken.status, 200, "{taken:?}");
+    let token = taken.json["id_token"].as_str().unwrap_or_default();
+    let used = app
+        .leaf(Method::GET, &format!("{USERS}?size=1"), token, None)
+        .await;
+    assert_eq!(used.status, 200, "{used:?}");
+
+    let refused = authenticate_with(
+        &app,
+        &json!({"username": "u".repeat(100_000), "password": "p"}),
+    )
+    .await;
+    assert_eq!(
+        linkbox_tests::assert_leaf_violations(&refused, "/api/authenticate"),
+        ["username"]
+    );
+    assert_eq!(
+        refused.json["fieldErrors"][0]["message"], "size must be between 1 and 256",
+        "{refused:?}"
+    );
+    let just_past =
+        authenticate_with(&app, &json!({"username": "u".repeat(257), "password": "p"})).await;
+    assert_eq!(just_past.status, 400, "{just_past:?}");
+}
