@@ -245,12 +245,19 @@ pub fn refuses_unread(request: &Request) -> bool {
 }
 
 /// A body said to be of a type the control API does not read (`text/plain`, XML,
-/// multipart), refused before it is read: 415. Bodies are JSON; one sent with no type, or
+/// multipart), or sent encoded (`Content-Encoding: gzip`), refused before it is read: 415. Bodies are JSON; one sent with no type, or
 /// as `application/x-www-form-urlencoded` (what `curl -d` says unless told otherwise), is
 /// read as JSON. A request without a body has no type to refuse, whatever it says. [design]
 fn refused_type(request: &Request) -> Option<ControlError> {
     if !request.has_body() {
         return None;
+    }
+    // An encoded body is not decompressed: refused as the M2M API refuses one.
+    if let Some(encoding) = wire::content_encoding(&request.headers) {
+        return Some(ControlError::UnsupportedType(format!(
+            "Content-Encoding {encoding} is not supported: send the request body uncompressed \
+             (identity)"
+        )));
     }
     let given = request.headers.get(http::header::CONTENT_TYPE)?;
     if wire::is_json(&request.headers) {

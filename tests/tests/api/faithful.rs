@@ -313,6 +313,41 @@ async fn a_compressed_body_is_refused_naming_its_encoding() {
     }
 }
 
+/// The control API refuses a compressed body as M2M does (415, naming the encoding, in its
+/// own envelope), where a plain body labelled `gzip` was taken as plain and a gzipped one
+/// read as "not a JSON object". `identity` is no encoding.
+#[tokio::test]
+async fn the_control_api_refuses_a_compressed_body_naming_its_encoding() {
+    let app = spawn_app().await;
+    let advance = |encoding: &'static str| {
+        let app = &app;
+        async move {
+            let headers = [
+                ("content-type", "application/json"),
+                ("content-encoding", encoding),
+            ];
+            let body = br#"{"advanceSeconds": 60}"#.to_vec();
+            app.send(Method::POST, "/_sandbox/clock", &headers, Some(body))
+                .await
+        }
+    };
+    for encoding in ["gzip", "br", "x-unknown"] {
+        let reply = advance(encoding).await;
+        assert_eq!(reply.status, 415, "{encoding}: {reply:?}");
+        assert_eq!(reply.json["error"]["code"], "INVALID_REQUEST", "{reply:?}");
+        assert_eq!(
+            reply.json["error"]["message"],
+            format!(
+                "Content-Encoding {encoding:?} is not supported: send the request body uncompressed (identity)"
+            ),
+        );
+    }
+    let clock = app.send(Method::GET, "/_sandbox/clock", &[], None).await;
+    assert_eq!(clock.json["offsetSeconds"], 0, "nothing moved: {clock:?}");
+    let plain = advance("identity").await;
+    assert_eq!(plain.status, 200, "{plain:?}");
+}
+
 /// Numbers come back as the vendor's Node server writes them: a whole number sent as `1e2`,
 /// `5.0` or `-0` reads back `100`, `5` and `0` (JavaScript holds no other kind), in the
 /// link's metadata and the user's data; an operation's amounts likewise (`100`, not
