@@ -1963,6 +1963,9 @@ async fn a_state_file_deleted_while_serving_refuses_writes_and_stopping_is_an_er
     assert_eq!(body["error"]["code"], "INTERNAL_ERROR", "{body}");
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("deleted or replaced"), "{message}");
+    // Where the file is, is for linkbox's log: a stranger's key reads this too.
+    let path = state.to_string_lossy();
+    assert!(!message.contains(path.as_ref()), "{message}");
     let user = client
         .post(format!("{base}/services/usermanagement/api/users"))
         .bearer_auth(&token)

@@ -806,6 +806,8 @@ async fn dispatch(surfaces: &Surfaces, request: Request) -> Response {
 /// With a state file, holds `response` until everything recorded before it is committed; if
 /// that fails, a 503 `STATE_NOT_SAVED` in the envelope of the API whose path it is, as
 /// [`unavailable`]'s (M2M's `INTERNAL_ERROR`, Leaf's problem body, the control API's code).
+/// Where the file is, as where the database is, is for linkbox's log, not for any caller: a
+/// stranger's key reads this too.
 async fn durable(app: &App, envelope: &Envelope, response: Response) -> Response {
     match app.sink.settled().await {
         Ok(()) => response,
@@ -815,11 +817,13 @@ async fn durable(app: &App, envelope: &Envelope, response: Response) -> Response
                 StatusCode::SERVICE_UNAVAILABLE,
                 "STATE_NOT_SAVED",
                 format!(
-                    "{error}. This request's change was made in memory only, and no change \
-                     will be saved from now on: the file at the state file's path is not the \
-                     one linkbox opened. Stop linkbox (what it holds in memory is then lost) \
-                     and start it again; put the file back at its path to go on saving. \
-                     Requests that change nothing are answered as usual meanwhile."
+                    "The state file could not be written: {}. This request's change was made \
+                     in memory only, and no change will be saved from now on: the file at the \
+                     state file's path is not the one linkbox opened. Stop linkbox (what it \
+                     holds in memory is then lost) and start it again; put the file back at \
+                     its path to go on saving. Requests that change nothing are answered as \
+                     usual meanwhile.",
+                    error.reason,
                 ),
             )
         }
@@ -829,10 +833,12 @@ async fn durable(app: &App, envelope: &Envelope, response: Response) -> Response
                 StatusCode::SERVICE_UNAVAILABLE,
                 "STATE_NOT_SAVED",
                 format!(
-                    "{error}. This request's change was made in memory but none of it is in the \
-                     state file yet; linkbox keeps retrying the save and will write all of it \
-                     at once when the file is writable again, or none of it if it stops first. \
-                     Requests that change nothing are answered as usual meanwhile."
+                    "The state file could not be written: {}. This request's change was made \
+                     in memory but none of it is in the state file yet; linkbox keeps retrying \
+                     the save and will write all of it at once when the file is writable \
+                     again, or none of it if it stops first. Requests that change nothing are \
+                     answered as usual meanwhile.",
+                    error.reason,
                 ),
             )
         }
