@@ -20,7 +20,7 @@ use warp::reply::Response;
 
 use super::error::{ControlError, json};
 use super::{scope, write_scope};
-use crate::ops::m2m::{URL_RULE, is_acceptable_callback};
+use crate::ops::m2m::{URL_RULE, impossible_amount, is_acceptable_callback};
 use crate::store::m2m::{Partner, RestoreError, SnapshotPieces};
 use crate::wire::{BodyError, Request};
 
@@ -73,10 +73,14 @@ pub fn restore(
     let snapshot: M2mSnapshot = json(body)?;
     check_urls(partner, &snapshot)?;
     check_flows(&request.app.settings.flows, &snapshot)?;
-    partner.restore(snapshot).map_err(|error| match error {
-        RestoreError::Invalid(message) => ControlError::invalid(message),
-        RestoreError::StorageFull(full) => ControlError::StorageFull(full),
-    })?;
+    check_amounts(&snapshot)?;
+    let now = request.app.clock.now();
+    partner
+        .restore(snapshot, now)
+        .map_err(|error| match error {
+            RestoreError::Invalid(message) => ControlError::invalid(message),
+            RestoreError::StorageFull(full) => ControlError::StorageFull(full),
+        })?;
     Ok(streamed(partner))
 }
 
@@ -97,6 +101,21 @@ fn check_flows(flows: &[String], snapshot: &M2mSnapshot) -> Result<(), ControlEr
         ))),
         None => Ok(()),
     }
+}
+
+/// Every operation's amount one `POST /_sandbox/m2m/links/{linkId}/operation` could have
+/// stored ([`impossible_amount`]), or a 400 naming the first that no operation could.
+fn check_amounts(snapshot: &M2mSnapshot) -> Result<(), ControlError> {
+    for (index, operation) in snapshot.operations.iter().enumerate() {
+        if let Some((field, rule)) = impossible_amount(&operation.amount) {
+            return Err(ControlError::invalid(format!(
+                "Invalid request body at operations[{index}].amount.{field}: operation {}'s \
+                 {field} must be {rule}",
+                operation.operation_id
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The snapshot's URLs, held to the rule `PUT /_sandbox/m2m/webhook-config` and a link's

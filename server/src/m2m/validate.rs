@@ -16,9 +16,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::HeaderMap;
-use linkbox_contracts::m2m::{
-    self as wire, Language, LinkStatus, PAYMENT_METHOD_TYPES, Visibility, messages,
-};
+use linkbox_contracts::m2m::{self as wire, Language, LinkStatus, Visibility, messages};
 use linkbox_contracts::timefmt;
 use serde_json::{Map, Value};
 use time::Duration;
@@ -29,7 +27,7 @@ use linkbox_contracts::json::javascript_numbers;
 use super::create_body::{CreateBody, Field, Parsed};
 use super::error::ApiError;
 use crate::ops::m2m::is_acceptable_callback;
-use crate::store::m2m::{LinkFilter, NewLink};
+use crate::store::m2m::{LinkFilter, NewLink, user_input};
 use crate::wire::{BodyError, first_seen, is_json, query_pairs};
 
 /// Query parameters of `GET /partner/links`.
@@ -83,7 +81,9 @@ fn json_text(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    if let Some(encoding) = encoded(headers) {
+    // linkbox does not decompress request bodies (`wire::content_encoding`): the vendor's
+    // Express parser inflates gzip and deflate ones. [design]
+    if let Some(encoding) = crate::wire::content_encoding(headers) {
         return Err(ApiError::UnsupportedEncoding(encoding));
     }
     if !is_json(headers) {
@@ -95,41 +95,6 @@ fn json_text(
         )));
     }
     Ok(Some(body))
-}
-
-/// The `Content-Encoding` a body was sent with, unless it is none or `identity`.
-///
-/// The vendor's Express parser inflates `gzip` and `deflate` bodies; linkbox does not
-/// decompress request bodies (a few kilobytes of gzip inflate to the 10 MiB limit, held
-/// outside what `--max-bodies-mib` counts), so an encoded body is refused, naming its
-/// encoding, rather than parsed as the bytes it is (gzip read as JSON is "not valid JSON";
-/// a plain body labelled `br` was taken as plain) \[design\].
-fn encoded(headers: &HeaderMap) -> Option<String> {
-    // A scan of a request's few names, not a hashed look-up: this runs on every create,
-    // where the look-up cost about 130 instructions and the scan costs about 30 (callgrind).
-    if !headers
-        .keys()
-        .any(|name| name == http::header::CONTENT_ENCODING)
-    {
-        return None;
-    }
-    let values: Vec<&[u8]> = headers
-        .get_all(http::header::CONTENT_ENCODING)
-        .iter()
-        .map(http::HeaderValue::as_bytes)
-        .collect();
-    let identity = values.iter().all(|value| {
-        value
-            .split(|byte| *byte == b',')
-            .map(<[u8]>::trim_ascii)
-            .all(|coding| coding.is_empty() || coding.eq_ignore_ascii_case(b"identity"))
-    });
-    if identity {
-        return None;
-    }
-    // Quoted as sent, at most 64 bytes of it: a header may be kilobytes long.
-    let named = String::from_utf8_lossy(&values.join(&b", "[..])).into_owned();
-    Some(format!("{:?}", crate::drift::shorten(named, 64)))
 }
 
 /// `text` read as JSON, `None` when it is not JSON. JSON text is UTF-8: checked once over
@@ -163,7 +128,7 @@ fn optional<'a>(body: &'a Map<String, Value>, field: &str) -> Option<&'a Value> 
 }
 
 fn must_be_string(field: &str) -> ApiError {
-    ApiError::invalid(format!("The {field} field must be a string"))
+    ApiError::invalid(user_input::must_be_string(field))
 }
 
 /// Takes `field` out of `body`, read as [`optional`] reads it (absent or `null`: `None`), so
@@ -182,13 +147,10 @@ fn required_reference_id(body: &mut Map<String, Value>) -> Result<String, ApiErr
 fn checked_reference_id(value: Option<Value>) -> Result<String, ApiError> {
     match value {
         None => Err(ApiError::invalid(messages::REFERENCE_ID_REQUIRED)),
-        Some(Value::String(text)) if text.trim().is_empty() => {
-            Err(ApiError::invalid(messages::REFERENCE_ID_REQUIRED))
-        }
-        Some(Value::String(text)) if text.chars().count() > wire::REFERENCE_ID_MAX_LEN => {
-            Err(ApiError::invalid(messages::REFERENCE_ID_TOO_LONG))
-        }
-        Some(Value::String(text)) => Ok(text),
+        Some(Value::String(text)) => match user_input::reference_id_refusal(&text) {
+            Some(refusal) => Err(ApiError::invalid(refusal)),
+            None => Ok(text),
+        },
         Some(_) => Err(must_be_string("referenceId")),
     }
 }
@@ -300,142 +262,9 @@ fn user_data(value: &Value) -> Result<Vec<String>, ApiError> {
     check_user_data_fields(data)
 }
 
-/// What a documented `userData` field holds.
-#[derive(Clone, Copy)]
-enum Shape {
-    Text,
-    /// `YYYY-MM-DD`.
-    Date,
-    /// A `data:` URL.
-    DataUrl,
-    /// One of [`PAYMENT_METHOD_TYPES`], and required.
-    PaymentType,
-    /// A string, and required.
-    RequiredText,
-    Object(&'static [(&'static str, Shape)]),
-    /// An object, required when its parent's `type` is the one named: a payment method's
-    /// details for its kind.
-    DetailsOf(&'static str, &'static [(&'static str, Shape)]),
-}
-
-const NAME: &[(&str, Shape)] = &[
-    ("firstName", Shape::Text),
-    ("secondName", Shape::Text),
-    ("lastName", Shape::Text),
-    ("secondLastName", Shape::Text),
-];
-const BANK_ACCOUNT: &[(&str, Shape)] = &[
-    ("country", Shape::RequiredText),
-    ("accountNumber", Shape::RequiredText),
-];
-const CASH: &[(&str, Shape)] = &[
-    ("provider", Shape::RequiredText),
-    ("reference", Shape::RequiredText),
-];
-/// A payment method names its kind and carries that kind's details, whole: a
-/// `bank_account` without its `bankAccount`, or details without their members, would be
-/// stored and echoed in a shape the API's own schema refuses \[design\].
-const PAYMENT_METHOD: &[(&str, Shape)] = &[
-    ("type", Shape::PaymentType),
-    (
-        "bankAccount",
-        Shape::DetailsOf("bank_account", BANK_ACCOUNT),
-    ),
-    ("cash", Shape::DetailsOf("cash", CASH)),
-];
-/// The documented shape of `userData` (spec: m2m.md, "userData").
-const USER_DATA: &[(&str, Shape)] = &[
-    ("name", Shape::Object(NAME)),
-    ("idNumber", Shape::Text),
-    ("idType", Shape::Text),
-    ("dob", Shape::Date),
-    ("idImage", Shape::DataUrl),
-    ("paymentMethod", Shape::Object(PAYMENT_METHOD)),
-];
-
-/// Checks `userData` against its documented shape, at every depth: a documented field of
-/// the wrong JSON type is a 400 naming its dot path (the first in field order); keys the
-/// shape does not know are returned, as `userData.`-prefixed dot paths, for
-/// `X-Linkbox-Warning` (kept in the data as given, as the vendor keeps unknown keys).
+/// [`user_input::check_user_data_fields`], its refusal in the API's envelope.
 fn check_user_data_fields(data: &Map<String, Value>) -> Result<Vec<String>, ApiError> {
-    let mut unknown = Vec::new();
-    check_object(data, USER_DATA, "userData", &mut unknown)?;
-    Ok(unknown)
-}
-
-fn check_object(
-    data: &Map<String, Value>,
-    shape: &[(&str, Shape)],
-    path: &str,
-    unknown: &mut Vec<String>,
-) -> Result<(), ApiError> {
-    for (field, kind) in shape {
-        let here = format!("{path}.{field}");
-        let value = optional(data, field);
-        match (kind, value) {
-            (Shape::PaymentType, value) => {
-                if !value
-                    .and_then(Value::as_str)
-                    .is_some_and(|kind| PAYMENT_METHOD_TYPES.contains(&kind))
-                {
-                    return Err(ApiError::invalid(format!(
-                        "The {here} field must be one of: {}",
-                        PAYMENT_METHOD_TYPES.join(", ")
-                    )));
-                }
-            }
-            (Shape::RequiredText, None) => {
-                return Err(ApiError::invalid(format!("The {here} field is required")));
-            }
-            (Shape::DetailsOf(kind, _), None) => {
-                if data.get("type").and_then(Value::as_str) == Some(*kind) {
-                    return Err(ApiError::invalid(format!(
-                        "The {here} field is required when {path}.type is {kind}"
-                    )));
-                }
-            }
-            (_, None) => {}
-            (Shape::Text | Shape::RequiredText, Some(value)) => {
-                if !value.is_string() {
-                    return Err(must_be_string(&here));
-                }
-            }
-            (Shape::Date, Some(value)) => {
-                let valid = value.as_str().is_some_and(|text| {
-                    time::Date::parse(text, format_description!("[year]-[month]-[day]")).is_ok()
-                });
-                if !valid {
-                    return Err(ApiError::invalid(format!(
-                        "The {here} field must be a date in YYYY-MM-DD format"
-                    )));
-                }
-            }
-            (Shape::DataUrl, Some(value)) => {
-                let valid = value.as_str().is_some_and(|text| {
-                    url::Url::parse(text).is_ok_and(|url| url.scheme() == "data")
-                });
-                if !valid {
-                    return Err(ApiError::invalid(format!(
-                        "The {here} field must be a data: URL (data:image/png;base64,...)"
-                    )));
-                }
-            }
-            (Shape::Object(inner) | Shape::DetailsOf(_, inner), Some(value)) => {
-                let Value::Object(object) = value else {
-                    return Err(ApiError::invalid(format!(
-                        "The {here} field must be an object"
-                    )));
-                };
-                check_object(object, inner, &here, unknown)?;
-            }
-        }
-    }
-    for key in data.keys() {
-        if !shape.iter().any(|(field, _)| field == key) {
-            unknown.push(format!("{path}.{key}"));
-        }
-    }
-    Ok(())
+    user_input::check_user_data_fields(data).map_err(ApiError::invalid)
 }
 
 /// A validated `GET /partner/links` query.

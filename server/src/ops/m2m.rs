@@ -89,7 +89,7 @@ pub const MAX_EXCHANGE_RATE: f64 = 10_000.0;
 /// the state file unreadable).
 fn new_operation(request: OperationRequest) -> Result<NewOperation, Error> {
     let send = request.amount;
-    if !(0.01..=MAX_AMOUNT).contains(&send) {
+    if !send_in_range(send) {
         return Err(Error::invalid(format!(
             "The amount field must be a number from 0.01 to {MAX_AMOUNT:.0}"
         )));
@@ -97,7 +97,7 @@ fn new_operation(request: OperationRequest) -> Result<NewOperation, Error> {
     // A fee of `-0` is no fee: kept as 0, as a vendor in JavaScript echoes it (`-0` is
     // written `0`), never shown back as `-0.0`.
     let fee = request.fee.filter(|&fee| fee != 0.0).unwrap_or(0.0);
-    if !fee.is_finite() || fee < 0.0 || fee >= send {
+    if !fee_in_range(fee, send) {
         return Err(Error::invalid(
             "The fee field must be at least 0 and less than the amount",
         ));
@@ -116,7 +116,7 @@ fn new_operation(request: OperationRequest) -> Result<NewOperation, Error> {
     }
     let currency = |field: &str, value: Option<String>, default: &str| {
         let value = value.unwrap_or_else(|| default.to_owned());
-        if value.len() == 3 && value.bytes().all(|b| b.is_ascii_uppercase()) {
+        if is_currency(&value) {
             Ok(value)
         } else {
             Err(Error::invalid(format!(
@@ -135,6 +135,49 @@ fn new_operation(request: OperationRequest) -> Result<NewOperation, Error> {
             receive_currency,
         },
     })
+}
+
+/// An amount sent, from 0.01 to [`MAX_AMOUNT`].
+fn send_in_range(send: f64) -> bool {
+    (0.01..=MAX_AMOUNT).contains(&send)
+}
+
+/// A fee, from 0 to less than what is sent.
+fn fee_in_range(fee: f64, send: f64) -> bool {
+    fee.is_finite() && fee >= 0.0 && fee < send
+}
+
+/// A currency code as ISO 4217 writes one: three capital letters.
+fn is_currency(code: &str) -> bool {
+    code.len() == 3 && code.bytes().all(|byte| byte.is_ascii_uppercase())
+}
+
+/// The field of a stored operation's amount no operation made through the API could have,
+/// with the rule it breaks, or `None`: [`new_operation`]'s bounds, held to what it stores
+/// (what was received, rather than the rate that gave it: at most the send less the fee at
+/// [`MAX_EXCHANGE_RATE`]). A snapshot restore holds its operations to it.
+pub fn impossible_amount(amount: &OperationAmount) -> Option<(&'static str, String)> {
+    let most_received = ((amount.send - amount.fee) * MAX_EXCHANGE_RATE * 100.0).round() / 100.0;
+    let currency = || "a three-letter ISO 4217 code like USD".to_owned();
+    if !send_in_range(amount.send) {
+        Some(("send", format!("from 0.01 to {MAX_AMOUNT:.0}")))
+    } else if !fee_in_range(amount.fee, amount.send) {
+        Some(("fee", "at least 0 and less than the send".to_owned()))
+    } else if !(0.0..=most_received).contains(&amount.receive) {
+        Some((
+            "receive",
+            format!(
+                "what the send less the fee comes to at an exchange rate above 0 and at most \
+                 {MAX_EXCHANGE_RATE:.0}"
+            ),
+        ))
+    } else if !is_currency(&amount.send_currency) {
+        Some(("sendCurrency", currency()))
+    } else if !is_currency(&amount.receive_currency) {
+        Some(("receiveCurrency", currency()))
+    } else {
+        None
+    }
 }
 
 /// [`is_acceptable_callback`] in words, for the control API's messages: "The url field

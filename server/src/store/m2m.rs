@@ -39,6 +39,7 @@ pub mod persisted;
 mod snapshot;
 #[cfg(test)]
 mod tests_support;
+pub mod user_input;
 
 pub use operations::{NewOperation, OperationError};
 pub use snapshot::{Load, LoadLinks, SnapshotChanged, SnapshotPieces};

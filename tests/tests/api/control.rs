@@ -1432,3 +1432,311 @@ async fn a_snapshot_of_impossible_state_is_refused_whole() {
         .await;
     assert_eq!(after.json, taken.json, "nothing changed");
 }
+
+/// Uses `key`'s partner as a client would: a link opened, its data request fulfilled and an
+/// operation completed on it; one revoked with a reason; one left to expire by moving the
+/// clock, then its user's next; one created with `userData`, opened, its operation
+/// cancelled; then seeded links of every state. Returns the snapshot taken of it.
+async fn use_normally(app: &TestApp, key: &str) -> Value {
+    let opened = app.create_link_for(key, "u1").await;
+    let opened_id = opened["linkId"].as_str().expect("id");
+    let open = app.open_link(key, opened_id).await;
+    assert_eq!(open.status, 200, "{open:?}");
+    let request = open.json["dataRequest"]["dataRequestId"]
+        .as_str()
+        .expect("a user without data is asked for it");
+    let fulfilled = app
+        .fulfil_data_request(
+            key,
+            request,
+            &json!({"referenceId": "u1", "userData": {
+                "name": {"firstName": "Ana", "lastName": "Ruiz"},
+                "idNumber": "RUXA900101HDFLNN09", "idType": "CURP", "dob": "1990-01-01"}}),
+        )
+        .await;
+    assert_eq!(fulfilled.status, 200, "{fulfilled:?}");
+    let operation = app
+        .create_operation(key, opened_id, &json!({"amount": 25, "fee": 1.5}))
+        .await;
+    assert_eq!(operation.status, 201, "{operation:?}");
+    let revoked = app.create_link_for(key, "u2").await;
+    let revoked_id = revoked["linkId"].as_str().expect("id");
+    let revoke = app
+        .revoke_link(
+            key,
+            revoked_id,
+            Some(&json!({"reason": "customer request"})),
+        )
+        .await;
+    assert_eq!(revoke.status, 200, "{revoke:?}");
+    app.create_link_for(key, "u3").await;
+    app.move_clock(key, 2 * 3600).await;
+    app.create_link_for(key, "u3").await;
+    let with_data = app
+        .create_link(
+            key,
+            &json!({"referenceId": "u4", "metadata": {"orderId": "A1"}, "userData": {
+                "name": {"firstName": "Luis"}, "dob": "1985-05-05",
+                "paymentMethod": {"type": "cash", "cash": {"provider": "OXXO", "reference": "12345"}}}}),
+        )
+        .await;
+    assert_eq!(with_data.status, 201, "{with_data:?}");
+    let with_data_id = with_data.json["data"]["linkId"].as_str().expect("id");
+    app.open_link(key, with_data_id).await;
+    let operation = app
+        .create_operation(key, with_data_id, &json!({"amount": 10}))
+        .await;
+    assert_eq!(operation.status, 201, "{operation:?}");
+    let cancel = app
+        .control(
+            Method::POST,
+            &format!("/m2m/links/{with_data_id}/operation/cancel"),
+            Some(key),
+            None,
+        )
+        .await;
+    assert_eq!(cancel.status, 200, "{cancel:?}");
+    let seeded = app
+        .control(
+            Method::POST,
+            "/seed",
+            Some(key),
+            Some(&json!({"api": "m2m", "count": 60, "rngSeed": 7})),
+        )
+        .await;
+    assert_eq!(seeded.status, 201, "{seeded:?}");
+    let taken = app.control(Method::GET, "/snapshot", Some(key), None).await;
+    assert_eq!(taken.status, 200, "{taken:?}");
+    taken.json
+}
+
+/// A snapshot of a sandbox used as clients use it, with links opened, revoked, expired by
+/// the clock and renewed, data requests fulfilled and operations completed and cancelled,
+/// restores after a reset as it was taken: the checks against impossible state refuse none
+/// of it.
+#[tokio::test]
+async fn a_snapshot_of_a_sandbox_used_normally_restores_after_a_reset() {
+    let app = spawn_app().await;
+    let key = test_key(92);
+    let taken = use_normally(&app, &key).await;
+    let statuses: Vec<&str> = taken["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .filter_map(|link| link["status"].as_str())
+        .collect();
+    for status in ["created", "opened", "revoked"] {
+        assert!(statuses.contains(&status), "{status}: {statuses:?}");
+    }
+    let fulfilled = taken["dataRequests"]
+        .as_array()
+        .expect("data requests")
+        .iter()
+        .any(|request| request["fulfilledAt"].is_string());
+    assert!(fulfilled, "{taken}");
+    assert!(taken["operations"].as_array().expect("operations").len() >= 2);
+    let reset = app.control(Method::POST, "/reset", Some(&key), None).await;
+    assert_eq!(reset.status, 200, "{reset:?}");
+    let restored = app
+        .control(Method::PUT, "/snapshot", Some(&key), Some(&taken))
+        .await;
+    assert_eq!(restored.status, 200, "{restored:?}");
+    let after = app
+        .control(Method::GET, "/snapshot", Some(&key), None)
+        .await;
+    assert_eq!(after.json, taken);
+}
+
+/// A restore of state no API call could make is refused with a 400 naming the item and its
+/// field, and changes nothing: two active links for one `referenceId`, a `userData` or
+/// `referenceId` the API refuses, a timestamp before its link's creation, a revoke reason
+/// on a link not revoked, a data request twice, an operation whose `linkId` or
+/// `referenceId` is not its link's, an amount the operations API refuses.
+#[tokio::test]
+async fn a_snapshot_no_api_call_could_make_is_refused_naming_the_item() {
+    let app = spawn_app().await;
+    let key = test_key(93);
+    let taken = use_normally(&app, &key).await;
+    let restored = app
+        .control(Method::PUT, "/snapshot", Some(&key), Some(&taken))
+        .await;
+    assert_eq!(restored.status, 200, "as taken it restores: {restored:?}");
+    let links = taken["links"].as_array().expect("links").clone();
+    let link_of = |reference: &str, nth: usize| {
+        links
+            .iter()
+            .enumerate()
+            .filter(|(_, link)| link["referenceId"] == reference)
+            .nth(nth)
+            .map(|(index, link)| {
+                (
+                    index,
+                    link["linkId"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .expect("the link is in the snapshot")
+    };
+    let user_of = |reference: &str| {
+        taken["users"]
+            .as_array()
+            .and_then(|users| {
+                users
+                    .iter()
+                    .position(|user| user["referenceId"] == reference)
+            })
+            .map(|index| {
+                let id = taken["users"][index]["userId"].as_str().unwrap_or_default();
+                (index, id.to_owned())
+            })
+            .expect("the user is in the snapshot")
+    };
+    let (opened, opened_id) = link_of("u1", 0);
+    let (revoked, revoked_id) = link_of("u2", 0);
+    let (expired, expired_id) = link_of("u3", 0);
+    let (_, renewed_id) = link_of("u3", 1);
+    let (renewed, _) = link_of("u3", 1);
+    let (u2, u2_id) = user_of("u2");
+    let (u4, u4_id) = user_of("u4");
+    let operation_id = taken["operations"][0]["operationId"]
+        .as_str()
+        .expect("operation")
+        .to_owned();
+    assert_eq!(taken["operations"][0]["linkId"], opened_id.as_str());
+    let request_id = taken["dataRequests"][0]["dataRequestId"]
+        .as_str()
+        .expect("data request")
+        .to_owned();
+    let long = "x".repeat(256);
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let edits: Vec<(Vec<String>, Edit)> = vec![
+        (
+            vec![
+                "u3".into(),
+                expired_id.clone(),
+                renewed_id.clone(),
+                "active".into(),
+            ],
+            Box::new(move |s: &mut Value| {
+                s["links"][expired]["expiresAt"] = json!("2999-01-01T00:00:00.000Z");
+            }),
+        ),
+        (
+            vec![u4_id.clone(), "userData.name".into()],
+            Box::new(move |s: &mut Value| {
+                s["users"][u4]["userData"] =
+                    json!({"name": 5, "dob": [1], "paymentMethod": {"type": "crypto"}});
+            }),
+        ),
+        (
+            vec![u4_id.clone(), "userData.paymentMethod.type".into()],
+            Box::new(move |s: &mut Value| {
+                s["users"][u4]["userData"] = json!({"paymentMethod": {"type": "crypto"}});
+            }),
+        ),
+        (
+            vec![u4_id.clone(), "userData".into(), "object".into()],
+            Box::new(move |s: &mut Value| s["users"][u4]["userData"] = json!([1])),
+        ),
+        (
+            vec![u2_id.clone(), "referenceId".into(), "255".into()],
+            Box::new(move |s: &mut Value| {
+                s["users"][u2]["referenceId"] = json!(long);
+                s["links"][revoked]["referenceId"] = json!(long);
+            }),
+        ),
+        (
+            vec![u2_id.clone(), "referenceId".into(), "required".into()],
+            Box::new(move |s: &mut Value| {
+                s["users"][u2]["referenceId"] = json!("  ");
+                s["links"][revoked]["referenceId"] = json!("  ");
+            }),
+        ),
+        (
+            vec![opened_id.clone(), "expiresAt".into(), "createdAt".into()],
+            Box::new(move |s: &mut Value| {
+                s["links"][opened]["expiresAt"] = json!("2000-01-01T00:00:00.000Z");
+            }),
+        ),
+        (
+            vec![opened_id.clone(), "openedAt".into(), "createdAt".into()],
+            Box::new(move |s: &mut Value| {
+                s["links"][opened]["openedAt"] = json!("2000-01-01T00:00:00.000Z");
+            }),
+        ),
+        (
+            vec![revoked_id.clone(), "revokedAt".into(), "createdAt".into()],
+            Box::new(move |s: &mut Value| {
+                s["links"][revoked]["revokedAt"] = json!("2000-01-01T00:00:00.000Z");
+            }),
+        ),
+        (
+            vec![renewed_id.clone(), "revokeReason".into()],
+            Box::new(move |s: &mut Value| {
+                s["links"][renewed]["revokeReason"] = json!("fraud review");
+            }),
+        ),
+        (
+            vec![request_id.clone(), "dataRequestId".into(), "twice".into()],
+            Box::new(|s: &mut Value| {
+                let first = s["dataRequests"][0].clone();
+                if let Some(requests) = s["dataRequests"].as_array_mut() {
+                    requests.push(first);
+                }
+            }),
+        ),
+        (
+            vec![operation_id.clone(), "linkId".into()],
+            Box::new(|s: &mut Value| {
+                let partner = s["partner"].as_str().unwrap_or_default().to_owned();
+                s["operations"][0]["linkId"] = json!(format!("link_{partner}_ffffffffffff"));
+            }),
+        ),
+        (
+            vec![operation_id.clone(), "linkId".into(), revoked_id.clone()],
+            Box::new(move |s: &mut Value| {
+                s["operations"][0]["linkId"] = s["links"][revoked]["linkId"].clone();
+            }),
+        ),
+        (
+            vec![operation_id.clone(), "referenceId".into()],
+            Box::new(|s: &mut Value| s["operations"][0]["referenceId"] = json!("u2")),
+        ),
+        (
+            vec![operation_id.clone(), "operations[0].amount.send".into()],
+            Box::new(|s: &mut Value| s["operations"][0]["amount"]["send"] = json!(-5)),
+        ),
+        (
+            vec![operation_id.clone(), "operations[0].amount.fee".into()],
+            Box::new(|s: &mut Value| s["operations"][0]["amount"]["fee"] = json!(25)),
+        ),
+        (
+            vec![operation_id.clone(), "operations[0].amount.receive".into()],
+            Box::new(|s: &mut Value| s["operations"][0]["amount"]["receive"] = json!(-1)),
+        ),
+        (
+            vec![
+                operation_id.clone(),
+                "operations[0].amount.sendCurrency".into(),
+            ],
+            Box::new(|s: &mut Value| s["operations"][0]["amount"]["sendCurrency"] = json!("usd")),
+        ),
+    ];
+    for (names, edit) in edits {
+        let mut snapshot = taken.clone();
+        edit(&mut snapshot);
+        let refused = app
+            .control(Method::PUT, "/snapshot", Some(&key), Some(&snapshot))
+            .await;
+        assert_control_error(&refused, 400, "INVALID_REQUEST");
+        let message = refused.json["error"]["message"]
+            .as_str()
+            .unwrap_or_default();
+        for name in &names {
+            assert!(message.contains(name.as_str()), "{name}: {message}");
+        }
+    }
+    let after = app
+        .control(Method::GET, "/snapshot", Some(&key), None)
+        .await;
+    assert_eq!(after.json, taken, "nothing changed");
+}

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use linkbox_contracts::m2m::OperationStatus;
+use linkbox_contracts::m2m::{LinkStatus, OperationStatus};
 use linkbox_contracts::sandbox::{
     M2mSnapshot, OperationView, SnapshotDataRequest, SnapshotLink, SnapshotUser,
 };
@@ -23,6 +23,7 @@ use super::operations::Operation;
 use super::persisted::{LinkDoc, UserDoc};
 use super::{
     DataRequest, Extras, IdKind, Link, Partner, PartnerState, Partners, RestoreError, User, ids,
+    user_input,
 };
 use crate::persist::Table;
 use crate::store::stamp::{MaybeStamp, Stamp};
@@ -104,9 +105,10 @@ impl Partner {
         }
     }
 
-    /// Replaces the partner's state with `snapshot`; on any error nothing changes.
-    pub fn restore(&self, snapshot: M2mSnapshot) -> Result<(), RestoreError> {
-        let restored = self.rebuild(snapshot).map_err(RestoreError::Invalid)?;
+    /// Replaces the partner's state with `snapshot`; on any error nothing changes. `now`
+    /// is the sandbox clock's: which links are active is judged at it, as a create would.
+    pub fn restore(&self, snapshot: M2mSnapshot, now: OffsetDateTime) -> Result<(), RestoreError> {
+        let restored = self.rebuild(snapshot, now).map_err(RestoreError::Invalid)?;
         // What the restore adds over what the partner holds now (nothing when it is smaller).
         let holds = self.stored();
         self.budget
@@ -134,7 +136,10 @@ impl Partner {
         });
     }
 
-    fn rebuild(&self, snapshot: M2mSnapshot) -> Result<PartnerState, String> {
+    /// The state `snapshot` holds, checked whole: refused, naming what is wrong, when it is
+    /// not one the API could have made. These checks are a restore's alone; a state file
+    /// ([`Load`]) is read back as it was written, whatever it holds.
+    fn rebuild(&self, snapshot: M2mSnapshot, now: OffsetDateTime) -> Result<PartnerState, String> {
         if snapshot.version != VERSION {
             return Err(format!(
                 "Unsupported snapshot version {}: expected {VERSION}",
@@ -151,6 +156,9 @@ impl Partner {
             webhook_url: snapshot.webhook_url,
             ..PartnerState::default()
         };
+        for user in &snapshot.users {
+            acceptable(user)?;
+        }
         for link in &snapshot.links {
             possible(link)?;
         }
@@ -165,6 +173,19 @@ impl Partner {
                 twice.operation_id
             ));
         }
+        // Merged, the later would replace the earlier without a word.
+        let mut seen = std::collections::HashSet::new();
+        if let Some(twice) = snapshot
+            .data_requests
+            .iter()
+            .find(|request| !seen.insert(request.data_request_id.as_str()))
+        {
+            return Err(format!(
+                "dataRequestId {:?} appears twice",
+                twice.data_request_id
+            ));
+        }
+        operations_of_their_links(&snapshot.links, &snapshot.operations)?;
         let mut merge = Merge::new(self, true);
         for user in &snapshot.users {
             merge.user(&mut state, user.into())?;
@@ -184,7 +205,65 @@ impl Partner {
                 link.operation_id().unwrap_or_default()
             ));
         }
+        for link in state.links.iter() {
+            self.possible_times(link)?;
+        }
+        self.one_active_link_a_user(&state, now)?;
         Ok(state)
+    }
+
+    /// Whether `link`'s timestamps and revoke reason are ones the API could have written:
+    /// nothing happens to a link before it is created, and only a revoke gives a reason.
+    fn possible_times(&self, link: &Link) -> Result<(), String> {
+        let created = link.created_at.at();
+        let before_creation = [
+            ("expiresAt", Some(link.expires_at.at())),
+            ("openedAt", link.opened_at.get()),
+            ("revokedAt", link.revoked_at.get()),
+        ]
+        .into_iter()
+        .find(|(_, at)| at.is_some_and(|at| at < created));
+        if let Some((field, _)) = before_creation {
+            return Err(format!(
+                "Link {}: {field} is before createdAt",
+                self.link_id(link.suffix)
+            ));
+        }
+        if link.status != LinkStatus::Revoked && link.revoke_reason().is_some() {
+            return Err(format!(
+                "Link {}: revokeReason is set, but the link is not revoked",
+                self.link_id(link.suffix)
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether each user has at most one link active at `now`, active as a create judges it
+    /// ([`Link::is_active`]): a create is refused `ACTIVE_LINK_EXISTS` while the user's
+    /// link is, so no API call makes a second.
+    fn one_active_link_a_user(
+        &self,
+        state: &PartnerState,
+        now: OffsetDateTime,
+    ) -> Result<(), String> {
+        for user in state.users.iter() {
+            let mut active = user
+                .links
+                .iter()
+                .map(|&index| &state.links[index as usize])
+                .filter(|link| link.is_active(now));
+            if let (Some(first), Some(second)) = (active.next(), active.next()) {
+                return Err(format!(
+                    "referenceId {:?} has two links active at {}, {} and {}: a create is \
+                     refused while the user has one",
+                    user.reference_id,
+                    timefmt::millis(now),
+                    self.link_id(first.suffix),
+                    self.link_id(second.suffix)
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Puts rows a shared database changed since this copy's version onto the copy: each
@@ -740,6 +819,54 @@ fn possible(link: &linkbox_contracts::sandbox::SnapshotLink) -> Result<(), Strin
     Ok(())
 }
 
+/// Whether a snapshot's user is one the API could have made: its `referenceId` one a
+/// create accepts, and its `userData` of the shape every request that writes it is held to
+/// ([`user_input`]). A restore of one it could not is refused, naming it.
+fn acceptable(user: &SnapshotUser) -> Result<(), String> {
+    if let Some(refusal) = user_input::reference_id_refusal(&user.reference_id) {
+        return Err(format!("User {}: {refusal}", user.user_id));
+    }
+    if let Some(data) = &user.user_data {
+        user_input::check_kept_user_data(data)
+            .map_err(|refusal| format!("User {}: {refusal}", user.user_id))?;
+    }
+    Ok(())
+}
+
+/// Whether each operation's `linkId` and `referenceId` are those of the link whose
+/// `operationId` it is, as the API shows an operation. An operation no link names is left
+/// to the merge, which refuses it.
+fn operations_of_their_links(
+    links: &[SnapshotLink],
+    operations: &[OperationView],
+) -> Result<(), String> {
+    let by_id: HashMap<&str, &SnapshotLink> = links
+        .iter()
+        .map(|link| (link.link_id.as_str(), link))
+        .collect();
+    for operation in operations {
+        let Some(link) = by_id.get(operation.link_id.as_str()) else {
+            return Err(format!(
+                "Operation {}: linkId {} is not among the snapshot's links",
+                operation.operation_id, operation.link_id
+            ));
+        };
+        if link.operation_id.as_deref() != Some(operation.operation_id.as_str()) {
+            return Err(format!(
+                "Operation {}: linkId {} is not the link whose operationId it is",
+                operation.operation_id, operation.link_id
+            ));
+        }
+        if link.reference_id != operation.reference_id {
+            return Err(format!(
+                "Operation {}: referenceId {:?} is not its link's, {:?}",
+                operation.operation_id, operation.reference_id, link.reference_id
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The index of the user with `reference_id`, which link `suffix` names.
 fn user_of_link(
     state: &PartnerState,
@@ -1025,7 +1152,7 @@ mod tests {
             partner.webhook_url().as_deref(),
             Some("http://127.0.0.1:9/hooks")
         );
-        partner.restore(before.clone()).expect("restore");
+        partner.restore(before.clone(), NOW).expect("restore");
         assert_eq!(partner.snapshot(), before);
         assert!(partner.link(&link.link_id).is_ok());
     }
@@ -1149,7 +1276,7 @@ mod tests {
         let mut foreign = partner.snapshot();
         foreign.partner = "someoneelse".into();
         foreign.links.clear();
-        assert!(partner.restore(foreign).is_err());
+        assert!(partner.restore(foreign, NOW).is_err());
         assert_eq!(partner.link_count(), 1);
     }
 
@@ -1165,13 +1292,13 @@ mod tests {
         for past in ["9999-12-31T23:59:59.999-23:59", "0000-01-01T00:00:00+00:01"] {
             let mut broken = before.clone();
             broken.links[0].expires_at = past.into();
-            let refused = partner.restore(broken).expect_err(past).to_string();
+            let refused = partner.restore(broken, NOW).expect_err(past).to_string();
             assert!(refused.contains("years 0000 to 9999"), "{refused}");
             assert_eq!(partner.snapshot(), before, "{past}");
         }
         let mut shifted = before.clone();
         shifted.links[0].expires_at = "2030-01-01T00:00:00+05:00".into();
-        partner.restore(shifted).expect("restore");
+        partner.restore(shifted, NOW).expect("restore");
         assert_eq!(
             partner.snapshot().links[0].expires_at,
             "2029-12-31T19:00:00.000Z"
@@ -1193,7 +1320,7 @@ mod tests {
         extra.reference_id = "last".into();
         extra.user_id = format!("user_{}_{}", partner.slug, ids::fmt_alnum6(&last));
         snapshot.users.push(extra);
-        partner.restore(snapshot).expect("restore");
+        partner.restore(snapshot, NOW).expect("restore");
         for n in 0..3 {
             partner
                 .create_link(new_link(&format!("new{n}")), NOW)
@@ -1208,6 +1335,55 @@ mod tests {
         let distinct: std::collections::HashSet<&String> = ids.iter().collect();
         assert_eq!(ids.len(), 6);
         assert_eq!(distinct.len(), ids.len(), "{ids:?}");
+    }
+
+    /// Two links of one user active at once are refused in a restore, judged at the `now`
+    /// it is given as a create judges them, and nothing changes; once both have expired the
+    /// same links restore. A state file holding them still loads as it was written: the
+    /// restore's checks are not a load's.
+    #[test]
+    fn two_active_links_of_one_user_are_refused_in_a_restore_but_load_from_a_state_file() {
+        let partner = partner();
+        let first = partner.create_link(new_link("u1"), NOW).expect("link");
+        partner
+            .revoke_link(&first.link_id, None, NOW)
+            .expect("revoke");
+        let second = partner.create_link(new_link("u1"), NOW).expect("link");
+        let before = partner.snapshot();
+        let mut both = before.clone();
+        let index = both
+            .links
+            .iter()
+            .position(|link| link.link_id == first.link_id)
+            .expect("the first link");
+        both.links[index].status = LinkStatus::Created;
+        both.links[index].revoked_at = None;
+        let refused = partner
+            .restore(both.clone(), NOW)
+            .expect_err("two active links")
+            .to_string();
+        for name in ["\"u1\"", &first.link_id, &second.link_id] {
+            assert!(refused.contains(name), "{name}: {refused}");
+        }
+        assert_eq!(partner.snapshot(), before);
+        let later = NOW + time::Duration::days(8);
+        partner
+            .restore(both.clone(), later)
+            .expect("both expired by then");
+        assert_eq!(partner.snapshot(), both);
+
+        let loaded = super::super::tests_support::partner();
+        let mut load = loaded.load();
+        for (position, user) in both.users.iter().enumerate() {
+            load.user(position as u64, user.into()).expect("user row");
+        }
+        let mut links = loaded.load_links();
+        for (position, link) in both.links.iter().enumerate() {
+            links.link(position as u64, link.into()).expect("link row");
+        }
+        load.finish(links, both.data_requests.clone(), both.operations.clone())
+            .expect("a state file loads as it was written");
+        assert_eq!(loaded.snapshot(), both);
     }
 
     #[test]
