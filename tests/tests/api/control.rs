@@ -1348,6 +1348,25 @@ async fn a_control_body_of_another_type_is_a_415_and_changes_nothing() {
 /// A restore of state no API call could make is refused, naming what is wrong, and changes
 /// nothing: a link naming an operation the snapshot lacks, a status its timestamps deny, a
 /// flow the sandbox does not serve, metadata that is not an object, an operation twice.
+/// The message of the 400 that refuses `taken` changed by `edit` as a snapshot to restore.
+async fn refused_restore(
+    app: &TestApp,
+    key: &str,
+    taken: &Value,
+    edit: impl FnOnce(&mut Value),
+) -> String {
+    let mut snapshot = taken.clone();
+    edit(&mut snapshot);
+    let refused = app
+        .control(Method::PUT, "/snapshot", Some(key), Some(&snapshot))
+        .await;
+    assert_control_error(&refused, 400, "INVALID_REQUEST");
+    refused.json["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 #[tokio::test]
 async fn a_snapshot_of_impossible_state_is_refused_whole() {
     let app = spawn_app().await;
@@ -1416,15 +1435,7 @@ async fn a_snapshot_of_impossible_state_is_refused_whole() {
         ),
     ];
     for (says, edit) in edits {
-        let mut snapshot = taken.json.clone();
-        edit(&mut snapshot);
-        let refused = app
-            .control(Method::PUT, "/snapshot", Some(&key), Some(&snapshot))
-            .await;
-        assert_control_error(&refused, 400, "INVALID_REQUEST");
-        let message = refused.json["error"]["message"]
-            .as_str()
-            .unwrap_or_default();
+        let message = refused_restore(&app, &key, &taken.json, edit).await;
         assert!(message.contains(says), "{says}: {message}");
     }
     let after = app
@@ -1722,15 +1733,7 @@ async fn a_snapshot_no_api_call_could_make_is_refused_naming_the_item() {
         ),
     ];
     for (names, edit) in edits {
-        let mut snapshot = taken.clone();
-        edit(&mut snapshot);
-        let refused = app
-            .control(Method::PUT, "/snapshot", Some(&key), Some(&snapshot))
-            .await;
-        assert_control_error(&refused, 400, "INVALID_REQUEST");
-        let message = refused.json["error"]["message"]
-            .as_str()
-            .unwrap_or_default();
+        let message = refused_restore(&app, &key, &taken, edit).await;
         for name in &names {
             assert!(message.contains(name.as_str()), "{name}: {message}");
         }

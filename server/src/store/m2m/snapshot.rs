@@ -162,28 +162,14 @@ impl Partner {
         for link in &snapshot.links {
             possible(link)?;
         }
-        let mut seen = std::collections::HashSet::new();
-        if let Some(twice) = snapshot
-            .operations
-            .iter()
-            .find(|operation| !seen.insert(operation.operation_id.as_str()))
-        {
-            return Err(format!(
-                "operationId {:?} appears twice",
-                twice.operation_id
-            ));
-        }
         // Merged, the later would replace the earlier without a word.
-        let mut seen = std::collections::HashSet::new();
-        if let Some(twice) = snapshot
-            .data_requests
-            .iter()
-            .find(|request| !seen.insert(request.data_request_id.as_str()))
-        {
-            return Err(format!(
-                "dataRequestId {:?} appears twice",
-                twice.data_request_id
-            ));
+        let operations = snapshot.operations.iter();
+        if let Some(twice) = repeated(operations.map(|operation| &operation.operation_id)) {
+            return Err(format!("operationId {twice:?} appears twice"));
+        }
+        let requests = snapshot.data_requests.iter();
+        if let Some(twice) = repeated(requests.map(|request| &request.data_request_id)) {
+            return Err(format!("dataRequestId {twice:?} appears twice"));
         }
         operations_of_their_links(&snapshot.links, &snapshot.operations)?;
         let mut merge = Merge::new(self, true);
@@ -817,6 +803,12 @@ fn possible(link: &linkbox_contracts::sandbox::SnapshotLink) -> Result<(), Strin
         return Err(format!("Link {}: metadata must be an object", link.link_id));
     }
     Ok(())
+}
+
+/// The first id of `ids` that one before it already was.
+fn repeated<'a>(ids: impl Iterator<Item = &'a String>) -> Option<&'a String> {
+    let mut seen = std::collections::HashSet::new();
+    ids.into_iter().find(|id| !seen.insert(id.as_str()))
 }
 
 /// Whether a snapshot's user is one the API could have made: its `referenceId` one a
