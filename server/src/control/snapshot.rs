@@ -74,13 +74,10 @@ pub fn restore(
     check_urls(partner, &snapshot)?;
     check_flows(&request.app.settings.flows, &snapshot)?;
     check_amounts(&snapshot)?;
-    let now = request.app.clock.now();
-    partner
-        .restore(snapshot, now)
-        .map_err(|error| match error {
-            RestoreError::Invalid(message) => ControlError::invalid(message),
-            RestoreError::StorageFull(full) => ControlError::StorageFull(full),
-        })?;
+    partner.restore(snapshot).map_err(|error| match error {
+        RestoreError::Invalid(message) => ControlError::invalid(message),
+        RestoreError::StorageFull(full) => ControlError::StorageFull(full),
+    })?;
     Ok(streamed(partner))
 }
 

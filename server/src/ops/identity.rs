@@ -86,7 +86,7 @@ pub enum Refusal {
     )]
     CrossOrigin,
     #[error(
-        "This request names a host that is not this machine (its Host header), as a page that has its name rebound to this address does; a request without credentials is the admin only when it names localhost, a loopback address or --public-url's host. Call it with a partner key, a Leaf token or the admin token"
+        "This request names a host that is not this machine (its Host header, or the host its target names), as a page that has its name rebound to this address does; a request without credentials is the admin only when it names localhost, a loopback address or --public-url's host. Call it with a partner key, a Leaf token or the admin token"
     )]
     ForeignHost,
     #[error(transparent)]

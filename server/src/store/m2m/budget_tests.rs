@@ -54,7 +54,7 @@ fn the_count_kept_as_the_state_changes_is_the_count_rebuilt_from_it() {
         .create_link(with_metadata("u2", 50), NOW)
         .expect("second user");
     let kept = partner.stored();
-    partner.restore(partner.snapshot(), NOW).expect("restore");
+    partner.restore(partner.snapshot()).expect("restore");
     assert_eq!(partner.stored(), kept, "rebuilt from the same state");
     partner.reset();
     assert_eq!(partner.stored(), 0);
@@ -140,7 +140,7 @@ fn a_snapshot_past_the_budget_is_not_restored() {
     });
     tight.create_link(new_link("kept"), NOW).expect("link");
     let before = tight.snapshot();
-    let refused = tight.restore(snapshot, NOW).expect_err("past the budget");
+    let refused = tight.restore(snapshot).expect_err("past the budget");
     assert!(
         matches!(refused, RestoreError::StorageFull(_)),
         "{refused:?}"

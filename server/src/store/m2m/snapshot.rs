@@ -105,10 +105,9 @@ impl Partner {
         }
     }
 
-    /// Replaces the partner's state with `snapshot`; on any error nothing changes. `now`
-    /// is the sandbox clock's: which links are active is judged at it, as a create would.
-    pub fn restore(&self, snapshot: M2mSnapshot, now: OffsetDateTime) -> Result<(), RestoreError> {
-        let restored = self.rebuild(snapshot, now).map_err(RestoreError::Invalid)?;
+    /// Replaces the partner's state with `snapshot`; on any error nothing changes.
+    pub fn restore(&self, snapshot: M2mSnapshot) -> Result<(), RestoreError> {
+        let restored = self.rebuild(snapshot).map_err(RestoreError::Invalid)?;
         // What the restore adds over what the partner holds now (nothing when it is smaller).
         let holds = self.stored();
         self.budget
@@ -139,7 +138,7 @@ impl Partner {
     /// The state `snapshot` holds, checked whole: refused, naming what is wrong, when it is
     /// not one the API could have made. These checks are a restore's alone; a state file
     /// ([`Load`]) is read back as it was written, whatever it holds.
-    fn rebuild(&self, snapshot: M2mSnapshot, now: OffsetDateTime) -> Result<PartnerState, String> {
+    fn rebuild(&self, snapshot: M2mSnapshot) -> Result<PartnerState, String> {
         if snapshot.version != VERSION {
             return Err(format!(
                 "Unsupported snapshot version {}: expected {VERSION}",
@@ -194,24 +193,22 @@ impl Partner {
         for link in state.links.iter() {
             self.possible_times(link)?;
         }
-        self.one_active_link_a_user(&state, now)?;
         Ok(state)
     }
 
-    /// Whether `link`'s timestamps and revoke reason are ones the API could have written:
-    /// nothing happens to a link before it is created, and only a revoke gives a reason.
+    /// Whether `link`'s expiry and revoke reason are ones the API could have written: a
+    /// link expires after it is created (its lifetime is positive), and only a revoke gives
+    /// a reason.
+    ///
+    /// What the sandbox clock may have done is not judged: it moves back as well as forward,
+    /// so a link opened or revoked after a move back carries an `openedAt` or `revokedAt`
+    /// before its `createdAt`, and a user may hold two links whose lifetimes overlap (a
+    /// create after a move back, a re-seed's returning user), each made by API calls. A
+    /// snapshot of such a sandbox restores.
     fn possible_times(&self, link: &Link) -> Result<(), String> {
-        let created = link.created_at.at();
-        let before_creation = [
-            ("expiresAt", Some(link.expires_at.at())),
-            ("openedAt", link.opened_at.get()),
-            ("revokedAt", link.revoked_at.get()),
-        ]
-        .into_iter()
-        .find(|(_, at)| at.is_some_and(|at| at < created));
-        if let Some((field, _)) = before_creation {
+        if link.expires_at.at() <= link.created_at.at() {
             return Err(format!(
-                "Link {}: {field} is before createdAt",
+                "Link {}: expiresAt is not after createdAt",
                 self.link_id(link.suffix)
             ));
         }
@@ -220,34 +217,6 @@ impl Partner {
                 "Link {}: revokeReason is set, but the link is not revoked",
                 self.link_id(link.suffix)
             ));
-        }
-        Ok(())
-    }
-
-    /// Whether each user has at most one link active at `now`, active as a create judges it
-    /// ([`Link::is_active`]): a create is refused `ACTIVE_LINK_EXISTS` while the user's
-    /// link is, so no API call makes a second.
-    fn one_active_link_a_user(
-        &self,
-        state: &PartnerState,
-        now: OffsetDateTime,
-    ) -> Result<(), String> {
-        for user in state.users.iter() {
-            let mut active = user
-                .links
-                .iter()
-                .map(|&index| &state.links[index as usize])
-                .filter(|link| link.is_active(now));
-            if let (Some(first), Some(second)) = (active.next(), active.next()) {
-                return Err(format!(
-                    "referenceId {:?} has two links active at {}, {} and {}: a create is \
-                     refused while the user has one",
-                    user.reference_id,
-                    timefmt::millis(now),
-                    self.link_id(first.suffix),
-                    self.link_id(second.suffix)
-                ));
-            }
         }
         Ok(())
     }
@@ -1144,7 +1113,7 @@ mod tests {
             partner.webhook_url().as_deref(),
             Some("http://127.0.0.1:9/hooks")
         );
-        partner.restore(before.clone(), NOW).expect("restore");
+        partner.restore(before.clone()).expect("restore");
         assert_eq!(partner.snapshot(), before);
         assert!(partner.link(&link.link_id).is_ok());
     }
@@ -1268,7 +1237,7 @@ mod tests {
         let mut foreign = partner.snapshot();
         foreign.partner = "someoneelse".into();
         foreign.links.clear();
-        assert!(partner.restore(foreign, NOW).is_err());
+        assert!(partner.restore(foreign).is_err());
         assert_eq!(partner.link_count(), 1);
     }
 
@@ -1284,13 +1253,13 @@ mod tests {
         for past in ["9999-12-31T23:59:59.999-23:59", "0000-01-01T00:00:00+00:01"] {
             let mut broken = before.clone();
             broken.links[0].expires_at = past.into();
-            let refused = partner.restore(broken, NOW).expect_err(past).to_string();
+            let refused = partner.restore(broken).expect_err(past).to_string();
             assert!(refused.contains("years 0000 to 9999"), "{refused}");
             assert_eq!(partner.snapshot(), before, "{past}");
         }
         let mut shifted = before.clone();
         shifted.links[0].expires_at = "2030-01-01T00:00:00+05:00".into();
-        partner.restore(shifted, NOW).expect("restore");
+        partner.restore(shifted).expect("restore");
         assert_eq!(
             partner.snapshot().links[0].expires_at,
             "2029-12-31T19:00:00.000Z"
@@ -1312,7 +1281,7 @@ mod tests {
         extra.reference_id = "last".into();
         extra.user_id = format!("user_{}_{}", partner.slug, ids::fmt_alnum6(&last));
         snapshot.users.push(extra);
-        partner.restore(snapshot, NOW).expect("restore");
+        partner.restore(snapshot).expect("restore");
         for n in 0..3 {
             partner
                 .create_link(new_link(&format!("new{n}")), NOW)
@@ -1329,53 +1298,66 @@ mod tests {
         assert_eq!(distinct.len(), ids.len(), "{ids:?}");
     }
 
-    /// Two links of one user active at once are refused in a restore, judged at the `now`
-    /// it is given as a create judges them, and nothing changes; once both have expired the
-    /// same links restore. A state file holding them still loads as it was written: the
-    /// restore's checks are not a load's.
+    /// What the API makes with the clock moved back restores: a link opened and one revoked
+    /// before they were created, and a user with two links whose lifetimes overlap (a
+    /// re-seed's returning user makes those). A reason on a link not revoked, which nothing
+    /// makes, is refused and changes nothing; a state file holding one still loads as it was
+    /// written: the restore's checks are not a load's.
     #[test]
-    fn two_active_links_of_one_user_are_refused_in_a_restore_but_load_from_a_state_file() {
+    fn what_a_moved_clock_leaves_restores_and_a_stray_revoke_reason_does_not() {
         let partner = partner();
-        let first = partner.create_link(new_link("u1"), NOW).expect("link");
+        let earlier = NOW - time::Duration::minutes(1);
+        let opened = partner.create_link(new_link("u1"), NOW).expect("link");
+        partner.open_link(&opened.link_id, earlier).expect("open");
+        let revoked = partner.create_link(new_link("u2"), NOW).expect("link");
         partner
-            .revoke_link(&first.link_id, None, NOW)
+            .revoke_link(&revoked.link_id, Some("moved".into()), earlier)
             .expect("revoke");
-        let second = partner.create_link(new_link("u1"), NOW).expect("link");
-        let before = partner.snapshot();
-        let mut both = before.clone();
-        let index = both
+        partner.create_link(new_link("u3"), NOW).expect("link");
+        let mut moved = partner.snapshot();
+        let mut overlapping = moved
             .links
             .iter()
-            .position(|link| link.link_id == first.link_id)
-            .expect("the first link");
-        both.links[index].status = LinkStatus::Created;
-        both.links[index].revoked_at = None;
-        let refused = partner
-            .restore(both.clone(), NOW)
-            .expect_err("two active links")
-            .to_string();
-        for name in ["\"u1\"", &first.link_id, &second.link_id] {
-            assert!(refused.contains(name), "{name}: {refused}");
-        }
-        assert_eq!(partner.snapshot(), before);
-        let later = NOW + time::Duration::days(8);
-        partner
-            .restore(both.clone(), later)
-            .expect("both expired by then");
-        assert_eq!(partner.snapshot(), both);
+            .find(|link| link.reference_id == "u3")
+            .cloned()
+            .expect("u3's link");
+        // Another link id of the same partner: its last hex digit changed.
+        let last = if overlapping.link_id.ends_with('0') {
+            "1"
+        } else {
+            "0"
+        };
+        overlapping.link_id.pop();
+        overlapping.link_id.push_str(last);
+        overlapping.token = "6f1c2a3b-0000-4000-8000-000000000000".into();
+        moved.links.push(overlapping);
+        partner.reset();
+        partner.restore(moved.clone()).expect("made by API calls");
+        assert_eq!(partner.snapshot(), moved);
+
+        let mut stray = moved.clone();
+        let index = stray
+            .links
+            .iter()
+            .position(|link| link.link_id == opened.link_id)
+            .expect("the opened link");
+        stray.links[index].revoke_reason = Some("never revoked".into());
+        let refused = partner.restore(stray.clone()).expect_err("a stray reason");
+        assert!(refused.to_string().contains(&opened.link_id), "{refused}");
+        assert_eq!(partner.snapshot(), moved, "nothing changed");
 
         let loaded = super::super::tests_support::partner();
         let mut load = loaded.load();
-        for (position, user) in both.users.iter().enumerate() {
+        for (position, user) in stray.users.iter().enumerate() {
             load.user(position as u64, user.into()).expect("user row");
         }
         let mut links = loaded.load_links();
-        for (position, link) in both.links.iter().enumerate() {
+        for (position, link) in stray.links.iter().enumerate() {
             links.link(position as u64, link.into()).expect("link row");
         }
-        load.finish(links, both.data_requests.clone(), both.operations.clone())
+        load.finish(links, stray.data_requests.clone(), stray.operations.clone())
             .expect("a state file loads as it was written");
-        assert_eq!(loaded.snapshot(), both);
+        assert_eq!(loaded.snapshot(), stray);
     }
 
     #[test]
