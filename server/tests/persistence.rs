@@ -995,7 +995,9 @@ async fn the_later_of_a_config_edit_and_an_api_change_to_a_partners_webhooks_win
     hooks_after(&state, Some(a), Some(secret_a), |_| ()).await;
     let mut regenerated = String::new();
     let seen = hooks_after(&state, Some(b), Some(secret_b), |partner| {
-        partner.set_webhook_url(Some("http://127.0.0.1:9/api".into()));
+        partner
+            .set_webhook_url(Some("http://127.0.0.1:9/api".into()))
+            .expect("room");
         regenerated = partner.regenerate_webhook_secret();
     })
     .await;
@@ -1092,7 +1094,9 @@ async fn every_kind_of_state_reads_back_as_it_was_written() {
     app.clock.set_frozen(true);
     let now = app.clock.now();
     let partner = app.store.m2m().authenticate(KEY).expect("partner");
-    partner.set_webhook_url(Some("http://127.0.0.1:9/hooks".into()));
+    partner
+        .set_webhook_url(Some("http://127.0.0.1:9/hooks".into()))
+        .expect("room");
     partner.regenerate_webhook_secret();
     let new_link = |reference_id: &str| NewLink {
         reference_id: reference_id.into(),

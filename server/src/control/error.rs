@@ -71,6 +71,8 @@ impl ControlError {
                 }
                 Refusal::Suspended => (StatusCode::FORBIDDEN, codes::PARTNER_SUSPENDED),
                 Refusal::TenantLimit => (StatusCode::FORBIDDEN, codes::INVALID_API_KEY),
+                Refusal::AccountLimit(crate::store::leaf::AccountLimit::Full(_))
+                | Refusal::StorageFull(_) => (StatusCode::FORBIDDEN, codes::STORAGE_FULL),
                 Refusal::AccountLimit(_) => (StatusCode::FORBIDDEN, codes::UNAUTHORIZED),
                 Refusal::TenantRequired | Refusal::LeafTokenRequired => {
                     (StatusCode::BAD_REQUEST, codes::TENANT_REQUIRED)

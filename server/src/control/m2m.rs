@@ -67,7 +67,7 @@ pub fn webhook_config(
     {
         return Err(ControlError::invalid(format!("The url field {URL_RULE}")));
     }
-    partner.set_webhook_url(config.url);
+    partner.set_webhook_url(config.url)?;
     Ok(crate::wire::json(
         StatusCode::OK,
         &WebhookConfig {

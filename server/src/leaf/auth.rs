@@ -23,7 +23,7 @@ pub fn authenticate(request: &Request) -> Result<Response, ApiError> {
         return Err(ApiError::BadCredentials);
     }
     if !accounts.admits(&login.username) {
-        return Err(crate::store::leaf::AccountLimit.into());
+        return Err(crate::store::leaf::AccountLimit::Count.into());
     }
     let id_token = tokens::issue(
         accounts,

@@ -164,6 +164,7 @@ impl From<KeyError> for ApiError {
             KeyError::Suspended => ApiError::PartnerSuspended,
             KeyError::SlugTaken => ApiError::KeyCollision,
             KeyError::TenantLimit => ApiError::TenantLimit,
+            KeyError::StorageFull(full) => ApiError::StorageFull(full),
         }
     }
 }

@@ -91,6 +91,9 @@ pub enum Refusal {
     ForeignHost,
     #[error(transparent)]
     AccountLimit(#[from] crate::store::leaf::AccountLimit),
+    /// A new tenant the sandbox has no room for (`--max-stored-mib`).
+    #[error(transparent)]
+    StorageFull(crate::store::quota::StorageFull),
     #[error("The bearer token has expired")]
     ExpiredToken,
     #[error("This endpoint acts on one partner: call it with that partner's X-API-Key")]
@@ -108,6 +111,7 @@ impl From<KeyError> for Refusal {
             KeyError::Suspended => Refusal::Suspended,
             KeyError::SlugTaken => Refusal::KeyCollision,
             KeyError::TenantLimit => Refusal::TenantLimit,
+            KeyError::StorageFull(full) => Refusal::StorageFull(full),
         }
     }
 }

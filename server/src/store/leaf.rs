@@ -51,13 +51,18 @@ pub enum LeafError {
     StorageFull(#[from] StorageFull),
 }
 
-/// Open mode: the sandbox holds `--max-tenants` Leaf accounts, and a new username would
-/// make one more.
+/// Open mode: a new username would make one more Leaf account than the sandbox may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "This sandbox already holds its maximum number of Leaf accounts (--max-tenants); new usernames are refused until the admin resets it (POST /_sandbox/reset as admin forgets every account) or it is restarted with a higher limit. Use an existing account"
-)]
-pub struct AccountLimit;
+pub enum AccountLimit {
+    /// It holds `--max-tenants` accounts.
+    #[error(
+        "This sandbox already holds its maximum number of Leaf accounts (--max-tenants); new usernames are refused until the admin resets it (POST /_sandbox/reset as admin forgets every account) or it is restarted with a higher limit. Use an existing account"
+    )]
+    Count,
+    /// It has no room for one more account (`--max-stored-mib`).
+    #[error(transparent)]
+    Full(StorageFull),
+}
 
 /// The account table: username → account, plus the token signing secret.
 pub struct Accounts {
@@ -241,7 +246,12 @@ impl Accounts {
             return Ok(account.clone());
         }
         if !self.admits(&account.username) {
-            return Err(AccountLimit);
+            return Err(AccountLimit::Count);
+        }
+        // An account weighs something before it holds anything: usernames made up by the
+        // thousand are bounded by the sandbox's budget, not only by `--max-tenants`.
+        if !self.by_name.read().contains_key(&*account.username) {
+            self.budget.admits_tenant().map_err(AccountLimit::Full)?;
         }
         Ok(self
             .account(&account.username)

@@ -57,6 +57,9 @@ pub enum KeyError {
     /// Open mode: `--max-tenants` partners exist already.
     #[error("the sandbox holds its maximum number of partners")]
     TenantLimit,
+    /// Open mode: the sandbox has no room for one more partner (`--max-stored-mib`).
+    #[error(transparent)]
+    StorageFull(StorageFull),
 }
 
 /// What a key names ([`Partners::lookup`]).
@@ -231,6 +234,9 @@ impl Partners {
         {
             return Err(KeyError::TenantLimit);
         }
+        // A partner weighs something before it holds anything: keys made up by the
+        // thousand are bounded by the sandbox's budget, not only by `--max-tenants`.
+        self.budget.admits_tenant().map_err(KeyError::StorageFull)?;
         let partner = Partner::open(
             key,
             self.widget_base.clone(),
@@ -453,6 +459,12 @@ struct PartnerState {
 }
 
 impl PartnerState {
+    /// What the partner is counted as holding: its links and users ([`PartnerState::stored`])
+    /// and its webhook URL.
+    fn counted(&self) -> u64 {
+        self.stored + quota::text(self.webhook_url.as_deref())
+    }
+
     /// The position of the user with `reference_id`.
     fn user_of(&self, reference_id: &str) -> Option<u32> {
         let users = &self.users;
@@ -968,7 +980,7 @@ impl Partner {
             + compact_len(patch.as_ref().map(|(_, compact)| compact));
         let mut guard = self.state.lock();
         let state = &mut *guard;
-        self.budget.admits(state.stored, most)?;
+        self.budget.admits(state.counted(), most)?;
         // The `referenceId`'s user, or a new one indexed at the next position in the same
         // look-up (the index hashes the key once; the user is pushed right below).
         let next = state.users.len() as u32;
@@ -1122,7 +1134,7 @@ impl Partner {
             return Err(LinkError::Expired);
         }
         let added = quota::text(reason.as_deref());
-        self.budget.admits(state.stored, added)?;
+        self.budget.admits(state.counted(), added)?;
         state.stored += added;
         let link = &mut state.links[index];
         link.status = LinkStatus::Revoked;
@@ -1304,10 +1316,21 @@ impl Partner {
         self.state.lock().webhook_url.clone()
     }
 
-    pub fn set_webhook_url(&self, url: Option<String>) {
+    /// Sets the partner-level webhook URL. Its bytes count against the partner's budget and
+    /// the sandbox's like any text a client gives ([`crate::store::quota`]): a longer URL
+    /// past either is refused, and nothing changes.
+    pub fn set_webhook_url(&self, url: Option<String>) -> Result<(), StorageFull> {
         let mut state = self.state.lock();
+        let (was, will) = (
+            quota::text(state.webhook_url.as_deref()),
+            quota::text(url.as_deref()),
+        );
+        if will > was {
+            self.budget.admits(state.counted(), will - was)?;
+        }
         state.webhook_url = url;
         self.persist_settings(&state);
+        Ok(())
     }
 
     /// The first of `base`, `base-2`, `base-3`, … that no active link holds at `now`: what a
@@ -1357,9 +1380,10 @@ impl Partner {
         self.state.lock()
     }
 
-    /// What the partner's links and users are counted as holding ([`crate::store::quota`]).
+    /// What the partner's links, users and webhook URL are counted as holding
+    /// ([`crate::store::quota`]).
     pub fn stored(&self) -> u64 {
-        self.state.lock().stored
+        self.state.lock().counted()
     }
 
     /// `Ok` when the partner may add `more` counted bytes to what it holds now.

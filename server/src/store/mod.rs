@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::persist::Sink;
-use quota::{Ceiling, Summed};
+use quota::{Ceiling, Summed, TENANT_WEIGHT};
 
 /// The handle every route holds.
 #[derive(Clone)]
@@ -59,13 +59,14 @@ impl Store {
             tables.upgrade().map(|shared| {
                 let partners = shared.m2m.all().into_iter().map(|p| p.stored());
                 let accounts = shared.leaf.all().into_iter().map(|a| a.stored());
-                partners.chain(accounts).filter(|&held| held > 0).fold(
-                    Summed::default(),
-                    |sum, held| Summed {
-                        bytes: sum.bytes + held,
-                        holders: sum.holders + 1,
-                    },
-                )
+                // Each tenant weighs its own record besides what it holds; only a tenant
+                // holding something counts among the holders who share the reserve.
+                partners
+                    .chain(accounts)
+                    .fold(Summed::default(), |sum, held| Summed {
+                        bytes: sum.bytes + TENANT_WEIGHT + held,
+                        holders: sum.holders + u64::from(held > 0),
+                    })
             })
         });
         Store { shared }

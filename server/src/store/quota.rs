@@ -270,6 +270,11 @@ impl Budget {
         self.ceiling.admits(self.tenant, stored, more)
     }
 
+    /// `Ok` when the sandbox has room for one more tenant ([`TENANT_WEIGHT`]).
+    pub fn admits_tenant(&self) -> Result<(), StorageFull> {
+        self.sandbox_admits(0, TENANT_WEIGHT)
+    }
+
     /// The refusal, naming the tenant's budget.
     pub fn full(&self) -> StorageFull {
         StorageFull {
@@ -280,6 +285,13 @@ impl Budget {
         }
     }
 }
+
+/// What a tenant itself is counted as in the sandbox's sum (`--max-stored-mib`), whatever
+/// it holds: its record, tables, windows and secret, about what an empty partner or Leaf
+/// account costs in memory. Without it, keys or usernames made up by the hundred thousand,
+/// each writing a setting and nothing else, were counted as holding nothing and grew the
+/// sandbox without bound. A new tenant is admitted only while the sandbox has room for it.
+pub const TENANT_WEIGHT: u64 = 1024;
 
 /// A text's bytes, counted.
 pub fn text(text: Option<&str>) -> u64 {

@@ -243,3 +243,58 @@ async fn one_tenant_filling_the_sandbox_leaves_the_last_eighth_to_the_others() {
     let reply = app.create_link(&neighbour, &bulky("n1")).await;
     assert_eq!(reply.status, 403, "{reply:?}");
 }
+
+/// Keys made up by the hundred, each writing a setting and nothing else, are bounded by the
+/// sandbox's budget: a tenant weighs its record, and a partner its webhook URL too. Past
+/// the budget a new key's write is a 403 naming `--max-stored-mib` (the control API's
+/// `STORAGE_FULL`, M2M's and Leaf's envelopes), and nothing more is stored.
+#[tokio::test]
+async fn made_up_keys_that_only_set_a_webhook_url_are_bounded_by_the_sandbox_budget() {
+    let app = sandbox_of(1, 1).await;
+    let url = format!("https://hooks.example/{}", "a".repeat(2000));
+    let mut refused = None;
+    for n in 0..2000 {
+        let key = format!("m2m_test_{n:032}");
+        let reply = app
+            .control(
+                Method::PUT,
+                "/m2m/webhook-config",
+                Some(&key),
+                Some(&json!({"url": url})),
+            )
+            .await;
+        if reply.status != 200 {
+            refused = Some(reply);
+            break;
+        }
+    }
+    let refused = refused.expect("a 1 MiB sandbox took 2000 partners of 3 kB");
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert_eq!(refused.json["error"]["code"], "STORAGE_FULL", "{refused:?}");
+    let message = refused.json["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("--max-stored-mib"), "{message}");
+    let stored = app.app.store.stored();
+    assert!(stored <= 1024 * 1024 + 512 * 1024, "{stored}");
+
+    // A new key's first write through the API, and a new Leaf username's, are refused too.
+    let fresh = app
+        .create_link(
+            "m2m_test_ffffffffffffffffffffffffffffffff",
+            &json!({"referenceId": "r"}),
+        )
+        .await;
+    assert_eq!(fresh.status, 403, "{fresh:?}");
+    assert_eq!(fresh.json["success"], false, "{fresh:?}");
+    let token = app.authenticate("made-up").await;
+    let user = app
+        .leaf(
+            Method::POST,
+            USERS,
+            &token,
+            Some(&json!({"name": "n", "email": "n@example.com"})),
+        )
+        .await;
+    assert_leaf_problem(&user, 403, "Forbidden", USERS);
+}

@@ -1103,7 +1103,9 @@ mod tests {
         let link = partner.create_link(first, NOW).expect("link");
         partner.open_link(&link.link_id, NOW).expect("open");
         partner.create_link(new_link("u2"), NOW).expect("link");
-        partner.set_webhook_url(Some("http://127.0.0.1:9/hooks".into()));
+        partner
+            .set_webhook_url(Some("http://127.0.0.1:9/hooks".into()))
+            .expect("room");
         let before = partner.snapshot();
         assert_eq!(before.links.len(), 2);
         assert_eq!(before.data_requests.len(), 1);
@@ -1188,7 +1190,9 @@ mod tests {
                 partner.open_link(&created.link_id, NOW).expect("open");
             }
         }
-        partner.set_webhook_url(Some("http://127.0.0.1:9/hooks".into()));
+        partner
+            .set_webhook_url(Some("http://127.0.0.1:9/hooks".into()))
+            .expect("room");
         let bytes = streamed(&partner).expect("stream");
         assert_eq!(
             bytes,
