@@ -103,26 +103,64 @@ where
         return Err(BodyError::PastShare(hold.caller_most()));
     }
     let mut stream = std::pin::pin!(stream);
-    // A declared length is allocated whole at once: grown by doubling, a body of 10 MiB
-    // left 16 MiB of freed smaller buffers with the allocator. Pages are resident only once
-    // written, so what is held is counted as the bytes arrive.
-    let mut body = BytesMut::with_capacity(declared.map_or(0, |length| length as usize));
+    // What is held is counted as the bytes arrive ([`crate::bodies`]), so what is held in
+    // memory must be what arrived. A small declared length is allocated whole at once (one
+    // allocation, no copy at the end). A larger one is kept as the parts that arrived, each
+    // at its own size, and joined once whole: allocated whole up front, a body trickled in
+    // held its declared length in memory as soon as the allocator handed back pages already
+    // resident, and 67 bodies of 9 MB declared, 2 MB sent, held 334 MB against the 128 MiB
+    // counted. (Grown by doubling instead, a body of 10 MiB left 16 MiB of freed buffers.)
+    let whole_at_once = declared.is_some_and(|length| length <= ALLOCATED_AT_ONCE as u64);
+    let mut body = BytesMut::with_capacity(if whole_at_once {
+        declared.map_or(0, |length| length as usize)
+    } else {
+        0
+    });
+    let mut parts: Vec<Bytes> = Vec::new();
+    let mut received = 0;
     while let Some(chunk) = stream.next().await {
         let mut chunk = chunk.map_err(|_| BodyError::Unreadable)?;
-        if body.len() + chunk.remaining() > limit {
+        if received + chunk.remaining() > limit {
             return Err(BodyError::TooLarge);
         }
         hold.grow(chunk.remaining() as u64)
             .map_err(BodyError::Busy)?;
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            let len = part.len();
-            body.extend_from_slice(part);
-            chunk.advance(len);
+        received += chunk.remaining();
+        if whole_at_once {
+            append(&mut body, &mut chunk);
+        } else {
+            // Copied at its own size: a part sliced from the connection's read buffer
+            // would keep that whole buffer for a few bytes of it.
+            let mut part = BytesMut::with_capacity(chunk.remaining());
+            append(&mut part, &mut chunk);
+            parts.push(part.freeze());
         }
     }
-    Ok(body.freeze())
+    if whole_at_once {
+        return Ok(body.freeze());
+    }
+    if parts.len() == 1 {
+        return Ok(parts.pop().unwrap_or_default());
+    }
+    let mut joined = BytesMut::with_capacity(received);
+    for part in parts {
+        joined.extend_from_slice(&part);
+    }
+    Ok(joined.freeze())
 }
+
+/// Copies what is left of `chunk` to the end of `body`.
+fn append(body: &mut BytesMut, chunk: &mut impl bytes::Buf) {
+    while chunk.has_remaining() {
+        let slice = chunk.chunk();
+        let len = slice.len();
+        body.extend_from_slice(slice);
+        chunk.advance(len);
+    }
+}
+
+/// The largest declared body allocated whole before it arrives ([`read_limited`]).
+const ALLOCATED_AT_ONCE: usize = 1024 * 1024;
 
 /// Whether a request with `body` is heavy by its size: worked on off the serving threads
 /// ([`crate::offload`]).
@@ -681,6 +719,41 @@ mod tests {
         assert_eq!((hold.bytes(), bodies.held()), (4, 4));
         drop(hold);
         assert_eq!(bodies.held(), 0);
+    }
+
+    /// A body declared larger than what is allocated at once is read part by part and
+    /// joined whole, in order, as a small one is read into one buffer.
+    #[tokio::test]
+    async fn a_large_body_read_in_parts_is_joined_whole_in_order() {
+        let bodies = crate::bodies::Bodies::new(64);
+        let parts: Vec<Vec<u8>> = (0..40u8).map(|n| vec![n; 64 * 1024 + 3]).collect();
+        let whole: Vec<u8> = parts.concat();
+        // Declared (past what is allocated at once), and not declared at all.
+        for declared in [Some(whole.len()), None] {
+            let mut headers = HeaderMap::new();
+            if let Some(declared) = declared {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(declared));
+            }
+            let chunks = futures_util::stream::iter(
+                parts
+                    .iter()
+                    .map(|part| Ok::<_, std::io::Error>(Bytes::from(part.clone())))
+                    .collect::<Vec<_>>(),
+            );
+            let mut hold = bodies.hold(None);
+            let read = read_limited(&headers, chunks, 10 << 20, &mut hold).await;
+            assert_eq!(read.as_deref(), Ok(&whole[..]), "{declared:?}");
+            assert_eq!(hold.bytes(), whole.len() as u64);
+        }
+        // One part, and a small declared body in several: each whole.
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(9));
+        let chunks = futures_util::stream::iter(vec![
+            Ok::<_, std::io::Error>(Bytes::from_static(b"1234")),
+            Ok(Bytes::from_static(b"56789")),
+        ]);
+        let read = read_limited(&headers, chunks, 10, &mut bodies.hold(None)).await;
+        assert_eq!(read, Ok(Bytes::from_static(b"123456789")));
     }
 
     #[tokio::test]
