@@ -30,7 +30,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::time::{Instant, Sleep};
 
 use crate::config::ConnectionLimits;
@@ -158,6 +158,7 @@ pub(super) async fn serve_answers<A, F>(
     let (builder, overflow_builder) = (Arc::new(builder), Arc::new(overflow_builder));
     let served = Arc::new(Semaphore::new(limits.max_connections));
     let overflow = Arc::new(Semaphore::new(ConnectionLimits::RESERVED_DESCRIPTORS / 2));
+    let evictions = Evictions::default();
     let graceful = GracefulShutdown::new();
     let workers = Workers::start();
     tracing::debug!(runtimes = workers.len(), "serving connections");
@@ -175,11 +176,14 @@ pub(super) async fn serve_answers<A, F>(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let (permit, builder, first_byte, idle, lifetime) = if let Ok(permit) = served.clone().try_acquire_owned() {
-                    (permit, builder.clone(), limits.first_byte, limits.idle, None)
+                let (place, builder, first_byte, idle, lifetime) = if let Ok(permit) = served.clone().try_acquire_owned() {
+                    (Place::Held(permit), builder.clone(), limits.first_byte, limits.idle, None)
                 } else if let Ok(permit) = overflow.clone().try_acquire_owned() {
                     tracing::debug!("connection limit reached; serving one prompt request");
-                    (permit, overflow_builder.clone(), OVERFLOW_DEADLINE, OVERFLOW_DEADLINE, Some(OVERFLOW_LIFETIME))
+                    (Place::Overflow(permit, evictions.enlist()), overflow_builder.clone(), OVERFLOW_DEADLINE, OVERFLOW_DEADLINE, Some(OVERFLOW_LIFETIME))
+                } else if evictions.evict_oldest() {
+                    tracing::warn!(max = limits.max_connections, "connection limit and overflow reached; closing the oldest overflow connection for a new one");
+                    (Place::Awaited(overflow.clone(), evictions.enlist()), overflow_builder.clone(), OVERFLOW_DEADLINE, OVERFLOW_DEADLINE, Some(OVERFLOW_LIFETIME))
                 } else {
                     tracing::warn!(max = limits.max_connections, "connection limit and overflow reached; closing a new connection");
                     continue;
@@ -188,6 +192,10 @@ pub(super) async fn serve_answers<A, F>(
                 let service = service.clone();
                 // Built on the worker, so that its timers are the worker's.
                 workers.serve(stream, move |stream| async move {
+                    let Some((permit, evicted)) = place.taken().await else {
+                        tracing::debug!("no overflow place came free; closed");
+                        return;
+                    };
                     let watched = Watched::new(stream, first_byte, idle);
                     let enveloped = Enveloped::new(watched);
                     let service = service(enveloped.unread());
@@ -196,14 +204,21 @@ pub(super) async fn serve_answers<A, F>(
                         service,
                     );
                     let served = watcher.watch(connection.into_owned());
-                    let ended = match lifetime {
-                        Some(lifetime) => tokio::time::timeout(lifetime, served)
-                            .await
-                            .unwrap_or_else(|_| {
-                                tracing::debug!("overflow connection past its lifetime; closed");
-                                Ok(())
-                            }),
-                        None => served.await,
+                    let ended = match (lifetime, evicted) {
+                        (Some(lifetime), Some(evicted)) => {
+                            let served = tokio::time::timeout(lifetime, served);
+                            tokio::select! {
+                                ended = served => ended.unwrap_or_else(|_| {
+                                    tracing::debug!("overflow connection past its lifetime; closed");
+                                    Ok(())
+                                }),
+                                () = evicted.notified() => {
+                                    tracing::debug!("overflow connection closed for a newer one");
+                                    Ok(())
+                                }
+                            }
+                        }
+                        _ => served.await,
                     };
                     if let Err(error) = ended {
                         tracing::debug!(%error, "connection ended with an error");
@@ -223,6 +238,75 @@ pub(super) async fn serve_answers<A, F>(
     }
     // Stops the worker threads and whatever is left on them.
     drop(workers);
+}
+
+/// Where a new connection is served: one of the `--max-connections` places, an overflow
+/// place taken at once, or an overflow place to come free once the oldest overflow
+/// connection, told to close, has closed.
+enum Place {
+    Held(tokio::sync::OwnedSemaphorePermit),
+    Overflow(tokio::sync::OwnedSemaphorePermit, Arc<Notify>),
+    Awaited(Arc<Semaphore>, Arc<Notify>),
+}
+
+impl Place {
+    /// The place's permit, and for an overflow connection what tells it to close; `None`
+    /// when no overflow place comes free within [`OVERFLOW_DEADLINE`].
+    async fn taken(self) -> Option<(tokio::sync::OwnedSemaphorePermit, Option<Arc<Notify>>)> {
+        match self {
+            Place::Held(permit) => Some((permit, None)),
+            Place::Overflow(permit, evicted) => Some((permit, Some(evicted))),
+            Place::Awaited(overflow, evicted) => {
+                tokio::time::timeout(OVERFLOW_DEADLINE, overflow.acquire_owned())
+                    .await
+                    .ok()?
+                    .ok()
+                    .map(|permit| (permit, Some(evicted)))
+            }
+        }
+    }
+}
+
+/// The overflow connections, oldest first, each by what tells it to close (held weakly:
+/// a connection that ended is skipped).
+///
+/// Past the connection limit and the overflow's, a new connection closes the oldest
+/// overflow connection and takes its place, instead of being closed at once: otherwise
+/// silent sockets reopened as fast as the overflow drops them (each after
+/// [`OVERFLOW_DEADLINE`]) kept every place, and every health check was refused. A prompt
+/// request is answered in milliseconds, long before as many newer connections as the
+/// overflow holds have come. [design]
+#[derive(Default)]
+struct Evictions {
+    oldest_first: parking_lot::Mutex<std::collections::VecDeque<std::sync::Weak<Notify>>>,
+}
+
+impl Evictions {
+    /// A new overflow connection's place in line: what tells it to close.
+    fn enlist(&self) -> Arc<Notify> {
+        let evicted = Arc::new(Notify::new());
+        let mut line = self.oldest_first.lock();
+        // Connections that ended leave their entries: swept when they outnumber the
+        // overflow's places, so the line stays as long as the overflow is.
+        if line.len() >= ConnectionLimits::RESERVED_DESCRIPTORS {
+            line.retain(|entry| entry.strong_count() > 0);
+        }
+        line.push_back(Arc::downgrade(&evicted));
+        evicted
+    }
+
+    /// Tells the oldest overflow connection still open to close; `false` when there is
+    /// none.
+    fn evict_oldest(&self) -> bool {
+        let mut line = self.oldest_first.lock();
+        while let Some(entry) = line.pop_front() {
+            if let Some(evicted) = entry.upgrade() {
+                evicted.notify_one();
+                return true;
+            }
+        }
+        false
+    }
 }
 
 /// The error that closes a connection on purpose.

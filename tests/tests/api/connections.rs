@@ -343,6 +343,34 @@ async fn beyond_max_connections_health_checks_are_still_answered() {
     drop(silent);
 }
 
+/// Silent sockets holding every place and every overflow place (64), reopened as the
+/// overflow drops them, do not shut health checks out: a new connection past both limits
+/// closes the oldest overflow connection and is served in its place.
+#[tokio::test]
+async fn silent_sockets_filling_the_overflow_too_do_not_shut_out_a_health_check() {
+    let app = spawn_app_with(linkbox::Options {
+        connection_limits: Some(ConnectionLimits {
+            max_connections: 4,
+            first_byte: Duration::from_secs(30),
+            idle: Duration::from_secs(30),
+        }),
+        ..linkbox::Options::default()
+    })
+    .await;
+    let mut silent = Vec::new();
+    let places = 4 + ConnectionLimits::RESERVED_DESCRIPTORS / 2;
+    for _ in 0..places + 16 {
+        silent.push(TcpStream::connect(app.addr).await.expect("connect"));
+    }
+    // Each connection is taken in turn; the last ones in line closed the oldest overflow.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..5 {
+        let reply = app.send(Method::GET, "/_sandbox/health", &[], None).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+    drop(silent);
+}
+
 /// An overflow connection trickling its body a byte at a time (each within the overflow's
 /// 2 s idle deadline) is closed once its lifetime is over, not after the body's whole read
 /// timeout: a few dozen such would otherwise close the overflow to health checks as well.
