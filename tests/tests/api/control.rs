@@ -1546,16 +1546,19 @@ async fn a_snapshot_of_a_sandbox_used_normally_restores_after_a_reset() {
         .any(|request| request["fulfilledAt"].is_string());
     assert!(fulfilled, "{taken}");
     assert!(taken["operations"].as_array().expect("operations").len() >= 2);
-    let reset = app.control(Method::POST, "/reset", Some(&key), None).await;
+    restores_after_a_reset(&app, &key, &taken).await;
+}
+
+/// Resets `key`'s partner, restores `taken`, and finds its snapshot is `taken` again.
+async fn restores_after_a_reset(app: &TestApp, key: &str, taken: &Value) {
+    let reset = app.control(Method::POST, "/reset", Some(key), None).await;
     assert_eq!(reset.status, 200, "{reset:?}");
     let restored = app
-        .control(Method::PUT, "/snapshot", Some(&key), Some(&taken))
+        .control(Method::PUT, "/snapshot", Some(key), Some(taken))
         .await;
     assert_eq!(restored.status, 200, "{restored:?}");
-    let after = app
-        .control(Method::GET, "/snapshot", Some(&key), None)
-        .await;
-    assert_eq!(after.json, taken);
+    let after = app.control(Method::GET, "/snapshot", Some(key), None).await;
+    assert_eq!(&after.json, taken);
 }
 
 /// What API calls make with the sandbox clock moved back restores: a link revoked and one
@@ -1609,16 +1612,7 @@ async fn a_snapshot_of_a_sandbox_whose_clock_moved_back_restores() {
         .control(Method::GET, "/snapshot", Some(&key), None)
         .await
         .json;
-    let reset = app.control(Method::POST, "/reset", Some(&key), None).await;
-    assert_eq!(reset.status, 200, "{reset:?}");
-    let restored = app
-        .control(Method::PUT, "/snapshot", Some(&key), Some(&taken))
-        .await;
-    assert_eq!(restored.status, 200, "{restored:?}");
-    let after = app
-        .control(Method::GET, "/snapshot", Some(&key), None)
-        .await;
-    assert_eq!(after.json, taken);
+    restores_after_a_reset(&app, &key, &taken).await;
 }
 
 /// A restore of state no API call could make is refused with a 400 naming the item and its
