@@ -159,6 +159,7 @@ pub(super) async fn serve_answers<A, F>(
     let served = Arc::new(Semaphore::new(limits.max_connections));
     let overflow = Arc::new(Semaphore::new(ConnectionLimits::RESERVED_DESCRIPTORS / 2));
     let evictions = Evictions::default();
+    let mut crowded = Throttled::default();
     let graceful = GracefulShutdown::new();
     let workers = Workers::start();
     tracing::debug!(runtimes = workers.len(), "serving connections");
@@ -182,10 +183,14 @@ pub(super) async fn serve_answers<A, F>(
                     tracing::debug!("connection limit reached; serving one prompt request");
                     (Place::Overflow(permit, evictions.enlist()), overflow_builder.clone(), OVERFLOW_DEADLINE, OVERFLOW_DEADLINE, Some(OVERFLOW_LIFETIME))
                 } else if evictions.evict_oldest() {
-                    tracing::warn!(max = limits.max_connections, "connection limit and overflow reached; closing the oldest overflow connection for a new one");
+                    if let Some(times) = crowded.due() {
+                        tracing::warn!(max = limits.max_connections, times, "connection limit and overflow reached; closing the oldest silent overflow connection for a new one");
+                    }
                     (Place::Awaited(overflow.clone(), evictions.enlist()), overflow_builder.clone(), OVERFLOW_DEADLINE, OVERFLOW_DEADLINE, Some(OVERFLOW_LIFETIME))
                 } else {
-                    tracing::warn!(max = limits.max_connections, "connection limit and overflow reached; closing a new connection");
+                    if let Some(times) = crowded.due() {
+                        tracing::warn!(max = limits.max_connections, times, "connection limit and overflow reached; closing a new connection");
+                    }
                     continue;
                 };
                 let watcher = graceful.watcher();
@@ -196,7 +201,7 @@ pub(super) async fn serve_answers<A, F>(
                         tracing::debug!("no overflow place came free; closed");
                         return;
                     };
-                    let watched = Watched::new(stream, first_byte, idle);
+                    let watched = Watched::new(stream, first_byte, idle, evicted.clone());
                     let enveloped = Enveloped::new(watched);
                     let service = service(enveloped.unread());
                     let connection = builder.serve_connection_with_upgrades(
@@ -212,7 +217,7 @@ pub(super) async fn serve_answers<A, F>(
                                     tracing::debug!("overflow connection past its lifetime; closed");
                                     Ok(())
                                 }),
-                                () = evicted.notified() => {
+                                () = evicted.close.notified() => {
                                     tracing::debug!("overflow connection closed for a newer one");
                                     Ok(())
                                 }
@@ -245,14 +250,14 @@ pub(super) async fn serve_answers<A, F>(
 /// connection, told to close, has closed.
 enum Place {
     Held(tokio::sync::OwnedSemaphorePermit),
-    Overflow(tokio::sync::OwnedSemaphorePermit, Arc<Notify>),
-    Awaited(Arc<Semaphore>, Arc<Notify>),
+    Overflow(tokio::sync::OwnedSemaphorePermit, Arc<Overflowing>),
+    Awaited(Arc<Semaphore>, Arc<Overflowing>),
 }
 
 impl Place {
     /// The place's permit, and for an overflow connection what tells it to close; `None`
     /// when no overflow place comes free within [`OVERFLOW_DEADLINE`].
-    async fn taken(self) -> Option<(tokio::sync::OwnedSemaphorePermit, Option<Arc<Notify>>)> {
+    async fn taken(self) -> Option<(tokio::sync::OwnedSemaphorePermit, Option<Arc<Overflowing>>)> {
         match self {
             Place::Held(permit) => Some((permit, None)),
             Place::Overflow(permit, evicted) => Some((permit, Some(evicted))),
@@ -267,45 +272,83 @@ impl Place {
     }
 }
 
-/// The overflow connections, oldest first, each by what tells it to close (held weakly:
-/// a connection that ended is skipped).
+/// An overflow connection, as its place in line sees it: what tells it to close, and
+/// whether a byte of a request has come on it.
+#[derive(Default)]
+struct Overflowing {
+    close: Notify,
+    spoke: AtomicBool,
+}
+
+/// The overflow connections, oldest first (held weakly: a connection that ended is
+/// skipped).
 ///
 /// Past the connection limit and the overflow's, a new connection closes the oldest
-/// overflow connection and takes its place, instead of being closed at once: otherwise
-/// silent sockets reopened as fast as the overflow drops them (each after
-/// [`OVERFLOW_DEADLINE`]) kept every place, and every health check was refused. A prompt
-/// request is answered in milliseconds, long before as many newer connections as the
-/// overflow holds have come. [design]
+/// overflow connection that has not sent a byte, and takes its place, instead of being
+/// closed at once: otherwise silent sockets reopened as fast as the overflow drops them
+/// (each after [`OVERFLOW_DEADLINE`]) kept every place, and every health check was refused.
+/// One that has sent a byte is never closed for another: its request may be under way, and
+/// an answer lost after its change was made would be repeated by a client's retry. It ends
+/// within [`OVERFLOW_LIFETIME`]. With none silent, the new connection is closed. [design]
 #[derive(Default)]
 struct Evictions {
-    oldest_first: parking_lot::Mutex<std::collections::VecDeque<std::sync::Weak<Notify>>>,
+    oldest_first: parking_lot::Mutex<std::collections::VecDeque<std::sync::Weak<Overflowing>>>,
 }
 
 impl Evictions {
-    /// A new overflow connection's place in line: what tells it to close.
-    fn enlist(&self) -> Arc<Notify> {
-        let evicted = Arc::new(Notify::new());
+    /// A new overflow connection's place in line.
+    fn enlist(&self) -> Arc<Overflowing> {
+        let overflowing = Arc::new(Overflowing::default());
         let mut line = self.oldest_first.lock();
         // Connections that ended leave their entries: swept when they outnumber the
-        // overflow's places, so the line stays as long as the overflow is.
+        // overflow's places, so the line stays about as long as the overflow is.
         if line.len() >= ConnectionLimits::RESERVED_DESCRIPTORS {
             line.retain(|entry| entry.strong_count() > 0);
         }
-        line.push_back(Arc::downgrade(&evicted));
-        evicted
+        line.push_back(Arc::downgrade(&overflowing));
+        overflowing
     }
 
-    /// Tells the oldest overflow connection still open to close; `false` when there is
-    /// none.
+    /// Tells the oldest overflow connection that is open and has sent nothing to close;
+    /// `false` when there is none. Those that spoke leave the line: they are not closed
+    /// for another, and end by their lifetime.
     fn evict_oldest(&self) -> bool {
         let mut line = self.oldest_first.lock();
         while let Some(entry) = line.pop_front() {
-            if let Some(evicted) = entry.upgrade() {
-                evicted.notify_one();
+            if let Some(overflowing) = entry.upgrade()
+                && !overflowing.spoke.load(Ordering::Acquire)
+            {
+                overflowing.close.notify_one();
                 return true;
             }
         }
         false
+    }
+}
+
+/// A warning written at most once a second, counting the times it was due meanwhile: a
+/// client opening connections by the thousand a second past every limit wrote a line for
+/// each, 6 MB of log a second, and could fill the disk the log goes to.
+#[derive(Default)]
+struct Throttled {
+    last: Option<Instant>,
+    since: u64,
+}
+
+impl Throttled {
+    /// How many times the warning was due since it was last written, when it is to be
+    /// written now.
+    fn due(&mut self) -> Option<u64> {
+        self.since += 1;
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < Duration::from_secs(1))
+        {
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.since))
     }
 }
 
@@ -322,6 +365,9 @@ struct Dropped;
 /// one per read and write.
 struct Watched<T> {
     inner: T,
+    /// An overflow connection's place in line, told once the first byte arrives (and let
+    /// go then): from then on it is not closed for a newer one.
+    overflowing: Option<Arc<Overflowing>>,
     deadline: Pin<Box<Sleep>>,
     /// When the connection is silent too long, as of the last byte moved.
     due: Instant,
@@ -329,10 +375,16 @@ struct Watched<T> {
 }
 
 impl<T> Watched<T> {
-    fn new(inner: T, first_byte: Duration, idle: Duration) -> Watched<T> {
+    fn new(
+        inner: T,
+        first_byte: Duration,
+        idle: Duration,
+        overflowing: Option<Arc<Overflowing>>,
+    ) -> Watched<T> {
         let due = Instant::now() + first_byte;
         Watched {
             inner,
+            overflowing,
             deadline: Box::pin(tokio::time::sleep_until(due)),
             due,
             idle,
@@ -381,6 +433,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
                     this.touch();
+                    if let Some(overflowing) = this.overflowing.take() {
+                        overflowing.spoke.store(true, Ordering::Release);
+                    }
                 }
                 Poll::Ready(Ok(()))
             }
@@ -437,5 +492,22 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_warning_is_written_once_a_second_with_the_times_it_was_due() {
+        let mut crowded = Throttled::default();
+        assert_eq!(crowded.due(), Some(1));
+        for _ in 0..999 {
+            assert_eq!(crowded.due(), None);
+        }
+        tokio::time::advance(Duration::from_millis(1001)).await;
+        assert_eq!(crowded.due(), Some(1000));
+        assert_eq!(crowded.due(), None);
     }
 }

@@ -371,6 +371,40 @@ async fn silent_sockets_filling_the_overflow_too_do_not_shut_out_a_health_check(
     drop(silent);
 }
 
+/// An overflow connection that has sent a byte of its request is never closed for a newer
+/// one (its request may be under way: an answer lost after its change was made would be
+/// repeated by the client's retry); silent ones are.
+#[tokio::test]
+async fn an_overflow_connection_that_has_spoken_is_not_closed_for_a_newer_one() {
+    let app = spawn_app_with(linkbox::Options {
+        connection_limits: Some(ConnectionLimits {
+            max_connections: 1,
+            first_byte: Duration::from_secs(30),
+            idle: Duration::from_secs(30),
+        }),
+        ..linkbox::Options::default()
+    })
+    .await;
+    let mut silent = vec![TcpStream::connect(app.addr).await.expect("connect")];
+    let mut speaking = TcpStream::connect(app.addr).await.expect("connect");
+    speaking
+        .write_all(b"GET /_sandbox/health HTTP/1.1\r\n")
+        .await
+        .expect("half a head");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..ConnectionLimits::RESERVED_DESCRIPTORS / 2 + 40 {
+        silent.push(TcpStream::connect(app.addr).await.expect("connect"));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    speaking
+        .write_all(b"Host: x\r\n\r\n")
+        .await
+        .expect("the rest of the head");
+    let reply = answer(&mut speaking).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    drop(silent);
+}
+
 /// An overflow connection trickling its body a byte at a time (each within the overflow's
 /// 2 s idle deadline) is closed once its lifetime is over, not after the body's whole read
 /// timeout: a few dozen such would otherwise close the overflow to health checks as well.
