@@ -256,18 +256,20 @@ enum Place {
 
 impl Place {
     /// The place's permit, and for an overflow connection what tells it to close; `None`
-    /// when no overflow place comes free within [`OVERFLOW_DEADLINE`].
+    /// when no overflow place comes free within [`OVERFLOW_DEADLINE`], or the connection is
+    /// closed for a newer one first.
     async fn taken(self) -> Option<(tokio::sync::OwnedSemaphorePermit, Option<Arc<Overflowing>>)> {
         match self {
             Place::Held(permit) => Some((permit, None)),
             Place::Overflow(permit, evicted) => Some((permit, Some(evicted))),
-            Place::Awaited(overflow, evicted) => {
-                tokio::time::timeout(OVERFLOW_DEADLINE, overflow.acquire_owned())
-                    .await
-                    .ok()?
-                    .ok()
-                    .map(|permit| (permit, Some(evicted)))
-            }
+            // Closed for a newer one while it waits, too: waiting connections, each
+            // holding a descriptor, do not pile up under a flood of new ones.
+            Place::Awaited(overflow, evicted) => tokio::select! {
+                permit = tokio::time::timeout(OVERFLOW_DEADLINE, overflow.acquire_owned()) => {
+                    permit.ok()?.ok().map(|permit| (permit, Some(evicted.clone())))
+                }
+                () = evicted.close.notified() => None,
+            },
         }
     }
 }
