@@ -1787,6 +1787,16 @@ async fn leaf_user(replica: &Replica, token: &str) -> u16 {
         .0
 }
 
+/// Two replicas of `database` with the admin token `admin-secret` and room for two
+/// partners (`--max-tenants 2`).
+fn two_partner_replicas(database: &str) -> [Replica; 2] {
+    let flags = ["--admin-token", "admin-secret", "--max-tenants", "2"];
+    [
+        Replica::start(database, &flags),
+        Replica::start(database, &flags),
+    ]
+}
+
 /// `POST /_sandbox/reset` as the admin (token `admin-secret`) through `replica`.
 async fn admin_reset(replica: &Replica) {
     let (status, reset, _) = replica
@@ -1807,11 +1817,7 @@ async fn admin_reset(replica: &Replica) {
 async fn an_admin_reset_on_one_replica_forgets_its_partners_on_every_one() {
     let Some(server) = server() else { return };
     let database = fresh_database(&server).await;
-    let flags = ["--admin-token", "admin-secret", "--max-tenants", "2"];
-    let replicas = [
-        Replica::start(&database, &flags),
-        Replica::start(&database, &flags),
-    ];
+    let replicas = two_partner_replicas(&database);
     for n in [61, 62] {
         let (status, created) = replicas[1].create_link(&key(n), "before").await;
         assert_eq!(status, 201, "{created}");
@@ -1955,11 +1961,7 @@ async fn max_tenants_holds_for_new_keys_arriving_at_once_on_every_replica() {
 async fn a_key_forgotten_by_an_admin_reset_is_counted_as_new_on_every_replica() {
     let Some(server) = server() else { return };
     let database = fresh_database(&server).await;
-    let flags = ["--admin-token", "admin-secret", "--max-tenants", "2"];
-    let replicas = [
-        Replica::start(&database, &flags),
-        Replica::start(&database, &flags),
-    ];
+    let replicas = two_partner_replicas(&database);
     let (old, new) = ([key(81), key(82)], [key(83), key(84)]);
     for key in &old {
         let (status, created) = replicas[1].create_link(key, "before").await;
