@@ -775,9 +775,9 @@ fn possible(link: &linkbox_contracts::sandbox::SnapshotLink) -> Result<(), Strin
 }
 
 /// The first id of `ids` that one before it already was.
-fn repeated<'a>(ids: impl Iterator<Item = &'a String>) -> Option<&'a String> {
+fn repeated<'a>(mut ids: impl Iterator<Item = &'a String>) -> Option<&'a String> {
     let mut seen = std::collections::HashSet::new();
-    ids.into_iter().find(|id| !seen.insert(id.as_str()))
+    ids.find(|id| !seen.insert(id.as_str()))
 }
 
 /// Whether a snapshot's user is one the API could have made: its `referenceId` one a
