@@ -297,4 +297,20 @@ async fn made_up_keys_that_only_set_a_webhook_url_are_bounded_by_the_sandbox_bud
         )
         .await;
     assert_leaf_problem(&user, 403, "Forbidden", USERS);
+    // Through the control API, a new Leaf account is refused with its code.
+    let other = app.authenticate("made-up-too").await;
+    let auth = format!("Bearer {other}");
+    let seeded = app
+        .send(
+            Method::POST,
+            "/_sandbox/seed",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            Some(br#"{"api": "leaf", "count": 1}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(seeded.status, 403, "{seeded:?}");
+    assert_eq!(seeded.json["error"]["code"], "STORAGE_FULL", "{seeded:?}");
 }
