@@ -254,9 +254,8 @@ fn refused_type(request: &Request) -> Option<ControlError> {
     }
     // An encoded body is not decompressed: refused as the M2M API refuses one.
     if let Some(encoding) = wire::content_encoding(&request.headers) {
-        return Some(ControlError::UnsupportedType(format!(
-            "Content-Encoding {encoding} is not supported: send the request body uncompressed \
-             (identity)"
+        return Some(ControlError::UnsupportedType(wire::encoding_refused(
+            &encoding,
         )));
     }
     let given = request.headers.get(http::header::CONTENT_TYPE)?;

@@ -36,7 +36,7 @@ pub enum ApiError {
     #[error("{}", messages::BODY_TOO_LARGE)]
     PayloadTooLarge,
     /// A body sent with a `Content-Encoding` other than `identity` (its value, shortened).
-    #[error("Content-Encoding {0} is not supported: send the request body uncompressed (identity)")]
+    #[error("{}", crate::wire::encoding_refused(.0))]
     UnsupportedEncoding(String),
     /// A body past a caller's share of `--max-bodies-mib` (that many bytes).
     #[error("{}", crate::wire::past_share_message(*.0))]

@@ -355,6 +355,14 @@ pub fn add_warnings(response: &mut Response, ignored: &[String]) {
     });
 }
 
+/// The refusal of a body sent with the `Content-Encoding` `encoding` ([`content_encoding`]),
+/// in every API that refuses one.
+pub fn encoding_refused(encoding: &str) -> String {
+    format!(
+        "Content-Encoding {encoding} is not supported: send the request body uncompressed (identity)"
+    )
+}
+
 /// The `Content-Encoding` a body was sent with, quoted and shortened to name in a refusal,
 /// unless it is none or `identity`.
 ///
@@ -394,7 +402,7 @@ pub fn content_encoding(headers: &HeaderMap) -> Option<String> {
 /// but the lists'): ignored, as both vendors' services ignore them, and named in
 /// `X-Linkbox-Warning` as unknown body fields are, so `?expiresInMinutes=120` (M2M) or
 /// `?expiresIn=3600` (Leaf) sent in the query by mistake does not pass unseen. [design]
-pub fn unknown_query(raw: &str) -> Vec<String> {
+fn unknown_query(raw: &str) -> Vec<String> {
     if raw.is_empty() {
         return Vec::new();
     }
