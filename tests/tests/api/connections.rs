@@ -995,3 +995,33 @@ async fn a_body_sent_to_a_leaf_route_that_takes_none_is_not_waited_for_nor_journ
         assert!(entry["body"].is_null(), "{path}: {entry}");
     }
 }
+
+/// Over HTTP/2 the host a request names is its `:authority` (there is no `Host` header):
+/// one naming another host is not this machine's keyless admin, one naming this machine is.
+#[tokio::test]
+async fn over_http2_the_authority_is_the_host_the_keyless_admin_check_reads() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .no_proxy()
+        .resolve("rebind.evil.example", app.addr)
+        .build()
+        .expect("client");
+    let port = app.addr.port();
+    let foreign = client
+        .get(format!(
+            "http://rebind.evil.example:{port}/_sandbox/requests"
+        ))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(foreign.version(), reqwest::Version::HTTP_2);
+    assert_eq!(foreign.status(), 401);
+    let own = client
+        .get(format!("{}/_sandbox/requests", app.base))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(own.version(), reqwest::Version::HTTP_2);
+    assert_eq!(own.status(), 200);
+}
