@@ -274,6 +274,20 @@ async fn strict_app(max_connections: usize) -> TestApp {
     .await
 }
 
+/// A sandbox with a small connection cap and deadlines too long to close any connection
+/// during a test: whatever closes one is the cap's doing.
+async fn patient_app(max_connections: usize) -> TestApp {
+    spawn_app_with(linkbox::Options {
+        connection_limits: Some(ConnectionLimits {
+            max_connections,
+            first_byte: Duration::from_secs(30),
+            idle: Duration::from_secs(30),
+        }),
+        ..linkbox::Options::default()
+    })
+    .await
+}
+
 /// How long until the server closes `stream` (reads to the end), at most `limit`.
 async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
     let started = Instant::now();
@@ -348,15 +362,7 @@ async fn beyond_max_connections_health_checks_are_still_answered() {
 /// closes the oldest overflow connection and is served in its place.
 #[tokio::test]
 async fn silent_sockets_filling_the_overflow_too_do_not_shut_out_a_health_check() {
-    let app = spawn_app_with(linkbox::Options {
-        connection_limits: Some(ConnectionLimits {
-            max_connections: 4,
-            first_byte: Duration::from_secs(30),
-            idle: Duration::from_secs(30),
-        }),
-        ..linkbox::Options::default()
-    })
-    .await;
+    let app = patient_app(4).await;
     let mut silent = Vec::new();
     let places = 4 + ConnectionLimits::RESERVED_DESCRIPTORS / 2;
     for _ in 0..places + 16 {
@@ -376,15 +382,7 @@ async fn silent_sockets_filling_the_overflow_too_do_not_shut_out_a_health_check(
 /// repeated by the client's retry); silent ones are.
 #[tokio::test]
 async fn an_overflow_connection_that_has_spoken_is_not_closed_for_a_newer_one() {
-    let app = spawn_app_with(linkbox::Options {
-        connection_limits: Some(ConnectionLimits {
-            max_connections: 1,
-            first_byte: Duration::from_secs(30),
-            idle: Duration::from_secs(30),
-        }),
-        ..linkbox::Options::default()
-    })
-    .await;
+    let app = patient_app(1).await;
     let mut silent = vec![TcpStream::connect(app.addr).await.expect("connect")];
     let mut speaking = TcpStream::connect(app.addr).await.expect("connect");
     speaking
