@@ -261,31 +261,35 @@ async fn requests_that_cannot_be_parsed_get_linkboxs_envelope_and_are_closed() {
     );
 }
 
-/// A sandbox with short connection deadlines and a small connection cap.
-async fn strict_app(max_connections: usize) -> TestApp {
+/// A sandbox of at most `max_connections` connections, closing one silent for `first_byte`
+/// before its first byte or for `idle` after.
+async fn limited_app(max_connections: usize, first_byte: Duration, idle: Duration) -> TestApp {
     spawn_app_with(linkbox::Options {
         connection_limits: Some(ConnectionLimits {
             max_connections,
-            first_byte: Duration::from_millis(300),
-            idle: Duration::from_millis(600),
+            first_byte,
+            idle,
         }),
         ..linkbox::Options::default()
     })
     .await
 }
 
+/// A sandbox with short connection deadlines and a small connection cap.
+async fn strict_app(max_connections: usize) -> TestApp {
+    limited_app(
+        max_connections,
+        Duration::from_millis(300),
+        Duration::from_millis(600),
+    )
+    .await
+}
+
 /// A sandbox with a small connection cap and deadlines too long to close any connection
 /// during a test: whatever closes one is the cap's doing.
 async fn patient_app(max_connections: usize) -> TestApp {
-    spawn_app_with(linkbox::Options {
-        connection_limits: Some(ConnectionLimits {
-            max_connections,
-            first_byte: Duration::from_secs(30),
-            idle: Duration::from_secs(30),
-        }),
-        ..linkbox::Options::default()
-    })
-    .await
+    let long = Duration::from_secs(30);
+    limited_app(max_connections, long, long).await
 }
 
 /// How long until the server closes `stream` (reads to the end), at most `limit`.
