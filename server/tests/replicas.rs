@@ -305,6 +305,34 @@ async fn what_one_replica_writes_every_other_reads_at_once() {
     assert!(replicas[1].link_ids(&self::key(2)).await.is_empty());
 }
 
+/// A snapshot restored through one replica is the partner's state on every replica, its
+/// webhook URL included (the partner's own row, written with its links), and a replica
+/// started afterwards reads the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_restored_on_one_replica_is_read_whole_on_every_other() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replicas: Vec<Replica> = (0..2).map(|_| Replica::start(&database, &[])).collect();
+    let key = key(3);
+    set_webhook(&replicas[0], &key, "http://127.0.0.1:9/first").await;
+    let (status, created) = replicas[0].create_link(&key, "kept").await;
+    assert_eq!(status, 201, "{created}");
+    let mut snapshot = replicas[0].snapshot(&key).await;
+    snapshot["webhookUrl"] = json!("http://127.0.0.1:9/restored");
+    let (status, restored, _) = replicas[0]
+        .send(
+            reqwest::Method::PUT,
+            "/_sandbox/snapshot",
+            &[("x-api-key", &key)],
+            Some(snapshot.clone()),
+        )
+        .await;
+    assert_eq!(status, 200, "{restored}");
+    assert_eq!(replicas[1].snapshot(&key).await, snapshot);
+    let fresh = Replica::start(&database, &[]);
+    assert_eq!(fresh.snapshot(&key).await, snapshot);
+}
+
 /// A create whose body is large is worked on off the serving thread, and every replica
 /// reads what it wrote the moment it is answered, as for any create.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -205,20 +205,24 @@ impl Partner {
 
     /// Writes the partner's row (its key and portal settings).
     pub(super) fn persist_settings(&self, state: &PartnerState) {
-        self.record(|changes| {
-            changes.put(
-                Table::M2mPartners,
-                &self.slug,
-                &*self.slug,
-                0,
-                &PartnerRow {
-                    key: self.key.as_deref().map(str::to_owned),
-                    webhook_url: state.webhook_url.clone(),
-                    webhook_secret: state.webhook_secret.clone(),
-                    configured: self.configured.clone(),
-                },
-            );
-        });
+        self.record(|changes| self.put_settings(changes, state));
+    }
+
+    /// The partner's row (its key, webhook URL and secret, and portal settings) in
+    /// `changes`.
+    pub(super) fn put_settings(&self, changes: &mut Changes, state: &PartnerState) {
+        changes.put(
+            Table::M2mPartners,
+            &self.slug,
+            &*self.slug,
+            0,
+            &PartnerRow {
+                key: self.key.as_deref().map(str::to_owned),
+                webhook_url: state.webhook_url.clone(),
+                webhook_secret: state.webhook_secret.clone(),
+                configured: self.configured.clone(),
+            },
+        );
     }
 
     /// Writes every partner row again (after a file is loaded: configured partners and

@@ -127,10 +127,12 @@ impl Partner {
         self.replace_rows(&self.state.lock());
     }
 
-    /// Replaces the partner's rows with `state`'s, under the lock that guards it.
+    /// Replaces the partner's rows with `state`'s, under the lock that guards it: its own
+    /// row too, since a snapshot carries the webhook URL, in the same change as the rest.
     fn replace_rows(&self, state: &PartnerState) {
         self.record(|changes| {
             self.clear_state(changes);
+            self.put_settings(changes, state);
             self.put_all(changes, state);
         });
     }
