@@ -1433,6 +1433,57 @@ async fn a_snapshot_of_impossible_state_is_refused_whole() {
                 }
             }),
         ),
+        (
+            "never opened",
+            Box::new(move |s: &mut Value| {
+                let operation = s["links"][operated]["operationId"].take();
+                s["links"][plain]["operationId"] = operation;
+                s["operations"][0]["linkId"] = s["links"][plain]["linkId"].clone();
+                s["operations"][0]["referenceId"] = s["links"][plain]["referenceId"].clone();
+            }),
+        ),
+        (
+            "never opened",
+            Box::new(move |s: &mut Value| {
+                s["dataRequests"][0]["linkId"] = s["links"][plain]["linkId"].clone();
+            }),
+        ),
+        (
+            "already has one",
+            Box::new(|s: &mut Value| {
+                let mut second = s["dataRequests"][0].clone();
+                let id = second["dataRequestId"].as_str().unwrap_or_default();
+                let other = if id.ends_with('0') { '1' } else { '0' };
+                second["dataRequestId"] = json!(format!("{}{other}", &id[..id.len() - 1]));
+                if let Some(requests) = s["dataRequests"].as_array_mut() {
+                    requests.push(second);
+                }
+            }),
+        ),
+        (
+            "at least one",
+            Box::new(|s: &mut Value| s["dataRequests"][0]["requiredFields"] = json!([])),
+        ),
+        (
+            "not a CIP field",
+            Box::new(|s: &mut Value| s["dataRequests"][0]["requiredFields"] = json!(["shoeSize"])),
+        ),
+        (
+            "\"dob\" twice",
+            Box::new(|s: &mut Value| {
+                s["dataRequests"][0]["requiredFields"] = json!(["dob", "idType", "dob"]);
+            }),
+        ),
+        (
+            "userId",
+            Box::new(|s: &mut Value| s["users"][1]["userId"] = s["users"][0]["userId"].clone()),
+        ),
+        (
+            "another link's",
+            Box::new(move |s: &mut Value| {
+                s["links"][plain]["token"] = s["links"][operated]["token"].clone();
+            }),
+        ),
     ];
     for (says, edit) in edits {
         let message = refused_restore(&app, &key, &taken.json, edit).await;

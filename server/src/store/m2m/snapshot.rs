@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use linkbox_contracts::m2m::{LinkStatus, OperationStatus};
+use linkbox_contracts::m2m::{CIP_FIELDS, LinkStatus, OperationStatus};
 use linkbox_contracts::sandbox::{
     M2mSnapshot, OperationView, SnapshotDataRequest, SnapshotLink, SnapshotUser,
 };
@@ -172,7 +172,24 @@ impl Partner {
         if let Some(twice) = repeated(requests.map(|request| &request.data_request_id)) {
             return Err(format!("dataRequestId {twice:?} appears twice"));
         }
+        // Ids and tokens are minted once: two users with one id, or two links with one
+        // token, would each answer for the other.
+        if let Some(twice) = repeated(snapshot.users.iter().map(|user| &user.user_id)) {
+            return Err(format!("userId {twice:?} appears twice"));
+        }
+        let mut tokens = std::collections::HashSet::new();
+        if let Some(link) = snapshot
+            .links
+            .iter()
+            .find(|link| Uuid::parse_str(&link.token).is_ok_and(|token| !tokens.insert(token)))
+        {
+            return Err(format!(
+                "Link {}: token {:?} is another link's",
+                link.link_id, link.token
+            ));
+        }
         operations_of_their_links(&snapshot.links, &snapshot.operations)?;
+        data_requests_of_first_opens(&snapshot.links, &snapshot.data_requests)?;
         let mut merge = Merge::new(self, true);
         for user in &snapshot.users {
             merge.user(&mut state, user.into())?;
@@ -824,6 +841,66 @@ fn operations_of_their_links(
             return Err(format!(
                 "Operation {}: referenceId {:?} is not its link's, {:?}",
                 operation.operation_id, operation.reference_id, link.reference_id
+            ));
+        }
+        if link.opened_at.is_none() {
+            return Err(format!(
+                "Operation {}: its link {} was never opened, and only an opened link makes one",
+                operation.operation_id, operation.link_id
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether each data request is one a link's first open could have made: its link was
+/// opened, no other request names that link (only the first open makes one), and its
+/// `requiredFields` are CIP fields, each once, at least one (the fields the user's data
+/// lacked). A request naming a link the snapshot lacks is left to the merge, which refuses
+/// it.
+fn data_requests_of_first_opens(
+    links: &[SnapshotLink],
+    requests: &[SnapshotDataRequest],
+) -> Result<(), String> {
+    let by_id: HashMap<&str, &SnapshotLink> = links
+        .iter()
+        .map(|link| (link.link_id.as_str(), link))
+        .collect();
+    let mut requested = std::collections::HashSet::new();
+    for request in requests {
+        let id = &request.data_request_id;
+        if let Some(link) = by_id.get(request.link_id.as_str()) {
+            if link.opened_at.is_none() {
+                return Err(format!(
+                    "Data request {id}: its link {} was never opened, and only a first open makes one",
+                    link.link_id
+                ));
+            }
+            if !requested.insert(link.link_id.as_str()) {
+                return Err(format!(
+                    "Data request {id}: link {} already has one, and only its first open makes one",
+                    link.link_id
+                ));
+            }
+        }
+        let fields = &request.required_fields;
+        if fields.is_empty() {
+            return Err(format!(
+                "Data request {id}: requiredFields is empty; a request asks for at least one CIP field"
+            ));
+        }
+        if let Some(field) = fields
+            .iter()
+            .find(|field| !CIP_FIELDS.contains(&field.as_str()))
+        {
+            return Err(format!(
+                "Data request {id}: requiredFields names {field:?}, which is not a CIP field ({})",
+                CIP_FIELDS.join(", ")
+            ));
+        }
+        if let Some(twice) = repeated(fields.iter()) {
+            return Err(format!(
+                "Data request {id}: requiredFields names {twice:?} twice"
             ));
         }
     }
