@@ -65,6 +65,11 @@ impl Clock {
         truncate_to_millis(state.frozen_at.unwrap_or_else(|| offset_now(state.offset)))
     }
 
+    /// Whether the clock is frozen.
+    pub fn is_frozen(&self) -> bool {
+        self.state.read().frozen_at.is_some()
+    }
+
     pub fn reading(&self) -> ClockReading {
         let state = *self.state.read();
         ClockReading {
@@ -126,7 +131,8 @@ impl Clock {
         {
             let mut state = self.state.write();
             match (frozen, state.frozen_at) {
-                (true, None) => state.frozen_at = Some(real_now() + state.offset),
+                // The reading it shows, which stops at the end of 9000 ([`offset_now`]).
+                (true, None) => state.frozen_at = Some(offset_now(state.offset)),
                 (false, Some(at)) => {
                     state.offset = at - real_now();
                     state.frozen_at = None;
@@ -268,6 +274,22 @@ mod tests {
         clock.advance(Duration::seconds(90)).expect("in range");
         assert_eq!(clock.now(), first + Duration::seconds(90));
         assert!(clock.reading().frozen);
+    }
+
+    /// A running clock that reached the last millisecond of 9000 stays there, and freezing
+    /// it freezes what it shows, not the year 9001 its offset would reach.
+    #[test]
+    fn a_clock_frozen_at_the_end_of_its_years_shows_the_last_millisecond() {
+        let clock = Clock::new();
+        clock
+            .set_to(datetime!(9000-12-31 23:59:59.990 UTC))
+            .expect("in range");
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        assert_eq!(clock.now(), LATEST);
+        clock.set_frozen(true);
+        assert_eq!(clock.now(), LATEST);
+        assert!(clock.advance(Duration::seconds(-1)).is_ok());
+        assert_eq!(clock.now(), LATEST - Duration::seconds(1));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! The vendor documents per-minute limits without saying how the minute is counted; linkbox
 //! counts calendar minutes of the sandbox clock [design], so a test can reopen a window by
-//! moving the clock instead of sleeping.
+//! moving the clock instead of sleeping. A frozen clock holds a window as it stands (the
+//! contract suite's limit cases freeze it to count exactly); the 429 then says that its
+//! `Retry-After` waits for the clock (`m2m::error::FROZEN_WINDOW`).
 
 use time::OffsetDateTime;
 

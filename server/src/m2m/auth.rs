@@ -39,7 +39,10 @@ pub fn authorize(request: &Request, quota: Quota) -> Result<Arc<Partner>, ApiErr
             app.limit(quota.per_minute()),
             app.clock.now(),
         )
-        .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
+        .map_err(|retry_after_secs| ApiError::RateLimited {
+            retry_after_secs,
+            frozen: app.clock.is_frozen(),
+        })?;
     Ok(partner)
 }
 

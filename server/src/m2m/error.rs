@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use http::{HeaderValue, StatusCode, header};
-use linkbox_contracts::m2m::{ErrorCode, ErrorDetail, ErrorEnvelope, messages};
+use linkbox_contracts::m2m::{ErrorCode, ErrorDetail, ErrorEnvelope, WARNING_HEADER, messages};
 use warp::reply::Response;
 
 use crate::store::m2m::{KeyError, LinkError};
@@ -56,8 +56,10 @@ pub enum ApiError {
     LinkExpired,
     #[error("{}", messages::REFERENCE_ID_MISMATCH)]
     ReferenceIdMismatch,
+    /// The window is full; `frozen` when the sandbox clock is frozen, so it opens again
+    /// only when the clock moves (windows read the sandbox clock \[design\]).
     #[error("{}", messages::RATE_LIMITED)]
-    RateLimited { retry_after_secs: u64 },
+    RateLimited { retry_after_secs: u64, frozen: bool },
     /// The partner holds what `--max-tenant-mib` allows: a sandbox's limit, not the
     /// vendor's, answered with a status and code the vendor's clients already know.
     #[error("{0}")]
@@ -66,6 +68,12 @@ pub enum ApiError {
     #[error("{0}")]
     Busy(&'static str),
 }
+
+/// The note on a 429 while the sandbox clock is frozen: `Retry-After` counts its seconds,
+/// which do not pass until it is moved. Windows keep reading the frozen clock \[design\]:
+/// that is what makes a test of the limits exact (the contract suite's `m2m.rate-limit.*`
+/// freeze it), and a test that froze it can free the window by moving it.
+pub const FROZEN_WINDOW: &str = "the sandbox clock is frozen: this rate-limit window opens again only when the clock is advanced, set or unfrozen (POST /_sandbox/clock)";
 
 impl ApiError {
     pub fn invalid(message: impl Into<Cow<'static, str>>) -> ApiError {
@@ -119,10 +127,15 @@ impl ApiError {
     pub fn into_response(self) -> Response {
         let mut response = error_response(self.status(), self.code(), self.to_string());
         match self {
-            ApiError::RateLimited { retry_after_secs } => {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            ApiError::RateLimited {
+                retry_after_secs,
+                frozen,
+            } => {
+                let headers = response.headers_mut();
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                if frozen {
+                    headers.insert(WARNING_HEADER, HeaderValue::from_static(FROZEN_WINDOW));
+                }
             }
             ApiError::MethodNotAllowed { allowed, .. } => {
                 if let Ok(value) = HeaderValue::from_str(&allowed) {
@@ -233,6 +246,7 @@ mod tests {
             (
                 ApiError::RateLimited {
                     retry_after_secs: 3,
+                    frozen: false,
                 },
                 429,
                 ErrorCode::RateLimitExceeded,
@@ -268,8 +282,27 @@ mod tests {
     fn a_429_says_when_to_retry() {
         let response = ApiError::RateLimited {
             retry_after_secs: 17,
+            frozen: false,
         }
         .into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "17");
+        assert!(response.headers().get(WARNING_HEADER).is_none());
+    }
+
+    /// `Retry-After` counts seconds of the sandbox clock: while it is frozen they do not
+    /// pass, and the 429 says so.
+    #[test]
+    fn a_429_under_a_frozen_clock_says_the_window_waits_for_the_clock() {
+        let response = ApiError::RateLimited {
+            retry_after_secs: 44,
+            frozen: true,
+        }
+        .into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "44");
+        let warning = response.headers()[WARNING_HEADER]
+            .to_str()
+            .unwrap_or_default();
+        assert!(warning.contains("frozen"), "{warning}");
+        assert!(warning.contains("advanced"), "{warning}");
     }
 }

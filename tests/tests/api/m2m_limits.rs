@@ -34,6 +34,36 @@ async fn rate_limits_can_be_turned_off() {
     }
 }
 
+/// Windows read the sandbox clock, frozen or not; a 429 while it is frozen says that its
+/// `Retry-After` seconds pass only when the clock is moved, and one while it runs does not.
+#[tokio::test]
+async fn a_429_under_a_frozen_clock_says_only_moving_the_clock_reopens_the_window() {
+    let app = frozen_app(Options::default()).await;
+    let key = test_key(2);
+    for i in 0..100 {
+        app.create_link_for(&key, &format!("u{i}")).await;
+    }
+    let limited = app.create_link(&key, &json!({"referenceId": "over"})).await;
+    assert_eq!(limited.status, 429, "{limited:?}");
+    assert_eq!(limited.header("retry-after"), Some("45"));
+    let warning = limited.header("x-linkbox-warning").unwrap_or_default();
+    assert!(warning.contains("clock is frozen"), "{limited:?}");
+    app.app.clock.set_frozen(false);
+    let limited = app.create_link(&key, &json!({"referenceId": "over"})).await;
+    assert_eq!(
+        limited.status, 429,
+        "the window is the same minute: {limited:?}"
+    );
+    assert_eq!(limited.header("x-linkbox-warning"), None, "{limited:?}");
+    app.app.clock.set_frozen(true);
+    app.app
+        .clock
+        .advance(time::Duration::seconds(45))
+        .expect("in range");
+    let admitted = app.create_link(&key, &json!({"referenceId": "over"})).await;
+    assert_eq!(admitted.status, 201, "{admitted:?}");
+}
+
 #[tokio::test]
 async fn a_thousand_concurrent_creates_over_fifty_keys_all_land_once() {
     let app = spawn_app().await;
