@@ -473,6 +473,8 @@ fn rerender(
     }
 }
 
+/// The page of `link`; `message`, a form's outcome, is there exactly when the page answers
+/// that form's POST (at the form's own address).
 fn render(
     app: &App,
     account: &Arc<Account>,
@@ -488,7 +490,13 @@ fn render(
             .is_some_and(|user| !user[provider.credentials_field()].is_null())
     };
     let company = settings.company_name.as_deref().unwrap_or("Leaf");
-    let base = format!("/magic-link/{}", segment(&link.id));
+    // The forms' address relative to this page's, so a page served under a path prefix
+    // (`--public-url https://host/base/`) posts under it too: the GET is at
+    // `…/magic-link/{id}`, a form's answer at `…/magic-link/{id}/{form}`.
+    let base = match message {
+        None => format!("./{}", segment(&link.id)),
+        Some(_) => ".".to_owned(),
+    };
     let body = html! {
         main {
             @if let Some(image) = &settings.header_image {

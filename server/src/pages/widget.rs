@@ -14,6 +14,7 @@
 //! browser, else the user agent's first product name, lowercased, such as `curl`),
 //! `language` the first tag of `Accept-Language` as sent, and `userAgent` verbatim.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use http::{HeaderMap, Method, StatusCode, header};
@@ -35,6 +36,10 @@ use crate::wire::{Request, Router};
 /// The amount the "complete" form suggests: only a suggestion, since a form posted without
 /// an amount is refused rather than completed with this one.
 const DEFAULT_AMOUNT: &str = "100.00";
+
+/// The refusal of the "complete" form posted without an amount, as the control API words
+/// its own.
+const AMOUNT_REQUIRED: &str = "The amount field is required";
 
 /// The widget page's routes.
 pub fn routes() -> Router {
@@ -118,6 +123,11 @@ pub struct Text {
     missing_title: &'static str,
     missing_body: &'static str,
     refused: &'static str,
+    amount_required: &'static str,
+    amount_invalid: &'static str,
+    not_opened: &'static str,
+    operation_exists: &'static str,
+    no_operation_to_cancel: &'static str,
 }
 
 static EN: Text = Text {
@@ -154,6 +164,11 @@ static EN: Text = Text {
     missing_title: "Link not found",
     missing_body: "There is no link at this address.",
     refused: "That could not be done",
+    amount_required: AMOUNT_REQUIRED,
+    amount_invalid: "The amount field must be a number from 0.01 to 1000000000",
+    not_opened: "The link has not been opened: open it first",
+    operation_exists: "The link already has an operation; cancel it first",
+    no_operation_to_cancel: "The link has no operation to cancel",
 };
 
 static ES: Text = Text {
@@ -190,6 +205,11 @@ static ES: Text = Text {
     missing_title: "Enlace no encontrado",
     missing_body: "No hay ningún enlace en esta dirección.",
     refused: "No se pudo realizar",
+    amount_required: "Falta el monto.",
+    amount_invalid: "El monto debe ser un número de 0.01 a 1000000000.",
+    not_opened: "El enlace todavía no se abrió: ábrelo primero.",
+    operation_exists: "El enlace ya tiene un envío; cancélalo primero.",
+    no_operation_to_cancel: "El enlace no tiene un envío que cancelar.",
 };
 
 /// GET /widget/{linkId}/{flow}
@@ -199,7 +219,7 @@ fn show(request: &Request) -> Response {
     let query = query_pairs(&request.query);
     let (partner, detail) = match find(app, link_id, flow) {
         Ok(found) => found,
-        Err(error) => return refusal(choose_lang(&query, None, headers), &error),
+        Err(error) => return refusal(choose_lang(&query, None, headers), None, &error),
     };
     let lang = choose_lang(&query, Some(&detail), headers);
     let user_agent = headers
@@ -222,7 +242,7 @@ fn show(request: &Request) -> Response {
         open_link(app, &partner, link_id, device).err()
     };
     if let Some(error) = refused {
-        return refusal(lang, &error);
+        return refusal(lang, theme_of(&detail, &partner), &error);
     }
     let flash = match field(&query, "done") {
         Some("completed") => Some(lang.text().done_completed),
@@ -268,7 +288,7 @@ fn act(request: &Request, body: Result<bytes::Bytes, crate::wire::BodyError>) ->
     let query = query_pairs(&request.query);
     let (partner, detail) = match find(app, link_id, flow) {
         Ok(found) => found,
-        Err(error) => return refusal(choose_lang(&query, None, headers), &error),
+        Err(error) => return refusal(choose_lang(&query, None, headers), None, &error),
     };
     let lang = choose_lang(&query, Some(&detail), headers);
     let form = form_pairs(body);
@@ -276,7 +296,7 @@ fn act(request: &Request, body: Result<bytes::Bytes, crate::wire::BodyError>) ->
         // A missing or empty amount is refused, as the control API refuses a body without
         // one: the form's suggested amount is the page's, not a default of the action.
         "operation" => match field(&form, "amount") {
-            None => Err(Error::invalid("The amount field is required")),
+            None => Err(Error::invalid(AMOUNT_REQUIRED)),
             Some(amount) => {
                 let request = OperationRequest {
                     amount: amount.parse::<f64>().unwrap_or(f64::NAN),
@@ -289,13 +309,15 @@ fn act(request: &Request, body: Result<bytes::Bytes, crate::wire::BodyError>) ->
         _ => Err(LinkError::LinkNotFound.into()),
     };
     match outcome {
+        // Relative to the form's address (`…/{flow}/{action}`), as the form's own action is
+        // relative to the page's: behind a proxy that serves linkbox under a path
+        // (`--public-url https://host/base/`), both stay under it.
         Ok(done) => see_other(&format!(
-            "/widget/{}/{}?lang={}&done={done}",
-            segment(link_id),
+            "../{}?lang={}&done={done}",
             segment(flow),
             lang.code()
         )),
-        Err(error) => refusal(lang, &error),
+        Err(error) => refusal(lang, theme_of(&detail, &partner), &error),
     }
 }
 
@@ -390,36 +412,27 @@ fn render(
 ) -> Response {
     let text = lang.text();
     let Ok(detail) = partner.link(link_id) else {
-        return refusal(lang, &LinkError::LinkNotFound.into());
+        return refusal(lang, None, &LinkError::LinkNotFound.into());
     };
     let operation = partner.operation(link_id);
     let request = partner
         .data_requests(app.clock.now())
         .into_iter()
         .find(|request| request.link_id == link_id);
-    let theme = detail
-        .theme
-        .clone()
-        .or_else(|| partner.theme.clone())
-        .unwrap_or_else(|| text.default_theme.to_owned());
+    let theme = theme_of(&detail, partner).unwrap_or(text.default_theme);
     let status = match detail.item.status {
         LinkStatus::Created => text.created,
         LinkStatus::Opened => text.opened,
         LinkStatus::Revoked => text.revoked,
     };
-    let action = |what: &str| {
-        format!(
-            "/widget/{}/{}/{what}?lang={}",
-            segment(link_id),
-            segment(&detail.flow),
-            lang.code()
-        )
-    };
+    // Relative to the page's address (`…/widget/{linkId}/{flow}`), so a page served under a
+    // path prefix posts under it too.
+    let action = |what: &str| format!("./{}/{what}?lang={}", segment(&detail.flow), lang.code());
     let live_operation = operation
         .as_ref()
         .is_some_and(|operation| operation.cancelled_at.is_none());
     let body = html! {
-        main class={ "theme-" (theme_class(&theme)) } {
+        main class={ "theme-" (theme_class(theme)) } {
             @if let Some(flash) = flash { p.flash role="status" { (flash) } }
             h1 { (text.title) }
             dl {
@@ -454,7 +467,7 @@ fn render(
     };
     page(
         StatusCode::OK,
-        document(lang.code(), text.title, theme_style(&theme), body),
+        document(lang.code(), text.title, theme_style(theme), body),
     )
 }
 
@@ -490,10 +503,16 @@ fn operation_state(text: &Text, operation: Option<&OperationView>) -> Markup {
     }
 }
 
-/// A 404 or 410 page saying why, or the refusal of a button.
-fn refusal(lang: Lang, error: &Error) -> Response {
+/// The link's theme, else its partner's.
+fn theme_of<'a>(detail: &'a LinkDetail, partner: &'a Partner) -> Option<&'a str> {
+    detail.theme.as_deref().or(partner.theme.as_deref())
+}
+
+/// A 404 or 410 page saying why, or the refusal of a button, in the page's language and,
+/// once the link is known, its theme.
+fn refusal(lang: Lang, theme: Option<&str>, error: &Error) -> Response {
     let text = lang.text();
-    let (status, title, body): (StatusCode, &str, String) = match error {
+    let (status, title, body): (StatusCode, &str, Cow<'_, str>) = match error {
         Error::Link(LinkError::LinkNotFound) | Error::Operation(OperationError::LinkNotFound) => (
             StatusCode::NOT_FOUND,
             text.missing_title,
@@ -506,16 +525,37 @@ fn refusal(lang: Lang, error: &Error) -> Response {
         | Error::Operation(OperationError::Revoked) => {
             (StatusCode::GONE, text.gone_title, text.gone_revoked.into())
         }
-        Error::Invalid(_) => (StatusCode::BAD_REQUEST, text.refused, error.to_string()),
-        _ => (StatusCode::CONFLICT, text.refused, error.to_string()),
+        // The form's one field is the amount: missing, or not one the operations API takes.
+        Error::Invalid(message) => (
+            StatusCode::BAD_REQUEST,
+            text.refused,
+            if message == AMOUNT_REQUIRED {
+                text.amount_required
+            } else {
+                text.amount_invalid
+            }
+            .into(),
+        ),
+        Error::Operation(refused) => {
+            let reason = match refused {
+                OperationError::NotOpened => text.not_opened,
+                OperationError::OperationExists => text.operation_exists,
+                _ => text.no_operation_to_cancel,
+            };
+            (StatusCode::CONFLICT, text.refused, reason.into())
+        }
+        // What the page has no words of its own for (a sandbox limit) is said as the API
+        // says it.
+        _ => (StatusCode::CONFLICT, text.refused, error.to_string().into()),
     };
+    let theme = theme.unwrap_or(text.default_theme);
     page(
         status,
         document(
             lang.code(),
             title,
-            "",
-            html! { main { h1 { (title) } p.error #reason { (body) } } },
+            theme_style(theme),
+            html! { main class={ "theme-" (theme_class(theme)) } { h1 { (title) } p.error #reason { (body) } } },
         ),
     )
 }
@@ -547,6 +587,24 @@ fn theme_style(theme: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The English page says a refusal as the API does: its words are the API's own.
+    #[test]
+    fn english_refusals_are_the_apis_words() {
+        assert_eq!(
+            EN.amount_invalid,
+            format!("The amount field must be a number from 0.01 to {MAX_AMOUNT:.0}")
+        );
+        assert_eq!(EN.not_opened, OperationError::NotOpened.to_string());
+        assert_eq!(
+            EN.operation_exists,
+            OperationError::OperationExists.to_string()
+        );
+        assert_eq!(
+            EN.no_operation_to_cancel,
+            OperationError::NoOperation.to_string()
+        );
+    }
 
     #[test]
     fn languages_parse_from_codes_and_accept_language() {

@@ -193,6 +193,159 @@ async fn the_widget_forms_complete_and_cancel_a_transfer_with_webhooks() {
     assert_eq!(bad.status, 400);
 }
 
+/// The `action`s of a page's forms, as written.
+fn form_actions(page: &str) -> Vec<String> {
+    page.split("action=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(|action| action.replace("&amp;", "&"))
+        .collect()
+}
+
+/// Behind a proxy that serves linkbox under a path (`--public-url https://host/base/`), a
+/// page reached at its public address posts its forms, and is sent back after one, under
+/// that path: forms and redirects are relative to the page, as a browser resolves them.
+#[tokio::test]
+async fn the_pages_forms_and_redirects_stay_under_a_public_path_prefix() {
+    let app = spawn_app().await;
+    let public = reqwest::Url::parse("https://sandbox.example.test/base/").expect("url");
+    let under = |path: &str| public.join(path.trim_start_matches('/')).expect("joined");
+    let key = test_key(41);
+    let body = json!({"referenceId": "u41", "userData": complete_user()});
+    let reply = app.create_link(&key, &body).await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let path = path_of(reply.json["data"]["url"].as_str().expect("url"));
+    let page = get(&app, &path).await;
+    assert_eq!(page.status, 200, "{page:?}");
+    let page_url = under(&path);
+    let actions: Vec<String> = form_actions(&page.text)
+        .iter()
+        .map(|action| page_url.join(action).expect("resolves").to_string())
+        .collect();
+    assert_eq!(
+        actions,
+        [format!("{page_url}/operation?lang=en")],
+        "{}",
+        page.text
+    );
+    let posted = app
+        .client
+        .post(app.url(&format!("{path}/operation")))
+        .header(FORM.0, FORM.1)
+        .body("amount=5")
+        .build()
+        .expect("request");
+    let answer = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .execute(posted)
+        .await
+        .expect("answered");
+    assert_eq!(answer.status(), 303);
+    let location = answer.headers()["location"].to_str().expect("text");
+    let form_url = under(&format!("{path}/operation"));
+    assert_eq!(
+        form_url.join(location).expect("resolves").to_string(),
+        format!("{page_url}?lang=en&done=completed")
+    );
+
+    let token = app.authenticate("farmco").await;
+    let link = leaf_link(
+        &app,
+        &token,
+        "authentication",
+        json!({"externalId": "f41", "provider": "CNHI"}),
+    )
+    .await;
+    let path = path_of(link["link"].as_str().expect("link"));
+    let page = get(&app, &path).await;
+    assert_eq!(page.status, 200, "{page:?}");
+    let connect = under(&format!("{path}/connect"));
+    let resolved: Vec<String> = form_actions(&page.text)
+        .iter()
+        .map(|action| under(&path).join(action).expect("resolves").to_string())
+        .collect();
+    assert!(resolved.contains(&connect.to_string()), "{resolved:?}");
+    // The answer to a form is served at the form's address, and its forms resolve from there.
+    let connected = post_form(&app, &format!("{path}/connect"), "provider=CNHI").await;
+    assert_eq!(connected.status, 200, "{connected:?}");
+    let again: Vec<String> = form_actions(&connected.text)
+        .iter()
+        .map(|action| connect.join(action).expect("resolves").to_string())
+        .collect();
+    assert!(!again.is_empty(), "{}", connected.text);
+    for action in &again {
+        assert!(
+            action.starts_with(&format!("{}/", under(&path))),
+            "{action} is not under the page's address"
+        );
+    }
+}
+
+/// A refused button speaks the page's language and keeps its theme, as the page did.
+#[tokio::test]
+async fn the_widgets_refusals_speak_spanish_in_the_links_theme() {
+    let app = spawn_app().await;
+    let key = test_key(42);
+    let body = json!({"referenceId": "u42", "language": "es", "theme": "dark",
+        "userData": complete_user()});
+    let reply = app.create_link(&key, &body).await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let url = path_of(reply.json["data"]["url"].as_str().expect("url"));
+    let page = get(&app, &url).await;
+    assert!(
+        page.text.contains(r#"<main class="theme-dark">"#),
+        "{}",
+        page.text
+    );
+    let refusals = [
+        (
+            "operation",
+            "amount=0",
+            400,
+            "El monto debe ser un número de 0.01 a 1000000000.",
+        ),
+        ("operation", "", 400, "Falta el monto."),
+        (
+            "cancel",
+            "",
+            409,
+            "El enlace no tiene un envío que cancelar.",
+        ),
+    ];
+    for (action, form, status, reason) in refusals {
+        let refused = post_form(&app, &format!("{url}/{action}"), form).await;
+        assert_eq!(refused.status, status, "{action} {form}: {refused:?}");
+        assert!(
+            refused.text.contains(reason),
+            "{action} {form}: {}",
+            refused.text
+        );
+        assert!(
+            refused.text.contains(r#"<main class="theme-dark">"#),
+            "{}",
+            refused.text
+        );
+        assert!(
+            refused.text.contains(r#"<html lang="es">"#),
+            "{}",
+            refused.text
+        );
+    }
+    let done = post_form(&app, &format!("{url}/operation"), "amount=5").await;
+    assert_eq!(done.status, 200, "{done:?}");
+    let twice = post_form(&app, &format!("{url}/operation"), "amount=5").await;
+    assert_eq!(twice.status, 409, "{twice:?}");
+    assert!(
+        twice
+            .text
+            .contains("El enlace ya tiene un envío; cancélalo primero."),
+        "{}",
+        twice.text
+    );
+}
+
 #[tokio::test]
 async fn the_widget_refuses_amounts_too_large_to_keep() {
     let app = spawn_app().await;
