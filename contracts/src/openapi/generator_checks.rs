@@ -321,9 +321,9 @@ fn texts_that_name_a_constant_show_its_value() {
 }
 
 /// Every operation but the health check declares the 503 any request may get (with
-/// `Retry-After`, in its API's envelope), every one that takes a body its 413, and every
+/// `Retry-After`, in its API's envelope), every one that takes a body its 413, every
 /// control operation its 400, 413 and 415 (one that takes no body reads one sent all the
-/// same).
+/// same), and every M2M operation its 429 with `Retry-After`.
 #[test]
 fn every_operation_declares_the_answers_any_request_may_get() {
     let doc: Value = serde_json::from_str(&super::json()).expect("the document");
@@ -358,6 +358,13 @@ fn every_operation_declares_the_answers_any_request_may_get() {
             if path.starts_with("/_sandbox") {
                 assert!(responses["400"].is_object(), "{method} {path}");
                 assert!(responses["415"].is_object(), "{method} {path}");
+            }
+            // Every M2M operation is rate limited, and its 429 says when to retry.
+            if path.starts_with("/partner") {
+                assert!(
+                    responses["429"]["headers"]["Retry-After"].is_object(),
+                    "429 of {method} {path}"
+                );
             }
         }
     }

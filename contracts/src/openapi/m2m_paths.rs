@@ -88,7 +88,9 @@ pub fn list_links() {}
         (status = 401, description = "Missing or invalid API key", body = ErrorEnvelope),
         (status = 403, description = "Partner suspended", body = ErrorEnvelope),
         (status = 404, description = "Unknown link, or another partner's", body = ErrorEnvelope),
-        (status = 429, description = "Rate limit", body = ErrorEnvelope),
+        (status = 429, description = "Rate limit: 1000 requests a minute",
+            headers(("Retry-After" = u64, description = "Seconds until the next window")),
+            body = ErrorEnvelope),
     ),
     security(("apiKey" = []), ("bearer" = []))
 )]
@@ -115,7 +117,9 @@ pub fn get_link() {}
         (status = 404, description = "Unknown link, or another partner's", body = ErrorEnvelope),
         (status = 413, description = "Body over 10 MiB", body = ErrorEnvelope),
         (status = 415, description = "Body sent with a Content-Encoding other than identity (linkbox does not decompress request bodies)", body = ErrorEnvelope),
-        (status = 429, description = "Rate limit", body = ErrorEnvelope),
+        (status = 429, description = "Rate limit: 1000 requests a minute",
+            headers(("Retry-After" = u64, description = "Seconds until the next window")),
+            body = ErrorEnvelope),
     ),
     security(("apiKey" = []), ("bearer" = []))
 )]
@@ -144,7 +148,9 @@ pub fn revoke_link() {}
         (status = 404, description = "Unknown data request", body = ErrorEnvelope),
         (status = 413, description = "Body over 10 MiB", body = ErrorEnvelope),
         (status = 415, description = "Body sent with a Content-Encoding other than identity (linkbox does not decompress request bodies)", body = ErrorEnvelope),
-        (status = 429, description = "Rate limit", body = ErrorEnvelope),
+        (status = 429, description = "Rate limit: 1000 requests a minute",
+            headers(("Retry-After" = u64, description = "Seconds until the next window")),
+            body = ErrorEnvelope),
     ),
     security(("apiKey" = []), ("bearer" = []))
 )]
@@ -163,7 +169,9 @@ pub fn fulfil_data_request() {}
         (status = 200, description = "The new secret, shown once", body = RegeneratedSecret),
         (status = 401, description = "Missing or invalid API key", body = ErrorEnvelope),
         (status = 403, description = "Partner suspended", body = ErrorEnvelope),
-        (status = 429, description = "Rate limit", body = ErrorEnvelope),
+        (status = 429, description = "Rate limit: 1000 requests a minute",
+            headers(("Retry-After" = u64, description = "Seconds until the next window")),
+            body = ErrorEnvelope),
     ),
     security(("apiKey" = []), ("bearer" = []))
 )]
