@@ -188,8 +188,13 @@ impl Partner {
                 link.link_id, link.token
             ));
         }
-        operations_of_their_links(&snapshot.links, &snapshot.operations)?;
-        data_requests_of_first_opens(&snapshot.links, &snapshot.data_requests)?;
+        let links: HashMap<&str, &SnapshotLink> = snapshot
+            .links
+            .iter()
+            .map(|link| (link.link_id.as_str(), link))
+            .collect();
+        operations_of_their_links(&links, &snapshot.operations)?;
+        data_requests_of_first_opens(&links, &snapshot.data_requests)?;
         let mut merge = Merge::new(self, true);
         for user in &snapshot.users {
             merge.user(&mut state, user.into())?;
@@ -817,13 +822,9 @@ fn acceptable(user: &SnapshotUser) -> Result<(), String> {
 /// `operationId` it is, as the API shows an operation. An operation no link names is left
 /// to the merge, which refuses it.
 fn operations_of_their_links(
-    links: &[SnapshotLink],
+    by_id: &HashMap<&str, &SnapshotLink>,
     operations: &[OperationView],
 ) -> Result<(), String> {
-    let by_id: HashMap<&str, &SnapshotLink> = links
-        .iter()
-        .map(|link| (link.link_id.as_str(), link))
-        .collect();
     for operation in operations {
         let Some(link) = by_id.get(operation.link_id.as_str()) else {
             return Err(format!(
@@ -859,13 +860,9 @@ fn operations_of_their_links(
 /// lacked). A request naming a link the snapshot lacks is left to the merge, which refuses
 /// it.
 fn data_requests_of_first_opens(
-    links: &[SnapshotLink],
+    by_id: &HashMap<&str, &SnapshotLink>,
     requests: &[SnapshotDataRequest],
 ) -> Result<(), String> {
-    let by_id: HashMap<&str, &SnapshotLink> = links
-        .iter()
-        .map(|link| (link.link_id.as_str(), link))
-        .collect();
     let mut requested = std::collections::HashSet::new();
     for request in requests {
         let id = &request.data_request_id;
