@@ -98,11 +98,20 @@ impl Clock {
         }
         {
             let mut state = self.state.write();
-            let reading = state.frozen_at.unwrap_or_else(|| offset_now(state.offset));
-            check_range(reading.checked_add(by))?;
-            state.offset += by;
-            if let Some(frozen) = state.frozen_at.as_mut() {
-                *frozen += by;
+            let real = real_now();
+            let reading = state
+                .frozen_at
+                .unwrap_or_else(|| reading_at(real, state.offset));
+            let to = check_range(reading.checked_add(by))?;
+            match state.frozen_at {
+                Some(_) => {
+                    state.offset += by;
+                    state.frozen_at = Some(to);
+                }
+                // From the reading shown: a clock that ran into the end of 9000 shows its
+                // last millisecond, and a step back from there is a step back from that,
+                // not from the time its offset would have reached.
+                None => state.offset = to - real,
             }
             self.persist(&state);
         }
@@ -219,7 +228,12 @@ fn offset_now(offset: Duration) -> OffsetDateTime {
     if offset.is_zero() {
         return real_now();
     }
-    real_now().checked_add(offset).map_or(
+    reading_at(real_now(), offset)
+}
+
+/// The reading at the real time `real`, [`offset_now`]'s.
+fn reading_at(real: OffsetDateTime, offset: Duration) -> OffsetDateTime {
+    real.checked_add(offset).map_or(
         if offset.is_negative() {
             OffsetDateTime::UNIX_EPOCH
         } else {
@@ -290,6 +304,25 @@ mod tests {
         assert_eq!(clock.now(), LATEST);
         assert!(clock.advance(Duration::seconds(-1)).is_ok());
         assert_eq!(clock.now(), LATEST - Duration::seconds(1));
+    }
+
+    /// A running clock that ran into the end of 9000 steps back from the reading it shows,
+    /// not from the time its offset reached past it.
+    #[test]
+    fn a_step_back_from_the_end_of_its_years_starts_from_the_last_millisecond() {
+        let clock = Clock::new();
+        clock
+            .set_to(datetime!(9000-12-31 23:59:59.900 UTC))
+            .expect("in range");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert_eq!(clock.now(), LATEST);
+        clock.advance(Duration::seconds(-10)).expect("in range");
+        let stepped = clock.now() - (LATEST - Duration::seconds(10));
+        assert!(
+            stepped >= Duration::ZERO && stepped < Duration::milliseconds(150),
+            "{stepped} after the step"
+        );
+        assert!(!clock.reading().frozen);
     }
 
     #[test]
