@@ -1484,6 +1484,36 @@ async fn a_snapshot_of_impossible_state_is_refused_whole() {
                 s["links"][plain]["token"] = s["links"][operated]["token"].clone();
             }),
         ),
+        (
+            "UUID v4",
+            Box::new(move |s: &mut Value| {
+                s["links"][plain]["token"] = json!("6ba7b810-9dad-11d1-80b4-00c04fd430c8");
+            }),
+        ),
+        (
+            "a link lives 5 to 10080 minutes",
+            Box::new(move |s: &mut Value| {
+                s["links"][plain]["expiresAt"] = json!("8999-01-01T00:00:00.000Z");
+            }),
+        ),
+        (
+            "has no link",
+            Box::new(|s: &mut Value| {
+                let user = json!({"userId": format!("user_{}_zz9zz9", s["partner"].as_str().unwrap_or_default()),
+                    "referenceId": "nobody", "userData": null});
+                if let Some(users) = s["users"].as_array_mut() {
+                    users.push(user);
+                }
+            }),
+        ),
+        (
+            "6 letters or digits",
+            Box::new(move |s: &mut Value| {
+                let id = format!("op_{}_ab c!-", s["partner"].as_str().unwrap_or_default());
+                s["links"][operated]["operationId"] = json!(id);
+                s["operations"][0]["operationId"] = json!(id);
+            }),
+        ),
     ];
     for (says, edit) in edits {
         let message = refused_restore(&app, &key, &taken.json, edit).await;

@@ -217,6 +217,13 @@ impl Partner {
         for link in state.links.iter() {
             self.possible_times(link)?;
         }
+        // A user is made by a create of its first link, and links are never deleted.
+        if let Some(user) = state.users.iter().find(|user| user.links.is_empty()) {
+            return Err(format!(
+                "User {} has no link, and only a link's create makes a user",
+                self.user_id(user)
+            ));
+        }
         Ok(state)
     }
 
@@ -234,6 +241,20 @@ impl Partner {
             return Err(format!(
                 "Link {}: expiresAt is not after createdAt",
                 self.link_id(link.suffix)
+            ));
+        }
+        // Every create gives a lifetime of `expiresInMinutes` (or a default of that range);
+        // the clock's moves do not change one.
+        let lifetime = link.expires_at.at() - link.created_at.at();
+        let minutes = |minutes: u32| time::Duration::minutes(i64::from(minutes));
+        if !(minutes(wire::EXPIRES_IN_MINUTES_MIN)..=minutes(wire::EXPIRES_IN_MINUTES_MAX))
+            .contains(&lifetime)
+        {
+            return Err(format!(
+                "Link {}: expiresAt is {lifetime} after createdAt, and a link lives {} to {} minutes",
+                self.link_id(link.suffix),
+                wire::EXPIRES_IN_MINUTES_MIN,
+                wire::EXPIRES_IN_MINUTES_MAX
             ));
         }
         if link.status != LinkStatus::Revoked && link.revoke_reason().is_some() {
@@ -770,11 +791,17 @@ impl<'p> Merge<'p> {
     }
 }
 
-/// Whether a snapshot's link is one the API could have made: its status agrees with its
-/// timestamps (an opened link has `openedAt`, a revoked one `revokedAt`, a created one
-/// neither), and its `metadata` is an object. A restore of one it could not is refused,
+/// Whether a snapshot's link is one the API could have made: its `token` a UUID v4, its
+/// status agrees with its timestamps (an opened link has `openedAt`, a revoked one
+/// `revokedAt`, a created one neither), and its `metadata` is an object. A restore of one it could not is refused,
 /// naming it, rather than served.
 fn possible(link: &linkbox_contracts::sandbox::SnapshotLink) -> Result<(), String> {
+    if !Uuid::parse_str(&link.token).is_ok_and(|token| token.get_version_num() == 4) {
+        return Err(format!(
+            "Link {}: token {:?} is not a UUID v4, as every link's is",
+            link.link_id, link.token
+        ));
+    }
     let (opened, revoked) = (link.opened_at.is_some(), link.revoked_at.is_some());
     let agrees = match link.status {
         linkbox_contracts::m2m::LinkStatus::Created => !opened && !revoked,
@@ -818,14 +845,23 @@ fn acceptable(user: &SnapshotUser) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether each operation's `linkId` and `referenceId` are those of the link whose
-/// `operationId` it is, as the API shows an operation. An operation no link names is left
+/// Whether each operation's id is one the API mints (`op_<slug>_<6 alnum>`) and its
+/// `linkId` and `referenceId` are those of the link whose `operationId` it is, as the API
+/// shows an operation. An operation no link names is left
 /// to the merge, which refuses it.
 fn operations_of_their_links(
     by_id: &HashMap<&str, &SnapshotLink>,
     operations: &[OperationView],
 ) -> Result<(), String> {
     for operation in operations {
+        let id = &operation.operation_id;
+        if !id.rsplit_once('_').is_some_and(|(_, suffix)| {
+            suffix.len() == 6 && suffix.bytes().all(|b| b.is_ascii_alphanumeric())
+        }) {
+            return Err(format!(
+                "Invalid operationId {id:?}: an operation's id ends in 6 letters or digits"
+            ));
+        }
         let Some(link) = by_id.get(operation.link_id.as_str()) else {
             return Err(format!(
                 "Operation {}: linkId {} is not among the snapshot's links",
@@ -1337,12 +1373,18 @@ mod tests {
             assert!(refused.contains("years 0000 to 9999"), "{refused}");
             assert_eq!(partner.snapshot(), before, "{past}");
         }
+        // The link's own expiry, written at +05:00.
+        let expires = timefmt::parse(&before.links[0].expires_at).expect("a time");
         let mut shifted = before.clone();
-        shifted.links[0].expires_at = "2030-01-01T00:00:00+05:00".into();
+        shifted.links[0].expires_at = expires
+            .to_offset(time::macros::offset!(+5))
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("formats");
+        assert!(shifted.links[0].expires_at.ends_with("+05:00"));
         partner.restore(shifted).expect("restore");
         assert_eq!(
             partner.snapshot().links[0].expires_at,
-            "2029-12-31T19:00:00.000Z"
+            before.links[0].expires_at
         );
     }
 
@@ -1361,6 +1403,12 @@ mod tests {
         extra.reference_id = "last".into();
         extra.user_id = format!("user_{}_{}", partner.slug, ids::fmt_alnum6(&last));
         snapshot.users.push(extra);
+        // Its link: only a link's create makes a user.
+        let mut link = snapshot.links[0].clone();
+        link.reference_id = "last".into();
+        link.link_id = format!("link_{}_0123456789ab", partner.slug);
+        link.token = Uuid::new_v4().to_string();
+        snapshot.links.push(link);
         partner.restore(snapshot).expect("restore");
         for n in 0..3 {
             partner
