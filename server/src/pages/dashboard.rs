@@ -53,7 +53,16 @@ pub fn routes() -> Router {
         .post(
             "/_sandbox/ui/{*action}",
             |mut request: Request| async move {
-                let form = form_pairs(request.body(16 * 1024).await);
+                let form = match form_pairs(
+                    request.body(DASHBOARD_FORM_BYTES).await,
+                    DASHBOARD_FORM_BYTES,
+                ) {
+                    Ok(form) => form,
+                    Err(unread) => {
+                        let said = format!("Nothing was done: {}.", unread.message);
+                        return unframed(unread.answer(page(unread.status, sign_in(Some(&said)))));
+                    }
+                };
                 let action = request.param("action");
                 if ACTIONS.contains(&action)
                     && let Some(refusal) = identity::foreign_page(&request.app, &request.headers)
@@ -79,6 +88,9 @@ pub fn routes() -> Router {
             },
         )
 }
+
+/// The most a dashboard form may send: a credential, filters and a button's fields.
+const DASHBOARD_FORM_BYTES: usize = 16 * 1024;
 
 /// The buttons that change something: what [`act`] runs.
 const ACTIONS: [&str; 2] = ["replay", "clock"];

@@ -141,7 +141,18 @@ fn provider_form(
     if let Err(error) = account.check_user_kept(id) {
         return refusal(&error.into());
     }
-    let form = form_pairs(body);
+    let form = match form_pairs(body, FORM_BYTES) {
+        Ok(form) => form,
+        Err(unread) => {
+            return unread.answer(rerender(
+                app,
+                &account,
+                id,
+                unread.status,
+                Err(unread.message.clone()),
+            ));
+        }
+    };
     let provider = field(&form, "provider").unwrap_or_default();
     let (outcome, done) = match action {
         ProviderAction::Connect => (connect(app, &account, id, provider), "Connected to"),

@@ -103,14 +103,59 @@ table{border-collapse:collapse;width:100%;font-size:.85rem}\
 th,td{border-bottom:1px solid #e3e6ea;padding:.3rem .4rem;text-align:left;vertical-align:top}\
 code{font-size:.85em}";
 
-/// The pairs of an `application/x-www-form-urlencoded` body; an unreadable body has none.
-pub fn form_pairs(body: Result<Bytes, BodyError>) -> Vec<(String, String)> {
-    body.map(|bytes| {
-        form_urlencoded::parse(&bytes)
-            .into_owned()
-            .collect::<Vec<_>>()
-    })
-    .unwrap_or_default()
+/// The pairs of an `application/x-www-form-urlencoded` body of at most `limit` bytes, or
+/// why it was not read: its status and what to say. A form past the limit is a 413 naming
+/// it, not a form of no fields (which each page would refuse for a field it lacks).
+pub fn form_pairs(
+    body: Result<Bytes, BodyError>,
+    limit: usize,
+) -> Result<Vec<(String, String)>, FormUnread> {
+    let bytes = body.map_err(|error| match error {
+        BodyError::TooLarge => FormUnread {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("The form is larger than {} KiB", limit / 1024),
+        },
+        BodyError::PastShare(_) => FormUnread {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: error.to_string(),
+        },
+        BodyError::Busy(_) => FormUnread {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: error.to_string(),
+        },
+        BodyError::Late | BodyError::Unreadable => FormUnread {
+            status: StatusCode::BAD_REQUEST,
+            message: error.to_string(),
+        },
+    })?;
+    Ok(form_urlencoded::parse(&bytes).into_owned().collect())
+}
+
+/// A form body not read ([`form_pairs`]).
+#[derive(Debug)]
+pub struct FormUnread {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl FormUnread {
+    /// `page`, the page saying so, with this status, and `Retry-After` on a 503 (no room to
+    /// hold the form now), as the APIs answer one.
+    pub fn answer(&self, mut page: Response) -> Response {
+        *page.status_mut() = self.status;
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            page.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(crate::wire::BUSY_RETRY_AFTER_SECS),
+            );
+        }
+        page
+    }
+
+    /// Whether the form was refused for its size alone.
+    pub fn too_large(&self) -> bool {
+        self.status == StatusCode::PAYLOAD_TOO_LARGE
+    }
 }
 
 /// The last value of `name` among `pairs`, trimmed, if not empty.

@@ -128,6 +128,7 @@ pub struct Text {
     not_opened: &'static str,
     operation_exists: &'static str,
     no_operation_to_cancel: &'static str,
+    form_too_large: &'static str,
 }
 
 static EN: Text = Text {
@@ -169,6 +170,7 @@ static EN: Text = Text {
     not_opened: "The link has not been opened: open it first",
     operation_exists: "The link already has an operation; cancel it first",
     no_operation_to_cancel: "The link has no operation to cancel",
+    form_too_large: "The form is larger than 4 KiB",
 };
 
 static ES: Text = Text {
@@ -210,6 +212,7 @@ static ES: Text = Text {
     not_opened: "El enlace todavía no se abrió: ábrelo primero.",
     operation_exists: "El enlace ya tiene un envío; cancélalo primero.",
     no_operation_to_cancel: "El enlace no tiene un envío que cancelar.",
+    form_too_large: "El formulario pasa de 4 KiB.",
 };
 
 /// GET /widget/{linkId}/{flow}
@@ -291,7 +294,25 @@ fn act(request: &Request, body: Result<bytes::Bytes, crate::wire::BodyError>) ->
         Err(error) => return refusal(choose_lang(&query, None, headers), None, &error),
     };
     let lang = choose_lang(&query, Some(&detail), headers);
-    let form = form_pairs(body);
+    let form = match form_pairs(body, FORM_BYTES) {
+        Ok(form) => form,
+        Err(unread) => {
+            let text = lang.text();
+            let reason = if unread.too_large() {
+                text.form_too_large.into()
+            } else {
+                Cow::from(unread.message.as_str())
+            };
+            let theme = theme_of(&detail, &partner);
+            return unread.answer(refusal_page(
+                lang,
+                theme,
+                unread.status,
+                text.refused,
+                &reason,
+            ));
+        }
+    };
     let outcome = match action {
         // A missing or empty amount is refused, as the control API refuses a body without
         // one: the form's suggested amount is the page's, not a default of the action.
@@ -548,14 +569,25 @@ fn refusal(lang: Lang, theme: Option<&str>, error: &Error) -> Response {
         // says it.
         _ => (StatusCode::CONFLICT, text.refused, error.to_string().into()),
     };
-    let theme = theme.unwrap_or(text.default_theme);
+    refusal_page(lang, theme, status, title, &body)
+}
+
+/// A page saying why not: `title`, then `reason`, in the page's language and theme.
+fn refusal_page(
+    lang: Lang,
+    theme: Option<&str>,
+    status: StatusCode,
+    title: &str,
+    reason: &str,
+) -> Response {
+    let theme = theme.unwrap_or(lang.text().default_theme);
     page(
         status,
         document(
             lang.code(),
             title,
             theme_style(theme),
-            html! { main class={ "theme-" (theme_class(theme)) } { h1 { (title) } p.error #reason { (body) } } },
+            html! { main class={ "theme-" (theme_class(theme)) } { h1 { (title) } p.error #reason { (reason) } } },
         ),
     )
 }

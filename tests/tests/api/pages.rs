@@ -346,6 +346,63 @@ async fn the_widgets_refusals_speak_spanish_in_the_links_theme() {
     );
 }
 
+/// A form past a page's limit is refused for its size, saying the limit, not read as a
+/// form without its fields: on the widget (in the page's language), the Leaf page and the
+/// dashboard.
+#[tokio::test]
+async fn a_form_past_the_pages_limit_is_a_413_saying_so() {
+    let app = spawn_app().await;
+    let key = test_key(43);
+    let body = json!({"referenceId": "u43", "language": "es", "userData": complete_user()});
+    let reply = app.create_link(&key, &body).await;
+    let url = path_of(reply.json["data"]["url"].as_str().expect("url"));
+    get(&app, &url).await;
+    let padded = |form: &str| format!("{form}&x={}", "a".repeat(8 * 1024));
+    let refused = post_form(&app, &format!("{url}/operation"), &padded("amount=1")).await;
+    assert_eq!(refused.status, 413, "{refused:?}");
+    assert!(
+        refused.text.contains("El formulario pasa de 4 KiB."),
+        "{}",
+        refused.text
+    );
+    let kept = app
+        .get_link(&key, reply.json["data"]["linkId"].as_str().expect("id"))
+        .await;
+    assert!(kept.json["data"]["operationId"].is_null(), "{kept:?}");
+
+    let token = app.authenticate("farmco").await;
+    let link = leaf_link(
+        &app,
+        &token,
+        "authentication",
+        json!({"externalId": "f43", "provider": "CNHI"}),
+    )
+    .await;
+    let path = path_of(link["link"].as_str().expect("link"));
+    get(&app, &path).await;
+    let refused = post_form(&app, &format!("{path}/connect"), &padded("provider=CNHI")).await;
+    assert_eq!(refused.status, 413, "{refused:?}");
+    assert!(
+        refused.text.contains("The form is larger than 4 KiB"),
+        "{}",
+        refused.text
+    );
+
+    let refused = post_form(&app, "/_sandbox/ui/links", &padded(&format!("key={key}"))).await;
+    assert_eq!(
+        refused.status, 200,
+        "16 KiB is the dashboard's: {refused:?}"
+    );
+    let large = format!("key={key}&x={}", "a".repeat(20 * 1024));
+    let refused = post_form(&app, "/_sandbox/ui/links", &large).await;
+    assert_eq!(refused.status, 413, "{refused:?}");
+    assert!(
+        refused.text.contains("The form is larger than 16 KiB"),
+        "{}",
+        refused.text
+    );
+}
+
 #[tokio::test]
 async fn the_widget_refuses_amounts_too_large_to_keep() {
     let app = spawn_app().await;
