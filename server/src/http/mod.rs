@@ -58,6 +58,8 @@ struct Surface {
 struct Surfaces {
     m2m: Surface,
     leaf: Surface,
+    /// The end user's pages, whose refusals are pages too.
+    pages: Surface,
     sandbox: Surface,
     /// `--shadow-m2m`, `--shadow-leaf`: the APIs forwarded to the vendor.
     shadow: Option<shadow::Shadow>,
@@ -80,6 +82,11 @@ impl Surfaces {
                 not_found: leaf::not_found,
                 wrong_method: leaf::wrong_method,
             },
+            pages: Surface {
+                router: pages::end_user_routes(),
+                not_found: pages::not_found,
+                wrong_method: pages::wrong_method,
+            },
             sandbox: Surface {
                 router: control::routes()
                     .merge(pages::routes())
@@ -96,6 +103,8 @@ impl Surfaces {
             &self.m2m
         } else if leaf::owns(path) {
             &self.leaf
+        } else if pages::owns(path) {
+            &self.pages
         } else {
             &self.sandbox
         }
@@ -104,7 +113,7 @@ impl Surfaces {
     /// Every route of every surface, for the test that holds them to the OpenAPI document.
     #[cfg(test)]
     fn list(&self) -> Vec<(Method, String)> {
-        [&self.m2m, &self.leaf, &self.sandbox]
+        [&self.m2m, &self.leaf, &self.pages, &self.sandbox]
             .into_iter()
             .flat_map(|surface| surface.router.list())
             .map(|(method, path)| (method.clone(), path.to_owned()))
@@ -1524,6 +1533,9 @@ mod tests {
         for (method, pattern) in surfaces.sandbox.router.list() {
             let path = path(pattern);
             assert!(is_control(&path) || tenantless(&path), "{method} {pattern}");
+        }
+        for (method, pattern) in surfaces.pages.router.list() {
+            assert!(tenantless(&path(pattern)), "{method} {pattern}");
         }
     }
 

@@ -56,6 +56,18 @@ pub fn routes() -> Router {
             let head = request.method == Method::HEAD;
             show(request.param("id"), &request.app, head)
         })
+        // A form's address opened as a page (a reload, a bookmark, history) is the page: a
+        // visit, counted as any other.
+        .get("/magic-link/{id}/connect", |request: Request| async move {
+            back_to_the_page(&request)
+        })
+        .get(
+            "/magic-link/{id}/disconnect",
+            |request: Request| async move { back_to_the_page(&request) },
+        )
+        .get("/magic-link/{id}/upload", |request: Request| async move {
+            back_to_the_page(&request)
+        })
         .post(
             "/magic-link/{id}/connect",
             |mut request: Request| async move {
@@ -468,6 +480,12 @@ async fn read_zip(headers: &HeaderMap, body: Bytes) -> Result<(String, u64), Upl
 
 fn is_expired(app: &App, link: &wire::MagicLink) -> bool {
     timefmt::parse(&link.expires_at).is_some_and(|expires_at| expires_at <= app.clock.now())
+}
+
+/// 303 from a form's address (`…/{id}/{form}`) to the page, relative (as the form's own
+/// action is).
+fn back_to_the_page(request: &Request) -> Response {
+    super::see_other(&format!("../{}", segment(request.param("id"))))
 }
 
 /// The page again after a form, without counting an access.

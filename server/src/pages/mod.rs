@@ -23,12 +23,56 @@ use crate::wire::{BodyError, Router};
 /// The most a page's form post may send: a few fields, urlencoded.
 pub const FORM_BYTES: usize = 4 * 1024;
 
-/// Every page.
+/// The operator's pages: the landing page and the dashboard, under the control API's
+/// envelope for what they do not serve.
 pub fn routes() -> Router {
-    widget::routes()
-        .merge(magic_link::routes())
-        .merge(dashboard::routes())
+    dashboard::routes()
         .merge(Router::new().get("/", |_request: crate::wire::Request| async { landing() }))
+}
+
+/// The end user's pages: the M2M widget and the Leaf page, reached from a link's URL by a
+/// browser ([`owns`]).
+pub fn end_user_routes() -> Router {
+    widget::routes().merge(magic_link::routes())
+}
+
+/// Whether `path` is an end user's page's (`/widget/…`, `/magic-link/…`): what those paths
+/// do not serve is an HTML page too, never an API's JSON ([`not_found`], [`wrong_method`]).
+pub fn owns(path: &str) -> bool {
+    ["/widget", "/magic-link"].iter().any(|root| {
+        path.strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
+/// 404 for an end user's address no page is at.
+pub fn not_found(_method: &http::Method, _path: &str) -> Response {
+    html(
+        StatusCode::NOT_FOUND,
+        document(
+            "en",
+            "Page not found",
+            "",
+            html! { main { h1 { "Page not found" } p.error #reason { "There is no page at this address. Open the link you were given again." } } },
+        ),
+    )
+}
+
+/// 405, with `Allow`, for a page's address and a method it does not take.
+pub fn wrong_method(method: &http::Method, _path: &str, allow: String) -> Response {
+    let mut response = html(
+        StatusCode::METHOD_NOT_ALLOWED,
+        document(
+            "en",
+            "Not available",
+            "",
+            html! { main { h1 { "Not available" } p.error #reason { (format!("This address does not take {method}: open the link you were given again.")) } } },
+        ),
+    );
+    if let Ok(value) = HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
 }
 
 /// `GET /`: where to go from here.

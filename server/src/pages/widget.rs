@@ -55,6 +55,26 @@ pub fn routes() -> Router {
             },
         )
         .reading(FORM_BYTES)
+        // A form's address opened as a page (a reload, a bookmark, history) is the page.
+        .get(
+            "/widget/{linkId}/{flow}/operation",
+            |request: Request| async move { back_to_the_page(&request) },
+        )
+        .get(
+            "/widget/{linkId}/{flow}/cancel",
+            |request: Request| async move { back_to_the_page(&request) },
+        )
+}
+
+/// 303 from a form's address (`…/{flow}/{action}`) to the page, relative (as the form's
+/// own action is), in the language the address names.
+fn back_to_the_page(request: &Request) -> Response {
+    let query = query_pairs(&request.query);
+    let lang = field(&query, "lang")
+        .and_then(Lang::parse)
+        .map(|lang| format!("?lang={}", lang.code()))
+        .unwrap_or_default();
+    see_other(&format!("../{}{lang}", segment(request.param("flow"))))
 }
 
 /// Which language the page speaks.

@@ -403,6 +403,73 @@ async fn a_form_past_the_pages_limit_is_a_413_saying_so() {
     );
 }
 
+/// `method path` answered as sent, without following a redirect.
+async fn unfollowed(app: &TestApp, method: Method, path: &str) -> reqwest::Response {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .request(method, app.url(path))
+        .send()
+        .await
+        .expect("answered")
+}
+
+/// An end user's address opened as a page — a form's address reloaded, a trailing slash,
+/// another method — gets a page or is sent to one, never an API's JSON.
+#[tokio::test]
+async fn a_pages_other_addresses_answer_as_pages() {
+    let app = spawn_app().await;
+    let key = test_key(44);
+    let reply = app.create_link(&key, &json!({"referenceId": "u44"})).await;
+    let url = path_of(reply.json["data"]["url"].as_str().expect("url"));
+    let token = app.authenticate("farmco").await;
+    let link = leaf_link(
+        &app,
+        &token,
+        "authentication",
+        json!({"externalId": "f44", "provider": "CNHI"}),
+    )
+    .await;
+    let leaf = path_of(link["link"].as_str().expect("link"));
+    let base = reqwest::Url::parse(&app.url("/")).expect("url");
+    for (form, page) in [
+        (format!("{url}/operation?lang=es"), format!("{url}?lang=es")),
+        (format!("{url}/cancel"), url.clone()),
+        (format!("{leaf}/connect"), leaf.clone()),
+        (format!("{leaf}/upload"), leaf.clone()),
+    ] {
+        let answer = unfollowed(&app, Method::GET, &form).await;
+        assert_eq!(answer.status(), 303, "{form}");
+        let location = answer.headers()["location"].to_str().expect("text");
+        let resolved = base.join(&form).and_then(|at| at.join(location));
+        assert_eq!(
+            resolved.expect("resolves").as_str(),
+            base.join(&page).expect("url").as_str(),
+            "{form}"
+        );
+    }
+    for (method, path, status) in [
+        (Method::GET, format!("{url}/"), 404),
+        (Method::GET, format!("{leaf}/"), 404),
+        (Method::GET, "/widget".to_owned(), 404),
+        (Method::GET, format!("{url}/nothing"), 405),
+        (Method::PUT, url.clone(), 405),
+        (Method::DELETE, format!("{leaf}/connect"), 405),
+    ] {
+        let answer = unfollowed(&app, method.clone(), &path).await;
+        assert_eq!(answer.status(), status, "{method} {path}");
+        let kind = answer.headers()["content-type"]
+            .to_str()
+            .expect("text")
+            .to_owned();
+        assert!(kind.starts_with("text/html"), "{method} {path}: {kind}");
+        if status == 405 {
+            assert!(answer.headers().contains_key("allow"), "{method} {path}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_widget_refuses_amounts_too_large_to_keep() {
     let app = spawn_app().await;
