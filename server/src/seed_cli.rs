@@ -82,7 +82,16 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();
             progress.abandon();
-            anyhow::bail!("{}", refusal(&url, status, &text, &args.api));
+            // The sandbox speaks of this batch; the batches before it were kept.
+            let before = if done > 0 {
+                format!(
+                    " (that was batch {} of this seed: the {done} links of the batches before it were stored, their ids printed above)",
+                    batch + 1
+                )
+            } else {
+                String::new()
+            };
+            anyhow::bail!("{}{before}", refusal(&url, status, &text, &args.api));
         }
         let Ok(seeded) = response.json::<SeedResult>().await else {
             progress.abandon();

@@ -44,6 +44,60 @@ async fn linkbox_seed_prints_one_created_id_per_line_in_batches() {
     assert_eq!(partner.link_count(), 150);
 }
 
+/// A seed of many batches refused part-way (the partner's storage budget full) says that
+/// the batches before the refused one were stored, and printed their ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linkbox_seed_refused_part_way_says_what_was_stored() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let options = Options {
+        max_tenant_mib: Some(1),
+        ..Options::default()
+    };
+    let app = App::new(Settings::resolve(options, addr));
+    tokio::spawn(linkbox::serve(
+        listener,
+        app.clone(),
+        std::future::pending(),
+    ));
+    let key = "m2m_test_cli00000000000000000000000000001";
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_linkbox"))
+            .args([
+                "seed",
+                "--target",
+                &format!("http://{addr}"),
+                "--api",
+                "m2m",
+            ])
+            .args(["--count", "5000", "--key", key, "--rng-seed", "3"])
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joins");
+    assert!(!output.status.success(), "{output:?}");
+    let printed = String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .lines()
+        .count();
+    let stored = app
+        .store
+        .m2m()
+        .authenticate(key)
+        .expect("partner")
+        .link_count();
+    assert!(printed > 0 && printed < 5000, "{printed} printed");
+    assert_eq!(stored, printed);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "the {printed} links of the batches before it were stored"
+        )),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn linkbox_seed_fails_clearly_without_a_sandbox() {
     let output = Command::new(env!("CARGO_BIN_EXE_linkbox"))
