@@ -475,7 +475,15 @@ fn leaf_links(app: &App, scope: &Scope) -> Markup {
                 }
                 @for account in &accounts {
                     @for widget in Widget::ALL {
-                        @let (links, _) = account.list_magic_links(widget, None, Some((0, 100)));
+                        @let (links, total) = account.list_magic_links(widget, None, Some((0, 100)));
+                        @if total > links.len() as u64 {
+                            tr { td colspan="6" {
+                                "showing the newest " (links.len()) " of " (thousands(total)) " "
+                                (widget.path_segment()) " links"
+                                @if matches!(scope, Scope::Admin) { " of " (account.username) }
+                                " (GET /services/widgets/api/magic-link/" (widget.path_segment()) " lists them all)"
+                            } }
+                        }
                         @for link in &links {
                             @let user = account.user(&link.leaf_user_id).map(|user| user.name).unwrap_or_default();
                             @let expired = timefmt::parse(&link.expires_at).is_some_and(|at| at <= now);

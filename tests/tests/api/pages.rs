@@ -964,6 +964,39 @@ async fn the_leaf_control_endpoints_count_accesses_and_connect_only_for_their_ac
     assert_eq!(gone.json["error"]["code"], "LINK_USED_UP");
 }
 
+/// The Leaf table shows an account's newest 100 links of a kind and says how many there
+/// are when there are more.
+#[tokio::test]
+async fn the_dashboards_leaf_table_says_when_it_shows_only_the_newest() {
+    let app = spawn_app().await;
+    let token = app.authenticate("manyfarms").await;
+    let seeded = app
+        .send(
+            Method::POST,
+            "/_sandbox/seed",
+            &[
+                ("authorization", &format!("Bearer {token}")),
+                ("content-type", "application/json"),
+            ],
+            Some(
+                json!({"api": "leaf", "count": 150, "rngSeed": 4, "mix": {"provider": 1}})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!(seeded.status, 201, "{seeded:?}");
+    let page = post_form(&app, "/_sandbox/ui", &format!("token={token}")).await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(
+        page.text
+            .contains("showing the newest 100 of 150 provider links"),
+        "{}",
+        page.text
+    );
+    assert_eq!(page.text.matches("href=\"/magic-link/").count(), 100);
+}
+
 #[tokio::test]
 async fn the_dashboard_shows_a_tenant_escapes_everything_and_its_forms_work() {
     let app = spawn_app().await;
