@@ -34,7 +34,7 @@ use linkbox_contracts::timefmt;
 use maud::{Markup, html};
 use warp::reply::Response;
 
-use super::{document, field, form_pairs, html as page};
+use super::{document_at, field, form_pairs, html as page, to_root};
 use crate::app::App;
 use crate::journal::JournalFilter;
 use crate::ops::identity::{self, Refusal, Scope};
@@ -60,7 +60,9 @@ pub fn routes() -> Router {
                     Ok(form) => form,
                     Err(unread) => {
                         let said = format!("Nothing was done: {}.", unread.message);
-                        return unframed(unread.answer(page(unread.status, sign_in(Some(&said)))));
+                        return unframed(
+                            unread.answer(page(unread.status, sign_in(&request.path, Some(&said)))),
+                        );
                     }
                 };
                 let action = request.param("action");
@@ -72,7 +74,10 @@ pub fn routes() -> Router {
                         _ => "its Origin header names another site",
                     };
                     let message = format!("{FOREIGN_FORM} ({why}).");
-                    return unframed(page(StatusCode::FORBIDDEN, sign_in(Some(&message))));
+                    return unframed(page(
+                        StatusCode::FORBIDDEN,
+                        sign_in(&request.path, Some(&message)),
+                    ));
                 }
                 let (status, message) = act(&request, action, &form)
                     .map_or((StatusCode::OK, None), |(status, said)| {
@@ -201,11 +206,16 @@ fn dashboard(
 ) -> Response {
     let app = &request.app;
     let Some(scope) = viewer(request, form) else {
-        return page(StatusCode::OK, sign_in(None));
+        return page(StatusCode::OK, sign_in(&request.path, None));
     };
     let scope = match scope {
         Ok(scope) => scope,
-        Err(error) => return page(StatusCode::UNAUTHORIZED, sign_in(Some(&error.to_string()))),
+        Err(error) => {
+            return page(
+                StatusCode::UNAUTHORIZED,
+                sign_in(&request.path, Some(&error.to_string())),
+            );
+        }
     };
     let hidden = html! {
         @if let Some(key) = field(form, "key") { input type="hidden" name="key" value=(key); }
@@ -230,7 +240,7 @@ fn dashboard(
                 h2 { "Clock" }
                 p { "Now " code #now { (timefmt::millis(reading.now)) } ", offset "
                     (reading.offset.whole_seconds()) " s" @if reading.frozen { ", frozen" } }
-                form method="post" action="/_sandbox/ui/clock" {
+                form method="post" action="_sandbox/ui/clock" {
                     (hidden)
                     label { "Advance by (seconds) " input name="advanceSeconds" type="number" value="3600"; }
                     " " button #advance type="submit" { "Advance" }
@@ -251,11 +261,18 @@ fn dashboard(
     };
     page(
         StatusCode::OK,
-        document("en", "linkbox dashboard", STYLE, body),
+        document_at(
+            Some(&to_root(&request.path)),
+            "en",
+            "linkbox dashboard",
+            STYLE,
+            body,
+        ),
     )
 }
 
-fn sign_in(error: Option<&str>) -> Markup {
+/// The sign-in page for a request at `path`.
+fn sign_in(path: &str, error: Option<&str>) -> Markup {
     let body = html! {
         main {
             h1 { "linkbox dashboard" }
@@ -263,13 +280,13 @@ fn sign_in(error: Option<&str>) -> Markup {
             (credentials_form())
         }
     };
-    document("en", "linkbox dashboard", STYLE, body)
+    document_at(Some(&to_root(path)), "en", "linkbox dashboard", STYLE, body)
 }
 
 /// The form naming who looks: the sign-in page's, and the admin's to look as one tenant.
 fn credentials_form() -> Markup {
     html! {
-        form method="post" action="/_sandbox/ui" {
+        form method="post" action="_sandbox/ui" {
             p { label { "M2M API key " input name="key" type="password" autocomplete="off"; } }
             p { "or" }
             p { label { "Leaf id_token (or admin token) " input name="token" type="password" autocomplete="off"; } }
@@ -359,7 +376,7 @@ fn m2m_links(app: &App, scope: &Scope, form: &[(String, String)], hidden: &Marku
     html! {
         section #m2m-links {
             h2 { "M2M links" }
-            form method="post" action="/_sandbox/ui/links" {
+            form method="post" action="_sandbox/ui/links" {
                 (hidden)
                 @for text in &refused { p.error role="alert" { (text) } }
                 label { "Status " select name="status" {
@@ -392,7 +409,7 @@ fn m2m_links(app: &App, scope: &Scope, form: &[(String, String)], hidden: &Marku
                     @let expired = item.status != LinkStatus::Revoked
                         && timefmt::parse(&item.expires_at).is_some_and(|at| at <= now);
                     tr {
-                        td { a href=(own_page(&item.url, &app.settings.m2m_widget_base, "/widget")) { code { (item.link_id) } } }
+                        td { a href=(own_page(&item.url, &app.settings.m2m_widget_base, "widget")) { code { (item.link_id) } } }
                         td { (item.reference_id) }
                         td { (serde_json::to_value(item.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
                              @if expired { " (expired)" } }
@@ -406,7 +423,8 @@ fn m2m_links(app: &App, scope: &Scope, form: &[(String, String)], hidden: &Marku
     }
 }
 
-/// Where a link's anchor goes: linkbox's own page for it, root-relative, whatever base
+/// Where a link's anchor goes: linkbox's own page for it, from linkbox's root (the page's
+/// `<base>`, [`super::to_root`]), whatever base
 /// `--m2m-widget-base` or `--leaf-link-base` gives the APIs' URLs. That base may be the
 /// vendor's own host, which knows nothing of the sandbox's links, and whoever clicks here
 /// means to play the end user in this sandbox. `url` is `{base}{rest}`; `path` is the
@@ -488,7 +506,7 @@ fn leaf_links(app: &App, scope: &Scope) -> Markup {
                             @let user = account.user(&link.leaf_user_id).map(|user| user.name).unwrap_or_default();
                             @let expired = timefmt::parse(&link.expires_at).is_some_and(|at| at <= now);
                             tr {
-                                td { a href=(own_page(&link.link, &app.settings.leaf_link_base, "/magic-link")) { code { (link.id) } } }
+                                td { a href=(own_page(&link.link, &app.settings.leaf_link_base, "magic-link")) { code { (link.id) } } }
                                 td { (widget.path_segment()) }
                                 td { (user) }
                                 td { (link.usage_count) " / " (link.max_usage) }
@@ -532,7 +550,7 @@ fn deliveries(app: &App, scope: &Scope, hidden: &Markup) -> Markup {
                         }
                         td { @match delivery.next_attempt_at.as_deref() { Some(at) => (when(at)), None => "—" } }
                         td {
-                            form.inline method="post" action="/_sandbox/ui/replay" {
+                            form.inline method="post" action="_sandbox/ui/replay" {
                                 (hidden)
                                 input type="hidden" name="delivery" value=(delivery.id);
                                 button.secondary type="submit" { "Replay" }

@@ -82,14 +82,26 @@ fn landing() -> Response {
             h1 { "linkbox" }
             p { "A local sandbox of LeapFinancial's M2M partner-link API and Leaf Agriculture's magic-link API." }
             ul {
-                li { a href="/_sandbox/ui" { "Dashboard" } " — links, webhook deliveries, the request journal, the clock" }
-                li { a href="/docs" { "API reference" } }
-                li { a href="/openapi.json" { "OpenAPI document" } }
-                li { a href="/_sandbox/health" { "Health check" } }
+                li { a href="_sandbox/ui" { "Dashboard" } " — links, webhook deliveries, the request journal, the clock" }
+                li { a href="docs" { "API reference" } }
+                li { a href="openapi.json" { "OpenAPI document" } }
+                li { a href="_sandbox/health" { "Health check" } }
             }
         }
     };
-    html(StatusCode::OK, document("en", "linkbox", "", body))
+    html(
+        StatusCode::OK,
+        document_at(Some(&to_root("/")), "en", "linkbox", "", body),
+    )
+}
+
+/// The way from the page at `path` back to linkbox's root, as a relative reference: `./`
+/// for `/` or `/a`, `../` for `/a/b`, `../../` for `/a/b/c`.
+pub fn to_root(path: &str) -> String {
+    match path.matches('/').count().saturating_sub(1) {
+        0 => "./".to_owned(),
+        depth => "../".repeat(depth),
+    }
 }
 
 /// An HTML response; pages show live state, so nothing is cached.
@@ -117,12 +129,27 @@ pub fn see_other(location: &str) -> Response {
 
 /// A whole document: `lang`, a title, the page's own style after the shared one.
 pub fn document(lang: &str, title: &str, style: &str, body: Markup) -> Markup {
+    document_at(None, lang, title, style, body)
+}
+
+/// [`document`], with its relative links and forms read from `base` (a `<base href>`): the
+/// operator's pages write linkbox's paths without their leading `/` and set `base` to
+/// [`to_root`] of their own path, so a page reached under a path prefix
+/// (`--public-url https://host/base/`) links and posts under it too.
+pub fn document_at(
+    base: Option<&str>,
+    lang: &str,
+    title: &str,
+    style: &str,
+    body: Markup,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang=(lang) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(base) = base { base href=(base); }
                 title { (title) }
                 style { (PreEscaped(BASE_STYLE)) (PreEscaped(style)) }
             }

@@ -281,6 +281,36 @@ async fn the_pages_forms_and_redirects_stay_under_a_public_path_prefix() {
             "{action} is not under the page's address"
         );
     }
+
+    // The operator's pages read their links and forms from a `<base>` of linkbox's root.
+    let base_of = |page: &str| {
+        page.split("<base href=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .map(str::to_owned)
+            .expect("a base")
+    };
+    let landing = get(&app, "/").await;
+    let root = under("/").join(&base_of(&landing.text)).expect("resolves");
+    assert_eq!(root, public);
+    assert!(
+        landing.text.contains(r#"href="_sandbox/ui""#),
+        "{}",
+        landing.text
+    );
+    let board = post_form(&app, "/_sandbox/ui/links", &format!("key={key}")).await;
+    assert_eq!(board.status, 200, "{board:?}");
+    let root = under("/_sandbox/ui/links")
+        .join(&base_of(&board.text))
+        .expect("resolves");
+    assert_eq!(root, public);
+    for action in form_actions(&board.text) {
+        let resolved = root.join(&action).expect("resolves").to_string();
+        assert!(
+            resolved.starts_with("https://sandbox.example.test/base/_sandbox/ui"),
+            "{resolved}"
+        );
+    }
 }
 
 /// A refused button speaks the page's language and keeps its theme, as the page did.
@@ -994,7 +1024,7 @@ async fn the_dashboards_leaf_table_says_when_it_shows_only_the_newest() {
         "{}",
         page.text
     );
-    assert_eq!(page.text.matches("href=\"/magic-link/").count(), 100);
+    assert_eq!(page.text.matches("href=\"magic-link/").count(), 100);
 }
 
 #[tokio::test]
@@ -1188,10 +1218,21 @@ async fn the_dashboards_links_open_linkboxs_own_pages_whatever_the_url_bases() {
             format!("/magic-link/{leaf_id}"),
         ),
     ] {
+        let at = reqwest::Url::parse(&app.url(&board)).expect("url");
         let board = get(&app, &board).await;
         assert_eq!(board.status, 200, "{board:?}");
+        // The page's links are read from its `<base>`, linkbox's root.
+        let base = board
+            .text
+            .split("<base href=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a base");
+        let root = at.join(base).expect("resolves");
+        assert_eq!(root.path(), "/");
+        let relative = href.trim_start_matches('/');
         assert!(
-            board.text.contains(&format!(r#"href="{href}""#)),
+            board.text.contains(&format!(r#"href="{relative}""#)),
             "{href}: {}",
             board.text
         );
