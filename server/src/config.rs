@@ -68,6 +68,10 @@ pub struct Settings {
     pub loopback_only: bool,
     /// The host of `public_url`, lowercase: read once, for the keyless admin's `Host` check.
     pub public_host: Option<String>,
+    /// The origin of `public_url` (`https://host[:port]`, its port only when not the
+    /// scheme's): linkbox's own pages are served there, behind a proxy whatever `Host` the
+    /// proxy sends on, so a browser's `Origin` naming it is linkbox's own page.
+    pub public_origin: Option<String>,
     /// How many connections are served at once, and how long a silent one may stay open.
     pub connections: ConnectionLimits,
     /// `--max-tenants`: open mode creates at most this many partners; `None` is unbounded.
@@ -260,12 +264,18 @@ impl Settings {
                 flows.contains(&documented).then_some(documented)
             })
             .unwrap_or_else(|| flows[0].clone());
-        let public_host = url::Url::parse(&public_url)
-            .ok()
+        let parsed = url::Url::parse(&public_url).ok();
+        let public_host = parsed
+            .as_ref()
             .and_then(|url| url.host_str().map(str::to_ascii_lowercase));
+        let public_origin = parsed
+            .map(|url| url.origin())
+            .filter(url::Origin::is_tuple)
+            .map(|origin| origin.ascii_serialization());
         Settings {
             loopback_only: bound.ip().is_loopback(),
             public_host,
+            public_origin,
             public_url,
             m2m_widget_base,
             leaf_link_base,

@@ -142,8 +142,8 @@ pub fn leaf_label(username: &str) -> String {
 /// - a webhook delivery (it carries `X-M2M-Signature`): any key holder can aim a
 ///   `callbackUrl` at the control API, and a stranger's `link.created` would reset everyone;
 /// - a browser's request from a page of another origin (its `Origin` is neither the origin
-///   the request names in `Host` nor one `--cors` lists): a form on any site the developer
-///   visits could post to `http://127.0.0.1:8642/_sandbox/reset`;
+///   the request names in `Host`, nor `--public-url`'s, nor one `--cors` lists): a form on
+///   any site the developer visits could post to `http://127.0.0.1:8642/_sandbox/reset`;
 /// - a request naming a host that is not this machine's (`Host` neither `localhost`, a
 ///   loopback address, nor `--public-url`'s host): a page whose name was rebound to
 ///   127.0.0.1 is same-origin to the browser, but still names its own host.
@@ -179,7 +179,10 @@ pub fn foreign_page(app: &App, headers: &HeaderMap) -> Option<Refusal> {
             .cors
             .iter()
             .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(&origin));
-        if !same && !listed {
+        // `--public-url`'s origin is where linkbox's own pages are, behind a proxy that may
+        // send another `Host` on (nginx's `$host` drops the port; some rewrite it).
+        let public = app.settings.public_origin.as_deref() == Some(origin.as_str());
+        if !same && !listed && !public {
             return Some(Refusal::CrossOrigin);
         }
     }

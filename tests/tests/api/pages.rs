@@ -1027,6 +1027,41 @@ async fn the_dashboards_leaf_table_says_when_it_shows_only_the_newest() {
     assert_eq!(page.text.matches("href=\"magic-link/").count(), 100);
 }
 
+/// Behind a proxy, the browser's `Origin` is `--public-url`'s, while the proxy may send on
+/// another `Host` (nginx's `$host` drops the port): the dashboard's buttons work from the
+/// public URL's pages, and still do nothing from another site's.
+#[tokio::test]
+async fn the_dashboards_buttons_work_from_the_public_urls_origin() {
+    let app = spawn_app_with(linkbox::Options {
+        public_url: Some("http://127.0.0.1:9/base/".into()),
+        ..linkbox::Options::default()
+    })
+    .await;
+    let key = test_key(45);
+    let click = |origin: &'static str| {
+        let app = &app;
+        let key = key.clone();
+        async move {
+            app.send(
+                Method::POST,
+                "/_sandbox/ui/clock",
+                &[FORM, ("origin", origin)],
+                Some(format!("key={key}&advanceSeconds=60").into_bytes()),
+            )
+            .await
+        }
+    };
+    let before = app.app.clock.now();
+    let own = click("http://127.0.0.1:9").await;
+    assert_eq!(own.status, 200, "{own:?}");
+    assert!(own.text.contains("Clock moved by 60 s."), "{}", own.text);
+    let moved = app.app.clock.now();
+    assert!(moved - before >= time::Duration::seconds(60));
+    let other = click("http://127.0.0.1:10").await;
+    assert_eq!(other.status, 403, "{other:?}");
+    assert!(app.app.clock.now() - moved < time::Duration::seconds(60));
+}
+
 #[tokio::test]
 async fn the_dashboard_shows_a_tenant_escapes_everything_and_its_forms_work() {
     let app = spawn_app().await;
