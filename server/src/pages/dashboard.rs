@@ -50,6 +50,11 @@ pub fn routes() -> Router {
         .get("/_sandbox/ui", |request: Request| async move {
             unframed(dashboard(&request, &query_pairs(&request.query), None))
         })
+        // A button's address opened as a page (a reload, a bookmark) is the dashboard; the
+        // credential its form carried is not in the address, so it asks for one again.
+        .get("/_sandbox/ui/{*action}", |request: Request| async move {
+            super::see_other(&format!("{}_sandbox/ui", to_root(&request.path)))
+        })
         .post(
             "/_sandbox/ui/{*action}",
             |mut request: Request| async move {

@@ -468,6 +468,8 @@ async fn a_pages_other_addresses_answer_as_pages() {
         (format!("{url}/cancel"), url.clone()),
         (format!("{leaf}/connect"), leaf.clone()),
         (format!("{leaf}/upload"), leaf.clone()),
+        ("/_sandbox/ui/clock".to_owned(), "/_sandbox/ui".to_owned()),
+        ("/_sandbox/ui/links".to_owned(), "/_sandbox/ui".to_owned()),
     ] {
         let answer = unfollowed(&app, Method::GET, &form).await;
         assert_eq!(answer.status(), 303, "{form}");
