@@ -163,12 +163,15 @@ pub fn impossible_amount(amount: &OperationAmount) -> Option<(&'static str, Stri
         Some(("send", format!("from 0.01 to {MAX_AMOUNT:.0}")))
     } else if !fee_in_range(amount.fee, amount.send) {
         Some(("fee", "at least 0 and less than the send".to_owned()))
-    } else if !(0.0..=most_received).contains(&amount.receive) {
+    } else if !(0.0..=most_received).contains(&amount.receive)
+        // Rounded to the cent, as every operation rounds it.
+        || (amount.receive * 100.0).round() / 100.0 != amount.receive
+    {
         Some((
             "receive",
             format!(
                 "what the send less the fee comes to at an exchange rate above 0 and at most \
-                 {MAX_EXCHANGE_RATE:.0}"
+                 {MAX_EXCHANGE_RATE:.0}, rounded to the cent"
             ),
         ))
     } else if !is_currency(&amount.send_currency) {
@@ -252,6 +255,45 @@ mod tests {
         assert_eq!(operation.amount.receive, 1659.8);
         assert_eq!(operation.amount.send_currency, "USD");
         assert_eq!(operation.amount.receive_currency, "MXN");
+    }
+
+    /// What every operation stores is an amount a restore takes back; a `receive` not
+    /// rounded to the cent is one none stores.
+    #[test]
+    fn every_operations_amount_is_possible_and_a_sub_cent_receive_is_not() {
+        for amount in [0.01, 1.0, 100.5, 999.99, 12_345.67, MAX_AMOUNT] {
+            for fee in [0.0, 0.005, 0.01, 2.25] {
+                for rate in [0.0001, 0.5, 1.0, 17.1234, 19.87, MAX_EXCHANGE_RATE] {
+                    let Ok(operation) = new_operation(OperationRequest {
+                        amount,
+                        fee: Some(fee),
+                        exchange_rate: Some(rate),
+                        ..OperationRequest::default()
+                    }) else {
+                        continue;
+                    };
+                    assert_eq!(
+                        impossible_amount(&operation.amount),
+                        None,
+                        "{amount} {fee} {rate}: {:?}",
+                        operation.amount
+                    );
+                }
+            }
+        }
+        let mut operation = new_operation(OperationRequest {
+            amount: 100.5,
+            fee: Some(2.25),
+            exchange_rate: Some(17.1234),
+            ..OperationRequest::default()
+        })
+        .expect("valid");
+        assert_eq!(operation.amount.receive, 1682.37);
+        operation.amount.receive = 1682.375;
+        assert_eq!(
+            impossible_amount(&operation.amount).map(|(field, _)| field),
+            Some("receive")
+        );
     }
 
     #[test]

@@ -791,11 +791,26 @@ impl<'p> Merge<'p> {
     }
 }
 
-/// Whether a snapshot's link is one the API could have made: its `token` a UUID v4, its
-/// status agrees with its timestamps (an opened link has `openedAt`, a revoked one
-/// `revokedAt`, a created one neither), and its `metadata` is an object. A restore of one it could not is refused,
-/// naming it, rather than served.
+/// Whether a snapshot's link is one the API could have made: its `theme` and `revokeReason`
+/// no longer than a request body, its `token` a UUID v4, its status agreeing with its
+/// timestamps (an opened link has `openedAt`, a revoked one `revokedAt`, a created one
+/// neither), and its `metadata` an object. A restore of one it could not is refused, naming
+/// it, rather than served.
 fn possible(link: &linkbox_contracts::sandbox::SnapshotLink) -> Result<(), String> {
+    // Each came in one request's body, which the API takes up to its limit.
+    let most = linkbox_contracts::m2m::MAX_BODY_BYTES;
+    for (field, text) in [
+        ("theme", &link.theme),
+        ("revokeReason", &link.revoke_reason),
+    ] {
+        if text.as_ref().is_some_and(|text| text.len() > most) {
+            return Err(format!(
+                "Link {}: {field} is longer than a request body may be ({} MiB)",
+                link.link_id,
+                most / (1024 * 1024)
+            ));
+        }
+    }
     if !Uuid::parse_str(&link.token).is_ok_and(|token| token.get_version_num() == 4) {
         return Err(format!(
             "Link {}: token {:?} is not a UUID v4, as every link's is",
@@ -1386,6 +1401,22 @@ mod tests {
             partner.snapshot().links[0].expires_at,
             before.links[0].expires_at
         );
+    }
+
+    /// A field no request body could have carried is refused, naming it.
+    #[test]
+    fn a_field_longer_than_a_request_body_is_refused() {
+        let partner = partner();
+        partner.create_link(new_link("u1"), NOW).expect("link");
+        let before = partner.snapshot();
+        let mut broken = before.clone();
+        broken.links[0].theme = Some("x".repeat(linkbox_contracts::m2m::MAX_BODY_BYTES + 1));
+        let refused = partner.restore(broken).expect_err("too long").to_string();
+        assert!(
+            refused.contains("theme is longer than a request body"),
+            "{refused}"
+        );
+        assert_eq!(partner.snapshot(), before);
     }
 
     /// A restored `userId` at the end of the id space sends the next count past it, where
