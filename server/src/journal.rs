@@ -960,6 +960,9 @@ fn show_headers<'a>(
     for (name, value) in headers {
         let value = if is_secret_header(name) {
             REDACTED.to_owned()
+        } else if holds_key(value) {
+            // An M2M key in any other header (a client's own `X-Partner-Key`) too.
+            redact_keys(&String::from_utf8_lossy(value))
         } else {
             String::from_utf8_lossy(value).into_owned()
         };
@@ -1173,10 +1176,11 @@ fn redact_json(value: &mut Value) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(redact_json),
-        // An object sent as JSON text (a `metadata` string holding `{"clientSecret": …}`)
-        // is redacted within, and stays text.
-        Value::String(text) if text.trim_start().starts_with(['{', '[']) => {
-            if let Ok(mut inner) = serde_json::from_str::<Value>(text)
+        Value::String(text) => {
+            // An object sent as JSON text (a `metadata` string holding `{"clientSecret": …}`)
+            // is redacted within, and stays text.
+            if text.trim_start().starts_with(['{', '['])
+                && let Ok(mut inner) = serde_json::from_str::<Value>(text)
                 && (inner.is_object() || inner.is_array())
             {
                 let before = inner.clone();
@@ -1184,6 +1188,10 @@ fn redact_json(value: &mut Value) {
                 if inner != before {
                     *text = inner.to_string();
                 }
+            }
+            // An M2M key is redacted wherever it is, in any field's value.
+            if holds_key(text.as_bytes()) {
+                *text = redact_keys(text);
             }
         }
         _ => {}
@@ -1555,6 +1563,31 @@ pub(crate) mod tests {
             !body.contains("hunter2") && !body.contains("whsec_x"),
             "{body}"
         );
+    }
+
+    /// An M2M key is redacted wherever it appears: in any JSON value, whatever its field's
+    /// name, and in any header.
+    #[test]
+    fn an_m2m_key_in_any_value_or_header_is_redacted() {
+        let key = "m2m_test_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+        let live = "m2m_live_cccccccccccccccccccccccccccccccc";
+        let body = format!(
+            r#"{{"referenceId":"r2","metadata":{{"note":"{key}","n2":"see {live} here"}}}}"#
+        );
+        let journal = Journal::new(10);
+        let mut request = with_body("/partner/links", &body);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-other", key.parse().expect("value"));
+        request.opening = Opening::of("/partner/links", "", &headers);
+        journal.record(request);
+        let entry = &journal.list(&JournalFilter::default(), None)[0];
+        let body = entry.request.body.as_deref().expect("body");
+        assert!(!body.contains(key) && !body.contains(live), "{body}");
+        assert!(
+            body.contains("r2") && body.contains("see [redacted] here"),
+            "{body}"
+        );
+        assert_eq!(entry.request.headers["x-other"], REDACTED);
     }
 
     #[test]
