@@ -115,10 +115,18 @@ pub fn verify(request: &Request, body: Result<Bytes, BodyError>) -> Result<Respo
 }
 
 /// The journal filter a query string asks for, of a list or of a delete: every filter
-/// reads the same on both, and one it does not know is refused, named.
+/// reads the same on both, and one it does not know, or one given twice (which would
+/// otherwise keep one value without a word, and a `DELETE` forget less than asked), is
+/// refused, named.
 fn filter(query: &str) -> Result<JournalFilter, ControlError> {
     let mut filter = JournalFilter::default();
+    let mut seen = std::collections::HashSet::new();
     for (name, value) in query_pairs(query) {
+        if !seen.insert(name.clone()) {
+            return Err(ControlError::invalid(format!(
+                "The {name} filter is given twice: give each filter once"
+            )));
+        }
         match name.as_str() {
             "method" => filter.method = Some(value),
             "path" => filter.path = Some(value),
@@ -203,5 +211,17 @@ mod tests {
             assert!(filter(&format!("status={accepted}")).is_ok(), "{accepted}");
         }
         assert!(filter("colour=red").is_err());
+        // A filter twice is refused, naming it: neither value is quietly dropped.
+        for twice in [
+            "path=/a&path=/b",
+            "status=4xx&status=2xx",
+            "method=GET&method=get",
+        ] {
+            let refused = filter(twice).map(|_| ()).expect_err(twice);
+            assert!(
+                refused.to_string().contains("given twice"),
+                "{twice}: {refused}"
+            );
+        }
     }
 }
