@@ -48,10 +48,18 @@ pub fn routes() -> Router {
             show(&request)
         })
         .post(
-            "/widget/{linkId}/{flow}/{action}",
+            "/widget/{linkId}/{flow}/operation",
             |mut request: Request| async move {
                 let body = request.body(FORM_BYTES).await;
-                act(&request, body)
+                act(&request, "operation", body)
+            },
+        )
+        .reading(FORM_BYTES)
+        .post(
+            "/widget/{linkId}/{flow}/cancel",
+            |mut request: Request| async move {
+                let body = request.body(FORM_BYTES).await;
+                act(&request, "cancel", body)
             },
         )
         .reading(FORM_BYTES)
@@ -304,10 +312,13 @@ fn first_language(accept: &str) -> Option<String> {
 }
 
 /// POST /widget/{linkId}/{flow}/operation {amount} and POST /widget/{linkId}/{flow}/cancel
-fn act(request: &Request, body: Result<bytes::Bytes, crate::wire::BodyError>) -> Response {
+fn act(
+    request: &Request,
+    action: &str,
+    body: Result<bytes::Bytes, crate::wire::BodyError>,
+) -> Response {
     let (app, headers) = (&request.app, &request.headers);
     let (link_id, flow) = (request.param("linkId"), request.param("flow"));
-    let action = request.param("action");
     let query = query_pairs(&request.query);
     let (partner, detail) = match find(app, link_id, flow) {
         Ok(found) => found,

@@ -485,7 +485,8 @@ async fn a_pages_other_addresses_answer_as_pages() {
         (Method::GET, format!("{url}/"), 404),
         (Method::GET, format!("{leaf}/"), 404),
         (Method::GET, "/widget".to_owned(), 404),
-        (Method::GET, format!("{url}/nothing"), 405),
+        (Method::GET, format!("{url}/nothing"), 404),
+        (Method::POST, format!("{url}/nothing"), 404),
         (Method::PUT, url.clone(), 405),
         (Method::DELETE, format!("{leaf}/connect"), 405),
     ] {
