@@ -2,7 +2,8 @@
 //! or text), or — for a status without a body — the error shape of the API whose path it
 //! is: on M2M paths the M2M envelope (a 429 is `RATE_LIMIT_EXCEEDED`, a 5xx
 //! `INTERNAL_ERROR`, ...), on Leaf paths a Leaf problem (`application/problem+json`,
-//! `error.http.<status>`), elsewhere linkbox's own. A 429 on a vendor path always carries
+//! `error.http.<status>`), on an end user's page (`/widget/…`, `/magic-link/…`) a page
+//! saying so, elsewhere linkbox's own. A 429 on a vendor path or a page always carries
 //! `Retry-After`, whatever its body.
 
 use bytes::Bytes;
@@ -19,7 +20,7 @@ const FAULT_RETRY_AFTER_SECS: u64 = 60;
 
 /// The answer a faulted request gets.
 pub(super) fn answer(path: &str, status: StatusCode, body: Option<Value>) -> Response {
-    let vendor = crate::m2m::owns(path) || crate::leaf::owns(path);
+    let vendor = crate::m2m::owns(path) || crate::leaf::owns(path) || crate::pages::owns(path);
     let mut response = shaped(path, status, body);
     if vendor && status == StatusCode::TOO_MANY_REQUESTS {
         response.headers_mut().insert(
@@ -51,6 +52,9 @@ fn shaped(path: &str, status: StatusCode, body: Option<Value>) -> Response {
         None if crate::m2m::owns(path) => m2m_error(status),
         None if crate::leaf::owns(path) && !status.is_success() && !status.is_redirection() => {
             crate::leaf::error::fault(status, path)
+        }
+        None if crate::pages::owns(path) && !status.is_success() && !status.is_redirection() => {
+            crate::pages::fault(status)
         }
         None if status.is_success() || status.is_redirection() => {
             let mut response = Response::new(Bytes::new().into());

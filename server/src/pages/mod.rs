@@ -58,6 +58,21 @@ pub fn not_found(_method: &http::Method, _path: &str) -> Response {
     )
 }
 
+/// The page an injected fault's status answers on an end user's address: what a browser
+/// shows for such a status, never JSON.
+pub fn fault(status: StatusCode) -> Response {
+    let title = status.canonical_reason().unwrap_or("Error");
+    html(
+        status,
+        document(
+            "en",
+            title,
+            "",
+            html! { main { h1 { (status.as_u16()) " " (title) } p.error #reason { "This page could not be shown. Try again in a moment." } } },
+        ),
+    )
+}
+
 /// 405, with `Allow`, for a page's address and a method it does not take.
 pub fn wrong_method(method: &http::Method, _path: &str, allow: String) -> Response {
     let mut response = html(

@@ -427,6 +427,48 @@ async fn a_fault_with_times_answers_in_the_vendors_shape_then_stops() {
     assert_eq!(app.list_links(&key, "").await.status, 200);
 }
 
+/// On an end user's page a faulted status is a page, as a browser would be shown one, and
+/// a 429 says when to retry, as on the APIs.
+#[tokio::test]
+async fn a_fault_on_an_end_users_page_answers_with_a_page() {
+    let app = spawn_app().await;
+    for fault in [
+        json!({"path": "/widget/**", "status": 500, "times": 1}),
+        json!({"path": "/magic-link/**", "status": 429, "times": 1}),
+    ] {
+        let added = app
+            .control(Method::POST, "/faults", None, Some(&fault))
+            .await;
+        assert_eq!(added.status, 201, "{added:?}");
+    }
+    let failed = app
+        .send(
+            Method::GET,
+            "/widget/link_x_0123456789ab/m2m-basic",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(failed.status, 500, "{failed:?}");
+    assert!(
+        failed
+            .header("content-type")
+            .is_some_and(|kind| kind.starts_with("text/html")),
+        "{failed:?}"
+    );
+    let limited = app
+        .send(Method::GET, "/magic-link/nothing", &[], None)
+        .await;
+    assert_eq!(limited.status, 429, "{limited:?}");
+    assert!(
+        limited
+            .header("content-type")
+            .is_some_and(|kind| kind.starts_with("text/html")),
+        "{limited:?}"
+    );
+    assert_eq!(limited.header("retry-after"), Some("60"));
+}
+
 #[tokio::test]
 async fn a_fault_with_probability_zero_never_fires_and_one_always_does() {
     let app = spawn_app().await;
