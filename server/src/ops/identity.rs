@@ -169,11 +169,20 @@ pub fn foreign_page(app: &App, headers: &HeaderMap) -> Option<Refusal> {
         .map(str::to_ascii_lowercase);
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("null").to_ascii_lowercase();
-        let same = host.as_deref().is_some_and(|host| {
-            origin
-                .split_once("://")
-                .is_some_and(|(_, authority)| authority == host)
+        // A `Host` naming `--public-url`'s host came through the proxy in front of
+        // linkbox, which may have dropped its port (nginx's `$host`): there the page's
+        // origin is `--public-url`'s alone, not any scheme or port on that host.
+        let names_public = host.as_deref().is_some_and(|host| {
+            host.parse::<http::uri::Authority>().is_ok_and(|authority| {
+                app.settings.public_host.as_deref() == Some(authority.host())
+            })
         });
+        let same = !names_public
+            && host.as_deref().is_some_and(|host| {
+                origin
+                    .split_once("://")
+                    .is_some_and(|(_, authority)| authority == host)
+            });
         let listed = app
             .settings
             .cors

@@ -1065,6 +1065,59 @@ async fn the_dashboards_buttons_work_from_the_public_urls_origin() {
     assert!(app.app.clock.now() - moved < time::Duration::seconds(60));
 }
 
+/// Behind a proxy that drops the port from `Host` (`Host: pub.example` for
+/// `http://pub.example:8080`), only `--public-url`'s origin is linkbox's page: another
+/// scheme or port on that host is another site, for the keyless admin and the buttons.
+#[tokio::test]
+async fn behind_a_proxy_that_drops_the_port_only_the_public_origin_is_linkboxs_page() {
+    let app = spawn_app_with(linkbox::Options {
+        public_url: Some("http://pub.example:8080/".into()),
+        ..linkbox::Options::default()
+    })
+    .await;
+    let key = test_key(46);
+    let before = app.app.clock.now();
+    for origin in [
+        "https://pub.example",
+        "http://pub.example",
+        "http://pub.example:9090",
+    ] {
+        let reset = app
+            .send(
+                Method::POST,
+                "/_sandbox/reset",
+                &[("host", "pub.example"), ("origin", origin)],
+                None,
+            )
+            .await;
+        assert_eq!(reset.status, 401, "{origin}: {reset:?}");
+        let click = app
+            .send(
+                Method::POST,
+                "/_sandbox/ui/clock",
+                &[FORM, ("host", "pub.example"), ("origin", origin)],
+                Some(format!("key={key}&advanceSeconds=60").into_bytes()),
+            )
+            .await;
+        assert_eq!(click.status, 403, "{origin}: {click:?}");
+    }
+    assert!(app.app.clock.now() - before < time::Duration::seconds(60));
+    let own = app
+        .send(
+            Method::POST,
+            "/_sandbox/ui/clock",
+            &[
+                FORM,
+                ("host", "pub.example"),
+                ("origin", "http://pub.example:8080"),
+            ],
+            Some(format!("key={key}&advanceSeconds=60").into_bytes()),
+        )
+        .await;
+    assert_eq!(own.status, 200, "{own:?}");
+    assert!(own.text.contains("Clock moved by 60 s."), "{}", own.text);
+}
+
 #[tokio::test]
 async fn the_dashboard_shows_a_tenant_escapes_everything_and_its_forms_work() {
     let app = spawn_app().await;
