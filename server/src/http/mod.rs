@@ -464,17 +464,35 @@ async fn respond(
         return dispatch(surfaces, request).await;
     }
     let app = request.app.clone();
-    let time = app.clock.now();
-    let method = request.method.clone();
-    let opening = journal::Opening::of(&request.path, &request.query, &request.headers);
-    let tenant = request.caller.tenant().cloned();
-    let established = request.caller.tenant_exists();
-    let body = request.body_slot();
+    let mut unanswered = Unanswered {
+        entry: Some(Entry {
+            app: app.clone(),
+            time: app.clock.now(),
+            method: request.method.clone(),
+            opening: journal::Opening::of(&request.path, &request.query, &request.headers),
+            tenant: request.caller.tenant().cloned(),
+            established: request.caller.tenant_exists(),
+            body: request.body_slot(),
+            started,
+        }),
+    };
     let response = gate(&app, surfaces, request, |request| {
         dispatch(surfaces, request)
     })
     .await;
     let (response, response_body) = read_back(response).await;
+    let Some(Entry {
+        time,
+        method,
+        opening,
+        tenant,
+        established,
+        body,
+        ..
+    }) = unanswered.entry.take()
+    else {
+        return response;
+    };
     let request_body = body.read_whole();
     // A dropped request was answered nothing: no status, rather than the 200 its unsent
     // response holds.
@@ -509,6 +527,48 @@ async fn respond(
         record(response.headers());
     }
     response
+}
+
+/// What a vendor request's journal entry is made of, taken before its handler runs.
+struct Entry {
+    app: App,
+    time: time::OffsetDateTime,
+    method: Method,
+    opening: journal::Opening,
+    tenant: Option<Arc<str>>,
+    established: bool,
+    body: crate::wire::BodySlot,
+    started: Instant,
+}
+
+/// A vendor request's entry, journaled if its future is dropped before it is answered: its
+/// client hung up (during a fault's delay, or while its body was awaited), and hyper
+/// dropped the work. It is journaled as answered nothing (`dropped`, no status), as a
+/// request a fault drops is: a client testing its timeouts against `delayMs` finds every
+/// attempt it made, as many as the fault's `hits` counted.
+struct Unanswered {
+    entry: Option<Entry>,
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        let Some(entry) = self.entry.take() else {
+            return;
+        };
+        let request_body = entry.body.read_whole();
+        entry.app.journal.record(journal::Request {
+            method: entry.method,
+            opening: entry.opening,
+            status: None,
+            time: entry.time,
+            tenant: entry.tenant,
+            established: entry.established,
+            duration_ms: u64::try_from(entry.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            request_body: request_body.as_deref(),
+            response_headers: &http::HeaderMap::new(),
+            response_body: None,
+        });
+    }
 }
 
 /// What a request may touch in a sandbox shared by replicas: on the vendor APIs, the

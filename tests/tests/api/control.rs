@@ -494,6 +494,56 @@ async fn a_fault_with_probability_zero_never_fires_and_one_always_does() {
     assert_eq!(faults.json["faults"][0]["hits"], 5);
 }
 
+/// A client that gives up during a fault's delay (what a test of its timeouts does) is
+/// journaled for every attempt, answered nothing: the journal counts what `hits` counts.
+#[tokio::test]
+async fn attempts_abandoned_during_a_faults_delay_are_journaled_as_unanswered() {
+    let app = spawn_app().await;
+    let key = test_key(16);
+    add_fault(
+        &app,
+        &key,
+        json!({"method": "GET", "path": "/partner/links", "delayMs": 5000}),
+    )
+    .await;
+    for _ in 0..3 {
+        let gave_up = app
+            .client
+            .get(app.url("/partner/links"))
+            .header("x-api-key", &key)
+            .timeout(Duration::from_millis(200))
+            .send()
+            .await;
+        assert!(gave_up.is_err(), "{gave_up:?}");
+    }
+    let faults = app.control(Method::GET, "/faults", Some(&key), None).await;
+    assert_eq!(faults.json["faults"][0]["hits"], 3);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let entries = loop {
+        let journal = app
+            .control(
+                Method::GET,
+                "/requests?path=/partner/links",
+                Some(&key),
+                None,
+            )
+            .await;
+        let entries = journal.json["requests"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if entries.len() >= 3 || Instant::now() > deadline {
+            break entries;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(entries.len(), 3, "{entries:?}");
+    for entry in &entries {
+        assert_eq!(entry["dropped"], true, "{entry}");
+        assert!(entry["status"].is_null(), "{entry}");
+    }
+}
+
 #[tokio::test]
 async fn a_delay_fault_slows_the_real_answer_and_a_drop_fault_closes_the_connection() {
     let app = spawn_app().await;
