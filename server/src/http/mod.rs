@@ -1212,7 +1212,7 @@ mod tests {
 
         fault(serde_json::json!({"status": 503}));
         let form = "action=complete".to_owned();
-        let path = "/widget/link_x/transfer/complete";
+        let path = "/widget/link_x/transfer/operation";
         let (_, body) = journaled("POST", path, form.clone()).await;
         assert_eq!(
             body.as_deref(),
