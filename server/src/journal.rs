@@ -770,7 +770,13 @@ impl Entry {
         JournalEntry {
             seq: self.seq,
             method: self.method.to_string(),
-            path: self.path().to_owned(),
+            // A key sent in the path by mistake (`/partner/links/m2m_test_…`) is redacted
+            // as one in the query is.
+            path: if holds_key(self.path().as_bytes()) {
+                redact_keys(self.path())
+            } else {
+                self.path().to_owned()
+            },
             query: (!query.is_empty()).then(|| redact_query(query)),
             status: self.status,
             dropped: self.status.is_none(),
@@ -958,6 +964,13 @@ fn show_headers<'a>(
 ) -> BTreeMap<String, String> {
     let mut kept = BTreeMap::<String, String>::new();
     for (name, value) in headers {
+        // An M2M key sent as a header's name (`X-m2m_test_…: 1`) is redacted as a value is.
+        let name = if holds_key(name.as_bytes()) {
+            Cow::Owned(redact_keys(name))
+        } else {
+            Cow::Borrowed(name)
+        };
+        let name = name.as_ref();
         let value = if is_secret_header(name) {
             REDACTED.to_owned()
         } else if holds_key(value) {
@@ -1173,6 +1186,19 @@ fn redact_json(value: &mut Value) {
                 } else {
                     redact_json(field);
                 }
+            }
+            // An M2M key used as a field's name is redacted too.
+            if fields.keys().any(|name| holds_key(name.as_bytes())) {
+                *fields = std::mem::take(fields)
+                    .into_iter()
+                    .map(|(name, field)| {
+                        if holds_key(name.as_bytes()) {
+                            (redact_keys(&name), field)
+                        } else {
+                            (name, field)
+                        }
+                    })
+                    .collect();
             }
         }
         Value::Array(items) => items.iter_mut().for_each(redact_json),
@@ -1588,6 +1614,22 @@ pub(crate) mod tests {
             "{body}"
         );
         assert_eq!(entry.request.headers["x-other"], REDACTED);
+
+        // As a field's name, a header's name, or in the path.
+        let body = format!(r#"{{"referenceId":"r3","metadata":{{"{key}":1}}}}"#);
+        let path = format!("/partner/links/{key}");
+        let mut request = with_body(&path, &body);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::HeaderName::from_bytes(format!("x-{key}").as_bytes()).expect("a name"),
+            "1".parse().expect("value"),
+        );
+        request.opening = Opening::of(&path, "", &headers);
+        journal.record(request);
+        let entry = &journal.list(&JournalFilter::default(), None)[0];
+        let shown = serde_json::to_string(entry).expect("json");
+        assert!(!shown.contains(key), "{shown}");
+        assert_eq!(entry.path, "/partner/links/[redacted]");
     }
 
     #[test]

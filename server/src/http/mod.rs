@@ -815,6 +815,10 @@ where
     Either::Right(Box::pin(async move {
         let mut request = request;
         if let Some(delay) = delay {
+            // Read first, as the route would read it: a client that gives up during the
+            // delay (a test of its timeouts) is journaled with its body ([`Unanswered`]), so
+            // a `verify` by body counts it. The route then reads the same body again.
+            read_as_routed(surfaces, &mut request).await;
             tokio::time::sleep(delay).await;
         }
         let mut response = match strike.action {

@@ -169,12 +169,14 @@ pub fn foreign_page(app: &App, headers: &HeaderMap) -> Option<Refusal> {
         .map(str::to_ascii_lowercase);
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("null").to_ascii_lowercase();
-        // A `Host` naming `--public-url`'s host came through the proxy in front of
-        // linkbox, which may have dropped its port (nginx's `$host`): there the page's
-        // origin is `--public-url`'s alone, not any scheme or port on that host.
+        // A `Host` naming `--public-url`'s host without a port came through the proxy in
+        // front of linkbox, which dropped it (nginx's `$host`): there the page's origin is
+        // `--public-url`'s alone, not any scheme or port on that host. A `Host` with its
+        // port (a browser at linkbox's own address) is compared with the `Origin` whole.
         let names_public = host.as_deref().is_some_and(|host| {
             host.parse::<http::uri::Authority>().is_ok_and(|authority| {
-                app.settings.public_host.as_deref() == Some(authority.host())
+                authority.port().is_none()
+                    && app.settings.public_host.as_deref() == Some(authority.host())
             })
         });
         let same = !names_public

@@ -503,14 +503,15 @@ async fn attempts_abandoned_during_a_faults_delay_are_journaled_as_unanswered() 
     add_fault(
         &app,
         &key,
-        json!({"method": "GET", "path": "/partner/links", "delayMs": 5000}),
+        json!({"method": "POST", "path": "/partner/links", "delayMs": 5000}),
     )
     .await;
-    for _ in 0..3 {
+    for n in 0..3 {
         let gave_up = app
             .client
-            .get(app.url("/partner/links"))
+            .post(app.url("/partner/links"))
             .header("x-api-key", &key)
+            .json(&json!({"referenceId": format!("gone-{n}")}))
             .timeout(Duration::from_millis(200))
             .send()
             .await;
@@ -541,7 +542,15 @@ async fn attempts_abandoned_during_a_faults_delay_are_journaled_as_unanswered() 
     for entry in &entries {
         assert_eq!(entry["dropped"], true, "{entry}");
         assert!(entry["status"].is_null(), "{entry}");
+        // With its body, so a verify by body counts the attempt.
+        let body = entry["request"]["body"].as_str().unwrap_or_default();
+        assert!(body.contains("gone-"), "{entry}");
     }
+    assert!(
+        app.list_links(&key, "").await.json["data"]["items"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
 }
 
 #[tokio::test]

@@ -1065,6 +1065,36 @@ async fn the_dashboards_buttons_work_from_the_public_urls_origin() {
     assert!(app.app.clock.now() - moved < time::Duration::seconds(60));
 }
 
+/// With `--public-url` on another loopback port (a local proxy or tunnel), a browser at
+/// linkbox's own address still is linkbox's page: its `Host` carries the port, so it did
+/// not come through a proxy that dropped it.
+#[tokio::test]
+async fn a_browser_at_linkboxs_own_address_is_its_page_whatever_the_public_url() {
+    let app = spawn_app_with(linkbox::Options {
+        public_url: Some("http://localhost:9/".into()),
+        ..linkbox::Options::default()
+    })
+    .await;
+    let port = reqwest::Url::parse(&app.url("/"))
+        .ok()
+        .and_then(|url| url.port())
+        .expect("a port");
+    let key = test_key(47);
+    for host in ["localhost", "127.0.0.1"] {
+        let authority = format!("{host}:{port}");
+        let origin = format!("http://{authority}");
+        let click = app
+            .send(
+                Method::POST,
+                "/_sandbox/ui/clock",
+                &[FORM, ("host", &authority), ("origin", &origin)],
+                Some(format!("key={key}&advanceSeconds=60").into_bytes()),
+            )
+            .await;
+        assert_eq!(click.status, 200, "{origin}: {click:?}");
+    }
+}
+
 /// Behind a proxy that drops the port from `Host` (`Host: pub.example` for
 /// `http://pub.example:8080`), only `--public-url`'s origin is linkbox's page: another
 /// scheme or port on that host is another site, for the keyless admin and the buttons.
