@@ -1,22 +1,27 @@
 //! `linkbox seed` against a running sandbox: the built binary, over a real socket.
 
-use std::process::Command;
+use std::net::SocketAddr;
+use std::process::{Command, Output};
 
 use linkbox::{App, Options, Settings};
 use tokio::net::TcpListener;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn linkbox_seed_prints_one_created_id_per_line_in_batches() {
+/// A sandbox on a free loopback port, served in this process.
+async fn serving(options: Options) -> (SocketAddr, App) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let app = App::new(Settings::resolve(Options::default(), addr));
+    let app = App::new(Settings::resolve(options, addr));
     tokio::spawn(linkbox::serve(
         listener,
         app.clone(),
         std::future::pending(),
     ));
-    let key = "m2m_test_cli00000000000000000000000000000";
-    let output = tokio::task::spawn_blocking(move || {
+    (addr, app)
+}
+
+/// `linkbox seed --api m2m` of `count` links by `key` against `addr`, run to its end.
+async fn seed_m2m(addr: SocketAddr, key: &'static str, count: u32, rng_seed: u32) -> Output {
+    tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_linkbox"))
             .args([
                 "seed",
@@ -25,12 +30,20 @@ async fn linkbox_seed_prints_one_created_id_per_line_in_batches() {
                 "--api",
                 "m2m",
             ])
-            .args(["--count", "150", "--key", key, "--rng-seed", "9"])
+            .args(["--count", &count.to_string(), "--key", key])
+            .args(["--rng-seed", &rng_seed.to_string()])
             .output()
             .expect("runs")
     })
     .await
-    .expect("joins");
+    .expect("joins")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linkbox_seed_prints_one_created_id_per_line_in_batches() {
+    let (addr, app) = serving(Options::default()).await;
+    let key = "m2m_test_cli00000000000000000000000000000";
+    let output = seed_m2m(addr, key, 150, 9).await;
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8(output.stdout).expect("utf-8");
     let ids: Vec<&str> = stdout.lines().collect();
@@ -48,34 +61,13 @@ async fn linkbox_seed_prints_one_created_id_per_line_in_batches() {
 /// the batches before the refused one were stored, and printed their ids.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn linkbox_seed_refused_part_way_says_what_was_stored() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let options = Options {
+    let (addr, app) = serving(Options {
         max_tenant_mib: Some(1),
         ..Options::default()
-    };
-    let app = App::new(Settings::resolve(options, addr));
-    tokio::spawn(linkbox::serve(
-        listener,
-        app.clone(),
-        std::future::pending(),
-    ));
-    let key = "m2m_test_cli00000000000000000000000000001";
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_linkbox"))
-            .args([
-                "seed",
-                "--target",
-                &format!("http://{addr}"),
-                "--api",
-                "m2m",
-            ])
-            .args(["--count", "5000", "--key", key, "--rng-seed", "3"])
-            .output()
-            .expect("runs")
     })
-    .await
-    .expect("joins");
+    .await;
+    let key = "m2m_test_cli00000000000000000000000000001";
+    let output = seed_m2m(addr, key, 5000, 3).await;
     assert!(!output.status.success(), "{output:?}");
     let printed = String::from_utf8(output.stdout)
         .expect("utf-8")

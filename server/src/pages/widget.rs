@@ -41,37 +41,28 @@ const DEFAULT_AMOUNT: &str = "100.00";
 /// its own.
 const AMOUNT_REQUIRED: &str = "The amount field is required";
 
+/// The widget's forms, each a route of its own: an unknown action is no route (a 404).
+const FORMS: [&str; 2] = ["operation", "cancel"];
+
 /// The widget page's routes.
 pub fn routes() -> Router {
-    Router::new()
-        .get("/widget/{linkId}/{flow}", |request: Request| async move {
-            show(&request)
-        })
-        .post(
-            "/widget/{linkId}/{flow}/operation",
-            |mut request: Request| async move {
+    let mut router = Router::new().get("/widget/{linkId}/{flow}", |request: Request| async move {
+        show(&request)
+    });
+    for action in FORMS {
+        let address = format!("/widget/{{linkId}}/{{flow}}/{action}");
+        router = router
+            .post(address.clone(), move |mut request: Request| async move {
                 let body = request.body(FORM_BYTES).await;
-                act(&request, "operation", body)
-            },
-        )
-        .reading(FORM_BYTES)
-        .post(
-            "/widget/{linkId}/{flow}/cancel",
-            |mut request: Request| async move {
-                let body = request.body(FORM_BYTES).await;
-                act(&request, "cancel", body)
-            },
-        )
-        .reading(FORM_BYTES)
-        // A form's address opened as a page (a reload, a bookmark, history) is the page.
-        .get(
-            "/widget/{linkId}/{flow}/operation",
-            |request: Request| async move { back_to_the_page(&request) },
-        )
-        .get(
-            "/widget/{linkId}/{flow}/cancel",
-            |request: Request| async move { back_to_the_page(&request) },
-        )
+                act(&request, action, body)
+            })
+            .reading(FORM_BYTES)
+            // A form's address opened as a page (a reload, a bookmark, history) is the page.
+            .get(address, |request: Request| async move {
+                back_to_the_page(&request)
+            });
+    }
+    router
 }
 
 /// 303 from a form's address (`…/{flow}/{action}`) to the page, relative (as the form's
