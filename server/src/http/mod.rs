@@ -35,7 +35,7 @@ use futures_util::StreamExt;
 use futures_util::future::Either;
 use http::{Method, StatusCode};
 use linkbox_contracts::m2m::ErrorCode;
-use linkbox_contracts::sandbox::codes;
+use linkbox_contracts::sandbox::{JOURNAL_BODY_LIMIT, codes};
 use warp::reply::Response;
 
 use crate::app::App;
@@ -817,8 +817,13 @@ where
         if let Some(delay) = delay {
             // Read first, as the route would read it: a client that gives up during the
             // delay (a test of its timeouts) is journaled with its body ([`Unanswered`]), so
-            // a `verify` by body counts it. The route then reads the same body again.
-            read_as_routed(surfaces, &mut request).await;
+            // a `verify` by body counts it. The route then reads the same body again. Only a
+            // body declared within what the journal keeps: one read now is held through the
+            // delay (up to two minutes) outside what `--max-bodies-mib` counts, so a larger
+            // one waits in its socket as before, and a hung-up entry has none.
+            if declared_within(&request.headers, JOURNAL_BODY_LIMIT) {
+                read_as_routed(surfaces, &mut request).await;
+            }
             tokio::time::sleep(delay).await;
         }
         let mut response = match strike.action {
@@ -839,6 +844,15 @@ where
         }
         response
     }))
+}
+
+/// Whether `headers` declare a body (`Content-Length`) of at most `most` bytes.
+fn declared_within(headers: &http::HeaderMap, most: usize) -> bool {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok())
+        .is_some_and(|length| length <= most)
 }
 
 /// Reads the body of a request a fault answers in its route's place as far as the route
@@ -1171,6 +1185,27 @@ mod tests {
         assert_eq!(reply(request).await.status(), 400);
     }
 
+    /// A body is read ahead of a fault's delay only when declared within what the journal
+    /// keeps: a larger one, or one of no declared length, waits in its socket.
+    #[test]
+    fn only_a_body_declared_within_the_journals_limit_is_read_ahead_of_a_delay() {
+        let declared = |length: Option<&str>| {
+            let mut headers = http::HeaderMap::new();
+            if let Some(length) = length {
+                headers.insert(
+                    http::header::CONTENT_LENGTH,
+                    length.parse().expect("a value"),
+                );
+            }
+            declared_within(&headers, JOURNAL_BODY_LIMIT)
+        };
+        assert!(declared(Some("0")));
+        assert!(declared(Some(&JOURNAL_BODY_LIMIT.to_string())));
+        assert!(!declared(Some(&(JOURNAL_BODY_LIMIT + 1).to_string())));
+        assert!(!declared(Some("ten")));
+        assert!(!declared(None));
+    }
+
     /// A request a fault answers or drops in its route's place is journaled with its body as
     /// the route would have read it: whole within the route's limit, so a verify by body
     /// counts it; none past that limit, nor where the route reads no body, as for a request
@@ -1397,7 +1432,7 @@ mod tests {
         assert_eq!(entry.status, Some(201));
         let kept = entry.request.body.as_deref().expect("a body");
         assert!(big.starts_with(kept), "the first bytes, as sent");
-        assert_eq!(kept.len(), linkbox_contracts::sandbox::JOURNAL_BODY_LIMIT);
+        assert_eq!(kept.len(), JOURNAL_BODY_LIMIT);
         order
     }
 

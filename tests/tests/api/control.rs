@@ -18,6 +18,18 @@ fn assert_control_error(reply: &Reply, status: u16, code: &str) {
     assert!(reply.json["error"]["message"].is_string(), "{reply:?}");
 }
 
+/// The entries of `key`'s journal that `query` filters, newest first.
+async fn journal_of(app: &TestApp, key: &str, query: &str) -> Vec<Value> {
+    let journal = app
+        .control(Method::GET, &format!("/requests?{query}"), Some(key), None)
+        .await;
+    assert_eq!(journal.status, 200, "{journal:?}");
+    journal.json["requests"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
 async fn add_fault(app: &TestApp, key: &str, fault: Value) {
     let reply = app
         .control(Method::POST, "/faults", Some(key), Some(&fault))
@@ -521,18 +533,7 @@ async fn attempts_abandoned_during_a_faults_delay_are_journaled_as_unanswered() 
     assert_eq!(faults.json["faults"][0]["hits"], 3);
     let deadline = Instant::now() + Duration::from_secs(3);
     let entries = loop {
-        let journal = app
-            .control(
-                Method::GET,
-                "/requests?path=/partner/links",
-                Some(&key),
-                None,
-            )
-            .await;
-        let entries = journal.json["requests"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        let entries = journal_of(&app, &key, "path=/partner/links").await;
         if entries.len() >= 3 || Instant::now() > deadline {
             break entries;
         }
@@ -576,15 +577,8 @@ async fn a_delay_fault_slows_the_real_answer_and_a_drop_fault_closes_the_connect
         .await;
     assert!(dropped.is_err(), "{dropped:?}");
     assert_eq!(app.list_links(&key, "").await.status, 200);
-    let journal = app
-        .control(
-            Method::GET,
-            "/requests?path=/partner/links",
-            Some(&key),
-            None,
-        )
-        .await;
-    assert_eq!(journal.json["requests"][1]["dropped"], true);
+    let journal = journal_of(&app, &key, "path=/partner/links").await;
+    assert_eq!(journal[1]["dropped"], true);
     let bad = app
         .control(
             Method::POST,
