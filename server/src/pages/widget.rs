@@ -42,19 +42,28 @@ const DEFAULT_AMOUNT: &str = "100.00";
 const AMOUNT_REQUIRED: &str = "The amount field is required";
 
 /// The widget's forms, each a route of its own: an unknown action is no route (a 404).
-const FORMS: [&str; 2] = ["operation", "cancel"];
+const FORMS: [(&str, Form); 2] = [("operation", Form::Operation), ("cancel", Form::Cancel)];
+
+/// The widget's two forms.
+#[derive(Debug, Clone, Copy)]
+enum Form {
+    /// Complete a transfer.
+    Operation,
+    /// Cancel it.
+    Cancel,
+}
 
 /// The widget page's routes.
 pub fn routes() -> Router {
     let mut router = Router::new().get("/widget/{linkId}/{flow}", |request: Request| async move {
         show(&request)
     });
-    for action in FORMS {
+    for (action, form) in FORMS {
         let address = format!("/widget/{{linkId}}/{{flow}}/{action}");
         router = router
             .post(address.clone(), move |mut request: Request| async move {
                 let body = request.body(FORM_BYTES).await;
-                act(&request, action, body)
+                act(&request, form, body)
             })
             .reading(FORM_BYTES)
             // A form's address opened as a page (a reload, a bookmark, history) is the page.
@@ -305,7 +314,7 @@ fn first_language(accept: &str) -> Option<String> {
 /// POST /widget/{linkId}/{flow}/operation {amount} and POST /widget/{linkId}/{flow}/cancel
 fn act(
     request: &Request,
-    action: &str,
+    action: Form,
     body: Result<bytes::Bytes, crate::wire::BodyError>,
 ) -> Response {
     let (app, headers) = (&request.app, &request.headers);
@@ -338,7 +347,7 @@ fn act(
     let outcome = match action {
         // A missing or empty amount is refused, as the control API refuses a body without
         // one: the form's suggested amount is the page's, not a default of the action.
-        "operation" => match field(&form, "amount") {
+        Form::Operation => match field(&form, "amount") {
             None => Err(Error::invalid(AMOUNT_REQUIRED)),
             Some(amount) => {
                 let request = OperationRequest {
@@ -348,8 +357,7 @@ fn act(
                 complete_operation(app, &partner, link_id, request).map(|_| "completed")
             }
         },
-        "cancel" => cancel_operation(app, &partner, link_id).map(|_| "cancelled"),
-        _ => Err(LinkError::LinkNotFound.into()),
+        Form::Cancel => cancel_operation(app, &partner, link_id).map(|_| "cancelled"),
     };
     match outcome {
         // Relative to the form's address (`…/{flow}/{action}`), as the form's own action is
