@@ -290,16 +290,21 @@ mod tests {
         assert!(clock.reading().frozen);
     }
 
+    /// A running clock set `before` the end of 9000 and left to run past it: pinned at its
+    /// last millisecond, its offset beyond.
+    fn pinned(before: Duration) -> Clock {
+        let clock = Clock::new();
+        clock.set_to(LATEST - before).expect("in range");
+        std::thread::sleep(std::time::Duration::try_from(before * 3).expect("positive"));
+        assert_eq!(clock.now(), LATEST);
+        clock
+    }
+
     /// A running clock that reached the last millisecond of 9000 stays there, and freezing
     /// it freezes what it shows, not the year 9001 its offset would reach.
     #[test]
     fn a_clock_frozen_at_the_end_of_its_years_shows_the_last_millisecond() {
-        let clock = Clock::new();
-        clock
-            .set_to(datetime!(9000-12-31 23:59:59.990 UTC))
-            .expect("in range");
-        std::thread::sleep(std::time::Duration::from_millis(30));
-        assert_eq!(clock.now(), LATEST);
+        let clock = pinned(Duration::milliseconds(10));
         clock.set_frozen(true);
         assert_eq!(clock.now(), LATEST);
         assert!(clock.advance(Duration::seconds(-1)).is_ok());
@@ -310,12 +315,7 @@ mod tests {
     /// not from the time its offset reached past it.
     #[test]
     fn a_step_back_from_the_end_of_its_years_starts_from_the_last_millisecond() {
-        let clock = Clock::new();
-        clock
-            .set_to(datetime!(9000-12-31 23:59:59.900 UTC))
-            .expect("in range");
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        assert_eq!(clock.now(), LATEST);
+        let clock = pinned(Duration::milliseconds(100));
         clock.advance(Duration::seconds(-10)).expect("in range");
         let stepped = clock.now() - (LATEST - Duration::seconds(10));
         assert!(
