@@ -772,11 +772,7 @@ impl Entry {
             method: self.method.to_string(),
             // A key sent in the path by mistake (`/partner/links/m2m_test_…`) is redacted
             // as one in the query is.
-            path: if holds_key(self.path().as_bytes()) {
-                redact_keys(self.path())
-            } else {
-                self.path().to_owned()
-            },
+            path: redact_path(self.path()),
             query: (!query.is_empty()).then(|| redact_query(query)),
             status: self.status,
             dropped: self.status.is_none(),
@@ -1076,10 +1072,41 @@ fn redact_text(text: &str) -> String {
             Some((name, _)) if is_secret_field(&decoded_name(name)) => {
                 format!("{name}={REDACTED}")
             }
-            _ => pair.to_owned(),
+            Some((name, value)) => {
+                format!(
+                    "{}={}",
+                    encoded_key_redacted(name),
+                    encoded_key_redacted(value)
+                )
+            }
+            None => encoded_key_redacted(pair).into_owned(),
         })
         .collect();
     redact_keys(&redact_members(&pairs.join("&")))
+}
+
+/// `part` of a form, a query or a path, or `[redacted]` when it spells an M2M key only
+/// once percent-decoded (`m2m%5Ftest%5F…`, as a form encoder may send a key). One that
+/// spells it as sent is left to [`redact_keys`], which keeps the text around the key.
+fn encoded_key_redacted(part: &str) -> Cow<'_, str> {
+    if part.contains(['%', '+']) && holds_key(decoded_name(part).as_bytes()) {
+        Cow::Borrowed(REDACTED)
+    } else {
+        Cow::Borrowed(part)
+    }
+}
+
+/// The path as the journal shows it: a key sent in it by mistake (`/partner/links/m2m_test_…`),
+/// as sent or percent-encoded, is redacted as one in the query is.
+fn redact_path(path: &str) -> String {
+    if path.contains('%') {
+        let segments: Vec<Cow<'_, str>> = path.split('/').map(encoded_key_redacted).collect();
+        redact_keys(&segments.join("/"))
+    } else if holds_key(path.as_bytes()) {
+        redact_keys(path)
+    } else {
+        path.to_owned()
+    }
 }
 
 fn decoded_name(name: &str) -> String {
@@ -1551,6 +1578,16 @@ pub(crate) mod tests {
             "key=[redacted]&x=1"
         );
         assert_eq!(redact_query("page=2&limit=5"), "page=2&limit=5");
+        // A key percent-encoded, as a form encoder may send it, in a value or a name.
+        assert_eq!(
+            redact_query("key=m2m%5Ftest%5F0123abc&x=1"),
+            "key=[redacted]&x=1"
+        );
+        assert_eq!(
+            redact_body(b"a=1&m2m_live%5F0123abc=2&note=see+m2m%5ftest_9z"),
+            "a=1&[redacted]=2&note=[redacted]"
+        );
+        assert_eq!(redact_query("q=100%25&x=a+b"), "q=100%25&x=a+b");
         // Text without secrets is kept as it is.
         assert_eq!(redact_body(b"hello=world&a=b"), "hello=world&a=b");
     }
@@ -1630,6 +1667,12 @@ pub(crate) mod tests {
         let shown = serde_json::to_string(entry).expect("json");
         assert!(!shown.contains(key), "{shown}");
         assert_eq!(entry.path, "/partner/links/[redacted]");
+
+        // Percent-encoded in the path.
+        let path = "/partner/links/m2m%5Ftest%5Fbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb/x";
+        journal.record(with_body(path, "{}"));
+        let entry = &journal.list(&JournalFilter::default(), None)[0];
+        assert_eq!(entry.path, "/partner/links/[redacted]/x");
     }
 
     #[test]
