@@ -44,6 +44,7 @@ struct State {
     received: Vec<Received>,
     answers: VecDeque<u16>,
     hang: bool,
+    delay: Duration,
 }
 
 /// A running receiver; stops when dropped.
@@ -77,7 +78,7 @@ impl Receiver {
                         let state = state.clone();
                         let arrived = arrived.clone();
                         async move {
-                            let (status, hang) = {
+                            let (status, hang, delay) = {
                                 let mut state = state.lock();
                                 state.received.push(Received {
                                     path: path.as_str().to_owned(),
@@ -85,12 +86,14 @@ impl Receiver {
                                     headers,
                                     body,
                                 });
-                                (state.answers.pop_front().unwrap_or(200), state.hang)
+                                let status = state.answers.pop_front().unwrap_or(200);
+                                (status, state.hang, state.delay)
                             };
                             arrived.notify_waiters();
                             if hang {
                                 std::future::pending::<()>().await;
                             }
+                            tokio::time::sleep(delay).await;
                             let mut response = Response::new(Bytes::new().into());
                             *response.status_mut() =
                                 StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
@@ -115,6 +118,11 @@ impl Receiver {
     /// The next requests get these statuses, in order; then 200 again.
     pub fn answer_with(&self, statuses: &[u16]) {
         self.state.lock().answers.extend(statuses);
+    }
+
+    /// From now on, answer each request only after `delay`.
+    pub fn answer_after(&self, delay: Duration) {
+        self.state.lock().delay = delay;
     }
 
     /// From now on, never answer.

@@ -9,10 +9,11 @@
 //! wait their turn. One partner's are at most [`MAX_ATTEMPTS_PER_PARTNER`] of them (a
 //! semaphore per partner, taken first): a partner whose receiver hangs, with a thousand
 //! deliveries due, holds a quarter of the line until they time out. Four such partners
-//! (made-up keys cost nothing in open mode) would hold all of it; so a partner with no
-//! attempt in flight takes its next one from a reserve of [`RESERVED_ATTEMPTS`] more,
-//! past everyone queued for the line: every other partner's webhooks still go out at
-//! once, unless that many partners each hold one attempt at the same time. The engine runs
+//! (made-up keys cost nothing in open mode) would hold all of it; so an attempt waiting for
+//! the line also waits for a reserve of [`RESERVED_ATTEMPTS`] more, one attempt of each
+//! partner at a time, and goes by whichever frees first: every other partner's webhooks
+//! still go out at once, one after another, unless that many partners each hold one
+//! attempt from the reserve at the same time. The engine runs
 //! on a serving thread: a body of 64 KiB or more is signed off it ([`crate::offload`]).
 //!
 //! # Leaving the machine
@@ -45,8 +46,8 @@ use crate::offload;
 
 /// Attempts in flight at once, across every tenant. [design]
 pub const MAX_CONCURRENT_ATTEMPTS: usize = 64;
-/// Attempts in flight at once besides [`MAX_CONCURRENT_ATTEMPTS`]: each the first of a
-/// partner that had none in flight. [design]
+/// Attempts in flight at once besides [`MAX_CONCURRENT_ATTEMPTS`]: at most one of each
+/// partner, for an attempt that would otherwise wait for the line. [design]
 pub const RESERVED_ATTEMPTS: usize = 16;
 /// Attempts in flight at once for one partner: a quarter of [`MAX_CONCURRENT_ATTEMPTS`].
 /// [design]
@@ -142,24 +143,33 @@ pub async fn run(
         for job in jobs {
             let (client, webhooks, clock) = (client.clone(), webhooks.clone(), clock.clone());
             let delivery = delivery.clone();
-            let (share, permits) = (shares.of(&job.partner.slug), permits.clone());
-            // A partner with nothing in flight goes past the line, from the reserve.
-            let reserved = (share.available_permits() == MAX_ATTEMPTS_PER_PARTNER)
-                .then(|| share.clone().try_acquire_owned().ok())
-                .flatten()
-                .and_then(|own| Some((own, reserve.clone().try_acquire_owned().ok()?)));
+            let (share, line, reserve) = (
+                shares.of(&job.partner.slug),
+                permits.clone(),
+                reserve.clone(),
+            );
             attempts.spawn(async move {
-                if let Some(_held) = reserved {
-                    return attempt(client, webhooks, clock, delivery, job).await;
-                }
                 // The partner's share first: its attempts past it wait without holding any
                 // of the line's.
-                let (Ok(_share), Ok(_permit)) =
-                    (share.acquire_owned().await, permits.acquire_owned().await)
-                else {
+                let Ok(_share) = share.limit.clone().acquire_owned().await else {
                     return;
                 };
-                attempt(client, webhooks, clock, delivery, job).await;
+                // Then the line, or, while none of the partner's attempts holds one, the
+                // reserve: whatever holds the line, each partner makes one attempt at a time.
+                let by_reserve = async {
+                    let lane = share.lane.clone().acquire_owned().await.ok()?;
+                    Some((lane, reserve.acquire_owned().await.ok()?))
+                };
+                tokio::select! {
+                    biased;
+                    Ok(_permit) = line.acquire_owned() => {
+                        attempt(client, webhooks, clock, delivery, job).await;
+                    }
+                    Some(_reserved) = by_reserve => {
+                        attempt(client, webhooks, clock, delivery, job).await;
+                    }
+                    else => {}
+                }
             });
         }
         let idle = next_due
@@ -182,17 +192,27 @@ pub async fn run(
     attempts.abort_all();
 }
 
-/// Each partner's share of the attempts in flight ([`MAX_ATTEMPTS_PER_PARTNER`]), made
-/// when one of its deliveries is first due and forgotten once none of its attempts holds
-/// or awaits it.
+/// Each partner's share of the attempts in flight ([`MAX_ATTEMPTS_PER_PARTNER`]) and its lane
+/// to the reserve (one attempt at a time), made when one of its deliveries is first due and
+/// forgotten once none of its attempts holds or awaits them.
 #[derive(Default)]
-struct Shares(HashMap<Arc<str>, Arc<Semaphore>>);
+struct Shares(HashMap<Arc<str>, Arc<Share>>);
+
+struct Share {
+    limit: Arc<Semaphore>,
+    lane: Arc<Semaphore>,
+}
 
 impl Shares {
-    fn of(&mut self, slug: &Arc<str>) -> Arc<Semaphore> {
+    fn of(&mut self, slug: &Arc<str>) -> Arc<Share> {
         self.0
             .entry(slug.clone())
-            .or_insert_with(|| Arc::new(Semaphore::new(MAX_ATTEMPTS_PER_PARTNER)))
+            .or_insert_with(|| {
+                Arc::new(Share {
+                    limit: Arc::new(Semaphore::new(MAX_ATTEMPTS_PER_PARTNER)),
+                    lane: Arc::new(Semaphore::new(1)),
+                })
+            })
             .clone()
     }
 
@@ -527,7 +547,8 @@ mod tests {
         let (first, again, other) = (shares.of(&one), shares.of(&one), shares.of(&two));
         assert!(Arc::ptr_eq(&first, &again));
         assert!(!Arc::ptr_eq(&first, &other));
-        assert_eq!(first.available_permits(), MAX_ATTEMPTS_PER_PARTNER);
+        assert_eq!(first.limit.available_permits(), MAX_ATTEMPTS_PER_PARTNER);
+        assert_eq!(first.lane.available_permits(), 1);
         drop(other);
         shares.forget_idle();
         assert_eq!(shares.0.len(), 1, "the second partner's share is forgotten");
