@@ -765,19 +765,37 @@ impl Entry {
         self.texts.text(PATH)
     }
 
+    /// The method, the path and the tenant's label as the journal shows them, and as its
+    /// filters match them: a filter matched against what is redacted would tell a key one
+    /// character at a time (`?path=/partner/links/m2m_live_X*`).
+    fn shown_method(&self) -> Cow<'_, str> {
+        without_keys(self.method.as_str())
+    }
+
+    fn shown_path(&self) -> Cow<'_, str> {
+        without_keys(self.path())
+    }
+
+    fn shown_tenant(&self) -> Option<Cow<'_, str>> {
+        self.tenant.as_deref().map(without_keys)
+    }
+
     fn view(&self) -> JournalEntry {
         let query = self.texts.text(QUERY);
         JournalEntry {
             seq: self.seq,
-            method: self.method.to_string(),
+            method: without_keys(self.method.as_str()).into_owned(),
             // A key sent in the path by mistake (`/partner/links/m2m_test_…`) is redacted
             // as one in the query is.
-            path: redact_path(self.path()),
+            path: without_keys(self.path()).into_owned(),
             query: (!query.is_empty()).then(|| redact_query(query)),
             status: self.status,
             dropped: self.status.is_none(),
             time: timefmt::millis(self.time),
-            tenant: self.tenant.as_deref().map(str::to_owned),
+            tenant: self
+                .tenant
+                .as_deref()
+                .map(|label| without_keys(label).into_owned()),
             duration_ms: self.duration_ms,
             request: self.message(REQUEST_HEADERS, REQUEST_BODY, self.kept.request),
             response: self.message(RESPONSE_HEADERS, RESPONSE_BODY, self.kept.response),
@@ -1024,7 +1042,9 @@ fn redact_body(body: &[u8]) -> String {
         return String::from_utf8_lossy(body).into_owned();
     }
     match serde_json::from_slice::<Value>(body) {
-        Ok(mut json) if json.is_object() || json.is_array() => {
+        // A string sent as the whole body is redacted as a field's would be: JSON text in
+        // it within, and any key.
+        Ok(mut json) => {
             redact_json(&mut json);
             json.to_string()
         }
@@ -1053,10 +1073,12 @@ fn redact_query(query: &str) -> String {
 /// The prefixes of M2M keys, which are redacted wherever they appear in text.
 const KEY_PREFIXES: [&str; 2] = ["m2m_test_", "m2m_live_"];
 
+/// Whether `text` holds an M2M key's prefix, in any case (an upper-cased key, as an
+/// endpoint shows a method, is still most of one).
 fn holds_key(text: &[u8]) -> bool {
     KEY_PREFIXES.iter().any(|prefix| {
         text.windows(prefix.len())
-            .any(|window| window == prefix.as_bytes())
+            .any(|window| window.eq_ignore_ascii_case(prefix.as_bytes()))
     })
 }
 
@@ -1066,6 +1088,7 @@ fn holds_key(text: &[u8]) -> bool {
 /// type, or JSON with a trailing comma, is a client bug the journal must not keep a
 /// password from.
 fn redact_text(text: &str) -> String {
+    let text = &redact_multipart(text);
     let pairs: Vec<String> = text
         .split('&')
         .map(|pair| match pair.split_once('=') {
@@ -1096,16 +1119,31 @@ fn encoded_key_redacted(part: &str) -> Cow<'_, str> {
     }
 }
 
-/// The path as the journal shows it: a key sent in it by mistake (`/partner/links/m2m_test_…`),
-/// as sent or percent-encoded, is redacted as one in the query is.
-fn redact_path(path: &str) -> String {
-    if path.contains('%') {
-        let segments: Vec<Cow<'_, str>> = path.split('/').map(encoded_key_redacted).collect();
-        redact_keys(&segments.join("/"))
-    } else if holds_key(path.as_bytes()) {
-        redact_keys(path)
+/// The characters around the parts of a path, a query or a message that [`without_keys`]
+/// decodes one by one.
+const PART_ENDS: [char; 5] = ['/', ' ', '?', '&', '='];
+
+/// `text` (a path, a method, a tenant's label, a message quoting them) with every M2M key
+/// redacted, as sent (`/partner/links/m2m_test_…`) or percent-encoded in a part of it
+/// (`m2m%5Ftest%5F…`). For every place that shows such text: the journal, the request log,
+/// the drift report.
+pub fn without_keys(text: &str) -> Cow<'_, str> {
+    let decoded = if text.contains('%') {
+        Cow::Owned(
+            text.split_inclusive(PART_ENDS)
+                .map(|token| {
+                    let part = token.trim_end_matches(PART_ENDS);
+                    format!("{}{}", encoded_key_redacted(part), &token[part.len()..])
+                })
+                .collect::<String>(),
+        )
     } else {
-        path.to_owned()
+        Cow::Borrowed(text)
+    };
+    if holds_key(decoded.as_bytes()) {
+        Cow::Owned(redact_keys(&decoded))
+    } else {
+        decoded
     }
 }
 
@@ -1115,21 +1153,70 @@ fn decoded_name(name: &str) -> String {
         .into_owned()
 }
 
-/// `text` with the string value of each `"name": "…"` member whose name is secret
-/// redacted, in text that need not parse as JSON (a value cut short runs to the end).
+/// `text` with the content of each part of a `multipart/form-data` body whose name is
+/// secret (`Content-Disposition: form-data; name="password"`) redacted, to the next
+/// boundary's line or the end.
+fn redact_multipart(text: &str) -> Cow<'_, str> {
+    const NAME: &str = "name=\"";
+    if !text.contains("form-data") {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let (mut copied, mut at) = (0, 0);
+    while let Some(found) = text[at..].find(NAME).map(|i| at + i) {
+        let start = found + NAME.len();
+        let Some(end) = text[start..].find('"').map(|i| start + i) else {
+            break;
+        };
+        at = end;
+        // `name=`, not `filename=`.
+        if !text[..found].ends_with([' ', ';']) || !is_secret_field(&text[start..end]) {
+            continue;
+        }
+        let Some(content) = text[end..].find("\r\n\r\n").map(|i| end + i + 4) else {
+            break;
+        };
+        let content_end = text[content..]
+            .find("\r\n--")
+            .map_or(text.len(), |i| content + i);
+        out.push_str(&text[copied..content]);
+        out.push_str(REDACTED);
+        (copied, at) = (content_end, content_end);
+    }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
+}
+
+/// `text` with the value of each `"name": …` member whose name is secret redacted, and
+/// each string that spells an M2M key only through `\u` escapes, in text that need not
+/// parse as JSON (a value cut short runs to the end). A name is read with its escapes
+/// (`"pass\u0077ord"`); a value that is not a string (`"password": 123456`) runs to the
+/// next `,`, `}` or `]`.
 fn redact_members(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
     let mut at = 0;
+    // Replaces `text[from..to]` with `mark`.
+    let redact = |out: &mut String, copied: &mut usize, from: usize, to: usize, mark: &str| {
+        out.push_str(&text[*copied..from]);
+        out.push_str(mark);
+        *copied = to;
+    };
     while let Some(open) = bytes[at..].iter().position(|b| *b == b'"').map(|i| at + i) {
-        let close = string_end(bytes, open + 1);
-        let name = &text[open + 1..close.min(text.len())];
+        let close = string_end(bytes, open + 1).min(text.len());
+        let literal = &text[open + 1..close];
         let mut next = close + 1;
         while bytes.get(next).is_some_and(u8::is_ascii_whitespace) {
             next += 1;
         }
         if bytes.get(next) != Some(&b':') {
+            if spells_key_escaped(literal) {
+                redact(&mut out, &mut copied, open + 1, close, REDACTED);
+            }
             at = next.min(bytes.len());
             continue;
         }
@@ -1137,20 +1224,45 @@ fn redact_members(text: &str) -> String {
         while bytes.get(next).is_some_and(u8::is_ascii_whitespace) {
             next += 1;
         }
+        let secret = is_secret_field(&json_text(literal));
         if bytes.get(next) == Some(&b'"') {
-            let value_end = string_end(bytes, next + 1);
-            if is_secret_field(name) {
-                out.push_str(&text[copied..=next]);
-                out.push_str(REDACTED);
-                copied = value_end.min(text.len());
+            let value_end = string_end(bytes, next + 1).min(text.len());
+            if secret || spells_key_escaped(&text[next + 1..value_end]) {
+                redact(&mut out, &mut copied, next + 1, value_end, REDACTED);
             }
             at = (value_end + 1).min(bytes.len());
+        } else if secret && !matches!(bytes.get(next), None | Some(b'{' | b'[')) {
+            let value_end = bytes[next..]
+                .iter()
+                .position(|b| matches!(b, b',' | b'}' | b']'))
+                .map_or(bytes.len(), |i| next + i);
+            let value = text[next..value_end].trim_end();
+            let mark = format!("\"{REDACTED}\"");
+            redact(&mut out, &mut copied, next, next + value.len(), &mark);
+            at = value_end;
         } else {
             at = next.min(bytes.len());
         }
     }
     out.push_str(&text[copied..]);
     out
+}
+
+/// A JSON string's text (between its quotes) with its escapes read, or as it is when they
+/// do not read (cut short).
+fn json_text(literal: &str) -> Cow<'_, str> {
+    if literal.contains('\\') {
+        serde_json::from_str::<String>(&format!("\"{literal}\""))
+            .map_or(Cow::Borrowed(literal), Cow::Owned)
+    } else {
+        Cow::Borrowed(literal)
+    }
+}
+
+/// Whether a JSON string's text spells an M2M key only once its `\u` escapes are read
+/// (`m2m\u005ftest_…`); one spelled as sent is left to [`redact_keys`].
+fn spells_key_escaped(literal: &str) -> bool {
+    literal.contains("\\u") && holds_key(json_text(literal).as_bytes())
 }
 
 /// The index of the `"` closing a JSON string whose text starts at `from` (past a `\`
@@ -1167,14 +1279,18 @@ fn string_end(bytes: &[u8], from: usize) -> usize {
     bytes.len()
 }
 
-/// `text` with every M2M key (`m2m_test_` or `m2m_live_` and the letters and digits after
-/// it) redacted.
+/// `text` with every M2M key (`m2m_test_` or `m2m_live_`, in any case, and the letters
+/// and digits after it) redacted.
 fn redact_keys(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some((at, prefix)) = KEY_PREFIXES
         .iter()
-        .filter_map(|prefix| rest.find(prefix).map(|at| (at, prefix)))
+        .filter_map(|prefix| {
+            // ASCII case folding keeps every byte where it is.
+            let lower = rest.to_ascii_lowercase();
+            lower.find(prefix).map(|at| (at, prefix))
+        })
         .min()
     {
         out.push_str(&rest[..at]);
@@ -1208,8 +1324,8 @@ fn redact_json(value: &mut Value) {
     match value {
         Value::Object(fields) => {
             for (name, field) in fields.iter_mut() {
-                if is_secret_field(name) && !field.is_object() && !field.is_array() {
-                    *field = Value::String(REDACTED.to_owned());
+                if is_secret_field(name) {
+                    redact_leaves(field);
                 } else {
                     redact_json(field);
                 }
@@ -1251,6 +1367,16 @@ fn redact_json(value: &mut Value) {
     }
 }
 
+/// A secret field's value redacted: a value in it, or each in an array or object it holds
+/// (`"deviceTokens": ["…", "…"]`), which keep their shape.
+fn redact_leaves(value: &mut Value) {
+    match value {
+        Value::Object(fields) => fields.values_mut().for_each(redact_leaves),
+        Value::Array(items) => items.iter_mut().for_each(redact_leaves),
+        leaf => *leaf = Value::String(REDACTED.to_owned()),
+    }
+}
+
 /// Whether `actual` contains `expected`: every field of an expected object, recursively;
 /// arrays element by element, of the same length; anything else equal.
 pub fn json_contains(actual: &Value, expected: &Value) -> bool {
@@ -1278,14 +1404,14 @@ impl Expectation {
         if self
             .method
             .as_deref()
-            .is_some_and(|method| !entry.method.as_str().eq_ignore_ascii_case(method))
+            .is_some_and(|method| !entry.shown_method().eq_ignore_ascii_case(method))
         {
             missed.push("method".to_owned());
         }
         if self
             .path
             .as_deref()
-            .is_some_and(|pattern| !path_matches(pattern, entry.path()))
+            .is_some_and(|pattern| !path_matches(pattern, &entry.shown_path()))
         {
             missed.push("path".to_owned());
         }
@@ -1319,11 +1445,11 @@ impl JournalFilter {
     fn matches(&self, entry: &Entry) -> bool {
         self.method
             .as_deref()
-            .is_none_or(|method| entry.method.as_str().eq_ignore_ascii_case(method))
+            .is_none_or(|method| entry.shown_method().eq_ignore_ascii_case(method))
             && self
                 .path
                 .as_deref()
-                .is_none_or(|pattern| path_matches(pattern, entry.path()))
+                .is_none_or(|pattern| path_matches(pattern, &entry.shown_path()))
             // A dropped request was answered no status: no status filter matches it.
             && self.status.as_deref().is_none_or(|status| {
                 entry.status.is_some_and(|code| {
@@ -1347,7 +1473,7 @@ impl JournalFilter {
             && self
                 .tenant
                 .as_deref()
-                .is_none_or(|tenant| entry.tenant.as_deref() == Some(tenant))
+                .is_none_or(|tenant| entry.shown_tenant().as_deref() == Some(tenant))
             && self.since.is_none_or(|since| entry.time >= since)
     }
 }
@@ -1590,6 +1716,72 @@ pub(crate) mod tests {
         assert_eq!(redact_query("q=100%25&x=a+b"), "q=100%25&x=a+b");
         // Text without secrets is kept as it is.
         assert_eq!(redact_body(b"hello=world&a=b"), "hello=world&a=b");
+        // Malformed JSON: a name spelled with escapes, a value that is not a string, and a
+        // key spelled only with escapes.
+        assert_eq!(
+            redact_body(br#"{"referenceId":"m1","pass\u0077ord":"esc-hunter",}"#),
+            r#"{"referenceId":"m1","pass\u0077ord":"[redacted]",}"#
+        );
+        assert_eq!(
+            redact_body(br#"{"password": 123456789 ,"apiKey":true}x"#),
+            r#"{"password": "[redacted]" ,"apiKey":"[redacted]"}x"#
+        );
+        assert_eq!(
+            redact_body(br#"{"x":"m2m\u005ftest_FFFF","y":"ok",}"#),
+            r#"{"x":"[redacted]","y":"ok",}"#
+        );
+        // A multipart form's secret part, and not a part whose file name is secret-like.
+        let multipart = "--b\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nmp-hunter\r\n\
+                         --b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"token.txt\"\r\n\r\n\
+                         plain\r\n--b--\r\n";
+        let shown = redact_body(multipart.as_bytes());
+        assert!(!shown.contains("mp-hunter"), "{shown}");
+        assert!(
+            shown.contains("name=\"password\"\r\n\r\n[redacted]\r\n--b") && shown.contains("plain"),
+            "{shown}"
+        );
+    }
+
+    /// What shows a method, a path or a label (the journal, the log, the drift report)
+    /// shows no key: as sent, upper-cased, or percent-encoded in a part of it.
+    #[test]
+    fn text_quoting_a_request_shows_no_key() {
+        for (text, shown) in [
+            ("M2M_TEST_ABC9 /partner/links", "[redacted] /partner/links"),
+            (
+                "the vendor answered 501 to m2m_test_abc9 /partner/links/m2m%5Flive%5Fx1/revoke",
+                "the vendor answered 501 to [redacted] /partner/links/[redacted]/revoke",
+            ),
+            ("leaf:m2m_live_q", "leaf:[redacted]"),
+            (
+                "GET /partner/links/lnk_1?x=100%25",
+                "GET /partner/links/lnk_1?x=100%25",
+            ),
+        ] {
+            assert_eq!(without_keys(text), shown, "{text}");
+        }
+        assert!(matches!(
+            without_keys("POST /partner/links"),
+            Cow::Borrowed(_)
+        ));
+    }
+
+    /// A secret field holding an array or an object has every value in it redacted, and
+    /// JSON text sent as the whole body is redacted within as a field's is.
+    #[test]
+    fn a_secret_fields_array_or_object_and_a_body_of_json_text_are_redacted_within() {
+        let body =
+            br#"{"metadata":{"password":["arr-hunter",7],"token":{"v":"obj-hunter"},"n":1}}"#;
+        assert_eq!(
+            redact_body(body),
+            r#"{"metadata":{"n":1,"password":["[redacted]","[redacted]"],"token":{"v":"[redacted]"}}}"#
+        );
+        let text = br#""{\"password\":\"top-hunter\"}""#;
+        let shown = redact_body(text);
+        assert!(
+            !shown.contains("top-hunter") && shown.contains("[redacted]"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -1673,6 +1865,39 @@ pub(crate) mod tests {
         journal.record(with_body(path, "{}"));
         let entry = &journal.list(&JournalFilter::default(), None)[0];
         assert_eq!(entry.path, "/partner/links/[redacted]/x");
+
+        // The filters match what is shown, not what was redacted: a prefix cannot tell a
+        // key one character at a time.
+        let secret_path = "/partner/links/m2m_live_Xy7Qzzzz";
+        journal.record(with_body(secret_path, "{}"));
+        let count = |query: JournalFilter| journal.list(&query, None).len();
+        let by_path = |path: &str| JournalFilter {
+            path: Some(path.to_owned()),
+            ..JournalFilter::default()
+        };
+        assert_eq!(count(by_path("/partner/links/m2m_live_X*")), 0);
+        assert_eq!(count(by_path(secret_path)), 0);
+        assert_eq!(count(by_path("/partner/links/[redacted]")), 2);
+        let expect = Expectation {
+            path: Some("/partner/links/m2m_live_Xy*".to_owned()),
+            ..Expectation::default()
+        };
+        assert_eq!(journal.verify(&expect, None).0, 0);
+
+        // A key sent as the method, or as a Leaf account's name in the tenant's label.
+        let mut request = with_body("/partner/links", "{}");
+        request.method = Method::from_bytes(key.as_bytes()).expect("a method token");
+        request.tenant = Some(format!("leaf:{live}").into());
+        journal.record(request);
+        let entry = &journal.list(&JournalFilter::default(), None)[0];
+        assert_eq!(entry.method, REDACTED);
+        assert_eq!(entry.tenant.as_deref(), Some("leaf:[redacted]"));
+        let by_tenant = |tenant: &str| JournalFilter {
+            tenant: Some(tenant.to_owned()),
+            ..JournalFilter::default()
+        };
+        assert_eq!(count(by_tenant(&format!("leaf:{live}"))), 0);
+        assert_eq!(count(by_tenant("leaf:[redacted]")), 1);
     }
 
     #[test]

@@ -74,19 +74,11 @@ pub fn verify(request: &Request, body: Result<Bytes, BodyError>) -> Result<Respo
             ));
         }
     };
-    if verify.method.as_ref().is_some_and(|method| {
-        http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).is_err()
-    }) {
-        return Err(ControlError::invalid(
-            "The method field must be an HTTP method",
-        ));
+    if let Some(method) = &verify.method {
+        readable_method(method, "method field")?;
     }
-    if verify
-        .path
-        .as_deref()
-        .is_some_and(|path| !path.starts_with('/'))
-    {
-        return Err(ControlError::invalid("The path field must start with /"));
+    if let Some(path) = &verify.path {
+        readable_path(path, "path field")?;
     }
     let expectation = Expectation {
         method: verify.method,
@@ -114,6 +106,28 @@ pub fn verify(request: &Request, body: Result<Bytes, BodyError>) -> Result<Respo
     ))
 }
 
+/// `method` if it is an HTTP method (in any case), else the 400 naming `what`: the same on
+/// a `verify` and on a list's or delete's filter.
+fn readable_method(method: &str, what: &str) -> Result<(), ControlError> {
+    if http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).is_err() {
+        return Err(ControlError::invalid(format!(
+            "The {what} must be an HTTP method, like GET"
+        )));
+    }
+    Ok(())
+}
+
+/// `path` if it starts with `/` (a path, or a prefix ending in `*`), else the 400 naming
+/// `what`: the same on a `verify` and on a list's or delete's filter.
+fn readable_path(path: &str, what: &str) -> Result<(), ControlError> {
+    if !path.starts_with('/') {
+        return Err(ControlError::invalid(format!(
+            "The {what} must start with /, like /partner/links or /partner/links/*"
+        )));
+    }
+    Ok(())
+}
+
 /// The journal filter a query string asks for, of a list or of a delete: every filter
 /// reads the same on both, and one it does not know, or one given twice (which would
 /// otherwise keep one value without a word, and a `DELETE` forget less than asked), is
@@ -128,8 +142,14 @@ fn filter(query: &str) -> Result<JournalFilter, ControlError> {
             )));
         }
         match name.as_str() {
-            "method" => filter.method = Some(value),
-            "path" => filter.path = Some(value),
+            "method" => {
+                readable_method(&value, "method filter")?;
+                filter.method = Some(value);
+            }
+            "path" => {
+                readable_path(&value, "path filter")?;
+                filter.path = Some(value);
+            }
             "status" => {
                 // A status linkbox can answer: 100 to 599, or a class 1xx to 5xx.
                 let ok = match value.as_bytes() {
@@ -161,8 +181,16 @@ fn filter(query: &str) -> Result<JournalFilter, ControlError> {
                 }
                 filter.header = Some((name, header.trim().to_owned()));
             }
+            "tenant" if value.is_empty() => {
+                return Err(ControlError::invalid(
+                    "The tenant filter must name a tenant, as the entries' tenant field does",
+                ));
+            }
             "tenant" => filter.tenant = Some(value),
             "since" => {
+                // A `+` sent bare in a query string reads as a space: `…T10:00:00+01:00`
+                // is meant, and no RFC 3339 time holds a space.
+                let value = value.replace(' ', "+");
                 let since = OffsetDateTime::parse(&value, &Rfc3339).map_err(|_| {
                     ControlError::invalid(
                         "The since filter must be an RFC 3339 time, like 2026-12-01T10:00:00Z",
@@ -211,6 +239,25 @@ mod tests {
             assert!(filter(&format!("status={accepted}")).is_ok(), "{accepted}");
         }
         assert!(filter("colour=red").is_err());
+        // What a verify refuses, a list's or delete's filter refuses too.
+        for unreadable in [
+            "method=",
+            "method=GE%20T",
+            "path=partner",
+            "path=",
+            "tenant=",
+        ] {
+            assert!(filter(unreadable).is_err(), "{unreadable}");
+        }
+        // A `+` sent bare reads as a space; the time meant is taken.
+        for since in ["2026-12-07T02:00:00+01:00", "2026-12-07T02:00:00%2B01:00"] {
+            let parsed = filter(&format!("since={since}")).expect(since);
+            assert_eq!(
+                parsed.since.map(OffsetDateTime::unix_timestamp),
+                Some(1_796_605_200),
+                "{since}"
+            );
+        }
         // A filter twice is refused, naming it: neither value is quietly dropped.
         for twice in [
             "path=/a&path=/b",

@@ -1,7 +1,7 @@
 //! The request log: one line per request on the `linkbox::request` target, written when its
 //! response is ready — method, path (no query: it may carry user data), status,
 //! milliseconds, the tenant label (a partner slug or `leaf:<username>`, never a key or
-//! token) and every `X-Linkbox-Warning` the response carries, joined by `; `. The
+//! token; an M2M key in any of them is redacted as in the journal) and every `X-Linkbox-Warning` the response carries, joined by `; `. The
 //! subscriber (`main.rs`) renders it as text or, with `--log-format json`, as the same
 //! fields in JSON; `LINKBOX_LOG=linkbox::request=off` silences it.
 //!
@@ -9,6 +9,7 @@
 //! step's probe asks every second or so, and its lines would bury the requests a developer
 //! reads the log for. `LINKBOX_LOG=linkbox::request=debug` shows them too.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use http::Method;
@@ -52,7 +53,11 @@ pub fn request(
 ) {
     let status = response.status().as_u16();
     let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
-    let tenant = tenant.unwrap_or("-");
+    // A key sent by mistake in the path, as the method or as a Leaf account's name is not
+    // written out, as the journal does not show it.
+    let method = crate::journal::without_keys(method.as_str());
+    let path = &*crate::journal::without_keys(path);
+    let tenant = &*tenant.map_or(Cow::Borrowed("-"), crate::journal::without_keys);
     let warnings: Vec<&str> = response
         .headers()
         .get_all(WARNING_HEADER)
