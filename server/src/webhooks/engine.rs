@@ -122,7 +122,12 @@ pub async fn run(
     delivery: Delivery,
     shutdown: impl Future<Output = ()>,
 ) {
-    let client = match delivery.client().build() {
+    // The client for loopback receivers resolves `localhost` names itself, to loopback.
+    let client = match delivery
+        .client()
+        .dns_resolver(Arc::new(LoopbackNames))
+        .build()
+    {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(
@@ -438,15 +443,44 @@ pub fn is_denied(ip: std::net::IpAddr) -> bool {
     }
 }
 
-/// Whether `url` points at this machine: 127.0.0.0/8, ::1 or `localhost`.
+/// The resolver of the client for loopback receivers, whose only names are `localhost` and
+/// those under it: each is this machine (RFC 6761 §6.3), without asking the system's
+/// resolver, which may pass `foo.localhost` to a DNS server off the machine and connect
+/// wherever its answer points.
+struct LoopbackNames;
+
+impl reqwest::dns::Resolve for LoopbackNames {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let local = is_localhost_name(name.as_str());
+        Box::pin(async move {
+            if !local {
+                return Err("not a loopback name: only localhost names are resolved here".into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(
+                [
+                    std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+                    std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
+                ]
+                .into_iter(),
+            );
+            Ok(addrs)
+        })
+    }
+}
+
+/// Whether `domain` is `localhost` or a name under it.
+fn is_localhost_name(domain: &str) -> bool {
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    domain == "localhost" || domain.ends_with(".localhost")
+}
+
+/// Whether `url` points at this machine: 127.0.0.0/8, ::1, or `localhost` and the names
+/// under it, which [`LoopbackNames`] resolves to loopback.
 pub fn is_loopback_url(url: &str) -> bool {
     match url::Url::parse(url).ok().as_ref().and_then(url::Url::host) {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(domain)) => {
-            domain.eq_ignore_ascii_case("localhost")
-                || domain.to_ascii_lowercase().ends_with(".localhost")
-        }
+        Some(url::Host::Domain(domain)) => is_localhost_name(domain),
         None => false,
     }
 }

@@ -630,3 +630,30 @@ async fn an_https_receiver_of_a_private_ca_is_reached_once_its_ca_is_given() {
     assert_eq!(delivered["attempts"][0]["statusCode"], 200);
     assert_eq!(delivered["url"], url);
 }
+
+/// A receiver named under `localhost` (`https://hooks.localhost:PORT`) is this machine:
+/// the attempt connects to loopback without asking a DNS server off the machine, where
+/// such a name may not resolve, or resolve anywhere. The certificate's error shows the
+/// attempt got as far as the receiver's TLS front on 127.0.0.1.
+#[tokio::test]
+async fn a_receiver_named_under_localhost_is_reached_on_loopback_without_dns() {
+    let (_, config) = tls::private_ca();
+    let receiver = Receiver::start().await;
+    let front = tls::front(receiver.addr, config).await;
+    let port = front.rsplit(':').next().expect("a port");
+    let url = format!("https://hooks.localhost:{port}/hooks");
+    let app = sandbox().await;
+    let key = test_key(3);
+    let body = json!({"referenceId": "named", "callbackUrl": url});
+    assert_eq!(app.create_link(&key, &body).await.status, 201);
+    let attempted = app
+        .wait_for_delivery(&key, "link.created", |delivery| attempts(delivery) == 1)
+        .await;
+    let error = attempted["attempts"][0]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        error.contains("certificate") && !error.contains("dns"),
+        "{attempted}"
+    );
+}
