@@ -8,7 +8,7 @@ use warp::reply::Response;
 
 use super::error::ControlError;
 use super::scope;
-use crate::wire::{Request, no_content, query_pairs};
+use crate::wire::{Request, no_content};
 
 /// The report's formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +48,7 @@ pub fn clear(request: &Request) -> Result<Response, ControlError> {
 
 fn format(query: &str) -> Result<Format, ControlError> {
     let mut format = Format::Json;
-    for (name, value) in query_pairs(query) {
+    for (name, value) in super::error::once_each(query)? {
         match (name.as_str(), value.as_str()) {
             ("format", "json") => format = Format::Json,
             ("format", "junit") => format = Format::Junit,
@@ -78,5 +78,6 @@ mod tests {
         assert_eq!(format("format=json").ok(), Some(Format::Json));
         assert!(format("format=xml").is_err());
         assert!(format("colour=red").is_err());
+        assert!(format("format=json&format=junit").is_err());
     }
 }

@@ -130,6 +130,21 @@ struct NoFields {}
 
 impl WholeRanges for NoFields {}
 
+/// A control endpoint's query parameters, each at most once: a repeated one is refused,
+/// named (`?limit=1&limit=2` would otherwise keep one value without a word), as the
+/// journal's filters are.
+pub fn once_each(query: &str) -> Result<Vec<(String, String)>, ControlError> {
+    let pairs = crate::wire::query_pairs(query);
+    let mut seen = std::collections::HashSet::new();
+    if let Some((name, _)) = pairs.iter().find(|(name, _)| !seen.insert(name.as_str())) {
+        return Err(ControlError::invalid(format!(
+            "The {:?} parameter is given twice: give it once",
+            name.escape_default().to_string()
+        )));
+    }
+    Ok(pairs)
+}
+
 /// The query of an endpoint that forgets something and takes no parameter: any is refused,
 /// named, before anything is forgotten — a `?tenant=` or `?id=` it ignored would forget more
 /// than was asked. `what` is the endpoint and what it forgets, e.g. "DELETE

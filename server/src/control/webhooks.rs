@@ -10,13 +10,13 @@ use warp::reply::Response;
 use super::error::ControlError;
 use super::scope;
 use crate::webhooks::ReplayError;
-use crate::wire::{Request, query_pairs};
+use crate::wire::Request;
 
 /// GET /_sandbox/webhooks
 pub fn list(request: &Request) -> Result<Response, ControlError> {
     let scope = scope(request)?;
     let (mut limit, mut before) = (DEFAULT_DELIVERY_PAGE, None);
-    for (name, value) in query_pairs(&request.query) {
+    for (name, value) in super::error::once_each(&request.query)? {
         match name.as_str() {
             "limit" => {
                 limit = value

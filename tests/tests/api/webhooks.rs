@@ -465,6 +465,7 @@ async fn the_delivery_list_comes_a_page_at_a_time() {
         "/webhooks?limit=1001",
         "/webhooks?before=whd_nope",
         "/webhooks?page=2",
+        "/webhooks?limit=1&limit=2",
     ] {
         let refused = app.control(Method::GET, bad, Some(&key), None).await;
         assert_eq!(refused.status, 400, "{bad}: {refused:?}");
