@@ -247,6 +247,14 @@ where
             return 2;
         }
     };
+    // What the target echoes of the credentials (a 401 naming the key it refused) is
+    // quoted nowhere: not on stdout, stderr, nor in the report files.
+    let console = console.hiding(
+        [args.m2m_key.clone(), args.leaf_token.clone()]
+            .into_iter()
+            .flatten(),
+    );
+    let out = &mut super::console::Scrubbed::new(out, console.clone());
     let mut options = options(&args, console.clone());
     // The live-key refusal and every other usage check, before any socket is opened.
     let refused = if args.target.is_some() {
@@ -343,14 +351,14 @@ fn prepare(path: &str) -> std::io::Result<()> {
 /// Writes `--junit` and `--json`, when asked; `Err(2)` when one cannot be written.
 fn write_files(args: &Args, report: &Report, console: &Console) -> Result<(), u8> {
     if let Some(path) = &args.junit
-        && let Err(error) = std::fs::write(path, report.junit())
+        && let Err(error) = std::fs::write(path, console.scrub(&report.junit()).as_bytes())
     {
         console.error(&format!("cannot write {path}: {error}"));
         return Err(2);
     }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report.json()).unwrap_or_default();
-        if let Err(error) = std::fs::write(path, text + "\n") {
+        if let Err(error) = std::fs::write(path, console.scrub(&text).into_owned() + "\n") {
             console.error(&format!("cannot write {path}: {error}"));
             return Err(2);
         }
@@ -581,6 +589,59 @@ mod tests {
         assert!(
             xml.contains("type=\"weather\"") && xml.contains("errors=\"1\""),
             "{xml}"
+        );
+    }
+
+    /// A target that quotes the credentials it got (a 401 naming the key it refused) has
+    /// them quoted nowhere: stdout, stderr and both report files say `[redacted]`.
+    #[tokio::test]
+    async fn credentials_a_target_echoes_are_redacted_everywhere_the_run_writes() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let key = "m2m_test_SEKRITTKI6jltriKIAs1nBr7IznLlrl";
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buffer = vec![0; 16 * 1024];
+                    let _ = stream.read(&mut buffer).await;
+                    let body = format!(
+                        r#"{{"success":false,"error":{{"code":"UNAUTHORIZED","message":"Invalid API key {key}","details":null}}}}"#
+                    );
+                    let answer = format!(
+                        "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (json, junit) = (dir.path().join("run.json"), dir.path().join("run.xml"));
+        let line = format!(
+            "--target http://127.0.0.1:{port} --api m2m --m2m-key {key} --timeout 2 \
+             --max-wait 1 --json {} --junit {}",
+            json.display(),
+            junit.display()
+        );
+        let (code, out, err) = run_captured(&args(&line)).await;
+        assert_ne!(code, 0, "{out}{err}");
+        let json = std::fs::read_to_string(&json).expect("the JSON report");
+        let xml = std::fs::read_to_string(&junit).expect("the JUnit report");
+        for (place, text) in [
+            ("stdout", &out),
+            ("stderr", &err),
+            ("JSON", &json),
+            ("JUnit", &xml),
+        ] {
+            assert!(!text.contains(key), "{place} quotes the key: {text}");
+        }
+        assert!(
+            format!("{out}{err}{json}").contains("Invalid API key [redacted]"),
+            "{out}{err}{json}"
         );
     }
 

@@ -11,6 +11,9 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct Console {
     sink: Arc<Mutex<Box<dyn Write + Send>>>,
+    /// The run's credentials, written as `[redacted]` wherever a line would quote them
+    /// ([`Console::hiding`]).
+    secrets: Arc<Vec<String>>,
     /// Colour on the notes (stderr is a terminal).
     colour: bool,
     /// Colour on the per-case lines (stdout is a terminal).
@@ -73,6 +76,7 @@ impl Console {
         let allowed = colour_allowed();
         Console {
             sink: Arc::new(Mutex::new(Box::new(std::io::stderr()))),
+            secrets: Arc::default(),
             colour: allowed && std::io::stderr().is_terminal(),
             stdout_colour: allowed && std::io::stdout().is_terminal(),
         }
@@ -83,10 +87,36 @@ impl Console {
         let captured = Captured::default();
         let console = Console {
             sink: Arc::new(Mutex::new(Box::new(captured.clone()))),
+            secrets: Arc::default(),
             colour: false,
             stdout_colour: false,
         };
         (console, captured)
+    }
+
+    /// This console, writing each of `secrets` (the run's key and token) that a line
+    /// would quote as `[redacted]`: a target that echoes a credential in its answer (a 401
+    /// naming the key it refused) must not put it in a CI log. Secrets shorter than 8
+    /// characters are not looked for (they would redact ordinary words).
+    pub fn hiding(mut self, secrets: impl IntoIterator<Item = String>) -> Console {
+        self.secrets = Arc::new(
+            secrets
+                .into_iter()
+                .filter(|secret| secret.len() >= 8)
+                .collect(),
+        );
+        self
+    }
+
+    /// `text` with every secret [`Console::hiding`] named written as `[redacted]`.
+    pub fn scrub<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        let mut text = std::borrow::Cow::Borrowed(text);
+        for secret in self.secrets.iter() {
+            if text.contains(secret.as_str()) {
+                text = std::borrow::Cow::Owned(text.replace(secret.as_str(), "[redacted]"));
+            }
+        }
+        text
     }
 
     /// Whether the per-case lines on stdout may be coloured.
@@ -99,7 +129,7 @@ impl Console {
             .sink
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let _ = writeln!(sink, "{}", paint(self.colour, colour, text));
+        let _ = writeln!(sink, "{}", paint(self.colour, colour, &self.scrub(text)));
         let _ = sink.flush();
     }
 
@@ -126,6 +156,52 @@ impl Console {
     /// `contract: ...`, the one-line error before a non-zero exit.
     pub fn error(&self, text: &str) {
         self.line(Colour::Red, &format!("contract: {text}"));
+    }
+}
+
+/// A writer that passes `inner` whole lines with the console's secrets scrubbed
+/// ([`Console::scrub`]): a line is held until its end (or a flush), so a secret written in
+/// pieces is still found.
+pub struct Scrubbed<'a> {
+    inner: &'a mut (dyn Write + Send),
+    console: Console,
+    pending: Vec<u8>,
+}
+
+impl<'a> Scrubbed<'a> {
+    pub fn new(inner: &'a mut (dyn Write + Send), console: Console) -> Scrubbed<'a> {
+        Scrubbed {
+            inner,
+            console,
+            pending: Vec::new(),
+        }
+    }
+
+    fn pass(&mut self, upto: usize) -> std::io::Result<()> {
+        let line: Vec<u8> = self.pending.drain(..upto).collect();
+        let text = String::from_utf8_lossy(&line);
+        self.inner.write_all(self.console.scrub(&text).as_bytes())
+    }
+}
+
+impl Write for Scrubbed<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        if let Some(end) = self.pending.iter().rposition(|byte| *byte == b'\n') {
+            self.pass(end + 1)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.pass(self.pending.len())?;
+        self.inner.flush()
+    }
+}
+
+impl Drop for Scrubbed<'_> {
+    fn drop(&mut self) {
+        let _ = self.flush();
     }
 }
 
