@@ -286,6 +286,25 @@ impl Drift {
         }
         recent.sort_by(|a, b| b.at.cmp(&a.at));
         recent.truncate(MAX_ERRORS);
+        // A tenant whose comparisons went to the no-tenant entry reads an empty report that
+        // would say "no drift": it says where they went instead.
+        if let Some(wanted) = tenant
+            && inner.label(Some(wanted)) == NO_TENANT
+            && wanted != NO_TENANT
+        {
+            recent.insert(
+                0,
+                DriftError {
+                    endpoint: String::new(),
+                    message: format!(
+                        "the drift report keeps {MAX_TENANTS} tenants apart and holds that many: \
+                         this tenant's comparisons are counted under no tenant, in the admin's \
+                         report, until the admin clears the report (DELETE /_sandbox/drift)"
+                    ),
+                    at: format(OffsetDateTime::now_utc()),
+                },
+            );
+        }
         let mut differences: Vec<(OffsetDateTime, DriftDifference)> = merged
             .into_iter()
             .map(|((endpoint, rule, pointer), merged)| {
@@ -671,7 +690,16 @@ mod tests {
         assert_eq!(all.compared, (MAX_TENANTS + 5) as u64);
         // The tenants past the bound share the no-tenant entry, which only the admin sees.
         assert_eq!(all.differences.len(), MAX_TENANTS + 5);
-        assert!(drift.report(Some("t1004")).differences.is_empty());
+        let past = drift.report(Some("t1004"));
+        assert!(past.differences.is_empty());
+        // Its own report says where its comparisons went, not "no drift".
+        assert!(
+            past.recent_errors[0]
+                .message
+                .contains("counted under no tenant"),
+            "{past:?}"
+        );
+        assert!(drift.report(Some("t0")).recent_errors.is_empty());
         assert_eq!(drift.report(Some("t0")).differences.len(), 1);
         // Kinds across all tenants stop at their bound.
         for tenant in 0..30 {
