@@ -774,6 +774,100 @@ fn a_missing_and_an_extra_field_are_named_apart() {
     );
 }
 
+/// A field the vendor adds to `data` that no fact names is linkbox's gap where the docs
+/// are silent (no fact, `design`), as the suite's schemas let the vendor add it; a field a
+/// fact names keeps its fact, on the create, the detail (the list item's fields too) and
+/// the list's pagination.
+#[test]
+fn a_field_the_vendor_adds_that_no_fact_names_blames_no_fact() {
+    let up = set(up_created(), "/data/vendorExtra", Some(json!(1)));
+    let found = create_case().compare(&Side::json(201, &up), &Side::json(201, &lb_created()));
+    one(&found, Rule::MissingField, "/data/vendorExtra", None);
+
+    let path = detail_path();
+    let get = Case {
+        known: &[(UP_LINK, LB_LINK)],
+        ..case(Api::M2m, "GET", &path)
+    };
+    let up = Side::json(200, &detail(up_item(), UP_TOKEN));
+    for (field, fact) in [
+        ("/data/vendorExtra", None),
+        ("/data/flow", Some("M2M-DETAIL-FIELDS")),
+        ("/data/userId", Some("M2M-DETAIL-FIELDS")),
+    ] {
+        let lb = set(detail(lb_item(), LB_TOKEN), field, None);
+        let up = if fact.is_none() {
+            Side::json(
+                200,
+                &set(detail(up_item(), UP_TOKEN), field, Some(json!(1))),
+            )
+        } else {
+            up.clone()
+        };
+        let found = get.compare(&up, &Side::json(200, &lb));
+        one(&found, Rule::MissingField, field, fact);
+    }
+
+    let listing = case(Api::M2m, "GET", "/partner/links");
+    let lb = set(list(vec![], 1, 20, 0), "/data/pagination/totalPages", None);
+    let found = listing.compare(
+        &Side::json(200, &list(vec![], 1, 20, 0)),
+        &Side::json(200, &lb),
+    );
+    one(
+        &found,
+        Rule::MissingField,
+        "/data/pagination/totalPages",
+        Some("M2M-LIST-SHAPE"),
+    );
+}
+
+/// A timestamp of another type is the timestamps' format fact on every endpoint, not the
+/// create's list of fields nor the detail's nulls; another field of another type, neither
+/// side `null`, is no fact the contract has; a `null` against a value keeps the nulls fact.
+#[test]
+fn a_timestamp_of_another_type_is_the_same_fact_everywhere() {
+    let lb = set(lb_created(), "/data/expiresAt", Some(json!(1_234_567_890)));
+    let found = create_case().compare(&Side::json(201, &up_created()), &Side::json(201, &lb));
+    one(
+        &found,
+        Rule::Type,
+        "/data/expiresAt",
+        Some("M2M-FORMAT-TIMESTAMP"),
+    );
+
+    let path = detail_path();
+    let get = Case {
+        known: &[(UP_LINK, LB_LINK)],
+        ..case(Api::M2m, "GET", &path)
+    };
+    let up = Side::json(200, &detail(up_item(), UP_TOKEN));
+    let lb = set(
+        detail(lb_item(), LB_TOKEN),
+        "/data/expiresAt",
+        Some(json!(1_234_567_890)),
+    );
+    let found = get.compare(&up, &Side::json(200, &lb));
+    one(
+        &found,
+        Rule::Type,
+        "/data/expiresAt",
+        Some("M2M-FORMAT-TIMESTAMP"),
+    );
+
+    let lb = set(
+        detail(lb_item(), LB_TOKEN),
+        "/data/language",
+        Some(json!(7)),
+    );
+    let found = get.compare(&up, &Side::json(200, &lb));
+    one(&found, Rule::Type, "/data/language", None);
+
+    let lb = set(detail(lb_item(), LB_TOKEN), "/data/flow", Some(Value::Null));
+    let found = get.compare(&up, &Side::json(200, &lb));
+    one(&found, Rule::Type, "/data/flow", Some("M2M-DETAIL-NULLS"));
+}
+
 #[test]
 fn a_type_change_is_a_type_difference() {
     let lb = set(lb_created(), "/success", Some(json!("true")));
