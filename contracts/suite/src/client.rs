@@ -651,18 +651,18 @@ impl Ctx {
     }
 
     /// Revokes, deletes what this case created, newest first. An answer saying it is gone
-    /// already is as good (a case may have revoked or deleted it): a revoke's 400, a
-    /// delete's 404. Any other answer, or none, leaves it on the target, and a warning on
+    /// already is as good (a case may have revoked, deleted or reset it away): a revoke's
+    /// 400 or 404, a delete's 404. Any other answer, or none, leaves it on the target, and a warning on
     /// stderr names it.
     pub(crate) async fn cleanup(&self) {
         let created = std::mem::take(&mut self.state().created);
         for item in created.into_iter().rev() {
             let (what, gone) = match &item {
-                Created::M2mLink { link_id, .. } => (format!("link {link_id}"), 400),
+                Created::M2mLink { link_id, .. } => (format!("link {link_id}"), &[400, 404][..]),
                 Created::LeafLink { segment, id, .. } => {
-                    (format!("{segment} magic link {id}"), 404)
+                    (format!("{segment} magic link {id}"), &[404][..])
                 }
-                Created::LeafUser { id, .. } => (format!("Leaf user {id}"), 404),
+                Created::LeafUser { id, .. } => (format!("Leaf user {id}"), &[404][..]),
             };
             let request = match &item {
                 Created::M2mLink { key, link_id } => self
@@ -683,7 +683,7 @@ impl Ctx {
                     .auth(Auth::Bearer(token.clone())),
             };
             let answer = match request.untracked().send().await {
-                Ok(reply) if reply.status < 300 || reply.status == gone => continue,
+                Ok(reply) if reply.status < 300 || gone.contains(&reply.status) => continue,
                 Ok(reply) => format!("answered {}", reply.status),
                 Err(failure) => failure.actual,
             };
