@@ -15,7 +15,9 @@
 //! example values longer than [`MAX_VALUE_BYTES`] when serialised are cut to a string, and
 //! error messages past [`MAX_MESSAGE_BYTES`] are cut, saying how long they were, as are
 //! endpoints and pointers past [`MAX_PLACE_BYTES`]. So a
-//! stranger with fresh keys cannot make the report grow without bound.
+//! stranger with fresh keys cannot make the report grow without bound. An M2M key in an
+//! endpoint, a pointer or a message (a path a client sent one in by mistake, a field the
+//! vendor named with one) is redacted as the journal redacts it ([`crate::keys`]).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -25,6 +27,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+
+use crate::keys::without_keys;
 
 /// Kinds of difference kept per tenant.
 pub const MAX_DIFFERENCES: usize = 500;
@@ -172,7 +176,7 @@ impl Drift {
     /// Counts one comparison of a request to `endpoint` and keeps what it found; returns the
     /// differences this tenant had not seen before.
     pub fn record(&self, tenant: Option<&str>, endpoint: &str, found: Vec<Found>) -> Vec<New> {
-        let endpoint = &*shorten(endpoint.to_owned(), MAX_PLACE_BYTES);
+        let endpoint = &*shorten(without_keys(endpoint).into_owned(), MAX_PLACE_BYTES);
         let now = OffsetDateTime::now_utc();
         let mut inner = self.inner.lock();
         let label = inner.label(tenant).to_owned();
@@ -186,7 +190,7 @@ impl Drift {
             let key = (
                 endpoint.to_owned(),
                 found.rule,
-                shorten(found.pointer, MAX_PLACE_BYTES),
+                shorten(without_keys(&found.pointer).into_owned(), MAX_PLACE_BYTES),
             );
             let holds = {
                 let seen = inner.tenants.entry(label.clone()).or_default();
@@ -251,12 +255,13 @@ impl Drift {
 
     /// Records a request that could not be compared.
     pub fn error(&self, tenant: Option<&str>, endpoint: &str, message: String) {
+        let message = without_keys(&message).into_owned();
         let mut inner = self.inner.lock();
         let tenant = inner.tenant(tenant);
         tenant.errors += 1;
         push_error(
             &mut tenant.recent,
-            endpoint,
+            &without_keys(endpoint),
             message,
             OffsetDateTime::now_utc(),
         );
@@ -297,7 +302,7 @@ impl Drift {
                 DriftError {
                     endpoint: String::new(),
                     message: format!(
-                        "the drift report keeps {MAX_TENANTS} tenants apart and holds that many: \
+                        "{ELSEWHERE} {MAX_TENANTS} tenants apart and holds that many: \
                          this tenant's comparisons are counted under no tenant, in the admin's \
                          report, until the admin clears the report (DELETE /_sandbox/drift)"
                     ),
@@ -460,15 +465,20 @@ pub fn junit(report: &DriftReport) -> String {
             .or_default()
             .push(difference);
     }
+    let elsewhere = report
+        .recent_errors
+        .iter()
+        .find(|error| error.message.starts_with(ELSEWHERE));
+    let errors = usize::from(elsewhere.is_some());
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     xml.push_str(&format!(
-        "<testsuites name=\"linkbox shadow drift\" tests=\"{}\" failures=\"{}\">\n",
-        cases.len(),
+        "<testsuites name=\"linkbox shadow drift\" tests=\"{}\" failures=\"{}\" errors=\"{errors}\">\n",
+        cases.len() + errors,
         cases.len()
     ));
     xml.push_str(&format!(
-        "  <testsuite name=\"drift\" tests=\"{}\" failures=\"{}\" errors=\"0\">\n",
-        cases.len(),
+        "  <testsuite name=\"drift\" tests=\"{}\" failures=\"{}\" errors=\"{errors}\">\n",
+        cases.len() + errors,
         cases.len()
     ));
     xml.push_str(&format!(
@@ -503,9 +513,19 @@ pub fn junit(report: &DriftReport) -> String {
             escape(&text),
         ));
     }
+    if let Some(note) = elsewhere {
+        xml.push_str(&format!(
+            "    <testcase classname=\"drift report\" name=\"this tenant's comparisons\">\n      <error message=\"{}\" type=\"elsewhere\"/>\n    </testcase>\n",
+            escape(&note.message),
+        ));
+    }
     xml.push_str("  </testsuite>\n</testsuites>\n");
     xml
 }
+
+/// How the note to a tenant whose comparisons went to the no-tenant entry begins: its
+/// JUnit report fails on it rather than passing with no test case.
+const ELSEWHERE: &str = "the drift report keeps";
 
 /// XML text and attribute escaping.
 fn escape(text: &str) -> String {
@@ -675,6 +695,31 @@ mod tests {
         assert!(report.recent_errors[0].message.contains("was not kept"));
     }
 
+    /// A key in an endpoint, a pointer or a message is redacted, as the journal redacts it.
+    #[test]
+    fn keys_in_endpoints_pointers_and_messages_are_redacted() {
+        let drift = Drift::default();
+        let key = "m2m_test_LEAK91xxxxxxxxxxxxxxxxxxxxxxxxxx";
+        drift.record(
+            Some("acme"),
+            &format!("GET /partner/links/{key}"),
+            vec![found(
+                "missing-field",
+                &format!("/data/{key}"),
+                json!(1),
+                json!(null),
+            )],
+        );
+        drift.error(
+            Some("acme"),
+            "GET /partner/links/{linkId}",
+            format!("the vendor's m2m%5Ftest%5FLEAK60xx was never in an answer; on /x/{key}"),
+        );
+        let shown = serde_json::to_string(&drift.report(Some("acme"))).expect("json");
+        assert!(!shown.contains("LEAK"), "{shown}");
+        assert!(shown.contains("/data/[redacted]"), "{shown}");
+    }
+
     #[test]
     fn tenants_and_kinds_are_bounded_across_the_whole_report() {
         let drift = Drift::default();
@@ -700,6 +745,13 @@ mod tests {
             "{past:?}"
         );
         assert!(drift.report(Some("t0")).recent_errors.is_empty());
+        // Its JUnit report fails on it, rather than passing with no test case.
+        let xml = junit(&past);
+        assert!(
+            xml.contains("errors=\"1\"") && xml.contains("type=\"elsewhere\""),
+            "{xml}"
+        );
+        assert!(!junit(&drift.report(Some("t0"))).contains("elsewhere"));
         assert_eq!(drift.report(Some("t0")).differences.len(), 1);
         // Kinds across all tenants stop at their bound.
         for tenant in 0..30 {

@@ -42,6 +42,7 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::keys::{decoded_name, encoded_key_redacted, holds_key, redact_keys, without_keys};
 use crate::persist::{Sink, Table};
 
 /// Journal rows a shared database keeps in all, past each tenant's own bound.
@@ -1070,18 +1071,6 @@ fn redact_query(query: &str) -> String {
     }
 }
 
-/// The prefixes of M2M keys, which are redacted wherever they appear in text.
-const KEY_PREFIXES: [&str; 2] = ["m2m_test_", "m2m_live_"];
-
-/// Whether `text` holds an M2M key's prefix, in any case (an upper-cased key, as an
-/// endpoint shows a method, is still most of one).
-fn holds_key(text: &[u8]) -> bool {
-    KEY_PREFIXES.iter().any(|prefix| {
-        text.windows(prefix.len())
-            .any(|window| window.eq_ignore_ascii_case(prefix.as_bytes()))
-    })
-}
-
 /// Text that is not JSON (a form body, JSON cut short or malformed, a query string) with
 /// its secrets redacted: the value of each `name=value` pair and each `"name": "value"`
 /// member whose name is secret, and every M2M key. A login sent with curl's default form
@@ -1108,77 +1097,52 @@ fn redact_text(text: &str) -> String {
     redact_keys(&redact_members(&pairs.join("&")))
 }
 
-/// `part` of a form, a query or a path, or `[redacted]` when it spells an M2M key only
-/// once percent-decoded (`m2m%5Ftest%5F…`, as a form encoder may send a key). One that
-/// spells it as sent is left to [`redact_keys`], which keeps the text around the key.
-fn encoded_key_redacted(part: &str) -> Cow<'_, str> {
-    if part.contains(['%', '+']) && holds_key(decoded_name(part).as_bytes()) {
-        Cow::Borrowed(REDACTED)
-    } else {
-        Cow::Borrowed(part)
-    }
-}
-
-/// The characters around the parts of a path, a query or a message that [`without_keys`]
-/// decodes one by one.
-const PART_ENDS: [char; 5] = ['/', ' ', '?', '&', '='];
-
-/// `text` (a path, a method, a tenant's label, a message quoting them) with every M2M key
-/// redacted, as sent (`/partner/links/m2m_test_…`) or percent-encoded in a part of it
-/// (`m2m%5Ftest%5F…`). For every place that shows such text: the journal, the request log,
-/// the drift report.
-pub fn without_keys(text: &str) -> Cow<'_, str> {
-    let decoded = if text.contains('%') {
-        Cow::Owned(
-            text.split_inclusive(PART_ENDS)
-                .map(|token| {
-                    let part = token.trim_end_matches(PART_ENDS);
-                    format!("{}{}", encoded_key_redacted(part), &token[part.len()..])
-                })
-                .collect::<String>(),
-        )
-    } else {
-        Cow::Borrowed(text)
-    };
-    if holds_key(decoded.as_bytes()) {
-        Cow::Owned(redact_keys(&decoded))
-    } else {
-        decoded
-    }
-}
-
-fn decoded_name(name: &str) -> String {
-    percent_encoding::percent_decode_str(&name.replace('+', " "))
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
 /// `text` with the content of each part of a `multipart/form-data` body whose name is
-/// secret (`Content-Disposition: form-data; name="password"`) redacted, to the next
-/// boundary's line or the end.
+/// secret (`Content-Disposition: form-data; name="password"`, in any case, the name quoted
+/// or not) redacted, to the next boundary's line or the end; lines may end in CRLF or LF.
 fn redact_multipart(text: &str) -> Cow<'_, str> {
-    const NAME: &str = "name=\"";
-    if !text.contains("form-data") {
+    // ASCII case folding keeps every byte where it is.
+    let lower = text.to_ascii_lowercase();
+    if !lower.contains("form-data") {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
     let (mut copied, mut at) = (0, 0);
-    while let Some(found) = text[at..].find(NAME).map(|i| at + i) {
-        let start = found + NAME.len();
-        let Some(end) = text[start..].find('"').map(|i| start + i) else {
-            break;
-        };
-        at = end;
+    while let Some(found) = lower[at..].find("name=").map(|i| at + i) {
+        at = found + "name=".len();
         // `name=`, not `filename=`.
-        if !text[..found].ends_with([' ', ';']) || !is_secret_field(&text[start..end]) {
+        if !lower[..found].ends_with([' ', ';', '\t']) {
             continue;
         }
-        let Some(content) = text[end..].find("\r\n\r\n").map(|i| end + i + 4) else {
+        let (start, quoted) = match text[at..].starts_with('"') {
+            true => (at + 1, true),
+            false => (at, false),
+        };
+        let end = text[start..]
+            .find(|c: char| {
+                if quoted {
+                    c == '"'
+                } else {
+                    matches!(c, ';' | '\r' | '\n' | ' ')
+                }
+            })
+            .map_or(text.len(), |i| start + i);
+        at = end;
+        if !is_secret_field(&text[start..end]) {
+            continue;
+        }
+        let Some(content) = ["\r\n\r\n", "\n\n"]
+            .iter()
+            .filter_map(|blank| text[end..].find(blank).map(|i| end + i + blank.len()))
+            .min()
+        else {
             break;
         };
-        let content_end = text[content..]
-            .find("\r\n--")
-            .map_or(text.len(), |i| content + i);
+        let content_end = ["\r\n--", "\n--"]
+            .iter()
+            .filter_map(|line| text[content..].find(line).map(|i| content + i))
+            .min()
+            .unwrap_or(text.len());
         out.push_str(&text[copied..content]);
         out.push_str(REDACTED);
         (copied, at) = (content_end, content_end);
@@ -1224,6 +1188,9 @@ fn redact_members(text: &str) -> String {
         while bytes.get(next).is_some_and(u8::is_ascii_whitespace) {
             next += 1;
         }
+        if spells_key_escaped(literal) {
+            redact(&mut out, &mut copied, open + 1, close, REDACTED);
+        }
         let secret = is_secret_field(&json_text(literal));
         if bytes.get(next) == Some(&b'"') {
             let value_end = string_end(bytes, next + 1).min(text.len());
@@ -1231,11 +1198,17 @@ fn redact_members(text: &str) -> String {
                 redact(&mut out, &mut copied, next + 1, value_end, REDACTED);
             }
             at = (value_end + 1).min(bytes.len());
-        } else if secret && !matches!(bytes.get(next), None | Some(b'{' | b'[')) {
-            let value_end = bytes[next..]
-                .iter()
-                .position(|b| matches!(b, b',' | b'}' | b']'))
-                .map_or(bytes.len(), |i| next + i);
+        } else if secret && bytes.get(next).is_some() {
+            // A value that is not a string runs to the next `,`, `}` or `]`; an array or an
+            // object, to the bracket that closes it (or the end, cut short).
+            let value_end = if matches!(bytes[next], b'{' | b'[') {
+                container_end(bytes, next)
+            } else {
+                bytes[next..]
+                    .iter()
+                    .position(|b| matches!(b, b',' | b'}' | b']'))
+                    .map_or(bytes.len(), |i| next + i)
+            };
             let value = text[next..value_end].trim_end();
             let mark = format!("\"{REDACTED}\"");
             redact(&mut out, &mut copied, next, next + value.len(), &mark);
@@ -1246,6 +1219,28 @@ fn redact_members(text: &str) -> String {
     }
     out.push_str(&text[copied..]);
     out
+}
+
+/// The index just past the `]` or `}` closing the array or object that opens at `from`,
+/// past the strings within, or the text's length when it is not closed.
+fn container_end(bytes: &[u8], from: usize) -> usize {
+    let mut depth = 0usize;
+    let mut at = from;
+    while let Some(byte) = bytes.get(at) {
+        match byte {
+            b'"' => at = string_end(bytes, at + 1),
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return at + 1;
+                }
+            }
+            _ => {}
+        }
+        at += 1;
+    }
+    bytes.len()
 }
 
 /// A JSON string's text (between its quotes) with its escapes read, or as it is when they
@@ -1277,32 +1272,6 @@ fn string_end(bytes: &[u8], from: usize) -> usize {
         }
     }
     bytes.len()
-}
-
-/// `text` with every M2M key (`m2m_test_` or `m2m_live_`, in any case, and the letters
-/// and digits after it) redacted.
-fn redact_keys(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some((at, prefix)) = KEY_PREFIXES
-        .iter()
-        .filter_map(|prefix| {
-            // ASCII case folding keeps every byte where it is.
-            let lower = rest.to_ascii_lowercase();
-            lower.find(prefix).map(|at| (at, prefix))
-        })
-        .min()
-    {
-        out.push_str(&rest[..at]);
-        out.push_str(REDACTED);
-        let after = &rest[at + prefix.len()..];
-        let key_end = after
-            .find(|c: char| !c.is_ascii_alphanumeric())
-            .unwrap_or(after.len());
-        rest = &after[key_end..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// `value`, found in an answer at `pointer` (a JSON pointer, or a header's name), with its
@@ -1358,9 +1327,14 @@ fn redact_json(value: &mut Value) {
                     *text = inner.to_string();
                 }
             }
-            // An M2M key is redacted wherever it is, in any field's value.
-            if holds_key(text.as_bytes()) {
-                *text = redact_keys(text);
+            // An M2M key is redacted wherever it is, in any field's value: as sent, or
+            // percent-encoded in a path or a query the value quotes ("Cannot PUT
+            // /partner/links/m2m%5Ftest%5F…").
+            if holds_key(text.as_bytes()) || text.contains('%') {
+                let shown = without_keys(text);
+                if shown != text.as_str() {
+                    *text = shown.into_owned();
+                }
             }
         }
         _ => {}
@@ -1736,6 +1710,43 @@ pub(crate) mod tests {
                          plain\r\n--b--\r\n";
         let shown = redact_body(multipart.as_bytes());
         assert!(!shown.contains("mp-hunter"), "{shown}");
+        // In other cases, unquoted, and with LF line endings.
+        for variant in [
+            "--b\r\nContent-Disposition: Form-Data; name=\"Password\"\r\n\r\nmp-hunter\r\n--b--",
+            "--b\r\nContent-Disposition: form-data; name=password\r\n\r\nmp-hunter\r\n--b--",
+            "--b\nContent-Disposition: form-data; name=\"password\"\n\nmp-hunter\n--b--\n",
+        ] {
+            let shown = redact_body(variant.as_bytes());
+            assert!(
+                !shown.contains("mp-hunter") && shown.contains("--b--"),
+                "{shown}"
+            );
+        }
+        // Malformed JSON: a secret field's array or object, and a key spelled with escapes
+        // as a field's name.
+        assert_eq!(
+            redact_body(br#"{"password": ["a", {"b": "]"}], "n": 1,"#),
+            r#"{"password": "[redacted]", "n": 1,"#
+        );
+        assert_eq!(
+            redact_body(br#"{"token": {"v": "cut short"#),
+            r#"{"token": "[redacted]""#
+        );
+        assert_eq!(
+            redact_body(br#"{"m2m\u005ftest_LEAK11x": 1,"#),
+            r#"{"[redacted]": 1,"#
+        );
+        // A value quoting a path that holds a key percent-encoded (linkbox's own 405).
+        let quoted = redact_body(
+            br#"{"error":{"message":"Cannot PUT /partner/links/m2m%5Ftest%5FLEAK96x: no"}}"#,
+        );
+        assert!(
+            !quoted.contains("LEAK") && quoted.contains("/partner/links/[redacted]: no"),
+            "{quoted}"
+        );
+        // Text of nothing but key prefixes is redacted whole (in one pass).
+        let many = "m2m_test_ab ".repeat(20_000);
+        assert_eq!(redact_keys(&many), "[redacted] ".repeat(20_000));
         assert!(
             shown.contains("name=\"password\"\r\n\r\n[redacted]\r\n--b") && shown.contains("plain"),
             "{shown}"

@@ -22,9 +22,9 @@
 //! state:  store clock           all tenant state, and the sandbox clock
 //! threads: offload              heavy work off the serving threads, counted as its
 //!                               request's own
-//! base:   persist config ratelimit bodies
+//! base:   persist config ratelimit bodies keys
 //!                               the state file, settings, rate-limit windows, the
-//!                               request bodies and answers held at once
+//!                               request bodies and answers held at once, M2M keys in text
 //! ```
 //!
 //! The binary binds its listener first and then serves it ([`serve`]); tests do the same on
@@ -42,6 +42,7 @@ pub mod drift;
 pub mod faults;
 pub mod http;
 pub mod journal;
+pub mod keys;
 pub mod leaf;
 pub mod m2m;
 pub mod offload;

@@ -55,16 +55,17 @@ pub fn request(
     let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
     // A key sent by mistake in the path, as the method or as a Leaf account's name is not
     // written out, as the journal does not show it.
-    let method = crate::journal::without_keys(method.as_str());
-    let path = &*crate::journal::without_keys(path);
-    let tenant = &*tenant.map_or(Cow::Borrowed("-"), crate::journal::without_keys);
+    let method = crate::keys::without_keys(method.as_str());
+    let path = &*crate::keys::without_keys(path);
+    let tenant = &*tenant.map_or(Cow::Borrowed("-"), crate::keys::without_keys);
     let warnings: Vec<&str> = response
         .headers()
         .get_all(WARNING_HEADER)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .collect();
-    let warnings = (!warnings.is_empty()).then(|| warnings.join("; "));
+    let warnings = (!warnings.is_empty())
+        .then(|| crate::keys::without_keys(&warnings.join("; ")).into_owned());
     let warnings = warnings.as_deref();
     // A macro's level is fixed where it is written: one call per level.
     if level == Level::DEBUG {
@@ -322,6 +323,33 @@ mod tests {
             "request method=POST path=\"/partner/links\" status=201 ms=3 tenant=\"p117c2bcb\" \
              warnings=\"ignored field a; ignored field b\""
         ));
+    }
+
+    /// A key sent by mistake as the method, in the path (as sent or percent-encoded), as a
+    /// Leaf account's name, or quoted by a warning is not written out.
+    #[test]
+    fn a_line_quotes_no_key() {
+        let emit = || {
+            let method =
+                Method::from_bytes(b"m2m_test_LEAK1xxxxxxxxxxxxxxxxxxxxxxxxxxx").expect("a method");
+            let warned = response(
+                StatusCode::OK,
+                &["ignored unknown field \"M2M_TEST_LEAK2xxxxxxxxxxxxxxxxxxxxxxxxxxx\""],
+            );
+            request(
+                Level::INFO,
+                &method,
+                "/partner/links/m2m%5Ftest%5FLEAK3xxxxxxxxxxxxxxxxxxxxxxxxxxx",
+                &warned,
+                Duration::ZERO,
+                Some("leaf:m2m_live_LEAK4xxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+            );
+        };
+        for text_lines in [true, false] {
+            let line = written(text_lines, &emit);
+            assert!(!line.contains("LEAK"), "{line}");
+            assert_eq!(line.matches("[redacted]").count(), 4, "{line}");
+        }
     }
 
     #[test]

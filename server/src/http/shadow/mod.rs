@@ -807,7 +807,7 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
 /// shows it: an M2M key sent by mistake in the path or as the method redacted, as the
 /// journal does.
 fn shown(text: &str) -> String {
-    crate::journal::without_keys(text).into_owned()
+    crate::keys::without_keys(text).into_owned()
 }
 
 #[cfg(test)]

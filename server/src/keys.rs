@@ -1,0 +1,94 @@
+//! M2M keys in text: finding them and redacting them, as sent (`m2m_test_…`, in any case),
+//! or percent-encoded in a part of a path, a query or a form (`m2m%5Ftest%5F…`). Every
+//! place that shows what a client sent — the journal, the request log, the drift report —
+//! shows it through these, so none of them quotes a credential.
+
+use std::borrow::Cow;
+
+use linkbox_contracts::sandbox::REDACTED;
+
+/// The prefixes of M2M keys, which are redacted wherever they appear in text.
+pub const KEY_PREFIXES: [&str; 2] = ["m2m_test_", "m2m_live_"];
+
+/// Whether `text` holds an M2M key's prefix, in any case (an upper-cased key, as an
+/// endpoint shows a method, is still most of one).
+pub fn holds_key(text: &[u8]) -> bool {
+    KEY_PREFIXES.iter().any(|prefix| {
+        text.windows(prefix.len())
+            .any(|window| window.eq_ignore_ascii_case(prefix.as_bytes()))
+    })
+}
+
+/// `text` with every M2M key (`m2m_test_` or `m2m_live_`, in any case, and the letters
+/// and digits after it) redacted, in one pass: text of nothing but key prefixes, megabytes
+/// of it, costs its length, not its length squared.
+pub fn redact_keys(text: &str) -> String {
+    // ASCII case folding keeps every byte where it is.
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let (mut copied, mut at) = (0, 0);
+    while let Some(found) = lower[at..].find("m2m_").map(|i| at + i) {
+        let Some(prefix) = KEY_PREFIXES
+            .iter()
+            .find(|prefix| lower[found..].starts_with(*prefix))
+        else {
+            at = found + 1;
+            continue;
+        };
+        let after = found + prefix.len();
+        let key_end = text[after..]
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .map_or(text.len(), |i| after + i);
+        out.push_str(&text[copied..found]);
+        out.push_str(REDACTED);
+        (copied, at) = (key_end, key_end);
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// `part` of a form, a query or a path, or `[redacted]` when it spells an M2M key only
+/// once percent-decoded (`m2m%5Ftest%5F…`, as a form encoder may send a key). One that
+/// spells it as sent is left to [`redact_keys`], which keeps the text around the key.
+pub fn encoded_key_redacted(part: &str) -> Cow<'_, str> {
+    if part.contains(['%', '+']) && holds_key(decoded_name(part).as_bytes()) {
+        Cow::Borrowed(REDACTED)
+    } else {
+        Cow::Borrowed(part)
+    }
+}
+
+/// The characters around the parts of a path, a query or a message that [`without_keys`]
+/// decodes one by one.
+const PART_ENDS: [char; 8] = ['/', ' ', '?', '&', '=', ':', ',', ';'];
+
+/// `text` (a path, a method, a tenant's label, a message quoting them) with every M2M key
+/// redacted, as sent (`/partner/links/m2m_test_…`) or percent-encoded in a part of it
+/// (`m2m%5Ftest%5F…`). For every place that shows such text: the journal, the request log,
+/// the drift report.
+pub fn without_keys(text: &str) -> Cow<'_, str> {
+    let decoded = if text.contains('%') {
+        Cow::Owned(
+            text.split_inclusive(PART_ENDS)
+                .map(|token| {
+                    let part = token.trim_end_matches(PART_ENDS);
+                    format!("{}{}", encoded_key_redacted(part), &token[part.len()..])
+                })
+                .collect::<String>(),
+        )
+    } else {
+        Cow::Borrowed(text)
+    };
+    if holds_key(decoded.as_bytes()) {
+        Cow::Owned(redact_keys(&decoded))
+    } else {
+        decoded
+    }
+}
+
+/// `name` (of a form's or a query's pair) percent-decoded, `+` read as a space.
+pub fn decoded_name(name: &str) -> String {
+    percent_encoding::percent_decode_str(&name.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
