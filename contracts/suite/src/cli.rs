@@ -598,51 +598,58 @@ mod tests {
     async fn credentials_a_target_echoes_are_redacted_everywhere_the_run_writes() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let key = "m2m_test_SEKRITTKI6jltriKIAs1nBr7IznLlrl";
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut buffer = vec![0; 16 * 1024];
-                    let _ = stream.read(&mut buffer).await;
-                    let body = format!(
-                        r#"{{"success":false,"error":{{"code":"UNAUTHORIZED","message":"Invalid API key {key}","details":null}}}}"#
-                    );
-                    let answer = format!(
-                        "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n\
-                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = stream.write_all(answer.as_bytes()).await;
-                });
+        // Padded or not: an excerpt cut inside the key must not keep its first characters.
+        for pad in [0, 105] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            tokio::spawn(async move {
+                while let Ok((mut stream, _)) = listener.accept().await {
+                    tokio::spawn(async move {
+                        let mut buffer = vec![0; 16 * 1024];
+                        let _ = stream.read(&mut buffer).await;
+                        let filler = "x".repeat(pad);
+                        let body = format!(
+                            r#"{{"success":false,"error":{{"code":"UNAUTHORIZED","message":"{filler}Invalid API key {key}","details":null}}}}"#
+                        );
+                        let answer = format!(
+                            "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n\
+                             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = stream.write_all(answer.as_bytes()).await;
+                    });
+                }
+            });
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let (json, junit) = (dir.path().join("run.json"), dir.path().join("run.xml"));
+            let line = format!(
+                "--target http://127.0.0.1:{port} --api m2m --m2m-key {key} --timeout 2 \
+                 --max-wait 1 --json {} --junit {}",
+                json.display(),
+                junit.display()
+            );
+            let (code, out, err) = run_captured(&args(&line)).await;
+            assert_ne!(code, 0, "{out}{err}");
+            let json = std::fs::read_to_string(&json).expect("the JSON report");
+            let xml = std::fs::read_to_string(&junit).expect("the JUnit report");
+            for (place, text) in [
+                ("stdout", &out),
+                ("stderr", &err),
+                ("JSON", &json),
+                ("JUnit", &xml),
+            ] {
+                assert!(
+                    !text.contains("SEKRIT"),
+                    "{pad}: {place} quotes the key: {text}"
+                );
             }
-        });
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let (json, junit) = (dir.path().join("run.json"), dir.path().join("run.xml"));
-        let line = format!(
-            "--target http://127.0.0.1:{port} --api m2m --m2m-key {key} --timeout 2 \
-             --max-wait 1 --json {} --junit {}",
-            json.display(),
-            junit.display()
-        );
-        let (code, out, err) = run_captured(&args(&line)).await;
-        assert_ne!(code, 0, "{out}{err}");
-        let json = std::fs::read_to_string(&json).expect("the JSON report");
-        let xml = std::fs::read_to_string(&junit).expect("the JUnit report");
-        for (place, text) in [
-            ("stdout", &out),
-            ("stderr", &err),
-            ("JSON", &json),
-            ("JUnit", &xml),
-        ] {
-            assert!(!text.contains(key), "{place} quotes the key: {text}");
+            assert!(
+                format!("{out}{err}{json}").contains("Invalid API key [redacted]"),
+                "{pad}: {out}{err}{json}"
+            );
         }
-        assert!(
-            format!("{out}{err}{json}").contains("Invalid API key [redacted]"),
-            "{out}{err}{json}"
-        );
     }
 
     /// A run refused before any socket opens (a credential not given, a live key) still

@@ -1049,6 +1049,9 @@ impl Request {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.map_err(unanswered)?;
+        // The run's credentials, where the target quotes them, are redacted as the answer
+        // arrives: every excerpt, cut or escaping of it made later is of the redacted text.
+        let text = shared.console.scrub(&text).into_owned();
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
         Ok(Reply {
             request: described.to_owned(),
