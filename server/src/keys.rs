@@ -13,10 +13,24 @@ pub const KEY_PREFIXES: [&str; 2] = ["m2m_test_", "m2m_live_"];
 /// Whether `text` holds an M2M key's prefix, in any case (an upper-cased key, as an
 /// endpoint shows a method, is still most of one).
 pub fn holds_key(text: &[u8]) -> bool {
-    KEY_PREFIXES.iter().any(|prefix| {
-        text.windows(prefix.len())
-            .any(|window| window.eq_ignore_ascii_case(prefix.as_bytes()))
-    })
+    // Every request's headers and body are scanned: only at an `m` or `M` (the one bit
+    // `| 0x20` folds) are the prefixes compared.
+    let mut at = 0;
+    while let Some(found) = text[at..]
+        .iter()
+        .position(|byte| byte | 0x20 == b'm')
+        .map(|i| at + i)
+    {
+        let rest = &text[found..];
+        if KEY_PREFIXES.iter().any(|prefix| {
+            rest.get(..prefix.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes()))
+        }) {
+            return true;
+        }
+        at = found + 1;
+    }
+    false
 }
 
 /// `text` with every M2M key (`m2m_test_` or `m2m_live_`, in any case, and the letters
@@ -91,4 +105,24 @@ pub fn decoded_name(name: &str) -> String {
     percent_encoding::percent_decode_str(&name.replace('+', " "))
         .decode_utf8_lossy()
         .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_found_in_any_case_and_nothing_else_is() {
+        for text in [
+            "m2m_test_abc",
+            "x M2M_LIVE_Q",
+            "mmm2m_Test_",
+            "/partner/links/m2M_tEsT_1",
+        ] {
+            assert!(holds_key(text.as_bytes()), "{text}");
+        }
+        for text in ["", "m", "m2m_test", "m2m-test_abc", "mam2m_tes", "Mm2m_liv"] {
+            assert!(!holds_key(text.as_bytes()), "{text}");
+        }
+    }
 }
