@@ -108,15 +108,36 @@ impl Console {
         self
     }
 
-    /// `text` with every secret [`Console::hiding`] named written as `[redacted]`.
+    /// `text` with every secret [`Console::hiding`] named written as `[redacted]`: as
+    /// given, in any case (`M2M_TEST_…`), or with characters JSON-escaped (`m2m\u005ftest_…`).
     pub fn scrub<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
-        let mut text = std::borrow::Cow::Borrowed(text);
-        for secret in self.secrets.iter() {
-            if text.contains(secret.as_str()) {
-                text = std::borrow::Cow::Owned(text.replace(secret.as_str(), "[redacted]"));
+        if self.secrets.is_empty() {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        let bytes = text.as_bytes();
+        let mut out = String::new();
+        let (mut copied, mut at) = (0, 0);
+        while at < bytes.len() {
+            // A spelling starts with an ASCII byte (the secret's first, or `\`): at a
+            // character's edge, as it ends at one.
+            match self
+                .secrets
+                .iter()
+                .find_map(|secret| spelled_at(bytes, at, secret.as_bytes()))
+            {
+                Some(end) => {
+                    out.push_str(&text[copied..at]);
+                    out.push_str("[redacted]");
+                    (copied, at) = (end, end);
+                }
+                None => at += 1,
             }
         }
-        text
+        if copied == 0 {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        out.push_str(&text[copied..]);
+        std::borrow::Cow::Owned(out)
     }
 
     /// Whether the per-case lines on stdout may be coloured.
@@ -157,6 +178,30 @@ impl Console {
     pub fn error(&self, text: &str) {
         self.line(Colour::Red, &format!("contract: {text}"));
     }
+}
+
+/// Where `secret` ends if it is spelled at `at` in `text`: each of its bytes as itself in
+/// any ASCII case, as a JSON `\uXXXX` escape of it, or after a JSON `\`.
+fn spelled_at(text: &[u8], at: usize, secret: &[u8]) -> Option<usize> {
+    let mut position = at;
+    for expected in secret {
+        let byte = *text.get(position)?;
+        if byte.eq_ignore_ascii_case(expected) {
+            position += 1;
+        } else if byte == b'\\' && text.get(position + 1) == Some(expected) {
+            position += 2;
+        } else if byte == b'\\' && text.get(position + 1) == Some(&b'u') {
+            let hex = std::str::from_utf8(text.get(position + 2..position + 6)?).ok()?;
+            let code = u8::try_from(u32::from_str_radix(hex, 16).ok()?).ok()?;
+            if !code.eq_ignore_ascii_case(expected) {
+                return None;
+            }
+            position += 6;
+        } else {
+            return None;
+        }
+    }
+    Some(position)
 }
 
 /// A writer that passes `inner` whole lines with the console's secrets scrubbed
@@ -231,6 +276,33 @@ pub fn paint(enabled: bool, colour: Colour, text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A secret is redacted as given, in any case and JSON-escaped; other text is kept.
+    #[test]
+    fn a_secret_is_scrubbed_however_an_answer_spells_it() {
+        let key = "m2m_test_Q7w9Z2k4R8t1Y6u3I5o0P2a4S6d8F1g3";
+        let (console, _) = Console::buffer();
+        let console = console.hiding([key.to_owned(), "short".to_owned()]);
+        for text in [
+            format!("Invalid API key {key}."),
+            format!("Invalid API key {}.", key.to_ascii_uppercase()),
+            r#"Invalid API key m2m\u005ftest\u005f\u00517w9Z2k4R8t1Y6u3I5o0P2a4S6d8F1g3."#
+                .to_owned(),
+        ] {
+            assert_eq!(
+                console.scrub(&text),
+                "Invalid API key [redacted].",
+                "{text}"
+            );
+        }
+        let token = r#"tok"q"Secret1"#;
+        let console = console.hiding([token.to_owned()]);
+        assert_eq!(
+            console.scrub(r#"{"echo":"tok\"q\"Secret1"}"#),
+            r#"{"echo":"[redacted]"}"#
+        );
+        assert_eq!(console.scrub("short and plain"), "short and plain");
+    }
 
     #[test]
     fn waits_of_a_second_or_less_are_silent_and_longer_ones_say_why() {
