@@ -125,4 +125,28 @@ mod tests {
             assert!(!holds_key(text.as_bytes()), "{text}");
         }
     }
+
+    /// What shows a method, a path or a label (the journal, the log, the drift report)
+    /// shows no key: as sent, upper-cased, or percent-encoded in a part of it.
+    #[test]
+    fn text_quoting_a_request_shows_no_key() {
+        for (text, shown) in [
+            ("M2M_TEST_ABC9 /partner/links", "[redacted] /partner/links"),
+            (
+                "the vendor answered 501 to m2m_test_abc9 /partner/links/m2m%5Flive%5Fx1/revoke",
+                "the vendor answered 501 to [redacted] /partner/links/[redacted]/revoke",
+            ),
+            ("leaf:m2m_live_q", "leaf:[redacted]"),
+            (
+                "GET /partner/links/lnk_1?x=100%25",
+                "GET /partner/links/lnk_1?x=100%25",
+            ),
+        ] {
+            assert_eq!(without_keys(text), shown, "{text}");
+        }
+        assert!(matches!(
+            without_keys("POST /partner/links"),
+            Cow::Borrowed(_)
+        ));
+    }
 }

@@ -223,17 +223,13 @@ pub(super) async fn forward(
         Ok(body) => body,
         Err(error) => return refuse_body(api, &request.path, error),
     };
-    let endpoint = shown(&compare::endpoint(
-        api,
-        request.method.as_str(),
-        &request.path,
-    ));
+    let endpoint = compare::endpoint(api, request.method.as_str(), &request.path);
     let tenant = request.caller.tenant().cloned();
     let upstream = match send(shadow, base, &request, body.clone()).await {
         Ok(upstream) => upstream,
         Err(message) => {
             app.drift
-                .error(tenant.as_deref(), &endpoint, shown(&message));
+                .error(tenant.as_deref(), &endpoint, message.clone());
             if doubts::changes(&request.method) {
                 // The vendor may have done it before its answer was lost: the worker puts
                 // the resource in doubt, in the order of the vendor's answers. With a full
@@ -569,7 +565,7 @@ async fn work(
 /// ([`linkbox_suite::is_weather`]), and what differs on a resource in doubt is weather too
 /// ([`doubts`]).
 async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, job: Job) {
-    let endpoint = shown(&compare::endpoint(job.api, job.method.as_str(), &job.path));
+    let endpoint = compare::endpoint(job.api, job.method.as_str(), &job.path);
     let mut headers = job.headers.clone();
     let bearer = ids.bearer(&mut headers);
     let path = ids.path(&job.path);
@@ -591,10 +587,7 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
         doubts.raise(
             tenant.as_deref(),
             &resource,
-            shown(&format!(
-                "{} {} got no answer from the vendor",
-                job.method, job.path
-            )),
+            format!("{} {} got no answer from the vendor", job.method, job.path),
         );
         return;
     };
@@ -609,10 +602,10 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
             doubts.raise(
                 tenant.as_deref(),
                 &resource,
-                shown(&format!(
+                format!(
                     "the vendor answered {} to {} {}",
                     upstream.status, job.method, job.path
-                )),
+                ),
             );
         }
         app.drift.error(
@@ -801,13 +794,6 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
             new.linkbox,
         );
     }
-}
-
-/// `text` (an endpoint, a message quoting a request's method and path) as the drift report
-/// shows it: an M2M key sent by mistake in the path or as the method redacted, as the
-/// journal does.
-fn shown(text: &str) -> String {
-    crate::keys::without_keys(text).into_owned()
 }
 
 #[cfg(test)]
