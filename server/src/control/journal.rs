@@ -22,7 +22,7 @@ use warp::reply::Response;
 use super::error::{ControlError, json_or_default};
 use super::scope;
 use crate::journal::{Expectation, JournalFilter};
-use crate::wire::{BodyError, Request, no_content, query_pairs};
+use crate::wire::{BodyError, Request, no_content};
 
 /// GET /_sandbox/requests?method=&path=&status=&bodyContains=&header=&tenant=&since=
 pub fn list(request: &Request) -> Result<Response, ControlError> {
@@ -134,13 +134,7 @@ fn readable_path(path: &str, what: &str) -> Result<(), ControlError> {
 /// refused, named.
 fn filter(query: &str) -> Result<JournalFilter, ControlError> {
     let mut filter = JournalFilter::default();
-    let mut seen = std::collections::HashSet::new();
-    for (name, value) in query_pairs(query) {
-        if !seen.insert(name.clone()) {
-            return Err(ControlError::invalid(format!(
-                "The {name} filter is given twice: give each filter once"
-            )));
-        }
+    for (name, value) in super::error::once_each(query)? {
         match name.as_str() {
             "method" => {
                 readable_method(&value, "method filter")?;
