@@ -1114,10 +1114,8 @@ fn redact_multipart(text: &str) -> Cow<'_, str> {
         if !lower[..found].ends_with([' ', ';', '\t']) {
             continue;
         }
-        let (start, quoted) = match text[at..].starts_with('"') {
-            true => (at + 1, true),
-            false => (at, false),
-        };
+        let quoted = text[at..].starts_with('"');
+        let start = at + usize::from(quoted);
         let end = text[start..]
             .find(|c: char| {
                 if quoted {

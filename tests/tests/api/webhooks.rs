@@ -658,3 +658,31 @@ async fn a_receiver_named_under_localhost_is_reached_on_loopback_without_dns() {
         "{attempted}"
     );
 }
+
+/// `X-M2M-Timestamp` is the attempt's time on the sandbox clock, as the event's own
+/// `timestamp` is: a day ahead after the clock moves a day, and the signature holds over it.
+#[tokio::test]
+async fn the_signing_timestamp_reads_the_sandbox_clock() {
+    let app = sandbox().await;
+    let receiver = Receiver::start().await;
+    let key = test_key(4);
+    let secret = app.regenerate_secret(&key).await;
+    let moved = app
+        .control(
+            Method::POST,
+            "/clock",
+            Some(&key),
+            Some(&json!({"advanceSeconds": 86_400})),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{moved:?}");
+    create_with_callback(&app, &key, &receiver, json!({"referenceId": "ahead"})).await;
+    let received = receiver.wait_for_event("link.created").await;
+    assert!(verify(&received, &secret), "signature of {received:?}");
+    let timestamp: i64 = received
+        .header("x-m2m-timestamp")
+        .parse()
+        .expect("unix seconds");
+    let ahead = time::OffsetDateTime::now_utc().unix_timestamp() + 86_400;
+    assert!((timestamp - ahead).abs() < 5, "{timestamp} vs {ahead}");
+}
