@@ -608,6 +608,18 @@ fn create() -> Vec<Case> {
             }
         ),
         case!(
+            "m2m.create.timestamps-are-iso-strings",
+            Doc,
+            ["M2M-FORMAT-TIMESTAMP-ISO"],
+            |cx| async move {
+                let reply = post(&cx, json!({"referenceId": cx.mark("ref")})).await?;
+                reply.status(201)?;
+                reply.instant("/data/createdAt")?;
+                reply.instant("/data/expiresAt")?;
+                Ok(())
+            }
+        ),
+        case!(
             "m2m.create.created-at-millis",
             Design,
             ["M2M-FORMAT-TIMESTAMP"],

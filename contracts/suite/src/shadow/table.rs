@@ -570,14 +570,25 @@ pub(crate) fn fact(query: &Query<'_>) -> Option<&'static str> {
         (Api::Leaf, Rule::Relation, _) if query.expiry_sent() => {
             return Some(checked_id!("LEAF-CREATE-EXPIRES-IN-KEPT"));
         }
-        // A timestamp of another type (a number for `expiresAt`) breaks the timestamps'
-        // format wherever it is, not one endpoint's list of fields or of nulls.
-        (Api::M2m, Rule::Type, pointer)
+        // A timestamp that is no ISO 8601 date-time string (a number for `expiresAt`, or
+        // `yesterday`) breaks what the docs write, wherever it is, not one endpoint's list
+        // of fields or of nulls; one in another form (other fraction digits, `+00:00` for
+        // `Z`) breaks only linkbox's form of it.
+        (Api::M2m, Rule::Type | Rule::Format, pointer)
             if !query.upstream.is_null()
                 && !query.linkbox.is_null()
                 && glob("/**/*At", pointer) =>
         {
-            return Some(checked_id!("M2M-FORMAT-TIMESTAMP"));
+            let iso = |value: &serde_json::Value| {
+                value
+                    .as_str()
+                    .is_some_and(|text| linkbox_contracts::timefmt::parse(text).is_some())
+            };
+            return Some(if iso(query.upstream) && iso(query.linkbox) {
+                checked_id!("M2M-FORMAT-TIMESTAMP")
+            } else {
+                checked_id!("M2M-FORMAT-TIMESTAMP-ISO")
+            });
         }
         _ => {}
     }

@@ -822,9 +822,10 @@ fn a_field_the_vendor_adds_that_no_fact_names_blames_no_fact() {
     );
 }
 
-/// A timestamp of another type is the timestamps' format fact on every endpoint, not the
-/// create's list of fields nor the detail's nulls; another field of another type, neither
-/// side `null`, is no fact the contract has; a `null` against a value keeps the nulls fact.
+/// A timestamp of another type is the documented fact that timestamps are ISO 8601
+/// strings, on every endpoint, not the create's list of fields nor the detail's nulls;
+/// another field of another type, neither side `null`, is no fact the contract has; a
+/// `null` against a value keeps the nulls fact.
 #[test]
 fn a_timestamp_of_another_type_is_the_same_fact_everywhere() {
     let lb = set(lb_created(), "/data/expiresAt", Some(json!(1_234_567_890)));
@@ -833,7 +834,7 @@ fn a_timestamp_of_another_type_is_the_same_fact_everywhere() {
         &found,
         Rule::Type,
         "/data/expiresAt",
-        Some("M2M-FORMAT-TIMESTAMP"),
+        Some("M2M-FORMAT-TIMESTAMP-ISO"),
     );
 
     let path = detail_path();
@@ -852,7 +853,7 @@ fn a_timestamp_of_another_type_is_the_same_fact_everywhere() {
         &found,
         Rule::Type,
         "/data/expiresAt",
-        Some("M2M-FORMAT-TIMESTAMP"),
+        Some("M2M-FORMAT-TIMESTAMP-ISO"),
     );
 
     let lb = set(
@@ -935,13 +936,22 @@ fn fraction_digits_and_zone_form_are_format_differences() {
         Some("M2M-FORMAT-TIMESTAMP"),
     );
 
+    // Text that is no date-time is not another form of one: it breaks what the docs write.
     let lb = set(lb_created(), "/data/createdAt", Some(json!("yesterday")));
     let found = create_case().compare(&Side::json(201, &up_created()), &Side::json(201, &lb));
     one(
         &found,
         Rule::Format,
         "/data/createdAt",
-        Some("M2M-FORMAT-TIMESTAMP"),
+        Some("M2M-FORMAT-TIMESTAMP-ISO"),
+    );
+    let up = set(up_created(), "/data/expiresAt", Some(json!("1770811200")));
+    let found = create_case().compare(&Side::json(201, &up), &Side::json(201, &lb_created()));
+    one(
+        &found,
+        Rule::Format,
+        "/data/expiresAt",
+        Some("M2M-FORMAT-TIMESTAMP-ISO"),
     );
 }
 
