@@ -454,6 +454,19 @@ impl Journal {
             .collect()
     }
 
+    /// How many entries `tenant` may see (`None`: all), and the newest `most` of them
+    /// without their headers and bodies: a table of requests (the dashboard's) reads no
+    /// body, so none is redacted for it.
+    pub fn newest(&self, tenant: Option<&str>, most: usize) -> (usize, Vec<JournalEntry>) {
+        let visible = self.rings.lock().visible(tenant);
+        let newest = visible
+            .iter()
+            .take(most)
+            .map(|entry| entry.summary())
+            .collect();
+        (visible.len(), newest)
+    }
+
     /// Forgets the entries `tenant` may see (`None`: all).
     pub fn clear(&self, tenant: Option<&str>) {
         let mut rings = self.rings.lock();
@@ -782,6 +795,15 @@ impl Entry {
     }
 
     fn view(&self) -> JournalEntry {
+        JournalEntry {
+            request: self.message(REQUEST_HEADERS, REQUEST_BODY, self.kept.request),
+            response: self.message(RESPONSE_HEADERS, RESPONSE_BODY, self.kept.response),
+            ..self.summary()
+        }
+    }
+
+    /// The entry as [`Entry::view`] shows it, without its headers and bodies.
+    fn summary(&self) -> JournalEntry {
         let query = self.texts.text(QUERY);
         JournalEntry {
             seq: self.seq,
@@ -798,8 +820,8 @@ impl Entry {
                 .as_deref()
                 .map(|label| without_keys(label).into_owned()),
             duration_ms: self.duration_ms,
-            request: self.message(REQUEST_HEADERS, REQUEST_BODY, self.kept.request),
-            response: self.message(RESPONSE_HEADERS, RESPONSE_BODY, self.kept.response),
+            request: JournalMessage::default(),
+            response: JournalMessage::default(),
         }
     }
 
@@ -980,19 +1002,18 @@ fn show_headers<'a>(
     let mut kept = BTreeMap::<String, String>::new();
     for (name, value) in headers {
         // An M2M key sent as a header's name (`X-m2m_test_…: 1`) is redacted as a value is.
-        let name = if holds_key(name.as_bytes()) {
-            Cow::Owned(redact_keys(name))
-        } else {
-            Cow::Borrowed(name)
-        };
+        let name = without_keys(name);
         let name = name.as_ref();
         let value = if is_secret_header(name) {
             REDACTED.to_owned()
-        } else if holds_key(value) {
-            // An M2M key in any other header (a client's own `X-Partner-Key`) too.
-            redact_keys(&String::from_utf8_lossy(value))
         } else {
-            String::from_utf8_lossy(value).into_owned()
+            // An M2M key in any other header (a client's own `X-Partner-Key`, a `Referer`
+            // quoting one percent-encoded) too.
+            let value = String::from_utf8_lossy(value);
+            match without_keys(&value) {
+                Cow::Borrowed(_) => value.into_owned(),
+                Cow::Owned(shown) => shown,
+            }
         };
         kept.entry(name.to_owned())
             .and_modify(|joined| {
@@ -1045,9 +1066,23 @@ fn redact_body(body: &[u8]) -> String {
     match serde_json::from_slice::<Value>(body) {
         // A string sent as the whole body is redacted as a field's would be: JSON text in
         // it within, and any key.
-        Ok(mut json) => {
-            redact_json(&mut json);
-            json.to_string()
+        Ok(json) => {
+            let mut shown = json.clone();
+            redact_json(&mut shown);
+            let text = String::from_utf8_lossy(body);
+            if shown == json {
+                // Nothing to redact: the body as sent, its spacing and order, which a
+                // `bodyContains` written from it matches.
+                return text.into_owned();
+            }
+            // Redacted in place where the text redaction reads the body as the JSON one
+            // does, so the body keeps its spacing and order; else written out again.
+            let in_place = redact_text(&text);
+            if serde_json::from_str::<Value>(&in_place).is_ok_and(|read| read == shown) {
+                in_place
+            } else {
+                shown.to_string()
+            }
         }
         _ => redact_text(&String::from_utf8_lossy(body)),
     }
@@ -1175,6 +1210,11 @@ fn blank_line_end(text: &str, from: usize) -> Option<usize> {
 /// parse as JSON (a value cut short runs to the end). A name is read with its escapes
 /// (`"pass\u0077ord"`); a value that is not a string (`"password": 123456`) runs to the
 /// next `,`, `}` or `]`.
+///
+/// A stray quote in a hand-built body (`"note": "5" screen"`) would put every later name
+/// and value out of step, so a string is read on past a quote that cannot close it: one
+/// followed by anything but `:`, `,`, `}` or `]` (or the end) is taken as part of the
+/// string, and the walk stays in step with the members after it.
 fn redact_members(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
@@ -1187,7 +1227,7 @@ fn redact_members(text: &str) -> String {
         *copied = to;
     };
     while let Some(open) = bytes[at..].iter().position(|b| *b == b'"').map(|i| at + i) {
-        let close = string_end(bytes, open + 1).min(text.len());
+        let close = closing_quote(bytes, open + 1);
         let literal = &text[open + 1..close];
         let mut next = close + 1;
         while bytes.get(next).is_some_and(u8::is_ascii_whitespace) {
@@ -1209,7 +1249,7 @@ fn redact_members(text: &str) -> String {
         }
         let secret = is_secret_field(&json_text(literal));
         if bytes.get(next) == Some(&b'"') {
-            let value_end = string_end(bytes, next + 1).min(text.len());
+            let value_end = closing_quote(bytes, next + 1);
             if secret || spells_key_escaped(&text[next + 1..value_end]) {
                 redact(&mut out, &mut copied, next + 1, value_end, REDACTED);
             }
@@ -1235,6 +1275,23 @@ fn redact_members(text: &str) -> String {
     }
     out.push_str(&text[copied..]);
     out
+}
+
+/// The index of the quote that closes the string whose text starts at `from`, read on past
+/// any quote that cannot close one (see [`redact_members`]), or the text's length.
+fn closing_quote(bytes: &[u8], from: usize) -> usize {
+    let mut close = string_end(bytes, from);
+    loop {
+        let mut next = close + 1;
+        while bytes.get(next).is_some_and(u8::is_ascii_whitespace) {
+            next += 1;
+        }
+        match bytes.get(next) {
+            None | Some(b':' | b',' | b'}' | b']') => return close.min(bytes.len()),
+            Some(_) if close < bytes.len() => close = string_end(bytes, close + 1),
+            Some(_) => return bytes.len(),
+        }
+    }
 }
 
 /// The index just past the `]` or `}` closing the array or object that opens at `from`,
@@ -1332,15 +1389,25 @@ fn redact_json(value: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(redact_json),
         Value::String(text) => {
             // An object sent as JSON text (a `metadata` string holding `{"clientSecret": …}`)
-            // is redacted within, and stays text.
-            if text.trim_start().starts_with(['{', '['])
-                && let Ok(mut inner) = serde_json::from_str::<Value>(text)
-                && (inner.is_object() || inner.is_array())
-            {
-                let before = inner.clone();
-                redact_json(&mut inner);
-                if inner != before {
-                    *text = inner.to_string();
+            // is redacted within, and stays text; JSON text that does not parse is redacted
+            // as a body that does not is.
+            if text.trim_start().starts_with(['{', '[']) {
+                match serde_json::from_str::<Value>(text) {
+                    Ok(mut inner) if inner.is_object() || inner.is_array() => {
+                        let before = inner.clone();
+                        redact_json(&mut inner);
+                        if inner != before {
+                            *text = inner.to_string();
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) if may_hold_secret(text.as_bytes()) => {
+                        let shown = redact_text(text);
+                        if shown != *text {
+                            *text = shown;
+                        }
+                    }
+                    Err(_) => {}
                 }
             }
             // An M2M key is redacted wherever it is, in any field's value: as sent, or
@@ -2184,6 +2251,93 @@ pub(crate) mod tests {
         ));
         assert!(!json_contains(&actual, &serde_json::json!({"a": {"b": 2}})));
         assert!(!json_contains(&actual, &serde_json::json!({"g": null})));
+    }
+
+    /// A stray quote in a hand-built body does not put the members after it out of step.
+    #[test]
+    fn a_stray_quote_does_not_hide_the_secret_after_it() {
+        for body in [
+            r#"{"note": "5" screen", "password": "hunter2A"}"#,
+            r#"{"n": 5", "password": "hunter2B"}"#,
+            r#"{"note": "say "hi" now", "token": "hunter2C", "x": 1"#,
+            r#"{"password": "hun"ter2D", "n": 1}"#,
+        ] {
+            let shown = redact_body(body.as_bytes());
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("ter2D"),
+                "{body} shown as {shown}"
+            );
+            assert!(shown.contains(REDACTED), "{shown}");
+        }
+    }
+
+    /// JSON text in a string that does not parse is redacted as a body that does not.
+    #[test]
+    fn malformed_json_text_in_a_string_is_redacted_within() {
+        let body = br#"{"data": "{\"password\": \"hunter2B\",}", "plan": "gold"}"#;
+        let shown = redact_body(body);
+        assert!(
+            !shown.contains("hunter2B") && shown.contains("gold"),
+            "{shown}"
+        );
+        let quoted = serde_json::json!({"raw": r#"{"password": "5" x", "token": "DRIFTa2"}"#});
+        let shown = redact_at("/data", quoted).to_string();
+        assert!(!shown.contains("DRIFTa2"), "{shown}");
+    }
+
+    /// A JSON body is shown as sent, spacing and order, unless something in it is
+    /// redacted; then too where redacting it in place reads the same.
+    #[test]
+    fn a_json_body_keeps_its_spacing_and_order_where_it_can() {
+        for body in [
+            r#"{"referenceId": "ord-2", "note": "100%"}"#,
+            r#"{"referenceId": "ord-3", "note": "my token"}"#,
+            r#"{"referenceId": "ord-4", "note": "é"}"#,
+        ] {
+            assert_eq!(redact_body(body.as_bytes()), body);
+        }
+        assert_eq!(
+            redact_body(br#"{"referenceId": "ord-5", "password": "hunter2"}"#),
+            r#"{"referenceId": "ord-5", "password": "[redacted]"}"#
+        );
+    }
+
+    /// A key percent-encoded in a header's value is redacted, as in a query.
+    #[test]
+    fn a_percent_encoded_key_in_a_header_is_redacted() {
+        let headers = [
+            ("referer", b"http://x/?key=m2m%5Ftest%5FLEAKc1".as_slice()),
+            ("x-other", b"m2m%5ftest%5fLEAKa7".as_slice()),
+            ("x-plain", b"100%".as_slice()),
+        ];
+        let shown = show_headers(headers.into_iter());
+        assert!(!shown["referer"].contains("LEAK"), "{shown:?}");
+        assert_eq!(shown["x-other"], REDACTED);
+        assert_eq!(shown["x-plain"], "100%");
+    }
+
+    /// The dashboard's table reads the newest entries without their bodies.
+    #[test]
+    fn the_newest_entries_come_without_bodies_and_with_the_count() {
+        let journal = Journal::new(10);
+        for n in 0..4 {
+            journal.record(with_body(
+                &format!("/partner/links/{n}"),
+                r#"{"password":"x"}"#,
+            ));
+        }
+        let (total, newest) = journal.newest(None, 2);
+        assert_eq!(total, 4);
+        let paths: Vec<_> = newest.iter().map(|entry| entry.path.as_str()).collect();
+        assert_eq!(paths, ["/partner/links/3", "/partner/links/2"]);
+        assert!(
+            newest
+                .iter()
+                .all(|entry| entry.request.body.is_none() && entry.request.headers.is_empty())
+        );
+        let listed = journal.list(&JournalFilter::default(), None);
+        assert_eq!(listed[0].seq, newest[0].seq);
+        assert!(listed[0].request.body.is_some());
     }
 
     #[test]

@@ -36,7 +36,6 @@ use warp::reply::Response;
 
 use super::{document_at, field, form_pairs, html as page, to_root};
 use crate::app::App;
-use crate::journal::JournalFilter;
 use crate::ops::identity::{self, Refusal, Scope};
 use crate::store::m2m::{Lent, LinkFilter};
 use crate::wire::{Request, Router, query_pairs};
@@ -569,15 +568,15 @@ fn deliveries(app: &App, scope: &Scope, hidden: &Markup) -> Markup {
 }
 
 fn journal(app: &App, scope: &Scope) -> Markup {
-    let entries = app.journal.list(&JournalFilter::default(), scope.slug());
+    let (total, entries) = app.journal.newest(scope.slug(), 100);
     html! {
         section #journal {
             h2 { "Request journal" }
             table {
                 tr { th { "#" } th { "time" } th { "method" } th { "path" } th { "status" } th { "ms" } }
                 @if entries.is_empty() { tr { td.none colspan="6" { "none yet" } } }
-                @if entries.len() > 100 { tr { td colspan="6" { "showing the newest 100 of " (thousands(entries.len() as u64)) } } }
-                @for entry in entries.iter().take(100) {
+                @if total > entries.len() { tr { td colspan="6" { "showing the newest 100 of " (thousands(total as u64)) } } }
+                @for entry in &entries {
                     tr {
                         td { (entry.seq) } td { (when(&entry.time)) } td { (entry.method) }
                         td { code { (entry.path) @if let Some(query) = &entry.query { "?" (query) } } }

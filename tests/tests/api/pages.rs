@@ -1030,6 +1030,30 @@ async fn the_dashboards_leaf_table_says_when_it_shows_only_the_newest() {
     assert_eq!(page.text.matches("href=\"magic-link/").count(), 100);
 }
 
+/// The journal table shows a tenant's newest 100 requests, newest first, and says how many
+/// there are when there are more.
+#[tokio::test]
+async fn the_dashboards_journal_says_when_it_shows_only_the_newest() {
+    let app = spawn_app().await;
+    let key = "m2m_test_journaltable00000000000000000000";
+    for n in 0..101 {
+        let path = format!("/partner/links/link_nobody_{n:012x}");
+        let answer = app
+            .send(Method::GET, &path, &[("x-api-key", key)], None)
+            .await;
+        assert_eq!(answer.status, 404, "{answer:?}");
+    }
+    let board = get(&app, &format!("/_sandbox/ui?key={key}")).await;
+    assert_eq!(board.status, 200, "{board:?}");
+    assert!(
+        board.text.contains("showing the newest 100 of 101"),
+        "{}",
+        board.text
+    );
+    assert!(board.text.contains("link_nobody_000000000064"));
+    assert!(!board.text.contains("link_nobody_000000000000<"));
+}
+
 /// Behind a proxy, the browser's `Origin` is `--public-url`'s, while the proxy may send on
 /// another `Host` (nginx's `$host` drops the port): the dashboard's buttons work from the
 /// public URL's pages, and still do nothing from another site's.
