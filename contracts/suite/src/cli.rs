@@ -105,14 +105,23 @@ fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
 /// [`run`]).
 fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Args, String> {
     let mut parsed = Args::default();
-    let mut iter = args.iter();
-    while let Some(flag) = iter.next() {
-        let mut value = || {
-            iter.next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value"))
+    let mut iter = args.iter().enumerate();
+    while let Some((position, arg)) = iter.next() {
+        // `--flag=value`, as `linkbox serve` takes it, or `--flag value`.
+        let (flag, mut inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
+            _ => (arg.as_str(), None),
         };
-        match flag.as_str() {
+        // No value of these flags starts with `--`: one that does is the next flag, after
+        // a value left out (an empty variable in a CI step).
+        let mut value = || match inline.take() {
+            Some(value) => Ok(value),
+            None => match iter.next() {
+                Some((_, next)) if !next.starts_with("--") => Ok(next.clone()),
+                _ => Err(format!("{flag} needs a value")),
+            },
+        };
+        match flag {
             "--help" | "-h" => parsed.help = true,
             "--target" => parsed.target = Some(value()?),
             "--m2m-key" => parsed.m2m_key = Some(value()?),
@@ -141,7 +150,17 @@ fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Args, 
             "--insecure" => parsed.insecure = true,
             "--timeout" => parsed.timeout = Some(seconds("--timeout", &value()?)?),
             "--max-wait" => parsed.max_wait = Some(seconds("--max-wait", &value()?)?),
-            other => return Err(format!("unknown argument {other:?}")),
+            // A value is never quoted back: a stray one may be a key or a token.
+            other if other.starts_with('-') => return Err(format!("unknown flag {other:?}")),
+            _ => {
+                return Err(format!(
+                    "argument {} is a value no flag takes (not shown: it may be a credential)",
+                    position + 1
+                ));
+            }
+        }
+        if inline.is_some() {
+            return Err(format!("{flag} takes no value"));
         }
     }
     if parsed.target.is_none() && (parsed.m2m_key.is_some() || parsed.leaf_token.is_some()) {
@@ -391,6 +410,43 @@ mod tests {
         assert!(parse(&args("--m2m-key m2m_test_x"), no_env).is_err());
         assert!(parse(&args("--only some"), no_env).is_err());
         assert!(parse(&args("--target"), no_env).is_err());
+        let parsed = parse(
+            &args("--target=http://127.0.0.1:9/?a=b --m2m-key=m2m_test_x"),
+            no_env,
+        )
+        .expect("--flag=value parses");
+        assert_eq!(parsed.target.as_deref(), Some("http://127.0.0.1:9/?a=b"));
+        assert_eq!(parsed.m2m_key.as_deref(), Some("m2m_test_x"));
+        assert!(parse(&args("--list=yes"), no_env).is_err());
+    }
+
+    /// A usage error never quotes a value back: a flag's value left out (an empty
+    /// variable) makes the next flag's value a stray one, and that may be a credential.
+    #[tokio::test]
+    async fn usage_errors_quote_no_credential() {
+        let token = "eyJhbGciOiJIUzI1NiJ9.TOKENSECRETPAYLOAD.sig";
+        for (line, says) in [
+            (
+                format!("--target http://127.0.0.1:9 --m2m-key --leaf-token {token}"),
+                "--m2m-key needs a value",
+            ),
+            (
+                format!("--target http://127.0.0.1:9 --api leaf {token}"),
+                "argument 5 is a value no flag takes",
+            ),
+            (
+                format!("--target http://127.0.0.1:9 --leaf-tokn={token}"),
+                "unknown flag \"--leaf-tokn\"",
+            ),
+        ] {
+            let (code, out, err) = run_captured(&args(&line)).await;
+            assert_eq!(code, 2, "{line}: {err}");
+            assert!(err.contains(says), "{line}: {err}");
+            assert!(
+                !err.contains("TOKENSECRET") && !out.contains("TOKENSECRET"),
+                "{err}"
+            );
+        }
     }
 
     fn no_env(_: &str) -> Option<String> {
@@ -582,7 +638,7 @@ mod tests {
         assert!(
             written["cases"][0]["error"]["actual"]
                 .as_str()
-                .is_some_and(|actual| actual.contains("cannot reach the target")),
+                .is_some_and(|actual| actual.contains("the target could not be asked")),
             "{written}"
         );
         let xml = std::fs::read_to_string(&junit).expect("the JUnit report");

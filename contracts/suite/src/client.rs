@@ -263,8 +263,10 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Waits until sending stays within the documented limits for `credential`.
-    async fn pace(&self, credential: &str, create: bool) {
+    /// Waits until sending stays within M2M's documented limits for `credential`. Leaf
+    /// documents no limit; a Leaf run keeps the same pace, so a suite run against the
+    /// vendor never sends faster than the one limit either vendor documents.
+    async fn pace(&self, credential: &str, create: bool, dialect: Dialect) {
         if self.target.is_none() || credential.is_empty() {
             return;
         }
@@ -280,10 +282,16 @@ impl Shared {
             .reserve(Instant::now());
         if !wait.is_zero() {
             let kind = if create { "create" } else { "request" };
-            self.console.waiting(
-                wait,
-                &format!("to stay under the documented limit of {per_minute} {kind}s a minute"),
-            );
+            let why = match dialect {
+                Dialect::M2m => {
+                    format!("to stay under the documented limit of {per_minute} {kind}s a minute")
+                }
+                _ => format!(
+                    "to stay under {per_minute} {kind}s a minute (M2M's documented limit; the {} API documents none, and the suite keeps the same pace)",
+                    dialect.name()
+                ),
+            };
+            self.console.waiting(wait, &why);
             tokio::time::sleep(wait).await;
         }
     }
@@ -884,7 +892,7 @@ impl Request {
         let changes = !matches!(self.method, Method::GET | Method::HEAD | Method::OPTIONS);
         let mut maybe_delivered = false;
         let reply = loop {
-            shared.pace(&credential, is_create).await;
+            shared.pace(&credential, is_create, self.dialect).await;
             let weather = match self.attempt(&credential, &described).await {
                 Ok(reply) => {
                     if reply.status == 429 && shared.target.is_some() {
@@ -897,7 +905,11 @@ impl Request {
                                     "a Retry-After of at most {} s",
                                     patience.max_wait.as_secs()
                                 ),
-                                format!("429 with Retry-After {} s", wait.as_secs()),
+                                format!(
+                                    "an answer of 429 with Retry-After {} s, longer than \
+                                     --max-wait",
+                                    wait.as_secs()
+                                ),
                             ));
                         }
                         if rate_limit_waits < patience.rate_limit_waits {

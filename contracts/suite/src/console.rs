@@ -109,7 +109,8 @@ impl Console {
     }
 
     /// `text` with every secret [`Console::hiding`] named written as `[redacted]`: as
-    /// given, in any case (`M2M_TEST_…`), or with characters JSON-escaped (`m2m\u005ftest_…`).
+    /// given, in any case (`M2M_TEST_…`), or with characters JSON-escaped (`m2m\u005ftest_…`)
+    /// or percent-encoded (`m2m%5Ftest%5F…`).
     pub fn scrub<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
         if self.secrets.is_empty() {
             return std::borrow::Cow::Borrowed(text);
@@ -197,6 +198,15 @@ fn spelled_at(text: &[u8], at: usize, secret: &[u8]) -> Option<usize> {
                 return None;
             }
             position += 6;
+        } else if byte == b'%' {
+            // Percent-encoded, as a target quoting a path or a query may write it
+            // (`m2m%5Ftest%5F…`).
+            let hex = std::str::from_utf8(text.get(position + 1..position + 3)?).ok()?;
+            let code = u8::from_str_radix(hex, 16).ok()?;
+            if !code.eq_ignore_ascii_case(expected) {
+                return None;
+            }
+            position += 3;
         } else {
             return None;
         }
@@ -277,7 +287,8 @@ pub fn paint(enabled: bool, colour: Colour, text: &str) -> String {
 mod tests {
     use super::*;
 
-    /// A secret is redacted as given, in any case and JSON-escaped; other text is kept.
+    /// A secret is redacted as given, in any case, JSON-escaped and percent-encoded; other
+    /// text is kept.
     #[test]
     fn a_secret_is_scrubbed_however_an_answer_spells_it() {
         let key = "m2m_test_Q7w9Z2k4R8t1Y6u3I5o0P2a4S6d8F1g3";
@@ -288,6 +299,7 @@ mod tests {
             format!("Invalid API key {}.", key.to_ascii_uppercase()),
             r#"Invalid API key m2m\u005ftest\u005f\u00517w9Z2k4R8t1Y6u3I5o0P2a4S6d8F1g3."#
                 .to_owned(),
+            "Invalid API key m2m%5Ftest%5fQ7w9Z2k4R8t1Y6u3I5o0P2a4S6d8F1g3.".to_owned(),
         ] {
             assert_eq!(
                 console.scrub(&text),

@@ -329,7 +329,9 @@ impl std::fmt::Display for UsageError {
             } => {
                 write!(f, "the target refused {credential}: it answered {said}")
             }
-            UsageError::Connection(message) => write!(f, "cannot reach the target: {message}"),
+            UsageError::Connection(message) => {
+                write!(f, "the target could not be asked: {message}")
+            }
         }
     }
 }
