@@ -353,7 +353,17 @@ pub struct JournalPage {
     /// How many requests the journal keeps per tenant (`--journal-size`); a tenant's older
     /// ones are dropped, never another tenant's.
     pub capacity: usize,
+    /// How many requests the filters match in all, on every page.
+    #[serde(default)]
+    pub total: usize,
+    /// When older matching requests remain past `limit`: pass it as `before` for the next
+    /// page (the `seq` of this page's last request).
+    #[serde(default)]
+    pub next_before: Option<u64>,
 }
+
+/// The largest `limit` of `GET /_sandbox/requests` (without one, every matching request).
+pub const MAX_JOURNAL_PAGE: usize = 1_000;
 
 /// `GET /_sandbox/drift`: what shadow mode (`--shadow-m2m`, `--shadow-leaf`) found comparing
 /// the vendor's answers with linkbox's own, one entry per endpoint, rule and place.

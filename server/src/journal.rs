@@ -454,6 +454,36 @@ impl Journal {
             .collect()
     }
 
+    /// A page of [`Journal::list`]: the matching entries older than `before` (a `seq`; all
+    /// without it), newest first, at most `limit` of them, with how many match in all and,
+    /// when older ones remain, the `seq` to ask for them `before`. Only the page's entries
+    /// are shown (their bodies redacted), not every match.
+    pub fn page(
+        &self,
+        filter: &JournalFilter,
+        tenant: Option<&str>,
+        before: Option<u64>,
+        limit: usize,
+    ) -> (Vec<JournalEntry>, usize, Option<u64>) {
+        let visible = self.rings.lock().visible(tenant);
+        let matching: Vec<&Arc<Entry>> = visible
+            .iter()
+            .filter(|entry| filter.matches(entry))
+            .collect();
+        let mut older = matching
+            .iter()
+            .filter(|entry| before.is_none_or(|before| entry.seq < before));
+        let shown: Vec<JournalEntry> = older
+            .by_ref()
+            .take(limit)
+            .map(|entry| entry.view())
+            .collect();
+        let next_before = older
+            .next()
+            .and_then(|_| shown.last().map(|entry| entry.seq));
+        (shown, matching.len(), next_before)
+    }
+
     /// How many entries `tenant` may see (`None`: all), and the newest `most` of them
     /// without their headers and bodies: a table of requests (the dashboard's) reads no
     /// body, so none is redacted for it.

@@ -128,9 +128,16 @@ pub fn set_webhook_config() {}
 /// The request journal
 ///
 /// The requests linkbox answered for the caller's partner (every request for the admin),
-/// newest first, optionally filtered by method, path and status.
+/// newest first, optionally filtered by method, path and status; every matching one, or a
+/// page at a time (`limit`, then `before` the page's `nextBefore`).
 #[utoipa::path(get, path = "/_sandbox/requests", tag = "Sandbox", operation_id = "listRequests",
-    params(JournalQuery),
+    params(
+        JournalQuery,
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000,
+            description = "Requests on the page, 1 to 1,000 (default: every matching one)"),
+        ("before" = Option<u64>, Query, minimum = 1,
+            description = "Only requests older than this `seq`: the previous page's `nextBefore`"),
+    ),
     responses(
         (status = 200, description = "Newest first", body = JournalPage),
         (status = 400, description = "Bad filter", body = SandboxErrorBody),

@@ -13,7 +13,8 @@
 use bytes::Bytes;
 use http::StatusCode;
 use linkbox_contracts::sandbox::{
-    JournalPage, SandboxErrorDetail, VerifyCount, VerifyFailure, VerifyRequest, VerifyResult, codes,
+    JournalPage, MAX_JOURNAL_PAGE, SandboxErrorDetail, VerifyCount, VerifyFailure, VerifyRequest,
+    VerifyResult, codes,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -25,17 +26,29 @@ use crate::journal::{Expectation, JournalFilter};
 use crate::wire::{BodyError, Request, no_content};
 
 /// GET /_sandbox/requests?method=&path=&status=&bodyContains=&header=&tenant=&since=
+/// &limit=&before=: the filters' matches, newest first, every one or a page at a time.
 pub fn list(request: &Request) -> Result<Response, ControlError> {
     let scope = scope(request)?;
-    let filter = filter(&request.query)?;
+    let (filter, page) = filter_and_page(&request.query, true)?;
     let journal = &request.app.journal;
+    let (requests, total, next_before) =
+        journal.page(&filter, scope.slug(), page.before, page.limit);
     Ok(crate::wire::json(
         StatusCode::OK,
         &JournalPage {
-            requests: journal.list(&filter, scope.slug()),
+            requests,
             capacity: journal.capacity(),
+            total,
+            next_before,
         },
     ))
+}
+
+/// Where a page of `GET /_sandbox/requests` starts and how long it is.
+struct Page {
+    /// Only entries with a lower `seq`.
+    before: Option<u64>,
+    limit: usize,
 }
 
 /// DELETE /_sandbox/requests?method=&path=&status=&bodyContains=&header=&tenant=&since=
@@ -133,9 +146,44 @@ fn readable_path(path: &str, what: &str) -> Result<(), ControlError> {
 /// otherwise keep one value without a word, and a `DELETE` forget less than asked), is
 /// refused, named.
 fn filter(query: &str) -> Result<JournalFilter, ControlError> {
+    filter_and_page(query, false).map(|(filter, _)| filter)
+}
+
+/// The filters of `query`, and with `paged` (a `GET`'s list) its `limit` and `before`,
+/// which anything else refuses as it refuses an unknown filter.
+fn filter_and_page(query: &str, paged: bool) -> Result<(JournalFilter, Page), ControlError> {
     let mut filter = JournalFilter::default();
+    let mut page = Page {
+        before: None,
+        limit: usize::MAX,
+    };
     for (name, value) in super::error::once_each(query)? {
         match name.as_str() {
+            "limit" if paged => {
+                page.limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|limit| (1..=MAX_JOURNAL_PAGE).contains(limit))
+                    .ok_or_else(|| {
+                        ControlError::invalid(format!(
+                            "The limit parameter must be a whole number from 1 to {MAX_JOURNAL_PAGE}"
+                        ))
+                    })?;
+            }
+            "before" if paged => {
+                page.before = Some(
+                    value
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|before| *before >= 1)
+                        .ok_or_else(|| {
+                            ControlError::invalid(
+                                "The before parameter must be a request's seq, a whole number \
+                                 from 1, as nextBefore gives it",
+                            )
+                        })?,
+                );
+            }
             "method" => {
                 readable_method(&value, "method filter")?;
                 filter.method = Some(value);
@@ -192,6 +240,12 @@ fn filter(query: &str) -> Result<JournalFilter, ControlError> {
                 })?;
                 filter.since = Some(since);
             }
+            other if paged => {
+                return Err(ControlError::invalid(format!(
+                    "Unknown parameter {other:?}: use method, path, status, bodyContains, header, \
+                     tenant or since, and limit or before"
+                )));
+            }
             other => {
                 return Err(ControlError::invalid(format!(
                     "Unknown filter {other:?}: use method, path, status, bodyContains, header, tenant or since"
@@ -199,7 +253,7 @@ fn filter(query: &str) -> Result<JournalFilter, ControlError> {
             }
         }
     }
-    Ok(filter)
+    Ok((filter, page))
 }
 
 #[cfg(test)]
@@ -207,6 +261,54 @@ mod tests {
     use super::*;
     use crate::journal::Journal;
     use crate::journal::tests::request;
+
+    /// A list reads every match, or a page at a time: `limit`, then `before` the page's
+    /// `nextBefore`, with the total on every page; a delete takes neither.
+    #[test]
+    fn a_list_pages_through_the_matches_and_a_delete_takes_no_page() {
+        let journal = Journal::new(10);
+        for n in 0..5 {
+            journal.record(request(&format!("/partner/links/{n}"), 404, None));
+        }
+        journal.record(request("/other", 200, None));
+        let page = |query: &str| {
+            let (filter, page) = filter_and_page(query, true).expect("valid");
+            journal.page(&filter, None, page.before, page.limit)
+        };
+        let paths = |entries: &[linkbox_contracts::sandbox::JournalEntry]| {
+            entries
+                .iter()
+                .map(|entry| entry.path.clone())
+                .collect::<Vec<_>>()
+        };
+        let (all, total, next) = page("status=404");
+        assert_eq!((all.len(), total, next), (5, 5, None));
+        let (first, total, next) = page("status=404&limit=2");
+        assert_eq!(paths(&first), ["/partner/links/4", "/partner/links/3"]);
+        assert_eq!((total, next), (5, Some(first[1].seq)));
+        let before = next.expect("more");
+        let (second, _, next) = page(&format!("status=404&limit=2&before={before}"));
+        assert_eq!(paths(&second), ["/partner/links/2", "/partner/links/1"]);
+        let (last, total, next) = page(&format!(
+            "status=404&limit=2&before={}",
+            next.expect("more")
+        ));
+        assert_eq!(
+            (paths(&last), total, next),
+            (vec!["/partner/links/0".to_owned()], 5, None)
+        );
+        for refused in [
+            "limit=0",
+            "limit=1001",
+            "limit=x",
+            "before=0",
+            "before=-1",
+            "limit=2&limit=3",
+        ] {
+            assert!(filter_and_page(refused, true).is_err(), "{refused}");
+        }
+        assert!(filter("limit=2").is_err() && filter("before=3").is_err());
+    }
 
     #[test]
     fn filters_match_method_path_prefix_and_status_class() {

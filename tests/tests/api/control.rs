@@ -334,6 +334,60 @@ async fn the_journal_keeps_only_the_last_journal_size_requests_and_filters_them(
     assert_eq!(empty.json["requests"], json!([]));
 }
 
+/// A long journal is read a page at a time over the wire: `limit`, then `before` the page's
+/// `nextBefore`, each page with the matches' `total`; a `DELETE` refuses both.
+#[tokio::test]
+async fn the_journal_reads_a_page_at_a_time() {
+    let app = spawn_app().await;
+    let key = test_key(19);
+    for n in 0..3 {
+        app.get_link(&key, &format!("link_nope_{n:012}")).await;
+    }
+    let first = app
+        .control(Method::GET, "/requests?limit=2", Some(&key), None)
+        .await;
+    assert_eq!(first.status, 200, "{first:?}");
+    assert_eq!(first.json["requests"].as_array().map(Vec::len), Some(2));
+    assert_eq!(first.json["total"], 3);
+    let before = first.json["nextBefore"].as_u64().expect("a next page");
+    assert_eq!(first.json["requests"][1]["seq"].as_u64(), Some(before));
+    let last = app
+        .control(
+            Method::GET,
+            &format!("/requests?limit=2&before={before}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(last.json["requests"].as_array().map(Vec::len), Some(1));
+    assert!(
+        last.json["requests"][0]["path"]
+            .as_str()
+            .is_some_and(|path| path.ends_with("link_nope_000000000000"))
+    );
+    assert_eq!(last.json["nextBefore"], Value::Null);
+    let everything = app
+        .control(Method::GET, "/requests", Some(&key), None)
+        .await;
+    assert_eq!(
+        everything.json["requests"].as_array().map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(everything.json["nextBefore"], Value::Null);
+    for refused in ["/requests?limit=0", "/requests?before=x"] {
+        let reply = app.control(Method::GET, refused, Some(&key), None).await;
+        assert_control_error(&reply, 400, "INVALID_REQUEST");
+    }
+    let delete = app
+        .control(Method::DELETE, "/requests?limit=1", Some(&key), None)
+        .await;
+    assert_control_error(&delete, 400, "INVALID_REQUEST");
+    let kept = app
+        .control(Method::GET, "/requests", Some(&key), None)
+        .await;
+    assert_eq!(kept.json["total"], 3);
+}
+
 /// `DELETE /_sandbox/requests` takes `GET`'s filters: it forgets only what they match of the
 /// caller's own entries (the admin's `tenant` naming whose), and a filter it does not know,
 /// or cannot read, is the same 400 as on `GET`, with nothing forgotten.
