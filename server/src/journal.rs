@@ -1164,13 +1164,26 @@ fn redact_text(text: &str) -> String {
 
 /// `text` with the content of each part of a `multipart/form-data` body whose name is
 /// secret (`Content-Disposition: form-data; name="password"`, in any case, the name quoted
-/// or not) redacted, to the next boundary's line or the end; lines may end in CRLF or LF.
+/// or not, percent-encoded or not) redacted, to the body's next boundary line or the end;
+/// lines may end in CRLF or LF.
 fn redact_multipart(text: &str) -> Cow<'_, str> {
     // ASCII case folding keeps every byte where it is.
     let lower = text.to_ascii_lowercase();
     if !lower.contains("form-data") {
         return Cow::Borrowed(text);
     }
+    // The body's own delimiter, its first line (`--` and the boundary), ends a part; text
+    // that does not open with one falls back to any line starting `--`.
+    let delimiter = text
+        .starts_with("--")
+        .then(|| {
+            text.lines()
+                .next()
+                .map(|line| format!("\n{}", line.trim_end()))
+        })
+        .flatten()
+        .filter(|delimiter| delimiter.len() > "\n--".len())
+        .unwrap_or_else(|| "\n--".to_owned());
     let mut out = String::with_capacity(text.len());
     let (mut copied, mut at) = (0, 0);
     while let Some(found) = lower[at..].find("name=").map(|i| at + i) {
@@ -1191,7 +1204,11 @@ fn redact_multipart(text: &str) -> Cow<'_, str> {
             })
             .map_or(text.len(), |i| start + i);
         at = end;
-        if !is_secret_field(&text[start..end]) {
+        let name = &text[start..end];
+        // A browser percent-encodes some characters of a part's name.
+        let secret =
+            is_secret_field(name) || (name.contains('%') && is_secret_field(&decoded_name(name)));
+        if !secret {
             continue;
         }
         // Each search stops at its first match: one that ran to the end of the text for
@@ -1199,7 +1216,7 @@ fn redact_multipart(text: &str) -> Cow<'_, str> {
         let Some(content) = blank_line_end(text, end) else {
             break;
         };
-        let content_end = text[content..].find("\n--").map_or(text.len(), |i| {
+        let content_end = text[content..].find(&delimiter).map_or(text.len(), |i| {
             let at = content + i;
             if text[..at].ends_with('\r') {
                 at - 1
@@ -1832,6 +1849,18 @@ pub(crate) mod tests {
             let shown = redact_body(variant.as_bytes());
             assert!(
                 !shown.contains("mp-hunter") && shown.contains("--b--"),
+                "{shown}"
+            );
+        }
+        // A secret part runs to the body's own boundary, not to a line that merely starts
+        // `--`; a part's name a browser percent-encoded is read decoded.
+        for variant in [
+            "--XyZ\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nmp-\n--hunter\r\n--XyZ--",
+            "--XyZ\r\nContent-Disposition: form-data; name=\"pass%77ord\"\r\n\r\nmp-hunter\r\n--XyZ--",
+        ] {
+            let shown = redact_body(variant.as_bytes());
+            assert!(
+                !shown.contains("hunter") && shown.ends_with("[redacted]\r\n--XyZ--"),
                 "{shown}"
             );
         }
