@@ -1095,8 +1095,9 @@ fn redact_body(body: &[u8]) -> String {
     }
     match serde_json::from_slice::<Value>(body) {
         // A string sent as the whole body is redacted as a field's would be: JSON text in
-        // it within, and any key.
-        Ok(json) => {
+        // it within, and any key. A body naming a member twice is read as text: the value
+        // parsed keeps only the last of them, and a secret in another would pass unseen.
+        Ok(json) if !names_a_member_twice(body) => {
             let mut shown = json.clone();
             redact_json(&mut shown);
             let text = String::from_utf8_lossy(body);
@@ -1125,6 +1126,92 @@ fn may_hold_secret(text: &[u8]) -> bool {
         || text.windows(2).any(|pair| pair == b"\\u")
         || text.contains(&b'%')
         || holds_key(text)
+}
+
+/// Whether `json` (JSON text) names a member twice in one of its objects.
+fn names_a_member_twice(json: &[u8]) -> bool {
+    serde_json::from_slice::<Unique>(json).is_err()
+}
+
+/// JSON read for its members' names alone: an object naming one twice does not read.
+struct Unique;
+
+impl<'de> serde::Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Unique, D::Error> {
+        deserializer.deserialize_any(UniqueVisitor)
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
+    type Value = Unique;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("JSON whose objects name each member once")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_unit<E>(self) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<Unique, A::Error> {
+        while items.next_element::<Unique>()?.is_some() {}
+        Ok(Unique)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut members: A) -> Result<Unique, A::Error> {
+        let mut names = HashSet::new();
+        while let Some(name) = members.next_key::<String>()? {
+            if !names.insert(name) {
+                return Err(serde::de::Error::custom("a member named twice"));
+            }
+            members.next_value::<Unique>()?;
+        }
+        Ok(Unique)
+    }
+}
+
+/// JSON text (a string's, sent as a value) with its secrets redacted, when it holds any: as
+/// JSON when it reads as an object or an array naming each member once, else as text that
+/// is not JSON. `None` when nothing in it is redacted.
+fn redacted_json_text(text: &str) -> Option<String> {
+    if !text.trim_start().starts_with(['{', '[']) || !may_hold_secret(text.as_bytes()) {
+        return None;
+    }
+    let shown = match serde_json::from_str::<Value>(text) {
+        Ok(inner) if !(inner.is_object() || inner.is_array()) => return None,
+        Ok(mut inner) if !names_a_member_twice(text.as_bytes()) => {
+            let before = inner.clone();
+            redact_json(&mut inner);
+            if inner == before {
+                return None;
+            }
+            inner.to_string()
+        }
+        _ => redact_text(text),
+    };
+    (shown != text).then_some(shown)
 }
 
 /// The query as the journal shows it: a secret parameter's value redacted, as in a body.
@@ -1159,7 +1246,88 @@ fn redact_text(text: &str) -> String {
             None => encoded_key_redacted(pair).into_owned(),
         })
         .collect();
-    redact_keys(&redact_members(&pairs.join("&")))
+    redact_keys(&redact_named(&redact_members(&pairs.join("&"))))
+}
+
+/// The longest member name [`redact_named`] looks back over.
+const NAME_MOST: usize = 256;
+
+/// `text` with the value after each `"name":` whose name is secret redacted, wherever such a
+/// member stands: under [`redact_members`], whose walk from the start malformed text can put
+/// out of step for good (`"C:\"`, a quote escaped by mistake), each colon is read on its
+/// own. A name is found by looking back from its colon, at most [`NAME_MOST`] bytes, to
+/// the unescaped quote before it, so the pass is linear.
+fn redact_named(text: &str) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    let (mut copied, mut at) = (0, 0);
+    while let Some(colon) = bytes[at..].iter().position(|b| *b == b':').map(|i| at + i) {
+        at = colon + 1;
+        let mut end = colon;
+        while end > copied && bytes[end - 1].is_ascii_whitespace() {
+            end -= 1;
+        }
+        // A name's closing quote is not escaped; the look back from one stops at the quote
+        // before it, so no byte is looked back over for two colons.
+        if end <= copied || bytes[end - 1] != b'"' || escaped(bytes, end - 1) {
+            continue;
+        }
+        let close = end - 1;
+        let floor = close.saturating_sub(NAME_MOST).max(copied);
+        let Some(open) = (floor..close)
+            .rev()
+            .find(|&i| bytes[i] == b'"' && !escaped(bytes, i))
+        else {
+            continue;
+        };
+        if !is_secret_field(&json_text(&text[open + 1..close])) {
+            continue;
+        }
+        let mut start = colon + 1;
+        while bytes.get(start).is_some_and(u8::is_ascii_whitespace) {
+            start += 1;
+        }
+        let quoted_mark = format!("\"{REDACTED}\"");
+        let (from, to, mark) = match bytes.get(start) {
+            None => continue,
+            Some(b'"') => (start + 1, closing_quote(bytes, start + 1), REDACTED),
+            Some(b'{' | b'[') => (start, container_end(bytes, start), quoted_mark.as_str()),
+            Some(_) => {
+                let end = bytes[start..]
+                    .iter()
+                    .position(|b| matches!(b, b',' | b'}' | b']'))
+                    .map_or(bytes.len(), |i| start + i);
+                (
+                    start,
+                    start + text[start..end].trim_end().len(),
+                    quoted_mark.as_str(),
+                )
+            }
+        };
+        at = at.max(to);
+        if text[from..to] == *mark {
+            continue;
+        }
+        out.push_str(&text[copied..from]);
+        out.push_str(mark);
+        copied = to;
+    }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
+}
+
+/// Whether the byte at `at` is escaped: an odd run of `\` before it (at most 64 looked at).
+fn escaped(bytes: &[u8], at: usize) -> bool {
+    bytes[at.saturating_sub(64)..at]
+        .iter()
+        .rev()
+        .take_while(|byte| **byte == b'\\')
+        .count()
+        % 2
+        == 1
 }
 
 /// `text` with the content of each part of a `multipart/form-data` body whose name is
@@ -1172,18 +1340,16 @@ fn redact_multipart(text: &str) -> Cow<'_, str> {
     if !lower.contains("form-data") {
         return Cow::Borrowed(text);
     }
-    // The body's own delimiter, its first line (`--` and the boundary), ends a part; text
-    // that does not open with one falls back to any line starting `--`.
+    // The body's own delimiter, its first line starting `--` (after any preamble: `--`
+    // and the boundary), ends a part where a whole line is it; text without one falls back
+    // to any line starting `--`.
     let delimiter = text
-        .starts_with("--")
-        .then(|| {
-            text.lines()
-                .next()
-                .map(|line| format!("\n{}", line.trim_end()))
-        })
-        .flatten()
+        .lines()
+        .find(|line| line.starts_with("--"))
+        .map(|line| format!("\n{}", line.trim_end()))
         .filter(|delimiter| delimiter.len() > "\n--".len())
         .unwrap_or_else(|| "\n--".to_owned());
+    let whole_line = delimiter.len() > "\n--".len();
     let mut out = String::with_capacity(text.len());
     let (mut copied, mut at) = (0, 0);
     while let Some(found) = lower[at..].find("name=").map(|i| at + i) {
@@ -1216,14 +1382,14 @@ fn redact_multipart(text: &str) -> Cow<'_, str> {
         let Some(content) = blank_line_end(text, end) else {
             break;
         };
-        let content_end = text[content..].find(&delimiter).map_or(text.len(), |i| {
-            let at = content + i;
-            if text[..at].ends_with('\r') {
-                at - 1
-            } else {
-                at
-            }
-        });
+        let content_end =
+            delimiter_line(text, content, &delimiter, whole_line).map_or(text.len(), |at| {
+                if text[..at].ends_with('\r') {
+                    at - 1
+                } else {
+                    at
+                }
+            });
         out.push_str(&text[copied..content]);
         out.push_str(REDACTED);
         (copied, at) = (content_end, content_end);
@@ -1233,6 +1399,23 @@ fn redact_multipart(text: &str) -> Cow<'_, str> {
     }
     out.push_str(&text[copied..]);
     Cow::Owned(out)
+}
+
+/// Where the first line at or after `from` that is `delimiter` (a `\n` and the line) starts
+/// (its `\n`): with `whole_line`, a line that is the delimiter and nothing more but a
+/// closing `--` and spaces, as RFC 2046 has it; else any line starting so.
+fn delimiter_line(text: &str, from: usize, delimiter: &str, whole_line: bool) -> Option<usize> {
+    let mut at = from;
+    while let Some(found) = text[at..].find(delimiter).map(|i| at + i) {
+        let rest = &text[found + delimiter.len()..];
+        let rest = rest.strip_prefix("--").unwrap_or(rest);
+        let line = &rest[..rest.find('\n').unwrap_or(rest.len())];
+        if !whole_line || line.trim().is_empty() {
+            return Some(found);
+        }
+        at = found + delimiter.len();
+    }
+    None
 }
 
 /// Where the first blank line at or after `from` ends (LF or CRLF line endings): where a
@@ -1260,8 +1443,9 @@ fn blank_line_end(text: &str, from: usize) -> Option<usize> {
 ///
 /// A stray quote in a hand-built body (`"note": "5" screen"`) would put every later name
 /// and value out of step, so a string is read on past a quote that cannot close it: one
-/// followed by anything but `:`, `,`, `}` or `]` (or the end) is taken as part of the
-/// string, and the walk stays in step with the members after it.
+/// followed by anything but `:`, `,`, `}`, `]` or another string (or the end) is taken as
+/// part of the string, and the walk stays in step with the members after it. A string
+/// holding JSON text is redacted within ([`redacted_json_text`]).
 fn redact_members(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
@@ -1297,8 +1481,22 @@ fn redact_members(text: &str) -> String {
         let secret = is_secret_field(&json_text(literal));
         if bytes.get(next) == Some(&b'"') {
             let value_end = closing_quote(bytes, next + 1);
-            if secret || spells_key_escaped(&text[next + 1..value_end]) {
+            let value = &text[next + 1..value_end];
+            if secret || spells_key_escaped(value) {
                 redact(&mut out, &mut copied, next + 1, value_end, REDACTED);
+            } else if value.contains('{') || value.contains('[') {
+                // JSON text in the string, written back as a string's text.
+                if let Some(shown) = redacted_json_text(&json_text(value))
+                    && let Ok(quoted) = serde_json::to_string(&shown)
+                {
+                    redact(
+                        &mut out,
+                        &mut copied,
+                        next + 1,
+                        value_end,
+                        &quoted[1..quoted.len() - 1],
+                    );
+                }
             }
             at = (value_end + 1).min(bytes.len());
         } else if secret && bytes.get(next).is_some() {
@@ -1334,7 +1532,8 @@ fn closing_quote(bytes: &[u8], from: usize) -> usize {
             next += 1;
         }
         match bytes.get(next) {
-            None | Some(b':' | b',' | b'}' | b']') => return close.min(bytes.len()),
+            // A string straight after is the next member, a comma left out.
+            None | Some(b':' | b',' | b'}' | b']' | b'"') => return close.min(bytes.len()),
             Some(_) if close < bytes.len() => close = string_end(bytes, close + 1),
             Some(_) => return bytes.len(),
         }
@@ -1438,24 +1637,8 @@ fn redact_json(value: &mut Value) {
             // An object sent as JSON text (a `metadata` string holding `{"clientSecret": …}`)
             // is redacted within, and stays text; JSON text that does not parse is redacted
             // as a body that does not is.
-            if text.trim_start().starts_with(['{', '[']) {
-                match serde_json::from_str::<Value>(text) {
-                    Ok(mut inner) if inner.is_object() || inner.is_array() => {
-                        let before = inner.clone();
-                        redact_json(&mut inner);
-                        if inner != before {
-                            *text = inner.to_string();
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) if may_hold_secret(text.as_bytes()) => {
-                        let shown = redact_text(text);
-                        if shown != *text {
-                            *text = shown;
-                        }
-                    }
-                    Err(_) => {}
-                }
+            if let Some(shown) = redacted_json_text(text) {
+                *text = shown;
             }
             // An M2M key is redacted wherever it is, in any field's value: as sent, or
             // percent-encoded in a path or a query the value quotes ("Cannot PUT
@@ -1853,8 +2036,11 @@ pub(crate) mod tests {
             );
         }
         // A secret part runs to the body's own boundary, not to a line that merely starts
-        // `--`; a part's name a browser percent-encoded is read decoded.
+        // `--` nor one that starts with the boundary, after any preamble; a part's name a
+        // browser percent-encoded is read decoded.
         for variant in [
+            "a preamble\r\n--XyZ\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nl1\r\n--x\r\nhunter\r\n--XyZ--",
+            "--XyZ\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nl1\r\n--XyZabc\r\nhunter\r\n--XyZ--",
             "--XyZ\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nmp-\n--hunter\r\n--XyZ--",
             "--XyZ\r\nContent-Disposition: form-data; name=\"pass%77ord\"\r\n\r\nmp-hunter\r\n--XyZ--",
         ] {
@@ -2328,6 +2514,53 @@ pub(crate) mod tests {
             );
             assert!(shown.contains(REDACTED), "{shown}");
         }
+    }
+
+    /// A member named twice hides nothing: the body is read as text, every member of it.
+    #[test]
+    fn a_member_named_twice_hides_no_secret() {
+        for body in [
+            r#"{"a":{"password":"hunter2"},"a":1}"#,
+            r#"{"a":"m2m_test_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB","a":1}"#,
+            r#"{"metadata":"{\"clientSecret\":\"hunter2\"}","metadata":"x"}"#,
+            r#"{"password":"hunter2","password":"[redacted]"}"#,
+            r#"{"pass\u0077ord":"hunter2","pass\u0077ord":"[redacted]"}"#,
+            r#"{"m":"{\"a\":{\"token\":\"hunter2\"},\"a\":1}"}"#,
+        ] {
+            let shown = redact_body(body.as_bytes());
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("BBBB"),
+                "{body} shown as {shown}"
+            );
+        }
+        assert!(names_a_member_twice(br#"{"x":[{"a":1,"a":2}]}"#));
+        assert!(!names_a_member_twice(
+            br#"{"a":{"a":1},"b":[{"a":2},{"a":3}]}"#
+        ));
+    }
+
+    /// In malformed JSON a secret member is found from its colon wherever the walk from the
+    /// start lost step: after a comma left out, a quote escaped by mistake, JSON text in a
+    /// string.
+    #[test]
+    fn a_secret_member_is_found_however_the_text_around_it_is_broken() {
+        for body in [
+            "{\n  \"user\": \"bob\"\n  \"password\": \"hunter2\"\n}",
+            r#"{"user": "bob" "password": "hunter2", "x": 1}"#,
+            r#"{"path":"C:\", "password":"hunter2",}"#,
+            r#"{"path":"C:\", "token": {"v": "hunter2"},}"#,
+            r#"{"meta":"{\"password\":\"hunter2\"}", }"#,
+        ] {
+            let shown = redact_body(body.as_bytes());
+            assert!(!shown.contains("hunter2"), "{body} shown as {shown}");
+            assert!(shown.contains(REDACTED), "{shown}");
+        }
+        // Broken text that names no secret is left as it was.
+        let plain = r#"{"path":"C:\", "note": "ok", "n": 1 "m": 2"#;
+        assert_eq!(redact_body(plain.as_bytes()), plain);
+        // Many colons after quotes cost one look back each.
+        let many = "\"a\":".repeat(50_000);
+        assert_eq!(redact_named(&many), many.as_str());
     }
 
     /// JSON text in a string that does not parse is redacted as a body that does not.

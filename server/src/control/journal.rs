@@ -240,6 +240,12 @@ fn filter_and_page(query: &str, paged: bool) -> Result<(JournalFilter, Page), Co
                 })?;
                 filter.since = Some(since);
             }
+            "limit" | "before" => {
+                return Err(ControlError::invalid(format!(
+                    "The {name} parameter pages a GET only: a DELETE forgets every entry its \
+                     filters match"
+                )));
+            }
             other if paged => {
                 return Err(ControlError::invalid(format!(
                     "Unknown parameter {other:?}: use method, path, status, bodyContains, header, \
@@ -307,7 +313,13 @@ mod tests {
         ] {
             assert!(filter_and_page(refused, true).is_err(), "{refused}");
         }
-        assert!(filter("limit=2").is_err() && filter("before=3").is_err());
+        for paging in ["limit=2", "before=3"] {
+            let refused = filter(paging).expect_err("a delete takes no page");
+            assert!(
+                format!("{refused:?}").contains("pages a GET only"),
+                "{refused:?}"
+            );
+        }
     }
 
     #[test]
