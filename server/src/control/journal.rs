@@ -246,15 +246,11 @@ fn filter_and_page(query: &str, paged: bool) -> Result<(JournalFilter, Page), Co
                      filters match"
                 )));
             }
-            other if paged => {
-                return Err(ControlError::invalid(format!(
-                    "Unknown parameter {other:?}: use method, path, status, bodyContains, header, \
-                     tenant or since, and limit or before"
-                )));
-            }
+            // The same words on a GET and a DELETE: both read the same filters.
             other => {
                 return Err(ControlError::invalid(format!(
-                    "Unknown filter {other:?}: use method, path, status, bodyContains, header, tenant or since"
+                    "Unknown filter {other:?}: use method, path, status, bodyContains, header, \
+                     tenant or since (and to page a GET, limit and before)"
                 )));
             }
         }
