@@ -91,14 +91,50 @@ struct Args {
     max_wait: Option<Duration>,
 }
 
+/// Where a command line that does not parse names its report files (`--json`, `--junit`,
+/// either form), for the report saying why it stopped.
+fn report_places(args: &[String]) -> Args {
+    let mut places = Args::default();
+    let mut iter = args.iter().peekable();
+    while let Some(arg) = iter.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) => (flag, Some(value.to_owned())),
+            None => (arg.as_str(), None),
+        };
+        let place = match flag {
+            "--json" => &mut places.json,
+            "--junit" => &mut places.junit,
+            _ => continue,
+        };
+        *place = inline.or_else(|| iter.next_if(|next| !next.starts_with("--")).cloned());
+    }
+    places
+}
+
 /// `--timeout` / `--max-wait`: whole seconds, at least 1.
 fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
     match text.parse::<u64>() {
         Ok(seconds) if seconds > 0 => Ok(Duration::from_secs(seconds)),
         _ => Err(format!(
-            "{flag} {text:?}: a whole number of seconds, at least 1"
+            "{flag} takes a whole number of seconds, at least 1"
         )),
     }
+}
+
+/// A key or token given to `flag`, without the spaces and line ends around it (a secret
+/// saved with its newline); refused, unquoted, when nothing is left or it holds what no
+/// header can carry.
+fn credential(flag: &str, given: &str) -> Result<String, String> {
+    let trimmed = given.trim();
+    if trimmed.is_empty() {
+        return Err(format!("{flag} needs a value"));
+    }
+    if trimmed.bytes().any(|byte| byte.is_ascii_control()) {
+        return Err(format!(
+            "{flag} holds a control character (a line end?), which no header can carry"
+        ));
+    }
+    Ok(trimmed.to_owned())
 }
 
 /// Parses `args`; `env` looks up the credential variables (the process environment in
@@ -109,7 +145,7 @@ fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Args, 
     while let Some((position, arg)) = iter.next() {
         // `--flag=value`, as `linkbox serve` takes it, or `--flag value`.
         let (flag, mut inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
+            Some((flag, value)) if flag.starts_with('-') => (flag, Some(value.to_owned())),
             _ => (arg.as_str(), None),
         };
         // No value of these flags starts with `--`: one that does is the next flag, after
@@ -124,20 +160,21 @@ fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Args, 
         match flag {
             "--help" | "-h" => parsed.help = true,
             "--target" => parsed.target = Some(value()?),
-            "--m2m-key" => parsed.m2m_key = Some(value()?),
-            "--leaf-token" => parsed.leaf_token = Some(value()?),
+            "--m2m-key" => parsed.m2m_key = Some(credential(flag, &value()?)?),
+            "--leaf-token" => parsed.leaf_token = Some(credential(flag, &value()?)?),
+            // The value refused is not quoted: a credential may have landed here.
             "--only" => {
                 parsed.only = Some(match value()?.as_str() {
                     "documented" | "doc" => Only::Documented,
                     "all" => Only::All,
-                    other => return Err(format!("--only {other:?}: documented or all")),
+                    _ => return Err("--only takes documented or all".into()),
                 })
             }
             "--api" => {
                 let text = value()?;
                 parsed.api = Some(
                     Api::parse(&text)
-                        .ok_or_else(|| format!("--api {text:?}: m2m, leaf or sandbox"))?,
+                        .ok_or_else(|| "--api takes m2m, leaf or sandbox".to_owned())?,
                 );
             }
             "--filter" => parsed.filter = Some(value()?),
@@ -175,9 +212,20 @@ fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Args, 
         );
     }
     if parsed.target.is_some() {
-        let set = |name: &str| env(name).filter(|value| !value.trim().is_empty());
-        parsed.m2m_key = parsed.m2m_key.or_else(|| set(M2M_KEY_VAR));
-        parsed.leaf_token = parsed.leaf_token.or_else(|| set(LEAF_TOKEN_VAR));
+        // A variable set but blank counts as unset; one holding a secret is read as a
+        // flag's value is (trimmed, refused with a control character in it).
+        let set = |name: &str| -> Result<Option<String>, String> {
+            env(name)
+                .filter(|value| !value.trim().is_empty())
+                .map(|value| credential(name, &value))
+                .transpose()
+        };
+        if parsed.m2m_key.is_none() {
+            parsed.m2m_key = set(M2M_KEY_VAR)?;
+        }
+        if parsed.leaf_token.is_none() {
+            parsed.leaf_token = set(LEAF_TOKEN_VAR)?;
+        }
     }
     Ok(parsed)
 }
@@ -260,10 +308,14 @@ where
         }
         Ok(args) => args,
         Err(message) => {
-            console.error(&format!(
-                "{message} (linkbox contract --help for the usage)"
-            ));
-            return 2;
+            let message = format!("{message} (linkbox contract --help for the usage)");
+            console.error(&message);
+            // The report files still say why, where the command line names them.
+            let report = Report::stopped(None, None, &UsageError::Usage(message));
+            return match write_files(&report_places(args), &report, &console) {
+                Ok(()) => 2,
+                Err(code) => code,
+            };
         }
     };
     // What the target echoes of the credentials (a 401 naming the key it refused) is
@@ -309,7 +361,10 @@ where
     // (options refused before any socket, a target that cannot be asked, a credential it
     // refuses, a certificate that fails) still fills them, saying why, for the CI step that
     // uploads them: a secret that is not set is a report saying so.
-    let target = args.target.as_ref().map(|_| options.base.clone());
+    let target = args
+        .target
+        .as_ref()
+        .map(|_| super::shown_target(&options.base));
     let stop = |error: UsageError| {
         console.error(&error.to_string());
         let report = Report::stopped(target.clone(), args.api, &error);
@@ -438,6 +493,30 @@ mod tests {
                 format!("--target http://127.0.0.1:9 --leaf-tokn={token}"),
                 "unknown flag \"--leaf-tokn\"",
             ),
+            (
+                format!("--target http://127.0.0.1:9 -leaf-token={token}"),
+                "unknown flag \"-leaf-token\"",
+            ),
+            (
+                format!("--target http://127.0.0.1:9 --only {token}"),
+                "--only takes",
+            ),
+            (
+                format!("--target http://127.0.0.1:9 --api={token}"),
+                "--api takes",
+            ),
+            (
+                format!("--target http://127.0.0.1:9 --max-wait {token}"),
+                "--max-wait takes",
+            ),
+            (
+                "--target http://127.0.0.1:9 --m2m-key=".to_owned(),
+                "--m2m-key needs a value",
+            ),
+            (
+                format!("--target http://u:{token}@127.0.0.1:9 --m2m-key m2m_test_x"),
+                "is not a usable URL",
+            ),
         ] {
             let (code, out, err) = run_captured(&args(&line)).await;
             assert_eq!(code, 2, "{line}: {err}");
@@ -447,6 +526,47 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    /// A command line that does not parse still fills the report files it names, saying
+    /// why, as a run refused later does.
+    #[tokio::test]
+    async fn a_command_line_that_does_not_parse_still_writes_its_reports() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (json, junit) = (dir.path().join("run.json"), dir.path().join("run.xml"));
+        let line = format!(
+            "--target http://127.0.0.1:9 --json={} --junit {} --m2m-key",
+            json.display(),
+            junit.display()
+        );
+        let (code, _, err) = run_captured(&args(&line)).await;
+        assert_eq!(code, 2, "{err}");
+        let written = std::fs::read_to_string(&json).expect("the JSON report");
+        assert!(
+            written.contains("preflight.usage") && written.contains("--m2m-key needs a value"),
+            "{written}"
+        );
+        let xml = std::fs::read_to_string(&junit).expect("the JUnit report");
+        assert!(xml.contains("--m2m-key needs a value"), "{xml}");
+    }
+
+    /// A credential is read without the spaces and line end around it (a CI secret saved
+    /// with its newline); one holding a control character is a usage error, never weather.
+    #[test]
+    fn credentials_are_trimmed_and_refused_with_a_control_character() {
+        let env = |name: &str| match name {
+            M2M_KEY_VAR => Some("m2m_test_from_env\n".to_owned()),
+            LEAF_TOKEN_VAR => Some("  tok\u{7}en ".to_owned()),
+            _ => None,
+        };
+        let refused = parse(&args("--target http://127.0.0.1:9"), env).expect_err("a bell");
+        assert!(
+            refused.contains("control character") && !refused.contains("tok"),
+            "{refused}"
+        );
+        let parsed = parse(&args("--target http://127.0.0.1:9 --leaf-token t0k"), env)
+            .expect("the variable's newline is trimmed");
+        assert_eq!(parsed.m2m_key.as_deref(), Some("m2m_test_from_env"));
     }
 
     fn no_env(_: &str) -> Option<String> {

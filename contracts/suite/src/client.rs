@@ -416,10 +416,29 @@ const SLOW: Duration = Duration::from_secs(5);
 /// How long a 429 asks to wait: its `Retry-After` in whole seconds, or a minute (the
 /// documented limits are per minute) when it gives none or an HTTP date.
 fn retry_after(reply: &Reply) -> Duration {
-    reply
-        .header("retry-after")
-        .and_then(|value| value.trim().parse::<u64>().ok())
-        .map_or(Duration::from_secs(60), Duration::from_secs)
+    wait_of(reply.header("retry-after"), reply.header("date"))
+}
+
+/// The wait a `Retry-After` value asks for, in seconds or to an HTTP date (from `date`, the
+/// answer's own `Date`, or now); a minute when there is none or it does not read.
+fn wait_of(retry_after: Option<&str>, date: Option<&str>) -> Duration {
+    let Some(value) = retry_after.map(str::trim) else {
+        return Duration::from_secs(60);
+    };
+    if !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit()) {
+        // Seconds past what a u64 holds are longer than any wait.
+        return Duration::from_secs(value.parse::<u64>().unwrap_or(u64::MAX));
+    }
+    // An HTTP date: the wait to it from the answer's own `Date`, or from now.
+    match httpdate::parse_http_date(value) {
+        Ok(when) => {
+            let now = date
+                .and_then(|date| httpdate::parse_http_date(date).ok())
+                .unwrap_or_else(std::time::SystemTime::now);
+            when.duration_since(now).unwrap_or(Duration::ZERO)
+        }
+        Err(_) => Duration::from_secs(60),
+    }
 }
 
 /// A case's view of the run. Cheap to clone.
@@ -1659,4 +1678,33 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    /// A `Retry-After` in seconds, past what a u64 holds, or as an HTTP date; a minute for
+    /// one that does not read.
+    #[test]
+    fn a_retry_after_reads_as_seconds_or_a_date() {
+        use super::wait_of;
+        use std::time::Duration;
+        assert_eq!(wait_of(Some("7"), None), Duration::from_secs(7));
+        assert_eq!(
+            wait_of(Some(" 99999999999999999999999 "), None),
+            Duration::from_secs(u64::MAX)
+        );
+        assert_eq!(
+            wait_of(
+                Some("Wed, 21 Oct 2037 07:28:00 GMT"),
+                Some("Wed, 21 Oct 2037 07:26:00 GMT")
+            ),
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            wait_of(Some("Wed, 21 Oct 2015 07:28:00 GMT"), None),
+            Duration::ZERO
+        );
+        assert_eq!(wait_of(Some("soon"), None), Duration::from_secs(60));
+        assert_eq!(wait_of(None, None), Duration::from_secs(60));
+    }
 }

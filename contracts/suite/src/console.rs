@@ -187,17 +187,23 @@ fn spelled_at(text: &[u8], at: usize, secret: &[u8]) -> Option<usize> {
     let mut position = at;
     for expected in secret {
         let byte = *text.get(position)?;
+        // A `\u` escape is read first: for a `u` expected, `\u0075` is one, not an escaped
+        // `u` followed by `0075`.
+        let unicode = (byte == b'\\' && text.get(position + 1) == Some(&b'u'))
+            .then(|| {
+                let hex = std::str::from_utf8(text.get(position + 2..position + 6)?).ok()?;
+                u8::try_from(u32::from_str_radix(hex, 16).ok()?).ok()
+            })
+            .flatten();
         if byte.eq_ignore_ascii_case(expected) {
             position += 1;
-        } else if byte == b'\\' && text.get(position + 1) == Some(expected) {
-            position += 2;
-        } else if byte == b'\\' && text.get(position + 1) == Some(&b'u') {
-            let hex = std::str::from_utf8(text.get(position + 2..position + 6)?).ok()?;
-            let code = u8::try_from(u32::from_str_radix(hex, 16).ok()?).ok()?;
+        } else if let Some(code) = unicode {
             if !code.eq_ignore_ascii_case(expected) {
                 return None;
             }
             position += 6;
+        } else if byte == b'\\' && text.get(position + 1) == Some(expected) {
+            position += 2;
         } else if byte == b'%' {
             // Percent-encoded, as a target quoting a path or a query may write it
             // (`m2m%5Ftest%5F…`).
@@ -300,6 +306,14 @@ mod tests {
             r#"Invalid API key m2m\u005ftest\u005f\u00517w9Z2k4R8t1Y6u3I5o0P2a4S6d8F1g3."#
                 .to_owned(),
             "Invalid API key m2m%5Ftest%5fQ7w9Z2k4R8t1Y6u3I5o0P2a4S6d8F1g3.".to_owned(),
+            // A `u` of the key escaped, and every character escaped.
+            r#"Invalid API key m2m_test_Q7w9Z2k4R8t1Y6\u00753I5o0P2a4S6d8F1g3."#.to_owned(),
+            format!(
+                "Invalid API key {}.",
+                key.chars()
+                    .map(|c| format!("\\u{:04x}", c as u32))
+                    .collect::<String>()
+            ),
         ] {
             assert_eq!(
                 console.scrub(&text),

@@ -385,9 +385,21 @@ pub fn validate(options: &Options) -> Result<(), UsageError> {
 
 /// `--target` must be an absolute `http://` or `https://` URL with a host and nothing after
 /// the path.
+/// `base` as outputs quote it: without a password it carries (`http://user:secret@host`).
+pub fn shown_target(base: &str) -> String {
+    match url::Url::parse(base) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("[redacted]"));
+            url.to_string()
+        }
+        _ => base.to_owned(),
+    }
+}
+
 fn check_url(base: &str) -> Result<(), UsageError> {
+    let shown = shown_target(base);
     let bad =
-        |why: &str| UsageError::Usage(format!("--target {base:?} is not a usable URL: {why}"));
+        |why: &str| UsageError::Usage(format!("--target {shown:?} is not a usable URL: {why}"));
     let url = url::Url::parse(base).map_err(|error| bad(&error.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(bad("http:// or https:// only"));

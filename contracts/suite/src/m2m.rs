@@ -73,6 +73,44 @@ async fn revoke(cx: &Ctx, link_id: &str, body: Option<Value>) -> Result<Reply, F
 }
 
 /// `GET /partner/links` with `key` answers 401 `INVALID_API_KEY`.
+/// Every member of `reply`'s body named like a timestamp (`…At`) that is not `null` is an
+/// RFC 3339 date-time string (the ISO 8601 profile the docs' examples write).
+fn every_timestamp_is_a_date_time(reply: &Reply) -> Result<(), Failure> {
+    fn walk(value: &Value, pointer: &str, found: &mut Option<(String, Value)>) {
+        match value {
+            Value::Object(members) => {
+                for (name, member) in members {
+                    let at = format!("{pointer}/{name}");
+                    let stamp = name.len() > 2 && name.ends_with("At") && !member.is_null();
+                    let readable = member
+                        .as_str()
+                        .is_some_and(|text| linkbox_contracts::timefmt::parse(text).is_some());
+                    if stamp && !readable && found.is_none() {
+                        *found = Some((at.clone(), member.clone()));
+                    }
+                    walk(member, &at, found);
+                }
+            }
+            Value::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    walk(item, &format!("{pointer}/{index}"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = None;
+    walk(&reply.json, "", &mut found);
+    match found {
+        None => Ok(()),
+        Some((pointer, value)) => Err(reply.failure(
+            format!("body {pointer}"),
+            "an RFC 3339 date-time string",
+            value,
+        )),
+    }
+}
+
 async fn key_is_refused(cx: &Ctx, key: String) -> Result<(), Failure> {
     let reply = cx
         .m2m(Method::GET, LINKS)
@@ -612,10 +650,22 @@ fn create() -> Vec<Case> {
             Doc,
             ["M2M-FORMAT-TIMESTAMP-ISO"],
             |cx| async move {
-                let reply = post(&cx, json!({"referenceId": cx.mark("ref")})).await?;
-                reply.status(201)?;
-                reply.instant("/data/createdAt")?;
-                reply.instant("/data/expiresAt")?;
+                // Every timestamp a link's answers carry: the create's, the revoke's, the
+                // detail's and the list item's.
+                let reference = cx.mark("ref");
+                let created = post(&cx, json!({"referenceId": reference})).await?;
+                created.status(201)?;
+                every_timestamp_is_a_date_time(&created)?;
+                let link_id = created.string("/data/linkId")?;
+                let revoked = revoke(&cx, &link_id, None).await?;
+                revoked.status(200)?;
+                every_timestamp_is_a_date_time(&revoked)?;
+                let detail = get(&cx, &link_id).await?;
+                detail.status(200)?;
+                every_timestamp_is_a_date_time(&detail)?;
+                let listed = list(&cx, &format!("referenceId={}", query_value(&reference))).await?;
+                listed.status(200)?;
+                every_timestamp_is_a_date_time(&listed)?;
                 Ok(())
             }
         ),
