@@ -1249,14 +1249,14 @@ fn redact_text(text: &str) -> String {
     redact_keys(&redact_named(&redact_members(&pairs.join("&"))))
 }
 
-/// The longest member name [`redact_named`] looks back over.
-const NAME_MOST: usize = 256;
-
-/// `text` with the value after each `"name":` whose name is secret redacted, wherever such a
-/// member stands: under [`redact_members`], whose walk from the start malformed text can put
-/// out of step for good (`"C:\"`, a quote escaped by mistake), each colon is read on its
-/// own. A name is found by looking back from its colon, at most [`NAME_MOST`] bytes, to
-/// the unescaped quote before it, so the pass is linear.
+/// `text` with the value of each `"name": …` member whose name is secret redacted, in text
+/// that need not parse as JSON: a string value to its closing quote (or the end, cut
+/// short), an array or an object to the bracket that closes it, anything else to the next
+/// `,`, `}` or `]`. A name is read with its escapes (`"pass\u0077ord"`). Each colon is read
+/// on its own, so no walk from the start that malformed text put out of step (`"C:\"`, a
+/// quote escaped by mistake) can hide a member: its name is found by looking back from it
+/// to the unescaped quote before, never past the one that closed the name before it, so
+/// the pass is linear.
 fn redact_named(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
     let mut out = String::new();
@@ -1273,8 +1273,7 @@ fn redact_named(text: &str) -> Cow<'_, str> {
             continue;
         }
         let close = end - 1;
-        let floor = close.saturating_sub(NAME_MOST).max(copied);
-        let Some(open) = (floor..close)
+        let Some(open) = (copied..close)
             .rev()
             .find(|&i| bytes[i] == b'"' && !escaped(bytes, i))
         else {
@@ -1435,17 +1434,15 @@ fn blank_line_end(text: &str, from: usize) -> Option<usize> {
     None
 }
 
-/// `text` with the value of each `"name": …` member whose name is secret redacted, and
-/// each string that spells an M2M key only through `\u` escapes, in text that need not
-/// parse as JSON (a value cut short runs to the end). A name is read with its escapes
-/// (`"pass\u0077ord"`); a value that is not a string (`"password": 123456`) runs to the
-/// next `,`, `}` or `]`.
+/// `text` with each string that spells an M2M key only through `\u` escapes redacted, and
+/// each string holding JSON text redacted within ([`redacted_json_text`]), in text that
+/// need not parse as JSON (a string cut short runs to the end). Secret members are
+/// [`redact_named`]'s, read colon by colon.
 ///
 /// A stray quote in a hand-built body (`"note": "5" screen"`) would put every later name
 /// and value out of step, so a string is read on past a quote that cannot close it: one
 /// followed by anything but `:`, `,`, `}`, `]` or another string (or the end) is taken as
-/// part of the string, and the walk stays in step with the members after it. A string
-/// holding JSON text is redacted within ([`redacted_json_text`]).
+/// part of the string, and the walk stays in step with the members after it.
 fn redact_members(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
@@ -1478,11 +1475,10 @@ fn redact_members(text: &str) -> String {
         if spells_key_escaped(literal) {
             redact(&mut out, &mut copied, open + 1, close, REDACTED);
         }
-        let secret = is_secret_field(&json_text(literal));
         if bytes.get(next) == Some(&b'"') {
             let value_end = closing_quote(bytes, next + 1);
             let value = &text[next + 1..value_end];
-            if secret || spells_key_escaped(value) {
+            if spells_key_escaped(value) {
                 redact(&mut out, &mut copied, next + 1, value_end, REDACTED);
             } else if value.contains('{') || value.contains('[') {
                 // JSON text in the string, written back as a string's text.
@@ -1499,21 +1495,6 @@ fn redact_members(text: &str) -> String {
                 }
             }
             at = (value_end + 1).min(bytes.len());
-        } else if secret && bytes.get(next).is_some() {
-            // A value that is not a string runs to the next `,`, `}` or `]`; an array or an
-            // object, to the bracket that closes it (or the end, cut short).
-            let value_end = if matches!(bytes[next], b'{' | b'[') {
-                container_end(bytes, next)
-            } else {
-                bytes[next..]
-                    .iter()
-                    .position(|b| matches!(b, b',' | b'}' | b']'))
-                    .map_or(bytes.len(), |i| next + i)
-            };
-            let value = text[next..value_end].trim_end();
-            let mark = format!("\"{REDACTED}\"");
-            redact(&mut out, &mut copied, next, next + value.len(), &mark);
-            at = value_end;
         } else {
             at = next.min(bytes.len());
         }
@@ -2555,6 +2536,9 @@ pub(crate) mod tests {
             assert!(!shown.contains("hunter2"), "{body} shown as {shown}");
             assert!(shown.contains(REDACTED), "{shown}");
         }
+        // However long the name.
+        let long = format!(r#"{{"{}password": "hunter2","#, "x".repeat(300));
+        assert!(!redact_body(long.as_bytes()).contains("hunter2"));
         // Broken text that names no secret is left as it was.
         let plain = r#"{"path":"C:\", "note": "ok", "n": 1 "m": 2"#;
         assert_eq!(redact_body(plain.as_bytes()), plain);
