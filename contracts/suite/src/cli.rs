@@ -91,16 +91,22 @@ struct Args {
     max_wait: Option<Duration>,
 }
 
+/// An argument as a flag and the value written with it: `--flag=value`, as `linkbox
+/// serve` takes it, or a flag (or a stray value) alone.
+fn flag_and_value(arg: &str) -> (&str, Option<String>) {
+    match arg.split_once('=') {
+        Some((flag, value)) if flag.starts_with('-') => (flag, Some(value.to_owned())),
+        _ => (arg, None),
+    }
+}
+
 /// Where a command line that does not parse names its report files (`--json`, `--junit`,
 /// either form), for the report saying why it stopped.
 fn report_places(args: &[String]) -> Args {
     let mut places = Args::default();
     let mut iter = args.iter().peekable();
     while let Some(arg) = iter.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) => (flag, Some(value.to_owned())),
-            None => (arg.as_str(), None),
-        };
+        let (flag, inline) = flag_and_value(arg);
         let place = match flag {
             "--json" => &mut places.json,
             "--junit" => &mut places.junit,
@@ -143,11 +149,7 @@ fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Args, 
     let mut parsed = Args::default();
     let mut iter = args.iter().enumerate();
     while let Some((position, arg)) = iter.next() {
-        // `--flag=value`, as `linkbox serve` takes it, or `--flag value`.
-        let (flag, mut inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with('-') => (flag, Some(value.to_owned())),
-            _ => (arg.as_str(), None),
-        };
+        let (flag, mut inline) = flag_and_value(arg);
         // No value of these flags starts with `--`: one that does is the next flag, after
         // a value left out (an empty variable in a CI step).
         let mut value = || match inline.take() {

@@ -128,7 +128,7 @@ impl Console {
             {
                 Some(end) => {
                     out.push_str(&text[copied..at]);
-                    out.push_str("[redacted]");
+                    out.push_str(linkbox_contracts::sandbox::REDACTED);
                     (copied, at) = (end, end);
                 }
                 None => at += 1,

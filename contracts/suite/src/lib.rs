@@ -389,7 +389,7 @@ pub fn validate(options: &Options) -> Result<(), UsageError> {
 pub fn shown_target(base: &str) -> String {
     match url::Url::parse(base) {
         Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("[redacted]"));
+            let _ = url.set_password(Some(linkbox_contracts::sandbox::REDACTED));
             url.to_string()
         }
         _ => base.to_owned(),
