@@ -1331,7 +1331,7 @@ fn escaped(bytes: &[u8], at: usize) -> bool {
 
 /// `text` with the content of each part of a `multipart/form-data` body whose name is
 /// secret (`Content-Disposition: form-data; name="password"`, in any case, the name quoted
-/// or not, percent-encoded or not) redacted, to the body's next boundary line or the end;
+/// or not, percent-encoded or not, `name = "…"` with spaces, or RFC 7578's `name*=`) redacted, to the body's next boundary line or the end;
 /// lines may end in CRLF or LF.
 fn redact_multipart(text: &str) -> Cow<'_, str> {
     // ASCII case folding keeps every byte where it is.
@@ -1351,12 +1351,20 @@ fn redact_multipart(text: &str) -> Cow<'_, str> {
     let whole_line = delimiter.len() > "\n--".len();
     let mut out = String::with_capacity(text.len());
     let (mut copied, mut at) = (0, 0);
-    while let Some(found) = lower[at..].find("name=").map(|i| at + i) {
-        at = found + "name=".len();
-        // `name=`, not `filename=`.
+    while let Some(found) = lower[at..].find("name").map(|i| at + i) {
+        at = found + "name".len();
+        // `name`, not `filename`; then `=`, or RFC 7578's `*=` (an RFC 5987 value), with
+        // spaces around either.
         if !lower[..found].ends_with([' ', ';', '\t']) {
             continue;
         }
+        let rest = text[at..].trim_start_matches([' ', '\t']);
+        let extended = rest.starts_with('*');
+        let rest = rest.trim_start_matches('*').trim_start_matches([' ', '\t']);
+        let Some(rest) = rest.strip_prefix('=') else {
+            continue;
+        };
+        at = text.len() - rest.trim_start_matches([' ', '\t']).len();
         let quoted = text[at..].starts_with('"');
         let start = at + usize::from(quoted);
         let end = text[start..]
@@ -1370,6 +1378,11 @@ fn redact_multipart(text: &str) -> Cow<'_, str> {
             .map_or(text.len(), |i| start + i);
         at = end;
         let name = &text[start..end];
+        // An extended name is `charset'language'` and the name percent-encoded.
+        let name = match name.rsplit_once('\'') {
+            Some((_, encoded)) if extended => encoded,
+            _ => name,
+        };
         // A browser percent-encodes some characters of a part's name.
         let secret =
             is_secret_field(name) || (name.contains('%') && is_secret_field(&decoded_name(name)));
@@ -2024,6 +2037,11 @@ pub(crate) mod tests {
             "--XyZ\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nl1\r\n--XyZabc\r\nhunter\r\n--XyZ--",
             "--XyZ\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nmp-\n--hunter\r\n--XyZ--",
             "--XyZ\r\nContent-Disposition: form-data; name=\"pass%77ord\"\r\n\r\nmp-hunter\r\n--XyZ--",
+            // Spaces around `=`, and RFC 7578's extended name (`name*=`).
+            "--XyZ\r\nContent-Disposition: form-data; name = \"password\"\r\n\r\nmp-hunter\r\n--XyZ--",
+            "--XyZ\r\nContent-Disposition: form-data;name\t=password\r\n\r\nmp-hunter\r\n--XyZ--",
+            "--XyZ\r\nContent-Disposition: form-data; name*=UTF-8''pass%77ord\r\n\r\nmp-hunter\r\n--XyZ--",
+            "--XyZ\r\nContent-Disposition: form-data; name *= utf-8'en'password\r\n\r\nmp-hunter\r\n--XyZ--",
         ] {
             let shown = redact_body(variant.as_bytes());
             assert!(
