@@ -32,6 +32,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use http::{HeaderMap, Method};
 use linkbox_contracts::sandbox::{
@@ -110,7 +111,17 @@ pub struct Entry {
     texts: Texts,
     /// Its tenant existed (had written) when it was recorded ([`Request::established`]).
     established: bool,
+    /// Whether its request body, kept as received, is shown as it was sent (nothing in it
+    /// redacted, nothing cut): [`UNREAD`] until it is first shown, then [`AS_SENT`] or
+    /// [`REWRITTEN`]. A filter or a `verify` reads every body it is asked about: one known to
+    /// be shown as sent is then searched where it lies, not redacted again on every call.
+    request_shown: AtomicU8,
 }
+
+/// What an entry knows of how its request body is shown ([`Entry::request_shown`]).
+const UNREAD: u8 = 0;
+const AS_SENT: u8 = 1;
+const REWRITTEN: u8 = 2;
 
 /// An entry's text in one allocation: an entry is made on every vendor request and freed,
 /// long after, when its ring has moved on, by then out of every cache. One buffer is one
@@ -796,6 +807,7 @@ impl Entry {
             duration_ms: request.duration_ms,
             texts,
             established: request.established,
+            request_shown: AtomicU8::new(UNREAD),
         }
     }
 
@@ -826,7 +838,14 @@ impl Entry {
 
     fn view(&self) -> JournalEntry {
         JournalEntry {
-            request: self.message(REQUEST_HEADERS, REQUEST_BODY, self.kept.request),
+            request: {
+                let (body, body_truncated) = self.request_body();
+                JournalMessage {
+                    headers: self.request_headers(),
+                    body: body.map(Cow::into_owned),
+                    body_truncated,
+                }
+            },
             response: self.message(RESPONSE_HEADERS, RESPONSE_BODY, self.kept.response),
             ..self.summary()
         }
@@ -897,14 +916,38 @@ impl Entry {
             duration_ms: shown.duration_ms,
             texts,
             established: true,
+            request_shown: AtomicU8::new(UNREAD),
         })
     }
 
     /// The request body as the journal shows it (redacted, cut), `""` when there was none.
-    fn body(&self) -> String {
-        show(self.texts.part(REQUEST_BODY), self.kept.request)
-            .0
-            .unwrap_or_default()
+    fn body(&self) -> Cow<'_, str> {
+        self.request_body().0.unwrap_or_default()
+    }
+
+    /// The request body as the journal shows it, none when empty, and whether it was cut
+    /// ([`show`]): read where it lies once it is known to be shown as sent.
+    fn request_body(&self) -> (Option<Cow<'_, str>>, bool) {
+        let body = self.texts.part(REQUEST_BODY);
+        if body.is_empty() {
+            return (None, false);
+        }
+        if self.kept.request != Body::Raw {
+            return (
+                Some(String::from_utf8_lossy(body)),
+                self.kept.request == Body::Cut,
+            );
+        }
+        if self.request_shown.load(Ordering::Relaxed) == AS_SENT
+            && let Ok(text) = std::str::from_utf8(body)
+        {
+            return (Some(Cow::Borrowed(text)), false);
+        }
+        let (shown, cut) = redact_and_cut(body);
+        let as_sent = !cut && shown.as_bytes() == body;
+        let known = if as_sent { AS_SENT } else { REWRITTEN };
+        self.request_shown.store(known, Ordering::Relaxed);
+        (Some(Cow::Owned(shown)), cut)
     }
 
     /// The request's headers as the journal shows them.
@@ -2260,6 +2303,49 @@ pub(crate) mod tests {
         assert!(!entry.response.body_truncated);
         assert!(response_body.contains("link_1"), "{response_body}");
         assert!(!response_body.contains("hunter2"), "{response_body}");
+    }
+
+    #[test]
+    fn a_body_reads_the_same_on_every_read_once_known_to_be_shown_as_sent() {
+        let journal = Journal::new(10);
+        let as_sent = "{ \"referenceId\" : \"u-1\",\n \"b\": 1e2 }";
+        let secret = r#"{"referenceId": "u-2", "password": "hunter2"}"#;
+        let invalid = b"{\"referenceId\": \"u-3\xff\"}";
+        journal.record(with_body("/partner/links", as_sent));
+        journal.record(with_body("/partner/links", secret));
+        journal.record(Request {
+            request_body: Some(invalid),
+            ..with_body("/partner/links", "")
+        });
+        let contains = |text: &str| JournalFilter {
+            body_contains: Some(text.to_owned()),
+            ..JournalFilter::default()
+        };
+        let expect = |text: &str| Expectation {
+            body_contains: Some(text.to_owned()),
+            ..Expectation::default()
+        };
+        for _ in 0..3 {
+            let bodies: Vec<Option<String>> = journal
+                .list(&JournalFilter::default(), None)
+                .into_iter()
+                .map(|entry| entry.request.body)
+                .collect();
+            assert_eq!(
+                bodies,
+                [
+                    Some("{\"referenceId\": \"u-3\u{fffd}\"}".to_owned()),
+                    Some(r#"{"referenceId": "u-2", "password": "[redacted]"}"#.to_owned()),
+                    Some(as_sent.to_owned()),
+                ]
+            );
+            assert_eq!(journal.list(&contains(": 1e2 }"), None).len(), 1);
+            assert_eq!(journal.verify(&expect(": 1e2 }"), None).0, 1);
+            assert!(journal.list(&contains("hunter2"), None).is_empty());
+            assert_eq!(journal.verify(&expect("hunter2"), None).0, 0);
+            assert_eq!(journal.verify(&expect("[redacted]"), None).0, 1);
+            assert_eq!(journal.verify(&expect("u-3\u{fffd}"), None).0, 1);
+        }
     }
 
     #[test]
