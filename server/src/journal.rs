@@ -1009,20 +1009,52 @@ fn show(body: &[u8], kept: Body) -> (Option<String>, bool) {
 /// (a create carrying a 20 KB `idImage` still shows its `referenceId`); any other body, or
 /// one of too many short values, is cut at `JOURNAL_BODY_LIMIT` bytes (on a character's
 /// boundary).
+///
+/// A long body of too many values to read as a tree ([`few_values`]) is redacted as text
+/// ([`redact_text`]) as far as it is kept, and cut: text redaction reads text cut short
+/// (a string, an array or a part runs to the end), and what it keeps of a body depends
+/// only on what comes before, never on what follows.
 fn redact_and_cut(body: &[u8]) -> (String, bool) {
+    if body.len() > JOURNAL_BODY_LIMIT && !few_values(body) {
+        let text = String::from_utf8_lossy(body);
+        let mut shown = redact_text(&text[..char_floor(&text, JOURNAL_BODY_LIMIT)]);
+        shown.truncate(char_floor(&shown, JOURNAL_BODY_LIMIT));
+        return (shown, true);
+    }
     let mut body = redact_body(body);
     let cut = body.len() > JOURNAL_BODY_LIMIT;
     if cut && let Some(shortened) = shortened_json(&body) {
         return (shortened, true);
     }
     if cut {
-        let mut end = JOURNAL_BODY_LIMIT;
-        while !body.is_char_boundary(end) {
-            end -= 1;
-        }
-        body.truncate(end);
+        body.truncate(char_floor(&body, JOURNAL_BODY_LIMIT));
     }
     (body, cut)
+}
+
+/// The largest character boundary of `text` at or before `at`.
+fn char_floor(text: &str, at: usize) -> usize {
+    let mut end = at.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
+}
+
+/// The most values (counted as [`few_values`] counts them) that JSON text may hold and
+/// still be read as a tree ([`Value`]) to be redacted or shortened. A tree costs some
+/// hundreds of bytes a value (`{"":0},`, seven bytes sent, is a map of its own), so a
+/// megabyte of small values would take some 200 MB to read, for a journal that keeps 16 KiB
+/// of it; 4,096 of them take about 3 MB.
+const MOST_TREE_VALUES: usize = 4096;
+
+/// Whether `text` holds at most [`MOST_TREE_VALUES`] values, counted, from above, as the
+/// bytes that open or separate them (`{`, `[`, `,`, `:`), wherever they are.
+fn few_values(text: &[u8]) -> bool {
+    let mut separators = text
+        .iter()
+        .filter(|byte| matches!(byte, b'{' | b'[' | b',' | b':'));
+    separators.nth(MOST_TREE_VALUES).is_none()
 }
 
 /// The strings of a body that is too long, each shortened to at most this many characters
@@ -1242,9 +1274,14 @@ fn redacted_json_text(text: &str) -> Option<String> {
     if !text.trim_start().starts_with(['{', '[']) || !may_hold_secret(text.as_bytes()) {
         return None;
     }
-    let shown = match serde_json::from_str::<Value>(text) {
-        Ok(inner) if !(inner.is_object() || inner.is_array()) => return None,
-        Ok(mut inner) if !names_a_member_twice(text.as_bytes()) => {
+    let tree = if few_values(text.as_bytes()) {
+        serde_json::from_str::<Value>(text).ok()
+    } else {
+        None
+    };
+    let shown = match tree {
+        Some(inner) if !(inner.is_object() || inner.is_array()) => return None,
+        Some(mut inner) if !names_a_member_twice(text.as_bytes()) => {
             let before = inner.clone();
             redact_json(&mut inner);
             if inner == before {
@@ -1273,23 +1310,28 @@ fn redact_query(query: &str) -> String {
 /// password from.
 fn redact_text(text: &str) -> String {
     let text = &redact_multipart(text);
-    let pairs: Vec<String> = text
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
+    // One string written pair by pair: a string a pair would cost a body of a million `&`
+    // some 50 MB.
+    let mut pairs = String::with_capacity(text.len());
+    for (index, pair) in text.split('&').enumerate() {
+        if index > 0 {
+            pairs.push('&');
+        }
+        match pair.split_once('=') {
             Some((name, _)) if is_secret_field(&decoded_name(name)) => {
-                format!("{name}={REDACTED}")
+                pairs.push_str(name);
+                pairs.push('=');
+                pairs.push_str(REDACTED);
             }
             Some((name, value)) => {
-                format!(
-                    "{}={}",
-                    encoded_key_redacted(name),
-                    encoded_key_redacted(value)
-                )
+                pairs.push_str(&encoded_key_redacted(name));
+                pairs.push('=');
+                pairs.push_str(&encoded_key_redacted(value));
             }
-            None => encoded_key_redacted(pair).into_owned(),
-        })
-        .collect();
-    redact_keys(&redact_named(&redact_members(&pairs.join("&"))))
+            None => pairs.push_str(&encoded_key_redacted(pair)),
+        }
+    }
+    redact_keys(&redact_named(&redact_members(&pairs)))
 }
 
 /// `text` with the value of each `"name": …` member whose name is secret redacted, in text
@@ -2303,6 +2345,39 @@ pub(crate) mod tests {
         assert!(!entry.response.body_truncated);
         assert!(response_body.contains("link_1"), "{response_body}");
         assert!(!response_body.contains("hunter2"), "{response_body}");
+    }
+
+    #[test]
+    fn a_long_body_of_too_many_values_is_read_as_text_as_far_as_it_is_kept() {
+        // Within the bound, a long body is read as a tree: its long strings shortened, it
+        // stays JSON.
+        let values = |count: usize| {
+            format!(
+                "[\"{}\",{{\"password\":\"S1x\"}}{}]",
+                "x".repeat(JOURNAL_BODY_LIMIT),
+                ",1".repeat(count)
+            )
+        };
+        let (shown, cut) = redact_and_cut(values(MOST_TREE_VALUES - 10).as_bytes());
+        assert!(cut);
+        let tree: Value = serde_json::from_str(&shown).expect("still JSON");
+        assert_eq!(tree[1]["password"], REDACTED);
+        // Past it, reading the tree would cost hundreds of bytes a value: the body is
+        // redacted as text as far as it is kept, and cut.
+        let (shown, cut) = redact_and_cut(values(MOST_TREE_VALUES).as_bytes());
+        assert!(cut && shown.len() == JOURNAL_BODY_LIMIT, "{}", shown.len());
+        assert!(shown.starts_with("[\"xxx") && !shown.contains("S1x"));
+        let secret_late = format!(
+            "{}{{\"password\":\"S1x\"}}",
+            "{\"a\":0},".repeat(JOURNAL_BODY_LIMIT / 8)
+        );
+        let (shown, _) = redact_and_cut(secret_late.as_bytes());
+        assert!(!shown.contains("S1x") && shown.len() <= JOURNAL_BODY_LIMIT);
+        let (shown, _) =
+            redact_and_cut(format!("{}{{\"password\":\"S1x", "{\"a\":0},".repeat(2047)).as_bytes());
+        assert!(!shown.contains("S1x"), "{}", &shown[shown.len() - 40..]);
+        assert!(!few_values(",".repeat(MOST_TREE_VALUES + 1).as_bytes()));
+        assert!(few_values(",".repeat(MOST_TREE_VALUES).as_bytes()));
     }
 
     #[test]
