@@ -143,6 +143,52 @@ fn credential(flag: &str, given: &str) -> Result<String, String> {
     Ok(trimmed.to_owned())
 }
 
+/// The flags that take a value, for [`unknown_flag`].
+const VALUE_FLAGS: [&str; 10] = [
+    "--target",
+    "--m2m-key",
+    "--leaf-token",
+    "--only",
+    "--api",
+    "--filter",
+    "--junit",
+    "--json",
+    "--ca-cert",
+    "--timeout",
+];
+
+/// The usage error for `flag`, no flag this command takes, the argument at `position`: it is
+/// quoted only when it reads as a flag's name (a dash or two, lower-case letters, digits
+/// and dashes), for anything else may hold a credential: a value glued to its flag
+/// (`--m2m-keym2m_test_…`, `--m2m-key:…`) is named as such, anything else by its place.
+fn unknown_flag(flag: &str, position: usize) -> String {
+    let name = flag.trim_start_matches('-');
+    let reads_as_a_name = flag.len() - name.len() <= 2
+        && name.len() <= 32
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if reads_as_a_name {
+        return format!("unknown flag {flag:?}");
+    }
+    let argument = position + 1;
+    match VALUE_FLAGS
+        .iter()
+        .chain(&["--max-wait"])
+        .find(|known| flag.starts_with(**known))
+    {
+        Some(known) => format!(
+            "argument {argument} starts with {known} but is no flag: give its value after a \
+             space or = (not shown: it may be a credential)"
+        ),
+        None => format!(
+            "argument {argument} is no flag this command takes (not shown: it may be a \
+             credential)"
+        ),
+    }
+}
+
 /// Parses `args`; `env` looks up the credential variables (the process environment in
 /// [`run`]).
 fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Args, String> {
@@ -189,8 +235,9 @@ fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Args, 
             "--insecure" => parsed.insecure = true,
             "--timeout" => parsed.timeout = Some(seconds("--timeout", &value()?)?),
             "--max-wait" => parsed.max_wait = Some(seconds("--max-wait", &value()?)?),
-            // A value is never quoted back: a stray one may be a key or a token.
-            other if other.starts_with('-') => return Err(format!("unknown flag {other:?}")),
+            // A value is never quoted back: a stray one may be a key or a token, also one
+            // glued to a flag (`--m2m-keym2m_test_…`).
+            other if other.starts_with('-') => return Err(unknown_flag(other, position)),
             _ => {
                 return Err(format!(
                     "argument {} is a value no flag takes (not shown: it may be a credential)",
@@ -500,6 +547,18 @@ mod tests {
                 "unknown flag \"-leaf-token\"",
             ),
             (
+                format!("--target http://127.0.0.1:9 --leaf-token{token}"),
+                "argument 3 starts with --leaf-token but is no flag",
+            ),
+            (
+                format!("--target http://127.0.0.1:9 --leaf-token:{token}"),
+                "argument 3 starts with --leaf-token but is no flag",
+            ),
+            (
+                format!("--target http://127.0.0.1:9 -{token}=x"),
+                "argument 3 is no flag this command takes",
+            ),
+            (
                 format!("--target http://127.0.0.1:9 --only {token}"),
                 "--only takes",
             ),
@@ -518,6 +577,16 @@ mod tests {
             (
                 format!("--target http://u:{token}@127.0.0.1:9 --m2m-key m2m_test_x"),
                 "is not a usable URL",
+            ),
+            // A URL that does not parse is quoted without its password too, which reads
+            // `[redacted]`.
+            (
+                format!("--target http://u:{token}@127.0.0.1:99999 --m2m-key m2m_test_x"),
+                "\"http://u:[redacted]@127.0.0.1:99999\" is not a usable URL",
+            ),
+            (
+                format!("--target http://u:{token}@[::1 --m2m-key m2m_test_x"),
+                "\"http://u:[redacted]@[::1\" is not a usable URL",
             ),
         ] {
             let (code, out, err) = run_captured(&args(&line)).await;
@@ -828,6 +897,116 @@ mod tests {
                 "{pad}: {out}{err}{json}"
             );
         }
+    }
+
+    /// A target on loopback answering each request with what `answer` makes of its request
+    /// line; its port.
+    async fn canned_target(answer: fn(&str) -> String) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buffer = vec![0; 16 * 1024];
+                    let read = stream.read(&mut buffer).await.unwrap_or(0);
+                    let request = String::from_utf8_lossy(&buffer[..read]);
+                    let line = request.lines().next().unwrap_or_default().to_owned();
+                    let _ = stream.write_all(answer(&line).as_bytes()).await;
+                });
+            }
+        });
+        port
+    }
+
+    /// A credential a target quotes in a header of its answer is redacted before any
+    /// excerpt of the header is cut: a cut must not keep most of it.
+    #[tokio::test]
+    async fn a_credential_quoted_in_an_answers_header_is_redacted_before_it_is_cut() {
+        fn answer(line: &str) -> String {
+            let key = "m2m_test_SEKRITTKI6jltriKIAs1nBr7IznLlrl";
+            let (kind, body) = if line.starts_with("POST") {
+                (
+                    format!("text/plain; x={}{key}", "p".repeat(150)),
+                    r#"{"success":true,"data":{"linkId":"link_abc_0123456789ab","referenceId":"r",
+                    "status":"created","url":"https://x.test/l","token":
+                    "6f1c2a4e-8b7d-4c3e-9a1f-2b3c4d5e6f70","expiresAt":"2026-02-10T12:00:00.000Z",
+                    "createdAt":"2026-02-10T12:00:00.000Z"}}"#
+                        .to_owned(),
+                )
+            } else {
+                (
+                    "application/json".to_owned(),
+                    r#"{"success":true,"data":[],"pagination":{"total":0,"limit":1,"offset":0}}"#
+                        .to_owned(),
+                )
+            };
+            format!(
+                "HTTP/1.1 201 Created\r\ncontent-type: {kind}\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n{body}",
+                body.len()
+            )
+        }
+        let port = canned_target(answer).await;
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (json, junit) = (dir.path().join("run.json"), dir.path().join("run.xml"));
+        let line = format!(
+            "--target http://127.0.0.1:{port} --api m2m --m2m-key \
+             m2m_test_SEKRITTKI6jltriKIAs1nBr7IznLlrl --filter content-type-json --timeout 2 \
+             --max-wait 1 --json {} --junit {}",
+            json.display(),
+            junit.display()
+        );
+        let (code, out, err) = run_captured(&args(&line)).await;
+        assert_eq!(code, 1, "{out}{err}");
+        let json = std::fs::read_to_string(&json).expect("the JSON report");
+        let xml = std::fs::read_to_string(&junit).expect("the JUnit report");
+        for (place, text) in [
+            ("stdout", &out),
+            ("stderr", &err),
+            ("JSON", &json),
+            ("JUnit", &xml),
+        ] {
+            assert!(!text.contains("SEKRIT"), "{place} quotes the key: {text}");
+        }
+        assert!(out.contains("text/plain"), "{out}");
+    }
+
+    /// A target that redirects is not followed: the key is sent to no other host, and the
+    /// run stops at the preflight naming the redirect and where it leads.
+    #[tokio::test]
+    async fn a_redirect_is_not_followed_and_stops_the_run_at_the_preflight() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static ASKED: AtomicBool = AtomicBool::new(false);
+        let elsewhere = canned_target(|_| {
+            ASKED.store(true, Ordering::SeqCst);
+            "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}".to_owned()
+        })
+        .await;
+        static ELSEWHERE: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+        ELSEWHERE.get_or_init(|| elsewhere);
+        let port = canned_target(|_| {
+            let to = ELSEWHERE.get().copied().unwrap_or_default();
+            format!(
+                "HTTP/1.1 302 Found\r\nlocation: http://localhost:{to}/collect\r\n\
+                 content-length: 0\r\nconnection: close\r\n\r\n"
+            )
+        })
+        .await;
+        let line = format!(
+            "--target http://127.0.0.1:{port} --api m2m --m2m-key \
+             m2m_test_SEKRITTKI6jltriKIAs1nBr7IznLlrl --timeout 2 --max-wait 1"
+        );
+        let (code, out, err) = run_captured(&args(&line)).await;
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(!ASKED.load(Ordering::SeqCst), "the redirect was followed");
+        assert!(
+            err.contains("was answered 302, a redirect to http://localhost:")
+                && err.contains("follows no redirect"),
+            "{err}"
+        );
     }
 
     /// A run refused before any socket opens (a credential not given, a live key) still

@@ -112,7 +112,11 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(options: &Options) -> Result<Arc<Shared>, UsageError> {
+        // No redirect is followed: the credentials are for the target alone, and a redirect
+        // to another host (a gateway's http to https, a login page) would take them there
+        // and have its answer taken for the target's. A redirect is an answer like any other.
         let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .use_rustls_tls()
             .timeout(options.patience.timeout);
@@ -201,6 +205,24 @@ impl Shared {
                 .send()
                 .await
                 .map_err(|failure| self.unreachable(&failure))?;
+            if (300..400).contains(&reply.status) {
+                let to = reply
+                    .headers
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|location| location.to_str().ok())
+                    .and_then(|location| {
+                        let base = url::Url::parse(&format!("{}/", self.base)).ok()?;
+                        base.join(location).ok()
+                    })
+                    .map(|location| format!(" to {}", location.origin().ascii_serialization()))
+                    .unwrap_or_default();
+                return Err(UsageError::Usage(format!(
+                    "--target {}: GET {path} was answered {}, a redirect{to}; the suite \
+                     follows no redirect, so that its credentials reach the target alone: \
+                     give --target the URL it leads to",
+                    self.base, reply.status
+                )));
+            }
             if matches!(reply.status, 401 | 403) {
                 return Err(UsageError::Refused {
                     api,
@@ -1078,10 +1100,11 @@ impl Request {
         }
         .map_err(unanswered)?;
         let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.map_err(unanswered)?;
         // The run's credentials, where the target quotes them, are redacted as the answer
-        // arrives: every excerpt, cut or escaping of it made later is of the redacted text.
+        // arrives, in its headers and its body: every excerpt, cut or escaping of it made
+        // later is of the redacted text.
+        let headers = scrubbed_headers(&shared.console, response.headers());
+        let text = response.text().await.map_err(unanswered)?;
         let text = shared.console.scrub(&text).into_owned();
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
         Ok(Reply {
@@ -1678,6 +1701,25 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// `headers` with the run's credentials redacted in every value ([`Console::scrub`]).
+fn scrubbed_headers(
+    console: &Console,
+    headers: &reqwest::header::HeaderMap,
+) -> reqwest::header::HeaderMap {
+    use reqwest::header::HeaderValue;
+    let mut scrubbed = reqwest::header::HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let text = String::from_utf8_lossy(value.as_bytes());
+        let value = match console.scrub(&text) {
+            std::borrow::Cow::Owned(shown) => HeaderValue::from_str(&shown)
+                .unwrap_or_else(|_| HeaderValue::from_static(linkbox_contracts::sandbox::REDACTED)),
+            std::borrow::Cow::Borrowed(_) => value.clone(),
+        };
+        scrubbed.append(name, value);
+    }
+    scrubbed
 }
 
 #[cfg(test)]

@@ -383,19 +383,32 @@ pub fn validate(options: &Options) -> Result<(), UsageError> {
     Ok(())
 }
 
-/// `--target` must be an absolute `http://` or `https://` URL with a host and nothing after
-/// the path.
-/// `base` as outputs quote it: without a password it carries (`http://user:secret@host`).
+/// `base` as outputs quote it: with a password it carries (`http://user:secret@host`)
+/// `[redacted]`, read from the text as given, so that a URL that does not parse (a port out
+/// of range) is quoted without it too, and `[redacted]` reads as such, not percent-encoded.
 pub fn shown_target(base: &str) -> String {
-    match url::Url::parse(base) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some(linkbox_contracts::sandbox::REDACTED));
-            url.to_string()
-        }
-        _ => base.to_owned(),
+    let authority_start = base.find("://").map_or(0, |at| at + "://".len());
+    let rest = &base[authority_start..];
+    // To the last `@` before any query: a password with a `/` in it (unescaped) is still
+    // found, at the cost of a path holding an `@` and a colon before it shown redacted.
+    let authority = &rest[..rest.find(['?', '#']).unwrap_or(rest.len())];
+    let password = authority.rfind('@').and_then(|at| {
+        let colon = authority[..at].find(':')?;
+        Some(authority_start + colon + 1..authority_start + at)
+    });
+    match password {
+        Some(password) => format!(
+            "{}{}{}",
+            &base[..password.start],
+            linkbox_contracts::sandbox::REDACTED,
+            &base[password.end..]
+        ),
+        None => base.to_owned(),
     }
 }
 
+/// `--target` must be an absolute `http://` or `https://` URL with a host and nothing after
+/// the path.
 fn check_url(base: &str) -> Result<(), UsageError> {
     let shown = shown_target(base);
     let bad =
