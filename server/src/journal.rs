@@ -301,6 +301,22 @@ impl Journal {
         *self.rings.lock() = rings;
     }
 
+    /// Replaces the ring of tenant `label` with `entries` (a shared database's rows of it),
+    /// the other rings as they are: a tenant's journal request reads its own rows back, not
+    /// every tenant's.
+    pub fn restore_tenant(&self, label: &str, entries: Vec<JournalEntry>) {
+        let label: Arc<str> = label.into();
+        let mut rings = self.rings.lock();
+        rings.remove_ring(&label);
+        for mut entry in entries.into_iter().filter_map(Entry::from_view) {
+            // The row's tenant, not the label as shown (a Leaf account named with a key is
+            // shown redacted).
+            entry.tenant = Some(label.clone());
+            rings.next_seq = rings.next_seq.max(entry.seq + 1);
+            rings.admit(entry);
+        }
+    }
+
     /// How many entries each tenant's ring keeps.
     pub fn capacity(&self) -> usize {
         self.rings.lock().capacity
@@ -516,13 +532,7 @@ impl Journal {
             None => changes.clear_table(Table::Journal),
         });
         match tenant {
-            Some(label) if label != UNTENANTED => {
-                if let Some(ring) = rings.rings.remove(label) {
-                    rings.bytes = rings.bytes.saturating_sub(ring.bytes + RING_BYTES);
-                    rings.by_bytes.remove(&(ring.bytes, label.into()));
-                    rings.strangers.remove(&(ring.bytes, label.into()));
-                }
-            }
+            Some(label) if label != UNTENANTED => rings.remove_ring(&label.into()),
             Some(_) => {}
             None => {
                 rings.rings.clear();
@@ -568,6 +578,15 @@ impl Journal {
 }
 
 impl Rings {
+    /// Drops `label`'s ring whole.
+    fn remove_ring(&mut self, label: &Arc<str>) {
+        if let Some(ring) = self.rings.remove(label) {
+            self.bytes = self.bytes.saturating_sub(ring.bytes + RING_BYTES);
+            self.by_bytes.remove(&(ring.bytes, label.clone()));
+            self.strangers.remove(&(ring.bytes, label.clone()));
+        }
+    }
+
     /// Drops the oldest entry of `label`'s ring (and the ring, once empty).
     fn pop_oldest(&mut self, label: &Arc<str>) {
         let Some(ring) = self.rings.get_mut(label) else {

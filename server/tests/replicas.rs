@@ -1281,16 +1281,22 @@ async fn a_request_waiting_for_its_body_or_a_delay_holds_no_lock() {
     ]);
     let (slow, other) = (key(30), key(31));
     assert_eq!(replicas[0].create_link(&slow, "first").await.0, 201);
-    // Bodies promised and never sent: a login (every tenant's lock) and a tenant's write.
+    // Bodies promised and never sent: a login (every tenant's lock), a tenant's write, and
+    // a snapshot's restore (every tenant's lock, its limit the caller's own).
     let host = replicas[0].base.trim_start_matches("http://").to_owned();
     let mut stalled = Vec::new();
-    for (path, credential) in [
-        ("/api/authenticate", String::new()),
-        ("/_sandbox/faults", format!("X-API-Key: {slow}\r\n")),
+    for (method, path, credential) in [
+        ("POST", "/api/authenticate", String::new()),
+        ("POST", "/_sandbox/faults", format!("X-API-Key: {slow}\r\n")),
+        (
+            "PUT",
+            "/_sandbox/snapshot",
+            format!("X-API-Key: {slow}\r\n"),
+        ),
     ] {
         let mut socket = TcpStream::connect(&host).await.expect("connects");
         let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {host}\r\n{credential}\
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{credential}\
              Content-Type: application/json\r\nContent-Length: 40\r\n\r\n{{"
         );
         socket.write_all(head.as_bytes()).await.expect("sent");
@@ -1337,6 +1343,126 @@ async fn a_request_waiting_for_its_body_or_a_delay_holds_no_lock() {
     assert_eq!(delayed.await.expect("delayed"), 201);
     let listed = replicas[1].link_ids(&slow).await;
     assert_eq!(listed.len(), 2, "{listed:?}");
+}
+
+/// A tenant's journal request locks its own tenant and reads its own rows: it is answered
+/// while another tenant's row is held (a frozen replica), and it lists what the tenant did
+/// through another replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_journal_request_waits_for_no_other_tenant() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replicas = [
+        Replica::start(&database, &[]),
+        Replica::start(&database, &[]),
+    ];
+    let (held, reader) = (key(32), key(33));
+    let (slug, frozen) = a_tenant_and_a_session(&replicas[0], &held, &database).await;
+    assert_eq!(replicas[0].create_link(&reader, "mine").await.0, 201);
+    frozen.batch_execute("BEGIN").await.expect("begin");
+    frozen
+        .query(
+            "SELECT version FROM tenants WHERE name = $1 FOR UPDATE",
+            &[&slug],
+        )
+        .await
+        .expect("the other tenant's lock");
+    let as_reader = [("x-api-key", reader.as_str())];
+    for path in ["/_sandbox/requests", "/_sandbox/requests?limit=5"] {
+        let asked = replicas[1].send(reqwest::Method::GET, path, &as_reader, None);
+        let (status, listed, _) = tokio::time::timeout(Duration::from_secs(5), asked)
+            .await
+            .expect("answered without waiting for the other tenant");
+        assert_eq!(status, 200, "{listed}");
+        assert_eq!(listed["total"], 1, "{listed}");
+        assert_eq!(listed["requests"][0]["path"], "/partner/links", "{listed}");
+    }
+    let verify = replicas[1].send(
+        reqwest::Method::POST,
+        "/_sandbox/requests/verify",
+        &as_reader,
+        Some(json!({"path": "/partner/links", "bodyContains": "mine"})),
+    );
+    let (status, verified, _) = tokio::time::timeout(Duration::from_secs(5), verify)
+        .await
+        .expect("answered without waiting for the other tenant");
+    assert_eq!(
+        (status, &verified["matched"]),
+        (200, &json!(1)),
+        "{verified}"
+    );
+    frozen.batch_execute("ROLLBACK").await.expect("let go");
+    // The held tenant's journal is its own, and the admin's is everyone's.
+    let (status, listed, _) = replicas[1]
+        .send(
+            reqwest::Method::GET,
+            "/_sandbox/requests",
+            &[("x-api-key", &held)],
+            None,
+        )
+        .await;
+    assert_eq!((status, &listed["total"]), (200, &json!(1)), "{listed}");
+    let (status, listed, _) = replicas[1]
+        .send(reqwest::Method::GET, "/_sandbox/requests", &[], None)
+        .await;
+    assert_eq!((status, &listed["total"]), (200, &json!(2)), "{listed}");
+}
+
+/// A reset by a key or a Leaf token that never wrote forgets nothing and leaves no row: a
+/// tenant row made up keys left behind would be locked, forever, by every request that
+/// locks every tenant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resets_by_tenants_that_never_wrote_leave_no_rows() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replica = Replica::start(&database, &[]);
+    let (client, connection) = tokio_postgres::connect(&database, tokio_postgres::NoTls)
+        .await
+        .expect("a session of its own");
+    tokio::spawn(connection);
+    let tenants = || async {
+        let row = client
+            .query_one("SELECT count(*) FROM tenants", &[])
+            .await
+            .expect("counted");
+        row.get::<_, i64>(0)
+    };
+    assert_eq!(replica.create_link(&key(40), "kept").await.0, 201);
+    let before = tenants().await;
+    let token = replica.authenticate("never-wrote").await;
+    for credential in [
+        ("x-api-key", key(41)),
+        ("x-api-key", key(42)),
+        ("authorization", format!("Bearer {token}")),
+    ] {
+        let (status, answer, _) = replica
+            .send(
+                reqwest::Method::POST,
+                "/_sandbox/reset",
+                &[(credential.0, &credential.1)],
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    assert_eq!(
+        tenants().await,
+        before,
+        "rows were left by resets that forgot nothing"
+    );
+    // A reset that forgets something still forgets it, on every replica.
+    let (status, answer, _) = replica
+        .send(
+            reqwest::Method::POST,
+            "/_sandbox/reset",
+            &[("x-api-key", &key(40))],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(replica.link_ids(&key(40)).await.is_empty());
+    let other = Replica::start(&database, &[]);
+    assert!(other.link_ids(&key(40)).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

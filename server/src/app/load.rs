@@ -167,8 +167,8 @@ pub(super) fn restore(
 }
 
 /// Replaces the journal with the rows of a shared database's `journal` table, each entry
-/// numbered by its row.
-pub(super) fn reload_journal(app: &App, rows: Vec<(i64, String)>) {
+/// numbered by its row: the whole journal, or one tenant's ring with its rows.
+pub(super) fn reload_journal(app: &App, tenant: Option<&str>, rows: Vec<(i64, String)>) {
     let mut entries = Vec::with_capacity(rows.len());
     for (id, doc) in rows {
         match serde_json::from_str::<linkbox_contracts::sandbox::JournalEntry>(&doc) {
@@ -179,7 +179,10 @@ pub(super) fn reload_journal(app: &App, rows: Vec<(i64, String)>) {
             Err(error) => tracing::warn!(row = id, %error, "a journal row could not be restored"),
         }
     }
-    app.journal.restore(entries);
+    match tenant {
+        Some(label) => app.journal.restore_tenant(label, entries),
+        None => app.journal.restore(entries),
+    }
 }
 
 /// Replaces the fault table with the rows of a shared database's `faults` table.

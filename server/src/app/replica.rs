@@ -50,8 +50,13 @@ pub enum Hint {
     /// requests of one new tenant would otherwise both act on it at once (two seeds of a
     /// new Leaf account giving their links the same positions).
     Caller(String),
-    /// As [`Hint::Everything`], with the journal read back first (a journal request).
+    /// As [`Hint::Everything`], with the journal read back first (the admin's journal
+    /// request).
     Journal,
+    /// A tenant's journal request: its own row locked and its own journal read back. Every
+    /// lock and the whole table, for a tenant who sees only its own entries, made each
+    /// stranger's read of an empty journal cost every other tenant a wait.
+    TenantJournal(String),
     /// The background pass catching up on one tenant: only if no request, here or on
     /// another replica, holds it now. Requests catch up on their own tenants; a pass that
     /// waited for a lock would hold this replica's turn meanwhile, and every request that
@@ -191,6 +196,14 @@ impl App {
                 Turn::Shared(replica.everything.read().await),
                 Some(replica.stripe(name).lock().await),
             ),
+            Hint::TenantJournal(name) => (
+                Scope::Tenant {
+                    name,
+                    create: false,
+                },
+                Turn::Shared(replica.everything.read().await),
+                Some(replica.stripe(name).lock().await),
+            ),
             Hint::Everything | Hint::Journal => (
                 Scope::Everything,
                 Turn::Exclusive(replica.everything.write().await),
@@ -266,14 +279,23 @@ impl App {
             Hint::Tenant { name, .. } => Some(name.as_str()),
             _ => None,
         };
-        // Locked already, or (the background pass) never struck by a fault.
+        // Locked already, or (the background pass, the control API) never struck by a fault.
         let faults_locked = matches!(
             hint,
-            Hint::Everything | Hint::Journal | Hint::Caller(_) | Hint::CatchUp(_)
+            Hint::Everything
+                | Hint::Journal
+                | Hint::TenantJournal(_)
+                | Hint::Caller(_)
+                | Hint::CatchUp(_)
         );
-        if *hint == Hint::Journal {
-            let rows = step(replica, txn.journal_rows()).await?;
-            super::load::reload_journal(self, rows);
+        let journal = match hint {
+            Hint::Journal => Some(None),
+            Hint::TenantJournal(name) => Some(Some(name.as_str())),
+            _ => None,
+        };
+        if let Some(tenant) = journal {
+            let rows = step(replica, txn.journal_rows(tenant)).await?;
+            super::load::reload_journal(self, tenant, rows);
         }
         if faults != replica.faults.load(Ordering::Acquire) {
             step(replica, self.reload_faults(&txn, faults)).await?;

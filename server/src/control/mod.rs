@@ -33,6 +33,7 @@ use warp::reply::Response;
 
 use crate::offload::{self, Turn};
 use crate::ops::identity::Scope;
+use crate::wire::router::CALLERS_MOST;
 pub use crate::wire::sandbox_error as error;
 use crate::wire::{self, BodyError, Request, Router};
 use error::{ControlError, render};
@@ -68,7 +69,8 @@ const LARGE_BODY: usize = 64 * 1024;
 
 /// Every control route. Each that reads a body says how much ([`Router::reading`]), so that
 /// a shared sandbox can read it before the request's transaction (`http::answer`); the
-/// snapshot's restore, whose limit is the caller's own, is read in it.
+/// snapshot's restore, whose limit is the caller's own, is read so up to what one caller
+/// may have read at once, and measured against its own limit in the transaction.
 pub fn routes() -> Router {
     Router::new()
         .get_fixed("/_sandbox/health", health)
@@ -143,13 +145,18 @@ pub fn routes() -> Router {
             // No larger than one caller may have read at once (`--max-bodies-mib`).
             let most = usize::try_from(request.app.bodies.caller_most()).unwrap_or(usize::MAX);
             let limit = snapshot::restore_limit(&request).min(most);
-            let body = request.body(limit).await;
+            let body = match request.body(limit).await {
+                // Read before the transaction, to what one caller may read at once.
+                Ok(body) if body.len() > limit => Err(BodyError::TooLarge),
+                body => body,
+            };
             if body == Err(BodyError::TooLarge) {
                 return ControlError::TooLarge(Some(limit)).into_response();
             }
             let whose = request.caller.tenant().cloned();
             offload::run(whose, move || render(snapshot::restore(&request, body))).await
         })
+        .reading(CALLERS_MOST)
         .post("/_sandbox/seed", heavy_with_body(BODY, seed::seed))
         .reading(BODY)
 }

@@ -593,7 +593,10 @@ fn replica_hint(app: &App, request: &Request) -> Hint {
         return Hint::Nothing;
     }
     if path == "/_sandbox/requests" || path.starts_with("/_sandbox/requests/") {
-        return Hint::Journal;
+        return match identity::journal_tenant(app, &request.headers) {
+            Some(name) => Hint::TenantJournal(name),
+            None => Hint::Journal,
+        };
     }
     // A request that may write, by a tenant: its row is made first when missing.
     let caller = || {
@@ -862,6 +865,12 @@ fn declared_within(headers: &http::HeaderMap, most: usize) -> bool {
 async fn read_as_routed(surfaces: &Surfaces, request: &mut Request) {
     let router = &surfaces.for_path(&request.path).router;
     if let Some(limit) = router.reads(&request.method, &request.path) {
+        let limit = match limit {
+            crate::wire::router::CALLERS_MOST => {
+                usize::try_from(request.app.bodies.caller_most()).unwrap_or(usize::MAX)
+            }
+            limit => limit,
+        };
         // Kept in the request's body slot, where the journal reads it; a body that cannot
         // be had is journaled as none, as the route's own refusal of it would be.
         let _ = request.body(limit).await;

@@ -270,6 +270,21 @@ pub fn resolve(app: &App, headers: &HeaderMap) -> Caller {
     }
 }
 
+/// The tenant whose journal a control request with these headers reads, as
+/// [`Caller::scope`] resolves it (a valid Leaf token's account before a key's partner);
+/// `None` for the admin, who reads every tenant's, and a request without credentials.
+/// Reads nothing but the partner table and the token key, as [`tenant_hint`].
+pub fn journal_tenant(app: &App, headers: &HeaderMap) -> Option<String> {
+    let caller = resolve(app, headers);
+    if caller.admin {
+        return None;
+    }
+    if let LeafToken::Valid(account) = &caller.leaf {
+        return Some(leaf_label(&account.username));
+    }
+    tenant_hint(app, headers, true)
+}
+
 /// The tenant a request with these headers acts on when it carries credentials: the
 /// partner of its M2M key (known, or the open-mode partner the key would create), or else
 /// the Leaf account its Bearer token was signed for (valid or expired). Reads nothing but

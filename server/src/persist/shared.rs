@@ -756,13 +756,28 @@ impl Txn {
         Ok(rows.iter().map(entity_row).collect())
     }
 
-    /// The journal's rows, oldest first: `(id, doc)`.
-    pub async fn journal_rows(&self) -> Result<Vec<(i64, String)>, Unavailable> {
+    /// The journal's rows, oldest first: `(id, doc)`; of one tenant (its label) or of all.
+    pub async fn journal_rows(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<Vec<(i64, String)>, Unavailable> {
         let client = self.client().map_err(|error| self.failed(error))?;
-        let rows = client
-            .query("SELECT id, doc FROM journal ORDER BY id", &[])
-            .await
-            .map_err(|error| self.failed(error))?;
+        let rows = match tenant {
+            Some(tenant) => {
+                client
+                    .query(
+                        "SELECT id, doc FROM journal WHERE tenant = $1 ORDER BY id",
+                        &[&tenant],
+                    )
+                    .await
+            }
+            None => {
+                client
+                    .query("SELECT id, doc FROM journal ORDER BY id", &[])
+                    .await
+            }
+        }
+        .map_err(|error| self.failed(error))?;
         Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
     }
 

@@ -1002,11 +1002,15 @@ impl Account {
                 owners.remove(id.as_str());
             }
         }
+        // Nothing kept is nothing to forget ([`crate::store::m2m::Partner::reset`]).
+        let held = !(state.users.is_empty() && state.links.is_empty());
         *state = AccountState::default();
-        self.sink.record(|changes| {
-            changes.clear_tenant(crate::persist::Table::LeafUsers, &self.username);
-            changes.clear_tenant(crate::persist::Table::LeafMagicLinks, &self.username);
-        });
+        if held {
+            self.sink.record(|changes| {
+                changes.clear_tenant(crate::persist::Table::LeafUsers, &self.username);
+                changes.clear_tenant(crate::persist::Table::LeafMagicLinks, &self.username);
+            });
+        }
     }
 
     /// Records in the shared index that this account owns link `id`.

@@ -656,10 +656,18 @@ impl Webhooks {
     /// Forgets one tenant's deliveries (its reset).
     pub fn forget_tenant(&self, slug: &str) {
         let mut deliveries = self.shared.deliveries.lock();
-        deliveries.retain(|delivery| &*delivery.partner.slug != slug);
-        self.shared
-            .sink
-            .record(|changes| persisted::forget_tenant(changes, slug));
+        let mut forgot = false;
+        deliveries.retain(|delivery| {
+            let theirs = &*delivery.partner.slug == slug;
+            forgot |= theirs;
+            !theirs
+        });
+        // None of its deliveries kept: none to forget in a state file or a shared database.
+        if forgot {
+            self.shared
+                .sink
+                .record(|changes| persisted::forget_tenant(changes, slug));
+        }
     }
 
     /// Forgets every delivery (admin reset).

@@ -30,6 +30,12 @@ pub type Handler = Arc<dyn Fn(Request) -> Reply + Send + Sync>;
 /// A fixed answer: one that reads nothing of the request and nothing of the sandbox.
 pub type Fixed = fn() -> Response;
 
+/// A route's read limit ([`Router::reading`]) that is as much as one caller may have read
+/// at once (`--max-bodies-mib`): for a route whose own limit depends on its caller's state
+/// (a snapshot's restore), so that a shared sandbox can still read its body before the
+/// request's transaction, holding no lock while a client sends it slowly.
+pub const CALLERS_MOST: usize = usize::MAX;
+
 /// One surface's routes.
 #[derive(Clone, Default)]
 pub struct Router {
@@ -107,7 +113,8 @@ impl Router {
     }
 
     /// Says that the route added last reads the body whole, up to `limit` bytes (the limit
-    /// its handler reads with).
+    /// its handler reads with; [`CALLERS_MOST`] for one whose limit depends on its caller's
+    /// state, and which measures the body against it once read).
     ///
     /// # Panics
     /// On a table without routes: a programming error caught by every test that builds it.

@@ -47,6 +47,13 @@ impl Partner {
     /// keeps the webhook URL and secret (portal settings).
     pub fn reset(&self) {
         let mut state = self.state.lock();
+        // Nothing kept is nothing to forget, in a state file or a shared database either: a
+        // reset by a key that never wrote leaves no trace (a shared database's tenant row
+        // made for it is dropped again), so made-up keys cannot pile rows up.
+        let held = !(state.links.is_empty()
+            && state.users.is_empty()
+            && state.data_requests.is_empty()
+            && state.operations.is_empty());
         let webhook_url = state.webhook_url.take();
         let webhook_secret = std::mem::take(&mut state.webhook_secret);
         *state = PartnerState {
@@ -54,7 +61,9 @@ impl Partner {
             webhook_secret,
             ..PartnerState::default()
         };
-        self.record(|changes| self.clear_state(changes));
+        if held {
+            self.record(|changes| self.clear_state(changes));
+        }
     }
 
     /// Forgets the partner whole, its webhook URL and secret too, and its row in the state
