@@ -1132,8 +1132,14 @@ fn show_headers<'a>(
             REDACTED.to_owned()
         } else {
             // An M2M key in any other header (a client's own `X-Partner-Key`, a `Referer`
-            // quoting one percent-encoded) too.
+            // quoting one percent-encoded) too, and a secret its value holds as a body
+            // would (`Referer: …?password=…`, `X-Meta: {"password": …}`).
             let value = String::from_utf8_lossy(value);
+            let value = if may_hold_secret(value.as_bytes()) {
+                Cow::Owned(redact_text(&value))
+            } else {
+                value
+            };
             match without_keys(&value) {
                 Cow::Borrowed(_) => value.into_owned(),
                 Cow::Owned(shown) => shown,
@@ -1149,11 +1155,13 @@ fn show_headers<'a>(
     kept
 }
 
+/// Whether a header (its name in lower case) is secret: a credential's, or one named like a
+/// secret field (`X-Auth-Token`, `X-Api-Secret`), as the drift report reads them too.
 fn is_secret_header(name: &str) -> bool {
     matches!(
         name,
         "x-api-key" | "authorization" | "cookie" | "set-cookie" | "proxy-authorization"
-    )
+    ) || is_secret_field(name)
 }
 
 /// Words that make a JSON field secret, wherever they appear in its name, ignoring case,
@@ -1288,10 +1296,20 @@ impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
 
 /// JSON text (a string's, sent as a value) with its secrets redacted, when it holds any: as
 /// JSON when it reads as an object or an array naming each member once, else as text that
-/// is not JSON. `None` when nothing in it is redacted.
+/// is not JSON; JSON text after other text in the string, by its members. `None` when
+/// nothing in it is redacted.
 fn redacted_json_text(text: &str) -> Option<String> {
-    if !text.trim_start().starts_with(['{', '[']) || !may_hold_secret(text.as_bytes()) {
+    if !may_hold_secret(text.as_bytes()) {
         return None;
+    }
+    if !text.trim_start().starts_with(['{', '[']) {
+        // JSON text after other text (`Upstream 401: {"token": …}`): its secret members,
+        // read colon by colon.
+        if !text.contains('{') {
+            return None;
+        }
+        let shown = redact_named(text);
+        return (shown != text).then(|| shown.into_owned());
     }
     let tree = if few_values(text.as_bytes()) {
         serde_json::from_str::<Value>(text).ok()
@@ -1329,6 +1347,7 @@ fn redact_query(query: &str) -> String {
 /// password from.
 fn redact_text(text: &str) -> String {
     let text = &redact_multipart(text);
+    let json_like = text.trim_start().starts_with(['{', '[']);
     // One string written pair by pair: a string a pair would cost a body of a million `&`
     // some 50 MB.
     let mut pairs = String::with_capacity(text.len());
@@ -1336,21 +1355,57 @@ fn redact_text(text: &str) -> String {
         if index > 0 {
             pairs.push('&');
         }
-        match pair.split_once('=') {
-            Some((name, _)) if is_secret_field(&decoded_name(name)) => {
-                pairs.push_str(name);
-                pairs.push('=');
-                pairs.push_str(REDACTED);
-            }
-            Some((name, value)) => {
-                pairs.push_str(&encoded_key_redacted(name));
-                pairs.push('=');
-                pairs.push_str(&encoded_key_redacted(value));
-            }
-            None => pairs.push_str(&encoded_key_redacted(pair)),
-        }
+        redact_pair(pair, json_like, &mut pairs);
     }
     redact_keys(&redact_named(&redact_members(&pairs)))
+}
+
+/// One `name=value` pair of text, written to `out` with its value redacted when its name is
+/// secret, and any M2M key percent-encoded in it redacted.
+///
+/// The name is what follows the last character a form's name does not hold as sent (a
+/// quote, a brace, a comma, a colon, a `?`, a `;`, a space): in JSON text or a URL the pair
+/// is read from there (`"url": "https://x/?password=…"`), and text before it
+/// (`{"note":"password","url":"https://x/?q`) names nothing. A secret value in a string of
+/// JSON text (`json_like`) ends with the string. A value holding `;name=…` with a secret
+/// name (`a=1;password=…`, as older forms separate pairs) is redacted from there: splitting
+/// pairs at every `;` would show the rest of a password holding one.
+fn redact_pair(pair: &str, json_like: bool, out: &mut String) {
+    let Some((name, value)) = pair.split_once('=') else {
+        out.push_str(&encoded_key_redacted(pair));
+        return;
+    };
+    let bare = match name.rfind(|c: char| {
+        matches!(c, '"' | '{' | '}' | ',' | ':' | '?' | ';') || c.is_ascii_whitespace()
+    }) {
+        Some(at) => &name[at + 1..],
+        None => name,
+    };
+    let value_end = |value: &str| match value.find('"') {
+        Some(quote) if json_like => quote,
+        _ => value.len(),
+    };
+    out.push_str(&encoded_key_redacted(name));
+    out.push('=');
+    if is_secret_field(&decoded_name(bare)) {
+        let end = value_end(value);
+        out.push_str(REDACTED);
+        out.push_str(&value[end..]);
+        return;
+    }
+    let secret_from = value.match_indices(';').find_map(|(at, _)| {
+        let (name, _) = value[at + 1..].split_once('=')?;
+        is_secret_field(&decoded_name(name.trim())).then_some(at + 1 + name.len() + 1)
+    });
+    match secret_from {
+        Some(from) => {
+            out.push_str(&encoded_key_redacted(&value[..from]));
+            let end = from + value_end(&value[from..]);
+            out.push_str(REDACTED);
+            out.push_str(&value[end..]);
+        }
+        None => out.push_str(&encoded_key_redacted(value)),
+    }
 }
 
 /// `text` with the value of each `"name": …` member whose name is secret redacted, in text
@@ -1443,12 +1498,27 @@ fn redact_multipart(text: &str) -> Cow<'_, str> {
     if !lower.contains("form-data") {
         return Cow::Borrowed(text);
     }
-    // The body's own delimiter, its first line starting `--` (after any preamble: `--`
-    // and the boundary), ends a part where a whole line is it; text without one falls back
-    // to any line starting `--`.
-    let delimiter = text
-        .lines()
-        .find(|line| line.starts_with("--"))
+    // The body's own delimiter (`--` and the boundary) ends a part where a whole line is
+    // it: the first line starting `--` that a part's header follows, or else the first
+    // line starting `--` (a preamble may hold one too); text without one falls back to any
+    // line starting `--`.
+    let opens_part = |line: &str| line.starts_with("--");
+    let mut lines = text.lines().peekable();
+    let mut first = None;
+    let mut headed = None;
+    while let Some(line) = lines.next() {
+        if !opens_part(line) {
+            continue;
+        }
+        first.get_or_insert(line);
+        let next = lines.peek().map(|next| next.get(..8).unwrap_or(next));
+        if next.is_some_and(|next| next.eq_ignore_ascii_case("content-")) {
+            headed = Some(line);
+            break;
+        }
+    }
+    let delimiter = headed
+        .or(first)
         .map(|line| format!("\n{}", line.trim_end()))
         .filter(|delimiter| delimiter.len() > "\n--".len())
         .unwrap_or_else(|| "\n--".to_owned());
@@ -1660,15 +1730,52 @@ fn container_end(bytes: &[u8], from: usize) -> usize {
     bytes.len()
 }
 
-/// A JSON string's text (between its quotes) with its escapes read, or as it is when they
-/// do not read (cut short).
+/// A JSON string's text (between its quotes) with its escapes read. Where they do not all
+/// read (a quote escaped by mistake, `C:\Users`, `it\'s`, a control character sent as is,
+/// a string cut short), each that does is read and every other kept as sent: JSON text in
+/// such a string, or a secret name, is still read as such.
 fn json_text(literal: &str) -> Cow<'_, str> {
-    if literal.contains('\\') {
-        serde_json::from_str::<String>(&format!("\"{literal}\""))
-            .map_or(Cow::Borrowed(literal), Cow::Owned)
-    } else {
-        Cow::Borrowed(literal)
+    if !literal.contains('\\') {
+        return Cow::Borrowed(literal);
     }
+    if let Ok(text) = serde_json::from_str::<String>(&format!("\"{literal}\"")) {
+        return Cow::Owned(text);
+    }
+    let mut out = String::with_capacity(literal.len());
+    let mut rest = literal;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let escape = &rest[at..];
+        let read = match escape.as_bytes().get(1) {
+            Some(b'"') => Some(('"', 2)),
+            Some(b'\\') => Some(('\\', 2)),
+            Some(b'/') => Some(('/', 2)),
+            Some(b'b') => Some(('\u{8}', 2)),
+            Some(b'f') => Some(('\u{c}', 2)),
+            Some(b'n') => Some(('\n', 2)),
+            Some(b'r') => Some(('\r', 2)),
+            Some(b't') => Some(('\t', 2)),
+            Some(b'u') => escape
+                .get(2..6)
+                .filter(|hex| hex.bytes().all(|byte| byte.is_ascii_hexdigit()))
+                .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                .and_then(char::from_u32)
+                .map(|read| (read, 6)),
+            _ => None,
+        };
+        match read {
+            Some((read, length)) => {
+                out.push(read);
+                rest = &escape[length..];
+            }
+            None => {
+                out.push('\\');
+                rest = &escape[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
 }
 
 /// Whether a JSON string's text spells an M2M key only once its `\u` escapes are read
@@ -2364,6 +2471,78 @@ pub(crate) mod tests {
         assert!(!entry.response.body_truncated);
         assert!(response_body.contains("link_1"), "{response_body}");
         assert!(!response_body.contains("hunter2"), "{response_body}");
+    }
+
+    #[test]
+    fn secrets_in_strings_whose_escapes_do_not_all_read_and_after_other_text_are_redacted() {
+        for body in [
+            // JSON text in a string with an escape that does not read, a quote escaped by
+            // mistake, or a line end sent as is.
+            r#"{"config":"{\"password\":\"S1x\",\"dir\":\"C:\Users\"}"}"#,
+            r#"{"m":"{\"password\": \"S1x\", \"n\": \"it\'s\"}"}"#,
+            "{\"m\":\"{\n  \\\"password\\\": \\\"S1x\\\"\n}\"}",
+            // A `\u`-spelled name with a tab sent as is, and a key with a bad escape.
+            "{\"pass\\u0077ord\t\": \"S1x\"}",
+            r#"{"k":"m2m\u005ftest_S1xABC123\q"}"#,
+            // JSON text after other text in a string, in a well-formed body.
+            r#"{"error":"Upstream 401: {\"token\":\"S1x\"}"}"#,
+            // `;` before a secret pair, in a form and a query.
+            "a=1;password=S1x",
+        ] {
+            let shown = redact_body(body.as_bytes());
+            assert!(!shown.contains("S1x"), "{body} -> {shown}");
+        }
+        assert!(!redact_query("a=1;token=S1x&b=2").contains("S1x"));
+        // A password holding a `;` is redacted whole.
+        assert_eq!(
+            redact_body(b"password=ab;cd&x=1"),
+            "password=[redacted]&x=1"
+        );
+    }
+
+    #[test]
+    fn text_that_only_mentions_a_secret_word_is_shown_as_sent() {
+        // Read as text (a member named twice), the words before a URL's `=` name nothing.
+        for body in [
+            r#"{"a":1,"a":2,"note":"password","url":"https://x/?q=1"}"#,
+            r#"{"note":"reset password","url":"https://x/?q=1&r=2",}"#,
+        ] {
+            assert_eq!(redact_body(body.as_bytes()), body);
+        }
+        // A URL's secret parameter in JSON text is redacted to the end of its string.
+        assert_eq!(
+            redact_body(br#"{"a":1,"a":2,"url":"https://x/?password=S1x","b":"c"}"#),
+            r#"{"a":1,"a":2,"url":"https://x/?password=[redacted]","b":"c"}"#
+        );
+    }
+
+    #[test]
+    fn a_preamble_line_starting_with_two_dashes_is_not_taken_for_the_boundary() {
+        let body = "This is a preamble\r\n-- signed by client --\r\n--XyZ\r\n\
+                    Content-Disposition: form-data; name=\"password\"\r\n\r\nS1x\r\n--XyZ\r\n\
+                    Content-Disposition: form-data; name=\"user\"\r\n\r\nbob\r\n--XyZ--\r\n";
+        let shown = redact_body(body.as_bytes());
+        assert!(!shown.contains("S1x"), "{shown}");
+        assert!(shown.contains("bob\r\n--XyZ--"), "{shown}");
+    }
+
+    #[test]
+    fn headers_named_like_secrets_and_secrets_in_header_values_are_redacted() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("x-auth-token", "S1x-a"),
+            ("x-api-secret", "S1x-b"),
+            ("x-meta", r#"{"password":"S1x-c"}"#),
+            ("referer", "http://x/?password=S1x-d&q=1"),
+            ("x-plain", "a=1; token-ish words, kept"),
+        ] {
+            headers.insert(name, value.parse().expect("value"));
+        }
+        let shown = show_headers(pairs_of(&headers));
+        let all = format!("{shown:?}");
+        assert!(!all.contains("S1x"), "{all}");
+        assert_eq!(shown["referer"], "http://x/?password=[redacted]&q=1");
+        assert_eq!(shown["x-plain"], "a=1; token-ish words, kept");
     }
 
     #[test]
