@@ -1143,6 +1143,9 @@ async fn a_lock_held_by_a_frozen_replica_is_waited_for_only_so_long() {
     let waited = started.elapsed();
     assert_eq!(status, 503, "{refused}");
     assert_eq!(refused["success"], false, "{refused}");
+    // Busy, not down: the database answered, a lock was held.
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("The sandbox is busy"), "{refused}");
     assert_eq!(
         headers.get("retry-after").map(|value| value.as_bytes()),
         Some(&b"1"[..])

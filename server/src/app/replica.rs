@@ -137,6 +137,7 @@ fn timed_out(replica: &Replica) -> Unavailable {
             DATABASE_STEP.as_secs()
         ),
         in_doubt: false,
+        busy: false,
     }
 }
 

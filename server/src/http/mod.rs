@@ -617,13 +617,20 @@ const UNAVAILABLE_RETRY_AFTER_SECS: u32 = 1;
 /// nothing was changed, unless the connection was lost while the request's changes were
 /// being committed, when the message says they may have been saved.
 fn unavailable(envelope: &Envelope, error: &crate::persist::shared::Unavailable) -> Response {
-    tracing::error!(%error, in_doubt = error.in_doubt, "answering 503: the shared database is unavailable");
+    if error.busy {
+        tracing::warn!(%error, "answering 503: a lock was held past the lock timeout");
+    } else {
+        tracing::error!(%error, in_doubt = error.in_doubt, "answering 503: the shared database is unavailable");
+    }
     // Where the database is, and what its driver said, are for linkbox's log, not for any
     // caller: a stranger's key reads this too.
     let message = if error.in_doubt {
         "The sandbox's shared database stopped answering while this request's changes were \
          being saved, so they may or may not have been saved (linkbox's log says why). Read \
          the resource again before retrying (linkbox reconnects by itself)."
+    } else if error.busy {
+        "The sandbox is busy: another request (on this replica or another) held what this \
+         one needs for longer than linkbox waits. Nothing was changed; try again shortly."
     } else {
         "The sandbox's shared database is unavailable (linkbox's log says why). Nothing was \
          changed; try again shortly (linkbox reconnects by itself)."

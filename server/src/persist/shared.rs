@@ -126,6 +126,10 @@ pub struct Unavailable {
     /// was lost, or the step timed out, while its `COMMIT` was on its way — the server may
     /// have committed before its answer was lost. Otherwise nothing was changed.
     pub in_doubt: bool,
+    /// Whether the database answered but a lock the request needed was held past
+    /// `LOCK_TIMEOUT` (another request, on this replica or another, held it): busy, not
+    /// down.
+    pub busy: bool,
 }
 
 /// What went wrong, with the server's own message and SQLSTATE when it sent one (the
@@ -165,9 +169,12 @@ pub async fn connect(url: &str) -> Result<Database, OpenError> {
     // Bounds the server keeps for this replica's sessions: a lock another replica holds
     // is waited for at most LOCK_TIMEOUT, then the request is a 503 (not a wait without
     // end behind a replica that froze holding it); and a transaction left idle that long
-    // (its replica paused, or cut off) is ended by the server, its locks let go.
+    // (its replica paused, or cut off) is ended by the server, its locks let go. Notices
+    // (`relation "linkbox_meta" already exists, skipping` on every start but the first) are
+    // not sent: nothing in them is for linkbox's log.
     let bounds = format!(
-        "-c lock_timeout={}ms -c idle_in_transaction_session_timeout={}ms",
+        "-c lock_timeout={}ms -c idle_in_transaction_session_timeout={}ms \
+         -c client_min_messages=warning",
         LOCK_TIMEOUT.as_millis(),
         IDLE_IN_TRANSACTION_TIMEOUT.as_millis()
     );
@@ -285,11 +292,20 @@ async fn migrate(client: &Object, target: &str) -> Result<(), OpenError> {
 /// Anything that can stop a database step, described for a message.
 trait Failure {
     fn reason(&self) -> String;
+
+    /// Whether it was a lock held past `LOCK_TIMEOUT`.
+    fn busy(&self) -> bool {
+        false
+    }
 }
 
 impl Failure for tokio_postgres::Error {
     fn reason(&self) -> String {
         reason(self)
+    }
+
+    fn busy(&self) -> bool {
+        self.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE)
     }
 }
 
@@ -376,6 +392,7 @@ impl Database {
             target: self.target.clone(),
             reason: error.reason(),
             in_doubt: false,
+            busy: error.busy(),
         }
     }
 
@@ -566,6 +583,7 @@ impl Txn {
             target: self.target.clone(),
             reason: error.reason(),
             in_doubt: false,
+            busy: error.busy(),
         }
     }
 }
