@@ -441,6 +441,26 @@ fn retry_after(reply: &Reply) -> Duration {
     wait_of(reply.header("retry-after"), reply.header("date"))
 }
 
+/// A 429's `Retry-After` as a message quotes it, with the wait it was read as: as sent when
+/// it reads (`120 s`, a date and the wait to it), or saying it was missing or did not read
+/// and so was taken as the minute [`wait_of`] falls back on.
+fn retry_after_shown(retry_after: Option<&str>, wait: Duration) -> String {
+    let Some(value) = retry_after.map(str::trim) else {
+        return format!("no Retry-After (taken as {} s)", wait.as_secs());
+    };
+    let quoted = one_line_excerpt(value, 60);
+    if !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit()) {
+        format!("Retry-After {quoted} s")
+    } else if httpdate::parse_http_date(value).is_ok() {
+        format!("Retry-After {quoted} ({} s away)", wait.as_secs())
+    } else {
+        format!(
+            "Retry-After {quoted:?}, which reads as neither seconds nor a date (taken as {} s)",
+            wait.as_secs()
+        )
+    }
+}
+
 /// The wait a `Retry-After` value asks for, in seconds or to an HTTP date (from `date`, the
 /// answer's own `Date`, or now); a minute when there is none or it does not read.
 fn wait_of(retry_after: Option<&str>, date: Option<&str>) -> Duration {
@@ -947,9 +967,8 @@ impl Request {
                                     patience.max_wait.as_secs()
                                 ),
                                 format!(
-                                    "an answer of 429 with Retry-After {} s, longer than \
-                                     --max-wait",
-                                    wait.as_secs()
+                                    "an answer of 429 with {}, longer than --max-wait",
+                                    retry_after_shown(reply.header("retry-after"), wait)
                                 ),
                             ));
                         }
@@ -1728,7 +1747,7 @@ mod tests {
     /// one that does not read.
     #[test]
     fn a_retry_after_reads_as_seconds_or_a_date() {
-        use super::wait_of;
+        use super::{retry_after_shown, wait_of};
         use std::time::Duration;
         assert_eq!(wait_of(Some("7"), None), Duration::from_secs(7));
         assert_eq!(
@@ -1748,5 +1767,19 @@ mod tests {
         );
         assert_eq!(wait_of(Some("soon"), None), Duration::from_secs(60));
         assert_eq!(wait_of(None, None), Duration::from_secs(60));
+        // Quoted as sent, with what it was read as: the target never said a minute.
+        let minute = Duration::from_secs(60);
+        assert_eq!(
+            retry_after_shown(Some("-1"), minute),
+            "Retry-After \"-1\", which reads as neither seconds nor a date (taken as 60 s)"
+        );
+        assert_eq!(
+            retry_after_shown(None, minute),
+            "no Retry-After (taken as 60 s)"
+        );
+        assert_eq!(
+            retry_after_shown(Some("99999999999999999999999"), Duration::MAX),
+            "Retry-After 99999999999999999999999 s"
+        );
     }
 }
