@@ -171,10 +171,12 @@ fn same_shape(a: &str, b: &str) -> bool {
             .all(|(x, y)| x == y || x.is_ascii_alphanumeric() && y.is_ascii_alphanumeric())
 }
 
-/// What of a timestamp's form the contract fixes: the number of fraction digits and the zone
-/// as written (`Z`, `+00:00`, ...).
+/// What of a timestamp's form the contract fixes: the separator of date and time (`T`, or
+/// the `t` or space RFC 3339 allows), the number of fraction digits and the zone as written
+/// (`Z`, `z`, `+00:00`, ...), as the suite's pattern of linkbox's form reads them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TimeForm<'a> {
+    pub(crate) separator: u8,
     pub(crate) fraction_digits: usize,
     pub(crate) zone: &'a str,
 }
@@ -196,6 +198,7 @@ pub(crate) fn timestamp(text: &str) -> Option<(OffsetDateTime, TimeForm<'_>)> {
     Some((
         at,
         TimeForm {
+            separator: text.as_bytes().get(10).copied().unwrap_or_default(),
             fraction_digits,
             zone,
         },
@@ -205,9 +208,7 @@ pub(crate) fn timestamp(text: &str) -> Option<(OffsetDateTime, TimeForm<'_>)> {
 /// Whether two timestamps have the same form; `false` when one does not parse.
 pub(crate) fn same_time_form(upstream: &str, linkbox: &str) -> bool {
     match (timestamp(upstream), timestamp(linkbox)) {
-        (Some((_, up)), Some((_, lb))) => {
-            up.fraction_digits == lb.fraction_digits && up.zone.eq_ignore_ascii_case(lb.zone)
-        }
+        (Some((_, up)), Some((_, lb))) => up == lb,
         (None, None) => true,
         _ => false,
     }

@@ -574,16 +574,20 @@ pub(crate) fn fact(query: &Query<'_>) -> Option<&'static str> {
         // `yesterday`) breaks what the docs write, wherever it is, not one endpoint's list
         // of fields or of nulls; one in another form (other fraction digits, `+00:00` for
         // `Z`) breaks only linkbox's form of it.
+        //
+        // The vendor's timestamp that is none is that fact whatever linkbox's side holds
+        // (`null` for a detail's `openedAt`), and so is one in a field linkbox lacks, at
+        // any depth, as the suite reads every `*At` of an answer.
+        (Api::M2m, Rule::Type | Rule::Format | Rule::MissingField, pointer)
+            if holds_a_bad_timestamp(pointer, query.upstream) =>
+        {
+            return Some(checked_id!("M2M-FORMAT-TIMESTAMP-ISO"));
+        }
         (Api::M2m, Rule::Type | Rule::Format, pointer)
             if !query.upstream.is_null()
                 && !query.linkbox.is_null()
                 && glob("/**/*At", pointer) =>
         {
-            let iso = |value: &serde_json::Value| {
-                value
-                    .as_str()
-                    .is_some_and(|text| linkbox_contracts::timefmt::parse(text).is_some())
-            };
             return Some(if iso(query.upstream) && iso(query.linkbox) {
                 checked_id!("M2M-FORMAT-TIMESTAMP")
             } else {
@@ -620,6 +624,35 @@ pub(crate) fn fact(query: &Query<'_>) -> Option<&'static str> {
         return None;
     }
     Some(found)
+}
+
+/// Whether `value` is an ISO 8601 date-time string (RFC 3339).
+fn iso(value: &serde_json::Value) -> bool {
+    value
+        .as_str()
+        .is_some_and(|text| linkbox_contracts::timefmt::parse(text).is_some())
+}
+
+/// Whether `value`, at `pointer` in a vendor's answer, is or holds a timestamp that is no
+/// ISO 8601 date-time string: a member named `…At` (not `null`) that is not one, as the
+/// suite's `M2M-FORMAT-TIMESTAMP-ISO` case finds them.
+fn holds_a_bad_timestamp(pointer: &str, value: &serde_json::Value) -> bool {
+    fn named_a_timestamp(name: &str) -> bool {
+        name.len() > 2 && name.ends_with("At")
+    }
+    if pointer.rsplit('/').next().is_some_and(named_a_timestamp) && !value.is_null() && !iso(value)
+    {
+        return true;
+    }
+    match value {
+        serde_json::Value::Object(members) => members
+            .iter()
+            .any(|(name, member)| holds_a_bad_timestamp(&format!("/{name}"), member)),
+        serde_json::Value::Array(items) => {
+            items.iter().any(|item| holds_a_bad_timestamp("/-", item))
+        }
+        _ => false,
+    }
 }
 
 /// Whether the fact `id` names `field` in what it quotes (`` `token` ``, or `` `data

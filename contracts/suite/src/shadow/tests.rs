@@ -867,6 +867,29 @@ fn a_timestamp_of_another_type_is_the_same_fact_everywhere() {
     let lb = set(detail(lb_item(), LB_TOKEN), "/data/flow", Some(Value::Null));
     let found = get.compare(&up, &Side::json(200, &lb));
     one(&found, Rule::Type, "/data/flow", Some("M2M-DETAIL-NULLS"));
+
+    // The vendor's timestamp that is none, against linkbox's `null`, and in fields linkbox
+    // does not send, at any depth: the suite's case reads every `*At` of an answer.
+    for (pointer, vendor, at) in [
+        ("/data/openedAt", json!("soon"), "/data/openedAt"),
+        ("/data/updatedAt", json!("soon"), "/data/updatedAt"),
+        ("/data/user", json!({"createdAt": 5}), "/data/user"),
+    ] {
+        let up = set(detail(up_item(), UP_TOKEN), pointer, Some(vendor));
+        let found = get.compare(
+            &Side::json(200, &up),
+            &Side::json(200, &detail(lb_item(), LB_TOKEN)),
+        );
+        let fact = found
+            .iter()
+            .find(|difference| difference.pointer == at)
+            .and_then(|difference| difference.fact);
+        assert_eq!(
+            fact,
+            Some("M2M-FORMAT-TIMESTAMP-ISO"),
+            "{pointer}: {found:?}"
+        );
+    }
 }
 
 #[test]
@@ -935,6 +958,19 @@ fn fraction_digits_and_zone_form_are_format_differences() {
         "/data/createdAt",
         Some("M2M-FORMAT-TIMESTAMP"),
     );
+
+    // RFC 3339's lower-case `t` and `z`, and a space for the `T`: another form of the
+    // linkbox one, as the suite's pattern reads it.
+    for created in ["2026-12-01t12:00:00.457z", "2026-12-01 12:00:00.457Z"] {
+        let lb = set(lb_created(), "/data/createdAt", Some(json!(created)));
+        let found = create_case().compare(&Side::json(201, &up_created()), &Side::json(201, &lb));
+        one(
+            &found,
+            Rule::Format,
+            "/data/createdAt",
+            Some("M2M-FORMAT-TIMESTAMP"),
+        );
+    }
 
     // Text that is no date-time is not another form of one: it breaks what the docs write.
     let lb = set(lb_created(), "/data/createdAt", Some(json!("yesterday")));
