@@ -69,6 +69,11 @@ pub fn json_object(
             crate::wire::MAX_JSON_DEPTH,
         )));
     }
+    if crate::wire::holds_more_values_than(&body, crate::wire::MAX_JSON_VALUES) {
+        return Err(ApiError::bad_request(crate::wire::too_many_values(
+            crate::wire::MAX_JSON_VALUES,
+        )));
+    }
     match serde_json::from_slice(&body) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::bad_request(messages::UNREADABLE_BODY)),

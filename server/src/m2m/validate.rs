@@ -72,7 +72,8 @@ pub fn create_body(
 }
 
 /// A body that is to be read as JSON: `None` when it is empty; refused when it does not say
-/// it is JSON or nests deeper than [`crate::wire::MAX_JSON_DEPTH`].
+/// it is JSON, nests deeper than [`crate::wire::MAX_JSON_DEPTH`] or holds more than
+/// [`crate::wire::MAX_JSON_VALUES`] values.
 fn json_text(
     headers: &HeaderMap,
     body: Result<Bytes, BodyError>,
@@ -92,6 +93,11 @@ fn json_text(
     if crate::wire::nests_deeper_than(&body, crate::wire::MAX_JSON_DEPTH) {
         return Err(ApiError::invalid(crate::wire::too_deep(
             crate::wire::MAX_JSON_DEPTH,
+        )));
+    }
+    if crate::wire::holds_more_values_than(&body, crate::wire::MAX_JSON_VALUES) {
+        return Err(ApiError::invalid(crate::wire::too_many_values(
+            crate::wire::MAX_JSON_VALUES,
         )));
     }
     Ok(Some(body))

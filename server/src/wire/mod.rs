@@ -341,6 +341,56 @@ pub fn too_deep(limit: usize) -> String {
     )
 }
 
+/// How many JSON values a vendor API request's body may hold, counted as
+/// [`holds_more_values_than`] counts them. A body is read as a tree of values, and a value
+/// costs some hundreds of bytes there (`{"":0},`, seven bytes sent, is a map of its own),
+/// so a megabyte of small values took some 120 MB to read; 10,000 take a few MB at most,
+/// and no request the vendors document comes near: a create's `metadata`, a Leaf user, a
+/// login hold tens. A long string is one value, however long. [design]
+pub const MAX_JSON_VALUES: usize = 10_000;
+
+/// Whether `body`, read as JSON text, holds more than `limit` values, counted from above as
+/// the bytes outside strings that open or separate them (`{`, `[`, `,`, `:`), without
+/// parsing it.
+pub fn holds_more_values_than(body: &[u8], limit: usize) -> bool {
+    // As [`nests_deeper_than`]: a count the compiler vectorizes settles nearly every body.
+    let separators = |byte: &&u8| matches!(byte, b'{' | b'[' | b',' | b':');
+    if body.iter().filter(separators).nth(limit).is_none() {
+        return false;
+    }
+    let (mut count, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in body {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' | b',' | b':' => {
+                count += 1;
+                if count > limit {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+/// The message of a body of more than `limit` values.
+pub fn too_many_values(limit: usize) -> String {
+    format!(
+        "The request body holds more JSON values (objects, arrays, their members and items) \
+         than the limit of {limit}"
+    )
+}
+
 /// At most this many `X-Linkbox-Warning` headers name a field; the rest are counted in one
 /// more ("and N more ignored unknown fields"). [design]
 pub const MAX_WARNINGS: usize = 20;
@@ -577,6 +627,11 @@ mod tests {
         assert!(!nests_deeper_than(quoted.as_bytes(), 64));
         let deep_object = format!("{}1{}", r#"{"a":"#.repeat(65), "}".repeat(65));
         assert!(nests_deeper_than(deep_object.as_bytes(), 64));
+        // Values are counted outside strings only: a long string of commas is one value.
+        assert!(!holds_more_values_than(b"[1,2,3]", 3));
+        assert!(holds_more_values_than(b"[1,2,3,4]", 3));
+        assert!(!holds_more_values_than(br#"{"a":"x,y,z,[{:"}"#, 3));
+        assert!(!holds_more_values_than(br#"{"a":"\",,,,"}"#, 3));
     }
 
     /// The `X-Linkbox-Warning` values of `response`, in order.

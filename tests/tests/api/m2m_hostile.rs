@@ -318,3 +318,64 @@ async fn json_nested_past_the_limit_is_refused_naming_it_in_each_api() {
         "{leaf:?}"
     );
 }
+
+/// A body of more small values than a tree of them can be read for cheaply (each some
+/// hundreds of bytes in memory) is refused before it is read, naming the limit, in each
+/// API's envelope; one within it, and a long string however long, is read.
+#[tokio::test]
+async fn json_of_more_values_than_the_limit_is_refused_naming_it_in_each_api() {
+    let app = spawn_app().await;
+    let key = test_key(65);
+    let small = |count: usize| vec![json!({"": 0}); count];
+    // Each `{"":0}` is two values (its object and its member), each comma one more.
+    let fits = app
+        .create_link(
+            &key,
+            &json!({"referenceId": "fits", "metadata": {"a": small(3_000), "s": "x,".repeat(20_000)}}),
+        )
+        .await;
+    assert_eq!(fits.status, 201, "{fits:?}");
+    let many = app
+        .create_link(
+            &key,
+            &json!({"referenceId": "many", "metadata": {"a": small(5_000)}}),
+        )
+        .await;
+    assert_enveloped_error(&many, "many values");
+    assert_eq!(many.status, 400);
+    let message = many.json["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("more JSON values") && message.contains("10000"),
+        "{message}"
+    );
+
+    for (path, token) in [
+        ("/api/authenticate", None),
+        (
+            "/services/usermanagement/api/users",
+            Some(app.authenticate("many").await),
+        ),
+    ] {
+        let bearer = token.map(|token| format!("Bearer {token}"));
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(bearer) = &bearer {
+            headers.push(("authorization", bearer));
+        }
+        let body = json!({"username": "u", "password": "p", "email": "a@b.c", "x": small(5_000)});
+        let leaf = app
+            .send(
+                Method::POST,
+                path,
+                &headers,
+                Some(serde_json::to_vec(&body).expect("json")),
+            )
+            .await;
+        assert_eq!(leaf.status, 400, "{path}: {leaf:?}");
+        assert_eq!(
+            leaf.header("content-type"),
+            Some("application/problem+json")
+        );
+        let detail = leaf.json["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("more JSON values"), "{path}: {leaf:?}");
+    }
+}
