@@ -202,6 +202,42 @@ impl Drop for Hold {
     }
 }
 
+/// How many JSON values a vendor API request's body may hold, counted as
+/// `wire::holds_more_values_than` counts them. A body is read as a tree of values, and a value
+/// costs some hundreds of bytes there (`{"":0},`, seven bytes sent, is a map of its own),
+/// so a megabyte of small values took some 120 MB to read; 10,000 take a few MB at most,
+/// and no request the vendors document comes near: a create's `metadata`, a Leaf user, a
+/// login hold tens. A long string is one value, however long. [design]
+pub const MAX_JSON_VALUES: usize = 10_000;
+
+/// How many values `value` holds, counted as the text it is written as would be (each
+/// object's and array's opening, each member's `:` and each `,` between members or items),
+/// up to past `limit`: a value read some other way than a request's body (a snapshot's
+/// link's `metadata`) is held to [`MAX_JSON_VALUES`] as a body is.
+pub fn holds_more_values(value: &serde_json::Value, limit: usize) -> bool {
+    fn count(value: &serde_json::Value, counted: &mut usize, limit: usize) {
+        if *counted > limit {
+            return;
+        }
+        match value {
+            serde_json::Value::Object(members) => {
+                *counted += (2 * members.len()).max(1);
+                members
+                    .values()
+                    .for_each(|member| count(member, counted, limit));
+            }
+            serde_json::Value::Array(items) => {
+                *counted += items.len().max(1);
+                items.iter().for_each(|item| count(item, counted, limit));
+            }
+            _ => {}
+        }
+    }
+    let mut counted = 0;
+    count(value, &mut counted, limit);
+    counted > limit
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -341,13 +341,8 @@ pub fn too_deep(limit: usize) -> String {
     )
 }
 
-/// How many JSON values a vendor API request's body may hold, counted as
-/// [`holds_more_values_than`] counts them. A body is read as a tree of values, and a value
-/// costs some hundreds of bytes there (`{"":0},`, seven bytes sent, is a map of its own),
-/// so a megabyte of small values took some 120 MB to read; 10,000 take a few MB at most,
-/// and no request the vendors document comes near: a create's `metadata`, a Leaf user, a
-/// login hold tens. A long string is one value, however long. [design]
-pub const MAX_JSON_VALUES: usize = 10_000;
+/// How many JSON values a vendor API request's body may hold ([`crate::bodies`]).
+pub use crate::bodies::MAX_JSON_VALUES;
 
 /// Whether `body`, read as JSON text, holds more than `limit` values, counted from above as
 /// the bytes outside strings that open or separate them (`{`, `[`, `,`, `:`), without

@@ -1994,6 +1994,13 @@ async fn a_snapshot_no_api_call_could_make_is_refused_naming_the_item() {
             ],
             Box::new(|s: &mut Value| s["operations"][0]["amount"]["sendCurrency"] = json!("usd")),
         ),
+        (
+            // More values than a create's body may hold: read back as a tree on every read.
+            vec![opened_id.clone(), "metadata".into(), "10000".into()],
+            Box::new(move |s: &mut Value| {
+                s["links"][opened]["metadata"] = json!({"a": vec![json!({"": 0}); 5_001]});
+            }),
+        ),
     ];
     for (names, edit) in edits {
         let message = refused_restore(&app, &key, &taken, edit).await;

@@ -846,6 +846,19 @@ fn possible(link: &linkbox_contracts::sandbox::SnapshotLink) -> Result<(), Strin
     {
         return Err(format!("Link {}: metadata must be an object", link.link_id));
     }
+    // As a create's body is held to: a link's metadata is read back as a tree on every
+    // read of it, where a megabyte of small values takes some 120 MB.
+    let most = crate::bodies::MAX_JSON_VALUES;
+    if link
+        .metadata
+        .as_ref()
+        .is_some_and(|metadata| crate::bodies::holds_more_values(metadata, most))
+    {
+        return Err(format!(
+            "Link {}: metadata holds more JSON values than the limit of {most} a create is held to",
+            link.link_id
+        ));
+    }
     Ok(())
 }
 
