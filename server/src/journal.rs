@@ -43,7 +43,7 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::keys::{decoded_name, encoded_key_redacted, holds_key, redact_keys, without_keys};
+use crate::keys::{decoded_name, holds_key, redact_keys, without_keys};
 use crate::persist::{Sink, Table};
 
 /// Journal rows a shared database keeps in all, past each tenant's own bound.
@@ -1068,12 +1068,10 @@ fn char_floor(text: &str, at: usize) -> usize {
 const MOST_TREE_VALUES: usize = 4096;
 
 /// Whether `text` holds at most [`MOST_TREE_VALUES`] values, counted, from above, as the
-/// bytes that open or separate them (`{`, `[`, `,`, `:`), wherever they are.
+/// bytes outside strings that open or separate them (`{`, `[`, `,`, `:`): a note of commas
+/// is one value.
 fn few_values(text: &[u8]) -> bool {
-    let mut separators = text
-        .iter()
-        .filter(|byte| matches!(byte, b'{' | b'[' | b',' | b':'));
-    separators.nth(MOST_TREE_VALUES).is_none()
+    !crate::bodies::holds_more_values_than(text, MOST_TREE_VALUES)
 }
 
 /// The strings of a body that is too long, each shortened to at most this many characters
@@ -1136,7 +1134,16 @@ fn show_headers<'a>(
             // would (`Referer: …?password=…`, `X-Meta: {"password": …}`).
             let value = String::from_utf8_lossy(value);
             let value = if may_hold_secret(value.as_bytes()) {
-                Cow::Owned(redact_text(&value))
+                // Read as a string's text too (`Upstream 401: {\"token\": …}`, JSON text
+                // a client escaped into the header): shown so when that redacts more.
+                let shown = redact_text(&value);
+                let unescaped = json_text(&value);
+                let shown_unescaped = redact_text(&unescaped);
+                if shown_unescaped != unescaped && shown == value.as_ref() {
+                    Cow::Owned(shown_unescaped)
+                } else {
+                    Cow::Owned(shown)
+                }
             } else {
                 value
             };
@@ -1347,6 +1354,12 @@ fn redact_query(query: &str) -> String {
 /// password from.
 fn redact_text(text: &str) -> String {
     let text = &redact_multipart(text);
+    redact_keys(&redact_named(&redact_members(&redact_pairs(text))))
+}
+
+/// `text` with the value of each `name=value` pair whose name is secret redacted
+/// ([`redact_pair`]): a form, a query, or a URL or a header's parameters quoted in text.
+fn redact_pairs(text: &str) -> String {
     let json_like = text.trim_start().starts_with(['{', '[']);
     // One string written pair by pair: a string a pair would cost a body of a million `&`
     // some 50 MB.
@@ -1357,7 +1370,7 @@ fn redact_text(text: &str) -> String {
         }
         redact_pair(pair, json_like, &mut pairs);
     }
-    redact_keys(&redact_named(&redact_members(&pairs)))
+    pairs
 }
 
 /// One `name=value` pair of text, written to `out` with its value redacted when its name is
@@ -1372,20 +1385,23 @@ fn redact_text(text: &str) -> String {
 /// pairs at every `;` would show the rest of a password holding one.
 fn redact_pair(pair: &str, json_like: bool, out: &mut String) {
     let Some((name, value)) = pair.split_once('=') else {
-        out.push_str(&encoded_key_redacted(pair));
+        out.push_str(&without_keys(pair));
         return;
     };
-    let bare = match name.rfind(|c: char| {
-        matches!(c, '"' | '{' | '}' | ',' | ':' | '?' | ';') || c.is_ascii_whitespace()
-    }) {
+    let bare = match name.rfind(ends_a_name) {
         Some(at) => &name[at + 1..],
         None => name,
     };
-    let value_end = |value: &str| match value.find('"') {
-        Some(quote) if json_like => quote,
-        _ => value.len(),
+    // In JSON text, a secret value in a string ends with the string: at its first quote
+    // that no backslash escapes.
+    let value_end = |value: &str| {
+        if json_like {
+            string_end(value.as_bytes(), 0)
+        } else {
+            value.len()
+        }
     };
-    out.push_str(&encoded_key_redacted(name));
+    out.push_str(&without_keys(name));
     out.push('=');
     if is_secret_field(&decoded_name(bare)) {
         let end = value_end(value);
@@ -1393,19 +1409,45 @@ fn redact_pair(pair: &str, json_like: bool, out: &mut String) {
         out.push_str(&value[end..]);
         return;
     }
-    let secret_from = value.match_indices(';').find_map(|(at, _)| {
-        let (name, _) = value[at + 1..].split_once('=')?;
-        is_secret_field(&decoded_name(name.trim())).then_some(at + 1 + name.len() + 1)
-    });
-    match secret_from {
+    match secret_pair_in(value) {
         Some(from) => {
-            out.push_str(&encoded_key_redacted(&value[..from]));
+            out.push_str(&without_keys(&value[..from]));
             let end = from + value_end(&value[from..]);
             out.push_str(REDACTED);
             out.push_str(&value[end..]);
         }
-        None => out.push_str(&encoded_key_redacted(value)),
+        None => out.push_str(&without_keys(value)),
     }
+}
+
+/// A character that ends the text before a pair's name: no form's name holds one as sent.
+fn ends_a_name(c: char) -> bool {
+    matches!(c, '"' | '{' | '}' | ',' | ':' | '?' | ';') || c.is_ascii_whitespace()
+}
+
+/// Where the value of the first pair with a secret name begins inside `value`, another
+/// pair's value (`a=1;password=…`, `user=a password=…`, `username="u", password="…"`): a
+/// name after a `;`, a `,` or a space, up to its `=`. Each byte is read once: the name
+/// after each separator is read only to the next separator or `=`.
+fn secret_pair_in(value: &str) -> Option<usize> {
+    let bytes = value.as_bytes();
+    let mut at = 0;
+    while let Some(separator) = bytes[at..]
+        .iter()
+        .position(|byte| matches!(byte, b';' | b',' | b' ' | b'\t'))
+        .map(|i| at + i)
+    {
+        let start = separator + 1;
+        let end = bytes[start..]
+            .iter()
+            .position(|byte| matches!(byte, b';' | b',' | b' ' | b'\t' | b'='))
+            .map_or(bytes.len(), |i| start + i);
+        if bytes.get(end) == Some(&b'=') && is_secret_field(&decoded_name(&value[start..end])) {
+            return Some(end + 1);
+        }
+        at = end;
+    }
+    None
 }
 
 /// `text` with the value of each `"name": …` member whose name is secret redacted, in text
@@ -1649,8 +1691,12 @@ fn redact_members(text: &str) -> String {
             next += 1;
         }
         if bytes.get(next) != Some(&b':') {
+            // A value (an array's item, a string sent as the whole text): a key spelled
+            // with escapes, or JSON text held in it.
             if spells_key_escaped(literal) {
                 redact(&mut out, &mut copied, open + 1, close, REDACTED);
+            } else if let Some(shown) = redacted_string_of_json_text(literal) {
+                redact(&mut out, &mut copied, open + 1, close, &shown);
             }
             at = next.min(bytes.len());
             continue;
@@ -1667,19 +1713,8 @@ fn redact_members(text: &str) -> String {
             let value = &text[next + 1..value_end];
             if spells_key_escaped(value) {
                 redact(&mut out, &mut copied, next + 1, value_end, REDACTED);
-            } else if value.contains('{') || value.contains('[') {
-                // JSON text in the string, written back as a string's text.
-                if let Some(shown) = redacted_json_text(&json_text(value))
-                    && let Ok(quoted) = serde_json::to_string(&shown)
-                {
-                    redact(
-                        &mut out,
-                        &mut copied,
-                        next + 1,
-                        value_end,
-                        &quoted[1..quoted.len() - 1],
-                    );
-                }
+            } else if let Some(shown) = redacted_string_of_json_text(value) {
+                redact(&mut out, &mut copied, next + 1, value_end, &shown);
             }
             at = (value_end + 1).min(bytes.len());
         } else {
@@ -1784,6 +1819,18 @@ fn spells_key_escaped(literal: &str) -> bool {
     literal.contains("\\u") && holds_key(json_text(literal).as_bytes())
 }
 
+/// A JSON string's text (between its quotes) holding JSON text, with that JSON text's
+/// secrets redacted ([`redacted_json_text`]), written back as a string's text; `None` when
+/// it holds none or nothing in it is redacted.
+fn redacted_string_of_json_text(literal: &str) -> Option<String> {
+    if !literal.contains(['{', '[']) {
+        return None;
+    }
+    let shown = redacted_json_text(&json_text(literal))?;
+    let quoted = serde_json::to_string(&shown).ok()?;
+    Some(quoted[1..quoted.len() - 1].to_owned())
+}
+
 /// The index of the `"` closing a JSON string whose text starts at `from` (past a `\`
 /// escape), or the text's length when it is not closed.
 fn string_end(bytes: &[u8], from: usize) -> usize {
@@ -1844,6 +1891,14 @@ fn redact_json(value: &mut Value) {
             // as a body that does not is.
             if let Some(shown) = redacted_json_text(text) {
                 *text = shown;
+            }
+            // A URL's or a form's secret parameter quoted in a value
+            // (`"callback": "https://x/?token=…"`), as text that is not JSON shows it.
+            if text.contains('=') && may_hold_secret(text.as_bytes()) {
+                let shown = redact_pairs(text);
+                if shown != *text {
+                    *text = shown;
+                }
             }
             // An M2M key is redacted wherever it is, in any field's value: as sent, or
             // percent-encoded in a path or a query the value quotes ("Cannot PUT
@@ -2497,6 +2552,77 @@ pub(crate) mod tests {
         assert_eq!(
             redact_body(b"password=ab;cd&x=1"),
             "password=[redacted]&x=1"
+        );
+    }
+
+    #[test]
+    fn secrets_in_json_text_items_quoted_urls_and_later_pairs_are_redacted() {
+        let many = format!(",{}0]", "0,".repeat(MOST_TREE_VALUES));
+        for body in [
+            // JSON text in an array's item, on the text path (malformed, or too many
+            // values to read as a tree) and after other text.
+            format!(r#"["{{\"password\":\"S3CR3T\"}}"{many}"#),
+            format!(r#"["Upstream 401: {{\"token\": \"S3CR3T\"}}"{many}"#),
+            r#"["{\"password\":\"S3CR3T\"}",]"#.to_owned(),
+            r#"{"a": ["{\"token\": \"S3CR3T\"}"],}"#.to_owned(),
+            // A secret value in JSON text ends at the quote no backslash escapes.
+            r#"{"url": "https://x/?password=ab\"S3CR3T", }"#.to_owned(),
+            r#"{"q": "a=1;password=ab\"S3CR3T", }"#.to_owned(),
+            // A secret pair after a space or a comma in another pair's value.
+            r#"{"cmd": "login user=a password=S3CR3T",}"#.to_owned(),
+            "user=a password=S3CR3T".to_owned(),
+            // A URL's secret parameter in a value of well-formed JSON.
+            r#"{"cb": "https://x/?password=S3CR3T"}"#.to_owned(),
+        ] {
+            let (shown, _) = redact_and_cut(body.as_bytes());
+            assert!(!shown.contains("S3CR3T"), "{body} -> {shown}");
+        }
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("x-meta", r#""{\"token\": \"S3CR3T\"}""#),
+            ("x-error", r#"Upstream 401: {\"token\": \"S3CR3T\"}"#),
+            ("x-custom-auth", r#"Digest username="u", password="S3CR3T""#),
+            ("x-other", "user=a, password=S3CR3T"),
+        ] {
+            headers.insert(name, value.parse().expect("value"));
+        }
+        let shown = format!("{:?}", show_headers(pairs_of(&headers)));
+        assert!(!shown.contains("S3CR3T"), "{shown}");
+    }
+
+    #[test]
+    fn pairs_in_a_long_value_are_read_in_one_pass() {
+        // Each `;` looked on to the next `=`: a value of them cost its length squared.
+        let body = format!("token&a={}=", ";".repeat(400_000));
+        let shown = redact_body(body.as_bytes());
+        assert_eq!(shown.len(), body.len());
+        let spaced = format!("token&a={}password=x", " b".repeat(200_000));
+        assert!(redact_body(spaced.as_bytes()).ends_with("password=[redacted]"));
+    }
+
+    #[test]
+    fn a_note_of_commas_is_one_value_and_a_percent_encoded_key_is_redacted_alone() {
+        // Counted outside strings, two members are two values: still JSON, `bodyJson` finds
+        // them.
+        let note = format!(
+            r#"{{"referenceId":"ref-1","note":"{}"}}"#,
+            "a, ".repeat(7_000)
+        );
+        let (shown, cut) = redact_and_cut(note.as_bytes());
+        assert!(cut);
+        let tree: Value = serde_json::from_str(&shown).expect("still JSON");
+        assert_eq!(tree["referenceId"], "ref-1");
+        // On the text path, a key percent-encoded in a string is redacted, not the text
+        // around it.
+        let body = format!(
+            r#"{{"note":"m2m%5Ftest%5Fabcdefghijklmnopqrstuvwxyz012345","keep":"visible","a":[{}0]}}"#,
+            "0,".repeat(MOST_TREE_VALUES)
+        );
+        let (shown, _) = redact_and_cut(body.as_bytes());
+        assert!(
+            shown.starts_with(r#"{"note":"[redacted]","keep":"visible""#),
+            "{}",
+            &shown[..80]
         );
     }
 

@@ -72,9 +72,10 @@ pub fn encoded_key_redacted(part: &str) -> Cow<'_, str> {
     }
 }
 
-/// The characters around the parts of a path, a query or a message that [`without_keys`]
-/// decodes one by one.
-const PART_ENDS: [char; 8] = ['/', ' ', '?', '&', '=', ':', ',', ';'];
+/// The characters around the parts of a path, a query, a message or text of JSON that
+/// [`without_keys`] decodes one by one (a quote: a key in a string of JSON text is redacted
+/// within the string's quotes).
+const PART_ENDS: [char; 9] = ['/', ' ', '?', '&', '=', ':', ',', ';', '"'];
 
 /// `text` (a path, a method, a tenant's label, a message quoting them) with every M2M key
 /// redacted, as sent (`/partner/links/m2m_test_…`) or percent-encoded in a part of it

@@ -1401,8 +1401,12 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::CREATED);
-        let metadata: serde_json::Map<String, serde_json::Value> = (0..40_000)
-            .map(|i| (format!("key{i:05}"), format!("value number {i}").into()))
+        // Over a megabyte, of fewer values than a body may hold (`MAX_JSON_VALUES`).
+        let metadata: serde_json::Map<String, serde_json::Value> = (0..4_000)
+            .map(|i| {
+                let value = format!("value number {i} {}", "x".repeat(300));
+                (format!("key{i:05}"), value.into())
+            })
             .collect();
         let big = serde_json::json!({"referenceId": "big-1", "metadata": metadata}).to_string();
         assert!(big.len() > 1024 * 1024, "{} bytes", big.len());

@@ -344,39 +344,7 @@ pub fn too_deep(limit: usize) -> String {
 /// How many JSON values a vendor API request's body may hold ([`crate::bodies`]).
 pub use crate::bodies::MAX_JSON_VALUES;
 
-/// Whether `body`, read as JSON text, holds more than `limit` values, counted from above as
-/// the bytes outside strings that open or separate them (`{`, `[`, `,`, `:`), without
-/// parsing it.
-pub fn holds_more_values_than(body: &[u8], limit: usize) -> bool {
-    // As [`nests_deeper_than`]: a count the compiler vectorizes settles nearly every body.
-    let separators = |byte: &&u8| matches!(byte, b'{' | b'[' | b',' | b':');
-    if body.iter().filter(separators).nth(limit).is_none() {
-        return false;
-    }
-    let (mut count, mut in_string, mut escaped) = (0usize, false, false);
-    for &byte in body {
-        if in_string {
-            match (escaped, byte) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'{' | b'[' | b',' | b':' => {
-                count += 1;
-                if count > limit {
-                    return true;
-                }
-            }
-            _ => {}
-        }
-    }
-    false
-}
+pub use crate::bodies::holds_more_values_than;
 
 /// The message of a body of more than `limit` values.
 pub fn too_many_values(limit: usize) -> String {
