@@ -90,8 +90,13 @@ fn described(at: OffsetDateTime, items: &[BorrowedFormatItem<'_>]) -> String {
         .unwrap_or_else(|| at.unix_timestamp().to_string())
 }
 
-/// Parses an RFC 3339 timestamp (`2026-02-10T12:00:00Z`, any offset, any fraction).
+/// Parses an RFC 3339 timestamp (`2026-02-10T12:00:00Z`, any offset, any fraction). Date
+/// and time are separated by `T`, `t` or a space, as RFC 3339 has it: `time`'s parser takes
+/// any character there.
 pub fn parse(text: &str) -> Option<OffsetDateTime> {
+    if !matches!(text.as_bytes().get(10), Some(b'T' | b't' | b' ')) {
+        return None;
+    }
     OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
 }
 
@@ -99,6 +104,24 @@ pub fn parse(text: &str) -> Option<OffsetDateTime> {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn date_and_time_are_separated_as_rfc_3339_has_it() {
+        for text in [
+            "2026-12-07T09:06:43.279Z",
+            "2026-12-07t09:06:43.279z",
+            "2026-12-07 09:06:43.279Z",
+        ] {
+            assert!(parse(text).is_some(), "{text}");
+        }
+        for text in [
+            "2026-12-07X09:06:43.279Z",
+            "2026-12-07_09:06:43Z",
+            "2026-12-07",
+        ] {
+            assert!(parse(text).is_none(), "{text}");
+        }
+    }
 
     #[test]
     fn millis_always_shows_three_fraction_digits() {

@@ -582,11 +582,23 @@ mod tests {
             // `[redacted]`.
             (
                 format!("--target http://u:{token}@127.0.0.1:99999 --m2m-key m2m_test_x"),
-                "\"http://u:[redacted]@127.0.0.1:99999\" is not a usable URL",
+                "\"http://[redacted]@127.0.0.1:99999\" is not a usable URL",
             ),
             (
                 format!("--target http://u:{token}@[::1 --m2m-key m2m_test_x"),
-                "\"http://u:[redacted]@[::1\" is not a usable URL",
+                "\"http://[redacted]@[::1\" is not a usable URL",
+            ),
+            (
+                format!("--target https://deploy:Xy7#{token}@qa.internal --m2m-key m2m_test_x"),
+                "\"https://[redacted]@qa.internal\" is not a usable URL",
+            ),
+            (
+                format!("--target http://u:PW?{token}@127.0.0.1:9 --m2m-key m2m_test_x"),
+                "\"http://[redacted]@127.0.0.1:9\" is not a usable URL",
+            ),
+            (
+                format!("--target http://{token}@127.0.0.1:9 --m2m-key m2m_test_x"),
+                "\"http://[redacted]@127.0.0.1:9\" is not a usable URL",
             ),
         ] {
             let (code, out, err) = run_captured(&args(&line)).await;
@@ -1004,6 +1016,7 @@ mod tests {
         assert!(!ASKED.load(Ordering::SeqCst), "the redirect was followed");
         assert!(
             err.contains("was answered 302, a redirect to http://localhost:")
+                && err.contains("/collect;")
                 && err.contains("follows no redirect"),
             "{err}"
         );

@@ -205,16 +205,25 @@ impl Shared {
                 .send()
                 .await
                 .map_err(|failure| self.unreachable(&failure))?;
-            if (300..400).contains(&reply.status) {
+            // 304 is no redirect: an answer to a conditional request, which the suite
+            // never sends.
+            if (300..400).contains(&reply.status) && reply.status != 304 {
+                // Where it leads, to its path (a gateway's prefix is part of the base URL
+                // to give); not its query, and nothing but an http(s) URL.
                 let to = reply
                     .headers
                     .get(reqwest::header::LOCATION)
                     .and_then(|location| location.to_str().ok())
                     .and_then(|location| {
                         let base = url::Url::parse(&format!("{}/", self.base)).ok()?;
-                        base.join(location).ok()
+                        let mut to = base.join(location).ok()?;
+                        to.set_query(None);
+                        to.set_fragment(None);
+                        let _ = to.set_username("");
+                        let _ = to.set_password(None);
+                        matches!(to.scheme(), "http" | "https").then_some(to)
                     })
-                    .map(|location| format!(" to {}", location.origin().ascii_serialization()))
+                    .map(|location| format!(" to {location}"))
                     .unwrap_or_default();
                 return Err(UsageError::Usage(format!(
                     "--target {}: GET {path} was answered {}, a redirect{to}; the suite \

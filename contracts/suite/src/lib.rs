@@ -383,25 +383,20 @@ pub fn validate(options: &Options) -> Result<(), UsageError> {
     Ok(())
 }
 
-/// `base` as outputs quote it: with a password it carries (`http://user:secret@host`)
-/// `[redacted]`, read from the text as given, so that a URL that does not parse (a port out
-/// of range) is quoted without it too, and `[redacted]` reads as such, not percent-encoded.
+/// `base` as outputs quote it: with the credentials it carries (`http://user:secret@host`)
+/// `[redacted]`, user and password, read from the text as given, so that a URL that does
+/// not parse (a port out of range, a password holding `#`, `?` or `/`) is quoted without
+/// them too, and `[redacted]` reads as such, not percent-encoded. The credentials run to
+/// the last `@`: a path holding one is shown redacted before it, which quotes too little
+/// rather than a secret.
 pub fn shown_target(base: &str) -> String {
-    let authority_start = base.find("://").map_or(0, |at| at + "://".len());
-    let rest = &base[authority_start..];
-    // To the last `@` before any query: a password with a `/` in it (unescaped) is still
-    // found, at the cost of a path holding an `@` and a colon before it shown redacted.
-    let authority = &rest[..rest.find(['?', '#']).unwrap_or(rest.len())];
-    let password = authority.rfind('@').and_then(|at| {
-        let colon = authority[..at].find(':')?;
-        Some(authority_start + colon + 1..authority_start + at)
-    });
-    match password {
-        Some(password) => format!(
+    let start = base.find("://").map_or(0, |at| at + "://".len());
+    match base[start..].rfind('@') {
+        Some(at) => format!(
             "{}{}{}",
-            &base[..password.start],
+            &base[..start],
             linkbox_contracts::sandbox::REDACTED,
-            &base[password.end..]
+            &base[start + at..]
         ),
         None => base.to_owned(),
     }

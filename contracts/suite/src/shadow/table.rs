@@ -578,10 +578,24 @@ pub(crate) fn fact(query: &Query<'_>) -> Option<&'static str> {
         // The vendor's timestamp that is none is that fact whatever linkbox's side holds
         // (`null` for a detail's `openedAt`), and so is one in a field linkbox lacks, at
         // any depth, as the suite reads every `*At` of an answer.
+        // Success answers only, as the suite's case reads them: a member more in an error
+        // body is the error envelope's exact members, whatever it holds.
         (Api::M2m, Rule::Type | Rule::Format | Rule::MissingField, pointer)
-            if holds_a_bad_timestamp(pointer, query.upstream) =>
+            if query.statuses.0 < 400
+                && query.statuses.1 < 400
+                && holds_a_bad_timestamp(pointer, query.upstream) =>
         {
             return Some(checked_id!("M2M-FORMAT-TIMESTAMP-ISO"));
+        }
+        // A link linkbox has not seen opened (its `openedAt` null) that the vendor's detail
+        // shows opened, or without `openedAt`: what the docs write of a new link's detail,
+        // as the suite's case of a new link reads it.
+        (Api::M2m, Rule::UnexpectedField | Rule::Type | Rule::Relation, "/data/openedAt")
+            if query.linkbox.is_null()
+                && query.statuses == (200, 200)
+                && glob("GET /partner/links/{linkId}", query.endpoint) =>
+        {
+            return Some(checked_id!("M2M-READ-STATUS-CREATED"));
         }
         (Api::M2m, Rule::Type | Rule::Format, pointer)
             if !query.upstream.is_null()

@@ -890,6 +890,54 @@ fn a_timestamp_of_another_type_is_the_same_fact_everywhere() {
             "{pointer}: {found:?}"
         );
     }
+    // Any character but `T`, `t` or a space between date and time is no RFC 3339.
+    let up = set(
+        detail(up_item(), UP_TOKEN),
+        "/data/createdAt",
+        Some(json!("2026-12-01X12:00:00.000Z")),
+    );
+    let found = get.compare(
+        &Side::json(200, &up),
+        &Side::json(200, &detail(lb_item(), LB_TOKEN)),
+    );
+    let fact = found
+        .iter()
+        .find(|difference| difference.pointer == "/data/createdAt")
+        .and_then(|difference| difference.fact);
+    assert_eq!(fact, Some("M2M-FORMAT-TIMESTAMP-ISO"), "{found:?}");
+
+    // A new link's detail that the vendor shows opened, or without `openedAt`: the
+    // documented detail of a new link.
+    for vendor in [None, Some(json!("2026-12-01T12:30:00.000Z"))] {
+        let up = set(
+            detail(up_item(), UP_TOKEN),
+            "/data/openedAt",
+            vendor.clone(),
+        );
+        let found = get.compare(
+            &Side::json(200, &up),
+            &Side::json(200, &detail(lb_item(), LB_TOKEN)),
+        );
+        assert!(
+            found
+                .iter()
+                .any(|difference| difference.pointer == "/data/openedAt"
+                    && difference.fact == Some("M2M-READ-STATUS-CREATED")),
+            "{vendor:?}: {found:?}"
+        );
+    }
+
+    // A timestamp of another type in an error body is the envelope's exact members, as
+    // the suite's case reads only success answers.
+    let up = json!({"success": false, "error": {"code": "VALIDATION_ERROR", "message": "m", "occurredAt": 12}});
+    let lb = json!({"success": false, "error": {"code": "VALIDATION_ERROR", "message": "m"}});
+    let found = create_case().compare(&Side::json(400, &up), &Side::json(400, &lb));
+    one(
+        &found,
+        Rule::MissingField,
+        "/error/occurredAt",
+        Some("M2M-ENVELOPE-ERROR-EXACT"),
+    );
 }
 
 #[test]
