@@ -1394,6 +1394,18 @@ async fn a_tenants_journal_request_waits_for_no_other_tenant() {
         (200, &json!(1)),
         "{verified}"
     );
+    // A key that is no key is refused without a lock or a row of the journal read.
+    for credential in [
+        ("x-api-key", "garbage"),
+        ("authorization", "Bearer nonsense"),
+    ] {
+        let headers = [credential];
+        let asked = replicas[1].send(reqwest::Method::GET, "/_sandbox/requests", &headers, None);
+        let (status, refused, _) = tokio::time::timeout(Duration::from_secs(5), asked)
+            .await
+            .expect("refused without waiting for any tenant");
+        assert_eq!(status, 401, "{credential:?}: {refused}");
+    }
     frozen.batch_execute("ROLLBACK").await.expect("let go");
     // The held tenant's journal is its own, and the admin's is everyone's.
     let (status, listed, _) = replicas[1]

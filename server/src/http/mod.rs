@@ -593,9 +593,10 @@ fn replica_hint(app: &App, request: &Request) -> Hint {
         return Hint::Nothing;
     }
     if path == "/_sandbox/requests" || path.starts_with("/_sandbox/requests/") {
-        return match identity::journal_tenant(app, &request.headers) {
-            Some(name) => Hint::TenantJournal(name),
-            None => Hint::Journal,
+        return match identity::journal_reader(app, &request.headers) {
+            identity::JournalReader::Admin => Hint::Journal,
+            identity::JournalReader::Tenant(name) => Hint::TenantJournal(name),
+            identity::JournalReader::Refused => Hint::Nothing,
         };
     }
     // A request that may write, by a tenant: its row is made first when missing.

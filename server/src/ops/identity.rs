@@ -270,19 +270,41 @@ pub fn resolve(app: &App, headers: &HeaderMap) -> Caller {
     }
 }
 
-/// The tenant whose journal a control request with these headers reads, as
-/// [`Caller::scope`] resolves it (a valid Leaf token's account before a key's partner);
-/// `None` for the admin, who reads every tenant's, and a request without credentials.
+/// Whose journal a control request with these headers reads, as [`Caller::scope`]
+/// resolves it: the admin's (every tenant's), a tenant's (a valid Leaf token's account
+/// before a key's partner), or no one's — a request [`Caller::scope`] refuses, which must
+/// not cost a shared sandbox every tenant's lock and the whole journal to be told so.
 /// Reads nothing but the partner table and the token key, as [`tenant_hint`].
-pub fn journal_tenant(app: &App, headers: &HeaderMap) -> Option<String> {
+pub fn journal_reader(app: &App, headers: &HeaderMap) -> JournalReader {
+    // In the order [`Caller::scope`] decides.
     let caller = resolve(app, headers);
     if caller.admin {
-        return None;
+        return JournalReader::Admin;
     }
-    if let LeafToken::Valid(account) = &caller.leaf {
-        return Some(leaf_label(&account.username));
+    match &caller.leaf {
+        LeafToken::Valid(account) => return JournalReader::Tenant(leaf_label(&account.username)),
+        LeafToken::Expired(_) => return JournalReader::Refused,
+        LeafToken::Missing | LeafToken::Invalid => {}
     }
-    tenant_hint(app, headers, true)
+    if caller.key.is_some() {
+        return match tenant_hint(app, headers, true) {
+            Some(slug) => JournalReader::Tenant(slug),
+            None => JournalReader::Refused,
+        };
+    }
+    if caller.admin_configured || caller.keyless.is_some() {
+        JournalReader::Refused
+    } else {
+        JournalReader::Admin
+    }
+}
+
+/// Whose journal a control request reads ([`journal_reader`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JournalReader {
+    Admin,
+    Tenant(String),
+    Refused,
 }
 
 /// The tenant a request with these headers acts on when it carries credentials: the

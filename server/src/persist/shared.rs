@@ -304,8 +304,14 @@ impl Failure for tokio_postgres::Error {
         reason(self)
     }
 
+    /// A lock timeout, or what follows one in the same pipeline: a lock's statement and
+    /// the sandbox row's read go together, and when the lock times out the read is refused
+    /// as in a failed transaction, which may be the error that comes back first.
     fn busy(&self) -> bool {
-        self.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE)
+        use tokio_postgres::error::SqlState;
+        self.code().is_some_and(|code| {
+            *code == SqlState::LOCK_NOT_AVAILABLE || *code == SqlState::IN_FAILED_SQL_TRANSACTION
+        })
     }
 }
 
