@@ -24,7 +24,7 @@
 //!
 //! In a sandbox shared by replicas (`--state postgres://…`) each entry is also written, as
 //! shown, to the database's `journal` table (the last `--journal-size` of each tenant, and at
-//! most [`SHARED_ROWS`] in all, the tenants holding the most losing their oldest first past
+//! most [`SHARED_ROWS`] and `JOURNAL_MAX_BYTES` in all, the tenants holding the most losing their oldest first past
 //! that), and a replica reads that table back before it answers a journal request
 //! ([`Journal::restore`]), so the journal shows every replica's requests. Read back, an
 //! entry's `seq` is its row's number, so a filtered delete names the rows it forgets by it.

@@ -1905,7 +1905,10 @@ async fn the_shared_journal_trims_the_tenants_holding_the_most_first() {
         }
     }
     // Ten a tenant, twenty in all: 10 + 10 + 3 is three too many.
-    database.trim_journal(10, 20).await.expect("trimmed");
+    database
+        .trim_journal(10, 20, usize::MAX)
+        .await
+        .expect("trimmed");
     let kept: HashMap<String, (i64, i64)> = client
         .query(
             "SELECT tenant, count(*), min(id) FROM journal GROUP BY tenant",
@@ -1926,6 +1929,19 @@ async fn the_shared_journal_trims_the_tenants_holding_the_most_first() {
     assert!(busy.abs_diff(middle) <= 1, "{kept:?}");
     // Each keeps its newest: the busy tenant's rows are 16 to 45.
     assert_eq!(kept["busy"].1, 45 - busy + 1, "{kept:?}");
+
+    // Past the bytes kept in all, likewise: each row here is two bytes (`{}`), so ten
+    // bytes keep five rows, every tenant's newest and two tenants' second newest.
+    database.trim_journal(10, 20, 10).await.expect("trimmed");
+    let kept: HashMap<String, i64> = client
+        .query("SELECT tenant, count(*) FROM journal GROUP BY tenant", &[])
+        .await
+        .expect("counted")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(kept.values().sum::<i64>(), 5, "{kept:?}");
+    assert!(kept.values().all(|rows| (1..=2).contains(rows)), "{kept:?}");
 }
 
 /// `key`'s links as `replica` lists them: their `referenceId`s.

@@ -479,7 +479,11 @@ pub async fn catch_up(app: App, shutdown: impl Future<Output = ()>) {
         if ticks.is_multiple_of(5)
             && let Err(error) = replica
                 .database
-                .trim_journal(app.journal.capacity(), crate::journal::SHARED_ROWS)
+                .trim_journal(
+                    app.journal.capacity(),
+                    crate::journal::SHARED_ROWS,
+                    linkbox_contracts::sandbox::JOURNAL_MAX_BYTES,
+                )
                 .await
         {
             tracing::warn!(%error, "the shared journal could not be trimmed");

@@ -481,9 +481,16 @@ impl Database {
     /// first, as the journal's rings in memory do, so a flood of requests from new keys
     /// never pushes out the rows of a tenant that holds fewer. Rows are kept by their rank
     /// within their tenant, the newest first: every tenant's newest, then every tenant's
-    /// second newest, and so on.
-    pub async fn trim_journal(&self, per_tenant: usize, in_all: i64) -> Result<u64, Unavailable> {
+    /// second newest, and so on; and in that order at most `bytes` of rows are kept, so a
+    /// journal read, which reads them all back, reads no more than the journal shows.
+    pub async fn trim_journal(
+        &self,
+        per_tenant: usize,
+        in_all: i64,
+        bytes: usize,
+    ) -> Result<u64, Unavailable> {
         let per_tenant = i64::try_from(per_tenant).unwrap_or(i64::MAX);
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
         let client = self
             .pool
             .get()
@@ -492,10 +499,11 @@ impl Database {
         client
             .execute(
                 "DELETE FROM journal WHERE id IN (SELECT id FROM \
-                 (SELECT id, newer, row_number() OVER (ORDER BY newer, id DESC) AS place FROM \
-                 (SELECT id, row_number() OVER (PARTITION BY tenant ORDER BY id DESC) AS newer FROM journal) ranked) placed \
-                 WHERE newer > $1 OR place > $2)",
-                &[&per_tenant, &in_all],
+                 (SELECT id, newer, row_number() OVER (ORDER BY newer, id DESC) AS place, \
+                 sum(octet_length(doc)) OVER (ORDER BY newer, id DESC ROWS UNBOUNDED PRECEDING) AS held FROM \
+                 (SELECT id, doc, row_number() OVER (PARTITION BY tenant ORDER BY id DESC) AS newer FROM journal) ranked) placed \
+                 WHERE newer > $1 OR place > $2 OR held > $3)",
+                &[&per_tenant, &in_all, &bytes],
             )
             .await
             .map_err(|error| self.unavailable(error))
