@@ -1423,6 +1423,35 @@ async fn a_tenants_journal_request_waits_for_no_other_tenant() {
     assert_eq!((status, &listed["total"]), (200, &json!(2)), "{listed}");
 }
 
+/// The dashboard of one replica shows the requests another replica served, as a journal
+/// request there lists them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_what_every_replica_served() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replicas = [
+        Replica::start(&database, &[]),
+        Replica::start(&database, &[]),
+    ];
+    let marker = "/partner/links/link_dashboardmarker_0123456789ab";
+    let (status, _, _) = replicas[0]
+        .send(
+            reqwest::Method::GET,
+            marker,
+            &[("x-api-key", &key(34))],
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let page = reqwest::get(format!("{}/_sandbox/ui", replicas[1].base))
+        .await
+        .expect("the dashboard")
+        .text()
+        .await
+        .expect("its page");
+    assert!(page.contains("link_dashboardmarker"), "{page}");
+}
+
 /// A reset by a key or a Leaf token that never wrote forgets nothing and leaves no row: a
 /// tenant row made up keys left behind would be locked, forever, by every request that
 /// locks every tenant.
