@@ -332,89 +332,24 @@ impl Faults {
         request: FaultRequest,
         tenant: Option<Arc<str>>,
     ) -> Result<FaultView, FaultRefused> {
-        let method = request
-            .method
-            .map(|method| {
-                Some(method)
-                    .filter(|method| method.len() <= MAX_METHOD_BYTES)
-                    .and_then(|method| {
-                        Method::from_bytes(method.to_ascii_uppercase().as_bytes()).ok()
-                    })
-                    .ok_or_else(|| String::from("The method field must be an HTTP method"))
-            })
-            .transpose()?;
-        if request
-            .path
-            .as_ref()
-            .is_some_and(|path| path.len() > MAX_PATH_BYTES)
-        {
-            return Err(FaultRefused::Invalid(format!(
-                "The path field must be at most {MAX_PATH_BYTES} bytes"
-            )));
-        }
-        if let Some(body) = &request.body {
-            let bytes = serde_json::to_vec(body).map_or(usize::MAX, |text| text.len());
-            if bytes > MAX_BODY_BYTES {
-                return Err(FaultRefused::Invalid(format!(
-                    "The body field must be at most {MAX_BODY_BYTES} bytes as JSON; it is {bytes}"
-                )));
-            }
-        }
-        let path = request
-            .path
-            .as_deref()
-            .map(PathPattern::parse)
-            .transpose()?;
-        let status = request
-            .status
-            .map(|status| {
-                StatusCode::from_u16(status)
-                    .ok()
-                    .filter(|status| FaultRequest::STATUS.contains(status.as_u16().into()))
-                    .ok_or_else(|| {
-                        let range = FaultRequest::STATUS;
-                        format!(
-                            "The status field must be between {} and {}",
-                            range.min, range.max
-                        )
-                    })
-            })
-            .transpose()?;
-        let probability = request.probability.unwrap_or(1.0);
-        if !(0.0..=1.0).contains(&probability) {
-            return Err(FaultRefused::Invalid(String::from(
-                "The probability field must be between 0 and 1",
-            )));
-        }
-        if request.delay_ms.is_some_and(|delay| delay > MAX_DELAY_MS) {
-            return Err(FaultRefused::Invalid(format!(
-                "The delayMs field must be at most {MAX_DELAY_MS}"
-            )));
-        }
-        if request
-            .times
-            .is_some_and(|times| !FaultRequest::TIMES.contains(times.into()))
-        {
-            return Err(FaultRefused::Invalid(format!(
-                "The times field must be at least {}",
-                FaultRequest::TIMES.min
-            )));
-        }
-        if let Some(status) = status
-            .filter(|status| matches!(status.as_u16(), 204 | 205 | 304) && request.body.is_some())
-        {
-            return Err(FaultRefused::Invalid(format!(
-                "A fault with status {} cannot carry a body (HTTP sends none with it); leave \
-                 out the body field or choose another status",
-                status.as_u16()
-            )));
-        }
-        let drop = request.drop.unwrap_or(false);
-        if status.is_none() && request.body.is_none() && request.delay_ms.is_none() && !drop {
-            return Err(FaultRefused::Invalid(String::from(
-                "A fault needs at least one of status, body, delayMs or drop",
-            )));
-        }
+        self.add_checked(check(request)?, tenant)
+    }
+
+    /// [`Faults::add`] of a fault [`check`] read: a tenant's first write, made only once
+    /// the request is known to be one linkbox takes.
+    pub fn add_checked(
+        &self,
+        checked: Checked,
+        tenant: Option<Arc<str>>,
+    ) -> Result<FaultView, FaultRefused> {
+        let Checked {
+            request,
+            method,
+            path,
+            status,
+            probability,
+            drop,
+        } = checked;
         let mut table = self.edit();
         let (count, max) = match &tenant {
             None => (table.admin.len(), MAX_ADMIN_FAULTS),
@@ -768,6 +703,110 @@ impl PathPattern {
                     .is_some_and(|first| first.starts_with(prefix.as_str())),
             }
     }
+}
+
+/// A fault request read and checked: every field valid, as [`Faults::add`] takes it.
+pub struct Checked {
+    request: FaultRequest,
+    method: Option<Method>,
+    path: Option<PathPattern>,
+    status: Option<StatusCode>,
+    probability: f64,
+    drop: bool,
+}
+
+/// Reads and checks a fault request, before anything is added or any tenant made for it.
+pub fn check(mut request: FaultRequest) -> Result<Checked, FaultRefused> {
+    let method = request
+        .method
+        .take()
+        .map(|method| {
+            Some(method)
+                .filter(|method| method.len() <= MAX_METHOD_BYTES)
+                .and_then(|method| Method::from_bytes(method.to_ascii_uppercase().as_bytes()).ok())
+                .ok_or_else(|| String::from("The method field must be an HTTP method"))
+        })
+        .transpose()?;
+    if request
+        .path
+        .as_ref()
+        .is_some_and(|path| path.len() > MAX_PATH_BYTES)
+    {
+        return Err(FaultRefused::Invalid(format!(
+            "The path field must be at most {MAX_PATH_BYTES} bytes"
+        )));
+    }
+    if let Some(body) = &request.body {
+        let bytes = serde_json::to_vec(body).map_or(usize::MAX, |text| text.len());
+        if bytes > MAX_BODY_BYTES {
+            return Err(FaultRefused::Invalid(format!(
+                "The body field must be at most {MAX_BODY_BYTES} bytes as JSON; it is {bytes}"
+            )));
+        }
+    }
+    let path = request
+        .path
+        .as_deref()
+        .map(PathPattern::parse)
+        .transpose()?;
+    let status = request
+        .status
+        .map(|status| {
+            StatusCode::from_u16(status)
+                .ok()
+                .filter(|status| FaultRequest::STATUS.contains(status.as_u16().into()))
+                .ok_or_else(|| {
+                    let range = FaultRequest::STATUS;
+                    format!(
+                        "The status field must be between {} and {}",
+                        range.min, range.max
+                    )
+                })
+        })
+        .transpose()?;
+    let probability = request.probability.unwrap_or(1.0);
+    if !(0.0..=1.0).contains(&probability) {
+        return Err(FaultRefused::Invalid(String::from(
+            "The probability field must be between 0 and 1",
+        )));
+    }
+    if request.delay_ms.is_some_and(|delay| delay > MAX_DELAY_MS) {
+        return Err(FaultRefused::Invalid(format!(
+            "The delayMs field must be at most {MAX_DELAY_MS}"
+        )));
+    }
+    if request
+        .times
+        .is_some_and(|times| !FaultRequest::TIMES.contains(times.into()))
+    {
+        return Err(FaultRefused::Invalid(format!(
+            "The times field must be at least {}",
+            FaultRequest::TIMES.min
+        )));
+    }
+    if let Some(status) =
+        status.filter(|status| matches!(status.as_u16(), 204 | 205 | 304) && request.body.is_some())
+    {
+        return Err(FaultRefused::Invalid(format!(
+            "A fault with status {} cannot carry a body (HTTP sends none with it); leave \
+                 out the body field or choose another status",
+            status.as_u16()
+        )));
+    }
+    let drop = request.drop.unwrap_or(false);
+    if status.is_none() && request.body.is_none() && request.delay_ms.is_none() && !drop {
+        return Err(FaultRefused::Invalid(String::from(
+            "A fault needs at least one of status, body, delayMs or drop",
+        )));
+    }
+    Ok(Checked {
+        request,
+        method,
+        path,
+        status,
+        probability,
+        drop,
+    })
 }
 
 #[cfg(test)]

@@ -29,21 +29,26 @@ use crate::wire::{BodyError, Request, no_content};
 
 /// POST /_sandbox/faults
 pub fn add(request: &Request, body: Result<Bytes, BodyError>) -> Result<Response, ControlError> {
-    let scope = write_scope(request)?;
+    // Read and checked before the caller's tenant is made: a request refused makes none
+    // (nor counts one toward `--max-tenants`).
     let fault: FaultRequest = json(body)?;
-    let tenant = scope.slug().map(Arc::from);
+    let tenanted = scope(request)?.slug().is_some();
     let warning = match fault.path.as_deref() {
-        Some(path) => never_fires(path, tenant.is_some())?,
+        Some(path) => never_fires(path, tenanted)?,
         None => None,
     };
+    let refusal = |refused| match refused {
+        FaultRefused::Invalid(message) => ControlError::invalid(message),
+        FaultRefused::Full(message) => ControlError::Full(message),
+    };
+    let checked = crate::faults::check(fault).map_err(refusal)?;
+    let scope = write_scope(request)?;
+    let tenant = scope.slug().map(Arc::from);
     let view = request
         .app
         .faults
-        .add(fault, tenant)
-        .map_err(|refused| match refused {
-            FaultRefused::Invalid(message) => ControlError::invalid(message),
-            FaultRefused::Full(message) => ControlError::Full(message),
-        })?;
+        .add_checked(checked, tenant)
+        .map_err(refusal)?;
     let mut response = crate::wire::json(StatusCode::CREATED, &view);
     if let Some(warning) = warning
         && let Ok(value) = http::HeaderValue::from_str(&warning)

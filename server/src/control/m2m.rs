@@ -59,14 +59,17 @@ pub fn webhook_config(
     request: &Request,
     body: Result<Bytes, BodyError>,
 ) -> Result<Response, ControlError> {
-    let scope = write_scope(request)?;
-    let partner = scope.partner()?;
+    // Read and checked before the caller's tenant is made: a request refused makes none
+    // (nor counts one toward `--max-tenants`).
+    scope(request)?.partner()?;
     let config: WebhookConfig = json(body)?;
     if let Some(url) = &config.url
         && !is_acceptable_callback(url)
     {
         return Err(ControlError::invalid(format!("The url field {URL_RULE}")));
     }
+    let scope = write_scope(request)?;
+    let partner = scope.partner()?;
     partner.set_webhook_url(config.url)?;
     Ok(crate::wire::json(
         StatusCode::OK,

@@ -13,10 +13,14 @@ use crate::wire::{BodyError, Request};
 
 /// POST /_sandbox/seed
 pub fn seed(request: &Request, body: Result<Bytes, BodyError>) -> Result<Response, ControlError> {
-    let scope = write_scope(request)?;
+    // Read and checked before the caller's tenant is made: a request refused (a count of
+    // 0, an empty mix) makes none (nor counts one toward `--max-tenants`).
     let seed: SeedRequest = json(body)?;
-    let rng_seed = seed.rng_seed.unwrap_or_else(crate::ops::seed::random_seed);
     let mix = seed.mix.as_ref();
+    crate::ops::seed::check(&seed.api, seed.count, mix)
+        .map_err(|error| ControlError::invalid(error.to_string()))?;
+    let scope = write_scope(request)?;
+    let rng_seed = seed.rng_seed.unwrap_or_else(crate::ops::seed::random_seed);
     let app = &request.app;
     let seeded = match seed.api.as_str() {
         "m2m" => seed_m2m(app, scope.partner()?, seed.count, rng_seed, mix),

@@ -141,6 +141,17 @@ fn pick(rng: &mut ChaCha8Rng, weights: &[u32]) -> usize {
     weights.len() - 1
 }
 
+/// Checks a seed request's count and mix for `api` (`m2m` or `leaf`; any other is left to
+/// the caller to refuse), before anything is made for it.
+pub fn check(api: &str, count: u32, mix: Option<&BTreeMap<String, u32>>) -> Result<(), SeedError> {
+    check_count(count)?;
+    match api {
+        "m2m" => weights(&M2M_STATES, &M2M_WEIGHTS, mix).map(drop),
+        "leaf" => weights(&LEAF_STATES, &LEAF_WEIGHTS, mix).map(drop),
+        _ => Ok(()),
+    }
+}
+
 fn check_count(count: u32) -> Result<(), SeedError> {
     if SeedRequest::COUNT.contains(count.into()) {
         Ok(())

@@ -2013,3 +2013,43 @@ async fn a_snapshot_no_api_call_could_make_is_refused_naming_the_item() {
         .await;
     assert_eq!(after.json, taken, "nothing changed");
 }
+
+/// A control write refused (a seed of no links, a fault of no status the API takes, a
+/// webhook URL it does not take) makes no tenant for a key that never wrote, and takes no
+/// place under `--max-tenants`: a place is a first write's.
+#[tokio::test]
+async fn a_refused_control_write_makes_no_tenant_and_takes_no_place() {
+    let app = spawn_app_with(Options {
+        max_tenants: Some(1),
+        ..Options::default()
+    })
+    .await;
+    let stranger = test_key(94);
+    for (method, path, body) in [
+        (Method::POST, "/seed", json!({"api": "m2m", "count": 0})),
+        (
+            Method::POST,
+            "/seed",
+            json!({"api": "m2m", "count": 3, "mix": {"created": 0}}),
+        ),
+        (Method::POST, "/faults", json!({"status": 99})),
+        (
+            Method::PUT,
+            "/m2m/webhook-config",
+            json!({"url": "ftp://x"}),
+        ),
+    ] {
+        let refused = app
+            .control(method, path, Some(&stranger), Some(&body))
+            .await;
+        assert_eq!(refused.status, 400, "{path} {body}: {refused:?}");
+    }
+    let first = app
+        .create_link(&test_key(95), &json!({"referenceId": "first"}))
+        .await;
+    assert_eq!(first.status, 201, "the one place is free: {first:?}");
+    let second = app
+        .create_link(&stranger, &json!({"referenceId": "second"}))
+        .await;
+    assert_eq!(second.status, 403, "{second:?}");
+}
