@@ -219,8 +219,17 @@ pub fn holds_more_values_than(body: &[u8], limit: usize) -> bool {
     if body.iter().filter(separators).nth(limit).is_none() {
         return false;
     }
-    let (mut count, mut in_string, mut escaped) = (0usize, false, false);
-    for &byte in body {
+    outside_strings(body)
+        .filter(|byte| separators(&byte))
+        .nth(limit)
+        .is_some()
+}
+
+/// The bytes of `body`, read as JSON text, outside its strings (each string's quotes and
+/// text left out; a `\` escapes the byte after it), without parsing it.
+pub fn outside_strings(body: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    let (mut in_string, mut escaped) = (false, false);
+    body.iter().copied().filter(move |&byte| {
         if in_string {
             match (escaped, byte) {
                 (true, _) => escaped = false,
@@ -228,20 +237,11 @@ pub fn holds_more_values_than(body: &[u8], limit: usize) -> bool {
                 (false, b'"') => in_string = false,
                 _ => {}
             }
-            continue;
+            return false;
         }
-        match byte {
-            b'"' => in_string = true,
-            b'{' | b'[' | b',' | b':' => {
-                count += 1;
-                if count > limit {
-                    return true;
-                }
-            }
-            _ => {}
-        }
-    }
-    false
+        in_string = byte == b'"';
+        !in_string
+    })
 }
 
 /// How many values `value` holds, counted as the text it is written as would be (each

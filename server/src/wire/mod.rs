@@ -307,19 +307,8 @@ pub fn nests_deeper_than(body: &[u8], limit: usize) -> bool {
 /// without parsing it; stops counting past `limit`.
 fn json_depth(body: &[u8], limit: usize) -> usize {
     let (mut depth, mut deepest) = (0usize, 0usize);
-    let (mut in_string, mut escaped) = (false, false);
-    for &byte in body {
-        if in_string {
-            match (escaped, byte) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    for byte in crate::bodies::outside_strings(body) {
         match byte {
-            b'"' => in_string = true,
             b'{' | b'[' => {
                 depth += 1;
                 deepest = deepest.max(depth);
