@@ -1305,10 +1305,16 @@ impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
 /// JSON when it reads as an object or an array naming each member once, else as text that
 /// is not JSON; JSON text after other text in the string, by its members. `None` when
 /// nothing in it is redacted.
+///
+/// JSON text held in a string in JSON text is read to [`JSON_TEXT_LEVELS`] levels: each
+/// level reads its text again, and a body of string after string each opening another
+/// (`["["["…`, which a string read on past quotes that cannot close it makes of any
+/// length) would cost its length times their number, and the stack a frame each.
 fn redacted_json_text(text: &str) -> Option<String> {
     if !may_hold_secret(text.as_bytes()) {
         return None;
     }
+    let _level = JsonTextLevel::enter()?;
     if !text.trim_start().starts_with(['{', '[']) {
         // JSON text after other text (`Upstream 401: {"token": …}`): its secret members,
         // read colon by colon.
@@ -1336,6 +1342,34 @@ fn redacted_json_text(text: &str) -> Option<String> {
         _ => redact_text(text),
     };
     (shown != text).then_some(shown)
+}
+
+/// How deep [`redacted_json_text`] reads JSON text held in strings of JSON text.
+const JSON_TEXT_LEVELS: u8 = 4;
+
+thread_local! {
+    /// The levels of [`redacted_json_text`] this thread is within.
+    static JSON_TEXT_LEVEL: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+}
+
+/// One level of [`redacted_json_text`], left when dropped.
+struct JsonTextLevel;
+
+impl JsonTextLevel {
+    /// A level deeper, or `None` past [`JSON_TEXT_LEVELS`].
+    fn enter() -> Option<JsonTextLevel> {
+        let level = JSON_TEXT_LEVEL.get();
+        (level < JSON_TEXT_LEVELS).then(|| {
+            JSON_TEXT_LEVEL.set(level + 1);
+            JsonTextLevel
+        })
+    }
+}
+
+impl Drop for JsonTextLevel {
+    fn drop(&mut self) {
+        JSON_TEXT_LEVEL.set(JSON_TEXT_LEVEL.get().saturating_sub(1));
+    }
 }
 
 /// The query as the journal shows it: a secret parameter's value redacted, as in a body.
@@ -1403,21 +1437,18 @@ fn redact_pair(pair: &str, json_like: bool, out: &mut String) {
     };
     out.push_str(&without_keys(name));
     out.push('=');
+    let mut rest = value;
     if is_secret_field(&decoded_name(bare)) {
-        let end = value_end(value);
         out.push_str(REDACTED);
-        out.push_str(&value[end..]);
-        return;
+        rest = &value[value_end(value)..];
     }
-    match secret_pair_in(value) {
-        Some(from) => {
-            out.push_str(&without_keys(&value[..from]));
-            let end = from + value_end(&value[from..]);
-            out.push_str(REDACTED);
-            out.push_str(&value[end..]);
-        }
-        None => out.push_str(&without_keys(value)),
+    // What follows, read for further secret pairs and keys, each part once.
+    while let Some(from) = secret_pair_in(rest) {
+        out.push_str(&without_keys(&rest[..from]));
+        out.push_str(REDACTED);
+        rest = &rest[from + value_end(&rest[from..])..];
     }
+    out.push_str(&without_keys(rest));
 }
 
 /// A character that ends the text before a pair's name: no form's name holds one as sent.
@@ -1426,21 +1457,19 @@ fn ends_a_name(c: char) -> bool {
 }
 
 /// Where the value of the first pair with a secret name begins inside `value`, another
-/// pair's value (`a=1;password=…`, `user=a password=…`, `username="u", password="…"`): a
-/// name after a `;`, a `,` or a space, up to its `=`. Each byte is read once: the name
-/// after each separator is read only to the next separator or `=`.
+/// pair's value (`a=1;password=…`, `user=a password=…`, `username="u", password="…"`, a
+/// URL's `https://x/?token=…`): a name after a `;`, a `,`, a space or a `?`, up to its `=`.
+/// Each byte is read once: the name after each separator is read only to the next
+/// separator or `=`.
 fn secret_pair_in(value: &str) -> Option<usize> {
+    let separates = |byte: &u8| matches!(byte, b';' | b',' | b' ' | b'\t' | b'?');
     let bytes = value.as_bytes();
     let mut at = 0;
-    while let Some(separator) = bytes[at..]
-        .iter()
-        .position(|byte| matches!(byte, b';' | b',' | b' ' | b'\t'))
-        .map(|i| at + i)
-    {
+    while let Some(separator) = bytes[at..].iter().position(separates).map(|i| at + i) {
         let start = separator + 1;
         let end = bytes[start..]
             .iter()
-            .position(|byte| matches!(byte, b';' | b',' | b' ' | b'\t' | b'='))
+            .position(|byte| separates(byte) || *byte == b'=')
             .map_or(bytes.len(), |i| start + i);
         if bytes.get(end) == Some(&b'=') && is_secret_field(&decoded_name(&value[start..end])) {
             return Some(end + 1);
@@ -2588,6 +2617,39 @@ pub(crate) mod tests {
         }
         let shown = format!("{:?}", show_headers(pairs_of(&headers)));
         assert!(!shown.contains("S3CR3T"), "{shown}");
+    }
+
+    #[test]
+    fn strings_opening_strings_are_read_to_a_few_levels_not_one_a_string() {
+        // Each `"[` an array's item holding JSON text holding another: read to a few
+        // levels, not to a stack frame and a pass over the rest each.
+        for count in [4_000, 40_000] {
+            let body = format!("[{}\"token", "\"[".repeat(count));
+            let (shown, _) = redact_and_cut(body.as_bytes());
+            assert!(shown.starts_with("[\"["), "{}", &shown[..20]);
+        }
+        // Within those levels, JSON text in JSON text is still read.
+        let nested = serde_json::json!({"a": serde_json::json!({"b": serde_json::json!({"token": "S1"}).to_string()}).to_string()});
+        let shown = redact_body(nested.to_string().as_bytes());
+        assert!(!shown.contains("S1"), "{shown}");
+    }
+
+    #[test]
+    fn every_secret_pair_of_a_value_is_redacted_also_after_a_url_s_question_mark() {
+        for body in [
+            r#"{"q": "a=1;password=x", "r": "b=2;token=SECRET1",}"#,
+            r#"{"u":"https://x/?token=A", "v":"https://y/?password=SECRET1",}"#,
+            r#"{"u":"https://x/?token=A", "n":"m2m%5Ftest%5Fabcdefghijklmnopqrstuvwxyz012345",}"#,
+            "referenceId=r&next=https://x/?token=SECRET1&a=1",
+            r#"{"referenceId":"r","note":"next=https://x/?token=SECRET1"}"#,
+        ] {
+            let shown = redact_body(body.as_bytes());
+            assert!(
+                !shown.contains("SECRET1") && !shown.contains("m2m%5Ftest"),
+                "{body} -> {shown}"
+            );
+        }
+        assert!(!redact_query("q=a%3Fb&next=https://x/?token=SECRET1&w=2").contains("SECRET1"));
     }
 
     #[test]
