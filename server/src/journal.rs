@@ -1138,11 +1138,16 @@ fn show_headers<'a>(
                 // a client escaped into the header): shown so when that redacts more.
                 let shown = redact_text(&value);
                 let unescaped = json_text(&value);
-                let shown_unescaped = redact_text(&unescaped);
-                if shown_unescaped != unescaped && shown == value.as_ref() {
-                    Cow::Owned(shown_unescaped)
-                } else {
-                    Cow::Owned(shown)
+                match &unescaped {
+                    Cow::Owned(unescaped) if shown == value.as_ref() => {
+                        let shown_unescaped = redact_text(unescaped);
+                        if shown_unescaped != *unescaped {
+                            Cow::Owned(shown_unescaped)
+                        } else {
+                            Cow::Owned(shown)
+                        }
+                    }
+                    _ => Cow::Owned(shown),
                 }
             } else {
                 value

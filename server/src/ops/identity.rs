@@ -270,32 +270,18 @@ pub fn resolve(app: &App, headers: &HeaderMap) -> Caller {
     }
 }
 
-/// Whose journal a control request with these headers reads, as [`Caller::scope`]
-/// resolves it: the admin's (every tenant's), a tenant's (a valid Leaf token's account
-/// before a key's partner), or no one's — a request [`Caller::scope`] refuses, which must
-/// not cost a shared sandbox every tenant's lock and the whole journal to be told so.
-/// Reads nothing but the partner table and the token key, as [`tenant_hint`].
+/// Whose journal a control request with these headers reads: its caller's, as
+/// [`Caller::scope`] decides it — the admin's (every tenant's), a tenant's, or no one's (a
+/// request it refuses, which must not cost a shared sandbox every tenant's lock and the
+/// whole journal to be told so). A key that never wrote is read as the stranger it is,
+/// making nothing.
 pub fn journal_reader(app: &App, headers: &HeaderMap) -> JournalReader {
-    // In the order [`Caller::scope`] decides.
-    let caller = resolve(app, headers);
-    if caller.admin {
-        return JournalReader::Admin;
-    }
-    match &caller.leaf {
-        LeafToken::Valid(account) => return JournalReader::Tenant(leaf_label(&account.username)),
-        LeafToken::Expired(_) => return JournalReader::Refused,
-        LeafToken::Missing | LeafToken::Invalid => {}
-    }
-    if caller.key.is_some() {
-        return match tenant_hint(app, headers, true) {
-            Some(slug) => JournalReader::Tenant(slug),
-            None => JournalReader::Refused,
-        };
-    }
-    if caller.admin_configured || caller.keyless.is_some() {
-        JournalReader::Refused
-    } else {
-        JournalReader::Admin
+    match resolve(app, headers).scope(app) {
+        Ok(Scope::Admin) => JournalReader::Admin,
+        Ok(scope) => scope.slug().map_or(JournalReader::Refused, |slug| {
+            JournalReader::Tenant(slug.to_owned())
+        }),
+        Err(_) => JournalReader::Refused,
     }
 }
 
