@@ -855,55 +855,34 @@ mod tests {
     /// them quoted nowhere: stdout, stderr and both report files say `[redacted]`.
     #[tokio::test]
     async fn credentials_a_target_echoes_are_redacted_everywhere_the_run_writes() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let key = "m2m_test_SEKRITTKI6jltriKIAs1nBr7IznLlrl";
         // Padded or not: an excerpt cut inside the key must not keep its first characters.
         for pad in [0, 105] {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let port = listener.local_addr().expect("addr").port();
-            tokio::spawn(async move {
-                while let Ok((mut stream, _)) = listener.accept().await {
-                    tokio::spawn(async move {
-                        let mut buffer = vec![0; 16 * 1024];
-                        let _ = stream.read(&mut buffer).await;
-                        let filler = "x".repeat(pad);
-                        let body = format!(
-                            r#"{{"success":false,"error":{{"code":"UNAUTHORIZED","message":"{filler}Invalid API key {key}","details":null}}}}"#
-                        );
-                        let answer = format!(
-                            "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n\
-                             content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                            body.len()
-                        );
-                        let _ = stream.write_all(answer.as_bytes()).await;
-                    });
-                }
-            });
-            let dir = tempfile::tempdir().expect("a temporary directory");
-            let (json, junit) = (dir.path().join("run.json"), dir.path().join("run.xml"));
-            let line = format!(
+            let port = canned_target(move |_| {
+                let filler = "x".repeat(pad);
+                let body = format!(
+                    r#"{{"success":false,"error":{{"code":"UNAUTHORIZED","message":"{filler}Invalid API key {key}","details":null}}}}"#
+                );
+                format!(
+                    "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            })
+            .await;
+            let (code, written) = run_reporting(&format!(
                 "--target http://127.0.0.1:{port} --api m2m --m2m-key {key} --timeout 2 \
-                 --max-wait 1 --json {} --junit {}",
-                json.display(),
-                junit.display()
-            );
-            let (code, out, err) = run_captured(&args(&line)).await;
-            assert_ne!(code, 0, "{out}{err}");
-            let json = std::fs::read_to_string(&json).expect("the JSON report");
-            let xml = std::fs::read_to_string(&junit).expect("the JUnit report");
-            for (place, text) in [
-                ("stdout", &out),
-                ("stderr", &err),
-                ("JSON", &json),
-                ("JUnit", &xml),
-            ] {
+                 --max-wait 1"
+            ))
+            .await;
+            assert_ne!(code, 0, "{written:?}");
+            for (place, text) in &written {
                 assert!(
                     !text.contains("SEKRIT"),
                     "{pad}: {place} quotes the key: {text}"
                 );
             }
+            let [(_, out), (_, err), (_, json), _] = &written;
             assert!(
                 format!("{out}{err}{json}").contains("Invalid API key [redacted]"),
                 "{pad}: {out}{err}{json}"
@@ -911,16 +890,42 @@ mod tests {
         }
     }
 
+    /// A run of `line` writing both reports: its exit code, and what it wrote to stdout,
+    /// stderr and the JSON and JUnit reports, each named.
+    async fn run_reporting(line: &str) -> (u8, [(&'static str, String); 4]) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (json, junit) = (dir.path().join("run.json"), dir.path().join("run.xml"));
+        let line = format!(
+            "{line} --json {} --junit {}",
+            json.display(),
+            junit.display()
+        );
+        let (code, out, err) = run_captured(&args(&line)).await;
+        let json = std::fs::read_to_string(&json).expect("the JSON report");
+        let xml = std::fs::read_to_string(&junit).expect("the JUnit report");
+        (
+            code,
+            [
+                ("stdout", out),
+                ("stderr", err),
+                ("JSON", json),
+                ("JUnit", xml),
+            ],
+        )
+    }
+
     /// A target on loopback answering each request with what `answer` makes of its request
     /// line; its port.
-    async fn canned_target(answer: fn(&str) -> String) -> u16 {
+    async fn canned_target(answer: impl Fn(&str) -> String + Send + Sync + 'static) -> u16 {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let answer = std::sync::Arc::new(answer);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let port = listener.local_addr().expect("addr").port();
         tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
+                let answer = answer.clone();
                 tokio::spawn(async move {
                     let mut buffer = vec![0; 16 * 1024];
                     let read = stream.read(&mut buffer).await.unwrap_or(0);
@@ -962,27 +967,17 @@ mod tests {
             )
         }
         let port = canned_target(answer).await;
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let (json, junit) = (dir.path().join("run.json"), dir.path().join("run.xml"));
-        let line = format!(
+        let (code, written) = run_reporting(&format!(
             "--target http://127.0.0.1:{port} --api m2m --m2m-key \
              m2m_test_SEKRITTKI6jltriKIAs1nBr7IznLlrl --filter content-type-json --timeout 2 \
-             --max-wait 1 --json {} --junit {}",
-            json.display(),
-            junit.display()
-        );
-        let (code, out, err) = run_captured(&args(&line)).await;
-        assert_eq!(code, 1, "{out}{err}");
-        let json = std::fs::read_to_string(&json).expect("the JSON report");
-        let xml = std::fs::read_to_string(&junit).expect("the JUnit report");
-        for (place, text) in [
-            ("stdout", &out),
-            ("stderr", &err),
-            ("JSON", &json),
-            ("JUnit", &xml),
-        ] {
+             --max-wait 1"
+        ))
+        .await;
+        assert_eq!(code, 1, "{written:?}");
+        for (place, text) in &written {
             assert!(!text.contains("SEKRIT"), "{place} quotes the key: {text}");
         }
+        let out = &written[0].1;
         assert!(out.contains("text/plain"), "{out}");
     }
 
@@ -991,18 +986,18 @@ mod tests {
     #[tokio::test]
     async fn a_redirect_is_not_followed_and_stops_the_run_at_the_preflight() {
         use std::sync::atomic::{AtomicBool, Ordering};
-        static ASKED: AtomicBool = AtomicBool::new(false);
-        let elsewhere = canned_target(|_| {
-            ASKED.store(true, Ordering::SeqCst);
-            "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}".to_owned()
+        let asked = std::sync::Arc::new(AtomicBool::new(false));
+        let elsewhere = canned_target({
+            let asked = asked.clone();
+            move |_| {
+                asked.store(true, Ordering::SeqCst);
+                "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}".to_owned()
+            }
         })
         .await;
-        static ELSEWHERE: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
-        ELSEWHERE.get_or_init(|| elsewhere);
-        let port = canned_target(|_| {
-            let to = ELSEWHERE.get().copied().unwrap_or_default();
+        let port = canned_target(move |_| {
             format!(
-                "HTTP/1.1 302 Found\r\nlocation: http://localhost:{to}/collect\r\n\
+                "HTTP/1.1 302 Found\r\nlocation: http://localhost:{elsewhere}/collect\r\n\
                  content-length: 0\r\nconnection: close\r\n\r\n"
             )
         })
@@ -1013,7 +1008,7 @@ mod tests {
         );
         let (code, out, err) = run_captured(&args(&line)).await;
         assert_eq!(code, 2, "{out}{err}");
-        assert!(!ASKED.load(Ordering::SeqCst), "the redirect was followed");
+        assert!(!asked.load(Ordering::SeqCst), "the redirect was followed");
         assert!(
             err.contains("was answered 302, a redirect to http://localhost:")
                 && err.contains("/collect;")
