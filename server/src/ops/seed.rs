@@ -200,7 +200,7 @@ fn seed_m2m_all(
     mix: Option<&BTreeMap<String, u32>>,
 ) -> Result<SeedResult, SeedError> {
     let weights = weights(&M2M_STATES, &M2M_WEIGHTS, mix)?;
-    partner.admits(u64::from(count) * SEEDED_LINK_MOST)?;
+    partner.allows(u64::from(count) * SEEDED_LINK_MOST)?;
     let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
     let now = app.clock.now();
     let mut result = SeedResult {
@@ -440,7 +440,7 @@ fn seed_leaf_all(
     mix: Option<&BTreeMap<String, u32>>,
 ) -> Result<SeedResult, SeedError> {
     let weights = weights(&LEAF_STATES, &LEAF_WEIGHTS, mix)?;
-    account.admits(u64::from(count) * SEEDED_LINK_MOST)?;
+    account.allows(u64::from(count) * SEEDED_LINK_MOST)?;
     let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
     let now = app.clock.now();
     let mut result = SeedResult {

@@ -953,9 +953,10 @@ impl Account {
         self.state.lock().stored
     }
 
-    /// `Ok` when the account may add `more` counted bytes to what it holds now.
-    pub fn admits(&self, more: u64) -> Result<(), StorageFull> {
-        self.budget.admits(self.stored(), more)
+    /// `Ok` when the account may add `more` counted bytes to what it holds now: a check
+    /// before writes that are each admitted as they are made.
+    pub fn allows(&self, more: u64) -> Result<(), StorageFull> {
+        self.budget.allows(self.stored(), more)
     }
 
     /// The first of `base`, `base-2`, `base-3`, … no user of the account has as its

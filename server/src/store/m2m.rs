@@ -1386,9 +1386,10 @@ impl Partner {
         self.state.lock().counted()
     }
 
-    /// `Ok` when the partner may add `more` counted bytes to what it holds now.
-    pub fn admits(&self, more: u64) -> Result<(), StorageFull> {
-        self.budget.admits(self.stored(), more)
+    /// `Ok` when the partner may add `more` counted bytes to what it holds now: a check
+    /// before writes that are each admitted as they are made.
+    pub fn allows(&self, more: u64) -> Result<(), StorageFull> {
+        self.budget.allows(self.stored(), more)
     }
 
     fn find_link(&self, state: &PartnerState, link_id: &str) -> Result<usize, LinkError> {

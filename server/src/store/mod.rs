@@ -7,7 +7,8 @@
 //!
 //! - [`m2m`]: partners, their links, users and data requests.
 //! - [`leaf`]: Leaf accounts, their users and magic links.
-//! - [`quota`]: what each tenant may store (`--max-tenant-mib`).
+//! - [`quota`]: what each tenant, and the whole sandbox, may store (`--max-tenant-mib`,
+//!   `--max-stored-mib`).
 //! - [`numbered`]: where a seed's search for a free `-N` variant of a name picks up.
 
 pub mod chunked;
@@ -55,20 +56,7 @@ impl Store {
         // What every tenant holds, summed for `--max-stored-mib` until the store is
         // gone. Held weakly: the tenants hold the ceiling.
         let tables = Arc::downgrade(&shared);
-        ceiling.sum_with(move || {
-            tables.upgrade().map(|shared| {
-                let partners = shared.m2m.all().into_iter().map(|p| p.stored());
-                let accounts = shared.leaf.all().into_iter().map(|a| a.stored());
-                // Each tenant weighs its own record besides what it holds; only a tenant
-                // holding something counts among the holders who share the reserve.
-                partners
-                    .chain(accounts)
-                    .fold(Summed::default(), |sum, held| Summed {
-                        bytes: sum.bytes + TENANT_WEIGHT + held,
-                        holders: sum.holders + u64::from(held > 0),
-                    })
-            })
-        });
+        ceiling.sum_with(move || tables.upgrade().map(|shared| shared.sum()));
         Store { shared }
     }
 
@@ -82,8 +70,29 @@ impl Store {
         &self.shared.leaf
     }
 
-    /// What every tenant held together at the last sum (`--max-stored-mib`).
+    /// What the sandbox's budget (`--max-stored-mib`) counts every tenant as holding
+    /// together: the last sum, and what writes were admitted to add since.
     pub fn stored(&self) -> u64 {
         self.shared.ceiling.total()
+    }
+
+    /// What every tenant holds together now, summed (each tenant read under its lock).
+    pub fn held(&self) -> u64 {
+        self.shared.sum().bytes
+    }
+}
+
+impl Shared {
+    /// Every tenant's holdings summed: each weighs its own record besides what it holds;
+    /// only a tenant holding something counts among the holders who share the reserve.
+    fn sum(&self) -> Summed {
+        let partners = self.m2m.all().into_iter().map(|p| p.stored());
+        let accounts = self.leaf.all().into_iter().map(|a| a.stored());
+        partners
+            .chain(accounts)
+            .fold(Summed::default(), |sum, held| Summed {
+                bytes: sum.bytes + TENANT_WEIGHT + held,
+                holders: sum.holders + u64::from(held > 0),
+            })
     }
 }

@@ -17,11 +17,14 @@
 //! thread of its own every [`RECOUNT_MS`] ms, and never more often than a hundred times as
 //! long as the last sum took, nor less often than once a second: with keys by the hundred
 //! thousand a sum takes milliseconds, and it stays a hundredth of one core (a sum slowed by
-//! a busy machine does not put the next far off). No request waits for it. Its last eighth is kept
-//! for tenants below their share ([`Ceiling`]), so one tenant cannot fill it for everyone.
+//! a busy machine does not put the next far off). No request waits for it. What a write is
+//! admitted to add is counted at once as *pending* until the next sum has seen it, so writes
+//! between two sums, however many a busy machine lets through, cannot pass the budget. Its
+//! last eighth is kept for tenants below their share ([`Ceiling`]), so one tenant cannot fill
+//! it for everyone.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A write that would take its tenant, or the whole sandbox, past its budget.
@@ -147,8 +150,16 @@ pub struct Ceiling {
     bytes: u64,
     /// The sum last taken.
     counted: AtomicU64,
+    /// What writes were admitted to add since before the last sum began: a write the sum
+    /// has not seen yet is counted here, so the budget holds between sums however fast
+    /// writes come. A write admitted while a sum runs may be counted twice, here and in
+    /// the sum, until the next sum: the budget errs on the side of refusing.
+    pending: AtomicU64,
     /// How many tenants held anything at the last sum.
     holders: AtomicU64,
+    /// Whether the thread that sums is running: without it nothing is checked (and nothing
+    /// pending would ever be let go).
+    summing: AtomicBool,
 }
 
 /// What a sum of every tenant found ([`Ceiling::sum_with`]).
@@ -174,7 +185,9 @@ impl Ceiling {
         Arc::new(Ceiling {
             bytes: mib.saturating_mul(1024 * 1024),
             counted: AtomicU64::new(0),
+            pending: AtomicU64::new(0),
             holders: AtomicU64::new(0),
+            summing: AtomicBool::new(false),
         })
     }
 
@@ -193,6 +206,7 @@ impl Ceiling {
             return;
         }
         let ceiling = Arc::downgrade(self);
+        self.summing.store(true, Ordering::Release);
         let spawned = std::thread::Builder::new()
             .name("linkbox-stored".into())
             .spawn(move || {
@@ -200,10 +214,22 @@ impl Ceiling {
                 loop {
                     std::thread::sleep(pause);
                     let started = Instant::now();
+                    // What was pending before the sum began: a write holds its tenant's
+                    // lock from its admission until it has changed the tenant, so the sum,
+                    // reading each tenant under its lock, sees it. (A new Leaf account
+                    // admitted but not yet recorded as the sum passes is counted by
+                    // neither until the next sum: a tenant's weight, a moment.)
+                    let Some(seen) = ceiling
+                        .upgrade()
+                        .map(|ceiling| ceiling.pending.load(Ordering::Acquire))
+                    else {
+                        return;
+                    };
                     let (Some(total), Some(ceiling)) = (sum(), ceiling.upgrade()) else {
                         return;
                     };
                     ceiling.counted.store(total.bytes, Ordering::Release);
+                    ceiling.pending.fetch_sub(seen, Ordering::AcqRel);
                     ceiling.holders.store(total.holders, Ordering::Release);
                     // At most a second: one sum slowed by a busy machine (20 ms) put the
                     // next 2 s away, and writes meanwhile passed a 16 MiB budget 2.4 times.
@@ -212,18 +238,32 @@ impl Ceiling {
                 }
             });
         if let Err(error) = spawned {
+            self.summing.store(false, Ordering::Release);
             tracing::error!(%error, "the thread that sums what tenants store did not start: --max-stored-mib is not checked");
         }
     }
 
-    /// What every tenant held together at the last sum.
+    /// What every tenant held together at the last sum, and what writes were admitted to
+    /// add since (at most: a write's admission counts the most it may add).
     pub fn total(&self) -> u64 {
-        self.counted.load(Ordering::Acquire)
+        self.counted
+            .load(Ordering::Acquire)
+            .saturating_add(self.pending.load(Ordering::Acquire))
+    }
+
+    /// [`Ceiling::allows`] a write, and counts it as pending until the next sum: for a write
+    /// about to be made, under its tenant's lock.
+    fn admits(&self, tenant: Tenant, stored: u64, more: u64) -> Result<(), StorageFull> {
+        self.allows(tenant, stored, more)?;
+        if self.bytes != u64::MAX && self.summing.load(Ordering::Acquire) {
+            self.pending.fetch_add(more, Ordering::AcqRel);
+        }
+        Ok(())
     }
 
     /// `Ok` when the sandbox may store `more` for a tenant holding `stored`: anyone's below
     /// seven eighths, in the last eighth only a tenant that stays within its share.
-    fn admits(&self, tenant: Tenant, stored: u64, more: u64) -> Result<(), StorageFull> {
+    fn allows(&self, tenant: Tenant, stored: u64, more: u64) -> Result<(), StorageFull> {
         let after = self.total().saturating_add(more);
         if self.bytes == u64::MAX || after <= self.bytes - self.bytes / 8 {
             return Ok(());
@@ -261,8 +301,10 @@ impl Budget {
     }
 
     /// `Ok` when a tenant holding `stored` may add `more`, and the whole sandbox may too
-    /// (as of the last sum: a read of one number, so it may be asked under the tenant's
-    /// lock).
+    /// (as of the last sum and what was admitted since: a read of two numbers, so it may
+    /// be asked under the tenant's lock). What is admitted is counted against the
+    /// sandbox's budget at once: asked by a write about to be made, under its tenant's
+    /// lock (a check before a write is [`Budget::allows`]).
     pub fn admits(&self, stored: u64, more: u64) -> Result<(), StorageFull> {
         if stored.saturating_add(more) > self.bytes {
             return Err(self.full());
@@ -270,8 +312,17 @@ impl Budget {
         self.sandbox_admits(stored, more)
     }
 
+    /// What [`Budget::admits`] would answer, counting nothing: a check before writes that
+    /// are each admitted as they are made.
+    pub fn allows(&self, stored: u64, more: u64) -> Result<(), StorageFull> {
+        if stored.saturating_add(more) > self.bytes {
+            return Err(self.full());
+        }
+        self.ceiling.allows(self.tenant, stored, more)
+    }
+
     /// `Ok` when the whole sandbox may store `more` for a tenant holding `stored`, as of
-    /// the last sum.
+    /// the last sum and what was admitted since; counted as admitted.
     fn sandbox_admits(&self, stored: u64, more: u64) -> Result<(), StorageFull> {
         self.ceiling.admits(self.tenant, stored, more)
     }
@@ -423,10 +474,10 @@ mod tests {
             })
         });
         let budget = Budget::new(1, Tenant::Partner, ceiling.clone());
-        assert_eq!(budget.sandbox_admits(0, 512 * 1024), Ok(()));
+        assert_eq!(budget.allows(0, 512 * 1024), Ok(()));
         held.store(1024 * 1024, Ordering::Relaxed);
         let waited = Instant::now();
-        while budget.sandbox_admits(0, 1).is_ok() {
+        while budget.allows(0, 1).is_ok() {
             assert!(waited.elapsed() < Duration::from_secs(5), "never summed");
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -440,7 +491,7 @@ mod tests {
             message.starts_with("This sandbox would hold more than 1 MiB"),
             "{message}"
         );
-        assert_eq!(budget.sandbox_admits(0, 0), Ok(()));
+        assert_eq!(budget.allows(0, 0), Ok(()));
         // The store gone, the thread ends.
         drop(store);
         let waited = Instant::now();
@@ -455,5 +506,48 @@ mod tests {
             Budget::new(1, Tenant::Partner, Ceiling::none()).sandbox_admits(0, u64::MAX),
             Ok(())
         );
+    }
+
+    /// What a write is admitted to add counts against the sandbox's budget at once, before
+    /// any sum has seen it: writes between two sums, however many, cannot pass it. Once a
+    /// sum has been taken, what it saw is no longer pending; a check counts nothing.
+    #[test]
+    fn writes_between_two_sums_cannot_pass_the_sandbox_budget() {
+        const KIB: u64 = 1024;
+        let ceiling = Ceiling::new(1);
+        let held = Arc::new(AtomicU64::new(0));
+        let store = Arc::new(());
+        let (counted, alive) = (held.clone(), Arc::downgrade(&store));
+        ceiling.sum_with(move || {
+            alive.upgrade().map(|_| Summed {
+                bytes: counted.load(Ordering::Relaxed),
+                holders: 1,
+            })
+        });
+        let budget = Budget::new(1, Tenant::Partner, ceiling.clone());
+        // Checks count nothing.
+        for _ in 0..10 {
+            assert_eq!(budget.allows(0, 800 * KIB), Ok(()));
+        }
+        assert_eq!(budget.admits(0, 800 * KIB), Ok(()));
+        // The sum has not seen the write yet, whenever it comes: the next is refused.
+        let refused = budget.admits(0, 200 * KIB).expect_err("pending counts");
+        assert!(refused.whole, "{refused}");
+        assert!(ceiling.total() >= 800 * KIB, "{}", ceiling.total());
+        // The write lands; one admitted besides it is never made. Once a sum has seen the
+        // store, only what it holds is counted.
+        held.store(800 * KIB, Ordering::Relaxed);
+        assert_eq!(budget.admits(0, 10 * KIB), Ok(()));
+        let waited = Instant::now();
+        while ceiling.total() != 800 * KIB {
+            assert!(
+                waited.elapsed() < Duration::from_secs(5),
+                "never let go: {}",
+                ceiling.total()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(budget.admits(0, 50 * KIB), Ok(()));
+        drop(store);
     }
 }

@@ -117,11 +117,12 @@ impl Partner {
     /// Replaces the partner's state with `snapshot`; on any error nothing changes.
     pub fn restore(&self, snapshot: M2mSnapshot) -> Result<(), RestoreError> {
         let restored = self.rebuild(snapshot).map_err(RestoreError::Invalid)?;
-        // What the restore adds over what the partner holds now (nothing when it is smaller).
-        let holds = self.stored();
+        // What the restore adds over what the partner holds now (nothing when it is
+        // smaller), admitted under the lock the restore then holds.
+        let mut state = self.state.lock();
+        let holds = state.counted();
         self.budget
             .admits(holds, restored.stored.saturating_sub(holds))?;
-        let mut state = self.state.lock();
         let webhook_secret = std::mem::take(&mut state.webhook_secret);
         *state = PartnerState {
             webhook_secret,
