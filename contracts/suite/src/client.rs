@@ -239,7 +239,7 @@ impl Shared {
                     said: format!(
                         "{} to GET {path}: {}",
                         reply.status,
-                        one_line_excerpt(&reply.text, 200)
+                        body_shown(&reply.text)
                     ),
                 });
             }
@@ -385,6 +385,25 @@ fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<TlsFailure> 
         next = current.source();
     }
     None
+}
+
+/// An answer's body as a report quotes it: flattened to one line of at most 200
+/// characters, or said to be empty.
+fn body_shown(text: &str) -> String {
+    if text.trim().is_empty() {
+        "an empty body".to_owned()
+    } else {
+        one_line_excerpt(text, 200)
+    }
+}
+
+/// An answer's status and body as a report quotes them ([`body_shown`]).
+fn answer_shown(status: u16, text: &str) -> String {
+    if text.trim().is_empty() {
+        format!("{status} with an empty body")
+    } else {
+        format!("{status} {}", one_line_excerpt(text, 200))
+    }
 }
 
 /// `text` flattened to one line of at most `max` characters.
@@ -996,7 +1015,7 @@ impl Request {
                             "an answer within the rate limit",
                             format!(
                                 "429 after waiting out {rate_limit_waits} Retry-After periods: {}",
-                                one_line_excerpt(&reply.text, 200)
+                                body_shown(&reply.text)
                             ),
                         ));
                     }
@@ -1006,7 +1025,7 @@ impl Request {
                             described.clone(),
                             "server error",
                             "an answer from the target",
-                            format!("{} {}", reply.status, one_line_excerpt(&reply.text, 200)),
+                            answer_shown(reply.status, &reply.text),
                         )
                     } else {
                         shared.struck.store(0, Ordering::Relaxed);
@@ -1752,6 +1771,19 @@ fn scrubbed_headers(
 
 #[cfg(test)]
 mod tests {
+    /// An answer's body is quoted on one line, or said to be empty: a 503 with no body
+    /// read `503 ` in the retry line and the report.
+    #[test]
+    fn an_answer_is_quoted_on_one_line_or_said_to_be_empty() {
+        use super::{answer_shown, body_shown};
+        assert_eq!(answer_shown(503, ""), "503 with an empty body");
+        assert_eq!(answer_shown(502, " \r\n"), "502 with an empty body");
+        assert_eq!(answer_shown(503, "busy\nnow"), "503 busy now");
+        assert_eq!(body_shown(""), "an empty body");
+        assert_eq!(body_shown("{\"a\":1}"), "{\"a\":1}");
+        assert!(answer_shown(500, &"x".repeat(300)).ends_with("x…"));
+    }
+
     /// A `Retry-After` in seconds, past what a u64 holds, or as an HTTP date; a minute for
     /// one that does not read.
     #[test]
