@@ -19,7 +19,7 @@ use warp::Reply;
 use warp::reply::Response;
 
 use super::error::{ControlError, json};
-use super::{scope, write_scope};
+use super::scope;
 use crate::ops::m2m::{URL_RULE, impossible_amount, is_acceptable_callback};
 use crate::store::m2m::{Partner, RestoreError, SnapshotPieces};
 use crate::wire::{BodyError, Request};
@@ -68,17 +68,29 @@ pub fn restore(
     request: &Request,
     body: Result<Bytes, BodyError>,
 ) -> Result<Response, ControlError> {
-    let scope = write_scope(request)?;
-    let partner = scope.partner()?;
+    // Read and checked on the partner as it is (a new key's stranger), so that a snapshot
+    // refused makes no tenant; made real only for one that restores.
+    let scope = scope(request)?;
     let snapshot: M2mSnapshot = json(body)?;
-    check_urls(partner, &snapshot)?;
-    check_flows(&request.app.settings.flows, &snapshot)?;
-    check_amounts(&snapshot)?;
-    partner.restore(snapshot).map_err(|error| match error {
+    let rebuilt = {
+        let partner = scope.partner()?;
+        check_urls(partner, &snapshot)?;
+        check_flows(&request.app.settings.flows, &snapshot)?;
+        check_amounts(&snapshot)?;
+        partner.rebuilt(snapshot).map_err(refused)?
+    };
+    let scope = scope.materialize(&request.app)?;
+    let partner = scope.partner()?;
+    partner.restore_rebuilt(rebuilt).map_err(refused)?;
+    Ok(streamed(partner))
+}
+
+/// A restore refused, as the control API answers it.
+fn refused(error: RestoreError) -> ControlError {
+    match error {
         RestoreError::Invalid(message) => ControlError::invalid(message),
         RestoreError::StorageFull(full) => ControlError::StorageFull(full),
-    })?;
-    Ok(streamed(partner))
+    }
 }
 
 /// Every link's `flow` one this sandbox serves, as a create is held to: a restored link of

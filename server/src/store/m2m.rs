@@ -42,7 +42,7 @@ mod tests_support;
 pub mod user_input;
 
 pub use operations::{NewOperation, OperationError};
-pub use snapshot::{Load, LoadLinks, SnapshotChanged, SnapshotPieces};
+pub use snapshot::{Load, LoadLinks, Rebuilt, SnapshotChanged, SnapshotPieces};
 
 /// Why a key was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

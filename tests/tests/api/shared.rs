@@ -60,6 +60,90 @@ async fn reads_with_a_new_key_answer_as_for_a_new_partner_and_create_none() {
     assert_eq!(refused.status, 403, "{refused:?}");
 }
 
+/// A snapshot a new key's `PUT` is refused (not JSON, another partner's, a URL or a flow
+/// no create could store, a link that does not hold together) makes no tenant; one that
+/// restores does.
+#[tokio::test]
+async fn a_refused_snapshot_makes_no_tenant() {
+    let app = spawn_app_with(Options {
+        max_tenants: Some(1),
+        ..Options::default()
+    })
+    .await;
+    let key = test_key(120);
+    // The same key's snapshot of one link, taken from another sandbox: a key's slug is
+    // derived from the key.
+    let donor = spawn_app().await;
+    let link_id = donor.create_link_for(&key, "r").await["linkId"]
+        .as_str()
+        .expect("a link id")
+        .to_owned();
+    let own = donor
+        .control(Method::GET, "/snapshot", Some(&key), None)
+        .await
+        .json;
+    assert_eq!(own["links"].as_array().map(Vec::len), Some(1), "{own}");
+    let link = |field: &str, value: Value| {
+        let mut snapshot = own.clone();
+        snapshot["links"][0][field] = value;
+        snapshot
+    };
+    let mut others = own.clone();
+    others["partner"] = json!("p00000000");
+    let mut webhook = own.clone();
+    webhook["webhookUrl"] = json!("http://hooks.example/in");
+    let refused = [
+        ("not JSON", None),
+        ("another partner's", Some(others)),
+        ("a webhook URL over http", Some(webhook)),
+        (
+            "a callback URL over http",
+            Some(link("callbackUrl", json!("http://example.com/cb"))),
+        ),
+        (
+            "a flow not served",
+            Some(link("flow", json!("carrier-pigeon"))),
+        ),
+        (
+            "a link of another slug",
+            Some(link("linkId", json!("link_p00000000_000000000001"))),
+        ),
+    ];
+    for (what, body) in refused {
+        let reply = match &body {
+            Some(body) => {
+                app.control(Method::PUT, "/snapshot", Some(&key), Some(body))
+                    .await
+            }
+            None => {
+                app.send(
+                    Method::PUT,
+                    "/_sandbox/snapshot",
+                    &[("x-api-key", &key), ("content-type", "application/json")],
+                    Some(b"{\"version\":".to_vec()),
+                )
+                .await
+            }
+        };
+        assert_eq!(reply.status, 400, "{what}: {reply:?}");
+        assert!(
+            app.app.store.m2m().all().is_empty(),
+            "{what} made a partner"
+        );
+    }
+    let restored = app
+        .control(
+            Method::PUT,
+            "/snapshot",
+            Some(&key),
+            Some(&link("referenceId", json!("r"))),
+        )
+        .await;
+    assert_eq!(restored.status, 200, "{restored:?}");
+    assert_eq!(app.app.store.m2m().all().len(), 1);
+    assert_eq!(app.get_link(&key, &link_id).await.status, 200);
+}
+
 #[tokio::test]
 async fn a_first_write_keeps_the_windows_its_reads_counted() {
     let app = spawn_app().await;

@@ -42,6 +42,13 @@ impl Partners {
     }
 }
 
+/// A snapshot read into the state it restores and checked ([`Partner::rebuilt`]), for
+/// the partner of its slug.
+pub struct Rebuilt {
+    slug: Arc<str>,
+    state: PartnerState,
+}
+
 impl Partner {
     /// Forgets every link, user, data request and operation, and the rate-limit windows;
     /// keeps the webhook URL and secret (portal settings).
@@ -116,7 +123,33 @@ impl Partner {
 
     /// Replaces the partner's state with `snapshot`; on any error nothing changes.
     pub fn restore(&self, snapshot: M2mSnapshot) -> Result<(), RestoreError> {
-        let restored = self.rebuild(snapshot).map_err(RestoreError::Invalid)?;
+        self.restore_rebuilt(self.rebuilt(snapshot)?)
+    }
+
+    /// `snapshot` read into the state it restores, checked as a restore into this partner
+    /// (or a partner of its slug: a new key's stranger, before a refused snapshot makes it
+    /// real) would check it; nothing changes.
+    pub fn rebuilt(&self, snapshot: M2mSnapshot) -> Result<Rebuilt, RestoreError> {
+        let state = self.rebuild(snapshot).map_err(RestoreError::Invalid)?;
+        let holds = self.stored();
+        self.budget
+            .allows(holds, state.stored.saturating_sub(holds))?;
+        Ok(Rebuilt {
+            slug: self.slug.clone(),
+            state,
+        })
+    }
+
+    /// Replaces the partner's state with a snapshot [`Partner::rebuilt`] read; on any
+    /// error (the partner's budget, or a snapshot read for another slug) nothing changes.
+    pub fn restore_rebuilt(&self, rebuilt: Rebuilt) -> Result<(), RestoreError> {
+        if rebuilt.slug != self.slug {
+            return Err(RestoreError::Invalid(format!(
+                "The snapshot belongs to partner {:?}, not to the caller's partner {:?}",
+                rebuilt.slug, self.slug
+            )));
+        }
+        let restored = rebuilt.state;
         // What the restore adds over what the partner holds now (nothing when it is
         // smaller), admitted under the lock the restore then holds.
         let mut state = self.state.lock();
