@@ -163,7 +163,7 @@ impl Pipeline {
         {
             return None;
         }
-        let envelope = Envelope::of(request.uri().path());
+        let envelope = Envelope::of(request.uri().path(), request.headers());
         let origin = cors::allowed_origin(&self.app.settings, request.headers());
         let refusal = envelope.error(
             StatusCode::BAD_REQUEST,
@@ -294,7 +294,7 @@ async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
         .and_then(|shadow| Some((shadow, shadow.covers(&request.path)?)));
     // An answer held whole counts in the share its request's body would ([`held`]).
     let share = request.caller.body_share();
-    let envelope = Envelope::of(&request.path);
+    let envelope = Envelope::of(&request.path, &request.headers);
     let mut request = request;
     if shadowed.is_none()
         && let Some(shadow) = &surfaces.shadow
@@ -689,14 +689,30 @@ enum Envelope {
     M2m,
     Leaf(String),
     Sandbox,
+    /// An end user's page ([`pages::owns`]): an HTML page, as a browser shows one.
+    Page,
 }
 
 impl Envelope {
-    fn of(path: &str) -> Envelope {
+    /// The envelope for a request to `path`: an end user's page is answered as a page,
+    /// but the Leaf page's upload asked for by a client that takes no HTML (no `Accept`
+    /// naming `text/html`) in Leaf's problem body, as the page's own refusals are.
+    fn of(path: &str, headers: &http::HeaderMap) -> Envelope {
         if m2m::owns(path) {
             Envelope::M2m
         } else if leaf::owns(path) {
             Envelope::Leaf(path.to_owned())
+        } else if pages::owns(path) {
+            let takes_html = headers
+                .get_all(http::header::ACCEPT)
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .any(|value| value.contains("text/html"));
+            if path.starts_with("/magic-link") && !takes_html {
+                Envelope::Leaf(path.to_owned())
+            } else {
+                Envelope::Page
+            }
         } else {
             Envelope::Sandbox
         }
@@ -721,6 +737,14 @@ impl Envelope {
             Envelope::M2m => m2m::error::ApiError::Busy(message).into_response(),
             Envelope::Leaf(path) => leaf::error::ApiError::Busy(message).into_response(path),
             Envelope::Sandbox => control::error::ControlError::Busy(message).into_response(),
+            Envelope::Page => {
+                let mut response = pages::failure(StatusCode::SERVICE_UNAVAILABLE, message);
+                response.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from(crate::wire::BUSY_RETRY_AFTER_SECS),
+                );
+                response
+            }
         }
     }
 
@@ -735,6 +759,7 @@ impl Envelope {
             Envelope::M2m => m2m::error::error_response(status, m2m_code, message),
             Envelope::Leaf(path) => leaf::error::problem_with(status, path, message),
             Envelope::Sandbox => control::error(status, control_code, message),
+            Envelope::Page => pages::failure(status, &message),
         }
     }
 }
@@ -1052,27 +1077,53 @@ mod tests {
                 .await
                 .expect("a body")
                 .to_bytes();
-            (status, kind, serde_json::from_slice(&bytes).expect("JSON"))
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let json = if kind.starts_with("text/html") {
+                // The page's message, in its reason paragraph.
+                let reason = text
+                    .split_once("id=\"reason\">")
+                    .and_then(|(_, rest)| rest.split_once("</p>"))
+                    .map(|(reason, _)| reason.to_owned());
+                serde_json::json!({ "page": reason })
+            } else {
+                serde_json::from_str(&text).expect("JSON")
+            };
+            (status, kind, json)
         }
+        const BROWSER: &str = "text/html,application/xhtml+xml,*/*;q=0.8";
         let cases = [
-            ("/partner/links", "application/json"),
+            ("/partner/links", "", "application/json"),
             (
                 "/services/widgets/api/magic-links",
+                "",
                 "application/problem+json",
             ),
-            ("/_sandbox/seed", "application/json"),
+            ("/_sandbox/seed", "", "application/json"),
+            // An end user's page is answered as a page; the Leaf page's upload, by a
+            // client taking no HTML, in Leaf's problem body.
+            ("/widget/link_p00000000_000000000001/web", "", "text/html"),
+            ("/magic-link/ml_1", BROWSER, "text/html"),
+            (
+                "/magic-link/ml_1",
+                "application/json",
+                "application/problem+json",
+            ),
         ];
-        for (path, kind) in cases {
-            let panicked =
-                unpanicked(&Envelope::of(path), async { panic!("a bug at {path}") }).await;
+        for (path, accept, kind) in cases {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(header::ACCEPT, http::HeaderValue::from_static(accept));
+            let envelope = Envelope::of(path, &headers);
+            let panicked = unpanicked(&envelope, async { panic!("a bug at {path}") }).await;
             let (status, content_type, json) = body(panicked).await;
             assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
             assert!(content_type.starts_with(kind), "{path}: {content_type}");
-            let message = if path.starts_with("/partner") {
+            let message = if kind.starts_with("text/html") {
+                json["page"].clone()
+            } else if path.starts_with("/partner") {
                 assert_eq!(json["success"], false);
                 assert_eq!(json["error"]["code"], "INTERNAL_ERROR");
                 json["error"]["message"].clone()
-            } else if path.starts_with("/services") {
+            } else if kind == "application/problem+json" {
                 assert_eq!(json["status"], 500);
                 assert_eq!(json["path"], path);
                 json["detail"].clone()
@@ -1090,8 +1141,21 @@ mod tests {
                 "the panic stays in the log: {message}"
             );
         }
-        let answered = unpanicked(&Envelope::of("/partner/links"), async { plain_answer() }).await;
+        let envelope = Envelope::of("/partner/links", &http::HeaderMap::new());
+        let answered = unpanicked(&envelope, async { plain_answer() }).await;
         assert_eq!(answered.status(), StatusCode::ACCEPTED);
+        // A page's busy answer is a page too, with when to come back.
+        let busy = Envelope::Page.busy(crate::bodies::Refused::Full, true);
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(busy.headers().contains_key(header::RETRY_AFTER));
+        let (_, content_type, page) = body(busy).await;
+        assert!(content_type.starts_with("text/html"), "{content_type}");
+        assert!(
+            page["page"]
+                .as_str()
+                .is_some_and(|reason| !reason.is_empty()),
+            "{page}"
+        );
     }
 
     fn plain_answer() -> Response {

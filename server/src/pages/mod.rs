@@ -73,6 +73,22 @@ pub fn fault(status: StatusCode) -> Response {
     )
 }
 
+/// The page linkbox's own failure of an end user's request answers with (a 500, a 503 while
+/// it is busy or its shared database is away): `message` says what happened and what to
+/// do, on a page, never JSON.
+pub fn failure(status: StatusCode, message: &str) -> Response {
+    let title = status.canonical_reason().unwrap_or("Error");
+    html(
+        status,
+        document(
+            "en",
+            title,
+            "",
+            html! { main { h1 { (status.as_u16()) " " (title) } p.error #reason { (message) } } },
+        ),
+    )
+}
+
 /// 405, with `Allow`, for a page's address and a method it does not take.
 pub fn wrong_method(method: &http::Method, _path: &str, allow: String) -> Response {
     let mut response = html(
