@@ -1128,6 +1128,9 @@ async fn a_lock_held_by_a_frozen_replica_is_waited_for_only_so_long() {
     let replica = Replica::start(&database, &[]);
     let key = key(31);
     let (slug, frozen) = a_tenant_and_a_session(&replica, &key, &database).await;
+    let (status, created) = replica.create_link(&key, "page").await;
+    assert_eq!(status, 201, "{created}");
+    let page = url::Url::parse(created["data"]["url"].as_str().expect("a url")).expect("a URL");
     frozen.batch_execute("BEGIN").await.expect("begin");
     let held = frozen
         .query(
@@ -1153,6 +1156,35 @@ async fn a_lock_held_by_a_frozen_replica_is_waited_for_only_so_long() {
     assert!(
         (Duration::from_secs(8)..Duration::from_secs(20)).contains(&waited),
         "refused after {waited:?}"
+    );
+    // The end user's page waits for the same lock, and is refused as a page.
+    let (page_status, page_answer, page_headers) = replica
+        .send(
+            reqwest::Method::GET,
+            page.path(),
+            &[("accept", "text/html")],
+            None,
+        )
+        .await;
+    assert_eq!(page_status, 503, "{page_answer}");
+    let kind = page_headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok());
+    assert!(
+        kind.is_some_and(|kind| kind.starts_with("text/html")),
+        "{kind:?}"
+    );
+    assert!(
+        page_answer
+            .as_str()
+            .is_some_and(|page| page.contains("The sandbox is busy")),
+        "{page_answer}"
+    );
+    assert_eq!(
+        page_headers
+            .get("retry-after")
+            .map(|value| value.as_bytes()),
+        Some(&b"1"[..])
     );
 
     frozen.batch_execute("ROLLBACK").await.expect("let go");
@@ -1456,7 +1488,7 @@ async fn the_dashboard_shows_what_every_replica_served() {
 /// tenant row made up keys left behind would be locked, forever, by every request that
 /// locks every tenant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resets_by_tenants_that_never_wrote_leave_no_rows() {
+async fn resets_and_refused_snapshots_by_tenants_that_never_wrote_leave_no_rows() {
     let Some(server) = server() else { return };
     let database = fresh_database(&server).await;
     let replica = Replica::start(&database, &[]);
@@ -1494,6 +1526,20 @@ async fn resets_by_tenants_that_never_wrote_leave_no_rows() {
         before,
         "rows were left by resets that forgot nothing"
     );
+    // Nor does a snapshot refused to a new key: another partner's.
+    let (status, answer, _) = replica
+        .send(
+            reqwest::Method::PUT,
+            "/_sandbox/snapshot",
+            &[("x-api-key", &key(43))],
+            Some(
+                json!({"version": 1, "partner": "p00000000", "links": [], "users": [],
+                "dataRequests": [], "operations": []}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(tenants().await, before, "a refused snapshot left a tenant");
     // A reset that forgets something still forgets it, on every replica.
     let (status, answer, _) = replica
         .send(
