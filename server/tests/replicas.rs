@@ -1192,6 +1192,50 @@ async fn a_lock_held_by_a_frozen_replica_is_waited_for_only_so_long() {
     assert_eq!(status, 201, "{served}");
 }
 
+/// An end user's page locks only the tenant its link's id names: a page view of one
+/// partner's widget, or of a Leaf account's page, is served while another tenant's row is
+/// held, where it once locked every tenant and waited 10 s to be refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_users_page_waits_for_no_other_tenant() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replica = Replica::start(&database, &[]);
+    let (slug, frozen) = a_tenant_and_a_session(&replica, &key(33), &database).await;
+    let (status, created) = replica.create_link(&key(34), "page").await;
+    assert_eq!(status, 201, "{created}");
+    let widget = url::Url::parse(created["data"]["url"].as_str().expect("a url")).expect("a URL");
+    let token = replica.authenticate("pagefarm").await;
+    let (status, link, _) = replica
+        .send(
+            reqwest::Method::POST,
+            "/services/widgets/api/magic-link/provider",
+            &[("authorization", &format!("Bearer {token}"))],
+            Some(json!({"externalId": "f1", "name": "Ann"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{link}");
+    let leaf = url::Url::parse(link["link"].as_str().expect("link")).expect("a URL");
+    frozen.batch_execute("BEGIN").await.expect("begin");
+    let held = frozen
+        .query(
+            "SELECT version FROM tenants WHERE name = $1 FOR UPDATE",
+            &[&slug],
+        )
+        .await
+        .expect("the tenant's lock");
+    assert_eq!(held.len(), 1, "the tenant {slug} has its row");
+    for page in [widget.path(), leaf.path()] {
+        let started = std::time::Instant::now();
+        let (status, answer, _) = replica
+            .send(reqwest::Method::GET, page, &[("accept", "text/html")], None)
+            .await;
+        let waited = started.elapsed();
+        assert_eq!(status, 200, "{page}: {answer}");
+        assert!(waited < Duration::from_secs(5), "{page} waited {waited:?}");
+    }
+    frozen.batch_execute("ROLLBACK").await.expect("let go");
+}
+
 /// The background pass that catches a replica's copies up does not wait for a tenant
 /// another session holds: were it to, it would hold the replica's turn meanwhile, and a
 /// request for every tenant would wait behind it before waiting its own 10 s.

@@ -573,8 +573,10 @@ impl Drop for Unanswered {
 
 /// What a request may touch in a sandbox shared by replicas: on the vendor APIs, the
 /// tenant its credentials name (an M2M request without a usable key touches nothing, it is
-/// refused); Leaf requests without a token (authenticate, the magic-link widget) and the
-/// control API and pages, anything; the health check and the documents, nothing.
+/// refused); an end user's page, the tenant its link's id names ([`identity::page_tenant`]:
+/// a page view must not lock every tenant of every replica); Leaf requests without a token
+/// (authenticate, the magic-link widget), the control API, the operator's pages and a page
+/// whose tenant is not known, anything; the health check and the documents, nothing.
 fn replica_hint(app: &App, request: &Request) -> Hint {
     if app.replica.is_none() {
         return Hint::Nothing;
@@ -591,6 +593,15 @@ fn replica_hint(app: &App, request: &Request) -> Hint {
     }
     if path == "/_sandbox/health" || docs::owns(path) {
         return Hint::Nothing;
+    }
+    if pages::owns(path)
+        && let Some(name) = identity::page_tenant(app, path)
+    {
+        // Its link's tenant exists, or the page finds no link: it makes no tenant.
+        return Hint::Tenant {
+            name,
+            create: false,
+        };
     }
     // The dashboard shows the newest requests of every tenant it may see: the journal read
     // back whole, as the admin's journal request reads it.
