@@ -1422,6 +1422,18 @@ async fn a_request_waiting_for_its_body_or_a_delay_holds_no_lock() {
     assert_eq!(delayed.await.expect("delayed"), 201);
     let listed = replicas[1].link_ids(&slow).await;
     assert_eq!(listed.len(), 2, "{listed:?}");
+    // Its journal entry took as long as its answer, the delay included.
+    let (status, journal, _) = replicas[1]
+        .send(
+            reqwest::Method::GET,
+            "/_sandbox/requests?method=POST&limit=1",
+            &[("x-api-key", &slow)],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{journal}");
+    let took = journal["requests"][0]["durationMs"].as_u64();
+    assert!(took.is_some_and(|took| took >= 4000), "{journal}");
 }
 
 /// A tenant's journal request locks its own tenant and reads its own rows: it is answered

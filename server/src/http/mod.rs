@@ -498,7 +498,13 @@ async fn respond(
     // response holds.
     let dropped = response.extensions().get::<DropConnection>().is_some();
     let status = (!dropped).then(|| response.status().as_u16());
-    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    // In a sandbox shared by replicas a fault's delay is waited out after the request's
+    // transaction, where this is recorded ([`Deferred`]): the answer comes that much later.
+    let deferred = response
+        .extensions()
+        .get::<Deferred>()
+        .map_or(std::time::Duration::ZERO, |Deferred(delay)| *delay);
+    let duration_ms = u64::try_from((started.elapsed() + deferred).as_millis()).unwrap_or(u64::MAX);
     // Recording redacts and copies the bodies it keeps: for bodies of megabytes, that is
     // heavy work of its own.
     let heavy = [&request_body, &response_body]
