@@ -1192,11 +1192,12 @@ async fn a_lock_held_by_a_frozen_replica_is_waited_for_only_so_long() {
     assert_eq!(status, 201, "{served}");
 }
 
-/// An end user's page locks only the tenant its link's id names: a page view of one
-/// partner's widget, or of a Leaf account's page, is served while another tenant's row is
-/// held, where it once locked every tenant and waited 10 s to be refused.
+/// An end user's page locks only the tenant its link's id names, and a snapshot's restore
+/// only its partner: a page view of one partner's widget, or of a Leaf account's page, and
+/// a partner's restore are served while another tenant's row is held, where each once
+/// locked every tenant and waited 10 s to be refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_end_users_page_waits_for_no_other_tenant() {
+async fn an_end_users_page_and_a_restore_wait_for_no_other_tenant() {
     let Some(server) = server() else { return };
     let database = fresh_database(&server).await;
     let replica = Replica::start(&database, &[]);
@@ -1215,6 +1216,7 @@ async fn an_end_users_page_waits_for_no_other_tenant() {
         .await;
     assert_eq!(status, 200, "{link}");
     let leaf = url::Url::parse(link["link"].as_str().expect("link")).expect("a URL");
+    let snapshot = replica.snapshot(&key(34)).await;
     frozen.batch_execute("BEGIN").await.expect("begin");
     let held = frozen
         .query(
@@ -1233,6 +1235,22 @@ async fn an_end_users_page_waits_for_no_other_tenant() {
         assert_eq!(status, 200, "{page}: {answer}");
         assert!(waited < Duration::from_secs(5), "{page} waited {waited:?}");
     }
+    let started = std::time::Instant::now();
+    let (status, restored, _) = replica
+        .send(
+            reqwest::Method::PUT,
+            "/_sandbox/snapshot",
+            &[("x-api-key", &key(34))],
+            Some(snapshot.clone()),
+        )
+        .await;
+    let waited = started.elapsed();
+    assert_eq!(status, 200, "{restored}");
+    assert_eq!(restored, snapshot);
+    assert!(
+        waited < Duration::from_secs(5),
+        "the restore waited {waited:?}"
+    );
     frozen.batch_execute("ROLLBACK").await.expect("let go");
 }
 
@@ -1361,7 +1379,7 @@ async fn a_request_waiting_for_its_body_or_a_delay_holds_no_lock() {
     let (slow, other) = (key(30), key(31));
     assert_eq!(replicas[0].create_link(&slow, "first").await.0, 201);
     // Bodies promised and never sent: a login (every tenant's lock), a tenant's write, and
-    // a snapshot's restore (every tenant's lock, its limit the caller's own).
+    // a snapshot's restore (its partner's lock, its limit the caller's own).
     let host = replicas[0].base.trim_start_matches("http://").to_owned();
     let mut stalled = Vec::new();
     for (method, path, credential) in [

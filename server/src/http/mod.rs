@@ -621,6 +621,15 @@ fn replica_hint(app: &App, request: &Request) -> Hint {
             identity::JournalReader::Refused => Hint::Nothing,
         };
     }
+    // A snapshot's restore replaces its partner's state and nothing else: it locks that
+    // partner alone, its row made first when missing. Under every tenant's lock, a restore
+    // of many links stopped every replica's requests for as long as it took.
+    if path == "/_sandbox/snapshot"
+        && request.method == Method::PUT
+        && let Some(name) = identity::tenant_hint(app, &request.headers, true)
+    {
+        return Hint::Tenant { name, create: true };
+    }
     // A request that may write, by a tenant: its row is made first when missing.
     let caller = || {
         identity::tenant_hint(app, &request.headers, true)
