@@ -1254,6 +1254,61 @@ async fn an_end_users_page_and_a_restore_wait_for_no_other_tenant() {
     frozen.batch_execute("ROLLBACK").await.expect("let go");
 }
 
+/// A widget's link id is read as its route reads it, percent-decoded, to name the tenant
+/// it locks: `link_%70…` is partner `p…`'s link, locked and caught up like any other. Read
+/// as sent, it locked nothing, and the page opened a link another replica had just
+/// revoked, on a stale copy, undoing the revocation its client was told was saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_widget_addressed_percent_encoded_locks_its_partner() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replicas = [
+        Replica::start(&database, &[]),
+        Replica::start(&database, &[]),
+    ];
+    let key = key(35);
+    let (status, created) = replicas[0].create_link(&key, "encoded").await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["data"]["linkId"]
+        .as_str()
+        .expect("linkId")
+        .to_owned();
+    let flow = created["data"]["flow"]
+        .as_str()
+        .unwrap_or("m2m-basic")
+        .to_owned();
+    let as_key = [("x-api-key", key.as_str())];
+    let detail = format!("/partner/links/{id}");
+    // The other replica holds a copy, then the link is revoked through the first.
+    let (status, _, _) = replicas[1]
+        .send(reqwest::Method::GET, &detail, &as_key, None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, revoked, _) = replicas[0]
+        .send(
+            reqwest::Method::POST,
+            &format!("{detail}/revoke"),
+            &as_key,
+            Some(json!({"reason": "fraud"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{revoked}");
+    let encoded = id.replacen("link_p", "link_%70", 1);
+    let (status, page, _) = replicas[1]
+        .send(
+            reqwest::Method::GET,
+            &format!("/widget/{encoded}/{flow}"),
+            &[("accept", "text/html")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 410, "{page}");
+    let (_, read, _) = replicas[0]
+        .send(reqwest::Method::GET, &detail, &as_key, None)
+        .await;
+    assert_eq!(read["data"]["status"], "revoked", "{read}");
+}
+
 /// The background pass that catches a replica's copies up does not wait for a tenant
 /// another session holds: were it to, it would hold the replica's turn meanwhile, and a
 /// request for every tenant would wait behind it before waiting its own 10 s.

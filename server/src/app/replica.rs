@@ -143,7 +143,11 @@ fn timed_out(replica: &Replica) -> Unavailable {
 
 struct Unsettled<'a> {
     replica: &'a Replica,
+    /// The tenants the request locked and caught up on.
     names: HashSet<String>,
+    /// The tenants its work changed in memory: also read back when next used, should
+    /// nothing be committed.
+    changed: HashSet<String>,
     settled: bool,
 }
 
@@ -151,6 +155,7 @@ impl Drop for Unsettled<'_> {
     fn drop(&mut self) {
         if !self.settled {
             self.replica.forget(&self.names);
+            self.replica.forget(&self.changed);
         }
     }
 }
@@ -230,6 +235,7 @@ impl App {
         let mut unsettled = Unsettled {
             replica,
             names: locked.versions.keys().cloned().collect(),
+            changed: HashSet::new(),
             settled: false,
         };
         if let Hint::Tenant { name, .. } = hint
@@ -308,6 +314,28 @@ impl App {
             }
         }
         let (output, writes) = shared::scoped(work).await;
+        unsettled.changed = writes.tenants().into_iter().collect();
+        // A request that locked one tenant commits changes of that tenant only: one of
+        // another was made on a copy that may be stale, without its lock. That is a bug
+        // (a page once read its tenant off an id its route decoded otherwise); nothing of
+        // it is committed, and the copies it changed are read back.
+        let only = match hint {
+            Hint::Tenant { name, .. } | Hint::TenantJournal(name) => Some(name),
+            _ => None,
+        };
+        if let Some(name) = only
+            && let Some(other) = unsettled.changed.iter().find(|other| *other != name)
+        {
+            tracing::error!(locked = %name, changed = %other, "a request changed a tenant it had not locked: nothing of it was committed");
+            let refused = Unavailable {
+                target: replica.database.target().clone(),
+                reason: format!("the request changed tenant {other} but locked only {name}"),
+                in_doubt: false,
+                busy: false,
+            };
+            let _ = tokio::time::timeout(DATABASE_STEP, txn.rollback()).await;
+            return Err(refused);
+        }
         if writes.is_empty() {
             // Not waited for past the step's deadline: dropped, the transaction closes its
             // connection and the server rolls it back.

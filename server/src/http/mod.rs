@@ -579,7 +579,7 @@ impl Drop for Unanswered {
 
 /// What a request may touch in a sandbox shared by replicas: on the vendor APIs, the
 /// tenant its credentials name (an M2M request without a usable key touches nothing, it is
-/// refused); an end user's page, the tenant its link's id names ([`identity::page_tenant`]:
+/// refused); an end user's page, the tenant its link's id names ([`page_tenant`]:
 /// a page view must not lock every tenant of every replica); Leaf requests without a token
 /// (authenticate, the magic-link widget), the control API, the operator's pages and a page
 /// whose tenant is not known, anything; the health check and the documents, nothing.
@@ -601,7 +601,7 @@ fn replica_hint(app: &App, request: &Request) -> Hint {
         return Hint::Nothing;
     }
     if pages::owns(path)
-        && let Some(name) = identity::page_tenant(app, path)
+        && let Some(name) = page_tenant(app, path)
     {
         // Its link's tenant exists, or the page finds no link: it makes no tenant.
         return Hint::Tenant {
@@ -638,6 +638,28 @@ fn replica_hint(app: &App, request: &Request) -> Hint {
     match create.then(caller).flatten() {
         Some(name) => Hint::Caller(name),
         None => Hint::Everything,
+    }
+}
+
+/// The tenant an end user's page acts for (a widget's or a Leaf page's, addressed by its
+/// link's id), as [`identity::tenant_hint`] names a tenant: a widget's link id names its partner; a
+/// Leaf page's, its account once this process has seen the link (an id is a random UUID,
+/// made once by one account, so an owner seen is the owner). `None` when neither says.
+///
+/// The id is read as the page's route reads it, percent-decoded
+/// ([`crate::wire::path_param`]): read as sent, `link_%70…` named a tenant that does not
+/// exist, and the page acted on the partner it decodes to without its lock.
+fn page_tenant(app: &App, path: &str) -> Option<String> {
+    let mut segments = path.strip_prefix('/')?.split('/');
+    let (page, id) = (segments.next()?, crate::wire::path_param(segments.next()?));
+    match page {
+        "widget" => identity::link_slug(&id).map(str::to_owned),
+        "magic-link" => app
+            .store
+            .leaf()
+            .owner_of_link(&id)
+            .map(|account| identity::leaf_label(&account.username)),
+        _ => None,
     }
 }
 
@@ -721,20 +743,17 @@ enum Envelope {
 
 impl Envelope {
     /// The envelope for a request to `path`: an end user's page is answered as a page,
-    /// but the Leaf page's upload asked for by a client that takes no HTML (no `Accept`
-    /// naming `text/html`) in Leaf's problem body, as the page's own refusals are.
+    /// but the Leaf page's upload (`/magic-link/{id}/upload`) asked for by a client that
+    /// takes no HTML ([`pages::takes_html`]) in Leaf's problem body, as the upload's own
+    /// refusals are.
     fn of(path: &str, headers: &http::HeaderMap) -> Envelope {
         if m2m::owns(path) {
             Envelope::M2m
         } else if leaf::owns(path) {
             Envelope::Leaf(path.to_owned())
         } else if pages::owns(path) {
-            let takes_html = headers
-                .get_all(http::header::ACCEPT)
-                .iter()
-                .filter_map(|value| value.to_str().ok())
-                .any(|value| value.contains("text/html"));
-            if path.starts_with("/magic-link") && !takes_html {
+            let upload = path.starts_with("/magic-link/") && path.ends_with("/upload");
+            if upload && !pages::takes_html(headers) {
                 Envelope::Leaf(path.to_owned())
             } else {
                 Envelope::Page
@@ -1125,12 +1144,15 @@ mod tests {
                 "application/problem+json",
             ),
             ("/_sandbox/seed", "", "application/json"),
-            // An end user's page is answered as a page; the Leaf page's upload, by a
-            // client taking no HTML, in Leaf's problem body.
+            // An end user's page is answered as a page, whatever it accepts; the Leaf
+            // page's upload, by a client taking no HTML, in Leaf's problem body.
             ("/widget/link_p00000000_000000000001/web", "", "text/html"),
-            ("/magic-link/ml_1", BROWSER, "text/html"),
+            ("/magic-link/ml_1", "application/json", "text/html"),
+            ("/magic-link/ml_1/connect", "*/*", "text/html"),
+            ("/magic-link/ml_1/upload", BROWSER, "text/html"),
+            ("/magic-link/ml_1/upload", "Text/HTML", "text/html"),
             (
-                "/magic-link/ml_1",
+                "/magic-link/ml_1/upload",
                 "application/json",
                 "application/problem+json",
             ),
@@ -1182,6 +1204,36 @@ mod tests {
                 .is_some_and(|reason| !reason.is_empty()),
             "{page}"
         );
+    }
+
+    /// An end user's page names its tenant by its link's id: a widget's the partner whose
+    /// slug the id embeds; a Leaf page's none until its link is seen; other addresses none.
+    #[test]
+    fn a_page_names_the_tenant_of_its_links_id() {
+        let app = App::new(crate::config::Settings::resolve(
+            crate::config::Options::default(),
+            "127.0.0.1:1".parse().expect("addr"),
+        ));
+        assert_eq!(
+            page_tenant(&app, "/widget/link_p0a1b2c3d_0123456789ab/m2m-basic/open"),
+            Some("p0a1b2c3d".to_owned())
+        );
+        assert_eq!(
+            identity::link_slug("link_acme_co_0123456789ab"),
+            Some("acme_co")
+        );
+        assert_eq!(
+            page_tenant(&app, "/widget/link_%70%30a1b2c3d_0123456789ab/m2m-basic"),
+            Some("p0a1b2c3d".to_owned()),
+            "read as the route reads it"
+        );
+        assert_eq!(page_tenant(&app, "/widget/nothing/m2m-basic"), None);
+        assert_eq!(
+            page_tenant(&app, "/magic-link/6f1c2a4e-8b7d-4c3e-9a1f-2b3c4d5e6f70"),
+            None
+        );
+        assert_eq!(page_tenant(&app, "/_sandbox/ui"), None);
+        assert_eq!(page_tenant(&app, "/"), None);
     }
 
     fn plain_answer() -> Response {

@@ -441,6 +441,13 @@ fn body(status: StatusCode, path: Option<&str>) -> Option<(&'static str, Vec<u8>
                 linkbox_contracts::json::to_vec(&problem).ok()?,
             ))
         }
+        // An end user's page: a page, never an API's JSON.
+        Some(path) if crate::pages::owns(path) => Some((
+            "text/html; charset=utf-8",
+            crate::pages::failure_page(status, &message)
+                .into_string()
+                .into_bytes(),
+        )),
         _ => {
             let envelope = SandboxErrorBody {
                 error: SandboxErrorDetail {
@@ -668,5 +675,19 @@ mod tests {
         let ordinary: &[&[u8]] = &[b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n", b"{}"];
         let received = through(5, ordinary, true).await;
         assert_eq!(received, ordinary.concat());
+    }
+
+    /// An end user's page refused before it could be read is a page too.
+    #[test]
+    fn a_page_refused_unread_is_a_page() {
+        for path in ["/widget/link_x/m2m-basic", "/magic-link/abc"] {
+            let answer = enveloped(HYPER_431, Some(path)).expect("a page");
+            let text = String::from_utf8(answer).expect("text");
+            assert!(text.contains("content-type: text/html"), "{text}");
+            assert!(
+                text.contains("<h1>431 Request Header Fields Too Large</h1>"),
+                "{text}"
+            );
+        }
     }
 }

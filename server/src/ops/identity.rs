@@ -531,23 +531,6 @@ pub fn link_slug(link_id: &str) -> Option<&str> {
         .map(|(slug, _)| slug)
 }
 
-/// The tenant an end user's page acts for (a widget's or a Leaf page's, addressed by its
-/// link's id), as [`tenant_hint`] names a tenant: a widget's link id names its partner; a
-/// Leaf page's, its account once this process has seen the link (an id is a random UUID,
-/// made once by one account, so an owner seen is the owner). `None` when neither says.
-pub fn page_tenant(app: &App, path: &str) -> Option<String> {
-    let mut segments = path.strip_prefix('/')?.split('/');
-    match (segments.next()?, segments.next()?) {
-        ("widget", link_id) => link_slug(link_id).map(str::to_owned),
-        ("magic-link", id) => app
-            .store
-            .leaf()
-            .owner_of_link(id)
-            .map(|account| leaf_label(&account.username)),
-        _ => None,
-    }
-}
-
 /// What [`presented_key`] and [`bearer`] give for a credential that is not ASCII text: one
 /// was sent, so it must be refused as invalid, not read as missing. No key or token is this.
 const UNREADABLE: &str = "\u{fffd}";
@@ -616,28 +599,6 @@ mod tests {
         assert_eq!(after.tenant().map(|label| &**label), Some("leaf:farmco"));
         assert!(after.tenant_exists());
         assert!(after.body_share().is_some());
-    }
-
-    /// An end user's page names its tenant by its link's id: a widget's the partner whose
-    /// slug the id embeds; a Leaf page's none until its link is seen; other addresses none.
-    #[test]
-    fn a_page_names_the_tenant_of_its_links_id() {
-        let app = App::new(crate::config::Settings::resolve(
-            crate::config::Options::default(),
-            "127.0.0.1:1".parse().expect("addr"),
-        ));
-        assert_eq!(
-            page_tenant(&app, "/widget/link_p0a1b2c3d_0123456789ab/m2m-basic/open"),
-            Some("p0a1b2c3d".to_owned())
-        );
-        assert_eq!(link_slug("link_acme_co_0123456789ab"), Some("acme_co"));
-        assert_eq!(page_tenant(&app, "/widget/nothing/m2m-basic"), None);
-        assert_eq!(
-            page_tenant(&app, "/magic-link/6f1c2a4e-8b7d-4c3e-9a1f-2b3c4d5e6f70"),
-            None
-        );
-        assert_eq!(page_tenant(&app, "/_sandbox/ui"), None);
-        assert_eq!(page_tenant(&app, "/"), None);
     }
 
     #[test]

@@ -248,14 +248,8 @@ struct Answer {
 
 impl Answer {
     fn for_request(request: &Request) -> Answer {
-        let html = request
-            .headers
-            .get_all(header::ACCEPT)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .any(|value| value.contains("text/html"));
         Answer {
-            html,
+            html: super::takes_html(&request.headers),
             path: request.path.clone(),
         }
     }

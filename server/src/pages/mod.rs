@@ -45,6 +45,17 @@ pub fn owns(path: &str) -> bool {
     })
 }
 
+/// Whether a request's `Accept` names `text/html` (in any case, as media types are
+/// compared): a browser's, which is answered a page where a client is answered an API's
+/// body.
+pub fn takes_html(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.to_ascii_lowercase().contains("text/html"))
+}
+
 /// 404 for an end user's address no page is at.
 pub fn not_found(_method: &http::Method, _path: &str) -> Response {
     html(
@@ -77,15 +88,18 @@ pub fn fault(status: StatusCode) -> Response {
 /// it is busy or its shared database is away): `message` says what happened and what to
 /// do, on a page, never JSON.
 pub fn failure(status: StatusCode, message: &str) -> Response {
+    html(status, failure_page(status, message))
+}
+
+/// The page of [`failure`], also for a request refused before it could be read (a head
+/// too large), written out by hand.
+pub fn failure_page(status: StatusCode, message: &str) -> Markup {
     let title = status.canonical_reason().unwrap_or("Error");
-    html(
-        status,
-        document(
-            "en",
-            title,
-            "",
-            html! { main { h1 { (status.as_u16()) " " (title) } p.error #reason { (message) } } },
-        ),
+    document(
+        "en",
+        title,
+        "",
+        html! { main { h1 { (status.as_u16()) " " (title) } p.error #reason { (message) } } },
     )
 }
 

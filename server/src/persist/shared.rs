@@ -1207,6 +1207,11 @@ impl Writes {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The tenants these changes belong to (their labels).
+    pub fn tenants(&self) -> BTreeSet<String> {
+        self.0.iter().filter_map(tenant_of).collect()
+    }
 }
 
 /// What the task inside [`scoped`] has recorded.

@@ -11,7 +11,7 @@ pub mod router;
 pub mod stream;
 
 pub use request::{BodySlot, BodyStream, Request};
-pub use router::{Found, Params, Router};
+pub use router::{Found, Params, Router, decoded as path_param};
 
 use std::collections::HashSet;
 use std::hash::Hash;

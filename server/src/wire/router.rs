@@ -360,7 +360,7 @@ impl Parts<'_> {
 /// (Express decodes `req.params`, Spring its path variables), so `%6Cink_…` names the same
 /// link as `link_…`. A segment that does not decode to UTF-8 is kept as sent, and names
 /// nothing. Literal segments are matched as sent, as Express matches its routes.
-fn decoded(segment: &str) -> String {
+pub fn decoded(segment: &str) -> String {
     if !segment.contains('%') {
         return segment.to_owned();
     }
