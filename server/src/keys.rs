@@ -1,61 +1,134 @@
-//! M2M keys in text: finding them and redacting them, as sent (`m2m_test_…`, in any case),
-//! or percent-encoded in a part of a path, a query or a form (`m2m%5Ftest%5F…`). Every
+//! Credentials in text: finding them and redacting them. M2M keys as sent (`m2m_test_…`,
+//! in any case), or percent-encoded in a part of a path, a query or a form
+//! (`m2m%5Ftest%5F…`); and the credentials linkbox itself issues, which it can tell by
+//! their form: webhook secrets (`whsec_…`) and Leaf's tokens (JWTs, `eyJ….eyJ….…`). Every
 //! place that shows what a client sent — the journal, the request log, the drift report —
-//! shows it through these, so none of them quotes a credential.
+//! shows it through these, so none of them quotes a credential, wherever it was put.
 
 use std::borrow::Cow;
 
+use linkbox_contracts::m2m::WEBHOOK_SECRET_PREFIX;
 use linkbox_contracts::sandbox::REDACTED;
 
 /// The prefixes of M2M keys, which are redacted wherever they appear in text.
 pub const KEY_PREFIXES: [&str; 2] = ["m2m_test_", "m2m_live_"];
 
-/// Whether `text` holds an M2M key's prefix, in any case (an upper-cased key, as an
-/// endpoint shows a method, is still most of one).
+/// Whether `text` holds a credential: an M2M key's prefix in any case
+/// (an upper-cased key, as an endpoint shows a method, is still most of one), a webhook
+/// secret's, or a JWT.
 pub fn holds_key(text: &[u8]) -> bool {
-    // Every request's headers and body are scanned: only at an `m` or `M` (the one bit
-    // `| 0x20` folds) are the prefixes compared.
-    let mut at = 0;
-    while let Some(found) = text[at..]
-        .iter()
-        .position(|byte| byte | 0x20 == b'm')
-        .map(|i| at + i)
-    {
-        let rest = &text[found..];
-        if KEY_PREFIXES.iter().any(|prefix| {
-            rest.get(..prefix.len())
-                .is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes()))
-        }) {
-            return true;
-        }
-        at = found + 1;
-    }
-    false
+    // Every request's headers and body are scanned: only at an `m`, a `w` or an `e` (the
+    // one bit `| 0x20` folds) is more compared.
+    Credentials::new(text).next().is_some()
 }
 
-/// `text` with every M2M key (`m2m_test_` or `m2m_live_`, in any case, and the letters
-/// and digits after it) redacted, in one pass: text of nothing but key prefixes, megabytes
-/// of it, costs its length, not its length squared.
-pub fn redact_keys(text: &str) -> String {
-    // ASCII case folding keeps every byte where it is.
-    let lower = text.to_ascii_lowercase();
-    let mut out = String::with_capacity(text.len());
-    let (mut copied, mut at) = (0, 0);
-    while let Some(found) = lower[at..].find("m2m_").map(|i| at + i) {
-        let Some(prefix) = KEY_PREFIXES
+/// Where each credential in a text starts and ends, in one pass.
+struct Credentials<'a> {
+    text: &'a [u8],
+    at: usize,
+    /// Past a JWT's first part that led to none: no JWT starts within it ([`jwt_end`]).
+    no_jwt_before: usize,
+}
+
+impl<'a> Credentials<'a> {
+    fn new(text: &'a [u8]) -> Credentials<'a> {
+        Credentials {
+            text,
+            at: 0,
+            no_jwt_before: 0,
+        }
+    }
+}
+
+impl Iterator for Credentials<'_> {
+    type Item = (usize, usize);
+
+    fn next(&mut self) -> Option<(usize, usize)> {
+        while let Some(found) = self.text[self.at..]
             .iter()
-            .find(|prefix| lower[found..].starts_with(*prefix))
-        else {
-            at = found + 1;
-            continue;
-        };
-        let after = found + prefix.len();
-        let key_end = text[after..]
-            .find(|c: char| !c.is_ascii_alphanumeric())
-            .map_or(text.len(), |i| after + i);
-        out.push_str(&text[copied..found]);
+            .position(|byte| matches!(byte | 0x20, b'm' | b'w' | b'e'))
+            .map(|i| self.at + i)
+        {
+            let rest = &self.text[found..];
+            let prefixed = KEY_PREFIXES
+                .iter()
+                .chain([&WEBHOOK_SECRET_PREFIX])
+                .find(|prefix| {
+                    rest.get(..prefix.len())
+                        .is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes()))
+                });
+            let end = match prefixed {
+                Some(prefix) => Some(alphanumeric_end(self.text, found + prefix.len())),
+                None if found >= self.no_jwt_before => match jwt_end(self.text, found) {
+                    Ok(end) => Some(end),
+                    Err(first_part_end) => {
+                        self.no_jwt_before = first_part_end;
+                        None
+                    }
+                },
+                None => None,
+            };
+            match end {
+                Some(end) => {
+                    self.at = end;
+                    return Some((found, end));
+                }
+                None => self.at = found + 1,
+            }
+        }
+        self.at = self.text.len();
+        None
+    }
+}
+
+/// Where the letters and digits from `at` end.
+fn alphanumeric_end(text: &[u8], at: usize) -> usize {
+    text[at..]
+        .iter()
+        .position(|byte| !byte.is_ascii_alphanumeric())
+        .map_or(text.len(), |i| at + i)
+}
+
+/// Where the base64url characters from `at` end.
+fn base64url_end(text: &[u8], at: usize) -> usize {
+    text[at..]
+        .iter()
+        .position(|byte| !(byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_')))
+        .map_or(text.len(), |i| at + i)
+}
+
+/// Where the JWT starting at `at` ends (`eyJ…` `.` `eyJ…` `.` `…`: a JSON header and a JSON
+/// payload, base64url, and a signature), or where its first part ended when there is none:
+/// a JWT starting later within that part would end the same way, so none is looked for
+/// there, and text of `eyJeyJ…` costs its length, not its length squared.
+fn jwt_end(text: &[u8], at: usize) -> Result<usize, usize> {
+    const START: &[u8] = b"eyJ";
+    if !text[at..].starts_with(START) {
+        return Err(at + 1);
+    }
+    let header_end = base64url_end(text, at);
+    let payload = header_end + 1;
+    if text.get(header_end) != Some(&b'.') || !text[payload..].starts_with(START) {
+        return Err(header_end);
+    }
+    let payload_end = base64url_end(text, payload);
+    if text.get(payload_end) != Some(&b'.') {
+        return Err(header_end);
+    }
+    Ok(base64url_end(text, payload_end + 1))
+}
+
+/// `text` with every credential redacted ([`holds_key`]: M2M keys, webhook secrets, JWTs),
+/// in one pass: text of nothing but key prefixes, megabytes of it, costs its length, not
+/// its length squared.
+pub fn redact_keys(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    // Each credential starts and ends at an ASCII byte, a character's boundary.
+    for (start, end) in Credentials::new(text.as_bytes()) {
+        out.push_str(&text[copied..start]);
         out.push_str(REDACTED);
-        (copied, at) = (key_end, key_end);
+        copied = end;
     }
     out.push_str(&text[copied..]);
     out
@@ -111,6 +184,42 @@ pub fn decoded_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The credentials linkbox issues are found by their form wherever they are put: a
+    /// webhook secret, a Leaf token (a JWT); text merely like one is kept.
+    #[test]
+    fn webhook_secrets_and_jwts_are_redacted_wherever_they_are() {
+        let jwt = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJsZWFmdSJ9.c2lnbmF0dXJl-_x";
+        let text = format!("Bearer {jwt} and whsec_lBU7abc9, then m2m_test_K; done");
+        assert!(holds_key(text.as_bytes()));
+        assert_eq!(
+            redact_keys(&text),
+            "Bearer [redacted] and [redacted], then [redacted]; done"
+        );
+        assert_eq!(
+            redact_keys(&format!("{{\"h\":\"{jwt}\"}}")),
+            r#"{"h":"[redacted]"}"#
+        );
+        for kept in [
+            "eyJhbGciOiJIUzI1NiJ9",
+            "eyJhbGc.notjson.sig",
+            "the eye. eyJ. eyJ.eyJ",
+            "everyone sees whsec as a word",
+        ] {
+            assert_eq!(redact_keys(kept), kept, "{kept}");
+        }
+        // A key inside what began as a JWT's first part is still a key.
+        assert_eq!(redact_keys("eyJabc_m2m_test_Q1"), "eyJabc_[redacted]");
+    }
+
+    /// Text of JWT beginnings that lead to none costs its length: read again from each
+    /// `eyJ`, these 1.2 MB would take minutes.
+    #[test]
+    fn text_of_jwt_beginnings_costs_its_length() {
+        let text = "eyJ".repeat(200_000) + "." + &"eyJ".repeat(200_000);
+        assert!(!holds_key(text.as_bytes()));
+        assert_eq!(redact_keys(&text), text);
+    }
 
     #[test]
     fn a_key_is_found_in_any_case_and_nothing_else_is() {
