@@ -1178,7 +1178,13 @@ fn is_secret_header(name: &str) -> bool {
 
 /// Words that make a JSON field secret, wherever they appear in its name, ignoring case,
 /// `_` and `-`.
-const SECRET_WORDS: [&[u8]; 4] = [b"password", b"secret", b"token", b"apikey"];
+const SECRET_WORDS: [&[u8]; 5] = [
+    b"password",
+    b"secret",
+    b"token",
+    b"apikey",
+    b"authorization",
+];
 
 fn is_secret_field(name: &str) -> bool {
     contains_secret_word(name.as_bytes())
@@ -1315,18 +1321,43 @@ impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
 /// level reads its text again, and a body of string after string each opening another
 /// (`["["["…`, which a string read on past quotes that cannot close it makes of any
 /// length) would cost its length times their number, and the stack a frame each.
+///
+/// Past those levels, text that may hold a secret is not shown at all: `[redacted]`, where
+/// it was shown as sent.
 fn redacted_json_text(text: &str) -> Option<String> {
     if !may_hold_secret(text.as_bytes()) {
         return None;
     }
-    let _level = JsonTextLevel::enter()?;
-    if !text.trim_start().starts_with(['{', '[']) {
-        // JSON text after other text (`Upstream 401: {"token": …}`): its secret members,
-        // read colon by colon.
-        if !text.contains('{') {
-            return None;
-        }
-        let shown = redact_named(text);
+    let Some(_level) = JsonTextLevel::enter() else {
+        return Some(REDACTED.to_owned());
+    };
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('"') {
+        // JSON text encoded twice (`JSON.stringify` of a string of JSON text): the string
+        // it spells, read again.
+        let inner = serde_json::from_str::<String>(trimmed).ok()?;
+        let shown = redacted_json_text(&inner)?;
+        return serde_json::to_string(&shown).ok();
+    }
+    if !trimmed.starts_with(['{', '[']) {
+        // JSON text after other text (`Upstream 401: {"token": …}`): the JSON value read
+        // as JSON text where it reads, then its secret members read colon by colon.
+        let start = text.find('{')?;
+        let joined = match json_value_end(&text[start..]) {
+            Some(length) => {
+                let json = &text[start..start + length];
+                match redacted_json_text(json) {
+                    Some(shown) => Cow::Owned(format!(
+                        "{}{shown}{}",
+                        &text[..start],
+                        &text[start + length..]
+                    )),
+                    None => Cow::Borrowed(text),
+                }
+            }
+            None => Cow::Borrowed(text),
+        };
+        let shown = redact_named(&joined);
         return (shown != text).then(|| shown.into_owned());
     }
     let tree = if few_values(text.as_bytes()) {
@@ -1347,6 +1378,17 @@ fn redacted_json_text(text: &str) -> Option<String> {
         _ => redact_text(text),
     };
     (shown != text).then_some(shown)
+}
+
+/// The length of the JSON object or array `text` starts with, when it reads as one (with
+/// few enough values to read whole, [`few_values`]); text may follow it.
+fn json_value_end(text: &str) -> Option<usize> {
+    if !few_values(text.as_bytes()) {
+        return None;
+    }
+    let mut values = serde_json::Deserializer::from_str(text).into_iter::<serde::de::IgnoredAny>();
+    values.next()?.ok()?;
+    Some(values.byte_offset())
 }
 
 /// How deep [`redacted_json_text`] reads JSON text held in strings of JSON text.
@@ -1427,9 +1469,11 @@ fn redact_pair(pair: &str, json_like: bool, out: &mut String) {
         out.push_str(&without_keys(pair));
         return;
     };
-    let bare = match name.rfind(ends_a_name) {
-        Some(at) => &name[at + 1..],
-        None => name,
+    // `password = …`: spaces around the `=` do not hide the name.
+    let trimmed = name.trim_end();
+    let bare = match trimmed.rfind(ends_a_name) {
+        Some(at) => &trimmed[at + 1..],
+        None => trimmed,
     };
     // In JSON text, a secret value in a string ends with the string: at its first quote
     // that no backslash escapes.
@@ -1453,7 +1497,44 @@ fn redact_pair(pair: &str, json_like: bool, out: &mut String) {
         out.push_str(REDACTED);
         rest = &rest[from + value_end(&rest[from..])..];
     }
-    out.push_str(&without_keys(rest));
+    out.push_str(&shown_value(rest, json_like));
+}
+
+/// What [`shown_value`] leaves as sent when it encodes a value again: the characters a URL
+/// never needs to encode.
+const VALUE_AS_SENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A pair's value as shown: its M2M keys redacted, and, where it is percent-encoded, the
+/// secrets it spells once decoded (a `redirect_uri` of `https%3A%2F%2Fx%2F%3Ftoken%3D…`, a
+/// `state` of `%7B%22token%22%3A…%7D`) redacted and the value encoded again. Decoded
+/// values are read to the levels JSON text is ([`JsonTextLevel`]): one encoded past them
+/// that may hold a secret is not shown at all.
+fn shown_value(value: &str, json_like: bool) -> Cow<'_, str> {
+    let keyless = without_keys(value);
+    if json_like || !value.contains('%') || keyless != value {
+        return keyless;
+    }
+    let decoded = decoded_name(value);
+    // Nothing decoded (`100%`), or nothing that could spell a secret.
+    if decoded == value || !may_hold_secret(decoded.as_bytes()) {
+        return keyless;
+    }
+    let Some(_level) = JsonTextLevel::enter() else {
+        return Cow::Borrowed(REDACTED);
+    };
+    let mut redacted = redacted_json_text(&decoded).unwrap_or_else(|| redact_text(&decoded));
+    if redacted == decoded && decoded.contains('%') {
+        // Encoded more than once: decoded again.
+        redacted = shown_value(&decoded, false).into_owned();
+    }
+    if redacted == decoded {
+        return keyless;
+    }
+    Cow::Owned(percent_encoding::utf8_percent_encode(&redacted, VALUE_AS_SENT).to_string())
 }
 
 /// A character that ends the text before a pair's name: no form's name holds one as sent.
@@ -1502,19 +1583,45 @@ fn redact_named(text: &str) -> Cow<'_, str> {
         while end > copied && bytes[end - 1].is_ascii_whitespace() {
             end -= 1;
         }
-        // A name's closing quote is not escaped; the look back from one stops at the quote
-        // before it, so no byte is looked back over for two colons.
-        if end <= copied || bytes[end - 1] != b'"' || escaped(bytes, end - 1) {
+        if end <= copied {
             continue;
         }
+        // A name's closing quote is not escaped; the look back from one stops at the quote
+        // before it, so no byte is looked back over for two colons. A name in single quotes
+        // (a Python dict's text) or none (a JavaScript object's, `password: …` in a
+        // message) is looked back over at most 256 bytes.
         let close = end - 1;
-        let Some(open) = (copied..close)
-            .rev()
-            .find(|&i| bytes[i] == b'"' && !escaped(bytes, i))
-        else {
-            continue;
+        let name = match bytes[close] {
+            quote @ (b'"' | b'\'') if !escaped(bytes, close) => {
+                let from = if quote == b'"' {
+                    copied
+                } else {
+                    copied.max(close.saturating_sub(256))
+                };
+                let Some(open) = (from..close)
+                    .rev()
+                    .find(|&i| bytes[i] == quote && !escaped(bytes, i))
+                else {
+                    continue;
+                };
+                if quote == b'"' {
+                    json_text(&text[open + 1..close])
+                } else {
+                    Cow::Borrowed(&text[open + 1..close])
+                }
+            }
+            byte if is_bare_name_byte(byte) => {
+                let floor = copied.max(end.saturating_sub(256));
+                let open = (floor..end)
+                    .rev()
+                    .take_while(|&i| is_bare_name_byte(bytes[i]))
+                    .last()
+                    .unwrap_or(end);
+                Cow::Borrowed(&text[open..end])
+            }
+            _ => continue,
         };
-        if !is_secret_field(&json_text(&text[open + 1..close])) {
+        if !is_secret_field(&name) {
             continue;
         }
         let mut start = colon + 1;
@@ -1525,11 +1632,12 @@ fn redact_named(text: &str) -> Cow<'_, str> {
         let (from, to, mark) = match bytes.get(start) {
             None => continue,
             Some(b'"') => (start + 1, closing_quote(bytes, start + 1), REDACTED),
+            Some(b'\'') => (start + 1, single_quote_end(bytes, start + 1), REDACTED),
             Some(b'{' | b'[') => (start, container_end(bytes, start), quoted_mark.as_str()),
             Some(_) => {
                 let end = bytes[start..]
                     .iter()
-                    .position(|b| matches!(b, b',' | b'}' | b']'))
+                    .position(|b| matches!(b, b',' | b'}' | b']' | b'\n' | b'\r'))
                     .map_or(bytes.len(), |i| start + i);
                 (
                     start,
@@ -1554,6 +1662,25 @@ fn redact_named(text: &str) -> Cow<'_, str> {
 }
 
 /// Whether the byte at `at` is escaped: an odd run of `\` before it (at most 64 looked at).
+/// A byte of a name given without quotes before a colon (`password: …`).
+fn is_bare_name_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'$')
+}
+
+/// The index of the single quote, not escaped, closing a value that opened before `from`,
+/// or the text's length.
+fn single_quote_end(bytes: &[u8], from: usize) -> usize {
+    let mut at = from;
+    while let Some(byte) = bytes.get(at) {
+        match byte {
+            b'\\' => at += 2,
+            b'\'' => return at,
+            _ => at += 1,
+        }
+    }
+    bytes.len()
+}
+
 fn escaped(bytes: &[u8], at: usize) -> bool {
     bytes[at.saturating_sub(64)..at]
         .iter()
@@ -2639,6 +2766,82 @@ pub(crate) mod tests {
         assert!(!shown.contains("S1"), "{shown}");
     }
 
+    /// JSON text encoded twice, JSON text in a member of JSON after other text, and JSON
+    /// text past the levels read: none shows its secret.
+    #[test]
+    fn json_text_encoded_twice_or_after_text_and_nested_is_redacted() {
+        let twice = serde_json::to_string(&serde_json::json!({"token": "HUNTER2"}).to_string())
+            .expect("a string");
+        let thrice = serde_json::to_string(&twice).expect("a string");
+        let after = format!(
+            "Upstream 401: {}",
+            serde_json::json!({"body": serde_json::json!({"token": "HUNTER3"}).to_string()})
+        );
+        let mut deep = serde_json::json!({"token": "HUNTER4"}).to_string();
+        for _ in 0..6 {
+            deep = serde_json::json!({ "d": deep }).to_string();
+        }
+        for note in [twice.clone(), thrice, after.clone(), deep] {
+            let body = serde_json::json!({"referenceId": "r", "metadata": {"note": note}});
+            let shown = redact_body(body.to_string().as_bytes());
+            assert!(!shown.contains("HUNTER"), "{shown}");
+            assert!(shown.contains("\"referenceId\":\"r\""), "{shown}");
+        }
+        // What is not secret stays readable.
+        let shown = redacted_json_text(&after).expect("redacted");
+        assert!(shown.starts_with("Upstream 401: {\"body\":"), "{shown}");
+        let shown = redacted_json_text(&twice).expect("redacted");
+        assert_eq!(
+            serde_json::from_str::<String>(&shown).ok().as_deref(),
+            Some(r#"{"token":"[redacted]"}"#)
+        );
+    }
+
+    /// Hand-built text naming a secret in single quotes, without quotes, or with spaces
+    /// around a form's `=`, and a secret spelled percent-encoded in a query's or a form's
+    /// value: none shows it; what is not secret stays.
+    #[test]
+    fn secrets_named_by_hand_or_percent_encoded_in_a_value_are_redacted() {
+        for body in [
+            "{'username': 'leafu', 'password': 'HUNTER4'}",
+            r#"{username: "leafu", password: "HUNTER5"}"#,
+            "Upstream 401: {'token': 'HUNTER6'}",
+            "password: HUNTER7\nnext: line",
+            "username=leafu&password = HUNTER8",
+            "username=leafu&state=%7B%22token%22%3A%22HUNTER9%22%7D",
+        ] {
+            let shown = redact_body(body.as_bytes());
+            assert!(!shown.contains("HUNTER"), "{body} -> {shown}");
+            assert!(
+                ["leafu", "next", "Upstream"]
+                    .iter()
+                    .any(|kept| shown.contains(kept)),
+                "{shown}"
+            );
+        }
+        let query = "redirect_uri=https%3A%2F%2Fapp.example%2Fcb%3Ftoken%3DHUNTER%26a%3D1&x=2";
+        let shown = redact_query(query);
+        assert!(!shown.contains("HUNTER"), "{shown}");
+        assert!(
+            shown.starts_with(
+                "redirect_uri=https%3A%2F%2Fapp.example%2Fcb%3Ftoken%3D%5Bredacted%5D"
+            ),
+            "{shown}"
+        );
+        assert!(shown.ends_with("&x=2"), "{shown}");
+        // Encoded again and again, past the levels read: not shown at all.
+        let mut deep = "token=HUNTER".to_owned();
+        for _ in 0..6 {
+            deep = percent_encoding::utf8_percent_encode(&deep, VALUE_AS_SENT).to_string();
+        }
+        assert!(!redact_query(&format!("q={deep}")).contains("HUNTER"));
+        // A colon after a word that names nothing secret keeps its text.
+        assert_eq!(
+            redact_body(b"time: 12:30, place: here"),
+            "time: 12:30, place: here"
+        );
+    }
+
     #[test]
     fn every_secret_pair_of_a_value_is_redacted_also_after_a_url_s_question_mark() {
         for body in [
@@ -2827,7 +3030,8 @@ pub(crate) mod tests {
             "{metadata}"
         );
         assert!(metadata.contains("gold"), "{metadata}");
-        assert_eq!(shown["note"], "{not json, and password: kept}");
+        // A secret named without quotes, as a JavaScript object's text names it.
+        assert_eq!(shown["note"], "{not json, and password: \"[redacted]\"}");
     }
 
     #[test]
