@@ -634,6 +634,19 @@ fn refusal_page(status: StatusCode, detail: &str) -> Response {
 
 /// A 404 or 410 page saying why.
 fn refusal(error: &Error) -> Response {
+    // A connect past a storage budget: the page says which and how to make room.
+    if let Error::Leaf(LeafError::StorageFull(full)) = error {
+        let title = "This link's account has no room left";
+        return page(
+            StatusCode::FORBIDDEN,
+            document(
+                "en",
+                title,
+                "",
+                html! { main { h1 { (title) } p.error #reason { (full.to_string()) } } },
+            ),
+        );
+    }
     let (status, title, detail) = match error {
         Error::Leaf(LeafError::LinkExpired) => (
             StatusCode::GONE,

@@ -666,8 +666,19 @@ impl Account {
     ) -> Result<wire::LeafUser, LeafError> {
         let mut state = self.state.lock();
         let id = state.user_id(leaf_user_id)?;
+        // Credentials of a fixed size, one per provider: a new provider's counted and
+        // admitted as any write (seven a user, some 900 bytes, passed both budgets twice
+        // over); one connected again adds nothing.
+        let known = state
+            .users
+            .get(&id)
+            .ok_or(LeafError::UserNotFound)?
+            .credentials
+            .contains_key(&provider);
+        if !known {
+            self.budget.admits(state.stored, CREDENTIALS_WEIGHT)?;
+        }
         let user = state.users.get_mut(&id).ok_or(LeafError::UserNotFound)?;
-        // Credentials of a fixed size, one per provider: counted, never refused.
         let counted = user.weight();
         user.credentials.insert(
             provider,
@@ -1489,6 +1500,37 @@ mod tests {
             Err(LeafError::StorageFull(_))
         ));
         assert!(account.uploads(&small.id).is_empty());
+        // Filled to within a user's weight, a provider's credentials are refused too,
+        // and the account stays within its budget; one connected again adds nothing.
+        for (n, size) in [100_000, 10_000, 1_000, 100, 1].into_iter().enumerate() {
+            let mut made = 0;
+            while account
+                .create_user(fields(&format!("f{n}-{made}"), size))
+                .is_ok()
+            {
+                made += 1;
+            }
+        }
+        let (connected, refused): (Vec<_>, Vec<_>) = Provider::ALL
+            .into_iter()
+            .map(|provider| (provider, account.connect_provider(&user, provider, NOW)))
+            .partition(|(_, connected)| connected.is_ok());
+        assert!(
+            refused.len() >= 6,
+            "{} of 7 connects refused",
+            refused.len()
+        );
+        assert!(
+            refused
+                .iter()
+                .all(|(_, refused)| matches!(refused, Err(LeafError::StorageFull(_))))
+        );
+        assert!(account.stored() <= 1024 * 1024, "{}", account.stored());
+        if let Some((provider, _)) = connected.first() {
+            account
+                .connect_provider(&user, *provider, NOW)
+                .expect("connected again");
+        }
         account.reset();
         assert!(account.create_user(fields("again", 200_000)).is_ok());
     }

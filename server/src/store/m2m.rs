@@ -1270,7 +1270,7 @@ impl Partner {
             .collect();
         let link_id = self.link_id(link.suffix);
         self.budget
-            .admits(state.stored, compact_len(Some(&patch)))?;
+            .admits(state.counted(), compact_len(Some(&patch)))?;
         let user = &mut state.users[user_index];
         let counted = user.weight();
         if user.data.is_none() {

@@ -306,6 +306,11 @@ impl Budget {
     /// sandbox's budget at once: asked by a write about to be made, under its tenant's
     /// lock (a check before a write is [`Budget::allows`]).
     pub fn admits(&self, stored: u64, more: u64) -> Result<(), StorageFull> {
+        // A write that adds nothing (a revoke without a reason, a replace that shrinks)
+        // is never refused, however full the tenant or the sandbox.
+        if more == 0 {
+            return Ok(());
+        }
         if stored.saturating_add(more) > self.bytes {
             return Err(self.full());
         }
@@ -315,6 +320,9 @@ impl Budget {
     /// What [`Budget::admits`] would answer, counting nothing: a check before writes that
     /// are each admitted as they are made.
     pub fn allows(&self, stored: u64, more: u64) -> Result<(), StorageFull> {
+        if more == 0 {
+            return Ok(());
+        }
         if stored.saturating_add(more) > self.bytes {
             return Err(self.full());
         }
@@ -435,6 +443,13 @@ mod tests {
         assert!(message.contains("(2 MiB each)"), "{message}");
         assert!(message.contains("this partner holds more"), "{message}");
         assert_eq!(budget.admits(MIB, MIB / 2), Ok(()), "within its share");
+        // A write that adds nothing (a revoke without a reason) is never refused.
+        assert_eq!(budget.admits(900 * MIB, 0), Ok(()), "adds nothing");
+        assert_eq!(
+            Budget::new(1, Tenant::Partner, ceiling.clone()).admits(2 * MIB, 0),
+            Ok(()),
+            "a tenant past its own budget adds nothing"
+        );
         assert!(budget.admits(MIB, MIB + 1).is_err(), "past the slice");
         // Many holders: the share is the smaller.
         ceiling.holders.store(1023, Ordering::Relaxed);

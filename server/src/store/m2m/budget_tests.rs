@@ -147,3 +147,57 @@ fn a_snapshot_past_the_budget_is_not_restored() {
     );
     assert_eq!(tight.snapshot(), before);
 }
+
+/// A partner's webhook URL counts against its budget in a snapshot's restore and under a
+/// fulfil, as it does when set; a revoke that adds nothing goes through at a full budget.
+#[test]
+fn the_webhook_url_counts_in_a_restore_and_a_fulfil() {
+    let partner = partner_with(Options {
+        max_tenant_mib: Some(1),
+        ..Options::default()
+    });
+    let opened = {
+        let mut link = new_link("waiting");
+        link.user_data = Some(json!({"firstName": "Ana"}));
+        let link = partner.create_link(link, NOW).expect("link");
+        partner.open_link(&link.link_id, NOW).expect("open")
+    };
+    let request = opened.data_request.expect("incomplete user data");
+    let url = format!("https://hooks.example/{}", "a".repeat(60_000));
+    partner.set_webhook_url(Some(url.clone())).expect("set");
+    let mut made = 0;
+    while partner
+        .create_link(with_metadata(&format!("u{made}"), 50_000), NOW)
+        .is_ok()
+    {
+        made += 1;
+    }
+    let full = partner.stored();
+    // Only the URL is left to add: a restore of the same state with it longer is past.
+    let mut longer = partner.snapshot();
+    longer.webhook_url = Some(format!("{url}{}", "b".repeat(60_000)));
+    let refused = partner.restore(longer).expect_err("past the budget");
+    assert!(
+        matches!(refused, RestoreError::StorageFull(_)),
+        "{refused:?}"
+    );
+    assert_eq!(partner.stored(), full);
+    // A fulfil that fits beside the links but not beside the URL too.
+    let room = 1024 * 1024 - full;
+    let fulfil = partner.fulfil_data_request(
+        &request.data_request_id,
+        "waiting",
+        json!({"dob": "1990-01-01", "note": "n".repeat(room as usize + 1)}),
+        NOW,
+    );
+    assert!(
+        matches!(fulfil, Err(LinkError::StorageFull(_))),
+        "{fulfil:?}"
+    );
+    assert!(partner.stored() <= 1024 * 1024, "{}", partner.stored());
+    // Nothing added, nothing refused.
+    let id = partner.snapshot().links[0].link_id.clone();
+    partner
+        .revoke_link(&id, None, NOW)
+        .expect("a revoke adds nothing");
+}

@@ -131,9 +131,10 @@ impl Partner {
     /// real) would check it; nothing changes.
     pub fn rebuilt(&self, snapshot: M2mSnapshot) -> Result<Rebuilt, RestoreError> {
         let state = self.rebuild(snapshot).map_err(RestoreError::Invalid)?;
+        // Counted as the partner's state is, its webhook URL too.
         let holds = self.stored();
         self.budget
-            .allows(holds, state.stored.saturating_sub(holds))?;
+            .allows(holds, state.counted().saturating_sub(holds))?;
         Ok(Rebuilt {
             slug: self.slug.clone(),
             state,
@@ -155,7 +156,7 @@ impl Partner {
         let mut state = self.state.lock();
         let holds = state.counted();
         self.budget
-            .admits(holds, restored.stored.saturating_sub(holds))?;
+            .admits(holds, restored.counted().saturating_sub(holds))?;
         let webhook_secret = std::mem::take(&mut state.webhook_secret);
         *state = PartnerState {
             webhook_secret,
