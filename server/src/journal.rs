@@ -1340,8 +1340,9 @@ fn redacted_json_text(text: &str) -> Option<String> {
         return serde_json::to_string(&shown).ok();
     }
     if !trimmed.starts_with(['{', '[']) {
-        // JSON text after other text (`Upstream 401: {"token": …}`): the JSON value read
-        // as JSON text where it reads, then its secret members read colon by colon.
+        // JSON text after other text (`Upstream 401: {"token": …}`): the JSON value the
+        // first `{` opens read as JSON text where it reads, then its secret members read
+        // colon by colon.
         let start = text.find('{')?;
         let joined = match json_value_end(&text[start..]) {
             Some(length) => {
@@ -1497,7 +1498,14 @@ fn redact_pair(pair: &str, json_like: bool, out: &mut String) {
         out.push_str(REDACTED);
         rest = &rest[from + value_end(&rest[from..])..];
     }
-    out.push_str(&shown_value(rest, json_like));
+    if json_like {
+        // In JSON text, the value ends with its string.
+        let end = string_end(rest.as_bytes(), 0).min(rest.len());
+        out.push_str(&shown_value(&rest[..end]));
+        out.push_str(&without_keys(&rest[end..]));
+    } else {
+        out.push_str(&shown_value(rest));
+    }
 }
 
 /// What [`shown_value`] leaves as sent when it encodes a value again: the characters a URL
@@ -1513,9 +1521,9 @@ const VALUE_AS_SENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHAN
 /// `state` of `%7B%22token%22%3A…%7D`) redacted and the value encoded again. Decoded
 /// values are read to the levels JSON text is ([`JsonTextLevel`]): one encoded past them
 /// that may hold a secret is not shown at all.
-fn shown_value(value: &str, json_like: bool) -> Cow<'_, str> {
+fn shown_value(value: &str) -> Cow<'_, str> {
     let keyless = without_keys(value);
-    if json_like || !value.contains('%') || keyless != value {
+    if !value.contains('%') || keyless != value {
         return keyless;
     }
     let decoded = decoded_name(value);
@@ -1529,7 +1537,7 @@ fn shown_value(value: &str, json_like: bool) -> Cow<'_, str> {
     let mut redacted = redacted_json_text(&decoded).unwrap_or_else(|| redact_text(&decoded));
     if redacted == decoded && decoded.contains('%') {
         // Encoded more than once: decoded again.
-        redacted = shown_value(&decoded, false).into_owned();
+        redacted = shown_value(&decoded).into_owned();
     }
     if redacted == decoded {
         return keyless;
@@ -1548,17 +1556,30 @@ fn ends_a_name(c: char) -> bool {
 /// Each byte is read once: the name after each separator is read only to the next
 /// separator or `=`.
 fn secret_pair_in(value: &str) -> Option<usize> {
-    let separates = |byte: &u8| matches!(byte, b';' | b',' | b' ' | b'\t' | b'?');
+    // A `+` is a form's space.
+    let separates = |byte: &u8| matches!(byte, b';' | b',' | b' ' | b'\t' | b'?' | b'+');
+    let space = |byte: &u8| matches!(byte, b' ' | b'\t' | b'+');
     let bytes = value.as_bytes();
     let mut at = 0;
     while let Some(separator) = bytes[at..].iter().position(separates).map(|i| at + i) {
-        let start = separator + 1;
+        // Spaces after the separator and around the `=` do not hide the name.
+        let mut start = separator + 1;
+        while bytes.get(start).is_some_and(space) {
+            start += 1;
+        }
         let end = bytes[start..]
             .iter()
             .position(|byte| separates(byte) || *byte == b'=')
             .map_or(bytes.len(), |i| start + i);
-        if bytes.get(end) == Some(&b'=') && is_secret_field(&decoded_name(&value[start..end])) {
-            return Some(end + 1);
+        let mut equals = end;
+        while bytes.get(equals).is_some_and(space) {
+            equals += 1;
+        }
+        if end > start
+            && bytes.get(equals) == Some(&b'=')
+            && is_secret_field(&decoded_name(&value[start..end]))
+        {
+            return Some(equals + 1);
         }
         at = end;
     }
@@ -1591,6 +1612,8 @@ fn redact_named(text: &str) -> Cow<'_, str> {
         // (a Python dict's text) or none (a JavaScript object's, `password: …` in a
         // message) is looked back over at most 256 bytes.
         let close = end - 1;
+        // A name in double quotes is JSON's, whose value the mark replaces as a string.
+        let json_name = bytes[close] == b'"';
         let name = match bytes[close] {
             quote @ (b'"' | b'\'') if !escaped(bytes, close) => {
                 let from = if quote == b'"' {
@@ -1628,11 +1651,15 @@ fn redact_named(text: &str) -> Cow<'_, str> {
         while bytes.get(start).is_some_and(u8::is_ascii_whitespace) {
             start += 1;
         }
-        let quoted_mark = format!("\"{REDACTED}\"");
+        let quoted_mark = if json_name {
+            format!("\"{REDACTED}\"")
+        } else {
+            REDACTED.to_owned()
+        };
         let (from, to, mark) = match bytes.get(start) {
             None => continue,
             Some(b'"') => (start + 1, closing_quote(bytes, start + 1), REDACTED),
-            Some(b'\'') => (start + 1, single_quote_end(bytes, start + 1), REDACTED),
+            Some(b'\'') => (start + 1, quote_end(bytes, start + 1, b'\''), REDACTED),
             Some(b'{' | b'[') => (start, container_end(bytes, start), quoted_mark.as_str()),
             Some(_) => {
                 let end = bytes[start..]
@@ -1665,20 +1692,6 @@ fn redact_named(text: &str) -> Cow<'_, str> {
 /// A byte of a name given without quotes before a colon (`password: …`).
 fn is_bare_name_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'$')
-}
-
-/// The index of the single quote, not escaped, closing a value that opened before `from`,
-/// or the text's length.
-fn single_quote_end(bytes: &[u8], from: usize) -> usize {
-    let mut at = from;
-    while let Some(byte) = bytes.get(at) {
-        match byte {
-            b'\\' => at += 2,
-            b'\'' => return at,
-            _ => at += 1,
-        }
-    }
-    bytes.len()
 }
 
 fn escaped(bytes: &[u8], at: usize) -> bool {
@@ -1995,12 +2008,20 @@ fn redacted_string_of_json_text(literal: &str) -> Option<String> {
 /// The index of the `"` closing a JSON string whose text starts at `from` (past a `\`
 /// escape), or the text's length when it is not closed.
 fn string_end(bytes: &[u8], from: usize) -> usize {
+    quote_end(bytes, from, b'"')
+}
+
+/// The index of the first `quote` from `from` that no backslash escapes, or the text's
+/// length: where a string in `"` (JSON's) or in `'` (a Python dict's text) closes.
+fn quote_end(bytes: &[u8], from: usize, quote: u8) -> usize {
     let mut at = from;
-    while let Some(byte) = bytes.get(at) {
-        match byte {
-            b'\\' => at += 2,
-            b'"' => return at,
-            _ => at += 1,
+    while let Some(&byte) = bytes.get(at) {
+        if byte == b'\\' {
+            at += 2;
+        } else if byte == quote {
+            return at;
+        } else {
+            at += 1;
         }
     }
     bytes.len()
@@ -2052,6 +2073,14 @@ fn redact_json(value: &mut Value) {
             // as a body that does not is.
             if let Some(shown) = redacted_json_text(text) {
                 *text = shown;
+            } else if may_hold_secret(text.as_bytes()) {
+                // Any other text that may hold a secret is read as a body that is not JSON
+                // is: a message (`login failed, password: …`), JSON text after other text
+                // however deep, pairs with spaces around their `=`.
+                let shown = redact_text(text);
+                if shown != *text {
+                    *text = shown;
+                }
             }
             // A URL's or a form's secret parameter quoted in a value
             // (`"callback": "https://x/?token=…"`), as text that is not JSON shows it.
@@ -2059,6 +2088,14 @@ fn redact_json(value: &mut Value) {
                 let shown = redact_pairs(text);
                 if shown != *text {
                     *text = shown;
+                }
+            }
+            // A value percent-encoded whole (`"redirect_uri": "https%3A%2F%2Fx%2F%3Ftoken%3D…"`),
+            // read decoded.
+            if text.contains('%') && !text.contains('=') {
+                let shown = shown_value(text);
+                if shown != text.as_str() {
+                    *text = shown.into_owned();
                 }
             }
             // An M2M key is redacted wherever it is, in any field's value: as sent, or
@@ -2842,6 +2879,47 @@ pub(crate) mod tests {
         );
     }
 
+    /// In a JSON body's string: a secret named without quotes in a message, JSON text
+    /// encoded twice after other text, a pair after another with spaces or a form's `+`
+    /// around its `=`, and a value percent-encoded whole or within malformed JSON.
+    #[test]
+    fn secrets_in_messages_and_encoded_values_within_json_strings_are_redacted() {
+        let twice_after = format!(
+            "Upstream 401: {}",
+            serde_json::to_string(&serde_json::json!({"token": "S3CR3Tx"}).to_string())
+                .expect("a string")
+        );
+        for note in [
+            "login failed password: S3CR3Tx".to_owned(),
+            "login failed, 'password': 'S3CR3Tx'".to_owned(),
+            twice_after,
+            "Upstream 401: {\"a\":1} and {\"body\": \"{\\\"token\\\": \\\"S3CR3Tx\\\"}\"}"
+                .to_owned(),
+            "user=a password = S3CR3Tx".to_owned(),
+            "a=1; password = S3CR3Tx".to_owned(),
+            "msg=login+failed+password=S3CR3Tx".to_owned(),
+            "https%3A%2F%2Fx%2F%3Ftoken%3DS3CR3Tx".to_owned(),
+        ] {
+            let body = serde_json::json!({"referenceId": "r", "note": note});
+            let shown = redact_body(body.to_string().as_bytes());
+            assert!(!shown.contains("S3CR3Tx"), "{note} -> {shown}");
+            assert!(shown.contains("\"referenceId\":\"r\""), "{shown}");
+        }
+        for text in [
+            r#"{"u": "https://x/?r=https%3A%2F%2Fy%2F%3Ftoken%3DS3CR3Tx",}"#,
+            "a=1+password+=+S3CR3Tx",
+            "a=1,password =S3CR3Tx",
+        ] {
+            let shown = redact_body(text.as_bytes());
+            assert!(!shown.contains("S3CR3Tx"), "{text} -> {shown}");
+        }
+        // Ordinary text keeps its words.
+        assert_eq!(
+            redact_body(br#"{"note":"time: 12:30, then a=1 b = 2"}"#),
+            r#"{"note":"time: 12:30, then a=1 b = 2"}"#
+        );
+    }
+
     #[test]
     fn every_secret_pair_of_a_value_is_redacted_also_after_a_url_s_question_mark() {
         for body in [
@@ -3031,7 +3109,7 @@ pub(crate) mod tests {
         );
         assert!(metadata.contains("gold"), "{metadata}");
         // A secret named without quotes, as a JavaScript object's text names it.
-        assert_eq!(shown["note"], "{not json, and password: \"[redacted]\"}");
+        assert_eq!(shown["note"], "{not json, and password: [redacted]}");
     }
 
     #[test]

@@ -115,7 +115,17 @@ fn jwt_end(text: &[u8], at: usize) -> Result<usize, usize> {
     if text.get(payload_end) != Some(&b'.') {
         return Err(header_end);
     }
-    Ok(base64url_end(text, payload_end + 1))
+    // Further dotted parts belong to it too: `eyJx.` glued before a JWT made the JWT's
+    // payload read as a signature, and its own signature was left out.
+    let mut end = base64url_end(text, payload_end + 1);
+    while text.get(end) == Some(&b'.')
+        && text
+            .get(end + 1)
+            .is_some_and(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_'))
+    {
+        end = base64url_end(text, end + 1);
+    }
+    Ok(end)
 }
 
 /// `text` with every credential redacted ([`holds_key`]: M2M keys, webhook secrets, JWTs),
@@ -208,6 +218,11 @@ mod tests {
         ] {
             assert_eq!(redact_keys(kept), kept, "{kept}");
         }
+        // A JWT after text like a JWT's beginning is redacted to its signature.
+        assert_eq!(
+            redact_keys(&format!("note: eyJx.{jwt}.")),
+            "note: [redacted]."
+        );
         // A key inside what began as a JWT's first part is still a key.
         assert_eq!(redact_keys("eyJabc_m2m_test_Q1"), "eyJabc_[redacted]");
     }

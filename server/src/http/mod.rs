@@ -581,8 +581,9 @@ impl Drop for Unanswered {
 /// tenant its credentials name (an M2M request without a usable key touches nothing, it is
 /// refused); an end user's page, the tenant its link's id names ([`page_tenant`]:
 /// a page view must not lock every tenant of every replica); Leaf requests without a token
-/// (authenticate, the magic-link widget), the control API, the operator's pages and a page
-/// whose tenant is not known, anything; the health check and the documents, nothing.
+/// (authenticate, the magic-link widget), the control API, the dashboard and a page whose
+/// tenant is not known, anything; the health check, the documents, the landing page and a
+/// path no surface serves, nothing.
 fn replica_hint(app: &App, request: &Request) -> Hint {
     if app.replica.is_none() {
         return Hint::Nothing;
@@ -598,6 +599,11 @@ fn replica_hint(app: &App, request: &Request) -> Hint {
         };
     }
     if path == "/_sandbox/health" || docs::owns(path) {
+        return Hint::Nothing;
+    }
+    // The landing page, and a path no surface serves (the `/favicon.ico` a browser asks
+    // for after each page), reach no tenant: they take no lock.
+    if path == "/" || !(is_control(path) || pages::owns(path)) {
         return Hint::Nothing;
     }
     if pages::owns(path)
