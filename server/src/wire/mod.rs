@@ -584,6 +584,11 @@ mod tests {
         assert!(holds_more_values_than(b"[1,2,3,4]", 3));
         assert!(!holds_more_values_than(br#"{"a":"x,y,z,[{:"}"#, 3));
         assert!(!holds_more_values_than(br#"{"a":"\",,,,"}"#, 3));
+        // At the length where it can first hold one more, as where it cannot.
+        assert!(holds_more_values_than(b"[[[[", 3));
+        assert!(!holds_more_values_than(b"[[[", 3));
+        assert!(!holds_more_values_than(b"", 0));
+        assert!(holds_more_values_than(b"{", 0));
     }
 
     /// The `X-Linkbox-Warning` values of `response`, in order.
