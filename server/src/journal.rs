@@ -1552,12 +1552,13 @@ fn ends_a_name(c: char) -> bool {
 
 /// Where the value of the first pair with a secret name begins inside `value`, another
 /// pair's value (`a=1;password=…`, `user=a password=…`, `username="u", password="…"`, a
-/// URL's `https://x/?token=…`): a name after a `;`, a `,`, a space or a `?`, up to its `=`.
-/// Each byte is read once: the name after each separator is read only to the next
-/// separator or `=`.
+/// URL's `https://x/?token=…`, a `text/plain` form's or an `.env` file's lines): a name
+/// after a `;`, a `,`, white space or a `?`, up to its `=`. Each byte is read once: the
+/// name after each separator is read only to the next separator or `=`.
 fn secret_pair_in(value: &str) -> Option<usize> {
     // A `+` is a form's space.
-    let separates = |byte: &u8| matches!(byte, b';' | b',' | b' ' | b'\t' | b'?' | b'+');
+    let separates =
+        |byte: &u8| matches!(byte, b';' | b',' | b'?' | b'+') || byte.is_ascii_whitespace();
     let space = |byte: &u8| matches!(byte, b' ' | b'\t' | b'+');
     let bytes = value.as_bytes();
     let mut at = 0;
@@ -1847,6 +1848,7 @@ fn blank_line_end(text: &str, from: usize) -> Option<usize> {
 /// followed by anything but `:`, `,`, `}`, `]` or another string (or the end) is taken as
 /// part of the string, and the walk stays in step with the members after it.
 fn redact_members(text: &str) -> String {
+    let json_like = text.trim_start().starts_with(['{', '[']);
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
@@ -1869,7 +1871,7 @@ fn redact_members(text: &str) -> String {
             // with escapes, or JSON text held in it.
             if spells_key_escaped(literal) {
                 redact(&mut out, &mut copied, open + 1, close, REDACTED);
-            } else if let Some(shown) = redacted_string_of_json_text(literal) {
+            } else if let Some(shown) = redacted_literal(literal, json_like) {
                 redact(&mut out, &mut copied, open + 1, close, &shown);
             }
             at = next.min(bytes.len());
@@ -1887,7 +1889,7 @@ fn redact_members(text: &str) -> String {
             let value = &text[next + 1..value_end];
             if spells_key_escaped(value) {
                 redact(&mut out, &mut copied, next + 1, value_end, REDACTED);
-            } else if let Some(shown) = redacted_string_of_json_text(value) {
+            } else if let Some(shown) = redacted_literal(value, json_like) {
                 redact(&mut out, &mut copied, next + 1, value_end, &shown);
             }
             at = (value_end + 1).min(bytes.len());
@@ -1993,14 +1995,32 @@ fn spells_key_escaped(literal: &str) -> bool {
     literal.contains("\\u") && holds_key(json_text(literal).as_bytes())
 }
 
-/// A JSON string's text (between its quotes) holding JSON text, with that JSON text's
-/// secrets redacted ([`redacted_json_text`]), written back as a string's text; `None` when
-/// it holds none or nothing in it is redacted.
-fn redacted_string_of_json_text(literal: &str) -> Option<String> {
-    if !literal.contains(['{', '[']) {
+/// A JSON string's text (between its quotes) in text that is not JSON, its value shown as
+/// a JSON body's string's is ([`redacted_string`]: JSON text in it, a message, pairs, an
+/// encoded URL), written back as a string's text; `None` when nothing in it is redacted.
+/// In text that is not JSON text (`json_like`), where quotes need not close a JSON string
+/// (a multipart form's `name="…"` and the part after it), only JSON text in one is read.
+/// Read to the levels JSON text is ([`JsonTextLevel`]).
+fn redacted_literal(literal: &str, json_like: bool) -> Option<String> {
+    if !may_hold_secret(literal.as_bytes()) || !(json_like || literal.contains(['{', '['])) {
         return None;
     }
-    let shown = redacted_json_text(&json_text(literal))?;
+    // A level of its own where no JSON text in it counts one (a string in the string, and
+    // one in that, each read again).
+    let _level = if literal.contains(['{', '[']) {
+        None
+    } else {
+        let Some(level) = JsonTextLevel::enter() else {
+            return Some(REDACTED.to_owned());
+        };
+        Some(level)
+    };
+    let text = json_text(literal);
+    let shown = if json_like {
+        redacted_string(&text)?
+    } else {
+        redacted_json_text(&text)?
+    };
     let quoted = serde_json::to_string(&shown).ok()?;
     Some(quoted[1..quoted.len() - 1].to_owned())
 }
@@ -2068,47 +2088,80 @@ fn redact_json(value: &mut Value) {
         }
         Value::Array(items) => items.iter_mut().for_each(redact_json),
         Value::String(text) => {
-            // An object sent as JSON text (a `metadata` string holding `{"clientSecret": …}`)
-            // is redacted within, and stays text; JSON text that does not parse is redacted
-            // as a body that does not is.
-            if let Some(shown) = redacted_json_text(text) {
+            if let Some(shown) = redacted_string(text) {
                 *text = shown;
-            } else if may_hold_secret(text.as_bytes()) {
-                // Any other text that may hold a secret is read as a body that is not JSON
-                // is: a message (`login failed, password: …`), JSON text after other text
-                // however deep, pairs with spaces around their `=`.
-                let shown = redact_text(text);
-                if shown != *text {
-                    *text = shown;
-                }
-            }
-            // A URL's or a form's secret parameter quoted in a value
-            // (`"callback": "https://x/?token=…"`), as text that is not JSON shows it.
-            if text.contains('=') && may_hold_secret(text.as_bytes()) {
-                let shown = redact_pairs(text);
-                if shown != *text {
-                    *text = shown;
-                }
-            }
-            // A value percent-encoded whole (`"redirect_uri": "https%3A%2F%2Fx%2F%3Ftoken%3D…"`),
-            // read decoded.
-            if text.contains('%') && !text.contains('=') {
-                let shown = shown_value(text);
-                if shown != text.as_str() {
-                    *text = shown.into_owned();
-                }
-            }
-            // An M2M key is redacted wherever it is, in any field's value: as sent, or
-            // percent-encoded in a path or a query the value quotes ("Cannot PUT
-            // /partner/links/m2m%5Ftest%5F…").
-            if holds_key(text.as_bytes()) || text.contains('%') {
-                let shown = without_keys(text);
-                if shown != text.as_str() {
-                    *text = shown.into_owned();
-                }
             }
         }
         _ => {}
+    }
+}
+
+/// A JSON string's value as the journal shows it, wherever the string is (a JSON body's, or
+/// one in text that is not JSON); `None` when nothing in it is redacted.
+fn redacted_string(text: &str) -> Option<String> {
+    if !may_hold_secret(text.as_bytes()) {
+        return None;
+    }
+    // An object sent as JSON text (a `metadata` string holding `{"clientSecret": …}`) is
+    // redacted within, and stays text; JSON text that does not parse is redacted as a body
+    // that does not is.
+    let mut shown = match redacted_json_text(text) {
+        // Pairs around JSON text after other text (`token=… {"a": 1}`) too.
+        Some(shown) if shown.contains('=') => redact_pairs(&shown),
+        Some(shown) => shown,
+        // Any other text is read as a body that is not JSON is: a message (`login failed,
+        // password: …`), JSON text after other text however deep, pairs with spaces around
+        // their `=`, a URL's or a form's secret parameter (`https://x/?token=…`).
+        None => redact_text(text),
+    };
+    // JSON text whose quotes are escaped once more than the string's own
+    // (`Upstream 401: {\"token\": …}`), read with those escapes read.
+    if shown == text
+        && text.contains("\\\"")
+        && let Some(_level) = JsonTextLevel::enter()
+        && let Some(redacted) = redacted_string(&json_text(text))
+    {
+        let quoted = serde_json::to_string(&redacted).ok()?;
+        shown = quoted[1..quoted.len() - 1].to_owned();
+    }
+    // A word percent-encoded (`"redirect_uri": "https%3A%2F%2Fx%2F%3Ftoken%3D…"`, or such a
+    // URL quoted in a message), read decoded.
+    let shown = match shown_words(&shown) {
+        Cow::Owned(words) => words,
+        Cow::Borrowed(_) => shown,
+    };
+    // An M2M key is redacted wherever it is, as sent, or percent-encoded in a path or a
+    // query the value quotes ("Cannot PUT /partner/links/m2m%5Ftest%5F…").
+    let shown = match without_keys(&shown) {
+        Cow::Owned(keyless) => keyless,
+        Cow::Borrowed(_) => shown,
+    };
+    (shown != text).then_some(shown)
+}
+
+/// `text` with each word in it (between white space) that is percent-encoded shown as
+/// [`shown_value`] shows a pair's value.
+fn shown_words(text: &str) -> Cow<'_, str> {
+    if !text.contains('%') {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    for piece in text.split_inclusive(|c: char| c.is_ascii_whitespace()) {
+        let (word, space) = piece.split_at(
+            piece
+                .trim_end_matches(|c: char| c.is_ascii_whitespace())
+                .len(),
+        );
+        let shown = shown_value(word);
+        changed |= shown != word;
+        out.push_str(&shown);
+        out.push_str(space);
+    }
+    if changed {
+        Cow::Owned(out)
+    } else {
+        Cow::Borrowed(text)
     }
 }
 
@@ -2899,6 +2952,12 @@ pub(crate) mod tests {
             "a=1; password = S3CR3Tx".to_owned(),
             "msg=login+failed+password=S3CR3Tx".to_owned(),
             "https%3A%2F%2Fx%2F%3Ftoken%3DS3CR3Tx".to_owned(),
+            // An encoded URL quoted in a message with a pair of its own.
+            "redirect to https%3A%2F%2Fx%2F%3Ftoken%3DS3CR3Tx failed (status=400)".to_owned(),
+            // JSON text escaped once more than the string, after other text.
+            r#"Upstream 401: {\"token\": \"S3CR3Tx\"}"#.to_owned(),
+            // Pairs on lines of their own.
+            "user=a\npassword=S3CR3Tx".to_owned(),
         ] {
             let body = serde_json::json!({"referenceId": "r", "note": note});
             let shown = redact_body(body.to_string().as_bytes());
@@ -2909,6 +2968,15 @@ pub(crate) mod tests {
             r#"{"u": "https://x/?r=https%3A%2F%2Fy%2F%3Ftoken%3DS3CR3Tx",}"#,
             "a=1+password+=+S3CR3Tx",
             "a=1,password =S3CR3Tx",
+            // A text/plain form's and an .env file's lines.
+            "user=a\r\npassword=S3CR3Tx\r\n",
+            "username=alice\npassword=S3CR3Tx\n",
+            // Malformed JSON (a member named twice, a trailing comma) is read as text, and
+            // its strings as a JSON body's are.
+            r#"{"a":"r","a":"r2","redirect_uri":"https%3A%2F%2Fx%2Fcb%3Ftoken%3DS3CR3Tx"}"#,
+            r#"{"a":"r","redirect_uri":"https%3A%2F%2Fx%2Fcb%3Ftoken%3DS3CR3Tx",}"#,
+            r#"{"a":"r","a":"r","state":"%7B%22token%22%3A%22S3CR3Tx%22%7D"}"#,
+            r#"{"a":"r","a":"r","note":"x \"password\": \"S3CR3Tx\""}"#,
         ] {
             let shown = redact_body(text.as_bytes());
             assert!(!shown.contains("S3CR3Tx"), "{text} -> {shown}");

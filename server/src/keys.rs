@@ -58,7 +58,7 @@ impl Iterator for Credentials<'_> {
                         .is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes()))
                 });
             let end = match prefixed {
-                Some(prefix) => Some(alphanumeric_end(self.text, found + prefix.len())),
+                Some(prefix) => Some(key_end(self.text, found + prefix.len())),
                 None if found >= self.no_jwt_before => match jwt_end(self.text, found) {
                     Ok(end) => Some(end),
                     Err(first_part_end) => {
@@ -89,6 +89,30 @@ fn alphanumeric_end(text: &[u8], at: usize) -> usize {
         .map_or(text.len(), |i| at + i)
 }
 
+/// Where a key or a webhook secret whose text starts at `at` ends: its letters and digits,
+/// and, where they run into a JWT's header glued to it (`whsec_…eyJ….eyJ….…`), the JWT's
+/// further dotted parts too, which would otherwise be left in clear after it.
+fn key_end(text: &[u8], at: usize) -> usize {
+    let end = alphanumeric_end(text, at);
+    if text[at..end].windows(3).any(|window| window == b"eyJ") {
+        dotted_parts_end(text, end)
+    } else {
+        end
+    }
+}
+
+/// Past the further dotted base64url parts from `end` (`.part.part`), or `end`.
+fn dotted_parts_end(text: &[u8], mut end: usize) -> usize {
+    while text.get(end) == Some(&b'.')
+        && text
+            .get(end + 1)
+            .is_some_and(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_'))
+    {
+        end = base64url_end(text, end + 1);
+    }
+    end
+}
+
 /// Where the base64url characters from `at` end.
 fn base64url_end(text: &[u8], at: usize) -> usize {
     text[at..]
@@ -117,15 +141,7 @@ fn jwt_end(text: &[u8], at: usize) -> Result<usize, usize> {
     }
     // Further dotted parts belong to it too: `eyJx.` glued before a JWT made the JWT's
     // payload read as a signature, and its own signature was left out.
-    let mut end = base64url_end(text, payload_end + 1);
-    while text.get(end) == Some(&b'.')
-        && text
-            .get(end + 1)
-            .is_some_and(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_'))
-    {
-        end = base64url_end(text, end + 1);
-    }
-    Ok(end)
+    Ok(dotted_parts_end(text, base64url_end(text, payload_end + 1)))
 }
 
 /// `text` with every credential redacted ([`holds_key`]: M2M keys, webhook secrets, JWTs),
@@ -225,6 +241,12 @@ mod tests {
         );
         // A key inside what began as a JWT's first part is still a key.
         assert_eq!(redact_keys("eyJabc_m2m_test_Q1"), "eyJabc_[redacted]");
+        // A JWT glued to a secret or a key is redacted with it, signature and all; a key
+        // followed by a dotted word is not read on.
+        for glued in [format!("whsec_Ab3{jwt}."), format!("M2M_TEST_0f{jwt}.")] {
+            assert_eq!(redact_keys(&format!("note: {glued}")), "note: [redacted].");
+        }
+        assert_eq!(redact_keys("m2m_test_0f.json"), "[redacted].json");
     }
 
     /// Text of JWT beginnings that lead to none costs its length: read again from each
