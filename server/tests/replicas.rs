@@ -1259,6 +1259,77 @@ async fn an_end_users_page_and_a_restore_wait_for_no_other_tenant() {
     frozen.batch_execute("ROLLBACK").await.expect("let go");
 }
 
+/// A stranger's requests that reach no tenant take no lock: a path or a method no route
+/// serves, a page whose address names no link, the dashboard's sign-in page, a request every
+/// route refuses for its credentials, and a dashboard button's form whose body never comes.
+/// Each had locked every tenant on every replica, waiting 10 s behind any one row held, and
+/// meanwhile this replica's other requests waited behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strangers_requests_that_reach_no_tenant_take_no_lock() {
+    use tokio::io::AsyncWriteExt;
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replica = Replica::start(&database, &["--admin-token", "admin-secret"]);
+    let (slug, frozen) = a_tenant_and_a_session(&replica, &key(35), &database).await;
+    hold_row(&frozen, &slug).await;
+    let html = ("accept", "text/html");
+    let short_key = ("x-api-key", "m2m_test_short");
+    let forged = ("authorization", "Bearer forged");
+    for (method, path, header, expected) in [
+        (reqwest::Method::GET, "/_sandbox/nothing", html, 404),
+        (reqwest::Method::GET, "/widget/nothing/m2m-basic", html, 404),
+        (reqwest::Method::GET, "/widget", html, 404),
+        (reqwest::Method::DELETE, "/_sandbox/clock", html, 405),
+        (reqwest::Method::GET, "/_sandbox/ui", html, 200),
+        (reqwest::Method::GET, "/_sandbox/clock", html, 401),
+        (reqwest::Method::POST, "/_sandbox/reset", html, 401),
+        (reqwest::Method::GET, "/_sandbox/webhooks", short_key, 401),
+        (reqwest::Method::GET, "/_sandbox/webhooks", forged, 401),
+        (
+            reqwest::Method::GET,
+            "/services/usermanagement/api/users",
+            html,
+            401,
+        ),
+        (
+            reqwest::Method::GET,
+            "/services/usermanagement/api/users",
+            forged,
+            401,
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let (status, answer, _) = replica.send(method.clone(), path, &[header], None).await;
+        let waited = started.elapsed();
+        assert_eq!(status, expected, "{method} {path}: {answer}");
+        assert!(
+            waited < Duration::from_secs(5),
+            "{method} {path} waited {waited:?}"
+        );
+    }
+    frozen.batch_execute("ROLLBACK").await.expect("let go");
+
+    // A dashboard button's form promised and never sent holds nothing while it is waited
+    // for: another tenant's request on the same replica is answered at once.
+    let host = replica.base.trim_start_matches("http://").to_owned();
+    let mut socket = TcpStream::connect(&host).await.expect("connects");
+    let head = format!(
+        "POST /_sandbox/ui/clock HTTP/1.1\r\nHost: {host}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nkey="
+    );
+    socket.write_all(head.as_bytes()).await.expect("sent");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let (status, created) = replica.create_link(&key(36), "meanwhile").await;
+    assert_eq!(status, 201, "{created}");
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(5),
+        "the create waited {waited:?}"
+    );
+    drop(socket);
+}
+
 /// A widget's link id is read as its route reads it, percent-decoded, to name the tenant
 /// it locks: `link_%70…` is partner `p…`'s link, locked and caught up like any other. Read
 /// as sent, it locked nothing, and the page opened a link another replica had just

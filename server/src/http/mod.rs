@@ -397,7 +397,7 @@ async fn answer(
     let control = is_control(&request.path);
     // The allowed origin (nothing while CORS is off), read before the request moves on.
     let origin = cors::allowed_origin(&app.settings, &request.headers);
-    let hint = replica_hint(&app, &request);
+    let hint = replica_hint(&app, surfaces, &request);
     let mut request = request;
     if reads_first(&request, &hint) {
         read_as_routed(surfaces, &mut request).await;
@@ -436,12 +436,15 @@ async fn answer(
 /// holds no lock is read by its route as ever; so is one whose credentials its route will
 /// refuse before reading any body — a Leaf route's without a token, a control request
 /// refused or of a type it does not read — so that it is still answered before its body
-/// is read.
+/// is read. A dashboard button's form carries its credential in its body: it is read first
+/// whatever its headers say.
 fn reads_first(request: &Request, hint: &Hint) -> bool {
     match hint {
         Hint::Nothing => false,
         Hint::Tenant { .. } => true,
         _ if identity::tenantless(&request.path) => true,
+        // A dashboard button's credential is in its form: its body is read whoever sent it.
+        _ if pages::dashboard::owns(&request.path) => true,
         _ if is_control(&request.path) => !crate::control::refuses_unread(request),
         _ => false,
     }
@@ -578,13 +581,17 @@ impl Drop for Unanswered {
 }
 
 /// What a request may touch in a sandbox shared by replicas: on the vendor APIs, the
-/// tenant its credentials name (an M2M request without a usable key touches nothing, it is
-/// refused); an end user's page, the tenant its link's id names ([`page_tenant`]:
-/// a page view must not lock every tenant of every replica); Leaf requests without a token
-/// (authenticate, the magic-link widget), the control API, the dashboard and a page whose
-/// tenant is not known, anything; the health check, the documents, the landing page and a
-/// path no surface serves, nothing.
-fn replica_hint(app: &App, request: &Request) -> Hint {
+/// tenant its credentials name (an M2M request without a usable key, and a Leaf request
+/// without a token linkbox signed but for the one that issues tokens, touch nothing: they
+/// are refused); an end user's page, the tenant its link's id names ([`page_tenant`]: a
+/// page view must not lock every tenant of every replica); authenticate, the control API,
+/// the dashboard and a Leaf page whose link this replica has not seen, anything. Nothing:
+/// the health check, the documents, the landing page, a path no route serves or a method
+/// none takes (a browser's `/favicon.ico`, a CORS preflight), a page whose address names no
+/// link, the dashboard's sign-in page, and a control request every route refuses
+/// whatever the state ([`identity::refused_whatever_the_state`]) — a stranger's requests
+/// must not stop every tenant's.
+fn replica_hint(app: &App, surfaces: &Surfaces, request: &Request) -> Hint {
     if app.replica.is_none() {
         return Hint::Nothing;
     }
@@ -594,30 +601,51 @@ fn replica_hint(app: &App, request: &Request) -> Hint {
     if m2m || leaf::owns(path) {
         return match identity::tenant_hint(app, &request.headers, m2m) {
             Some(name) => Hint::Tenant { name, create },
-            None if m2m => Hint::Nothing,
+            // Every Leaf route but the one that issues tokens refuses a request without one.
+            None if m2m || path != leaf::AUTHENTICATE => Hint::Nothing,
             None => Hint::Everything,
         };
     }
-    if path == "/_sandbox/health" || docs::owns(path) {
+    if path == "/_sandbox/health" || docs::owns(path) || path == "/" {
         return Hint::Nothing;
     }
-    // The landing page, and a path no surface serves (the `/favicon.ico` a browser asks
-    // for after each page), reach no tenant: they take no lock.
-    if path == "/" || !(is_control(path) || pages::owns(path)) {
+    let routed = matches!(
+        surfaces.for_path(path).router.find(&request.method, path),
+        Found::Route(..)
+    );
+    if !routed {
         return Hint::Nothing;
     }
-    if pages::owns(path)
-        && let Some(name) = page_tenant(app, path)
-    {
-        // Its link's tenant exists, or the page finds no link: it makes no tenant.
-        return Hint::Tenant {
-            name,
-            create: false,
+    if pages::owns(path) {
+        return match page_tenant(app, path) {
+            // Its link's tenant exists, or the page finds no link: it makes no tenant.
+            PageTenant::Of(name) => Hint::Tenant {
+                name,
+                create: false,
+            },
+            PageTenant::NoLink => Hint::Nothing,
+            PageTenant::Unseen => Hint::Everything,
         };
+    }
+    let dashboard = pages::dashboard::owns(path);
+    // The dashboard's sign-in page, asked for without a credential, shows nothing of anyone.
+    if dashboard
+        && request.method != Method::POST
+        && app.settings.admin_token.is_some()
+        && !crate::wire::query_pairs(&request.query)
+            .iter()
+            .any(|(name, _)| name == "key" || name == "token")
+    {
+        return Hint::Nothing;
+    }
+    // A control request every route refuses; the dashboard's buttons carry their credential
+    // in the body, not yet read.
+    if !dashboard && identity::refused_whatever_the_state(app, &request.headers) {
+        return Hint::Nothing;
     }
     // The dashboard shows the newest requests of every tenant it may see: the journal read
     // back whole, as the admin's journal request reads it.
-    if path == "/_sandbox/ui" || path.starts_with("/_sandbox/ui/") {
+    if dashboard {
         return Hint::Journal;
     }
     if path == "/_sandbox/requests" || path.starts_with("/_sandbox/requests/") {
@@ -648,25 +676,44 @@ fn replica_hint(app: &App, request: &Request) -> Hint {
 }
 
 /// The tenant an end user's page acts for (a widget's or a Leaf page's, addressed by its
-/// link's id), as [`identity::tenant_hint`] names a tenant: a widget's link id names its partner; a
-/// Leaf page's, its account once this process has seen the link (an id is a random UUID,
-/// made once by one account, so an owner seen is the owner). `None` when neither says.
+/// link's id), as [`identity::tenant_hint`] names a tenant: a widget's link id names its
+/// partner; a Leaf page's, its account once this process has seen the link (an id is a
+/// random UUID, made once by one account, so an owner seen is the owner).
 ///
 /// The id is read as the page's route reads it, percent-decoded
 /// ([`crate::wire::path_param`]): read as sent, `link_%70…` named a tenant that does not
 /// exist, and the page acted on the partner it decodes to without its lock.
-fn page_tenant(app: &App, path: &str) -> Option<String> {
-    let mut segments = path.strip_prefix('/')?.split('/');
-    let (page, id) = (segments.next()?, crate::wire::path_param(segments.next()?));
-    match page {
+fn page_tenant(app: &App, path: &str) -> PageTenant {
+    let mut segments = path.trim_start_matches('/').split('/');
+    let page = segments.next().unwrap_or_default();
+    let Some(id) = segments.next().map(crate::wire::path_param) else {
+        return PageTenant::NoLink;
+    };
+    let named = match page {
         "widget" => identity::link_slug(&id).map(str::to_owned),
-        "magic-link" => app
-            .store
-            .leaf()
-            .owner_of_link(&id)
-            .map(|account| identity::leaf_label(&account.username)),
+        "magic-link" => {
+            return app
+                .store
+                .leaf()
+                .owner_of_link(&id)
+                .map_or(PageTenant::Unseen, |account| {
+                    PageTenant::Of(identity::leaf_label(&account.username))
+                });
+        }
         _ => None,
-    }
+    };
+    named.map_or(PageTenant::NoLink, PageTenant::Of)
+}
+
+/// Whose an end user's page is ([`page_tenant`]).
+#[derive(Debug, PartialEq, Eq)]
+enum PageTenant {
+    /// The tenant its link's id names.
+    Of(String),
+    /// A Leaf page's link this replica has not seen: any tenant's, or none.
+    Unseen,
+    /// No link's: its address names none (a widget's id that is no link id).
+    NoLink,
 }
 
 /// Seconds a client is asked to wait when the shared database is unavailable.
@@ -1222,7 +1269,7 @@ mod tests {
         ));
         assert_eq!(
             page_tenant(&app, "/widget/link_p0a1b2c3d_0123456789ab/m2m-basic/open"),
-            Some("p0a1b2c3d".to_owned())
+            PageTenant::Of("p0a1b2c3d".to_owned())
         );
         assert_eq!(
             identity::link_slug("link_acme_co_0123456789ab"),
@@ -1230,16 +1277,19 @@ mod tests {
         );
         assert_eq!(
             page_tenant(&app, "/widget/link_%70%30a1b2c3d_0123456789ab/m2m-basic"),
-            Some("p0a1b2c3d".to_owned()),
+            PageTenant::Of("p0a1b2c3d".to_owned()),
             "read as the route reads it"
         );
-        assert_eq!(page_tenant(&app, "/widget/nothing/m2m-basic"), None);
+        assert_eq!(
+            page_tenant(&app, "/widget/nothing/m2m-basic"),
+            PageTenant::NoLink
+        );
+        assert_eq!(page_tenant(&app, "/widget"), PageTenant::NoLink);
         assert_eq!(
             page_tenant(&app, "/magic-link/6f1c2a4e-8b7d-4c3e-9a1f-2b3c4d5e6f70"),
-            None
+            PageTenant::Unseen
         );
-        assert_eq!(page_tenant(&app, "/_sandbox/ui"), None);
-        assert_eq!(page_tenant(&app, "/"), None);
+        assert_eq!(page_tenant(&app, "/_sandbox/ui"), PageTenant::NoLink);
     }
 
     fn plain_answer() -> Response {

@@ -34,6 +34,8 @@ pub fn owns(path: &str) -> bool {
     })
 }
 
+/// The one Leaf route that takes no token: it issues them.
+pub const AUTHENTICATE: &str = "/api/authenticate";
 const WIDGETS: &str = "/services/widgets/api/magic-link";
 const USERS: &str = "/services/usermanagement/api/users";
 
@@ -43,7 +45,7 @@ pub fn routes() -> Router {
     router = serve(
         router,
         Method::POST,
-        "/api/authenticate".into(),
+        AUTHENTICATE.into(),
         auth::authenticate,
     );
     for widget in Widget::ALL {
@@ -128,7 +130,7 @@ where
 {
     // Every route but the one that issues tokens takes a token, checked by its handler
     // first: without one, its body is not read at all.
-    let needs_token = pattern != "/api/authenticate";
+    let needs_token = pattern != AUTHENTICATE;
     // Only a `POST` or a `PUT` takes a body. One sent to a `GET` or a `DELETE` is not waited
     // for (nor asked for with `100 Continue`) and not journaled: it is drained unread after
     // the answer, as on every route that takes none.

@@ -312,6 +312,19 @@ pub fn tenant_hint(app: &App, headers: &HeaderMap, m2m: bool) -> Option<String> 
     Some(leaf_label(&claims.sub))
 }
 
+/// Whether every route that takes credentials refuses a request with these headers,
+/// whatever the state of a shared sandbox: the sandbox has an admin token the request does
+/// not carry, and its credentials name no tenant ([`tenant_hint`]: no key, or none that can
+/// be one; no token linkbox signed). Such a request reaches no tenant.
+pub fn refused_whatever_the_state(app: &App, headers: &HeaderMap) -> bool {
+    let Some(admin_token) = app.settings.admin_token.as_deref() else {
+        return false;
+    };
+    bearer(headers) != Some(admin_token)
+        && tenant_hint(app, headers, true).is_none()
+        && tenant_hint(app, headers, false).is_none()
+}
+
 fn leaf_token(app: &App, token: &str) -> LeafToken {
     let accounts = app.store.leaf();
     let Ok(claims) = tokens::verify(accounts, token) else {

@@ -43,6 +43,12 @@ use crate::wire::{Request, Router, query_pairs};
 const STYLE: &str = "body{background:#eef2f6}main{max-width:76rem}section{margin-top:1.5rem}\
 form.inline{display:inline}";
 
+/// Whether `path` is the dashboard's: its page, or a button's address under it.
+pub fn owns(path: &str) -> bool {
+    path.strip_prefix("/_sandbox/ui")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// The dashboard's routes.
 pub fn routes() -> Router {
     Router::new()
@@ -96,6 +102,9 @@ pub fn routes() -> Router {
                 unframed(response)
             },
         )
+        // Read before a shared sandbox's transaction: a button's form sent slowly, or
+        // never, held every tenant's lock on every replica while it was waited for.
+        .reading(DASHBOARD_FORM_BYTES)
 }
 
 /// The most a dashboard form may send: a credential, filters and a button's fields.
