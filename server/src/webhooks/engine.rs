@@ -3,18 +3,26 @@
 //! It wakes when a delivery is queued or replayed, when the sandbox clock is moved (so
 //! `POST /_sandbox/clock` fires due retries at once), when an attempt finishes, and at least
 //! once a second for the clock's own passage. Each attempt runs in its own task, so a slow
-//! receiver holds up nothing but itself; all of them are aborted on shutdown. At most
-//! [`MAX_CONCURRENT_ATTEMPTS`] attempts are in flight at once, across every tenant (a global
-//! semaphore), so hanging receivers cannot pin an unbounded number of sockets; the others
-//! wait their turn. One partner's are at most [`MAX_ATTEMPTS_PER_PARTNER`] of them (a
-//! semaphore per partner, taken first): a partner whose receiver hangs, with a thousand
-//! deliveries due, holds a quarter of the line until they time out. Four such partners
-//! (made-up keys cost nothing in open mode) would hold all of it; so an attempt waiting for
-//! the line also waits for a reserve of [`RESERVED_ATTEMPTS`] more, one attempt of each
-//! partner at a time, and goes by whichever frees first: every other partner's webhooks
-//! still go out at once, one after another, unless that many partners each hold one
-//! attempt from the reserve at the same time. The engine runs
-//! on a serving thread: a body of 64 KiB or more is signed off it ([`crate::offload`]).
+//! receiver holds up nothing but itself; all of them are aborted on shutdown.
+//!
+//! # Taking turns
+//! At most [`MAX_CONCURRENT_ATTEMPTS`] attempts are in flight at once, across every tenant,
+//! so hanging receivers cannot pin an unbounded number of sockets; at most
+//! [`MAX_ATTEMPTS_PER_PARTNER`] of one partner's and [`MAX_ATTEMPTS_PER_RECEIVER`] to one
+//! receiver (a loopback port, whatever name reaches it, or a host and port). The others
+//! wait in [`Line`], each receiver's in the order they fell due, and the receivers take
+//! turns: a free place goes to the first receiver in turn that may start one, which then
+//! goes last. While the line is full, a receiver with no attempt in flight may start one
+//! from a reserve of [`RESERVED_ATTEMPTS`] more. Made-up keys cost nothing in open mode,
+//! and were the line first come, first served, a thousand of them with one delivery each to
+//! a receiver that hangs would make every other partner's webhooks wait some twelve
+//! timeouts; taking turns by receiver, they hold that receiver's quarter of the line, and
+//! every other receiver's webhooks still go out at once, one after another, unless four
+//! receivers hang at once and sixteen more each hold a place of the reserve — and then the
+//! next place that frees is theirs once the receivers before them in turn have had one.
+//!
+//! The engine runs on a serving thread: a body of 64 KiB or more is signed off it
+//! ([`crate::offload`]).
 //!
 //! # Leaving the machine
 //! Without `--external-webhooks` only loopback receivers are called. With it, https
@@ -29,14 +37,13 @@
 //! delivers the real events) — is recorded and fails the delivery at once (replayable),
 //! since no retry would fare differently.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::header;
 use linkbox_contracts::m2m::webhook_headers;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::{Attempt, Job, Webhooks, sign};
@@ -46,12 +53,15 @@ use crate::offload;
 
 /// Attempts in flight at once, across every tenant. [design]
 pub const MAX_CONCURRENT_ATTEMPTS: usize = 64;
-/// Attempts in flight at once besides [`MAX_CONCURRENT_ATTEMPTS`]: at most one of each
-/// partner, for an attempt that would otherwise wait for the line. [design]
+/// Attempts in flight at once besides [`MAX_CONCURRENT_ATTEMPTS`]: at most one to each
+/// receiver, for an attempt that would otherwise wait for the line. [design]
 pub const RESERVED_ATTEMPTS: usize = 16;
 /// Attempts in flight at once for one partner: a quarter of [`MAX_CONCURRENT_ATTEMPTS`].
 /// [design]
 pub const MAX_ATTEMPTS_PER_PARTNER: usize = MAX_CONCURRENT_ATTEMPTS / 4;
+/// Attempts in flight at once to one receiver (a loopback port, or a host and port),
+/// whichever partners' they are: a quarter of [`MAX_CONCURRENT_ATTEMPTS`]. [design]
+pub const MAX_ATTEMPTS_PER_RECEIVER: usize = MAX_CONCURRENT_ATTEMPTS / 4;
 
 /// How long a replica's claim on an attempt lasts unless renewed: the claim is renewed
 /// every third of it while the attempt runs, so a replica that dies mid-attempt lets the
@@ -139,42 +149,20 @@ pub async fn run(
     };
     let mut shutdown = std::pin::pin!(shutdown);
     let mut attempts = JoinSet::new();
-    let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_ATTEMPTS));
-    let reserve = Arc::new(Semaphore::new(RESERVED_ATTEMPTS));
-    let mut shares = Shares::default();
+    let mut line = Line::default();
     loop {
         let now = clock.now();
         let (jobs, next_due) = webhooks.take_due_and_next(now);
         for job in jobs {
+            line.push(job);
+        }
+        for (receiver, job) in line.next() {
             let (client, webhooks, clock) = (client.clone(), webhooks.clone(), clock.clone());
             let delivery = delivery.clone();
-            let (share, line, reserve) = (
-                shares.of(&job.partner.slug),
-                permits.clone(),
-                reserve.clone(),
-            );
             attempts.spawn(async move {
-                // The partner's share first: its attempts past it wait without holding any
-                // of the line's.
-                let Ok(_share) = share.limit.clone().acquire_owned().await else {
-                    return;
-                };
-                // Then the line, or, while none of the partner's attempts holds one, the
-                // reserve: whatever holds the line, each partner makes one attempt at a time.
-                let by_reserve = async {
-                    let lane = share.lane.clone().acquire_owned().await.ok()?;
-                    Some((lane, reserve.acquire_owned().await.ok()?))
-                };
-                tokio::select! {
-                    biased;
-                    Ok(_permit) = line.acquire_owned() => {
-                        attempt(client, webhooks, clock, delivery, job).await;
-                    }
-                    Some(_reserved) = by_reserve => {
-                        attempt(client, webhooks, clock, delivery, job).await;
-                    }
-                    else => {}
-                }
+                let partner = job.partner.slug.clone();
+                attempt(client, webhooks, clock, delivery, job).await;
+                (receiver, partner)
             });
         }
         let idle = next_due
@@ -186,10 +174,12 @@ pub async fn run(
             () = &mut shutdown => break,
             () = webhooks.woken() => {}
             () = clock.moved() => {}
-            Some(_) = attempts.join_next() => {
+            Some(ended) = attempts.join_next() => {
                 // Every attempt already finished, before one walk of the queue for them all.
-                while attempts.try_join_next().is_some() {}
-                shares.forget_idle();
+                let ended = std::iter::once(ended).chain(std::iter::from_fn(|| attempts.try_join_next()));
+                for (receiver, partner) in ended.flatten() {
+                    line.done(&receiver, &partner);
+                }
             }
             () = tokio::time::sleep(idle) => {}
         }
@@ -197,33 +187,110 @@ pub async fn run(
     attempts.abort_all();
 }
 
-/// Each partner's share of the attempts in flight ([`MAX_ATTEMPTS_PER_PARTNER`]) and its lane
-/// to the reserve (one attempt at a time), made when one of its deliveries is first due and
-/// forgotten once none of its attempts holds or awaits them.
+/// The attempts waiting for a place, by receiver, and those in flight counted by partner
+/// and by receiver (see the module's "Taking turns").
 #[derive(Default)]
-struct Shares(HashMap<Arc<str>, Arc<Share>>);
-
-struct Share {
-    limit: Arc<Semaphore>,
-    lane: Arc<Semaphore>,
+struct Line {
+    /// Each receiver's waiting attempts, in the order they fell due.
+    waiting: HashMap<Arc<str>, VecDeque<Job>>,
+    /// The receivers with attempts waiting, in turn.
+    turns: VecDeque<Arc<str>>,
+    in_flight: usize,
+    by_partner: HashMap<Arc<str>, usize>,
+    by_receiver: HashMap<Arc<str>, usize>,
 }
 
-impl Shares {
-    fn of(&mut self, slug: &Arc<str>) -> Arc<Share> {
-        self.0
-            .entry(slug.clone())
-            .or_insert_with(|| {
-                Arc::new(Share {
-                    limit: Arc::new(Semaphore::new(MAX_ATTEMPTS_PER_PARTNER)),
-                    lane: Arc::new(Semaphore::new(1)),
-                })
-            })
-            .clone()
+impl Line {
+    fn push(&mut self, job: Job) {
+        let receiver = receiver_of(&job);
+        let queue = self.waiting.entry(receiver.clone()).or_default();
+        if queue.is_empty() {
+            self.turns.push_back(receiver);
+        }
+        queue.push_back(job);
     }
 
-    /// Forgets the shares no attempt holds a handle to.
-    fn forget_idle(&mut self) {
-        self.0.retain(|_, share| Arc::strong_count(share) > 1);
+    /// The attempts to start now, each with its receiver, counted in flight: receivers in
+    /// turn, each that may start one starting its first and going last, until the line
+    /// and the reserve are full or no receiver waiting may start one.
+    fn next(&mut self) -> Vec<(Arc<str>, Job)> {
+        let mut started = Vec::new();
+        // Receivers looked at since one last started an attempt.
+        let mut passed = 0;
+        while passed < self.turns.len() {
+            let Some(receiver) = self.turns.pop_front() else {
+                break;
+            };
+            let queue = self.waiting.entry(receiver.clone()).or_default();
+            let in_flight = self.by_receiver.get(&receiver).copied().unwrap_or(0);
+            let may = |partner: &Arc<str>| {
+                let partner = self.by_partner.get(partner).copied().unwrap_or(0);
+                partner < MAX_ATTEMPTS_PER_PARTNER
+                    && if self.in_flight < MAX_CONCURRENT_ATTEMPTS {
+                        in_flight < MAX_ATTEMPTS_PER_RECEIVER
+                    } else {
+                        // The reserve: one attempt of a receiver with none in flight.
+                        self.in_flight < MAX_CONCURRENT_ATTEMPTS + RESERVED_ATTEMPTS
+                            && in_flight == 0
+                    }
+            };
+            match queue.pop_front() {
+                Some(job) if may(&job.partner.slug) => {
+                    self.in_flight += 1;
+                    *self.by_receiver.entry(receiver.clone()).or_default() += 1;
+                    *self.by_partner.entry(job.partner.slug.clone()).or_default() += 1;
+                    started.push((receiver.clone(), job));
+                    passed = 0;
+                }
+                Some(job) => {
+                    queue.push_front(job);
+                    passed += 1;
+                }
+                None => {}
+            }
+            if queue.is_empty() {
+                self.waiting.remove(&receiver);
+            } else {
+                self.turns.push_back(receiver);
+            }
+        }
+        started
+    }
+
+    /// An attempt to `receiver` of `partner`'s ended: its place is free.
+    fn done(&mut self, receiver: &Arc<str>, partner: &Arc<str>) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        for (counts, key) in [
+            (&mut self.by_receiver, receiver),
+            (&mut self.by_partner, partner),
+        ] {
+            if let Some(count) = counts.get_mut(key) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    counts.remove(key);
+                }
+            }
+        }
+    }
+}
+
+/// Whom an attempt of `job` calls, as the line counts receivers: a loopback receiver by
+/// its port (`localhost`, `127.0.0.1` and every `*.localhost` name reach the same socket),
+/// any other by its host and port; an attempt that cannot be sent, by none (it ends at
+/// once).
+fn receiver_of(job: &Job) -> Arc<str> {
+    let url = job
+        .callback_url
+        .clone()
+        .or_else(|| job.partner.webhook_url());
+    let Some(parsed) = url.as_deref().and_then(|url| url::Url::parse(url).ok()) else {
+        return Arc::from("");
+    };
+    let port = parsed.port_or_known_default().unwrap_or_default();
+    if url.as_deref().is_some_and(is_loopback_url) {
+        format!("loopback:{port}").into()
+    } else {
+        format!("{}:{port}", parsed.host_str().unwrap_or_default()).into()
     }
 }
 
@@ -281,6 +348,11 @@ async fn send(
     delivery: Delivery,
     job: Job,
 ) {
+    // A reset (the tenant's or the admin's) may have forgotten it while it waited for its
+    // place: a test suite resetting between tests then still received the last one's events.
+    if !webhooks.still_due(job.id, job.attempt) {
+        return;
+    }
     let at = clock.now();
     let url = job
         .callback_url
@@ -534,7 +606,11 @@ fn certificate_hint(error: &str, has_roots: bool) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_ATTEMPTS_PER_PARTNER, Shares, certificate_hint, is_denied, is_loopback_url};
+    use super::{
+        Line, MAX_ATTEMPTS_PER_PARTNER, MAX_ATTEMPTS_PER_RECEIVER, MAX_CONCURRENT_ATTEMPTS,
+        RESERVED_ATTEMPTS, certificate_hint, is_denied, is_loopback_url,
+    };
+    use crate::webhooks::{DeliveryId, Job};
 
     /// The hint follows the cause: the flag for an unknown issuer while it is unset, the
     /// missing link once it is set, the CA's certificate served as a receiver's explained,
@@ -570,25 +646,80 @@ mod tests {
             assert_eq!(certificate_hint(said, false), None, "{said}");
         }
     }
-    use std::sync::Arc;
 
-    /// A partner's attempts share one semaphore of its size, another partner's is its own,
-    /// and a share no attempt holds is forgotten.
+    /// A job of the partner of `key` to `url`.
+    fn job(key: &str, url: &str, n: u64) -> Job {
+        Job {
+            id: DeliveryId(n),
+            attempt: 0,
+            partner: crate::webhooks::tests::partner_of(key),
+            event: "link.created",
+            body: bytes::Bytes::new(),
+            callback_url: Some(url.to_owned()),
+        }
+    }
+
+    fn key(n: usize) -> String {
+        format!("m2m_test_{n:032x}")
+    }
+
+    /// Receivers take turns: a thousand partners' attempts to one receiver hold its quarter
+    /// of the line, and another receiver's go next whatever came first; a receiver reached
+    /// by another loopback name is the same receiver; past the line, a receiver with none
+    /// in flight starts one from the reserve.
     #[test]
-    fn each_partner_has_one_share_forgotten_once_no_attempt_holds_it() {
-        let (one, two): (Arc<str>, Arc<str>) = ("one".into(), "two".into());
-        let mut shares = Shares::default();
-        let (first, again, other) = (shares.of(&one), shares.of(&one), shares.of(&two));
-        assert!(Arc::ptr_eq(&first, &again));
-        assert!(!Arc::ptr_eq(&first, &other));
-        assert_eq!(first.limit.available_permits(), MAX_ATTEMPTS_PER_PARTNER);
-        assert_eq!(first.lane.available_permits(), 1);
-        drop(other);
-        shares.forget_idle();
-        assert_eq!(shares.0.len(), 1, "the second partner's share is forgotten");
-        drop((first, again));
-        shares.forget_idle();
-        assert!(shares.0.is_empty());
+    fn receivers_take_turns_for_the_line_and_the_reserve() {
+        let mut line = Line::default();
+        for n in 0..1_000 {
+            line.push(job(&key(n), "http://127.0.0.1:9001/slow", n as u64));
+            line.push(job(&key(n), "https://any.localhost:9001/slow", n as u64));
+        }
+        line.push(job(&key(5_000), "http://localhost:9002/ok", 5_000));
+        let started = line.next();
+        assert_eq!(started.len(), MAX_ATTEMPTS_PER_RECEIVER + 1);
+        assert!(started.iter().any(|(_, job)| job.id == DeliveryId(5_000)));
+        // Three more hanging receivers fill the line; the reserve takes one attempt of each
+        // receiver with none in flight, up to its size.
+        for port in 9003..9006 {
+            for n in 0..MAX_ATTEMPTS_PER_RECEIVER as u64 + 1 {
+                line.push(job(&key(6_000 + port), &format!("http://[::1]:{port}/"), n));
+            }
+        }
+        let started = line.next();
+        assert_eq!(line.in_flight, MAX_CONCURRENT_ATTEMPTS, "the line is full");
+        assert_eq!(
+            started.len(),
+            MAX_CONCURRENT_ATTEMPTS - MAX_ATTEMPTS_PER_RECEIVER - 1
+        );
+        for port in 9100..9100 + RESERVED_ATTEMPTS as u16 {
+            for n in 0..2 {
+                let url = format!("http://localhost:{port}/");
+                line.push(job(&key(7_000 + usize::from(port)), &url, n));
+            }
+        }
+        let started = line.next();
+        assert_eq!(
+            started.len(),
+            RESERVED_ATTEMPTS,
+            "one each, up to the reserve"
+        );
+        assert!(line.next().is_empty());
+        // A place of the reserve freed goes to a receiver with none in flight.
+        let (receiver, partner) = (started[0].0.clone(), started[0].1.partner.slug.clone());
+        line.done(&receiver, &partner);
+        let next = line.next();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].0, receiver);
+        // Each partner holds at most its share, whatever receivers it sends to.
+        let mut line = Line::default();
+        for port in 0..MAX_ATTEMPTS_PER_PARTNER as u16 * 2 {
+            line.push(job(
+                &key(1),
+                &format!("http://localhost:{}/", 9200 + port),
+                0,
+            ));
+        }
+        assert_eq!(line.next().len(), MAX_ATTEMPTS_PER_PARTNER);
     }
 
     #[test]

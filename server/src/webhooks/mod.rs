@@ -475,6 +475,19 @@ impl Webhooks {
         self.shared.deliveries.lock().next_due()
     }
 
+    /// Whether attempt number `attempt` of delivery `id` is still to be made: the delivery is
+    /// kept (no reset forgot it while the attempt waited for its place) and pending, with
+    /// no other attempt made meanwhile.
+    pub fn still_due(&self, id: DeliveryId, attempt: usize) -> bool {
+        self.shared
+            .deliveries
+            .lock()
+            .get(id)
+            .is_some_and(|delivery| {
+                delivery.status == DeliveryStatus::Pending && delivery.attempts_made() == attempt
+            })
+    }
+
     /// Records an attempt and schedules the next one, or settles the delivery.
     /// Puts a delivery taken for attempt number `attempt` back, due at `at`, without an
     /// attempt: another replica holds the claim on it. Changes nothing kept. When this
@@ -774,7 +787,7 @@ pub(super) mod tests {
         partner_of("m2m_test_zyxwvutsrqponmlkjihgfedcba987654")
     }
 
-    fn partner_of(key: &str) -> Arc<Partner> {
+    pub(super) fn partner_of(key: &str) -> Arc<Partner> {
         let settings = Settings::resolve(Options::default(), ([127, 0, 0, 1], 1).into());
         Partners::new(&settings)
             .authenticate(key)

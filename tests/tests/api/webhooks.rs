@@ -277,48 +277,108 @@ async fn a_receiver_that_never_answers_neither_slows_the_api_nor_loses_the_deliv
 }
 
 /// Partners whose receivers hang hold only their shares of the attempts in flight: five of
-/// them (more than the line holds together) leave another partner's webhooks to go out at
-/// once, one after another — not only its first, with the rest waiting until the hanging
-/// attempts time out.
+/// them, each with a receiver of its own (more than the line holds together), leave another
+/// partner's webhooks to go out at once, one after another — not only its first, with the
+/// rest waiting until the hanging attempts time out.
 #[tokio::test]
 async fn partners_with_hanging_receivers_do_not_hold_up_another_partners_webhooks() {
     use linkbox::webhooks::engine::{MAX_ATTEMPTS_PER_PARTNER, MAX_CONCURRENT_ATTEMPTS};
     let app = timing_out_after(Duration::from_secs(8)).await;
-    let (hanging, quick) = (Receiver::start().await, Receiver::start().await);
-    hanging.hang();
+    let quick = Receiver::start().await;
     let other = test_key(22);
-    let stuck: Vec<String> = (30..35).map(test_key).collect();
+    let mut hanging = Vec::new();
     // Each stuck partner has more links than its share, each its own link, so none waits
     // for another's delivery; together more than the whole line.
-    for key in &stuck {
+    for stuck in (30..35).map(test_key) {
+        let receiver = Receiver::start().await;
+        receiver.hang();
         for n in 0..MAX_ATTEMPTS_PER_PARTNER + 4 {
-            create_with_callback(&app, key, &hanging, json!({"referenceId": format!("s{n}")}))
-                .await;
+            create_with_callback(
+                &app,
+                &stuck,
+                &receiver,
+                json!({"referenceId": format!("s{n}")}),
+            )
+            .await;
         }
+        hanging.push(receiver);
     }
-    assert!(stuck.len() * MAX_ATTEMPTS_PER_PARTNER > MAX_CONCURRENT_ATTEMPTS);
-    hanging.wait_for(MAX_CONCURRENT_ATTEMPTS).await;
-    // Each of its attempts takes a while, so its later events are due while one is in
-    // flight.
+    assert!(hanging.len() * MAX_ATTEMPTS_PER_PARTNER > MAX_CONCURRENT_ATTEMPTS);
+    let held = || {
+        hanging
+            .iter()
+            .map(|receiver| receiver.received().len())
+            .sum::<usize>()
+    };
+    let started = Instant::now();
+    while held() < MAX_CONCURRENT_ATTEMPTS && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        held() >= MAX_CONCURRENT_ATTEMPTS,
+        "the line holds {}",
+        held()
+    );
+    assert_eq!(quicker_than(&app, &other, &quick).await, 4);
+}
+
+/// Sends four `link.created` webhooks of `key` to `quick`, which answers each after 300 ms,
+/// and counts those it received within 4 s: each later one is due while one is in flight.
+async fn quicker_than(app: &TestApp, key: &str, quick: &Receiver) -> usize {
     quick.answer_after(Duration::from_millis(300));
     let started = Instant::now();
     for n in 0..4 {
+        create_with_callback(app, key, quick, json!({"referenceId": format!("q{n}")})).await;
+    }
+    while quick.received().len() < 4 && started.elapsed() < Duration::from_secs(4) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    quick.received().len()
+}
+
+/// Made-up keys by the hundred, each with one delivery to one receiver that hangs, hold that
+/// receiver's share of the line and no more: another partner's webhooks go out at once.
+/// First come, first served, they queued ahead of it and it waited for them to time out,
+/// two hundred at a time.
+#[tokio::test]
+async fn made_up_keys_with_one_hanging_receiver_do_not_hold_up_another_receivers_webhooks() {
+    use linkbox::webhooks::engine::MAX_ATTEMPTS_PER_RECEIVER;
+    let app = timing_out_after(Duration::from_secs(8)).await;
+    let (hanging, quick) = (Receiver::start().await, Receiver::start().await);
+    hanging.hang();
+    for n in 0..300 {
+        let made_up = format!("m2m_test_{n:032x}");
+        create_with_callback(&app, &made_up, &hanging, json!({"referenceId": "x"})).await;
+    }
+    hanging.wait_for(MAX_ATTEMPTS_PER_RECEIVER).await;
+    assert_eq!(quicker_than(&app, &test_key(23), &quick).await, 4);
+    assert_eq!(hanging.received().len(), MAX_ATTEMPTS_PER_RECEIVER);
+}
+
+/// A tenant's reset forgets its deliveries, also those waiting for their place: none of
+/// them is sent after it.
+#[tokio::test]
+async fn a_reset_forgets_the_deliveries_waiting_for_their_place() {
+    use linkbox::webhooks::engine::MAX_ATTEMPTS_PER_PARTNER;
+    let app = timing_out_after(Duration::from_secs(3)).await;
+    let hanging = Receiver::start().await;
+    hanging.hang();
+    let key = test_key(24);
+    for n in 0..MAX_ATTEMPTS_PER_PARTNER * 3 {
         create_with_callback(
             &app,
-            &other,
-            &quick,
-            json!({"referenceId": format!("q{n}")}),
+            &key,
+            &hanging,
+            json!({"referenceId": format!("r{n}")}),
         )
         .await;
     }
-    quick.wait_for(4).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "another partner's four webhooks took {:?}",
-        started.elapsed()
-    );
-    // The line was full: the quick partner went by the reserve.
-    assert!(hanging.received().len() >= MAX_CONCURRENT_ATTEMPTS);
+    hanging.wait_for(MAX_ATTEMPTS_PER_PARTNER).await;
+    let reset = app.control(Method::POST, "/reset", Some(&key), None).await;
+    assert_eq!(reset.status, 200, "{reset:?}");
+    // Past the hanging attempts' timeout, the places they held are free again.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(hanging.received().len(), MAX_ATTEMPTS_PER_PARTNER);
 }
 
 #[tokio::test]
