@@ -74,7 +74,9 @@ impl Clock {
         let state = *self.state.read();
         ClockReading {
             now: truncate_to_millis(state.frozen_at.unwrap_or_else(|| offset_now(state.offset))),
-            offset: state.offset,
+            // How far ahead of real time it reads now: a frozen clock falls behind as real
+            // time passes, where its offset kept the figure of when it was frozen.
+            offset: state.frozen_at.map_or(state.offset, |at| at - real_now()),
             frozen: state.frozen_at.is_some(),
         }
     }
@@ -323,6 +325,19 @@ mod tests {
             "{stepped} after the step"
         );
         assert!(!clock.reading().frozen);
+    }
+
+    /// A frozen clock's offset is how far ahead of real time it reads now: it falls behind
+    /// as real time passes, where it kept the figure of when it was frozen.
+    #[test]
+    fn a_frozen_clocks_offset_is_of_its_reading_now() {
+        let clock = Clock::new();
+        clock.restore(Duration::ZERO, Some(real_now() - Duration::seconds(10)));
+        let offset = clock.reading().offset.whole_seconds();
+        assert!((-11..=-10).contains(&offset), "offset {offset}");
+        clock.advance(Duration::seconds(30)).expect("in range");
+        let offset = clock.reading().offset.whole_seconds();
+        assert!((19..=20).contains(&offset), "offset {offset}");
     }
 
     #[test]

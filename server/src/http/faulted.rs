@@ -49,13 +49,17 @@ fn shaped(path: &str, status: StatusCode, body: Option<Value>) -> Response {
             response
         }
         Some(body) => crate::wire::json(status, &body),
-        None if crate::m2m::owns(path) => m2m_error(status),
+        None if crate::m2m::owns(path) && !status.is_success() && !status.is_redirection() => {
+            m2m_error(status)
+        }
         None if crate::leaf::owns(path) && !status.is_success() && !status.is_redirection() => {
             crate::leaf::error::fault(status, path)
         }
         None if crate::pages::owns(path) && !status.is_success() && !status.is_redirection() => {
             crate::pages::fault(status)
         }
+        // A success or a redirect is no error, in any API's shape: the status alone (a 200
+        // on `/partner` read an "Internal server error" envelope).
         None if status.is_success() || status.is_redirection() => {
             let mut response = Response::new(Bytes::new().into());
             *response.status_mut() = status;
@@ -100,6 +104,20 @@ mod tests {
                 response.headers().get(header::CONTENT_TYPE).is_none(),
                 "{path}"
             );
+        }
+    }
+
+    #[test]
+    fn a_faulted_success_or_redirect_without_a_body_is_its_status_alone() {
+        for path in ["/partner/links", "/services/widgets/api/x", "/widget/x"] {
+            for status in [StatusCode::OK, StatusCode::CREATED, StatusCode::FOUND] {
+                let response = answer(path, status, None);
+                assert_eq!(response.status(), status);
+                assert!(
+                    response.headers().get(header::CONTENT_TYPE).is_none(),
+                    "{path}"
+                );
+            }
         }
     }
 
