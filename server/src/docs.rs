@@ -11,8 +11,11 @@ use warp::reply::Response;
 use crate::wire::{Request, Router};
 
 static OPENAPI_JSON: LazyLock<String> = LazyLock::new(linkbox_contracts::openapi::json);
+/// The document's address relative to the UI's (`/docs/`), as every link of linkbox's own
+/// pages is: behind a proxy serving linkbox under a path (`--public-url https://host/base/`)
+/// it stays under it, where `/openapi.json` left it.
 static SWAGGER_CONFIG: LazyLock<Arc<Config<'static>>> =
-    LazyLock::new(|| Arc::new(Config::from("/openapi.json")));
+    LazyLock::new(|| Arc::new(Config::from("../openapi.json")));
 
 /// Whether `path` is one of these documents' (they read no state).
 pub fn owns(path: &str) -> bool {
@@ -25,13 +28,15 @@ pub fn routes() -> Router {
         .get("/openapi.json", |_: Request| async { openapi_json() })
         .get("/docs/{*file}", |request: Request| async move {
             let file = request.param("file");
-            // `/docs` itself moves to `/docs/`, so the UI's relative asset paths resolve.
+            // `/docs` itself moves to `/docs/`, so the UI's relative asset paths resolve:
+            // relative to it, so that behind a proxy serving linkbox under a path the UI
+            // stays under it too.
             if file.is_empty() && !request.path.ends_with('/') {
                 let mut response = Response::new("".into());
                 *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
                 response
                     .headers_mut()
-                    .insert(header::LOCATION, HeaderValue::from_static("/docs/"));
+                    .insert(header::LOCATION, HeaderValue::from_static("docs/"));
                 response
             } else {
                 swagger_file(file)

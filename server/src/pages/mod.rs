@@ -284,7 +284,7 @@ pub fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .filter(|value| !value.is_empty())
 }
 
-/// One path segment, percent-encoded.
+/// One path segment, percent-encoded (a space as `%20`: a `+` in a path is a `+`).
 pub fn segment(text: &str) -> String {
-    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+    percent_encoding::utf8_percent_encode(text, crate::store::m2m::SEGMENT).to_string()
 }

@@ -100,8 +100,11 @@ impl Lang {
         }
     }
 
+    /// A language tag's primary subtag (`es` of `es-MX`), in any case: `estonian` is no
+    /// `es`.
     fn parse(text: &str) -> Option<Lang> {
-        match text.get(..2).map(str::to_ascii_lowercase).as_deref() {
+        let primary = text.split(|c: char| !c.is_ascii_alphabetic()).next();
+        match primary.map(str::to_ascii_lowercase).as_deref() {
             Some("en") => Some(Lang::En),
             Some("es") => Some(Lang::Es),
             _ => None,
@@ -675,6 +678,10 @@ mod tests {
         assert_eq!(Lang::parse("EN"), Some(Lang::En));
         assert_eq!(Lang::parse("fr"), None);
         assert_eq!(Lang::parse("e"), None);
+        assert_eq!(Lang::parse("es_MX"), Some(Lang::Es));
+        for word in ["estonian", "esperanto", "english", "enx"] {
+            assert_eq!(Lang::parse(word), None, "{word}");
+        }
     }
 
     #[test]

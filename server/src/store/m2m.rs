@@ -31,6 +31,14 @@ use crate::persist::Sink;
 use crate::ratelimit::{Limit, Window};
 use compact::Compact;
 
+/// What a path segment keeps as it is (RFC 3986's unreserved characters); every other
+/// character is percent-encoded.
+pub const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 #[cfg(test)]
 mod budget_tests;
 mod compact;
@@ -1415,7 +1423,8 @@ impl Partner {
         ids::push_hex48(text, suffix);
     }
 
-    /// The widget URL of the link whose id ends in `suffix`, in `flow`.
+    /// The widget URL of the link whose id ends in `suffix`, in `flow` (a path segment,
+    /// percent-encoded: a flow a config names `m2m express` or `a/b` is one segment).
     fn url(&self, suffix: u64, flow: &str) -> String {
         let mut url = String::with_capacity(
             self.widget_base.len() + "/link__/".len() + self.slug.len() + 12 + flow.len(),
@@ -1424,7 +1433,7 @@ impl Partner {
         url.push('/');
         self.push_link_id(&mut url, suffix);
         url.push('/');
-        url.push_str(flow);
+        url.extend(percent_encoding::utf8_percent_encode(flow, SEGMENT));
         url
     }
 

@@ -36,7 +36,14 @@ async fn docs_serve_a_swagger_ui_pointing_at_the_document() {
         .send(Method::GET, "/docs/swagger-initializer.js", &[], None)
         .await;
     assert_eq!(init.status, 200);
-    assert!(init.text.contains("/openapi.json"), "{}", init.text);
+    // Relative to the UI's address, as the way there is: behind a proxy serving linkbox
+    // under a path (`https://host/base/docs` → `https://host/base/docs/`, whose
+    // `../openapi.json` is `https://host/base/openapi.json`) both stay under it.
+    assert!(init.text.contains("\"../openapi.json\""), "{}", init.text);
+    // `/docs` moves there (`Location: docs/`, followed by the client).
+    let moved = app.send(Method::GET, "/docs", &[], None).await;
+    assert_eq!(moved.status, 200);
+    assert!(moved.text.contains("swagger"), "{}", moved.text);
     let missing = app.send(Method::GET, "/docs/nope.js", &[], None).await;
     assert_eq!(missing.status, 404);
 }

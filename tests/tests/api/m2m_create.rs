@@ -57,6 +57,42 @@ async fn configured_flows_and_widget_base_shape_the_url() {
     );
 }
 
+/// A flow that is no URL path segment as written (a configured `m2m express`, `a/b`) is one
+/// segment of the link's `url`, percent-encoded, and the page at it acts in that flow: its
+/// forms post to, and its redirect comes back to, that flow's address (a space written as
+/// `+` named another flow, and every one of them was a 404).
+#[tokio::test]
+async fn a_flow_that_needs_encoding_is_one_segment_of_the_url_and_its_page() {
+    let config =
+        FileConfig::parse("flows = [\"m2m-basic\", \"m2m express\", \"a/b\"]").expect("config");
+    let app = spawn_app_with(Options {
+        file: Some(config),
+        ..Options::default()
+    })
+    .await;
+    for (flow, segment) in [("m2m express", "m2m%20express"), ("a/b", "a%2Fb")] {
+        let reply = create(&app, json!({"referenceId": flow, "flow": flow})).await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+        let link_id = reply.data()["linkId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let url = reply.data()["url"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            url.ends_with(&format!("/widget/{link_id}/{segment}")),
+            "{url}"
+        );
+        let path = format!("/widget/{link_id}/{segment}");
+        let page = app.send(Method::GET, &path, &[], None).await;
+        assert_eq!(page.status, 200, "{path}: {page:?}");
+        assert!(
+            page.text.contains(&format!("action=\"./{segment}/")),
+            "{}",
+            page.text
+        );
+    }
+}
+
 /// A create body as sent, byte for byte: what `serde_json::json!` cannot write (a member
 /// twice, an escaped name) and what is not JSON at all.
 async fn create_raw(app: &TestApp, body: &str) -> linkbox_tests::Reply {
