@@ -482,7 +482,7 @@ pub fn is_denied(ip: std::net::IpAddr) -> bool {
     use std::net::IpAddr;
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             v4.is_private()
                 || v4.is_loopback()
                 || v4.is_link_local()
@@ -493,10 +493,13 @@ pub fn is_denied(ip: std::net::IpAddr) -> bool {
                 || a == 0
                 || (a == 100 && (64..128).contains(&b))
                 || (a == 198 && (b == 18 || b == 19))
+                || (a == 192 && b == 0 && c == 0)
                 || a >= 240
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            // Mapped (`::ffff:a.b.c.d`) or compatible (`::a.b.c.d`, deprecated but still
+            // routed by some stacks to the IPv4 address it carries).
+            if let Some(v4) = v6.to_ipv4() {
                 return is_denied(IpAddr::V4(v4));
             }
             let segments = v6.segments();
@@ -511,6 +514,12 @@ pub fn is_denied(ip: std::net::IpAddr) -> bool {
                 || (segments[0] & 0xfe00) == 0xfc00
                 || (segments[0] & 0xffc0) == 0xfe80
                 || segments[0] == 0x2001 && segments[1] == 0x0db8
+                // Ways to an IPv4 address it does not show: 6to4 (2002::/16), Teredo
+                // (2001::/32) and local-use NAT64 (64:ff9b:1::/48); and the discard prefix.
+                || segments[0] == 0x2002
+                || segments[0] == 0x2001 && segments[1] == 0
+                || segments[..3] == [0x64, 0xff9b, 1]
+                || segments[..4] == [0x100, 0, 0, 0]
         }
     }
 }
@@ -741,6 +750,14 @@ mod tests {
             "::ffff:10.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::a9fe:a9fe",
+            // IPv4-compatible, 6to4, Teredo, local-use NAT64, IETF assignments, discard.
+            "::10.0.0.1",
+            "::169.254.169.254",
+            "2002:a9fe:a9fe::1",
+            "2001:0:4136:e378::1",
+            "64:ff9b:1::a9fe:a9fe",
+            "192.0.0.170",
+            "100::1",
         ] {
             assert!(is_denied(ip.parse().expect("ip")), "{ip}");
         }
@@ -749,6 +766,8 @@ mod tests {
             "1.1.1.1",
             "2606:4700::1111",
             "::ffff:8.8.8.8",
+            "::8.8.8.8",
+            "2001:db9::1",
         ] {
             assert!(!is_denied(ip.parse().expect("ip")), "{ip}");
         }
