@@ -38,6 +38,7 @@ use super::{document_at, field, form_pairs, html as page, to_root};
 use crate::app::App;
 use crate::ops::identity::{self, Refusal, Scope};
 use crate::store::m2m::{Lent, LinkFilter};
+use crate::webhooks::ReplayError;
 use crate::wire::{Request, Router, query_pairs};
 
 const STYLE: &str = "body{background:#eef2f6}main{max-width:76rem}section{margin-top:1.5rem}\
@@ -171,8 +172,9 @@ fn headers(form: &[(String, String)]) -> Option<HeaderMap> {
 }
 
 /// Runs a button's action; returns what to tell the user, and the status of the page that
-/// tells it: a tenant's clock button under `--clock admin` is a 403, as the API's refusal
-/// is; anything else the page itself says.
+/// tells it: a refusal's as the control API's for the same request (a tenant's clock button
+/// under `--clock admin` a 403, an unknown delivery a 404, one in flight a 409, a step that
+/// is no whole number of seconds within a century a 400), a success's 200.
 fn act(
     request: &Request,
     action: &str,
@@ -180,13 +182,19 @@ fn act(
 ) -> Option<(StatusCode, Result<String, String>)> {
     let app = &request.app;
     let scope = viewer(request, form)?.ok()?;
+    let refused = |status: StatusCode, said: String| Some((status, Err(said)));
     let said = match action {
         "replay" => {
             let id = field(form, "delivery").unwrap_or_default();
-            app.webhooks
-                .replay(id, scope.deliveries(), app.clock.now())
-                .map(|_| format!("Delivery {id} queued again."))
-                .map_err(|error| error.to_string())
+            match app.webhooks.replay(id, scope.deliveries(), app.clock.now()) {
+                Ok(_) => format!("Delivery {id} queued again."),
+                Err(error @ ReplayError::NotFound) => {
+                    return refused(StatusCode::NOT_FOUND, error.to_string());
+                }
+                Err(error @ ReplayError::InFlight) => {
+                    return refused(StatusCode::CONFLICT, error.to_string());
+                }
+            }
         }
         "clock" if !scope.may_move_clock(app) => {
             let why = crate::ops::identity::clock_admin_only(app);
@@ -197,19 +205,21 @@ fn act(
                 "advanceSeconds must be a whole number of seconds, within a century";
             let seconds = field(form, "advanceSeconds").and_then(|value| value.parse::<i64>().ok());
             let Some(seconds) = seconds else {
-                return Some((StatusCode::OK, Err(WHOLE.into())));
+                return refused(StatusCode::BAD_REQUEST, WHOLE.into());
             };
-            app.clock
-                .advance(time::Duration::seconds(seconds))
-                .map(|()| format!("Clock moved by {seconds} s."))
-                .map_err(|error| match error {
-                    crate::clock::StepError::TooFar => WHOLE.into(),
-                    crate::clock::StepError::OutOfRange(error) => format!("Not moved: {error}."),
-                })
+            match app.clock.advance(time::Duration::seconds(seconds)) {
+                Ok(()) => format!("Clock moved by {seconds} s."),
+                Err(crate::clock::StepError::TooFar) => {
+                    return refused(StatusCode::BAD_REQUEST, WHOLE.into());
+                }
+                Err(crate::clock::StepError::OutOfRange(error)) => {
+                    return refused(StatusCode::BAD_REQUEST, format!("Not moved: {error}."));
+                }
+            }
         }
         _ => return None,
     };
-    Some((StatusCode::OK, said))
+    Some((StatusCode::OK, Ok(said)))
 }
 
 fn dashboard(

@@ -1223,9 +1223,17 @@ async fn the_dashboard_shows_a_tenant_escapes_everything_and_its_forms_work() {
     )
     .await;
     assert_eq!(
-        smallest.status, 200,
-        "the dashboard again, with the refusal"
+        smallest.status, 400,
+        "the dashboard again, with the refusal and the control API's status for it"
     );
+    let other = post_form(
+        &app,
+        "/_sandbox/ui/replay",
+        &format!("key={}&delivery={delivery}", test_key(6)),
+    )
+    .await;
+    assert_eq!(other.status, 404, "another tenant's delivery is none");
+    assert!(other.text.contains("Delivery not found"), "{}", other.text);
     assert!(
         smallest
             .text
