@@ -557,10 +557,10 @@ pub struct FaultRequest {
     /// Close the connection without an answer.
     #[serde(default)]
     pub drop: Option<bool>,
-    /// Chance (0..=1) that a matching request is faulted; default 1.
+    /// Chance (above 0, at most 1: 0 would never fire) that a request is faulted; default 1.
     #[serde(default)]
-    #[schemars(range(min = 0, max = 1))]
-    #[schema(minimum = 0, maximum = 1)]
+    #[schemars(range(max = 1), extend("exclusiveMinimum" = 0))]
+    #[schema(exclusive_minimum = 0, maximum = 1)]
     pub probability: Option<f64>,
     /// Fault this many matching requests, then stop; unlimited when absent.
     #[serde(default)]

@@ -765,9 +765,11 @@ pub fn check(mut request: FaultRequest) -> Result<Checked, FaultRefused> {
         })
         .transpose()?;
     let probability = request.probability.unwrap_or(1.0);
-    if !(0.0..=1.0).contains(&probability) {
+    // A fault that could never fire is refused, as one matching only control paths is.
+    if !(probability > 0.0 && probability <= 1.0) {
         return Err(FaultRefused::Invalid(String::from(
-            "The probability field must be between 0 and 1",
+            "The probability field must be above 0 and at most 1 (a fault of probability 0 \
+             would never fire)",
         )));
     }
     if request.delay_ms.is_some_and(|delay| delay > MAX_DELAY_MS) {
@@ -1043,15 +1045,15 @@ mod tests {
     #[test]
     fn probability_zero_never_fires_and_one_always_does() {
         let faults = Faults::new();
-        faults
-            .add(
-                fault(serde_json::json!({"status": 500, "probability": 0.0})),
-                None,
-            )
-            .expect("add");
-        for _ in 0..100 {
-            assert!(faults.strike(&Method::GET, "/x", None).is_none());
-        }
+        let refused = faults.add(
+            fault(serde_json::json!({"status": 500, "probability": 0.0})),
+            None,
+        );
+        assert!(
+            matches!(&refused, Err(FaultRefused::Invalid(said)) if said.contains("never fire")),
+            "{refused:?}"
+        );
+        assert!(faults.strike(&Method::GET, "/x", None).is_none());
         faults.clear(None);
         faults
             .add(

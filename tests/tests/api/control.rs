@@ -535,16 +535,30 @@ async fn a_fault_on_an_end_users_page_answers_with_a_page() {
     assert_eq!(limited.header("retry-after"), Some("60"));
 }
 
+/// A fault of probability 0 could never fire: refused, saying so, and never kept, as the
+/// docs say of every such fault. One of probability 1 always fires.
 #[tokio::test]
-async fn a_fault_with_probability_zero_never_fires_and_one_always_does() {
+async fn a_fault_with_probability_zero_is_refused_and_one_always_fires() {
     let app = spawn_app().await;
     let key = test_key(10);
-    add_fault(&app, &key, json!({"status": 500, "probability": 0})).await;
+    let refused = app
+        .control(
+            Method::POST,
+            "/faults",
+            Some(&key),
+            Some(&json!({"status": 500, "probability": 0})),
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{refused:?}");
+    let message = refused.json["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("never fire"), "{message}");
+    let listed = app.control(Method::GET, "/faults", Some(&key), None).await;
+    assert_eq!(listed.json["faults"], json!([]), "{listed:?}");
     for _ in 0..5 {
         assert_eq!(app.list_links(&key, "").await.status, 200);
     }
-    app.control(Method::DELETE, "/faults", Some(&key), None)
-        .await;
     add_fault(
         &app,
         &key,
