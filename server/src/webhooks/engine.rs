@@ -37,7 +37,7 @@
 //! delivers the real events) — is recorded and fails the delivery at once (replayable),
 //! since no retry would fare differently.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -187,107 +187,178 @@ pub async fn run(
     attempts.abort_all();
 }
 
-/// The attempts waiting for a place, by receiver, and those in flight counted by partner
-/// and by receiver (see the module's "Taking turns").
+/// The attempts waiting for a place and those in flight (see the module's "Taking turns").
+/// Two stages: a partner's attempts are let in up to its share ([`MAX_ATTEMPTS_PER_PARTNER`]
+/// let in at once, waiting or in flight), the rest held in its own queue, so a partner at its
+/// share never stands in another's way; those let in wait by receiver, and receivers take
+/// turns. A receiver at its cap is set aside until one of its attempts ends, so a turn looks
+/// only at receivers that may start one, or at the few (each with an attempt in flight) the
+/// full line keeps from the reserve.
 #[derive(Default)]
 struct Line {
-    /// Each receiver's waiting attempts, in the order they fell due.
+    /// Each partner's attempts past its share, in the order they fell due.
+    held: HashMap<Arc<str>, VecDeque<Job>>,
+    /// Each partner's attempts let in: waiting for a place, or in flight.
+    admitted: HashMap<Arc<str>, usize>,
+    /// Each receiver's attempts let in and waiting for a place, in the order they came.
     waiting: HashMap<Arc<str>, VecDeque<Job>>,
-    /// The receivers with attempts waiting, in turn.
+    /// The receivers with attempts waiting, in turn, but those set aside.
     turns: VecDeque<Arc<str>>,
+    /// Receivers with attempts waiting and [`MAX_ATTEMPTS_PER_RECEIVER`] in flight.
+    aside: HashSet<Arc<str>>,
     in_flight: usize,
-    by_partner: HashMap<Arc<str>, usize>,
     by_receiver: HashMap<Arc<str>, usize>,
 }
 
 impl Line {
     fn push(&mut self, job: Job) {
-        let receiver = receiver_of(&job);
+        let admitted = self.admitted.entry(job.partner.slug.clone()).or_default();
+        if *admitted < MAX_ATTEMPTS_PER_PARTNER {
+            *admitted += 1;
+            self.wait(receiver_of(&job), job);
+        } else {
+            self.held
+                .entry(job.partner.slug.clone())
+                .or_default()
+                .push_back(job);
+        }
+    }
+
+    /// `job`, let in, waits for a place at `receiver`.
+    fn wait(&mut self, receiver: Arc<str>, job: Job) {
         let queue = self.waiting.entry(receiver.clone()).or_default();
-        if queue.is_empty() {
+        queue.push_back(job);
+        if queue.len() == 1 && !self.aside.contains(&receiver) {
             self.turns.push_back(receiver);
         }
-        queue.push_back(job);
     }
 
     /// The attempts to start now, each with its receiver, counted in flight: receivers in
     /// turn, each that may start one starting its first and going last, until the line
-    /// and the reserve are full or no receiver waiting may start one.
+    /// and the reserve are full or no receiver in turn may start one. An attempt is counted
+    /// where its URL points now, and sent there ([`receiver_of`]): a URL changed while it
+    /// waited moves it to that receiver's queue.
     fn next(&mut self) -> Vec<(Arc<str>, Job)> {
         let mut started = Vec::new();
         // Receivers looked at since one last started an attempt.
         let mut passed = 0;
-        while passed < self.turns.len() {
+        while passed < self.turns.len()
+            && self.in_flight < MAX_CONCURRENT_ATTEMPTS + RESERVED_ATTEMPTS
+        {
             let Some(receiver) = self.turns.pop_front() else {
                 break;
             };
-            let queue = self.waiting.entry(receiver.clone()).or_default();
-            let in_flight = self.by_receiver.get(&receiver).copied().unwrap_or(0);
-            let may = |partner: &Arc<str>| {
-                let partner = self.by_partner.get(partner).copied().unwrap_or(0);
-                partner < MAX_ATTEMPTS_PER_PARTNER
-                    && if self.in_flight < MAX_CONCURRENT_ATTEMPTS {
-                        in_flight < MAX_ATTEMPTS_PER_RECEIVER
-                    } else {
-                        // The reserve: one attempt of a receiver with none in flight.
-                        self.in_flight < MAX_CONCURRENT_ATTEMPTS + RESERVED_ATTEMPTS
-                            && in_flight == 0
-                    }
+            let Some(mut job) = self
+                .waiting
+                .get_mut(&receiver)
+                .and_then(VecDeque::pop_front)
+            else {
+                self.waiting.remove(&receiver);
+                continue;
             };
-            match queue.pop_front() {
-                Some(job) if may(&job.partner.slug) => {
-                    self.in_flight += 1;
-                    *self.by_receiver.entry(receiver.clone()).or_default() += 1;
-                    *self.by_partner.entry(job.partner.slug.clone()).or_default() += 1;
-                    started.push((receiver.clone(), job));
-                    passed = 0;
-                }
-                Some(job) => {
+            let url = url_of(&job);
+            let now = receiver_at(url.as_deref());
+            let in_flight = self.by_receiver.get(&receiver).copied().unwrap_or(0);
+            let may = if self.in_flight < MAX_CONCURRENT_ATTEMPTS {
+                in_flight < MAX_ATTEMPTS_PER_RECEIVER
+            } else {
+                // The reserve: one attempt of a receiver with none in flight.
+                in_flight == 0
+            };
+            if now != receiver {
+                self.requeue(receiver);
+                self.wait(now, job);
+                continue;
+            }
+            if !may {
+                if let Some(queue) = self.waiting.get_mut(&receiver) {
                     queue.push_front(job);
+                }
+                if in_flight >= MAX_ATTEMPTS_PER_RECEIVER {
+                    self.aside.insert(receiver);
+                } else {
+                    self.turns.push_back(receiver);
                     passed += 1;
                 }
-                None => {}
+                continue;
             }
-            if queue.is_empty() {
-                self.waiting.remove(&receiver);
-            } else {
-                self.turns.push_back(receiver);
-            }
+            // Sent where it was counted.
+            job.callback_url = url;
+            self.in_flight += 1;
+            *self.by_receiver.entry(receiver.clone()).or_default() += 1;
+            started.push((receiver.clone(), job));
+            passed = 0;
+            self.requeue(receiver);
         }
         started
     }
 
-    /// An attempt to `receiver` of `partner`'s ended: its place is free.
+    /// `receiver` back in turn when attempts of it still wait, else forgotten.
+    fn requeue(&mut self, receiver: Arc<str>) {
+        if self
+            .waiting
+            .get(&receiver)
+            .is_some_and(|queue| !queue.is_empty())
+        {
+            self.turns.push_back(receiver);
+        } else {
+            self.waiting.remove(&receiver);
+        }
+    }
+
+    /// An attempt to `receiver` of `partner`'s ended: its place is free, a receiver set
+    /// aside is back in turn, and the partner's next attempt held is let in.
     fn done(&mut self, receiver: &Arc<str>, partner: &Arc<str>) {
         self.in_flight = self.in_flight.saturating_sub(1);
-        for (counts, key) in [
-            (&mut self.by_receiver, receiver),
-            (&mut self.by_partner, partner),
-        ] {
-            if let Some(count) = counts.get_mut(key) {
-                *count = count.saturating_sub(1);
-                if *count == 0 {
-                    counts.remove(key);
+        if let Some(count) = self.by_receiver.get_mut(receiver) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.by_receiver.remove(receiver);
+            }
+        }
+        if self.aside.remove(receiver) {
+            self.requeue(receiver.clone());
+        }
+        let next = self.held.get_mut(partner).and_then(VecDeque::pop_front);
+        if self.held.get(partner).is_some_and(VecDeque::is_empty) {
+            self.held.remove(partner);
+        }
+        match next {
+            Some(job) => self.wait(receiver_of(&job), job),
+            None => {
+                if let Some(count) = self.admitted.get_mut(partner) {
+                    *count = count.saturating_sub(1);
+                    if *count == 0 {
+                        self.admitted.remove(partner);
+                    }
                 }
             }
         }
     }
 }
 
-/// Whom an attempt of `job` calls, as the line counts receivers: a loopback receiver by
-/// its port (`localhost`, `127.0.0.1` and every `*.localhost` name reach the same socket),
-/// any other by its host and port; an attempt that cannot be sent, by none (it ends at
-/// once).
+/// Whom an attempt of `job` calls now, as the line counts receivers: a loopback receiver
+/// by its port (`localhost`, `127.0.0.1` and every `*.localhost` name reach the same
+/// socket), any other by its host and port; an attempt that cannot be sent, by none (it
+/// ends at once).
 fn receiver_of(job: &Job) -> Arc<str> {
-    let url = job
-        .callback_url
+    receiver_at(url_of(job).as_deref())
+}
+
+/// Where an attempt of `job` goes now: its link's `callbackUrl`, else its partner's URL.
+fn url_of(job: &Job) -> Option<String> {
+    job.callback_url
         .clone()
-        .or_else(|| job.partner.webhook_url());
-    let Some(parsed) = url.as_deref().and_then(|url| url::Url::parse(url).ok()) else {
+        .or_else(|| job.partner.webhook_url())
+}
+
+/// The receiver ([`receiver_of`]) `url` names.
+fn receiver_at(url: Option<&str>) -> Arc<str> {
+    let Some(parsed) = url.and_then(|url| url::Url::parse(url).ok()) else {
         return Arc::from("");
     };
     let port = parsed.port_or_known_default().unwrap_or_default();
-    if url.as_deref().is_some_and(is_loopback_url) {
+    if url.is_some_and(is_loopback_url) {
         format!("loopback:{port}").into()
     } else {
         format!("{}:{port}", parsed.host_str().unwrap_or_default()).into()
@@ -615,6 +686,8 @@ fn certificate_hint(error: &str, has_roots: bool) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::{
         Line, MAX_ATTEMPTS_PER_PARTNER, MAX_ATTEMPTS_PER_RECEIVER, MAX_CONCURRENT_ATTEMPTS,
         RESERVED_ATTEMPTS, certificate_hint, is_denied, is_loopback_url,
@@ -719,6 +792,68 @@ mod tests {
         let next = line.next();
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].0, receiver);
+        // A partner at its share stands in no other's way at a receiver they share: its
+        // next attempt waits in its own queue, and another partner's goes at once.
+        let mut line = Line::default();
+        for n in 0..MAX_ATTEMPTS_PER_PARTNER as u64 {
+            line.push(job(&key(1), "http://localhost:9301/hangs", n));
+        }
+        assert_eq!(line.next().len(), MAX_ATTEMPTS_PER_PARTNER);
+        line.push(job(&key(1), "http://localhost:9302/quick", 100));
+        line.push(job(&key(2), "http://localhost:9302/quick", 101));
+        let started = line.next();
+        assert_eq!(started.len(), 1);
+        assert_eq!(started[0].1.id, DeliveryId(101));
+        // Its attempt held goes once one of its own ends.
+        line.done(
+            &Arc::from("loopback:9301"),
+            &started[0].1.partner.slug.clone(),
+        );
+        assert!(
+            line.next().is_empty(),
+            "the other partner's ended, not the first's"
+        );
+        let first = crate::webhooks::tests::partner_of(&key(1)).slug.clone();
+        line.done(&Arc::from("loopback:9301"), &first);
+        let started = line.next();
+        assert_eq!(started.len(), 1);
+        assert_eq!(started[0].1.id, DeliveryId(100));
+
+        // An attempt is counted, and sent, where its partner's URL points when its turn
+        // comes: parked under another receiver's name while it waited, it joins the one it
+        // would reach.
+        let mut line = Line::default();
+        let parked = crate::webhooks::tests::partner_of(&key(3));
+        assert!(
+            parked
+                .set_webhook_url(Some("https://parked.example/".into()))
+                .is_ok()
+        );
+        let mut waiting = job(&key(3), "", 200);
+        waiting.callback_url = None;
+        waiting.partner = parked.clone();
+        for n in 0..MAX_ATTEMPTS_PER_RECEIVER as u64 {
+            line.push(job(&key(4 + n as usize), "http://localhost:9401/hangs", n));
+        }
+        line.push(waiting);
+        assert!(
+            parked
+                .set_webhook_url(Some("http://localhost:9401/hangs".into()))
+                .is_ok()
+        );
+        let started = line.next();
+        assert_eq!(
+            started.len(),
+            MAX_ATTEMPTS_PER_RECEIVER,
+            "the receiver's share"
+        );
+        assert!(
+            started
+                .iter()
+                .all(|(receiver, _)| &**receiver == "loopback:9401")
+        );
+        assert!(started.iter().all(|(_, job)| job.id != DeliveryId(200)));
+
         // Each partner holds at most its share, whatever receivers it sends to.
         let mut line = Line::default();
         for port in 0..MAX_ATTEMPTS_PER_PARTNER as u16 * 2 {

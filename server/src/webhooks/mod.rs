@@ -324,7 +324,10 @@ impl Visible<'_> {
 pub enum ReplayError {
     #[error("Delivery not found")]
     NotFound,
-    #[error("The delivery is being attempted right now; try again when it has finished")]
+    #[error(
+        "The delivery is being attempted, or is waiting for its place among the attempts in \
+         flight; try again when it has finished"
+    )]
     InFlight,
 }
 
