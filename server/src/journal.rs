@@ -1136,10 +1136,11 @@ fn show_headers<'a>(
             let value = if may_hold_secret(value.as_bytes()) {
                 // Read as a string's text too (`Upstream 401: {\"token\": …}`, JSON text
                 // a client escaped into the header): shown so when that redacts more.
+                // Read so whatever else in it was redacted (a key quoted before it).
                 let shown = redact_text(&value);
-                let unescaped = json_text(&value);
+                let unescaped = json_text(&shown);
                 match &unescaped {
-                    Cow::Owned(unescaped) if shown == value.as_ref() => {
+                    Cow::Owned(unescaped) => {
                         let shown_unescaped = redact_text(unescaped);
                         if shown_unescaped != *unescaped {
                             Cow::Owned(shown_unescaped)
@@ -1439,10 +1440,21 @@ fn redact_text(text: &str) -> String {
     redact_keys(&redact_named(&redact_members(&redact_pairs(text))))
 }
 
+/// Whether `text` reads as JSON text, well formed or not: an object or an array, after
+/// white space, a byte order mark (as Windows and .NET clients send), or the `)]}'` line
+/// some APIs put before JSON.
+fn json_like(text: &str) -> bool {
+    let text = text.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+    let text = text
+        .strip_prefix(")]}'")
+        .map_or(text, |rest| rest.trim_start_matches([',', '\r', '\n', ' ']));
+    text.starts_with(['{', '['])
+}
+
 /// `text` with the value of each `name=value` pair whose name is secret redacted
 /// ([`redact_pair`]): a form, a query, or a URL or a header's parameters quoted in text.
 fn redact_pairs(text: &str) -> String {
-    let json_like = text.trim_start().starts_with(['{', '[']);
+    let json_like = json_like(text);
     // One string written pair by pair: a string a pair would cost a body of a million `&`
     // some 50 MB.
     let mut pairs = String::with_capacity(text.len());
@@ -1478,11 +1490,13 @@ fn redact_pair(pair: &str, json_like: bool, out: &mut String) {
     };
     // In JSON text, a secret value in a string ends with the string: at its first quote
     // that no backslash escapes.
+    // In other text, at the end of its line: a `text/plain` form's or an `.env` file's
+    // next line is a pair of its own.
     let value_end = |value: &str| {
         if json_like {
             string_end(value.as_bytes(), 0)
         } else {
-            value.len()
+            value.find(['\r', '\n']).unwrap_or(value.len())
         }
     };
     out.push_str(&without_keys(name));
@@ -1547,7 +1561,7 @@ fn shown_value(value: &str) -> Cow<'_, str> {
 
 /// A character that ends the text before a pair's name: no form's name holds one as sent.
 fn ends_a_name(c: char) -> bool {
-    matches!(c, '"' | '{' | '}' | ',' | ':' | '?' | ';') || c.is_ascii_whitespace()
+    matches!(c, '"' | '{' | '}' | ',' | ':' | '?' | ';') || c.is_whitespace()
 }
 
 /// Where the value of the first pair with a secret name begins inside `value`, another
@@ -1557,8 +1571,13 @@ fn ends_a_name(c: char) -> bool {
 /// name after each separator is read only to the next separator or `=`.
 fn secret_pair_in(value: &str) -> Option<usize> {
     // A `+` is a form's space.
-    let separates =
-        |byte: &u8| matches!(byte, b';' | b',' | b'?' | b'+') || byte.is_ascii_whitespace();
+    // Any white space, a vertical tab and those beyond ASCII (a no-break space, U+2028)
+    // too: a byte of a character beyond ASCII never starts a name a secret word spells.
+    let separates = |byte: &u8| {
+        matches!(byte, b';' | b',' | b'?' | b'+' | 0x0b)
+            || byte.is_ascii_whitespace()
+            || *byte >= 0x80
+    };
     let space = |byte: &u8| matches!(byte, b' ' | b'\t' | b'+');
     let bytes = value.as_bytes();
     let mut at = 0;
@@ -1848,7 +1867,7 @@ fn blank_line_end(text: &str, from: usize) -> Option<usize> {
 /// followed by anything but `:`, `,`, `}`, `]` or another string (or the end) is taken as
 /// part of the string, and the walk stays in step with the members after it.
 fn redact_members(text: &str) -> String {
-    let json_like = text.trim_start().starts_with(['{', '[']);
+    let json_like = json_like(text);
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
@@ -2114,12 +2133,12 @@ fn redacted_string(text: &str) -> Option<String> {
         // their `=`, a URL's or a form's secret parameter (`https://x/?token=…`).
         None => redact_text(text),
     };
-    // JSON text whose quotes are escaped once more than the string's own
-    // (`Upstream 401: {\"token\": …}`), read with those escapes read.
-    if shown == text
-        && text.contains("\\\"")
+    // JSON text after other text whose quotes are escaped once more than the string's own
+    // (`Upstream 401: {\"token\": …}`, or `\u0022` as .NET writes them), read with those
+    // escapes read, whatever else in the string was redacted.
+    if escaped_json_after_text(&shown)
         && let Some(_level) = JsonTextLevel::enter()
-        && let Some(redacted) = redacted_string(&json_text(text))
+        && let Some(redacted) = redacted_string(&json_text(&shown))
     {
         let quoted = serde_json::to_string(&redacted).ok()?;
         shown = quoted[1..quoted.len() - 1].to_owned();
@@ -2137,6 +2156,17 @@ fn redacted_string(text: &str) -> Option<String> {
         Cow::Borrowed(_) => shown,
     };
     (shown != text).then_some(shown)
+}
+
+/// Whether the first JSON object in `text` has its quotes escaped once more than `text`'s
+/// own (`{\"token\": …}`, `{\u0022token\u0022: …}`): JSON text escaped into a message.
+/// Never so for JSON text whose first object reads as it is (a string in it may hold such
+/// text, read as that string's own).
+fn escaped_json_after_text(text: &str) -> bool {
+    text.find('{').is_some_and(|at| {
+        let inside = text[at + 1..].trim_start();
+        inside.starts_with("\\\"") || inside.starts_with("\\u0022")
+    })
 }
 
 /// `text` with each word in it (between white space) that is percent-encoded shown as
@@ -2935,6 +2965,50 @@ pub(crate) mod tests {
     /// In a JSON body's string: a secret named without quotes in a message, JSON text
     /// encoded twice after other text, a pair after another with spaces or a form's `+`
     /// around its `=`, and a value percent-encoded whole or within malformed JSON.
+    /// The fourth audit's cases: escaped JSON after a key already redacted, or escaped as
+    /// `\u0022`; JSON text after a byte order mark or an XSSI prefix; line breaks beyond
+    /// LF and CR; and what a secret's line does not hold kept.
+    #[test]
+    fn escaped_json_beside_other_secrets_and_json_after_a_bom_are_redacted() {
+        for note in [
+            r#"key m2m_test_0123456789abcdef0123456789abcdef; Upstream 401: {\"token\": \"S3CR3Tx\"}"#,
+            r#"Upstream 401: {\u0022token\u0022:\u0022S3CR3Tx\u0022}"#,
+            "user=a\u{b}password=S3CR3Tx",
+            "user=a\u{2028}password=S3CR3Tx",
+            "user=a\u{a0}password=S3CR3Tx",
+        ] {
+            let body = serde_json::json!({"referenceId": "r", "note": note});
+            let shown = redact_body(body.to_string().as_bytes());
+            assert!(!shown.contains("S3CR3Tx"), "{note} -> {shown}");
+        }
+        for text in [
+            "\u{feff}{\"a\":\"r\",\"redirect_uri\":\"https%3A%2F%2Fx%2F%3Ftoken%3DS3CR3Tx\"}",
+            "\u{feff}{\"a\":\"r\",\"note\":\"user=a\\npassword=S3CR3Tx\"}",
+            ")]}'\n{\"a\":\"r\",\"redirect_uri\":\"https%3A%2F%2Fx%2F%3Ftoken%3DS3CR3Tx\"}",
+        ] {
+            let shown = redact_body(text.as_bytes());
+            assert!(!shown.contains("S3CR3Tx"), "{text:?} -> {shown}");
+        }
+        // A header quoting a key, then escaped JSON.
+        let header = r#"key m2m_test_0123456789abcdef0123456789abcdef; Upstream 401: {\"token\": \"S3CR3Tx\"}"#;
+        let shown = show_headers([("x-up", header.as_bytes())].into_iter());
+        assert!(!shown["x-up"].contains("S3CR3Tx"), "{shown:?}");
+        // An .env file keeps its other lines.
+        assert_eq!(
+            redact_body(b"A=1\nDB_PASSWORD=S3CR3Tx\nDEBUG=true\nPORT=8080"),
+            "A=1\nDB_PASSWORD=[redacted]\nDEBUG=true\nPORT=8080"
+        );
+        // JSON text holding JSON text holding JSON text, and no secret, is shown as sent.
+        for sent in [
+            r#"{"referenceId":"r","metadata":"{\"cart\": \"[\\\"50% off\\\"]\"}"}"#,
+            r#"{"referenceId":"r","metadata":"{\"a\": \"{\\\"b\\\": \\\"Reset password\\\"}\"}"}"#,
+            r#"{"s":"[\"[\\\"50%\\\"]\"]"}"#,
+        ] {
+            assert!(serde_json::from_str::<Value>(sent).is_ok(), "{sent}");
+            assert_eq!(redact_body(sent.as_bytes()), sent);
+        }
+    }
+
     #[test]
     fn secrets_in_messages_and_encoded_values_within_json_strings_are_redacted() {
         let twice_after = format!(
