@@ -1055,7 +1055,9 @@ struct Seen {
     snapshot: linkbox_contracts::sandbox::M2mSnapshot,
     webhook_secret: String,
     deliveries: Vec<linkbox_contracts::sandbox::DeliveryView>,
-    clock_offset: time::Duration,
+    /// The clock as kept: its offset and the reading it is frozen at (a frozen clock's
+    /// offset from real time grows as real time passes).
+    clock: (time::Duration, Option<time::OffsetDateTime>),
     frozen: bool,
     leaf_users: Vec<linkbox_contracts::leaf::LeafUser>,
     leaf_links: Vec<linkbox_contracts::leaf::MagicLink>,
@@ -1069,7 +1071,7 @@ fn seen(app: &linkbox::App) -> Seen {
         snapshot: partner.snapshot(),
         webhook_secret: partner.webhook_secret(),
         deliveries: app.webhooks.deliveries(linkbox::webhooks::Visible::All),
-        clock_offset: app.clock.reading().offset,
+        clock: app.clock.setting(),
         frozen: app.clock.reading().frozen,
         leaf_users: account
             .list_users(&linkbox::store::leaf::UserFilter::default(), 0, 100)
