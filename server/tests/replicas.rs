@@ -1297,6 +1297,14 @@ async fn a_strangers_requests_that_reach_no_tenant_take_no_lock() {
             forged,
             401,
         ),
+        (reqwest::Method::GET, "/magic-link/garbage", html, 404),
+        (reqwest::Method::GET, "/_sandbox/ui?key=garbage", html, 401),
+        (
+            reqwest::Method::GET,
+            "/_sandbox/ui/anything?key=garbage",
+            html,
+            200,
+        ),
     ] {
         let started = std::time::Instant::now();
         let (status, answer, _) = replica.send(method.clone(), path, &[header], None).await;
@@ -1328,6 +1336,95 @@ async fn a_strangers_requests_that_reach_no_tenant_take_no_lock() {
         "the create waited {waited:?}"
     );
     drop(socket);
+}
+
+/// A request of no tenant that a fault may strike reads the fault table as the database
+/// has it, and commits its journal entry before it is answered: an admin's fault with
+/// `times` fires that many times across replicas, one deleted on one replica never fires
+/// (nor comes back) on another, and the admin's journal read on another replica lists the
+/// request at once. Answered from a stale copy outside any transaction, a deleted fault
+/// struck again and was written back, and journal entries showed up late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strangers_request_meets_the_faults_and_the_journal_every_replica_has() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let flags = ["--admin-token", "admin-secret"];
+    let replicas = [
+        Replica::start(&database, &flags),
+        Replica::start(&database, &flags),
+    ];
+    let admin = [("authorization", "Bearer admin-secret")];
+    let page = "/widget/garbage/m2m-basic";
+    // Every replica has read the fault table before the fault is added.
+    for replica in &replicas {
+        let (status, _, _) = replica.send(reqwest::Method::GET, page, &[], None).await;
+        assert_eq!(status, 404);
+    }
+    let (status, fault, _) = replicas[0]
+        .send(
+            reqwest::Method::POST,
+            "/_sandbox/faults",
+            &admin,
+            Some(json!({"path": "/widget/**", "status": 503, "times": 2})),
+        )
+        .await;
+    assert_eq!(status, 201, "{fault}");
+    let mut statuses = Vec::new();
+    for n in 0..6 {
+        let (status, _, _) = replicas[n % 2]
+            .send(reqwest::Method::GET, page, &[], None)
+            .await;
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [503, 503, 404, 404, 404, 404]);
+    let (status, fault, _) = replicas[1]
+        .send(
+            reqwest::Method::POST,
+            "/_sandbox/faults",
+            &admin,
+            Some(json!({"path": "/widget/**", "status": 503})),
+        )
+        .await;
+    assert_eq!(status, 201, "{fault}");
+    assert_eq!(
+        replicas[0]
+            .send(reqwest::Method::GET, page, &[], None)
+            .await
+            .0,
+        503
+    );
+    let (status, _, _) = replicas[1]
+        .send(reqwest::Method::DELETE, "/_sandbox/faults", &admin, None)
+        .await;
+    assert_eq!(status, 204);
+    for n in 0..4 {
+        let (status, _, _) = replicas[n % 2]
+            .send(reqwest::Method::GET, page, &[], None)
+            .await;
+        assert_eq!(status, 404, "a deleted fault struck on replica {}", n % 2);
+    }
+    let (_, faults, _) = replicas[0]
+        .send(reqwest::Method::GET, "/_sandbox/faults", &admin, None)
+        .await;
+    assert_eq!(faults["faults"], json!([]), "{faults}");
+    // The journal: a request without a key, read at once through the other replica.
+    for n in 0..5 {
+        let path = format!("/partner/links/stranger-{n}");
+        let (status, _, _) = replicas[n % 2]
+            .send(reqwest::Method::GET, &path, &[], None)
+            .await;
+        assert_eq!(status, 401);
+        let (status, journal, _) = replicas[(n + 1) % 2]
+            .send(
+                reqwest::Method::GET,
+                &format!("/_sandbox/requests?path={path}"),
+                &admin,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{journal}");
+        assert_eq!(journal["total"], 1, "{path}: {journal}");
+    }
 }
 
 /// A widget's link id is read as its route reads it, percent-decoded, to name the tenant

@@ -27,8 +27,11 @@ use tokio::sync::{Mutex as TurnLock, RwLock};
 use super::App;
 use crate::persist::shared::{self, Database, Scope, Unavailable};
 
-/// Local turns on tenants, by a hash of the tenant's name.
-const STRIPES: usize = 64;
+/// Local turns on tenants, by a hash of the tenant's name. Two tenants sharing one take
+/// turns on this replica: at 64, one pair in 64 did, so a page view held up by its own
+/// tenant's lock held up an unrelated tenant too; at 4,096 (a few hundred kilobytes of
+/// mutexes), one pair in 4,096.
+const STRIPES: usize = 4096;
 /// How often an idle replica compares its copies with the database.
 pub const CATCH_UP_EVERY: Duration = Duration::from_secs(1);
 /// Claims are forgotten this long after their lease ended.
@@ -39,6 +42,12 @@ const CLAIMS_KEPT: Duration = Duration::from_secs(3600);
 pub enum Hint {
     /// Nothing kept (health, documents, a request refused before it reads anything).
     Nothing,
+    /// No tenant, but the fault table and the journal: a request of no tenant to a
+    /// surface a fault may strike and the journal records (a vendor API's without usable
+    /// credentials, a page naming no link). It locks no tenant, reads the fault table back
+    /// when another replica changed it and locks it when a fault may strike, and commits
+    /// its journal entry before it is answered.
+    Stranger,
     /// One tenant (a partner's slug, or `leaf:<username>`); `create` when the request may
     /// write, so a tenant's first write is locked as well.
     Tenant { name: String, create: bool },
@@ -194,6 +203,11 @@ impl App {
     ) -> Result<F::Output, Unavailable> {
         let (scope, _everything, _turn) = match hint {
             Hint::Nothing => return Ok(work.await),
+            Hint::Stranger => (
+                Scope::Stranger,
+                Turn::Shared(replica.everything.read().await),
+                None,
+            ),
             Hint::Tenant { name, create } => (
                 Scope::Tenant {
                     name,
@@ -320,12 +334,14 @@ impl App {
         // (a page once read its tenant off an id its route decoded otherwise); nothing of
         // it is committed, and the copies it changed are read back.
         let only = match hint {
-            Hint::Tenant { name, .. } | Hint::TenantJournal(name) => Some(name),
+            Hint::Tenant { name, .. } | Hint::TenantJournal(name) => Some(Some(name)),
+            Hint::Stranger => Some(None),
             _ => None,
         };
         if let Some(name) = only
-            && let Some(other) = unsettled.changed.iter().find(|other| *other != name)
+            && let Some(other) = unsettled.changed.iter().find(|other| Some(*other) != name)
         {
+            let name = name.map_or("none", String::as_str);
             tracing::error!(locked = %name, changed = %other, "a request changed a tenant it had not locked: nothing of it was committed");
             let refused = Unavailable {
                 target: replica.database.target().clone(),

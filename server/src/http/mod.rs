@@ -581,16 +581,18 @@ impl Drop for Unanswered {
 }
 
 /// What a request may touch in a sandbox shared by replicas: on the vendor APIs, the
-/// tenant its credentials name (an M2M request without a usable key, and a Leaf request
-/// without a token linkbox signed but for the one that issues tokens, touch nothing: they
-/// are refused); an end user's page, the tenant its link's id names ([`page_tenant`]: a
-/// page view must not lock every tenant of every replica); authenticate, the control API,
-/// the dashboard and a Leaf page whose link this replica has not seen, anything. Nothing:
-/// the health check, the documents, the landing page, a path no route serves or a method
-/// none takes (a browser's `/favicon.ico`, a CORS preflight), a page whose address names no
-/// link, the dashboard's sign-in page, and a control request every route refuses
-/// whatever the state ([`identity::refused_whatever_the_state`]) — a stranger's requests
-/// must not stop every tenant's.
+/// tenant its credentials name; an end user's page, the tenant its link's id names
+/// ([`page_tenant`]: a page view must not lock every tenant of every replica);
+/// authenticate, the control API, the dashboard and a Leaf page whose link this replica has
+/// not seen, anything. A request of no tenant outside the control API — a vendor API's
+/// without usable credentials (refused: the login aside, every Leaf route takes a token),
+/// the documents, the landing page, a page whose address names no link, a path no route
+/// serves (a browser's `/favicon.ico`) — locks no tenant, but a fault may strike it and the
+/// journal records it: [`Hint::Stranger`], which reads the fault table as the database has
+/// it. Nothing at all: the health check, a control path no route serves or a method none
+/// takes, the dashboard's sign-in page, and a control request every route refuses whatever
+/// the state ([`identity::refused_whatever_the_state`]) — a stranger's requests must not
+/// stop every tenant's.
 fn replica_hint(app: &App, surfaces: &Surfaces, request: &Request) -> Hint {
     if app.replica.is_none() {
         return Hint::Nothing;
@@ -602,19 +604,27 @@ fn replica_hint(app: &App, surfaces: &Surfaces, request: &Request) -> Hint {
         return match identity::tenant_hint(app, &request.headers, m2m) {
             Some(name) => Hint::Tenant { name, create },
             // Every Leaf route but the one that issues tokens refuses a request without one.
-            None if m2m || path != leaf::AUTHENTICATE => Hint::Nothing,
+            None if m2m || path != leaf::AUTHENTICATE => Hint::Stranger,
             None => Hint::Everything,
         };
     }
-    if path == "/_sandbox/health" || docs::owns(path) || path == "/" {
+    if path == "/_sandbox/health" {
         return Hint::Nothing;
+    }
+    let control = is_control(path);
+    if !control && (docs::owns(path) || path == "/") {
+        return Hint::Stranger;
     }
     let routed = matches!(
         surfaces.for_path(path).router.find(&request.method, path),
         Found::Route(..)
     );
     if !routed {
-        return Hint::Nothing;
+        return if control {
+            Hint::Nothing
+        } else {
+            Hint::Stranger
+        };
     }
     if pages::owns(path) {
         return match page_tenant(app, path) {
@@ -623,20 +633,25 @@ fn replica_hint(app: &App, surfaces: &Surfaces, request: &Request) -> Hint {
                 name,
                 create: false,
             },
-            PageTenant::NoLink => Hint::Nothing,
+            PageTenant::NoLink => Hint::Stranger,
             PageTenant::Unseen => Hint::Everything,
         };
     }
     let dashboard = pages::dashboard::owns(path);
-    // The dashboard's sign-in page, asked for without a credential, shows nothing of anyone.
-    if dashboard
-        && request.method != Method::POST
-        && app.settings.admin_token.is_some()
-        && !crate::wire::query_pairs(&request.query)
-            .iter()
-            .any(|(name, _)| name == "key" || name == "token")
-    {
-        return Hint::Nothing;
+    if dashboard && request.method != Method::POST {
+        // A button's address opened as a page is only sent back to the dashboard.
+        if path != "/_sandbox/ui" {
+            return Hint::Nothing;
+        }
+        // The sign-in page, asked for without a credential or with one every route refuses,
+        // shows nothing of anyone.
+        if app.settings.admin_token.is_some() {
+            let credential = pages::dashboard::headers(&crate::wire::query_pairs(&request.query));
+            if credential.is_none_or(|headers| identity::refused_whatever_the_state(app, &headers))
+            {
+                return Hint::Nothing;
+            }
+        }
     }
     // A control request every route refuses; the dashboard's buttons carry their credential
     // in the body, not yet read.
@@ -691,6 +706,8 @@ fn page_tenant(app: &App, path: &str) -> PageTenant {
     };
     let named = match page {
         "widget" => identity::link_slug(&id).map(str::to_owned),
+        // An id of another form names no link, whether this replica has seen it or not.
+        "magic-link" if !crate::store::leaf::is_magic_link_id(&id) => None,
         "magic-link" => {
             return app
                 .store
@@ -1287,6 +1304,12 @@ mod tests {
         assert_eq!(page_tenant(&app, "/widget"), PageTenant::NoLink);
         assert_eq!(
             page_tenant(&app, "/magic-link/6f1c2a4e-8b7d-4c3e-9a1f-2b3c4d5e6f70"),
+            PageTenant::NoLink,
+            "no magicLinkId"
+        );
+        let unseen = crate::store::leaf::new_magic_link_id();
+        assert_eq!(
+            page_tenant(&app, &format!("/magic-link/{unseen}")),
             PageTenant::Unseen
         );
         assert_eq!(page_tenant(&app, "/_sandbox/ui"), PageTenant::NoLink);

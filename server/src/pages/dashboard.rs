@@ -154,7 +154,7 @@ fn viewer(request: &Request, form: &[(String, String)]) -> Option<Result<Scope, 
 /// control character in it) is sent as a value that is not text, which the control API
 /// refuses as an invalid credential: it was given, so it is never read as none — which,
 /// without `--admin-token`, would be the admin.
-fn headers(form: &[(String, String)]) -> Option<HeaderMap> {
+pub fn headers(form: &[(String, String)]) -> Option<HeaderMap> {
     let unreadable = || HeaderValue::from_bytes(&[0xff]).ok();
     let mut headers = HeaderMap::new();
     if let Some(key) = field(form, "key") {

@@ -345,6 +345,10 @@ pub enum Scope<'a> {
     /// One tenant's row, only if no other transaction holds it (`FOR UPDATE SKIP LOCKED`):
     /// when one does, the row reads as absent and nothing of the tenant is locked.
     Unheld(&'a str),
+    /// No tenant's row: the `sandbox` row read, not locked (the clock and the fault
+    /// table's version), for a request of no tenant that a fault may strike and the
+    /// journal records.
+    Stranger,
 }
 
 /// What a transaction read when it took its locks.
@@ -619,10 +623,20 @@ async fn lock(
     let mut created = None;
     {
         let mut locked = Locked::default();
+        if let Scope::Stranger = scope {
+            let sandbox = client.prepare_cached(SELECT_SANDBOX).await?;
+            let (_, sandbox) = tokio::try_join!(
+                client.batch_execute("BEGIN"),
+                client.query_one(&sandbox, &[]),
+            )?;
+            locked.clock = (sandbox.get(0), sandbox.get(1));
+            locked.faults = sandbox.get(2);
+            return Ok((locked, None));
+        }
         let one = match scope {
             Scope::Tenant { name, create } => Some((name, create, SELECT_TENANT)),
             Scope::Unheld(name) => Some((name, false, SELECT_UNHELD_TENANT)),
-            Scope::Everything | Scope::EverythingFor(_) => None,
+            Scope::Everything | Scope::EverythingFor(_) | Scope::Stranger => None,
         };
         match one {
             Some((name, create, sql)) => {

@@ -484,6 +484,17 @@ pub fn new_magic_link_id() -> String {
     URL_SAFE_NO_PAD.encode(ids::uuid_v4().to_string())
 }
 
+/// Whether `id` has a magicLinkId's form ([`new_magic_link_id`]): text that is no such id
+/// names no link, whoever asks.
+pub fn is_magic_link_id(id: &str) -> bool {
+    id.len() == 48
+        && URL_SAFE_NO_PAD
+            .decode(id)
+            .ok()
+            .and_then(|decoded| String::from_utf8(decoded).ok())
+            .is_some_and(|text| uuid::Uuid::parse_str(&text).is_ok())
+}
+
 impl AccountState {
     fn next_seq(&mut self) -> u64 {
         self.next_seq += 1;
@@ -1135,6 +1146,10 @@ mod tests {
             let decoded = URL_SAFE_NO_PAD.decode(&id).expect("base64");
             let text = String::from_utf8(decoded).expect("utf-8");
             assert!(Uuid::parse_str(&text).is_ok(), "{text}");
+            assert!(is_magic_link_id(&id), "{id}");
+        }
+        for other in ["garbage", "", &"A".repeat(48)] {
+            assert!(!is_magic_link_id(other), "{other}");
         }
     }
 
