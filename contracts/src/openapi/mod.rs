@@ -478,10 +478,15 @@ mod tests {
                 assert_eq!(field["maximum"], range.max, "{name}.{}", range.field);
             }
         }
+        // Above 0 (a fault of probability 0 could never fire), at most 1.
         let probability = &schemas["FaultRequest"]["properties"]["probability"];
         assert_eq!(
-            (&probability["minimum"], &probability["maximum"]),
-            (&0.into(), &1.into())
+            (
+                &probability["exclusiveMinimum"],
+                &probability["minimum"],
+                &probability["maximum"]
+            ),
+            (&0.into(), &serde_json::Value::Null, &1.into())
         );
     }
 
