@@ -150,7 +150,12 @@ pub async fn run(
     let mut shutdown = std::pin::pin!(shutdown);
     let mut attempts = JoinSet::new();
     let mut line = Line::default();
+    let mut forgets = webhooks.forgets();
     loop {
+        if webhooks.forgets() != forgets {
+            forgets = webhooks.forgets();
+            line.retain(|job| webhooks.still_due(job.id, job.attempt));
+        }
         let now = clock.now();
         let (jobs, next_due) = webhooks.take_due_and_next(now);
         for job in jobs {
@@ -221,6 +226,47 @@ impl Line {
                 .entry(job.partner.slug.clone())
                 .or_default()
                 .push_back(job);
+        }
+    }
+
+    /// Keeps only the attempts waiting that `keep` keeps (those of deliveries still kept):
+    /// a partner's let in and dropped free its share.
+    fn retain(&mut self, keep: impl Fn(&Job) -> bool) {
+        let mut freed: Vec<Arc<str>> = Vec::new();
+        for queue in self.waiting.values_mut() {
+            queue.retain(|job| {
+                keep(job) || {
+                    freed.push(job.partner.slug.clone());
+                    false
+                }
+            });
+        }
+        self.waiting.retain(|_, queue| !queue.is_empty());
+        for queue in self.held.values_mut() {
+            queue.retain(&keep);
+        }
+        self.held.retain(|_, queue| !queue.is_empty());
+        for partner in freed {
+            self.release(&partner);
+        }
+    }
+
+    /// A place of `partner`'s share is free: its next attempt held is let in.
+    fn release(&mut self, partner: &Arc<str>) {
+        let next = self.held.get_mut(partner).and_then(VecDeque::pop_front);
+        if self.held.get(partner).is_some_and(VecDeque::is_empty) {
+            self.held.remove(partner);
+        }
+        match next {
+            Some(job) => self.wait(receiver_of(&job), job),
+            None => {
+                if let Some(count) = self.admitted.get_mut(partner) {
+                    *count = count.saturating_sub(1);
+                    if *count == 0 {
+                        self.admitted.remove(partner);
+                    }
+                }
+            }
         }
     }
 
@@ -319,21 +365,7 @@ impl Line {
         if self.aside.remove(receiver) {
             self.requeue(receiver.clone());
         }
-        let next = self.held.get_mut(partner).and_then(VecDeque::pop_front);
-        if self.held.get(partner).is_some_and(VecDeque::is_empty) {
-            self.held.remove(partner);
-        }
-        match next {
-            Some(job) => self.wait(receiver_of(&job), job),
-            None => {
-                if let Some(count) = self.admitted.get_mut(partner) {
-                    *count = count.saturating_sub(1);
-                    if *count == 0 {
-                        self.admitted.remove(partner);
-                    }
-                }
-            }
-        }
+        self.release(partner);
     }
 }
 
@@ -853,6 +885,19 @@ mod tests {
                 .all(|(receiver, _)| &**receiver == "loopback:9401")
         );
         assert!(started.iter().all(|(_, job)| job.id != DeliveryId(200)));
+
+        // Attempts of deliveries a reset forgot are let go while they wait, and free their
+        // partner's share for the one it held.
+        let mut line = Line::default();
+        for n in 0..=MAX_ATTEMPTS_PER_PARTNER as u64 {
+            line.push(job(&key(5), &format!("http://localhost:{}/", 9500 + n), n));
+        }
+        line.retain(|job| job.id == DeliveryId(MAX_ATTEMPTS_PER_PARTNER as u64));
+        assert!(line.held.is_empty());
+        let started = line.next();
+        assert_eq!(started.len(), 1);
+        assert_eq!(started[0].1.id, DeliveryId(MAX_ATTEMPTS_PER_PARTNER as u64));
+        assert_eq!(line.waiting.len(), 0);
 
         // Each partner holds at most its share, whatever receivers it sends to.
         let mut line = Line::default();

@@ -144,6 +144,9 @@ struct Shared {
     wake: Notify,
     /// The queue position of the next delivery (its order in the state file).
     next_seq: AtomicU64,
+    /// How many times a reset has forgotten deliveries: the engine then lets go of the
+    /// attempts it holds of deliveries no longer kept ([`Webhooks::forgets`]).
+    forgets: AtomicU64,
     sink: Sink,
 }
 
@@ -683,6 +686,7 @@ impl Webhooks {
             self.shared
                 .sink
                 .record(|changes| persisted::forget_tenant(changes, slug));
+            self.forgot();
         }
     }
 
@@ -691,6 +695,21 @@ impl Webhooks {
         let mut deliveries = self.shared.deliveries.lock();
         deliveries.clear();
         self.shared.sink.record(persisted::forget_all);
+        self.forgot();
+    }
+
+    /// Tells the engine deliveries were forgotten.
+    fn forgot(&self) {
+        self.shared.forgets.fetch_add(1, Ordering::Relaxed);
+        self.shared.wake.notify_one();
+    }
+
+    /// How many times a reset has forgotten deliveries: when this moved, the attempts the
+    /// engine holds of deliveries no longer kept are let go ([`Webhooks::still_due`]), so
+    /// keys that queue a delivery to a receiver that hangs and reset, over and over, leave
+    /// no attempts behind past what the pending caps bound.
+    pub fn forgets(&self) -> u64 {
+        self.shared.forgets.load(Ordering::Relaxed)
     }
 
     /// Completes when something was enqueued or replayed since the last call.
