@@ -366,6 +366,14 @@ pub struct Locked {
     pub faults: i64,
 }
 
+impl Locked {
+    /// The clock and the fault table's version, from a row of [`SELECT_SANDBOX`]'s columns.
+    fn read_sandbox(&mut self, sandbox: &tokio_postgres::Row) {
+        self.clock = (sandbox.get(0), sandbox.get(1));
+        self.faults = sandbox.get(2);
+    }
+}
+
 /// What a commit changed: the new version of every tenant it touched, and of the fault
 /// table when it changed that.
 #[derive(Debug, Clone, Default)]
@@ -629,8 +637,7 @@ async fn lock(
                 client.batch_execute("BEGIN"),
                 client.query_one(&sandbox, &[]),
             )?;
-            locked.clock = (sandbox.get(0), sandbox.get(1));
-            locked.faults = sandbox.get(2);
+            locked.read_sandbox(&sandbox);
             return Ok((locked, None));
         }
         let one = match scope {
@@ -650,8 +657,7 @@ async fn lock(
                     client.query_opt(&select, &by_name),
                     client.query_one(&sandbox, &[]),
                 )?;
-                locked.clock = (sandbox.get(0), sandbox.get(1));
-                locked.faults = sandbox.get(2);
+                locked.read_sandbox(&sandbox);
                 if row.is_none() && create {
                     let insert = client.prepare_cached(INSERT_TENANT).await?;
                     let (made, again) = tokio::try_join!(
@@ -694,8 +700,7 @@ async fn lock(
                         &[],
                     )
                     .await?;
-                locked.clock = (sandbox.get(0), sandbox.get(1));
-                locked.faults = sandbox.get(2);
+                locked.read_sandbox(&sandbox);
             }
         }
         Ok((locked, created))
