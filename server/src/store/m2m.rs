@@ -293,6 +293,12 @@ impl Partners {
     /// Counts one request of `partner` against its window for create-link (`create`) or
     /// every other endpoint ([`Partner::admit`]); a stranger's windows are kept here, by
     /// key, until its first write hands them to the partner it creates.
+    ///
+    /// A stranger looked up before another request's write made its partner is counted
+    /// against that partner: counted here after the hand-over, it went to windows nobody
+    /// read again, and a new key's first burst of concurrent creates passed 100 a minute.
+    /// The table stays read-locked while a stranger is counted, so no hand-over falls
+    /// between the look and the count.
     pub fn admit(
         &self,
         partner: &Partner,
@@ -303,6 +309,11 @@ impl Partners {
         let (Some(key), true) = (&partner.key, partner.stranger) else {
             return partner.admit(create, limit, now);
         };
+        let tables = self.tables.read();
+        if let Some(made) = tables.by_key.get(&**key).cloned() {
+            drop(tables);
+            return made.admit(create, limit, now);
+        }
         let mut strangers = self.strangers.lock();
         if strangers.len() >= STRANGER_WINDOWS && !strangers.contains_key(&**key) {
             let minute = now.unix_timestamp().div_euclid(60);
@@ -1615,6 +1626,27 @@ mod tests {
             flow: wire::DEFAULT_FLOW.into(),
             ..NewLink::default()
         }
+    }
+
+    /// A request that looked its key up as a stranger, counted after another request's
+    /// write made the key's partner, counts against that partner's window.
+    #[test]
+    fn a_stranger_counted_after_its_partner_is_made_counts_against_the_partner() {
+        let settings = Settings::resolve(Options::default(), ([127, 0, 0, 1], 8642).into());
+        let partners = Partners::new(&settings);
+        let limit = Limit(Some(2));
+        let looked_up = partners.stranger(KEY);
+        assert_eq!(partners.admit(&looked_up, true, limit, NOW), Ok(()));
+        let made = partners
+            .authenticate(KEY)
+            .expect("open mode accepts test keys");
+        assert_eq!(partners.admit(&looked_up, true, limit, NOW), Ok(()));
+        assert!(partners.admit(&looked_up, true, limit, NOW).is_err());
+        assert!(partners.admit(&made, true, limit, NOW).is_err());
+        // The other endpoints' window is the partner's own.
+        assert_eq!(partners.admit(&looked_up, false, limit, NOW), Ok(()));
+        assert_eq!(partners.admit(&made, false, limit, NOW), Ok(()));
+        assert!(partners.admit(&looked_up, false, limit, NOW).is_err());
     }
 
     /// What a seed of the same `rngSeed` again is given: the first variant of a
