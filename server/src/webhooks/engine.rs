@@ -597,6 +597,8 @@ pub fn is_denied(ip: std::net::IpAddr) -> bool {
                 || (a == 100 && (64..128).contains(&b))
                 || (a == 198 && (b == 18 || b == 19))
                 || (a == 192 && b == 0 && c == 0)
+                // 6to4's relay anycast: a way to an IPv6 address it does not show.
+                || (a == 192 && b == 88 && c == 99)
                 || a >= 240
         }
         IpAddr::V6(v6) => {
@@ -606,7 +608,10 @@ pub fn is_denied(ip: std::net::IpAddr) -> bool {
                 return is_denied(IpAddr::V4(v4));
             }
             let segments = v6.segments();
-            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+            // NAT64 (`64:ff9b::a.b.c.d`) and SIIT's IPv4-translated `::ffff:0:a.b.c.d`.
+            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+                || segments[..6] == [0, 0, 0, 0, 0xffff, 0]
+            {
                 let [a, b] = segments[6].to_be_bytes();
                 let [c, d] = segments[7].to_be_bytes();
                 return is_denied(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)));
@@ -616,11 +621,17 @@ pub fn is_denied(ip: std::net::IpAddr) -> bool {
                 || v6.is_multicast()
                 || (segments[0] & 0xfe00) == 0xfc00
                 || (segments[0] & 0xffc0) == 0xfe80
+                // Site-local (fec0::/10, deprecated but still routed by some stacks).
+                || (segments[0] & 0xffc0) == 0xfec0
+                // Documentation: 2001:db8::/32 and 3fff::/20.
                 || segments[0] == 0x2001 && segments[1] == 0x0db8
-                // Ways to an IPv4 address it does not show: 6to4 (2002::/16), Teredo
-                // (2001::/32) and local-use NAT64 (64:ff9b:1::/48); and the discard prefix.
+                || segments[0] == 0x3fff && segments[1] < 0x1000
+                // Ways to an IPv4 address it does not show: 6to4 (2002::/16), local-use
+                // NAT64 (64:ff9b:1::/48), and the IETF protocol assignments (2001::/23:
+                // Teredo's 2001::/32, benchmarking's 2001:2::/48, ORCHID; no webhook
+                // receiver lives there); and the discard prefix.
                 || segments[0] == 0x2002
-                || segments[0] == 0x2001 && segments[1] == 0
+                || segments[0] == 0x2001 && segments[1] < 0x0200
                 || segments[..3] == [0x64, 0xff9b, 1]
                 || segments[..4] == [0x100, 0, 0, 0]
         }
@@ -938,6 +949,16 @@ mod tests {
             "64:ff9b:1::a9fe:a9fe",
             "192.0.0.170",
             "100::1",
+            // SIIT's IPv4-translated form, benchmarking, documentation, site-local, and
+            // 6to4's relay anycast.
+            "::ffff:0:a00:1",
+            "::ffff:0:a9fe:a9fe",
+            "2001:2::1",
+            "2001:10::1",
+            "3fff::1",
+            "3fff:fff::1",
+            "fec0::1",
+            "192.88.99.1",
         ] {
             assert!(is_denied(ip.parse().expect("ip")), "{ip}");
         }
@@ -947,7 +968,11 @@ mod tests {
             "2606:4700::1111",
             "::ffff:8.8.8.8",
             "::8.8.8.8",
+            "::ffff:0:808:808",
             "2001:db9::1",
+            "2001:200::1",
+            "3fff:1000::1",
+            "192.88.100.1",
         ] {
             assert!(!is_denied(ip.parse().expect("ip")), "{ip}");
         }
