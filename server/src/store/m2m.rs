@@ -153,6 +153,21 @@ pub struct Partners {
     strangers: Mutex<HashMap<Box<str>, Windows>>,
 }
 
+/// How many times a partner's webhook URL may have changed in this process (set, restored,
+/// forgotten, or read back from a shared database): the webhook engine then moves the
+/// attempts waiting for a place to the receivers their URLs name now.
+static WEBHOOK_URL_CHANGES: AtomicU64 = AtomicU64::new(0);
+
+/// The count of [`WEBHOOK_URL_CHANGES`]: when it moved, some partner's URL may have.
+pub fn webhook_url_changes() -> u64 {
+    WEBHOOK_URL_CHANGES.load(Ordering::Relaxed)
+}
+
+/// Counts a change of some partner's webhook URL ([`webhook_url_changes`]).
+fn webhook_url_changed() {
+    WEBHOOK_URL_CHANGES.fetch_add(1, Ordering::Relaxed);
+}
+
 /// How many keys without a partner have their read windows kept at once. Past it, windows
 /// of earlier minutes are dropped first, then all of them: a key that has never written
 /// owns nothing a lost window could protect.
@@ -1348,6 +1363,7 @@ impl Partner {
             self.budget.admits(state.counted(), will - was)?;
         }
         state.webhook_url = url;
+        webhook_url_changed();
         self.persist_settings(&state);
         Ok(())
     }

@@ -21,6 +21,13 @@
 //! receivers hang at once and sixteen more each hold a place of the reserve — and then the
 //! next place that frees is theirs once the receivers before them in turn have had one.
 //!
+//! Receivers cost nothing either once webhooks may leave the machine (any host name is
+//! one), so a receiver is also judged by what its attempts did ([`Lane`]): one new to the
+//! line makes one attempt at a time, at most [`FIRST_ATTEMPTS`] such at once, the newest
+//! receiver's first; one whose last attempt ran out its time shares [`SLOW_ATTEMPTS`]
+//! places; one that answered may take any place. A partner's attempts waiting for a place
+//! follow its webhook URL when it changes ([`crate::store::m2m::webhook_url_changes`]).
+//!
 //! The engine runs on a serving thread: a body of 64 KiB or more is signed off it
 //! ([`crate::offload`]).
 //!
@@ -62,6 +69,17 @@ pub const MAX_ATTEMPTS_PER_PARTNER: usize = MAX_CONCURRENT_ATTEMPTS / 4;
 /// Attempts in flight at once to one receiver (a loopback port, or a host and port),
 /// whichever partners' they are: a quarter of [`MAX_CONCURRENT_ATTEMPTS`]. [design]
 pub const MAX_ATTEMPTS_PER_RECEIVER: usize = MAX_CONCURRENT_ATTEMPTS / 4;
+
+/// First attempts in flight at once, reserve included: one each to receivers that have
+/// neither answered nor run out an attempt's time yet. Half of [`MAX_CONCURRENT_ATTEMPTS`].
+/// [design]
+pub const FIRST_ATTEMPTS: usize = MAX_CONCURRENT_ATTEMPTS / 2;
+/// Attempts in flight at once, reserve included, to receivers whose last attempt ran out its
+/// time: a quarter of [`MAX_CONCURRENT_ATTEMPTS`]. [design]
+pub const SLOW_ATTEMPTS: usize = MAX_CONCURRENT_ATTEMPTS / 4;
+/// Receivers remembered as answering or not, at most: past it, the half heard of longest
+/// ago are forgotten (and so are new again). [design]
+const RECEIVERS_KEPT: usize = 4096;
 
 /// How long a replica's claim on an attempt lasts unless renewed: the claim is renewed
 /// every third of it while the attempt runs, so a replica that dies mid-attempt lets the
@@ -151,23 +169,33 @@ pub async fn run(
     let mut attempts = JoinSet::new();
     let mut line = Line::default();
     let mut forgets = webhooks.forgets();
+    let mut url_changes = crate::store::m2m::webhook_url_changes();
+    let mut moved_at = Instant::now();
     loop {
         if webhooks.forgets() != forgets {
             forgets = webhooks.forgets();
             line.retain(|job| webhooks.still_due(job.id, job.attempt));
+        }
+        // At most once a second: a walk of every attempt waiting, and keys that cost
+        // nothing may change their URLs as often as they like.
+        if crate::store::m2m::webhook_url_changes() != url_changes && moved_at.elapsed() >= MAX_IDLE
+        {
+            url_changes = crate::store::m2m::webhook_url_changes();
+            moved_at = Instant::now();
+            line.move_to_current_receivers();
         }
         let now = clock.now();
         let (jobs, next_due) = webhooks.take_due_and_next(now);
         for job in jobs {
             line.push(job);
         }
-        for (receiver, job) in line.next() {
+        for (place, job) in line.next() {
             let (client, webhooks, clock) = (client.clone(), webhooks.clone(), clock.clone());
             let delivery = delivery.clone();
             attempts.spawn(async move {
                 let partner = job.partner.slug.clone();
-                attempt(client, webhooks, clock, delivery, job).await;
-                (receiver, partner)
+                let answered = attempt(client, webhooks, clock, delivery, job).await;
+                (place, partner, answered)
             });
         }
         let idle = next_due
@@ -182,8 +210,8 @@ pub async fn run(
             Some(ended) = attempts.join_next() => {
                 // Every attempt already finished, before one walk of the queue for them all.
                 let ended = std::iter::once(ended).chain(std::iter::from_fn(|| attempts.try_join_next()));
-                for (receiver, partner) in ended.flatten() {
-                    line.done(&receiver, &partner);
+                for (place, partner, answered) in ended.flatten() {
+                    line.done(&place, &partner, answered);
                 }
             }
             () = tokio::time::sleep(idle) => {}
@@ -198,7 +226,9 @@ pub async fn run(
 /// share never stands in another's way; those let in wait by receiver, and receivers take
 /// turns. A receiver at its cap is set aside until one of its attempts ends, so a turn looks
 /// only at receivers that may start one, or at the few (each with an attempt in flight) the
-/// full line keeps from the reserve.
+/// full line keeps from the reserve. A receiver new to the line makes one attempt at a time
+/// ([`Lane::First`]) and one whose last attempt ran out its time starts them only in
+/// [`Lane::Slow`]; while its lane is full it is set aside until a place of it frees.
 #[derive(Default)]
 struct Line {
     /// Each partner's attempts past its share, in the order they fell due.
@@ -209,10 +239,45 @@ struct Line {
     waiting: HashMap<Arc<str>, VecDeque<Job>>,
     /// The receivers with attempts waiting, in turn, but those set aside.
     turns: VecDeque<Arc<str>>,
-    /// Receivers with attempts waiting and [`MAX_ATTEMPTS_PER_RECEIVER`] in flight.
+    /// Receivers with attempts waiting and [`MAX_ATTEMPTS_PER_RECEIVER`] in flight (or, new,
+    /// one).
     aside: HashSet<Arc<str>>,
     in_flight: usize,
     by_receiver: HashMap<Arc<str>, usize>,
+    /// What each receiver's last attempt that ended either way did: answered (`true`) or
+    /// ran out its time; with when it was heard of (in outcomes counted).
+    heard: HashMap<Arc<str>, (bool, u64)>,
+    outcomes: u64,
+    /// Attempts in flight in [`Lane::First`] and [`Lane::Slow`].
+    firsts_in_flight: usize,
+    slow_in_flight: usize,
+    /// Receivers with attempts waiting set aside while their lane is full, in the order
+    /// they were: new receivers ([`Lane::First`], the newest back in turn first) and slow
+    /// ones. Those no longer set aside (in `lane_aside`) are skipped.
+    firsts: VecDeque<Arc<str>>,
+    slow: VecDeque<Arc<str>>,
+    lane_aside: HashSet<Arc<str>>,
+}
+
+/// Which places an attempt may take, by what its receiver's attempts did before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// A receiver whose last attempt had an HTTP answer: any place of the line.
+    Answers,
+    /// A receiver not heard of: one attempt at a time, in [`FIRST_ATTEMPTS`] places. Made
+    /// up by the thousand, new receivers that hang make one attempt each, a lane of them at
+    /// a time, and a receiver new after them goes before them (the newest first), so a
+    /// partner's new receiver waits for at most one of their attempts to end.
+    First,
+    /// A receiver whose last attempt ran out its time: [`SLOW_ATTEMPTS`] places.
+    Slow,
+}
+
+/// Where an attempt started: its receiver, and the lane whose place it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Place {
+    receiver: Arc<str>,
+    lane: Lane,
 }
 
 impl Line {
@@ -251,6 +316,38 @@ impl Line {
         }
     }
 
+    /// Every attempt waiting moved to the receiver its URL names now, at the end of that
+    /// receiver's queue: after a partner's webhook URL changed, its attempts let in no
+    /// longer wait behind other partners' at the receiver it left (an attempt is re-read
+    /// when its turn comes too, but the turn of one deep in a hanging receiver's queue came
+    /// only after every attempt before it there had waited out its time).
+    fn move_to_current_receivers(&mut self) {
+        let mut moved = Vec::new();
+        for (receiver, queue) in &mut self.waiting {
+            let mut at = 0;
+            while at < queue.len() {
+                // A link's own `callbackUrl` does not change.
+                if queue[at].callback_url.is_some() {
+                    at += 1;
+                    continue;
+                }
+                let now = receiver_of(&queue[at]);
+                if now == *receiver {
+                    at += 1;
+                } else if let Some(job) = queue.remove(at) {
+                    moved.push((now, job));
+                }
+            }
+        }
+        if moved.is_empty() {
+            return;
+        }
+        self.waiting.retain(|_, queue| !queue.is_empty());
+        for (receiver, job) in moved {
+            self.wait(receiver, job);
+        }
+    }
+
     /// A place of `partner`'s share is free: its next attempt held is let in.
     fn release(&mut self, partner: &Arc<str>) {
         let next = self.held.get_mut(partner).and_then(VecDeque::pop_front);
@@ -274,17 +371,39 @@ impl Line {
     fn wait(&mut self, receiver: Arc<str>, job: Job) {
         let queue = self.waiting.entry(receiver.clone()).or_default();
         queue.push_back(job);
-        if queue.len() == 1 && !self.aside.contains(&receiver) {
+        if queue.len() == 1
+            && !self.aside.contains(&receiver)
+            && !self.lane_aside.contains(&receiver)
+        {
             self.turns.push_back(receiver);
         }
     }
 
-    /// The attempts to start now, each with its receiver, counted in flight: receivers in
+    /// The attempts to start now, each with its place, counted in flight: receivers in
     /// turn, each that may start one starting its first and going last, until the line
     /// and the reserve are full or no receiver in turn may start one. An attempt is counted
     /// where its URL points now, and sent there ([`receiver_of`]): a URL changed while it
     /// waited moves it to that receiver's queue.
-    fn next(&mut self) -> Vec<(Arc<str>, Job)> {
+    fn next(&mut self) -> Vec<(Place, Job)> {
+        // As many receivers set aside for a lane as it has places free are back in turn.
+        let mut free = FIRST_ATTEMPTS.saturating_sub(self.firsts_in_flight);
+        while free > 0
+            && let Some(receiver) = self.firsts.pop_back()
+        {
+            if self.lane_aside.remove(&receiver) {
+                self.requeue(receiver);
+                free -= 1;
+            }
+        }
+        let mut free = SLOW_ATTEMPTS.saturating_sub(self.slow_in_flight);
+        while free > 0
+            && let Some(receiver) = self.slow.pop_front()
+        {
+            if self.lane_aside.remove(&receiver) {
+                self.requeue(receiver);
+                free -= 1;
+            }
+        }
         let mut started = Vec::new();
         // Receivers looked at since one last started an attempt.
         let mut passed = 0;
@@ -304,24 +423,41 @@ impl Line {
             };
             let url = url_of(&job);
             let now = receiver_at(url.as_deref());
-            let in_flight = self.by_receiver.get(&receiver).copied().unwrap_or(0);
-            let may = if self.in_flight < MAX_CONCURRENT_ATTEMPTS {
-                in_flight < MAX_ATTEMPTS_PER_RECEIVER
-            } else {
-                // The reserve: one attempt of a receiver with none in flight.
-                in_flight == 0
-            };
             if now != receiver {
                 self.requeue(receiver);
                 self.wait(now, job);
                 continue;
             }
+            let in_flight = self.by_receiver.get(&receiver).copied().unwrap_or(0);
+            let lane = self.lane_of(&receiver);
+            let (cap, lane_full) = match lane {
+                Lane::Answers => (MAX_ATTEMPTS_PER_RECEIVER, false),
+                Lane::First => (1, self.firsts_in_flight >= FIRST_ATTEMPTS),
+                Lane::Slow => (
+                    MAX_ATTEMPTS_PER_RECEIVER,
+                    self.slow_in_flight >= SLOW_ATTEMPTS,
+                ),
+            };
+            let may = !lane_full
+                && if self.in_flight < MAX_CONCURRENT_ATTEMPTS {
+                    in_flight < cap
+                } else {
+                    // The reserve: one attempt of a receiver with none in flight.
+                    in_flight == 0
+                };
             if !may {
                 if let Some(queue) = self.waiting.get_mut(&receiver) {
                     queue.push_front(job);
                 }
-                if in_flight >= MAX_ATTEMPTS_PER_RECEIVER {
+                if in_flight >= cap {
                     self.aside.insert(receiver);
+                } else if lane_full {
+                    if self.lane_aside.insert(receiver.clone()) {
+                        match lane {
+                            Lane::Slow => self.slow.push_back(receiver),
+                            _ => self.firsts.push_back(receiver),
+                        }
+                    }
                 } else {
                     self.turns.push_back(receiver);
                     passed += 1;
@@ -331,8 +467,19 @@ impl Line {
             // Sent where it was counted.
             job.callback_url = url;
             self.in_flight += 1;
+            match lane {
+                Lane::Answers => {}
+                Lane::First => self.firsts_in_flight += 1,
+                Lane::Slow => self.slow_in_flight += 1,
+            }
             *self.by_receiver.entry(receiver.clone()).or_default() += 1;
-            started.push((receiver.clone(), job));
+            started.push((
+                Place {
+                    receiver: receiver.clone(),
+                    lane,
+                },
+                job,
+            ));
             passed = 0;
             self.requeue(receiver);
         }
@@ -352,20 +499,58 @@ impl Line {
         }
     }
 
-    /// An attempt to `receiver` of `partner`'s ended: its place is free, a receiver set
-    /// aside is back in turn, and the partner's next attempt held is let in.
-    fn done(&mut self, receiver: &Arc<str>, partner: &Arc<str>) {
+    /// The lane of `receiver`'s next attempt, by what its last one did.
+    fn lane_of(&self, receiver: &Arc<str>) -> Lane {
+        match self.heard.get(receiver) {
+            Some((true, _)) => Lane::Answers,
+            Some((false, _)) => Lane::Slow,
+            None => Lane::First,
+        }
+    }
+
+    /// An attempt of `partner`'s ended at `place`, `answered` (an HTTP answer), run out of
+    /// time (`Some(false)`), or neither (refused at once, or not made): its place is free,
+    /// its receiver's lane what the attempt made it, a receiver set aside is back in turn,
+    /// and the partner's next attempt held is let in.
+    fn done(&mut self, place: &Place, partner: &Arc<str>, answered: Option<bool>) {
+        let receiver = &place.receiver;
         self.in_flight = self.in_flight.saturating_sub(1);
+        match place.lane {
+            Lane::Answers => {}
+            Lane::First => self.firsts_in_flight = self.firsts_in_flight.saturating_sub(1),
+            Lane::Slow => self.slow_in_flight = self.slow_in_flight.saturating_sub(1),
+        }
         if let Some(count) = self.by_receiver.get_mut(receiver) {
             *count = count.saturating_sub(1);
             if *count == 0 {
                 self.by_receiver.remove(receiver);
             }
         }
-        if self.aside.remove(receiver) {
+        if let Some(answered) = answered {
+            self.heard_of(receiver, answered);
+        }
+        // Answering now, it no longer waits for a lane.
+        let back = self.lane_of(receiver) == Lane::Answers && self.lane_aside.remove(receiver);
+        if self.aside.remove(receiver) || back {
             self.requeue(receiver.clone());
         }
         self.release(partner);
+    }
+
+    /// `receiver`'s attempt answered, or ran out its time: remembered, the half of the
+    /// receivers kept heard of longest ago forgotten when there are more than
+    /// [`RECEIVERS_KEPT`].
+    fn heard_of(&mut self, receiver: &Arc<str>, answered: bool) {
+        self.outcomes += 1;
+        self.heard
+            .insert(receiver.clone(), (answered, self.outcomes));
+        if self.heard.len() > RECEIVERS_KEPT {
+            let mut when: Vec<u64> = self.heard.values().map(|(_, at)| *at).collect();
+            let middle = when.len() / 2;
+            let (_, oldest_kept, _) = when.select_nth_unstable(middle);
+            let oldest_kept = *oldest_kept;
+            self.heard.retain(|_, (_, at)| *at >= oldest_kept);
+        }
     }
 }
 
@@ -402,13 +587,16 @@ fn receiver_at(url: Option<&str>) -> Arc<str> {
 /// holding it a while after. The others put the delivery back until the claim lapses; by
 /// then they have read the attempt's outcome back, or its holder died and the attempt is
 /// made again.
+///
+/// Whether the receiver answered, as [`send`] says; `None` when another replica holds the
+/// attempt.
 async fn attempt(
     client: reqwest::Client,
     webhooks: Webhooks,
     clock: Clock,
     delivery: Delivery,
     job: Job,
-) {
+) -> Option<bool> {
     let Some(database) = webhooks.database().cloned() else {
         return send(client, webhooks, clock, delivery, job).await;
     };
@@ -423,7 +611,7 @@ async fn attempt(
     if let Some(wait) = wait {
         let wait = time::Duration::try_from(wait).unwrap_or(time::Duration::SECOND);
         webhooks.defer(job.id, job.attempt, clock.now() + wait);
-        return;
+        return None;
     }
     let (id, number) = (job.id.text(), job.attempt);
     let renew = async {
@@ -434,27 +622,30 @@ async fn attempt(
             }
         }
     };
-    tokio::select! {
-        () = send(client, webhooks, clock, delivery, job) => {}
-        () = renew => {}
-    }
+    let answered = tokio::select! {
+        answered = send(client, webhooks, clock, delivery, job) => answered,
+        () = renew => None,
+    };
     if let Err(error) = database.renew(&id, number, HELD_AFTER).await {
         tracing::warn!(%error, delivery = %id, "could not hold the claim on a webhook attempt made");
     }
+    answered
 }
 
-/// Makes one attempt and records it, reading the URL and the secret now.
+/// Makes one attempt and records it, reading the URL and the secret now. Whether the
+/// receiver answered: `Some(true)` for an HTTP answer (any status), `Some(false)` for none
+/// within the timeout, `None` when it was not sent or failed at once (no connection).
 async fn send(
     client: reqwest::Client,
     webhooks: Webhooks,
     clock: Clock,
     delivery: Delivery,
     job: Job,
-) {
+) -> Option<bool> {
     // A reset (the tenant's or the admin's) may have forgotten it while it waited for its
     // place: a test suite resetting between tests then still received the last one's events.
     if !webhooks.still_due(job.id, job.attempt) {
-        return;
+        return None;
     }
     let at = clock.now();
     let url = job
@@ -462,6 +653,7 @@ async fn send(
         .clone()
         .or_else(|| job.partner.webhook_url());
     let started = Instant::now();
+    let mut answered = None;
     let sendable = !delivery.shadow
         && url
             .as_deref()
@@ -502,7 +694,7 @@ async fn send(
                                 .unwrap_or(u64::MAX),
                         },
                     );
-                    return;
+                    return None;
                 }
             };
             let timestamp = at.unix_timestamp();
@@ -522,8 +714,14 @@ async fn send(
                 .send()
                 .await;
             match sent {
-                Ok(response) => (Some(response.status().as_u16()), None),
-                Err(error) => (None, Some(describe(&error, &delivery))),
+                Ok(response) => {
+                    answered = Some(true);
+                    (Some(response.status().as_u16()), None)
+                }
+                Err(error) => {
+                    answered = error.is_timeout().then_some(false);
+                    (None, Some(describe(&error, &delivery)))
+                }
             }
         }
     };
@@ -540,6 +738,7 @@ async fn send(
     } else {
         webhooks.record_unsendable(job.id, outcome);
     }
+    answered
 }
 
 /// A client for one attempt to a non-loopback `url`: its host resolved now, every address
@@ -732,8 +931,9 @@ mod tests {
     use std::sync::Arc;
 
     use super::{
-        Line, MAX_ATTEMPTS_PER_PARTNER, MAX_ATTEMPTS_PER_RECEIVER, MAX_CONCURRENT_ATTEMPTS,
-        RESERVED_ATTEMPTS, certificate_hint, is_denied, is_loopback_url,
+        FIRST_ATTEMPTS, Lane, Line, MAX_ATTEMPTS_PER_PARTNER, MAX_ATTEMPTS_PER_RECEIVER,
+        MAX_CONCURRENT_ATTEMPTS, Place, RESERVED_ATTEMPTS, SLOW_ATTEMPTS, certificate_hint,
+        is_denied, is_loopback_url,
     };
     use crate::webhooks::{DeliveryId, Job};
 
@@ -795,6 +995,10 @@ mod tests {
     #[test]
     fn receivers_take_turns_for_the_line_and_the_reserve() {
         let mut line = Line::default();
+        // Receivers known to answer, so no lane bounds them.
+        for port in (9001..9006).chain(9100..9100 + RESERVED_ATTEMPTS as u16) {
+            line.heard_of(&Arc::from(format!("loopback:{port}")), true);
+        }
         for n in 0..1_000 {
             line.push(job(&key(n), "http://127.0.0.1:9001/slow", n as u64));
             line.push(job(&key(n), "https://any.localhost:9001/slow", n as u64));
@@ -830,14 +1034,16 @@ mod tests {
         );
         assert!(line.next().is_empty());
         // A place of the reserve freed goes to a receiver with none in flight.
-        let (receiver, partner) = (started[0].0.clone(), started[0].1.partner.slug.clone());
-        line.done(&receiver, &partner);
+        let (place, partner) = (started[0].0.clone(), started[0].1.partner.slug.clone());
+        line.done(&place, &partner, None);
         let next = line.next();
         assert_eq!(next.len(), 1);
-        assert_eq!(next[0].0, receiver);
+        assert_eq!(next[0].0, place);
         // A partner at its share stands in no other's way at a receiver they share: its
         // next attempt waits in its own queue, and another partner's goes at once.
         let mut line = Line::default();
+        line.heard_of(&Arc::from("loopback:9301"), true);
+        line.heard_of(&Arc::from("loopback:9302"), true);
         for n in 0..MAX_ATTEMPTS_PER_PARTNER as u64 {
             line.push(job(&key(1), "http://localhost:9301/hangs", n));
         }
@@ -848,16 +1054,17 @@ mod tests {
         assert_eq!(started.len(), 1);
         assert_eq!(started[0].1.id, DeliveryId(101));
         // Its attempt held goes once one of its own ends.
-        line.done(
-            &Arc::from("loopback:9301"),
-            &started[0].1.partner.slug.clone(),
-        );
+        let hangs = Place {
+            receiver: Arc::from("loopback:9301"),
+            lane: Lane::Answers,
+        };
+        line.done(&hangs, &started[0].1.partner.slug.clone(), None);
         assert!(
             line.next().is_empty(),
             "the other partner's ended, not the first's"
         );
         let first = crate::webhooks::tests::partner_of(&key(1)).slug.clone();
-        line.done(&Arc::from("loopback:9301"), &first);
+        line.done(&hangs, &first, None);
         let started = line.next();
         assert_eq!(started.len(), 1);
         assert_eq!(started[0].1.id, DeliveryId(100));
@@ -866,6 +1073,7 @@ mod tests {
         // comes: parked under another receiver's name while it waited, it joins the one it
         // would reach.
         let mut line = Line::default();
+        line.heard_of(&Arc::from("loopback:9401"), true);
         let parked = crate::webhooks::tests::partner_of(&key(3));
         assert!(
             parked
@@ -893,7 +1101,7 @@ mod tests {
         assert!(
             started
                 .iter()
-                .all(|(receiver, _)| &**receiver == "loopback:9401")
+                .all(|(place, _)| &*place.receiver == "loopback:9401")
         );
         assert!(started.iter().all(|(_, job)| job.id != DeliveryId(200)));
 
@@ -920,6 +1128,136 @@ mod tests {
             ));
         }
         assert_eq!(line.next().len(), MAX_ATTEMPTS_PER_PARTNER);
+    }
+
+    /// Receivers made up by the thousand (host names cost nothing with external webhooks)
+    /// make one attempt each, a lane of them at a time, and those that ran out its time
+    /// hold at most the slow lane: a receiver that has answered goes at once, however many
+    /// of them hang, and a new one goes before the new ones that came before it.
+    #[test]
+    fn receivers_not_known_to_answer_hold_at_most_their_lanes() {
+        let mut line = Line::default();
+        let healthy: Arc<str> = Arc::from("healthy.example:443");
+        line.heard_of(&healthy, true);
+        for n in 0..1_000 {
+            line.push(job(
+                &key(n),
+                &format!("https://h{n}.example/hook"),
+                n as u64,
+            ));
+            line.push(job(
+                &key(n),
+                &format!("https://h{n}.example/hook"),
+                n as u64,
+            ));
+        }
+        let started = line.next();
+        assert_eq!(started.len(), FIRST_ATTEMPTS, "one each, a lane of them");
+        assert!(started.iter().all(|(place, _)| place.lane == Lane::First));
+        assert!(line.next().is_empty(), "the lane is full");
+        let answers = |line: &mut Line, n: u64, url: &str| {
+            line.push(job(&key(5_000), url, n));
+            let started = line.next();
+            assert_eq!(started.len(), 1, "{url}");
+            assert_eq!(started[0].1.id, DeliveryId(n));
+            started[0].0.clone()
+        };
+        let first = answers(&mut line, 5_000, "https://healthy.example/hook");
+        assert_eq!(first.lane, Lane::Answers);
+        let partner = crate::webhooks::tests::partner_of(&key(5_000)).slug.clone();
+        line.done(&first, &partner, Some(true));
+        // The first lane's place freed goes to the newest receiver set aside for it.
+        let newest = "https://newest.example/hook";
+        line.push(job(&key(5_001), newest, 5_001));
+        assert!(line.next().is_empty());
+        let ran_out = |n: usize| Place {
+            receiver: Arc::from(format!("h{n}.example:443")),
+            lane: Lane::First,
+        };
+        let stuck = |n: usize| crate::webhooks::tests::partner_of(&key(n)).slug.clone();
+        line.done(&ran_out(0), &stuck(0), Some(false));
+        // (With the second attempt of the receiver that ran out its time, now slow.)
+        let started = line.next();
+        assert_eq!(started.len(), 2);
+        assert!(started.iter().any(|(place, _)| {
+            &*place.receiver == "newest.example:443" && place.lane == Lane::First
+        }));
+        // Receivers whose attempt ran out its time hold at most the slow lane.
+        for n in 1..FIRST_ATTEMPTS {
+            line.done(&ran_out(n), &stuck(n), Some(false));
+        }
+        let started = line.next();
+        assert_eq!(line.slow_in_flight, SLOW_ATTEMPTS);
+        assert!(line.firsts_in_flight <= FIRST_ATTEMPTS);
+        // A receiver that answered once and then ran out its time is slow.
+        line.done(&first, &partner, Some(false));
+        line.push(job(&key(5_002), "https://healthy.example/hook", 5_002));
+        assert!(
+            line.next()
+                .iter()
+                .all(|(_, job)| job.id != DeliveryId(5_002)),
+            "slow, and the slow lane is full"
+        );
+        // One that answers is back in any place at once.
+        let slow_place = started
+            .iter()
+            .find(|(place, _)| place.lane == Lane::Slow)
+            .map(|(place, job)| (place.clone(), job.partner.slug.clone()));
+        let (place, owner) = slow_place.expect("a slow attempt");
+        let url = format!("https://{}/hook", place.receiver.trim_end_matches(":443"));
+        line.push(job(&key(6_000), &url, 6_000));
+        line.done(&place, &owner, Some(true));
+        let started = line.next();
+        assert!(
+            started
+                .iter()
+                .any(|(place, job)| job.id == DeliveryId(6_000) && place.lane == Lane::Answers),
+            "{:?}",
+            started.iter().map(|(place, _)| place).collect::<Vec<_>>()
+        );
+    }
+
+    /// A partner's attempts let in and waiting at a receiver that hangs move to the
+    /// receiver its URL names now when it changes, where they go at once.
+    #[test]
+    fn a_partners_attempts_waiting_follow_its_url() {
+        let mut line = Line::default();
+        line.heard_of(&Arc::from("loopback:9701"), true);
+        line.heard_of(&Arc::from("loopback:9702"), true);
+        let moving = crate::webhooks::tests::partner_of(&key(1));
+        assert!(
+            moving
+                .set_webhook_url(Some("http://localhost:9701/hangs".into()))
+                .is_ok()
+        );
+        for n in 0..MAX_ATTEMPTS_PER_RECEIVER as u64 {
+            line.push(job(
+                &key(100 + n as usize),
+                "http://localhost:9701/hangs",
+                n,
+            ));
+        }
+        assert_eq!(line.next().len(), MAX_ATTEMPTS_PER_RECEIVER);
+        for n in 0..4 {
+            let mut waiting = job(&key(1), "", 100 + n);
+            waiting.callback_url = None;
+            waiting.partner = moving.clone();
+            line.push(waiting);
+        }
+        assert!(line.next().is_empty(), "the receiver is at its cap");
+        assert!(
+            moving
+                .set_webhook_url(Some("http://localhost:9702/ok".into()))
+                .is_ok()
+        );
+        line.move_to_current_receivers();
+        let started = line.next();
+        assert_eq!(started.len(), 4);
+        assert!(
+            started
+                .iter()
+                .all(|(place, _)| &*place.receiver == "loopback:9702")
+        );
     }
 
     #[test]

@@ -171,7 +171,10 @@ impl Partners {
         {
             let mut state = partner.state.lock();
             let (url, secret) = partner.later_hooks(row);
-            state.webhook_url = url;
+            if state.webhook_url != url {
+                state.webhook_url = url;
+                super::webhook_url_changed();
+            }
             state.webhook_secret = secret;
         }
         Some(partner)

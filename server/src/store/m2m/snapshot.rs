@@ -79,6 +79,7 @@ impl Partner {
     pub(super) fn forget(&self) {
         let mut state = self.state.lock();
         *state = PartnerState::default();
+        super::webhook_url_changed();
         self.record(|changes| {
             self.clear_state(changes);
             changes.delete(Table::M2mPartners, &self.slug, &*self.slug, 0);
@@ -162,6 +163,7 @@ impl Partner {
             webhook_secret,
             ..restored
         };
+        super::webhook_url_changed();
         self.replace_rows(&state);
         Ok(())
     }
