@@ -282,18 +282,23 @@ impl Faults {
         });
     }
 
-    /// Whether any fault may touch a request of `tenant` (the admin's touch every one).
-    pub fn in_force_for(&self, tenant: Option<&str>) -> bool {
+    /// Whether a fault may strike a request of `tenant` with this method and path: one of
+    /// the admin's or the tenant's whose method and path match it, whatever its
+    /// probability. A fault on one path is no reason to hold up requests on others (in a
+    /// shared database, a request a fault may strike locks the fault table).
+    pub fn may_strike(&self, method: &Method, path: &str, tenant: Option<&str>) -> bool {
         if self.armed.load(Ordering::Acquire) == 0 {
             return false;
         }
         let list = self.list.lock();
-        !list.admin.is_empty()
-            || tenant.is_some_and(|tenant| {
-                list.by_tenant
-                    .get(tenant)
-                    .is_some_and(|faults| !faults.is_empty())
-            })
+        let matches = |fault: &Fault| {
+            fault.method.as_ref().is_none_or(|m| m == method)
+                && fault.path.as_ref().is_none_or(|p| p.matches(path))
+        };
+        list.admin.iter().any(matches)
+            || tenant
+                .and_then(|tenant| list.by_tenant.get(tenant))
+                .is_some_and(|faults| faults.iter().any(matches))
     }
 
     /// Replaces the table with faults read back from a shared database: `(position, view)`
@@ -984,16 +989,30 @@ mod tests {
                 .strike(&Method::POST, "/partner/links", tenant)
                 .is_some()
         };
+        let may_strike = |method: Method, path: &str, tenant: Option<&str>| {
+            faults.may_strike(&method, path, tenant)
+        };
         assert!(!strikes(Some("acme")));
-        assert!(!faults.in_force_for(Some("acme")));
+        assert!(!may_strike(Method::POST, "/partner/links", Some("acme")));
 
         faults
             .add(fault(serde_json::json!({"status": 503, "times": 1})), None)
             .expect("add");
-        assert!(faults.in_force_for(None));
+        assert!(may_strike(Method::POST, "/partner/links", None));
         assert!(strikes(None), "an added fault fires");
         assert!(!strikes(None), "a spent fault is gone");
-        assert!(!faults.in_force_for(None));
+        assert!(!may_strike(Method::POST, "/partner/links", None));
+        // Only a request a fault's method and path match may be struck by it.
+        faults
+            .add(
+                fault(serde_json::json!({"status": 503, "method": "POST", "path": "/partner/links", "probability": 0.01})),
+                None,
+            )
+            .expect("add");
+        assert!(may_strike(Method::POST, "/partner/links", Some("acme")));
+        assert!(!may_strike(Method::GET, "/partner/links", Some("acme")));
+        assert!(!may_strike(Method::POST, "/openapi.json", None));
+        faults.clear(None);
 
         let acme: Arc<str> = "acme".into();
         faults

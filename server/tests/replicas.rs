@@ -1675,6 +1675,59 @@ async fn a_request_waiting_for_its_body_or_a_delay_holds_no_lock() {
     assert!(took.is_some_and(|took| took >= 4000), "{journal}");
 }
 
+/// While an admin fault is in force, a request no fault matches takes no lock of the fault
+/// table, and a stranger sending a body slowly to the faulted path holds nothing while it
+/// does: any admin fault made every request of every tenant lock the sandbox's row, and a
+/// stranger's slow body to the faulted route held it (and so every tenant) 10 s at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strangers_slow_body_to_a_faulted_path_holds_up_no_tenant() {
+    use tokio::io::AsyncWriteExt;
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let flags = ["--admin-token", "admin-secret"];
+    let replicas = Arc::new([
+        Replica::start(&database, &flags),
+        Replica::start(&database, &flags),
+    ]);
+    let admin = [("authorization", "Bearer admin-secret")];
+    let other = key(40);
+    let (status, link) = replicas[0].create_link(&other, "mine").await;
+    assert_eq!(status, 201, "{link}");
+    let id = link["data"]["linkId"].as_str().expect("an id").to_owned();
+    let (status, fault, _) = replicas[0]
+        .send(
+            reqwest::Method::POST,
+            "/_sandbox/faults",
+            &admin,
+            Some(json!({"method": "POST", "path": "/partner/links", "status": 503})),
+        )
+        .await;
+    assert_eq!(status, 201, "{fault}");
+    let host = replicas[1].base.trim_start_matches("http://").to_owned();
+    let mut socket = TcpStream::connect(&host).await.expect("connects");
+    let head = format!(
+        "POST /partner/links HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Content-Length: 40\r\n\r\n{{"
+    );
+    socket.write_all(head.as_bytes()).await.expect("sent");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for replica in 0..2 {
+        let answered =
+            tokio::time::timeout(Duration::from_secs(5), replicas[replica].link(&other, &id))
+                .await
+                .map(|(status, _)| status);
+        assert_eq!(answered, Ok(200), "replica {replica}");
+        let created = tokio::time::timeout(
+            Duration::from_secs(5),
+            replicas[replica].create_link(&other, &format!("r{replica}")),
+        )
+        .await
+        .map(|(status, _)| status);
+        assert_eq!(created, Ok(503), "the fault strikes, replica {replica}");
+    }
+    drop(socket);
+}
+
 /// A tenant's journal request locks its own tenant and reads its own rows: it is answered
 /// while another tenant's row is held (a frozen replica), and it lists what the tenant did
 /// through another replica.

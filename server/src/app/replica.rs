@@ -73,6 +73,13 @@ pub enum Hint {
     CatchUp(String),
 }
 
+/// A request a fault may strike (one outside the control API): its method and path.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub method: &'a http::Method,
+    pub path: &'a str,
+}
+
 /// This process's part in a shared sandbox.
 pub struct Replica {
     database: Database,
@@ -185,11 +192,22 @@ impl App {
         hint: &'a Hint,
         work: F,
     ) -> impl Future<Output = Result<F::Output, Unavailable>> + 'a {
+        self.within_request(hint, None, work)
+    }
+
+    /// As [`App::within`], for a request to `target`, which a fault may strike: the fault
+    /// table is locked for it only when a fault in force matches it.
+    pub fn within_request<'a, F: Future + 'a>(
+        &'a self,
+        hint: &'a Hint,
+        target: Option<Target<'a>>,
+        work: F,
+    ) -> impl Future<Output = Result<F::Output, Unavailable>> + 'a {
         use futures_util::FutureExt;
         use futures_util::future::Either;
         match &self.replica {
             Some(replica) if *hint != Hint::Nothing => {
-                Either::Left(Box::pin(self.within_database(replica, hint, work)))
+                Either::Left(Box::pin(self.within_database(replica, hint, target, work)))
             }
             _ => Either::Right(work.map(Ok)),
         }
@@ -199,6 +217,7 @@ impl App {
         &self,
         replica: &Replica,
         hint: &Hint,
+        target: Option<Target<'_>>,
         work: F,
     ) -> Result<F::Output, Unavailable> {
         let (scope, _everything, _turn) = match hint {
@@ -321,7 +340,9 @@ impl App {
         if faults != replica.faults.load(Ordering::Acquire) {
             step(replica, self.reload_faults(&txn, faults)).await?;
         }
-        if !faults_locked && self.faults.in_force_for(tenant) {
+        let strikable =
+            target.is_some_and(|target| self.faults.may_strike(target.method, target.path, tenant));
+        if !faults_locked && strikable {
             faults = step(replica, txn.lock_faults()).await?;
             if faults != replica.faults.load(Ordering::Acquire) {
                 step(replica, self.reload_faults(&txn, faults)).await?;

@@ -402,8 +402,15 @@ async fn answer(
     if reads_first(&request, &hint) {
         read_as_routed(surfaces, &mut request).await;
     }
+    // Outside the control API, a fault may strike the request: the fault table is locked
+    // for it when one in force matches its method and path.
+    let strikable =
+        (app.replica.is_some() && !control).then(|| (request.method.clone(), request.path.clone()));
+    let target = strikable
+        .as_ref()
+        .map(|(method, path)| crate::app::replica::Target { method, path });
     let within = app
-        .within(&hint, async {
+        .within_request(&hint, target, async {
             let mut request = request;
             if hint != Hint::Nothing {
                 request.caller = identity::resolve(&app, &request.headers);
@@ -436,8 +443,12 @@ async fn answer(
 /// holds no lock is read by its route as ever; so is one whose credentials its route will
 /// refuse before reading any body — a Leaf route's without a token, a control request
 /// refused or of a type it does not read — so that it is still answered before its body
-/// is read. A dashboard button's form carries its credential in its body: it is read first
-/// whatever its headers say.
+/// is read. A request of no tenant outside the control API ([`Hint::Stranger`]) is read
+/// first too: a fault may strike it, and a fault answering in its route's place reads its
+/// body within the transaction that locks the fault table, so a stranger sending a body
+/// slowly to a faulted path held up every request a fault may strike (whether one may is
+/// known only once the transaction has read the table back). A dashboard button's form
+/// carries its credential in its body: it is read first whatever its headers say.
 fn reads_first(request: &Request, hint: &Hint) -> bool {
     match hint {
         Hint::Nothing => false,
@@ -446,6 +457,7 @@ fn reads_first(request: &Request, hint: &Hint) -> bool {
         // A dashboard button's credential is in its form: its body is read whoever sent it.
         _ if pages::dashboard::owns(&request.path) => true,
         _ if is_control(&request.path) => !crate::control::refuses_unread(request),
+        Hint::Stranger => true,
         _ => false,
     }
 }
