@@ -830,10 +830,14 @@ impl Entry {
         }
     }
 
-    /// Roughly the bytes this entry holds in memory: its text, and what holding it costs
-    /// ([`ENTRY_BYTES`]).
+    /// Roughly the bytes this entry holds in memory: its text, its method (a client may
+    /// send one of any length: 64 KB methods, uncounted, grew the journal far past its
+    /// bound) and tenant's label, and what holding it costs ([`ENTRY_BYTES`]).
     pub fn size(&self) -> usize {
-        ENTRY_BYTES + self.texts.buffer.len()
+        ENTRY_BYTES
+            + self.texts.buffer.len()
+            + self.method.as_str().len()
+            + self.tenant.as_deref().map_or(0, str::len)
     }
 
     fn path(&self) -> &str {
@@ -2349,6 +2353,25 @@ pub(crate) mod tests {
             body,
             body_truncated,
         }
+    }
+
+    /// An entry's size counts its method and its tenant's label, whatever their length.
+    #[test]
+    fn an_entry_counts_a_long_method_and_tenant() {
+        let method = Method::from_bytes("X".repeat(64_000).as_bytes()).expect("a method");
+        let plain = Entry::new(request("/partner/zzz", 405, None));
+        let long = Entry::new(Request {
+            method,
+            ..request("/partner/zzz", 405, None)
+        });
+        assert!(
+            long.size() + "GET".len() >= plain.size() + 64_000,
+            "{}",
+            long.size()
+        );
+        let tenant = format!("leaf:{}", "u".repeat(256));
+        let named = Entry::new(request("/partner/zzz", 405, Some(&tenant)));
+        assert!(named.size() >= plain.size() + tenant.len());
     }
 
     /// A request a fault dropped was answered nothing: it shows no status, says `dropped`,
