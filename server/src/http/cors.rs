@@ -16,8 +16,9 @@ use warp::reply::Response;
 use crate::config::Settings;
 use crate::wire::{Found, Router};
 
-/// Headers a browser script may read besides the safelisted ones.
-const EXPOSED: &str = "Allow, Retry-After, X-Linkbox-Warning, X-Total-Count";
+/// Headers a browser script may read besides the safelisted ones: Leaf's paging headers
+/// (`X-Total-Count` and `Link`, which JHipster exposes) among them.
+const EXPOSED: &str = "Allow, Link, Retry-After, X-Linkbox-Warning, X-Total-Count";
 /// How long a browser may cache a preflight answer, in seconds.
 const MAX_AGE_SECS: u32 = 600;
 
