@@ -85,10 +85,18 @@ pub fn routes() -> Router {
         .reading(MAX_BODY_BYTES)
         .post(
             "/partner/webhooks/config/regenerate-secret",
-            |request: Request| async move {
-                warn_of(&request.query, render(webhook_config::regenerate(&request)))
+            |mut request: Request| async move {
+                if let Some(refused) = auth::refused(&request) {
+                    return refused.into_response();
+                }
+                let body = request.body(MAX_BODY_BYTES).await;
+                warn_of(
+                    &request.query,
+                    render(webhook_config::regenerate(&request, body)),
+                )
             },
         )
+        .reading(MAX_BODY_BYTES)
 }
 
 /// 404 in the M2M envelope for a path under `/partner` no route has.

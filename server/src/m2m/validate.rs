@@ -401,6 +401,12 @@ pub fn revoke(body: Option<Value>) -> Result<(Option<String>, Vec<String>), ApiE
     Ok((reason, unknown_fields(&body, &["reason"])))
 }
 
+/// The fields of a body of an endpoint that takes none (absent or an object), every one
+/// ignored.
+pub fn no_fields(body: Option<Value>) -> Result<Vec<String>, ApiError> {
+    Ok(unknown_fields(&object(body)?, &[]))
+}
+
 /// A validated fulfil body.
 pub struct Fulfil {
     pub reference_id: String,

@@ -435,6 +435,56 @@ async fn a_regenerated_secret_signs_the_next_attempt() {
     assert!(!verify(&second, &old));
 }
 
+/// Regenerating the secret takes no fields: a body is read as every M2M body is, each field
+/// named as ignored, and a body refused rotates nothing (the secret in force still signs).
+#[tokio::test]
+async fn a_regenerate_bodys_fields_are_named_and_a_refused_body_rotates_nothing() {
+    let app = sandbox().await;
+    let key = test_key(9);
+    let path = "/partner/webhooks/config/regenerate-secret";
+    let reply = app
+        .m2m(
+            Method::POST,
+            path,
+            &key,
+            Some(&json!({"secret": "whsec_mine"})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let secret = reply.json["webhookSecret"]
+        .as_str()
+        .expect("a secret")
+        .to_owned();
+    assert_ne!(secret, "whsec_mine");
+    assert!(
+        reply
+            .header("x-linkbox-warning")
+            .is_some_and(|warning| warning.contains("\"secret\"")),
+        "{reply:?}"
+    );
+    for (content_type, body, status) in [
+        ("application/json", "not json at all", 400),
+        ("application/json", "[1]", 400),
+        ("text/plain", "{}", 400),
+    ] {
+        let reply = app
+            .send(
+                Method::POST,
+                path,
+                &[("x-api-key", &key), ("content-type", content_type)],
+                Some(body.as_bytes().to_vec()),
+            )
+            .await;
+        assert_eq!(reply.status, status, "{content_type} {body}: {reply:?}");
+        assert_eq!(reply.json["success"], false, "{reply:?}");
+    }
+    // The secret of the last 200 is the one in force.
+    let receiver = Receiver::start().await;
+    create_with_callback(&app, &key, &receiver, json!({"referenceId": "u9"})).await;
+    let received = receiver.wait_for(1).await.remove(0);
+    assert!(verify(&received, &secret));
+}
+
 #[tokio::test]
 async fn without_a_url_the_delivery_fails_at_once_and_a_replay_reaches_the_portal_url() {
     let app = sandbox().await;
