@@ -1534,7 +1534,12 @@ mod tests {
     /// place. Heavy by its nature: a seed, and a Leaf list asked for whole (no `page`).
     #[test]
     fn a_light_request_is_answered_while_a_heavy_one_is_worked_on() {
-        for heavy in [Heavy::Create, Heavy::Seed, Heavy::LeafList] {
+        for heavy in [
+            Heavy::Create,
+            Heavy::Seed,
+            Heavy::LeafList,
+            Heavy::Dashboard,
+        ] {
             let (done, finished) = std::sync::mpsc::channel();
             std::thread::spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
@@ -1560,6 +1565,33 @@ mod tests {
         Create,
         Seed,
         LeafList,
+        Dashboard,
+    }
+
+    /// A partner's dashboard asked for while the partner's lock is held, and another
+    /// partner's list of links meanwhile: the order they were answered in. The page is
+    /// heavy by its nature (the journal's newest entries, their queries redacted as shown).
+    async fn a_dashboard_beside_a_light_read() -> Vec<&'static str> {
+        const KEY: &str = "m2m_test_00000000000000000000000000000044";
+        let pipeline = Pipeline::new(app());
+        let partner = pipeline
+            .app
+            .store
+            .m2m()
+            .authenticate(KEY)
+            .expect("the partner");
+        let held = partner.hold();
+        let page = pipeline.answer(
+            http::Request::get(format!("/_sandbox/ui?key={KEY}"))
+                .body(String::new())
+                .expect("a request"),
+        );
+        let mut page = std::pin::pin!(page);
+        let mut order = vec![light_meanwhile(&pipeline, page.as_mut()).await];
+        drop(held);
+        assert_eq!(page.await.status(), StatusCode::OK);
+        order.push("heavy");
+        order
     }
 
     /// Which is answered first: `heavy` (waiting on a lock the test holds), or another
@@ -1614,6 +1646,9 @@ mod tests {
         if let Heavy::LeafList = heavy {
             return a_leaf_list_beside_a_light_read().await;
         }
+        if let Heavy::Dashboard = heavy {
+            return a_dashboard_beside_a_light_read().await;
+        }
         const KEY: &str = "m2m_test_00000000000000000000000000000042";
         let pipeline = Pipeline::new(app());
         let send = |request: http::request::Builder, body: String| {
@@ -1652,7 +1687,7 @@ mod tests {
         let (path, body) = match heavy {
             Heavy::Create => ("/partner/links", big.clone()),
             Heavy::Seed => ("/_sandbox/seed", r#"{"api":"m2m","count":5}"#.to_owned()),
-            Heavy::LeafList => unreachable!("answered above"),
+            Heavy::LeafList | Heavy::Dashboard => unreachable!("answered above"),
         };
         let partner = pipeline
             .app

@@ -36,6 +36,7 @@ use warp::reply::Response;
 
 use super::{document_at, field, form_pairs, html as page, to_root};
 use crate::app::App;
+use crate::offload;
 use crate::ops::identity::{self, Refusal, Scope};
 use crate::store::m2m::{Lent, LinkFilter};
 use crate::webhooks::ReplayError;
@@ -53,8 +54,16 @@ pub fn owns(path: &str) -> bool {
 /// The dashboard's routes.
 pub fn routes() -> Router {
     Router::new()
+        // The page is made on a heavy thread: it shows the newest hundred requests of every
+        // tenant it may see, each query redacted as it is shown, and strangers' queries of
+        // tens of kilobytes made one view stall every request of its serving thread for
+        // seconds.
         .get("/_sandbox/ui", |request: Request| async move {
-            unframed(dashboard(&request, &query_pairs(&request.query), None))
+            let whose = request.caller.tenant().cloned();
+            offload::run(whose, move || {
+                unframed(dashboard(&request, &query_pairs(&request.query), None))
+            })
+            .await
         })
         // A button's address opened as a page (a reload, a bookmark) is the dashboard; the
         // credential its form carried is not in the address, so it asks for one again.
@@ -90,17 +99,21 @@ pub fn routes() -> Router {
                         sign_in(&request.path, Some(&message)),
                     ));
                 }
-                let (status, message) = act(&request, action, &form)
-                    .map_or((StatusCode::OK, None), |(status, said)| {
-                        (status, Some(said))
-                    });
-                let mut response = dashboard(&request, &form, message);
-                // The page of an action refused as the API refuses it carries its status
-                // (a sign-in page keeps its own).
-                if response.status() == StatusCode::OK {
-                    *response.status_mut() = status;
-                }
-                unframed(response)
+                let whose = request.caller.tenant().cloned();
+                offload::run(whose, move || {
+                    let (status, message) = act(&request, request.param("action"), &form)
+                        .map_or((StatusCode::OK, None), |(status, said)| {
+                            (status, Some(said))
+                        });
+                    let mut response = dashboard(&request, &form, message);
+                    // The page of an action refused as the API refuses it carries its
+                    // status (a sign-in page keeps its own).
+                    if response.status() == StatusCode::OK {
+                        *response.status_mut() = status;
+                    }
+                    unframed(response)
+                })
+                .await
             },
         )
         // Read before a shared sandbox's transaction: a button's form sent slowly, or
