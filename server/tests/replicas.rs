@@ -1728,9 +1728,9 @@ async fn a_strangers_slow_body_to_a_faulted_path_holds_up_no_tenant() {
     drop(socket);
 }
 
-/// A tenant's journal request locks its own tenant and reads its own rows: it is answered
-/// while another tenant's row is held (a frozen replica), and it lists what the tenant did
-/// through another replica.
+/// A tenant's journal request (and its dashboard) locks its own tenant and reads its own
+/// rows: it is answered while another tenant's row is held (a frozen replica), and it lists
+/// what the tenant did through another replica.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenants_journal_request_waits_for_no_other_tenant() {
     let Some(server) = server() else { return };
@@ -1767,6 +1767,15 @@ async fn a_tenants_journal_request_waits_for_no_other_tenant() {
         (200, &json!(1)),
         "{verified}"
     );
+    // So is its dashboard, and a made-up key's, which shows nothing of anyone else.
+    for viewer in [reader.clone(), key(34)] {
+        let page = format!("/_sandbox/ui?key={viewer}");
+        let asked = replicas[1].send(reqwest::Method::GET, &page, &[], None);
+        let (status, shown, _) = tokio::time::timeout(Duration::from_secs(5), asked)
+            .await
+            .expect("the dashboard waits for no other tenant");
+        assert_eq!(status, 200, "{shown}");
+    }
     // A key that is no key is refused without a lock or a row of the journal read.
     for credential in [
         ("x-api-key", "garbage"),

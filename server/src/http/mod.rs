@@ -657,13 +657,23 @@ fn replica_hint(app: &App, surfaces: &Surfaces, request: &Request) -> Hint {
         }
         // The sign-in page, asked for without a credential or with one every route refuses,
         // shows nothing of anyone.
-        if app.settings.admin_token.is_some() {
-            let credential = pages::dashboard::headers(&crate::wire::query_pairs(&request.query));
-            if credential.is_none_or(|headers| identity::refused_whatever_the_state(app, &headers))
-            {
-                return Hint::Nothing;
-            }
+        let credential = pages::dashboard::headers(&crate::wire::query_pairs(&request.query));
+        if app.settings.admin_token.is_some()
+            && credential
+                .as_ref()
+                .is_none_or(|headers| identity::refused_whatever_the_state(app, headers))
+        {
+            return Hint::Nothing;
         }
+        // A tenant's page shows its own state and requests: its own row locked and its own
+        // journal read back, as its journal request does. Every tenant's locks and the whole
+        // journal read back, for a made-up key that sees nothing, cost every tenant a wait
+        // that grew with the journal.
+        return match identity::journal_reader(app, &credential.unwrap_or_default()) {
+            identity::JournalReader::Admin => Hint::Journal,
+            identity::JournalReader::Tenant(name) => Hint::TenantJournal(name),
+            identity::JournalReader::Refused => Hint::Nothing,
+        };
     }
     // A control request every route refuses; the dashboard's buttons carry their credential
     // in the body, not yet read.
