@@ -471,11 +471,12 @@ async fn a_clock_moved_on_one_replica_is_read_by_the_others_within_a_second() {
 }
 
 /// A webhook receiver counting what it gets; answers the statuses in `answers` first, then
-/// 200, or hangs while `hang` is set.
+/// 200, or hangs while `hang` is set, or holds its answer while `hold` is set.
 struct Receiver {
     url: String,
     received: Arc<Mutex<Vec<Value>>>,
     hang: Arc<AtomicBool>,
+    hold: Arc<AtomicBool>,
     answers: Arc<Mutex<std::collections::VecDeque<u16>>>,
 }
 
@@ -485,17 +486,23 @@ impl Receiver {
         let addr = listener.local_addr().expect("address");
         let received = Arc::new(Mutex::new(Vec::new()));
         let hang = Arc::new(AtomicBool::new(false));
+        let hold = Arc::new(AtomicBool::new(false));
         let answers = Arc::new(Mutex::new(std::collections::VecDeque::new()));
         let route = {
             let (received, hang, answers) = (received.clone(), hang.clone(), answers.clone());
+            let hold = hold.clone();
             warp::body::bytes().then(move |body: bytes::Bytes| {
                 let (received, hang, answers) = (received.clone(), hang.clone(), answers.clone());
+                let hold = hold.clone();
                 async move {
                     received
                         .lock()
                         .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
                     if hang.load(Ordering::SeqCst) {
                         std::future::pending::<()>().await;
+                    }
+                    while hold.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                     let status = answers.lock().pop_front().unwrap_or(200);
                     warp::reply::with_status(
@@ -515,6 +522,7 @@ impl Receiver {
             url: format!("http://{addr}/hooks"),
             received,
             hang,
+            hold,
             answers,
         }
     }
@@ -619,6 +627,68 @@ async fn each_webhook_attempt_is_made_once_while_every_replica_runs() {
             assert_eq!(item["attempts"].as_array().map(Vec::len), Some(1), "{item}");
         }
     }
+}
+
+/// A tenant's reset through one replica, while another replica's attempt of one of its
+/// deliveries is in flight, forgets the delivery for good: the attempt's outcome, written
+/// when it ends, put the delivery back (retried after the reset, listed again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_is_not_undone_by_an_attempt_in_flight_on_another_replica() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replicas = [
+        Replica::start(&database, &[]),
+        Replica::start(&database, &[]),
+    ];
+    let receiver = Receiver::start().await;
+    let tenant = key(50);
+    set_webhook(&replicas[0], &tenant, &receiver.url).await;
+    receiver.hold.store(true, Ordering::SeqCst);
+    receiver.answers.lock().push_back(500);
+    assert_eq!(replicas[0].create_link(&tenant, "held").await.0, 201);
+    assert!(
+        eventually(10, || receiver.received.lock().len() == 1).await,
+        "the attempt arrives"
+    );
+    let (status, reset, _) = replicas[1]
+        .send(
+            reqwest::Method::POST,
+            "/_sandbox/reset",
+            &[("x-api-key", &tenant)],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{reset}");
+    receiver.hold.store(false, Ordering::SeqCst);
+    // Past the catch-up of both replicas.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for replica in &replicas {
+        let (status, deliveries, _) = replica
+            .send(
+                reqwest::Method::GET,
+                "/_sandbox/webhooks",
+                &[("x-api-key", &tenant)],
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{deliveries}");
+        assert_eq!(deliveries["deliveries"], json!([]), "{deliveries}");
+    }
+    let restarted = Replica::start(&database, &[]);
+    let (_, deliveries, _) = restarted
+        .send(
+            reqwest::Method::GET,
+            "/_sandbox/webhooks",
+            &[("x-api-key", &tenant)],
+            None,
+        )
+        .await;
+    assert_eq!(deliveries["deliveries"], json!([]), "{deliveries}");
+    assert_eq!(
+        receiver.received.lock().len(),
+        1,
+        "no retry after the reset"
+    );
 }
 
 /// Seeds of one new Leaf account through two replicas at once: each request makes the

@@ -849,7 +849,7 @@ impl Txn {
     /// table when they touched it) and commits.
     pub async fn commit(mut self, writes: Writes) -> Result<Committed, Unavailable> {
         let client = self.client().map_err(|error| self.failed(error))?;
-        let versions = apply(client, &writes.0, self.created.as_deref())
+        let versions = apply(client, &writes.0, Some(self.created.as_deref()))
             .await
             .map_err(|error| self.failed(error))?;
         client.batch_execute("COMMIT").await.map_err(|error| {
@@ -900,11 +900,15 @@ fn tenant_of(write: &Write) -> Option<String> {
 /// Bumps the versions of the tenants `writes` touch (locking their rows, in name order,
 /// before any other row, as every request does), runs `writes`, and drops the tenant row
 /// `created` made by this transaction when nothing was written to it.
+/// Writes `writes` in the client's transaction: a request's (`request`, with the tenant
+/// whose row it made, if it did), or changes made outside any request (`None`).
 async fn apply(
     client: &Object,
     writes: &[Write],
-    created: Option<&str>,
+    request: Option<Option<&str>>,
 ) -> Result<Committed, tokio_postgres::Error> {
+    let created = request.flatten();
+    let outside = request.is_none();
     let touched: BTreeSet<String> = writes.iter().filter_map(tenant_of).collect();
     let every_tenant = writes
         .iter()
@@ -982,7 +986,7 @@ async fn apply(
             let version = tenant_of(write)
                 .and_then(|name| versions.get(&name).copied())
                 .unwrap_or_default();
-            steps(write, version)
+            steps(write, version, outside)
         })
         .collect();
     pipeline(client, &steps).await?;
@@ -1004,12 +1008,29 @@ type Param = Box<dyn tokio_postgres::types::ToSql + Sync + Send>;
 type Step = (String, Vec<Param>);
 
 /// The statements `write` runs, in order; an entity row is stamped with `version`, its
-/// tenant's version after this commit.
-fn steps(write: &Write, version: i64) -> Vec<Step> {
+/// tenant's version after this commit. Changes made `outside` any request are a webhook
+/// engine's (an attempt's outcome, a delivery put off or dropped): they change a delivery
+/// the database still has and never make one. A tenant's reset through another replica may
+/// have forgotten it while the attempt was in flight; written as a request writes, the
+/// outcome put it back, retried and listed after the reset.
+fn steps(write: &Write, version: i64, outside: bool) -> Vec<Step> {
     fn text(value: &str) -> Param {
         Box::new(value.to_owned())
     }
     match write {
+        Write::Put {
+            table: Table::WebhookDeliveries,
+            tenant,
+            id,
+            position,
+            doc,
+        } if outside => vec![(
+            format!(
+                "UPDATE {} SET position = $3, doc = $4, version = $5 WHERE tenant = $1 AND id = $2",
+                Table::WebhookDeliveries.name()
+            ),
+            vec![text(tenant), text(id), Box::new(*position), text(doc), Box::new(version)],
+        )],
         Write::Put {
             table,
             tenant,
