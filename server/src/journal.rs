@@ -1038,6 +1038,63 @@ fn show(body: &[u8], kept: Body) -> (Option<String>, bool) {
 /// (a string, an array or a part runs to the end), and what it keeps of a body depends
 /// only on what comes before, never on what follows.
 fn redact_and_cut(body: &[u8]) -> (String, bool) {
+    match utf16_text(body) {
+        Some(text) => redact_and_cut_utf8(text.as_bytes()),
+        None => redact_and_cut_utf8(body),
+    }
+}
+
+/// A body sent as UTF-16 (as .NET's `Encoding.Unicode` sends a string), decoded: one that
+/// starts with a UTF-16 byte order mark, or whose bytes at every other place are mostly
+/// zero (text of ASCII letters in UTF-16), read little- or big-endian accordingly, its
+/// byte order mark left out. The journal shows it as text, its secrets found as in any
+/// body: read byte by byte, `p\0a\0s\0s\0…` named none, and a password and a key showed
+/// in clear between the zeros.
+fn utf16_text(body: &[u8]) -> Option<String> {
+    if body.len() < 4 || body.len() % 2 != 0 {
+        return None;
+    }
+    let little = match body {
+        [0xff, 0xfe, ..] => true,
+        [0xfe, 0xff, ..] => false,
+        _ => {
+            let sample = &body[..body.len().min(512)];
+            let pairs = sample.len() / 2;
+            let (mut first, mut second) = (0, 0);
+            for pair in sample.chunks_exact(2) {
+                first += usize::from(pair[0] == 0);
+                second += usize::from(pair[1] == 0);
+            }
+            let mostly = |zeros: usize| zeros * 4 >= pairs * 3;
+            let few = |zeros: usize| zeros * 4 < pairs;
+            if mostly(second) && few(first) {
+                true
+            } else if mostly(first) && few(second) {
+                false
+            } else {
+                return None;
+            }
+        }
+    };
+    let units = body.chunks_exact(2).map(|pair| {
+        let pair = [pair[0], pair[1]];
+        if little {
+            u16::from_le_bytes(pair)
+        } else {
+            u16::from_be_bytes(pair)
+        }
+    });
+    let text: String = char::decode_utf16(units)
+        .map(|unit| unit.unwrap_or(char::REPLACEMENT_CHARACTER))
+        .collect();
+    Some(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_owned(),
+        None => text,
+    })
+}
+
+/// [`redact_and_cut`] of a body read as UTF-8.
+fn redact_and_cut_utf8(body: &[u8]) -> (String, bool) {
     if body.len() > JOURNAL_BODY_LIMIT && !few_values(body) {
         let text = String::from_utf8_lossy(body);
         let mut shown = redact_text(&text[..char_floor(&text, JOURNAL_BODY_LIMIT)]);
@@ -2353,6 +2410,39 @@ pub(crate) mod tests {
             body,
             body_truncated,
         }
+    }
+
+    /// A body sent as UTF-16, with a byte order mark or without (either byte order), is
+    /// shown decoded, its secrets redacted as in any body; a body of UTF-8 text or bytes is
+    /// not read so.
+    #[test]
+    fn a_utf16_body_is_shown_decoded_with_its_secrets_redacted() {
+        let key = "m2m_test_cccccccccccccccccccccccccccccccc";
+        let json = format!(r#"{{"referenceId":"r","password":"hunter2","note":"{key}"}}"#);
+        let little: Vec<u8> = json.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let big: Vec<u8> = json.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let with_mark: Vec<u8> = [0xff, 0xfe]
+            .into_iter()
+            .chain(little.iter().copied())
+            .collect();
+        let form: Vec<u8> = "user=qa&password=hunter2"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        for body in [&little, &big, &with_mark] {
+            let (shown, cut) = redact_and_cut(body);
+            assert!(!cut);
+            let plain = shown.replace('\0', "");
+            assert!(
+                !plain.contains("hunter2") && !plain.contains(key),
+                "{shown}"
+            );
+            assert!(shown.contains(r#""referenceId":"r""#), "{shown}");
+        }
+        let (shown, _) = redact_and_cut(&form);
+        assert_eq!(shown, "user=qa&password=[redacted]");
+        assert_eq!(utf16_text(json.as_bytes()), None);
+        assert_eq!(utf16_text(&[0x89, b'P', b'N', b'G', 0, 0, 0, 13]), None);
     }
 
     /// An entry's size counts its method and its tenant's label, whatever their length.
