@@ -1051,7 +1051,7 @@ fn redact_and_cut(body: &[u8]) -> (String, bool) {
 /// body: read byte by byte, `p\0a\0s\0s\0…` named none, and a password and a key showed
 /// in clear between the zeros.
 fn utf16_text(body: &[u8]) -> Option<String> {
-    if body.len() < 4 || body.len() % 2 != 0 {
+    if body.len() < 4 || !body.len().is_multiple_of(2) {
         return None;
     }
     let little = match body {
