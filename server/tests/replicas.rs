@@ -1385,6 +1385,22 @@ async fn a_strangers_requests_that_reach_no_tenant_take_no_lock() {
             "{method} {path} waited {waited:?}"
         );
     }
+    // A Leaf login locks only the account its body names, or none.
+    for (login, expected) in [
+        (json!({"username": "new-grower", "password": "secret"}), 200),
+        (json!({"password": "secret"}), 400),
+    ] {
+        let started = std::time::Instant::now();
+        let (status, answer, _) = replica
+            .send(reqwest::Method::POST, "/api/authenticate", &[], Some(login))
+            .await;
+        assert_eq!(status, expected, "{answer}");
+        let waited = started.elapsed();
+        assert!(
+            waited < Duration::from_secs(5),
+            "the login waited {waited:?}"
+        );
+    }
     frozen.batch_execute("ROLLBACK").await.expect("let go");
 
     // A dashboard button's form promised and never sent holds nothing while it is waited

@@ -397,10 +397,16 @@ async fn answer(
     let control = is_control(&request.path);
     // The allowed origin (nothing while CORS is off), read before the request moves on.
     let origin = cors::allowed_origin(&app.settings, &request.headers);
-    let hint = replica_hint(&app, surfaces, &request);
+    let mut hint = replica_hint(&app, surfaces, &request);
     let mut request = request;
     if reads_first(&request, &hint) {
         read_as_routed(surfaces, &mut request).await;
+    }
+    if hint == Hint::Everything
+        && request.method == Method::POST
+        && request.path == leaf::AUTHENTICATE
+    {
+        hint = login_hint(surfaces, &mut request).await;
     }
     // Outside the control API, a fault may strike the request: the fault table is locked
     // for it when one in force matches its method and path.
@@ -434,6 +440,26 @@ async fn answer(
         tokio::time::sleep(delay).await;
     }
     cors::decorate(origin, response)
+}
+
+/// The tenant a Leaf login acts on in a shared sandbox: the account its body's `username`
+/// names (made by the login when new), its body read before its transaction, as its route
+/// reads it. A body naming none is refused by the route and reaches no tenant. Under every
+/// tenant's lock, a login waited for any tenant another request held (a restore of many
+/// links), and every request of its replica waited behind it.
+async fn login_hint(surfaces: &Surfaces, request: &mut Request) -> Hint {
+    read_as_routed(surfaces, request).await;
+    let body = request.body(linkbox_contracts::leaf::MAX_BODY_BYTES).await;
+    let username = leaf::validate::json_object(&request.headers, body)
+        .ok()
+        .and_then(|body| Some(body.get("username")?.as_str()?.to_owned()));
+    match username {
+        Some(username) => Hint::Tenant {
+            name: identity::leaf_label(&username),
+            create: true,
+        },
+        None => Hint::Stranger,
+    }
 }
 
 /// Whether a request's body is read before its transaction of the shared database, rather
