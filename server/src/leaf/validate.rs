@@ -48,7 +48,7 @@ pub fn json_object(
     body: Result<Bytes, BodyError>,
 ) -> Result<Map<String, Value>, ApiError> {
     let body = body?;
-    if body.iter().all(u8::is_ascii_whitespace) {
+    if crate::wire::is_json_blank(&body) {
         return Ok(Map::new());
     }
     if let Some(content_type) = headers.get(header::CONTENT_TYPE)

@@ -79,7 +79,7 @@ fn json_text(
     body: Result<Bytes, BodyError>,
 ) -> Result<Option<Bytes>, ApiError> {
     let body = body?;
-    if body.iter().all(u8::is_ascii_whitespace) {
+    if crate::wire::is_json_blank(&body) {
         return Ok(None);
     }
     // linkbox does not decompress request bodies (`wire::content_encoding`): the vendor's

@@ -365,6 +365,14 @@ pub fn encoding_refused(encoding: &str) -> String {
     )
 }
 
+/// Whether a body holds nothing but JSON's white space (space, tab, line feed, carriage
+/// return): read as no body. Any other byte, a form feed or a vertical tab among them, is
+/// text a JSON parser refuses.
+pub fn is_json_blank(body: &[u8]) -> bool {
+    body.iter()
+        .all(|byte| matches!(byte, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
 /// The `Content-Encoding` a body was sent with, quoted and shortened to name in a refusal,
 /// unless it is none or `identity`.
 ///

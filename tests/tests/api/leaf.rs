@@ -440,3 +440,40 @@ async fn a_username_past_256_characters_is_a_field_error_not_a_token_no_request_
         authenticate_with(&app, &json!({"username": "u".repeat(257), "password": "p"})).await;
     assert_eq!(just_past.status, 400, "{just_past:?}");
 }
+
+/// A body of JSON's white space alone is no body; one holding another control byte (a form
+/// feed, a vertical tab) is text no JSON parser takes: a 400, where it was read as no body.
+#[tokio::test]
+async fn a_body_of_a_form_feed_is_malformed_json_not_an_empty_body() {
+    let app = spawn_app().await;
+    let token = app.authenticate("feeds").await;
+    let user = new_user(&app, &token, "Feed", "feed-1").await;
+    let path = format!("{WIDGETS}/magic-link/user/{user}/file-upload");
+    let authorization = format!("Bearer {token}");
+    for (body, status) in [(" \r\n\t", 200), ("\x0c", 400), ("\x0b", 400)] {
+        let reply = app
+            .send(
+                Method::POST,
+                &path,
+                &[
+                    ("authorization", &authorization),
+                    ("content-type", "application/json"),
+                ],
+                Some(body.as_bytes().to_vec()),
+            )
+            .await;
+        assert_eq!(reply.status, status, "{body:?}: {reply:?}");
+    }
+    let key = "m2m_test_00000000000000000000000000000f0f";
+    for (body, status) in [(" \r\n\t", 200), ("\x0c", 400)] {
+        let reply = app
+            .send(
+                Method::POST,
+                "/partner/webhooks/config/regenerate-secret",
+                &[("x-api-key", key), ("content-type", "application/json")],
+                Some(body.as_bytes().to_vec()),
+            )
+            .await;
+        assert_eq!(reply.status, status, "{body:?}: {reply:?}");
+    }
+}
