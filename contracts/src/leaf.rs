@@ -258,9 +258,12 @@ impl Widget {
 #[serde(rename_all = "camelCase")]
 pub struct AuthenticateRequest {
     /// The account (any non-blank name in open mode), at most 256 characters. [design]
-    #[schemars(length(min = 1, max = USERNAME_MAX_CHARS))]
-    #[schema(min_length = 1, max_length = 256)]
+    #[schemars(length(min = 1, max = USERNAME_MAX_CHARS), regex(pattern = NOT_BLANK))]
+    #[schema(min_length = 1, max_length = 256, pattern = "[^\\t\\n\\x0B\\x0C\\r ]")]
     pub username: String,
+    /// Not blank.
+    #[schemars(regex(pattern = NOT_BLANK))]
+    #[schema(pattern = "[^\\t\\n\\x0B\\x0C\\r ]")]
     pub password: String,
     /// `true` for a 30-day token, else 24 hours; the strings `"true"`/`"false"` work too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -272,8 +275,21 @@ pub struct AuthenticateRequest {
 #[serde(untagged)]
 pub enum RememberMe {
     Flag(bool),
-    Text(String),
+    Text(RememberMeText),
 }
+
+/// `rememberMe` as text: `"true"` or `"false"`, nothing else. [doc]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RememberMeText {
+    True,
+    False,
+}
+
+/// A pattern a string matches when it is not blank: it holds a character other than ASCII
+/// white space, as Leaf's `@NotBlank` fields must. (The server also counts other white
+/// space as blank; a pattern of ASCII's alone refuses nothing the server takes.)
+pub const NOT_BLANK: &str = "[^\\t\\n\\x0B\\x0C\\r ]";
 
 /// `POST /api/authenticate` response body. [doc]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
@@ -414,11 +430,15 @@ pub mod requests {
         #[schemars(length(min = 1))]
         #[schema(min_length = 1)]
         pub external_id: String,
-        /// Defaults to `externalId`.
+        /// Defaults to `externalId`; not blank when given.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(regex(pattern = super::NOT_BLANK))]
+        #[schema(pattern = "[^\\t\\n\\x0B\\x0C\\r ]")]
         pub name: Option<String>,
-        /// Defaults to `externalId`.
+        /// Defaults to `externalId`; not blank when given.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(regex(pattern = super::NOT_BLANK))]
+        #[schema(pattern = "[^\\t\\n\\x0B\\x0C\\r ]")]
         pub email: Option<String>,
     }
 
@@ -456,9 +476,15 @@ pub mod requests {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LinkSettingsRequest {
+    /// `#RGB` or `#RRGGBB`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^#([0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})$")]
+    #[schemars(regex(pattern = "^#([0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})$"))]
     pub background_color: Option<String>,
+    /// An `http` or `https` URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[\\x00-\\x20]*[Hh][Tt][Tt][Pp][Ss]?:")]
+    #[schemars(regex(pattern = "^[\\x00-\\x20]*[Hh][Tt][Tt][Pp][Ss]?:"))]
     pub company_logo: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub company_name: Option<String>,
@@ -532,7 +558,13 @@ pub struct LeafUserRequest {
     #[schema(format = "uuid")]
     #[schemars(extend("format" = "uuid"))]
     pub id: Option<String>,
+    /// Not blank.
+    #[schemars(regex(pattern = NOT_BLANK))]
+    #[schema(pattern = "[^\\t\\n\\x0B\\x0C\\r ]")]
     pub name: String,
+    /// Not blank.
+    #[schemars(regex(pattern = NOT_BLANK))]
+    #[schema(pattern = "[^\\t\\n\\x0B\\x0C\\r ]")]
     pub email: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,

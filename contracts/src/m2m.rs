@@ -275,6 +275,8 @@ pub struct UserData {
     pub payment_method: Option<PaymentMethod>,
     /// A `data:` URL of the identity document.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[\\x00-\\x20]*[Dd][Aa][Tt][Aa]:")]
+    #[schemars(regex(pattern = "^[\\x00-\\x20]*[Dd][Aa][Tt][Aa]:"))]
     pub id_image: Option<String>,
 }
 
@@ -292,6 +294,16 @@ pub struct PersonName {
     pub second_last_name: Option<String>,
 }
 
+/// The kinds of a payment method: what its `type` may be. [doc] (The method keeps its
+/// `type` as text, as a create sent it; this names the values the server takes, for the
+/// OpenAPI document and the clients generated from it.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentKind {
+    BankAccount,
+    Cash,
+}
+
 /// How the user receives money: a bank account or cash pick-up. [doc] It carries its kind's
 /// details: `bankAccount` for `bank_account`, `cash` for `cash`; a create without them is
 /// refused, naming the missing one. [design]
@@ -300,6 +312,8 @@ pub struct PersonName {
 pub struct PaymentMethod {
     /// `bank_account` or `cash`.
     #[serde(rename = "type")]
+    #[schema(value_type = PaymentKind)]
+    #[schemars(with = "PaymentKind")]
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bank_account: Option<BankAccount>,

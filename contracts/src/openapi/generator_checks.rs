@@ -90,6 +90,10 @@ fn no_text_of_the_document_has_rustdoc_link_syntax() {
     let mut found = Vec::new();
     for (pointer, node) in nodes {
         for (key, value) in node.as_object().into_iter().flatten() {
+            // A pattern is a regular expression, whose classes (`[Hh]`) are no links.
+            if key == "pattern" {
+                continue;
+            }
             if let Value::String(text) = value {
                 for link in rustdoc_links(text) {
                     found.push(format!("{pointer}/{key}: {link}"));

@@ -64,6 +64,7 @@ from linkbox_client.models import (
     MagicLinkCreated,
     Metadata,
     OpenLinkRequest,
+    PaymentKind,
     PaymentMethod,
     PersonName,
     Problem,
@@ -119,7 +120,7 @@ def m2m(base_url: str) -> None:
         user_data=UserData(
             name=PersonName(first_name="Gonzalo", last_name="Díaz"),
             payment_method=PaymentMethod(
-                type_="bank_account",
+                type_=PaymentKind.BANK_ACCOUNT,
                 bank_account=BankAccount(country="MX", account_number="012180001234567891"),
             ),
         ),

@@ -91,6 +91,118 @@ async fn the_openapi_create_request_takes_what_the_server_takes() {
     }
 }
 
+/// A validator of the served document's `schema`.
+fn validator_of(schema: &str) -> jsonschema::Validator {
+    let document: serde_json::Value =
+        serde_json::from_str(include_str!("../../../openapi/linkbox.openapi.json"))
+            .expect("document");
+    let schema = json!({
+        "$ref": format!("#/components/schemas/{schema}"),
+        "components": document["components"],
+    });
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("compiles")
+}
+
+/// What the server refuses by its form, the document refuses too, and what it takes the
+/// document takes: a payment method's kind, an identity image's `data:` URL, a colour, a
+/// logo's URL, blank Leaf names and passwords, `rememberMe` as text. A value the document
+/// took was one a client or mock generated from it would send, and the server refused.
+#[tokio::test]
+async fn the_documents_request_schemas_refuse_what_the_server_refuses() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let create = validator_of("CreateLinkRequest");
+    let user_data = |payment: serde_json::Value, image: &str| json!({"paymentMethod": payment, "idImage": image});
+    let cash = json!({"type": "cash", "cash": {"provider": "OXXO", "reference": "R-1"}});
+    let paypal = json!({"type": "paypal", "cash": {"provider": "OXXO", "reference": "R-1"}});
+    let image = "data:image/png;base64,iVBORw0KGgo=";
+    for (n, user_data) in [
+        user_data(cash.clone(), image),
+        user_data(paypal, image),
+        user_data(cash, "abc"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = json!({"referenceId": format!("pay-{n}"), "userData": user_data});
+        let accepted = app.create_link(&key, &body).await.status == 201;
+        assert_eq!(create.is_valid(&body), accepted, "{body}");
+    }
+    let login = validator_of("AuthenticateRequest");
+    for (n, (password, remember)) in [
+        ("secret", json!("true")),
+        ("", json!(false)),
+        ("   ", json!(false)),
+        ("secret", json!("yes")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = json!({"username": format!("grower-{n}"), "password": password,
+            "rememberMe": remember});
+        let reply = app
+            .send(
+                Method::POST,
+                "/api/authenticate",
+                &[("content-type", "application/json")],
+                Some(body.to_string().into_bytes()),
+            )
+            .await;
+        assert_eq!(
+            login.is_valid(&body),
+            reply.status == 200,
+            "{body}: {reply:?}"
+        );
+    }
+    let token = app.authenticate("grower").await;
+    let users = validator_of("LeafUserRequest");
+    for (n, name) in ["Ada", "", " "].into_iter().enumerate() {
+        let body = json!({"externalId": format!("farm-{n}"), "name": name,
+            "email": format!("u{n}@example.com")});
+        let reply = app
+            .leaf(
+                Method::POST,
+                "/services/usermanagement/api/users",
+                &token,
+                Some(&body),
+            )
+            .await;
+        assert_eq!(
+            users.is_valid(&body),
+            reply.status == 201,
+            "{body}: {reply:?}"
+        );
+    }
+    let provider = validator_of("ProviderLinkWithUserRequest");
+    for (n, settings) in [
+        json!({"backgroundColor": "#fff", "companyLogo": "https://x.example/logo.png"}),
+        json!({"backgroundColor": "red"}),
+        json!({"companyLogo": "not a url"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = json!({"externalId": format!("field-{n}"), "expiresIn": 900,
+            "provider": "JohnDeere", "settings": settings});
+        let reply = app
+            .leaf(
+                Method::POST,
+                "/services/widgets/api/magic-link/provider",
+                &token,
+                Some(&body),
+            )
+            .await;
+        assert_eq!(
+            provider.is_valid(&body),
+            reply.status == 200,
+            "{body}: {reply:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn every_control_response_validates_against_its_schema() {
     let app = spawn_app().await;
