@@ -1038,59 +1038,23 @@ fn show(body: &[u8], kept: Body) -> (Option<String>, bool) {
 /// (a string, an array or a part runs to the end), and what it keeps of a body depends
 /// only on what comes before, never on what follows.
 fn redact_and_cut(body: &[u8]) -> (String, bool) {
-    match utf16_text(body) {
-        Some(text) => redact_and_cut_utf8(text.as_bytes()),
+    match without_nuls(body) {
+        Some(text) => redact_and_cut_utf8(&text),
         None => redact_and_cut_utf8(body),
     }
 }
 
-/// A body sent as UTF-16 (as .NET's `Encoding.Unicode` sends a string), decoded: one that
-/// starts with a UTF-16 byte order mark, or whose bytes at every other place are mostly
-/// zero (text of ASCII letters in UTF-16), read little- or big-endian accordingly, its
-/// byte order mark left out. The journal shows it as text, its secrets found as in any
-/// body: read byte by byte, `p\0a\0s\0s\0…` named none, and a password and a key showed
-/// in clear between the zeros.
-fn utf16_text(body: &[u8]) -> Option<String> {
-    if body.len() < 4 || !body.len().is_multiple_of(2) {
-        return None;
-    }
-    let little = match body {
-        [0xff, 0xfe, ..] => true,
-        [0xfe, 0xff, ..] => false,
-        _ => {
-            let sample = &body[..body.len().min(512)];
-            let pairs = sample.len() / 2;
-            let (mut first, mut second) = (0, 0);
-            for pair in sample.chunks_exact(2) {
-                first += usize::from(pair[0] == 0);
-                second += usize::from(pair[1] == 0);
-            }
-            let mostly = |zeros: usize| zeros * 4 >= pairs * 3;
-            let few = |zeros: usize| zeros * 4 < pairs;
-            if mostly(second) && few(first) {
-                true
-            } else if mostly(first) && few(second) {
-                false
-            } else {
-                return None;
-            }
-        }
-    };
-    let units = body.chunks_exact(2).map(|pair| {
-        let pair = [pair[0], pair[1]];
-        if little {
-            u16::from_le_bytes(pair)
-        } else {
-            u16::from_be_bytes(pair)
-        }
-    });
-    let text: String = char::decode_utf16(units)
-        .map(|unit| unit.unwrap_or(char::REPLACEMENT_CHARACTER))
-        .collect();
-    Some(match text.strip_prefix('\u{feff}') {
-        Some(rest) => rest.to_owned(),
-        None => text,
-    })
+/// A body holding NUL bytes, without them: text sent as UTF-16 or UTF-32 (as .NET's
+/// `Encoding.Unicode` sends a string, with or without a byte order mark, whatever its
+/// length or its charset parameter says), or holding some such text beside UTF-8 (a
+/// multipart form's parts), reads as its ASCII letters, where its secrets are found as in
+/// any body. Read byte by byte, `p\0a\0s\0s\0…` named none, and a password and a key
+/// showed in clear between the zeros; decoded whole as UTF-16, a body that only began so
+/// showed its UTF-8 rest as other characters, readable back. UTF-8 holds no zero byte but
+/// NUL's, so its text is kept whole.
+fn without_nuls(body: &[u8]) -> Option<Vec<u8>> {
+    body.contains(&0)
+        .then(|| body.iter().copied().filter(|byte| *byte != 0).collect())
 }
 
 /// [`redact_and_cut`] of a body read as UTF-8.
@@ -1239,12 +1203,20 @@ fn is_secret_header(name: &str) -> bool {
 }
 
 /// Words that make a JSON field secret, wherever they appear in its name, ignoring case,
-/// `_` and `-`.
-const SECRET_WORDS: [&[u8]; 5] = [
+/// `_` and `-`: the usual names of passwords (`passwd`, `pwd`, `passphrase`), keys
+/// (`apiKey`, `accessKey`, `privateKey`; a bare `key` names too much that is not one) and
+/// credentials as well.
+const SECRET_WORDS: [&[u8]; 11] = [
     b"password",
+    b"passwd",
+    b"pwd",
+    b"passphrase",
     b"secret",
     b"token",
     b"apikey",
+    b"accesskey",
+    b"privatekey",
+    b"credential",
     b"authorization",
 ];
 
@@ -2412,25 +2384,38 @@ pub(crate) mod tests {
         }
     }
 
-    /// A body sent as UTF-16, with a byte order mark or without (either byte order), is
-    /// shown decoded, its secrets redacted as in any body; a body of UTF-8 text or bytes is
-    /// not read so.
+    /// A body sent as UTF-16 or UTF-32, with a byte order mark or without, of odd length,
+    /// or only in part (a multipart form's file beside UTF-8 parts), shows its ASCII text
+    /// with its secrets redacted; a body of UTF-8 text keeps every byte.
     #[test]
-    fn a_utf16_body_is_shown_decoded_with_its_secrets_redacted() {
+    fn text_sent_as_utf16_or_utf32_is_read_for_its_secrets() {
         let key = "m2m_test_cccccccccccccccccccccccccccccccc";
         let json = format!(r#"{{"referenceId":"r","password":"hunter2","note":"{key}"}}"#);
-        let little: Vec<u8> = json.encode_utf16().flat_map(u16::to_le_bytes).collect();
-        let big: Vec<u8> = json.encode_utf16().flat_map(u16::to_be_bytes).collect();
-        let with_mark: Vec<u8> = [0xff, 0xfe]
-            .into_iter()
-            .chain(little.iter().copied())
+        let utf16 = |little: bool, text: &str| -> Vec<u8> {
+            text.encode_utf16()
+                .flat_map(|unit| {
+                    if little {
+                        unit.to_le_bytes()
+                    } else {
+                        unit.to_be_bytes()
+                    }
+                })
+                .collect()
+        };
+        let utf32: Vec<u8> = json
+            .chars()
+            .flat_map(|c| u32::from(c).to_le_bytes())
             .collect();
-        let form: Vec<u8> = "user=qa&password=hunter2"
-            .encode_utf16()
-            .flat_map(u16::to_le_bytes)
-            .collect();
-        for body in [&little, &big, &with_mark] {
-            let (shown, cut) = redact_and_cut(body);
+        let with_mark: Vec<u8> = [0xff, 0xfe].into_iter().chain(utf16(true, &json)).collect();
+        let odd: Vec<u8> = utf16(true, &json).into_iter().chain([b'\n']).collect();
+        for body in [
+            utf16(true, &json),
+            utf16(false, &json),
+            with_mark,
+            odd,
+            utf32,
+        ] {
+            let (shown, cut) = redact_and_cut(&body);
             assert!(!cut);
             let plain = shown.replace('\0', "");
             assert!(
@@ -2439,10 +2424,39 @@ pub(crate) mod tests {
             );
             assert!(shown.contains(r#""referenceId":"r""#), "{shown}");
         }
-        let (shown, _) = redact_and_cut(&form);
-        assert_eq!(shown, "user=qa&password=[redacted]");
-        assert_eq!(utf16_text(json.as_bytes()), None);
-        assert_eq!(utf16_text(&[0x89, b'P', b'N', b'G', 0, 0, 0, 13]), None);
+        // A multipart form whose first part is a UTF-16 file and whose others are UTF-8.
+        let mut mixed = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n".to_vec();
+        mixed.extend(utf16(true, &"Notepad text. ".repeat(40)));
+        mixed.extend(
+            b"\r\n--XyZ\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nhunter2\r\n\
+              --XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nmy key is \
+              m2m_test_7kJYAeC9KMn6I1f2lcwzNUZTvo4gOx6n\r\n--XyZ--\r\n",
+        );
+        let (shown, _) = redact_and_cut(&mixed);
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("m2m_test_7kJ"),
+            "{shown}"
+        );
+        assert!(shown.contains("Notepad text."), "{shown}");
+        let form: Vec<u8> = utf16(true, "user=qa&password=hunter2");
+        assert_eq!(redact_and_cut(&form).0, "user=qa&password=[redacted]");
+        assert_eq!(without_nuls("plain UTF-8 — ünïcode".as_bytes()), None);
+    }
+
+    /// The usual names of passwords, keys and credentials are secret fields too; a bare
+    /// `key` is not.
+    #[test]
+    fn the_usual_names_of_passwords_keys_and_credentials_are_secret() {
+        let body = r#"{"pwd":"a1","passwd":"a2","db_passphrase":"a3","accessKey":"a4","private_key":"a5","credentials":{"user":"qa","pass":"a6"},"key":"shown","passport":"shown-too"}"#;
+        let shown = redact_body(body.as_bytes());
+        for secret in ["a1", "a2", "a3", "a4", "a5", "a6"] {
+            assert!(
+                !shown.contains(&format!("\"{secret}\"")),
+                "{secret}: {shown}"
+            );
+        }
+        assert!(shown.contains(r#""key":"shown""#), "{shown}");
+        assert!(shown.contains(r#""passport":"shown-too""#), "{shown}");
     }
 
     /// An entry's size counts its method and its tenant's label, whatever their length.
