@@ -445,10 +445,22 @@ impl Rings {
 }
 
 impl Journal {
+    /// The entries `tenant` may see (`None`: all), newest first. The admin's are every
+    /// ring's, sorted after the lock is let go: every request recorded waits for that lock,
+    /// and sorting tens of thousands of entries under it held every vendor request up for
+    /// hundreds of milliseconds while an admin looked at the journal.
+    fn visible(&self, tenant: Option<&str>) -> Vec<Arc<Entry>> {
+        let mut visible = self.rings.lock().gathered(tenant);
+        if tenant.is_none() {
+            visible.sort_unstable_by_key(|entry| std::cmp::Reverse(entry.seq));
+        }
+        visible
+    }
+
     /// How many of the entries `tenant` may see (`None`: all) match `expectation`, and the
     /// closest of those that do not: most criteria met first, then newest.
     pub fn verify(&self, expectation: &Expectation, tenant: Option<&str>) -> (u64, Vec<NearMiss>) {
-        let visible = self.rings.lock().visible(tenant);
+        let visible = self.visible(tenant);
         let mut matched = 0;
         let mut misses: Vec<(usize, &Entry, Vec<String>)> = Vec::new();
         for entry in &visible {
@@ -473,7 +485,7 @@ impl Journal {
 
     /// Matching entries `tenant` may see (`None`: all), newest first.
     pub fn list(&self, filter: &JournalFilter, tenant: Option<&str>) -> Vec<JournalEntry> {
-        let visible = self.rings.lock().visible(tenant);
+        let visible = self.visible(tenant);
         visible
             .iter()
             .filter(|entry| filter.matches(entry))
@@ -492,7 +504,7 @@ impl Journal {
         before: Option<u64>,
         limit: usize,
     ) -> (Vec<JournalEntry>, usize, Option<u64>) {
-        let visible = self.rings.lock().visible(tenant);
+        let visible = self.visible(tenant);
         let matching: Vec<&Arc<Entry>> = visible
             .iter()
             .filter(|entry| filter.matches(entry))
@@ -515,7 +527,7 @@ impl Journal {
     /// without their headers and bodies: a table of requests (the dashboard's) reads no
     /// body, so none is redacted for it.
     pub fn newest(&self, tenant: Option<&str>, most: usize) -> (usize, Vec<JournalEntry>) {
-        let visible = self.rings.lock().visible(tenant);
+        let visible = self.visible(tenant);
         let newest = visible
             .iter()
             .take(most)
@@ -551,7 +563,7 @@ impl Journal {
         if *filter == JournalFilter::default() {
             return self.clear(tenant);
         }
-        let visible = self.rings.lock().visible(tenant);
+        let visible = self.visible(tenant);
         let matched: HashSet<u64> = visible
             .iter()
             .filter(|entry| filter.matches(entry))
@@ -686,7 +698,9 @@ impl Rings {
 
     /// The entries `tenant` may see (`None`: every ring's), newest first, shared: the
     /// caller reads them after letting the lock go, which every recorded request takes.
-    fn visible(&self, tenant: Option<&str>) -> Vec<Arc<Entry>> {
+    /// The entries `tenant` may see (`None`: all): one ring's newest first, every ring's in
+    /// no order ([`Journal::visible`] sorts them once the lock is let go).
+    fn gathered(&self, tenant: Option<&str>) -> Vec<Arc<Entry>> {
         match tenant {
             Some(label) if label != UNTENANTED => self
                 .rings
@@ -694,15 +708,11 @@ impl Rings {
                 .map(|ring| ring.entries.iter().rev().cloned().collect())
                 .unwrap_or_default(),
             Some(_) => Vec::new(),
-            None => {
-                let mut all: Vec<Arc<Entry>> = self
-                    .rings
-                    .values()
-                    .flat_map(|ring| ring.entries.iter().cloned())
-                    .collect();
-                all.sort_unstable_by_key(|entry| std::cmp::Reverse(entry.seq));
-                all
-            }
+            None => self
+                .rings
+                .values()
+                .flat_map(|ring| ring.entries.iter().cloned())
+                .collect(),
         }
     }
 }
@@ -3759,16 +3769,16 @@ pub(crate) mod tests {
     fn an_entry_read_after_the_lock_is_not_overwritten_by_a_newer_one() {
         let journal = Journal::new(1);
         journal.record(request("/a", 200, Some("pa")));
-        let held = journal.rings.lock().visible(Some("pa"));
+        let held = journal.visible(Some("pa"));
         journal.record(request("/b", 200, Some("pa")));
         assert_eq!(held[0].path(), "/a");
         let listed = journal.list(&JournalFilter::default(), Some("pa"));
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].path, "/b");
         drop(held);
-        let before = Arc::as_ptr(&journal.rings.lock().visible(Some("pa"))[0]);
+        let before = Arc::as_ptr(&journal.visible(Some("pa"))[0]);
         journal.record(request("/c", 200, Some("pa")));
-        let after = journal.rings.lock().visible(Some("pa"));
+        let after = journal.visible(Some("pa"));
         assert_eq!(after[0].path(), "/c");
         assert_eq!(
             Arc::as_ptr(&after[0]),
