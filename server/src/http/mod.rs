@@ -216,10 +216,20 @@ impl Pipeline {
         // A body already at its end (a GET, `Content-Length: 0`) is no body to read.
         let body = (!body.is_end_stream()).then(|| boxed(body));
         let caller = identity::resolve(&self.app, &parts.headers);
+        let path = parts.uri.path();
+        // The vendor's M2M service routes as Express does: `/partner/links/` and
+        // `/PARTNER/links` are `/partner/links`.
+        let path = match path.get(..8) {
+            Some(start) if start.eq_ignore_ascii_case("/partner") => {
+                self.surfaces.m2m.router.canonical(path)
+            }
+            _ => None,
+        }
+        .unwrap_or_else(|| path.to_owned());
         Request::new(
             self.app.clone(),
             parts.method,
-            parts.uri.path().to_owned(),
+            path,
             parts.uri.query().unwrap_or_default().to_owned(),
             parts.headers,
             caller,

@@ -191,6 +191,39 @@ impl Router {
         self
     }
 
+    /// `path` as Express routes it to one of these routes, when it is not that already:
+    /// the letter case of a route's fixed segments, and one trailing slash, do not count
+    /// (Express's default `case sensitive routing` and `strict routing` are both off), so
+    /// `/PARTNER/Links/` is routed, journaled and answered as `/partner/links`. Its
+    /// parameters are kept as sent. `None` when no route takes it so, or it needs nothing.
+    pub fn canonical(&self, path: &str) -> Option<String> {
+        let trimmed = path.strip_suffix('/').filter(|rest| !rest.is_empty());
+        if trimmed.is_none() && !path.bytes().any(|byte| byte.is_ascii_uppercase()) {
+            return None;
+        }
+        let path = trimmed.unwrap_or(path);
+        let parts = split(path)?;
+        self.routes.iter().find_map(|route| {
+            let rest = matches!(route.segments.last(), Some(Segment::Rest(_)));
+            if rest || parts.count != route.segments.len() {
+                return None;
+            }
+            let mut canonical = String::with_capacity(path.len());
+            for (index, segment) in route.segments.iter().enumerate() {
+                let sent = parts.segment(index);
+                canonical.push('/');
+                match segment {
+                    Segment::Literal(literal) if literal.eq_ignore_ascii_case(sent) => {
+                        canonical.push_str(literal);
+                    }
+                    Segment::Param(_) if !sent.is_empty() => canonical.push_str(sent),
+                    _ => return None,
+                }
+            }
+            Some(canonical)
+        })
+    }
+
     /// Looks `method path` up. The first route whose pattern and method match wins; a HEAD
     /// without a route of its own is served by the path's GET route (the serving layer
     /// strips the body), so `Allow` lists HEAD wherever it lists GET.

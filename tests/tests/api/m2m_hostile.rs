@@ -379,3 +379,55 @@ async fn json_of_more_values_than_the_limit_is_refused_naming_it_in_each_api() {
         assert!(detail.contains("more JSON values"), "{path}: {leaf:?}");
     }
 }
+
+/// The M2M service routes as Express does by default: the letter case of a path's fixed
+/// parts and one trailing slash do not count, its parameters are kept as sent, and a path
+/// no route takes is still unknown, named as sent.
+#[tokio::test]
+async fn paths_are_routed_as_express_routes_them() {
+    let app = spawn_app().await;
+    let key = test_key(1);
+    let created = app
+        .m2m(
+            Method::POST,
+            "/partner/links/",
+            &key,
+            Some(&json!({"referenceId": "slash"})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let id = created.json["data"]["linkId"].as_str().expect("an id");
+    let upper = app
+        .m2m(
+            Method::POST,
+            "/PARTNER/Links",
+            &key,
+            Some(&json!({"referenceId": "upper"})),
+        )
+        .await;
+    assert_eq!(upper.status, 201, "{upper:?}");
+    for path in [
+        "/partner/links/?limit=1".to_owned(),
+        format!("/Partner/LINKS/{id}"),
+        format!("/partner/links/{id}/"),
+    ] {
+        let reply = app.m2m(Method::GET, &path, &key, None).await;
+        assert_eq!(reply.status, 200, "{path}: {reply:?}");
+    }
+    // The id is a parameter, kept as sent: another case names no link.
+    let other = app
+        .m2m(
+            Method::GET,
+            &format!("/partner/links/{}", id.to_uppercase()),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(other.status, 404, "{other:?}");
+    let unknown = app.m2m(Method::GET, "/partner/Nothing/", &key, None).await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(
+        unknown.json["error"]["message"],
+        "Cannot GET /partner/Nothing/"
+    );
+}
