@@ -23,9 +23,10 @@
 //!
 //! Receivers cost nothing either once webhooks may leave the machine (any host name is
 //! one), so a receiver is also judged by what its attempts did ([`Lane`]): one new to the
-//! line makes one attempt at a time, at most [`FIRST_ATTEMPTS`] such at once, the newest
-//! receiver's first; one whose last attempt ran out its time shares [`SLOW_ATTEMPTS`]
-//! places; one that answered may take any place. A partner's attempts waiting for a place
+//! line makes one attempt at a time, at most [`FIRST_ATTEMPTS`] such at once, given to the
+//! newest receiver waiting and the one waiting longest by turns; one whose last attempt ran
+//! out its time or answered late ([`QUICK_ANSWER`]) shares [`SLOW_ATTEMPTS`] places; one
+//! that answered in time may take any place. A partner's attempts waiting for a place
 //! follow its webhook URL when it changes ([`crate::store::m2m::webhook_url_changes`]).
 //!
 //! The engine runs on a serving thread: a body of 64 KiB or more is signed off it
@@ -88,6 +89,17 @@ pub const LEASE: Duration = Duration::from_secs(5);
 /// How long a claim is held once its attempt is recorded: long enough for every other
 /// replica to have read the outcome back (they do at least once a second).
 const HELD_AFTER: Duration = Duration::from_secs(600);
+
+/// The longest an answer may take for its receiver to count as one that answers ([`Lane`]),
+/// or a quarter of the timeout when that is shorter: a receiver made up to answer just
+/// before the timeout took any place of the line, and 400 of them held a partner's known
+/// receiver back for five waves of their answers. [design]
+const QUICK_ANSWER: Duration = Duration::from_secs(1);
+
+/// How often, at most, the attempts waiting are moved to the receivers their partners'
+/// URLs name now: the walk reads every attempt waiting, and keys that cost nothing may
+/// change their URLs as often as they like. [design]
+const MOVED_EVERY: Duration = Duration::from_secs(5);
 
 /// Longest the engine sleeps without looking at the clock.
 const MAX_IDLE: Duration = Duration::from_secs(1);
@@ -176,9 +188,9 @@ pub async fn run(
             forgets = webhooks.forgets();
             line.retain(|job| webhooks.still_due(job.id, job.attempt));
         }
-        // At most once a second: a walk of every attempt waiting, and keys that cost
-        // nothing may change their URLs as often as they like.
-        if crate::store::m2m::webhook_url_changes() != url_changes && moved_at.elapsed() >= MAX_IDLE
+        // At most every `MOVED_EVERY`: a walk of every attempt waiting.
+        if crate::store::m2m::webhook_url_changes() != url_changes
+            && moved_at.elapsed() >= MOVED_EVERY
         {
             url_changes = crate::store::m2m::webhook_url_changes();
             moved_at = Instant::now();
@@ -257,6 +269,9 @@ struct Line {
     firsts: VecDeque<Arc<str>>,
     slow: VecDeque<Arc<str>>,
     lane_aside: HashSet<Arc<str>>,
+    /// Whether the next place of the first lane goes to the receiver set aside longest
+    /// (else to the newest).
+    oldest_next: bool,
 }
 
 /// Which places an attempt may take, by what its receiver's attempts did before.
@@ -307,6 +322,16 @@ impl Line {
             });
         }
         self.waiting.retain(|_, queue| !queue.is_empty());
+        // Receivers set aside with nothing left waiting are forgotten: kept, a reset's
+        // made-up receivers still took the places of the lanes as they came back, and piled
+        // up while a lane stayed full.
+        let waiting = &self.waiting;
+        self.lane_aside
+            .retain(|receiver| waiting.contains_key(receiver));
+        self.aside.retain(|receiver| waiting.contains_key(receiver));
+        let aside = &self.lane_aside;
+        self.firsts.retain(|receiver| aside.contains(receiver));
+        self.slow.retain(|receiver| aside.contains(receiver));
         for queue in self.held.values_mut() {
             queue.retain(&keep);
         }
@@ -385,12 +410,24 @@ impl Line {
     /// where its URL points now, and sent there ([`receiver_of`]): a URL changed while it
     /// waited moves it to that receiver's queue.
     fn next(&mut self) -> Vec<(Place, Job)> {
-        // As many receivers set aside for a lane as it has places free are back in turn.
+        // As many receivers set aside for a lane (with attempts still waiting) as it has
+        // places free are back in turn: of new receivers, the newest and the one set aside
+        // longest by turns, so neither a burst of made-up ones before a partner's receiver
+        // nor a stream of them after it holds it back for more than a few attempts.
         let mut free = FIRST_ATTEMPTS.saturating_sub(self.firsts_in_flight);
-        while free > 0
-            && let Some(receiver) = self.firsts.pop_back()
-        {
-            if self.lane_aside.remove(&receiver) {
+        // Those brought back, whose the places are: a new receiver not yet set aside goes
+        // behind them and those still set aside, not ahead of them by its place in turn.
+        let mut brought: HashSet<Arc<str>> = HashSet::new();
+        while free > 0 {
+            let next = if self.oldest_next {
+                self.firsts.pop_front()
+            } else {
+                self.firsts.pop_back()
+            };
+            let Some(receiver) = next else { break };
+            self.oldest_next = !self.oldest_next;
+            if self.lane_aside.remove(&receiver) && self.has_waiting(&receiver) {
+                brought.insert(receiver.clone());
                 self.requeue(receiver);
                 free -= 1;
             }
@@ -399,7 +436,7 @@ impl Line {
         while free > 0
             && let Some(receiver) = self.slow.pop_front()
         {
-            if self.lane_aside.remove(&receiver) {
+            if self.lane_aside.remove(&receiver) && self.has_waiting(&receiver) {
                 self.requeue(receiver);
                 free -= 1;
             }
@@ -432,7 +469,11 @@ impl Line {
             let lane = self.lane_of(&receiver);
             let (cap, lane_full) = match lane {
                 Lane::Answers => (MAX_ATTEMPTS_PER_RECEIVER, false),
-                Lane::First => (1, self.firsts_in_flight >= FIRST_ATTEMPTS),
+                Lane::First => {
+                    let behind = !brought.contains(&receiver)
+                        && (!brought.is_empty() || !self.firsts.is_empty());
+                    (1, behind || self.firsts_in_flight >= FIRST_ATTEMPTS)
+                }
                 Lane::Slow => (
                     MAX_ATTEMPTS_PER_RECEIVER,
                     self.slow_in_flight >= SLOW_ATTEMPTS,
@@ -445,6 +486,7 @@ impl Line {
                     // The reserve: one attempt of a receiver with none in flight.
                     in_flight == 0
                 };
+            brought.remove(&receiver);
             if !may {
                 if let Some(queue) = self.waiting.get_mut(&receiver) {
                     queue.push_front(job);
@@ -484,6 +526,13 @@ impl Line {
             self.requeue(receiver);
         }
         started
+    }
+
+    /// Whether attempts of `receiver` wait.
+    fn has_waiting(&self, receiver: &Arc<str>) -> bool {
+        self.waiting
+            .get(receiver)
+            .is_some_and(|queue| !queue.is_empty())
     }
 
     /// `receiver` back in turn when attempts of it still wait, else forgotten.
@@ -633,8 +682,9 @@ async fn attempt(
 }
 
 /// Makes one attempt and records it, reading the URL and the secret now. Whether the
-/// receiver answered: `Some(true)` for an HTTP answer (any status), `Some(false)` for none
-/// within the timeout, `None` when it was not sent or failed at once (no connection).
+/// receiver answered: `Some(true)` for an HTTP answer (any status) within [`QUICK_ANSWER`]
+/// (or a quarter of the timeout), `Some(false)` for a later one or none within the
+/// timeout, `None` when it was not sent or failed at once (no connection).
 async fn send(
     client: reqwest::Client,
     webhooks: Webhooks,
@@ -715,7 +765,8 @@ async fn send(
                 .await;
             match sent {
                 Ok(response) => {
-                    answered = Some(true);
+                    let quick = QUICK_ANSWER.min(delivery.timeout / 4);
+                    answered = Some(started.elapsed() <= quick);
                     (Some(response.status().as_u16()), None)
                 }
                 Err(error) => {
@@ -1215,6 +1266,81 @@ mod tests {
             "{:?}",
             started.iter().map(|(place, _)| place).collect::<Vec<_>>()
         );
+    }
+
+    /// A stream of new receivers made up after a partner's does not hold the partner's back:
+    /// the first lane's places go to the newest and to the one set aside longest by turns.
+    /// And a reset's receivers set aside, left with nothing waiting, take no place.
+    #[test]
+    fn new_receivers_take_the_first_lane_newest_and_oldest_by_turns() {
+        let mut line = Line::default();
+        for n in 0..FIRST_ATTEMPTS {
+            line.push(job(
+                &key(n),
+                &format!("https://h{n}.example/hook"),
+                n as u64,
+            ));
+        }
+        assert_eq!(line.next().len(), FIRST_ATTEMPTS);
+        line.push(job(&key(5_000), "https://partner.example/hook", 5_000));
+        assert!(line.next().is_empty());
+        let mut waited = 0;
+        for n in FIRST_ATTEMPTS..FIRST_ATTEMPTS * 3 {
+            // Each freed place: one made-up receiver's attempt ran out its time, and two
+            // more made-up receivers came.
+            for more in [n * 2, n * 2 + 1] {
+                line.push(job(
+                    &key(more),
+                    &format!("https://s{more}.example/hook"),
+                    more as u64,
+                ));
+            }
+            let ended = Place {
+                receiver: Arc::from(format!("h{}.example:443", n - FIRST_ATTEMPTS)),
+                lane: Lane::First,
+            };
+            let owner = crate::webhooks::tests::partner_of(&key(n - FIRST_ATTEMPTS))
+                .slug
+                .clone();
+            line.done(&ended, &owner, Some(false));
+            waited += 1;
+            if line
+                .next()
+                .iter()
+                .any(|(_, job)| job.id == DeliveryId(5_000))
+            {
+                break;
+            }
+        }
+        assert!(
+            waited <= 2,
+            "the partner's receiver waited for {waited} places"
+        );
+
+        // A reset forgets what the receivers set aside waited with: they take no place.
+        let mut line = Line::default();
+        for n in 0..FIRST_ATTEMPTS * 2 {
+            line.push(job(
+                &key(n),
+                &format!("https://r{n}.example/hook"),
+                n as u64,
+            ));
+        }
+        let started = line.next();
+        assert_eq!(started.len(), FIRST_ATTEMPTS);
+        line.push(job(&key(9_000), "https://kept.example/hook", 9_000));
+        assert!(line.next().is_empty());
+        line.retain(|job| job.id.0 < FIRST_ATTEMPTS as u64 || job.id == DeliveryId(9_000));
+        assert_eq!(
+            line.lane_aside.len(),
+            1,
+            "only the receiver still waiting is set aside"
+        );
+        let (place, job) = &started[0];
+        line.done(place, &job.partner.slug.clone(), Some(false));
+        let next = line.next();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].1.id, DeliveryId(9_000));
     }
 
     /// A partner's attempts let in and waiting at a receiver that hangs move to the
