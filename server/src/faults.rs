@@ -287,6 +287,18 @@ impl Faults {
     /// probability. A fault on one path is no reason to hold up requests on others (in a
     /// shared database, a request a fault may strike locks the fault table).
     pub fn may_strike(&self, method: &Method, path: &str, tenant: Option<&str>) -> bool {
+        self.may_strike_whose(method, path, Some(tenant))
+    }
+
+    /// As [`Faults::may_strike`], for a request whose tenant is not known yet (a path of no
+    /// tenant, which any tenant's credentials may still reach): the admin's faults and
+    /// every tenant's.
+    pub fn may_strike_anyone(&self, method: &Method, path: &str) -> bool {
+        self.may_strike_whose(method, path, None)
+    }
+
+    /// `tenant`: `Some` of the request's tenant (or of none), `None` for any tenant.
+    fn may_strike_whose(&self, method: &Method, path: &str, tenant: Option<Option<&str>>) -> bool {
         if self.armed.load(Ordering::Acquire) == 0 {
             return false;
         }
@@ -296,9 +308,12 @@ impl Faults {
                 && fault.path.as_ref().is_none_or(|p| p.matches(path))
         };
         list.admin.iter().any(matches)
-            || tenant
-                .and_then(|tenant| list.by_tenant.get(tenant))
-                .is_some_and(|faults| faults.iter().any(matches))
+            || match tenant {
+                Some(tenant) => tenant
+                    .and_then(|tenant| list.by_tenant.get(tenant))
+                    .is_some_and(|faults| faults.iter().any(matches)),
+                None => list.by_tenant.values().flatten().any(matches),
+            }
     }
 
     /// Replaces the table with faults read back from a shared database: `(position, view)`
@@ -1012,6 +1027,16 @@ mod tests {
         assert!(may_strike(Method::POST, "/partner/links", Some("acme")));
         assert!(!may_strike(Method::GET, "/partner/links", Some("acme")));
         assert!(!may_strike(Method::POST, "/openapi.json", None));
+        // A tenant's own fault may strike a request whose tenant is not known yet.
+        faults
+            .add(
+                fault(serde_json::json!({"status": 418, "path": "/openapi.json"})),
+                Some("acme".into()),
+            )
+            .expect("add");
+        assert!(!may_strike(Method::GET, "/openapi.json", None));
+        assert!(faults.may_strike_anyone(&Method::GET, "/openapi.json"));
+        assert!(!faults.may_strike_anyone(&Method::GET, "/docs"));
         faults.clear(None);
 
         let acme: Arc<str> = "acme".into();

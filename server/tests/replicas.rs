@@ -1369,6 +1369,7 @@ async fn a_strangers_requests_that_reach_no_tenant_take_no_lock() {
         ),
         (reqwest::Method::GET, "/magic-link/garbage", html, 404),
         (reqwest::Method::GET, "/_sandbox/ui?key=garbage", html, 401),
+        (reqwest::Method::GET, "/api/authenticate", html, 405),
         (
             reqwest::Method::GET,
             "/_sandbox/ui/anything?key=garbage",
@@ -1389,6 +1390,10 @@ async fn a_strangers_requests_that_reach_no_tenant_take_no_lock() {
     for (login, expected) in [
         (json!({"username": "new-grower", "password": "secret"}), 200),
         (json!({"password": "secret"}), 400),
+        (
+            json!({"username": "n".repeat(3_000), "password": "secret"}),
+            400,
+        ),
     ] {
         let started = std::time::Instant::now();
         let (status, answer, _) = replica
@@ -1811,7 +1816,23 @@ async fn a_strangers_slow_body_to_a_faulted_path_holds_up_no_tenant() {
         .map(|(status, _)| status);
         assert_eq!(created, Ok(503), "the fault strikes, replica {replica}");
     }
-    drop(socket);
+    // The stranger is answered without its body being waited for: the fault's answer on
+    // the faulted path, and a keyless request's 401 on another, as in one process.
+    let answer_of = |mut socket: TcpStream| async move {
+        use tokio::io::AsyncReadExt;
+        let mut head = [0u8; 12];
+        tokio::time::timeout(Duration::from_secs(5), socket.read_exact(&mut head))
+            .await
+            .map(|_| String::from_utf8_lossy(&head).into_owned())
+    };
+    assert_eq!(answer_of(socket).await, Ok("HTTP/1.1 503".to_owned()));
+    let mut keyless = TcpStream::connect(&host).await.expect("connects");
+    let head = format!(
+        "POST /partner/links/link_x_000000000000/revoke HTTP/1.1\r\nHost: {host}\r\n\
+         Content-Type: application/json\r\nContent-Length: 40\r\n\r\n{{"
+    );
+    keyless.write_all(head.as_bytes()).await.expect("sent");
+    assert_eq!(answer_of(keyless).await, Ok("HTTP/1.1 401".to_owned()));
 }
 
 /// A tenant's journal request (and its dashboard) locks its own tenant and reads its own

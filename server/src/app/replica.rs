@@ -340,8 +340,12 @@ impl App {
         if faults != replica.faults.load(Ordering::Acquire) {
             step(replica, self.reload_faults(&txn, faults)).await?;
         }
-        let strikable =
-            target.is_some_and(|target| self.faults.may_strike(target.method, target.path, tenant));
+        // A request of no tenant may carry a tenant's credentials all the same (a key on
+        // `/openapi.json`): any tenant's fault may strike it.
+        let strikable = target.is_some_and(|target| match hint {
+            Hint::Stranger => self.faults.may_strike_anyone(target.method, target.path),
+            _ => self.faults.may_strike(target.method, target.path, tenant),
+        });
         if !faults_locked && strikable {
             faults = step(replica, txn.lock_faults()).await?;
             if faults != replica.faults.load(Ordering::Acquire) {

@@ -412,9 +412,9 @@ async fn answer(
     if reads_first(&request, &hint) {
         read_as_routed(surfaces, &mut request).await;
     }
-    if hint == Hint::Everything
-        && request.method == Method::POST
-        && request.path == leaf::AUTHENTICATE
+    // A login acts on the account its body names, whatever token it carries (the token's
+    // account is not the one a login counts under `--max-tenants`).
+    if app.replica.is_some() && request.method == Method::POST && request.path == leaf::AUTHENTICATE
     {
         hint = login_hint(surfaces, &mut request).await;
     }
@@ -462,7 +462,13 @@ async fn login_hint(surfaces: &Surfaces, request: &mut Request) -> Hint {
     let body = request.body(linkbox_contracts::leaf::MAX_BODY_BYTES).await;
     let username = leaf::validate::json_object(&request.headers, body)
         .ok()
-        .and_then(|body| Some(body.get("username")?.as_str()?.to_owned()));
+        .and_then(|body| Some(body.get("username")?.as_str()?.to_owned()))
+        // One the route refuses (blank, or past its length) reaches no tenant: made a
+        // tenant's row first, a name of kilobytes was past what the database indexes.
+        .filter(|username| {
+            !username.trim().is_empty()
+                && username.chars().count() <= linkbox_contracts::leaf::USERNAME_MAX_CHARS
+        });
     match username {
         Some(username) => Hint::Tenant {
             name: identity::leaf_label(&username),
@@ -479,12 +485,9 @@ async fn login_hint(surfaces: &Surfaces, request: &mut Request) -> Hint {
 /// holds no lock is read by its route as ever; so is one whose credentials its route will
 /// refuse before reading any body — a Leaf route's without a token, a control request
 /// refused or of a type it does not read — so that it is still answered before its body
-/// is read. A request of no tenant outside the control API ([`Hint::Stranger`]) is read
-/// first too: a fault may strike it, and a fault answering in its route's place reads its
-/// body within the transaction that locks the fault table, so a stranger sending a body
-/// slowly to a faulted path held up every request a fault may strike (whether one may is
-/// known only once the transaction has read the table back). A dashboard button's form
-/// carries its credential in its body: it is read first whatever its headers say.
+/// is read. (A fault answering or dropping such a request in its route's place reads no
+/// body in a shared sandbox: see [`gate`].) A dashboard button's form carries its
+/// credential in its body: it is read first whatever its headers say.
 fn reads_first(request: &Request, hint: &Hint) -> bool {
     match hint {
         Hint::Nothing => false,
@@ -493,7 +496,6 @@ fn reads_first(request: &Request, hint: &Hint) -> bool {
         // A dashboard button's credential is in its form: its body is read whoever sent it.
         _ if pages::dashboard::owns(&request.path) => true,
         _ if is_control(&request.path) => !crate::control::refuses_unread(request),
-        Hint::Stranger => true,
         _ => false,
     }
 }
@@ -651,9 +653,10 @@ fn replica_hint(app: &App, surfaces: &Surfaces, request: &Request) -> Hint {
     if m2m || leaf::owns(path) {
         return match identity::tenant_hint(app, &request.headers, m2m) {
             Some(name) => Hint::Tenant { name, create },
-            // Every Leaf route but the one that issues tokens refuses a request without one.
-            None if m2m || path != leaf::AUTHENTICATE => Hint::Stranger,
-            None => Hint::Everything,
+            // Every Leaf route but the one that issues tokens refuses a request without one;
+            // that one's `POST` acts on the account its body names ([`login_hint`]), and
+            // any other method of it is refused.
+            None => Hint::Stranger,
         };
     }
     if path == "/_sandbox/health" {
@@ -1026,6 +1029,11 @@ where
         Some(delay) if app.replica.is_some() => (None, Some(Deferred(delay))),
         delay => (delay, None),
     };
+    // Nor is a body waited for there: one not read before the transaction (a stranger's,
+    // whose route would refuse it unread) is journaled as none. Read here, a stranger's
+    // body sent slowly to a faulted path held the fault table's lock, and every request a
+    // fault may strike waited, 10 s at a time.
+    let reads = app.replica.is_none();
     Either::Right(Box::pin(async move {
         let mut request = request;
         if let Some(delay) = delay {
@@ -1043,13 +1051,17 @@ where
         let mut response = match strike.action {
             Action::Pass => next(request).await,
             Action::Drop => {
-                read_as_routed(surfaces, &mut request).await;
+                if reads {
+                    read_as_routed(surfaces, &mut request).await;
+                }
                 let mut response = Response::new(bytes::Bytes::new().into());
                 response.extensions_mut().insert(DropConnection);
                 response
             }
             Action::Answer { status, body } => {
-                read_as_routed(surfaces, &mut request).await;
+                if reads {
+                    read_as_routed(surfaces, &mut request).await;
+                }
                 faulted::answer(&request.path, status, body)
             }
         };
