@@ -211,9 +211,9 @@ mod tests {
     }
 
     /// Each constraint of [`SCHEMA`] is in the committed schemas (a renamed pattern or
-    /// definition would relax nothing), and every `pattern` of a committed schema is one of
-    /// them or in an answer only an in-process linkbox gives: a new id format is classified
-    /// here before a `[doc]` case can trip on it.
+    /// definition would relax nothing), and every `pattern` of a committed answer's schema
+    /// is one of them or in an answer only an in-process linkbox gives: a new id format is
+    /// classified here before a `[doc]` case can trip on it.
     #[test]
     fn the_schema_constraints_are_the_committed_ones_and_every_pattern_is_classified() {
         let schemas = schemas();
@@ -226,7 +226,12 @@ mod tests {
             );
         }
         let mut patterns = Vec::new();
-        for (_, schema) in &schemas {
+        // A request's schema says what a client sends (what linkbox checks by form); no
+        // answer is held to it, so its patterns trip no case.
+        let answers = schemas
+            .iter()
+            .filter(|(path, _)| !path.ends_with("Request.json"));
+        for (_, schema) in answers {
             let mut schema = schema.clone();
             walk(&mut schema, &mut |object| {
                 if let Some(pattern) = object.get("pattern").and_then(Value::as_str) {
