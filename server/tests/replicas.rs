@@ -1835,6 +1835,45 @@ async fn a_strangers_slow_body_to_a_faulted_path_holds_up_no_tenant() {
     assert_eq!(answer_of(keyless).await, Ok("HTTP/1.1 401".to_owned()));
 }
 
+/// A tenant's fault on a path of no tenant (`/openapi.json`), struck by requests carrying
+/// the tenant's key on every replica at once, fires `times` times in all: such a request
+/// locks the fault table when any tenant's fault may strike it, and a copy of the table
+/// read back while a strike was not yet committed is not taken for the committed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_fault_on_a_path_of_no_tenant_fires_its_times_across_replicas() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replicas = [
+        Replica::start(&database, &[]),
+        Replica::start(&database, &[]),
+    ];
+    let tenant = key(60);
+    for round in 0..3 {
+        let (status, fault, _) = replicas[round % 2]
+            .send(
+                reqwest::Method::POST,
+                "/_sandbox/faults",
+                &[("x-api-key", &tenant)],
+                Some(json!({"path": "/openapi.json", "status": 418, "times": 10})),
+            )
+            .await;
+        assert_eq!(status, 201, "{fault}");
+        let asks = (0..40).map(|n| {
+            let (replica, tenant) = (&replicas[n % 2], tenant.clone());
+            async move {
+                let headers = [("x-api-key", tenant.as_str())];
+                replica
+                    .send(reqwest::Method::GET, "/openapi.json", &headers, None)
+                    .await
+                    .0
+            }
+        });
+        let statuses = futures_util::future::join_all(asks).await;
+        let struck = statuses.iter().filter(|status| **status == 418).count();
+        assert_eq!(struck, 10, "round {round}: {statuses:?}");
+    }
+}
+
 /// A tenant's journal request (and its dashboard) locks its own tenant and reads its own
 /// rows: it is answered while another tenant's row is held (a frozen replica), and it lists
 /// what the tenant did through another replica.

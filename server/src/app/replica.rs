@@ -17,7 +17,7 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use linkbox_contracts::timefmt;
@@ -87,6 +87,10 @@ pub struct Replica {
     known: Mutex<HashMap<String, i64>>,
     /// The version of the fault table memory holds (-1: none yet).
     faults: AtomicI64,
+    /// How many times the fault table has been read back into memory: a request that
+    /// struck a fault records the version it committed as memory's only if no read-back
+    /// came between ([`App::within`]).
+    fault_loads: AtomicU64,
     /// Held shared by a request on one tenant, exclusively by one on everything.
     everything: RwLock<()>,
     stripes: Vec<TurnLock<()>>,
@@ -98,6 +102,7 @@ impl Replica {
             database,
             known: Mutex::new(HashMap::new()),
             faults: AtomicI64::new(-1),
+            fault_loads: AtomicU64::new(0),
             everything: RwLock::new(()),
             stripes: (0..STRIPES).map(|_| TurnLock::new(())).collect(),
         }
@@ -352,6 +357,7 @@ impl App {
                 step(replica, self.reload_faults(&txn, faults)).await?;
             }
         }
+        let loads = replica.fault_loads.load(Ordering::Acquire);
         let (output, writes) = shared::scoped(work).await;
         unsettled.changed = writes.tenants().into_iter().collect();
         // A request that locked one tenant commits changes of that tenant only: one of
@@ -402,9 +408,17 @@ impl App {
                 .into_iter()
                 .filter(|(name, _)| unsettled.names.contains(name)),
         );
-        replica
-            .faults
-            .store(committed.faults.unwrap_or(faults), Ordering::Release);
+        // Memory holds what was committed, unless the table was read back meanwhile (the
+        // background pass, reading it while this request's strike was not yet committed,
+        // put back the count before it, and the version stored after it named that stale
+        // copy current: a fault fired once more than its `times`). Then it is read back.
+        let loaded = replica.fault_loads.load(Ordering::Acquire) != loads;
+        let version = if loaded {
+            -1
+        } else {
+            committed.faults.unwrap_or(faults)
+        };
+        replica.faults.store(version, Ordering::Release);
         unsettled.settled = true;
         Ok(output)
     }
@@ -488,6 +502,7 @@ impl App {
         let rows = txn.fault_rows().await?;
         shared::muted(|| super::load::reload_faults(self, &rows));
         if let Some(replica) = &self.replica {
+            replica.fault_loads.fetch_add(1, Ordering::AcqRel);
             replica.faults.store(version, Ordering::Release);
         }
         Ok(())
