@@ -1386,6 +1386,26 @@ async fn a_strangers_requests_that_reach_no_tenant_take_no_lock() {
             "{method} {path} waited {waited:?}"
         );
     }
+    // A dashboard button's form locks only its credential's tenant, or nothing.
+    let made_up = key(37);
+    for form in [
+        String::new(),
+        format!("key={made_up}&delivery=whd_000000000000"),
+    ] {
+        let started = std::time::Instant::now();
+        let asked = replica
+            .client
+            .post(format!("{}/_sandbox/ui/replay", replica.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.clone())
+            .send();
+        let answered = tokio::time::timeout(Duration::from_secs(5), asked).await;
+        assert!(
+            answered.is_ok_and(|answer| answer.is_ok()),
+            "the button {form:?} waited {:?}",
+            started.elapsed()
+        );
+    }
     // A Leaf login locks only the account its body names, or none.
     for (login, expected) in [
         (json!({"username": "new-grower", "password": "secret"}), 200),

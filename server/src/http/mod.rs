@@ -418,6 +418,13 @@ async fn answer(
     {
         hint = login_hint(surfaces, &mut request).await;
     }
+    // A dashboard button acts for the credential its form carries, read first.
+    if hint == Hint::Journal
+        && request.method == Method::POST
+        && pages::dashboard::owns(&request.path)
+    {
+        hint = button_hint(&app, &mut request).await;
+    }
     // Outside the control API, a fault may strike the request: the fault table is locked
     // for it when one in force matches its method and path.
     let strikable =
@@ -475,6 +482,31 @@ async fn login_hint(surfaces: &Surfaces, request: &mut Request) -> Hint {
             create: true,
         },
         None => Hint::Stranger,
+    }
+}
+
+/// What a dashboard button's form may reach in a shared sandbox, its form read (before the
+/// transaction): the admin's, everything, as the admin's page; a tenant's, its own row and
+/// journal, as its page (its clock button moves the sandbox's clock: everything); a form
+/// whose credential is refused, or that has none where there is an admin token, nothing
+/// (the sign-in page). Every tenant's lock for any form, even an empty one, made a
+/// stranger's button stop every request of its replica for as long as it worked.
+async fn button_hint(app: &App, request: &mut Request) -> Hint {
+    let form = pages::form_pairs(
+        request.body(pages::dashboard::DASHBOARD_FORM_BYTES).await,
+        pages::dashboard::DASHBOARD_FORM_BYTES,
+    )
+    .unwrap_or_default();
+    let credential = match pages::dashboard::headers(&form) {
+        Some(headers) => headers,
+        None if app.settings.admin_token.is_none() => request.headers.clone(),
+        None => return Hint::Nothing,
+    };
+    match identity::journal_reader(app, &credential) {
+        identity::JournalReader::Admin => Hint::Journal,
+        identity::JournalReader::Tenant(_) if request.path.ends_with("/clock") => Hint::Journal,
+        identity::JournalReader::Tenant(name) => Hint::TenantJournal(name),
+        identity::JournalReader::Refused => Hint::Nothing,
     }
 }
 

@@ -122,7 +122,7 @@ pub fn routes() -> Router {
 }
 
 /// The most a dashboard form may send: a credential, filters and a button's fields.
-const DASHBOARD_FORM_BYTES: usize = 16 * 1024;
+pub const DASHBOARD_FORM_BYTES: usize = 16 * 1024;
 
 /// The buttons that change something: what [`act`] runs.
 const ACTIONS: [&str; 2] = ["replay", "clock"];
