@@ -1522,7 +1522,15 @@ fn redact_pairs(text: &str) -> String {
 /// pairs at every `;` would show the rest of a password holding one.
 fn redact_pair(pair: &str, json_like: bool, out: &mut String) {
     let Some((name, value)) = pair.split_once('=') else {
-        out.push_str(&without_keys(pair));
+        // Text of no pair (a header's value, a query's bare word, a message): each word
+        // percent-encoded is read decoded, as a pair's value is, so a URL quoted encoded
+        // (`https%3A%2F%2Fx%2F%3Ftoken%3D…`) shows `token%3D%5Bredacted%5D`. (JSON text's
+        // strings are read so where they are read as strings.)
+        if pair.contains('%') && !json_like {
+            out.push_str(&shown_words(pair));
+        } else {
+            out.push_str(&without_keys(pair));
+        }
         return;
     };
     // `password = …`: spaces around the `=` do not hide the name.
@@ -2451,6 +2459,23 @@ pub(crate) mod tests {
         let form: Vec<u8> = utf16(true, "user=qa&password=hunter2");
         assert_eq!(redact_and_cut(&form).0, "user=qa&password=[redacted]");
         assert_eq!(without_nuls("plain UTF-8 — ünïcode".as_bytes()), None);
+    }
+
+    /// A percent-encoded URL or JSON text outside any pair (a header's value, a query's bare
+    /// word, a line of text) is read decoded, as a pair's value is.
+    #[test]
+    fn an_encoded_secret_outside_any_pair_is_read_decoded() {
+        for text in [
+            "https%3A%2F%2Fx%2F%3Ftoken%3DZq7hunterX",
+            "redirect to https%3A%2F%2Fx%2F%3Ftoken%3DZq7hunterX now",
+            "%7B%22token%22%3A%22Zq7hunterX%22%7D",
+        ] {
+            let shown = redact_text(text);
+            assert!(!shown.contains("Zq7hunterX"), "{text}: {shown}");
+            assert!(shown.contains("%5Bredacted%5D"), "{text}: {shown}");
+        }
+        assert_eq!(redact_text("100%25 done"), "100%25 done");
+        assert_eq!(redact_query("https%3A%2F%2Fx%2F"), "https%3A%2F%2Fx%2F");
     }
 
     /// The usual names of passwords, keys and credentials are secret fields too; a bare
