@@ -96,6 +96,12 @@ const HELD_AFTER: Duration = Duration::from_secs(600);
 /// receiver back for five waves of their answers. [design]
 const QUICK_ANSWER: Duration = Duration::from_secs(1);
 
+/// Whether an answer that took `took` came in time for its receiver to count as one that
+/// answers: within [`QUICK_ANSWER`], or a quarter of the attempts' `timeout` when shorter.
+fn in_time(took: Duration, timeout: Duration) -> bool {
+    took <= QUICK_ANSWER.min(timeout / 4)
+}
+
 /// How often, at most, the attempts waiting are moved to the receivers their partners'
 /// URLs name now: the walk reads every attempt waiting, and keys that cost nothing may
 /// change their URLs as often as they like. [design]
@@ -765,8 +771,7 @@ async fn send(
                 .await;
             match sent {
                 Ok(response) => {
-                    let quick = QUICK_ANSWER.min(delivery.timeout / 4);
-                    answered = Some(started.elapsed() <= quick);
+                    answered = Some(in_time(started.elapsed(), delivery.timeout));
                     (Some(response.status().as_u16()), None)
                 }
                 Err(error) => {
@@ -980,11 +985,12 @@ fn certificate_hint(error: &str, has_roots: bool) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::time::Duration;
 
     use super::{
         FIRST_ATTEMPTS, Lane, Line, MAX_ATTEMPTS_PER_PARTNER, MAX_ATTEMPTS_PER_RECEIVER,
         MAX_CONCURRENT_ATTEMPTS, Place, RESERVED_ATTEMPTS, SLOW_ATTEMPTS, certificate_hint,
-        is_denied, is_loopback_url,
+        in_time, is_denied, is_loopback_url,
     };
     use crate::webhooks::{DeliveryId, Job};
 
@@ -1384,6 +1390,19 @@ mod tests {
                 .iter()
                 .all(|(place, _)| &*place.receiver == "loopback:9702")
         );
+    }
+
+    /// An answer counts as in time within a second, or a quarter of a shorter timeout's:
+    /// one just before the timeout is a slow receiver's.
+    #[test]
+    fn an_answer_is_in_time_within_a_second_or_a_quarter_of_the_timeout() {
+        let ms = Duration::from_millis;
+        assert!(in_time(ms(300), Duration::from_secs(30)));
+        assert!(in_time(ms(1_000), Duration::from_secs(30)));
+        assert!(!in_time(ms(1_001), Duration::from_secs(30)));
+        assert!(!in_time(ms(29_000), Duration::from_secs(30)));
+        assert!(in_time(ms(500), Duration::from_secs(2)));
+        assert!(!in_time(ms(600), Duration::from_secs(2)));
     }
 
     #[test]
