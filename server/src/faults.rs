@@ -256,6 +256,15 @@ pub enum Action {
     },
 }
 
+/// Whose faults besides the admin's may strike a request ([`Faults::may_strike`]).
+#[derive(Clone, Copy)]
+enum Whose<'a> {
+    /// Its tenant's (none: a request of no tenant).
+    Of(Option<&'a str>),
+    /// Any tenant's: a request whose tenant is not known yet.
+    Anyone,
+}
+
 impl Faults {
     pub fn new() -> Faults {
         Faults::default()
@@ -287,18 +296,17 @@ impl Faults {
     /// probability. A fault on one path is no reason to hold up requests on others (in a
     /// shared database, a request a fault may strike locks the fault table).
     pub fn may_strike(&self, method: &Method, path: &str, tenant: Option<&str>) -> bool {
-        self.may_strike_whose(method, path, Some(tenant))
+        self.may_strike_whose(method, path, Whose::Of(tenant))
     }
 
     /// As [`Faults::may_strike`], for a request whose tenant is not known yet (a path of no
     /// tenant, which any tenant's credentials may still reach): the admin's faults and
     /// every tenant's.
     pub fn may_strike_anyone(&self, method: &Method, path: &str) -> bool {
-        self.may_strike_whose(method, path, None)
+        self.may_strike_whose(method, path, Whose::Anyone)
     }
 
-    /// `tenant`: `Some` of the request's tenant (or of none), `None` for any tenant.
-    fn may_strike_whose(&self, method: &Method, path: &str, tenant: Option<Option<&str>>) -> bool {
+    fn may_strike_whose(&self, method: &Method, path: &str, whose: Whose<'_>) -> bool {
         if self.armed.load(Ordering::Acquire) == 0 {
             return false;
         }
@@ -308,11 +316,11 @@ impl Faults {
                 && fault.path.as_ref().is_none_or(|p| p.matches(path))
         };
         list.admin.iter().any(matches)
-            || match tenant {
-                Some(tenant) => tenant
+            || match whose {
+                Whose::Of(tenant) => tenant
                     .and_then(|tenant| list.by_tenant.get(tenant))
                     .is_some_and(|faults| faults.iter().any(matches)),
-                None => list.by_tenant.values().flatten().any(matches),
+                Whose::Anyone => list.by_tenant.values().flatten().any(matches),
             }
     }
 
