@@ -407,24 +407,8 @@ async fn answer(
     let control = is_control(&request.path);
     // The allowed origin (nothing while CORS is off), read before the request moves on.
     let origin = cors::allowed_origin(&app.settings, &request.headers);
-    let mut hint = replica_hint(&app, surfaces, &request);
     let mut request = request;
-    if reads_first(&request, &hint) {
-        read_as_routed(surfaces, &mut request).await;
-    }
-    // A login acts on the account its body names, whatever token it carries (the token's
-    // account is not the one a login counts under `--max-tenants`).
-    if app.replica.is_some() && request.method == Method::POST && request.path == leaf::AUTHENTICATE
-    {
-        hint = login_hint(surfaces, &mut request).await;
-    }
-    // A dashboard button acts for the credential its form carries, read first.
-    if hint == Hint::Journal
-        && request.method == Method::POST
-        && pages::dashboard::owns(&request.path)
-    {
-        hint = button_hint(&app, &mut request).await;
-    }
+    let hint = hint_of(&app, surfaces, &mut request).await;
     // Outside the control API, a fault may strike the request: the fault table is locked
     // for it when one in force matches its method and path.
     let strikable =
@@ -457,6 +441,24 @@ async fn answer(
         tokio::time::sleep(delay).await;
     }
     cors::decorate(origin, response)
+}
+
+/// What a request may touch in a shared sandbox ([`replica_hint`]), its body read first
+/// where it must be ([`reads_first`]). Two requests name their tenant in their body, not
+/// their headers: a Leaf login its account, whatever token it carries (the token's account
+/// is not the one a login counts under `--max-tenants`: [`login_hint`]), and a dashboard
+/// button the credential its form carries ([`button_hint`]).
+async fn hint_of(app: &App, surfaces: &Surfaces, request: &mut Request) -> Hint {
+    let hint = replica_hint(app, surfaces, request);
+    if reads_first(request, &hint) {
+        read_as_routed(surfaces, request).await;
+    }
+    match hint {
+        hint if app.replica.is_none() || request.method != Method::POST => hint,
+        _ if request.path == leaf::AUTHENTICATE => login_hint(surfaces, request).await,
+        Hint::Journal if pages::dashboard::owns(&request.path) => button_hint(app, request).await,
+        hint => hint,
+    }
 }
 
 /// The tenant a Leaf login acts on in a shared sandbox: the account its body's `username`
