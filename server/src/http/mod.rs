@@ -1672,16 +1672,23 @@ mod tests {
             .m2m()
             .authenticate(KEY)
             .expect("the partner");
-        let held = partner.hold();
-        let page = pipeline.answer(
-            http::Request::get(format!("/_sandbox/ui?key={KEY}"))
-                .body(String::new())
-                .expect("a request"),
-        );
-        let mut page = std::pin::pin!(page);
-        let mut order = vec![light_meanwhile(&pipeline, page.as_mut()).await];
+        let page = http::Request::get(format!("/_sandbox/ui?key={KEY}"));
+        held_beside_a_light_read(&pipeline, partner.hold(), page).await
+    }
+
+    /// `heavy` (a GET) asked for while `held` is held, and another partner's list of links
+    /// meanwhile: the order they were answered in, `heavy` answered 200 once `held` is let
+    /// go.
+    async fn held_beside_a_light_read(
+        pipeline: &Pipeline,
+        held: impl Sized,
+        heavy: http::request::Builder,
+    ) -> Vec<&'static str> {
+        let heavy = pipeline.answer(heavy.body(String::new()).expect("a request"));
+        let mut heavy = std::pin::pin!(heavy);
+        let mut order = vec![light_meanwhile(pipeline, heavy.as_mut()).await];
         drop(held);
-        assert_eq!(page.await.status(), StatusCode::OK);
+        assert_eq!(heavy.await.status(), StatusCode::OK);
         order.push("heavy");
         order
     }
@@ -1716,20 +1723,9 @@ mod tests {
         let account = accounts.account("farmco").expect("an account");
         let token = crate::ops::tokens::issue(accounts, "farmco", false, pipeline.app.clock.now())
             .expect("a token");
-        let held = account.hold();
-        let mut order = Vec::new();
-        let list = pipeline.answer(
-            http::Request::get("/services/widgets/api/magic-link/provider")
-                .header(header::AUTHORIZATION, format!("Bearer {token}"))
-                .body(String::new())
-                .expect("a request"),
-        );
-        let mut list = std::pin::pin!(list);
-        order.push(light_meanwhile(&pipeline, list.as_mut()).await);
-        drop(held);
-        assert_eq!(list.await.status(), StatusCode::OK);
-        order.push("heavy");
-        order
+        let list = http::Request::get("/services/widgets/api/magic-link/provider")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"));
+        held_beside_a_light_read(&pipeline, account.hold(), list).await
     }
 
     /// `heavy` sent while its partner's lock is held, and another partner's list of links

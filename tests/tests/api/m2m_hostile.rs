@@ -387,25 +387,19 @@ async fn json_of_more_values_than_the_limit_is_refused_naming_it_in_each_api() {
 async fn paths_are_routed_as_express_routes_them() {
     let app = spawn_app().await;
     let key = test_key(1);
-    let created = app
-        .m2m(
-            Method::POST,
-            "/partner/links/",
-            &key,
-            Some(&json!({"referenceId": "slash"})),
-        )
-        .await;
-    assert_eq!(created.status, 201, "{created:?}");
-    let id = created.json["data"]["linkId"].as_str().expect("an id");
-    let upper = app
-        .m2m(
-            Method::POST,
-            "/PARTNER/Links",
-            &key,
-            Some(&json!({"referenceId": "upper"})),
-        )
-        .await;
-    assert_eq!(upper.status, 201, "{upper:?}");
+    let mut ids = Vec::new();
+    for (path, reference) in [("/partner/links/", "slash"), ("/PARTNER/Links", "upper")] {
+        let body = json!({"referenceId": reference});
+        let created = app.m2m(Method::POST, path, &key, Some(&body)).await;
+        assert_eq!(created.status, 201, "{path}: {created:?}");
+        ids.push(
+            created.json["data"]["linkId"]
+                .as_str()
+                .expect("an id")
+                .to_owned(),
+        );
+    }
+    let id = &ids[0];
     for path in [
         "/partner/links/?limit=1".to_owned(),
         format!("/Partner/LINKS/{id}"),
