@@ -2754,3 +2754,136 @@ async fn a_key_forgotten_by_an_admin_reset_is_counted_as_new_on_every_replica() 
         assert_eq!(refused["error"]["code"], "INVALID_API_KEY", "{refused}");
     }
 }
+
+/// A tenant's first write through the control API (a fault, here) is counted against
+/// `--max-tenants` with every first write another replica committed meanwhile: new keys
+/// setting faults at once on both replicas are admitted up to the bound. The list of
+/// tenants was read before the sandbox row's lock, and first writes committed while the
+/// request waited for that lock went uncounted (five admitted of three).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_tenants_holds_for_first_writes_through_the_control_api_at_once() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let flags = ["--max-tenants", "3"];
+    let replicas = [
+        Replica::start(&database, &flags),
+        Replica::start(&database, &flags),
+    ];
+    let faults = (0..10).map(|n| {
+        let (replica, key) = (&replicas[n % 2], key(90 + n));
+        async move {
+            let fault = json!({"path": "/nowhere", "status": 418});
+            let headers = [("x-api-key", key.as_str())];
+            let (status, answer, _) = replica
+                .send(
+                    reqwest::Method::POST,
+                    "/_sandbox/faults",
+                    &headers,
+                    Some(fault),
+                )
+                .await;
+            assert!([201, 403].contains(&status), "{status}: {answer}");
+            status
+        }
+    });
+    let statuses = futures_util::future::join_all(faults).await;
+    let admitted = statuses.iter().filter(|status| **status == 201).count();
+    assert_eq!(admitted, 3, "{statuses:?}");
+}
+
+/// A fault strikes its caller's requests `times` times across replicas whatever tenant
+/// they lock: logins naming other accounts, each carrying the token of the account whose
+/// fault it is. The fault table was locked only for a fault of the tenant a request locks
+/// (the account its body names), so the caller's fault struck unlocked, from stale copies,
+/// many times over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_fault_fires_its_times_on_requests_that_lock_another_tenant() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replicas = [
+        Replica::start(&database, &[]),
+        Replica::start(&database, &[]),
+    ];
+    let token = replicas[0].authenticate("fault-owner").await;
+    let bearer = format!("Bearer {token}");
+    let fault = json!({"path": "/api/authenticate", "status": 418, "times": 3});
+    let (status, set, _) = replicas[1]
+        .send(
+            reqwest::Method::POST,
+            "/_sandbox/faults",
+            &[("authorization", bearer.as_str())],
+            Some(fault),
+        )
+        .await;
+    assert_eq!(status, 201, "{set}");
+    let logins = (0..30).map(|n| {
+        let (replica, bearer) = (&replicas[n % 2], bearer.as_str());
+        async move {
+            let login = json!({"username": format!("grower{n}"), "password": "secret"});
+            let (status, answer, _) = replica
+                .send(
+                    reqwest::Method::POST,
+                    "/api/authenticate",
+                    &[("authorization", bearer)],
+                    Some(login),
+                )
+                .await;
+            assert!([200, 418].contains(&status), "{status}: {answer}");
+            status
+        }
+    });
+    let statuses = futures_util::future::join_all(logins).await;
+    let struck = statuses.iter().filter(|status| **status == 418).count();
+    assert_eq!(struck, 3, "{statuses:?}");
+}
+
+/// The login's path asked with another method than `POST` is refused (405) whatever token
+/// it carries, and waits for nothing of that token's account: with the account's row held
+/// (a frozen replica), each is answered at once. It locked the account (and a `PUT` made
+/// its row) and waited out the lock's timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_path_asked_with_another_method_waits_for_no_account() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replica = Replica::start(&database, &[]);
+    let token = replica.authenticate("held-grower").await;
+    let bearer = format!("Bearer {token}");
+    // A user of its own: the account's row is made by its first write.
+    let user = json!({"name": "Ana", "email": "ana@example.com", "externalId": "e1"});
+    let (status, made, _) = replica
+        .send(
+            reqwest::Method::POST,
+            "/services/usermanagement/api/users",
+            &[("authorization", bearer.as_str())],
+            Some(user),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let (session, connection) = tokio_postgres::connect(&database, tokio_postgres::NoTls)
+        .await
+        .expect("a session of its own");
+    tokio::spawn(connection);
+    hold_row(&session, "leaf:held-grower").await;
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+    ] {
+        let started = std::time::Instant::now();
+        let (status, answer, _) = replica
+            .send(
+                method.clone(),
+                "/api/authenticate",
+                &[("authorization", bearer.as_str())],
+                None,
+            )
+            .await;
+        let waited = started.elapsed();
+        assert_eq!(status, 405, "{method}: {answer}");
+        assert!(
+            waited < Duration::from_secs(5),
+            "{method} waited {waited:?}"
+        );
+    }
+    session.batch_execute("ROLLBACK").await.expect("let go");
+}

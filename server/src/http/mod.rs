@@ -411,11 +411,18 @@ async fn answer(
     let hint = hint_of(&app, surfaces, &mut request).await;
     // Outside the control API, a fault may strike the request: the fault table is locked
     // for it when one in force matches its method and path.
-    let strikable =
-        (app.replica.is_some() && !control).then(|| (request.method.clone(), request.path.clone()));
+    let strikable = (app.replica.is_some() && !control).then(|| {
+        let caller = identity::tenant_hint(&app, &request.headers, true)
+            .or_else(|| identity::tenant_hint(&app, &request.headers, false));
+        (request.method.clone(), request.path.clone(), caller)
+    });
     let target = strikable
         .as_ref()
-        .map(|(method, path)| crate::app::replica::Target { method, path });
+        .map(|(method, path, caller)| crate::app::replica::Target {
+            method,
+            path,
+            caller: caller.as_deref(),
+        });
     let within = app
         .within_request(&hint, target, async {
             let mut request = request;
@@ -454,7 +461,11 @@ async fn hint_of(app: &App, surfaces: &Surfaces, request: &mut Request) -> Hint 
         read_as_routed(surfaces, request).await;
     }
     match hint {
-        hint if app.replica.is_none() || request.method != Method::POST => hint,
+        hint if app.replica.is_none() => hint,
+        // Only a login's `POST` acts on an account; any other method of it is refused
+        // (405) whatever token it carries, and must not wait for (or make) that account.
+        _ if request.path == leaf::AUTHENTICATE && request.method != Method::POST => Hint::Stranger,
+        hint if request.method != Method::POST => hint,
         _ if request.path == leaf::AUTHENTICATE => login_hint(surfaces, request).await,
         Hint::Journal if pages::dashboard::owns(&request.path) => button_hint(app, request).await,
         hint => hint,
