@@ -691,6 +691,58 @@ async fn a_reset_is_not_undone_by_an_attempt_in_flight_on_another_replica() {
     );
 }
 
+/// A retry a tenant's reset forgot is not sent by a replica that has not caught up on the
+/// reset yet: deliveries waiting out a failed attempt, their partners reset through a
+/// second replica and the clock moved past their retries through a third at once. The
+/// first replica's background pass read the clock before it read the partners back, and
+/// its engine claimed the retries from its own copy in between, and sent them after the
+/// resets were answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_a_reset_forgot_is_sent_by_no_replica_behind_the_reset() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replicas: Vec<Replica> = (0..3).map(|_| Replica::start(&database, &[])).collect();
+    let receiver = Receiver::start().await;
+    let tenants: Vec<String> = (0..4).map(|n| key(110 + n)).collect();
+    for tenant in &tenants {
+        set_webhook(&replicas[0], tenant, &receiver.url).await;
+        receiver.answers.lock().push_back(500);
+        assert_eq!(replicas[0].create_link(tenant, "retried").await.0, 201);
+    }
+    assert!(
+        eventually(10, || receiver.received.lock().len() == tenants.len()).await,
+        "every first attempt arrives, and fails"
+    );
+    // Both replicas hold the deliveries waiting for their retries.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let resets = tenants.iter().map(|tenant| {
+        let replica = &replicas[1];
+        async move {
+            let headers = [("x-api-key", tenant.as_str())];
+            let (status, reset, _) = replica
+                .send(reqwest::Method::POST, "/_sandbox/reset", &headers, None)
+                .await;
+            assert_eq!(status, 200, "{reset}");
+        }
+    });
+    futures_util::future::join_all(resets).await;
+    let (status, moved, _) = replicas[2]
+        .send(
+            reqwest::Method::POST,
+            "/_sandbox/clock",
+            &[],
+            Some(json!({"advanceSeconds": 3600})),
+        )
+        .await;
+    assert_eq!(status, 200, "{moved}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        receiver.received.lock().len(),
+        tenants.len(),
+        "no retry after the resets"
+    );
+}
+
 /// Seeds of one new Leaf account through two replicas at once: each request makes the
 /// account's row before it locks every row, so the seeds take turns, and every link and
 /// user acknowledged is listed (with the same position given twice, a list showed three

@@ -14,14 +14,13 @@
 //! so many requests on one tenant queue here rather than each holding a connection while
 //! the row lock makes them wait anyway; a request on everything waits for all of them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use linkbox_contracts::timefmt;
-use parking_lot::Mutex;
 use tokio::sync::{Mutex as TurnLock, RwLock};
 
 use super::App;
@@ -87,8 +86,6 @@ pub struct Target<'a> {
 /// This process's part in a shared sandbox.
 pub struct Replica {
     database: Database,
-    /// The database version of each tenant this process's memory holds.
-    known: Mutex<HashMap<String, i64>>,
     /// The version of the fault table memory holds (-1: none yet).
     faults: AtomicI64,
     /// How many times the fault table has been read back into memory: a request that
@@ -104,7 +101,6 @@ impl Replica {
     pub(super) fn new(database: Database) -> Replica {
         Replica {
             database,
-            known: Mutex::new(HashMap::new()),
             faults: AtomicI64::new(-1),
             fault_loads: AtomicU64::new(0),
             everything: RwLock::new(()),
@@ -121,11 +117,11 @@ impl Replica {
 
     /// Records that memory holds `versions` of these tenants.
     pub(super) fn knows(&self, versions: impl IntoIterator<Item = (String, i64)>) {
-        self.known.lock().extend(versions);
+        self.database.known().lock().extend(versions);
     }
 
     fn forget(&self, names: &HashSet<String>) {
-        let mut known = self.known.lock();
+        let mut known = self.database.known().lock();
         for name in names {
             known.remove(name);
         }
@@ -455,7 +451,7 @@ impl App {
         seen: &shared::Locked,
     ) -> Result<(), Unavailable> {
         let behind: Vec<(String, i64)> = {
-            let known = replica.known.lock();
+            let known = replica.database.known().lock();
             seen.versions
                 .iter()
                 .filter(|(name, version)| known.get(*name) != Some(version))
@@ -500,7 +496,7 @@ impl App {
     ) -> Result<(), Unavailable> {
         let replica = self.replica.as_ref();
         let since = replica
-            .and_then(|replica| replica.known.lock().get(name).copied())
+            .and_then(|replica| replica.database.known().lock().get(name).copied())
             .filter(|known| {
                 locked
                     .cleared
@@ -566,7 +562,7 @@ pub async fn catch_up(app: App, shutdown: impl Future<Output = ()>) {
             Ok((versions, clock)) => {
                 app.sync_clock(&clock);
                 let stale: Vec<String> = {
-                    let known = replica.known.lock();
+                    let known = replica.database.known().lock();
                     versions
                         .into_iter()
                         .filter(|(name, version)| known.get(name) != Some(version))

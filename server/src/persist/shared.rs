@@ -33,7 +33,7 @@
 //! `LISTEN`, no stored procedures.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,6 +108,9 @@ pub struct Database {
     background: mpsc::UnboundedSender<Vec<Write>>,
     /// This process's name on the webhook claims it takes.
     holder: Arc<str>,
+    /// The database version of each tenant this process's memory holds, as its requests
+    /// and background pass caught up on them ([`Database::known`]).
+    known: Arc<parking_lot::Mutex<HashMap<String, i64>>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -218,6 +221,7 @@ pub async fn connect(url: &str) -> Result<Database, OpenError> {
         target,
         background,
         holder: holder.into(),
+        known: Arc::default(),
     };
     tokio::spawn(write_in_background(database.clone(), queue));
     tracing::info!(database = %database.target, "sharing the sandbox through PostgreSQL");
@@ -399,6 +403,17 @@ impl Drop for Txn {
     }
 }
 
+/// What became of a claim on a webhook attempt ([`Database::claim`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This process makes the attempt.
+    Won,
+    /// Another replica holds it for this long yet.
+    Held(Duration),
+    /// A reset this process has not caught up on forgot the delivery: no one makes it.
+    Forgotten,
+}
+
 impl Database {
     /// `host:port/database`.
     pub fn target(&self) -> &Arc<str> {
@@ -443,18 +458,34 @@ impl Database {
             .map_err(|error| self.unavailable(error))
     }
 
-    /// Claims attempt number `attempt` of delivery `delivery` for this process for `lease`:
-    /// `Ok(None)` when it won, `Ok(Some(wait))` when another replica holds it for `wait`
-    /// more. A claim is won once: not even its holder wins it again before it lapses.
+    /// The database version of each tenant this process's memory holds: set as requests
+    /// and the background pass catch up on a tenant and commit its changes, cleared for a
+    /// tenant whose copy may no longer be the database's.
+    pub fn known(&self) -> &parking_lot::Mutex<HashMap<String, i64>> {
+        &self.known
+    }
+
+    /// Claims attempt number `attempt` of delivery `delivery` of partner `tenant` for this
+    /// process for `lease`. A claim is won once: not even its holder wins it again before
+    /// it lapses.
+    ///
+    /// A delivery a reset on another replica forgot is not claimed: this process's copy of
+    /// the partner predates a deletion of its rows (`tenants.cleared` past the version it
+    /// knows) and the delivery's row is gone. A copy up to date, or a row still there (a
+    /// delivery just made, its request not committed yet, or one that outlived a trim),
+    /// is claimed as before.
     pub async fn claim(
         &self,
+        tenant: &str,
         delivery: &str,
         attempt: usize,
         lease: Duration,
-    ) -> Result<Option<Duration>, Unavailable> {
+    ) -> Result<Claim, Unavailable> {
         let attempt = i64::try_from(attempt).unwrap_or(i64::MAX);
         let holder: &str = &self.holder;
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        // Nothing known of the partner (a copy being read back): claimed, as before.
+        let known = self.known.lock().get(tenant).copied().unwrap_or(i64::MAX);
         let client = self
             .pool
             .get()
@@ -463,27 +494,34 @@ impl Database {
         let won = client
             .query_opt(
                 "INSERT INTO webhook_claims (delivery, attempt, holder, until_ms) \
-                 VALUES ($1, $2, $3, CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT) + $4) \
+                 SELECT $1, $2, $3, CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT) + $4 \
+                 WHERE NOT EXISTS (SELECT 1 FROM tenants WHERE name = $5 AND cleared > $6) \
+                 OR EXISTS (SELECT 1 FROM webhook_deliveries WHERE tenant = $5 AND id = $1) \
                  ON CONFLICT (delivery, attempt) DO UPDATE SET holder = EXCLUDED.holder, until_ms = EXCLUDED.until_ms \
                  WHERE webhook_claims.until_ms < CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT) \
                  RETURNING holder",
-                &[&delivery, &attempt, &holder, &lease_ms],
+                &[&delivery, &attempt, &holder, &lease_ms, &tenant, &known],
             )
             .await
             .map_err(|error| self.unavailable(error))?;
         if won.is_some() {
-            return Ok(None);
+            return Ok(Claim::Won);
         }
-        let left = client
-            .query_opt(
-                "SELECT until_ms - CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT) FROM webhook_claims \
-                 WHERE delivery = $1 AND attempt = $2",
-                &[&delivery, &attempt],
+        let row = client
+            .query_one(
+                "SELECT (SELECT until_ms - CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT) \
+                 FROM webhook_claims WHERE delivery = $1 AND attempt = $2), \
+                 EXISTS (SELECT 1 FROM tenants WHERE name = $3 AND cleared > $4) \
+                 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries WHERE tenant = $3 AND id = $1)",
+                &[&delivery, &attempt, &tenant, &known],
             )
             .await
-            .map_err(|error| self.unavailable(error))?
-            .map_or(0, |row| row.get::<_, i64>(0));
-        Ok(Some(Duration::from_millis(
+            .map_err(|error| self.unavailable(error))?;
+        if row.get::<_, bool>(1) {
+            return Ok(Claim::Forgotten);
+        }
+        let left = row.get::<_, Option<i64>>(0).unwrap_or(0);
+        Ok(Claim::Held(Duration::from_millis(
             u64::try_from(left.max(1)).unwrap_or(1),
         )))
     }

@@ -58,6 +58,7 @@ use super::{Attempt, Job, Webhooks, sign};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::offload;
+use crate::persist::shared::Claim;
 
 /// Attempts in flight at once, across every tenant. [design]
 pub const MAX_CONCURRENT_ATTEMPTS: usize = 64;
@@ -109,6 +110,10 @@ const MOVED_EVERY: Duration = Duration::from_secs(5);
 
 /// Longest the engine sleeps without looking at the clock.
 const MAX_IDLE: Duration = Duration::from_secs(1);
+
+/// How long an attempt a reset on another replica forgot is put back for: this replica's
+/// background pass catches up on the partner within about a second, and forgets it.
+const FORGOTTEN_WAIT: Duration = Duration::from_secs(1);
 
 /// How attempts are made.
 #[derive(Debug, Clone)]
@@ -655,9 +660,15 @@ async fn attempt(
     let Some(database) = webhooks.database().cloned() else {
         return send(client, webhooks, clock, delivery, job).await;
     };
-    let wait = match database.claim(&job.id.text(), job.attempt, LEASE).await {
-        Ok(None) => None,
-        Ok(Some(wait)) => Some(wait),
+    let claimed = database
+        .claim(&job.partner.slug, &job.id.text(), job.attempt, LEASE)
+        .await;
+    let wait = match claimed {
+        Ok(Claim::Won) => None,
+        Ok(Claim::Held(wait)) => Some(wait),
+        // A reset on another replica forgot it: put back until this replica catches up on
+        // the partner, which forgets it too.
+        Ok(Claim::Forgotten) => Some(FORGOTTEN_WAIT),
         Err(error) => {
             tracing::warn!(%error, delivery = %job.id, "could not claim a webhook attempt; trying again");
             Some(MAX_IDLE)
