@@ -660,18 +660,34 @@ impl Drop for Unanswered {
             return;
         };
         let request_body = entry.body.read_whole();
-        entry.app.journal.record(journal::Request {
-            method: entry.method,
-            opening: entry.opening,
-            status: None,
-            time: entry.time,
-            tenant: entry.tenant,
-            established: entry.established,
-            duration_ms: u64::try_from(entry.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            request_body: request_body.as_deref(),
-            response_headers: &http::HeaderMap::new(),
-            response_body: None,
-        });
+        let duration_ms = u64::try_from(entry.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let heavy = request_body
+            .as_ref()
+            .is_some_and(|body| offload::is_heavy(body.len()));
+        let whose = heavy.then(|| entry.tenant.clone()).flatten();
+        let record = move || {
+            entry.app.journal.record(journal::Request {
+                method: entry.method,
+                opening: entry.opening,
+                status: None,
+                time: entry.time,
+                tenant: entry.tenant,
+                established: entry.established,
+                duration_ms,
+                request_body: request_body.as_deref(),
+                response_headers: &http::HeaderMap::new(),
+                response_body: None,
+            });
+        };
+        // Recording redacts and copies what it keeps, as an answered request's does: for a
+        // body of megabytes (a stranger's upload, hung up on), on a heavy thread, or every
+        // request of the serving thread waited seconds behind it.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) if heavy => {
+                runtime.spawn(offload::run(whose, record));
+            }
+            _ => record(),
+        }
     }
 }
 
@@ -1661,6 +1677,112 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A request of megabytes hung up on before it is answered is journaled (its body
+    /// redacted and copied) on a heavy thread, as an answered one's is: with every heavy
+    /// thread taken, the entry waits its turn and the serving thread goes on. Recorded
+    /// where the request's future was dropped, a stranger's dropped uploads held every
+    /// request of that thread for seconds each.
+    #[test]
+    fn a_heavy_request_hung_up_on_is_journaled_off_the_serving_thread() {
+        const KEY: &str = "m2m_test_00000000000000000000000000000045";
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let pipeline = Pipeline::new(app());
+            let partner = pipeline
+                .app
+                .store
+                .m2m()
+                .authenticate(KEY)
+                .expect("the partner");
+            // Every heavy thread busy until the test lets go.
+            let turns = std::thread::available_parallelism().map_or(1, usize::from);
+            let (release, released) = std::sync::mpsc::channel::<()>();
+            let released = Arc::new(parking_lot::Mutex::new(released));
+            let (started, starts) = std::sync::mpsc::channel();
+            let blockers: Vec<_> = (0..turns)
+                .map(|_| {
+                    let (released, started) = (released.clone(), started.clone());
+                    tokio::spawn(offload::run(None, move || {
+                        let _ = started.send(());
+                        let _ = released.lock().recv();
+                    }))
+                })
+                .collect();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            let mut taken = 0;
+            while taken < turns {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the heavy threads taken"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                taken += starts.try_iter().count();
+            }
+            let body = serde_json::json!({
+                "referenceId": "hung-up",
+                "metadata": {"note": "x".repeat(offload::HEAVY_BYTES)},
+            })
+            .to_string();
+            let held = partner.hold();
+            let upload = pipeline.answer(
+                http::Request::post("/partner/links")
+                    .header("x-api-key", KEY)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(body)
+                    .expect("a request"),
+            );
+            let mut upload = Box::pin(upload);
+            let unanswered =
+                tokio::time::timeout(std::time::Duration::from_millis(200), &mut upload);
+            assert!(
+                unanswered.await.is_err(),
+                "answered before its lock was let go"
+            );
+            drop(upload);
+            let journaled = |journal: &journal::Journal| {
+                journal
+                    .list(&journal::JournalFilter::default(), None)
+                    .iter()
+                    .any(|entry| entry.status.is_none())
+            };
+            assert!(
+                !journaled(&pipeline.app.journal),
+                "journaled on the serving thread while every heavy thread was taken"
+            );
+            drop(held);
+            for _ in 0..turns {
+                let _ = release.send(());
+            }
+            for blocker in blockers {
+                blocker.await.expect("the blocker ends");
+            }
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while !journaled(&pipeline.app.journal) {
+                assert!(std::time::Instant::now() < deadline, "never journaled");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            let entries = pipeline
+                .app
+                .journal
+                .list(&journal::JournalFilter::default(), None);
+            let entry = entries
+                .iter()
+                .find(|entry| entry.status.is_none())
+                .expect("the entry");
+            assert!(
+                entry
+                    .request
+                    .body
+                    .as_deref()
+                    .is_some_and(|body| body.contains("hung-up")),
+                "with its body"
+            );
+        });
     }
 
     #[derive(Debug, Clone, Copy)]
