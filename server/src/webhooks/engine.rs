@@ -103,10 +103,29 @@ fn in_time(took: Duration, timeout: Duration) -> bool {
     took <= QUICK_ANSWER.min(timeout / 4)
 }
 
+/// What an attempt that took `took` says of its receiver ([`Lane`]): answered (any status)
+/// in time, it answers (`Some(true)`); answered late, or not at all after as long — a
+/// timeout, a connection held and then dropped, a slow lookup — it is slow
+/// (`Some(false)`); failed at once (no connection), nothing (`None`). Counted as nothing,
+/// receivers that held each connection almost to the timeout and then dropped it kept
+/// the lane their first quick answer had earned, and dozens of them took the whole line.
+fn heard(answered: bool, took: Duration, timeout: Duration) -> Option<bool> {
+    match (answered, in_time(took, timeout)) {
+        (true, quick) => Some(quick),
+        (false, true) => None,
+        (false, false) => Some(false),
+    }
+}
+
 /// How often, at most, the attempts waiting are moved to the receivers their partners'
 /// URLs name now: the walk reads every attempt waiting, and keys that cost nothing may
 /// change their URLs as often as they like. [design]
 const MOVED_EVERY: Duration = Duration::from_secs(5);
+
+/// How often, at most, the attempts waiting are walked for those a reset forgot, freeing
+/// their places: each reset of any partner with deliveries made every other partner's
+/// requests wait for a walk of up to 20,000 attempts. [design]
+const FORGOTTEN_EVERY: Duration = Duration::from_secs(1);
 
 /// Longest the engine sleeps without looking at the clock.
 const MAX_IDLE: Duration = Duration::from_secs(1);
@@ -194,9 +213,14 @@ pub async fn run(
     let mut forgets = webhooks.forgets();
     let mut url_changes = crate::store::m2m::webhook_url_changes();
     let mut moved_at = Instant::now();
+    let mut forgotten_at = Instant::now();
     loop {
-        if webhooks.forgets() != forgets {
+        // At most every `FORGOTTEN_EVERY`: a walk of every attempt waiting, and keys
+        // that cost nothing may reset as often as they like. An attempt of a delivery
+        // forgotten meanwhile ends unsent when its place comes ([`send`]).
+        if webhooks.forgets() != forgets && forgotten_at.elapsed() >= FORGOTTEN_EVERY {
             forgets = webhooks.forgets();
+            forgotten_at = Instant::now();
             line.retain(|job| webhooks.still_due(job.id, job.attempt));
         }
         // At most every `MOVED_EVERY`: a walk of every attempt waiting.
@@ -699,9 +723,7 @@ async fn attempt(
 }
 
 /// Makes one attempt and records it, reading the URL and the secret now. Whether the
-/// receiver answered: `Some(true)` for an HTTP answer (any status) within [`QUICK_ANSWER`]
-/// (or a quarter of the timeout), `Some(false)` for a later one or none within the
-/// timeout, `None` when it was not sent or failed at once (no connection).
+/// receiver answered, as [`heard`] says; `None` too when it was not sent.
 async fn send(
     client: reqwest::Client,
     webhooks: Webhooks,
@@ -761,7 +783,7 @@ async fn send(
                                 .unwrap_or(u64::MAX),
                         },
                     );
-                    return None;
+                    return heard(false, started.elapsed(), delivery.timeout);
                 }
             };
             let timestamp = at.unix_timestamp();
@@ -782,11 +804,11 @@ async fn send(
                 .await;
             match sent {
                 Ok(response) => {
-                    answered = Some(in_time(started.elapsed(), delivery.timeout));
+                    answered = heard(true, started.elapsed(), delivery.timeout);
                     (Some(response.status().as_u16()), None)
                 }
                 Err(error) => {
-                    answered = error.is_timeout().then_some(false);
+                    answered = heard(false, started.elapsed(), delivery.timeout);
                     (None, Some(describe(&error, &delivery)))
                 }
             }
@@ -1000,7 +1022,7 @@ mod tests {
 
     use super::{
         FIRST_ATTEMPTS, Lane, Line, MAX_ATTEMPTS_PER_PARTNER, MAX_ATTEMPTS_PER_RECEIVER,
-        MAX_CONCURRENT_ATTEMPTS, Place, RESERVED_ATTEMPTS, SLOW_ATTEMPTS, certificate_hint,
+        MAX_CONCURRENT_ATTEMPTS, Place, RESERVED_ATTEMPTS, SLOW_ATTEMPTS, certificate_hint, heard,
         in_time, is_denied, is_loopback_url,
     };
     use crate::webhooks::{DeliveryId, Job};
@@ -1414,6 +1436,19 @@ mod tests {
         assert!(!in_time(ms(29_000), Duration::from_secs(30)));
         assert!(in_time(ms(500), Duration::from_secs(2)));
         assert!(!in_time(ms(600), Duration::from_secs(2)));
+    }
+
+    /// An attempt that got no answer after as long as a late answer takes says its
+    /// receiver is slow, as a timeout does: a connection held 1.9 s of a 2 s timeout and
+    /// dropped. One refused at once says nothing.
+    #[test]
+    fn no_answer_after_as_long_as_a_late_one_is_a_slow_receivers() {
+        let (ms, timeout) = (Duration::from_millis, Duration::from_secs(2));
+        assert_eq!(heard(true, ms(100), timeout), Some(true));
+        assert_eq!(heard(true, ms(1_900), timeout), Some(false));
+        assert_eq!(heard(false, ms(1_900), timeout), Some(false));
+        assert_eq!(heard(false, ms(2_000), timeout), Some(false));
+        assert_eq!(heard(false, ms(3), timeout), None);
     }
 
     #[test]
