@@ -23,9 +23,13 @@ use crate::offload;
 use crate::wire::{self, Request, Router, add_warnings, warn_of};
 use error::{ApiError, render};
 
-/// Whether `path` is the M2M API's.
+/// Whether `path` is the M2M API's: under `/partner`, in any letter case, as its routes
+/// take their fixed parts (Express's default).
 pub fn owns(path: &str) -> bool {
-    path == "/partner" || path.starts_with("/partner/")
+    const BASE: &str = "/partner";
+    path.get(..BASE.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(BASE))
+        && matches!(path.as_bytes().get(BASE.len()), None | Some(b'/'))
 }
 
 /// Every M2M route.

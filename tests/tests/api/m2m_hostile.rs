@@ -418,10 +418,16 @@ async fn paths_are_routed_as_express_routes_them() {
         )
         .await;
     assert_eq!(other.status, 404, "{other:?}");
-    let unknown = app.m2m(Method::GET, "/partner/Nothing/", &key, None).await;
-    assert_eq!(unknown.status, 404);
-    assert_eq!(
-        unknown.json["error"]["message"],
-        "Cannot GET /partner/Nothing/"
-    );
+    // A path no route takes is M2M's whatever the case of its first part: refused in
+    // M2M's envelope, named as sent.
+    for path in ["/partner/Nothing/", "/PARTNER/nope", "/Partner/links/x/y"] {
+        let unknown = app.m2m(Method::GET, path, &key, None).await;
+        assert_eq!(unknown.status, 404, "{path}: {unknown:?}");
+        assert_eq!(unknown.json["success"], false, "{path}: {unknown:?}");
+        assert_eq!(
+            unknown.json["error"]["message"],
+            format!("Cannot GET {path}"),
+            "{path}"
+        );
+    }
 }
