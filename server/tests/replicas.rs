@@ -982,7 +982,10 @@ async fn a_database_with_a_newer_schema_is_refused_naming_both_versions() {
     let error = Replica::try_start(&database, &[]).err().expect("refused");
     assert!(error.contains("status Some(1)"), "{error}");
     assert!(
-        error.contains("has linkbox schema version 99, newer than the 1 this linkbox knows"),
+        error.contains(&format!(
+            "has linkbox schema version 99, newer than the {} this linkbox knows",
+            linkbox::persist::shared::LATEST
+        )),
         "{error}"
     );
 }
@@ -2489,7 +2492,7 @@ async fn replicas_starting_at_once_on_an_empty_database_create_its_schema_once()
         .await
         .expect("one meta row")
         .get(0);
-    assert_eq!(version, 1);
+    assert_eq!(version, linkbox::persist::shared::LATEST);
 }
 
 /// One tenant's `--max-tenant-mib` holds across replicas: each checks it against the
@@ -2938,4 +2941,76 @@ async fn the_login_path_asked_with_another_method_waits_for_no_account() {
         );
     }
     session.batch_execute("ROLLBACK").await.expect("let go");
+}
+
+/// A Leaf page of a link its replica has not seen locks only the account that made it, as
+/// the database says, and a tenant's control reads lock only the tenant: the page is
+/// served on a replica that never saw its link, and with another tenant's row held, a
+/// made-up id's page (a stranger's) and a made-up key's reads of the clock, its faults and
+/// its deliveries are answered at once, and so is another tenant's request on the same
+/// replica behind them. Each locked every tenant after taking its replica's exclusive turn,
+/// and so waited, and held every request of its replica, until the lock's timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_an_unseen_link_and_a_tenants_control_reads_wait_for_no_other_tenant() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let flags = ["--admin-token", "admin-secret"];
+    let replicas = [
+        Replica::start(&database, &flags),
+        Replica::start(&database, &flags),
+    ];
+    let token = replicas[0].authenticate("unseen-farm").await;
+    let (status, link, _) = replicas[0]
+        .send(
+            reqwest::Method::POST,
+            "/services/widgets/api/magic-link/provider",
+            &[("authorization", &format!("Bearer {token}"))],
+            Some(json!({"externalId": "f1", "name": "Ann"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{link}");
+    let page = url::Url::parse(link["link"].as_str().expect("link")).expect("a URL");
+    let (status, shown, _) = replicas[1]
+        .send(
+            reqwest::Method::GET,
+            page.path(),
+            &[("accept", "text/html")],
+            None,
+        )
+        .await;
+    assert_eq!(
+        status, 200,
+        "the page of a link made on another replica: {shown}"
+    );
+    let (slug, frozen) = a_tenant_and_a_session(&replicas[1], &key(120), &database).await;
+    hold_row(&frozen, &slug).await;
+    let made_up = key(121);
+    let html = ("accept", "text/html");
+    let as_made_up = ("x-api-key", made_up.as_str());
+    for (path, header, expected) in [
+        // A magic link id of the right form that no account made.
+        (
+            "/magic-link/N2Q0NDQ4NDAtOWRjMC0xMWQxLWIyNDUtNWZmZGNlNzRmYWQy",
+            html,
+            404,
+        ),
+        ("/_sandbox/clock", as_made_up, 200),
+        ("/_sandbox/faults", as_made_up, 200),
+        ("/_sandbox/webhooks", as_made_up, 200),
+    ] {
+        let started = std::time::Instant::now();
+        let headers = [header];
+        let (asked, behind) = tokio::join!(
+            replicas[1].send(reqwest::Method::GET, path, &headers, None),
+            async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                replicas[1].list_answer(&key(122)).await
+            }
+        );
+        let waited = started.elapsed();
+        assert_eq!(asked.0, expected, "{path}: {}", asked.1);
+        assert_eq!(behind.0, 200, "{}", behind.1);
+        assert!(waited < Duration::from_secs(5), "{path} waited {waited:?}");
+    }
+    frozen.batch_execute("ROLLBACK").await.expect("let go");
 }

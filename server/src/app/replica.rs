@@ -182,6 +182,15 @@ impl Drop for Unsettled<'_> {
 }
 
 impl App {
+    /// In a sandbox shared by replicas, the username of the Leaf account whose magic link
+    /// `id` is, as the database has it (`Ok(None)`: no account's, or no shared database).
+    pub async fn magic_link_owner(&self, id: &str) -> Result<Option<String>, Unavailable> {
+        match &self.replica {
+            Some(replica) => replica.database.magic_link_owner(id).await,
+            None => Ok(None),
+        }
+    }
+
     /// Runs `work` as one transaction of the shared database when there is one: with the
     /// locks `hint` names taken, this replica's copy of every tenant they cover brought up
     /// to date, and what `work` changed committed before it returns. Without a database it

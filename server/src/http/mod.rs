@@ -462,6 +462,7 @@ async fn hint_of(app: &App, surfaces: &Surfaces, request: &mut Request) -> Hint 
     }
     match hint {
         hint if app.replica.is_none() => hint,
+        Hint::Everything if pages::owns(&request.path) => unseen_page_hint(app, request).await,
         // Only a login's `POST` acts on an account; any other method of it is refused
         // (405) whatever token it carries, and must not wait for (or make) that account.
         _ if request.path == leaf::AUTHENTICATE && request.method != Method::POST => Hint::Stranger,
@@ -469,6 +470,29 @@ async fn hint_of(app: &App, surfaces: &Surfaces, request: &mut Request) -> Hint 
         _ if request.path == leaf::AUTHENTICATE => login_hint(surfaces, request).await,
         Hint::Journal if pages::dashboard::owns(&request.path) => button_hint(app, request).await,
         hint => hint,
+    }
+}
+
+/// The tenant a Leaf page of a link this replica has not seen acts on: the account the
+/// database says made the link, or none (the page says there is no such link). Under every
+/// tenant's lock, a stranger's page of a made-up id took this replica's exclusive turn and
+/// then waited for any tenant another replica held: every request of this replica waited
+/// behind it. A database it cannot ask leaves it as it was, for the transaction to refuse.
+async fn unseen_page_hint(app: &App, request: &Request) -> Hint {
+    let id = request
+        .path
+        .trim_start_matches('/')
+        .split('/')
+        .nth(1)
+        .map(crate::wire::path_param)
+        .unwrap_or_default();
+    match app.magic_link_owner(&id).await {
+        Ok(Some(username)) => Hint::Tenant {
+            name: identity::leaf_label(&username),
+            create: false,
+        },
+        Ok(None) => Hint::Stranger,
+        Err(_) => Hint::Everything,
     }
 }
 
@@ -800,6 +824,20 @@ fn replica_hint(app: &App, surfaces: &Surfaces, request: &Request) -> Hint {
         && let Some(name) = identity::tenant_hint(app, &request.headers, true)
     {
         return Hint::Tenant { name, create: true };
+    }
+    // A control request that writes nothing reads what its caller may see: a tenant's own
+    // state (its row, with the clock and the faults every request reads), the admin's
+    // everything. Under every tenant's lock, a made-up key's `GET /_sandbox/clock` took
+    // this replica's exclusive turn and waited for any tenant another replica held.
+    if !create {
+        return match identity::journal_reader(app, &request.headers) {
+            identity::JournalReader::Admin => Hint::Everything,
+            identity::JournalReader::Tenant(name) => Hint::Tenant {
+                name,
+                create: false,
+            },
+            identity::JournalReader::Refused => Hint::Nothing,
+        };
     }
     // A request that may write, by a tenant: its row is made first when missing.
     let caller = || {

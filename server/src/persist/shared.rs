@@ -46,12 +46,13 @@ use tokio_postgres::config::Host;
 use super::{OpenError, Row, Stored, Table, Write};
 
 /// The schema version this build writes.
-pub const LATEST: i32 = 1;
+pub const LATEST: i32 = 2;
 
 /// Every step from version 0, in order; each runs in its own transaction.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "
     CREATE TABLE tenants (name TEXT PRIMARY KEY, version BIGINT NOT NULL, cleared BIGINT NOT NULL DEFAULT 0);
     CREATE TABLE sandbox (id INT PRIMARY KEY CHECK (id = 1), offset_ms BIGINT NOT NULL, frozen_at TEXT, faults_version BIGINT NOT NULL);
     INSERT INTO sandbox (id, offset_ms, frozen_at, faults_version) VALUES (1, 0, NULL, 0);
@@ -80,7 +81,14 @@ const MIGRATIONS: &[(i32, &str)] = &[(
     CREATE TABLE quarantine (source TEXT NOT NULL, tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (source, tenant, id));
     CREATE TABLE webhook_claims (delivery TEXT NOT NULL, attempt BIGINT NOT NULL, holder TEXT NOT NULL, until_ms BIGINT NOT NULL, PRIMARY KEY (delivery, attempt));
     ",
-)];
+    ),
+    // A Leaf page's link found by its id alone, whichever account made it
+    // ([`Database::magic_link_owner`]).
+    (
+        2,
+        "CREATE INDEX leaf_magic_links_by_id ON leaf_magic_links (id);",
+    ),
+];
 
 /// Connections one replica holds at most.
 const POOL_SIZE: usize = 16;
@@ -605,6 +613,25 @@ impl Database {
 
     /// Every tenant's version and the sandbox clock, unlocked: what a replica compares its
     /// copies with.
+    /// The username of the Leaf account whose magic link `id` is, if any: read without a
+    /// lock, before a page of a link this process has not seen takes its account's lock
+    /// (an id is made once, by one account, so its owner does not change).
+    pub async fn magic_link_owner(&self, id: &str) -> Result<Option<String>, Unavailable> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|error| self.unavailable(error))?;
+        let row = client
+            .query_opt(
+                "SELECT tenant FROM leaf_magic_links WHERE id = $1 LIMIT 1",
+                &[&id],
+            )
+            .await
+            .map_err(|error| self.unavailable(error))?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
     pub async fn poll(
         &self,
     ) -> Result<(BTreeMap<String, i64>, (i64, Option<String>)), Unavailable> {
