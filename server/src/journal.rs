@@ -1550,7 +1550,14 @@ fn redact_pair(pair: &str, json_like: bool, out: &mut String) {
             value.find(['\r', '\n']).unwrap_or(value.len())
         }
     };
-    out.push_str(&without_keys(name));
+    // Text before the name (a message, a header's value, a bare word of a query) may hold a
+    // percent-encoded word as text of no pair does: read decoded as there, whatever `=`
+    // comes after it on the line.
+    if name.contains('%') && !json_like {
+        out.push_str(&shown_words(name));
+    } else {
+        out.push_str(&without_keys(name));
+    }
     out.push('=');
     let mut rest = value;
     if is_secret_field(&decoded_name(bare)) {
@@ -2476,6 +2483,24 @@ pub(crate) mod tests {
         }
         assert_eq!(redact_text("100%25 done"), "100%25 done");
         assert_eq!(redact_query("https%3A%2F%2Fx%2F"), "https%3A%2F%2Fx%2F");
+        // Whatever `=` comes after it: a later line of a pair, a header's parameter, a
+        // query's next pair, a form's value.
+        for text in [
+            "callback failed: https%3A%2F%2Fx%2F%3Ftoken%3DZq7hunterX\nretry=1\n",
+            "https%3A%2F%2Fx%2F%3Ftoken%3DZq7hunterX; v=1",
+            "https%3A%2F%2Fx%2F%3Ftoken%3DZq7hunterX=1",
+        ] {
+            let shown = redact_text(text);
+            assert!(!shown.contains("Zq7hunterX"), "{text}: {shown}");
+            assert!(shown.contains("%5Bredacted%5D"), "{text}: {shown}");
+        }
+        for query in [
+            "https%3A%2F%2Fx%2F%3Ftoken%3DZq7hunterX+x=1",
+            "https%3A%2F%2Fx%2F%3Ftoken%3DZq7hunterX&x=1",
+        ] {
+            let shown = redact_query(query);
+            assert!(!shown.contains("Zq7hunterX"), "{query}: {shown}");
+        }
     }
 
     /// The usual names of passwords, keys and credentials are secret fields too; a bare
