@@ -259,11 +259,17 @@ impl Widget {
 pub struct AuthenticateRequest {
     /// The account (any non-blank name in open mode), at most 256 characters. [design]
     #[schemars(length(min = 1, max = USERNAME_MAX_CHARS), regex(pattern = NOT_BLANK))]
-    #[schema(min_length = 1, max_length = 256, pattern = "[^\\t\\n\\x0B\\x0C\\r ]")]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "[^\\t\\n\\x0B\\x0C\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub username: String,
     /// Not blank.
     #[schemars(regex(pattern = NOT_BLANK))]
-    #[schema(pattern = "[^\\t\\n\\x0B\\x0C\\r ]")]
+    #[schema(
+        pattern = "[^\\t\\n\\x0B\\x0C\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub password: String,
     /// `true` for a 30-day token, else 24 hours; the strings `"true"`/`"false"` work too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -286,10 +292,9 @@ pub enum RememberMeText {
     False,
 }
 
-/// A pattern a string matches when it is not blank: it holds a character other than ASCII
-/// white space, as Leaf's `@NotBlank` fields must. (The server also counts other white
-/// space as blank; a pattern of ASCII's alone refuses nothing the server takes.)
-pub const NOT_BLANK: &str = "[^\\t\\n\\x0B\\x0C\\r ]";
+/// A pattern a string matches when it is not blank, as Leaf's `@NotBlank` fields must be
+/// ([`crate::patterns::NOT_BLANK`]).
+pub use crate::patterns::NOT_BLANK;
 
 /// `POST /api/authenticate` response body. [doc]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
@@ -426,19 +431,26 @@ pub mod requests {
     #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
     #[serde(rename_all = "camelCase")]
     pub struct NewLeafUser {
-        /// Required: creates the Leaf user, or reuses the account's user with it.
-        #[schemars(length(min = 1))]
-        #[schema(min_length = 1)]
+        /// Required: creates the Leaf user, or reuses the account's user with it; not blank.
+        #[schemars(length(min = 1), regex(pattern = super::NOT_BLANK))]
+        #[schema(
+            min_length = 1,
+            pattern = "[^\\t\\n\\x0B\\x0C\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+        )]
         pub external_id: String,
         /// Defaults to `externalId`; not blank when given.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schemars(regex(pattern = super::NOT_BLANK))]
-        #[schema(pattern = "[^\\t\\n\\x0B\\x0C\\r ]")]
+        #[schema(
+            pattern = "[^\\t\\n\\x0B\\x0C\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+        )]
         pub name: Option<String>,
         /// Defaults to `externalId`; not blank when given.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schemars(regex(pattern = super::NOT_BLANK))]
-        #[schema(pattern = "[^\\t\\n\\x0B\\x0C\\r ]")]
+        #[schema(
+            pattern = "[^\\t\\n\\x0B\\x0C\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+        )]
         pub email: Option<String>,
     }
 
@@ -481,14 +493,21 @@ pub struct LinkSettingsRequest {
     #[schema(pattern = "^#([0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})$")]
     #[schemars(regex(pattern = "^#([0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})$"))]
     pub background_color: Option<String>,
-    /// An `http` or `https` URL.
+    /// An `http` or `https` URL that writes its host ([`crate::patterns::WEB_URL`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^[\\x00-\\x20]*[Hh][Tt][Tt][Pp][Ss]?:")]
-    #[schemars(regex(pattern = "^[\\x00-\\x20]*[Hh][Tt][Tt][Pp][Ss]?:"))]
+    #[schema(
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/\\\\?#:@\\x00-\\x20\\x7F-\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000][^\\x00-\\x20\\x7F-\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]*$"
+    )]
+    #[schemars(regex(pattern = crate::patterns::WEB_URL))]
     pub company_logo: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub company_name: Option<String>,
+    /// An `http` or `https` URL that writes its host, as `companyLogo`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/\\\\?#:@\\x00-\\x20\\x7F-\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000][^\\x00-\\x20\\x7F-\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]*$"
+    )]
+    #[schemars(regex(pattern = crate::patterns::WEB_URL))]
     pub header_image: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub show_leaf_user_name: Option<bool>,
@@ -560,11 +579,15 @@ pub struct LeafUserRequest {
     pub id: Option<String>,
     /// Not blank.
     #[schemars(regex(pattern = NOT_BLANK))]
-    #[schema(pattern = "[^\\t\\n\\x0B\\x0C\\r ]")]
+    #[schema(
+        pattern = "[^\\t\\n\\x0B\\x0C\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub name: String,
     /// Not blank.
     #[schemars(regex(pattern = NOT_BLANK))]
-    #[schema(pattern = "[^\\t\\n\\x0B\\x0C\\r ]")]
+    #[schema(
+        pattern = "[^\\t\\n\\x0B\\x0C\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub email: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,

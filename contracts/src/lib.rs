@@ -6,6 +6,7 @@
 //! - [`m2m`]: LeapFinancial's M2M partner-link API (`/partner/...`).
 //! - [`leaf`]: Leaf Agriculture's magic-link API (`/api/authenticate`, `/services/...`).
 //! - [`openapi`]: the OpenAPI 3.1 document built from these types.
+//! - [`patterns`]: the patterns request schemas hold text to.
 //! - [`schemas`]: the JSON Schema of every wire type, one file each.
 //! - [`sandbox`]: linkbox's own control API (`/_sandbox/...`).
 //! - [`timefmt`]: the timestamp formats both vendors put on the wire.
@@ -19,6 +20,7 @@ pub mod json;
 pub mod leaf;
 pub mod m2m;
 pub mod openapi;
+pub mod patterns;
 pub mod sandbox;
 pub mod schemas;
 pub mod timefmt;

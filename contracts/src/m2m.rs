@@ -223,9 +223,18 @@ pub enum DataRequestStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateLinkRequest {
-    /// Your identifier of the end user; links for the same one share an M2M user.
-    #[schemars(length(min = 1, max = REFERENCE_ID_MAX_LEN))]
-    #[schema(min_length = 1, max_length = 255, example = "user-12345")]
+    /// Your identifier of the end user; links for the same one share an M2M user. Not
+    /// blank ([`crate::patterns::NOT_BLANK`]).
+    #[schemars(
+        length(min = 1, max = REFERENCE_ID_MAX_LEN),
+        regex(pattern = crate::patterns::NOT_BLANK)
+    )]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        example = "user-12345",
+        pattern = "[^\\t\\n\\x0B\\x0C\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub reference_id: String,
     /// Link lifetime; defaults to the partner's setting (60 unless configured).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -108,7 +108,8 @@ fn validator_of(schema: &str) -> jsonschema::Validator {
 
 /// What the server refuses by its form, the document refuses too, and what it takes the
 /// document takes: a payment method's kind, an identity image's `data:` URL, a colour, a
-/// logo's URL, blank Leaf names and passwords, `rememberMe` as text. A value the document
+/// logo's and a header image's URL, blank references, external ids, Leaf names and
+/// passwords (white space of Unicode's too), `rememberMe` as text. A value the document
 /// took was one a client or mock generated from it would send, and the server refused.
 #[tokio::test]
 async fn the_documents_request_schemas_refuse_what_the_server_refuses() {
@@ -131,11 +132,19 @@ async fn the_documents_request_schemas_refuse_what_the_server_refuses() {
         let accepted = app.create_link(&key, &body).await.status == 201;
         assert_eq!(create.is_valid(&body), accepted, "{body}");
     }
+    // A reference of white space alone, ASCII's or Unicode's, is blank.
+    for reference in ["ref-ok", "   ", "\u{a0}", "\u{3000}\u{2028}"] {
+        let body = json!({"referenceId": reference});
+        let accepted = app.create_link(&key, &body).await.status == 201;
+        assert_eq!(create.is_valid(&body), accepted, "{body}");
+    }
     let login = validator_of("AuthenticateRequest");
     for (n, (password, remember)) in [
         ("secret", json!("true")),
         ("", json!(false)),
         ("   ", json!(false)),
+        ("\u{a0}\u{85}", json!(false)),
+        ("\u{2007}\u{1680}", json!(false)),
         ("secret", json!("yes")),
     ]
     .into_iter()
@@ -163,7 +172,7 @@ async fn the_documents_request_schemas_refuse_what_the_server_refuses() {
             "LeafUserRequest",
             "/services/usermanagement/api/users",
             201,
-            ["Ada", "", " "]
+            ["Ada", "", " ", "\u{3000}"]
                 .into_iter()
                 .enumerate()
                 .map(|(n, name)| {
@@ -176,10 +185,26 @@ async fn the_documents_request_schemas_refuse_what_the_server_refuses() {
             "ProviderLinkWithUserRequest",
             "/services/widgets/api/magic-link/provider",
             200,
+            ["", "   ", "\u{a0}"]
+                .into_iter()
+                .map(|external| json!({"externalId": external, "provider": "JohnDeere"}))
+                .collect(),
+        ),
+        (
+            "ProviderLinkWithUserRequest",
+            "/services/widgets/api/magic-link/provider",
+            200,
             [
                 json!({"backgroundColor": "#fff", "companyLogo": "https://x.example/logo.png"}),
                 json!({"backgroundColor": "red"}),
                 json!({"companyLogo": "not a url"}),
+                json!({"companyLogo": "  https://x.example/logo.png"}),
+                json!({"companyLogo": "http:"}),
+                json!({"companyLogo": "https://x y/logo.png"}),
+                json!({"companyLogo": "https:///logo.png"}),
+                json!({"headerImage": "https://x.example/header.png"}),
+                json!({"headerImage": "not a url"}),
+                json!({"headerImage": ""}),
             ]
             .into_iter()
             .enumerate()
