@@ -17,8 +17,9 @@ use crate::config::Settings;
 use crate::wire::{Found, Router};
 
 /// Headers a browser script may read besides the safelisted ones: Leaf's paging headers
-/// (`X-Total-Count` and `Link`, which JHipster exposes) among them.
-const EXPOSED: &str = "Allow, Link, Retry-After, X-Linkbox-Warning, X-Total-Count";
+/// (`X-Total-Count` and `Link`, which JHipster exposes) among them, and the `Location` of a
+/// Leaf user just created.
+const EXPOSED: &str = "Allow, Link, Location, Retry-After, X-Linkbox-Warning, X-Total-Count";
 /// How long a browser may cache a preflight answer, in seconds.
 const MAX_AGE_SECS: u32 = 600;
 

@@ -253,11 +253,18 @@ async fn with_cors_preflights_are_answered_and_every_answer_names_the_origin() {
             Some("https://app.example"),
             "{path}"
         );
-        // A script may read the paging headers, Leaf's `Link` among them.
+        // A script may read the paging headers, Leaf's `Link` among them, and where a
+        // created Leaf user is (`Location`).
         let exposed = reply
             .header("access-control-expose-headers")
             .unwrap_or_default();
-        for header in ["Link", "X-Total-Count", "Retry-After", "X-Linkbox-Warning"] {
+        for header in [
+            "Link",
+            "Location",
+            "X-Total-Count",
+            "Retry-After",
+            "X-Linkbox-Warning",
+        ] {
             assert!(
                 exposed.split(", ").any(|named| named == header),
                 "{exposed}"
