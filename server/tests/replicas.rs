@@ -1469,6 +1469,11 @@ async fn a_strangers_requests_that_reach_no_tenant_take_no_lock() {
             json!({"username": "n".repeat(3_000), "password": "secret"}),
             400,
         ),
+        // No database names an account by it: bad credentials, not a 503.
+        (
+            json!({"username": "nul\u{0}user", "password": "secret"}),
+            401,
+        ),
     ] {
         let started = std::time::Instant::now();
         let (status, answer, _) = replica

@@ -507,10 +507,12 @@ async fn login_hint(surfaces: &Surfaces, request: &mut Request) -> Hint {
     let username = leaf::validate::json_object(&request.headers, body)
         .ok()
         .and_then(|body| Some(body.get("username")?.as_str()?.to_owned()))
-        // One the route refuses (blank, or past its length) reaches no tenant: made a
-        // tenant's row first, a name of kilobytes was past what the database indexes.
+        // One the route refuses (blank, past its length, holding U+0000) reaches no
+        // tenant: made a tenant's row first, a name of kilobytes was past what the database
+        // indexes, and one holding U+0000 is no text PostgreSQL stores.
         .filter(|username| {
             !username.trim().is_empty()
+                && !username.contains('\0')
                 && username.chars().count() <= linkbox_contracts::leaf::USERNAME_MAX_CHARS
         });
     match username {

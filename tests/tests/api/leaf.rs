@@ -86,6 +86,19 @@ async fn a_token_signed_by_another_linkbox_is_a_401_problem() {
     assert_eq!(app.leaf(Method::GET, &path, &token, None).await.status, 200);
 }
 
+/// In open mode any non-empty username logs in, but one holding U+0000, which no database
+/// names an account by: refused as bad credentials, in one process as across replicas
+/// (where it was a 503 for good).
+#[tokio::test]
+async fn open_mode_refuses_a_username_holding_a_nul_as_bad_credentials() {
+    let app = spawn_app().await;
+    let reply =
+        authenticate_with(&app, &json!({"username": "nul\u{0}user", "password": "p"})).await;
+    assert_leaf_problem(&reply, 401, "Unauthorized", "/api/authenticate");
+    let reply = authenticate_with(&app, &json!({"username": "nul user", "password": "p"})).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+}
+
 #[tokio::test]
 async fn config_mode_admits_only_configured_accounts_with_their_max_usage() {
     let app = spawn_app_with(Options {
