@@ -31,8 +31,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use http::{HeaderMap, Method};
 use linkbox_contracts::sandbox::{
@@ -111,17 +110,15 @@ pub struct Entry {
     texts: Texts,
     /// Its tenant existed (had written) when it was recorded ([`Request::established`]).
     established: bool,
-    /// Whether its request body, kept as received, is shown as it was sent (nothing in it
-    /// redacted, nothing cut): [`UNREAD`] until it is first shown, then [`AS_SENT`] or
-    /// [`REWRITTEN`]. A filter or a `verify` reads every body it is asked about: one known to
-    /// be shown as sent is then searched where it lies, not redacted again on every call.
-    request_shown: AtomicU8,
+    /// How its request body, kept as received, is shown, once it first is: as it was sent
+    /// (`None`: nothing in it redacted, nothing cut), or rewritten, that text kept with
+    /// whether it was cut. A filter or a `verify` reads every body it is asked about: each
+    /// is redacted once, not again on every call (a tenant's searches of bodies crafted to
+    /// be slow to redact held the heavy threads for seconds each). A text kept is at most
+    /// about the size of the body it is of, which is at most [`JOURNAL_BODY_LIMIT`] kept
+    /// raw: the journal's bytes at most about double while every body is rewritten.
+    request_shown: OnceLock<Option<(Box<str>, bool)>>,
 }
-
-/// What an entry knows of how its request body is shown ([`Entry::request_shown`]).
-const UNREAD: u8 = 0;
-const AS_SENT: u8 = 1;
-const REWRITTEN: u8 = 2;
 
 /// An entry's text in one allocation: an entry is made on every vendor request and freed,
 /// long after, when its ring has moved on, by then out of every cache. One buffer is one
@@ -836,7 +833,7 @@ impl Entry {
             duration_ms: request.duration_ms,
             texts,
             established: request.established,
-            request_shown: AtomicU8::new(UNREAD),
+            request_shown: OnceLock::new(),
         }
     }
 
@@ -949,7 +946,7 @@ impl Entry {
             duration_ms: shown.duration_ms,
             texts,
             established: true,
-            request_shown: AtomicU8::new(UNREAD),
+            request_shown: OnceLock::new(),
         })
     }
 
@@ -971,16 +968,15 @@ impl Entry {
                 self.kept.request == Body::Cut,
             );
         }
-        if self.request_shown.load(Ordering::Relaxed) == AS_SENT
-            && let Ok(text) = std::str::from_utf8(body)
-        {
-            return (Some(Cow::Borrowed(text)), false);
+        let shown = self.request_shown.get_or_init(|| {
+            let (shown, cut) = redact_and_cut(body);
+            (cut || shown.as_bytes() != body).then(|| (shown.into_boxed_str(), cut))
+        });
+        match shown {
+            // Shown as sent: text (it equalled the text shown), read where it lies.
+            None => (Some(String::from_utf8_lossy(body)), false),
+            Some((text, cut)) => (Some(Cow::Borrowed(text)), *cut),
         }
-        let (shown, cut) = redact_and_cut(body);
-        let as_sent = !cut && shown.as_bytes() == body;
-        let known = if as_sent { AS_SENT } else { REWRITTEN };
-        self.request_shown.store(known, Ordering::Relaxed);
-        (Some(Cow::Owned(shown)), cut)
     }
 
     /// The request's headers as the journal shows them.
@@ -2501,6 +2497,28 @@ pub(crate) mod tests {
             let shown = redact_query(query);
             assert!(!shown.contains("Zq7hunterX"), "{query}: {shown}");
         }
+    }
+
+    /// A body rewritten to be shown (a secret redacted) is rewritten once and kept: every
+    /// later read (a search, a `verify`, a page) reads the text kept, and a body shown as
+    /// sent is read where it lies. Redacted again on every read, a tenant's searches of
+    /// bodies crafted to be slow to redact held the heavy threads for seconds each.
+    #[test]
+    fn a_body_rewritten_to_be_shown_is_rewritten_once() {
+        let secret = Entry::new(with_body("/partner/links", r#"{"password":"hunter2"}"#));
+        let plain = Entry::new(with_body("/partner/links", r#"{"referenceId":"r1"}"#));
+        for entry in [&secret, &plain] {
+            let (first, _) = entry.request_body();
+            let first = first.expect("a body");
+            let (again, _) = entry.request_body();
+            let again = again.expect("a body");
+            assert!(
+                matches!((&first, &again), (Cow::Borrowed(a), Cow::Borrowed(b)) if a.as_ptr() == b.as_ptr()),
+                "{first} read from where it is kept, both times"
+            );
+        }
+        assert!(secret.body().contains(REDACTED), "{}", secret.body());
+        assert!(!secret.body().contains("hunter2"));
     }
 
     /// The usual names of passwords, keys and credentials are secret fields too; a bare
