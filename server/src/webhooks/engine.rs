@@ -23,7 +23,8 @@
 //!
 //! Receivers cost nothing either once webhooks may leave the machine (any host name is
 //! one), so a receiver is also judged by what its attempts did ([`Lane`]): one new to the
-//! line makes one attempt at a time, at most [`FIRST_ATTEMPTS`] such at once, given to the
+//! line makes one attempt at a time, at most [`FIRST_ATTEMPTS`] such at once, given first to
+//! the new receivers of partners that have had an attempt answered before, then to the
 //! newest receiver waiting and the one waiting longest by turns; one whose last attempt ran
 //! out its time or answered late ([`QUICK_ANSWER`]) shares [`SLOW_ATTEMPTS`] places; one
 //! that answered in time may take any place. A partner's attempts waiting for a place
@@ -303,7 +304,16 @@ struct Line {
     /// ones. Those no longer set aside (in `lane_aside`) are skipped.
     firsts: VecDeque<Arc<str>>,
     slow: VecDeque<Arc<str>>,
+    /// New receivers set aside whose next attempt is a partner's that has had an attempt
+    /// answered in time before ([`Line::answering`]): each back in turn before any of
+    /// `firsts`, in the order they were set aside.
+    firsts_known: VecDeque<Arc<str>>,
     lane_aside: HashSet<Arc<str>>,
+    /// Partners that have had an attempt answered in time, on any receiver, with when (in
+    /// outcomes counted): a new receiver of theirs goes before new receivers of partners
+    /// never answered, as made-up keys' are. At most [`RECEIVERS_KEPT`], the half heard of
+    /// longest ago forgotten past it.
+    answering: HashMap<Arc<str>, u64>,
     /// Whether the next place of the first lane goes to the receiver set aside longest
     /// (else to the newest).
     oldest_next: bool,
@@ -366,6 +376,8 @@ impl Line {
         self.aside.retain(|receiver| waiting.contains_key(receiver));
         let aside = &self.lane_aside;
         self.firsts.retain(|receiver| aside.contains(receiver));
+        self.firsts_known
+            .retain(|receiver| aside.contains(receiver));
         self.slow.retain(|receiver| aside.contains(receiver));
         for queue in self.held.values_mut() {
             queue.retain(&keep);
@@ -453,6 +465,18 @@ impl Line {
         // Those brought back, whose the places are: a new receiver not yet set aside goes
         // behind them and those still set aside, not ahead of them by its place in turn.
         let mut brought: HashSet<Arc<str>> = HashSet::new();
+        // First a partner's whose attempts have been answered before: a burst of made-up
+        // receivers before it and a stream after it held it back for the burst's whole
+        // length, at half speed.
+        while free > 0
+            && let Some(receiver) = self.firsts_known.pop_front()
+        {
+            if self.lane_aside.remove(&receiver) && self.has_waiting(&receiver) {
+                brought.insert(receiver.clone());
+                self.requeue(receiver);
+                free -= 1;
+            }
+        }
         while free > 0 {
             let next = if self.oldest_next {
                 self.firsts.pop_front()
@@ -506,7 +530,9 @@ impl Line {
                 Lane::Answers => (MAX_ATTEMPTS_PER_RECEIVER, false),
                 Lane::First => {
                     let behind = !brought.contains(&receiver)
-                        && (!brought.is_empty() || !self.firsts.is_empty());
+                        && (!brought.is_empty()
+                            || !self.firsts.is_empty()
+                            || !self.firsts_known.is_empty());
                     (1, behind || self.firsts_in_flight >= FIRST_ATTEMPTS)
                 }
                 Lane::Slow => (
@@ -530,8 +556,14 @@ impl Line {
                     self.aside.insert(receiver);
                 } else if lane_full {
                     if self.lane_aside.insert(receiver.clone()) {
+                        let known = self
+                            .waiting
+                            .get(&receiver)
+                            .and_then(VecDeque::front)
+                            .is_some_and(|job| self.answering.contains_key(&job.partner.slug));
                         match lane {
                             Lane::Slow => self.slow.push_back(receiver),
+                            _ if known => self.firsts_known.push_back(receiver),
                             _ => self.firsts.push_back(receiver),
                         }
                     }
@@ -613,6 +645,9 @@ impl Line {
         if let Some(answered) = answered {
             self.heard_of(receiver, answered);
         }
+        if answered == Some(true) {
+            self.answered_for(partner);
+        }
         // Answering now, it no longer waits for a lane.
         let back = self.lane_of(receiver) == Lane::Answers && self.lane_aside.remove(receiver);
         if self.aside.remove(receiver) || back {
@@ -634,6 +669,19 @@ impl Line {
             let (_, oldest_kept, _) = when.select_nth_unstable(middle);
             let oldest_kept = *oldest_kept;
             self.heard.retain(|_, (_, at)| *at >= oldest_kept);
+        }
+    }
+
+    /// An attempt of `partner`'s was answered in time: remembered as [`Line::heard_of`]
+    /// remembers receivers, within [`RECEIVERS_KEPT`].
+    fn answered_for(&mut self, partner: &Arc<str>) {
+        self.answering.insert(partner.clone(), self.outcomes);
+        if self.answering.len() > RECEIVERS_KEPT {
+            let mut when: Vec<u64> = self.answering.values().copied().collect();
+            let middle = when.len() / 2;
+            let (_, oldest_kept, _) = when.select_nth_unstable(middle);
+            let oldest_kept = *oldest_kept;
+            self.answering.retain(|_, at| *at >= oldest_kept);
         }
     }
 }
@@ -1380,6 +1428,50 @@ mod tests {
         let next = line.next();
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].1.id, DeliveryId(9_000));
+    }
+
+    /// A new receiver of a partner whose attempts have been answered before goes before
+    /// made-up receivers new to the line, however many came before it and keep coming after
+    /// it: the first place of the first lane that frees is its. By newest and oldest alone,
+    /// it waited for the burst before it to drain, at half speed.
+    #[test]
+    fn a_known_partners_new_receiver_goes_before_a_burst_of_made_up_ones() {
+        let mut line = Line::default();
+        let partner = key(7_000);
+        // The partner's attempt was answered in time at its old receiver.
+        line.push(job(&partner, "https://old.example/hook", 7_000));
+        let (place, answered) = line.next().pop().expect("started");
+        line.done(&place, &answered.partner.slug.clone(), Some(true));
+        // The first lane full, and a burst of made-up receivers set aside behind it.
+        for n in 0..FIRST_ATTEMPTS * 4 {
+            line.push(job(
+                &key(n),
+                &format!("https://b{n}.example/hook"),
+                n as u64,
+            ));
+        }
+        let in_flight = line.next();
+        assert_eq!(in_flight.len(), FIRST_ATTEMPTS);
+        assert!(line.next().is_empty());
+        // The partner's new receiver, then a stream of more made-up ones.
+        line.push(job(&partner, "https://new.example/hook", 7_001));
+        for n in 0..8 {
+            let more = 10_000 + n;
+            line.push(job(
+                &key(more),
+                &format!("https://s{more}.example/hook"),
+                more as u64,
+            ));
+        }
+        assert!(line.next().is_empty(), "the lane is full");
+        let (place, ended) = &in_flight[0];
+        line.done(place, &ended.partner.slug.clone(), Some(false));
+        let next = line.next();
+        assert_eq!(
+            next.iter().map(|(_, job)| job.id).collect::<Vec<_>>(),
+            [DeliveryId(7_001)],
+            "the freed place goes to the known partner's receiver"
+        );
     }
 
     /// A partner's attempts let in and waiting at a receiver that hangs move to the
