@@ -2853,48 +2853,67 @@ async fn max_tenants_holds_for_first_writes_through_the_control_api_at_once() {
 
 /// A fault strikes its caller's requests `times` times across replicas whatever tenant
 /// they lock: logins naming other accounts, each carrying the token of the account whose
-/// fault it is. The fault table was locked only for a fault of the tenant a request locks
-/// (the account its body names), so the caller's fault struck unlocked, from stale copies,
-/// many times over.
+/// fault it is, and the same carrying a key too, one `--max-tenants` refuses (the token's
+/// account is then the caller). The fault table was locked only for a fault of the tenant a
+/// request locks (the account its body names), and then only for the key's, so the
+/// caller's fault struck unlocked, from stale copies, many times over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_callers_fault_fires_its_times_on_requests_that_lock_another_tenant() {
     let Some(server) = server() else { return };
-    let database = fresh_database(&server).await;
-    let replicas = [
-        Replica::start(&database, &[]),
-        Replica::start(&database, &[]),
-    ];
-    let token = replicas[0].authenticate("fault-owner").await;
-    let bearer = format!("Bearer {token}");
-    let fault = json!({"path": "/api/authenticate", "status": 418, "times": 3});
-    let (status, set, _) = replicas[1]
-        .send(
-            reqwest::Method::POST,
-            "/_sandbox/faults",
-            &[("authorization", bearer.as_str())],
-            Some(fault),
-        )
-        .await;
-    assert_eq!(status, 201, "{set}");
-    let logins = (0..30).map(|n| {
-        let (replica, bearer) = (&replicas[n % 2], bearer.as_str());
-        async move {
-            let login = json!({"username": format!("grower{n}"), "password": "secret"});
-            let (status, answer, _) = replica
-                .send(
-                    reqwest::Method::POST,
-                    "/api/authenticate",
-                    &[("authorization", bearer)],
-                    Some(login),
-                )
-                .await;
-            assert!([200, 418].contains(&status), "{status}: {answer}");
-            status
+    for refused_key in [false, true] {
+        let database = fresh_database(&server).await;
+        let flags: &[&str] = if refused_key {
+            &["--max-tenants", "1"]
+        } else {
+            &[]
+        };
+        let replicas = [
+            Replica::start(&database, flags),
+            Replica::start(&database, flags),
+        ];
+        let token = replicas[0].authenticate("fault-owner").await;
+        let bearer = format!("Bearer {token}");
+        let fault = json!({"path": "/api/authenticate", "status": 418, "times": 3});
+        let (status, set, _) = replicas[1]
+            .send(
+                reqwest::Method::POST,
+                "/_sandbox/faults",
+                &[("authorization", bearer.as_str())],
+                Some(fault),
+            )
+            .await;
+        assert_eq!(status, 201, "{set}");
+        // The one partner place taken: the key the logins carry is refused.
+        let other_key = key(131);
+        if refused_key {
+            assert_eq!(replicas[0].create_link(&key(130), "first").await.0, 201);
         }
-    });
-    let statuses = futures_util::future::join_all(logins).await;
-    let struck = statuses.iter().filter(|status| **status == 418).count();
-    assert_eq!(struck, 3, "{statuses:?}");
+        let logins = (0..30).map(|n| {
+            let (replica, bearer, other_key) = (&replicas[n % 2], bearer.as_str(), &other_key);
+            async move {
+                let login = json!({"username": format!("grower{n}"), "password": "secret"});
+                let mut headers = vec![("authorization", bearer)];
+                if refused_key {
+                    headers.push(("x-api-key", other_key.as_str()));
+                }
+                let (status, answer, _) = replica
+                    .send(
+                        reqwest::Method::POST,
+                        "/api/authenticate",
+                        &headers,
+                        Some(login),
+                    )
+                    .await;
+                // Past --max-tenants, a new username is refused (403) where the fault
+                // does not strike.
+                assert!([200, 403, 418].contains(&status), "{status}: {answer}");
+                status
+            }
+        });
+        let statuses = futures_util::future::join_all(logins).await;
+        let struck = statuses.iter().filter(|status| **status == 418).count();
+        assert_eq!(struck, 3, "a refused key too: {refused_key}; {statuses:?}");
+    }
 }
 
 /// The login's path asked with another method than `POST` is refused (405) whatever token

@@ -73,14 +73,16 @@ pub enum Hint {
 }
 
 /// A request a fault may strike (one outside the control API): its method and path, and
-/// the tenant its credentials name ([`crate::ops::identity::tenant_hint`]), whose faults
-/// strike it whatever tenant it locks: a login carrying another account's token, a widget
-/// page carrying another partner's key.
+/// the tenants its credentials name ([`crate::ops::identity::tenant_hint`]: its key's and
+/// its Leaf token's), whose faults strike it whatever tenant it locks: a login carrying
+/// another account's token, a widget page carrying another partner's key. Both, since which
+/// of them is the caller is known only inside the transaction (a key refused there, its
+/// partner id taken or past `--max-tenants`, leaves the token's account the caller).
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
     pub method: &'a http::Method,
     pub path: &'a str,
-    pub caller: Option<&'a str>,
+    pub callers: [Option<&'a str>; 2],
 }
 
 /// This process's part in a shared sandbox.
@@ -373,10 +375,11 @@ impl App {
             Hint::Stranger => self.faults.may_strike_anyone(target.method, target.path),
             _ => {
                 self.faults.may_strike(target.method, target.path, tenant)
-                    || (target.caller != tenant
-                        && self
-                            .faults
-                            .may_strike(target.method, target.path, target.caller))
+                    || target.callers.iter().any(|caller| {
+                        caller.is_some()
+                            && *caller != tenant
+                            && self.faults.may_strike(target.method, target.path, *caller)
+                    })
             }
         });
         if !faults_locked && strikable {

@@ -412,16 +412,15 @@ async fn answer(
     // Outside the control API, a fault may strike the request: the fault table is locked
     // for it when one in force matches its method and path.
     let strikable = (app.replica.is_some() && !control).then(|| {
-        let caller = identity::tenant_hint(&app, &request.headers, true)
-            .or_else(|| identity::tenant_hint(&app, &request.headers, false));
-        (request.method.clone(), request.path.clone(), caller)
+        let callers = [true, false].map(|m2m| identity::tenant_hint(&app, &request.headers, m2m));
+        (request.method.clone(), request.path.clone(), callers)
     });
     let target = strikable
         .as_ref()
-        .map(|(method, path, caller)| crate::app::replica::Target {
+        .map(|(method, path, callers)| crate::app::replica::Target {
             method,
             path,
-            caller: caller.as_deref(),
+            callers: [callers[0].as_deref(), callers[1].as_deref()],
         });
     let within = app
         .within_request(&hint, target, async {
