@@ -790,6 +790,9 @@ async fn send(
         .clone()
         .or_else(|| job.partner.webhook_url());
     let started = Instant::now();
+    // Time spent waiting for a heavy thread to sign the body: linkbox's, not the receiver's.
+    let mut signing = Duration::ZERO;
+    let took = |signing: Duration| started.elapsed().saturating_sub(signing);
     let mut answered = None;
     let sendable = !delivery.shadow
         && url
@@ -839,8 +842,10 @@ async fn send(
             // The engine shares a serving thread: a body of megabytes is signed off it.
             let body = job.body.clone();
             let turn = offload::Turn::of(offload::is_heavy(body.len()), Some(&job.partner.slug));
+            let signed = Instant::now();
             let signature =
                 offload::answer(turn, move || sign::signature(&secret, timestamp, &body)).await;
+            signing = signed.elapsed();
             let sent = client
                 .post(url)
                 .header(header::CONTENT_TYPE, "application/json")
@@ -852,11 +857,11 @@ async fn send(
                 .await;
             match sent {
                 Ok(response) => {
-                    answered = heard(true, started.elapsed(), delivery.timeout);
+                    answered = heard(true, took(signing), delivery.timeout);
                     (Some(response.status().as_u16()), None)
                 }
                 Err(error) => {
-                    answered = heard(false, started.elapsed(), delivery.timeout);
+                    answered = heard(false, took(signing), delivery.timeout);
                     (None, Some(describe(&error, &delivery)))
                 }
             }
@@ -867,7 +872,7 @@ async fn send(
         url,
         status_code,
         error: error.map(Into::into),
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        duration_ms: u64::try_from(took(signing).as_millis()).unwrap_or(u64::MAX),
     };
     tracing::debug!(delivery = %job.id, event = job.event, status = ?outcome.status_code, error = ?outcome.error, "webhook attempt");
     if sendable {
