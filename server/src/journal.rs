@@ -172,6 +172,11 @@ impl Opening {
     pub fn of(path: &str, query: &str, headers: &HeaderMap) -> Opening {
         Opening::of_pairs(path, query, headers.len(), pairs_of(headers))
     }
+
+    /// The bytes of the path, the query and the headers, as packed.
+    pub fn bytes(&self) -> usize {
+        self.buffer.len()
+    }
 }
 
 /// `headers` as `(name, value)` pairs.
@@ -322,18 +327,44 @@ impl Journal {
     /// Records a request in its tenant's ring: past the ring's capacity its tenant's oldest
     /// entry goes; past [`JOURNAL_MAX_BYTES`] in all, the oldest entry of whichever ring
     /// holds the most bytes goes, so a busy tenant pays for its own traffic.
+    ///
+    /// In a sandbox shared by replicas the entry's row is its view, redacted: made before
+    /// the journal's lock is taken, which every request recorded waits for (made under it,
+    /// a stranger's bodies crafted to be slow to redact held every request of every tenant).
     pub fn record(&self, request: Request<'_>) {
         let mut entry = Entry::new(request);
+        let mut row = self.sink.database().is_some().then(|| entry.view());
         let mut rings = self.rings.lock();
         entry.seq = rings.next_seq;
         rings.next_seq += 1;
+        if let Some(row) = row.as_mut() {
+            row.seq = entry.seq;
+        }
         self.sink.record(|changes| {
             let label: Arc<str> = entry.tenant.clone().unwrap_or_else(|| UNTENANTED.into());
-            changes.journal(&label, &entry.view());
+            match &row {
+                Some(row) => changes.journal(&label, row),
+                None => changes.journal(&label, &entry.view()),
+            }
         });
         rings.admit(entry);
     }
+
+    /// Whether recording a request whose head (path, query and headers) is `head` bytes,
+    /// with bodies of these lengths, is heavy work ([`crate::offload`]): a body past
+    /// [`JOURNAL_BODY_LIMIT`] is redacted and cut as it is recorded; in a sandbox shared by
+    /// replicas every part is, for its row, once they hold more than [`SHARED_LIGHT_BYTES`].
+    /// Redacting text crafted for it takes some microseconds a byte.
+    pub fn heavy_to_record(&self, head: usize, bodies: &[usize]) -> bool {
+        bodies.iter().any(|&len| len > JOURNAL_BODY_LIMIT)
+            || (self.sink.database().is_some()
+                && head + bodies.iter().sum::<usize>() > SHARED_LIGHT_BYTES)
+    }
 }
+
+/// What a request may hold (head and bodies) to be recorded where it was served in a
+/// sandbox shared by replicas, whose rows are redacted as they are recorded. [design]
+pub const SHARED_LIGHT_BYTES: usize = 2 * 1024;
 
 impl Rings {
     fn empty(capacity: usize) -> Rings {
@@ -2497,6 +2528,18 @@ pub(crate) mod tests {
             let shown = redact_query(query);
             assert!(!shown.contains("Zq7hunterX"), "{query}: {shown}");
         }
+    }
+
+    /// Recording is heavy work for a body past what is kept raw, which is redacted and cut
+    /// as it is recorded (bodies crafted to be slow to redact, of 16 to 64 KiB, held their
+    /// serving thread for most of a second each); a head of any size is only copied.
+    #[test]
+    fn recording_a_body_past_what_is_kept_raw_is_heavy() {
+        let journal = Journal::new(10);
+        assert!(!journal.heavy_to_record(60_000, &[JOURNAL_BODY_LIMIT, 0]));
+        assert!(journal.heavy_to_record(100, &[JOURNAL_BODY_LIMIT + 1, 0]));
+        assert!(journal.heavy_to_record(100, &[0, JOURNAL_BODY_LIMIT + 1]));
+        assert!(!journal.heavy_to_record(100, &[]));
     }
 
     /// A body rewritten to be shown (a secret redacted) is rewritten once and kept: every

@@ -461,7 +461,10 @@ async fn hint_of(app: &App, surfaces: &Surfaces, request: &mut Request) -> Hint 
     }
     match hint {
         hint if app.replica.is_none() => hint,
-        Hint::Everything if pages::owns(&request.path) => unseen_page_hint(app, request).await,
+        // Boxed: the database's future is large, and the case rare.
+        Hint::Everything if pages::owns(&request.path) => {
+            Box::pin(unseen_page_hint(app, request)).await
+        }
         // Only a login's `POST` acts on an account; any other method of it is refused
         // (405) whatever token it carries, and must not wait for (or make) that account.
         _ if request.path == leaf::AUTHENTICATE && request.method != Method::POST => Hint::Stranger,
@@ -628,12 +631,11 @@ async fn respond(
         .get::<Deferred>()
         .map_or(std::time::Duration::ZERO, |Deferred(delay)| *delay);
     let duration_ms = u64::try_from((started.elapsed() + deferred).as_millis()).unwrap_or(u64::MAX);
-    // Recording redacts and copies the bodies it keeps: for bodies of megabytes, that is
-    // heavy work of its own.
-    let heavy = [&request_body, &response_body]
-        .into_iter()
-        .flatten()
-        .any(|body| offload::is_heavy(body.len()));
+    // Recording redacts and copies what it keeps: for bodies past what is kept raw (in a
+    // shared sandbox, past a few kilobytes of anything), heavy work of its own.
+    let lengths =
+        [&request_body, &response_body].map(|body| body.as_ref().map_or(0, |body| body.len()));
+    let heavy = app.journal.heavy_to_record(opening.bytes(), &lengths);
     let whose = heavy.then(|| tenant.clone()).flatten();
     let record = move |response_headers: &http::HeaderMap| {
         app.journal.record(journal::Request {
@@ -686,9 +688,10 @@ impl Drop for Unanswered {
         };
         let request_body = entry.body.read_whole();
         let duration_ms = u64::try_from(entry.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let heavy = request_body
-            .as_ref()
-            .is_some_and(|body| offload::is_heavy(body.len()));
+        let heavy = entry.app.journal.heavy_to_record(
+            entry.opening.bytes(),
+            &[request_body.as_ref().map_or(0, |body| body.len())],
+        );
         let whose = heavy.then(|| entry.tenant.clone()).flatten();
         let record = move || {
             entry.app.journal.record(journal::Request {
