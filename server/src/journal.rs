@@ -1552,12 +1552,9 @@ fn redact_pair(pair: &str, json_like: bool, out: &mut String) {
         // Text of no pair (a header's value, a query's bare word, a message): each word
         // percent-encoded is read decoded, as a pair's value is, so a URL quoted encoded
         // (`https%3A%2F%2Fx%2F%3Ftoken%3D…`) shows `token%3D%5Bredacted%5D`. (JSON text's
-        // strings are read so where they are read as strings.)
-        if pair.contains('%') && !json_like {
-            out.push_str(&shown_words(pair));
-        } else {
-            out.push_str(&without_keys(pair));
-        }
+        // strings are read so where they are read as strings; a word of it holding no quote,
+        // outside them or in text only opening as JSON does, is read as here.)
+        out.push_str(&shown_text(pair, json_like));
         return;
     };
     // `password = …`: spaces around the `=` do not hide the name.
@@ -1580,11 +1577,7 @@ fn redact_pair(pair: &str, json_like: bool, out: &mut String) {
     // Text before the name (a message, a header's value, a bare word of a query) may hold a
     // percent-encoded word as text of no pair does: read decoded as there, whatever `=`
     // comes after it on the line.
-    if name.contains('%') && !json_like {
-        out.push_str(&shown_words(name));
-    } else {
-        out.push_str(&without_keys(name));
-    }
+    out.push_str(&shown_text(name, json_like));
     out.push('=');
     let mut rest = value;
     if is_secret_field(&decoded_name(bare)) {
@@ -1622,26 +1615,49 @@ const VALUE_AS_SENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHAN
 /// that may hold a secret is not shown at all.
 fn shown_value(value: &str) -> Cow<'_, str> {
     let keyless = without_keys(value);
-    if !value.contains('%') || keyless != value {
+    if !keyless.contains('%') {
         return keyless;
     }
-    let decoded = decoded_name(value);
-    // Nothing decoded (`100%`), or nothing that could spell a secret.
-    if decoded == value || !may_hold_secret(decoded.as_bytes()) {
-        return keyless;
-    }
-    let Some(_level) = JsonTextLevel::enter() else {
-        return Cow::Borrowed(REDACTED);
+    // What is left once its keys are redacted is read decoded all the same: a key joined to
+    // an encoded URL (`m2m_test_…/https%3A…%3Ftoken%3D…`) hid the URL's token.
+    let redacted = {
+        let decoded = decoded_name(&keyless);
+        // Nothing decoded (`100%`), or nothing that could spell a secret.
+        if *decoded == *keyless || !may_hold_secret(decoded.as_bytes()) {
+            Shown::AsIs
+        } else if let Some(_level) = JsonTextLevel::enter() {
+            let mut redacted =
+                redacted_json_text(&decoded).unwrap_or_else(|| redact_text(&decoded));
+            if redacted == *decoded && decoded.contains('%') {
+                // Encoded more than once: decoded again.
+                redacted = shown_value(&decoded).into_owned();
+            }
+            if redacted == *decoded {
+                Shown::AsIs
+            } else {
+                Shown::Rewritten(redacted)
+            }
+        } else {
+            Shown::Hidden
+        }
     };
-    let mut redacted = redacted_json_text(&decoded).unwrap_or_else(|| redact_text(&decoded));
-    if redacted == decoded && decoded.contains('%') {
-        // Encoded more than once: decoded again.
-        redacted = shown_value(&decoded).into_owned();
+    match redacted {
+        Shown::AsIs => keyless,
+        Shown::Hidden => Cow::Borrowed(REDACTED),
+        Shown::Rewritten(redacted) => {
+            Cow::Owned(percent_encoding::utf8_percent_encode(&redacted, VALUE_AS_SENT).to_string())
+        }
     }
-    if redacted == decoded {
-        return keyless;
-    }
-    Cow::Owned(percent_encoding::utf8_percent_encode(&redacted, VALUE_AS_SENT).to_string())
+}
+
+/// What [`shown_value`] makes of a percent-encoded value.
+enum Shown {
+    /// Shown as it was (its keys redacted).
+    AsIs,
+    /// Encoded deeper than is read: hidden whole.
+    Hidden,
+    /// Its secrets redacted, decoded: encoded again to be shown.
+    Rewritten(String),
 }
 
 /// A character that ends the text before a pair's name: no form's name holds one as sent.
@@ -2254,6 +2270,31 @@ fn escaped_json_after_text(text: &str) -> bool {
     })
 }
 
+/// Text of no pair's value ([`redact_pair`]): its keys redacted, and each word in it that
+/// is percent-encoded read decoded ([`shown_words`]); in JSON-like text, only words holding
+/// no quote (a JSON string's word is read where the string is).
+fn shown_text(text: &str, json_like: bool) -> Cow<'_, str> {
+    if !text.contains('%') {
+        return without_keys(text);
+    }
+    if !json_like {
+        return shown_words(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for piece in text.split_inclusive(|c: char| c.is_ascii_whitespace()) {
+        if piece.contains('"') {
+            out.push_str(&without_keys(piece));
+        } else {
+            out.push_str(&shown_words(piece));
+        }
+    }
+    if out == text {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(out)
+    }
+}
+
 /// `text` with each word in it (between white space) that is percent-encoded shown as
 /// [`shown_value`] shows a pair's value.
 fn shown_words(text: &str) -> Cow<'_, str> {
@@ -2524,9 +2565,23 @@ pub(crate) mod tests {
         for query in [
             "https%3A%2F%2Fx%2F%3Ftoken%3DZq7hunterX+x=1",
             "https%3A%2F%2Fx%2F%3Ftoken%3DZq7hunterX&x=1",
+            // Text opening as JSON does, and a key joined to the URL.
+            "[&https%3A%2F%2Fx%2F%3Ftoken%3DZq7hunterX",
+            "[=1&https%3A%2F%2Fx%2F%3Ftoken%3DZq7hunterX=1",
+            "u=whsec_abc,https%3A%2F%2Fx%2F%3Ftoken%3DZq7hunterX",
+            "u=m2m_test_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/https%3A%2F%2Fx%2F%3Ftoken%3DZq7hunterX",
         ] {
             let shown = redact_query(query);
             assert!(!shown.contains("Zq7hunterX"), "{query}: {shown}");
+        }
+        for text in [
+            "[https%3A%2F%2Fx%2F%3Ftoken%3DZq7hunterX]",
+            "{\"u\": https%3A%2F%2Fx%2F%3Ftoken%3DZq7hunterX, }",
+            "[ https%3A%2F%2Fx%2F%3Fpassword%3DZq7hunterX",
+            "m2m_test_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA:https%3A%2F%2Fx%2F%3Ftoken%3DZq7hunterX",
+        ] {
+            let shown = redact_text(text);
+            assert!(!shown.contains("Zq7hunterX"), "{text}: {shown}");
         }
     }
 
