@@ -493,7 +493,8 @@ pub struct LinkSettingsRequest {
     #[schema(pattern = "^#([0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})$")]
     #[schemars(regex(pattern = "^#([0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})$"))]
     pub background_color: Option<String>,
-    /// An `http` or `https` URL that writes its host ([`crate::patterns::WEB_URL`]).
+    /// An `http` or `https` URL that writes its host, with no white space or control
+    /// character in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(
         pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/\\\\?#:@\\x00-\\x20\\x7F-\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000][^\\x00-\\x20\\x7F-\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]*$"

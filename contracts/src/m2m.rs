@@ -224,7 +224,7 @@ pub enum DataRequestStatus {
 #[serde(rename_all = "camelCase")]
 pub struct CreateLinkRequest {
     /// Your identifier of the end user; links for the same one share an M2M user. Not
-    /// blank ([`crate::patterns::NOT_BLANK`]).
+    /// blank: it holds a character other than white space, Unicode's included.
     #[schemars(
         length(min = 1, max = REFERENCE_ID_MAX_LEN),
         regex(pattern = crate::patterns::NOT_BLANK)
