@@ -1596,7 +1596,14 @@ fn redact_pair(pair: &str, json_like: bool, out: &mut String) {
         out.push_str(&shown_value(&rest[..end]));
         out.push_str(&without_keys(&rest[end..]));
     } else {
-        out.push_str(&shown_value(rest));
+        // Line by line: a `text/plain` form's or an `.env` file's lines, a multipart part's,
+        // are each their own, and re-encoding one's secret re-encoded every line after it
+        // (then no search for their text found them).
+        for line in rest.split_inclusive('\n') {
+            let text = line.trim_end_matches(['\r', '\n']);
+            out.push_str(&shown_value(text));
+            out.push_str(&line[text.len()..]);
+        }
     }
 }
 
@@ -2550,6 +2557,14 @@ pub(crate) mod tests {
             assert!(shown.contains("%5Bredacted%5D"), "{text}: {shown}");
         }
         assert_eq!(redact_text("100%25 done"), "100%25 done");
+        // A line's encoded secret is redacted in its line, the lines around it as sent.
+        let lines = "a=1\nnote=https%3A%2F%2Fx%2F%3Ftoken%3DZq7hunterX\r\nb=2\n";
+        let shown = redact_text(lines);
+        assert!(!shown.contains("Zq7hunterX"), "{shown}");
+        assert!(
+            shown.starts_with("a=1\n") && shown.ends_with("\r\nb=2\n"),
+            "{shown}"
+        );
         assert_eq!(redact_query("https%3A%2F%2Fx%2F"), "https%3A%2F%2Fx%2F");
         // Whatever `=` comes after it: a later line of a pair, a header's parameter, a
         // query's next pair, a form's value.
