@@ -611,8 +611,6 @@ impl Database {
             .map_err(|error| self.unavailable(error))
     }
 
-    /// Every tenant's version and the sandbox clock, unlocked: what a replica compares its
-    /// copies with.
     /// The username of the Leaf account whose magic link `id` is, if any: read without a
     /// lock, before a page of a link this process has not seen takes its account's lock
     /// (an id is made once, by one account, so its owner does not change).
@@ -632,6 +630,8 @@ impl Database {
         Ok(row.map(|row| row.get(0)))
     }
 
+    /// Every tenant's version and the sandbox clock, unlocked: what a replica compares its
+    /// copies with.
     pub async fn poll(
         &self,
     ) -> Result<(BTreeMap<String, i64>, (i64, Option<String>)), Unavailable> {
