@@ -688,11 +688,22 @@ impl Drop for Unanswered {
         };
         let request_body = entry.body.read_whole();
         let duration_ms = u64::try_from(entry.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let heavy = entry.app.journal.heavy_to_record(
-            entry.opening.bytes(),
-            &[request_body.as_ref().map_or(0, |body| body.len())],
-        );
-        let whose = heavy.then(|| entry.tenant.clone()).flatten();
+        let length = request_body.as_ref().map_or(0, |body| body.len());
+        // Waiting its turn, the body outlives its request's hold of the bodies' bound: it
+        // takes one of its own (in the share of callers without a tenant), or is recorded
+        // in place. Queued unbounded, hung-up uploads held what no bound counted.
+        let queued = entry
+            .app
+            .journal
+            .heavy_to_record(entry.opening.bytes(), &[length])
+            .then(|| {
+                let mut hold = entry.app.bodies.hold(None);
+                hold.grow(u64::try_from(length).unwrap_or(u64::MAX))
+                    .ok()
+                    .map(|()| hold)
+            })
+            .flatten();
+        let whose = queued.is_some().then(|| entry.tenant.clone()).flatten();
         let record = move || {
             entry.app.journal.record(journal::Request {
                 method: entry.method,
@@ -710,9 +721,12 @@ impl Drop for Unanswered {
         // Recording redacts and copies what it keeps, as an answered request's does: for a
         // body of megabytes (a stranger's upload, hung up on), on a heavy thread, or every
         // request of the serving thread waited seconds behind it.
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) if heavy => {
-                runtime.spawn(offload::run(whose, record));
+        match (tokio::runtime::Handle::try_current(), queued) {
+            (Ok(runtime), Some(hold)) => {
+                runtime.spawn(offload::run(whose, move || {
+                    record();
+                    drop(hold);
+                }));
             }
             _ => record(),
         }
@@ -1725,7 +1739,8 @@ mod tests {
     /// redacted and copied) on a heavy thread, as an answered one's is: with every heavy
     /// thread taken, the entry waits its turn and the serving thread goes on. Recorded
     /// where the request's future was dropped, a stranger's dropped uploads held every
-    /// request of that thread for seconds each.
+    /// request of that thread for seconds each. Its body, waiting, is counted against the
+    /// bodies' bound as a request's is.
     #[test]
     fn a_heavy_request_hung_up_on_is_journaled_off_the_serving_thread() {
         const KEY: &str = "m2m_test_00000000000000000000000000000045";
@@ -1796,6 +1811,12 @@ mod tests {
                 !journaled(&pipeline.app.journal),
                 "journaled on the serving thread while every heavy thread was taken"
             );
+            // Waiting, its body is counted against the bodies' bound, as a request's is.
+            assert!(
+                pipeline.app.bodies.held() >= offload::HEAVY_BYTES as u64,
+                "{} bytes held",
+                pipeline.app.bodies.held()
+            );
             drop(held);
             for _ in 0..turns {
                 let _ = release.send(());
@@ -1804,8 +1825,11 @@ mod tests {
                 blocker.await.expect("the blocker ends");
             }
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            while !journaled(&pipeline.app.journal) {
-                assert!(std::time::Instant::now() < deadline, "never journaled");
+            while !journaled(&pipeline.app.journal) || pipeline.app.bodies.held() > 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "never journaled, or its hold never let go"
+                );
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
             let entries = pipeline
