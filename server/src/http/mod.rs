@@ -481,13 +481,7 @@ async fn hint_of(app: &App, surfaces: &Surfaces, request: &mut Request) -> Hint 
 /// then waited for any tenant another replica held: every request of this replica waited
 /// behind it. A database it cannot ask leaves it as it was, for the transaction to refuse.
 async fn unseen_page_hint(app: &App, request: &Request) -> Hint {
-    let id = request
-        .path
-        .trim_start_matches('/')
-        .split('/')
-        .nth(1)
-        .map(crate::wire::path_param)
-        .unwrap_or_default();
+    let id = page_and_id(&request.path).1.unwrap_or_default();
     match app.magic_link_owner(&id).await {
         Ok(Some(username)) => Hint::Tenant {
             name: identity::leaf_label(&username),
@@ -878,9 +872,8 @@ fn replica_hint(app: &App, surfaces: &Surfaces, request: &Request) -> Hint {
 /// ([`crate::wire::path_param`]): read as sent, `link_%70…` named a tenant that does not
 /// exist, and the page acted on the partner it decodes to without its lock.
 fn page_tenant(app: &App, path: &str) -> PageTenant {
-    let mut segments = path.trim_start_matches('/').split('/');
-    let page = segments.next().unwrap_or_default();
-    let Some(id) = segments.next().map(crate::wire::path_param) else {
+    let (page, id) = page_and_id(path);
+    let Some(id) = id else {
         return PageTenant::NoLink;
     };
     let named = match page {
@@ -899,6 +892,14 @@ fn page_tenant(app: &App, path: &str) -> PageTenant {
         _ => None,
     };
     named.map_or(PageTenant::NoLink, PageTenant::Of)
+}
+
+/// An end user's page's name and the link id its address holds, percent-decoded as its
+/// route reads it ([`crate::wire::path_param`]).
+fn page_and_id(path: &str) -> (&str, Option<String>) {
+    let mut segments = path.trim_start_matches('/').split('/');
+    let page = segments.next().unwrap_or_default();
+    (page, segments.next().map(crate::wire::path_param))
 }
 
 /// Whose an end user's page is ([`page_tenant`]).
@@ -1750,12 +1751,7 @@ mod tests {
             .expect("a runtime");
         runtime.block_on(async {
             let pipeline = Pipeline::new(app());
-            let partner = pipeline
-                .app
-                .store
-                .m2m()
-                .authenticate(KEY)
-                .expect("the partner");
+            let partner = partner_of(&pipeline, KEY);
             // Every heavy thread busy until the test lets go.
             let turns = std::thread::available_parallelism().map_or(1, usize::from);
             let (release, released) = std::sync::mpsc::channel::<()>();
@@ -1868,18 +1864,23 @@ mod tests {
         Dashboard,
     }
 
+    /// The partner of `key` in `pipeline`'s store, made on first use.
+    fn partner_of(pipeline: &Pipeline, key: &str) -> Arc<crate::store::m2m::Partner> {
+        pipeline
+            .app
+            .store
+            .m2m()
+            .authenticate(key)
+            .expect("the partner")
+    }
+
     /// A partner's dashboard asked for while the partner's lock is held, and another
     /// partner's list of links meanwhile: the order they were answered in. The page is
     /// heavy by its nature (the journal's newest entries, their queries redacted as shown).
     async fn a_dashboard_beside_a_light_read() -> Vec<&'static str> {
         const KEY: &str = "m2m_test_00000000000000000000000000000044";
         let pipeline = Pipeline::new(app());
-        let partner = pipeline
-            .app
-            .store
-            .m2m()
-            .authenticate(KEY)
-            .expect("the partner");
+        let partner = partner_of(&pipeline, KEY);
         let page = http::Request::get(format!("/_sandbox/ui?key={KEY}"));
         held_beside_a_light_read(&pipeline, partner.hold(), page).await
     }
@@ -1985,12 +1986,7 @@ mod tests {
             Heavy::Seed => ("/_sandbox/seed", r#"{"api":"m2m","count":5}"#.to_owned()),
             Heavy::LeafList | Heavy::Dashboard => unreachable!("answered above"),
         };
-        let partner = pipeline
-            .app
-            .store
-            .m2m()
-            .authenticate(KEY)
-            .expect("the partner");
+        let partner = partner_of(&pipeline, KEY);
         let held = partner.hold();
         let mut order = Vec::new();
         let answer = send(http::Request::post(path), body);
