@@ -2705,6 +2705,67 @@ async fn an_admin_reset_on_one_replica_forgets_its_partners_on_every_one() {
     assert_eq!(admitted, 2, "both Leaf places are free again");
 }
 
+/// `POST /_sandbox/faults` through `replica` with Leaf token `token`: its status.
+async fn leaf_fault(replica: &Replica, token: &str) -> u16 {
+    let auth = format!("Bearer {token}");
+    let fault = json!({"path": "/nowhere", "status": 418});
+    let (status, answer, _) = replica
+        .send(
+            reqwest::Method::POST,
+            "/_sandbox/faults",
+            &[("authorization", auth.as_str())],
+            Some(fault),
+        )
+        .await;
+    assert!([201, 403].contains(&status), "{status}: {answer}");
+    status
+}
+
+/// A Leaf account whose only write is a fault is a tenant on every replica, as in one
+/// process: counted against `--max-tenants` wherever the next new account arrives, and
+/// forgotten by an admin reset through another replica, on the replica that made it too.
+/// A fault is no user or link, so the account's `tenants` row was dropped at its commit:
+/// other replicas admitted accounts past the bound, and the replica that made it kept it
+/// through every reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaf_account_whose_only_write_is_a_fault_is_a_tenant_on_every_replica() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replicas = two_partner_replicas(&database);
+    // Logged in first: past the bound, a new username's login is refused too.
+    let faulty = replicas[0].authenticate("faulty").await;
+    let second = replicas[1].authenticate("second").await;
+    let third = replicas[1].authenticate("third").await;
+    assert_eq!(leaf_fault(&replicas[0], &faulty).await, 201);
+
+    assert_eq!(leaf_user(&replicas[1], &second).await, 201);
+    assert_eq!(
+        leaf_user(&replicas[1], &third).await,
+        403,
+        "the fault's account and the second fill both places"
+    );
+    assert_eq!(leaf_fault(&replicas[1], &third).await, 403);
+
+    admin_reset(&replicas[1]).await;
+    // Both places are free on the first replica once it has caught up (about a second).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    for token in [&second, &third] {
+        let status = loop {
+            let status = leaf_user(&replicas[0], token).await;
+            if status == 201 || tokio::time::Instant::now() > deadline {
+                break status;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(status, 201, "the reset freed both places there too");
+    }
+    assert_eq!(
+        leaf_fault(&replicas[0], &faulty).await,
+        403,
+        "both are taken again"
+    );
+}
+
 /// A new partner's first write rolled back (a 503 saying nothing was changed) leaves no
 /// copy behind on its replica: the next write through it makes the partner whole, and
 /// every replica reads what it wrote.

@@ -413,8 +413,15 @@ fn restore_leaf(app: &App, stored: &Stored, aside: &mut Aside) {
     let accounts = app.store.leaf();
     let users = stored.by_tenant(Table::LeafUsers);
     let links = stored.by_tenant(Table::LeafMagicLinks);
-    let names: std::collections::BTreeSet<&str> =
-        users.keys().chain(links.keys()).copied().collect();
+    // An account row alone names an account too (a shared database's: its only write
+    // may be a fault).
+    let made = stored.by_tenant(Table::LeafAccounts);
+    let names: std::collections::BTreeSet<&str> = users
+        .keys()
+        .chain(links.keys())
+        .chain(made.keys())
+        .copied()
+        .collect();
     for name in names {
         let Some(account) = accounts.account(name) else {
             tracing::warn!(account = %name, "the state file has a Leaf account this configuration lacks; its rows are ignored");
@@ -524,8 +531,13 @@ fn reload_leaf(app: &App, username: &str, stored: &Stored, aside: &mut Aside) {
     let single = |table| stored.by_tenant(table).remove(username);
     let (users, links) = (single(Table::LeafUsers), single(Table::LeafMagicLinks));
     // Nothing of the account in the database (as [`reload_partner`] without a partner
-    // row): an open-mode account is dropped here too, not kept empty.
-    if users.is_none() && links.is_none() && app.store.leaf().drop_open(username) {
+    // row): an open-mode account is dropped here too, not kept empty. Its account row alone
+    // keeps it: a fault may be all it wrote.
+    if users.is_none()
+        && links.is_none()
+        && single(Table::LeafAccounts).is_none()
+        && app.store.leaf().drop_open(username)
+    {
         return;
     }
     let Some(account) = app.store.leaf().account(username) else {

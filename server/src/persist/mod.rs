@@ -95,6 +95,12 @@ pub enum Table {
     RateWindows,
     /// The request journal: kept only in a shared database. Not in [`Table::ALL`].
     Journal,
+    /// The open-mode Leaf accounts (one row each, `id` the username, `doc` `{}`): kept only
+    /// in a shared database, where an account is a tenant before it holds a user or a link
+    /// (its only write a fault), as a partner is by its `m2m_partners` row. One process
+    /// keeps its accounts in memory, and its file makes them again from their rows. Not in
+    /// [`Table::ALL`]; versioned as its entities are ([`Table::versioned`]).
+    LeafAccounts,
 }
 
 impl Table {
@@ -117,6 +123,12 @@ impl Table {
         Table::M2mOperations,
     ];
 
+    /// Whether the table's rows carry the version of their tenant that wrote them, in a
+    /// shared database: the tenant's entities.
+    pub fn versioned(self) -> bool {
+        self == Table::LeafAccounts || Table::ALL.contains(&self)
+    }
+
     pub const fn name(self) -> &'static str {
         match self {
             Table::M2mPartners => "m2m_partners",
@@ -130,6 +142,7 @@ impl Table {
             Table::Faults => "faults",
             Table::RateWindows => "rate_windows",
             Table::Journal => "journal",
+            Table::LeafAccounts => "leaf_accounts",
         }
     }
 }

@@ -46,7 +46,7 @@ use tokio_postgres::config::Host;
 use super::{OpenError, Row, Stored, Table, Write};
 
 /// The schema version this build writes.
-pub const LATEST: i32 = 2;
+pub const LATEST: i32 = 3;
 
 /// Every step from version 0, in order; each runs in its own transaction.
 const MIGRATIONS: &[(i32, &str)] = &[
@@ -87,6 +87,15 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (
         2,
         "CREATE INDEX leaf_magic_links_by_id ON leaf_magic_links (id);",
+    ),
+    // The open-mode Leaf accounts, each a tenant from its first write on, whatever it wrote
+    // ([`Table::LeafAccounts`]).
+    (
+        3,
+        "
+    CREATE TABLE leaf_accounts (tenant TEXT NOT NULL, id TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (tenant, id));
+    CREATE INDEX leaf_accounts_changes ON leaf_accounts (tenant, version);
+    ",
     ),
 ];
 
@@ -783,7 +792,10 @@ impl Txn {
     pub async fn rows_since(&self, name: &str, since: Option<i64>) -> Result<Stored, Unavailable> {
         let client = self.client().map_err(|error| self.failed(error))?;
         let (tables, tenant): (&[Table], &str) = match name.strip_prefix("leaf:") {
-            Some(username) => (&[Table::LeafUsers, Table::LeafMagicLinks], username),
+            Some(username) => (
+                &[Table::LeafAccounts, Table::LeafUsers, Table::LeafMagicLinks],
+                username,
+            ),
             None => (
                 &[
                     Table::M2mPartners,
@@ -956,7 +968,9 @@ fn tenant_of(write: &Write) -> Option<String> {
         | Write::ForgetJournal { .. } => return None,
     };
     Some(match table {
-        Table::LeafUsers | Table::LeafMagicLinks => format!("leaf:{tenant}"),
+        Table::LeafAccounts | Table::LeafUsers | Table::LeafMagicLinks => {
+            format!("leaf:{tenant}")
+        }
         Table::Faults | Table::RateWindows | Table::Journal => return None,
         _ => tenant.to_owned(),
     })
@@ -997,9 +1011,7 @@ async fn apply(
     let cleared: BTreeSet<String> = writes
         .iter()
         .filter(|write| match write {
-            Write::Delete { table, .. } | Write::ClearTenant { table, .. } => {
-                Table::ALL.contains(table)
-            }
+            Write::Delete { table, .. } | Write::ClearTenant { table, .. } => table.versioned(),
             Write::Quarantine { .. } => true,
             _ => false,
         })
@@ -1102,7 +1114,7 @@ fn steps(write: &Write, version: i64, outside: bool) -> Vec<Step> {
             id,
             position,
             doc,
-        } if Table::ALL.contains(table) => vec![(
+        } if table.versioned() => vec![(
             format!(
                 "INSERT INTO {} (tenant, id, position, doc, version) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (tenant, id) DO UPDATE SET position = EXCLUDED.position, doc = EXCLUDED.doc, version = EXCLUDED.version",
@@ -1227,7 +1239,7 @@ async fn read_all(client: &Object) -> Result<Stored, tokio_postgres::Error> {
         .query_one("SELECT offset_ms, frozen_at FROM sandbox WHERE id = 1", &[])
         .await?;
     stored.clock = Some((clock.get(0), clock.get(1)));
-    for table in Table::ALL {
+    for table in Table::ALL.into_iter().chain([Table::LeafAccounts]) {
         let sql = format!(
             "SELECT tenant, id, position, doc FROM {} ORDER BY position",
             table.name()

@@ -6,6 +6,7 @@
 //! the rules of `leaf.md` (create-or-reuse by `externalId`, links only for the account's own
 //! users, per-widget lookups). Views are built here, in the wire types of `linkbox-contracts`.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ use super::index::ShardedMap;
 use super::numbered::{Held, Numbered};
 use super::quota::{self, Budget, Ceiling, StorageFull, Tenant};
 use crate::config::Settings;
-use crate::persist::Sink;
+use crate::persist::{Sink, Table};
 
 pub mod persisted;
 
@@ -133,6 +134,16 @@ impl Accounts {
             account.reset();
         }
         if self.configured.is_empty() {
+            self.sink.shared_only().record(|changes| {
+                for account in by_name.values() {
+                    changes.delete(
+                        Table::LeafAccounts,
+                        &account.username,
+                        &*account.username,
+                        0,
+                    );
+                }
+            });
             by_name.clear();
         }
     }
@@ -183,12 +194,27 @@ impl Accounts {
             return Some(account.clone());
         }
         let fresh = self.fresh(username, false)?;
-        let account = self
-            .by_name
-            .write()
-            .entry(username.into())
-            .or_insert_with(|| Arc::new(fresh))
-            .clone();
+        let mut by_name = self.by_name.write();
+        let account = match by_name.entry(username.into()) {
+            Entry::Occupied(entry) => entry.get().clone(),
+            Entry::Vacant(entry) => {
+                let account = entry.insert(Arc::new(fresh)).clone();
+                // In a shared database an open-mode account is a tenant from its first
+                // write on, whatever it writes: a fault alone leaves no user or link.
+                if self.configured.is_empty() {
+                    self.sink.shared_only().record(|changes| {
+                        changes.put(
+                            Table::LeafAccounts,
+                            &account.username,
+                            username,
+                            0,
+                            &serde_json::Map::new(),
+                        );
+                    });
+                }
+                account
+            }
+        };
         Some(account)
     }
 
