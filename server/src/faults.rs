@@ -473,6 +473,9 @@ impl Faults {
         if self.armed.load(Ordering::Acquire) == 0 {
             return None;
         }
+        if self.sink.database().is_some() && !crate::persist::shared::faults_held() {
+            return None;
+        }
         let mut table = self.edit();
         let matches = |fault: &Fault| {
             fault.method.as_ref().is_none_or(|m| m == method)

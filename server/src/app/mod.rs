@@ -111,7 +111,7 @@ impl App {
             .await
             .map_err(failed)?;
         let stored = database.read_all(&txn).await.map_err(failed)?;
-        let (restored, writes) = persist::shared::scoped(async {
+        let (restored, writes) = persist::shared::scoped(true, async {
             // A database keys rows by `(tenant, id)`: rows given back at other positions
             // need no writing again there.
             let aside = persist::shared::muted(|| load::restore(&app, &stored, &stored))

@@ -17,7 +17,6 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use linkbox_contracts::timefmt;
@@ -88,12 +87,10 @@ pub struct Target<'a> {
 /// This process's part in a shared sandbox.
 pub struct Replica {
     database: Database,
-    /// The version of the fault table memory holds (-1: none yet).
-    faults: AtomicI64,
-    /// How many times the fault table has been read back into memory: a request that
-    /// struck a fault records the version it committed as memory's only if no read-back
-    /// came between ([`App::within`]).
-    fault_loads: AtomicU64,
+    /// The version of the fault table memory holds (-1: none, or not what the database
+    /// has). A copy read back replaces memory's only when it is of a newer version
+    /// ([`App::reload_faults`]), so a read that raced a strike never takes the strike back.
+    faults: parking_lot::Mutex<i64>,
     /// Held shared by a request on one tenant, exclusively by one on everything.
     everything: RwLock<()>,
     stripes: Vec<TurnLock<()>>,
@@ -103,8 +100,7 @@ impl Replica {
     pub(super) fn new(database: Database) -> Replica {
         Replica {
             database,
-            faults: AtomicI64::new(-1),
-            fault_loads: AtomicU64::new(0),
+            faults: parking_lot::Mutex::new(-1),
             everything: RwLock::new(()),
             stripes: (0..STRIPES).map(|_| TurnLock::new(())).collect(),
         }
@@ -171,6 +167,9 @@ struct Unsettled<'a> {
     /// The tenants its work changed in memory: also read back when next used, should
     /// nothing be committed.
     changed: HashSet<String>,
+    /// Whether its work may have changed the fault table in memory (it held the table's
+    /// lock): the copy is read back when next used, should nothing be committed.
+    faults: bool,
     settled: bool,
 }
 
@@ -179,6 +178,9 @@ impl Drop for Unsettled<'_> {
         if !self.settled {
             self.replica.forget(&self.names);
             self.replica.forget(&self.changed);
+            if self.faults {
+                *self.replica.faults.lock() = -1;
+            }
         }
     }
 }
@@ -285,6 +287,7 @@ impl App {
             replica,
             names: locked.versions.keys().cloned().collect(),
             changed: HashSet::new(),
+            faults: false,
             settled: false,
         };
         if let Hint::Tenant { name, .. } = hint
@@ -363,8 +366,8 @@ impl App {
             let rows = step(replica, txn.journal_rows(tenant)).await?;
             super::load::reload_journal(self, tenant, rows);
         }
-        if faults != replica.faults.load(Ordering::Acquire) {
-            step(replica, self.reload_faults(&txn, faults)).await?;
+        if faults != *replica.faults.lock() {
+            step(replica, self.reload_faults(&txn)).await?;
         }
         // A request of no tenant may carry a tenant's credentials all the same (a key on
         // `/openapi.json`): any tenant's fault may strike it.
@@ -384,12 +387,15 @@ impl App {
         });
         if !faults_locked && strikable {
             faults = step(replica, txn.lock_faults()).await?;
-            if faults != replica.faults.load(Ordering::Acquire) {
-                step(replica, self.reload_faults(&txn, faults)).await?;
+            if faults != *replica.faults.lock() {
+                step(replica, self.reload_faults(&txn)).await?;
             }
         }
-        let loads = replica.fault_loads.load(Ordering::Acquire);
-        let (output, writes) = shared::scoped(work).await;
+        // A request that took no fault lock strikes no fault: the copy of the table may read
+        // one back meanwhile (another request of this replica's), but only the lock counts
+        // its `times` across replicas.
+        unsettled.faults = faults_locked || strikable;
+        let (output, writes) = shared::scoped(unsettled.faults, work).await;
         unsettled.changed = writes.tenants().into_iter().collect();
         // A request that locked one tenant commits changes of that tenant only: one of
         // another was made on a copy that may be stale, without its lock. That is a bug
@@ -421,7 +427,6 @@ impl App {
             unsettled.settled = true;
             return Ok(output);
         }
-        replica.faults.store(-1, Ordering::Release);
         // A commit that times out may have been made before its answer was lost.
         let committed = tokio::time::timeout(DATABASE_STEP, txn.commit(writes))
             .await
@@ -439,17 +444,16 @@ impl App {
                 .into_iter()
                 .filter(|(name, _)| unsettled.names.contains(name)),
         );
-        // Memory holds what was committed, unless the table was read back meanwhile (the
-        // background pass, reading it while this request's strike was not yet committed,
-        // put back the count before it, and the version stored after it named that stale
-        // copy current: a fault fired once more than its `times`). Then it is read back.
-        let loaded = replica.fault_loads.load(Ordering::Acquire) != loads;
-        let version = if loaded {
-            -1
-        } else {
-            committed.faults.unwrap_or(faults)
-        };
-        replica.faults.store(version, Ordering::Release);
+        // Memory holds the fault table's version `faults` and this request's changes to it,
+        // which is the version committed: no read-back came between, as none is of a newer
+        // version than `faults` while the request holds the table's lock. One that came
+        // after the commit is of the committed version, or newer.
+        if let Some(committed) = committed.faults {
+            let mut copy = replica.faults.lock();
+            if *copy == faults {
+                *copy = committed;
+            }
+        }
         unsettled.settled = true;
         Ok(output)
     }
@@ -529,12 +533,20 @@ impl App {
         Ok(())
     }
 
-    async fn reload_faults(&self, txn: &shared::Txn, version: i64) -> Result<(), Unavailable> {
-        let rows = txn.fault_rows().await?;
-        shared::muted(|| super::load::reload_faults(self, &rows));
-        if let Some(replica) = &self.replica {
-            replica.fault_loads.fetch_add(1, Ordering::AcqRel);
-            replica.faults.store(version, Ordering::Release);
+    /// Reads the fault table back into memory when the database's is of a newer version than
+    /// memory's. A read that is not newer is dropped: it may have been made before a strike
+    /// this replica is committing, and put back, the strike would be taken back and the
+    /// fault fire once more than its `times` (a read made without the table's lock, by the
+    /// background pass or a request no fault matched, raced the holder of the lock).
+    async fn reload_faults(&self, txn: &shared::Txn) -> Result<(), Unavailable> {
+        let (rows, version) = txn.fault_rows().await?;
+        let Some(replica) = &self.replica else {
+            return Ok(());
+        };
+        let mut copy = replica.faults.lock();
+        if version > *copy {
+            shared::muted(|| super::load::reload_faults(self, &rows));
+            *copy = version;
         }
         Ok(())
     }

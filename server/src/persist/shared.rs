@@ -909,17 +909,32 @@ impl Txn {
         Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
     }
 
-    /// Every fault in force, in the order they were added.
-    pub async fn fault_rows(&self) -> Result<Vec<Row>, Unavailable> {
+    /// Every fault in force, in the order they were added, with the fault table's version
+    /// they are of.
+    pub async fn fault_rows(&self) -> Result<(Vec<Row>, i64), Unavailable> {
         let client = self.client().map_err(|error| self.failed(error))?;
+        // One statement, so one snapshot: the rows are of the version read with them.
         let rows = client
             .query(
-                "SELECT tenant, id, position, doc FROM faults ORDER BY position",
+                "SELECT s.faults_version, f.tenant, f.id, f.position, f.doc \
+                 FROM sandbox s LEFT JOIN faults f ON TRUE WHERE s.id = 1 ORDER BY f.position",
                 &[],
             )
             .await
             .map_err(|error| self.failed(error))?;
-        Ok(rows.iter().map(entity_row).collect())
+        let version = rows.first().map_or(0, |row| row.get(0));
+        let faults = rows
+            .iter()
+            .filter_map(|row| {
+                Some(Row {
+                    tenant: row.get::<_, Option<String>>(1)?,
+                    id: row.get(2),
+                    position: u64::try_from(row.get::<_, i64>(3)).unwrap_or_default(),
+                    doc: row.get(4),
+                })
+            })
+            .collect();
+        Ok((faults, version))
     }
 
     /// Writes `writes`, bumps the version of every tenant they touched (and of the fault
@@ -1336,21 +1351,40 @@ impl Writes {
 struct Collected {
     writes: Vec<Write>,
     muted: bool,
+    /// The request does not hold the fault table's lock ([`faults_held`]).
+    faults_unheld: bool,
 }
 
 tokio::task_local! {
     static SCOPE: RefCell<Collected>;
 }
 
-/// Runs `work`, collecting the changes it records through a shared [`super::Sink`].
-pub async fn scoped<F: std::future::Future>(work: F) -> (F::Output, Writes) {
+/// Runs `work`, collecting the changes it records through a shared [`super::Sink`];
+/// `faults_held` says whether its transaction holds the fault table's lock.
+pub async fn scoped<F: std::future::Future>(faults_held: bool, work: F) -> (F::Output, Writes) {
+    let collected = Collected {
+        faults_unheld: !faults_held,
+        ..Collected::default()
+    };
     SCOPE
-        .scope(RefCell::new(Collected::default()), async {
+        .scope(RefCell::new(collected), async {
             let output = work.await;
             let writes = SCOPE.with(|collected| std::mem::take(&mut collected.borrow_mut().writes));
             (output, Writes(writes))
         })
         .await
+}
+
+/// Whether the current task may strike a fault: a request whose transaction holds the
+/// fault table's lock, or work outside any request's scope. A request that did not take the
+/// lock (no fault in force matched it when it began) strikes none, though its replica's copy
+/// of the table may meanwhile have read back a fault that matches: struck unlocked, from
+/// that copy, while another replica struck it under the lock, the fault fired once more
+/// than its `times`.
+pub fn faults_held() -> bool {
+    SCOPE
+        .try_with(|collected| !collected.borrow().faults_unheld)
+        .unwrap_or(true)
 }
 
 /// Runs `work` recording nothing: a replica putting back rows it read from the database.
@@ -1369,8 +1403,8 @@ pub fn muted<T>(work: impl FnOnce() -> T) -> T {
         }
         None => SCOPE.sync_scope(
             RefCell::new(Collected {
-                writes: Vec::new(),
                 muted: true,
+                ..Collected::default()
             }),
             work,
         ),
@@ -1398,8 +1432,8 @@ impl CarriedScope {
     /// Runs `work` in a scope like the one taken, keeping what it records.
     pub(super) fn run<T>(mut self, work: impl FnOnce() -> T) -> (T, CarriedScope) {
         let collected = RefCell::new(Collected {
-            writes: Vec::new(),
             muted: self.muted,
+            ..Collected::default()
         });
         let output = SCOPE.sync_scope(collected, || {
             let output = work();
@@ -1451,7 +1485,7 @@ mod tests {
     /// scope, after what the request recorded before handing it over.
     #[tokio::test]
     async fn writes_made_on_another_thread_join_the_requests_scope_after_its_own() {
-        let ((), writes) = scoped(async {
+        let ((), writes) = scoped(true, async {
             SCOPE.with(|collected| collected.borrow_mut().writes.extend(change("first")));
             let carried = CarriedScope::here().expect("in a scope");
             let ((), carried) = std::thread::spawn(move || {
