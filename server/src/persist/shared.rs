@@ -1415,6 +1415,7 @@ pub fn muted<T>(work: impl FnOnce() -> T) -> T {
 /// muted, and what the work recorded there, to add to the request's own.
 pub(super) struct CarriedScope {
     muted: bool,
+    faults_unheld: bool,
     writes: Vec<Write>,
 }
 
@@ -1422,9 +1423,13 @@ impl CarriedScope {
     /// The current task's scope, if it is in one.
     pub(super) fn here() -> Option<CarriedScope> {
         SCOPE
-            .try_with(|collected| CarriedScope {
-                muted: collected.borrow().muted,
-                writes: Vec::new(),
+            .try_with(|collected| {
+                let collected = collected.borrow();
+                CarriedScope {
+                    muted: collected.muted,
+                    faults_unheld: collected.faults_unheld,
+                    writes: Vec::new(),
+                }
             })
             .ok()
     }
@@ -1433,7 +1438,8 @@ impl CarriedScope {
     pub(super) fn run<T>(mut self, work: impl FnOnce() -> T) -> (T, CarriedScope) {
         let collected = RefCell::new(Collected {
             muted: self.muted,
-            ..Collected::default()
+            faults_unheld: self.faults_unheld,
+            writes: Vec::new(),
         });
         let output = SCOPE.sync_scope(collected, || {
             let output = work();
@@ -1505,5 +1511,24 @@ mod tests {
             "{order:?}"
         );
         assert!(CarriedScope::here().is_none(), "no scope outside a request");
+    }
+
+    /// A request that does not hold the fault table's lock strikes no fault, in its own
+    /// task, muted, or in work it hands to another thread; one that holds it, and work
+    /// outside any request, may.
+    #[tokio::test]
+    async fn only_a_request_holding_the_fault_lock_may_strike() {
+        assert!(faults_held(), "outside any request");
+        for held in [true, false] {
+            let (seen, _) = scoped(held, async {
+                let carried = CarriedScope::here().expect("in a scope");
+                let (elsewhere, _) = std::thread::spawn(move || carried.run(faults_held))
+                    .join()
+                    .expect("the thread");
+                [faults_held(), muted(faults_held), elsewhere]
+            })
+            .await;
+            assert_eq!(seen, [held; 3], "held: {held}");
+        }
     }
 }
