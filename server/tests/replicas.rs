@@ -1009,6 +1009,58 @@ async fn a_database_with_a_newer_schema_is_refused_naming_both_versions() {
     );
 }
 
+/// A database of schema version 2 (before `leaf_accounts`) is migrated at start with every
+/// row kept: its links and its Leaf accounts, which count against `--max-tenants` as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_of_an_older_schema_is_migrated_keeping_every_row() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let flags = ["--max-tenants", "1"];
+    let old = Replica::start(&database, &flags);
+    let (status, created) = old.create_link(&key(7), "kept").await;
+    assert_eq!(status, 201, "{created}");
+    let token = old.authenticate("older").await;
+    let newer = old.authenticate("newer").await;
+    assert_eq!(leaf_user(&old, &token).await, 201);
+    old.kill();
+    let (client, connection) = tokio_postgres::connect(&database, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "DROP TABLE leaf_accounts; UPDATE tenants SET version = version + 1; \
+             UPDATE linkbox_meta SET schema_version = 2",
+        )
+        .await
+        .expect("taken back to version 2");
+
+    let new = Replica::start(&database, &flags);
+    assert_eq!(new.link_ids(&key(7)).await.len(), 1);
+    assert_eq!(
+        leaf_user(&new, &newer).await,
+        403,
+        "the account of version 2 still fills the only place"
+    );
+    let auth = format!("Bearer {token}");
+    let (status, users, _) = new
+        .send(
+            reqwest::Method::GET,
+            "/services/usermanagement/api/users",
+            &[("authorization", auth.as_str())],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{users}");
+    assert_eq!(users.as_array().map(Vec::len), Some(1), "{users}");
+    let version: i32 = client
+        .query_one("SELECT schema_version FROM linkbox_meta", &[])
+        .await
+        .expect("meta")
+        .get(0);
+    assert_eq!(version, linkbox::persist::shared::LATEST);
+}
+
 /// The database's URL, and the address a relay in front of it forwards to.
 fn relayable(database: &str) -> (url::Url, std::net::SocketAddr) {
     let url = url::Url::parse(database).expect("URL");
