@@ -7,19 +7,30 @@ use linkbox_contracts::sandbox::SeedRequest;
 use warp::reply::Response;
 
 use super::error::{ControlError, json};
-use super::write_scope;
+use super::scope;
 use crate::ops::seed::{SeedError, seed_leaf, seed_m2m};
 use crate::wire::{BodyError, Request};
 
 /// POST /_sandbox/seed
 pub fn seed(request: &Request, body: Result<Bytes, BodyError>) -> Result<Response, ControlError> {
     // Read and checked before the caller's tenant is made: a request refused (a count of
-    // 0, an empty mix) makes none (nor counts one toward `--max-tenants`).
+    // 0, an empty mix, an API its credential is not of) makes none (nor counts one toward
+    // `--max-tenants`).
     let seed: SeedRequest = json(body)?;
     let mix = seed.mix.as_ref();
     crate::ops::seed::check(&seed.api, seed.count, mix)
         .map_err(|error| ControlError::invalid(error.to_string()))?;
-    let scope = write_scope(request)?;
+    let unmade = scope(request)?;
+    match seed.api.as_str() {
+        "m2m" => {
+            unmade.partner()?;
+        }
+        "leaf" => {
+            unmade.leaf()?;
+        }
+        _ => {}
+    }
+    let scope = unmade.materialize(&request.app)?;
     let rng_seed = seed.rng_seed.unwrap_or_else(crate::ops::seed::random_seed);
     let app = &request.app;
     let seeded = match seed.api.as_str() {

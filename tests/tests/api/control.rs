@@ -2028,9 +2028,9 @@ async fn a_snapshot_no_api_call_could_make_is_refused_naming_the_item() {
     assert_eq!(after.json, taken, "nothing changed");
 }
 
-/// A control write refused (a seed of no links, a fault of no status the API takes, a
-/// webhook URL it does not take) makes no tenant for a key that never wrote, and takes no
-/// place under `--max-tenants`: a place is a first write's.
+/// A control write refused (a seed of no links, or of the API the key is not of, a fault of
+/// no status the API takes, a webhook URL it does not take) makes no tenant for a key that
+/// never wrote, and takes no place under `--max-tenants`: a place is a first write's.
 #[tokio::test]
 async fn a_refused_control_write_makes_no_tenant_and_takes_no_place() {
     let app = spawn_app_with(Options {
@@ -2046,6 +2046,7 @@ async fn a_refused_control_write_makes_no_tenant_and_takes_no_place() {
             "/seed",
             json!({"api": "m2m", "count": 3, "mix": {"created": 0}}),
         ),
+        (Method::POST, "/seed", json!({"api": "leaf", "count": 1})),
         (Method::POST, "/faults", json!({"status": 99})),
         (
             Method::PUT,
