@@ -1059,6 +1059,19 @@ async fn a_database_of_an_older_schema_is_migrated_keeping_every_row() {
         .expect("meta")
         .get(0);
     assert_eq!(version, linkbox::persist::shared::LATEST);
+    // The account is a tenant by its own row now, not by its user alone: reset through one
+    // replica (its user gone), it still fills the place on another that reads it back.
+    let (status, reset, _) = new
+        .send(
+            reqwest::Method::POST,
+            "/_sandbox/reset",
+            &[("authorization", auth.as_str())],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{reset}");
+    let other = Replica::start(&database, &flags);
+    assert_eq!(leaf_user(&other, &newer).await, 403, "still no place");
 }
 
 /// The database's URL, and the address a relay in front of it forwards to.
