@@ -250,34 +250,6 @@ pub fn outside_strings(body: &[u8]) -> impl Iterator<Item = u8> + '_ {
     })
 }
 
-/// How many values `value` holds, counted as the text it is written as would be (each
-/// object's and array's opening, each member's `:` and each `,` between members or items),
-/// up to past `limit`: a value read some other way than a request's body (a snapshot's
-/// link's `metadata`) is held to [`MAX_JSON_VALUES`] as a body is.
-pub fn holds_more_values(value: &serde_json::Value, limit: usize) -> bool {
-    fn count(value: &serde_json::Value, counted: &mut usize, limit: usize) {
-        if *counted > limit {
-            return;
-        }
-        match value {
-            serde_json::Value::Object(members) => {
-                *counted += (2 * members.len()).max(1);
-                members
-                    .values()
-                    .for_each(|member| count(member, counted, limit));
-            }
-            serde_json::Value::Array(items) => {
-                *counted += items.len().max(1);
-                items.iter().for_each(|item| count(item, counted, limit));
-            }
-            _ => {}
-        }
-    }
-    let mut counted = 0;
-    count(value, &mut counted, limit);
-    counted > limit
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

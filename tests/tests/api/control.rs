@@ -1860,7 +1860,8 @@ async fn a_snapshot_of_a_sandbox_whose_clock_moved_back_restores() {
 }
 
 /// A restore of state no API call could make is refused with a 400 naming the item and its
-/// field, and changes nothing: a `userData` or `referenceId` the API refuses, an expiry not
+/// field, and changes nothing: a `userData` or `referenceId` the API refuses (or a
+/// `userData` or `metadata` of more values than a request may hold), an expiry not
 /// after its link's creation, a revoke reason on a link not revoked, a data request twice,
 /// an operation whose `linkId` or `referenceId` is not its link's, an amount the operations
 /// API refuses.
@@ -1936,6 +1937,19 @@ async fn a_snapshot_no_api_call_could_make_is_refused_naming_the_item() {
         (
             vec![u4_id.clone(), "userData".into(), "object".into()],
             Box::new(move |s: &mut Value| s["users"][u4]["userData"] = json!([1])),
+        ),
+        // Counted in their text before either is read as a tree.
+        (
+            vec![u4_id.clone(), "userData".into(), "10000".into()],
+            Box::new(move |s: &mut Value| {
+                s["users"][u4]["userData"] = json!({"name": vec![0; 10_001]});
+            }),
+        ),
+        (
+            vec![opened_id.clone(), "metadata".into(), "10000".into()],
+            Box::new(move |s: &mut Value| {
+                s["links"][opened]["metadata"] = json!({"n": vec![0; 10_001]});
+            }),
         ),
         (
             vec![u2_id.clone(), "referenceId".into(), "255".into()],

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use linkbox_contracts::m2m::{Language, LinkStatus};
-use linkbox_contracts::sandbox::{SnapshotLink, SnapshotUser};
+use linkbox_contracts::sandbox::{RawJson, SnapshotLink, SnapshotUser};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -102,10 +102,12 @@ impl LinkDoc<'_> {
     }
 }
 
-/// `value` as JSON text. Serializing a `Value` cannot fail: its keys are strings and its
-/// numbers finite.
-fn raw<'a>(value: &serde_json::Value) -> Option<Cow<'a, RawValue>> {
-    serde_json::value::to_raw_value(value).ok().map(Cow::Owned)
+/// A snapshot's value as the compact text it is kept as, read as a tree on its own (the
+/// restore counted its values first and refused it unread past the limit): `None` for one
+/// that does not read, which the restore refused too.
+fn compact<'a>(raw: &RawJson) -> Option<Cow<'a, RawValue>> {
+    let value = raw.parse().ok()?;
+    serde_json::value::to_raw_value(&value).ok().map(Cow::Owned)
 }
 
 impl<'a> From<&'a SnapshotUser> for UserDoc<'a> {
@@ -113,7 +115,7 @@ impl<'a> From<&'a SnapshotUser> for UserDoc<'a> {
         UserDoc {
             user_id: Cow::Borrowed(&user.user_id),
             reference_id: Cow::Borrowed(&user.reference_id),
-            user_data: user.user_data.as_ref().and_then(raw),
+            user_data: user.user_data.as_ref().and_then(compact),
         }
     }
 }
@@ -130,7 +132,7 @@ impl<'a> From<&'a SnapshotLink> for LinkDoc<'a> {
             theme: text(&link.theme),
             language: link.language,
             callback_url: text(&link.callback_url),
-            metadata: link.metadata.as_ref().and_then(raw),
+            metadata: link.metadata.as_ref().and_then(compact),
             created_at: Cow::Borrowed(&link.created_at),
             expires_at: Cow::Borrowed(&link.expires_at),
             opened_at: text(&link.opened_at),

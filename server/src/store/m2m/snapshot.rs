@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use linkbox_contracts::m2m::{CIP_FIELDS, LinkStatus, OperationStatus};
 use linkbox_contracts::sandbox::{
-    M2mSnapshot, OperationView, SnapshotDataRequest, SnapshotLink, SnapshotUser,
+    M2mSnapshot, OperationView, RawJson, SnapshotDataRequest, SnapshotLink, SnapshotUser,
 };
 use linkbox_contracts::{m2m as wire, timefmt};
 use time::OffsetDateTime;
@@ -350,7 +350,10 @@ impl Partner {
         SnapshotUser {
             user_id: self.user_id(user),
             reference_id: user.reference_id.to_string(),
-            user_data: user.data.as_ref().map(Compact::value),
+            user_data: user
+                .data
+                .as_ref()
+                .map(|data| RawJson::from(data.raw().to_owned())),
         }
     }
 
@@ -364,7 +367,10 @@ impl Partner {
             theme: link.theme().map(str::to_owned),
             language: link.language,
             callback_url: link.callback_url().map(str::to_owned),
-            metadata: link.metadata.as_ref().map(Compact::value),
+            metadata: link
+                .metadata
+                .as_ref()
+                .map(|metadata| RawJson::from(metadata.raw().to_owned())),
             created_at: timefmt::millis(link.created_at.at()),
             expires_at: timefmt::millis(link.expires_at.at()),
             opened_at: link.opened_at.get().map(timefmt::millis),
@@ -876,27 +882,24 @@ fn possible(link: &linkbox_contracts::sandbox::SnapshotLink) -> Result<(), Strin
             link.status.as_str()
         ));
     }
-    if link
-        .metadata
-        .as_ref()
-        .is_some_and(|metadata| !metadata.is_object())
-    {
-        return Err(format!("Link {}: metadata must be an object", link.link_id));
-    }
-    // As a create's body is held to: a link's metadata is read back as a tree on every
-    // read of it, where a megabyte of small values takes some 120 MB.
+    let Some(metadata) = &link.metadata else {
+        return Ok(());
+    };
+    // As a create's body is held to, counted in its text before it is read: a link's
+    // metadata is read back as a tree on every read of it, where a megabyte of small
+    // values takes some 120 MB.
     let most = crate::bodies::MAX_JSON_VALUES;
-    if link
-        .metadata
-        .as_ref()
-        .is_some_and(|metadata| crate::bodies::holds_more_values(metadata, most))
-    {
+    if crate::bodies::holds_more_values_than(metadata.get().as_bytes(), most) {
         return Err(format!(
             "Link {}: metadata holds more JSON values than the limit of {most} a create is held to",
             link.link_id
         ));
     }
-    Ok(())
+    match metadata.parse() {
+        Ok(value) if value.is_object() => Ok(()),
+        Ok(_) => Err(format!("Link {}: metadata must be an object", link.link_id)),
+        Err(error) => Err(format!("Link {}: metadata: {error}", link.link_id)),
+    }
 }
 
 /// The first id of `ids` that one before it already was.
@@ -913,8 +916,18 @@ fn acceptable(user: &SnapshotUser) -> Result<(), String> {
         return Err(format!("User {}: {refusal}", user.user_id));
     }
     if let Some(data) = &user.user_data {
-        user_input::check_kept_user_data(data)
-            .map_err(|refusal| format!("User {}: {refusal}", user.user_id))?;
+        let refused = |refusal: String| format!("User {}: {refusal}", user.user_id);
+        // Counted in its text before it is read, as a link's metadata is ([`possible`]).
+        let most = crate::bodies::MAX_JSON_VALUES;
+        if crate::bodies::holds_more_values_than(data.get().as_bytes(), most) {
+            return Err(refused(format!(
+                "userData holds more JSON values than the limit of {most} a request is held to"
+            )));
+        }
+        let data = data
+            .parse()
+            .map_err(|error| refused(format!("userData: {error}")))?;
+        user_input::check_kept_user_data(&data).map_err(refused)?;
     }
     Ok(())
 }
