@@ -8,7 +8,9 @@
 //! gigabytes. A body is counted as its bytes arrive ([`Hold::grow`]) and let go when the
 //! request is done with it ([`Hold`] dropped); a body that would pass the bound is refused
 //! (the APIs answer 503 with `Retry-After: 1`, each in its own envelope) and what it held
-//! is let go at once.
+//! is let go at once. The request's head is counted with its body, from when the body is
+//! first awaited ([`crate::wire::Request::body`]): it waits in memory as long as the body
+//! takes.
 //!
 //! The caller is a tenant that exists — a partner or Leaf account that has written — whose
 //! count lives in the tenant itself ([`Share`]); every other caller (no credentials, or a

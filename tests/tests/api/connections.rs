@@ -521,7 +521,12 @@ async fn the_bodies_held_at_once_are_bounded_and_one_caller_holds_a_quarter() {
     while app.app.bodies.held() < (3 * mib) as u64 && started.elapsed() < Duration::from_secs(5) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(app.app.bodies.held(), (3 * mib) as u64);
+    // Three MiB of body, and its head, which waits with it.
+    let holding = app.app.bodies.held();
+    assert!(
+        ((3 * mib) as u64 + 100..(3 * mib) as u64 + 1024).contains(&holding),
+        "{holding}"
+    );
     let mut refused = half_sent(&app, "/_sandbox/snapshot", &as_key, 4 * mib, 2 * mib).await;
     let refusal = answer(&mut refused).await;
     assert!(refusal.starts_with("HTTP/1.1 503"), "{refusal}");
@@ -531,11 +536,7 @@ async fn the_bodies_held_at_once_are_bounded_and_one_caller_holds_a_quarter() {
     );
     assert!(refusal.contains(r#""code":"BODIES_FULL""#), "{refusal}");
     assert!(refusal.contains("--max-bodies-mib"), "{refusal}");
-    assert_eq!(
-        app.app.bodies.held(),
-        (3 * mib) as u64,
-        "the refused body let go"
-    );
+    assert_eq!(app.app.bodies.held(), holding, "the refused body let go");
     // Everyone else's bodies are read meanwhile.
     let other = app
         .create_link(
@@ -1026,4 +1027,51 @@ async fn over_http2_the_authority_is_the_host_the_keyless_admin_check_reads() {
         .expect("an answer");
     assert_eq!(own.version(), reqwest::Version::HTTP_2);
     assert_eq!(own.status(), 200);
+}
+
+/// A request's head waits in memory with its body and is counted with it: a stranger's
+/// connections, each a head of 60 KB declaring a body it never sends, fill a caller's
+/// quarter of `--max-bodies-mib` and no more, and the next such head is refused at once (a
+/// 503 saying when to retry) while a tenant's requests are still served. Uncounted, each
+/// held its head for the 30 s a body is waited for, on as many connections as were opened.
+#[tokio::test]
+async fn heads_waiting_for_their_bodies_are_counted_with_them() {
+    let app = spawn_app_with(linkbox::Options {
+        max_bodies_mib: Some(1),
+        ..linkbox::Options::default()
+    })
+    .await;
+    let (stranger, tenant) = (linkbox_tests::test_key(3), linkbox_tests::test_key(4));
+    let first = app
+        .create_link(&tenant, &serde_json::json!({"referenceId": "first"}))
+        .await;
+    assert_eq!(first.status, 201, "{first:?}");
+    let padding = "p".repeat(60_000);
+    let headers = [
+        ("X-API-Key", stranger.as_str()),
+        ("X-Pad", padding.as_str()),
+    ];
+    let mut waiting = Vec::new();
+    let refusal = loop {
+        assert!(
+            waiting.len() < 8,
+            "a quarter of 1 MiB holds four such heads"
+        );
+        let mut stream = half_sent(&app, "/partner/links", &headers, 100, 0).await;
+        let mut read = [0; 4096];
+        match tokio::time::timeout(Duration::from_millis(500), stream.read(&mut read)).await {
+            Ok(Ok(n)) => break String::from_utf8_lossy(&read[..n]).into_owned(),
+            _ => waiting.push(stream),
+        }
+    };
+    assert_eq!(waiting.len(), 4, "{refusal}");
+    assert!(refusal.starts_with("HTTP/1.1 503"), "{refusal}");
+    assert!(refusal.contains("--max-bodies-mib"), "{refusal}");
+    let held = app.app.bodies.held();
+    assert!((240_000..262_144).contains(&held), "{held}");
+    let served = app
+        .create_link(&tenant, &serde_json::json!({"referenceId": "served"}))
+        .await;
+    assert_eq!(served.status, 201, "{served:?}");
+    drop(waiting);
 }
