@@ -285,7 +285,8 @@ impl Modify for WarningHeader {
     }
 }
 
-/// The answers any operation may give besides its own, in the envelope of its API: 503 with
+/// The answers any operation may give besides its own, in the envelope of its API: on the
+/// vendor APIs, 500 (the vendors' internal error, as a fault injects it); 503 with
 /// `Retry-After` (a body, or an answer past 64 KiB, linkbox has no room to hold now,
 /// `--max-bodies-mib`; in a sandbox
 /// shared by replicas, the database unavailable), and, on an operation that takes a body,
@@ -343,6 +344,20 @@ impl Modify for CommonAnswers {
                     .build()
                     .into()
                 });
+                // The vendors' own internal error, which linkbox answers only where a fault
+                // injects it (`POST /_sandbox/faults`): M2M documents its 500, and a client
+                // testing its handling of one should get it typed.
+                if !path.starts_with("/_sandbox") {
+                    responses.entry("500".to_owned()).or_insert_with(|| {
+                        answer(
+                            "The vendor's internal error (M2M's INTERNAL_ERROR). linkbox \
+                             answers it only where a fault injects it (POST /_sandbox/faults), \
+                             as it does any other status a fault names.",
+                        )
+                        .build()
+                        .into()
+                    });
+                }
                 if path.starts_with("/_sandbox") {
                     responses.entry("403".to_owned()).or_insert_with(|| {
                         answer(
@@ -413,6 +428,39 @@ mod tests {
             }
         }
         assert!(seen > 15, "{seen} control operations");
+    }
+
+    /// Every vendor operation documents the vendors' 500 in its API's envelope: M2M lists it
+    /// among its statuses, and a fault injects it on either API.
+    #[test]
+    fn every_vendor_operation_documents_the_vendors_500() {
+        let doc = document();
+        let paths = doc["paths"].as_object().expect("paths");
+        let mut seen = 0;
+        for (path, item) in paths {
+            let schema = if path.starts_with("/partner") {
+                "#/components/schemas/ErrorEnvelope"
+            } else if path.starts_with("/api") || path.starts_with("/services") {
+                "#/components/schemas/Problem"
+            } else {
+                continue;
+            };
+            for (method, operation) in item.as_object().expect("a path item") {
+                let Some(responses) = operation.get("responses") else {
+                    continue;
+                };
+                let content = responses["500"]["content"]
+                    .as_object()
+                    .and_then(|content| content.values().next());
+                assert_eq!(
+                    content.map(|content| &content["schema"]["$ref"]),
+                    Some(&serde_json::json!(schema)),
+                    "{method} {path}"
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen > 20, "{seen} vendor operations");
     }
 
     #[test]

@@ -44,7 +44,7 @@ from linkbox_client.api.m2m import (
     regenerate_webhook_secret,
     revoke_link,
 )
-from linkbox_client.api.sandbox import list_webhooks, open_link
+from linkbox_client.api.sandbox import add_fault, list_webhooks, open_link
 from linkbox_client.models import (
     AllowedProvider,
     AuthenticateRequest,
@@ -52,6 +52,8 @@ from linkbox_client.models import (
     BankAccount,
     CreateLinkRequest,
     CreateLinkResponse,
+    ErrorEnvelope,
+    FaultRequest,
     FileUploadLinkWithUserRequest,
     FulfilDataRequest,
     Language,
@@ -205,6 +207,16 @@ def m2m(base_url: str) -> None:
     twice = revoke_link.sync_detailed(client=client, link_id=json_link.link_id)
     check(twice.status_code == HTTPStatus.BAD_REQUEST and twice.parsed.error.code.value == "INVALID_REQUEST",
           "a revoked link cannot be revoked", twice.content)
+
+    # The vendor's documented 500, as a fault injects it, is an ErrorEnvelope too.
+    fault = add_fault.sync_detailed(client=client, body=FaultRequest(
+        method="POST", path="/partner/links", status=500, times=1))
+    check(fault.status_code == HTTPStatus.CREATED, "a fault is set", fault.content)
+    failed = create_link.sync_detailed(client=client, body=CreateLinkRequest(reference_id=f"{reference_id}-500"))
+    check(failed.status_code == HTTPStatus.INTERNAL_SERVER_ERROR
+          and isinstance(failed.parsed, ErrorEnvelope)
+          and failed.parsed.error.code.value == "INTERNAL_ERROR",
+          "an injected 500 is a typed ErrorEnvelope", (failed.status_code, failed.content))
 
     secret = regenerate_webhook_secret.sync(client=client)
     check(isinstance(secret, RegeneratedSecret) and re.fullmatch(r"whsec_[A-Za-z0-9]{24}", secret.webhook_secret),
