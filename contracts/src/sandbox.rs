@@ -213,7 +213,9 @@ pub struct OpenedLink {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OperationRequest {
-    /// The amount sent, > 0.
+    /// The amount sent, from 0.01 to 1,000,000,000.
+    #[schemars(range(min = OperationRequest::MIN_AMOUNT, max = OperationRequest::MAX_AMOUNT))]
+    #[schema(minimum = 0.01, maximum = 1000000000)]
     pub amount: f64,
     /// Default 0.
     #[serde(default)]
@@ -227,6 +229,13 @@ pub struct OperationRequest {
     /// Default the send currency.
     #[serde(default)]
     pub receive_currency: Option<String>,
+}
+
+impl OperationRequest {
+    /// The smallest amount an operation sends.
+    pub const MIN_AMOUNT: f64 = 0.01;
+    /// The largest amount an operation sends.
+    pub const MAX_AMOUNT: f64 = 1_000_000_000.0;
 }
 
 impl WholeRanges for OperationRequest {}
@@ -741,6 +750,8 @@ pub struct SnapshotDataRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LeafConnectRequest {
     /// One of the providers the link allows (`JohnDeere`, `CNHI`, ...).
+    #[schema(value_type = crate::leaf::Provider)]
+    #[schemars(with = "crate::leaf::Provider")]
     pub provider: String,
 }
 
@@ -751,6 +762,8 @@ impl WholeRanges for LeafConnectRequest {}
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SeedRequest {
     /// `m2m` (needs a partner key) or `leaf` (needs a Leaf token).
+    #[schema(value_type = SeedApi)]
+    #[schemars(with = "SeedApi")]
     pub api: String,
     /// How many links, 1 to 1000.
     #[schemars(range(min = SeedRequest::COUNT.min, max = SeedRequest::COUNT.max))]
@@ -763,6 +776,18 @@ pub struct SeedRequest {
     /// revoked, expired; leaf: provider, authentication, fileUpload, usedUp, expired).
     #[serde(default)]
     pub mix: Option<std::collections::BTreeMap<String, u32>>,
+}
+
+// The schema of `SeedRequest::api`, which the server reads as text, so that its refusal
+// names the values it takes in its own words.
+/// The API a seed fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SeedApi {
+    /// A partner's links and users: needs a partner key.
+    M2m,
+    /// A Leaf account's users and magic links: needs a Leaf token.
+    Leaf,
 }
 
 impl SeedRequest {

@@ -488,6 +488,16 @@ mod tests {
             request["referenceId"]["maxLength"],
             m2m::REFERENCE_ID_MAX_LEN
         );
+        let operation = &doc["components"]["schemas"]["OperationRequest"]["properties"];
+        let amount = |bound: &str| operation["amount"][bound].as_f64();
+        assert_eq!(
+            amount("minimum"),
+            Some(crate::sandbox::OperationRequest::MIN_AMOUNT)
+        );
+        assert_eq!(
+            amount("maximum"),
+            Some(crate::sandbox::OperationRequest::MAX_AMOUNT)
+        );
         let created = &doc["components"]["schemas"]["CreatedLink"]["properties"];
         assert_eq!(created["linkId"]["pattern"], m2m::LINK_ID_PATTERN);
         let secret = &doc["components"]["schemas"]["RegeneratedSecret"]["properties"];

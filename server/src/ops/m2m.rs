@@ -74,8 +74,10 @@ pub fn cancel_operation(
     Ok(operation)
 }
 
+/// The smallest amount a transfer may send: a cent. [design]
+pub const MIN_AMOUNT: f64 = linkbox_contracts::sandbox::OperationRequest::MIN_AMOUNT;
 /// The largest amount a transfer may send: one billion. [design]
-pub const MAX_AMOUNT: f64 = 1_000_000_000.0;
+pub const MAX_AMOUNT: f64 = linkbox_contracts::sandbox::OperationRequest::MAX_AMOUNT;
 /// The largest exchange rate a transfer may use. [design]
 pub const MAX_EXCHANGE_RATE: f64 = 10_000.0;
 
@@ -139,7 +141,7 @@ fn new_operation(request: OperationRequest) -> Result<NewOperation, Error> {
 
 /// An amount sent, from 0.01 to [`MAX_AMOUNT`].
 fn send_in_range(send: f64) -> bool {
-    (0.01..=MAX_AMOUNT).contains(&send)
+    (MIN_AMOUNT..=MAX_AMOUNT).contains(&send)
 }
 
 /// A fee, from 0 to less than what is sent.
