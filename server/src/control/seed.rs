@@ -14,33 +14,32 @@ use crate::wire::{BodyError, Request};
 /// POST /_sandbox/seed
 pub fn seed(request: &Request, body: Result<Bytes, BodyError>) -> Result<Response, ControlError> {
     // Read and checked before the caller's tenant is made: a request refused (a count of
-    // 0, an empty mix, an API its credential is not of) makes none (nor counts one toward
-    // `--max-tenants`).
+    // 0, an empty mix, an API it does not name or its credential is not of, more than its
+    // storage budget holds) makes none (nor counts one toward `--max-tenants`). A tenant
+    // not yet made stores nothing, as one just made.
     let seed: SeedRequest = json(body)?;
     let mix = seed.mix.as_ref();
     crate::ops::seed::check(&seed.api, seed.count, mix)
         .map_err(|error| ControlError::invalid(error.to_string()))?;
     let unmade = scope(request)?;
-    match seed.api.as_str() {
-        "m2m" => {
-            unmade.partner()?;
-        }
-        "leaf" => {
-            unmade.leaf()?;
-        }
-        _ => {}
-    }
-    let scope = unmade.materialize(&request.app)?;
-    let rng_seed = seed.rng_seed.unwrap_or_else(crate::ops::seed::random_seed);
-    let app = &request.app;
-    let seeded = match seed.api.as_str() {
-        "m2m" => seed_m2m(app, scope.partner()?, seed.count, rng_seed, mix),
-        "leaf" => seed_leaf(app, scope.leaf()?, seed.count, rng_seed, mix),
+    let needed = u64::from(seed.count) * crate::ops::seed::SEEDED_LINK_MOST;
+    let fits = match seed.api.as_str() {
+        "m2m" => unmade.partner()?.allows(needed),
+        "leaf" => unmade.leaf()?.allows(needed),
         _ => {
             return Err(ControlError::invalid(
                 "The api field must be one of: m2m, leaf",
             ));
         }
+    };
+    fits.map_err(ControlError::StorageFull)?;
+    let scope = unmade.materialize(&request.app)?;
+    let rng_seed = seed.rng_seed.unwrap_or_else(crate::ops::seed::random_seed);
+    let app = &request.app;
+    let seeded = if seed.api == "m2m" {
+        seed_m2m(app, scope.partner()?, seed.count, rng_seed, mix)
+    } else {
+        seed_leaf(app, scope.leaf()?, seed.count, rng_seed, mix)
     }
     .map_err(|error| match error {
         SeedError::StorageFull(full) => ControlError::StorageFull(full),

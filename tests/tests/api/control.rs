@@ -2042,13 +2042,15 @@ async fn a_snapshot_no_api_call_could_make_is_refused_naming_the_item() {
     assert_eq!(after.json, taken, "nothing changed");
 }
 
-/// A control write refused (a seed of no links, or of the API the key is not of, a fault of
-/// no status the API takes, a webhook URL it does not take) makes no tenant for a key that
-/// never wrote, and takes no place under `--max-tenants`: a place is a first write's.
+/// A control write refused (a seed of no links, of no API or the API the key is not of, or
+/// past the storage budget, a fault of no status the API takes, a webhook URL it does not
+/// take) makes no tenant for a key that never wrote, and takes no place under
+/// `--max-tenants`: a place is a first write's.
 #[tokio::test]
 async fn a_refused_control_write_makes_no_tenant_and_takes_no_place() {
     let app = spawn_app_with(Options {
         max_tenants: Some(1),
+        max_tenant_mib: Some(1),
         ..Options::default()
     })
     .await;
@@ -2061,6 +2063,7 @@ async fn a_refused_control_write_makes_no_tenant_and_takes_no_place() {
             json!({"api": "m2m", "count": 3, "mix": {"created": 0}}),
         ),
         (Method::POST, "/seed", json!({"api": "leaf", "count": 1})),
+        (Method::POST, "/seed", json!({"api": "nope", "count": 1})),
         (Method::POST, "/faults", json!({"status": 99})),
         (
             Method::PUT,
@@ -2073,6 +2076,18 @@ async fn a_refused_control_write_makes_no_tenant_and_takes_no_place() {
             .await;
         assert_eq!(refused.status, 400, "{path} {body}: {refused:?}");
     }
+    // A seed past the storage budget a new tenant would have (1 MiB: a thousand links take
+    // two at most) is refused before the tenant is made.
+    let full = app
+        .control(
+            Method::POST,
+            "/seed",
+            Some(&stranger),
+            Some(&json!({"api": "m2m", "count": 1000})),
+        )
+        .await;
+    assert_eq!(full.status, 403, "{full:?}");
+    assert_eq!(full.json["error"]["code"], "STORAGE_FULL", "{full:?}");
     let first = app
         .create_link(&test_key(95), &json!({"referenceId": "first"}))
         .await;
