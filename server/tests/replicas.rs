@@ -1010,18 +1010,25 @@ async fn a_database_with_a_newer_schema_is_refused_naming_both_versions() {
 }
 
 /// A database of schema version 2 (before `leaf_accounts`) is migrated at start with every
-/// row kept: its links and its Leaf accounts, which count against `--max-tenants` as before.
+/// row kept: its links and its Leaf accounts (one of a fault alone among them), which count
+/// against `--max-tenants` as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_of_an_older_schema_is_migrated_keeping_every_row() {
     let Some(server) = server() else { return };
     let database = fresh_database(&server).await;
-    let flags = ["--max-tenants", "1"];
+    let flags = ["--max-tenants", "2"];
     let old = Replica::start(&database, &flags);
     let (status, created) = old.create_link(&key(7), "kept").await;
     assert_eq!(status, 201, "{created}");
     let token = old.authenticate("older").await;
+    let faulty = old.authenticate("faulty").await;
     let newer = old.authenticate("newer").await;
     assert_eq!(leaf_user(&old, &token).await, 201);
+    assert_eq!(
+        leaf_fault(&old, &faulty).await,
+        201,
+        "an account of a fault alone"
+    );
     old.kill();
     let (client, connection) = tokio_postgres::connect(&database, tokio_postgres::NoTls)
         .await
@@ -1040,7 +1047,7 @@ async fn a_database_of_an_older_schema_is_migrated_keeping_every_row() {
     assert_eq!(
         leaf_user(&new, &newer).await,
         403,
-        "the account of version 2 still fills the only place"
+        "the accounts of version 2 still fill both places"
     );
     let auth = format!("Bearer {token}");
     let (status, users, _) = new

@@ -89,8 +89,8 @@ const MIGRATIONS: &[(i32, &str)] = &[
         "CREATE INDEX leaf_magic_links_by_id ON leaf_magic_links (id);",
     ),
     // The open-mode Leaf accounts, each a tenant from its first write on, whatever it wrote
-    // ([`Table::LeafAccounts`]): every account the database holds a user or a link of has
-    // one, or a replica that read it would drop it once those were gone (its own reset)
+    // ([`Table::LeafAccounts`]): every account the database holds a user, a link or a fault
+    // of has one, or a replica that read it would drop it once those were gone (its own reset)
     // while the replica that reset it still counted it.
     (
         3,
@@ -99,7 +99,8 @@ const MIGRATIONS: &[(i32, &str)] = &[
     CREATE INDEX leaf_accounts_changes ON leaf_accounts (tenant, version);
     INSERT INTO leaf_accounts (tenant, id, position, doc, version)
         SELECT named.tenant, named.tenant, 0, '{}', COALESCE(tenants.version, 0)
-        FROM (SELECT tenant FROM leaf_users UNION SELECT tenant FROM leaf_magic_links) AS named
+        FROM (SELECT tenant FROM leaf_users UNION SELECT tenant FROM leaf_magic_links
+              UNION SELECT substr(tenant, 6) FROM faults WHERE tenant LIKE 'leaf:%') AS named
         LEFT JOIN tenants ON tenants.name = 'leaf:' || named.tenant;
     ",
     ),
