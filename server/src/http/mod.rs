@@ -853,13 +853,25 @@ fn replica_hint(app: &App, surfaces: &Surfaces, request: &Request) -> Hint {
         };
     }
     // A request that may write, by a tenant: its row is made first when missing.
-    let caller = || {
-        identity::tenant_hint(app, &request.headers, true)
-            .or_else(|| identity::tenant_hint(app, &request.headers, false))
-    };
-    match create.then(caller).flatten() {
+    match create
+        .then(|| control_writer(app, &request.headers))
+        .flatten()
+    {
         Some(name) => Hint::Caller(name),
         None => Hint::Everything,
+    }
+}
+
+/// The tenant a control write acts on, whose row it makes first when missing: the one its
+/// scope acts on ([`identity::Caller::scope`]), which takes a valid Leaf token before a key
+/// (`None`: the admin's, or no tenant's). Named by the key, a seed carrying both made and
+/// locked the partner's row and seeded the account, whose first write on another replica
+/// then ran beside it (one `externalId`, two users).
+fn control_writer(app: &App, headers: &http::HeaderMap) -> Option<String> {
+    match identity::resolve(app, headers).scope(app) {
+        Ok(scope) => scope.slug().map(str::to_owned),
+        Err(_) => identity::tenant_hint(app, headers, true)
+            .or_else(|| identity::tenant_hint(app, headers, false)),
     }
 }
 
@@ -1345,6 +1357,34 @@ mod tests {
             Options::default(),
             "127.0.0.1:1".parse().expect("addr"),
         ))
+    }
+
+    /// A control write carrying both a partner key and a valid Leaf token acts on the Leaf
+    /// account, as its scope does, and so makes and locks the account's row in a shared
+    /// sandbox; one carrying either alone acts on its own.
+    #[test]
+    fn a_control_write_with_a_key_and_a_token_is_the_accounts() {
+        let app = app();
+        let now = app.clock.now();
+        let token =
+            crate::ops::tokens::issue(app.store.leaf(), "both", false, now).expect("a token");
+        let key = format!("m2m_test_{}", "b".repeat(32));
+        let header = |name: &'static str, value: &str| {
+            (
+                http::HeaderName::from_static(name),
+                http::HeaderValue::from_str(value).expect("a header"),
+            )
+        };
+        let bearer = header("authorization", &format!("Bearer {token}"));
+        let keyed = header("x-api-key", &key);
+        let writer = |fields: &[&(http::HeaderName, http::HeaderValue)]| {
+            let headers: http::HeaderMap = fields.iter().map(|&field| field.clone()).collect();
+            control_writer(&app, &headers)
+        };
+        let partner = crate::store::m2m::open_mode_slug(&key);
+        assert_eq!(writer(&[&keyed]), Some(partner.to_string()));
+        assert_eq!(writer(&[&bearer]).as_deref(), Some("leaf:both"));
+        assert_eq!(writer(&[&keyed, &bearer]).as_deref(), Some("leaf:both"));
     }
 
     /// `request`'s answer through the whole pipeline, its body read whole.
