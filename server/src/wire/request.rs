@@ -256,6 +256,14 @@ impl Request {
         read
     }
 
+    /// A hold of the request's head in its caller's share of the bodies' bound, for a wait
+    /// that is not its body's (a fault's delay): the head waits in memory as long.
+    pub fn hold_head(&self) -> Result<crate::bodies::Hold, crate::bodies::Refused> {
+        let mut hold = self.app.bodies.hold(self.caller.body_share());
+        hold.grow(self.head_bytes())?;
+        Ok(hold)
+    }
+
     /// The bytes of the request's head as it came: its target and its fields, each with
     /// its separators.
     fn head_bytes(&self) -> u64 {

@@ -1075,3 +1075,49 @@ async fn heads_waiting_for_their_bodies_are_counted_with_them() {
     assert_eq!(served.status, 201, "{served:?}");
     drop(waiting);
 }
+
+/// A request's head waits through a fault's delay counted as a body's is: a key's heads of
+/// 60 KB to a path it delayed fill its quarter of `--max-bodies-mib` and no more, the next
+/// answered 503 at once in its API's envelope. Uncounted, a new key's delay of two minutes
+/// held such heads by the hundred per HTTP/2 connection.
+#[tokio::test]
+async fn heads_waiting_through_a_faults_delay_are_counted() {
+    let app = spawn_app_with(linkbox::Options {
+        max_bodies_mib: Some(1),
+        ..linkbox::Options::default()
+    })
+    .await;
+    let key = linkbox_tests::test_key(5);
+    let fault = app
+        .control(
+            Method::POST,
+            "/faults",
+            Some(&key),
+            Some(&serde_json::json!({"path": "/partner/links", "delayMs": 10_000})),
+        )
+        .await;
+    assert_eq!(fault.status, 201, "{fault:?}");
+    let padding = "p".repeat(60_000);
+    let mut waiting = Vec::new();
+    let refusal = loop {
+        assert!(
+            waiting.len() < 8,
+            "a quarter of 1 MiB holds four such heads"
+        );
+        let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+        let head = format!(
+            "GET /partner/links HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\nX-Pad: {padding}\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.expect("head");
+        let mut read = [0; 4096];
+        match tokio::time::timeout(Duration::from_millis(500), stream.read(&mut read)).await {
+            Ok(Ok(n)) => break String::from_utf8_lossy(&read[..n]).into_owned(),
+            _ => waiting.push(stream),
+        }
+    };
+    assert_eq!(waiting.len(), 4, "{refusal}");
+    assert!(refusal.starts_with("HTTP/1.1 503"), "{refusal}");
+    assert!(refusal.contains(r#""success":false"#), "{refusal}");
+    assert!(refusal.contains("--max-bodies-mib"), "{refusal}");
+    drop(waiting);
+}
