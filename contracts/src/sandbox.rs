@@ -623,6 +623,44 @@ pub struct FaultPage {
     pub faults: Vec<FaultView>,
 }
 
+/// A data request's `requiredFields`, read no further than the CIP fields it may name (each
+/// once): a snapshot of millions of `""` there took some fifteen times its size to read
+/// before any was checked.
+fn at_most_cip_fields<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    struct Fields;
+    impl<'de> serde::de::Visitor<'de> for Fields {
+        type Value = Vec<String>;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(
+                formatter,
+                "a list of at most {} CIP field names",
+                crate::m2m::CIP_FIELDS.len()
+            )
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Vec<String>, A::Error> {
+            let most = crate::m2m::CIP_FIELDS.len();
+            let mut fields = Vec::new();
+            while let Some(field) = seq.next_element::<String>()? {
+                if fields.len() == most {
+                    return Err(serde::de::Error::custom(format!(
+                        "a data request names at most the {most} CIP fields"
+                    )));
+                }
+                fields.push(field);
+            }
+            Ok(fields)
+        }
+    }
+    deserializer.deserialize_seq(Fields)
+}
+
 /// A JSON value kept as the text it came as, unparsed: a snapshot's `metadata` and `userData`.
 /// Read as a tree, a value costs tens of bytes however few it is written in (`0,`), so a
 /// snapshot of millions of small values took some 36 times its size to read; each is read
@@ -738,6 +776,10 @@ pub struct SnapshotLink {
 pub struct SnapshotDataRequest {
     pub data_request_id: String,
     pub link_id: String,
+    /// The CIP fields asked for, each once: at most seven.
+    #[serde(deserialize_with = "at_most_cip_fields")]
+    #[schemars(length(max = 7))]
+    #[schema(max_items = 7)]
     pub required_fields: Vec<String>,
     /// `null` until the request is fulfilled; ISO 8601 UTC with exactly three fraction digits (`2026-02-10T12:00:00.000Z`).
     #[schema(format = DateTime)]

@@ -1637,6 +1637,13 @@ async fn a_snapshot_of_impossible_state_is_refused_whole() {
                 s["dataRequests"][0]["requiredFields"] = json!(["dob", "idType", "dob"]);
             }),
         ),
+        // Read no further than that: a million `""` took fifteen times their size.
+        (
+            "at most the 7 CIP fields",
+            Box::new(|s: &mut Value| {
+                s["dataRequests"][0]["requiredFields"] = json!(vec![""; 8]);
+            }),
+        ),
         (
             "userId",
             Box::new(|s: &mut Value| s["users"][1]["userId"] = s["users"][0]["userId"].clone()),
