@@ -217,17 +217,25 @@ pub struct OperationRequest {
     #[schemars(range(min = OperationRequest::MIN_AMOUNT, max = OperationRequest::MAX_AMOUNT))]
     #[schema(minimum = 0.01, maximum = 1000000000)]
     pub amount: f64,
-    /// Default 0.
+    /// At least 0 and less than the amount; default 0.
     #[serde(default)]
+    #[schemars(range(min = 0))]
+    #[schema(minimum = 0)]
     pub fee: Option<f64>,
-    /// receive = (amount - fee) × exchangeRate; default 1.
+    /// receive = (amount - fee) × exchangeRate: greater than 0 and at most 10,000; default 1.
     #[serde(default)]
+    #[schemars(range(max = OperationRequest::MAX_EXCHANGE_RATE), extend("exclusiveMinimum" = 0))]
+    #[schema(exclusive_minimum = 0, maximum = 10000)]
     pub exchange_rate: Option<f64>,
-    /// Default `USD`.
+    /// A three-letter ISO 4217 code, in capitals; default `USD`.
     #[serde(default)]
+    #[schemars(regex(pattern = OperationRequest::CURRENCY))]
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub send_currency: Option<String>,
-    /// Default the send currency.
+    /// A three-letter ISO 4217 code, in capitals; default the send currency.
     #[serde(default)]
+    #[schemars(regex(pattern = OperationRequest::CURRENCY))]
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub receive_currency: Option<String>,
 }
 
@@ -236,6 +244,10 @@ impl OperationRequest {
     pub const MIN_AMOUNT: f64 = 0.01;
     /// The largest amount an operation sends.
     pub const MAX_AMOUNT: f64 = 1_000_000_000.0;
+    /// The largest exchange rate an operation uses.
+    pub const MAX_EXCHANGE_RATE: f64 = 10_000.0;
+    /// A currency code as ISO 4217 writes one: three capital letters.
+    pub const CURRENCY: &str = "^[A-Z]{3}$";
 }
 
 impl WholeRanges for OperationRequest {}

@@ -167,11 +167,13 @@ pub fn fulfil_data_request() {}
     operation_id = "regenerateWebhookSecret",
     responses(
         (status = 200, description = "The new secret, shown once", body = RegeneratedSecret),
+        (status = 400, description = "A body it cannot read: it takes none, and one sent must be JSON", body = ErrorEnvelope),
         (status = 401, description = "Missing or invalid API key", body = ErrorEnvelope),
         (status = 403, description = "Partner suspended", body = ErrorEnvelope),
         (status = 429, description = "Rate limit: 1000 requests a minute",
             headers(("Retry-After" = u64, description = "Seconds until the next window")),
             body = ErrorEnvelope),
+        (status = 413, description = "A body past the API's 10 MiB limit", body = ErrorEnvelope),
     ),
     security(("apiKey" = []), ("bearer" = []))
 )]

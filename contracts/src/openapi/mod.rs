@@ -498,6 +498,16 @@ mod tests {
             amount("maximum"),
             Some(crate::sandbox::OperationRequest::MAX_AMOUNT)
         );
+        assert_eq!(
+            operation["exchangeRate"]["maximum"].as_f64(),
+            Some(crate::sandbox::OperationRequest::MAX_EXCHANGE_RATE)
+        );
+        for currency in ["sendCurrency", "receiveCurrency"] {
+            assert_eq!(
+                operation[currency]["pattern"],
+                crate::sandbox::OperationRequest::CURRENCY
+            );
+        }
         let created = &doc["components"]["schemas"]["CreatedLink"]["properties"];
         assert_eq!(created["linkId"]["pattern"], m2m::LINK_ID_PATTERN);
         let secret = &doc["components"]["schemas"]["RegeneratedSecret"]["properties"];

@@ -79,7 +79,7 @@ pub const MIN_AMOUNT: f64 = linkbox_contracts::sandbox::OperationRequest::MIN_AM
 /// The largest amount a transfer may send: one billion. [design]
 pub const MAX_AMOUNT: f64 = linkbox_contracts::sandbox::OperationRequest::MAX_AMOUNT;
 /// The largest exchange rate a transfer may use. [design]
-pub const MAX_EXCHANGE_RATE: f64 = 10_000.0;
+pub const MAX_EXCHANGE_RATE: f64 = linkbox_contracts::sandbox::OperationRequest::MAX_EXCHANGE_RATE;
 
 /// Checks the amounts and derives what the recipient gets: (amount − fee) × exchangeRate,
 /// to the cent.
