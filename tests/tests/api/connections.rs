@@ -1047,23 +1047,11 @@ async fn heads_waiting_for_their_bodies_are_counted_with_them() {
         .await;
     assert_eq!(first.status, 201, "{first:?}");
     let padding = "p".repeat(60_000);
-    let headers = [
-        ("X-API-Key", stranger.as_str()),
-        ("X-Pad", padding.as_str()),
-    ];
-    let mut waiting = Vec::new();
-    let refusal = loop {
-        assert!(
-            waiting.len() < 8,
-            "a quarter of 1 MiB holds four such heads"
-        );
-        let mut stream = half_sent(&app, "/partner/links", &headers, 100, 0).await;
-        let mut read = [0; 4096];
-        match tokio::time::timeout(Duration::from_millis(500), stream.read(&mut read)).await {
-            Ok(Ok(n)) => break String::from_utf8_lossy(&read[..n]).into_owned(),
-            _ => waiting.push(stream),
-        }
-    };
+    let head = format!(
+        "POST /partner/links HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\nX-API-Key: {stranger}\r\nX-Pad: {padding}\r\n\r\n"
+    );
+    let (waiting, refusal) = heads_until_answered(&app, &head).await;
     assert_eq!(waiting.len(), 4, "{refusal}");
     assert!(refusal.starts_with("HTTP/1.1 503"), "{refusal}");
     assert!(refusal.contains("--max-bodies-mib"), "{refusal}");
@@ -1098,26 +1086,33 @@ async fn heads_waiting_through_a_faults_delay_are_counted() {
         .await;
     assert_eq!(fault.status, 201, "{fault:?}");
     let padding = "p".repeat(60_000);
-    let mut waiting = Vec::new();
-    let refusal = loop {
-        assert!(
-            waiting.len() < 8,
-            "a quarter of 1 MiB holds four such heads"
-        );
-        let mut stream = TcpStream::connect(app.addr).await.expect("connect");
-        let head = format!(
-            "GET /partner/links HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\nX-Pad: {padding}\r\n\r\n"
-        );
-        stream.write_all(head.as_bytes()).await.expect("head");
-        let mut read = [0; 4096];
-        match tokio::time::timeout(Duration::from_millis(500), stream.read(&mut read)).await {
-            Ok(Ok(n)) => break String::from_utf8_lossy(&read[..n]).into_owned(),
-            _ => waiting.push(stream),
-        }
-    };
+    let head = format!(
+        "GET /partner/links HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\nX-Pad: {padding}\r\n\r\n"
+    );
+    let (waiting, refusal) = heads_until_answered(&app, &head).await;
     assert_eq!(waiting.len(), 4, "{refusal}");
     assert!(refusal.starts_with("HTTP/1.1 503"), "{refusal}");
     assert!(refusal.contains(r#""success":false"#), "{refusal}");
     assert!(refusal.contains("--max-bodies-mib"), "{refusal}");
     drop(waiting);
+}
+
+/// Opens connections each sending `head` (and nothing more) until one is answered within
+/// half a second: the connections left waiting, and that answer. A quarter of 1 MiB holds
+/// four heads of 60 KB; eight waiting means none was counted.
+async fn heads_until_answered(app: &TestApp, head: &str) -> (Vec<TcpStream>, String) {
+    let mut waiting = Vec::new();
+    loop {
+        assert!(
+            waiting.len() < 8,
+            "a quarter of 1 MiB holds four such heads"
+        );
+        let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+        stream.write_all(head.as_bytes()).await.expect("head");
+        let mut read = [0; 4096];
+        match tokio::time::timeout(Duration::from_millis(500), stream.read(&mut read)).await {
+            Ok(Ok(n)) => return (waiting, String::from_utf8_lossy(&read[..n]).into_owned()),
+            _ => waiting.push(stream),
+        }
+    }
 }
