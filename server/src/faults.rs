@@ -365,6 +365,35 @@ impl Faults {
 
     /// [`Faults::add`] of a fault [`check`] read: a tenant's first write, made only once
     /// the request is known to be one linkbox takes.
+    /// Whether the table has room for `checked`, a fault of `tenant` (`None`: the admin's),
+    /// without adding it: asked before a new tenant is made for it, so that a fault refused
+    /// for room makes none (nor takes a `--max-tenants` place).
+    pub fn has_room(&self, checked: &Checked, tenant: Option<&str>) -> Result<(), FaultRefused> {
+        let table = self.edit();
+        let (count, max) = match tenant {
+            None => (table.admin.len(), MAX_ADMIN_FAULTS),
+            Some(slug) => (
+                table.by_tenant.get(slug).map_or(0, Vec::len),
+                MAX_FAULTS_PER_TENANT,
+            ),
+        };
+        if count >= max {
+            return Err(FaultRefused::Invalid(format!(
+                "At most {max} faults may be in force at once; remove some with DELETE /_sandbox/faults"
+            )));
+        }
+        match tenant {
+            Some(slug) => table.admits(
+                slug,
+                weight(
+                    checked.request.body.as_ref(),
+                    checked.request.path.as_deref(),
+                ),
+            ),
+            None => Ok(()),
+        }
+    }
+
     pub fn add_checked(
         &self,
         checked: Checked,
@@ -890,11 +919,18 @@ mod tests {
             "filled up to the reserve: {held}"
         );
         let last: Arc<str> = format!("t{tenants}").into();
+        // Asked before a new tenant is made for it, the table says the same.
+        let checked = |request| check(request).expect("a fault");
+        assert!(matches!(
+            faults.has_room(&checked(heavy()), Some(&last)),
+            Err(FaultRefused::Full(_))
+        ));
         assert!(matches!(
             faults.add(heavy(), Some(last.clone())),
             Err(FaultRefused::Full(_))
         ));
         let small = || fault(serde_json::json!({"status": 503}));
+        assert!(faults.has_room(&checked(small()), Some("newcomer")).is_ok());
         faults
             .add(small(), Some("newcomer".into()))
             .expect("a tenant holding none may still add one");

@@ -22,7 +22,7 @@ use linkbox_contracts::sandbox::{FaultPage, FaultRequest};
 use warp::reply::Response;
 
 use super::error::{ControlError, json};
-use super::{scope, write_scope};
+use super::scope;
 use crate::faults::{FaultRefused, PathPattern};
 use crate::ops::identity;
 use crate::wire::{BodyError, Request, no_content};
@@ -42,7 +42,13 @@ pub fn add(request: &Request, body: Result<Bytes, BodyError>) -> Result<Response
         FaultRefused::Full(message) => ControlError::Full(message),
     };
     let checked = crate::faults::check(fault).map_err(refusal)?;
-    let scope = write_scope(request)?;
+    let unmade = scope(request)?;
+    request
+        .app
+        .faults
+        .has_room(&checked, unmade.slug())
+        .map_err(refusal)?;
+    let scope = unmade.materialize(&request.app)?;
     let tenant = scope.slug().map(Arc::from);
     let view = request
         .app
