@@ -215,8 +215,8 @@ impl Pipeline {
         targets_host(&parts.uri, &mut parts.headers);
         // A body already at its end (a GET, `Content-Length: 0`) is no body to read.
         let body = (!body.is_end_stream()).then(|| boxed(body));
-        let caller = identity::resolve(&self.app, &parts.headers);
         let path = parts.uri.path();
+        let caller = identity::resolve_for(&self.app, &parts.headers, m2m::owns(path));
         // The vendor's M2M service routes as Express does: `/partner/links/` and
         // `/PARTNER/links` are `/partner/links`.
         let path = match path.get(..8) {
@@ -426,7 +426,8 @@ async fn answer(
         .within_request(&hint, target, async {
             let mut request = request;
             if hint != Hint::Nothing {
-                request.caller = identity::resolve(&app, &request.headers);
+                request.caller =
+                    identity::resolve_for(&app, &request.headers, m2m::owns(&request.path));
             }
             crate::persist::tracking(respond(surfaces, request, control, started)).await
         })

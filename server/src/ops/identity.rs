@@ -241,8 +241,19 @@ pub fn tenantless(path: &str) -> bool {
         })
 }
 
-/// Resolves the caller of a request with these headers.
+/// Resolves the caller of a request with these headers, to anything but the M2M API
+/// ([`resolve_for`]).
 pub fn resolve(app: &App, headers: &HeaderMap) -> Caller {
+    resolve_for(app, headers, false)
+}
+
+/// Resolves the caller of a request with these headers; `m2m`: the request is to the M2M
+/// API. A request carrying both a key and a Leaf token is its API's tenant's (the journal
+/// entry, the faults that strike it, its share of the bodies' bound): on the M2M API the
+/// key's partner, elsewhere the token's account, whom the Leaf API and the control API
+/// ([`Caller::scope`]) act for. Named by the key everywhere, a Leaf request was journaled
+/// under the partner, and the account's own faults never struck it.
+pub fn resolve_for(app: &App, headers: &HeaderMap, m2m: bool) -> Caller {
     let bearer = bearer(headers);
     let admin_token = app.settings.admin_token.as_deref();
     let admin = admin_token.is_some() && bearer == admin_token && bearer != Some(UNREADABLE);
@@ -251,12 +262,17 @@ pub fn resolve(app: &App, headers: &HeaderMap) -> Caller {
         Some(token) => leaf_token(app, token),
     };
     let key = presented_key(headers).map(|key| (key.into(), app.store.m2m().lookup(key)));
-    let tenant = match (&key, &leaf) {
-        (Some((_, lookup)), _) if lookup.slug().is_some() => lookup.slug(),
-        (_, LeafToken::Valid(account) | LeafToken::Expired(account)) => {
+    let by_key = || key.as_ref().and_then(|(_, lookup)| lookup.slug());
+    let by_token = || match &leaf {
+        LeafToken::Valid(account) | LeafToken::Expired(account) => {
             Some(leaf_label(&account.username).into())
         }
         _ => None,
+    };
+    let tenant = if m2m {
+        by_key().or_else(by_token)
+    } else {
+        by_token().or_else(by_key)
     };
     Caller {
         admin,

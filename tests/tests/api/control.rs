@@ -2104,3 +2104,70 @@ async fn a_refused_control_write_makes_no_tenant_and_takes_no_place() {
         .await;
     assert_eq!(second.status, 403, "{second:?}");
 }
+
+/// A request carrying both a partner key and a Leaf token is its API's tenant's: a Leaf
+/// request is journaled under the account and struck by the account's faults, an M2M one
+/// under the partner, as each API acts for its own. Named by the key everywhere, a Leaf
+/// request went to the partner's journal and the account's own faults never struck it.
+#[tokio::test]
+async fn a_request_with_a_key_and_a_token_is_its_apis_tenants() {
+    let app = spawn_app().await;
+    let key = test_key(61);
+    let made = app
+        .create_link(&key, &json!({"referenceId": "keyed"}))
+        .await;
+    assert_eq!(made.status, 201, "{made:?}");
+    let token = app.authenticate("both-farm").await;
+    let bearer = format!("Bearer {token}");
+    let users = "/services/usermanagement/api/users";
+    let fault = json!({"path": users, "status": 418, "times": 1});
+    let as_account = [
+        ("authorization", bearer.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let added = app
+        .send(
+            Method::POST,
+            "/_sandbox/faults",
+            &as_account,
+            Some(serde_json::to_vec(&fault).expect("json")),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{added:?}");
+    let both = [
+        ("x-api-key", key.as_str()),
+        ("authorization", bearer.as_str()),
+    ];
+    let struck = app.send(Method::GET, users, &both, None).await;
+    assert_eq!(struck.status, 418, "the account's fault: {struck:?}");
+    let listed = app.send(Method::GET, users, &both, None).await;
+    assert_eq!(listed.status, 200, "{listed:?}");
+    let links = app.send(Method::GET, "/partner/links", &both, None).await;
+    assert_eq!(links.status, 200, "{links:?}");
+    let journal = |headers: [(&'static str, String); 1], path: &'static str| {
+        let app = &app;
+        async move {
+            let headers = [(headers[0].0, headers[0].1.as_str())];
+            let reply = app
+                .send(
+                    Method::GET,
+                    &format!("/_sandbox/requests?path={path}"),
+                    &headers,
+                    None,
+                )
+                .await;
+            assert_eq!(reply.status, 200, "{reply:?}");
+            reply.json["requests"].as_array().map_or(0, Vec::len)
+        }
+    };
+    let account = || [("authorization", bearer.clone())];
+    let partner = || [("x-api-key", key.clone())];
+    assert_eq!(journal(account(), users).await, 2, "the account's journal");
+    assert_eq!(journal(partner(), users).await, 0, "not the partner's");
+    assert_eq!(
+        journal(partner(), "/partner/links").await,
+        2,
+        "the create and the list"
+    );
+    assert_eq!(journal(account(), "/partner/links").await, 0);
+}

@@ -577,7 +577,7 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
         }
         None => job.body.clone(),
     };
-    let caller = identity::resolve(app, &headers);
+    let caller = identity::resolve_for(app, &headers, crate::m2m::owns(&path));
     let tenant = caller.tenant().cloned();
     let changes = doubts::changes(&job.method);
     let request_json: Option<serde_json::Value> = serde_json::from_slice(&job.body).ok();
