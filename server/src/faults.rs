@@ -151,6 +151,27 @@ impl List {
         }
     }
 
+    /// Whether a fault of `weight` fits for `tenant` (`None`: the admin's): its count within
+    /// the most one may hold, and a tenant's within [`List::admits`].
+    fn room(&self, tenant: Option<&str>, weight: usize) -> Result<(), FaultRefused> {
+        let (count, max) = match tenant {
+            None => (self.admin.len(), MAX_ADMIN_FAULTS),
+            Some(slug) => (
+                self.by_tenant.get(slug).map_or(0, Vec::len),
+                MAX_FAULTS_PER_TENANT,
+            ),
+        };
+        if count >= max {
+            return Err(FaultRefused::Invalid(format!(
+                "At most {max} faults may be in force at once; remove some with DELETE /_sandbox/faults"
+            )));
+        }
+        match tenant {
+            Some(slug) => self.admits(slug, weight),
+            None => Ok(()),
+        }
+    }
+
     /// Whether `tenant` may add a fault of `weight`: all tenants' faults together stay
     /// within [`MAX_TENANT_FAULT_BYTES`], and within its last eighth only a tenant holding
     /// less than its share may add one. Counted over the table, which the cap keeps to
@@ -363,37 +384,19 @@ impl Faults {
         self.add_checked(check(request)?, tenant)
     }
 
-    /// [`Faults::add`] of a fault [`check`] read: a tenant's first write, made only once
-    /// the request is known to be one linkbox takes.
     /// Whether the table has room for `checked`, a fault of `tenant` (`None`: the admin's),
     /// without adding it: asked before a new tenant is made for it, so that a fault refused
     /// for room makes none (nor takes a `--max-tenants` place).
     pub fn has_room(&self, checked: &Checked, tenant: Option<&str>) -> Result<(), FaultRefused> {
-        let table = self.edit();
-        let (count, max) = match tenant {
-            None => (table.admin.len(), MAX_ADMIN_FAULTS),
-            Some(slug) => (
-                table.by_tenant.get(slug).map_or(0, Vec::len),
-                MAX_FAULTS_PER_TENANT,
-            ),
-        };
-        if count >= max {
-            return Err(FaultRefused::Invalid(format!(
-                "At most {max} faults may be in force at once; remove some with DELETE /_sandbox/faults"
-            )));
-        }
-        match tenant {
-            Some(slug) => table.admits(
-                slug,
-                weight(
-                    checked.request.body.as_ref(),
-                    checked.request.path.as_deref(),
-                ),
-            ),
-            None => Ok(()),
-        }
+        let request = &checked.request;
+        self.edit().room(
+            tenant,
+            weight(request.body.as_ref(), request.path.as_deref()),
+        )
     }
 
+    /// [`Faults::add`] of a fault [`check`] read: a tenant's first write, made only once
+    /// the request is known to be one linkbox takes.
     pub fn add_checked(
         &self,
         checked: Checked,
@@ -408,22 +411,8 @@ impl Faults {
             drop,
         } = checked;
         let mut table = self.edit();
-        let (count, max) = match &tenant {
-            None => (table.admin.len(), MAX_ADMIN_FAULTS),
-            Some(slug) => (
-                table.by_tenant.get(slug).map_or(0, Vec::len),
-                MAX_FAULTS_PER_TENANT,
-            ),
-        };
-        if count >= max {
-            return Err(FaultRefused::Invalid(format!(
-                "At most {max} faults may be in force at once; remove some with DELETE /_sandbox/faults"
-            )));
-        }
         let weight = weight(request.body.as_ref(), request.path.as_deref());
-        if let Some(slug) = &tenant {
-            table.admits(slug, weight)?;
-        }
+        table.room(tenant.as_deref(), weight)?;
         table.next_seq += 1;
         let seq = table.next_seq;
         let fault = Fault {
