@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use http::StatusCode;
-use linkbox_contracts::sandbox::SeedRequest;
+use linkbox_contracts::sandbox::{SeedApi, SeedRequest};
 use warp::reply::Response;
 
 use super::error::{ControlError, json};
@@ -21,25 +21,28 @@ pub fn seed(request: &Request, body: Result<Bytes, BodyError>) -> Result<Respons
     let mix = seed.mix.as_ref();
     crate::ops::seed::check(&seed.api, seed.count, mix)
         .map_err(|error| ControlError::invalid(error.to_string()))?;
-    let unmade = scope(request)?;
-    let needed = u64::from(seed.count) * crate::ops::seed::SEEDED_LINK_MOST;
-    let fits = match seed.api.as_str() {
-        "m2m" => unmade.partner()?.allows(needed),
-        "leaf" => unmade.leaf()?.allows(needed),
+    let api = match seed.api.as_str() {
+        "m2m" => SeedApi::M2m,
+        "leaf" => SeedApi::Leaf,
         _ => {
             return Err(ControlError::invalid(
                 "The api field must be one of: m2m, leaf",
             ));
         }
     };
-    fits.map_err(ControlError::StorageFull)?;
+    let unmade = scope(request)?;
+    let needed = u64::from(seed.count) * crate::ops::seed::SEEDED_LINK_MOST;
+    match api {
+        SeedApi::M2m => unmade.partner()?.allows(needed),
+        SeedApi::Leaf => unmade.leaf()?.allows(needed),
+    }
+    .map_err(ControlError::StorageFull)?;
     let scope = unmade.materialize(&request.app)?;
     let rng_seed = seed.rng_seed.unwrap_or_else(crate::ops::seed::random_seed);
     let app = &request.app;
-    let seeded = if seed.api == "m2m" {
-        seed_m2m(app, scope.partner()?, seed.count, rng_seed, mix)
-    } else {
-        seed_leaf(app, scope.leaf()?, seed.count, rng_seed, mix)
+    let seeded = match api {
+        SeedApi::M2m => seed_m2m(app, scope.partner()?, seed.count, rng_seed, mix),
+        SeedApi::Leaf => seed_leaf(app, scope.leaf()?, seed.count, rng_seed, mix),
     }
     .map_err(|error| match error {
         SeedError::StorageFull(full) => ControlError::StorageFull(full),
