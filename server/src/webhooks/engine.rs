@@ -128,6 +128,38 @@ const MOVED_EVERY: Duration = Duration::from_secs(5);
 /// requests wait for a walk of up to 20,000 attempts. [design]
 const FORGOTTEN_EVERY: Duration = Duration::from_secs(1);
 
+/// A walk of every attempt waiting, made when a counter has moved since the last one and
+/// at most once a `period`: what makes the counter move (a reset, a changed URL) costs its
+/// caller nothing, and a walk costs every partner's requests a pass over the whole line.
+#[derive(Debug)]
+struct Walk {
+    period: Duration,
+    seen: u64,
+    last: Instant,
+}
+
+impl Walk {
+    fn new(period: Duration, seen: u64, now: Instant) -> Self {
+        Self {
+            period,
+            seen,
+            last: now,
+        }
+    }
+
+    /// Whether to walk now, given the counter's value: it has moved since the last walk
+    /// and a whole period has passed since that walk. A move inside the period is not
+    /// lost: it is walked for once the period is over.
+    fn due(&mut self, count: u64, now: Instant) -> bool {
+        let due = count != self.seen && now.saturating_duration_since(self.last) >= self.period;
+        if due {
+            self.seen = count;
+            self.last = now;
+        }
+        due
+    }
+}
+
 /// Longest the engine sleeps without looking at the clock.
 const MAX_IDLE: Duration = Duration::from_secs(1);
 
@@ -211,25 +243,20 @@ pub async fn run(
     let mut shutdown = std::pin::pin!(shutdown);
     let mut attempts = JoinSet::new();
     let mut line = Line::default();
-    let mut forgets = webhooks.forgets();
-    let mut url_changes = crate::store::m2m::webhook_url_changes();
-    let mut moved_at = Instant::now();
-    let mut forgotten_at = Instant::now();
+    let started = Instant::now();
+    let mut forgotten = Walk::new(FORGOTTEN_EVERY, webhooks.forgets(), started);
+    let mut moved = Walk::new(
+        MOVED_EVERY,
+        crate::store::m2m::webhook_url_changes(),
+        started,
+    );
     loop {
-        // At most every `FORGOTTEN_EVERY`: a walk of every attempt waiting, and keys
-        // that cost nothing may reset as often as they like. An attempt of a delivery
-        // forgotten meanwhile ends unsent when its place comes ([`send`]).
-        if webhooks.forgets() != forgets && forgotten_at.elapsed() >= FORGOTTEN_EVERY {
-            forgets = webhooks.forgets();
-            forgotten_at = Instant::now();
+        // An attempt of a delivery forgotten since the last walk ends unsent when its
+        // place comes ([`send`]).
+        if forgotten.due(webhooks.forgets(), Instant::now()) {
             line.retain(|job| webhooks.still_due(job.id, job.attempt));
         }
-        // At most every `MOVED_EVERY`: a walk of every attempt waiting.
-        if crate::store::m2m::webhook_url_changes() != url_changes
-            && moved_at.elapsed() >= MOVED_EVERY
-        {
-            url_changes = crate::store::m2m::webhook_url_changes();
-            moved_at = Instant::now();
+        if moved.due(crate::store::m2m::webhook_url_changes(), Instant::now()) {
             line.move_to_current_receivers();
         }
         let now = clock.now();
@@ -1075,10 +1102,37 @@ mod tests {
 
     use super::{
         FIRST_ATTEMPTS, Lane, Line, MAX_ATTEMPTS_PER_PARTNER, MAX_ATTEMPTS_PER_RECEIVER,
-        MAX_CONCURRENT_ATTEMPTS, Place, RESERVED_ATTEMPTS, SLOW_ATTEMPTS, certificate_hint, heard,
-        in_time, is_denied, is_loopback_url,
+        MAX_CONCURRENT_ATTEMPTS, Place, RESERVED_ATTEMPTS, SLOW_ATTEMPTS, Walk, certificate_hint,
+        heard, in_time, is_denied, is_loopback_url,
     };
     use crate::webhooks::{DeliveryId, Job};
+
+    /// A walk waits for its counter to move, runs at most once a period however often it
+    /// moves, and still runs for a move made inside the period once the period is over.
+    #[test]
+    fn a_walk_runs_for_a_moved_counter_at_most_once_a_period() {
+        let start = std::time::Instant::now();
+        let at = |millis| start + Duration::from_millis(millis);
+        let mut walk = Walk::new(Duration::from_secs(1), 7, start);
+        assert!(!walk.due(7, at(5_000)), "the counter has not moved");
+        assert!(!walk.due(8, at(999)), "moved, but inside the first period");
+        assert!(walk.due(8, at(1_000)), "moved, and a period has passed");
+        assert!(!walk.due(8, at(3_000)), "walked for that move already");
+        assert!(
+            !walk.due(9, at(1_500)),
+            "moved again inside the period after the walk"
+        );
+        assert!(!walk.due(12, at(1_999)), "moved more, still inside it");
+        assert!(
+            walk.due(12, at(2_000)),
+            "the moves inside the period are walked for after it"
+        );
+        assert!(!walk.due(12, at(2_000)), "and only once");
+        assert!(
+            !walk.due(13, at(500)),
+            "a clock read behind the last walk does not walk"
+        );
+    }
 
     /// The hint follows the cause: the flag for an unknown issuer while it is unset, the
     /// missing link once it is set, the CA's certificate served as a receiver's explained,
