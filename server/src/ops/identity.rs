@@ -38,6 +38,18 @@ pub struct Caller {
     leaf: LeafToken,
     /// The tenant label, for the journal and the fault table.
     tenant: Option<Arc<str>>,
+    /// Which credential names that tenant.
+    named_by: NamedBy,
+}
+
+/// Which of a request's credentials names its tenant ([`resolve_for`]): the label, the
+/// journal ring's standing and the bodies' share all follow the one choice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum NamedBy {
+    Key,
+    Token,
+    #[default]
+    Nothing,
 }
 
 /// A Bearer token read as a Leaf `id_token`.
@@ -262,17 +274,18 @@ pub fn resolve_for(app: &App, headers: &HeaderMap, m2m: bool) -> Caller {
         Some(token) => leaf_token(app, token),
     };
     let key = presented_key(headers).map(|key| (key.into(), app.store.m2m().lookup(key)));
-    let by_key = || key.as_ref().and_then(|(_, lookup)| lookup.slug());
-    let by_token = || match &leaf {
+    let by_key = key.as_ref().and_then(|(_, lookup)| lookup.slug());
+    let by_token = match &leaf {
         LeafToken::Valid(account) | LeafToken::Expired(account) => {
             Some(leaf_label(&account.username).into())
         }
         _ => None,
     };
-    let tenant = if m2m {
-        by_key().or_else(by_token)
-    } else {
-        by_token().or_else(by_key)
+    let (named_by, tenant) = match (by_key, by_token) {
+        (Some(slug), _) if m2m => (NamedBy::Key, Some(slug)),
+        (_, Some(label)) => (NamedBy::Token, Some(label)),
+        (Some(slug), None) => (NamedBy::Key, Some(slug)),
+        (None, None) => (NamedBy::Nothing, None),
     };
     Caller {
         admin,
@@ -283,6 +296,7 @@ pub fn resolve_for(app: &App, headers: &HeaderMap, m2m: bool) -> Caller {
         key,
         leaf,
         tenant,
+        named_by,
     }
 }
 
@@ -357,14 +371,15 @@ fn leaf_token(app: &App, token: &str) -> LeafToken {
 }
 
 impl Caller {
-    /// The tenant label: the slug of the key's partner (created or not), else the Leaf
-    /// account of a token.
+    /// The tenant label ([`resolve_for`]): on the M2M API the slug of the key's partner
+    /// (created or not), else the Leaf account of a token; elsewhere the other way round.
     pub fn tenant(&self) -> Option<&Arc<str>> {
         self.tenant.as_ref()
     }
 
-    /// The share its bodies count in ([`crate::bodies`]): that of the partner its key
-    /// names, or of the Leaf account its token was signed for, when that tenant exists;
+    /// The share its bodies count in ([`crate::bodies`]): that of its tenant
+    /// ([`Caller::tenant`]: the partner its key names, or the Leaf account its token was
+    /// signed for), when that tenant exists;
     /// `None` (every such caller together) without credentials, or for a key or username
     /// that has never written (made up at no cost, so not a caller of its own).
     pub fn body_share(&self) -> Option<crate::bodies::Share> {
@@ -377,18 +392,17 @@ impl Caller {
         self.existing_share().is_some()
     }
 
-    /// The body share of the tenant the request names, when that tenant exists: the
-    /// tenant is the key's partner when the key names one, else the token's Leaf account,
-    /// as for [`Caller::tenant`] (a Leaf `Authorization: Bearer` token is also read as a
-    /// presented M2M key, and refused as one).
+    /// The body share of the tenant the request names ([`Caller::tenant`], chosen as
+    /// [`resolve_for`] chooses it), when that tenant exists. Read key first on every API,
+    /// a Leaf request carrying a known partner's key and the token of a username made up
+    /// at no cost was journaled in that username's ring as an existing tenant's, and
+    /// strangers' entries pushed out other tenants' instead of going first.
     fn existing_share(&self) -> Option<&crate::bodies::Share> {
-        match self.key.as_ref().map(|(_, lookup)| lookup) {
-            Some(Lookup::Known(partner)) => return Some(&partner.body_share),
-            Some(Lookup::New(_)) => return None,
-            Some(Lookup::Refused(_)) | None => {}
-        }
-        match &self.leaf {
-            LeafToken::Valid(account) | LeafToken::Expired(account) if account.exists() => {
+        match (self.named_by, &self.key, &self.leaf) {
+            (NamedBy::Key, Some((_, Lookup::Known(partner))), _) => Some(&partner.body_share),
+            (NamedBy::Token, _, LeafToken::Valid(account) | LeafToken::Expired(account))
+                if account.exists() =>
+            {
                 Some(&account.body_share)
             }
             _ => None,
@@ -628,6 +642,42 @@ mod tests {
         assert_eq!(after.tenant().map(|label| &**label), Some("leaf:farmco"));
         assert!(after.tenant_exists());
         assert!(after.body_share().is_some());
+    }
+
+    /// A request carrying a known partner's key and the token of a username that never
+    /// wrote is, on the Leaf API and the control API, that username's: a tenant that does
+    /// not exist, with no share of its own. On the M2M API it is the partner's.
+    #[test]
+    fn a_made_up_accounts_token_beside_a_known_key_names_no_existing_tenant_off_m2m() {
+        let app = App::new(crate::config::Settings::resolve(
+            crate::config::Options::default(),
+            "127.0.0.1:1".parse().expect("addr"),
+        ));
+        let key = "m2m_test_known000000000000000000000000000";
+        let partners = app.store.m2m();
+        partners
+            .materialize(&partners.stranger(key))
+            .expect("the key's partner made");
+        let token =
+            tokens::issue(app.store.leaf(), "made-up", false, app.clock.now()).expect("token");
+        let mut map = headers(&[("x-api-key", key)]);
+        map.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+        );
+        let leaf = resolve_for(&app, &map, false);
+        assert_eq!(leaf.tenant().map(|label| &**label), Some("leaf:made-up"));
+        assert!(!leaf.tenant_exists(), "a username that never wrote");
+        assert!(leaf.body_share().is_none());
+        let m2m = resolve_for(&app, &map, true);
+        let partner = crate::store::m2m::open_mode_slug(key);
+        assert_eq!(m2m.tenant().map(|label| &**label), Some(&*partner));
+        assert!(m2m.tenant_exists(), "the known partner");
+        app.store.leaf().account("made-up").expect("written");
+        assert!(
+            resolve_for(&app, &map, false).tenant_exists(),
+            "written now"
+        );
     }
 
     #[test]

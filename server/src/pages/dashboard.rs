@@ -163,25 +163,27 @@ fn viewer(request: &Request, form: &[(String, String)]) -> Option<Result<Scope, 
     }
 }
 
-/// The credential as the control API's headers. One that cannot be a header's value (a
-/// control character in it) is sent as a value that is not text, which the control API
-/// refuses as an invalid credential: it was given, so it is never read as none — which,
-/// without `--admin-token`, would be the admin.
+/// The credentials as the control API's headers: both, when the form carries a key and a
+/// token, so the page acts for whom the control API would ([`crate::ops::identity`]: the
+/// token's account before the key's partner). Turned into the key alone, a form carrying
+/// both showed and moved the partner the control API would not have acted on. One that
+/// cannot be a header's value (a control character in it) is sent as a value that is not
+/// text, which the control API refuses as an invalid credential: it was given, so it is
+/// never read as none — which, without `--admin-token`, would be the admin.
 pub fn headers(form: &[(String, String)]) -> Option<HeaderMap> {
     let unreadable = || HeaderValue::from_bytes(&[0xff]).ok();
     let mut headers = HeaderMap::new();
     if let Some(key) = field(form, "key") {
         let value = HeaderValue::from_str(key).ok().or_else(unreadable)?;
         headers.insert("x-api-key", value);
-    } else if let Some(token) = field(form, "token") {
+    }
+    if let Some(token) = field(form, "token") {
         let value = HeaderValue::from_str(&format!("Bearer {token}"))
             .ok()
             .or_else(|| HeaderValue::from_bytes(b"Bearer \xff").ok())?;
         headers.insert(header::AUTHORIZATION, value);
-    } else {
-        return None;
     }
-    Some(headers)
+    (!headers.is_empty()).then_some(headers)
 }
 
 /// Runs a button's action; returns what to tell the user, and the status of the page that

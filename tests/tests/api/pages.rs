@@ -1172,6 +1172,41 @@ async fn behind_a_proxy_that_drops_the_port_only_the_public_origin_is_linkboxs_p
     assert!(own.text.contains("Clock moved by 60 s."), "{}", own.text);
 }
 
+/// A dashboard given a key and a Leaf token acts for whom the control API acts with both:
+/// the token's account, whose clock its button moves, and not the key's partner; with a
+/// key that is no key beside the token, the account still.
+#[tokio::test]
+async fn the_dashboard_given_a_key_and_a_token_is_the_tokens_account_as_the_control_api() {
+    let app = spawn_app().await;
+    let key = test_key(41);
+    app.create_link_for(&key, "the-partners").await;
+    let token = app.authenticate("both-creds").await;
+    let page = get(&app, &format!("/_sandbox/ui?key={key}&token={token}")).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(
+        page.text.contains("Leaf account both-creds"),
+        "the token's account, as the control API: {}",
+        page.text
+    );
+    assert!(!page.text.contains("M2M partner"), "{}", page.text);
+    let bad_key = get(
+        &app,
+        &format!("/_sandbox/ui?key=m2m_test_bad&token={token}"),
+    )
+    .await;
+    assert_eq!(bad_key.status, 200, "{}", bad_key.text);
+    assert!(bad_key.text.contains("Leaf account both-creds"));
+    let journal = app
+        .client
+        .get(app.url("/_sandbox/requests"))
+        .header("x-api-key", &key)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("journal");
+    assert_eq!(journal.status(), 200, "the control API with both acts too");
+}
+
 #[tokio::test]
 async fn the_dashboard_shows_a_tenant_escapes_everything_and_its_forms_work() {
     let app = spawn_app().await;
