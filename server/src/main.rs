@@ -90,10 +90,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         lines.extend(demo.lines());
     }
     {
+        // One write of the whole block: a reader that has the address has the credentials
+        // after it too (the packages' `stdout_lines` / `stdoutLines`). Line by line, a test
+        // that read them at once found none about one start in four.
+        let mut block = lines.join("\n");
+        block.push('\n');
         let mut stdout = std::io::stdout().lock();
-        let written = lines
-            .iter()
-            .try_for_each(|line| writeln!(stdout, "{line}"))
+        let written = stdout
+            .write_all(block.as_bytes())
             .and_then(|()| stdout.flush());
         match written {
             Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {

@@ -109,14 +109,33 @@ class _StdoutLines:
         self._thread.start()
 
     def _pump(self, stream: IO[bytes]) -> None:
+        # Read as it arrives, a chunk at a time: linkbox writes its address and the lines
+        # after it in one write, and every line of the chunk that holds the address is in
+        # ``rest`` before the address is handed on. Handed on line by line, a caller that
+        # read ``rest`` at once found it empty about one start in four.
         sent_first = False
+        pending = b""
         try:
-            for raw in stream:
-                line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            while True:
+                chunk = stream.read1(65536)  # type: ignore[attr-defined]
+                if not chunk:
+                    break
+                *complete, pending = (pending + chunk).split(b"\n")
+                lines = [raw.decode("utf-8", errors="replace").rstrip("\r") for raw in complete]
+                if not lines:
+                    continue
                 if sent_first:
-                    self.rest.append(line)
+                    self.rest.extend(lines)
                 else:
-                    self.first.put(line)
+                    self.rest.extend(lines[1:])
+                    self.first.put(lines[0])
+                    sent_first = True
+            if pending:
+                last = pending.decode("utf-8", errors="replace").rstrip("\r")
+                if sent_first:
+                    self.rest.append(last)
+                else:
+                    self.first.put(last)
                     sent_first = True
         except (OSError, ValueError):
             pass
