@@ -85,6 +85,7 @@ use webhooks::Webhooks;
         sandbox_paths::verify_requests,
         sandbox_paths::clear_requests,
         sandbox_paths::get_drift,
+        sandbox_paths::get_drift_junit,
         sandbox_paths::clear_drift,
         sandbox_paths::list_webhooks,
         sandbox_paths::replay_webhook,

@@ -181,20 +181,33 @@ pub fn clear_requests() {}
 ///
 /// With `--shadow-m2m` / `--shadow-leaf`, every request is forwarded to the vendor and also
 /// applied to linkbox's own sandbox; this lists the differences between the two answers,
-/// deduplicated per endpoint, rule and pointer. `format=junit` gives JUnit XML instead: one
-/// test case per endpoint and rule.
+/// deduplicated per endpoint, rule and pointer. `GET /_sandbox/drift/junit` is the same
+/// report as JUnit XML. (`?format=junit` here answers that XML too, for scripts written
+/// before it had a path of its own; `?format=json` is this answer, any other format a 400.)
 #[utoipa::path(get, path = "/_sandbox/drift", tag = "Sandbox", operation_id = "getDrift",
-    params(
-        ("format" = Option<String>, Query, description = "`json` (the default) or `junit`"),
-    ),
     responses(
-        (status = 200, description = "The differences seen so far",
-            content((DriftReport = "application/json"), (String = "application/xml"))),
-        (status = 400, description = "Unknown format", body = SandboxErrorBody),
+        (status = 200, description = "The differences seen so far", body = DriftReport),
+        (status = 400, description = "A query parameter it does not take", body = SandboxErrorBody),
         (status = 401, description = "Unknown key", body = SandboxErrorBody),
     ),
     security(("apiKey" = []), ("bearer" = []), ()))]
 pub fn get_drift() {}
+
+/// Shadow-mode drift as JUnit XML
+///
+/// The drift report (`GET /_sandbox/drift`) for a CI step to publish: one test case per
+/// endpoint and rule, failing with every difference of that rule. It is `text/xml`, which
+/// client generators read as text; a TypeScript client of openapi-fetch reads it with
+/// `parseAs: "text"`.
+#[utoipa::path(get, path = "/_sandbox/drift/junit", tag = "Sandbox", operation_id = "getDriftJunit",
+    responses(
+        (status = 200, description = "The differences seen so far, as JUnit XML",
+            content((String = "text/xml"))),
+        (status = 400, description = "A query parameter: it takes none", body = SandboxErrorBody),
+        (status = 401, description = "Unknown key", body = SandboxErrorBody),
+    ),
+    security(("apiKey" = []), ("bearer" = []), ()))]
+pub fn get_drift_junit() {}
 
 /// Clear the drift report
 ///

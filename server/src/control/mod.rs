@@ -116,6 +116,8 @@ pub fn routes() -> Router {
         .reading(SMALL_BODY)
         .get("/_sandbox/drift", heavy(drift::report))
         .reading(SMALL_BODY)
+        .get("/_sandbox/drift/junit", heavy(drift::junit))
+        .reading(SMALL_BODY)
         .delete("/_sandbox/drift", call(drift::clear))
         .reading(SMALL_BODY)
         .get("/_sandbox/requests", heavy(journal::list))

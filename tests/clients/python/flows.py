@@ -44,7 +44,7 @@ from linkbox_client.api.m2m import (
     regenerate_webhook_secret,
     revoke_link,
 )
-from linkbox_client.api.sandbox import add_fault, list_webhooks, open_link
+from linkbox_client.api.sandbox import add_fault, get_drift, get_drift_junit, list_webhooks, open_link
 from linkbox_client.models import (
     AllowedProvider,
     AuthenticateRequest,
@@ -231,6 +231,12 @@ def m2m(base_url: str) -> None:
     check(hook.payload["data"]["metadata"]["campaign"] == "february-promo", "webhooks carry the metadata",
           hook.payload.to_dict())
     utc(hook.created_at, "a delivery's createdAt")
+
+    drift = get_drift.sync(client=client)
+    check(drift is not None and drift.compared == 0, "the drift report, as JSON", drift)
+    junit = get_drift_junit.sync(client=client)
+    check(isinstance(junit, str) and junit.startswith("<?xml") and "<testsuites" in junit,
+          "the drift report as JUnit XML, read as text", junit)
 
 
 def leaf(base_url: str) -> None:

@@ -887,14 +887,29 @@ async fn the_report_clears_and_speaks_junit() {
     );
     drift_after(&shadow, 1).await;
     let junit = shadow
-        .control(Method::GET, "/drift?format=junit", None, None)
+        .control(Method::GET, "/drift/junit", None, None)
         .await;
     assert_eq!(junit.status, 200);
+    let by_query = shadow
+        .control(Method::GET, "/drift?format=junit", None, None)
+        .await;
+    assert_eq!(by_query.status, 200);
+    assert_eq!(by_query.text, junit.text, "the query kept for scripts");
     assert!(
         junit
             .header("content-type")
+            .is_some_and(|value| value.starts_with("text/xml")),
+        "read as text by the generated clients: {junit:?}"
+    );
+    let queried = shadow
+        .control(Method::GET, "/drift/junit?format=json", None, None)
+        .await;
+    assert_eq!(queried.status, 400, "the path takes no query: {queried:?}");
+    assert!(
+        by_query
+            .header("content-type")
             .is_some_and(|value| value.starts_with("application/xml")),
-        "{junit:?}"
+        "as it always was: {by_query:?}"
     );
     assert_eq!(
         junit.text.matches("<testcase ").count(),

@@ -221,6 +221,11 @@ async function m2m(): Promise<void> {
   );
   check(member(createdHook?.payload, "data", "metadata", "campaign") === "february-promo", "webhooks carry the metadata", createdHook?.payload);
 
+  const drift = ok(await client.GET("/_sandbox/drift"), 200, "the drift report");
+  check(drift.compared === 0, "the drift report, as JSON", drift);
+  const junit = ok(await client.GET("/_sandbox/drift/junit", { parseAs: "text" }), 200, "the drift report as JUnit");
+  check(junit.startsWith("<?xml") && junit.includes("<testsuites"), "the drift report as JUnit XML, read as text", junit);
+
   const unknown = await client.GET("/partner/links/{linkId}", {
     params: { path: { linkId: "link_nobody_000000000000" } },
   });
