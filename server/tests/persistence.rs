@@ -809,6 +809,107 @@ fn a_state_file_in_a_missing_directory_is_refused_as_such() {
     assert!(!stderr.contains("damaged"), "{stderr}");
 }
 
+/// A state file reached through a symbolic link has one write log, beside the file itself
+/// (where SQLite keeps its `-wal`): after a `kill -9`, a start by the file's own path has
+/// every acknowledged change, and a start through the link again loses none of either's.
+#[tokio::test]
+async fn a_state_file_reached_through_a_link_keeps_one_write_log_beside_the_file() {
+    let dir = TempDir::new("link");
+    let real = dir.file("real.db");
+    let link = dir.file("link.db");
+    std::os::unix::fs::symlink(&real, &link).expect("a link to a file not made yet");
+    let sandbox = Sandbox::start(&link);
+    for n in 0..5 {
+        sandbox.create_link(KEY, &format!("s{n}")).await;
+    }
+    sandbox.kill();
+    for suffix in ["-log", "-holder", "-wal"] {
+        let beside_link = dir.file(&format!("link.db{suffix}"));
+        assert!(!beside_link.exists(), "{} made", beside_link.display());
+    }
+    let sandbox = Sandbox::start(&real);
+    assert_eq!(
+        sandbox.link_ids(KEY).await.len(),
+        5,
+        "by the file's own path"
+    );
+    sandbox.create_link(KEY, "after").await;
+    sandbox.kill();
+    let sandbox = Sandbox::start(&link);
+    let mut references: Vec<String> =
+        sandbox.get("/partner/links?limit=100", Some(KEY)).await["data"]["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|item| {
+                item["referenceId"]
+                    .as_str()
+                    .expect("referenceId")
+                    .to_owned()
+            })
+            .collect();
+    references.sort();
+    assert_eq!(references, ["after", "s0", "s1", "s2", "s3", "s4"]);
+}
+
+/// A directory, a FIFO or a device given as the state file is refused as what it is, at
+/// once: a FIFO is never opened (which waits for a writer for ever), and nothing is made
+/// beside any of them.
+#[test]
+fn a_path_that_is_no_file_is_refused_as_such_at_once() {
+    let dir = TempDir::new("no-file");
+    let fifo = dir.file("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let folder = dir.file("folder");
+    std::fs::create_dir(&folder).expect("a directory");
+    for (path, says) in [
+        (fifo.as_path(), "a FIFO, a socket or a device"),
+        (folder.as_path(), "is a directory"),
+        (Path::new("/dev/null"), "a FIFO, a socket or a device"),
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_linkbox"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--state"])
+            .arg(path)
+            .env("LINKBOX_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ran");
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("waited") {
+                break status;
+            }
+            if started.elapsed() > std::time::Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!("{} held the start", path.display());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+            .expect("stderr");
+        assert!(!status.success(), "{}: {stderr}", path.display());
+        assert!(stderr.contains(says), "{}: {stderr}", path.display());
+        assert!(
+            stderr.contains("give --state the path of a file"),
+            "{stderr}"
+        );
+    }
+    assert!(
+        !Path::new("/dev/null-journal").exists(),
+        "nothing made beside a device"
+    );
+    let mut names: Vec<_> = std::fs::read_dir(dir.file(""))
+        .expect("dir")
+        .map(|entry| entry.expect("entry").file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["fifo", "folder"], "nothing made beside them");
+}
+
 /// A database of linkbox's with nothing in it — what SQLite rolls a file back to when
 /// linkbox was killed while making it — is made a state file, not refused as another
 /// program's.

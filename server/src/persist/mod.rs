@@ -926,6 +926,30 @@ fn beside(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The state file `path` names, its links followed, as SQLite follows them to name its
+/// `-wal`: the write log and the holder's note go beside the same file, whatever path it is
+/// reached by. Named after a link, a file reached through one and by its own path had two
+/// write logs, and after a `kill -9` one start missed what the other's log held while the
+/// next applied it over changes made since. Anything but a regular file is refused before
+/// it is opened: a FIFO held the start for ever, and a device took SQLite's journal beside
+/// it.
+fn resolved(path: &Path) -> Result<PathBuf, OpenError> {
+    let resolved =
+        std::fs::canonicalize(path).map_err(|error| OpenError::Io(path.to_owned(), error))?;
+    let kind = std::fs::metadata(&resolved)
+        .map_err(|error| OpenError::Io(path.to_owned(), error))?
+        .file_type();
+    if kind.is_file() {
+        return Ok(resolved);
+    }
+    let what = if kind.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file, but a FIFO, a socket or a device"
+    };
+    Err(OpenError::NotAFile(path.to_owned(), what))
+}
+
 /// How often, and how far apart, a lock held without a note is tried again.
 const UNNAMED_LOCK_RETRIES: u32 = 20;
 const UNNAMED_LOCK_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
@@ -1014,6 +1038,7 @@ pub fn open(path: &Path) -> Result<Opened, OpenError> {
     // meta already exists") instead of being refused naming it. A new path is an empty
     // file to lock, made a state file by `schema::open`.
     schema::make_empty(path)?;
+    let path = &resolved(path)?;
     let lock = lock(path)?;
     let mut connection = schema::open(path)?;
     let identity = lock

@@ -142,6 +142,10 @@ pub enum OpenError {
     /// file's log beside it): nothing was modified.
     #[error("cannot open state file {0}: {1}")]
     Log(PathBuf, String),
+    /// A path that names something other than a file (a directory, a FIFO, a device),
+    /// refused before it is opened.
+    #[error("state file {0} is {1}; give --state the path of a file")]
+    NotAFile(PathBuf, &'static str),
     /// A new file that cannot be made where it is asked for (no such directory, or one
     /// linkbox may not write in): nothing is wrong with any file.
     #[error("cannot create state file {0}: {1}")]
