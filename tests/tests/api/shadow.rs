@@ -1156,3 +1156,88 @@ async fn an_answer_differing_in_more_places_than_compared_says_so() {
         .count();
     assert!((1..=500).contains(&extra), "{extra} kept");
 }
+
+/// A list whose items carry user data enough to be streamed (its length unknown) is
+/// compared as any other: through an honest vendor, no drift. Read back only when small and
+/// of a known length, it was compared as an empty body, a `type` difference every time.
+#[tokio::test]
+async fn a_streamed_list_of_large_items_is_compared_whole() {
+    let vendor = spawn_app().await;
+    let proxy = drifting(&vendor, Arc::new(|_, _, status, body| (status, body))).await;
+    let shadow = shadowing(&format!("http://{proxy}")).await;
+    let key = test_key(1621);
+    let mut user_data = json!({
+        "paymentMethod": {"type": "bank_account", "bankAccount": {"country": "US", "accountNumber": "1"}}
+    });
+    for field in 0..4_900 {
+        user_data[format!("k{field}")] = json!("v".repeat(10));
+    }
+    let created = shadow
+        .create_link(
+            &key,
+            &json!({"referenceId": "heavy-1", "userData": user_data}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let listed = shadow.list_links(&key, "").await;
+    assert_eq!(listed.status, 200);
+    assert!(listed.text.len() > 64 * 1024, "heavy enough to be streamed");
+    let report = drift_after(&shadow, 2).await;
+    assert_eq!(report["compared"], 2, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    assert_eq!(report["differences"], json!([]), "{report}");
+}
+
+/// A revoke linkbox makes and the vendor refuses (its clock, moved on, has the link
+/// expired) shows as a status difference, which it is; the read after it, where the two hold
+/// different links, follows from that refusal: an error of the report naming the change,
+/// not more differences. (Two such differences counted as the vendor breaking its docs.)
+#[tokio::test]
+async fn what_differs_after_a_change_only_one_side_did_is_not_drift_again() {
+    let vendor = spawn_app().await;
+    let proxy = drifting(&vendor, Arc::new(|_, _, status, body| (status, body))).await;
+    let shadow = shadowing(&format!("http://{proxy}")).await;
+    let key = test_key(1622);
+    let created = shadow
+        .create_link(&key, &json!({"referenceId": "one-side"}))
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let id = created.json["data"]["linkId"]
+        .as_str()
+        .expect("linkId")
+        .to_owned();
+    let moved = vendor
+        .control(
+            Method::POST,
+            "/clock",
+            None,
+            Some(&json!({"advanceSeconds": 3 * 86_400})),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{moved:?}");
+    let revoked = shadow.revoke_link(&key, &id, None).await;
+    assert!(
+        (400..500).contains(&revoked.status),
+        "the vendor refuses to revoke an expired link: {revoked:?}"
+    );
+    let read = shadow.get_link(&key, &id).await;
+    assert_eq!(
+        read.json["data"]["status"], "created",
+        "the vendor's: {read:?}"
+    );
+    let report = drift_after(&shadow, 3).await;
+    let differences = report["differences"].as_array().expect("differences");
+    assert_eq!(differences.len(), 1, "{report}");
+    assert_eq!(
+        differences[0]["endpoint"],
+        "POST /partner/links/{linkId}/revoke"
+    );
+    assert_eq!(differences[0]["rule"], "status", "{report}");
+    let errors = report["recentErrors"].to_string();
+    assert!(
+        errors.contains(&format!(
+            "and linkbox 200 to POST /partner/links/{id}/revoke, so one did what the other did not"
+        )),
+        "the read's difference names the change behind it: {errors}"
+    );
+}

@@ -21,6 +21,11 @@
 //! [`UNSETTLED_CHANGES`] changes answered unalike. A 429 raises no doubt: the vendor says it
 //! did nothing.
 //!
+//! A change both sides answered, one with a success and the other without (the vendor's 200
+//! to a revoke linkbox's own rate limits answer 429), raises one as well, unless it settles
+//! a doubt: its status difference is reported, and what follows from it on the resource is
+//! not reported again.
+//!
 //! A resource is the request's path up to its first id (`/partner/links/lnk_…` for
 //! `…/revoke`; for a Leaf `PUT …/users`, the user its body's `id` names), or the whole path
 //! where there is none (the collection a create adds to), per tenant. At most

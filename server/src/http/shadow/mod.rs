@@ -15,7 +15,9 @@
 //!    than [`MAX_UPSTREAM_BODY`] bytes, is a 502 in the API's own error shape, recorded as
 //!    an error of the drift report, never as a difference.
 //! 4. After the answer is on its way, the same request is applied to linkbox's own sandbox
-//!    — the shadow — by one worker, in the order the upstream answered, so a request that
+//!    — the shadow — by one worker on a thread of its own (not a serving runtime's: a burst
+//!    of answers that differ in many places held every request of the runtime it ran on for
+//!    seconds), in the order the upstream answered, so a request that
 //!    names an id the previous one created finds it mapped. The worker rewrites the
 //!    upstream's ids and tokens to the shadow's ([`ids`]), dispatches the request straight
 //!    to the routes (no faults: they would be drift of linkbox's own making), compares the
@@ -28,7 +30,12 @@
 //!    is neither applied nor compared: it is an error of the report, and the shadow stays
 //!    in step with what the vendor did. A changing request answered with a 5xx, or not at
 //!    all, may have been done all the same: its resource is in doubt until the next change
-//!    to it, and what differs on it meanwhile is weather too ([`doubts`]).
+//!    to it, and what differs on it meanwhile is weather too ([`doubts`]). So is a change
+//!    one side did and the other refused (the vendor's 200 to linkbox's own 429): the
+//!    status differs, which is drift, and what then differs on the resource follows from
+//!    it. linkbox's own answer is read whole, up to [`MAX_UPSTREAM_BODY`] as the vendor's
+//!    is, however it is sent (a list of large items is streamed); past that it is not
+//!    compared, and the report says so.
 //!
 //! An M2M key is its own shadow partner (open mode); a Leaf token is the one linkbox issued
 //! when the same `/api/authenticate` was applied to the shadow. A Leaf request whose token
@@ -56,7 +63,7 @@ use linkbox_suite::shadow::{self as compare, Answer, Exchange};
 use tokio::sync::mpsc;
 use warp::reply::Response;
 
-use super::{Surfaces, dispatch, read_back};
+use super::{Surfaces, dispatch};
 use crate::app::App;
 use crate::drift::Found;
 use crate::journal;
@@ -516,6 +523,33 @@ fn answer(upstream: &Upstream) -> Response {
     response
 }
 
+/// linkbox's own answer, its body read whole however it is sent (a list of large items is
+/// streamed, its length unknown), up to [`MAX_UPSTREAM_BODY`] as the vendor's is; past that,
+/// or when it cannot be read, why not. Read back only when small and of a known length (as
+/// the journal reads answers), a streamed list or a large detail was compared as an empty
+/// body: one difference of `type` for every such answer, and nothing else of it compared.
+async fn read_whole(response: Response) -> Result<(Response, Bytes), String> {
+    use http_body_util::BodyExt;
+    let (parts, mut body) = response.into_parts();
+    let mut collected = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| format!("could not be read: {error}"))?;
+        if let Ok(data) = frame.into_data() {
+            if collected.len() + data.len() > MAX_UPSTREAM_BODY {
+                return Err(format!(
+                    "is more than {MAX_UPSTREAM_BODY} bytes, more than the vendor's answer may be"
+                ));
+            }
+            collected.extend_from_slice(&data);
+        }
+    }
+    let collected = collected.freeze();
+    Ok((
+        Response::from_parts(parts, collected.clone().into()),
+        collected,
+    ))
+}
+
 /// Queues `job` for the worker, started on first use; a full queue refuses it, saying
 /// what is full.
 fn enqueue(surfaces: &Arc<Surfaces>, shadow: &Shadow, app: &App, job: Job) -> Result<(), String> {
@@ -528,13 +562,17 @@ fn enqueue(surfaces: &Arc<Surfaces>, shadow: &Shadow, app: &App, job: Job) -> Re
     }
     let queue = shadow.queue.get_or_init(|| {
         let (sender, receiver) = mpsc::channel(MAX_QUEUED);
-        tokio::spawn(work(
-            surfaces.clone(),
+        // The worker holds the surfaces weakly: they hold its queue, which it ends with.
+        let worker = work(
+            Arc::downgrade(surfaces),
             app.clone(),
             shadow.ids.clone(),
             shadow.queued_bytes.clone(),
             receiver,
-        ));
+        );
+        if let Err(error) = on_its_own_thread(worker) {
+            tracing::error!(%error, "the shadow's comparison thread cannot be started; no request is compared");
+        }
         sender
     });
     if queue.try_send(job).is_err() {
@@ -544,9 +582,28 @@ fn enqueue(surfaces: &Arc<Surfaces>, shadow: &Shadow, app: &App, job: Job) -> Re
     Ok(())
 }
 
-/// The worker: applies each job to the shadow in order and compares.
+/// Runs `worker` to its end on a thread of its own, with a runtime of its own: the
+/// comparisons take what CPU they take there, and the kernel shares the cores between it and
+/// the serving threads, none of whose requests wait for it. On a serving runtime, a burst of
+/// 92 requests whose answers differed in 600 places held that runtime's every request (the
+/// health check too) for 13 s.
+fn on_its_own_thread<F>(worker: F) -> std::io::Result<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("linkbox-shadow".to_owned())
+        .spawn(move || runtime.block_on(worker))
+        .map(drop)
+}
+
+/// The worker: applies each job to the shadow in order and compares, until the queue's
+/// sender is gone with the surfaces.
 async fn work(
-    surfaces: Arc<Surfaces>,
+    surfaces: std::sync::Weak<Surfaces>,
     app: App,
     ids: Arc<Ids>,
     queued_bytes: Arc<AtomicUsize>,
@@ -555,6 +612,9 @@ async fn work(
     let mut doubts = Doubts::default();
     while let Some(job) = receiver.recv().await {
         let bytes = job.bytes();
+        let Some(surfaces) = surfaces.upgrade() else {
+            return;
+        };
         apply(&surfaces, &app, &ids, &mut doubts, job).await;
         queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
     }
@@ -587,7 +647,11 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
         doubts.raise(
             tenant.as_deref(),
             &resource,
-            format!("{} {} got no answer from the vendor", job.method, job.path),
+            format!(
+                "{} {} got no answer from the vendor: the vendor may have done that request, \
+                 which linkbox did not apply",
+                job.method, job.path
+            ),
         );
         return;
     };
@@ -603,7 +667,8 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
                 tenant.as_deref(),
                 &resource,
                 format!(
-                    "the vendor answered {} to {} {}",
+                    "the vendor answered {} to {} {}: the vendor may have done that request, \
+                     which linkbox did not apply",
                     upstream.status, job.method, job.path
                 ),
             );
@@ -655,7 +720,19 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
     // What a client of linkbox's HEAD gets, as the vendor's HEAD answer is what its client
     // got: the route's GET answer without its body.
     let response = super::leftover::head(&job.method, response);
-    let (response, local_body) = read_back(response).await;
+    let (response, local_body) = match read_whole(response).await {
+        Ok(read) => read,
+        Err(why) => {
+            app.drift.error(
+                tenant.as_deref(),
+                &endpoint,
+                format!(
+                    "not compared: linkbox's own answer {why}; the client got the vendor's answer"
+                ),
+            );
+            return;
+        }
+    };
     let mut local_headers: Vec<(String, String)> = response
         .headers()
         .iter()
@@ -674,7 +751,6 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
             httpdate::fmt_http_date(std::time::SystemTime::from(app.clock.now())),
         ));
     }
-    let local_body = local_body.unwrap_or_default();
     let local_status = response.status().as_u16();
     let shadow_id = |id: &str| ids.shadow(id);
     let exchange = Exchange {
@@ -710,6 +786,22 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
     }
     let alike = upstream.status == local_status;
     let doubt = doubts.over(tenant.as_deref(), &resource.path, changes.then_some(alike));
+    // A change one side did and the other refused: its status differs (drift, or linkbox's
+    // own limits, as a 429 of its rate limits is), and from then on the two hold different
+    // things, so what differs on the resource follows from it, as after a lost change. Not
+    // a change that settles a doubt: the retry of a lost revoke is the vendor's "already
+    // revoked" and linkbox's 200, after which both hold it revoked.
+    if changes && doubt.is_none() && upstream_ok != (200..300).contains(&local_status) {
+        doubts.raise(
+            tenant.as_deref(),
+            &resource,
+            format!(
+                "the vendor answered {} and linkbox {} to {} {}, so one did what the other \
+                 did not",
+                upstream.status, local_status, job.method, job.path
+            ),
+        );
+    }
     // An id of the vendor's that no compared answer ever showed (made before shadowing
     // began, or by a request whose answer was lost) is not held by the shadow: its 404
     // there is the shadow's want of data, not drift, as lists compare only the items both
@@ -749,8 +841,7 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
             &endpoint,
             format!(
                 "not counted as drift: the answers differ ({}) on {}, which is in doubt since \
-                 {cause}: the vendor may have done that request, which linkbox did not \
-                 apply{}",
+                 {cause}{}",
                 what.join(", "),
                 resource.path,
                 match (changes, doubts.holds(tenant.as_deref(), &resource.path)) {
@@ -798,7 +889,54 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
 
 #[cfg(test)]
 mod tests {
-    use super::as_sent;
+    use super::{as_sent, on_its_own_thread, read_whole};
+
+    /// The worker runs while the serving thread that started it is busy: on a runtime of its
+    /// own, on its own thread. (Spawned on this single-threaded runtime, it could not run
+    /// until the test's blocking wait had timed out.)
+    #[tokio::test]
+    async fn the_comparison_worker_runs_while_the_serving_thread_is_busy() {
+        let (ran, seen) = std::sync::mpsc::channel();
+        on_its_own_thread(async move {
+            tokio::task::yield_now().await;
+            let name = std::thread::current().name().map(str::to_owned);
+            ran.send(name).expect("the test waits");
+        })
+        .expect("started");
+        let name = seen
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("ran while this thread was blocked");
+        assert_eq!(name.as_deref(), Some("linkbox-shadow"));
+    }
+
+    /// linkbox's own answer is read whole however it is sent, streamed of unknown length
+    /// too, up to the vendor's bound; past it, not read.
+    #[tokio::test]
+    async fn linkbox_s_own_answer_is_read_whole_up_to_the_vendor_s_bound() {
+        let streamed = |chunks: Vec<Vec<u8>>| {
+            let stream = futures_util::stream::iter(
+                chunks
+                    .into_iter()
+                    .map(|chunk| Ok::<_, std::io::Error>(bytes::Bytes::from(chunk))),
+            );
+            warp::Reply::into_response(warp::reply::stream(stream))
+        };
+        let (_, body) = read_whole(streamed(vec![b"[1,".to_vec(), b"2]".to_vec()]))
+            .await
+            .expect("read");
+        assert_eq!(&body[..], b"[1,2]");
+        let half = vec![b' '; super::MAX_UPSTREAM_BODY / 2];
+        assert!(
+            read_whole(streamed(vec![half.clone(), half.clone(), b"x".to_vec()]))
+                .await
+                .is_err_and(|why| why.contains("more than")),
+            "one byte past the bound"
+        );
+        let (_, whole) = read_whole(streamed(vec![half.clone(), half]))
+            .await
+            .expect("at the bound");
+        assert_eq!(whole.len(), super::MAX_UPSTREAM_BODY);
+    }
 
     #[test]
     fn what_the_upstream_is_sent_is_the_target_in_the_form_http_allows() {
