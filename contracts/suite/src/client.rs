@@ -463,6 +463,32 @@ const OUTAGE_AFTER: u32 = 2;
 /// How long a request may go unanswered before the run says it is still waiting.
 const SLOW: Duration = Duration::from_secs(5);
 
+/// The largest answer a case reads from its target, as shadow mode passes on a vendor's:
+/// past it, the case is weather (no answer of either API comes near it), and the run holds
+/// no more of it. Read whole, a target's answer of 100 MB held the run at 480 MB.
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// Why a target's answer could not be read whole.
+enum Unread {
+    Failed(reqwest::Error),
+    TooLarge,
+}
+
+/// `response`'s body as text (invalid UTF-8 replaced), read up to [`MAX_ANSWER_BYTES`].
+async fn read_capped(mut response: reqwest::Response) -> Result<String, Unread> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Unread::Failed)? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(Unread::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(match String::from_utf8(body) {
+        Ok(text) => text,
+        Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
+    })
+}
+
 /// How long a 429 asks to wait: its `Retry-After` in whole seconds, or a minute (the
 /// documented limits are per minute) when it gives none or an HTTP date.
 fn retry_after(reply: &Reply) -> Duration {
@@ -1151,7 +1177,18 @@ impl Request {
         // arrives, in its headers and its body: every excerpt, cut or escaping of it made
         // later is of the redacted text.
         let headers = scrubbed_headers(&shared.console, response.headers());
-        let text = response.text().await.map_err(unanswered)?;
+        let text = read_capped(response).await.map_err(|unread| match unread {
+            Unread::Failed(error) => unanswered(error),
+            Unread::TooLarge => (
+                Failure::weather(
+                    described.to_owned(),
+                    "size",
+                    format!("an answer of at most {MAX_ANSWER_BYTES} bytes"),
+                    format!("more than {MAX_ANSWER_BYTES} bytes (not read further)"),
+                ),
+                true,
+            ),
+        })?;
         let text = shared.console.scrub(&text).into_owned();
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
         Ok(Reply {

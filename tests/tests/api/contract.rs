@@ -686,6 +686,47 @@ async fn weather_after_one_applied_request(
     captured.text()
 }
 
+/// A target whose answer is larger than any answer of either API (over 16 MiB) is weather,
+/// read no further than that: the case an `error`, never drift.
+#[tokio::test]
+async fn an_answer_too_large_to_be_either_apis_is_weather_read_no_further() {
+    let app = spawn_app().await;
+    let base = proxy::start(
+        &app.base,
+        proxy::Fault::response(|request, response| {
+            if request.method == "GET"
+                && request.path.starts_with("/partner/links/")
+                && response.status == 200
+            {
+                let mut huge = response.body.to_vec();
+                huge.resize(linkbox_suite::client::MAX_ANSWER_BYTES + 1, b' ');
+                response.body = bytes::Bytes::from(huge);
+                response.headers.remove(http::header::CONTENT_LENGTH);
+            }
+        }),
+    )
+    .await;
+    let (console, captured) = linkbox_suite::Console::buffer();
+    let options = Options {
+        filter: Some("m2m.detail.matches-create".to_owned()),
+        patience: quick(),
+        console,
+        ..Options::in_process(base)
+    };
+    let (report, output) = run(&options).await;
+    assert_eq!(report.failed(), 0, "weather reported as drift: {output}");
+    assert_eq!(
+        report.errored_ids(),
+        ["m2m.detail.matches-create"],
+        "{output}"
+    );
+    let too_large = format!(
+        "more than {} bytes (not read further)",
+        linkbox_suite::client::MAX_ANSWER_BYTES
+    );
+    assert!(output.contains(&too_large), "{}\n{output}", captured.text());
+}
+
 /// A revoke the target applied and then answered 502 (a gateway's timeout after the work was
 /// done): its retry is told the link is already revoked. That is weather, an `error` naming
 /// the request on stderr, never drift; the same case with no weather passes.

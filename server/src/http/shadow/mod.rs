@@ -73,7 +73,7 @@ use doubts::Doubts;
 use ids::{Bearer, Ids};
 
 /// Largest upstream answer linkbox passes on (and compares).
-pub const MAX_UPSTREAM_BODY: usize = 16 * 1024 * 1024;
+pub const MAX_UPSTREAM_BODY: usize = linkbox_suite::client::MAX_ANSWER_BYTES;
 /// Requests waiting for the comparison worker at most.
 pub const MAX_QUEUED: usize = 1024;
 /// Bytes (request and upstream bodies) waiting for the comparison worker at most.
