@@ -92,6 +92,48 @@ pub(super) struct Shadow {
     ids: Arc<Ids>,
     queue: std::sync::OnceLock<mpsc::Sender<Job>>,
     queued_bytes: Arc<AtomicUsize>,
+    /// Changes the vendor made that a full queue kept from the worker ([`Missed`]).
+    missed: Arc<Missed>,
+}
+
+/// Changes the vendor answered with a success that were never queued for the worker (the
+/// queue was full), so never applied to the shadow: the worker puts each one's resource in
+/// doubt in its turn, before the first job queued after it, as it does a lost change's.
+/// Dropped unrecorded, what the vendor then held differed from the shadow with nothing to
+/// say why, and each read of it was drift. At most [`MAX_QUEUED`] are kept, the oldest
+/// forgotten first.
+#[derive(Default)]
+struct Missed {
+    /// Jobs queued so far: the turn of the next one.
+    queued: std::sync::atomic::AtomicU64,
+    /// Each missed change, with the turn of the first job queued after it.
+    changes: parking_lot::Mutex<std::collections::VecDeque<(u64, Job)>>,
+}
+
+impl Missed {
+    /// Keeps `job` (a change whose request body, past 4 KiB, is left out: a resource is
+    /// named by its path, or a Leaf user by a small body's `id`).
+    fn keep(&self, mut job: Job) {
+        if job.body.len() > 4096 {
+            job.body = Bytes::new();
+        }
+        let turn = self.queued.load(Ordering::Acquire);
+        let mut changes = self.changes.lock();
+        if changes.len() == MAX_QUEUED {
+            changes.pop_front();
+        }
+        changes.push_back((turn, job));
+    }
+
+    /// The changes missed before the job of `turn` was queued, oldest first.
+    fn before(&self, turn: u64) -> Vec<Job> {
+        let mut changes = self.changes.lock();
+        let due = changes
+            .iter()
+            .take_while(|(after, _)| *after <= turn)
+            .count();
+        changes.drain(..due).map(|(_, job)| job).collect()
+    }
 }
 
 /// One request and the upstream's answer, waiting to be applied to the shadow.
@@ -102,9 +144,14 @@ struct Job {
     query: String,
     headers: HeaderMap,
     body: Bytes,
-    /// `None`: the vendor gave no answer (the client got a 502), so the request is not
-    /// applied; a changing one only puts its resource in doubt, in its turn.
+    /// `None`: the vendor gave no answer (the client got a 502), or the request was never
+    /// queued ([`Missed`]), so it is not applied; a changing one only puts its resource in
+    /// doubt, in its turn.
     upstream: Option<Upstream>,
+    /// Its turn in the queue: the jobs queued before it.
+    turn: u64,
+    /// A change the vendor made that was never queued ([`Missed`]).
+    missed: bool,
 }
 
 /// What the upstream answered.
@@ -152,6 +199,7 @@ impl Shadow {
             ids: Arc::default(),
             queue: std::sync::OnceLock::new(),
             queued_bytes: Arc::default(),
+            missed: Arc::default(),
         })
     }
 
@@ -249,6 +297,8 @@ pub(super) async fn forward(
                     headers: request.headers.clone(),
                     body: Bytes::new(),
                     upstream: None,
+                    turn: 0,
+                    missed: false,
                 };
                 let _ = enqueue(surfaces, shadow, &app, lost);
             }
@@ -268,6 +318,7 @@ pub(super) async fn forward(
         response_headers: response.headers(),
         response_body: Some(&upstream.body),
     });
+    let done = (200..300).contains(&upstream.status);
     let job = Job {
         api,
         method: request.method.clone(),
@@ -276,13 +327,21 @@ pub(super) async fn forward(
         headers: request.headers.clone(),
         body,
         upstream: Some(upstream),
+        turn: 0,
+        missed: false,
     };
-    if let Err(full) = enqueue(surfaces, shadow, &app, job) {
+    if let Err(refused) = enqueue(surfaces, shadow, &app, job) {
+        let (full, mut job) = *refused;
         app.drift.error(
             tenant.as_deref(),
             &endpoint,
             format!("not compared: {full}; the client got the vendor's answer"),
         );
+        if done && doubts::changes(&job.method) {
+            job.upstream = None;
+            job.missed = true;
+            shadow.missed.keep(job);
+        }
     }
     response
 }
@@ -551,14 +610,20 @@ async fn read_whole(response: Response) -> Result<(Response, Bytes), String> {
 }
 
 /// Queues `job` for the worker, started on first use; a full queue refuses it, saying
-/// what is full.
-fn enqueue(surfaces: &Arc<Surfaces>, shadow: &Shadow, app: &App, job: Job) -> Result<(), String> {
+/// what is full, and hands it back.
+fn enqueue(
+    surfaces: &Arc<Surfaces>,
+    shadow: &Shadow,
+    app: &App,
+    mut job: Job,
+) -> Result<(), Box<(String, Job)>> {
     let bytes = job.bytes();
     if shadow.queued_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes > MAX_QUEUED_BYTES {
         shadow.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-        return Err(format!(
-            "{MAX_QUEUED_BYTES} bytes of requests already wait for comparison"
-        ));
+        return Err(Box::new((
+            format!("{MAX_QUEUED_BYTES} bytes of requests already wait for comparison"),
+            job,
+        )));
     }
     let queue = shadow.queue.get_or_init(|| {
         let (sender, receiver) = mpsc::channel(MAX_QUEUED);
@@ -568,6 +633,7 @@ fn enqueue(surfaces: &Arc<Surfaces>, shadow: &Shadow, app: &App, job: Job) -> Re
             app.clone(),
             shadow.ids.clone(),
             shadow.queued_bytes.clone(),
+            shadow.missed.clone(),
             receiver,
         );
         if let Err(error) = on_its_own_thread(worker) {
@@ -575,11 +641,22 @@ fn enqueue(surfaces: &Arc<Surfaces>, shadow: &Shadow, app: &App, job: Job) -> Re
         }
         sender
     });
-    if queue.try_send(job).is_err() {
-        shadow.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-        return Err(format!("{MAX_QUEUED} requests already wait for comparison"));
+    // Turns are taken one sender at a time, as missed changes take theirs ([`Missed::keep`]).
+    let _turns = shadow.missed.changes.lock();
+    job.turn = shadow.missed.queued.load(Ordering::Acquire);
+    match queue.try_send(job) {
+        Ok(()) => {
+            shadow.missed.queued.fetch_add(1, Ordering::AcqRel);
+            Ok(())
+        }
+        Err(refused) => {
+            shadow.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            Err(Box::new((
+                format!("{MAX_QUEUED} requests already wait for comparison"),
+                refused.into_inner(),
+            )))
+        }
     }
-    Ok(())
 }
 
 /// Runs `worker` to its end on a thread of its own, with a runtime of its own: the
@@ -607,6 +684,7 @@ async fn work(
     app: App,
     ids: Arc<Ids>,
     queued_bytes: Arc<AtomicUsize>,
+    missed: Arc<Missed>,
     mut receiver: mpsc::Receiver<Job>,
 ) {
     let mut doubts = Doubts::default();
@@ -615,6 +693,9 @@ async fn work(
         let Some(surfaces) = surfaces.upgrade() else {
             return;
         };
+        for change in missed.before(job.turn) {
+            apply(&surfaces, &app, &ids, &mut doubts, change).await;
+        }
         apply(&surfaces, &app, &ids, &mut doubts, job).await;
         queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
     }
@@ -643,15 +724,18 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
     let request_json: Option<serde_json::Value> = serde_json::from_slice(&job.body).ok();
     let resource = doubts::resource(job.api, &job.method, &job.path, request_json.as_ref());
     let Some(upstream) = &job.upstream else {
-        // The vendor's answer was lost (the report already counts the request as an error).
+        // The vendor's answer was lost, or the request never queued (the report already
+        // counts the request as an error).
+        let cause = if job.missed {
+            "the vendor did it, and linkbox did not apply it: the comparison queue was full"
+        } else {
+            "got no answer from the vendor: the vendor may have done that request, which \
+             linkbox did not apply"
+        };
         doubts.raise(
             tenant.as_deref(),
             &resource,
-            format!(
-                "{} {} got no answer from the vendor: the vendor may have done that request, \
-                 which linkbox did not apply",
-                job.method, job.path
-            ),
+            format!("{} {} {cause}", job.method, job.path),
         );
         return;
     };
@@ -773,17 +857,22 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
     };
     ids.learn(compare::pairs(&exchange));
     let differences = compare::compare(&exchange);
-    if differences.len() >= compare::MAX_FOUND {
-        app.drift.error(
-            tenant.as_deref(),
-            &endpoint,
-            format!(
-                "the answers differ in more than {} places: only the first {} were compared",
-                compare::MAX_FOUND,
-                compare::MAX_FOUND
-            ),
-        );
-    }
+    // Said once what was found is in the report: a reader told that only some places were
+    // compared finds those places there.
+    let wide = differences.len() >= compare::MAX_FOUND;
+    let say_if_wide = || {
+        if wide {
+            app.drift.error(
+                tenant.as_deref(),
+                &endpoint,
+                format!(
+                    "the answers differ in more than {} places: only the first {} were compared",
+                    compare::MAX_FOUND,
+                    compare::MAX_FOUND
+                ),
+            );
+        }
+    };
     let alike = upstream.status == local_status;
     let doubt = doubts.over(tenant.as_deref(), &resource.path, changes.then_some(alike));
     // A change one side did and the other refused: its status differs (drift, or linkbox's
@@ -854,6 +943,7 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
                 }
             ),
         );
+        say_if_wide();
         return;
     }
     let found: Vec<Found> = differences
@@ -885,11 +975,52 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
             new.linkbox,
         );
     }
+    say_if_wide();
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{as_sent, on_its_own_thread, read_whole};
+    use super::{Job, MAX_QUEUED, Missed, as_sent, on_its_own_thread, read_whole};
+
+    fn change(path: &str, body: usize) -> Job {
+        Job {
+            api: linkbox_suite::Api::M2m,
+            method: http::Method::POST,
+            path: path.to_owned(),
+            query: String::new(),
+            headers: http::HeaderMap::new(),
+            body: bytes::Bytes::from(vec![b' '; body]),
+            upstream: None,
+            turn: 0,
+            missed: true,
+        }
+    }
+
+    /// A missed change comes out before the first job queued after it, not before those
+    /// queued ahead of it; at most as many as the queue holds are kept, the oldest given up,
+    /// and a large body is not kept.
+    #[test]
+    fn missed_changes_come_out_in_their_turn_and_are_bounded() {
+        let missed = Missed::default();
+        missed.keep(change("/partner/links/a/revoke", 10));
+        missed.queued.store(3, std::sync::atomic::Ordering::Release);
+        missed.keep(change("/partner/links/b/revoke", 10_000));
+        let paths = |jobs: Vec<Job>| jobs.into_iter().map(|job| job.path).collect::<Vec<_>>();
+        assert_eq!(paths(missed.before(0)), ["/partner/links/a/revoke"]);
+        assert!(
+            missed.before(2).is_empty(),
+            "jobs 0 to 2 were queued before b"
+        );
+        let b = missed.before(3);
+        assert_eq!(b.len(), 1);
+        assert!(b[0].body.is_empty(), "a large body is not kept");
+        for n in 0..=MAX_QUEUED {
+            missed.keep(change(&format!("/partner/links/{n}/revoke"), 0));
+        }
+        let kept = paths(missed.before(u64::MAX));
+        assert_eq!(kept.len(), MAX_QUEUED);
+        assert_eq!(kept[0], "/partner/links/1/revoke", "the oldest given up");
+    }
 
     /// The worker runs while the serving thread that started it is busy: on a runtime of its
     /// own, on its own thread. (Spawned on this single-threaded runtime, it could not run
