@@ -255,9 +255,11 @@ fn dashboard(
             );
         }
     };
+    // Every credential the page was given, as [`headers`] reads them: with only one of a
+    // key and a token, a button acted for another tenant than the page showed.
     let hidden = html! {
         @if let Some(key) = field(form, "key") { input type="hidden" name="key" value=(key); }
-        @else if let Some(token) = field(form, "token") { input type="hidden" name="token" value=(token); }
+        @if let Some(token) = field(form, "token") { input type="hidden" name="token" value=(token); }
     };
     let label = match &scope {
         Scope::Admin => "every tenant (admin)".to_owned(),

@@ -1196,6 +1196,24 @@ async fn the_dashboard_given_a_key_and_a_token_is_the_tokens_account_as_the_cont
     .await;
     assert_eq!(bad_key.status, 200, "{}", bad_key.text);
     assert!(bad_key.text.contains("Leaf account both-creds"));
+    // Its buttons carry both, and act for the page's tenant.
+    assert!(
+        bad_key
+            .text
+            .contains(&format!(r#"name="token" value="{token}""#))
+    );
+    let pressed = post_form(
+        &app,
+        "/_sandbox/ui/clock",
+        &format!("key=m2m_test_bad&token={token}&advanceSeconds=60"),
+    )
+    .await;
+    assert_eq!(pressed.status, 200, "{}", pressed.text);
+    assert!(
+        pressed.text.contains("Leaf account both-creds"),
+        "{}",
+        pressed.text
+    );
     let journal = app
         .client
         .get(app.url("/_sandbox/requests"))
