@@ -852,6 +852,34 @@ async fn a_state_file_reached_through_a_link_keeps_one_write_log_beside_the_file
     assert_eq!(references, ["after", "s0", "s1", "s2", "s3", "s4"]);
 }
 
+/// A state file of two names (a hard link) is refused, untouched, by either name: its write
+/// log would be kept beside each. A link to a file in a directory that does not exist is
+/// refused naming that directory.
+#[test]
+fn a_hard_linked_state_file_and_a_link_into_no_directory_are_refused_as_such() {
+    let dir = TempDir::new("hard-link");
+    let state = dir.file("state.db");
+    linkbox_file(&state);
+    let other = dir.file("other.db");
+    std::fs::hard_link(&state, &other).expect("a second name");
+    assert_refused(&state, "has 2 names (hard links)");
+    assert_refused(&other, "has 2 names (hard links)");
+    let link = dir.file("link.db");
+    std::os::unix::fs::symlink(dir.file("nowhere/state.db"), &link).expect("a link");
+    let output = Command::new(env!("CARGO_BIN_EXE_linkbox"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--state"])
+        .arg(&link)
+        .env("LINKBOX_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("ran");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("it is a link to"), "{stderr}");
+    assert!(stderr.contains("nowhere does not exist"), "{stderr}");
+    assert!(!dir.file("nowhere").exists());
+}
+
 /// A directory, a FIFO or a device given as the state file is refused as what it is, at
 /// once: a FIFO is never opened (which waits for a writer for ever), and nothing is made
 /// beside any of them.

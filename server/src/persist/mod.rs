@@ -932,14 +932,19 @@ fn beside(path: &Path, suffix: &str) -> PathBuf {
 /// write logs, and after a `kill -9` one start missed what the other's log held while the
 /// next applied it over changes made since. Anything but a regular file is refused before
 /// it is opened: a FIFO held the start for ever, and a device took SQLite's journal beside
-/// it.
+/// it. So is a file of more than one name (hard links), which has no one path to follow.
 fn resolved(path: &Path) -> Result<PathBuf, OpenError> {
     let resolved =
         std::fs::canonicalize(path).map_err(|error| OpenError::Io(path.to_owned(), error))?;
-    let kind = std::fs::metadata(&resolved)
-        .map_err(|error| OpenError::Io(path.to_owned(), error))?
-        .file_type();
+    let meta =
+        std::fs::metadata(&resolved).map_err(|error| OpenError::Io(path.to_owned(), error))?;
+    let kind = meta.file_type();
     if kind.is_file() {
+        // Links of another kind, that no path can be followed through to the one name.
+        let names = std::os::unix::fs::MetadataExt::nlink(&meta);
+        if names > 1 {
+            return Err(OpenError::HardLinked(path.to_owned(), names));
+        }
         return Ok(resolved);
     }
     let what = if kind.is_dir() {

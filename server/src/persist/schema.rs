@@ -146,6 +146,12 @@ pub enum OpenError {
     /// refused before it is opened.
     #[error("state file {0} is {1}; give --state the path of a file")]
     NotAFile(PathBuf, &'static str),
+    /// A file of more than one name (hard links): the write log is kept beside the name it
+    /// is opened by, so each name would keep one of its own.
+    #[error(
+        "state file {0} has {1} names (hard links), and its write log is kept beside the name it is opened by, so two names would keep two logs and lose changes; remove the other links, or give --state a copy"
+    )]
+    HardLinked(PathBuf, u64),
     /// A new file that cannot be made where it is asked for (no such directory, or one
     /// linkbox may not write in): nothing is wrong with any file.
     #[error("cannot create state file {0}: {1}")]
@@ -291,7 +297,20 @@ pub fn make_empty(path: &Path) -> Result<(), OpenError> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
         Err(error) => return Err(OpenError::Io(path.to_owned(), error)),
     }
-    directory_exists(path)?;
+    // A link to a file not made yet makes its target, in the target's directory.
+    match std::fs::read_link(path) {
+        Ok(target) => {
+            let target = path.parent().unwrap_or(Path::new(".")).join(target);
+            directory_exists(&target).map_err(|error| match error {
+                OpenError::Create(_, why) => OpenError::Create(
+                    path.to_owned(),
+                    format!("it is a link to {}, and {why}", target.display()),
+                ),
+                other => other,
+            })?;
+        }
+        Err(_) => directory_exists(path)?,
+    }
     std::fs::OpenOptions::new()
         .write(true)
         .create(true)
