@@ -468,13 +468,22 @@ const SLOW: Duration = Duration::from_secs(5);
 /// no more of it. Read whole, a target's answer of 100 MB held the run at 480 MB.
 pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
+/// The most JSON values an answer the suite checks may hold: a value costs hundreds of bytes
+/// read as a tree, and more again for each way it fails a schema, so 16 MiB of `0,` (eight
+/// million values, each an item of the wrong type) took a run to 4.3 GB. The suite's own
+/// requests are answered with hundreds (a page of 100 links its cases made); past this
+/// many, the case is weather, as past [`MAX_ANSWER_BYTES`].
+pub const MAX_ANSWER_VALUES: usize = 200_000;
+
 /// Why a target's answer could not be read whole.
 enum Unread {
     Failed(reqwest::Error),
     TooLarge,
+    TooManyValues,
 }
 
-/// `response`'s body as text (invalid UTF-8 replaced), read up to [`MAX_ANSWER_BYTES`].
+/// `response`'s body as text (invalid UTF-8 replaced), read up to [`MAX_ANSWER_BYTES`] and
+/// holding at most [`MAX_ANSWER_VALUES`] JSON values.
 async fn read_capped(mut response: reqwest::Response) -> Result<String, Unread> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(Unread::Failed)? {
@@ -482,6 +491,9 @@ async fn read_capped(mut response: reqwest::Response) -> Result<String, Unread> 
             return Err(Unread::TooLarge);
         }
         body.extend_from_slice(&chunk);
+    }
+    if linkbox_contracts::json::holds_more_values_than(&body, MAX_ANSWER_VALUES) {
+        return Err(Unread::TooManyValues);
     }
     Ok(match String::from_utf8(body) {
         Ok(text) => text,
@@ -1185,6 +1197,15 @@ impl Request {
                     "size",
                     format!("an answer of at most {MAX_ANSWER_BYTES} bytes"),
                     format!("more than {MAX_ANSWER_BYTES} bytes (not read further)"),
+                ),
+                true,
+            ),
+            Unread::TooManyValues => (
+                Failure::weather(
+                    described.to_owned(),
+                    "size",
+                    format!("an answer of at most {MAX_ANSWER_VALUES} JSON values"),
+                    format!("more than {MAX_ANSWER_VALUES} JSON values (not read as JSON)"),
                 ),
                 true,
             ),

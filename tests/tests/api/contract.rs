@@ -727,6 +727,47 @@ async fn an_answer_too_large_to_be_either_apis_is_weather_read_no_further() {
     assert!(output.contains(&too_large), "{}\n{output}", captured.text());
 }
 
+/// A target whose answer holds more JSON values than any answer to the suite's requests
+/// (a small body of many zeros, each failing the schema) is weather too, never read as JSON.
+#[tokio::test]
+async fn an_answer_of_too_many_values_is_weather_not_read_as_json() {
+    let app = spawn_app().await;
+    let base = proxy::start(
+        &app.base,
+        proxy::Fault::response(|request, response| {
+            if request.method == "GET"
+                && request.path.starts_with("/partner/links/")
+                && response.status == 200
+            {
+                let zeros = vec!["0"; linkbox_suite::client::MAX_ANSWER_VALUES + 1].join(",");
+                response.body =
+                    bytes::Bytes::from(format!(r#"{{"success":true,"data":[{zeros}]}}"#));
+                response.headers.remove(http::header::CONTENT_LENGTH);
+            }
+        }),
+    )
+    .await;
+    let options = Options {
+        filter: Some("m2m.detail.matches-create".to_owned()),
+        patience: quick(),
+        ..Options::in_process(base)
+    };
+    let (report, output) = run(&options).await;
+    assert_eq!(report.failed(), 0, "weather reported as drift: {output}");
+    assert_eq!(
+        report.errored_ids(),
+        ["m2m.detail.matches-create"],
+        "{output}"
+    );
+    assert!(
+        output.contains(&format!(
+            "more than {} JSON values",
+            linkbox_suite::client::MAX_ANSWER_VALUES
+        )),
+        "{output}"
+    );
+}
+
 /// A revoke the target applied and then answered 502 (a gateway's timeout after the work was
 /// done): its retry is told the link is already revoked. That is weather, an `error` naming
 /// the request on stderr, never drift; the same case with no weather passes.
