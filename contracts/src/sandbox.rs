@@ -396,7 +396,9 @@ pub struct DriftReport {
     /// Requests that could not be compared: the upstream unreachable, a request linkbox
     /// could not map to its shadow tenant, a full comparison queue.
     pub errors: u64,
-    /// The most recent errors, newest first (at most 20 kept per tenant).
+    /// The most recent errors, newest first (at most 20 kept per tenant), with notes on
+    /// what a comparison passed over (the items of a list in doubt), which are not counted
+    /// as errors.
     pub recent_errors: Vec<DriftError>,
     /// Newest last seen first.
     pub differences: Vec<DriftDifference>,

@@ -267,6 +267,19 @@ impl Drift {
         );
     }
 
+    /// Says `message` among the recent errors about a request that was compared (what its
+    /// comparison passed over), without counting it as an error: it is counted as compared.
+    pub fn note(&self, tenant: Option<&str>, endpoint: &str, message: String) {
+        let message = without_keys(&message).into_owned();
+        let mut inner = self.inner.lock();
+        push_error(
+            &mut inner.tenant(tenant).recent,
+            &without_keys(endpoint),
+            message,
+            OffsetDateTime::now_utc(),
+        );
+    }
+
     /// The report for one tenant, or for everyone (`None`) merged by endpoint, rule and
     /// pointer.
     pub fn report(&self, tenant: Option<&str>) -> DriftReport {

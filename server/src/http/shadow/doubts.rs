@@ -10,8 +10,10 @@
 //! from the vendor and a 200 from the shadow.
 //!
 //! So the resource is *in doubt*: a difference found on it is an error of the report,
-//! naming the request that caused the doubt, not a difference; so is one found reading the
-//! collection it belongs to (a list shows the vendor's revoked link as well). The doubt on
+//! naming the request that caused the doubt, not a difference. A read of the collection it
+//! belongs to (a list shows the vendor's revoked link as well) is compared on its other
+//! items, the ones in doubt passed over ([`Doubts::within`]): a doubt on one link excuses
+//! what a list says of that link, never the rest of the list, however long it lasts. The doubt on
 //! one resource (a link, a user) ends with the next changing request on it that both sides
 //! answered (typically the client's retry), whatever its comparison found — after it, both
 //! sides hold what was asked. The doubt on a collection (a create whose answer was lost)
@@ -22,9 +24,13 @@
 //! did nothing.
 //!
 //! A change both sides answered, one with a success and the other without (the vendor's 200
-//! to a revoke linkbox's own rate limits answer 429), raises one as well, unless it settles
-//! a doubt: its status difference is reported, and what follows from it on the resource is
-//! not reported again.
+//! to a revoke linkbox's own rate limits answer 429), raises one as well on the resource it
+//! names, unless it settles a doubt: its status difference is reported, and what follows
+//! from it on the resource is not reported again. Not on a collection: a create one side
+//! made and the other refused leaves a link only one side holds, which no later comparison
+//! meets (lists compare the items both sides know, and a link the shadow never saw is not
+//! compared), while the next create's own difference is drift again, not a consequence —
+//! a vendor refusing every create linkbox makes is that many status differences.
 //!
 //! A resource is the request's path up to its first id (`/partner/links/lnk_…` for
 //! `…/revoke`; for a Leaf `PUT …/users`, the user its body's `id` names), or the whole path
@@ -159,11 +165,13 @@ impl Doubts {
         }
     }
 
-    /// The cause of the doubt over `resource` of `tenant` — or, for a read (`change` is
-    /// `None`), over any resource of the collection `resource` is — if there is one. A
+    /// The cause of the doubt over `resource` itself of `tenant`, if there is one. A
     /// change both sides answered (`Some(alike)`: the same status on both) ends the doubt
     /// on its own resource as it reads it: always on one resource, and on a collection when
-    /// answered alike or the last of its [`UNSETTLED_CHANGES`].
+    /// answered alike or the last of its [`UNSETTLED_CHANGES`]. A read (`None`) leaves it,
+    /// and is in doubt only where it reads one resource: a link lost by a create is one the
+    /// shadow never saw, which a list does not compare, so a doubt on a collection excuses
+    /// none of its reads.
     pub fn over(
         &mut self,
         tenant: Option<&str>,
@@ -172,16 +180,11 @@ impl Doubts {
     ) -> Option<String> {
         let key = (tenant.map(str::to_owned), kept(resource));
         let Some(alike) = change else {
-            if let Some(doubt) = self.held.get(&key) {
-                return Some(doubt.cause.clone());
-            }
-            let under = format!("{}/", key.1);
             return self
                 .held
-                .iter()
-                .filter(|((holder, held), _)| *holder == key.0 && held.starts_with(&under))
-                .min_by_key(|(_, doubt)| doubt.order)
-                .map(|(_, doubt)| doubt.cause.clone());
+                .get(&key)
+                .filter(|doubt| doubt.unsettled.is_none())
+                .map(|doubt| doubt.cause.clone());
         };
         let doubt = self.held.get_mut(&key)?;
         match &mut doubt.unsettled {
@@ -191,6 +194,27 @@ impl Doubts {
             }
             _ => self.held.remove(&key).map(|doubt| doubt.cause),
         }
+    }
+
+    /// The resources of the collection `collection` of `tenant` in doubt, oldest first: each
+    /// one's id (the segment after the collection's path) and its doubt's cause. A read of
+    /// the collection passes them over.
+    pub fn within(&self, tenant: Option<&str>, collection: &str) -> Vec<(String, String)> {
+        let under = format!("{}/", kept(collection));
+        let mut found: Vec<(u64, String, String)> = self
+            .held
+            .iter()
+            .filter(|((holder, _), _)| holder.as_deref() == tenant)
+            .filter_map(|((_, held), doubt)| {
+                let id = held.strip_prefix(&under)?.split('/').next()?;
+                Some((doubt.order, id.to_owned(), doubt.cause.clone()))
+            })
+            .collect();
+        found.sort_unstable_by_key(|(order, ..)| *order);
+        found
+            .into_iter()
+            .map(|(_, id, cause)| (id, cause))
+            .collect()
     }
 
     /// Whether `resource` itself of `tenant` is in doubt.
@@ -279,10 +303,10 @@ mod tests {
             doubt.cause.len()
         );
         assert!(doubts.holds(Some("acme"), &long));
-        let read = doubts
-            .over(Some("acme"), "/partner", None)
-            .unwrap_or_default();
-        assert!(read.starts_with("POST /partner/abc"), "{read}");
+        let within = doubts.within(Some("acme"), "/partner");
+        assert_eq!(within.len(), 1, "{within:?}");
+        assert_eq!(within[0].0, "abcdefghijklmnopqrs");
+        assert!(within[0].1.starts_with("POST /partner/abc"), "{within:?}");
         assert!(doubts.over(Some("acme"), &long, Some(true)).is_some());
         assert_eq!(doubts.len(), 0);
     }
@@ -309,11 +333,16 @@ mod tests {
             Some("the 502")
         );
         assert_eq!(
-            doubts.over(Some("acme"), "/partner/links", None).as_deref(),
-            Some("the 502"),
-            "a list of the collection shows the link in doubt too"
+            doubts.over(Some("acme"), "/partner/links", None),
+            None,
+            "a list of the collection is not in doubt as a whole"
         );
-        assert_eq!(doubts.over(Some("other"), "/partner/links", None), None);
+        assert_eq!(
+            doubts.within(Some("acme"), "/partner/links"),
+            [("a".to_owned(), "the 502".to_owned())],
+            "but passes over the link in doubt"
+        );
+        assert_eq!(doubts.within(Some("other"), "/partner/links"), []);
         assert_eq!(
             doubts
                 .over(Some("acme"), "/partner/links/a", Some(false))
@@ -322,7 +351,7 @@ mod tests {
             "the settling request is itself still weather, answered alike or not"
         );
         assert_eq!(doubts.over(Some("acme"), "/partner/links/a", None), None);
-        assert_eq!(doubts.over(Some("acme"), "/partner/links", None), None);
+        assert_eq!(doubts.within(Some("acme"), "/partner/links"), []);
     }
 
     /// A create retried into the vendor's 409 and the shadow's 201 leaves each with a link the
@@ -337,17 +366,18 @@ mod tests {
         };
         doubts.raise(None, &links, "the lost create".into());
         assert!(doubts.over(None, "/partner/links", Some(false)).is_some());
-        assert!(doubts.over(None, "/partner/links", None).is_some(), "still");
-        assert!(doubts.over(None, "/partner/links", Some(true)).is_some());
         assert!(
             doubts.over(None, "/partner/links", None).is_none(),
-            "settled"
+            "a read of the collection is compared"
         );
+        assert!(doubts.holds(None, "/partner/links"), "still");
+        assert!(doubts.over(None, "/partner/links", Some(true)).is_some());
+        assert!(!doubts.holds(None, "/partner/links"), "settled");
         doubts.raise(None, &links, "another".into());
         for _ in 0..UNSETTLED_CHANGES {
             assert!(doubts.over(None, "/partner/links", Some(false)).is_some());
         }
-        assert!(doubts.over(None, "/partner/links", None).is_none(), "ended");
+        assert!(!doubts.holds(None, "/partner/links"), "ended");
     }
 
     #[test]

@@ -50,6 +50,7 @@
 mod doubts;
 mod ids;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -836,7 +837,17 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
         ));
     }
     let local_status = response.status().as_u16();
-    let shadow_id = |id: &str| ids.shadow(id);
+    // A read of a collection passes over its items in doubt: compared, they would differ
+    // for the doubt's sake; the rest of the list is compared as ever.
+    let within = match changes || !resource.collection {
+        true => Vec::new(),
+        false => doubts.within(tenant.as_deref(), &resource.path),
+    };
+    let in_doubt: HashSet<&str> = within.iter().map(|(id, _)| id.as_str()).collect();
+    let shadow_id = |id: &str| match in_doubt.contains(id) {
+        true => None,
+        false => ids.shadow(id),
+    };
     let exchange = Exchange {
         api: job.api,
         method: job.method.as_str(),
@@ -857,6 +868,32 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
     };
     ids.learn(compare::pairs(&exchange));
     let differences = compare::compare(&exchange);
+    if let Some((_, cause)) = within.first() {
+        let every_item = |id: &str| ids.shadow(id);
+        let passed_over = compare::compare(&Exchange {
+            shadow_id: &every_item,
+            ..exchange
+        })
+        .len()
+        .saturating_sub(differences.len());
+        if passed_over > 0 {
+            app.drift.note(
+                tenant.as_deref(),
+                &endpoint,
+                format!(
+                    "not counted as drift: {passed_over} difference(s) on the items of {} in \
+                     doubt ({}), passed over; the first is in doubt since {cause}",
+                    resource.path,
+                    within
+                        .iter()
+                        .map(|(id, _)| id.as_str())
+                        .take(5)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+            );
+        }
+    }
     // Said once what was found is in the report: a reader told that only some places were
     // compared finds those places there.
     let wide = differences.len() >= compare::MAX_FOUND;
@@ -880,7 +917,11 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
     // things, so what differs on the resource follows from it, as after a lost change. Not
     // a change that settles a doubt: the retry of a lost revoke is the vendor's "already
     // revoked" and linkbox's 200, after which both hold it revoked.
-    if changes && doubt.is_none() && upstream_ok != (200..300).contains(&local_status) {
+    if changes
+        && !resource.collection
+        && doubt.is_none()
+        && upstream_ok != (200..300).contains(&local_status)
+    {
         doubts.raise(
             tenant.as_deref(),
             &resource,
