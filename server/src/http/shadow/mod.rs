@@ -44,15 +44,16 @@
 //!
 //! Bounds: a request body is read up to the vendors' 10 MiB (beyond it, a 413 in the API's
 //! shape, not forwarded); at most [`MAX_QUEUED`] requests and [`MAX_QUEUED_BYTES`] bytes wait
-//! for the worker — past either, the request is still forwarded and answered but not
-//! compared (an error of the report).
+//! for the worker, and of them one tenant's at most [`MAX_QUEUED_PER_TENANT`] and
+//! [`MAX_QUEUED_BYTES_PER_TENANT`] ([`Queued`]) — past any, the request is still forwarded
+//! and answered but not compared (an error of the report).
 
 mod doubts;
 mod ids;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -77,8 +78,15 @@ use ids::{Bearer, Ids};
 pub const MAX_UPSTREAM_BODY: usize = linkbox_suite::client::MAX_ANSWER_BYTES;
 /// Requests waiting for the comparison worker at most.
 pub const MAX_QUEUED: usize = 1024;
-/// Bytes (request and upstream bodies) waiting for the comparison worker at most.
+/// Bytes (requests, heads and bodies, and upstream answers) waiting for the comparison
+/// worker at most.
 pub const MAX_QUEUED_BYTES: usize = 64 * 1024 * 1024;
+/// One tenant's requests waiting for the worker at most: a quarter of the queue, so that one
+/// tenant's burst leaves the rest to everyone else's.
+pub const MAX_QUEUED_PER_TENANT: usize = MAX_QUEUED / 4;
+/// One tenant's bytes waiting for the worker at most: half the queue's, room for the largest
+/// answer the vendor may give ([`MAX_UPSTREAM_BODY`]) and its request.
+pub const MAX_QUEUED_BYTES_PER_TENANT: usize = MAX_QUEUED_BYTES / 2;
 /// How long the upstream may take to answer.
 pub const UPSTREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// The tracing target of new-difference lines.
@@ -92,7 +100,7 @@ pub(super) struct Shadow {
     client: Result<reqwest::Client, String>,
     ids: Arc<Ids>,
     queue: std::sync::OnceLock<mpsc::Sender<Job>>,
-    queued_bytes: Arc<AtomicUsize>,
+    queued: Arc<Queued>,
     /// Changes the vendor made that a full queue kept from the worker ([`Missed`]).
     missed: Arc<Missed>,
 }
@@ -153,6 +161,8 @@ struct Job {
     turn: u64,
     /// A change the vendor made that was never queued ([`Missed`]).
     missed: bool,
+    /// The tenant whose share of the queue it takes ([`Queued`]).
+    tenant: Option<Arc<str>>,
 }
 
 /// What the upstream answered.
@@ -163,12 +173,82 @@ struct Upstream {
 }
 
 impl Job {
+    /// What it holds, heads (the client's and the vendor's) and bodies.
     fn bytes(&self) -> usize {
-        self.body.len()
+        let head = self.path.len()
+            + self.query.len()
             + self
-                .upstream
-                .as_ref()
-                .map_or(0, |upstream| upstream.body.len())
+                .headers
+                .iter()
+                .map(|(name, value)| name.as_str().len() + value.len())
+                .sum::<usize>();
+        let answer = self.upstream.as_ref().map_or(0, |upstream| {
+            upstream.body.len()
+                + upstream
+                    .headers
+                    .iter()
+                    .map(|(name, value)| name.len() + value.len())
+                    .sum::<usize>()
+        });
+        head + self.body.len() + answer
+    }
+}
+
+/// What waits for the worker, in all and per tenant: one tenant's burst (a load test through
+/// the shadow) takes its share and leaves the rest of the queue to every other tenant's
+/// requests, which a shared queue it had filled left uncompared.
+#[derive(Default)]
+struct Queued {
+    held: parking_lot::Mutex<QueuedHeld>,
+}
+
+#[derive(Default)]
+struct QueuedHeld {
+    bytes: usize,
+    /// Per tenant (`None`: requests of no tenant linkbox knows): jobs and bytes waiting.
+    tenants: HashMap<Option<Arc<str>>, (usize, usize)>,
+}
+
+impl Queued {
+    /// Takes room for `bytes` more of `tenant`, or says what is full.
+    fn take(&self, tenant: &Option<Arc<str>>, bytes: usize) -> Result<(), String> {
+        let mut held = self.held.lock();
+        if held.bytes + bytes > MAX_QUEUED_BYTES {
+            return Err(format!(
+                "{MAX_QUEUED_BYTES} bytes of requests already wait for comparison"
+            ));
+        }
+        let key = tenant.clone();
+        let (jobs, tenant_bytes) = held.tenants.get(&key).copied().unwrap_or_default();
+        if jobs >= MAX_QUEUED_PER_TENANT {
+            return Err(format!(
+                "{MAX_QUEUED_PER_TENANT} of this tenant's requests already wait for \
+                 comparison (a tenant's share of the queue)"
+            ));
+        }
+        if tenant_bytes + bytes > MAX_QUEUED_BYTES_PER_TENANT {
+            return Err(format!(
+                "{MAX_QUEUED_BYTES_PER_TENANT} bytes of this tenant's requests already wait \
+                 for comparison (a tenant's share of the queue)"
+            ));
+        }
+        held.bytes += bytes;
+        held.tenants.insert(key, (jobs + 1, tenant_bytes + bytes));
+        Ok(())
+    }
+
+    /// Gives back the room [`Queued::take`] took.
+    fn give_back(&self, tenant: &Option<Arc<str>>, bytes: usize) {
+        let mut held = self.held.lock();
+        held.bytes = held.bytes.saturating_sub(bytes);
+        let key = tenant.clone();
+        if let Some((jobs, tenant_bytes)) = held.tenants.get_mut(&key) {
+            *jobs = jobs.saturating_sub(1);
+            *tenant_bytes = tenant_bytes.saturating_sub(bytes);
+            if *jobs == 0 {
+                held.tenants.remove(&key);
+            }
+        }
     }
 }
 
@@ -199,7 +279,7 @@ impl Shadow {
             client: client(settings),
             ids: Arc::default(),
             queue: std::sync::OnceLock::new(),
-            queued_bytes: Arc::default(),
+            queued: Arc::default(),
             missed: Arc::default(),
         })
     }
@@ -300,6 +380,7 @@ pub(super) async fn forward(
                     upstream: None,
                     turn: 0,
                     missed: false,
+                    tenant: tenant.clone(),
                 };
                 let _ = enqueue(surfaces, shadow, &app, lost);
             }
@@ -330,6 +411,7 @@ pub(super) async fn forward(
         upstream: Some(upstream),
         turn: 0,
         missed: false,
+        tenant: tenant.clone(),
     };
     if let Err(refused) = enqueue(surfaces, shadow, &app, job) {
         let (full, mut job) = *refused;
@@ -619,12 +701,8 @@ fn enqueue(
     mut job: Job,
 ) -> Result<(), Box<(String, Job)>> {
     let bytes = job.bytes();
-    if shadow.queued_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes > MAX_QUEUED_BYTES {
-        shadow.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-        return Err(Box::new((
-            format!("{MAX_QUEUED_BYTES} bytes of requests already wait for comparison"),
-            job,
-        )));
+    if let Err(full) = shadow.queued.take(&job.tenant, bytes) {
+        return Err(Box::new((full, job)));
     }
     let queue = shadow.queue.get_or_init(|| {
         let (sender, receiver) = mpsc::channel(MAX_QUEUED);
@@ -633,7 +711,7 @@ fn enqueue(
             Arc::downgrade(surfaces),
             app.clone(),
             shadow.ids.clone(),
-            shadow.queued_bytes.clone(),
+            shadow.queued.clone(),
             shadow.missed.clone(),
             receiver,
         );
@@ -651,10 +729,11 @@ fn enqueue(
             Ok(())
         }
         Err(refused) => {
-            shadow.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            let job = refused.into_inner();
+            shadow.queued.give_back(&job.tenant, bytes);
             Err(Box::new((
                 format!("{MAX_QUEUED} requests already wait for comparison"),
-                refused.into_inner(),
+                job,
             )))
         }
     }
@@ -684,13 +763,13 @@ async fn work(
     surfaces: std::sync::Weak<Surfaces>,
     app: App,
     ids: Arc<Ids>,
-    queued_bytes: Arc<AtomicUsize>,
+    queued: Arc<Queued>,
     missed: Arc<Missed>,
     mut receiver: mpsc::Receiver<Job>,
 ) {
     let mut doubts = Doubts::default();
     while let Some(job) = receiver.recv().await {
-        let bytes = job.bytes();
+        let (bytes, tenant) = (job.bytes(), job.tenant.clone());
         let Some(surfaces) = surfaces.upgrade() else {
             return;
         };
@@ -698,7 +777,7 @@ async fn work(
             apply(&surfaces, &app, &ids, &mut doubts, change).await;
         }
         apply(&surfaces, &app, &ids, &mut doubts, job).await;
-        queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        queued.give_back(&tenant, bytes);
     }
 }
 
@@ -1021,7 +1100,10 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
 
 #[cfg(test)]
 mod tests {
-    use super::{Job, MAX_QUEUED, Missed, as_sent, on_its_own_thread, read_whole};
+    use super::{
+        Job, MAX_QUEUED, MAX_QUEUED_BYTES, MAX_QUEUED_BYTES_PER_TENANT, MAX_QUEUED_PER_TENANT,
+        Missed, Queued, Upstream, as_sent, on_its_own_thread, read_whole,
+    };
 
     fn change(path: &str, body: usize) -> Job {
         Job {
@@ -1034,7 +1116,66 @@ mod tests {
             upstream: None,
             turn: 0,
             missed: true,
+            tenant: None,
         }
+    }
+
+    /// One tenant's burst fills its share of the queue, not the queue: another tenant's
+    /// request still finds room, and a share given back is taken again.
+    #[test]
+    fn a_tenant_takes_its_share_of_the_queue_and_leaves_the_rest() {
+        let queued = Queued::default();
+        let (busy, other): (Option<std::sync::Arc<str>>, _) =
+            (Some("busy".into()), Some("other".into()));
+        for _ in 0..MAX_QUEUED_PER_TENANT {
+            assert_eq!(queued.take(&busy, 10), Ok(()));
+        }
+        let full = queued.take(&busy, 10).expect_err("its share is full");
+        assert!(full.contains("this tenant's"), "{full}");
+        assert_eq!(queued.take(&other, 10), Ok(()), "another tenant has room");
+        assert_eq!(
+            queued.take(&None, 10),
+            Ok(()),
+            "so do requests of no tenant"
+        );
+        queued.give_back(&busy, 10);
+        assert_eq!(
+            queued.take(&busy, 10),
+            Ok(()),
+            "room given back is taken again"
+        );
+        let large = queued
+            .take(&other, MAX_QUEUED_BYTES_PER_TENANT)
+            .expect_err("past its share of bytes");
+        assert!(large.contains("bytes of this tenant's"), "{large}");
+        assert_eq!(
+            queued.take(&None, MAX_QUEUED_BYTES_PER_TENANT - 20),
+            Ok(()),
+            "a share of bytes is the tenant's own"
+        );
+        let all = queued
+            .take(&Some("third".into()), MAX_QUEUED_BYTES / 2)
+            .expect_err("past the queue's bytes");
+        assert!(all.starts_with(&MAX_QUEUED_BYTES.to_string()), "{all}");
+    }
+
+    /// A request's heads count with its body: a thousand requests of 60 KiB of headers each
+    /// and no body were 60 MiB the bound did not see.
+    #[test]
+    fn a_job_counts_its_heads() {
+        let mut job = change("/partner/links", 0);
+        let bare = job.bytes();
+        job.headers.insert(
+            "x-large",
+            http::HeaderValue::from_str(&"a".repeat(60_000)).expect("value"),
+        );
+        assert!(job.bytes() >= bare + 60_000, "{}", job.bytes());
+        job.upstream = Some(Upstream {
+            status: 200,
+            headers: vec![("x-vendor".to_owned(), "b".repeat(1_000))],
+            body: bytes::Bytes::from_static(b"{}"),
+        });
+        assert!(job.bytes() >= bare + 61_002, "{}", job.bytes());
     }
 
     /// A missed change comes out before the first job queued after it, not before those
