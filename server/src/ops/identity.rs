@@ -323,23 +323,32 @@ pub enum JournalReader {
     Refused,
 }
 
-/// The tenant a request with these headers acts on when it carries credentials: the
-/// partner of its M2M key (known, or the open-mode partner the key would create), or else
-/// the Leaf account its Bearer token was signed for (valid or expired). Reads nothing but
-/// the partner table and the token key, so a shared sandbox can lock the tenant before the
-/// request resolves its caller against the tenant's current state.
+/// The tenant a request with these headers acts on when it carries credentials, in the
+/// order [`resolve_for`] names it: on the M2M API the partner of its M2M key (known, or the
+/// open-mode partner the key would create), or else the Leaf account its Bearer token was
+/// signed for (valid or expired); elsewhere the other way round. Reads nothing but the
+/// partner table and the token key, so a shared sandbox can lock the tenant before the
+/// request resolves its caller against the tenant's current state. (Read in one order
+/// only, a Leaf request with a partner's key beside a token linkbox never signed was
+/// journaled under the partner without its lock.)
 pub fn tenant_hint(app: &App, headers: &HeaderMap, m2m: bool) -> Option<String> {
-    if m2m {
+    let by_key = || {
         let key = presented_key(headers)?;
-        return match app.store.m2m().lookup(key) {
+        match app.store.m2m().lookup(key) {
             Lookup::Known(partner) => Some(partner.slug.to_string()),
             Lookup::New(slug) => Some(slug.to_string()),
             Lookup::Refused(KeyError::Invalid | KeyError::Suspended) => None,
             Lookup::Refused(_) => Some(crate::store::m2m::open_mode_slug(key)),
-        };
+        }
+    };
+    let by_token = || {
+        let claims = tokens::verify(app.store.leaf(), bearer(headers)?).ok()?;
+        Some(leaf_label(&claims.sub))
+    };
+    match m2m {
+        true => by_key().or_else(by_token),
+        false => by_token().or_else(by_key),
     }
-    let claims = tokens::verify(app.store.leaf(), bearer(headers)?).ok()?;
-    Some(leaf_label(&claims.sub))
 }
 
 /// Whether every route that takes credentials refuses a request with these headers,
@@ -678,6 +687,50 @@ mod tests {
             resolve_for(&app, &map, false).tenant_exists(),
             "written now"
         );
+    }
+
+    /// The tenant a shared sandbox locks before a request runs is the one the request is
+    /// then resolved to, for every mix of a key and a token, on each API.
+    #[test]
+    fn the_hint_names_the_tenant_the_caller_resolves_to() {
+        let app = App::new(crate::config::Settings::resolve(
+            crate::config::Options::default(),
+            "127.0.0.1:1".parse().expect("addr"),
+        ));
+        let known = "m2m_test_known000000000000000000000000000";
+        let partners = app.store.m2m();
+        partners
+            .materialize(&partners.stranger(known))
+            .expect("the key's partner made");
+        let token =
+            tokens::issue(app.store.leaf(), "grower", false, app.clock.now()).expect("token");
+        let keys = [
+            None,
+            Some(known),
+            Some("m2m_test_new0000000000000000000000000000"),
+            Some("not-a-key"),
+        ];
+        let tokens = [None, Some(token.as_str()), Some("not.a.token")];
+        for key in keys {
+            for token in tokens {
+                let mut map = HeaderMap::new();
+                if let Some(key) = key {
+                    map.insert("x-api-key", HeaderValue::from_str(key).expect("key"));
+                }
+                if let Some(token) = token {
+                    let value = HeaderValue::from_str(&format!("Bearer {token}"));
+                    map.insert(header::AUTHORIZATION, value.expect("token"));
+                }
+                for m2m in [true, false] {
+                    let resolved = resolve_for(&app, &map, m2m);
+                    assert_eq!(
+                        tenant_hint(&app, &map, m2m).as_deref(),
+                        resolved.tenant().map(|label| &**label),
+                        "key {key:?}, token {token:?}, m2m {m2m}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
