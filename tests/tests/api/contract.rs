@@ -686,21 +686,19 @@ async fn weather_after_one_applied_request(
     captured.text()
 }
 
-/// A target whose answer is larger than any answer of either API (over 16 MiB) is weather,
-/// read no further than that: the case an `error`, never drift.
-#[tokio::test]
-async fn an_answer_too_large_to_be_either_apis_is_weather_read_no_further() {
+/// Runs `m2m.detail.matches-create` through a proxy whose answers to the link's detail
+/// have their body made by `body` from the target's (sent without a length): the case must
+/// end an `error` (weather), never drift, and its output say `said`.
+async fn a_detail_answer_is_weather(body: fn(&[u8]) -> Vec<u8>, said: &str) {
     let app = spawn_app().await;
     let base = proxy::start(
         &app.base,
-        proxy::Fault::response(|request, response| {
+        proxy::Fault::response(move |request, response| {
             if request.method == "GET"
                 && request.path.starts_with("/partner/links/")
                 && response.status == 200
             {
-                let mut huge = response.body.to_vec();
-                huge.resize(linkbox_suite::client::MAX_ANSWER_BYTES + 1, b' ');
-                response.body = bytes::Bytes::from(huge);
+                response.body = bytes::Bytes::from(body(&response.body));
                 response.headers.remove(http::header::CONTENT_LENGTH);
             }
         }),
@@ -720,52 +718,38 @@ async fn an_answer_too_large_to_be_either_apis_is_weather_read_no_further() {
         ["m2m.detail.matches-create"],
         "{output}"
     );
-    let too_large = format!(
+    assert!(output.contains(said), "{}\n{output}", captured.text());
+}
+
+/// A target whose answer is larger than any answer of either API (over 16 MiB) is weather,
+/// read no further than that: the case an `error`, never drift.
+#[tokio::test]
+async fn an_answer_too_large_to_be_either_apis_is_weather_read_no_further() {
+    let huge = |body: &[u8]| {
+        let mut huge = body.to_vec();
+        huge.resize(linkbox_suite::client::MAX_ANSWER_BYTES + 1, b' ');
+        huge
+    };
+    let said = format!(
         "more than {} bytes (not read further)",
         linkbox_suite::client::MAX_ANSWER_BYTES
     );
-    assert!(output.contains(&too_large), "{}\n{output}", captured.text());
+    a_detail_answer_is_weather(huge, &said).await;
 }
 
 /// A target whose answer holds more JSON values than any answer to the suite's requests
 /// (a small body of many zeros, each failing the schema) is weather too, never read as JSON.
 #[tokio::test]
 async fn an_answer_of_too_many_values_is_weather_not_read_as_json() {
-    let app = spawn_app().await;
-    let base = proxy::start(
-        &app.base,
-        proxy::Fault::response(|request, response| {
-            if request.method == "GET"
-                && request.path.starts_with("/partner/links/")
-                && response.status == 200
-            {
-                let zeros = vec!["0"; linkbox_suite::client::MAX_ANSWER_VALUES + 1].join(",");
-                response.body =
-                    bytes::Bytes::from(format!(r#"{{"success":true,"data":[{zeros}]}}"#));
-                response.headers.remove(http::header::CONTENT_LENGTH);
-            }
-        }),
-    )
-    .await;
-    let options = Options {
-        filter: Some("m2m.detail.matches-create".to_owned()),
-        patience: quick(),
-        ..Options::in_process(base)
+    let zeros = |_: &[u8]| {
+        let zeros = vec!["0"; linkbox_suite::client::MAX_ANSWER_VALUES + 1].join(",");
+        format!(r#"{{"success":true,"data":[{zeros}]}}"#).into_bytes()
     };
-    let (report, output) = run(&options).await;
-    assert_eq!(report.failed(), 0, "weather reported as drift: {output}");
-    assert_eq!(
-        report.errored_ids(),
-        ["m2m.detail.matches-create"],
-        "{output}"
+    let said = format!(
+        "more than {} JSON values",
+        linkbox_suite::client::MAX_ANSWER_VALUES
     );
-    assert!(
-        output.contains(&format!(
-            "more than {} JSON values",
-            linkbox_suite::client::MAX_ANSWER_VALUES
-        )),
-        "{output}"
-    );
+    a_detail_answer_is_weather(zeros, &said).await;
 }
 
 /// A revoke the target applied and then answered 502 (a gateway's timeout after the work was

@@ -1196,17 +1196,7 @@ async fn a_list_after_a_one_sided_change_passes_over_that_link_alone() {
                 .to_owned(),
         );
     }
-    let moved = vendor
-        .control(
-            Method::POST,
-            "/clock",
-            None,
-            Some(&json!({"advanceSeconds": 3 * 86_400})),
-        )
-        .await;
-    assert_eq!(moved.status, 200, "{moved:?}");
-    let revoked = shadow.revoke_link(&key, &ids[0], None).await;
-    assert!((400..500).contains(&revoked.status), "{revoked:?}");
+    revoke_at_linkbox_alone(&vendor, &shadow, &key, &ids[0]).await;
     for _ in 0..2 {
         let listed = shadow.list_links(&key, "").await;
         assert_eq!(listed.status, 200, "{listed:?}");
@@ -1315,6 +1305,25 @@ async fn a_streamed_list_of_large_items_is_compared_whole() {
     assert_eq!(report["differences"], json!([]), "{report}");
 }
 
+/// Revokes `id` through `shadow` where only linkbox does it: the vendor's clock, moved on
+/// three days, has the link expired, and the vendor refuses.
+async fn revoke_at_linkbox_alone(vendor: &TestApp, shadow: &TestApp, key: &str, id: &str) {
+    let moved = vendor
+        .control(
+            Method::POST,
+            "/clock",
+            None,
+            Some(&json!({"advanceSeconds": 3 * 86_400})),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{moved:?}");
+    let revoked = shadow.revoke_link(key, id, None).await;
+    assert!(
+        (400..500).contains(&revoked.status),
+        "the vendor refuses to revoke an expired link: {revoked:?}"
+    );
+}
+
 /// A revoke linkbox makes and the vendor refuses (its clock, moved on, has the link
 /// expired) shows as a status difference, which it is; the read after it, where the two hold
 /// different links, follows from that refusal: an error of the report naming the change,
@@ -1333,20 +1342,7 @@ async fn what_differs_after_a_change_only_one_side_did_is_not_drift_again() {
         .as_str()
         .expect("linkId")
         .to_owned();
-    let moved = vendor
-        .control(
-            Method::POST,
-            "/clock",
-            None,
-            Some(&json!({"advanceSeconds": 3 * 86_400})),
-        )
-        .await;
-    assert_eq!(moved.status, 200, "{moved:?}");
-    let revoked = shadow.revoke_link(&key, &id, None).await;
-    assert!(
-        (400..500).contains(&revoked.status),
-        "the vendor refuses to revoke an expired link: {revoked:?}"
-    );
+    revoke_at_linkbox_alone(&vendor, &shadow, &key, &id).await;
     let read = shadow.get_link(&key, &id).await;
     assert_eq!(
         read.json["data"]["status"], "created",
