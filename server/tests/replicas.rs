@@ -3172,3 +3172,46 @@ async fn a_page_of_an_unseen_link_and_a_tenants_control_reads_wait_for_no_other_
     }
     frozen.batch_execute("ROLLBACK").await.expect("let go");
 }
+
+/// Without an admin token, a control write whose credentials name no tenant (a key that
+/// can be no key, a token linkbox never signed, an unreadable scheme) is refused at once,
+/// with another tenant's row held, and so is another tenant's request behind it on the
+/// same replica. Each locked every tenant to be told it is refused: it waited, and held
+/// every request of its replica, until the lock's timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_write_naming_no_tenant_waits_for_no_tenant_without_an_admin_token() {
+    let Some(server) = server() else { return };
+    let database = fresh_database(&server).await;
+    let replica = Replica::start(&database, &[]);
+    let (slug, frozen) = a_tenant_and_a_session(&replica, &key(130), &database).await;
+    hold_row(&frozen, &slug).await;
+    let fault = json!({"method": "GET", "path": "/partner/links", "status": 500});
+    for header in [
+        ("x-api-key", "not-a-key"),
+        ("authorization", "Bearer not.a.token"),
+        ("authorization", "Basic YTpi"),
+    ] {
+        let started = std::time::Instant::now();
+        let headers = [header];
+        let (asked, behind) = tokio::join!(
+            replica.send(
+                reqwest::Method::POST,
+                "/_sandbox/faults",
+                &headers,
+                Some(fault.clone())
+            ),
+            async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                replica.list_answer(&key(131)).await
+            }
+        );
+        let waited = started.elapsed();
+        assert_eq!(asked.0, 401, "{header:?}: {}", asked.1);
+        assert_eq!(behind.0, 200, "{}", behind.1);
+        assert!(
+            waited < Duration::from_secs(5),
+            "{header:?} waited {waited:?}"
+        );
+    }
+    frozen.batch_execute("ROLLBACK").await.expect("let go");
+}

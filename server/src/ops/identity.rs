@@ -352,16 +352,20 @@ pub fn tenant_hint(app: &App, headers: &HeaderMap, m2m: bool) -> Option<String> 
 }
 
 /// Whether every route that takes credentials refuses a request with these headers,
-/// whatever the state of a shared sandbox: the sandbox has an admin token the request does
-/// not carry, and its credentials name no tenant ([`tenant_hint`]: no key, or none that can
-/// be one; no token linkbox signed). Such a request reaches no tenant.
+/// whatever the state of a shared sandbox: its credentials name no tenant ([`tenant_hint`]:
+/// no key, or none that can be one; no token linkbox signed), and it is not the admin —
+/// with an admin token, one it does not carry; without, one that is not admin by the
+/// absence of credentials ([`keyless_refusal`]: it carries an unreadable or made-up
+/// credential, or is a delivery or a foreign page's). Such a request reaches no tenant.
+/// (Without an admin token a made-up key's control write locked every tenant of a shared
+/// sandbox to be told it is refused.)
 pub fn refused_whatever_the_state(app: &App, headers: &HeaderMap) -> bool {
-    let Some(admin_token) = app.settings.admin_token.as_deref() else {
-        return false;
-    };
-    bearer(headers) != Some(admin_token)
-        && tenant_hint(app, headers, true).is_none()
-        && tenant_hint(app, headers, false).is_none()
+    let names_no_tenant =
+        || tenant_hint(app, headers, true).is_none() && tenant_hint(app, headers, false).is_none();
+    match app.settings.admin_token.as_deref() {
+        Some(admin_token) => bearer(headers) != Some(admin_token) && names_no_tenant(),
+        None => names_no_tenant() && keyless_refusal(app, headers).is_some(),
+    }
 }
 
 fn leaf_token(app: &App, token: &str) -> LeafToken {
@@ -618,10 +622,10 @@ mod tests {
     use super::*;
     use http::HeaderValue;
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
-            map.insert(*name, HeaderValue::from_static(value));
+            map.insert(*name, HeaderValue::from_str(value).expect("a header value"));
         }
         map
     }
@@ -707,7 +711,7 @@ mod tests {
         let keys = [
             None,
             Some(known),
-            Some("m2m_test_new0000000000000000000000000000"),
+            Some("m2m_test_new00000000000000000000000000000"),
             Some("not-a-key"),
         ];
         let tokens = [None, Some(token.as_str()), Some("not.a.token")];
@@ -729,6 +733,44 @@ mod tests {
                         "key {key:?}, token {token:?}, m2m {m2m}"
                     );
                 }
+            }
+        }
+    }
+
+    /// Without an admin token, a request whose credentials name no tenant is refused by
+    /// every route, whatever the state; one without credentials is the admin, and one
+    /// naming a tenant, known or not, may be served.
+    #[test]
+    fn without_an_admin_token_only_credentials_that_name_no_tenant_are_refused_at_once() {
+        let app = App::new(crate::config::Settings::resolve(
+            crate::config::Options::default(),
+            "127.0.0.1:1".parse().expect("addr"),
+        ));
+        let token =
+            tokens::issue(app.store.leaf(), "grower", false, app.clock.now()).expect("token");
+        let bearer = format!("Bearer {token}");
+        for (pairs, refused) in [
+            (&[][..], false),
+            (&[("x-api-key", "not-a-key")][..], true),
+            (&[("authorization", "Basic abc")][..], true),
+            (&[("authorization", "Bearer not.a.token")][..], true),
+            (
+                &[("x-api-key", "m2m_test_new00000000000000000000000000000")][..],
+                false,
+            ),
+            (&[("authorization", bearer.as_str())][..], false),
+            (
+                &[
+                    ("x-api-key", "not-a-key"),
+                    ("authorization", bearer.as_str()),
+                ][..],
+                false,
+            ),
+        ] {
+            let map = headers(pairs);
+            assert_eq!(refused_whatever_the_state(&app, &map), refused, "{pairs:?}");
+            if refused {
+                assert!(resolve(&app, &map).scope(&app).is_err(), "{pairs:?}");
             }
         }
     }
