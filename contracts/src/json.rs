@@ -88,6 +88,14 @@ fn whole(value: f64) -> Option<i64> {
     (value.fract() == 0.0 && value.abs() <= MAX_SAFE_INTEGER).then_some(value as i64)
 }
 
+/// How many JSON values a vendor API request's body may hold, counted as
+/// [`holds_more_values_than`] counts them. A body is read as a tree of values, and a value
+/// costs some hundreds of bytes there (`{"":0},`, seven bytes sent, is a map of its own),
+/// so a megabyte of small values took some 120 MB to read; 10,000 take a few MB at most,
+/// and no request the vendors document comes near: a create's `metadata`, a Leaf user, a
+/// login hold tens. A long string is one value, however long. [design]
+pub const MAX_JSON_VALUES: usize = 10_000;
+
 /// Whether `body`, read as JSON text, holds more than `limit` values, counted from above as
 /// the bytes outside strings that open or separate them (`{`, `[`, `,`, `:`), without
 /// parsing it.

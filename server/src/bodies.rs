@@ -204,15 +204,7 @@ impl Drop for Hold {
     }
 }
 
-/// How many JSON values a vendor API request's body may hold, counted as
-/// [`holds_more_values_than`] counts them. A body is read as a tree of values, and a value
-/// costs some hundreds of bytes there (`{"":0},`, seven bytes sent, is a map of its own),
-/// so a megabyte of small values took some 120 MB to read; 10,000 take a few MB at most,
-/// and no request the vendors document comes near: a create's `metadata`, a Leaf user, a
-/// login hold tens. A long string is one value, however long. [design]
-pub const MAX_JSON_VALUES: usize = 10_000;
-
-pub use linkbox_contracts::json::{holds_more_values_than, outside_strings};
+pub use linkbox_contracts::json::{MAX_JSON_VALUES, holds_more_values_than, outside_strings};
 
 #[cfg(test)]
 mod tests {

@@ -58,8 +58,8 @@ impl Failure {
         Failure {
             request: request.into(),
             check: check.into(),
-            expected: expected.to_string(),
-            actual: actual.to_string(),
+            expected: quoted(expected.to_string()),
+            actual: quoted(actual.to_string()),
             weather: false,
         }
     }
@@ -468,12 +468,42 @@ const SLOW: Duration = Duration::from_secs(5);
 /// no more of it. Read whole, a target's answer of 100 MB held the run at 480 MB.
 pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
-/// The most JSON values an answer the suite checks may hold: a value costs hundreds of bytes
-/// read as a tree, and more again for each way it fails a schema, so 16 MiB of `0,` (eight
-/// million values, each an item of the wrong type) took a run to 4.3 GB. The suite's own
-/// requests are answered with hundreds (a page of 100 links its cases made); past this
-/// many, the case is weather, as past [`MAX_ANSWER_BYTES`].
-pub const MAX_ANSWER_VALUES: usize = 200_000;
+/// The most JSON values an answer the suite checks may hold: a page of the most items either
+/// API lists (100), each carrying the most values a request may give it
+/// ([`linkbox_contracts::json::MAX_JSON_VALUES`], as `userData` or a Leaf user) and its own
+/// fields (under 1,000). A value costs some hundred bytes read as a tree, so 16 MiB of `0,`
+/// (eight million values) would take a run past a gigabyte; past this many, the case is
+/// weather, as past [`MAX_ANSWER_BYTES`]. (At 200,000, a page of 100 links of an honest
+/// target's partner with large `userData` was weather.)
+pub const MAX_ANSWER_VALUES: usize =
+    MAX_PAGE_ITEMS * (linkbox_contracts::json::MAX_JSON_VALUES + 1_000);
+
+/// The most items a page of either API lists.
+const MAX_PAGE_ITEMS: usize = {
+    let (m2m, leaf) = (
+        linkbox_contracts::m2m::MAX_LIMIT as usize,
+        linkbox_contracts::leaf::MAX_PAGE_SIZE as usize,
+    );
+    if m2m > leaf { m2m } else { leaf }
+};
+
+/// The most bytes of an answer a failure quotes (its `expected` and `actual`, each): an
+/// answer's 16 MiB string quoted by each failing case held a run's report at 420 MB.
+pub const MAX_QUOTED_BYTES: usize = 4096;
+
+/// `text`, cut to [`MAX_QUOTED_BYTES`] at a character's edge, saying how long it was.
+fn quoted(mut text: String) -> String {
+    if text.len() > MAX_QUOTED_BYTES {
+        let whole = text.len();
+        let mut cut = MAX_QUOTED_BYTES;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str(&format!("… ({whole} bytes in all)"));
+    }
+    text
+}
 
 /// Why a target's answer could not be read whole.
 enum Unread {
@@ -1415,7 +1445,7 @@ impl Reply {
         expected: impl std::fmt::Display,
         actual: impl std::fmt::Display,
     ) -> Failure {
-        let mut actual = actual.to_string();
+        let mut actual = quoted(actual.to_string());
         if self.after_lost_attempt {
             actual.push_str(
                 " (to a retry: an earlier attempt went unanswered or got a server error, and \
@@ -1425,7 +1455,7 @@ impl Reply {
         Failure {
             request: self.request.clone(),
             check: check.into(),
-            expected: expected.to_string(),
+            expected: quoted(expected.to_string()),
             actual,
             weather: self.after_lost_attempt,
         }
@@ -1711,10 +1741,10 @@ impl Reply {
             // Not committed (yet): nothing to validate against.
             return Ok(self);
         };
-        let errors = schema_errors(validator, &self.json);
-        if errors.is_empty() {
+        if validator.is_valid(&self.json) {
             return Ok(self);
         }
+        let errors = schema_errors(validator, &self.json, &self.text);
         let invalid = |errors: Vec<String>| {
             self.fail(
                 format!("schema {path}"),
@@ -1737,18 +1767,25 @@ impl Reply {
         else {
             return Err(invalid(errors));
         };
-        let remaining = schema_errors(&relaxed, &self.json);
-        if !remaining.is_empty() {
-            return Err(invalid(remaining));
+        if !relaxed.is_valid(&self.json) {
+            return Err(invalid(schema_errors(&relaxed, &self.json, &self.text)));
         }
-        // Valid but for the guesses: note each one the answer contradicts on its own.
+        // Valid but for the guesses: note each one the answer contradicts on its own, held
+        // to its constraint alone (every other guess's taken out).
         let failure = invalid(errors);
-        let all = validator.iter_errors(&self.json).count();
-        for fact in unheld {
-            let contradicted = cx
-                .shared
-                .relaxed(path, &[fact])
-                .is_some_and(|alone| alone.iter_errors(&self.json).count() < all);
+        for &fact in &unheld {
+            let others: Vec<&'static str> = unheld
+                .iter()
+                .copied()
+                .filter(|other| *other != fact)
+                .collect();
+            let contradicted = match others.is_empty() {
+                true => true,
+                false => cx
+                    .shared
+                    .relaxed(path, &others)
+                    .is_some_and(|alone| !alone.is_valid(&self.json)),
+            };
             if contradicted {
                 self.guess(fact, Err(failure.clone()))?;
             }
@@ -1757,13 +1794,32 @@ impl Reply {
     }
 }
 
-/// The first few ways `json` fails `validator`, each with where.
-fn schema_errors(validator: &jsonschema::Validator, json: &Value) -> Vec<String> {
-    validator
-        .iter_errors(json)
-        .take(3)
-        .map(|error| format!("{error} at {}", error.instance_path()))
-        .collect()
+/// The first few ways `json` (read from `text`) fails `validator`, each with where and cut
+/// to a few hundred bytes: the first alone for a large answer, since finding more means
+/// finding every one (jsonschema gathers them all at once: for an answer of eight million
+/// values each of the wrong type, gigabytes).
+fn schema_errors(validator: &jsonschema::Validator, json: &Value, text: &str) -> Vec<String> {
+    let say = |error: jsonschema::ValidationError<'_>| {
+        let mut said = format!("{error}");
+        if said.len() > 400 {
+            let mut cut = 400;
+            while !said.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            said.truncate(cut);
+            said.push('…');
+        }
+        format!("{said} at {}", error.instance_path())
+    };
+    if text.len() > 64 * 1024 {
+        return validator
+            .validate(json)
+            .err()
+            .map(say)
+            .into_iter()
+            .collect();
+    }
+    validator.iter_errors(json).take(3).map(say).collect()
 }
 
 /// Whether `text` matches the regular expression `pattern` (via a one-line JSON Schema, so

@@ -752,6 +752,89 @@ async fn an_answer_of_too_many_values_is_weather_not_read_as_json() {
     a_detail_answer_is_weather(zeros, &said).await;
 }
 
+/// An honest target's page of 100 links, each carrying large `userData` (2,100 values,
+/// far under what a create may hold), is read and checked: more values than any answer to
+/// the suite's own requests, but fewer than a page of the largest links. (Weather at a
+/// bound of 200,000 values: the run exited 3.)
+#[tokio::test]
+async fn a_page_of_links_with_large_user_data_is_checked_not_weather() {
+    let app = spawn_app().await;
+    let key = linkbox_tests::test_key(7011);
+    let history: Vec<u32> = (0..2_100).collect();
+    for n in 0..100 {
+        let created = app
+            .create_link(
+                &key,
+                &serde_json::json!({"referenceId": format!("large-{n}"), "userData": {"history": history,
+                    "paymentMethod": {"type": "cash", "cash": {"provider": "OXXO", "reference": "R-1"}}}}),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{created:?}");
+    }
+    let credentials = Credentials {
+        m2m_key: Some(key),
+        leaf_token: None,
+    };
+    let (report, output, _) = target_run(
+        &app.base,
+        credentials,
+        Api::M2m,
+        Only::All,
+        Some("m2m.list.limit-100-accepted"),
+    )
+    .await;
+    assert_eq!(report.errored_ids(), Vec::<&str>::new(), "{output}");
+    assert_eq!(report.failed_ids(), Vec::<&str>::new(), "{output}");
+    assert_eq!(report.passed(), 1, "{output}");
+}
+
+/// A target whose answer carries a string of megabytes where the contract has a short one
+/// fails the case, and the failure quotes the answer cut to a few KiB: each failing case
+/// quoting it whole held a run's report at 420 MB.
+#[tokio::test]
+async fn a_failure_quotes_a_huge_answer_cut_short() {
+    let app = spawn_app().await;
+    let base = proxy::start(
+        &app.base,
+        proxy::Fault::response(|request, response| {
+            if request.method == "GET"
+                && request.path.starts_with("/partner/links/")
+                && response.status == 200
+                && let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&response.body)
+            {
+                body["data"]["referenceId"] = "x".repeat(4 * 1024 * 1024).into();
+                response.body = bytes::Bytes::from(body.to_string());
+                response.headers.remove(http::header::CONTENT_LENGTH);
+            }
+        }),
+    )
+    .await;
+    let options = Options {
+        filter: Some("m2m.detail.matches-create".to_owned()),
+        patience: quick(),
+        ..Options::in_process(base)
+    };
+    let (report, output) = run(&options).await;
+    assert_eq!(
+        report.failed_ids(),
+        ["m2m.detail.matches-create"],
+        "{output}"
+    );
+    let failure = report.results[0].failure().expect("a failure");
+    for quoted in [&failure.expected, &failure.actual] {
+        assert!(
+            quoted.len() <= linkbox_suite::client::MAX_QUOTED_BYTES + 64,
+            "{} bytes quoted",
+            quoted.len()
+        );
+    }
+    assert!(
+        failure.actual.contains("bytes in all"),
+        "{}",
+        failure.actual
+    );
+}
+
 /// A revoke the target applied and then answered 502 (a gateway's timeout after the work was
 /// done): its retry is told the link is already revoked. That is weather, an `error` naming
 /// the request on stderr, never drift; the same case with no weather passes.
