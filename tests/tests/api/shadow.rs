@@ -1274,6 +1274,106 @@ async fn a_create_the_vendor_always_refuses_is_drift_every_time() {
     assert_eq!(status["linkbox"], 201, "{report}");
 }
 
+/// A create the vendor refused (a fault of its own: nothing made) and linkbox made is a
+/// status difference; the client's retry of the same `referenceId`, which the vendor now
+/// makes and linkbox refuses (its link is active), follows from it: an error naming the
+/// first, which it settles, not a second difference. Another reference is compared as ever.
+#[tokio::test]
+async fn the_retry_of_a_create_only_linkbox_made_follows_from_it() {
+    let vendor = spawn_app().await;
+    let shadow = shadowing(&vendor.base).await;
+    let key = test_key(1625);
+    let fault = json!({"method": "POST", "path": "/partner/links", "status": 400, "times": 1});
+    let added = vendor
+        .control(Method::POST, "/faults", Some(&key), Some(&fault))
+        .await;
+    assert_eq!(added.status, 201, "{added:?}");
+    let refused = shadow
+        .create_link(&key, &json!({"referenceId": "once"}))
+        .await;
+    assert_eq!(refused.status, 400, "the vendor's fault: {refused:?}");
+    let retried = shadow
+        .create_link(&key, &json!({"referenceId": "once"}))
+        .await;
+    assert_eq!(retried.status, 201, "the vendor makes it now: {retried:?}");
+    let other = shadow
+        .create_link(&key, &json!({"referenceId": "other"}))
+        .await;
+    assert_eq!(other.status, 201, "{other:?}");
+    let report = drift_after(&shadow, 3).await;
+    let differences = report["differences"].as_array().expect("differences");
+    assert_eq!(differences.len(), 1, "{report}");
+    assert_eq!(differences[0]["endpoint"], "POST /partner/links");
+    assert_eq!(differences[0]["rule"], "status");
+    assert_eq!(
+        differences[0]["count"], 1,
+        "the retry is not drift: {report}"
+    );
+    assert_eq!(
+        (&differences[0]["upstream"], &differences[0]["linkbox"]),
+        (&json!(400), &json!(201))
+    );
+    assert_eq!(report["errors"], 1, "{report}");
+    let errors = report["recentErrors"].to_string();
+    assert!(
+        errors.contains("referenceId=once") && errors.contains("this change settles it"),
+        "{errors}"
+    );
+}
+
+/// A Leaf magic link made for an existing user, which the vendor refuses every time and
+/// linkbox makes, is a status difference every time: what it adds is no change to the
+/// user. (Counted every other time: the user was put in doubt and the next create excused.)
+#[tokio::test]
+async fn a_magic_link_for_a_user_the_vendor_always_refuses_is_drift_every_time() {
+    let vendor = spawn_app().await;
+    let shadow = shadowing(&vendor.base).await;
+    let token = shadow.authenticate("refusing@example.com").await;
+    let made = shadow
+        .leaf(
+            Method::POST,
+            &format!("{WIDGETS}/magic-link/provider"),
+            &token,
+            Some(&json!({"externalId": "grower-1"})),
+        )
+        .await;
+    assert_eq!(made.status, 200, "{made:?}");
+    let user = made.json["leafUserId"]
+        .as_str()
+        .expect("leafUserId")
+        .to_owned();
+    let path = format!("{WIDGETS}/magic-link/users/{user}/provider");
+    let fault = json!({"method": "POST", "path": path, "status": 400});
+    let added = vendor
+        .send(
+            Method::POST,
+            "/_sandbox/faults",
+            &[
+                ("authorization", &format!("Bearer {token}")),
+                ("content-type", "application/json"),
+            ],
+            Some(serde_json::to_vec(&fault).expect("json")),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{added:?}");
+    for _ in 0..4 {
+        let refused = shadow
+            .leaf(Method::POST, &path, &token, Some(&json!({})))
+            .await;
+        assert_eq!(refused.status, 400, "the vendor's fault: {refused:?}");
+    }
+    let report = drift_after(&shadow, 6).await;
+    let status = report["differences"]
+        .as_array()
+        .expect("differences")
+        .iter()
+        .find(|difference| difference["rule"] == "status")
+        .cloned()
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(status["count"], 4, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+}
+
 /// A list whose items carry user data enough to be streamed (its length unknown) is
 /// compared as any other: through an honest vendor, no drift. Read back only when small and
 /// of a known length, it was compared as an empty body, a `type` difference every time.

@@ -148,6 +148,15 @@ pub fn endpoint(api: Api, method: &str, path: &str) -> String {
     routes::resolve(api, method, path).0
 }
 
+/// Whether a request to `path` creates something new (a link, a user): what it adds is held
+/// only by the side that made it when the other refused it.
+pub fn creates(api: Api, method: &str, path: &str) -> bool {
+    matches!(
+        routes::resolve(api, method, path).1,
+        routes::Family::M2mCreate | routes::Family::LeafLinkCreate | routes::Family::LeafUserCreate
+    )
+}
+
 /// The fact of `docs/contract/` a status that differs at `endpoint` (`POST /partner/links`)
 /// contradicts, if the contract has one: what the suite's report blames for one answer many
 /// cases met. `answer` is the body that came with the status `got`, `request` the one sent:

@@ -26,11 +26,14 @@
 //! A change both sides answered, one with a success and the other without (the vendor's 200
 //! to a revoke linkbox's own rate limits answer 429), raises one as well on the resource it
 //! names, unless it settles a doubt: its status difference is reported, and what follows
-//! from it on the resource is not reported again. Not on a collection: a create one side
-//! made and the other refused leaves a link only one side holds, which no later comparison
-//! meets (lists compare the items both sides know, and a link the shadow never saw is not
-//! compared), while the next create's own difference is drift again, not a consequence —
-//! a vendor refusing every create linkbox makes is that many status differences.
+//! from it on the resource is not reported again. A create so answered puts in doubt only
+//! the key it names that must be unique ([`keyed`]: an M2M `referenceId`, with one active
+//! link each; a Leaf `externalId`, one user each), not its collection or the user it adds a
+//! link to: what only one side holds meets no later comparison but a create of the same key
+//! (lists compare the items both sides know, and a link the shadow never saw is not
+//! compared) — the retry the vendor answers 201 and linkbox 409, which follows and settles
+//! it — while another create's own difference is drift again: a vendor refusing every
+//! create linkbox makes is that many status differences.
 //!
 //! A resource is the request's path up to its first id (`/partner/links/lnk_…` for
 //! `…/revoke`; for a Leaf `PUT …/users`, the user its body's `id` names), or the whole path
@@ -119,6 +122,26 @@ pub fn resource(api: Api, method: &Method, path: &str, body: Option<&Value>) -> 
         path: path.to_owned(),
         collection: true,
     }
+}
+
+/// The key a create's body names that the API holds unique, as a resource of its own: an
+/// M2M create's `referenceId` (one active link each), a Leaf create's `externalId` (one user
+/// each, whether made by the user-management service or with a magic link). Its path is
+/// no path a request names (`/partner/links#referenceId=…`), so no list passes it over.
+pub fn keyed(api: Api, body: Option<&Value>) -> Option<Resource> {
+    let (name, base) = match api {
+        Api::M2m => ("referenceId", "/partner/links".to_owned()),
+        Api::Leaf => (
+            "externalId",
+            format!("{}/users", linkbox_contracts::leaf::USERS_BASE),
+        ),
+        Api::Sandbox => return None,
+    };
+    let key = body?.get(name)?.as_str()?;
+    Some(Resource {
+        path: format!("{base}#{name}={key}"),
+        collection: false,
+    })
 }
 
 /// The id segment of `path` where its route template places one (`lnk_…` of
@@ -284,6 +307,17 @@ mod tests {
             of(Api::Leaf, Method::POST, &users, Some(json!({"id": "u-7"}))),
             (users.clone(), true)
         );
+        let key = |api, body: Value| keyed(api, Some(&body)).map(|key| (key.path, key.collection));
+        assert_eq!(
+            key(Api::M2m, json!({"referenceId": "r-1"})),
+            Some(("/partner/links#referenceId=r-1".to_owned(), false)),
+            "a create's unique key, under no list's path"
+        );
+        assert_eq!(
+            key(Api::Leaf, json!({"externalId": "e-1"})),
+            Some((format!("{users}#externalId=e-1"), false))
+        );
+        assert_eq!(key(Api::M2m, json!({"metadata": {}})), None);
     }
 
     /// A client's 60 KB path in doubt is kept to its first KiB, its cause cut too: ten

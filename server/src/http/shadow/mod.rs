@@ -990,20 +990,36 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
         }
     };
     let alike = upstream.status == local_status;
-    let doubt = doubts.over(tenant.as_deref(), &resource.path, changes.then_some(alike));
+    // A create is also about the key it names that must be unique ([`doubts::keyed`]).
+    let keyed = match changes && compare::creates(job.api, job.method.as_str(), &job.path) {
+        true => Some(doubts::keyed(job.api, request_json.as_ref())),
+        false => None,
+    };
+    let mut doubted = &resource;
+    let mut doubt = doubts.over(tenant.as_deref(), &resource.path, changes.then_some(alike));
+    if let Some(Some(key)) = &keyed
+        && let Some(cause) = doubts.over(tenant.as_deref(), &key.path, Some(alike))
+        && doubt.is_none()
+    {
+        (doubted, doubt) = (key, Some(cause));
+    }
     // A change one side did and the other refused: its status differs (drift, or linkbox's
     // own limits, as a 429 of its rate limits is), and from then on the two hold different
     // things, so what differs on the resource follows from it, as after a lost change. Not
     // a change that settles a doubt: the retry of a lost revoke is the vendor's "already
-    // revoked" and linkbox's 200, after which both hold it revoked.
-    if changes
-        && !resource.collection
+    // revoked" and linkbox's 200, after which both hold it revoked. A create puts in doubt
+    // only the unique key it names, if any: another create's difference is its own.
+    let one_sided = match &keyed {
+        Some(key) => key.as_ref(),
+        None => (!resource.collection).then_some(&resource),
+    };
+    if let Some(one_sided) = one_sided
         && doubt.is_none()
         && upstream_ok != (200..300).contains(&local_status)
     {
         doubts.raise(
             tenant.as_deref(),
-            &resource,
+            one_sided,
             format!(
                 "the vendor answered {} and linkbox {} to {} {}, so one did what the other \
                  did not",
@@ -1052,8 +1068,8 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
                 "not counted as drift: the answers differ ({}) on {}, which is in doubt since \
                  {cause}{}",
                 what.join(", "),
-                resource.path,
-                match (changes, doubts.holds(tenant.as_deref(), &resource.path)) {
+                doubted.path,
+                match (changes, doubts.holds(tenant.as_deref(), &doubted.path)) {
                     (true, false) => "; this change settles it",
                     (true, true) => {
                         "; it stays in doubt until a change is answered alike by both, or for \
