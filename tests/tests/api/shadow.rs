@@ -1077,6 +1077,58 @@ async fn a_leaf_client_reads_its_own_drift_with_the_vendors_token() {
     );
 }
 
+/// A Leaf client's request whose vendor answer was lost is an error of its own report,
+/// read with its vendor token, and its journal holds its answered requests: its vendor token stands for its
+/// shadow account from the request on. (Read as no tenant, the error was only in the
+/// admin's report, and every Leaf client shared one share of the comparison queue.)
+#[tokio::test]
+async fn a_leaf_clients_uncompared_request_is_in_its_own_report() {
+    let vendor = spawn_app().await;
+    let shadow = shadowing(&vendor.base).await;
+    let token = shadow.authenticate("lost@example.com").await;
+    let bearer = format!("Bearer {token}");
+    let path = format!("{WIDGETS}/magic-link/provider");
+    let fault = json!({"method": "GET", "path": path, "drop": true, "times": 1});
+    let added = vendor
+        .send(
+            Method::POST,
+            "/_sandbox/faults",
+            &[
+                ("authorization", bearer.as_str()),
+                ("content-type", "application/json"),
+            ],
+            Some(serde_json::to_vec(&fault).expect("json")),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{added:?}");
+    let lost = shadow.leaf(Method::GET, &path, &token, None).await;
+    assert_eq!(lost.status, 502, "{lost:?}");
+    let headers = [("authorization", bearer.as_str())];
+    let mine = shadow
+        .send(Method::GET, "/_sandbox/drift", &headers, None)
+        .await;
+    assert_eq!(mine.status, 200, "{mine:?}");
+    assert_eq!(mine.json["errors"], 1, "{}", mine.json);
+    assert_eq!(
+        mine.json["recentErrors"][0]["endpoint"], "GET /services/widgets/api/magic-link/provider",
+        "{}",
+        mine.json
+    );
+    let answered = shadow.leaf(Method::GET, &path, &token, None).await;
+    assert_eq!(answered.status, 200, "{answered:?}");
+    let journal = shadow
+        .send(Method::GET, "/_sandbox/requests", &headers, None)
+        .await;
+    assert_eq!(journal.status, 200, "{journal:?}");
+    let paths: Vec<&Value> = journal.json["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .map(|entry| &entry["path"])
+        .collect();
+    assert!(paths.contains(&&json!(path)), "{}", journal.json);
+}
+
 #[tokio::test]
 async fn a_body_over_the_vendors_limit_is_refused_in_the_apis_shape_and_not_forwarded() {
     let vendor = spawn_app().await;
