@@ -694,7 +694,10 @@ mod tests {
     }
 
     /// The tenant a shared sandbox locks before a request runs is the one the request is
-    /// then resolved to, for every mix of a key and a token, on each API.
+    /// then resolved to, for every mix of a known, new or malformed key and a valid or
+    /// made-up token, on each API. (A key refused for what the sandbox holds — its tenant
+    /// limit, its storage, a slug taken — is hinted as the partner it would make, whose row
+    /// the request locks to read that state fresh, and resolves to none.)
     #[test]
     fn the_hint_names_the_tenant_the_caller_resolves_to() {
         let app = App::new(crate::config::Settings::resolve(
