@@ -302,17 +302,19 @@ async fn handle(surfaces: &Arc<Surfaces>, request: Request) -> Response {
         .shadow
         .as_ref()
         .and_then(|shadow| Some((shadow, shadow.covers(&request.path)?)));
+    let mut request = request;
+    if let Some(shadow) = &surfaces.shadow {
+        // A shadowed Leaf client holds the vendor's token: its shadow account stands in,
+        // for its control requests as for its shares, report and journal.
+        match shadowed {
+            Some(_) => shadow.forwarded_caller(&mut request),
+            None if is_control(&request.path) => shadow.control_caller(&mut request),
+            None => {}
+        }
+    }
     // An answer held whole counts in the share its request's body would ([`held`]).
     let share = request.caller.body_share();
     let envelope = Envelope::of(&request.path, &request.headers);
-    let mut request = request;
-    if shadowed.is_none()
-        && let Some(shadow) = &surfaces.shadow
-        && is_control(&request.path)
-    {
-        // A shadowed Leaf client holds the vendor's token: its shadow account's stands in.
-        shadow.control_caller(&mut request);
-    }
     let response = match shadowed {
         // The vendor's answer, untouched: no faults, journal read-back or CORS of linkbox's.
         Some((shadow, (api, base))) => shadow::forward(surfaces, shadow, api, base, request).await,

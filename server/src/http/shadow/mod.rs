@@ -266,14 +266,21 @@ impl Shadow {
         }
     }
 
-    /// The caller a request carrying a vendor token linkbox mapped stands for: the shadow
-    /// account's, resolved as if it had sent that account's token (the request itself is
-    /// forwarded as it came). `None` for any other request.
-    fn caller_of(&self, request: &Request) -> Option<identity::Caller> {
-        identity::bearer(&request.headers)?;
+    /// A request to forward carrying a vendor token linkbox mapped is its shadow account's,
+    /// resolved as if it had sent that account's token (its headers are forwarded as they
+    /// came): its share of the bodies' bound and of the comparison queue, its journal, and
+    /// the errors of its report are that tenant's. Read from the vendor's token, every Leaf
+    /// client was no tenant: one share among them all, and none of its requests that could
+    /// not be compared in its own report. Any other request is left as it is.
+    pub(super) fn forwarded_caller(&self, request: &mut Request) {
+        if identity::bearer(&request.headers).is_none() {
+            return;
+        }
         let mut headers = request.headers.clone();
-        (self.ids.bearer(&mut headers) == Bearer::Mapped)
-            .then(|| identity::resolve_for(&request.app, &headers, crate::m2m::owns(&request.path)))
+        if self.ids.bearer(&mut headers) == Bearer::Mapped {
+            request.caller =
+                identity::resolve_for(&request.app, &headers, crate::m2m::owns(&request.path));
+        }
     }
 
     /// Shadow mode as the settings ask, or `None` when no API is shadowed.
@@ -364,14 +371,6 @@ pub(super) async fn forward(
         // same, so both answer (and echo) one path.
         request.path = path;
         request.query = query;
-    }
-    // A client's vendor token stands for the shadow account linkbox made for it, as in its
-    // control requests ([`Shadow::control_caller`]): its share of the bodies' bound and of
-    // the comparison queue, its journal, and the errors of its report are that tenant's.
-    // Read from the vendor's token, every Leaf client was no tenant: one share among them
-    // all, and none of its requests that could not be compared in its own report.
-    if let Some(caller) = shadow.caller_of(&request) {
-        request.caller = caller;
     }
     let body = match request.body(linkbox_contracts::m2m::MAX_BODY_BYTES).await {
         Ok(body) => body,
