@@ -401,7 +401,21 @@ pub(super) async fn forward(
                 };
                 let _ = enqueue(surfaces, shadow, &app, lost);
             }
-            return gateway(api, &request.path, &message);
+            // The client's 502 is journaled as any answer it was given.
+            let response = gateway(api, &request.path, &message);
+            app.journal.record(journal::Request {
+                method: request.method.clone(),
+                opening: journal::Opening::of(&request.path, &request.query, &request.headers),
+                status: Some(response.status().as_u16()),
+                time,
+                tenant: tenant.clone(),
+                established: request.caller.tenant_exists(),
+                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                request_body: Some(&body),
+                response_headers: response.headers(),
+                response_body: None,
+            });
+            return response;
         }
     };
     let response = answer(&upstream);
