@@ -378,6 +378,21 @@ pub(super) async fn forward(
     };
     let endpoint = compare::endpoint(api, request.method.as_str(), &request.path);
     let tenant = request.caller.tenant().cloned();
+    // Journals the answer the client was given: the vendor's, or the 502 of its loss.
+    let journal = |response: &Response, response_body: Option<&[u8]>| {
+        app.journal.record(journal::Request {
+            method: request.method.clone(),
+            opening: journal::Opening::of(&request.path, &request.query, &request.headers),
+            status: Some(response.status().as_u16()),
+            time,
+            tenant: tenant.clone(),
+            established: request.caller.tenant_exists(),
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            request_body: Some(&body),
+            response_headers: response.headers(),
+            response_body,
+        });
+    };
     let upstream = match send(shadow, base, &request, body.clone()).await {
         Ok(upstream) => upstream,
         Err(message) => {
@@ -401,36 +416,13 @@ pub(super) async fn forward(
                 };
                 let _ = enqueue(surfaces, shadow, &app, lost);
             }
-            // The client's 502 is journaled as any answer it was given.
             let response = gateway(api, &request.path, &message);
-            app.journal.record(journal::Request {
-                method: request.method.clone(),
-                opening: journal::Opening::of(&request.path, &request.query, &request.headers),
-                status: Some(response.status().as_u16()),
-                time,
-                tenant: tenant.clone(),
-                established: request.caller.tenant_exists(),
-                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                request_body: Some(&body),
-                response_headers: response.headers(),
-                response_body: None,
-            });
+            journal(&response, None);
             return response;
         }
     };
     let response = answer(&upstream);
-    app.journal.record(journal::Request {
-        method: request.method.clone(),
-        opening: journal::Opening::of(&request.path, &request.query, &request.headers),
-        status: Some(upstream.status),
-        time,
-        tenant: tenant.clone(),
-        established: request.caller.tenant_exists(),
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        request_body: Some(&body),
-        response_headers: response.headers(),
-        response_body: Some(&upstream.body),
-    });
+    journal(&response, Some(&upstream.body));
     let done = (200..300).contains(&upstream.status);
     let job = Job {
         api,
