@@ -1333,23 +1333,27 @@ async fn a_create_the_vendor_always_refuses_is_drift_every_time() {
 }
 
 /// A create the vendor refused (a fault of its own: nothing made) and linkbox made is a
-/// status difference; the client's retry of the same `referenceId`, which the vendor now
-/// makes and linkbox refuses (its link is active), follows from it: an error naming the
-/// first, which it settles, not a second difference. Another reference is compared as ever.
+/// status difference; the client's retries of the same `referenceId` follow from it — one
+/// the vendor refuses again, which changes nothing and settles nothing, and the one it
+/// makes, which linkbox refuses (its link is active) and which settles it: errors naming
+/// the first, not more differences. Another reference is compared as ever. (A retry both
+/// refused settled the doubt, and the next was drift.)
 #[tokio::test]
 async fn the_retry_of_a_create_only_linkbox_made_follows_from_it() {
     let vendor = spawn_app().await;
     let shadow = shadowing(&vendor.base).await;
     let key = test_key(1625);
-    let fault = json!({"method": "POST", "path": "/partner/links", "status": 400, "times": 1});
+    let fault = json!({"method": "POST", "path": "/partner/links", "status": 400, "times": 2});
     let added = vendor
         .control(Method::POST, "/faults", Some(&key), Some(&fault))
         .await;
     assert_eq!(added.status, 201, "{added:?}");
-    let refused = shadow
-        .create_link(&key, &json!({"referenceId": "once"}))
-        .await;
-    assert_eq!(refused.status, 400, "the vendor's fault: {refused:?}");
+    for _ in 0..2 {
+        let refused = shadow
+            .create_link(&key, &json!({"referenceId": "once"}))
+            .await;
+        assert_eq!(refused.status, 400, "the vendor's fault: {refused:?}");
+    }
     let retried = shadow
         .create_link(&key, &json!({"referenceId": "once"}))
         .await;
@@ -1358,7 +1362,7 @@ async fn the_retry_of_a_create_only_linkbox_made_follows_from_it() {
         .create_link(&key, &json!({"referenceId": "other"}))
         .await;
     assert_eq!(other.status, 201, "{other:?}");
-    let report = drift_after(&shadow, 3).await;
+    let report = drift_after(&shadow, 4).await;
     let differences = report["differences"].as_array().expect("differences");
     assert_eq!(differences.len(), 1, "{report}");
     assert_eq!(differences[0]["endpoint"], "POST /partner/links");
@@ -1371,10 +1375,55 @@ async fn the_retry_of_a_create_only_linkbox_made_follows_from_it() {
         (&differences[0]["upstream"], &differences[0]["linkbox"]),
         (&json!(400), &json!(201))
     );
-    assert_eq!(report["errors"], 1, "{report}");
+    assert_eq!(report["errors"], 2, "{report}");
     let errors = report["recentErrors"].to_string();
     assert!(
         errors.contains("referenceId=once") && errors.contains("this change settles it"),
+        "{errors}"
+    );
+}
+
+/// A revoke the vendor did but answered 502 leaves its link's `referenceId` in doubt too:
+/// the re-create of that reference, which the vendor makes (its link is revoked) and
+/// linkbox refuses (its link is still active), follows from the lost revoke, not drift.
+#[tokio::test]
+async fn the_re_create_after_a_lost_revoke_follows_from_it() {
+    let vendor = spawn_app().await;
+    let revokes = Arc::new(AtomicUsize::new(0));
+    let proxy = drifting(&vendor, {
+        let revokes = revokes.clone();
+        Arc::new(move |method, path, status, body| {
+            if method == "POST"
+                && path.ends_with("/revoke")
+                && revokes.fetch_add(1, Ordering::SeqCst) == 0
+            {
+                return (502, json!({"message": "bad gateway"}));
+            }
+            (status, body)
+        })
+    })
+    .await;
+    let shadow = shadowing(&format!("http://{proxy}")).await;
+    let key = test_key(1627);
+    let created = shadow
+        .create_link(&key, &json!({"referenceId": "again"}))
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let id = created.json["data"]["linkId"]
+        .as_str()
+        .expect("linkId")
+        .to_owned();
+    let lost = shadow.revoke_link(&key, &id, None).await;
+    assert_eq!(lost.status, 502, "{lost:?}");
+    let again = shadow
+        .create_link(&key, &json!({"referenceId": "again"}))
+        .await;
+    assert_eq!(again.status, 201, "the vendor's link is revoked: {again:?}");
+    let report = drift_after(&shadow, 3).await;
+    assert_eq!(report["differences"], json!([]), "{report}");
+    let errors = report["recentErrors"].to_string();
+    assert!(
+        errors.contains("referenceId=again") && errors.contains("this change settles it"),
         "{errors}"
     );
 }
@@ -1414,10 +1463,13 @@ async fn a_magic_link_for_a_user_the_vendor_always_refuses_is_drift_every_time()
         )
         .await;
     assert_eq!(added.status, 201, "{added:?}");
-    for _ in 0..4 {
-        let refused = shadow
-            .leaf(Method::POST, &path, &token, Some(&json!({})))
-            .await;
+    for body in [
+        json!({}),
+        json!({"externalId": "grower-2"}),
+        json!({}),
+        json!({"externalId": "grower-2"}),
+    ] {
+        let refused = shadow.leaf(Method::POST, &path, &token, Some(&body)).await;
         assert_eq!(refused.status, 400, "the vendor's fault: {refused:?}");
     }
     let report = drift_after(&shadow, 6).await;

@@ -58,6 +58,9 @@ pub const MAX_DOUBTS: usize = 10_000;
 /// (their start, so a collection still finds them under it; two alike that far are one
 /// resource). Its cause, which quotes the request, is cut as the report's messages are.
 pub const MAX_PATH_BYTES: usize = 1024;
+/// The longest key a doubt on it names as it is; a longer one is named by its start and a
+/// hash of it whole.
+const MAX_KEY_BYTES: usize = 256;
 /// Changes to a collection in doubt, answered unalike, after which its doubt ends anyway.
 pub const UNSETTLED_CHANGES: u8 = 3;
 
@@ -138,9 +141,24 @@ pub fn keyed(api: Api, body: Option<&Value>) -> Option<Resource> {
         Api::Sandbox => return None,
     };
     let key = body?.get(name)?.as_str()?;
+    // Kept whole, however long: two long keys alike in their first KiB are two keys.
+    let path = match key.len() > MAX_KEY_BYTES {
+        false => format!("{base}#{name}={key}"),
+        true => {
+            let mut hasher = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(key, &mut hasher);
+            let start = &key[..key.floor_char_boundary(MAX_KEY_BYTES)];
+            format!(
+                "{base}#{name}={start}…{:016x}",
+                std::hash::Hasher::finish(&hasher)
+            )
+        }
+    };
+    // Settled as a collection's doubt is, by a change that settles it (for a key, a create
+    // of it either side made), or after a few that do not: its reads are never excused.
     Some(Resource {
-        path: format!("{base}#{name}={key}"),
-        collection: false,
+        path,
+        collection: true,
     })
 }
 
@@ -189,9 +207,10 @@ impl Doubts {
     }
 
     /// The cause of the doubt over `resource` itself of `tenant`, if there is one. A
-    /// change both sides answered (`Some(alike)`: the same status on both) ends the doubt
-    /// on its own resource as it reads it: always on one resource, and on a collection when
-    /// answered alike or the last of its [`UNSETTLED_CHANGES`]. A read (`None`) leaves it,
+    /// change both sides answered (`Some(settles)`: for a collection, answered with the same
+    /// status on both; for a key, made by either side) ends the doubt on its own resource
+    /// as it reads it: always on one resource, and on a collection or key when it settles
+    /// or is the last of its [`UNSETTLED_CHANGES`]. A read (`None`) leaves it,
     /// and is in doubt only where it reads one resource: a link lost by a create is one the
     /// shadow never saw, which a list does not compare, so a doubt on a collection excuses
     /// none of its reads.
@@ -202,7 +221,7 @@ impl Doubts {
         change: Option<bool>,
     ) -> Option<String> {
         let key = (tenant.map(str::to_owned), kept(resource));
-        let Some(alike) = change else {
+        let Some(settles) = change else {
             return self
                 .held
                 .get(&key)
@@ -211,7 +230,7 @@ impl Doubts {
         };
         let doubt = self.held.get_mut(&key)?;
         match &mut doubt.unsettled {
-            Some(left) if !alike && *left > 1 => {
+            Some(left) if !settles && *left > 1 => {
                 *left -= 1;
                 Some(doubt.cause.clone())
             }
@@ -310,14 +329,28 @@ mod tests {
         let key = |api, body: Value| keyed(api, Some(&body)).map(|key| (key.path, key.collection));
         assert_eq!(
             key(Api::M2m, json!({"referenceId": "r-1"})),
-            Some(("/partner/links#referenceId=r-1".to_owned(), false)),
-            "a create's unique key, under no list's path"
+            Some(("/partner/links#referenceId=r-1".to_owned(), true)),
+            "a create's unique key, under no list's path, settled as a collection is"
         );
         assert_eq!(
             key(Api::Leaf, json!({"externalId": "e-1"})),
-            Some((format!("{users}#externalId=e-1"), false))
+            Some((format!("{users}#externalId=e-1"), true))
         );
         assert_eq!(key(Api::M2m, json!({"metadata": {}})), None);
+        let long = |last: &str| {
+            key(
+                Api::M2m,
+                json!({"referenceId": format!("{}{last}", "😀".repeat(300))}),
+            )
+            .map(|(path, _)| path)
+            .unwrap_or_default()
+        };
+        assert_ne!(
+            long("a"),
+            long("b"),
+            "long keys alike but at their end are two"
+        );
+        assert!(long("a").len() < MAX_KEY_BYTES + 64, "{}", long("a").len());
     }
 
     /// A client's 60 KB path in doubt is kept to its first KiB, its cause cut too: ten

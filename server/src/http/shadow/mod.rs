@@ -804,6 +804,44 @@ async fn work(
     }
 }
 
+/// Puts `resource` in doubt for `cause`, and with it the unique key a create of the same
+/// thing would name ([`doubts::keyed`]): a lost create's key, or an M2M link's
+/// `referenceId` (its revoke lost or done on one side only, the re-create of its reference
+/// is the vendor's 201 and linkbox's 409, or the reverse, for that reason alone).
+fn raise_with_key(
+    app: &App,
+    ids: &Ids,
+    doubts: &mut Doubts,
+    job: &Job,
+    tenant: Option<&str>,
+    resource: &doubts::Resource,
+    cause: String,
+) {
+    let creates = compare::creates(job.api, job.method.as_str(), &job.path);
+    let key = match (resource.collection, job.api) {
+        (true, _) if creates => {
+            let body: Option<serde_json::Value> = serde_json::from_slice(&job.body).ok();
+            doubts::keyed(job.api, body.as_ref())
+        }
+        (false, Api::M2m) => doubts::id_of(job.api, &job.method, &job.path)
+            .and_then(|id| ids.shadow(id))
+            .zip(tenant)
+            .and_then(|(id, tenant)| app.store.m2m().by_slug(tenant)?.link_lent(&id).ok())
+            .and_then(|link| {
+                let reference = &link.view().item.reference_id;
+                doubts::keyed(
+                    job.api,
+                    Some(&serde_json::json!({ "referenceId": reference })),
+                )
+            }),
+        _ => None,
+    };
+    if let Some(key) = key.filter(|key| key.path != resource.path) {
+        doubts.raise(tenant, &key, cause.clone());
+    }
+    doubts.raise(tenant, resource, cause);
+}
+
 /// Applies one job to the shadow, compares the answers and records what differs; a
 /// weather answer from the vendor is neither applied nor compared
 /// ([`linkbox_suite::is_weather`]), and what differs on a resource in doubt is weather too
@@ -835,11 +873,8 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
             "got no answer from the vendor: the vendor may have done that request, which \
              linkbox did not apply"
         };
-        doubts.raise(
-            tenant.as_deref(),
-            &resource,
-            format!("{} {} {cause}", job.method, job.path),
-        );
+        let cause = format!("{} {} {cause}", job.method, job.path);
+        raise_with_key(app, ids, doubts, &job, tenant.as_deref(), &resource, cause);
         return;
     };
     if linkbox_suite::is_weather(upstream.status) {
@@ -850,15 +885,12 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
         // resource is in doubt until it is changed again.
         let doubted = changes && upstream.status != 429;
         if doubted {
-            doubts.raise(
-                tenant.as_deref(),
-                &resource,
-                format!(
-                    "the vendor answered {} to {} {}: the vendor may have done that request, \
-                     which linkbox did not apply",
-                    upstream.status, job.method, job.path
-                ),
+            let cause = format!(
+                "the vendor answered {} to {} {}: the vendor may have done that request, which \
+                 linkbox did not apply",
+                upstream.status, job.method, job.path
             );
+            raise_with_key(app, ids, doubts, &job, tenant.as_deref(), &resource, cause);
         }
         app.drift.error(
             tenant.as_deref(),
@@ -1013,15 +1045,20 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
         }
     };
     let alike = upstream.status == local_status;
-    // A create is also about the key it names that must be unique ([`doubts::keyed`]).
-    let keyed = match changes && compare::creates(job.api, job.method.as_str(), &job.path) {
-        true => Some(doubts::keyed(job.api, request_json.as_ref())),
+    let made = upstream_ok || (200..300).contains(&local_status);
+    // A create is also about the key it names that must be unique ([`doubts::keyed`]); one
+    // adding a link to a user (whose path names the user) adds it under no such key.
+    let creates = changes && compare::creates(job.api, job.method.as_str(), &job.path);
+    let keyed = match creates && resource.collection {
+        true => doubts::keyed(job.api, request_json.as_ref()),
         false => None,
     };
     let mut doubted = &resource;
     let mut doubt = doubts.over(tenant.as_deref(), &resource.path, changes.then_some(alike));
-    if let Some(Some(key)) = &keyed
-        && let Some(cause) = doubts.over(tenant.as_deref(), &key.path, Some(alike))
+    // A key's doubt is settled by a create of it that either side made; one both refused
+    // changed nothing.
+    if let Some(key) = &keyed
+        && let Some(cause) = doubts.over(tenant.as_deref(), &key.path, Some(made))
         && doubt.is_none()
     {
         (doubted, doubt) = (key, Some(cause));
@@ -1032,23 +1069,19 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
     // a change that settles a doubt: the retry of a lost revoke is the vendor's "already
     // revoked" and linkbox's 200, after which both hold it revoked. A create puts in doubt
     // only the unique key it names, if any: another create's difference is its own.
-    let one_sided = match &keyed {
-        Some(key) => key.as_ref(),
-        None => (!resource.collection).then_some(&resource),
+    let one_sided = match creates {
+        true => keyed.as_ref(),
+        false => (!resource.collection).then_some(&resource),
     };
     if let Some(one_sided) = one_sided
         && doubt.is_none()
         && upstream_ok != (200..300).contains(&local_status)
     {
-        doubts.raise(
-            tenant.as_deref(),
-            one_sided,
-            format!(
-                "the vendor answered {} and linkbox {} to {} {}, so one did what the other \
-                 did not",
-                upstream.status, local_status, job.method, job.path
-            ),
+        let cause = format!(
+            "the vendor answered {} and linkbox {} to {} {}, so one did what the other did not",
+            upstream.status, local_status, job.method, job.path
         );
+        raise_with_key(app, ids, doubts, &job, tenant.as_deref(), one_sided, cause);
     }
     // An id of the vendor's that no compared answer ever showed (made before shadowing
     // began, or by a request whose answer was lost) is not held by the shadow: its 404
