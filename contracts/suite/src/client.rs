@@ -1241,13 +1241,21 @@ impl Request {
             ),
         })?;
         let text = shared.console.scrub(&text).into_owned();
-        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let (json, unread) = match serde_json::from_str(&text) {
+            Ok(json) => (json, None),
+            Err(error) if error.to_string().starts_with("recursion limit exceeded") => {
+                let why = "JSON nested more than 128 levels deep, deeper than the suite reads";
+                (Value::Null, Some(why.to_owned()))
+            }
+            Err(error) => (Value::Null, Some(format!("not JSON ({error})"))),
+        };
         Ok(Reply {
             request: described.to_owned(),
             status,
             headers,
             text,
             json,
+            unread,
             after_lost_attempt: false,
             cx: self.cx.clone(),
         })
@@ -1431,6 +1439,9 @@ pub struct Reply {
     pub text: String,
     /// The body as JSON, or `Null` when it is not JSON.
     pub json: Value,
+    /// Why a body that is not `null` was read as `Null`: not JSON, or JSON nested deeper
+    /// than the suite reads (128 levels; no answer of either API comes near).
+    unread: Option<String>,
     /// The answer to a retry of a request that changes something, after an attempt that may
     /// have been applied went unanswered or got a 5xx: a check it fails is weather.
     pub after_lost_attempt: bool,
@@ -1743,6 +1754,13 @@ impl Reply {
         };
         if validator.is_valid(&self.json) {
             return Ok(self);
+        }
+        if let Some(why) = &self.unread {
+            return Err(self.fail(
+                format!("schema {path}"),
+                "valid",
+                format!("{why} — {}", self.body_excerpt()),
+            ));
         }
         let errors = schema_errors(validator, &self.json, &self.text);
         let invalid = |errors: Vec<String>| {

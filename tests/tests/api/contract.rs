@@ -835,6 +835,44 @@ async fn a_failure_quotes_a_huge_answer_cut_short() {
     );
 }
 
+/// A target whose answer is JSON nested deeper than the suite reads fails its schema
+/// saying so, not as `null` (the message of an answer that is no JSON at all).
+#[tokio::test]
+async fn an_answer_nested_too_deep_fails_saying_so() {
+    let app = spawn_app().await;
+    let base = proxy::start(
+        &app.base,
+        proxy::Fault::response(|request, response| {
+            if request.method == "GET"
+                && request.path.starts_with("/partner/links/")
+                && response.status == 200
+            {
+                let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+                response.body = bytes::Bytes::from(format!(r#"{{"success":true,"data":{deep}}}"#));
+                response.headers.remove(http::header::CONTENT_LENGTH);
+            }
+        }),
+    )
+    .await;
+    let options = Options {
+        filter: Some("m2m.detail.matches-create".to_owned()),
+        patience: quick(),
+        ..Options::in_process(base)
+    };
+    let (report, output) = run(&options).await;
+    assert_eq!(
+        report.failed_ids(),
+        ["m2m.detail.matches-create"],
+        "{output}"
+    );
+    let failure = report.results[0].failure().expect("a failure");
+    assert!(
+        failure.actual.contains("nested more than 128 levels deep"),
+        "{}",
+        failure.actual
+    );
+}
+
 /// A revoke the target applied and then answered 502 (a gateway's timeout after the work was
 /// done): its retry is told the link is already revoked. That is weather, an `error` naming
 /// the request on stderr, never drift; the same case with no weather passes.
