@@ -1128,8 +1128,9 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
                 match (changes, doubts.holds(tenant.as_deref(), &doubted.path)) {
                     (true, false) => "; this change settles it",
                     (true, true) => {
-                        "; it stays in doubt until a change is answered alike by both, or for \
-                         a few more changes"
+                        "; it stays in doubt until a change settles it (one answered alike by \
+                         both; for a key, a create of it either side made), or for a few more \
+                         changes"
                     }
                     (false, _) => "",
                 }
