@@ -1428,6 +1428,57 @@ async fn the_re_create_after_a_lost_revoke_follows_from_it() {
     );
 }
 
+/// A Leaf user the vendor refused and linkbox made, then a magic link naming its
+/// `externalId` (the vendor makes a user of its own with a magic link's defaults, linkbox
+/// links the one it made): that user differs on the two sides for the first refusal's
+/// sake, so the user list passes over it rather than counting its fields as drift.
+#[tokio::test]
+async fn a_user_made_on_one_side_then_named_by_a_magic_link_is_in_doubt() {
+    let vendor = spawn_app().await;
+    let shadow = shadowing(&vendor.base).await;
+    let token = shadow.authenticate("one-user@example.com").await;
+    let bearer = format!("Bearer {token}");
+    let users = "/services/usermanagement/api/users";
+    let fault = json!({"method": "POST", "path": users, "status": 400, "times": 1});
+    let added = vendor
+        .send(
+            Method::POST,
+            "/_sandbox/faults",
+            &[
+                ("authorization", bearer.as_str()),
+                ("content-type", "application/json"),
+            ],
+            Some(serde_json::to_vec(&fault).expect("json")),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{added:?}");
+    let user = json!({"name": "Named", "email": "named@example.com", "externalId": "k-z"});
+    let refused = shadow.leaf(Method::POST, users, &token, Some(&user)).await;
+    assert_eq!(refused.status, 400, "the vendor's fault: {refused:?}");
+    let link = shadow
+        .leaf(
+            Method::POST,
+            &format!("{WIDGETS}/magic-link/provider"),
+            &token,
+            Some(&json!({"externalId": "k-z"})),
+        )
+        .await;
+    assert_eq!(link.status, 200, "{link:?}");
+    let listed = shadow
+        .leaf(Method::GET, &format!("{users}?size=100"), &token, None)
+        .await;
+    assert_eq!(listed.status, 200, "{listed:?}");
+    let report = drift_after(&shadow, 4).await;
+    let differences = report["differences"].as_array().expect("differences");
+    assert!(
+        differences
+            .iter()
+            .all(|difference| difference["endpoint"] == "POST /services/usermanagement/api/users"),
+        "only the refused create: {report}"
+    );
+    assert_eq!(differences.len(), 1, "{report}");
+}
+
 /// A Leaf magic link made for an existing user, which the vendor refuses every time and
 /// linkbox makes, is a status difference every time: what it adds is no change to the
 /// user. (Counted every other time: the user was put in doubt and the next create excused.)

@@ -162,6 +162,23 @@ pub fn keyed(api: Api, body: Option<&Value>) -> Option<Resource> {
     })
 }
 
+/// The Leaf user a create's answer names (a magic link's `leafUserId`, a user's `id`), as
+/// the resource its reads are about.
+pub fn user_named(api: Api, answer: &[u8]) -> Option<Resource> {
+    if api != Api::Leaf {
+        return None;
+    }
+    let answer: Value = serde_json::from_slice(answer).ok()?;
+    let id = answer
+        .get("leafUserId")
+        .or_else(|| answer.get("id"))
+        .and_then(Value::as_str)?;
+    Some(Resource {
+        path: format!("{}/users/{id}", linkbox_contracts::leaf::USERS_BASE),
+        collection: false,
+    })
+}
+
 /// The id segment of `path` where its route template places one (`lnk_…` of
 /// `/partner/links/lnk_…/revoke`), if it has one.
 pub fn id_of<'a>(api: Api, method: &Method, path: &'a str) -> Option<&'a str> {

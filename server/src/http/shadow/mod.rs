@@ -1059,9 +1059,16 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
     // changed nothing.
     if let Some(key) = &keyed
         && let Some(cause) = doubts.over(tenant.as_deref(), &key.path, Some(made))
-        && doubt.is_none()
     {
-        (doubted, doubt) = (key, Some(cause));
+        // A Leaf key settled by a create the vendor answered: the user it names may still
+        // differ on the two sides (one made it earlier with its own fields, the other only
+        // now, with a magic link's defaults), so that user is in doubt until it is changed.
+        if let Some(user) = doubts::user_named(job.api, &upstream.body) {
+            doubts.raise(tenant.as_deref(), &user, cause.clone());
+        }
+        if doubt.is_none() {
+            (doubted, doubt) = (key, Some(cause));
+        }
     }
     // A change one side did and the other refused: its status differs (drift, or linkbox's
     // own limits, as a 429 of its rate limits is), and from then on the two hold different
