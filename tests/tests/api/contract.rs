@@ -687,9 +687,9 @@ async fn weather_after_one_applied_request(
 }
 
 /// Runs `m2m.detail.matches-create` through a proxy whose answers to the link's detail
-/// have their body made by `body` from the target's (sent without a length): the case must
-/// end an `error` (weather), never drift, and its output say `said`.
-async fn a_detail_answer_is_weather(body: fn(&[u8]) -> Vec<u8>, said: &str) {
+/// have their body made by `body` from the target's (sent without a length); returns the
+/// report, what the run printed and what stderr said.
+async fn with_a_detail_answer(body: fn(&[u8]) -> Vec<u8>) -> (Report, String, String) {
     let app = spawn_app().await;
     let base = proxy::start(
         &app.base,
@@ -712,13 +712,32 @@ async fn a_detail_answer_is_weather(body: fn(&[u8]) -> Vec<u8>, said: &str) {
         ..Options::in_process(base)
     };
     let (report, output) = run(&options).await;
+    (report, output, captured.text())
+}
+
+/// [`with_a_detail_answer`]: the case must end an `error` (weather), never drift, and its
+/// output say `said`.
+async fn a_detail_answer_is_weather(body: fn(&[u8]) -> Vec<u8>, said: &str) {
+    let (report, output, stderr) = with_a_detail_answer(body).await;
     assert_eq!(report.failed(), 0, "weather reported as drift: {output}");
     assert_eq!(
         report.errored_ids(),
         ["m2m.detail.matches-create"],
         "{output}"
     );
-    assert!(output.contains(said), "{}\n{output}", captured.text());
+    assert!(output.contains(said), "{stderr}\n{output}");
+}
+
+/// [`with_a_detail_answer`]: the case must fail (drift); returns what its failure says it
+/// got.
+async fn a_detail_answer_fails(body: fn(&[u8]) -> Vec<u8>) -> linkbox_suite::client::Failure {
+    let (report, output, _) = with_a_detail_answer(body).await;
+    assert_eq!(
+        report.failed_ids(),
+        ["m2m.detail.matches-create"],
+        "{output}"
+    );
+    report.results[0].failure().cloned().expect("a failure")
 }
 
 /// A target whose answer is larger than any answer of either API (over 16 MiB) is weather,
@@ -793,34 +812,14 @@ async fn a_page_of_links_with_large_user_data_is_checked_not_weather() {
 /// quoting it whole held a run's report at 420 MB.
 #[tokio::test]
 async fn a_failure_quotes_a_huge_answer_cut_short() {
-    let app = spawn_app().await;
-    let base = proxy::start(
-        &app.base,
-        proxy::Fault::response(|request, response| {
-            if request.method == "GET"
-                && request.path.starts_with("/partner/links/")
-                && response.status == 200
-                && let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&response.body)
-            {
-                body["data"]["referenceId"] = "x".repeat(4 * 1024 * 1024).into();
-                response.body = bytes::Bytes::from(body.to_string());
-                response.headers.remove(http::header::CONTENT_LENGTH);
-            }
-        }),
-    )
-    .await;
-    let options = Options {
-        filter: Some("m2m.detail.matches-create".to_owned()),
-        patience: quick(),
-        ..Options::in_process(base)
+    let huge = |body: &[u8]| {
+        let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return body.to_vec();
+        };
+        body["data"]["referenceId"] = "x".repeat(4 * 1024 * 1024).into();
+        body.to_string().into_bytes()
     };
-    let (report, output) = run(&options).await;
-    assert_eq!(
-        report.failed_ids(),
-        ["m2m.detail.matches-create"],
-        "{output}"
-    );
-    let failure = report.results[0].failure().expect("a failure");
+    let failure = a_detail_answer_fails(huge).await;
     for quoted in [&failure.expected, &failure.actual] {
         assert!(
             quoted.len() <= linkbox_suite::client::MAX_QUOTED_BYTES + 64,
@@ -839,33 +838,11 @@ async fn a_failure_quotes_a_huge_answer_cut_short() {
 /// saying so, not as `null` (the message of an answer that is no JSON at all).
 #[tokio::test]
 async fn an_answer_nested_too_deep_fails_saying_so() {
-    let app = spawn_app().await;
-    let base = proxy::start(
-        &app.base,
-        proxy::Fault::response(|request, response| {
-            if request.method == "GET"
-                && request.path.starts_with("/partner/links/")
-                && response.status == 200
-            {
-                let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
-                response.body = bytes::Bytes::from(format!(r#"{{"success":true,"data":{deep}}}"#));
-                response.headers.remove(http::header::CONTENT_LENGTH);
-            }
-        }),
-    )
-    .await;
-    let options = Options {
-        filter: Some("m2m.detail.matches-create".to_owned()),
-        patience: quick(),
-        ..Options::in_process(base)
+    let deep = |_: &[u8]| {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        format!(r#"{{"success":true,"data":{deep}}}"#).into_bytes()
     };
-    let (report, output) = run(&options).await;
-    assert_eq!(
-        report.failed_ids(),
-        ["m2m.detail.matches-create"],
-        "{output}"
-    );
-    let failure = report.results[0].failure().expect("a failure");
+    let failure = a_detail_answer_fails(deep).await;
     assert!(
         failure.actual.contains("nested more than 128 levels deep"),
         "{}",

@@ -1077,6 +1077,23 @@ async fn a_leaf_client_reads_its_own_drift_with_the_vendors_token() {
     );
 }
 
+/// Adds `fault` on `vendor` for the Leaf account whose vendor token is `token`.
+async fn add_leaf_fault(vendor: &TestApp, token: &str, fault: &Value) {
+    let bearer = format!("Bearer {token}");
+    let added = vendor
+        .send(
+            Method::POST,
+            "/_sandbox/faults",
+            &[
+                ("authorization", bearer.as_str()),
+                ("content-type", "application/json"),
+            ],
+            Some(serde_json::to_vec(fault).expect("json")),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{added:?}");
+}
+
 /// A Leaf client's request whose vendor answer was lost is an error of its own report,
 /// read with its vendor token, and its journal holds it and the next: its vendor token stands for its
 /// shadow account from the request on. (Read as no tenant, the error was only in the
@@ -1089,18 +1106,7 @@ async fn a_leaf_clients_uncompared_request_is_in_its_own_report() {
     let bearer = format!("Bearer {token}");
     let path = format!("{WIDGETS}/magic-link/provider");
     let fault = json!({"method": "GET", "path": path, "drop": true, "times": 1});
-    let added = vendor
-        .send(
-            Method::POST,
-            "/_sandbox/faults",
-            &[
-                ("authorization", bearer.as_str()),
-                ("content-type", "application/json"),
-            ],
-            Some(serde_json::to_vec(&fault).expect("json")),
-        )
-        .await;
-    assert_eq!(added.status, 201, "{added:?}");
+    add_leaf_fault(&vendor, &token, &fault).await;
     let lost = shadow.leaf(Method::GET, &path, &token, None).await;
     assert_eq!(lost.status, 502, "{lost:?}");
     let headers = [("authorization", bearer.as_str())];
@@ -1437,21 +1443,9 @@ async fn a_user_made_on_one_side_then_named_by_a_magic_link_is_in_doubt() {
     let vendor = spawn_app().await;
     let shadow = shadowing(&vendor.base).await;
     let token = shadow.authenticate("one-user@example.com").await;
-    let bearer = format!("Bearer {token}");
     let users = "/services/usermanagement/api/users";
     let fault = json!({"method": "POST", "path": users, "status": 400, "times": 1});
-    let added = vendor
-        .send(
-            Method::POST,
-            "/_sandbox/faults",
-            &[
-                ("authorization", bearer.as_str()),
-                ("content-type", "application/json"),
-            ],
-            Some(serde_json::to_vec(&fault).expect("json")),
-        )
-        .await;
-    assert_eq!(added.status, 201, "{added:?}");
+    add_leaf_fault(&vendor, &token, &fault).await;
     let user = json!({"name": "Named", "email": "named@example.com", "externalId": "k-z"});
     let refused = shadow.leaf(Method::POST, users, &token, Some(&user)).await;
     assert_eq!(refused.status, 400, "the vendor's fault: {refused:?}");
@@ -1502,18 +1496,7 @@ async fn a_magic_link_for_a_user_the_vendor_always_refuses_is_drift_every_time()
         .to_owned();
     let path = format!("{WIDGETS}/magic-link/users/{user}/provider");
     let fault = json!({"method": "POST", "path": path, "status": 400});
-    let added = vendor
-        .send(
-            Method::POST,
-            "/_sandbox/faults",
-            &[
-                ("authorization", &format!("Bearer {token}")),
-                ("content-type", "application/json"),
-            ],
-            Some(serde_json::to_vec(&fault).expect("json")),
-        )
-        .await;
-    assert_eq!(added.status, 201, "{added:?}");
+    add_leaf_fault(&vendor, &token, &fault).await;
     for body in [
         json!({}),
         json!({"externalId": "grower-2"}),
