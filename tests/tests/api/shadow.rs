@@ -1103,6 +1103,8 @@ async fn a_leaf_clients_uncompared_request_is_in_its_own_report() {
     let vendor = spawn_app().await;
     let shadow = shadowing(&vendor.base).await;
     let token = shadow.authenticate("lost@example.com").await;
+    // Its vendor token stands for the shadow account once its authenticate is compared.
+    drift_after(&shadow, 1).await;
     let bearer = format!("Bearer {token}");
     let path = format!("{WIDGETS}/magic-link/provider");
     let fault = json!({"method": "GET", "path": path, "drop": true, "times": 1});
