@@ -84,6 +84,8 @@ struct Doubt {
 /// What a request is about, for doubt: its resource, and whether that is a collection.
 pub struct Resource {
     pub path: String,
+    /// A collection, or a create's key ([`keyed`]): its doubt is settled by a change that
+    /// settles it or after [`UNSETTLED_CHANGES`], and excuses none of its reads.
     pub collection: bool,
 }
 
@@ -132,15 +134,23 @@ pub fn resource(api: Api, method: &Method, path: &str, body: Option<&Value>) -> 
 /// each, whether made by the user-management service or with a magic link). Its path is
 /// no path a request names (`/partner/links#referenceId=…`), so no list passes it over.
 pub fn keyed(api: Api, body: Option<&Value>) -> Option<Resource> {
+    let name = match api {
+        Api::M2m => "referenceId",
+        Api::Leaf => "externalId",
+        Api::Sandbox => return None,
+    };
+    Some(key(api, body?.get(name)?.as_str()?))
+}
+
+/// The resource of the unique key `key` of `api`'s creates ([`keyed`]).
+pub fn key(api: Api, key: &str) -> Resource {
     let (name, base) = match api {
         Api::M2m => ("referenceId", "/partner/links".to_owned()),
-        Api::Leaf => (
+        Api::Leaf | Api::Sandbox => (
             "externalId",
             format!("{}/users", linkbox_contracts::leaf::USERS_BASE),
         ),
-        Api::Sandbox => return None,
     };
-    let key = body?.get(name)?.as_str()?;
     // Kept whole, however long: two long keys alike in their first KiB are two keys.
     let path = match key.len() > MAX_KEY_BYTES {
         false => format!("{base}#{name}={key}"),
@@ -156,10 +166,10 @@ pub fn keyed(api: Api, body: Option<&Value>) -> Option<Resource> {
     };
     // Settled as a collection's doubt is, by a change that settles it (for a key, a create
     // of it either side made), or after a few that do not: its reads are never excused.
-    Some(Resource {
+    Resource {
         path,
         collection: true,
-    })
+    }
 }
 
 /// The Leaf user a create's answer names (a magic link's `leafUserId`, a user's `id`), as
@@ -274,6 +284,21 @@ impl Doubts {
             .into_iter()
             .map(|(_, id, cause)| (id, cause))
             .collect()
+    }
+
+    /// Puts `resource` of `tenant` in doubt because of `cause`, and `key` with it (the key
+    /// another create of the same thing would name), when it is another resource.
+    pub fn raise_with(
+        &mut self,
+        tenant: Option<&str>,
+        resource: &Resource,
+        key: Option<Resource>,
+        cause: String,
+    ) {
+        if let Some(key) = key.filter(|key| key.path != resource.path) {
+            self.raise(tenant, &key, cause.clone());
+        }
+        self.raise(tenant, resource, cause);
     }
 
     /// Whether `resource` itself of `tenant` is in doubt.

@@ -273,7 +273,12 @@ impl Shadow {
     /// client was no tenant: one share among them all, and none of its requests that could
     /// not be compared in its own report. Any other request is left as it is.
     pub(super) fn forwarded_caller(&self, request: &mut Request) {
-        if identity::bearer(&request.headers).is_none() {
+        // Most requests carry no such token (an M2M key, in `Authorization` too): they are
+        // told apart by one look-up, without a copy of their headers.
+        let Some(token) = identity::bearer(&request.headers) else {
+            return;
+        };
+        if self.ids.shadow(token).is_none() {
             return;
         }
         let mut headers = request.headers.clone();
@@ -804,42 +809,28 @@ async fn work(
     }
 }
 
-/// Puts `resource` in doubt for `cause`, and with it the unique key a create of the same
-/// thing would name ([`doubts::keyed`]): a lost create's key, or an M2M link's
+/// The unique key a create of the same thing as `resource` would name, put in doubt with it
+/// ([`Doubts::raise_with`]): a lost create's key ([`doubts::keyed`]), or an M2M link's
 /// `referenceId` (its revoke lost or done on one side only, the re-create of its reference
 /// is the vendor's 201 and linkbox's 409, or the reverse, for that reason alone).
-fn raise_with_key(
+fn key_of(
     app: &App,
     ids: &Ids,
-    doubts: &mut Doubts,
     job: &Job,
+    body: Option<&serde_json::Value>,
     tenant: Option<&str>,
     resource: &doubts::Resource,
-    cause: String,
-) {
+) -> Option<doubts::Resource> {
     let creates = compare::creates(job.api, job.method.as_str(), &job.path);
-    let key = match (resource.collection, job.api) {
-        (true, _) if creates => {
-            let body: Option<serde_json::Value> = serde_json::from_slice(&job.body).ok();
-            doubts::keyed(job.api, body.as_ref())
+    match (resource.collection, job.api) {
+        (true, _) if creates => doubts::keyed(job.api, body),
+        (false, Api::M2m) => {
+            let id = ids.shadow(doubts::id_of(job.api, &job.method, &job.path)?)?;
+            let link = app.store.m2m().by_slug(tenant?)?.link_lent(&id).ok()?;
+            Some(doubts::key(job.api, &link.view().item.reference_id))
         }
-        (false, Api::M2m) => doubts::id_of(job.api, &job.method, &job.path)
-            .and_then(|id| ids.shadow(id))
-            .zip(tenant)
-            .and_then(|(id, tenant)| app.store.m2m().by_slug(tenant)?.link_lent(&id).ok())
-            .and_then(|link| {
-                let reference = &link.view().item.reference_id;
-                doubts::keyed(
-                    job.api,
-                    Some(&serde_json::json!({ "referenceId": reference })),
-                )
-            }),
         _ => None,
-    };
-    if let Some(key) = key.filter(|key| key.path != resource.path) {
-        doubts.raise(tenant, &key, cause.clone());
     }
-    doubts.raise(tenant, resource, cause);
 }
 
 /// Applies one job to the shadow, compares the answers and records what differs; a
@@ -874,7 +865,15 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
              linkbox did not apply"
         };
         let cause = format!("{} {} {cause}", job.method, job.path);
-        raise_with_key(app, ids, doubts, &job, tenant.as_deref(), &resource, cause);
+        let key = key_of(
+            app,
+            ids,
+            &job,
+            request_json.as_ref(),
+            tenant.as_deref(),
+            &resource,
+        );
+        doubts.raise_with(tenant.as_deref(), &resource, key, cause);
         return;
     };
     if linkbox_suite::is_weather(upstream.status) {
@@ -890,7 +889,15 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
                  linkbox did not apply",
                 upstream.status, job.method, job.path
             );
-            raise_with_key(app, ids, doubts, &job, tenant.as_deref(), &resource, cause);
+            let key = key_of(
+                app,
+                ids,
+                &job,
+                request_json.as_ref(),
+                tenant.as_deref(),
+                &resource,
+            );
+            doubts.raise_with(tenant.as_deref(), &resource, key, cause);
         }
         app.drift.error(
             tenant.as_deref(),
@@ -1088,7 +1095,15 @@ async fn apply(surfaces: &Surfaces, app: &App, ids: &Ids, doubts: &mut Doubts, j
             "the vendor answered {} and linkbox {} to {} {}, so one did what the other did not",
             upstream.status, local_status, job.method, job.path
         );
-        raise_with_key(app, ids, doubts, &job, tenant.as_deref(), one_sided, cause);
+        let key = key_of(
+            app,
+            ids,
+            &job,
+            request_json.as_ref(),
+            tenant.as_deref(),
+            one_sided,
+        );
+        doubts.raise_with(tenant.as_deref(), one_sided, key, cause);
     }
     // An id of the vendor's that no compared answer ever showed (made before shadowing
     // began, or by a request whose answer was lost) is not held by the shadow: its 404
