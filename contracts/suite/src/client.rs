@@ -492,17 +492,28 @@ const MAX_PAGE_ITEMS: usize = {
 pub const MAX_QUOTED_BYTES: usize = 4096;
 
 /// `text`, cut to [`MAX_QUOTED_BYTES`] at a character's edge, saying how long it was.
-fn quoted(mut text: String) -> String {
-    if text.len() > MAX_QUOTED_BYTES {
-        let whole = text.len();
-        let mut cut = MAX_QUOTED_BYTES;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push_str(&format!("… ({whole} bytes in all)"));
+fn quoted(text: String) -> String {
+    match text.len() > MAX_QUOTED_BYTES {
+        true => format!(
+            "{}… ({} bytes in all)",
+            start(&text, MAX_QUOTED_BYTES),
+            text.len()
+        ),
+        false => text,
     }
-    text
+}
+
+/// The first `limit` bytes of `text`, at a character's edge.
+fn start(text: &str, limit: usize) -> &str {
+    &text[..text.floor_char_boundary(limit)]
+}
+
+/// `text` cut to its first `limit` bytes and `…`, when longer.
+fn excerpt(text: &str, limit: usize) -> String {
+    match text.len() > limit {
+        true => format!("{}…", start(text, limit)),
+        false => text.to_owned(),
+    }
 }
 
 /// Why a target's answer could not be read whole.
@@ -1487,16 +1498,7 @@ impl Reply {
     }
 
     fn body_excerpt(&self) -> String {
-        let mut text = self.text.clone();
-        if text.len() > 400 {
-            let mut cut = 400;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
-            text.push('…');
-        }
-        text
+        excerpt(&self.text, 400)
     }
 
     /// The status code is `expected`.
@@ -1818,16 +1820,11 @@ impl Reply {
 /// values each of the wrong type, gigabytes).
 fn schema_errors(validator: &jsonschema::Validator, json: &Value, text: &str) -> Vec<String> {
     let say = |error: jsonschema::ValidationError<'_>| {
-        let mut said = format!("{error}");
-        if said.len() > 400 {
-            let mut cut = 400;
-            while !said.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            said.truncate(cut);
-            said.push('…');
-        }
-        format!("{said} at {}", error.instance_path())
+        format!(
+            "{} at {}",
+            excerpt(&error.to_string(), 400),
+            error.instance_path()
+        )
     };
     if text.len() > 64 * 1024 {
         return validator
