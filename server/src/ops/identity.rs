@@ -630,15 +630,20 @@ mod tests {
         map
     }
 
+    /// A sandbox of the default settings: open mode, no admin token.
+    fn open_app() -> App {
+        App::new(crate::config::Settings::resolve(
+            crate::config::Options::default(),
+            "127.0.0.1:1".parse().expect("addr"),
+        ))
+    }
+
     /// A Leaf account that has written exists for the journal's rings and the bodies'
     /// shares, though its Bearer token is also read (and refused) as an M2M key; one that
     /// has not written does not.
     #[test]
     fn a_leaf_account_that_has_written_exists_though_its_token_is_no_key() {
-        let app = App::new(crate::config::Settings::resolve(
-            crate::config::Options::default(),
-            "127.0.0.1:1".parse().expect("addr"),
-        ));
+        let app = open_app();
         let accounts = app.store.leaf();
         let now = app.clock.now();
         let token = tokens::issue(accounts, "farmco", false, now).expect("token");
@@ -662,10 +667,7 @@ mod tests {
     /// not exist, with no share of its own. On the M2M API it is the partner's.
     #[test]
     fn a_made_up_accounts_token_beside_a_known_key_names_no_existing_tenant_off_m2m() {
-        let app = App::new(crate::config::Settings::resolve(
-            crate::config::Options::default(),
-            "127.0.0.1:1".parse().expect("addr"),
-        ));
+        let app = open_app();
         let key = "m2m_test_known000000000000000000000000000";
         let partners = app.store.m2m();
         partners
@@ -700,10 +702,7 @@ mod tests {
     /// the request locks to read that state fresh, and resolves to none.)
     #[test]
     fn the_hint_names_the_tenant_the_caller_resolves_to() {
-        let app = App::new(crate::config::Settings::resolve(
-            crate::config::Options::default(),
-            "127.0.0.1:1".parse().expect("addr"),
-        ));
+        let app = open_app();
         let known = "m2m_test_known000000000000000000000000000";
         let partners = app.store.m2m();
         partners
@@ -745,10 +744,7 @@ mod tests {
     /// naming a tenant, known or not, may be served.
     #[test]
     fn without_an_admin_token_only_credentials_that_name_no_tenant_are_refused_at_once() {
-        let app = App::new(crate::config::Settings::resolve(
-            crate::config::Options::default(),
-            "127.0.0.1:1".parse().expect("addr"),
-        ));
+        let app = open_app();
         let token =
             tokens::issue(app.store.leaf(), "grower", false, app.clock.now()).expect("token");
         let bearer = format!("Bearer {token}");
